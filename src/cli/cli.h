@@ -1,0 +1,92 @@
+/*
+ * cli.h - the command-line layer: the command table, generic option parsing and helpers.
+ *
+ * Commands are data (struct inf_cli_command): name, handler, options, one-line summary. main.c
+ * parses global options, finds the command, parses the command's options against its table
+ * (unknown options are refused there with a suggestion, exit 2), applies options that map to
+ * configuration keys, and only then calls the handler. Handlers return an exit code.
+ */
+#ifndef INFERNO_CLI_CLI_H
+#define INFERNO_CLI_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "inferno/config.h"
+
+enum {
+    INF_EXIT_OK = 0,
+    INF_EXIT_FAIL = 1,    /* the operation failed (or, for validate, the file is invalid) */
+    INF_EXIT_USAGE = 2,   /* bad command line */
+    INF_EXIT_NOTIMPL = 3, /* the command exists but is not available yet */
+};
+
+enum inf_cli_opt_kind {
+    INF_OPT_FLAG,  /* --name */
+    INF_OPT_VALUE, /* --name VALUE, --name=VALUE, -x VALUE */
+    INF_OPT_LIST,  /* like VALUE, may repeat; all values kept */
+};
+
+struct inf_cli_opt {
+    const char *name; /* long name without dashes */
+    char short_name;  /* 0 when none */
+    enum inf_cli_opt_kind kind;
+    const char *metavar; /* "N", "FILE"… for help */
+    const char *help;
+    const char *config_key; /* when set, the value is applied to this configuration key as a flag */
+};
+
+#define INF_CLI_MAX_OPTS       48
+#define INF_CLI_MAX_POSITIONAL 64
+
+struct inf_cli_args {
+    const struct inf_cli_opt *opts;
+    size_t n_opts;
+    int count[INF_CLI_MAX_OPTS];         /* times each option was given */
+    const char *value[INF_CLI_MAX_OPTS]; /* last value given */
+    const char **list[INF_CLI_MAX_OPTS]; /* all values, for INF_OPT_LIST (malloc'd) */
+    const char *positional[INF_CLI_MAX_POSITIONAL];
+    int n_positional;
+};
+
+struct inf_cli;
+
+struct inf_cli_command {
+    const char *name;
+    int (*handler)(struct inf_cli *cli, struct inf_cli_args *args);
+    const struct inf_cli_opt *opts;     /* terminated by an entry with name == NULL */
+    const char *usage;                  /* argument synopsis after the command name */
+    const char *summary;                /* one line */
+    const char *description;            /* longer text for `inferno help <command>`, may be NULL */
+    int min_positional, max_positional; /* max -1 = unlimited */
+};
+
+struct inf_cli {
+    struct inf_config *config; /* effective configuration: defaults < files < env < flags */
+    const struct inf_cli_command *command;
+};
+
+/* Option access. name is the long name; asking for an option the command lacks is a bug. */
+bool inf_cli_has(const struct inf_cli_args *a, const char *name);
+const char *inf_cli_value(const struct inf_cli_args *a, const char *name);
+/* Values of a LIST option (NULL-terminated; an empty list when never given). */
+const char *const *inf_cli_values(const struct inf_cli_args *a, const char *name, int *n);
+
+/*
+ * Parse an integer option value; on failure prints "inferno <cmd>: option '--name' expects an
+ * integer in [lo, hi], got 'x'" and returns false.
+ */
+bool inf_cli_int(const struct inf_cli *cli, const struct inf_cli_args *a, const char *name,
+                 long long lo, long long hi, long long *out);
+
+/* Print "inferno <command>: <message>" to stderr (errors for the user). */
+void inf_cli_errorf(const struct inf_cli *cli, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Levenshtein distance, for "did you mean" suggestions. */
+size_t inf_cli_edit_distance(const char *a, const char *b);
+
+/* Command handlers, one file per command (cmd_<name>.c). */
+int inf_cmd_config(struct inf_cli *cli, struct inf_cli_args *args);
+
+#endif

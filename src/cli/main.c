@@ -1,0 +1,458 @@
+/*
+ * main.c - the `inferno` executable: the command table, generic option parsing, the
+ * configuration cascade, and dispatch. This is the only file that may call exit().
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "build_info.h"
+#include "cli/cli.h"
+#include "inferno/config.h"
+#include "inferno/cpu.h"
+#include "inferno/log.h"
+
+/* Options every command accepts (before or after the command name). */
+static const struct inf_cli_opt global_opts[] = {
+    {"help", 'h', INF_OPT_FLAG, NULL, "show help and exit", NULL},
+    {"config", 0, INF_OPT_VALUE, "FILE", "read this configuration file above the others", NULL},
+    {"models-dir", 0, INF_OPT_VALUE, "DIR", "directory scanned for models", "models_dir"},
+    {"log-level", 0, INF_OPT_VALUE, "LEVEL", "trace, debug, info, warn, error or off", "log.level"},
+    {"log-format", 0, INF_OPT_VALUE, "FMT", "pretty, compact, json or auto", "log.format"},
+    {"set", 0, INF_OPT_LIST, "KEY=VALUE", "override any configuration key (repeatable)", NULL},
+    {NULL, 0, 0, NULL, NULL, NULL},
+};
+
+static const struct inf_cli_opt config_opts[] = {
+    {"origin", 0, INF_OPT_FLAG, NULL, "show: print where each value came from", NULL},
+    {"json", 0, INF_OPT_FLAG, NULL, "show/get/path: print JSON", NULL},
+    {"local", 0, INF_OPT_FLAG, NULL, "init: write ./.inferno.toml instead of the user file", NULL},
+    {"path", 0, INF_OPT_VALUE, "FILE", "init: write to FILE", NULL},
+    {NULL, 0, 0, NULL, NULL, NULL},
+};
+
+/* The command table. A NULL handler means the command is planned but not built yet. */
+static const struct inf_cli_command commands[] = {
+    {"run", NULL, NULL, "-m MODEL -p PROMPT [options]", "generate text from a prompt", NULL, 0, -1},
+    {"chat", NULL, NULL, "-m MODEL", "interactive chat in the terminal", NULL, 0, -1},
+    {"serve", NULL, NULL, "[-m MODEL]... [--port N]", "OpenAI-compatible HTTP server", NULL, 0, -1},
+    {"models", NULL, NULL, "list | info MODEL", "list and inspect model files", NULL, 0, -1},
+    {"bench", NULL, NULL, "-m MODEL [-p N] [-n N]", "measure prompt and generation speed", NULL, 0,
+     -1},
+    {"validate", NULL, NULL, "MODEL [--checksum ALG] [--deep]", "check a model file", NULL, 0, -1},
+    {"convert", NULL, NULL, "IN OUT [options]", "convert models between formats", NULL, 0, -1},
+    {"quantize", NULL, NULL, "IN.gguf OUT.gguf --type TYPE", "re-quantize a GGUF model", NULL, 0,
+     -1},
+    {"tokenize", NULL, NULL, "-m MODEL [--text T]", "show how text is tokenized", NULL, 0, -1},
+    {"perplexity", NULL, NULL, "-m MODEL -f TEXT", "measure perplexity on a text", NULL, 0, -1},
+    {"cache", NULL, NULL, "SUBCOMMAND", "manage the model and response caches", NULL, 0, -1},
+    {"audit", NULL, NULL, "SUBCOMMAND", "query the audit log", NULL, 0, -1},
+    {"batch", NULL, NULL, "FILE", "run a batch of requests from a file", NULL, 0, -1},
+    {"queue", NULL, NULL, "SUBCOMMAND", "manage the persistent job queue", NULL, 0, -1},
+    {"config", inf_cmd_config, config_opts, "show [--origin] | get KEY | path | init",
+     "show and initialise the configuration",
+     "  show      the effective configuration as TOML (--origin: where each value came from)\n"
+     "  get KEY   one value (strings unquoted; lists one item per line)\n"
+     "  path      the configuration files consulted, lowest precedence first\n"
+     "  init      write a commented default configuration file (never overwrites)\n"
+     "\n"
+     "Precedence, highest first: flags > INFERNO_* environment > --config/INFERNO_CONFIG >\n"
+     "./.inferno.toml > ~/.inferno.toml > $XDG_CONFIG_HOME/inferno/config.toml > defaults.\n",
+     1, 2},
+    {"tui", NULL, NULL, "", "terminal user interface", NULL, 0, -1},
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void print_opts(FILE *f, const struct inf_cli_opt *opts)
+{
+    for (size_t i = 0; opts && opts[i].name; i++) {
+        char left[64];
+        if (opts[i].short_name)
+            snprintf(left, sizeof(left), "-%c, --%s%s%s", opts[i].short_name, opts[i].name,
+                     opts[i].metavar ? " " : "", opts[i].metavar ? opts[i].metavar : "");
+        else
+            snprintf(left, sizeof(left), "    --%s%s%s", opts[i].name, opts[i].metavar ? " " : "",
+                     opts[i].metavar ? opts[i].metavar : "");
+        fprintf(f, "  %-28s %s\n", left, opts[i].help);
+    }
+}
+
+static void print_main_help(FILE *f)
+{
+    fprintf(f, "inferno %s - offline model runner\n\n", INFERNO_VERSION);
+    fprintf(f, "Usage: inferno [global options] <command> [options]\n\nCommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %-12s %s%s\n", commands[i].name, commands[i].summary,
+                commands[i].handler ? "" : " (not available yet)");
+    fprintf(f, "  %-12s %s\n", "help", "show help for a command");
+    fprintf(f, "\nGlobal options:\n");
+    print_opts(f, global_opts);
+    fprintf(f, "  %-28s %s\n", "-V, --version", "show version, build and CPU features");
+    fprintf(f, "\nRun 'inferno help <command>' for the options of a command.\n");
+}
+
+static void print_command_help(FILE *f, const struct inf_cli_command *c)
+{
+    fprintf(f, "Usage: inferno %s %s\n\n%s%s\n", c->name, c->usage, c->summary,
+            c->handler ? "" : " (not available yet)");
+    if (c->description)
+        fprintf(f, "\n%s", c->description);
+    if (c->opts && c->opts[0].name) {
+        fprintf(f, "\nOptions:\n");
+        print_opts(f, c->opts);
+    }
+    fprintf(f, "\nGlobal options:\n");
+    print_opts(f, global_opts);
+}
+
+static void print_version(void)
+{
+    char feats[256];
+    inf_cpu_features_string(inf_cpu_features(), feats, sizeof(feats));
+    printf("inferno %s\n", INFERNO_VERSION);
+    printf("commit:       %s\n", INFERNO_GIT_COMMIT);
+    printf("build type:   %s\n", INFERNO_BUILD_TYPE);
+    printf("compiler:     %s\n", INFERNO_COMPILER);
+    printf("cpu features: %s\n", feats);
+    printf("cores:        %d physical\n", inf_cpu_physical_cores());
+}
+
+/* The closest of names[0..n) to s, or NULL when nothing is close. */
+static const char *nearest(const char *s, const char *const *names, size_t n)
+{
+    const char *best = NULL;
+    size_t best_d = (size_t)-1;
+    size_t limit = strlen(s) <= 4 ? 1 : 2;
+    for (size_t i = 0; i < n; i++) {
+        size_t d = inf_cli_edit_distance(s, names[i]);
+        if (d < best_d) {
+            best_d = d;
+            best = names[i];
+        }
+    }
+    return best_d <= limit ? best : NULL;
+}
+
+static const struct inf_cli_command *find_command(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static int unknown_command(const char *name)
+{
+    const char *names[N_COMMANDS + 1];
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        names[i] = commands[i].name;
+    names[N_COMMANDS] = "help";
+    const char *near = nearest(name, names, N_COMMANDS + 1);
+    if (near)
+        fprintf(stderr, "inferno: unknown command '%s' (did you mean '%s'?)\n", name, near);
+    else
+        fprintf(stderr, "inferno: unknown command '%s'; run 'inferno --help' for the list\n", name);
+    return INF_EXIT_USAGE;
+}
+
+static int unknown_option(const char *cmd, const struct inf_cli_opt *opts, size_t n_opts,
+                          const char *arg)
+{
+    const char *names[INF_CLI_MAX_OPTS] = {0};
+    const char *name = arg;
+    char buf[128];
+    while (*name == '-')
+        name++;
+    snprintf(buf, sizeof(buf), "%s", name);
+    char *eq = strchr(buf, '=');
+    if (eq)
+        *eq = '\0';
+    for (size_t i = 0; i < n_opts; i++)
+        names[i] = opts[i].name;
+    const char *near = arg[1] == '-' ? nearest(buf, names, n_opts) : NULL;
+    fprintf(stderr, "inferno%s%s: unknown option '%.*s'", cmd ? " " : "", cmd ? cmd : "",
+            eq ? (int)(strchr(arg, '=') - arg) : (int)strlen(arg), arg);
+    if (near)
+        fprintf(stderr, " (did you mean '--%s'?)", near);
+    fprintf(stderr, "\n");
+    return INF_EXIT_USAGE;
+}
+
+/*
+ * Parse argv[0..argc) against opts. Positionals are collected; "--" ends options.
+ * Returns 0 or an exit code after printing the problem.
+ */
+static int parse_args(const char *cmd, const struct inf_cli_opt *opts, size_t n_opts, int argc,
+                      char **argv, struct inf_cli_args *a)
+{
+    bool only_positional = false;
+    memset(a, 0, sizeof(*a));
+    a->opts = opts;
+    a->n_opts = n_opts;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if (only_positional || arg[0] != '-' || arg[1] == '\0') {
+            if (a->n_positional >= INF_CLI_MAX_POSITIONAL) {
+                fprintf(stderr, "inferno: too many arguments (at most %d)\n",
+                        INF_CLI_MAX_POSITIONAL);
+                return INF_EXIT_USAGE;
+            }
+            a->positional[a->n_positional++] = arg;
+            continue;
+        }
+        if (strcmp(arg, "--") == 0) {
+            only_positional = true;
+            continue;
+        }
+        int found = -1;
+        const char *inline_val = NULL;
+        if (arg[1] == '-') {
+            const char *name = arg + 2;
+            const char *eq = strchr(name, '=');
+            size_t len = eq ? (size_t)(eq - name) : strlen(name);
+            for (size_t k = 0; k < n_opts && found < 0; k++)
+                if (strlen(opts[k].name) == len && strncmp(opts[k].name, name, len) == 0)
+                    found = (int)k;
+            if (eq)
+                inline_val = eq + 1;
+        } else {
+            for (size_t k = 0; k < n_opts && found < 0; k++)
+                if (opts[k].short_name && opts[k].short_name == arg[1])
+                    found = (int)k;
+            if (found >= 0 && arg[2])
+                inline_val = arg + 2;
+        }
+        if (found < 0)
+            return unknown_option(cmd, opts, n_opts, arg);
+        const struct inf_cli_opt *o = &opts[found];
+        if (o->kind == INF_OPT_FLAG) {
+            if (inline_val) {
+                fprintf(stderr, "inferno: option '--%s' takes no value\n", o->name);
+                return INF_EXIT_USAGE;
+            }
+            a->count[found]++;
+            continue;
+        }
+        const char *val = inline_val;
+        if (!val) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "inferno: option '--%s' needs a value (%s)\n", o->name,
+                        o->metavar ? o->metavar : "VALUE");
+                return INF_EXIT_USAGE;
+            }
+            val = argv[++i];
+        }
+        a->count[found]++;
+        a->value[found] = val;
+        if (o->kind == INF_OPT_LIST) {
+            const char **l =
+                realloc((void *)a->list[found], (size_t)(a->count[found] + 1) * sizeof(*l));
+            if (!l) {
+                fprintf(stderr, "inferno: out of memory\n");
+                return INF_EXIT_FAIL;
+            }
+            l[a->count[found] - 1] = val;
+            l[a->count[found]] = NULL;
+            a->list[found] = l;
+        }
+    }
+    return 0;
+}
+
+static void free_args(struct inf_cli_args *a)
+{
+    for (size_t i = 0; i < a->n_opts; i++)
+        free((void *)a->list[i]);
+}
+
+/* Apply log settings from the configuration (after the whole cascade). */
+static void apply_log_config(const struct inf_config *cfg)
+{
+    enum inf_log_level lvl;
+    enum inf_log_format fmt;
+    if (inf_log_level_parse(inf_config_get_str(cfg, "log.level"), &lvl) == INF_OK)
+        inf_log_set_level(lvl);
+    const char *f = inf_config_get_str(cfg, "log.format");
+    if (strcmp(f, "auto") != 0 && inf_log_format_parse(f, &fmt) == INF_OK)
+        inf_log_set_format(fmt);
+}
+
+/* Before the files are read, honour the log settings of flags and env for early warnings. */
+static void early_log_setup(const struct inf_cli_args *a)
+{
+    enum inf_log_level lvl;
+    enum inf_log_format fmt;
+    const char *l = inf_cli_value(a, "log-level");
+    const char *f = inf_cli_value(a, "log-format");
+    if (!l)
+        l = getenv("INFERNO_LOG_LEVEL");
+    if (!f)
+        f = getenv("INFERNO_LOG_FORMAT");
+    if (l && inf_log_level_parse(l, &lvl) == INF_OK)
+        inf_log_set_level(lvl);
+    if (f && inf_log_format_parse(f, &fmt) == INF_OK)
+        inf_log_set_format(fmt);
+}
+
+static int apply_flags(struct inf_config *cfg, const struct inf_cli_args *a)
+{
+    struct inf_error err = {0};
+    for (size_t i = 0; i < a->n_opts; i++) {
+        const struct inf_cli_opt *o = &a->opts[i];
+        if (!a->count[i])
+            continue;
+        if (o->config_key) {
+            char desc[96];
+            snprintf(desc, sizeof(desc), "flag --%s", o->name);
+            if (inf_config_set(cfg, o->config_key, a->value[i], INF_ORIGIN_FLAG, desc, &err)) {
+                fprintf(stderr, "inferno: option '--%s': %s\n", o->name, inf_error_message(&err));
+                return INF_EXIT_USAGE;
+            }
+        } else if (strcmp(o->name, "set") == 0) {
+            for (int k = 0; k < a->count[i]; k++) {
+                const char *kv = a->list[i][k];
+                const char *eq = strchr(kv, '=');
+                char key[128];
+                if (!eq || eq == kv || (size_t)(eq - kv) >= sizeof(key)) {
+                    fprintf(stderr, "inferno: option '--set' expects KEY=VALUE, got '%s'\n", kv);
+                    return INF_EXIT_USAGE;
+                }
+                snprintf(key, sizeof(key), "%.*s", (int)(eq - kv), kv);
+                if (inf_config_set(cfg, key, eq + 1, INF_ORIGIN_FLAG, "flag --set", &err)) {
+                    fprintf(stderr, "inferno: option '--set': %s\n", inf_error_message(&err));
+                    return INF_EXIT_USAGE;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct inf_cli_opt opts[INF_CLI_MAX_OPTS];
+    size_t n_opts = 0, n_global = 0;
+    struct inf_cli_args args;
+    struct inf_cli cli = {0};
+    struct inf_error err = {0};
+    int i = 1, rc;
+
+    while (global_opts[n_global].name)
+        n_global++;
+
+    /* Global options before the command name. */
+    for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
+            print_version();
+            return INF_EXIT_OK;
+        }
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            print_main_help(stdout);
+            return INF_EXIT_OK;
+        }
+        bool known = false, takes_value = false;
+        for (size_t k = 0; k < n_global && !known; k++) {
+            size_t l = strlen(global_opts[k].name);
+            if (strncmp(a + 2, global_opts[k].name, l) == 0 && a[1] == '-' &&
+                (a[2 + l] == '\0' || a[2 + l] == '=')) {
+                known = true;
+                takes_value = global_opts[k].kind != INF_OPT_FLAG && a[2 + l] == '\0';
+            }
+        }
+        if (!known)
+            return unknown_option(NULL, global_opts, n_global, a);
+        if (takes_value)
+            i++;
+    }
+    if (i >= argc) {
+        print_main_help(stderr);
+        return INF_EXIT_USAGE;
+    }
+    int first_global = 1, n_before = i - 1;
+    const char *name = argv[i];
+
+    if (strcmp(name, "help") == 0) {
+        if (i + 1 >= argc) {
+            print_main_help(stdout);
+            return INF_EXIT_OK;
+        }
+        const struct inf_cli_command *c = find_command(argv[i + 1]);
+        if (!c)
+            return unknown_command(argv[i + 1]);
+        print_command_help(stdout, c);
+        return INF_EXIT_OK;
+    }
+    const struct inf_cli_command *cmd = find_command(name);
+    if (!cmd)
+        return unknown_command(name);
+    cli.command = cmd;
+
+    if (!cmd->handler) {
+        for (int k = i + 1; k < argc; k++)
+            if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0) {
+                print_command_help(stdout, cmd);
+                return INF_EXIT_OK;
+            }
+        fprintf(stderr, "inferno: '%s' is not available yet\n", cmd->name);
+        return INF_EXIT_NOTIMPL;
+    }
+
+    /* The command's own options, then the global ones. */
+    for (size_t k = 0; cmd->opts && cmd->opts[k].name; k++)
+        opts[n_opts++] = cmd->opts[k];
+    for (size_t k = 0; k < n_global && n_opts < INF_CLI_MAX_OPTS; k++)
+        opts[n_opts++] = global_opts[k];
+
+    /* Parse the global options given before the command together with the rest. */
+    int n_rest = argc - i - 1;
+    char **all = malloc((size_t)(n_before + n_rest + 1) * sizeof(char *));
+    if (!all) {
+        fprintf(stderr, "inferno: out of memory\n");
+        return INF_EXIT_FAIL;
+    }
+    for (int k = 0; k < n_before; k++)
+        all[k] = argv[first_global + k];
+    for (int k = 0; k < n_rest; k++)
+        all[n_before + k] = argv[i + 1 + k];
+    all[n_before + n_rest] = NULL;
+    rc = parse_args(cmd->name, opts, n_opts, n_before + n_rest, all, &args);
+    if (rc) {
+        free(all);
+        return rc;
+    }
+    if (inf_cli_has(&args, "help")) {
+        print_command_help(stdout, cmd);
+        rc = INF_EXIT_OK;
+        goto out_args;
+    }
+    if (args.n_positional < cmd->min_positional ||
+        (cmd->max_positional >= 0 && args.n_positional > cmd->max_positional)) {
+        fprintf(stderr, "inferno %s: wrong number of arguments\nUsage: inferno %s %s\n", cmd->name,
+                cmd->name, cmd->usage);
+        rc = INF_EXIT_USAGE;
+        goto out_args;
+    }
+
+    early_log_setup(&args);
+    int n_warn = 0;
+    if (inf_config_load(&cli.config, inf_cli_value(&args, "config"), &n_warn, &err)) {
+        fprintf(stderr, "inferno: configuration error: %s\n", inf_error_message(&err));
+        rc = INF_EXIT_FAIL;
+        goto out_args;
+    }
+    rc = apply_flags(cli.config, &args);
+    if (rc)
+        goto out_config;
+    apply_log_config(cli.config);
+
+    rc = cmd->handler(&cli, &args);
+
+out_config:
+    inf_config_free(cli.config);
+out_args:
+    free_args(&args);
+    free(all);
+    return rc;
+}

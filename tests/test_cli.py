@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""test_cli.py - the inferno executable end to end: help, version, errors and exit codes,
+not-yet-built commands, and the configuration cascade as users see it.
+
+Usage: test_cli.py PATH_TO_INFERNO. Each run uses a fresh HOME/XDG/cwd in a temp directory."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import tomllib
+
+passed = 0
+failed = 0
+
+
+def check(cond, what):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print(f"FAIL: {what}", file=sys.stderr)
+
+
+def main():
+    exe = os.path.abspath(sys.argv[1])
+    tmp = tempfile.mkdtemp(prefix="inferno-cli-")
+    home = os.path.join(tmp, "home")
+    xdg = os.path.join(tmp, "xdg")
+    work = os.path.join(tmp, "work")
+    for d in (home, xdg, work):
+        os.makedirs(d)
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("INFERNO_")}
+    base_env.update(HOME=home, XDG_CONFIG_HOME=xdg, NO_COLOR="1")
+
+    def run(*args, env=None, stdin=None):
+        e = dict(base_env)
+        e.update(env or {})
+        p = subprocess.run([exe, *args], cwd=work, env=e, capture_output=True, text=True,
+                           input=stdin, timeout=60)
+        if p.returncode < 0:
+            check(False, f"{args}: killed by signal {-p.returncode}")
+        return p
+
+    # help and version
+    p = run("--help")
+    check(p.returncode == 0 and "Commands:" in p.stdout, "--help lists commands")
+    for c in ["run", "chat", "serve", "models", "bench", "validate", "convert", "quantize",
+              "tokenize", "perplexity", "cache", "audit", "batch", "queue", "config", "tui"]:
+        check(f"\n  {c} " in p.stdout, f"--help lists {c}")
+    p = run("--version")
+    check(p.returncode == 0, "--version exits 0")
+    for field in ["inferno 0.", "commit:", "build type:", "compiler:", "cpu features:"]:
+        check(field in p.stdout, f"--version shows {field!r}: {p.stdout!r}")
+    p = run("help", "config")
+    check(p.returncode == 0 and "Usage: inferno config" in p.stdout and "--origin" in p.stdout,
+          "help config")
+    p = run("config", "--help")
+    check(p.returncode == 0 and "Usage: inferno config" in p.stdout, "config --help")
+    p = run()
+    check(p.returncode == 2, "no command: exit 2")
+
+    # unknown command / option: exit 2 naming the offender and a suggestion
+    p = run("confg", "show")
+    check(p.returncode == 2 and "'confg'" in p.stderr and "'config'" in p.stderr,
+          f"unknown command suggestion: {p.stderr!r}")
+    p = run("xyzzyq")
+    check(p.returncode == 2 and "'xyzzyq'" in p.stderr, "unknown command far from all")
+    p = run("config", "show", "--orgin")
+    check(p.returncode == 2 and "'--orgin'" in p.stderr and "'--origin'" in p.stderr,
+          f"unknown option suggestion: {p.stderr!r}")
+    p = run("--bogus", "config", "show")
+    check(p.returncode == 2 and "'--bogus'" in p.stderr, "unknown global option")
+    p = run("config", "frob")
+    check(p.returncode == 2 and "'frob'" in p.stderr, "unknown subcommand")
+    p = run("config", "show", "--log-level")
+    check(p.returncode == 2 and "needs a value" in p.stderr, "option missing its value")
+
+    # commands not built yet: exit 3 and a plain message, nothing else on stdout
+    for c in ["run", "chat", "serve", "bench", "convert", "quantize", "perplexity", "cache",
+              "audit", "batch", "queue", "tui"]:
+        p = run(c, "-m", "x")
+        check(p.returncode == 3 and "not available yet" in p.stderr and p.stdout == "",
+              f"{c}: not available yet (rc {p.returncode}, {p.stderr!r})")
+
+    # config show --origin over the cascade
+    os.makedirs(os.path.join(xdg, "inferno"))
+    with open(os.path.join(xdg, "inferno", "config.toml"), "w") as f:
+        f.write("[server]\nport = 1001\nparallel = 3\n")
+    with open(os.path.join(home, ".inferno.toml"), "w") as f:
+        f.write("[server]\nport = 1002\n[backend]\nthreads = 2\n")
+    with open(os.path.join(work, ".inferno.toml"), "w") as f:
+        f.write("# local\n[server]\nport = 1003\nhost = \"0.0.0.0\"\n")
+    p = run("config", "show", "--origin", "--json",
+            env={"INFERNO_LOG_FORMAT": "json", "INFERNO_BACKEND_BATCH_SIZE": "64"})
+    check(p.returncode == 0, f"config show --json: {p.stderr!r}")
+    cfg = json.loads(p.stdout)
+    check(cfg["server.port"] == {"value": 1003, "origin": "./.inferno.toml:3"},
+          f"local file wins: {cfg['server.port']}")
+    check(cfg["server.parallel"]["origin"] == os.path.join(xdg, "inferno", "config.toml") + ":3",
+          "xdg origin")
+    check(cfg["backend.threads"]["origin"] == os.path.join(home, ".inferno.toml") + ":4",
+          "home origin")
+    check(cfg["log.format"] == {"value": "json", "origin": "env INFERNO_LOG_FORMAT"},
+          "env origin")
+    check(cfg["backend.batch_size"] == {"value": 64, "origin": "env INFERNO_BACKEND_BATCH_SIZE"},
+          "env value")
+    check(cfg["server.api_keys"] == {"value": [], "origin": "default"}, "default origin")
+
+    p = run("config", "show", "--origin", env={"INFERNO_LOG_FORMAT": "json"})
+    check(p.returncode == 0, "config show --origin")
+    shown = tomllib.loads(p.stdout)  # the plain form is valid TOML
+    check(shown["server"]["port"] == 1003, "show is TOML with the effective values")
+    for line in p.stdout.splitlines():
+        if "=" in line:
+            check("  # " in line, f"every key has an origin: {line!r}")
+    check("log.format" not in p.stdout and "format = \"json\"  # env INFERNO_LOG_FORMAT" in
+          p.stdout, "log format origin in TOML form")
+
+    # flags beat the environment; --set reaches any key
+    p = run("config", "get", "server.port", "--set", "server.port=1006",
+            env={"INFERNO_SERVER_PORT": "1005"})
+    check(p.stdout == "1006\n", f"flag over env: {p.stdout!r}")
+    p = run("config", "get", "server.port", env={"INFERNO_SERVER_PORT": "1005"})
+    check(p.stdout == "1005\n", "env over files")
+    p = run("--models-dir", "/m/flag", "config", "get", "models_dir",
+            env={"INFERNO_MODELS_DIR": "/m/env"})
+    check(p.stdout == "/m/flag\n", f"--models-dir flag: {p.stdout!r}")
+    p = run("config", "get", "server.prot")
+    check(p.returncode == 2 and "'server.port'" in p.stderr, "config get unknown key suggests")
+    p = run("config", "get", "server.api_keys", env={"INFERNO_SERVER_API_KEYS": "a,b"})
+    check(p.stdout == "a\nb\n", "list from env")
+
+    # --config / INFERNO_CONFIG
+    extra = os.path.join(tmp, "extra.toml")
+    with open(extra, "w") as f:
+        f.write("server.port = 1004\n")
+    p = run("config", "get", "server.port", "--config", extra)
+    check(p.stdout == "1004\n", "--config above the other files")
+    p = run("config", "get", "server.port", env={"INFERNO_CONFIG": extra})
+    check(p.stdout == "1004\n", "INFERNO_CONFIG")
+    p = run("config", "show", "--config", os.path.join(tmp, "missing.toml"))
+    check(p.returncode == 1 and "missing.toml" in p.stderr, "--config missing file is an error")
+
+    # unknown keys warn with file:line (json log lines); wrong types are errors with file:line
+    with open(os.path.join(work, ".inferno.toml"), "w") as f:
+        f.write("[server]\nport = 1003\nprot = 5\n")
+    p = run("config", "get", "server.port", env={"INFERNO_LOG_FORMAT": "json"})
+    check(p.returncode == 0 and p.stdout == "1003\n", "unknown key is only a warning")
+    lines = [json.loads(l) for l in p.stderr.splitlines() if l.strip()]
+    check(any(l["level"] == "warn" and "./.inferno.toml:3" in l["msg"] and
+              "server.prot" in l["msg"] and "server.port" in l["msg"] for l in lines),
+          f"unknown key warning with file:line: {p.stderr!r}")
+    with open(os.path.join(work, ".inferno.toml"), "w") as f:
+        f.write("[server]\n\nport = \"8080\"\n")
+    p = run("config", "show")
+    check(p.returncode == 1 and "./.inferno.toml:3" in p.stderr and "server.port" in p.stderr,
+          f"wrong type is an error with file:line: {p.stderr!r}")
+    with open(os.path.join(work, ".inferno.toml"), "w") as f:
+        f.write("[server\n")
+    p = run("config", "show")
+    check(p.returncode == 1 and "line 1" in p.stderr, f"syntax error: {p.stderr!r}")
+    os.remove(os.path.join(work, ".inferno.toml"))
+
+    # config path
+    p = run("config", "path", "--json")
+    paths = json.loads(p.stdout)
+    check([x["path"] for x in paths] == [os.path.join(xdg, "inferno", "config.toml"),
+                                        os.path.join(home, ".inferno.toml"), "./.inferno.toml"],
+          f"config path order: {paths}")
+    check([x["exists"] for x in paths] == [True, True, False], "config path existence")
+
+    # config init: commented defaults, never overwrites, and uncommented it loads cleanly
+    target = os.path.join(tmp, "init", "config.toml")
+    p = run("config", "init", "--path", target)
+    check(p.returncode == 0 and os.path.exists(target), "config init writes")
+    text = open(target).read()
+    check(tomllib.loads(text) == {"server": {}, "backend": {}, "cache": {}, "audit": {},
+                                  "queue": {}, "log": {}}, "init file: every key commented")
+    p = run("config", "init", "--path", target)
+    check(p.returncode == 1 and "already exists" in p.stderr, "config init never overwrites")
+    check(open(target).read() == text, "config init left the file as it was")
+    uncommented = "\n".join(l[2:] if l.startswith("# ") and " = " in l and "(" not in l else l
+                            for l in text.splitlines())
+    with open(target, "w") as f:
+        f.write(uncommented)
+    p = run("config", "show", "--json", "--config", target)
+    check(p.returncode == 0 and p.stderr == "", f"uncommented init file loads: {p.stderr!r}")
+    os.remove(os.path.join(xdg, "inferno", "config.toml"))
+    os.remove(os.path.join(home, ".inferno.toml"))
+    defaults = json.loads(run("config", "show", "--json").stdout)
+    check(all(v["origin"] == "default" for v in
+              json.loads(run("config", "show", "--json", "--origin").stdout).values()),
+          "no files, no env: every origin is default")
+    check(json.loads(p.stdout) == defaults, "uncommented init file equals the defaults")
+
+    print(f"{passed} passed, {failed} failed")
+    subprocess.run(["rm", "-rf", tmp])
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

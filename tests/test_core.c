@@ -1,0 +1,118 @@
+/* test_core.c - status codes, error contexts, logging, CPU feature reporting. */
+#include <stdio.h>
+#include <string.h>
+
+#include "inferno/cpu.h"
+#include "inferno/log.h"
+#include "inferno/status.h"
+#include "t.h"
+
+static void test_status(void)
+{
+    T_EQ_INT(INF_OK, 0);
+    T_OK(INF_ENOMEM < 0 && INF_EPARSE < 0 && INF_EINTERNAL < 0);
+    T_EQ_STR(inf_strerror(INF_OK), "success");
+    T_EQ_STR(inf_strerror(INF_ENOMEM), "out of memory");
+    T_EQ_STR(inf_status_name(INF_EPARSE), "EPARSE");
+    T_EQ_STR(inf_strerror((inf_status)12345), "unknown status");
+    /* every code has a distinct description */
+#define X(name, value, desc) INF_##name,
+    inf_status all[] = {INF_STATUS_MAP(X)};
+#undef X
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        for (size_t j = i + 1; j < sizeof(all) / sizeof(all[0]); j++)
+            T_OK(strcmp(inf_strerror(all[i]), inf_strerror(all[j])) != 0);
+}
+
+static void test_error(void)
+{
+    struct inf_error err;
+    inf_error_clear(&err);
+    T_EQ_INT(err.code, INF_OK);
+    T_EQ_STR(inf_error_message(&err), "success");
+    T_EQ_INT(inf_error_set(&err, INF_EFORMAT, "bad magic %#x", 0x1234), INF_EFORMAT);
+    T_EQ_STR(err.msg, "bad magic 0x1234");
+    inf_error_prefix(&err, "'%s'", "model.gguf");
+    T_EQ_STR(err.msg, "'model.gguf': bad magic 0x1234");
+    T_EQ_INT(inf_error_set(NULL, INF_EIO, "ignored"), INF_EIO); /* NULL context is allowed */
+    char big[2000];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    inf_error_set(&err, INF_EIO, "%s", big); /* truncated, never overflowed */
+    T_EQ_INT(strlen(err.msg), INF_ERROR_MSG_MAX - 1);
+}
+
+static void read_all(FILE *f, char *buf, size_t size)
+{
+    rewind(f);
+    size_t n = fread(buf, 1, size - 1, f);
+    buf[n] = '\0';
+}
+
+static void test_log(void)
+{
+    char buf[4096];
+    FILE *f = tmpfile();
+    enum inf_log_level lvl;
+    enum inf_log_format fmt;
+
+    T_EQ_INT(inf_log_level_parse("WARNING", &lvl), INF_OK);
+    T_EQ_INT(lvl, INF_LOG_WARN);
+    T_EQ_INT(inf_log_level_parse("loud", &lvl), INF_EINVAL);
+    T_EQ_INT(inf_log_format_parse("json", &fmt), INF_OK);
+    T_EQ_INT(fmt, INF_LOG_JSON);
+
+    inf_log_set_stream(f);
+    inf_log_set_level(INF_LOG_INFO);
+    inf_log_set_format(INF_LOG_JSON);
+    inf_log(INF_LOG_DEBUG, "test", "hidden");
+    const char *fields[] = {"path", "a \"b\"", NULL};
+    inf_log_fields(INF_LOG_WARN, "gguf", fields, "bad %s\n", "tensor");
+    read_all(f, buf, sizeof(buf));
+    T_OK(strstr(buf, "hidden") == NULL);
+    T_CONTAINS(buf, "\"level\":\"warn\"");
+    T_CONTAINS(buf, "\"module\":\"gguf\"");
+    T_CONTAINS(buf, "\"msg\":\"bad tensor\\n\"");
+    T_CONTAINS(buf, "\"path\":\"a \\\"b\\\"\"");
+    T_CONTAINS(buf, "\"ts\":\"");
+    T_EQ_INT(buf[strlen(buf) - 1], '\n');
+
+    fclose(f);
+    f = tmpfile();
+    inf_log_set_stream(f);
+    inf_log_set_format(INF_LOG_COMPACT);
+    inf_log_fields(INF_LOG_ERROR, "cli", fields, "oops");
+    read_all(f, buf, sizeof(buf));
+    T_CONTAINS(buf, "error cli: oops path=\"a \\\"b\\\"\"");
+    T_OK(strchr(buf, '\033') == NULL);
+    inf_log_set_stream(NULL);
+    fclose(f);
+}
+
+static void test_cpu(void)
+{
+    char buf[256];
+    const struct inf_cpu_features *f = inf_cpu_features();
+    inf_cpu_features_string(f, buf, sizeof(buf));
+    T_OK(buf[0] != '\0');
+    /* internal consistency of detection: AVX-512 implies AVX2, VNNI implies AVX-512F */
+    if (f->avx512f)
+        T_OK(f->avx2);
+    if (f->avx512vnni)
+        T_OK(f->avx512f);
+    if (f->avx2)
+        T_CONTAINS(buf, "avx2");
+    T_OK(inf_cpu_physical_cores() >= 1);
+    struct inf_cpu_features none = {0};
+    inf_cpu_features_string(&none, buf, sizeof(buf));
+    T_EQ_STR(buf, "(none)");
+}
+
+int main(void)
+{
+    T_RUN(test_status);
+    T_RUN(test_error);
+    T_RUN(test_log);
+    T_RUN(test_cpu);
+    T_DONE();
+}

@@ -1,0 +1,232 @@
+/* test_sampling.c - the sampler chain against hand-computed distributions. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "inferno/sampling.h"
+#include "t.h"
+
+#define NV 8
+
+static struct inf_sampler *make(struct inf_sampler_params p)
+{
+    struct inf_sampler *s = NULL;
+    struct inf_error err = {0};
+    T_EQ_INT(inf_sampler_new(&p, NV, &s, &err), INF_OK);
+    return s;
+}
+
+static struct inf_sampler_params neutral(void)
+{
+    struct inf_sampler_params p = inf_sampler_default_params();
+    p.top_k = 0;
+    p.top_p = 1;
+    p.min_p = 0;
+    p.temperature = 1;
+    return p;
+}
+
+static void test_greedy(void)
+{
+    float l[NV] = {0.1f, 2.0f, -1.0f, 3.5f, 3.5f, 0.0f, -7.0f, 1.0f};
+    struct inf_sampler_params p = neutral();
+    p.temperature = 0;
+    struct inf_sampler *s = make(p);
+    T_EQ_INT(inf_sampler_sample(s, l), 3); /* ties go to the lower id */
+    T_EQ_INT(inf_argmax(l, NV), 3);
+    inf_sampler_free(s);
+
+    /* top_k 1 at any temperature is greedy */
+    p = neutral();
+    p.top_k = 1;
+    s = make(p);
+    for (int i = 0; i < 50; i++)
+        T_EQ_INT(inf_sampler_sample(s, l), 3);
+    inf_sampler_free(s);
+}
+
+/* Empirical frequencies over many draws match the softmax within sampling noise. */
+static void test_distribution(void)
+{
+    float l[NV] = {1.0f, 0.0f, 2.0f, -1.0f, 0.5f, 0.0f, 0.0f, -3.0f};
+    double ex[NV], sum = 0;
+    int counts[NV] = {0};
+    const int N = 200000;
+    for (int i = 0; i < NV; i++)
+        sum += ex[i] = exp(l[i]);
+    struct inf_sampler *s = make(neutral());
+    for (int i = 0; i < N; i++)
+        counts[inf_sampler_sample(s, l)]++;
+    for (int i = 0; i < NV; i++) {
+        double p = ex[i] / sum;
+        double sd = sqrt(p * (1 - p) / N);
+        T_NEAR((double)counts[i] / N, p, 5 * sd + 1e-4);
+    }
+    inf_sampler_free(s);
+
+    /* temperature 0.5 doubles the logits */
+    struct inf_sampler_params p = neutral();
+    p.temperature = 0.5f;
+    s = make(p);
+    int c0 = 0, c2 = 0;
+    for (int i = 0; i < N; i++) {
+        int t = inf_sampler_sample(s, l);
+        c0 += t == 0;
+        c2 += t == 2;
+    }
+    T_NEAR((double)c2 / c0, exp(2.0), 0.25);
+    inf_sampler_free(s);
+}
+
+static void test_truncation(void)
+{
+    /* probabilities: softmax of log(p) = p */
+    float l[NV];
+    const double pr[NV] = {0.4, 0.3, 0.15, 0.1, 0.03, 0.01, 0.007, 0.003};
+    for (int i = 0; i < NV; i++)
+        l[i] = (float)log(pr[i]);
+
+    struct inf_sampler_params p = neutral();
+    p.top_k = 3;
+    struct inf_sampler *s = make(p);
+    int seen[NV] = {0};
+    for (int i = 0; i < 20000; i++)
+        seen[inf_sampler_sample(s, l)]++;
+    T_OK(seen[0] && seen[1] && seen[2]);
+    T_EQ_INT(seen[3] + seen[4] + seen[5] + seen[6] + seen[7], 0);
+    inf_sampler_free(s);
+
+    p = neutral();
+    p.top_p = 0.8f; /* 0.4 + 0.3 + 0.15 = 0.85 >= 0.8: keeps three */
+    s = make(p);
+    for (int i = 0; i < NV; i++)
+        seen[i] = 0;
+    for (int i = 0; i < 20000; i++)
+        seen[inf_sampler_sample(s, l)]++;
+    T_OK(seen[2] > 0);
+    T_EQ_INT(seen[3] + seen[4] + seen[5] + seen[6] + seen[7], 0);
+    inf_sampler_free(s);
+
+    p = neutral();
+    p.min_p = 0.3f; /* keeps p >= 0.12: ids 0, 1, 2 */
+    s = make(p);
+    for (int i = 0; i < NV; i++)
+        seen[i] = 0;
+    for (int i = 0; i < 20000; i++)
+        seen[inf_sampler_sample(s, l)]++;
+    T_OK(seen[2] > 0);
+    T_EQ_INT(seen[3] + seen[4] + seen[5] + seen[6] + seen[7], 0);
+    inf_sampler_free(s);
+
+    /* typical_p: entropy H ~ 1.48 nats; the most typical tokens are those with -log p near H */
+    p = neutral();
+    p.typical_p = 0.2f;
+    s = make(p);
+    for (int i = 0; i < NV; i++)
+        seen[i] = 0;
+    for (int i = 0; i < 5000; i++)
+        seen[inf_sampler_sample(s, l)]++;
+    /* |-log p - H|: id1 0.28, id2 0.42, id0 0.57 -> keeps id1 only (0.3 >= 0.2) */
+    T_EQ_INT(seen[1], 5000);
+    inf_sampler_free(s);
+}
+
+static void test_penalties_and_bias(void)
+{
+    float l[NV] = {2.0f, 1.9f, -1.0f, -1.0f, -1.0f, -1.0f, -1.0f, -1.0f};
+    struct inf_sampler_params p = neutral();
+    p.temperature = 0;
+    p.repeat_penalty = 1.5f; /* 2.0 / 1.5 = 1.33 < 1.9 */
+    p.penalty_last_n = 4;
+    struct inf_sampler *s = make(p);
+    T_EQ_INT(inf_sampler_sample(s, l), 0);
+    inf_sampler_accept(s, 0);
+    T_EQ_INT(inf_sampler_sample(s, l), 1);
+    /* the window forgets: four other tokens push 0 out */
+    for (int i = 0; i < 4; i++)
+        inf_sampler_accept(s, 5);
+    T_EQ_INT(inf_sampler_sample(s, l), 0);
+    inf_sampler_free(s);
+
+    p = neutral();
+    p.temperature = 0;
+    p.frequency_penalty = 0.06f; /* two occurrences: 2.0 - 0.12 < 1.9 */
+    p.penalty_last_n = -1;
+    s = make(p);
+    inf_sampler_accept(s, 0);
+    T_EQ_INT(inf_sampler_sample(s, l), 0); /* 1.94 > 1.9 */
+    inf_sampler_accept(s, 0);
+    T_EQ_INT(inf_sampler_sample(s, l), 1);
+    inf_sampler_reset(s);
+    T_EQ_INT(inf_sampler_sample(s, l), 0);
+    inf_sampler_free(s);
+
+    p = neutral();
+    p.temperature = 0;
+    p.presence_penalty = 0.2f;
+    p.penalty_last_n = 8;
+    s = make(p);
+    inf_sampler_accept(s, 0);
+    inf_sampler_accept(s, 0);
+    T_EQ_INT(inf_sampler_sample(s, l), 1); /* 1.8 < 1.9, once however many times */
+    inf_sampler_free(s);
+
+    struct inf_logit_bias bias[] = {{0, -INFINITY}, {7, 10.0f}};
+    p = neutral();
+    p.logit_bias = bias;
+    p.n_logit_bias = 2;
+    p.temperature = 0;
+    s = make(p);
+    T_EQ_INT(inf_sampler_sample(s, l), 7);
+    inf_sampler_free(s);
+    bias[1].bias = 0;
+    p.temperature = 1;
+    s = make(p);
+    for (int i = 0; i < 2000; i++)
+        T_OK(inf_sampler_sample(s, l) != 0);
+    inf_sampler_free(s);
+}
+
+static void test_determinism(void)
+{
+    float l[NV] = {0.5f, 0.4f, 0.3f, 0.2f, 0.1f, 0.0f, -0.1f, -0.2f};
+    struct inf_sampler_params p = neutral();
+    p.seed = 42;
+    struct inf_sampler *a = make(p), *b = make(p);
+    int same = 1;
+    int seq[64];
+    for (int i = 0; i < 64; i++) {
+        seq[i] = inf_sampler_sample(a, l);
+        same &= seq[i] == inf_sampler_sample(b, l);
+    }
+    T_OK(same);
+    inf_sampler_reset(a);
+    same = 1;
+    for (int i = 0; i < 64; i++)
+        same &= seq[i] == inf_sampler_sample(a, l);
+    T_OK(same);
+    p.seed = 43;
+    struct inf_sampler *c = make(p);
+    int diff = 0;
+    for (int i = 0; i < 64; i++)
+        diff |= seq[i] != inf_sampler_sample(c, l);
+    T_OK(diff);
+    inf_sampler_free(a);
+    inf_sampler_free(b);
+    inf_sampler_free(c);
+
+    struct inf_sampler *bad = NULL;
+    struct inf_error err = {0};
+    p.top_p = 1.5f;
+    T_EQ_INT(inf_sampler_new(&p, NV, &bad, &err), INF_EINVAL);
+    T_OK(bad == NULL);
+}
+
+int main(void)
+{
+    T_RUN(test_greedy);
+    T_RUN(test_distribution);
+    T_RUN(test_truncation);
+    T_RUN(test_penalties_and_bias);
+    T_RUN(test_determinism);
+    T_DONE();
+}
