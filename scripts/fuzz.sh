@@ -16,9 +16,14 @@ for t in $targets; do
     work="$build/corpus/$t"
     mkdir -p "$work"
     echo "== fuzz_$t for ${secs}s"
-    "$build/fuzz_$t" -max_total_time="$secs" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
+    bin="$build/fuzz/fuzz_$t"
+    if [ ! -x "$bin" ]; then
+        echo "fuzz: no target '$bin'" >&2
+        exit 2
+    fi
+    "$bin" -max_total_time="$secs" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="fuzz/artifacts/${t}-" "$work" "fuzz/corpus/$t" 2>&1 |
-        grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ *DONE)|ERROR|SUMMARY|Test unit written' || true
+        grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ *DONE)|ERROR|SUMMARY|Test unit written|INFO: (Loaded|seed)' || true
 done
 if ls fuzz/artifacts/* >/dev/null 2>&1; then
     echo "fuzz: crashes found in fuzz/artifacts/" >&2

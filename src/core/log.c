@@ -201,8 +201,10 @@ static void log_write(enum inf_log_level level, const char *module, const char *
     pthread_mutex_unlock(&log_lock);
 }
 
-static void log_v(enum inf_log_level level, const char *module, const char *const *fields,
-                  const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static void log_v(enum inf_log_level level,
+                                                        const char *module,
+                                                        const char *const *fields, const char *fmt,
+                                                        va_list ap)
 {
     char stackbuf[1024];
     char *msg = stackbuf;
