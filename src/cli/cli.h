@@ -86,7 +86,9 @@ void inf_cli_errorf(const struct inf_cli *cli, const char *fmt, ...)
 /* Levenshtein distance, for "did you mean" suggestions. */
 size_t inf_cli_edit_distance(const char *a, const char *b);
 
-/* Command handlers, one file per command (cmd_<name>.c). */
+/* Command handlers, one file per command (cmd_<name>.c), and their option tables. */
 int inf_cmd_config(struct inf_cli *cli, struct inf_cli_args *args);
+int inf_cmd_template(struct inf_cli *cli, struct inf_cli_args *args);
+extern const struct inf_cli_opt inf_cmd_template_opts[];
 
 #endif

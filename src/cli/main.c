@@ -59,6 +59,13 @@ static const struct inf_cli_command commands[] = {
      "Precedence, highest first: flags > INFERNO_* environment > --config/INFERNO_CONFIG >\n"
      "./.inferno.toml > ~/.inferno.toml > $XDG_CONFIG_HOME/inferno/config.toml > defaults.\n",
      1, 2},
+    {"template", inf_cmd_template, inf_cmd_template_opts,
+     "render (--model M | --template FILE) --messages FILE [options]",
+     "render a chat template for a conversation",
+     "  render    print the prompt exactly (no newline added). --messages: a JSON array or\n"
+     "            {\"messages\": [...]}; --var K=V (V is JSON when it parses);\n"
+     "            --now SECONDS fixes strftime_now's clock.\n",
+     1, 1},
     {"tui", NULL, NULL, "", "terminal user interface", NULL, 0, -1},
 };
 
