@@ -1,7 +1,7 @@
 # Thin wrapper over CMake so the README's commands stay short.
 #   make deps    install the Debian packages (scripts/install-deps.sh)
 #   make         Release build in build/release
-#   make run     the main job: build, then show the CLI and the effective configuration
+#   make run     the main job: build, show the CLI and configuration, generate with a test model
 #   make test    Release (-Werror) and ASan+UBSan builds, CTest in both (label slow excluded)
 #   make fuzz    every libFuzzer target for FUZZ_SECONDS (default 60)
 #   make format / make lint
@@ -22,9 +22,14 @@ build:
 	cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=Release -DINFERNO_WERROR=ON
 	cmake --build $(RELEASE) -j$(JOBS)
 
+STORIES := ../shared/testdata/models/stories260K.gguf
+
 run: build
 	$(RELEASE)/inferno --help
 	$(RELEASE)/inferno config show --origin
+	@if [ -f $(STORIES) ]; then \
+	  $(RELEASE)/inferno run -m $(STORIES) -p "Once upon a time" -n 32 --temp 0; \
+	else echo "($(STORIES) not found: skipping the generation example)"; fi
 
 test-release: build
 	cd $(RELEASE) && ctest --output-on-failure -j$(JOBS) $(CTEST_ARGS)

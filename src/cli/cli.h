@@ -90,5 +90,17 @@ size_t inf_cli_edit_distance(const char *a, const char *b);
 int inf_cmd_config(struct inf_cli *cli, struct inf_cli_args *args);
 int inf_cmd_template(struct inf_cli *cli, struct inf_cli_args *args);
 extern const struct inf_cli_opt inf_cmd_template_opts[];
+int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args);
+extern const struct inf_cli_opt inf_cmd_run_opts[];
+int inf_cmd_chat(struct inf_cli *cli, struct inf_cli_args *args);
+extern const struct inf_cli_opt inf_cmd_chat_opts[];
+int inf_cmd_bench(struct inf_cli *cli, struct inf_cli_args *args);
+extern const struct inf_cli_opt inf_cmd_bench_opts[];
+int inf_cmd_perplexity(struct inf_cli *cli, struct inf_cli_args *args);
+int inf_cmd_tokenize(struct inf_cli *cli, struct inf_cli_args *args);
+int inf_cmd_detokenize(struct inf_cli *cli, struct inf_cli_args *args);
+extern const struct inf_cli_opt inf_cmd_tokenize_opts[];
+extern const struct inf_cli_opt inf_cmd_detokenize_opts[];
+extern const struct inf_cli_opt inf_cmd_perplexity_opts[];
 
 #endif

@@ -1,0 +1,254 @@
+/*
+ * inferno/kernels.h - tensor formats and the numeric kernels: type traits, quantization,
+ * matrix products and the small per-token operations.
+ *
+ * Formats are those of GGUF files written by llama.cpp, bit for bit; enum inf_type uses ggml's
+ * type ids so a tensor's type field can be used directly. Each format has a trait entry
+ * (inf_type_get) with its block size, bytes per block, and the activation format its dot product
+ * pairs with. Every kernel has a plain C reference ("scalar" level) that is the ground truth; the
+ * AVX2 and AVX-512 versions are tested against it. The level is chosen once from the CPU's
+ * features; the environment variable INFERNO_CPU=scalar|avx2|avx512 forces one (a level the CPU
+ * lacks falls back to the best one it has).
+ *
+ * Threading: the matrix products take an optional struct inf_threadpool (NULL = the calling
+ * thread only). Nothing here allocates memory after inf_kernels_init(); scratch space is the
+ * caller's (see inf_matmul_act_size).
+ */
+#ifndef INFERNO_KERNELS_H
+#define INFERNO_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "inferno/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct inf_threadpool;
+
+/* Tensor formats; the values are ggml's type ids as stored in GGUF files. */
+enum inf_type {
+    INF_TYPE_F32 = 0,
+    INF_TYPE_F16 = 1,
+    INF_TYPE_Q4_0 = 2,
+    INF_TYPE_Q4_1 = 3,
+    INF_TYPE_Q5_0 = 6,
+    INF_TYPE_Q5_1 = 7,
+    INF_TYPE_Q8_0 = 8,
+    INF_TYPE_Q8_1 = 9, /* activation format only */
+    INF_TYPE_Q2_K = 10,
+    INF_TYPE_Q3_K = 11,
+    INF_TYPE_Q4_K = 12,
+    INF_TYPE_Q5_K = 13,
+    INF_TYPE_Q6_K = 14,
+    INF_TYPE_Q8_K = 15, /* activation format only */
+    INF_TYPE_BF16 = 30,
+    INF_TYPE_COUNT = 43 /* ggml's GGML_TYPE_COUNT: ids below it may name formats we lack */
+};
+
+/* Row conversion callbacks; n is a multiple of the block size. */
+typedef void (*inf_to_float_fn)(const void *src, float *dst, int64_t n);
+typedef void (*inf_from_float_fn)(const float *src, void *dst, int64_t n);
+
+/* What the kernels know about one format. Borrowed, static: valid for the whole program. */
+struct inf_type_traits {
+    const char *name; /* "q4_0", as ggml names it */
+    int blck_size;    /* values per block (1 for F32/F16/BF16) */
+    size_t type_size; /* bytes per block */
+    bool is_quantized;
+    bool is_weight;                   /* a weight format (false: Q8_1/Q8_K, activation only) */
+    enum inf_type vec_dot_type;       /* format of the activations its dot product reads */
+    inf_to_float_fn to_float;         /* dequantize a row (reference) */
+    inf_from_float_fn from_float_ref; /* quantize a row (reference; the bytes llama.cpp writes) */
+};
+
+/* The traits of a supported format, or NULL (unknown id, or a format we do not implement). */
+const struct inf_type_traits *inf_type_get(enum inf_type type);
+
+/* "q4_0", or "?" for unsupported ids. */
+const char *inf_type_name(enum inf_type type);
+
+/* Bytes of a row of n values (n a multiple of the block size); 0 if the type is unsupported. */
+size_t inf_type_row_size(enum inf_type type, int64_t n);
+
+/*
+ * Quantize n floats (a row, or several rows back to back) into dst with the reference quantizer:
+ * for F16/BF16/Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 the bytes are identical to llama.cpp's reference (and
+ * `llama-quantize` without an importance matrix); for the K-quants the algorithm is llama.cpp's
+ * reference one. dst must hold inf_type_row_size(type, n) bytes. Fails with INF_EUNSUPPORTED for
+ * a type without a quantizer and INF_EINVAL when n is not a multiple of the block size.
+ */
+inf_status inf_quantize_row(enum inf_type type, const float *src, void *dst, int64_t n,
+                            struct inf_error *err);
+
+/*
+ * inf_quantize_row for n_rows rows of n_per_row values (src rows back to back, dst rows
+ * inf_type_row_size(type, n_per_row) bytes apart), the rows shared among the pool's threads
+ * (pool may be NULL). The bytes are those of inf_quantize_row.
+ */
+inf_status inf_quantize_rows(struct inf_threadpool *pool, enum inf_type type, const float *src,
+                             void *dst, int64_t n_rows, int64_t n_per_row, struct inf_error *err);
+
+/* Dequantize n values of type from src into dst (floats). Errors as inf_quantize_row. */
+inf_status inf_dequantize_row(enum inf_type type, const void *src, float *dst, int64_t n,
+                              struct inf_error *err);
+
+/* ---- SIMD level -------------------------------------------------------------------------- */
+
+enum inf_cpu_level {
+    INF_CPU_SCALAR = 0, /* the reference kernels */
+    INF_CPU_AVX2 = 1,   /* AVX2 + FMA + F16C */
+    INF_CPU_AVX512 = 2, /* AVX-512 F/BW/VL/DQ (+ VNNI when present) */
+    INF_CPU_LEVEL_COUNT
+};
+
+/* "scalar", "avx2", "avx512". */
+const char *inf_cpu_level_name(enum inf_cpu_level level);
+
+/* Whether this build and this CPU can run a level. */
+bool inf_cpu_level_supported(enum inf_cpu_level level);
+
+/* The level in use: the best supported one, or INFERNO_CPU's when set and supported. */
+enum inf_cpu_level inf_kernels_level(void);
+
+/*
+ * Use another level from now on (tests and benchmarks); not thread-safe with kernels running.
+ * Fails with INF_EUNSUPPORTED when the level is not supported here.
+ */
+inf_status inf_kernels_set_level(enum inf_cpu_level level, struct inf_error *err);
+
+/* Whether the AVX-512 level uses the VNNI instructions on this CPU. */
+bool inf_kernels_have_vnni(void);
+
+/* ---- Dot products ------------------------------------------------------------------------ */
+
+/*
+ * Dot product of one row of type with one row of its vec_dot_type (n values each; the
+ * activation quantized with inf_quantize_act). Uses the current level.
+ */
+float inf_vec_dot(enum inf_type type, int64_t n, const void *w, const void *act);
+
+/* Quantize n floats into the activation format act_type (Q8_0, Q8_1, Q8_K; F32 copies). */
+void inf_quantize_act(enum inf_type act_type, const float *src, void *dst, int64_t n);
+
+/* ---- Matrix products --------------------------------------------------------------------- */
+
+/*
+ * Bytes of activation scratch that inf_matmul needs for n_tokens rows of n values multiplied
+ * by weights of type wtype (the activations in wtype's vec_dot_type, each row padded to 64 bytes).
+ */
+size_t inf_matmul_act_size(enum inf_type wtype, int64_t n, int64_t n_tokens);
+
+/*
+ * y[t][r] = sum_k W[r][k] * x[t][k] for r < n_rows, t < n_tokens: the weight W (n_rows rows of n
+ * values of wtype, rows w_row_bytes apart: normally inf_type_row_size(wtype, n)) times n_tokens
+ * activation rows x (floats, x_stride floats apart) into y (rows y_stride floats apart).
+ * n_tokens == 1 is the memory-bound matrix-vector product, larger batches use register-tiled
+ * integer kernels. act is caller scratch of inf_matmul_act_size(wtype, n, n_tokens) bytes,
+ * 64-byte aligned. pool may be NULL. n must be a multiple of wtype's block size.
+ */
+void inf_matmul(struct inf_threadpool *pool, enum inf_type wtype, const void *w, size_t w_row_bytes,
+                int64_t n_rows, int64_t n, const float *x, size_t x_stride, int64_t n_tokens,
+                float *y, size_t y_stride, void *act);
+
+/* The two halves of inf_matmul, for weights that share their input (Q, K, V; gate and up):
+ * quantize the activations once into act (same size), then multiply any number of weights of
+ * types with the same vec_dot_type. */
+void inf_matmul_quantize(struct inf_threadpool *pool, enum inf_type wtype, const float *x,
+                         size_t x_stride, int64_t n, int64_t n_tokens, void *act);
+void inf_matmul_pre(struct inf_threadpool *pool, enum inf_type wtype, const void *w,
+                    size_t w_row_bytes, int64_t n_rows, int64_t n, const void *act,
+                    int64_t n_tokens, float *y, size_t y_stride);
+
+/*
+ * For code already running inside a thread-pool task: rows [r0, r1) of the product with
+ * activations already quantized by inf_matmul_quantize. No synchronisation.
+ */
+void inf_matmul_rows(enum inf_type wtype, const void *w, size_t w_row_bytes, int64_t r0, int64_t r1,
+                     int64_t n, const void *act, int64_t n_tokens, float *y, size_t y_stride);
+
+/* ---- Attention helpers (F32 / F16 rows) ---------------------------------------------------- */
+
+float inf_dot_f32(int64_t n, const float *a, const float *b);
+float inf_dot_f16_f32(int64_t n, const uint16_t *a_f16, const float *b);
+/* y[i] += a * x[i] */
+void inf_axpy_f32(int64_t n, float a, const float *x, float *y);
+void inf_axpy_f16(int64_t n, float a, const uint16_t *x_f16, float *y);
+/*
+ * Attention scores: s[t][j] = scale * dot(q[t], k[j]) for t < n_q, j < n_kv; q rows of d floats
+ * q_stride floats apart, k rows of d values of ktype (F32 or F16) k_stride elements apart, s rows
+ * s_stride floats apart. Register-tiled like the matrix products; single-threaded (callers split
+ * heads or queries among threads).
+ */
+void inf_attn_qk(int64_t n_q, int64_t n_kv, int64_t d, const float *q, size_t q_stride,
+                 enum inf_type ktype, const void *k, size_t k_stride, float scale, float *s,
+                 size_t s_stride);
+
+/*
+ * Attention-weighted values: out[t][i] += sum_j p[t][j] * v[j][i] for t < n_q, j < n_kv, i < d;
+ * p rows p_stride floats apart, v rows of d values of vtype (F32 or F16) v_stride elements apart,
+ * out rows out_stride floats apart (accumulated into: clear it first). Single-threaded.
+ */
+void inf_attn_pv(int64_t n_q, int64_t n_kv, int64_t d, const float *p, size_t p_stride,
+                 enum inf_type vtype, const void *v, size_t v_stride, float *out,
+                 size_t out_stride);
+
+/* Row conversions. */
+void inf_f32_to_f16_row(const float *src, uint16_t *dst, int64_t n);
+void inf_f16_to_f32_row(const uint16_t *src, float *dst, int64_t n);
+
+/* ---- Small operations -------------------------------------------------------------------- */
+
+/* out[i] = x[i] / sqrt(mean(x^2) + eps) * (weight ? weight[i] : 1). out may alias x. */
+void inf_rms_norm(int64_t n, const float *x, const float *weight, float eps, float *out);
+
+/* In place x = softmax(x * scale); returns the sum of the exponentials before normalising. */
+float inf_softmax(int64_t n, float *x, float scale);
+
+/* In place: x = silu(x); x = gelu(x) (tanh approximation, as ggml); gate = silu(gate) * up. */
+void inf_silu(int64_t n, float *x);
+void inf_gelu(int64_t n, float *x);
+void inf_swiglu(int64_t n, float *gate, const float *up);
+
+/* x += y; x *= y; x *= s. */
+void inf_add(int64_t n, float *x, const float *y);
+void inf_mul(int64_t n, float *x, const float *y);
+void inf_scale(int64_t n, float *x, float s);
+
+/* Rotary embeddings. */
+enum inf_rope_mode {
+    INF_ROPE_MODE_NORM = 0, /* pairs (x[2i], x[2i+1]): llama */
+    INF_ROPE_MODE_NEOX = 2, /* pairs (x[i], x[i + n_rot/2]): gpt-neox, qwen (ggml's mode 2) */
+};
+
+struct inf_rope_params {
+    int n_rot;                 /* rotated dimensions per head (even) */
+    float freq_base;           /* theta base, 10000 for llama */
+    float freq_scale;          /* 1 / linear scaling factor, 1 for none */
+    const float *freq_factors; /* [n_rot/2] divisors (Llama 3 "rope_freqs"), or NULL */
+    /* YaRN: ext_factor 0 disables it. attn_factor scales cos and sin (1 normally). */
+    int n_ctx_orig;
+    float ext_factor, attn_factor, beta_fast, beta_slow;
+};
+
+/*
+ * Fill cache[0..n_rot) with (cos, sin) pairs for position pos, exactly as ggml's rope cache
+ * (cache[2i] = cos(theta_i), cache[2i+1] = sin(theta_i), theta_i = pos * base^(-2i/n_rot) with
+ * YaRN and frequency factors applied).
+ */
+void inf_rope_cache(const struct inf_rope_params *p, int64_t pos, float *cache);
+
+/*
+ * Rotate n_heads heads of head_dim values (x[h*head_dim ...], in place) with a cache from
+ * inf_rope_cache. Dimensions from n_rot to head_dim are left as they are.
+ */
+void inf_rope(enum inf_rope_mode mode, float *x, int n_heads, int head_dim, int n_rot,
+              const float *cache);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,72 @@
+/*
+ * inferno/models.h - model discovery under models_dir with a SQLite metadata cache.
+ *
+ * Discovery walks models_dir recursively, following symbolic links without looping (each
+ * directory is entered once, by device and inode). Split GGUF files (NAME-00001-of-00003.gguf)
+ * are one model; a directory with model.safetensors.index.json is one model. Each candidate
+ * file is summarised by inf_model_probe(); summaries are cached in SQLite keyed by path, size
+ * and mtime, so a second listing re-reads only files that changed. A cache that is corrupt,
+ * of another schema version, or cannot be opened is rebuilt or bypassed, never fatal.
+ */
+#ifndef INFERNO_MODELS_H
+#define INFERNO_MODELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "inferno/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct inf_model_summary {
+    char name[512];          /* path relative to models_dir without extension/shard suffix */
+    char path[4096];         /* the file (first shard) or the sharded directory */
+    char format[16];         /* gguf, safetensors, onnx, pytorch, llama2c */
+    char architecture[64];   /* general.architecture or config-derived; "" when unknown */
+    uint64_t n_params;       /* elements of all weight tensors; 0 when unknown */
+    char dominant_type[16];  /* tensor type holding most bytes ("Q4_K"); "" when unknown */
+    char file_type[32];      /* GGUF general.file_type name ("MOSTLY_Q4_K_M"); "" when absent */
+    uint64_t size_bytes;     /* on disk, all shards */
+    uint64_t context_length; /* <arch>.context_length; 0 when unknown */
+    int n_shards;            /* 1 for single files */
+};
+
+/*
+ * Summarise one model file (format detection by content, then the format's reader).
+ * INF_EFORMAT when the file is not a model Inferno recognises.
+ */
+inf_status inf_model_probe(const char *path, struct inf_model_summary *out, struct inf_error *err);
+
+/* The name of a GGUF general.file_type ("MOSTLY_Q4_K_M"), or NULL when unknown. */
+const char *inf_model_file_type_name(uint32_t ftype);
+
+struct inf_model_list {
+    struct inf_model_summary *items;
+    size_t n;
+    size_t n_probed;  /* files read this time (cache misses) */
+    size_t n_cached;  /* files answered from the cache */
+    size_t n_skipped; /* files that are not models, or unreadable */
+};
+
+/*
+ * List the models under dir. cache_db is the SQLite path ("" or NULL: no cache). Items are
+ * sorted by name. The caller frees the list with inf_model_list_release.
+ */
+inf_status inf_models_scan(const char *dir, const char *cache_db, struct inf_model_list *out,
+                           struct inf_error *err);
+void inf_model_list_release(struct inf_model_list *list);
+
+/*
+ * Resolve a MODEL argument: an existing path is used as is; otherwise a model in dir whose
+ * name (or, when unique, basename) equals arg. Writes the path into out.
+ */
+inf_status inf_models_resolve(const char *arg, const char *dir, const char *cache_db, char *out,
+                              size_t size, struct inf_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

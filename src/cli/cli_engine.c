@@ -1,0 +1,182 @@
+/* cli_engine.c - what the generation commands share: model resolution and loading, context
+ * parameters from the configuration, sampler parameters from options, chat prompts. */
+#include "cli/cli_engine.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "inferno/cpu.h"
+#include "inferno/log.h"
+#include "inferno/models.h"
+#include "inferno/template.h"
+#include "inferno/tokenizer.h"
+
+int inf_models_resolve_cli(struct inf_cli *cli, const char *arg, char *out, size_t size)
+{
+    struct inf_error err = {0};
+    if (inf_models_resolve(arg, inf_config_get_str(cli->config, "models_dir"),
+                           inf_config_get_str(cli->config, "cache.models_db"), out, size,
+                           &err) != INF_OK) {
+        inf_cli_errorf(cli, "%s", inf_error_message(&err));
+        return -1;
+    }
+    return 0;
+}
+
+static bool load_progress(float f, void *user)
+{
+    (void)user;
+    INF_LOG_DEBUG("engine", "loading: %.0f%%", (double)f * 100);
+    return true;
+}
+
+int inf_cli_load_model(struct inf_cli *cli, const struct inf_cli_args *args, struct inf_model **out)
+{
+    char path[4096];
+    struct inf_error err = {0};
+    const char *arg = inf_cli_value(args, "model");
+
+    *out = NULL;
+    if (!arg) {
+        inf_cli_errorf(cli, "-m MODEL is required");
+        return INF_EXIT_USAGE;
+    }
+    if (inf_models_resolve_cli(cli, arg, path, sizeof(path)) != 0)
+        return INF_EXIT_FAIL;
+    struct inf_model_params mp = inf_model_default_params();
+    mp.use_mmap = inf_config_get_bool(cli->config, "backend.use_mmap");
+    mp.use_mlock = inf_config_get_bool(cli->config, "backend.use_mlock");
+    mp.progress = load_progress;
+    if (inf_model_load(path, &mp, out, &err) != INF_OK) {
+        inf_cli_errorf(cli, "%s", inf_error_message(&err));
+        return INF_EXIT_FAIL;
+    }
+    return INF_EXIT_OK;
+}
+
+struct inf_context_params inf_cli_context_params(const struct inf_cli *cli)
+{
+    struct inf_context_params cp = inf_context_default_params();
+    const char *kv = inf_config_get_str(cli->config, "backend.kv_type");
+    cp.n_ctx = (uint32_t)inf_config_get_int(cli->config, "backend.context_size");
+    cp.n_batch = (uint32_t)inf_config_get_int(cli->config, "backend.batch_size");
+    cp.n_threads = (int)inf_config_get_int(cli->config, "backend.threads");
+    if (cp.n_threads <= 0)
+        cp.n_threads = inf_cpu_physical_cores();
+    cp.kv_type = strcmp(kv, "f32") == 0    ? INF_KV_F32
+                 : strcmp(kv, "q8_0") == 0 ? INF_KV_Q8_0
+                                           : INF_KV_F16;
+    return cp;
+}
+
+static bool opt_float(struct inf_cli *cli, const struct inf_cli_args *a, const char *name, float lo,
+                      float hi, float *out)
+{
+    if (!inf_cli_has(a, name))
+        return true;
+    const char *s = inf_cli_value(a, name);
+    char *end;
+    float v = strtof(s, &end);
+    if (end == s || *end || !(v >= lo && v <= hi)) {
+        inf_cli_errorf(cli, "option '--%s' expects a number in [%g, %g], got '%s'", name,
+                       (double)lo, (double)hi, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+int inf_cli_sampler_params(struct inf_cli *cli, const struct inf_cli_args *a,
+                           struct inf_sampler_params *p)
+{
+    long long v;
+    *p = inf_sampler_default_params();
+    if (!opt_float(cli, a, "temp", 0, 100, &p->temperature) ||
+        !opt_float(cli, a, "top-p", 0, 1, &p->top_p) ||
+        !opt_float(cli, a, "min-p", 0, 1, &p->min_p) ||
+        !opt_float(cli, a, "typical-p", 0, 1, &p->typical_p) ||
+        !opt_float(cli, a, "repeat-penalty", 0.01f, 100, &p->repeat_penalty) ||
+        !opt_float(cli, a, "presence-penalty", -100, 100, &p->presence_penalty) ||
+        !opt_float(cli, a, "frequency-penalty", -100, 100, &p->frequency_penalty))
+        return INF_EXIT_USAGE;
+    if (inf_cli_has(a, "top-k")) {
+        if (!inf_cli_int(cli, a, "top-k", 0, 1 << 24, &v))
+            return INF_EXIT_USAGE;
+        p->top_k = (int32_t)v;
+    }
+    if (inf_cli_has(a, "repeat-last-n")) {
+        if (!inf_cli_int(cli, a, "repeat-last-n", -1, 1 << 20, &v))
+            return INF_EXIT_USAGE;
+        p->penalty_last_n = (int32_t)v;
+    }
+    if (inf_cli_has(a, "seed")) {
+        const char *s = inf_cli_value(a, "seed");
+        char *end;
+        unsigned long long u = strtoull(s, &end, 10);
+        if (end == s || *end) {
+            inf_cli_errorf(cli, "option '--seed' expects a non-negative integer, got '%s'", s);
+            return INF_EXIT_USAGE;
+        }
+        p->seed = u;
+    }
+    return INF_EXIT_OK;
+}
+
+int inf_cli_chat_prompt(struct inf_cli *cli, const struct inf_model *model, json_t *messages,
+                        bool add_generation_prompt, char **out)
+{
+    const struct inf_tokenizer *tok = inf_model_tokenizer(model);
+    const struct inf_tok_info *ti = tok ? inf_tok_info(tok) : NULL;
+    const char *tpl = inf_model_chat_template(model, NULL);
+    struct inf_error err = {0};
+    char *msgs = json_dumps(messages, JSON_COMPACT);
+    size_t len;
+
+    *out = NULL;
+    if (!tpl) {
+        INF_LOG_WARN("chat", "the model has no chat template; using ChatML");
+        tpl = inf_template_default_chatml();
+    }
+    struct inf_chat_params cp = {0};
+    cp.messages_json = msgs;
+    cp.add_generation_prompt = add_generation_prompt;
+    cp.bos_token = ti && ti->bos >= 0 ? inf_tok_text(tok, ti->bos, NULL) : "";
+    cp.eos_token = ti && ti->eos >= 0 ? inf_tok_text(tok, ti->eos, NULL) : "";
+    inf_status st = inf_chat_apply_template(tpl, strlen(tpl), &cp, NULL, out, &len, &err);
+    free(msgs);
+    if (st) {
+        inf_cli_errorf(cli, "chat template: %s", inf_error_message(&err));
+        return INF_EXIT_FAIL;
+    }
+    return INF_EXIT_OK;
+}
+
+int inf_cli_tokenize_prompt(struct inf_cli *cli, const struct inf_model *model, const char *text,
+                            size_t len, bool templated, bool parse_special, struct inf_tokens *out)
+{
+    const struct inf_tokenizer *tok = inf_model_tokenizer(model);
+    struct inf_error err = {0};
+    unsigned flags = INF_TOK_ADD_SPECIAL;
+
+    if (!tok) {
+        inf_cli_errorf(cli, "the model has no tokenizer");
+        return INF_EXIT_FAIL;
+    }
+    if (templated || parse_special)
+        flags |= INF_TOK_PARSE_SPECIAL;
+    if (inf_tok_encode(tok, text, len, flags, out, &err) != INF_OK) {
+        inf_cli_errorf(cli, "tokenizing the prompt: %s", inf_error_message(&err));
+        return INF_EXIT_FAIL;
+    }
+    /* a template that writes the BOS text itself must not get a second one */
+    const struct inf_tok_info *ti = inf_tok_info(tok);
+    if (templated && out->n >= 2 && ti->bos >= 0 && out->ids[0] == ti->bos &&
+        out->ids[1] == ti->bos) {
+        memmove(out->ids, out->ids + 1, (out->n - 1) * sizeof(inf_token));
+        out->n--;
+    }
+    return INF_EXIT_OK;
+}

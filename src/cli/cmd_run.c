@@ -1,0 +1,403 @@
+/* cmd_run.c - `inferno run`: generate text from a prompt, streaming it to stdout. */
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/cli_engine.h"
+#include "inferno/engine.h"
+#include "inferno/log.h"
+#include "inferno/tokenizer.h"
+
+#define SAMPLER_OPTS                                                                                 \
+    {"temp", 0, INF_OPT_VALUE, "T", "temperature; 0 = greedy (default 0.8)", NULL},                  \
+        {"top-k", 0, INF_OPT_VALUE, "N", "keep the N most likely tokens (default 40; 0 off)", NULL}, \
+        {"top-p", 0, INF_OPT_VALUE, "P", "nucleus sampling mass (default 0.95; 1 off)", NULL},       \
+        {"min-p", 0, INF_OPT_VALUE, "P", "drop tokens below P x the best (default 0.05)", NULL},     \
+        {"typical-p", 0, INF_OPT_VALUE, "P", "locally typical sampling (default 1 = off)", NULL},    \
+        {"repeat-penalty",                                                                           \
+         0,                                                                                          \
+         INF_OPT_VALUE,                                                                              \
+         "X",                                                                                        \
+         "penalise repeated tokens (default 1 = off)",                                               \
+         NULL},                                                                                      \
+        {"repeat-last-n", 0, INF_OPT_VALUE, "N", "tokens the penalties look at (default 64)", NULL}, \
+        {"presence-penalty", 0, INF_OPT_VALUE, "X", "default 0", NULL},                              \
+        {"frequency-penalty", 0, INF_OPT_VALUE, "X", "default 0", NULL},                             \
+    {                                                                                                \
+        "seed", 's', INF_OPT_VALUE, "N", "random seed", NULL                                         \
+    }
+
+const struct inf_cli_opt inf_cmd_run_opts[] = {
+    {"model", 'm', INF_OPT_VALUE, "MODEL", "GGUF model (path or name in models_dir)", NULL},
+    {"prompt", 'p', INF_OPT_VALUE, "TEXT", "the prompt", NULL},
+    {"file", 'f', INF_OPT_VALUE, "FILE", "read the prompt from FILE", NULL},
+    {"n-predict", 'n', INF_OPT_VALUE, "N", "tokens to generate (default 256; -1 = until the end)",
+     NULL},
+    SAMPLER_OPTS,
+    {"chat", 0, INF_OPT_FLAG, NULL, "apply the chat template to the prompt as a user message",
+     NULL},
+    {"system", 0, INF_OPT_VALUE, "TEXT", "system message (with --chat)", NULL},
+    {"stop", 0, INF_OPT_LIST, "TEXT", "stop when TEXT is generated (repeatable)", NULL},
+    {"ignore-eos", 0, INF_OPT_FLAG, NULL, "keep generating past end-of-generation tokens", NULL},
+    {"parse-special", 0, INF_OPT_FLAG, NULL, "parse control tokens written in the prompt", NULL},
+    {"ctx", 'c', INF_OPT_VALUE, "N", "context size", "backend.context_size"},
+    {"threads", 't', INF_OPT_VALUE, "N", "threads", "backend.threads"},
+    {"batch-size", 'b', INF_OPT_VALUE, "N", "prompt tokens per forward pass", "backend.batch_size"},
+    {"kv-type", 0, INF_OPT_VALUE, "TYPE", "KV cache type: f16, f32, q8_0", "backend.kv_type"},
+    {"json", 0, INF_OPT_FLAG, NULL, "print one JSON object (ids, text, finish reason, timings)",
+     NULL},
+    {"ids", 0, INF_OPT_FLAG, NULL, "print the generated token ids instead of text", NULL},
+    {NULL, 0, 0, NULL, NULL, NULL},
+};
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static char *read_all(FILE *f, size_t *len)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0)
+            break;
+        if (n + 1 == cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                return NULL;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    if (buf) {
+        buf[n] = '\0';
+        *len = n;
+    }
+    return buf;
+}
+
+/* Text held back while it may still turn into a stop string. */
+struct stopper {
+    const char *const *stops;
+    int n_stops;
+    char *buf;
+    size_t len, cap;
+    bool hit;
+};
+
+/* Add text; write what can no longer be part of a stop string to emit(). */
+static void stopper_feed(struct stopper *s, const char *text, size_t len, json_t *acc, bool out)
+{
+    if (s->len + len + 1 > s->cap) {
+        size_t cap = (s->len + len + 1) * 2;
+        char *nb = realloc(s->buf, cap);
+        if (!nb)
+            return;
+        s->buf = nb;
+        s->cap = cap;
+    }
+    memcpy(s->buf + s->len, text, len);
+    s->len += len;
+    s->buf[s->len] = '\0';
+    size_t emit = s->len;
+    for (int i = 0; i < s->n_stops && !s->hit; i++) {
+        size_t sl = strlen(s->stops[i]);
+        if (!sl)
+            continue;
+        const char *hit = NULL;
+        for (size_t p = 0; p + sl <= s->len; p++)
+            if (memcmp(s->buf + p, s->stops[i], sl) == 0) {
+                hit = s->buf + p;
+                break;
+            }
+        if (hit) {
+            s->hit = true;
+            emit = (size_t)(hit - s->buf);
+            break;
+        }
+        /* keep a suffix that is a prefix of the stop string */
+        for (size_t k = sl - 1; k > 0; k--)
+            if (k <= s->len && memcmp(s->buf + s->len - k, s->stops[i], k) == 0) {
+                if (s->len - k < emit)
+                    emit = s->len - k;
+                break;
+            }
+    }
+    if (emit) {
+        if (out) {
+            fwrite(s->buf, 1, emit, stdout);
+            fflush(stdout);
+        }
+        if (acc) {
+            const char *old = json_string_value(acc);
+            size_t ol = json_string_length(acc);
+            char *joined = malloc(ol + emit + 1);
+            if (joined) {
+                memcpy(joined, old, ol);
+                memcpy(joined + ol, s->buf, emit);
+                json_string_setn_nocheck(acc, joined, ol + emit);
+                free(joined);
+            }
+        }
+    }
+    if (s->hit)
+        s->len = 0;
+    else {
+        memmove(s->buf, s->buf + emit, s->len - emit);
+        s->len -= emit;
+    }
+}
+
+int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args)
+{
+    struct inf_model *model = NULL;
+    struct inf_context *ctx = NULL;
+    struct inf_sampler *smp = NULL;
+    struct inf_tokens prompt_ids, gen_ids;
+    struct inf_error err = {0};
+    struct inf_sampler_params sp;
+    char *prompt = NULL, *templated = NULL;
+    size_t prompt_len = 0;
+    long long n_predict = 256;
+    const char *finish = "length";
+    int rc;
+    bool json = inf_cli_has(args, "json"), ids = inf_cli_has(args, "ids");
+
+    inf_tokens_init(&prompt_ids);
+    inf_tokens_init(&gen_ids);
+    if ((rc = inf_cli_sampler_params(cli, args, &sp)))
+        return rc;
+    if (inf_cli_has(args, "n-predict") &&
+        !inf_cli_int(cli, args, "n-predict", -1, 1 << 30, &n_predict))
+        return INF_EXIT_USAGE;
+    if (inf_cli_has(args, "prompt") && inf_cli_has(args, "file")) {
+        inf_cli_errorf(cli, "give the prompt with -p or -f, not both");
+        return INF_EXIT_USAGE;
+    }
+    if (inf_cli_has(args, "prompt")) {
+        prompt = strdup(inf_cli_value(args, "prompt"));
+        prompt_len = prompt ? strlen(prompt) : 0;
+    } else {
+        const char *path = inf_cli_value(args, "file");
+        FILE *f = path ? fopen(path, "rb") : stdin;
+        if (!f) {
+            inf_cli_errorf(cli, "cannot open '%s': %s", path, strerror(errno));
+            return INF_EXIT_FAIL;
+        }
+        if (!path && isatty(fileno(stdin)))
+            fprintf(stderr, "(reading the prompt from stdin; end it with Ctrl-D)\n");
+        prompt = read_all(f, &prompt_len);
+        if (path)
+            fclose(f);
+    }
+    if (!prompt) {
+        inf_cli_errorf(cli, "out of memory reading the prompt");
+        return INF_EXIT_FAIL;
+    }
+    if ((rc = inf_cli_load_model(cli, args, &model)))
+        goto out;
+    rc = INF_EXIT_FAIL;
+    const struct inf_tokenizer *tok = inf_model_tokenizer(model);
+    if (inf_cli_has(args, "chat")) {
+        json_t *msgs = json_array();
+        if (inf_cli_has(args, "system"))
+            json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content",
+                                                  inf_cli_value(args, "system")));
+        json_array_append_new(
+            msgs, json_pack("{s:s, s:s%}", "role", "user", "content", prompt, prompt_len));
+        int r = inf_cli_chat_prompt(cli, model, msgs, true, &templated);
+        json_decref(msgs);
+        if (r)
+            goto out;
+    }
+    if (inf_cli_tokenize_prompt(cli, model, templated ? templated : prompt,
+                                templated ? strlen(templated) : prompt_len, templated != NULL,
+                                inf_cli_has(args, "parse-special"), &prompt_ids))
+        goto out;
+    if (prompt_ids.n == 0) {
+        inf_cli_errorf(cli, "the prompt is empty");
+        goto out;
+    }
+    struct inf_context_params cp = inf_cli_context_params(cli);
+    if (inf_context_new(model, &cp, &ctx, &err) != INF_OK) {
+        inf_cli_errorf(cli, "%s", inf_error_message(&err));
+        goto out;
+    }
+    const uint32_t n_ctx = inf_context_n_ctx(ctx);
+    if (prompt_ids.n >= n_ctx) {
+        inf_cli_errorf(cli, "the prompt has %zu tokens; the context holds %u", prompt_ids.n, n_ctx);
+        goto out;
+    }
+    struct inf_model_info info;
+    inf_model_get_info(model, &info);
+    if (inf_sampler_new(&sp, info.n_vocab, &smp, &err) != INF_OK) {
+        inf_cli_errorf(cli, "%s", inf_error_message(&err));
+        goto out;
+    }
+    for (size_t i = 0; i < prompt_ids.n; i++)
+        inf_sampler_accept(smp, prompt_ids.ids[i]);
+
+    /* the prompt in one call (split into n_batch chunks inside), logits for the last token */
+    int32_t *pos = malloc(prompt_ids.n * sizeof(int32_t));
+    int8_t *want = calloc(prompt_ids.n, 1);
+    if (!pos || !want) {
+        free(pos);
+        free(want);
+        inf_cli_errorf(cli, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < prompt_ids.n; i++)
+        pos[i] = (int32_t)i;
+    want[prompt_ids.n - 1] = 1;
+    struct inf_batch batch = {(int32_t)prompt_ids.n, prompt_ids.ids, pos, NULL, want};
+    struct sigaction sa, old_sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, &old_sa);
+    inf_status st = inf_decode(ctx, &batch, &err);
+    free(pos);
+    free(want);
+    if (st) {
+        inf_cli_errorf(cli, "%s", inf_error_message(&err));
+        goto out_sig;
+    }
+    const float *logits = inf_get_logits_ith(ctx, (int32_t)prompt_ids.n - 1);
+
+    struct inf_tok_stream stream;
+    inf_tok_stream_init(&stream, tok, 0);
+    int n_stops = 0;
+    const char *const *stops = inf_cli_values(args, "stop", &n_stops);
+    struct stopper stopper = {stops, n_stops, NULL, 0, 0, false};
+    json_t *text_acc = json ? json_string("") : NULL;
+    bool show = !json && !ids;
+    int32_t n_past = (int32_t)prompt_ids.n;
+    double t_gen0 = now_ms();
+    for (long long i = 0; n_predict < 0 || i < n_predict; i++) {
+        if (interrupted) {
+            finish = "interrupted";
+            break;
+        }
+        inf_token t = inf_sampler_sample(smp, logits);
+        if (inf_tok_is_eog(tok, t) && !inf_cli_has(args, "ignore-eos")) {
+            finish = "stop";
+            break;
+        }
+        inf_sampler_accept(smp, t);
+        inf_tokens_push(&gen_ids, t);
+        if (ids && !json) {
+            printf("%s%d", gen_ids.n > 1 ? " " : "", t);
+            fflush(stdout);
+        }
+        const char *piece;
+        size_t plen;
+        if (inf_tok_stream_push(&stream, t, &piece, &plen, &err) == INF_OK && plen)
+            stopper_feed(&stopper, piece, plen, text_acc, show);
+        if (stopper.hit) {
+            finish = "stop";
+            break;
+        }
+        if ((uint32_t)n_past + 1 >= n_ctx) {
+            finish = "length";
+            break;
+        }
+        int8_t one = 1;
+        struct inf_batch next = {1, &t, &n_past, NULL, &one};
+        if (inf_decode(ctx, &next, &err) != INF_OK) {
+            inf_cli_errorf(cli, "%s", inf_error_message(&err));
+            break;
+        }
+        n_past++;
+        logits = inf_get_logits_ith(ctx, 0);
+    }
+    if (!stopper.hit) {
+        const char *piece;
+        size_t plen;
+        if (inf_tok_stream_flush(&stream, &piece, &plen, &err) == INF_OK && plen)
+            stopper_feed(&stopper, piece, plen, text_acc, show);
+        /* whatever was held for a possible stop string is text after all */
+        if (stopper.len) {
+            if (show)
+                fwrite(stopper.buf, 1, stopper.len, stdout);
+            if (text_acc) {
+                size_t ol = json_string_length(text_acc);
+                char *joined = malloc(ol + stopper.len + 1);
+                if (joined) {
+                    memcpy(joined, json_string_value(text_acc), ol);
+                    memcpy(joined + ol, stopper.buf, stopper.len);
+                    json_string_setn_nocheck(text_acc, joined, ol + stopper.len);
+                    free(joined);
+                }
+            }
+        }
+    }
+    double gen_ms = now_ms() - t_gen0;
+    inf_tok_stream_release(&stream);
+    free(stopper.buf);
+
+    struct inf_timings tm;
+    inf_context_timings(ctx, &tm);
+    double pp_ts = tm.prompt_ms > 0 ? 1e3 * (double)tm.n_prompt / tm.prompt_ms : 0;
+    double tg_ts = tm.gen_ms > 0 ? 1e3 * (double)tm.n_gen / tm.gen_ms : 0;
+    if (json) {
+        json_t *pj = json_array(), *gj = json_array();
+        for (size_t i = 0; i < prompt_ids.n; i++)
+            json_array_append_new(pj, json_integer(prompt_ids.ids[i]));
+        for (size_t i = 0; i < gen_ids.n; i++)
+            json_array_append_new(gj, json_integer(gen_ids.ids[i]));
+        json_t *o = json_pack(
+            "{s:o, s:o, s:o, s:s, s:{s:f, s:f, s:I, s:f, s:I, s:f, s:f, s:f}}", "prompt_ids", pj,
+            "generated_ids", gj, "text", text_acc, "finish_reason", finish, "timings", "load_ms",
+            tm.load_ms, "prompt_ms", tm.prompt_ms, "prompt_tokens", (json_int_t)tm.n_prompt,
+            "gen_ms", tm.gen_ms, "gen_tokens", (json_int_t)tm.n_gen, "prompt_tokens_per_s", pp_ts,
+            "gen_tokens_per_s", tg_ts, "wall_gen_ms", gen_ms);
+        text_acc = NULL;
+        char *s = o ? json_dumps(o, JSON_ENSURE_ASCII) : NULL;
+        if (s)
+            printf("%s\n", s);
+        free(s);
+        json_decref(o);
+    } else {
+        if (ids || gen_ids.n)
+            printf("\n");
+    }
+    json_decref(text_acc);
+    fflush(stdout);
+    fprintf(stderr,
+            "\nprompt: %lld tokens in %.1f ms (%.2f t/s) | generation: %lld tokens in %.1f ms "
+            "(%.2f t/s) | load %.0f ms | finish: %s\n",
+            (long long)tm.n_prompt, tm.prompt_ms, pp_ts, (long long)tm.n_gen, tm.gen_ms, tg_ts,
+            tm.load_ms, finish);
+    rc = INF_EXIT_OK;
+out_sig:
+    sigaction(SIGINT, &old_sa, NULL);
+out:
+    inf_sampler_free(smp);
+    inf_context_free(ctx);
+    inf_model_free(model);
+    inf_tokens_release(&prompt_ids);
+    inf_tokens_release(&gen_ids);
+    free(prompt);
+    free(templated);
+    return rc;
+}

@@ -1,0 +1,431 @@
+/* context.c - contexts: KV cache cells shared by sequences, batched decoding,
+ * outputs. */
+#include "engine/context.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/ops.h"
+#include "inferno/cpu.h"
+#include "inferno/threadpool.h"
+
+struct inf_context_params inf_context_default_params(void)
+{
+    struct inf_context_params p;
+    memset(&p, 0, sizeof(p));
+    p.n_ctx = 0;
+    p.n_batch = 512;
+    p.n_seq_max = 1;
+    p.n_threads = 0;
+    p.kv_type = INF_KV_F16;
+    p.embeddings = false;
+    p.pooling = INF_POOL_MEAN;
+    return p;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+void inf_context_free(struct inf_context *ctx)
+{
+    if (!ctx)
+        return;
+    if (ctx->k_cache)
+        for (int i = 0; i < ctx->model->hp.n_layer; i++) {
+            free(ctx->k_cache[i]);
+            free(ctx->v_cache[i]);
+        }
+    free(ctx->k_cache);
+    free(ctx->v_cache);
+    free(ctx->cells);
+    free(ctx->visible);
+    struct inf__scratch *s = &ctx->scratch;
+    free(s->x);
+    free(s->xn);
+    free(s->q);
+    free(s->k);
+    free(s->v);
+    free(s->attn);
+    free(s->gate);
+    free(s->up);
+    free(s->scores);
+    free(s->rope_cache);
+    free(s->act);
+    free(ctx->b_pos);
+    free(ctx->b_seq);
+    free(ctx->b_cell);
+    free(ctx->logits);
+    free(ctx->out_index);
+    free(ctx->embd_seq);
+    inf_threadpool_free(ctx->pool);
+    free(ctx);
+}
+
+static void *xcalloc(size_t n, size_t size, size_t *total)
+{
+    *total += n * size;
+    return calloc(n ? n : 1, size);
+}
+
+inf_status inf_context_new(struct inf_model *model, const struct inf_context_params *params,
+                           struct inf_context **out, struct inf_error *err)
+{
+    const struct inf__hparams *hp = &model->hp;
+    struct inf_context *ctx;
+    inf_status st;
+
+    *out = NULL;
+    if (params->n_seq_max < 1 || params->n_seq_max > INF__MAX_SEQ)
+        return inf_error_set(err, INF_EINVAL, "n_seq_max %u is outside [1, %d]", params->n_seq_max,
+                             INF__MAX_SEQ);
+    if (params->n_batch < 1)
+        return inf_error_set(err, INF_EINVAL, "n_batch must be at least 1");
+    if (params->kv_type == INF_KV_Q8_0 && (hp->n_head_kv * hp->head_dim) % 32 != 0)
+        return inf_error_set(err, INF_EUNSUPPORTED,
+                             "a q8_0 KV cache needs K/V rows that are multiples of 32");
+    ctx = calloc(1, sizeof(*ctx));
+    if (!ctx)
+        return inf_error_set(err, INF_ENOMEM, "out of memory");
+    ctx->model = model;
+    ctx->params = *params;
+    ctx->n_ctx = params->n_ctx ? params->n_ctx : (uint32_t)hp->n_ctx_train;
+    if (ctx->n_ctx < 1 || ctx->n_ctx > (1u << 24)) {
+        uint32_t n = ctx->n_ctx;
+        free(ctx);
+        return inf_error_set(err, INF_EINVAL, "context size %u is out of range", n);
+    }
+    if (ctx->params.n_batch > ctx->n_ctx)
+        ctx->params.n_batch = ctx->n_ctx;
+    const size_t nb = ctx->params.n_batch, E = (size_t)hp->n_embd;
+    const size_t nq = (size_t)hp->n_head * (size_t)hp->head_dim;
+    const size_t nkv = (size_t)hp->n_head_kv * (size_t)hp->head_dim;
+    const size_t wide = E > nq ? E : nq;
+    size_t scratch = 0;
+
+    ctx->cells = malloc(ctx->n_ctx * sizeof(*ctx->cells));
+    ctx->visible = malloc(ctx->n_ctx * sizeof(*ctx->visible));
+    ctx->k_cache = calloc((size_t)hp->n_layer, sizeof(void *));
+    ctx->v_cache = calloc((size_t)hp->n_layer, sizeof(void *));
+    if (!ctx->cells || !ctx->visible || !ctx->k_cache || !ctx->v_cache)
+        goto oom;
+    for (uint32_t c = 0; c < ctx->n_ctx; c++) {
+        ctx->cells[c].pos = -1;
+        ctx->cells[c].seq = 0;
+    }
+    ctx->kv_row_bytes = inf__kv_row_bytes(params->kv_type, (int)nkv);
+    for (int i = 0; i < hp->n_layer; i++) {
+        ctx->k_cache[i] = calloc(ctx->n_ctx, ctx->kv_row_bytes);
+        ctx->v_cache[i] = calloc(ctx->n_ctx, ctx->kv_row_bytes);
+        if (!ctx->k_cache[i] || !ctx->v_cache[i])
+            goto oom;
+    }
+    ctx->kv_bytes = 2 * (size_t)hp->n_layer * ctx->n_ctx * ctx->kv_row_bytes;
+
+    struct inf__scratch *s = &ctx->scratch;
+    s->x = xcalloc(nb * E, sizeof(float), &scratch);
+    s->xn = xcalloc(nb * wide, sizeof(float), &scratch);
+    s->q = xcalloc(nb * nq, sizeof(float), &scratch);
+    s->k = xcalloc(nb * nkv, sizeof(float), &scratch);
+    s->v = xcalloc(nb * nkv, sizeof(float), &scratch);
+    s->attn = xcalloc(nb * nq, sizeof(float), &scratch);
+    s->gate = xcalloc(nb * (size_t)hp->n_ff, sizeof(float), &scratch);
+    s->up = xcalloc(nb * (size_t)hp->n_ff, sizeof(float), &scratch);
+    s->scores = xcalloc(ctx->n_ctx, sizeof(float), &scratch);
+    s->rope_cache = xcalloc((size_t)hp->n_rot + 2, sizeof(float), &scratch);
+    s->act_bytes = inf__act_bytes(model, (int)nb);
+    s->act = xcalloc(s->act_bytes, 1, &scratch);
+    ctx->b_pos = xcalloc(nb, sizeof(int32_t), &scratch);
+    ctx->b_seq = xcalloc(nb, sizeof(int32_t), &scratch);
+    ctx->b_cell = xcalloc(nb, sizeof(int32_t), &scratch);
+    if (!s->x || !s->xn || !s->q || !s->k || !s->v || !s->attn || !s->gate || !s->up ||
+        !s->scores || !s->rope_cache || !s->act || !ctx->b_pos || !ctx->b_seq || !ctx->b_cell)
+        goto oom;
+    s->total_bytes = scratch;
+    if (params->embeddings) {
+        ctx->embd_seq = calloc((size_t)INF__MAX_SEQ * E, sizeof(float));
+        if (!ctx->embd_seq)
+            goto oom;
+    }
+    struct inf_threadpool_params tp;
+    inf_threadpool_params_init(&tp);
+    tp.n_threads = params->n_threads > 0 ? params->n_threads : inf_cpu_physical_cores();
+    st = inf_threadpool_new(&tp, &ctx->pool, err);
+    if (st) {
+        inf_context_free(ctx);
+        return st;
+    }
+    *out = ctx;
+    return INF_OK;
+oom:
+    inf_context_free(ctx);
+    return inf_error_set(err, INF_ENOMEM, "out of memory creating a context of %u cells",
+                         params->n_ctx);
+}
+
+uint32_t inf_context_n_ctx(const struct inf_context *ctx)
+{
+    return ctx->n_ctx;
+}
+
+/* ---- KV cache per sequence
+ * --------------------------------------------------------------- */
+
+static bool seq_ok(int32_t s)
+{
+    return s >= 0 && s < INF__MAX_SEQ;
+}
+
+static bool in_range(int32_t pos, int32_t p0, int32_t p1)
+{
+    return pos >= (p0 < 0 ? 0 : p0) && (p1 < 0 || pos < p1);
+}
+
+void inf_kv_seq_rm(struct inf_context *ctx, int32_t seq_id, int32_t p0, int32_t p1)
+{
+    for (uint32_t c = 0; c < ctx->n_ctx; c++) {
+        struct inf__kv_cell *cell = &ctx->cells[c];
+        if (cell->pos < 0 || !in_range(cell->pos, p0, p1))
+            continue;
+        if (seq_id < 0)
+            cell->seq = 0; /* all sequences */
+        else if (seq_ok(seq_id))
+            cell->seq &= ~(1ull << seq_id);
+        if (!cell->seq)
+            cell->pos = -1;
+    }
+}
+
+void inf_kv_seq_cp(struct inf_context *ctx, int32_t src, int32_t dst, int32_t p0, int32_t p1)
+{
+    if (!seq_ok(src) || !seq_ok(dst) || src == dst)
+        return;
+    for (uint32_t c = 0; c < ctx->n_ctx; c++) {
+        struct inf__kv_cell *cell = &ctx->cells[c];
+        if (cell->pos >= 0 && (cell->seq >> src & 1) && in_range(cell->pos, p0, p1))
+            cell->seq |= 1ull << dst;
+    }
+}
+
+void inf_kv_seq_keep(struct inf_context *ctx, int32_t seq_id)
+{
+    for (uint32_t c = 0; c < ctx->n_ctx; c++) {
+        struct inf__kv_cell *cell = &ctx->cells[c];
+        cell->seq = seq_ok(seq_id) ? cell->seq & (1ull << seq_id) : 0;
+        if (!cell->seq)
+            cell->pos = -1;
+    }
+}
+
+void inf_kv_clear(struct inf_context *ctx)
+{
+    for (uint32_t c = 0; c < ctx->n_ctx; c++) {
+        ctx->cells[c].pos = -1;
+        ctx->cells[c].seq = 0;
+    }
+}
+
+int32_t inf_kv_seq_pos_max(const struct inf_context *ctx, int32_t seq_id)
+{
+    int32_t mx = -1;
+    if (!seq_ok(seq_id))
+        return -1;
+    for (uint32_t c = 0; c < ctx->n_ctx; c++)
+        if ((ctx->cells[c].seq >> seq_id & 1) && ctx->cells[c].pos > mx)
+            mx = ctx->cells[c].pos;
+    return mx;
+}
+
+int32_t inf_kv_seq_pos_min(const struct inf_context *ctx, int32_t seq_id)
+{
+    int32_t mn = -1;
+    if (!seq_ok(seq_id))
+        return -1;
+    for (uint32_t c = 0; c < ctx->n_ctx; c++)
+        if ((ctx->cells[c].seq >> seq_id & 1) && (mn < 0 || ctx->cells[c].pos < mn))
+            mn = ctx->cells[c].pos;
+    return mn;
+}
+
+uint32_t inf_kv_n_free(const struct inf_context *ctx)
+{
+    uint32_t n = 0;
+    for (uint32_t c = 0; c < ctx->n_ctx; c++)
+        n += ctx->cells[c].seq == 0;
+    return n;
+}
+
+/* ---- decoding
+ * ----------------------------------------------------------------------------
+ */
+
+static inf_status grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return INF_OK;
+    void *np = realloc(*p, need * elem);
+    if (!np)
+        return INF_ENOMEM;
+    *p = np;
+    *cap = need;
+    return INF_OK;
+}
+
+inf_status inf_decode(struct inf_context *ctx, const struct inf_batch *b, struct inf_error *err)
+{
+    const struct inf__hparams *hp = &ctx->model->hp;
+    const bool embd = ctx->params.embeddings;
+    const size_t row = embd ? (size_t)hp->n_embd : (size_t)hp->n_vocab;
+    int32_t seq_max[INF__MAX_SEQ];
+    double t0 = now_ms();
+
+    if (b->n_tokens <= 0)
+        return inf_error_set(err, INF_EINVAL, "empty batch");
+    if ((uint32_t)b->n_tokens > inf_kv_n_free(ctx))
+        return inf_error_set(err, INF_ELIMIT, "the KV cache has %u free cells, the batch needs %d",
+                             inf_kv_n_free(ctx), b->n_tokens);
+    for (int s = 0; s < INF__MAX_SEQ; s++)
+        seq_max[s] = -2; /* not computed yet */
+    int n_out = 0;
+    for (int32_t i = 0; i < b->n_tokens; i++) {
+        int32_t s = b->seq_id ? b->seq_id[i] : 0;
+        int32_t p = b->pos[i];
+        if (s < 0 || (uint32_t)s >= ctx->params.n_seq_max)
+            return inf_error_set(err, INF_EINVAL, "token %d: sequence id %d outside [0, %u)", i, s,
+                                 ctx->params.n_seq_max);
+        if (b->token[i] < 0 || b->token[i] >= hp->n_vocab)
+            return inf_error_set(err, INF_EINVAL, "token %d: id %d outside the vocabulary", i,
+                                 b->token[i]);
+        if (seq_max[s] == -2)
+            seq_max[s] = inf_kv_seq_pos_max(ctx, s);
+        if (p <= seq_max[s])
+            return inf_error_set(err, INF_EINVAL,
+                                 "token %d: position %d of sequence %d is not after %d, the "
+                                 "last position it holds",
+                                 i, p, s, seq_max[s]);
+        seq_max[s] = p;
+        if (embd || !b->logits || b->logits[i])
+            n_out++;
+    }
+    if (grow((void **)&ctx->logits, &ctx->logits_cap, (size_t)n_out * row, sizeof(float)) ||
+        grow((void **)&ctx->out_index, &ctx->out_index_cap, (size_t)b->n_tokens, sizeof(int32_t)))
+        return inf_error_set(err, INF_ENOMEM, "out of memory for %d output rows", n_out);
+
+    /* a free cell search that starts where the last one ended */
+    uint32_t cursor = 0;
+    int out_base = 0;
+    int rows[4096];
+    for (int32_t start = 0; start < b->n_tokens; start += (int32_t)ctx->params.n_batch) {
+        int n = b->n_tokens - start;
+        if (n > (int)ctx->params.n_batch)
+            n = (int)ctx->params.n_batch;
+        int n_rows = 0;
+        int *out_rows = n <= 4096 ? rows : malloc((size_t)n * sizeof(int));
+        if (!out_rows)
+            return inf_error_set(err, INF_ENOMEM, "out of memory");
+        for (int t = 0; t < n; t++) {
+            int32_t i = start + t;
+            while (ctx->cells[cursor].seq != 0)
+                cursor++;
+            ctx->cells[cursor].pos = b->pos[i];
+            ctx->cells[cursor].seq = 1ull << (b->seq_id ? b->seq_id[i] : 0);
+            ctx->b_cell[t] = (int32_t)cursor;
+            ctx->b_pos[t] = b->pos[i];
+            ctx->b_seq[t] = b->seq_id ? b->seq_id[i] : 0;
+            if (embd || !b->logits || b->logits[i]) {
+                ctx->out_index[i] = out_base + n_rows;
+                out_rows[n_rows++] = t;
+            } else {
+                ctx->out_index[i] = -1;
+            }
+        }
+        inf__forward_chunk(ctx, n, b->token + start, n_rows, out_rows,
+                           ctx->logits + (size_t)out_base * row);
+        out_base += n_rows;
+        if (out_rows != rows)
+            free(out_rows);
+    }
+    ctx->n_outputs = n_out;
+
+    if (embd) {
+        /* pool the normed hidden states per sequence */
+        const int E = hp->n_embd;
+        int counts[INF__MAX_SEQ] = {0};
+        ctx->embd_seq_valid = 0;
+        memset(ctx->embd_seq, 0, (size_t)INF__MAX_SEQ * (size_t)E * sizeof(float));
+        for (int32_t i = 0; i < b->n_tokens; i++) {
+            int32_t s = b->seq_id ? b->seq_id[i] : 0;
+            const float *h = ctx->logits + (size_t)ctx->out_index[i] * (size_t)E;
+            float *dst = ctx->embd_seq + (size_t)s * (size_t)E;
+            bool first = !(ctx->embd_seq_valid >> s & 1);
+            switch (ctx->params.pooling) {
+            case INF_POOL_MEAN:
+            case INF_POOL_NONE:
+                for (int j = 0; j < E; j++)
+                    dst[j] += h[j];
+                counts[s]++;
+                break;
+            case INF_POOL_LAST:
+                memcpy(dst, h, (size_t)E * sizeof(float));
+                break;
+            case INF_POOL_CLS:
+                if (first)
+                    memcpy(dst, h, (size_t)E * sizeof(float));
+                break;
+            }
+            ctx->embd_seq_valid |= 1ull << s;
+        }
+        for (int s = 0; s < INF__MAX_SEQ; s++)
+            if (counts[s] > 1)
+                for (int j = 0; j < E; j++)
+                    ctx->embd_seq[(size_t)s * (size_t)E + (size_t)j] /= (float)counts[s];
+    }
+
+    double dt = now_ms() - t0;
+    if (b->n_tokens > 1) {
+        ctx->timings.prompt_ms += dt;
+        ctx->timings.n_prompt += b->n_tokens;
+    } else {
+        ctx->timings.gen_ms += dt;
+        ctx->timings.n_gen += 1;
+    }
+    return INF_OK;
+}
+
+const float *inf_get_logits_ith(const struct inf_context *ctx, int32_t i)
+{
+    if (ctx->params.embeddings || i < 0 || (size_t)i >= ctx->out_index_cap ||
+        ctx->out_index[i] < 0 || ctx->out_index[i] >= ctx->n_outputs)
+        return NULL;
+    return ctx->logits + (size_t)ctx->out_index[i] * (size_t)ctx->model->hp.n_vocab;
+}
+
+const float *inf_get_embeddings_seq(const struct inf_context *ctx, int32_t seq_id)
+{
+    if (!ctx->params.embeddings || !seq_ok(seq_id) || !(ctx->embd_seq_valid >> seq_id & 1))
+        return NULL;
+    return ctx->embd_seq + (size_t)seq_id * (size_t)ctx->model->hp.n_embd;
+}
+
+void inf_context_timings(const struct inf_context *ctx, struct inf_timings *out)
+{
+    *out = ctx->timings;
+    out->load_ms = ctx->model->load_ms;
+}
+
+void inf_context_reset_timings(struct inf_context *ctx)
+{
+    memset(&ctx->timings, 0, sizeof(ctx->timings));
+}
+
+void inf_context_memory(const struct inf_context *ctx, struct inf_memory *out)
+{
+    out->weights_bytes = ctx->model->info.weights_bytes;
+    out->kv_bytes = ctx->kv_bytes;
+    out->scratch_bytes = ctx->scratch.total_bytes + ctx->logits_cap * sizeof(float);
+}

@@ -1,0 +1,339 @@
+/*
+ * model.c - building a model from a GGUF file: hyper-parameters from the metadata, weights as
+ * views into the mapped file, checked against the shapes the architecture needs.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/gguf_adapter.h"
+#include "engine/internal.h"
+#include "inferno/log.h"
+#include "inferno/tokenizer.h"
+
+struct inf_model_params inf_model_default_params(void)
+{
+    struct inf_model_params p;
+    memset(&p, 0, sizeof(p));
+    p.use_mmap = true;
+    return p;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Metadata key "<arch>.<suffix>". */
+static void akey(char *buf, size_t size, const char *arch, const char *suffix)
+{
+    snprintf(buf, size, "%s.%s", arch, suffix);
+}
+
+static inf_status req_u32(const struct inf_gguf *g, const char *arch, const char *suffix,
+                          int32_t *out, struct inf_error *err)
+{
+    char k[128];
+    uint32_t v;
+    akey(k, sizeof(k), arch, suffix);
+    if (!inf__g_u32(g, k, &v))
+        return inf_error_set(err, INF_EFORMAT, "metadata key '%s' is missing or not an integer", k);
+    if (v == 0 || v > (1u << 30))
+        return inf_error_set(err, INF_EFORMAT, "metadata key '%s' = %u is out of range", k, v);
+    *out = (int32_t)v;
+    return INF_OK;
+}
+
+static void opt_u32(const struct inf_gguf *g, const char *arch, const char *suffix, int32_t *out)
+{
+    char k[128];
+    uint32_t v;
+    akey(k, sizeof(k), arch, suffix);
+    if (inf__g_u32(g, k, &v) && v > 0 && v <= (1u << 30))
+        *out = (int32_t)v;
+}
+
+static void opt_f32(const struct inf_gguf *g, const char *arch, const char *suffix, float *out)
+{
+    char k[128];
+    float v;
+    akey(k, sizeof(k), arch, suffix);
+    if (inf__g_f32(g, k, &v))
+        *out = v;
+}
+
+/*
+ * Find a tensor and check its shape: ne1 == 0 means a vector of ne0. Missing tensors are an
+ * error unless optional; a type the kernels do not compute is an error naming the type.
+ */
+static inf_status tensor(const struct inf_gguf *g, const char *name, int64_t ne0, int64_t ne1,
+                         bool optional, struct inf__tensor *out, struct inf_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!inf__g_tensor(g, name, out)) {
+        if (optional)
+            return INF_OK;
+        return inf_error_set(err, INF_EFORMAT, "tensor '%s' is missing", name);
+    }
+    int64_t want1 = ne1 ? ne1 : 1;
+    if (out->ne[0] != ne0 || out->ne[1] != want1 || out->ne[2] != 1 || out->ne[3] != 1)
+        return inf_error_set(err, INF_EFORMAT,
+                             "tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, "
+                             "%lld]",
+                             name, (long long)out->ne[0], (long long)out->ne[1],
+                             (long long)out->ne[2], (long long)out->ne[3], (long long)ne0,
+                             (long long)want1);
+    if (!inf__g_type_computable(out->type))
+        return inf_error_set(err, INF_EUNSUPPORTED, "tensor '%s': type %s is not supported yet",
+                             name, inf__g_type_name(out->type));
+    if (!out->data)
+        return inf_error_set(err, INF_EFORMAT,
+                             "tensor '%s': data range exceeds the file or is misaligned", name);
+    /* vectors (norms, biases) are read directly as floats by the forward pass */
+    if (ne1 == 0 && out->type != 0 /* F32 */)
+        return inf_error_set(err, INF_EUNSUPPORTED,
+                             "tensor '%s': 1-D tensors of type %s are not supported (F32 only)",
+                             name, inf__g_type_name(out->type));
+    return INF_OK;
+}
+
+static inf_status load_hparams(struct inf_model *m, const char *arch, struct inf_error *err)
+{
+    struct inf__hparams *hp = &m->hp;
+    const struct inf_gguf *g = m->gguf;
+    inf_status st;
+
+    if (strcmp(arch, "llama") == 0) {
+        hp->arch = INF_ARCH_LLAMA;
+        hp->rope_pairing = INF_ROPE_ADJACENT;
+    } else if (strcmp(arch, "qwen2") == 0) {
+        hp->arch = INF_ARCH_QWEN2;
+        hp->rope_pairing = INF_ROPE_NEOX;
+    } else if (strcmp(arch, "qwen3") == 0) {
+        hp->arch = INF_ARCH_QWEN3;
+        hp->rope_pairing = INF_ROPE_NEOX;
+    } else {
+        return inf_error_set(err, INF_EUNSUPPORTED,
+                             "architecture '%s' is not supported (supported: llama, qwen2, qwen3)",
+                             arch);
+    }
+    if ((st = req_u32(g, arch, "embedding_length", &hp->n_embd, err)) ||
+        (st = req_u32(g, arch, "block_count", &hp->n_layer, err)) ||
+        (st = req_u32(g, arch, "attention.head_count", &hp->n_head, err)) ||
+        (st = req_u32(g, arch, "feed_forward_length", &hp->n_ff, err)))
+        return st;
+    hp->n_ctx_train = 2048;
+    opt_u32(g, arch, "context_length", &hp->n_ctx_train);
+    hp->n_head_kv = hp->n_head;
+    opt_u32(g, arch, "attention.head_count_kv", &hp->n_head_kv);
+    hp->head_dim = hp->n_embd / hp->n_head;
+    opt_u32(g, arch, "attention.key_length", &hp->head_dim);
+    int32_t vlen = hp->head_dim;
+    opt_u32(g, arch, "attention.value_length", &vlen);
+    if (vlen != hp->head_dim)
+        return inf_error_set(err, INF_EUNSUPPORTED,
+                             "key length %d differs from value length %d; not supported",
+                             hp->head_dim, vlen);
+    hp->n_rot = hp->head_dim;
+    opt_u32(g, arch, "rope.dimension_count", &hp->n_rot);
+    if (hp->n_head % hp->n_head_kv != 0)
+        return inf_error_set(err, INF_EFORMAT, "head count %d is not a multiple of kv heads %d",
+                             hp->n_head, hp->n_head_kv);
+    if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
+        return inf_error_set(err, INF_EFORMAT, "rope dimension %d does not fit head size %d",
+                             hp->n_rot, hp->head_dim);
+    hp->rms_eps = 1e-5f;
+    opt_f32(g, arch, "attention.layer_norm_rms_epsilon", &hp->rms_eps);
+    hp->rope_base = 10000.0f;
+    opt_f32(g, arch, "rope.freq_base", &hp->rope_base);
+
+    /* RoPE scaling as llama.cpp reads it: type (default linear), factor, YaRN parameters */
+    char k[128];
+    char type[32] = "linear";
+    akey(k, sizeof(k), arch, "rope.scaling.type");
+    inf__g_str(g, k, type, sizeof(type));
+    float factor = 0.0f;
+    opt_f32(g, arch, "rope.scaling.factor", &factor);
+    if (factor == 0.0f)
+        opt_f32(g, arch, "rope.scale_linear", &factor);
+    hp->rope_freq_scale = factor == 0.0f ? 1.0f : 1.0f / factor;
+    if (strcmp(type, "none") == 0) {
+        hp->rope_scaling = INF_ROPE_SCALING_NONE;
+        hp->rope_freq_scale = 1.0f;
+    } else if (strcmp(type, "linear") == 0) {
+        hp->rope_scaling = INF_ROPE_SCALING_LINEAR;
+    } else if (strcmp(type, "yarn") == 0) {
+        hp->rope_scaling = INF_ROPE_SCALING_YARN;
+    } else {
+        return inf_error_set(err, INF_EUNSUPPORTED, "RoPE scaling type '%s' is not supported",
+                             type);
+    }
+    hp->rope_n_ctx_orig = hp->n_ctx_train;
+    opt_u32(g, arch, "rope.scaling.original_context_length", &hp->rope_n_ctx_orig);
+    hp->yarn_beta_fast = 32.0f;
+    hp->yarn_beta_slow = 1.0f;
+    hp->yarn_ext_factor = hp->rope_scaling == INF_ROPE_SCALING_YARN ? 1.0f : 0.0f;
+    opt_f32(g, arch, "rope.scaling.yarn_beta_fast", &hp->yarn_beta_fast);
+    opt_f32(g, arch, "rope.scaling.yarn_beta_slow", &hp->yarn_beta_slow);
+    opt_f32(g, arch, "rope.scaling.yarn_ext_factor", &hp->yarn_ext_factor);
+    float rope_attn = 1.0f, log_mul = 0.0f;
+    opt_f32(g, arch, "rope.scaling.attn_factor", &rope_attn);
+    opt_f32(g, arch, "rope.scaling.yarn_log_multiplier", &log_mul);
+    hp->yarn_attn_factor = 1.0f;
+    if (hp->yarn_ext_factor != 0.0f) {
+        /* the rotation multiplies by 1 + 0.1 ln(factor); the attention factor cancels it
+           except for the log multiplier's share, as llama.cpp does */
+        float f = 1.0f / hp->rope_freq_scale;
+        float ms = f <= 1.0f ? 1.0f : 0.1f * logf(f) + 1.0f;
+        float ms_all = f <= 1.0f ? 1.0f : 0.1f * log_mul * logf(f) + 1.0f;
+        hp->yarn_attn_factor = (log_mul != 0.0f ? ms / ms_all : ms) / (1.0f + 0.1f * logf(f));
+    }
+    hp->yarn_attn_factor *= rope_attn;
+    return INF_OK;
+}
+
+static inf_status load_tensors(struct inf_model *m, struct inf_error *err)
+{
+    struct inf__hparams *hp = &m->hp;
+    const struct inf_gguf *g = m->gguf;
+    const int64_t E = hp->n_embd, nq = (int64_t)hp->n_head * hp->head_dim;
+    const int64_t nkv = (int64_t)hp->n_head_kv * hp->head_dim, F = hp->n_ff;
+    inf_status st;
+    char n[96];
+
+    /* the vocabulary size is the embedding's row count */
+    if (!inf__g_tensor(g, "token_embd.weight", &m->tok_embd))
+        return inf_error_set(err, INF_EFORMAT, "tensor 'token_embd.weight' is missing");
+    if (m->tok_embd.ne[1] <= 0 || m->tok_embd.ne[1] > (1 << 24))
+        return inf_error_set(err, INF_EFORMAT, "tensor 'token_embd.weight': bad vocabulary size");
+    hp->n_vocab = (int32_t)m->tok_embd.ne[1];
+    if ((st = tensor(g, "token_embd.weight", E, hp->n_vocab, false, &m->tok_embd, err)) ||
+        (st = tensor(g, "output_norm.weight", E, 0, false, &m->output_norm, err)) ||
+        (st = tensor(g, "output.weight", E, hp->n_vocab, true, &m->output, err)) ||
+        (st = tensor(g, "rope_freqs.weight", hp->n_rot / 2, 0, true, &m->rope_freqs, err)))
+        return st;
+    if (!m->output.data)
+        m->output = m->tok_embd; /* tied embeddings */
+
+    m->layers = calloc((size_t)hp->n_layer, sizeof(*m->layers));
+    if (!m->layers)
+        return inf_error_set(err, INF_ENOMEM, "out of memory");
+    for (int i = 0; i < hp->n_layer; i++) {
+        struct inf__layer *L = &m->layers[i];
+        bool qwen2 = hp->arch == INF_ARCH_QWEN2, qwen3 = hp->arch == INF_ARCH_QWEN3;
+#define T(field, suffix, a, b, opt)                                                                \
+    do {                                                                                           \
+        snprintf(n, sizeof(n), "blk.%d.%s", i, suffix);                                            \
+        if ((st = tensor(g, n, a, b, opt, &L->field, err)))                                        \
+            return st;                                                                             \
+    } while (0)
+        T(attn_norm, "attn_norm.weight", E, 0, false);
+        T(wq, "attn_q.weight", E, nq, false);
+        T(wk, "attn_k.weight", E, nkv, false);
+        T(wv, "attn_v.weight", E, nkv, false);
+        T(wo, "attn_output.weight", nq, E, false);
+        T(bq, "attn_q.bias", nq, 0, !qwen2);
+        T(bk, "attn_k.bias", nkv, 0, !qwen2);
+        T(bv, "attn_v.bias", nkv, 0, !qwen2);
+        T(q_norm, "attn_q_norm.weight", hp->head_dim, 0, !qwen3);
+        T(k_norm, "attn_k_norm.weight", hp->head_dim, 0, !qwen3);
+        T(ffn_norm, "ffn_norm.weight", E, 0, false);
+        T(w_gate, "ffn_gate.weight", E, F, false);
+        T(w_up, "ffn_up.weight", E, F, false);
+        T(w_down, "ffn_down.weight", F, E, false);
+#undef T
+        if ((L->q_norm.data != NULL) != (L->k_norm.data != NULL))
+            return inf_error_set(err, INF_EFORMAT, "layer %d has only one of the Q/K norms", i);
+    }
+    return INF_OK;
+}
+
+inf_status inf_model_load(const char *path, const struct inf_model_params *params,
+                          struct inf_model **out, struct inf_error *err)
+{
+    struct inf_model *m;
+    char arch[32];
+    double t0 = now_ms();
+    inf_status st;
+
+    *out = NULL;
+    m = calloc(1, sizeof(*m));
+    if (!m)
+        return inf_error_set(err, INF_ENOMEM, "out of memory");
+    st = inf__g_open(path, params, &m->gguf, err);
+    if (st)
+        goto fail;
+    if (!inf__g_str(m->gguf, "general.architecture", arch, sizeof(arch))) {
+        st = inf_error_set(err, INF_EFORMAT, "'%s': no general.architecture in the metadata", path);
+        goto fail;
+    }
+    if ((st = load_hparams(m, arch, err)) || (st = load_tensors(m, err)))
+        goto fail_named;
+    if (params->progress && !params->progress(0.5f, params->progress_user)) {
+        st = inf_error_set(err, INF_ECANCELED, "loading canceled");
+        goto fail;
+    }
+    st = inf__g_tokenizer(m->gguf, &m->tokenizer, err);
+    if (st)
+        goto fail_named;
+    m->chat_template = inf__g_strdup(m->gguf, "tokenizer.chat_template");
+
+    struct inf_model_info *info = &m->info;
+    snprintf(info->architecture, sizeof(info->architecture), "%s", arch);
+    if (!inf__g_str(m->gguf, "general.name", info->name, sizeof(info->name)))
+        info->name[0] = '\0';
+    info->n_vocab = m->hp.n_vocab;
+    info->n_ctx_train = m->hp.n_ctx_train;
+    info->n_embd = m->hp.n_embd;
+    info->n_layer = m->hp.n_layer;
+    info->n_head = m->hp.n_head;
+    info->n_head_kv = m->hp.n_head_kv;
+    info->head_dim = m->hp.head_dim;
+    info->n_ff = m->hp.n_ff;
+    info->rope_freq_base = m->hp.rope_base;
+    inf__g_weight_totals(m->gguf, &info->n_params, &info->weights_bytes);
+    if (params->use_mlock)
+        inf__g_mlock(m->gguf);
+    if (params->progress)
+        params->progress(1.0f, params->progress_user);
+    m->load_ms = now_ms() - t0;
+    *out = m;
+    return INF_OK;
+fail_named:
+    inf_error_prefix(err, "'%s'", path);
+fail:
+    inf_model_free(m);
+    return st;
+}
+
+void inf_model_free(struct inf_model *m)
+{
+    if (!m)
+        return;
+    free(m->layers);
+    inf_tokenizer_free(m->tokenizer);
+    free(m->chat_template);
+    inf__g_close(m->gguf);
+    free(m);
+}
+
+void inf_model_get_info(const struct inf_model *m, struct inf_model_info *out)
+{
+    *out = m->info;
+}
+
+const struct inf_tokenizer *inf_model_tokenizer(const struct inf_model *m)
+{
+    return m->tokenizer;
+}
+
+const char *inf_model_chat_template(const struct inf_model *m, const char *name)
+{
+    if (!name)
+        return m->chat_template;
+    return NULL;
+}

@@ -1,0 +1,144 @@
+/* ops.c - the forward pass's numeric operations, on top of the kernels. */
+#include "engine/ops.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "inferno/kernels.h"
+
+void inf__matmul(struct inf_context *ctx, const struct inf__tensor *w, const float *x, int n,
+                 float *y)
+{
+    inf_matmul(ctx->pool, (enum inf_type)w->type, w->data, w->row_bytes, w->ne[1], w->ne[0], x,
+               (size_t)w->ne[0], n, y, (size_t)w->ne[1], ctx->scratch.act);
+}
+
+void inf__get_row(const struct inf__tensor *w, int64_t r, float *out)
+{
+    const void *row = (const char *)w->data + (size_t)r * w->row_bytes;
+    inf_dequantize_row((enum inf_type)w->type, row, out, w->ne[0], NULL);
+}
+
+void inf__rms_norm(const float *x, const float *weight, int n, float eps, float *out)
+{
+    inf_rms_norm(n, x, weight, eps, out);
+}
+
+void inf__add(float *x, const float *y, int n)
+{
+    inf_add(n, x, y);
+}
+
+void inf__swiglu(float *gate, const float *up, size_t n)
+{
+    inf_swiglu((int64_t)n, gate, up);
+}
+
+/* Q8_0 rows for the KV cache: blocks of 32 int8 with an fp16 scale (34 bytes), as ggml. */
+size_t inf__kv_row_bytes(enum inf_kv_type type, int n)
+{
+    switch (type) {
+    case INF_KV_F32:
+        return (size_t)n * 4;
+    case INF_KV_F16:
+        return (size_t)n * 2;
+    case INF_KV_Q8_0:
+        return inf_type_row_size(INF_TYPE_Q8_0, n);
+    }
+    return 0;
+}
+
+static void *kv_row(void *base, const struct inf_context *ctx, int32_t cell)
+{
+    return (char *)base + (size_t)cell * ctx->kv_row_bytes;
+}
+
+void inf__kv_store(struct inf_context *ctx, int il, int32_t cell, const float *k, const float *v)
+{
+    const struct inf__hparams *hp = &ctx->model->hp;
+    const int n = hp->n_head_kv * hp->head_dim;
+    void *kd = kv_row(ctx->k_cache[il], ctx, cell), *vd = kv_row(ctx->v_cache[il], ctx, cell);
+    switch (ctx->params.kv_type) {
+    case INF_KV_F32:
+        memcpy(kd, k, (size_t)n * sizeof(float));
+        memcpy(vd, v, (size_t)n * sizeof(float));
+        break;
+    case INF_KV_F16:
+        inf_f32_to_f16_row(k, kd, n);
+        inf_f32_to_f16_row(v, vd, n);
+        break;
+    case INF_KV_Q8_0:
+        inf_quantize_row(INF_TYPE_Q8_0, k, kd, n, NULL);
+        inf_quantize_row(INF_TYPE_Q8_0, v, vd, n, NULL);
+        break;
+    }
+}
+
+float inf__kv_dot_k(const struct inf_context *ctx, int il, int32_t cell, int head, const float *q)
+{
+    const int hd = ctx->model->hp.head_dim;
+    const char *row = kv_row(ctx->k_cache[il], ctx, cell);
+    switch (ctx->params.kv_type) {
+    case INF_KV_F32:
+        return inf_dot_f32(hd, (const float *)row + (size_t)head * hd, q);
+    case INF_KV_F16:
+        return inf_dot_f16_f32(hd, (const uint16_t *)row + (size_t)head * hd, q);
+    case INF_KV_Q8_0: {
+        float tmp[1024];
+        size_t off = inf_type_row_size(INF_TYPE_Q8_0, (int64_t)head * hd);
+        if (hd > 1024 || hd % 32)
+            return 0.0f;
+        inf_dequantize_row(INF_TYPE_Q8_0, row + off, tmp, hd, NULL);
+        return inf_dot_f32(hd, tmp, q);
+    }
+    }
+    return 0.0f;
+}
+
+void inf__kv_axpy_v(const struct inf_context *ctx, int il, int32_t cell, int head, float a,
+                    float *out)
+{
+    const int hd = ctx->model->hp.head_dim;
+    const char *row = kv_row(ctx->v_cache[il], ctx, cell);
+    switch (ctx->params.kv_type) {
+    case INF_KV_F32:
+        inf_axpy_f32(hd, a, (const float *)row + (size_t)head * hd, out);
+        break;
+    case INF_KV_F16:
+        inf_axpy_f16(hd, a, (const uint16_t *)row + (size_t)head * hd, out);
+        break;
+    case INF_KV_Q8_0: {
+        float tmp[1024];
+        size_t off = inf_type_row_size(INF_TYPE_Q8_0, (int64_t)head * hd);
+        if (hd > 1024 || hd % 32)
+            return;
+        inf_dequantize_row(INF_TYPE_Q8_0, row + off, tmp, hd, NULL);
+        inf_axpy_f32(hd, a, tmp, out);
+        break;
+    }
+    }
+}
+
+size_t inf__act_bytes(const struct inf_model *m, int n_rows_max)
+{
+    const struct inf__hparams *hp = &m->hp;
+    size_t best = 0;
+    const struct inf__tensor *ts[] = {&m->output};
+    int64_t widest = hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd;
+    if ((int64_t)hp->n_head * hp->head_dim > widest)
+        widest = (int64_t)hp->n_head * hp->head_dim;
+    /* the largest vec_dot_type row over all weight types used, at the widest input */
+    for (int i = 0; i < hp->n_layer; i++) {
+        const struct inf__layer *L = &m->layers[i];
+        const struct inf__tensor *w[] = {&L->wq,     &L->wk,   &L->wv,    &L->wo,
+                                         &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t j = 0; j < sizeof(w) / sizeof(w[0]); j++) {
+            size_t s = inf_matmul_act_size((enum inf_type)w[j]->type, w[j]->ne[0], n_rows_max);
+            if (s > best)
+                best = s;
+        }
+    }
+    size_t s = inf_matmul_act_size((enum inf_type)ts[0]->type, ts[0]->ne[0], n_rows_max);
+    (void)widest;
+    return s > best ? s : best;
+}

@@ -1,0 +1,33 @@
+/*
+ * ops.h - the numeric operations the forward pass uses (internal). They route to the kernels
+ * (type traits, SIMD dot products, thread pool) so the forward pass stays readable.
+ */
+#ifndef INFERNO_ENGINE_OPS_H
+#define INFERNO_ENGINE_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/context.h"
+
+/* Y[n][rows] = X[n][cols] · Wᵀ for a weight W of ne = {cols, rows}. */
+void inf__matmul(struct inf_context *ctx, const struct inf__tensor *w, const float *x, int n,
+                 float *y);
+/* Row r of a (possibly quantized) matrix as floats. */
+void inf__get_row(const struct inf__tensor *w, int64_t r, float *out);
+void inf__rms_norm(const float *x, const float *weight, int n, float eps, float *out);
+void inf__add(float *x, const float *y, int n);
+/* gate[i] = silu(gate[i]) * up[i] */
+void inf__swiglu(float *gate, const float *up, size_t n);
+
+/* KV cache element access for the context's kv_type. */
+void inf__kv_store(struct inf_context *ctx, int il, int32_t cell, const float *k, const float *v);
+float inf__kv_dot_k(const struct inf_context *ctx, int il, int32_t cell, int head, const float *q);
+void inf__kv_axpy_v(const struct inf_context *ctx, int il, int32_t cell, int head, float a,
+                    float *out);
+size_t inf__kv_row_bytes(enum inf_kv_type type, int n);
+
+/* Bytes the matrix products need for quantized activations of n rows of length cols. */
+size_t inf__act_bytes(const struct inf_model *m, int n_rows_max);
+
+#endif

@@ -1,0 +1,304 @@
+/*
+ * dispatch.c - choosing a SIMD level at run time, and the public entry points that route
+ * through the chosen level's table.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inferno/cpu.h"
+#include "kernels/fp16.h"
+#include "kernels/internal.h"
+
+static struct inf__kern tables[INF_CPU_LEVEL_COUNT];
+static bool table_ok[INF_CPU_LEVEL_COUNT];
+static bool have_vnni;
+static _Atomic(const struct inf__kern *) current;
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+float inf__fp16_table[65536];
+
+static const char *const level_names[INF_CPU_LEVEL_COUNT] = {"scalar", "avx2", "avx512"};
+
+const char *inf_cpu_level_name(enum inf_cpu_level level)
+{
+    return (unsigned)level < INF_CPU_LEVEL_COUNT ? level_names[level] : "?";
+}
+
+static void init_tables(void)
+{
+    for (uint32_t h = 0; h < 65536; h++)
+        inf__fp16_table[h] = inf_fp16_to_fp32((inf_fp16)h);
+    inf__kern_init_ref(&tables[INF_CPU_SCALAR]);
+    table_ok[INF_CPU_SCALAR] = true;
+#ifdef INFERNO_X86
+    const struct inf_cpu_features *f = inf_cpu_features();
+    if (f->avx2 && f->fma && f->f16c) {
+        tables[INF_CPU_AVX2] = tables[INF_CPU_SCALAR];
+        inf__kern_init_avx2(&tables[INF_CPU_AVX2]);
+        table_ok[INF_CPU_AVX2] = true;
+        if (f->avx512f && f->avx512bw && f->avx512vl && f->avx512dq) {
+            have_vnni = f->avx512vnni && !getenv("INFERNO_NO_VNNI");
+            tables[INF_CPU_AVX512] = tables[INF_CPU_AVX2];
+            inf__kern_init_avx512(&tables[INF_CPU_AVX512], have_vnni);
+            table_ok[INF_CPU_AVX512] = true;
+        }
+    }
+#endif
+    enum inf_cpu_level best = INF_CPU_SCALAR;
+    for (int l = 0; l < INF_CPU_LEVEL_COUNT; l++)
+        if (table_ok[l])
+            best = (enum inf_cpu_level)l;
+    const char *want = getenv("INFERNO_CPU");
+    if (want) {
+        for (int l = 0; l < INF_CPU_LEVEL_COUNT; l++)
+            if (strcmp(want, level_names[l]) == 0 && table_ok[l])
+                best = (enum inf_cpu_level)l;
+    }
+    atomic_store(&current, &tables[best]);
+}
+
+const struct inf__kern *inf__kern_get(enum inf_cpu_level level)
+{
+    pthread_once(&init_once, init_tables);
+    if ((unsigned)level >= INF_CPU_LEVEL_COUNT || !table_ok[level])
+        return NULL;
+    return &tables[level];
+}
+
+const struct inf__kern *inf__kern(void)
+{
+    const struct inf__kern *k = atomic_load_explicit(&current, memory_order_acquire);
+    if (k)
+        return k;
+    pthread_once(&init_once, init_tables);
+    return atomic_load(&current);
+}
+
+bool inf_cpu_level_supported(enum inf_cpu_level level)
+{
+    return inf__kern_get(level) != NULL;
+}
+
+enum inf_cpu_level inf_kernels_level(void)
+{
+    return inf__kern()->level;
+}
+
+inf_status inf_kernels_set_level(enum inf_cpu_level level, struct inf_error *err)
+{
+    const struct inf__kern *k = inf__kern_get(level);
+    if (!k)
+        return inf_error_set(err, INF_EUNSUPPORTED, "cpu level '%s' is not supported here",
+                             inf_cpu_level_name(level));
+    atomic_store(&current, k);
+    return INF_OK;
+}
+
+bool inf_kernels_have_vnni(void)
+{
+    pthread_once(&init_once, init_tables);
+    return have_vnni;
+}
+
+/* ---- the scalar table -------------------------------------------------------------------- */
+
+#define REF_GEMM(T, t)                                                                             \
+    static void gemm_ref_##t(int64_t n, const void *w, size_t ldw, const void *a, size_t lda,      \
+                             float *s, size_t lds, int nr, int nc)                                 \
+    {                                                                                              \
+        inf__gemm_ref(T, n, w, ldw, a, lda, s, lds, nr, nc);                                       \
+    }
+REF_GEMM(INF_TYPE_F32, f32)
+REF_GEMM(INF_TYPE_F16, f16)
+REF_GEMM(INF_TYPE_BF16, bf16)
+REF_GEMM(INF_TYPE_Q4_0, q4_0)
+REF_GEMM(INF_TYPE_Q4_1, q4_1)
+REF_GEMM(INF_TYPE_Q5_0, q5_0)
+REF_GEMM(INF_TYPE_Q5_1, q5_1)
+REF_GEMM(INF_TYPE_Q8_0, q8_0)
+REF_GEMM(INF_TYPE_Q2_K, q2_K)
+REF_GEMM(INF_TYPE_Q3_K, q3_K)
+REF_GEMM(INF_TYPE_Q4_K, q4_K)
+REF_GEMM(INF_TYPE_Q5_K, q5_K)
+REF_GEMM(INF_TYPE_Q6_K, q6_K)
+#undef REF_GEMM
+
+void inf__kern_init_ref(struct inf__kern *k)
+{
+    memset(k, 0, sizeof(*k));
+    k->level = INF_CPU_SCALAR;
+#define W(T, t) k->w[T] = (struct inf__wkern){gemm_ref_##t, 4, 4}
+    W(INF_TYPE_F32, f32);
+    W(INF_TYPE_F16, f16);
+    W(INF_TYPE_BF16, bf16);
+    W(INF_TYPE_Q4_0, q4_0);
+    W(INF_TYPE_Q4_1, q4_1);
+    W(INF_TYPE_Q5_0, q5_0);
+    W(INF_TYPE_Q5_1, q5_1);
+    W(INF_TYPE_Q8_0, q8_0);
+    W(INF_TYPE_Q2_K, q2_K);
+    W(INF_TYPE_Q3_K, q3_K);
+    W(INF_TYPE_Q4_K, q4_K);
+    W(INF_TYPE_Q5_K, q5_K);
+    W(INF_TYPE_Q6_K, q6_K);
+#undef W
+    k->quantize_act[INF_TYPE_F32] = inf__from_float_f32_ref;
+    k->quantize_act[INF_TYPE_Q8_0] = inf__from_float_q8_0_ref;
+    k->quantize_act[INF_TYPE_Q8_1] = inf__from_float_q8_1_ref;
+    k->quantize_act[INF_TYPE_Q8_K] = inf__from_float_q8_K_ref;
+    for (int t = 0; t < INF_TYPE_COUNT; t++) {
+        const struct inf_type_traits *tr = inf_type_get((enum inf_type)t);
+        if (tr)
+            k->to_float[t] = tr->to_float;
+    }
+    k->dot_f32 = inf__dot_f32_ref;
+    k->dot_f16_f32 = inf__dot_f16_f32_ref;
+    k->axpy_f32 = inf__axpy_f32_ref;
+    k->axpy_f16 = inf__axpy_f16_ref;
+    k->axpy4_f32 = inf__axpy4_f32_ref;
+    k->axpy4_f16 = inf__axpy4_f16_ref;
+    k->f32_to_f16 = inf__f32_to_f16_ref;
+    k->f16_to_f32 = inf__f16_to_f32_ref;
+    k->rms_norm = inf__rms_norm_ref;
+    k->softmax = inf__softmax_ref;
+    k->silu = inf__silu_ref;
+    k->gelu = inf__gelu_ref;
+    k->swiglu = inf__swiglu_ref;
+    k->add = inf__add_ref;
+    k->mul = inf__mul_ref;
+    k->scale = inf__scale_ref;
+    k->rope = inf__rope_ref;
+}
+
+/* ---- public entry points ----------------------------------------------------------------- */
+
+float inf_vec_dot(enum inf_type type, int64_t n, const void *w, const void *act)
+{
+    float s = 0;
+    inf__kern()->w[type].gemm(n, w, 0, act, 0, &s, 1, 1, 1);
+    return s;
+}
+
+void inf_quantize_act(enum inf_type act_type, const float *src, void *dst, int64_t n)
+{
+    inf__kern()->quantize_act[act_type](src, dst, n);
+}
+
+float inf_dot_f32(int64_t n, const float *a, const float *b)
+{
+    return inf__kern()->dot_f32(n, a, b);
+}
+
+float inf_dot_f16_f32(int64_t n, const uint16_t *a_f16, const float *b)
+{
+    return inf__kern()->dot_f16_f32(n, a_f16, b);
+}
+
+void inf_axpy_f32(int64_t n, float a, const float *x, float *y)
+{
+    inf__kern()->axpy_f32(n, a, x, y);
+}
+
+void inf_axpy_f16(int64_t n, float a, const uint16_t *x_f16, float *y)
+{
+    inf__kern()->axpy_f16(n, a, x_f16, y);
+}
+
+void inf_f32_to_f16_row(const float *src, uint16_t *dst, int64_t n)
+{
+    inf__kern()->f32_to_f16(src, dst, n);
+}
+
+void inf_f16_to_f32_row(const uint16_t *src, float *dst, int64_t n)
+{
+    inf__kern()->f16_to_f32(src, dst, n);
+}
+
+void inf_rms_norm(int64_t n, const float *x, const float *weight, float eps, float *out)
+{
+    inf__kern()->rms_norm(n, x, weight, eps, out);
+}
+
+float inf_softmax(int64_t n, float *x, float scale)
+{
+    return inf__kern()->softmax(n, x, scale);
+}
+
+void inf_silu(int64_t n, float *x)
+{
+    inf__kern()->silu(n, x);
+}
+
+void inf_gelu(int64_t n, float *x)
+{
+    inf__kern()->gelu(n, x);
+}
+
+void inf_swiglu(int64_t n, float *gate, const float *up)
+{
+    inf__kern()->swiglu(n, gate, up);
+}
+
+void inf_add(int64_t n, float *x, const float *y)
+{
+    inf__kern()->add(n, x, y);
+}
+
+void inf_mul(int64_t n, float *x, const float *y)
+{
+    inf__kern()->mul(n, x, y);
+}
+
+void inf_scale(int64_t n, float *x, float s)
+{
+    inf__kern()->scale(n, x, s);
+}
+
+void inf_rope(enum inf_rope_mode mode, float *x, int n_heads, int head_dim, int n_rot,
+              const float *cache)
+{
+    inf__kern()->rope(mode, x, n_heads, head_dim, n_rot, cache);
+}
+
+/* ggml's YaRN correction dimension: where the rotation at n_rot turns reaches n_ctx_orig. */
+static float yarn_corr_dim(int n_dims, int n_ctx_orig, float n_rot, float base)
+{
+    return (float)n_dims * logf((float)n_ctx_orig / (n_rot * 2 * 3.14159265358979323846f)) /
+           (2 * logf(base));
+}
+
+void inf_rope_cache(const struct inf_rope_params *p, int64_t pos, float *cache)
+{
+    const int n_dims = p->n_rot;
+    const float theta_scale = powf(p->freq_base, -2.0f / (float)n_dims);
+    float corr[2] = {0, 0};
+    if (p->ext_factor != 0.0f) {
+        const float start =
+            floorf(yarn_corr_dim(n_dims, p->n_ctx_orig, p->beta_fast, p->freq_base));
+        const float end = ceilf(yarn_corr_dim(n_dims, p->n_ctx_orig, p->beta_slow, p->freq_base));
+        corr[0] = start > 0 ? start : 0;
+        corr[1] = end < (float)(n_dims - 1) ? end : (float)(n_dims - 1);
+    }
+    float theta = (float)pos;
+    for (int i0 = 0; i0 < n_dims; i0 += 2) {
+        const float ff = p->freq_factors ? p->freq_factors[i0 / 2] : 1.0f;
+        const float theta_extrap = theta / ff;
+        const float theta_interp = p->freq_scale * theta_extrap;
+        float th = theta_interp;
+        float mscale = p->attn_factor;
+        if (p->ext_factor != 0.0f) {
+            const float denom = corr[1] - corr[0] > 0.001f ? corr[1] - corr[0] : 0.001f;
+            float y = ((float)(i0 / 2) - corr[0]) / denom;
+            y = y < 0 ? 0 : (y > 1 ? 1 : y);
+            const float ramp_mix = (1 - y) * p->ext_factor;
+            th = theta_interp * (1 - ramp_mix) + theta_extrap * ramp_mix;
+            mscale *= 1.0f + 0.1f * logf(1.0f / p->freq_scale);
+        }
+        cache[i0 + 0] = cosf(th) * mscale;
+        cache[i0 + 1] = sinf(th) * mscale;
+        theta *= theta_scale;
+    }
+}

@@ -1,0 +1,129 @@
+/*
+ * internal.h - the kernels' internal interface: reference kernels, the per-level function
+ * tables and the dispatcher.
+ *
+ * A level (scalar, AVX2, AVX-512) is a struct inf__kern: one table of function pointers filled
+ * by that level's file. The scalar table holds the reference kernels; the SIMD tables start as a
+ * copy of a lower level's and replace what they implement, so every entry is always callable.
+ */
+#ifndef INFERNO_KERNELS_INTERNAL_H
+#define INFERNO_KERNELS_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "inferno/kernels.h"
+
+#if defined(__GNUC__)
+#define INF__ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define INF__ALWAYS_INLINE inline
+#endif
+
+/*
+ * A register-tiled dot-product kernel: s[c * lds + r] = dot(row r of w, row c of a) for r < nr,
+ * c < nc, where rows of w (weights) are ldw bytes apart, rows of a (activations in the weight
+ * type's vec_dot_type) lda bytes apart, each n values long. nr <= max_nr and nc <= max_nc of its
+ * table entry. The matrix-vector product uses nc == 1; batches use the full tile.
+ */
+typedef void (*inf__gemm_fn)(int64_t n, const void *w, size_t ldw, const void *a, size_t lda,
+                             float *s, size_t lds, int nr, int nc);
+
+struct inf__wkern {
+    inf__gemm_fn gemm;
+    int max_nr, max_nc;
+};
+
+struct inf__kern {
+    enum inf_cpu_level level;
+    struct inf__wkern w[INF_TYPE_COUNT];            /* per weight type */
+    inf_from_float_fn quantize_act[INF_TYPE_COUNT]; /* per activation type */
+    inf_to_float_fn to_float[INF_TYPE_COUNT];       /* per type */
+
+    float (*dot_f32)(int64_t n, const float *a, const float *b);
+    float (*dot_f16_f32)(int64_t n, const uint16_t *a, const float *b);
+    void (*axpy_f32)(int64_t n, float a, const float *x, float *y);
+    void (*axpy_f16)(int64_t n, float a, const uint16_t *x, float *y);
+    /* y[i] += a[0] x[0][i] + a[1] x[1][i] + a[2] x[2][i] + a[3] x[3][i] */
+    void (*axpy4_f32)(int64_t n, const float *a, const float *const *x, float *y);
+    void (*axpy4_f16)(int64_t n, const float *a, const uint16_t *const *x, float *y);
+    void (*f32_to_f16)(const float *src, uint16_t *dst, int64_t n);
+    void (*f16_to_f32)(const uint16_t *src, float *dst, int64_t n);
+
+    void (*rms_norm)(int64_t n, const float *x, const float *weight, float eps, float *out);
+    float (*softmax)(int64_t n, float *x, float scale);
+    void (*silu)(int64_t n, float *x);
+    void (*gelu)(int64_t n, float *x);
+    void (*swiglu)(int64_t n, float *gate, const float *up);
+    void (*add)(int64_t n, float *x, const float *y);
+    void (*mul)(int64_t n, float *x, const float *y);
+    void (*scale)(int64_t n, float *x, float s);
+    void (*rope)(enum inf_rope_mode mode, float *x, int n_heads, int head_dim, int n_rot,
+                 const float *cache);
+};
+
+/* binary16 -> binary32 for every 16-bit pattern (filled before any level is set up); the SIMD
+ * kernels read block scales through it: one load instead of a convert. */
+extern float inf__fp16_table[65536];
+
+/* The table of a level, or NULL when this build or CPU cannot run it. */
+const struct inf__kern *inf__kern_get(enum inf_cpu_level level);
+/* The table in use (see inf_kernels_level). */
+const struct inf__kern *inf__kern(void);
+
+/* Fill a table: the reference one, then each SIMD level over a copy of the level below. */
+void inf__kern_init_ref(struct inf__kern *k);
+#ifdef INFERNO_X86
+void inf__kern_init_avx2(struct inf__kern *k);
+void inf__kern_init_avx512(struct inf__kern *k, int have_vnni);
+#endif
+
+/* ---- Reference kernels (ref_quants.c, ref_dot.c, ref_ops.c) -------------------------------- */
+
+#define INF__REF_CONV(t)                                                                           \
+    void inf__from_float_##t##_ref(const float *x, void *y, int64_t n);                            \
+    void inf__to_float_##t##_ref(const void *x, float *y, int64_t n);
+INF__REF_CONV(f32)
+INF__REF_CONV(f16)
+INF__REF_CONV(bf16)
+INF__REF_CONV(q4_0)
+INF__REF_CONV(q4_1)
+INF__REF_CONV(q5_0)
+INF__REF_CONV(q5_1)
+INF__REF_CONV(q8_0)
+INF__REF_CONV(q8_1)
+INF__REF_CONV(q2_K)
+INF__REF_CONV(q3_K)
+INF__REF_CONV(q4_K)
+INF__REF_CONV(q5_K)
+INF__REF_CONV(q6_K)
+INF__REF_CONV(q8_K)
+#undef INF__REF_CONV
+
+/* Reference dot product of one weight row with one activation row (vec_dot_type). */
+typedef float (*inf__vec_dot_fn)(int64_t n, const void *w, const void *a);
+inf__vec_dot_fn inf__vec_dot_ref(enum inf_type wtype);
+/* The reference gemm: loops over inf__vec_dot_ref. */
+void inf__gemm_ref(enum inf_type wtype, int64_t n, const void *w, size_t ldw, const void *a,
+                   size_t lda, float *s, size_t lds, int nr, int nc);
+
+float inf__dot_f32_ref(int64_t n, const float *a, const float *b);
+float inf__dot_f16_f32_ref(int64_t n, const uint16_t *a, const float *b);
+void inf__axpy_f32_ref(int64_t n, float a, const float *x, float *y);
+void inf__axpy_f16_ref(int64_t n, float a, const uint16_t *x, float *y);
+void inf__axpy4_f32_ref(int64_t n, const float *a, const float *const *x, float *y);
+void inf__axpy4_f16_ref(int64_t n, const float *a, const uint16_t *const *x, float *y);
+void inf__f32_to_f16_ref(const float *src, uint16_t *dst, int64_t n);
+void inf__f16_to_f32_ref(const uint16_t *src, float *dst, int64_t n);
+void inf__rms_norm_ref(int64_t n, const float *x, const float *weight, float eps, float *out);
+float inf__softmax_ref(int64_t n, float *x, float scale);
+void inf__silu_ref(int64_t n, float *x);
+void inf__gelu_ref(int64_t n, float *x);
+void inf__swiglu_ref(int64_t n, float *gate, const float *up);
+void inf__add_ref(int64_t n, float *x, const float *y);
+void inf__mul_ref(int64_t n, float *x, const float *y);
+void inf__scale_ref(int64_t n, float *x, float s);
+void inf__rope_ref(enum inf_rope_mode mode, float *x, int n_heads, int head_dim, int n_rot,
+                   const float *cache);
+
+#endif

@@ -1,0 +1,243 @@
+/*
+ * matmul.c - the threaded matrix products: quantize the activations once, then hand out rows of
+ * the weight to the threads.
+ *
+ * Matrix-vector (one token): memory-bound, so each thread streams whole chunks of consecutive
+ * rows (about 64 KiB of weights each, handed out by an atomic counter so a thread slowed by
+ * the neighbours takes fewer) through the level's MR x 1 tile.
+ *
+ * Batches: each chunk of rows is multiplied by all tokens, MR rows x MC tokens per kernel call,
+ * so a weight block is unpacked once per MC tokens and the chunk's weights are re-read from the
+ * L1/L2 cache, not from memory, for every further tile of tokens.
+ */
+#include <string.h>
+
+#include "inferno/threadpool.h"
+#include "kernels/internal.h"
+
+#define ACT_ALIGN   64
+#define CHUNK_BYTES (64 * 1024)
+
+static size_t act_row_bytes(enum inf_type wtype, int64_t n)
+{
+    const struct inf_type_traits *t = inf_type_get(wtype);
+    if (!t)
+        return 0;
+    const size_t b = inf_type_row_size(t->vec_dot_type, n);
+    return (b + ACT_ALIGN - 1) / ACT_ALIGN * ACT_ALIGN;
+}
+
+size_t inf_matmul_act_size(enum inf_type wtype, int64_t n, int64_t n_tokens)
+{
+    return act_row_bytes(wtype, n) * (size_t)(n_tokens > 0 ? n_tokens : 0);
+}
+
+struct mm_task {
+    const struct inf__kern *k;
+    struct inf_threadpool *pool;
+    enum inf_type wtype;
+    const void *w;
+    size_t ldw;
+    int64_t n_rows, n;
+    const float *x;
+    size_t x_stride;
+    void *act;
+    size_t lda;
+    int64_t n_tokens;
+    float *y;
+    size_t y_stride;
+    bool quantize, multiply;
+    int64_t chunk_rows;
+    struct inf_chunker chunks;
+};
+
+/* Rows [r0, r1) times all tokens. */
+static void mm_rows(const struct inf__kern *k, enum inf_type wtype, const void *w, size_t ldw,
+                    int64_t r0, int64_t r1, int64_t n, const void *act, size_t lda,
+                    int64_t n_tokens, float *y, size_t y_stride)
+{
+    const struct inf__wkern *wk = &k->w[wtype];
+    const int mr = wk->max_nr, mc = wk->max_nc;
+    for (int64_t r = r0; r < r1; r += mr) {
+        const int nr = (int)(r1 - r < mr ? r1 - r : mr);
+        const char *wr = (const char *)w + (size_t)r * ldw;
+        for (int64_t t = 0; t < n_tokens; t += mc) {
+            const int nc = (int)(n_tokens - t < mc ? n_tokens - t : mc);
+            wk->gemm(n, wr, ldw, (const char *)act + (size_t)t * lda, lda,
+                     y + (size_t)t * y_stride + (size_t)r, y_stride, nr, nc);
+        }
+    }
+}
+
+static void mm_quantize_part(const struct mm_task *m, int ith, int nth)
+{
+    const struct inf_type_traits *t = inf_type_get(m->wtype);
+    const enum inf_type at = t->vec_dot_type;
+    const inf_from_float_fn q = m->k->quantize_act[at];
+    const struct inf_type_traits *att = inf_type_get(at);
+    if (m->n_tokens >= nth) {
+        int64_t t0, t1;
+        inf_split_rows(m->n_tokens, ith, nth, 1, &t0, &t1);
+        for (int64_t tk = t0; tk < t1; tk++)
+            q(m->x + (size_t)tk * m->x_stride, (char *)m->act + (size_t)tk * m->lda, m->n);
+    } else {
+        /* few tokens: split each row into whole activation blocks */
+        const int64_t blk = att->blck_size;
+        int64_t b0, b1;
+        inf_split_rows(m->n / blk, ith, nth, 1, &b0, &b1);
+        if (b1 <= b0)
+            return;
+        for (int64_t tk = 0; tk < m->n_tokens; tk++)
+            q(m->x + (size_t)tk * m->x_stride + (size_t)(b0 * blk),
+              (char *)m->act + (size_t)tk * m->lda + (size_t)b0 * att->type_size, (b1 - b0) * blk);
+    }
+}
+
+static void mm_task_fn(void *arg, int ith, int nth)
+{
+    struct mm_task *m = arg;
+    if (m->quantize) {
+        mm_quantize_part(m, ith, nth);
+        if (m->multiply)
+            inf_threadpool_barrier(m->pool);
+    }
+    if (!m->multiply)
+        return;
+    for (;;) {
+        const int64_t r0 = inf_chunker_next(&m->chunks, m->chunk_rows);
+        if (r0 >= m->n_rows)
+            break;
+        const int64_t r1 = r0 + m->chunk_rows < m->n_rows ? r0 + m->chunk_rows : m->n_rows;
+        mm_rows(m->k, m->wtype, m->w, m->ldw, r0, r1, m->n, m->act, m->lda, m->n_tokens, m->y,
+                m->y_stride);
+    }
+}
+
+static int64_t chunk_rows_for(const struct inf__kern *k, enum inf_type wtype, size_t ldw,
+                              int64_t n_rows, int64_t n_tokens, int nth)
+{
+    const int mr = k->w[wtype].max_nr;
+    int64_t rows = ldw ? (int64_t)(CHUNK_BYTES / ldw) : 64;
+    if (n_tokens > 1) /* batches: smaller chunks, the work per row is larger */
+        rows = rows / 4;
+    if (rows < mr)
+        rows = mr;
+    /* at least ~4 chunks per thread for balance */
+    const int64_t per = n_rows / (4 * (int64_t)nth);
+    if (per < rows)
+        rows = per > mr ? per : mr;
+    return (rows + mr - 1) / mr * mr;
+}
+
+static void mm_run(struct inf_threadpool *pool, enum inf_type wtype, const void *w,
+                   size_t w_row_bytes, int64_t n_rows, int64_t n, const float *x, size_t x_stride,
+                   const void *act_in, void *act, int64_t n_tokens, float *y, size_t y_stride,
+                   bool quantize, bool multiply)
+{
+    struct mm_task m = {
+        .k = inf__kern(),
+        .pool = pool,
+        .wtype = wtype,
+        .w = w,
+        .ldw = w_row_bytes,
+        .n_rows = n_rows,
+        .n = n,
+        .x = x,
+        .x_stride = x_stride,
+        .act = act ? act : (void *)(uintptr_t)act_in,
+        .lda = act_row_bytes(wtype, n),
+        .n_tokens = n_tokens,
+        .y = y,
+        .y_stride = y_stride,
+        .quantize = quantize,
+        .multiply = multiply,
+    };
+    const int nth = inf_threadpool_n_threads(pool);
+    m.chunk_rows = chunk_rows_for(m.k, wtype, w_row_bytes, n_rows, n_tokens, nth);
+    inf_chunker_init(&m.chunks, 0);
+    inf_threadpool_run(pool, mm_task_fn, &m);
+}
+
+void inf_matmul(struct inf_threadpool *pool, enum inf_type wtype, const void *w, size_t w_row_bytes,
+                int64_t n_rows, int64_t n, const float *x, size_t x_stride, int64_t n_tokens,
+                float *y, size_t y_stride, void *act)
+{
+    mm_run(pool, wtype, w, w_row_bytes, n_rows, n, x, x_stride, NULL, act, n_tokens, y, y_stride,
+           true, true);
+}
+
+void inf_matmul_quantize(struct inf_threadpool *pool, enum inf_type wtype, const float *x,
+                         size_t x_stride, int64_t n, int64_t n_tokens, void *act)
+{
+    mm_run(pool, wtype, NULL, 0, 0, n, x, x_stride, NULL, act, n_tokens, NULL, 0, true, false);
+}
+
+void inf_matmul_pre(struct inf_threadpool *pool, enum inf_type wtype, const void *w,
+                    size_t w_row_bytes, int64_t n_rows, int64_t n, const void *act,
+                    int64_t n_tokens, float *y, size_t y_stride)
+{
+    mm_run(pool, wtype, w, w_row_bytes, n_rows, n, NULL, 0, act, NULL, n_tokens, y, y_stride, false,
+           true);
+}
+
+void inf_matmul_rows(enum inf_type wtype, const void *w, size_t w_row_bytes, int64_t r0, int64_t r1,
+                     int64_t n, const void *act, int64_t n_tokens, float *y, size_t y_stride)
+{
+    mm_rows(inf__kern(), wtype, w, w_row_bytes, r0, r1, n, act, act_row_bytes(wtype, n), n_tokens,
+            y, y_stride);
+}
+
+/* ---- attention ---------------------------------------------------------------------------- */
+
+void inf_attn_qk(int64_t n_q, int64_t n_kv, int64_t d, const float *q, size_t q_stride,
+                 enum inf_type ktype, const void *k, size_t k_stride, float scale, float *s,
+                 size_t s_stride)
+{
+    const struct inf__kern *kern = inf__kern();
+    const struct inf__wkern *wk = &kern->w[ktype];
+    const size_t elem = inf_type_get(ktype)->type_size, ldk = k_stride * elem;
+    for (int64_t j = 0; j < n_kv; j += wk->max_nr) {
+        const int nr = (int)(n_kv - j < wk->max_nr ? n_kv - j : wk->max_nr);
+        for (int64_t t = 0; t < n_q; t += wk->max_nc) {
+            const int nc = (int)(n_q - t < wk->max_nc ? n_q - t : wk->max_nc);
+            wk->gemm(d, (const char *)k + (size_t)j * ldk, ldk, q + (size_t)t * q_stride,
+                     q_stride * sizeof(float), s + (size_t)t * s_stride + (size_t)j, s_stride, nr,
+                     nc);
+        }
+    }
+    if (scale != 1.0f)
+        for (int64_t t = 0; t < n_q; t++)
+            kern->scale(n_kv, s + (size_t)t * s_stride, scale);
+}
+
+void inf_attn_pv(int64_t n_q, int64_t n_kv, int64_t d, const float *p, size_t p_stride,
+                 enum inf_type vtype, const void *v, size_t v_stride, float *out, size_t out_stride)
+{
+    const struct inf__kern *kern = inf__kern();
+    for (int64_t t = 0; t < n_q; t++) {
+        const float *pt = p + (size_t)t * p_stride;
+        float *o = out + (size_t)t * out_stride;
+        int64_t j = 0;
+        if (vtype == INF_TYPE_F16) {
+            const uint16_t *vv = v;
+            for (; j + 4 <= n_kv; j += 4) {
+                const uint16_t *rows[4] = {
+                    vv + (size_t)j * v_stride, vv + (size_t)(j + 1) * v_stride,
+                    vv + (size_t)(j + 2) * v_stride, vv + (size_t)(j + 3) * v_stride};
+                kern->axpy4_f16(d, pt + j, rows, o);
+            }
+            for (; j < n_kv; j++)
+                kern->axpy_f16(d, pt[j], vv + (size_t)j * v_stride, o);
+        } else {
+            const float *vv = v;
+            for (; j + 4 <= n_kv; j += 4) {
+                const float *rows[4] = {vv + (size_t)j * v_stride, vv + (size_t)(j + 1) * v_stride,
+                                        vv + (size_t)(j + 2) * v_stride,
+                                        vv + (size_t)(j + 3) * v_stride};
+                kern->axpy4_f32(d, pt + j, rows, o);
+            }
+            for (; j < n_kv; j++)
+                kern->axpy_f32(d, pt[j], vv + (size_t)j * v_stride, o);
+        }
+    }
+}

@@ -1,0 +1,961 @@
+/*
+ * ref_quants.c - reference quantizers and dequantizers for every format (plain C, the ground
+ * truth; never optimise these).
+ *
+ * The quantizers follow llama.cpp's reference algorithms (ggml-quants.c: quantize_row_*_ref and
+ * the helpers make_qx_quants, make_q3_quants, make_qkx2_quants) operation for operation, in the
+ * same order, so that with IEEE single precision and no contraction of a*b+c into fused
+ * multiply-adds (ISO C mode, baseline x86-64) they write the same bytes.
+ * tools/kernels-crosscheck.md says how that was checked.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "kernels/blocks.h"
+#include "kernels/fp16.h"
+#include "kernels/internal.h"
+
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* A group whose largest magnitude is below this quantizes to zeros (ggml's GROUP_MAX_EPS). */
+#define GROUP_MAX_EPS 1e-15f
+
+/* ---- F32 / F16 / BF16 -------------------------------------------------------------------- */
+
+void inf__from_float_f32_ref(const float *x, void *vy, int64_t n)
+{
+    memcpy(vy, x, (size_t)n * sizeof(float));
+}
+
+void inf__to_float_f32_ref(const void *vx, float *y, int64_t n)
+{
+    memcpy(y, vx, (size_t)n * sizeof(float));
+}
+
+void inf__from_float_f16_ref(const float *x, void *vy, int64_t n)
+{
+    inf_fp16 *y = vy;
+    for (int64_t i = 0; i < n; i++)
+        y[i] = inf_fp32_to_fp16(x[i]);
+}
+
+void inf__to_float_f16_ref(const void *vx, float *y, int64_t n)
+{
+    const inf_fp16 *x = vx;
+    for (int64_t i = 0; i < n; i++)
+        y[i] = inf_fp16_to_fp32(x[i]);
+}
+
+void inf__from_float_bf16_ref(const float *x, void *vy, int64_t n)
+{
+    inf_bf16 *y = vy;
+    for (int64_t i = 0; i < n; i++)
+        y[i] = inf_fp32_to_bf16(x[i]);
+}
+
+void inf__to_float_bf16_ref(const void *vx, float *y, int64_t n)
+{
+    const inf_bf16 *x = vx;
+    for (int64_t i = 0; i < n; i++)
+        y[i] = inf_bf16_to_fp32(x[i]);
+}
+
+/* ---- Q4_0, Q4_1, Q5_0, Q5_1 ------------------------------------------------------------------ */
+
+/* The value of largest magnitude in x[0..n) (the first one on ties), with its sign. */
+static float signed_absmax(const float *x, int n)
+{
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < n; j++) {
+        if (amax < fabsf(x[j])) {
+            amax = fabsf(x[j]);
+            max = x[j];
+        }
+    }
+    return max;
+}
+
+static void min_max(const float *x, int n, float *min_out, float *max_out)
+{
+    float min = FLT_MAX, max = -FLT_MAX;
+    for (int j = 0; j < n; j++) {
+        if (x[j] < min)
+            min = x[j];
+        if (x[j] > max)
+            max = x[j];
+    }
+    *min_out = min;
+    *max_out = max;
+}
+
+void inf__from_float_q4_0_ref(const float *x, void *vy, int64_t n)
+{
+    struct inf_block_q4_0 *y = vy;
+    const int64_t nb = n / INF_QK4_0;
+    for (int64_t i = 0; i < nb; i++, x += INF_QK4_0) {
+        const float d = signed_absmax(x, INF_QK4_0) / -8;
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = inf_fp32_to_fp16(d);
+        for (int j = 0; j < INF_QK4_0 / 2; j++) {
+            const float x0 = x[j] * id;
+            const float x1 = x[j + INF_QK4_0 / 2] * id;
+            /* truncation toward zero after adding 8.5 (x0 is in [-8, 8]) */
+            const int q0 = MIN(15, (int)(x0 + 8.5f));
+            const int q1 = MIN(15, (int)(x1 + 8.5f));
+            y[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
+        }
+    }
+}
+
+void inf__to_float_q4_0_ref(const void *vx, float *y, int64_t n)
+{
+    const struct inf_block_q4_0 *x = vx;
+    const int64_t nb = n / INF_QK4_0;
+    for (int64_t i = 0; i < nb; i++, y += INF_QK4_0) {
+        const float d = inf_fp16_to_fp32(x[i].d);
+        for (int j = 0; j < INF_QK4_0 / 2; j++) {
+            y[j] = (float)((x[i].qs[j] & 0x0f) - 8) * d;
+            y[j + INF_QK4_0 / 2] = (float)((x[i].qs[j] >> 4) - 8) * d;
+        }
+    }
+}
+
+void inf__from_float_q4_1_ref(const float *x, void *vy, int64_t n)
+{
+    struct inf_block_q4_1 *y = vy;
+    const int64_t nb = n / INF_QK4_1;
+    for (int64_t i = 0; i < nb; i++, x += INF_QK4_1) {
+        float min, max;
+        min_max(x, INF_QK4_1, &min, &max);
+        const float d = (max - min) / ((1 << 4) - 1);
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = inf_fp32_to_fp16(d);
+        y[i].m = inf_fp32_to_fp16(min);
+        for (int j = 0; j < INF_QK4_1 / 2; j++) {
+            const float x0 = (x[j] - min) * id;
+            const float x1 = (x[j + INF_QK4_1 / 2] - min) * id;
+            const int q0 = MIN(15, (int)(x0 + 0.5f));
+            const int q1 = MIN(15, (int)(x1 + 0.5f));
+            y[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
+        }
+    }
+}
+
+void inf__to_float_q4_1_ref(const void *vx, float *y, int64_t n)
+{
+    const struct inf_block_q4_1 *x = vx;
+    const int64_t nb = n / INF_QK4_1;
+    for (int64_t i = 0; i < nb; i++, y += INF_QK4_1) {
+        const float d = inf_fp16_to_fp32(x[i].d);
+        const float m = inf_fp16_to_fp32(x[i].m);
+        for (int j = 0; j < INF_QK4_1 / 2; j++) {
+            y[j] = (float)(x[i].qs[j] & 0x0f) * d + m;
+            y[j + INF_QK4_1 / 2] = (float)(x[i].qs[j] >> 4) * d + m;
+        }
+    }
+}
+
+void inf__from_float_q5_0_ref(const float *x, void *vy, int64_t n)
+{
+    struct inf_block_q5_0 *y = vy;
+    const int64_t nb = n / INF_QK5_0;
+    for (int64_t i = 0; i < nb; i++, x += INF_QK5_0) {
+        const float d = signed_absmax(x, INF_QK5_0) / -16;
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = inf_fp32_to_fp16(d);
+        uint32_t qh = 0;
+        for (int j = 0; j < INF_QK5_0 / 2; j++) {
+            const float x0 = x[j] * id;
+            const float x1 = x[j + INF_QK5_0 / 2] * id;
+            const int q0 = MIN(31, (int)(x0 + 16.5f));
+            const int q1 = MIN(31, (int)(x1 + 16.5f));
+            y[i].qs[j] = (uint8_t)((q0 & 0x0f) | ((q1 & 0x0f) << 4));
+            qh |= (uint32_t)((q0 & 0x10) >> 4) << j;
+            qh |= (uint32_t)((q1 & 0x10) >> 4) << (j + INF_QK5_0 / 2);
+        }
+        for (int b = 0; b < 4; b++)
+            y[i].qh[b] = (uint8_t)(qh >> (8 * b));
+    }
+}
+
+static uint32_t load_qh(const uint8_t qh[4])
+{
+    return (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
+}
+
+void inf__to_float_q5_0_ref(const void *vx, float *y, int64_t n)
+{
+    const struct inf_block_q5_0 *x = vx;
+    const int64_t nb = n / INF_QK5_0;
+    for (int64_t i = 0; i < nb; i++, y += INF_QK5_0) {
+        const float d = inf_fp16_to_fp32(x[i].d);
+        const uint32_t qh = load_qh(x[i].qh);
+        for (int j = 0; j < INF_QK5_0 / 2; j++) {
+            const int q0 = (x[i].qs[j] & 0x0f) | (int)(((qh >> j) & 1u) << 4);
+            const int q1 = (x[i].qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1u) << 4);
+            y[j] = (float)(q0 - 16) * d;
+            y[j + INF_QK5_0 / 2] = (float)(q1 - 16) * d;
+        }
+    }
+}
+
+void inf__from_float_q5_1_ref(const float *x, void *vy, int64_t n)
+{
+    struct inf_block_q5_1 *y = vy;
+    const int64_t nb = n / INF_QK5_1;
+    for (int64_t i = 0; i < nb; i++, x += INF_QK5_1) {
+        float min, max;
+        min_max(x, INF_QK5_1, &min, &max);
+        const float d = (max - min) / ((1 << 5) - 1);
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = inf_fp32_to_fp16(d);
+        y[i].m = inf_fp32_to_fp16(min);
+        uint32_t qh = 0;
+        for (int j = 0; j < INF_QK5_1 / 2; j++) {
+            const float x0 = (x[j] - min) * id;
+            const float x1 = (x[j + INF_QK5_1 / 2] - min) * id;
+            /* llama.cpp does not clamp here: x0 + 0.5 < 32 by construction */
+            const int q0 = (int)(x0 + 0.5f);
+            const int q1 = (int)(x1 + 0.5f);
+            y[i].qs[j] = (uint8_t)((q0 & 0x0f) | ((q1 & 0x0f) << 4));
+            qh |= (uint32_t)((q0 & 0x10) >> 4) << j;
+            qh |= (uint32_t)((q1 & 0x10) >> 4) << (j + INF_QK5_1 / 2);
+        }
+        for (int b = 0; b < 4; b++)
+            y[i].qh[b] = (uint8_t)(qh >> (8 * b));
+    }
+}
+
+void inf__to_float_q5_1_ref(const void *vx, float *y, int64_t n)
+{
+    const struct inf_block_q5_1 *x = vx;
+    const int64_t nb = n / INF_QK5_1;
+    for (int64_t i = 0; i < nb; i++, y += INF_QK5_1) {
+        const float d = inf_fp16_to_fp32(x[i].d);
+        const float m = inf_fp16_to_fp32(x[i].m);
+        const uint32_t qh = load_qh(x[i].qh);
+        for (int j = 0; j < INF_QK5_1 / 2; j++) {
+            const int q0 = (x[i].qs[j] & 0x0f) | (int)(((qh >> j) & 1u) << 4);
+            const int q1 = (x[i].qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1u) << 4);
+            y[j] = (float)q0 * d + m;
+            y[j + INF_QK5_1 / 2] = (float)q1 * d + m;
+        }
+    }
+}
+
+/* ---- Q8_0, Q8_1 ------------------------------------------------------------------------------ */
+
+void inf__from_float_q8_0_ref(const float *x, void *vy, int64_t n)
+{
+    struct inf_block_q8_0 *y = vy;
+    const int64_t nb = n / INF_QK8_0;
+    for (int64_t i = 0; i < nb; i++, x += INF_QK8_0) {
+        float amax = 0.0f;
+        for (int j = 0; j < INF_QK8_0; j++)
+            amax = MAX(amax, fabsf(x[j]));
+        const float d = amax / ((1 << 7) - 1);
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = inf_fp32_to_fp16(d);
+        for (int j = 0; j < INF_QK8_0; j++)
+            y[i].qs[j] = (int8_t)roundf(x[j] * id);
+    }
+}
+
+void inf__to_float_q8_0_ref(const void *vx, float *y, int64_t n)
+{
+    const struct inf_block_q8_0 *x = vx;
+    const int64_t nb = n / INF_QK8_0;
+    for (int64_t i = 0; i < nb; i++, y += INF_QK8_0) {
+        const float d = inf_fp16_to_fp32(x[i].d);
+        for (int j = 0; j < INF_QK8_0; j++)
+            y[j] = (float)x[i].qs[j] * d;
+    }
+}
+
+void inf__from_float_q8_1_ref(const float *x, void *vy, int64_t n)
+{
+    struct inf_block_q8_1 *y = vy;
+    const int64_t nb = n / INF_QK8_1;
+    for (int64_t i = 0; i < nb; i++, x += INF_QK8_1) {
+        float amax = 0.0f;
+        for (int j = 0; j < INF_QK8_1; j++)
+            amax = MAX(amax, fabsf(x[j]));
+        const float d = amax / ((1 << 7) - 1);
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = inf_fp32_to_fp16(d);
+        int sum = 0;
+        for (int j = 0; j < INF_QK8_1; j++) {
+            y[i].qs[j] = (int8_t)roundf(x[j] * id);
+            sum += y[i].qs[j];
+        }
+        y[i].s = inf_fp32_to_fp16((float)sum * d);
+    }
+}
+
+void inf__to_float_q8_1_ref(const void *vx, float *y, int64_t n)
+{
+    const struct inf_block_q8_1 *x = vx;
+    const int64_t nb = n / INF_QK8_1;
+    for (int64_t i = 0; i < nb; i++, y += INF_QK8_1) {
+        const float d = inf_fp16_to_fp32(x[i].d);
+        for (int j = 0; j < INF_QK8_1; j++)
+            y[j] = (float)x[i].qs[j] * d;
+    }
+}
+
+/* ---- K-quant helpers ----------------------------------------------------------------------- */
+
+/* Round to nearest, ties to even, for |f| <= 4194303 (ggml's nearest_int: the 1.5 * 2^23 trick). */
+static inline int nearest_int(float f)
+{
+    const float v = f + 12582912.f;
+    int32_t i;
+    memcpy(&i, &v, sizeof(i));
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+/*
+ * Signed scale for n values with levels in [-nmax, nmax-1] (stored in L as l + nmax), searching
+ * 19 candidate scales around -nmax/max for the smallest weighted error (weights x^2 for
+ * rmse_type 1). Only the rmse_type 1, qw == NULL case that the reference quantizers use.
+ */
+static float make_qx_quants_rmse1(int n, int nmax, const float *x, int8_t *L)
+{
+    float max = 0, amax = 0;
+    for (int i = 0; i < n; ++i) {
+        const float ax = fabsf(x[i]);
+        if (ax > amax) {
+            amax = ax;
+            max = x[i];
+        }
+    }
+    if (amax < GROUP_MAX_EPS) {
+        for (int i = 0; i < n; ++i)
+            L[i] = 0;
+        return 0.f;
+    }
+    float iscale = -nmax / max;
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+        int l = nearest_int(iscale * x[i]);
+        l = MAX(-nmax, MIN(nmax - 1, l));
+        L[i] = (int8_t)(l + nmax);
+        const float w = x[i] * x[i];
+        sumlx += w * x[i] * (float)l;
+        suml2 += w * (float)l * (float)l;
+    }
+    float scale = suml2 ? sumlx / suml2 : 0.0f;
+    float best = scale * sumlx;
+    for (int is = -9; is <= 9; ++is) {
+        if (is == 0)
+            continue;
+        iscale = -((float)nmax + 0.1f * (float)is) / max;
+        sumlx = suml2 = 0;
+        for (int i = 0; i < n; ++i) {
+            int l = nearest_int(iscale * x[i]);
+            l = MAX(-nmax, MIN(nmax - 1, l));
+            const float w = x[i] * x[i];
+            sumlx += w * x[i] * (float)l;
+            suml2 += w * (float)l * (float)l;
+        }
+        if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+            for (int i = 0; i < n; ++i) {
+                const int l = nearest_int(iscale * x[i]);
+                L[i] = (int8_t)(nmax + MAX(-nmax, MIN(nmax - 1, l)));
+            }
+            scale = sumlx / suml2;
+            best = scale * sumlx;
+        }
+    }
+    return scale;
+}
+
+/* Signed 3-bit scale with up to 5 rounds of coordinate descent on the levels (do_rmse). */
+static float make_q3_quants(int n, int nmax, const float *x, int8_t *L)
+{
+    float max = 0, amax = 0;
+    for (int i = 0; i < n; ++i) {
+        const float ax = fabsf(x[i]);
+        if (ax > amax) {
+            amax = ax;
+            max = x[i];
+        }
+    }
+    if (amax < GROUP_MAX_EPS) {
+        for (int i = 0; i < n; ++i)
+            L[i] = 0;
+        return 0.f;
+    }
+    const float iscale = -nmax / max;
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+        int l = nearest_int(iscale * x[i]);
+        l = MAX(-nmax, MIN(nmax - 1, l));
+        L[i] = (int8_t)l;
+        const float w = x[i] * x[i];
+        sumlx += w * x[i] * (float)l;
+        suml2 += w * (float)l * (float)l;
+    }
+    for (int itry = 0; itry < 5; ++itry) {
+        int n_changed = 0;
+        for (int i = 0; i < n; ++i) {
+            const float w = x[i] * x[i];
+            float slx = sumlx - w * x[i] * (float)L[i];
+            if (slx > 0) {
+                float sl2 = suml2 - w * (float)L[i] * (float)L[i];
+                int new_l = nearest_int(x[i] * sl2 / slx);
+                new_l = MAX(-nmax, MIN(nmax - 1, new_l));
+                if (new_l != L[i]) {
+                    slx += w * x[i] * (float)new_l;
+                    sl2 += w * (float)new_l * (float)new_l;
+                    if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+                        L[i] = (int8_t)new_l;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        ++n_changed;
+                    }
+                }
+            }
+        }
+        if (!n_changed)
+            break;
+    }
+    for (int i = 0; i < n; ++i)
+        L[i] = (int8_t)(L[i] + nmax);
+    return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+/*
+ * Scale and min (x ~ scale * L + min, L in [0, nmax], min <= 0) minimising the weighted squared
+ * (or absolute, use_mad) error over nstep+1 candidate scales. Returns the scale; *the_min = -min.
+ */
+static float make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L,
+                              float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep,
+                              bool use_mad)
+{
+    float min = x[0], max = x[0];
+    float sum_w = weights[0];
+    float sum_x = sum_w * x[0];
+    for (int i = 1; i < n; ++i) {
+        if (x[i] < min)
+            min = x[i];
+        if (x[i] > max)
+            max = x[i];
+        const float w = weights[i];
+        sum_w += w;
+        sum_x += w * x[i];
+    }
+    if (min > 0)
+        min = 0;
+    if (max == min) {
+        for (int i = 0; i < n; ++i)
+            L[i] = 0;
+        *the_min = -min;
+        return 0.f;
+    }
+    float iscale = (float)nmax / (max - min);
+    float scale = 1 / iscale;
+    float best_error = 0;
+    for (int i = 0; i < n; ++i) {
+        const int l = nearest_int(iscale * (x[i] - min));
+        L[i] = (uint8_t)MAX(0, MIN(nmax, l));
+        float diff = scale * (float)L[i] + min - x[i];
+        diff = use_mad ? fabsf(diff) : diff * diff;
+        best_error += weights[i] * diff;
+    }
+    if (nstep < 1) {
+        *the_min = -min;
+        return scale;
+    }
+    for (int is = 0; is <= nstep; ++is) {
+        iscale = (rmin + rdelta * (float)is + (float)nmax) / (max - min);
+        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+        for (int i = 0; i < n; ++i) {
+            int l = nearest_int(iscale * (x[i] - min));
+            l = MAX(0, MIN(nmax, l));
+            Laux[i] = (uint8_t)l;
+            const float w = weights[i];
+            sum_l += w * (float)l;
+            sum_l2 += w * (float)l * (float)l;
+            sum_xl += w * (float)l * x[i];
+        }
+        const float D = sum_w * sum_l2 - sum_l * sum_l;
+        if (D > 0) {
+            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+            if (this_min > 0) {
+                this_min = 0;
+                this_scale = sum_xl / sum_l2;
+            }
+            float cur_error = 0;
+            for (int i = 0; i < n; ++i) {
+                float diff = this_scale * (float)Laux[i] + this_min - x[i];
+                diff = use_mad ? fabsf(diff) : diff * diff;
+                cur_error += weights[i] * diff;
+            }
+            if (cur_error < best_error) {
+                for (int i = 0; i < n; ++i)
+                    L[i] = Laux[i];
+                best_error = cur_error;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    *the_min = -min;
+    return scale;
+}
+
+/* The 6-bit scale and min of group j (0..7) of a Q4_K/Q5_K block. */
+static inline void get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
+{
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (uint8_t)((q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
+    }
+}
+
+/* The 16 signed scales (sc - 32 in [-32, 31]) of a Q3_K block. */
+static void q3_k_scales(const uint8_t s[12], int8_t out[16])
+{
+    for (int j = 0; j < 16; j++) {
+        const int lo = j < 8 ? (s[j] & 0x0f) : (s[j - 8] >> 4);
+        const int hi = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+        out[j] = (int8_t)((lo | (hi << 4)) - 32);
+    }
+}
+
+/* Pack 256 2-bit levels the Q2_K/Q3_K way: qs[32h + l] = L[128h + l + 32s] << 2s. */
+static void pack_2bit(const uint8_t *L, uint8_t *qs)
+{
+    for (int j = 0; j < INF_QK_K; j += 128)
+        for (int l = 0; l < 32; ++l)
+            qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) |
+                                      (L[j + l + 96] << 6));
+}
+
+/* Pack the 8 6-bit scales and mins of a Q4_K/Q5_K block. */
+static void pack_scale_min_k4(const uint8_t ls[8], const uint8_t lm[8], uint8_t s[12])
+{
+    memset(s, 0, 12);
+    for (int j = 0; j < 8; ++j) {
+        if (j < 4) {
+            s[j] = ls[j];
+            s[j + 4] = lm[j];
+        } else {
+            s[j + 4] = (uint8_t)((ls[j] & 0x0f) | ((lm[j] & 0x0f) << 4));
+            s[j - 4] |= (uint8_t)((ls[j] >> 4) << 6);
+            s[j - 0] |= (uint8_t)((lm[j] >> 4) << 6);
+        }
+    }
+}
+
+/* ---- Q2_K ---------------------------------------------------------------------------------- */
+
+void inf__from_float_q2_K_ref(const float *x, void *vy, int64_t n)
+{
+    struct inf_block_q2_K *y = vy;
+    const int64_t nb = n / INF_QK_K;
+    uint8_t L[INF_QK_K], Laux[16];
+    float weights[16], mins[INF_QK_K / 16], scales[INF_QK_K / 16];
+    const float q4scale = 15.f;
+
+    for (int64_t i = 0; i < nb; i++, x += INF_QK_K) {
+        float max_scale = 0, max_min = 0;
+        for (int j = 0; j < INF_QK_K / 16; ++j) {
+            for (int l = 0; l < 16; ++l)
+                weights[l] = fabsf(x[16 * j + l]);
+            scales[j] = make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux,
+                                         -0.5f, 0.1f, 15, true);
+            if (scales[j] > max_scale)
+                max_scale = scales[j];
+            if (mins[j] > max_min)
+                max_min = mins[j];
+        }
+        if (max_scale > 0) {
+            const float iscale = q4scale / max_scale;
+            for (int j = 0; j < INF_QK_K / 16; ++j)
+                y[i].scales[j] = (uint8_t)nearest_int(iscale * scales[j]);
+            y[i].d = inf_fp32_to_fp16(max_scale / q4scale);
+        } else {
+            for (int j = 0; j < INF_QK_K / 16; ++j)
+                y[i].scales[j] = 0;
+            y[i].d = inf_fp32_to_fp16(0.f);
+        }
+        if (max_min > 0) {
+            const float iscale = q4scale / max_min;
+            for (int j = 0; j < INF_QK_K / 16; ++j) {
+                const int l = nearest_int(iscale * mins[j]);
+                y[i].scales[j] |= (uint8_t)(l << 4);
+            }
+            y[i].dmin = inf_fp32_to_fp16(max_min / q4scale);
+        } else {
+            y[i].dmin = inf_fp32_to_fp16(0.f);
+        }
+        for (int j = 0; j < INF_QK_K / 16; ++j) {
+            const float d = inf_fp16_to_fp32(y[i].d) * (float)(y[i].scales[j] & 0xf);
+            if (!d)
+                continue;
+            const float dm = inf_fp16_to_fp32(y[i].dmin) * (float)(y[i].scales[j] >> 4);
+            for (int ii = 0; ii < 16; ++ii) {
+                const int l = nearest_int((x[16 * j + ii] + dm) / d);
+                L[16 * j + ii] = (uint8_t)MAX(0, MIN(3, l));
+            }
+        }
+        pack_2bit(L, y[i].qs);
+    }
+}
+
+void inf__to_float_q2_K_ref(const void *vx, float *y, int64_t n)
+{
+    const struct inf_block_q2_K *x = vx;
+    const int64_t nb = n / INF_QK_K;
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = inf_fp16_to_fp32(x[i].d);
+        const float min = inf_fp16_to_fp32(x[i].dmin);
+        for (int k = 0; k < INF_QK_K; k++) {
+            const int g = k / 16;
+            const int q = (x[i].qs[32 * (k / 128) + k % 32] >> (2 * ((k % 128) / 32))) & 3;
+            const float dl = d * (float)(x[i].scales[g] & 0xf);
+            const float ml = min * (float)(x[i].scales[g] >> 4);
+            *y++ = dl * (float)q - ml;
+        }
+    }
+}
+
+/* ---- Q3_K ---------------------------------------------------------------------------------- */
+
+void inf__from_float_q3_K_ref(const float *x, void *vy, int64_t n)
+{
+    struct inf_block_q3_K *y = vy;
+    const int64_t nb = n / INF_QK_K;
+    int8_t L[INF_QK_K];
+    float scales[INF_QK_K / 16];
+
+    for (int64_t i = 0; i < nb; i++, x += INF_QK_K) {
+        float max_scale = 0, amax = 0;
+        for (int j = 0; j < INF_QK_K / 16; ++j) {
+            scales[j] = make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
+            const float scale = fabsf(scales[j]);
+            if (scale > amax) {
+                amax = scale;
+                max_scale = scales[j];
+            }
+        }
+        memset(y[i].scales, 0, 12);
+        if (max_scale) {
+            const float iscale = -32.f / max_scale;
+            for (int j = 0; j < INF_QK_K / 16; ++j) {
+                int l = nearest_int(iscale * scales[j]);
+                l = MAX(-32, MIN(31, l)) + 32;
+                if (j < 8)
+                    y[i].scales[j] = (uint8_t)(l & 0xf);
+                else
+                    y[i].scales[j - 8] |= (uint8_t)((l & 0xf) << 4);
+                l >>= 4;
+                y[i].scales[j % 4 + 8] |= (uint8_t)(l << (2 * (j / 4)));
+            }
+            y[i].d = inf_fp32_to_fp16(1 / iscale);
+        } else {
+            y[i].d = inf_fp32_to_fp16(0.f);
+        }
+
+        int8_t sc[16];
+        q3_k_scales(y[i].scales, sc);
+        for (int j = 0; j < INF_QK_K / 16; ++j) {
+            const float d = inf_fp16_to_fp32(y[i].d) * (float)sc[j];
+            if (!d)
+                continue;
+            for (int ii = 0; ii < 16; ++ii) {
+                int l = nearest_int(x[16 * j + ii] / d);
+                l = MAX(-4, MIN(3, l));
+                L[16 * j + ii] = (int8_t)(l + 4);
+            }
+        }
+
+        memset(y[i].hmask, 0, INF_QK_K / 8);
+        uint8_t Lu[INF_QK_K];
+        for (int j = 0; j < INF_QK_K; ++j) {
+            int l = L[j];
+            if (l > 3) {
+                y[i].hmask[j % 32] |= (uint8_t)(1u << (j / 32));
+                l -= 4;
+            }
+            Lu[j] = (uint8_t)l;
+        }
+        pack_2bit(Lu, y[i].qs);
+    }
+}
+
+void inf__to_float_q3_K_ref(const void *vx, float *y, int64_t n)
+{
+    const struct inf_block_q3_K *x = vx;
+    const int64_t nb = n / INF_QK_K;
+    for (int64_t i = 0; i < nb; i++) {
+        const float d_all = inf_fp16_to_fp32(x[i].d);
+        int8_t sc[16];
+        q3_k_scales(x[i].scales, sc);
+        for (int k = 0; k < INF_QK_K; k++) {
+            const int lo = (x[i].qs[32 * (k / 128) + k % 32] >> (2 * ((k % 128) / 32))) & 3;
+            const int hi = (x[i].hmask[k % 32] >> (k / 32)) & 1;
+            const float dl = d_all * (float)sc[k / 16];
+            *y++ = dl * (float)(lo + 4 * hi - 4);
+        }
+    }
+}
+
+/* ---- Q4_K, Q5_K ---------------------------------------------------------------------------- */
+
+/*
+ * The part of the Q4_K and Q5_K quantizers they share: per group of 32, a scale and min from
+ * make_qkx2_quants with weights av_x + |x|, quantized to 6 bits against the block's largest;
+ * then the levels recomputed with the quantized scales. Levels go to L (0..nmax).
+ */
+static void quantize_k4_scales(const float *x, int nmax, float rmin, int nstep, uint8_t *scales12,
+                               inf_fp16 *d_out, inf_fp16 *dmin_out, uint8_t *L)
+{
+    uint8_t Laux[32];
+    float weights[32], mins[INF_QK_K / 32], scales[INF_QK_K / 32];
+    float max_scale = 0, max_min = 0;
+    for (int j = 0; j < INF_QK_K / 32; ++j) {
+        float sum_x2 = 0;
+        for (int l = 0; l < 32; ++l)
+            sum_x2 += x[32 * j + l] * x[32 * j + l];
+        const float av_x = sqrtf(sum_x2 / 32);
+        for (int l = 0; l < 32; ++l)
+            weights[l] = av_x + fabsf(x[32 * j + l]);
+        scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux,
+                                     rmin, 0.1f, nstep, false);
+        if (scales[j] > max_scale)
+            max_scale = scales[j];
+        if (mins[j] > max_min)
+            max_min = mins[j];
+    }
+    const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+    const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+    uint8_t ls[8], lm[8];
+    for (int j = 0; j < INF_QK_K / 32; ++j) {
+        /* ggml stores nearest_int() into a uint8_t before clamping: keep that wrap-around */
+        const uint8_t s = (uint8_t)nearest_int(inv_scale * scales[j]);
+        const uint8_t m = (uint8_t)nearest_int(inv_min * mins[j]);
+        ls[j] = MIN(63, s);
+        lm[j] = MIN(63, m);
+    }
+    pack_scale_min_k4(ls, lm, scales12);
+    *d_out = inf_fp32_to_fp16(max_scale / 63.f);
+    *dmin_out = inf_fp32_to_fp16(max_min / 63.f);
+
+    for (int j = 0; j < INF_QK_K / 32; ++j) {
+        uint8_t sc, m;
+        get_scale_min_k4(j, scales12, &sc, &m);
+        const float d = inf_fp16_to_fp32(*d_out) * (float)sc;
+        if (!d)
+            continue;
+        const float dm = inf_fp16_to_fp32(*dmin_out) * (float)m;
+        for (int ii = 0; ii < 32; ++ii) {
+            const int l = nearest_int((x[32 * j + ii] + dm) / d);
+            L[32 * j + ii] = (uint8_t)MAX(0, MIN(nmax, l));
+        }
+    }
+}
+
+void inf__from_float_q4_K_ref(const float *x, void *vy, int64_t n)
+{
+    struct inf_block_q4_K *y = vy;
+    const int64_t nb = n / INF_QK_K;
+    uint8_t L[INF_QK_K];
+    for (int64_t i = 0; i < nb; i++, x += INF_QK_K) {
+        quantize_k4_scales(x, 15, -1.f, 20, y[i].scales, &y[i].d, &y[i].dmin, L);
+        uint8_t *q = y[i].qs;
+        for (int j = 0; j < INF_QK_K; j += 64, q += 32)
+            for (int l = 0; l < 32; ++l)
+                q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
+    }
+}
+
+void inf__to_float_q4_K_ref(const void *vx, float *y, int64_t n)
+{
+    const struct inf_block_q4_K *x = vx;
+    const int64_t nb = n / INF_QK_K;
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = inf_fp16_to_fp32(x[i].d);
+        const float min = inf_fp16_to_fp32(x[i].dmin);
+        for (int k = 0; k < INF_QK_K; k++) {
+            const int g = k / 32;
+            uint8_t sc, m;
+            get_scale_min_k4(g, x[i].scales, &sc, &m);
+            const uint8_t byte = x[i].qs[32 * (k / 64) + k % 32];
+            const int q = (g & 1) ? byte >> 4 : byte & 0x0f;
+            *y++ = d * (float)sc * (float)q - min * (float)m;
+        }
+    }
+}
+
+void inf__from_float_q5_K_ref(const float *x, void *vy, int64_t n)
+{
+    struct inf_block_q5_K *y = vy;
+    const int64_t nb = n / INF_QK_K;
+    uint8_t L[INF_QK_K];
+    for (int64_t i = 0; i < nb; i++, x += INF_QK_K) {
+        quantize_k4_scales(x, 31, -0.5f, 15, y[i].scales, &y[i].d, &y[i].dmin, L);
+        memset(y[i].qh, 0, INF_QK_K / 8);
+        uint8_t *ql = y[i].qs;
+        for (int j = 0; j < INF_QK_K; j += 64, ql += 32) {
+            for (int l = 0; l < 32; ++l) {
+                int l1 = L[j + l], l2 = L[j + l + 32];
+                if (l1 > 15) {
+                    l1 -= 16;
+                    y[i].qh[l] |= (uint8_t)(1u << (j / 32));
+                }
+                if (l2 > 15) {
+                    l2 -= 16;
+                    y[i].qh[l] |= (uint8_t)(2u << (j / 32));
+                }
+                ql[l] = (uint8_t)(l1 | (l2 << 4));
+            }
+        }
+    }
+}
+
+void inf__to_float_q5_K_ref(const void *vx, float *y, int64_t n)
+{
+    const struct inf_block_q5_K *x = vx;
+    const int64_t nb = n / INF_QK_K;
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = inf_fp16_to_fp32(x[i].d);
+        const float min = inf_fp16_to_fp32(x[i].dmin);
+        for (int k = 0; k < INF_QK_K; k++) {
+            const int g = k / 32;
+            uint8_t sc, m;
+            get_scale_min_k4(g, x[i].scales, &sc, &m);
+            const uint8_t byte = x[i].qs[32 * (k / 64) + k % 32];
+            const int lo = (g & 1) ? byte >> 4 : byte & 0x0f;
+            const int hi = (x[i].qh[k % 32] >> g) & 1;
+            *y++ = d * (float)sc * (float)(lo + 16 * hi) - min * (float)m;
+        }
+    }
+}
+
+/* ---- Q6_K ---------------------------------------------------------------------------------- */
+
+void inf__from_float_q6_K_ref(const float *x, void *vy, int64_t n)
+{
+    struct inf_block_q6_K *y = vy;
+    const int64_t nb = n / INF_QK_K;
+    int8_t L[INF_QK_K];
+    float scales[INF_QK_K / 16];
+
+    for (int64_t i = 0; i < nb; i++, x += INF_QK_K) {
+        float max_scale = 0, max_abs_scale = 0;
+        for (int ib = 0; ib < INF_QK_K / 16; ++ib) {
+            const float scale = make_qx_quants_rmse1(16, 32, x + 16 * ib, L + 16 * ib);
+            scales[ib] = scale;
+            const float abs_scale = fabsf(scale);
+            if (abs_scale > max_abs_scale) {
+                max_abs_scale = abs_scale;
+                max_scale = scale;
+            }
+        }
+        if (max_abs_scale < GROUP_MAX_EPS) {
+            memset(&y[i], 0, sizeof(y[i]));
+            y[i].d = inf_fp32_to_fp16(0.f);
+            continue;
+        }
+        const float iscale = -128.f / max_scale;
+        y[i].d = inf_fp32_to_fp16(1 / iscale);
+        for (int ib = 0; ib < INF_QK_K / 16; ++ib)
+            y[i].scales[ib] = (int8_t)MIN(127, nearest_int(iscale * scales[ib]));
+
+        for (int j = 0; j < INF_QK_K / 16; ++j) {
+            const float d = inf_fp16_to_fp32(y[i].d) * (float)y[i].scales[j];
+            if (!d)
+                continue;
+            for (int ii = 0; ii < 16; ++ii) {
+                int l = nearest_int(x[16 * j + ii] / d);
+                l = MAX(-32, MIN(31, l));
+                L[16 * j + ii] = (int8_t)(l + 32);
+            }
+        }
+
+        uint8_t *ql = y[i].ql, *qh = y[i].qh;
+        for (int j = 0; j < INF_QK_K; j += 128, ql += 64, qh += 32) {
+            for (int l = 0; l < 32; ++l) {
+                const int q1 = L[j + l + 0] & 0xf;
+                const int q2 = L[j + l + 32] & 0xf;
+                const int q3 = L[j + l + 64] & 0xf;
+                const int q4 = L[j + l + 96] & 0xf;
+                ql[l + 0] = (uint8_t)(q1 | (q3 << 4));
+                ql[l + 32] = (uint8_t)(q2 | (q4 << 4));
+                qh[l] = (uint8_t)((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) |
+                                  ((L[j + l + 64] >> 4) << 4) | ((L[j + l + 96] >> 4) << 6));
+            }
+        }
+    }
+}
+
+void inf__to_float_q6_K_ref(const void *vx, float *y, int64_t n)
+{
+    const struct inf_block_q6_K *x = vx;
+    const int64_t nb = n / INF_QK_K;
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = inf_fp16_to_fp32(x[i].d);
+        for (int k = 0; k < INF_QK_K; k++) {
+            const int h = k / 128, r = k % 128, s = r / 32, l = r % 32;
+            const uint8_t lo_byte = x[i].ql[64 * h + 32 * (s & 1) + l];
+            const int lo = (s & 2) ? lo_byte >> 4 : lo_byte & 0x0f;
+            const int hi = (x[i].qh[32 * h + l] >> (2 * s)) & 3;
+            *y++ = d * (float)x[i].scales[k / 16] * (float)((lo | (hi << 4)) - 32);
+        }
+    }
+}
+
+/* ---- Q8_K (activations) -------------------------------------------------------------------- */
+
+void inf__from_float_q8_K_ref(const float *x, void *vy, int64_t n)
+{
+    struct inf_block_q8_K *y = vy;
+    const int64_t nb = n / INF_QK_K;
+    for (int64_t i = 0; i < nb; i++, x += INF_QK_K) {
+        float max = 0, amax = 0;
+        for (int j = 0; j < INF_QK_K; ++j) {
+            const float ax = fabsf(x[j]);
+            if (ax > amax) {
+                amax = ax;
+                max = x[j];
+            }
+        }
+        if (!amax) {
+            y[i].d = 0;
+            memset(y[i].qs, 0, INF_QK_K);
+            memset(y[i].bsums, 0, sizeof(y[i].bsums));
+            continue;
+        }
+        const float iscale = -127.f / max;
+        for (int j = 0; j < INF_QK_K; ++j) {
+            const int v = nearest_int(iscale * x[j]);
+            y[i].qs[j] = (int8_t)MIN(127, v);
+        }
+        for (int j = 0; j < INF_QK_K / 16; ++j) {
+            int sum = 0;
+            for (int ii = 0; ii < 16; ++ii)
+                sum += y[i].qs[j * 16 + ii];
+            y[i].bsums[j] = (int16_t)sum;
+        }
+        y[i].d = 1 / iscale;
+    }
+}
+
+void inf__to_float_q8_K_ref(const void *vx, float *y, int64_t n)
+{
+    const struct inf_block_q8_K *x = vx;
+    const int64_t nb = n / INF_QK_K;
+    for (int64_t i = 0; i < nb; i++)
+        for (int j = 0; j < INF_QK_K; ++j)
+            *y++ = x[i].d * (float)x[i].qs[j];
+}

@@ -1,0 +1,153 @@
+/*
+ * types.c - the type-trait table: one entry per format, indexed by ggml's type id.
+ */
+#include "inferno/threadpool.h"
+#include "kernels/blocks.h"
+#include "kernels/internal.h"
+
+#define QUANT(t, blck, block, dot_type, weight)                                                    \
+    {                                                                                              \
+        .name = #t, .blck_size = (blck), .type_size = sizeof(block), .is_quantized = true,         \
+        .is_weight = (weight), .vec_dot_type = (dot_type), .to_float = inf__to_float_##t##_ref,    \
+        .from_float_ref = inf__from_float_##t##_ref,                                               \
+    }
+
+static const struct inf_type_traits type_traits[INF_TYPE_COUNT] = {
+    [INF_TYPE_F32] = {.name = "f32",
+                      .blck_size = 1,
+                      .type_size = sizeof(float),
+                      .is_quantized = false,
+                      .is_weight = true,
+                      .vec_dot_type = INF_TYPE_F32,
+                      .to_float = inf__to_float_f32_ref,
+                      .from_float_ref = inf__from_float_f32_ref},
+    [INF_TYPE_F16] = {.name = "f16",
+                      .blck_size = 1,
+                      .type_size = sizeof(inf_fp16),
+                      .is_quantized = false,
+                      .is_weight = true,
+                      .vec_dot_type = INF_TYPE_F32,
+                      .to_float = inf__to_float_f16_ref,
+                      .from_float_ref = inf__from_float_f16_ref},
+    [INF_TYPE_BF16] = {.name = "bf16",
+                       .blck_size = 1,
+                       .type_size = sizeof(inf_bf16),
+                       .is_quantized = false,
+                       .is_weight = true,
+                       .vec_dot_type = INF_TYPE_F32,
+                       .to_float = inf__to_float_bf16_ref,
+                       .from_float_ref = inf__from_float_bf16_ref},
+    [INF_TYPE_Q4_0] = QUANT(q4_0, INF_QK4_0, struct inf_block_q4_0, INF_TYPE_Q8_0, true),
+    [INF_TYPE_Q4_1] = QUANT(q4_1, INF_QK4_1, struct inf_block_q4_1, INF_TYPE_Q8_1, true),
+    [INF_TYPE_Q5_0] = QUANT(q5_0, INF_QK5_0, struct inf_block_q5_0, INF_TYPE_Q8_0, true),
+    [INF_TYPE_Q5_1] = QUANT(q5_1, INF_QK5_1, struct inf_block_q5_1, INF_TYPE_Q8_1, true),
+    [INF_TYPE_Q8_0] = QUANT(q8_0, INF_QK8_0, struct inf_block_q8_0, INF_TYPE_Q8_0, true),
+    [INF_TYPE_Q8_1] = QUANT(q8_1, INF_QK8_1, struct inf_block_q8_1, INF_TYPE_Q8_1, false),
+    [INF_TYPE_Q2_K] = QUANT(q2_K, INF_QK_K, struct inf_block_q2_K, INF_TYPE_Q8_K, true),
+    [INF_TYPE_Q3_K] = QUANT(q3_K, INF_QK_K, struct inf_block_q3_K, INF_TYPE_Q8_K, true),
+    [INF_TYPE_Q4_K] = QUANT(q4_K, INF_QK_K, struct inf_block_q4_K, INF_TYPE_Q8_K, true),
+    [INF_TYPE_Q5_K] = QUANT(q5_K, INF_QK_K, struct inf_block_q5_K, INF_TYPE_Q8_K, true),
+    [INF_TYPE_Q6_K] = QUANT(q6_K, INF_QK_K, struct inf_block_q6_K, INF_TYPE_Q8_K, true),
+    [INF_TYPE_Q8_K] = QUANT(q8_K, INF_QK_K, struct inf_block_q8_K, INF_TYPE_Q8_K, false),
+};
+
+const struct inf_type_traits *inf_type_get(enum inf_type type)
+{
+    if ((unsigned)type >= INF_TYPE_COUNT || !type_traits[type].name)
+        return NULL;
+    return &type_traits[type];
+}
+
+const char *inf_type_name(enum inf_type type)
+{
+    const struct inf_type_traits *t = inf_type_get(type);
+    return t ? t->name : "?";
+}
+
+size_t inf_type_row_size(enum inf_type type, int64_t n)
+{
+    const struct inf_type_traits *t = inf_type_get(type);
+    if (!t || n < 0)
+        return 0;
+    return (size_t)(n / t->blck_size) * t->type_size;
+}
+
+static inf_status check_row(enum inf_type type, int64_t n, const struct inf_type_traits **out,
+                            struct inf_error *err)
+{
+    const struct inf_type_traits *t = inf_type_get(type);
+    if (!t)
+        return inf_error_set(err, INF_EUNSUPPORTED, "unsupported tensor type %d", (int)type);
+    if (n < 0 || n % t->blck_size != 0)
+        return inf_error_set(err, INF_EINVAL,
+                             "row of %lld values is not a whole number of '%s' blocks of %d",
+                             (long long)n, t->name, t->blck_size);
+    *out = t;
+    return INF_OK;
+}
+
+inf_status inf_quantize_row(enum inf_type type, const float *src, void *dst, int64_t n,
+                            struct inf_error *err)
+{
+    const struct inf_type_traits *t;
+    inf_status rc = check_row(type, n, &t, err);
+    if (rc != INF_OK)
+        return rc;
+    t->from_float_ref(src, dst, n);
+    return INF_OK;
+}
+
+inf_status inf_dequantize_row(enum inf_type type, const void *src, float *dst, int64_t n,
+                              struct inf_error *err)
+{
+    const struct inf_type_traits *t;
+    inf_status rc = check_row(type, n, &t, err);
+    if (rc != INF_OK)
+        return rc;
+    t->to_float(src, dst, n);
+    return INF_OK;
+}
+
+struct quant_task {
+    const struct inf_type_traits *t;
+    const float *src;
+    uint8_t *dst;
+    int64_t n_per_row;
+    size_t row_bytes;
+    struct inf_chunker rows;
+    int64_t n_rows;
+};
+
+static void quant_rows_fn(void *arg, int ith, int nth)
+{
+    struct quant_task *q = arg;
+    (void)ith;
+    (void)nth;
+    for (;;) {
+        const int64_t r = inf_chunker_next(&q->rows, 1);
+        if (r >= q->n_rows)
+            break;
+        q->t->from_float_ref(q->src + r * q->n_per_row, q->dst + (size_t)r * q->row_bytes,
+                             q->n_per_row);
+    }
+}
+
+inf_status inf_quantize_rows(struct inf_threadpool *pool, enum inf_type type, const float *src,
+                             void *dst, int64_t n_rows, int64_t n_per_row, struct inf_error *err)
+{
+    const struct inf_type_traits *t;
+    inf_status rc = check_row(type, n_per_row, &t, err);
+    if (rc != INF_OK)
+        return rc;
+    if (n_rows < 0)
+        return inf_error_set(err, INF_EINVAL, "negative row count %lld", (long long)n_rows);
+    struct quant_task q = {.t = t,
+                           .src = src,
+                           .dst = dst,
+                           .n_per_row = n_per_row,
+                           .row_bytes = inf_type_row_size(type, n_per_row),
+                           .n_rows = n_rows};
+    inf_chunker_init(&q.rows, 0);
+    inf_threadpool_run(pool, quant_rows_fn, &q);
+    return INF_OK;
+}

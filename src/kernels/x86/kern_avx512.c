@@ -1,0 +1,449 @@
+/*
+ * kern_avx512.c - the AVX-512 level: F/BW/VL/DQ, plus VNNI (VPDPBUSD, VPDPWSSD) where the CPU
+ * has it. Compiled with the AVX-512 flags only; the table starts as a copy of the AVX2 one and
+ * everything below replaces its entry.
+ *
+ * Legacy formats: two blocks per 512-bit register. The weight levels of blocks b and b+1 are
+ * built with two 128-bit broadcasts and one variable shift ([lo0 hi0 lo1 hi1] = values 0..63 in
+ * order), the activations are the two blocks' 32-byte halves, and the per-block scales are the
+ * two halves of one vector ([d0 x 8 | d1 x 8]), so every multiply covers 64 values.
+ * K-quants: 64 values (two 32-value chunks) per register with the int16 scale vector of its four
+ * (or two) groups; the activation's 64 bytes are contiguous in Q8_K.
+ *
+ * VNNI: VPDPBUSD(acc, u8, s8) = acc + VPMADDWD(VPMADDUBSW(u8, s8), 1) exactly whenever
+ * VPMADDUBSW does not saturate, which holds for every use here (see kern_x86.h); VPDPWSSD(acc,
+ * a, b) = acc + VPMADDWD(a, b) always. So the two paths give identical integers.
+ */
+#ifdef INFERNO_X86
+
+#include <math.h>
+
+#include "kernels/x86/kern_x86.h"
+#include "kernels/x86/ops_x86.h"
+
+/* ---- helpers ----------------------------------------------------------------------------- */
+
+static inline __m512i z_dot_u8s8(__m512i acc, __m512i u, __m512i s, const int vnni)
+{
+    if (vnni)
+        return _mm512_dpbusd_epi32(acc, u, s);
+    return _mm512_add_epi32(acc,
+                            _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
+}
+
+static inline __m512i z_dot_s16(__m512i acc, __m512i a, __m512i b, const int vnni)
+{
+    if (vnni)
+        return _mm512_dpwssd_epi32(acc, a, b);
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b));
+}
+
+/* [f(h0) x 8 | f(h1) x 8] for the binary16 values at p0 and p1. */
+static inline __m512 z_f16_pair(const void *p0, const void *p1)
+{
+    return _mm512_insertf32x8(_mm512_castps256_ps512(x86_f16_bcast(p0)), x86_f16_bcast(p1), 1);
+}
+
+static inline __m512i z_load2x256(const void *p0, const void *p1)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(x86_load256(p0)), x86_load256(p1), 1);
+}
+
+static inline float z_hsum(__m512 v)
+{
+    return x86_hsum_ps(_mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1)));
+}
+
+/* ---- legacy formats ---------------------------------------------------------------------- */
+
+/* The levels of blocks b0 and b1 (64 values in order): unsigned, or signed for Q8_0. */
+static INF__ALWAYS_INLINE __m512i z_leg_unpack2(const int T, const uint8_t *b0, const uint8_t *b1)
+{
+    const size_t qs = T == INF_TYPE_Q4_0 ? 2 : T == INF_TYPE_Q4_1 ? 4 : T == INF_TYPE_Q5_0 ? 6 : 8;
+    if (T == INF_TYPE_Q8_0)
+        return z_load2x256(b0 + 2, b1 + 2);
+    const __m512i bc = _mm512_mask_broadcast_i32x4(_mm512_broadcast_i32x4(x86_load128(b0 + qs)),
+                                                   0xff00, x86_load128(b1 + qs));
+    __m512i v = _mm512_and_si512(_mm512_srlv_epi64(bc, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4)),
+                                 _mm512_set1_epi8(0x0f));
+    if (T == INF_TYPE_Q5_0 || T == INF_TYPE_Q5_1) {
+        const size_t qh = T == INF_TYPE_Q5_0 ? 2 : 4;
+        uint32_t h0, h1;
+        memcpy(&h0, b0 + qh, 4);
+        memcpy(&h1, b1 + qh, 4);
+        const __mmask64 k = (__mmask64)h0 | (__mmask64)h1 << 32;
+        v = _mm512_mask_add_epi8(v, k, v, _mm512_set1_epi8(0x10));
+    }
+    return v;
+}
+
+static INF__ALWAYS_INLINE void z_leg_tile(const int T, const int NR, const int NC, int64_t nb,
+                                          const uint8_t *w, size_t ldw, const uint8_t *a,
+                                          size_t lda, float *s, size_t lds, const int vnni)
+{
+    const size_t wbs = x86_leg_wbytes(T);
+    const size_t pf = x86_pf_dist(NR, ldw);
+    const int has_min = X86_LEG_HAS_MIN(T), off = X86_LEG_OFFSET(T);
+    const size_t abs_ = has_min ? sizeof(struct inf_block_q8_1) : sizeof(struct inf_block_q8_0);
+    const size_t aqs = has_min ? 4 : 2;
+    __m512 acc[4][4], macc[4][4];
+    for (int r = 0; r < NR; r++)
+        for (int c = 0; c < NC; c++)
+            acc[r][c] = macc[r][c] = _mm512_setzero_ps();
+    int64_t ib = 0;
+    for (; ib + 2 <= nb; ib += 2) {
+        __m512i y[4], oy[4];
+        __m512 dy[4], sy[4];
+        for (int c = 0; c < NC; c++) {
+            const uint8_t *a0 = a + (size_t)c * lda + (size_t)ib * abs_, *a1 = a0 + abs_;
+            y[c] = z_load2x256(a0 + aqs, a1 + aqs);
+            dy[c] = z_f16_pair(a0, a1);
+            if (off) {
+                /* off * (sum of each 4 activations), negated, as the dot's starting value */
+                const __m512i o =
+                    z_dot_u8s8(_mm512_setzero_si512(), _mm512_set1_epi8((char)off), y[c], vnni);
+                oy[c] = _mm512_sub_epi32(_mm512_setzero_si512(), o);
+            }
+            if (has_min)
+                sy[c] = _mm512_mul_ps(z_f16_pair(a0 + 2, a1 + 2), _mm512_set1_ps(0.125f));
+        }
+        for (int r = 0; r < NR; r++) {
+            const uint8_t *b0 = w + (size_t)r * ldw + (size_t)ib * wbs, *b1 = b0 + wbs;
+            for (size_t o = 0; o < 2 * wbs; o += 64)
+                _mm_prefetch((const char *)b0 + o + pf, X86_PF_HINT);
+            const __m512i xq = z_leg_unpack2(T, b0, b1);
+            const __m512 dx = z_f16_pair(b0, b1);
+            __m512i ax = xq;
+            __mmask64 neg = 0;
+            if (T == INF_TYPE_Q8_0) {
+                ax = _mm512_abs_epi8(xq);
+                neg = _mm512_movepi8_mask(xq);
+            }
+            __m512 mx = _mm512_setzero_ps();
+            if (has_min)
+                mx = z_f16_pair(b0 + 2, b1 + 2);
+            for (int c = 0; c < NC; c++) {
+                __m512i p;
+                if (T == INF_TYPE_Q8_0) {
+                    const __m512i sy8 =
+                        _mm512_mask_sub_epi8(y[c], neg, _mm512_setzero_si512(), y[c]);
+                    p = z_dot_u8s8(_mm512_setzero_si512(), ax, sy8, vnni);
+                } else {
+                    p = z_dot_u8s8(off ? oy[c] : _mm512_setzero_si512(), ax, y[c], vnni);
+                }
+                acc[r][c] =
+                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dx, dy[c]), acc[r][c]);
+                if (has_min) /* m * s in all 8 lanes of a block: s was scaled by 1/8 */
+                    macc[r][c] = _mm512_fmadd_ps(mx, sy[c], macc[r][c]);
+            }
+        }
+    }
+    float tail[16] = {0};
+    if (ib < nb) /* an odd block count: the last block with the 256-bit kernel */
+        x86_leg_tile(T, NR, NC, 1, w + (size_t)ib * wbs, ldw, a + (size_t)ib * abs_, lda, tail,
+                     (size_t)NR);
+    for (int r = 0; r < NR; r++)
+        for (int c = 0; c < NC; c++) {
+            float v = z_hsum(acc[r][c]) + tail[c * NR + r];
+            if (has_min)
+                v += z_hsum(macc[r][c]);
+            s[(size_t)c * lds + (size_t)r] = v;
+        }
+}
+
+/* ---- K-quants ---------------------------------------------------------------------------- */
+
+struct z_khead {
+    float d, dmin;
+    __m512i sc16;   /* Q2_K/Q3_K/Q6_K: the 16 scales as int16 (low 256 bits) */
+    __m512i sc16x4; /* Q4_K/Q5_K: the 8 scales as int16 in each 128-bit lane */
+    __m256i mins16; /* as struct x86_khead */
+    __m512i hbits;  /* Q3_K hmask, Q5_K qh: 32 bytes in both 256-bit halves */
+};
+
+static INF__ALWAYS_INLINE void z_k_head(const int T, const uint8_t *blk, struct z_khead *h)
+{
+    switch (T) {
+    case INF_TYPE_Q2_K: {
+        const struct inf_block_q2_K *x = (const void *)blk;
+        h->d = x86_f16(x->d);
+        h->dmin = x86_f16(x->dmin);
+        const __m128i s8 = x86_load128(x->scales);
+        h->sc16 =
+            _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(s8, _mm_set1_epi8(0x0f))));
+        h->mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s8, 4), _mm_set1_epi8(0x0f)));
+        break;
+    }
+    case INF_TYPE_Q3_K: {
+        const struct inf_block_q3_K *x = (const void *)blk;
+        h->d = x86_f16(x->d);
+        const __m256i s16 = _mm256_cvtepi8_epi16(x86_q3k_scales(x->scales));
+        h->sc16 = _mm512_castsi256_si512(s16);
+        h->mins16 = _mm256_slli_epi16(s16, 2);
+        h->hbits = _mm512_broadcast_i64x4(x86_load256(x->hmask));
+        break;
+    }
+    case INF_TYPE_Q4_K:
+    case INF_TYPE_Q5_K: {
+        const struct inf_block_q4_K *x = (const void *)blk;
+        h->d = x86_f16(x->d);
+        h->dmin = x86_f16(x->dmin);
+        __m256i sc;
+        __m128i mins;
+        x86_k4_scales(x->scales, &sc, &mins);
+        h->sc16x4 = _mm512_broadcast_i32x4(_mm256_castsi256_si128(sc));
+        h->mins16 = _mm256_zextsi128_si256(mins);
+        if (T == INF_TYPE_Q5_K)
+            h->hbits = _mm512_broadcast_i64x4(
+                x86_load256(((const struct inf_block_q5_K *)(const void *)blk)->qh));
+        break;
+    }
+    default: { /* Q6_K */
+        const struct inf_block_q6_K *x = (const void *)blk;
+        h->d = x86_f16(x->d);
+        const __m256i s16 = _mm256_cvtepi8_epi16(x86_load128(x->scales));
+        h->sc16 = _mm512_castsi256_si512(s16);
+        h->mins16 = _mm256_slli_epi16(s16, 5);
+        break;
+    }
+    }
+}
+
+/* int16 scales for the four groups of 16 starting at group g, one per 128-bit lane. */
+static inline __m512i z_scales4(__m512i sc16, int g)
+{
+    const __m512i idx = _mm512_set_epi16(
+        (short)(g + 3), (short)(g + 3), (short)(g + 3), (short)(g + 3), (short)(g + 3),
+        (short)(g + 3), (short)(g + 3), (short)(g + 3), (short)(g + 2), (short)(g + 2),
+        (short)(g + 2), (short)(g + 2), (short)(g + 2), (short)(g + 2), (short)(g + 2),
+        (short)(g + 2), (short)(g + 1), (short)(g + 1), (short)(g + 1), (short)(g + 1),
+        (short)(g + 1), (short)(g + 1), (short)(g + 1), (short)(g + 1), (short)g, (short)g,
+        (short)g, (short)g, (short)g, (short)g, (short)g, (short)g);
+    return _mm512_permutexvar_epi16(idx, sc16);
+}
+
+/* Values 64p..64p+63 of the superblock as unsigned levels, and their int16 scale vector. */
+static INF__ALWAYS_INLINE __m512i z_k_pair(const int T, const uint8_t *blk, const struct z_khead *h,
+                                           const int p, __m512i *sc)
+{
+    const __m512i m3 = _mm512_set1_epi8(3), m4 = _mm512_set1_epi8(0x0f);
+    /* shifts for the two 256-bit halves: bits (2s, 2s+2) of 2-bit planes, 0/4 for nibbles */
+    const int hf = p / 2, s0 = 2 * (p % 2); /* Q2_K/Q3_K/Q6_K: half, first sub-chunk */
+    switch (T) {
+    case INF_TYPE_Q2_K:
+    case INF_TYPE_Q3_K: {
+        const uint8_t *qs = T == INF_TYPE_Q2_K
+                                ? ((const struct inf_block_q2_K *)(const void *)blk)->qs
+                                : ((const struct inf_block_q3_K *)(const void *)blk)->qs;
+        *sc = z_scales4(h->sc16, 4 * p);
+        const __m512i b = _mm512_broadcast_i64x4(x86_load256(qs + 32 * hf));
+        const __m512i sh = _mm512_setr_epi64(2 * s0, 2 * s0, 2 * s0, 2 * s0, 2 * s0 + 2, 2 * s0 + 2,
+                                             2 * s0 + 2, 2 * s0 + 2);
+        __m512i q = _mm512_and_si512(_mm512_srlv_epi64(b, sh), m3);
+        if (T == INF_TYPE_Q3_K) {
+            /* bit 2 of chunk k is bit k of hmask; chunks 2p and 2p+1 here */
+            const __m512i sel = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * p))),
+                                                   _mm256_set1_epi8((char)(1 << (2 * p + 1))), 1);
+            const __mmask64 k = _mm512_test_epi8_mask(h->hbits, sel);
+            q = _mm512_mask_add_epi8(q, k, q, _mm512_set1_epi8(4));
+        }
+        return q;
+    }
+    case INF_TYPE_Q4_K:
+    case INF_TYPE_Q5_K: {
+        const uint8_t *qs = T == INF_TYPE_Q4_K
+                                ? ((const struct inf_block_q4_K *)(const void *)blk)->qs
+                                : ((const struct inf_block_q5_K *)(const void *)blk)->qs;
+        /* lanes 0-1: scale 2p, lanes 2-3: scale 2p+1 (each lane holds all 8 as int16) */
+        const char lo = (char)(4 * p), hi = (char)(4 * p + 2);
+        const __m512i mask =
+            _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(
+                                   (short)((uint8_t)lo | (uint8_t)(lo + 1) << 8))),
+                               _mm256_set1_epi16((short)((uint8_t)hi | (uint8_t)(hi + 1) << 8)), 1);
+        *sc = _mm512_shuffle_epi8(h->sc16x4, mask);
+        const __m512i b = _mm512_broadcast_i64x4(x86_load256(qs + 32 * p));
+        __m512i q =
+            _mm512_and_si512(_mm512_srlv_epi64(b, _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4)), m4);
+        if (T == INF_TYPE_Q5_K) {
+            const __m512i sel = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * p))),
+                                                   _mm256_set1_epi8((char)(1 << (2 * p + 1))), 1);
+            q = _mm512_mask_add_epi8(q, _mm512_test_epi8_mask(h->hbits, sel), q,
+                                     _mm512_set1_epi8(16));
+        }
+        return q;
+    }
+    default: { /* Q6_K: half hf; p even = sub-chunks 0,1 (low nibbles), odd = 2,3 (high) */
+        const struct inf_block_q6_K *x = (const void *)blk;
+        *sc = z_scales4(h->sc16, 4 * p);
+        const __m512i l = _mm512_loadu_si512(x->ql + 64 * hf);
+        const __m512i lo =
+            (p % 2) ? _mm512_and_si512(_mm512_srli_epi16(l, 4), m4) : _mm512_and_si512(l, m4);
+        const __m512i qh = _mm512_broadcast_i64x4(x86_load256(x->qh + 32 * hf));
+        const __m512i sh = _mm512_setr_epi64(2 * s0, 2 * s0, 2 * s0, 2 * s0, 2 * s0 + 2, 2 * s0 + 2,
+                                             2 * s0 + 2, 2 * s0 + 2);
+        const __m512i hi = _mm512_and_si512(_mm512_srlv_epi64(qh, sh), m3);
+        return _mm512_or_si512(lo, _mm512_slli_epi16(hi, 4));
+    }
+    }
+}
+
+static INF__ALWAYS_INLINE void z_k_tile(const int T, const int NR, const int NC, int64_t nb,
+                                        const uint8_t *w, size_t ldw, const uint8_t *a, size_t lda,
+                                        float *s, size_t lds, const int vnni)
+{
+    const size_t wbs = x86_k_wbytes(T);
+    const size_t pf = x86_pf_dist(NR, ldw);
+    __m512 acc[4][4];
+    __m256 accm[4][4];
+    for (int r = 0; r < NR; r++)
+        for (int c = 0; c < NC; c++) {
+            acc[r][c] = _mm512_setzero_ps();
+            accm[r][c] = _mm256_setzero_ps();
+        }
+    for (int64_t ib = 0; ib < nb; ib++) {
+        /* the activation side, shared by the NR rows */
+        const struct inf_block_q8_K *y[4];
+        __m256i bs[4]; /* bsums (Q2_K, Q3_K, Q6_K) or their pairs (Q4_K, Q5_K) */
+        for (int c = 0; c < NC; c++) {
+            y[c] = (const void *)(a + (size_t)c * lda + (size_t)ib * sizeof(struct inf_block_q8_K));
+            if (T == INF_TYPE_Q4_K || T == INF_TYPE_Q5_K)
+                bs[c] = _mm256_zextsi128_si256(x86_bsum_pairs(y[c]->bsums));
+            else
+                bs[c] = x86_load256(y[c]->bsums);
+        }
+        for (int r = 0; r < NR; r++) {
+            const uint8_t *blk = w + (size_t)r * ldw + (size_t)ib * wbs;
+            for (size_t o = 0; o < wbs; o += 64)
+                _mm_prefetch((const char *)blk + o + pf, X86_PF_HINT);
+            struct z_khead h;
+            z_k_head(T, blk, &h);
+            __m512i sumi[4];
+            for (int c = 0; c < NC; c++)
+                sumi[c] = _mm512_setzero_si512();
+            for (int p = 0; p < 4; p++) {
+                __m512i sc;
+                const __m512i q = z_k_pair(T, blk, &h, p, &sc);
+                for (int c = 0; c < NC; c++) {
+                    const __m512i prod =
+                        _mm512_maddubs_epi16(q, _mm512_loadu_si512(y[c]->qs + 64 * p));
+                    sumi[c] = z_dot_s16(sumi[c], prod, sc, vnni);
+                }
+            }
+            for (int c = 0; c < NC; c++) {
+                const __m256i pm = _mm256_madd_epi16(h.mins16, bs[c]);
+                if (T == INF_TYPE_Q3_K || T == INF_TYPE_Q6_K) /* offset levels */
+                    sumi[c] = _mm512_sub_epi32(sumi[c], _mm512_zextsi256_si512(pm));
+                acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[c]),
+                                            _mm512_set1_ps(h.d * y[c]->d), acc[r][c]);
+                if (!(T == INF_TYPE_Q3_K || T == INF_TYPE_Q6_K))
+                    accm[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pm),
+                                                 _mm256_set1_ps(h.dmin * y[c]->d), accm[r][c]);
+            }
+        }
+    }
+    for (int r = 0; r < NR; r++)
+        for (int c = 0; c < NC; c++)
+            s[(size_t)c * lds + (size_t)r] = z_hsum(acc[r][c]) - x86_hsum_ps(accm[r][c]);
+}
+
+/* ---- F32 / F16 / BF16 weights ------------------------------------------------------------ */
+
+static INF__ALWAYS_INLINE __m512 z_load_w16(const int T, const uint8_t *w, int64_t i, __mmask16 m)
+{
+    if (T == INF_TYPE_F32)
+        return _mm512_maskz_loadu_ps(m, (const float *)(const void *)w + i);
+    const __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)(const void *)w + i);
+    if (T == INF_TYPE_F16)
+        return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+static INF__ALWAYS_INLINE void z_f_tile(const int T, const int NR, const int NC, int64_t n,
+                                        const uint8_t *w, size_t ldw, const uint8_t *a, size_t lda,
+                                        float *s, size_t lds, const int vnni)
+{
+    (void)vnni;
+    __m512 acc[4][4];
+    for (int r = 0; r < NR; r++)
+        for (int c = 0; c < NC; c++)
+            acc[r][c] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 wv[4];
+        for (int r = 0; r < NR; r++) {
+            _mm_prefetch((const char *)(w + (size_t)r * ldw) + (T == INF_TYPE_F32 ? 4 : 2) * i +
+                             x86_pf_dist(NR, ldw),
+                         X86_PF_HINT);
+            wv[r] = z_load_w16(T, w + (size_t)r * ldw, i, m);
+        }
+        for (int c = 0; c < NC; c++) {
+            const __m512 av =
+                _mm512_maskz_loadu_ps(m, (const float *)(const void *)(a + (size_t)c * lda) + i);
+            for (int r = 0; r < NR; r++)
+                acc[r][c] = _mm512_fmadd_ps(wv[r], av, acc[r][c]);
+        }
+    }
+    for (int r = 0; r < NR; r++)
+        for (int c = 0; c < NC; c++)
+            s[(size_t)c * lds + (size_t)r] = z_hsum(acc[r][c]);
+}
+
+/* ---- instantiation ----------------------------------------------------------------------- */
+
+#define LEG_TILE(T, NR, NC, nb, w, ldw, a, lda, s, lds)                                            \
+    z_leg_tile(T, NR, NC, nb, w, ldw, a, lda, s, lds, 0)
+#define LEG_TILE_V(T, NR, NC, nb, w, ldw, a, lda, s, lds)                                          \
+    z_leg_tile(T, NR, NC, nb, w, ldw, a, lda, s, lds, 1)
+#define K_TILE(T, NR, NC, nb, w, ldw, a, lda, s, lds)                                              \
+    z_k_tile(T, NR, NC, nb, w, ldw, a, lda, s, lds, 0)
+#define K_TILE_V(T, NR, NC, nb, w, ldw, a, lda, s, lds)                                            \
+    z_k_tile(T, NR, NC, nb, w, ldw, a, lda, s, lds, 1)
+#define F_TILE(T, NR, NC, n, w, ldw, a, lda, s, lds)                                               \
+    z_f_tile(T, NR, NC, n, w, ldw, a, lda, s, lds, 0)
+
+#define LEG(t, T)                                                                                  \
+    X86_GEMM_DISPATCH(gemm_##t, LEG_TILE, T, 4, 2, 2, n / 32)                                      \
+    X86_GEMM_DISPATCH(gemm_##t##_vnni, LEG_TILE_V, T, 4, 2, 2, n / 32)
+#define KQ(t, T)                                                                                   \
+    X86_GEMM_DISPATCH(gemm_##t, K_TILE, T, 4, 1, 4, n / 256)                                       \
+    X86_GEMM_DISPATCH(gemm_##t##_vnni, K_TILE_V, T, 4, 1, 4, n / 256)
+LEG(q4_0, INF_TYPE_Q4_0)
+LEG(q4_1, INF_TYPE_Q4_1)
+LEG(q5_0, INF_TYPE_Q5_0)
+LEG(q5_1, INF_TYPE_Q5_1)
+LEG(q8_0, INF_TYPE_Q8_0)
+KQ(q2_K, INF_TYPE_Q2_K)
+KQ(q3_K, INF_TYPE_Q3_K)
+KQ(q4_K, INF_TYPE_Q4_K)
+KQ(q5_K, INF_TYPE_Q5_K)
+KQ(q6_K, INF_TYPE_Q6_K)
+X86_GEMM_DISPATCH(gemm_f32, F_TILE, INF_TYPE_F32, 4, 2, 4, n)
+X86_GEMM_DISPATCH(gemm_f16, F_TILE, INF_TYPE_F16, 4, 2, 4, n)
+X86_GEMM_DISPATCH(gemm_bf16, F_TILE, INF_TYPE_BF16, 4, 2, 4, n)
+
+#include "kernels/x86/ops_avx512.h"
+
+void inf__kern_init_avx512(struct inf__kern *k, int have_vnni)
+{
+    k->level = INF_CPU_AVX512;
+#define W(T, fn, mr, mc) k->w[T] = (struct inf__wkern){have_vnni ? fn##_vnni : fn, mr, mc}
+    W(INF_TYPE_Q4_0, gemm_q4_0, 4, 2);
+    W(INF_TYPE_Q4_1, gemm_q4_1, 4, 2);
+    W(INF_TYPE_Q5_0, gemm_q5_0, 4, 2);
+    W(INF_TYPE_Q5_1, gemm_q5_1, 4, 2);
+    W(INF_TYPE_Q8_0, gemm_q8_0, 4, 2);
+    W(INF_TYPE_Q2_K, gemm_q2_K, 4, 4);
+    W(INF_TYPE_Q3_K, gemm_q3_K, 4, 4);
+    W(INF_TYPE_Q4_K, gemm_q4_K, 4, 4);
+    W(INF_TYPE_Q5_K, gemm_q5_K, 4, 4);
+    W(INF_TYPE_Q6_K, gemm_q6_K, 4, 4);
+#undef W
+    k->w[INF_TYPE_F32] = (struct inf__wkern){gemm_f32, 4, 4};
+    k->w[INF_TYPE_F16] = (struct inf__wkern){gemm_f16, 4, 4};
+    k->w[INF_TYPE_BF16] = (struct inf__wkern){gemm_bf16, 4, 4};
+    z_ops_init(k);
+}
+
+#else
+typedef int inf__kern_avx512_unused; /* ISO C: no empty translation units */
+#endif

@@ -1,0 +1,408 @@
+/*
+ * ops_avx512.h - 512-bit activation quantizers and small operations; included only by
+ * kern_avx512.c. Same contracts as ops_x86.h (the quantizers write the reference's bytes); row
+ * tails use masked loads and stores instead of scalar loops.
+ */
+#ifndef INFERNO_KERNELS_X86_OPS_AVX512_H
+#define INFERNO_KERNELS_X86_OPS_AVX512_H
+
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/x86/kern_x86.h"
+#include "kernels/x86/ops_x86.h"
+
+static inline __mmask16 z_tail(int64_t left)
+{
+    return left >= 16  ? (__mmask16)0xffff
+           : left <= 0 ? (__mmask16)0
+                       : (__mmask16)((1u << left) - 1);
+}
+
+static inline __m512 z_roundf(__m512 v)
+{
+    const __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m512 frac = _mm512_sub_ps(v, t);
+    const __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(frac), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+    const __m512 one = _mm512_or_ps(_mm512_and_ps(v, _mm512_set1_ps(-0.0f)), _mm512_set1_ps(1.0f));
+    return _mm512_mask_add_ps(t, up, t, one);
+}
+
+static INF__ALWAYS_INLINE void z_quant_q8_legacy(const float *x, void *vy, int64_t n,
+                                                 const int with_sum)
+{
+    const size_t bs = with_sum ? sizeof(struct inf_block_q8_1) : sizeof(struct inf_block_q8_0);
+    uint8_t *out = vy;
+    for (int64_t ib = 0; ib < n / 32; ib++, x += 32, out += bs) {
+        const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+        const float amax =
+            _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        const float d = amax / ((1 << 7) - 1);
+        const float id = d ? 1.0f / d : 0.0f;
+        const __m512 vid = _mm512_set1_ps(id);
+        const __m512i q0 = _mm512_cvttps_epi32(z_roundf(_mm512_mul_ps(v0, vid)));
+        const __m512i q1 = _mm512_cvttps_epi32(z_roundf(_mm512_mul_ps(v1, vid)));
+        const inf_fp16 dh = inf_fp32_to_fp16(d);
+        memcpy(out, &dh, 2);
+        uint8_t *qs = out + (with_sum ? 4 : 2);
+        _mm_storeu_si128((__m128i *)(void *)qs, _mm512_cvtsepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(void *)(qs + 16), _mm512_cvtsepi32_epi8(q1));
+        if (with_sum) {
+            const int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+            const inf_fp16 sh = inf_fp32_to_fp16((float)sum * d);
+            memcpy(out + 2, &sh, 2);
+        }
+    }
+}
+
+static inline void z_quant_q8_0(const float *x, void *y, int64_t n)
+{
+    z_quant_q8_legacy(x, y, n, 0);
+}
+
+static inline void z_quant_q8_1(const float *x, void *y, int64_t n)
+{
+    z_quant_q8_legacy(x, y, n, 1);
+}
+
+static inline void z_quant_q8_K(const float *x, void *vy, int64_t n)
+{
+    struct inf_block_q8_K *y = vy;
+    for (int64_t ib = 0; ib < n / INF_QK_K; ib++, x += INF_QK_K) {
+        __m512 m = _mm512_setzero_ps();
+        for (int k = 0; k < INF_QK_K / 16; k++)
+            m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + 16 * k)));
+        const float amax = _mm512_reduce_max_ps(m);
+        if (!amax) {
+            memset(&y[ib], 0, sizeof(y[ib]));
+            continue;
+        }
+        /* the first value of largest magnitude, with its sign */
+        float max = 0;
+        for (int k = 0; k < INF_QK_K / 16; k++) {
+            const __mmask16 eq = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + 16 * k)),
+                                                    _mm512_set1_ps(amax), _CMP_EQ_OQ);
+            if (eq) {
+                max = x[16 * k + __builtin_ctz((unsigned)eq)];
+                break;
+            }
+        }
+        const float iscale = -127.f / max;
+        const __m512 vs = _mm512_set1_ps(iscale);
+        for (int k = 0; k < INF_QK_K / 16; k++) {
+            const __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 16 * k), vs));
+            _mm_storeu_si128((__m128i *)(void *)(y[ib].qs + 16 * k), _mm512_cvtsepi32_epi8(q));
+            y[ib].bsums[k] = (int16_t)_mm512_reduce_add_epi32(_mm512_max_epi32(
+                _mm512_min_epi32(q, _mm512_set1_epi32(127)), _mm512_set1_epi32(-128)));
+        }
+        y[ib].d = 1 / iscale;
+    }
+}
+
+static inline __m512 z_exp(__m512 x)
+{
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+    const __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
+    p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, fx); /* p * 2^fx */
+}
+
+static inline __m512 z_silu(__m512 x)
+{
+    const __m512 e = z_exp(_mm512_sub_ps(_mm512_setzero_ps(), x));
+    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+static inline __m512 z_gelu(__m512 x)
+{
+    const __m512 z = _mm512_mul_ps(
+        _mm512_mul_ps(_mm512_set1_ps(0.79788456080286535587989211986876f), x),
+        _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(0.044715f), x), x, _mm512_set1_ps(1.0f)));
+    const __m512 e = z_exp(_mm512_add_ps(z, z));
+    const __m512 t =
+        _mm512_sub_ps(_mm512_set1_ps(1.0f),
+                      _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, _mm512_set1_ps(1.0f))));
+    return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x),
+                         _mm512_add_ps(_mm512_set1_ps(1.0f), t));
+}
+
+static inline float z_dot_f32(int64_t n, const float *a, const float *b)
+{
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    }
+    for (; i < n; i += 16) {
+        const __mmask16 m = z_tail(n - i);
+        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+static inline float z_dot_f16_f32(int64_t n, const uint16_t *a, const float *b)
+{
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_cvtph_ps(x86_load256(a + i)), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_cvtph_ps(x86_load256(a + i + 16)), _mm512_loadu_ps(b + i + 16),
+                             s1);
+    }
+    for (; i < n; i += 16) {
+        const __mmask16 m = z_tail(n - i);
+        s0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, a + i)),
+                             _mm512_maskz_loadu_ps(m, b + i), s0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+static inline void z_axpy_f32(int64_t n, float a, const float *x, float *y)
+{
+    const __m512 va = _mm512_set1_ps(a);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = z_tail(n - i);
+        _mm512_mask_storeu_ps(
+            y + i, m,
+            _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+static inline void z_axpy_f16(int64_t n, float a, const uint16_t *x, float *y)
+{
+    const __m512 va = _mm512_set1_ps(a);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = z_tail(n - i);
+        _mm512_mask_storeu_ps(y + i, m,
+                              _mm512_fmadd_ps(va,
+                                              _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, x + i)),
+                                              _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+static inline void z_axpy4_f32(int64_t n, const float *a, const float *const *x, float *y)
+{
+    const __m512 a0 = _mm512_set1_ps(a[0]), a1 = _mm512_set1_ps(a[1]);
+    const __m512 a2 = _mm512_set1_ps(a[2]), a3 = _mm512_set1_ps(a[3]);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = z_tail(n - i);
+        __m512 v = _mm512_mul_ps(a0, _mm512_maskz_loadu_ps(m, x[0] + i));
+        v = _mm512_fmadd_ps(a1, _mm512_maskz_loadu_ps(m, x[1] + i), v);
+        v = _mm512_fmadd_ps(a2, _mm512_maskz_loadu_ps(m, x[2] + i), v);
+        v = _mm512_fmadd_ps(a3, _mm512_maskz_loadu_ps(m, x[3] + i), v);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + i), v));
+    }
+}
+
+static inline void z_axpy4_f16(int64_t n, const float *a, const uint16_t *const *x, float *y)
+{
+    const __m512 a0 = _mm512_set1_ps(a[0]), a1 = _mm512_set1_ps(a[1]);
+    const __m512 a2 = _mm512_set1_ps(a[2]), a3 = _mm512_set1_ps(a[3]);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = z_tail(n - i);
+        __m512 v = _mm512_mul_ps(a0, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, x[0] + i)));
+        v = _mm512_fmadd_ps(a1, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, x[1] + i)), v);
+        v = _mm512_fmadd_ps(a2, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, x[2] + i)), v);
+        v = _mm512_fmadd_ps(a3, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, x[3] + i)), v);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + i), v));
+    }
+}
+
+static inline void z_f32_to_f16(const float *src, uint16_t *dst, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = z_tail(n - i);
+        _mm256_mask_storeu_epi16(dst + i, m,
+                                 _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, src + i),
+                                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    }
+}
+
+static inline void z_f16_to_f32(const uint16_t *src, float *dst, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = z_tail(n - i);
+        _mm512_mask_storeu_ps(dst + i, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, src + i)));
+    }
+}
+
+static inline void z_rms_norm(int64_t n, const float *x, const float *weight, float eps, float *out)
+{
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m512 a = _mm512_loadu_ps(x + i), b = _mm512_loadu_ps(x + i + 16);
+        s0 = _mm512_fmadd_ps(a, a, s0);
+        s1 = _mm512_fmadd_ps(b, b, s1);
+    }
+    for (; i < n; i += 16) {
+        const __m512 a = _mm512_maskz_loadu_ps(z_tail(n - i), x + i);
+        s0 = _mm512_fmadd_ps(a, a, s0);
+    }
+    const float sum = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+    const __m512 vs = _mm512_set1_ps(1.0f / sqrtf(sum / (float)n + eps));
+    for (i = 0; i < n; i += 16) {
+        const __mmask16 m = z_tail(n - i);
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vs);
+        if (weight)
+            v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, weight + i));
+        _mm512_mask_storeu_ps(out + i, m, v);
+    }
+}
+
+static inline float z_softmax(int64_t n, float *x, float scale)
+{
+    const __m512 vsc = _mm512_set1_ps(scale);
+    __m512 vm = _mm512_set1_ps(-INFINITY);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = z_tail(n - i);
+        vm = _mm512_mask_max_ps(vm, m, vm, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vsc));
+    }
+    const __m512 vmax = _mm512_set1_ps(_mm512_reduce_max_ps(vm));
+    __m512 vsum = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = z_tail(n - i);
+        const __m512 e = z_exp(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(m, x + i), vsc, vmax));
+        _mm512_mask_storeu_ps(x + i, m, e);
+        vsum = _mm512_mask_add_ps(vsum, m, vsum, e);
+    }
+    const float sum = _mm512_reduce_add_ps(vsum);
+    const __m512 vinv = _mm512_set1_ps(sum > 0 ? 1.0f / sum : 0.0f);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = z_tail(n - i);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vinv));
+    }
+    return sum;
+}
+
+static inline void z_silu_row(int64_t n, float *x)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = z_tail(n - i);
+        _mm512_mask_storeu_ps(x + i, m, z_silu(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
+static inline void z_gelu_row(int64_t n, float *x)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = z_tail(n - i);
+        _mm512_mask_storeu_ps(x + i, m, z_gelu(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
+static inline void z_swiglu(int64_t n, float *gate, const float *up)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = z_tail(n - i);
+        _mm512_mask_storeu_ps(gate + i, m,
+                              _mm512_mul_ps(z_silu(_mm512_maskz_loadu_ps(m, gate + i)),
+                                            _mm512_maskz_loadu_ps(m, up + i)));
+    }
+}
+
+static inline void z_add(int64_t n, float *x, const float *y)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = z_tail(n - i);
+        _mm512_mask_storeu_ps(
+            x + i, m,
+            _mm512_add_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+static inline void z_mul(int64_t n, float *x, const float *y)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = z_tail(n - i);
+        _mm512_mask_storeu_ps(
+            x + i, m,
+            _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+static inline void z_scale(int64_t n, float *x, float s)
+{
+    const __m512 vs = _mm512_set1_ps(s);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = z_tail(n - i);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vs));
+    }
+}
+
+static inline void z_rope(enum inf_rope_mode mode, float *x, int n_heads, int head_dim, int n_rot,
+                          const float *cache)
+{
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd =
+        _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * (size_t)head_dim;
+        if (mode == INF_ROPE_MODE_NEOX) {
+            const int half = n_rot / 2;
+            for (int i = 0; i < half; i += 16) {
+                const __mmask16 m = z_tail(half - i);
+                /* cache pairs (c, s) for i..i+15 -> cos and sin vectors */
+                const __m512 p0 = _mm512_maskz_loadu_ps(z_tail(2 * (half - i)), cache + 2 * i);
+                const __m512 p1 =
+                    _mm512_maskz_loadu_ps(z_tail(2 * (half - i) - 16), cache + 2 * i + 16);
+                const __m512 c = _mm512_permutex2var_ps(p0, even, p1);
+                const __m512 s = _mm512_permutex2var_ps(p0, odd, p1);
+                const __m512 x0 = _mm512_maskz_loadu_ps(m, v + i);
+                const __m512 x1 = _mm512_maskz_loadu_ps(m, v + i + half);
+                _mm512_mask_storeu_ps(v + i, m, _mm512_fmsub_ps(x0, c, _mm512_mul_ps(x1, s)));
+                _mm512_mask_storeu_ps(v + i + half, m,
+                                      _mm512_fmadd_ps(x0, s, _mm512_mul_ps(x1, c)));
+            }
+        } else {
+            for (int i = 0; i < n_rot; i += 16) {
+                const __mmask16 m = z_tail(n_rot - i);
+                const __m512 p = _mm512_maskz_loadu_ps(m, cache + i);
+                const __m512 c = _mm512_moveldup_ps(p), s = _mm512_movehdup_ps(p);
+                const __m512 xv = _mm512_maskz_loadu_ps(m, v + i);
+                const __m512 xs = _mm512_permute_ps(xv, 0xb1);
+                _mm512_mask_storeu_ps(v + i, m, _mm512_fmaddsub_ps(xv, c, _mm512_mul_ps(xs, s)));
+            }
+        }
+    }
+}
+
+static inline void z_ops_init(struct inf__kern *k)
+{
+    k->quantize_act[INF_TYPE_Q8_0] = z_quant_q8_0;
+    k->quantize_act[INF_TYPE_Q8_1] = z_quant_q8_1;
+    k->quantize_act[INF_TYPE_Q8_K] = z_quant_q8_K;
+    k->dot_f32 = z_dot_f32;
+    k->dot_f16_f32 = z_dot_f16_f32;
+    k->axpy_f32 = z_axpy_f32;
+    k->axpy_f16 = z_axpy_f16;
+    k->axpy4_f32 = z_axpy4_f32;
+    k->axpy4_f16 = z_axpy4_f16;
+    k->f32_to_f16 = z_f32_to_f16;
+    k->f16_to_f32 = z_f16_to_f32;
+    k->rms_norm = z_rms_norm;
+    k->softmax = z_softmax;
+    k->silu = z_silu_row;
+    k->gelu = z_gelu_row;
+    k->swiglu = z_swiglu;
+    k->add = z_add;
+    k->mul = z_mul;
+    k->scale = z_scale;
+    k->rope = z_rope;
+}
+
+#endif

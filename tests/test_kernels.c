@@ -1,0 +1,870 @@
+/*
+ * test_kernels.c - formats, reference kernels against llama.cpp's bytes, and every SIMD level
+ * against the reference kernels.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inferno/kernels.h"
+#include "inferno/threadpool.h"
+#include "kernels/blocks.h"
+#include "kernels/fp16.h"
+#include "kernels/internal.h"
+#include "t.h"
+
+/* ---- data ---------------------------------------------------------------------------------- */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rng_u64(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+static double rng_unit(void)
+{
+    return (double)(rng_u64() >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static float rng_normal(void)
+{
+    const double u1 = rng_unit() + 1e-300, u2 = rng_unit();
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+/* Random values whose scale changes from block to block, with zero runs and outliers. */
+static void fill_random(float *x, int64_t n)
+{
+    float scale = 1.0f;
+    for (int64_t i = 0; i < n; i++) {
+        if (i % 32 == 0)
+            scale = (float)pow(10.0, rng_unit() * 4.0 - 2.0);
+        x[i] = rng_normal() * scale;
+        if (rng_u64() % 61 == 0)
+            x[i] *= 10.0f;
+    }
+    if (n >= 96)
+        memset(x + 64, 0, 32 * sizeof(float)); /* one all-zero block */
+}
+
+static void *xalloc(size_t n)
+{
+    void *p = aligned_alloc(64, (n + 63) / 64 * 64);
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    memset(p, 0, (n + 63) / 64 * 64);
+    return p;
+}
+
+static uint64_t fnv1a(const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static const enum inf_type weight_types[] = {
+    INF_TYPE_F32,  INF_TYPE_F16,  INF_TYPE_BF16, INF_TYPE_Q4_0, INF_TYPE_Q4_1,
+    INF_TYPE_Q5_0, INF_TYPE_Q5_1, INF_TYPE_Q8_0, INF_TYPE_Q2_K, INF_TYPE_Q3_K,
+    INF_TYPE_Q4_K, INF_TYPE_Q5_K, INF_TYPE_Q6_K,
+};
+#define N_WEIGHT_TYPES (sizeof(weight_types) / sizeof(weight_types[0]))
+
+/* ---- layouts and traits -------------------------------------------------------------------- */
+
+static void test_traits(void)
+{
+    static const struct {
+        enum inf_type t;
+        int blck;
+        size_t bytes;
+        enum inf_type dot;
+    } want[] = {
+        {INF_TYPE_F32, 1, 4, INF_TYPE_F32},       {INF_TYPE_F16, 1, 2, INF_TYPE_F32},
+        {INF_TYPE_BF16, 1, 2, INF_TYPE_F32},      {INF_TYPE_Q4_0, 32, 18, INF_TYPE_Q8_0},
+        {INF_TYPE_Q4_1, 32, 20, INF_TYPE_Q8_1},   {INF_TYPE_Q5_0, 32, 22, INF_TYPE_Q8_0},
+        {INF_TYPE_Q5_1, 32, 24, INF_TYPE_Q8_1},   {INF_TYPE_Q8_0, 32, 34, INF_TYPE_Q8_0},
+        {INF_TYPE_Q8_1, 32, 36, INF_TYPE_Q8_1},   {INF_TYPE_Q2_K, 256, 84, INF_TYPE_Q8_K},
+        {INF_TYPE_Q3_K, 256, 110, INF_TYPE_Q8_K}, {INF_TYPE_Q4_K, 256, 144, INF_TYPE_Q8_K},
+        {INF_TYPE_Q5_K, 256, 176, INF_TYPE_Q8_K}, {INF_TYPE_Q6_K, 256, 210, INF_TYPE_Q8_K},
+        {INF_TYPE_Q8_K, 256, 292, INF_TYPE_Q8_K},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        const struct inf_type_traits *t = inf_type_get(want[i].t);
+        T_OK(t != NULL);
+        if (!t)
+            continue;
+        T_EQ_INT(t->blck_size, want[i].blck);
+        T_EQ_U64(t->type_size, want[i].bytes);
+        T_EQ_INT(t->vec_dot_type, want[i].dot);
+        T_EQ_U64(inf_type_row_size(want[i].t, 4096), 4096 / want[i].blck * want[i].bytes);
+    }
+    T_EQ_STR(inf_type_name(INF_TYPE_Q4_K), "q4_K");
+    T_EQ_STR(inf_type_name((enum inf_type)4), "?");
+    T_OK(inf_type_get((enum inf_type)16) == NULL); /* IQ2_XXS: not implemented */
+    T_OK(inf_type_get((enum inf_type)1000) == NULL);
+    T_OK(inf_type_get((enum inf_type) - 1) == NULL);
+
+    struct inf_error err = {0};
+    float x[33] = {0};
+    uint8_t buf[64];
+    T_EQ_INT(inf_quantize_row(INF_TYPE_Q4_0, x, buf, 33, &err), INF_EINVAL);
+    T_CONTAINS(err.msg, "q4_0");
+    T_EQ_INT(inf_quantize_row((enum inf_type)20, x, buf, 32, &err), INF_EUNSUPPORTED);
+    T_EQ_INT(inf_dequantize_row(INF_TYPE_Q8_K, buf, x, 32, &err), INF_EINVAL);
+    T_EQ_INT(inf_quantize_row(INF_TYPE_Q4_0, x, buf, 32, NULL), INF_OK);
+}
+
+/* inf_quantize_rows (threads) writes the bytes of inf_quantize_row. */
+static void test_quantize_rows(void)
+{
+    struct inf_threadpool_params pp;
+    inf_threadpool_params_init(&pp);
+    pp.n_threads = 2;
+    struct inf_threadpool *pool = NULL;
+    T_EQ_INT(inf_threadpool_new(&pp, &pool, NULL), INF_OK);
+    const int64_t rows = 7, n = 512;
+    float *x = xalloc((size_t)(rows * n) * sizeof(float));
+    fill_random(x, rows * n);
+    for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
+        const enum inf_type t = weight_types[ti];
+        const size_t rb = inf_type_row_size(t, n);
+        uint8_t *a = xalloc(rb * (size_t)rows), *b = xalloc(rb * (size_t)rows);
+        for (int64_t r = 0; r < rows; r++)
+            inf_quantize_row(t, x + r * n, a + (size_t)r * rb, n, NULL);
+        T_EQ_INT(inf_quantize_rows(pool, t, x, b, rows, n, NULL), INF_OK);
+        T_OK(memcmp(a, b, rb * (size_t)rows) == 0);
+        free(a);
+        free(b);
+    }
+    T_EQ_INT(inf_quantize_rows(NULL, INF_TYPE_Q4_K, x, x, 1, 100, NULL), INF_EINVAL);
+    free(x);
+    inf_threadpool_free(pool);
+}
+
+/* ---- 16-bit floats ------------------------------------------------------------------------- */
+
+static void test_fp16(void)
+{
+    T_EQ_INT(inf_fp32_to_fp16(1.0f), 0x3c00);
+    T_EQ_INT(inf_fp32_to_fp16(-2.0f), 0xc000);
+    T_EQ_INT(inf_fp32_to_fp16(65504.0f), 0x7bff);
+    T_EQ_INT(inf_fp32_to_fp16(65519.99f), 0x7bff);
+    T_EQ_INT(inf_fp32_to_fp16(65520.0f), 0x7c00); /* ties to even: rounds up to infinity */
+    T_EQ_INT(inf_fp32_to_fp16(INFINITY), 0x7c00);
+    T_EQ_INT(inf_fp32_to_fp16(-INFINITY), 0xfc00);
+    T_EQ_INT(inf_fp32_to_fp16(NAN) & 0x7fff, 0x7e00);
+    T_EQ_INT(inf_fp32_to_fp16(ldexpf(1.0f, -24)), 0x0001); /* smallest subnormal */
+    T_EQ_INT(inf_fp32_to_fp16(ldexpf(1.0f, -25)), 0x0000); /* tie: to even (zero) */
+    T_EQ_INT(inf_fp32_to_fp16(ldexpf(1.5f, -25)), 0x0001);
+    T_EQ_INT(inf_fp32_to_fp16(ldexpf(3.0f, -25)), 0x0002);        /* 1.5 ulp: tie to even (2) */
+    T_EQ_INT(inf_fp32_to_fp16(ldexpf(1.0f, -14)), 0x0400);        /* smallest normal */
+    T_EQ_INT(inf_fp32_to_fp16(1.0f + ldexpf(1.0f, -11)), 0x3c00); /* tie to even */
+    T_EQ_INT(inf_fp32_to_fp16(1.0f + ldexpf(3.0f, -11)), 0x3c02);
+    T_EQ_INT(inf_fp32_to_fp16(-0.0f), 0x8000);
+    /* every binary16 survives a round trip; NaNs stay NaN */
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        const float f = inf_fp16_to_fp32((inf_fp16)h);
+        const bool is_nan = (h & 0x7c00) == 0x7c00 && (h & 0x3ff);
+        if (is_nan ? !isnan(f) : inf_fp32_to_fp16(f) != h)
+            bad++;
+    }
+    T_EQ_INT(bad, 0);
+    T_EQ_INT(inf_fp32_to_bf16(1.0f), 0x3f80);
+    T_EQ_INT(inf_fp32_to_bf16(inf__f32_from_bits(0x3f808000u)), 0x3f80); /* tie to even */
+    T_EQ_INT(inf_fp32_to_bf16(inf__f32_from_bits(0x3f818000u)), 0x3f82);
+    T_EQ_INT(inf_fp32_to_bf16(inf__f32_from_bits(0x7f800001u)), 0x7fc0); /* NaN made quiet */
+    T_NEAR(inf_bf16_to_fp32(0xc040), -3.0f, 0);
+}
+
+/* ---- the reference quantizers against llama.cpp -------------------------------------------- */
+
+/*
+ * The input of the golden vectors: an LCG whose values are exact binary32 numbers (24-bit
+ * integers times powers of two), so the C code that made the goldens reproduces it exactly.
+ */
+static void golden_input(float *x, int n, uint32_t seed)
+{
+    uint32_t s = seed;
+    for (int i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        const int32_t v = (int32_t)(s >> 8) - (1 << 23);
+        const float scale = (float)(1u << ((i / 32) % 5)) * 0.25f;
+        x[i] = (float)v * (1.0f / 8388608.0f) * scale;
+        if (i % 37 == 0)
+            x[i] = 0.0f;
+        if (i % 101 == 5)
+            x[i] = -x[i] * 8.0f;
+    }
+    for (int i = 64; i < 96; i++)
+        x[i] = 0.0f;
+}
+
+/*
+ * FNV-1a hashes of the bytes llama.cpp writes for golden_input(1024 values, seed 12345) and of
+ * its dequantization of them, made with ggml (llama.cpp 0.5.0's ggml, libggml-base):
+ * ggml_quantize_chunk(type, x, q, 0, 4, 256, NULL) - the function llama-quantize calls, with no
+ * importance matrix - then ggml_get_type_traits(type)->to_float(q, y, 1024); Q8_1 and Q8_K with
+ * quantize_row_q8_1_ref / quantize_row_q8_K_ref. See tools/kernels-crosscheck.md.
+ */
+static const struct {
+    enum inf_type type;
+    size_t bytes;
+    uint64_t quant_hash, dequant_hash;
+} llama_golden[] = {
+    {INF_TYPE_F16, 2048, 0x225754e6682d1662ull, 0xfcf9fbf7156e5934ull},
+    {INF_TYPE_BF16, 2048, 0xeb1e44a9500c6b5dull, 0xa325508846516a45ull},
+    {INF_TYPE_Q4_0, 576, 0x96028de496059343ull, 0x74eb3202ee1f9fd8ull},
+    {INF_TYPE_Q4_1, 640, 0xa3fb6f95e9974918ull, 0x6e4e6476b7e9dae0ull},
+    {INF_TYPE_Q5_0, 704, 0xdd58fcec58ad0902ull, 0xd84c0e5ae8106dd5ull},
+    {INF_TYPE_Q5_1, 768, 0xa6ab99188e5c46d2ull, 0xcedcabe7d9478d3aull},
+    {INF_TYPE_Q8_0, 1088, 0xed3e8e8855f6a2fbull, 0x204dacc59c643c0full},
+    {INF_TYPE_Q2_K, 336, 0x763c3c23d41684cbull, 0xe118befed8033df3ull},
+    {INF_TYPE_Q3_K, 440, 0x7091a51c630c9b07ull, 0xdceca071a854cacdull},
+    {INF_TYPE_Q4_K, 576, 0xd4eb84337a57d4dfull, 0xc7a0a17cb3e8e98cull},
+    {INF_TYPE_Q5_K, 704, 0x1d9702d2ddce0e58ull, 0xe61ff994e8292713ull},
+    {INF_TYPE_Q6_K, 840, 0xd195fddf80e3eacaull, 0xd48a4eeee8c9b6f7ull},
+    {INF_TYPE_Q8_1, 1152, 0x751b046128b0a81bull, 0},
+    {INF_TYPE_Q8_K, 1168, 0x4c302caa90dd858eull, 0},
+};
+
+static void test_llama_golden(void)
+{
+    float x[1024], y[1024];
+    static uint8_t q[8192];
+    golden_input(x, 1024, 12345u);
+    T_EQ_U64(fnv1a(x, sizeof(x)), 0xb61832c4b544e9bbull); /* the input itself */
+    for (size_t i = 0; i < sizeof(llama_golden) / sizeof(llama_golden[0]); i++) {
+        const enum inf_type t = llama_golden[i].type;
+        t__current = inf_type_name(t);
+        T_EQ_U64(inf_type_row_size(t, 1024), llama_golden[i].bytes);
+        T_EQ_INT(inf_quantize_row(t, x, q, 1024, NULL), INF_OK);
+        T_EQ_U64(fnv1a(q, llama_golden[i].bytes), llama_golden[i].quant_hash);
+        if (llama_golden[i].dequant_hash) {
+            T_EQ_INT(inf_dequantize_row(t, q, y, 1024, NULL), INF_OK);
+            T_EQ_U64(fnv1a(y, sizeof(y)), llama_golden[i].dequant_hash);
+        }
+    }
+}
+
+/* Quantization error: each format within its expected bound on Gaussian data. */
+static void test_quant_error(void)
+{
+    static const struct {
+        enum inf_type t;
+        double max_rel_rmse;
+    } bound[] = {
+        {INF_TYPE_F16, 0.0005}, {INF_TYPE_BF16, 0.004}, {INF_TYPE_Q8_0, 0.006},
+        {INF_TYPE_Q6_K, 0.02},  {INF_TYPE_Q5_0, 0.05},  {INF_TYPE_Q5_1, 0.045},
+        {INF_TYPE_Q5_K, 0.04},  {INF_TYPE_Q4_0, 0.1},   {INF_TYPE_Q4_1, 0.09},
+        {INF_TYPE_Q4_K, 0.08},  {INF_TYPE_Q3_K, 0.17},  {INF_TYPE_Q2_K, 0.33},
+    };
+    const int64_t n = 8192;
+    float *x = xalloc(n * sizeof(float)), *y = xalloc(n * sizeof(float));
+    uint8_t *q = xalloc(n * 4);
+    for (int64_t i = 0; i < n; i++)
+        x[i] = rng_normal();
+    for (size_t i = 0; i < sizeof(bound) / sizeof(bound[0]); i++) {
+        t__current = inf_type_name(bound[i].t);
+        inf_quantize_row(bound[i].t, x, q, n, NULL);
+        inf_dequantize_row(bound[i].t, q, y, n, NULL);
+        double e = 0, s = 0;
+        for (int64_t j = 0; j < n; j++) {
+            e += (double)(y[j] - x[j]) * (y[j] - x[j]);
+            s += (double)x[j] * x[j];
+        }
+        const double rel = sqrt(e / s);
+        if (rel > bound[i].max_rel_rmse)
+            T__FAIL("relative rmse %.4f > %.4f", rel, bound[i].max_rel_rmse);
+        else
+            t__passed++;
+    }
+    free(x);
+    free(y);
+    free(q);
+}
+
+/* ---- SIMD levels against the reference ------------------------------------------------------- */
+
+static const struct inf__kern *levels[INF_CPU_LEVEL_COUNT];
+static int n_levels;
+
+static void find_levels(void)
+{
+    for (int l = 0; l < INF_CPU_LEVEL_COUNT; l++) {
+        const struct inf__kern *k = inf__kern_get((enum inf_cpu_level)l);
+        if (k)
+            levels[n_levels++] = k;
+    }
+    printf("levels:");
+    for (int i = 0; i < n_levels; i++)
+        printf(" %s", inf_cpu_level_name(levels[i]->level));
+    printf("%s\n", inf_kernels_have_vnni() ? " (with VNNI)" : "");
+}
+
+static void test_act_quant_exact(void)
+{
+    static const enum inf_type acts[] = {INF_TYPE_Q8_0, INF_TYPE_Q8_1, INF_TYPE_Q8_K};
+    const int64_t sizes[] = {256, 512, 1024, 4096, 11008};
+    float *x = xalloc(11008 * sizeof(float));
+    uint8_t *a = xalloc(11008 * 2), *b = xalloc(11008 * 2);
+    for (int li = 0; li < n_levels; li++) {
+        for (size_t ai = 0; ai < 3; ai++) {
+            const enum inf_type at = acts[ai];
+            for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+                const int64_t n = sizes[si];
+                fill_random(x, n);
+                if (si == 1) /* exact halves: the rounding of ties */
+                    for (int64_t i = 0; i < n; i++)
+                        x[i] = (float)((int)(rng_u64() % 255) - 127) * 0.5f;
+                const size_t bytes = inf_type_row_size(at, n);
+                inf_type_get(at)->from_float_ref(x, a, n);
+                memset(b, 0x5a, bytes);
+                levels[li]->quantize_act[at](x, b, n);
+                if (memcmp(a, b, bytes) != 0)
+                    T__FAIL("%s %s n=%lld: bytes differ from the reference",
+                            inf_cpu_level_name(levels[li]->level), inf_type_name(at), (long long)n);
+                else
+                    t__passed++;
+            }
+        }
+    }
+    free(x);
+    free(a);
+    free(b);
+}
+
+/* fp16 field offsets in a block (scales that random bytes must not turn into NaN/inf). */
+static void sanitize_scales(enum inf_type t, uint8_t *blocks, int64_t n_blocks)
+{
+    int off[2] = {-1, -1};
+    switch (t) {
+    case INF_TYPE_Q4_0:
+    case INF_TYPE_Q5_0:
+    case INF_TYPE_Q8_0:
+        off[0] = 0;
+        break;
+    case INF_TYPE_Q4_1:
+    case INF_TYPE_Q5_1:
+    case INF_TYPE_Q4_K:
+    case INF_TYPE_Q5_K:
+        off[0] = 0, off[1] = 2;
+        break;
+    case INF_TYPE_Q2_K:
+        off[0] = 80, off[1] = 82;
+        break;
+    case INF_TYPE_Q3_K:
+        off[0] = 108;
+        break;
+    case INF_TYPE_Q6_K:
+        off[0] = 208;
+        break;
+    default:
+        return;
+    }
+    const size_t bs = inf_type_get(t)->type_size;
+    for (int64_t b = 0; b < n_blocks; b++)
+        for (int k = 0; k < 2; k++)
+            if (off[k] >= 0) {
+                const inf_fp16 h = inf_fp32_to_fp16((float)(rng_unit() * 0.02 - 0.005));
+                memcpy(blocks + (size_t)b * bs + (size_t)off[k], &h, 2);
+            }
+}
+
+/* Sum of |w_i * a_i| over a row, from the dequantized values: the scale of rounding errors. */
+static double abs_dot(enum inf_type wt, const void *w, const void *act, int64_t n, float *tw,
+                      float *ta)
+{
+    const struct inf_type_traits *t = inf_type_get(wt);
+    t->to_float(w, tw, n);
+    inf_type_get(t->vec_dot_type)->to_float(act, ta, n);
+    double s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += fabs((double)tw[i] * ta[i]);
+    return s;
+}
+
+static void test_gemm_levels(void)
+{
+    static const int64_t sizes_f[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 255, 1000, 4099};
+    static const int64_t sizes_32[] = {32, 64, 96, 160, 256, 1024, 4128};
+    static const int64_t sizes_k[] = {256, 512, 768, 1280, 4096};
+    const int64_t n_max = 4128, rows = 5, cols = 5;
+    float *x = xalloc(n_max * sizeof(float)), *tw = xalloc(n_max * sizeof(float)),
+          *ta = xalloc(n_max * sizeof(float));
+    uint8_t *w = xalloc((size_t)rows * n_max * 4), *a = xalloc((size_t)cols * n_max * 4 + 64);
+    float s_ref[25], s_got[25];
+    double abssum[25];
+
+    for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
+        const enum inf_type wt = weight_types[ti];
+        const struct inf_type_traits *t = inf_type_get(wt);
+        const struct inf_type_traits *at = inf_type_get(t->vec_dot_type);
+        t__current = t->name;
+        const int64_t *sizes = t->blck_size == 1    ? sizes_f
+                               : t->blck_size == 32 ? sizes_32
+                                                    : sizes_k;
+        const size_t n_sizes = t->blck_size == 1    ? sizeof(sizes_f) / sizeof(sizes_f[0])
+                               : t->blck_size == 32 ? sizeof(sizes_32) / sizeof(sizes_32[0])
+                                                    : sizeof(sizes_k) / sizeof(sizes_k[0]);
+        for (size_t si = 0; si < n_sizes; si++) {
+            const int64_t n = sizes[si];
+            const size_t ldw = inf_type_row_size(wt, n);
+            const size_t lda = inf_type_row_size(t->vec_dot_type, n) + 64; /* a ragged stride */
+            for (int variant = 0; variant < 2; variant++) {
+                /* weights: quantized random floats, or random bits with sane scales */
+                for (int r = 0; r < rows; r++) {
+                    if (variant == 0 || !t->is_quantized) {
+                        fill_random(x, n);
+                        t->from_float_ref(x, w + (size_t)r * ldw, n);
+                    } else {
+                        for (size_t b = 0; b < ldw; b++)
+                            w[(size_t)r * ldw + b] = (uint8_t)rng_u64();
+                        sanitize_scales(wt, w + (size_t)r * ldw, n / t->blck_size);
+                    }
+                }
+                for (int c = 0; c < cols; c++) {
+                    fill_random(x, n);
+                    at->from_float_ref(x, a + (size_t)c * lda, n);
+                }
+                const inf__vec_dot_fn dot = inf__vec_dot_ref(wt);
+                for (int c = 0; c < cols; c++)
+                    for (int r = 0; r < rows; r++) {
+                        s_ref[c * rows + r] = dot(n, w + (size_t)r * ldw, a + (size_t)c * lda);
+                        abssum[c * rows + r] =
+                            abs_dot(wt, w + (size_t)r * ldw, a + (size_t)c * lda, n, tw, ta);
+                    }
+                const double rel = t->is_quantized ? 2e-5 : 1e-4;
+                for (int li = 0; li < n_levels; li++) {
+                    const struct inf__wkern *wk = &levels[li]->w[wt];
+                    for (int nr = 1; nr <= rows; nr++)
+                        for (int nc = 1; nc <= cols; nc++) {
+                            if (nr > 2 && nr < rows && nc > 2 && nc < cols)
+                                continue; /* enough shapes */
+                            for (int i = 0; i < 25; i++)
+                                s_got[i] = NAN;
+                            wk->gemm(n, w, ldw, a, lda, s_got, (size_t)rows, nr, nc);
+                            int bad = 0;
+                            for (int c = 0; c < nc; c++)
+                                for (int r = 0; r < nr; r++) {
+                                    const int i = c * rows + r;
+                                    const double tol = rel * abssum[i] + 1e-30;
+                                    if (!(fabs((double)s_got[i] - s_ref[i]) <= tol)) {
+                                        if (!bad)
+                                            T__FAIL("%s n=%lld v%d tile %dx%d [%d,%d]: %.9g vs "
+                                                    "ref %.9g (tol %.3g)",
+                                                    inf_cpu_level_name(levels[li]->level),
+                                                    (long long)n, variant, nr, nc, r, c, s_got[i],
+                                                    s_ref[i], tol);
+                                        bad++;
+                                    }
+                                }
+                            if (!bad)
+                                t__passed++;
+                        }
+                }
+            }
+        }
+    }
+    free(x);
+    free(tw);
+    free(ta);
+    free(w);
+    free(a);
+}
+
+/* inf_matmul (with and without threads, one token and batches) against the reference. */
+static void test_matmul(void)
+{
+    struct inf_threadpool *pool = NULL;
+    struct inf_threadpool_params pp;
+    inf_threadpool_params_init(&pp);
+    pp.n_threads = 2;
+    T_EQ_INT(inf_threadpool_new(&pp, &pool, NULL), INF_OK);
+    static const int64_t shapes[][3] = {{256, 1, 1},  {512, 7, 1},  {1024, 64, 1}, {768, 130, 1},
+                                        {512, 33, 2}, {256, 17, 5}, {1024, 40, 16}};
+    for (int li = 0; li < n_levels; li++) {
+        inf_kernels_set_level(levels[li]->level, NULL);
+        for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
+            const enum inf_type wt = weight_types[ti];
+            const struct inf_type_traits *t = inf_type_get(wt);
+            t__current = t->name;
+            for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
+                const int64_t n = shapes[si][0], n_rows = shapes[si][1], n_tok = shapes[si][2];
+                const size_t ldw = inf_type_row_size(wt, n);
+                uint8_t *w = xalloc(ldw * (size_t)n_rows);
+                float *x = xalloc((size_t)(n_tok * (n + 3)) * sizeof(float));
+                float *y = xalloc((size_t)(n_tok * (n_rows + 1)) * sizeof(float));
+                float *xr = xalloc((size_t)n * sizeof(float));
+                void *act = xalloc(inf_matmul_act_size(wt, n, n_tok));
+                void *aref = xalloc(inf_type_row_size(t->vec_dot_type, n));
+                float *tw = xalloc((size_t)n * sizeof(float)),
+                      *ta = xalloc((size_t)n * sizeof(float));
+                for (int64_t r = 0; r < n_rows; r++) {
+                    fill_random(xr, n);
+                    t->from_float_ref(xr, w + (size_t)r * ldw, n);
+                }
+                fill_random(x, n_tok * (n + 3));
+                int bad = 0;
+                for (int use_pool = 0; use_pool < 2; use_pool++) {
+                    memset(y, 0xff, (size_t)(n_tok * (n_rows + 1)) * sizeof(float));
+                    inf_matmul(use_pool ? pool : NULL, wt, w, ldw, n_rows, n, x, (size_t)(n + 3),
+                               n_tok, y, (size_t)(n_rows + 1), act);
+                    for (int64_t tk = 0; tk < n_tok; tk++) {
+                        inf_type_get(t->vec_dot_type)->from_float_ref(x + tk * (n + 3), aref, n);
+                        for (int64_t r = 0; r < n_rows; r++) {
+                            const float ref = inf__vec_dot_ref(wt)(n, w + (size_t)r * ldw, aref);
+                            const double tol = (t->is_quantized ? 2e-5 : 1e-4) *
+                                               abs_dot(wt, w + (size_t)r * ldw, aref, n, tw, ta);
+                            const float got = y[tk * (n_rows + 1) + r];
+                            if (!(fabs((double)got - ref) <= tol + 1e-30) && !bad++)
+                                T__FAIL("%s pool=%d n=%lld rows=%lld tokens=%lld [%lld,%lld]: "
+                                        "%.9g vs %.9g",
+                                        inf_cpu_level_name(levels[li]->level), use_pool,
+                                        (long long)n, (long long)n_rows, (long long)n_tok,
+                                        (long long)tk, (long long)r, got, ref);
+                        }
+                    }
+                }
+                /* the two-step form gives the same numbers */
+                float *y2 = xalloc((size_t)(n_tok * (n_rows + 1)) * sizeof(float));
+                memset(y2, 0xff, (size_t)(n_tok * (n_rows + 1)) * sizeof(float));
+                inf_matmul_quantize(pool, wt, x, (size_t)(n + 3), n, n_tok, act);
+                inf_matmul_pre(pool, wt, w, ldw, n_rows, n, act, n_tok, y2, (size_t)(n_rows + 1));
+                for (int64_t tk = 0; tk < n_tok; tk++)
+                    if (memcmp(y + tk * (n_rows + 1), y2 + tk * (n_rows + 1),
+                               (size_t)n_rows * sizeof(float)) != 0 &&
+                        !bad++)
+                        T__FAIL("%s: inf_matmul_pre differs from inf_matmul",
+                                inf_cpu_level_name(levels[li]->level));
+                if (!bad)
+                    t__passed++;
+                free(y2);
+                free(w);
+                free(x);
+                free(y);
+                free(xr);
+                free(act);
+                free(aref);
+                free(tw);
+                free(ta);
+            }
+        }
+    }
+    inf_kernels_set_level(levels[n_levels - 1]->level, NULL);
+    inf_threadpool_free(pool);
+}
+
+/* ---- small operations ------------------------------------------------------------------------ */
+
+static bool close_rel(float got, float want, double rel, double abs_tol)
+{
+    return fabs((double)got - want) <= abs_tol + rel * fabs((double)want);
+}
+
+static void check_rows(const char *op, const struct inf__kern *k, const float *got,
+                       const float *want, int64_t n, double rel, double abs_tol)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!close_rel(got[i], want[i], rel, abs_tol)) {
+            T__FAIL("%s %s n=%lld [%lld]: %.9g vs %.9g", inf_cpu_level_name(k->level), op,
+                    (long long)n, (long long)i, got[i], want[i]);
+            return;
+        }
+    t__passed++;
+}
+
+static void test_ops_levels(void)
+{
+    static const int64_t sizes[] = {1, 2, 5, 8, 15, 16, 17, 31, 64, 100, 257, 2048, 5000};
+    const int64_t n_max = 5000;
+    float *x = xalloc(n_max * 4), *y = xalloc(n_max * 4), *w = xalloc(n_max * 4);
+    float *r1 = xalloc(n_max * 4), *r2 = xalloc(n_max * 4);
+    uint16_t *h = xalloc(n_max * 2), *h2 = xalloc(n_max * 2);
+    t__current = "ops";
+    for (int li = 0; li < n_levels; li++) {
+        const struct inf__kern *k = levels[li];
+        for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+            const int64_t n = sizes[si];
+            for (int64_t i = 0; i < n; i++) {
+                x[i] = rng_normal() * 3.0f;
+                y[i] = rng_normal();
+                w[i] = 1.0f + 0.1f * rng_normal();
+            }
+            x[0] = -95.0f; /* exp's clamps */
+            if (n > 1)
+                x[1] = 30.0f;
+            inf__f32_to_f16_ref(y, h, n);
+
+            inf__rms_norm_ref(n, x, w, 1e-5f, r1);
+            k->rms_norm(n, x, w, 1e-5f, r2);
+            check_rows("rms_norm", k, r2, r1, n, 1e-5, 1e-6);
+            inf__rms_norm_ref(n, x, NULL, 1e-6f, r1);
+            memcpy(r2, x, (size_t)n * 4);
+            k->rms_norm(n, r2, NULL, 1e-6f, r2); /* in place */
+            check_rows("rms_norm in place", k, r2, r1, n, 1e-5, 1e-6);
+
+            memcpy(r1, x, (size_t)n * 4);
+            memcpy(r2, x, (size_t)n * 4);
+            const float s1 = inf__softmax_ref(n, r1, 0.125f);
+            const float s2 = k->softmax(n, r2, 0.125f);
+            check_rows("softmax", k, r2, r1, n, 1e-5, 1e-7);
+            T_OK(close_rel(s2, s1, 1e-5, 0));
+
+            memcpy(r1, x, (size_t)n * 4);
+            memcpy(r2, x, (size_t)n * 4);
+            inf__silu_ref(n, r1);
+            k->silu(n, r2);
+            check_rows("silu", k, r2, r1, n, 1e-5, 1e-6);
+
+            memcpy(r1, x, (size_t)n * 4);
+            memcpy(r2, x, (size_t)n * 4);
+            inf__gelu_ref(n, r1);
+            k->gelu(n, r2);
+            check_rows("gelu", k, r2, r1, n, 1e-5, 2e-6);
+
+            memcpy(r1, x, (size_t)n * 4);
+            memcpy(r2, x, (size_t)n * 4);
+            inf__swiglu_ref(n, r1, y);
+            k->swiglu(n, r2, y);
+            check_rows("swiglu", k, r2, r1, n, 1e-5, 1e-6);
+
+            memcpy(r1, x, (size_t)n * 4);
+            memcpy(r2, x, (size_t)n * 4);
+            inf__add_ref(n, r1, y);
+            k->add(n, r2, y);
+            inf__mul_ref(n, r1, w);
+            k->mul(n, r2, w);
+            inf__scale_ref(n, r1, -0.75f);
+            k->scale(n, r2, -0.75f);
+            check_rows("add/mul/scale", k, r2, r1, n, 0, 0);
+
+            memcpy(r1, y, (size_t)n * 4);
+            memcpy(r2, y, (size_t)n * 4);
+            inf__axpy_f32_ref(n, 0.3f, x, r1);
+            k->axpy_f32(n, 0.3f, x, r2);
+            inf__axpy_f16_ref(n, -1.7f, h, r1);
+            k->axpy_f16(n, -1.7f, h, r2);
+            check_rows("axpy", k, r2, r1, n, 1e-6, 1e-6);
+            {
+                const float a4[4] = {0.5f, -1.25f, 2.0f, 0.125f};
+                const float *xs[4] = {x, y, w, x};
+                const uint16_t *hs[4] = {h, h, h, h};
+                memcpy(r1, y, (size_t)n * 4);
+                memcpy(r2, y, (size_t)n * 4);
+                inf__axpy4_f32_ref(n, a4, xs, r1);
+                k->axpy4_f32(n, a4, xs, r2);
+                inf__axpy4_f16_ref(n, a4, hs, r1);
+                k->axpy4_f16(n, a4, hs, r2);
+                check_rows("axpy4", k, r2, r1, n, 1e-5, 1e-5);
+            }
+
+            double ab = 0, abh = 0;
+            for (int64_t i = 0; i < n; i++) {
+                ab += fabs((double)x[i] * y[i]);
+                abh += fabs((double)x[i] * inf_fp16_to_fp32(h[i]));
+            }
+            const float d1 = inf__dot_f32_ref(n, x, y), d2 = k->dot_f32(n, x, y);
+            const float e1 = inf__dot_f16_f32_ref(n, h, x), e2 = k->dot_f16_f32(n, h, x);
+            if (!(fabs((double)d1 - d2) <= 1e-5 * ab + 1e-30) ||
+                !(fabs((double)e1 - e2) <= 1e-5 * abh + 1e-30))
+                T__FAIL("%s dot n=%lld: %.9g vs %.9g, f16 %.9g vs %.9g",
+                        inf_cpu_level_name(k->level), (long long)n, d2, d1, e2, e1);
+            else
+                t__passed++;
+
+            k->f32_to_f16(x, h2, n);
+            inf__f32_to_f16_ref(x, h, n);
+            T_OK(memcmp(h, h2, (size_t)n * 2) == 0);
+            k->f16_to_f32(h, r2, n);
+            inf__f16_to_f32_ref(h, r1, n);
+            T_OK(memcmp(r1, r2, (size_t)n * 4) == 0);
+        }
+        /* RoPE: both pairings, n_rot < head_dim, several heads */
+        static const int dims[][2] = {{64, 64}, {128, 64}, {80, 80}, {6, 6}, {96, 32}};
+        for (size_t di = 0; di < sizeof(dims) / sizeof(dims[0]); di++) {
+            const int head_dim = dims[di][0], n_rot = dims[di][1], n_heads = 3;
+            float cache[128];
+            struct inf_rope_params p = {
+                .n_rot = n_rot, .freq_base = 10000.0f, .freq_scale = 1.0f, .attn_factor = 1.0f};
+            inf_rope_cache(&p, 1234, cache);
+            for (int mode = 0; mode < 2; mode++) {
+                const enum inf_rope_mode m = mode ? INF_ROPE_MODE_NEOX : INF_ROPE_MODE_NORM;
+                for (int i = 0; i < n_heads * head_dim; i++)
+                    r1[i] = r2[i] = rng_normal();
+                inf__rope_ref(m, r1, n_heads, head_dim, n_rot, cache);
+                k->rope(m, r2, n_heads, head_dim, n_rot, cache);
+                check_rows(mode ? "rope neox" : "rope norm", k, r2, r1, n_heads * head_dim, 1e-6,
+                           1e-6);
+            }
+        }
+    }
+    free(x);
+    free(y);
+    free(w);
+    free(r1);
+    free(r2);
+    free(h);
+    free(h2);
+}
+
+/* inf_attn_qk / inf_attn_pv against double-precision loops, F32 and F16 caches, every level. */
+static void test_attention(void)
+{
+    static const int64_t shapes[][3] = {
+        {1, 1, 64}, {1, 37, 64}, {5, 19, 128}, {3, 8, 80}, {2, 33, 6}};
+    for (int li = 0; li < n_levels; li++) {
+        inf_kernels_set_level(levels[li]->level, NULL);
+        for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
+            const int64_t nq = shapes[si][0], nkv = shapes[si][1], d = shapes[si][2];
+            const size_t qs = (size_t)d + 3, ks = (size_t)d + 5, ss = (size_t)nkv + 2;
+            float *q = xalloc((size_t)nq * qs * 4), *kf = xalloc((size_t)nkv * ks * 4);
+            uint16_t *kh = xalloc((size_t)nkv * ks * 2);
+            float *s = xalloc((size_t)nq * ss * 4), *o = xalloc((size_t)nq * qs * 4);
+            for (size_t i = 0; i < (size_t)nq * qs; i++)
+                q[i] = rng_normal();
+            for (size_t i = 0; i < (size_t)nkv * ks; i++) {
+                kh[i] = inf_fp32_to_fp16(rng_normal());
+                kf[i] = inf_fp16_to_fp32(kh[i]); /* the same values in both caches */
+            }
+            for (int use_f16 = 0; use_f16 < 2; use_f16++) {
+                const enum inf_type kt = use_f16 ? INF_TYPE_F16 : INF_TYPE_F32;
+                const void *kc = use_f16 ? (const void *)kh : (const void *)kf;
+                inf_attn_qk(nq, nkv, d, q, qs, kt, kc, ks, 0.25f, s, ss);
+                memset(o, 0, (size_t)nq * qs * 4);
+                inf_attn_pv(nq, nkv, d, s, ss, kt, kc, ks, o, qs);
+                int bad = 0;
+                for (int64_t t = 0; t < nq; t++)
+                    for (int64_t j = 0; j < nkv; j++) {
+                        double want = 0, ab = 0;
+                        for (int64_t i = 0; i < d; i++) {
+                            want += (double)q[t * (int64_t)qs + i] * kf[j * (int64_t)ks + i];
+                            ab += fabs((double)q[t * (int64_t)qs + i] * kf[j * (int64_t)ks + i]);
+                        }
+                        if (fabs(s[t * (int64_t)ss + j] - 0.25 * want) > 1e-5 * ab + 1e-6)
+                            bad++;
+                    }
+                for (int64_t t = 0; t < nq; t++)
+                    for (int64_t i = 0; i < d; i++) {
+                        double want = 0, ab = 0;
+                        for (int64_t j = 0; j < nkv; j++) {
+                            want += (double)s[t * (int64_t)ss + j] * kf[j * (int64_t)ks + i];
+                            ab += fabs((double)s[t * (int64_t)ss + j] * kf[j * (int64_t)ks + i]);
+                        }
+                        if (fabs(o[t * (int64_t)qs + i] - want) > 1e-5 * ab + 1e-6)
+                            bad++;
+                    }
+                if (bad)
+                    T__FAIL("%s attention %s nq=%lld nkv=%lld d=%lld: %d values off",
+                            inf_cpu_level_name(levels[li]->level), use_f16 ? "f16" : "f32",
+                            (long long)nq, (long long)nkv, (long long)d, bad);
+                else
+                    t__passed++;
+            }
+            free(q);
+            free(kf);
+            free(kh);
+            free(s);
+            free(o);
+        }
+    }
+    inf_kernels_set_level(levels[n_levels - 1]->level, NULL);
+}
+
+static void test_rope_cache(void)
+{
+    float cache[128];
+    struct inf_rope_params p = {
+        .n_rot = 128, .freq_base = 10000.0f, .freq_scale = 1.0f, .attn_factor = 1.0f};
+    inf_rope_cache(&p, 7, cache);
+    for (int i = 0; i < 64; i++) {
+        const double theta = 7.0 * pow(10000.0, -2.0 * i / 128.0);
+        if (!(fabs(cache[2 * i] - cos(theta)) < 2e-5 &&
+              fabs(cache[2 * i + 1] - sin(theta)) < 2e-5)) {
+            T__FAIL("rope cache [%d]: %g %g vs %g %g", i, cache[2 * i], cache[2 * i + 1],
+                    cos(theta), sin(theta));
+            return;
+        }
+    }
+    t__passed++;
+    /* rotation keeps the norm of every pair */
+    float v[128], v0[128];
+    for (int i = 0; i < 128; i++)
+        v[i] = v0[i] = rng_normal();
+    inf_rope(INF_ROPE_MODE_NEOX, v, 1, 128, 128, cache);
+    double e = 0;
+    for (int i = 0; i < 64; i++)
+        e += fabs(hypot(v[i], v[i + 64]) - hypot(v0[i], v0[i + 64]));
+    T_NEAR(e, 0, 1e-4);
+    /* linear scaling: position p at scale 1/4 equals position p/4 unscaled */
+    float c1[128], c2[128];
+    p.freq_scale = 0.25f;
+    inf_rope_cache(&p, 400, c1);
+    p.freq_scale = 1.0f;
+    inf_rope_cache(&p, 100, c2);
+    double d = 0;
+    for (int i = 0; i < 128; i++)
+        d += fabs(c1[i] - c2[i]);
+    T_NEAR(d, 0, 1e-3);
+}
+
+/* INFERNO_CPU picks the level (checked in a child process: the choice is made once). */
+static const char *argv0;
+
+static void test_env_level(void)
+{
+    for (int l = 0; l < INF_CPU_LEVEL_COUNT; l++) {
+        if (!inf_cpu_level_supported((enum inf_cpu_level)l))
+            continue;
+        char cmd[1024];
+        snprintf(cmd, sizeof(cmd), "INFERNO_CPU=%s '%s' --print-level",
+                 inf_cpu_level_name((enum inf_cpu_level)l), argv0);
+        FILE *f = popen(cmd, "r");
+        T_OK(f != NULL);
+        if (!f)
+            continue;
+        char line[64] = "";
+        if (!fgets(line, sizeof(line), f))
+            line[0] = 0;
+        pclose(f);
+        line[strcspn(line, "\n")] = 0;
+        T_EQ_STR(line, inf_cpu_level_name((enum inf_cpu_level)l));
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--print-level") == 0) {
+        printf("%s\n", inf_cpu_level_name(inf_kernels_level()));
+        return 0;
+    }
+    argv0 = argv[0];
+    find_levels();
+    T_RUN(test_traits);
+    T_RUN(test_quantize_rows);
+    T_RUN(test_fp16);
+    T_RUN(test_llama_golden);
+    T_RUN(test_quant_error);
+    T_RUN(test_act_quant_exact);
+    T_RUN(test_gemm_levels);
+    T_RUN(test_matmul);
+    T_RUN(test_ops_levels);
+    T_RUN(test_attention);
+    T_RUN(test_rope_cache);
+    T_RUN(test_env_level);
+    T_DONE();
+}

@@ -1,0 +1,931 @@
+/*
+ * test_tokenizer.c - the tokenizer against llama.cpp's test vectors and unit checks.
+ *
+ * Vectors: $INFERNO_SHARED/testdata/tokenizers/ggml-vocab-NAME.gguf(.inp|.out) (see FORMAT.md
+ * there): every case must give exactly the expected ids, tokenized without added special
+ * tokens and without parsing special tokens. Set INFERNO_TOKENIZER_EXTRA to another directory
+ * of such triples (e.g. llama.cpp's models/) to run those too.
+ * Unit checks: round trips, the streaming decoder (characters split across byte tokens,
+ * invalid bytes), parse_special on and off, BOS/EOS, a built-in vocabulary for WPM.
+ */
+#include <dirent.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "inferno/log.h"
+#include "inferno/tokenizer.h"
+#include "t.h"
+
+static char vec_dir[4096];
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, n = 0, r;
+    char *buf = malloc(cap + 1);
+    while (buf && (r = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap) {
+            char *nb = realloc(buf, cap * 2 + 1);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (buf)
+        buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static struct inf_tokenizer *load_vocab(const char *dir, const char *name)
+{
+    char path[4200];
+    struct inf_tokenizer *tok = NULL;
+    struct inf_error err = {0};
+    snprintf(path, sizeof(path), "%s/ggml-vocab-%s.gguf", dir, name);
+    if (inf_tokenizer_load_gguf(path, &tok, &err) != INF_OK) {
+        T__FAIL("load %s: %s", path, inf_error_message(&err));
+        return NULL;
+    }
+    return tok;
+}
+
+static bool ids_equal(const struct inf_tokens *t, const inf_token *want, size_t n)
+{
+    return t->n == n && (n == 0 || memcmp(t->ids, want, n * sizeof(*want)) == 0);
+}
+
+static void print_ids(const char *what, const inf_token *ids, size_t n)
+{
+    fprintf(stderr, "  %s:", what);
+    for (size_t i = 0; i < n; i++)
+        fprintf(stderr, " %d", ids[i]);
+    fprintf(stderr, "\n");
+}
+
+/* Encode s and compare with want[0..n); prints both on mismatch. */
+static void check_encode(struct inf_tokenizer *tok, const char *s, size_t len, unsigned flags,
+                         const inf_token *want, size_t n)
+{
+    struct inf_tokens t = {0};
+    struct inf_error err = {0};
+    if (inf_tok_encode(tok, s, len, flags, &t, &err) != INF_OK) {
+        T__FAIL("encode '%.*s': %s", (int)len, s, inf_error_message(&err));
+        return;
+    }
+    if (ids_equal(&t, want, n)) {
+        t__passed++;
+    } else {
+        T__FAIL("encode '%.*s' (flags %u)", (int)len, s, flags);
+        print_ids("got ", t.ids, t.n);
+        print_ids("want", want, n);
+    }
+    inf_tokens_release(&t);
+}
+
+#define CHECK_ENCODE(tok, s, flags, ...)                                                           \
+    do {                                                                                           \
+        static const inf_token want_[] = {__VA_ARGS__};                                            \
+        check_encode(tok, s, strlen(s), flags, want_, sizeof(want_) / sizeof(want_[0]));           \
+    } while (0)
+
+/* Streaming decode of ids must give decode(ids) exactly, in chunks of whole characters. */
+static void check_stream(struct inf_tokenizer *tok, const struct inf_tokens *t, const char *want,
+                         size_t want_len, bool strip_first)
+{
+    struct inf_tok_stream s;
+    struct inf_error err = {0};
+    char *acc = malloc(want_len + 64 * t->n + 16);
+    size_t n = 0;
+    bool ok = acc != NULL;
+    inf_tok_stream_init(&s, tok, strip_first ? INF_TOK_STREAM_STRIP_FIRST_SPACE : 0);
+    for (size_t i = 0; ok && i <= t->n; i++) {
+        const char *p;
+        size_t pl;
+        inf_status st = i < t->n ? inf_tok_stream_push(&s, t->ids[i], &p, &pl, &err)
+                                 : inf_tok_stream_flush(&s, &p, &pl, &err);
+        if (st != INF_OK) {
+            ok = false;
+            break;
+        }
+        /* valid input text: every chunk is whole characters */
+        int valid = 1;
+        for (size_t k = 0; k < pl;) {
+            unsigned char c = (unsigned char)p[k];
+            size_t cl = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+            if (k + cl > pl)
+                valid = 0;
+            k += cl;
+        }
+        if (!valid) {
+            T__FAIL("stream chunk %zu splits a character", i);
+            ok = false;
+        }
+        memcpy(acc + n, p, pl);
+        n += pl;
+    }
+    if (ok && n == want_len && memcmp(acc, want, n) == 0)
+        t__passed++;
+    else
+        T__FAIL("streamed text differs (%zu vs %zu bytes)", n, want_len);
+    inf_tok_stream_release(&s);
+    free(acc);
+}
+
+/* Run one .inp/.out pair. Returns cases passed; *total gets the count. */
+static int run_vectors(const char *dir, const char *name, int *total)
+{
+    char path[4200];
+    size_t inp_len, out_len;
+    int pass = 0;
+    *total = 0;
+    struct inf_tokenizer *tok = load_vocab(dir, name);
+    if (!tok)
+        return 0;
+    snprintf(path, sizeof(path), "%s/ggml-vocab-%s.gguf.inp", dir, name);
+    char *inp = read_file(path, &inp_len);
+    snprintf(path, sizeof(path), "%s/ggml-vocab-%s.gguf.out", dir, name);
+    char *out = read_file(path, &out_len);
+    if (!inp || !out) {
+        T__FAIL("cannot read the vectors of %s", name);
+        goto done;
+    }
+    static const char sep[] = "\n__ggml_vocab_test__\n";
+    const size_t sep_len = sizeof(sep) - 1;
+    char *case_p = inp, *line = out;
+    bool spm = inf_tok_info(tok)->type == INF_VOCAB_SPM;
+    bool wpm = inf_tok_info(tok)->type == INF_VOCAB_WPM;
+    for (;;) {
+        char *end = memmem(case_p, inp_len - (size_t)(case_p - inp), sep, sep_len);
+        if (!end)
+            break;
+        size_t clen = (size_t)(end - case_p);
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        inf_token want[4096];
+        size_t n_want = 0;
+        for (char *q = line; *q;) {
+            char *e;
+            long v = strtol(q, &e, 10);
+            if (e == q) {
+                q++;
+                continue;
+            }
+            if (n_want < 4096)
+                want[n_want++] = (inf_token)v;
+            q = e;
+        }
+        (*total)++;
+        struct inf_tokens t = {0};
+        struct inf_error err = {0};
+        if (inf_tok_encode(tok, case_p, clen, 0, &t, &err) != INF_OK) {
+            T__FAIL("%s case %d: %s", name, *total, inf_error_message(&err));
+        } else if (!ids_equal(&t, want, n_want)) {
+            T__FAIL("%s case %d '%.*s'", name, *total, (int)clen, case_p);
+            print_ids("got ", t.ids, t.n);
+            print_ids("want", want, n_want);
+        } else {
+            pass++;
+            t__passed++;
+            /* round trip (exact for valid UTF-8 without the clean-up of spaces; WordPiece
+             * normalises, so only the streaming check applies there) */
+            char *text;
+            size_t tl;
+            if (inf_tok_decode(tok, t.ids, t.n, INF_TOK_DECODE_NO_CLEANUP, &text, &tl, &err) ==
+                    INF_OK &&
+                (wpm || (tl == clen && memcmp(text, case_p, clen) == 0)))
+                t__passed++;
+            else
+                T__FAIL("%s case %d: decode(encode(x)) != x", name, *total);
+            if (text) {
+                check_stream(tok, &t, text, tl, spm);
+                free(text);
+            }
+        }
+        inf_tokens_release(&t);
+        case_p = end + sep_len;
+        line = nl ? nl + 1 : line + strlen(line);
+    }
+done:
+    free(inp);
+    free(out);
+    inf_tokenizer_free(tok);
+    return pass;
+}
+
+static void test_vectors(void)
+{
+    static const char *const names[] = {"llama-spm", "llama-bpe", "gpt-2", "qwen2"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        int total, pass = run_vectors(vec_dir, names[i], &total);
+        printf("%s: %d/%d\n", names[i], pass, total);
+        T_OK(total > 0 && pass == total);
+    }
+}
+
+/* Extra vector directories (llama.cpp's models/): every triple present. */
+static void test_extra_vectors(void)
+{
+    const char *dir = getenv("INFERNO_TOKENIZER_EXTRA");
+    DIR *d;
+    struct dirent *e;
+    if (!dir || !(d = opendir(dir)))
+        return;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        char name[256], path[4200];
+        FILE *f;
+        if (l < 20 || strncmp(e->d_name, "ggml-vocab-", 11) != 0 ||
+            strcmp(e->d_name + l - 9, ".gguf.out") != 0)
+            continue;
+        snprintf(name, sizeof(name), "%.*s", (int)(l - 20), e->d_name + 11);
+        snprintf(path, sizeof(path), "%s/ggml-vocab-%s.gguf", dir, name);
+        if (!(f = fopen(path, "rb")))
+            continue;
+        fclose(f);
+        struct inf_tokenizer *probe = NULL;
+        struct inf_error err = {0};
+        if (inf_tokenizer_load_gguf(path, &probe, &err) == INF_EUNSUPPORTED) {
+            printf("extra %s: skipped (%s)\n", name, inf_error_message(&err));
+            continue;
+        }
+        inf_tokenizer_free(probe);
+        int total, pass = run_vectors(dir, name, &total);
+        printf("extra %s: %d/%d\n", name, pass, total);
+    }
+    closedir(d);
+}
+
+static void test_special_tokens(void)
+{
+    struct inf_tokenizer *tok = load_vocab(vec_dir, "llama-bpe");
+    const char *s = "<|begin_of_text|>Hello<|im_end|> world";
+    if (!tok)
+        return;
+    /* parse_special: the control token is one id; otherwise it is text */
+    CHECK_ENCODE(tok, s, INF_TOK_PARSE_SPECIAL, 128000, 9906, 27, 91, 318, 6345, 91, 29, 1917);
+    CHECK_ENCODE(tok, s, 0, 27, 91, 7413, 3659, 4424, 91, 29, 9906, 27, 91, 318, 6345, 91, 29,
+                 1917);
+    /* llama-bpe adds BOS by default, no EOS */
+    CHECK_ENCODE(tok, "Hello world", INF_TOK_ADD_SPECIAL, 128000, 9906, 1917);
+    CHECK_ENCODE(tok, "", INF_TOK_ADD_SPECIAL, 128000);
+    check_encode(tok, "", 0, 0, NULL, 0);
+    const struct inf_tok_info *in = inf_tok_info(tok);
+    T_EQ_INT(in->bos, 128000);
+    T_EQ_INT(in->eos, 128001);
+    T_EQ_INT(in->eot, 128009); /* <|eot_id|>, found by its text */
+    T_OK(inf_tok_is_eog(tok, 128001));
+    T_OK(inf_tok_is_eog(tok, 128009));
+    T_OK(!inf_tok_is_eog(tok, 9906));
+    T_EQ_STR(in->pre, "llama-bpe");
+    /* control tokens are hidden when decoding unless asked for */
+    inf_token ids[] = {128000, 9906};
+    char *text;
+    size_t tl;
+    struct inf_error err = {0};
+    T_EQ_INT(inf_tok_decode(tok, ids, 2, 0, &text, &tl, &err), INF_OK);
+    T_EQ_STR(text, "Hello");
+    free(text);
+    T_EQ_INT(inf_tok_decode(tok, ids, 2, INF_TOK_DECODE_SPECIAL, &text, &tl, &err), INF_OK);
+    T_EQ_STR(text, "<|begin_of_text|>Hello");
+    free(text);
+    inf_token bad[] = {9906, 1 << 30};
+    T_EQ_INT(inf_tok_decode(tok, bad, 2, 0, &text, &tl, &err), INF_EINVAL);
+    T_CONTAINS(err.msg, "out of range");
+    inf_tokenizer_free(tok);
+
+    /* qwen2: user-defined tokens are split out even without parse_special; "</s>" is an
+     * end-of-generation marker, made control as llama.cpp does */
+    tok = load_vocab(vec_dir, "qwen2");
+    if (!tok)
+        return;
+    s = "Hello<|im_end|> world [PAD151646] </s>";
+    CHECK_ENCODE(tok, s, INF_TOK_PARSE_SPECIAL, 9707, 151645, 1879, 220, 151646, 220, 128247);
+    CHECK_ENCODE(tok, s, 0, 9707, 27, 91, 318, 6213, 91, 29, 1879, 220, 151646, 690, 82, 29);
+    CHECK_ENCODE(tok, "Hello world", INF_TOK_ADD_SPECIAL, 9707, 1879);
+    T_OK(inf_tok_is_eog(tok, 151645));
+    inf_tokenizer_free(tok);
+
+    /* SPM: BOS when adding special tokens; a space before text that follows a special token */
+    tok = load_vocab(vec_dir, "llama-spm");
+    if (!tok)
+        return;
+    CHECK_ENCODE(tok, "Hello world", INF_TOK_ADD_SPECIAL, 1, 15043, 3186);
+    CHECK_ENCODE(tok, "Hello world", 0, 15043, 3186);
+    CHECK_ENCODE(tok, "<s>x</s>", INF_TOK_PARSE_SPECIAL, 1, 921, 2);
+    CHECK_ENCODE(tok, "<s>x</s>", 0, 529, 29879, 29958, 29916, 829, 29879, 29958);
+    inf_token hw[] = {1, 15043, 3186, 2};
+    T_EQ_INT(inf_tok_decode(tok, hw, 4, INF_TOK_DECODE_REMOVE_SPECIAL, &text, &tl, &err), INF_OK);
+    T_EQ_STR(text, " Hello world"); /* llama.cpp keeps the space after a removed BOS */
+    free(text);
+    T_EQ_INT(inf_tok_decode(tok, hw + 1, 2, 0, &text, &tl, &err), INF_OK);
+    T_EQ_STR(text, "Hello world");
+    free(text);
+    inf_tokenizer_free(tok);
+}
+
+static void test_gpt2_cleanup(void)
+{
+    struct inf_tokenizer *tok = load_vocab(vec_dir, "gpt-2");
+    struct inf_tokens t = {0};
+    struct inf_error err = {0};
+    char *text;
+    size_t tl;
+    const char *s = "Hello , world ! I 'm here";
+    if (!tok)
+        return;
+    T_OK(inf_tok_info(tok)->clean_spaces);
+    T_EQ_INT(inf_tok_encode(tok, s, strlen(s), 0, &t, &err), INF_OK);
+    T_EQ_INT(inf_tok_decode(tok, t.ids, t.n, 0, &text, &tl, &err), INF_OK);
+    T_EQ_STR(text, "Hello, world! I'm here");
+    free(text);
+    T_EQ_INT(inf_tok_decode(tok, t.ids, t.n, INF_TOK_DECODE_NO_CLEANUP, &text, &tl, &err), INF_OK);
+    T_EQ_STR(text, s);
+    free(text);
+    inf_tokens_release(&t);
+    inf_tokenizer_free(tok);
+}
+
+/* stories260K: the prompts of stories260K.expected.txt, as llama-tokenize gives them. */
+static void test_stories(void)
+{
+    char path[4200];
+    struct inf_tokenizer *tok = NULL;
+    struct inf_error err = {0};
+    snprintf(path, sizeof(path), "%s/../models/stories260K.gguf", vec_dir);
+    if (inf_tokenizer_load_gguf(path, &tok, &err) != INF_OK) {
+        T__FAIL("load %s: %s", path, inf_error_message(&err));
+        return;
+    }
+    T_EQ_INT(inf_tok_info(tok)->n_tokens, 512);
+    CHECK_ENCODE(tok, "Once upon a time", INF_TOK_ADD_SPECIAL, 1, 403, 407, 261, 378);
+    CHECK_ENCODE(tok, "The little dog", INF_TOK_ADD_SPECIAL, 1, 291, 376, 400, 428);
+    CHECK_ENCODE(tok, "Lily wanted", INF_TOK_ADD_SPECIAL, 1, 317, 391, 266);
+    inf_tokenizer_free(tok);
+}
+
+/* ---- a built-in SPM vocabulary: the 256 byte tokens and a few pieces ---------------------- */
+
+static struct inf_tokenizer *byte_vocab(void)
+{
+    static char names[259][8];
+    const char *toks[262];
+    int32_t types[262];
+    float scores[262];
+    struct inf_vocab_desc d;
+    struct inf_tokenizer *tok = NULL;
+    struct inf_error err = {0};
+    size_t n = 0;
+    toks[n] = "<unk>", types[n] = INF_TOKEN_TYPE_UNKNOWN, scores[n++] = 0;
+    toks[n] = "<s>", types[n] = INF_TOKEN_TYPE_CONTROL, scores[n++] = 0;
+    toks[n] = "</s>", types[n] = INF_TOKEN_TYPE_CONTROL, scores[n++] = 0;
+    for (int b = 0; b < 256; b++) {
+        snprintf(names[b], sizeof(names[b]), "<0x%02X>", b);
+        toks[n] = names[b], types[n] = INF_TOKEN_TYPE_BYTE, scores[n++] = 0;
+    }
+    toks[n] = "\xe2\x96\x81", types[n] = INF_TOKEN_TYPE_NORMAL, scores[n++] = -1;  /* 259 */
+    toks[n] = "a", types[n] = INF_TOKEN_TYPE_NORMAL, scores[n++] = -2;             /* 260 */
+    toks[n] = "\xe2\x96\201a", types[n] = INF_TOKEN_TYPE_NORMAL, scores[n++] = -3; /* 261 */
+    inf_vocab_desc_init(&d);
+    d.model = "llama";
+    d.n_tokens = n;
+    d.tokens = toks;
+    d.scores = scores;
+    d.token_types = types;
+    if (inf_tokenizer_new(&d, &tok, &err) != INF_OK)
+        T__FAIL("byte vocab: %s", inf_error_message(&err));
+    return tok;
+}
+
+/* Push ids one by one; concatenate what comes out, checking each chunk's length. */
+static void stream_case(struct inf_tokenizer *tok, unsigned flags, const inf_token *ids, size_t n,
+                        const size_t *chunk_lens, const char *want, size_t want_len)
+{
+    struct inf_tok_stream s;
+    struct inf_error err = {0};
+    char acc[256];
+    size_t o = 0;
+    inf_tok_stream_init(&s, tok, flags);
+    for (size_t i = 0; i <= n; i++) {
+        const char *p;
+        size_t pl;
+        inf_status st = i < n ? inf_tok_stream_push(&s, ids[i], &p, &pl, &err)
+                              : inf_tok_stream_flush(&s, &p, &pl, &err);
+        T_EQ_INT(st, INF_OK);
+        T_EQ_U64(pl, chunk_lens[i]);
+        if (o + pl <= sizeof(acc)) {
+            memcpy(acc + o, p, pl);
+            o += pl;
+        }
+    }
+    T_EQ_U64(o, want_len);
+    T_OK(o == want_len && memcmp(acc, want, o) == 0);
+    inf_tok_stream_release(&s);
+}
+
+#define B(x) (3 + (x)) /* the token of byte x in byte_vocab() */
+
+static void test_stream(void)
+{
+    struct inf_tokenizer *tok = byte_vocab();
+    if (!tok)
+        return;
+    {
+        /* é (C3 A9) and € (E2 82 AC) split over byte tokens: nothing until complete */
+        inf_token ids[] = {B('x'), B(0xC3), B(0xA9), B(0xE2), B(0x82), B(0xAC), B('y')};
+        size_t lens[] = {1, 0, 2, 0, 0, 3, 1, 0};
+        stream_case(tok, 0, ids, 7, lens,
+                    "x\xc3\xa9\xe2\x82\xac"
+                    "y",
+                    7);
+    }
+    {
+        /* a 4-byte emoji, then flush with nothing held */
+        inf_token ids[] = {B(0xF0), B(0x9F), B(0x98), B(0x81)};
+        size_t lens[] = {0, 0, 0, 4, 0};
+        stream_case(tok, 0, ids, 4, lens, "\xf0\x9f\x98\x81", 4);
+    }
+    {
+        /* invalid bytes go out at once, raw: a lone FF, a lead byte followed by ASCII */
+        inf_token ids[] = {B(0xFF), B(0xE2), B('a'), B(0x80)};
+        size_t lens[] = {1, 0, 2, 1, 0};
+        stream_case(tok, 0, ids, 4, lens,
+                    "\xff\xe2"
+                    "a\x80",
+                    4);
+    }
+    {
+        /* the same with replacement: always valid UTF-8 */
+        inf_token ids[] = {B(0xFF), B(0xE2), B('a')};
+        size_t lens[] = {3, 0, 4, 0};
+        stream_case(tok, INF_TOK_STREAM_REPLACE_INVALID, ids, 3, lens,
+                    "\xef\xbf\xbd\xef\xbf\xbd"
+                    "a",
+                    7);
+    }
+    {
+        /* an incomplete character at the end is not lost: flush emits it */
+        inf_token ids[] = {B('o'), B(0xE2), B(0x82)};
+        size_t lens[] = {1, 0, 0, 2};
+        stream_case(tok, 0, ids, 3, lens, "o\xe2\x82", 3);
+    }
+    {
+        /* a surrogate (ED A0 80) and an overlong (C0 AF) are not characters */
+        inf_token ids[] = {B(0xED), B(0xA0), B(0x80), B(0xC0), B(0xAF)};
+        size_t lens[] = {0, 2, 1, 1, 1, 0};
+        stream_case(tok, 0, ids, 5, lens, "\xed\xa0\x80\xc0\xaf", 5);
+    }
+    {
+        /* control tokens: hidden by default, shown with the flag; first space stripped */
+        inf_token ids[] = {1, 261, 259, 260};
+        size_t lens[] = {0, 1, 1, 1, 0};
+        stream_case(tok, INF_TOK_STREAM_STRIP_FIRST_SPACE, ids, 4, lens, "a a", 3);
+        size_t lens2[] = {3, 2, 1, 1, 0};
+        stream_case(tok, INF_TOK_STREAM_SPECIAL, ids, 4, lens2, "<s> a a", 7);
+    }
+    /* out-of-range ids are refused without changing the stream */
+    struct inf_tok_stream s;
+    struct inf_error err = {0};
+    const char *p;
+    size_t pl;
+    inf_tok_stream_init(&s, tok, 0);
+    T_EQ_INT(inf_tok_stream_push(&s, -5, &p, &pl, &err), INF_EINVAL);
+    T_EQ_INT(inf_tok_stream_push(&s, 100000, &p, &pl, &err), INF_EINVAL);
+    inf_tok_stream_release(&s);
+
+    /* SPM byte fallback and merging in the built-in vocabulary */
+    CHECK_ENCODE(tok, "a a", 0, 261, 261);
+    CHECK_ENCODE(tok, "ab", 0, 261, B('b'));
+    CHECK_ENCODE(tok, "\xff", 0, 259, B(0xFF));
+    CHECK_ENCODE(tok, "", INF_TOK_ADD_SPECIAL, 1);
+    inf_tokenizer_free(tok);
+}
+
+/* ---- WPM: a small BERT vocabulary --------------------------------------------------------- */
+
+static void test_wpm(void)
+{
+    static const char *const toks[] = {
+        "[PAD]",                    /* 0 */
+        "[UNK]",                    /* 1 */
+        "[CLS]",                    /* 2 */
+        "[SEP]",                    /* 3 */
+        "\xe2\x96\x81hello",        /* 4 */
+        "\xe2\x96\x81world",        /* 5 */
+        "\xe2\x96\x81,",            /* 6 */
+        "\xe2\x96\x81!",            /* 7 */
+        "\xe2\x96\x81un",           /* 8 */
+        "aff",                      /* 9 */
+        "able",                     /* 10 */
+        "\xe2\x96\201cafe",         /* 11 */
+        "\xe2\x96\x81\xe4\xb8\xad", /* 12: 中 */
+        "\xe2\x96\x81\xe6\x96\x87", /* 13: 文 */
+    };
+    int32_t types[14] = {3, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    struct inf_vocab_desc d;
+    struct inf_tokenizer *tok = NULL;
+    struct inf_error err = {0};
+    inf_vocab_desc_init(&d);
+    d.model = "bert";
+    d.n_tokens = 14;
+    d.tokens = toks;
+    d.token_types = types;
+    d.unk = 1, d.bos = 2, d.sep = 3, d.pad = 0;
+    if (inf_tokenizer_new(&d, &tok, &err) != INF_OK) {
+        T__FAIL("wpm vocab: %s", inf_error_message(&err));
+        return;
+    }
+    T_EQ_INT(inf_tok_info(tok)->type, INF_VOCAB_WPM);
+    /* lower-casing, punctuation split, accent stripping, CJK split, [UNK] */
+    CHECK_ENCODE(tok, "Hello, WORLD!", 0, 4, 6, 5, 7);
+    CHECK_ENCODE(tok, "unaffable", 0, 8, 9, 10);
+    CHECK_ENCODE(tok, "Caf\xc3\xa9", 0, 11);
+    CHECK_ENCODE(tok, "\xe4\xb8\xad\xe6\x96\x87", 0, 12, 13);
+    CHECK_ENCODE(tok, "hello xyz", INF_TOK_ADD_SPECIAL, 2, 4, 1, 3);
+    CHECK_ENCODE(tok, "\xff hello\x01", 0, 4);
+    inf_tokenizer_free(tok);
+}
+
+/* ---- errors and hostile input ------------------------------------------------------------- */
+
+static void test_errors(void)
+{
+    struct inf_vocab_desc d;
+    struct inf_tokenizer *tok = NULL;
+    struct inf_error err = {0};
+    const char *toks[] = {"a", "b"};
+    inf_vocab_desc_init(&d);
+    d.model = "t5";
+    d.n_tokens = 2;
+    d.tokens = toks;
+    T_EQ_INT(inf_tokenizer_new(&d, &tok, &err), INF_EUNSUPPORTED);
+    T_CONTAINS(err.msg, "'t5'");
+    d.model = "gpt2";
+    T_EQ_INT(inf_tokenizer_new(&d, &tok, &err), INF_EFORMAT); /* no merges */
+    T_OK(tok == NULL);
+    T_EQ_INT(inf_tokenizer_load_gguf("/nonexistent/x.gguf", &tok, &err), INF_ENOTFOUND);
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/ggml-vocab-gpt-2.gguf.inp", vec_dir);
+    T_EQ_INT(inf_tokenizer_load_gguf(path, &tok, &err), INF_EFORMAT);
+
+    /* an unknown pre-tokenizer falls back to the default */
+    static const char *const bt[] = {"a", "b", "ab"};
+    static const char *const mg[] = {"a b"};
+    inf_vocab_desc_init(&d);
+    d.model = "gpt2";
+    d.pre = "no-such-pre";
+    d.n_tokens = 3;
+    d.tokens = bt;
+    d.n_merges = 1;
+    d.merges = mg;
+    inf_log_set_level(INF_LOG_ERROR); /* the fallback warning is expected */
+    T_EQ_INT(inf_tokenizer_new(&d, &tok, &err), INF_OK);
+    inf_log_set_level(INF_LOG_ERROR);
+    if (tok) {
+        T_EQ_STR(inf_tok_info(tok)->pre, "default");
+        CHECK_ENCODE(tok, "ab", 0, 2);
+        CHECK_ENCODE(tok, "abc", 0, 2); /* 'c' has no token: dropped, as llama.cpp does */
+        inf_tokenizer_free(tok);
+    }
+
+    /* invalid UTF-8 and NUL bytes through every vocabulary */
+    static const char *const names[] = {"llama-spm", "llama-bpe", "gpt-2", "qwen2"};
+    static const char junk[] = "\xff\xfe\xc0\x80 a\xe2\x82 \xed\xa0\x80\xf4\x90\x80\x80\0x\xf0";
+    for (size_t i = 0; i < 4; i++) {
+        struct inf_tokenizer *v = load_vocab(vec_dir, names[i]);
+        struct inf_tokens t = {0};
+        if (!v)
+            continue;
+        T_EQ_INT(inf_tok_encode(v, junk, sizeof(junk) - 1, INF_TOK_PARSE_SPECIAL, &t, &err),
+                 INF_OK);
+        T_OK(t.n > 0);
+        inf_tokens_release(&t);
+        inf_tokenizer_free(v);
+    }
+}
+
+/* Linear time: 256 KiB of one letter and of spaces must not take quadratic time (this would
+ * run for minutes if it were). */
+static void test_long_runs(void)
+{
+    static const char *const names[] = {"llama-spm", "llama-bpe", "qwen2"};
+    size_t n = 256 * 1024;
+    char *s = malloc(n);
+    struct inf_error err = {0};
+    if (!s)
+        return;
+    for (size_t i = 0; i < 3; i++) {
+        struct inf_tokenizer *v = load_vocab(vec_dir, names[i]);
+        struct inf_tokens t = {0};
+        if (!v)
+            continue;
+        memset(s, 'a', n);
+        T_EQ_INT(inf_tok_encode(v, s, n, 0, &t, &err), INF_OK);
+        t.n = 0;
+        memset(s, ' ', n);
+        s[n - 1] = 'x';
+        T_EQ_INT(inf_tok_encode(v, s, n, 0, &t, &err), INF_OK);
+        inf_tokens_release(&t);
+        inf_tokenizer_free(v);
+    }
+    free(s);
+}
+
+/* A byte-level BPE vocabulary (the 256 byte characters and a few merges) under pre. */
+static struct inf_tokenizer *byte_bpe(const char *pre)
+{
+    static char names[256][4];
+    static const char *const merges[] = {"\xc4\xa0 t", "h e", "\xc4\xa0t he"};
+    const char *toks[256 + 3];
+    int next = 0;
+    for (int b = 0; b < 256; b++) {
+        int printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
+        unsigned cp = printable ? (unsigned)b : 0x100u + (unsigned)next++;
+        if (cp < 0x80) {
+            names[b][0] = (char)cp, names[b][1] = 0;
+        } else {
+            names[b][0] = (char)(0xC0 | (cp >> 6));
+            names[b][1] = (char)(0x80 | (cp & 0x3F)), names[b][2] = 0;
+        }
+        toks[b] = names[b];
+    }
+    toks[256] = "\xc4\xa0t", toks[257] = "he", toks[258] = "\xc4\xa0the";
+    struct inf_vocab_desc d;
+    struct inf_tokenizer *tok = NULL;
+    struct inf_error err = {0};
+    inf_vocab_desc_init(&d);
+    d.model = "gpt2";
+    d.pre = pre;
+    d.n_tokens = 259;
+    d.tokens = toks;
+    d.n_merges = 3;
+    d.merges = merges;
+    if (inf_tokenizer_new(&d, &tok, &err) != INF_OK)
+        T__FAIL("byte BPE with pre '%s': %s", pre, inf_error_message(&err));
+    return tok;
+}
+
+/* Every pre-tokenizer the issue names (and more) is known, compiles and round-trips. */
+static void test_pretok_names(void)
+{
+    static const char *const names[] = {
+        "default",      "gpt-2",          "llama-bpe",   "llama3",    "qwen2",     "qwen35",
+        "deepseek-llm", "deepseek-coder", "deepseek-v3", "falcon",    "mpt",       "starcoder",
+        "gpt-4o",       "phi-2",          "refact",      "command-r", "smollm",    "tekken",
+        "chameleon",    "bloom",          "poro-chat",   "viking",    "jais-2",    "bailingmoe",
+        "seed-coder",   "exaone-moe",     "minicpm5",    "spark2_5",  "laguna",    "ufakzeka",
+        "chatglm-bpe",  "dbrx",           "stablelm2",   "olmo",      "codeshell", "llama4"};
+    static const char text[] = "Hello world! It's 2024, caf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87 "
+                               "\xf0\x9f\xa6\x99\n\n  \tthe end 12345 ''' \xe3\x80\x80x";
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        struct inf_tokenizer *tok = byte_bpe(names[i]);
+        struct inf_tokens t = {0};
+        struct inf_error err = {0};
+        char *out = NULL;
+        size_t ol = 0;
+        if (!tok)
+            continue;
+        T_EQ_STR(inf_tok_info(tok)->pre, names[i]);
+        T_EQ_INT(inf_tok_encode(tok, text, sizeof(text) - 1, 0, &t, &err), INF_OK);
+        T_EQ_INT(inf_tok_decode(tok, t.ids, t.n, INF_TOK_DECODE_NO_CLEANUP, &out, &ol, &err),
+                 INF_OK);
+        T_OK(out && ol == sizeof(text) - 1 && memcmp(out, text, ol) == 0);
+        free(out);
+        inf_tokens_release(&t);
+        inf_tokenizer_free(tok);
+    }
+}
+
+struct thread_job {
+    struct inf_tokenizer *tok;
+    const char *inp;
+    size_t inp_len;
+    const struct inf_tokens *want; /* per case */
+    size_t n_cases;
+    int bad;
+};
+
+static void *thread_main(void *arg)
+{
+    struct thread_job *j = arg;
+    for (int rep = 0; rep < 3; rep++) {
+        const char *p = j->inp;
+        for (size_t c = 0; c < j->n_cases; c++) {
+            const char *end =
+                memmem(p, j->inp_len - (size_t)(p - j->inp), "\n__ggml_vocab_test__\n", 21);
+            struct inf_tokens t = {0};
+            if (!end || inf_tok_encode(j->tok, p, (size_t)(end - p), 0, &t, NULL) != INF_OK ||
+                t.n != j->want[c].n ||
+                (t.n && memcmp(t.ids, j->want[c].ids, t.n * sizeof(*t.ids)) != 0))
+                j->bad++;
+            inf_tokens_release(&t);
+            p = end ? end + 21 : p;
+        }
+    }
+    return NULL;
+}
+
+/* One tokenizer used from four threads at once gives the same ids as from one. */
+static void test_threads(void)
+{
+    struct inf_tokenizer *tok = load_vocab(vec_dir, "llama-bpe");
+    char path[4200];
+    size_t inp_len, n = 0;
+    struct inf_tokens want[64] = {{0}};
+    if (!tok)
+        return;
+    snprintf(path, sizeof(path), "%s/ggml-vocab-llama-bpe.gguf.inp", vec_dir);
+    char *inp = read_file(path, &inp_len), *p = inp, *end;
+    while (inp && n < 64 &&
+           (end = memmem(p, inp_len - (size_t)(p - inp), "\n__ggml_vocab_test__\n", 21))) {
+        T_EQ_INT(inf_tok_encode(tok, p, (size_t)(end - p), 0, &want[n++], NULL), INF_OK);
+        p = end + 21;
+    }
+    struct thread_job jobs[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (struct thread_job){tok, inp, inp_len, want, n, 0};
+        T_EQ_INT(pthread_create(&th[i], NULL, thread_main, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        T_EQ_INT(jobs[i].bad, 0);
+    }
+    for (size_t i = 0; i < n; i++)
+        inf_tokens_release(&want[i]);
+    free(inp);
+    inf_tokenizer_free(tok);
+}
+
+/* Append s to buf as a single-quoted shell word. */
+static void shell_quote(char *buf, size_t size, const char *s)
+{
+    size_t n = strlen(buf);
+    if (n + 1 < size)
+        buf[n++] = '\'';
+    for (; *s && n + 5 < size; s++) {
+        if (*s == '\'') {
+            memcpy(buf + n, "'\\''", 4);
+            n += 4;
+        } else {
+            buf[n++] = *s;
+        }
+    }
+    if (n + 2 < size)
+        buf[n++] = '\'';
+    buf[n] = '\0';
+}
+
+/*
+ * `inferno tokenize --ids --no-bos --file CASE` must print the expected ids. Runs when
+ * $INFERNO_BIN names the executable: every third case of the small vocabularies, every ninth of
+ * the large ones (a process start each); all of them with INFERNO_TOKENIZER_CLI_ALL=1.
+ */
+static void test_cli(void)
+{
+    static const char *const names[] = {"llama-spm", "llama-bpe", "gpt-2", "qwen2"};
+    static const int strides[] = {3, 9, 3, 9};
+    const char *bin = getenv("INFERNO_BIN");
+    bool all = getenv("INFERNO_TOKENIZER_CLI_ALL") != NULL;
+    const char *tmpdir = getenv("TMPDIR");
+    bool skip = false;
+    if (!bin || !*bin)
+        return;
+    for (size_t v = 0; v < 4 && !skip; v++) {
+        char path[4200], cmd[16384], tmp[4096];
+        size_t inp_len, out_len;
+        int checked = 0, pass = 0;
+        snprintf(path, sizeof(path), "%s/ggml-vocab-%s.gguf.inp", vec_dir, names[v]);
+        char *inp = read_file(path, &inp_len);
+        snprintf(path, sizeof(path), "%s/ggml-vocab-%s.gguf.out", vec_dir, names[v]);
+        char *out = read_file(path, &out_len);
+        snprintf(tmp, sizeof(tmp), "%s/inferno-tok-XXXXXX", tmpdir ? tmpdir : "/tmp");
+        int fd = mkstemp(tmp);
+        if (!inp || !out || fd < 0) {
+            T__FAIL("cli check: cannot prepare %s", names[v]);
+            free(inp);
+            free(out);
+            return;
+        }
+        close(fd);
+        snprintf(path, sizeof(path), "%s/ggml-vocab-%s.gguf", vec_dir, names[v]);
+        cmd[0] = '\0';
+        shell_quote(cmd, sizeof(cmd), bin);
+        strcat(cmd, " tokenize --ids --no-bos -m ");
+        shell_quote(cmd, sizeof(cmd), path);
+        strcat(cmd, " --file ");
+        shell_quote(cmd, sizeof(cmd), tmp);
+        strcat(cmd, " 2>/dev/null");
+        char *case_p = inp, *line = out, *end;
+        for (int i = 0; (end = memmem(case_p, inp_len - (size_t)(case_p - inp),
+                                      "\n__ggml_vocab_test__\n", 21));
+             i++) {
+            char *nl = strchr(line, '\n');
+            if (nl)
+                *nl = '\0';
+            bool last = !memmem(end + 21, inp_len - (size_t)(end + 21 - inp),
+                                "\n__ggml_vocab_test__\n", 21);
+            if (all || i % strides[v] == 0 || last) {
+                FILE *f = fopen(tmp, "wb");
+                char got[65536];
+                size_t gl = 0;
+                if (f) {
+                    fwrite(case_p, 1, (size_t)(end - case_p), f);
+                    fclose(f);
+                }
+                FILE *p = popen(cmd, "r");
+                if (p) {
+                    gl = fread(got, 1, sizeof(got) - 1, p);
+                    got[gl] = '\0';
+                    int rc = pclose(p);
+                    int code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+                    if (checked == 0 && (code == 3 || code == 126 || code == 127)) {
+                        /* 3: the command is not in the table yet; 126/127: no executable */
+                        printf("cli: '%s tokenize' is not available (exit %d); skipped\n", bin,
+                               code);
+                        skip = true;
+                        break;
+                    }
+                }
+                /* compare as whitespace-separated lists */
+                char *a = got, *b = line;
+                bool same = true;
+                for (;;) {
+                    while (*a == ' ' || *a == '\n')
+                        a++;
+                    while (*b == ' ')
+                        b++;
+                    if (!*a || !*b) {
+                        same = !*a && !*b;
+                        break;
+                    }
+                    char *ea, *eb;
+                    long x = strtol(a, &ea, 10), y = strtol(b, &eb, 10);
+                    if (ea == a || eb == b || x != y) {
+                        same = false;
+                        break;
+                    }
+                    a = ea;
+                    b = eb;
+                }
+                checked++;
+                if (same) {
+                    pass++;
+                    t__passed++;
+                } else {
+                    T__FAIL("cli %s case %d: got '%s', want '%s'", names[v], i, got, line);
+                }
+            }
+            case_p = end + 21;
+            line = nl ? nl + 1 : line + strlen(line);
+        }
+        if (checked)
+            printf("cli %s: %d/%d\n", names[v], pass, checked);
+        remove(tmp);
+        free(inp);
+        free(out);
+    }
+}
+
+int main(void)
+{
+    const char *shared = getenv("INFERNO_SHARED");
+    FILE *f;
+    inf_log_set_level(INF_LOG_ERROR);
+    T_RUN(test_stream);
+    T_RUN(test_wpm);
+    T_RUN(test_pretok_names);
+    snprintf(vec_dir, sizeof(vec_dir), "%s/testdata/tokenizers", shared ? shared : "../shared");
+    char probe[4200];
+    snprintf(probe, sizeof(probe), "%s/ggml-vocab-llama-spm.gguf", vec_dir);
+    if (!(f = fopen(probe, "rb"))) {
+        if (t__failed)
+            T_DONE();
+        T_SKIP_ALL("no tokenizer vectors in %s (set INFERNO_SHARED)", vec_dir);
+    }
+    fclose(f);
+    T_RUN(test_vectors);
+    T_RUN(test_special_tokens);
+    T_RUN(test_gpt2_cleanup);
+    T_RUN(test_stories);
+    T_RUN(test_errors);
+    T_RUN(test_long_runs);
+    T_RUN(test_threads);
+    T_RUN(test_cli);
+    T_RUN(test_extra_vectors);
+    T_DONE();
+}

@@ -1,0 +1,328 @@
+/*
+ * gen-synthetic.c - write a GGUF model of a given llama-family architecture and shape with
+ * random weights, the vocabulary copied from another GGUF file. For benchmarks and parity
+ * tests on realistic shapes; quantize the result with `inferno quantize` or llama-quantize.
+ *
+ *   gen-synthetic --arch llama|qwen2|qwen3 --vocab FROM.gguf --out OUT.gguf
+ *                 [--shape tiny|small-110m|tinyllama-1.1b] [--n-embd N] [--n-layer N]
+ *                 [--n-head N] [--n-head-kv N] [--n-ff N] [--head-dim N] [--ctx N]
+ *                 [--rope-theta X] [--type f32|f16] [--std X] [--out-std X] [--seed N]
+ *
+ * Weights are normal with std --std (0.08), the output matrix --out-std (0.3): with the usual
+ * 0.02 the logits of a random model are nearly uniform and greedy parity tests would compare
+ * near-ties. Norm weights are 1 + N(0, 0.05); biases N(0, 0.05).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inferno/gguf.h"
+#include "inferno/kernels.h"
+
+enum { T_U32 = 4, T_F32 = 6, T_STR = 8, T_ARR = 9 };
+
+struct tensor {
+    char name[64];
+    int n_dims;
+    uint64_t ne[2];
+    int kind; /* 0 matrix, 1 output matrix, 2 norm, 3 bias */
+    uint32_t type;
+    uint64_t offset, bytes;
+};
+
+static uint64_t rng = 0x853c49e6748fea9bULL;
+
+static double uniform(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return ((double)(rng >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+static float normal(void)
+{
+    static int have;
+    static double spare;
+    if (have) {
+        have = 0;
+        return (float)spare;
+    }
+    double u = uniform(), v = uniform();
+    double r = sqrt(-2.0 * log(u));
+    spare = r * sin(2 * M_PI * v);
+    have = 1;
+    return (float)(r * cos(2 * M_PI * v));
+}
+
+static void w_u32(FILE *f, uint32_t v)
+{
+    fwrite(&v, 4, 1, f);
+}
+
+static void w_u64(FILE *f, uint64_t v)
+{
+    fwrite(&v, 8, 1, f);
+}
+
+static void w_str(FILE *f, const char *s)
+{
+    w_u64(f, strlen(s));
+    fwrite(s, 1, strlen(s), f);
+}
+
+static void kv_u32(FILE *f, const char *k, uint32_t v)
+{
+    w_str(f, k);
+    w_u32(f, T_U32);
+    w_u32(f, v);
+}
+
+static void kv_f32(FILE *f, const char *k, float v)
+{
+    w_str(f, k);
+    w_u32(f, T_F32);
+    fwrite(&v, 4, 1, f);
+}
+
+static void kv_str(FILE *f, const char *k, const char *v)
+{
+    w_str(f, k);
+    w_u32(f, T_STR);
+    w_str(f, v);
+}
+
+/* Serialize a metadata value as GGUF stores it (little-endian). */
+static void w_value(FILE *f, const struct inf_gguf_value *v)
+{
+    switch (v->type) {
+    case INF_GGUF_TYPE_STRING:
+        w_u64(f, v->str.len);
+        fwrite(v->str.data, 1, (size_t)v->str.len, f);
+        break;
+    case INF_GGUF_TYPE_ARRAY:
+        w_u32(f, (uint32_t)v->arr.type);
+        w_u64(f, v->arr.n);
+        for (uint64_t i = 0; i < v->arr.n; i++) {
+            struct inf_gguf_value e;
+            inf_gguf_array_elem(&v->arr, i, &e);
+            w_value(f, &e);
+        }
+        break;
+    default:
+        fwrite(&v->u8, 1, inf_gguf_type_size(v->type), f);
+        break;
+    }
+}
+
+static long long opt_int(int argc, char **argv, const char *name, long long def)
+{
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], name) == 0)
+            return atoll(argv[i + 1]);
+    return def;
+}
+
+static const char *opt_str(int argc, char **argv, const char *name, const char *def)
+{
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], name) == 0)
+            return argv[i + 1];
+    return def;
+}
+
+int main(int argc, char **argv)
+{
+    const char *arch = opt_str(argc, argv, "--arch", "llama");
+    const char *vocab = opt_str(argc, argv, "--vocab", NULL);
+    const char *out = opt_str(argc, argv, "--out", NULL);
+    const char *shape = opt_str(argc, argv, "--shape", "tiny");
+    const char *type = opt_str(argc, argv, "--type", "f32");
+    long long E = 256, L = 4, H = 8, HKV = 4, F = 704, ctx = 2048;
+    if (!vocab || !out ||
+        (strcmp(arch, "llama") && strcmp(arch, "qwen2") && strcmp(arch, "qwen3"))) {
+        fprintf(stderr, "usage: gen-synthetic --arch llama|qwen2|qwen3 --vocab FROM.gguf --out "
+                        "OUT.gguf [--shape tiny|small-110m|tinyllama-1.1b] [options]\n");
+        return 2;
+    }
+    if (strcmp(shape, "small-110m") == 0) {
+        E = 768, L = 12, H = 12, HKV = 12, F = 2048;
+    } else if (strcmp(shape, "tinyllama-1.1b") == 0) {
+        E = 2048, L = 22, H = 32, HKV = 4, F = 5632;
+    } else if (strcmp(shape, "tiny") != 0) {
+        fprintf(stderr, "gen-synthetic: unknown shape '%s'\n", shape);
+        return 2;
+    }
+    E = opt_int(argc, argv, "--n-embd", E);
+    L = opt_int(argc, argv, "--n-layer", L);
+    H = opt_int(argc, argv, "--n-head", H);
+    HKV = opt_int(argc, argv, "--n-head-kv", HKV);
+    F = opt_int(argc, argv, "--n-ff", F);
+    ctx = opt_int(argc, argv, "--ctx", ctx);
+    long long HD = opt_int(argc, argv, "--head-dim", E / H);
+    float theta = (float)atof(opt_str(argc, argv, "--rope-theta", "10000"));
+    float std = (float)atof(opt_str(argc, argv, "--std", "0.08"));
+    float out_std = (float)atof(opt_str(argc, argv, "--out-std", "0.3"));
+    rng ^= (uint64_t)opt_int(argc, argv, "--seed", 1) * 0x9e3779b97f4a7c15ULL;
+    uint32_t wtype = strcmp(type, "f16") == 0 ? INF_TYPE_F16 : INF_TYPE_F32;
+    bool qwen2 = strcmp(arch, "qwen2") == 0, qwen3 = strcmp(arch, "qwen3") == 0;
+
+    struct inf_error err = {0};
+    struct inf_gguf *g;
+    if (inf_gguf_open_file(vocab, &g, &err) != INF_OK) {
+        fprintf(stderr, "gen-synthetic: %s\n", err.msg);
+        return 1;
+    }
+    /* vocabulary size: the length of tokenizer.ggml.tokens */
+    uint64_t V = 0;
+    size_t n_copy = 0;
+    for (size_t i = 0; i < inf_gguf_n_kv(g); i++) {
+        const struct inf_gguf_kv *kv = inf_gguf_kv_at(g, i);
+        if (kv->key.len > 10 && memcmp(kv->key.data, "tokenizer.", 10) == 0) {
+            n_copy++;
+            if (kv->key.len == 21 && memcmp(kv->key.data, "tokenizer.ggml.tokens", 21) == 0 &&
+                kv->value.type == INF_GGUF_TYPE_ARRAY)
+                V = kv->value.arr.n;
+        }
+    }
+    if (V == 0) {
+        fprintf(stderr, "gen-synthetic: '%s' has no tokenizer.ggml.tokens\n", vocab);
+        return 1;
+    }
+
+    /* the tensor list */
+    struct tensor *ts = calloc((size_t)(3 + L * 16), sizeof(*ts));
+    int n = 0;
+#define ADD(nm, d0, d1, kind_)                                                                     \
+    do {                                                                                           \
+        snprintf(ts[n].name, sizeof(ts[n].name), "%s", nm);                                        \
+        ts[n].ne[0] = (uint64_t)(d0);                                                              \
+        ts[n].ne[1] = (uint64_t)(d1);                                                              \
+        ts[n].n_dims = ((d1) != 0) ? 2 : 1;                                                        \
+        ts[n].kind = kind_;                                                                        \
+        ts[n].type = (kind_) <= 1 ? wtype : INF_TYPE_F32;                                          \
+        n++;                                                                                       \
+    } while (0)
+    ADD("token_embd.weight", E, V, 0);
+    ADD("output_norm.weight", E, 0, 2);
+    ADD("output.weight", E, V, 1);
+    for (long long l = 0; l < L; l++) {
+        char nm[64];
+#define LADD(sfx, d0, d1, kind_)                                                                   \
+    do {                                                                                           \
+        snprintf(nm, sizeof(nm), "blk.%lld.%s", l, sfx);                                           \
+        ADD(nm, d0, d1, kind_);                                                                    \
+    } while (0)
+        LADD("attn_norm.weight", E, 0, 2);
+        LADD("attn_q.weight", E, H * HD, 0);
+        LADD("attn_k.weight", E, HKV * HD, 0);
+        LADD("attn_v.weight", E, HKV * HD, 0);
+        if (qwen2) {
+            LADD("attn_q.bias", H * HD, 0, 3);
+            LADD("attn_k.bias", HKV * HD, 0, 3);
+            LADD("attn_v.bias", HKV * HD, 0, 3);
+        }
+        if (qwen3) {
+            LADD("attn_q_norm.weight", HD, 0, 2);
+            LADD("attn_k_norm.weight", HD, 0, 2);
+        }
+        LADD("attn_output.weight", H * HD, E, 0);
+        LADD("ffn_norm.weight", E, 0, 2);
+        LADD("ffn_gate.weight", E, F, 0);
+        LADD("ffn_up.weight", E, F, 0);
+        LADD("ffn_down.weight", F, E, 0);
+    }
+    uint64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        uint64_t elems = ts[i].ne[0] * (ts[i].ne[1] ? ts[i].ne[1] : 1);
+        ts[i].offset = off;
+        ts[i].bytes = elems * (ts[i].type == INF_TYPE_F16 ? 2 : 4);
+        off += (ts[i].bytes + 31) / 32 * 32;
+    }
+
+    FILE *f = fopen(out, "wb");
+    if (!f) {
+        perror(out);
+        return 1;
+    }
+    char key[128];
+    fwrite("GGUF", 1, 4, f);
+    w_u32(f, 3);
+    w_u64(f, (uint64_t)n);
+    w_u64(f, 11 + (qwen3 ? 2 : 0) + n_copy);
+    kv_str(f, "general.architecture", arch);
+    kv_str(f, "general.name", "synthetic");
+    kv_u32(f, "general.file_type", wtype == INF_TYPE_F16 ? 1 : 0);
+#define AKEY(s) (snprintf(key, sizeof(key), "%s.%s", arch, s), key)
+    kv_u32(f, AKEY("context_length"), (uint32_t)ctx);
+    kv_u32(f, AKEY("embedding_length"), (uint32_t)E);
+    kv_u32(f, AKEY("block_count"), (uint32_t)L);
+    kv_u32(f, AKEY("feed_forward_length"), (uint32_t)F);
+    kv_u32(f, AKEY("attention.head_count"), (uint32_t)H);
+    kv_u32(f, AKEY("attention.head_count_kv"), (uint32_t)HKV);
+    kv_f32(f, AKEY("attention.layer_norm_rms_epsilon"), 1e-5f);
+    kv_f32(f, AKEY("rope.freq_base"), theta);
+    if (qwen3) {
+        kv_u32(f, AKEY("attention.key_length"), (uint32_t)HD);
+        kv_u32(f, AKEY("attention.value_length"), (uint32_t)HD);
+    }
+    for (size_t i = 0; i < inf_gguf_n_kv(g); i++) {
+        const struct inf_gguf_kv *kv = inf_gguf_kv_at(g, i);
+        if (kv->key.len > 10 && memcmp(kv->key.data, "tokenizer.", 10) == 0) {
+            w_u64(f, kv->key.len);
+            fwrite(kv->key.data, 1, (size_t)kv->key.len, f);
+            w_u32(f, (uint32_t)kv->value.type);
+            w_value(f, &kv->value);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        w_str(f, ts[i].name);
+        w_u32(f, (uint32_t)ts[i].n_dims);
+        w_u64(f, ts[i].ne[0]);
+        if (ts[i].n_dims == 2)
+            w_u64(f, ts[i].ne[1]);
+        w_u32(f, ts[i].type);
+        w_u64(f, ts[i].offset);
+    }
+    long pos = ftell(f);
+    static const char zeros[32];
+    fwrite(zeros, 1, (size_t)((32 - pos % 32) % 32), f);
+    size_t widest = (size_t)(E > F ? E : F);
+    if ((size_t)(H * HD) > widest)
+        widest = (size_t)(H * HD);
+    float *row = malloc(widest * sizeof(float));
+    uint16_t *row16 = malloc(widest * sizeof(uint16_t));
+    for (int i = 0; i < n; i++) {
+        uint64_t rows = ts[i].ne[1] ? ts[i].ne[1] : 1, cols = ts[i].ne[0];
+        for (uint64_t r = 0; r < rows; r++) {
+            for (uint64_t c = 0; c < cols; c++) {
+                float x = normal();
+                row[c] = ts[i].kind == 0   ? x * std
+                         : ts[i].kind == 1 ? x * out_std
+                         : ts[i].kind == 2 ? 1.0f + 0.05f * x
+                                           : 0.05f * x;
+            }
+            if (ts[i].type == INF_TYPE_F16) {
+                inf_f32_to_f16_row(row, row16, (int64_t)cols);
+                fwrite(row16, 2, cols, f);
+            } else {
+                fwrite(row, 4, cols, f);
+            }
+        }
+        fwrite(zeros, 1, (size_t)((32 - ts[i].bytes % 32) % 32), f);
+    }
+    if (fclose(f) != 0) {
+        perror(out);
+        return 1;
+    }
+    printf("wrote %s: %s, n_embd %lld, n_layer %lld, heads %lld/%lld, head_dim %lld, n_ff %lld, "
+           "vocab %llu, %s\n",
+           out, arch, E, L, H, HKV, HD, F, (unsigned long long)V, type);
+    free(row);
+    free(row16);
+    free(ts);
+    inf_gguf_free(g);
+    return 0;
+}
