@@ -78,8 +78,7 @@ def main():
     check(p.returncode == 2 and "needs a value" in p.stderr, "option missing its value")
 
     # commands not built yet: exit 3 and a plain message, nothing else on stdout
-    for c in ["serve", "convert", "quantize", "cache",
-              "audit", "batch", "queue", "tui"]:
+    for c in ["serve", "convert", "quantize", "cache", "audit", "batch", "queue", "tui"]:
         p = run(c, "-m", "x")
         check(p.returncode == 3 and "not available yet" in p.stderr and p.stdout == "",
               f"{c}: not available yet (rc {p.returncode}, {p.stderr!r})")
@@ -231,6 +230,41 @@ def main():
         p = run("perplexity", "-m", stories, "-f", text, "-c", "64")
         check(p.returncode == 0 and "Final estimate: PPL = " in p.stdout,
               f"perplexity: {p.stdout[-200:]!r} {p.stderr[-300:]!r}")
+        # models list (with its cache), models info, validate
+        mdir = os.path.join(tmp, "models")
+        os.makedirs(os.path.join(mdir, "sub"))
+        import shutil
+        shutil.copy(stories, os.path.join(mdir, "a.gguf"))
+        os.symlink(stories, os.path.join(mdir, "sub", "b.gguf"))
+        os.symlink(mdir, os.path.join(mdir, "sub", "loop"))
+        with open(os.path.join(mdir, "notes.txt"), "w") as f:
+            f.write("not a model")
+        db = os.path.join(tmp, "models.db")
+        for attempt in range(2):
+            p = run("--models-dir", mdir, "--set", f"cache.models_db={db}", "models", "list",
+                    "--json")
+            lst = json.loads(p.stdout) if p.returncode == 0 else []
+            check([m["name"] for m in lst] == ["a", "sub/b"] and lst[0]["architecture"] == "llama"
+                  and lst[0]["quantization"] == "F32" and lst[0]["context_length"] == 128,
+                  f"models list (run {attempt}): {p.stdout[:300]!r} {p.stderr[-300:]!r}")
+        p = run("--models-dir", mdir, "models", "info", "a", "--json", "--tensors")
+        info = json.loads(p.stdout) if p.returncode == 0 else {}
+        check(info.get("architecture") == "llama" and info.get("n_tensors") == 48 and
+              info["tokenizer"]["vocab_size"] == 512 and
+              info["hyperparameters"]["block_count"] == 5 and len(info["tensors"]) == 48,
+              f"models info: {p.stdout[:300]!r}")
+        p = run("validate", stories, "--deep", "--checksum", "sha256", "--expect",
+                "3af229dbcf5a99236bfaf8eaa827e64a393f046f54c4a3c1498d7714e12bdd29")
+        check(p.returncode == 0 and "valid:" in p.stdout, f"validate: {p.stdout!r}")
+        p = run("validate", stories, "--expect", "00" * 32)
+        check(p.returncode == 1 and "mismatch" in p.stdout, "validate: checksum mismatch")
+        trunc = os.path.join(tmp, "trunc.gguf")
+        with open(stories, "rb") as f, open(trunc, "wb") as g:
+            g.write(f.read(5000))
+        p = run("validate", trunc)
+        check(p.returncode == 1 and p.stdout.startswith("invalid:"), f"validate trunc: {p.stdout!r}")
+        p = run("validate", stories, "--checksum", "md5")
+        check(p.returncode == 2, "validate: unknown checksum is a usage error")
         p = run("run", "-m", os.path.join(tmp, "missing.gguf"), "-p", "x")
         check(p.returncode == 1 and "missing.gguf" in p.stderr, "run: missing model")
     else:

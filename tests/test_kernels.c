@@ -1,6 +1,16 @@
 /*
  * test_kernels.c - formats, reference kernels against llama.cpp's bytes, and every SIMD level
- * against the reference kernels.
+ * the machine supports against the reference kernels.
+ *
+ * Tolerances (SIMD level vs reference):
+ *   activation quantizers (Q8_0, Q8_1, Q8_K), F16 conversions: identical bytes;
+ *   quantized dot products / tiles / inf_matmul: |got - ref| <= 2e-5 * sum_i |w_i a_i| (the
+ *     integer sums are exact, only the order of float accumulation differs);
+ *   F32/F16/BF16 weights: <= 1e-4 * sum_i |w_i a_i| (the reference sums in double);
+ *   dot_f32/dot_f16: 1e-5 * sum |a b|; rms_norm, softmax, silu, swiglu, gelu: 1e-5 relative plus
+ *   1e-6 (softmax 1e-7, gelu 2e-6) absolute; axpy 1e-6, axpy4 1e-5; rope 1e-6; attention
+ *   1e-5 * sum of |terms| + 1e-6; add/mul/scale exact.
+ * Sizes include ones that are not multiples of the SIMD width wherever the format allows.
  */
 #include <inttypes.h>
 #include <math.h>

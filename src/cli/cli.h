@@ -101,6 +101,10 @@ int inf_cmd_tokenize(struct inf_cli *cli, struct inf_cli_args *args);
 int inf_cmd_detokenize(struct inf_cli *cli, struct inf_cli_args *args);
 extern const struct inf_cli_opt inf_cmd_tokenize_opts[];
 extern const struct inf_cli_opt inf_cmd_detokenize_opts[];
+int inf_cmd_models(struct inf_cli *cli, struct inf_cli_args *args);
+extern const struct inf_cli_opt inf_cmd_models_opts[];
+int inf_cmd_validate(struct inf_cli *cli, struct inf_cli_args *args);
+extern const struct inf_cli_opt inf_cmd_validate_opts[];
 extern const struct inf_cli_opt inf_cmd_perplexity_opts[];
 
 #endif

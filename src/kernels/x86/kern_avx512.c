@@ -77,6 +77,35 @@ static INF__ALWAYS_INLINE __m512i z_leg_unpack2(const int T, const uint8_t *b0, 
     return v;
 }
 
+/* The last block of an odd count, with the 256-bit kernel (kept out of line: inlined, it costs
+ * the main loop its registers). */
+static __attribute__((noinline)) void z_leg_tail(const int T, const int NR, const int NC,
+                                                 const uint8_t *w, size_t ldw, const uint8_t *a,
+                                                 size_t lda, float *tail)
+{
+    switch (T * 64 + NR * 8 + NC) {
+#define Z_TAIL_CASE(TT, R, C)                                                                      \
+    case TT * 64 + R * 8 + C:                                                                      \
+        x86_leg_tile(TT, R, C, 1, w, ldw, a, lda, tail, (size_t)R);                                \
+        break;
+#define Z_TAIL_SHAPES(TT)                                                                          \
+    Z_TAIL_CASE(TT, 1, 1)                                                                          \
+    Z_TAIL_CASE(TT, 2, 1)                                                                          \
+    Z_TAIL_CASE(TT, 4, 1)                                                                          \
+    Z_TAIL_CASE(TT, 1, 2)                                                                          \
+    Z_TAIL_CASE(TT, 2, 2)
+        Z_TAIL_SHAPES(INF_TYPE_Q4_0)
+        Z_TAIL_SHAPES(INF_TYPE_Q4_1)
+        Z_TAIL_SHAPES(INF_TYPE_Q5_0)
+        Z_TAIL_SHAPES(INF_TYPE_Q5_1)
+        Z_TAIL_SHAPES(INF_TYPE_Q8_0)
+#undef Z_TAIL_SHAPES
+#undef Z_TAIL_CASE
+    default:
+        break;
+    }
+}
+
 static INF__ALWAYS_INLINE void z_leg_tile(const int T, const int NR, const int NC, int64_t nb,
                                           const uint8_t *w, size_t ldw, const uint8_t *a,
                                           size_t lda, float *s, size_t lds, const int vnni)
@@ -140,8 +169,7 @@ static INF__ALWAYS_INLINE void z_leg_tile(const int T, const int NR, const int N
     }
     float tail[16] = {0};
     if (ib < nb) /* an odd block count: the last block with the 256-bit kernel */
-        x86_leg_tile(T, NR, NC, 1, w + (size_t)ib * wbs, ldw, a + (size_t)ib * abs_, lda, tail,
-                     (size_t)NR);
+        z_leg_tail(T, NR, NC, w + (size_t)ib * wbs, ldw, a + (size_t)ib * abs_, lda, tail);
     for (int r = 0; r < NR; r++)
         for (int c = 0; c < NC; c++) {
             float v = z_hsum(acc[r][c]) + tail[c * NR + r];

@@ -251,19 +251,22 @@ static inline void x86_k4_scales(const uint8_t *q, __m256i *sc, __m128i *mins)
     *mins = _mm_cvtepu8_epi16(_mm_srli_si128(r, 8));
 }
 
-/* The 16 signed 6-bit scales of a Q3_K block (sc - 32) as bytes. */
+/*
+ * The 16 signed 6-bit scales of a Q3_K block (sc - 32) as bytes. q points at the 12 scale bytes;
+ * the 4 bytes before them (the block's last quants) are read too, never bytes past the block.
+ * With the scale bytes as little-endian words u0, u1, u2: dword k of the result is
+ * ((k < 2 ? u_k : u_{k-2} >> 4) & 0x0f0f0f0f) | (((u2 >> 2k) & 0x03030303) << 4).
+ */
 static inline __m128i x86_q3k_scales(const uint8_t *q)
 {
-    uint32_t u[3], o[4];
-    memcpy(u, q, 12);
-    const uint32_t m2 = 0x0f0f0f0fu, m3 = 0x03030303u;
-    o[0] = (u[0] & m2) | (((u[2] >> 0) & m3) << 4);
-    o[1] = (u[1] & m2) | (((u[2] >> 2) & m3) << 4);
-    o[2] = ((u[0] >> 4) & m2) | (((u[2] >> 4) & m3) << 4);
-    o[3] = ((u[1] >> 4) & m2) | (((u[2] >> 6) & m3) << 4);
-    __m128i v;
-    memcpy(&v, o, 16);
-    return _mm_sub_epi8(v, _mm_set1_epi8(32));
+    const __m128i v = _mm_srli_si128(x86_load128(q - 4), 4); /* u0 u1 u2 0 */
+    const __m128i a = _mm_shuffle_epi32(v, 0x44);            /* u0 u1 u0 u1 */
+    const __m128i b = _mm_shuffle_epi32(v, 0xaa);            /* u2 u2 u2 u2 */
+    const __m128i lo =
+        _mm_and_si128(_mm_srlv_epi32(a, _mm_setr_epi32(0, 0, 4, 4)), _mm_set1_epi8(0x0f));
+    const __m128i hi =
+        _mm_and_si128(_mm_srlv_epi32(b, _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(0x03));
+    return _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi32(hi, 4)), _mm_set1_epi8(32));
 }
 
 /* Int16 scale vector for the two groups of 16 (g, g+1) that one 32-byte chunk covers. */

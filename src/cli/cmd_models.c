@@ -1,0 +1,341 @@
+/*
+ * cmd_models.c - `inferno models list` (models under models_dir, with a SQLite metadata cache)
+ * and `inferno models info MODEL` (what a user wants to know before loading a GGUF file).
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "cli/cli_engine.h"
+#include "inferno/gguf.h"
+#include "inferno/model_file.h"
+#include "inferno/models.h"
+
+const struct inf_cli_opt inf_cmd_models_opts[] = {
+    {"json", 0, INF_OPT_FLAG, NULL, "print JSON", NULL},
+    {"tensors", 0, INF_OPT_FLAG, NULL, "info: list every tensor", NULL},
+    {"metadata", 0, INF_OPT_FLAG, NULL, "info: list every metadata key", NULL},
+    {"ctx", 'c', INF_OPT_VALUE, "N", "info: context size for the KV-cache estimate",
+     "backend.context_size"},
+    {NULL, 0, 0, NULL, NULL, NULL},
+};
+
+static void human(uint64_t b, char *buf, size_t size)
+{
+    if (b >= (1ull << 30))
+        snprintf(buf, size, "%.2f GiB", (double)b / (1ull << 30));
+    else if (b >= (1ull << 20))
+        snprintf(buf, size, "%.1f MiB", (double)b / (1ull << 20));
+    else
+        snprintf(buf, size, "%.1f KiB", (double)b / 1024.0);
+}
+
+static int models_list(struct inf_cli *cli, bool json)
+{
+    struct inf_model_list list;
+    struct inf_error err = {0};
+    struct timespec t0, t1;
+    const char *dir = inf_config_get_str(cli->config, "models_dir");
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (inf_models_scan(dir, inf_config_get_str(cli->config, "cache.models_db"), &list, &err)) {
+        inf_cli_errorf(cli, "%s", inf_error_message(&err));
+        return INF_EXIT_FAIL;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < list.n; i++) {
+            const struct inf_model_summary *m = &list.items[i];
+            json_array_append_new(
+                arr,
+                json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:I, s:i, s:s}", "name", m->name,
+                          "format", m->format, "architecture", m->architecture, "n_params",
+                          (json_int_t)m->n_params, "quantization", m->dominant_type, "file_type",
+                          m->file_type, "size_bytes", (json_int_t)m->size_bytes, "context_length",
+                          (json_int_t)m->context_length, "n_shards", m->n_shards, "path", m->path));
+        }
+        char *s = json_dumps(arr, JSON_INDENT(2));
+        printf("%s\n", s ? s : "[]");
+        free(s);
+        json_decref(arr);
+    } else {
+        printf("%-32s %-11s %-8s %9s %-8s %-16s %10s %7s  %s\n", "NAME", "FORMAT", "ARCH", "PARAMS",
+               "QUANT", "FILE TYPE", "SIZE", "CTX", "PATH");
+        for (size_t i = 0; i < list.n; i++) {
+            const struct inf_model_summary *m = &list.items[i];
+            char size[32], params[32];
+            human(m->size_bytes, size, sizeof(size));
+            if (m->n_params >= 1000000000ull)
+                snprintf(params, sizeof(params), "%.2fB", (double)m->n_params / 1e9);
+            else if (m->n_params)
+                snprintf(params, sizeof(params), "%.2fM", (double)m->n_params / 1e6);
+            else
+                snprintf(params, sizeof(params), "-");
+            printf("%-32s %-11s %-8s %9s %-8s %-16s %10s %7llu  %s\n", m->name, m->format,
+                   m->architecture[0] ? m->architecture : "-", params,
+                   m->dominant_type[0] ? m->dominant_type : "-",
+                   m->file_type[0] ? m->file_type : "-", size,
+                   (unsigned long long)m->context_length, m->path);
+        }
+        fprintf(stderr, "%zu models in %s (%zu files read, %zu from the cache) in %.1f ms\n",
+                list.n, dir, list.n_probed, list.n_cached,
+                (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    }
+    inf_model_list_release(&list);
+    return INF_EXIT_OK;
+}
+
+/* A metadata value as JSON; long arrays are summarised (type, length, first items). */
+static json_t *value_json(const struct inf_gguf_value *v, bool full)
+{
+    switch (v->type) {
+    case INF_GGUF_TYPE_STRING:
+        return json_stringn_nocheck(v->str.data, (size_t)v->str.len);
+    case INF_GGUF_TYPE_ARRAY: {
+        uint64_t show = full || v->arr.n <= 8 ? v->arr.n : 4;
+        json_t *items = json_array();
+        for (uint64_t i = 0; i < show; i++) {
+            struct inf_gguf_value e;
+            inf_gguf_array_elem(&v->arr, i, &e);
+            json_array_append_new(items, value_json(&e, full));
+        }
+        if (show == v->arr.n)
+            return items;
+        return json_pack("{s:s, s:I, s:o}", "array_of", inf_gguf_type_name(v->arr.type), "length",
+                         (json_int_t)v->arr.n, "first", items);
+    }
+    case INF_GGUF_TYPE_FLOAT32:
+        return json_real(v->f32);
+    case INF_GGUF_TYPE_FLOAT64:
+        return json_real(v->f64);
+    case INF_GGUF_TYPE_BOOL:
+        return json_boolean(v->b);
+    default: {
+        int64_t i;
+        uint64_t u;
+        if (inf_gguf_value_as_i64(v, &i) == INF_OK)
+            return json_integer(i);
+        if (inf_gguf_value_as_u64(v, &u) == INF_OK)
+            return json_real((double)u);
+        return json_null();
+    }
+    }
+}
+
+static uint64_t meta_u(const struct inf_gguf *g, const char *arch, const char *suffix)
+{
+    char k[128];
+    uint64_t v = 0;
+    snprintf(k, sizeof(k), "%s.%s", arch, suffix);
+    if (inf_gguf_get_u64(g, k, &v, NULL) != INF_OK)
+        v = 0;
+    return v;
+}
+
+static int models_info(struct inf_cli *cli, struct inf_cli_args *args, const char *arg)
+{
+    char path[4096];
+    struct inf_error err = {0};
+    struct inf_gguf *g = NULL;
+    bool json = inf_cli_has(args, "json");
+
+    if (inf_models_resolve_cli(cli, arg, path, sizeof(path)) != 0)
+        return INF_EXIT_FAIL;
+    struct inf_model_format_info fi;
+    if (inf_model_detect_file(path, &fi, &err) != INF_OK) {
+        inf_cli_errorf(cli, "%s", inf_error_message(&err));
+        return INF_EXIT_FAIL;
+    }
+    if (fi.format != INF_MODEL_FORMAT_GGUF) {
+        json_t *o = json_pack("{s:s, s:s, s:s}", "path", path, "format",
+                              inf_model_format_name(fi.format), "detail", fi.detail);
+        char *s = json_dumps(o, JSON_INDENT(2));
+        if (json)
+            printf("%s\n", s);
+        else
+            printf("%s: %s (%s)\n", path, inf_model_format_name(fi.format), fi.detail);
+        free(s);
+        json_decref(o);
+        return INF_EXIT_OK;
+    }
+    if (inf_gguf_open_file(path, &g, &err) != INF_OK) {
+        inf_cli_errorf(cli, "%s", inf_error_message(&err));
+        return INF_EXIT_FAIL;
+    }
+    const char *arch = "";
+    inf_gguf_get_str(g, "general.architecture", &arch, NULL, NULL);
+    json_t *o = json_object();
+    json_object_set_new(o, "path", json_string(path));
+    json_object_set_new(o, "format", json_string("gguf"));
+    json_object_set_new(o, "gguf_version", json_integer(inf_gguf_version(g)));
+    json_object_set_new(o, "architecture", json_string(arch));
+    uint32_t ft;
+    if (inf_gguf_get_u32(g, "general.file_type", &ft, NULL) == INF_OK && inf_llama_ftype_name(ft))
+        json_object_set_new(o, "file_type", json_string(inf_llama_ftype_name(ft)));
+
+    /* hyper-parameters */
+    static const char *const hp_keys[] = {"context_length",       "embedding_length",
+                                          "block_count",          "feed_forward_length",
+                                          "attention.head_count", "attention.head_count_kv",
+                                          "attention.key_length", "rope.dimension_count"};
+    json_t *hp = json_object();
+    for (size_t i = 0; i < sizeof(hp_keys) / sizeof(hp_keys[0]); i++) {
+        uint64_t v = meta_u(g, arch, hp_keys[i]);
+        if (v)
+            json_object_set_new(hp, hp_keys[i], json_integer((json_int_t)v));
+    }
+    char k[128];
+    float f;
+    snprintf(k, sizeof(k), "%s.rope.freq_base", arch);
+    if (inf_gguf_get_f32(g, k, &f, NULL) == INF_OK)
+        json_object_set_new(hp, "rope.freq_base", json_real(f));
+    snprintf(k, sizeof(k), "%s.attention.layer_norm_rms_epsilon", arch);
+    if (inf_gguf_get_f32(g, k, &f, NULL) == INF_OK)
+        json_object_set_new(hp, "attention.layer_norm_rms_epsilon", json_real(f));
+    json_object_set_new(o, "hyperparameters", hp);
+
+    /* tokenizer */
+    json_t *tk = json_object();
+    const char *tm = NULL, *pre = NULL;
+    const struct inf_gguf_array *toks = NULL;
+    if (inf_gguf_get_str(g, "tokenizer.ggml.model", &tm, NULL, NULL) == INF_OK)
+        json_object_set_new(tk, "model", json_string(tm));
+    if (inf_gguf_get_str(g, "tokenizer.ggml.pre", &pre, NULL, NULL) == INF_OK)
+        json_object_set_new(tk, "pre", json_string(pre));
+    if (inf_gguf_get_arr(g, "tokenizer.ggml.tokens", INF_GGUF_TYPE_STRING, &toks, NULL) == INF_OK)
+        json_object_set_new(tk, "vocab_size", json_integer((json_int_t)toks->n));
+    static const char *const special[] = {"bos", "eos", "eot", "unknown", "padding", "seperator"};
+    for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++) {
+        uint32_t id;
+        snprintf(k, sizeof(k), "tokenizer.ggml.%s_token_id", special[i]);
+        if (inf_gguf_get_u32(g, k, &id, NULL) == INF_OK && toks && id < toks->n) {
+            struct inf_gguf_value e;
+            inf_gguf_array_elem(toks, id, &e);
+            json_object_set_new(
+                tk, special[i],
+                json_pack("{s:i, s:s%}", "id", (int)id, "text", e.str.data, (size_t)e.str.len));
+        }
+    }
+    json_object_set_new(tk, "chat_template",
+                        json_boolean(inf_gguf_find_kv(g, "tokenizer.chat_template") != NULL));
+    json_object_set_new(o, "tokenizer", tk);
+
+    /* tensors by type, parameters, memory */
+    uint64_t count[64] = {0}, bytes[64] = {0}, n_params = 0, weights = 0;
+    json_t *tensors = inf_cli_has(args, "tensors") ? json_array() : NULL;
+    for (size_t i = 0; i < inf_gguf_n_tensors(g); i++) {
+        const struct inf_gguf_tensor *t = inf_gguf_tensor_at(g, i);
+        uint32_t ty = t->type < 64 ? t->type : 63;
+        count[ty]++;
+        bytes[ty] += t->n_bytes;
+        n_params += t->n_elements;
+        weights += t->n_bytes;
+        if (tensors) {
+            json_t *shape = json_array();
+            for (uint32_t d = 0; d < t->n_dims; d++)
+                json_array_append_new(shape, json_integer(t->ne[d]));
+            json_array_append_new(tensors, json_pack("{s:s%, s:o, s:s, s:I}", "name", t->name.data,
+                                                     (size_t)t->name.len, "shape", shape, "type",
+                                                     inf_ggml_type_name(t->type), "bytes",
+                                                     (json_int_t)t->n_bytes));
+        }
+    }
+    json_t *bytype = json_object();
+    for (int t = 0; t < 64; t++)
+        if (count[t])
+            json_object_set_new(bytype, inf_ggml_type_name((uint32_t)t),
+                                json_pack("{s:I, s:I}", "tensors", (json_int_t)count[t], "bytes",
+                                          (json_int_t)bytes[t]));
+    json_object_set_new(o, "tensor_types", bytype);
+    json_object_set_new(o, "n_tensors", json_integer((json_int_t)inf_gguf_n_tensors(g)));
+    json_object_set_new(o, "n_params", json_integer((json_int_t)n_params));
+    uint64_t n_ctx = (uint64_t)inf_config_get_int(cli->config, "backend.context_size");
+    uint64_t n_layer = meta_u(g, arch, "block_count"),
+             n_head = meta_u(g, arch, "attention.head_count");
+    uint64_t n_kv = meta_u(g, arch, "attention.head_count_kv");
+    uint64_t hd = meta_u(g, arch, "attention.key_length");
+    uint64_t E = meta_u(g, arch, "embedding_length");
+    if (!n_kv)
+        n_kv = n_head;
+    if (!hd && n_head)
+        hd = E / n_head;
+    const char *kvt = inf_config_get_str(cli->config, "backend.kv_type");
+    double per = strcmp(kvt, "f32") == 0 ? 4.0 : strcmp(kvt, "q8_0") == 0 ? 34.0 / 32 : 2.0;
+    uint64_t kv_bytes = (uint64_t)(2.0 * (double)(n_layer * n_kv * hd * n_ctx) * per);
+    json_object_set_new(o, "memory",
+                        json_pack("{s:I, s:I, s:I, s:s, s:I}", "weights_bytes", (json_int_t)weights,
+                                  "kv_cache_bytes", (json_int_t)kv_bytes, "context",
+                                  (json_int_t)n_ctx, "kv_type", kvt, "total_bytes",
+                                  (json_int_t)(weights + kv_bytes)));
+    if (tensors)
+        json_object_set_new(o, "tensors", tensors);
+    if (inf_cli_has(args, "metadata")) {
+        json_t *md = json_object();
+        for (size_t i = 0; i < inf_gguf_n_kv(g); i++) {
+            const struct inf_gguf_kv *kv = inf_gguf_kv_at(g, i);
+            char *key = strndup(kv->key.data, (size_t)kv->key.len);
+            if (key)
+                json_object_set_new(md, key,
+                                    json_pack("{s:s, s:o}", "type",
+                                              inf_gguf_type_name(kv->value.type), "value",
+                                              value_json(&kv->value, json)));
+            free(key);
+        }
+        json_object_set_new(o, "metadata", md);
+    }
+    char *s = json_dumps(o, JSON_INDENT(2) | (json ? 0 : JSON_PRESERVE_ORDER));
+    if (json) {
+        printf("%s\n", s ? s : "{}");
+    } else {
+        char w[32], kvb[32];
+        human(weights, w, sizeof(w));
+        human(kv_bytes, kvb, sizeof(kvb));
+        printf("%s\n  format: GGUF v%u, architecture %s, %s\n  parameters: %.6f B in %zu "
+               "tensors\n",
+               path, inf_gguf_version(g), arch,
+               json_string_value(json_object_get(o, "file_type"))
+                   ? json_string_value(json_object_get(o, "file_type"))
+                   : "(no file type)",
+               (double)n_params / 1e9, inf_gguf_n_tensors(g));
+        const char *key;
+        json_t *val;
+        printf("  hyper-parameters:");
+        json_object_foreach(hp, key, val)
+        {
+            char *vs = json_dumps(val, JSON_ENCODE_ANY);
+            printf(" %s=%s", key, vs ? vs : "?");
+            free(vs);
+        }
+        printf("\n  tokenizer: %s%s%s, vocab %lld, chat template: %s\n", tm ? tm : "none",
+               pre ? " / " : "", pre ? pre : "",
+               (long long)json_integer_value(json_object_get(tk, "vocab_size")),
+               json_is_true(json_object_get(tk, "chat_template")) ? "yes" : "no");
+        printf("  tensor types:");
+        json_object_foreach(bytype, key, val) printf(
+            " %s x%lld", key, (long long)json_integer_value(json_object_get(val, "tensors")));
+        printf("\n  memory at context %llu (%s KV): weights %s + KV cache %s\n",
+               (unsigned long long)n_ctx, kvt, w, kvb);
+        if (tensors || inf_cli_has(args, "metadata"))
+            printf("%s\n", s ? s : "");
+    }
+    free(s);
+    json_decref(o);
+    inf_gguf_free(g);
+    return INF_EXIT_OK;
+}
+
+int inf_cmd_models(struct inf_cli *cli, struct inf_cli_args *args)
+{
+    const char *sub = args->n_positional ? args->positional[0] : "list";
+    if (strcmp(sub, "list") == 0 && args->n_positional <= 1)
+        return models_list(cli, inf_cli_has(args, "json"));
+    if (strcmp(sub, "info") == 0 && args->n_positional == 2)
+        return models_info(cli, args, args->positional[1]);
+    inf_cli_errorf(cli, "usage: inferno models list [--json] | info MODEL [--json] [--tensors] "
+                        "[--metadata]");
+    return INF_EXIT_USAGE;
+}

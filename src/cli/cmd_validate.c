@@ -1,0 +1,222 @@
+/*
+ * cmd_validate.c - `inferno validate MODEL`: structure checks (the readers' own), an optional
+ * streamed checksum, and with --deep the values (every tensor dequantized and checked finite)
+ * and the tensor set the architecture needs. Exit 0 valid, 1 invalid, 2 usage.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cli/cli.h"
+#include "cli/cli_engine.h"
+#include "inferno/engine.h"
+#include "inferno/gguf.h"
+#include "inferno/kernels.h"
+#include "inferno/log.h"
+#include "inferno/model_file.h"
+#include "inferno/safetensors.h"
+
+const struct inf_cli_opt inf_cmd_validate_opts[] = {
+    {"checksum", 0, INF_OPT_VALUE, "ALG", "compute a checksum: sha256 or blake2b", NULL},
+    {"expect", 0, INF_OPT_VALUE, "HEX", "the checksum the file must have", NULL},
+    {"deep", 0, INF_OPT_FLAG, NULL, "check tensor values and the architecture's tensor set", NULL},
+    {NULL, 0, 0, NULL, NULL, NULL},
+};
+
+static int checksum(const char *path, const char *alg, char *hex, size_t size,
+                    struct inf_error *err)
+{
+    const EVP_MD *md = strcmp(alg, "sha256") == 0    ? EVP_sha256()
+                       : strcmp(alg, "blake2b") == 0 ? EVP_blake2b512()
+                                                     : NULL;
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    if (!md)
+        return inf_error_set(err, INF_EUSAGE, "unknown checksum '%s' (sha256 or blake2b)", alg);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return inf_error_set(err, INF_EIO, "cannot open '%s': %s", path, strerror(errno));
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char *buf = malloc(1 << 20);
+    inf_status st = INF_OK;
+    if (!ctx || !buf || !EVP_DigestInit_ex(ctx, md, NULL)) {
+        st = inf_error_set(err, INF_ENOMEM, "cannot start the digest");
+        goto out;
+    }
+    size_t n;
+    while ((n = fread(buf, 1, 1 << 20, f)) > 0)
+        EVP_DigestUpdate(ctx, buf, n);
+    if (ferror(f)) {
+        st = inf_error_set(err, INF_EIO, "reading '%s': %s", path, strerror(errno));
+        goto out;
+    }
+    EVP_DigestFinal_ex(ctx, digest, &dlen);
+    for (unsigned i = 0; i < dlen && 2 * i + 2 < size; i++)
+        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+out:
+    free(buf);
+    EVP_MD_CTX_free(ctx);
+    fclose(f);
+    return st;
+}
+
+/* Every tensor the engine can read, dequantized and checked finite; returns problems found. */
+static int deep_values(const struct inf_gguf *g)
+{
+    int bad = 0, skipped = 0;
+    float *row = NULL;
+    size_t cap = 0;
+    for (size_t i = 0; i < inf_gguf_n_tensors(g); i++) {
+        const struct inf_gguf_tensor *t = inf_gguf_tensor_at(g, i);
+        const struct inf_type_traits *tr = inf_type_get((enum inf_type)t->type);
+        if (!tr || !tr->is_weight || t->ne[0] % tr->blck_size) {
+            skipped++;
+            continue;
+        }
+        size_t rb = inf_type_row_size((enum inf_type)t->type, t->ne[0]);
+        uint64_t rows = t->n_elements / (uint64_t)t->ne[0];
+        if ((size_t)t->ne[0] > cap) {
+            float *nr = realloc(row, (size_t)t->ne[0] * sizeof(float));
+            if (!nr)
+                break;
+            row = nr;
+            cap = (size_t)t->ne[0];
+        }
+        for (uint64_t r = 0; r < rows; r++) {
+            inf_dequantize_row((enum inf_type)t->type, (const char *)t->data + r * rb, row,
+                               t->ne[0], NULL);
+            int64_t j;
+            for (j = 0; j < t->ne[0] && isfinite(row[j]); j++)
+                ;
+            if (j < t->ne[0]) {
+                printf("  tensor '%.*s': row %llu element %lld is %g\n", (int)t->name.len,
+                       t->name.data, (unsigned long long)r, (long long)j, (double)row[j]);
+                bad++;
+                break;
+            }
+        }
+    }
+    free(row);
+    if (skipped)
+        printf("  %d tensors of types the kernels do not read were not value-checked\n", skipped);
+    return bad;
+}
+
+/* Tensor names the llama-family loader does not use. */
+static int unexpected_tensors(const struct inf_gguf *g)
+{
+    static const char *const layer[] = {
+        "attn_norm.weight",   "attn_q.weight",      "attn_k.weight",   "attn_v.weight",
+        "attn_output.weight", "attn_q.bias",        "attn_k.bias",     "attn_v.bias",
+        "attn_q_norm.weight", "attn_k_norm.weight", "ffn_norm.weight", "ffn_gate.weight",
+        "ffn_up.weight",      "ffn_down.weight",    "attn_rot_embd"};
+    int n = 0;
+    for (size_t i = 0; i < inf_gguf_n_tensors(g); i++) {
+        const struct inf_gguf_tensor *t = inf_gguf_tensor_at(g, i);
+        char name[256];
+        snprintf(name, sizeof(name), "%.*s", (int)(t->name.len < 255 ? t->name.len : 255),
+                 t->name.data);
+        bool known = strcmp(name, "token_embd.weight") == 0 ||
+                     strcmp(name, "output_norm.weight") == 0 ||
+                     strcmp(name, "output.weight") == 0 || strcmp(name, "rope_freqs.weight") == 0;
+        int li, off = 0;
+        if (!known && sscanf(name, "blk.%d.%n", &li, &off) == 1 && off > 0)
+            for (size_t k = 0; k < sizeof(layer) / sizeof(layer[0]) && !known; k++)
+                known = strcmp(name + off, layer[k]) == 0;
+        if (!known) {
+            printf("  unexpected tensor '%s'\n", name);
+            n++;
+        }
+    }
+    return n;
+}
+
+int inf_cmd_validate(struct inf_cli *cli, struct inf_cli_args *args)
+{
+    char path[4096];
+    struct inf_error err = {0};
+    struct inf_model_format_info fi;
+    int problems = 0;
+
+    if (inf_models_resolve_cli(cli, args->positional[0], path, sizeof(path)) != 0)
+        return INF_EXIT_FAIL;
+    const char *alg = inf_cli_value(args, "checksum");
+    if (inf_cli_has(args, "expect") && !alg)
+        alg = strlen(inf_cli_value(args, "expect")) == 128 ? "blake2b" : "sha256";
+    if (alg && strcmp(alg, "sha256") && strcmp(alg, "blake2b")) {
+        inf_cli_errorf(cli, "unknown checksum '%s' (sha256 or blake2b)", alg);
+        return INF_EXIT_USAGE;
+    }
+    if (inf_model_detect_file(path, &fi, &err) != INF_OK) {
+        printf("invalid: %s\n", inf_error_message(&err));
+        return INF_EXIT_FAIL;
+    }
+    if (fi.format == INF_MODEL_FORMAT_GGUF) {
+        struct inf_gguf *g = NULL;
+        if (inf_gguf_open_file(path, &g, &err) != INF_OK) {
+            printf("invalid: %s\n", inf_error_message(&err));
+            return INF_EXIT_FAIL;
+        }
+        printf("details: GGUF v%u, %zu metadata keys, %zu tensors\n", inf_gguf_version(g),
+               inf_gguf_n_kv(g), inf_gguf_n_tensors(g));
+        if (inf_cli_has(args, "deep")) {
+            problems += deep_values(g);
+            const char *arch = NULL;
+            inf_gguf_get_str(g, "general.architecture", &arch, NULL, NULL);
+            if (arch && inf_gguf_n_tensors(g) > 0) {
+                struct inf_model *m = NULL;
+                struct inf_model_params mp = inf_model_default_params();
+                enum inf_log_level lv = inf_log_get_level();
+                inf_log_set_level(INF_LOG_ERROR);
+                inf_status st = inf_model_load(path, &mp, &m, &err);
+                inf_log_set_level(lv);
+                if (st == INF_OK) {
+                    problems += unexpected_tensors(g);
+                    printf("  tensor set: complete for architecture '%s'\n", arch);
+                } else if (st == INF_EUNSUPPORTED) {
+                    printf("  tensor set: not checked (%s)\n", inf_error_message(&err));
+                } else {
+                    printf("  tensor set: %s\n", inf_error_message(&err));
+                    problems++;
+                }
+                inf_model_free(m);
+            }
+        }
+        inf_gguf_free(g);
+    } else if (fi.format == INF_MODEL_FORMAT_SAFETENSORS) {
+        struct inf_safetensors *st = NULL;
+        if (inf_safetensors_open_file(path, &st, &err) != INF_OK) {
+            printf("invalid: %s\n", inf_error_message(&err));
+            return INF_EXIT_FAIL;
+        }
+        printf("details: safetensors, %zu tensors\n", inf_safetensors_n_tensors(st));
+        inf_safetensors_free(st);
+    } else {
+        printf("details: %s (%s); only the format was checked\n", inf_model_format_name(fi.format),
+               fi.detail);
+    }
+    if (alg) {
+        char hex[2 * EVP_MAX_MD_SIZE + 1] = "";
+        if (checksum(path, alg, hex, sizeof(hex), &err) != INF_OK) {
+            printf("invalid: %s\n", inf_error_message(&err));
+            return INF_EXIT_FAIL;
+        }
+        printf("%s: %s\n", alg, hex);
+        const char *want = inf_cli_value(args, "expect");
+        if (want && strcasecmp(want, hex) != 0) {
+            printf("  checksum mismatch: expected %s\n", want);
+            problems++;
+        }
+    }
+    if (problems) {
+        printf("invalid: %s: %d problem%s found\n", path, problems, problems == 1 ? "" : "s");
+        return INF_EXIT_FAIL;
+    }
+    printf("valid: %s\n", path);
+    return INF_EXIT_OK;
+}
