@@ -265,6 +265,19 @@ def main():
         check(p.returncode == 1 and p.stdout.startswith("invalid:"), f"validate trunc: {p.stdout!r}")
         p = run("validate", stories, "--checksum", "md5")
         check(p.returncode == 2, "validate: unknown checksum is a usage error")
+        qwen = os.path.join(os.path.dirname(os.path.dirname(stories)), "tokenizers",
+                            "ggml-vocab-qwen2.gguf")
+        msgs = os.path.join(tmp, "msgs.json")
+        with open(msgs, "w") as f:
+            json.dump([{"role": "user", "content": "hi"}], f)
+        p = run("template", "render", "--model", qwen, "--messages", msgs,
+                "--add-generation-prompt")
+        check(p.returncode == 0 and p.stdout == "<|im_start|>system\nYou are a helpful assistant"
+              "<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n",
+              f"template render --model: {p.stdout!r} {p.stderr!r}")
+        p = run("template", "render", "--model", stories, "--messages", msgs)
+        check(p.returncode == 0 and p.stdout == "<|im_start|>user\nhi<|im_end|>\n" and
+              "ChatML" in p.stderr, f"template render --model without a template: {p.stderr!r}")
         p = run("run", "-m", os.path.join(tmp, "missing.gguf"), "-p", "x")
         check(p.returncode == 1 and "missing.gguf" in p.stderr, "run: missing model")
     else:

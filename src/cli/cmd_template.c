@@ -17,6 +17,9 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_engine.h"
+#include "inferno/gguf.h"
+#include "inferno/log.h"
 #include "inferno/template.h"
 
 const struct inf_cli_opt inf_cmd_template_opts[] = {
@@ -204,12 +207,6 @@ int inf_cmd_template(struct inf_cli *cli, struct inf_cli_args *args)
         inf_cli_errorf(cli, "give exactly one of --model and --template");
         return INF_EXIT_USAGE;
     }
-    if (has_model) {
-        /* TODO: read tokenizer.chat_template[.NAME] with the GGUF reader (src/gguf), falling back
-         * to inf_template_default_chatml() with a warning when the model has none. */
-        inf_cli_errorf(cli, "reading templates from GGUF is not available yet; use --template");
-        return INF_EXIT_NOTIMPL;
-    }
     if (!inf_cli_has(args, "messages")) {
         inf_cli_errorf(cli, "--messages FILE is required");
         return INF_EXIT_USAGE;
@@ -227,7 +224,42 @@ int inf_cmd_template(struct inf_cli *cli, struct inf_cli_args *args)
     }
 
     const char *path = inf_cli_value(args, "template");
-    src = read_file(cli, path, INF_TEMPLATE_MAX_SOURCE, &src_len);
+    char model_path[4096];
+    if (has_model) {
+        /* tokenizer.chat_template[.NAME] from the GGUF; ChatML when the model has none */
+        struct inf_gguf *g = NULL;
+        char key[256];
+        const char *name = inf_cli_value(args, "template-name");
+        if (inf_models_resolve_cli(cli, inf_cli_value(args, "model"), model_path,
+                                   sizeof(model_path)) != 0)
+            goto out;
+        path = model_path;
+        if (inf_gguf_open_file(model_path, &g, &err) != INF_OK) {
+            inf_cli_errorf(cli, "%s", err.msg);
+            goto out;
+        }
+        snprintf(key, sizeof(key), "tokenizer.chat_template%s%s", name ? "." : "",
+                 name ? name : "");
+        const char *text = NULL;
+        uint64_t len = 0;
+        if (inf_gguf_get_str(g, key, &text, &len, NULL) == INF_OK) {
+            src = malloc((size_t)len + 1);
+            if (src) {
+                memcpy(src, text, (size_t)len);
+                src[len] = '\0';
+                src_len = (size_t)len;
+            }
+        } else if (name) {
+            inf_cli_errorf(cli, "'%s' has no template '%s'", model_path, key);
+        } else {
+            INF_LOG_WARN("template", "'%s' has no chat template; using ChatML", model_path);
+            src = strdup(inf_template_default_chatml());
+            src_len = src ? strlen(src) : 0;
+        }
+        inf_gguf_free(g);
+    } else {
+        src = read_file(cli, path, INF_TEMPLATE_MAX_SOURCE, &src_len);
+    }
     if (!src)
         goto out;
     ctx = build_context(cli, args, &rc);
