@@ -40,9 +40,6 @@ struct inf_model_summary {
  */
 inf_status inf_model_probe(const char *path, struct inf_model_summary *out, struct inf_error *err);
 
-/* The name of a GGUF general.file_type ("MOSTLY_Q4_K_M"), or NULL when unknown. */
-const char *inf_model_file_type_name(uint32_t ftype);
-
 struct inf_model_list {
     struct inf_model_summary *items;
     size_t n;

@@ -129,22 +129,16 @@ int inf_cmd_bench(struct inf_cli *cli, struct inf_cli_args *args)
 
     struct inf_model_params mp = inf_model_default_params();
     mp.use_mmap = inf_config_get_bool(cli->config, "backend.use_mmap");
+    mp.use_mlock = inf_config_get_bool(cli->config, "backend.use_mlock");
     if (inf_model_load(path, &mp, &model, &err) != INF_OK) {
         inf_cli_errorf(cli, "%s", inf_error_message(&err));
         return INF_EXIT_FAIL;
     }
     struct inf_model_info info;
     inf_model_get_info(model, &info);
-    struct inf_context_params cp = inf_context_default_params();
+    struct inf_context_params cp = inf_cli_context_params(cli);
     cp.n_ctx = (uint32_t)(depth + n_prompt + n_gen + 1);
-    cp.n_batch = (uint32_t)inf_config_get_int(cli->config, "backend.batch_size");
-    cp.n_threads = (int)inf_config_get_int(cli->config, "backend.threads");
-    if (cp.n_threads <= 0)
-        cp.n_threads = inf_cpu_physical_cores();
     const char *kv = inf_config_get_str(cli->config, "backend.kv_type");
-    cp.kv_type = strcmp(kv, "f32") == 0    ? INF_KV_F32
-                 : strcmp(kv, "q8_0") == 0 ? INF_KV_Q8_0
-                                           : INF_KV_F16;
     if (inf_context_new(model, &cp, &ctx, &err) != INF_OK) {
         inf_cli_errorf(cli, "%s", inf_error_message(&err));
         goto out;

@@ -97,17 +97,45 @@ static char *read_all(FILE *f, size_t *len)
     return buf;
 }
 
-/* Text held back while it may still turn into a stop string. */
+/*
+ * Generated text on its way out: bytes that may still turn into a stop string are held back;
+ * the rest goes to stdout (show) and, for --json, into a growing copy (keep).
+ */
 struct stopper {
     const char *const *stops;
     int n_stops;
-    char *buf;
+    bool show, keep;
+    char *buf; /* held back */
     size_t len, cap;
+    char *text; /* everything emitted, when keep */
+    size_t text_len, text_cap;
     bool hit;
 };
 
-/* Add text; write what can no longer be part of a stop string to emit(). */
-static void stopper_feed(struct stopper *s, const char *text, size_t len, json_t *acc, bool out)
+static void stopper_emit(struct stopper *s, const char *p, size_t n)
+{
+    if (!n)
+        return;
+    if (s->show) {
+        fwrite(p, 1, n, stdout);
+        fflush(stdout);
+    }
+    if (s->keep) {
+        if (s->text_len + n > s->text_cap) {
+            size_t cap = (s->text_len + n) * 2;
+            char *nt = realloc(s->text, cap);
+            if (!nt)
+                return;
+            s->text = nt;
+            s->text_cap = cap;
+        }
+        memcpy(s->text + s->text_len, p, n);
+        s->text_len += n;
+    }
+}
+
+/* Add text; emit what can no longer be part of a stop string. */
+static void stopper_feed(struct stopper *s, const char *text, size_t len)
 {
     if (s->len + len + 1 > s->cap) {
         size_t cap = (s->len + len + 1) * 2;
@@ -119,23 +147,19 @@ static void stopper_feed(struct stopper *s, const char *text, size_t len, json_t
     }
     memcpy(s->buf + s->len, text, len);
     s->len += len;
-    s->buf[s->len] = '\0';
     size_t emit = s->len;
     for (int i = 0; i < s->n_stops && !s->hit; i++) {
         size_t sl = strlen(s->stops[i]);
         if (!sl)
             continue;
-        const char *hit = NULL;
         for (size_t p = 0; p + sl <= s->len; p++)
             if (memcmp(s->buf + p, s->stops[i], sl) == 0) {
-                hit = s->buf + p;
+                s->hit = true;
+                emit = p;
                 break;
             }
-        if (hit) {
-            s->hit = true;
-            emit = (size_t)(hit - s->buf);
+        if (s->hit)
             break;
-        }
         /* keep a suffix that is a prefix of the stop string */
         for (size_t k = sl - 1; k > 0; k--)
             if (k <= s->len && memcmp(s->buf + s->len - k, s->stops[i], k) == 0) {
@@ -144,26 +168,10 @@ static void stopper_feed(struct stopper *s, const char *text, size_t len, json_t
                 break;
             }
     }
-    if (emit) {
-        if (out) {
-            fwrite(s->buf, 1, emit, stdout);
-            fflush(stdout);
-        }
-        if (acc) {
-            const char *old = json_string_value(acc);
-            size_t ol = json_string_length(acc);
-            char *joined = malloc(ol + emit + 1);
-            if (joined) {
-                memcpy(joined, old, ol);
-                memcpy(joined + ol, s->buf, emit);
-                json_string_setn_nocheck(acc, joined, ol + emit);
-                free(joined);
-            }
-        }
-    }
-    if (s->hit)
+    stopper_emit(s, s->buf, emit);
+    if (s->hit) {
         s->len = 0;
-    else {
+    } else {
         memmove(s->buf, s->buf + emit, s->len - emit);
         s->len -= emit;
     }
@@ -288,9 +296,8 @@ int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args)
     inf_tok_stream_init(&stream, tok, 0);
     int n_stops = 0;
     const char *const *stops = inf_cli_values(args, "stop", &n_stops);
-    struct stopper stopper = {stops, n_stops, NULL, 0, 0, false};
-    json_t *text_acc = json ? json_string("") : NULL;
-    bool show = !json && !ids;
+    struct stopper stopper = {
+        .stops = stops, .n_stops = n_stops, .show = !json && !ids, .keep = json};
     int32_t n_past = (int32_t)prompt_ids.n;
     double t_gen0 = now_ms();
     for (long long i = 0; n_predict < 0 || i < n_predict; i++) {
@@ -312,7 +319,7 @@ int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args)
         const char *piece;
         size_t plen;
         if (inf_tok_stream_push(&stream, t, &piece, &plen, &err) == INF_OK && plen)
-            stopper_feed(&stopper, piece, plen, text_acc, show);
+            stopper_feed(&stopper, piece, plen);
         if (stopper.hit) {
             finish = "stop";
             break;
@@ -334,22 +341,9 @@ int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args)
         const char *piece;
         size_t plen;
         if (inf_tok_stream_flush(&stream, &piece, &plen, &err) == INF_OK && plen)
-            stopper_feed(&stopper, piece, plen, text_acc, show);
+            stopper_feed(&stopper, piece, plen);
         /* whatever was held for a possible stop string is text after all */
-        if (stopper.len) {
-            if (show)
-                fwrite(stopper.buf, 1, stopper.len, stdout);
-            if (text_acc) {
-                size_t ol = json_string_length(text_acc);
-                char *joined = malloc(ol + stopper.len + 1);
-                if (joined) {
-                    memcpy(joined, json_string_value(text_acc), ol);
-                    memcpy(joined + ol, stopper.buf, stopper.len);
-                    json_string_setn_nocheck(text_acc, joined, ol + stopper.len);
-                    free(joined);
-                }
-            }
-        }
+        stopper_emit(&stopper, stopper.buf, stopper.len);
     }
     double gen_ms = now_ms() - t_gen0;
     inf_tok_stream_release(&stream);
@@ -365,13 +359,14 @@ int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args)
             json_array_append_new(pj, json_integer(prompt_ids.ids[i]));
         for (size_t i = 0; i < gen_ids.n; i++)
             json_array_append_new(gj, json_integer(gen_ids.ids[i]));
-        json_t *o = json_pack(
-            "{s:o, s:o, s:o, s:s, s:{s:f, s:f, s:I, s:f, s:I, s:f, s:f, s:f}}", "prompt_ids", pj,
-            "generated_ids", gj, "text", text_acc, "finish_reason", finish, "timings", "load_ms",
-            tm.load_ms, "prompt_ms", tm.prompt_ms, "prompt_tokens", (json_int_t)tm.n_prompt,
-            "gen_ms", tm.gen_ms, "gen_tokens", (json_int_t)tm.n_gen, "prompt_tokens_per_s", pp_ts,
-            "gen_tokens_per_s", tg_ts, "wall_gen_ms", gen_ms);
-        text_acc = NULL;
+        json_t *o =
+            json_pack("{s:o, s:o, s:o, s:s, s:{s:f, s:f, s:I, s:f, s:I, s:f, s:f, s:f}}",
+                      "prompt_ids", pj, "generated_ids", gj, "text",
+                      json_stringn_nocheck(stopper.text ? stopper.text : "", stopper.text_len),
+                      "finish_reason", finish, "timings", "load_ms", tm.load_ms, "prompt_ms",
+                      tm.prompt_ms, "prompt_tokens", (json_int_t)tm.n_prompt, "gen_ms", tm.gen_ms,
+                      "gen_tokens", (json_int_t)tm.n_gen, "prompt_tokens_per_s", pp_ts,
+                      "gen_tokens_per_s", tg_ts, "wall_gen_ms", gen_ms);
         char *s = o ? json_dumps(o, JSON_ENSURE_ASCII) : NULL;
         if (s)
             printf("%s\n", s);
@@ -381,7 +376,7 @@ int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args)
         if (ids || gen_ids.n)
             printf("\n");
     }
-    json_decref(text_acc);
+    free(stopper.text);
     fflush(stdout);
     fprintf(stderr,
             "\nprompt: %lld tokens in %.1f ms (%.2f t/s) | generation: %lld tokens in %.1f ms "

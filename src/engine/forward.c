@@ -17,9 +17,10 @@
 #include "engine/ops.h"
 #include "inferno/kernels.h"
 
-/* Rotate the first n_rot dimensions of each of n_heads heads at position pos. */
-static void rope(const struct inf__hparams *hp, const float *freq_factors, float *x, int n_heads,
-                 int32_t pos, float *cache)
+/* Rotate Q (n_head heads) and K (n_head_kv heads) of one token at position pos: the cos/sin
+ * cache is built once and used for both. */
+static void rope_qk(const struct inf__hparams *hp, const float *freq_factors, float *q, float *k,
+                    int32_t pos, float *cache)
 {
     struct inf_rope_params p = {
         .n_rot = hp->n_rot,
@@ -32,9 +33,11 @@ static void rope(const struct inf__hparams *hp, const float *freq_factors, float
         .beta_fast = hp->yarn_beta_fast,
         .beta_slow = hp->yarn_beta_slow,
     };
+    enum inf_rope_mode mode =
+        hp->rope_pairing == INF_ROPE_NEOX ? INF_ROPE_MODE_NEOX : INF_ROPE_MODE_NORM;
     inf_rope_cache(&p, pos, cache);
-    inf_rope(hp->rope_pairing == INF_ROPE_NEOX ? INF_ROPE_MODE_NEOX : INF_ROPE_MODE_NORM, x,
-             n_heads, hp->head_dim, hp->n_rot, cache);
+    inf_rope(mode, q, hp->n_head, hp->head_dim, hp->n_rot, cache);
+    inf_rope(mode, k, hp->n_head_kv, hp->head_dim, hp->n_rot, cache);
 }
 
 /* Attention of token t over the cells of its sequence (positions <= its own).
@@ -120,8 +123,7 @@ void inf__forward_chunk(struct inf_context *ctx, int n, const inf_token *tokens,
                                   hp->rms_eps, k + (size_t)h * hd);
             }
             const float *ff = m->rope_freqs.data ? (const float *)m->rope_freqs.data : NULL;
-            rope(hp, ff, q, hp->n_head, ctx->b_pos[t], s->rope_cache);
-            rope(hp, ff, k, hp->n_head_kv, ctx->b_pos[t], s->rope_cache);
+            rope_qk(hp, ff, q, k, ctx->b_pos[t], s->rope_cache);
             inf__kv_store(ctx, il, ctx->b_cell[t], k, v);
         }
         for (int t = 0; t < n; t++)

@@ -12,12 +12,15 @@
 
 #include "inferno/gguf.h"
 #include "inferno/kernels.h"
+#include "inferno/log.h"
 #include "inferno/tokenizer.h"
 
 inf_status inf__g_open(const char *path, const struct inf_model_params *params,
                        struct inf_gguf **out, struct inf_error *err)
 {
-    (void)params; /* the reader maps the file read-only; use_mmap=false is not offered yet */
+    /* The reader always maps the file read-only; reading it into memory is not built yet. */
+    if (!params->use_mmap)
+        INF_LOG_WARN("engine", "use_mmap = false is not available yet; mapping '%s'", path);
     inf_status st = inf_gguf_open_file(path, out, err);
     if (st)
         return st;

@@ -2,6 +2,7 @@
 #include "engine/ops.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "inferno/kernels.h"
@@ -123,10 +124,6 @@ size_t inf__act_bytes(const struct inf_model *m, int n_rows_max)
 {
     const struct inf__hparams *hp = &m->hp;
     size_t best = 0;
-    const struct inf__tensor *ts[] = {&m->output};
-    int64_t widest = hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd;
-    if ((int64_t)hp->n_head * hp->head_dim > widest)
-        widest = (int64_t)hp->n_head * hp->head_dim;
     /* the largest vec_dot_type row over all weight types used, at the widest input */
     for (int i = 0; i < hp->n_layer; i++) {
         const struct inf__layer *L = &m->layers[i];
@@ -138,7 +135,6 @@ size_t inf__act_bytes(const struct inf_model *m, int n_rows_max)
                 best = s;
         }
     }
-    size_t s = inf_matmul_act_size((enum inf_type)ts[0]->type, ts[0]->ne[0], n_rows_max);
-    (void)widest;
+    size_t s = inf_matmul_act_size((enum inf_type)m->output.type, m->output.ne[0], n_rows_max);
     return s > best ? s : best;
 }

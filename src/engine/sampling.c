@@ -10,6 +10,7 @@ struct cand {
     inf_token id;
     float logit;
     float p;
+    float key; /* typical-p: distance of -log p from the entropy */
 };
 
 struct inf_sampler {
@@ -156,6 +157,16 @@ static int by_logit_desc(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
+static int by_key_asc(const void *a, const void *b)
+{
+    const struct cand *x = a, *y = b;
+    if (x->key < y->key)
+        return -1;
+    if (x->key > y->key)
+        return 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
 /* Softmax over cands[0..n) (sorted descending) into .p. */
 static void softmax(struct cand *c, size_t n)
 {
@@ -260,18 +271,11 @@ inf_token inf_sampler_sample(struct inf_sampler *s, const float *logits)
         for (size_t i = 0; i < n; i++)
             if (c[i].p > 0)
                 ent -= c[i].p * log((double)c[i].p);
-        /* sort by |−log p − H| ascending, keep the smallest set with mass >= typical_p */
-        struct cand *tmp = c;
-        for (size_t i = 1; i < n; i++) {
-            struct cand x = tmp[i];
-            double dx = fabs(-log(x.p > 0 ? x.p : 1e-30) - ent);
-            size_t j = i;
-            while (j > 0 && fabs(-log(tmp[j - 1].p > 0 ? tmp[j - 1].p : 1e-30) - ent) > dx) {
-                tmp[j] = tmp[j - 1];
-                j--;
-            }
-            tmp[j] = x;
-        }
+        /* sort by |-log p - H| ascending (O(n log n): top_k may be off), keep the smallest set
+           with mass >= typical_p */
+        for (size_t i = 0; i < n; i++)
+            c[i].key = (float)fabs(-log(c[i].p > 0 ? (double)c[i].p : 1e-30) - ent);
+        qsort(c, n, sizeof(*c), by_key_asc);
         double cum = 0;
         size_t keep = n;
         for (size_t i = 0; i < n; i++) {

@@ -16,11 +16,6 @@
 #include "inferno/model_file.h"
 #include "inferno/models.h"
 
-const char *inf_model_file_type_name(uint32_t ftype)
-{
-    return inf_llama_ftype_name(ftype);
-}
-
 static inf_status probe_gguf(const char *path, struct inf_model_summary *s, struct inf_error *err)
 {
     struct inf_gguf *g;
@@ -43,7 +38,7 @@ static inf_status probe_gguf(const char *path, struct inf_model_summary *s, stru
             best = t;
     snprintf(s->dominant_type, sizeof(s->dominant_type), "%s",
              best >= 0 ? inf__g_type_name(best) : "");
-    const char *ft = inf__g_u32(g, "general.file_type", &v) ? inf_model_file_type_name(v) : NULL;
+    const char *ft = inf__g_u32(g, "general.file_type", &v) ? inf_llama_ftype_name(v) : NULL;
     snprintf(s->file_type, sizeof(s->file_type), "%s", ft ? ft : "");
     snprintf(key, sizeof(key), "%s.context_length", s->architecture);
     s->context_length = inf__g_u32(g, key, &v) ? v : 0;
