@@ -1,0 +1,239 @@
+/*
+ * server/sched.h - the server's engine side: one engine thread per loaded model owns the model's
+ * context and its slots and runs the continuous-batching loop; HTTP workers talk to it only
+ * through tasks (submit, read events, cancel). Nothing here touches a socket.
+ *
+ * Threads:
+ *   - HTTP workers parse and validate requests, apply the chat template and tokenize (the
+ *     tokenizer and the model are read-only and shared), then srv_task_submit() and read the
+ *     task's events with srv_task_next() until SRV_EV_DONE or SRV_EV_ERROR.
+ *   - The engine thread waits for work, admits queued tasks into free slots (choosing the slot
+ *     whose cached tokens share the longest prefix with the prompt), and each step builds one
+ *     inf_batch holding the next token of every generating slot plus chunks of waiting prompts,
+ *     decodes it, samples, and pushes events to each task's queue.
+ *
+ * Slots: n_parallel slots share one context of n_ctx cells; each slot is one KV sequence and
+ * may hold at most n_ctx / n_parallel cells (srv_engine_slot_ctx()). A prompt longer than that
+ * fails with SRV_EV_ERROR (http_status 400, message giving both numbers); generation that
+ * reaches the slot's end finishes with SRV_FINISH_LENGTH.
+ */
+#ifndef INFERNO_SERVER_SCHED_H
+#define INFERNO_SERVER_SCHED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "inferno/engine.h"
+#include "inferno/sampling.h"
+#include "inferno/status.h"
+
+#define SRV_MAX_TOP_LOGPROBS 20
+#define SRV_MAX_STOP 16
+
+struct srv_engine;
+struct srv_task;
+
+/* ---- engine ---------------------------------------------------------------------------- */
+
+struct srv_engine_params {
+    const char *model_path;
+    const char *model_id; /* the name clients use in "model" */
+    uint32_t n_ctx;       /* total KV cells shared by the slots */
+    int n_parallel;       /* slots (KV sequences), 1..64 */
+    uint32_t n_batch;     /* most tokens per forward pass */
+    int n_threads;        /* 0 = physical cores */
+    enum inf_kv_type kv_type;
+    int queue_size;       /* tasks waiting for a slot before submit answers INF_ELIMIT */
+    bool use_mmap, use_mlock;
+};
+
+/* Load the model, create the context and start the engine thread. */
+inf_status srv_engine_start(const struct srv_engine_params *p, struct srv_engine **out,
+                            struct inf_error *err);
+/*
+ * Stop the engine: no new tasks are admitted (submit answers INF_ECANCELED); running tasks may
+ * finish until drain_ms has passed, then every task still running or queued is cancelled
+ * (SRV_EV_DONE with SRV_FINISH_CANCELLED). Joins the thread and frees everything once the
+ * last task reference is released.
+ */
+void srv_engine_stop(struct srv_engine *e, int drain_ms);
+
+/* Read-only views, valid while the engine lives; safe from any thread. */
+const struct inf_model *srv_engine_model(const struct srv_engine *e);
+const struct inf_tokenizer *srv_engine_tokenizer(const struct srv_engine *e);
+const char *srv_engine_model_id(const struct srv_engine *e);
+uint32_t srv_engine_slot_ctx(const struct srv_engine *e); /* cells per slot */
+int srv_engine_n_parallel(const struct srv_engine *e);
+/* true while no task is running or queued (used by the LRU unloader). */
+bool srv_engine_idle(const struct srv_engine *e);
+
+/* Latency histogram with fixed upper bounds in seconds (Prometheus style, cumulative on output). */
+#define SRV_HIST_BUCKETS 14
+extern const double srv_hist_bounds[SRV_HIST_BUCKETS]; /* 0.005 .. 60 s; +Inf implied */
+struct srv_hist {
+    uint64_t count[SRV_HIST_BUCKETS + 1]; /* per bucket (not cumulative), last = +Inf */
+    double sum;
+    uint64_t n;
+};
+
+struct srv_engine_stats {
+    int slots_total, slots_busy;
+    int queue_depth;
+    uint32_t kv_cells_total, kv_cells_used;
+    uint64_t prompt_tokens_total;    /* processed by decode (cached prefixes not counted) */
+    uint64_t cached_tokens_total;    /* prompt tokens reused from a slot's cache */
+    uint64_t generated_tokens_total;
+    uint64_t tasks_total, tasks_cancelled;
+    double load_ms;
+    struct srv_hist ttft;      /* submit -> first generated token */
+    struct srv_hist per_token; /* between generated tokens of one task */
+};
+/* A consistent snapshot (taken under the engine's lock). */
+void srv_engine_stats(struct srv_engine *e, struct srv_engine_stats *out);
+
+/* ---- tasks ----------------------------------------------------------------------------- */
+
+enum srv_task_kind {
+    SRV_TASK_COMPLETION, /* generate after a prompt */
+    SRV_TASK_EMBEDDING,  /* pooled embedding of the prompt (normalised, L2) */
+};
+
+struct srv_task_params {
+    enum srv_task_kind kind;
+    const inf_token *prompt; /* copied by submit */
+    int32_t n_prompt;        /* >= 1 */
+    int32_t max_tokens;      /* < 0: until EOG or the slot's end; 0: no generation */
+    struct inf_sampler_params sampling; /* logit_bias copied by submit */
+    bool ignore_eos;
+    const char *const *stop; /* stop strings (copied), at most SRV_MAX_STOP */
+    int n_stop;
+    /* logprobs of generated tokens: log-softmax of the model's raw logits */
+    bool logprobs;
+    int top_logprobs;       /* 0..SRV_MAX_TOP_LOGPROBS alternatives per token */
+    bool prompt_logprobs;   /* also the prompt tokens' logprobs (completions echo); disables
+                               prefix reuse for this task, since every position is scored */
+    enum inf_pooling pooling; /* EMBEDDING: INF_POOL_NONE = the model's (mean when undeclared) */
+};
+
+enum srv_event_type {
+    SRV_EV_TEXT,            /* text released by one step, with the tokens that made it */
+    SRV_EV_PROMPT_LOGPROBS, /* once, before any TEXT, when prompt_logprobs was asked */
+    SRV_EV_EMBEDDING,       /* EMBEDDING tasks: the vector, then DONE */
+    SRV_EV_DONE,            /* last event of a task that ran */
+    SRV_EV_ERROR,           /* last event of a task that failed (nothing else follows) */
+};
+
+enum srv_finish {
+    SRV_FINISH_STOP,      /* end-of-generation token or a stop string */
+    SRV_FINISH_LENGTH,    /* max_tokens or the slot's context end */
+    SRV_FINISH_CANCELLED, /* srv_task_cancel or engine stop */
+};
+
+struct srv_top_logprob {
+    inf_token id;
+    float logprob;
+};
+
+struct srv_token_info {
+    inf_token id;
+    float logprob; /* NAN for the first prompt token (nothing predicts it) */
+    int32_t n_top;
+    struct srv_top_logprob top[SRV_MAX_TOP_LOGPROBS]; /* best first */
+};
+
+struct srv_usage {
+    int32_t prompt_tokens;
+    int32_t cached_tokens; /* of prompt_tokens, reused from the slot's cache */
+    int32_t completion_tokens;
+    double ttft_ms, gen_ms; /* submit -> first token; first token -> done */
+};
+
+struct srv_event {
+    enum srv_event_type type;
+    /* TEXT: newly visible UTF-8 text (stop strings and any text that may still become one are
+       withheld; a stop string itself is never released). May be empty (len 0, non-NULL). */
+    char *text;
+    size_t text_len;
+    /* TEXT: the tokens sampled in this step (one, normally), logprob fields filled when asked.
+       PROMPT_LOGPROBS: one entry per prompt token. */
+    struct srv_token_info *tokens;
+    int32_t n_tokens;
+    /* EMBEDDING */
+    float *embedding;
+    int32_t n_embd;
+    /* DONE */
+    enum srv_finish finish;
+    struct srv_usage usage;
+    /* ERROR: an HTTP status that fits (400 context overflow, 500 engine failure, 503 stopping) */
+    int http_status;
+    char message[INF_ERROR_MSG_MAX];
+};
+
+/*
+ * Queue a task. INF_ELIMIT when the wait queue is full (HTTP: 503 with Retry-After),
+ * INF_ECANCELED when the engine is stopping, INF_EINVAL for bad parameters (message says which).
+ * On success *out holds one reference for the caller.
+ */
+inf_status srv_task_submit(struct srv_engine *e, const struct srv_task_params *p,
+                           struct srv_task **out, struct inf_error *err);
+
+/*
+ * Next event, waiting up to timeout_ms (< 0: forever). Returns false on timeout. The event's
+ * buffers belong to the caller: free them with srv_event_clear. After DONE or ERROR no more
+ * events come.
+ */
+bool srv_task_next(struct srv_task *t, struct srv_event *ev, int timeout_ms);
+void srv_event_clear(struct srv_event *ev);
+
+/* Ask the engine to drop the task; its slot is freed at the next step. Idempotent, any thread. */
+void srv_task_cancel(struct srv_task *t);
+/* Drop the caller's reference (cancels the task first if it has not finished). */
+void srv_task_release(struct srv_task *t);
+
+/* ---- models ---------------------------------------------------------------------------- */
+
+/*
+ * The set of models the server can serve and the engines currently loaded: at most
+ * max_loaded stay loaded; loading one more unloads the least recently used idle engine.
+ */
+struct srv_models;
+
+struct srv_model_entry {
+    char id[256];   /* what clients put in "model" */
+    char path[4096];
+    int64_t created; /* file mtime, for /v1/models */
+    bool loaded;
+};
+
+struct srv_models_params {
+    const char *const *model_paths; /* from -m / config, served under their file stem */
+    int n_model_paths;
+    const char *models_dir;         /* any model found there (may be NULL) */
+    int max_loaded;
+    struct srv_engine_params engine; /* template: model_path / model_id are filled per model */
+};
+
+inf_status srv_models_new(const struct srv_models_params *p, struct srv_models **out,
+                          struct inf_error *err);
+void srv_models_free(struct srv_models *m, int drain_ms);
+
+/* Snapshot of the servable models (caller frees *out with free()). */
+inf_status srv_models_list(struct srv_models *m, struct srv_model_entry **out, size_t *n,
+                           struct inf_error *err);
+/*
+ * The engine for a model id (NULL or "" = the first/default model), loading it on first use.
+ * INF_ENOTFOUND (404) for an unknown id. The engine is pinned until srv_models_unpin().
+ */
+inf_status srv_models_acquire(struct srv_models *m, const char *id, struct srv_engine **out,
+                              struct inf_error *err);
+void srv_models_unpin(struct srv_models *m, struct srv_engine *e);
+
+enum srv_health { SRV_HEALTH_OK, SRV_HEALTH_LOADING, SRV_HEALTH_ERROR };
+enum srv_health srv_models_health(struct srv_models *m);
+
+/* Call fn for each loaded engine (for /health and /metrics), under the models lock. */
+void srv_models_each_loaded(struct srv_models *m, void (*fn)(struct srv_engine *e, void *user),
+                            void *user);
+
+#endif
