@@ -342,7 +342,12 @@ static void test_act_quant_exact(void)
                     for (int64_t i = 0; i < n; i++)
                         x[i] = (float)((int)(rng_u64() % 255) - 127) * 0.5f;
                 const size_t bytes = inf_type_row_size(at, n);
-                inf_type_get(at)->from_float_ref(x, a, n);
+                if (at == INF_TYPE_Q8_0)
+                    inf__act_q8_0_ref(x, a, n);
+                else if (at == INF_TYPE_Q8_1)
+                    inf__act_q8_1_ref(x, a, n);
+                else
+                    inf_type_get(at)->from_float_ref(x, a, n);
                 memset(b, 0x5a, bytes);
                 levels[li]->quantize_act[at](x, b, n);
                 if (memcmp(a, b, bytes) != 0)
@@ -352,6 +357,20 @@ static void test_act_quant_exact(void)
                     t__passed++;
             }
         }
+    }
+    /* Values derived by hand: amax 127 gives the inverse scale 1, so each value rounds on its
+     * own, ties to even (llama.cpp's run-time quantizer), where the file quantizer rounds them
+     * away from zero. */
+    float blk[32] = {127.0f, 63.5f, 62.5f, -0.5f, 1.5f, -2.5f, 0.49f, -126.5f};
+    const int8_t want[8] = {127, 64, 62, 0, 2, -2, 0, -126};
+    for (int li = 0; li < n_levels; li++) {
+        struct inf_block_q8_0 q;
+        levels[li]->quantize_act[INF_TYPE_Q8_0](blk, &q, 32);
+        if (memcmp(q.qs, want, sizeof(want)) != 0 || inf_fp16_to_fp32(q.d) != 1.0f)
+            T__FAIL("%s: hand-derived Q8_0 activation block differs",
+                    inf_cpu_level_name(levels[li]->level));
+        else
+            t__passed++;
     }
     free(x);
     free(a);

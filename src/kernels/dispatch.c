@@ -146,8 +146,8 @@ void inf__kern_init_ref(struct inf__kern *k)
     W(INF_TYPE_Q6_K, q6_K);
 #undef W
     k->quantize_act[INF_TYPE_F32] = inf__from_float_f32_ref;
-    k->quantize_act[INF_TYPE_Q8_0] = inf__from_float_q8_0_ref;
-    k->quantize_act[INF_TYPE_Q8_1] = inf__from_float_q8_1_ref;
+    k->quantize_act[INF_TYPE_Q8_0] = inf__act_q8_0_ref;
+    k->quantize_act[INF_TYPE_Q8_1] = inf__act_q8_1_ref;
     k->quantize_act[INF_TYPE_Q8_K] = inf__from_float_q8_K_ref;
     for (int t = 0; t < INF_TYPE_COUNT; t++) {
         const struct inf_type_traits *tr = inf_type_get((enum inf_type)t);

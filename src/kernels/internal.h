@@ -102,6 +102,15 @@ INF__REF_CONV(q8_K)
 
 /* Reference dot product of one weight row with one activation row (vec_dot_type). */
 typedef float (*inf__vec_dot_fn)(int64_t n, const void *w, const void *a);
+/*
+ * Activation quantizers (the rows a matrix product multiplies the weights with). They differ
+ * from the file quantizers above in two details, as llama.cpp's run-time x86 quantizer does:
+ * the inverse scale is 127/amax (not 1/(amax/127)) and ties round to even. Every SIMD level
+ * produces exactly these bytes, so the products match llama.cpp's to the last bit more often.
+ */
+void inf__act_q8_0_ref(const float *x, void *y, int64_t n);
+void inf__act_q8_1_ref(const float *x, void *y, int64_t n);
+
 inf__vec_dot_fn inf__vec_dot_ref(enum inf_type wtype);
 /* The reference gemm: loops over inf__vec_dot_ref. */
 void inf__gemm_ref(enum inf_type wtype, int64_t n, const void *w, size_t ldw, const void *a,

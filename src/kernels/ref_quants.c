@@ -264,6 +264,49 @@ void inf__from_float_q8_0_ref(const float *x, void *vy, int64_t n)
     }
 }
 
+/* Round half to even without depending on the FPU's rounding mode. */
+static float round_even(float v)
+{
+    float r = roundf(v);
+    if (fabsf(v - truncf(v)) == 0.5f && fmodf(r, 2.0f) != 0.0f)
+        r -= copysignf(1.0f, v);
+    return r;
+}
+
+static void act_q8_legacy(const float *x, uint8_t *out, int64_t n, int with_sum)
+{
+    const size_t bs = with_sum ? sizeof(struct inf_block_q8_1) : sizeof(struct inf_block_q8_0);
+    for (int64_t i = 0; i < n / 32; i++, x += 32, out += bs) {
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++)
+            amax = MAX(amax, fabsf(x[j]));
+        const float d = amax / 127.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        int8_t *qs = (int8_t *)(out + (with_sum ? 4 : 2));
+        int sum = 0;
+        for (int j = 0; j < 32; j++) {
+            qs[j] = (int8_t)round_even(x[j] * id);
+            sum += qs[j];
+        }
+        const inf_fp16 dh = inf_fp32_to_fp16(d);
+        memcpy(out, &dh, 2);
+        if (with_sum) {
+            const inf_fp16 sh = inf_fp32_to_fp16((float)sum * d);
+            memcpy(out + 2, &sh, 2);
+        }
+    }
+}
+
+void inf__act_q8_0_ref(const float *x, void *y, int64_t n)
+{
+    act_q8_legacy(x, y, n, 0);
+}
+
+void inf__act_q8_1_ref(const float *x, void *y, int64_t n)
+{
+    act_q8_legacy(x, y, n, 1);
+}
+
 void inf__to_float_q8_0_ref(const void *vx, float *y, int64_t n)
 {
     const struct inf_block_q8_0 *x = vx;

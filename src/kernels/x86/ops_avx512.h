@@ -21,15 +21,6 @@ static inline __mmask16 z_tail(int64_t left)
                        : (__mmask16)((1u << left) - 1);
 }
 
-static inline __m512 z_roundf(__m512 v)
-{
-    const __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    const __m512 frac = _mm512_sub_ps(v, t);
-    const __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(frac), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
-    const __m512 one = _mm512_or_ps(_mm512_and_ps(v, _mm512_set1_ps(-0.0f)), _mm512_set1_ps(1.0f));
-    return _mm512_mask_add_ps(t, up, t, one);
-}
-
 static INF__ALWAYS_INLINE void z_quant_q8_legacy(const float *x, void *vy, int64_t n,
                                                  const int with_sum)
 {
@@ -39,11 +30,13 @@ static INF__ALWAYS_INLINE void z_quant_q8_legacy(const float *x, void *vy, int64
         const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
         const float amax =
             _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-        const float d = amax / ((1 << 7) - 1);
-        const float id = d ? 1.0f / d : 0.0f;
+        const float d = amax / 127.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f; /* see inf__act_q8_0_ref */
         const __m512 vid = _mm512_set1_ps(id);
-        const __m512i q0 = _mm512_cvttps_epi32(z_roundf(_mm512_mul_ps(v0, vid)));
-        const __m512i q1 = _mm512_cvttps_epi32(z_roundf(_mm512_mul_ps(v1, vid)));
+        const __m512i q0 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v0, vid),
+                                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m512i q1 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v1, vid),
+                                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         const inf_fp16 dh = inf_fp32_to_fp16(d);
         memcpy(out, &dh, 2);
         uint8_t *qs = out + (with_sum ? 4 : 2);

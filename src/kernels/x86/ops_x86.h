@@ -21,16 +21,6 @@
 #include "kernels/x86/kern_x86.h"
 
 /* roundf() lane by lane: exact, ties away from zero (|v| < 2^23). */
-static inline __m256 x86_roundf(__m256 v)
-{
-    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    const __m256 frac = _mm256_sub_ps(v, t);
-    const __m256 sign = _mm256_and_ps(v, _mm256_set1_ps(-0.0f));
-    const __m256 absf = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), frac);
-    const __m256 up = _mm256_cmp_ps(absf, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
-    return _mm256_add_ps(t, _mm256_and_ps(up, _mm256_or_ps(sign, _mm256_set1_ps(1.0f))));
-}
-
 /* 32 int32 lanes (4 vectors, values within int8) to 32 bytes in order. */
 static inline __m256i x86_pack32(__m256i i0, __m256i i1, __m256i i2, __m256i i3)
 {
@@ -54,12 +44,13 @@ static INF__ALWAYS_INLINE void x86_quant_q8_legacy(const float *x, void *vy, int
             m = _mm256_max_ps(m, _mm256_andnot_ps(nz, v[k]));
         }
         const float amax = x86_hmax_ps(m);
-        const float d = amax / ((1 << 7) - 1);
-        const float id = d ? 1.0f / d : 0.0f;
+        const float d = amax / 127.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f; /* see inf__act_q8_0_ref */
         const __m256 vid = _mm256_set1_ps(id);
         __m256i q[4];
         for (int k = 0; k < 4; k++)
-            q[k] = _mm256_cvttps_epi32(x86_roundf(_mm256_mul_ps(v[k], vid)));
+            q[k] = _mm256_cvtps_epi32(_mm256_round_ps(
+                _mm256_mul_ps(v[k], vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
         const inf_fp16 dh = inf_fp32_to_fp16(d);
         memcpy(out, &dh, 2);
         _mm256_storeu_si256((__m256i *)(void *)(out + (with_sum ? 4 : 2)),
