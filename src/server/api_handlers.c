@@ -20,7 +20,7 @@
 
 #define WAIT_SLICE_MS 100 /* longest wait between two checks of the client's socket */
 
-/* ---- small helpers ------------------------------------------------------------------------ */
+/* ---- small helpers -------------------------------------------------------------------------- */
 
 struct buf {
     char *d;
@@ -74,7 +74,7 @@ static const char *finish_name(enum srv_finish f)
     return f == SRV_FINISH_LENGTH ? "length" : "stop";
 }
 
-/* ---- engines ------------------------------------------------------------------------------- */
+/* ---- engines -------------------------------------------------------------------------------- */
 
 struct eng {
     struct srv_models *models;
@@ -207,7 +207,7 @@ static char *render_chat(struct http_req *r, struct eng *g, json_t *messages, si
     return out;
 }
 
-/* ---- tasks and their results -------------------------------------------------------------- */
+/* ---- tasks and their results ---------------------------------------------------------------- */
 
 struct choice {
     struct srv_task *task;
@@ -340,14 +340,17 @@ static void absorb(struct choice *c, struct srv_event *ev)
  */
 static bool wait_all(struct http_req *r, struct choice *c, size_t n)
 {
+    double next_check = http_now() + WAIT_SLICE_MS / 1000.0;
     for (size_t i = 0; i < n; i++) {
         while (!c[i].done) {
             struct srv_event ev;
             memset(&ev, 0, sizeof(ev));
             if (srv_task_next(c[i].task, &ev, WAIT_SLICE_MS)) {
                 absorb(&c[i], &ev);
-                continue;
+                if (http_now() < next_check)
+                    continue;
             }
+            next_check = http_now() + WAIT_SLICE_MS / 1000.0;
             if (http_conn_gone(r)) {
                 INF_LOG_INFO("http", "request %s: client disconnected; cancelling", r->req_id);
                 cancel_all(c, n);
@@ -378,7 +381,7 @@ static bool reply_failure(struct http_req *r, struct choice *c, size_t n)
     return false;
 }
 
-/* ---- logprob shapes -------------------------------------------------------------------------- */
+/* ---- logprob shapes ------------------------------------------------------------------------- */
 
 static json_t *bytes_json(const char *p, size_t n)
 {
@@ -426,7 +429,8 @@ static json_t *chat_logprobs(const struct inf_tokenizer *tok, const struct srv_t
 /* Legacy completions shape, appended to: tokens, token_logprobs, top_logprobs, text_offset. */
 struct legacy_lp {
     json_t *tokens, *lps, *tops, *offs;
-    size_t offset; /* characters */
+    size_t offset;    /* characters */
+    bool strip_space; /* the first piece's leading space is not in the text (SPM prefix) */
 };
 
 static void legacy_init(struct legacy_lp *l, size_t offset)
@@ -436,6 +440,7 @@ static void legacy_init(struct legacy_lp *l, size_t offset)
     l->tops = json_array();
     l->offs = json_array();
     l->offset = offset;
+    l->strip_space = false;
 }
 
 static void legacy_add(struct legacy_lp *l, const struct inf_tokenizer *tok,
@@ -461,7 +466,13 @@ static void legacy_add(struct legacy_lp *l, const struct inf_tokenizer *tok,
             json_array_append_new(l->tops, d);
         }
         json_array_append_new(l->offs, json_integer((json_int_t)l->offset));
-        l->offset += n_chars(p ? p : "", len);
+        size_t chars = n_chars(p ? p : "", len);
+        if (len && l->strip_space) {
+            if (p[0] == ' ')
+                chars--;
+            l->strip_space = false;
+        }
+        l->offset += chars;
     }
 }
 
@@ -488,8 +499,7 @@ static json_t *usage_json(int32_t prompt, int32_t cached, int32_t completion)
     return u;
 }
 
-/* ---- SSE streams ------------------------------------------------------------------------------
- */
+/* ---- SSE streams ---------------------------------------------------------------------------- */
 
 struct stream_choice {
     struct srv_task *task;
@@ -520,6 +530,7 @@ struct http_stream {
     struct buf out;
     size_t out_off;
     bool finished;
+    double next_check; /* next look at the socket while events keep coming */
 };
 
 static void stream_unref(struct http_stream *s)
@@ -695,6 +706,15 @@ static void stream_finish(struct http_stream *s)
 static bool stream_step(struct http_stream *s)
 {
     bool any = false;
+    if (http_now() >= s->next_check) {
+        s->next_check = http_now() + WAIT_SLICE_MS / 1000.0;
+        if (http_fd_gone(s->fd)) {
+            for (size_t i = 0; i < s->n; i++)
+                srv_task_cancel(s->c[i].task);
+            atomic_store(&s->aborted, true);
+            return false;
+        }
+    }
     for (size_t i = 0; i < s->n && !s->finished; i++) {
         struct stream_choice *c = &s->c[i];
         if (c->have_first) {
@@ -887,8 +907,7 @@ static bool start_stream(struct http_req *r, struct eng *g, struct choice *c, si
     return true;
 }
 
-/* ---- chat completions -------------------------------------------------------------------------
- */
+/* ---- chat completions ----------------------------------------------------------------------- */
 
 void api_chat(struct http_req *r)
 {
@@ -990,8 +1009,7 @@ out:
     api_chat_release(&q);
 }
 
-/* ---- completions ------------------------------------------------------------------------------
- */
+/* ---- completions ---------------------------------------------------------------------------- */
 
 void api_completions(struct http_req *r)
 {
@@ -1119,6 +1137,7 @@ void api_completions(struct http_req *r)
             struct legacy_lp l;
             legacy_init(&l, q.echo ? 0 : n_chars(texts[p], text_lens[p]));
             if (q.echo) {
+                l.strip_space = q.prompts[p].text && inf_tok_info(g.tok)->add_space_prefix;
                 if (c[k].ptoks) {
                     legacy_add(&l, g.tok, c[k].ptoks, (size_t)c[k].n_ptoks, q.logprobs);
                 } else { /* no prompt logprobs came: list the tokens without values */
@@ -1160,8 +1179,7 @@ out:
     api_completion_release(&q);
 }
 
-/* ---- embeddings -------------------------------------------------------------------------------
- */
+/* ---- embeddings ----------------------------------------------------------------------------- */
 
 void api_embeddings(struct http_req *r)
 {

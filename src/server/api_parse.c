@@ -14,7 +14,7 @@
 
 #include "server/api.h"
 
-/* ---- errors ------------------------------------------------------------------------------ */
+/* ---- errors --------------------------------------------------------------------------------- */
 
 const char *api_error_type(int status)
 {
@@ -23,8 +23,6 @@ const char *api_error_type(int status)
         return "authentication_error";
     case 403:
         return "permission_error";
-    case 404:
-        return "not_found_error";
     case 429:
         return "rate_limit_error";
     default:
@@ -58,7 +56,7 @@ json_t *api_error_json(const struct api_error *e)
     return root;
 }
 
-/* ---- UTF-8, ids, base64 ------------------------------------------------------------------- */
+/* ---- UTF-8, ids, base64 --------------------------------------------------------------------- */
 
 /* Length of the valid UTF-8 sequence at s[0..n), or 0 when it is not one. */
 static size_t utf8_seq(const unsigned char *s, size_t n)
@@ -196,7 +194,7 @@ char *api_base64(const unsigned char *d, size_t len)
     return out;
 }
 
-/* ---- body and field helpers --------------------------------------------------------------- */
+/* ---- body and field helpers ----------------------------------------------------------------- */
 
 json_t *api_parse_body(const char *data, size_t len, struct api_error *e)
 {
@@ -320,7 +318,7 @@ static bool check_known(json_t *o, const char *const *known, struct api_error *e
     return true;
 }
 
-/* ---- shared generation options ------------------------------------------------------------ */
+/* ---- shared generation options -------------------------------------------------------------- */
 
 static bool parse_stop(json_t *o, struct api_gen *g, struct api_error *e)
 {
@@ -501,7 +499,7 @@ static void gen_release(struct api_gen *g)
     memset(g, 0, sizeof(*g));
 }
 
-/* ---- chat ---------------------------------------------------------------------------------- */
+/* ---- chat ----------------------------------------------------------------------------------- */
 
 static const char *const chat_known[] = {
     "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
@@ -750,7 +748,7 @@ void api_chat_release(struct api_chat_req *r)
     r->messages = NULL;
 }
 
-/* ---- prompts: string | [string] | [int] | [[int]] ---------------------------------------- */
+/* ---- prompts: string | [string] | [int] | [[int]] ------------------------------------------- */
 
 static bool token_array(json_t *a, const char *param, struct api_prompt *p, struct api_error *e)
 {
@@ -841,7 +839,7 @@ static void prompts_release(struct api_prompt *p, size_t n)
     free(p);
 }
 
-/* ---- completions --------------------------------------------------------------------------- */
+/* ---- completions ---------------------------------------------------------------------------- */
 
 static const char *const completion_known[] = {"model",
                                                "prompt",
@@ -907,7 +905,7 @@ void api_completion_release(struct api_completion_req *r)
     r->n_prompts = 0;
 }
 
-/* ---- embeddings ---------------------------------------------------------------------------- */
+/* ---- embeddings ----------------------------------------------------------------------------- */
 
 static const char *const embedding_known[] = {"model",      "input", "encoding_format",
                                               "dimensions", "user",  NULL};
@@ -946,7 +944,7 @@ void api_embedding_release(struct api_embedding_req *r)
     r->n_inputs = 0;
 }
 
-/* ---- tokenize / detokenize / apply-template ---------------------------------------------- */
+/* ---- tokenize / detokenize / apply-template ------------------------------------------------- */
 
 bool api_parse_tokenize(json_t *o, struct api_tokenize_req *r, struct api_error *e)
 {

@@ -186,8 +186,7 @@ void http_untrack_task(struct http_server *s, struct srv_task *t)
     pthread_mutex_unlock(&s->lock);
 }
 
-/* ---- checks -----------------------------------------------------------------------------------
- */
+/* ---- checks --------------------------------------------------------------------------------- */
 
 static void sha256(const void *d, size_t n, unsigned char out[32])
 {
@@ -345,8 +344,24 @@ static enum MHD_Result send_response(struct http_req *r)
     return ret;
 }
 
-/* ---- MHD callbacks ----------------------------------------------------------------------------
+/* ---- MHD callbacks -------------------------------------------------------------------------- */
+
+/*
+ * Answer a request refused before its body was read. When the body is small (or absent) it is
+ * read and dropped first, so the connection stays usable (keep-alive); a body larger than the
+ * limit is not read at all: the answer goes out at once and libmicrohttpd closes the connection.
  */
+static enum MHD_Result reject(struct http_req *r)
+{
+    const char *cl =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    bool small = !te && (!cl || strtoull(cl, NULL, 10) <= r->srv->p.max_body_bytes);
+    if (small && r->status != 413)
+        return MHD_YES; /* sent by the final call */
+    return send_response(r);
+}
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
@@ -383,7 +398,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 find_route(url, "POST", &path_known);
             if (!path_known) {
                 http_reply_errorf(r, 404, NULL, "not_found", "no route for %s %.200s", method, url);
-                return send_response(r);
+                return reject(r);
             }
             /* preflight: no key needed; the browser sends none */
             http_reply_text(r, 204, "text/plain", "", 0);
@@ -399,7 +414,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                         "X-Stainless-Timeout");
                 MHD_add_response_header(r->resp, "Access-Control-Max-Age", "600");
             }
-            return send_response(r);
+            return reject(r);
         }
         r->route = find_route(url, method, &path_known);
         if (!r->route) {
@@ -411,7 +426,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             } else {
                 http_reply_errorf(r, 404, NULL, "not_found", "no route for %s %.200s", method, url);
             }
-            return send_response(r);
+            return reject(r);
         }
         int key = -1;
         if (s->n_keys && r->route->auth) {
@@ -420,11 +435,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 http_reply_errorf(r, 401, NULL, "invalid_api_key",
                                   "you didn't provide an API key: send it in the Authorization "
                                   "header as 'Bearer YOUR_KEY'");
-                return send_response(r);
+                return reject(r);
             }
             if (key < 0) {
                 http_reply_errorf(r, 401, NULL, "invalid_api_key", "incorrect API key provided");
-                return send_response(r);
+                return reject(r);
             }
         }
         if (s->p.rate_limit_rpm > 0 && r->route->id != ROUTE_HEALTH) {
@@ -451,12 +466,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 snprintf(ra, sizeof(ra), "%d", wait);
                 MHD_del_response_header(r->resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
                 MHD_add_response_header(r->resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
-                return send_response(r);
+                return reject(r);
             }
         }
         if (atomic_load(&s->stopping)) {
             http_reply_errorf(r, 503, NULL, "shutting_down", "the server is shutting down");
-            return send_response(r);
+            return reject(r);
         }
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -464,7 +479,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             http_reply_errorf(r, 413, NULL, "request_too_large",
                               "the request body is %s bytes; at most %zu are accepted", cl,
                               s->p.max_body_bytes);
-            return send_response(r);
+            return reject(r);
         }
         return MHD_YES;
     }
@@ -472,6 +487,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size) { /* body bytes */
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        if (r->resp) /* refused already: drop the body */
+            return MHD_YES;
         if (r->too_large || r->len + n > s->p.max_body_bytes) {
             r->too_large = true; /* chunked upload past the limit: read and drop the rest */
             free(r->body);
@@ -495,7 +512,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
 
-    if (r->resp || r->status) /* already answered */
+    if (r->resp) /* refused before the body: answer now */
+        return send_response(r);
+    if (r->status) /* already answered */
         return MHD_YES;
     if (r->too_large) {
         http_reply_errorf(r, 413, NULL, "request_too_large",
