@@ -21,6 +21,7 @@
 #include "server/http_internal.h"
 
 #define RATE_MAX_BUCKETS 4096
+#define HTTP_MAX_DISCARD ((unsigned long long)64 << 20) /* body bytes read only to be dropped */
 
 const int http_metric_status[HTTP_N_STATUS - 1] = {200, 204, 400, 401, 404, 405,
                                                    413, 429, 431, 500, 501, 503};
@@ -347,9 +348,10 @@ static enum MHD_Result send_response(struct http_req *r)
 /* ---- MHD callbacks -------------------------------------------------------------------------- */
 
 /*
- * Answer a request refused before its body was read. When the body is small (or absent) it is
- * read and dropped first, so the connection stays usable (keep-alive); a body larger than the
- * limit is not read at all: the answer goes out at once and libmicrohttpd closes the connection.
+ * Answer a request refused before its body was read. A body of up to HTTP_MAX_DISCARD bytes is
+ * read and dropped first, so that clients that send the whole body before reading (most do)
+ * see the answer and the connection stays usable; a larger one is not read at all: the answer
+ * goes out at once and libmicrohttpd closes the connection.
  */
 static enum MHD_Result reject(struct http_req *r)
 {
@@ -357,8 +359,8 @@ static enum MHD_Result reject(struct http_req *r)
         MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     const char *te =
         MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-    bool small = !te && (!cl || strtoull(cl, NULL, 10) <= r->srv->p.max_body_bytes);
-    if (small && r->status != 413)
+    bool small = !te && (!cl || strtoull(cl, NULL, 10) <= HTTP_MAX_DISCARD);
+    if (small)
         return MHD_YES; /* sent by the final call */
     return send_response(r);
 }
@@ -487,10 +489,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size) { /* body bytes */
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (r->resp) /* refused already: drop the body */
-            return MHD_YES;
-        if (r->too_large || r->len + n > s->p.max_body_bytes) {
-            r->too_large = true; /* chunked upload past the limit: read and drop the rest */
+        r->discarded += n;
+        if (r->resp || r->too_large || r->len + n > s->p.max_body_bytes) {
+            /* refused already, or a chunked upload past the limit: drop the rest, up to a
+               point; past it, close the connection */
+            if (r->discarded > HTTP_MAX_DISCARD + s->p.max_body_bytes)
+                return MHD_NO;
+            if (r->resp)
+                return MHD_YES;
+            r->too_large = true;
             free(r->body);
             r->body = NULL;
             r->len = r->cap = 0;

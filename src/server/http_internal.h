@@ -75,7 +75,8 @@ struct http_req {
     char *body;
     size_t len, cap;
     bool too_large;
-    bool counted; /* in_flight incremented */
+    unsigned long long discarded; /* body bytes received in all */
+    bool counted;                 /* in_flight incremented */
     double t0;
     const char *cors_origin; /* origin to allow in the response, or NULL */
     /* the response the handler produced */
