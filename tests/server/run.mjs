@@ -1,0 +1,32 @@
+// run.mjs - CTest entry point: node run.mjs --bin INFERNO --shared DIR [--gen GEN-SYNTHETIC]
+//           [--slow N] FILE.test.mjs...
+// Exits 77 (skip) when ../shared's test model or node_modules (npm ci --prefix tests/server) is
+// absent; otherwise runs the files with node's test runner, one file at a time.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const args = process.argv.slice(2);
+const env = { ...process.env };
+const files = [];
+for (let i = 0; i < args.length; i++) {
+  const a = args[i];
+  if (a === '--bin') env.INFERNO_BIN = args[++i];
+  else if (a === '--shared') env.INFERNO_SHARED = args[++i];
+  else if (a === '--gen') env.INFERNO_GEN = args[++i];
+  else if (a === '--slow') env.INFERNO_TEST_SLOW = args[++i];
+  else files.push(path.resolve(import.meta.dirname, a));
+}
+const model = path.join(env.INFERNO_SHARED || '', 'testdata/models/stories260K.gguf');
+if (!env.INFERNO_SHARED || !fs.existsSync(model)) {
+  console.log(`SKIP: ${model} not found`);
+  process.exit(77);
+}
+if (!fs.existsSync(path.join(import.meta.dirname, 'node_modules/openai/package.json'))) {
+  console.log('SKIP: tests/server/node_modules is absent (run: npm ci --prefix tests/server)');
+  process.exit(77);
+}
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
+  env, stdio: 'inherit', cwd: import.meta.dirname,
+});
+process.exit(r.status ?? 1);
