@@ -10,10 +10,13 @@ import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
 
 export const SLOW = Number(process.env.INFERNO_TEST_SLOW || 1);
 export const BIN = process.env.INFERNO_BIN;
-export const SHARED = process.env.INFERNO_SHARED || path.resolve(import.meta.dirname, '../../../shared');
+export const SHARED = process.env.INFERNO_SHARED || path.resolve(HERE, '../../../shared');
 export const STORIES = path.join(SHARED, 'testdata/models/stories260K.gguf');
 
 const live = new Set();
