@@ -107,7 +107,7 @@ describe('client disconnect (--parallel 1)', () => {
   let srv;
   before(async () => {
     if (!model) return;
-    srv = await startServer({ model, args: ['--parallel', '1', '--ctx', '4096'] });
+    srv = await startServer({ model, args: ['--parallel', '1', '--ctx', '4096', '--queue-size', '1'] });
   });
   after(async () => { if (srv) assert.equal(await srv.stop(), 0); });
   const health = async () => (await (await fetch(`${srv.url}/health`)).json());
@@ -159,3 +159,105 @@ describe('client disconnect (--parallel 1)', () => {
     assert.ok(r.json.usage.completion_tokens >= 1);
   });
 });
+
+describe('admission, context end, graceful shutdown', () => {
+  test('queue full -> 503 with Retry-After (--parallel 1 --queue-size 1)', async (t) => {
+    if (!model) return t.skip('tools/gen-synthetic not given (--gen)');
+    const srv = await startServer({ model, args: ['--parallel', '1', '--ctx', '4096', '--queue-size', '1'] });
+    const aborts = [];
+    try {
+      const long = () => {
+        const ac = new AbortController();
+        const p = fetch(`${srv.base}/chat/completions`, {
+          method: 'POST', headers: { 'Content-Type': 'application/json' }, signal: ac.signal,
+          body: JSON.stringify({ model: id(), messages: [{ role: 'user', content: 'Go.' }], max_tokens: 3000, temperature: 0, stream: true }),
+        }).catch(() => null);
+        aborts.push(ac);
+        return { ac, p };
+      };
+      const a = long();
+      const ra = await a.p;
+      await ra.body.getReader().read(); // A runs in the only slot
+      const b = long(); // B waits in the queue
+      let depth = 0;
+      for (let i = 0; i < 200 && depth !== 1; i++) {
+        depth = (await (await fetch(`${srv.url}/health`)).json()).models[0].queue_depth;
+        if (depth !== 1) await sleep(10);
+      }
+      assert.equal(depth, 1, 'B is queued');
+      const c = await postJSON(`${srv.base}/chat/completions`, { model: id(), messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2 });
+      assert.equal(c.status, 503, c.text);
+      assert.match(c.headers.get('retry-after') ?? '', /^\d+$/);
+      assert.equal(typeof c.json?.error?.message, 'string');
+    } finally {
+      for (const ac of aborts) ac.abort();
+      await srv.stop();
+    }
+  });
+
+  test('generation that reaches the slot end stops with finish_reason length', async (t) => {
+    if (!model) return t.skip('tools/gen-synthetic not given (--gen)');
+    const srv = await startServer({ model, args: ['--parallel', '2', '--ctx', '256'] });
+    try {
+      const ids = (await postJSON(`${srv.url}/tokenize`, { content: 'Once upon a time there was a cat', add_special: true })).json.tokens;
+      const r = await postJSON(`${srv.base}/completions`, { model: id(), prompt: ids, max_tokens: 1000, temperature: 0, logit_bias: {} });
+      assert.equal(r.status, 200, r.text);
+      const slot = 128;
+      const done = r.json.usage.completion_tokens;
+      if (r.json.choices[0].finish_reason === 'length') {
+        assert.ok(done <= slot - ids.length && done >= slot - ids.length - 1, `completion_tokens ${done} for slot ${slot}, prompt ${ids.length}`);
+      } else {
+        assert.equal(r.json.choices[0].finish_reason, 'stop'); // an end-of-generation token came first
+        assert.ok(done < slot - ids.length);
+      }
+      const big = await postJSON(`${srv.base}/completions`, { model: id(), prompt: Array(200).fill(ids[1]), max_tokens: 1 });
+      assert.equal(big.status, 400);
+      assert.match(big.json.error.message, /200/, 'message gives the prompt length');
+      assert.match(big.json.error.message, /128/, 'message gives the slot context');
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  test('SIGTERM: a running request finishes (drain), then exit 0', async (t) => {
+    if (!model) return t.skip('tools/gen-synthetic not given (--gen)');
+    const srv = await startServer({ model, args: ['--parallel', '2', '--ctx', '2048', '--set', 'server.drain_seconds=60'] });
+    const p = streamChatRaw(srv.base, { model: id(), messages: [{ role: 'user', content: 'Count.' }], max_tokens: 40, temperature: 0, logit_bias: {} });
+    await p.first;
+    const exit = srv.stop('SIGTERM', 120000);
+    const r = await p.done;
+    assert.ok(r.finish === 'length' || r.finish === 'stop', `finished normally: ${r.finish}`);
+    if (r.finish === 'length') assert.equal(r.usage.completion_tokens, 40);
+    assert.equal(await exit, 0);
+  });
+});
+
+// like streamChat, but exposes when the first chunk arrived
+function streamChatRaw(base, body) {
+  let firstResolve;
+  const first = new Promise((r) => { firstResolve = r; });
+  const done = (async () => {
+    const res = await fetch(`${base}/chat/completions`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }),
+    });
+    assert.equal(res.status, 200);
+    const dec = new TextDecoder();
+    let buf = '';
+    let finish = null;
+    let usage = null;
+    for await (const chunk of res.body) {
+      firstResolve();
+      buf += dec.decode(chunk, { stream: true });
+    }
+    for (const l of buf.split('\n')) {
+      if (!l.startsWith('data: {')) continue;
+      const j = JSON.parse(l.slice(6));
+      if (j.usage) usage = j.usage;
+      for (const c of j.choices || []) if (c.finish_reason) finish = c.finish_reason;
+    }
+    return { finish, usage };
+  })();
+  done.catch(() => firstResolve());
+  return { first, done };
+}
