@@ -261,3 +261,33 @@ function streamChatRaw(base, body) {
   done.catch(() => firstResolve());
   return { first, done };
 }
+
+describe('several models (max_loaded_models 1)', () => {
+  test('both listed; each loads on first use; the least recently used is unloaded', async (t) => {
+    if (!model) return t.skip('tools/gen-synthetic not given (--gen)');
+    const { STORIES } = await import('./harness.mjs');
+    const srv = await startServer({ model: STORIES, args: ['-m', model, '--parallel', '1', '--ctx', '512', '--set', 'server.max_loaded_models=1'] });
+    try {
+      const list = (await (await fetch(`${srv.base}/models`)).json()).data.map((m) => m.id);
+      assert.ok(list.includes('stories260K') && list.includes(id()), JSON.stringify(list));
+      assert.equal((await fetch(`${srv.base}/models/${id()}`)).status, 200);
+      const ask = async (m) => postJSON(`${srv.base}/completions`, { model: m, prompt: 'Once upon a time', max_tokens: 3, temperature: 0 });
+      const s1 = await ask('stories260K');
+      assert.equal(s1.status, 200);
+      const y = await ask(id());
+      assert.equal(y.status, 200, y.text);
+      assert.equal(y.json.model, id());
+      let h = await (await fetch(`${srv.url}/health`)).json();
+      assert.deepEqual(h.models.map((m) => m.id), [id()], 'only the last used model stays loaded');
+      const s2 = await ask('stories260K');
+      assert.equal(s2.json.choices[0].text, s1.json.choices[0].text, 'reloaded model answers the same');
+      h = await (await fetch(`${srv.url}/health`)).json();
+      assert.deepEqual(h.models.map((m) => m.id), ['stories260K']);
+      // no model field: the default (first) model
+      const d = await postJSON(`${srv.base}/completions`, { prompt: 'Once upon a time', max_tokens: 3, temperature: 0 });
+      assert.equal(d.json.model, 'stories260K');
+    } finally {
+      await srv.stop();
+    }
+  });
+});
