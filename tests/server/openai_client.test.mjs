@@ -184,10 +184,16 @@ describe('chat completions', () => {
   });
 
   test('logprobs streamed: each chunk carries its tokens', async () => {
-    const stream = await client.chat.completions.create({ model: MODEL, messages: MSGS, max_tokens: 6, temperature: 0, logprobs: true, top_logprobs: 2, stream: true });
+    const stream = await client.chat.completions.create({ model: MODEL, messages: MSGS, max_tokens: 6, temperature: 0, logprobs: true, top_logprobs: 2,
+      stream: true, stream_options: { include_usage: true } });
     let n = 0;
-    for await (const ch of stream) for (const c of ch.choices) n += c.logprobs?.content?.length ?? 0;
-    assert.equal(n, 6);
+    let usage = null;
+    for await (const ch of stream) {
+      for (const c of ch.choices) n += c.logprobs?.content?.length ?? 0;
+      if (ch.usage) usage = ch.usage;
+    }
+    assert.equal(n, usage.completion_tokens);
+    assert.ok(n >= 1);
   });
 
   test('temperature 0 is deterministic; seed makes sampling reproducible', async () => {
@@ -210,12 +216,18 @@ describe('chat completions', () => {
   });
 
   test('logit_bias steers the choice', async () => {
-    const ids = await tokenize(' cat', { add_special: false });
+    const pieces = (await postJSON(`${srv.url}/tokenize`, { content: 'cat', with_pieces: true })).json.tokens;
+    const { id, piece } = pieces[pieces.length - 1];
     const r = await client.chat.completions.create({ model: MODEL, messages: MSGS, max_tokens: 3, temperature: 0,
-      logit_bias: { [ids[0]]: 100 }, logprobs: true });
+      logit_bias: { [id]: 100 }, logprobs: true });
     assert.equal(r.choices[0].logprobs.content.length, 3);
-    const toks = await tokenize(r.choices[0].message.content, { add_special: false });
-    assert.ok(toks.every((t) => t === ids[0]), `every token is the biased one: ${JSON.stringify(r.choices[0].message.content)}`);
+    for (const t of r.choices[0].logprobs.content) assert.equal(t.token, piece, `every token is the biased one (${id} ${JSON.stringify(piece)})`);
+    const ban = await client.chat.completions.create({ model: MODEL, messages: MSGS, max_tokens: 3, temperature: 0, logprobs: true });
+    const first = ban.choices[0].logprobs.content[0].token;
+    const firstId = (await postJSON(`${srv.url}/tokenize`, { content: ban.choices[0].message.content, add_special: false })).json.tokens[0];
+    const r2 = await client.chat.completions.create({ model: MODEL, messages: MSGS, max_tokens: 1, temperature: 0,
+      logit_bias: { [firstId]: -100 }, logprobs: true });
+    assert.notEqual(r2.choices[0].logprobs.content[0].token, first, 'a -100 bias bans the greedy token');
   });
 });
 
