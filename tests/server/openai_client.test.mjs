@@ -370,6 +370,20 @@ describe('completions', () => {
       assert.ok(Math.abs(want - lp.token_logprobs[i]) < 2e-3, `position ${i}: echo ${lp.token_logprobs[i]} vs generated ${want}`);
     }
   });
+  test('sampling parameters act: top_k 1 / tiny top_p = greedy; penalties change a repetitive text', async () => {
+    const g = await greedy(PROMPT, 24, { logprobs: 0 });
+    const T = g.choices[0].text;
+    for (const extra of [{ top_k: 1 }, { top_p: 1e-6 }, { min_p: 1.0 }]) {
+      const r = await client.completions.create({ model: MODEL, prompt: PROMPT, max_tokens: 24, temperature: 1.5, seed: 3, ...extra });
+      assert.equal(r.choices[0].text, T, `${JSON.stringify(extra)} at temperature 1.5 = greedy`);
+    }
+    const toks = g.choices[0].logprobs.tokens;
+    assert.ok(new Set(toks).size < toks.length, `precondition: the greedy text repeats tokens: ${JSON.stringify(toks)}`);
+    for (const extra of [{ frequency_penalty: 2 }, { presence_penalty: 2 }, { repeat_penalty: 1.8 }]) {
+      const r = await greedy(PROMPT, 24, extra);
+      assert.notEqual(r.choices[0].text, T, `${JSON.stringify(extra)} changes the greedy text`);
+    }
+  });
   test('echo with generation: text = prompt + completion', async () => {
     const plain = (await greedy(PROMPT, 5)).choices[0].text;
     const r = await greedy(PROMPT, 5, { echo: true });
@@ -578,5 +592,43 @@ describe('auth and rate limit (second instance)', () => {
     assert.ok(isErrorObject(body));
     const right = new OpenAI({ baseURL: s2.base, apiKey: 'sk-right', maxRetries: 0 });
     await assert.rejects(right.models.list(), (e) => e.status === 429 && e instanceof OpenAI.RateLimitError);
+  });
+});
+
+describe('keys from INFERNO_API_KEYS and a key file; CORS configured (third instance)', () => {
+  let s3;
+  let dir;
+  before(async () => {
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferno-keys-'));
+    fs.writeFileSync(path.join(dir, 'keys'), '# keys\nsk-file-1\n\nsk-file-2\n');
+    s3 = await startServer({
+      args: ['--parallel', '1', '--ctx', '256', '--api-key-file', path.join(dir, 'keys'), '--set', 'server.cors_origins=http://a.example'],
+      env: { INFERNO_API_KEYS: 'sk-env-1,sk-env-2' },
+    });
+  });
+  after(async () => {
+    await s3.stop();
+    (await import('node:fs')).rmSync(dir, { recursive: true, force: true });
+  });
+  const get = (key, headers = {}) => fetch(`${s3.base}/models`, { headers: { ...(key ? { Authorization: `Bearer ${key}` } : {}), ...headers } });
+  test('every configured key works, others do not', async () => {
+    for (const k of ['sk-env-1', 'sk-env-2', 'sk-file-1', 'sk-file-2']) assert.equal((await get(k)).status, 200, k);
+    for (const k of [null, 'sk-env', 'sk-file-1x', 'sk-file-', '# keys', '']) assert.equal((await get(k)).status, 401, JSON.stringify(k));
+    const basic = await fetch(`${s3.base}/models`, { headers: { Authorization: 'Basic c2stZW52LTE6' } });
+    assert.equal(basic.status, 401);
+  });
+  test('CORS: the allowed origin is echoed, preflight answered, other origins get nothing', async () => {
+    const ok = await get('sk-env-1', { Origin: 'http://a.example' });
+    assert.equal(ok.headers.get('access-control-allow-origin'), 'http://a.example');
+    const pre = await fetch(`${s3.base}/chat/completions`, { method: 'OPTIONS', headers: { Origin: 'http://a.example', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'authorization,content-type' } });
+    assert.ok(pre.status === 204 || pre.status === 200, `preflight ${pre.status}`);
+    assert.equal(pre.headers.get('access-control-allow-origin'), 'http://a.example');
+    assert.match(pre.headers.get('access-control-allow-methods') ?? '', /POST/);
+    assert.match((pre.headers.get('access-control-allow-headers') ?? '').toLowerCase(), /authorization/);
+    const other = await get('sk-env-1', { Origin: 'http://b.example' });
+    assert.equal(other.headers.get('access-control-allow-origin'), null);
   });
 });
