@@ -60,6 +60,7 @@ export async function startServer({ model = STORIES, args = [], env = {}, readyM
       const code = await done;
       clearTimeout(t);
       live.delete(proc);
+      if (code !== 0) process.stderr.write(`--- inferno serve exited with ${code}; last log lines:\n${stderr.slice(-4000)}\n`);
       return code;
     },
   };
