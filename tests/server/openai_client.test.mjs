@@ -321,6 +321,15 @@ describe('completions', () => {
     const byIndex = Object.fromEntries(arr.choices.map((c) => [c.index, c.text]));
     assert.equal(byIndex[0], a);
     assert.equal(byIndex[1], b);
+    const na = (await tokenize(PROMPT)).length, nb = (await tokenize('Lily went to')).length;
+    assert.equal(arr.usage.prompt_tokens, na + nb, 'usage sums the prompts');
+    assert.equal(arr.usage.completion_tokens, 16);
+    // n = 2 per prompt: choice index = prompt * n + j
+    const arr2 = await greedy([PROMPT, 'Lily went to'], 8, { n: 2 });
+    assert.equal(arr2.choices.length, 4);
+    const by2 = Object.fromEntries(arr2.choices.map((c) => [c.index, c.text]));
+    assert.deepEqual([by2[0], by2[1], by2[2], by2[3]], [a, a, b, b]);
+    assert.equal(arr2.usage.completion_tokens, 32);
     const ids = await tokenize(PROMPT);
     const t = await greedy(ids, 8);
     assert.equal(t.choices[0].text, a, 'token prompt = string prompt');
