@@ -799,7 +799,7 @@ static void stream_free_cb(void *cls)
  */
 static bool start_stream(struct http_req *r, struct eng *g, struct choice *c, size_t n, bool chat,
                          const struct api_gen *gen, int legacy_k, const char *prefix,
-                         const char *echo_text, size_t echo_len)
+                         char *const *echo_texts, const size_t *echo_lens)
 {
     struct http_stream *s = calloc(1, sizeof(*s));
     if (!s) {
@@ -876,9 +876,11 @@ static bool start_stream(struct http_req *r, struct eng *g, struct choice *c, si
             json_object_set_new(d, "content", json_string(""));
             json_object_set_new(d, "refusal", json_null());
             json_object_set_new(ch, "delta", d);
-        } else if (echo_text) {
-            json_object_set_new(ch, "text", api_json_str(echo_text, echo_len));
-            s->c[i].offset = n_chars(echo_text, echo_len);
+        } else if (echo_texts) { /* completions' echo: each choice's own prompt */
+            const char *et = echo_texts[s->c[i].prompt_index];
+            size_t el = echo_lens[s->c[i].prompt_index];
+            json_object_set_new(ch, "text", api_json_str(et, el));
+            s->c[i].offset = n_chars(et, el);
         } else {
             json_decref(ch);
             continue;
@@ -961,7 +963,7 @@ void api_chat(struct http_req *r)
             goto out;
     }
     if (q.gen.stream) {
-        start_stream(r, &g, c, (size_t)n, true, &q.gen, -1, "chatcmpl-", NULL, 0);
+        start_stream(r, &g, c, (size_t)n, true, &q.gen, -1, "chatcmpl-", NULL, NULL);
         goto out;
     }
     if (!wait_all(r, c, (size_t)n)) {
@@ -1037,11 +1039,6 @@ void api_completions(struct http_req *r)
                           q.gen.n, API_MAX_INPUTS);
         goto out;
     }
-    if (q.gen.stream && np > 1) {
-        http_reply_errorf(r, 400, "prompt", NULL,
-                          "streaming several prompts in one request is not supported");
-        goto out;
-    }
     if (!eng_acquire(r, q.gen.model, &g))
         goto out;
     for (size_t i = 0; i < q.gen.n_bias; i++)
@@ -1102,8 +1099,8 @@ void api_completions(struct http_req *r)
                 goto out;
         }
     if (q.gen.stream) {
-        start_stream(r, &g, c, n, false, &q.gen, q.logprobs, "cmpl-", q.echo ? texts[0] : NULL,
-                     q.echo ? text_lens[0] : 0);
+        start_stream(r, &g, c, n, false, &q.gen, q.logprobs, "cmpl-", q.echo ? texts : NULL,
+                     text_lens);
         goto out;
     }
     if (!wait_all(r, c, n)) {
