@@ -155,6 +155,7 @@ struct slot {
     struct srv_task *task; /* NULL: free */
     inf_token *cache;      /* tokens held in the KV sequence, [slot_ctx] */
     int32_t n_cache;
+    int32_t n_cells; /* n_cache as of the last step, for stats (guarded by e->mu) */
     uint64_t last_used;
 
     /* the running task's state (engine thread only) */
@@ -305,7 +306,7 @@ void srv_engine_stats(struct srv_engine *e, struct srv_engine_stats *out)
     for (int i = 0; i < e->p.n_parallel; i++) {
         if (e->slots[i].task)
             out->slots_busy++;
-        out->kv_cells_used += (uint32_t)e->slots[i].n_cache;
+        out->kv_cells_used += (uint32_t)e->slots[i].n_cells;
     }
     out->queue_depth = e->q_len;
     out->kv_cells_total = e->slot_ctx * (uint32_t)e->p.n_parallel;
@@ -432,27 +433,30 @@ static void slot_done(struct srv_engine *e, struct slot *s, enum srv_finish fini
     ev.usage.completion_tokens = s->n_gen;
     ev.usage.ttft_ms = t->t_first > 0 ? t->t_first - t->t_submit : 0;
     ev.usage.gen_ms = t->t_first > 0 ? now - t->t_first : 0;
-    task_push(t, &ev);
     slot_reset_task_state(s);
+    /* free the slot before the reader sees DONE, so that stats and idle agree with it */
     pthread_mutex_lock(&e->mu);
     if (finish == SRV_FINISH_CANCELLED)
         e->st.tasks_cancelled++;
     s->task = NULL;
+    s->n_cells = s->n_cache;
     s->last_used = ++e->tick;
     pthread_mutex_unlock(&e->mu);
+    task_push(t, &ev);
     task_unref(t);
 }
 
 static void slot_fail(struct srv_engine *e, struct slot *s, int http_status, const char *msg)
 {
     struct srv_task *t = s->task;
-    task_error(t, http_status, "%s", msg);
     slot_reset_task_state(s);
     inf_kv_seq_rm(e->ctx, s->id, 0, -1);
-    s->n_cache = 0;
     pthread_mutex_lock(&e->mu);
+    s->n_cache = 0;
+    s->n_cells = 0;
     s->task = NULL;
     pthread_mutex_unlock(&e->mu);
+    task_error(t, http_status, "%s", msg);
     task_unref(t);
 }
 
@@ -734,6 +738,7 @@ static void admit(struct srv_engine *e)
         pthread_mutex_unlock(&e->mu);
         bool ok = slot_start(e, s, lcp);
         pthread_mutex_lock(&e->mu);
+        s->n_cells = s->n_cache;
         if (ok)
             e->st.cached_tokens_total += (uint64_t)s->n_cached;
     }
@@ -853,6 +858,8 @@ static void step(struct srv_engine *e)
     }
     pthread_mutex_lock(&e->mu);
     e->st.prompt_tokens_total += n_prompt_tokens;
+    for (int i = 0; i < e->p.n_parallel; i++)
+        e->slots[i].n_cells = e->slots[i].n_cache;
     pthread_mutex_unlock(&e->mu);
 }
 
