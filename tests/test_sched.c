@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "inferno/engine.h"
@@ -270,6 +271,23 @@ static void test_greedy_matches_reference(void)
     T_EQ_U64(st.generated_tokens_total, (uint64_t)nr);
     T_EQ_U64(st.ttft.n, 1);
     T_EQ_INT(st.kv_cells_used, np + nr - 1);
+    /* idle: the engine thread sleeps (process CPU time stays near zero) */
+    struct timespec c0, c1, nap = {0, 200 * 1000000L};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+    nanosleep(&nap, NULL);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+    double cpu_ms = (double)(c1.tv_sec - c0.tv_sec) * 1e3 + (double)(c1.tv_nsec - c0.tv_nsec) / 1e6;
+    T_OK(cpu_ms < 50);
+    struct srv_event ev;
+    struct srv_task *t = NULL;
+    T_EQ_INT(srv_task_submit(e, &tp, &t, NULL), INF_OK);
+    struct result r2;
+    collect(t, &r2);
+    T_OK(!srv_task_next(t, &ev, 0)); /* nothing after DONE: a poll times out at once */
+    srv_task_release(t);
+    T_EQ_INT(r2.usage.cached_tokens, np - 1);
+    T_OK(memcmp(r2.toks, ref, (size_t)nr * sizeof(inf_token)) == 0);
+    result_free(&r2);
     result_free(&r);
     srv_engine_stop(e, 0);
 }
@@ -685,10 +703,17 @@ static void test_models_lru(void)
     snprintf(pb, sizeof(pb), "%s/beta.gguf", dir);
     T_OK(copy_file(model_path, pa));
     T_OK(copy_file(model_path, pb));
-    const char *paths[1] = {pa};
+    char pbad[256];
+    snprintf(pbad, sizeof(pbad), "%s/broken.bin", dir);
+    FILE *fb = fopen(pbad, "wb");
+    if (fb) {
+        fputs("GGUF but not really", fb);
+        fclose(fb);
+    }
+    const char *paths[2] = {pa, pbad};
     struct srv_models_params mp = {0};
     mp.model_paths = paths;
-    mp.n_model_paths = 1;
+    mp.n_model_paths = 2;
     mp.models_dir = dir; /* finds alpha again (kept once) and beta */
     mp.max_loaded = 1;
     mp.engine.n_ctx = 256;
@@ -706,11 +731,12 @@ static void test_models_lru(void)
     struct srv_model_entry *list = NULL;
     size_t n = 0;
     T_EQ_INT(srv_models_list(m, &list, &n, &err), INF_OK);
-    T_EQ_INT(n, 2);
-    if (n == 2) {
+    T_EQ_INT(n, 3);
+    if (n == 3) {
         T_EQ_STR(list[0].id, "alpha");
-        T_EQ_STR(list[1].id, "beta");
-        T_OK(!list[0].loaded && !list[1].loaded);
+        T_EQ_STR(list[1].id, "broken.bin");
+        T_EQ_STR(list[2].id, "beta");
+        T_OK(!list[0].loaded && !list[2].loaded);
         T_OK(list[0].created > 0);
     }
     free(list);
@@ -735,13 +761,21 @@ static void test_models_lru(void)
     run(eb, &tp, &r2);
     T_OK(memcmp(r.toks, r2.toks, 4 * sizeof(inf_token)) == 0);
     T_EQ_INT(srv_models_list(m, &list, &n, &err), INF_OK);
-    T_OK(n == 2 && !list[0].loaded && list[1].loaded);
+    T_OK(n == 3 && !list[0].loaded && list[2].loaded);
     free(list);
     T_EQ_INT(srv_models_acquire(m, "nope", &ea, &err), INF_ENOTFOUND);
     srv_models_unpin(m, eb);
+    /* a model that fails to load: health ERROR until a load succeeds again */
+    T_OK(srv_models_acquire(m, "broken.bin", &ea, &err) != INF_OK);
+    T_OK(err.msg[0] != 0);
+    T_EQ_INT(srv_models_health(m), SRV_HEALTH_ERROR);
+    T_EQ_INT(srv_models_acquire(m, "alpha", &ea, &err), INF_OK);
+    T_EQ_INT(srv_models_health(m), SRV_HEALTH_OK);
+    srv_models_unpin(m, ea);
     srv_models_free(m, 0);
     unlink(pa);
     unlink(pb);
+    unlink(pbad);
     rmdir(dir);
     result_free(&r);
     result_free(&r2);

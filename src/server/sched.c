@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "inferno/gguf.h"
 #include "inferno/log.h"
 #include "inferno/tokenizer.h"
 
@@ -181,6 +182,7 @@ struct srv_engine {
     struct inf_context *embd_ctx[4]; /* per pooling type, created on first use */
     int32_t n_vocab, n_embd;
     uint32_t slot_ctx;
+    enum inf_pooling model_pooling; /* <arch>.pooling_type from the GGUF; mean when undeclared */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -545,7 +547,7 @@ static bool slot_start(struct srv_engine *e, struct slot *s, int32_t lcp)
 
 static void run_embedding(struct srv_engine *e, struct srv_task *t)
 {
-    enum inf_pooling pool = t->p.pooling == INF_POOL_NONE ? INF_POOL_MEAN : t->p.pooling;
+    enum inf_pooling pool = t->p.pooling == INF_POOL_NONE ? e->model_pooling : t->p.pooling;
     struct inf_error err = {0};
     if (!e->embd_ctx[pool]) {
         struct inf_context_params cp = inf_context_default_params();
@@ -916,6 +918,27 @@ static void *engine_main(void *arg)
     }
 }
 
+/* The pooling a GGUF declares (llama.cpp's <arch>.pooling_type: 1 mean, 2 cls, 3 last);
+ * mean when it declares none or one the engine does not have. */
+static enum inf_pooling model_pooling(const char *path, const char *arch)
+{
+    struct inf_gguf *g = NULL;
+    enum inf_pooling pool = INF_POOL_MEAN;
+    if (inf_gguf_open_file(path, &g, NULL) != INF_OK)
+        return pool;
+    char key[96];
+    uint32_t v = 0;
+    snprintf(key, sizeof(key), "%s.pooling_type", arch);
+    if (inf_gguf_get_u32(g, key, &v, NULL) == INF_OK) {
+        if (v == 2)
+            pool = INF_POOL_CLS;
+        else if (v == 3)
+            pool = INF_POOL_LAST;
+    }
+    inf_gguf_free(g);
+    return pool;
+}
+
 inf_status srv_engine_start(const struct srv_engine_params *p, struct srv_engine **out,
                             struct inf_error *err)
 {
@@ -953,6 +976,7 @@ inf_status srv_engine_start(const struct srv_engine_params *p, struct srv_engine
     inf_model_get_info(e->model, &info);
     e->n_vocab = info.n_vocab;
     e->n_embd = info.n_embd;
+    e->model_pooling = model_pooling(p->model_path, info.architecture);
     struct inf_context_params cp = inf_context_default_params();
     cp.n_ctx = p->n_ctx;
     cp.n_batch = e->p.n_batch;
@@ -1069,7 +1093,7 @@ inf_status srv_task_submit(struct srv_engine *e, const struct srv_task_params *p
     inf_status rc = INF_OK;
     if (e->stopping) {
         rc = inf_error_set(err, INF_ECANCELED, "the server is shutting down");
-    } else if (p->kind == SRV_TASK_COMPLETION && (uint32_t)p->n_prompt > e->slot_ctx) {
+    } else if ((uint32_t)p->n_prompt > e->slot_ctx) {
         rc = INF_OK; /* refused through an ERROR event below (http_status 400) */
     } else if (e->q_len >= e->p.queue_size) {
         /* a free slot admits at once; the queue bounds only what waits */
@@ -1089,7 +1113,7 @@ inf_status srv_task_submit(struct srv_engine *e, const struct srv_task_params *p
     e->refs++;
     t->e = e;
     e->st.tasks_total++;
-    if (p->kind == SRV_TASK_COMPLETION && (uint32_t)p->n_prompt > e->slot_ctx) {
+    if ((uint32_t)p->n_prompt > e->slot_ctx) {
         pthread_mutex_unlock(&e->mu);
         task_error(t, 400,
                    "the prompt has %d tokens but a slot holds at most %u (context %u shared by %d "
