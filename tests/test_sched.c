@@ -311,6 +311,10 @@ static void test_concurrent_equals_sequential(void)
     for (int i = 0; i < 8; i++) {
         struct srv_task_params tp = greedy_params(p[i], np[i], 24 + i);
         tp.ignore_eos = true;
+        if (i % 2) { /* seeded sampling is independent of the batch too */
+            tp.sampling.temperature = 0.9f;
+            tp.sampling.seed = 1234u + (unsigned)i;
+        }
         run(e, &tp, &seq[i]);
     }
     srv_engine_stop(e, 0);
@@ -319,6 +323,10 @@ static void test_concurrent_equals_sequential(void)
     for (int i = 0; i < 8; i++) {
         struct srv_task_params tp = greedy_params(p[i], np[i], 24 + i);
         tp.ignore_eos = true;
+        if (i % 2) { /* seeded sampling is independent of the batch too */
+            tp.sampling.temperature = 0.9f;
+            tp.sampling.seed = 1234u + (unsigned)i;
+        }
         T_EQ_INT(srv_task_submit(e, &tp, &t[i], NULL), INF_OK);
     }
     for (int i = 0; i < 8; i++) {
