@@ -66,7 +66,19 @@ describe('continuous batching and prefix reuse (--parallel 8)', () => {
     }));
     const one = [];
     for (const b of bodies) one.push(await streamChat(srv.base, b));
+    let running = true;
+    let maxBusy = 0;
+    const poll = (async () => {
+      while (running) {
+        maxBusy = Math.max(maxBusy, (await (await fetch(`${srv.url}/health`)).json()).slots_busy);
+        await sleep(10);
+      }
+    })();
     const many = await Promise.all(bodies.map((b) => streamChat(srv.base, b)));
+    running = false;
+    await poll;
+    assert.ok(maxBusy >= 2, `requests ran side by side (max busy slots ${maxBusy})`);
+    t.diagnostic(`max busy slots during the concurrent run: ${maxBusy}`);
     for (let i = 0; i < 8; i++) {
       assert.ok(one[i].text.length > 0);
       assert.equal(many[i].text, one[i].text, `request ${i}: concurrent text differs from sequential`);
