@@ -1,7 +1,8 @@
 # Thin wrapper over CMake so the README's commands stay short.
 #   make deps    install the Debian packages (scripts/install-deps.sh)
 #   make         Release build in build/release
-#   make run     the main job: build, show the CLI and configuration, generate with a test model
+#   make run     the main job: build and start `inferno serve` (MODEL=path/to/model.gguf, else a
+#                synthetic random-weight model made by tools/gen-synthetic), PORT (default 8080)
 #   make test    Release (-Werror) and ASan+UBSan builds, CTest in both (label slow excluded)
 #   make fuzz    every libFuzzer target for FUZZ_SECONDS (default 60)
 #   make format / make lint
@@ -11,7 +12,7 @@ CTEST_ARGS ?= -LE slow
 RELEASE := build/release
 ASAN := build/asan
 
-.PHONY: all deps build run test test-release test-asan fuzz format format-check lint clean
+.PHONY: all deps build run server-test-deps test test-release test-asan fuzz format format-check lint clean
 
 all: build
 
@@ -23,18 +24,43 @@ build:
 	cmake --build $(RELEASE) -j$(JOBS)
 
 STORIES := ../shared/testdata/models/stories260K.gguf
+MODEL ?=
+PORT ?= 8080
+# the demo model when MODEL is not given: random weights (gibberish output), tiny llama shape,
+# with a real vocabulary copied from a shared GGUF so that text goes in and out
+SYNTHETIC := build/synthetic-random-weights.gguf
 
 run: build
-	$(RELEASE)/inferno --help
-	$(RELEASE)/inferno config show --origin
-	@if [ -f $(STORIES) ]; then \
-	  $(RELEASE)/inferno run -m $(STORIES) -p "Once upon a time" -n 32 --temp 0; \
-	else echo "($(STORIES) not found: skipping the generation example)"; fi
+	@model="$(MODEL)"; \
+	if [ -z "$$model" ]; then \
+	  if [ ! -f $(SYNTHETIC) ]; then \
+	    [ -f $(STORIES) ] || { echo "No MODEL given and $(STORIES) (vocabulary source) is absent:"; \
+	      echo "run MODEL=path/to/model.gguf make run"; exit 1; }; \
+	    $(RELEASE)/tools/gen-synthetic --arch llama --shape tiny --ctx 4096 --vocab $(STORIES) \
+	      --out $(SYNTHETIC) || exit 1; \
+	  fi; \
+	  model=$(SYNTHETIC); \
+	  echo; echo "*** No MODEL given: serving $(SYNTHETIC), a synthetic model with RANDOM WEIGHTS"; \
+	  echo "*** (its answers are gibberish). Use: MODEL=path/to/model.gguf make run"; \
+	fi; \
+	id=$$(basename "$$model" .gguf); \
+	echo; echo "Starting inferno serve on http://127.0.0.1:$(PORT) (model id \"$$id\"); stop with Ctrl-C."; \
+	echo "Try, from another terminal:"; echo; \
+	echo "  curl http://127.0.0.1:$(PORT)/v1/chat/completions -H 'Content-Type: application/json' \\"; \
+	echo "    -d '{\"model\": \"$$id\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello!\"}], \"max_tokens\": 32}'"; \
+	echo; \
+	exec $(RELEASE)/inferno serve -m "$$model" --port $(PORT)
 
-test-release: build
+# the server suites' npm packages (tests/server/package-lock.json); skipped when npm is absent
+server-test-deps:
+	@if command -v npm >/dev/null 2>&1; then \
+	  [ -d tests/server/node_modules/openai ] || npm ci --prefix tests/server --no-audit --no-fund; \
+	else echo "(npm not found: the server test suites will be skipped)"; fi
+
+test-release: build server-test-deps
 	cd $(RELEASE) && ctest --output-on-failure -j$(JOBS) $(CTEST_ARGS)
 
-test-asan:
+test-asan: server-test-deps
 	cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DINFERNO_SANITIZE=ON -DINFERNO_WERROR=ON
 	cmake --build $(ASAN) -j$(JOBS)
 	cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \

@@ -78,10 +78,14 @@ def main():
     check(p.returncode == 2 and "needs a value" in p.stderr, "option missing its value")
 
     # commands not built yet: exit 3 and a plain message, nothing else on stdout
-    for c in ["serve", "convert", "quantize", "cache", "audit", "batch", "queue", "tui"]:
+    for c in ["convert", "quantize", "cache", "audit", "batch", "queue", "tui"]:
         p = run(c, "-m", "x")
         check(p.returncode == 3 and "not available yet" in p.stderr and p.stdout == "",
               f"{c}: not available yet (rc {p.returncode}, {p.stderr!r})")
+    # serve with a model that does not exist: exit 1, the reason, nothing on stdout
+    p = run("serve", "-m", "x")
+    check(p.returncode == 1 and "'x'" in p.stderr and p.stdout == "",
+          f"serve: missing model (rc {p.returncode}, {p.stderr!r})")
 
     # config show --origin over the cascade
     os.makedirs(os.path.join(xdg, "inferno"))

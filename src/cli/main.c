@@ -40,7 +40,16 @@ static const struct inf_cli_command commands[] = {
      0, 0},
     {"chat", inf_cmd_chat, inf_cmd_chat_opts, "-m MODEL [options]",
      "interactive chat in the terminal", NULL, 0, 0},
-    {"serve", NULL, NULL, "[-m MODEL]... [--port N]", "OpenAI-compatible HTTP server", NULL, 0, -1},
+    {"serve", inf_cmd_serve, inf_cmd_serve_opts,
+     "[-m MODEL]... [--host ADDR] [--port N] [--parallel N] [--ctx N] [--api-key KEY]...",
+     "OpenAI-compatible HTTP server",
+     "Serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models, /health,\n"
+     "/metrics, /tokenize, /detokenize and /apply-template. Binds to 127.0.0.1 unless --host\n"
+     "says otherwise. When ready it prints 'listening on http://HOST:PORT' on stdout (--port 0\n"
+     "picks a free port). API keys: server.api_keys, INFERNO_API_KEYS (comma separated),\n"
+     "server.api_key_file and --api-key; /health never needs one. SIGINT/SIGTERM stop\n"
+     "accepting, let running requests finish for server.drain_seconds, then cancel them.\n",
+     0, 0},
     {"models", inf_cmd_models, inf_cmd_models_opts, "list [--json] | info MODEL [--json]",
      "list and inspect model files",
      "  list          models under models_dir (metadata cached in cache.models_db)\n"

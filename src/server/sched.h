@@ -29,7 +29,7 @@
 #include "inferno/status.h"
 
 #define SRV_MAX_TOP_LOGPROBS 20
-#define SRV_MAX_STOP 16
+#define SRV_MAX_STOP         16
 
 struct srv_engine;
 struct srv_task;
@@ -44,7 +44,7 @@ struct srv_engine_params {
     uint32_t n_batch;     /* most tokens per forward pass */
     int n_threads;        /* 0 = physical cores */
     enum inf_kv_type kv_type;
-    int queue_size;       /* tasks waiting for a slot before submit answers INF_ELIMIT */
+    int queue_size; /* tasks waiting for a slot before submit answers INF_ELIMIT */
     bool use_mmap, use_mlock;
 };
 
@@ -81,8 +81,8 @@ struct srv_engine_stats {
     int slots_total, slots_busy;
     int queue_depth;
     uint32_t kv_cells_total, kv_cells_used;
-    uint64_t prompt_tokens_total;    /* processed by decode (cached prefixes not counted) */
-    uint64_t cached_tokens_total;    /* prompt tokens reused from a slot's cache */
+    uint64_t prompt_tokens_total; /* processed by decode (cached prefixes not counted) */
+    uint64_t cached_tokens_total; /* prompt tokens reused from a slot's cache */
     uint64_t generated_tokens_total;
     uint64_t tasks_total, tasks_cancelled;
     double load_ms;
@@ -101,18 +101,18 @@ enum srv_task_kind {
 
 struct srv_task_params {
     enum srv_task_kind kind;
-    const inf_token *prompt; /* copied by submit */
-    int32_t n_prompt;        /* >= 1 */
-    int32_t max_tokens;      /* < 0: until EOG or the slot's end; 0: no generation */
+    const inf_token *prompt;            /* copied by submit */
+    int32_t n_prompt;                   /* >= 1 */
+    int32_t max_tokens;                 /* < 0: until EOG or the slot's end; 0: no generation */
     struct inf_sampler_params sampling; /* logit_bias copied by submit */
     bool ignore_eos;
     const char *const *stop; /* stop strings (copied), at most SRV_MAX_STOP */
     int n_stop;
     /* logprobs of generated tokens: log-softmax of the model's raw logits */
     bool logprobs;
-    int top_logprobs;       /* 0..SRV_MAX_TOP_LOGPROBS alternatives per token */
-    bool prompt_logprobs;   /* also the prompt tokens' logprobs (completions echo); disables
-                               prefix reuse for this task, since every position is scored */
+    int top_logprobs;         /* 0..SRV_MAX_TOP_LOGPROBS alternatives per token */
+    bool prompt_logprobs;     /* also the prompt tokens' logprobs (completions echo); disables
+                                 prefix reuse for this task, since every position is scored */
     enum inf_pooling pooling; /* EMBEDDING: INF_POOL_NONE = the model's (mean when undeclared) */
 };
 
@@ -200,7 +200,7 @@ void srv_task_release(struct srv_task *t);
 struct srv_models;
 
 struct srv_model_entry {
-    char id[256];   /* what clients put in "model" */
+    char id[256]; /* what clients put in "model" */
     char path[4096];
     int64_t created; /* file mtime, for /v1/models */
     bool loaded;
@@ -209,7 +209,7 @@ struct srv_model_entry {
 struct srv_models_params {
     const char *const *model_paths; /* from -m / config, served under their file stem */
     int n_model_paths;
-    const char *models_dir;         /* any model found there (may be NULL) */
+    const char *models_dir; /* any model found there (may be NULL) */
     int max_loaded;
     struct srv_engine_params engine; /* template: model_path / model_id are filled per model */
 };

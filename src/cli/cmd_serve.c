@@ -1,0 +1,256 @@
+/*
+ * cmd_serve.c - `inferno serve`: the OpenAI-compatible HTTP server.
+ *
+ * Loads the default model (the first -m / server.models entry, else the first
+ * model found in models_dir), starts the HTTP server (src/server/http.c) and
+ * waits for SIGINT/SIGTERM; then it stops accepting connections, lets running
+ * requests finish for server.drain_seconds, cancels the rest and exits 0. Once
+ * ready it prints one line on stdout that scripts can wait for: listening on
+ * http://HOST:PORT (https:// with TLS). Everything else goes to the log
+ * (stderr).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/cli_engine.h"
+#include "inferno/log.h"
+#include "server/http.h"
+#include "server/sched.h"
+
+const struct inf_cli_opt inf_cmd_serve_opts[] = {
+    {"model", 'm', INF_OPT_LIST, "MODEL",
+     "model to serve (path or name under models_dir; repeatable, the first is the default)", NULL},
+    {"host", 0, INF_OPT_VALUE, "ADDR", "address to bind (default 127.0.0.1: loopback only)",
+     "server.host"},
+    {"port", 0, INF_OPT_VALUE, "N", "TCP port (0 = any free port)", "server.port"},
+    {"parallel", 0, INF_OPT_VALUE, "N", "slots sharing the context (concurrent requests)",
+     "server.parallel"},
+    {"ctx", 'c', INF_OPT_VALUE, "N", "total context (KV cells) split between the slots",
+     "backend.context_size"},
+    {"threads", 't', INF_OPT_VALUE, "N", "inference threads (0 = physical cores)",
+     "backend.threads"},
+    {"batch", 'b', INF_OPT_VALUE, "N", "most tokens per forward pass", "backend.batch_size"},
+    {"api-key", 0, INF_OPT_LIST, "KEY", "accept this bearer token (repeatable)", NULL},
+    {"api-key-file", 0, INF_OPT_VALUE, "FILE", "file of bearer tokens, one per line",
+     "server.api_key_file"},
+    {"queue-size", 0, INF_OPT_VALUE, "N", "requests waiting for a slot before 503",
+     "server.queue_size"},
+    {NULL, 0, 0, NULL, NULL, NULL},
+};
+
+struct strlist {
+    char **v;
+    size_t n;
+};
+
+static bool strlist_add(struct strlist *l, const char *s, size_t len)
+{
+    while (len && (s[0] == ' ' || s[0] == '\t')) {
+        s++;
+        len--;
+    }
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r'))
+        len--;
+    if (!len)
+        return true;
+    char **v = realloc(l->v, (l->n + 1) * sizeof(*v));
+    if (!v)
+        return false;
+    l->v = v;
+    l->v[l->n] = strndup(s, len);
+    return l->v[l->n++] != NULL;
+}
+
+static void strlist_free(struct strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        volatile char *p = l->v[i];
+        for (; *p; p++) /* keys: wipe before freeing */
+            *p = 0;
+        free(l->v[i]);
+    }
+    free(l->v);
+}
+
+/* API keys from config, INFERNO_API_KEYS, the key file and --api-key, in that
+ * order. */
+static int collect_keys(struct inf_cli *cli, const struct inf_cli_args *args, struct strlist *k)
+{
+    size_t n = 0;
+    const char *const *cfg = inf_config_get_list(cli->config, "server.api_keys", &n);
+    for (size_t i = 0; i < n; i++)
+        strlist_add(k, cfg[i], strlen(cfg[i]));
+    const char *env = getenv("INFERNO_API_KEYS");
+    for (const char *p = env; p && *p;) {
+        const char *c = strchr(p, ',');
+        size_t len = c ? (size_t)(c - p) : strlen(p);
+        strlist_add(k, p, len);
+        p = c ? c + 1 : p + len;
+    }
+    const char *file = inf_config_get_str(cli->config, "server.api_key_file");
+    if (file && *file) {
+        FILE *f = fopen(file, "r");
+        if (!f) {
+            inf_cli_errorf(cli, "cannot open server.api_key_file '%s': %s", file, strerror(errno));
+            return INF_EXIT_FAIL;
+        }
+        char line[4096];
+        while (fgets(line, sizeof(line), f)) {
+            size_t len = strcspn(line, "\n");
+            if (line[0] != '#')
+                strlist_add(k, line, len);
+        }
+        fclose(f);
+    }
+    int nk = 0;
+    const char *const *flags = inf_cli_values(args, "api-key", &nk);
+    for (int i = 0; i < nk; i++)
+        strlist_add(k, flags[i], strlen(flags[i]));
+    return INF_EXIT_OK;
+}
+
+int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args)
+{
+    const struct inf_config *cfg = cli->config;
+    struct strlist models = {0}, keys = {0};
+    struct srv_models *m = NULL;
+    struct http_server *http = NULL;
+    struct inf_error err = {0};
+    int rc = INF_EXIT_FAIL;
+
+    /* models: -m (repeatable) replaces server.models */
+    int n_flag = 0;
+    const char *const *flag_models = inf_cli_values(args, "model", &n_flag);
+    size_t n_cfg = 0;
+    const char *const *cfg_models = inf_config_get_list(cfg, "server.models", &n_cfg);
+    size_t n_req = n_flag ? (size_t)n_flag : n_cfg;
+    for (size_t i = 0; i < n_req; i++) {
+        char path[4096];
+        const char *arg = n_flag ? flag_models[i] : cfg_models[i];
+        if (inf_models_resolve_cli(cli, arg, path, sizeof(path)) != 0)
+            goto out;
+        strlist_add(&models, path, strlen(path));
+    }
+    if ((rc = collect_keys(cli, args, &keys)) != INF_EXIT_OK)
+        goto out;
+    rc = INF_EXIT_FAIL;
+
+    const char *kv = inf_config_get_str(cfg, "backend.kv_type");
+    struct srv_models_params mp = {0};
+    mp.model_paths = (const char *const *)models.v;
+    mp.n_model_paths = (int)models.n;
+    mp.models_dir = inf_config_get_str(cfg, "models_dir");
+    mp.max_loaded = (int)inf_config_get_int(cfg, "server.max_loaded_models");
+    mp.engine.n_ctx = (uint32_t)inf_config_get_int(cfg, "backend.context_size");
+    mp.engine.n_parallel = (int)inf_config_get_int(cfg, "server.parallel");
+    mp.engine.n_batch = (uint32_t)inf_config_get_int(cfg, "backend.batch_size");
+    mp.engine.n_threads = (int)inf_config_get_int(cfg, "backend.threads");
+    mp.engine.kv_type = strcmp(kv, "f32") == 0    ? INF_KV_F32
+                        : strcmp(kv, "q8_0") == 0 ? INF_KV_Q8_0
+                                                  : INF_KV_F16;
+    mp.engine.queue_size = (int)inf_config_get_int(cfg, "server.queue_size");
+    mp.engine.use_mmap = inf_config_get_bool(cfg, "backend.use_mmap");
+    mp.engine.use_mlock = inf_config_get_bool(cfg, "backend.use_mlock");
+    if (mp.engine.n_parallel > 64) {
+        inf_cli_errorf(cli, "server.parallel is %d; at most 64 slots are supported",
+                       mp.engine.n_parallel);
+        rc = INF_EXIT_USAGE;
+        goto out;
+    }
+    if (mp.engine.n_ctx / (uint32_t)mp.engine.n_parallel < 16) {
+        inf_cli_errorf(cli, "a context of %u split between %d slots leaves %u tokens per slot",
+                       mp.engine.n_ctx, mp.engine.n_parallel,
+                       mp.engine.n_ctx / (uint32_t)mp.engine.n_parallel);
+        rc = INF_EXIT_USAGE;
+        goto out;
+    }
+    if (srv_models_new(&mp, &m, &err) != INF_OK) {
+        inf_cli_errorf(cli, "%s", inf_error_message(&err));
+        goto out;
+    }
+
+    /* load the default model now, so that "listening" means ready */
+    struct srv_engine *e = NULL;
+    if (srv_models_acquire(m, NULL, &e, &err) != INF_OK) {
+        inf_cli_errorf(cli, "%s", inf_error_message(&err));
+        goto out;
+    }
+    uint32_t slot = srv_engine_slot_ctx(e);
+    int np = srv_engine_n_parallel(e);
+    if (!inf_model_chat_template(srv_engine_model(e), NULL))
+        INF_LOG_WARN("serve", "model '%s' has no chat template; chat requests use ChatML",
+                     srv_engine_model_id(e));
+    INF_LOG_INFO("serve", "model '%s': %d slots x %u tokens (context %u)", srv_engine_model_id(e),
+                 np, slot, slot * (uint32_t)np);
+    srv_models_unpin(m, e);
+    struct srv_model_entry *list = NULL;
+    size_t n_list = 0;
+    if (srv_models_list(m, &list, &n_list, &err) == INF_OK) {
+        for (size_t i = 0; i < n_list; i++)
+            INF_LOG_INFO("serve", "serving '%s' (%s)%s", list[i].id, list[i].path,
+                         i == 0 ? " [default]" : "");
+        free(list);
+    }
+
+    /* SIGINT/SIGTERM are taken by sigwait below: block them before any thread starts */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    size_t n_cors = 0;
+    const char *const *cors = inf_config_get_list(cfg, "server.cors_origins", &n_cors);
+    struct http_server_params hp = {0};
+    hp.host = inf_config_get_str(cfg, "server.host");
+    hp.port = (int)inf_config_get_int(cfg, "server.port");
+    hp.tls_cert = inf_config_get_str(cfg, "server.tls_cert");
+    hp.tls_key = inf_config_get_str(cfg, "server.tls_key");
+    hp.max_body_bytes = (size_t)inf_config_get_int(cfg, "server.max_body_bytes");
+    hp.max_header_bytes = (size_t)inf_config_get_int(cfg, "server.max_header_bytes");
+    hp.max_connections = (int)inf_config_get_int(cfg, "server.max_connections");
+    hp.timeout_seconds = (int)inf_config_get_int(cfg, "server.timeout_seconds");
+    hp.api_keys = (const char *const *)keys.v;
+    hp.n_api_keys = keys.n;
+    hp.rate_limit_rpm = (int)inf_config_get_int(cfg, "server.rate_limit_rpm");
+    hp.cors_origins = cors;
+    hp.n_cors_origins = n_cors;
+    hp.models = m;
+    if (http_server_start(&hp, &http, &err) != INF_OK) {
+        inf_cli_errorf(cli, "%s", inf_error_message(&err));
+        goto out;
+    }
+    bool tls = hp.tls_cert && *hp.tls_cert;
+    bool v6 = strchr(hp.host, ':') != NULL;
+    INF_LOG_INFO("serve", "API keys: %s; rate limit: %s; CORS: %s",
+                 keys.n ? "required (except /health)" : "none (open)",
+                 hp.rate_limit_rpm ? "on" : "off", n_cors ? "on" : "off");
+    printf("listening on %s://%s%s%s:%d\n", tls ? "https" : "http", v6 ? "[" : "", hp.host,
+           v6 ? "]" : "", http_server_port(http));
+    fflush(stdout);
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    int drain = (int)inf_config_get_int(cfg, "server.drain_seconds");
+    INF_LOG_INFO("serve", "%s: stopping; running requests have %d s to finish",
+                 sig == SIGINT ? "SIGINT" : "SIGTERM", drain);
+    http_server_stop(http, drain * 1000);
+    http = NULL;
+    rc = INF_EXIT_OK;
+out:
+    if (http)
+        http_server_stop(http, 0);
+    if (m)
+        srv_models_free(m, 0);
+    strlist_free(&models);
+    strlist_free(&keys);
+    if (rc == INF_EXIT_OK)
+        INF_LOG_INFO("serve", "stopped");
+    return rc;
+}

@@ -1,0 +1,138 @@
+/*
+ * server/api.h - OpenAI-style request validation and the error shape, without a model.
+ *
+ * Every endpoint's JSON body is turned into a plain request struct here (types, ranges, the
+ * parameters refused as not supported) so that validation runs without a model file: the fuzz
+ * target drives these functions directly. Checks that need the model (token ids below n_vocab,
+ * prompt length against the slot) happen later, in the handlers (api_handlers.c).
+ *
+ * Each parse function returns true on success; on failure it fills *e with the HTTP status and
+ * the OpenAI error fields and the request must still be released with its _release function.
+ */
+#ifndef INFERNO_SERVER_API_H
+#define INFERNO_SERVER_API_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "inferno/sampling.h"
+#include "server/sched.h"
+
+#define API_MAX_N       16   /* choices per request (n) */
+#define API_MAX_INPUTS  256  /* prompts / embedding inputs in one request */
+#define API_MAX_MESSAGE 4096 /* messages in one chat */
+
+struct api_error {
+    int status;       /* HTTP status */
+    const char *type; /* invalid_request_error, authentication_error, ... */
+    const char *code; /* NULL = JSON null */
+    char param[96];   /* "" = JSON null */
+    char message[512];
+};
+
+/* Fill an error (printf-style message). Returns false so callers can `return api_fail(...)`. */
+bool api_fail(struct api_error *e, int status, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* {"error": {...}} as a new JSON object. */
+json_t *api_error_json(const struct api_error *e);
+/* The OpenAI error "type" for a status (400 -> invalid_request_error ...). */
+const char *api_error_type(int status);
+
+/* Sampling and output options shared by chat and completions. */
+struct api_gen {
+    int32_t max_tokens; /* -1: until end of generation or the slot's end */
+    struct inf_sampler_params sampling;
+    struct inf_logit_bias *bias; /* [n_bias] (malloc'd); ids checked against n_vocab later */
+    size_t n_bias;
+    bool seed_given;
+    char *stop[SRV_MAX_STOP];
+    int n_stop;
+    int n;
+    bool stream, include_usage;
+    bool logprobs;
+    int top_logprobs;
+    bool ignore_eos;
+    char model[256]; /* "" = the default model */
+};
+
+/* One prompt: text, or token ids given by the client. */
+struct api_prompt {
+    char *text; /* NULL when ids are given */
+    size_t len;
+    inf_token *ids; /* [n_ids] */
+    size_t n_ids;
+};
+
+struct api_chat_req {
+    struct api_gen gen;
+    json_t *messages; /* normalised: [{role, content: string, name?}], roles as templates expect */
+};
+
+struct api_completion_req {
+    struct api_gen gen;
+    struct api_prompt *prompts; /* [n_prompts] */
+    size_t n_prompts;
+    bool echo;
+    int logprobs; /* -1: none; else 0..5 (legacy top-k with tokens) */
+};
+
+enum api_encoding { API_ENC_FLOAT, API_ENC_BASE64 };
+
+struct api_embedding_req {
+    char model[256];
+    struct api_prompt *inputs;
+    size_t n_inputs;
+    enum api_encoding encoding;
+    int64_t dimensions; /* 0: not given */
+};
+
+struct api_tokenize_req {
+    char model[256];
+    char *content;
+    size_t len;
+    bool add_special, parse_special, with_pieces;
+};
+
+struct api_detokenize_req {
+    char model[256];
+    inf_token *ids;
+    size_t n_ids;
+};
+
+struct api_template_req {
+    char model[256];
+    json_t *messages;
+};
+
+bool api_parse_chat(json_t *body, struct api_chat_req *r, struct api_error *e);
+void api_chat_release(struct api_chat_req *r);
+bool api_parse_completion(json_t *body, struct api_completion_req *r, struct api_error *e);
+void api_completion_release(struct api_completion_req *r);
+bool api_parse_embedding(json_t *body, struct api_embedding_req *r, struct api_error *e);
+void api_embedding_release(struct api_embedding_req *r);
+bool api_parse_tokenize(json_t *body, struct api_tokenize_req *r, struct api_error *e);
+void api_tokenize_release(struct api_tokenize_req *r);
+bool api_parse_detokenize(json_t *body, struct api_detokenize_req *r, struct api_error *e);
+void api_detokenize_release(struct api_detokenize_req *r);
+bool api_parse_template(json_t *body, struct api_template_req *r, struct api_error *e);
+void api_template_release(struct api_template_req *r);
+
+/* Parse a request body: a JSON object in valid UTF-8, else 400. Caller decrefs. */
+json_t *api_parse_body(const char *data, size_t len, struct api_error *e);
+
+/* ---- helpers shared with the handlers -------------------------------------------------- */
+
+/* Copy s[0..len) replacing invalid UTF-8 with U+FFFD; result NUL-terminated, *out_len set. */
+char *api_utf8_sanitize(const char *s, size_t len, size_t *out_len);
+bool api_utf8_valid(const char *s, size_t len);
+/* A JSON string from arbitrary bytes (invalid UTF-8 replaced). Never NULL except on ENOMEM. */
+json_t *api_json_str(const char *s, size_t len);
+/* Random lower-case alphanumerics (n chars + NUL) from the OS random source. */
+void api_random_id(char *out, size_t n);
+uint64_t api_random_u64(void);
+/* Standard base64 of len bytes (malloc'd, NUL-terminated). */
+char *api_base64(const unsigned char *data, size_t len);
+
+#endif

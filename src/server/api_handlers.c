@@ -1,0 +1,1488 @@
+/*
+ * api_handlers.c - the endpoints: OpenAI chat completions, completions, embeddings, models;
+ * health; tokenize / detokenize / apply-template. Each handler runs on the connection's thread
+ * (see http.h): validate (api_parse.c), pick the engine, render and tokenize, submit, then
+ * collect the events - into one JSON response, or into an SSE stream read by libmicrohttpd.
+ */
+#include <math.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "build_info.h"
+#include "inferno/engine.h"
+#include "inferno/log.h"
+#include "inferno/template.h"
+#include "inferno/tokenizer.h"
+#include "server/http_internal.h"
+
+#define WAIT_SLICE_MS 100 /* longest wait between two checks of the client's socket */
+
+/* ---- small helpers -------------------------------------------------------------------------- */
+
+struct buf {
+    char *d;
+    size_t n, cap;
+};
+
+static bool buf_add(struct buf *b, const char *s, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        while (cap < b->n + n + 1)
+            cap *= 2;
+        char *d = realloc(b->d, cap);
+        if (!d)
+            return false;
+        b->d = d;
+        b->cap = cap;
+    }
+    memcpy(b->d + b->n, s, n);
+    b->n += n;
+    b->d[b->n] = '\0';
+    return true;
+}
+
+static const char *fingerprint(void)
+{
+    static char fp[32];
+    if (!fp[0])
+        snprintf(fp, sizeof(fp), "fp_%.10s", INFERNO_GIT_COMMIT);
+    return fp;
+}
+
+/* Characters (code points) in s[0..n): what clients index strings by. */
+static size_t n_chars(const char *s, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return c;
+}
+
+static json_t *lp_json(float lp)
+{
+    if (isnan(lp))
+        return json_null();
+    return json_real(isfinite(lp) ? lp : -9999.0);
+}
+
+static const char *finish_name(enum srv_finish f)
+{
+    return f == SRV_FINISH_LENGTH ? "length" : "stop";
+}
+
+/* ---- engines -------------------------------------------------------------------------------- */
+
+struct eng {
+    struct srv_models *models;
+    struct srv_engine *e;
+    const struct inf_model *model;
+    const struct inf_tokenizer *tok;
+    int32_t n_vocab, n_embd;
+    const char *id;
+};
+
+static bool eng_acquire(struct http_req *r, const char *model, struct eng *g)
+{
+    struct inf_error err = {0};
+    memset(g, 0, sizeof(*g));
+    g->models = r->srv->p.models;
+    inf_status st = srv_models_acquire(g->models, model, &g->e, &err);
+    if (st == INF_ENOTFOUND) {
+        http_reply_errorf(r, 404, "model", "model_not_found", "the model '%.200s' does not exist",
+                          model ? model : "");
+        return false;
+    }
+    if (st) {
+        http_reply_errorf(r, st == INF_ECANCELED ? 503 : 500, "model", NULL,
+                          "cannot load the model: %s", inf_error_message(&err));
+        return false;
+    }
+    g->model = srv_engine_model(g->e);
+    g->tok = srv_engine_tokenizer(g->e);
+    g->id = srv_engine_model_id(g->e);
+    struct inf_model_info mi;
+    inf_model_get_info(g->model, &mi);
+    g->n_vocab = mi.n_vocab;
+    g->n_embd = mi.n_embd;
+    if (g->tok && (int32_t)inf_tok_info(g->tok)->n_tokens < g->n_vocab)
+        g->n_vocab = (int32_t)inf_tok_info(g->tok)->n_tokens;
+    if (!g->tok) {
+        srv_models_unpin(g->models, g->e);
+        http_reply_errorf(r, 500, NULL, NULL, "the model has no tokenizer");
+        return false;
+    }
+    return true;
+}
+
+static void eng_release(struct eng *g)
+{
+    if (g->e)
+        srv_models_unpin(g->models, g->e);
+    g->e = NULL;
+}
+
+/* Tokenize text; templated text may hold special-token markers and may carry its own BOS. */
+static bool tokenize(struct http_req *r, struct eng *g, const char *text, size_t len,
+                     unsigned flags, bool templated, struct inf_tokens *out)
+{
+    struct inf_error err = {0};
+    if (inf_tok_encode(g->tok, text, len, flags, out, &err) != INF_OK) {
+        http_reply_errorf(r, err.code == INF_ENOMEM ? 500 : 400, NULL, NULL,
+                          "tokenizing the prompt failed: %s", inf_error_message(&err));
+        return false;
+    }
+    const struct inf_tok_info *ti = inf_tok_info(g->tok);
+    /* a template that writes the BOS text itself must not get a second one (as cli_engine.c) */
+    if (templated && out->n >= 2 && ti->bos >= 0 && out->ids[0] == ti->bos &&
+        out->ids[1] == ti->bos) {
+        memmove(out->ids, out->ids + 1, (out->n - 1) * sizeof(inf_token));
+        out->n--;
+    }
+    return true;
+}
+
+static bool check_ids(struct http_req *r, struct eng *g, const inf_token *ids, size_t n,
+                      const char *param)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= g->n_vocab) {
+            http_reply_errorf(r, 400, param, NULL, "token id %d is outside the vocabulary (0..%d)",
+                              ids[i], g->n_vocab - 1);
+            return false;
+        }
+    return true;
+}
+
+static bool check_fits(struct http_req *r, struct eng *g, size_t n_prompt, const char *param)
+{
+    uint32_t slot = srv_engine_slot_ctx(g->e);
+    if (n_prompt == 0) {
+        http_reply_errorf(r, 400, param, NULL, "the prompt is empty (no tokens)");
+        return false;
+    }
+    if (n_prompt > slot) {
+        http_reply_errorf(r, 400, param, "context_length_exceeded",
+                          "the prompt has %zu tokens, more than the %u tokens of context a slot "
+                          "holds (%d slots share the context)",
+                          n_prompt, slot, srv_engine_n_parallel(g->e));
+        return false;
+    }
+    return true;
+}
+
+/* Render the chat template (ChatML when the model has none). */
+static char *render_chat(struct http_req *r, struct eng *g, json_t *messages, size_t *len)
+{
+    const struct inf_tok_info *ti = inf_tok_info(g->tok);
+    const char *tpl = inf_model_chat_template(g->model, NULL);
+    struct inf_error err = {0};
+    char *out = NULL;
+    if (!tpl) {
+        INF_LOG_DEBUG("http", "request %s: the model has no chat template; using ChatML",
+                      r->req_id);
+        tpl = inf_template_default_chatml();
+    }
+    char *msgs = json_dumps(messages, JSON_COMPACT);
+    if (!msgs) {
+        http_reply_errorf(r, 500, NULL, NULL, "out of memory");
+        return NULL;
+    }
+    struct inf_chat_params cp = {0};
+    cp.messages_json = msgs;
+    cp.add_generation_prompt = true;
+    cp.bos_token = ti->bos >= 0 ? inf_tok_text(g->tok, ti->bos, NULL) : "";
+    cp.eos_token = ti->eos >= 0 ? inf_tok_text(g->tok, ti->eos, NULL) : "";
+    inf_status st = inf_chat_apply_template(tpl, strlen(tpl), &cp, NULL, &out, len, &err);
+    free(msgs);
+    if (st) {
+        /* raise_exception in a template is the template refusing the conversation */
+        http_reply_errorf(r, st == INF_EINVAL ? 400 : 500, "messages", NULL,
+                          "the chat template failed: %s", inf_error_message(&err));
+        return NULL;
+    }
+    return out;
+}
+
+/* ---- tasks and their results ---------------------------------------------------------------- */
+
+struct choice {
+    struct srv_task *task;
+    int prompt_index;
+    struct buf text;
+    struct srv_token_info *toks; /* generated tokens with logprobs */
+    size_t n_toks, cap_toks;
+    struct srv_token_info *ptoks; /* prompt logprobs */
+    int32_t n_ptoks;
+    float *emb;
+    int32_t n_embd;
+    bool done, failed;
+    enum srv_finish finish;
+    struct srv_usage usage;
+    int http_status;
+    char message[INF_ERROR_MSG_MAX];
+};
+
+static void choices_free(struct http_server *s, struct choice *c, size_t n)
+{
+    for (size_t i = 0; c && i < n; i++) {
+        if (c[i].task) {
+            http_untrack_task(s, c[i].task);
+            srv_task_release(c[i].task);
+        }
+        free(c[i].text.d);
+        free(c[i].toks);
+        free(c[i].ptoks);
+        free(c[i].emb);
+    }
+    free(c);
+}
+
+static void task_params_from_gen(const struct api_gen *g, struct srv_task_params *tp, int i)
+{
+    memset(tp, 0, sizeof(*tp));
+    tp->kind = SRV_TASK_COMPLETION;
+    tp->max_tokens = g->max_tokens;
+    tp->sampling = g->sampling;
+    tp->sampling.seed = g->sampling.seed + (uint64_t)i;
+    tp->sampling.logit_bias = g->bias;
+    tp->sampling.n_logit_bias = g->n_bias;
+    tp->ignore_eos = g->ignore_eos;
+    tp->stop = (const char *const *)g->stop;
+    tp->n_stop = g->n_stop;
+    tp->logprobs = g->logprobs;
+    tp->top_logprobs = g->top_logprobs;
+}
+
+static bool submit(struct http_req *r, struct eng *g, const struct srv_task_params *tp,
+                   struct choice *c)
+{
+    struct inf_error err = {0};
+    inf_status st = srv_task_submit(g->e, tp, &c->task, &err);
+    if (st == INF_OK) {
+        http_track_task(r->srv, c->task);
+        return true;
+    }
+    c->task = NULL;
+    if (st == INF_ELIMIT)
+        http_reply_errorf(r, 503, NULL, "queue_full",
+                          "the server is busy: the request queue is full; retry later");
+    else if (st == INF_ECANCELED)
+        http_reply_errorf(r, 503, NULL, "shutting_down", "the server is shutting down");
+    else if (st == INF_EINVAL)
+        http_reply_errorf(r, 400, NULL, NULL, "%s", inf_error_message(&err));
+    else
+        http_reply_errorf(r, 500, NULL, NULL, "%s", inf_error_message(&err));
+    return false;
+}
+
+static void cancel_all(struct choice *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (c[i].task && !c[i].done)
+            srv_task_cancel(c[i].task);
+}
+
+/* Take one event into a choice (the event is cleared). */
+static void absorb(struct choice *c, struct srv_event *ev)
+{
+    switch (ev->type) {
+    case SRV_EV_TEXT:
+        buf_add(&c->text, ev->text ? ev->text : "", ev->text_len);
+        if (ev->n_tokens > 0) {
+            if (c->n_toks + (size_t)ev->n_tokens > c->cap_toks) {
+                size_t cap = c->cap_toks ? c->cap_toks * 2 : 64;
+                while (cap < c->n_toks + (size_t)ev->n_tokens)
+                    cap *= 2;
+                struct srv_token_info *t = realloc(c->toks, cap * sizeof(*t));
+                if (!t)
+                    break;
+                c->toks = t;
+                c->cap_toks = cap;
+            }
+            memcpy(c->toks + c->n_toks, ev->tokens, (size_t)ev->n_tokens * sizeof(*ev->tokens));
+            c->n_toks += (size_t)ev->n_tokens;
+        }
+        break;
+    case SRV_EV_PROMPT_LOGPROBS:
+        free(c->ptoks);
+        c->ptoks = ev->tokens;
+        c->n_ptoks = ev->n_tokens;
+        ev->tokens = NULL;
+        ev->n_tokens = 0;
+        break;
+    case SRV_EV_EMBEDDING:
+        free(c->emb);
+        c->emb = ev->embedding;
+        c->n_embd = ev->n_embd;
+        ev->embedding = NULL;
+        break;
+    case SRV_EV_DONE:
+        c->done = true;
+        c->finish = ev->finish;
+        c->usage = ev->usage;
+        break;
+    case SRV_EV_ERROR:
+        c->done = c->failed = true;
+        c->http_status = ev->http_status ? ev->http_status : 500;
+        snprintf(c->message, sizeof(c->message), "%s", ev->message);
+        break;
+    }
+    srv_event_clear(ev);
+}
+
+/*
+ * Wait until every choice is done, checking the client's socket between waits. Returns false
+ * (tasks cancelled) when the client went away.
+ */
+static bool wait_all(struct http_req *r, struct choice *c, size_t n)
+{
+    double next_check = http_now() + WAIT_SLICE_MS / 1000.0;
+    for (size_t i = 0; i < n; i++) {
+        while (!c[i].done) {
+            struct srv_event ev;
+            memset(&ev, 0, sizeof(ev));
+            if (srv_task_next(c[i].task, &ev, WAIT_SLICE_MS)) {
+                absorb(&c[i], &ev);
+                if (http_now() < next_check)
+                    continue;
+            }
+            next_check = http_now() + WAIT_SLICE_MS / 1000.0;
+            if (http_conn_gone(r)) {
+                INF_LOG_INFO("http", "request %s: client disconnected; cancelling", r->req_id);
+                cancel_all(c, n);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/* Reply with the first failure among the choices; true when there was one. */
+static bool reply_failure(struct http_req *r, struct choice *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (c[i].failed) {
+            const char *code = c[i].http_status == 400 && strstr(c[i].message, "context")
+                                   ? "context_length_exceeded"
+                                   : NULL;
+            http_reply_errorf(r, c[i].http_status, NULL, code, "%s", c[i].message);
+            return true;
+        }
+        if (c[i].done && c[i].finish == SRV_FINISH_CANCELLED) {
+            http_reply_errorf(r, 503, NULL, "shutting_down",
+                              "the request was cancelled: the server is shutting down");
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- logprob shapes ------------------------------------------------------------------------- */
+
+static json_t *bytes_json(const char *p, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_integer((unsigned char)p[i]));
+    return a;
+}
+
+/* Chat shape: {token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]} */
+static json_t *chat_lp_entry(const struct inf_tokenizer *tok, const struct srv_token_info *t)
+{
+    size_t n = 0;
+    const char *p = inf_tok_piece(tok, t->id, false, &n);
+    json_t *o = json_object();
+    json_object_set_new(o, "token", api_json_str(p ? p : "", n));
+    json_object_set_new(o, "logprob", lp_json(t->logprob));
+    json_object_set_new(o, "bytes", bytes_json(p ? p : "", n));
+    json_t *top = json_array();
+    for (int32_t k = 0; k < t->n_top && k < SRV_MAX_TOP_LOGPROBS; k++) {
+        size_t m = 0;
+        const char *q = inf_tok_piece(tok, t->top[k].id, false, &m);
+        json_t *e = json_object();
+        json_object_set_new(e, "token", api_json_str(q ? q : "", m));
+        json_object_set_new(e, "logprob", lp_json(t->top[k].logprob));
+        json_object_set_new(e, "bytes", bytes_json(q ? q : "", m));
+        json_array_append_new(top, e);
+    }
+    json_object_set_new(o, "top_logprobs", top);
+    return o;
+}
+
+static json_t *chat_logprobs(const struct inf_tokenizer *tok, const struct srv_token_info *t,
+                             size_t n)
+{
+    json_t *content = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(content, chat_lp_entry(tok, &t[i]));
+    json_t *o = json_object();
+    json_object_set_new(o, "content", content);
+    json_object_set_new(o, "refusal", json_null());
+    return o;
+}
+
+/* Legacy completions shape, appended to: tokens, token_logprobs, top_logprobs, text_offset. */
+struct legacy_lp {
+    json_t *tokens, *lps, *tops, *offs;
+    size_t offset;    /* characters */
+    bool strip_space; /* the first piece's leading space is not in the text (SPM prefix) */
+};
+
+static void legacy_init(struct legacy_lp *l, size_t offset)
+{
+    l->tokens = json_array();
+    l->lps = json_array();
+    l->tops = json_array();
+    l->offs = json_array();
+    l->offset = offset;
+    l->strip_space = false;
+}
+
+static void legacy_add(struct legacy_lp *l, const struct inf_tokenizer *tok,
+                       const struct srv_token_info *t, size_t n, int k)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t len = 0;
+        const char *p = inf_tok_piece(tok, t[i].id, false, &len);
+        json_array_append_new(l->tokens, api_json_str(p ? p : "", len));
+        json_array_append_new(l->lps, lp_json(t[i].logprob));
+        if (isnan(t[i].logprob) || k <= 0) {
+            json_array_append_new(l->tops, json_null());
+        } else {
+            json_t *d = json_object();
+            for (int32_t j = 0; j < t[i].n_top && j < k; j++) {
+                size_t m = 0;
+                const char *q = inf_tok_piece(tok, t[i].top[j].id, false, &m);
+                char *key = api_utf8_sanitize(q ? q : "", m, NULL);
+                if (key && !json_object_get(d, key))
+                    json_object_set_new(d, key, lp_json(t[i].top[j].logprob));
+                free(key);
+            }
+            json_array_append_new(l->tops, d);
+        }
+        json_array_append_new(l->offs, json_integer((json_int_t)l->offset));
+        size_t chars = n_chars(p ? p : "", len);
+        if (len && l->strip_space) {
+            if (p[0] == ' ')
+                chars--;
+            l->strip_space = false;
+        }
+        l->offset += chars;
+    }
+}
+
+static json_t *legacy_json(struct legacy_lp *l)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "tokens", l->tokens);
+    json_object_set_new(o, "token_logprobs", l->lps);
+    json_object_set_new(o, "top_logprobs", l->tops);
+    json_object_set_new(o, "text_offset", l->offs);
+    memset(l, 0, sizeof(*l));
+    return o;
+}
+
+static json_t *usage_json(int32_t prompt, int32_t cached, int32_t completion)
+{
+    json_t *u = json_object();
+    json_object_set_new(u, "prompt_tokens", json_integer(prompt));
+    json_object_set_new(u, "completion_tokens", json_integer(completion));
+    json_object_set_new(u, "total_tokens", json_integer((json_int_t)prompt + completion));
+    json_t *d = json_object();
+    json_object_set_new(d, "cached_tokens", json_integer(cached));
+    json_object_set_new(u, "prompt_tokens_details", d);
+    return u;
+}
+
+/* ---- SSE streams ---------------------------------------------------------------------------- */
+
+struct stream_choice {
+    struct srv_task *task;
+    bool done, role_sent, have_first;
+    struct srv_event first; /* the event that was read before the response started */
+    int index;
+    int prompt_index;
+    size_t offset; /* characters sent (legacy text_offset) */
+    int32_t prompt_tokens, cached, completion;
+};
+
+struct http_stream {
+    atomic_int refs; /* the response and the request each hold one */
+    atomic_bool aborted;
+    struct http_server *srv;
+    struct srv_models *models;
+    struct srv_engine *e;
+    const struct inf_tokenizer *tok;
+    int fd;
+    bool chat, include_usage, logprobs;
+    int legacy_k; /* completions: top-k of legacy logprobs (-1: none) */
+    char id[64];
+    char model[256];
+    int64_t created;
+    struct stream_choice *c;
+    size_t n;
+    int32_t prompt_tokens, cached; /* request totals (prompt counted once per prompt) */
+    struct buf out;
+    size_t out_off;
+    bool finished;
+    double next_check; /* next look at the socket while events keep coming */
+};
+
+static void stream_unref(struct http_stream *s)
+{
+    if (atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->c[i].have_first)
+            srv_event_clear(&s->c[i].first);
+        if (s->c[i].task) {
+            http_untrack_task(s->srv, s->c[i].task);
+            srv_task_release(s->c[i].task);
+        }
+    }
+    if (s->e)
+        srv_models_unpin(s->models, s->e);
+    free(s->c);
+    free(s->out.d);
+    free(s);
+}
+
+void api_stream_abort(struct http_stream *s, bool cancel)
+{
+    if (cancel) {
+        atomic_store(&s->aborted, true);
+        for (size_t i = 0; i < s->n; i++)
+            if (s->c[i].task)
+                srv_task_cancel(s->c[i].task);
+    }
+    stream_unref(s);
+}
+
+static void sse_data(struct http_stream *s, json_t *o)
+{
+    char *j = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!j)
+        return;
+    buf_add(&s->out, "data: ", 6);
+    buf_add(&s->out, j, strlen(j));
+    buf_add(&s->out, "\n\n", 2);
+    free(j);
+}
+
+static json_t *chunk_base(struct http_stream *s)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(s->id));
+    json_object_set_new(o, "object",
+                        json_string(s->chat ? "chat.completion.chunk" : "text_completion"));
+    json_object_set_new(o, "created", json_integer(s->created));
+    json_object_set_new(o, "model", json_string(s->model));
+    json_object_set_new(o, "system_fingerprint", json_string(fingerprint()));
+    if (s->include_usage)
+        json_object_set_new(o, "usage", json_null());
+    return o;
+}
+
+static void emit_choice(struct http_stream *s, json_t *choice)
+{
+    json_t *o = chunk_base(s);
+    json_t *a = json_array();
+    json_array_append_new(a, choice);
+    json_object_set_new(o, "choices", a);
+    sse_data(s, o);
+}
+
+static void emit_error(struct http_stream *s, int status, const char *code, const char *msg)
+{
+    struct api_error e = {0};
+    e.status = status;
+    e.type = api_error_type(status);
+    e.code = code;
+    snprintf(e.message, sizeof(e.message), "%s", msg);
+    json_t *o = api_error_json(&e);
+    char *j = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    buf_add(&s->out, "event: error\ndata: ", 19);
+    if (j)
+        buf_add(&s->out, j, strlen(j));
+    buf_add(&s->out, "\n\n", 2);
+    free(j);
+}
+
+static void stream_event(struct http_stream *s, struct stream_choice *c, struct srv_event *ev)
+{
+    switch (ev->type) {
+    case SRV_EV_TEXT: {
+        bool has_lp = s->logprobs && ev->n_tokens > 0;
+        if (ev->text_len == 0 && !has_lp)
+            break;
+        json_t *ch = json_object();
+        json_object_set_new(ch, "index", json_integer(c->index));
+        if (s->chat) {
+            json_t *d = json_object();
+            json_object_set_new(d, "content", api_json_str(ev->text ? ev->text : "", ev->text_len));
+            json_object_set_new(ch, "delta", d);
+            json_object_set_new(ch, "logprobs",
+                                has_lp ? chat_logprobs(s->tok, ev->tokens, (size_t)ev->n_tokens)
+                                       : json_null());
+        } else {
+            json_object_set_new(ch, "text", api_json_str(ev->text ? ev->text : "", ev->text_len));
+            if (has_lp) {
+                struct legacy_lp l;
+                legacy_init(&l, c->offset);
+                legacy_add(&l, s->tok, ev->tokens, (size_t)ev->n_tokens, s->legacy_k);
+                json_object_set_new(ch, "logprobs", legacy_json(&l));
+            } else {
+                json_object_set_new(ch, "logprobs", json_null());
+            }
+            c->offset += n_chars(ev->text ? ev->text : "", ev->text_len);
+        }
+        json_object_set_new(ch, "finish_reason", json_null());
+        emit_choice(s, ch);
+        break;
+    }
+    case SRV_EV_DONE: {
+        c->done = true;
+        c->completion = ev->usage.completion_tokens;
+        c->prompt_tokens = ev->usage.prompt_tokens;
+        c->cached = ev->usage.cached_tokens;
+        if (ev->finish == SRV_FINISH_CANCELLED) {
+            emit_error(s, 503, "shutting_down",
+                       "the request was cancelled: the server is shutting down");
+            s->finished = true;
+            break;
+        }
+        json_t *ch = json_object();
+        json_object_set_new(ch, "index", json_integer(c->index));
+        if (s->chat)
+            json_object_set_new(ch, "delta", json_object());
+        else
+            json_object_set_new(ch, "text", json_string(""));
+        json_object_set_new(ch, "logprobs", json_null());
+        json_object_set_new(ch, "finish_reason", json_string(finish_name(ev->finish)));
+        emit_choice(s, ch);
+        break;
+    }
+    case SRV_EV_ERROR:
+        c->done = true;
+        emit_error(s, ev->http_status ? ev->http_status : 500, NULL, ev->message);
+        s->finished = true;
+        break;
+    default:
+        break;
+    }
+    srv_event_clear(ev);
+}
+
+static void stream_finish(struct http_stream *s)
+{
+    if (s->include_usage) {
+        int32_t completion = 0, prompt = 0, cached = 0;
+        int last_prompt = -1;
+        for (size_t i = 0; i < s->n; i++) {
+            completion += s->c[i].completion;
+            if (s->c[i].prompt_index != last_prompt) {
+                prompt += s->c[i].prompt_tokens;
+                cached += s->c[i].cached;
+                last_prompt = s->c[i].prompt_index;
+            }
+        }
+        json_t *o = chunk_base(s);
+        json_object_set_new(o, "choices", json_array());
+        json_object_set_new(o, "usage", usage_json(prompt, cached, completion));
+        sse_data(s, o);
+    }
+    buf_add(&s->out, "data: [DONE]\n\n", 14);
+    s->finished = true;
+}
+
+/* Produce more output: wait for events (checking the socket), format them. */
+static bool stream_step(struct http_stream *s)
+{
+    bool any = false;
+    if (http_now() >= s->next_check) {
+        s->next_check = http_now() + WAIT_SLICE_MS / 1000.0;
+        if (http_fd_gone(s->fd)) {
+            for (size_t i = 0; i < s->n; i++)
+                srv_task_cancel(s->c[i].task);
+            atomic_store(&s->aborted, true);
+            return false;
+        }
+    }
+    for (size_t i = 0; i < s->n && !s->finished; i++) {
+        struct stream_choice *c = &s->c[i];
+        if (c->have_first) {
+            c->have_first = false;
+            stream_event(s, c, &c->first);
+            any = true;
+        }
+        struct srv_event ev;
+        memset(&ev, 0, sizeof(ev));
+        while (!c->done && !s->finished && srv_task_next(c->task, &ev, 0)) {
+            stream_event(s, c, &ev);
+            memset(&ev, 0, sizeof(ev));
+            any = true;
+        }
+    }
+    if (s->finished) {
+        for (size_t i = 0; i < s->n; i++)
+            if (!s->c[i].done)
+                srv_task_cancel(s->c[i].task);
+        return true;
+    }
+    bool all_done = true;
+    for (size_t i = 0; i < s->n; i++)
+        all_done = all_done && s->c[i].done;
+    if (all_done) {
+        stream_finish(s);
+        return true;
+    }
+    if (any)
+        return true;
+    for (size_t i = 0; i < s->n; i++) {
+        struct stream_choice *c = &s->c[i];
+        if (c->done)
+            continue;
+        struct srv_event ev;
+        memset(&ev, 0, sizeof(ev));
+        if (srv_task_next(c->task, &ev, s->n == 1 ? WAIT_SLICE_MS : 10)) {
+            stream_event(s, c, &ev);
+            return true;
+        }
+        break;
+    }
+    if (http_fd_gone(s->fd)) {
+        for (size_t i = 0; i < s->n; i++)
+            srv_task_cancel(s->c[i].task);
+        atomic_store(&s->aborted, true);
+        return false;
+    }
+    return true;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    struct http_stream *s = cls;
+    for (;;) {
+        if (s->out_off < s->out.n) {
+            size_t n = s->out.n - s->out_off;
+            if (n > max)
+                n = max;
+            memcpy(out, s->out.d + s->out_off, n);
+            s->out_off += n;
+            if (s->out_off == s->out.n)
+                s->out_off = s->out.n = 0;
+            return (ssize_t)n;
+        }
+        if (s->finished)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (atomic_load(&s->aborted) || !stream_step(s))
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+}
+
+static void stream_free_cb(void *cls)
+{
+    stream_unref(cls);
+}
+
+/*
+ * Turn submitted choices into an SSE response. The first event of every choice is read first
+ * (so an error such as a context overflow still gets a proper HTTP status); the choices and the
+ * engine pin move into the stream. Returns false when the request already has its answer.
+ */
+static bool start_stream(struct http_req *r, struct eng *g, struct choice *c, size_t n, bool chat,
+                         const struct api_gen *gen, int legacy_k, const char *prefix,
+                         char *const *echo_texts, const size_t *echo_lens)
+{
+    struct http_stream *s = calloc(1, sizeof(*s));
+    if (!s) {
+        http_reply_errorf(r, 500, NULL, NULL, "out of memory");
+        return false;
+    }
+    s->c = calloc(n, sizeof(*s->c));
+    if (!s->c) {
+        free(s);
+        http_reply_errorf(r, 500, NULL, NULL, "out of memory");
+        return false;
+    }
+    s->n = n;
+    for (size_t i = 0; i < n; i++) {
+        struct stream_choice *sc = &s->c[i];
+        sc->index = (int)i;
+        sc->prompt_index = c[i].prompt_index;
+        while (!sc->have_first) {
+            if (srv_task_next(c[i].task, &sc->first, WAIT_SLICE_MS)) {
+                sc->have_first = true;
+                if (sc->first.type == SRV_EV_PROMPT_LOGPROBS) { /* not streamed */
+                    srv_event_clear(&sc->first);
+                    sc->have_first = false;
+                    continue;
+                }
+                if (sc->first.type == SRV_EV_ERROR) {
+                    c[i].failed = c[i].done = true;
+                    c[i].http_status = sc->first.http_status ? sc->first.http_status : 500;
+                    snprintf(c[i].message, sizeof(c[i].message), "%s", sc->first.message);
+                }
+            } else if (http_conn_gone(r)) {
+                cancel_all(c, n);
+                break;
+            }
+        }
+        if (!sc->have_first || c[i].failed) {
+            for (size_t k = 0; k <= i; k++)
+                if (s->c[k].have_first)
+                    srv_event_clear(&s->c[k].first);
+            free(s->c);
+            free(s);
+            if (!reply_failure(r, c, n))
+                http_reply_errorf(r, 499, NULL, NULL, "client closed the connection");
+            return false;
+        }
+    }
+    /* everything is in order: the stream takes the tasks and the engine pin */
+    for (size_t i = 0; i < n; i++) {
+        s->c[i].task = c[i].task;
+        c[i].task = NULL;
+    }
+    s->srv = r->srv;
+    s->models = g->models;
+    s->e = g->e;
+    g->e = NULL;
+    s->tok = g->tok;
+    s->fd = http_conn_fd(r->conn);
+    s->chat = chat;
+    s->include_usage = gen->include_usage;
+    s->logprobs = gen->logprobs;
+    s->legacy_k = legacy_k;
+    memcpy(s->id, prefix, strlen(prefix));
+    api_random_id(s->id + strlen(prefix), 29);
+    snprintf(s->model, sizeof(s->model), "%s", g->id);
+    s->created = (int64_t)time(NULL);
+    atomic_init(&s->refs, 2);
+    /* the opening chunks: the role (chat) or the echoed prompt (completions) */
+    for (size_t i = 0; i < n; i++) {
+        json_t *ch = json_object();
+        json_object_set_new(ch, "index", json_integer((json_int_t)i));
+        if (chat) {
+            json_t *d = json_object();
+            json_object_set_new(d, "role", json_string("assistant"));
+            json_object_set_new(d, "content", json_string(""));
+            json_object_set_new(d, "refusal", json_null());
+            json_object_set_new(ch, "delta", d);
+        } else if (echo_texts) { /* completions' echo: each choice's own prompt */
+            const char *et = echo_texts[s->c[i].prompt_index];
+            size_t el = echo_lens[s->c[i].prompt_index];
+            json_object_set_new(ch, "text", api_json_str(et, el));
+            s->c[i].offset = n_chars(et, el);
+        } else {
+            json_decref(ch);
+            continue;
+        }
+        json_object_set_new(ch, "logprobs", json_null());
+        json_object_set_new(ch, "finish_reason", json_null());
+        emit_choice(s, ch);
+        s->c[i].role_sent = true;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
+                                                                  stream_read, s, stream_free_cb);
+    if (!resp) {
+        atomic_store(&s->refs, 1);
+        stream_unref(s);
+        http_reply_errorf(r, 500, NULL, NULL, "out of memory");
+        return false;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    if (r->resp)
+        MHD_destroy_response(r->resp);
+    r->resp = resp;
+    r->status = 200;
+    r->stream = s;
+    return true;
+}
+
+/* ---- chat completions ----------------------------------------------------------------------- */
+
+void api_chat(struct http_req *r)
+{
+    struct api_error e = {0};
+    struct api_chat_req q;
+    struct eng g = {0};
+    struct choice *c = NULL;
+    struct inf_tokens toks = {0};
+    char *prompt = NULL;
+    size_t plen = 0;
+    int n = 0;
+
+    json_t *body = api_parse_body(r->body, r->len, &e);
+    if (!body || !api_parse_chat(body, &q, &e)) {
+        if (body)
+            api_chat_release(&q);
+        json_decref(body);
+        http_reply_error(r, &e);
+        return;
+    }
+    json_decref(body);
+    if (!eng_acquire(r, q.gen.model, &g))
+        goto out;
+    for (size_t i = 0; i < q.gen.n_bias; i++)
+        if (q.gen.bias[i].token >= g.n_vocab) {
+            http_reply_errorf(r, 400, "logit_bias", NULL,
+                              "logit_bias token id %d is outside the vocabulary (0..%d)",
+                              q.gen.bias[i].token, g.n_vocab - 1);
+            goto out;
+        }
+    prompt = render_chat(r, &g, q.messages, &plen);
+    if (!prompt)
+        goto out;
+    /* special tokens in the rendered text are the template's markers */
+    if (!tokenize(r, &g, prompt, plen, INF_TOK_ADD_SPECIAL | INF_TOK_PARSE_SPECIAL, true, &toks))
+        goto out;
+    if (!check_fits(r, &g, toks.n, "messages"))
+        goto out;
+    n = q.gen.n;
+    c = calloc((size_t)n, sizeof(*c));
+    if (!c) {
+        http_reply_errorf(r, 500, NULL, NULL, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        struct srv_task_params tp;
+        task_params_from_gen(&q.gen, &tp, i);
+        tp.prompt = toks.ids;
+        tp.n_prompt = (int32_t)toks.n;
+        if (!submit(r, &g, &tp, &c[i]))
+            goto out;
+    }
+    if (q.gen.stream) {
+        start_stream(r, &g, c, (size_t)n, true, &q.gen, -1, "chatcmpl-", NULL, NULL);
+        goto out;
+    }
+    if (!wait_all(r, c, (size_t)n)) {
+        http_reply_errorf(r, 499, NULL, NULL, "client closed the connection");
+        goto out;
+    }
+    if (reply_failure(r, c, (size_t)n))
+        goto out;
+
+    char id[64] = "chatcmpl-";
+    api_random_id(id + 9, 29);
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "object", json_string("chat.completion"));
+    json_object_set_new(o, "created", json_integer((json_int_t)time(NULL)));
+    json_object_set_new(o, "model", json_string(g.id));
+    json_object_set_new(o, "system_fingerprint", json_string(fingerprint()));
+    json_t *choices = json_array();
+    int32_t completion = 0;
+    for (int i = 0; i < n; i++) {
+        json_t *ch = json_object();
+        json_t *msg = json_object();
+        json_object_set_new(ch, "index", json_integer(i));
+        json_object_set_new(msg, "role", json_string("assistant"));
+        json_object_set_new(msg, "content",
+                            api_json_str(c[i].text.d ? c[i].text.d : "", c[i].text.n));
+        json_object_set_new(msg, "refusal", json_null());
+        json_object_set_new(ch, "message", msg);
+        json_object_set_new(ch, "logprobs",
+                            q.gen.logprobs ? chat_logprobs(g.tok, c[i].toks, c[i].n_toks)
+                                           : json_null());
+        json_object_set_new(ch, "finish_reason", json_string(finish_name(c[i].finish)));
+        json_array_append_new(choices, ch);
+        completion += c[i].usage.completion_tokens;
+    }
+    json_object_set_new(o, "choices", choices);
+    json_object_set_new(o, "usage",
+                        usage_json(c[0].usage.prompt_tokens, c[0].usage.cached_tokens, completion));
+    http_reply_json(r, 200, o);
+out:
+    choices_free(r->srv, c, (size_t)n);
+    inf_tokens_release(&toks);
+    free(prompt);
+    eng_release(&g);
+    api_chat_release(&q);
+}
+
+/* ---- completions ---------------------------------------------------------------------------- */
+
+void api_completions(struct http_req *r)
+{
+    struct api_error e = {0};
+    struct api_completion_req q;
+    struct eng g = {0};
+    struct choice *c = NULL;
+    struct inf_tokens *toks = NULL;
+    char **texts = NULL; /* each prompt's text (for echo and text_offset) */
+    size_t *text_lens = NULL;
+    size_t n = 0, np = 0;
+
+    json_t *body = api_parse_body(r->body, r->len, &e);
+    if (!body || !api_parse_completion(body, &q, &e)) {
+        if (body)
+            api_completion_release(&q);
+        json_decref(body);
+        http_reply_error(r, &e);
+        return;
+    }
+    json_decref(body);
+    np = q.n_prompts;
+    if (np * (size_t)q.gen.n > API_MAX_INPUTS) {
+        http_reply_errorf(r, 400, "n", NULL, "%zu prompts x n %d is more than %d choices", np,
+                          q.gen.n, API_MAX_INPUTS);
+        goto out;
+    }
+    if (!eng_acquire(r, q.gen.model, &g))
+        goto out;
+    for (size_t i = 0; i < q.gen.n_bias; i++)
+        if (q.gen.bias[i].token >= g.n_vocab) {
+            http_reply_errorf(r, 400, "logit_bias", NULL,
+                              "logit_bias token id %d is outside the vocabulary (0..%d)",
+                              q.gen.bias[i].token, g.n_vocab - 1);
+            goto out;
+        }
+    toks = calloc(np, sizeof(*toks));
+    texts = calloc(np, sizeof(*texts));
+    text_lens = calloc(np, sizeof(*text_lens));
+    if (!toks || !texts || !text_lens) {
+        http_reply_errorf(r, 500, NULL, NULL, "out of memory");
+        goto out;
+    }
+    for (size_t p = 0; p < np; p++) {
+        struct api_prompt *ap = &q.prompts[p];
+        if (ap->text) {
+            /* raw prompts are the client's own text: special-token markers are honoured (as
+               llama.cpp's server does); BOS as the vocabulary asks */
+            if (!tokenize(r, &g, ap->text, ap->len, INF_TOK_ADD_SPECIAL | INF_TOK_PARSE_SPECIAL,
+                          false, &toks[p]))
+                goto out;
+            texts[p] = strdup(ap->text);
+            text_lens[p] = ap->len;
+        } else {
+            /* token prompts are used exactly as given (no BOS added) */
+            if (!check_ids(r, &g, ap->ids, ap->n_ids, "prompt"))
+                goto out;
+            for (size_t k = 0; k < ap->n_ids; k++)
+                inf_tokens_push(&toks[p], ap->ids[k]);
+            struct inf_error err = {0};
+            if (inf_tok_decode(g.tok, ap->ids, ap->n_ids, 0, &texts[p], &text_lens[p], &err)) {
+                http_reply_errorf(r, 400, "prompt", NULL, "%s", inf_error_message(&err));
+                goto out;
+            }
+        }
+        if (!check_fits(r, &g, toks[p].n, "prompt"))
+            goto out;
+    }
+    n = np * (size_t)q.gen.n;
+    c = calloc(n, sizeof(*c));
+    if (!c) {
+        http_reply_errorf(r, 500, NULL, NULL, "out of memory");
+        goto out;
+    }
+    for (size_t p = 0; p < np; p++)
+        for (int i = 0; i < q.gen.n; i++) {
+            size_t k = p * (size_t)q.gen.n + (size_t)i;
+            struct srv_task_params tp;
+            task_params_from_gen(&q.gen, &tp, i);
+            tp.prompt = toks[p].ids;
+            tp.n_prompt = (int32_t)toks[p].n;
+            tp.prompt_logprobs = q.echo && q.logprobs >= 0;
+            c[k].prompt_index = (int)p;
+            if (!submit(r, &g, &tp, &c[k]))
+                goto out;
+        }
+    if (q.gen.stream) {
+        start_stream(r, &g, c, n, false, &q.gen, q.logprobs, "cmpl-", q.echo ? texts : NULL,
+                     text_lens);
+        goto out;
+    }
+    if (!wait_all(r, c, n)) {
+        http_reply_errorf(r, 499, NULL, NULL, "client closed the connection");
+        goto out;
+    }
+    if (reply_failure(r, c, n))
+        goto out;
+
+    char id[64] = "cmpl-";
+    api_random_id(id + 5, 29);
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "object", json_string("text_completion"));
+    json_object_set_new(o, "created", json_integer((json_int_t)time(NULL)));
+    json_object_set_new(o, "model", json_string(g.id));
+    json_object_set_new(o, "system_fingerprint", json_string(fingerprint()));
+    json_t *choices = json_array();
+    int32_t prompt_tokens = 0, cached = 0, completion = 0;
+    for (size_t k = 0; k < n; k++) {
+        size_t p = (size_t)c[k].prompt_index;
+        json_t *ch = json_object();
+        struct buf text = {0};
+        if (q.echo)
+            buf_add(&text, texts[p], text_lens[p]);
+        buf_add(&text, c[k].text.d ? c[k].text.d : "", c[k].text.n);
+        json_object_set_new(ch, "text", api_json_str(text.d ? text.d : "", text.n));
+        free(text.d);
+        json_object_set_new(ch, "index", json_integer((json_int_t)k));
+        if (q.logprobs >= 0) {
+            struct legacy_lp l;
+            legacy_init(&l, q.echo ? 0 : n_chars(texts[p], text_lens[p]));
+            if (q.echo) {
+                l.strip_space = q.prompts[p].text && inf_tok_info(g.tok)->add_space_prefix;
+                if (c[k].ptoks) {
+                    legacy_add(&l, g.tok, c[k].ptoks, (size_t)c[k].n_ptoks, q.logprobs);
+                } else { /* no prompt logprobs came: list the tokens without values */
+                    for (size_t t = 0; t < toks[p].n; t++) {
+                        struct srv_token_info ti = {.id = toks[p].ids[t], .logprob = NAN};
+                        legacy_add(&l, g.tok, &ti, 1, 0);
+                    }
+                }
+                l.offset = n_chars(texts[p], text_lens[p]);
+            }
+            legacy_add(&l, g.tok, c[k].toks, c[k].n_toks, q.logprobs);
+            json_object_set_new(ch, "logprobs", legacy_json(&l));
+        } else {
+            json_object_set_new(ch, "logprobs", json_null());
+        }
+        json_object_set_new(ch, "finish_reason", json_string(finish_name(c[k].finish)));
+        json_array_append_new(choices, ch);
+        completion += c[k].usage.completion_tokens;
+        if (k % (size_t)q.gen.n == 0) {
+            prompt_tokens += c[k].usage.prompt_tokens;
+            cached += c[k].usage.cached_tokens;
+        }
+    }
+    json_object_set_new(o, "choices", choices);
+    json_object_set_new(o, "usage", usage_json(prompt_tokens, cached, completion));
+    http_reply_json(r, 200, o);
+out:
+    choices_free(r->srv, c, n);
+    for (size_t p = 0; p < np; p++) {
+        if (toks)
+            inf_tokens_release(&toks[p]);
+        if (texts)
+            free(texts[p]);
+    }
+    free(toks);
+    free(texts);
+    free(text_lens);
+    eng_release(&g);
+    api_completion_release(&q);
+}
+
+/* ---- embeddings ----------------------------------------------------------------------------- */
+
+void api_embeddings(struct http_req *r)
+{
+    struct api_error e = {0};
+    struct api_embedding_req q;
+    struct eng g = {0};
+    struct choice *c = NULL;
+    struct inf_tokens toks = {0};
+    size_t n = 0;
+
+    json_t *body = api_parse_body(r->body, r->len, &e);
+    if (!body || !api_parse_embedding(body, &q, &e)) {
+        if (body)
+            api_embedding_release(&q);
+        json_decref(body);
+        http_reply_error(r, &e);
+        return;
+    }
+    json_decref(body);
+    if (!eng_acquire(r, q.model, &g))
+        goto out;
+    if (q.dimensions && q.dimensions != g.n_embd) {
+        http_reply_errorf(r, 400, "dimensions", NULL,
+                          "this model's embeddings have %d dimensions; 'dimensions' %lld cannot "
+                          "be produced (no reduction is supported)",
+                          g.n_embd, (long long)q.dimensions);
+        goto out;
+    }
+    n = q.n_inputs;
+    c = calloc(n, sizeof(*c));
+    if (!c) {
+        http_reply_errorf(r, 500, NULL, NULL, "out of memory");
+        goto out;
+    }
+    int32_t prompt_tokens = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct api_prompt *ap = &q.inputs[i];
+        toks.n = 0;
+        if (ap->text) {
+            if (!tokenize(r, &g, ap->text, ap->len, INF_TOK_ADD_SPECIAL, false, &toks))
+                goto out;
+        } else {
+            if (!check_ids(r, &g, ap->ids, ap->n_ids, "input"))
+                goto out;
+            for (size_t k = 0; k < ap->n_ids; k++)
+                inf_tokens_push(&toks, ap->ids[k]);
+        }
+        if (!check_fits(r, &g, toks.n, "input"))
+            goto out;
+        struct srv_task_params tp = {0};
+        tp.kind = SRV_TASK_EMBEDDING;
+        tp.prompt = toks.ids;
+        tp.n_prompt = (int32_t)toks.n;
+        tp.max_tokens = 0;
+        tp.sampling = inf_sampler_default_params();
+        tp.pooling = INF_POOL_NONE;
+        prompt_tokens += (int32_t)toks.n;
+        if (!submit(r, &g, &tp, &c[i]))
+            goto out;
+    }
+    if (!wait_all(r, c, n)) {
+        http_reply_errorf(r, 499, NULL, NULL, "client closed the connection");
+        goto out;
+    }
+    if (reply_failure(r, c, n))
+        goto out;
+    json_t *data = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *d = json_object();
+        json_object_set_new(d, "object", json_string("embedding"));
+        json_object_set_new(d, "index", json_integer((json_int_t)i));
+        if (q.encoding == API_ENC_BASE64) {
+            /* little-endian float32 bytes, as OpenAI sends them */
+            unsigned char *bytes = malloc((size_t)c[i].n_embd * 4 + 1);
+            for (int32_t k = 0; bytes && k < c[i].n_embd; k++) {
+                uint32_t u;
+                memcpy(&u, &c[i].emb[k], 4);
+                for (int b = 0; b < 4; b++)
+                    bytes[k * 4 + b] = (unsigned char)(u >> (8 * b));
+            }
+            char *b64 = bytes ? api_base64(bytes, (size_t)c[i].n_embd * 4) : NULL;
+            json_object_set_new(d, "embedding", json_string(b64 ? b64 : ""));
+            free(b64);
+            free(bytes);
+        } else {
+            json_t *v = json_array();
+            for (int32_t k = 0; k < c[i].n_embd; k++)
+                json_array_append_new(v, json_real(isfinite(c[i].emb[k]) ? c[i].emb[k] : 0.0));
+            json_object_set_new(d, "embedding", v);
+        }
+        json_array_append_new(data, d);
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "object", json_string("list"));
+    json_object_set_new(o, "data", data);
+    json_object_set_new(o, "model", json_string(g.id));
+    json_t *u = json_object();
+    json_object_set_new(u, "prompt_tokens", json_integer(prompt_tokens));
+    json_object_set_new(u, "total_tokens", json_integer(prompt_tokens));
+    json_object_set_new(o, "usage", u);
+    http_reply_json(r, 200, o);
+out:
+    choices_free(r->srv, c, n);
+    inf_tokens_release(&toks);
+    eng_release(&g);
+    api_embedding_release(&q);
+}
+
+/* ---- models, health ------------------------------------------------------------------------- */
+
+static json_t *model_json(const struct srv_model_entry *m)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", api_json_str(m->id, strlen(m->id)));
+    json_object_set_new(o, "object", json_string("model"));
+    json_object_set_new(o, "created", json_integer(m->created));
+    json_object_set_new(o, "owned_by", json_string("inferno"));
+    return o;
+}
+
+void api_models(struct http_req *r)
+{
+    struct srv_model_entry *m = NULL;
+    size_t n = 0;
+    struct inf_error err = {0};
+    if (srv_models_list(r->srv->p.models, &m, &n, &err)) {
+        http_reply_errorf(r, 500, NULL, NULL, "%s", inf_error_message(&err));
+        return;
+    }
+    json_t *data = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(data, model_json(&m[i]));
+    free(m);
+    json_t *o = json_object();
+    json_object_set_new(o, "object", json_string("list"));
+    json_object_set_new(o, "data", data);
+    http_reply_json(r, 200, o);
+}
+
+void api_model(struct http_req *r)
+{
+    const char *id = r->url + strlen("/v1/models/");
+    struct srv_model_entry *m = NULL;
+    size_t n = 0;
+    struct inf_error err = {0};
+    if (srv_models_list(r->srv->p.models, &m, &n, &err)) {
+        http_reply_errorf(r, 500, NULL, NULL, "%s", inf_error_message(&err));
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(m[i].id, id) == 0) {
+            http_reply_json(r, 200, model_json(&m[i]));
+            free(m);
+            return;
+        }
+    free(m);
+    http_reply_errorf(r, 404, "model", "model_not_found", "the model '%.200s' does not exist", id);
+}
+
+struct health_acc {
+    json_t *models;
+    int idle, busy;
+};
+
+static void health_each(struct srv_engine *e, void *user)
+{
+    struct health_acc *h = user;
+    struct srv_engine_stats st;
+    srv_engine_stats(e, &st);
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(srv_engine_model_id(e)));
+    json_object_set_new(o, "slots_total", json_integer(st.slots_total));
+    json_object_set_new(o, "slots_idle", json_integer(st.slots_total - st.slots_busy));
+    json_object_set_new(o, "slots_busy", json_integer(st.slots_busy));
+    json_object_set_new(o, "slot_context", json_integer(srv_engine_slot_ctx(e)));
+    json_object_set_new(o, "context", json_integer(st.kv_cells_total));
+    json_object_set_new(o, "queue_depth", json_integer(st.queue_depth));
+    json_array_append_new(h->models, o);
+    h->idle += st.slots_total - st.slots_busy;
+    h->busy += st.slots_busy;
+}
+
+void api_health(struct http_req *r)
+{
+    enum srv_health hs = srv_models_health(r->srv->p.models);
+    struct health_acc h = {json_array(), 0, 0};
+    srv_models_each_loaded(r->srv->p.models, health_each, &h);
+    json_t *o = json_object();
+    const char *status = hs == SRV_HEALTH_OK        ? "ok"
+                         : hs == SRV_HEALTH_LOADING ? "loading"
+                                                    : "error";
+    json_object_set_new(o, "status", json_string(status));
+    json_object_set_new(o, "slots_idle", json_integer(h.idle));
+    json_object_set_new(o, "slots_busy", json_integer(h.busy));
+    json_object_set_new(o, "models", h.models);
+    http_reply_json(r, hs == SRV_HEALTH_OK ? 200 : 503, o);
+}
+
+/* ---- tokenize, detokenize, apply-template --------------------------------------------------- */
+
+void api_tokenize(struct http_req *r)
+{
+    struct api_error e = {0};
+    struct api_tokenize_req q;
+    struct eng g = {0};
+    struct inf_tokens toks = {0};
+    json_t *body = api_parse_body(r->body, r->len, &e);
+    if (!body || !api_parse_tokenize(body, &q, &e)) {
+        if (body)
+            api_tokenize_release(&q);
+        json_decref(body);
+        http_reply_error(r, &e);
+        return;
+    }
+    json_decref(body);
+    if (!eng_acquire(r, q.model, &g))
+        goto out;
+    unsigned flags =
+        (q.add_special ? INF_TOK_ADD_SPECIAL : 0) | (q.parse_special ? INF_TOK_PARSE_SPECIAL : 0);
+    if (!tokenize(r, &g, q.content, q.len, flags, false, &toks))
+        goto out;
+    json_t *a = json_array();
+    for (size_t i = 0; i < toks.n; i++) {
+        if (!q.with_pieces) {
+            json_array_append_new(a, json_integer(toks.ids[i]));
+            continue;
+        }
+        size_t len = 0;
+        const char *p = inf_tok_piece(g.tok, toks.ids[i], true, &len);
+        json_t *t = json_object();
+        json_object_set_new(t, "id", json_integer(toks.ids[i]));
+        /* a piece that is not valid UTF-8 on its own is given as its bytes (as llama.cpp) */
+        json_object_set_new(t, "piece",
+                            p && api_utf8_valid(p, len) && !memchr(p, 0, len)
+                                ? json_stringn(p, len)
+                                : bytes_json(p ? p : "", len));
+        json_array_append_new(a, t);
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "tokens", a);
+    http_reply_json(r, 200, o);
+out:
+    inf_tokens_release(&toks);
+    eng_release(&g);
+    api_tokenize_release(&q);
+}
+
+void api_detokenize(struct http_req *r)
+{
+    struct api_error e = {0};
+    struct api_detokenize_req q;
+    struct eng g = {0};
+    json_t *body = api_parse_body(r->body, r->len, &e);
+    if (!body || !api_parse_detokenize(body, &q, &e)) {
+        if (body)
+            api_detokenize_release(&q);
+        json_decref(body);
+        http_reply_error(r, &e);
+        return;
+    }
+    json_decref(body);
+    if (!eng_acquire(r, q.model, &g))
+        goto out;
+    if (!check_ids(r, &g, q.ids, q.n_ids, "tokens"))
+        goto out;
+    char *text = NULL;
+    size_t len = 0;
+    struct inf_error err = {0};
+    if (q.n_ids && inf_tok_decode(g.tok, q.ids, q.n_ids, 0, &text, &len, &err)) {
+        http_reply_errorf(r, 400, "tokens", NULL, "%s", inf_error_message(&err));
+        goto out;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "content", api_json_str(text ? text : "", len));
+    free(text);
+    http_reply_json(r, 200, o);
+out:
+    eng_release(&g);
+    api_detokenize_release(&q);
+}
+
+void api_apply_template(struct http_req *r)
+{
+    struct api_error e = {0};
+    struct api_template_req q;
+    struct eng g = {0};
+    json_t *body = api_parse_body(r->body, r->len, &e);
+    if (!body || !api_parse_template(body, &q, &e)) {
+        if (body)
+            api_template_release(&q);
+        json_decref(body);
+        http_reply_error(r, &e);
+        return;
+    }
+    json_decref(body);
+    if (!eng_acquire(r, q.model, &g))
+        goto out;
+    size_t len = 0;
+    char *prompt = render_chat(r, &g, q.messages, &len);
+    if (prompt) {
+        json_t *o = json_object();
+        json_object_set_new(o, "prompt", api_json_str(prompt, len));
+        free(prompt);
+        http_reply_json(r, 200, o);
+    }
+out:
+    eng_release(&g);
+    api_template_release(&q);
+}

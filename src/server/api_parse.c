@@ -1,0 +1,1016 @@
+/*
+ * api_parse.c - request validation for every endpoint (see api.h). No model is needed here:
+ * values are checked for type and range, unsupported OpenAI parameters are refused with 400
+ * naming the parameter, and unknown parameters are refused unless they are harmless OpenAI
+ * fields that change nothing for a local model (metadata, store, service_tier...).
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "server/api.h"
+
+/* ---- errors --------------------------------------------------------------------------------- */
+
+const char *api_error_type(int status)
+{
+    switch (status) {
+    case 401:
+        return "authentication_error";
+    case 403:
+        return "permission_error";
+    case 429:
+        return "rate_limit_error";
+    default:
+        return status >= 500 ? "server_error" : "invalid_request_error";
+    }
+}
+
+bool api_fail(struct api_error *e, int status, const char *param, const char *fmt, ...)
+{
+    va_list ap;
+    e->status = status;
+    e->type = api_error_type(status);
+    e->code = NULL;
+    snprintf(e->param, sizeof(e->param), "%s", param ? param : "");
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof(e->message), fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+json_t *api_error_json(const struct api_error *e)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "message", api_json_str(e->message, strlen(e->message)));
+    json_object_set_new(o, "type", json_string(e->type ? e->type : api_error_type(e->status)));
+    json_object_set_new(o, "param",
+                        e->param[0] ? api_json_str(e->param, strlen(e->param)) : json_null());
+    json_object_set_new(o, "code", e->code ? json_string(e->code) : json_null());
+    json_t *root = json_object();
+    json_object_set_new(root, "error", o);
+    return root;
+}
+
+/* ---- UTF-8, ids, base64 --------------------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at s[0..n), or 0 when it is not one. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return len;
+}
+
+bool api_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        size_t k = utf8_seq(u + i, len - i);
+        if (!k)
+            return false;
+        i += k;
+    }
+    return true;
+}
+
+char *api_utf8_sanitize(const char *s, size_t len, size_t *out_len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    char *out = malloc(len * 3 + 1);
+    size_t o = 0;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < len;) {
+        size_t k = utf8_seq(u + i, len - i);
+        if (k && !(k == 1 && u[i] == 0)) {
+            memcpy(out + o, s + i, k);
+            o += k;
+            i += k;
+        } else if (k == 1) { /* NUL: kept out of JSON strings */
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        } else {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        }
+    }
+    out[o] = '\0';
+    if (out_len)
+        *out_len = o;
+    return out;
+}
+
+json_t *api_json_str(const char *s, size_t len)
+{
+    if (api_utf8_valid(s, len) && !memchr(s, 0, len))
+        return json_stringn(s, len);
+    size_t n;
+    char *c = api_utf8_sanitize(s, len, &n);
+    if (!c)
+        return NULL;
+    json_t *j = json_stringn(c, n);
+    free(c);
+    return j;
+}
+
+uint64_t api_random_u64(void)
+{
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v)) {
+        /* getrandom cannot fail for 8 bytes after boot; fall back to the clock anyway */
+        v = (uint64_t)time(NULL) * 6364136223846793005ull + (uint64_t)(uintptr_t)&v;
+    }
+    return v;
+}
+
+void api_random_id(char *out, size_t n)
+{
+    static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    unsigned char buf[64];
+    if (n > sizeof(buf))
+        n = sizeof(buf);
+    if (getrandom(buf, n, 0) != (ssize_t)n)
+        for (size_t i = 0; i < n; i++)
+            buf[i] = (unsigned char)api_random_u64();
+    for (size_t i = 0; i < n; i++)
+        out[i] = alphabet[buf[i] % 62];
+    out[n] = '\0';
+}
+
+char *api_base64(const unsigned char *d, size_t len)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = malloc((len + 2) / 3 * 4 + 1);
+    size_t o = 0, i = 0;
+    if (!out)
+        return NULL;
+    for (; i + 2 < len; i += 3) {
+        uint32_t v = (uint32_t)d[i] << 16 | (uint32_t)d[i + 1] << 8 | d[i + 2];
+        out[o++] = tbl[v >> 18];
+        out[o++] = tbl[(v >> 12) & 63];
+        out[o++] = tbl[(v >> 6) & 63];
+        out[o++] = tbl[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t)d[i] << 16 | (i + 1 < len ? (uint32_t)d[i + 1] << 8 : 0);
+        out[o++] = tbl[v >> 18];
+        out[o++] = tbl[(v >> 12) & 63];
+        out[o++] = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
+        out[o++] = '=';
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* ---- body and field helpers ----------------------------------------------------------------- */
+
+json_t *api_parse_body(const char *data, size_t len, struct api_error *e)
+{
+    json_error_t jerr;
+    if (len == 0) {
+        api_fail(e, 400, NULL, "the request body is empty; expected a JSON object");
+        return NULL;
+    }
+    json_t *j = json_loadb(data, len, 0, &jerr);
+    if (!j) {
+        api_fail(e, 400, NULL,
+                 "we could not parse the JSON body of your request: %s (line %d, column %d)",
+                 jerr.text, jerr.line, jerr.column);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        api_fail(e, 400, NULL, "the request body must be a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+/* Member `name` unless absent or null. */
+static json_t *opt(json_t *o, const char *name)
+{
+    json_t *v = json_object_get(o, name);
+    return json_is_null(v) ? NULL : v;
+}
+
+static const char *json_type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
+    }
+}
+
+static bool get_num(json_t *o, const char *name, double lo, double hi, double *out,
+                    struct api_error *e)
+{
+    json_t *v = opt(o, name);
+    if (!v)
+        return true;
+    if (!json_is_number(v))
+        return api_fail(e, 400, name, "'%s' must be a number, not %s", name, json_type_name(v));
+    double d = json_number_value(v);
+    if (!(d >= lo && d <= hi))
+        return api_fail(e, 400, name, "'%s' must be between %g and %g, got %g", name, lo, hi, d);
+    *out = d;
+    return true;
+}
+
+static bool get_int(json_t *o, const char *name, long long lo, long long hi, long long *out,
+                    struct api_error *e)
+{
+    json_t *v = opt(o, name);
+    if (!v)
+        return true;
+    if (!json_is_integer(v))
+        return api_fail(e, 400, name, "'%s' must be an integer, not %s", name, json_type_name(v));
+    long long d = json_integer_value(v);
+    if (d < lo || d > hi)
+        return api_fail(e, 400, name, "'%s' must be between %lld and %lld, got %lld", name, lo, hi,
+                        d);
+    *out = d;
+    return true;
+}
+
+static bool get_bool(json_t *o, const char *name, bool *out, struct api_error *e)
+{
+    json_t *v = opt(o, name);
+    if (!v)
+        return true;
+    if (!json_is_boolean(v))
+        return api_fail(e, 400, name, "'%s' must be a boolean, not %s", name, json_type_name(v));
+    *out = json_is_true(v);
+    return true;
+}
+
+static bool get_model(json_t *o, char *out, size_t size, bool required, struct api_error *e)
+{
+    json_t *v = opt(o, "model");
+    out[0] = '\0';
+    if (!v)
+        return required ? api_fail(e, 400, "model", "'model' is required") : true;
+    if (!json_is_string(v))
+        return api_fail(e, 400, "model", "'model' must be a string, not %s", json_type_name(v));
+    if (json_string_length(v) >= size)
+        return api_fail(e, 400, "model", "'model' is too long (at most %zu bytes)", size - 1);
+    memcpy(out, json_string_value(v), json_string_length(v) + 1);
+    return true;
+}
+
+/* Refuse members not in `known` (NULL-terminated). */
+static bool check_known(json_t *o, const char *const *known, struct api_error *e)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v)
+    {
+        bool ok = false;
+        for (size_t i = 0; known[i] && !ok; i++)
+            ok = strcmp(key, known[i]) == 0;
+        if (!ok)
+            return api_fail(e, 400, key, "unrecognized request argument supplied: %s", key);
+    }
+    return true;
+}
+
+/* ---- shared generation options -------------------------------------------------------------- */
+
+static bool parse_stop(json_t *o, struct api_gen *g, struct api_error *e)
+{
+    json_t *v = opt(o, "stop");
+    if (!v)
+        return true;
+    if (json_is_string(v)) {
+        if (json_string_length(v) == 0)
+            return api_fail(e, 400, "stop", "'stop' must not be an empty string");
+        g->stop[g->n_stop++] = strdup(json_string_value(v));
+        return true;
+    }
+    if (!json_is_array(v))
+        return api_fail(e, 400, "stop", "'stop' must be a string or an array of strings");
+    if (json_array_size(v) > SRV_MAX_STOP)
+        return api_fail(e, 400, "stop", "'stop' has %zu entries; at most %d are supported",
+                        json_array_size(v), SRV_MAX_STOP);
+    size_t i;
+    json_t *s;
+    json_array_foreach(v, i, s)
+    {
+        if (!json_is_string(s))
+            return api_fail(e, 400, "stop", "'stop[%zu]' must be a string", i);
+        if (json_string_length(s) == 0)
+            return api_fail(e, 400, "stop", "'stop[%zu]' must not be empty", i);
+        g->stop[g->n_stop++] = strdup(json_string_value(s));
+    }
+    return true;
+}
+
+static bool parse_logit_bias(json_t *o, struct api_gen *g, struct api_error *e)
+{
+    json_t *v = opt(o, "logit_bias");
+    if (!v)
+        return true;
+    if (!json_is_object(v))
+        return api_fail(e, 400, "logit_bias",
+                        "'logit_bias' must be an object mapping token ids "
+                        "to numbers");
+    if (json_object_size(v) > 1024)
+        return api_fail(e, 400, "logit_bias", "'logit_bias' has more than 1024 entries");
+    g->bias = calloc(json_object_size(v) + 1, sizeof(*g->bias));
+    if (!g->bias)
+        return api_fail(e, 500, NULL, "out of memory");
+    const char *key;
+    json_t *b;
+    json_object_foreach(v, key, b)
+    {
+        char *end;
+        if (!*key || strlen(key) > 10 || key[0] < '0' || key[0] > '9')
+            return api_fail(e, 400, "logit_bias", "'logit_bias' key '%.32s' is not a token id",
+                            key);
+        long long id = strtoll(key, &end, 10);
+        if (*end || id < 0 || id > INT32_MAX)
+            return api_fail(e, 400, "logit_bias", "'logit_bias' key '%.32s' is not a token id",
+                            key);
+        if (!json_is_number(b))
+            return api_fail(e, 400, "logit_bias", "'logit_bias' values must be numbers");
+        double d = json_number_value(b);
+        if (!(d >= -100 && d <= 100))
+            return api_fail(e, 400, "logit_bias",
+                            "'logit_bias' values must be between -100 and 100, got %g", d);
+        g->bias[g->n_bias].token = (inf_token)id;
+        /* -100 bans the token outright, as OpenAI documents */
+        g->bias[g->n_bias].bias = d <= -100 ? -INFINITY : (float)d;
+        g->n_bias++;
+    }
+    return true;
+}
+
+/*
+ * Fields common to chat and completions. legacy: completions (max_tokens defaults to 16 and
+ * `logprobs` is an integer there, handled by the caller).
+ */
+static bool parse_gen(json_t *o, struct api_gen *g, bool legacy, struct api_error *e)
+{
+    double d;
+    long long i;
+
+    g->sampling = inf_sampler_default_params();
+    /* OpenAI's defaults: temperature 1, top_p 1, no top-k / min-p, no penalties */
+    g->sampling.temperature = 1.0f;
+    g->sampling.top_k = 0;
+    g->sampling.top_p = 1.0f;
+    g->sampling.min_p = 0.0f;
+    g->sampling.typical_p = 1.0f;
+    g->sampling.repeat_penalty = 1.0f;
+    g->sampling.frequency_penalty = 0.0f;
+    g->sampling.presence_penalty = 0.0f;
+    g->sampling.penalty_last_n = 64;
+    g->max_tokens = legacy ? 16 : -1;
+    g->n = 1;
+
+    if (!get_model(o, g->model, sizeof(g->model), false, e))
+        return false;
+    i = g->max_tokens;
+    if (!get_int(o, "max_tokens", legacy ? 0 : 1, INT32_MAX, &i, e))
+        return false;
+    if (!legacy && !get_int(o, "max_completion_tokens", 1, INT32_MAX, &i, e))
+        return false;
+    g->max_tokens = (int32_t)i;
+    d = g->sampling.temperature;
+    if (!get_num(o, "temperature", 0, 2, &d, e))
+        return false;
+    g->sampling.temperature = (float)d;
+    d = g->sampling.top_p;
+    if (!get_num(o, "top_p", 0, 1, &d, e))
+        return false;
+    g->sampling.top_p = (float)d;
+    d = 0;
+    if (!get_num(o, "presence_penalty", -2, 2, &d, e))
+        return false;
+    g->sampling.presence_penalty = (float)d;
+    d = 0;
+    if (!get_num(o, "frequency_penalty", -2, 2, &d, e))
+        return false;
+    g->sampling.frequency_penalty = (float)d;
+    /* extensions (llama.cpp's names) */
+    i = 0;
+    if (!get_int(o, "top_k", 0, 1 << 24, &i, e))
+        return false;
+    g->sampling.top_k = (int32_t)i;
+    d = 0;
+    if (!get_num(o, "min_p", 0, 1, &d, e))
+        return false;
+    g->sampling.min_p = (float)d;
+    d = 1;
+    if (!get_num(o, "repeat_penalty", 0, 10, &d, e))
+        return false;
+    g->sampling.repeat_penalty = (float)d;
+    if (!get_bool(o, "ignore_eos", &g->ignore_eos, e))
+        return false;
+
+    json_t *seed = opt(o, "seed");
+    if (seed) {
+        if (!json_is_integer(seed))
+            return api_fail(e, 400, "seed", "'seed' must be an integer, not %s",
+                            json_type_name(seed));
+        g->sampling.seed = (uint64_t)json_integer_value(seed);
+        g->seed_given = true;
+    } else {
+        g->sampling.seed = api_random_u64();
+    }
+    i = 1;
+    if (!get_int(o, "n", 1, API_MAX_N, &i, e))
+        return false;
+    g->n = (int)i;
+    if (!get_bool(o, "stream", &g->stream, e))
+        return false;
+    json_t *so = opt(o, "stream_options");
+    if (so) {
+        if (!json_is_object(so))
+            return api_fail(e, 400, "stream_options", "'stream_options' must be an object");
+        if (!g->stream)
+            return api_fail(e, 400, "stream_options",
+                            "'stream_options' is only allowed when 'stream' is true");
+        static const char *const so_known[] = {"include_usage", "include_obfuscation", NULL};
+        if (!check_known(so, so_known, e))
+            return false;
+        if (!get_bool(so, "include_usage", &g->include_usage, e)) {
+            snprintf(e->param, sizeof(e->param), "stream_options.include_usage");
+            return false;
+        }
+    }
+    json_t *user = opt(o, "user");
+    if (user && !json_is_string(user))
+        return api_fail(e, 400, "user", "'user' must be a string");
+    if (!parse_stop(o, g, e) || !parse_logit_bias(o, g, e))
+        return false;
+    return true;
+}
+
+static void gen_release(struct api_gen *g)
+{
+    for (int i = 0; i < g->n_stop; i++)
+        free(g->stop[i]);
+    free(g->bias);
+    memset(g, 0, sizeof(*g));
+}
+
+/* ---- chat ----------------------------------------------------------------------------------- */
+
+static const char *const chat_known[] = {
+    "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
+    "presence_penalty", "frequency_penalty", "logit_bias", "seed", "stop", "n", "logprobs",
+    "top_logprobs", "stream", "stream_options", "user", "top_k", "min_p", "repeat_penalty",
+    "ignore_eos",
+    /* accepted, changing nothing here: */
+    "metadata", "store", "service_tier", "parallel_tool_calls", "prompt_cache_key",
+    "safety_identifier",
+    /* checked below: refused unless neutral */
+    "tools", "tool_choice", "functions", "function_call", "response_format", "audio", "modalities",
+    "prediction", "reasoning_effort", "web_search_options", "verbosity", NULL};
+
+/* Parameters refused unless absent, null or neutral. */
+static bool chat_unsupported(json_t *o, struct api_error *e)
+{
+    json_t *v;
+    if ((v = opt(o, "tools")) && !(json_is_array(v) && json_array_size(v) == 0))
+        return api_fail(e, 400, "tools", "'tools' is not supported by this server yet");
+    if ((v = opt(o, "tool_choice")) &&
+        !(json_is_string(v) && !strcmp(json_string_value(v), "none")))
+        return api_fail(e, 400, "tool_choice", "'tool_choice' is not supported by this server yet");
+    if (opt(o, "functions"))
+        return api_fail(e, 400, "functions", "'functions' is not supported by this server");
+    if (opt(o, "function_call"))
+        return api_fail(e, 400, "function_call", "'function_call' is not supported by this server");
+    if ((v = opt(o, "response_format"))) {
+        json_t *t = json_is_object(v) ? json_object_get(v, "type") : NULL;
+        if (!json_is_string(t) || strcmp(json_string_value(t), "text") != 0)
+            return api_fail(e, 400, "response_format",
+                            "'response_format' other than {\"type\": \"text\"} is not supported "
+                            "yet (no JSON mode or structured outputs)");
+    }
+    if (opt(o, "audio"))
+        return api_fail(e, 400, "audio", "'audio' output is not supported");
+    if ((v = opt(o, "modalities"))) {
+        bool ok = json_is_array(v);
+        size_t i;
+        json_t *m;
+        json_array_foreach(v, i, m) ok =
+            ok && json_is_string(m) && strcmp(json_string_value(m), "text") == 0;
+        if (!ok)
+            return api_fail(e, 400, "modalities", "only the 'text' modality is supported");
+    }
+    if (opt(o, "prediction"))
+        return api_fail(e, 400, "prediction", "'prediction' is not supported");
+    if (opt(o, "reasoning_effort"))
+        return api_fail(e, 400, "reasoning_effort", "'reasoning_effort' is not supported");
+    if (opt(o, "web_search_options"))
+        return api_fail(e, 400, "web_search_options", "'web_search_options' is not supported");
+    if (opt(o, "verbosity"))
+        return api_fail(e, 400, "verbosity", "'verbosity' is not supported");
+    json_t *ptc = opt(o, "parallel_tool_calls");
+    if (ptc && !json_is_boolean(ptc))
+        return api_fail(e, 400, "parallel_tool_calls", "'parallel_tool_calls' must be a boolean");
+    json_t *md = opt(o, "metadata");
+    if (md && !json_is_object(md))
+        return api_fail(e, 400, "metadata", "'metadata' must be an object");
+    json_t *st = opt(o, "store");
+    if (st && !json_is_boolean(st))
+        return api_fail(e, 400, "store", "'store' must be a boolean");
+    return true;
+}
+
+/* One message's content as a string: a string, or the text parts joined by "\n". */
+static bool message_content(json_t *c, size_t idx, const char *role, json_t **out,
+                            struct api_error *e)
+{
+    char param[96];
+    snprintf(param, sizeof(param), "messages[%zu].content", idx);
+    if (!c) {
+        if (strcmp(role, "assistant") == 0) {
+            *out = json_string("");
+            return true;
+        }
+        return api_fail(e, 400, param, "'%s' is required", param);
+    }
+    if (json_is_string(c)) {
+        *out = json_copy(c);
+        return true;
+    }
+    if (!json_is_array(c))
+        return api_fail(e, 400, param, "'%s' must be a string or an array of content parts", param);
+    size_t i, total = 0;
+    json_t *part;
+    json_array_foreach(c, i, part)
+    {
+        json_t *type = json_is_object(part) ? json_object_get(part, "type") : NULL;
+        if (!json_is_string(type))
+            return api_fail(e, 400, param, "'%s[%zu]' must be an object with a 'type'", param, i);
+        const char *t = json_string_value(type);
+        if (strcmp(t, "text") != 0) {
+            if (!strcmp(t, "image_url") || !strcmp(t, "input_audio") || !strcmp(t, "file") ||
+                !strcmp(t, "refusal"))
+                return api_fail(e, 400, param,
+                                "content parts of type '%s' are not supported "
+                                "(text only)",
+                                t);
+            return api_fail(e, 400, param, "unknown content part type '%.64s'", t);
+        }
+        json_t *text = json_object_get(part, "text");
+        if (!json_is_string(text))
+            return api_fail(e, 400, param, "'%s[%zu].text' must be a string", param, i);
+        total += json_string_length(text) + 1;
+    }
+    char *buf = malloc(total + 1);
+    size_t o = 0;
+    if (!buf)
+        return api_fail(e, 500, NULL, "out of memory");
+    json_array_foreach(c, i, part)
+    {
+        json_t *text = json_object_get(part, "text");
+        if (i)
+            buf[o++] = '\n';
+        memcpy(buf + o, json_string_value(text), json_string_length(text));
+        o += json_string_length(text);
+    }
+    *out = json_stringn(buf, o);
+    free(buf);
+    return *out != NULL || api_fail(e, 500, NULL, "out of memory");
+}
+
+/* Validate messages and return them normalised (see api_chat_req). */
+static json_t *parse_messages(json_t *o, struct api_error *e)
+{
+    json_t *msgs = json_object_get(o, "messages");
+    if (!msgs || json_is_null(msgs)) {
+        api_fail(e, 400, "messages", "'messages' is required");
+        return NULL;
+    }
+    if (!json_is_array(msgs)) {
+        api_fail(e, 400, "messages", "'messages' must be an array");
+        return NULL;
+    }
+    if (json_array_size(msgs) == 0) {
+        api_fail(e, 400, "messages", "'messages' must contain at least one message");
+        return NULL;
+    }
+    if (json_array_size(msgs) > API_MAX_MESSAGE) {
+        api_fail(e, 400, "messages", "too many messages (at most %d)", API_MAX_MESSAGE);
+        return NULL;
+    }
+    json_t *out = json_array();
+    size_t i;
+    json_t *m;
+    json_array_foreach(msgs, i, m)
+    {
+        char param[96];
+        snprintf(param, sizeof(param), "messages[%zu]", i);
+        if (!json_is_object(m)) {
+            api_fail(e, 400, param, "'%s' must be an object", param);
+            goto fail;
+        }
+        json_t *role = json_object_get(m, "role");
+        if (!json_is_string(role)) {
+            snprintf(param, sizeof(param), "messages[%zu].role", i);
+            api_fail(e, 400, param, "'%s' must be a string", param);
+            goto fail;
+        }
+        const char *r = json_string_value(role);
+        const char *norm = NULL;
+        if (!strcmp(r, "system") || !strcmp(r, "user") || !strcmp(r, "assistant"))
+            norm = r;
+        else if (!strcmp(r, "developer"))
+            norm = "system"; /* OpenAI's newer name for system instructions */
+        snprintf(param, sizeof(param), "messages[%zu].role", i);
+        if (!norm && (!strcmp(r, "tool") || !strcmp(r, "function"))) {
+            api_fail(e, 400, param,
+                     "messages with role '%s' are not supported (no tool calling "
+                     "yet)",
+                     r);
+            goto fail;
+        }
+        if (!norm) {
+            api_fail(e, 400, param,
+                     "invalid role '%.64s': expected system, developer, user or assistant", r);
+            goto fail;
+        }
+        const char *key;
+        json_t *v;
+        json_object_foreach(m, key, v)
+        {
+            if (!strcmp(key, "role") || !strcmp(key, "content") || !strcmp(key, "name"))
+                continue;
+            if (!strcmp(key, "refusal") && json_is_null(v))
+                continue;
+            snprintf(param, sizeof(param), "messages[%zu].%.40s", i, key);
+            if (json_is_null(v))
+                continue;
+            if (!strcmp(key, "tool_calls") || !strcmp(key, "function_call") ||
+                !strcmp(key, "audio") || !strcmp(key, "tool_call_id") || !strcmp(key, "refusal"))
+                api_fail(e, 400, param, "'%s' is not supported", param);
+            else
+                api_fail(e, 400, param, "unrecognized message field '%s'", param);
+            goto fail;
+        }
+        json_t *content = NULL;
+        if (!message_content(opt(m, "content"), i, norm, &content, e))
+            goto fail;
+        json_t *nm = json_object();
+        json_object_set_new(nm, "role", json_string(norm));
+        json_object_set_new(nm, "content", content);
+        json_t *name = opt(m, "name");
+        if (name) {
+            if (!json_is_string(name)) {
+                json_decref(nm);
+                snprintf(param, sizeof(param), "messages[%zu].name", i);
+                api_fail(e, 400, param, "'%s' must be a string", param);
+                goto fail;
+            }
+            json_object_set(nm, "name", name);
+        }
+        json_array_append_new(out, nm);
+    }
+    return out;
+fail:
+    json_decref(out);
+    return NULL;
+}
+
+bool api_parse_chat(json_t *o, struct api_chat_req *r, struct api_error *e)
+{
+    memset(r, 0, sizeof(*r));
+    if (!check_known(o, chat_known, e) || !chat_unsupported(o, e))
+        return false;
+    if (!parse_gen(o, &r->gen, false, e))
+        return false;
+    json_t *lp = opt(o, "logprobs");
+    if (lp && !json_is_boolean(lp))
+        return api_fail(e, 400, "logprobs", "'logprobs' must be a boolean");
+    r->gen.logprobs = json_is_true(lp);
+    long long k = 0;
+    if (!get_int(o, "top_logprobs", 0, SRV_MAX_TOP_LOGPROBS, &k, e))
+        return false;
+    if (opt(o, "top_logprobs") && !r->gen.logprobs)
+        return api_fail(e, 400, "top_logprobs", "'top_logprobs' requires 'logprobs' to be true");
+    r->gen.top_logprobs = (int)k;
+    r->messages = parse_messages(o, e);
+    return r->messages != NULL;
+}
+
+void api_chat_release(struct api_chat_req *r)
+{
+    gen_release(&r->gen);
+    json_decref(r->messages);
+    r->messages = NULL;
+}
+
+/* ---- prompts: string | [string] | [int] | [[int]] ------------------------------------------- */
+
+static bool token_array(json_t *a, const char *param, struct api_prompt *p, struct api_error *e)
+{
+    size_t n = json_array_size(a);
+    if (n == 0)
+        return api_fail(e, 400, param, "'%s' contains an empty token array", param);
+    p->ids = malloc(n * sizeof(*p->ids));
+    if (!p->ids)
+        return api_fail(e, 500, NULL, "out of memory");
+    size_t i;
+    json_t *t;
+    json_array_foreach(a, i, t)
+    {
+        if (!json_is_integer(t) || json_integer_value(t) < 0 || json_integer_value(t) > INT32_MAX)
+            return api_fail(e, 400, param, "'%s' token ids must be non-negative integers", param);
+        p->ids[i] = (inf_token)json_integer_value(t);
+    }
+    p->n_ids = n;
+    return true;
+}
+
+static bool parse_prompts(json_t *o, const char *param, bool allow_empty_text,
+                          struct api_prompt **out, size_t *n_out, struct api_error *e)
+{
+    json_t *v = json_object_get(o, param);
+    *out = NULL;
+    *n_out = 0;
+    if (!v || json_is_null(v))
+        return api_fail(e, 400, param, "'%s' is required", param);
+    if (json_is_string(v)) {
+        if (!allow_empty_text && json_string_length(v) == 0)
+            return api_fail(e, 400, param, "'%s' must not be empty", param);
+        *out = calloc(1, sizeof(**out));
+        if (!*out)
+            return api_fail(e, 500, NULL, "out of memory");
+        *n_out = 1;
+        (*out)->text = strdup(json_string_value(v));
+        (*out)->len = json_string_length(v);
+        return true;
+    }
+    if (!json_is_array(v))
+        return api_fail(e, 400, param,
+                        "'%s' must be a string, an array of strings, or token arrays", param);
+    size_t n = json_array_size(v);
+    if (n == 0)
+        return api_fail(e, 400, param, "'%s' must not be an empty array", param);
+    json_t *first = json_array_get(v, 0);
+    if (json_is_integer(first)) { /* one token array */
+        *out = calloc(1, sizeof(**out));
+        if (!*out)
+            return api_fail(e, 500, NULL, "out of memory");
+        *n_out = 1;
+        return token_array(v, param, *out, e);
+    }
+    if (n > API_MAX_INPUTS)
+        return api_fail(e, 400, param, "'%s' has %zu entries; at most %d are allowed", param, n,
+                        API_MAX_INPUTS);
+    *out = calloc(n, sizeof(**out));
+    if (!*out)
+        return api_fail(e, 500, NULL, "out of memory");
+    *n_out = n;
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x)
+    {
+        if (json_is_string(x)) {
+            if (!allow_empty_text && json_string_length(x) == 0)
+                return api_fail(e, 400, param, "'%s[%zu]' must not be empty", param, i);
+            (*out)[i].text = strdup(json_string_value(x));
+            (*out)[i].len = json_string_length(x);
+        } else if (json_is_array(x)) {
+            if (!token_array(x, param, &(*out)[i], e))
+                return false;
+        } else {
+            return api_fail(e, 400, param, "'%s[%zu]' must be a string or an array of token ids",
+                            param, i);
+        }
+    }
+    return true;
+}
+
+static void prompts_release(struct api_prompt *p, size_t n)
+{
+    for (size_t i = 0; p && i < n; i++) {
+        free(p[i].text);
+        free(p[i].ids);
+    }
+    free(p);
+}
+
+/* ---- completions ---------------------------------------------------------------------------- */
+
+static const char *const completion_known[] = {"model",
+                                               "prompt",
+                                               "max_tokens",
+                                               "temperature",
+                                               "top_p",
+                                               "n",
+                                               "stream",
+                                               "stream_options",
+                                               "logprobs",
+                                               "echo",
+                                               "stop",
+                                               "presence_penalty",
+                                               "frequency_penalty",
+                                               "best_of",
+                                               "logit_bias",
+                                               "user",
+                                               "seed",
+                                               "suffix",
+                                               "top_k",
+                                               "min_p",
+                                               "repeat_penalty",
+                                               "ignore_eos",
+                                               "metadata",
+                                               "store",
+                                               NULL};
+
+bool api_parse_completion(json_t *o, struct api_completion_req *r, struct api_error *e)
+{
+    memset(r, 0, sizeof(*r));
+    r->logprobs = -1;
+    if (!check_known(o, completion_known, e))
+        return false;
+    if (opt(o, "suffix"))
+        return api_fail(e, 400, "suffix", "'suffix' (insertion) is not supported");
+    if (!parse_gen(o, &r->gen, true, e))
+        return false;
+    long long k = -1;
+    if (!get_int(o, "logprobs", 0, SRV_MAX_TOP_LOGPROBS, &k, e))
+        return false;
+    r->logprobs = (int)k;
+    r->gen.logprobs = k >= 0;
+    r->gen.top_logprobs = k > 0 ? (int)k : 0;
+    if (!get_bool(o, "echo", &r->echo, e))
+        return false;
+    long long best_of = r->gen.n;
+    if (!get_int(o, "best_of", 1, API_MAX_N, &best_of, e))
+        return false;
+    if (best_of != r->gen.n)
+        return api_fail(e, 400, "best_of",
+                        "'best_of' other than 'n' is not supported (got best_of %lld, n %d)",
+                        best_of, r->gen.n);
+    if (r->echo && r->gen.stream && r->logprobs >= 0)
+        return api_fail(e, 400, "echo", "'echo' with 'logprobs' is not supported when streaming");
+    return parse_prompts(o, "prompt", true, &r->prompts, &r->n_prompts, e);
+}
+
+void api_completion_release(struct api_completion_req *r)
+{
+    gen_release(&r->gen);
+    prompts_release(r->prompts, r->n_prompts);
+    r->prompts = NULL;
+    r->n_prompts = 0;
+}
+
+/* ---- embeddings ----------------------------------------------------------------------------- */
+
+static const char *const embedding_known[] = {"model",      "input", "encoding_format",
+                                              "dimensions", "user",  NULL};
+
+bool api_parse_embedding(json_t *o, struct api_embedding_req *r, struct api_error *e)
+{
+    memset(r, 0, sizeof(*r));
+    if (!check_known(o, embedding_known, e))
+        return false;
+    if (!get_model(o, r->model, sizeof(r->model), false, e))
+        return false;
+    json_t *f = opt(o, "encoding_format");
+    if (f) {
+        if (json_is_string(f) && !strcmp(json_string_value(f), "float"))
+            r->encoding = API_ENC_FLOAT;
+        else if (json_is_string(f) && !strcmp(json_string_value(f), "base64"))
+            r->encoding = API_ENC_BASE64;
+        else
+            return api_fail(e, 400, "encoding_format",
+                            "'encoding_format' must be 'float' or 'base64'");
+    }
+    long long d = 0;
+    if (!get_int(o, "dimensions", 1, 1 << 20, &d, e))
+        return false;
+    r->dimensions = d;
+    json_t *user = opt(o, "user");
+    if (user && !json_is_string(user))
+        return api_fail(e, 400, "user", "'user' must be a string");
+    return parse_prompts(o, "input", false, &r->inputs, &r->n_inputs, e);
+}
+
+void api_embedding_release(struct api_embedding_req *r)
+{
+    prompts_release(r->inputs, r->n_inputs);
+    r->inputs = NULL;
+    r->n_inputs = 0;
+}
+
+/* ---- tokenize / detokenize / apply-template ------------------------------------------------- */
+
+bool api_parse_tokenize(json_t *o, struct api_tokenize_req *r, struct api_error *e)
+{
+    static const char *const known[] = {"model",         "content",     "add_special",
+                                        "parse_special", "with_pieces", NULL};
+    memset(r, 0, sizeof(*r));
+    r->parse_special = true;
+    if (!check_known(o, known, e) || !get_model(o, r->model, sizeof(r->model), false, e))
+        return false;
+    json_t *c = json_object_get(o, "content");
+    if (!json_is_string(c))
+        return api_fail(e, 400, "content", "'content' must be a string");
+    if (!get_bool(o, "add_special", &r->add_special, e) ||
+        !get_bool(o, "parse_special", &r->parse_special, e) ||
+        !get_bool(o, "with_pieces", &r->with_pieces, e))
+        return false;
+    r->content = strdup(json_string_value(c));
+    r->len = json_string_length(c);
+    return r->content != NULL || api_fail(e, 500, NULL, "out of memory");
+}
+
+void api_tokenize_release(struct api_tokenize_req *r)
+{
+    free(r->content);
+    r->content = NULL;
+}
+
+bool api_parse_detokenize(json_t *o, struct api_detokenize_req *r, struct api_error *e)
+{
+    static const char *const known[] = {"model", "tokens", NULL};
+    memset(r, 0, sizeof(*r));
+    if (!check_known(o, known, e) || !get_model(o, r->model, sizeof(r->model), false, e))
+        return false;
+    json_t *t = json_object_get(o, "tokens");
+    if (!json_is_array(t))
+        return api_fail(e, 400, "tokens", "'tokens' must be an array of token ids");
+    if (json_array_size(t) == 0)
+        return true;
+    struct api_prompt p = {0};
+    if (!token_array(t, "tokens", &p, e)) {
+        free(p.ids);
+        return false;
+    }
+    r->ids = p.ids;
+    r->n_ids = p.n_ids;
+    return true;
+}
+
+void api_detokenize_release(struct api_detokenize_req *r)
+{
+    free(r->ids);
+    r->ids = NULL;
+}
+
+bool api_parse_template(json_t *o, struct api_template_req *r, struct api_error *e)
+{
+    static const char *const known[] = {"model", "messages", NULL};
+    memset(r, 0, sizeof(*r));
+    if (!check_known(o, known, e) || !get_model(o, r->model, sizeof(r->model), false, e))
+        return false;
+    r->messages = parse_messages(o, e);
+    return r->messages != NULL;
+}
+
+void api_template_release(struct api_template_req *r)
+{
+    json_decref(r->messages);
+    r->messages = NULL;
+}

@@ -1,0 +1,734 @@
+/*
+ * http.c - libmicrohttpd set-up, the route table, and the checks every request passes before
+ * its handler runs (route and method, CORS preflight, API key, rate limit, shutdown, body size).
+ * See http.h for the threading model.
+ */
+#include <errno.h>
+#include <math.h>
+#include <netdb.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "inferno/log.h"
+#include "server/http_internal.h"
+
+#define RATE_MAX_BUCKETS 4096
+#define HTTP_MAX_DISCARD ((unsigned long long)64 << 20) /* body bytes read only to be dropped */
+
+const int http_metric_status[HTTP_N_STATUS - 1] = {200, 204, 400, 401, 404, 405,
+                                                   413, 429, 431, 500, 501, 503};
+
+static const struct http_route routes[] = {
+    {"/v1/chat/completions", false, "POST", ROUTE_CHAT, true, api_chat},
+    {"/v1/completions", false, "POST", ROUTE_COMPLETIONS, true, api_completions},
+    {"/v1/embeddings", false, "POST", ROUTE_EMBEDDINGS, true, api_embeddings},
+    {"/v1/models", false, "GET", ROUTE_MODELS, true, api_models},
+    {"/v1/models/", true, "GET", ROUTE_MODEL, true, api_model},
+    {"/health", false, "GET", ROUTE_HEALTH, false, api_health}, /* no key: for load balancers */
+    {"/metrics", false, "GET", ROUTE_METRICS, true, api_metrics},
+    {"/tokenize", false, "POST", ROUTE_TOKENIZE, true, api_tokenize},
+    {"/detokenize", false, "POST", ROUTE_DETOKENIZE, true, api_detokenize},
+    {"/apply-template", false, "POST", ROUTE_TEMPLATE, true, api_apply_template},
+};
+#define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
+
+const char *const http_route_label[ROUTE_COUNT] = {
+    [ROUTE_CHAT] = "/v1/chat/completions",
+    [ROUTE_COMPLETIONS] = "/v1/completions",
+    [ROUTE_EMBEDDINGS] = "/v1/embeddings",
+    [ROUTE_MODELS] = "/v1/models",
+    [ROUTE_MODEL] = "/v1/models/{id}",
+    [ROUTE_HEALTH] = "/health",
+    [ROUTE_METRICS] = "/metrics",
+    [ROUTE_TOKENIZE] = "/tokenize",
+    [ROUTE_DETOKENIZE] = "/detokenize",
+    [ROUTE_TEMPLATE] = "/apply-template",
+    [ROUTE_OTHER] = "other",
+};
+
+struct http_task_ref {
+    struct srv_task *task;
+    struct http_task_ref *next;
+};
+
+struct rate_bucket {
+    char key[72];
+    double tokens, last;
+};
+
+double http_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---- responses ------------------------------------------------------------------------------ */
+
+static void set_response(struct http_req *r, int status, struct MHD_Response *resp)
+{
+    if (r->resp)
+        MHD_destroy_response(r->resp);
+    r->status = status;
+    r->resp = resp;
+}
+
+void http_reply_text(struct http_req *r, int status, const char *content_type, const char *text,
+                     size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    set_response(r, status, resp);
+}
+
+void http_reply_json(struct http_req *r, int status, json_t *body)
+{
+    char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!s) {
+        static const char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":"
+                                  "\"server_error\",\"param\":null,\"code\":null}}";
+        http_reply_text(r, 500, "application/json", oom, sizeof(oom) - 1);
+        return;
+    }
+    size_t n = strlen(s);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(s);
+        return;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    set_response(r, status, resp);
+}
+
+void http_reply_error(struct http_req *r, const struct api_error *e)
+{
+    int status = e->status ? e->status : 500;
+    if (status >= 500)
+        INF_LOG_WARN("http", "request %s: %d %s", r->req_id, status, e->message);
+    http_reply_json(r, status, api_error_json(e));
+    if (r->resp && (status == 503 || status == 429))
+        MHD_add_response_header(r->resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+}
+
+void http_reply_errorf(struct http_req *r, int status, const char *param, const char *code,
+                       const char *fmt, ...)
+{
+    struct api_error e = {0};
+    va_list ap;
+    e.status = status;
+    e.type = api_error_type(status);
+    e.code = code;
+    snprintf(e.param, sizeof(e.param), "%s", param ? param : "");
+    va_start(ap, fmt);
+    vsnprintf(e.message, sizeof(e.message), fmt, ap);
+    va_end(ap);
+    http_reply_error(r, &e);
+}
+
+/* ---- connections ---------------------------------------------------------------------------- */
+
+int http_conn_fd(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return ci ? ci->connect_fd : -1;
+}
+
+bool http_fd_gone(int fd)
+{
+    if (fd < 0)
+        return false;
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0)
+        return false;
+    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
+bool http_conn_gone(struct http_req *r)
+{
+    return http_fd_gone(http_conn_fd(r->conn));
+}
+
+void http_track_task(struct http_server *s, struct srv_task *t)
+{
+    struct http_task_ref *ref = malloc(sizeof(*ref));
+    if (!ref)
+        return;
+    ref->task = t;
+    pthread_mutex_lock(&s->lock);
+    ref->next = s->tasks;
+    s->tasks = ref;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void http_untrack_task(struct http_server *s, struct srv_task *t)
+{
+    pthread_mutex_lock(&s->lock);
+    for (struct http_task_ref **p = &s->tasks; *p; p = &(*p)->next) {
+        if ((*p)->task == t) {
+            struct http_task_ref *dead = *p;
+            *p = dead->next;
+            free(dead);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- checks --------------------------------------------------------------------------------- */
+
+static void sha256(const void *d, size_t n, unsigned char out[32])
+{
+    unsigned int len = 32;
+    if (!EVP_Digest(d, n, out, &len, EVP_sha256(), NULL))
+        memset(out, 0, 32);
+}
+
+/*
+ * Which API key the request carries: its index, -1 when none was given, -2 when it is wrong.
+ * Keys are compared as SHA-256 digests with CRYPTO_memcmp, so neither the content nor the length
+ * of a key leaks through timing; every key is compared, matched or not.
+ */
+static int check_key(struct http_server *s, struct http_req *r)
+{
+    const char *h =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h)
+        return -1;
+    if (strncasecmp(h, "Bearer ", 7) != 0)
+        return -2;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    unsigned char d[32];
+    sha256(h, strlen(h), d);
+    int found = -2;
+    for (size_t i = 0; i < s->n_keys; i++)
+        if (CRYPTO_memcmp(d, s->key_hash[i], 32) == 0 && found == -2)
+            found = (int)i;
+    return found;
+}
+
+/* Token bucket per key (or client address). Returns 0, or the seconds to wait. */
+static int rate_check(struct http_server *s, const char *key)
+{
+    double rpm = s->p.rate_limit_rpm, now = http_now();
+    int wait = 0;
+    pthread_mutex_lock(&s->lock);
+    struct rate_bucket *b = NULL, *oldest = NULL;
+    for (size_t i = 0; i < s->n_buckets && !b; i++) {
+        if (strcmp(s->buckets[i].key, key) == 0)
+            b = &s->buckets[i];
+        else if (!oldest || s->buckets[i].last < oldest->last)
+            oldest = &s->buckets[i];
+    }
+    if (!b) {
+        b = s->n_buckets < RATE_MAX_BUCKETS ? &s->buckets[s->n_buckets++] : oldest;
+        snprintf(b->key, sizeof(b->key), "%s", key);
+        b->tokens = rpm;
+        b->last = now;
+    }
+    b->tokens = fmin(rpm, b->tokens + (now - b->last) * rpm / 60.0);
+    b->last = now;
+    if (b->tokens >= 1.0)
+        b->tokens -= 1.0;
+    else
+        wait = (int)ceil((1.0 - b->tokens) * 60.0 / rpm);
+    pthread_mutex_unlock(&s->lock);
+    return wait < 1 && wait != 0 ? 1 : wait;
+}
+
+static bool sane_request_id(const char *v)
+{
+    size_t n = 0;
+    for (; v[n]; n++) {
+        char c = v[n];
+        if (n >= 64 || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                         (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' || c == ':'))
+            return false;
+    }
+    return n > 0;
+}
+
+static const struct http_route *find_route(const char *url, const char *method, bool *path_known)
+{
+    *path_known = false;
+    const struct http_route *hit = NULL;
+    for (size_t i = 0; i < N_ROUTES; i++) {
+        const struct http_route *rt = &routes[i];
+        bool match = rt->prefix ? strncmp(url, rt->path, strlen(rt->path)) == 0 &&
+                                      url[strlen(rt->path)] != '\0'
+                                : strcmp(url, rt->path) == 0;
+        if (!match)
+            continue;
+        *path_known = true;
+        if (strcmp(method, rt->method) == 0 ||
+            (strcmp(method, "HEAD") == 0 && strcmp(rt->method, "GET") == 0))
+            hit = rt;
+    }
+    return hit;
+}
+
+static const char *allowed_methods(const char *url, bool cors)
+{
+    for (size_t i = 0; i < N_ROUTES; i++) {
+        const struct http_route *rt = &routes[i];
+        bool match =
+            rt->prefix ? strncmp(url, rt->path, strlen(rt->path)) == 0 : strcmp(url, rt->path) == 0;
+        if (match)
+            return strcmp(rt->method, "GET") == 0 ? (cors ? "GET, HEAD, OPTIONS" : "GET, HEAD")
+                                                  : (cors ? "POST, OPTIONS" : "POST");
+    }
+    return "GET";
+}
+
+/* The origin to allow, or NULL (CORS off, no Origin header, or an origin not listed). */
+static const char *cors_origin(struct http_server *s, struct MHD_Connection *c)
+{
+    if (!s->p.n_cors_origins)
+        return NULL;
+    const char *o = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    if (!o)
+        return NULL;
+    for (size_t i = 0; i < s->p.n_cors_origins; i++) {
+        if (strcmp(s->p.cors_origins[i], "*") == 0)
+            return "*";
+        if (strcmp(s->p.cors_origins[i], o) == 0)
+            return s->p.cors_origins[i];
+    }
+    return NULL;
+}
+
+static int status_slot(int status)
+{
+    for (int i = 0; i < HTTP_N_STATUS - 1; i++)
+        if (http_metric_status[i] == status)
+            return i;
+    return HTTP_N_STATUS - 1;
+}
+
+/* Add the headers every response carries and queue it. */
+static enum MHD_Result send_response(struct http_req *r)
+{
+    if (!r->resp) {
+        http_reply_errorf(r, 500, NULL, NULL, "internal error: no response was produced");
+        if (!r->resp)
+            return MHD_NO;
+    }
+    MHD_add_response_header(r->resp, "X-Request-Id", r->req_id);
+    if (r->cors_origin) {
+        MHD_add_response_header(r->resp, "Access-Control-Allow-Origin", r->cors_origin);
+        MHD_add_response_header(r->resp, "Access-Control-Expose-Headers",
+                                "X-Request-Id, Retry-After");
+        if (strcmp(r->cors_origin, "*") != 0)
+            MHD_add_response_header(r->resp, "Vary", "Origin");
+    }
+    if (atomic_load(&r->srv->stopping))
+        MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    int route = r->route ? (int)r->route->id : ROUTE_OTHER;
+    atomic_fetch_add(&r->srv->requests[route][status_slot(r->status)], 1);
+    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned int)r->status, r->resp);
+    MHD_destroy_response(r->resp);
+    r->resp = NULL;
+    return ret;
+}
+
+/* ---- MHD callbacks -------------------------------------------------------------------------- */
+
+/*
+ * Answer a request refused before its body was read. A body of up to HTTP_MAX_DISCARD bytes is
+ * read and dropped first, so that clients that send the whole body before reading (most do)
+ * see the answer and the connection stays usable; a larger one is not read at all: the answer
+ * goes out at once and libmicrohttpd closes the connection.
+ */
+static enum MHD_Result reject(struct http_req *r)
+{
+    const char *cl =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    bool small = !te && (!cl || strtoull(cl, NULL, 10) <= HTTP_MAX_DISCARD);
+    if (small)
+        return MHD_YES; /* sent by the final call */
+    return send_response(r);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    struct http_server *s = cls;
+    struct http_req *r = *con_cls;
+
+    if (!r) { /* headers are in: the checks that need no body */
+        r = calloc(1, sizeof(*r));
+        if (!r)
+            return MHD_NO;
+        *con_cls = r;
+        r->srv = s;
+        r->conn = conn;
+        r->method = method;
+        r->url = url;
+        r->t0 = http_now();
+        const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+        if (rid && sane_request_id(rid))
+            snprintf(r->req_id, sizeof(r->req_id), "%s", rid);
+        else {
+            memcpy(r->req_id, "req-", 4);
+            api_random_id(r->req_id + 4, 24);
+        }
+        r->cors_origin = cors_origin(s, conn);
+        atomic_fetch_add(&s->in_flight, 1);
+        r->counted = true;
+
+        bool path_known;
+        if (strcmp(method, "OPTIONS") == 0 && s->p.n_cors_origins) {
+            find_route(url, "GET", &path_known);
+            if (!path_known)
+                find_route(url, "POST", &path_known);
+            if (!path_known) {
+                http_reply_errorf(r, 404, NULL, "not_found", "no route for %s %.200s", method, url);
+                return reject(r);
+            }
+            /* preflight: no key needed; the browser sends none */
+            http_reply_text(r, 204, "text/plain", "", 0);
+            if (r->cors_origin) {
+                MHD_add_response_header(r->resp, "Access-Control-Allow-Methods",
+                                        allowed_methods(url, true));
+                MHD_add_response_header(r->resp, "Access-Control-Allow-Headers",
+                                        "Authorization, Content-Type, X-Request-Id, "
+                                        "OpenAI-Organization, OpenAI-Project, X-Stainless-Lang, "
+                                        "X-Stainless-Package-Version, X-Stainless-OS, "
+                                        "X-Stainless-Arch, X-Stainless-Runtime, "
+                                        "X-Stainless-Runtime-Version, X-Stainless-Retry-Count, "
+                                        "X-Stainless-Timeout");
+                MHD_add_response_header(r->resp, "Access-Control-Max-Age", "600");
+            }
+            return reject(r);
+        }
+        r->route = find_route(url, method, &path_known);
+        if (!r->route) {
+            if (path_known) {
+                http_reply_errorf(r, 405, NULL, "method_not_allowed",
+                                  "method %s is not allowed for %.200s", method, url);
+                MHD_add_response_header(r->resp, MHD_HTTP_HEADER_ALLOW,
+                                        allowed_methods(url, s->p.n_cors_origins > 0));
+            } else {
+                http_reply_errorf(r, 404, NULL, "not_found", "no route for %s %.200s", method, url);
+            }
+            return reject(r);
+        }
+        int key = -1;
+        if (s->n_keys && r->route->auth) {
+            key = check_key(s, r);
+            if (key == -1) {
+                http_reply_errorf(r, 401, NULL, "invalid_api_key",
+                                  "you didn't provide an API key: send it in the Authorization "
+                                  "header as 'Bearer YOUR_KEY'");
+                return reject(r);
+            }
+            if (key < 0) {
+                http_reply_errorf(r, 401, NULL, "invalid_api_key", "incorrect API key provided");
+                return reject(r);
+            }
+        }
+        if (s->p.rate_limit_rpm > 0 && r->route->id != ROUTE_HEALTH) {
+            char rk[72];
+            if (key >= 0)
+                snprintf(rk, sizeof(rk), "key:%d", key);
+            else {
+                const union MHD_ConnectionInfo *ci =
+                    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+                char host[64] = "?";
+                if (ci && ci->client_addr)
+                    getnameinfo(ci->client_addr,
+                                ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                                       : sizeof(struct sockaddr_in),
+                                host, sizeof(host), NULL, 0, NI_NUMERICHOST);
+                snprintf(rk, sizeof(rk), "ip:%s", host);
+            }
+            int wait = rate_check(s, rk);
+            if (wait > 0) {
+                char ra[16];
+                http_reply_errorf(r, 429, NULL, "rate_limit_exceeded",
+                                  "rate limit reached: %d requests per minute; retry in %d s",
+                                  s->p.rate_limit_rpm, wait);
+                snprintf(ra, sizeof(ra), "%d", wait);
+                MHD_del_response_header(r->resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+                MHD_add_response_header(r->resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+                return reject(r);
+            }
+        }
+        if (atomic_load(&s->stopping)) {
+            http_reply_errorf(r, 503, NULL, "shutting_down", "the server is shutting down");
+            return reject(r);
+        }
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > s->p.max_body_bytes) {
+            http_reply_errorf(r, 413, NULL, "request_too_large",
+                              "the request body is %s bytes; at most %zu are accepted", cl,
+                              s->p.max_body_bytes);
+            return reject(r);
+        }
+        return MHD_YES;
+    }
+
+    if (*upload_data_size) { /* body bytes */
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        r->discarded += n;
+        if (r->resp || r->too_large || r->len + n > s->p.max_body_bytes) {
+            /* refused already, or a chunked upload past the limit: drop the rest, up to a
+               point; past it, close the connection */
+            if (r->discarded > HTTP_MAX_DISCARD + s->p.max_body_bytes)
+                return MHD_NO;
+            if (r->resp)
+                return MHD_YES;
+            r->too_large = true;
+            free(r->body);
+            r->body = NULL;
+            r->len = r->cap = 0;
+            return MHD_YES;
+        }
+        if (r->len + n + 1 > r->cap) {
+            size_t cap = r->cap ? r->cap : 4096;
+            while (cap < r->len + n + 1)
+                cap *= 2;
+            char *b = realloc(r->body, cap);
+            if (!b)
+                return MHD_NO;
+            r->body = b;
+            r->cap = cap;
+        }
+        memcpy(r->body + r->len, upload_data, n);
+        r->len += n;
+        r->body[r->len] = '\0';
+        return MHD_YES;
+    }
+
+    if (r->resp) /* refused before the body: answer now */
+        return send_response(r);
+    if (r->status) /* already answered */
+        return MHD_YES;
+    if (r->too_large) {
+        http_reply_errorf(r, 413, NULL, "request_too_large",
+                          "the request body is larger than %zu bytes", s->p.max_body_bytes);
+        return send_response(r);
+    }
+    r->route->fn(r);
+    return send_response(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct http_server *s = cls;
+    struct http_req *r = *con_cls;
+    if (!r)
+        return;
+    *con_cls = NULL;
+    if (r->stream)
+        api_stream_abort(r->stream, toe != MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    if (r->resp)
+        MHD_destroy_response(r->resp);
+    INF_LOG_INFO("http", "%s %s %d %.1f ms%s id=%s", r->method, r->url, r->status,
+                 (http_now() - r->t0) * 1e3,
+                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (client gone)", r->req_id);
+    if (r->counted)
+        atomic_fetch_sub(&s->in_flight, 1);
+    free(r->body);
+    free(r);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char buf[512];
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    size_t n = strlen(buf);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    INF_LOG_DEBUG("http", "libmicrohttpd: %s", buf);
+}
+
+/* ---- start / stop --------------------------------------------------------------------------- */
+
+static char *read_file(const char *path, struct inf_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        inf_error_set(err, INF_EIO, "cannot open '%s': %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t len = 0, cap = 0, n;
+    char tmp[4096];
+    while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0) {
+        if (len + n + 1 > cap) {
+            cap = (len + n + 1) * 2;
+            char *b = realloc(buf, cap);
+            if (!b) {
+                free(buf);
+                fclose(f);
+                inf_error_set(err, INF_ENOMEM, "out of memory reading '%s'", path);
+                return NULL;
+            }
+            buf = b;
+        }
+        memcpy(buf + len, tmp, n);
+        len += n;
+    }
+    fclose(f);
+    if (!buf) {
+        inf_error_set(err, INF_EFORMAT, "'%s' is empty", path);
+        return NULL;
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+static void server_free(struct http_server *s)
+{
+    if (!s)
+        return;
+    while (s->tasks) {
+        struct http_task_ref *n = s->tasks->next;
+        free(s->tasks);
+        s->tasks = n;
+    }
+    free(s->buckets);
+    free(s->key_hash);
+    if (s->tls_key_pem) {
+        OPENSSL_cleanse(s->tls_key_pem, strlen(s->tls_key_pem));
+        free(s->tls_key_pem);
+    }
+    free(s->tls_cert_pem);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+inf_status http_server_start(const struct http_server_params *p, struct http_server **out,
+                             struct inf_error *err)
+{
+    struct http_server *s = calloc(1, sizeof(*s));
+    *out = NULL;
+    if (!s)
+        return inf_error_set(err, INF_ENOMEM, "out of memory");
+    pthread_mutex_init(&s->lock, NULL);
+    s->p = *p;
+    s->buckets = calloc(RATE_MAX_BUCKETS, sizeof(*s->buckets));
+    s->key_hash = calloc(p->n_api_keys + 1, sizeof(*s->key_hash));
+    if (!s->buckets || !s->key_hash) {
+        server_free(s);
+        return inf_error_set(err, INF_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < p->n_api_keys; i++)
+        sha256(p->api_keys[i], strlen(p->api_keys[i]), s->key_hash[i]);
+    s->n_keys = p->n_api_keys;
+
+    bool tls = p->tls_cert && *p->tls_cert;
+    if (tls != (p->tls_key && *p->tls_key)) {
+        server_free(s);
+        return inf_error_set(err, INF_EINVAL, "server.tls_cert and server.tls_key go together");
+    }
+    if (tls) {
+        s->tls_cert_pem = read_file(p->tls_cert, err);
+        s->tls_key_pem = s->tls_cert_pem ? read_file(p->tls_key, err) : NULL;
+        if (!s->tls_key_pem) {
+            server_free(s);
+            return err->code;
+        }
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            server_free(s);
+            return inf_error_set(err, INF_EUNSUPPORTED,
+                                 "this libmicrohttpd was built without TLS support");
+        }
+    }
+
+    struct addrinfo hints = {0}, *ai = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    char port[16];
+    snprintf(port, sizeof(port), "%d", p->port);
+    int gai = getaddrinfo(p->host && *p->host ? p->host : "127.0.0.1", port, &hints, &ai);
+    if (gai) {
+        server_free(s);
+        return inf_error_set(err, INF_EINVAL, "cannot resolve server.host '%s': %s", p->host,
+                             gai_strerror(gai));
+    }
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    if (tls)
+        flags |= MHD_USE_TLS;
+    struct MHD_OptionItem tls_opts[] = {
+        {tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, s->tls_cert_pem},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key_pem},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    s->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)p->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)p->timeout_seconds,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, p->max_header_bytes, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_THREAD_STACK_SIZE, (size_t)8 << 20, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, s, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!s->daemon) {
+        server_free(s);
+        return inf_error_set(err, INF_EIO,
+                             "cannot listen on %s port %d (address in use, or a bad "
+                             "certificate/key?)",
+                             p->host, p->port);
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : p->port;
+    *out = s;
+    return INF_OK;
+}
+
+int http_server_port(const struct http_server *s)
+{
+    return s->port;
+}
+
+void http_server_stop(struct http_server *s, int drain_ms)
+{
+    if (!s)
+        return;
+    atomic_store(&s->stopping, true);
+    MHD_socket lfd = MHD_quiesce_daemon(s->daemon);
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd);
+    double deadline = http_now() + drain_ms / 1000.0;
+    while (atomic_load(&s->in_flight) > 0 && http_now() < deadline)
+        usleep(20 * 1000);
+    int left = atomic_load(&s->in_flight);
+    if (left > 0) {
+        INF_LOG_WARN("http", "drain time over: cancelling %d running request(s)", left);
+        pthread_mutex_lock(&s->lock);
+        for (struct http_task_ref *t = s->tasks; t; t = t->next)
+            srv_task_cancel(t->task);
+        pthread_mutex_unlock(&s->lock);
+        deadline = http_now() + 5.0;
+        while (atomic_load(&s->in_flight) > 0 && http_now() < deadline)
+            usleep(20 * 1000);
+    }
+    MHD_stop_daemon(s->daemon);
+    server_free(s);
+}

@@ -1,0 +1,56 @@
+/*
+ * server/http.h - the HTTP side of `inferno serve`: libmicrohttpd, the route table, auth, rate
+ * limits, CORS, request ids, metrics, and the OpenAI endpoints (api_handlers.c).
+ *
+ * Threading: libmicrohttpd runs one thread per connection (MHD_USE_THREAD_PER_CONNECTION).
+ * That thread parses and validates the request, renders the chat template, tokenizes, submits
+ * tasks to the model's engine (sched.h) and then blocks on srv_task_next() - in the access
+ * handler for ordinary responses, in the content-reader callback for SSE streams. Blocking is
+ * the simple, correct choice in this mode: each connection has its own thread, the engine thread
+ * never waits on a socket, and backpressure from a slow reader only delays that reader (the
+ * task's event queue grows by a few events per token). Disconnects are seen by polling the
+ * socket for POLLRDHUP between timed waits, by write failures, and by MHD's request-completed
+ * callback; any of them cancels the request's tasks at once, so the engine frees the slot at
+ * its next step.
+ */
+#ifndef INFERNO_SERVER_HTTP_H
+#define INFERNO_SERVER_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "inferno/status.h"
+#include "server/sched.h"
+
+struct http_server_params {
+    const char *host;               /* IPv4/IPv6 literal or a host name; "0.0.0.0" / "::" = all */
+    int port;                       /* 0 = any free port (see http_server_port) */
+    const char *tls_cert, *tls_key; /* PEM files; both empty/NULL = plain HTTP */
+    size_t max_body_bytes;
+    size_t max_header_bytes;
+    int max_connections;
+    int timeout_seconds;         /* idle connection timeout */
+    const char *const *api_keys; /* none = no authentication */
+    size_t n_api_keys;
+    int rate_limit_rpm;              /* 0 = off */
+    const char *const *cors_origins; /* none = CORS off; "*" = any origin */
+    size_t n_cors_origins;
+    struct srv_models *models;
+};
+
+struct http_server;
+
+/* Start listening (the server runs on its own threads). */
+inf_status http_server_start(const struct http_server_params *p, struct http_server **out,
+                             struct inf_error *err);
+/* The port actually bound (useful with port 0). */
+int http_server_port(const struct http_server *s);
+/*
+ * Graceful stop: stop accepting connections, answer new requests on open connections with 503,
+ * let running requests finish for up to drain_ms, cancel what is still running, then close
+ * everything and free the server. The models are not freed (the caller owns them).
+ */
+void http_server_stop(struct http_server *s, int drain_ms);
+
+#endif

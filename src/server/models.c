@@ -1,0 +1,261 @@
+/*
+ * models.c - the servable models and the loaded engines: load on first use, at most max_loaded
+ * engines, the least recently used idle unpinned one unloaded to make room.
+ */
+#include "inferno/models.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "inferno/log.h"
+#include "server/sched.h"
+
+struct model_slot {
+    struct srv_model_entry entry;
+    struct srv_engine *engine; /* NULL when not loaded */
+    int pins;
+    uint64_t last_used;
+    bool loading;
+    bool failed; /* the last load failed */
+};
+
+struct srv_models {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* a load finished */
+    struct model_slot *items;
+    size_t n;
+    int max_loaded;
+    uint64_t tick;
+    bool last_failed;
+    struct srv_engine_params engine;
+};
+
+static void file_stem(const char *path, char *out, size_t size)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t n = strlen(base);
+    if (n > 5 && strcmp(base + n - 5, ".gguf") == 0)
+        n -= 5;
+    if (n >= size)
+        n = size - 1;
+    memcpy(out, base, n);
+    out[n] = 0;
+}
+
+static inf_status add_model(struct srv_models *m, const char *id, const char *path,
+                            struct inf_error *err)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (strcmp(m->items[i].entry.id, id) == 0)
+            return INF_OK; /* the first one named wins */
+    struct model_slot *p = realloc(m->items, (m->n + 1) * sizeof(*p));
+    if (!p)
+        return inf_error_set(err, INF_ENOMEM, "out of memory");
+    m->items = p;
+    struct model_slot *s = &m->items[m->n++];
+    memset(s, 0, sizeof(*s));
+    snprintf(s->entry.id, sizeof(s->entry.id), "%s", id);
+    snprintf(s->entry.path, sizeof(s->entry.path), "%s", path);
+    struct stat sb;
+    if (stat(path, &sb) == 0)
+        s->entry.created = (int64_t)sb.st_mtime;
+    return INF_OK;
+}
+
+inf_status srv_models_new(const struct srv_models_params *p, struct srv_models **out,
+                          struct inf_error *err)
+{
+    *out = NULL;
+    struct srv_models *m = calloc(1, sizeof(*m));
+    if (!m)
+        return inf_error_set(err, INF_ENOMEM, "out of memory");
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_cond_init(&m->cv, NULL);
+    m->max_loaded = p->max_loaded > 0 ? p->max_loaded : 1;
+    m->engine = p->engine;
+    m->engine.model_path = NULL;
+    m->engine.model_id = NULL;
+    inf_status rc = INF_OK;
+    for (int i = 0; i < p->n_model_paths && rc == INF_OK; i++) {
+        char id[256];
+        file_stem(p->model_paths[i], id, sizeof(id));
+        rc = add_model(m, id, p->model_paths[i], err);
+    }
+    if (rc == INF_OK && p->models_dir && p->models_dir[0]) {
+        struct inf_model_list list = {0};
+        struct inf_error serr = {0};
+        if (inf_models_scan(p->models_dir, NULL, &list, &serr) == INF_OK) {
+            for (size_t i = 0; i < list.n && rc == INF_OK; i++)
+                if (strcmp(list.items[i].format, "gguf") == 0)
+                    rc = add_model(m, list.items[i].name, list.items[i].path, err);
+            inf_model_list_release(&list);
+        } else {
+            INF_LOG_WARN("server", "models_dir '%s': %s", p->models_dir, inf_error_message(&serr));
+        }
+    }
+    if (rc == INF_OK && m->n == 0)
+        rc = inf_error_set(err, INF_EINVAL, "no model to serve (give -m MODEL or models_dir)");
+    if (rc != INF_OK) {
+        srv_models_free(m, 0);
+        return rc;
+    }
+    *out = m;
+    return INF_OK;
+}
+
+void srv_models_free(struct srv_models *m, int drain_ms)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n; i++)
+        if (m->items[i].engine)
+            srv_engine_stop(m->items[i].engine, drain_ms);
+    free(m->items);
+    pthread_mutex_destroy(&m->mu);
+    pthread_cond_destroy(&m->cv);
+    free(m);
+}
+
+inf_status srv_models_list(struct srv_models *m, struct srv_model_entry **out, size_t *n,
+                           struct inf_error *err)
+{
+    pthread_mutex_lock(&m->mu);
+    struct srv_model_entry *a = malloc((m->n ? m->n : 1) * sizeof(*a));
+    if (!a) {
+        pthread_mutex_unlock(&m->mu);
+        return inf_error_set(err, INF_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < m->n; i++) {
+        a[i] = m->items[i].entry;
+        a[i].loaded = m->items[i].engine != NULL;
+    }
+    *out = a;
+    *n = m->n;
+    pthread_mutex_unlock(&m->mu);
+    return INF_OK;
+}
+
+static int n_loaded(const struct srv_models *m)
+{
+    int k = 0;
+    for (size_t i = 0; i < m->n; i++)
+        if (m->items[i].engine || m->items[i].loading)
+            k++;
+    return k;
+}
+
+inf_status srv_models_acquire(struct srv_models *m, const char *id, struct srv_engine **out,
+                              struct inf_error *err)
+{
+    *out = NULL;
+    pthread_mutex_lock(&m->mu);
+    struct model_slot *s = NULL;
+    if (!id || !id[0]) {
+        s = &m->items[0];
+    } else {
+        for (size_t i = 0; i < m->n; i++)
+            if (strcmp(m->items[i].entry.id, id) == 0)
+                s = &m->items[i];
+    }
+    if (!s) {
+        pthread_mutex_unlock(&m->mu);
+        return inf_error_set(err, INF_ENOTFOUND, "the model '%s' does not exist", id);
+    }
+    for (;;) {
+        if (s->engine) {
+            s->pins++;
+            s->last_used = ++m->tick;
+            *out = s->engine;
+            pthread_mutex_unlock(&m->mu);
+            return INF_OK;
+        }
+        if (!s->loading)
+            break;
+        pthread_cond_wait(&m->cv, &m->mu);
+        if (!s->engine && !s->loading && s->failed) {
+            pthread_mutex_unlock(&m->mu);
+            return inf_error_set(err, INF_EINTERNAL, "loading the model '%s' failed", s->entry.id);
+        }
+    }
+    /* make room: unload the least recently used idle, unpinned engine */
+    struct srv_engine *victim = NULL;
+    if (n_loaded(m) >= m->max_loaded) {
+        struct model_slot *lru = NULL;
+        for (size_t i = 0; i < m->n; i++) {
+            struct model_slot *c = &m->items[i];
+            if (c->engine && c->pins == 0 && srv_engine_idle(c->engine) &&
+                (!lru || c->last_used < lru->last_used))
+                lru = c;
+        }
+        if (!lru) {
+            pthread_mutex_unlock(&m->mu);
+            return inf_error_set(err, INF_ELIMIT, "all loaded models are busy");
+        }
+        victim = lru->engine;
+        lru->engine = NULL;
+        INF_LOG_INFO("server", "unloading model '%s'", lru->entry.id);
+    }
+    s->loading = true;
+    struct srv_engine_params ep = m->engine;
+    ep.model_path = s->entry.path;
+    ep.model_id = s->entry.id;
+    pthread_mutex_unlock(&m->mu);
+
+    if (victim)
+        srv_engine_stop(victim, 0);
+    struct srv_engine *e = NULL;
+    inf_status rc = srv_engine_start(&ep, &e, err);
+
+    pthread_mutex_lock(&m->mu);
+    s->loading = false;
+    s->failed = rc != INF_OK;
+    m->last_failed = rc != INF_OK;
+    if (rc == INF_OK) {
+        s->engine = e;
+        s->pins = 1;
+        s->last_used = ++m->tick;
+        *out = e;
+    }
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+void srv_models_unpin(struct srv_models *m, struct srv_engine *e)
+{
+    if (!e)
+        return;
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; i < m->n; i++)
+        if (m->items[i].engine == e && m->items[i].pins > 0) {
+            m->items[i].pins--;
+            m->items[i].last_used = ++m->tick;
+        }
+    pthread_mutex_unlock(&m->mu);
+}
+
+enum srv_health srv_models_health(struct srv_models *m)
+{
+    pthread_mutex_lock(&m->mu);
+    enum srv_health h = m->last_failed ? SRV_HEALTH_ERROR : SRV_HEALTH_OK;
+    for (size_t i = 0; i < m->n; i++)
+        if (m->items[i].loading)
+            h = SRV_HEALTH_LOADING;
+    pthread_mutex_unlock(&m->mu);
+    return h;
+}
+
+void srv_models_each_loaded(struct srv_models *m, void (*fn)(struct srv_engine *e, void *user),
+                            void *user)
+{
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; i < m->n; i++)
+        if (m->items[i].engine)
+            fn(m->items[i].engine, user);
+    pthread_mutex_unlock(&m->mu);
+}

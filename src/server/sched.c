@@ -1,0 +1,1161 @@
+/*
+ * sched.c - the engine thread: slots, continuous batching, prefix reuse, stop strings,
+ * logprobs, embeddings, admission and cancellation (see sched.h for the contract).
+ *
+ * Locking: e->mu guards the wait queue, the slot table's task pointers, the stop flags and the
+ * statistics; the engine thread drops it around inf_decode and sampling. Each task has its own
+ * mutex for its event queue. The engine thread is the only one that touches the context, the
+ * slots' token caches, samplers and detokenizers.
+ *
+ * Lifetimes: an engine is reference counted (the owner plus every task not yet released); a
+ * task is reference counted (the caller plus the engine while queued or running).
+ */
+#include "server/sched.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "inferno/gguf.h"
+#include "inferno/log.h"
+#include "inferno/tokenizer.h"
+
+const double srv_hist_bounds[SRV_HIST_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1,  0.25, 0.5,
+                                                  1.0,   2.5,  5.0,   10.0, 20.0, 30.0, 60.0};
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void hist_add(struct srv_hist *h, double seconds)
+{
+    int b = 0;
+    while (b < SRV_HIST_BUCKETS && seconds > srv_hist_bounds[b])
+        b++;
+    h->count[b]++;
+    h->sum += seconds;
+    h->n++;
+}
+
+/* ---- tasks ----------------------------------------------------------------------------- */
+
+struct ev_node {
+    struct srv_event ev;
+    struct ev_node *next;
+};
+
+struct srv_task {
+    struct srv_engine *e;
+    int refs; /* guarded by mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct ev_node *head, *tail;
+    bool finished; /* DONE or ERROR queued */
+    atomic_bool cancel;
+
+    /* parameters (owned copies) */
+    struct srv_task_params p;
+    inf_token *prompt;
+    struct inf_logit_bias *bias;
+    char *stop[SRV_MAX_STOP];
+    size_t stop_len[SRV_MAX_STOP];
+
+    double t_submit, t_first, t_last;
+    struct srv_task *qnext; /* wait queue link */
+};
+
+static void task_unref(struct srv_task *t);
+
+static void task_push(struct srv_task *t, struct srv_event *ev)
+{
+    struct ev_node *n = calloc(1, sizeof(*n));
+    if (!n) {
+        srv_event_clear(ev);
+        return; /* out of memory: the event is lost; the reader still gets DONE below */
+    }
+    n->ev = *ev;
+    pthread_mutex_lock(&t->mu);
+    if (t->tail)
+        t->tail->next = n;
+    else
+        t->head = n;
+    t->tail = n;
+    if (ev->type == SRV_EV_DONE || ev->type == SRV_EV_ERROR)
+        t->finished = true;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+static void task_error(struct srv_task *t, int http_status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void task_error(struct srv_task *t, int http_status, const char *fmt, ...)
+{
+    struct srv_event ev = {.type = SRV_EV_ERROR, .http_status = http_status};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ev.message, sizeof(ev.message), fmt, ap);
+    va_end(ap);
+    task_push(t, &ev);
+}
+
+void srv_event_clear(struct srv_event *ev)
+{
+    if (!ev)
+        return;
+    free(ev->text);
+    free(ev->tokens);
+    free(ev->embedding);
+    memset(ev, 0, sizeof(*ev));
+}
+
+bool srv_task_next(struct srv_task *t, struct srv_event *ev, int timeout_ms)
+{
+    struct timespec dl;
+    if (timeout_ms >= 0) {
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_sec += timeout_ms / 1000;
+        dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (dl.tv_nsec >= 1000000000L) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000L;
+        }
+    }
+    pthread_mutex_lock(&t->mu);
+    while (!t->head) {
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&t->cv, &t->mu);
+        } else if (pthread_cond_timedwait(&t->cv, &t->mu, &dl) == ETIMEDOUT) {
+            if (t->head)
+                break;
+            pthread_mutex_unlock(&t->mu);
+            return false;
+        }
+    }
+    struct ev_node *n = t->head;
+    t->head = n->next;
+    if (!t->head)
+        t->tail = NULL;
+    pthread_mutex_unlock(&t->mu);
+    *ev = n->ev;
+    free(n);
+    return true;
+}
+
+/* ---- engine ---------------------------------------------------------------------------- */
+
+struct slot {
+    int id;
+    struct srv_task *task; /* NULL: free */
+    inf_token *cache;      /* tokens held in the KV sequence, [slot_ctx] */
+    int32_t n_cache;
+    int32_t n_cells; /* n_cache as of the last step, for stats (guarded by e->mu) */
+    uint64_t last_used;
+
+    /* the running task's state (engine thread only) */
+    int32_t n_prompt_done; /* prompt tokens in the cache (reused + decoded) */
+    int32_t n_cached;      /* reused from the cache at admission */
+    int32_t n_gen;
+    inf_token pending; /* sampled, not yet decoded; -1 none */
+    struct inf_sampler *smp;
+    struct inf_tok_stream stream;
+    bool stream_live;
+    char *held; /* detokenized text not yet released (may start a stop string) */
+    size_t n_held, cap_held;
+    struct srv_token_info *plp;   /* prompt logprobs, [n_prompt] */
+    int32_t batch_first, batch_n; /* this step's tokens in the batch */
+};
+
+struct srv_engine {
+    struct srv_engine_params p;
+    char *model_id;
+    struct inf_model *model;
+    const struct inf_tokenizer *tok;
+    struct inf_context *ctx;
+    struct inf_context *embd_ctx[4]; /* per pooling type, created on first use */
+    int32_t n_vocab, n_embd;
+    uint32_t slot_ctx;
+    enum inf_pooling model_pooling; /* <arch>.pooling_type from the GGUF; mean when undeclared */
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    bool thread_started;
+    int refs; /* guarded by mu */
+    bool stopping;
+    double drain_deadline;
+
+    struct srv_task *q_head, *q_tail;
+    int q_len;
+    struct slot *slots;
+    uint64_t tick;
+
+    struct srv_engine_stats st;
+
+    /* batch storage, engine thread only */
+    inf_token *b_tok;
+    int32_t *b_pos, *b_seq;
+    int8_t *b_logits;
+    int32_t b_cap;
+};
+
+static void engine_free(struct srv_engine *e)
+{
+    for (int i = 0; i < 4; i++)
+        inf_context_free(e->embd_ctx[i]);
+    inf_context_free(e->ctx);
+    inf_model_free(e->model);
+    if (e->slots)
+        for (int i = 0; i < e->p.n_parallel; i++)
+            free(e->slots[i].cache);
+    free(e->slots);
+    free(e->b_tok);
+    free(e->b_pos);
+    free(e->b_seq);
+    free(e->b_logits);
+    free(e->model_id);
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->cv);
+    free(e);
+}
+
+static void engine_unref(struct srv_engine *e)
+{
+    pthread_mutex_lock(&e->mu);
+    int left = --e->refs;
+    pthread_mutex_unlock(&e->mu);
+    if (left == 0)
+        engine_free(e);
+}
+
+static void task_free(struct srv_task *t)
+{
+    struct ev_node *n = t->head;
+    while (n) {
+        struct ev_node *next = n->next;
+        srv_event_clear(&n->ev);
+        free(n);
+        n = next;
+    }
+    free(t->prompt);
+    free(t->bias);
+    for (int i = 0; i < SRV_MAX_STOP; i++)
+        free(t->stop[i]);
+    pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->cv);
+    struct srv_engine *e = t->e;
+    free(t);
+    if (e)
+        engine_unref(e);
+}
+
+static void task_unref(struct srv_task *t)
+{
+    pthread_mutex_lock(&t->mu);
+    int left = --t->refs;
+    pthread_mutex_unlock(&t->mu);
+    if (left == 0)
+        task_free(t);
+}
+
+const struct inf_model *srv_engine_model(const struct srv_engine *e)
+{
+    return e->model;
+}
+const struct inf_tokenizer *srv_engine_tokenizer(const struct srv_engine *e)
+{
+    return e->tok;
+}
+const char *srv_engine_model_id(const struct srv_engine *e)
+{
+    return e->model_id;
+}
+uint32_t srv_engine_slot_ctx(const struct srv_engine *e)
+{
+    return e->slot_ctx;
+}
+int srv_engine_n_parallel(const struct srv_engine *e)
+{
+    return e->p.n_parallel;
+}
+
+bool srv_engine_idle(const struct srv_engine *ce)
+{
+    struct srv_engine *e = (struct srv_engine *)ce;
+    pthread_mutex_lock(&e->mu);
+    bool idle = e->q_len == 0;
+    for (int i = 0; idle && i < e->p.n_parallel; i++)
+        if (e->slots[i].task)
+            idle = false;
+    pthread_mutex_unlock(&e->mu);
+    return idle;
+}
+
+void srv_engine_stats(struct srv_engine *e, struct srv_engine_stats *out)
+{
+    pthread_mutex_lock(&e->mu);
+    *out = e->st;
+    out->slots_total = e->p.n_parallel;
+    out->slots_busy = 0;
+    out->kv_cells_used = 0;
+    for (int i = 0; i < e->p.n_parallel; i++) {
+        if (e->slots[i].task)
+            out->slots_busy++;
+        out->kv_cells_used += (uint32_t)e->slots[i].n_cells;
+    }
+    out->queue_depth = e->q_len;
+    out->kv_cells_total = e->slot_ctx * (uint32_t)e->p.n_parallel;
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* ---- text and logprobs ----------------------------------------------------------------- */
+
+static bool held_append(struct slot *s, const char *text, size_t len)
+{
+    if (s->n_held + len + 1 > s->cap_held) {
+        size_t cap = s->cap_held ? s->cap_held * 2 : 256;
+        while (cap < s->n_held + len + 1)
+            cap *= 2;
+        char *p = realloc(s->held, cap);
+        if (!p)
+            return false;
+        s->held = p;
+        s->cap_held = cap;
+    }
+    memcpy(s->held + s->n_held, text, len);
+    s->n_held += len;
+    s->held[s->n_held] = 0;
+    return true;
+}
+
+/* Find the first stop string in held; returns its offset or -1. */
+static long find_stop(const struct srv_task *t, const char *h, size_t n)
+{
+    long best = -1;
+    for (int i = 0; i < t->p.n_stop; i++) {
+        size_t sl = t->stop_len[i];
+        if (sl == 0 || sl > n)
+            continue;
+        const char *m = memmem(h, n, t->stop[i], sl);
+        if (m && (best < 0 || m - h < best))
+            best = m - h;
+    }
+    return best;
+}
+
+/* Length of the longest suffix of h that is a proper prefix of some stop string. */
+static size_t stop_tail(const struct srv_task *t, const char *h, size_t n)
+{
+    size_t keep = 0;
+    for (int i = 0; i < t->p.n_stop; i++) {
+        size_t sl = t->stop_len[i];
+        for (size_t k = sl > 0 ? sl - 1 : 0; k > keep; k--) {
+            if (k <= n && memcmp(h + n - k, t->stop[i], k) == 0) {
+                keep = k;
+                break;
+            }
+        }
+    }
+    return keep;
+}
+
+/* log-softmax of logits at id plus the top n alternatives (max-subtracted, double sums). */
+static void token_logprobs(struct srv_engine *e, const float *logits, inf_token id, int n_top,
+                           struct srv_token_info *out)
+{
+    const int32_t V = e->n_vocab;
+    float mx = logits[0];
+    for (int32_t i = 1; i < V; i++)
+        if (logits[i] > mx)
+            mx = logits[i];
+    double sum = 0;
+    for (int32_t i = 0; i < V; i++)
+        sum += exp((double)logits[i] - (double)mx);
+    double lse = (double)mx + log(sum);
+    out->id = id;
+    out->logprob = (float)((double)logits[id] - lse);
+    if (n_top > SRV_MAX_TOP_LOGPROBS)
+        n_top = SRV_MAX_TOP_LOGPROBS;
+    if (n_top > V)
+        n_top = V;
+    out->n_top = 0;
+    for (int32_t i = 0; i < V; i++) {
+        float x = logits[i];
+        int k = out->n_top;
+        if (k == n_top && (k == 0 || x <= logits[out->top[k - 1].id]))
+            continue;
+        if (k < n_top)
+            out->n_top++;
+        else
+            k--;
+        /* insert x at the right place (stable: lower ids first on ties) */
+        while (k > 0 && logits[out->top[k - 1].id] < x) {
+            out->top[k] = out->top[k - 1];
+            k--;
+        }
+        out->top[k].id = i;
+    }
+    for (int k = 0; k < out->n_top; k++)
+        out->top[k].logprob = (float)((double)logits[out->top[k].id] - lse);
+}
+
+/* ---- slot lifecycle -------------------------------------------------------------------- */
+
+static void slot_reset_task_state(struct slot *s)
+{
+    inf_sampler_free(s->smp);
+    s->smp = NULL;
+    if (s->stream_live)
+        inf_tok_stream_release(&s->stream);
+    s->stream_live = false;
+    free(s->held);
+    s->held = NULL;
+    s->n_held = s->cap_held = 0;
+    free(s->plp);
+    s->plp = NULL;
+    s->pending = -1;
+    s->n_gen = 0;
+}
+
+/* Finish the slot's task with DONE (engine thread; takes e->mu to free the slot). */
+static void slot_done(struct srv_engine *e, struct slot *s, enum srv_finish finish)
+{
+    struct srv_task *t = s->task;
+    double now = now_ms();
+    struct srv_event ev = {.type = SRV_EV_DONE, .finish = finish};
+    ev.usage.prompt_tokens = t->p.n_prompt;
+    ev.usage.cached_tokens = s->n_cached;
+    ev.usage.completion_tokens = s->n_gen;
+    ev.usage.ttft_ms = t->t_first > 0 ? t->t_first - t->t_submit : 0;
+    ev.usage.gen_ms = t->t_first > 0 ? now - t->t_first : 0;
+    slot_reset_task_state(s);
+    /* free the slot before the reader sees DONE, so that stats and idle agree with it */
+    pthread_mutex_lock(&e->mu);
+    if (finish == SRV_FINISH_CANCELLED)
+        e->st.tasks_cancelled++;
+    s->task = NULL;
+    s->n_cells = s->n_cache;
+    s->last_used = ++e->tick;
+    pthread_mutex_unlock(&e->mu);
+    task_push(t, &ev);
+    task_unref(t);
+}
+
+static void slot_fail(struct srv_engine *e, struct slot *s, int http_status, const char *msg)
+{
+    struct srv_task *t = s->task;
+    slot_reset_task_state(s);
+    inf_kv_seq_rm(e->ctx, s->id, 0, -1);
+    pthread_mutex_lock(&e->mu);
+    s->n_cache = 0;
+    s->n_cells = 0;
+    s->task = NULL;
+    pthread_mutex_unlock(&e->mu);
+    task_error(t, http_status, "%s", msg);
+    task_unref(t);
+}
+
+/* Release n bytes of held text (plus the token infos) as a TEXT event. */
+static void slot_emit(struct slot *s, size_t n, const struct srv_token_info *ti)
+{
+    struct srv_event ev = {.type = SRV_EV_TEXT};
+    ev.text = malloc(n + 1);
+    if (ev.text) {
+        memcpy(ev.text, s->held, n);
+        ev.text[n] = 0;
+        ev.text_len = n;
+    }
+    memmove(s->held, s->held + n, s->n_held - n);
+    s->n_held -= n;
+    if (ti) {
+        ev.tokens = malloc(sizeof(*ev.tokens));
+        if (ev.tokens) {
+            ev.tokens[0] = *ti;
+            ev.n_tokens = 1;
+        }
+    }
+    task_push(s->task, &ev);
+}
+
+/* Pick a free slot for t: longest common prefix, then least recently used. Under e->mu. */
+static struct slot *pick_slot(struct srv_engine *e, const struct srv_task *t, int32_t *lcp_out)
+{
+    struct slot *best = NULL;
+    int32_t best_lcp = -1;
+    for (int i = 0; i < e->p.n_parallel; i++) {
+        struct slot *s = &e->slots[i];
+        if (s->task)
+            continue;
+        int32_t l = 0;
+        if (t->p.kind == SRV_TASK_COMPLETION && !t->p.prompt_logprobs) {
+            int32_t n = s->n_cache < t->p.n_prompt ? s->n_cache : t->p.n_prompt;
+            while (l < n && s->cache[l] == t->prompt[l])
+                l++;
+        }
+        if (l > best_lcp || (l == best_lcp && s->last_used < best->last_used)) {
+            best = s;
+            best_lcp = l;
+        }
+    }
+    *lcp_out = best_lcp < 0 ? 0 : best_lcp;
+    return best;
+}
+
+/* Set a slot up for its new task (engine thread, e->mu not held). */
+static bool slot_start(struct srv_engine *e, struct slot *s, int32_t lcp)
+{
+    struct srv_task *t = s->task;
+    if (lcp > t->p.n_prompt - 1)
+        lcp = t->p.n_prompt - 1; /* the last prompt token is always decoded for its logits */
+    inf_kv_seq_rm(e->ctx, s->id, lcp, -1);
+    s->n_cache = lcp;
+    s->n_cached = lcp;
+    s->n_prompt_done = lcp;
+    s->n_gen = 0;
+    s->pending = -1;
+    struct inf_error err = {0};
+    struct inf_sampler_params sp = t->p.sampling;
+    sp.logit_bias = t->bias;
+    if (inf_sampler_new(&sp, e->n_vocab, &s->smp, &err) != INF_OK) {
+        slot_fail(e, s, 400, inf_error_message(&err));
+        return false;
+    }
+    for (int32_t i = 0; i < t->p.n_prompt; i++)
+        inf_sampler_accept(s->smp, t->prompt[i]);
+    inf_tok_stream_init(&s->stream, e->tok, INF_TOK_STREAM_REPLACE_INVALID);
+    s->stream_live = true;
+    if (t->p.prompt_logprobs) {
+        s->plp = calloc((size_t)t->p.n_prompt, sizeof(*s->plp));
+        if (!s->plp) {
+            slot_fail(e, s, 500, "out of memory for prompt logprobs");
+            return false;
+        }
+        s->plp[0].id = t->prompt[0];
+        s->plp[0].logprob = NAN;
+    }
+    return true;
+}
+
+/* ---- embeddings ------------------------------------------------------------------------ */
+
+static void run_embedding(struct srv_engine *e, struct srv_task *t)
+{
+    enum inf_pooling pool = t->p.pooling == INF_POOL_NONE ? e->model_pooling : t->p.pooling;
+    struct inf_error err = {0};
+    if (!e->embd_ctx[pool]) {
+        struct inf_context_params cp = inf_context_default_params();
+        cp.n_ctx = e->slot_ctx;
+        cp.n_batch = e->p.n_batch;
+        cp.n_seq_max = 1;
+        cp.n_threads = e->p.n_threads;
+        cp.kv_type = e->p.kv_type;
+        cp.embeddings = true;
+        cp.pooling = pool;
+        if (inf_context_new(e->model, &cp, &e->embd_ctx[pool], &err) != INF_OK) {
+            task_error(t, 500, "embeddings context: %s", inf_error_message(&err));
+            return;
+        }
+    }
+    struct inf_context *c = e->embd_ctx[pool];
+    inf_kv_clear(c);
+    int32_t n = t->p.n_prompt;
+    int32_t *pos = malloc((size_t)n * sizeof(int32_t));
+    if (!pos) {
+        task_error(t, 500, "out of memory");
+        return;
+    }
+    for (int32_t i = 0; i < n; i++)
+        pos[i] = i;
+    struct inf_batch b = {.n_tokens = n, .token = t->prompt, .pos = pos};
+    inf_status rc = inf_decode(c, &b, &err);
+    free(pos);
+    if (rc != INF_OK) {
+        task_error(t, 500, "embedding failed: %s", inf_error_message(&err));
+        inf_kv_clear(c);
+        return;
+    }
+    const float *v = inf_get_embeddings_seq(c, 0);
+    struct srv_event ev = {.type = SRV_EV_EMBEDDING};
+    ev.embedding = v ? malloc((size_t)e->n_embd * sizeof(float)) : NULL;
+    if (!ev.embedding) {
+        inf_kv_clear(c);
+        task_error(t, 500, "embedding unavailable");
+        return;
+    }
+    double ss = 0;
+    for (int32_t j = 0; j < e->n_embd; j++)
+        ss += (double)v[j] * (double)v[j];
+    double inv = ss > 0 ? 1.0 / sqrt(ss) : 0;
+    for (int32_t j = 0; j < e->n_embd; j++)
+        ev.embedding[j] = (float)((double)v[j] * inv);
+    ev.n_embd = e->n_embd;
+    inf_kv_clear(c);
+    task_push(t, &ev);
+    struct srv_event done = {.type = SRV_EV_DONE, .finish = SRV_FINISH_STOP};
+    done.usage.prompt_tokens = n;
+    done.usage.ttft_ms = now_ms() - t->t_submit;
+    task_push(t, &done);
+    pthread_mutex_lock(&e->mu);
+    e->st.prompt_tokens_total += (uint64_t)n;
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* ---- the loop -------------------------------------------------------------------------- */
+
+static bool batch_reserve(struct srv_engine *e, int32_t n)
+{
+    if (n <= e->b_cap)
+        return true;
+    int32_t cap = e->b_cap ? e->b_cap : 256;
+    while (cap < n)
+        cap *= 2;
+    inf_token *a = realloc(e->b_tok, (size_t)cap * sizeof(*a));
+    if (a)
+        e->b_tok = a;
+    int32_t *b = realloc(e->b_pos, (size_t)cap * sizeof(*b));
+    if (b)
+        e->b_pos = b;
+    int32_t *c = realloc(e->b_seq, (size_t)cap * sizeof(*c));
+    if (c)
+        e->b_seq = c;
+    int8_t *d = realloc(e->b_logits, (size_t)cap);
+    if (d)
+        e->b_logits = d;
+    if (!a || !b || !c || !d)
+        return false;
+    e->b_cap = cap;
+    return true;
+}
+
+/* Handle a sampled token for slot s (logits = its row). Returns false when the task ended. */
+static bool slot_token(struct srv_engine *e, struct slot *s, const float *logits)
+{
+    struct srv_task *t = s->task;
+    inf_token id = inf_sampler_sample(s->smp, logits);
+    inf_sampler_accept(s->smp, id);
+    double now = now_ms();
+    s->n_gen++;
+    pthread_mutex_lock(&e->mu);
+    e->st.generated_tokens_total++;
+    if (t->t_first <= 0)
+        hist_add(&e->st.ttft, (now - t->t_submit) / 1e3);
+    else
+        hist_add(&e->st.per_token, (now - t->t_last) / 1e3);
+    pthread_mutex_unlock(&e->mu);
+    if (t->t_first <= 0)
+        t->t_first = now;
+    t->t_last = now;
+
+    struct srv_token_info ti = {.id = id};
+    if (t->p.logprobs)
+        token_logprobs(e, logits, id, t->p.top_logprobs, &ti);
+
+    if (!t->p.ignore_eos && inf_tok_is_eog(e->tok, id)) {
+        /* release what was held for a possible stop string: it is plain text now */
+        const char *txt;
+        size_t len;
+        if (inf_tok_stream_flush(&s->stream, &txt, &len, NULL) == INF_OK)
+            held_append(s, txt, len);
+        if (s->n_held)
+            slot_emit(s, s->n_held, NULL);
+        slot_done(e, s, SRV_FINISH_STOP);
+        return false;
+    }
+    const char *txt = NULL;
+    size_t len = 0;
+    if (inf_tok_stream_push(&s->stream, id, &txt, &len, NULL) != INF_OK ||
+        !held_append(s, txt, len)) {
+        slot_fail(e, s, 500, "detokenization failed");
+        return false;
+    }
+    long at = find_stop(t, s->held, s->n_held);
+    if (at >= 0) {
+        slot_emit(s, (size_t)at, &ti);
+        slot_done(e, s, SRV_FINISH_STOP);
+        return false;
+    }
+    bool length = (t->p.max_tokens >= 0 && s->n_gen >= t->p.max_tokens) ||
+                  (uint32_t)s->n_cache + 1 > e->slot_ctx;
+    if (length) {
+        if (inf_tok_stream_flush(&s->stream, &txt, &len, NULL) == INF_OK)
+            held_append(s, txt, len);
+        at = find_stop(t, s->held, s->n_held);
+        slot_emit(s, at >= 0 ? (size_t)at : s->n_held, &ti);
+        slot_done(e, s, at >= 0 ? SRV_FINISH_STOP : SRV_FINISH_LENGTH);
+        return false;
+    }
+    size_t keep = stop_tail(t, s->held, s->n_held);
+    slot_emit(s, s->n_held - keep, &ti);
+    s->pending = id;
+    return true;
+}
+
+/* Admit queued tasks into free slots; run embeddings; handle cancellations. Under e->mu. */
+static void admit(struct srv_engine *e)
+{
+    while (e->q_head) {
+        struct srv_task *t = e->q_head;
+        if (atomic_load(&t->cancel)) {
+            e->q_head = t->qnext;
+            if (!e->q_head)
+                e->q_tail = NULL;
+            e->q_len--;
+            e->st.tasks_cancelled++;
+            pthread_mutex_unlock(&e->mu);
+            struct srv_event ev = {.type = SRV_EV_DONE, .finish = SRV_FINISH_CANCELLED};
+            ev.usage.prompt_tokens = t->p.n_prompt;
+            task_push(t, &ev);
+            task_unref(t);
+            pthread_mutex_lock(&e->mu);
+            continue;
+        }
+        if (t->p.kind == SRV_TASK_EMBEDDING) {
+            e->q_head = t->qnext;
+            if (!e->q_head)
+                e->q_tail = NULL;
+            e->q_len--;
+            pthread_mutex_unlock(&e->mu);
+            run_embedding(e, t);
+            task_unref(t);
+            pthread_mutex_lock(&e->mu);
+            continue;
+        }
+        int32_t lcp = 0;
+        struct slot *s = pick_slot(e, t, &lcp);
+        if (!s)
+            break;
+        e->q_head = t->qnext;
+        if (!e->q_head)
+            e->q_tail = NULL;
+        e->q_len--;
+        s->task = t;
+        s->last_used = ++e->tick;
+        pthread_mutex_unlock(&e->mu);
+        bool ok = slot_start(e, s, lcp);
+        pthread_mutex_lock(&e->mu);
+        s->n_cells = s->n_cache;
+        if (ok)
+            e->st.cached_tokens_total += (uint64_t)s->n_cached;
+    }
+}
+
+static void cancel_slots(struct srv_engine *e, bool all)
+{
+    for (int i = 0; i < e->p.n_parallel; i++) {
+        struct slot *s = &e->slots[i];
+        if (s->task && (all || atomic_load(&s->task->cancel)))
+            slot_done(e, s, SRV_FINISH_CANCELLED);
+    }
+}
+
+/* One engine step: build the batch, decode, sample. e->mu not held. */
+static void step(struct srv_engine *e)
+{
+    int32_t n = 0;
+    int n_prompting = 0;
+    for (int i = 0; i < e->p.n_parallel; i++) {
+        struct slot *s = &e->slots[i];
+        s->batch_n = 0;
+        if (s->task && s->pending < 0 && s->n_prompt_done < s->task->p.n_prompt)
+            n_prompting++;
+    }
+    if (!batch_reserve(e, e->p.n_parallel + (int32_t)e->p.n_batch))
+        return;
+    /* the next token of every generating slot */
+    for (int i = 0; i < e->p.n_parallel; i++) {
+        struct slot *s = &e->slots[i];
+        if (!s->task || s->pending < 0)
+            continue;
+        s->batch_first = n;
+        s->batch_n = 1;
+        e->b_tok[n] = s->pending;
+        e->b_pos[n] = s->n_cache;
+        e->b_seq[n] = s->id;
+        e->b_logits[n] = 1;
+        n++;
+    }
+    /* prompt chunks: the rest of n_batch, shared fairly between the waiting prompts */
+    int32_t budget = (int32_t)e->p.n_batch - n;
+    if (budget < n_prompting)
+        budget = n_prompting;
+    for (int i = 0; i < e->p.n_parallel && n_prompting > 0; i++) {
+        struct slot *s = &e->slots[i];
+        if (!s->task || s->pending >= 0 || s->n_prompt_done >= s->task->p.n_prompt)
+            continue;
+        int32_t share = budget / n_prompting;
+        int32_t left = s->task->p.n_prompt - s->n_prompt_done;
+        int32_t take = left < share ? left : share;
+        budget -= take;
+        n_prompting--;
+        s->batch_first = n;
+        s->batch_n = take;
+        for (int32_t k = 0; k < take; k++) {
+            int32_t p = s->n_prompt_done + k;
+            e->b_tok[n] = s->task->prompt[p];
+            e->b_pos[n] = p;
+            e->b_seq[n] = s->id;
+            e->b_logits[n] = (int8_t)(s->task->p.prompt_logprobs || p == s->task->p.n_prompt - 1);
+            n++;
+        }
+    }
+    if (n == 0)
+        return;
+    struct inf_batch b = {.n_tokens = n,
+                          .token = e->b_tok,
+                          .pos = e->b_pos,
+                          .seq_id = e->b_seq,
+                          .logits = e->b_logits};
+    struct inf_error err = {0};
+    if (inf_decode(e->ctx, &b, &err) != INF_OK) {
+        INF_LOG_ERROR("server", "decode failed: %s", inf_error_message(&err));
+        for (int i = 0; i < e->p.n_parallel; i++)
+            if (e->slots[i].task && e->slots[i].batch_n > 0)
+                slot_fail(e, &e->slots[i], 500, inf_error_message(&err));
+        return;
+    }
+    uint64_t n_prompt_tokens = 0;
+    for (int i = 0; i < e->p.n_parallel; i++) {
+        struct slot *s = &e->slots[i];
+        if (!s->task || s->batch_n == 0)
+            continue;
+        struct srv_task *t = s->task;
+        const float *last = inf_get_logits_ith(e->ctx, s->batch_first + s->batch_n - 1);
+        if (s->pending >= 0) {
+            s->cache[s->n_cache++] = s->pending;
+            s->pending = -1;
+            slot_token(e, s, last);
+            continue;
+        }
+        for (int32_t k = 0; k < s->batch_n; k++) {
+            int32_t p = s->n_prompt_done + k;
+            s->cache[s->n_cache++] = t->prompt[p];
+            if (s->plp && p + 1 < t->p.n_prompt) {
+                const float *row = inf_get_logits_ith(e->ctx, s->batch_first + k);
+                token_logprobs(e, row, t->prompt[p + 1], t->p.top_logprobs, &s->plp[p + 1]);
+            }
+        }
+        s->n_prompt_done += s->batch_n;
+        n_prompt_tokens += (uint64_t)s->batch_n;
+        if (s->n_prompt_done < t->p.n_prompt)
+            continue;
+        if (s->plp) {
+            struct srv_event ev = {.type = SRV_EV_PROMPT_LOGPROBS};
+            ev.tokens = s->plp;
+            ev.n_tokens = t->p.n_prompt;
+            s->plp = NULL;
+            task_push(t, &ev);
+        }
+        if (t->p.max_tokens == 0) {
+            slot_done(e, s, SRV_FINISH_LENGTH);
+            continue;
+        }
+        slot_token(e, s, last);
+    }
+    pthread_mutex_lock(&e->mu);
+    e->st.prompt_tokens_total += n_prompt_tokens;
+    for (int i = 0; i < e->p.n_parallel; i++)
+        e->slots[i].n_cells = e->slots[i].n_cache;
+    pthread_mutex_unlock(&e->mu);
+}
+
+static bool any_active(const struct srv_engine *e)
+{
+    for (int i = 0; i < e->p.n_parallel; i++)
+        if (e->slots[i].task)
+            return true;
+    return false;
+}
+
+static void *engine_main(void *arg)
+{
+    struct srv_engine *e = arg;
+    pthread_mutex_lock(&e->mu);
+    for (;;) {
+        bool hard_stop = e->stopping && now_ms() >= e->drain_deadline;
+        if (hard_stop) {
+            /* cancel everything queued and running */
+            while (e->q_head) {
+                struct srv_task *t = e->q_head;
+                e->q_head = t->qnext;
+                e->q_len--;
+                e->st.tasks_cancelled++;
+                pthread_mutex_unlock(&e->mu);
+                struct srv_event ev = {.type = SRV_EV_DONE, .finish = SRV_FINISH_CANCELLED};
+                ev.usage.prompt_tokens = t->p.n_prompt;
+                task_push(t, &ev);
+                task_unref(t);
+                pthread_mutex_lock(&e->mu);
+            }
+            e->q_tail = NULL;
+            pthread_mutex_unlock(&e->mu);
+            cancel_slots(e, true);
+            return NULL;
+        }
+        admit(e);
+        pthread_mutex_unlock(&e->mu);
+        cancel_slots(e, false);
+        pthread_mutex_lock(&e->mu);
+        if (!any_active(e)) {
+            if (e->q_head)
+                continue;
+            if (e->stopping) {
+                pthread_mutex_unlock(&e->mu);
+                return NULL;
+            }
+            pthread_cond_wait(&e->cv, &e->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&e->mu);
+        step(e);
+        pthread_mutex_lock(&e->mu);
+    }
+}
+
+/* The pooling a GGUF declares (llama.cpp's <arch>.pooling_type: 1 mean, 2 cls, 3 last);
+ * mean when it declares none or one the engine does not have. */
+static enum inf_pooling model_pooling(const char *path, const char *arch)
+{
+    struct inf_gguf *g = NULL;
+    enum inf_pooling pool = INF_POOL_MEAN;
+    if (inf_gguf_open_file(path, &g, NULL) != INF_OK)
+        return pool;
+    char key[96];
+    uint32_t v = 0;
+    snprintf(key, sizeof(key), "%s.pooling_type", arch);
+    if (inf_gguf_get_u32(g, key, &v, NULL) == INF_OK) {
+        if (v == 2)
+            pool = INF_POOL_CLS;
+        else if (v == 3)
+            pool = INF_POOL_LAST;
+    }
+    inf_gguf_free(g);
+    return pool;
+}
+
+inf_status srv_engine_start(const struct srv_engine_params *p, struct srv_engine **out,
+                            struct inf_error *err)
+{
+    *out = NULL;
+    if (!p->model_path)
+        return inf_error_set(err, INF_EINVAL, "no model path");
+    if (p->n_parallel < 1 || p->n_parallel > 64)
+        return inf_error_set(err, INF_EINVAL, "parallel must be in 1..64, not %d", p->n_parallel);
+    struct srv_engine *e = calloc(1, sizeof(*e));
+    if (!e)
+        return inf_error_set(err, INF_ENOMEM, "out of memory");
+    e->p = *p;
+    if (e->p.n_batch == 0)
+        e->p.n_batch = 512;
+    if (e->p.queue_size < 0)
+        e->p.queue_size = 0;
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    e->refs = 1;
+    const char *id = p->model_id ? p->model_id : p->model_path;
+    e->model_id = strdup(id);
+    double t0 = now_ms();
+    struct inf_model_params mp = inf_model_default_params();
+    mp.use_mmap = p->use_mmap;
+    mp.use_mlock = p->use_mlock;
+    inf_status rc = inf_model_load(p->model_path, &mp, &e->model, err);
+    if (rc != INF_OK)
+        goto fail;
+    e->tok = inf_model_tokenizer(e->model);
+    if (!e->tok) {
+        rc = inf_error_set(err, INF_EFORMAT, "'%s' has no tokenizer", p->model_path);
+        goto fail;
+    }
+    struct inf_model_info info;
+    inf_model_get_info(e->model, &info);
+    e->n_vocab = info.n_vocab;
+    e->n_embd = info.n_embd;
+    e->model_pooling = model_pooling(p->model_path, info.architecture);
+    struct inf_context_params cp = inf_context_default_params();
+    cp.n_ctx = p->n_ctx;
+    cp.n_batch = e->p.n_batch;
+    cp.n_seq_max = (uint32_t)p->n_parallel;
+    cp.n_threads = p->n_threads;
+    cp.kv_type = p->kv_type;
+    rc = inf_context_new(e->model, &cp, &e->ctx, err);
+    if (rc != INF_OK)
+        goto fail;
+    e->slot_ctx = inf_context_n_ctx(e->ctx) / (uint32_t)p->n_parallel;
+    if (e->slot_ctx < 2) {
+        rc = inf_error_set(err, INF_EINVAL, "context %u is too small for %d slots",
+                           inf_context_n_ctx(e->ctx), p->n_parallel);
+        goto fail;
+    }
+    e->slots = calloc((size_t)p->n_parallel, sizeof(*e->slots));
+    if (!e->slots || !e->model_id) {
+        rc = inf_error_set(err, INF_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < p->n_parallel; i++) {
+        e->slots[i].id = i;
+        e->slots[i].pending = -1;
+        e->slots[i].cache = malloc((size_t)e->slot_ctx * sizeof(inf_token));
+        if (!e->slots[i].cache) {
+            rc = inf_error_set(err, INF_ENOMEM, "out of memory");
+            goto fail;
+        }
+    }
+    e->st.load_ms = now_ms() - t0;
+    if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
+        rc = inf_error_set(err, INF_EINTERNAL, "cannot start the engine thread");
+        goto fail;
+    }
+    e->thread_started = true;
+    INF_LOG_INFO("server", "model '%s' loaded in %.0f ms: %d slots of %u cells each", e->model_id,
+                 e->st.load_ms, p->n_parallel, e->slot_ctx);
+    *out = e;
+    return INF_OK;
+fail:
+    engine_free(e);
+    return rc;
+}
+
+void srv_engine_stop(struct srv_engine *e, int drain_ms)
+{
+    if (!e)
+        return;
+    pthread_mutex_lock(&e->mu);
+    e->stopping = true;
+    e->drain_deadline = now_ms() + (drain_ms > 0 ? drain_ms : 0);
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    if (e->thread_started) {
+        /* the loop checks the deadline between steps and exits once idle */
+        pthread_join(e->thread, NULL);
+    }
+    engine_unref(e);
+}
+
+/* ---- submit / cancel ------------------------------------------------------------------- */
+
+inf_status srv_task_submit(struct srv_engine *e, const struct srv_task_params *p,
+                           struct srv_task **out, struct inf_error *err)
+{
+    *out = NULL;
+    if (!p->prompt || p->n_prompt < 1)
+        return inf_error_set(err, INF_EINVAL, "the prompt is empty");
+    if (p->n_stop < 0 || p->n_stop > SRV_MAX_STOP)
+        return inf_error_set(err, INF_EINVAL, "at most %d stop strings", SRV_MAX_STOP);
+    if (p->top_logprobs < 0 || p->top_logprobs > SRV_MAX_TOP_LOGPROBS)
+        return inf_error_set(err, INF_EINVAL, "top_logprobs must be in 0..%d",
+                             SRV_MAX_TOP_LOGPROBS);
+    for (int32_t i = 0; i < p->n_prompt; i++)
+        if (p->prompt[i] < 0 || p->prompt[i] >= e->n_vocab)
+            return inf_error_set(err, INF_EINVAL, "prompt token %d: id %d outside the vocabulary",
+                                 (int)i, (int)p->prompt[i]);
+    struct srv_task *t = calloc(1, sizeof(*t));
+    if (!t)
+        return inf_error_set(err, INF_ENOMEM, "out of memory");
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
+    t->p = *p;
+    t->refs = 2; /* the caller and the engine */
+    t->prompt = malloc((size_t)p->n_prompt * sizeof(inf_token));
+    bool oom = !t->prompt;
+    if (!oom)
+        memcpy(t->prompt, p->prompt, (size_t)p->n_prompt * sizeof(inf_token));
+    if (p->sampling.n_logit_bias > 0 && p->sampling.logit_bias) {
+        t->bias = malloc(p->sampling.n_logit_bias * sizeof(*t->bias));
+        oom = oom || !t->bias;
+        if (t->bias)
+            memcpy(t->bias, p->sampling.logit_bias, p->sampling.n_logit_bias * sizeof(*t->bias));
+    } else {
+        t->p.sampling.n_logit_bias = 0;
+    }
+    t->p.sampling.logit_bias = t->bias;
+    t->p.stop = NULL;
+    t->p.prompt = NULL;
+    for (int i = 0; i < p->n_stop && !oom; i++) {
+        const char *s = p->stop[i] ? p->stop[i] : "";
+        t->stop[i] = strdup(s);
+        t->stop_len[i] = strlen(s);
+        oom = !t->stop[i];
+    }
+    if (oom) {
+        t->e = NULL;
+        task_free(t);
+        return inf_error_set(err, INF_ENOMEM, "out of memory");
+    }
+    t->t_submit = now_ms();
+
+    pthread_mutex_lock(&e->mu);
+    inf_status rc = INF_OK;
+    if (e->stopping) {
+        rc = inf_error_set(err, INF_ECANCELED, "the server is shutting down");
+    } else if ((uint32_t)p->n_prompt > e->slot_ctx) {
+        rc = INF_OK; /* refused through an ERROR event below (http_status 400) */
+    } else if (e->q_len >= e->p.queue_size) {
+        /* a free slot admits at once; the queue bounds only what waits */
+        int free_slots = 0;
+        for (int i = 0; i < e->p.n_parallel; i++)
+            if (!e->slots[i].task)
+                free_slots++;
+        if (e->q_len >= e->p.queue_size + free_slots)
+            rc = inf_error_set(err, INF_ELIMIT, "the queue is full (%d waiting)", e->q_len);
+    }
+    if (rc != INF_OK) {
+        pthread_mutex_unlock(&e->mu);
+        t->e = NULL;
+        task_free(t);
+        return rc;
+    }
+    e->refs++;
+    t->e = e;
+    e->st.tasks_total++;
+    if ((uint32_t)p->n_prompt > e->slot_ctx) {
+        pthread_mutex_unlock(&e->mu);
+        task_error(t, 400,
+                   "the prompt has %d tokens but a slot holds at most %u (context %u shared by %d "
+                   "slots)",
+                   (int)p->n_prompt, e->slot_ctx, inf_context_n_ctx(e->ctx), e->p.n_parallel);
+        t->refs = 1;
+        *out = t;
+        return INF_OK;
+    }
+    if (e->q_tail)
+        e->q_tail->qnext = t;
+    else
+        e->q_head = t;
+    e->q_tail = t;
+    e->q_len++;
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    *out = t;
+    return INF_OK;
+}
+
+void srv_task_cancel(struct srv_task *t)
+{
+    if (!t)
+        return;
+    pthread_mutex_lock(&t->mu);
+    bool finished = t->finished;
+    pthread_mutex_unlock(&t->mu);
+    if (finished)
+        return;
+    atomic_store(&t->cancel, true);
+    /* t holds a reference on its engine, so e is alive here */
+    struct srv_engine *e = t->e;
+    pthread_mutex_lock(&e->mu);
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+}
+
+void srv_task_release(struct srv_task *t)
+{
+    if (!t)
+        return;
+    srv_task_cancel(t);
+    task_unref(t);
+}

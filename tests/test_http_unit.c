@@ -1,0 +1,313 @@
+/*
+ * test_http_unit.c - the server's request validation (server/api.h) without a model or a
+ * socket: OpenAI defaults, ranges, the parameters refused as unsupported, message
+ * normalisation, prompt shapes, and the helpers (base64 against RFC 4648's vectors, UTF-8).
+ */
+#include "t.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/api.h"
+
+static json_t *body(const char *s)
+{
+    struct api_error e = {0};
+    json_t *j = api_parse_body(s, strlen(s), &e);
+    if (!j)
+        fprintf(stderr, "body: %s\n", e.message);
+    return j;
+}
+
+/* Parse a chat request; returns the status (200 = accepted) and the error's param. */
+static int chat_status(const char *s, char *param)
+{
+    struct api_error e = {0};
+    struct api_chat_req r;
+    json_t *j = api_parse_body(s, strlen(s), &e);
+    if (!j) {
+        if (param)
+            strcpy(param, e.param);
+        return e.status;
+    }
+    bool ok = api_parse_chat(j, &r, &e);
+    api_chat_release(&r);
+    json_decref(j);
+    if (param)
+        strcpy(param, ok ? "" : e.param);
+    return ok ? 200 : e.status;
+}
+
+static void test_chat_defaults(void)
+{
+    struct api_error e = {0};
+    struct api_chat_req r;
+    json_t *j = body("{\"model\":\"m\",\"messages\":[{\"role\":\"developer\",\"content\":\"sys\"},"
+                     "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},"
+                     "{\"type\":\"text\",\"text\":\"b\"}]},{\"role\":\"assistant\","
+                     "\"content\":null}]}");
+    T_OK(j && api_parse_chat(j, &r, &e));
+    T_NEAR(r.gen.sampling.temperature, 1.0, 1e-9);
+    T_NEAR(r.gen.sampling.top_p, 1.0, 1e-9);
+    T_EQ_INT(r.gen.sampling.top_k, 0);
+    T_EQ_INT(r.gen.max_tokens, -1);
+    T_EQ_INT(r.gen.n, 1);
+    T_OK(!r.gen.stream && !r.gen.logprobs);
+    T_EQ_STR(r.gen.model, "m");
+    T_EQ_INT((int)json_array_size(r.messages), 3);
+    /* developer becomes system; text parts joined by newlines; null assistant content "" */
+    T_EQ_STR(json_string_value(json_object_get(json_array_get(r.messages, 0), "role")), "system");
+    T_EQ_STR(json_string_value(json_object_get(json_array_get(r.messages, 1), "content")), "a\nb");
+    T_EQ_STR(json_string_value(json_object_get(json_array_get(r.messages, 2), "content")), "");
+    api_chat_release(&r);
+    json_decref(j);
+
+    j = body("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_completion_tokens\":7,"
+             "\"temperature\":0,\"seed\":42,\"n\":3,\"stop\":[\"a\",\"bb\"],\"logit_bias\":"
+             "{\"12\":-100,\"3\":5.5},\"logprobs\":true,\"top_logprobs\":4,\"stream\":true,"
+             "\"stream_options\":{\"include_usage\":true},\"top_k\":9,\"min_p\":0.2,"
+             "\"repeat_penalty\":1.3,\"metadata\":{\"a\":\"b\"},\"store\":false,\"user\":\"u\"}");
+    T_OK(j && api_parse_chat(j, &r, &e));
+    T_EQ_INT(r.gen.max_tokens, 7);
+    T_NEAR(r.gen.sampling.temperature, 0.0, 1e-9);
+    T_EQ_U64(r.gen.sampling.seed, 42);
+    T_OK(r.gen.seed_given);
+    T_EQ_INT(r.gen.n, 3);
+    T_EQ_INT(r.gen.n_stop, 2);
+    T_EQ_STR(r.gen.stop[1], "bb");
+    T_EQ_INT((int)r.gen.n_bias, 2);
+    T_OK(r.gen.bias[0].token == 12 && isinf(r.gen.bias[0].bias) && r.gen.bias[0].bias < 0);
+    T_NEAR(r.gen.bias[1].bias, 5.5, 1e-6);
+    T_OK(r.gen.logprobs && r.gen.top_logprobs == 4 && r.gen.stream && r.gen.include_usage);
+    T_EQ_INT(r.gen.sampling.top_k, 9);
+    T_NEAR(r.gen.sampling.min_p, 0.2, 1e-6);
+    T_NEAR(r.gen.sampling.repeat_penalty, 1.3, 1e-6);
+    api_chat_release(&r);
+    json_decref(j);
+}
+
+static void test_chat_refusals(void)
+{
+    static const struct {
+        const char *body, *param;
+        int status;
+    } cases[] = {
+        {"{}", "messages", 400},
+        {"{\"messages\":[]}", "messages", 400},
+        {"{\"messages\":{}}", "messages", 400},
+        {"{\"messages\":[1]}", "messages[0]", 400},
+        {"{\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}", "messages[0].role", 400},
+        {"{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}", "messages[0].role", 400},
+        {"{\"messages\":[{\"role\":\"user\"}]}", "messages[0].content", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\"}]}]}",
+         "messages[0].content", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\",\"tool_calls\":[]}]}",
+         "messages[0].tool_calls", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{}]}", "tools", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tool_choice\":\"auto\"}",
+         "tool_choice", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":"
+         "{\"type\":\"json_object\"}}",
+         "response_format", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"functions\":[]}", "functions",
+         400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"audio\":{}}", "audio", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"bogus\":1}", "bogus", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":0}", "max_tokens",
+         400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":\"5\"}",
+         "max_tokens", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":2.5}", "max_tokens",
+         400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":2.5}",
+         "temperature", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"top_p\":-0.1}", "top_p", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"n\":0}", "n", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"top_logprobs\":3}",
+         "top_logprobs", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logprobs\":true,"
+         "\"top_logprobs\":21}",
+         "top_logprobs", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logit_bias\":{\"a\":1}}",
+         "logit_bias", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logit_bias\":{\"1\":101}}",
+         "logit_bias", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stop\":\"\"}", "stop", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream_options\":"
+         "{\"include_usage\":true}}",
+         "stream_options", 400},
+        /* accepted: neutral values of refused parameters, harmless OpenAI fields */
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[],\"tool_choice\":"
+         "\"none\",\"response_format\":{\"type\":\"text\"},\"parallel_tool_calls\":null,"
+         "\"service_tier\":\"auto\"}",
+         "", 200},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char param[128] = "?";
+        int st = chat_status(cases[i].body, param);
+        if (st != cases[i].status || strcmp(param, cases[i].param) != 0)
+            fprintf(stderr, "case %zu: %s -> %d '%s'\n", i, cases[i].body, st, param);
+        T_EQ_INT(st, cases[i].status);
+        T_EQ_STR(param, cases[i].param);
+    }
+    /* bodies: broken JSON, not an object, invalid UTF-8, empty */
+    T_EQ_INT(chat_status("{\"messages\": [", NULL), 400);
+    T_EQ_INT(chat_status("[1, 2]", NULL), 400);
+    T_EQ_INT(chat_status("{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\"}]}", NULL), 400);
+    T_EQ_INT(chat_status("", NULL), 400);
+}
+
+static void test_completion_prompts(void)
+{
+    struct api_error e = {0};
+    struct api_completion_req r;
+    json_t *j = body("{\"prompt\":\"hi\"}");
+    T_OK(api_parse_completion(j, &r, &e));
+    T_EQ_INT(r.gen.max_tokens, 16); /* the legacy default */
+    T_EQ_INT(r.logprobs, -1);
+    T_EQ_INT((int)r.n_prompts, 1);
+    T_EQ_STR(r.prompts[0].text, "hi");
+    api_completion_release(&r);
+    json_decref(j);
+
+    j = body("{\"prompt\":[[1,2,3],[4]],\"max_tokens\":0,\"echo\":true,\"logprobs\":2}");
+    T_OK(api_parse_completion(j, &r, &e));
+    T_EQ_INT((int)r.n_prompts, 2);
+    T_OK(!r.prompts[0].text && r.prompts[0].n_ids == 3 && r.prompts[0].ids[2] == 3);
+    T_OK(r.prompts[1].n_ids == 1 && r.prompts[1].ids[0] == 4);
+    T_OK(r.echo && r.logprobs == 2 && r.gen.logprobs && r.gen.top_logprobs == 2);
+    T_EQ_INT(r.gen.max_tokens, 0);
+    api_completion_release(&r);
+    json_decref(j);
+
+    j = body("{\"prompt\":[5,6]}");
+    T_OK(api_parse_completion(j, &r, &e));
+    T_OK(r.n_prompts == 1 && r.prompts[0].n_ids == 2);
+    api_completion_release(&r);
+    json_decref(j);
+
+    static const char *const bad[] = {"{}",
+                                      "{\"prompt\":[]}",
+                                      "{\"prompt\":[[]]}",
+                                      "{\"prompt\":[-1]}",
+                                      "{\"prompt\":[1.5]}",
+                                      "{\"prompt\":\"x\",\"suffix\":\"y\"}",
+                                      "{\"prompt\":\"x\",\"best_of\":2}",
+                                      "{\"prompt\":\"x\",\"max_tokens\":-1}",
+                                      "{\"prompt\":{}}",
+                                      "{\"prompt\":[\"a\",1]}",
+                                      "{\"prompt\":\"x\",\"logprobs\":true}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        j = body(bad[i]);
+        bool ok = api_parse_completion(j, &r, &e);
+        if (ok)
+            fprintf(stderr, "accepted: %s\n", bad[i]);
+        T_OK(!ok && e.status == 400 && e.message[0]);
+        api_completion_release(&r);
+        json_decref(j);
+    }
+    j = body("{\"prompt\":\"x\",\"suffix\":\"y\"}");
+    T_OK(!api_parse_completion(j, &r, &e));
+    T_EQ_STR(e.param, "suffix");
+    api_completion_release(&r);
+    json_decref(j);
+}
+
+static void test_embeddings_and_tools(void)
+{
+    struct api_error e = {0};
+    struct api_embedding_req r;
+    json_t *j = body("{\"input\":[\"a\",\"b\"],\"encoding_format\":\"base64\",\"dimensions\":8}");
+    T_OK(api_parse_embedding(j, &r, &e));
+    T_OK(r.n_inputs == 2 && r.encoding == API_ENC_BASE64 && r.dimensions == 8);
+    api_embedding_release(&r);
+    json_decref(j);
+    j = body("{\"input\":\"\"}");
+    T_OK(!api_parse_embedding(j, &r, &e));
+    T_EQ_STR(e.param, "input");
+    api_embedding_release(&r);
+    json_decref(j);
+    j = body("{\"input\":\"x\",\"encoding_format\":\"int8\"}");
+    T_OK(!api_parse_embedding(j, &r, &e));
+    T_EQ_STR(e.param, "encoding_format");
+    api_embedding_release(&r);
+    json_decref(j);
+
+    struct api_tokenize_req t;
+    j = body("{\"content\":\"abc\",\"with_pieces\":true}");
+    T_OK(api_parse_tokenize(j, &t, &e));
+    T_OK(!t.add_special && t.parse_special && t.with_pieces && t.len == 3);
+    api_tokenize_release(&t);
+    json_decref(j);
+
+    struct api_detokenize_req d;
+    j = body("{\"tokens\":[1,2,70000]}");
+    T_OK(api_parse_detokenize(j, &d, &e));
+    T_OK(d.n_ids == 3 && d.ids[2] == 70000);
+    api_detokenize_release(&d);
+    json_decref(j);
+    j = body("{\"tokens\":\"1 2\"}");
+    T_OK(!api_parse_detokenize(j, &d, &e));
+    api_detokenize_release(&d);
+    json_decref(j);
+}
+
+static void test_helpers(void)
+{
+    /* RFC 4648 section 10 */
+    static const char *const in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    static const char *const out[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+                                      "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    for (int i = 0; i < 7; i++) {
+        char *b = api_base64((const unsigned char *)in[i], strlen(in[i]));
+        T_EQ_STR(b, out[i]);
+        free(b);
+    }
+    /* 1.0f as little-endian float32 bytes: 00 00 80 3f */
+    float one = 1.0f;
+    unsigned char le[4];
+    memcpy(le, &one, 4);
+    char *b = api_base64(le, 4);
+    T_EQ_STR(b, "AACAPw==");
+    free(b);
+
+    T_OK(api_utf8_valid("h\xc3\xa9llo \xf0\x9f\x98\x80", 11));
+    T_OK(!api_utf8_valid("\xc3", 1));
+    T_OK(!api_utf8_valid("\xed\xa0\x80", 3)); /* a surrogate */
+    T_OK(!api_utf8_valid("\xc0\xaf", 2));     /* overlong */
+    size_t n;
+    char *s = api_utf8_sanitize("a\xff"
+                                "b",
+                                3, &n);
+    T_EQ_STR(s, "a\xef\xbf\xbd"
+                "b");
+    T_EQ_INT((int)n, 5);
+    free(s);
+    json_t *js = api_json_str("x\x80", 2);
+    T_OK(js != NULL);
+    json_decref(js);
+
+    struct api_error e = {0};
+    api_fail(&e, 429, NULL, "slow down %d", 3);
+    json_t *err = api_error_json(&e);
+    json_t *o = json_object_get(err, "error");
+    T_EQ_STR(json_string_value(json_object_get(o, "message")), "slow down 3");
+    T_EQ_STR(json_string_value(json_object_get(o, "type")), "rate_limit_error");
+    T_OK(json_is_null(json_object_get(o, "param")) && json_is_null(json_object_get(o, "code")));
+    json_decref(err);
+
+    char id[30];
+    api_random_id(id, 29);
+    T_EQ_INT((int)strlen(id), 29);
+}
+
+int main(void)
+{
+    T_RUN(test_chat_defaults);
+    T_RUN(test_chat_refusals);
+    T_RUN(test_completion_prompts);
+    T_RUN(test_embeddings_and_tools);
+    T_RUN(test_helpers);
+    T_DONE();
+}
