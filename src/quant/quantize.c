@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,12 +214,18 @@ struct model_facts {
     int n_attn_v, i_attn_v, i_ffn_down;
 };
 
+/* The N of "blk.N." (as sscanf's %d reads it), or -1. */
 static int layer_of(const char *name)
 {
-    int layer = -1;
-    if (sscanf(name, "blk.%d.", &layer) != 1)
+    char *end;
+    long v;
+    if (strncmp(name, "blk.", 4) != 0)
         return -1;
-    return layer;
+    errno = 0;
+    v = strtol(name + 4, &end, 10);
+    if (end == name + 4 || errno || v < INT_MIN || v > INT_MAX)
+        return -1;
+    return (int)v;
 }
 
 /* Layers that get more bits in the _M mixes: the first and last eighth, and every third. */
@@ -687,7 +694,9 @@ inf_status inf_quantize_file(const char *in_path, const char *out_path,
         tmp = NULL;
         goto out;
     }
-    fchmod(fd, 0644);
+    mode_t mask = umask(0);
+    umask(mask);
+    fchmod(fd, 0666 & ~mask); /* mkstemp makes 0600; give the file the usual mode */
     f = fdopen(fd, "wb");
     if (!f) {
         close(fd);
