@@ -1552,6 +1552,63 @@ static void test_detect_shared(void)
     T_EQ_INT(n_onnx, n_models);
 }
 
+/* Streaming mode: header from the writer, tensor data written by the caller, same bytes. */
+static void test_writer_streaming(void)
+{
+    struct inf_error err = {0};
+    struct inf_gguf_writer *w = NULL, *ws = NULL;
+    static const int64_t ne_a[2] = {32, 3}, ne_b[1] = {5};
+    uint8_t a[3 * 34], b[20];
+    void *mem = NULL;
+    size_t size = 0;
+    uint64_t header = 0;
+
+    for (size_t i = 0; i < sizeof(a); i++)
+        a[i] = (uint8_t)(i * 7 + 1);
+    for (size_t i = 0; i < sizeof(b); i++)
+        b[i] = (uint8_t)(200 - i);
+    T_EQ_INT(inf_gguf_writer_new(3, &w, &err), INF_OK);
+    T_EQ_INT(inf_gguf_writer_new(3, &ws, &err), INF_OK);
+    T_EQ_INT(inf_gguf_writer_set_str(w, "general.architecture", "llama", &err), INF_OK);
+    T_EQ_INT(inf_gguf_writer_set_str(ws, "general.architecture", "llama", &err), INF_OK);
+    T_EQ_INT(inf_gguf_writer_add_tensor(w, "a", INF_GGML_TYPE_Q8_0, 2, ne_a, a, &err), INF_OK);
+    T_EQ_INT(inf_gguf_writer_add_tensor(w, "b", INF_GGML_TYPE_F32, 1, ne_b, b, &err), INF_OK);
+    T_EQ_INT(inf_gguf_writer_add_tensor_info(ws, "a", INF_GGML_TYPE_Q8_0, 2, ne_a, &err), INF_OK);
+    T_EQ_INT(inf_gguf_writer_add_tensor_info(ws, "b", INF_GGML_TYPE_F32, 1, ne_b, &err), INF_OK);
+    T_EQ_INT(inf_gguf_writer_add_tensor_info(ws, "a", INF_GGML_TYPE_F32, 1, ne_b, &err),
+             INF_EEXIST);
+    T_EQ_INT(inf_gguf_writer_alignment(ws), 32);
+    T_EQ_INT(inf_gguf_writer_write_memory(w, &mem, &size, &err), INF_OK);
+    /* a streamed writer has no data to write whole */
+    void *mem2 = NULL;
+    size_t size2 = 0;
+    T_EQ_INT(inf_gguf_writer_write_memory(ws, &mem2, &size2, &err), INF_EINVAL);
+    T_CONTAINS(inf_error_message(&err), "no data");
+
+    FILE *f = tmpfile();
+    T_OK(f != NULL);
+    if (f && mem) {
+        static const uint8_t zeros[32];
+        T_EQ_INT(inf_gguf_writer_write_header(ws, f, &header, &err), INF_OK);
+        T_EQ_U64(header % 32, 0);
+        fwrite(a, 1, sizeof(a), f);
+        fwrite(zeros, 1, (32 - sizeof(a) % 32) % 32, f);
+        fwrite(b, 1, sizeof(b), f);
+        fwrite(zeros, 1, (32 - sizeof(b) % 32) % 32, f);
+        long len = ftell(f);
+        T_EQ_U64((uint64_t)len, size);
+        uint8_t *back = malloc(size);
+        rewind(f);
+        T_OK(back && fread(back, 1, size, f) == size && memcmp(back, mem, size) == 0);
+        free(back);
+    }
+    if (f)
+        fclose(f);
+    free(mem);
+    inf_gguf_writer_free(w);
+    inf_gguf_writer_free(ws);
+}
+
 int main(void)
 {
     const char *s = getenv("INFERNO_SHARED");
@@ -1567,6 +1624,7 @@ int main(void)
     T_RUN(test_errors);
     T_RUN(test_corruption_fixtures);
     T_RUN(test_file_errors);
+    T_RUN(test_writer_streaming);
     T_RUN(test_detect);
     if (!have_shared) {
         if (t__failed)

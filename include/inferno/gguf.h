@@ -32,6 +32,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "inferno/status.h"
 
@@ -363,6 +364,16 @@ inf_status inf_gguf_writer_add_tensor(struct inf_gguf_writer *w, const char *nam
                                       uint32_t n_dims, const int64_t *ne, const void *data,
                                       struct inf_error *err);
 
+/*
+ * Streaming: add a tensor whose data the caller writes itself after the header
+ * (inf_gguf_writer_write_header): each tensor's inf_ggml_nbytes() bytes in the order added, each
+ * followed by zeros up to a multiple of inf_gguf_writer_alignment(). Such a writer cannot use
+ * write_file/write_memory (INF_EINVAL). Errors as inf_gguf_writer_add_tensor.
+ */
+inf_status inf_gguf_writer_add_tensor_info(struct inf_gguf_writer *w, const char *name,
+                                           uint32_t type, uint32_t n_dims, const int64_t *ne,
+                                           struct inf_error *err);
+
 /* Add all of g's metadata and tensors (tensor data borrowed from g: keep it open). */
 inf_status inf_gguf_writer_add_all(struct inf_gguf_writer *w, const struct inf_gguf *g,
                                    struct inf_error *err);
@@ -373,6 +384,17 @@ uint64_t inf_gguf_writer_size(const struct inf_gguf_writer *w);
 /* Write to path (via path.tmp and rename, so a failed write leaves no partial file). */
 inf_status inf_gguf_writer_write_file(struct inf_gguf_writer *w, const char *path,
                                       struct inf_error *err);
+
+/* The tensor alignment: general.alignment when set, else 32. */
+uint32_t inf_gguf_writer_alignment(const struct inf_gguf_writer *w);
+
+/*
+ * Streaming: write the header, metadata, tensor infos and the padding before the data section
+ * to f (at its current position, which should be the start); *size (may be NULL) gets the bytes
+ * written. INF_EIO on a write error, INF_ELIMIT when the layout overflows.
+ */
+inf_status inf_gguf_writer_write_header(const struct inf_gguf_writer *w, FILE *f, uint64_t *size,
+                                        struct inf_error *err);
 
 /* Write into a malloc'd buffer that the caller frees with free(). */
 inf_status inf_gguf_writer_write_memory(struct inf_gguf_writer *w, void **out, size_t *size,

@@ -108,5 +108,9 @@ extern const struct inf_cli_opt inf_cmd_validate_opts[];
 extern const struct inf_cli_opt inf_cmd_perplexity_opts[];
 int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args);
 extern const struct inf_cli_opt inf_cmd_serve_opts[];
+int inf_cmd_quantize(struct inf_cli *cli, struct inf_cli_args *args);
+int inf_cmd_convert(struct inf_cli *cli, struct inf_cli_args *args);
+extern const struct inf_cli_opt inf_cmd_quantize_opts[];
+extern const struct inf_cli_opt inf_cmd_convert_opts[];
 
 #endif

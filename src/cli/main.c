@@ -60,9 +60,15 @@ static const struct inf_cli_command commands[] = {
     {"validate", inf_cmd_validate, inf_cmd_validate_opts,
      "MODEL [--checksum sha256|blake2b] [--expect HEX] [--deep]",
      "check a model file (exit 0 valid, 1 invalid)", NULL, 1, 1},
-    {"convert", NULL, NULL, "IN OUT [options]", "convert models between formats", NULL, 0, -1},
-    {"quantize", NULL, NULL, "IN.gguf OUT.gguf --type TYPE", "re-quantize a GGUF model", NULL, 0,
-     -1},
+    {"convert", inf_cmd_convert, inf_cmd_convert_opts, "IN OUT --quantize TYPE [options]",
+     "convert models between formats (only --quantize for now)", NULL, 0, -1},
+    {"quantize", inf_cmd_quantize, inf_cmd_quantize_opts, "IN.gguf OUT.gguf --type TYPE [options]",
+     "re-quantize a GGUF model",
+     "Types follow llama-quantize: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q6_K F16 BF16 F32, the mixes\n"
+     "Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M (Q3_K/Q4_K/Q5_K are the _M mixes);\n"
+     "each tensor's type follows llama.cpp's recipe unless --pure. The output is written to a\n"
+     "temporary file and renamed on success; Ctrl-C leaves nothing behind.\n",
+     2, 2},
     {"tokenize", inf_cmd_tokenize, inf_cmd_tokenize_opts,
      "-m MODEL [--text T | --file F] [--ids] [--pieces] [--no-bos] [--parse-special]",
      "show how text is tokenized", NULL, 0, 0},

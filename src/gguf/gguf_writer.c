@@ -291,7 +291,7 @@ inf_status inf_gguf_writer_set_arr_str(struct inf_gguf_writer *w, const char *ke
 
 static inf_status add_tensor(struct inf_gguf_writer *w, const char *name, size_t name_len,
                              uint32_t type, uint32_t n_dims, const int64_t *ne, const void *data,
-                             struct inf_error *err)
+                             bool streamed, struct inf_error *err)
 {
     char q[112], what[128];
     struct inf_gguf_tensor t = {0};
@@ -314,7 +314,7 @@ static inf_status add_tensor(struct inf_gguf_writer *w, const char *name, size_t
     rc = inf_ggml_nbytes(type, n_dims, t.ne, what, &t.n_bytes, err);
     if (rc != INF_OK)
         return rc;
-    if (!data && t.n_bytes)
+    if (!data && t.n_bytes && !streamed)
         return inf_error_set(err, INF_EINVAL, "tensor '%s': no data", q);
     t.n_dims = n_dims;
     t.type = type;
@@ -346,7 +346,14 @@ inf_status inf_gguf_writer_add_tensor(struct inf_gguf_writer *w, const char *nam
                                       uint32_t n_dims, const int64_t *ne, const void *data,
                                       struct inf_error *err)
 {
-    return add_tensor(w, name, name ? strlen(name) : 0, type, n_dims, ne, data, err);
+    return add_tensor(w, name, name ? strlen(name) : 0, type, n_dims, ne, data, false, err);
+}
+
+inf_status inf_gguf_writer_add_tensor_info(struct inf_gguf_writer *w, const char *name,
+                                           uint32_t type, uint32_t n_dims, const int64_t *ne,
+                                           struct inf_error *err)
+{
+    return add_tensor(w, name, name ? strlen(name) : 0, type, n_dims, ne, NULL, true, err);
 }
 
 inf_status inf_gguf_writer_add_all(struct inf_gguf_writer *w, const struct inf_gguf *g,
@@ -363,7 +370,7 @@ inf_status inf_gguf_writer_add_all(struct inf_gguf_writer *w, const struct inf_g
     for (size_t i = 0; i < inf_gguf_n_tensors(g); i++) {
         const struct inf_gguf_tensor *t = inf_gguf_tensor_at(g, i);
         rc = add_tensor(w, t->name.data, (size_t)t->name.len, t->type, t->n_dims, t->ne, t->data,
-                        err);
+                        false, err);
         if (rc != INF_OK)
             return rc;
     }
@@ -488,7 +495,7 @@ static void put_value(struct sink *s, const struct inf_gguf_value *v)
         put_array(s, &v->arr);
 }
 
-static void emit(const struct inf_gguf_writer *w, struct sink *s)
+static void emit(const struct inf_gguf_writer *w, struct sink *s, bool header_only)
 {
     uint64_t align = w->alignment, offset = 0, padded;
 
@@ -522,6 +529,8 @@ static void emit(const struct inf_gguf_writer *w, struct sink *s)
         return;
     }
     put_zeros(s, padded - s->len);
+    if (header_only)
+        return;
     for (size_t i = 0; i < w->n_tensors; i++) {
         const struct inf_gguf_tensor *t = &w->tensors[i];
         const uint8_t *p = t->data;
@@ -535,10 +544,22 @@ static void emit(const struct inf_gguf_writer *w, struct sink *s)
     }
 }
 
+/* Whole-file writes need every tensor's data; streamed tensors (add_tensor_info) have none. */
+static inf_status check_data(const struct inf_gguf_writer *w, struct inf_error *err)
+{
+    for (size_t i = 0; i < w->n_tensors; i++)
+        if (!w->tensors[i].data && w->tensors[i].n_bytes)
+            return inf_error_set(err, INF_EINVAL,
+                                 "tensor '%s' has no data (added for streaming; use "
+                                 "inf_gguf_writer_write_header)",
+                                 w->tensors[i].name.data);
+    return INF_OK;
+}
+
 uint64_t inf_gguf_writer_size(const struct inf_gguf_writer *w)
 {
     struct sink s = {0};
-    emit(w, &s);
+    emit(w, &s, false);
     return s.rc == INF_OK ? s.len : 0;
 }
 
@@ -549,7 +570,9 @@ inf_status inf_gguf_writer_write_memory(struct inf_gguf_writer *w, void **out, s
 
     *out = NULL;
     *size = 0;
-    emit(w, &s);
+    if (check_data(w, err) != INF_OK)
+        return err ? err->code : INF_EINVAL;
+    emit(w, &s, false);
     if (s.rc != INF_OK)
         return inf_error_set(err, INF_ELIMIT, "the tensor data is too large to lay out");
     if (s.len > SIZE_MAX)
@@ -558,7 +581,7 @@ inf_status inf_gguf_writer_write_memory(struct inf_gguf_writer *w, void **out, s
     s.buf = malloc(s.cap ? (size_t)s.cap : 1);
     if (!s.buf)
         return inf_error_set(err, INF_ENOMEM, "out of memory");
-    emit(w, &s);
+    emit(w, &s, false);
     if (s.rc != INF_OK || s.len != s.cap) {
         free(s.buf);
         return inf_error_set(err, INF_EINTERNAL, "the file size changed while writing");
@@ -578,13 +601,16 @@ inf_status inf_gguf_writer_write_file(struct inf_gguf_writer *w, const char *pat
 
     if (!tmp)
         return inf_error_set(err, INF_ENOMEM, "out of memory");
+    rc = check_data(w, err);
+    if (rc != INF_OK)
+        goto out_free;
     snprintf(tmp, n, "%s.tmp", path);
     s.f = fopen(tmp, "wb");
     if (!s.f) {
         rc = inf_error_set(err, INF_EIO, "cannot create '%s': %s", tmp, strerror(errno));
         goto out_free;
     }
-    emit(w, &s);
+    emit(w, &s, false);
     if (s.rc == INF_OK && fflush(s.f) != 0) {
         s.rc = INF_EIO;
         s.saved_errno = errno;
@@ -609,4 +635,25 @@ inf_status inf_gguf_writer_write_file(struct inf_gguf_writer *w, const char *pat
 out_free:
     free(tmp);
     return rc;
+}
+
+uint32_t inf_gguf_writer_alignment(const struct inf_gguf_writer *w)
+{
+    return w->alignment;
+}
+
+inf_status inf_gguf_writer_write_header(const struct inf_gguf_writer *w, FILE *f, uint64_t *size,
+                                        struct inf_error *err)
+{
+    struct sink s = {.f = f};
+
+    emit(w, &s, true);
+    if (size)
+        *size = s.len;
+    if (s.rc == INF_ELIMIT)
+        return inf_error_set(err, INF_ELIMIT, "the tensor data is too large to lay out");
+    if (s.rc != INF_OK)
+        return inf_error_set(err, INF_EIO, "cannot write the GGUF header: %s",
+                             strerror(s.saved_errno));
+    return INF_OK;
 }
