@@ -516,6 +516,106 @@ static void test_gemm_levels(void)
     free(a);
 }
 
+/* The panel kernels (batches of many tokens): odd row and token counts, all sizes, against the
+ * reference dot product, with random-bit weights (extreme levels) and quantized floats. */
+static void test_gemm_panels(void)
+{
+    /* its own random stream: the tests after it keep their data */
+    const uint64_t saved_rng = rng_state;
+    rng_state = 0x2545f4914f6cdd1dull;
+    static const int64_t sizes_32[] = {32, 64, 96, 160, 1024, 4128};
+    static const int nrs[] = {1, 5, 15, 16, 17, 40, 64};
+    static const int ncs[] = {1, 3, 4, 5, 8, 13};
+    const int rows = 64, cols = 13;
+    const int64_t n_max = 4128;
+    float *x = xalloc(n_max * sizeof(float)), *tw = xalloc(n_max * sizeof(float)),
+          *ta = xalloc(n_max * sizeof(float));
+    uint8_t *w = xalloc((size_t)rows * n_max * 4), *a = xalloc((size_t)cols * n_max * 4 + 64);
+    float *s_ref = xalloc((size_t)rows * cols * sizeof(float)),
+          *s_got = xalloc((size_t)rows * cols * sizeof(float));
+    double *abssum = xalloc((size_t)rows * cols * sizeof(double));
+    for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
+        const enum inf_type wt = weight_types[ti];
+        int any = 0;
+        for (int li = 0; li < n_levels; li++)
+            any |= levels[li]->w[wt].panel != NULL;
+        if (!any)
+            continue;
+        const struct inf_type_traits *t = inf_type_get(wt);
+        const struct inf_type_traits *at = inf_type_get(t->vec_dot_type);
+        t__current = t->name;
+        for (size_t si = 0; si < sizeof(sizes_32) / sizeof(sizes_32[0]); si++) {
+            const int64_t n = sizes_32[si] / t->blck_size * t->blck_size;
+            if (n == 0)
+                continue;
+            const size_t ldw = inf_type_row_size(wt, n);
+            const size_t lda = inf_type_row_size(t->vec_dot_type, n) + 64;
+            for (int variant = 0; variant < 2; variant++) {
+                for (int r = 0; r < rows; r++) {
+                    if (variant == 0) {
+                        fill_random(x, n);
+                        t->from_float_ref(x, w + (size_t)r * ldw, n);
+                    } else {
+                        for (size_t b = 0; b < ldw; b++)
+                            w[(size_t)r * ldw + b] = (uint8_t)rng_u64();
+                        sanitize_scales(wt, w + (size_t)r * ldw, n / t->blck_size);
+                    }
+                }
+                for (int c = 0; c < cols; c++) {
+                    fill_random(x, n);
+                    at->from_float_ref(x, a + (size_t)c * lda, n);
+                }
+                const inf__vec_dot_fn dot = inf__vec_dot_ref(wt);
+                for (int c = 0; c < cols; c++)
+                    for (int r = 0; r < rows; r++) {
+                        s_ref[c * rows + r] = dot(n, w + (size_t)r * ldw, a + (size_t)c * lda);
+                        abssum[c * rows + r] =
+                            abs_dot(wt, w + (size_t)r * ldw, a + (size_t)c * lda, n, tw, ta);
+                    }
+                for (int li = 0; li < n_levels; li++) {
+                    const struct inf__wkern *wk = &levels[li]->w[wt];
+                    if (!wk->panel)
+                        continue;
+                    for (size_t ri = 0; ri < sizeof(nrs) / sizeof(nrs[0]); ri++)
+                        for (size_t ci = 0; ci < sizeof(ncs) / sizeof(ncs[0]); ci++) {
+                            const int nr = nrs[ri], nc = ncs[ci];
+                            for (int i = 0; i < rows * cols; i++)
+                                s_got[i] = NAN;
+                            wk->panel(n, w, ldw, a, lda, s_got, (size_t)rows, nr, nc);
+                            int bad = 0;
+                            for (int i = 0; i < rows * cols; i++) {
+                                const int c = i / rows, r = i % rows;
+                                const bool in = r < nr && c < nc;
+                                const double tol = 2e-5 * abssum[i] + 1e-30;
+                                if (in ? !(fabs((double)s_got[i] - s_ref[i]) <= tol)
+                                       : !isnan(s_got[i])) {
+                                    if (!bad)
+                                        T__FAIL("%s panel n=%lld v%d %dx%d [%d,%d]: %.9g vs "
+                                                "ref %.9g (tol %.3g)",
+                                                inf_cpu_level_name(levels[li]->level), (long long)n,
+                                                variant, nr, nc, r, c, s_got[i],
+                                                in ? s_ref[i] : NAN, tol);
+                                    bad++;
+                                }
+                            }
+                            if (!bad)
+                                t__passed++;
+                        }
+                }
+            }
+        }
+    }
+    free(x);
+    free(tw);
+    free(ta);
+    free(w);
+    free(a);
+    free(s_ref);
+    free(s_got);
+    free(abssum);
+    rng_state = saved_rng;
+}
+
 /* inf_matmul (with and without threads, one token and batches) against the reference. */
 static void test_matmul(void)
 {
@@ -890,6 +990,7 @@ int main(int argc, char **argv)
     T_RUN(test_quant_error);
     T_RUN(test_act_quant_exact);
     T_RUN(test_gemm_levels);
+    T_RUN(test_gemm_panels);
     T_RUN(test_matmul);
     T_RUN(test_ops_levels);
     T_RUN(test_attention);

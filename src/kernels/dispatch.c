@@ -130,7 +130,7 @@ void inf__kern_init_ref(struct inf__kern *k)
 {
     memset(k, 0, sizeof(*k));
     k->level = INF_CPU_SCALAR;
-#define W(T, t) k->w[T] = (struct inf__wkern){gemm_ref_##t, 4, 4}
+#define W(T, t) k->w[T] = (struct inf__wkern){.gemm = gemm_ref_##t, .max_nr = 4, .max_nc = 4}
     W(INF_TYPE_F32, f32);
     W(INF_TYPE_F16, f16);
     W(INF_TYPE_BF16, bf16);

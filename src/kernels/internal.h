@@ -29,9 +29,16 @@
 typedef void (*inf__gemm_fn)(int64_t n, const void *w, size_t ldw, const void *a, size_t lda,
                              float *s, size_t lds, int nr, int nc);
 
+/*
+ * panel (optional): the same product for any nr and nc, used by the batched path for chunks of
+ * rows times at least panel_min_nc tokens. It repacks the chunk's weights once into a layout
+ * where one activation load feeds many rows, so it pays off only for many tokens.
+ */
 struct inf__wkern {
     inf__gemm_fn gemm;
     int max_nr, max_nc;
+    inf__gemm_fn panel;
+    int panel_min_nc;
 };
 
 struct inf__kern {

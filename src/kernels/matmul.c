@@ -17,6 +17,7 @@
 
 #define ACT_ALIGN   64
 #define CHUNK_BYTES (64 * 1024)
+#define PANEL_ROWS  64
 
 static size_t act_row_bytes(enum inf_type wtype, int64_t n)
 {
@@ -58,6 +59,12 @@ static void mm_rows(const struct inf__kern *k, enum inf_type wtype, const void *
 {
     const struct inf__wkern *wk = &k->w[wtype];
     const int mr = wk->max_nr, mc = wk->max_nc;
+    if (wk->panel && n_tokens >= wk->panel_min_nc) {
+        if (r1 > r0)
+            wk->panel(n, (const char *)w + (size_t)r0 * ldw, ldw, act, lda, y + (size_t)r0,
+                      y_stride, (int)(r1 - r0), (int)n_tokens);
+        return;
+    }
     for (int64_t r = r0; r < r1; r += mr) {
         const int nr = (int)(r1 - r < mr ? r1 - r : mr);
         const char *wr = (const char *)w + (size_t)r * ldw;
@@ -116,7 +123,14 @@ static void mm_task_fn(void *arg, int ith, int nth)
 static int64_t chunk_rows_for(const struct inf__kern *k, enum inf_type wtype, size_t ldw,
                               int64_t n_rows, int64_t n_tokens, int nth)
 {
-    const int mr = k->w[wtype].max_nr;
+    const struct inf__wkern *wk = &k->w[wtype];
+    if (wk->panel && n_tokens >= wk->panel_min_nc) {
+        /* whole 16-row panels, up to PANEL_ROWS per chunk, ~4 chunks per thread for balance */
+        int64_t per = n_rows / (4 * (int64_t)nth);
+        per = per < 16 ? 16 : per > PANEL_ROWS ? PANEL_ROWS : per;
+        return (per + 15) / 16 * 16;
+    }
+    const int mr = wk->max_nr;
     int64_t rows = ldw ? (int64_t)(CHUNK_BYTES / ldw) : 64;
     if (n_tokens > 1) /* batches: smaller chunks, the work per row is larger */
         rows = rows / 4;

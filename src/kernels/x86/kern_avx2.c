@@ -35,7 +35,7 @@ X86_GEMM_DISPATCH(gemm_bf16, F_TILE, INF_TYPE_BF16, 4, 2, 4, n)
 void inf__kern_init_avx2(struct inf__kern *k)
 {
     k->level = INF_CPU_AVX2;
-#define W(T, fn, mr, mc) k->w[T] = (struct inf__wkern){fn, mr, mc}
+#define W(T, fn, mr, mc) k->w[T] = (struct inf__wkern){.gemm = fn, .max_nr = mr, .max_nc = mc}
     W(INF_TYPE_Q4_0, gemm_q4_0, 4, 2);
     W(INF_TYPE_Q4_1, gemm_q4_1, 4, 2);
     W(INF_TYPE_Q5_0, gemm_q5_0, 4, 2);

@@ -17,6 +17,7 @@
 #ifdef INFERNO_X86
 
 #include <math.h>
+#include <stdlib.h>
 
 #include "kernels/x86/kern_x86.h"
 #include "kernels/x86/ops_x86.h"
@@ -449,12 +450,206 @@ X86_GEMM_DISPATCH(gemm_f32, F_TILE, INF_TYPE_F32, 4, 2, 4, n)
 X86_GEMM_DISPATCH(gemm_f16, F_TILE, INF_TYPE_F16, 4, 2, 4, n)
 X86_GEMM_DISPATCH(gemm_bf16, F_TILE, INF_TYPE_BF16, 4, 2, 4, n)
 
+/* ---- Q4_0 / Q8_0 panels: 16 rows interleaved, for batches
+ * ---------------------------------------- */
+
+/*
+ * A panel is 16 rows of a Q4_0 chunk repacked block by block (zp_block_bytes): eight
+ * 64-byte vectors of unsigned levels, vector j holding values 4j..4j+3 of rows 0..15 in its
+ * sixteen 32-bit lanes, then the 16 row scales as float. A broadcast of 4 activation bytes then
+ * feeds all 16 rows in one VPMADDUBSW; a block's 8 products summed as int16 stay exact (each
+ * lane: 16 products of at most 15 * 128, 30720 < 32768), one VPMADDWD per block and token widens
+ * them, the offset 8 * sum(y) comes off as an integer, and the scales apply once per 16 rows.
+ * The panels of a chunk are built once and serve all its tokens, so this path pays for itself
+ * only for batches (panel_min_nc tokens or more).
+ * Q8_0: the levels + 128 (unsigned) split into low and high nibbles, two planes of 8 vectors
+ * each summed as above; dot = sum(lo y) + 16 sum(hi y) - 128 sum(y), all exact in int32.
+ */
+#define ZP_NC 4
+
+/* Panel bytes per block: Q8_0 levels + 128 are split into two nibble planes (16 vectors). */
+static inline size_t zp_block_bytes(const int T)
+{
+    return T == INF_TYPE_Q8_0 ? 1088 : 576;
+}
+
+static void zp_pack(const int T, const uint8_t *w, size_t ldw, int nr, int64_t nb, uint8_t *dst)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const int ng = T == INF_TYPE_Q8_0 ? 8 : 4; /* 4-byte groups stored per row and block */
+    const size_t bb = zp_block_bytes(T);
+    const size_t wbs =
+        T == INF_TYPE_Q8_0 ? sizeof(struct inf_block_q8_0) : sizeof(struct inf_block_q4_0);
+    for (int64_t b = 0; b < nb; b++) {
+        uint32_t g[8][16];
+        memset(g, 0, sizeof(g)); /* padding rows: their scale is 0, their results not stored */
+        uint8_t *pb = dst + (size_t)b * bb;
+        float d[16] = {0};
+        for (int r = 0; r < nr; r++) {
+            const uint8_t *blk = w + (size_t)r * ldw + (size_t)b * wbs;
+            inf_fp16 h;
+            memcpy(&h, blk, 2);
+            d[r] = x86_f16(h);
+            for (int j = 0; j < ng; j++)
+                memcpy(&g[j][r], blk + 2 + 4 * j, 4);
+        }
+        for (int j = 0; j < ng; j++) {
+            __m512i v = _mm512_loadu_si512(g[j]);
+            if (T == INF_TYPE_Q8_0) { /* w + 128 = 16 hi + lo: planes lo (0..7), hi (8..15) */
+                v = _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+                _mm512_store_si512(pb + 64 * j, _mm512_and_si512(v, m4));
+                _mm512_store_si512(pb + 64 * (j + 8),
+                                   _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+            } else {
+                _mm512_store_si512(pb + 64 * j, _mm512_and_si512(v, m4));
+                _mm512_store_si512(pb + 64 * (j + 4),
+                                   _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+            }
+        }
+        memcpy(pb + bb - 64, d, sizeof(d));
+    }
+}
+
+/* Per token and block of the activations: the scale, and off * the sum of the levels. */
+static void zp_act_q8_0(int off, int nc, int64_t nb, const uint8_t *a, size_t lda, float *dy,
+                        int32_t *s8)
+{
+    for (int c = 0; c < nc; c++)
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *ab = a + (size_t)c * lda + (size_t)b * sizeof(struct inf_block_q8_0);
+            inf_fp16 h;
+            memcpy(&h, ab, 2);
+            dy[(size_t)c * (size_t)nb + (size_t)b] = x86_f16(h);
+            const __m256i p =
+                _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), x86_load256(ab + 2)),
+                                  _mm256_set1_epi16(1));
+            __m128i q = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+            q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0x4e));
+            q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0xb1));
+            s8[(size_t)c * (size_t)nb + (size_t)b] = off * _mm_cvtsi128_si32(q);
+        }
+}
+
+static INF__ALWAYS_INLINE void zp_tile(const int T, const int NC, int64_t nb, const uint8_t *pan,
+                                       const uint8_t *a, size_t lda, const float *dy,
+                                       const int32_t *s8, float *s, size_t lds, int nr)
+{
+    const __m512i ones = _mm512_set1_epi16(1), sixteen = _mm512_set1_epi16(16);
+    const size_t bb = zp_block_bytes(T);
+    __m512 acc[ZP_NC];
+    for (int c = 0; c < NC; c++)
+        acc[c] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *pb = pan + (size_t)b * bb;
+        __m512i a16[ZP_NC], h16[ZP_NC];
+        for (int c = 0; c < NC; c++)
+            a16[c] = h16[c] = _mm512_setzero_si512();
+        for (int j = 0; j < 8; j++) {
+            const __m512i wv = _mm512_load_si512(pb + 64 * j);
+            __m512i wh = _mm512_setzero_si512();
+            if (T == INF_TYPE_Q8_0)
+                wh = _mm512_load_si512(pb + 64 * (j + 8));
+            for (int c = 0; c < NC; c++) {
+                int32_t v;
+                memcpy(&v,
+                       a + (size_t)c * lda + (size_t)b * sizeof(struct inf_block_q8_0) + 2 + 4 * j,
+                       4);
+                const __m512i yv = _mm512_set1_epi32(v);
+                a16[c] = _mm512_add_epi16(a16[c], _mm512_maddubs_epi16(wv, yv));
+                if (T == INF_TYPE_Q8_0)
+                    h16[c] = _mm512_add_epi16(h16[c], _mm512_maddubs_epi16(wh, yv));
+            }
+        }
+        const __m512 dx = _mm512_load_ps((const float *)(const void *)(pb + bb - 64));
+        for (int c = 0; c < NC; c++) {
+            const size_t i = (size_t)c * (size_t)nb + (size_t)b;
+            __m512i d32 = _mm512_madd_epi16(a16[c], ones);
+            if (T == INF_TYPE_Q8_0)
+                d32 = _mm512_add_epi32(d32, _mm512_madd_epi16(h16[c], sixteen));
+            d32 = _mm512_sub_epi32(d32, _mm512_set1_epi32(s8[i]));
+            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d32),
+                                     _mm512_mul_ps(dx, _mm512_set1_ps(dy[i])), acc[c]);
+        }
+    }
+    const __mmask16 m = (__mmask16)((1u << nr) - 1);
+    for (int c = 0; c < NC; c++)
+        _mm512_mask_storeu_ps(s + (size_t)c * lds, m, acc[c]);
+}
+
+static INF__ALWAYS_INLINE void zp_gemm(const int T, int64_t n, const uint8_t *w, size_t ldw,
+                                       const uint8_t *a, size_t lda, float *s, size_t lds, int nr,
+                                       int nc, uint8_t *buf)
+{
+    const int64_t nb = n / 32;
+    const int np = (nr + 15) / 16;
+    const size_t pan_bytes = (size_t)nb * zp_block_bytes(T);
+    float *dy = (float *)(void *)(buf + (size_t)np * pan_bytes);
+    int32_t *s8 = (int32_t *)(void *)(dy + (size_t)ZP_NC * (size_t)nb);
+    for (int p = 0; p < np; p++)
+        zp_pack(T, w + (size_t)p * 16 * ldw, ldw, nr - 16 * p < 16 ? nr - 16 * p : 16, nb,
+                buf + (size_t)p * pan_bytes);
+    for (int c0 = 0; c0 < nc; c0 += ZP_NC) {
+        const int cn = nc - c0 < ZP_NC ? nc - c0 : ZP_NC;
+        const uint8_t *ac = a + (size_t)c0 * lda;
+        zp_act_q8_0(T == INF_TYPE_Q8_0 ? 128 : 8, cn, nb, ac, lda, dy, s8);
+        for (int p = 0; p < np; p++) {
+            const uint8_t *pan = buf + (size_t)p * pan_bytes;
+            float *sp = s + (size_t)c0 * lds + (size_t)p * 16;
+            const int rn = nr - 16 * p < 16 ? nr - 16 * p : 16;
+            switch (cn) {
+            case 4:
+                zp_tile(T, 4, nb, pan, ac, lda, dy, s8, sp, lds, rn);
+                break;
+            case 3:
+                zp_tile(T, 3, nb, pan, ac, lda, dy, s8, sp, lds, rn);
+                break;
+            case 2:
+                zp_tile(T, 2, nb, pan, ac, lda, dy, s8, sp, lds, rn);
+                break;
+            default:
+                zp_tile(T, 1, nb, pan, ac, lda, dy, s8, sp, lds, rn);
+                break;
+            }
+        }
+    }
+}
+
+/* Scratch for a chunk: its panels, then the activations' scales and offsets for ZP_NC tokens. */
+static uint8_t *zp_alloc(const int T, int64_t n, int nr)
+{
+    const int64_t nb = n / 32;
+    if (nb <= 0 || nr <= 0)
+        return NULL;
+    const size_t total = ((size_t)((nr + 15) / 16) * (size_t)nb * zp_block_bytes(T) +
+                          (size_t)ZP_NC * (size_t)nb * (sizeof(float) + sizeof(int32_t)) + 63) /
+                         64 * 64;
+    return aligned_alloc(64, total);
+}
+
+#define ZP_PANEL(t, T)                                                                             \
+    static void gemm_##t(int64_t n, const void *vw, size_t ldw, const void *va, size_t lda,        \
+                         float *s, size_t lds, int nr, int nc);                                    \
+    static void gemm_##t##_panel(int64_t n, const void *vw, size_t ldw, const void *va,            \
+                                 size_t lda, float *s, size_t lds, int nr, int nc)                 \
+    {                                                                                              \
+        uint8_t *buf = zp_alloc(T, n, nr);                                                         \
+        if (!buf) { /* out of memory, or nothing to do: the plain tiles need no scratch */         \
+            gemm_##t(n, vw, ldw, va, lda, s, lds, nr, nc);                                         \
+            return;                                                                                \
+        }                                                                                          \
+        zp_gemm(T, n, vw, ldw, va, lda, s, lds, nr, nc, buf);                                      \
+        free(buf);                                                                                 \
+    }
+ZP_PANEL(q4_0, INF_TYPE_Q4_0)
+ZP_PANEL(q8_0, INF_TYPE_Q8_0)
+
 #include "kernels/x86/ops_avx512.h"
 
 void inf__kern_init_avx512(struct inf__kern *k, int have_vnni)
 {
     k->level = INF_CPU_AVX512;
-#define W(T, fn, mr, mc) k->w[T] = (struct inf__wkern){have_vnni ? fn##_vnni : fn, mr, mc}
+#define W(T, fn, mr, mc)                                                                           \
+    k->w[T] = (struct inf__wkern){.gemm = have_vnni ? fn##_vnni : fn, .max_nr = mr, .max_nc = mc}
     W(INF_TYPE_Q4_0, gemm_q4_0, 4, 2);
     W(INF_TYPE_Q4_1, gemm_q4_1, 4, 2);
     W(INF_TYPE_Q5_0, gemm_q5_0, 4, 2);
@@ -466,9 +661,13 @@ void inf__kern_init_avx512(struct inf__kern *k, int have_vnni)
     W(INF_TYPE_Q5_K, gemm_q5_K, 4, 4);
     W(INF_TYPE_Q6_K, gemm_q6_K, 4, 4);
 #undef W
-    k->w[INF_TYPE_F32] = (struct inf__wkern){gemm_f32, 4, 4};
-    k->w[INF_TYPE_F16] = (struct inf__wkern){gemm_f16, 4, 4};
-    k->w[INF_TYPE_BF16] = (struct inf__wkern){gemm_bf16, 4, 4};
+    k->w[INF_TYPE_Q4_0].panel = gemm_q4_0_panel;
+    k->w[INF_TYPE_Q4_0].panel_min_nc = 8;
+    k->w[INF_TYPE_Q8_0].panel = gemm_q8_0_panel;
+    k->w[INF_TYPE_Q8_0].panel_min_nc = 8;
+    k->w[INF_TYPE_F32] = (struct inf__wkern){.gemm = gemm_f32, .max_nr = 4, .max_nc = 4};
+    k->w[INF_TYPE_F16] = (struct inf__wkern){.gemm = gemm_f16, .max_nr = 4, .max_nc = 4};
+    k->w[INF_TYPE_BF16] = (struct inf__wkern){.gemm = gemm_bf16, .max_nr = 4, .max_nc = 4};
     z_ops_init(k);
 }
 
