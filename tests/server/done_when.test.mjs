@@ -235,12 +235,18 @@ describe('admission, context end, graceful shutdown', () => {
   test('SIGTERM: a running request finishes (drain), then exit 0', async (t) => {
     if (!model) return t.skip('tools/gen-synthetic not given (--gen)');
     const srv = await startServer({ model, args: ['--parallel', '2', '--ctx', '2048', '--set', 'server.drain_seconds=60'] });
-    const p = streamChatRaw(srv.base, { model: id(), messages: [{ role: 'user', content: 'Count.' }], max_tokens: 40, temperature: 0, logit_bias: {} });
+    const p = streamChatRaw(srv.base, { model: id(), messages: [{ role: 'user', content: 'Count.' }], max_tokens: 200, temperature: 0, logit_bias: {} });
     await p.first;
     const exit = srv.stop('SIGTERM', 120000);
+    for (let i = 0; i < 200 && !/SIGTERM/.test(srv.log()); i++) await sleep(10);
+    assert.match(srv.log(), /SIGTERM/, 'the server logged the signal');
+    // no new work is accepted while draining: refused connection or 503
+    const late = await postJSON(`${srv.base}/chat/completions`, { model: id(), messages: [{ role: 'user', content: 'late' }], max_tokens: 2 })
+      .then((x) => x.status, () => 'refused');
+    assert.ok(late === 'refused' || late === 503, `a request after SIGTERM got ${late}`);
     const r = await p.done;
     assert.ok(r.finish === 'length' || r.finish === 'stop', `finished normally: ${r.finish}`);
-    if (r.finish === 'length') assert.equal(r.usage.completion_tokens, 40);
+    if (r.finish === 'length') assert.equal(r.usage.completion_tokens, 200);
     assert.equal(await exit, 0);
   });
 });

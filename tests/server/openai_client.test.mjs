@@ -641,3 +641,43 @@ describe('keys from INFERNO_API_KEYS and a key file; CORS configured (third inst
     assert.equal(other.headers.get('access-control-allow-origin'), null);
   });
 });
+
+describe('TLS (server.tls_cert / server.tls_key)', () => {
+  test('HTTPS with a self-signed certificate: trusted clients served, others refused', async (t) => {
+    const { execFileSync } = await import('node:child_process');
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const https = await import('node:https');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferno-tls-'));
+    try {
+      try {
+        execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'),
+          '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'pipe' });
+      } catch {
+        return t.skip('openssl is not available to make a test certificate');
+      }
+      const s4 = await startServer({ args: ['--parallel', '1', '--ctx', '256', '--set', `server.tls_cert=${path.join(dir, 'cert.pem')}`, '--set', `server.tls_key=${path.join(dir, 'key.pem')}`] });
+      try {
+        assert.match(s4.url, /^https:\/\//, 'the ready line says https');
+        const ca = fs.readFileSync(path.join(dir, 'cert.pem'));
+        const agent = new https.Agent({ ca });
+        const get = (p) => new Promise((resolve, reject) => {
+          https.get(`${s4.url}${p}`, { agent }, (res) => { let b = ''; res.on('data', (d) => { b += d; }); res.on('end', () => resolve({ status: res.statusCode, body: b })); }).on('error', reject);
+        });
+        const h = await get('/health');
+        assert.equal(h.status, 200);
+        assert.equal(JSON.parse(h.body).status, 'ok');
+        // a client that does not trust the certificate is refused by TLS itself
+        await assert.rejects(new Promise((resolve, reject) => https.get(`${s4.url}/health`, { agent: new https.Agent() }, resolve).on('error', reject)));
+        // plain HTTP on the TLS port gets no HTTP answer
+        const plain = await fetch(s4.url.replace('https:', 'http:') + '/health').then((r) => r.status, () => 'error');
+        assert.notEqual(plain, 200);
+      } finally {
+        await s4.stop();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
