@@ -128,6 +128,18 @@ static void test_types_and_errors(void)
     T_EQ_INT(n, 2);
     T_EQ_STR(keys[0], "k1");
     T_EQ_STR(keys[1], "k2");
+    /* a TOML array as text: commas inside the strings are kept */
+    T_EQ_INT(
+        inf_config_set(cfg, "server.api_keys", " [\"a,b\", 'c']", INF_ORIGIN_FLAG, "flag", &err),
+        INF_OK);
+    keys = inf_config_get_list(cfg, "server.api_keys", &n);
+    T_EQ_INT(n, 2);
+    T_EQ_STR(keys[0], "a,b");
+    T_EQ_STR(keys[1], "c");
+    T_EQ_INT(inf_config_set(cfg, "server.api_keys", "[\"a\", 3]", INF_ORIGIN_FLAG, "flag", &err),
+             INF_ETYPE);
+    T_EQ_INT(inf_config_set(cfg, "server.api_keys", "[\"a\"", INF_ORIGIN_FLAG, "flag", &err),
+             INF_EPARSE);
     T_EQ_INT(inf_config_set(cfg, "backend.use_mlock", "yes", INF_ORIGIN_ENV, "env", &err), INF_OK);
     T_EQ_INT(inf_config_get_bool(cfg, "backend.use_mlock"), 1);
     T_EQ_INT(inf_config_set(cfg, "no.such", "1", INF_ORIGIN_ENV, "env", &err), INF_ENOTFOUND);

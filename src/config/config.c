@@ -270,6 +270,33 @@ static inf_status check_range(const struct inf_config_key *k, int64_t v, struct 
 }
 
 /* Parse text as written in the environment or on the command line into a value. */
+static inf_status from_toml(const struct inf_config_key *k, const struct inf_toml_value *tv,
+                            struct value *out, struct inf_error *err);
+
+/* A string-list value written as a TOML array on the command line or in the environment. */
+static inf_status list_from_toml_text(const struct inf_config_key *k, const char *text,
+                                      struct value *out, struct inf_error *err)
+{
+    const size_t n = strlen(text);
+    char *src = malloc(n + 5);
+    if (!src)
+        return inf_error_set(err, INF_ENOMEM, "out of memory");
+    memcpy(src, "v = ", 4);
+    memcpy(src + 4, text, n + 1);
+    struct inf_toml_table *root = NULL;
+    inf_status st = inf_toml_parse(src, n + 4, &root, err);
+    free(src);
+    if (st != INF_OK) {
+        inf_error_prefix(err, "key '%s' (a TOML array of strings)", k->name);
+        return st;
+    }
+    const struct inf_toml_kv *kv = inf_toml_table_find(root, "v", 1);
+    st = kv ? from_toml(k, kv->value, out, err)
+            : inf_error_set(err, INF_EPARSE, "key '%s': expected an array of strings", k->name);
+    inf_toml_free(root);
+    return st;
+}
+
 static inf_status parse_text(const struct inf_config_key *k, const char *text, struct value *out,
                              struct inf_error *err)
 {
@@ -325,6 +352,12 @@ static inf_status parse_text(const struct inf_config_key *k, const char *text, s
                              k->name, text);
     }
     case INF_CFG_STRING_LIST: {
+        /* a TOML array (["a", "b"]) as in the file, else comma-separated values */
+        const char *lb = text;
+        while (isspace((unsigned char)*lb))
+            lb++;
+        if (*lb == '[')
+            return list_from_toml_text(k, lb, out, err);
         size_t n = 0, cap = 4;
         char **list = calloc(cap + 1, sizeof(*list));
         if (!list)
