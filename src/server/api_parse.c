@@ -4,7 +4,9 @@
  * naming the parameter, and unknown parameters are refused unless they are harmless OpenAI
  * fields that change nothing for a local model (metadata, store, service_tier...).
  */
+#include <limits.h>
 #include <math.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include <time.h>
 
 #include "server/api.h"
+#include "tokenizer/unicode.h"
 
 /* ---- errors --------------------------------------------------------------------------------- */
 
@@ -58,51 +61,12 @@ json_t *api_error_json(const struct api_error *e)
 
 /* ---- UTF-8, ids, base64 --------------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 when it is not one. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return 0;
-    return len;
-}
-
 bool api_utf8_valid(const char *s, size_t len)
 {
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < len;) {
-        size_t k = utf8_seq(u + i, len - i);
-        if (!k)
-            return false;
-        i += k;
-    }
-    return true;
+    return inf__utf8_valid_prefix((const unsigned char *)s, len) == len;
 }
 
+/* Invalid sequences and NUL bytes (kept out of JSON strings) become U+FFFD. */
 char *api_utf8_sanitize(const char *s, size_t len, size_t *out_len)
 {
     const unsigned char *u = (const unsigned char *)s;
@@ -111,15 +75,11 @@ char *api_utf8_sanitize(const char *s, size_t len, size_t *out_len)
     if (!out)
         return NULL;
     for (size_t i = 0; i < len;) {
-        size_t k = utf8_seq(u + i, len - i);
-        if (k && !(k == 1 && u[i] == 0)) {
-            memcpy(out + o, s + i, k);
-            o += k;
-            i += k;
-        } else if (k == 1) { /* NUL: kept out of JSON strings */
-            memcpy(out + o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            i++;
+        const int k = inf__utf8_char_status(u + i, len - i);
+        if (k > 0 && u[i] != 0) {
+            memcpy(out + o, s + i, (size_t)k);
+            o += (size_t)k;
+            i += (size_t)k;
         } else {
             memcpy(out + o, "\xEF\xBF\xBD", 3);
             o += 3;
@@ -171,27 +131,12 @@ void api_random_id(char *out, size_t n)
 
 char *api_base64(const unsigned char *d, size_t len)
 {
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = malloc((len + 2) / 3 * 4 + 1);
-    size_t o = 0, i = 0;
-    if (!out)
+    if (len > (size_t)INT_MAX / 4 * 3 - 3)
         return NULL;
-    for (; i + 2 < len; i += 3) {
-        uint32_t v = (uint32_t)d[i] << 16 | (uint32_t)d[i + 1] << 8 | d[i + 2];
-        out[o++] = tbl[v >> 18];
-        out[o++] = tbl[(v >> 12) & 63];
-        out[o++] = tbl[(v >> 6) & 63];
-        out[o++] = tbl[v & 63];
-    }
-    if (i < len) {
-        uint32_t v = (uint32_t)d[i] << 16 | (i + 1 < len ? (uint32_t)d[i + 1] << 8 : 0);
-        out[o++] = tbl[v >> 18];
-        out[o++] = tbl[(v >> 12) & 63];
-        out[o++] = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
-        out[o++] = '=';
-    }
-    out[o] = '\0';
-    return out;
+    unsigned char *out = malloc((len + 2) / 3 * 4 + 1);
+    if (out)
+        EVP_EncodeBlock(out, d, (int)len); /* standard alphabet, '=' padding, NUL-terminated */
+    return (char *)out;
 }
 
 /* ---- body and field helpers ----------------------------------------------------------------- */
