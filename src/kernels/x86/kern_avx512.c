@@ -17,6 +17,7 @@
 #ifdef INFERNO_X86
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "kernels/x86/kern_x86.h"
@@ -614,8 +615,32 @@ static INF__ALWAYS_INLINE void zp_gemm(const int T, int64_t n, const uint8_t *w,
     }
 }
 
-/* Scratch for a chunk: its panels, then the activations' scales and offsets for ZP_NC tokens. */
-static uint8_t *zp_alloc(const int T, int64_t n, int nr)
+/*
+ * Scratch for a chunk: its panels, then the activations' scales and offsets for ZP_NC tokens.
+ * One buffer per thread, grown when a chunk needs more and reused for every later chunk, so
+ * the product allocates nothing once warm; freed when the thread ends.
+ */
+struct zp_scratch {
+    uint8_t *buf;
+    size_t size;
+};
+static pthread_key_t zp_key;
+static pthread_once_t zp_once = PTHREAD_ONCE_INIT;
+
+static void zp_scratch_free(void *p)
+{
+    struct zp_scratch *sc = p;
+    free(sc->buf);
+    free(sc);
+}
+
+static void zp_key_init(void)
+{
+    if (pthread_key_create(&zp_key, zp_scratch_free) != 0)
+        abort();
+}
+
+static uint8_t *zp_scratch(const int T, int64_t n, int nr)
 {
     const int64_t nb = n / 32;
     if (nb <= 0 || nr <= 0)
@@ -623,7 +648,24 @@ static uint8_t *zp_alloc(const int T, int64_t n, int nr)
     const size_t total = ((size_t)((nr + 15) / 16) * (size_t)nb * zp_block_bytes(T) +
                           (size_t)ZP_NC * (size_t)nb * (sizeof(float) + sizeof(int32_t)) + 63) /
                          64 * 64;
-    return aligned_alloc(64, total);
+    pthread_once(&zp_once, zp_key_init);
+    struct zp_scratch *sc = pthread_getspecific(zp_key);
+    if (!sc) {
+        sc = calloc(1, sizeof(*sc));
+        if (!sc || pthread_setspecific(zp_key, sc) != 0) {
+            free(sc);
+            return NULL;
+        }
+    }
+    if (sc->size < total) {
+        uint8_t *b = aligned_alloc(64, total);
+        if (!b)
+            return NULL;
+        free(sc->buf);
+        sc->buf = b;
+        sc->size = total;
+    }
+    return sc->buf;
 }
 
 #define ZP_PANEL(t, T)                                                                             \
@@ -632,13 +674,12 @@ static uint8_t *zp_alloc(const int T, int64_t n, int nr)
     static void gemm_##t##_panel(int64_t n, const void *vw, size_t ldw, const void *va,            \
                                  size_t lda, float *s, size_t lds, int nr, int nc)                 \
     {                                                                                              \
-        uint8_t *buf = zp_alloc(T, n, nr);                                                         \
+        uint8_t *buf = zp_scratch(T, n, nr);                                                       \
         if (!buf) { /* out of memory, or nothing to do: the plain tiles need no scratch */         \
             gemm_##t(n, vw, ldw, va, lda, s, lds, nr, nc);                                         \
             return;                                                                                \
         }                                                                                          \
         zp_gemm(T, n, vw, ldw, va, lda, s, lds, nr, nc, buf);                                      \
-        free(buf);                                                                                 \
     }
 ZP_PANEL(q4_0, INF_TYPE_Q4_0)
 ZP_PANEL(q8_0, INF_TYPE_Q8_0)
