@@ -951,6 +951,85 @@ static void test_rope_cache(void)
     T_NEAR(d, 0, 1e-3);
 }
 
+/* The online-softmax attention tile at every level against a direct softmax in double: several
+ * tiles (a later tile brings a new maximum), rows that see different prefixes, head sizes that
+ * take the SIMD paths and one that falls back to the reference. */
+static void test_attn_tile(void)
+{
+    static const int hds[] = {64, 128, 80, 40};
+    enum { NR = 6, NC = 150 };
+    static const int vis[NR] = {150, 1, 64, 65, 0, 129};
+    for (size_t hi = 0; hi < sizeof(hds) / sizeof(hds[0]); hi++) {
+        const int hd = hds[hi];
+        float *q = xalloc((size_t)NR * hd * sizeof(float));
+        float *k = xalloc((size_t)NC * hd * sizeof(float));
+        float *v = xalloc((size_t)NC * hd * sizeof(float));
+        float *acc = xalloc((size_t)NR * hd * sizeof(float));
+        fill_random(q, (int64_t)NR * hd);
+        fill_random(k, (int64_t)NC * hd);
+        fill_random(v, (int64_t)NC * hd);
+        for (int i = 0; i < NR * hd; i++)
+            q[i] *= 6.0f; /* wide scores: later tiles raise the maximum */
+        for (int i = 0; i < hd; i++)
+            k[(size_t)100 * hd + (size_t)i] = q[i]; /* row 0's largest score is in tile 2 */
+        const float scale = 1.0f / sqrtf((float)hd);
+        for (int li = 0; li < n_levels; li++) {
+            float m[NR], l[NR];
+            const float *qp[NR];
+            float *ap[NR];
+            for (int r = 0; r < NR; r++) {
+                m[r] = -INFINITY;
+                l[r] = 0;
+                qp[r] = q + (size_t)r * hd;
+                ap[r] = acc + (size_t)r * hd;
+                memset(ap[r], 0, (size_t)hd * sizeof(float));
+            }
+            for (int j0 = 0; j0 < NC; j0 += INF_ATTN_TILE) {
+                const int nt = NC - j0 < INF_ATTN_TILE ? NC - j0 : INF_ATTN_TILE;
+                int nv[NR];
+                for (int r = 0; r < NR; r++)
+                    nv[r] = vis[r] - j0 < 0 ? 0 : vis[r] - j0 > nt ? nt : vis[r] - j0;
+                levels[li]->attn_tile(hd, NR, qp, nt, k + (size_t)j0 * hd, v + (size_t)j0 * hd, nv,
+                                      scale, m, l, ap);
+            }
+            for (int r = 0; r < NR; r++) {
+                if (vis[r] == 0) {
+                    T_OK(l[r] == 0 && m[r] == -INFINITY);
+                    continue;
+                }
+                double s[NC], mx = -1e300, sum = 0;
+                for (int j = 0; j < vis[r]; j++) {
+                    double d = 0;
+                    for (int i = 0; i < hd; i++)
+                        d += (double)q[(size_t)r * hd + i] * k[(size_t)j * hd + i];
+                    s[j] = d * scale;
+                    mx = s[j] > mx ? s[j] : mx;
+                }
+                for (int j = 0; j < vis[r]; j++)
+                    sum += (s[j] = exp(s[j] - mx));
+                double err = 0;
+                for (int i = 0; i < hd; i++) {
+                    double o = 0;
+                    for (int j = 0; j < vis[r]; j++)
+                        o += s[j] / sum * v[(size_t)j * hd + i];
+                    const double e = fabs(acc[(size_t)r * hd + i] / l[r] - o);
+                    err = e > err ? e : err;
+                }
+                if (!(err < 2e-5 && fabs(m[r] - mx) < 1e-4 * (1 + fabs(mx)))) {
+                    T__FAIL("attn_tile %s hd=%d row %d (sees %d): max err %g, max %g vs %g",
+                            inf_cpu_level_name(levels[li]->level), hd, r, vis[r], err, m[r], mx);
+                    continue;
+                }
+                t__passed++;
+            }
+        }
+        free(q);
+        free(k);
+        free(v);
+        free(acc);
+    }
+}
+
 /* INFERNO_CPU picks the level (checked in a child process: the choice is made once). */
 static const char *argv0;
 
@@ -991,6 +1070,7 @@ int main(int argc, char **argv)
     T_RUN(test_act_quant_exact);
     T_RUN(test_gemm_levels);
     T_RUN(test_gemm_panels);
+    T_RUN(test_attn_tile);
     T_RUN(test_matmul);
     T_RUN(test_ops_levels);
     T_RUN(test_attention);

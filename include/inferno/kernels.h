@@ -196,6 +196,18 @@ void inf_attn_pv(int64_t n_q, int64_t n_kv, int64_t d, const float *p, size_t p_
                  enum inf_type vtype, const void *v, size_t v_stride, float *out,
                  size_t out_stride);
 
+/*
+ * One tile of attention with an online softmax (the cache is read once, in tiles, whatever the
+ * context length). k and v are nt <= INF_ATTN_TILE cells of hd floats each, one after another.
+ * Query row r (q[r], hd floats) sees the first n_valid[r] cells of the tile (0 skips the row):
+ * with s_j = scale * dot(q[r], k_j), the running maximum m[r], the running sum l[r] of
+ * exp(s_j - m[r]) and the unnormalised output acc[r] (hd floats) are brought up to date. Start
+ * each row with m = -INFINITY, l = 0, acc = 0 and divide acc by l after the last tile.
+ */
+#define INF_ATTN_TILE 64
+void inf_attn_tile(int hd, int nr, const float *const *q, int nt, const float *k, const float *v,
+                   const int *n_valid, float scale, float *m, float *l, float *const *acc);
+
 /* Row conversions. */
 void inf_f32_to_f16_row(const float *src, uint16_t *dst, int64_t n);
 void inf_f16_to_f32_row(const uint16_t *src, float *dst, int64_t n);

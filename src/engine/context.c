@@ -44,7 +44,6 @@ void inf_context_free(struct inf_context *ctx)
     free(ctx->k_cache);
     free(ctx->v_cache);
     free(ctx->cells);
-    free(ctx->visible);
     struct inf__scratch *s = &ctx->scratch;
     free(s->x);
     free(s->xn);
@@ -54,7 +53,6 @@ void inf_context_free(struct inf_context *ctx)
     free(s->attn);
     free(s->gate);
     free(s->up);
-    free(s->scores);
     free(s->rope_cache);
     free(s->act);
     free(ctx->b_pos);
@@ -63,6 +61,7 @@ void inf_context_free(struct inf_context *ctx)
     free(ctx->logits);
     free(ctx->out_index);
     free(ctx->embd_seq);
+    inf__attn_free(ctx);
     inf_threadpool_free(ctx->pool);
     free(ctx);
 }
@@ -86,9 +85,10 @@ inf_status inf_context_new(struct inf_model *model, const struct inf_context_par
                              INF__MAX_SEQ);
     if (params->n_batch < 1)
         return inf_error_set(err, INF_EINVAL, "n_batch must be at least 1");
-    if (params->kv_type == INF_KV_Q8_0 && (hp->n_head_kv * hp->head_dim) % 32 != 0)
-        return inf_error_set(err, INF_EUNSUPPORTED,
-                             "a q8_0 KV cache needs K/V rows that are multiples of 32");
+    if (params->kv_type == INF_KV_Q8_0 && hp->head_dim % 32 != 0)
+        return inf_error_set(
+            err, INF_EUNSUPPORTED,
+            "a q8_0 KV cache needs a head size that is a multiple of 32 (it is %d)", hp->head_dim);
     ctx = calloc(1, sizeof(*ctx));
     if (!ctx)
         return inf_error_set(err, INF_ENOMEM, "out of memory");
@@ -109,23 +109,23 @@ inf_status inf_context_new(struct inf_model *model, const struct inf_context_par
     size_t scratch = 0;
 
     ctx->cells = malloc(ctx->n_ctx * sizeof(*ctx->cells));
-    ctx->visible = malloc(ctx->n_ctx * sizeof(*ctx->visible));
     ctx->k_cache = calloc((size_t)hp->n_layer, sizeof(void *));
     ctx->v_cache = calloc((size_t)hp->n_layer, sizeof(void *));
-    if (!ctx->cells || !ctx->visible || !ctx->k_cache || !ctx->v_cache)
+    if (!ctx->cells || !ctx->k_cache || !ctx->v_cache)
         goto oom;
     for (uint32_t c = 0; c < ctx->n_ctx; c++) {
         ctx->cells[c].pos = -1;
         ctx->cells[c].seq = 0;
     }
-    ctx->kv_row_bytes = inf__kv_row_bytes(params->kv_type, (int)nkv);
+    ctx->kv_head_bytes = inf__kv_row_bytes(params->kv_type, hp->head_dim);
+    const size_t kv_row_bytes = ctx->kv_head_bytes * (size_t)hp->n_head_kv;
     for (int i = 0; i < hp->n_layer; i++) {
-        ctx->k_cache[i] = calloc(ctx->n_ctx, ctx->kv_row_bytes);
-        ctx->v_cache[i] = calloc(ctx->n_ctx, ctx->kv_row_bytes);
+        ctx->k_cache[i] = calloc(ctx->n_ctx, kv_row_bytes);
+        ctx->v_cache[i] = calloc(ctx->n_ctx, kv_row_bytes);
         if (!ctx->k_cache[i] || !ctx->v_cache[i])
             goto oom;
     }
-    ctx->kv_bytes = 2 * (size_t)hp->n_layer * ctx->n_ctx * ctx->kv_row_bytes;
+    ctx->kv_bytes = 2 * (size_t)hp->n_layer * ctx->n_ctx * kv_row_bytes;
 
     struct inf__scratch *s = &ctx->scratch;
     s->x = xcalloc(nb * E, sizeof(float), &scratch);
@@ -136,7 +136,6 @@ inf_status inf_context_new(struct inf_model *model, const struct inf_context_par
     s->attn = xcalloc(nb * nq, sizeof(float), &scratch);
     s->gate = xcalloc(nb * (size_t)hp->n_ff, sizeof(float), &scratch);
     s->up = xcalloc(nb * (size_t)hp->n_ff, sizeof(float), &scratch);
-    s->scores = xcalloc(ctx->n_ctx, sizeof(float), &scratch);
     s->rope_cache = xcalloc((size_t)hp->n_rot + 2, sizeof(float), &scratch);
     s->act_bytes = inf__act_bytes(model, (int)nb);
     s->act = xcalloc(s->act_bytes, 1, &scratch);
@@ -144,7 +143,7 @@ inf_status inf_context_new(struct inf_model *model, const struct inf_context_par
     ctx->b_seq = xcalloc(nb, sizeof(int32_t), &scratch);
     ctx->b_cell = xcalloc(nb, sizeof(int32_t), &scratch);
     if (!s->x || !s->xn || !s->q || !s->k || !s->v || !s->attn || !s->gate || !s->up ||
-        !s->scores || !s->rope_cache || !s->act || !ctx->b_pos || !ctx->b_seq || !ctx->b_cell)
+        !s->rope_cache || !s->act || !ctx->b_pos || !ctx->b_seq || !ctx->b_cell)
         goto oom;
     s->total_bytes = scratch;
     if (params->embeddings) {
@@ -156,6 +155,8 @@ inf_status inf_context_new(struct inf_model *model, const struct inf_context_par
     inf_threadpool_params_init(&tp);
     tp.n_threads = params->n_threads > 0 ? params->n_threads : inf_cpu_physical_cores();
     st = inf_threadpool_new(&tp, &ctx->pool, err);
+    if (st == INF_OK)
+        st = inf__attn_init(ctx, err);
     if (st) {
         inf_context_free(ctx);
         return st;
@@ -343,6 +344,17 @@ inf_status inf_decode(struct inf_context *ctx, const struct inf_batch *b, struct
             } else {
                 ctx->out_index[i] = -1;
             }
+        }
+        inf_status st = inf__attn_plan(ctx, n, err);
+        if (st != INF_OK) {
+            /* this chunk is not processed: give its cells back (earlier chunks stay) */
+            for (int t = 0; t < n; t++) {
+                ctx->cells[ctx->b_cell[t]].seq = 0;
+                ctx->cells[ctx->b_cell[t]].pos = -1;
+            }
+            if (out_rows != rows)
+                free(out_rows);
+            return st;
         }
         inf__forward_chunk(ctx, n, b->token + start, n_rows, out_rows,
                            ctx->logits + (size_t)out_base * row);

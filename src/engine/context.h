@@ -15,11 +15,33 @@ struct inf__scratch {
     float *attn;       /* [n_batch][n_head*head_dim] */
     float *gate;       /* [n_batch][n_ff] */
     float *up;         /* [n_batch][n_ff] */
-    float *scores;     /* [n_ctx] */
     float *rope_cache; /* [n_rot] */
     void *act;         /* quantized activations for the matrix products */
     size_t act_bytes;
     size_t total_bytes;
+};
+
+/* The attention plan of the chunk being processed (attention.c). */
+struct inf__attn_item {
+    int64_t key0;        /* first of its group's sorted cells in keys */
+    int32_t tok0, n_tok; /* its tokens: tok[tok0 .. tok0 + n_tok) */
+    int32_t max_vis;     /* the most cells any of them sees */
+};
+struct inf__attn_ws { /* per thread */
+    float *kt, *vt;   /* [INF_ATTN_TILE][head_dim] */
+    float *m, *l;     /* [rows_max] */
+    int *nv;          /* [rows_max] */
+    const float **q;  /* [rows_max] */
+    float **acc;      /* [rows_max] */
+};
+struct inf__attn {
+    uint64_t *keys; /* per group: (position << 32 | cell) of its visible cells, sorted */
+    size_t keys_cap;
+    int32_t *tok;  /* [n_batch] the chunk's tokens grouped by sequence */
+    int32_t *nvis; /* [n_batch] cells seen by token t: a prefix of its group's keys */
+    struct inf__attn_item *items; /* [n_batch] */
+    int n_items, qb, rows_max, n_threads;
+    struct inf__attn_ws *ws; /* [n_threads] */
 };
 
 struct inf_context {
@@ -27,11 +49,11 @@ struct inf_context {
     struct inf_context_params params;
     uint32_t n_ctx;
     struct inf__kv_cell *cells; /* [n_ctx] */
-    int32_t *visible;           /* [n_ctx] scratch for attention */
-    void **k_cache, **v_cache;  /* per layer: [n_ctx][n_head_kv*head_dim] of kv_type */
-    size_t kv_row_bytes;
+    void **k_cache, **v_cache;  /* per layer: [n_head_kv][n_ctx][head_dim] of kv_type */
+    size_t kv_head_bytes;       /* one head of one cell */
     size_t kv_bytes;
     struct inf__scratch scratch;
+    struct inf__attn attn;
     struct inf_threadpool *pool;
 
     /* the chunk being processed */
@@ -48,6 +70,13 @@ struct inf_context {
 
     struct inf_timings timings;
 };
+
+inf_status inf__attn_init(struct inf_context *ctx, struct inf_error *err);
+void inf__attn_free(struct inf_context *ctx);
+/* Plan the attention of the n tokens in b_seq/b_pos (their cells already assigned). */
+inf_status inf__attn_plan(struct inf_context *ctx, int n, struct inf_error *err);
+/* Attention of the planned tokens at layer il: s->q, the cache -> s->attn. */
+void inf__attention(struct inf_context *ctx, int il);
 
 void inf__forward_chunk(struct inf_context *ctx, int n, const inf_token *tokens, int n_out,
                         const int *out_rows, float *logits_out);

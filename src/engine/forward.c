@@ -40,48 +40,6 @@ static void rope_qk(const struct inf__hparams *hp, const float *freq_factors, fl
     inf_rope(mode, k, hp->n_head_kv, hp->head_dim, hp->n_rot, cache);
 }
 
-/* Attention of token t over the cells of its sequence (positions <= its own).
- */
-static void attend(struct inf_context *ctx, int il, int t, const float *q, float *out,
-                   float *scores)
-{
-    const struct inf__hparams *hp = &ctx->model->hp;
-    const int hd = hp->head_dim, n_kv = ctx->n_ctx;
-    const int group = hp->n_head / hp->n_head_kv;
-    const uint64_t bit = 1ull << ctx->b_seq[t];
-    const int32_t pos = ctx->b_pos[t];
-    const float scale = 1.0f / sqrtf((float)hd);
-    const int32_t *cells = ctx->visible;
-    int n_vis = 0;
-
-    /* the cells this token may see (the same for all heads) */
-    for (int c = 0; c < n_kv; c++)
-        if ((ctx->cells[c].seq & bit) && ctx->cells[c].pos <= pos)
-            ctx->visible[n_vis++] = c;
-
-    for (int h = 0; h < hp->n_head; h++) {
-        const int kvh = h / group;
-        const float *qh = q + (size_t)h * (size_t)hd;
-        float mx = -INFINITY;
-        for (int j = 0; j < n_vis; j++) {
-            float s = inf__kv_dot_k(ctx, il, cells[j], kvh, qh) * scale;
-            scores[j] = s;
-            if (s > mx)
-                mx = s;
-        }
-        double sum = 0;
-        for (int j = 0; j < n_vis; j++) {
-            scores[j] = expf(scores[j] - mx);
-            sum += scores[j];
-        }
-        float inv = sum > 0 ? (float)(1.0 / sum) : 0.0f;
-        float *oh = out + (size_t)h * (size_t)hd;
-        memset(oh, 0, (size_t)hd * sizeof(float));
-        for (int j = 0; j < n_vis; j++)
-            inf__kv_axpy_v(ctx, il, cells[j], kvh, scores[j] * inv, oh);
-    }
-}
-
 /* One chunk of at most n_batch tokens whose cells are already assigned in
  * ctx->b_cell. */
 void inf__forward_chunk(struct inf_context *ctx, int n, const inf_token *tokens, int n_out,
@@ -126,8 +84,7 @@ void inf__forward_chunk(struct inf_context *ctx, int n, const inf_token *tokens,
             rope_qk(hp, ff, q, k, ctx->b_pos[t], s->rope_cache);
             inf__kv_store(ctx, il, ctx->b_cell[t], k, v);
         }
-        for (int t = 0; t < n; t++)
-            attend(ctx, il, t, s->q + (size_t)t * nq, s->attn + (size_t)t * nq, s->scores);
+        inf__attention(ctx, il);
         inf__matmul(ctx, &L->wo, s->attn, n, s->xn);
         for (int t = 0; t < n; t++)
             inf__add(s->x + (size_t)t * E, s->xn + (size_t)t * E, E);

@@ -49,74 +49,28 @@ size_t inf__kv_row_bytes(enum inf_kv_type type, int n)
     return 0;
 }
 
-static void *kv_row(void *base, const struct inf_context *ctx, int32_t cell)
-{
-    return (char *)base + (size_t)cell * ctx->kv_row_bytes;
-}
-
 void inf__kv_store(struct inf_context *ctx, int il, int32_t cell, const float *k, const float *v)
 {
     const struct inf__hparams *hp = &ctx->model->hp;
-    const int n = hp->n_head_kv * hp->head_dim;
-    void *kd = kv_row(ctx->k_cache[il], ctx, cell), *vd = kv_row(ctx->v_cache[il], ctx, cell);
-    switch (ctx->params.kv_type) {
-    case INF_KV_F32:
-        memcpy(kd, k, (size_t)n * sizeof(float));
-        memcpy(vd, v, (size_t)n * sizeof(float));
-        break;
-    case INF_KV_F16:
-        inf_f32_to_f16_row(k, kd, n);
-        inf_f32_to_f16_row(v, vd, n);
-        break;
-    case INF_KV_Q8_0:
-        inf_quantize_row(INF_TYPE_Q8_0, k, kd, n, NULL);
-        inf_quantize_row(INF_TYPE_Q8_0, v, vd, n, NULL);
-        break;
-    }
-}
-
-float inf__kv_dot_k(const struct inf_context *ctx, int il, int32_t cell, int head, const float *q)
-{
-    const int hd = ctx->model->hp.head_dim;
-    const char *row = kv_row(ctx->k_cache[il], ctx, cell);
-    switch (ctx->params.kv_type) {
-    case INF_KV_F32:
-        return inf_dot_f32(hd, (const float *)row + (size_t)head * hd, q);
-    case INF_KV_F16:
-        return inf_dot_f16_f32(hd, (const uint16_t *)row + (size_t)head * hd, q);
-    case INF_KV_Q8_0: {
-        float tmp[1024];
-        size_t off = inf_type_row_size(INF_TYPE_Q8_0, (int64_t)head * hd);
-        if (hd > 1024 || hd % 32)
-            return 0.0f;
-        inf_dequantize_row(INF_TYPE_Q8_0, row + off, tmp, hd, NULL);
-        return inf_dot_f32(hd, tmp, q);
-    }
-    }
-    return 0.0f;
-}
-
-void inf__kv_axpy_v(const struct inf_context *ctx, int il, int32_t cell, int head, float a,
-                    float *out)
-{
-    const int hd = ctx->model->hp.head_dim;
-    const char *row = kv_row(ctx->v_cache[il], ctx, cell);
-    switch (ctx->params.kv_type) {
-    case INF_KV_F32:
-        inf_axpy_f32(hd, a, (const float *)row + (size_t)head * hd, out);
-        break;
-    case INF_KV_F16:
-        inf_axpy_f16(hd, a, (const uint16_t *)row + (size_t)head * hd, out);
-        break;
-    case INF_KV_Q8_0: {
-        float tmp[1024];
-        size_t off = inf_type_row_size(INF_TYPE_Q8_0, (int64_t)head * hd);
-        if (hd > 1024 || hd % 32)
-            return;
-        inf_dequantize_row(INF_TYPE_Q8_0, row + off, tmp, hd, NULL);
-        inf_axpy_f32(hd, a, tmp, out);
-        break;
-    }
+    const int hd = hp->head_dim;
+    for (int h = 0; h < hp->n_head_kv; h++) {
+        void *kd = inf__kv_at(ctx, ctx->k_cache[il], cell, h);
+        void *vd = inf__kv_at(ctx, ctx->v_cache[il], cell, h);
+        const float *kh = k + (size_t)h * (size_t)hd, *vh = v + (size_t)h * (size_t)hd;
+        switch (ctx->params.kv_type) {
+        case INF_KV_F32:
+            memcpy(kd, kh, (size_t)hd * sizeof(float));
+            memcpy(vd, vh, (size_t)hd * sizeof(float));
+            break;
+        case INF_KV_F16:
+            inf_f32_to_f16_row(kh, kd, hd);
+            inf_f32_to_f16_row(vh, vd, hd);
+            break;
+        case INF_KV_Q8_0:
+            inf_quantize_row(INF_TYPE_Q8_0, kh, kd, hd, NULL);
+            inf_quantize_row(INF_TYPE_Q8_0, vh, vd, hd, NULL);
+            break;
+        }
     }
 }
 

@@ -22,10 +22,13 @@ void inf__swiglu(float *gate, const float *up, size_t n);
 
 /* KV cache element access for the context's kv_type. */
 void inf__kv_store(struct inf_context *ctx, int il, int32_t cell, const float *k, const float *v);
-float inf__kv_dot_k(const struct inf_context *ctx, int il, int32_t cell, int head, const float *q);
-void inf__kv_axpy_v(const struct inf_context *ctx, int il, int32_t cell, int head, float a,
-                    float *out);
 size_t inf__kv_row_bytes(enum inf_kv_type type, int n);
+/* The cache is head-major: per layer, KV head h's rows of all cells one after another, so that
+ * attention reads one head's cells as one stream. */
+static inline void *inf__kv_at(const struct inf_context *ctx, void *base, int32_t cell, int head)
+{
+    return (char *)base + ((size_t)head * ctx->n_ctx + (size_t)cell) * ctx->kv_head_bytes;
+}
 
 /* Bytes the matrix products need for quantized activations of n rows of length cols. */
 size_t inf__act_bytes(const struct inf_model *m, int n_rows_max);

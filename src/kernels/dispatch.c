@@ -171,6 +171,7 @@ void inf__kern_init_ref(struct inf__kern *k)
     k->mul = inf__mul_ref;
     k->scale = inf__scale_ref;
     k->rope = inf__rope_ref;
+    k->attn_tile = inf__attn_tile_ref;
 }
 
 /* ---- public entry points ----------------------------------------------------------------- */
@@ -215,6 +216,12 @@ void inf_f32_to_f16_row(const float *src, uint16_t *dst, int64_t n)
 void inf_f16_to_f32_row(const uint16_t *src, float *dst, int64_t n)
 {
     inf__kern()->f16_to_f32(src, dst, n);
+}
+
+void inf_attn_tile(int hd, int nr, const float *const *q, int nt, const float *k, const float *v,
+                   const int *n_valid, float scale, float *m, float *l, float *const *acc)
+{
+    inf__kern()->attn_tile(hd, nr, q, nt, k, v, n_valid, scale, m, l, acc);
 }
 
 void inf_rms_norm(int64_t n, const float *x, const float *weight, float eps, float *out)

@@ -67,6 +67,9 @@ struct inf__kern {
     void (*scale)(int64_t n, float *x, float s);
     void (*rope)(enum inf_rope_mode mode, float *x, int n_heads, int head_dim, int n_rot,
                  const float *cache);
+    /* one tile of online-softmax attention: see inf_attn_tile in inferno/kernels.h */
+    void (*attn_tile)(int hd, int nr, const float *const *q, int nt, const float *k, const float *v,
+                      const int *n_valid, float scale, float *m, float *l, float *const *acc);
 };
 
 /* binary16 -> binary32 for every 16-bit pattern (filled before any level is set up); the SIMD
@@ -141,5 +144,8 @@ void inf__mul_ref(int64_t n, float *x, const float *y);
 void inf__scale_ref(int64_t n, float *x, float s);
 void inf__rope_ref(enum inf_rope_mode mode, float *x, int n_heads, int head_dim, int n_rot,
                    const float *cache);
+void inf__attn_tile_ref(int hd, int nr, const float *const *q, int nt, const float *k,
+                        const float *v, const int *n_valid, float scale, float *m, float *l,
+                        float *const *acc);
 
 #endif

@@ -144,3 +144,42 @@ void inf__rope_ref(enum inf_rope_mode mode, float *x, int n_heads, int head_dim,
         }
     }
 }
+
+void inf__attn_tile_ref(int hd, int nr, const float *const *q, int nt, const float *k,
+                        const float *v, const int *n_valid, float scale, float *m, float *l,
+                        float *const *acc)
+{
+    float s[INF_ATTN_TILE];
+    for (int r = 0; r < nr; r++) {
+        const int nv = n_valid[r] < nt ? n_valid[r] : nt;
+        if (nv <= 0)
+            continue;
+        float mx = -INFINITY;
+        for (int j = 0; j < nv; j++) {
+            double d = 0;
+            for (int i = 0; i < hd; i++)
+                d += (double)q[r][i] * (double)k[(size_t)j * (size_t)hd + (size_t)i];
+            s[j] = (float)d * scale;
+            if (s[j] > mx)
+                mx = s[j];
+        }
+        float *o = acc[r];
+        if (mx > m[r]) {
+            /* a new maximum: rescale what was summed so far */
+            const float f = m[r] == -INFINITY ? 0.0f : expf(m[r] - mx);
+            for (int i = 0; i < hd; i++)
+                o[i] *= f;
+            l[r] *= f;
+            m[r] = mx;
+        }
+        double sum = 0;
+        for (int j = 0; j < nv; j++) {
+            const float p = expf(s[j] - m[r]);
+            sum += p;
+            const float *vj = v + (size_t)j * (size_t)hd;
+            for (int i = 0; i < hd; i++)
+                o[i] += p * vj[i];
+        }
+        l[r] += (float)sum;
+    }
+}

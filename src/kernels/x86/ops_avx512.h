@@ -374,6 +374,97 @@ static inline void z_rope(enum inf_rope_mode mode, float *x, int n_heads, int he
     }
 }
 
+/* One tile of online-softmax attention (contract: inf_attn_tile). Scores four cells at a time
+ * against one query row, exponentials 16 at a time, the weighted values into four accumulators
+ * of 16 floats per pass over the tile. */
+static inline void z_attn_tile(int hd, int nr, const float *const *q, int nt, const float *k,
+                               const float *v, const int *n_valid, float scale, float *m, float *l,
+                               float *const *acc)
+{
+    if (hd % 16 != 0 || nt > INF_ATTN_TILE) {
+        inf__attn_tile_ref(hd, nr, q, nt, k, v, n_valid, scale, m, l, acc);
+        return;
+    }
+    _Alignas(64) float s[INF_ATTN_TILE];
+    const size_t d = (size_t)hd;
+    for (int r = 0; r < nr; r++) {
+        const int nv = n_valid[r] < nt ? n_valid[r] : nt;
+        if (nv <= 0)
+            continue;
+        const float *qr = q[r];
+        int j = 0;
+        for (; j + 4 <= nv; j += 4) {
+            const float *k0 = k + (size_t)j * d;
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (size_t c = 0; c < d; c += 16) {
+                const __m512 qv = _mm512_loadu_ps(qr + c);
+                a0 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + c), a0);
+                a1 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + d + c), a1);
+                a2 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + 2 * d + c), a2);
+                a3 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + 3 * d + c), a3);
+            }
+            s[j] = _mm512_reduce_add_ps(a0) * scale;
+            s[j + 1] = _mm512_reduce_add_ps(a1) * scale;
+            s[j + 2] = _mm512_reduce_add_ps(a2) * scale;
+            s[j + 3] = _mm512_reduce_add_ps(a3) * scale;
+        }
+        for (; j < nv; j++) {
+            const float *kj = k + (size_t)j * d;
+            __m512 a0 = _mm512_setzero_ps();
+            for (size_t c = 0; c < d; c += 16)
+                a0 = _mm512_fmadd_ps(_mm512_loadu_ps(qr + c), _mm512_loadu_ps(kj + c), a0);
+            s[j] = _mm512_reduce_add_ps(a0) * scale;
+        }
+        __m512 vmx = _mm512_set1_ps(-INFINITY);
+        for (j = 0; j < nv; j += 16)
+            vmx = _mm512_max_ps(vmx, _mm512_mask_loadu_ps(vmx, z_tail(nv - j), s + j));
+        const float mx = _mm512_reduce_max_ps(vmx);
+        float *o = acc[r];
+        if (mx > m[r]) {
+            const float f = m[r] == -INFINITY ? 0.0f : expf(m[r] - mx);
+            const __m512 vf = _mm512_set1_ps(f);
+            for (size_t c = 0; c < d; c += 16)
+                _mm512_storeu_ps(o + c, _mm512_mul_ps(_mm512_loadu_ps(o + c), vf));
+            l[r] *= f;
+            m[r] = mx;
+        }
+        const __m512 vm = _mm512_set1_ps(m[r]);
+        __m512 vsum = _mm512_setzero_ps();
+        for (j = 0; j < nv; j += 16) {
+            const __mmask16 t = z_tail(nv - j);
+            const __m512 p =
+                _mm512_maskz_mov_ps(t, z_exp(_mm512_sub_ps(_mm512_loadu_ps(s + j), vm)));
+            _mm512_store_ps(s + j, p);
+            vsum = _mm512_add_ps(vsum, p);
+        }
+        l[r] += _mm512_reduce_add_ps(vsum);
+        size_t c = 0;
+        for (; c + 64 <= d; c += 64) {
+            __m512 o0 = _mm512_loadu_ps(o + c), o1 = _mm512_loadu_ps(o + c + 16);
+            __m512 o2 = _mm512_loadu_ps(o + c + 32), o3 = _mm512_loadu_ps(o + c + 48);
+            const float *vj = v + c;
+            for (j = 0; j < nv; j++, vj += d) {
+                const __m512 p = _mm512_set1_ps(s[j]);
+                o0 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj), o0);
+                o1 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj + 16), o1);
+                o2 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj + 32), o2);
+                o3 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj + 48), o3);
+            }
+            _mm512_storeu_ps(o + c, o0);
+            _mm512_storeu_ps(o + c + 16, o1);
+            _mm512_storeu_ps(o + c + 32, o2);
+            _mm512_storeu_ps(o + c + 48, o3);
+        }
+        for (; c < d; c += 16) {
+            __m512 o0 = _mm512_loadu_ps(o + c);
+            const float *vj = v + c;
+            for (j = 0; j < nv; j++, vj += d)
+                o0 = _mm512_fmadd_ps(_mm512_set1_ps(s[j]), _mm512_loadu_ps(vj), o0);
+            _mm512_storeu_ps(o + c, o0);
+        }
+    }
+}
+
 static inline void z_ops_init(struct inf__kern *k)
 {
     k->quantize_act[INF_TYPE_Q8_0] = z_quant_q8_0;
@@ -396,6 +487,7 @@ static inline void z_ops_init(struct inf__kern *k)
     k->mul = z_mul;
     k->scale = z_scale;
     k->rope = z_rope;
+    k->attn_tile = z_attn_tile;
 }
 
 #endif

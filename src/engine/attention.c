@@ -1,0 +1,296 @@
+/*
+ * attention.c - causal attention of a chunk's tokens over the KV cache, on every thread of the
+ * context's pool.
+ *
+ * Once per chunk (inf__attn_plan): the tokens are grouped by sequence; for each sequence the
+ * cells it may see are listed in position order, so that each token sees a prefix of its
+ * sequence's list (the cells at positions <= its own), and the tokens are cut into blocks.
+ * Per layer (inf__attention): one task per (block, KV head) — all query heads that share the KV
+ * head, for all tokens of the block — walks the block's cells in tiles of INF_ATTN_TILE: a tile
+ * of K and V rows is converted to floats once and used by every query row of the task, through
+ * the online-softmax kernel inf_attn_tile. Tasks are handed out by an atomic counter, the most
+ * expensive first, so both threads stay busy to the end.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/context.h"
+#include "engine/ops.h"
+#include "inferno/kernels.h"
+#include "inferno/threadpool.h"
+
+#define NT INF_ATTN_TILE
+
+/* tokens per block: about 64 query rows per task, at least one token */
+static int block_tokens(const struct inf__hparams *hp)
+{
+    const int group = hp->n_head / hp->n_head_kv;
+    const int qb = 64 / group;
+    return qb < 1 ? 1 : qb;
+}
+
+inf_status inf__attn_init(struct inf_context *ctx, struct inf_error *err)
+{
+    const struct inf__hparams *hp = &ctx->model->hp;
+    struct inf__attn *a = &ctx->attn;
+    const size_t nb = ctx->params.n_batch, hd = (size_t)hp->head_dim;
+    const int group = hp->n_head / hp->n_head_kv;
+    a->qb = block_tokens(hp);
+    a->rows_max = a->qb * group;
+    a->n_threads = inf_threadpool_n_threads(ctx->pool);
+    a->tok = calloc(nb, sizeof(*a->tok));
+    a->nvis = calloc(nb, sizeof(*a->nvis));
+    a->items = calloc(nb, sizeof(*a->items));
+    a->ws = calloc((size_t)a->n_threads, sizeof(*a->ws));
+    if (!a->tok || !a->nvis || !a->items || !a->ws)
+        return inf_error_set(err, INF_ENOMEM, "out of memory for the attention plan");
+    for (int i = 0; i < a->n_threads; i++) {
+        struct inf__attn_ws *w = &a->ws[i];
+        const size_t r = (size_t)a->rows_max;
+        w->kt = aligned_alloc(64, (NT * hd * sizeof(float) + 63) / 64 * 64);
+        w->vt = aligned_alloc(64, (NT * hd * sizeof(float) + 63) / 64 * 64);
+        w->m = calloc(r, sizeof(float));
+        w->l = calloc(r, sizeof(float));
+        w->nv = calloc(r, sizeof(int));
+        w->q = calloc(r, sizeof(*w->q));
+        w->acc = calloc(r, sizeof(*w->acc));
+        if (!w->kt || !w->vt || !w->m || !w->l || !w->nv || !w->q || !w->acc)
+            return inf_error_set(err, INF_ENOMEM, "out of memory for the attention buffers");
+    }
+    return INF_OK;
+}
+
+void inf__attn_free(struct inf_context *ctx)
+{
+    struct inf__attn *a = &ctx->attn;
+    if (a->ws)
+        for (int i = 0; i < a->n_threads; i++) {
+            struct inf__attn_ws *w = &a->ws[i];
+            free(w->kt);
+            free(w->vt);
+            free(w->m);
+            free(w->l);
+            free(w->nv);
+            free(w->q);
+            free(w->acc);
+        }
+    free(a->ws);
+    free(a->keys);
+    free(a->tok);
+    free(a->nvis);
+    free(a->items);
+    memset(a, 0, sizeof(*a));
+}
+
+static int cmp_u64(const void *x, const void *y)
+{
+    const uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+static int cmp_item_cost(const void *x, const void *y)
+{
+    const struct inf__attn_item *a = x, *b = y;
+    const int64_t ca = (int64_t)a->max_vis * a->n_tok, cb = (int64_t)b->max_vis * b->n_tok;
+    return ca > cb ? -1 : ca < cb;
+}
+
+inf_status inf__attn_plan(struct inf_context *ctx, int n, struct inf_error *err)
+{
+    struct inf__attn *a = &ctx->attn;
+    int gid[INF__MAX_SEQ], gseq[INF__MAX_SEQ], gcount[INF__MAX_SEQ], gstart[INF__MAX_SEQ];
+    int32_t gpmax[INF__MAX_SEQ];
+    int ng = 0;
+    for (int s = 0; s < INF__MAX_SEQ; s++)
+        gid[s] = -1;
+    for (int t = 0; t < n; t++) {
+        const int s = ctx->b_seq[t];
+        if (gid[s] < 0) {
+            gid[s] = ng;
+            gseq[ng] = s;
+            gcount[ng] = 0;
+            gpmax[ng] = ctx->b_pos[t];
+            ng++;
+        }
+        const int g = gid[s];
+        gcount[g]++;
+        if (ctx->b_pos[t] > gpmax[g])
+            gpmax[g] = ctx->b_pos[t];
+    }
+    /* the tokens grouped by sequence, in batch order within a group */
+    for (int g = 0, o = 0; g < ng; g++) {
+        gstart[g] = o;
+        o += gcount[g];
+    }
+    {
+        int fill[INF__MAX_SEQ];
+        memcpy(fill, gstart, sizeof(int) * (size_t)ng);
+        for (int t = 0; t < n; t++)
+            a->tok[fill[gid[ctx->b_seq[t]]]++] = t;
+    }
+
+    /* each group's visible cells as (position << 32 | cell), sorted */
+    size_t need = 0;
+    for (int g = 0; g < ng; g++) {
+        const uint64_t bit = 1ull << gseq[g];
+        for (uint32_t c = 0; c < ctx->n_ctx; c++)
+            need += (ctx->cells[c].seq & bit) && ctx->cells[c].pos <= gpmax[g];
+    }
+    if (need > a->keys_cap) {
+        uint64_t *k = realloc(a->keys, need * sizeof(*k));
+        if (!k)
+            return inf_error_set(err, INF_ENOMEM, "out of memory for the attention plan");
+        a->keys = k;
+        a->keys_cap = need;
+    }
+    a->n_items = 0;
+    size_t off = 0;
+    for (int g = 0; g < ng; g++) {
+        const uint64_t bit = 1ull << gseq[g];
+        uint64_t *keys = a->keys + off;
+        size_t nk = 0;
+        bool sorted = true;
+        for (uint32_t c = 0; c < ctx->n_ctx; c++) {
+            const struct inf__kv_cell *cell = &ctx->cells[c];
+            if ((cell->seq & bit) && cell->pos <= gpmax[g]) {
+                keys[nk] = (uint64_t)(uint32_t)cell->pos << 32 | c;
+                sorted &= nk == 0 || keys[nk] > keys[nk - 1];
+                nk++;
+            }
+        }
+        if (!sorted)
+            qsort(keys, nk, sizeof(*keys), cmp_u64);
+        /* token t sees the cells at positions <= pos[t]: a prefix, found by binary search */
+        for (int i = 0; i < gcount[g]; i++) {
+            const int t = a->tok[gstart[g] + i];
+            const uint32_t p = (uint32_t)ctx->b_pos[t];
+            size_t lo = 0, hi = nk;
+            while (lo < hi) {
+                const size_t mid = (lo + hi) / 2;
+                if ((uint32_t)(keys[mid] >> 32) <= p)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            a->nvis[t] = (int32_t)lo;
+        }
+        for (int i = 0; i < gcount[g]; i += a->qb) {
+            struct inf__attn_item *it = &a->items[a->n_items++];
+            it->key0 = (int64_t)off;
+            it->tok0 = gstart[g] + i;
+            it->n_tok = gcount[g] - i < a->qb ? gcount[g] - i : a->qb;
+            it->max_vis = 0;
+            for (int j = 0; j < it->n_tok; j++) {
+                const int32_t v = a->nvis[a->tok[it->tok0 + j]];
+                it->max_vis = v > it->max_vis ? v : it->max_vis;
+            }
+        }
+        off += nk;
+    }
+    if (a->n_items > 1)
+        qsort(a->items, (size_t)a->n_items, sizeof(*a->items), cmp_item_cost);
+    return INF_OK;
+}
+
+struct attn_job {
+    struct inf_context *ctx;
+    int il;
+    struct inf_chunker next;
+    int64_t n_tasks;
+};
+
+/* K or V rows of KV head kvh for nt cells, as floats, one after another; runs of consecutive
+ * cells (the usual case) are converted in one call */
+static void load_tile(const struct inf_context *ctx, void *cache, const uint64_t *keys, int nt,
+                      int kvh, float *dst)
+{
+    const int hd = ctx->model->hp.head_dim;
+    for (int j = 0; j < nt;) {
+        const uint32_t cell = (uint32_t)keys[j];
+        int run = 1;
+        while (j + run < nt && (uint32_t)keys[j + run] == cell + (uint32_t)run)
+            run++;
+        const void *src = inf__kv_at(ctx, cache, (int32_t)cell, kvh);
+        float *d = dst + (size_t)j * (size_t)hd;
+        const int64_t len = (int64_t)run * hd;
+        switch (ctx->params.kv_type) {
+        case INF_KV_F32:
+            memcpy(d, src, (size_t)len * sizeof(float));
+            break;
+        case INF_KV_F16:
+            inf_f16_to_f32_row(src, d, len);
+            break;
+        case INF_KV_Q8_0:
+            inf_dequantize_row(INF_TYPE_Q8_0, src, d, len, NULL);
+            break;
+        }
+        j += run;
+    }
+}
+
+static void attn_task(void *arg, int ith, int nth)
+{
+    (void)nth;
+    struct attn_job *job = arg;
+    struct inf_context *ctx = job->ctx;
+    const struct inf__hparams *hp = &ctx->model->hp;
+    const struct inf__attn *a = &ctx->attn;
+    struct inf__attn_ws *w = &a->ws[ith];
+    const int hd = hp->head_dim, n_kvh = hp->n_head_kv, group = hp->n_head / hp->n_head_kv;
+    const size_t nq = (size_t)hp->n_head * (size_t)hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    void *kc = ctx->k_cache[job->il], *vc = ctx->v_cache[job->il];
+    struct inf__scratch *s = &ctx->scratch;
+
+    for (;;) {
+        const int64_t i = inf_chunker_next(&job->next, 1);
+        if (i >= job->n_tasks)
+            break;
+        const struct inf__attn_item *it = &a->items[i / n_kvh];
+        const int kvh = (int)(i % n_kvh);
+        const int nr = it->n_tok * group;
+        for (int b = 0; b < it->n_tok; b++) {
+            const size_t t = (size_t)a->tok[it->tok0 + b];
+            for (int h = 0; h < group; h++) {
+                const int r = b * group + h;
+                const size_t off = t * nq + (size_t)(kvh * group + h) * (size_t)hd;
+                w->q[r] = s->q + off;
+                w->acc[r] = s->attn + off;
+                memset(w->acc[r], 0, (size_t)hd * sizeof(float));
+                w->m[r] = -INFINITY;
+                w->l[r] = 0.0f;
+            }
+        }
+        const uint64_t *keys = a->keys + it->key0;
+        for (int j0 = 0; j0 < it->max_vis; j0 += NT) {
+            const int nt = it->max_vis - j0 < NT ? it->max_vis - j0 : NT;
+            load_tile(ctx, kc, keys + j0, nt, kvh, w->kt);
+            load_tile(ctx, vc, keys + j0, nt, kvh, w->vt);
+            for (int b = 0; b < it->n_tok; b++) {
+                int v = a->nvis[a->tok[it->tok0 + b]] - j0;
+                v = v < 0 ? 0 : v > nt ? nt : v;
+                for (int h = 0; h < group; h++)
+                    w->nv[b * group + h] = v;
+            }
+            inf_attn_tile(hd, nr, (const float *const *)w->q, nt, w->kt, w->vt, w->nv, scale, w->m,
+                          w->l, w->acc);
+        }
+        for (int r = 0; r < nr; r++) {
+            const float inv = w->l[r] > 0 ? 1.0f / w->l[r] : 0.0f;
+            for (int d = 0; d < hd; d++)
+                w->acc[r][d] *= inv;
+        }
+    }
+}
+
+void inf__attention(struct inf_context *ctx, int il)
+{
+    struct attn_job job = {
+        .ctx = ctx,
+        .il = il,
+        .n_tasks = (int64_t)ctx->attn.n_items * ctx->model->hp.n_head_kv,
+    };
+    inf_chunker_init(&job.next, 0);
+    inf_threadpool_run(ctx->pool, attn_task, &job);
+}
