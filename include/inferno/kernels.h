@@ -163,6 +163,28 @@ void inf_matmul_pre(struct inf_threadpool *pool, enum inf_type wtype, const void
                     size_t w_row_bytes, int64_t n_rows, int64_t n, const void *act,
                     int64_t n_tokens, float *y, size_t y_stride);
 
+/* One weight of a group multiplied by the same input (inf_matmul_multi). */
+struct inf_matmul_op {
+    enum inf_type wtype;
+    const void *w;
+    size_t w_row_bytes;
+    int64_t n_rows;
+    float *y;
+    size_t y_stride;
+};
+
+/*
+ * Several products of one input in a single pass of the pool (Q, K and V; gate and up): x is
+ * quantized once, then the row chunks of all n_ops weights (at most 4) are handed out together,
+ * so the threads meet at one barrier instead of one per weight. With swiglu (two ops of equal
+ * n_rows and y_stride: gate then up), each chunk of rows also computes
+ * y0 = silu(y0) * y1 on its columns once both are done. The weights' types must share one
+ * vec_dot_type (else the products run one after another); act as for inf_matmul.
+ */
+void inf_matmul_multi(struct inf_threadpool *pool, int n_ops, const struct inf_matmul_op *ops,
+                      int64_t n, const float *x, size_t x_stride, int64_t n_tokens, void *act,
+                      bool swiglu);
+
 /*
  * For code already running inside a thread-pool task: rows [r0, r1) of the product with
  * activations already quantized by inf_matmul_quantize. No synchronisation.

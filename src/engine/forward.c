@@ -60,9 +60,7 @@ void inf__forward_chunk(struct inf_context *ctx, int n, const inf_token *tokens,
         for (int t = 0; t < n; t++)
             inf__rms_norm(s->x + (size_t)t * E, (const float *)L->attn_norm.data, E, hp->rms_eps,
                           s->xn + (size_t)t * E);
-        inf__matmul(ctx, &L->wq, s->xn, n, s->q);
-        inf__matmul(ctx, &L->wk, s->xn, n, s->k);
-        inf__matmul(ctx, &L->wv, s->xn, n, s->v);
+        inf__matmul_qkv(ctx, L, s->xn, n, s->q, s->k, s->v);
         for (int t = 0; t < n; t++) {
             float *q = s->q + (size_t)t * nq, *k = s->k + (size_t)t * nkv;
             float *v = s->v + (size_t)t * nkv;
@@ -92,9 +90,7 @@ void inf__forward_chunk(struct inf_context *ctx, int n, const inf_token *tokens,
         for (int t = 0; t < n; t++)
             inf__rms_norm(s->x + (size_t)t * E, (const float *)L->ffn_norm.data, E, hp->rms_eps,
                           s->xn + (size_t)t * E);
-        inf__matmul(ctx, &L->w_gate, s->xn, n, s->gate);
-        inf__matmul(ctx, &L->w_up, s->xn, n, s->up);
-        inf__swiglu(s->gate, s->up, (size_t)n * (size_t)hp->n_ff);
+        inf__matmul_gate_up(ctx, L, s->xn, n, s->gate, s->up);
         inf__matmul(ctx, &L->w_down, s->gate, n, s->xn);
         for (int t = 0; t < n; t++)
             inf__add(s->x + (size_t)t * E, s->xn + (size_t)t * E, E);

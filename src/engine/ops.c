@@ -14,6 +14,28 @@ void inf__matmul(struct inf_context *ctx, const struct inf__tensor *w, const flo
                (size_t)w->ne[0], n, y, (size_t)w->ne[1], ctx->scratch.act);
 }
 
+static struct inf_matmul_op mm_op(const struct inf__tensor *w, float *y)
+{
+    return (struct inf_matmul_op){(enum inf_type)w->type, w->data, w->row_bytes, w->ne[1], y,
+                                  (size_t)w->ne[1]};
+}
+
+void inf__matmul_qkv(struct inf_context *ctx, const struct inf__layer *L, const float *x, int n,
+                     float *q, float *k, float *v)
+{
+    const struct inf_matmul_op ops[3] = {mm_op(&L->wq, q), mm_op(&L->wk, k), mm_op(&L->wv, v)};
+    inf_matmul_multi(ctx->pool, 3, ops, L->wq.ne[0], x, (size_t)L->wq.ne[0], n, ctx->scratch.act,
+                     false);
+}
+
+void inf__matmul_gate_up(struct inf_context *ctx, const struct inf__layer *L, const float *x, int n,
+                         float *gate, float *up)
+{
+    const struct inf_matmul_op ops[2] = {mm_op(&L->w_gate, gate), mm_op(&L->w_up, up)};
+    inf_matmul_multi(ctx->pool, 2, ops, L->w_gate.ne[0], x, (size_t)L->w_gate.ne[0], n,
+                     ctx->scratch.act, true);
+}
+
 void inf__get_row(const struct inf__tensor *w, int64_t r, float *out)
 {
     const void *row = (const char *)w->data + (size_t)r * w->row_bytes;

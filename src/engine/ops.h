@@ -14,6 +14,12 @@
 void inf__matmul(struct inf_context *ctx, const struct inf__tensor *w, const float *x, int n,
                  float *y);
 /* Row r of a (possibly quantized) matrix as floats. */
+/* q, k, v = x Wq, x Wk, x Wv in one pass of the pool */
+void inf__matmul_qkv(struct inf_context *ctx, const struct inf__layer *L, const float *x, int n,
+                     float *q, float *k, float *v);
+/* gate = silu(x Wgate) * (x Wup), in one pass of the pool */
+void inf__matmul_gate_up(struct inf_context *ctx, const struct inf__layer *L, const float *x, int n,
+                         float *gate, float *up);
 void inf__get_row(const struct inf__tensor *w, int64_t r, float *out);
 void inf__rms_norm(const float *x, const float *weight, int n, float eps, float *out);
 void inf__add(float *x, const float *y, int n);

@@ -201,6 +201,102 @@ void inf_matmul_rows(enum inf_type wtype, const void *w, size_t w_row_bytes, int
             y, y_stride);
 }
 
+/* ---- several weights, one input ------------------------------------------------------------ */
+
+struct mm_multi {
+    struct mm_task base; /* the quantization of x, and the kernels */
+    int n_ops;
+    const struct inf_matmul_op *ops;
+    int64_t chunk_rows[4], first_unit[5]; /* op i's chunks are units [first_unit[i], [i + 1]) */
+    bool swiglu;
+};
+
+static void mm_multi_fn(void *arg, int ith, int nth)
+{
+    struct mm_multi *mm = arg;
+    struct mm_task *m = &mm->base;
+    mm_quantize_part(m, ith, nth);
+    inf_threadpool_barrier(m->pool);
+    const int64_t n_units = mm->first_unit[mm->n_ops];
+    for (;;) {
+        const int64_t u = inf_chunker_next(&m->chunks, 1);
+        if (u >= n_units)
+            break;
+        int i = 0;
+        while (u >= mm->first_unit[i + 1])
+            i++;
+        const struct inf_matmul_op *op = &mm->ops[i];
+        const int64_t r0 = (u - mm->first_unit[i]) * mm->chunk_rows[i];
+        const int64_t r1 =
+            r0 + mm->chunk_rows[i] < op->n_rows ? r0 + mm->chunk_rows[i] : op->n_rows;
+        mm_rows(m->k, op->wtype, op->w, op->w_row_bytes, r0, r1, m->n, m->act, m->lda, m->n_tokens,
+                op->y, op->y_stride);
+        if (mm->swiglu) {
+            const struct inf_matmul_op *up = &mm->ops[1];
+            mm_rows(m->k, up->wtype, up->w, up->w_row_bytes, r0, r1, m->n, m->act, m->lda,
+                    m->n_tokens, up->y, up->y_stride);
+            for (int64_t t = 0; t < m->n_tokens; t++)
+                m->k->swiglu(r1 - r0, op->y + (size_t)t * op->y_stride + (size_t)r0,
+                             up->y + (size_t)t * up->y_stride + (size_t)r0);
+        }
+    }
+}
+
+void inf_matmul_multi(struct inf_threadpool *pool, int n_ops, const struct inf_matmul_op *ops,
+                      int64_t n, const float *x, size_t x_stride, int64_t n_tokens, void *act,
+                      bool swiglu)
+{
+    bool same = n_ops >= 1 && n_ops <= 4;
+    for (int i = 1; i < n_ops && same; i++)
+        same = inf_type_get(ops[i].wtype)->vec_dot_type == inf_type_get(ops[0].wtype)->vec_dot_type;
+    if (swiglu)
+        same = same && n_ops == 2 && ops[0].n_rows == ops[1].n_rows &&
+               ops[0].y_stride == ops[1].y_stride;
+    if (!same) {
+        for (int i = 0; i < n_ops; i++)
+            inf_matmul(pool, ops[i].wtype, ops[i].w, ops[i].w_row_bytes, ops[i].n_rows, n, x,
+                       x_stride, n_tokens, ops[i].y, ops[i].y_stride, act);
+        if (swiglu && n_ops == 2)
+            for (int64_t t = 0; t < n_tokens; t++)
+                inf_swiglu(ops[0].n_rows, ops[0].y + (size_t)t * ops[0].y_stride,
+                           ops[1].y + (size_t)t * ops[1].y_stride);
+        return;
+    }
+    struct mm_multi mm = {
+        .base =
+            {
+                .k = inf__kern(),
+                .pool = pool,
+                .wtype = ops[0].wtype,
+                .n = n,
+                .x = x,
+                .x_stride = x_stride,
+                .act = act,
+                .lda = act_row_bytes(ops[0].wtype, n),
+                .n_tokens = n_tokens,
+            },
+        .n_ops = swiglu ? 1 : n_ops, /* with swiglu a unit covers the rows of both */
+        .ops = ops,
+        .swiglu = swiglu,
+    };
+    const int nth = inf_threadpool_n_threads(pool);
+    for (int i = 0; i < mm.n_ops; i++) {
+        /* chunks as for one weight, but balanced over the rows of all of them */
+        int64_t total = 0;
+        for (int j = 0; j < n_ops; j++)
+            total += ops[j].n_rows;
+        int64_t c =
+            chunk_rows_for(mm.base.k, ops[i].wtype, ops[i].w_row_bytes, total, n_tokens, nth);
+        if (c > ops[i].n_rows)
+            c = ops[i].n_rows;
+        mm.chunk_rows[i] = c > 0 ? c : 1;
+        mm.first_unit[i + 1] =
+            mm.first_unit[i] + (ops[i].n_rows + mm.chunk_rows[i] - 1) / mm.chunk_rows[i];
+    }
+    inf_chunker_init(&mm.base.chunks, 0);
+    inf_threadpool_run(pool, mm_multi_fn, &mm);
+}
+
 /* ---- attention ---------------------------------------------------------------------------- */
 
 void inf_attn_qk(int64_t n_q, int64_t n_kv, int64_t d, const float *q, size_t q_stride,
