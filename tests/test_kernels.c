@@ -973,7 +973,12 @@ static void test_attn_tile(void)
         for (int i = 0; i < hd; i++)
             k[(size_t)100 * hd + (size_t)i] = q[i]; /* row 0's largest score is in tile 2 */
         const float scale = 1.0f / sqrtf((float)hd);
-        for (int li = 0; li < n_levels; li++) {
+        float *kt = xalloc((size_t)hd * INF_ATTN_TILE * sizeof(float) + 64);
+        float *kta = (float *)(((uintptr_t)kt + 63) & ~(uintptr_t)63);
+        for (int lk = 0; lk < 2 * n_levels; lk++) {
+            const int li = lk / 2, transposed = lk % 2;
+            if (transposed && !levels[li]->attn_tile_kt)
+                continue;
             float m[NR], l[NR];
             const float *qp[NR];
             float *ap[NR];
@@ -989,8 +994,18 @@ static void test_attn_tile(void)
                 int nv[NR];
                 for (int r = 0; r < NR; r++)
                     nv[r] = vis[r] - j0 < 0 ? 0 : vis[r] - j0 > nt ? nt : vis[r] - j0;
-                levels[li]->attn_tile(hd, NR, qp, nt, k + (size_t)j0 * hd, v + (size_t)j0 * hd, nv,
-                                      scale, m, l, ap);
+                if (transposed) {
+                    for (int i = 0; i < hd * INF_ATTN_TILE; i++)
+                        kta[i] = 1e30f; /* columns past nt must not matter */
+                    for (int j = 0; j < nt; j++)
+                        for (int i = 0; i < hd; i++)
+                            kta[(size_t)i * INF_ATTN_TILE + j] = k[(size_t)(j0 + j) * hd + i];
+                    levels[li]->attn_tile_kt(hd, NR, qp, nt, kta, v + (size_t)j0 * hd, nv, scale, m,
+                                             l, ap);
+                } else {
+                    levels[li]->attn_tile(hd, NR, qp, nt, k + (size_t)j0 * hd, v + (size_t)j0 * hd,
+                                          nv, scale, m, l, ap);
+                }
             }
             for (int r = 0; r < NR; r++) {
                 if (vis[r] == 0) {
@@ -1016,8 +1031,9 @@ static void test_attn_tile(void)
                     err = e > err ? e : err;
                 }
                 if (!(err < 2e-5 && fabs(m[r] - mx) < 1e-4 * (1 + fabs(mx)))) {
-                    T__FAIL("attn_tile %s hd=%d row %d (sees %d): max err %g, max %g vs %g",
-                            inf_cpu_level_name(levels[li]->level), hd, r, vis[r], err, m[r], mx);
+                    T__FAIL("attn_tile%s %s hd=%d row %d (sees %d): max err %g, max %g vs %g",
+                            transposed ? "_kt" : "", inf_cpu_level_name(levels[li]->level), hd, r,
+                            vis[r], err, m[r], mx);
                     continue;
                 }
                 t__passed++;
@@ -1027,6 +1043,7 @@ static void test_attn_tile(void)
         free(k);
         free(v);
         free(acc);
+        free(kt);
     }
 }
 

@@ -229,6 +229,14 @@ void inf_attn_pv(int64_t n_q, int64_t n_kv, int64_t d, const float *p, size_t p_
 #define INF_ATTN_TILE 64
 void inf_attn_tile(int hd, int nr, const float *const *q, int nt, const float *k, const float *v,
                    const int *n_valid, float scale, float *m, float *l, float *const *acc);
+/*
+ * The same with K transposed: kt[i * INF_ATTN_TILE + j] is element i of cell j (64-byte aligned,
+ * all INF_ATTN_TILE columns readable, those >= nt finite). Faster for several query rows; false
+ * (nothing done) where this machine's kernels have no such path or hd > 256: use inf_attn_tile.
+ */
+bool inf_attn_tile_kt(int hd, int nr, const float *const *q, int nt, const float *kt,
+                      const float *v, const int *n_valid, float scale, float *m, float *l,
+                      float *const *acc);
 
 /* Row conversions. */
 void inf_f32_to_f16_row(const float *src, uint16_t *dst, int64_t n);

@@ -50,12 +50,15 @@ inf_status inf__attn_init(struct inf_context *ctx, struct inf_error *err)
         const size_t r = (size_t)a->rows_max;
         w->kt = aligned_alloc(64, (NT * hd * sizeof(float) + 63) / 64 * 64);
         w->vt = aligned_alloc(64, (NT * hd * sizeof(float) + 63) / 64 * 64);
+        w->ktt = aligned_alloc(64, (NT * hd * sizeof(float) + 63) / 64 * 64);
         w->m = calloc(r, sizeof(float));
         w->l = calloc(r, sizeof(float));
         w->nv = calloc(r, sizeof(int));
         w->q = calloc(r, sizeof(*w->q));
         w->acc = calloc(r, sizeof(*w->acc));
-        if (!w->kt || !w->vt || !w->m || !w->l || !w->nv || !w->q || !w->acc)
+        if (w->ktt)
+            memset(w->ktt, 0, NT * hd * sizeof(float));
+        if (!w->kt || !w->vt || !w->ktt || !w->m || !w->l || !w->nv || !w->q || !w->acc)
             return inf_error_set(err, INF_ENOMEM, "out of memory for the attention buffers");
     }
     return INF_OK;
@@ -69,6 +72,7 @@ void inf__attn_free(struct inf_context *ctx)
             struct inf__attn_ws *w = &a->ws[i];
             free(w->kt);
             free(w->vt);
+            free(w->ktt);
             free(w->m);
             free(w->l);
             free(w->nv);

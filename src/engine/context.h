@@ -29,6 +29,7 @@ struct inf__attn_item {
 };
 struct inf__attn_ws { /* per thread */
     float *kt, *vt;   /* [INF_ATTN_TILE][head_dim] */
+    float *ktt;       /* [head_dim][INF_ATTN_TILE]: kt transposed */
     float *m, *l;     /* [rows_max] */
     int *nv;          /* [rows_max] */
     const float **q;  /* [rows_max] */

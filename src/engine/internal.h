@@ -72,6 +72,9 @@ struct inf_model {
     struct inf_tokenizer *tokenizer;
     char *chat_template;
     double load_ms;
+    bool tied_output; /* output is tok_embd */
+    void *anon;       /* the weights' copy in anonymous memory, when made */
+    size_t anon_len;
 };
 
 #define INF__MAX_SEQ 64

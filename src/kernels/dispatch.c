@@ -224,6 +224,17 @@ void inf_attn_tile(int hd, int nr, const float *const *q, int nt, const float *k
     inf__kern()->attn_tile(hd, nr, q, nt, k, v, n_valid, scale, m, l, acc);
 }
 
+bool inf_attn_tile_kt(int hd, int nr, const float *const *q, int nt, const float *kt,
+                      const float *v, const int *n_valid, float scale, float *m, float *l,
+                      float *const *acc)
+{
+    const struct inf__kern *k = inf__kern();
+    if (!k->attn_tile_kt || hd > 256)
+        return false;
+    k->attn_tile_kt(hd, nr, q, nt, kt, v, n_valid, scale, m, l, acc);
+    return true;
+}
+
 void inf_rms_norm(int64_t n, const float *x, const float *weight, float eps, float *out)
 {
     inf__kern()->rms_norm(n, x, weight, eps, out);

@@ -70,6 +70,10 @@ struct inf__kern {
     /* one tile of online-softmax attention: see inf_attn_tile in inferno/kernels.h */
     void (*attn_tile)(int hd, int nr, const float *const *q, int nt, const float *k, const float *v,
                       const int *n_valid, float scale, float *m, float *l, float *const *acc);
+    /* the same with K transposed (inf_attn_tile_kt); NULL where the level has none */
+    void (*attn_tile_kt)(int hd, int nr, const float *const *q, int nt, const float *kt,
+                         const float *v, const int *n_valid, float scale, float *m, float *l,
+                         float *const *acc);
 };
 
 /* binary16 -> binary32 for every 16-bit pattern (filled before any level is set up); the SIMD
@@ -147,5 +151,8 @@ void inf__rope_ref(enum inf_rope_mode mode, float *x, int n_heads, int head_dim,
 void inf__attn_tile_ref(int hd, int nr, const float *const *q, int nt, const float *k,
                         const float *v, const int *n_valid, float scale, float *m, float *l,
                         float *const *acc);
+void inf__attn_tile_kt_ref(int hd, int nr, const float *const *q, int nt, const float *kt,
+                           const float *v, const int *n_valid, float scale, float *m, float *l,
+                           float *const *acc);
 
 #endif

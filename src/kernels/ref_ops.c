@@ -183,3 +183,20 @@ void inf__attn_tile_ref(int hd, int nr, const float *const *q, int nt, const flo
         l[r] += (float)sum;
     }
 }
+
+void inf__attn_tile_kt_ref(int hd, int nr, const float *const *q, int nt, const float *kt,
+                           const float *v, const int *n_valid, float scale, float *m, float *l,
+                           float *const *acc)
+{
+    float k[INF_ATTN_TILE * 256];
+    if (hd > 256) {
+        /* no level passes such heads here (the engine uses inf_attn_tile for them) */
+        for (int r = 0; r < nr; r++)
+            l[r] = NAN;
+        return;
+    }
+    for (int j = 0; j < nt; j++)
+        for (int i = 0; i < hd; i++)
+            k[(size_t)j * (size_t)hd + (size_t)i] = kt[(size_t)i * INF_ATTN_TILE + (size_t)j];
+    inf__attn_tile_ref(hd, nr, q, nt, k, v, n_valid, scale, m, l, acc);
+}

@@ -374,6 +374,58 @@ static inline void z_rope(enum inf_rope_mode mode, float *x, int n_heads, int he
     }
 }
 
+/* The second half of an attention tile for one row: s[0..nv) are its scaled scores; bring the
+ * running max m, sum l and output o (hd floats) up to date. */
+static inline void z_attn_softmax_pv(size_t d, float *s, int nv, const float *v, float *m, float *l,
+                                     float *o)
+{
+    __m512 vmx = _mm512_set1_ps(-INFINITY);
+    for (int j = 0; j < nv; j += 16)
+        vmx = _mm512_max_ps(vmx, _mm512_mask_loadu_ps(vmx, z_tail(nv - j), s + j));
+    const float mx = _mm512_reduce_max_ps(vmx);
+    if (mx > *m) {
+        const float f = *m == -INFINITY ? 0.0f : expf(*m - mx);
+        const __m512 vf = _mm512_set1_ps(f);
+        for (size_t c = 0; c < d; c += 16)
+            _mm512_storeu_ps(o + c, _mm512_mul_ps(_mm512_loadu_ps(o + c), vf));
+        *l *= f;
+        *m = mx;
+    }
+    const __m512 vm = _mm512_set1_ps(*m);
+    __m512 vsum = _mm512_setzero_ps();
+    for (int j = 0; j < nv; j += 16) {
+        const __mmask16 t = z_tail(nv - j);
+        const __m512 p = _mm512_maskz_mov_ps(t, z_exp(_mm512_sub_ps(_mm512_loadu_ps(s + j), vm)));
+        _mm512_storeu_ps(s + j, p);
+        vsum = _mm512_add_ps(vsum, p);
+    }
+    *l += _mm512_reduce_add_ps(vsum);
+    size_t c = 0;
+    for (; c + 64 <= d; c += 64) {
+        __m512 o0 = _mm512_loadu_ps(o + c), o1 = _mm512_loadu_ps(o + c + 16);
+        __m512 o2 = _mm512_loadu_ps(o + c + 32), o3 = _mm512_loadu_ps(o + c + 48);
+        const float *vj = v + c;
+        for (int j = 0; j < nv; j++, vj += d) {
+            const __m512 p = _mm512_set1_ps(s[j]);
+            o0 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj), o0);
+            o1 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj + 16), o1);
+            o2 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj + 32), o2);
+            o3 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj + 48), o3);
+        }
+        _mm512_storeu_ps(o + c, o0);
+        _mm512_storeu_ps(o + c + 16, o1);
+        _mm512_storeu_ps(o + c + 32, o2);
+        _mm512_storeu_ps(o + c + 48, o3);
+    }
+    for (; c < d; c += 16) {
+        __m512 o0 = _mm512_loadu_ps(o + c);
+        const float *vj = v + c;
+        for (int j = 0; j < nv; j++, vj += d)
+            o0 = _mm512_fmadd_ps(_mm512_set1_ps(s[j]), _mm512_loadu_ps(vj), o0);
+        _mm512_storeu_ps(o + c, o0);
+    }
+}
+
 /* One tile of online-softmax attention (contract: inf_attn_tile). Scores four cells at a time
  * against one query row, exponentials 16 at a time, the weighted values into four accumulators
  * of 16 floats per pass over the tile. */
@@ -415,53 +467,69 @@ static inline void z_attn_tile(int hd, int nr, const float *const *q, int nt, co
                 a0 = _mm512_fmadd_ps(_mm512_loadu_ps(qr + c), _mm512_loadu_ps(kj + c), a0);
             s[j] = _mm512_reduce_add_ps(a0) * scale;
         }
-        __m512 vmx = _mm512_set1_ps(-INFINITY);
-        for (j = 0; j < nv; j += 16)
-            vmx = _mm512_max_ps(vmx, _mm512_mask_loadu_ps(vmx, z_tail(nv - j), s + j));
-        const float mx = _mm512_reduce_max_ps(vmx);
-        float *o = acc[r];
-        if (mx > m[r]) {
-            const float f = m[r] == -INFINITY ? 0.0f : expf(m[r] - mx);
-            const __m512 vf = _mm512_set1_ps(f);
-            for (size_t c = 0; c < d; c += 16)
-                _mm512_storeu_ps(o + c, _mm512_mul_ps(_mm512_loadu_ps(o + c), vf));
-            l[r] *= f;
-            m[r] = mx;
-        }
-        const __m512 vm = _mm512_set1_ps(m[r]);
-        __m512 vsum = _mm512_setzero_ps();
-        for (j = 0; j < nv; j += 16) {
-            const __mmask16 t = z_tail(nv - j);
-            const __m512 p =
-                _mm512_maskz_mov_ps(t, z_exp(_mm512_sub_ps(_mm512_loadu_ps(s + j), vm)));
-            _mm512_store_ps(s + j, p);
-            vsum = _mm512_add_ps(vsum, p);
-        }
-        l[r] += _mm512_reduce_add_ps(vsum);
-        size_t c = 0;
-        for (; c + 64 <= d; c += 64) {
-            __m512 o0 = _mm512_loadu_ps(o + c), o1 = _mm512_loadu_ps(o + c + 16);
-            __m512 o2 = _mm512_loadu_ps(o + c + 32), o3 = _mm512_loadu_ps(o + c + 48);
-            const float *vj = v + c;
-            for (j = 0; j < nv; j++, vj += d) {
-                const __m512 p = _mm512_set1_ps(s[j]);
-                o0 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj), o0);
-                o1 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj + 16), o1);
-                o2 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj + 32), o2);
-                o3 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj + 48), o3);
+        z_attn_softmax_pv(d, s, nv, v, &m[r], &l[r], acc[r]);
+    }
+}
+
+/* The same with K transposed (contract: inf_attn_tile_kt): the scores of 16 cells are one
+ * vector, built by hd broadcast-FMAs, two query rows at a time sharing the loads of K. */
+static inline void z_attn_tile_kt(int hd, int nr, const float *const *q, int nt, const float *kt,
+                                  const float *v, const int *n_valid, float scale, float *m,
+                                  float *l, float *const *acc)
+{
+    if (hd % 16 != 0 || nt > INF_ATTN_TILE) {
+        inf__attn_tile_kt_ref(hd, nr, q, nt, kt, v, n_valid, scale, m, l, acc);
+        return;
+    }
+    _Alignas(64) float s[2][INF_ATTN_TILE];
+    const size_t d = (size_t)hd;
+    const __m512 vs = _mm512_set1_ps(scale);
+    for (int r = 0; r < nr; r += 2) {
+        const int nv0 = n_valid[r] < nt ? n_valid[r] : nt;
+        const int nv1 = r + 1 < nr ? (n_valid[r + 1] < nt ? n_valid[r + 1] : nt) : 0;
+        const int nvm = nv0 > nv1 ? nv0 : nv1;
+        if (nvm <= 0)
+            continue;
+        const float *q0 = q[r], *q1 = r + 1 < nr ? q[r + 1] : q[r];
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        __m512 b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        const float *kd = kt;
+        if (nvm > 32) {
+            for (size_t i = 0; i < d; i++, kd += INF_ATTN_TILE) {
+                const __m512 x = _mm512_set1_ps(q0[i]), y = _mm512_set1_ps(q1[i]);
+                const __m512 k0 = _mm512_load_ps(kd), k1 = _mm512_load_ps(kd + 16);
+                const __m512 k2 = _mm512_load_ps(kd + 32), k3 = _mm512_load_ps(kd + 48);
+                a0 = _mm512_fmadd_ps(x, k0, a0);
+                a1 = _mm512_fmadd_ps(x, k1, a1);
+                a2 = _mm512_fmadd_ps(x, k2, a2);
+                a3 = _mm512_fmadd_ps(x, k3, a3);
+                b0 = _mm512_fmadd_ps(y, k0, b0);
+                b1 = _mm512_fmadd_ps(y, k1, b1);
+                b2 = _mm512_fmadd_ps(y, k2, b2);
+                b3 = _mm512_fmadd_ps(y, k3, b3);
             }
-            _mm512_storeu_ps(o + c, o0);
-            _mm512_storeu_ps(o + c + 16, o1);
-            _mm512_storeu_ps(o + c + 32, o2);
-            _mm512_storeu_ps(o + c + 48, o3);
+        } else {
+            for (size_t i = 0; i < d; i++, kd += INF_ATTN_TILE) {
+                const __m512 x = _mm512_set1_ps(q0[i]), y = _mm512_set1_ps(q1[i]);
+                const __m512 k0 = _mm512_load_ps(kd), k1 = _mm512_load_ps(kd + 16);
+                a0 = _mm512_fmadd_ps(x, k0, a0);
+                a1 = _mm512_fmadd_ps(x, k1, a1);
+                b0 = _mm512_fmadd_ps(y, k0, b0);
+                b1 = _mm512_fmadd_ps(y, k1, b1);
+            }
         }
-        for (; c < d; c += 16) {
-            __m512 o0 = _mm512_loadu_ps(o + c);
-            const float *vj = v + c;
-            for (j = 0; j < nv; j++, vj += d)
-                o0 = _mm512_fmadd_ps(_mm512_set1_ps(s[j]), _mm512_loadu_ps(vj), o0);
-            _mm512_storeu_ps(o + c, o0);
-        }
+        _mm512_store_ps(s[0], _mm512_mul_ps(a0, vs));
+        _mm512_store_ps(s[0] + 16, _mm512_mul_ps(a1, vs));
+        _mm512_store_ps(s[0] + 32, _mm512_mul_ps(a2, vs));
+        _mm512_store_ps(s[0] + 48, _mm512_mul_ps(a3, vs));
+        _mm512_store_ps(s[1], _mm512_mul_ps(b0, vs));
+        _mm512_store_ps(s[1] + 16, _mm512_mul_ps(b1, vs));
+        _mm512_store_ps(s[1] + 32, _mm512_mul_ps(b2, vs));
+        _mm512_store_ps(s[1] + 48, _mm512_mul_ps(b3, vs));
+        if (nv0 > 0)
+            z_attn_softmax_pv(d, s[0], nv0, v, &m[r], &l[r], acc[r]);
+        if (nv1 > 0)
+            z_attn_softmax_pv(d, s[1], nv1, v, &m[r + 1], &l[r + 1], acc[r + 1]);
     }
 }
 
@@ -488,6 +556,7 @@ static inline void z_ops_init(struct inf__kern *k)
     k->scale = z_scale;
     k->rope = z_rope;
     k->attn_tile = z_attn_tile;
+    k->attn_tile_kt = z_attn_tile_kt;
 }
 
 #endif
