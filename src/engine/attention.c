@@ -54,11 +54,12 @@ inf_status inf__attn_init(struct inf_context *ctx, struct inf_error *err)
         w->m = calloc(r, sizeof(float));
         w->l = calloc(r, sizeof(float));
         w->nv = calloc(r, sizeof(int));
+        w->rope = calloc((size_t)hp->n_rot + 2, sizeof(float));
         w->q = calloc(r, sizeof(*w->q));
         w->acc = calloc(r, sizeof(*w->acc));
         if (w->ktt)
             memset(w->ktt, 0, NT * hd * sizeof(float));
-        if (!w->kt || !w->vt || !w->ktt || !w->m || !w->l || !w->nv || !w->q || !w->acc)
+        if (!w->kt || !w->vt || !w->ktt || !w->rope || !w->m || !w->l || !w->nv || !w->q || !w->acc)
             return inf_error_set(err, INF_ENOMEM, "out of memory for the attention buffers");
     }
     return INF_OK;
@@ -76,6 +77,7 @@ void inf__attn_free(struct inf_context *ctx)
             free(w->m);
             free(w->l);
             free(w->nv);
+            free(w->rope);
             free(w->q);
             free(w->acc);
         }

@@ -53,7 +53,6 @@ void inf_context_free(struct inf_context *ctx)
     free(s->attn);
     free(s->gate);
     free(s->up);
-    free(s->rope_cache);
     free(s->act);
     free(ctx->b_pos);
     free(ctx->b_seq);
@@ -136,14 +135,13 @@ inf_status inf_context_new(struct inf_model *model, const struct inf_context_par
     s->attn = xcalloc(nb * nq, sizeof(float), &scratch);
     s->gate = xcalloc(nb * (size_t)hp->n_ff, sizeof(float), &scratch);
     s->up = xcalloc(nb * (size_t)hp->n_ff, sizeof(float), &scratch);
-    s->rope_cache = xcalloc((size_t)hp->n_rot + 2, sizeof(float), &scratch);
     s->act_bytes = inf__act_bytes(model, (int)nb);
     s->act = xcalloc(s->act_bytes, 1, &scratch);
     ctx->b_pos = xcalloc(nb, sizeof(int32_t), &scratch);
     ctx->b_seq = xcalloc(nb, sizeof(int32_t), &scratch);
     ctx->b_cell = xcalloc(nb, sizeof(int32_t), &scratch);
-    if (!s->x || !s->xn || !s->q || !s->k || !s->v || !s->attn || !s->gate || !s->up ||
-        !s->rope_cache || !s->act || !ctx->b_pos || !ctx->b_seq || !ctx->b_cell)
+    if (!s->x || !s->xn || !s->q || !s->k || !s->v || !s->attn || !s->gate || !s->up || !s->act ||
+        !ctx->b_pos || !ctx->b_seq || !ctx->b_cell)
         goto oom;
     s->total_bytes = scratch;
     if (params->embeddings) {

@@ -8,15 +8,14 @@ struct inf_threadpool;
 
 /* Per-chunk work buffers, sized for n_batch tokens at context creation. */
 struct inf__scratch {
-    float *x;          /* [n_batch][n_embd] residual stream */
-    float *xn;         /* [n_batch][max(n_embd, n_head*head_dim)] normed input / projections */
-    float *q;          /* [n_batch][n_head*head_dim] */
-    float *k, *v;      /* [n_batch][n_head_kv*head_dim] */
-    float *attn;       /* [n_batch][n_head*head_dim] */
-    float *gate;       /* [n_batch][n_ff] */
-    float *up;         /* [n_batch][n_ff] */
-    float *rope_cache; /* [n_rot] */
-    void *act;         /* quantized activations for the matrix products */
+    float *x;     /* [n_batch][n_embd] residual stream */
+    float *xn;    /* [n_batch][max(n_embd, n_head*head_dim)] normed input / projections */
+    float *q;     /* [n_batch][n_head*head_dim] */
+    float *k, *v; /* [n_batch][n_head_kv*head_dim] */
+    float *attn;  /* [n_batch][n_head*head_dim] */
+    float *gate;  /* [n_batch][n_ff] */
+    float *up;    /* [n_batch][n_ff] */
+    void *act;    /* quantized activations for the matrix products */
     size_t act_bytes;
     size_t total_bytes;
 };
@@ -32,6 +31,7 @@ struct inf__attn_ws { /* per thread */
     float *ktt;       /* [head_dim][INF_ATTN_TILE]: kt transposed */
     float *m, *l;     /* [rows_max] */
     int *nv;          /* [rows_max] */
+    float *rope;      /* [n_rot + 2]: this thread's RoPE cos/sin (forward.c) */
     const float **q;  /* [rows_max] */
     float **acc;      /* [rows_max] */
 };

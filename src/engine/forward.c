@@ -16,6 +16,7 @@
 #include "engine/context.h"
 #include "engine/ops.h"
 #include "inferno/kernels.h"
+#include "inferno/threadpool.h"
 
 /* Rotate Q (n_head heads) and K (n_head_kv heads) of one token at position pos: the cos/sin
  * cache is built once and used for both. */
@@ -40,6 +41,78 @@ static void rope_qk(const struct inf__hparams *hp, const float *freq_factors, fl
     inf_rope(mode, k, hp->n_head_kv, hp->head_dim, hp->n_rot, cache);
 }
 
+/* Per-token work between the products, split over the pool's threads by token (inline for a
+ * few tokens, where a dispatch would cost more than the work). */
+struct tok_job {
+    struct inf_context *ctx;
+    const struct inf__layer *L;
+    int il, n;
+    const float *norm; /* add_norm: the RMS norm weight, NULL for the add alone */
+};
+
+static void run_tokens(struct inf_context *ctx, inf_task_fn fn, struct tok_job *job)
+{
+    if (job->n >= 4)
+        inf_threadpool_run(ctx->pool, fn, job);
+    else
+        fn(job, 0, 1);
+}
+
+/* biases, Q/K norms, RoPE, and K, V into the cache */
+static void qkv_post_task(void *arg, int ith, int nth)
+{
+    const struct tok_job *j = arg;
+    struct inf_context *ctx = j->ctx;
+    const struct inf_model *m = ctx->model;
+    const struct inf__hparams *hp = &m->hp;
+    const struct inf__layer *L = j->L;
+    struct inf__scratch *s = &ctx->scratch;
+    const int hd = hp->head_dim, nq = hp->n_head * hd, nkv = hp->n_head_kv * hd;
+    const float *ff = m->rope_freqs.data ? (const float *)m->rope_freqs.data : NULL;
+    float *cache = ctx->attn.ws[ith].rope;
+    int64_t t0, t1;
+    inf_split_rows(j->n, ith, nth, 1, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++) {
+        float *q = s->q + (size_t)t * nq, *k = s->k + (size_t)t * nkv;
+        float *v = s->v + (size_t)t * nkv;
+        if (L->bq.data)
+            inf__add(q, (const float *)L->bq.data, nq);
+        if (L->bk.data)
+            inf__add(k, (const float *)L->bk.data, nkv);
+        if (L->bv.data)
+            inf__add(v, (const float *)L->bv.data, nkv);
+        if (L->q_norm.data) {
+            for (int h = 0; h < hp->n_head; h++)
+                inf__rms_norm(q + (size_t)h * hd, (const float *)L->q_norm.data, hd, hp->rms_eps,
+                              q + (size_t)h * hd);
+            for (int h = 0; h < hp->n_head_kv; h++)
+                inf__rms_norm(k + (size_t)h * hd, (const float *)L->k_norm.data, hd, hp->rms_eps,
+                              k + (size_t)h * hd);
+        }
+        rope_qk(hp, ff, q, k, ctx->b_pos[t], cache);
+        inf__kv_store(ctx, j->il, ctx->b_cell[t], k, v);
+    }
+}
+
+/* x += xn (unless il < 0: the first norm), then xn = rms_norm(x) * norm when norm is given */
+static void add_norm_task(void *arg, int ith, int nth)
+{
+    const struct tok_job *j = arg;
+    struct inf_context *ctx = j->ctx;
+    const struct inf__hparams *hp = &ctx->model->hp;
+    struct inf__scratch *s = &ctx->scratch;
+    const int E = hp->n_embd;
+    int64_t t0, t1;
+    inf_split_rows(j->n, ith, nth, 1, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++) {
+        float *x = s->x + (size_t)t * E, *xn = s->xn + (size_t)t * E;
+        if (j->il >= 0)
+            inf__add(x, xn, E);
+        if (j->norm)
+            inf__rms_norm(x, j->norm, E, hp->rms_eps, xn);
+    }
+}
+
 /* One chunk of at most n_batch tokens whose cells are already assigned in
  * ctx->b_cell. */
 void inf__forward_chunk(struct inf_context *ctx, int n, const inf_token *tokens, int n_out,
@@ -47,53 +120,32 @@ void inf__forward_chunk(struct inf_context *ctx, int n, const inf_token *tokens,
 {
     const struct inf_model *m = ctx->model;
     const struct inf__hparams *hp = &m->hp;
-    const int E = hp->n_embd, hd = hp->head_dim;
-    const int nq = hp->n_head * hd, nkv = hp->n_head_kv * hd;
+    const int E = hp->n_embd;
     struct inf__scratch *s = &ctx->scratch;
 
     for (int t = 0; t < n; t++)
         inf__get_row(&m->tok_embd, tokens[t], s->x + (size_t)t * E);
 
+    struct tok_job job = {
+        .ctx = ctx, .n = n, .il = -1, .norm = (const float *)m->layers[0].attn_norm.data};
+    run_tokens(ctx, add_norm_task, &job);
     for (int il = 0; il < hp->n_layer; il++) {
         const struct inf__layer *L = &m->layers[il];
 
-        for (int t = 0; t < n; t++)
-            inf__rms_norm(s->x + (size_t)t * E, (const float *)L->attn_norm.data, E, hp->rms_eps,
-                          s->xn + (size_t)t * E);
         inf__matmul_qkv(ctx, L, s->xn, n, s->q, s->k, s->v);
-        for (int t = 0; t < n; t++) {
-            float *q = s->q + (size_t)t * nq, *k = s->k + (size_t)t * nkv;
-            float *v = s->v + (size_t)t * nkv;
-            if (L->bq.data)
-                inf__add(q, (const float *)L->bq.data, nq);
-            if (L->bk.data)
-                inf__add(k, (const float *)L->bk.data, nkv);
-            if (L->bv.data)
-                inf__add(v, (const float *)L->bv.data, nkv);
-            if (L->q_norm.data) {
-                for (int h = 0; h < hp->n_head; h++)
-                    inf__rms_norm(q + (size_t)h * hd, (const float *)L->q_norm.data, hd,
-                                  hp->rms_eps, q + (size_t)h * hd);
-                for (int h = 0; h < hp->n_head_kv; h++)
-                    inf__rms_norm(k + (size_t)h * hd, (const float *)L->k_norm.data, hd,
-                                  hp->rms_eps, k + (size_t)h * hd);
-            }
-            const float *ff = m->rope_freqs.data ? (const float *)m->rope_freqs.data : NULL;
-            rope_qk(hp, ff, q, k, ctx->b_pos[t], s->rope_cache);
-            inf__kv_store(ctx, il, ctx->b_cell[t], k, v);
-        }
+        job.L = L;
+        job.il = il;
+        run_tokens(ctx, qkv_post_task, &job);
         inf__attention(ctx, il);
         inf__matmul(ctx, &L->wo, s->attn, n, s->xn);
-        for (int t = 0; t < n; t++)
-            inf__add(s->x + (size_t)t * E, s->xn + (size_t)t * E, E);
-
-        for (int t = 0; t < n; t++)
-            inf__rms_norm(s->x + (size_t)t * E, (const float *)L->ffn_norm.data, E, hp->rms_eps,
-                          s->xn + (size_t)t * E);
+        job.norm = (const float *)L->ffn_norm.data;
+        run_tokens(ctx, add_norm_task, &job);
         inf__matmul_gate_up(ctx, L, s->xn, n, s->gate, s->up);
         inf__matmul(ctx, &L->w_down, s->gate, n, s->xn);
-        for (int t = 0; t < n; t++)
-            inf__add(s->x + (size_t)t * E, s->xn + (size_t)t * E, E);
+        /* the residual, and the next layer's input norm (the last layer's is the output norm,
+         * applied below to the wanted rows only) */
+        job.norm = il + 1 < hp->n_layer ? (const float *)m->layers[il + 1].attn_norm.data : NULL;
+        run_tokens(ctx, add_norm_task, &job);
     }
 
     /* final norm of the rows that are wanted, gathered, then the output matrix */
