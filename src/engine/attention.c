@@ -8,7 +8,8 @@
  * Per layer (inf__attention): one task per (block, KV head) — all query heads that share the KV
  * head, for all tokens of the block — walks the block's cells in tiles of INF_ATTN_TILE: a tile
  * of K and V rows is converted to floats once and used by every query row of the task, through
- * the online-softmax kernel inf_attn_tile. Tasks are handed out by an atomic counter, the most
+ * the online-softmax kernels inf_attn_tile / inf_attn_tile_kt (K transposed, for tasks of many
+ * rows). Tasks are handed out by an atomic counter, the most
  * expensive first, so both threads stay busy to the end.
  */
 #include <math.h>
@@ -302,8 +303,21 @@ static void attn_task(void *arg, int ith, int nth)
                 for (int h = 0; h < group; h++)
                     w->nv[b * group + h] = v;
             }
-            inf_attn_tile(hd, nr, (const float *const *)w->q, nt, w->kt, w->vt, w->nv, scale, w->m,
-                          w->l, w->acc);
+            bool done = false;
+            if (nr >= 16) {
+                /* many rows (prompts): K transposed, the scores of 16 cells per vector; the
+                 * transposition costs about what 4 to 8 rows save, so not for one token's
+                 * grouped heads */
+                for (int j = 0; j < nt; j++)
+                    for (int d = 0; d < hd; d++)
+                        w->ktt[(size_t)d * NT + (size_t)j] =
+                            w->kt[(size_t)j * (size_t)hd + (size_t)d];
+                done = inf_attn_tile_kt(hd, nr, (const float *const *)w->q, nt, w->ktt, w->vt,
+                                        w->nv, scale, w->m, w->l, w->acc);
+            }
+            if (!done)
+                inf_attn_tile(hd, nr, (const float *const *)w->q, nt, w->kt, w->vt, w->nv, scale,
+                              w->m, w->l, w->acc);
         }
         for (int r = 0; r < nr; r++) {
             const float inv = w->l[r] > 0 ? 1.0f / w->l[r] : 0.0f;
