@@ -10,7 +10,7 @@ Tests: ppN (prompt of N tokens), tgN@D (N generated tokens with D tokens already
 context: llama-bench's -n N -d D).
 
 usage: bench/compare.py --llama-bin DIR --inferno PATH [--threads 1,2] [--reps 5]
-                        [--tests pp128,pp512,tg32@128,tg128@1024] [--rss --ctx 2048] MODEL...
+                        [--tests pp128,pp512,tg32@128,tg128@1024|none] [--rss --ctx 2048] MODEL...
 Nothing of llama.cpp is in this repository: DIR is a llama.cpp build made outside it
 (see ../shared/docs/PEER.md and docs/parity.md).
 """
@@ -90,7 +90,7 @@ def main():
     llama_bench = os.path.join(a.llama_bin, "llama-bench")
     llama_completion = os.path.join(a.llama_bin, "llama-completion")
     threads = [int(t) for t in a.threads.split(",")]
-    tests = [(t, parse_test(t)) for t in a.tests.split(",")]
+    tests = [] if a.tests == "none" else [(t, parse_test(t)) for t in a.tests.split(",")]
 
     print(f"Machine: {platform.node()} {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs; {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
