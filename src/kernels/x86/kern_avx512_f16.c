@@ -106,8 +106,12 @@ X86_GEMM_DISPATCH(zf_gemm_bf16, ZF_TILE, INF_TYPE_BF16, 8, 4, 4, n)
 
 /* ---- panels: 16 rows in the lanes, for batches ------------------------------------------- */
 
-#define ZF_NP 2  /* panels per micro-kernel call */
+#ifndef ZF_NP
+#define ZF_NP 2 /* panels per micro-kernel call */
+#endif
+#ifndef ZF_NC
 #define ZF_NC 12 /* tokens per micro-kernel call */
+#endif
 
 /*
  * In-register transpose of 16 vectors: after it, lane j of v[i] is lane i of the input v[j].
@@ -202,12 +206,16 @@ static INF__ALWAYS_INLINE void zf_micro_nc(const int NP, int nc, int64_t n, cons
     case C:                                                                                        \
         zf_micro(NP, C, n, pan, pstride, a, lda, s, lds, nr);                                      \
         break;
+#if ZF_NC >= 12
         ZF_CASE(12)
         ZF_CASE(11)
         ZF_CASE(10)
         ZF_CASE(9)
+#endif
+#if ZF_NC >= 8
         ZF_CASE(8)
         ZF_CASE(7)
+#endif
         ZF_CASE(6)
         ZF_CASE(5)
         ZF_CASE(4)
@@ -220,20 +228,24 @@ static INF__ALWAYS_INLINE void zf_micro_nc(const int NP, int nc, int64_t n, cons
     }
 }
 
-/* Kept out of line: the two shapes are large and each is one loop nest. */
-static __attribute__((noinline)) void zf_micro2(int nc, int64_t n, const float *pan, size_t pstride,
-                                                const uint8_t *a, size_t lda, float *s, size_t lds,
-                                                int nr)
-{
-    zf_micro_nc(2, nc, n, pan, pstride, a, lda, s, lds, nr);
-}
-
-static __attribute__((noinline)) void zf_micro1(int nc, int64_t n, const float *pan, size_t pstride,
-                                                const uint8_t *a, size_t lda, float *s, size_t lds,
-                                                int nr)
-{
-    zf_micro_nc(1, nc, n, pan, pstride, a, lda, s, lds, nr);
-}
+/* Kept out of line: each panel count is one loop nest per token count. */
+#define ZF_MICRO_P(P)                                                                              \
+    static __attribute__((noinline)) void zf_micro_p##P(int nc, int64_t n, const float *pan,       \
+                                                        size_t pstride, const uint8_t *a,          \
+                                                        size_t lda, float *s, size_t lds, int nr)  \
+    {                                                                                              \
+        zf_micro_nc(P, nc, n, pan, pstride, a, lda, s, lds, nr);                                   \
+    }
+ZF_MICRO_P(1)
+#if ZF_NP >= 2
+ZF_MICRO_P(2)
+#endif
+#if ZF_NP >= 3
+ZF_MICRO_P(3)
+#endif
+#if ZF_NP >= 4
+ZF_MICRO_P(4)
+#endif
 
 static void zf_panel_gemm(const int T, int64_t n, const uint8_t *w, size_t ldw, const uint8_t *a,
                           size_t lda, float *s, size_t lds, int nr, int nc, float *buf)
@@ -243,18 +255,36 @@ static void zf_panel_gemm(const int T, int64_t n, const uint8_t *w, size_t ldw, 
     for (int p = 0; p < np; p++)
         zf_pack(T, w + (size_t)p * 16 * ldw, ldw, nr - 16 * p < 16 ? nr - 16 * p : 16, n,
                 buf + (size_t)p * pstride);
-    for (int p = 0; p < np; p += ZF_NP) {
-        const int pn = np - p < ZF_NP ? np - p : ZF_NP;
-        const float *pan = buf + (size_t)p * pstride;
-        const int rn = nr - 16 * p;
-        for (int c = 0; c < nc; c += ZF_NC) {
-            const int cn = nc - c < ZF_NC ? nc - c : ZF_NC;
+    /* tokens outside: a tile of tokens' activations is read from memory once per chunk, and
+     * the chunk's panels (converted, under 1 MiB) come from L2 for each tile */
+    for (int c = 0; c < nc; c += ZF_NC) {
+        const int cn = nc - c < ZF_NC ? nc - c : ZF_NC;
+        for (int p = 0; p < np; p += ZF_NP) {
+            const int pn = np - p < ZF_NP ? np - p : ZF_NP;
+            const float *pan = buf + (size_t)p * pstride;
+            const int rn = nr - 16 * p;
             float *sp = s + (size_t)c * lds + (size_t)p * 16;
             const uint8_t *ac = a + (size_t)c * lda;
-            if (pn == 2)
-                zf_micro2(cn, n, pan, pstride, ac, lda, sp, lds, rn);
-            else
-                zf_micro1(cn, n, pan, pstride, ac, lda, sp, lds, rn);
+            switch (pn) {
+#if ZF_NP >= 4
+            case 4:
+                zf_micro_p4(cn, n, pan, pstride, ac, lda, sp, lds, rn);
+                break;
+#endif
+#if ZF_NP >= 3
+            case 3:
+                zf_micro_p3(cn, n, pan, pstride, ac, lda, sp, lds, rn);
+                break;
+#endif
+#if ZF_NP >= 2
+            case 2:
+                zf_micro_p2(cn, n, pan, pstride, ac, lda, sp, lds, rn);
+                break;
+#endif
+            default:
+                zf_micro_p1(cn, n, pan, pstride, ac, lda, sp, lds, rn);
+                break;
+            }
         }
     }
 }
