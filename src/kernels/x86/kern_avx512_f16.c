@@ -106,6 +106,9 @@ X86_GEMM_DISPATCH(zf_gemm_bf16, ZF_TILE, INF_TYPE_BF16, 8, 4, 4, n)
 
 /* ---- panels: 16 rows in the lanes, for batches ------------------------------------------- */
 
+#ifndef ZF_PACK_PF
+#define ZF_PACK_PF 512 /* bytes ahead in each weight row */
+#endif
 #ifndef ZF_NP
 #define ZF_NP 2 /* panels per micro-kernel call */
 #endif
@@ -133,10 +136,12 @@ static const int32_t zf_tidx[4][2][16] __attribute__((aligned(64))) = {
 
 static INF__ALWAYS_INLINE void zf_transpose16(__m512 v[16])
 {
+#pragma GCC unroll 4
     for (int st = 0; st < 4; st++) {
         const int b = 8 >> st;
         const __m512i il = _mm512_load_si512(zf_tidx[st][0]),
                       ih = _mm512_load_si512(zf_tidx[st][1]);
+#pragma GCC unroll 16
         for (int i = 0; i < 16; i++) {
             if (i & b)
                 continue;
@@ -154,7 +159,30 @@ static INF__ALWAYS_INLINE void zf_transpose16(__m512 v[16])
 static INF__ALWAYS_INLINE void zf_pack(const int T, const uint8_t *w, size_t ldw, int nr, int64_t n,
                                        float *dst)
 {
-    for (int64_t k = 0; k < n; k += 16) {
+    int64_t k = 0;
+    if (nr == 16) {
+        /* whole blocks of a full panel: the weights come from memory, 16 rows at once, so each
+         * row is prefetched ZF_PACK_PF bytes ahead (the hardware prefetchers track few of them) */
+        /* rows 4q..4q+3 through one base each: base + {0, 1, 2, 3} * ldw */
+        const size_t l3 = 3 * ldw;
+        for (; k + 16 <= n; k += 16) {
+            const uint8_t *b[4];
+            for (int q = 0; q < 4; q++)
+                b[q] = w + 2 * k + (size_t)(4 * q) * ldw;
+            __m512 v[16];
+#pragma GCC unroll 16
+            for (int r = 0; r < 16; r++) {
+                const uint8_t *wr = b[r / 4] + (r % 4 == 3 ? l3 : (size_t)(r % 4) * ldw);
+                _mm_prefetch((const char *)wr + ZF_PACK_PF, _MM_HINT_T0);
+                v[r] = zf_load16(T, wr, 0);
+            }
+            zf_transpose16(v);
+#pragma GCC unroll 16
+            for (int j = 0; j < 16; j++)
+                _mm512_store_ps(dst + 16 * (k + j), v[j]);
+        }
+    }
+    for (; k < n; k += 16) {
         const int kn = n - k >= 16 ? 16 : (int)(n - k);
         const __mmask16 m = (__mmask16)((1u << kn) - 1);
         __m512 v[16];
