@@ -516,6 +516,82 @@ static void test_gemm_levels(void)
     free(a);
 }
 
+/* Row counts past every level's tiles (the 8-row F16/BF16 tiles of AVX-512 among them), through
+ * the gemm entry of every weight type, 1..4 tokens; its own random stream. */
+static void test_gemm_tall(void)
+{
+    const uint64_t saved_rng = rng_state;
+    rng_state = 0x9e3779b97f4a7c15ull;
+    static const int64_t sizes[] = {1, 17, 100, 768, 1031};
+    enum { ROWS = 19, COLS = 4 };
+    const int64_t n_max = 1031;
+    float *x = xalloc(n_max * sizeof(float)), *tw = xalloc(n_max * sizeof(float)),
+          *ta = xalloc(n_max * sizeof(float));
+    uint8_t *w = xalloc((size_t)ROWS * n_max * 4), *a = xalloc((size_t)COLS * (n_max * 4 + 64));
+    float s_ref[ROWS * COLS], s_got[ROWS * COLS];
+    double abssum[ROWS * COLS];
+    for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
+        const enum inf_type wt = weight_types[ti];
+        const struct inf_type_traits *t = inf_type_get(wt);
+        const struct inf_type_traits *at = inf_type_get(t->vec_dot_type);
+        t__current = t->name;
+        for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+            const int64_t n = sizes[si] / t->blck_size * t->blck_size;
+            if (n == 0)
+                continue;
+            const size_t ldw = inf_type_row_size(wt, n);
+            const size_t lda = inf_type_row_size(t->vec_dot_type, n) + 64;
+            for (int r = 0; r < ROWS; r++) {
+                fill_random(x, n);
+                t->from_float_ref(x, w + (size_t)r * ldw, n);
+            }
+            for (int c = 0; c < COLS; c++) {
+                fill_random(x, n);
+                at->from_float_ref(x, a + (size_t)c * lda, n);
+            }
+            const inf__vec_dot_fn dot = inf__vec_dot_ref(wt);
+            for (int c = 0; c < COLS; c++)
+                for (int r = 0; r < ROWS; r++) {
+                    s_ref[c * ROWS + r] = dot(n, w + (size_t)r * ldw, a + (size_t)c * lda);
+                    abssum[c * ROWS + r] =
+                        abs_dot(wt, w + (size_t)r * ldw, a + (size_t)c * lda, n, tw, ta);
+                }
+            const double rel = t->is_quantized ? 2e-5 : 1e-4;
+            for (int li = 0; li < n_levels; li++) {
+                const struct inf__wkern *wk = &levels[li]->w[wt];
+                for (int nr = 6; nr <= ROWS; nr++)
+                    for (int nc = 1; nc <= COLS && nc <= wk->max_nc; nc++) {
+                        for (int i = 0; i < ROWS * COLS; i++)
+                            s_got[i] = NAN;
+                        wk->gemm(n, w, ldw, a, lda, s_got, (size_t)ROWS, nr, nc);
+                        int bad = 0;
+                        for (int i = 0; i < ROWS * COLS; i++) {
+                            const int c = i / ROWS, r = i % ROWS;
+                            const bool in = r < nr && c < nc;
+                            const double tol = rel * abssum[i] + 1e-30;
+                            if (in ? !(fabs((double)s_got[i] - s_ref[i]) <= tol)
+                                   : !isnan(s_got[i])) {
+                                if (!bad)
+                                    T__FAIL("%s n=%lld tile %dx%d [%d,%d]: %.9g vs ref %.9g",
+                                            inf_cpu_level_name(levels[li]->level), (long long)n, nr,
+                                            nc, r, c, s_got[i], in ? s_ref[i] : NAN);
+                                bad++;
+                            }
+                        }
+                        if (!bad)
+                            t__passed++;
+                    }
+            }
+        }
+    }
+    free(x);
+    free(tw);
+    free(ta);
+    free(w);
+    free(a);
+    rng_state = saved_rng;
+}
+
 /* The panel kernels (batches of many tokens): odd row and token counts, all sizes, against the
  * reference dot product, with random-bit weights (extreme levels) and quantized floats. */
 static void test_gemm_panels(void)
@@ -524,8 +600,10 @@ static void test_gemm_panels(void)
     const uint64_t saved_rng = rng_state;
     rng_state = 0x2545f4914f6cdd1dull;
     static const int64_t sizes_32[] = {32, 64, 96, 160, 1024, 4128};
-    static const int nrs[] = {1, 5, 15, 16, 17, 40, 64};
-    static const int ncs[] = {1, 3, 4, 5, 8, 13};
+    /* F16/BF16 (blocks of 1): lengths that are not a multiple of 16 or 32, and short ones */
+    static const int64_t sizes_f[] = {1, 7, 16, 17, 33, 100, 255, 1000, 4099};
+    static const int nrs[] = {1, 5, 15, 16, 17, 31, 33, 40, 64};
+    static const int ncs[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13};
     const int rows = 64, cols = 13;
     const int64_t n_max = 4128;
     float *x = xalloc(n_max * sizeof(float)), *tw = xalloc(n_max * sizeof(float)),
@@ -544,15 +622,18 @@ static void test_gemm_panels(void)
         const struct inf_type_traits *t = inf_type_get(wt);
         const struct inf_type_traits *at = inf_type_get(t->vec_dot_type);
         t__current = t->name;
-        for (size_t si = 0; si < sizeof(sizes_32) / sizeof(sizes_32[0]); si++) {
-            const int64_t n = sizes_32[si] / t->blck_size * t->blck_size;
+        const int64_t *sizes = t->blck_size == 1 ? sizes_f : sizes_32;
+        const size_t n_sizes = t->blck_size == 1 ? sizeof(sizes_f) / sizeof(sizes_f[0])
+                                                 : sizeof(sizes_32) / sizeof(sizes_32[0]);
+        for (size_t si = 0; si < n_sizes; si++) {
+            const int64_t n = sizes[si] / t->blck_size * t->blck_size;
             if (n == 0)
                 continue;
             const size_t ldw = inf_type_row_size(wt, n);
             const size_t lda = inf_type_row_size(t->vec_dot_type, n) + 64;
             for (int variant = 0; variant < 2; variant++) {
                 for (int r = 0; r < rows; r++) {
-                    if (variant == 0) {
+                    if (variant == 0 || !t->is_quantized) {
                         fill_random(x, n);
                         t->from_float_ref(x, w + (size_t)r * ldw, n);
                     } else {
@@ -1176,6 +1257,7 @@ int main(int argc, char **argv)
     T_RUN(test_quant_error);
     T_RUN(test_act_quant_exact);
     T_RUN(test_gemm_levels);
+    T_RUN(test_gemm_tall);
     T_RUN(test_gemm_panels);
     T_RUN(test_attn_tile);
     T_RUN(test_matmul_multi);

@@ -90,6 +90,8 @@ void inf__kern_init_ref(struct inf__kern *k);
 #ifdef INFERNO_X86
 void inf__kern_init_avx2(struct inf__kern *k);
 void inf__kern_init_avx512(struct inf__kern *k, int have_vnni);
+/* Its F16 and BF16 weight kernels (kern_avx512_f16.c), called by inf__kern_init_avx512. */
+void inf__kern_init_avx512_f16(struct inf__kern *k);
 #endif
 
 /* ---- Reference kernels (ref_quants.c, ref_dot.c, ref_ops.c) -------------------------------- */
