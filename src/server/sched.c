@@ -897,31 +897,35 @@ static bool any_active(const struct srv_engine *e)
 }
 
 /*
- * The engine was idle and has just admitted work: give a burst of requests that arrive close
- * together batch_wait_ms (from the oldest admitted arrival) to join the first step, admitting
- * each as it comes. Ends early when every slot is taken, on stop, or on a cancellation.
- * Under e->mu.
+ * Before a step that would carry only prompt tokens (no slot generating, so waiting delays no
+ * token stream) while a slot is free: if a request arrived less than batch_wait_ms ago, more of
+ * its burst are likely on their way; wait for them (admitting each as it comes) until
+ * batch_wait_ms after the newest arrival, at most 2 x batch_wait_ms in all, so that the burst
+ * shares one forward pass instead of queueing behind it. Ends early when every slot is taken,
+ * on stop, or on a cancellation. Under e->mu.
  */
 static void batch_wait(struct srv_engine *e)
 {
-    double first = 0;
-    for (int i = 0; i < e->p.n_parallel; i++) {
-        const struct srv_task *t = e->slots[i].task;
-        if (t && (first == 0 || t->t_submit < first))
-            first = t->t_submit;
-    }
-    if (first == 0)
-        return; /* nothing admitted (embeddings run at once) */
-    const double deadline = first + e->p.batch_wait_ms;
+    const double w = e->p.batch_wait_ms;
+    const double start = now_ms();
     for (;;) {
-        bool full = true, cancelled = false;
+        double newest = 0;
+        bool full = true, prompts_only = true, cancelled = false;
         for (int i = 0; i < e->p.n_parallel; i++) {
-            const struct srv_task *t = e->slots[i].task;
+            const struct slot *s = &e->slots[i];
+            const struct srv_task *t = s->task;
             full = full && t;
-            cancelled = cancelled || (t && atomic_load(&t->cancel));
+            if (!t)
+                continue;
+            prompts_only = prompts_only && s->pending < 0;
+            cancelled = cancelled || atomic_load(&t->cancel);
+            if (t->t_submit > newest)
+                newest = t->t_submit;
         }
-        double now = now_ms();
-        if (full || cancelled || e->stopping || now >= deadline)
+        double now = now_ms(), deadline = newest + w;
+        if (deadline > start + 2 * w)
+            deadline = start + 2 * w;
+        if (newest == 0 || full || !prompts_only || cancelled || e->stopping || now >= deadline)
             return;
         double wait_ms = deadline - now;
         struct timespec dl;
@@ -959,9 +963,8 @@ static void *engine_main(void *arg)
             cancel_slots(e, true);
             return NULL;
         }
-        bool was_idle = !any_active(e);
         admit(e);
-        if (was_idle && e->p.batch_wait_ms > 0)
+        if (e->p.batch_wait_ms > 0)
             batch_wait(e);
         pthread_mutex_unlock(&e->mu);
         cancel_slots(e, false);
