@@ -56,7 +56,7 @@ static const struct inf_config_key schema[] = {
     {"server.queue_size", INF_CFG_INT, "64", "requests waiting for a slot before 503", 0, 100000,
      NULL},
     {"server.batch_wait_ms", INF_CFG_INT, "30",
-     "ms an idle engine waits for more requests to join the first one's step (0 = none)", 0, 10000,
+     "ms a prompt-only step waits after the newest request for more to join (0 = none)", 0, 10000,
      NULL},
     {"server.timeout_seconds", INF_CFG_INT, "60",
      "seconds a client connection may stay silent (idle keep-alive, slow requests)", 1, 86400,

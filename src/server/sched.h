@@ -48,9 +48,10 @@ struct srv_engine_params {
     int n_threads;        /* 0 = physical cores */
     enum inf_kv_type kv_type;
     int queue_size; /* tasks waiting for a slot before submit answers INF_ELIMIT */
-    /* When a task arrives at an idle engine, wait up to this long (from its arrival) for more
-       to join its first step, so that a burst of requests shares one pass over the weights;
-       the wait ends early once every slot is taken. 0 = start at once. */
+    /* Before a step that would carry only prompt tokens (no slot generating) while a slot is
+       free: wait until this long after the newest arrival (at most twice this in all; early
+       once every slot is taken), so that a burst of requests shares one pass over the weights.
+       0 = never wait. */
     int batch_wait_ms;
     bool use_mmap, use_mlock;
 };
