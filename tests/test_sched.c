@@ -182,9 +182,12 @@ static struct srv_task_params greedy_params(const inf_token *p, int n, int max_t
     return tp;
 }
 
+static int g_batch_wait_ms; /* engines started by start() wait this long for a burst */
+
 static struct srv_engine *start(uint32_t n_ctx, int n_parallel, uint32_t n_batch, int queue)
 {
     struct srv_engine_params ep = {0};
+    ep.batch_wait_ms = g_batch_wait_ms;
     ep.model_path = model_path;
     ep.model_id = "stories260K";
     ep.n_ctx = n_ctx;
@@ -580,6 +583,125 @@ static void test_cancel_and_queue(void)
     result_free(&rs);
 }
 
+/*
+ * Prompts are scheduled oldest first, each taking what it needs of n_batch: two requests that
+ * arrive together at an idle engine (the batch wait puts both in its first step; it ends as soon
+ * as both slots are taken) with 40-token prompts and n_batch 16: the older one's prompt takes
+ * steps 1-3 (16 + 16 + 8), so its first token comes from step 3, not from step 5 as when the
+ * steps were shared evenly; the younger one's prompt gets the rest of step 3 and then what the
+ * older one's generation leaves (15 a step): first token from step 6. Results equal the
+ * references.
+ */
+static void test_oldest_prompt_first(void)
+{
+    inf_token all[512], pa[40], pb[40], ra[6], rb[6];
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "%s The tree was tall and green, and a small bird lived in it. Lily wanted to "
+             "climb the tree, but her mom said no.",
+             story);
+    int n_all = encode(text, all, 512);
+    T_OK(n_all >= 80);
+    if (n_all < 80)
+        return;
+    memcpy(pa, all, sizeof(pa));
+    pb[0] = all[0]; /* BOS, then a different 39-token stretch of the story */
+    memcpy(pb + 1, all + 41, 39 * sizeof(inf_token));
+    T_EQ_INT(ref_greedy(pa, 40, 6, true, ra, NULL), 6);
+    T_EQ_INT(ref_greedy(pb, 40, 6, true, rb, NULL), 6);
+    g_batch_wait_ms = 60000;
+    struct srv_engine *e = start(1024, 2, 16, 4);
+    g_batch_wait_ms = 0;
+    T_OK(e != NULL);
+    if (!e)
+        return;
+    struct srv_task_params ta = greedy_params(pa, 40, 6), tb = greedy_params(pb, 40, 6);
+    ta.ignore_eos = tb.ignore_eos = true;
+    struct srv_task *a = NULL, *b = NULL;
+    T_EQ_INT(srv_task_submit(e, &ta, &a, NULL), INF_OK);
+    T_EQ_INT(srv_task_submit(e, &tb, &b, NULL), INF_OK);
+    struct result r_a, r_b;
+    collect(a, &r_a);
+    collect(b, &r_b);
+    T_OK(r_a.done && r_b.done);
+    T_EQ_INT(r_a.usage.ttft_steps, 3);
+    T_EQ_INT(r_b.usage.ttft_steps, 6);
+    T_EQ_INT(r_a.n, 6);
+    T_EQ_INT(r_b.n, 6);
+    T_OK(memcmp(r_a.toks, ra, sizeof(ra)) == 0);
+    T_OK(memcmp(r_b.toks, rb, sizeof(rb)) == 0);
+    struct srv_engine_stats st;
+    srv_engine_stats(e, &st);
+    /* the 80 prompt tokens plus each task's tokens fed back (all but the last of 6) */
+    T_EQ_U64(st.batch_tokens_total, 80 + 5 + 5);
+    T_EQ_U64(st.prompt_tokens_total, 80);
+    srv_task_release(a);
+    srv_task_release(b);
+    result_free(&r_a);
+    result_free(&r_b);
+    /* a lone request cancelled during the batch wait ends it (no wait for the deadline) */
+    T_EQ_INT(srv_task_submit(e, &ta, &a, NULL), INF_OK);
+    srv_task_cancel(a);
+    collect(a, &r_a);
+    T_OK(r_a.done);
+    T_EQ_INT(r_a.finish, SRV_FINISH_CANCELLED);
+    srv_task_release(a);
+    result_free(&r_a);
+    srv_engine_stop(e, 0);
+}
+
+/*
+ * A request that arrives while another generates gets its prompt into the next step (beside
+ * the generating slot's token) and its first token from it: at most the step in flight when it
+ * arrived and its own. Both results equal the references.
+ */
+static void test_late_request_joins_next_step(void)
+{
+    inf_token pa[64], pb[64], ra[48], rb[8];
+    int na = encode("Once upon a time", pa, 64);
+    int nb = encode("The cat sat on the mat", pb, 64);
+    T_OK(nb <= 15);
+    T_EQ_INT(ref_greedy(pa, na, 48, true, ra, NULL), 48);
+    T_EQ_INT(ref_greedy(pb, nb, 8, true, rb, NULL), 8);
+    struct srv_engine *e = start(1024, 4, 16, 4);
+    T_OK(e != NULL);
+    if (!e)
+        return;
+    struct srv_task_params ta = greedy_params(pa, na, 48), tb = greedy_params(pb, nb, 8);
+    ta.ignore_eos = tb.ignore_eos = true;
+    struct srv_task *a = NULL, *b = NULL;
+    T_EQ_INT(srv_task_submit(e, &ta, &a, NULL), INF_OK);
+    struct srv_event ev;
+    inf_token first = -1;
+    while (first < 0 && srv_task_next(a, &ev, 10000)) { /* a is generating */
+        if (ev.type == SRV_EV_TEXT && ev.n_tokens > 0)
+            first = ev.tokens[0].id;
+        bool end = ev.type == SRV_EV_DONE || ev.type == SRV_EV_ERROR;
+        srv_event_clear(&ev);
+        if (end)
+            break;
+    }
+    T_EQ_INT(first, ra[0]);
+    T_EQ_INT(srv_task_submit(e, &tb, &b, NULL), INF_OK);
+    struct result r_a, r_b;
+    collect(b, &r_b);
+    collect(a, &r_a);
+    T_OK(r_b.done);
+    T_OK(r_b.usage.ttft_steps >= 1 && r_b.usage.ttft_steps <= 2);
+    T_EQ_INT(r_b.n, 8);
+    T_OK(memcmp(r_b.toks, rb, sizeof(rb)) == 0);
+    T_OK(r_a.done);
+    T_EQ_INT(r_a.usage.completion_tokens, 48);
+    T_EQ_INT(r_a.usage.ttft_steps, 1);
+    T_EQ_INT(r_a.n, 47); /* the tokens after the first */
+    T_OK(memcmp(r_a.toks, ra + 1, 47 * sizeof(inf_token)) == 0);
+    srv_task_release(a);
+    srv_task_release(b);
+    result_free(&r_a);
+    result_free(&r_b);
+    srv_engine_stop(e, 0);
+}
+
 static void test_logprobs(void)
 {
     inf_token p[64], ref[16];
@@ -814,6 +936,8 @@ int main(void)
     T_RUN(test_stop_strings);
     T_RUN(test_lengths_and_overflow);
     T_RUN(test_cancel_and_queue);
+    T_RUN(test_oldest_prompt_first);
+    T_RUN(test_late_request_joins_next_step);
     T_RUN(test_logprobs);
     T_RUN(test_embeddings);
     T_RUN(test_models_lru);

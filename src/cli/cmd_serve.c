@@ -154,6 +154,7 @@ int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args)
                         : strcmp(kv, "q8_0") == 0 ? INF_KV_Q8_0
                                                   : INF_KV_F16;
     mp.engine.queue_size = (int)inf_config_get_int(cfg, "server.queue_size");
+    mp.engine.batch_wait_ms = (int)inf_config_get_int(cfg, "server.batch_wait_ms");
     mp.engine.use_mmap = inf_config_get_bool(cfg, "backend.use_mmap");
     mp.engine.use_mlock = inf_config_get_bool(cfg, "backend.use_mlock");
     if (mp.engine.n_parallel > 64) {

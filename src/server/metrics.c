@@ -145,6 +145,12 @@ void api_metrics(struct http_req *r)
                    "Prompt tokens reused from a slot's cache.", "counter", st->cached_tokens_total);
     ENGINE_COUNTER("inferno_generated_tokens_total", "Tokens generated.", "counter",
                    st->generated_tokens_total);
+    ENGINE_COUNTER("inferno_engine_steps_total",
+                   "Forward passes of the engine loop (each reads the weights once).", "counter",
+                   st->steps_total);
+    ENGINE_COUNTER("inferno_batch_tokens_total",
+                   "Tokens carried by those passes (generation and prompt).", "counter",
+                   st->batch_tokens_total);
     ENGINE_COUNTER("inferno_tasks_total", "Tasks submitted to the engine.", "counter",
                    st->tasks_total);
     ENGINE_COUNTER("inferno_tasks_cancelled_total", "Tasks cancelled (client gone or shutdown).",

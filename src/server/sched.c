@@ -69,6 +69,8 @@ struct srv_task {
     size_t stop_len[SRV_MAX_STOP];
 
     double t_submit, t_first, t_last;
+    uint64_t step_submit; /* e->st.steps_total at submit */
+    int32_t ttft_steps;
     struct srv_task *qnext; /* wait queue link */
 };
 
@@ -435,6 +437,7 @@ static void slot_done(struct srv_engine *e, struct slot *s, enum srv_finish fini
     ev.usage.completion_tokens = s->n_gen;
     ev.usage.ttft_ms = t->t_first > 0 ? t->t_first - t->t_submit : 0;
     ev.usage.gen_ms = t->t_first > 0 ? now - t->t_first : 0;
+    ev.usage.ttft_steps = t->ttft_steps;
     slot_reset_task_state(s);
     /* free the slot before the reader sees DONE, so that stats and idle agree with it */
     pthread_mutex_lock(&e->mu);
@@ -644,13 +647,16 @@ static bool slot_token(struct srv_engine *e, struct slot *s, const float *logits
     s->n_gen++;
     pthread_mutex_lock(&e->mu);
     e->st.generated_tokens_total++;
-    if (t->t_first <= 0)
+    if (t->t_first <= 0) {
         hist_add(&e->st.ttft, (now - t->t_submit) / 1e3);
-    else
+        t->ttft_steps = (int32_t)(e->st.steps_total - t->step_submit);
+    } else
         hist_add(&e->st.per_token, (now - t->t_last) / 1e3);
     pthread_mutex_unlock(&e->mu);
-    if (t->t_first <= 0)
+    if (t->t_first <= 0) {
         t->t_first = now;
+        INF_LOG_DEBUG("server", "first token: slot %d after %.0f ms", s->id, now - t->t_submit);
+    }
     t->t_last = now;
 
     struct srv_token_info ti = {.id = id};
@@ -738,6 +744,8 @@ static void admit(struct srv_engine *e)
         s->task = t;
         s->last_used = ++e->tick;
         pthread_mutex_unlock(&e->mu);
+        INF_LOG_DEBUG("server", "admit: slot %d, %d prompt tokens, %d reused, queued %.0f ms",
+                      s->id, (int)t->p.n_prompt, (int)lcp, now_ms() - t->t_submit);
         bool ok = slot_start(e, s, lcp);
         pthread_mutex_lock(&e->mu);
         s->n_cells = s->n_cache;
@@ -759,12 +767,20 @@ static void cancel_slots(struct srv_engine *e, bool all)
 static void step(struct srv_engine *e)
 {
     int32_t n = 0;
+    /* the slots with prompt tokens to decode, oldest request first (ties: lower slot id) */
+    int order[64];
     int n_prompting = 0;
     for (int i = 0; i < e->p.n_parallel; i++) {
         struct slot *s = &e->slots[i];
         s->batch_n = 0;
-        if (s->task && s->pending < 0 && s->n_prompt_done < s->task->p.n_prompt)
-            n_prompting++;
+        if (!s->task || s->pending >= 0 || s->n_prompt_done >= s->task->p.n_prompt)
+            continue;
+        int k = n_prompting++;
+        while (k > 0 && e->slots[order[k - 1]].task->t_submit > s->task->t_submit) {
+            order[k] = order[k - 1];
+            k--;
+        }
+        order[k] = i;
     }
     if (!batch_reserve(e, e->p.n_parallel + (int32_t)e->p.n_batch))
         return;
@@ -781,19 +797,19 @@ static void step(struct srv_engine *e)
         e->b_logits[n] = 1;
         n++;
     }
-    /* prompt chunks: the rest of n_batch, shared fairly between the waiting prompts */
+    const int32_t n_gen_tokens = n;
+    /* prompt tokens fill the rest of n_batch, oldest request first: it finishes its prompt (and
+       gets its first token) as early as possible, and a step carries as many tokens as it may,
+       since every forward pass reads all the weights once. The oldest waiting prompt always
+       gets at least one token, so prompts progress even when generation fills n_batch. */
     int32_t budget = (int32_t)e->p.n_batch - n;
-    if (budget < n_prompting)
-        budget = n_prompting;
-    for (int i = 0; i < e->p.n_parallel && n_prompting > 0; i++) {
-        struct slot *s = &e->slots[i];
-        if (!s->task || s->pending >= 0 || s->n_prompt_done >= s->task->p.n_prompt)
-            continue;
-        int32_t share = budget / n_prompting;
+    if (budget < 1 && n_prompting > 0)
+        budget = 1;
+    for (int o = 0; o < n_prompting && budget > 0; o++) {
+        struct slot *s = &e->slots[order[o]];
         int32_t left = s->task->p.n_prompt - s->n_prompt_done;
-        int32_t take = left < share ? left : share;
+        int32_t take = left < budget ? left : budget;
         budget -= take;
-        n_prompting--;
         s->batch_first = n;
         s->batch_n = take;
         for (int32_t k = 0; k < take; k++) {
@@ -813,6 +829,7 @@ static void step(struct srv_engine *e)
                           .seq_id = e->b_seq,
                           .logits = e->b_logits};
     struct inf_error err = {0};
+    double t_step = now_ms();
     if (inf_decode(e->ctx, &b, &err) != INF_OK) {
         INF_LOG_ERROR("server", "decode failed: %s", inf_error_message(&err));
         for (int i = 0; i < e->p.n_parallel; i++)
@@ -820,6 +837,10 @@ static void step(struct srv_engine *e)
                 slot_fail(e, &e->slots[i], 500, inf_error_message(&err));
         return;
     }
+    pthread_mutex_lock(&e->mu);
+    e->st.steps_total++;
+    e->st.batch_tokens_total += (uint64_t)n;
+    pthread_mutex_unlock(&e->mu);
     uint64_t n_prompt_tokens = 0;
     for (int i = 0; i < e->p.n_parallel; i++) {
         struct slot *s = &e->slots[i];
@@ -858,6 +879,8 @@ static void step(struct srv_engine *e)
         }
         slot_token(e, s, last);
     }
+    INF_LOG_DEBUG("server", "step: %d generated + %llu prompt tokens, %.0f ms", (int)n_gen_tokens,
+                  (unsigned long long)n_prompt_tokens, now_ms() - t_step);
     pthread_mutex_lock(&e->mu);
     e->st.prompt_tokens_total += n_prompt_tokens;
     for (int i = 0; i < e->p.n_parallel; i++)
@@ -871,6 +894,48 @@ static bool any_active(const struct srv_engine *e)
         if (e->slots[i].task)
             return true;
     return false;
+}
+
+/*
+ * Before a step that would carry only prompt tokens (no slot generating, so waiting delays no
+ * token stream) while a slot is free: if a request arrived less than batch_wait_ms ago, more of
+ * its burst are likely on their way; wait for them (admitting each as it comes) until
+ * batch_wait_ms after the newest arrival, at most 2 x batch_wait_ms in all, so that the burst
+ * shares one forward pass instead of queueing behind it. Ends early when every slot is taken,
+ * on stop, or on a cancellation. Under e->mu.
+ */
+static void batch_wait(struct srv_engine *e)
+{
+    const double w = e->p.batch_wait_ms;
+    const double start = now_ms();
+    for (;;) {
+        double newest = 0;
+        bool full = true, prompts_only = true, cancelled = false;
+        for (int i = 0; i < e->p.n_parallel; i++) {
+            const struct slot *s = &e->slots[i];
+            const struct srv_task *t = s->task;
+            full = full && t;
+            if (!t)
+                continue;
+            prompts_only = prompts_only && s->pending < 0;
+            cancelled = cancelled || atomic_load(&t->cancel);
+            if (t->t_submit > newest)
+                newest = t->t_submit;
+        }
+        double now = now_ms(), deadline = newest + w;
+        if (deadline > start + 2 * w)
+            deadline = start + 2 * w;
+        if (newest == 0 || full || !prompts_only || cancelled || e->stopping || now >= deadline)
+            return;
+        double wait_ms = deadline - now;
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        long long ns = (long long)dl.tv_nsec + (long long)(wait_ms * 1e6);
+        dl.tv_sec += (time_t)(ns / 1000000000LL);
+        dl.tv_nsec = (long)(ns % 1000000000LL);
+        pthread_cond_timedwait(&e->cv, &e->mu, &dl);
+        admit(e);
+    }
 }
 
 static void *engine_main(void *arg)
@@ -899,6 +964,8 @@ static void *engine_main(void *arg)
             return NULL;
         }
         admit(e);
+        if (e->p.batch_wait_ms > 0)
+            batch_wait(e);
         pthread_mutex_unlock(&e->mu);
         cancel_slots(e, false);
         pthread_mutex_lock(&e->mu);
@@ -1112,6 +1179,7 @@ inf_status srv_task_submit(struct srv_engine *e, const struct srv_task_params *p
     }
     e->refs++;
     t->e = e;
+    t->step_submit = e->st.steps_total;
     e->st.tasks_total++;
     if ((uint32_t)p->n_prompt > e->slot_ctx) {
         pthread_mutex_unlock(&e->mu);

@@ -9,8 +9,11 @@
  *     task's events with srv_task_next() until SRV_EV_DONE or SRV_EV_ERROR.
  *   - The engine thread waits for work, admits queued tasks into free slots (choosing the slot
  *     whose cached tokens share the longest prefix with the prompt), and each step builds one
- *     inf_batch holding the next token of every generating slot plus chunks of waiting prompts,
- *     decodes it, samples, and pushes events to each task's queue.
+ *     inf_batch of at most n_batch tokens: the next token of every generating slot (always, so
+ *     that generation never stalls behind prompts), then the waiting prompts' tokens, oldest
+ *     request first, each taking as much of the rest as it needs. A prompt that does not fit
+ *     continues in the next steps. Then it decodes the batch, samples, and pushes events to each
+ *     task's queue.
  *
  * Slots: n_parallel slots share one context of n_ctx cells; each slot is one KV sequence and
  * may hold at most n_ctx / n_parallel cells (srv_engine_slot_ctx()). A prompt longer than that
@@ -45,6 +48,11 @@ struct srv_engine_params {
     int n_threads;        /* 0 = physical cores */
     enum inf_kv_type kv_type;
     int queue_size; /* tasks waiting for a slot before submit answers INF_ELIMIT */
+    /* Before a step that would carry only prompt tokens (no slot generating) while a slot is
+       free: wait until this long after the newest arrival (at most twice this in all; early
+       once every slot is taken), so that a burst of requests shares one pass over the weights.
+       0 = never wait. */
+    int batch_wait_ms;
     bool use_mmap, use_mlock;
 };
 
@@ -84,6 +92,8 @@ struct srv_engine_stats {
     uint64_t prompt_tokens_total; /* processed by decode (cached prefixes not counted) */
     uint64_t cached_tokens_total; /* prompt tokens reused from a slot's cache */
     uint64_t generated_tokens_total;
+    uint64_t steps_total;        /* forward passes (inf_decode calls) of the slots' context */
+    uint64_t batch_tokens_total; /* tokens those passes carried (generation + prompt) */
     uint64_t tasks_total, tasks_cancelled;
     double load_ms;
     struct srv_hist ttft;      /* submit -> first generated token */
@@ -147,6 +157,8 @@ struct srv_usage {
     int32_t cached_tokens; /* of prompt_tokens, reused from the slot's cache */
     int32_t completion_tokens;
     double ttft_ms, gen_ms; /* submit -> first token; first token -> done */
+    int32_t ttft_steps;     /* forward passes that ended between submit and the first token,
+                               the one that produced it included (0: no token) */
 };
 
 struct srv_event {
