@@ -523,7 +523,7 @@ static void test_gemm_panels(void)
     /* its own random stream: the tests after it keep their data */
     const uint64_t saved_rng = rng_state;
     rng_state = 0x2545f4914f6cdd1dull;
-    static const int64_t sizes_32[] = {32, 64, 96, 160, 1024, 4128};
+    static const int64_t sizes_32[] = {32, 64, 96, 160, 256, 768, 1024, 4128};
     static const int nrs[] = {1, 5, 15, 16, 17, 40, 64};
     static const int ncs[] = {1, 3, 4, 5, 8, 13};
     const int rows = 64, cols = 13;

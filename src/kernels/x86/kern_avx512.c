@@ -710,6 +710,7 @@ void inf__kern_init_avx512(struct inf__kern *k, int have_vnni)
     k->w[INF_TYPE_F16] = (struct inf__wkern){.gemm = gemm_f16, .max_nr = 4, .max_nc = 4};
     k->w[INF_TYPE_BF16] = (struct inf__wkern){.gemm = gemm_bf16, .max_nr = 4, .max_nc = 4};
     z_ops_init(k);
+    inf__kern_init_avx512_kq(k);
 }
 
 #else
