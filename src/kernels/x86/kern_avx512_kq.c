@@ -1,5 +1,5 @@
 /*
- * kern_avx512_kq.c - AVX-512 panel kernels for the K-quants (Q4_K, Q5_K) times Q8_K activations,
+ * kern_avx512_kq.c - AVX-512 panel kernels for the K-quants (Q4_K, Q5_K, Q6_K) times Q8_K,
  * for batches: the rows of a chunk are repacked 16 at a time into interleaved panels so that
  * one 4-byte activation broadcast feeds all 16 rows, as the Q4_0/Q8_0 panels in kern_avx512.c.
  * Compiled with the AVX-512 flags; registered by inf__kern_init_avx512 through
@@ -17,6 +17,11 @@
  * VPMADDWD with the scale vector widens them to int32. The mins use the activations' sub-block
  * sums (pairs of Q8_K bsums, at most 32 * 128 = 4096 in magnitude) in one VPMADDWD per two
  * sub-blocks. dot = d * yd * sum(sc * q.a) - dmin * yd * sum(min * bsum), as the reference.
+ * Q6_K: the 16 groups of 16 values have 16 signed 8-bit scale vectors (vector index 4j + g for
+ * values 16j + 4g..), 2 groups summed as int16 (2 * 2 * 63 * 128 = 32256); its level offset 32
+ * is the "min": 8 vectors of (32 sc 2k, 32 sc 2k+1) against the Q8_K bsums, and no dmin, so
+ * dot = d * yd * (sum(sc * q.a) - sum(32 sc * bsum)). Its level vector 32h + 8s + g holds
+ * values 128h + 32s + 4g.. (the same order as the values).
  */
 #ifdef INFERNO_X86
 
@@ -26,78 +31,131 @@
 #include "kernels/x86/kern_x86.h"
 
 /* tokens per tile: accumulators per token (float, int32, int16) stay in registers */
-#define ZK_NC       4
-#define ZK_LEVELS   (64 * 64)
-#define ZK_SC       (ZK_LEVELS)
-#define ZK_MN       (ZK_SC + 8 * 64)
-#define ZK_D        (ZK_MN + 4 * 64)
-#define ZK_SB_BYTES (ZK_D + 2 * 64)
+#define ZK_NC 4
+
+/* Panel layout of one superblock (16 rows): levels, scale vectors, min vectors, d (and dmin). */
+#define ZK_LEVELS (64 * 64)
+static INF__ALWAYS_INLINE int zk_n_sc(const int T)
+{
+    return T == INF_TYPE_Q6_K ? 16 : 8;
+}
+static INF__ALWAYS_INLINE size_t zk_off_mn(const int T)
+{
+    return ZK_LEVELS + 64 * (size_t)zk_n_sc(T);
+}
+static INF__ALWAYS_INLINE size_t zk_off_d(const int T)
+{
+    return zk_off_mn(T) + 64 * (size_t)zk_n_sc(T) / 2;
+}
+static INF__ALWAYS_INLINE size_t zk_sb_bytes(const int T)
+{
+    return zk_off_d(T) + (T == INF_TYPE_Q6_K ? 64 : 128);
+}
 
 /* Repack rows [0, nr) (nr <= 16) of nb superblocks into one panel; rows >= nr are zero. */
 static INF__ALWAYS_INLINE void zk_pack(const int T, const uint8_t *w, size_t ldw, int nr,
                                        int64_t nb, uint8_t *dst)
 {
-    const size_t wbs = x86_k_wbytes(T);
-    const size_t qs_off = T == INF_TYPE_Q4_K ? offsetof(struct inf_block_q4_K, qs)
-                                             : offsetof(struct inf_block_q5_K, qs);
+    const size_t wbs = x86_k_wbytes(T), sbb = zk_sb_bytes(T);
     const __mmask16 rm = (__mmask16)((1u << nr) - 1);
     const __m512i idx =
         _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                            _mm512_set1_epi32((int)ldw));
-    const __m512i m4 = _mm512_set1_epi8(0x0f), zero = _mm512_setzero_si512();
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(3),
+                  zero = _mm512_setzero_si512();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *base = w + (size_t)b * wbs;
-        uint8_t *pb = dst + (size_t)b * ZK_SB_BYTES;
-        /* levels: the 4 bytes at qs + 32p + 4g hold group g of sub-blocks 2p (low nibbles) and
-         * 2p + 1 (high nibbles) */
-        for (int p = 0; p < 4; p++)
-            for (int g = 0; g < 8; g++) {
-                const __m512i v =
-                    _mm512_mask_i32gather_epi32(zero, rm, idx, base + qs_off + 32 * p + 4 * g, 1);
-                __m512i lo = _mm512_and_si512(v, m4);
-                __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-                if (T == INF_TYPE_Q5_K) { /* bit 4 of value 32j + l is bit j of qh[l] */
-                    const __m512i h = _mm512_mask_i32gather_epi32(
-                        zero, rm, idx, base + offsetof(struct inf_block_q5_K, qh) + 4 * g, 1);
-                    const __m512i sel = _mm512_set1_epi8((char)(1 << (2 * p)));
-                    lo = _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(h, sel), lo,
-                                              _mm512_set1_epi8(16));
-                    hi = _mm512_mask_add_epi8(hi,
-                                              _mm512_test_epi8_mask(h, _mm512_add_epi8(sel, sel)),
-                                              hi, _mm512_set1_epi8(16));
+        uint8_t *pb = dst + (size_t)b * sbb;
+        if (T == INF_TYPE_Q6_K) {
+            /* values 128h + 32s + 4g..+3: low nibbles (s < 2) or high nibbles (s >= 2) of
+             * ql[64h + 32(s & 1) + 4g..], top bits 2s, 2s+1 of qh[32h + 4g..] */
+            for (int h = 0; h < 2; h++)
+                for (int g = 0; g < 8; g++) {
+                    const __m512i l0 = _mm512_mask_i32gather_epi32(
+                        zero, rm, idx, base + offsetof(struct inf_block_q6_K, ql) + 64 * h + 4 * g,
+                        1);
+                    const __m512i l1 = _mm512_mask_i32gather_epi32(
+                        zero, rm, idx,
+                        base + offsetof(struct inf_block_q6_K, ql) + 64 * h + 32 + 4 * g, 1);
+                    const __m512i qh = _mm512_mask_i32gather_epi32(
+                        zero, rm, idx, base + offsetof(struct inf_block_q6_K, qh) + 32 * h + 4 * g,
+                        1);
+                    const __m512i lo[4] = {_mm512_and_si512(l0, m4), _mm512_and_si512(l1, m4),
+                                           _mm512_and_si512(_mm512_srli_epi16(l0, 4), m4),
+                                           _mm512_and_si512(_mm512_srli_epi16(l1, 4), m4)};
+                    for (int q = 0; q < 4; q++) {
+                        const __m512i hb =
+                            _mm512_and_si512(_mm512_srli_epi16(qh, (unsigned)(2 * q)), m2);
+                        _mm512_store_si512(pb + 64 * (32 * h + 8 * q + g),
+                                           _mm512_or_si512(lo[q], _mm512_slli_epi16(hb, 4)));
+                    }
                 }
-                _mm512_store_si512(pb + 64 * (16 * p + g), lo);
-                _mm512_store_si512(pb + 64 * (16 * p + 8 + g), hi);
-            }
-        /* scales, mins, d, dmin per row */
-        uint32_t sc[8][16], mn[4][16];
+        } else {
+            /* the 4 bytes at qs + 32p + 4g hold group g of sub-blocks 2p (low nibbles) and
+             * 2p + 1 (high nibbles) */
+            const size_t qs_off = T == INF_TYPE_Q4_K ? offsetof(struct inf_block_q4_K, qs)
+                                                     : offsetof(struct inf_block_q5_K, qs);
+            for (int p = 0; p < 4; p++)
+                for (int g = 0; g < 8; g++) {
+                    const __m512i v = _mm512_mask_i32gather_epi32(
+                        zero, rm, idx, base + qs_off + 32 * p + 4 * g, 1);
+                    __m512i lo = _mm512_and_si512(v, m4);
+                    __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+                    if (T == INF_TYPE_Q5_K) { /* bit 4 of value 32j + l is bit j of qh[l] */
+                        const __m512i h = _mm512_mask_i32gather_epi32(
+                            zero, rm, idx, base + offsetof(struct inf_block_q5_K, qh) + 4 * g, 1);
+                        const __m512i sel = _mm512_set1_epi8((char)(1 << (2 * p)));
+                        lo = _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(h, sel), lo,
+                                                  _mm512_set1_epi8(16));
+                        hi = _mm512_mask_add_epi8(
+                            hi, _mm512_test_epi8_mask(h, _mm512_add_epi8(sel, sel)), hi,
+                            _mm512_set1_epi8(16));
+                    }
+                    _mm512_store_si512(pb + 64 * (16 * p + g), lo);
+                    _mm512_store_si512(pb + 64 * (16 * p + 8 + g), hi);
+                }
+        }
+        /* scales, mins (Q6_K: 32 * scale, the offset of its levels), d, dmin per row */
+        uint32_t sc[16][16], mn[8][16];
         float d[2][16];
         memset(sc, 0, sizeof(sc));
         memset(mn, 0, sizeof(mn));
         memset(d, 0, sizeof(d));
         for (int r = 0; r < nr; r++) {
-            const struct inf_block_q4_K *x = (const void *)(base + (size_t)r * ldw);
-            d[0][r] = x86_f16(x->d);
-            d[1][r] = x86_f16(x->dmin);
-            __m256i s16;
-            __m128i m16;
-            x86_k4_scales(x->scales, &s16, &m16);
-            uint16_t s[8];
-            uint32_t m[4];
-            _mm_storeu_si128((__m128i *)(void *)s, _mm256_castsi256_si128(s16));
-            _mm_storeu_si128((__m128i *)(void *)m, m16);
-            for (int j = 0; j < 8; j++)
-                sc[j][r] = (uint32_t)s[j] * 0x10001u;
-            for (int k = 0; k < 4; k++)
-                mn[k][r] = m[k];
+            const uint8_t *x = base + (size_t)r * ldw;
+            if (T == INF_TYPE_Q6_K) {
+                const struct inf_block_q6_K *y = (const void *)x;
+                d[0][r] = x86_f16(y->d);
+                for (int j = 0; j < 16; j++)
+                    sc[j][r] = (uint16_t)y->scales[j] * 0x10001u;
+                for (int k = 0; k < 8; k++)
+                    mn[k][r] = (uint16_t)(32 * y->scales[2 * k]) |
+                               (uint32_t)(uint16_t)(32 * y->scales[2 * k + 1]) << 16;
+            } else {
+                const struct inf_block_q4_K *y = (const void *)x;
+                d[0][r] = x86_f16(y->d);
+                d[1][r] = x86_f16(y->dmin);
+                __m256i s16;
+                __m128i m16;
+                x86_k4_scales(y->scales, &s16, &m16);
+                uint16_t s[8];
+                uint32_t m[4];
+                _mm_storeu_si128((__m128i *)(void *)s, _mm256_castsi256_si128(s16));
+                _mm_storeu_si128((__m128i *)(void *)m, m16);
+                for (int j = 0; j < 8; j++)
+                    sc[j][r] = (uint32_t)s[j] * 0x10001u;
+                for (int k = 0; k < 4; k++)
+                    mn[k][r] = m[k];
+            }
         }
-        memcpy(pb + ZK_SC, sc, sizeof(sc));
-        memcpy(pb + ZK_MN, mn, sizeof(mn));
-        memcpy(pb + ZK_D, d, sizeof(d));
+        const int ns = zk_n_sc(T);
+        memcpy(pb + ZK_LEVELS, sc, 64 * (size_t)ns);
+        memcpy(pb + zk_off_mn(T), mn, 32 * (size_t)ns);
+        memcpy(pb + zk_off_d(T), d, T == INF_TYPE_Q6_K ? 64 : 128);
     }
 }
 
-/* The activations' sub-block sums (8 int16 per token and superblock) for nc tokens. */
+/* Q4_K/Q5_K: the activations' sub-block sums (8 int16 per token and superblock), nc tokens. */
 static void zk_act(int nc, int64_t nb, const uint8_t *a, size_t lda, int16_t *bs)
 {
     for (int c = 0; c < nc; c++)
@@ -113,31 +171,33 @@ static INF__ALWAYS_INLINE void zk_tile(const int T, const int NC, int64_t nb, co
                                        const uint8_t *a, size_t lda, const int16_t *bs, float *s,
                                        size_t lds, int nr)
 {
-    /* groups summed as int16 before the scale is applied (see the exactness bound above) */
-    const int GS = T == INF_TYPE_Q4_K ? 8 : 4;
+    /* GPS: 4-byte groups per scale; GS: groups summed as int16 before the scale applies (see the
+     * exactness bounds above; Q6_K: 2 * 2 * 63 * 128 = 32256) */
+    const int ns = zk_n_sc(T), GPS = 64 / ns;
+    const int GS = T == INF_TYPE_Q4_K ? 8 : T == INF_TYPE_Q5_K ? 4 : 2;
+    const size_t sbb = zk_sb_bytes(T), off_mn = zk_off_mn(T), off_d = zk_off_d(T);
     __m512 acc[ZK_NC];
     for (int c = 0; c < NC; c++)
         acc[c] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *pb = pan + (size_t)b * ZK_SB_BYTES;
-        const uint8_t *yq[ZK_NC];
+        const uint8_t *pb = pan + (size_t)b * sbb;
+        const struct inf_block_q8_K *y[ZK_NC];
         for (int c = 0; c < NC; c++)
-            yq[c] = a + (size_t)c * lda + (size_t)b * sizeof(struct inf_block_q8_K) +
-                    offsetof(struct inf_block_q8_K, qs);
+            y[c] = (const void *)(a + (size_t)c * lda + (size_t)b * sizeof(struct inf_block_q8_K));
         __m512i si[ZK_NC];
         for (int c = 0; c < NC; c++)
             si[c] = _mm512_setzero_si512();
-        for (int j = 0; j < 8; j++) {
-            const __m512i scv = _mm512_load_si512(pb + ZK_SC + 64 * j);
-            for (int g0 = 0; g0 < 8; g0 += GS) {
+        for (int j = 0; j < ns; j++) {
+            const __m512i scv = _mm512_load_si512(pb + ZK_LEVELS + 64 * j);
+            for (int g0 = 0; g0 < GPS; g0 += GS) {
                 __m512i a16[ZK_NC];
                 for (int c = 0; c < NC; c++)
                     a16[c] = _mm512_setzero_si512();
                 for (int g = g0; g < g0 + GS; g++) {
-                    const __m512i wv = _mm512_load_si512(pb + 64 * (8 * j + g));
+                    const __m512i wv = _mm512_load_si512(pb + 64 * (GPS * j + g));
                     for (int c = 0; c < NC; c++) {
                         int32_t v;
-                        memcpy(&v, yq[c] + 32 * j + 4 * g, 4);
+                        memcpy(&v, y[c]->qs + 4 * (GPS * j + g), 4);
                         a16[c] = _mm512_add_epi16(a16[c],
                                                   _mm512_maddubs_epi16(wv, _mm512_set1_epi32(v)));
                     }
@@ -146,22 +206,27 @@ static INF__ALWAYS_INLINE void zk_tile(const int T, const int NC, int64_t nb, co
                     si[c] = _mm512_add_epi32(si[c], _mm512_madd_epi16(a16[c], scv));
             }
         }
-        const __m512 dx = _mm512_load_ps((const float *)(const void *)(pb + ZK_D));
-        const __m512 dm = _mm512_load_ps((const float *)(const void *)(pb + ZK_D + 64));
+        const __m512 dx = _mm512_load_ps((const float *)(const void *)(pb + off_d));
         for (int c = 0; c < NC; c++) {
-            const int16_t *bc = bs + 8 * ((size_t)c * (size_t)nb + (size_t)b);
+            /* pairs of sums: Q6_K the bsums (groups of 16), else the sub-block sums */
+            const int16_t *bc =
+                T == INF_TYPE_Q6_K ? y[c]->bsums : bs + 8 * ((size_t)c * (size_t)nb + (size_t)b);
             __m512i sm = _mm512_setzero_si512();
-            for (int k = 0; k < 4; k++) {
+            for (int k = 0; k < ns / 2; k++) {
                 int32_t v;
                 memcpy(&v, bc + 2 * k, 4);
-                sm = _mm512_add_epi32(sm, _mm512_madd_epi16(_mm512_load_si512(pb + ZK_MN + 64 * k),
+                sm = _mm512_add_epi32(sm, _mm512_madd_epi16(_mm512_load_si512(pb + off_mn + 64 * k),
                                                             _mm512_set1_epi32(v)));
             }
-            float yd;
-            memcpy(&yd, yq[c] - offsetof(struct inf_block_q8_K, qs), sizeof(float));
-            const __m512 ydv = _mm512_set1_ps(yd);
-            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(si[c]), _mm512_mul_ps(dx, ydv), acc[c]);
-            acc[c] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(sm), _mm512_mul_ps(dm, ydv), acc[c]);
+            const __m512 ydv = _mm512_set1_ps(y[c]->d);
+            if (T == INF_TYPE_Q6_K) {
+                acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(si[c], sm)),
+                                         _mm512_mul_ps(dx, ydv), acc[c]);
+            } else {
+                const __m512 dm = _mm512_load_ps((const float *)(const void *)(pb + off_d + 64));
+                acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(si[c]), _mm512_mul_ps(dx, ydv), acc[c]);
+                acc[c] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(sm), _mm512_mul_ps(dm, ydv), acc[c]);
+            }
         }
     }
     const __mmask16 m = (__mmask16)((1u << nr) - 1);
@@ -175,7 +240,7 @@ static INF__ALWAYS_INLINE void zk_gemm(const int T, int64_t n, const uint8_t *w,
 {
     const int64_t nb = n / INF_QK_K;
     const int np = (nr + 15) / 16;
-    const size_t pan_bytes = (size_t)nb * ZK_SB_BYTES;
+    const size_t pan_bytes = (size_t)nb * zk_sb_bytes(T);
     int16_t *bs = (int16_t *)(void *)(buf + (size_t)np * pan_bytes);
     for (int p = 0; p < np; p++)
         zk_pack(T, w + (size_t)p * 16 * ldw, ldw, nr - 16 * p < 16 ? nr - 16 * p : 16, nb,
@@ -183,7 +248,8 @@ static INF__ALWAYS_INLINE void zk_gemm(const int T, int64_t n, const uint8_t *w,
     for (int c0 = 0; c0 < nc; c0 += ZK_NC) {
         const int cn = nc - c0 < ZK_NC ? nc - c0 : ZK_NC;
         const uint8_t *ac = a + (size_t)c0 * lda;
-        zk_act(cn, nb, ac, lda, bs);
+        if (T != INF_TYPE_Q6_K)
+            zk_act(cn, nb, ac, lda, bs);
         for (int p = 0; p < np; p++) {
             const uint8_t *pan = buf + (size_t)p * pan_bytes;
             float *sp = s + (size_t)c0 * lds + (size_t)p * 16;
@@ -230,12 +296,12 @@ static void zk_key_init(void)
         abort();
 }
 
-static uint8_t *zk_scratch(int64_t n, int nr)
+static uint8_t *zk_scratch(const int T, int64_t n, int nr)
 {
     const int64_t nb = n / INF_QK_K;
     if (nb <= 0 || nr <= 0)
         return NULL;
-    const size_t total = ((size_t)((nr + 15) / 16) * (size_t)nb * ZK_SB_BYTES +
+    const size_t total = ((size_t)((nr + 15) / 16) * (size_t)nb * zk_sb_bytes(T) +
                           (size_t)ZK_NC * (size_t)nb * 8 * sizeof(int16_t) + 63) /
                          64 * 64;
     pthread_once(&zk_once, zk_key_init);
@@ -264,7 +330,7 @@ static uint8_t *zk_scratch(int64_t n, int nr)
     static void gemm_##t##_panel(int64_t n, const void *vw, size_t ldw, const void *va,            \
                                  size_t lda, float *s, size_t lds, int nr, int nc)                 \
     {                                                                                              \
-        uint8_t *buf = zk_scratch(n, nr);                                                          \
+        uint8_t *buf = zk_scratch(T, n, nr);                                                       \
         if (!buf) {                                                                                \
             zk_plain_##t(n, vw, ldw, va, lda, s, lds, nr, nc);                                     \
             return;                                                                                \
@@ -273,6 +339,7 @@ static uint8_t *zk_scratch(int64_t n, int nr)
     }
 ZK_PANEL(q4_K, INF_TYPE_Q4_K)
 ZK_PANEL(q5_K, INF_TYPE_Q5_K)
+ZK_PANEL(q6_K, INF_TYPE_Q6_K)
 
 void inf__kern_init_avx512_kq(struct inf__kern *k)
 {
@@ -282,6 +349,9 @@ void inf__kern_init_avx512_kq(struct inf__kern *k)
     zk_plain_q5_K = k->w[INF_TYPE_Q5_K].gemm;
     k->w[INF_TYPE_Q5_K].panel = gemm_q5_K_panel;
     k->w[INF_TYPE_Q5_K].panel_min_nc = 8;
+    zk_plain_q6_K = k->w[INF_TYPE_Q6_K].gemm;
+    k->w[INF_TYPE_Q6_K].panel = gemm_q6_K_panel;
+    k->w[INF_TYPE_Q6_K].panel_min_nc = 8;
 }
 
 #else
