@@ -52,6 +52,24 @@ static INF__ALWAYS_INLINE size_t zk_sb_bytes(const int T)
     return zk_off_d(T) + (T == INF_TYPE_Q6_K ? 64 : 128);
 }
 
+/*
+ * pshufb controls picking, in every 32-bit lane, its bytes a and b as the two int16 of the
+ * lane: zk_bytes puts them in the high bytes (b << 8, for an arithmetic shift after),
+ * zk_bytes0 in the low bytes (zero-extended).
+ */
+static INF__ALWAYS_INLINE __m512i zk_bytes(int a, int b)
+{
+    return _mm512_or_si512(
+        _mm512_set1_epi32((int)(0x80u | (uint32_t)a << 8 | 0x80u << 16 | (uint32_t)b << 24)),
+        _mm512_set4_epi32(12 << 8 | 12 << 24, 8 << 8 | 8 << 24, 4 << 8 | 4 << 24, 0));
+}
+static INF__ALWAYS_INLINE __m512i zk_bytes0(int a, int b)
+{
+    return _mm512_or_si512(
+        _mm512_set1_epi32((int)((uint32_t)a | 0x80u << 8 | (uint32_t)b << 16 | 0x80u << 24)),
+        _mm512_set4_epi32(12 | 12 << 16, 8 | 8 << 16, 4 | 4 << 16, 0));
+}
+
 /* Repack rows [0, nr) (nr <= 16) of nb superblocks into one panel; rows >= nr are zero. */
 static INF__ALWAYS_INLINE void zk_pack(const int T, const uint8_t *w, size_t ldw, int nr,
                                        int64_t nb, uint8_t *dst)
@@ -115,43 +133,56 @@ static INF__ALWAYS_INLINE void zk_pack(const int T, const uint8_t *w, size_t ldw
                     _mm512_store_si512(pb + 64 * (16 * p + 8 + g), hi);
                 }
         }
-        /* scales, mins (Q6_K: 32 * scale, the offset of its levels), d, dmin per row */
-        uint32_t sc[16][16], mn[8][16];
-        float d[2][16];
-        memset(sc, 0, sizeof(sc));
-        memset(mn, 0, sizeof(mn));
-        memset(d, 0, sizeof(d));
-        for (int r = 0; r < nr; r++) {
-            const uint8_t *x = base + (size_t)r * ldw;
-            if (T == INF_TYPE_Q6_K) {
-                const struct inf_block_q6_K *y = (const void *)x;
-                d[0][r] = x86_f16(y->d);
-                for (int j = 0; j < 16; j++)
-                    sc[j][r] = (uint16_t)y->scales[j] * 0x10001u;
-                for (int k = 0; k < 8; k++)
-                    mn[k][r] = (uint16_t)(32 * y->scales[2 * k]) |
-                               (uint32_t)(uint16_t)(32 * y->scales[2 * k + 1]) << 16;
-            } else {
-                const struct inf_block_q4_K *y = (const void *)x;
-                d[0][r] = x86_f16(y->d);
-                d[1][r] = x86_f16(y->dmin);
-                __m256i s16;
-                __m128i m16;
-                x86_k4_scales(y->scales, &s16, &m16);
-                uint16_t s[8];
-                uint32_t m[4];
-                _mm_storeu_si128((__m128i *)(void *)s, _mm256_castsi256_si128(s16));
-                _mm_storeu_si128((__m128i *)(void *)m, m16);
-                for (int j = 0; j < 8; j++)
-                    sc[j][r] = (uint32_t)s[j] * 0x10001u;
-                for (int k = 0; k < 4; k++)
-                    mn[k][r] = m[k];
+        /* scales, mins (Q6_K: 32 * scale, the offset of its levels), d, dmin: the bytes
+         * gathered one dword per row lane, then rearranged within each lane */
+        const uint8_t *sp = base + (T == INF_TYPE_Q6_K ? offsetof(struct inf_block_q6_K, scales)
+                                                       : offsetof(struct inf_block_q4_K, scales));
+        if (T == INF_TYPE_Q6_K) {
+            for (int q = 0; q < 4; q++) {
+                /* scales 4q..4q+3: int16 b << 8 then >> 8 (scale) or >> 3 (32 * scale) */
+                const __m512i v = _mm512_mask_i32gather_epi32(zero, rm, idx, sp + 4 * q, 1);
+                for (int j = 0; j < 4; j++)
+                    _mm512_store_si512(
+                        pb + ZK_LEVELS + 64 * (4 * q + j),
+                        _mm512_srai_epi16(_mm512_shuffle_epi8(v, zk_bytes(j, j)), 8));
+                for (int k = 0; k < 2; k++)
+                    _mm512_store_si512(
+                        pb + zk_off_mn(T) + 64 * (2 * q + k),
+                        _mm512_srai_epi16(_mm512_shuffle_epi8(v, zk_bytes(2 * k, 2 * k + 1)), 3));
             }
+            /* d: the high half of the dword ending the block (no read past it) */
+            const __m512i dv = _mm512_mask_i32gather_epi32(
+                zero, rm, idx, base + offsetof(struct inf_block_q6_K, d) - 2, 1);
+            _mm512_store_ps(pb + zk_off_d(T),
+                            _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dv, 16))));
+        } else {
+            /* bytes: S0 = s0..3, S1 = s4..7, S2 = s8..11; for j < 4 sc = S0[j] & 63,
+             * m = S1[j] & 63; for j >= 4 sc = (S2[j-4] & 15) | (S0[j-4] >> 6) << 4,
+             * m = (S2[j-4] >> 4) | (S1[j-4] >> 6) << 4 */
+            const __m512i s0 = _mm512_mask_i32gather_epi32(zero, rm, idx, sp, 1);
+            const __m512i s1 = _mm512_mask_i32gather_epi32(zero, rm, idx, sp + 4, 1);
+            const __m512i s2 = _mm512_mask_i32gather_epi32(zero, rm, idx, sp + 8, 1);
+            const __m512i m63 = _mm512_set1_epi8(63), m30 = _mm512_set1_epi8(0x30);
+            const __m512i sc[2] = {
+                _mm512_and_si512(s0, m63),
+                _mm512_or_si512(_mm512_and_si512(s2, m4),
+                                _mm512_and_si512(_mm512_srli_epi32(s0, 2), m30))};
+            const __m512i mn[2] = {
+                _mm512_and_si512(s1, m63),
+                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(s2, 4), m4),
+                                _mm512_and_si512(_mm512_srli_epi32(s1, 2), m30))};
+            for (int j = 0; j < 8; j++)
+                _mm512_store_si512(pb + ZK_LEVELS + 64 * j,
+                                   _mm512_shuffle_epi8(sc[j / 4], zk_bytes0(j % 4, j % 4)));
+            for (int k = 0; k < 4; k++)
+                _mm512_store_si512(
+                    pb + zk_off_mn(T) + 64 * k,
+                    _mm512_shuffle_epi8(mn[k / 2], zk_bytes0(2 * (k % 2), 2 * (k % 2) + 1)));
+            const __m512i dv = _mm512_mask_i32gather_epi32(zero, rm, idx, base, 1);
+            _mm512_store_ps(pb + zk_off_d(T), _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dv)));
+            _mm512_store_ps(pb + zk_off_d(T) + 64,
+                            _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dv, 16))));
         }
-        const int ns = zk_n_sc(T);
-        memcpy(pb + ZK_LEVELS, sc, 64 * (size_t)ns);
-        memcpy(pb + zk_off_mn(T), mn, 32 * (size_t)ns);
-        memcpy(pb + zk_off_d(T), d, T == INF_TYPE_Q6_K ? 64 : 128);
     }
 }
 
