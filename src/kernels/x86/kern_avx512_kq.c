@@ -355,15 +355,17 @@ static uint8_t *zk_scratch(const int T, int64_t n, int nr)
     return sc->buf;
 }
 
-/* The panel entry: falls back to the level's plain gemm when no scratch can be had. */
+/*
+ * The panel entry, for any nr and nc. Without scratch (out of memory), or with rows too far
+ * apart for the 32-bit gather offsets, it falls back to the reference loop (any nr and nc).
+ */
 #define ZK_PANEL(t, T)                                                                             \
-    static inf__gemm_fn zk_plain_##t;                                                              \
     static void gemm_##t##_panel(int64_t n, const void *vw, size_t ldw, const void *va,            \
                                  size_t lda, float *s, size_t lds, int nr, int nc)                 \
     {                                                                                              \
-        uint8_t *buf = zk_scratch(T, n, nr);                                                       \
+        uint8_t *buf = ldw <= INT32_MAX / 16 ? zk_scratch(T, n, nr) : NULL;                        \
         if (!buf) {                                                                                \
-            zk_plain_##t(n, vw, ldw, va, lda, s, lds, nr, nc);                                     \
+            inf__gemm_ref(T, n, vw, ldw, va, lda, s, lds, nr, nc);                                 \
             return;                                                                                \
         }                                                                                          \
         zk_gemm(T, n, vw, ldw, va, lda, s, lds, nr, nc, buf);                                      \
@@ -378,13 +380,10 @@ ZK_PANEL(q6_K, INF_TYPE_Q6_K)
  */
 void inf__kern_init_avx512_kq(struct inf__kern *k)
 {
-    zk_plain_q4_K = k->w[INF_TYPE_Q4_K].gemm;
     k->w[INF_TYPE_Q4_K].panel = gemm_q4_K_panel;
     k->w[INF_TYPE_Q4_K].panel_min_nc = 8;
-    zk_plain_q5_K = k->w[INF_TYPE_Q5_K].gemm;
     k->w[INF_TYPE_Q5_K].panel = gemm_q5_K_panel;
     k->w[INF_TYPE_Q5_K].panel_min_nc = 8;
-    zk_plain_q6_K = k->w[INF_TYPE_Q6_K].gemm;
     k->w[INF_TYPE_Q6_K].panel = gemm_q6_K_panel;
     k->w[INF_TYPE_Q6_K].panel_min_nc = 16;
 }
