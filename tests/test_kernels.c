@@ -599,7 +599,7 @@ static void test_gemm_panels(void)
     /* its own random stream: the tests after it keep their data */
     const uint64_t saved_rng = rng_state;
     rng_state = 0x2545f4914f6cdd1dull;
-    static const int64_t sizes_32[] = {32, 64, 96, 160, 1024, 4128};
+    static const int64_t sizes_32[] = {32, 64, 96, 160, 256, 768, 1024, 4128};
     /* F16/BF16 (blocks of 1): lengths that are not a multiple of 16 or 32, and short ones */
     static const int64_t sizes_f[] = {1, 7, 16, 17, 33, 100, 255, 1000, 4099};
     static const int nrs[] = {1, 5, 15, 16, 17, 31, 33, 40, 64};

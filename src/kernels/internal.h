@@ -92,6 +92,8 @@ void inf__kern_init_avx2(struct inf__kern *k);
 void inf__kern_init_avx512(struct inf__kern *k, int have_vnni);
 /* Its F16 and BF16 weight kernels (kern_avx512_f16.c), called by inf__kern_init_avx512. */
 void inf__kern_init_avx512_f16(struct inf__kern *k);
+/* The K-quant panels (kern_avx512_kq.c), over a table filled by inf__kern_init_avx512. */
+void inf__kern_init_avx512_kq(struct inf__kern *k);
 #endif
 
 /* ---- Reference kernels (ref_quants.c, ref_dot.c, ref_ops.c) -------------------------------- */

@@ -711,6 +711,7 @@ void inf__kern_init_avx512(struct inf__kern *k, int have_vnni)
     k->w[INF_TYPE_BF16] = (struct inf__wkern){.gemm = gemm_bf16, .max_nr = 4, .max_nc = 4};
     inf__kern_init_avx512_f16(k);
     z_ops_init(k);
+    inf__kern_init_avx512_kq(k);
 }
 
 #else
