@@ -27,8 +27,10 @@ struct inf_context;
 struct inf_tokenizer;
 
 struct inf_model_params {
-    bool use_mmap;  /* map the file (default); false reads it into memory */
-    bool use_mlock; /* lock the weights in RAM */
+    bool use_mmap;   /* map the file (default); false copies the weights into memory */
+    bool use_mlock;  /* lock the weights in RAM */
+    bool huge_pages; /* copy the weights into transparent huge pages (default: fewer TLB misses
+                      * on the stream of weights each token reads; costs a copy at load) */
     /* called with 0..1 while loading; return false to cancel (INF_ECANCELED) */
     bool (*progress)(float fraction, void *user);
     void *progress_user;

@@ -49,6 +49,7 @@ int inf_cli_load_model(struct inf_cli *cli, const struct inf_cli_args *args, str
     struct inf_model_params mp = inf_model_default_params();
     mp.use_mmap = inf_config_get_bool(cli->config, "backend.use_mmap");
     mp.use_mlock = inf_config_get_bool(cli->config, "backend.use_mlock");
+    mp.huge_pages = inf_config_get_bool(cli->config, "backend.huge_pages");
     mp.progress = load_progress;
     if (inf_model_load(path, &mp, out, &err) != INF_OK) {
         inf_cli_errorf(cli, "%s", inf_error_message(&err));

@@ -130,6 +130,7 @@ int inf_cmd_bench(struct inf_cli *cli, struct inf_cli_args *args)
     struct inf_model_params mp = inf_model_default_params();
     mp.use_mmap = inf_config_get_bool(cli->config, "backend.use_mmap");
     mp.use_mlock = inf_config_get_bool(cli->config, "backend.use_mlock");
+    mp.huge_pages = inf_config_get_bool(cli->config, "backend.huge_pages");
     if (inf_model_load(path, &mp, &model, &err) != INF_OK) {
         inf_cli_errorf(cli, "%s", inf_error_message(&err));
         return INF_EXIT_FAIL;

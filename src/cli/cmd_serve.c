@@ -157,6 +157,7 @@ int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args)
     mp.engine.batch_wait_ms = (int)inf_config_get_int(cfg, "server.batch_wait_ms");
     mp.engine.use_mmap = inf_config_get_bool(cfg, "backend.use_mmap");
     mp.engine.use_mlock = inf_config_get_bool(cfg, "backend.use_mlock");
+    mp.engine.huge_pages = inf_config_get_bool(cfg, "backend.huge_pages");
     if (mp.engine.n_parallel > 64) {
         inf_cli_errorf(cli, "server.parallel is %d; at most 64 slots are supported",
                        mp.engine.n_parallel);

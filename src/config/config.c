@@ -38,6 +38,8 @@ static const struct inf_config_key schema[] = {
     {"backend.use_mmap", INF_CFG_BOOL, "true", "map model files instead of reading them", 0, 0,
      NULL},
     {"backend.use_mlock", INF_CFG_BOOL, "false", "lock model weights in RAM", 0, 0, NULL},
+    {"backend.huge_pages", INF_CFG_BOOL, "true",
+     "copy the weights into transparent huge pages (faster generation, slower load)", 0, 0, NULL},
 
     {"server.host", INF_CFG_STRING, "\"127.0.0.1\"", "address the HTTP server binds to", 0, 0,
      NULL},

@@ -18,9 +18,9 @@
 inf_status inf__g_open(const char *path, const struct inf_model_params *params,
                        struct inf_gguf **out, struct inf_error *err)
 {
-    /* The reader always maps the file read-only; reading it into memory is not built yet. */
-    if (!params->use_mmap)
-        INF_LOG_WARN("engine", "use_mmap = false is not available yet; mapping '%s'", path);
+    /* The reader maps the file read-only; with use_mmap false (or huge_pages) the model copies
+     * the weights out of the mapping afterwards (model.c). */
+    (void)params;
     inf_status st = inf_gguf_open_file(path, out, err);
     if (st)
         return st;

@@ -19,6 +19,7 @@ struct inf_model_params inf_model_default_params(void)
     struct inf_model_params p;
     memset(&p, 0, sizeof(p));
     p.use_mmap = true;
+    p.huge_pages = true;
     return p;
 }
 
@@ -294,7 +295,7 @@ static int model_tensors(struct inf_model *m, struct inf__tensor **out, int cap)
  * chunk, each copied chunk of the mapping is dropped at once, so peak memory stays one copy.
  * Returns false (the mapping stays in use) when it cannot be done.
  */
-static bool weights_to_huge_pages(struct inf_model *m)
+static bool weights_to_anon(struct inf_model *m, bool huge_pages)
 {
     const int cap = 8 + 16 * m->hp.n_layer;
     struct inf__tensor **ts = malloc((size_t)cap * sizeof(*ts));
@@ -317,7 +318,8 @@ static bool weights_to_huge_pages(struct inf_model *m)
         return false;
     }
     char *base = (char *)(((uintptr_t)raw + huge - 1) & ~(uintptr_t)(huge - 1));
-    (void)madvise(base, (len + huge - 1) / huge * huge, MADV_HUGEPAGE);
+    if (huge_pages)
+        (void)madvise(base, (len + huge - 1) / huge * huge, MADV_HUGEPAGE);
     for (size_t off = 0; off < len; off += huge) {
         const size_t k = len - off < huge ? len - off : huge;
         memcpy(base + off, (const char *)lo + off, k);
@@ -356,10 +358,13 @@ inf_status inf_model_load(const char *path, const struct inf_model_params *param
     if ((st = load_hparams(m, arch, err)) || (st = load_tensors(m, err)))
         goto fail_named;
     m->tied_output = m->output.data == m->tok_embd.data;
-    {
+    if (params->huge_pages || !params->use_mmap) {
+        /* INFERNO_HUGEPAGES=0 turns the huge-page copy off (for measuring it) */
         const char *e = getenv("INFERNO_HUGEPAGES");
-        if (e && *e == '1')
-            (void)weights_to_huge_pages(m);
+        const bool huge = params->huge_pages && !(e && *e == '0');
+        if ((huge || !params->use_mmap) && !weights_to_anon(m, huge))
+            INF_LOG_WARN("engine", "could not copy the weights of '%s' into memory; mapping them",
+                         path);
     }
     if (params->progress && !params->progress(0.5f, params->progress_user)) {
         st = inf_error_set(err, INF_ECANCELED, "loading canceled");
@@ -384,8 +389,12 @@ inf_status inf_model_load(const char *path, const struct inf_model_params *param
     info->n_ff = m->hp.n_ff;
     info->rope_freq_base = m->hp.rope_base;
     inf__g_weight_totals(m->gguf, &info->n_params, &info->weights_bytes);
-    if (params->use_mlock)
-        inf__g_mlock(m->gguf);
+    if (params->use_mlock) {
+        if (m->anon && mlock(m->anon, m->anon_len) != 0)
+            INF_LOG_WARN("engine", "mlock of %zu bytes failed", m->anon_len);
+        else if (!m->anon)
+            inf__g_mlock(m->gguf);
+    }
     if (params->progress)
         params->progress(1.0f, params->progress_user);
     m->load_ms = now_ms() - t0;

@@ -1031,6 +1031,7 @@ inf_status srv_engine_start(const struct srv_engine_params *p, struct srv_engine
     struct inf_model_params mp = inf_model_default_params();
     mp.use_mmap = p->use_mmap;
     mp.use_mlock = p->use_mlock;
+    mp.huge_pages = p->huge_pages;
     inf_status rc = inf_model_load(p->model_path, &mp, &e->model, err);
     if (rc != INF_OK)
         goto fail;

@@ -53,7 +53,7 @@ struct srv_engine_params {
        once every slot is taken), so that a burst of requests shares one pass over the weights.
        0 = never wait. */
     int batch_wait_ms;
-    bool use_mmap, use_mlock;
+    bool use_mmap, use_mlock, huge_pages;
 };
 
 /* Load the model, create the context and start the engine thread. */
