@@ -76,6 +76,10 @@ struct inf__kern {
                          float *const *acc);
 };
 
+/* This thread's scratch for the panel kernels: 64-byte aligned, at least bytes long, reused by
+ * every later call on the thread (so one product at a time); NULL when out of memory. */
+void *inf__thread_scratch(size_t bytes);
+
 /* binary16 -> binary32 for every 16-bit pattern (filled before any level is set up); the SIMD
  * kernels read block scales through it: one load instead of a convert. */
 extern float inf__fp16_table[65536];

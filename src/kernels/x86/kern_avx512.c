@@ -620,25 +620,6 @@ static INF__ALWAYS_INLINE void zp_gemm(const int T, int64_t n, const uint8_t *w,
  * One buffer per thread, grown when a chunk needs more and reused for every later chunk, so
  * the product allocates nothing once warm; freed when the thread ends.
  */
-struct zp_scratch {
-    uint8_t *buf;
-    size_t size;
-};
-static pthread_key_t zp_key;
-static pthread_once_t zp_once = PTHREAD_ONCE_INIT;
-
-static void zp_scratch_free(void *p)
-{
-    struct zp_scratch *sc = p;
-    free(sc->buf);
-    free(sc);
-}
-
-static void zp_key_init(void)
-{
-    if (pthread_key_create(&zp_key, zp_scratch_free) != 0)
-        abort();
-}
 
 static uint8_t *zp_scratch(const int T, int64_t n, int nr)
 {
@@ -648,24 +629,7 @@ static uint8_t *zp_scratch(const int T, int64_t n, int nr)
     const size_t total = ((size_t)((nr + 15) / 16) * (size_t)nb * zp_block_bytes(T) +
                           (size_t)ZP_NC * (size_t)nb * (sizeof(float) + sizeof(int32_t)) + 63) /
                          64 * 64;
-    pthread_once(&zp_once, zp_key_init);
-    struct zp_scratch *sc = pthread_getspecific(zp_key);
-    if (!sc) {
-        sc = calloc(1, sizeof(*sc));
-        if (!sc || pthread_setspecific(zp_key, sc) != 0) {
-            free(sc);
-            return NULL;
-        }
-    }
-    if (sc->size < total) {
-        uint8_t *b = aligned_alloc(64, total);
-        if (!b)
-            return NULL;
-        free(sc->buf);
-        sc->buf = b;
-        sc->size = total;
-    }
-    return sc->buf;
+    return inf__thread_scratch(total);
 }
 
 #define ZP_PANEL(t, T)                                                                             \

@@ -322,49 +322,13 @@ static void zf_panel_gemm(const int T, int64_t n, const uint8_t *w, size_t ldw, 
  * more and reused for every later one, so the product allocates nothing once warm; freed when
  * the thread ends.
  */
-struct zf_scratch {
-    float *buf;
-    size_t size;
-};
-static pthread_key_t zf_key;
-static pthread_once_t zf_once = PTHREAD_ONCE_INIT;
-
-static void zf_scratch_free(void *p)
-{
-    struct zf_scratch *sc = p;
-    free(sc->buf);
-    free(sc);
-}
-
-static void zf_key_init(void)
-{
-    if (pthread_key_create(&zf_key, zf_scratch_free) != 0)
-        abort();
-}
 
 static float *zf_scratch(int64_t n, int nr)
 {
     if (n <= 0 || nr <= 0)
         return NULL;
     const size_t total = (size_t)((nr + 15) / 16) * (size_t)n * 16 * sizeof(float);
-    pthread_once(&zf_once, zf_key_init);
-    struct zf_scratch *sc = pthread_getspecific(zf_key);
-    if (!sc) {
-        sc = calloc(1, sizeof(*sc));
-        if (!sc || pthread_setspecific(zf_key, sc) != 0) {
-            free(sc);
-            return NULL;
-        }
-    }
-    if (sc->size < total) {
-        float *b = aligned_alloc(64, total); /* total is a multiple of 64 */
-        if (!b)
-            return NULL;
-        free(sc->buf);
-        sc->buf = b;
-        sc->size = total;
-    }
-    return sc->buf;
+    return inf__thread_scratch(total);
 }
 
 #define ZF_PANEL(t, T)                                                                             \

@@ -307,25 +307,6 @@ static INF__ALWAYS_INLINE void zk_gemm(const int T, int64_t n, const uint8_t *w,
  * Scratch for a chunk: its panels, then the activations' sub-block sums for ZK_NC tokens. One
  * grow-only buffer per thread, freed when the thread ends (as the Q4_0/Q8_0 panels' scratch).
  */
-struct zk_scratch {
-    uint8_t *buf;
-    size_t size;
-};
-static pthread_key_t zk_key;
-static pthread_once_t zk_once = PTHREAD_ONCE_INIT;
-
-static void zk_scratch_free(void *p)
-{
-    struct zk_scratch *sc = p;
-    free(sc->buf);
-    free(sc);
-}
-
-static void zk_key_init(void)
-{
-    if (pthread_key_create(&zk_key, zk_scratch_free) != 0)
-        abort();
-}
 
 static uint8_t *zk_scratch(const int T, int64_t n, int nr)
 {
@@ -335,24 +316,7 @@ static uint8_t *zk_scratch(const int T, int64_t n, int nr)
     const size_t total = ((size_t)((nr + 15) / 16) * (size_t)nb * zk_sb_bytes(T) +
                           (size_t)ZK_NC * (size_t)nb * 8 * sizeof(int16_t) + 63) /
                          64 * 64;
-    pthread_once(&zk_once, zk_key_init);
-    struct zk_scratch *sc = pthread_getspecific(zk_key);
-    if (!sc) {
-        sc = calloc(1, sizeof(*sc));
-        if (!sc || pthread_setspecific(zk_key, sc) != 0) {
-            free(sc);
-            return NULL;
-        }
-    }
-    if (sc->size < total) {
-        uint8_t *b = aligned_alloc(64, total);
-        if (!b)
-            return NULL;
-        free(sc->buf);
-        sc->buf = b;
-        sc->size = total;
-    }
-    return sc->buf;
+    return inf__thread_scratch(total);
 }
 
 /*
