@@ -133,6 +133,93 @@ static void test_chunks(void)
     inf_threadpool_free(pool);
 }
 
+struct ranges_task {
+    struct inf_ranges r;
+    int64_t n;
+    _Atomic uint8_t *seen;
+    _Atomic int out_of_order;
+};
+
+static void ranges_fn(void *arg, int ith, int nth)
+{
+    struct ranges_task *t = arg;
+    (void)nth;
+    int64_t prev = -1;
+    bool own = true; /* still in its own range: units come in increasing order */
+    const int slot = ith % t->r.n_slots;
+    const int64_t own_begin = t->n * slot / t->r.n_slots, own_end = t->r.s[slot].end;
+    for (;;) {
+        const int64_t u = inf_ranges_next(&t->r, ith);
+        if (u < 0)
+            break;
+        if (u >= t->n) {
+            atomic_fetch_add(&t->out_of_order, 1000); /* out of bounds */
+            break;
+        }
+        own = own && u >= own_begin && u < own_end;
+        if (own && u <= prev)
+            atomic_fetch_add(&t->out_of_order, 1);
+        prev = u;
+        atomic_fetch_add(&t->seen[u], 1);
+    }
+}
+
+/* inf_ranges: every unit exactly once under contention; one thread alone walks its own range in
+ * order and then takes everything the others left, in order; more threads than slots share. */
+static void test_ranges(void)
+{
+    struct inf_threadpool *pool = NULL;
+    struct inf_threadpool_params p;
+    inf_threadpool_params_init(&p);
+    p.n_threads = 4;
+    T_EQ_INT(inf_threadpool_new(&p, &pool, NULL), INF_OK);
+    static _Atomic uint8_t seen[10007];
+    const int64_t sizes[] = {0, 1, 3, 4, 5, 97, 10007};
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        for (size_t i = 0; i < sizeof(seen); i++)
+            atomic_store(&seen[i], 0);
+        struct ranges_task t = {.n = sizes[k], .seen = seen};
+        inf_ranges_init(&t.r, t.n, 4);
+        atomic_init(&t.out_of_order, 0);
+        inf_threadpool_run(pool, ranges_fn, &t);
+        int bad = 0;
+        for (int64_t i = 0; i < (int64_t)sizeof(seen); i++)
+            bad += atomic_load(&seen[i]) != (i < t.n ? 1 : 0);
+        T_EQ_INT(bad, 0);
+        T_EQ_INT(atomic_load(&t.out_of_order), 0);
+    }
+    inf_threadpool_free(pool);
+
+    /* one thread alone (the others never ask): 2's range, then 3's, then 0's and 1's */
+    struct inf_ranges r;
+    inf_ranges_init(&r, 10, 4); /* ranges [0,2) [2,5) [5,7) [7,10) */
+    const int64_t want[] = {5, 6, 7, 8, 9, 0, 1, 2, 3, 4};
+    for (int i = 0; i < 10; i++)
+        T_EQ_INT(inf_ranges_next(&r, 2), want[i]);
+    T_EQ_INT(inf_ranges_next(&r, 2), -1);
+    T_EQ_INT(inf_ranges_next(&r, 0), -1);
+
+    /* more threads than slots: slots are shared, still every unit once */
+    inf_ranges_init(&r, 1000, 40);
+    T_EQ_INT(r.n_slots, INF_RANGES_SLOTS);
+    static uint8_t once[1000];
+    int bad = 0;
+    for (int64_t got = 0, ith = 0;; ith = (ith + 1) % 40) {
+        const int64_t u = inf_ranges_next(&r, (int)ith);
+        if (u < 0)
+            break;
+        bad += u >= 1000 || once[u]++ != 0;
+        got++;
+        if (got > 1000) {
+            bad++;
+            break;
+        }
+    }
+    for (int i = 0; i < 1000; i++)
+        bad += once[i] != 1;
+    T_EQ_INT(bad, 0);
+}
+
 static void test_split_rows(void)
 {
     int bad = 0;
@@ -195,6 +282,7 @@ int main(void)
     T_RUN(test_run_all_threads);
     T_RUN(test_barrier);
     T_RUN(test_chunks);
+    T_RUN(test_ranges);
     T_RUN(test_split_rows);
     T_RUN(test_params);
     T_RUN(test_sleep_wake);

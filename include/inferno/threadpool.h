@@ -5,8 +5,10 @@
  * spinning for a short while and then sleeping (futex), so back-to-back tasks (one per matrix
  * product while generating a token) start in well under a microsecond while an idle pool costs
  * nothing. Inside a task, inf_threadpool_barrier synchronises all threads (spin, then sleep).
- * Work is split either by row ranges (inf_split_rows) or by an atomic counter handing out chunks
- * (struct inf_chunker), which balances better on a machine shared with other work.
+ * Work is split either by row ranges (inf_split_rows), by an atomic counter handing out chunks
+ * (struct inf_chunker), which balances better on a machine shared with other work, or by
+ * per-thread ranges with stealing (struct inf_ranges), which balances as well and keeps each
+ * thread on consecutive units.
  *
  * A pool runs one task at a time and is driven from one thread. Nothing allocates after
  * inf_threadpool_new.
@@ -82,6 +84,46 @@ static inline void inf_chunker_init(struct inf_chunker *c, int64_t start)
 static inline int64_t inf_chunker_next(struct inf_chunker *c, int64_t step)
 {
     return atomic_fetch_add_explicit(&c->next, step, memory_order_relaxed);
+}
+
+/*
+ * Units 0..n-1 split into one contiguous range per thread (up to INF_RANGES_SLOTS ranges; more
+ * threads share them); a thread takes the units of its own range in order, then the remaining
+ * units of the others. Each thread thus walks consecutive units (its next unit follows the one
+ * it just did, so what it prefetched at the end of a unit is what it reads next), and a thread
+ * slowed by other work still leaves its units to the rest.
+ */
+#define INF_RANGES_SLOTS 16
+struct inf_ranges {
+    struct {
+        _Alignas(64) _Atomic int64_t next;
+        int64_t end;
+    } s[INF_RANGES_SLOTS];
+    int n_slots;
+};
+
+static inline void inf_ranges_init(struct inf_ranges *r, int64_t n_units, int nth)
+{
+    r->n_slots = nth < 1 ? 1 : nth < INF_RANGES_SLOTS ? nth : INF_RANGES_SLOTS;
+    for (int i = 0; i < r->n_slots; i++) {
+        atomic_init(&r->s[i].next, n_units * i / r->n_slots);
+        r->s[i].end = n_units * (i + 1) / r->n_slots;
+    }
+}
+
+/* The next unit for thread ith, or -1 when none is left. */
+static inline int64_t inf_ranges_next(struct inf_ranges *r, int ith)
+{
+    const int own = ith % r->n_slots;
+    for (int k = 0; k < r->n_slots; k++) {
+        const int i = (own + k) % r->n_slots;
+        if (atomic_load_explicit(&r->s[i].next, memory_order_relaxed) >= r->s[i].end)
+            continue;
+        const int64_t v = atomic_fetch_add_explicit(&r->s[i].next, 1, memory_order_relaxed);
+        if (v < r->s[i].end)
+            return v;
+    }
+    return -1;
 }
 
 #ifdef __cplusplus

@@ -36,6 +36,7 @@ void inf_context_free(struct inf_context *ctx)
 {
     if (!ctx)
         return;
+    inf__prof_report(ctx);
     if (ctx->k_cache)
         for (int i = 0; i < ctx->model->hp.n_layer; i++) {
             free(ctx->k_cache[i]);
@@ -93,6 +94,10 @@ inf_status inf_context_new(struct inf_model *model, const struct inf_context_par
         return inf_error_set(err, INF_ENOMEM, "out of memory");
     ctx->model = model;
     ctx->params = *params;
+    {
+        const char *e = getenv("INFERNO_PROFILE");
+        ctx->prof.on = e && *e && strcmp(e, "0") != 0;
+    }
     ctx->n_ctx = params->n_ctx ? params->n_ctx : (uint32_t)hp->n_ctx_train;
     if (ctx->n_ctx < 1 || ctx->n_ctx > (1u << 24)) {
         uint32_t n = ctx->n_ctx;

@@ -45,6 +45,26 @@ struct inf__attn {
     struct inf__attn_ws *ws; /* [n_threads] */
 };
 
+/* Per-stage wall time of the forward pass (INFERNO_PROFILE=1; printed when the context is freed).
+ * Single-token chunks (generation) and larger chunks (prompts) are kept apart. */
+enum inf__stage {
+    INF__ST_EMBED,
+    INF__ST_QKV,
+    INF__ST_QKV_POST,
+    INF__ST_ATTN,
+    INF__ST_WO,
+    INF__ST_NORM,
+    INF__ST_GATE_UP,
+    INF__ST_DOWN,
+    INF__ST_OUTPUT,
+    INF__ST_COUNT
+};
+struct inf__prof {
+    bool on;
+    uint64_t ns[2][INF__ST_COUNT];
+    uint64_t chunks[2], tokens[2];
+};
+
 struct inf_context {
     struct inf_model *model;
     struct inf_context_params params;
@@ -70,6 +90,7 @@ struct inf_context {
     uint64_t embd_seq_valid;
 
     struct inf_timings timings;
+    struct inf__prof prof;
 };
 
 inf_status inf__attn_init(struct inf_context *ctx, struct inf_error *err);
@@ -78,6 +99,9 @@ void inf__attn_free(struct inf_context *ctx);
 inf_status inf__attn_plan(struct inf_context *ctx, int n, struct inf_error *err);
 /* Attention of the planned tokens at layer il: s->q, the cache -> s->attn. */
 void inf__attention(struct inf_context *ctx, int il);
+
+/* The per-stage table of ctx->prof on stderr (nothing when profiling is off). */
+void inf__prof_report(const struct inf_context *ctx);
 
 void inf__forward_chunk(struct inf_context *ctx, int n, const inf_token *tokens, int n_out,
                         const int *out_rows, float *logits_out);

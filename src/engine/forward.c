@@ -10,8 +10,10 @@
  * tokens whose logits are wanted.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/context.h"
 #include "engine/ops.h"
@@ -113,6 +115,56 @@ static void add_norm_task(void *arg, int ith, int nth)
     }
 }
 
+/* the token embeddings into the residual stream */
+static void embed(struct inf_context *ctx, int n, const inf_token *tokens)
+{
+    const int E = ctx->model->hp.n_embd;
+    for (int t = 0; t < n; t++)
+        inf__get_row(&ctx->model->tok_embd, tokens[t], ctx->scratch.x + (size_t)t * E);
+}
+
+/* ---- per-stage timers (INFERNO_PROFILE=1) ------------------------------------------------- */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Run stmt; with profiling on, add its wall time to stage st of the chunk's kind (gen). */
+#define PROF(st, stmt)                                                                             \
+    do {                                                                                           \
+        const uint64_t t_ = ctx->prof.on ? now_ns() : 0;                                           \
+        stmt;                                                                                      \
+        if (ctx->prof.on)                                                                          \
+            ctx->prof.ns[gen][st] += now_ns() - t_;                                                \
+    } while (0)
+
+void inf__prof_report(const struct inf_context *ctx)
+{
+    static const char *const names[INF__ST_COUNT] = {
+        "embed", "qkv", "qkv_post", "attention", "wo", "norm", "gate_up", "down", "output"};
+    const struct inf__prof *p = &ctx->prof;
+    if (!p->on)
+        return;
+    for (int g = 0; g < 2; g++) {
+        if (!p->chunks[g])
+            continue;
+        uint64_t total = 0;
+        for (int i = 0; i < INF__ST_COUNT; i++)
+            total += p->ns[g][i];
+        fprintf(stderr, "profile: %s, %llu chunks, %llu tokens, %.3f ms per chunk\n",
+                g ? "generation (1-token chunks)" : "prompts (multi-token chunks)",
+                (unsigned long long)p->chunks[g], (unsigned long long)p->tokens[g],
+                (double)total / 1e6 / (double)p->chunks[g]);
+        for (int i = 0; i < INF__ST_COUNT; i++)
+            fprintf(stderr, "  %-10s %9.3f ms per chunk %5.1f %%\n", names[i],
+                    (double)p->ns[g][i] / 1e6 / (double)p->chunks[g],
+                    total ? 100.0 * (double)p->ns[g][i] / (double)total : 0.0);
+    }
+}
+
 /* One chunk of at most n_batch tokens whose cells are already assigned in
  * ctx->b_cell. */
 void inf__forward_chunk(struct inf_context *ctx, int n, const inf_token *tokens, int n_out,
@@ -123,29 +175,34 @@ void inf__forward_chunk(struct inf_context *ctx, int n, const inf_token *tokens,
     const int E = hp->n_embd;
     struct inf__scratch *s = &ctx->scratch;
 
-    for (int t = 0; t < n; t++)
-        inf__get_row(&m->tok_embd, tokens[t], s->x + (size_t)t * E);
+    const int gen = n == 1;
+    if (ctx->prof.on) {
+        ctx->prof.chunks[gen]++;
+        ctx->prof.tokens[gen] += (uint64_t)n;
+    }
+
+    PROF(INF__ST_EMBED, embed(ctx, n, tokens));
 
     struct tok_job job = {
         .ctx = ctx, .n = n, .il = -1, .norm = (const float *)m->layers[0].attn_norm.data};
-    run_tokens(ctx, add_norm_task, &job);
+    PROF(INF__ST_NORM, run_tokens(ctx, add_norm_task, &job));
     for (int il = 0; il < hp->n_layer; il++) {
         const struct inf__layer *L = &m->layers[il];
 
-        inf__matmul_qkv(ctx, L, s->xn, n, s->q, s->k, s->v);
+        PROF(INF__ST_QKV, inf__matmul_qkv(ctx, L, s->xn, n, s->q, s->k, s->v));
         job.L = L;
         job.il = il;
-        run_tokens(ctx, qkv_post_task, &job);
-        inf__attention(ctx, il);
-        inf__matmul(ctx, &L->wo, s->attn, n, s->xn);
+        PROF(INF__ST_QKV_POST, run_tokens(ctx, qkv_post_task, &job));
+        PROF(INF__ST_ATTN, inf__attention(ctx, il));
+        PROF(INF__ST_WO, inf__matmul(ctx, &L->wo, s->attn, n, s->xn));
         job.norm = (const float *)L->ffn_norm.data;
-        run_tokens(ctx, add_norm_task, &job);
-        inf__matmul_gate_up(ctx, L, s->xn, n, s->gate, s->up);
-        inf__matmul(ctx, &L->w_down, s->gate, n, s->xn);
+        PROF(INF__ST_NORM, run_tokens(ctx, add_norm_task, &job));
+        PROF(INF__ST_GATE_UP, inf__matmul_gate_up(ctx, L, s->xn, n, s->gate, s->up));
+        PROF(INF__ST_DOWN, inf__matmul(ctx, &L->w_down, s->gate, n, s->xn));
         /* the residual, and the next layer's input norm (the last layer's is the output norm,
          * applied below to the wanted rows only) */
         job.norm = il + 1 < hp->n_layer ? (const float *)m->layers[il + 1].attn_norm.data : NULL;
-        run_tokens(ctx, add_norm_task, &job);
+        PROF(INF__ST_NORM, run_tokens(ctx, add_norm_task, &job));
     }
 
     /* final norm of the rows that are wanted, gathered, then the output matrix */
@@ -158,5 +215,5 @@ void inf__forward_chunk(struct inf_context *ctx, int n, const inf_token *tokens,
         return;
     }
     if (n_out)
-        inf__matmul(ctx, &m->output, s->xn, n_out, logits_out);
+        PROF(INF__ST_OUTPUT, inf__matmul(ctx, &m->output, s->xn, n_out, logits_out));
 }

@@ -3,8 +3,11 @@
  * the weight to the threads.
  *
  * Matrix-vector (one token): memory-bound, so each thread streams whole chunks of consecutive
- * rows (about 64 KiB of weights each, handed out by an atomic counter so a thread slowed by
- * the neighbours takes fewer) through the level's MR x 1 tile.
+ * rows (about 64 KiB of weights each) through the level's MR x 1 tile. The chunks are handed out
+ * by struct inf_ranges: each thread walks its own contiguous share in order (one sequential
+ * stream, and the kernels' prefetch one tile ahead at the end of a chunk fetches the rows of its
+ * next chunk: +5-10 % generation at 2 threads), then helps with what the others have left, so a
+ * thread slowed by the neighbours takes fewer.
  *
  * Batches: each chunk of rows is multiplied by all tokens, MR rows x MC tokens per kernel call,
  * so a weight block is unpacked once per MC tokens and the chunk's weights are re-read from the
@@ -51,7 +54,7 @@ struct mm_task {
     size_t y_stride;
     bool quantize, multiply;
     int64_t chunk_rows;
-    struct inf_chunker chunks;
+    struct inf_ranges units;
 };
 
 /* Rows [r0, r1) times all tokens. */
@@ -113,9 +116,10 @@ static void mm_task_fn(void *arg, int ith, int nth)
     if (!m->multiply)
         return;
     for (;;) {
-        const int64_t r0 = inf_chunker_next(&m->chunks, m->chunk_rows);
-        if (r0 >= m->n_rows)
+        const int64_t c = inf_ranges_next(&m->units, ith);
+        if (c < 0)
             break;
+        const int64_t r0 = c * m->chunk_rows;
         const int64_t r1 = r0 + m->chunk_rows < m->n_rows ? r0 + m->chunk_rows : m->n_rows;
         mm_rows(m->k, m->wtype, m->w, m->ldw, r0, r1, m->n, m->act, m->lda, m->n_tokens, m->y,
                 m->y_stride);
@@ -145,6 +149,16 @@ static int64_t chunk_rows_for(const struct inf__kern *k, enum inf_type wtype, si
     return (rows + mr - 1) / mr * mr;
 }
 
+/* F32 activations (F32, F16, BF16 weights) are read in place by the matrix-vector kernels: no
+ * copy, and no barrier between the copy and the product. The panel kernels keep the copy, whose
+ * row stride is an odd number of cache lines. */
+static bool act_in_place(const struct inf__kern *k, enum inf_type wtype, int64_t n_tokens)
+{
+    const struct inf__wkern *wk = &k->w[wtype];
+    return inf_type_get(wtype)->vec_dot_type == INF_TYPE_F32 &&
+           !(wk->panel && n_tokens >= wk->panel_min_nc);
+}
+
 static void mm_run(struct inf_threadpool *pool, enum inf_type wtype, const void *w,
                    size_t w_row_bytes, int64_t n_rows, int64_t n, const float *x, size_t x_stride,
                    const void *act_in, void *act, int64_t n_tokens, float *y, size_t y_stride,
@@ -168,9 +182,14 @@ static void mm_run(struct inf_threadpool *pool, enum inf_type wtype, const void 
         .quantize = quantize,
         .multiply = multiply,
     };
+    if (quantize && multiply && act_in_place(m.k, wtype, n_tokens)) {
+        m.act = (void *)(uintptr_t)x;
+        m.lda = x_stride * sizeof(float);
+        m.quantize = false;
+    }
     const int nth = inf_threadpool_n_threads(pool);
     m.chunk_rows = chunk_rows_for(m.k, wtype, w_row_bytes, n_rows, n_tokens, nth);
-    inf_chunker_init(&m.chunks, 0);
+    inf_ranges_init(&m.units, m.chunk_rows ? (n_rows + m.chunk_rows - 1) / m.chunk_rows : 0, nth);
     inf_threadpool_run(pool, mm_task_fn, &m);
 }
 
@@ -217,12 +236,13 @@ static void mm_multi_fn(void *arg, int ith, int nth)
 {
     struct mm_multi *mm = arg;
     struct mm_task *m = &mm->base;
-    mm_quantize_part(m, ith, nth);
-    inf_threadpool_barrier(m->pool);
-    const int64_t n_units = mm->first_unit[mm->n_ops];
+    if (m->quantize) {
+        mm_quantize_part(m, ith, nth);
+        inf_threadpool_barrier(m->pool);
+    }
     for (;;) {
-        const int64_t u = inf_chunker_next(&m->chunks, 1);
-        if (u >= n_units)
+        const int64_t u = inf_ranges_next(&m->units, ith);
+        if (u < 0)
             break;
         int i = 0;
         while (u >= mm->first_unit[i + 1])
@@ -276,11 +296,20 @@ void inf_matmul_multi(struct inf_threadpool *pool, int n_ops, const struct inf_m
                 .act = act,
                 .lda = act_row_bytes(ops[0].wtype, n),
                 .n_tokens = n_tokens,
+                .quantize = true,
             },
         .n_ops = swiglu ? 1 : n_ops, /* with swiglu a unit covers the rows of both */
         .ops = ops,
         .swiglu = swiglu,
     };
+    bool in_place = true;
+    for (int i = 0; i < n_ops; i++)
+        in_place = in_place && act_in_place(mm.base.k, ops[i].wtype, n_tokens);
+    if (in_place) {
+        mm.base.act = (void *)(uintptr_t)x;
+        mm.base.lda = x_stride * sizeof(float);
+        mm.base.quantize = false;
+    }
     const int nth = inf_threadpool_n_threads(pool);
     for (int i = 0; i < mm.n_ops; i++) {
         /* chunks as for one weight, but balanced over the rows of all of them */
@@ -295,7 +324,7 @@ void inf_matmul_multi(struct inf_threadpool *pool, int n_ops, const struct inf_m
         mm.first_unit[i + 1] =
             mm.first_unit[i] + (ops[i].n_rows + mm.chunk_rows[i] - 1) / mm.chunk_rows[i];
     }
-    inf_chunker_init(&mm.base.chunks, 0);
+    inf_ranges_init(&mm.base.units, mm.first_unit[mm.n_ops], nth);
     inf_threadpool_run(pool, mm_multi_fn, &mm);
 }
 
