@@ -221,6 +221,17 @@ def main():
                 "--ids", "--kv-type", "f32")
         check(p.stdout.split() == [str(x) for x in ref_b[:8]], f"run --ids: {p.stdout!r}")
         check("generation:" in p.stderr, "run prints statistics to stderr")
+        check("profile:" not in p.stderr, "no per-stage profile unless INFERNO_PROFILE is set")
+        p = run("run", "-m", stories, "-p", "Once upon a time", "-n", "8", "--temp", "0",
+                "--ids", "--kv-type", "f32", env={"INFERNO_PROFILE": "1"})
+        check(p.stdout.split() == [str(x) for x in ref_b[:8]],
+              f"run with INFERNO_PROFILE: same ids: {p.stdout!r}")
+        prof = [ln for ln in p.stderr.splitlines() if ln.startswith("profile: ")]
+        check(len(prof) == 2 and "prompts (multi-token chunks), 1 chunks, 5 tokens" in prof[0]
+              and any(f"generation (1-token chunks), {k} chunks, {k} tokens" in prof[1]
+                      for k in (7, 8)), f"INFERNO_PROFILE headers: {prof!r}")
+        for stage in ["qkv", "attention", "wo", "gate_up", "down", "output"]:
+            check(p.stderr.count(f"\n  {stage} ") == 2, f"INFERNO_PROFILE stage {stage}")
         p = run("run", "-m", stories, "-p", "Once upon a time", "-n", "8", "--temp", "0",
                 "--stop", "pp")
         check(p.returncode == 0 and "pp" not in p.stdout and p.stdout.startswith("QQQ"),
