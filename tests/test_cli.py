@@ -227,7 +227,7 @@ def main():
         check(p.stdout.split() == [str(x) for x in ref_b[:8]],
               f"run with INFERNO_PROFILE: same ids: {p.stdout!r}")
         prof = [ln for ln in p.stderr.splitlines() if ln.startswith("profile: ")]
-        check(len(prof) == 2 and "prompts (multi-token chunks), 1 chunks, 5 tokens" in prof[0]
+        check(len(prof) == 2 and "multi-token chunks (prompts, batched sequences), 1 chunks, 5 tokens" in prof[0]
               and any(f"generation (1-token chunks), {k} chunks, {k} tokens" in prof[1]
                       for k in (7, 8)), f"INFERNO_PROFILE headers: {prof!r}")
         for stage in ["qkv", "attention", "wo", "gate_up", "down", "output"]:

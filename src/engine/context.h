@@ -46,7 +46,8 @@ struct inf__attn {
 };
 
 /* Per-stage wall time of the forward pass (INFERNO_PROFILE=1; printed when the context is freed).
- * Single-token chunks (generation) and larger chunks (prompts) are kept apart. */
+ * Single-token chunks (generation) and larger chunks (prompts, or several sequences decoded
+ * together) are kept apart. */
 enum inf__stage {
     INF__ST_EMBED,
     INF__ST_QKV,

@@ -155,7 +155,8 @@ void inf__prof_report(const struct inf_context *ctx)
         for (int i = 0; i < INF__ST_COUNT; i++)
             total += p->ns[g][i];
         fprintf(stderr, "profile: %s, %llu chunks, %llu tokens, %.3f ms per chunk\n",
-                g ? "generation (1-token chunks)" : "prompts (multi-token chunks)",
+                g ? "generation (1-token chunks)"
+                  : "multi-token chunks (prompts, batched sequences)",
                 (unsigned long long)p->chunks[g], (unsigned long long)p->tokens[g],
                 (double)total / 1e6 / (double)p->chunks[g]);
         for (int i = 0; i < INF__ST_COUNT; i++)
