@@ -217,6 +217,17 @@ def main():
         check(out.get("generated_ids") == ref_b, "run: llama.cpp's greedy ids (run [B])")
         check(out.get("finish_reason") == "length", "run: finish reason length")
         check("prompt_tokens_per_s" in out.get("timings", {}), "run: timings")
+        # #14 item 18: the counts agree with the id lists, for an empty prompt (BOS alone) too
+        for prompt in ["", "Once upon a time"]:
+            for n in ["1", "5"]:
+                p = run("run", "-m", stories, "-p", prompt, "-n", n, "--temp", "0", "--json",
+                        "--ignore-eos")
+                out = json.loads(p.stdout) if p.returncode == 0 else {}
+                tm = out.get("timings", {})
+                check(p.returncode == 0 and tm.get("prompt_tokens") == len(out["prompt_ids"])
+                      and tm.get("gen_tokens") == len(out["generated_ids"])
+                      and len(out["generated_ids"]) == int(n),
+                      f"run -p {prompt!r} -n {n} --json: counts agree with ids: {p.stdout!r}")
         p = run("run", "-m", stories, "-p", "Once upon a time", "-n", "8", "--temp", "0",
                 "--ids", "--kv-type", "f32")
         check(p.stdout.split() == [str(x) for x in ref_b[:8]], f"run --ids: {p.stdout!r}")

@@ -1,6 +1,7 @@
 /* test_sampling.c - the sampler chain against hand-computed distributions. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "inferno/sampling.h"
 #include "t.h"
@@ -221,6 +222,80 @@ static void test_determinism(void)
     T_OK(bad == NULL);
 }
 
+/* #14 item 17: tiny temperatures, all tokens banned, NaN logits. */
+static void test_degenerate(void)
+{
+    /* token 0 is the least likely; every tiny temperature must pick the most likely (3),
+       whatever the seed, including the subnormal range where logit / T overflowed */
+    float l[NV] = {-5.0f, 2.0f, -1.0f, 3.5f, 3.0f, 0.0f, -4.0f, 1.0f};
+    const float temps[] = {1.4e-45f, 1e-44f, 1e-40f, 1e-38f, 1e-37f, 1e-30f, 1e-10f, 1e-5f};
+    for (size_t k = 0; k < sizeof(temps) / sizeof(temps[0]); k++) {
+        for (uint64_t seed = 1; seed <= 20; seed++) {
+            struct inf_sampler_params p = neutral();
+            p.temperature = temps[k];
+            p.seed = seed;
+            struct inf_sampler *s = make(p);
+            T_EQ_INT(inf_sampler_sample(s, l), 3);
+            inf_sampler_free(s);
+        }
+    }
+    /* a temperature just above the threshold still samples and never returns a NaN pick */
+    {
+        struct inf_sampler_params p = neutral();
+        p.temperature = 1e-3f;
+        struct inf_sampler *s = make(p);
+        for (int i = 0; i < 100; i++)
+            T_EQ_INT(inf_sampler_sample(s, l), 3);
+        inf_sampler_free(s);
+    }
+
+    /* a logit bias that bans every token: no pick, an error that says so */
+    struct inf_logit_bias ban[NV];
+    for (int i = 0; i < NV; i++)
+        ban[i] = (struct inf_logit_bias){i, -INFINITY};
+    for (int greedy = 0; greedy <= 1; greedy++) {
+        struct inf_sampler_params p = neutral();
+        p.temperature = greedy ? 0.0f : 0.8f;
+        p.logit_bias = ban;
+        p.n_logit_bias = NV;
+        struct inf_sampler *s = make(p);
+        T_EQ_INT(inf_sampler_sample(s, l), INF_TOKEN_NONE);
+        T_OK(strstr(inf_sampler_errmsg(s), "banned") != NULL);
+        inf_sampler_free(s);
+    }
+    /* all but one banned: that one, at any temperature */
+    for (int greedy = 0; greedy <= 1; greedy++) {
+        struct inf_sampler_params p = neutral();
+        p.temperature = greedy ? 0.0f : 1.5f;
+        p.logit_bias = ban;
+        p.n_logit_bias = NV - 1; /* token 7 left */
+        struct inf_sampler *s = make(p);
+        for (int i = 0; i < 50; i++)
+            T_EQ_INT(inf_sampler_sample(s, l), 7);
+        T_EQ_STR(inf_sampler_errmsg(s), "");
+        inf_sampler_free(s);
+    }
+
+    /* NaN or +inf among the logits is an error, at any temperature */
+    float bad[NV];
+    memcpy(bad, l, sizeof(bad));
+    bad[5] = NAN;
+    for (int greedy = 0; greedy <= 1; greedy++) {
+        struct inf_sampler_params p = neutral();
+        p.temperature = greedy ? 0.0f : 1.0f;
+        struct inf_sampler *s = make(p);
+        T_EQ_INT(inf_sampler_sample(s, bad), INF_TOKEN_NONE);
+        T_OK(strstr(inf_sampler_errmsg(s), "NaN") != NULL);
+        bad[5] = INFINITY;
+        T_EQ_INT(inf_sampler_sample(s, bad), INF_TOKEN_NONE);
+        T_OK(strstr(inf_sampler_errmsg(s), "infinite") != NULL);
+        bad[5] = NAN;
+        /* a good row afterwards samples again */
+        T_OK(inf_sampler_sample(s, l) >= 0);
+        inf_sampler_free(s);
+    }
+}
+
 int main(void)
 {
     T_RUN(test_greedy);
@@ -228,5 +303,6 @@ int main(void)
     T_RUN(test_truncation);
     T_RUN(test_penalties_and_bias);
     T_RUN(test_determinism);
+    T_RUN(test_degenerate);
     T_DONE();
 }

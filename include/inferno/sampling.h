@@ -22,13 +22,20 @@ extern "C" {
 
 typedef int32_t inf_token;
 
+/* Returned by inf_sampler_sample when no token can be chosen (see inf_sampler_errmsg). */
+#define INF_TOKEN_NONE ((inf_token)-1)
+
+/* Temperatures below this are greedy: at 1e-4 a logit gap of 0.01 already weighs e^100, and
+   smaller values only risk overflow. */
+#define INF_SAMPLER_GREEDY_BELOW 1e-4f
+
 struct inf_logit_bias {
     inf_token token;
     float bias; /* added to the logit; -INFINITY bans the token */
 };
 
 struct inf_sampler_params {
-    float temperature;       /* <= 0: greedy */
+    float temperature;       /* < INF_SAMPLER_GREEDY_BELOW (including <= 0): greedy */
     int32_t top_k;           /* 0: off */
     float top_p;             /* 1: off */
     float min_p;             /* 0: off */
@@ -52,8 +59,16 @@ inf_status inf_sampler_new(const struct inf_sampler_params *p, int32_t n_vocab,
                            struct inf_sampler **out, struct inf_error *err);
 void inf_sampler_free(struct inf_sampler *s);
 
-/* Choose a token from logits[n_vocab] (not modified). */
+/*
+ * Choose a token from logits[n_vocab] (not modified). Returns INF_TOKEN_NONE, with the reason
+ * in inf_sampler_errmsg(), when none can be chosen: a logit is NaN or +inf (before or after the
+ * bias and penalties), or every token is banned (-inf). Never a silent pick.
+ */
 inf_token inf_sampler_sample(struct inf_sampler *s, const float *logits);
+
+/* Why the last inf_sampler_sample returned INF_TOKEN_NONE ("" otherwise); valid until the next
+   call on s. */
+const char *inf_sampler_errmsg(const struct inf_sampler *s);
 
 /* Record a token as part of the history the penalties look at (prompt and generated). */
 void inf_sampler_accept(struct inf_sampler *s, inf_token tok);

@@ -128,6 +128,11 @@ static int reply(struct chat *c)
         if (stop_reply)
             break;
         inf_token t = inf_sampler_sample(c->smp, logits);
+        if (t == INF_TOKEN_NONE) {
+            /* the reply so far is kept */
+            inf_cli_errorf(c->cli, "%s", inf_sampler_errmsg(c->smp));
+            break;
+        }
         if (inf_tok_is_eog(c->tok, t))
             break;
         inf_sampler_accept(c->smp, t);

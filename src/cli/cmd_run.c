@@ -291,6 +291,9 @@ int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args)
         goto out_sig;
     }
     const float *logits = inf_get_logits_ith(ctx, (int32_t)prompt_ids.n - 1);
+    /* the context files a one-token decode under generation; a one-token prompt is a prompt */
+    struct inf_timings tm_prompt;
+    inf_context_timings(ctx, &tm_prompt);
 
     struct inf_tok_stream stream;
     inf_tok_stream_init(&stream, tok, 0);
@@ -306,6 +309,10 @@ int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args)
             break;
         }
         inf_token t = inf_sampler_sample(smp, logits);
+        if (t == INF_TOKEN_NONE) {
+            inf_cli_errorf(cli, "%s", inf_sampler_errmsg(smp));
+            goto out_sig;
+        }
         if (inf_tok_is_eog(tok, t) && !inf_cli_has(args, "ignore-eos")) {
             finish = "stop";
             break;
@@ -351,6 +358,11 @@ int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args)
 
     struct inf_timings tm;
     inf_context_timings(ctx, &tm);
+    /* counts that agree with the id lists: the prompt decode, then the generation decodes */
+    tm.prompt_ms = tm_prompt.prompt_ms + tm_prompt.gen_ms;
+    tm.gen_ms = tm.gen_ms - tm_prompt.gen_ms;
+    tm.n_prompt = (int64_t)prompt_ids.n;
+    tm.n_gen = (int64_t)gen_ids.n;
     double pp_ts = tm.prompt_ms > 0 ? 1e3 * (double)tm.n_prompt / tm.prompt_ms : 0;
     double tg_ts = tm.gen_ms > 0 ? 1e3 * (double)tm.n_gen / tm.gen_ms : 0;
     if (json) {

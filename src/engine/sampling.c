@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,7 @@ struct inf_sampler {
     size_t hist_cap, hist_n, hist_head;
     int32_t *counts; /* [n_vocab] scratch for the penalties */
     uint64_t rng[4];
+    char errmsg[128]; /* why the last inf_sampler_sample returned INF_TOKEN_NONE */
 };
 
 struct inf_sampler_params inf_sampler_default_params(void)
@@ -167,17 +169,26 @@ static int by_key_asc(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* Softmax over cands[0..n) (sorted descending) into .p. */
-static void softmax(struct cand *c, size_t n)
+/*
+ * Softmax of logit / temp over cands[0..n) (sorted descending, c[0] finite) into .p. The
+ * differences to the maximum are scaled in double, so a tiny temperature cannot overflow them
+ * to infinity (inf - inf would be NaN): they only grow very negative and exp() gives 0.
+ */
+static void softmax_t(struct cand *c, size_t n, double temp)
 {
     double sum = 0;
-    float mx = c[0].logit;
+    double mx = c[0].logit;
     for (size_t i = 0; i < n; i++) {
-        c[i].p = isinf(c[i].logit) && c[i].logit < 0 ? 0.0f : expf(c[i].logit - mx);
+        c[i].p = isinf(c[i].logit) ? 0.0f : (float)exp(((double)c[i].logit - mx) / temp);
         sum += c[i].p;
     }
     for (size_t i = 0; i < n; i++)
         c[i].p = (float)(c[i].p / sum);
+}
+
+static void softmax(struct cand *c, size_t n)
+{
+    softmax_t(c, n, 1.0);
 }
 
 /* Sift down in a min-heap ordered by by_logit_desc (the root is the worst of the kept). */
@@ -216,15 +227,27 @@ static void top_k_sort(struct cand *c, size_t n, size_t k)
     qsort(c, k, sizeof(*c), by_logit_desc);
 }
 
+const char *inf_sampler_errmsg(const struct inf_sampler *s)
+{
+    return s->errmsg;
+}
+
 inf_token inf_sampler_sample(struct inf_sampler *s, const float *logits)
 {
     struct cand *c = s->cands;
     size_t n = (size_t)s->n_vocab;
     const struct inf_sampler_params *p = &s->p;
 
+    s->errmsg[0] = 0;
     for (size_t i = 0; i < n; i++) {
         c[i].id = (inf_token)i;
         c[i].logit = logits[i];
+        /* NaN or +inf from the model: no token can be chosen honestly */
+        if (isnan(logits[i]) || (isinf(logits[i]) && logits[i] > 0)) {
+            snprintf(s->errmsg, sizeof(s->errmsg), "sampler: the logit of token %zu is %s", i,
+                     isnan(logits[i]) ? "NaN" : "infinite");
+            return INF_TOKEN_NONE;
+        }
     }
     for (size_t i = 0; i < p->n_logit_bias; i++)
         if (p->logit_bias[i].token >= 0 && p->logit_bias[i].token < s->n_vocab)
@@ -253,13 +276,30 @@ inf_token inf_sampler_sample(struct inf_sampler *s, const float *logits)
         }
     }
 
-    if (p->temperature <= 0.0f) {
-        size_t best = 0;
-        for (size_t i = 1; i < n; i++)
-            if (c[i].logit > c[best].logit)
-                best = i;
-        return c[best].id;
+    /* after the bias and the penalties: a bias or penalty may not make a logit NaN, and
+       at least one token must be left */
+    size_t best = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(c[i].logit)) {
+            snprintf(s->errmsg, sizeof(s->errmsg),
+                     "sampler: the logit of token %zu is NaN after bias and penalties", i);
+            return INF_TOKEN_NONE;
+        }
+        if (c[i].logit > c[best].logit)
+            best = i;
     }
+    if (isinf(c[best].logit) && c[best].logit < 0) {
+        snprintf(s->errmsg, sizeof(s->errmsg),
+                 "sampler: every token is banned (logit bias -100 or -inf logits)");
+        return INF_TOKEN_NONE;
+    }
+    if (isinf(c[best].logit)) {
+        snprintf(s->errmsg, sizeof(s->errmsg),
+                 "sampler: the logit of token %zu is infinite after bias and penalties", best);
+        return INF_TOKEN_NONE;
+    }
+    if (p->temperature < INF_SAMPLER_GREEDY_BELOW)
+        return c[best].id;
 
     size_t k = p->top_k > 0 && (size_t)p->top_k < n ? (size_t)p->top_k : n;
     top_k_sort(c, n, k);
@@ -310,9 +350,7 @@ inf_token inf_sampler_sample(struct inf_sampler *s, const float *logits)
         n = keep;
     }
 
-    for (size_t i = 0; i < n; i++)
-        c[i].logit /= p->temperature;
-    softmax(c, n);
+    softmax_t(c, n, (double)p->temperature);
     double r = rng_uniform(s->rng), cum = 0;
     for (size_t i = 0; i < n; i++) {
         cum += c[i].p;

@@ -118,6 +118,43 @@ static bool eng_acquire(struct http_req *r, const char *model, struct eng *g)
     return true;
 }
 
+/*
+ * logit_bias against the loaded vocabulary: every id inside it, and at least one token left
+ * that is not banned (-100), else no token could ever be sampled (400, not a silent pick).
+ */
+static bool check_logit_bias(struct http_req *r, const struct api_gen *gen, const struct eng *g)
+{
+    for (size_t i = 0; i < gen->n_bias; i++)
+        if (gen->bias[i].token >= g->n_vocab) {
+            http_reply_errorf(r, 400, "logit_bias", NULL,
+                              "logit_bias token id %d is outside the vocabulary (0..%d)",
+                              gen->bias[i].token, g->n_vocab - 1);
+            return false;
+        }
+    if (gen->n_bias < (size_t)g->n_vocab)
+        return true; /* fewer entries than tokens: some token is left */
+    uint8_t *banned = calloc((size_t)g->n_vocab, 1);
+    if (!banned) {
+        http_reply_errorf(r, 500, NULL, NULL, "out of memory");
+        return false;
+    }
+    int32_t n_banned = 0;
+    for (size_t i = 0; i < gen->n_bias; i++)
+        if (isinf(gen->bias[i].bias) && gen->bias[i].bias < 0 && !banned[gen->bias[i].token]) {
+            banned[gen->bias[i].token] = 1;
+            n_banned++;
+        }
+    free(banned);
+    if (n_banned >= g->n_vocab) {
+        http_reply_errorf(r, 400, "logit_bias", NULL,
+                          "logit_bias bans every token of the vocabulary (%d tokens at -100): "
+                          "nothing could be generated",
+                          g->n_vocab);
+        return false;
+    }
+    return true;
+}
+
 static void eng_release(struct eng *g)
 {
     if (g->e)
@@ -933,13 +970,8 @@ void api_chat(struct http_req *r)
     json_decref(body);
     if (!eng_acquire(r, q.gen.model, &g))
         goto out;
-    for (size_t i = 0; i < q.gen.n_bias; i++)
-        if (q.gen.bias[i].token >= g.n_vocab) {
-            http_reply_errorf(r, 400, "logit_bias", NULL,
-                              "logit_bias token id %d is outside the vocabulary (0..%d)",
-                              q.gen.bias[i].token, g.n_vocab - 1);
-            goto out;
-        }
+    if (!check_logit_bias(r, &q.gen, &g))
+        goto out;
     prompt = render_chat(r, &g, q.messages, &plen);
     if (!prompt)
         goto out;
@@ -1041,13 +1073,8 @@ void api_completions(struct http_req *r)
     }
     if (!eng_acquire(r, q.gen.model, &g))
         goto out;
-    for (size_t i = 0; i < q.gen.n_bias; i++)
-        if (q.gen.bias[i].token >= g.n_vocab) {
-            http_reply_errorf(r, 400, "logit_bias", NULL,
-                              "logit_bias token id %d is outside the vocabulary (0..%d)",
-                              q.gen.bias[i].token, g.n_vocab - 1);
-            goto out;
-        }
+    if (!check_logit_bias(r, &q.gen, &g))
+        goto out;
     toks = calloc(np, sizeof(*toks));
     texts = calloc(np, sizeof(*texts));
     text_lens = calloc(np, sizeof(*text_lens));

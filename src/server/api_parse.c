@@ -141,6 +141,124 @@ char *api_base64(const unsigned char *d, size_t len)
 
 /* ---- body and field helpers ----------------------------------------------------------------- */
 
+/* Skip JSON whitespace from p; returns the first other byte's index (or end). */
+static size_t scan_ws(const char *d, size_t n, size_t p)
+{
+    while (p < n && (d[p] == ' ' || d[p] == '\t' || d[p] == '\n' || d[p] == '\r'))
+        p++;
+    return p;
+}
+
+/* Skip one JSON string starting at d[p] == '"'; returns the index after its closing quote, or n
+   when it is unterminated. */
+static size_t scan_string(const char *d, size_t n, size_t p)
+{
+    for (p++; p < n; p++) {
+        if (d[p] == '\\')
+            p++;
+        else if (d[p] == '"')
+            return p + 1;
+    }
+    return n;
+}
+
+/* Skip one JSON value at d[p] (no validation: the real parser judges it afterwards). */
+static size_t scan_value(const char *d, size_t n, size_t p)
+{
+    size_t depth = 0;
+    while (p < n) {
+        char c = d[p];
+        if (c == '"')
+            p = scan_string(d, n, p);
+        else if (c == '{' || c == '[')
+            depth++, p++;
+        else if (c == '}' || c == ']') {
+            if (depth == 0)
+                return p;
+            depth--, p++;
+        } else if (c == ',' && depth == 0)
+            return p;
+        else
+            p++;
+        if (depth == 0 && (c == '"' || c == '}' || c == ']'))
+            return p;
+    }
+    return p;
+}
+
+/*
+ * jansson holds integers as int64, so a `seed` in [2^63, 2^64) — a valid uint64 — fails to parse
+ * as "too big integer". Find the top-level member "seed" whose value is such a literal; on
+ * success *start and *end delimit the literal and *val holds it.
+ */
+static bool find_big_seed(const char *d, size_t n, size_t *start, size_t *end, uint64_t *val)
+{
+    size_t p = scan_ws(d, n, 0);
+    if (p >= n || d[p] != '{')
+        return false;
+    p++;
+    for (;;) {
+        p = scan_ws(d, n, p);
+        if (p >= n || d[p] != '"')
+            return false;
+        size_t k0 = p + 1, k1 = scan_string(d, n, p);
+        if (k1 >= n)
+            return false;
+        bool is_seed = k1 - 1 - k0 == 4 && memcmp(d + k0, "seed", 4) == 0;
+        p = scan_ws(d, n, k1);
+        if (p >= n || d[p] != ':')
+            return false;
+        p = scan_ws(d, n, p + 1);
+        if (is_seed) {
+            size_t q = p;
+            uint64_t v = 0;
+            while (q < n && d[q] >= '0' && d[q] <= '9') {
+                unsigned digit = (unsigned)(d[q] - '0');
+                if (v > (UINT64_MAX - digit) / 10)
+                    return false; /* beyond 2^64 - 1: let the parser report it */
+                v = v * 10 + digit;
+                q++;
+            }
+            if (q == p || v <= (uint64_t)INT64_MAX || (q - p > 1 && d[p] == '0'))
+                return false;
+            if (q < n && (d[q] == '.' || d[q] == 'e' || d[q] == 'E'))
+                return false;
+            *start = p;
+            *end = q;
+            *val = v;
+            return true;
+        }
+        p = scan_ws(d, n, scan_value(d, n, p));
+        if (p >= n || d[p] != ',')
+            return false;
+        p++;
+    }
+}
+
+/* The body parsed with a big uint64 seed (see find_big_seed) replaced by its int64 two's
+   complement, the form the seed parser reads back as the same uint64. NULL if not that case. */
+static json_t *parse_with_big_seed(const char *data, size_t len)
+{
+    size_t a, b;
+    uint64_t v;
+    if (!find_big_seed(data, len, &a, &b, &v))
+        return NULL;
+    char *copy = malloc(len);
+    if (!copy)
+        return NULL;
+    memcpy(copy, data, len);
+    memset(copy + a, ' ', b - a);
+    copy[a] = '0';
+    json_error_t jerr;
+    json_t *j = json_loadb(copy, len, 0, &jerr);
+    free(copy);
+    if (j && json_is_object(j) &&
+        json_object_set_new(j, "seed", json_integer((json_int_t)(int64_t)v)) == 0)
+        return j;
+    json_decref(j);
+    return NULL;
+}
+
 json_t *api_parse_body(const char *data, size_t len, struct api_error *e)
 {
     json_error_t jerr;
@@ -149,6 +267,8 @@ json_t *api_parse_body(const char *data, size_t len, struct api_error *e)
         return NULL;
     }
     json_t *j = json_loadb(data, len, 0, &jerr);
+    if (!j && json_error_code(&jerr) == json_error_numeric_overflow)
+        j = parse_with_big_seed(data, len);
     if (!j) {
         api_fail(e, 400, NULL,
                  "we could not parse the JSON body of your request: %s (line %d, column %d)",
@@ -402,6 +522,7 @@ static bool parse_gen(json_t *o, struct api_gen *g, bool legacy, struct api_erro
         if (!json_is_integer(seed))
             return api_fail(e, 400, "seed", "'seed' must be an integer, not %s",
                             json_type_name(seed));
+        /* modulo 2^64: api_parse_body hands seeds in [2^63, 2^64) over as negative int64 */
         g->sampling.seed = (uint64_t)json_integer_value(seed);
         g->seed_given = true;
     } else {

@@ -642,6 +642,11 @@ static bool slot_token(struct srv_engine *e, struct slot *s, const float *logits
 {
     struct srv_task *t = s->task;
     inf_token id = inf_sampler_sample(s->smp, logits);
+    if (id == INF_TOKEN_NONE) {
+        /* NaN logits, or every token banned by bias and penalties: an error, never a pick */
+        slot_fail(e, s, 500, inf_sampler_errmsg(s->smp));
+        return false;
+    }
     inf_sampler_accept(s->smp, id);
     double now = now_ms();
     s->n_gen++;
