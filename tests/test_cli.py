@@ -164,6 +164,22 @@ def main():
     p = run("config", "show")
     check(p.returncode == 1 and "./.inferno.toml:3" in p.stderr and "server.port" in p.stderr,
           f"wrong type is an error with file:line: {p.stderr!r}")
+    # #14 item 19: a known section given a value, or an array of tables, is a type error
+    for text in ["server = 5\n", "[[server]]\nport = 5\n", "\nbackend = \"x\"\n"]:
+        with open(os.path.join(work, ".inferno.toml"), "w") as f:
+            f.write(text)
+        p = run("config", "get", "server.port")
+        line = "2" if text.startswith("\n") else "1"
+        check(p.returncode == 1 and f"./.inferno.toml:{line}" in p.stderr
+              and "must be a table" in p.stderr and "unknown key" not in p.stderr,
+              f"section as a value {text!r} is a type error: {p.stderr!r}")
+    os.remove(os.path.join(work, ".inferno.toml"))
+    # the schema's limits are the engine's: 64 slots, 512 threads
+    for key, bad, good in [("server.parallel", "65", "64"), ("backend.threads", "513", "512")]:
+        p = run("config", "get", key, "--set", f"{key}={bad}")
+        check(p.returncode != 0 and key in p.stderr, f"{key}={bad} refused: {p.stderr!r}")
+        p = run("config", "get", key, "--set", f"{key}={good}")
+        check(p.returncode == 0 and p.stdout == f"{good}\n", f"{key}={good} accepted: {p.stderr!r}")
     with open(os.path.join(work, ".inferno.toml"), "w") as f:
         f.write("[server\n")
     p = run("config", "show")
@@ -217,6 +233,13 @@ def main():
         check(out.get("generated_ids") == ref_b, "run: llama.cpp's greedy ids (run [B])")
         check(out.get("finish_reason") == "length", "run: finish reason length")
         check("prompt_tokens_per_s" in out.get("timings", {}), "run: timings")
+        # #14 item 19: a context beyond the trained length (128 for stories260K) is warned of
+        p = run("run", "-m", stories, "-p", "Hi", "-n", "1", "--ctx", "256")
+        check(p.returncode == 0 and "beyond the model's trained length of 128" in p.stderr,
+              f"context beyond the trained length warns: {p.stderr!r}")
+        p = run("run", "-m", stories, "-p", "Hi", "-n", "1", "--ctx", "128")
+        check(p.returncode == 0 and "trained length" not in p.stderr,
+              f"no warning within the trained length: {p.stderr!r}")
         # #14 item 18: the counts agree with the id lists, for an empty prompt (BOS alone) too
         for prompt in ["", "Once upon a time"]:
             for n in ["1", "5"]:

@@ -22,6 +22,9 @@
 extern "C" {
 #endif
 
+/* The most generation slots one server engine runs (server.parallel). */
+#define INF_SERVER_MAX_PARALLEL 64
+
 enum inf_config_type {
     INF_CFG_STRING,
     INF_CFG_INT,

@@ -28,6 +28,9 @@ extern "C" {
 
 struct inf_threadpool;
 
+/* The most threads a pool (and backend.threads) may have. */
+#define INF_THREADS_MAX 512
+
 struct inf_threadpool_params {
     int n_threads; /* total threads including the caller; 0 = physical cores */
     bool pin;      /* pin worker i to CPU i (the caller's thread is left alone) */

@@ -158,9 +158,9 @@ int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args)
     mp.engine.use_mmap = inf_config_get_bool(cfg, "backend.use_mmap");
     mp.engine.use_mlock = inf_config_get_bool(cfg, "backend.use_mlock");
     mp.engine.huge_pages = inf_config_get_bool(cfg, "backend.huge_pages");
-    if (mp.engine.n_parallel > 64) {
-        inf_cli_errorf(cli, "server.parallel is %d; at most 64 slots are supported",
-                       mp.engine.n_parallel);
+    if (mp.engine.n_parallel > INF_SERVER_MAX_PARALLEL) {
+        inf_cli_errorf(cli, "server.parallel is %d; at most %d slots are supported",
+                       mp.engine.n_parallel, INF_SERVER_MAX_PARALLEL);
         rc = INF_EXIT_USAGE;
         goto out;
     }

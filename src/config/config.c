@@ -13,6 +13,7 @@
 
 #include "config/toml.h"
 #include "inferno/log.h"
+#include "inferno/threadpool.h"
 
 static const char *const kv_types[] = {"f16", "f32", "q8_0", NULL};
 static const char *const log_levels[] = {"trace", "debug", "info", "warn", "error", "off", NULL};
@@ -28,7 +29,7 @@ static const struct inf_config_key schema[] = {
      "directory scanned (recursively) for model files", 0, 0, NULL},
 
     {"backend.threads", INF_CFG_INT, "0", "worker threads for inference; 0 = physical cores", 0,
-     1024, NULL},
+     INF_THREADS_MAX, NULL},
     {"backend.context_size", INF_CFG_INT, "4096", "context length in tokens (KV cache cells)", 16,
      1 << 22, NULL},
     {"backend.batch_size", INF_CFG_INT, "512", "tokens per forward pass when processing prompts", 1,
@@ -51,8 +52,8 @@ static const struct inf_config_key schema[] = {
      "bearer tokens accepted by the API; empty = no authentication", 0, 0, NULL},
     {"server.max_body_bytes", INF_CFG_INT, "8388608", "largest request body accepted", 1024,
      1LL << 32, NULL},
-    {"server.parallel", INF_CFG_INT, "4", "concurrent generation slots sharing one context", 1, 256,
-     NULL},
+    {"server.parallel", INF_CFG_INT, "4", "concurrent generation slots sharing one context", 1,
+     INF_SERVER_MAX_PARALLEL, NULL},
     {"server.max_loaded_models", INF_CFG_INT, "1", "models kept loaded at once (LRU unload)", 1, 64,
      NULL},
     {"server.queue_size", INF_CFG_INT, "64", "requests waiting for a slot before 503", 0, 100000,
@@ -584,12 +585,24 @@ static inf_status walk_table(const struct inf_toml_table *t, const char *prefix,
         snprintf(name, sizeof(name), "%s%s", prefix, kv->key);
         int idx = (strlen(kv->key) == kv->key_len) ? key_index(name) : -1;
 
-        if (idx < 0 && kv->value->type == INF_TOML_TABLE && prefix[0] == '\0') {
+        if (idx < 0 && prefix[0] == '\0') {
             /* a section: known when any key starts with "name." */
             size_t nl = strlen(name);
             bool known = false;
             for (size_t j = 0; j < N_KEYS && !known; j++)
                 known = strncmp(schema[j].name, name, nl) == 0 && schema[j].name[nl] == '.';
+            if (known && kv->value->type != INF_TOML_TABLE) {
+                /* `server = 5` or `[[server]]`: a type error, not an unknown key */
+                inf_error_set(err, INF_ETYPE,
+                              "'%s' is a section of the configuration and must be a table "
+                              "([%s]), got %s",
+                              name, name,
+                              kv->value->type == INF_TOML_ARRAY
+                                  ? "an array of tables or values"
+                                  : inf_toml_type_name(kv->value->type));
+                inf_error_prefix(err, "%s:%u", path, kv->value->line ? kv->value->line : kv->line);
+                return INF_ETYPE;
+            }
             if (known) {
                 char sub[sizeof(name) + 2];
                 snprintf(sub, sizeof(sub), "%s.", name);

@@ -9,6 +9,7 @@
 
 #include "engine/ops.h"
 #include "inferno/cpu.h"
+#include "inferno/log.h"
 #include "inferno/threadpool.h"
 
 struct inf_context_params inf_context_default_params(void)
@@ -103,6 +104,15 @@ inf_status inf_context_new(struct inf_model *model, const struct inf_context_par
         uint32_t n = ctx->n_ctx;
         free(ctx);
         return inf_error_set(err, INF_EINVAL, "context size %u is out of range", n);
+    }
+    {
+        /* positions past the trained length were never seen in training: allowed, but said */
+        uint32_t per_seq = ctx->n_ctx / (params->n_seq_max > 1 ? params->n_seq_max : 1);
+        if (hp->n_ctx_train > 0 && per_seq > (uint32_t)hp->n_ctx_train)
+            INF_LOG_WARN("engine",
+                         "a context of %u tokens per sequence is beyond the model's trained "
+                         "length of %u: output may degrade past position %u",
+                         per_seq, (unsigned)hp->n_ctx_train, (unsigned)hp->n_ctx_train);
     }
     if (ctx->params.n_batch > ctx->n_ctx)
         ctx->params.n_batch = ctx->n_ctx;

@@ -31,7 +31,7 @@
 #include "inferno/cpu.h"
 #include "inferno/threadpool.h"
 
-#define MAX_THREADS     512
+#define MAX_THREADS     INF_THREADS_MAX
 #define DEFAULT_SPIN_US 100
 
 /* A counter threads wait on for a change. */
