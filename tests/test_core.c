@@ -1,7 +1,13 @@
 /* test_core.c - status codes, error contexts, logging, CPU feature reporting. */
+#include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "core/escape.h"
+#include "core/files.h"
 #include "inferno/cpu.h"
 #include "inferno/log.h"
 #include "inferno/status.h"
@@ -108,11 +114,67 @@ static void test_cpu(void)
     T_EQ_STR(buf, "(none)");
 }
 
+/* The shared JSON escaping, read back by jansson (an independent JSON parser). */
+static void test_escape(void)
+{
+    char in[256];
+    for (int i = 0; i < 255; i++)
+        in[i] = (char)(i + 1); /* every byte but NUL; >= 0x80 must pass through untouched */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    T_OK(f != NULL);
+    fputc('"', f);
+    inf__escape_json_write(f, in, 127); /* the ASCII range: jansson wants valid UTF-8 */
+    fputc('"', f);
+    fclose(f);
+    json_error_t jerr;
+    json_t *j = json_loadb(buf, len, JSON_DECODE_ANY, &jerr);
+    T_OK(j != NULL);
+    if (j) {
+        T_EQ_INT((long long)json_string_length(j), 127);
+        T_OK(memcmp(json_string_value(j), in, 127) == 0);
+    }
+    json_decref(j);
+    T_OK(strstr(buf, "\\u007f") != NULL && strstr(buf, "\\b") && strstr(buf, "\\u0001"));
+    free(buf);
+    char tmp[8];
+    T_OK(inf__escape_json_byte(0xc3, tmp) == NULL);
+    T_OK(inf__escape_json_byte('a', tmp) == NULL);
+    T_EQ_STR(inf__escape_json_byte('"', tmp), "\\\"");
+}
+
+static void test_mkdir_parents(void)
+{
+    char dir[] = "/tmp/inferno-core-XXXXXX";
+    T_OK(mkdtemp(dir) != NULL);
+    char path[256], check[256];
+    snprintf(path, sizeof(path), "%s/a/b/c/file.db", dir);
+    T_EQ_INT(inf__mkdir_parents(path), 0);
+    struct stat st;
+    snprintf(check, sizeof(check), "%s/a/b/c", dir);
+    T_OK(stat(check, &st) == 0 && S_ISDIR(st.st_mode));
+    snprintf(check, sizeof(check), "%s/a/b/c/file.db", dir);
+    T_OK(stat(check, &st) != 0);           /* the last component is not made */
+    T_EQ_INT(inf__mkdir_parents(path), 0); /* again: already there */
+    char lng[5000];
+    memset(lng, 'a', sizeof(lng) - 1);
+    lng[0] = '/';
+    lng[sizeof(lng) - 1] = 0;
+    T_EQ_INT(inf__mkdir_parents(lng), -1);
+    T_EQ_INT(errno, ENAMETOOLONG);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    T_EQ_INT(system(cmd), 0);
+}
+
 int main(void)
 {
     T_RUN(test_status);
     T_RUN(test_error);
     T_RUN(test_log);
     T_RUN(test_cpu);
+    T_RUN(test_escape);
+    T_RUN(test_mkdir_parents);
     T_DONE();
 }

@@ -8,22 +8,15 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/escape.h"
+#include "core/files.h"
 #include "inferno/config.h"
 
 /* Print s as a JSON string. */
 static void json_str(FILE *f, const char *s)
 {
     fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p == '\n')
-            fputs("\\n", f);
-        else if (*p < 0x20 || *p == 0x7f)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
+    inf__escape_json_write(f, s, strlen(s));
     fputc('"', f);
 }
 
@@ -154,22 +147,6 @@ static int config_path(struct inf_cli *cli, struct inf_cli_args *args, bool json
     return INF_EXIT_OK;
 }
 
-/* mkdir -p for the parent directories of path. */
-static int make_parents(const char *path)
-{
-    char buf[4096];
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return 0;
-}
-
 static int config_init(struct inf_cli *cli, struct inf_cli_args *args)
 {
     struct inf_config_files files;
@@ -185,7 +162,7 @@ static int config_init(struct inf_cli *cli, struct inf_cli_args *args)
         inf_config_cascade_files(NULL, &files);
         snprintf(path, sizeof(path), "%s", files.paths[0]);
     }
-    if (make_parents(path) != 0) {
+    if (inf__mkdir_parents(path) != 0) {
         inf_cli_errorf(cli, "cannot create the directory of '%s': %s", path, strerror(errno));
         return INF_EXIT_FAIL;
     }

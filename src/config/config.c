@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "config/toml.h"
+#include "core/escape.h"
 #include "inferno/log.h"
 #include "inferno/threadpool.h"
 
@@ -831,19 +832,7 @@ static bool put_toml_string(char *buf, size_t size, size_t *o, const char *s)
         return false;
     buf[(*o)++] = '"';
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        const char *esc = NULL;
-        if (*p == '"')
-            esc = "\\\"";
-        else if (*p == '\\')
-            esc = "\\\\";
-        else if (*p == '\n')
-            esc = "\\n";
-        else if (*p == '\t')
-            esc = "\\t";
-        else if (*p < 0x20 || *p == 0x7f) {
-            snprintf(tmp, sizeof(tmp), "\\u%04x", *p);
-            esc = tmp;
-        }
+        const char *esc = inf__escape_json_byte(*p, tmp); /* TOML's escapes are JSON's */
         if (esc) {
             size_t l = strlen(esc);
             if (*o + l + 1 >= size)

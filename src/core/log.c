@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/escape.h"
+
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static enum inf_log_level log_level = INF_LOG_INFO;
 static int log_format = -1; /* -1: decide on first use (pretty on a tty, else compact) */
@@ -104,30 +106,7 @@ bool inf_log_enabled(enum inf_log_level level)
 /* Write s as the inside of a JSON string. */
 static void json_escape(FILE *f, const char *s)
 {
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"':
-            fputs("\\\"", f);
-            break;
-        case '\\':
-            fputs("\\\\", f);
-            break;
-        case '\n':
-            fputs("\\n", f);
-            break;
-        case '\r':
-            fputs("\\r", f);
-            break;
-        case '\t':
-            fputs("\\t", f);
-            break;
-        default:
-            if (*p < 0x20 || *p == 0x7f)
-                fprintf(f, "\\u%04x", *p);
-            else
-                fputc(*p, f);
-        }
-    }
+    inf__escape_json_write(f, s, strlen(s));
 }
 
 /* Quote a field value for the text formats when it holds spaces, quotes or '='. */

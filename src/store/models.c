@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/files.h"
 #include "inferno/log.h"
 
 #define SCAN_MAX_DEPTH       32
@@ -35,21 +36,6 @@ static void cache_close(struct cache *c)
     sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
     sqlite3_close(c->db);
     memset(c, 0, sizeof(*c));
-}
-
-static int mkdir_parents(const char *path)
-{
-    char buf[4096];
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return 0;
 }
 
 /* Open (or create) the cache; checks integrity and schema version, else starts over. */
@@ -117,7 +103,7 @@ static void cache_open(struct cache *c, const char *path)
     memset(c, 0, sizeof(*c));
     if (!path || !*path)
         return;
-    if (mkdir_parents(path) != 0) {
+    if (inf__mkdir_parents(path) != 0) {
         INF_LOG_WARN("models", "cannot create the directory of cache '%s': %s; not caching", path,
                      strerror(errno));
         return;
