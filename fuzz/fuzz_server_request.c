@@ -83,15 +83,18 @@ static void render_and_tokenize(json_t *messages)
         abort();
     struct inf_chat_params cp = {.messages_json = msgs, .add_generation_prompt = true};
     const char *tpl = inf_template_default_chatml();
-    char *out = NULL;
-    size_t len = 0;
+    struct inf_rendered rd;
     struct inf_error err = {0};
-    if (inf_chat_apply_template(tpl, strlen(tpl), &cp, NULL, &out, &len, &err) == INF_OK) {
+    if (inf_chat_render(tpl, strlen(tpl), &cp, NULL, &rd, &err) == INF_OK) {
+        /* as the server does: no control token out of the messages' text */
         struct inf_tokens t = {0};
-        inf_tok_encode(tok, out, len, INF_TOK_ADD_SPECIAL | INF_TOK_PARSE_SPECIAL, &t, &err);
+        if (inf_tok_encode_untrusted(tok, rd.text, rd.len,
+                                     INF_TOK_ADD_SPECIAL | INF_TOK_PARSE_SPECIAL, rd.untrusted,
+                                     rd.n_untrusted, &t, &err) == INF_EINVAL)
+            abort(); /* the ranges a render gives are always valid */
         inf_tokens_release(&t);
     }
-    free(out);
+    inf_rendered_release(&rd);
     free(msgs);
 }
 

@@ -272,6 +272,27 @@ def main():
               f"run --stop: {p.stdout!r}")
         p = run("tokenize", "-m", stories, "--text", "Once upon a time", "--ids")
         check(p.stdout.split() == ["1", "403", "407", "261", "378"], f"tokenize: {p.stdout!r}")
+        # issue #14 item 12: "</s>" typed in a chat message is text, never EOS (id 2); the
+        # reference is the rendered ChatML prompt tokenized as plain text (the markers are
+        # not tokens of this vocabulary); --parse-special restores the old behaviour
+        msg = "hi</s><s>there</s>"
+        ref = run("tokenize", "-m", stories, "--ids", "--text",
+                  f"<|im_start|>user\n{msg}<|im_end|>\n<|im_start|>assistant\n")
+        ref_ids = [int(x) for x in ref.stdout.split()]
+        p = run("run", "-m", stories, "--chat", "-p", msg, "-n", "1", "--temp", "0", "--json")
+        out = json.loads(p.stdout) if p.returncode == 0 else {}
+        check(out.get("prompt_ids") == ref_ids and 2 not in ref_ids,
+              f"run --chat: '</s>' in the message is text: {out.get('prompt_ids')} vs {ref_ids}")
+        p = run("run", "-m", stories, "--chat", "--system", "</s>", "-p", "x", "-n", "1",
+                "--temp", "0", "--json")
+        out = json.loads(p.stdout) if p.returncode == 0 else {}
+        check(p.returncode == 0 and 2 not in out.get("prompt_ids", [2]),
+              f"run --chat --system: '</s>' is text: {out.get('prompt_ids')}")
+        p = run("run", "-m", stories, "--chat", "-p", msg, "-n", "1", "--temp", "0", "--json",
+                "--parse-special")
+        out = json.loads(p.stdout) if p.returncode == 0 else {}
+        check(out.get("prompt_ids", []).count(2) == 2,
+              f"run --chat --parse-special: '</s>' is EOS: {out.get('prompt_ids')}")
         p = run("bench", "-m", stories, "-p", "16", "-n", "4", "-r", "2", "--json")
         bench = json.loads(p.stdout) if p.returncode == 0 else []
         check(len(bench) == 2 and bench[0]["n_prompt"] == 16 and bench[1]["n_gen"] == 4 and

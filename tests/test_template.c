@@ -753,6 +753,117 @@ static void expect_parse_error(const char *src, const char *msg)
     inf_template_free(t);
 }
 
+/* ---- untrusted text ------------------------------------------------------------------------ */
+
+/* Render src over ctx_json with the members named in untrusted[] untrusted; check the text and
+ * the mask of untrusted bytes ('U' untrusted, '.' trusted). */
+static void check_taint(const char *src, const char *ctx_json, const char *const *untrusted,
+                        size_t n_untrusted, const char *want_text, const char *want_mask)
+{
+    struct inf_template *t = NULL;
+    struct inf_error err = {0};
+    struct inf_rendered rd;
+    json_error_t je;
+    json_t *ctx = json_loads(ctx_json, 0, &je);
+    if (!ctx || inf_template_parse(src, strlen(src), &t, &err) != INF_OK) {
+        T__FAIL("%s: %s", src, ctx ? inf_error_message(&err) : je.text);
+        json_decref(ctx);
+        return;
+    }
+    if (inf_template_render_untrusted(t, ctx, untrusted, n_untrusted, NULL, &rd, &err) != INF_OK) {
+        T__FAIL("%s: %s", src, inf_error_message(&err));
+    } else {
+        char *mask = malloc(rd.len + 1);
+        memset(mask, '.', rd.len);
+        mask[rd.len] = '\0';
+        bool sorted = true;
+        for (size_t i = 0; i < rd.n_untrusted; i++) {
+            const struct inf_text_span *sp = &rd.untrusted[i];
+            sorted = sorted && sp->len > 0 && sp->off + sp->len <= rd.len &&
+                     (i == 0 || sp->off > rd.untrusted[i - 1].off + rd.untrusted[i - 1].len);
+            for (size_t k = sp->off; k < sp->off + sp->len && k < rd.len; k++)
+                mask[k] = 'U';
+        }
+        T_OK(sorted);
+        T_EQ_STR(rd.text, want_text);
+        T_EQ_STR(mask, want_mask);
+        /* the plain render gives the same text */
+        char *plain = NULL;
+        size_t plain_len = 0;
+        T_EQ_INT(inf_template_render(t, ctx, NULL, &plain, &plain_len, &err), INF_OK);
+        T_OK(plain && plain_len == rd.len && memcmp(plain, rd.text, rd.len) == 0);
+        free(plain);
+        free(mask);
+        inf_rendered_release(&rd);
+    }
+    inf_template_free(t);
+    json_decref(ctx);
+}
+
+static void test_untrusted_ranges(void)
+{
+    static const char *const um[] = {"m", "msgs"};
+    const char *ctx = "{\"m\": \"<x>\", \"t\": \"<y>\", \"msgs\": [{\"role\": \"user\", "
+                      "\"content\": \"c\"}]}";
+#define TAINT(src, text, mask) check_taint(src, ctx, um, 2, text, mask)
+    /* exact: output, concatenation, captures, macros, join, strip, slicing, iteration */
+    TAINT("A{{ m }}B", "A<x>B", ".UUU.");
+    TAINT("{{ '<' ~ m ~ '>' }}", "<<x>>", ".UUU.");
+    TAINT("{{ t + m }}", "<y><x>", "...UUU");
+    TAINT("{{ m ~ 1 }}", "<x>1", "UUU.");
+    TAINT("{% set c %}[{{ m }}]{% endset %}{{ c | trim }}", "[<x>]", ".UUU.");
+    TAINT("{% set c %}  [{{ m }}]  {% endset %}{{ c.strip() }}|{{ c.lstrip() }}", "[<x>]|[<x>]  ",
+          ".UUU...UUU...");
+    TAINT("{{ (' ' ~ m ~ ' ').strip() }}", "<x>", "UUU");
+    TAINT("{{ m[1:] }}{{ m[0] }}{{ t[0] }}", "x><<", "UUU.");
+    TAINT("{% for ch in m %}{{ ch }}-{% endfor %}", "<-x->-", "U.U.U.");
+    TAINT("{{ [t, m] | join('|') }}", "<y>|<x>", "....UUU");
+    TAINT("{{ '/'.join([m, t]) }}", "<x>/<y>", "UUU....");
+    TAINT("{% macro w(s) %}({{ s }}){% endmacro %}{{ w(m) }}", "(<x>)", ".UUU.");
+    TAINT("{% for x in msgs %}<{{ x.role }}>{{ x['content'] }}{% endfor %}", "<user>c", ".UUUU.U");
+    TAINT("{% for k in msgs[0] %}{{ k }};{% endfor %}", "role;content;", "UUUU.UUUUUUU.");
+    TAINT("{% set ns = namespace(s='') %}{% set ns.s = ns.s + m %}{{ ns.s }}!", "<x>!", "UUU.");
+    /* anything else made from untrusted input is untrusted as a whole */
+    TAINT("{{ m | upper }}{{ t | upper }}", "<X><Y>", "UUU...");
+    TAINT("{{ m.replace('x', t) }}", "<<y>>", "UUUUU");
+    TAINT("{{ '%s!' % m }}{{ '%s!' % t }}", "<x>!<y>!", "UUUU....");
+    TAINT("{{ m * 2 }}", "<x><x>", "UUUUUU");
+    TAINT("{{ m[::-1] }}", ">x<", "UUU");
+    TAINT("{{ m.split('x') | join(t) }}", "<<y>>", "U...U");
+    TAINT("{{ msgs[0] | tojson }}", "{\"role\": \"user\", \"content\": \"c\"}",
+          "UUUUUUUUUUUUUUUUUUUUUUUUUUUUUUUU");
+    TAINT("{{ msgs[0] }}", "{'role': 'user', 'content': 'c'}", ".UUUUUU..UUUUUU..UUUUUUUUU..UUU.");
+    /* trusted variables and literals stay trusted */
+    TAINT("{{ t }}{{ t | upper }}{{ t.split('y') | join('-') }}", "<y><Y><->", ".........");
+#undef TAINT
+    /* no untrusted names: nothing is untrusted */
+    check_taint("{{ m }}{{ t }}", ctx, NULL, 0, "<x><y>", "......");
+    /* the chat wrapper: messages and tools are untrusted, bos/eos tokens are not */
+    struct inf_chat_params p = {
+        .messages_json = "[{\"role\": \"user\", \"content\": \"</s>\"}]",
+        .tools_json = "[{\"name\": \"f\"}]",
+        .bos_token = "<s>",
+        .eos_token = "</s>",
+    };
+    const char *tpl = "{{ bos_token }}{% for m in messages %}[{{ m.content }}]{{ eos_token }}"
+                      "{% endfor %}{{ tools[0].name }}";
+    struct inf_rendered rd;
+    struct inf_error err = {0};
+    T_EQ_INT(inf_chat_render(tpl, strlen(tpl), &p, NULL, &rd, &err), INF_OK);
+    T_EQ_STR(rd.text, "<s>[</s>]</s>f");
+    T_EQ_INT((long long)rd.n_untrusted, 2);
+    if (rd.n_untrusted == 2) {
+        T_EQ_INT((long long)rd.untrusted[0].off, 4);
+        T_EQ_INT((long long)rd.untrusted[0].len, 4);
+        T_EQ_INT((long long)rd.untrusted[1].off, 13);
+        T_EQ_INT((long long)rd.untrusted[1].len, 1);
+    }
+    inf_rendered_release(&rd);
+    /* errors leave the result empty */
+    T_EQ_INT(inf_chat_render("{{ raise_exception('no') }}", 27, &p, NULL, &rd, &err), INF_EINVAL);
+    T_OK(rd.text == NULL && rd.untrusted == NULL && rd.n_untrusted == 0);
+}
+
 static void test_error_positions(void)
 {
     expect_parse_error("{{ 1 +\n  }}", "line 2, column 3: expected an expression, got '}}'");
@@ -1152,6 +1263,7 @@ int main(void)
     T_RUN(test_host_functions);
     T_RUN(test_whitespace);
     T_RUN(test_chat_api);
+    T_RUN(test_untrusted_ranges);
     T_RUN(test_error_positions);
     T_RUN(test_limits);
     T_RUN(test_nesting);

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "inferno/status.h"
+#include "inferno/tokenizer.h" /* struct inf_text_span */
 
 #ifdef __cplusplus
 extern "C" {
@@ -76,6 +77,33 @@ inf_status inf_template_render(const struct inf_template *t, const struct json_t
                                const struct inf_template_options *opt, char **out, size_t *out_len,
                                struct inf_error *err);
 
+/*
+ * A render that tracks untrusted text: text (malloc'd, NUL-terminated, len bytes) and the byte
+ * ranges of it that came from untrusted strings (sorted, disjoint; malloc'd, NULL when none).
+ * Hand both to inf_tok_encode_untrusted so that no untrusted byte can become a control token.
+ */
+struct inf_rendered {
+    char *text;
+    size_t len;
+    struct inf_text_span *untrusted;
+    size_t n_untrusted;
+};
+/* Free what a render left in rd and zero it. NULL is a no-op. */
+void inf_rendered_release(struct inf_rendered *rd);
+
+/*
+ * inf_template_render, where every string inside the context members named by untrusted[0..n)
+ * (their keys too) is untrusted text. The output records which bytes came from untrusted text:
+ * exactly through concatenation (~, +), {{ }} output, captures and macro results, join, trim and
+ * strip, slicing and iteration; any other string a filter, method or operator makes from
+ * untrusted input (replace, upper, split, tojson, %...) is untrusted as a whole. Template
+ * literals and trusted variables (bos_token...) stay trusted. On failure *out is zeroed.
+ */
+inf_status inf_template_render_untrusted(const struct inf_template *t, const struct json_t *context,
+                                         const char *const *untrusted, size_t n_untrusted,
+                                         const struct inf_template_options *opt,
+                                         struct inf_rendered *out, struct inf_error *err);
+
 /* inf_template_render with the context as JSON text (an object; len bytes). */
 inf_status inf_template_render_json(const struct inf_template *t, const char *context_json,
                                     size_t len, const struct inf_template_options *opt, char **out,
@@ -104,6 +132,17 @@ inf_status inf_chat_apply_template(const char *template_src, size_t template_len
                                    const struct inf_chat_params *params,
                                    const struct inf_template_options *opt, char **out,
                                    size_t *out_len, struct inf_error *err);
+
+/*
+ * inf_chat_apply_template that also says which bytes of the prompt came from the chat's
+ * messages and tools (untrusted: the user's text). Tokenize the result with
+ * inf_tok_encode_untrusted(..., INF_TOK_PARSE_SPECIAL, out->untrusted, out->n_untrusted...):
+ * the template's own markers become control tokens, the users' text never does.
+ */
+inf_status inf_chat_render(const char *template_src, size_t template_len,
+                           const struct inf_chat_params *params,
+                           const struct inf_template_options *opt, struct inf_rendered *out,
+                           struct inf_error *err);
 
 #ifdef __cplusplus
 }

@@ -171,6 +171,11 @@ enum inf_tok_encode_flags {
 
 #define INF_TOK_MAX_INPUT ((size_t)1 << 30) /* bytes one encode call accepts */
 
+/* A byte range of a text: [off, off + len). */
+struct inf_text_span {
+    size_t off, len;
+};
+
 /*
  * Tokenize text[0..len) (any bytes; invalid UTF-8 is handled as llama.cpp does) and append
  * the ids to out. Time is O(len log len). INF_ELIMIT when len exceeds INF_TOK_MAX_INPUT;
@@ -178,6 +183,20 @@ enum inf_tok_encode_flags {
  */
 inf_status inf_tok_encode(const struct inf_tokenizer *tok, const char *text, size_t len,
                           unsigned flags, struct inf_tokens *out, struct inf_error *err);
+
+/*
+ * inf_tok_encode for text that mixes trusted and untrusted bytes (a rendered chat template:
+ * inf_chat_render gives the ranges). untrusted[0..n_untrusted) are the untrusted byte ranges,
+ * sorted and disjoint, inside the text (INF_EINVAL otherwise). With INF_TOK_PARSE_SPECIAL a
+ * control or unknown token is matched only where it lies wholly in trusted bytes; untrusted
+ * bytes are tokenized as with flags 0 (user-defined tokens still match). The text between
+ * special tokens is tokenized as by inf_tok_encode, so text without forged markers gets the
+ * same ids.
+ */
+inf_status inf_tok_encode_untrusted(const struct inf_tokenizer *tok, const char *text, size_t len,
+                                    unsigned flags, const struct inf_text_span *untrusted,
+                                    size_t n_untrusted, struct inf_tokens *out,
+                                    struct inf_error *err);
 
 enum inf_tok_decode_flags {
     INF_TOK_DECODE_SPECIAL = 1u << 0,        /* render control/unknown tokens as their text */

@@ -127,16 +127,15 @@ int inf_cli_sampler_params(struct inf_cli *cli, const struct inf_cli_args *a,
 }
 
 int inf_cli_chat_prompt(struct inf_cli *cli, const struct inf_model *model, json_t *messages,
-                        bool add_generation_prompt, char **out)
+                        bool add_generation_prompt, struct inf_rendered *out)
 {
     const struct inf_tokenizer *tok = inf_model_tokenizer(model);
     const struct inf_tok_info *ti = tok ? inf_tok_info(tok) : NULL;
     const char *tpl = inf_model_chat_template(model, NULL);
     struct inf_error err = {0};
     char *msgs = json_dumps(messages, JSON_COMPACT);
-    size_t len;
 
-    *out = NULL;
+    memset(out, 0, sizeof(*out));
     if (!tpl) {
         INF_LOG_WARN("chat", "the model has no chat template; using ChatML");
         tpl = inf_template_default_chatml();
@@ -146,7 +145,7 @@ int inf_cli_chat_prompt(struct inf_cli *cli, const struct inf_model *model, json
     cp.add_generation_prompt = add_generation_prompt;
     cp.bos_token = ti && ti->bos >= 0 ? inf_tok_text(tok, ti->bos, NULL) : "";
     cp.eos_token = ti && ti->eos >= 0 ? inf_tok_text(tok, ti->eos, NULL) : "";
-    inf_status st = inf_chat_apply_template(tpl, strlen(tpl), &cp, NULL, out, &len, &err);
+    inf_status st = inf_chat_render(tpl, strlen(tpl), &cp, NULL, out, &err);
     free(msgs);
     if (st) {
         inf_cli_errorf(cli, "chat template: %s", inf_error_message(&err));
@@ -155,8 +154,10 @@ int inf_cli_chat_prompt(struct inf_cli *cli, const struct inf_model *model, json
     return INF_EXIT_OK;
 }
 
-int inf_cli_tokenize_prompt(struct inf_cli *cli, const struct inf_model *model, const char *text,
-                            size_t len, bool templated, bool parse_special, struct inf_tokens *out)
+static int tokenize(struct inf_cli *cli, const struct inf_model *model, const char *text,
+                    size_t len, bool templated, bool parse_special,
+                    const struct inf_text_span *untrusted, size_t n_untrusted,
+                    struct inf_tokens *out)
 {
     const struct inf_tokenizer *tok = inf_model_tokenizer(model);
     struct inf_error err = {0};
@@ -168,7 +169,8 @@ int inf_cli_tokenize_prompt(struct inf_cli *cli, const struct inf_model *model, 
     }
     if (templated || parse_special)
         flags |= INF_TOK_PARSE_SPECIAL;
-    if (inf_tok_encode(tok, text, len, flags, out, &err) != INF_OK) {
+    if (inf_tok_encode_untrusted(tok, text, len, flags, untrusted, n_untrusted, out, &err) !=
+        INF_OK) {
         inf_cli_errorf(cli, "tokenizing the prompt: %s", inf_error_message(&err));
         return INF_EXIT_FAIL;
     }
@@ -180,4 +182,20 @@ int inf_cli_tokenize_prompt(struct inf_cli *cli, const struct inf_model *model, 
         out->n--;
     }
     return INF_EXIT_OK;
+}
+
+int inf_cli_tokenize_prompt(struct inf_cli *cli, const struct inf_model *model, const char *text,
+                            size_t len, bool templated, bool parse_special, struct inf_tokens *out)
+{
+    return tokenize(cli, model, text, len, templated, parse_special, NULL, 0, out);
+}
+
+int inf_cli_tokenize_chat(struct inf_cli *cli, const struct inf_model *model,
+                          const struct inf_rendered *prompt, bool parse_special_in_content,
+                          struct inf_tokens *out)
+{
+    if (parse_special_in_content)
+        return tokenize(cli, model, prompt->text, prompt->len, true, true, NULL, 0, out);
+    return tokenize(cli, model, prompt->text, prompt->len, true, true, prompt->untrusted,
+                    prompt->n_untrusted, out);
 }

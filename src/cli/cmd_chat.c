@@ -37,6 +37,8 @@ const struct inf_cli_opt inf_cmd_chat_opts[] = {
     {"ctx", 'c', INF_OPT_VALUE, "N", "context size", "backend.context_size"},
     {"threads", 't', INF_OPT_VALUE, "N", "threads", "backend.threads"},
     {"kv-type", 0, INF_OPT_VALUE, "TYPE", "KV cache type", "backend.kv_type"},
+    {"parse-special", 0, INF_OPT_FLAG, NULL,
+     "control tokens typed in messages act as control tokens (unsafe)", NULL},
     {NULL, 0, 0, NULL, NULL, NULL},
 };
 
@@ -55,6 +57,7 @@ struct chat {
     const struct inf_tokenizer *tok;
     struct inf_sampler *smp;
     json_t *messages;
+    bool parse_special;       /* --parse-special: control tokens in messages are honoured */
     struct inf_tokens cached; /* the tokens whose K/V are in the cache, in order */
     long long n_predict;
     long long turns, reused, processed;
@@ -100,7 +103,7 @@ static int sync_cache(struct chat *c, const inf_token *ids, size_t n, const floa
 
 static int reply(struct chat *c)
 {
-    char *prompt = NULL;
+    struct inf_rendered prompt = {0};
     struct inf_tokens ids;
     struct inf_error err = {0};
     const float *logits;
@@ -108,7 +111,7 @@ static int reply(struct chat *c)
 
     inf_tokens_init(&ids);
     if (inf_cli_chat_prompt(c->cli, c->model, c->messages, true, &prompt) ||
-        inf_cli_tokenize_prompt(c->cli, c->model, prompt, strlen(prompt), true, false, &ids))
+        inf_cli_tokenize_chat(c->cli, c->model, &prompt, c->parse_special, &ids))
         goto out;
     uint32_t n_ctx = inf_context_n_ctx(c->ctx);
     if (ids.n + 1 >= n_ctx) {
@@ -181,7 +184,7 @@ static int reply(struct chat *c)
     c->turns++;
     rc = 0;
 out:
-    free(prompt);
+    inf_rendered_release(&prompt);
     inf_tokens_release(&ids);
     return rc;
 }
@@ -238,6 +241,7 @@ int inf_cmd_chat(struct inf_cli *cli, struct inf_cli_args *args)
     memset(&c, 0, sizeof(c));
     c.cli = cli;
     c.n_predict = 1024;
+    c.parse_special = inf_cli_has(args, "parse-special");
     inf_tokens_init(&c.cached);
     if ((rc = inf_cli_sampler_params(cli, args, &sp)))
         return rc;

@@ -45,7 +45,8 @@ const struct inf_cli_opt inf_cmd_run_opts[] = {
     {"system", 0, INF_OPT_VALUE, "TEXT", "system message (with --chat)", NULL},
     {"stop", 0, INF_OPT_LIST, "TEXT", "stop when TEXT is generated (repeatable)", NULL},
     {"ignore-eos", 0, INF_OPT_FLAG, NULL, "keep generating past end-of-generation tokens", NULL},
-    {"parse-special", 0, INF_OPT_FLAG, NULL, "parse control tokens written in the prompt", NULL},
+    {"parse-special", 0, INF_OPT_FLAG, NULL,
+     "parse control tokens written in the prompt (with --chat: in the message; unsafe)", NULL},
     {"ctx", 'c', INF_OPT_VALUE, "N", "context size", "backend.context_size"},
     {"threads", 't', INF_OPT_VALUE, "N", "threads", "backend.threads"},
     {"batch-size", 'b', INF_OPT_VALUE, "N", "prompt tokens per forward pass", "backend.batch_size"},
@@ -185,7 +186,8 @@ int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args)
     struct inf_tokens prompt_ids, gen_ids;
     struct inf_error err = {0};
     struct inf_sampler_params sp;
-    char *prompt = NULL, *templated = NULL;
+    char *prompt = NULL;
+    struct inf_rendered templated = {0};
     size_t prompt_len = 0;
     long long n_predict = 256;
     const char *finish = "length";
@@ -239,9 +241,10 @@ int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args)
         if (r)
             goto out;
     }
-    if (inf_cli_tokenize_prompt(cli, model, templated ? templated : prompt,
-                                templated ? strlen(templated) : prompt_len, templated != NULL,
-                                inf_cli_has(args, "parse-special"), &prompt_ids))
+    if (templated.text ? inf_cli_tokenize_chat(cli, model, &templated,
+                                               inf_cli_has(args, "parse-special"), &prompt_ids)
+                       : inf_cli_tokenize_prompt(cli, model, prompt, prompt_len, false,
+                                                 inf_cli_has(args, "parse-special"), &prompt_ids))
         goto out;
     if (prompt_ids.n == 0) {
         inf_cli_errorf(cli, "the prompt is empty");
@@ -405,6 +408,6 @@ out:
     inf_tokens_release(&prompt_ids);
     inf_tokens_release(&gen_ids);
     free(prompt);
-    free(templated);
+    inf_rendered_release(&templated);
     return rc;
 }

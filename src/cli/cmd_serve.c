@@ -224,6 +224,7 @@ int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args)
     hp.cors_origins = cors;
     hp.n_cors_origins = n_cors;
     hp.models = m;
+    hp.parse_special_in_content = inf_config_get_bool(cfg, "server.parse_special_in_content");
     if (http_server_start(&hp, &http, &err) != INF_OK) {
         inf_cli_errorf(cli, "%s", inf_error_message(&err));
         goto out;

@@ -82,6 +82,10 @@ static const struct inf_config_key schema[] = {
      "memory for one connection's request line and headers (larger: 431)", 4096, 1 << 20, NULL},
     {"server.max_connections", INF_CFG_INT, "256", "open client connections at once", 1, 65536,
      NULL},
+    {"server.parse_special_in_content", INF_CFG_BOOL, "false",
+     "chat: control tokens typed in messages (</s>, <|im_start|>...) act as control tokens "
+     "(unsafe: users can forge turns)",
+     0, 0, NULL},
 
     {"cache.dir", INF_CFG_PATH, "\"$XDG_CACHE_HOME/inferno\"",
      "directory for caches (default ~/.cache/inferno)", 0, 0, NULL},

@@ -162,12 +162,15 @@ static void eng_release(struct eng *g)
     g->e = NULL;
 }
 
-/* Tokenize text; templated text may hold special-token markers and may carry its own BOS. */
-static bool tokenize(struct http_req *r, struct eng *g, const char *text, size_t len,
-                     unsigned flags, bool templated, struct inf_tokens *out)
+/* Tokenize text; templated text may hold special-token markers and may carry its own BOS. No
+ * control token is read from the untrusted ranges (the chat's messages and tools). */
+static bool tokenize_spans(struct http_req *r, struct eng *g, const char *text, size_t len,
+                           unsigned flags, bool templated, const struct inf_text_span *untrusted,
+                           size_t n_untrusted, struct inf_tokens *out)
 {
     struct inf_error err = {0};
-    if (inf_tok_encode(g->tok, text, len, flags, out, &err) != INF_OK) {
+    if (inf_tok_encode_untrusted(g->tok, text, len, flags, untrusted, n_untrusted, out, &err) !=
+        INF_OK) {
         http_reply_errorf(r, err.code == INF_ENOMEM ? 500 : 400, NULL, NULL,
                           "tokenizing the prompt failed: %s", inf_error_message(&err));
         return false;
@@ -180,6 +183,12 @@ static bool tokenize(struct http_req *r, struct eng *g, const char *text, size_t
         out->n--;
     }
     return true;
+}
+
+static bool tokenize(struct http_req *r, struct eng *g, const char *text, size_t len,
+                     unsigned flags, bool templated, struct inf_tokens *out)
+{
+    return tokenize_spans(r, g, text, len, flags, templated, NULL, 0, out);
 }
 
 static bool check_ids(struct http_req *r, struct eng *g, const inf_token *ids, size_t n,
@@ -211,13 +220,15 @@ static bool check_fits(struct http_req *r, struct eng *g, size_t n_prompt, const
     return true;
 }
 
-/* Render the chat template (ChatML when the model has none). */
-static char *render_chat(struct http_req *r, struct eng *g, json_t *messages, size_t *len)
+/* Render the chat template (ChatML when the model has none); out->untrusted says which bytes
+ * came from the messages. */
+static bool render_chat(struct http_req *r, struct eng *g, json_t *messages,
+                        struct inf_rendered *out)
 {
     const struct inf_tok_info *ti = inf_tok_info(g->tok);
     const char *tpl = inf_model_chat_template(g->model, NULL);
     struct inf_error err = {0};
-    char *out = NULL;
+    memset(out, 0, sizeof(*out));
     if (!tpl) {
         INF_LOG_DEBUG("http", "request %s: the model has no chat template; using ChatML",
                       r->req_id);
@@ -226,22 +237,22 @@ static char *render_chat(struct http_req *r, struct eng *g, json_t *messages, si
     char *msgs = json_dumps(messages, JSON_COMPACT);
     if (!msgs) {
         http_reply_errorf(r, 500, NULL, NULL, "out of memory");
-        return NULL;
+        return false;
     }
     struct inf_chat_params cp = {0};
     cp.messages_json = msgs;
     cp.add_generation_prompt = true;
     cp.bos_token = ti->bos >= 0 ? inf_tok_text(g->tok, ti->bos, NULL) : "";
     cp.eos_token = ti->eos >= 0 ? inf_tok_text(g->tok, ti->eos, NULL) : "";
-    inf_status st = inf_chat_apply_template(tpl, strlen(tpl), &cp, NULL, &out, len, &err);
+    inf_status st = inf_chat_render(tpl, strlen(tpl), &cp, NULL, out, &err);
     free(msgs);
     if (st) {
         /* raise_exception in a template is the template refusing the conversation */
         http_reply_errorf(r, st == INF_EINVAL ? 400 : 500, "messages", NULL,
                           "the chat template failed: %s", inf_error_message(&err));
-        return NULL;
+        return false;
     }
-    return out;
+    return true;
 }
 
 /* ---- tasks and their results ---------------------------------------------------------------- */
@@ -955,8 +966,7 @@ void api_chat(struct http_req *r)
     struct eng g = {0};
     struct choice *c = NULL;
     struct inf_tokens toks = {0};
-    char *prompt = NULL;
-    size_t plen = 0;
+    struct inf_rendered prompt = {0};
     int n = 0;
 
     json_t *body = api_parse_body(r->body, r->len, &e);
@@ -972,11 +982,13 @@ void api_chat(struct http_req *r)
         goto out;
     if (!check_logit_bias(r, &q.gen, &g))
         goto out;
-    prompt = render_chat(r, &g, q.messages, &plen);
-    if (!prompt)
+    if (!render_chat(r, &g, q.messages, &prompt))
         goto out;
-    /* special tokens in the rendered text are the template's markers */
-    if (!tokenize(r, &g, prompt, plen, INF_TOK_ADD_SPECIAL | INF_TOK_PARSE_SPECIAL, true, &toks))
+    /* special tokens in the rendered text are the template's markers; text from the messages
+       never becomes one (unless server.parse_special_in_content asks for the old behaviour) */
+    bool all = r->srv->p.parse_special_in_content;
+    if (!tokenize_spans(r, &g, prompt.text, prompt.len, INF_TOK_ADD_SPECIAL | INF_TOK_PARSE_SPECIAL,
+                        true, all ? NULL : prompt.untrusted, all ? 0 : prompt.n_untrusted, &toks))
         goto out;
     if (!check_fits(r, &g, toks.n, "messages"))
         goto out;
@@ -1038,7 +1050,7 @@ void api_chat(struct http_req *r)
 out:
     choices_free(r->srv, c, (size_t)n);
     inf_tokens_release(&toks);
-    free(prompt);
+    inf_rendered_release(&prompt);
     eng_release(&g);
     api_chat_release(&q);
 }
@@ -1501,12 +1513,11 @@ void api_apply_template(struct http_req *r)
     json_decref(body);
     if (!eng_acquire(r, q.model, &g))
         goto out;
-    size_t len = 0;
-    char *prompt = render_chat(r, &g, q.messages, &len);
-    if (prompt) {
+    struct inf_rendered prompt;
+    if (render_chat(r, &g, q.messages, &prompt)) {
         json_t *o = json_object();
-        json_object_set_new(o, "prompt", api_json_str(prompt, len));
-        free(prompt);
+        json_object_set_new(o, "prompt", api_json_str(prompt.text, prompt.len));
+        inf_rendered_release(&prompt);
         http_reply_json(r, 200, o);
     }
 out:

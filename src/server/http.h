@@ -37,6 +37,7 @@ struct http_server_params {
     const char *const *cors_origins; /* none = CORS off; "*" = any origin */
     size_t n_cors_origins;
     struct srv_models *models;
+    bool parse_special_in_content; /* chat: control tokens typed in messages are honoured */
 };
 
 struct http_server;

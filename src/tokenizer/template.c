@@ -63,9 +63,19 @@ static int32_t find_sym(const struct inf_template *t, const char *name)
     return -1;
 }
 
-inf_status inf_template_render(const struct inf_template *t, const struct json_t *context,
-                               const struct inf_template_options *opt, char **out, size_t *out_len,
-                               struct inf_error *err)
+static bool is_untrusted(const char *key, const char *const *untrusted, size_t n_untrusted)
+{
+    for (size_t i = 0; i < n_untrusted; i++)
+        if (untrusted[i] && strcmp(untrusted[i], key) == 0)
+            return true;
+    return false;
+}
+
+/* Render; spans (may be NULL) receives the untrusted ranges of the output (malloc'd). */
+static inf_status render(const struct inf_template *t, const struct json_t *context,
+                         const char *const *untrusted, size_t n_untrusted,
+                         const struct inf_template_options *opt, char **out, size_t *out_len,
+                         struct inf_text_span **spans, size_t *n_spans, struct inf_error *err)
 {
     struct inf_template_options o = {0};
     struct tpl_render r = {0};
@@ -121,7 +131,8 @@ inf_status inf_template_render(const struct inf_template *t, const struct json_t
             int32_t sym = find_sym(t, key);
             if (sym < 0)
                 continue; /* the template never names it */
-            if (inf__tpl_from_json(&r, val, &r.globals[sym]))
+            if (inf__tpl_from_json(&r, val, is_untrusted(key, untrusted, n_untrusted),
+                                   &r.globals[sym]))
                 goto fail;
         }
     }
@@ -135,6 +146,18 @@ inf_status inf_template_render(const struct inf_template *t, const struct json_t
         }
         buf.p[0] = '\0';
     }
+    if (spans && buf.n_taint) {
+        *spans = malloc(buf.n_taint * sizeof(**spans));
+        if (!*spans) {
+            rc = inf_error_set(err, INF_ENOMEM, "out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < buf.n_taint; i++) {
+            (*spans)[i].off = buf.taint[i].off;
+            (*spans)[i].len = buf.taint[i].len;
+        }
+        *n_spans = buf.n_taint;
+    }
     *out = buf.p;
     if (out_len)
         *out_len = buf.len;
@@ -147,6 +170,37 @@ fail:
 out:
     inf__tpl_buf_free(&buf);
     inf__tpl_arena_release(&r.arena);
+    return rc;
+}
+
+inf_status inf_template_render(const struct inf_template *t, const struct json_t *context,
+                               const struct inf_template_options *opt, char **out, size_t *out_len,
+                               struct inf_error *err)
+{
+    return render(t, context, NULL, 0, opt, out, out_len, NULL, NULL, err);
+}
+
+void inf_rendered_release(struct inf_rendered *rd)
+{
+    if (!rd)
+        return;
+    free(rd->text);
+    free(rd->untrusted);
+    memset(rd, 0, sizeof(*rd));
+}
+
+inf_status inf_template_render_untrusted(const struct inf_template *t, const struct json_t *context,
+                                         const char *const *untrusted, size_t n_untrusted,
+                                         const struct inf_template_options *opt,
+                                         struct inf_rendered *out, struct inf_error *err)
+{
+    if (!out)
+        return inf_error_set(err, INF_EINVAL, "no output pointer");
+    memset(out, 0, sizeof(*out));
+    inf_status rc = render(t, context, untrusted, n_untrusted, opt, &out->text, &out->len,
+                           &out->untrusted, &out->n_untrusted, err);
+    if (rc)
+        inf_rendered_release(out);
     return rc;
 }
 
@@ -184,18 +238,20 @@ static inf_status set_json(json_t *ctx, const char *key, const char *text, const
     return INF_OK;
 }
 
-inf_status inf_chat_apply_template(const char *template_src, size_t template_len,
-                                   const struct inf_chat_params *params,
-                                   const struct inf_template_options *opt, char **out,
-                                   size_t *out_len, struct inf_error *err)
+/* Parse the template and render the chat; rd receives the text and its untrusted ranges
+ * (the bytes that came from the messages and tools). */
+static inf_status chat_render(const char *template_src, size_t template_len,
+                              const struct inf_chat_params *params,
+                              const struct inf_template_options *opt, struct inf_rendered *rd,
+                              struct inf_error *err)
 {
+    static const char *const untrusted[] = {"messages", "tools"};
     struct inf_template *t = NULL;
     json_t *ctx = NULL;
     inf_status rc;
 
-    if (out)
-        *out = NULL;
-    if (!params || !params->messages_json || !out)
+    memset(rd, 0, sizeof(*rd));
+    if (!params || !params->messages_json)
         return inf_error_set(err, INF_EINVAL, "no messages");
     if (!template_src) {
         inf_log(INF_LOG_WARN, "template", "the model has no chat template; using ChatML");
@@ -240,9 +296,39 @@ inf_status inf_chat_apply_template(const char *template_src, size_t template_len
     rc = inf_template_parse(template_src, template_len, &t, err);
     if (rc)
         goto out;
-    rc = inf_template_render(t, ctx, opt, out, out_len, err);
+    rc = inf_template_render_untrusted(t, ctx, untrusted, 2, opt, rd, err);
 out:
     inf_template_free(t);
     json_decref(ctx);
     return rc;
+}
+
+inf_status inf_chat_apply_template(const char *template_src, size_t template_len,
+                                   const struct inf_chat_params *params,
+                                   const struct inf_template_options *opt, char **out,
+                                   size_t *out_len, struct inf_error *err)
+{
+    struct inf_rendered rd;
+    if (!out)
+        return inf_error_set(err, INF_EINVAL, "no output pointer");
+    *out = NULL;
+    inf_status rc = chat_render(template_src, template_len, params, opt, &rd, err);
+    if (rc == INF_OK) {
+        *out = rd.text;
+        if (out_len)
+            *out_len = rd.len;
+        rd.text = NULL;
+    }
+    inf_rendered_release(&rd);
+    return rc;
+}
+
+inf_status inf_chat_render(const char *template_src, size_t template_len,
+                           const struct inf_chat_params *params,
+                           const struct inf_template_options *opt, struct inf_rendered *out,
+                           struct inf_error *err)
+{
+    if (!out)
+        return inf_error_set(err, INF_EINVAL, "no output pointer");
+    return chat_render(template_src, template_len, params, opt, out, err);
 }

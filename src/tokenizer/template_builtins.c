@@ -93,7 +93,7 @@ static int str_val(struct tpl_render *r, const char *s, size_t n, struct tpl_val
 
 static int buf_to_str(struct tpl_render *r, struct tpl_buf *b, struct tpl_val *out)
 {
-    int rc = inf__tpl_str_new(r, b->p ? b->p : "", b->len, out);
+    int rc = inf__tpl_str_buf(r, b, out);
     inf__tpl_buf_free(b);
     return rc;
 }
@@ -336,7 +336,7 @@ static int do_strip(struct tpl_render *r, const struct tpl_str *s, const struct 
         out->u.s = (struct tpl_str *)s;
         return 0;
     }
-    return str_val(r, s->data + start, end - start, out);
+    return inf__tpl_str_sub(r, s, start, end - start, out);
 }
 
 static const char *find_bytes(const char *h, size_t hl, const char *n, size_t nl)
@@ -916,8 +916,8 @@ METHOD(m_join)
                                  "found",
                                  i, inf__tpl_type_name(items[i]));
         }
-        if ((i && inf__tpl_buf_add(r, &b, self.u.s->data, self.u.s->len)) ||
-            inf__tpl_buf_add(r, &b, items[i].u.s->data, items[i].u.s->len)) {
+        if ((i && inf__tpl_buf_add_str(r, &b, self.u.s)) ||
+            inf__tpl_buf_add_str(r, &b, items[i].u.s)) {
             inf__tpl_buf_free(&b);
             return -1;
         }
@@ -1729,11 +1729,11 @@ int inf__tpl_getitem(struct tpl_render *r, struct tpl_val obj, struct tpl_val ke
                 return 0;
             }
             if (s->nchars == s->len)
-                return str_val(r, s->data + i, 1, out);
+                return inf__tpl_str_sub(r, s, (size_t)i, 1, out);
             size_t *off = inf__tpl_str_offsets(r, s);
             if (!off)
                 return -1;
-            return str_val(r, s->data + off[i], off[i + 1] - off[i], out);
+            return inf__tpl_str_sub(r, s, off[i], off[i + 1] - off[i], out);
         }
         break;
     default:
@@ -1847,8 +1847,7 @@ FILTER(f_join)
         struct tpl_val it = items[i];
         if (attr && attr->type != TPL_NONE && attr_path(r, it, *attr, &it))
             goto fail;
-        if ((i && inf__tpl_buf_add(r, &b, sep.u.s->data, sep.u.s->len)) ||
-            inf__tpl_write_str(r, &b, it))
+        if ((i && inf__tpl_buf_add_str(r, &b, sep.u.s)) || inf__tpl_write_str(r, &b, it))
             goto fail;
     }
     return buf_to_str(r, &b, out);
@@ -2134,7 +2133,7 @@ FILTER(f_from_json)
     json_t *j = json_loadb(v.u.s->data, v.u.s->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
     if (!j)
         return inf__tpl_fail(r, INF_ETYPE, "from_json: invalid JSON: %s", je.text);
-    int rc = inf__tpl_from_json(r, j, out);
+    int rc = inf__tpl_from_json(r, j, false, out);
     json_decref(j);
     return rc;
 }
@@ -2709,7 +2708,29 @@ int inf__tpl_filter_call(struct tpl_render *r, int fid, const char *name, struct
     if (fid < 0 || (size_t)fid >= N_FILTERS)
         return inf__tpl_fail(r, INF_ETYPE, "no filter named '%s'", name);
     TPL_TRY(inf__tpl_work(r, 1));
-    return FILTERS[fid].fn(r, v, a, out);
+    return inf__tpl_builtin_call(r, FILTERS[fid].fn, v, a, out);
+}
+
+int inf__tpl_builtin_call(struct tpl_render *r, tpl_builtin_fn fn, struct tpl_val self,
+                          const struct tpl_args *a, struct tpl_val *out)
+{
+    /* these keep the untrusted ranges exactly (a substring, or strings put end to end) */
+    static const tpl_builtin_fn exact[] = {f_join, m_join, f_trim, m_strip, m_lstrip, m_rstrip};
+    bool untrusted = false;
+    if (r->any_taint) {
+        bool is_exact = false;
+        for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]) && !is_exact; i++)
+            is_exact = fn == exact[i];
+        untrusted = !is_exact && inf__tpl_tainted(r, self);
+        for (size_t i = 0; !is_exact && !untrusted && i < a->n_pos; i++)
+            untrusted = inf__tpl_tainted(r, a->pos[i]);
+        for (size_t i = 0; !is_exact && !untrusted && i < a->n_kw; i++)
+            untrusted = inf__tpl_tainted(r, a->kw[i]);
+    }
+    r->taint_scope += untrusted;
+    int rc = fn(r, self, a, out);
+    r->taint_scope -= untrusted;
+    return rc;
 }
 
 /* ---- tests ------------------------------------------------------------------------------ */

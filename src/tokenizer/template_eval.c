@@ -146,7 +146,7 @@ static int bind_targets(struct tpl_render *r, struct tpl_scope *sc, const struct
             return inf__tpl_fail(r, INF_ETYPE, "cannot unpack %zu values into %zu names",
                                  v.u.s->nchars, n->n_syms);
         for (size_t i = 0; i < n->n_syms; i++) {
-            TPL_TRY(inf__tpl_str_new(r, v.u.s->data + off[i], off[i + 1] - off[i], &tmp));
+            TPL_TRY(inf__tpl_str_sub(r, v.u.s, off[i], off[i + 1] - off[i], &tmp));
             TPL_TRY(assign(r, sc, n->syms[i], tmp));
         }
         return 0;
@@ -238,6 +238,8 @@ static int repeat(struct tpl_render *r, struct tpl_val seq, int64_t times, struc
             memcpy(buf + (size_t)i * len, seq.u.s->data, len);
         int rc = inf__tpl_str_new(r, buf, total, out);
         free(buf);
+        if (rc == 0 && seq.u.s->taint)
+            rc = inf__tpl_str_taint_all(r, out->u.s);
         return rc;
     }
     size_t n = seq.u.l->n;
@@ -251,8 +253,8 @@ static int repeat(struct tpl_render *r, struct tpl_val seq, int64_t times, struc
 }
 
 /* Python's '%' string formatting (the common conversions). */
-int inf__tpl_percent(struct tpl_render *r, struct tpl_val fmt, struct tpl_val args,
-                     struct tpl_val *out)
+static int percent(struct tpl_render *r, struct tpl_val fmt, struct tpl_val args,
+                   struct tpl_val *out)
 {
     const char *s = fmt.u.s->data;
     size_t len = fmt.u.s->len, argi = 0;
@@ -437,6 +439,17 @@ out:
     return rc;
 }
 
+int inf__tpl_percent(struct tpl_render *r, struct tpl_val fmt, struct tpl_val args,
+                     struct tpl_val *out)
+{
+    /* the result is untrusted as a whole when the format or an argument is */
+    bool untrusted = inf__tpl_tainted(r, fmt) || inf__tpl_tainted(r, args);
+    r->taint_scope += untrusted;
+    int rc = percent(r, fmt, args, out);
+    r->taint_scope -= untrusted;
+    return rc;
+}
+
 static int arith(struct tpl_render *r, uint8_t op, struct tpl_val a, struct tpl_val b,
                  struct tpl_val *out)
 {
@@ -460,7 +473,7 @@ static int arith(struct tpl_render *r, uint8_t op, struct tpl_val a, struct tpl_
             s->nchars = a.u.s->nchars + b.u.s->nchars;
             out->type = TPL_STR;
             out->u.s = s;
-            return 0;
+            return inf__tpl_str_concat_taint(r, s, a.u.s, b.u.s);
         }
         if ((a.type == TPL_LIST && b.type == TPL_LIST) ||
             (a.type == TPL_TUPLE && b.type == TPL_TUPLE))
@@ -689,13 +702,13 @@ static int do_slice(struct tpl_render *r, struct tpl_val obj, const struct tpl_v
     if (obj.type == TPL_STR) {
         const struct tpl_str *s = obj.u.s;
         if (step == 1 && s->nchars == s->len)
-            return inf__tpl_str_new(r, s->data + start, count, out);
+            return inf__tpl_str_sub(r, s, (size_t)start, count, out);
         size_t *off = inf__tpl_str_offsets(r, s);
         if (!off)
             return -1;
         if (step == 1)
-            return inf__tpl_str_new(r, s->data + off[start],
-                                    off[start + (int64_t)count] - off[start], out);
+            return inf__tpl_str_sub(r, s, off[start], off[start + (int64_t)count] - off[start],
+                                    out);
         char *buf = malloc(s->len + 1);
         if (!buf)
             return inf__tpl_fail(r, INF_ENOMEM, "out of memory");
@@ -708,6 +721,8 @@ static int do_slice(struct tpl_render *r, struct tpl_val obj, const struct tpl_v
         }
         int rc = inf__tpl_str_new(r, buf, o, out);
         free(buf);
+        if (rc == 0 && s->taint)
+            rc = inf__tpl_str_taint_all(r, out->u.s);
         return rc;
     }
     TPL_TRY(inf__tpl_list_val(r, count, obj.type == TPL_TUPLE, out));
@@ -826,7 +841,7 @@ static int call_macro(struct tpl_render *r, const struct tpl_func *fn, const str
     r->loop_depth = saved_loops;
     r->out = saved;
     if (rc == 0)
-        rc = inf__tpl_str_new(r, buf.p ? buf.p : "", buf.len, out);
+        rc = inf__tpl_str_buf(r, &buf, out);
     inf__tpl_buf_free(&buf);
     return rc < 0 ? -1 : 0;
 }
@@ -841,7 +856,7 @@ int inf__tpl_call(struct tpl_render *r, struct tpl_val fn, const struct tpl_args
     TPL_TRY(inf__tpl_work(r, 1));
     if (fn.u.fn->kind == FN_MACRO)
         return call_macro(r, fn.u.fn, a, out);
-    return fn.u.fn->fn(r, fn.u.fn->self, a, out);
+    return inf__tpl_builtin_call(r, fn.u.fn->fn, fn.u.fn->self, a, out);
 }
 
 static int eval_filter(struct tpl_render *r, struct tpl_scope *sc, const struct tpl_node *n,
@@ -1013,7 +1028,7 @@ static int eval(struct tpl_render *r, struct tpl_scope *sc, const struct tpl_nod
 static int emit_value(struct tpl_render *r, struct tpl_val v)
 {
     if (v.type == TPL_STR)
-        return inf__tpl_buf_add(r, r->out, v.u.s->data, v.u.s->len);
+        return inf__tpl_buf_add_str(r, r->out, v.u.s);
     return inf__tpl_write_str(r, r->out, v);
 }
 
@@ -1026,7 +1041,7 @@ static int capture(struct tpl_render *r, struct tpl_scope *sc, struct tpl_node *
     int rc = exec_body(r, sc, body, count);
     r->out = saved;
     if (rc == 0)
-        rc = inf__tpl_str_new(r, buf.p ? buf.p : "", buf.len, out);
+        rc = inf__tpl_str_buf(r, &buf, out);
     inf__tpl_buf_free(&buf);
     return rc;
 }
@@ -1064,7 +1079,7 @@ int inf__tpl_iter(struct tpl_render *r, struct tpl_val v, const struct tpl_val *
         for (size_t i = 0; i < s->len;) {
             uint32_t cp;
             size_t n = inf__tpl_utf8_decode(s->data + i, s->len - i, &cp);
-            TPL_TRY(inf__tpl_str_new(r, s->data + i, n, &chars[k++]));
+            TPL_TRY(inf__tpl_str_sub(r, s, i, n, &chars[k++]));
             i += n;
         }
         *items = chars;

@@ -54,10 +54,28 @@ enum tpl_type {
     TPL_LOOP, /* the `loop` variable of a for loop */
 };
 
+/*
+ * Untrusted text (taint tracking). Strings that come from untrusted context variables (a chat's
+ * messages and tools) carry the byte ranges of their data that are untrusted; the ranges follow
+ * the bytes through concatenation, output, captures, join and substrings exactly. Any other
+ * string a builtin or an operator makes from an untrusted input is untrusted as a whole (secure
+ * by default: see r->taint_scope). The render's output keeps the ranges, so that the tokenizer
+ * never reads a control token out of untrusted bytes.
+ */
+struct tpl_span {
+    size_t off, len;
+};
+
+struct tpl_taint {
+    size_t n;
+    struct tpl_span v[]; /* sorted, disjoint, non-adjacent, non-empty */
+};
+
 struct tpl_str {
-    size_t len;    /* bytes, without the terminating NUL */
-    size_t nchars; /* code points; == len when ASCII */
-    char data[];   /* valid UTF-8, NUL-terminated (may also contain NUL) */
+    size_t len;                    /* bytes, without the terminating NUL */
+    size_t nchars;                 /* code points; == len when ASCII */
+    const struct tpl_taint *taint; /* untrusted byte ranges; NULL: all trusted */
+    char data[];                   /* valid UTF-8, NUL-terminated (may also contain NUL) */
 };
 
 struct tpl_list {
@@ -192,6 +210,8 @@ inf_status inf__tpl_parse(const char *src, size_t len, struct inf_template **out
 struct tpl_buf {
     char *p; /* malloc'd */
     size_t len, cap;
+    struct tpl_span *taint; /* malloc'd: untrusted ranges of p, in order */
+    size_t n_taint, cap_taint;
 };
 
 struct tpl_var {
@@ -259,6 +279,10 @@ struct tpl_render {
     size_t max_stack;     /* bytes of C stack the render may use below stack_base */
     bool fixed_now;
     int64_t now;
+    /* taint tracking: while taint_scope > 0 every string made is untrusted as a whole (a
+       builtin or operator working on untrusted input); any_taint once one exists */
+    unsigned taint_scope;
+    bool any_taint;
 };
 
 #define TPL_TRY(expr)                                                                              \
@@ -316,6 +340,18 @@ bool inf__tpl_is_seq(struct tpl_val v); /* list or tuple */
 struct tpl_str *inf__tpl_str_arena(struct tpl_arena *a, const char *s, size_t len);
 int inf__tpl_str_new(struct tpl_render *r, const char *s, size_t len, struct tpl_val *out);
 int inf__tpl_str_cstr(struct tpl_render *r, const char *s, struct tpl_val *out);
+/* s[off, off + len) as a new string with the untrusted ranges it covers (exact). */
+int inf__tpl_str_sub(struct tpl_render *r, const struct tpl_str *s, size_t off, size_t len,
+                     struct tpl_val *out);
+/* The buffer's text as a string, with its untrusted ranges. Does not free b. */
+int inf__tpl_str_buf(struct tpl_render *r, const struct tpl_buf *b, struct tpl_val *out);
+/* Give dst (a + b, just built) the untrusted ranges of a and b. */
+int inf__tpl_str_concat_taint(struct tpl_render *r, struct tpl_str *dst, const struct tpl_str *a,
+                              const struct tpl_str *b);
+/* Mark all of s untrusted (s is new and not yet shared). */
+int inf__tpl_str_taint_all(struct tpl_render *r, struct tpl_str *s);
+/* Whether v holds untrusted text anywhere (strings, items, keys); true past a walk budget. */
+bool inf__tpl_tainted(struct tpl_render *r, struct tpl_val v);
 /* Byte offsets of every code point of s, plus s->len at [nchars]; NULL on failure. */
 size_t *inf__tpl_str_offsets(struct tpl_render *r, const struct tpl_str *s);
 
@@ -345,6 +381,10 @@ int inf__tpl_compare(struct tpl_render *r, struct tpl_val a, struct tpl_val b, c
 /* Output buffers */
 int inf__tpl_buf_add(struct tpl_render *r, struct tpl_buf *b, const char *s, size_t n);
 int inf__tpl_buf_addc(struct tpl_render *r, struct tpl_buf *b, char c);
+/* Append a string's bytes with its untrusted ranges. */
+int inf__tpl_buf_add_str(struct tpl_render *r, struct tpl_buf *b, const struct tpl_str *s);
+/* Mark b[start, b->len) untrusted. */
+int inf__tpl_buf_taint_from(struct tpl_render *r, struct tpl_buf *b, size_t start);
 void inf__tpl_buf_free(struct tpl_buf *b);
 
 /* Python str() and repr() appended to b. */
@@ -365,8 +405,10 @@ int inf__tpl_write_json(struct tpl_render *r, struct tpl_buf *b, struct tpl_val 
 /* Python repr() of a float into buf (at least 32 bytes). */
 void inf__tpl_fmt_float(double f, char *buf, size_t size);
 
-/* jansson value -> template value (in the render arena). */
-int inf__tpl_from_json(struct tpl_render *r, const struct json_t *j, struct tpl_val *out);
+/* jansson value -> template value (in the render arena); untrusted: every string in it (keys
+ * too) is untrusted text. */
+int inf__tpl_from_json(struct tpl_render *r, const struct json_t *j, bool untrusted,
+                       struct tpl_val *out);
 
 /* UTF-8 helpers */
 size_t inf__tpl_utf8_decode(const char *s, size_t len, uint32_t *cp); /* bytes used, >= 1 */
@@ -388,6 +430,13 @@ int inf__tpl_getattr(struct tpl_render *r, struct tpl_val obj, const char *name,
 /* Subscription (Jinja2 getitem: items first, then attributes for string keys). */
 int inf__tpl_getitem(struct tpl_render *r, struct tpl_val obj, struct tpl_val key,
                      struct tpl_val *out);
+/*
+ * Call a builtin (filter, method or global). When self or an argument holds untrusted text,
+ * every string the builtin makes is untrusted as a whole, except for the builtins that track
+ * the ranges exactly (join, strip and trim).
+ */
+int inf__tpl_builtin_call(struct tpl_render *r, tpl_builtin_fn fn, struct tpl_val self,
+                          const struct tpl_args *a, struct tpl_val *out);
 /* A global function by name (range, namespace, dict, raise_exception, strftime_now…). */
 tpl_builtin_fn inf__tpl_global_find(const char *name);
 

@@ -173,8 +173,118 @@ struct tpl_str *inf__tpl_str_arena(struct tpl_arena *a, const char *s, size_t le
     return str;
 }
 
+/* ---- untrusted ranges ------------------------------------------------------------------ */
+
+static int str_set_taint(struct tpl_render *r, struct tpl_str *s, const struct tpl_span *v,
+                         size_t n)
+{
+    s->taint = NULL;
+    if (n == 0)
+        return 0;
+    struct tpl_taint *t = inf__tpl_ralloc(r, sizeof(*t) + n * sizeof(t->v[0]));
+    if (!t)
+        return -1;
+    t->n = n;
+    memcpy(t->v, v, n * sizeof(*v));
+    s->taint = t;
+    r->any_taint = true;
+    return 0;
+}
+
+int inf__tpl_str_taint_all(struct tpl_render *r, struct tpl_str *s)
+{
+    struct tpl_span all = {0, s->len};
+    return str_set_taint(r, s, &all, s->len ? 1 : 0);
+}
+
+/* Append [off, off + len) to a sorted span list (the new span never starts before the last). */
+static void spans_append(struct tpl_span *v, size_t *n, size_t off, size_t len)
+{
+    if (len == 0)
+        return;
+    if (*n && v[*n - 1].off + v[*n - 1].len >= off) {
+        size_t end = off + len, last = v[*n - 1].off + v[*n - 1].len;
+        if (end > last)
+            v[*n - 1].len = end - v[*n - 1].off;
+        return;
+    }
+    v[*n].off = off;
+    v[*n].len = len;
+    (*n)++;
+}
+
+int inf__tpl_str_concat_taint(struct tpl_render *r, struct tpl_str *dst, const struct tpl_str *a,
+                              const struct tpl_str *b)
+{
+    if (r->taint_scope)
+        return inf__tpl_str_taint_all(r, dst);
+    size_t na = a->taint ? a->taint->n : 0, nb = b->taint ? b->taint->n : 0, n = 0;
+    dst->taint = NULL;
+    if (na + nb == 0)
+        return 0;
+    if (nb == 0 && a->len == dst->len) {
+        dst->taint = a->taint;
+        return 0;
+    }
+    struct tpl_span *v = inf__tpl_ralloc(r, (na + nb) * sizeof(*v));
+    if (!v)
+        return -1;
+    for (size_t i = 0; i < na; i++)
+        spans_append(v, &n, a->taint->v[i].off, a->taint->v[i].len);
+    for (size_t i = 0; i < nb; i++)
+        spans_append(v, &n, a->len + b->taint->v[i].off, b->taint->v[i].len);
+    return str_set_taint(r, dst, v, n);
+}
+
+/* Whether v holds untrusted text; *budget counts the values looked at. */
+static bool tainted_walk(struct tpl_val v, size_t *budget)
+{
+    if (*budget == 0)
+        return true;
+    (*budget)--;
+    switch (v.type) {
+    case TPL_STR:
+        return v.u.s->taint != NULL;
+    case TPL_LIST:
+    case TPL_TUPLE:
+        for (size_t i = 0; i < v.u.l->n; i++)
+            if (tainted_walk(v.u.l->v[i], budget))
+                return true;
+        return false;
+    case TPL_DICT:
+    case TPL_NS:
+        for (size_t i = 0; i < v.u.d->n; i++)
+            if (tainted_walk(v.u.d->k[i], budget) || tainted_walk(v.u.d->v[i], budget))
+                return true;
+        return false;
+    case TPL_FUNC:
+        return v.u.fn->kind == FN_BUILTIN && tainted_walk(v.u.fn->self, budget);
+    case TPL_LOOP:
+        return true; /* not walked: assume the worst */
+    default:
+        return false;
+    }
+}
+
+#define TAINT_WALK_BUDGET 4096
+
+bool inf__tpl_tainted(struct tpl_render *r, struct tpl_val v)
+{
+    if (!r->any_taint)
+        return false;
+    if (v.type == TPL_STR)
+        return v.u.s->taint != NULL;
+    if (v.type != TPL_LIST && v.type != TPL_TUPLE && v.type != TPL_DICT && v.type != TPL_NS &&
+        v.type != TPL_FUNC && v.type != TPL_LOOP)
+        return false;
+    size_t budget = TAINT_WALK_BUDGET;
+    bool t = tainted_walk(v, &budget);
+    r->steps += (TAINT_WALK_BUDGET - budget) / 16; /* charged; the next check enforces it */
+    return t;
+}
+
 /* A new string value; strings the template makes are capped at the output limit (input
- * strings only by the memory limit). */
+ * strings only by the memory limit). Inside a taint scope the string is untrusted. */
 static int str_alloc(struct tpl_render *r, const char *s, size_t len, bool capped,
                      struct tpl_val *out)
 {
@@ -190,7 +300,42 @@ static int str_alloc(struct tpl_render *r, const char *s, size_t len, bool cappe
     str->nchars = count_chars(s, len);
     out->type = TPL_STR;
     out->u.s = str;
+    if (r->taint_scope && len)
+        return inf__tpl_str_taint_all(r, str);
     return 0;
+}
+
+int inf__tpl_str_sub(struct tpl_render *r, const struct tpl_str *s, size_t off, size_t len,
+                     struct tpl_val *out)
+{
+    unsigned scope = r->taint_scope;
+    r->taint_scope = 0; /* exact: the ranges of s that the substring covers */
+    int rc = str_alloc(r, s->data + off, len, true, out);
+    r->taint_scope = scope;
+    if (rc || !s->taint)
+        return rc;
+    size_t n = 0;
+    struct tpl_span *v = inf__tpl_ralloc(r, s->taint->n * sizeof(*v));
+    if (!v)
+        return -1;
+    for (size_t i = 0; i < s->taint->n; i++) {
+        size_t a = s->taint->v[i].off, b = a + s->taint->v[i].len;
+        if (a < off)
+            a = off;
+        if (b > off + len)
+            b = off + len;
+        if (a < b)
+            spans_append(v, &n, a - off, b - a);
+    }
+    return str_set_taint(r, out->u.s, v, n);
+}
+
+int inf__tpl_str_buf(struct tpl_render *r, const struct tpl_buf *b, struct tpl_val *out)
+{
+    TPL_TRY(str_alloc(r, b->p ? b->p : "", b->len, true, out));
+    if (r->taint_scope || b->n_taint == 0)
+        return 0;
+    return str_set_taint(r, out->u.s, b->taint, b->n_taint);
 }
 
 int inf__tpl_str_new(struct tpl_render *r, const char *s, size_t len, struct tpl_val *out)
@@ -738,11 +883,54 @@ int inf__tpl_buf_addc(struct tpl_render *r, struct tpl_buf *b, char c)
     return inf__tpl_buf_add(r, b, &c, 1);
 }
 
+/* Mark b[off, off + len) untrusted; off is at or after the start of the last range. */
+static int buf_taint(struct tpl_render *r, struct tpl_buf *b, size_t off, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (b->n_taint && b->taint[b->n_taint - 1].off + b->taint[b->n_taint - 1].len >= off) {
+        spans_append(b->taint, &b->n_taint, off, len);
+        return 0;
+    }
+    if (b->n_taint == b->cap_taint) {
+        size_t ncap = b->cap_taint ? b->cap_taint * 2 : 16;
+        size_t grow = (ncap - b->cap_taint) * sizeof(*b->taint);
+        if (r->arena.limit && r->buf_bytes + grow + r->arena.used > r->arena.limit)
+            return inf__tpl_fail(r, INF_ELIMIT, "the template used more than %zu MiB of memory",
+                                 r->arena.limit >> 20);
+        struct tpl_span *nv = realloc(b->taint, ncap * sizeof(*nv));
+        if (!nv)
+            return inf__tpl_fail(r, INF_ENOMEM, "out of memory");
+        r->buf_bytes += grow;
+        b->taint = nv;
+        b->cap_taint = ncap;
+    }
+    spans_append(b->taint, &b->n_taint, off, len);
+    return 0;
+}
+
+int inf__tpl_buf_add_str(struct tpl_render *r, struct tpl_buf *b, const struct tpl_str *s)
+{
+    size_t start = b->len;
+    TPL_TRY(inf__tpl_buf_add(r, b, s->data, s->len));
+    for (size_t i = 0; s->taint && i < s->taint->n; i++)
+        TPL_TRY(buf_taint(r, b, start + s->taint->v[i].off, s->taint->v[i].len));
+    return 0;
+}
+
+int inf__tpl_buf_taint_from(struct tpl_render *r, struct tpl_buf *b, size_t start)
+{
+    return start < b->len ? buf_taint(r, b, start, b->len - start) : 0;
+}
+
 void inf__tpl_buf_free(struct tpl_buf *b)
 {
     free(b->p);
+    free(b->taint);
     b->p = NULL;
+    b->taint = NULL;
     b->len = b->cap = 0;
+    b->n_taint = b->cap_taint = 0;
 }
 
 static int buf_addf(struct tpl_render *r, struct tpl_buf *b, const char *fmt, ...)
@@ -931,9 +1119,12 @@ static int write_any(struct tpl_render *r, struct tpl_buf *b, struct tpl_val v, 
         inf__tpl_fmt_float(v.u.f, tmp, sizeof(tmp));
         return inf__tpl_buf_add(r, b, tmp, strlen(tmp));
     case TPL_STR:
-        if (repr)
-            return write_str_repr(r, b, v.u.s);
-        return inf__tpl_buf_add(r, b, v.u.s->data, v.u.s->len);
+        if (repr) {
+            size_t start = b->len;
+            TPL_TRY(write_str_repr(r, b, v.u.s));
+            return v.u.s->taint ? inf__tpl_buf_taint_from(r, b, start) : 0;
+        }
+        return inf__tpl_buf_add_str(r, b, v.u.s);
     case TPL_LIST:
     case TPL_TUPLE: {
         bool tuple = v.type == TPL_TUPLE;
@@ -993,7 +1184,7 @@ int inf__tpl_to_str(struct tpl_render *r, struct tpl_val v, struct tpl_val *out)
         struct tpl_buf b = {0};
         int rc = write_any(r, &b, v, false, 0);
         if (rc == 0)
-            rc = inf__tpl_str_new(r, b.p ? b.p : "", b.len, out);
+            rc = inf__tpl_str_buf(r, &b, out);
         inf__tpl_buf_free(&b);
         return rc;
     }
@@ -1080,8 +1271,11 @@ static int json_key(struct tpl_render *r, struct tpl_buf *b, struct tpl_val k,
 {
     char tmp[64];
     switch (k.type) {
-    case TPL_STR:
-        return json_str_out(r, b, k.u.s->data, k.u.s->len, o->ensure_ascii);
+    case TPL_STR: {
+        size_t start = b->len;
+        TPL_TRY(json_str_out(r, b, k.u.s->data, k.u.s->len, o->ensure_ascii));
+        return k.u.s->taint ? inf__tpl_buf_taint_from(r, b, start) : 0;
+    }
     case TPL_BOOL:
         return json_str_out(r, b, k.u.b ? "true" : "false", k.u.b ? 4 : 5, false);
     case TPL_NONE:
@@ -1124,8 +1318,11 @@ static int json_value(struct tpl_render *r, struct tpl_buf *b, struct tpl_val v,
                              : inf__tpl_buf_add(r, b, "Infinity", 8);
         inf__tpl_fmt_float(v.u.f, tmp, sizeof(tmp));
         return inf__tpl_buf_add(r, b, tmp, strlen(tmp));
-    case TPL_STR:
-        return json_str_out(r, b, v.u.s->data, v.u.s->len, o->ensure_ascii);
+    case TPL_STR: {
+        size_t start = b->len;
+        TPL_TRY(json_str_out(r, b, v.u.s->data, v.u.s->len, o->ensure_ascii));
+        return v.u.s->taint ? inf__tpl_buf_taint_from(r, b, start) : 0;
+    }
     case TPL_LIST:
     case TPL_TUPLE: {
         const struct tpl_list *l = v.u.l;
@@ -1252,7 +1449,13 @@ static int from_json(struct tpl_render *r, const json_t *j, struct tpl_val *out,
     }
 }
 
-int inf__tpl_from_json(struct tpl_render *r, const struct json_t *j, struct tpl_val *out)
+int inf__tpl_from_json(struct tpl_render *r, const struct json_t *j, bool untrusted,
+                       struct tpl_val *out)
 {
-    return from_json(r, j, out, 0);
+    if (untrusted)
+        r->taint_scope++; /* every string made from it is untrusted */
+    int rc = from_json(r, j, out, 0);
+    if (untrusted)
+        r->taint_scope--;
+    return rc;
 }

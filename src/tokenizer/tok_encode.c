@@ -82,18 +82,44 @@ static void mark_present(const struct inf_tokenizer *tok, const char *text, size
     }
 }
 
+/* Untrusted byte ranges of the text (sorted, disjoint): no control token is read from them. */
+struct guard {
+    const struct inf_text_span *v;
+    size_t n;
+};
+
+/* Whether [off, off + len) shares a byte with an untrusted range. */
+static bool guarded(const struct guard *g, size_t off, size_t len)
+{
+    size_t lo = 0, hi = g->n;
+    while (lo < hi) { /* the first range ending after off */
+        size_t mid = lo + (hi - lo) / 2;
+        if (g->v[mid].off + g->v[mid].len <= off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < g->n && g->v[lo].off < off + len;
+}
+
 /* Split raw fragment f around the occurrences of special token id (llama.cpp's
- * tokenizer_st_partition for one token and one fragment). */
+ * tokenizer_st_partition for one token and one fragment). A control or unknown token is not
+ * matched where it overlaps an untrusted range: those bytes stay text. */
 static inf_status split_frag(const struct inf_tokenizer *tok, const char *text, struct frag f,
-                             int32_t id, struct frags *out)
+                             int32_t id, const struct guard *g, struct frags *out)
 {
     const char *tt = inf__strtab_str(&tok->strs, id);
-    size_t tl = tok->strs.len[id], pos = f.off, end = (size_t)f.off + f.len;
+    size_t tl = tok->strs.len[id], pos = f.off, end = (size_t)f.off + f.len, search = pos;
     uint16_t attr = tok->attr[id];
+    bool guard = g && g->n && (attr & (INF__ATTR_CONTROL | INF__ATTR_UNKNOWN));
     const char *m;
 
-    while (pos < end && (m = memmem(text + pos, end - pos, tt, tl)) != NULL) {
+    while (search < end && (m = memmem(text + search, end - search, tt, tl)) != NULL) {
         size_t at = (size_t)(m - text), left = at - pos;
+        if (guard && guarded(g, at, tl)) {
+            search = at + 1;
+            continue;
+        }
         if (attr & INF__ATTR_LSTRIP)
             while (left > 0 && is_c_space(text[pos + left - 1]))
                 left--;
@@ -105,6 +131,7 @@ static inf_status split_frag(const struct inf_tokenizer *tok, const char *text, 
         if ((attr & INF__ATTR_RSTRIP) && pos < end)
             while (pos < end && is_c_space(text[pos]))
                 pos++;
+        search = pos;
     }
     if (pos < end && frags_push(out, -1, pos, end - pos) != INF_OK)
         return INF_ENOMEM;
@@ -112,7 +139,7 @@ static inf_status split_frag(const struct inf_tokenizer *tok, const char *text, 
 }
 
 static inf_status partition(const struct inf_tokenizer *tok, const char *text, size_t len,
-                            bool parse_special, struct frags *out)
+                            bool parse_special, const struct guard *g, struct frags *out)
 {
     struct frags tmp = {0};
     uint8_t *present = NULL;
@@ -140,7 +167,7 @@ static inf_status partition(const struct inf_tokenizer *tok, const char *text, s
             if (out->v[i].token >= 0)
                 st = frags_push(&tmp, out->v[i].token, out->v[i].off, out->v[i].len);
             else
-                st = split_frag(tok, text, out->v[i], id, &tmp);
+                st = split_frag(tok, text, out->v[i], id, g, &tmp);
         }
         if (st != INF_OK)
             break;
@@ -158,8 +185,9 @@ static inf_status push_special(struct inf_tokens *out, inf_token id)
     return id == INF_TOKEN_NULL ? INF_OK : inf_tokens_push(out, id);
 }
 
-inf_status inf_tok_encode(const struct inf_tokenizer *tok, const char *text, size_t len,
-                          unsigned flags, struct inf_tokens *out, struct inf_error *err)
+static inf_status encode(const struct inf_tokenizer *tok, const char *text, size_t len,
+                         unsigned flags, const struct guard *g, struct inf_tokens *out,
+                         struct inf_error *err)
 {
     const struct inf_tok_info *in = &tok->info;
     bool add_special = (flags & INF_TOK_ADD_SPECIAL) != 0;
@@ -171,7 +199,7 @@ inf_status inf_tok_encode(const struct inf_tokenizer *tok, const char *text, siz
         return inf_error_set(err, INF_ELIMIT, "text of %zu bytes is too long to tokenize", len);
     if (len && !text)
         return inf_error_set(err, INF_EINVAL, "no text to tokenize");
-    st = partition(tok, text, len, (flags & INF_TOK_PARSE_SPECIAL) != 0, &frags);
+    st = partition(tok, text, len, (flags & INF_TOK_PARSE_SPECIAL) != 0, g, &frags);
     if (st != INF_OK)
         goto oom;
 
@@ -222,4 +250,30 @@ fail:
     free(frags.v);
     out->n = n0;
     return st;
+}
+
+inf_status inf_tok_encode(const struct inf_tokenizer *tok, const char *text, size_t len,
+                          unsigned flags, struct inf_tokens *out, struct inf_error *err)
+{
+    return encode(tok, text, len, flags, NULL, out, err);
+}
+
+inf_status inf_tok_encode_untrusted(const struct inf_tokenizer *tok, const char *text, size_t len,
+                                    unsigned flags, const struct inf_text_span *untrusted,
+                                    size_t n_untrusted, struct inf_tokens *out,
+                                    struct inf_error *err)
+{
+    struct guard g = {untrusted, n_untrusted};
+    if (n_untrusted && !untrusted)
+        return inf_error_set(err, INF_EINVAL, "no untrusted ranges");
+    for (size_t i = 0, prev_end = 0; i < n_untrusted; i++) {
+        const struct inf_text_span *sp = &untrusted[i];
+        if (sp->off < prev_end || sp->off > len || sp->len > len - sp->off)
+            return inf_error_set(err, INF_EINVAL,
+                                 "untrusted range %zu (%zu+%zu) is out of order or past the "
+                                 "%zu bytes of text",
+                                 i, sp->off, sp->len, len);
+        prev_end = sp->off + sp->len;
+    }
+    return encode(tok, text, len, flags, &g, out, err);
 }
