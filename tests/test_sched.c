@@ -806,6 +806,126 @@ static void test_embeddings(void)
     srv_engine_stop(e, 0);
 }
 
+/*
+ * Issue #14 item 8: an embedding is decoded in chunks between the slots' steps. A task generates
+ * while a 200-token embedding is submitted with n_batch 16: the slots' context makes a step (one
+ * generated token) between every chunk of 15 embedding tokens, so at least 12 steps end while
+ * the embedding runs (ttft_steps of its DONE); the old inline embedding let none happen. The
+ * vector equals the single-pass reference.
+ */
+static void test_embedding_interleaved(void)
+{
+    char text[4096] = "";
+    while (strlen(text) + strlen(story) + 2 < sizeof(text))
+        snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s ", story);
+    inf_token p[512];
+    int np = encode(text, p, 200);
+    T_EQ_INT(np, 200);
+    struct srv_engine *e = start(2048, 2, 16, 8);
+    inf_token q[64];
+    int nq = encode("Once upon a time", q, 64);
+    struct srv_task_params tg = greedy_params(q, nq, -1);
+    tg.ignore_eos = true;
+    struct srv_task *gen = NULL;
+    T_EQ_INT(srv_task_submit(e, &tg, &gen, NULL), INF_OK);
+    wait_first_text(gen);
+    struct srv_task_params tp = {0};
+    tp.kind = SRV_TASK_EMBEDDING;
+    tp.prompt = p;
+    tp.n_prompt = np;
+    struct result r;
+    run(e, &tp, &r);
+    T_OK(r.done);
+    T_EQ_INT(r.usage.prompt_tokens, np);
+    T_OK(r.usage.ttft_steps >= 12);
+    if (r.usage.ttft_steps < 12)
+        fprintf(stderr, "  steps during the embedding: %d\n", (int)r.usage.ttft_steps);
+    srv_task_release(gen);
+    struct inf_context *c = ref_ctx(true);
+    int32_t pos[512];
+    for (int i = 0; i < np; i++)
+        pos[i] = i;
+    struct inf_batch b = {.n_tokens = np, .token = p, .pos = pos};
+    T_EQ_INT(inf_decode(c, &b, NULL), INF_OK);
+    const float *v = inf_get_embeddings_seq(c, 0);
+    double ss = 0, maxd = 0;
+    for (int j = 0; j < g_embd; j++)
+        ss += (double)v[j] * v[j];
+    for (int j = 0; r.embd && j < g_embd; j++) {
+        double d = fabs(r.embd[j] - v[j] / sqrt(ss));
+        maxd = d > maxd ? d : maxd;
+    }
+    T_OK(r.embd != NULL);
+    T_NEAR(maxd, 0, 1e-5);
+    inf_context_free(c);
+    result_free(&r);
+    srv_engine_stop(e, 0);
+}
+
+/*
+ * Issue #14 item 10: a request's tasks are admitted together and the queue counts requests.
+ * Without a queue (queue_size 0) and two slots, a request of 3 tasks can never be held
+ * (INF_EINVAL naming the limit, on an idle engine) while 2 are fine. One slot, queue_size 2: on
+ * an idle engine a request of 4 tasks waits as one request; with the slot busy, a request of 3
+ * waits as one request, so two more single requests still fit, and only the next one is refused.
+ */
+static void test_submit_group(void)
+{
+    inf_token p[64];
+    int np = encode("Once upon a time", p, 64);
+    struct srv_task_params tp[4];
+    for (int i = 0; i < 4; i++)
+        tp[i] = greedy_params(p, np, 2);
+    struct srv_task *t[4] = {0}, *u = NULL, *w = NULL, *x = NULL;
+    struct inf_error err = {0};
+    struct result r;
+    struct srv_engine *e0 = start(1024, 2, 64, 0);
+    T_EQ_INT(srv_task_submit_n(e0, tp, 3, t, &err), INF_EINVAL);
+    T_CONTAINS(err.msg, "at most 2");
+    T_CONTAINS(err.msg, "queue_size");
+    T_OK(t[0] == NULL);
+    T_EQ_INT(srv_task_submit_n(e0, tp, 2, t, &err), INF_OK);
+    for (int i = 0; i < 2; i++) {
+        collect(t[i], &r);
+        T_OK(r.done && r.n == 2);
+        srv_task_release(t[i]);
+        t[i] = NULL;
+    }
+    srv_engine_stop(e0, 0);
+
+    struct srv_engine *e = start(1024, 1, 64, 2);
+    T_EQ_INT(srv_task_submit_n(e, tp, 4, t, &err), INF_OK);
+    for (int i = 0; i < 4; i++) {
+        collect(t[i], &r);
+        T_OK(r.done && r.n == 2);
+        srv_task_release(t[i]);
+        t[i] = NULL;
+    }
+    struct srv_task_params tl = greedy_params(p, np, -1);
+    tl.ignore_eos = true;
+    struct srv_task *busy = NULL;
+    T_EQ_INT(srv_task_submit(e, &tl, &busy, NULL), INF_OK);
+    wait_first_text(busy);
+    T_EQ_INT(srv_task_submit_n(e, tp, 3, t, &err), INF_OK);
+    T_EQ_INT(srv_task_submit(e, &tp[0], &u, &err), INF_OK);
+    T_EQ_INT(srv_task_submit(e, &tp[0], &w, &err), INF_ELIMIT);
+    T_OK(w == NULL);
+    srv_task_release(busy);
+    for (int i = 0; i < 3; i++) {
+        collect(t[i], &r);
+        T_OK(r.done && r.n == 2);
+        srv_task_release(t[i]);
+    }
+    collect(u, &r);
+    T_OK(r.done && r.n == 2);
+    srv_task_release(u);
+    T_EQ_INT(srv_task_submit(e, &tp[0], &x, &err), INF_OK);
+    collect(x, &r);
+    T_OK(r.done);
+    srv_task_release(x);
+    srv_engine_stop(e, 0);
+}
+
 static bool copy_file(const char *from, const char *to)
 {
     FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
@@ -895,13 +1015,56 @@ static void test_models_lru(void)
     free(list);
     T_EQ_INT(srv_models_acquire(m, "nope", &ea, &err), INF_ENOTFOUND);
     srv_models_unpin(m, eb);
-    /* a model that fails to load: health ERROR until a load succeeds again */
+    /* a model that fails to load changes nothing: beta stays loaded, health stays OK */
     T_OK(srv_models_acquire(m, "broken.bin", &ea, &err) != INF_OK);
     T_OK(err.msg[0] != 0);
-    T_EQ_INT(srv_models_health(m), SRV_HEALTH_ERROR);
+    T_EQ_INT(srv_models_health(m), SRV_HEALTH_OK);
+    T_EQ_INT(srv_models_list(m, &list, &n, &err), INF_OK);
+    T_OK(n == 3 && !list[0].loaded && !list[1].loaded && list[2].loaded);
+    free(list);
+    struct srv_engine *eb2 = NULL;
+    T_EQ_INT(srv_models_acquire(m, "beta", &eb2, &err), INF_OK);
+    T_OK(eb2 == eb); /* not reloaded */
+    srv_models_unpin(m, eb2);
+    /* the model busy: a swap is INF_ELIMIT (HTTP 503), beta still loaded */
+    struct srv_task_params tl = greedy_params(p, np, -1);
+    tl.ignore_eos = true;
+    struct srv_task *busy = NULL;
+    T_EQ_INT(srv_task_submit(eb, &tl, &busy, NULL), INF_OK);
+    wait_first_text(busy);
+    T_EQ_INT(srv_models_acquire(m, "alpha", &ea, &err), INF_ELIMIT);
+    T_CONTAINS(err.msg, "busy");
+    srv_task_release(busy);
+    int loaded = 0, max_loaded = 0;
+    srv_models_counts(m, &loaded, &max_loaded);
+    T_EQ_INT(loaded, 1);
+    T_EQ_INT(max_loaded, 1);
+    for (int i = 0; i < 200 && !srv_engine_idle(eb); i++)
+        usleep(5000);
     T_EQ_INT(srv_models_acquire(m, "alpha", &ea, &err), INF_OK);
     T_EQ_INT(srv_models_health(m), SRV_HEALTH_OK);
     srv_models_unpin(m, ea);
+    srv_models_counts(m, &loaded, &max_loaded);
+    T_EQ_INT(loaded, 1);
+    srv_models_free(m, 0);
+    /* max_loaded 2: two models used in turn both stay loaded (no reload) */
+    mp.max_loaded = 2;
+    T_EQ_INT(srv_models_new(&mp, &m, &err), INF_OK);
+    struct srv_engine *first_a = NULL, *first_b = NULL;
+    for (int i = 0; m && i < 3; i++) {
+        T_EQ_INT(srv_models_acquire(m, "alpha", &ea, &err), INF_OK);
+        srv_models_unpin(m, ea);
+        T_EQ_INT(srv_models_acquire(m, "beta", &eb, &err), INF_OK);
+        srv_models_unpin(m, eb);
+        if (i == 0) {
+            first_a = ea;
+            first_b = eb;
+        }
+        T_OK(ea == first_a && eb == first_b);
+    }
+    srv_models_counts(m, &loaded, &max_loaded);
+    T_EQ_INT(loaded, 2);
+    T_EQ_INT(max_loaded, 2);
     srv_models_free(m, 0);
     unlink(pa);
     unlink(pb);
@@ -940,6 +1103,8 @@ int main(void)
     T_RUN(test_late_request_joins_next_step);
     T_RUN(test_logprobs);
     T_RUN(test_embeddings);
+    T_RUN(test_embedding_interleaved);
+    T_RUN(test_submit_group);
     T_RUN(test_models_lru);
     inf_model_free(g_model);
     T_DONE();

@@ -55,8 +55,10 @@ static const struct inf_config_key schema[] = {
      1LL << 32, NULL},
     {"server.parallel", INF_CFG_INT, "4", "concurrent generation slots sharing one context", 1,
      INF_SERVER_MAX_PARALLEL, NULL},
-    {"server.max_loaded_models", INF_CFG_INT, "1", "models kept loaded at once (LRU unload)", 1, 64,
-     NULL},
+    {"server.max_loaded_models", INF_CFG_INT, "4",
+     "models kept loaded at once while memory allows (else the least recently used idle one is "
+     "replaced)",
+     1, 64, NULL},
     {"server.queue_size", INF_CFG_INT, "64", "requests waiting for a slot before 503", 0, 100000,
      NULL},
     {"server.batch_wait_ms", INF_CFG_INT, "30",

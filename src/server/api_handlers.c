@@ -96,6 +96,12 @@ static bool eng_acquire(struct http_req *r, const char *model, struct eng *g)
                           model ? model : "");
         return false;
     }
+    if (st == INF_ELIMIT) {
+        /* every loaded model is busy and none may be added: a later try succeeds */
+        http_reply_errorf(r, 503, "model", "model_busy", "cannot load the model now: %s",
+                          inf_error_message(&err));
+        return false;
+    }
     if (st) {
         http_reply_errorf(r, st == INF_ECANCELED ? 503 : 500, "model", NULL,
                           "cannot load the model: %s", inf_error_message(&err));
@@ -305,16 +311,25 @@ static void task_params_from_gen(const struct api_gen *g, struct srv_task_params
     tp->top_logprobs = g->top_logprobs;
 }
 
-static bool submit(struct http_req *r, struct eng *g, const struct srv_task_params *tp,
-                   struct choice *c)
+/* Submit a request's n tasks together (srv_task_submit_n: all or none; the queue counts the
+   request once); c[i].task gets tp[i]'s task. */
+static bool submit_all(struct http_req *r, struct eng *g, const struct srv_task_params *tp,
+                       size_t n, struct choice *c)
 {
     struct inf_error err = {0};
-    inf_status st = srv_task_submit(g->e, tp, &c->task, &err);
-    if (st == INF_OK) {
-        http_track_task(r->srv, c->task);
-        return true;
+    struct srv_task **t = calloc(n, sizeof(*t));
+    if (!t) {
+        http_reply_errorf(r, 500, NULL, NULL, "out of memory");
+        return false;
     }
-    c->task = NULL;
+    inf_status st = srv_task_submit_n(g->e, tp, n, t, &err);
+    for (size_t i = 0; st == INF_OK && i < n; i++) {
+        c[i].task = t[i];
+        http_track_task(r->srv, c[i].task);
+    }
+    free(t);
+    if (st == INF_OK)
+        return true;
     if (st == INF_ELIMIT)
         http_reply_errorf(r, 503, NULL, "queue_full",
                           "the server is busy: the request queue is full; retry later");
@@ -967,6 +982,7 @@ void api_chat(struct http_req *r)
     struct choice *c = NULL;
     struct inf_tokens toks = {0};
     struct inf_rendered prompt = {0};
+    struct srv_task_params *tps = NULL;
     int n = 0;
 
     json_t *body = api_parse_body(r->body, r->len, &e);
@@ -994,18 +1010,18 @@ void api_chat(struct http_req *r)
         goto out;
     n = q.gen.n;
     c = calloc((size_t)n, sizeof(*c));
-    if (!c) {
+    tps = calloc((size_t)n, sizeof(*tps));
+    if (!c || !tps) {
         http_reply_errorf(r, 500, NULL, NULL, "out of memory");
         goto out;
     }
     for (int i = 0; i < n; i++) {
-        struct srv_task_params tp;
-        task_params_from_gen(&q.gen, &tp, i);
-        tp.prompt = toks.ids;
-        tp.n_prompt = (int32_t)toks.n;
-        if (!submit(r, &g, &tp, &c[i]))
-            goto out;
+        task_params_from_gen(&q.gen, &tps[i], i);
+        tps[i].prompt = toks.ids;
+        tps[i].n_prompt = (int32_t)toks.n;
     }
+    if (!submit_all(r, &g, tps, (size_t)n, c))
+        goto out;
     if (q.gen.stream) {
         start_stream(r, &g, c, (size_t)n, true, &q.gen, -1, "chatcmpl-", NULL, NULL);
         goto out;
@@ -1049,6 +1065,7 @@ void api_chat(struct http_req *r)
     http_reply_json(r, 200, o);
 out:
     choices_free(r->srv, c, (size_t)n);
+    free(tps);
     inf_tokens_release(&toks);
     inf_rendered_release(&prompt);
     eng_release(&g);
@@ -1064,6 +1081,7 @@ void api_completions(struct http_req *r)
     struct eng g = {0};
     struct choice *c = NULL;
     struct inf_tokens *toks = NULL;
+    struct srv_task_params *tps = NULL;
     char **texts = NULL; /* each prompt's text (for echo and text_offset) */
     size_t *text_lens = NULL;
     size_t n = 0, np = 0;
@@ -1121,22 +1139,22 @@ void api_completions(struct http_req *r)
     }
     n = np * (size_t)q.gen.n;
     c = calloc(n, sizeof(*c));
-    if (!c) {
+    tps = calloc(n, sizeof(*tps));
+    if (!c || !tps) {
         http_reply_errorf(r, 500, NULL, NULL, "out of memory");
         goto out;
     }
     for (size_t p = 0; p < np; p++)
         for (int i = 0; i < q.gen.n; i++) {
             size_t k = p * (size_t)q.gen.n + (size_t)i;
-            struct srv_task_params tp;
-            task_params_from_gen(&q.gen, &tp, i);
-            tp.prompt = toks[p].ids;
-            tp.n_prompt = (int32_t)toks[p].n;
-            tp.prompt_logprobs = q.echo && q.logprobs >= 0;
+            task_params_from_gen(&q.gen, &tps[k], i);
+            tps[k].prompt = toks[p].ids;
+            tps[k].n_prompt = (int32_t)toks[p].n;
+            tps[k].prompt_logprobs = q.echo && q.logprobs >= 0;
             c[k].prompt_index = (int)p;
-            if (!submit(r, &g, &tp, &c[k]))
-                goto out;
         }
+    if (!submit_all(r, &g, tps, n, c))
+        goto out;
     if (q.gen.stream) {
         start_stream(r, &g, c, n, false, &q.gen, q.logprobs, "cmpl-", q.echo ? texts : NULL,
                      text_lens);
@@ -1202,6 +1220,7 @@ void api_completions(struct http_req *r)
     http_reply_json(r, 200, o);
 out:
     choices_free(r->srv, c, n);
+    free(tps);
     for (size_t p = 0; p < np; p++) {
         if (toks)
             inf_tokens_release(&toks[p]);
@@ -1223,7 +1242,8 @@ void api_embeddings(struct http_req *r)
     struct api_embedding_req q;
     struct eng g = {0};
     struct choice *c = NULL;
-    struct inf_tokens toks = {0};
+    struct inf_tokens *toks = NULL;
+    struct srv_task_params *tps = NULL;
     size_t n = 0;
 
     json_t *body = api_parse_body(r->body, r->len, &e);
@@ -1246,36 +1266,37 @@ void api_embeddings(struct http_req *r)
     }
     n = q.n_inputs;
     c = calloc(n, sizeof(*c));
-    if (!c) {
+    toks = calloc(n, sizeof(*toks));
+    tps = calloc(n, sizeof(*tps));
+    if (!c || !toks || !tps) {
         http_reply_errorf(r, 500, NULL, NULL, "out of memory");
         goto out;
     }
     int32_t prompt_tokens = 0;
     for (size_t i = 0; i < n; i++) {
         struct api_prompt *ap = &q.inputs[i];
-        toks.n = 0;
         if (ap->text) {
-            if (!tokenize(r, &g, ap->text, ap->len, INF_TOK_ADD_SPECIAL, false, &toks))
+            if (!tokenize(r, &g, ap->text, ap->len, INF_TOK_ADD_SPECIAL, false, &toks[i]))
                 goto out;
         } else {
             if (!check_ids(r, &g, ap->ids, ap->n_ids, "input"))
                 goto out;
             for (size_t k = 0; k < ap->n_ids; k++)
-                inf_tokens_push(&toks, ap->ids[k]);
+                inf_tokens_push(&toks[i], ap->ids[k]);
         }
-        if (!check_fits(r, &g, toks.n, "input"))
+        if (!check_fits(r, &g, toks[i].n, "input"))
             goto out;
-        struct srv_task_params tp = {0};
-        tp.kind = SRV_TASK_EMBEDDING;
-        tp.prompt = toks.ids;
-        tp.n_prompt = (int32_t)toks.n;
-        tp.max_tokens = 0;
-        tp.sampling = inf_sampler_default_params();
-        tp.pooling = INF_POOL_NONE;
-        prompt_tokens += (int32_t)toks.n;
-        if (!submit(r, &g, &tp, &c[i]))
-            goto out;
+        struct srv_task_params *tp = &tps[i];
+        tp->kind = SRV_TASK_EMBEDDING;
+        tp->prompt = toks[i].ids;
+        tp->n_prompt = (int32_t)toks[i].n;
+        tp->max_tokens = 0;
+        tp->sampling = inf_sampler_default_params();
+        tp->pooling = INF_POOL_NONE;
+        prompt_tokens += (int32_t)toks[i].n;
     }
+    if (!submit_all(r, &g, tps, n, c))
+        goto out;
     if (!wait_all(r, c, n)) {
         http_reply_errorf(r, 499, NULL, NULL, "client closed the connection");
         goto out;
@@ -1319,7 +1340,10 @@ void api_embeddings(struct http_req *r)
     http_reply_json(r, 200, o);
 out:
     choices_free(r->srv, c, n);
-    inf_tokens_release(&toks);
+    for (size_t i = 0; toks && i < n; i++)
+        inf_tokens_release(&toks[i]);
+    free(toks);
+    free(tps);
     eng_release(&g);
     api_embedding_release(&q);
 }
@@ -1410,6 +1434,10 @@ void api_health(struct http_req *r)
     json_object_set_new(o, "status", json_string(status));
     json_object_set_new(o, "slots_idle", json_integer(h.idle));
     json_object_set_new(o, "slots_busy", json_integer(h.busy));
+    int loaded = 0, max_loaded = 0;
+    srv_models_counts(r->srv->p.models, &loaded, &max_loaded);
+    json_object_set_new(o, "loaded_models", json_integer(loaded));
+    json_object_set_new(o, "max_loaded_models", json_integer(max_loaded));
     json_object_set_new(o, "models", h.models);
     http_reply_json(r, hs == SRV_HEALTH_OK ? 200 : 503, o);
 }

@@ -30,7 +30,6 @@ struct srv_models {
     size_t n;
     int max_loaded;
     uint64_t tick;
-    bool last_failed;
     struct srv_engine_params engine;
 };
 
@@ -149,6 +148,64 @@ static int n_loaded(const struct srv_models *m)
     return k;
 }
 
+/* Bytes the kernel says can be given out without swapping (/proc/meminfo), -1 when unknown. */
+static int64_t mem_available(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f)
+        return -1;
+    char line[256];
+    long long kb = -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb < 0 ? -1 : (int64_t)kb * 1024;
+}
+
+/* Whether one more model (the file at path) fits beside those loaded: its size and half of it
+   again for the KV cache and buffers, plus 256 MiB to spare (an estimate; unknown = yes). */
+static bool memory_allows(const char *path)
+{
+    struct stat sb;
+    int64_t avail = mem_available();
+    if (avail < 0 || stat(path, &sb) != 0)
+        return true;
+    int64_t need = (int64_t)sb.st_size + (int64_t)sb.st_size / 2 + ((int64_t)256 << 20);
+    return avail >= need;
+}
+
+/* The least recently used loaded engine that is idle and unpinned, other than keep. */
+static struct model_slot *lru_idle(struct srv_models *m, const struct model_slot *keep)
+{
+    struct model_slot *lru = NULL;
+    for (size_t i = 0; i < m->n; i++) {
+        struct model_slot *c = &m->items[i];
+        if (c != keep && c->engine && c->pins == 0 && srv_engine_idle(c->engine) &&
+            (!lru || c->last_used < lru->last_used))
+            lru = c;
+    }
+    return lru;
+}
+
+/* Unload idle engines, least recently used first, while more than limit are loaded (a new one is
+   loaded before the one it replaces goes; one that was busy then goes once it is idle: see
+   srv_models_unpin). Under m->mu, dropped to stop them. */
+static void trim(struct srv_models *m, const struct model_slot *keep, int limit)
+{
+    while (n_loaded(m) > limit) {
+        struct model_slot *lru = lru_idle(m, keep);
+        if (!lru)
+            return;
+        struct srv_engine *victim = lru->engine;
+        lru->engine = NULL;
+        INF_LOG_INFO("server", "unloading model '%s'", lru->entry.id);
+        pthread_mutex_unlock(&m->mu);
+        srv_engine_stop(victim, 0);
+        pthread_mutex_lock(&m->mu);
+    }
+}
+
 inf_status srv_models_acquire(struct srv_models *m, const char *id, struct srv_engine **out,
                               struct inf_error *err)
 {
@@ -182,23 +239,18 @@ inf_status srv_models_acquire(struct srv_models *m, const char *id, struct srv_e
             return inf_error_set(err, INF_EINTERNAL, "loading the model '%s' failed", s->entry.id);
         }
     }
-    /* make room: unload the least recently used idle, unpinned engine */
-    struct srv_engine *victim = NULL;
-    if (n_loaded(m) >= m->max_loaded) {
-        struct model_slot *lru = NULL;
-        for (size_t i = 0; i < m->n; i++) {
-            struct model_slot *c = &m->items[i];
-            if (c->engine && c->pins == 0 && srv_engine_idle(c->engine) &&
-                (!lru || c->last_used < lru->last_used))
-                lru = c;
-        }
-        if (!lru) {
-            pthread_mutex_unlock(&m->mu);
-            return inf_error_set(err, INF_ELIMIT, "all loaded models are busy");
-        }
-        victim = lru->engine;
-        lru->engine = NULL;
-        INF_LOG_INFO("server", "unloading model '%s'", lru->entry.id);
+    /*
+     * Room: at most max_loaded engines, and one more only while memory allows. The new engine is
+     * loaded before the one it replaces is unloaded, so that a load that fails changes nothing;
+     * when every loaded engine is busy, none is replaced: INF_ELIMIT (try again later).
+     */
+    int loaded = n_loaded(m);
+    bool replace = loaded >= m->max_loaded || (loaded > 0 && !memory_allows(s->entry.path));
+    if (replace && !lru_idle(m, s)) {
+        pthread_mutex_unlock(&m->mu);
+        return inf_error_set(
+            err, INF_ELIMIT, "all loaded models are busy (server.max_loaded_models %d%s)",
+            m->max_loaded, loaded < m->max_loaded ? ", and memory allows no other" : "");
     }
     s->loading = true;
     struct srv_engine_params ep = m->engine;
@@ -206,20 +258,24 @@ inf_status srv_models_acquire(struct srv_models *m, const char *id, struct srv_e
     ep.model_id = s->entry.id;
     pthread_mutex_unlock(&m->mu);
 
-    if (victim)
-        srv_engine_stop(victim, 0);
     struct srv_engine *e = NULL;
     inf_status rc = srv_engine_start(&ep, &e, err);
 
     pthread_mutex_lock(&m->mu);
     s->loading = false;
     s->failed = rc != INF_OK;
-    m->last_failed = rc != INF_OK;
     if (rc == INF_OK) {
         s->engine = e;
         s->pins = 1;
         s->last_used = ++m->tick;
         *out = e;
+        if (replace) {
+            int limit = n_loaded(m) - 1;
+            trim(m, s, limit < m->max_loaded ? limit : m->max_loaded);
+        }
+    } else {
+        INF_LOG_WARN("server", "loading the model '%s' failed: %s", s->entry.id,
+                     inf_error_message(err));
     }
     pthread_cond_broadcast(&m->cv);
     pthread_mutex_unlock(&m->mu);
@@ -236,18 +292,36 @@ void srv_models_unpin(struct srv_models *m, struct srv_engine *e)
             m->items[i].pins--;
             m->items[i].last_used = ++m->tick;
         }
+    trim(m, NULL, m->max_loaded); /* one kept over the limit while it was busy */
     pthread_mutex_unlock(&m->mu);
 }
 
 enum srv_health srv_models_health(struct srv_models *m)
 {
+    /* a node that has a model loaded serves: a failed or running load of another one does not
+       change that */
     pthread_mutex_lock(&m->mu);
-    enum srv_health h = m->last_failed ? SRV_HEALTH_ERROR : SRV_HEALTH_OK;
-    for (size_t i = 0; i < m->n; i++)
-        if (m->items[i].loading)
-            h = SRV_HEALTH_LOADING;
+    bool any_loaded = false, loading = false, failed = false;
+    for (size_t i = 0; i < m->n; i++) {
+        any_loaded = any_loaded || m->items[i].engine;
+        loading = loading || m->items[i].loading;
+        failed = failed || m->items[i].failed;
+    }
     pthread_mutex_unlock(&m->mu);
-    return h;
+    if (any_loaded)
+        return SRV_HEALTH_OK;
+    return loading ? SRV_HEALTH_LOADING : failed ? SRV_HEALTH_ERROR : SRV_HEALTH_OK;
+}
+
+void srv_models_counts(struct srv_models *m, int *loaded, int *max_loaded)
+{
+    pthread_mutex_lock(&m->mu);
+    int k = 0;
+    for (size_t i = 0; i < m->n; i++)
+        k += m->items[i].engine != NULL;
+    *loaded = k;
+    *max_loaded = m->max_loaded;
+    pthread_mutex_unlock(&m->mu);
 }
 
 void srv_models_each_loaded(struct srv_models *m, void (*fn)(struct srv_engine *e, void *user),

@@ -71,6 +71,7 @@ struct srv_task {
     double t_submit, t_first, t_last;
     uint64_t step_submit; /* e->st.steps_total at submit */
     int32_t ttft_steps;
+    uint64_t group;         /* the request it belongs to (srv_task_submit_n) */
     struct srv_task *qnext; /* wait queue link */
 };
 
@@ -196,8 +197,17 @@ struct srv_engine {
 
     struct srv_task *q_head, *q_tail;
     int q_len;
+    uint64_t next_group;
     struct slot *slots;
     uint64_t tick;
+
+    /* the embedding in progress: decoded in chunks between the slots' steps (set under mu; its
+       state is the engine thread's) */
+    struct srv_task *emb;
+    struct inf_context *emb_ctx;
+    enum inf_pooling emb_pool;
+    int32_t emb_done; /* prompt tokens decoded */
+    double *emb_acc;  /* [n_embd]: the pooled vector so far (sum of chunk means x their sizes) */
 
     struct srv_engine_stats st;
 
@@ -222,6 +232,7 @@ static void engine_free(struct srv_engine *e)
     free(e->b_pos);
     free(e->b_seq);
     free(e->b_logits);
+    free(e->emb_acc);
     free(e->model_id);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);
@@ -292,7 +303,7 @@ bool srv_engine_idle(const struct srv_engine *ce)
 {
     struct srv_engine *e = (struct srv_engine *)ce;
     pthread_mutex_lock(&e->mu);
-    bool idle = e->q_len == 0;
+    bool idle = e->q_len == 0 && !e->emb;
     for (int i = 0; idle && i < e->p.n_parallel; i++)
         if (e->slots[i].task)
             idle = false;
@@ -548,10 +559,52 @@ static bool slot_start(struct srv_engine *e, struct slot *s, int32_t lcp)
 
 /* ---- embeddings ------------------------------------------------------------------------ */
 
-static void run_embedding(struct srv_engine *e, struct srv_task *t)
+/*
+ * One embedding at a time is decoded in its own context, in chunks that take their share of a
+ * step's n_batch as a prompt does (see step()), so that the slots keep generating between them
+ * instead of waiting for the whole input. The model is causal: chunks decoded one after the
+ * other into the same KV sequence give every token the hidden state that one pass over the whole
+ * input gives; the chunks' pooled vectors are combined (mean: weighted by their sizes; cls: the
+ * first chunk's; last: the last one's). Engine thread only, e->mu not held.
+ */
+
+/* End the embedding in progress with ev (DONE or ERROR), freeing it before the reader sees it. */
+static void emb_end(struct srv_engine *e, struct srv_event *ev)
 {
+    struct srv_task *t = e->emb;
+    if (e->emb_ctx)
+        inf_kv_clear(e->emb_ctx);
+    pthread_mutex_lock(&e->mu);
+    if (ev->type == SRV_EV_DONE && ev->finish == SRV_FINISH_CANCELLED)
+        e->st.tasks_cancelled++;
+    e->emb = NULL;
+    pthread_mutex_unlock(&e->mu);
+    task_push(t, ev);
+    task_unref(t);
+}
+
+static void emb_fail(struct srv_engine *e, const char *what, const struct inf_error *err)
+{
+    struct srv_event ev = {.type = SRV_EV_ERROR, .http_status = 500};
+    snprintf(ev.message, sizeof(ev.message), "%s%s%s", what, err ? ": " : "",
+             err ? inf_error_message(err) : "");
+    emb_end(e, &ev);
+}
+
+static void emb_cancel(struct srv_engine *e)
+{
+    struct srv_event ev = {.type = SRV_EV_DONE, .finish = SRV_FINISH_CANCELLED};
+    ev.usage.prompt_tokens = e->emb->p.n_prompt;
+    emb_end(e, &ev);
+}
+
+/* Set up the context for e->emb (just taken from the queue). */
+static void emb_begin(struct srv_engine *e)
+{
+    struct srv_task *t = e->emb;
     enum inf_pooling pool = t->p.pooling == INF_POOL_NONE ? e->model_pooling : t->p.pooling;
     struct inf_error err = {0};
+    e->emb_ctx = NULL;
     if (!e->embd_ctx[pool]) {
         struct inf_context_params cp = inf_context_default_params();
         cp.n_ctx = e->slot_ctx;
@@ -562,52 +615,89 @@ static void run_embedding(struct srv_engine *e, struct srv_task *t)
         cp.embeddings = true;
         cp.pooling = pool;
         if (inf_context_new(e->model, &cp, &e->embd_ctx[pool], &err) != INF_OK) {
-            task_error(t, 500, "embeddings context: %s", inf_error_message(&err));
+            emb_fail(e, "embeddings context", &err);
             return;
         }
     }
-    struct inf_context *c = e->embd_ctx[pool];
-    inf_kv_clear(c);
-    int32_t n = t->p.n_prompt;
+    if (!e->emb_acc)
+        e->emb_acc = malloc((size_t)e->n_embd * sizeof(double));
+    if (!e->emb_acc) {
+        emb_fail(e, "out of memory", NULL);
+        return;
+    }
+    memset(e->emb_acc, 0, (size_t)e->n_embd * sizeof(double));
+    e->emb_ctx = e->embd_ctx[pool];
+    e->emb_pool = pool;
+    e->emb_done = 0;
+    inf_kv_clear(e->emb_ctx);
+}
+
+/* Decode the next n tokens of e->emb; the last chunk sends the vector and DONE. */
+static void emb_chunk(struct srv_engine *e, int32_t n)
+{
+    struct srv_task *t = e->emb;
+    const int32_t p0 = e->emb_done, E = e->n_embd;
+    struct inf_error err = {0};
     int32_t *pos = malloc((size_t)n * sizeof(int32_t));
     if (!pos) {
-        task_error(t, 500, "out of memory");
+        emb_fail(e, "out of memory", NULL);
         return;
     }
     for (int32_t i = 0; i < n; i++)
-        pos[i] = i;
-    struct inf_batch b = {.n_tokens = n, .token = t->prompt, .pos = pos};
-    inf_status rc = inf_decode(c, &b, &err);
+        pos[i] = p0 + i;
+    struct inf_batch b = {.n_tokens = n, .token = t->prompt + p0, .pos = pos};
+    double t0 = now_ms();
+    inf_status rc = inf_decode(e->emb_ctx, &b, &err);
     free(pos);
     if (rc != INF_OK) {
-        task_error(t, 500, "embedding failed: %s", inf_error_message(&err));
-        inf_kv_clear(c);
+        emb_fail(e, "embedding failed", &err);
         return;
     }
-    const float *v = inf_get_embeddings_seq(c, 0);
+    const float *v = inf_get_embeddings_seq(e->emb_ctx, 0);
+    if (!v) {
+        emb_fail(e, "embedding unavailable", NULL);
+        return;
+    }
+    for (int32_t j = 0; j < E; j++) {
+        if (e->emb_pool == INF_POOL_CLS)
+            e->emb_acc[j] = p0 == 0 ? (double)v[j] : e->emb_acc[j];
+        else if (e->emb_pool == INF_POOL_LAST)
+            e->emb_acc[j] = (double)v[j];
+        else
+            e->emb_acc[j] += (double)v[j] * (double)n;
+    }
+    e->emb_done += n;
+    pthread_mutex_lock(&e->mu);
+    e->st.prompt_tokens_total += (uint64_t)n;
+    int32_t steps = (int32_t)(e->st.steps_total - t->step_submit);
+    pthread_mutex_unlock(&e->mu);
+    INF_LOG_DEBUG("server", "embedding: %d of %d tokens, %.0f ms", (int)e->emb_done,
+                  (int)t->p.n_prompt, now_ms() - t0);
+    if (e->emb_done < t->p.n_prompt)
+        return;
     struct srv_event ev = {.type = SRV_EV_EMBEDDING};
-    ev.embedding = v ? malloc((size_t)e->n_embd * sizeof(float)) : NULL;
+    ev.embedding = malloc((size_t)E * sizeof(float));
     if (!ev.embedding) {
-        inf_kv_clear(c);
-        task_error(t, 500, "embedding unavailable");
+        emb_fail(e, "out of memory", NULL);
         return;
     }
     double ss = 0;
-    for (int32_t j = 0; j < e->n_embd; j++)
-        ss += (double)v[j] * (double)v[j];
+    double div =
+        e->emb_pool == INF_POOL_CLS || e->emb_pool == INF_POOL_LAST ? 1.0 : (double)e->emb_done;
+    for (int32_t j = 0; j < E; j++) {
+        e->emb_acc[j] /= div;
+        ss += e->emb_acc[j] * e->emb_acc[j];
+    }
     double inv = ss > 0 ? 1.0 / sqrt(ss) : 0;
-    for (int32_t j = 0; j < e->n_embd; j++)
-        ev.embedding[j] = (float)((double)v[j] * inv);
-    ev.n_embd = e->n_embd;
-    inf_kv_clear(c);
+    for (int32_t j = 0; j < E; j++)
+        ev.embedding[j] = (float)(e->emb_acc[j] * inv);
+    ev.n_embd = E;
     task_push(t, &ev);
     struct srv_event done = {.type = SRV_EV_DONE, .finish = SRV_FINISH_STOP};
-    done.usage.prompt_tokens = n;
+    done.usage.prompt_tokens = t->p.n_prompt;
     done.usage.ttft_ms = now_ms() - t->t_submit;
-    task_push(t, &done);
-    pthread_mutex_lock(&e->mu);
-    e->st.prompt_tokens_total += (uint64_t)n;
-    pthread_mutex_unlock(&e->mu);
+    done.usage.ttft_steps = steps;
+    emb_end(e, &done);
 }
 
 /* ---- the loop -------------------------------------------------------------------------- */
@@ -708,16 +798,33 @@ static bool slot_token(struct srv_engine *e, struct slot *s, const float *logits
     return true;
 }
 
-/* Admit queued tasks into free slots; run embeddings; handle cancellations. Under e->mu. */
+/* Take t out of the wait queue; prev is the task before it (NULL: t is the head). Under e->mu. */
+static void queue_unlink(struct srv_engine *e, struct srv_task *prev, struct srv_task *t)
+{
+    if (prev)
+        prev->qnext = t->qnext;
+    else
+        e->q_head = t->qnext;
+    if (e->q_tail == t)
+        e->q_tail = prev;
+    t->qnext = NULL;
+    e->q_len--;
+}
+
+/*
+ * Admit queued tasks, oldest first: completions into free slots, the oldest embedding as the one
+ * in progress when none is; drop cancelled ones. A completion waiting for a slot does not hold
+ * back an embedding behind it, nor the other way round. Under e->mu (dropped around the set-up;
+ * meanwhile only submit touches the queue, and only at its tail).
+ */
 static void admit(struct srv_engine *e)
 {
-    while (e->q_head) {
-        struct srv_task *t = e->q_head;
+    struct srv_task *prev = NULL, *t = e->q_head;
+    bool slots_full = false;
+    while (t) {
+        struct srv_task *next = t->qnext;
         if (atomic_load(&t->cancel)) {
-            e->q_head = t->qnext;
-            if (!e->q_head)
-                e->q_tail = NULL;
-            e->q_len--;
+            queue_unlink(e, prev, t);
             e->st.tasks_cancelled++;
             pthread_mutex_unlock(&e->mu);
             struct srv_event ev = {.type = SRV_EV_DONE, .finish = SRV_FINISH_CANCELLED};
@@ -725,37 +832,39 @@ static void admit(struct srv_engine *e)
             task_push(t, &ev);
             task_unref(t);
             pthread_mutex_lock(&e->mu);
-            continue;
+        } else if (t->p.kind == SRV_TASK_EMBEDDING) {
+            if (e->emb) {
+                prev = t;
+            } else {
+                queue_unlink(e, prev, t);
+                e->emb = t;
+                pthread_mutex_unlock(&e->mu);
+                emb_begin(e);
+                pthread_mutex_lock(&e->mu);
+            }
+        } else {
+            int32_t lcp = 0;
+            struct slot *s = slots_full ? NULL : pick_slot(e, t, &lcp);
+            if (!s) {
+                slots_full = true;
+                prev = t;
+            } else {
+                queue_unlink(e, prev, t);
+                s->task = t;
+                s->last_used = ++e->tick;
+                pthread_mutex_unlock(&e->mu);
+                INF_LOG_DEBUG("server",
+                              "admit: slot %d, %d prompt tokens, %d reused, queued %.0f ms", s->id,
+                              (int)t->p.n_prompt, (int)lcp, now_ms() - t->t_submit);
+                bool ok = slot_start(e, s, lcp);
+                pthread_mutex_lock(&e->mu);
+                s->n_cells = s->n_cache;
+                if (ok)
+                    e->st.cached_tokens_total += (uint64_t)s->n_cached;
+            }
         }
-        if (t->p.kind == SRV_TASK_EMBEDDING) {
-            e->q_head = t->qnext;
-            if (!e->q_head)
-                e->q_tail = NULL;
-            e->q_len--;
-            pthread_mutex_unlock(&e->mu);
-            run_embedding(e, t);
-            task_unref(t);
-            pthread_mutex_lock(&e->mu);
-            continue;
-        }
-        int32_t lcp = 0;
-        struct slot *s = pick_slot(e, t, &lcp);
-        if (!s)
-            break;
-        e->q_head = t->qnext;
-        if (!e->q_head)
-            e->q_tail = NULL;
-        e->q_len--;
-        s->task = t;
-        s->last_used = ++e->tick;
-        pthread_mutex_unlock(&e->mu);
-        INF_LOG_DEBUG("server", "admit: slot %d, %d prompt tokens, %d reused, queued %.0f ms",
-                      s->id, (int)t->p.n_prompt, (int)lcp, now_ms() - t->t_submit);
-        bool ok = slot_start(e, s, lcp);
-        pthread_mutex_lock(&e->mu);
-        s->n_cells = s->n_cache;
-        if (ok)
-            e->st.cached_tokens_total += (uint64_t)s->n_cached;
+        /* t was the tail when next was read: a task submitted meanwhile follows prev */
+        t = next ? next : (prev ? prev->qnext : e->q_head);
     }
 }
 
@@ -766,6 +875,8 @@ static void cancel_slots(struct srv_engine *e, bool all)
         if (s->task && (all || atomic_load(&s->task->cancel)))
             slot_done(e, s, SRV_FINISH_CANCELLED);
     }
+    if (e->emb && (all || atomic_load(&e->emb->cancel)))
+        emb_cancel(e);
 }
 
 /* One engine step: build the batch, decode, sample. e->mu not held. */
@@ -808,9 +919,20 @@ static void step(struct srv_engine *e)
        since every forward pass reads all the weights once. The oldest waiting prompt always
        gets at least one token, so prompts progress even when generation fills n_batch. */
     int32_t budget = (int32_t)e->p.n_batch - n;
-    if (budget < 1 && n_prompting > 0)
+    struct srv_task *emb = e->emb; /* written by this thread only */
+    if (budget < 1 && (n_prompting > 0 || emb))
         budget = 1;
-    for (int o = 0; o < n_prompting && budget > 0; o++) {
+    /* the embedding in progress takes its place in that order (decoded in its own context) */
+    int32_t emb_take = 0;
+    for (int o = 0; o <= n_prompting && budget > 0; o++) {
+        if (emb && emb_take == 0 &&
+            (o == n_prompting || e->slots[order[o]].task->t_submit > emb->t_submit)) {
+            int32_t left = emb->p.n_prompt - e->emb_done;
+            emb_take = left < budget ? left : budget;
+            budget -= emb_take;
+        }
+        if (o == n_prompting || budget == 0)
+            break;
         struct slot *s = &e->slots[order[o]];
         int32_t left = s->task->p.n_prompt - s->n_prompt_done;
         int32_t take = left < budget ? left : budget;
@@ -826,6 +948,8 @@ static void step(struct srv_engine *e)
             n++;
         }
     }
+    if (emb_take > 0)
+        emb_chunk(e, emb_take);
     if (n == 0)
         return;
     struct inf_batch b = {.n_tokens = n,
@@ -895,6 +1019,8 @@ static void step(struct srv_engine *e)
 
 static bool any_active(const struct srv_engine *e)
 {
+    if (e->emb)
+        return true;
     for (int i = 0; i < e->p.n_parallel; i++)
         if (e->slots[i].task)
             return true;
@@ -1112,7 +1238,8 @@ void srv_engine_stop(struct srv_engine *e, int drain_ms)
 
 /* ---- submit / cancel ------------------------------------------------------------------- */
 
-inf_status srv_task_submit(struct srv_engine *e, const struct srv_task_params *p,
+/* A task with owned copies of p's buffers (not queued; t->e NULL). */
+static inf_status task_new(struct srv_engine *e, const struct srv_task_params *p,
                            struct srv_task **out, struct inf_error *err)
 {
     *out = NULL;
@@ -1156,57 +1283,111 @@ inf_status srv_task_submit(struct srv_engine *e, const struct srv_task_params *p
         oom = !t->stop[i];
     }
     if (oom) {
-        t->e = NULL;
         task_free(t);
         return inf_error_set(err, INF_ENOMEM, "out of memory");
     }
     t->t_submit = now_ms();
+    *out = t;
+    return INF_OK;
+}
+
+/* Requests with a task waiting for a slot (a request's tasks are queued together, and stay in
+   order). Under e->mu. */
+static int waiting_requests(const struct srv_engine *e)
+{
+    int k = 0;
+    const struct srv_task *prev = NULL;
+    for (const struct srv_task *t = e->q_head; t; prev = t, t = t->qnext)
+        if (!prev || prev->group != t->group)
+            k++;
+    return k;
+}
+
+inf_status srv_task_submit_n(struct srv_engine *e, const struct srv_task_params *p, size_t n,
+                             struct srv_task **out, struct inf_error *err)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = NULL;
+    if (n == 0)
+        return inf_error_set(err, INF_EINVAL, "no task to submit");
+    /* A waiting request counts once against queue_size, so with a queue any number of choices
+       can wait. Without one (queue_size 0) a request must fit in the slots at once: more
+       choices than slots could never be admitted, which is the client's error (400), not a
+       busy server (503 would be retried forever). */
+    if (e->p.queue_size == 0 && n > (size_t)e->p.n_parallel)
+        return inf_error_set(err, INF_EINVAL,
+                             "the request has %zu choices (prompts x n, or inputs) but at most %d "
+                             "fit in the server at once (server.queue_size 0, %d slots); send at "
+                             "most %d or raise server.queue_size",
+                             n, e->p.n_parallel, e->p.n_parallel, e->p.n_parallel);
+    inf_status rc = INF_OK;
+    for (size_t i = 0; i < n && rc == INF_OK; i++)
+        rc = task_new(e, &p[i], &out[i], err);
+    size_t n_queued = 0; /* the others are refused through an ERROR event (http_status 400) */
+    for (size_t i = 0; i < n && rc == INF_OK; i++)
+        n_queued += (uint32_t)p[i].n_prompt <= e->slot_ctx;
 
     pthread_mutex_lock(&e->mu);
-    inf_status rc = INF_OK;
-    if (e->stopping) {
+    if (rc != INF_OK) {
+        /* err is set */
+    } else if (e->stopping) {
         rc = inf_error_set(err, INF_ECANCELED, "the server is shutting down");
-    } else if ((uint32_t)p->n_prompt > e->slot_ctx) {
-        rc = INF_OK; /* refused through an ERROR event below (http_status 400) */
-    } else if (e->q_len >= e->p.queue_size) {
-        /* a free slot admits at once; the queue bounds only what waits */
+    } else if (n_queued > 0) {
+        /* a request that will wait counts once against queue_size, however many choices it
+           has; one that free slots take at once does not wait */
         int free_slots = 0;
         for (int i = 0; i < e->p.n_parallel; i++)
             if (!e->slots[i].task)
                 free_slots++;
-        if (e->q_len >= e->p.queue_size + free_slots)
-            rc = inf_error_set(err, INF_ELIMIT, "the queue is full (%d waiting)", e->q_len);
+        int waiting = waiting_requests(e);
+        if ((size_t)e->q_len + n_queued > (size_t)free_slots && waiting >= e->p.queue_size)
+            rc = inf_error_set(err, INF_ELIMIT, "the queue is full (%d requests waiting)", waiting);
     }
     if (rc != INF_OK) {
         pthread_mutex_unlock(&e->mu);
-        t->e = NULL;
-        task_free(t);
+        for (size_t i = 0; i < n; i++) {
+            if (out[i])
+                task_free(out[i]);
+            out[i] = NULL;
+        }
         return rc;
     }
-    e->refs++;
-    t->e = e;
-    t->step_submit = e->st.steps_total;
-    e->st.tasks_total++;
-    if ((uint32_t)p->n_prompt > e->slot_ctx) {
-        pthread_mutex_unlock(&e->mu);
+    const uint64_t group = ++e->next_group;
+    for (size_t i = 0; i < n; i++) {
+        struct srv_task *t = out[i];
+        e->refs++;
+        t->e = e;
+        t->group = group;
+        t->step_submit = e->st.steps_total;
+        e->st.tasks_total++;
+        if ((uint32_t)t->p.n_prompt > e->slot_ctx)
+            continue;
+        if (e->q_tail)
+            e->q_tail->qnext = t;
+        else
+            e->q_head = t;
+        e->q_tail = t;
+        e->q_len++;
+    }
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    for (size_t i = 0; i < n; i++) {
+        struct srv_task *t = out[i];
+        if ((uint32_t)t->p.n_prompt <= e->slot_ctx)
+            continue;
         task_error(t, 400,
                    "the prompt has %d tokens but a slot holds at most %u (context %u shared by %d "
                    "slots)",
-                   (int)p->n_prompt, e->slot_ctx, inf_context_n_ctx(e->ctx), e->p.n_parallel);
-        t->refs = 1;
-        *out = t;
-        return INF_OK;
+                   (int)t->p.n_prompt, e->slot_ctx, inf_context_n_ctx(e->ctx), e->p.n_parallel);
+        t->refs = 1; /* the engine never holds it */
     }
-    if (e->q_tail)
-        e->q_tail->qnext = t;
-    else
-        e->q_head = t;
-    e->q_tail = t;
-    e->q_len++;
-    pthread_cond_broadcast(&e->cv);
-    pthread_mutex_unlock(&e->mu);
-    *out = t;
     return INF_OK;
+}
+
+inf_status srv_task_submit(struct srv_engine *e, const struct srv_task_params *p,
+                           struct srv_task **out, struct inf_error *err)
+{
+    return srv_task_submit_n(e, p, 1, out, err);
 }
 
 void srv_task_cancel(struct srv_task *t)

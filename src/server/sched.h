@@ -13,7 +13,8 @@
  *     that generation never stalls behind prompts), then the waiting prompts' tokens, oldest
  *     request first, each taking as much of the rest as it needs. A prompt that does not fit
  *     continues in the next steps. Then it decodes the batch, samples, and pushes events to each
- *     task's queue.
+ *     task's queue. Embeddings are decoded one at a time in their own context, in chunks that
+ *     take their place in that oldest-first share of n_batch, so generation goes on meanwhile.
  *
  * Slots: n_parallel slots share one context of n_ctx cells; each slot is one KV sequence and
  * may hold at most n_ctx / n_parallel cells (srv_engine_slot_ctx()). A prompt longer than that
@@ -47,7 +48,7 @@ struct srv_engine_params {
     uint32_t n_batch;     /* most tokens per forward pass */
     int n_threads;        /* 0 = physical cores */
     enum inf_kv_type kv_type;
-    int queue_size; /* tasks waiting for a slot before submit answers INF_ELIMIT */
+    int queue_size; /* requests waiting for a slot before submit answers INF_ELIMIT */
     /* Before a step that would carry only prompt tokens (no slot generating) while a slot is
        free: wait until this long after the newest arrival (at most twice this in all; early
        once every slot is taken), so that a burst of requests shares one pass over the weights.
@@ -189,6 +190,14 @@ struct srv_event {
  */
 inf_status srv_task_submit(struct srv_engine *e, const struct srv_task_params *p,
                            struct srv_task **out, struct inf_error *err);
+/*
+ * Queue the n tasks of one request (p[0..n), out[0..n)) together: all or none. The queue bound
+ * counts requests, not tasks: a request that has to wait takes one of queue_size places however
+ * many tasks it has (INF_ELIMIT when none is left). A request with more tasks than
+ * queue_size + n_parallel could never be held: INF_EINVAL, the message naming that limit.
+ */
+inf_status srv_task_submit_n(struct srv_engine *e, const struct srv_task_params *p, size_t n,
+                             struct srv_task **out, struct inf_error *err);
 
 /*
  * Next event, waiting up to timeout_ms (< 0: forever). Returns false on timeout. The event's
@@ -206,8 +215,11 @@ void srv_task_release(struct srv_task *t);
 /* ---- models ---------------------------------------------------------------------------- */
 
 /*
- * The set of models the server can serve and the engines currently loaded: at most
- * max_loaded stay loaded; loading one more unloads the least recently used idle engine.
+ * The set of models the server can serve and the engines currently loaded: at most max_loaded
+ * stay loaded, and one more is added only while memory allows (MemAvailable against the file's
+ * size and half of it again); otherwise loading one replaces the least recently used idle
+ * engine. The new engine is loaded before the old one is unloaded: a load that fails changes
+ * nothing.
  */
 struct srv_models;
 
@@ -235,14 +247,19 @@ inf_status srv_models_list(struct srv_models *m, struct srv_model_entry **out, s
                            struct inf_error *err);
 /*
  * The engine for a model id (NULL or "" = the first/default model), loading it on first use.
- * INF_ENOTFOUND (404) for an unknown id. The engine is pinned until srv_models_unpin().
+ * INF_ENOTFOUND (404) for an unknown id; INF_ELIMIT (503, retry later) when it would have to
+ * replace a loaded engine and every one is busy. The engine is pinned until srv_models_unpin().
  */
 inf_status srv_models_acquire(struct srv_models *m, const char *id, struct srv_engine **out,
                               struct inf_error *err);
 void srv_models_unpin(struct srv_models *m, struct srv_engine *e);
 
+/* OK while any model is loaded (a failed or running load of another one does not matter);
+   otherwise LOADING during a load, ERROR after a failed one. */
 enum srv_health { SRV_HEALTH_OK, SRV_HEALTH_LOADING, SRV_HEALTH_ERROR };
 enum srv_health srv_models_health(struct srv_models *m);
+/* Engines loaded now, and the most that stay loaded (server.max_loaded_models). */
+void srv_models_counts(struct srv_models *m, int *loaded, int *max_loaded);
 
 /* Call fn for each loaded engine (for /health and /metrics), under the models lock. */
 void srv_models_each_loaded(struct srv_models *m, void (*fn)(struct srv_engine *e, void *user),
