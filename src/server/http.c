@@ -552,6 +552,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return reject(r);
         }
         const char *hh = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+        if (!hh && strcmp(version, MHD_HTTP_VERSION_1_0) != 0) { /* RFC 9112 3.2 */
+            http_reply_errorf(r, 400, NULL, "invalid_request",
+                              "an HTTP/1.1 request must have a Host header");
+            return reject(r);
+        }
         if (!host_allowed(s, hh)) {
             http_reply_errorf(r, 403, NULL, "host_not_allowed",
                               "Host '%.100s' is not this server's name: add it to "

@@ -158,6 +158,12 @@ describe('one server, loopback, small pool: 16 connections, deadlines 2 s (heade
     }
     const r = await request(srv.url, { method: 'POST', path: '/v1/chat/completions', headers: { Host: 'evil.example', 'Content-Type': 'application/json' }, body: JSON.stringify(GOOD) });
     assert.equal(r.status, 403, r.text);
+    // no Host: an HTTP/1.1 request needs one (RFC 9112 3.2); HTTP/1.0 (no browser) may omit it
+    const r11 = parseResponse((await raw(srv.url, ['GET /health HTTP/1.1\r\n\r\n'])).data);
+    assert.equal(r11.status, 400);
+    assert.ok(isErrorObject(r11.json));
+    const r10 = parseResponse((await raw(srv.url, ['GET /health HTTP/1.0\r\n\r\n'])).data);
+    assert.equal(r10.status, 200);
   });
 
   test('JSON endpoints require Content-Type: application/json (415 otherwise)', async () => {
