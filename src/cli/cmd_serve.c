@@ -9,6 +9,7 @@
  * http://HOST:PORT (https:// with TLS). Everything else goes to the log
  * (stderr).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -77,40 +78,112 @@ static void strlist_free(struct strlist *l)
     free(l->v);
 }
 
+/*
+ * Add one API key, trimmed of blanks. Refused: an empty key (`--api-key "$UNSET"` would
+ * otherwise start an open server) and a key with whitespace inside (a line or paste gone
+ * wrong; bearer tokens have none). from names where the key came from, for the message.
+ */
+static int add_key(struct inf_cli *cli, struct strlist *k, const char *s, size_t len,
+                   const char *from)
+{
+    while (len && isspace((unsigned char)s[0])) {
+        s++;
+        len--;
+    }
+    while (len && isspace((unsigned char)s[len - 1]))
+        len--;
+    if (!len) {
+        inf_cli_errorf(cli,
+                       "%s: an empty API key (an unset variable?) would leave the server "
+                       "open; refusing to start",
+                       from);
+        return INF_EXIT_USAGE;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (isspace((unsigned char)s[i]) || iscntrl((unsigned char)s[i])) {
+            inf_cli_errorf(cli, "%s: an API key has whitespace or a control character inside it",
+                           from);
+            return INF_EXIT_USAGE;
+        }
+    }
+    if (!strlist_add(k, s, len)) {
+        inf_cli_errorf(cli, "out of memory");
+        return INF_EXIT_FAIL;
+    }
+    return INF_EXIT_OK;
+}
+
+/* The keys of server.api_key_file: one per whole line (any length), blanks trimmed; blank lines
+ * and lines starting with '#' (after the blanks) skipped. A file with no key is an error. */
+static int read_key_file(struct inf_cli *cli, const char *file, struct strlist *k)
+{
+    FILE *f = fopen(file, "r");
+    if (!f) {
+        inf_cli_errorf(cli, "cannot open server.api_key_file '%s': %s", file, strerror(errno));
+        return INF_EXIT_FAIL;
+    }
+    char *line = NULL;
+    size_t cap = 0, n_before = k->n, lineno = 0;
+    ssize_t len;
+    int rc = INF_EXIT_OK;
+    while (rc == INF_EXIT_OK && (len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        const char *p = line;
+        while (isspace((unsigned char)*p))
+            p++;
+        if (*p == '\0' || *p == '#')
+            continue;
+        char from[64 + 4096];
+        snprintf(from, sizeof(from), "server.api_key_file '%s' line %zu", file, lineno);
+        rc = add_key(cli, k, line, (size_t)len, from);
+    }
+    if (rc == INF_EXIT_OK && ferror(f)) {
+        inf_cli_errorf(cli, "cannot read server.api_key_file '%s': %s", file, strerror(errno));
+        rc = INF_EXIT_FAIL;
+    }
+    if (rc == INF_EXIT_OK && k->n == n_before) {
+        inf_cli_errorf(cli,
+                       "server.api_key_file '%s' has no key in it; refusing to start an open "
+                       "server",
+                       file);
+        rc = INF_EXIT_USAGE;
+    }
+    if (line) {
+        volatile char *w = line; /* keys: wipe before freeing */
+        for (size_t i = 0; i < cap; i++)
+            w[i] = 0;
+        free(line);
+    }
+    fclose(f);
+    return rc;
+}
+
 /* API keys from config, INFERNO_API_KEYS, the key file and --api-key, in that
  * order. */
 static int collect_keys(struct inf_cli *cli, const struct inf_cli_args *args, struct strlist *k)
 {
+    int rc;
     size_t n = 0;
     const char *const *cfg = inf_config_get_list(cli->config, "server.api_keys", &n);
     for (size_t i = 0; i < n; i++)
-        strlist_add(k, cfg[i], strlen(cfg[i]));
+        if ((rc = add_key(cli, k, cfg[i], strlen(cfg[i]), "server.api_keys")) != INF_EXIT_OK)
+            return rc;
     const char *env = getenv("INFERNO_API_KEYS");
-    for (const char *p = env; p && *p;) {
+    for (const char *p = env; p;) {
         const char *c = strchr(p, ',');
         size_t len = c ? (size_t)(c - p) : strlen(p);
-        strlist_add(k, p, len);
-        p = c ? c + 1 : p + len;
+        if ((rc = add_key(cli, k, p, len, "INFERNO_API_KEYS")) != INF_EXIT_OK)
+            return rc;
+        p = c ? c + 1 : NULL;
     }
     const char *file = inf_config_get_str(cli->config, "server.api_key_file");
-    if (file && *file) {
-        FILE *f = fopen(file, "r");
-        if (!f) {
-            inf_cli_errorf(cli, "cannot open server.api_key_file '%s': %s", file, strerror(errno));
-            return INF_EXIT_FAIL;
-        }
-        char line[4096];
-        while (fgets(line, sizeof(line), f)) {
-            size_t len = strcspn(line, "\n");
-            if (line[0] != '#')
-                strlist_add(k, line, len);
-        }
-        fclose(f);
-    }
+    if (file && *file && (rc = read_key_file(cli, file, k)) != INF_EXIT_OK)
+        return rc;
     int nk = 0;
     const char *const *flags = inf_cli_values(args, "api-key", &nk);
     for (int i = 0; i < nk; i++)
-        strlist_add(k, flags[i], strlen(flags[i]));
+        if ((rc = add_key(cli, k, flags[i], strlen(flags[i]), "--api-key")) != INF_EXIT_OK)
+            return rc;
     return INF_EXIT_OK;
 }
 
@@ -218,6 +291,11 @@ int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args)
     hp.max_header_bytes = (size_t)inf_config_get_int(cfg, "server.max_header_bytes");
     hp.max_connections = (int)inf_config_get_int(cfg, "server.max_connections");
     hp.timeout_seconds = (int)inf_config_get_int(cfg, "server.timeout_seconds");
+    hp.max_connections_per_ip = (int)inf_config_get_int(cfg, "server.max_connections_per_ip");
+    hp.per_ip_exempt = inf_config_get_list(cfg, "server.per_ip_exempt", &hp.n_per_ip_exempt);
+    hp.header_timeout_seconds = (int)inf_config_get_int(cfg, "server.header_timeout_seconds");
+    hp.body_timeout_seconds = (int)inf_config_get_int(cfg, "server.body_timeout_seconds");
+    hp.allowed_hosts = inf_config_get_list(cfg, "server.allowed_hosts", &hp.n_allowed_hosts);
     hp.api_keys = (const char *const *)keys.v;
     hp.n_api_keys = keys.n;
     hp.rate_limit_rpm = (int)inf_config_get_int(cfg, "server.rate_limit_rpm");

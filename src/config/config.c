@@ -88,6 +88,17 @@ static const struct inf_config_key schema[] = {
      "chat: control tokens typed in messages (</s>, <|im_start|>...) act as control tokens "
      "(unsafe: users can forge turns)",
      0, 0, NULL},
+    {"server.max_connections_per_ip", INF_CFG_INT, "32",
+     "open connections per client address (except per_ip_exempt); 0 = no limit", 0, 65536, NULL},
+    {"server.per_ip_exempt", INF_CFG_STRING_LIST, "[\"127.0.0.1\", \"::1\"]",
+     "client addresses not counted by max_connections_per_ip (a local reverse proxy)", 0, 0, NULL},
+    {"server.header_timeout_seconds", INF_CFG_INT, "15",
+     "seconds a connection has to send a request's headers (idle keep-alive included)", 1, 3600,
+     NULL},
+    {"server.body_timeout_seconds", INF_CFG_INT, "120",
+     "seconds a request has to send its whole body once its headers are in", 1, 86400, NULL},
+    {"server.allowed_hosts", INF_CFG_STRING_LIST, "[]",
+     "Host names accepted besides localhost and the bound address (\"*\" = any)", 0, 0, NULL},
 
     {"cache.dir", INF_CFG_PATH, "\"$XDG_CACHE_HOME/inferno\"",
      "directory for caches (default ~/.cache/inferno)", 0, 0, NULL},
@@ -420,7 +431,9 @@ static inf_status parse_default(const struct inf_config_key *k, struct value *ou
     const char *d = k->default_str;
     char buf[512];
     size_t n = strlen(d);
-    if (n >= 2 && ((d[0] == '"' && d[n - 1] == '"') || (d[0] == '[' && d[n - 1] == ']'))) {
+    /* (a list keeps its brackets: parse_text reads it as a TOML array, quoted items and all) */
+    if (n >= 2 && ((d[0] == '"' && d[n - 1] == '"') ||
+                   (d[0] == '[' && d[n - 1] == ']' && k->type != INF_CFG_STRING_LIST))) {
         snprintf(buf, sizeof(buf), "%.*s", (int)(n - 2), d + 1);
         d = buf;
     }

@@ -771,7 +771,7 @@ static bool stream_step(struct http_stream *s)
     bool any = false;
     if (http_now() >= s->next_check) {
         s->next_check = http_now() + WAIT_SLICE_MS / 1000.0;
-        if (http_fd_gone(s->fd)) {
+        if (http_fd_gone(s->srv, s->fd)) {
             for (size_t i = 0; i < s->n; i++)
                 srv_task_cancel(s->c[i].task);
             atomic_store(&s->aborted, true);
@@ -820,7 +820,7 @@ static bool stream_step(struct http_stream *s)
         }
         break;
     }
-    if (http_fd_gone(s->fd)) {
+    if (http_fd_gone(s->srv, s->fd)) {
         for (size_t i = 0; i < s->n; i++)
             srv_task_cancel(s->c[i].task);
         atomic_store(&s->aborted, true);

@@ -3,9 +3,12 @@
  * its handler runs (route and method, CORS preflight, API key, rate limit, shutdown, body size).
  * See http.h for the threading model.
  */
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <poll.h>
@@ -23,8 +26,11 @@
 #define RATE_MAX_BUCKETS 4096
 #define HTTP_MAX_DISCARD ((unsigned long long)64 << 20) /* body bytes read only to be dropped */
 
-const int http_metric_status[HTTP_N_STATUS - 1] = {200, 204, 400, 401, 404, 405,
-                                                   413, 429, 431, 500, 501, 503};
+const int http_metric_status[HTTP_N_STATUS - 1] = {200, 204, 400, 401, 403, 404, 405,
+                                                   413, 415, 429, 431, 500, 501, 503};
+
+/* The request context of a request whose URL decodes to a NUL or control byte (see on_uri). */
+static char bad_uri_marker;
 
 static const struct http_route routes[] = {
     {"/v1/chat/completions", false, "POST", ROUTE_CHAT, true, api_chat},
@@ -146,19 +152,21 @@ int http_conn_fd(struct MHD_Connection *c)
     return ci ? ci->connect_fd : -1;
 }
 
-bool http_fd_gone(int fd)
+bool http_fd_gone(struct http_server *s, int fd)
 {
     if (fd < 0)
         return false;
     struct pollfd p = {.fd = fd, .events = POLLRDHUP};
     if (poll(&p, 1, 0) <= 0)
         return false;
-    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+    if (p.revents & (POLLHUP | POLLERR | POLLNVAL))
+        return true;
+    return (p.revents & POLLRDHUP) && !http_guard_half_close(s, fd);
 }
 
 bool http_conn_gone(struct http_req *r)
 {
-    return http_fd_gone(http_conn_fd(r->conn));
+    return http_fd_gone(r->srv, http_conn_fd(r->conn));
 }
 
 void http_track_task(struct http_server *s, struct srv_task *t)
@@ -262,6 +270,136 @@ static bool sane_request_id(const char *v)
     return n > 0;
 }
 
+/*
+ * A URL that percent-decodes to a NUL or a control byte: libmicrohttpd hands handlers the decoded
+ * URL as a C string, so "/v1/models/NAME%00junk" would arrive as "/v1/models/NAME".
+ */
+static bool uri_has_control(const char *u)
+{
+    for (; *u; u++) {
+        unsigned char c = (unsigned char)*u;
+        if (c < 0x20 || c == 0x7f)
+            return true;
+        if (c == '%' && isxdigit((unsigned char)u[1]) && isxdigit((unsigned char)u[2])) {
+            char hex[3] = {u[1], u[2], 0};
+            unsigned long v = strtoul(hex, NULL, 16);
+            if (v < 0x20 || v == 0x7f)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* Called with the raw request target before it is decoded; its result starts the context. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    (void)conn;
+    return uri_has_control(uri) ? &bad_uri_marker : NULL;
+}
+
+struct framing {
+    int n_cl;
+    const char *cl;
+    bool conflict;
+};
+
+static enum MHD_Result count_cl(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
+{
+    struct framing *f = cls;
+    (void)kind;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+        return MHD_YES;
+    if (f->n_cl++ && strcmp(f->cl, value ? value : "") != 0)
+        f->conflict = true;
+    if (f->n_cl == 1)
+        f->cl = value ? value : "";
+    return MHD_YES;
+}
+
+/*
+ * Why the request's framing is ambiguous (RFC 9112 6.1, 6.3), or NULL: Content-Length headers
+ * that disagree (libmicrohttpd would use the first and read the rest of the bytes as another
+ * request), or Content-Length together with Transfer-Encoding.
+ */
+static const char *framing_error(struct MHD_Connection *conn)
+{
+    struct framing f = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_cl, &f);
+    if (f.conflict)
+        return "the request has Content-Length headers with different values";
+    if (f.n_cl &&
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        return "the request has both Content-Length and Transfer-Encoding";
+    return NULL;
+}
+
+/*
+ * Whether the Host header names this server: checked when it listens on loopback (or
+ * server.allowed_hosts is set), so that a web page whose name was rebound to 127.0.0.1 cannot
+ * talk to it. The port is not compared. A request without Host (HTTP/1.0) passes.
+ */
+static bool host_allowed(const struct http_server *s, const char *h)
+{
+    if (!s->check_host || !h)
+        return true;
+    const char *name = h, *end;
+    if (*h == '[') {
+        name = h + 1;
+        end = strchr(name, ']');
+        if (!end)
+            return false;
+        if (end[1] != '\0' && end[1] != ':')
+            return false;
+    } else {
+        end = strchr(h, ':');
+        if (!end)
+            end = h + strlen(h);
+    }
+    size_t n = (size_t)(end - name);
+    if (*end == ':' || (*end == ']' && end[1] == ':')) {
+        const char *port = *end == ':' ? end + 1 : end + 2;
+        if (!*port || strspn(port, "0123456789") != strlen(port))
+            return false;
+    }
+    const char *bound = s->p.host && *s->p.host ? s->p.host : "127.0.0.1";
+    const char *fixed[] = {"localhost", "127.0.0.1", "::1", bound};
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        if (strlen(fixed[i]) == n && strncasecmp(fixed[i], name, n) == 0)
+            return true;
+    for (size_t i = 0; i < s->p.n_allowed_hosts; i++) {
+        const char *a = s->p.allowed_hosts[i];
+        if (strcmp(a, "*") == 0 || (strlen(a) == n && strncasecmp(a, name, n) == 0))
+            return true;
+    }
+    return false;
+}
+
+/* Content-Type is application/json (parameters such as charset allowed). */
+static bool is_json_type(const char *ct)
+{
+    if (!ct)
+        return false;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    static const char json[] = "application/json";
+    if (strncasecmp(ct, json, sizeof(json) - 1) != 0)
+        return false;
+    ct += sizeof(json) - 1;
+    return *ct == '\0' || *ct == ';' || *ct == ' ' || *ct == '\t';
+}
+
+/* The request declares a body (a non-zero Content-Length, or chunked). */
+static bool has_body(struct MHD_Connection *conn)
+{
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        return true;
+    return cl && strspn(cl, " 0") != strlen(cl);
+}
+
 static const struct http_route *find_route(const char *url, const char *method, bool *path_known)
 {
     *path_known = false;
@@ -335,8 +473,9 @@ static enum MHD_Result send_response(struct http_req *r)
         if (strcmp(r->cors_origin, "*") != 0)
             MHD_add_response_header(r->resp, "Vary", "Origin");
     }
-    if (atomic_load(&r->srv->stopping))
+    if (atomic_load(&r->srv->stopping) || r->close || http_guard_reserve(r->hc))
         MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    http_guard_phase(r->srv, r->hc, HTTP_PHASE_BUSY);
     int route = r->route ? (int)r->route->id : ROUTE_OTHER;
     atomic_fetch_add(&r->srv->requests[route][status_slot(r->status)], 1);
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned int)r->status, r->resp);
@@ -350,11 +489,15 @@ static enum MHD_Result send_response(struct http_req *r)
 /*
  * Answer a request refused before its body was read. A body of up to HTTP_MAX_DISCARD bytes is
  * read and dropped first, so that clients that send the whole body before reading (most do)
- * see the answer and the connection stays usable; a larger one is not read at all: the answer
- * goes out at once and libmicrohttpd closes the connection.
+ * see the answer and the connection stays usable; a larger one, a chunked one, or one the client
+ * holds back until it gets 100 Continue (Expect) is not read at all: the answer goes out at once
+ * and libmicrohttpd closes the connection.
  */
 static enum MHD_Result reject(struct http_req *r)
 {
+    /* the client waits for 100 Continue before it sends the body: give it the answer instead */
+    if (MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT))
+        return send_response(r);
     const char *cl =
         MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     const char *te =
@@ -372,7 +515,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct http_server *s = cls;
     struct http_req *r = *con_cls;
 
-    if (!r) { /* headers are in: the checks that need no body */
+    if (!r || r == (void *)&bad_uri_marker) { /* headers are in: the checks that need no body */
+        bool bad_uri = r != NULL;
         r = calloc(1, sizeof(*r));
         if (!r)
             return MHD_NO;
@@ -382,6 +526,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->method = method;
         r->url = url;
         r->t0 = http_now();
+        r->hc = http_guard_conn(conn);
+        http_guard_phase(s, r->hc, HTTP_PHASE_BODY);
         const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
         if (rid && sane_request_id(rid))
             snprintf(r->req_id, sizeof(r->req_id), "%s", rid);
@@ -393,6 +539,31 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&s->in_flight, 1);
         r->counted = true;
 
+        const char *framing = framing_error(conn);
+        if (framing) { /* where this request ends is unknown: answer and close */
+            http_reply_errorf(r, 400, NULL, "invalid_request", "%s", framing);
+            r->close = true;
+            return send_response(r);
+        }
+        if (bad_uri) {
+            http_reply_errorf(r, 400, NULL, "invalid_url",
+                              "the URL contains a NUL or control character (percent-encoded "
+                              "or not)");
+            return reject(r);
+        }
+        const char *hh = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+        if (!hh && strcmp(version, MHD_HTTP_VERSION_1_0) != 0) { /* RFC 9112 3.2 */
+            http_reply_errorf(r, 400, NULL, "invalid_request",
+                              "an HTTP/1.1 request must have a Host header");
+            return reject(r);
+        }
+        if (!host_allowed(s, hh)) {
+            http_reply_errorf(r, 403, NULL, "host_not_allowed",
+                              "Host '%.100s' is not this server's name: add it to "
+                              "server.allowed_hosts if it is (a defence against DNS rebinding)",
+                              hh);
+            return reject(r);
+        }
         bool path_known;
         if (strcmp(method, "OPTIONS") == 0 && s->p.n_cors_origins) {
             find_route(url, "GET", &path_known);
@@ -419,6 +590,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return reject(r);
         }
         r->route = find_route(url, method, &path_known);
+        if (r->route && r->route->id != ROUTE_HEALTH && http_guard_reserve(r->hc)) {
+            http_reply_errorf(r, 503, NULL, "server_busy",
+                              "every connection is in use (server.max_connections); only "
+                              "/health is answered on this one");
+            return reject(r);
+        }
         if (!r->route) {
             if (path_known) {
                 http_reply_errorf(r, 405, NULL, "method_not_allowed",
@@ -441,6 +618,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             }
             if (key < 0) {
                 http_reply_errorf(r, 401, NULL, "invalid_api_key", "incorrect API key provided");
+                return reject(r);
+            }
+        }
+        if (strcmp(r->route->method, "POST") == 0 && has_body(conn)) {
+            /* a cross-site "simple" request (no CORS preflight) cannot send application/json */
+            const char *ct =
+                MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+            if (!is_json_type(ct)) {
+                http_reply_errorf(r, 415, NULL, "unsupported_media_type",
+                                  "send the JSON body with 'Content-Type: application/json' "
+                                  "(got '%.100s')",
+                                  ct ? ct : "no Content-Type");
                 return reject(r);
             }
         }
@@ -491,10 +680,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         r->discarded += n;
         if (r->resp || r->too_large || r->len + n > s->p.max_body_bytes) {
-            /* refused already, or a chunked upload past the limit: drop the rest, up to a
-               point; past it, close the connection */
-            if (r->discarded > HTTP_MAX_DISCARD + s->p.max_body_bytes)
-                return MHD_NO;
+            /* refused already, or a chunked upload past the limit: drop the rest and answer
+               at its end (libmicrohttpd cannot answer in the middle of a body); the body
+               deadline (server.body_timeout_seconds) bounds how long that may take */
             if (r->resp)
                 return MHD_YES;
             r->too_large = true;
@@ -523,6 +711,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return send_response(r);
     if (r->status) /* already answered */
         return MHD_YES;
+    http_guard_phase(s, r->hc, HTTP_PHASE_BUSY);
     if (r->too_large) {
         http_reply_errorf(r, 413, NULL, "request_too_large",
                           "the request body is larger than %zu bytes", s->p.max_body_bytes);
@@ -537,9 +726,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     struct http_server *s = cls;
     struct http_req *r = *con_cls;
-    if (!r)
-        return;
     *con_cls = NULL;
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        http_guard_phase(s, http_guard_conn(conn), HTTP_PHASE_HEADERS); /* keep-alive: next one */
+    if (!r || r == (void *)&bad_uri_marker)
+        return;
     if (r->stream)
         api_stream_abort(r->stream, toe != MHD_REQUEST_TERMINATED_COMPLETED_OK);
     if (r->resp)
@@ -600,6 +791,16 @@ static char *read_file(const char *path, struct inf_error *err)
     return buf;
 }
 
+static bool is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family != AF_INET6)
+        return false;
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+}
+
 static void server_free(struct http_server *s)
 {
     if (!s)
@@ -611,6 +812,8 @@ static void server_free(struct http_server *s)
     }
     free(s->buckets);
     free(s->key_hash);
+    free(s->exempt);
+    pthread_mutex_destroy(&s->conn_lock);
     if (s->tls_key_pem) {
         OPENSSL_cleanse(s->tls_key_pem, strlen(s->tls_key_pem));
         free(s->tls_key_pem);
@@ -628,6 +831,7 @@ inf_status http_server_start(const struct http_server_params *p, struct http_ser
     if (!s)
         return inf_error_set(err, INF_ENOMEM, "out of memory");
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->conn_lock, NULL);
     s->p = *p;
     s->buckets = calloc(RATE_MAX_BUCKETS, sizeof(*s->buckets));
     s->key_hash = calloc(p->n_api_keys + 1, sizeof(*s->key_hash));
@@ -670,6 +874,16 @@ inf_status http_server_start(const struct http_server_params *p, struct http_ser
         return inf_error_set(err, INF_EINVAL, "cannot resolve server.host '%s': %s", p->host,
                              gai_strerror(gai));
     }
+    s->check_host = is_loopback(ai->ai_addr) || p->n_allowed_hosts > 0;
+    for (size_t i = 0; i < p->n_allowed_hosts; i++)
+        if (strcmp(p->allowed_hosts[i], "*") == 0)
+            s->check_host = false;
+    if (http_guard_start(s, err) != INF_OK) {
+        freeaddrinfo(ai);
+        http_guard_stop(s);
+        server_free(s);
+        return err->code;
+    }
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
@@ -682,14 +896,16 @@ inf_status http_server_start(const struct http_server_params *p, struct http_ser
         {MHD_OPTION_END, 0, NULL},
     };
     s->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)p->max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)p->timeout_seconds,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, p->max_header_bytes, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_THREAD_STACK_SIZE, (size_t)8 << 20, MHD_OPTION_EXTERNAL_LOGGER,
-        mhd_log, s, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
+        flags, 0, http_guard_accept, s, on_request, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_CONNECTION_LIMIT, http_guard_mhd_limit(p), MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)p->timeout_seconds, MHD_OPTION_CONNECTION_MEMORY_LIMIT, p->max_header_bytes,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+        http_guard_notify, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_THREAD_STACK_SIZE,
+        (size_t)8 << 20, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_ARRAY, tls_opts,
+        MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->daemon) {
+        http_guard_stop(s);
         server_free(s);
         return inf_error_set(err, INF_EIO,
                              "cannot listen on %s port %d (address in use, or a bad "
@@ -729,6 +945,7 @@ void http_server_stop(struct http_server *s, int drain_ms)
         while (atomic_load(&s->in_flight) > 0 && http_now() < deadline)
             usleep(20 * 1000);
     }
+    http_guard_stop(s);
     MHD_stop_daemon(s->daemon);
     server_free(s);
 }

@@ -30,7 +30,14 @@ struct http_server_params {
     size_t max_body_bytes;
     size_t max_header_bytes;
     int max_connections;
-    int timeout_seconds;         /* idle connection timeout */
+    int timeout_seconds;              /* idle connection timeout */
+    int max_connections_per_ip;       /* 0 = no limit */
+    const char *const *per_ip_exempt; /* numeric addresses the per-address limit skips */
+    size_t n_per_ip_exempt;
+    int header_timeout_seconds; /* deadline for a request's headers (from accept / last reply) */
+    int body_timeout_seconds;   /* deadline for its body (from the end of its headers) */
+    const char *const *allowed_hosts; /* Host names accepted besides the loopback ones; "*" = any */
+    size_t n_allowed_hosts;
     const char *const *api_keys; /* none = no authentication */
     size_t n_api_keys;
     int rate_limit_rpm;              /* 0 = off */
