@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cli/cli.h"
 #include "cli/cli_engine.h"
@@ -187,6 +188,29 @@ static int collect_keys(struct inf_cli *cli, const struct inf_cli_args *args, st
     return INF_EXIT_OK;
 }
 
+/*
+ * Every connection holds a descriptor (and a model file or two more): lift the soft open-file
+ * limit (often 1024) towards the hard one so that server.max_connections can be reached, and
+ * say so when the hard limit is below it.
+ */
+static void raise_fd_limit(int max_connections)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = (rlim_t)max_connections + 256;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rl.rlim_cur = (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want) ? want : rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+        (void)getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
+        INF_LOG_WARN("server",
+                     "the open-file limit (%llu) is below server.max_connections + 256 (%llu): "
+                     "connections beyond it will be refused; raise it with ulimit -n",
+                     (unsigned long long)rl.rlim_cur, (unsigned long long)want);
+}
+
 int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args)
 {
     const struct inf_config *cfg = cli->config;
@@ -303,6 +327,7 @@ int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args)
     hp.n_cors_origins = n_cors;
     hp.models = m;
     hp.parse_special_in_content = inf_config_get_bool(cfg, "server.parse_special_in_content");
+    raise_fd_limit(hp.max_connections);
     if (http_server_start(&hp, &http, &err) != INF_OK) {
         inf_cli_errorf(cli, "%s", inf_error_message(&err));
         goto out;

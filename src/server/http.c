@@ -884,8 +884,9 @@ inf_status http_server_start(const struct http_server_params *p, struct http_ser
         server_free(s);
         return err->code;
     }
+    /* poll(), not select(): descriptors above FD_SETSIZE (1024) must work too */
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (tls)

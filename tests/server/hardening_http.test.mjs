@@ -384,3 +384,40 @@ describe('API keys that would start an open or surprising server are refused', (
     assert.match(r.stderr, /no key/);
   });
 });
+
+describe('descriptors above FD_SETSIZE: 1100 connections open at once are all served', () => {
+  let srv;
+  before(async () => {
+    srv = await startServer({ args: ['--set', 'server.max_connections=1200'] });
+  });
+  after(async () => { if (srv) assert.equal(await srv.stop(), 0); });
+
+  test('each of 1100 keep-alive connections gets its /health answer (poll(), not select())', async () => {
+    const u = new URL(srv.url);
+    const N = 1100;
+    const socks = [];
+    // open them all first, so that the server holds N descriptors at once
+    await Promise.all(Array.from({ length: N }, () => new Promise((resolve) => {
+      const s = net.connect(Number(u.port), u.hostname);
+      s.on('error', () => resolve());
+      s.on('connect', () => resolve());
+      socks.push(s);
+    })));
+    await sleep(500 * SLOW);
+    const answers = await Promise.all(socks.map((s) => new Promise((resolve) => {
+      let data = '';
+      const t = setTimeout(() => resolve(data), 60000 * SLOW);
+      s.on('data', (d) => {
+        data += d;
+        if (/\r\n\r\n[\s\S]*"status"/.test(data)) { clearTimeout(t); resolve(data); }
+      });
+      s.on('close', () => { clearTimeout(t); resolve(data); });
+      if (!s.destroyed) s.write(`GET /health HTTP/1.1\r\nHost: ${u.host}\r\n\r\n`);
+    })));
+    for (const s of socks) s.destroy();
+    const ok = answers.filter((d) => /^HTTP\/1\.1 200 /.test(d)).length;
+    assert.equal(ok, N, `${ok} of ${N} connections answered 200`);
+    const r = await fetch(`${srv.url}/health`);
+    assert.equal(r.status, 200);
+  });
+});
