@@ -256,6 +256,19 @@ def main():
         check(not [f for f in os.listdir(work) if ".tmp" in f],
               "quantize refusals leave no temporary file: %r" % os.listdir(work))
 
+        # quantizing a NaN converted it to an integer (undefined; UBSan's float-cast-overflow,
+        # found by fuzz_gguf_commands): refused with a message naming the tensor and the value
+        nan_row = struct.pack("<32f", *([0.25] * 5 + [float("nan")] + [0.5] * 26))
+        nanf = write(os.path.join(work, "nan.gguf"),
+                     gguf([("general.architecture", "llama")],
+                          [("blk.0.attn_q.weight", 0, [32, 2], nan_row * 2, None)]))
+        rc, out, err = run(base + ["quantize", nanf, os.path.join(work, "nan-q.gguf"), "--type",
+                                   "Q8_0", "-q"], env=env)
+        if sane(rc, out, err, "quantize nan"):
+            check(rc == 1 and "'blk.0.attn_q.weight': row 0 element 5 is nan" in err,
+                  "quantize nan: rc=%r %s" % (rc, err))
+        check(not [f for f in os.listdir(work) if f.startswith("nan-q")], "quantize nan: no output")
+
         # 19. quantize killed by SIGKILL leaves no OUT.tmp.* behind
         big = os.path.join(work, "big.gguf")
         n = 2048

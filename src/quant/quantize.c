@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -525,6 +526,14 @@ static inf_status convert_tensor(struct inf_threadpool *pool, const struct inf_g
             inf_threadpool_run(pool, dequant_fn, &d);
             x = fbuf;
         }
+        /* NaN or infinity has no quantized form (converting it to an integer is undefined) */
+        for (int64_t i = 0; i < nr * n_per_row; i++)
+            if (!isfinite(x[i]))
+                return inf_error_set(err, INF_EFORMAT,
+                                     "tensor '%s': row %" PRId64 " element %" PRId64
+                                     " is %g; a tensor with values that are not finite cannot be "
+                                     "quantized",
+                                     t->name.data, r + i / n_per_row, i % n_per_row, (double)x[i]);
         rc = inf_quantize_rows(pool, (enum inf_type)to, x, qbuf, nr, n_per_row, err);
         if (rc == INF_OK)
             rc = put_bytes(f, qbuf, (size_t)nr * dst_row, tmp, err);
@@ -676,8 +685,17 @@ static inf_status out_open(const char *out_path, struct out_file *o, struct inf_
     o->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666 & ~mask);
     free(dir);
     if (o->fd >= 0) {
-        o->unnamed = true;
-        tmp_name(o->tmp, tlen, out_path);
+        /* the file is linked at the end through /proc/self/fd: without /proc, use a name */
+        char proc[64];
+        struct stat sb;
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", o->fd);
+        if (stat(proc, &sb) == 0) {
+            o->unnamed = true;
+            tmp_name(o->tmp, tlen, out_path);
+        } else {
+            close(o->fd);
+            o->fd = -1;
+        }
     }
 #endif
     if (o->fd < 0) {
@@ -708,8 +726,6 @@ static inf_status out_commit(struct out_file *o, const char *out_path, struct in
         snprintf(proc, sizeof(proc), "/proc/self/fd/%d", o->fd);
         for (;;) {
             r = linkat(AT_FDCWD, proc, AT_FDCWD, o->tmp, AT_SYMLINK_FOLLOW);
-            if (r != 0 && errno == ENOENT) /* no /proc: needs CAP_DAC_READ_SEARCH */
-                r = linkat(o->fd, "", AT_FDCWD, o->tmp, AT_EMPTY_PATH);
             if (r == 0 || errno != EEXIST || ++tries == 16)
                 break;
             tmp_name(o->tmp, strlen(out_path) + 16, out_path);
