@@ -502,6 +502,14 @@ static inf_status put_bytes(FILE *f, const void *p, size_t n, const char *tmp,
 
 #define SLAB_BYTES (32u << 20) /* F32 values converted per step */
 
+/*
+ * Values smaller than this quantize to 0 in every block format (the block scales are F16, whose
+ * smallest step is 6e-8), but a block made only of them has a scale d so small that the
+ * quantizers' 1/d overflows to infinity, and converting infinity to an integer is undefined
+ * (found by fuzz_gguf_commands). They are flushed to 0 first; the output dequantizes the same.
+ */
+#define QUANT_TINY 1e-30f
+
 static inf_status convert_tensor(struct inf_threadpool *pool, const struct inf_gguf_tensor *t,
                                  uint32_t to, FILE *f, const char *tmp, float *fbuf, void *qbuf,
                                  const struct inf_quant_params *p, struct inf_error *err)
@@ -512,6 +520,7 @@ static inf_status convert_tensor(struct inf_threadpool *pool, const struct inf_g
     size_t dst_row = inf_type_row_size((enum inf_type)to, n_per_row);
     int64_t slab = (int64_t)(SLAB_BYTES / sizeof(float)) / (n_per_row ? n_per_row : 1);
     inf_status rc = INF_OK;
+    const bool quantized = ggml_quantized(to);
 
     if (slab < 1)
         slab = 1;
@@ -527,13 +536,24 @@ static inf_status convert_tensor(struct inf_threadpool *pool, const struct inf_g
             x = fbuf;
         }
         /* NaN or infinity has no quantized form (converting it to an integer is undefined) */
-        for (int64_t i = 0; i < nr * n_per_row; i++)
+        bool tiny = false;
+        for (int64_t i = 0; i < nr * n_per_row; i++) {
             if (!isfinite(x[i]))
                 return inf_error_set(err, INF_EFORMAT,
                                      "tensor '%s': row %" PRId64 " element %" PRId64
                                      " is %g; a tensor with values that are not finite cannot be "
                                      "quantized",
                                      t->name.data, r + i / n_per_row, i % n_per_row, (double)x[i]);
+            tiny |= x[i] != 0.0f && fabsf(x[i]) < QUANT_TINY;
+        }
+        if (tiny && quantized) {
+            if (x != fbuf)
+                memcpy(fbuf, x, (size_t)(nr * n_per_row) * sizeof(float));
+            for (int64_t i = 0; i < nr * n_per_row; i++)
+                if (fabsf(fbuf[i]) < QUANT_TINY)
+                    fbuf[i] = 0.0f;
+            x = fbuf;
+        }
         rc = inf_quantize_rows(pool, (enum inf_type)to, x, qbuf, nr, n_per_row, err);
         if (rc == INF_OK)
             rc = put_bytes(f, qbuf, (size_t)nr * dst_row, tmp, err);
