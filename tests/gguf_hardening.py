@@ -16,6 +16,7 @@ message, never by a signal, a sanitizer report or a hang:
   * quantize killed by SIGKILL leaves no OUT.tmp.* file.
 Cases that need the shared model skip themselves when it is absent.
 """
+import json
 import os
 import shutil
 import signal
@@ -60,6 +61,8 @@ def kv_bytes(key, value):
     if isinstance(value, str):
         return out + struct.pack("<I", 8) + gstr(value)
     kind = value[0]
+    if kind == "u64":
+        return out + struct.pack("<IQ", 10, value[1])
     if kind == "arr":
         _, et, items = value
         body = struct.pack("<IIQ", 9, et, len(items))
@@ -157,6 +160,22 @@ def main():
             rc, out, err = run(base + cmd, env=env)
             if sane(rc, out, err, "wrap0: " + " ".join(cmd[:-1])):
                 check(rc == 1 and "overflow" in out, "wrap0 %s: rc=%r %s" % (cmd[:-1], rc, out))
+
+        # models info's KV-cache estimate multiplied metadata values without checks (2^82 -> 0)
+        kvbig = write(os.path.join(work, "kvbig.gguf"),
+                      gguf([("general.architecture", "llama"), ("llama.block_count", ("u64", 1 << 40)),
+                            ("llama.attention.head_count", 1 << 20),
+                            ("llama.attention.key_length", 1 << 10)],
+                           [("token_embd.weight", 0, [8, 4], f32_row * 4, None)]))
+        rc, out, err = run(base + ["models", "info", "--json", kvbig], env=env)
+        if sane(rc, out, err, "kvbig: models info"):
+            try:
+                mem = json.loads(out)["memory"]
+            except (ValueError, KeyError):
+                mem = {}
+            check(rc == 0 and mem.get("kv_cache_bytes", 0) >= 2**62 and
+                  mem.get("total_bytes", 0) >= mem.get("kv_cache_bytes", 0),
+                  "kvbig: the estimate saturates instead of wrapping: %s" % mem)
 
         # 2. a first dimension of 0 (zero elements): validate --deep divided by it (SIGFPE)
         zero = write(os.path.join(work, "zero.gguf"),
