@@ -279,7 +279,7 @@ static int models_info(struct inf_cli *cli, struct inf_cli_args *args, const cha
                         json_pack("{s:I, s:I, s:I, s:s, s:I}", "weights_bytes", (json_int_t)weights,
                                   "kv_cache_bytes", (json_int_t)kv_bytes, "context",
                                   (json_int_t)n_ctx, "kv_type", kvt, "total_bytes",
-                                  (json_int_t)(weights + kv_bytes)));
+                                  (json_int_t)weights + (json_int_t)kv_bytes));
     if (tensors)
         json_object_set_new(o, "tensors", tensors);
     if (inf_cli_has(args, "metadata")) {
