@@ -16,6 +16,7 @@ message, never by a signal, a sanitizer report or a hang:
   * quantize killed by SIGKILL leaves no OUT.tmp.* file.
 Cases that need the shared model skip themselves when it is absent.
 """
+import fcntl
 import json
 import os
 import shutil
@@ -312,10 +313,21 @@ def main():
             for f in left:
                 os.unlink(os.path.join(work, f))
         check(killed > 0, "quantize was killed at least once mid-run")
-        # a run still completes and writes the output
+        # leftovers of killed runs (named OUT.tmp.XXXXXX where O_TMPFILE is missing) are removed
+        # by the next run; one that a live run holds (flock) is not
+        stale = out + ".tmp.Ab12Cd"
+        live = out + ".tmp.Zz98Yy"
+        write(stale, b"partial")
+        write(live, b"partial")
+        holder = open(live, "rb")
+        fcntl.flock(holder, fcntl.LOCK_EX)
         rc, o, e = run(base + ["quantize", big, out, "--type", "Q8_0", "-q"], env=env,
                        timeout=120)
         check(rc == 0 and os.path.isfile(out), "quantize still writes OUT: rc=%r %s" % (rc, e))
+        check(not os.path.exists(stale), "the stale OUT.tmp.* was removed")
+        check(os.path.exists(live), "a locked OUT.tmp.* (a live run's) was left alone")
+        holder.close()
+        os.unlink(live)
         check(not [f for f in os.listdir(work) if ".tmp" in f], "no temporary file after a run")
     finally:
         shutil.rmtree(work, ignore_errors=True)
