@@ -431,10 +431,11 @@ static void test_types(void)
     T_EQ_INT(inf_ggml_nbytes(INF_GGML_TYPE_F32, 1, ne, "t", &nb, &err), INF_EFORMAT);
     int64_t big[4] = {INT64_MAX, 2, 1, 1};
     T_EQ_INT(inf_ggml_nbytes(INF_GGML_TYPE_F32, 2, big, "t", &nb, &err), INF_EFORMAT);
-    T_CONTAINS(err.msg, "overflows");
+    T_CONTAINS(err.msg, "overflow");
     int64_t huge[4] = {INT64_MAX, 1, 1, 1};
-    T_EQ_INT(inf_ggml_nbytes(INF_GGML_TYPE_F64, 1, huge, "t", &nb, &err), INF_OK);
-    T_EQ_U64(nb, (uint64_t)INT64_MAX * 8);
+    /* INT64_MAX F64 values are 2^66 bytes: this wrapped around to 2^64 - 8 before (#14) */
+    T_EQ_INT(inf_ggml_nbytes(INF_GGML_TYPE_F64, 1, huge, "t", &nb, &err), INF_EFORMAT);
+    T_CONTAINS(err.msg, "overflow");
     T_EQ_INT(inf_ggml_nbytes(33, 1, huge, "t", &nb, &err), INF_EUNSUPPORTED);
     T_CONTAINS(err.msg, "Q4_0_8_8");
     T_EQ_INT(inf_ggml_nbytes(99, 1, huge, "t", &nb, &err), INF_EUNSUPPORTED);
@@ -1292,6 +1293,51 @@ static void test_stories(void)
     inf_gguf_free(g);
 }
 
+/* Sizes derived from a shape: checked, never wrapped (#14 item 1). */
+static void test_size_overflow(void)
+{
+    struct inf_error err = {0};
+    struct inf_ggml_size sz;
+    uint64_t nb = 12345;
+
+    /* 2^62 F32 values are 2^64 bytes, which wrapped to 0: the file was called valid */
+    int64_t wrap[4] = {INT64_C(1) << 62, 1, 1, 1};
+    T_EQ_INT(inf_ggml_nbytes(INF_GGML_TYPE_F32, 1, wrap, "tensor 'w'", &nb, &err), INF_EFORMAT);
+    T_CONTAINS(err.msg, "tensor 'w': shape 4611686018427387904 has more than 2^60 elements");
+    T_CONTAINS(err.msg, "overflow");
+    T_EQ_U64(nb, 12345); /* untouched on failure */
+    /* no elements, but a row of 2^64 bytes: the deep check freed its row buffer twice */
+    int64_t wrap0[4] = {INT64_C(1) << 62, 0, 1, 1};
+    T_EQ_INT(inf_ggml_size(INF_GGML_TYPE_F32, 2, wrap0, NULL, &sz, &err), INF_EFORMAT);
+    T_CONTAINS(err.msg, "tensor: shape 4611686018427387904 x 0 has more than 2^60 elements");
+    /* every dimension counts, wherever the zero is */
+    int64_t spread[4] = {INT64_C(1) << 31, 0, INT64_C(1) << 31, 1};
+    T_EQ_INT(inf_ggml_size(INF_GGML_TYPE_F32, 3, spread, "t", &sz, &err), INF_EFORMAT);
+    /* the largest extent allowed, and one above */
+    int64_t edge[4] = {(INT64_C(1) << 60) - 1, 1, 1, 1};
+    T_EQ_INT(inf_ggml_size(INF_GGML_TYPE_F64, 1, edge, "t", &sz, &err), INF_OK);
+    T_EQ_U64(sz.n_bytes, ((UINT64_C(1) << 60) - 1) * 8);
+    edge[0]++;
+    T_EQ_INT(inf_ggml_size(INF_GGML_TYPE_F64, 1, edge, "t", &sz, &err), INF_EFORMAT);
+    /* a first dimension of 0: no rows, no bytes (the deep check divided by it) */
+    int64_t zero[4] = {0, 4, 1, 1};
+    T_EQ_INT(inf_ggml_size(INF_GGML_TYPE_F32, 2, zero, "t", &sz, &err), INF_OK);
+    T_EQ_U64(sz.n_elements, 0);
+    T_EQ_U64(sz.n_rows, 0);
+    T_EQ_U64(sz.n_bytes, 0);
+    T_EQ_U64(sz.row_bytes, 0);
+    int64_t q[4] = {64, 3, 1, 1};
+    T_EQ_INT(inf_ggml_size(INF_GGML_TYPE_Q4_0, 2, q, "t", &sz, &err), INF_OK);
+    T_EQ_U64(sz.n_elements, 192);
+    T_EQ_U64(sz.n_rows, 3);
+    T_EQ_U64(sz.row_bytes, 36);
+    T_EQ_U64(sz.n_bytes, 108);
+    int64_t scalar[4] = {1, 1, 1, 1};
+    T_EQ_INT(inf_ggml_size(INF_GGML_TYPE_F32, 0, scalar, "t", &sz, &err), INF_OK);
+    T_EQ_U64(sz.n_elements, 1);
+    T_EQ_U64(sz.n_bytes, 4);
+}
+
 static void test_file_errors(void)
 {
     struct inf_gguf *g = NULL;
@@ -1303,6 +1349,16 @@ static void test_file_errors(void)
     T_OK(mkdtemp(dir) != NULL);
     T_EQ_INT(inf_gguf_open_file(dir, &g, &err), INF_EIO);
     T_CONTAINS(err.msg, "is not a regular file");
+    /* a FIFO without a writer: open() blocked forever before (#14 item 5) */
+    char fifo[64];
+    snprintf(fifo, sizeof(fifo), "%s/fifo.gguf", dir);
+    T_EQ_INT(mkfifo(fifo, 0600), 0);
+    T_EQ_INT(inf_gguf_open_file(fifo, &g, &err), INF_EIO);
+    T_CONTAINS(err.msg, "fifo.gguf' is not a regular file");
+    struct inf_model_format_info fi;
+    T_EQ_INT(inf_model_detect_file(fifo, &fi, &err), INF_EIO);
+    T_CONTAINS(err.msg, "is not a regular file");
+    unlink(fifo);
     char path[64];
     snprintf(path, sizeof(path), "%s/empty.gguf", dir);
     FILE *f = fopen(path, "wb");
@@ -1620,6 +1676,7 @@ int main(void)
     have_shared = stat(probe, &st) == 0;
 
     T_RUN(test_types);
+    T_RUN(test_size_overflow);
     T_RUN(test_fixtures);
     T_RUN(test_errors);
     T_RUN(test_corruption_fixtures);

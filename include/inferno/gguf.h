@@ -115,6 +115,26 @@ bool inf_ggml_type_from_name(const char *name, uint32_t *id);
 inf_status inf_ggml_nbytes(uint32_t type, uint32_t n_dims, const int64_t *ne, const char *what,
                            uint64_t *n_bytes, struct inf_error *err);
 
+/*
+ * Every size derived from a tensor shape, each computed with overflow checks: the one place
+ * where a file's dimensions become counts and byte sizes. Besides inf_ggml_nbytes' rules, the
+ * shape's extent (the product of its dimensions, a 0 counted as 1) must stay below
+ * INF_GGML_MAX_ELEMENTS, so that a row, or the whole tensor, converted to F32 or F64 values
+ * still has a size that fits in 64 bits: "tensor 'x': shape 4611686018427387904 x 0 has more
+ * than 2^60 elements; its sizes overflow". Errors as inf_ggml_nbytes.
+ */
+#define INF_GGML_MAX_ELEMENTS (UINT64_C(1) << 60)
+
+struct inf_ggml_size {
+    uint64_t n_elements; /* the product of the dimensions (0 when one of them is 0) */
+    uint64_t n_rows;     /* rows of ne[0] values: n_elements / ne[0]; 0 without elements */
+    uint64_t row_bytes;  /* the bytes of one row of ne[0] values */
+    uint64_t n_bytes;    /* the bytes of the whole tensor */
+};
+
+inf_status inf_ggml_size(uint32_t type, uint32_t n_dims, const int64_t *ne, const char *what,
+                         struct inf_ggml_size *out, struct inf_error *err);
+
 /* INF_OK when the kernels compute with type; else INF_EUNSUPPORTED with
  * "<what>: type IQ2_XS is not supported yet" (what may be NULL). */
 inf_status inf_ggml_type_check_compute(uint32_t type, const char *what, struct inf_error *err);
@@ -309,6 +329,20 @@ const struct inf_gguf_tensor *inf_gguf_find_tensor(const struct inf_gguf *g, con
  * of a type the kernels lack ("tensor 'x': type IQ2_XS is not supported yet").
  */
 inf_status inf_gguf_check_compute(const struct inf_gguf *g, struct inf_error *err);
+
+/*
+ * Dequantize every tensor the kernels can read, row by row, and look for values that are not
+ * finite. For each tensor that has one, report (may be NULL) gets the first: its row, its
+ * column and the value; *n_bad counts those tensors. *n_skipped counts the tensors that were not
+ * read: types the kernels cannot dequantize, big-endian data, rows longer than
+ * INF_GGUF_CHECK_MAX_ROW values. INF_ENOMEM when a row buffer cannot be allocated.
+ */
+#define INF_GGUF_CHECK_MAX_ROW (UINT64_C(1) << 28)
+
+typedef void (*inf_gguf_value_report)(void *arg, const struct inf_gguf_tensor *t, uint64_t row,
+                                      uint64_t col, float value);
+inf_status inf_gguf_check_values(const struct inf_gguf *g, inf_gguf_value_report report, void *arg,
+                                 size_t *n_bad, size_t *n_skipped, struct inf_error *err);
 
 /* ---- the writer --------------------------------------------------------------------------- */
 

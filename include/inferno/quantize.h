@@ -76,8 +76,11 @@ struct inf_quant_stats {
 
 /*
  * Re-quantize in_path into out_path. The output is written to a temporary file in out_path's
- * directory and renamed on success; on any error or cancellation the temporary file is removed.
- * Errors: INF_EUSAGE for an unknown type or a bad override, INF_EINVAL when out_path is in_path,
+ * directory, unnamed where the filesystem allows (O_TMPFILE), linked as out_path.tmp.XXXXXX and
+ * renamed over out_path on success; on any error or cancellation the temporary file is removed,
+ * and one left by a killed run (never there with O_TMPFILE) is removed by the next run.
+ * Errors: INF_EUSAGE for an unknown type or a bad override, INF_EINVAL when out_path is in_path
+ * or exists and is not a regular file (a device, FIFO, directory: refused even with force),
  * INF_EEXIST when out_path exists and !force, the reader's errors for a bad input,
  * INF_EUNSUPPORTED for a tensor type that cannot be dequantized (or big-endian input),
  * INF_EIO for write errors, INF_ECANCELED. stats may be NULL.

@@ -265,12 +265,21 @@ static int models_info(struct inf_cli *cli, struct inf_cli_args *args, const cha
         hd = E / n_head;
     const char *kvt = inf_config_get_str(cli->config, "backend.kv_type");
     double per = strcmp(kvt, "f32") == 0 ? 4.0 : strcmp(kvt, "q8_0") == 0 ? 34.0 / 32 : 2.0;
-    uint64_t kv_bytes = (uint64_t)(2.0 * (double)(n_layer * n_kv * hd * n_ctx) * per);
+    /* the factors come from the file: a product that overflows saturates at INT64_MAX */
+    uint64_t kv_elems = 2, kv_bytes;
+    bool kv_over = __builtin_mul_overflow(kv_elems, n_layer, &kv_elems) ||
+                   __builtin_mul_overflow(kv_elems, n_kv, &kv_elems) ||
+                   __builtin_mul_overflow(kv_elems, hd, &kv_elems) ||
+                   __builtin_mul_overflow(kv_elems, n_ctx, &kv_elems) ||
+                   (double)kv_elems * per >= (double)INT64_MAX;
+    kv_bytes = kv_over ? (uint64_t)INT64_MAX : (uint64_t)((double)kv_elems * per);
+    if (weights > (uint64_t)INT64_MAX - kv_bytes)
+        kv_bytes = (uint64_t)INT64_MAX - weights; /* weights <= file size, so this is large */
     json_object_set_new(o, "memory",
                         json_pack("{s:I, s:I, s:I, s:s, s:I}", "weights_bytes", (json_int_t)weights,
                                   "kv_cache_bytes", (json_int_t)kv_bytes, "context",
                                   (json_int_t)n_ctx, "kv_type", kvt, "total_bytes",
-                                  (json_int_t)(weights + kv_bytes)));
+                                  (json_int_t)weights + (json_int_t)kv_bytes));
     if (tensors)
         json_object_set_new(o, "tensors", tensors);
     if (inf_cli_has(args, "metadata")) {

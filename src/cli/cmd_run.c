@@ -36,7 +36,7 @@
 const struct inf_cli_opt inf_cmd_run_opts[] = {
     {"model", 'm', INF_OPT_VALUE, "MODEL", "GGUF model (path or name in models_dir)", NULL},
     {"prompt", 'p', INF_OPT_VALUE, "TEXT", "the prompt", NULL},
-    {"file", 'f', INF_OPT_VALUE, "FILE", "read the prompt from FILE", NULL},
+    {"file", 'f', INF_OPT_VALUE, "FILE", "read the prompt from FILE (at most 64 MiB)", NULL},
     {"n-predict", 'n', INF_OPT_VALUE, "N", "tokens to generate (default 256; -1 = until the end)",
      NULL},
     SAMPLER_OPTS,
@@ -72,15 +72,26 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static char *read_all(FILE *f, size_t *len)
+/* A prompt file (or stdin) may hold at most this much: far more than any context takes, but a
+ * bound, so that `-f /dev/zero` stops instead of growing without end. */
+#define PROMPT_FILE_MAX ((size_t)64 << 20)
+
+/* All of f up to max bytes; NULL when out of memory, or with *too_big when f holds more. */
+static char *read_all(FILE *f, size_t max, size_t *len, bool *too_big)
 {
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
+    *too_big = false;
     while (buf) {
         size_t r = fread(buf + n, 1, cap - n - 1, f);
         n += r;
         if (r == 0)
             break;
+        if (n > max) {
+            *too_big = true;
+            free(buf);
+            return NULL;
+        }
         if (n + 1 == cap) {
             char *nb = realloc(buf, cap * 2);
             if (!nb) {
@@ -217,9 +228,15 @@ int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args)
         }
         if (!path && isatty(fileno(stdin)))
             fprintf(stderr, "(reading the prompt from stdin; end it with Ctrl-D)\n");
-        prompt = read_all(f, &prompt_len);
+        bool too_big;
+        prompt = read_all(f, PROMPT_FILE_MAX, &prompt_len, &too_big);
         if (path)
             fclose(f);
+        if (too_big) {
+            inf_cli_errorf(cli, "the prompt file '%s' is larger than %zu MiB",
+                           path ? path : "stdin", PROMPT_FILE_MAX >> 20);
+            return INF_EXIT_FAIL;
+        }
     }
     if (!prompt) {
         inf_cli_errorf(cli, "out of memory reading the prompt");

@@ -1,10 +1,13 @@
 /*
  * cmd_validate.c - `inferno validate MODEL`: structure checks (the readers' own), an optional
  * streamed checksum, and with --deep the values (every tensor dequantized and checked finite)
- * and the tensor set the architecture needs. Exit 0 valid, 1 invalid, 2 usage.
+ * and the tensor set the architecture needs. Exit 0 valid, 1 invalid, 2 usage, and with --deep
+ * 4 for a valid file the engine cannot run (no tensors, a tensor type the kernels lack, an
+ * unsupported architecture, not GGUF).
  */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -21,10 +24,15 @@
 #include "inferno/model_file.h"
 #include "inferno/safetensors.h"
 
+#define VALIDATE_EXIT_NOT_RUNNABLE 4 /* --deep: valid, but the engine cannot run it */
+
 const struct inf_cli_opt inf_cmd_validate_opts[] = {
     {"checksum", 0, INF_OPT_VALUE, "ALG", "compute a checksum: sha256 or blake2b", NULL},
     {"expect", 0, INF_OPT_VALUE, "HEX", "the checksum the file must have", NULL},
-    {"deep", 0, INF_OPT_FLAG, NULL, "check tensor values and the architecture's tensor set", NULL},
+    {"deep", 0, INF_OPT_FLAG, NULL,
+     "check tensor values and the architecture's tensor set; exit 4 when the file is valid but "
+     "not runnable by the engine",
+     NULL},
     {NULL, 0, 0, NULL, NULL, NULL},
 };
 
@@ -65,46 +73,70 @@ out:
     return st;
 }
 
+static int unexpected_tensors(const struct inf_gguf *g);
+
+static void report_value(void *arg, const struct inf_gguf_tensor *t, uint64_t row, uint64_t col,
+                         float value)
+{
+    (void)arg;
+    printf("  tensor '%.*s': row %llu element %llu is %g\n", (int)t->name.len, t->name.data,
+           (unsigned long long)row, (unsigned long long)col, (double)value);
+}
+
 /* Every tensor the engine can read, dequantized and checked finite; returns problems found. */
 static int deep_values(const struct inf_gguf *g)
 {
-    int bad = 0, skipped = 0;
-    float *row = NULL;
-    size_t cap = 0;
-    for (size_t i = 0; i < inf_gguf_n_tensors(g); i++) {
-        const struct inf_gguf_tensor *t = inf_gguf_tensor_at(g, i);
-        const struct inf_type_traits *tr = inf_type_get((enum inf_type)t->type);
-        if (!tr || !tr->is_weight || t->ne[0] % tr->blck_size) {
-            skipped++;
-            continue;
-        }
-        size_t rb = inf_type_row_size((enum inf_type)t->type, t->ne[0]);
-        uint64_t rows = t->n_elements / (uint64_t)t->ne[0];
-        if ((size_t)t->ne[0] > cap) {
-            float *nr = realloc(row, (size_t)t->ne[0] * sizeof(float));
-            if (!nr)
-                break;
-            row = nr;
-            cap = (size_t)t->ne[0];
-        }
-        for (uint64_t r = 0; r < rows; r++) {
-            inf_dequantize_row((enum inf_type)t->type, (const char *)t->data + r * rb, row,
-                               t->ne[0], NULL);
-            int64_t j;
-            for (j = 0; j < t->ne[0] && isfinite(row[j]); j++)
-                ;
-            if (j < t->ne[0]) {
-                printf("  tensor '%.*s': row %llu element %lld is %g\n", (int)t->name.len,
-                       t->name.data, (unsigned long long)r, (long long)j, (double)row[j]);
-                bad++;
-                break;
-            }
-        }
+    size_t bad = 0, skipped = 0;
+    struct inf_error err = {0};
+    int problems = 0;
+    if (inf_gguf_check_values(g, report_value, NULL, &bad, &skipped, &err) != INF_OK) {
+        printf("  values: %s\n", inf_error_message(&err));
+        problems++;
     }
-    free(row);
     if (skipped)
-        printf("  %d tensors of types the kernels do not read were not value-checked\n", skipped);
-    return bad;
+        printf("  %zu tensors of types the kernels do not read were not value-checked\n", skipped);
+    return problems + (int)(bad > INT_MAX - 1 ? INT_MAX - 1 : bad);
+}
+
+/*
+ * Whether the engine can run the file: tensors, of types the kernels compute, an architecture,
+ * and the tensor set the loader wants. Returns problems found (an invalid tensor set); writes
+ * why (size bytes) when the file is valid but not runnable.
+ */
+static int deep_runnable(const struct inf_gguf *g, const char *path, char *why, size_t size,
+                         struct inf_error *err)
+{
+    const char *arch = NULL;
+    int problems = 0;
+    if (inf_gguf_n_tensors(g) == 0) {
+        snprintf(why, size, "the file has no tensors");
+        return 0;
+    }
+    if (inf_gguf_check_compute(g, err) != INF_OK) {
+        snprintf(why, size, "%s", inf_error_message(err));
+        return 0;
+    }
+    if (inf_gguf_get_str(g, "general.architecture", &arch, NULL, NULL) != INF_OK) {
+        snprintf(why, size, "no general.architecture in the metadata");
+        return 0;
+    }
+    struct inf_model *m = NULL;
+    struct inf_model_params mp = inf_model_default_params();
+    enum inf_log_level lv = inf_log_get_level();
+    inf_log_set_level(INF_LOG_ERROR);
+    inf_status st = inf_model_load(path, &mp, &m, err);
+    inf_log_set_level(lv);
+    if (st == INF_OK) {
+        problems += unexpected_tensors(g);
+        printf("  tensor set: complete for architecture '%s'\n", arch);
+    } else if (st == INF_EUNSUPPORTED) {
+        snprintf(why, size, "%s", inf_error_message(err));
+    } else {
+        printf("  tensor set: %s\n", inf_error_message(err));
+        problems++;
+    }
+    inf_model_free(m);
+    return problems;
 }
 
 /* Tensor names the llama-family loader does not use. */
@@ -142,6 +174,7 @@ int inf_cmd_validate(struct inf_cli *cli, struct inf_cli_args *args)
     struct inf_error err = {0};
     struct inf_model_format_info fi;
     int problems = 0;
+    char not_runnable[512] = ""; /* --deep: why the engine cannot run a valid file */
 
     if (inf_models_resolve_cli(cli, args->positional[0], path, sizeof(path)) != 0)
         return INF_EXIT_FAIL;
@@ -166,26 +199,7 @@ int inf_cmd_validate(struct inf_cli *cli, struct inf_cli_args *args)
                inf_gguf_n_kv(g), inf_gguf_n_tensors(g));
         if (inf_cli_has(args, "deep")) {
             problems += deep_values(g);
-            const char *arch = NULL;
-            inf_gguf_get_str(g, "general.architecture", &arch, NULL, NULL);
-            if (arch && inf_gguf_n_tensors(g) > 0) {
-                struct inf_model *m = NULL;
-                struct inf_model_params mp = inf_model_default_params();
-                enum inf_log_level lv = inf_log_get_level();
-                inf_log_set_level(INF_LOG_ERROR);
-                inf_status st = inf_model_load(path, &mp, &m, &err);
-                inf_log_set_level(lv);
-                if (st == INF_OK) {
-                    problems += unexpected_tensors(g);
-                    printf("  tensor set: complete for architecture '%s'\n", arch);
-                } else if (st == INF_EUNSUPPORTED) {
-                    printf("  tensor set: not checked (%s)\n", inf_error_message(&err));
-                } else {
-                    printf("  tensor set: %s\n", inf_error_message(&err));
-                    problems++;
-                }
-                inf_model_free(m);
-            }
+            problems += deep_runnable(g, path, not_runnable, sizeof(not_runnable), &err);
         }
         inf_gguf_free(g);
     } else if (fi.format == INF_MODEL_FORMAT_SAFETENSORS) {
@@ -199,6 +213,8 @@ int inf_cmd_validate(struct inf_cli *cli, struct inf_cli_args *args)
     } else {
         printf("details: %s (%s); only the format was checked\n", inf_model_format_name(fi.format),
                fi.detail);
+        if (inf_cli_has(args, "deep"))
+            snprintf(not_runnable, sizeof(not_runnable), "the engine runs GGUF files only");
     }
     if (alg) {
         char hex[2 * EVP_MAX_MD_SIZE + 1] = "";
@@ -216,6 +232,10 @@ int inf_cmd_validate(struct inf_cli *cli, struct inf_cli_args *args)
     if (problems) {
         printf("invalid: %s: %d problem%s found\n", path, problems, problems == 1 ? "" : "s");
         return INF_EXIT_FAIL;
+    }
+    if (not_runnable[0]) {
+        printf("valid but not runnable: %s: %s\n", path, not_runnable);
+        return VALIDATE_EXIT_NOT_RUNNABLE;
     }
     printf("valid: %s\n", path);
     return INF_EXIT_OK;

@@ -59,7 +59,11 @@ static const struct inf_cli_command commands[] = {
      "measure prompt and generation speed (as llama-bench)", NULL, 0, 0},
     {"validate", inf_cmd_validate, inf_cmd_validate_opts,
      "MODEL [--checksum sha256|blake2b] [--expect HEX] [--deep]",
-     "check a model file (exit 0 valid, 1 invalid)", NULL, 1, 1},
+     "check a model file (exit 0 valid, 1 invalid)",
+     "Exit status: 0 valid, 1 invalid, 2 usage; with --deep, 4 when the file is valid but not\n"
+     "runnable (no tensors, a tensor type the kernels lack, an unsupported architecture, not\n"
+     "GGUF): 'valid but not runnable: PATH: why'.\n",
+     1, 1},
     {"convert", inf_cmd_convert, inf_cmd_convert_opts, "IN OUT --quantize TYPE [options]",
      "convert models between formats (only --quantize for now)", NULL, 0, -1},
     {"quantize", inf_cmd_quantize, inf_cmd_quantize_opts, "IN.gguf OUT.gguf --type TYPE [options]",

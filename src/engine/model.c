@@ -202,6 +202,11 @@ static inf_status load_hparams(struct inf_model *m, const char *arch, struct inf
     return INF_OK;
 }
 
+static const char *arch_name(int arch)
+{
+    return arch == INF_ARCH_QWEN2 ? "qwen2" : arch == INF_ARCH_QWEN3 ? "qwen3" : "llama";
+}
+
 static inf_status load_tensors(struct inf_model *m, struct inf_error *err)
 {
     struct inf__hparams *hp = &m->hp;
@@ -225,6 +230,21 @@ static inf_status load_tensors(struct inf_model *m, struct inf_error *err)
     if (!m->output.data)
         m->output = m->tok_embd; /* tied embeddings */
 
+    /* check block_count against the tensor set before allocating for it: every layer has at
+     * least LAYER_MIN_TENSORS tensors (norms, Q K V O, gate up down), the last one included */
+    enum { LAYER_MIN_TENSORS = 9 };
+    size_t n_tensors = inf_gguf_n_tensors(g);
+    if ((uint64_t)hp->n_layer * LAYER_MIN_TENSORS > n_tensors)
+        return inf_error_set(err, INF_EFORMAT,
+                             "metadata '%s.block_count' = %d needs at least %llu tensors, but the "
+                             "file has %zu",
+                             arch_name(hp->arch), hp->n_layer,
+                             (unsigned long long)hp->n_layer * LAYER_MIN_TENSORS, n_tensors);
+    snprintf(n, sizeof(n), "blk.%d.attn_norm.weight", hp->n_layer - 1);
+    if (!inf_gguf_find_tensor(g, n))
+        return inf_error_set(err, INF_EFORMAT,
+                             "metadata '%s.block_count' = %d, but tensor '%s' is missing",
+                             arch_name(hp->arch), hp->n_layer, n);
     m->layers = calloc((size_t)hp->n_layer, sizeof(*m->layers));
     if (!m->layers)
         return inf_error_set(err, INF_ENOMEM, "out of memory");
@@ -364,7 +384,7 @@ static bool weights_to_anon(struct inf_model *m, const char *path, bool huge_pag
      * copy from the mapping */
     uint64_t map_size = 0;
     const char *map = inf_gguf_bytes(m->gguf, &map_size);
-    struct copy_job job = {.fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1,
+    struct copy_job job = {.fd = path ? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) : -1,
                            .dst = base,
                            .src = (const char *)lo,
                            .file_off = (int64_t)((const char *)lo - map),

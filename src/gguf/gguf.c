@@ -404,14 +404,14 @@ static inf_status parse_tensor_infos(struct inf_gguf *g, struct cur *c, uint64_t
             rc = rd_u64(c, "data offset", &t->offset);
         if (rc != INF_OK)
             return rc;
-        rc = inf_ggml_nbytes(t->type, t->n_dims, t->ne, c->where, &t->n_bytes, c->err);
+        struct inf_ggml_size sz;
+        rc = inf_ggml_size(t->type, t->n_dims, t->ne, c->where, &sz, c->err);
         if (rc != INF_OK) {
             inf_error_prefix(c->err, "offset %" PRIu64, at);
             return rc;
         }
-        t->n_elements = 1;
-        for (uint32_t d = 0; d < t->n_dims; d++)
-            t->n_elements *= (uint64_t)t->ne[d];
+        t->n_elements = sz.n_elements;
+        t->n_bytes = sz.n_bytes;
         g->n_tensors = (size_t)i + 1;
     }
     return INF_OK;

@@ -7,6 +7,8 @@
  * cannot drift apart. For the other types the size is spelled out from the block's fields.
  */
 #include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
 #include <strings.h>
 
 #include "gguf/internal.h"
@@ -149,12 +151,15 @@ bool inf_ggml_type_from_name(const char *name, uint32_t *id)
     return false;
 }
 
-inf_status inf_ggml_nbytes(uint32_t type, uint32_t n_dims, const int64_t *ne, const char *what,
-                           uint64_t *n_bytes, struct inf_error *err)
+inf_status inf_ggml_size(uint32_t type, uint32_t n_dims, const int64_t *ne, const char *what,
+                         struct inf_ggml_size *out, struct inf_error *err)
 {
     const struct inf_ggml_type_info *t = inf_ggml_type_info(type);
-    uint64_t n = 1;
+    uint64_t n = 1, extent = 1, row = 1;
+    char shape[160];
+    size_t len = 0;
 
+    memset(out, 0, sizeof(*out));
     if (!what)
         what = "tensor";
     if (!t) {
@@ -169,12 +174,23 @@ inf_status inf_ggml_nbytes(uint32_t type, uint32_t n_dims, const int64_t *ne, co
     if (n_dims > INF_GGUF_MAX_DIMS)
         return inf_error_set(err, INF_EFORMAT, "%s: %" PRIu32 " dimensions, at most %d allowed",
                              what, n_dims, INF_GGUF_MAX_DIMS);
+    shape[0] = '\0';
     for (uint32_t i = 0; i < n_dims; i++) {
         if (ne[i] < 0)
             return inf_error_set(err, INF_EFORMAT, "%s: dimension %" PRIu32 " is %" PRId64, what, i,
                                  ne[i]);
-        if (!inf__mul_u64(n, (uint64_t)ne[i], &n) || n > INT64_MAX)
-            return inf_error_set(err, INF_EFORMAT, "%s: the element count overflows", what);
+        if (len < sizeof(shape))
+            len += (size_t)snprintf(shape + len, sizeof(shape) - len, "%s%" PRId64, i ? " x " : "",
+                                    ne[i]);
+    }
+    /* the extent bounds every product of dimensions, with or without the zeros */
+    for (uint32_t i = 0; i < n_dims; i++) {
+        uint64_t d = (uint64_t)ne[i];
+        if (!inf__mul_u64(extent, d ? d : 1, &extent) || extent >= INF_GGML_MAX_ELEMENTS)
+            return inf_error_set(err, INF_EFORMAT,
+                                 "%s: shape %s has more than 2^60 elements; its sizes overflow",
+                                 what, shape);
+        n *= d; /* n <= extent */
     }
     if (n_dims > 0 && (uint64_t)ne[0] % t->blck_size != 0)
         return inf_error_set(err, INF_EFORMAT,
@@ -184,9 +200,27 @@ inf_status inf_ggml_nbytes(uint32_t type, uint32_t n_dims, const int64_t *ne, co
     if (n_dims == 0 && t->blck_size != 1)
         return inf_error_set(err, INF_EFORMAT, "%s: a scalar cannot be of block type %s", what,
                              t->name);
-    /* n / blck * size cannot overflow: n <= INT64_MAX and size / blck < 64 */
-    *n_bytes = n / t->blck_size * t->type_size;
+    if (n_dims > 0)
+        row = (uint64_t)ne[0];
+    /* with extent < 2^60 and type_size / blck_size <= 8 these cannot overflow; check anyway */
+    if (!inf__mul_u64(n / t->blck_size, t->type_size, &out->n_bytes) ||
+        !inf__mul_u64(row / t->blck_size, t->type_size, &out->row_bytes) ||
+        out->n_bytes > INT64_MAX)
+        return inf_error_set(err, INF_EFORMAT, "%s: the byte size of shape %s overflows", what,
+                             shape);
+    out->n_elements = n;
+    out->n_rows = row ? n / row : 0;
     return INF_OK;
+}
+
+inf_status inf_ggml_nbytes(uint32_t type, uint32_t n_dims, const int64_t *ne, const char *what,
+                           uint64_t *n_bytes, struct inf_error *err)
+{
+    struct inf_ggml_size sz;
+    inf_status rc = inf_ggml_size(type, n_dims, ne, what, &sz, err);
+    if (rc == INF_OK)
+        *n_bytes = sz.n_bytes;
+    return rc;
 }
 
 inf_status inf_ggml_type_check_compute(uint32_t type, const char *what, struct inf_error *err)

@@ -177,7 +177,9 @@ inf_status inf__map_file(const char *path, bool sequential, struct inf__mapping 
 
     memset(m, 0, sizeof(*m));
     m->data = (const uint8_t *)"";
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO (or a device such as a tape) must not wait for a writer; the
+     * type is checked right after, on the descriptor, so nothing can swap the file between */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return inf_error_set(err, errno == ENOENT ? INF_ENOTFOUND : INF_EIO, "cannot open '%s': %s",
                              path, strerror(errno));
