@@ -16,6 +16,7 @@
 #include "kernels/blocks.h"
 #include "kernels/fp16.h"
 #include "kernels/internal.h"
+#include "kernels/ref_levels.h"
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
@@ -110,17 +111,20 @@ void inf__from_float_q4_0_ref(const float *x, void *vy, int64_t n)
     }
 }
 
+/* Every legacy format: x = d * q (+ m). */
+static void to_float_legacy(enum inf_type t, const void *vx, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n / 32; i++, y += 32) {
+        struct ref_legacy x;
+        ref_legacy_block(t, vx, i, &x);
+        for (int j = 0; j < 32; j++)
+            y[j] = x.has_min ? (float)x.q[j] * x.d + x.m : (float)x.q[j] * x.d;
+    }
+}
+
 void inf__to_float_q4_0_ref(const void *vx, float *y, int64_t n)
 {
-    const struct inf_block_q4_0 *x = vx;
-    const int64_t nb = n / INF_QK4_0;
-    for (int64_t i = 0; i < nb; i++, y += INF_QK4_0) {
-        const float d = inf_fp16_to_fp32(x[i].d);
-        for (int j = 0; j < INF_QK4_0 / 2; j++) {
-            y[j] = (float)((x[i].qs[j] & 0x0f) - 8) * d;
-            y[j + INF_QK4_0 / 2] = (float)((x[i].qs[j] >> 4) - 8) * d;
-        }
-    }
+    to_float_legacy(INF_TYPE_Q4_0, vx, y, n);
 }
 
 void inf__from_float_q4_1_ref(const float *x, void *vy, int64_t n)
@@ -146,16 +150,7 @@ void inf__from_float_q4_1_ref(const float *x, void *vy, int64_t n)
 
 void inf__to_float_q4_1_ref(const void *vx, float *y, int64_t n)
 {
-    const struct inf_block_q4_1 *x = vx;
-    const int64_t nb = n / INF_QK4_1;
-    for (int64_t i = 0; i < nb; i++, y += INF_QK4_1) {
-        const float d = inf_fp16_to_fp32(x[i].d);
-        const float m = inf_fp16_to_fp32(x[i].m);
-        for (int j = 0; j < INF_QK4_1 / 2; j++) {
-            y[j] = (float)(x[i].qs[j] & 0x0f) * d + m;
-            y[j + INF_QK4_1 / 2] = (float)(x[i].qs[j] >> 4) * d + m;
-        }
-    }
+    to_float_legacy(INF_TYPE_Q4_1, vx, y, n);
 }
 
 void inf__from_float_q5_0_ref(const float *x, void *vy, int64_t n)
@@ -181,25 +176,9 @@ void inf__from_float_q5_0_ref(const float *x, void *vy, int64_t n)
     }
 }
 
-static uint32_t load_qh(const uint8_t qh[4])
-{
-    return (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
-}
-
 void inf__to_float_q5_0_ref(const void *vx, float *y, int64_t n)
 {
-    const struct inf_block_q5_0 *x = vx;
-    const int64_t nb = n / INF_QK5_0;
-    for (int64_t i = 0; i < nb; i++, y += INF_QK5_0) {
-        const float d = inf_fp16_to_fp32(x[i].d);
-        const uint32_t qh = load_qh(x[i].qh);
-        for (int j = 0; j < INF_QK5_0 / 2; j++) {
-            const int q0 = (x[i].qs[j] & 0x0f) | (int)(((qh >> j) & 1u) << 4);
-            const int q1 = (x[i].qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1u) << 4);
-            y[j] = (float)(q0 - 16) * d;
-            y[j + INF_QK5_0 / 2] = (float)(q1 - 16) * d;
-        }
-    }
+    to_float_legacy(INF_TYPE_Q5_0, vx, y, n);
 }
 
 void inf__from_float_q5_1_ref(const float *x, void *vy, int64_t n)
@@ -231,19 +210,7 @@ void inf__from_float_q5_1_ref(const float *x, void *vy, int64_t n)
 
 void inf__to_float_q5_1_ref(const void *vx, float *y, int64_t n)
 {
-    const struct inf_block_q5_1 *x = vx;
-    const int64_t nb = n / INF_QK5_1;
-    for (int64_t i = 0; i < nb; i++, y += INF_QK5_1) {
-        const float d = inf_fp16_to_fp32(x[i].d);
-        const float m = inf_fp16_to_fp32(x[i].m);
-        const uint32_t qh = load_qh(x[i].qh);
-        for (int j = 0; j < INF_QK5_1 / 2; j++) {
-            const int q0 = (x[i].qs[j] & 0x0f) | (int)(((qh >> j) & 1u) << 4);
-            const int q1 = (x[i].qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1u) << 4);
-            y[j] = (float)q0 * d + m;
-            y[j + INF_QK5_1 / 2] = (float)q1 * d + m;
-        }
-    }
+    to_float_legacy(INF_TYPE_Q5_1, vx, y, n);
 }
 
 /* ---- Q8_0, Q8_1 ------------------------------------------------------------------------------ */
@@ -309,13 +276,7 @@ void inf__act_q8_1_ref(const float *x, void *y, int64_t n)
 
 void inf__to_float_q8_0_ref(const void *vx, float *y, int64_t n)
 {
-    const struct inf_block_q8_0 *x = vx;
-    const int64_t nb = n / INF_QK8_0;
-    for (int64_t i = 0; i < nb; i++, y += INF_QK8_0) {
-        const float d = inf_fp16_to_fp32(x[i].d);
-        for (int j = 0; j < INF_QK8_0; j++)
-            y[j] = (float)x[i].qs[j] * d;
-    }
+    to_float_legacy(INF_TYPE_Q8_0, vx, y, n);
 }
 
 void inf__from_float_q8_1_ref(const float *x, void *vy, int64_t n)
@@ -340,13 +301,7 @@ void inf__from_float_q8_1_ref(const float *x, void *vy, int64_t n)
 
 void inf__to_float_q8_1_ref(const void *vx, float *y, int64_t n)
 {
-    const struct inf_block_q8_1 *x = vx;
-    const int64_t nb = n / INF_QK8_1;
-    for (int64_t i = 0; i < nb; i++, y += INF_QK8_1) {
-        const float d = inf_fp16_to_fp32(x[i].d);
-        for (int j = 0; j < INF_QK8_1; j++)
-            y[j] = (float)x[i].qs[j] * d;
-    }
+    to_float_legacy(INF_TYPE_Q8_1, vx, y, n);
 }
 
 /* ---- K-quant helpers ----------------------------------------------------------------------- */
@@ -552,28 +507,6 @@ static float make_qkx2_quants(int n, int nmax, const float *x, const float *weig
     return scale;
 }
 
-/* The 6-bit scale and min of group j (0..7) of a Q4_K/Q5_K block. */
-static inline void get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
-{
-    if (j < 4) {
-        *d = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *d = (uint8_t)((q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4));
-        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
-    }
-}
-
-/* The 16 signed scales (sc - 32 in [-32, 31]) of a Q3_K block. */
-static void q3_k_scales(const uint8_t s[12], int8_t out[16])
-{
-    for (int j = 0; j < 16; j++) {
-        const int lo = j < 8 ? (s[j] & 0x0f) : (s[j - 8] >> 4);
-        const int hi = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
-        out[j] = (int8_t)((lo | (hi << 4)) - 32);
-    }
-}
-
 /* Pack 256 2-bit levels the Q2_K/Q3_K way: qs[32h + l] = L[128h + l + 32s] << 2s. */
 static void pack_2bit(const uint8_t *L, uint8_t *qs)
 {
@@ -655,21 +588,23 @@ void inf__from_float_q2_K_ref(const float *x, void *vy, int64_t n)
     }
 }
 
-void inf__to_float_q2_K_ref(const void *vx, float *y, int64_t n)
+/* Every K-quant: x = d * sc * q (- dmin * m). */
+static void to_float_kq(enum inf_type t, const void *vx, float *y, int64_t n)
 {
-    const struct inf_block_q2_K *x = vx;
-    const int64_t nb = n / INF_QK_K;
-    for (int64_t i = 0; i < nb; i++) {
-        const float d = inf_fp16_to_fp32(x[i].d);
-        const float min = inf_fp16_to_fp32(x[i].dmin);
+    for (int64_t i = 0; i < n / INF_QK_K; i++) {
+        struct ref_kq x;
+        ref_kq_block(t, vx, i, &x);
         for (int k = 0; k < INF_QK_K; k++) {
-            const int g = k / 16;
-            const int q = (x[i].qs[32 * (k / 128) + k % 32] >> (2 * ((k % 128) / 32))) & 3;
-            const float dl = d * (float)(x[i].scales[g] & 0xf);
-            const float ml = min * (float)(x[i].scales[g] >> 4);
-            *y++ = dl * (float)q - ml;
+            const int g = k / x.group;
+            const float dl = x.d * (float)x.sc[g];
+            *y++ = x.has_min ? dl * (float)x.q[k] - x.dmin * (float)x.m[g] : dl * (float)x.q[k];
         }
     }
+}
+
+void inf__to_float_q2_K_ref(const void *vx, float *y, int64_t n)
+{
+    to_float_kq(INF_TYPE_Q2_K, vx, y, n);
 }
 
 /* ---- Q3_K ---------------------------------------------------------------------------------- */
@@ -710,7 +645,7 @@ void inf__from_float_q3_K_ref(const float *x, void *vy, int64_t n)
         }
 
         int8_t sc[16];
-        q3_k_scales(y[i].scales, sc);
+        ref_q3_k_scales(y[i].scales, sc);
         for (int j = 0; j < INF_QK_K / 16; ++j) {
             const float d = inf_fp16_to_fp32(y[i].d) * (float)sc[j];
             if (!d)
@@ -738,19 +673,7 @@ void inf__from_float_q3_K_ref(const float *x, void *vy, int64_t n)
 
 void inf__to_float_q3_K_ref(const void *vx, float *y, int64_t n)
 {
-    const struct inf_block_q3_K *x = vx;
-    const int64_t nb = n / INF_QK_K;
-    for (int64_t i = 0; i < nb; i++) {
-        const float d_all = inf_fp16_to_fp32(x[i].d);
-        int8_t sc[16];
-        q3_k_scales(x[i].scales, sc);
-        for (int k = 0; k < INF_QK_K; k++) {
-            const int lo = (x[i].qs[32 * (k / 128) + k % 32] >> (2 * ((k % 128) / 32))) & 3;
-            const int hi = (x[i].hmask[k % 32] >> (k / 32)) & 1;
-            const float dl = d_all * (float)sc[k / 16];
-            *y++ = dl * (float)(lo + 4 * hi - 4);
-        }
-    }
+    to_float_kq(INF_TYPE_Q3_K, vx, y, n);
 }
 
 /* ---- Q4_K, Q5_K ---------------------------------------------------------------------------- */
@@ -796,7 +719,7 @@ static void quantize_k4_scales(const float *x, int nmax, float rmin, int nstep, 
 
     for (int j = 0; j < INF_QK_K / 32; ++j) {
         uint8_t sc, m;
-        get_scale_min_k4(j, scales12, &sc, &m);
+        ref_scale_min_k4(j, scales12, &sc, &m);
         const float d = inf_fp16_to_fp32(*d_out) * (float)sc;
         if (!d)
             continue;
@@ -824,20 +747,7 @@ void inf__from_float_q4_K_ref(const float *x, void *vy, int64_t n)
 
 void inf__to_float_q4_K_ref(const void *vx, float *y, int64_t n)
 {
-    const struct inf_block_q4_K *x = vx;
-    const int64_t nb = n / INF_QK_K;
-    for (int64_t i = 0; i < nb; i++) {
-        const float d = inf_fp16_to_fp32(x[i].d);
-        const float min = inf_fp16_to_fp32(x[i].dmin);
-        for (int k = 0; k < INF_QK_K; k++) {
-            const int g = k / 32;
-            uint8_t sc, m;
-            get_scale_min_k4(g, x[i].scales, &sc, &m);
-            const uint8_t byte = x[i].qs[32 * (k / 64) + k % 32];
-            const int q = (g & 1) ? byte >> 4 : byte & 0x0f;
-            *y++ = d * (float)sc * (float)q - min * (float)m;
-        }
-    }
+    to_float_kq(INF_TYPE_Q4_K, vx, y, n);
 }
 
 void inf__from_float_q5_K_ref(const float *x, void *vy, int64_t n)
@@ -868,21 +778,7 @@ void inf__from_float_q5_K_ref(const float *x, void *vy, int64_t n)
 
 void inf__to_float_q5_K_ref(const void *vx, float *y, int64_t n)
 {
-    const struct inf_block_q5_K *x = vx;
-    const int64_t nb = n / INF_QK_K;
-    for (int64_t i = 0; i < nb; i++) {
-        const float d = inf_fp16_to_fp32(x[i].d);
-        const float min = inf_fp16_to_fp32(x[i].dmin);
-        for (int k = 0; k < INF_QK_K; k++) {
-            const int g = k / 32;
-            uint8_t sc, m;
-            get_scale_min_k4(g, x[i].scales, &sc, &m);
-            const uint8_t byte = x[i].qs[32 * (k / 64) + k % 32];
-            const int lo = (g & 1) ? byte >> 4 : byte & 0x0f;
-            const int hi = (x[i].qh[k % 32] >> g) & 1;
-            *y++ = d * (float)sc * (float)(lo + 16 * hi) - min * (float)m;
-        }
-    }
+    to_float_kq(INF_TYPE_Q5_K, vx, y, n);
 }
 
 /* ---- Q6_K ---------------------------------------------------------------------------------- */
@@ -944,18 +840,7 @@ void inf__from_float_q6_K_ref(const float *x, void *vy, int64_t n)
 
 void inf__to_float_q6_K_ref(const void *vx, float *y, int64_t n)
 {
-    const struct inf_block_q6_K *x = vx;
-    const int64_t nb = n / INF_QK_K;
-    for (int64_t i = 0; i < nb; i++) {
-        const float d = inf_fp16_to_fp32(x[i].d);
-        for (int k = 0; k < INF_QK_K; k++) {
-            const int h = k / 128, r = k % 128, s = r / 32, l = r % 32;
-            const uint8_t lo_byte = x[i].ql[64 * h + 32 * (s & 1) + l];
-            const int lo = (s & 2) ? lo_byte >> 4 : lo_byte & 0x0f;
-            const int hi = (x[i].qh[32 * h + l] >> (2 * s)) & 3;
-            *y++ = d * (float)x[i].scales[k / 16] * (float)((lo | (hi << 4)) - 32);
-        }
-    }
+    to_float_kq(INF_TYPE_Q6_K, vx, y, n);
 }
 
 /* ---- Q8_K (activations) -------------------------------------------------------------------- */
