@@ -92,23 +92,67 @@ static void min_max(const float *x, int n, float *min_out, float *max_out)
     *max_out = max;
 }
 
+/*
+ * Pack 32 levels (0..31) the legacy way: low nibbles in qs (qs[j] = q[j] | q[j + 16] << 4), bit 4
+ * of q[j] as bit j of qh, a little-endian uint32, where qh is not NULL (Q5_0, Q5_1).
+ */
+static void pack_legacy(const int q[32], uint8_t qs[16], uint8_t *qh)
+{
+    uint32_t h = 0;
+    for (int j = 0; j < 16; j++) {
+        qs[j] = (uint8_t)((q[j] & 0x0f) | ((q[j + 16] & 0x0f) << 4));
+        h |= (uint32_t)((q[j] & 0x10) >> 4) << j;
+        h |= (uint32_t)((q[j + 16] & 0x10) >> 4) << (j + 16);
+    }
+    if (qh)
+        for (int b = 0; b < 4; b++)
+            qh[b] = (uint8_t)(h >> (8 * b));
+}
+
+/*
+ * Q4_0 (nbits 4, qh NULL) and Q5_0 (nbits 5): d = the signed absmax / -2^(nbits-1), so that the
+ * levels x / d + 2^(nbits-1) lie in [0, 2^nbits]; rounded by truncation toward zero after adding
+ * 0.5, the top one folded into 2^nbits - 1.
+ */
+static void quantize_sym(const float *x, int nbits, inf_fp16 *d_out, uint8_t qs[16], uint8_t *qh)
+{
+    const int half = 1 << (nbits - 1);
+    const float d = signed_absmax(x, 32) / (float)-half;
+    const float id = d ? 1.0f / d : 0.0f;
+    *d_out = inf_fp32_to_fp16(d);
+    int q[32];
+    for (int j = 0; j < 32; j++)
+        q[j] = MIN(2 * half - 1, (int)(x[j] * id + ((float)half + 0.5f)));
+    pack_legacy(q, qs, qh);
+}
+
+/*
+ * Q4_1 (nbits 4, qh NULL) and Q5_1 (nbits 5): d = (max - min) / (2^nbits - 1), m = min, levels
+ * (x - min) / d rounded half up. Q4_1 clamps them to 15; llama.cpp does not clamp for Q5_1:
+ * x0 + 0.5 < 32 by construction.
+ */
+static void quantize_min(const float *x, int nbits, inf_fp16 *d_out, inf_fp16 *m_out,
+                         uint8_t qs[16], uint8_t *qh)
+{
+    float min, max;
+    min_max(x, 32, &min, &max);
+    const float d = (max - min) / (float)((1 << nbits) - 1);
+    const float id = d ? 1.0f / d : 0.0f;
+    *d_out = inf_fp32_to_fp16(d);
+    *m_out = inf_fp32_to_fp16(min);
+    int q[32];
+    for (int j = 0; j < 32; j++) {
+        const int v = (int)((x[j] - min) * id + 0.5f);
+        q[j] = nbits == 4 ? MIN(15, v) : v;
+    }
+    pack_legacy(q, qs, qh);
+}
+
 void inf__from_float_q4_0_ref(const float *x, void *vy, int64_t n)
 {
     struct inf_block_q4_0 *y = vy;
-    const int64_t nb = n / INF_QK4_0;
-    for (int64_t i = 0; i < nb; i++, x += INF_QK4_0) {
-        const float d = signed_absmax(x, INF_QK4_0) / -8;
-        const float id = d ? 1.0f / d : 0.0f;
-        y[i].d = inf_fp32_to_fp16(d);
-        for (int j = 0; j < INF_QK4_0 / 2; j++) {
-            const float x0 = x[j] * id;
-            const float x1 = x[j + INF_QK4_0 / 2] * id;
-            /* truncation toward zero after adding 8.5 (x0 is in [-8, 8]) */
-            const int q0 = MIN(15, (int)(x0 + 8.5f));
-            const int q1 = MIN(15, (int)(x1 + 8.5f));
-            y[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
-        }
-    }
+    for (int64_t i = 0; i < n / INF_QK4_0; i++, x += INF_QK4_0)
+        quantize_sym(x, 4, &y[i].d, y[i].qs, NULL);
 }
 
 /* Every legacy format: x = d * q (+ m). */
@@ -130,22 +174,8 @@ void inf__to_float_q4_0_ref(const void *vx, float *y, int64_t n)
 void inf__from_float_q4_1_ref(const float *x, void *vy, int64_t n)
 {
     struct inf_block_q4_1 *y = vy;
-    const int64_t nb = n / INF_QK4_1;
-    for (int64_t i = 0; i < nb; i++, x += INF_QK4_1) {
-        float min, max;
-        min_max(x, INF_QK4_1, &min, &max);
-        const float d = (max - min) / ((1 << 4) - 1);
-        const float id = d ? 1.0f / d : 0.0f;
-        y[i].d = inf_fp32_to_fp16(d);
-        y[i].m = inf_fp32_to_fp16(min);
-        for (int j = 0; j < INF_QK4_1 / 2; j++) {
-            const float x0 = (x[j] - min) * id;
-            const float x1 = (x[j + INF_QK4_1 / 2] - min) * id;
-            const int q0 = MIN(15, (int)(x0 + 0.5f));
-            const int q1 = MIN(15, (int)(x1 + 0.5f));
-            y[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
-        }
-    }
+    for (int64_t i = 0; i < n / INF_QK4_1; i++, x += INF_QK4_1)
+        quantize_min(x, 4, &y[i].d, &y[i].m, y[i].qs, NULL);
 }
 
 void inf__to_float_q4_1_ref(const void *vx, float *y, int64_t n)
@@ -156,24 +186,8 @@ void inf__to_float_q4_1_ref(const void *vx, float *y, int64_t n)
 void inf__from_float_q5_0_ref(const float *x, void *vy, int64_t n)
 {
     struct inf_block_q5_0 *y = vy;
-    const int64_t nb = n / INF_QK5_0;
-    for (int64_t i = 0; i < nb; i++, x += INF_QK5_0) {
-        const float d = signed_absmax(x, INF_QK5_0) / -16;
-        const float id = d ? 1.0f / d : 0.0f;
-        y[i].d = inf_fp32_to_fp16(d);
-        uint32_t qh = 0;
-        for (int j = 0; j < INF_QK5_0 / 2; j++) {
-            const float x0 = x[j] * id;
-            const float x1 = x[j + INF_QK5_0 / 2] * id;
-            const int q0 = MIN(31, (int)(x0 + 16.5f));
-            const int q1 = MIN(31, (int)(x1 + 16.5f));
-            y[i].qs[j] = (uint8_t)((q0 & 0x0f) | ((q1 & 0x0f) << 4));
-            qh |= (uint32_t)((q0 & 0x10) >> 4) << j;
-            qh |= (uint32_t)((q1 & 0x10) >> 4) << (j + INF_QK5_0 / 2);
-        }
-        for (int b = 0; b < 4; b++)
-            y[i].qh[b] = (uint8_t)(qh >> (8 * b));
-    }
+    for (int64_t i = 0; i < n / INF_QK5_0; i++, x += INF_QK5_0)
+        quantize_sym(x, 5, &y[i].d, y[i].qs, y[i].qh);
 }
 
 void inf__to_float_q5_0_ref(const void *vx, float *y, int64_t n)
@@ -184,28 +198,8 @@ void inf__to_float_q5_0_ref(const void *vx, float *y, int64_t n)
 void inf__from_float_q5_1_ref(const float *x, void *vy, int64_t n)
 {
     struct inf_block_q5_1 *y = vy;
-    const int64_t nb = n / INF_QK5_1;
-    for (int64_t i = 0; i < nb; i++, x += INF_QK5_1) {
-        float min, max;
-        min_max(x, INF_QK5_1, &min, &max);
-        const float d = (max - min) / ((1 << 5) - 1);
-        const float id = d ? 1.0f / d : 0.0f;
-        y[i].d = inf_fp32_to_fp16(d);
-        y[i].m = inf_fp32_to_fp16(min);
-        uint32_t qh = 0;
-        for (int j = 0; j < INF_QK5_1 / 2; j++) {
-            const float x0 = (x[j] - min) * id;
-            const float x1 = (x[j + INF_QK5_1 / 2] - min) * id;
-            /* llama.cpp does not clamp here: x0 + 0.5 < 32 by construction */
-            const int q0 = (int)(x0 + 0.5f);
-            const int q1 = (int)(x1 + 0.5f);
-            y[i].qs[j] = (uint8_t)((q0 & 0x0f) | ((q1 & 0x0f) << 4));
-            qh |= (uint32_t)((q0 & 0x10) >> 4) << j;
-            qh |= (uint32_t)((q1 & 0x10) >> 4) << (j + INF_QK5_1 / 2);
-        }
-        for (int b = 0; b < 4; b++)
-            y[i].qh[b] = (uint8_t)(qh >> (8 * b));
-    }
+    for (int64_t i = 0; i < n / INF_QK5_1; i++, x += INF_QK5_1)
+        quantize_min(x, 5, &y[i].d, &y[i].m, y[i].qs, y[i].qh);
 }
 
 void inf__to_float_q5_1_ref(const void *vx, float *y, int64_t n)
@@ -215,20 +209,28 @@ void inf__to_float_q5_1_ref(const void *vx, float *y, int64_t n)
 
 /* ---- Q8_0, Q8_1 ------------------------------------------------------------------------------ */
 
+/* Q8_0, Q8_1: d = absmax / 127, q = x / d rounded half away from zero; returns d. */
+static float quantize_q8(const float *x, int8_t qs[32], int *sum)
+{
+    float amax = 0.0f;
+    for (int j = 0; j < 32; j++)
+        amax = MAX(amax, fabsf(x[j]));
+    const float d = amax / ((1 << 7) - 1);
+    const float id = d ? 1.0f / d : 0.0f;
+    *sum = 0;
+    for (int j = 0; j < 32; j++) {
+        qs[j] = (int8_t)roundf(x[j] * id);
+        *sum += qs[j];
+    }
+    return d;
+}
+
 void inf__from_float_q8_0_ref(const float *x, void *vy, int64_t n)
 {
     struct inf_block_q8_0 *y = vy;
-    const int64_t nb = n / INF_QK8_0;
-    for (int64_t i = 0; i < nb; i++, x += INF_QK8_0) {
-        float amax = 0.0f;
-        for (int j = 0; j < INF_QK8_0; j++)
-            amax = MAX(amax, fabsf(x[j]));
-        const float d = amax / ((1 << 7) - 1);
-        const float id = d ? 1.0f / d : 0.0f;
-        y[i].d = inf_fp32_to_fp16(d);
-        for (int j = 0; j < INF_QK8_0; j++)
-            y[i].qs[j] = (int8_t)roundf(x[j] * id);
-    }
+    int sum;
+    for (int64_t i = 0; i < n / INF_QK8_0; i++, x += INF_QK8_0)
+        y[i].d = inf_fp32_to_fp16(quantize_q8(x, y[i].qs, &sum));
 }
 
 /* Round half to even without depending on the FPU's rounding mode. */
@@ -282,19 +284,10 @@ void inf__to_float_q8_0_ref(const void *vx, float *y, int64_t n)
 void inf__from_float_q8_1_ref(const float *x, void *vy, int64_t n)
 {
     struct inf_block_q8_1 *y = vy;
-    const int64_t nb = n / INF_QK8_1;
-    for (int64_t i = 0; i < nb; i++, x += INF_QK8_1) {
-        float amax = 0.0f;
-        for (int j = 0; j < INF_QK8_1; j++)
-            amax = MAX(amax, fabsf(x[j]));
-        const float d = amax / ((1 << 7) - 1);
-        const float id = d ? 1.0f / d : 0.0f;
+    for (int64_t i = 0; i < n / INF_QK8_1; i++, x += INF_QK8_1) {
+        int sum;
+        const float d = quantize_q8(x, y[i].qs, &sum);
         y[i].d = inf_fp32_to_fp16(d);
-        int sum = 0;
-        for (int j = 0; j < INF_QK8_1; j++) {
-            y[i].qs[j] = (int8_t)roundf(x[j] * id);
-            sum += y[i].qs[j];
-        }
         y[i].s = inf_fp32_to_fp16((float)sum * d);
     }
 }
@@ -316,54 +309,49 @@ static inline int nearest_int(float f)
 }
 
 /*
- * Signed scale for n values with levels in [-nmax, nmax-1] (stored in L as l + nmax), searching
- * 19 candidate scales around -nmax/max for the smallest weighted error (weights x^2 for
- * rmse_type 1). Only the rmse_type 1, qw == NULL case that the reference quantizers use.
+ * The levels l = clamp(nearest_int(iscale * x), -nmax, nmax - 1) of n values, stored in L as
+ * l + off, and their sums weighted by x^2: *sumlx = sum w x l, *suml2 = sum w l^2.
  */
-static float make_qx_quants_rmse1(int n, int nmax, const float *x, int8_t *L)
+static void qx_levels(int n, int nmax, float iscale, const float *x, int8_t *L, int off,
+                      float *sumlx, float *suml2)
 {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; ++i) {
-        const float ax = fabsf(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
-    if (amax < GROUP_MAX_EPS) {
-        for (int i = 0; i < n; ++i)
-            L[i] = 0;
-        return 0.f;
-    }
-    float iscale = -nmax / max;
-    float sumlx = 0, suml2 = 0;
+    float slx = 0, sl2 = 0;
     for (int i = 0; i < n; ++i) {
         int l = nearest_int(iscale * x[i]);
         l = MAX(-nmax, MIN(nmax - 1, l));
-        L[i] = (int8_t)(l + nmax);
+        L[i] = (int8_t)(l + off);
         const float w = x[i] * x[i];
-        sumlx += w * x[i] * (float)l;
-        suml2 += w * (float)l * (float)l;
+        slx += w * x[i] * (float)l;
+        sl2 += w * (float)l * (float)l;
     }
+    *sumlx = slx;
+    *suml2 = sl2;
+}
+
+/*
+ * Signed scale for n (<= 16) values with levels in [-nmax, nmax-1] (stored in L as l + nmax),
+ * searching 19 candidate scales around -nmax/max for the smallest weighted error (weights x^2
+ * for rmse_type 1). Only the rmse_type 1, qw == NULL case that the reference quantizers use.
+ */
+static float make_qx_quants_rmse1(int n, int nmax, const float *x, int8_t *L)
+{
+    const float max = signed_absmax(x, n);
+    if (fabsf(max) < GROUP_MAX_EPS) {
+        memset(L, 0, (size_t)n);
+        return 0.f;
+    }
+    float sumlx, suml2;
+    qx_levels(n, nmax, -nmax / max, x, L, nmax, &sumlx, &suml2);
     float scale = suml2 ? sumlx / suml2 : 0.0f;
     float best = scale * sumlx;
     for (int is = -9; is <= 9; ++is) {
         if (is == 0)
             continue;
-        iscale = -((float)nmax + 0.1f * (float)is) / max;
-        sumlx = suml2 = 0;
-        for (int i = 0; i < n; ++i) {
-            int l = nearest_int(iscale * x[i]);
-            l = MAX(-nmax, MIN(nmax - 1, l));
-            const float w = x[i] * x[i];
-            sumlx += w * x[i] * (float)l;
-            suml2 += w * (float)l * (float)l;
-        }
+        const float iscale = -((float)nmax + 0.1f * (float)is) / max;
+        int8_t Lis[16];
+        qx_levels(n, nmax, iscale, x, Lis, nmax, &sumlx, &suml2);
         if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-            for (int i = 0; i < n; ++i) {
-                const int l = nearest_int(iscale * x[i]);
-                L[i] = (int8_t)(nmax + MAX(-nmax, MIN(nmax - 1, l)));
-            }
+            memcpy(L, Lis, (size_t)n);
             scale = sumlx / suml2;
             best = scale * sumlx;
         }
@@ -374,29 +362,13 @@ static float make_qx_quants_rmse1(int n, int nmax, const float *x, int8_t *L)
 /* Signed 3-bit scale with up to 5 rounds of coordinate descent on the levels (do_rmse). */
 static float make_q3_quants(int n, int nmax, const float *x, int8_t *L)
 {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; ++i) {
-        const float ax = fabsf(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
-    if (amax < GROUP_MAX_EPS) {
-        for (int i = 0; i < n; ++i)
-            L[i] = 0;
+    const float max = signed_absmax(x, n);
+    if (fabsf(max) < GROUP_MAX_EPS) {
+        memset(L, 0, (size_t)n);
         return 0.f;
     }
-    const float iscale = -nmax / max;
-    float sumlx = 0, suml2 = 0;
-    for (int i = 0; i < n; ++i) {
-        int l = nearest_int(iscale * x[i]);
-        l = MAX(-nmax, MIN(nmax - 1, l));
-        L[i] = (int8_t)l;
-        const float w = x[i] * x[i];
-        sumlx += w * x[i] * (float)l;
-        suml2 += w * (float)l * (float)l;
-    }
+    float sumlx, suml2;
+    qx_levels(n, nmax, -nmax / max, x, L, 0, &sumlx, &suml2);
     for (int itry = 0; itry < 5; ++itry) {
         int n_changed = 0;
         for (int i = 0; i < n; ++i) {
@@ -507,6 +479,21 @@ static float make_qkx2_quants(int n, int nmax, const float *x, const float *weig
     return scale;
 }
 
+/*
+ * The levels of a group of n values against its quantized scale d and min dm (0 for the signed
+ * formats): L = clamp(nearest_int((x + dm) / d), lo, hi) - lo. A group whose scale is 0 keeps
+ * the levels it has.
+ */
+static void group_levels(const float *x, int n, float d, float dm, int lo, int hi, uint8_t *L)
+{
+    if (!d)
+        return;
+    for (int i = 0; i < n; ++i) {
+        const int l = nearest_int((x[i] + dm) / d);
+        L[i] = (uint8_t)(MAX(lo, MIN(hi, l)) - lo);
+    }
+}
+
 /* Pack 256 2-bit levels the Q2_K/Q3_K way: qs[32h + l] = L[128h + l + 32s] << 2s. */
 static void pack_2bit(const uint8_t *L, uint8_t *qs)
 {
@@ -574,16 +561,10 @@ void inf__from_float_q2_K_ref(const float *x, void *vy, int64_t n)
         } else {
             y[i].dmin = inf_fp32_to_fp16(0.f);
         }
-        for (int j = 0; j < INF_QK_K / 16; ++j) {
-            const float d = inf_fp16_to_fp32(y[i].d) * (float)(y[i].scales[j] & 0xf);
-            if (!d)
-                continue;
-            const float dm = inf_fp16_to_fp32(y[i].dmin) * (float)(y[i].scales[j] >> 4);
-            for (int ii = 0; ii < 16; ++ii) {
-                const int l = nearest_int((x[16 * j + ii] + dm) / d);
-                L[16 * j + ii] = (uint8_t)MAX(0, MIN(3, l));
-            }
-        }
+        for (int j = 0; j < INF_QK_K / 16; ++j)
+            group_levels(x + 16 * j, 16, inf_fp16_to_fp32(y[i].d) * (float)(y[i].scales[j] & 0xf),
+                         inf_fp16_to_fp32(y[i].dmin) * (float)(y[i].scales[j] >> 4), 0, 3,
+                         L + 16 * j);
         pack_2bit(L, y[i].qs);
     }
 }
@@ -617,15 +598,9 @@ void inf__from_float_q3_K_ref(const float *x, void *vy, int64_t n)
     float scales[INF_QK_K / 16];
 
     for (int64_t i = 0; i < nb; i++, x += INF_QK_K) {
-        float max_scale = 0, amax = 0;
-        for (int j = 0; j < INF_QK_K / 16; ++j) {
+        for (int j = 0; j < INF_QK_K / 16; ++j)
             scales[j] = make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
-            const float scale = fabsf(scales[j]);
-            if (scale > amax) {
-                amax = scale;
-                max_scale = scales[j];
-            }
-        }
+        const float max_scale = signed_absmax(scales, INF_QK_K / 16);
         memset(y[i].scales, 0, 12);
         if (max_scale) {
             const float iscale = -32.f / max_scale;
@@ -646,16 +621,9 @@ void inf__from_float_q3_K_ref(const float *x, void *vy, int64_t n)
 
         int8_t sc[16];
         ref_q3_k_scales(y[i].scales, sc);
-        for (int j = 0; j < INF_QK_K / 16; ++j) {
-            const float d = inf_fp16_to_fp32(y[i].d) * (float)sc[j];
-            if (!d)
-                continue;
-            for (int ii = 0; ii < 16; ++ii) {
-                int l = nearest_int(x[16 * j + ii] / d);
-                l = MAX(-4, MIN(3, l));
-                L[16 * j + ii] = (int8_t)(l + 4);
-            }
-        }
+        for (int j = 0; j < INF_QK_K / 16; ++j)
+            group_levels(x + 16 * j, 16, inf_fp16_to_fp32(y[i].d) * (float)sc[j], 0.0f, -4, 3,
+                         (uint8_t *)L + 16 * j);
 
         memset(y[i].hmask, 0, INF_QK_K / 8);
         uint8_t Lu[INF_QK_K];
@@ -720,14 +688,8 @@ static void quantize_k4_scales(const float *x, int nmax, float rmin, int nstep, 
     for (int j = 0; j < INF_QK_K / 32; ++j) {
         uint8_t sc, m;
         ref_scale_min_k4(j, scales12, &sc, &m);
-        const float d = inf_fp16_to_fp32(*d_out) * (float)sc;
-        if (!d)
-            continue;
-        const float dm = inf_fp16_to_fp32(*dmin_out) * (float)m;
-        for (int ii = 0; ii < 32; ++ii) {
-            const int l = nearest_int((x[32 * j + ii] + dm) / d);
-            L[32 * j + ii] = (uint8_t)MAX(0, MIN(nmax, l));
-        }
+        group_levels(x + 32 * j, 32, inf_fp16_to_fp32(*d_out) * (float)sc,
+                     inf_fp16_to_fp32(*dmin_out) * (float)m, 0, nmax, L + 32 * j);
     }
 }
 
@@ -791,17 +753,10 @@ void inf__from_float_q6_K_ref(const float *x, void *vy, int64_t n)
     float scales[INF_QK_K / 16];
 
     for (int64_t i = 0; i < nb; i++, x += INF_QK_K) {
-        float max_scale = 0, max_abs_scale = 0;
-        for (int ib = 0; ib < INF_QK_K / 16; ++ib) {
-            const float scale = make_qx_quants_rmse1(16, 32, x + 16 * ib, L + 16 * ib);
-            scales[ib] = scale;
-            const float abs_scale = fabsf(scale);
-            if (abs_scale > max_abs_scale) {
-                max_abs_scale = abs_scale;
-                max_scale = scale;
-            }
-        }
-        if (max_abs_scale < GROUP_MAX_EPS) {
+        for (int ib = 0; ib < INF_QK_K / 16; ++ib)
+            scales[ib] = make_qx_quants_rmse1(16, 32, x + 16 * ib, L + 16 * ib);
+        const float max_scale = signed_absmax(scales, INF_QK_K / 16);
+        if (fabsf(max_scale) < GROUP_MAX_EPS) {
             memset(&y[i], 0, sizeof(y[i]));
             y[i].d = inf_fp32_to_fp16(0.f);
             continue;
@@ -811,16 +766,9 @@ void inf__from_float_q6_K_ref(const float *x, void *vy, int64_t n)
         for (int ib = 0; ib < INF_QK_K / 16; ++ib)
             y[i].scales[ib] = (int8_t)MIN(127, nearest_int(iscale * scales[ib]));
 
-        for (int j = 0; j < INF_QK_K / 16; ++j) {
-            const float d = inf_fp16_to_fp32(y[i].d) * (float)y[i].scales[j];
-            if (!d)
-                continue;
-            for (int ii = 0; ii < 16; ++ii) {
-                int l = nearest_int(x[16 * j + ii] / d);
-                l = MAX(-32, MIN(31, l));
-                L[16 * j + ii] = (int8_t)(l + 32);
-            }
-        }
+        for (int j = 0; j < INF_QK_K / 16; ++j)
+            group_levels(x + 16 * j, 16, inf_fp16_to_fp32(y[i].d) * (float)y[i].scales[j], 0.0f,
+                         -32, 31, (uint8_t *)L + 16 * j);
 
         uint8_t *ql = y[i].ql, *qh = y[i].qh;
         for (int j = 0; j < INF_QK_K; j += 128, ql += 64, qh += 32) {
@@ -850,15 +798,8 @@ void inf__from_float_q8_K_ref(const float *x, void *vy, int64_t n)
     struct inf_block_q8_K *y = vy;
     const int64_t nb = n / INF_QK_K;
     for (int64_t i = 0; i < nb; i++, x += INF_QK_K) {
-        float max = 0, amax = 0;
-        for (int j = 0; j < INF_QK_K; ++j) {
-            const float ax = fabsf(x[j]);
-            if (ax > amax) {
-                amax = ax;
-                max = x[j];
-            }
-        }
-        if (!amax) {
+        const float max = signed_absmax(x, INF_QK_K);
+        if (!max) {
             y[i].d = 0;
             memset(y[i].qs, 0, INF_QK_K);
             memset(y[i].bsums, 0, sizeof(y[i].bsums));
