@@ -15,32 +15,23 @@
 #include "kernels/internal.h"
 #include "kernels/ref_levels.h"
 
-static float dot_f32_f32(int64_t n, const void *vw, const void *va)
+/* Value i of an F32, F16 or BF16 row. */
+static float float_at(enum inf_type t, const void *w, int64_t i)
 {
-    const float *w = vw, *a = va;
-    double sum = 0;
-    for (int64_t i = 0; i < n; i++)
-        sum += (double)w[i] * (double)a[i];
-    return (float)sum;
+    if (t == INF_TYPE_F16)
+        return inf_fp16_to_fp32(((const inf_fp16 *)w)[i]);
+    if (t == INF_TYPE_BF16)
+        return inf_bf16_to_fp32(((const inf_bf16 *)w)[i]);
+    return ((const float *)w)[i];
 }
 
-static float dot_f16_f32(int64_t n, const void *vw, const void *va)
+/* F32, F16, BF16 with F32, accumulated in double. */
+static float dot_float(enum inf_type t, int64_t n, const void *vw, const void *va)
 {
-    const inf_fp16 *w = vw;
     const float *a = va;
     double sum = 0;
     for (int64_t i = 0; i < n; i++)
-        sum += (double)inf_fp16_to_fp32(w[i]) * (double)a[i];
-    return (float)sum;
-}
-
-static float dot_bf16_f32(int64_t n, const void *vw, const void *va)
-{
-    const inf_bf16 *w = vw;
-    const float *a = va;
-    double sum = 0;
-    for (int64_t i = 0; i < n; i++)
-        sum += (double)inf_bf16_to_fp32(w[i]) * (double)a[i];
+        sum += (double)float_at(t, vw, i) * (double)a[i];
     return (float)sum;
 }
 
@@ -97,21 +88,26 @@ static float dot_kq(enum inf_type t, int64_t n, const void *vw, const void *va)
     return sumf;
 }
 
-#define DOT(name, fn, T)                                                                           \
-    static float name(int64_t n, const void *vw, const void *va)                                   \
+#define DOT(w, a, family, T)                                                                       \
+    static float dot_##w##_##a(int64_t n, const void *vw, const void *va)                          \
     {                                                                                              \
-        return fn(T, n, vw, va);                                                                   \
+        return dot_##family(INF_TYPE_##T, n, vw, va);                                              \
     }
-DOT(dot_q4_0_q8_0, dot_legacy, INF_TYPE_Q4_0)
-DOT(dot_q4_1_q8_1, dot_legacy, INF_TYPE_Q4_1)
-DOT(dot_q5_0_q8_0, dot_legacy, INF_TYPE_Q5_0)
-DOT(dot_q5_1_q8_1, dot_legacy, INF_TYPE_Q5_1)
-DOT(dot_q8_0_q8_0, dot_legacy, INF_TYPE_Q8_0)
-DOT(dot_q2_K_q8_K, dot_kq, INF_TYPE_Q2_K)
-DOT(dot_q3_K_q8_K, dot_kq, INF_TYPE_Q3_K)
-DOT(dot_q4_K_q8_K, dot_kq, INF_TYPE_Q4_K)
-DOT(dot_q5_K_q8_K, dot_kq, INF_TYPE_Q5_K)
-DOT(dot_q6_K_q8_K, dot_kq, INF_TYPE_Q6_K)
+#define DOT_F32(w, T) DOT(w, f32, float, T)
+DOT_F32(f32, F32)
+DOT_F32(f16, F16)
+DOT_F32(bf16, BF16)
+DOT(q4_0, q8_0, legacy, Q4_0)
+DOT(q4_1, q8_1, legacy, Q4_1)
+DOT(q5_0, q8_0, legacy, Q5_0)
+DOT(q5_1, q8_1, legacy, Q5_1)
+DOT(q8_0, q8_0, legacy, Q8_0)
+DOT(q2_K, q8_K, kq, Q2_K)
+DOT(q3_K, q8_K, kq, Q3_K)
+DOT(q4_K, q8_K, kq, Q4_K)
+DOT(q5_K, q8_K, kq, Q5_K)
+DOT(q6_K, q8_K, kq, Q6_K)
+#undef DOT_F32
 #undef DOT
 
 inf__vec_dot_fn inf__vec_dot_ref(enum inf_type wtype)

@@ -38,16 +38,12 @@ void inf__to_float_f32_ref(const void *vx, float *y, int64_t n)
 
 void inf__from_float_f16_ref(const float *x, void *vy, int64_t n)
 {
-    inf_fp16 *y = vy;
-    for (int64_t i = 0; i < n; i++)
-        y[i] = inf_fp32_to_fp16(x[i]);
+    inf__f32_to_f16_ref(x, vy, n);
 }
 
 void inf__to_float_f16_ref(const void *vx, float *y, int64_t n)
 {
-    const inf_fp16 *x = vx;
-    for (int64_t i = 0; i < n; i++)
-        y[i] = inf_fp16_to_fp32(x[i]);
+    inf__f16_to_f32_ref(vx, y, n);
 }
 
 void inf__from_float_bf16_ref(const float *x, void *vy, int64_t n)
@@ -166,21 +162,11 @@ static void to_float_legacy(enum inf_type t, const void *vx, float *y, int64_t n
     }
 }
 
-void inf__to_float_q4_0_ref(const void *vx, float *y, int64_t n)
-{
-    to_float_legacy(INF_TYPE_Q4_0, vx, y, n);
-}
-
 void inf__from_float_q4_1_ref(const float *x, void *vy, int64_t n)
 {
     struct inf_block_q4_1 *y = vy;
     for (int64_t i = 0; i < n / INF_QK4_1; i++, x += INF_QK4_1)
         quantize_min(x, 4, &y[i].d, &y[i].m, y[i].qs, NULL);
-}
-
-void inf__to_float_q4_1_ref(const void *vx, float *y, int64_t n)
-{
-    to_float_legacy(INF_TYPE_Q4_1, vx, y, n);
 }
 
 void inf__from_float_q5_0_ref(const float *x, void *vy, int64_t n)
@@ -190,21 +176,11 @@ void inf__from_float_q5_0_ref(const float *x, void *vy, int64_t n)
         quantize_sym(x, 5, &y[i].d, y[i].qs, y[i].qh);
 }
 
-void inf__to_float_q5_0_ref(const void *vx, float *y, int64_t n)
-{
-    to_float_legacy(INF_TYPE_Q5_0, vx, y, n);
-}
-
 void inf__from_float_q5_1_ref(const float *x, void *vy, int64_t n)
 {
     struct inf_block_q5_1 *y = vy;
     for (int64_t i = 0; i < n / INF_QK5_1; i++, x += INF_QK5_1)
         quantize_min(x, 5, &y[i].d, &y[i].m, y[i].qs, y[i].qh);
-}
-
-void inf__to_float_q5_1_ref(const void *vx, float *y, int64_t n)
-{
-    to_float_legacy(INF_TYPE_Q5_1, vx, y, n);
 }
 
 /* ---- Q8_0, Q8_1 ------------------------------------------------------------------------------ */
@@ -276,11 +252,6 @@ void inf__act_q8_1_ref(const float *x, void *y, int64_t n)
     act_q8_legacy(x, y, n, 1);
 }
 
-void inf__to_float_q8_0_ref(const void *vx, float *y, int64_t n)
-{
-    to_float_legacy(INF_TYPE_Q8_0, vx, y, n);
-}
-
 void inf__from_float_q8_1_ref(const float *x, void *vy, int64_t n)
 {
     struct inf_block_q8_1 *y = vy;
@@ -290,11 +261,6 @@ void inf__from_float_q8_1_ref(const float *x, void *vy, int64_t n)
         y[i].d = inf_fp32_to_fp16(d);
         y[i].s = inf_fp32_to_fp16((float)sum * d);
     }
-}
-
-void inf__to_float_q8_1_ref(const void *vx, float *y, int64_t n)
-{
-    to_float_legacy(INF_TYPE_Q8_1, vx, y, n);
 }
 
 /* ---- K-quant helpers ----------------------------------------------------------------------- */
@@ -329,19 +295,31 @@ static void qx_levels(int n, int nmax, float iscale, const float *x, int8_t *L, 
 }
 
 /*
+ * The first levels of make_qx_quants and make_q3_quants: qx_levels at iscale = -nmax / max, max
+ * the value of largest magnitude. False, with L all 0, where the group is all but zero.
+ */
+static bool qx_first_levels(int n, int nmax, const float *x, int8_t *L, int off, float *max,
+                            float *sumlx, float *suml2)
+{
+    *max = signed_absmax(x, n);
+    if (fabsf(*max) < GROUP_MAX_EPS) {
+        memset(L, 0, (size_t)n);
+        return false;
+    }
+    qx_levels(n, nmax, -nmax / *max, x, L, off, sumlx, suml2);
+    return true;
+}
+
+/*
  * Signed scale for n (<= 16) values with levels in [-nmax, nmax-1] (stored in L as l + nmax),
  * searching 19 candidate scales around -nmax/max for the smallest weighted error (weights x^2
  * for rmse_type 1). Only the rmse_type 1, qw == NULL case that the reference quantizers use.
  */
 static float make_qx_quants_rmse1(int n, int nmax, const float *x, int8_t *L)
 {
-    const float max = signed_absmax(x, n);
-    if (fabsf(max) < GROUP_MAX_EPS) {
-        memset(L, 0, (size_t)n);
+    float max, sumlx, suml2;
+    if (!qx_first_levels(n, nmax, x, L, nmax, &max, &sumlx, &suml2))
         return 0.f;
-    }
-    float sumlx, suml2;
-    qx_levels(n, nmax, -nmax / max, x, L, nmax, &sumlx, &suml2);
     float scale = suml2 ? sumlx / suml2 : 0.0f;
     float best = scale * sumlx;
     for (int is = -9; is <= 9; ++is) {
@@ -362,13 +340,9 @@ static float make_qx_quants_rmse1(int n, int nmax, const float *x, int8_t *L)
 /* Signed 3-bit scale with up to 5 rounds of coordinate descent on the levels (do_rmse). */
 static float make_q3_quants(int n, int nmax, const float *x, int8_t *L)
 {
-    const float max = signed_absmax(x, n);
-    if (fabsf(max) < GROUP_MAX_EPS) {
-        memset(L, 0, (size_t)n);
+    float max, sumlx, suml2;
+    if (!qx_first_levels(n, nmax, x, L, 0, &max, &sumlx, &suml2))
         return 0.f;
-    }
-    float sumlx, suml2;
-    qx_levels(n, nmax, -nmax / max, x, L, 0, &sumlx, &suml2);
     for (int itry = 0; itry < 5; ++itry) {
         int n_changed = 0;
         for (int i = 0; i < n; ++i) {
@@ -494,6 +468,18 @@ static void group_levels(const float *x, int n, float d, float dm, int lo, int h
     }
 }
 
+/*
+ * Q3_K, Q6_K: a signed scale and the levels of each group of 16 by make (make_q3_quants or
+ * make_qx_quants_rmse1); returns the scale of largest magnitude, with its sign.
+ */
+static float signed_scales(float (*make)(int, int, const float *, int8_t *), int nmax,
+                           const float *x, int8_t L[INF_QK_K], float scales[INF_QK_K / 16])
+{
+    for (int j = 0; j < INF_QK_K / 16; ++j)
+        scales[j] = make(16, nmax, x + 16 * j, L + 16 * j);
+    return signed_absmax(scales, INF_QK_K / 16);
+}
+
 /* Pack 256 2-bit levels the Q2_K/Q3_K way: qs[32h + l] = L[128h + l + 32s] << 2s. */
 static void pack_2bit(const uint8_t *L, uint8_t *qs)
 {
@@ -583,24 +569,15 @@ static void to_float_kq(enum inf_type t, const void *vx, float *y, int64_t n)
     }
 }
 
-void inf__to_float_q2_K_ref(const void *vx, float *y, int64_t n)
-{
-    to_float_kq(INF_TYPE_Q2_K, vx, y, n);
-}
-
 /* ---- Q3_K ---------------------------------------------------------------------------------- */
 
 void inf__from_float_q3_K_ref(const float *x, void *vy, int64_t n)
 {
     struct inf_block_q3_K *y = vy;
-    const int64_t nb = n / INF_QK_K;
     int8_t L[INF_QK_K];
     float scales[INF_QK_K / 16];
-
-    for (int64_t i = 0; i < nb; i++, x += INF_QK_K) {
-        for (int j = 0; j < INF_QK_K / 16; ++j)
-            scales[j] = make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
-        const float max_scale = signed_absmax(scales, INF_QK_K / 16);
+    for (int64_t i = 0; i < n / INF_QK_K; i++, x += INF_QK_K) {
+        const float max_scale = signed_scales(make_q3_quants, 4, x, L, scales);
         memset(y[i].scales, 0, 12);
         if (max_scale) {
             const float iscale = -32.f / max_scale;
@@ -639,21 +616,18 @@ void inf__from_float_q3_K_ref(const float *x, void *vy, int64_t n)
     }
 }
 
-void inf__to_float_q3_K_ref(const void *vx, float *y, int64_t n)
-{
-    to_float_kq(INF_TYPE_Q3_K, vx, y, n);
-}
-
 /* ---- Q4_K, Q5_K ---------------------------------------------------------------------------- */
 
 /*
- * The part of the Q4_K and Q5_K quantizers they share: per group of 32, a scale and min from
+ * Q4_K (nmax 15, qh NULL) and Q5_K (nmax 31): per group of 32, a scale and min from
  * make_qkx2_quants with weights av_x + |x|, quantized to 6 bits against the block's largest;
- * then the levels recomputed with the quantized scales. Levels go to L (0..nmax).
+ * then the levels recomputed with the quantized scales and packed: their low 4 bits in qs
+ * (qs[32p + l] = L[64p + l] | L[64p + 32 + l] << 4), bit 4 of L[32b + l] as bit b of qh[l].
  */
-static void quantize_k4_scales(const float *x, int nmax, float rmin, int nstep, uint8_t *scales12,
-                               inf_fp16 *d_out, inf_fp16 *dmin_out, uint8_t *L)
+static void quantize_k4(const float *x, int nmax, float rmin, int nstep, uint8_t *scales12,
+                        inf_fp16 *d_out, inf_fp16 *dmin_out, uint8_t *qs, uint8_t *qh)
 {
+    uint8_t L[INF_QK_K];
     uint8_t Laux[32];
     float weights[32], mins[INF_QK_K / 32], scales[INF_QK_K / 32];
     float max_scale = 0, max_min = 0;
@@ -691,56 +665,31 @@ static void quantize_k4_scales(const float *x, int nmax, float rmin, int nstep, 
         group_levels(x + 32 * j, 32, inf_fp16_to_fp32(*d_out) * (float)sc,
                      inf_fp16_to_fp32(*dmin_out) * (float)m, 0, nmax, L + 32 * j);
     }
+
+    if (qh)
+        memset(qh, 0, INF_QK_K / 8);
+    for (int j = 0; j < INF_QK_K; j += 64, qs += 32) {
+        for (int l = 0; l < 32; ++l) {
+            const int l1 = L[j + l], l2 = L[j + l + 32];
+            qs[l] = (uint8_t)((l1 & 0x0f) | ((l2 & 0x0f) << 4));
+            if (qh)
+                qh[l] |= (uint8_t)(((l1 >> 4) << (j / 32)) | ((l2 >> 4) << (j / 32 + 1)));
+        }
+    }
 }
 
 void inf__from_float_q4_K_ref(const float *x, void *vy, int64_t n)
 {
     struct inf_block_q4_K *y = vy;
-    const int64_t nb = n / INF_QK_K;
-    uint8_t L[INF_QK_K];
-    for (int64_t i = 0; i < nb; i++, x += INF_QK_K) {
-        quantize_k4_scales(x, 15, -1.f, 20, y[i].scales, &y[i].d, &y[i].dmin, L);
-        uint8_t *q = y[i].qs;
-        for (int j = 0; j < INF_QK_K; j += 64, q += 32)
-            for (int l = 0; l < 32; ++l)
-                q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
-    }
-}
-
-void inf__to_float_q4_K_ref(const void *vx, float *y, int64_t n)
-{
-    to_float_kq(INF_TYPE_Q4_K, vx, y, n);
+    for (int64_t i = 0; i < n / INF_QK_K; i++, x += INF_QK_K)
+        quantize_k4(x, 15, -1.f, 20, y[i].scales, &y[i].d, &y[i].dmin, y[i].qs, NULL);
 }
 
 void inf__from_float_q5_K_ref(const float *x, void *vy, int64_t n)
 {
     struct inf_block_q5_K *y = vy;
-    const int64_t nb = n / INF_QK_K;
-    uint8_t L[INF_QK_K];
-    for (int64_t i = 0; i < nb; i++, x += INF_QK_K) {
-        quantize_k4_scales(x, 31, -0.5f, 15, y[i].scales, &y[i].d, &y[i].dmin, L);
-        memset(y[i].qh, 0, INF_QK_K / 8);
-        uint8_t *ql = y[i].qs;
-        for (int j = 0; j < INF_QK_K; j += 64, ql += 32) {
-            for (int l = 0; l < 32; ++l) {
-                int l1 = L[j + l], l2 = L[j + l + 32];
-                if (l1 > 15) {
-                    l1 -= 16;
-                    y[i].qh[l] |= (uint8_t)(1u << (j / 32));
-                }
-                if (l2 > 15) {
-                    l2 -= 16;
-                    y[i].qh[l] |= (uint8_t)(2u << (j / 32));
-                }
-                ql[l] = (uint8_t)(l1 | (l2 << 4));
-            }
-        }
-    }
-}
-
-void inf__to_float_q5_K_ref(const void *vx, float *y, int64_t n)
-{
-    to_float_kq(INF_TYPE_Q5_K, vx, y, n);
+    for (int64_t i = 0; i < n / INF_QK_K; i++, x += INF_QK_K)
+        quantize_k4(x, 31, -0.5f, 15, y[i].scales, &y[i].d, &y[i].dmin, y[i].qs, y[i].qh);
 }
 
 /* ---- Q6_K ---------------------------------------------------------------------------------- */
@@ -748,14 +697,10 @@ void inf__to_float_q5_K_ref(const void *vx, float *y, int64_t n)
 void inf__from_float_q6_K_ref(const float *x, void *vy, int64_t n)
 {
     struct inf_block_q6_K *y = vy;
-    const int64_t nb = n / INF_QK_K;
-    int8_t L[INF_QK_K];
     float scales[INF_QK_K / 16];
-
-    for (int64_t i = 0; i < nb; i++, x += INF_QK_K) {
-        for (int ib = 0; ib < INF_QK_K / 16; ++ib)
-            scales[ib] = make_qx_quants_rmse1(16, 32, x + 16 * ib, L + 16 * ib);
-        const float max_scale = signed_absmax(scales, INF_QK_K / 16);
+    int8_t L[INF_QK_K];
+    for (int64_t i = 0; i < n / INF_QK_K; i++, x += INF_QK_K) {
+        const float max_scale = signed_scales(make_qx_quants_rmse1, 32, x, L, scales);
         if (fabsf(max_scale) < GROUP_MAX_EPS) {
             memset(&y[i], 0, sizeof(y[i]));
             y[i].d = inf_fp32_to_fp16(0.f);
@@ -784,11 +729,6 @@ void inf__from_float_q6_K_ref(const float *x, void *vy, int64_t n)
             }
         }
     }
-}
-
-void inf__to_float_q6_K_ref(const void *vx, float *y, int64_t n)
-{
-    to_float_kq(INF_TYPE_Q6_K, vx, y, n);
 }
 
 /* ---- Q8_K (activations) -------------------------------------------------------------------- */
@@ -828,3 +768,23 @@ void inf__to_float_q8_K_ref(const void *vx, float *y, int64_t n)
         for (int j = 0; j < INF_QK_K; ++j)
             *y++ = x[i].d * (float)x[i].qs[j];
 }
+
+/* ---- The dequantizers of the legacy formats and the K-quants ------------------------------- */
+
+#define TO_FLOAT(t, family, T)                                                                     \
+    void inf__to_float_##t##_ref(const void *vx, float *y, int64_t n)                              \
+    {                                                                                              \
+        to_float_##family(INF_TYPE_##T, vx, y, n);                                                 \
+    }
+TO_FLOAT(q4_0, legacy, Q4_0)
+TO_FLOAT(q4_1, legacy, Q4_1)
+TO_FLOAT(q5_0, legacy, Q5_0)
+TO_FLOAT(q5_1, legacy, Q5_1)
+TO_FLOAT(q8_0, legacy, Q8_0)
+TO_FLOAT(q8_1, legacy, Q8_1)
+TO_FLOAT(q2_K, kq, Q2_K)
+TO_FLOAT(q3_K, kq, Q3_K)
+TO_FLOAT(q4_K, kq, Q4_K)
+TO_FLOAT(q5_K, kq, Q5_K)
+TO_FLOAT(q6_K, kq, Q6_K)
+#undef TO_FLOAT
