@@ -86,6 +86,17 @@ static uint64_t fnv1a(const void *p, size_t n)
     return h;
 }
 
+/* A pool of two threads (the tests' threaded runs). */
+static struct inf_threadpool *new_pool2(void)
+{
+    struct inf_threadpool_params pp;
+    inf_threadpool_params_init(&pp);
+    pp.n_threads = 2;
+    struct inf_threadpool *pool = NULL;
+    T_EQ_INT(inf_threadpool_new(&pp, &pool, NULL), INF_OK);
+    return pool;
+}
+
 static const enum inf_type weight_types[] = {
     INF_TYPE_F32,  INF_TYPE_F16,  INF_TYPE_BF16, INF_TYPE_Q4_0, INF_TYPE_Q4_1,
     INF_TYPE_Q5_0, INF_TYPE_Q5_1, INF_TYPE_Q8_0, INF_TYPE_Q2_K, INF_TYPE_Q3_K,
@@ -141,11 +152,7 @@ static void test_traits(void)
 /* inf_quantize_rows (threads) writes the bytes of inf_quantize_row. */
 static void test_quantize_rows(void)
 {
-    struct inf_threadpool_params pp;
-    inf_threadpool_params_init(&pp);
-    pp.n_threads = 2;
-    struct inf_threadpool *pool = NULL;
-    T_EQ_INT(inf_threadpool_new(&pp, &pool, NULL), INF_OK);
+    struct inf_threadpool *pool = new_pool2();
     const int64_t rows = 7, n = 512;
     float *x = xalloc((size_t)(rows * n) * sizeof(float));
     fill_random(x, rows * n);
@@ -652,11 +659,7 @@ static void test_gemm_panels(void)
 /* inf_matmul (with and without threads, one token and batches) against the reference. */
 static void test_matmul(void)
 {
-    struct inf_threadpool *pool = NULL;
-    struct inf_threadpool_params pp;
-    inf_threadpool_params_init(&pp);
-    pp.n_threads = 2;
-    T_EQ_INT(inf_threadpool_new(&pp, &pool, NULL), INF_OK);
+    struct inf_threadpool *pool = new_pool2();
     static const int64_t shapes[][3] = {{256, 1, 1},  {512, 7, 1},  {1024, 64, 1}, {768, 130, 1},
                                         {512, 33, 2}, {256, 17, 5}, {1024, 40, 16}};
     for (int li = 0; li < n_levels; li++) {
@@ -1085,11 +1088,7 @@ static void test_attn_tile(void)
  * not (the fallback), at every level, one and many tokens. */
 static void test_matmul_multi(void)
 {
-    struct inf_threadpool *pool = NULL;
-    struct inf_threadpool_params pp;
-    inf_threadpool_params_init(&pp);
-    pp.n_threads = 2;
-    T_EQ_INT(inf_threadpool_new(&pp, &pool, NULL), INF_OK);
+    struct inf_threadpool *pool = new_pool2();
     static const enum inf_type sets[][3] = {{INF_TYPE_Q4_0, INF_TYPE_Q4_0, INF_TYPE_Q4_0},
                                             {INF_TYPE_Q4_K, INF_TYPE_Q4_K, INF_TYPE_Q6_K},
                                             {INF_TYPE_Q8_0, INF_TYPE_Q6_K, INF_TYPE_Q8_0},
