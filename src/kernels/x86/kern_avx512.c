@@ -112,7 +112,7 @@ static INF__ALWAYS_INLINE void z_leg_tile(const int T, const int NR, const int N
                                           const uint8_t *w, size_t ldw, const uint8_t *a,
                                           size_t lda, float *s, size_t lds, const int vnni)
 {
-    const size_t wbs = x86_leg_wbytes(T);
+    const size_t wbs = x86_wbytes(T);
     const size_t pf = x86_pf_dist(NR, ldw);
     const int has_min = X86_LEG_HAS_MIN(T), off = X86_LEG_OFFSET(T);
     const size_t abs_ = has_min ? sizeof(struct inf_block_q8_1) : sizeof(struct inf_block_q8_0);
@@ -321,7 +321,7 @@ static INF__ALWAYS_INLINE void z_k_tile(const int T, const int NR, const int NC,
                                         const uint8_t *w, size_t ldw, const uint8_t *a, size_t lda,
                                         float *s, size_t lds, const int vnni)
 {
-    const size_t wbs = x86_k_wbytes(T);
+    const size_t wbs = x86_wbytes(T);
     const size_t pf = x86_pf_dist(NR, ldw);
     __m512 acc[4][4];
     __m256 accm[4][4];
@@ -654,17 +654,8 @@ void inf__kern_init_avx512(struct inf__kern *k, int have_vnni)
 {
     k->level = INF_CPU_AVX512;
 #define W(T, fn, mr, mc)                                                                           \
-    k->w[T] = (struct inf__wkern){.gemm = have_vnni ? fn##_vnni : fn, .max_nr = mr, .max_nc = mc}
-    W(INF_TYPE_Q4_0, gemm_q4_0, 4, 2);
-    W(INF_TYPE_Q4_1, gemm_q4_1, 4, 2);
-    W(INF_TYPE_Q5_0, gemm_q5_0, 4, 2);
-    W(INF_TYPE_Q5_1, gemm_q5_1, 4, 2);
-    W(INF_TYPE_Q8_0, gemm_q8_0, 4, 2);
-    W(INF_TYPE_Q2_K, gemm_q2_K, 4, 4);
-    W(INF_TYPE_Q3_K, gemm_q3_K, 4, 4);
-    W(INF_TYPE_Q4_K, gemm_q4_K, 4, 4);
-    W(INF_TYPE_Q5_K, gemm_q5_K, 4, 4);
-    W(INF_TYPE_Q6_K, gemm_q6_K, 4, 4);
+    k->w[T] = (struct inf__wkern){.gemm = have_vnni ? fn##_vnni : fn, .max_nr = mr, .max_nc = mc};
+    X86_QUANT_GEMMS(W)
 #undef W
     k->w[INF_TYPE_Q4_0].panel = gemm_q4_0_panel;
     k->w[INF_TYPE_Q4_0].panel_min_nc = 8;

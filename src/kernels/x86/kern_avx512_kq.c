@@ -74,7 +74,7 @@ static INF__ALWAYS_INLINE __m512i zk_bytes0(int a, int b)
 static INF__ALWAYS_INLINE void zk_pack(const int T, const uint8_t *w, size_t ldw, int nr,
                                        int64_t nb, uint8_t *dst)
 {
-    const size_t wbs = x86_k_wbytes(T), sbb = zk_sb_bytes(T);
+    const size_t wbs = x86_wbytes(T), sbb = zk_sb_bytes(T);
     const __mmask16 rm = (__mmask16)((1u << nr) - 1);
     const __m512i idx =
         _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),

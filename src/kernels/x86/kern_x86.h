@@ -141,14 +141,48 @@ static INF__ALWAYS_INLINE __m256i x86_leg_unpack(const int T, const uint8_t *b)
     }
 }
 
-static INF__ALWAYS_INLINE size_t x86_leg_wbytes(const int T)
+/* The bytes of a block of weight format T (a constant at each instantiation). */
+static INF__ALWAYS_INLINE size_t x86_wbytes(const int T)
 {
-    return T == INF_TYPE_Q4_0   ? sizeof(struct inf_block_q4_0)
-           : T == INF_TYPE_Q4_1 ? sizeof(struct inf_block_q4_1)
-           : T == INF_TYPE_Q5_0 ? sizeof(struct inf_block_q5_0)
-           : T == INF_TYPE_Q5_1 ? sizeof(struct inf_block_q5_1)
-                                : sizeof(struct inf_block_q8_0);
+    switch (T) {
+    case INF_TYPE_Q4_0:
+        return sizeof(struct inf_block_q4_0);
+    case INF_TYPE_Q4_1:
+        return sizeof(struct inf_block_q4_1);
+    case INF_TYPE_Q5_0:
+        return sizeof(struct inf_block_q5_0);
+    case INF_TYPE_Q5_1:
+        return sizeof(struct inf_block_q5_1);
+    case INF_TYPE_Q8_0:
+        return sizeof(struct inf_block_q8_0);
+    case INF_TYPE_Q2_K:
+        return sizeof(struct inf_block_q2_K);
+    case INF_TYPE_Q3_K:
+        return sizeof(struct inf_block_q3_K);
+    case INF_TYPE_Q4_K:
+        return sizeof(struct inf_block_q4_K);
+    case INF_TYPE_Q5_K:
+        return sizeof(struct inf_block_q5_K);
+    default:
+        return sizeof(struct inf_block_q6_K);
+    }
 }
+
+/*
+ * The gemm entries of the quantized weight formats, W(type, gemm, max_nr, max_nc) for each: the
+ * legacy formats' tiles are 4 x 2, the K-quants' 4 x 4 (each level's init names the functions).
+ */
+#define X86_QUANT_GEMMS(W)                                                                         \
+    W(INF_TYPE_Q4_0, gemm_q4_0, 4, 2)                                                              \
+    W(INF_TYPE_Q4_1, gemm_q4_1, 4, 2)                                                              \
+    W(INF_TYPE_Q5_0, gemm_q5_0, 4, 2)                                                              \
+    W(INF_TYPE_Q5_1, gemm_q5_1, 4, 2)                                                              \
+    W(INF_TYPE_Q8_0, gemm_q8_0, 4, 2)                                                              \
+    W(INF_TYPE_Q2_K, gemm_q2_K, 4, 4)                                                              \
+    W(INF_TYPE_Q3_K, gemm_q3_K, 4, 4)                                                              \
+    W(INF_TYPE_Q4_K, gemm_q4_K, 4, 4)                                                              \
+    W(INF_TYPE_Q5_K, gemm_q5_K, 4, 4)                                                              \
+    W(INF_TYPE_Q6_K, gemm_q6_K, 4, 4)
 
 /* Whether T pairs with Q8_1 (it has a min), and the offset subtracted from its levels. */
 #define X86_LEG_HAS_MIN(T) ((T) == INF_TYPE_Q4_1 || (T) == INF_TYPE_Q5_1)
@@ -158,7 +192,7 @@ static INF__ALWAYS_INLINE void x86_leg_tile(const int T, const int NR, const int
                                             const uint8_t *w, size_t ldw, const uint8_t *a,
                                             size_t lda, float *s, size_t lds)
 {
-    const size_t wbs = x86_leg_wbytes(T);
+    const size_t wbs = x86_wbytes(T);
     const size_t pf = x86_pf_dist(NR, ldw);
     const size_t abs_ =
         X86_LEG_HAS_MIN(T) ? sizeof(struct inf_block_q8_1) : sizeof(struct inf_block_q8_0);
@@ -384,20 +418,11 @@ static INF__ALWAYS_INLINE __m256i x86_k_chunk(const int T, const uint8_t *blk,
     }
 }
 
-static INF__ALWAYS_INLINE size_t x86_k_wbytes(const int T)
-{
-    return T == INF_TYPE_Q2_K   ? sizeof(struct inf_block_q2_K)
-           : T == INF_TYPE_Q3_K ? sizeof(struct inf_block_q3_K)
-           : T == INF_TYPE_Q4_K ? sizeof(struct inf_block_q4_K)
-           : T == INF_TYPE_Q5_K ? sizeof(struct inf_block_q5_K)
-                                : sizeof(struct inf_block_q6_K);
-}
-
 static INF__ALWAYS_INLINE void x86_k_tile(const int T, const int NR, const int NC, int64_t nb,
                                           const uint8_t *w, size_t ldw, const uint8_t *a,
                                           size_t lda, float *s, size_t lds)
 {
-    const size_t wbs = x86_k_wbytes(T);
+    const size_t wbs = x86_wbytes(T);
     const size_t pf = x86_pf_dist(NR, ldw);
     __m256 acc[4][4];
     for (int r = 0; r < NR; r++)
