@@ -331,20 +331,11 @@ static INF__ALWAYS_INLINE void z_k_tile(const int T, const int NR, const int NC,
             accm[r][c] = _mm256_setzero_ps();
         }
     for (int64_t ib = 0; ib < nb; ib++) {
-        /* the activation side, shared by the NR rows */
         const struct inf_block_q8_K *y[4];
-        __m256i bs[4]; /* bsums (Q2_K, Q3_K, Q6_K) or their pairs (Q4_K, Q5_K) */
-        for (int c = 0; c < NC; c++) {
-            y[c] = (const void *)(a + (size_t)c * lda + (size_t)ib * sizeof(struct inf_block_q8_K));
-            if (T == INF_TYPE_Q4_K || T == INF_TYPE_Q5_K)
-                bs[c] = _mm256_zextsi128_si256(x86_bsum_pairs(y[c]->bsums));
-            else
-                bs[c] = x86_load256(y[c]->bsums);
-        }
+        __m256i bs[4];
+        x86_k_act(T, NC, a, lda, ib, y, bs);
         for (int r = 0; r < NR; r++) {
-            const uint8_t *blk = w + (size_t)r * ldw + (size_t)ib * wbs;
-            for (size_t o = 0; o < wbs; o += 64)
-                _mm_prefetch((const char *)blk + o + pf, X86_PF_HINT);
+            const uint8_t *blk = x86_k_block(w + (size_t)r * ldw, ib, wbs, pf);
             struct z_khead h;
             z_k_head(T, blk, &h);
             __m512i sumi[4];
