@@ -374,6 +374,17 @@ static inline void z_rope(enum inf_rope_mode mode, float *x, int n_heads, int he
     }
 }
 
+#define ATTN_FN(name)       z_##name
+#define ATTN_VEC            __m512
+#define ATTN_W              16
+#define ATTN_ZERO()         _mm512_setzero_ps()
+#define ATTN_SET1(x)        _mm512_set1_ps(x)
+#define ATTN_LOADU(p)       _mm512_loadu_ps(p)
+#define ATTN_STOREU(p, v)   _mm512_storeu_ps(p, v)
+#define ATTN_FMADD(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define ATTN_HSUM(v)        _mm512_reduce_add_ps(v)
+#include "kernels/x86/attn_x86.h"
+
 /* The second half of an attention tile for one row: s[0..nv) are its scaled scores; bring the
  * running max m, sum l and output o (hd floats) up to date. */
 static inline void z_attn_softmax_pv(size_t d, float *s, int nv, const float *v, float *m, float *l,
@@ -400,30 +411,7 @@ static inline void z_attn_softmax_pv(size_t d, float *s, int nv, const float *v,
         vsum = _mm512_add_ps(vsum, p);
     }
     *l += _mm512_reduce_add_ps(vsum);
-    size_t c = 0;
-    for (; c + 64 <= d; c += 64) {
-        __m512 o0 = _mm512_loadu_ps(o + c), o1 = _mm512_loadu_ps(o + c + 16);
-        __m512 o2 = _mm512_loadu_ps(o + c + 32), o3 = _mm512_loadu_ps(o + c + 48);
-        const float *vj = v + c;
-        for (int j = 0; j < nv; j++, vj += d) {
-            const __m512 p = _mm512_set1_ps(s[j]);
-            o0 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj), o0);
-            o1 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj + 16), o1);
-            o2 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj + 32), o2);
-            o3 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj + 48), o3);
-        }
-        _mm512_storeu_ps(o + c, o0);
-        _mm512_storeu_ps(o + c + 16, o1);
-        _mm512_storeu_ps(o + c + 32, o2);
-        _mm512_storeu_ps(o + c + 48, o3);
-    }
-    for (; c < d; c += 16) {
-        __m512 o0 = _mm512_loadu_ps(o + c);
-        const float *vj = v + c;
-        for (int j = 0; j < nv; j++, vj += d)
-            o0 = _mm512_fmadd_ps(_mm512_set1_ps(s[j]), _mm512_loadu_ps(vj), o0);
-        _mm512_storeu_ps(o + c, o0);
-    }
+    z_attn_pv(d, s, nv, v, o);
 }
 
 /* One tile of online-softmax attention (contract: inf_attn_tile). Scores four cells at a time
@@ -443,30 +431,7 @@ static inline void z_attn_tile(int hd, int nr, const float *const *q, int nt, co
         const int nv = n_valid[r] < nt ? n_valid[r] : nt;
         if (nv <= 0)
             continue;
-        const float *qr = q[r];
-        int j = 0;
-        for (; j + 4 <= nv; j += 4) {
-            const float *k0 = k + (size_t)j * d;
-            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            for (size_t c = 0; c < d; c += 16) {
-                const __m512 qv = _mm512_loadu_ps(qr + c);
-                a0 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + c), a0);
-                a1 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + d + c), a1);
-                a2 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + 2 * d + c), a2);
-                a3 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + 3 * d + c), a3);
-            }
-            s[j] = _mm512_reduce_add_ps(a0) * scale;
-            s[j + 1] = _mm512_reduce_add_ps(a1) * scale;
-            s[j + 2] = _mm512_reduce_add_ps(a2) * scale;
-            s[j + 3] = _mm512_reduce_add_ps(a3) * scale;
-        }
-        for (; j < nv; j++) {
-            const float *kj = k + (size_t)j * d;
-            __m512 a0 = _mm512_setzero_ps();
-            for (size_t c = 0; c < d; c += 16)
-                a0 = _mm512_fmadd_ps(_mm512_loadu_ps(qr + c), _mm512_loadu_ps(kj + c), a0);
-            s[j] = _mm512_reduce_add_ps(a0) * scale;
-        }
+        z_attn_scores(q[r], k, d, nv, scale, s);
         z_attn_softmax_pv(d, s, nv, v, &m[r], &l[r], acc[r]);
     }
 }

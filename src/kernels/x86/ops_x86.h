@@ -453,6 +453,17 @@ static inline void x86_rope(enum inf_rope_mode mode, float *x, int n_heads, int 
     }
 }
 
+#define ATTN_FN(name)       x86_##name
+#define ATTN_VEC            __m256
+#define ATTN_W              8
+#define ATTN_ZERO()         _mm256_setzero_ps()
+#define ATTN_SET1(x)        _mm256_set1_ps(x)
+#define ATTN_LOADU(p)       _mm256_loadu_ps(p)
+#define ATTN_STOREU(p, v)   _mm256_storeu_ps(p, v)
+#define ATTN_FMADD(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define ATTN_HSUM(v)        x86_hsum_ps(v)
+#include "kernels/x86/attn_x86.h"
+
 /* One tile of online-softmax attention (contract: inf_attn_tile), 8 lanes at a time. */
 static inline void x86_attn_tile(int hd, int nr, const float *const *q, int nt, const float *k,
                                  const float *v, const int *n_valid, float scale, float *m,
@@ -468,32 +479,9 @@ static inline void x86_attn_tile(int hd, int nr, const float *const *q, int nt, 
         const int nv = n_valid[r] < nt ? n_valid[r] : nt;
         if (nv <= 0)
             continue;
-        const float *qr = q[r];
-        int j = 0;
-        for (; j + 4 <= nv; j += 4) {
-            const float *k0 = k + (size_t)j * d;
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            for (size_t c = 0; c < d; c += 8) {
-                const __m256 qv = _mm256_loadu_ps(qr + c);
-                a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + c), a0);
-                a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + d + c), a1);
-                a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 2 * d + c), a2);
-                a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 3 * d + c), a3);
-            }
-            s[j] = x86_hsum_ps(a0) * scale;
-            s[j + 1] = x86_hsum_ps(a1) * scale;
-            s[j + 2] = x86_hsum_ps(a2) * scale;
-            s[j + 3] = x86_hsum_ps(a3) * scale;
-        }
-        for (; j < nv; j++) {
-            const float *kj = k + (size_t)j * d;
-            __m256 a0 = _mm256_setzero_ps();
-            for (size_t c = 0; c < d; c += 8)
-                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qr + c), _mm256_loadu_ps(kj + c), a0);
-            s[j] = x86_hsum_ps(a0) * scale;
-        }
+        x86_attn_scores(q[r], k, d, nv, scale, s);
         float mx = -INFINITY;
-        for (j = 0; j < nv; j++)
+        for (int j = 0; j < nv; j++)
             mx = s[j] > mx ? s[j] : mx;
         float *o = acc[r];
         if (mx > m[r]) {
@@ -505,11 +493,11 @@ static inline void x86_attn_tile(int hd, int nr, const float *const *q, int nt, 
             m[r] = mx;
         }
         /* the tail of s up to a multiple of 8 gives exp(-inf) = 0 */
-        for (j = nv; j < ((nv + 7) & ~7); j++)
+        for (int j = nv; j < ((nv + 7) & ~7); j++)
             s[j] = -INFINITY;
         const __m256 vm = _mm256_set1_ps(m[r]);
         __m256 vsum = _mm256_setzero_ps();
-        for (j = 0; j < nv; j += 8) {
+        for (int j = 0; j < nv; j += 8) {
             const __m256 x = _mm256_sub_ps(_mm256_load_ps(s + j), vm);
             const __m256 live = _mm256_cmp_ps(x, _mm256_set1_ps(-INFINITY), _CMP_NEQ_OQ);
             const __m256 pz = _mm256_and_ps(x86_exp(x), live);
@@ -517,30 +505,7 @@ static inline void x86_attn_tile(int hd, int nr, const float *const *q, int nt, 
             vsum = _mm256_add_ps(vsum, pz);
         }
         l[r] += x86_hsum_ps(vsum);
-        size_t c = 0;
-        for (; c + 32 <= d; c += 32) {
-            __m256 o0 = _mm256_loadu_ps(o + c), o1 = _mm256_loadu_ps(o + c + 8);
-            __m256 o2 = _mm256_loadu_ps(o + c + 16), o3 = _mm256_loadu_ps(o + c + 24);
-            const float *vj = v + c;
-            for (j = 0; j < nv; j++, vj += d) {
-                const __m256 p = _mm256_set1_ps(s[j]);
-                o0 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj), o0);
-                o1 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 8), o1);
-                o2 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 16), o2);
-                o3 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 24), o3);
-            }
-            _mm256_storeu_ps(o + c, o0);
-            _mm256_storeu_ps(o + c + 8, o1);
-            _mm256_storeu_ps(o + c + 16, o2);
-            _mm256_storeu_ps(o + c + 24, o3);
-        }
-        for (; c < d; c += 8) {
-            __m256 o0 = _mm256_loadu_ps(o + c);
-            const float *vj = v + c;
-            for (j = 0; j < nv; j++, vj += d)
-                o0 = _mm256_fmadd_ps(_mm256_set1_ps(s[j]), _mm256_loadu_ps(vj), o0);
-            _mm256_storeu_ps(o + c, o0);
-        }
+        x86_attn_pv(d, s, nv, v, o);
     }
 }
 
