@@ -144,28 +144,16 @@ static INF__ALWAYS_INLINE __m256i x86_leg_unpack(const int T, const uint8_t *b)
 /* The bytes of a block of weight format T (a constant at each instantiation). */
 static INF__ALWAYS_INLINE size_t x86_wbytes(const int T)
 {
-    switch (T) {
-    case INF_TYPE_Q4_0:
-        return sizeof(struct inf_block_q4_0);
-    case INF_TYPE_Q4_1:
-        return sizeof(struct inf_block_q4_1);
-    case INF_TYPE_Q5_0:
-        return sizeof(struct inf_block_q5_0);
-    case INF_TYPE_Q5_1:
-        return sizeof(struct inf_block_q5_1);
-    case INF_TYPE_Q8_0:
-        return sizeof(struct inf_block_q8_0);
-    case INF_TYPE_Q2_K:
-        return sizeof(struct inf_block_q2_K);
-    case INF_TYPE_Q3_K:
-        return sizeof(struct inf_block_q3_K);
-    case INF_TYPE_Q4_K:
-        return sizeof(struct inf_block_q4_K);
-    case INF_TYPE_Q5_K:
-        return sizeof(struct inf_block_q5_K);
-    default:
-        return sizeof(struct inf_block_q6_K);
-    }
+    return T == INF_TYPE_Q4_0   ? sizeof(struct inf_block_q4_0)
+           : T == INF_TYPE_Q4_1 ? sizeof(struct inf_block_q4_1)
+           : T == INF_TYPE_Q5_0 ? sizeof(struct inf_block_q5_0)
+           : T == INF_TYPE_Q5_1 ? sizeof(struct inf_block_q5_1)
+           : T == INF_TYPE_Q8_0 ? sizeof(struct inf_block_q8_0)
+           : T == INF_TYPE_Q2_K ? sizeof(struct inf_block_q2_K)
+           : T == INF_TYPE_Q3_K ? sizeof(struct inf_block_q3_K)
+           : T == INF_TYPE_Q4_K ? sizeof(struct inf_block_q4_K)
+           : T == INF_TYPE_Q5_K ? sizeof(struct inf_block_q5_K)
+                                : sizeof(struct inf_block_q6_K);
 }
 
 /*
