@@ -37,16 +37,10 @@ static INF__ALWAYS_INLINE void z_quant_q8_legacy(const float *x, void *vy, int64
                                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         const __m512i q1 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v1, vid),
                                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        const inf_fp16 dh = inf_fp32_to_fp16(d);
-        memcpy(out, &dh, 2);
-        uint8_t *qs = out + (with_sum ? 4 : 2);
+        uint8_t *qs = x86_q8_head(out, d, with_sum,
+                                  with_sum ? _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1)) : 0);
         _mm_storeu_si128((__m128i *)(void *)qs, _mm512_cvtsepi32_epi8(q0));
         _mm_storeu_si128((__m128i *)(void *)(qs + 16), _mm512_cvtsepi32_epi8(q1));
-        if (with_sum) {
-            const int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
-            const inf_fp16 sh = inf_fp32_to_fp16((float)sum * d);
-            memcpy(out + 2, &sh, 2);
-        }
     }
 }
 

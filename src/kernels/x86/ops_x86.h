@@ -30,6 +30,21 @@ static inline __m256i x86_pack32(__m256i i0, __m256i i1, __m256i i2, __m256i i3)
                                        _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
+/*
+ * The header of a Q8_0 activation block (d) or a Q8_1 one (d, then s = sum * d), as binary16;
+ * returns where the block's values go.
+ */
+static INF__ALWAYS_INLINE uint8_t *x86_q8_head(uint8_t *out, float d, const int with_sum, int sum)
+{
+    const inf_fp16 dh = inf_fp32_to_fp16(d);
+    memcpy(out, &dh, 2);
+    if (with_sum) {
+        const inf_fp16 sh = inf_fp32_to_fp16((float)sum * d);
+        memcpy(out + 2, &sh, 2);
+    }
+    return out + (with_sum ? 4 : 2);
+}
+
 static INF__ALWAYS_INLINE void x86_quant_q8_legacy(const float *x, void *vy, int64_t n,
                                                    const int with_sum)
 {
@@ -51,20 +66,17 @@ static INF__ALWAYS_INLINE void x86_quant_q8_legacy(const float *x, void *vy, int
         for (int k = 0; k < 4; k++)
             q[k] = _mm256_cvtps_epi32(_mm256_round_ps(
                 _mm256_mul_ps(v[k], vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-        const inf_fp16 dh = inf_fp32_to_fp16(d);
-        memcpy(out, &dh, 2);
-        _mm256_storeu_si256((__m256i *)(void *)(out + (with_sum ? 4 : 2)),
-                            x86_pack32(q[0], q[1], q[2], q[3]));
+        int sum = 0;
         if (with_sum) {
             const __m256i s =
                 _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
             __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
             s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
             s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
-            const int sum = _mm_cvtsi128_si32(s4);
-            const inf_fp16 sh = inf_fp32_to_fp16((float)sum * d);
-            memcpy(out + 2, &sh, 2);
+            sum = _mm_cvtsi128_si32(s4);
         }
+        _mm256_storeu_si256((__m256i *)(void *)x86_q8_head(out, d, with_sum, sum),
+                            x86_pack32(q[0], q[1], q[2], q[3]));
     }
 }
 
