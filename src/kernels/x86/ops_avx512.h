@@ -88,42 +88,25 @@ static inline void z_quant_q8_K(const float *x, void *vy, int64_t n)
     }
 }
 
-static inline __m512 z_exp(__m512 x)
-{
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
-    const __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
-    p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, fx); /* p * 2^fx */
-}
-
-static inline __m512 z_silu(__m512 x)
-{
-    const __m512 e = z_exp(_mm512_sub_ps(_mm512_setzero_ps(), x));
-    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-}
-
-static inline __m512 z_gelu(__m512 x)
-{
-    const __m512 z = _mm512_mul_ps(
-        _mm512_mul_ps(_mm512_set1_ps(0.79788456080286535587989211986876f), x),
-        _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(0.044715f), x), x, _mm512_set1_ps(1.0f)));
-    const __m512 e = z_exp(_mm512_add_ps(z, z));
-    const __m512 t =
-        _mm512_sub_ps(_mm512_set1_ps(1.0f),
-                      _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, _mm512_set1_ps(1.0f))));
-    return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x),
-                         _mm512_add_ps(_mm512_set1_ps(1.0f), t));
-}
+#define XV_FN(name)        z_##name
+#define XV                 __m512
+#define XV_W               16
+#define XV_ZERO()          _mm512_setzero_ps()
+#define XV_SET1(x)         _mm512_set1_ps(x)
+#define XV_LOADU(p)        _mm512_loadu_ps(p)
+#define XV_STOREU(p, v)    _mm512_storeu_ps(p, v)
+#define XV_ADD(a, b)       _mm512_add_ps(a, b)
+#define XV_SUB(a, b)       _mm512_sub_ps(a, b)
+#define XV_MUL(a, b)       _mm512_mul_ps(a, b)
+#define XV_DIV(a, b)       _mm512_div_ps(a, b)
+#define XV_MIN(a, b)       _mm512_min_ps(a, b)
+#define XV_MAX(a, b)       _mm512_max_ps(a, b)
+#define XV_FMADD(a, b, c)  _mm512_fmadd_ps(a, b, c)
+#define XV_FNMADD(a, b, c) _mm512_fnmadd_ps(a, b, c)
+#define XV_HSUM(v)         _mm512_reduce_add_ps(v)
+#define XV_ROUND(x)        _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define XV_SCALE2(p, n)    _mm512_scalef_ps(p, n)
+#include "kernels/x86/vec_x86.h"
 
 static inline float z_dot_f32(int64_t n, const float *a, const float *b)
 {
@@ -367,17 +350,6 @@ static inline void z_rope(enum inf_rope_mode mode, float *x, int n_heads, int he
         }
     }
 }
-
-#define ATTN_FN(name)       z_##name
-#define ATTN_VEC            __m512
-#define ATTN_W              16
-#define ATTN_ZERO()         _mm512_setzero_ps()
-#define ATTN_SET1(x)        _mm512_set1_ps(x)
-#define ATTN_LOADU(p)       _mm512_loadu_ps(p)
-#define ATTN_STOREU(p, v)   _mm512_storeu_ps(p, v)
-#define ATTN_FMADD(a, b, c) _mm512_fmadd_ps(a, b, c)
-#define ATTN_HSUM(v)        _mm512_reduce_add_ps(v)
-#include "kernels/x86/attn_x86.h"
 
 /* The second half of an attention tile for one row: s[0..nv) are its scaled scores; bring the
  * running max m, sum l and output o (hd floats) up to date. */

@@ -130,53 +130,29 @@ static inline void x86_quant_q8_K(const float *x, void *vy, int64_t n)
     }
 }
 
-/* ---- exp and friends --------------------------------------------------------------------- */
+/* ---- exp and friends, attention loops (vec_x86.h) ------------------------------------ */
 
-/*
- * e^x lane by lane, relative error about 2 ulp: x = n ln2 + r with |r| <= ln2/2 (Cody-Waite),
- * e^r by the Cephes degree-6 polynomial, 2^n built in the exponent. Inputs are clamped to
- * [-87, 88] so 2^n stays a normal number: below, the result is about 1.6e-38 instead of a
- * subnormal or zero, which no caller can tell apart.
- */
-static inline __m256 x86_exp(__m256 x)
-{
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
-    const __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
-    p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
-    const __m256i e =
-        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
-static inline __m256 x86_silu(__m256 x)
-{
-    const __m256 e = x86_exp(_mm256_sub_ps(_mm256_setzero_ps(), x));
-    return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
-}
-
-/* tanh(z) = 1 - 2 / (e^(2z) + 1) */
-static inline __m256 x86_gelu(__m256 x)
-{
-    const __m256 z = _mm256_mul_ps(
-        _mm256_mul_ps(_mm256_set1_ps(0.79788456080286535587989211986876f), x),
-        _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(0.044715f), x), x, _mm256_set1_ps(1.0f)));
-    const __m256 e = x86_exp(_mm256_add_ps(z, z));
-    const __m256 t =
-        _mm256_sub_ps(_mm256_set1_ps(1.0f),
-                      _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
-    return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x),
-                         _mm256_add_ps(_mm256_set1_ps(1.0f), t));
-}
+#define XV_FN(name)        x86_##name
+#define XV                 __m256
+#define XV_W               8
+#define XV_ZERO()          _mm256_setzero_ps()
+#define XV_SET1(x)         _mm256_set1_ps(x)
+#define XV_LOADU(p)        _mm256_loadu_ps(p)
+#define XV_STOREU(p, v)    _mm256_storeu_ps(p, v)
+#define XV_ADD(a, b)       _mm256_add_ps(a, b)
+#define XV_SUB(a, b)       _mm256_sub_ps(a, b)
+#define XV_MUL(a, b)       _mm256_mul_ps(a, b)
+#define XV_DIV(a, b)       _mm256_div_ps(a, b)
+#define XV_MIN(a, b)       _mm256_min_ps(a, b)
+#define XV_MAX(a, b)       _mm256_max_ps(a, b)
+#define XV_FMADD(a, b, c)  _mm256_fmadd_ps(a, b, c)
+#define XV_FNMADD(a, b, c) _mm256_fnmadd_ps(a, b, c)
+#define XV_HSUM(v)         x86_hsum_ps(v)
+#define XV_ROUND(x)        _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define XV_SCALE2(p, n)                                                                            \
+    _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(                                        \
+                         _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23)))
+#include "kernels/x86/vec_x86.h"
 
 static inline float x86_silu1(float v)
 {
@@ -464,17 +440,6 @@ static inline void x86_rope(enum inf_rope_mode mode, float *x, int n_heads, int 
         }
     }
 }
-
-#define ATTN_FN(name)       x86_##name
-#define ATTN_VEC            __m256
-#define ATTN_W              8
-#define ATTN_ZERO()         _mm256_setzero_ps()
-#define ATTN_SET1(x)        _mm256_set1_ps(x)
-#define ATTN_LOADU(p)       _mm256_loadu_ps(p)
-#define ATTN_STOREU(p, v)   _mm256_storeu_ps(p, v)
-#define ATTN_FMADD(a, b, c) _mm256_fmadd_ps(a, b, c)
-#define ATTN_HSUM(v)        x86_hsum_ps(v)
-#include "kernels/x86/attn_x86.h"
 
 /* One tile of online-softmax attention (contract: inf_attn_tile), 8 lanes at a time. */
 static inline void x86_attn_tile(int hd, int nr, const float *const *q, int nt, const float *k,
