@@ -258,20 +258,24 @@ static inline float z_softmax(int64_t n, float *x, float scale)
     return sum;
 }
 
-static inline void z_silu_row(int64_t n, float *x)
+/* x[i] = silu(x[i]), or gelu(x[i]) where gelu. */
+static INF__ALWAYS_INLINE void z_act_row(int64_t n, float *x, const int gelu)
 {
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 m = z_tail(n - i);
-        _mm512_mask_storeu_ps(x + i, m, z_silu(_mm512_maskz_loadu_ps(m, x + i)));
+        const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        _mm512_mask_storeu_ps(x + i, m, gelu ? z_gelu(v) : z_silu(v));
     }
+}
+
+static inline void z_silu_row(int64_t n, float *x)
+{
+    z_act_row(n, x, 0);
 }
 
 static inline void z_gelu_row(int64_t n, float *x)
 {
-    for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 m = z_tail(n - i);
-        _mm512_mask_storeu_ps(x + i, m, z_gelu(_mm512_maskz_loadu_ps(m, x + i)));
-    }
+    z_act_row(n, x, 1);
 }
 
 static inline void z_swiglu(int64_t n, float *gate, const float *up)
@@ -284,24 +288,24 @@ static inline void z_swiglu(int64_t n, float *gate, const float *up)
     }
 }
 
-static inline void z_add(int64_t n, float *x, const float *y)
+/* x[i] += y[i], or x[i] *= y[i] where mul. */
+static INF__ALWAYS_INLINE void z_add_mul(int64_t n, float *x, const float *y, const int mul)
 {
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 m = z_tail(n - i);
-        _mm512_mask_storeu_ps(
-            x + i, m,
-            _mm512_add_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+        const __m512 a = _mm512_maskz_loadu_ps(m, x + i), b = _mm512_maskz_loadu_ps(m, y + i);
+        _mm512_mask_storeu_ps(x + i, m, mul ? _mm512_mul_ps(a, b) : _mm512_add_ps(a, b));
     }
+}
+
+static inline void z_add(int64_t n, float *x, const float *y)
+{
+    z_add_mul(n, x, y, 0);
 }
 
 static inline void z_mul(int64_t n, float *x, const float *y)
 {
-    for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 m = z_tail(n - i);
-        _mm512_mask_storeu_ps(
-            x + i, m,
-            _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
-    }
+    z_add_mul(n, x, y, 1);
 }
 
 static inline void z_scale(int64_t n, float *x, float s)

@@ -338,22 +338,26 @@ static inline float x86_softmax(int64_t n, float *x, float scale)
     return sum;
 }
 
-static inline void x86_silu_row(int64_t n, float *x)
+/* x[i] = silu(x[i]), or gelu(x[i]) where gelu. */
+static INF__ALWAYS_INLINE void x86_act_row(int64_t n, float *x, const int gelu)
 {
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(x + i, x86_silu(_mm256_loadu_ps(x + i)));
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        _mm256_storeu_ps(x + i, gelu ? x86_gelu(v) : x86_silu(v));
+    }
     for (; i < n; i++)
-        x[i] = x86_silu1(x[i]);
+        x[i] = gelu ? x86_gelu1(x[i]) : x86_silu1(x[i]);
+}
+
+static inline void x86_silu_row(int64_t n, float *x)
+{
+    x86_act_row(n, x, 0);
 }
 
 static inline void x86_gelu_row(int64_t n, float *x)
 {
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(x + i, x86_gelu(_mm256_loadu_ps(x + i)));
-    for (; i < n; i++)
-        x[i] = x86_gelu1(x[i]);
+    x86_act_row(n, x, 1);
 }
 
 static inline void x86_swiglu(int64_t n, float *gate, const float *up)
@@ -366,22 +370,26 @@ static inline void x86_swiglu(int64_t n, float *gate, const float *up)
         gate[i] = x86_silu1(gate[i]) * up[i];
 }
 
-static inline void x86_add(int64_t n, float *x, const float *y)
+/* x[i] += y[i], or x[i] *= y[i] where mul. */
+static INF__ALWAYS_INLINE void x86_add_mul(int64_t n, float *x, const float *y, const int mul)
 {
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(x + i, _mm256_add_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i + 8 <= n; i += 8) {
+        const __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(y + i);
+        _mm256_storeu_ps(x + i, mul ? _mm256_mul_ps(a, b) : _mm256_add_ps(a, b));
+    }
     for (; i < n; i++)
-        x[i] += y[i];
+        x[i] = mul ? x[i] * y[i] : x[i] + y[i];
+}
+
+static inline void x86_add(int64_t n, float *x, const float *y)
+{
+    x86_add_mul(n, x, y, 0);
 }
 
 static inline void x86_mul(int64_t n, float *x, const float *y)
 {
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++)
-        x[i] *= y[i];
+    x86_add_mul(n, x, y, 1);
 }
 
 static inline void x86_scale(int64_t n, float *x, float s)
