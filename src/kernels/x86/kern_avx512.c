@@ -588,20 +588,9 @@ static INF__ALWAYS_INLINE void zp_gemm(const int T, int64_t n, const uint8_t *w,
             const uint8_t *pan = buf + (size_t)p * pan_bytes;
             float *sp = s + (size_t)c0 * lds + (size_t)p * 16;
             const int rn = nr - 16 * p < 16 ? nr - 16 * p : 16;
-            switch (cn) {
-            case 4:
-                zp_tile(T, 4, nb, pan, ac, lda, dy, s8, sp, lds, rn);
-                break;
-            case 3:
-                zp_tile(T, 3, nb, pan, ac, lda, dy, s8, sp, lds, rn);
-                break;
-            case 2:
-                zp_tile(T, 2, nb, pan, ac, lda, dy, s8, sp, lds, rn);
-                break;
-            default:
-                zp_tile(T, 1, nb, pan, ac, lda, dy, s8, sp, lds, rn);
-                break;
-            }
+#define ZP_TILE(NC) zp_tile(T, NC, nb, pan, ac, lda, dy, s8, sp, lds, rn)
+            X86_WITH_NC4(cn, ZP_TILE)
+#undef ZP_TILE
         }
     }
 }

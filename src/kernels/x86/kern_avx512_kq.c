@@ -285,20 +285,9 @@ static INF__ALWAYS_INLINE void zk_gemm(const int T, int64_t n, const uint8_t *w,
             const uint8_t *pan = buf + (size_t)p * pan_bytes;
             float *sp = s + (size_t)c0 * lds + (size_t)p * 16;
             const int rn = nr - 16 * p < 16 ? nr - 16 * p : 16;
-            switch (cn) {
-            case 4:
-                zk_tile(T, 4, nb, pan, ac, lda, bs, sp, lds, rn);
-                break;
-            case 3:
-                zk_tile(T, 3, nb, pan, ac, lda, bs, sp, lds, rn);
-                break;
-            case 2:
-                zk_tile(T, 2, nb, pan, ac, lda, bs, sp, lds, rn);
-                break;
-            default:
-                zk_tile(T, 1, nb, pan, ac, lda, bs, sp, lds, rn);
-                break;
-            }
+#define ZK_TILE(NC) zk_tile(T, NC, nb, pan, ac, lda, bs, sp, lds, rn)
+            X86_WITH_NC4(cn, ZK_TILE)
+#undef ZK_TILE
         }
     }
 }

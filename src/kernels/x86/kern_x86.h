@@ -538,6 +538,26 @@ static INF__ALWAYS_INLINE void x86_f_tile(const int T, const int NR, const int N
 }
 
 /*
+ * The column count cn (1..4) as a constant: CALL(4), CALL(3), CALL(2) or CALL(1), so that each
+ * instantiation of a tile keeps its accumulators in registers.
+ */
+#define X86_WITH_NC4(cn, CALL)                                                                     \
+    switch (cn) {                                                                                  \
+    case 4:                                                                                        \
+        CALL(4);                                                                                   \
+        break;                                                                                     \
+    case 3:                                                                                        \
+        CALL(3);                                                                                   \
+        break;                                                                                     \
+    case 2:                                                                                        \
+        CALL(2);                                                                                   \
+        break;                                                                                     \
+    default:                                                                                       \
+        CALL(1);                                                                                   \
+        break;                                                                                     \
+    }
+
+/*
  * The dispatcher every tile kernel gets. One activation row (the matrix-vector product): tiles of
  * MRV rows, then single rows. Batches: MRG x MC tiles, the ragged edges with 1-row and 1-column
  * ones. Instantiates TILE(T, nr, nc, ...) for each shape used.
