@@ -86,6 +86,17 @@ static uint64_t fnv1a(const void *p, size_t n)
     return h;
 }
 
+/* A pool of two threads (the tests' threaded runs). */
+static struct inf_threadpool *new_pool2(void)
+{
+    struct inf_threadpool_params pp;
+    inf_threadpool_params_init(&pp);
+    pp.n_threads = 2;
+    struct inf_threadpool *pool = NULL;
+    T_EQ_INT(inf_threadpool_new(&pp, &pool, NULL), INF_OK);
+    return pool;
+}
+
 static const enum inf_type weight_types[] = {
     INF_TYPE_F32,  INF_TYPE_F16,  INF_TYPE_BF16, INF_TYPE_Q4_0, INF_TYPE_Q4_1,
     INF_TYPE_Q5_0, INF_TYPE_Q5_1, INF_TYPE_Q8_0, INF_TYPE_Q2_K, INF_TYPE_Q3_K,
@@ -141,11 +152,7 @@ static void test_traits(void)
 /* inf_quantize_rows (threads) writes the bytes of inf_quantize_row. */
 static void test_quantize_rows(void)
 {
-    struct inf_threadpool_params pp;
-    inf_threadpool_params_init(&pp);
-    pp.n_threads = 2;
-    struct inf_threadpool *pool = NULL;
-    T_EQ_INT(inf_threadpool_new(&pp, &pool, NULL), INF_OK);
+    struct inf_threadpool *pool = new_pool2();
     const int64_t rows = 7, n = 512;
     float *x = xalloc((size_t)(rows * n) * sizeof(float));
     fill_random(x, rows * n);
@@ -427,22 +434,128 @@ static double abs_dot(enum inf_type wt, const void *w, const void *act, int64_t 
     return s;
 }
 
+/*
+ * One product test: rows weight rows and cols activation rows of up to n_max values, the
+ * reference products s_ref[c * rows + r] with abssum, the scale of their rounding errors, and a
+ * grid s_got of the same shape for a kernel to write into; x, tw, ta are scratch rows.
+ */
+struct gemm_case {
+    int rows, cols;
+    enum inf_type wt;
+    int64_t n;
+    size_t ldw, lda;
+    uint8_t *w, *a;
+    float *s_ref, *s_got, *x, *tw, *ta;
+    double *abssum;
+};
+
+static void gemm_case_alloc(struct gemm_case *g, int64_t n_max, int rows, int cols)
+{
+    const size_t cells = (size_t)rows * (size_t)cols;
+    g->rows = rows;
+    g->cols = cols;
+    g->x = xalloc((size_t)n_max * sizeof(float));
+    g->tw = xalloc((size_t)n_max * sizeof(float));
+    g->ta = xalloc((size_t)n_max * sizeof(float));
+    g->w = xalloc((size_t)rows * (size_t)n_max * 4);
+    g->a = xalloc((size_t)cols * ((size_t)n_max * 4 + 64));
+    g->s_ref = xalloc(cells * sizeof(float));
+    g->s_got = xalloc(cells * sizeof(float));
+    g->abssum = xalloc(cells * sizeof(double));
+}
+
+static void gemm_case_free(struct gemm_case *g)
+{
+    free(g->x);
+    free(g->tw);
+    free(g->ta);
+    free(g->w);
+    free(g->a);
+    free(g->s_ref);
+    free(g->s_got);
+    free(g->abssum);
+}
+
+/*
+ * Fill the case for type wt and length n: weights from random floats (variant 0) or, for the
+ * quantized formats, random bits with sane scales (variant 1); activations quantized from random
+ * floats at a ragged stride; then the reference products.
+ */
+static void gemm_case_fill(struct gemm_case *g, enum inf_type wt, int64_t n, int variant)
+{
+    const struct inf_type_traits *t = inf_type_get(wt);
+    const struct inf_type_traits *at = inf_type_get(t->vec_dot_type);
+    g->wt = wt;
+    g->n = n;
+    g->ldw = inf_type_row_size(wt, n);
+    g->lda = inf_type_row_size(t->vec_dot_type, n) + 64;
+    for (int r = 0; r < g->rows; r++) {
+        uint8_t *wr = g->w + (size_t)r * g->ldw;
+        if (variant == 0 || !t->is_quantized) {
+            fill_random(g->x, n);
+            t->from_float_ref(g->x, wr, n);
+        } else {
+            for (size_t b = 0; b < g->ldw; b++)
+                wr[b] = (uint8_t)rng_u64();
+            sanitize_scales(wt, wr, n / t->blck_size);
+        }
+    }
+    for (int c = 0; c < g->cols; c++) {
+        fill_random(g->x, n);
+        at->from_float_ref(g->x, g->a + (size_t)c * g->lda, n);
+    }
+    const inf__vec_dot_fn dot = inf__vec_dot_ref(wt);
+    for (int c = 0; c < g->cols; c++)
+        for (int r = 0; r < g->rows; r++) {
+            const uint8_t *wr = g->w + (size_t)r * g->ldw, *ac = g->a + (size_t)c * g->lda;
+            g->s_ref[c * g->rows + r] = dot(n, wr, ac);
+            g->abssum[c * g->rows + r] = abs_dot(wt, wr, ac, n, g->tw, g->ta);
+        }
+}
+
+/*
+ * Run one entry of a level's kernels (gemm or panel) for nr x nc outputs into the NaN-filled
+ * grid, and compare: the nr x nc corner within rel * abssum of the reference, the rest of the
+ * grid untouched. Counts a pass, or reports the first bad cell.
+ */
+static void gemm_case_check(struct gemm_case *g, const struct inf__kern *k, inf__gemm_fn fn,
+                            const char *what, int variant, int nr, int nc, double rel)
+{
+    const int cells = g->rows * g->cols;
+    for (int i = 0; i < cells; i++)
+        g->s_got[i] = NAN;
+    fn(g->n, g->w, g->ldw, g->a, g->lda, g->s_got, (size_t)g->rows, nr, nc);
+    for (int i = 0; i < cells; i++) {
+        const int c = i / g->rows, r = i % g->rows;
+        const bool in = r < nr && c < nc;
+        const double tol = rel * g->abssum[i] + 1e-30;
+        if (in ? !(fabs((double)g->s_got[i] - g->s_ref[i]) <= tol) : !isnan(g->s_got[i])) {
+            T__FAIL("%s %s n=%lld v%d %dx%d [%d,%d]: %.9g vs ref %.9g (tol %.3g)",
+                    inf_cpu_level_name(k->level), what, (long long)g->n, variant, nr, nc, r, c,
+                    g->s_got[i], in ? g->s_ref[i] : NAN, tol);
+            return;
+        }
+    }
+    t__passed++;
+}
+
+/* The tolerance of a type's products (module comment). */
+static double gemm_rel(enum inf_type wt)
+{
+    return inf_type_get(wt)->is_quantized ? 2e-5 : 1e-4;
+}
+
 static void test_gemm_levels(void)
 {
     static const int64_t sizes_f[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 255, 1000, 4099};
     static const int64_t sizes_32[] = {32, 64, 96, 160, 256, 1024, 4128};
     static const int64_t sizes_k[] = {256, 512, 768, 1280, 4096};
-    const int64_t n_max = 4128, rows = 5, cols = 5;
-    float *x = xalloc(n_max * sizeof(float)), *tw = xalloc(n_max * sizeof(float)),
-          *ta = xalloc(n_max * sizeof(float));
-    uint8_t *w = xalloc((size_t)rows * n_max * 4), *a = xalloc((size_t)cols * n_max * 4 + 64);
-    float s_ref[25], s_got[25];
-    double abssum[25];
-
+    const int rows = 5, cols = 5;
+    struct gemm_case g;
+    gemm_case_alloc(&g, 4128, rows, cols);
     for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
         const enum inf_type wt = weight_types[ti];
         const struct inf_type_traits *t = inf_type_get(wt);
-        const struct inf_type_traits *at = inf_type_get(t->vec_dot_type);
         t__current = t->name;
         const int64_t *sizes = t->blck_size == 1    ? sizes_f
                                : t->blck_size == 32 ? sizes_32
@@ -450,70 +563,18 @@ static void test_gemm_levels(void)
         const size_t n_sizes = t->blck_size == 1    ? sizeof(sizes_f) / sizeof(sizes_f[0])
                                : t->blck_size == 32 ? sizeof(sizes_32) / sizeof(sizes_32[0])
                                                     : sizeof(sizes_k) / sizeof(sizes_k[0]);
-        for (size_t si = 0; si < n_sizes; si++) {
-            const int64_t n = sizes[si];
-            const size_t ldw = inf_type_row_size(wt, n);
-            const size_t lda = inf_type_row_size(t->vec_dot_type, n) + 64; /* a ragged stride */
+        for (size_t si = 0; si < n_sizes; si++)
             for (int variant = 0; variant < 2; variant++) {
-                /* weights: quantized random floats, or random bits with sane scales */
-                for (int r = 0; r < rows; r++) {
-                    if (variant == 0 || !t->is_quantized) {
-                        fill_random(x, n);
-                        t->from_float_ref(x, w + (size_t)r * ldw, n);
-                    } else {
-                        for (size_t b = 0; b < ldw; b++)
-                            w[(size_t)r * ldw + b] = (uint8_t)rng_u64();
-                        sanitize_scales(wt, w + (size_t)r * ldw, n / t->blck_size);
-                    }
-                }
-                for (int c = 0; c < cols; c++) {
-                    fill_random(x, n);
-                    at->from_float_ref(x, a + (size_t)c * lda, n);
-                }
-                const inf__vec_dot_fn dot = inf__vec_dot_ref(wt);
-                for (int c = 0; c < cols; c++)
-                    for (int r = 0; r < rows; r++) {
-                        s_ref[c * rows + r] = dot(n, w + (size_t)r * ldw, a + (size_t)c * lda);
-                        abssum[c * rows + r] =
-                            abs_dot(wt, w + (size_t)r * ldw, a + (size_t)c * lda, n, tw, ta);
-                    }
-                const double rel = t->is_quantized ? 2e-5 : 1e-4;
-                for (int li = 0; li < n_levels; li++) {
-                    const struct inf__wkern *wk = &levels[li]->w[wt];
+                gemm_case_fill(&g, wt, sizes[si], variant);
+                for (int li = 0; li < n_levels; li++)
                     for (int nr = 1; nr <= rows; nr++)
-                        for (int nc = 1; nc <= cols; nc++) {
-                            if (nr > 2 && nr < rows && nc > 2 && nc < cols)
-                                continue; /* enough shapes */
-                            for (int i = 0; i < 25; i++)
-                                s_got[i] = NAN;
-                            wk->gemm(n, w, ldw, a, lda, s_got, (size_t)rows, nr, nc);
-                            int bad = 0;
-                            for (int c = 0; c < nc; c++)
-                                for (int r = 0; r < nr; r++) {
-                                    const int i = c * rows + r;
-                                    const double tol = rel * abssum[i] + 1e-30;
-                                    if (!(fabs((double)s_got[i] - s_ref[i]) <= tol)) {
-                                        if (!bad)
-                                            T__FAIL("%s n=%lld v%d tile %dx%d [%d,%d]: %.9g vs "
-                                                    "ref %.9g (tol %.3g)",
-                                                    inf_cpu_level_name(levels[li]->level),
-                                                    (long long)n, variant, nr, nc, r, c, s_got[i],
-                                                    s_ref[i], tol);
-                                        bad++;
-                                    }
-                                }
-                            if (!bad)
-                                t__passed++;
-                        }
-                }
+                        for (int nc = 1; nc <= cols; nc++)
+                            if (!(nr > 2 && nr < rows && nc > 2 && nc < cols)) /* enough shapes */
+                                gemm_case_check(&g, levels[li], levels[li]->w[wt].gemm, "tile",
+                                                variant, nr, nc, gemm_rel(wt));
             }
-        }
     }
-    free(x);
-    free(tw);
-    free(ta);
-    free(w);
-    free(a);
+    gemm_case_free(&g);
 }
 
 /* Row counts past every level's tiles (the 8-row F16/BF16 tiles of AVX-512 among them), through
@@ -524,71 +585,26 @@ static void test_gemm_tall(void)
     rng_state = 0x9e3779b97f4a7c15ull;
     static const int64_t sizes[] = {1, 17, 100, 768, 1031};
     enum { ROWS = 19, COLS = 4 };
-    const int64_t n_max = 1031;
-    float *x = xalloc(n_max * sizeof(float)), *tw = xalloc(n_max * sizeof(float)),
-          *ta = xalloc(n_max * sizeof(float));
-    uint8_t *w = xalloc((size_t)ROWS * n_max * 4), *a = xalloc((size_t)COLS * (n_max * 4 + 64));
-    float s_ref[ROWS * COLS], s_got[ROWS * COLS];
-    double abssum[ROWS * COLS];
+    struct gemm_case g;
+    gemm_case_alloc(&g, 1031, ROWS, COLS);
     for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
         const enum inf_type wt = weight_types[ti];
         const struct inf_type_traits *t = inf_type_get(wt);
-        const struct inf_type_traits *at = inf_type_get(t->vec_dot_type);
         t__current = t->name;
         for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
             const int64_t n = sizes[si] / t->blck_size * t->blck_size;
             if (n == 0)
                 continue;
-            const size_t ldw = inf_type_row_size(wt, n);
-            const size_t lda = inf_type_row_size(t->vec_dot_type, n) + 64;
-            for (int r = 0; r < ROWS; r++) {
-                fill_random(x, n);
-                t->from_float_ref(x, w + (size_t)r * ldw, n);
-            }
-            for (int c = 0; c < COLS; c++) {
-                fill_random(x, n);
-                at->from_float_ref(x, a + (size_t)c * lda, n);
-            }
-            const inf__vec_dot_fn dot = inf__vec_dot_ref(wt);
-            for (int c = 0; c < COLS; c++)
-                for (int r = 0; r < ROWS; r++) {
-                    s_ref[c * ROWS + r] = dot(n, w + (size_t)r * ldw, a + (size_t)c * lda);
-                    abssum[c * ROWS + r] =
-                        abs_dot(wt, w + (size_t)r * ldw, a + (size_t)c * lda, n, tw, ta);
-                }
-            const double rel = t->is_quantized ? 2e-5 : 1e-4;
+            gemm_case_fill(&g, wt, n, 0);
             for (int li = 0; li < n_levels; li++) {
                 const struct inf__wkern *wk = &levels[li]->w[wt];
                 for (int nr = 6; nr <= ROWS; nr++)
-                    for (int nc = 1; nc <= COLS && nc <= wk->max_nc; nc++) {
-                        for (int i = 0; i < ROWS * COLS; i++)
-                            s_got[i] = NAN;
-                        wk->gemm(n, w, ldw, a, lda, s_got, (size_t)ROWS, nr, nc);
-                        int bad = 0;
-                        for (int i = 0; i < ROWS * COLS; i++) {
-                            const int c = i / ROWS, r = i % ROWS;
-                            const bool in = r < nr && c < nc;
-                            const double tol = rel * abssum[i] + 1e-30;
-                            if (in ? !(fabs((double)s_got[i] - s_ref[i]) <= tol)
-                                   : !isnan(s_got[i])) {
-                                if (!bad)
-                                    T__FAIL("%s n=%lld tile %dx%d [%d,%d]: %.9g vs ref %.9g",
-                                            inf_cpu_level_name(levels[li]->level), (long long)n, nr,
-                                            nc, r, c, s_got[i], in ? s_ref[i] : NAN);
-                                bad++;
-                            }
-                        }
-                        if (!bad)
-                            t__passed++;
-                    }
+                    for (int nc = 1; nc <= COLS && nc <= wk->max_nc; nc++)
+                        gemm_case_check(&g, levels[li], wk->gemm, "tall", 0, nr, nc, gemm_rel(wt));
             }
         }
     }
-    free(x);
-    free(tw);
-    free(ta);
-    free(w);
-    free(a);
+    gemm_case_free(&g);
     rng_state = saved_rng;
 }
 
@@ -604,14 +620,8 @@ static void test_gemm_panels(void)
     static const int64_t sizes_f[] = {1, 7, 16, 17, 33, 100, 255, 1000, 4099};
     static const int nrs[] = {1, 5, 15, 16, 17, 31, 33, 40, 64};
     static const int ncs[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13};
-    const int rows = 64, cols = 13;
-    const int64_t n_max = 4128;
-    float *x = xalloc(n_max * sizeof(float)), *tw = xalloc(n_max * sizeof(float)),
-          *ta = xalloc(n_max * sizeof(float));
-    uint8_t *w = xalloc((size_t)rows * n_max * 4), *a = xalloc((size_t)cols * n_max * 4 + 64);
-    float *s_ref = xalloc((size_t)rows * cols * sizeof(float)),
-          *s_got = xalloc((size_t)rows * cols * sizeof(float));
-    double *abssum = xalloc((size_t)rows * cols * sizeof(double));
+    struct gemm_case g;
+    gemm_case_alloc(&g, 4128, 64, 13);
     for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
         const enum inf_type wt = weight_types[ti];
         int any = 0;
@@ -620,7 +630,6 @@ static void test_gemm_panels(void)
         if (!any)
             continue;
         const struct inf_type_traits *t = inf_type_get(wt);
-        const struct inf_type_traits *at = inf_type_get(t->vec_dot_type);
         t__current = t->name;
         const int64_t *sizes = t->blck_size == 1 ? sizes_f : sizes_32;
         const size_t n_sizes = t->blck_size == 1 ? sizeof(sizes_f) / sizeof(sizes_f[0])
@@ -629,82 +638,28 @@ static void test_gemm_panels(void)
             const int64_t n = sizes[si] / t->blck_size * t->blck_size;
             if (n == 0)
                 continue;
-            const size_t ldw = inf_type_row_size(wt, n);
-            const size_t lda = inf_type_row_size(t->vec_dot_type, n) + 64;
             for (int variant = 0; variant < 2; variant++) {
-                for (int r = 0; r < rows; r++) {
-                    if (variant == 0 || !t->is_quantized) {
-                        fill_random(x, n);
-                        t->from_float_ref(x, w + (size_t)r * ldw, n);
-                    } else {
-                        for (size_t b = 0; b < ldw; b++)
-                            w[(size_t)r * ldw + b] = (uint8_t)rng_u64();
-                        sanitize_scales(wt, w + (size_t)r * ldw, n / t->blck_size);
-                    }
-                }
-                for (int c = 0; c < cols; c++) {
-                    fill_random(x, n);
-                    at->from_float_ref(x, a + (size_t)c * lda, n);
-                }
-                const inf__vec_dot_fn dot = inf__vec_dot_ref(wt);
-                for (int c = 0; c < cols; c++)
-                    for (int r = 0; r < rows; r++) {
-                        s_ref[c * rows + r] = dot(n, w + (size_t)r * ldw, a + (size_t)c * lda);
-                        abssum[c * rows + r] =
-                            abs_dot(wt, w + (size_t)r * ldw, a + (size_t)c * lda, n, tw, ta);
-                    }
+                gemm_case_fill(&g, wt, n, variant);
                 for (int li = 0; li < n_levels; li++) {
                     const struct inf__wkern *wk = &levels[li]->w[wt];
                     if (!wk->panel)
                         continue;
                     for (size_t ri = 0; ri < sizeof(nrs) / sizeof(nrs[0]); ri++)
-                        for (size_t ci = 0; ci < sizeof(ncs) / sizeof(ncs[0]); ci++) {
-                            const int nr = nrs[ri], nc = ncs[ci];
-                            for (int i = 0; i < rows * cols; i++)
-                                s_got[i] = NAN;
-                            wk->panel(n, w, ldw, a, lda, s_got, (size_t)rows, nr, nc);
-                            int bad = 0;
-                            for (int i = 0; i < rows * cols; i++) {
-                                const int c = i / rows, r = i % rows;
-                                const bool in = r < nr && c < nc;
-                                const double tol = 2e-5 * abssum[i] + 1e-30;
-                                if (in ? !(fabs((double)s_got[i] - s_ref[i]) <= tol)
-                                       : !isnan(s_got[i])) {
-                                    if (!bad)
-                                        T__FAIL("%s panel n=%lld v%d %dx%d [%d,%d]: %.9g vs "
-                                                "ref %.9g (tol %.3g)",
-                                                inf_cpu_level_name(levels[li]->level), (long long)n,
-                                                variant, nr, nc, r, c, s_got[i],
-                                                in ? s_ref[i] : NAN, tol);
-                                    bad++;
-                                }
-                            }
-                            if (!bad)
-                                t__passed++;
-                        }
+                        for (size_t ci = 0; ci < sizeof(ncs) / sizeof(ncs[0]); ci++)
+                            gemm_case_check(&g, levels[li], wk->panel, "panel", variant, nrs[ri],
+                                            ncs[ci], 2e-5);
                 }
             }
         }
     }
-    free(x);
-    free(tw);
-    free(ta);
-    free(w);
-    free(a);
-    free(s_ref);
-    free(s_got);
-    free(abssum);
+    gemm_case_free(&g);
     rng_state = saved_rng;
 }
 
 /* inf_matmul (with and without threads, one token and batches) against the reference. */
 static void test_matmul(void)
 {
-    struct inf_threadpool *pool = NULL;
-    struct inf_threadpool_params pp;
-    inf_threadpool_params_init(&pp);
-    pp.n_threads = 2;
-    T_EQ_INT(inf_threadpool_new(&pp, &pool, NULL), INF_OK);
+    struct inf_threadpool *pool = new_pool2();
     static const int64_t shapes[][3] = {{256, 1, 1},  {512, 7, 1},  {1024, 64, 1}, {768, 130, 1},
                                         {512, 33, 2}, {256, 17, 5}, {1024, 40, 16}};
     for (int li = 0; li < n_levels; li++) {
@@ -1133,11 +1088,7 @@ static void test_attn_tile(void)
  * not (the fallback), at every level, one and many tokens. */
 static void test_matmul_multi(void)
 {
-    struct inf_threadpool *pool = NULL;
-    struct inf_threadpool_params pp;
-    inf_threadpool_params_init(&pp);
-    pp.n_threads = 2;
-    T_EQ_INT(inf_threadpool_new(&pp, &pool, NULL), INF_OK);
+    struct inf_threadpool *pool = new_pool2();
     static const enum inf_type sets[][3] = {{INF_TYPE_Q4_0, INF_TYPE_Q4_0, INF_TYPE_Q4_0},
                                             {INF_TYPE_Q4_K, INF_TYPE_Q4_K, INF_TYPE_Q6_K},
                                             {INF_TYPE_Q8_0, INF_TYPE_Q6_K, INF_TYPE_Q8_0},

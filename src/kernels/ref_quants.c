@@ -16,6 +16,7 @@
 #include "kernels/blocks.h"
 #include "kernels/fp16.h"
 #include "kernels/internal.h"
+#include "kernels/ref_levels.h"
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
@@ -37,16 +38,12 @@ void inf__to_float_f32_ref(const void *vx, float *y, int64_t n)
 
 void inf__from_float_f16_ref(const float *x, void *vy, int64_t n)
 {
-    inf_fp16 *y = vy;
-    for (int64_t i = 0; i < n; i++)
-        y[i] = inf_fp32_to_fp16(x[i]);
+    inf__f32_to_f16_ref(x, vy, n);
 }
 
 void inf__to_float_f16_ref(const void *vx, float *y, int64_t n)
 {
-    const inf_fp16 *x = vx;
-    for (int64_t i = 0; i < n; i++)
-        y[i] = inf_fp16_to_fp32(x[i]);
+    inf__f16_to_f32_ref(vx, y, n);
 }
 
 void inf__from_float_bf16_ref(const float *x, void *vy, int64_t n)
@@ -91,177 +88,125 @@ static void min_max(const float *x, int n, float *min_out, float *max_out)
     *max_out = max;
 }
 
+/*
+ * Pack 32 levels (0..31) the legacy way: low nibbles in qs (qs[j] = q[j] | q[j + 16] << 4), bit 4
+ * of q[j] as bit j of qh, a little-endian uint32, where qh is not NULL (Q5_0, Q5_1).
+ */
+static void pack_legacy(const int q[32], uint8_t qs[16], uint8_t *qh)
+{
+    uint32_t h = 0;
+    for (int j = 0; j < 16; j++) {
+        qs[j] = (uint8_t)((q[j] & 0x0f) | ((q[j + 16] & 0x0f) << 4));
+        h |= (uint32_t)((q[j] & 0x10) >> 4) << j;
+        h |= (uint32_t)((q[j + 16] & 0x10) >> 4) << (j + 16);
+    }
+    if (qh)
+        for (int b = 0; b < 4; b++)
+            qh[b] = (uint8_t)(h >> (8 * b));
+}
+
+/*
+ * Q4_0 (nbits 4, qh NULL) and Q5_0 (nbits 5): d = the signed absmax / -2^(nbits-1), so that the
+ * levels x / d + 2^(nbits-1) lie in [0, 2^nbits]; rounded by truncation toward zero after adding
+ * 0.5, the top one folded into 2^nbits - 1.
+ */
+static void quantize_sym(const float *x, int nbits, inf_fp16 *d_out, uint8_t qs[16], uint8_t *qh)
+{
+    const int half = 1 << (nbits - 1);
+    const float d = signed_absmax(x, 32) / (float)-half;
+    const float id = d ? 1.0f / d : 0.0f;
+    *d_out = inf_fp32_to_fp16(d);
+    int q[32];
+    for (int j = 0; j < 32; j++)
+        q[j] = MIN(2 * half - 1, (int)(x[j] * id + ((float)half + 0.5f)));
+    pack_legacy(q, qs, qh);
+}
+
+/*
+ * Q4_1 (nbits 4, qh NULL) and Q5_1 (nbits 5): d = (max - min) / (2^nbits - 1), m = min, levels
+ * (x - min) / d rounded half up. Q4_1 clamps them to 15; llama.cpp does not clamp for Q5_1:
+ * x0 + 0.5 < 32 by construction.
+ */
+static void quantize_min(const float *x, int nbits, inf_fp16 *d_out, inf_fp16 *m_out,
+                         uint8_t qs[16], uint8_t *qh)
+{
+    float min, max;
+    min_max(x, 32, &min, &max);
+    const float d = (max - min) / (float)((1 << nbits) - 1);
+    const float id = d ? 1.0f / d : 0.0f;
+    *d_out = inf_fp32_to_fp16(d);
+    *m_out = inf_fp32_to_fp16(min);
+    int q[32];
+    for (int j = 0; j < 32; j++) {
+        const int v = (int)((x[j] - min) * id + 0.5f);
+        q[j] = nbits == 4 ? MIN(15, v) : v;
+    }
+    pack_legacy(q, qs, qh);
+}
+
 void inf__from_float_q4_0_ref(const float *x, void *vy, int64_t n)
 {
     struct inf_block_q4_0 *y = vy;
-    const int64_t nb = n / INF_QK4_0;
-    for (int64_t i = 0; i < nb; i++, x += INF_QK4_0) {
-        const float d = signed_absmax(x, INF_QK4_0) / -8;
-        const float id = d ? 1.0f / d : 0.0f;
-        y[i].d = inf_fp32_to_fp16(d);
-        for (int j = 0; j < INF_QK4_0 / 2; j++) {
-            const float x0 = x[j] * id;
-            const float x1 = x[j + INF_QK4_0 / 2] * id;
-            /* truncation toward zero after adding 8.5 (x0 is in [-8, 8]) */
-            const int q0 = MIN(15, (int)(x0 + 8.5f));
-            const int q1 = MIN(15, (int)(x1 + 8.5f));
-            y[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
-        }
-    }
+    for (int64_t i = 0; i < n / INF_QK4_0; i++, x += INF_QK4_0)
+        quantize_sym(x, 4, &y[i].d, y[i].qs, NULL);
 }
 
-void inf__to_float_q4_0_ref(const void *vx, float *y, int64_t n)
+/* Every legacy format: x = d * q (+ m). */
+static void to_float_legacy(enum inf_type t, const void *vx, float *y, int64_t n)
 {
-    const struct inf_block_q4_0 *x = vx;
-    const int64_t nb = n / INF_QK4_0;
-    for (int64_t i = 0; i < nb; i++, y += INF_QK4_0) {
-        const float d = inf_fp16_to_fp32(x[i].d);
-        for (int j = 0; j < INF_QK4_0 / 2; j++) {
-            y[j] = (float)((x[i].qs[j] & 0x0f) - 8) * d;
-            y[j + INF_QK4_0 / 2] = (float)((x[i].qs[j] >> 4) - 8) * d;
-        }
+    for (int64_t i = 0; i < n / 32; i++, y += 32) {
+        struct ref_legacy x;
+        ref_legacy_block(t, vx, i, &x);
+        for (int j = 0; j < 32; j++)
+            y[j] = x.has_min ? (float)x.q[j] * x.d + x.m : (float)x.q[j] * x.d;
     }
 }
 
 void inf__from_float_q4_1_ref(const float *x, void *vy, int64_t n)
 {
     struct inf_block_q4_1 *y = vy;
-    const int64_t nb = n / INF_QK4_1;
-    for (int64_t i = 0; i < nb; i++, x += INF_QK4_1) {
-        float min, max;
-        min_max(x, INF_QK4_1, &min, &max);
-        const float d = (max - min) / ((1 << 4) - 1);
-        const float id = d ? 1.0f / d : 0.0f;
-        y[i].d = inf_fp32_to_fp16(d);
-        y[i].m = inf_fp32_to_fp16(min);
-        for (int j = 0; j < INF_QK4_1 / 2; j++) {
-            const float x0 = (x[j] - min) * id;
-            const float x1 = (x[j + INF_QK4_1 / 2] - min) * id;
-            const int q0 = MIN(15, (int)(x0 + 0.5f));
-            const int q1 = MIN(15, (int)(x1 + 0.5f));
-            y[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
-        }
-    }
-}
-
-void inf__to_float_q4_1_ref(const void *vx, float *y, int64_t n)
-{
-    const struct inf_block_q4_1 *x = vx;
-    const int64_t nb = n / INF_QK4_1;
-    for (int64_t i = 0; i < nb; i++, y += INF_QK4_1) {
-        const float d = inf_fp16_to_fp32(x[i].d);
-        const float m = inf_fp16_to_fp32(x[i].m);
-        for (int j = 0; j < INF_QK4_1 / 2; j++) {
-            y[j] = (float)(x[i].qs[j] & 0x0f) * d + m;
-            y[j + INF_QK4_1 / 2] = (float)(x[i].qs[j] >> 4) * d + m;
-        }
-    }
+    for (int64_t i = 0; i < n / INF_QK4_1; i++, x += INF_QK4_1)
+        quantize_min(x, 4, &y[i].d, &y[i].m, y[i].qs, NULL);
 }
 
 void inf__from_float_q5_0_ref(const float *x, void *vy, int64_t n)
 {
     struct inf_block_q5_0 *y = vy;
-    const int64_t nb = n / INF_QK5_0;
-    for (int64_t i = 0; i < nb; i++, x += INF_QK5_0) {
-        const float d = signed_absmax(x, INF_QK5_0) / -16;
-        const float id = d ? 1.0f / d : 0.0f;
-        y[i].d = inf_fp32_to_fp16(d);
-        uint32_t qh = 0;
-        for (int j = 0; j < INF_QK5_0 / 2; j++) {
-            const float x0 = x[j] * id;
-            const float x1 = x[j + INF_QK5_0 / 2] * id;
-            const int q0 = MIN(31, (int)(x0 + 16.5f));
-            const int q1 = MIN(31, (int)(x1 + 16.5f));
-            y[i].qs[j] = (uint8_t)((q0 & 0x0f) | ((q1 & 0x0f) << 4));
-            qh |= (uint32_t)((q0 & 0x10) >> 4) << j;
-            qh |= (uint32_t)((q1 & 0x10) >> 4) << (j + INF_QK5_0 / 2);
-        }
-        for (int b = 0; b < 4; b++)
-            y[i].qh[b] = (uint8_t)(qh >> (8 * b));
-    }
-}
-
-static uint32_t load_qh(const uint8_t qh[4])
-{
-    return (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
-}
-
-void inf__to_float_q5_0_ref(const void *vx, float *y, int64_t n)
-{
-    const struct inf_block_q5_0 *x = vx;
-    const int64_t nb = n / INF_QK5_0;
-    for (int64_t i = 0; i < nb; i++, y += INF_QK5_0) {
-        const float d = inf_fp16_to_fp32(x[i].d);
-        const uint32_t qh = load_qh(x[i].qh);
-        for (int j = 0; j < INF_QK5_0 / 2; j++) {
-            const int q0 = (x[i].qs[j] & 0x0f) | (int)(((qh >> j) & 1u) << 4);
-            const int q1 = (x[i].qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1u) << 4);
-            y[j] = (float)(q0 - 16) * d;
-            y[j + INF_QK5_0 / 2] = (float)(q1 - 16) * d;
-        }
-    }
+    for (int64_t i = 0; i < n / INF_QK5_0; i++, x += INF_QK5_0)
+        quantize_sym(x, 5, &y[i].d, y[i].qs, y[i].qh);
 }
 
 void inf__from_float_q5_1_ref(const float *x, void *vy, int64_t n)
 {
     struct inf_block_q5_1 *y = vy;
-    const int64_t nb = n / INF_QK5_1;
-    for (int64_t i = 0; i < nb; i++, x += INF_QK5_1) {
-        float min, max;
-        min_max(x, INF_QK5_1, &min, &max);
-        const float d = (max - min) / ((1 << 5) - 1);
-        const float id = d ? 1.0f / d : 0.0f;
-        y[i].d = inf_fp32_to_fp16(d);
-        y[i].m = inf_fp32_to_fp16(min);
-        uint32_t qh = 0;
-        for (int j = 0; j < INF_QK5_1 / 2; j++) {
-            const float x0 = (x[j] - min) * id;
-            const float x1 = (x[j + INF_QK5_1 / 2] - min) * id;
-            /* llama.cpp does not clamp here: x0 + 0.5 < 32 by construction */
-            const int q0 = (int)(x0 + 0.5f);
-            const int q1 = (int)(x1 + 0.5f);
-            y[i].qs[j] = (uint8_t)((q0 & 0x0f) | ((q1 & 0x0f) << 4));
-            qh |= (uint32_t)((q0 & 0x10) >> 4) << j;
-            qh |= (uint32_t)((q1 & 0x10) >> 4) << (j + INF_QK5_1 / 2);
-        }
-        for (int b = 0; b < 4; b++)
-            y[i].qh[b] = (uint8_t)(qh >> (8 * b));
-    }
-}
-
-void inf__to_float_q5_1_ref(const void *vx, float *y, int64_t n)
-{
-    const struct inf_block_q5_1 *x = vx;
-    const int64_t nb = n / INF_QK5_1;
-    for (int64_t i = 0; i < nb; i++, y += INF_QK5_1) {
-        const float d = inf_fp16_to_fp32(x[i].d);
-        const float m = inf_fp16_to_fp32(x[i].m);
-        const uint32_t qh = load_qh(x[i].qh);
-        for (int j = 0; j < INF_QK5_1 / 2; j++) {
-            const int q0 = (x[i].qs[j] & 0x0f) | (int)(((qh >> j) & 1u) << 4);
-            const int q1 = (x[i].qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1u) << 4);
-            y[j] = (float)q0 * d + m;
-            y[j + INF_QK5_1 / 2] = (float)q1 * d + m;
-        }
-    }
+    for (int64_t i = 0; i < n / INF_QK5_1; i++, x += INF_QK5_1)
+        quantize_min(x, 5, &y[i].d, &y[i].m, y[i].qs, y[i].qh);
 }
 
 /* ---- Q8_0, Q8_1 ------------------------------------------------------------------------------ */
 
+/* Q8_0, Q8_1: d = absmax / 127, q = x / d rounded half away from zero; returns d. */
+static float quantize_q8(const float *x, int8_t qs[32], int *sum)
+{
+    float amax = 0.0f;
+    for (int j = 0; j < 32; j++)
+        amax = MAX(amax, fabsf(x[j]));
+    const float d = amax / ((1 << 7) - 1);
+    const float id = d ? 1.0f / d : 0.0f;
+    *sum = 0;
+    for (int j = 0; j < 32; j++) {
+        qs[j] = (int8_t)roundf(x[j] * id);
+        *sum += qs[j];
+    }
+    return d;
+}
+
 void inf__from_float_q8_0_ref(const float *x, void *vy, int64_t n)
 {
     struct inf_block_q8_0 *y = vy;
-    const int64_t nb = n / INF_QK8_0;
-    for (int64_t i = 0; i < nb; i++, x += INF_QK8_0) {
-        float amax = 0.0f;
-        for (int j = 0; j < INF_QK8_0; j++)
-            amax = MAX(amax, fabsf(x[j]));
-        const float d = amax / ((1 << 7) - 1);
-        const float id = d ? 1.0f / d : 0.0f;
-        y[i].d = inf_fp32_to_fp16(d);
-        for (int j = 0; j < INF_QK8_0; j++)
-            y[i].qs[j] = (int8_t)roundf(x[j] * id);
-    }
+    int sum;
+    for (int64_t i = 0; i < n / INF_QK8_0; i++, x += INF_QK8_0)
+        y[i].d = inf_fp32_to_fp16(quantize_q8(x, y[i].qs, &sum));
 }
 
 /* Round half to even without depending on the FPU's rounding mode. */
@@ -307,45 +252,14 @@ void inf__act_q8_1_ref(const float *x, void *y, int64_t n)
     act_q8_legacy(x, y, n, 1);
 }
 
-void inf__to_float_q8_0_ref(const void *vx, float *y, int64_t n)
-{
-    const struct inf_block_q8_0 *x = vx;
-    const int64_t nb = n / INF_QK8_0;
-    for (int64_t i = 0; i < nb; i++, y += INF_QK8_0) {
-        const float d = inf_fp16_to_fp32(x[i].d);
-        for (int j = 0; j < INF_QK8_0; j++)
-            y[j] = (float)x[i].qs[j] * d;
-    }
-}
-
 void inf__from_float_q8_1_ref(const float *x, void *vy, int64_t n)
 {
     struct inf_block_q8_1 *y = vy;
-    const int64_t nb = n / INF_QK8_1;
-    for (int64_t i = 0; i < nb; i++, x += INF_QK8_1) {
-        float amax = 0.0f;
-        for (int j = 0; j < INF_QK8_1; j++)
-            amax = MAX(amax, fabsf(x[j]));
-        const float d = amax / ((1 << 7) - 1);
-        const float id = d ? 1.0f / d : 0.0f;
+    for (int64_t i = 0; i < n / INF_QK8_1; i++, x += INF_QK8_1) {
+        int sum;
+        const float d = quantize_q8(x, y[i].qs, &sum);
         y[i].d = inf_fp32_to_fp16(d);
-        int sum = 0;
-        for (int j = 0; j < INF_QK8_1; j++) {
-            y[i].qs[j] = (int8_t)roundf(x[j] * id);
-            sum += y[i].qs[j];
-        }
         y[i].s = inf_fp32_to_fp16((float)sum * d);
-    }
-}
-
-void inf__to_float_q8_1_ref(const void *vx, float *y, int64_t n)
-{
-    const struct inf_block_q8_1 *x = vx;
-    const int64_t nb = n / INF_QK8_1;
-    for (int64_t i = 0; i < nb; i++, y += INF_QK8_1) {
-        const float d = inf_fp16_to_fp32(x[i].d);
-        for (int j = 0; j < INF_QK8_1; j++)
-            y[j] = (float)x[i].qs[j] * d;
     }
 }
 
@@ -361,54 +275,61 @@ static inline int nearest_int(float f)
 }
 
 /*
- * Signed scale for n values with levels in [-nmax, nmax-1] (stored in L as l + nmax), searching
- * 19 candidate scales around -nmax/max for the smallest weighted error (weights x^2 for
- * rmse_type 1). Only the rmse_type 1, qw == NULL case that the reference quantizers use.
+ * The levels l = clamp(nearest_int(iscale * x), -nmax, nmax - 1) of n values, stored in L as
+ * l + off, and their sums weighted by x^2: *sumlx = sum w x l, *suml2 = sum w l^2.
  */
-static float make_qx_quants_rmse1(int n, int nmax, const float *x, int8_t *L)
+static void qx_levels(int n, int nmax, float iscale, const float *x, int8_t *L, int off,
+                      float *sumlx, float *suml2)
 {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; ++i) {
-        const float ax = fabsf(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
-    if (amax < GROUP_MAX_EPS) {
-        for (int i = 0; i < n; ++i)
-            L[i] = 0;
-        return 0.f;
-    }
-    float iscale = -nmax / max;
-    float sumlx = 0, suml2 = 0;
+    float slx = 0, sl2 = 0;
     for (int i = 0; i < n; ++i) {
         int l = nearest_int(iscale * x[i]);
         l = MAX(-nmax, MIN(nmax - 1, l));
-        L[i] = (int8_t)(l + nmax);
+        L[i] = (int8_t)(l + off);
         const float w = x[i] * x[i];
-        sumlx += w * x[i] * (float)l;
-        suml2 += w * (float)l * (float)l;
+        slx += w * x[i] * (float)l;
+        sl2 += w * (float)l * (float)l;
     }
+    *sumlx = slx;
+    *suml2 = sl2;
+}
+
+/*
+ * The first levels of make_qx_quants and make_q3_quants: qx_levels at iscale = -nmax / max, max
+ * the value of largest magnitude. False, with L all 0, where the group is all but zero.
+ */
+static bool qx_first_levels(int n, int nmax, const float *x, int8_t *L, int off, float *max,
+                            float *sumlx, float *suml2)
+{
+    *max = signed_absmax(x, n);
+    if (fabsf(*max) < GROUP_MAX_EPS) {
+        memset(L, 0, (size_t)n);
+        return false;
+    }
+    qx_levels(n, nmax, -nmax / *max, x, L, off, sumlx, suml2);
+    return true;
+}
+
+/*
+ * Signed scale for n (<= 16) values with levels in [-nmax, nmax-1] (stored in L as l + nmax),
+ * searching 19 candidate scales around -nmax/max for the smallest weighted error (weights x^2
+ * for rmse_type 1). Only the rmse_type 1, qw == NULL case that the reference quantizers use.
+ */
+static float make_qx_quants_rmse1(int n, int nmax, const float *x, int8_t *L)
+{
+    float max, sumlx, suml2;
+    if (!qx_first_levels(n, nmax, x, L, nmax, &max, &sumlx, &suml2))
+        return 0.f;
     float scale = suml2 ? sumlx / suml2 : 0.0f;
     float best = scale * sumlx;
     for (int is = -9; is <= 9; ++is) {
         if (is == 0)
             continue;
-        iscale = -((float)nmax + 0.1f * (float)is) / max;
-        sumlx = suml2 = 0;
-        for (int i = 0; i < n; ++i) {
-            int l = nearest_int(iscale * x[i]);
-            l = MAX(-nmax, MIN(nmax - 1, l));
-            const float w = x[i] * x[i];
-            sumlx += w * x[i] * (float)l;
-            suml2 += w * (float)l * (float)l;
-        }
+        const float iscale = -((float)nmax + 0.1f * (float)is) / max;
+        int8_t Lis[16];
+        qx_levels(n, nmax, iscale, x, Lis, nmax, &sumlx, &suml2);
         if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-            for (int i = 0; i < n; ++i) {
-                const int l = nearest_int(iscale * x[i]);
-                L[i] = (int8_t)(nmax + MAX(-nmax, MIN(nmax - 1, l)));
-            }
+            memcpy(L, Lis, (size_t)n);
             scale = sumlx / suml2;
             best = scale * sumlx;
         }
@@ -419,29 +340,9 @@ static float make_qx_quants_rmse1(int n, int nmax, const float *x, int8_t *L)
 /* Signed 3-bit scale with up to 5 rounds of coordinate descent on the levels (do_rmse). */
 static float make_q3_quants(int n, int nmax, const float *x, int8_t *L)
 {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; ++i) {
-        const float ax = fabsf(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
-    if (amax < GROUP_MAX_EPS) {
-        for (int i = 0; i < n; ++i)
-            L[i] = 0;
+    float max, sumlx, suml2;
+    if (!qx_first_levels(n, nmax, x, L, 0, &max, &sumlx, &suml2))
         return 0.f;
-    }
-    const float iscale = -nmax / max;
-    float sumlx = 0, suml2 = 0;
-    for (int i = 0; i < n; ++i) {
-        int l = nearest_int(iscale * x[i]);
-        l = MAX(-nmax, MIN(nmax - 1, l));
-        L[i] = (int8_t)l;
-        const float w = x[i] * x[i];
-        sumlx += w * x[i] * (float)l;
-        suml2 += w * (float)l * (float)l;
-    }
     for (int itry = 0; itry < 5; ++itry) {
         int n_changed = 0;
         for (int i = 0; i < n; ++i) {
@@ -552,26 +453,31 @@ static float make_qkx2_quants(int n, int nmax, const float *x, const float *weig
     return scale;
 }
 
-/* The 6-bit scale and min of group j (0..7) of a Q4_K/Q5_K block. */
-static inline void get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
+/*
+ * The levels of a group of n values against its quantized scale d and min dm (0 for the signed
+ * formats): L = clamp(nearest_int((x + dm) / d), lo, hi) - lo. A group whose scale is 0 keeps
+ * the levels it has.
+ */
+static void group_levels(const float *x, int n, float d, float dm, int lo, int hi, uint8_t *L)
 {
-    if (j < 4) {
-        *d = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *d = (uint8_t)((q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4));
-        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
+    if (!d)
+        return;
+    for (int i = 0; i < n; ++i) {
+        const int l = nearest_int((x[i] + dm) / d);
+        L[i] = (uint8_t)(MAX(lo, MIN(hi, l)) - lo);
     }
 }
 
-/* The 16 signed scales (sc - 32 in [-32, 31]) of a Q3_K block. */
-static void q3_k_scales(const uint8_t s[12], int8_t out[16])
+/*
+ * Q3_K, Q6_K: a signed scale and the levels of each group of 16 by make (make_q3_quants or
+ * make_qx_quants_rmse1); returns the scale of largest magnitude, with its sign.
+ */
+static float signed_scales(float (*make)(int, int, const float *, int8_t *), int nmax,
+                           const float *x, int8_t L[INF_QK_K], float scales[INF_QK_K / 16])
 {
-    for (int j = 0; j < 16; j++) {
-        const int lo = j < 8 ? (s[j] & 0x0f) : (s[j - 8] >> 4);
-        const int hi = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
-        out[j] = (int8_t)((lo | (hi << 4)) - 32);
-    }
+    for (int j = 0; j < INF_QK_K / 16; ++j)
+        scales[j] = make(16, nmax, x + 16 * j, L + 16 * j);
+    return signed_absmax(scales, INF_QK_K / 16);
 }
 
 /* Pack 256 2-bit levels the Q2_K/Q3_K way: qs[32h + l] = L[128h + l + 32s] << 2s. */
@@ -641,33 +547,24 @@ void inf__from_float_q2_K_ref(const float *x, void *vy, int64_t n)
         } else {
             y[i].dmin = inf_fp32_to_fp16(0.f);
         }
-        for (int j = 0; j < INF_QK_K / 16; ++j) {
-            const float d = inf_fp16_to_fp32(y[i].d) * (float)(y[i].scales[j] & 0xf);
-            if (!d)
-                continue;
-            const float dm = inf_fp16_to_fp32(y[i].dmin) * (float)(y[i].scales[j] >> 4);
-            for (int ii = 0; ii < 16; ++ii) {
-                const int l = nearest_int((x[16 * j + ii] + dm) / d);
-                L[16 * j + ii] = (uint8_t)MAX(0, MIN(3, l));
-            }
-        }
+        for (int j = 0; j < INF_QK_K / 16; ++j)
+            group_levels(x + 16 * j, 16, inf_fp16_to_fp32(y[i].d) * (float)(y[i].scales[j] & 0xf),
+                         inf_fp16_to_fp32(y[i].dmin) * (float)(y[i].scales[j] >> 4), 0, 3,
+                         L + 16 * j);
         pack_2bit(L, y[i].qs);
     }
 }
 
-void inf__to_float_q2_K_ref(const void *vx, float *y, int64_t n)
+/* Every K-quant: x = d * sc * q (- dmin * m). */
+static void to_float_kq(enum inf_type t, const void *vx, float *y, int64_t n)
 {
-    const struct inf_block_q2_K *x = vx;
-    const int64_t nb = n / INF_QK_K;
-    for (int64_t i = 0; i < nb; i++) {
-        const float d = inf_fp16_to_fp32(x[i].d);
-        const float min = inf_fp16_to_fp32(x[i].dmin);
+    for (int64_t i = 0; i < n / INF_QK_K; i++) {
+        struct ref_kq x;
+        ref_kq_block(t, vx, i, &x);
         for (int k = 0; k < INF_QK_K; k++) {
-            const int g = k / 16;
-            const int q = (x[i].qs[32 * (k / 128) + k % 32] >> (2 * ((k % 128) / 32))) & 3;
-            const float dl = d * (float)(x[i].scales[g] & 0xf);
-            const float ml = min * (float)(x[i].scales[g] >> 4);
-            *y++ = dl * (float)q - ml;
+            const int g = k / x.group;
+            const float dl = x.d * (float)x.sc[g];
+            *y++ = x.has_min ? dl * (float)x.q[k] - x.dmin * (float)x.m[g] : dl * (float)x.q[k];
         }
     }
 }
@@ -677,20 +574,10 @@ void inf__to_float_q2_K_ref(const void *vx, float *y, int64_t n)
 void inf__from_float_q3_K_ref(const float *x, void *vy, int64_t n)
 {
     struct inf_block_q3_K *y = vy;
-    const int64_t nb = n / INF_QK_K;
     int8_t L[INF_QK_K];
     float scales[INF_QK_K / 16];
-
-    for (int64_t i = 0; i < nb; i++, x += INF_QK_K) {
-        float max_scale = 0, amax = 0;
-        for (int j = 0; j < INF_QK_K / 16; ++j) {
-            scales[j] = make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
-            const float scale = fabsf(scales[j]);
-            if (scale > amax) {
-                amax = scale;
-                max_scale = scales[j];
-            }
-        }
+    for (int64_t i = 0; i < n / INF_QK_K; i++, x += INF_QK_K) {
+        const float max_scale = signed_scales(make_q3_quants, 4, x, L, scales);
         memset(y[i].scales, 0, 12);
         if (max_scale) {
             const float iscale = -32.f / max_scale;
@@ -710,17 +597,10 @@ void inf__from_float_q3_K_ref(const float *x, void *vy, int64_t n)
         }
 
         int8_t sc[16];
-        q3_k_scales(y[i].scales, sc);
-        for (int j = 0; j < INF_QK_K / 16; ++j) {
-            const float d = inf_fp16_to_fp32(y[i].d) * (float)sc[j];
-            if (!d)
-                continue;
-            for (int ii = 0; ii < 16; ++ii) {
-                int l = nearest_int(x[16 * j + ii] / d);
-                l = MAX(-4, MIN(3, l));
-                L[16 * j + ii] = (int8_t)(l + 4);
-            }
-        }
+        ref_q3_k_scales(y[i].scales, sc);
+        for (int j = 0; j < INF_QK_K / 16; ++j)
+            group_levels(x + 16 * j, 16, inf_fp16_to_fp32(y[i].d) * (float)sc[j], 0.0f, -4, 3,
+                         (uint8_t *)L + 16 * j);
 
         memset(y[i].hmask, 0, INF_QK_K / 8);
         uint8_t Lu[INF_QK_K];
@@ -736,33 +616,18 @@ void inf__from_float_q3_K_ref(const float *x, void *vy, int64_t n)
     }
 }
 
-void inf__to_float_q3_K_ref(const void *vx, float *y, int64_t n)
-{
-    const struct inf_block_q3_K *x = vx;
-    const int64_t nb = n / INF_QK_K;
-    for (int64_t i = 0; i < nb; i++) {
-        const float d_all = inf_fp16_to_fp32(x[i].d);
-        int8_t sc[16];
-        q3_k_scales(x[i].scales, sc);
-        for (int k = 0; k < INF_QK_K; k++) {
-            const int lo = (x[i].qs[32 * (k / 128) + k % 32] >> (2 * ((k % 128) / 32))) & 3;
-            const int hi = (x[i].hmask[k % 32] >> (k / 32)) & 1;
-            const float dl = d_all * (float)sc[k / 16];
-            *y++ = dl * (float)(lo + 4 * hi - 4);
-        }
-    }
-}
-
 /* ---- Q4_K, Q5_K ---------------------------------------------------------------------------- */
 
 /*
- * The part of the Q4_K and Q5_K quantizers they share: per group of 32, a scale and min from
+ * Q4_K (nmax 15, qh NULL) and Q5_K (nmax 31): per group of 32, a scale and min from
  * make_qkx2_quants with weights av_x + |x|, quantized to 6 bits against the block's largest;
- * then the levels recomputed with the quantized scales. Levels go to L (0..nmax).
+ * then the levels recomputed with the quantized scales and packed: their low 4 bits in qs
+ * (qs[32p + l] = L[64p + l] | L[64p + 32 + l] << 4), bit 4 of L[32b + l] as bit b of qh[l].
  */
-static void quantize_k4_scales(const float *x, int nmax, float rmin, int nstep, uint8_t *scales12,
-                               inf_fp16 *d_out, inf_fp16 *dmin_out, uint8_t *L)
+static void quantize_k4(const float *x, int nmax, float rmin, int nstep, uint8_t *scales12,
+                        inf_fp16 *d_out, inf_fp16 *dmin_out, uint8_t *qs, uint8_t *qh)
 {
+    uint8_t L[INF_QK_K];
     uint8_t Laux[32];
     float weights[32], mins[INF_QK_K / 32], scales[INF_QK_K / 32];
     float max_scale = 0, max_min = 0;
@@ -796,14 +661,19 @@ static void quantize_k4_scales(const float *x, int nmax, float rmin, int nstep, 
 
     for (int j = 0; j < INF_QK_K / 32; ++j) {
         uint8_t sc, m;
-        get_scale_min_k4(j, scales12, &sc, &m);
-        const float d = inf_fp16_to_fp32(*d_out) * (float)sc;
-        if (!d)
-            continue;
-        const float dm = inf_fp16_to_fp32(*dmin_out) * (float)m;
-        for (int ii = 0; ii < 32; ++ii) {
-            const int l = nearest_int((x[32 * j + ii] + dm) / d);
-            L[32 * j + ii] = (uint8_t)MAX(0, MIN(nmax, l));
+        ref_scale_min_k4(j, scales12, &sc, &m);
+        group_levels(x + 32 * j, 32, inf_fp16_to_fp32(*d_out) * (float)sc,
+                     inf_fp16_to_fp32(*dmin_out) * (float)m, 0, nmax, L + 32 * j);
+    }
+
+    if (qh)
+        memset(qh, 0, INF_QK_K / 8);
+    for (int j = 0; j < INF_QK_K; j += 64, qs += 32) {
+        for (int l = 0; l < 32; ++l) {
+            const int l1 = L[j + l], l2 = L[j + l + 32];
+            qs[l] = (uint8_t)((l1 & 0x0f) | ((l2 & 0x0f) << 4));
+            if (qh)
+                qh[l] |= (uint8_t)(((l1 >> 4) << (j / 32)) | ((l2 >> 4) << (j / 32 + 1)));
         }
     }
 }
@@ -811,78 +681,15 @@ static void quantize_k4_scales(const float *x, int nmax, float rmin, int nstep, 
 void inf__from_float_q4_K_ref(const float *x, void *vy, int64_t n)
 {
     struct inf_block_q4_K *y = vy;
-    const int64_t nb = n / INF_QK_K;
-    uint8_t L[INF_QK_K];
-    for (int64_t i = 0; i < nb; i++, x += INF_QK_K) {
-        quantize_k4_scales(x, 15, -1.f, 20, y[i].scales, &y[i].d, &y[i].dmin, L);
-        uint8_t *q = y[i].qs;
-        for (int j = 0; j < INF_QK_K; j += 64, q += 32)
-            for (int l = 0; l < 32; ++l)
-                q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
-    }
-}
-
-void inf__to_float_q4_K_ref(const void *vx, float *y, int64_t n)
-{
-    const struct inf_block_q4_K *x = vx;
-    const int64_t nb = n / INF_QK_K;
-    for (int64_t i = 0; i < nb; i++) {
-        const float d = inf_fp16_to_fp32(x[i].d);
-        const float min = inf_fp16_to_fp32(x[i].dmin);
-        for (int k = 0; k < INF_QK_K; k++) {
-            const int g = k / 32;
-            uint8_t sc, m;
-            get_scale_min_k4(g, x[i].scales, &sc, &m);
-            const uint8_t byte = x[i].qs[32 * (k / 64) + k % 32];
-            const int q = (g & 1) ? byte >> 4 : byte & 0x0f;
-            *y++ = d * (float)sc * (float)q - min * (float)m;
-        }
-    }
+    for (int64_t i = 0; i < n / INF_QK_K; i++, x += INF_QK_K)
+        quantize_k4(x, 15, -1.f, 20, y[i].scales, &y[i].d, &y[i].dmin, y[i].qs, NULL);
 }
 
 void inf__from_float_q5_K_ref(const float *x, void *vy, int64_t n)
 {
     struct inf_block_q5_K *y = vy;
-    const int64_t nb = n / INF_QK_K;
-    uint8_t L[INF_QK_K];
-    for (int64_t i = 0; i < nb; i++, x += INF_QK_K) {
-        quantize_k4_scales(x, 31, -0.5f, 15, y[i].scales, &y[i].d, &y[i].dmin, L);
-        memset(y[i].qh, 0, INF_QK_K / 8);
-        uint8_t *ql = y[i].qs;
-        for (int j = 0; j < INF_QK_K; j += 64, ql += 32) {
-            for (int l = 0; l < 32; ++l) {
-                int l1 = L[j + l], l2 = L[j + l + 32];
-                if (l1 > 15) {
-                    l1 -= 16;
-                    y[i].qh[l] |= (uint8_t)(1u << (j / 32));
-                }
-                if (l2 > 15) {
-                    l2 -= 16;
-                    y[i].qh[l] |= (uint8_t)(2u << (j / 32));
-                }
-                ql[l] = (uint8_t)(l1 | (l2 << 4));
-            }
-        }
-    }
-}
-
-void inf__to_float_q5_K_ref(const void *vx, float *y, int64_t n)
-{
-    const struct inf_block_q5_K *x = vx;
-    const int64_t nb = n / INF_QK_K;
-    for (int64_t i = 0; i < nb; i++) {
-        const float d = inf_fp16_to_fp32(x[i].d);
-        const float min = inf_fp16_to_fp32(x[i].dmin);
-        for (int k = 0; k < INF_QK_K; k++) {
-            const int g = k / 32;
-            uint8_t sc, m;
-            get_scale_min_k4(g, x[i].scales, &sc, &m);
-            const uint8_t byte = x[i].qs[32 * (k / 64) + k % 32];
-            const int lo = (g & 1) ? byte >> 4 : byte & 0x0f;
-            const int hi = (x[i].qh[k % 32] >> g) & 1;
-            *y++ = d * (float)sc * (float)(lo + 16 * hi) - min * (float)m;
-        }
-    }
+    for (int64_t i = 0; i < n / INF_QK_K; i++, x += INF_QK_K)
+        quantize_k4(x, 31, -0.5f, 15, y[i].scales, &y[i].d, &y[i].dmin, y[i].qs, y[i].qh);
 }
 
 /* ---- Q6_K ---------------------------------------------------------------------------------- */
@@ -890,22 +697,11 @@ void inf__to_float_q5_K_ref(const void *vx, float *y, int64_t n)
 void inf__from_float_q6_K_ref(const float *x, void *vy, int64_t n)
 {
     struct inf_block_q6_K *y = vy;
-    const int64_t nb = n / INF_QK_K;
-    int8_t L[INF_QK_K];
     float scales[INF_QK_K / 16];
-
-    for (int64_t i = 0; i < nb; i++, x += INF_QK_K) {
-        float max_scale = 0, max_abs_scale = 0;
-        for (int ib = 0; ib < INF_QK_K / 16; ++ib) {
-            const float scale = make_qx_quants_rmse1(16, 32, x + 16 * ib, L + 16 * ib);
-            scales[ib] = scale;
-            const float abs_scale = fabsf(scale);
-            if (abs_scale > max_abs_scale) {
-                max_abs_scale = abs_scale;
-                max_scale = scale;
-            }
-        }
-        if (max_abs_scale < GROUP_MAX_EPS) {
+    int8_t L[INF_QK_K];
+    for (int64_t i = 0; i < n / INF_QK_K; i++, x += INF_QK_K) {
+        const float max_scale = signed_scales(make_qx_quants_rmse1, 32, x, L, scales);
+        if (fabsf(max_scale) < GROUP_MAX_EPS) {
             memset(&y[i], 0, sizeof(y[i]));
             y[i].d = inf_fp32_to_fp16(0.f);
             continue;
@@ -915,16 +711,9 @@ void inf__from_float_q6_K_ref(const float *x, void *vy, int64_t n)
         for (int ib = 0; ib < INF_QK_K / 16; ++ib)
             y[i].scales[ib] = (int8_t)MIN(127, nearest_int(iscale * scales[ib]));
 
-        for (int j = 0; j < INF_QK_K / 16; ++j) {
-            const float d = inf_fp16_to_fp32(y[i].d) * (float)y[i].scales[j];
-            if (!d)
-                continue;
-            for (int ii = 0; ii < 16; ++ii) {
-                int l = nearest_int(x[16 * j + ii] / d);
-                l = MAX(-32, MIN(31, l));
-                L[16 * j + ii] = (int8_t)(l + 32);
-            }
-        }
+        for (int j = 0; j < INF_QK_K / 16; ++j)
+            group_levels(x + 16 * j, 16, inf_fp16_to_fp32(y[i].d) * (float)y[i].scales[j], 0.0f,
+                         -32, 31, (uint8_t *)L + 16 * j);
 
         uint8_t *ql = y[i].ql, *qh = y[i].qh;
         for (int j = 0; j < INF_QK_K; j += 128, ql += 64, qh += 32) {
@@ -942,22 +731,6 @@ void inf__from_float_q6_K_ref(const float *x, void *vy, int64_t n)
     }
 }
 
-void inf__to_float_q6_K_ref(const void *vx, float *y, int64_t n)
-{
-    const struct inf_block_q6_K *x = vx;
-    const int64_t nb = n / INF_QK_K;
-    for (int64_t i = 0; i < nb; i++) {
-        const float d = inf_fp16_to_fp32(x[i].d);
-        for (int k = 0; k < INF_QK_K; k++) {
-            const int h = k / 128, r = k % 128, s = r / 32, l = r % 32;
-            const uint8_t lo_byte = x[i].ql[64 * h + 32 * (s & 1) + l];
-            const int lo = (s & 2) ? lo_byte >> 4 : lo_byte & 0x0f;
-            const int hi = (x[i].qh[32 * h + l] >> (2 * s)) & 3;
-            *y++ = d * (float)x[i].scales[k / 16] * (float)((lo | (hi << 4)) - 32);
-        }
-    }
-}
-
 /* ---- Q8_K (activations) -------------------------------------------------------------------- */
 
 void inf__from_float_q8_K_ref(const float *x, void *vy, int64_t n)
@@ -965,15 +738,8 @@ void inf__from_float_q8_K_ref(const float *x, void *vy, int64_t n)
     struct inf_block_q8_K *y = vy;
     const int64_t nb = n / INF_QK_K;
     for (int64_t i = 0; i < nb; i++, x += INF_QK_K) {
-        float max = 0, amax = 0;
-        for (int j = 0; j < INF_QK_K; ++j) {
-            const float ax = fabsf(x[j]);
-            if (ax > amax) {
-                amax = ax;
-                max = x[j];
-            }
-        }
-        if (!amax) {
+        const float max = signed_absmax(x, INF_QK_K);
+        if (!max) {
             y[i].d = 0;
             memset(y[i].qs, 0, INF_QK_K);
             memset(y[i].bsums, 0, sizeof(y[i].bsums));
@@ -1002,3 +768,23 @@ void inf__to_float_q8_K_ref(const void *vx, float *y, int64_t n)
         for (int j = 0; j < INF_QK_K; ++j)
             *y++ = x[i].d * (float)x[i].qs[j];
 }
+
+/* ---- The dequantizers of the legacy formats and the K-quants ------------------------------- */
+
+#define TO_FLOAT(t, family, T)                                                                     \
+    void inf__to_float_##t##_ref(const void *vx, float *y, int64_t n)                              \
+    {                                                                                              \
+        to_float_##family(INF_TYPE_##T, vx, y, n);                                                 \
+    }
+TO_FLOAT(q4_0, legacy, Q4_0)
+TO_FLOAT(q4_1, legacy, Q4_1)
+TO_FLOAT(q5_0, legacy, Q5_0)
+TO_FLOAT(q5_1, legacy, Q5_1)
+TO_FLOAT(q8_0, legacy, Q8_0)
+TO_FLOAT(q8_1, legacy, Q8_1)
+TO_FLOAT(q2_K, kq, Q2_K)
+TO_FLOAT(q3_K, kq, Q3_K)
+TO_FLOAT(q4_K, kq, Q4_K)
+TO_FLOAT(q5_K, kq, Q5_K)
+TO_FLOAT(q6_K, kq, Q6_K)
+#undef TO_FLOAT

@@ -12,31 +12,18 @@
         .from_float_ref = inf__from_float_##t##_ref,                                               \
     }
 
+/* The unquantized weight formats: products with F32 activations. */
+#define FLOAT(t, ctype)                                                                            \
+    {                                                                                              \
+        .name = #t, .blck_size = 1, .type_size = sizeof(ctype), .is_quantized = false,             \
+        .is_weight = true, .vec_dot_type = INF_TYPE_F32, .to_float = inf__to_float_##t##_ref,      \
+        .from_float_ref = inf__from_float_##t##_ref,                                               \
+    }
+
 static const struct inf_type_traits type_traits[INF_TYPE_COUNT] = {
-    [INF_TYPE_F32] = {.name = "f32",
-                      .blck_size = 1,
-                      .type_size = sizeof(float),
-                      .is_quantized = false,
-                      .is_weight = true,
-                      .vec_dot_type = INF_TYPE_F32,
-                      .to_float = inf__to_float_f32_ref,
-                      .from_float_ref = inf__from_float_f32_ref},
-    [INF_TYPE_F16] = {.name = "f16",
-                      .blck_size = 1,
-                      .type_size = sizeof(inf_fp16),
-                      .is_quantized = false,
-                      .is_weight = true,
-                      .vec_dot_type = INF_TYPE_F32,
-                      .to_float = inf__to_float_f16_ref,
-                      .from_float_ref = inf__from_float_f16_ref},
-    [INF_TYPE_BF16] = {.name = "bf16",
-                       .blck_size = 1,
-                       .type_size = sizeof(inf_bf16),
-                       .is_quantized = false,
-                       .is_weight = true,
-                       .vec_dot_type = INF_TYPE_F32,
-                       .to_float = inf__to_float_bf16_ref,
-                       .from_float_ref = inf__from_float_bf16_ref},
+    [INF_TYPE_F32] = FLOAT(f32, float),
+    [INF_TYPE_F16] = FLOAT(f16, inf_fp16),
+    [INF_TYPE_BF16] = FLOAT(bf16, inf_bf16),
     [INF_TYPE_Q4_0] = QUANT(q4_0, INF_QK4_0, struct inf_block_q4_0, INF_TYPE_Q8_0, true),
     [INF_TYPE_Q4_1] = QUANT(q4_1, INF_QK4_1, struct inf_block_q4_1, INF_TYPE_Q8_1, true),
     [INF_TYPE_Q5_0] = QUANT(q5_0, INF_QK5_0, struct inf_block_q5_0, INF_TYPE_Q8_0, true),
@@ -86,26 +73,31 @@ static inf_status check_row(enum inf_type type, int64_t n, const struct inf_type
     return INF_OK;
 }
 
-inf_status inf_quantize_row(enum inf_type type, const float *src, void *dst, int64_t n,
-                            struct inf_error *err)
+/* One row from F32 to type (quantize) or back. */
+static inf_status convert_row(enum inf_type type, bool quantize, const void *src, void *dst,
+                              int64_t n, struct inf_error *err)
 {
     const struct inf_type_traits *t;
     inf_status rc = check_row(type, n, &t, err);
     if (rc != INF_OK)
         return rc;
-    t->from_float_ref(src, dst, n);
+    if (quantize)
+        t->from_float_ref(src, dst, n);
+    else
+        t->to_float(src, dst, n);
     return INF_OK;
+}
+
+inf_status inf_quantize_row(enum inf_type type, const float *src, void *dst, int64_t n,
+                            struct inf_error *err)
+{
+    return convert_row(type, true, src, dst, n, err);
 }
 
 inf_status inf_dequantize_row(enum inf_type type, const void *src, float *dst, int64_t n,
                               struct inf_error *err)
 {
-    const struct inf_type_traits *t;
-    inf_status rc = check_row(type, n, &t, err);
-    if (rc != INF_OK)
-        return rc;
-    t->to_float(src, dst, n);
-    return INF_OK;
+    return convert_row(type, false, src, dst, n, err);
 }
 
 struct quant_task {

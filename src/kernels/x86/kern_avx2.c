@@ -35,20 +35,11 @@ X86_GEMM_DISPATCH(gemm_bf16, F_TILE, INF_TYPE_BF16, 4, 2, 4, n)
 void inf__kern_init_avx2(struct inf__kern *k)
 {
     k->level = INF_CPU_AVX2;
-#define W(T, fn, mr, mc) k->w[T] = (struct inf__wkern){.gemm = fn, .max_nr = mr, .max_nc = mc}
-    W(INF_TYPE_Q4_0, gemm_q4_0, 4, 2);
-    W(INF_TYPE_Q4_1, gemm_q4_1, 4, 2);
-    W(INF_TYPE_Q5_0, gemm_q5_0, 4, 2);
-    W(INF_TYPE_Q5_1, gemm_q5_1, 4, 2);
-    W(INF_TYPE_Q8_0, gemm_q8_0, 4, 2);
-    W(INF_TYPE_Q2_K, gemm_q2_K, 4, 4);
-    W(INF_TYPE_Q3_K, gemm_q3_K, 4, 4);
-    W(INF_TYPE_Q4_K, gemm_q4_K, 4, 4);
-    W(INF_TYPE_Q5_K, gemm_q5_K, 4, 4);
-    W(INF_TYPE_Q6_K, gemm_q6_K, 4, 4);
-    W(INF_TYPE_F32, gemm_f32, 4, 4);
-    W(INF_TYPE_F16, gemm_f16, 4, 4);
-    W(INF_TYPE_BF16, gemm_bf16, 4, 4);
+#define W(T, fn, mr, mc) k->w[T] = (struct inf__wkern){.gemm = fn, .max_nr = mr, .max_nc = mc};
+    X86_QUANT_GEMMS(W)
+    W(INF_TYPE_F32, gemm_f32, 4, 4)
+    W(INF_TYPE_F16, gemm_f16, 4, 4)
+    W(INF_TYPE_BF16, gemm_bf16, 4, 4)
 #undef W
     x86_ops_init_256(k);
 }

@@ -112,7 +112,7 @@ static INF__ALWAYS_INLINE void z_leg_tile(const int T, const int NR, const int N
                                           const uint8_t *w, size_t ldw, const uint8_t *a,
                                           size_t lda, float *s, size_t lds, const int vnni)
 {
-    const size_t wbs = x86_leg_wbytes(T);
+    const size_t wbs = x86_wbytes(T);
     const size_t pf = x86_pf_dist(NR, ldw);
     const int has_min = X86_LEG_HAS_MIN(T), off = X86_LEG_OFFSET(T);
     const size_t abs_ = has_min ? sizeof(struct inf_block_q8_1) : sizeof(struct inf_block_q8_0);
@@ -321,7 +321,7 @@ static INF__ALWAYS_INLINE void z_k_tile(const int T, const int NR, const int NC,
                                         const uint8_t *w, size_t ldw, const uint8_t *a, size_t lda,
                                         float *s, size_t lds, const int vnni)
 {
-    const size_t wbs = x86_k_wbytes(T);
+    const size_t wbs = x86_wbytes(T);
     const size_t pf = x86_pf_dist(NR, ldw);
     __m512 acc[4][4];
     __m256 accm[4][4];
@@ -331,20 +331,11 @@ static INF__ALWAYS_INLINE void z_k_tile(const int T, const int NR, const int NC,
             accm[r][c] = _mm256_setzero_ps();
         }
     for (int64_t ib = 0; ib < nb; ib++) {
-        /* the activation side, shared by the NR rows */
         const struct inf_block_q8_K *y[4];
-        __m256i bs[4]; /* bsums (Q2_K, Q3_K, Q6_K) or their pairs (Q4_K, Q5_K) */
-        for (int c = 0; c < NC; c++) {
-            y[c] = (const void *)(a + (size_t)c * lda + (size_t)ib * sizeof(struct inf_block_q8_K));
-            if (T == INF_TYPE_Q4_K || T == INF_TYPE_Q5_K)
-                bs[c] = _mm256_zextsi128_si256(x86_bsum_pairs(y[c]->bsums));
-            else
-                bs[c] = x86_load256(y[c]->bsums);
-        }
+        __m256i bs[4];
+        x86_k_act(T, NC, a, lda, ib, y, bs);
         for (int r = 0; r < NR; r++) {
-            const uint8_t *blk = w + (size_t)r * ldw + (size_t)ib * wbs;
-            for (size_t o = 0; o < wbs; o += 64)
-                _mm_prefetch((const char *)blk + o + pf, X86_PF_HINT);
+            const uint8_t *blk = x86_k_block(w + (size_t)r * ldw, ib, wbs, pf);
             struct z_khead h;
             z_k_head(T, blk, &h);
             __m512i sumi[4];
@@ -597,20 +588,9 @@ static INF__ALWAYS_INLINE void zp_gemm(const int T, int64_t n, const uint8_t *w,
             const uint8_t *pan = buf + (size_t)p * pan_bytes;
             float *sp = s + (size_t)c0 * lds + (size_t)p * 16;
             const int rn = nr - 16 * p < 16 ? nr - 16 * p : 16;
-            switch (cn) {
-            case 4:
-                zp_tile(T, 4, nb, pan, ac, lda, dy, s8, sp, lds, rn);
-                break;
-            case 3:
-                zp_tile(T, 3, nb, pan, ac, lda, dy, s8, sp, lds, rn);
-                break;
-            case 2:
-                zp_tile(T, 2, nb, pan, ac, lda, dy, s8, sp, lds, rn);
-                break;
-            default:
-                zp_tile(T, 1, nb, pan, ac, lda, dy, s8, sp, lds, rn);
-                break;
-            }
+#define ZP_TILE(NC) zp_tile(T, NC, nb, pan, ac, lda, dy, s8, sp, lds, rn)
+            X86_WITH_NC4(cn, ZP_TILE)
+#undef ZP_TILE
         }
     }
 }
@@ -654,17 +634,8 @@ void inf__kern_init_avx512(struct inf__kern *k, int have_vnni)
 {
     k->level = INF_CPU_AVX512;
 #define W(T, fn, mr, mc)                                                                           \
-    k->w[T] = (struct inf__wkern){.gemm = have_vnni ? fn##_vnni : fn, .max_nr = mr, .max_nc = mc}
-    W(INF_TYPE_Q4_0, gemm_q4_0, 4, 2);
-    W(INF_TYPE_Q4_1, gemm_q4_1, 4, 2);
-    W(INF_TYPE_Q5_0, gemm_q5_0, 4, 2);
-    W(INF_TYPE_Q5_1, gemm_q5_1, 4, 2);
-    W(INF_TYPE_Q8_0, gemm_q8_0, 4, 2);
-    W(INF_TYPE_Q2_K, gemm_q2_K, 4, 4);
-    W(INF_TYPE_Q3_K, gemm_q3_K, 4, 4);
-    W(INF_TYPE_Q4_K, gemm_q4_K, 4, 4);
-    W(INF_TYPE_Q5_K, gemm_q5_K, 4, 4);
-    W(INF_TYPE_Q6_K, gemm_q6_K, 4, 4);
+    k->w[T] = (struct inf__wkern){.gemm = have_vnni ? fn##_vnni : fn, .max_nr = mr, .max_nc = mc};
+    X86_QUANT_GEMMS(W)
 #undef W
     k->w[INF_TYPE_Q4_0].panel = gemm_q4_0_panel;
     k->w[INF_TYPE_Q4_0].panel_min_nc = 8;

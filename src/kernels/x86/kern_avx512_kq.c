@@ -74,7 +74,7 @@ static INF__ALWAYS_INLINE __m512i zk_bytes0(int a, int b)
 static INF__ALWAYS_INLINE void zk_pack(const int T, const uint8_t *w, size_t ldw, int nr,
                                        int64_t nb, uint8_t *dst)
 {
-    const size_t wbs = x86_k_wbytes(T), sbb = zk_sb_bytes(T);
+    const size_t wbs = x86_wbytes(T), sbb = zk_sb_bytes(T);
     const __mmask16 rm = (__mmask16)((1u << nr) - 1);
     const __m512i idx =
         _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
@@ -285,20 +285,9 @@ static INF__ALWAYS_INLINE void zk_gemm(const int T, int64_t n, const uint8_t *w,
             const uint8_t *pan = buf + (size_t)p * pan_bytes;
             float *sp = s + (size_t)c0 * lds + (size_t)p * 16;
             const int rn = nr - 16 * p < 16 ? nr - 16 * p : 16;
-            switch (cn) {
-            case 4:
-                zk_tile(T, 4, nb, pan, ac, lda, bs, sp, lds, rn);
-                break;
-            case 3:
-                zk_tile(T, 3, nb, pan, ac, lda, bs, sp, lds, rn);
-                break;
-            case 2:
-                zk_tile(T, 2, nb, pan, ac, lda, bs, sp, lds, rn);
-                break;
-            default:
-                zk_tile(T, 1, nb, pan, ac, lda, bs, sp, lds, rn);
-                break;
-            }
+#define ZK_TILE(NC) zk_tile(T, NC, nb, pan, ac, lda, bs, sp, lds, rn)
+            X86_WITH_NC4(cn, ZK_TILE)
+#undef ZK_TILE
         }
     }
 }

@@ -141,14 +141,36 @@ static INF__ALWAYS_INLINE __m256i x86_leg_unpack(const int T, const uint8_t *b)
     }
 }
 
-static INF__ALWAYS_INLINE size_t x86_leg_wbytes(const int T)
+/* The bytes of a block of weight format T (a constant at each instantiation). */
+static INF__ALWAYS_INLINE size_t x86_wbytes(const int T)
 {
     return T == INF_TYPE_Q4_0   ? sizeof(struct inf_block_q4_0)
            : T == INF_TYPE_Q4_1 ? sizeof(struct inf_block_q4_1)
            : T == INF_TYPE_Q5_0 ? sizeof(struct inf_block_q5_0)
            : T == INF_TYPE_Q5_1 ? sizeof(struct inf_block_q5_1)
-                                : sizeof(struct inf_block_q8_0);
+           : T == INF_TYPE_Q8_0 ? sizeof(struct inf_block_q8_0)
+           : T == INF_TYPE_Q2_K ? sizeof(struct inf_block_q2_K)
+           : T == INF_TYPE_Q3_K ? sizeof(struct inf_block_q3_K)
+           : T == INF_TYPE_Q4_K ? sizeof(struct inf_block_q4_K)
+           : T == INF_TYPE_Q5_K ? sizeof(struct inf_block_q5_K)
+                                : sizeof(struct inf_block_q6_K);
 }
+
+/*
+ * The gemm entries of the quantized weight formats, W(type, gemm, max_nr, max_nc) for each: the
+ * legacy formats' tiles are 4 x 2, the K-quants' 4 x 4 (each level's init names the functions).
+ */
+#define X86_QUANT_GEMMS(W)                                                                         \
+    W(INF_TYPE_Q4_0, gemm_q4_0, 4, 2)                                                              \
+    W(INF_TYPE_Q4_1, gemm_q4_1, 4, 2)                                                              \
+    W(INF_TYPE_Q5_0, gemm_q5_0, 4, 2)                                                              \
+    W(INF_TYPE_Q5_1, gemm_q5_1, 4, 2)                                                              \
+    W(INF_TYPE_Q8_0, gemm_q8_0, 4, 2)                                                              \
+    W(INF_TYPE_Q2_K, gemm_q2_K, 4, 4)                                                              \
+    W(INF_TYPE_Q3_K, gemm_q3_K, 4, 4)                                                              \
+    W(INF_TYPE_Q4_K, gemm_q4_K, 4, 4)                                                              \
+    W(INF_TYPE_Q5_K, gemm_q5_K, 4, 4)                                                              \
+    W(INF_TYPE_Q6_K, gemm_q6_K, 4, 4)
 
 /* Whether T pairs with Q8_1 (it has a min), and the offset subtracted from its levels. */
 #define X86_LEG_HAS_MIN(T) ((T) == INF_TYPE_Q4_1 || (T) == INF_TYPE_Q5_1)
@@ -158,7 +180,7 @@ static INF__ALWAYS_INLINE void x86_leg_tile(const int T, const int NR, const int
                                             const uint8_t *w, size_t ldw, const uint8_t *a,
                                             size_t lda, float *s, size_t lds)
 {
-    const size_t wbs = x86_leg_wbytes(T);
+    const size_t wbs = x86_wbytes(T);
     const size_t pf = x86_pf_dist(NR, ldw);
     const size_t abs_ =
         X86_LEG_HAS_MIN(T) ? sizeof(struct inf_block_q8_1) : sizeof(struct inf_block_q8_0);
@@ -384,40 +406,49 @@ static INF__ALWAYS_INLINE __m256i x86_k_chunk(const int T, const uint8_t *blk,
     }
 }
 
-static INF__ALWAYS_INLINE size_t x86_k_wbytes(const int T)
+/*
+ * The activation side of a K-quant tile at block ib, shared by its rows: the Q8_K blocks of the NC
+ * columns and their group sums bs, the bsums (Q2_K, Q3_K, Q6_K) or their pairs (Q4_K, Q5_K).
+ */
+static INF__ALWAYS_INLINE void x86_k_act(const int T, const int NC, const uint8_t *a, size_t lda,
+                                         int64_t ib, const struct inf_block_q8_K *y[4],
+                                         __m256i bs[4])
 {
-    return T == INF_TYPE_Q2_K   ? sizeof(struct inf_block_q2_K)
-           : T == INF_TYPE_Q3_K ? sizeof(struct inf_block_q3_K)
-           : T == INF_TYPE_Q4_K ? sizeof(struct inf_block_q4_K)
-           : T == INF_TYPE_Q5_K ? sizeof(struct inf_block_q5_K)
-                                : sizeof(struct inf_block_q6_K);
+    for (int c = 0; c < NC; c++) {
+        y[c] = (const void *)(a + (size_t)c * lda + (size_t)ib * sizeof(struct inf_block_q8_K));
+        if (T == INF_TYPE_Q4_K || T == INF_TYPE_Q5_K)
+            bs[c] = _mm256_zextsi128_si256(x86_bsum_pairs(y[c]->bsums));
+        else
+            bs[c] = x86_load256(y[c]->bsums);
+    }
+}
+
+/* Block ib (of wbs bytes) of a weight row, its cache lines prefetched pf bytes ahead. */
+static INF__ALWAYS_INLINE const uint8_t *x86_k_block(const uint8_t *row, int64_t ib, size_t wbs,
+                                                     size_t pf)
+{
+    const uint8_t *blk = row + (size_t)ib * wbs;
+    for (size_t o = 0; o < wbs; o += 64)
+        _mm_prefetch((const char *)blk + o + pf, X86_PF_HINT);
+    return blk;
 }
 
 static INF__ALWAYS_INLINE void x86_k_tile(const int T, const int NR, const int NC, int64_t nb,
                                           const uint8_t *w, size_t ldw, const uint8_t *a,
                                           size_t lda, float *s, size_t lds)
 {
-    const size_t wbs = x86_k_wbytes(T);
+    const size_t wbs = x86_wbytes(T);
     const size_t pf = x86_pf_dist(NR, ldw);
     __m256 acc[4][4];
     for (int r = 0; r < NR; r++)
         for (int c = 0; c < NC; c++)
             acc[r][c] = _mm256_setzero_ps();
     for (int64_t ib = 0; ib < nb; ib++) {
-        /* the activation side, shared by the NR rows */
         const struct inf_block_q8_K *y[4];
-        __m256i bs[4]; /* bsums (Q2_K, Q3_K, Q6_K) or their pairs (Q4_K, Q5_K) */
-        for (int c = 0; c < NC; c++) {
-            y[c] = (const void *)(a + (size_t)c * lda + (size_t)ib * sizeof(struct inf_block_q8_K));
-            if (T == INF_TYPE_Q4_K || T == INF_TYPE_Q5_K)
-                bs[c] = _mm256_zextsi128_si256(x86_bsum_pairs(y[c]->bsums));
-            else
-                bs[c] = x86_load256(y[c]->bsums);
-        }
+        __m256i bs[4];
+        x86_k_act(T, NC, a, lda, ib, y, bs);
         for (int r = 0; r < NR; r++) {
-            const uint8_t *blk = w + (size_t)r * ldw + (size_t)ib * wbs;
-            for (size_t o = 0; o < wbs; o += 64)
-                _mm_prefetch((const char *)blk + o + pf, X86_PF_HINT);
+            const uint8_t *blk = x86_k_block(w + (size_t)r * ldw, ib, wbs, pf);
             struct x86_khead h;
             x86_k_head(T, blk, &h);
             __m256i sumi[4];
@@ -505,6 +536,26 @@ static INF__ALWAYS_INLINE void x86_f_tile(const int T, const int NR, const int N
             s[(size_t)c * lds + (size_t)r] = sum;
         }
 }
+
+/*
+ * The column count cn (1..4) as a constant: CALL(4), CALL(3), CALL(2) or CALL(1), so that each
+ * instantiation of a tile keeps its accumulators in registers.
+ */
+#define X86_WITH_NC4(cn, CALL)                                                                     \
+    switch (cn) {                                                                                  \
+    case 4:                                                                                        \
+        CALL(4);                                                                                   \
+        break;                                                                                     \
+    case 3:                                                                                        \
+        CALL(3);                                                                                   \
+        break;                                                                                     \
+    case 2:                                                                                        \
+        CALL(2);                                                                                   \
+        break;                                                                                     \
+    default:                                                                                       \
+        CALL(1);                                                                                   \
+        break;                                                                                     \
+    }
 
 /*
  * The dispatcher every tile kernel gets. One activation row (the matrix-vector product): tiles of

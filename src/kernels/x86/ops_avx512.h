@@ -37,16 +37,10 @@ static INF__ALWAYS_INLINE void z_quant_q8_legacy(const float *x, void *vy, int64
                                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         const __m512i q1 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v1, vid),
                                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        const inf_fp16 dh = inf_fp32_to_fp16(d);
-        memcpy(out, &dh, 2);
-        uint8_t *qs = out + (with_sum ? 4 : 2);
+        uint8_t *qs = x86_q8_head(out, d, with_sum,
+                                  with_sum ? _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1)) : 0);
         _mm_storeu_si128((__m128i *)(void *)qs, _mm512_cvtsepi32_epi8(q0));
         _mm_storeu_si128((__m128i *)(void *)(qs + 16), _mm512_cvtsepi32_epi8(q1));
-        if (with_sum) {
-            const int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
-            const inf_fp16 sh = inf_fp32_to_fp16((float)sum * d);
-            memcpy(out + 2, &sh, 2);
-        }
     }
 }
 
@@ -94,42 +88,25 @@ static inline void z_quant_q8_K(const float *x, void *vy, int64_t n)
     }
 }
 
-static inline __m512 z_exp(__m512 x)
-{
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
-    const __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
-    p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, fx); /* p * 2^fx */
-}
-
-static inline __m512 z_silu(__m512 x)
-{
-    const __m512 e = z_exp(_mm512_sub_ps(_mm512_setzero_ps(), x));
-    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-}
-
-static inline __m512 z_gelu(__m512 x)
-{
-    const __m512 z = _mm512_mul_ps(
-        _mm512_mul_ps(_mm512_set1_ps(0.79788456080286535587989211986876f), x),
-        _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(0.044715f), x), x, _mm512_set1_ps(1.0f)));
-    const __m512 e = z_exp(_mm512_add_ps(z, z));
-    const __m512 t =
-        _mm512_sub_ps(_mm512_set1_ps(1.0f),
-                      _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, _mm512_set1_ps(1.0f))));
-    return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x),
-                         _mm512_add_ps(_mm512_set1_ps(1.0f), t));
-}
+#define XV_FN(name)        z_##name
+#define XV                 __m512
+#define XV_W               16
+#define XV_ZERO()          _mm512_setzero_ps()
+#define XV_SET1(x)         _mm512_set1_ps(x)
+#define XV_LOADU(p)        _mm512_loadu_ps(p)
+#define XV_STOREU(p, v)    _mm512_storeu_ps(p, v)
+#define XV_ADD(a, b)       _mm512_add_ps(a, b)
+#define XV_SUB(a, b)       _mm512_sub_ps(a, b)
+#define XV_MUL(a, b)       _mm512_mul_ps(a, b)
+#define XV_DIV(a, b)       _mm512_div_ps(a, b)
+#define XV_MIN(a, b)       _mm512_min_ps(a, b)
+#define XV_MAX(a, b)       _mm512_max_ps(a, b)
+#define XV_FMADD(a, b, c)  _mm512_fmadd_ps(a, b, c)
+#define XV_FNMADD(a, b, c) _mm512_fnmadd_ps(a, b, c)
+#define XV_HSUM(v)         _mm512_reduce_add_ps(v)
+#define XV_ROUND(x)        _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define XV_SCALE2(p, n)    _mm512_scalef_ps(p, n)
+#include "kernels/x86/vec_x86.h"
 
 static inline float z_dot_f32(int64_t n, const float *a, const float *b)
 {
@@ -281,20 +258,24 @@ static inline float z_softmax(int64_t n, float *x, float scale)
     return sum;
 }
 
-static inline void z_silu_row(int64_t n, float *x)
+/* x[i] = silu(x[i]), or gelu(x[i]) where gelu. */
+static INF__ALWAYS_INLINE void z_act_row(int64_t n, float *x, const int gelu)
 {
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 m = z_tail(n - i);
-        _mm512_mask_storeu_ps(x + i, m, z_silu(_mm512_maskz_loadu_ps(m, x + i)));
+        const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        _mm512_mask_storeu_ps(x + i, m, gelu ? z_gelu(v) : z_silu(v));
     }
+}
+
+static inline void z_silu_row(int64_t n, float *x)
+{
+    z_act_row(n, x, 0);
 }
 
 static inline void z_gelu_row(int64_t n, float *x)
 {
-    for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 m = z_tail(n - i);
-        _mm512_mask_storeu_ps(x + i, m, z_gelu(_mm512_maskz_loadu_ps(m, x + i)));
-    }
+    z_act_row(n, x, 1);
 }
 
 static inline void z_swiglu(int64_t n, float *gate, const float *up)
@@ -307,24 +288,24 @@ static inline void z_swiglu(int64_t n, float *gate, const float *up)
     }
 }
 
-static inline void z_add(int64_t n, float *x, const float *y)
+/* x[i] += y[i], or x[i] *= y[i] where mul. */
+static INF__ALWAYS_INLINE void z_add_mul(int64_t n, float *x, const float *y, const int mul)
 {
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 m = z_tail(n - i);
-        _mm512_mask_storeu_ps(
-            x + i, m,
-            _mm512_add_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+        const __m512 a = _mm512_maskz_loadu_ps(m, x + i), b = _mm512_maskz_loadu_ps(m, y + i);
+        _mm512_mask_storeu_ps(x + i, m, mul ? _mm512_mul_ps(a, b) : _mm512_add_ps(a, b));
     }
+}
+
+static inline void z_add(int64_t n, float *x, const float *y)
+{
+    z_add_mul(n, x, y, 0);
 }
 
 static inline void z_mul(int64_t n, float *x, const float *y)
 {
-    for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 m = z_tail(n - i);
-        _mm512_mask_storeu_ps(
-            x + i, m,
-            _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
-    }
+    z_add_mul(n, x, y, 1);
 }
 
 static inline void z_scale(int64_t n, float *x, float s)
@@ -400,30 +381,7 @@ static inline void z_attn_softmax_pv(size_t d, float *s, int nv, const float *v,
         vsum = _mm512_add_ps(vsum, p);
     }
     *l += _mm512_reduce_add_ps(vsum);
-    size_t c = 0;
-    for (; c + 64 <= d; c += 64) {
-        __m512 o0 = _mm512_loadu_ps(o + c), o1 = _mm512_loadu_ps(o + c + 16);
-        __m512 o2 = _mm512_loadu_ps(o + c + 32), o3 = _mm512_loadu_ps(o + c + 48);
-        const float *vj = v + c;
-        for (int j = 0; j < nv; j++, vj += d) {
-            const __m512 p = _mm512_set1_ps(s[j]);
-            o0 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj), o0);
-            o1 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj + 16), o1);
-            o2 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj + 32), o2);
-            o3 = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj + 48), o3);
-        }
-        _mm512_storeu_ps(o + c, o0);
-        _mm512_storeu_ps(o + c + 16, o1);
-        _mm512_storeu_ps(o + c + 32, o2);
-        _mm512_storeu_ps(o + c + 48, o3);
-    }
-    for (; c < d; c += 16) {
-        __m512 o0 = _mm512_loadu_ps(o + c);
-        const float *vj = v + c;
-        for (int j = 0; j < nv; j++, vj += d)
-            o0 = _mm512_fmadd_ps(_mm512_set1_ps(s[j]), _mm512_loadu_ps(vj), o0);
-        _mm512_storeu_ps(o + c, o0);
-    }
+    z_attn_pv(d, s, nv, v, o);
 }
 
 /* One tile of online-softmax attention (contract: inf_attn_tile). Scores four cells at a time
@@ -443,30 +401,7 @@ static inline void z_attn_tile(int hd, int nr, const float *const *q, int nt, co
         const int nv = n_valid[r] < nt ? n_valid[r] : nt;
         if (nv <= 0)
             continue;
-        const float *qr = q[r];
-        int j = 0;
-        for (; j + 4 <= nv; j += 4) {
-            const float *k0 = k + (size_t)j * d;
-            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            for (size_t c = 0; c < d; c += 16) {
-                const __m512 qv = _mm512_loadu_ps(qr + c);
-                a0 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + c), a0);
-                a1 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + d + c), a1);
-                a2 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + 2 * d + c), a2);
-                a3 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + 3 * d + c), a3);
-            }
-            s[j] = _mm512_reduce_add_ps(a0) * scale;
-            s[j + 1] = _mm512_reduce_add_ps(a1) * scale;
-            s[j + 2] = _mm512_reduce_add_ps(a2) * scale;
-            s[j + 3] = _mm512_reduce_add_ps(a3) * scale;
-        }
-        for (; j < nv; j++) {
-            const float *kj = k + (size_t)j * d;
-            __m512 a0 = _mm512_setzero_ps();
-            for (size_t c = 0; c < d; c += 16)
-                a0 = _mm512_fmadd_ps(_mm512_loadu_ps(qr + c), _mm512_loadu_ps(kj + c), a0);
-            s[j] = _mm512_reduce_add_ps(a0) * scale;
-        }
+        z_attn_scores(q[r], k, d, nv, scale, s);
         z_attn_softmax_pv(d, s, nv, v, &m[r], &l[r], acc[r]);
     }
 }

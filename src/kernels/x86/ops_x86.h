@@ -30,6 +30,21 @@ static inline __m256i x86_pack32(__m256i i0, __m256i i1, __m256i i2, __m256i i3)
                                        _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
+/*
+ * The header of a Q8_0 activation block (d) or a Q8_1 one (d, then s = sum * d), as binary16;
+ * returns where the block's values go.
+ */
+static INF__ALWAYS_INLINE uint8_t *x86_q8_head(uint8_t *out, float d, const int with_sum, int sum)
+{
+    const inf_fp16 dh = inf_fp32_to_fp16(d);
+    memcpy(out, &dh, 2);
+    if (with_sum) {
+        const inf_fp16 sh = inf_fp32_to_fp16((float)sum * d);
+        memcpy(out + 2, &sh, 2);
+    }
+    return out + (with_sum ? 4 : 2);
+}
+
 static INF__ALWAYS_INLINE void x86_quant_q8_legacy(const float *x, void *vy, int64_t n,
                                                    const int with_sum)
 {
@@ -51,20 +66,17 @@ static INF__ALWAYS_INLINE void x86_quant_q8_legacy(const float *x, void *vy, int
         for (int k = 0; k < 4; k++)
             q[k] = _mm256_cvtps_epi32(_mm256_round_ps(
                 _mm256_mul_ps(v[k], vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-        const inf_fp16 dh = inf_fp32_to_fp16(d);
-        memcpy(out, &dh, 2);
-        _mm256_storeu_si256((__m256i *)(void *)(out + (with_sum ? 4 : 2)),
-                            x86_pack32(q[0], q[1], q[2], q[3]));
+        int sum = 0;
         if (with_sum) {
             const __m256i s =
                 _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
             __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
             s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
             s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
-            const int sum = _mm_cvtsi128_si32(s4);
-            const inf_fp16 sh = inf_fp32_to_fp16((float)sum * d);
-            memcpy(out + 2, &sh, 2);
+            sum = _mm_cvtsi128_si32(s4);
         }
+        _mm256_storeu_si256((__m256i *)(void *)x86_q8_head(out, d, with_sum, sum),
+                            x86_pack32(q[0], q[1], q[2], q[3]));
     }
 }
 
@@ -118,53 +130,29 @@ static inline void x86_quant_q8_K(const float *x, void *vy, int64_t n)
     }
 }
 
-/* ---- exp and friends --------------------------------------------------------------------- */
+/* ---- exp and friends, attention loops (vec_x86.h) ------------------------------------ */
 
-/*
- * e^x lane by lane, relative error about 2 ulp: x = n ln2 + r with |r| <= ln2/2 (Cody-Waite),
- * e^r by the Cephes degree-6 polynomial, 2^n built in the exponent. Inputs are clamped to
- * [-87, 88] so 2^n stays a normal number: below, the result is about 1.6e-38 instead of a
- * subnormal or zero, which no caller can tell apart.
- */
-static inline __m256 x86_exp(__m256 x)
-{
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
-    const __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
-    p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
-    const __m256i e =
-        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
-static inline __m256 x86_silu(__m256 x)
-{
-    const __m256 e = x86_exp(_mm256_sub_ps(_mm256_setzero_ps(), x));
-    return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
-}
-
-/* tanh(z) = 1 - 2 / (e^(2z) + 1) */
-static inline __m256 x86_gelu(__m256 x)
-{
-    const __m256 z = _mm256_mul_ps(
-        _mm256_mul_ps(_mm256_set1_ps(0.79788456080286535587989211986876f), x),
-        _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(0.044715f), x), x, _mm256_set1_ps(1.0f)));
-    const __m256 e = x86_exp(_mm256_add_ps(z, z));
-    const __m256 t =
-        _mm256_sub_ps(_mm256_set1_ps(1.0f),
-                      _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
-    return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x),
-                         _mm256_add_ps(_mm256_set1_ps(1.0f), t));
-}
+#define XV_FN(name)        x86_##name
+#define XV                 __m256
+#define XV_W               8
+#define XV_ZERO()          _mm256_setzero_ps()
+#define XV_SET1(x)         _mm256_set1_ps(x)
+#define XV_LOADU(p)        _mm256_loadu_ps(p)
+#define XV_STOREU(p, v)    _mm256_storeu_ps(p, v)
+#define XV_ADD(a, b)       _mm256_add_ps(a, b)
+#define XV_SUB(a, b)       _mm256_sub_ps(a, b)
+#define XV_MUL(a, b)       _mm256_mul_ps(a, b)
+#define XV_DIV(a, b)       _mm256_div_ps(a, b)
+#define XV_MIN(a, b)       _mm256_min_ps(a, b)
+#define XV_MAX(a, b)       _mm256_max_ps(a, b)
+#define XV_FMADD(a, b, c)  _mm256_fmadd_ps(a, b, c)
+#define XV_FNMADD(a, b, c) _mm256_fnmadd_ps(a, b, c)
+#define XV_HSUM(v)         x86_hsum_ps(v)
+#define XV_ROUND(x)        _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define XV_SCALE2(p, n)                                                                            \
+    _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(                                        \
+                         _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23)))
+#include "kernels/x86/vec_x86.h"
 
 static inline float x86_silu1(float v)
 {
@@ -350,22 +338,26 @@ static inline float x86_softmax(int64_t n, float *x, float scale)
     return sum;
 }
 
-static inline void x86_silu_row(int64_t n, float *x)
+/* x[i] = silu(x[i]), or gelu(x[i]) where gelu. */
+static INF__ALWAYS_INLINE void x86_act_row(int64_t n, float *x, const int gelu)
 {
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(x + i, x86_silu(_mm256_loadu_ps(x + i)));
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        _mm256_storeu_ps(x + i, gelu ? x86_gelu(v) : x86_silu(v));
+    }
     for (; i < n; i++)
-        x[i] = x86_silu1(x[i]);
+        x[i] = gelu ? x86_gelu1(x[i]) : x86_silu1(x[i]);
+}
+
+static inline void x86_silu_row(int64_t n, float *x)
+{
+    x86_act_row(n, x, 0);
 }
 
 static inline void x86_gelu_row(int64_t n, float *x)
 {
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(x + i, x86_gelu(_mm256_loadu_ps(x + i)));
-    for (; i < n; i++)
-        x[i] = x86_gelu1(x[i]);
+    x86_act_row(n, x, 1);
 }
 
 static inline void x86_swiglu(int64_t n, float *gate, const float *up)
@@ -378,22 +370,26 @@ static inline void x86_swiglu(int64_t n, float *gate, const float *up)
         gate[i] = x86_silu1(gate[i]) * up[i];
 }
 
-static inline void x86_add(int64_t n, float *x, const float *y)
+/* x[i] += y[i], or x[i] *= y[i] where mul. */
+static INF__ALWAYS_INLINE void x86_add_mul(int64_t n, float *x, const float *y, const int mul)
 {
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(x + i, _mm256_add_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i + 8 <= n; i += 8) {
+        const __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(y + i);
+        _mm256_storeu_ps(x + i, mul ? _mm256_mul_ps(a, b) : _mm256_add_ps(a, b));
+    }
     for (; i < n; i++)
-        x[i] += y[i];
+        x[i] = mul ? x[i] * y[i] : x[i] + y[i];
+}
+
+static inline void x86_add(int64_t n, float *x, const float *y)
+{
+    x86_add_mul(n, x, y, 0);
 }
 
 static inline void x86_mul(int64_t n, float *x, const float *y)
 {
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++)
-        x[i] *= y[i];
+    x86_add_mul(n, x, y, 1);
 }
 
 static inline void x86_scale(int64_t n, float *x, float s)
@@ -468,32 +464,9 @@ static inline void x86_attn_tile(int hd, int nr, const float *const *q, int nt, 
         const int nv = n_valid[r] < nt ? n_valid[r] : nt;
         if (nv <= 0)
             continue;
-        const float *qr = q[r];
-        int j = 0;
-        for (; j + 4 <= nv; j += 4) {
-            const float *k0 = k + (size_t)j * d;
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            for (size_t c = 0; c < d; c += 8) {
-                const __m256 qv = _mm256_loadu_ps(qr + c);
-                a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + c), a0);
-                a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + d + c), a1);
-                a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 2 * d + c), a2);
-                a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 3 * d + c), a3);
-            }
-            s[j] = x86_hsum_ps(a0) * scale;
-            s[j + 1] = x86_hsum_ps(a1) * scale;
-            s[j + 2] = x86_hsum_ps(a2) * scale;
-            s[j + 3] = x86_hsum_ps(a3) * scale;
-        }
-        for (; j < nv; j++) {
-            const float *kj = k + (size_t)j * d;
-            __m256 a0 = _mm256_setzero_ps();
-            for (size_t c = 0; c < d; c += 8)
-                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qr + c), _mm256_loadu_ps(kj + c), a0);
-            s[j] = x86_hsum_ps(a0) * scale;
-        }
+        x86_attn_scores(q[r], k, d, nv, scale, s);
         float mx = -INFINITY;
-        for (j = 0; j < nv; j++)
+        for (int j = 0; j < nv; j++)
             mx = s[j] > mx ? s[j] : mx;
         float *o = acc[r];
         if (mx > m[r]) {
@@ -505,11 +478,11 @@ static inline void x86_attn_tile(int hd, int nr, const float *const *q, int nt, 
             m[r] = mx;
         }
         /* the tail of s up to a multiple of 8 gives exp(-inf) = 0 */
-        for (j = nv; j < ((nv + 7) & ~7); j++)
+        for (int j = nv; j < ((nv + 7) & ~7); j++)
             s[j] = -INFINITY;
         const __m256 vm = _mm256_set1_ps(m[r]);
         __m256 vsum = _mm256_setzero_ps();
-        for (j = 0; j < nv; j += 8) {
+        for (int j = 0; j < nv; j += 8) {
             const __m256 x = _mm256_sub_ps(_mm256_load_ps(s + j), vm);
             const __m256 live = _mm256_cmp_ps(x, _mm256_set1_ps(-INFINITY), _CMP_NEQ_OQ);
             const __m256 pz = _mm256_and_ps(x86_exp(x), live);
@@ -517,30 +490,7 @@ static inline void x86_attn_tile(int hd, int nr, const float *const *q, int nt, 
             vsum = _mm256_add_ps(vsum, pz);
         }
         l[r] += x86_hsum_ps(vsum);
-        size_t c = 0;
-        for (; c + 32 <= d; c += 32) {
-            __m256 o0 = _mm256_loadu_ps(o + c), o1 = _mm256_loadu_ps(o + c + 8);
-            __m256 o2 = _mm256_loadu_ps(o + c + 16), o3 = _mm256_loadu_ps(o + c + 24);
-            const float *vj = v + c;
-            for (j = 0; j < nv; j++, vj += d) {
-                const __m256 p = _mm256_set1_ps(s[j]);
-                o0 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj), o0);
-                o1 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 8), o1);
-                o2 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 16), o2);
-                o3 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 24), o3);
-            }
-            _mm256_storeu_ps(o + c, o0);
-            _mm256_storeu_ps(o + c + 8, o1);
-            _mm256_storeu_ps(o + c + 16, o2);
-            _mm256_storeu_ps(o + c + 24, o3);
-        }
-        for (; c < d; c += 8) {
-            __m256 o0 = _mm256_loadu_ps(o + c);
-            const float *vj = v + c;
-            for (j = 0; j < nv; j++, vj += d)
-                o0 = _mm256_fmadd_ps(_mm256_set1_ps(s[j]), _mm256_loadu_ps(vj), o0);
-            _mm256_storeu_ps(o + c, o0);
-        }
+        x86_attn_pv(d, s, nv, v, o);
     }
 }
 
