@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer/template_internal.h"
+#include "template/template_internal.h"
 
 enum { EX_OK = 0, EX_BREAK = 1, EX_CONTINUE = 2 };
 

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "tokenizer/template_internal.h"
+#include "template/template_internal.h"
 
 /* ---- argument helpers ------------------------------------------------------------------- */
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "inferno/log.h"
-#include "tokenizer/template_internal.h"
+#include "template/template_internal.h"
 
 #define DEFAULT_MAX_OUTPUT     (16u << 20)
 #define DEFAULT_MAX_MEMORY     (256u << 20)

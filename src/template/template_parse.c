@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer/template_internal.h"
+#include "template/template_internal.h"
 
 #define MAX_NESTING 100 /* brackets, expressions and blocks inside each other */
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer/template_internal.h"
+#include "template/template_internal.h"
 
 #define CHUNK_HDR       32
 #define CHUNK_SIZE      (64u << 10)
