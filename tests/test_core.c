@@ -1,11 +1,13 @@
 /* test_core.c - status codes, error contexts, logging, CPU feature reporting. */
 #include <errno.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/buf.h"
 #include "core/escape.h"
 #include "core/files.h"
 #include "inferno/cpu.h"
@@ -168,6 +170,45 @@ static void test_mkdir_parents(void)
     T_EQ_INT(system(cmd), 0);
 }
 
+static void test_buf(void)
+{
+    char *p = NULL;
+    size_t len = 0, cap = 0;
+    T_OK(inf__append(&p, &len, &cap, NULL, 0, 8));
+    T_OK(p != NULL && len == 0 && p[0] == 0 && cap == 8);
+    char want[1000];
+    for (int i = 0; i < 100; i++) {
+        char piece[16];
+        int k = snprintf(piece, sizeof(piece), "%d,", i);
+        memcpy(want + len, piece, (size_t)k);
+        T_OK(inf__append(&p, &len, &cap, piece, (size_t)k, 8));
+    }
+    want[len] = 0;
+    T_EQ_STR(p, want);
+    T_OK(cap >= len + 1 && (cap & (cap - 1)) == 0); /* doubled from 8 */
+    size_t oldcap = cap;
+    T_OK(!inf__append(&p, &len, &cap, "x", SIZE_MAX - 2, 8)); /* overflow: nothing changes */
+    T_OK(cap == oldcap && strcmp(p, want) == 0);
+    free(p);
+
+    int *a = NULL;
+    size_t acap = 0;
+    T_OK(inf__grow(&a, &acap, 5, sizeof(int), 4));
+    T_EQ_INT((long long)acap, 8);
+    for (int i = 0; i < 5; i++)
+        a[i] = i;
+    T_OK(inf__grow(&a, &acap, 3, sizeof(int), 4) && acap == 8); /* enough room: unchanged */
+    T_OK(!inf__grow(&a, &acap, SIZE_MAX / 2, sizeof(int), 4) && acap == 8);
+    T_OK(a[4] == 4);
+    free(a);
+
+    T_EQ_INT(inf__hex_digit('0'), 0);
+    T_EQ_INT(inf__hex_digit('f'), 15);
+    T_EQ_INT(inf__hex_digit('B'), 11);
+    T_EQ_INT(inf__hex_digit('g'), -1);
+    T_EQ_INT(inf__hex_digit(0x80), -1);
+}
+
 int main(void)
 {
     T_RUN(test_status);
@@ -175,6 +216,7 @@ int main(void)
     T_RUN(test_log);
     T_RUN(test_cpu);
     T_RUN(test_escape);
+    T_RUN(test_buf);
     T_RUN(test_mkdir_parents);
     T_DONE();
 }
