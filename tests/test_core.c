@@ -10,6 +10,7 @@
 #include "core/buf.h"
 #include "core/escape.h"
 #include "core/files.h"
+#include "core/text.h"
 #include "inferno/cpu.h"
 #include "inferno/log.h"
 #include "inferno/status.h"
@@ -209,6 +210,19 @@ static void test_buf(void)
     T_EQ_INT(inf__hex_digit(0x80), -1);
 }
 
+static void test_edit_distance(void)
+{
+    T_EQ_INT((long long)inf__edit_distance("kitten", "sitting", false), 3); /* textbook */
+    T_EQ_INT((long long)inf__edit_distance("", "abc", false), 3);
+    T_EQ_INT((long long)inf__edit_distance("flaw", "lawn", false), 2);
+    T_EQ_INT((long long)inf__edit_distance("Server.Port", "server.port", false), 2);
+    T_EQ_INT((long long)inf__edit_distance("Server.Port", "server.port", true), 0);
+    char lng[200];
+    memset(lng, 'a', sizeof(lng) - 1);
+    lng[sizeof(lng) - 1] = 0;
+    T_OK(inf__edit_distance(lng, "a", false) == SIZE_MAX);
+}
+
 int main(void)
 {
     T_RUN(test_status);
@@ -217,6 +231,7 @@ int main(void)
     T_RUN(test_cpu);
     T_RUN(test_escape);
     T_RUN(test_buf);
+    T_RUN(test_edit_distance);
     T_RUN(test_mkdir_parents);
     T_DONE();
 }

@@ -83,9 +83,6 @@ bool inf_cli_int(const struct inf_cli *cli, const struct inf_cli_args *a, const 
 void inf_cli_errorf(const struct inf_cli *cli, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Levenshtein distance, for "did you mean" suggestions. */
-size_t inf_cli_edit_distance(const char *a, const char *b);
-
 /* Command handlers, one file per command (cmd_<name>.c), and their option tables. */
 int inf_cmd_config(struct inf_cli *cli, struct inf_cli_args *args);
 int inf_cmd_template(struct inf_cli *cli, struct inf_cli_args *args);

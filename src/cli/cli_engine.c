@@ -46,16 +46,22 @@ int inf_cli_load_model(struct inf_cli *cli, const struct inf_cli_args *args, str
     }
     if (inf_models_resolve_cli(cli, arg, path, sizeof(path)) != 0)
         return INF_EXIT_FAIL;
-    struct inf_model_params mp = inf_model_default_params();
-    mp.use_mmap = inf_config_get_bool(cli->config, "backend.use_mmap");
-    mp.use_mlock = inf_config_get_bool(cli->config, "backend.use_mlock");
-    mp.huge_pages = inf_config_get_bool(cli->config, "backend.huge_pages");
+    struct inf_model_params mp = inf_cli_model_params(cli);
     mp.progress = load_progress;
     if (inf_model_load(path, &mp, out, &err) != INF_OK) {
         inf_cli_errorf(cli, "%s", inf_error_message(&err));
         return INF_EXIT_FAIL;
     }
     return INF_EXIT_OK;
+}
+
+struct inf_model_params inf_cli_model_params(const struct inf_cli *cli)
+{
+    struct inf_model_params mp = inf_model_default_params();
+    mp.use_mmap = inf_config_get_bool(cli->config, "backend.use_mmap");
+    mp.use_mlock = inf_config_get_bool(cli->config, "backend.use_mlock");
+    mp.huge_pages = inf_config_get_bool(cli->config, "backend.huge_pages");
+    return mp;
 }
 
 struct inf_context_params inf_cli_context_params(const struct inf_cli *cli)

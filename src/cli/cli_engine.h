@@ -16,6 +16,8 @@ int inf_models_resolve_cli(struct inf_cli *cli, const char *arg, char *out, size
 /* Load the model named by --model; returns an exit code (0 on success). */
 int inf_cli_load_model(struct inf_cli *cli, const struct inf_cli_args *args,
                        struct inf_model **out);
+/* Model loading parameters from the backend.* keys (mmap, mlock, huge pages). */
+struct inf_model_params inf_cli_model_params(const struct inf_cli *cli);
 /* Context parameters from backend.* (after flags were applied to the configuration). */
 struct inf_context_params inf_cli_context_params(const struct inf_cli *cli);
 /* Sampler parameters from --temp, --top-k, … (options that are absent keep the defaults). */

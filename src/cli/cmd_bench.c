@@ -16,6 +16,7 @@
 #include "build_info.h"
 #include "cli/cli.h"
 #include "cli/cli_engine.h"
+#include "core/clock.h"
 #include "inferno/cpu.h"
 #include "inferno/engine.h"
 
@@ -33,13 +34,6 @@ const struct inf_cli_opt inf_cmd_bench_opts[] = {
     {"md", 0, INF_OPT_FLAG, NULL, "print a markdown table (default)", NULL},
     {NULL, 0, 0, NULL, NULL, NULL},
 };
-
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
 
 struct bench_ctx {
     struct inf_context *ctx;
@@ -127,10 +121,7 @@ int inf_cmd_bench(struct inf_cli *cli, struct inf_cli_args *args)
     if (inf_models_resolve_cli(cli, model_arg, path, sizeof(path)) != 0)
         return INF_EXIT_FAIL;
 
-    struct inf_model_params mp = inf_model_default_params();
-    mp.use_mmap = inf_config_get_bool(cli->config, "backend.use_mmap");
-    mp.use_mlock = inf_config_get_bool(cli->config, "backend.use_mlock");
-    mp.huge_pages = inf_config_get_bool(cli->config, "backend.huge_pages");
+    struct inf_model_params mp = inf_cli_model_params(cli);
     if (inf_model_load(path, &mp, &model, &err) != INF_OK) {
         inf_cli_errorf(cli, "%s", inf_error_message(&err));
         return INF_EXIT_FAIL;
@@ -177,10 +168,10 @@ int inf_cmd_bench(struct inf_cli *cli, struct inf_cli_args *args)
             inf_kv_clear(ctx);
             if (depth && decode_tokens(&b, 0, (int32_t)depth, b.n_batch) != 0)
                 goto out_res;
-            double t0 = now_ns();
+            double t0 = (double)inf__now_ns();
             if (decode_tokens(&b, (int32_t)depth, n, step) != 0)
                 goto out_res;
-            res[r].samples_ns[i] = now_ns() - t0;
+            res[r].samples_ns[i] = (double)inf__now_ns() - t0;
             res[r].n++;
         }
     }

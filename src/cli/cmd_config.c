@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "core/escape.h"
 #include "core/files.h"
+#include "core/text.h"
 #include "inferno/config.h"
 
 /* Print s as a JSON string. */
@@ -78,7 +79,7 @@ static int config_get(struct inf_cli *cli, const char *key, bool json)
         const struct inf_config_key *keys = inf_config_schema(&n);
         const char *best = NULL;
         for (size_t i = 0; i < n; i++) {
-            size_t d = inf_cli_edit_distance(key, keys[i].name);
+            size_t d = inf__edit_distance(key, keys[i].name, false);
             if (d < best_d) {
                 best_d = d;
                 best = keys[i].name;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/text.h"
 #include "inferno/gguf.h"
 #include "inferno/quantize.h"
 
@@ -90,7 +91,7 @@ static bool unknown_type(const struct inf_cli *cli, const char *opt, const char 
         up[k] = (char)(s[k] >= 'a' && s[k] <= 'z' ? s[k] - 32 : s[k]);
     up[k] = '\0';
     for (size_t i = 0; names[i]; i++) {
-        size_t d = inf_cli_edit_distance(up, names[i]);
+        size_t d = inf__edit_distance(up, names[i], false);
         if (d < best_d) {
             best_d = d;
             best = names[i];

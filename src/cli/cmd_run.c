@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_engine.h"
+#include "core/clock.h"
 #include "inferno/engine.h"
 #include "inferno/log.h"
 #include "inferno/tokenizer.h"
@@ -63,13 +64,6 @@ static void on_sigint(int sig)
 {
     (void)sig;
     interrupted = 1;
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 /* A prompt file (or stdin) may hold at most this much: far more than any context takes, but a
@@ -322,7 +316,7 @@ int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args)
     struct stopper stopper = {
         .stops = stops, .n_stops = n_stops, .show = !json && !ids, .keep = json};
     int32_t n_past = (int32_t)prompt_ids.n;
-    double t_gen0 = now_ms();
+    double t_gen0 = inf__now_ms();
     for (long long i = 0; n_predict < 0 || i < n_predict; i++) {
         if (interrupted) {
             finish = "interrupted";
@@ -372,7 +366,7 @@ int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args)
         /* whatever was held for a possible stop string is text after all */
         stopper_emit(&stopper, stopper.buf, stopper.len);
     }
-    double gen_ms = now_ms() - t_gen0;
+    double gen_ms = inf__now_ms() - t_gen0;
     inf_tok_stream_release(&stream);
     free(stopper.buf);
 

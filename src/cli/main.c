@@ -8,6 +8,7 @@
 
 #include "build_info.h"
 #include "cli/cli.h"
+#include "core/text.h"
 #include "inferno/config.h"
 #include "inferno/cpu.h"
 #include "inferno/log.h"
@@ -167,7 +168,7 @@ static const char *nearest(const char *s, const char *const *names, size_t n)
     size_t best_d = (size_t)-1;
     size_t limit = strlen(s) <= 4 ? 1 : 2;
     for (size_t i = 0; i < n; i++) {
-        size_t d = inf_cli_edit_distance(s, names[i]);
+        size_t d = inf__edit_distance(s, names[i], false);
         if (d < best_d) {
             best_d = d;
             best = names[i];

@@ -13,6 +13,7 @@
 
 #include "config/toml.h"
 #include "core/escape.h"
+#include "core/text.h"
 #include "inferno/log.h"
 #include "inferno/threadpool.h"
 
@@ -501,28 +502,10 @@ static const char *nearest_key(const char *name)
     const char *best = NULL;
     size_t best_d = 4;
     for (size_t i = 0; i < N_KEYS; i++) {
-        const char *a = name, *b = schema[i].name;
-        size_t la = strlen(a), lb = strlen(b);
-        if (la > 64 || lb > 64)
-            continue;
-        size_t row[65];
-        for (size_t j = 0; j <= lb; j++)
-            row[j] = j;
-        for (size_t x = 1; x <= la; x++) {
-            size_t prev = row[0];
-            row[0] = x;
-            for (size_t j = 1; j <= lb; j++) {
-                size_t cur = row[j];
-                size_t sub =
-                    prev + (tolower((unsigned char)a[x - 1]) != tolower((unsigned char)b[j - 1]));
-                size_t m = row[j] + 1 < row[j - 1] + 1 ? row[j] + 1 : row[j - 1] + 1;
-                row[j] = m < sub ? m : sub;
-                prev = cur;
-            }
-        }
-        if (row[lb] < best_d) {
-            best_d = row[lb];
-            best = b;
+        size_t d = inf__edit_distance(name, schema[i].name, true);
+        if (d < best_d) {
+            best_d = d;
+            best = schema[i].name;
         }
     }
     return best;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "engine/ops.h"
 #include "inferno/cpu.h"
 #include "inferno/log.h"
@@ -24,13 +25,6 @@ struct inf_context_params inf_context_default_params(void)
     p.embeddings = false;
     p.pooling = INF_POOL_MEAN;
     return p;
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 void inf_context_free(struct inf_context *ctx)
@@ -296,7 +290,7 @@ inf_status inf_decode(struct inf_context *ctx, const struct inf_batch *b, struct
     const bool embd = ctx->params.embeddings;
     const size_t row = embd ? (size_t)hp->n_embd : (size_t)hp->n_vocab;
     int32_t seq_max[INF__MAX_SEQ];
-    double t0 = now_ms();
+    double t0 = inf__now_ms();
 
     if (b->n_tokens <= 0)
         return inf_error_set(err, INF_EINVAL, "empty batch");
@@ -411,7 +405,7 @@ inf_status inf_decode(struct inf_context *ctx, const struct inf_batch *b, struct
                     ctx->embd_seq[(size_t)s * (size_t)E + (size_t)j] /= (float)counts[s];
     }
 
-    double dt = now_ms() - t0;
+    double dt = inf__now_ms() - t0;
     if (b->n_tokens > 1) {
         ctx->timings.prompt_ms += dt;
         ctx->timings.n_prompt += b->n_tokens;

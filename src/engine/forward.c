@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "engine/context.h"
 #include "engine/ops.h"
 #include "inferno/kernels.h"
@@ -125,20 +126,13 @@ static void embed(struct inf_context *ctx, int n, const inf_token *tokens)
 
 /* ---- per-stage timers (INFERNO_PROFILE=1) ------------------------------------------------- */
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Run stmt; with profiling on, add its wall time to stage st of the chunk's kind (gen). */
 #define PROF(st, stmt)                                                                             \
     do {                                                                                           \
-        const uint64_t t_ = ctx->prof.on ? now_ns() : 0;                                           \
+        const uint64_t t_ = ctx->prof.on ? inf__now_ns() : 0;                                      \
         stmt;                                                                                      \
         if (ctx->prof.on)                                                                          \
-            ctx->prof.ns[gen][st] += now_ns() - t_;                                                \
+            ctx->prof.ns[gen][st] += inf__now_ns() - t_;                                           \
     } while (0)
 
 void inf__prof_report(const struct inf_context *ctx)

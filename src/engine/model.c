@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "engine/gguf_adapter.h"
 #include "engine/internal.h"
 #include "inferno/gguf.h"
@@ -25,13 +26,6 @@ struct inf_model_params inf_model_default_params(void)
     p.use_mmap = true;
     p.huge_pages = true;
     return p;
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 /* Metadata key "<arch>.<suffix>". */
@@ -418,7 +412,7 @@ inf_status inf_model_load(const char *path, const struct inf_model_params *param
 {
     struct inf_model *m;
     char arch[32];
-    double t0 = now_ms();
+    double t0 = inf__now_ms();
     inf_status st;
 
     *out = NULL;
@@ -474,7 +468,7 @@ inf_status inf_model_load(const char *path, const struct inf_model_params *param
     }
     if (params->progress)
         params->progress(1.0f, params->progress_user);
-    m->load_ms = now_ms() - t0;
+    m->load_ms = inf__now_ms() - t0;
     *out = m;
     return INF_OK;
 fail_named:

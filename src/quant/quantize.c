@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "inferno/cpu.h"
 #include "inferno/gguf.h"
 #include "inferno/kernels.h"
@@ -485,13 +486,6 @@ static void dequant_fn(void *arg, int ith, int nth)
                            d->dst + r * d->n_per_row, d->n_per_row, NULL);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static inf_status put_bytes(FILE *f, const void *p, size_t n, const char *tmp,
                             struct inf_error *err)
 {
@@ -787,7 +781,7 @@ inf_status inf_quantize_file(const char *in_path, const char *out_path,
     struct out_file of = {.fd = -1};
     const char *tmp = NULL;
     FILE *f = NULL;
-    double t_start = now_s();
+    double t_start = (inf__now_ms() * 1e-3);
     bool same;
     inf_status rc;
 
@@ -901,7 +895,7 @@ inf_status inf_quantize_file(const char *in_path, const char *out_path,
     for (size_t k = 0; k < n && rc == INF_OK; k++) {
         static const uint8_t zeros[256];
         const struct inf_gguf_tensor *t = inf_gguf_tensor_at(g, items[k].index);
-        double t0 = now_s();
+        double t0 = (inf__now_ms() * 1e-3);
         uint64_t pad = (align - items[k].bytes % align) % align;
         if (p->cancel && *p->cancel) {
             rc = inf_error_set(err, INF_ECANCELED, "interrupted");
@@ -919,7 +913,7 @@ inf_status inf_quantize_file(const char *in_path, const char *out_path,
         if (rc == INF_OK && p->progress) {
             struct inf_quant_event ev = {
                 k,       n,           t->name.data, t->n_dims,      t->ne,
-                t->type, items[k].to, t->n_bytes,   items[k].bytes, now_s() - t0};
+                t->type, items[k].to, t->n_bytes,   items[k].bytes, (inf__now_ms() * 1e-3) - t0};
             p->progress(p->progress_arg, &ev);
         }
     }
@@ -935,7 +929,7 @@ out:
         close(of.fd);
     if (rc != INF_OK)
         out_abandon(&of);
-    st.seconds = now_s() - t_start;
+    st.seconds = (inf__now_ms() * 1e-3) - t_start;
     if (stats)
         *stats = st;
     free(of.tmp);

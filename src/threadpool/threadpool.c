@@ -28,6 +28,7 @@
 #define cpu_relax() ((void)0)
 #endif
 
+#include "core/clock.h"
 #include "inferno/cpu.h"
 #include "inferno/threadpool.h"
 
@@ -62,13 +63,6 @@ struct inf_threadpool {
     _Alignas(64) struct waitword barrier;
 };
 
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec * 1e-3;
-}
-
 static void futex_wait(_Atomic uint32_t *addr, uint32_t expected)
 {
 #ifdef __linux__
@@ -102,7 +96,7 @@ static void wait_change(struct waitword *w, uint32_t old, int spin_us)
             cpu_relax();
         }
         if ((i & 15) == 0) {
-            const double t = now_us();
+            const double t = ((double)inf__now_ns() * 1e-3);
             if (deadline == 0)
                 deadline = t + spin_us;
             else if (t >= deadline)
