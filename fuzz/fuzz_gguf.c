@@ -12,18 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "inferno/gguf.h"
 #include "inferno/model_file.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 #define FUZZ_MAX_INPUT (4u << 20)
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
 
 static uint64_t walk_value(const struct inf_gguf_value *v, int depth);
 
