@@ -105,4 +105,15 @@ static const char *t__current = "";
         return t__failed ? 1 : 0;                                                                  \
     } while (0)
 
+/* The tests' deterministic pseudo-random numbers (xorshift64); set t_rng_state to reseed. */
+static uint64_t t_rng_state = 0x9e3779b97f4a7c15ull;
+
+static inline uint64_t t_rng(void)
+{
+    t_rng_state ^= t_rng_state << 13;
+    t_rng_state ^= t_rng_state >> 7;
+    t_rng_state ^= t_rng_state << 17;
+    return t_rng_state;
+}
+
 #endif
