@@ -134,29 +134,23 @@ static void print_value(const struct inf_gguf_value *v)
 {
     switch (v->type) {
     case INF_GGUF_TYPE_UINT8:
-        printf("%u", v->u8);
-        break;
-    case INF_GGUF_TYPE_INT8:
-        printf("%d", v->i8);
-        break;
     case INF_GGUF_TYPE_UINT16:
-        printf("%u", v->u16);
-        break;
-    case INF_GGUF_TYPE_INT16:
-        printf("%d", v->i16);
-        break;
     case INF_GGUF_TYPE_UINT32:
-        printf("%" PRIu32, v->u32);
+    case INF_GGUF_TYPE_UINT64: {
+        uint64_t u = 0;
+        inf_gguf_value_as_u64(v, &u); /* cannot fail for an unsigned type */
+        printf("%" PRIu64, u);
         break;
+    }
+    case INF_GGUF_TYPE_INT8:
+    case INF_GGUF_TYPE_INT16:
     case INF_GGUF_TYPE_INT32:
-        printf("%" PRId32, v->i32);
+    case INF_GGUF_TYPE_INT64: {
+        int64_t i = 0;
+        inf_gguf_value_as_i64(v, &i); /* cannot fail for a signed type */
+        printf("%" PRId64, i);
         break;
-    case INF_GGUF_TYPE_UINT64:
-        printf("%" PRIu64, v->u64);
-        break;
-    case INF_GGUF_TYPE_INT64:
-        printf("%" PRId64, v->i64);
-        break;
+    }
     case INF_GGUF_TYPE_FLOAT32:
         print_double(v->f32, 9);
         break;
