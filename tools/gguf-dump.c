@@ -136,19 +136,18 @@ static void print_value(const struct inf_gguf_value *v)
     case INF_GGUF_TYPE_UINT8:
     case INF_GGUF_TYPE_UINT16:
     case INF_GGUF_TYPE_UINT32:
-    case INF_GGUF_TYPE_UINT64: {
-        uint64_t u = 0;
-        inf_gguf_value_as_u64(v, &u); /* cannot fail for an unsigned type */
-        printf("%" PRIu64, u);
-        break;
-    }
+    case INF_GGUF_TYPE_UINT64:
     case INF_GGUF_TYPE_INT8:
     case INF_GGUF_TYPE_INT16:
     case INF_GGUF_TYPE_INT32:
     case INF_GGUF_TYPE_INT64: {
-        int64_t i = 0;
-        inf_gguf_value_as_i64(v, &i); /* cannot fail for a signed type */
-        printf("%" PRId64, i);
+        /* any integer fits one of the two; only a negative one is refused by as_u64 */
+        uint64_t u;
+        int64_t i;
+        if (inf_gguf_value_as_u64(v, &u) == INF_OK)
+            printf("%" PRIu64, u);
+        else if (inf_gguf_value_as_i64(v, &i) == INF_OK)
+            printf("%" PRId64, i);
         break;
     }
     case INF_GGUF_TYPE_FLOAT32:
