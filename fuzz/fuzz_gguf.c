@@ -12,18 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "inferno/gguf.h"
 #include "inferno/model_file.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 #define FUZZ_MAX_INPUT (4u << 20)
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
 
 static uint64_t walk_value(const struct inf_gguf_value *v, int depth);
 
@@ -157,7 +150,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct inf_gguf *g = NULL;
     struct inf_error err = {0};
-    struct inf_model_format_info info;
     static volatile uint64_t sink;
     inf_status rc;
 
@@ -174,9 +166,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(rc == INF_EFORMAT || rc == INF_EUNSUPPORTED);
         CHECK(err.code == rc && err.msg[0] != '\0');
     }
-    rc = inf_model_detect_memory(data, size, &info, &err);
-    CHECK(rc == INF_OK ? info.format != INF_MODEL_FORMAT_UNKNOWN
-                       : rc == INF_EFORMAT && info.format == INF_MODEL_FORMAT_UNKNOWN);
+    fuzz_check_detect(data, size);
     (void)sink;
     return 0;
 }

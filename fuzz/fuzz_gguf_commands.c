@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz.h"
 #include "inferno/engine.h"
 #include "inferno/gguf.h"
 #include "inferno/log.h"
@@ -24,17 +25,7 @@
 #include "inferno/quantize.h"
 #include "inferno/tokenizer.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 #define FUZZ_MAX_INPUT (1u << 20)
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_gguf_commands: check failed: %s (line %d)\n", #cond, __LINE__);  \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* A failure must say what went wrong. */
 #define FAILED_WITH_MESSAGE(rc, err) ((rc) != INF_OK && (err).code == (rc) && (err).msg[0] != '\0')

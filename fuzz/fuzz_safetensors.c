@@ -10,24 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "inferno/model_file.h"
 #include "inferno/safetensors.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 #define FUZZ_MAX_INPUT (1u << 20)
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct inf_safetensors *st = NULL;
     struct inf_error err = {0};
-    struct inf_model_format_info info;
     static volatile uint64_t sink;
     uint64_t sum = 0, expect = 0;
     inf_status rc;
@@ -68,9 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(rc == INF_EFORMAT || rc == INF_ELIMIT);
         CHECK(err.code == rc && err.msg[0] != '\0');
     }
-    rc = inf_model_detect_memory(data, size, &info, &err);
-    CHECK(rc == INF_OK ? info.format != INF_MODEL_FORMAT_UNKNOWN
-                       : rc == INF_EFORMAT && info.format == INF_MODEL_FORMAT_UNKNOWN);
+    fuzz_check_detect(data, size);
     sink = sum;
     (void)sink;
     return 0;

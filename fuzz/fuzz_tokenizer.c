@@ -17,23 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "inferno/log.h"
 #include "inferno/tokenizer.h"
 #include "tokenizer/unicode.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 #define FUZZ_MAX_INPUT (64u * 1024)
 #define MAX_VOCABS     12
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_tokenizer: check failed: %s (%s:%d)\n", #cond, __FILE__,         \
-                    __LINE__);                                                                     \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static struct inf_tokenizer *vocabs[MAX_VOCABS];
 static size_t n_vocabs;

@@ -11,16 +11,9 @@
 #include <string.h>
 
 #include "config/toml.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 #define FUZZ_MAX_INPUT (1u << 20)
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
 
 static size_t walk_table(const struct inf_toml_table *t, int depth);
 

@@ -154,6 +154,19 @@ class GGUF:
         raise ValueError("value type %d" % vtype)
 
 
+def read_tensors(path):
+    """Reads the GGUF file at path: (GGUF, {name: (type id, shape, tensor bytes)}, file bytes)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    g = GGUF(data)
+    out = {}
+    for name, ttype, shape, offset in g.tensors:
+        _, blck, tsize = GGML_TYPES[ttype]
+        start = g.data_offset + offset
+        out[name] = (ttype, shape, data[start:start + math.prod(shape) // blck * tsize])
+    return g, out, data
+
+
 def same_float(mine, theirs, bo, code):
     value, raw = mine
     if isinstance(theirs, float) and math.isnan(theirs):

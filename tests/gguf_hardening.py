@@ -28,19 +28,11 @@ import sys
 import tempfile
 import time
 
-failed = 0
-passed = 0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import check, summary  # noqa: E402
+
 SANITIZER_MARKS = ("AddressSanitizer", "UndefinedBehaviorSanitizer", "runtime error:",
                    "LeakSanitizer", "double free", "Segmentation fault")
-
-
-def check(cond, what):
-    global failed, passed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL: " + what)
 
 
 # ---- a minimal GGUF writer ----
@@ -331,8 +323,7 @@ def main():
         check(not [f for f in os.listdir(work) if ".tmp" in f], "no temporary file after a run")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return summary()
 
 
 if __name__ == "__main__":

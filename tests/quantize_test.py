@@ -28,7 +28,8 @@ import time
 from array import array
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gguf_crosscheck import GGUF, GGML_TYPES  # noqa: E402
+from checks import check, summary  # noqa: E402
+from gguf_crosscheck import GGML_TYPES, read_tensors  # noqa: E402
 
 # Recorded from llama.cpp 0.5.0 llama-quantize on stories260K.gguf (F32 input); tensors that
 # stay F32 are left out.
@@ -53,19 +54,6 @@ EXPECTED = {
 FTYPES = {"Q4_0": 2, "Q4_1": 3, "Q5_0": 8, "Q5_1": 9, "Q8_0": 7, "F16": 1, "BF16": 32,
           "Q2_K": 10, "Q3_K_S": 11, "Q3_K_M": 12, "Q3_K_L": 13, "Q4_K_S": 14, "Q4_K_M": 15,
           "Q5_K_S": 16, "Q5_K_M": 17, "Q6_K": 18}
-
-failed = 0
-passed = 0
-
-
-def check(cond, what):
-    global failed, passed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL: " + what)
-
 
 def f32(v):
     return struct.unpack("<f", struct.pack("<f", v))[0]
@@ -101,21 +89,6 @@ def ref_q4_0(xs):
         out += struct.pack("<e", d)
         out += bytes(q[j] | (q[16 + j] << 4) for j in range(16))
     return bytes(out)
-
-
-def load(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    g = GGUF(data)
-    t = {}
-    for name, ttype, shape, offset in g.tensors:
-        _, blck, tsize = GGML_TYPES[ttype]
-        n = 1
-        for d in shape:
-            n *= d
-        start = g.data_offset + offset
-        t[name] = (ttype, shape, data[start:start + n // blck * tsize])
-    return g, t
 
 
 def kvs(g):
@@ -161,7 +134,7 @@ def main():
         return subprocess.run([inferno, "quantize"] + list(args), capture_output=True, text=True,
                               **kw)
 
-    src_g, src = load(model)
+    src_g, src, _ = read_tensors(model)
 
     # every type and preset: type assignment as llama-quantize, metadata, file type
     for t, table in EXPECTED.items():
@@ -170,7 +143,7 @@ def main():
         check(p.returncode == 0, "%s: exit %d %s" % (t, p.returncode, p.stderr[-500:]))
         if p.returncode:
             continue
-        g, ts = load(out)
+        g, ts, _ = read_tensors(out)
         got = " ".join("%s=%s" % (n, GGML_TYPES[ty][0]) for n, (ty, _, _) in ts.items() if ty)
         check(got == table, "%s: types\n got %s\nwant %s" % (t, got, table))
         check(set(ts) == set(src), "%s: tensor set" % t)
@@ -280,8 +253,7 @@ def main():
     for f in os.listdir(work):
         os.unlink(os.path.join(work, f))
     os.rmdir(work)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return summary()
 
 
 if __name__ == "__main__":

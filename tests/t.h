@@ -105,4 +105,29 @@ static const char *t__current = "";
         return t__failed ? 1 : 0;                                                                  \
     } while (0)
 
+/* Writes the path of testdata/REL under the shared directory ($INFERNO_SHARED, else ../shared)
+ * into buf; skips every test (T_SKIP_ALL) when that file cannot be opened. */
+static inline void t_shared_file(char *buf, size_t size, const char *rel)
+{
+    const char *shared = getenv("INFERNO_SHARED");
+    if (!shared)
+        shared = "../shared";
+    snprintf(buf, size, "%s/testdata/%s", shared, rel);
+    FILE *f = fopen(buf, "rb");
+    if (!f)
+        T_SKIP_ALL("%s not found (../shared/testdata absent)", buf);
+    fclose(f);
+}
+
+/* The tests' deterministic pseudo-random numbers (xorshift64); set t_rng_state to reseed. */
+static uint64_t t_rng_state = 0x9e3779b97f4a7c15ull;
+
+static inline uint64_t t_rng(void)
+{
+    t_rng_state ^= t_rng_state << 13;
+    t_rng_state ^= t_rng_state >> 7;
+    t_rng_state ^= t_rng_state << 17;
+    return t_rng_state;
+}
+
 #endif

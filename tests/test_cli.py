@@ -10,17 +10,8 @@ import sys
 import tempfile
 import tomllib
 
-passed = 0
-failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL: {what}", file=sys.stderr)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import check, summary  # noqa: E402
 
 
 def main():
@@ -357,9 +348,8 @@ def main():
     else:
         print(f"note: {stories} absent; generation checks not run")
 
-    print(f"{passed} passed, {failed} failed")
     subprocess.run(["rm", "-rf", tmp])
-    return 1 if failed else 0
+    return summary()
 
 
 if __name__ == "__main__":

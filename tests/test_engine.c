@@ -55,12 +55,13 @@ static struct inf_model *load(void)
     return m;
 }
 
-static struct inf_context *new_ctx(struct inf_model *m, uint32_t n_seq, enum inf_kv_type kv)
+static struct inf_context *new_ctx(struct inf_model *m, uint32_t n_ctx, uint32_t n_seq,
+                                   enum inf_kv_type kv)
 {
     struct inf_context *c = NULL;
     struct inf_error err = {0};
     struct inf_context_params cp = inf_context_default_params();
-    cp.n_ctx = 128;
+    cp.n_ctx = n_ctx;
     cp.n_batch = 64;
     cp.n_seq_max = n_seq;
     cp.kv_type = kv;
@@ -154,7 +155,7 @@ static void test_stories_greedy(void)
     }
 
     for (int r = 0; r < 3; r++) {
-        struct inf_context *c = new_ctx(m, 1, INF_KV_F32);
+        struct inf_context *c = new_ctx(m, 128, 1, INF_KV_F32);
         inf_token got[64];
         float gap = 0;
         int d = greedy(c, 0, refs[r].prompt, refs[r].n_prompt, refs[r].gen, 64, got, &gap);
@@ -184,12 +185,12 @@ static void test_batch_invariance(void)
     const int n_gen = 24;
     inf_token alone[4][24], together[4][24];
     for (int s = 0; s < 4; s++) {
-        struct inf_context *c = new_ctx(m, 1, INF_KV_F16);
+        struct inf_context *c = new_ctx(m, 128, 1, INF_KV_F16);
         float gap;
         greedy(c, 0, prompts[s], lens[s], NULL, n_gen, alone[s], &gap);
         inf_context_free(c);
     }
-    struct inf_context *c = new_ctx(m, 4, INF_KV_F16);
+    struct inf_context *c = new_ctx(m, 128, 4, INF_KV_F16);
     struct inf_error err = {0};
     inf_token tok[32];
     int32_t pos[32], seq[32];
@@ -241,15 +242,9 @@ static void test_chunk_invariance(void)
     if (!m)
         return;
     enum { N = 100 };
-    struct inf_context *c = NULL;
     struct inf_error err = {0};
-    struct inf_context_params cp = inf_context_default_params();
-    cp.n_ctx = 512;
-    cp.n_batch = 64;
-    cp.n_seq_max = 3;
-    cp.kv_type = INF_KV_F32;
-    cp.n_threads = 2;
-    T_EQ_INT(inf_context_new(m, &cp, &c, &err), INF_OK);
+    struct inf_context *c = new_ctx(m, 512, 3, INF_KV_F32);
+    T_OK(c != NULL);
     if (!c) {
         inf_model_free(m);
         return;
@@ -297,7 +292,7 @@ static void test_kv_ops(void)
     struct inf_model *m = load();
     if (!m)
         return;
-    struct inf_context *c = new_ctx(m, 4, INF_KV_F32);
+    struct inf_context *c = new_ctx(m, 128, 4, INF_KV_F32);
     struct inf_error err = {0};
     inf_token tok[5] = {1, 403, 407, 261, 378};
     int32_t pos[5] = {0, 1, 2, 3, 4}, seq[5] = {0, 0, 0, 0, 0};
@@ -381,14 +376,7 @@ static void test_bad_models(void)
 
 int main(void)
 {
-    const char *shared = getenv("INFERNO_SHARED");
-    if (!shared)
-        shared = "../shared";
-    snprintf(model_path, sizeof(model_path), "%s/testdata/models/stories260K.gguf", shared);
-    FILE *f = fopen(model_path, "rb");
-    if (!f)
-        T_SKIP_ALL("%s not found (../shared/testdata absent)", model_path);
-    fclose(f);
+    t_shared_file(model_path, sizeof(model_path), "models/stories260K.gguf");
     inf_log_set_level(INF_LOG_ERROR);
     T_RUN(test_stories_greedy);
     T_RUN(test_batch_invariance);

@@ -982,16 +982,6 @@ static void test_errors(void)
 
 /* ---- corruption ---- */
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15u;
-
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-
 static int n_refused, n_accepted;
 
 /* Open a mutated image (data is an exact-size heap buffer, so ASan sees reads past its end):
@@ -1129,10 +1119,10 @@ static void flips(const uint8_t *data, size_t n, const char *name, int rounds)
     memcpy(copy, data, n);
     for (int r = 0; r < rounds; r++) {
         uint64_t where[4];
-        int k = 1 + (int)(rng() % 4);
+        int k = 1 + (int)(t_rng() % 4);
         for (int i = 0; i < k; i++) {
-            where[i] = rng() % meta_end;
-            copy[where[i]] ^= (uint8_t)(1 + rng() % 255);
+            where[i] = t_rng() % meta_end;
+            copy[where[i]] ^= (uint8_t)(1 + t_rng() % 255);
         }
         char what[1300];
         if (snprintf(what, sizeof(what), "%.1200s: flip round %d", name, r) < 0)

@@ -28,19 +28,9 @@
 
 /* ---- data ---------------------------------------------------------------------------------- */
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint64_t rng_u64(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-
 static double rng_unit(void)
 {
-    return (double)(rng_u64() >> 11) * (1.0 / 9007199254740992.0);
+    return (double)(t_rng() >> 11) * (1.0 / 9007199254740992.0);
 }
 
 static float rng_normal(void)
@@ -57,7 +47,7 @@ static void fill_random(float *x, int64_t n)
         if (i % 32 == 0)
             scale = (float)pow(10.0, rng_unit() * 4.0 - 2.0);
         x[i] = rng_normal() * scale;
-        if (rng_u64() % 61 == 0)
+        if (t_rng() % 61 == 0)
             x[i] *= 10.0f;
     }
     if (n >= 96)
@@ -347,7 +337,7 @@ static void test_act_quant_exact(void)
                 fill_random(x, n);
                 if (si == 1) /* exact halves: the rounding of ties */
                     for (int64_t i = 0; i < n; i++)
-                        x[i] = (float)((int)(rng_u64() % 255) - 127) * 0.5f;
+                        x[i] = (float)((int)(t_rng() % 255) - 127) * 0.5f;
                 const size_t bytes = inf_type_row_size(at, n);
                 if (at == INF_TYPE_Q8_0)
                     inf__act_q8_0_ref(x, a, n);
@@ -496,7 +486,7 @@ static void gemm_case_fill(struct gemm_case *g, enum inf_type wt, int64_t n, int
             t->from_float_ref(g->x, wr, n);
         } else {
             for (size_t b = 0; b < g->ldw; b++)
-                wr[b] = (uint8_t)rng_u64();
+                wr[b] = (uint8_t)t_rng();
             sanitize_scales(wt, wr, n / t->blck_size);
         }
     }
@@ -581,8 +571,8 @@ static void test_gemm_levels(void)
  * the gemm entry of every weight type, 1..4 tokens; its own random stream. */
 static void test_gemm_tall(void)
 {
-    const uint64_t saved_rng = rng_state;
-    rng_state = 0x9e3779b97f4a7c15ull;
+    const uint64_t saved_rng = t_rng_state;
+    t_rng_state = 0x9e3779b97f4a7c15ull;
     static const int64_t sizes[] = {1, 17, 100, 768, 1031};
     enum { ROWS = 19, COLS = 4 };
     struct gemm_case g;
@@ -605,7 +595,7 @@ static void test_gemm_tall(void)
         }
     }
     gemm_case_free(&g);
-    rng_state = saved_rng;
+    t_rng_state = saved_rng;
 }
 
 /* The panel kernels (batches of many tokens): odd row and token counts, all sizes, against the
@@ -613,8 +603,8 @@ static void test_gemm_tall(void)
 static void test_gemm_panels(void)
 {
     /* its own random stream: the tests after it keep their data */
-    const uint64_t saved_rng = rng_state;
-    rng_state = 0x2545f4914f6cdd1dull;
+    const uint64_t saved_rng = t_rng_state;
+    t_rng_state = 0x2545f4914f6cdd1dull;
     static const int64_t sizes_32[] = {32, 64, 96, 160, 256, 768, 1024, 4128};
     /* F16/BF16 (blocks of 1): lengths that are not a multiple of 16 or 32, and short ones */
     static const int64_t sizes_f[] = {1, 7, 16, 17, 33, 100, 255, 1000, 4099};
@@ -653,7 +643,7 @@ static void test_gemm_panels(void)
         }
     }
     gemm_case_free(&g);
-    rng_state = saved_rng;
+    t_rng_state = saved_rng;
 }
 
 /* inf_matmul (with and without threads, one token and batches) against the reference. */

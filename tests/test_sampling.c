@@ -26,6 +26,17 @@ static struct inf_sampler_params neutral(void)
     return p;
 }
 
+/* Draws n tokens from a sampler made with p over the logits l; seen[id] counts each id. */
+static void sample_counts(struct inf_sampler_params p, const float *l, int n, int seen[NV])
+{
+    struct inf_sampler *s = make(p);
+    for (int i = 0; i < NV; i++)
+        seen[i] = 0;
+    for (int i = 0; i < n; i++)
+        seen[inf_sampler_sample(s, l)]++;
+    inf_sampler_free(s);
+}
+
 static void test_greedy(void)
 {
     float l[NV] = {0.1f, 2.0f, -1.0f, 3.5f, 3.5f, 0.0f, -7.0f, 1.0f};
@@ -88,47 +99,29 @@ static void test_truncation(void)
 
     struct inf_sampler_params p = neutral();
     p.top_k = 3;
-    struct inf_sampler *s = make(p);
-    int seen[NV] = {0};
-    for (int i = 0; i < 20000; i++)
-        seen[inf_sampler_sample(s, l)]++;
+    int seen[NV];
+    sample_counts(p, l, 20000, seen);
     T_OK(seen[0] && seen[1] && seen[2]);
     T_EQ_INT(seen[3] + seen[4] + seen[5] + seen[6] + seen[7], 0);
-    inf_sampler_free(s);
 
     p = neutral();
     p.top_p = 0.8f; /* 0.4 + 0.3 + 0.15 = 0.85 >= 0.8: keeps three */
-    s = make(p);
-    for (int i = 0; i < NV; i++)
-        seen[i] = 0;
-    for (int i = 0; i < 20000; i++)
-        seen[inf_sampler_sample(s, l)]++;
+    sample_counts(p, l, 20000, seen);
     T_OK(seen[2] > 0);
     T_EQ_INT(seen[3] + seen[4] + seen[5] + seen[6] + seen[7], 0);
-    inf_sampler_free(s);
 
     p = neutral();
     p.min_p = 0.3f; /* keeps p >= 0.12: ids 0, 1, 2 */
-    s = make(p);
-    for (int i = 0; i < NV; i++)
-        seen[i] = 0;
-    for (int i = 0; i < 20000; i++)
-        seen[inf_sampler_sample(s, l)]++;
+    sample_counts(p, l, 20000, seen);
     T_OK(seen[2] > 0);
     T_EQ_INT(seen[3] + seen[4] + seen[5] + seen[6] + seen[7], 0);
-    inf_sampler_free(s);
 
     /* typical_p: entropy H ~ 1.48 nats; the most typical tokens are those with -log p near H */
     p = neutral();
     p.typical_p = 0.2f;
-    s = make(p);
-    for (int i = 0; i < NV; i++)
-        seen[i] = 0;
-    for (int i = 0; i < 5000; i++)
-        seen[inf_sampler_sample(s, l)]++;
+    sample_counts(p, l, 5000, seen);
     /* |-log p - H|: id1 0.28, id2 0.42, id0 0.57 -> keeps id1 only (0.3 >= 0.2) */
     T_EQ_INT(seen[1], 5000);
-    inf_sampler_free(s);
 }
 
 static void test_penalties_and_bias(void)

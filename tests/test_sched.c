@@ -1076,14 +1076,7 @@ static void test_models_lru(void)
 
 int main(void)
 {
-    const char *shared = getenv("INFERNO_SHARED");
-    if (!shared)
-        shared = "../shared";
-    snprintf(model_path, sizeof(model_path), "%s/testdata/models/stories260K.gguf", shared);
-    FILE *f = fopen(model_path, "rb");
-    if (!f)
-        T_SKIP_ALL("%s not found (../shared/testdata absent)", model_path);
-    fclose(f);
+    t_shared_file(model_path, sizeof(model_path), "models/stories260K.gguf");
     inf_log_set_level(INF_LOG_ERROR);
     struct inf_model_params mp = inf_model_default_params();
     if (inf_model_load(model_path, &mp, &g_model, NULL) != INF_OK)

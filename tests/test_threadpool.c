@@ -110,14 +110,21 @@ static void chunk_fn(void *arg, int ith, int nth)
     }
 }
 
-static void test_chunks(void)
+/* A pool of four threads, pinned when pin (best effort; must not break anything). */
+static struct inf_threadpool *pool4(bool pin)
 {
     struct inf_threadpool *pool = NULL;
     struct inf_threadpool_params p;
     inf_threadpool_params_init(&p);
     p.n_threads = 4;
-    p.pin = true; /* best effort; must not break anything */
+    p.pin = pin;
     T_EQ_INT(inf_threadpool_new(&p, &pool, NULL), INF_OK);
+    return pool;
+}
+
+static void test_chunks(void)
+{
+    struct inf_threadpool *pool = pool4(true);
     static _Atomic uint8_t seen[10007];
     for (int64_t step = 1; step <= 64; step *= 3) {
         for (size_t i = 0; i < sizeof(seen); i++)
@@ -168,11 +175,7 @@ static void ranges_fn(void *arg, int ith, int nth)
  * order and then takes everything the others left, in order; more threads than slots share. */
 static void test_ranges(void)
 {
-    struct inf_threadpool *pool = NULL;
-    struct inf_threadpool_params p;
-    inf_threadpool_params_init(&p);
-    p.n_threads = 4;
-    T_EQ_INT(inf_threadpool_new(&p, &pool, NULL), INF_OK);
+    struct inf_threadpool *pool = pool4(false);
     static _Atomic uint8_t seen[10007];
     const int64_t sizes[] = {0, 1, 3, 4, 5, 97, 10007};
     for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {

@@ -134,29 +134,22 @@ static void print_value(const struct inf_gguf_value *v)
 {
     switch (v->type) {
     case INF_GGUF_TYPE_UINT8:
-        printf("%u", v->u8);
-        break;
-    case INF_GGUF_TYPE_INT8:
-        printf("%d", v->i8);
-        break;
     case INF_GGUF_TYPE_UINT16:
-        printf("%u", v->u16);
-        break;
-    case INF_GGUF_TYPE_INT16:
-        printf("%d", v->i16);
-        break;
     case INF_GGUF_TYPE_UINT32:
-        printf("%" PRIu32, v->u32);
-        break;
-    case INF_GGUF_TYPE_INT32:
-        printf("%" PRId32, v->i32);
-        break;
     case INF_GGUF_TYPE_UINT64:
-        printf("%" PRIu64, v->u64);
+    case INF_GGUF_TYPE_INT8:
+    case INF_GGUF_TYPE_INT16:
+    case INF_GGUF_TYPE_INT32:
+    case INF_GGUF_TYPE_INT64: {
+        /* any integer fits one of the two; only a negative one is refused by as_u64 */
+        uint64_t u;
+        int64_t i;
+        if (inf_gguf_value_as_u64(v, &u) == INF_OK)
+            printf("%" PRIu64, u);
+        else if (inf_gguf_value_as_i64(v, &i) == INF_OK)
+            printf("%" PRId64, i);
         break;
-    case INF_GGUF_TYPE_INT64:
-        printf("%" PRId64, v->i64);
-        break;
+    }
     case INF_GGUF_TYPE_FLOAT32:
         print_double(v->f32, 9);
         break;

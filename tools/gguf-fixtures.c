@@ -140,6 +140,21 @@ static void u(struct bb *b, uint64_t v, int size)
         b->p[b->n++] = (uint8_t)(v >> (8 * i));
 }
 
+/* The fields a zip local header and its central directory entry share, from "version needed"
+ * to "extra field length": a stored 1-byte member whose name is nl bytes long (CRC left 0). */
+static void zip_entry_fields(struct bb *b, size_t nl)
+{
+    u(b, 20, 2); /* version needed */
+    u(b, 0, 2);  /* flags */
+    u(b, 0, 2);  /* method: stored */
+    u(b, 0, 4);  /* time, date */
+    u(b, 0, 4);  /* CRC-32 */
+    u(b, 1, 4);  /* compressed size */
+    u(b, 1, 4);  /* size */
+    u(b, nl, 2); /* name length */
+    u(b, 0, 2);  /* extra field length */
+}
+
 static void s(struct bb *b, const char *str)
 {
     u(b, strlen(str), 8);
@@ -232,30 +247,14 @@ static void detection_seeds(void)
     const char *name = "archive/data.pkl";
     size_t nl = strlen(name);
     u(&b, 0x04034b50u, 4);
-    u(&b, 20, 2);
-    u(&b, 0, 2);
-    u(&b, 0, 2);
-    u(&b, 0, 4);
-    u(&b, 0, 4);
-    u(&b, 1, 4);
-    u(&b, 1, 4);
-    u(&b, nl, 2);
-    u(&b, 0, 2);
+    zip_entry_fields(&b, nl);
     memcpy(b.p + b.n, name, nl);
     b.n += nl;
     u(&b, '.', 1);
     size_t cd = b.n;
     u(&b, 0x02014b50u, 4);
-    u(&b, 20, 2);
-    u(&b, 20, 2);
-    u(&b, 0, 2);
-    u(&b, 0, 2);
-    u(&b, 0, 4);
-    u(&b, 0, 4);
-    u(&b, 1, 4);
-    u(&b, 1, 4);
-    u(&b, nl, 2);
-    u(&b, 0, 2);
+    u(&b, 20, 2); /* version made by */
+    zip_entry_fields(&b, nl);
     u(&b, 0, 2);
     u(&b, 0, 2);
     u(&b, 0, 2);

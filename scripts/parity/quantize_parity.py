@@ -16,26 +16,15 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests"))
-from gguf_crosscheck import GGUF, GGML_TYPES  # noqa: E402
+from gguf_crosscheck import GGML_TYPES, read_tensors  # noqa: E402
 
 TYPES = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "F16", "BF16", "Q2_K", "Q3_K_S", "Q3_K_M",
          "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K"]
 
 
 def tensors(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    g = GGUF(data)
-    out = {}
-    for name, ttype, shape, offset in g.tensors:
-        _, blck, tsize = GGML_TYPES[ttype]
-        n = 1
-        for d in shape:
-            n *= d
-        nbytes = n // blck * tsize
-        start = g.data_offset + offset
-        out[name] = (ttype, data[start:start + nbytes])
-    return g, out, data
+    g, ts, data = read_tensors(path)
+    return g, {name: (ttype, b) for name, (ttype, _, b) in ts.items()}, data
 
 
 def main():

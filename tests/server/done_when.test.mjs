@@ -8,7 +8,7 @@
 //     (asserted through /health and /metrics counts, not time).
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, syntheticModel, postJSON, parseMetrics, metricSum, sleep } from './harness.mjs';
+import { startServer, syntheticModel, postJSON, postChatStream, sseBlocks, parseMetrics, metricSum, sleep } from './harness.mjs';
 
 let model;
 before(() => { model = syntheticModel({ ctx: 4096 }); });
@@ -17,33 +17,21 @@ const id = () => model.replace(/^.*\//, '').replace(/\.gguf$/, '');
 // stream one chat; resolves { text, ttftMs, usage }
 async function streamChat(base, body) {
   const t0 = performance.now();
-  const res = await fetch(`${base}/chat/completions`, {
-    method: 'POST', headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }),
-  });
-  assert.equal(res.status, 200);
-  const dec = new TextDecoder();
-  let buf = '';
+  const res = await postChatStream(base, body);
   let text = '';
   let ttftMs = null;
   let usage = null;
   let finish = null;
-  for await (const chunk of res.body) {
-    buf += dec.decode(chunk, { stream: true });
-    let i;
-    while ((i = buf.indexOf('\n\n')) >= 0) {
-      const ev = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      const data = ev.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
-      if (!data || data === '[DONE]') continue;
-      const j = JSON.parse(data);
-      assert.ok(!j.error, `error event: ${data}`);
-      if (j.usage) usage = j.usage;
-      for (const c of j.choices) {
-        if (c.delta?.content !== undefined && c.delta.content !== null && ttftMs === null) ttftMs = performance.now() - t0;
-        text += c.delta?.content ?? '';
-        if (c.finish_reason) finish = c.finish_reason;
-      }
+  for await (const ev of sseBlocks(res.body)) {
+    const data = ev.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+    if (!data || data === '[DONE]') continue;
+    const j = JSON.parse(data);
+    assert.ok(!j.error, `error event: ${data}`);
+    if (j.usage) usage = j.usage;
+    for (const c of j.choices) {
+      if (c.delta?.content !== undefined && c.delta.content !== null && ttftMs === null) ttftMs = performance.now() - t0;
+      text += c.delta?.content ?? '';
+      if (c.finish_reason) finish = c.finish_reason;
     }
   }
   return { text, ttftMs, usage, finish };
@@ -256,11 +244,7 @@ function streamChatRaw(base, body) {
   let firstResolve;
   const first = new Promise((r) => { firstResolve = r; });
   const done = (async () => {
-    const res = await fetch(`${base}/chat/completions`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }),
-    });
-    assert.equal(res.status, 200);
+    const res = await postChatStream(base, body);
     const dec = new TextDecoder();
     let buf = '';
     let finish = null;

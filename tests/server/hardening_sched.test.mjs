@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startServer, syntheticModel, postJSON, STORIES, SLOW, sleep } from './harness.mjs';
+import { startServer, syntheticModel, postJSON, sseBlocks, STORIES, SLOW, sleep } from './harness.mjs';
 
 // Start a stream of generated text; resolves once its first token arrived, with
 // { stamps (arrival time of each chunk with text), done (promise), abort() }.
@@ -26,17 +26,9 @@ async function startStream(url, body) {
   let first;
   const gotFirst = new Promise((resolve) => { first = resolve; });
   const done = (async () => {
-    const dec = new TextDecoder();
-    let buf = '';
     try {
-      for await (const chunk of res.body) {
-        buf += dec.decode(chunk, { stream: true });
-        let i;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const ev = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          if (ev.includes('"text"')) { stamps.push(performance.now()); first(); }
-        }
+      for await (const ev of sseBlocks(res.body)) {
+        if (ev.includes('"text"')) { stamps.push(performance.now()); first(); }
       }
     } catch { /* aborted */ }
     first();

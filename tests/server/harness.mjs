@@ -6,6 +6,7 @@
 //   INFERNO_SHARED     the shared data directory (../shared), for testdata/models/stories260K.gguf
 //   INFERNO_GEN        tools/gen-synthetic (for the larger synthetic test model)
 //   INFERNO_TEST_SLOW  factor for waits (the ASan build sets 4)
+import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -94,6 +95,31 @@ export async function postJSON(url, body, headers = {}) {
   let json = null;
   try { json = JSON.parse(text); } catch { /* not JSON */ }
   return { status: res.status, headers: res.headers, text, json };
+}
+
+// POST a streaming chat (usage included) to BASE/chat/completions; asserts 200, gives the response.
+export async function postChatStream(base, body) {
+  const res = await fetch(`${base}/chat/completions`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }),
+  });
+  assert.equal(res.status, 200);
+  return res;
+}
+
+// The SSE events of a response body as they arrive: yields each raw event (the text between
+// blank lines).
+export async function* sseBlocks(body) {
+  const dec = new TextDecoder();
+  let buf = '';
+  for await (const chunk of body) {
+    buf += dec.decode(chunk, { stream: true });
+    let i;
+    while ((i = buf.indexOf('\n\n')) >= 0) {
+      yield buf.slice(0, i);
+      buf = buf.slice(i + 2);
+    }
+  }
 }
 
 // Read a streaming response's raw SSE events: [{ event, data }] in order, and the raw text.
