@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/utf8.h" /* inf__utf8_encode, inf__utf8_len */
 #include "inferno/status.h"
 #include "inferno/template.h"
 
@@ -412,7 +413,6 @@ int inf__tpl_from_json(struct tpl_render *r, const struct json_t *j, bool untrus
 
 /* UTF-8 helpers */
 size_t inf__tpl_utf8_decode(const char *s, size_t len, uint32_t *cp); /* bytes used, >= 1 */
-size_t inf__tpl_utf8_encode(uint32_t cp, char *out);                  /* 1..4 */
 bool inf__tpl_is_space(uint32_t cp);                                  /* str.isspace() */
 
 /* ---- builtins (template_builtins.c) ----------------------------------------------------- */

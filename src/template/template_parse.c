@@ -347,7 +347,7 @@ static struct tpl_str *decode_string(struct parser *p, const char *s, size_t len
                 cp = (uint32_t)(c - '0');
                 for (int k = 0; k < 2 && i < len && s[i] >= '0' && s[i] <= '7'; k++)
                     cp = cp * 8 + (uint32_t)(s[i++] - '0');
-                o += inf__tpl_utf8_encode(cp, buf + o);
+                o += inf__utf8_encode(cp, buf + o);
             } else {
                 /* unknown escapes stay as written */
                 buf[o++] = '\\';
@@ -367,7 +367,7 @@ static struct tpl_str *decode_string(struct parser *p, const char *s, size_t len
         i += (size_t)ndig;
         if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
             cp = 0xFFFD;
-        o += inf__tpl_utf8_encode(cp, buf + o);
+        o += inf__utf8_encode(cp, buf + o);
     }
     struct tpl_str *str = inf__tpl_str_arena(&p->t->arena, buf, o);
     free(buf);

@@ -98,7 +98,7 @@ size_t inf__tpl_utf8_decode(const char *s, size_t len, uint32_t *cp)
         *cp = u[0];
         return 1;
     }
-    size_t n = u[0] >= 0xF0 ? 4 : u[0] >= 0xE0 ? 3 : u[0] >= 0xC0 ? 2 : 1;
+    size_t n = inf__utf8_len(u[0]);
     if (n == 1 || n > len) {
         *cp = 0xFFFD;
         return 1;
@@ -113,31 +113,6 @@ size_t inf__tpl_utf8_decode(const char *s, size_t len, uint32_t *cp)
     }
     *cp = c;
     return n;
-}
-
-size_t inf__tpl_utf8_encode(uint32_t cp, char *out)
-{
-    unsigned char *o = (unsigned char *)out;
-    if (cp < 0x80) {
-        o[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (unsigned char)(0xC0 | (cp >> 6));
-        o[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (unsigned char)(0xE0 | (cp >> 12));
-        o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (unsigned char)(0xF0 | (cp >> 18));
-    o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 4;
 }
 
 bool inf__tpl_is_space(uint32_t cp)
