@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "tokenizer/tok_internal.h"
 
 void inf_tokens_init(struct inf_tokens *t)
@@ -20,14 +21,8 @@ void inf_tokens_release(struct inf_tokens *t)
 
 inf_status inf_tokens_push(struct inf_tokens *t, inf_token id)
 {
-    if (t->n == t->cap) {
-        size_t nc = t->cap ? t->cap * 2 : 64;
-        inf_token *ni = realloc(t->ids, nc * sizeof(*ni));
-        if (!ni)
-            return INF_ENOMEM;
-        t->ids = ni;
-        t->cap = nc;
-    }
+    if (!inf__grow(&t->ids, &t->cap, t->n + 1, sizeof(*t->ids), 64))
+        return INF_ENOMEM;
     t->ids[t->n++] = id;
     return INF_OK;
 }
@@ -45,14 +40,8 @@ struct frags {
 
 static inf_status frags_push(struct frags *f, int32_t token, size_t off, size_t len)
 {
-    if (f->n == f->cap) {
-        size_t nc = f->cap ? f->cap * 2 : 16;
-        struct frag *nv = realloc(f->v, nc * sizeof(*nv));
-        if (!nv)
-            return INF_ENOMEM;
-        f->v = nv;
-        f->cap = nc;
-    }
+    if (!inf__grow(&f->v, &f->cap, f->n + 1, sizeof(*f->v), 16))
+        return INF_ENOMEM;
     f->v[f->n].token = token;
     f->v[f->n].off = (uint32_t)off;
     f->v[f->n].len = (uint32_t)len;
