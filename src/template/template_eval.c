@@ -98,16 +98,7 @@ static int assign(struct tpl_render *r, struct tpl_scope *sc, int32_t sym, struc
             return 0;
         }
     }
-    if (sc->n == sc->cap) {
-        size_t ncap = sc->cap ? sc->cap * 2 : 8;
-        struct tpl_var *nv = inf__tpl_ralloc(r, ncap * sizeof(*nv));
-        if (!nv)
-            return -1;
-        if (sc->n)
-            memcpy(nv, sc->vars, sc->n * sizeof(*nv));
-        sc->vars = nv;
-        sc->cap = ncap;
-    }
+    TPL_TRY(inf__tpl_rgrow(r, &sc->vars, sc->n, &sc->cap, sizeof(*sc->vars), 8, SIZE_MAX, "scope"));
     sc->vars[sc->n].sym = sym;
     sc->vars[sc->n].val = v;
     sc->n++;

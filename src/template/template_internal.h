@@ -301,6 +301,14 @@ int inf__tpl_raise(struct tpl_render *r, const char *msg, size_t len);
 int inf__tpl_work(struct tpl_render *r, uint64_t n);
 /* Arena allocation for a render; fails with a limit or memory error. */
 void *inf__tpl_ralloc(struct tpl_render *r, size_t size);
+/*
+ * Make the render-arena array *pv (n items of elem bytes, room for *cap) hold one more item:
+ * when full, a copy with twice the room (min_cap at first) replaces it, the old one abandoned
+ * to the arena. More than max_cap items fails with "<what> is too large". Returns 0 or -1 (the
+ * array unchanged).
+ */
+int inf__tpl_rgrow(struct tpl_render *r, void *pv, size_t n, size_t *cap, size_t elem,
+                   size_t min_cap, size_t max_cap, const char *what);
 
 /* values (template_value.c) */
 static inline struct tpl_val tpl_undef(const char *name)

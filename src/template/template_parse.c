@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "template/template_internal.h"
 
 #define MAX_NESTING 100 /* brackets, expressions and blocks inside each other */
@@ -158,14 +159,8 @@ static int32_t intern(struct parser *p, const char *s, size_t len)
             return p->syms[h].id;
         h = (h + 1) & (p->syms_cap - 1);
     }
-    if (p->n_syms == p->sym_names_cap) {
-        size_t ncap = p->sym_names_cap ? p->sym_names_cap * 2 : 64;
-        const char **nn = realloc(p->sym_names, ncap * sizeof(*nn));
-        if (!nn)
-            return -1;
-        p->sym_names = nn;
-        p->sym_names_cap = ncap;
-    }
+    if (!inf__grow(&p->sym_names, &p->sym_names_cap, p->n_syms + 1, sizeof(*p->sym_names), 64))
+        return -1;
     char *copy = inf__tpl_alloc(&p->t->arena, len + 1);
     if (!copy)
         return -1;
@@ -193,15 +188,9 @@ static const char *name_dup(struct parser *p, const char *s, size_t len)
 
 static struct tok *tok_push(struct parser *p, uint8_t type, size_t off)
 {
-    if (p->n_toks == p->cap_toks) {
-        size_t ncap = p->cap_toks ? p->cap_toks * 2 : 256;
-        struct tok *nt = realloc(p->toks, ncap * sizeof(*nt));
-        if (!nt) {
-            fail_at(p, 0, 0, INF_ENOMEM, "out of memory");
-            return NULL;
-        }
-        p->toks = nt;
-        p->cap_toks = ncap;
+    if (!inf__grow(&p->toks, &p->cap_toks, p->n_toks + 1, sizeof(*p->toks), 256)) {
+        fail_at(p, 0, 0, INF_ENOMEM, "out of memory");
+        return NULL;
     }
     struct tok *t = &p->toks[p->n_toks++];
     memset(t, 0, sizeof(*t));
@@ -271,17 +260,6 @@ static bool is_name_char(char c)
 static bool is_digit(char c)
 {
     return c >= '0' && c <= '9';
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /* Decode a string literal body (Python "unicode-escape" rules) into the template arena. */
@@ -356,8 +334,8 @@ static struct tpl_str *decode_string(struct parser *p, const char *s, size_t len
             continue;
         }
         int k = 0;
-        for (; k < ndig && i + (size_t)k < len && hexval(s[i + (size_t)k]) >= 0; k++)
-            cp = cp * 16 + (uint32_t)hexval(s[i + (size_t)k]);
+        for (; k < ndig && i + (size_t)k < len && inf__hex_digit(s[i + (size_t)k]) >= 0; k++)
+            cp = cp * 16 + (uint32_t)inf__hex_digit(s[i + (size_t)k]);
         if (k < ndig) {
             /* Python rejects a truncated escape; keep it literally instead */
             buf[o++] = '\\';
@@ -468,7 +446,7 @@ static int lex_tag(struct parser *p, size_t *pos, bool block, uint32_t line, uin
                 uint64_t v = 0;
                 bool any = false, overflow = false;
                 while (k < len) {
-                    int d = s[k] == '_' ? -2 : hexval(s[k]);
+                    int d = s[k] == '_' ? -2 : inf__hex_digit(s[k]);
                     if (d == -2) {
                         k++;
                         continue;
@@ -918,7 +896,28 @@ static struct tpl_node *node_new(struct parser *p, uint8_t kind, const struct to
     return n;
 }
 
-/* A growable array of node pointers in the template arena (old arrays are abandoned). */
+/*
+ * Make the template-arena array *pv (n items of elem bytes, room for *cap) hold one more item:
+ * when full, a copy with twice the room (4 at first) replaces it; old arrays are abandoned.
+ */
+static bool vec_room(struct parser *p, void *pv, size_t n, size_t *cap, size_t elem)
+{
+    if (n < *cap)
+        return true;
+    size_t ncap = *cap ? *cap * 2 : 4;
+    void *nv = inf__tpl_alloc(&p->t->arena, ncap * elem);
+    if (!nv) {
+        fail_at(p, 0, 0, INF_ENOMEM, "out of memory");
+        return false;
+    }
+    if (n)
+        memcpy(nv, *(void **)pv, n * elem);
+    *(void **)pv = nv;
+    *cap = ncap;
+    return true;
+}
+
+/* Growable arrays in the template arena: of node pointers, symbol ids and names. */
 struct nvec {
     struct tpl_node **v;
     size_t n, cap;
@@ -926,18 +925,8 @@ struct nvec {
 
 static bool nvec_push(struct parser *p, struct nvec *vec, struct tpl_node *n)
 {
-    if (vec->n == vec->cap) {
-        size_t ncap = vec->cap ? vec->cap * 2 : 4;
-        struct tpl_node **nv = inf__tpl_alloc(&p->t->arena, ncap * sizeof(*nv));
-        if (!nv) {
-            fail_at(p, 0, 0, INF_ENOMEM, "out of memory");
-            return false;
-        }
-        if (vec->n)
-            memcpy(nv, vec->v, vec->n * sizeof(*nv));
-        vec->v = nv;
-        vec->cap = ncap;
-    }
+    if (!vec_room(p, &vec->v, vec->n, &vec->cap, sizeof(*vec->v)))
+        return false;
     vec->v[vec->n++] = n;
     return true;
 }
@@ -949,18 +938,8 @@ struct svec {
 
 static bool svec_push(struct parser *p, struct svec *vec, int32_t s)
 {
-    if (vec->n == vec->cap) {
-        size_t ncap = vec->cap ? vec->cap * 2 : 4;
-        int32_t *nv = inf__tpl_alloc(&p->t->arena, ncap * sizeof(*nv));
-        if (!nv) {
-            fail_at(p, 0, 0, INF_ENOMEM, "out of memory");
-            return false;
-        }
-        if (vec->n)
-            memcpy(nv, vec->v, vec->n * sizeof(*nv));
-        vec->v = nv;
-        vec->cap = ncap;
-    }
+    if (!vec_room(p, &vec->v, vec->n, &vec->cap, sizeof(*vec->v)))
+        return false;
     vec->v[vec->n++] = s;
     return true;
 }
@@ -972,18 +951,8 @@ struct cvec {
 
 static bool cvec_push(struct parser *p, struct cvec *vec, const char *s)
 {
-    if (vec->n == vec->cap) {
-        size_t ncap = vec->cap ? vec->cap * 2 : 4;
-        const char **nv = inf__tpl_alloc(&p->t->arena, ncap * sizeof(*nv));
-        if (!nv) {
-            fail_at(p, 0, 0, INF_ENOMEM, "out of memory");
-            return false;
-        }
-        if (vec->n)
-            memcpy(nv, vec->v, vec->n * sizeof(*nv));
-        vec->v = nv;
-        vec->cap = ncap;
-    }
+    if (!vec_room(p, &vec->v, vec->n, &vec->cap, sizeof(*vec->v)))
+        return false;
     vec->v[vec->n++] = s;
     return true;
 }

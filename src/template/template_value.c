@@ -85,6 +85,24 @@ void *inf__tpl_ralloc(struct tpl_render *r, size_t size)
     return p;
 }
 
+int inf__tpl_rgrow(struct tpl_render *r, void *pv, size_t n, size_t *cap, size_t elem,
+                   size_t min_cap, size_t max_cap, const char *what)
+{
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : min_cap;
+    if (ncap > max_cap)
+        return inf__tpl_fail(r, INF_ELIMIT, "%s is too large", what);
+    void *nv = inf__tpl_ralloc(r, ncap * elem);
+    if (!nv)
+        return -1;
+    if (n)
+        memcpy(nv, *(void **)pv, n * elem);
+    *(void **)pv = nv;
+    *cap = ncap;
+    return 0;
+}
+
 /* ---- UTF-8 ------------------------------------------------------------------------------ */
 
 size_t inf__tpl_utf8_decode(const char *s, size_t len, uint32_t *cp)
@@ -358,18 +376,8 @@ struct tpl_list *inf__tpl_list_new(struct tpl_render *r, size_t cap)
 
 int inf__tpl_list_push(struct tpl_render *r, struct tpl_list *l, struct tpl_val v)
 {
-    if (l->n == l->cap) {
-        size_t ncap = l->cap ? l->cap * 2 : 4;
-        if (ncap > SIZE_MAX / sizeof(struct tpl_val) / 2)
-            return inf__tpl_fail(r, INF_ELIMIT, "list is too large");
-        struct tpl_val *nv = inf__tpl_ralloc(r, ncap * sizeof(*nv));
-        if (!nv)
-            return -1;
-        if (l->n)
-            memcpy(nv, l->v, l->n * sizeof(*nv));
-        l->v = nv;
-        l->cap = ncap;
-    }
+    TPL_TRY(inf__tpl_rgrow(r, &l->v, l->n, &l->cap, sizeof(*l->v), 4,
+                           SIZE_MAX / sizeof(struct tpl_val) / 2, "list"));
     l->v[l->n++] = v;
     return 0;
 }
@@ -571,22 +579,11 @@ int inf__tpl_dict_set(struct tpl_render *r, struct tpl_dict *d, struct tpl_val k
         *slot = v;
         return 0;
     }
-    if (d->n == d->cap) {
-        size_t ncap = d->cap ? d->cap * 2 : 4;
-        if (ncap > UINT32_MAX / 2)
-            return inf__tpl_fail(r, INF_ELIMIT, "dict is too large");
-        struct tpl_val *nk = inf__tpl_ralloc(r, ncap * sizeof(*nk));
-        struct tpl_val *nv = nk ? inf__tpl_ralloc(r, ncap * sizeof(*nv)) : NULL;
-        if (!nk || !nv)
-            return -1;
-        if (d->n) {
-            memcpy(nk, d->k, d->n * sizeof(*nk));
-            memcpy(nv, d->v, d->n * sizeof(*nv));
-        }
-        d->k = nk;
-        d->v = nv;
-        d->cap = ncap;
-    }
+    /* keys and values grow in step: the values get the room the keys reached */
+    size_t kcap = d->cap, vcap = d->cap;
+    TPL_TRY(inf__tpl_rgrow(r, &d->k, d->n, &kcap, sizeof(*d->k), 4, UINT32_MAX / 2, "dict"));
+    TPL_TRY(inf__tpl_rgrow(r, &d->v, d->n, &vcap, sizeof(*d->v), 4, UINT32_MAX / 2, "dict"));
+    d->cap = kcap;
     d->k[d->n] = key;
     d->v[d->n] = v;
     d->n++;
