@@ -262,6 +262,18 @@ static bool is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
+/* The byte that \c stands for in a string literal (\\ \' \" \a \b \f \n \r \t \v), or -1. */
+static int one_char_escape(char c)
+{
+    static const char pairs[][2] = {{'\\', '\\'}, {'\'', '\''}, {'"', '"'},  {'a', '\a'},
+                                    {'b', '\b'},  {'f', '\f'},  {'n', '\n'}, {'r', '\r'},
+                                    {'t', '\t'},  {'v', '\v'}};
+    for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++)
+        if (pairs[i][0] == c)
+            return (unsigned char)pairs[i][1];
+    return -1;
+}
+
 /* Decode a string literal body (Python "unicode-escape" rules) into the template arena. */
 static struct tpl_str *decode_string(struct parser *p, const char *s, size_t len)
 {
@@ -278,39 +290,14 @@ static struct tpl_str *decode_string(struct parser *p, const char *s, size_t len
         uint32_t cp = 0;
         int ndig = 0;
         i += 2;
+        int byte = one_char_escape(c);
+        if (byte >= 0) {
+            buf[o++] = (char)byte;
+            continue;
+        }
         switch (c) {
         case '\n':
             continue; /* line continuation */
-        case '\\':
-            buf[o++] = '\\';
-            continue;
-        case '\'':
-            buf[o++] = '\'';
-            continue;
-        case '"':
-            buf[o++] = '"';
-            continue;
-        case 'a':
-            buf[o++] = '\a';
-            continue;
-        case 'b':
-            buf[o++] = '\b';
-            continue;
-        case 'f':
-            buf[o++] = '\f';
-            continue;
-        case 'n':
-            buf[o++] = '\n';
-            continue;
-        case 'r':
-            buf[o++] = '\r';
-            continue;
-        case 't':
-            buf[o++] = '\t';
-            continue;
-        case 'v':
-            buf[o++] = '\v';
-            continue;
         case 'x':
             ndig = 2;
             break;
@@ -1463,58 +1450,67 @@ static struct tpl_node *binary(struct parser *p, const struct tok *t, uint8_t op
     return n;
 }
 
-static struct tpl_node *parse_pow(struct parser *p)
+/*
+ * A level of left-associative binary operators: the operators (tok, or the keyword name when
+ * set) and their node ops; the operands are the next tighter level.
+ */
+struct binop {
+    int tok;
+    const char *name;
+    uint8_t op;
+};
+
+static struct tpl_node *parse_left_assoc(struct parser *p,
+                                         struct tpl_node *(*operand)(struct parser *p),
+                                         const struct binop *ops, size_t n_ops)
 {
-    struct tpl_node *l = parse_unary(p, true);
-    while (l && tok_is_op(cur(p), T_POW)) {
+    struct tpl_node *l = operand(p);
+    while (l) {
         struct tok *t = cur(p);
+        uint8_t op = OP_NONE;
+        for (size_t i = 0; i < n_ops && op == OP_NONE; i++)
+            if (ops[i].name ? tok_is_name(t, ops[i].name) : tok_is_op(t, ops[i].tok))
+                op = ops[i].op;
+        if (op == OP_NONE)
+            break;
         advance(p);
-        l = binary(p, t, OP_POW, l, parse_unary(p, true));
+        l = binary(p, t, op, l, operand(p));
     }
     return l;
+}
+
+#define LEFT_ASSOC(p, operand, ops) parse_left_assoc(p, operand, ops, sizeof(ops) / sizeof(ops[0]))
+
+static struct tpl_node *parse_unary_filtered(struct parser *p)
+{
+    return parse_unary(p, true);
+}
+
+static struct tpl_node *parse_pow(struct parser *p)
+{
+    static const struct binop ops[] = {{T_POW, NULL, OP_POW}};
+    return LEFT_ASSOC(p, parse_unary_filtered, ops);
 }
 
 static struct tpl_node *parse_math2(struct parser *p)
 {
-    struct tpl_node *l = parse_pow(p);
-    while (l) {
-        struct tok *t = cur(p);
-        uint8_t op = tok_is_op(t, '*')          ? OP_MUL
-                     : tok_is_op(t, '/')        ? OP_DIV
-                     : tok_is_op(t, T_FLOORDIV) ? OP_FLOORDIV
-                     : tok_is_op(t, '%')        ? OP_MOD
-                                                : OP_NONE;
-        if (op == OP_NONE)
-            break;
-        advance(p);
-        l = binary(p, t, op, l, parse_pow(p));
-    }
-    return l;
+    static const struct binop ops[] = {{'*', NULL, OP_MUL},
+                                       {'/', NULL, OP_DIV},
+                                       {T_FLOORDIV, NULL, OP_FLOORDIV},
+                                       {'%', NULL, OP_MOD}};
+    return LEFT_ASSOC(p, parse_pow, ops);
 }
 
 static struct tpl_node *parse_concat(struct parser *p)
 {
-    struct tpl_node *l = parse_math2(p);
-    while (l && tok_is_op(cur(p), '~')) {
-        struct tok *t = cur(p);
-        advance(p);
-        l = binary(p, t, OP_CONCAT, l, parse_math2(p));
-    }
-    return l;
+    static const struct binop ops[] = {{'~', NULL, OP_CONCAT}};
+    return LEFT_ASSOC(p, parse_math2, ops);
 }
 
 static struct tpl_node *parse_math1(struct parser *p)
 {
-    struct tpl_node *l = parse_concat(p);
-    while (l) {
-        struct tok *t = cur(p);
-        uint8_t op = tok_is_op(t, '+') ? OP_ADD : tok_is_op(t, '-') ? OP_SUB : OP_NONE;
-        if (op == OP_NONE)
-            break;
-        advance(p);
-        l = binary(p, t, op, l, parse_concat(p));
-    }
-    return l;
+    static const struct binop ops[] = {{'+', NULL, OP_ADD}, {'-', NULL, OP_SUB}};
+    return LEFT_ASSOC(p, parse_concat, ops);
 }
 
 static struct tpl_node *parse_compare(struct parser *p)
@@ -1587,24 +1583,14 @@ static struct tpl_node *parse_not(struct parser *p)
 
 static struct tpl_node *parse_and(struct parser *p)
 {
-    struct tpl_node *l = parse_not(p);
-    while (l && tok_is_name(cur(p), "and")) {
-        struct tok *t = cur(p);
-        advance(p);
-        l = binary(p, t, OP_AND, l, parse_not(p));
-    }
-    return l;
+    static const struct binop ops[] = {{0, "and", OP_AND}};
+    return LEFT_ASSOC(p, parse_not, ops);
 }
 
 static struct tpl_node *parse_or(struct parser *p)
 {
-    struct tpl_node *l = parse_and(p);
-    while (l && tok_is_name(cur(p), "or")) {
-        struct tok *t = cur(p);
-        advance(p);
-        l = binary(p, t, OP_OR, l, parse_and(p));
-    }
-    return l;
+    static const struct binop ops[] = {{0, "or", OP_OR}};
+    return LEFT_ASSOC(p, parse_and, ops);
 }
 
 static struct tpl_node *parse_condexpr(struct parser *p)
