@@ -51,7 +51,7 @@ void inf_template_free(struct inf_template *t)
 {
     if (!t)
         return;
-    inf__tpl_arena_release(&t->arena);
+    inf__arena_release(&t->arena);
     free(t);
 }
 
@@ -169,7 +169,7 @@ fail:
         inf_error_set(err, rc, "template render failed");
 out:
     inf__tpl_buf_free(&buf);
-    inf__tpl_arena_release(&r.arena);
+    inf__arena_release(&r.arena);
     return rc;
 }
 

@@ -20,23 +20,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/arena.h"
 #include "core/utf8.h" /* inf__utf8_encode, inf__utf8_len */
 #include "inferno/status.h"
 #include "inferno/template.h"
 
 /* ---- arena ------------------------------------------------------------------------------ */
 
-struct tpl_chunk;
-
-struct tpl_arena {
-    struct tpl_chunk *head; /* newest chunk first */
-    size_t used;            /* bytes handed out, all chunks */
-    size_t limit;           /* 0 = unlimited */
-};
-
-/* Zeroed, 16-byte aligned memory; NULL when out of memory or over the limit. */
-void *inf__tpl_alloc(struct tpl_arena *a, size_t size);
-void inf__tpl_arena_release(struct tpl_arena *a);
+/* struct inf__arena (core/arena.h): zeroed, 16-byte aligned memory with an optional limit. */
 
 /* ---- values ----------------------------------------------------------------------------- */
 
@@ -195,9 +186,9 @@ struct tpl_node {
 };
 
 struct inf_template {
-    struct tpl_arena arena; /* everything below lives here */
-    struct tpl_node *root;  /* an N_BLOCK */
-    const char **sym_names; /* [n_syms] every identifier of the template */
+    struct inf__arena arena; /* everything below lives here */
+    struct tpl_node *root;   /* an N_BLOCK */
+    const char **sym_names;  /* [n_syms] every identifier of the template */
     size_t n_syms;
     int32_t sym_loop, sym_caller, sym_varargs, sym_kwargs; /* -1 when unused */
 };
@@ -262,7 +253,7 @@ struct tpl_loop {
 
 struct tpl_render {
     const struct inf_template *t;
-    struct tpl_arena arena;
+    struct inf__arena arena;
     struct tpl_val *globals;    /* [t->n_syms] */
     struct tpl_buf *out;        /* where output goes now (the result or a capture) */
     const struct tpl_node *cur; /* the node being evaluated, for error positions */
@@ -346,7 +337,7 @@ bool inf__tpl_truthy(struct tpl_val v);
 bool inf__tpl_is_seq(struct tpl_val v); /* list or tuple */
 
 /* Strings. Data must be valid UTF-8. */
-struct tpl_str *inf__tpl_str_arena(struct tpl_arena *a, const char *s, size_t len);
+struct tpl_str *inf__tpl_str_arena(struct inf__arena *a, const char *s, size_t len);
 int inf__tpl_str_new(struct tpl_render *r, const char *s, size_t len, struct tpl_val *out);
 int inf__tpl_str_cstr(struct tpl_render *r, const char *s, struct tpl_val *out);
 /* s[off, off + len) as a new string with the untrusted ranges it covers (exact). */

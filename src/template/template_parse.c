@@ -161,7 +161,7 @@ static int32_t intern(struct parser *p, const char *s, size_t len)
     }
     if (!inf__grow(&p->sym_names, &p->sym_names_cap, p->n_syms + 1, sizeof(*p->sym_names), 64))
         return -1;
-    char *copy = inf__tpl_alloc(&p->t->arena, len + 1);
+    char *copy = inf__arena_alloc(&p->t->arena, len + 1);
     if (!copy)
         return -1;
     memcpy(copy, s, len);
@@ -175,7 +175,7 @@ static int32_t intern(struct parser *p, const char *s, size_t len)
 /* An identifier copied into the template arena. */
 static const char *name_dup(struct parser *p, const char *s, size_t len)
 {
-    char *copy = inf__tpl_alloc(&p->t->arena, len + 1);
+    char *copy = inf__arena_alloc(&p->t->arena, len + 1);
     if (!copy) {
         fail_at(p, 0, 0, INF_ENOMEM, "out of memory");
         return NULL;
@@ -870,7 +870,7 @@ static bool expect_block_end(struct parser *p)
 
 static struct tpl_node *node_new(struct parser *p, uint8_t kind, const struct tok *at)
 {
-    struct tpl_node *n = inf__tpl_alloc(&p->t->arena, sizeof(*n));
+    struct tpl_node *n = inf__arena_alloc(&p->t->arena, sizeof(*n));
     if (!n) {
         fail_at(p, at->line, at->col, INF_ENOMEM, "out of memory");
         return NULL;
@@ -892,7 +892,7 @@ static bool vec_room(struct parser *p, void *pv, size_t n, size_t *cap, size_t e
     if (n < *cap)
         return true;
     size_t ncap = *cap ? *cap * 2 : 4;
-    void *nv = inf__tpl_alloc(&p->t->arena, ncap * elem);
+    void *nv = inf__arena_alloc(&p->t->arena, ncap * elem);
     if (!nv) {
         fail_at(p, 0, 0, INF_ENOMEM, "out of memory");
         return false;
@@ -1224,7 +1224,7 @@ static struct tpl_node *parse_test(struct parser *p, struct tpl_node *node)
         struct tpl_node *arg = parse_postfix(p, parse_primary(p));
         if (!arg)
             return NULL;
-        n->list = inf__tpl_alloc(&p->t->arena, sizeof(*n->list));
+        n->list = inf__arena_alloc(&p->t->arena, sizeof(*n->list));
         if (!n->list) {
             fail_at(p, c->line, c->col, INF_ENOMEM, "out of memory");
             return NULL;
@@ -2293,7 +2293,7 @@ inf_status inf__tpl_parse(const char *src, size_t len, struct inf_template **out
     p.t->root->list = body.v;
     p.t->root->n = body.n;
     p.t->n_syms = p.n_syms;
-    p.t->sym_names = inf__tpl_alloc(&p.t->arena, (p.n_syms + 1) * sizeof(char *));
+    p.t->sym_names = inf__arena_alloc(&p.t->arena, (p.n_syms + 1) * sizeof(char *));
     if (!p.t->sym_names) {
         rc = inf_error_set(err, INF_ENOMEM, "out of memory");
         goto out;
@@ -2317,7 +2317,7 @@ out:
     if (p.failed && rc == INF_OK)
         rc = INF_EPARSE;
     if (p.t) {
-        inf__tpl_arena_release(&p.t->arena);
+        inf__arena_release(&p.t->arena);
         free(p.t);
     }
     free(p.src);

@@ -12,8 +12,6 @@
 
 #include "template/template_internal.h"
 
-#define CHUNK_HDR       32
-#define CHUNK_SIZE      (64u << 10)
 #define MAX_VALUE_DEPTH 512
 #define EQ_BUDGET       10000   /* nodes one inf__tpl_equal may visit */
 #define EQ_BUDGET_BIG   1000000 /* nodes one inf__tpl_eq may visit */
@@ -21,57 +19,9 @@
 
 /* ---- arena ------------------------------------------------------------------------------ */
 
-struct tpl_chunk {
-    struct tpl_chunk *next;
-    size_t size, used;
-};
-
-void *inf__tpl_alloc(struct tpl_arena *a, size_t size)
-{
-    if (size > SIZE_MAX / 2)
-        return NULL;
-    size = size ? (size + 15) & ~(size_t)15 : 16;
-    if (a->limit && (size > a->limit || a->used > a->limit - size))
-        return NULL;
-    struct tpl_chunk *c = a->head;
-    if (!c || c->size - c->used < size) {
-        bool big = size > CHUNK_SIZE / 4;
-        size_t csize = big ? size : CHUNK_SIZE;
-        struct tpl_chunk *nc = calloc(1, CHUNK_HDR + csize);
-        if (!nc)
-            return NULL;
-        nc->size = csize;
-        if (big && c) {
-            /* a dedicated chunk; keep bumping in the current one */
-            nc->next = c->next;
-            c->next = nc;
-        } else {
-            nc->next = c;
-            a->head = nc;
-        }
-        c = nc;
-    }
-    void *p = (unsigned char *)c + CHUNK_HDR + c->used;
-    c->used += size;
-    a->used += size;
-    return p;
-}
-
-void inf__tpl_arena_release(struct tpl_arena *a)
-{
-    struct tpl_chunk *c = a->head;
-    while (c) {
-        struct tpl_chunk *next = c->next;
-        free(c);
-        c = next;
-    }
-    a->head = NULL;
-    a->used = 0;
-}
-
 void *inf__tpl_ralloc(struct tpl_render *r, size_t size)
 {
-    void *p = inf__tpl_alloc(&r->arena, size);
+    void *p = inf__arena_alloc(&r->arena, size);
     if (!p) {
         if (r->arena.limit && size <= SIZE_MAX / 2 && r->arena.used + size > r->arena.limit)
             inf__tpl_fail(r, INF_ELIMIT, "the template used more than %zu MiB of memory",
@@ -151,11 +101,11 @@ static size_t count_chars(const char *s, size_t len)
     return n;
 }
 
-struct tpl_str *inf__tpl_str_arena(struct tpl_arena *a, const char *s, size_t len)
+struct tpl_str *inf__tpl_str_arena(struct inf__arena *a, const char *s, size_t len)
 {
     if (len > SIZE_MAX / 2)
         return NULL;
-    struct tpl_str *str = inf__tpl_alloc(a, sizeof(*str) + len + 1);
+    struct tpl_str *str = inf__arena_alloc(a, sizeof(*str) + len + 1);
     if (!str)
         return NULL;
     if (len)
