@@ -366,22 +366,13 @@ static int percent(struct tpl_render *r, struct tpl_val fmt, struct tpl_val args
                 double v = fval(arg);
                 int p = prec < 0 ? 6 : prec;
                 double mag = v < 0 ? -v : v;
-                switch (conv) {
-                case 'e':
-                    n = snprintf(tmp, sizeof(tmp), "%.*e", p, mag);
-                    break;
-                case 'E':
-                    n = snprintf(tmp, sizeof(tmp), "%.*E", p, mag);
-                    break;
-                case 'g':
-                    n = snprintf(tmp, sizeof(tmp), "%.*g", p, mag);
-                    break;
-                case 'G':
-                    n = snprintf(tmp, sizeof(tmp), "%.*G", p, mag);
-                    break;
-                default:
-                    n = snprintf(tmp, sizeof(tmp), "%.*f", p, mag);
-                }
+                n = snprintf(tmp, sizeof(tmp),
+                             conv == 'e'   ? "%.*e"
+                             : conv == 'E' ? "%.*E"
+                             : conv == 'g' ? "%.*g"
+                             : conv == 'G' ? "%.*G"
+                                           : "%.*f",
+                             p, mag);
                 sign = signbit(v) ? "-" : plus ? "+" : space ? " " : "";
             }
             if (n < 0 || (size_t)n >= sizeof(tmp)) {

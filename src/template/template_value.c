@@ -306,17 +306,24 @@ size_t *inf__tpl_str_offsets(struct tpl_render *r, const struct tpl_str *s)
 
 /* ---- lists and dicts -------------------------------------------------------------------- */
 
+/* Room for cap values in the render arena; NULL past max_cap ("<what> is too large") or when
+ * the arena fails. */
+static struct tpl_val *vals_new(struct tpl_render *r, size_t cap, size_t max_cap, const char *what)
+{
+    if (cap > max_cap) {
+        inf__tpl_fail(r, INF_ELIMIT, "%s is too large", what);
+        return NULL;
+    }
+    return inf__tpl_ralloc(r, cap * sizeof(struct tpl_val));
+}
+
 struct tpl_list *inf__tpl_list_new(struct tpl_render *r, size_t cap)
 {
     struct tpl_list *l = inf__tpl_ralloc(r, sizeof(*l));
     if (!l)
         return NULL;
     if (cap) {
-        if (cap > SIZE_MAX / sizeof(struct tpl_val) / 2) {
-            inf__tpl_fail(r, INF_ELIMIT, "list is too large");
-            return NULL;
-        }
-        l->v = inf__tpl_ralloc(r, cap * sizeof(struct tpl_val));
+        l->v = vals_new(r, cap, SIZE_MAX / sizeof(struct tpl_val) / 2, "list");
         if (!l->v)
             return NULL;
         l->cap = cap;
@@ -348,12 +355,8 @@ struct tpl_dict *inf__tpl_dict_new(struct tpl_render *r, size_t cap)
     if (!d)
         return NULL;
     if (cap) {
-        if (cap > SIZE_MAX / sizeof(struct tpl_val) / 4) {
-            inf__tpl_fail(r, INF_ELIMIT, "dict is too large");
-            return NULL;
-        }
-        d->k = inf__tpl_ralloc(r, cap * sizeof(struct tpl_val));
-        d->v = inf__tpl_ralloc(r, cap * sizeof(struct tpl_val));
+        d->k = vals_new(r, cap, SIZE_MAX / sizeof(struct tpl_val) / 4, "dict");
+        d->v = vals_new(r, cap, SIZE_MAX / sizeof(struct tpl_val) / 4, "dict");
         if (!d->k || !d->v)
             return NULL;
         d->cap = cap;

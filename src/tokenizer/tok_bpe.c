@@ -181,7 +181,7 @@ inf_status inf__bpe_encode(const struct inf_tokenizer *tok, const char *text, si
     goto cleanup;
 
 oom:
-    st = inf_error_set(err, INF_ENOMEM, "out of memory tokenizing %zu bytes", len);
+    st = inf__tok_oom(err, len);
 cleanup:
     free(esc);
     free(clean);

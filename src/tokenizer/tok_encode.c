@@ -234,11 +234,16 @@ static inf_status encode(const struct inf_tokenizer *tok, const char *text, size
     return INF_OK;
 
 oom:
-    st = inf_error_set(err, INF_ENOMEM, "out of memory tokenizing %zu bytes", len);
+    st = inf__tok_oom(err, len);
 fail:
     free(frags.v);
     out->n = n0;
     return st;
+}
+
+inf_status inf__tok_oom(struct inf_error *err, size_t len)
+{
+    return inf_error_set(err, INF_ENOMEM, "out of memory tokenizing %zu bytes", len);
 }
 
 inf_status inf_tok_encode(const struct inf_tokenizer *tok, const char *text, size_t len,
