@@ -1,6 +1,13 @@
 /*
  * template.c - the public chat-template API (inferno/template.h): parse, render with a JSON
  * context, the ChatML default and the chat convenience wrapper.
+ *
+ * src/template/ owns the Jinja engine for chat templates: lexer and parser (template_parse.c),
+ * evaluator (template_eval.c), values and their arena (template_value.c), filters, tests and
+ * methods (template_builtins.c). It tracks which bytes of the output came from request text
+ * (taint ranges carried through string operations), so that control tokens are not read out
+ * of it (inf_tok_encode_untrusted). It knows nothing of tokenizers: the two meet in the engine and
+ * server.
  */
 #include <jansson.h>
 #include <stdlib.h>

@@ -1,6 +1,10 @@
 /*
  * tok_encode.c - inf_tok_encode: split special tokens out of the text, run the vocabulary's
  * algorithm on the text between them, add BOS/EOS.
+ *
+ * src/tokenizer/ owns tokenization only: vocabularies (vocab.c, tok_gguf.c), text to tokens
+ * (this file; SentencePiece tok_spm.c, byte-level BPE tok_bpe.c and pretok.c, WordPiece
+ * tok_wpm.c) and tokens back to text (tok_decode.c). Chat templates live in src/template/.
  */
 #include <stdlib.h>
 #include <string.h>
