@@ -3,11 +3,10 @@
  * context, the ChatML default and the chat convenience wrapper.
  *
  * src/template/ owns the Jinja engine for chat templates: lexer and parser (template_parse.c),
- * evaluator (template_eval.c), values and their arena (template_value.c), filters, tests and
- * methods (template_builtins.c). It tracks which bytes of the output came from request text
- * (taint ranges carried through string operations), so that control tokens are not read out
- * of it (inf_tok_encode_untrusted). It knows nothing of tokenizers: the two meet in the engine and
- * server.
+ * evaluator (template_eval.c), values (template_value.c), filters, tests and methods
+ * (template_builtins.c). It tracks which bytes of the output came from request text (taint
+ * ranges carried through string operations), so that control tokens are not read out of them
+ * (inf_tok_encode_untrusted). It knows nothing of tokenizers: the server and the CLI join the two.
  */
 #include <jansson.h>
 #include <stdlib.h>
