@@ -909,40 +909,19 @@ struct nvec {
     struct tpl_node **v;
     size_t n, cap;
 };
-
-static bool nvec_push(struct parser *p, struct nvec *vec, struct tpl_node *n)
-{
-    if (!vec_room(p, &vec->v, vec->n, &vec->cap, sizeof(*vec->v)))
-        return false;
-    vec->v[vec->n++] = n;
-    return true;
-}
-
 struct svec {
     int32_t *v;
     size_t n, cap;
 };
-
-static bool svec_push(struct parser *p, struct svec *vec, int32_t s)
-{
-    if (!vec_room(p, &vec->v, vec->n, &vec->cap, sizeof(*vec->v)))
-        return false;
-    vec->v[vec->n++] = s;
-    return true;
-}
-
 struct cvec {
     const char **v;
     size_t n, cap;
 };
 
-static bool cvec_push(struct parser *p, struct cvec *vec, const char *s)
-{
-    if (!vec_room(p, &vec->v, vec->n, &vec->cap, sizeof(*vec->v)))
-        return false;
-    vec->v[vec->n++] = s;
-    return true;
-}
+/* Append x to *vec (a struct nvec, svec or cvec); false when out of memory. */
+#define VEC_PUSH(p, vec, x)                                                                        \
+    (vec_room(p, &(vec)->v, (vec)->n, &(vec)->cap, sizeof(*(vec)->v)) &&                           \
+     ((vec)->v[(vec)->n++] = (x), true))
 
 static bool enter(struct parser *p)
 {
@@ -996,7 +975,7 @@ static bool parse_call_args(struct parser *p, struct tpl_node *n)
             advance(p);
             advance(p);
             struct tpl_node *v = parse_expression(p, true);
-            if (!v || !cvec_push(p, &kwn, key) || !nvec_push(p, &kwv, v))
+            if (!v || !VEC_PUSH(p, &kwn, key) || !VEC_PUSH(p, &kwv, v))
                 return false;
         } else {
             if (kwv.n) {
@@ -1005,7 +984,7 @@ static bool parse_call_args(struct parser *p, struct tpl_node *n)
                 return false;
             }
             struct tpl_node *v = parse_expression(p, true);
-            if (!v || !nvec_push(p, &args, v))
+            if (!v || !VEC_PUSH(p, &args, v))
                 return false;
         }
         require_comma = true;
@@ -1094,7 +1073,7 @@ static struct tpl_node *parse_subscript(struct parser *p, struct tpl_node *node)
                 break;
         }
         struct tpl_node *a = parse_subscribed(p);
-        if (!a || !nvec_push(p, &args, a))
+        if (!a || !VEC_PUSH(p, &args, a))
             return NULL;
     }
     advance(p);
@@ -1279,7 +1258,7 @@ static struct tpl_node *parse_list_literal(struct parser *p, uint8_t kind, int c
                 break;
         }
         struct tpl_node *e = parse_expression(p, true);
-        if (!e || !nvec_push(p, &items, e))
+        if (!e || !VEC_PUSH(p, &items, e))
             return NULL;
     }
     advance(p);
@@ -1307,7 +1286,7 @@ static struct tpl_node *parse_dict_literal(struct parser *p)
         if (!k || !expect_op(p, ':', "':'"))
             return NULL;
         struct tpl_node *v = parse_expression(p, true);
-        if (!v || !nvec_push(p, &keys, k) || !nvec_push(p, &vals, v))
+        if (!v || !VEC_PUSH(p, &keys, k) || !VEC_PUSH(p, &vals, v))
             return NULL;
     }
     advance(p);
@@ -1542,7 +1521,7 @@ static struct tpl_node *parse_compare(struct parser *p)
             break;
         }
         struct tpl_node *rhs = parse_math1(p);
-        if (!rhs || !nvec_push(p, &operands, rhs) || !svec_push(p, &ops, op))
+        if (!rhs || !VEC_PUSH(p, &operands, rhs) || !VEC_PUSH(p, &ops, op))
             return NULL;
     }
     if (!expr || operands.n == 0)
@@ -1647,7 +1626,7 @@ static struct tpl_node *parse_tuple(struct parser *p, bool with_condexpr, bool e
         if (is_tuple_end(p, extra_end))
             break;
         struct tpl_node *e = parse_expression(p, with_condexpr);
-        if (!e || !nvec_push(p, &items, e))
+        if (!e || !VEC_PUSH(p, &items, e))
             return NULL;
         if (tok_is_op(cur(p), ','))
             is_tuple = true;
@@ -1701,7 +1680,7 @@ static bool parse_targets(struct parser *p, struct svec *syms, bool *unpack)
             fail_at(p, t->line, t->col, INF_ENOMEM, "out of memory");
             return false;
         }
-        if (!svec_push(p, syms, s))
+        if (!VEC_PUSH(p, syms, s))
             return false;
         advance(p);
         if (!tok_is_op(cur(p), ','))
@@ -1805,7 +1784,7 @@ static struct tpl_node *parse_if(struct parser *p, struct tok *t)
         n->n = body.n;
         if (prev) {
             struct nvec link = {0};
-            if (!nvec_push(p, &link, n))
+            if (!VEC_PUSH(p, &link, n))
                 return NULL;
             prev->list2 = link.v;
             prev->n2 = 1;
@@ -1908,7 +1887,7 @@ static bool parse_params(struct parser *p, struct tpl_node *n)
             return false;
         }
         int32_t s = intern(p, a->s, a->len);
-        if (s < 0 || !svec_push(p, &syms, s))
+        if (s < 0 || !VEC_PUSH(p, &syms, s))
             return false;
         advance(p);
         struct tpl_node *def = NULL;
@@ -1922,7 +1901,7 @@ static bool parse_params(struct parser *p, struct tpl_node *n)
                     "parameter without a default follows one with a default");
             return false;
         }
-        if (!nvec_push(p, &defs, def))
+        if (!VEC_PUSH(p, &defs, def))
             return false;
     }
     advance(p);
@@ -2027,13 +2006,13 @@ static struct tpl_node *parse_with(struct parser *p, struct tok *t)
             return NULL;
         }
         int32_t s = intern(p, a->s, a->len);
-        if (s < 0 || !svec_push(p, &syms, s))
+        if (s < 0 || !VEC_PUSH(p, &syms, s))
             return NULL;
         advance(p);
         if (!expect_op(p, '=', "'='"))
             return NULL;
         struct tpl_node *v = parse_expression(p, true);
-        if (!v || !nvec_push(p, &vals, v))
+        if (!v || !VEC_PUSH(p, &vals, v))
             return NULL;
     }
     if (!expect_block_end(p) || !subparse(p, t, END_WITH, &body) || !end_tag(p))
@@ -2189,7 +2168,7 @@ static bool subparse(struct parser *p, const struct tok *opener, const char *con
             fail_tok(p, t, "template text or a tag");
             goto out;
         }
-        if (!nvec_push(p, body, n))
+        if (!VEC_PUSH(p, body, n))
             goto out;
     }
 out:
