@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h" /* inf__hex_digit */
+
 /* Bookkeeping bits in struct inf_toml_table.flags. */
 enum {
     TF_HEADER = 1u << 0,   /* defined by [header] or [[header]]: cannot be defined again */
@@ -546,17 +548,6 @@ static bool is_bare_key_char(int c)
            c == '-';
 }
 
-static int hex_value(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* ---- strings ----------------------------------------------------------------------------- */
 
 struct sbuf {
@@ -677,7 +668,7 @@ static inf_status parse_escape(struct parser *p, struct sbuf *b)
     case 'U':
         ndig = c == 'u' ? 4 : 8;
         for (int k = 0; k < ndig; k++) {
-            int h = hex_value(char_at(p, p->pos));
+            int h = inf__hex_digit(char_at(p, p->pos));
             if (h < 0)
                 return perr(p, at, "invalid unicode escape: '\\%c' needs %d hexadecimal digits", c,
                             ndig);
@@ -1035,7 +1026,7 @@ static bool is_base_digit(int c, int base)
     case 8:
         return c >= '0' && c <= '7';
     case 16:
-        return hex_value(c) >= 0;
+        return inf__hex_digit(c) >= 0;
     default:
         return c >= '0' && c <= '9';
     }
@@ -1069,7 +1060,7 @@ static inf_status to_int(struct parser *p, size_t num, size_t s, size_t e, int b
 
         if (p->src[i] == '_')
             continue;
-        d = (uint64_t)hex_value((unsigned char)p->src[i]);
+        d = (uint64_t)inf__hex_digit((unsigned char)p->src[i]);
         if (v > (limit - d) / (uint64_t)base)
             return perr(p, num, "integer does not fit in 64 bits");
         v = v * (uint64_t)base + d;

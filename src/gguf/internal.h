@@ -1,6 +1,6 @@
 /*
- * internal.h - helpers shared by the model-file readers in src/gguf: a bump arena, a string
- * index for duplicate detection and lookup, read-only file mapping, byte-order helpers.
+ * internal.h - helpers shared by the model-file readers in src/gguf: core/arena.h's bump arena, a
+ * string index for duplicate detection and lookup, read-only file mapping, byte-order helpers.
  */
 #ifndef INFERNO_GGUF_INTERNAL_H
 #define INFERNO_GGUF_INTERNAL_H
@@ -10,21 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/arena.h" /* the bump arena (no limit here) */
 #include "inferno/status.h"
-
-/* ---- arena: many small allocations freed at once ---- */
-
-struct inf__arena_chunk;
-
-struct inf__arena {
-    struct inf__arena_chunk *head;
-};
-
-/* size bytes aligned to 16, zeroed; NULL when out of memory. size 0 gives a valid pointer. */
-void *inf__arena_alloc(struct inf__arena *a, size_t size);
-/* A NUL-terminated copy of s[0..len); NULL when out of memory. */
-char *inf__arena_strndup(struct inf__arena *a, const char *s, size_t len);
-void inf__arena_release(struct inf__arena *a);
 
 /* ---- string index: (bytes, len) -> index, open addressing ---- */
 

@@ -1,4 +1,4 @@
-/* util.c - arena, string index, file mapping and byte swapping for the model-file readers. */
+/* util.c - string index, file mapping and byte swapping for the model-file readers. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -8,74 +8,6 @@
 #include <unistd.h>
 
 #include "gguf/internal.h"
-
-/* ---- arena ---- */
-
-#define ARENA_CHUNK (64u * 1024u)
-#define ARENA_ALIGN 16u
-
-struct inf__arena_chunk {
-    struct inf__arena_chunk *next;
-    size_t used, cap;
-    /* the payload follows, ARENA_ALIGN-aligned */
-};
-
-/* the payload starts this far into a chunk */
-#define CHUNK_HDR ((sizeof(struct inf__arena_chunk) + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1))
-
-void *inf__arena_alloc(struct inf__arena *a, size_t size)
-{
-    struct inf__arena_chunk *c = a->head;
-    size_t need;
-
-    if (size > SIZE_MAX - CHUNK_HDR - ARENA_ALIGN)
-        return NULL;
-    need = (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
-    if (!c || c->cap - c->used < need) {
-        size_t cap = need > ARENA_CHUNK ? need : ARENA_CHUNK;
-        c = malloc(CHUNK_HDR + cap);
-        if (!c)
-            return NULL;
-        c->used = 0;
-        c->cap = cap;
-        /* a big allocation gets a chunk of its own behind the current one, which keeps its room */
-        if (need > ARENA_CHUNK && a->head) {
-            c->next = a->head->next;
-            a->head->next = c;
-        } else {
-            c->next = a->head;
-            a->head = c;
-        }
-    }
-    void *p = (char *)c + CHUNK_HDR + c->used;
-    c->used += need;
-    memset(p, 0, need);
-    return p;
-}
-
-char *inf__arena_strndup(struct inf__arena *a, const char *s, size_t len)
-{
-    if (len == SIZE_MAX)
-        return NULL;
-    char *p = inf__arena_alloc(a, len + 1);
-    if (!p)
-        return NULL;
-    if (len)
-        memcpy(p, s, len);
-    p[len] = '\0';
-    return p;
-}
-
-void inf__arena_release(struct inf__arena *a)
-{
-    struct inf__arena_chunk *c = a->head;
-    while (c) {
-        struct inf__arena_chunk *next = c->next;
-        free(c);
-        c = next;
-    }
-    a->head = NULL;
-}
 
 /* ---- string index ---- */
 

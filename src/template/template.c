@@ -1,6 +1,12 @@
 /*
  * template.c - the public chat-template API (inferno/template.h): parse, render with a JSON
  * context, the ChatML default and the chat convenience wrapper.
+ *
+ * src/template/ owns the Jinja engine for chat templates: lexer and parser (template_parse.c),
+ * evaluator (template_eval.c), values (template_value.c), filters, tests and methods
+ * (template_builtins.c). It tracks which bytes of the output came from request text (taint
+ * ranges carried through string operations), so that control tokens are not read out of them
+ * (inf_tok_encode_untrusted). It knows nothing of tokenizers: the server and the CLI join the two.
  */
 #include <jansson.h>
 #include <stdlib.h>
@@ -51,7 +57,7 @@ void inf_template_free(struct inf_template *t)
 {
     if (!t)
         return;
-    inf__tpl_arena_release(&t->arena);
+    inf__arena_release(&t->arena);
     free(t);
 }
 
@@ -169,7 +175,7 @@ fail:
         inf_error_set(err, rc, "template render failed");
 out:
     inf__tpl_buf_free(&buf);
-    inf__tpl_arena_release(&r.arena);
+    inf__arena_release(&r.arena);
     return rc;
 }
 

@@ -221,7 +221,7 @@ enum { CASE_UPPER, CASE_LOWER, CASE_TITLE, CASE_CAPITALIZE, CASE_SWAP, CASE_JTIT
 static int append_cp(struct tpl_render *r, struct tpl_buf *b, uint32_t cp)
 {
     char enc[4];
-    return inf__tpl_buf_add(r, b, enc, inf__tpl_utf8_encode(cp, enc));
+    return inf__tpl_buf_add(r, b, enc, inf__utf8_encode(cp, enc));
 }
 
 /* Case conversions; CASE_JTITLE is Jinja2's title filter (words start after -, space, ([{<). */

@@ -98,16 +98,7 @@ static int assign(struct tpl_render *r, struct tpl_scope *sc, int32_t sym, struc
             return 0;
         }
     }
-    if (sc->n == sc->cap) {
-        size_t ncap = sc->cap ? sc->cap * 2 : 8;
-        struct tpl_var *nv = inf__tpl_ralloc(r, ncap * sizeof(*nv));
-        if (!nv)
-            return -1;
-        if (sc->n)
-            memcpy(nv, sc->vars, sc->n * sizeof(*nv));
-        sc->vars = nv;
-        sc->cap = ncap;
-    }
+    TPL_TRY(inf__tpl_rgrow(r, &sc->vars, sc->n, &sc->cap, sizeof(*sc->vars), 8, SIZE_MAX, "scope"));
     sc->vars[sc->n].sym = sym;
     sc->vars[sc->n].val = v;
     sc->n++;
@@ -375,22 +366,13 @@ static int percent(struct tpl_render *r, struct tpl_val fmt, struct tpl_val args
                 double v = fval(arg);
                 int p = prec < 0 ? 6 : prec;
                 double mag = v < 0 ? -v : v;
-                switch (conv) {
-                case 'e':
-                    n = snprintf(tmp, sizeof(tmp), "%.*e", p, mag);
-                    break;
-                case 'E':
-                    n = snprintf(tmp, sizeof(tmp), "%.*E", p, mag);
-                    break;
-                case 'g':
-                    n = snprintf(tmp, sizeof(tmp), "%.*g", p, mag);
-                    break;
-                case 'G':
-                    n = snprintf(tmp, sizeof(tmp), "%.*G", p, mag);
-                    break;
-                default:
-                    n = snprintf(tmp, sizeof(tmp), "%.*f", p, mag);
-                }
+                n = snprintf(tmp, sizeof(tmp),
+                             conv == 'e'   ? "%.*e"
+                             : conv == 'E' ? "%.*E"
+                             : conv == 'g' ? "%.*g"
+                             : conv == 'G' ? "%.*G"
+                                           : "%.*f",
+                             p, mag);
                 sign = signbit(v) ? "-" : plus ? "+" : space ? " " : "";
             }
             if (n < 0 || (size_t)n >= sizeof(tmp)) {

@@ -20,22 +20,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/arena.h"
+#include "core/utf8.h" /* inf__utf8_encode, inf__utf8_len */
 #include "inferno/status.h"
 #include "inferno/template.h"
 
 /* ---- arena ------------------------------------------------------------------------------ */
 
-struct tpl_chunk;
-
-struct tpl_arena {
-    struct tpl_chunk *head; /* newest chunk first */
-    size_t used;            /* bytes handed out, all chunks */
-    size_t limit;           /* 0 = unlimited */
-};
-
-/* Zeroed, 16-byte aligned memory; NULL when out of memory or over the limit. */
-void *inf__tpl_alloc(struct tpl_arena *a, size_t size);
-void inf__tpl_arena_release(struct tpl_arena *a);
+/* struct inf__arena (core/arena.h): zeroed, 16-byte aligned memory with an optional limit. */
 
 /* ---- values ----------------------------------------------------------------------------- */
 
@@ -194,9 +186,9 @@ struct tpl_node {
 };
 
 struct inf_template {
-    struct tpl_arena arena; /* everything below lives here */
-    struct tpl_node *root;  /* an N_BLOCK */
-    const char **sym_names; /* [n_syms] every identifier of the template */
+    struct inf__arena arena; /* everything below lives here */
+    struct tpl_node *root;   /* an N_BLOCK */
+    const char **sym_names;  /* [n_syms] every identifier of the template */
     size_t n_syms;
     int32_t sym_loop, sym_caller, sym_varargs, sym_kwargs; /* -1 when unused */
 };
@@ -261,7 +253,7 @@ struct tpl_loop {
 
 struct tpl_render {
     const struct inf_template *t;
-    struct tpl_arena arena;
+    struct inf__arena arena;
     struct tpl_val *globals;    /* [t->n_syms] */
     struct tpl_buf *out;        /* where output goes now (the result or a capture) */
     const struct tpl_node *cur; /* the node being evaluated, for error positions */
@@ -300,6 +292,14 @@ int inf__tpl_raise(struct tpl_render *r, const char *msg, size_t len);
 int inf__tpl_work(struct tpl_render *r, uint64_t n);
 /* Arena allocation for a render; fails with a limit or memory error. */
 void *inf__tpl_ralloc(struct tpl_render *r, size_t size);
+/*
+ * Make the render-arena array *pv (n items of elem bytes, room for *cap) hold one more item:
+ * when full, a copy with twice the room (min_cap at first) replaces it, the old one abandoned
+ * to the arena. More than max_cap items fails with "<what> is too large". Returns 0 or -1 (the
+ * array unchanged).
+ */
+int inf__tpl_rgrow(struct tpl_render *r, void *pv, size_t n, size_t *cap, size_t elem,
+                   size_t min_cap, size_t max_cap, const char *what);
 
 /* values (template_value.c) */
 static inline struct tpl_val tpl_undef(const char *name)
@@ -337,7 +337,7 @@ bool inf__tpl_truthy(struct tpl_val v);
 bool inf__tpl_is_seq(struct tpl_val v); /* list or tuple */
 
 /* Strings. Data must be valid UTF-8. */
-struct tpl_str *inf__tpl_str_arena(struct tpl_arena *a, const char *s, size_t len);
+struct tpl_str *inf__tpl_str_arena(struct inf__arena *a, const char *s, size_t len);
 int inf__tpl_str_new(struct tpl_render *r, const char *s, size_t len, struct tpl_val *out);
 int inf__tpl_str_cstr(struct tpl_render *r, const char *s, struct tpl_val *out);
 /* s[off, off + len) as a new string with the untrusted ranges it covers (exact). */
@@ -412,7 +412,6 @@ int inf__tpl_from_json(struct tpl_render *r, const struct json_t *j, bool untrus
 
 /* UTF-8 helpers */
 size_t inf__tpl_utf8_decode(const char *s, size_t len, uint32_t *cp); /* bytes used, >= 1 */
-size_t inf__tpl_utf8_encode(uint32_t cp, char *out);                  /* 1..4 */
 bool inf__tpl_is_space(uint32_t cp);                                  /* str.isspace() */
 
 /* ---- builtins (template_builtins.c) ----------------------------------------------------- */

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "template/template_internal.h"
 
 #define MAX_NESTING 100 /* brackets, expressions and blocks inside each other */
@@ -158,15 +159,9 @@ static int32_t intern(struct parser *p, const char *s, size_t len)
             return p->syms[h].id;
         h = (h + 1) & (p->syms_cap - 1);
     }
-    if (p->n_syms == p->sym_names_cap) {
-        size_t ncap = p->sym_names_cap ? p->sym_names_cap * 2 : 64;
-        const char **nn = realloc(p->sym_names, ncap * sizeof(*nn));
-        if (!nn)
-            return -1;
-        p->sym_names = nn;
-        p->sym_names_cap = ncap;
-    }
-    char *copy = inf__tpl_alloc(&p->t->arena, len + 1);
+    if (!inf__grow(&p->sym_names, &p->sym_names_cap, p->n_syms + 1, sizeof(*p->sym_names), 64))
+        return -1;
+    char *copy = inf__arena_alloc(&p->t->arena, len + 1);
     if (!copy)
         return -1;
     memcpy(copy, s, len);
@@ -180,7 +175,7 @@ static int32_t intern(struct parser *p, const char *s, size_t len)
 /* An identifier copied into the template arena. */
 static const char *name_dup(struct parser *p, const char *s, size_t len)
 {
-    char *copy = inf__tpl_alloc(&p->t->arena, len + 1);
+    char *copy = inf__arena_alloc(&p->t->arena, len + 1);
     if (!copy) {
         fail_at(p, 0, 0, INF_ENOMEM, "out of memory");
         return NULL;
@@ -193,15 +188,9 @@ static const char *name_dup(struct parser *p, const char *s, size_t len)
 
 static struct tok *tok_push(struct parser *p, uint8_t type, size_t off)
 {
-    if (p->n_toks == p->cap_toks) {
-        size_t ncap = p->cap_toks ? p->cap_toks * 2 : 256;
-        struct tok *nt = realloc(p->toks, ncap * sizeof(*nt));
-        if (!nt) {
-            fail_at(p, 0, 0, INF_ENOMEM, "out of memory");
-            return NULL;
-        }
-        p->toks = nt;
-        p->cap_toks = ncap;
+    if (!inf__grow(&p->toks, &p->cap_toks, p->n_toks + 1, sizeof(*p->toks), 256)) {
+        fail_at(p, 0, 0, INF_ENOMEM, "out of memory");
+        return NULL;
     }
     struct tok *t = &p->toks[p->n_toks++];
     memset(t, 0, sizeof(*t));
@@ -273,14 +262,15 @@ static bool is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-static int hexval(char c)
+/* The byte that \c stands for in a string literal (\\ \' \" \a \b \f \n \r \t \v), or -1. */
+static int one_char_escape(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+    static const char pairs[][2] = {{'\\', '\\'}, {'\'', '\''}, {'"', '"'},  {'a', '\a'},
+                                    {'b', '\b'},  {'f', '\f'},  {'n', '\n'}, {'r', '\r'},
+                                    {'t', '\t'},  {'v', '\v'}};
+    for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++)
+        if (pairs[i][0] == c)
+            return (unsigned char)pairs[i][1];
     return -1;
 }
 
@@ -300,39 +290,14 @@ static struct tpl_str *decode_string(struct parser *p, const char *s, size_t len
         uint32_t cp = 0;
         int ndig = 0;
         i += 2;
+        int byte = one_char_escape(c);
+        if (byte >= 0) {
+            buf[o++] = (char)byte;
+            continue;
+        }
         switch (c) {
         case '\n':
             continue; /* line continuation */
-        case '\\':
-            buf[o++] = '\\';
-            continue;
-        case '\'':
-            buf[o++] = '\'';
-            continue;
-        case '"':
-            buf[o++] = '"';
-            continue;
-        case 'a':
-            buf[o++] = '\a';
-            continue;
-        case 'b':
-            buf[o++] = '\b';
-            continue;
-        case 'f':
-            buf[o++] = '\f';
-            continue;
-        case 'n':
-            buf[o++] = '\n';
-            continue;
-        case 'r':
-            buf[o++] = '\r';
-            continue;
-        case 't':
-            buf[o++] = '\t';
-            continue;
-        case 'v':
-            buf[o++] = '\v';
-            continue;
         case 'x':
             ndig = 2;
             break;
@@ -347,7 +312,7 @@ static struct tpl_str *decode_string(struct parser *p, const char *s, size_t len
                 cp = (uint32_t)(c - '0');
                 for (int k = 0; k < 2 && i < len && s[i] >= '0' && s[i] <= '7'; k++)
                     cp = cp * 8 + (uint32_t)(s[i++] - '0');
-                o += inf__tpl_utf8_encode(cp, buf + o);
+                o += inf__utf8_encode(cp, buf + o);
             } else {
                 /* unknown escapes stay as written */
                 buf[o++] = '\\';
@@ -356,8 +321,8 @@ static struct tpl_str *decode_string(struct parser *p, const char *s, size_t len
             continue;
         }
         int k = 0;
-        for (; k < ndig && i + (size_t)k < len && hexval(s[i + (size_t)k]) >= 0; k++)
-            cp = cp * 16 + (uint32_t)hexval(s[i + (size_t)k]);
+        for (; k < ndig && i + (size_t)k < len && inf__hex_digit(s[i + (size_t)k]) >= 0; k++)
+            cp = cp * 16 + (uint32_t)inf__hex_digit(s[i + (size_t)k]);
         if (k < ndig) {
             /* Python rejects a truncated escape; keep it literally instead */
             buf[o++] = '\\';
@@ -367,7 +332,7 @@ static struct tpl_str *decode_string(struct parser *p, const char *s, size_t len
         i += (size_t)ndig;
         if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
             cp = 0xFFFD;
-        o += inf__tpl_utf8_encode(cp, buf + o);
+        o += inf__utf8_encode(cp, buf + o);
     }
     struct tpl_str *str = inf__tpl_str_arena(&p->t->arena, buf, o);
     free(buf);
@@ -468,7 +433,7 @@ static int lex_tag(struct parser *p, size_t *pos, bool block, uint32_t line, uin
                 uint64_t v = 0;
                 bool any = false, overflow = false;
                 while (k < len) {
-                    int d = s[k] == '_' ? -2 : hexval(s[k]);
+                    int d = s[k] == '_' ? -2 : inf__hex_digit(s[k]);
                     if (d == -2) {
                         k++;
                         continue;
@@ -905,7 +870,7 @@ static bool expect_block_end(struct parser *p)
 
 static struct tpl_node *node_new(struct parser *p, uint8_t kind, const struct tok *at)
 {
-    struct tpl_node *n = inf__tpl_alloc(&p->t->arena, sizeof(*n));
+    struct tpl_node *n = inf__arena_alloc(&p->t->arena, sizeof(*n));
     if (!n) {
         fail_at(p, at->line, at->col, INF_ENOMEM, "out of memory");
         return NULL;
@@ -918,75 +883,45 @@ static struct tpl_node *node_new(struct parser *p, uint8_t kind, const struct to
     return n;
 }
 
-/* A growable array of node pointers in the template arena (old arrays are abandoned). */
+/*
+ * Make the template-arena array *pv (n items of elem bytes, room for *cap) hold one more item:
+ * when full, a copy with twice the room (4 at first) replaces it; old arrays are abandoned.
+ */
+static bool vec_room(struct parser *p, void *pv, size_t n, size_t *cap, size_t elem)
+{
+    if (n < *cap)
+        return true;
+    size_t ncap = *cap ? *cap * 2 : 4;
+    void *nv = inf__arena_alloc(&p->t->arena, ncap * elem);
+    if (!nv) {
+        fail_at(p, 0, 0, INF_ENOMEM, "out of memory");
+        return false;
+    }
+    if (n)
+        memcpy(nv, *(void **)pv, n * elem);
+    *(void **)pv = nv;
+    *cap = ncap;
+    return true;
+}
+
+/* Growable arrays in the template arena: of node pointers, symbol ids and names. */
 struct nvec {
     struct tpl_node **v;
     size_t n, cap;
 };
-
-static bool nvec_push(struct parser *p, struct nvec *vec, struct tpl_node *n)
-{
-    if (vec->n == vec->cap) {
-        size_t ncap = vec->cap ? vec->cap * 2 : 4;
-        struct tpl_node **nv = inf__tpl_alloc(&p->t->arena, ncap * sizeof(*nv));
-        if (!nv) {
-            fail_at(p, 0, 0, INF_ENOMEM, "out of memory");
-            return false;
-        }
-        if (vec->n)
-            memcpy(nv, vec->v, vec->n * sizeof(*nv));
-        vec->v = nv;
-        vec->cap = ncap;
-    }
-    vec->v[vec->n++] = n;
-    return true;
-}
-
 struct svec {
     int32_t *v;
     size_t n, cap;
 };
-
-static bool svec_push(struct parser *p, struct svec *vec, int32_t s)
-{
-    if (vec->n == vec->cap) {
-        size_t ncap = vec->cap ? vec->cap * 2 : 4;
-        int32_t *nv = inf__tpl_alloc(&p->t->arena, ncap * sizeof(*nv));
-        if (!nv) {
-            fail_at(p, 0, 0, INF_ENOMEM, "out of memory");
-            return false;
-        }
-        if (vec->n)
-            memcpy(nv, vec->v, vec->n * sizeof(*nv));
-        vec->v = nv;
-        vec->cap = ncap;
-    }
-    vec->v[vec->n++] = s;
-    return true;
-}
-
 struct cvec {
     const char **v;
     size_t n, cap;
 };
 
-static bool cvec_push(struct parser *p, struct cvec *vec, const char *s)
-{
-    if (vec->n == vec->cap) {
-        size_t ncap = vec->cap ? vec->cap * 2 : 4;
-        const char **nv = inf__tpl_alloc(&p->t->arena, ncap * sizeof(*nv));
-        if (!nv) {
-            fail_at(p, 0, 0, INF_ENOMEM, "out of memory");
-            return false;
-        }
-        if (vec->n)
-            memcpy(nv, vec->v, vec->n * sizeof(*nv));
-        vec->v = nv;
-        vec->cap = ncap;
-    }
-    vec->v[vec->n++] = s;
-    return true;
-}
+/* Append x to *vec (a struct nvec, svec or cvec); false when out of memory. */
+#define VEC_PUSH(p, vec, x)                                                                        \
+    (vec_room(p, &(vec)->v, (vec)->n, &(vec)->cap, sizeof(*(vec)->v)) &&                           \
+     ((vec)->v[(vec)->n++] = (x), true))
 
 static bool enter(struct parser *p)
 {
@@ -1040,7 +975,7 @@ static bool parse_call_args(struct parser *p, struct tpl_node *n)
             advance(p);
             advance(p);
             struct tpl_node *v = parse_expression(p, true);
-            if (!v || !cvec_push(p, &kwn, key) || !nvec_push(p, &kwv, v))
+            if (!v || !VEC_PUSH(p, &kwn, key) || !VEC_PUSH(p, &kwv, v))
                 return false;
         } else {
             if (kwv.n) {
@@ -1049,7 +984,7 @@ static bool parse_call_args(struct parser *p, struct tpl_node *n)
                 return false;
             }
             struct tpl_node *v = parse_expression(p, true);
-            if (!v || !nvec_push(p, &args, v))
+            if (!v || !VEC_PUSH(p, &args, v))
                 return false;
         }
         require_comma = true;
@@ -1138,7 +1073,7 @@ static struct tpl_node *parse_subscript(struct parser *p, struct tpl_node *node)
                 break;
         }
         struct tpl_node *a = parse_subscribed(p);
-        if (!a || !nvec_push(p, &args, a))
+        if (!a || !VEC_PUSH(p, &args, a))
             return NULL;
     }
     advance(p);
@@ -1268,7 +1203,7 @@ static struct tpl_node *parse_test(struct parser *p, struct tpl_node *node)
         struct tpl_node *arg = parse_postfix(p, parse_primary(p));
         if (!arg)
             return NULL;
-        n->list = inf__tpl_alloc(&p->t->arena, sizeof(*n->list));
+        n->list = inf__arena_alloc(&p->t->arena, sizeof(*n->list));
         if (!n->list) {
             fail_at(p, c->line, c->col, INF_ENOMEM, "out of memory");
             return NULL;
@@ -1323,7 +1258,7 @@ static struct tpl_node *parse_list_literal(struct parser *p, uint8_t kind, int c
                 break;
         }
         struct tpl_node *e = parse_expression(p, true);
-        if (!e || !nvec_push(p, &items, e))
+        if (!e || !VEC_PUSH(p, &items, e))
             return NULL;
     }
     advance(p);
@@ -1351,7 +1286,7 @@ static struct tpl_node *parse_dict_literal(struct parser *p)
         if (!k || !expect_op(p, ':', "':'"))
             return NULL;
         struct tpl_node *v = parse_expression(p, true);
-        if (!v || !nvec_push(p, &keys, k) || !nvec_push(p, &vals, v))
+        if (!v || !VEC_PUSH(p, &keys, k) || !VEC_PUSH(p, &vals, v))
             return NULL;
     }
     advance(p);
@@ -1494,58 +1429,67 @@ static struct tpl_node *binary(struct parser *p, const struct tok *t, uint8_t op
     return n;
 }
 
-static struct tpl_node *parse_pow(struct parser *p)
+/*
+ * A level of left-associative binary operators: the operators (tok, or the keyword name when
+ * set) and their node ops; the operands are the next tighter level.
+ */
+struct binop {
+    int tok;
+    const char *name;
+    uint8_t op;
+};
+
+static struct tpl_node *parse_left_assoc(struct parser *p,
+                                         struct tpl_node *(*operand)(struct parser *p),
+                                         const struct binop *ops, size_t n_ops)
 {
-    struct tpl_node *l = parse_unary(p, true);
-    while (l && tok_is_op(cur(p), T_POW)) {
+    struct tpl_node *l = operand(p);
+    while (l) {
         struct tok *t = cur(p);
+        uint8_t op = OP_NONE;
+        for (size_t i = 0; i < n_ops && op == OP_NONE; i++)
+            if (ops[i].name ? tok_is_name(t, ops[i].name) : tok_is_op(t, ops[i].tok))
+                op = ops[i].op;
+        if (op == OP_NONE)
+            break;
         advance(p);
-        l = binary(p, t, OP_POW, l, parse_unary(p, true));
+        l = binary(p, t, op, l, operand(p));
     }
     return l;
+}
+
+#define LEFT_ASSOC(p, operand, ops) parse_left_assoc(p, operand, ops, sizeof(ops) / sizeof(ops[0]))
+
+static struct tpl_node *parse_unary_filtered(struct parser *p)
+{
+    return parse_unary(p, true);
+}
+
+static struct tpl_node *parse_pow(struct parser *p)
+{
+    static const struct binop ops[] = {{T_POW, NULL, OP_POW}};
+    return LEFT_ASSOC(p, parse_unary_filtered, ops);
 }
 
 static struct tpl_node *parse_math2(struct parser *p)
 {
-    struct tpl_node *l = parse_pow(p);
-    while (l) {
-        struct tok *t = cur(p);
-        uint8_t op = tok_is_op(t, '*')          ? OP_MUL
-                     : tok_is_op(t, '/')        ? OP_DIV
-                     : tok_is_op(t, T_FLOORDIV) ? OP_FLOORDIV
-                     : tok_is_op(t, '%')        ? OP_MOD
-                                                : OP_NONE;
-        if (op == OP_NONE)
-            break;
-        advance(p);
-        l = binary(p, t, op, l, parse_pow(p));
-    }
-    return l;
+    static const struct binop ops[] = {{'*', NULL, OP_MUL},
+                                       {'/', NULL, OP_DIV},
+                                       {T_FLOORDIV, NULL, OP_FLOORDIV},
+                                       {'%', NULL, OP_MOD}};
+    return LEFT_ASSOC(p, parse_pow, ops);
 }
 
 static struct tpl_node *parse_concat(struct parser *p)
 {
-    struct tpl_node *l = parse_math2(p);
-    while (l && tok_is_op(cur(p), '~')) {
-        struct tok *t = cur(p);
-        advance(p);
-        l = binary(p, t, OP_CONCAT, l, parse_math2(p));
-    }
-    return l;
+    static const struct binop ops[] = {{'~', NULL, OP_CONCAT}};
+    return LEFT_ASSOC(p, parse_math2, ops);
 }
 
 static struct tpl_node *parse_math1(struct parser *p)
 {
-    struct tpl_node *l = parse_concat(p);
-    while (l) {
-        struct tok *t = cur(p);
-        uint8_t op = tok_is_op(t, '+') ? OP_ADD : tok_is_op(t, '-') ? OP_SUB : OP_NONE;
-        if (op == OP_NONE)
-            break;
-        advance(p);
-        l = binary(p, t, op, l, parse_concat(p));
-    }
-    return l;
+    static const struct binop ops[] = {{'+', NULL, OP_ADD}, {'-', NULL, OP_SUB}};
+    return LEFT_ASSOC(p, parse_concat, ops);
 }
 
 static struct tpl_node *parse_compare(struct parser *p)
@@ -1577,7 +1521,7 @@ static struct tpl_node *parse_compare(struct parser *p)
             break;
         }
         struct tpl_node *rhs = parse_math1(p);
-        if (!rhs || !nvec_push(p, &operands, rhs) || !svec_push(p, &ops, op))
+        if (!rhs || !VEC_PUSH(p, &operands, rhs) || !VEC_PUSH(p, &ops, op))
             return NULL;
     }
     if (!expr || operands.n == 0)
@@ -1618,24 +1562,14 @@ static struct tpl_node *parse_not(struct parser *p)
 
 static struct tpl_node *parse_and(struct parser *p)
 {
-    struct tpl_node *l = parse_not(p);
-    while (l && tok_is_name(cur(p), "and")) {
-        struct tok *t = cur(p);
-        advance(p);
-        l = binary(p, t, OP_AND, l, parse_not(p));
-    }
-    return l;
+    static const struct binop ops[] = {{0, "and", OP_AND}};
+    return LEFT_ASSOC(p, parse_not, ops);
 }
 
 static struct tpl_node *parse_or(struct parser *p)
 {
-    struct tpl_node *l = parse_and(p);
-    while (l && tok_is_name(cur(p), "or")) {
-        struct tok *t = cur(p);
-        advance(p);
-        l = binary(p, t, OP_OR, l, parse_and(p));
-    }
-    return l;
+    static const struct binop ops[] = {{0, "or", OP_OR}};
+    return LEFT_ASSOC(p, parse_and, ops);
 }
 
 static struct tpl_node *parse_condexpr(struct parser *p)
@@ -1692,7 +1626,7 @@ static struct tpl_node *parse_tuple(struct parser *p, bool with_condexpr, bool e
         if (is_tuple_end(p, extra_end))
             break;
         struct tpl_node *e = parse_expression(p, with_condexpr);
-        if (!e || !nvec_push(p, &items, e))
+        if (!e || !VEC_PUSH(p, &items, e))
             return NULL;
         if (tok_is_op(cur(p), ','))
             is_tuple = true;
@@ -1746,7 +1680,7 @@ static bool parse_targets(struct parser *p, struct svec *syms, bool *unpack)
             fail_at(p, t->line, t->col, INF_ENOMEM, "out of memory");
             return false;
         }
-        if (!svec_push(p, syms, s))
+        if (!VEC_PUSH(p, syms, s))
             return false;
         advance(p);
         if (!tok_is_op(cur(p), ','))
@@ -1850,7 +1784,7 @@ static struct tpl_node *parse_if(struct parser *p, struct tok *t)
         n->n = body.n;
         if (prev) {
             struct nvec link = {0};
-            if (!nvec_push(p, &link, n))
+            if (!VEC_PUSH(p, &link, n))
                 return NULL;
             prev->list2 = link.v;
             prev->n2 = 1;
@@ -1953,7 +1887,7 @@ static bool parse_params(struct parser *p, struct tpl_node *n)
             return false;
         }
         int32_t s = intern(p, a->s, a->len);
-        if (s < 0 || !svec_push(p, &syms, s))
+        if (s < 0 || !VEC_PUSH(p, &syms, s))
             return false;
         advance(p);
         struct tpl_node *def = NULL;
@@ -1967,7 +1901,7 @@ static bool parse_params(struct parser *p, struct tpl_node *n)
                     "parameter without a default follows one with a default");
             return false;
         }
-        if (!nvec_push(p, &defs, def))
+        if (!VEC_PUSH(p, &defs, def))
             return false;
     }
     advance(p);
@@ -2072,13 +2006,13 @@ static struct tpl_node *parse_with(struct parser *p, struct tok *t)
             return NULL;
         }
         int32_t s = intern(p, a->s, a->len);
-        if (s < 0 || !svec_push(p, &syms, s))
+        if (s < 0 || !VEC_PUSH(p, &syms, s))
             return NULL;
         advance(p);
         if (!expect_op(p, '=', "'='"))
             return NULL;
         struct tpl_node *v = parse_expression(p, true);
-        if (!v || !nvec_push(p, &vals, v))
+        if (!v || !VEC_PUSH(p, &vals, v))
             return NULL;
     }
     if (!expect_block_end(p) || !subparse(p, t, END_WITH, &body) || !end_tag(p))
@@ -2234,7 +2168,7 @@ static bool subparse(struct parser *p, const struct tok *opener, const char *con
             fail_tok(p, t, "template text or a tag");
             goto out;
         }
-        if (!nvec_push(p, body, n))
+        if (!VEC_PUSH(p, body, n))
             goto out;
     }
 out:
@@ -2338,7 +2272,7 @@ inf_status inf__tpl_parse(const char *src, size_t len, struct inf_template **out
     p.t->root->list = body.v;
     p.t->root->n = body.n;
     p.t->n_syms = p.n_syms;
-    p.t->sym_names = inf__tpl_alloc(&p.t->arena, (p.n_syms + 1) * sizeof(char *));
+    p.t->sym_names = inf__arena_alloc(&p.t->arena, (p.n_syms + 1) * sizeof(char *));
     if (!p.t->sym_names) {
         rc = inf_error_set(err, INF_ENOMEM, "out of memory");
         goto out;
@@ -2362,7 +2296,7 @@ out:
     if (p.failed && rc == INF_OK)
         rc = INF_EPARSE;
     if (p.t) {
-        inf__tpl_arena_release(&p.t->arena);
+        inf__arena_release(&p.t->arena);
         free(p.t);
     }
     free(p.src);

@@ -12,8 +12,6 @@
 
 #include "template/template_internal.h"
 
-#define CHUNK_HDR       32
-#define CHUNK_SIZE      (64u << 10)
 #define MAX_VALUE_DEPTH 512
 #define EQ_BUDGET       10000   /* nodes one inf__tpl_equal may visit */
 #define EQ_BUDGET_BIG   1000000 /* nodes one inf__tpl_eq may visit */
@@ -21,57 +19,9 @@
 
 /* ---- arena ------------------------------------------------------------------------------ */
 
-struct tpl_chunk {
-    struct tpl_chunk *next;
-    size_t size, used;
-};
-
-void *inf__tpl_alloc(struct tpl_arena *a, size_t size)
-{
-    if (size > SIZE_MAX / 2)
-        return NULL;
-    size = size ? (size + 15) & ~(size_t)15 : 16;
-    if (a->limit && (size > a->limit || a->used > a->limit - size))
-        return NULL;
-    struct tpl_chunk *c = a->head;
-    if (!c || c->size - c->used < size) {
-        bool big = size > CHUNK_SIZE / 4;
-        size_t csize = big ? size : CHUNK_SIZE;
-        struct tpl_chunk *nc = calloc(1, CHUNK_HDR + csize);
-        if (!nc)
-            return NULL;
-        nc->size = csize;
-        if (big && c) {
-            /* a dedicated chunk; keep bumping in the current one */
-            nc->next = c->next;
-            c->next = nc;
-        } else {
-            nc->next = c;
-            a->head = nc;
-        }
-        c = nc;
-    }
-    void *p = (unsigned char *)c + CHUNK_HDR + c->used;
-    c->used += size;
-    a->used += size;
-    return p;
-}
-
-void inf__tpl_arena_release(struct tpl_arena *a)
-{
-    struct tpl_chunk *c = a->head;
-    while (c) {
-        struct tpl_chunk *next = c->next;
-        free(c);
-        c = next;
-    }
-    a->head = NULL;
-    a->used = 0;
-}
-
 void *inf__tpl_ralloc(struct tpl_render *r, size_t size)
 {
-    void *p = inf__tpl_alloc(&r->arena, size);
+    void *p = inf__arena_alloc(&r->arena, size);
     if (!p) {
         if (r->arena.limit && size <= SIZE_MAX / 2 && r->arena.used + size > r->arena.limit)
             inf__tpl_fail(r, INF_ELIMIT, "the template used more than %zu MiB of memory",
@@ -83,6 +33,24 @@ void *inf__tpl_ralloc(struct tpl_render *r, size_t size)
     if (inf__tpl_work(r, size / 64))
         return NULL;
     return p;
+}
+
+int inf__tpl_rgrow(struct tpl_render *r, void *pv, size_t n, size_t *cap, size_t elem,
+                   size_t min_cap, size_t max_cap, const char *what)
+{
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : min_cap;
+    if (ncap > max_cap)
+        return inf__tpl_fail(r, INF_ELIMIT, "%s is too large", what);
+    void *nv = inf__tpl_ralloc(r, ncap * elem);
+    if (!nv)
+        return -1;
+    if (n)
+        memcpy(nv, *(void **)pv, n * elem);
+    *(void **)pv = nv;
+    *cap = ncap;
+    return 0;
 }
 
 /* ---- UTF-8 ------------------------------------------------------------------------------ */
@@ -98,7 +66,7 @@ size_t inf__tpl_utf8_decode(const char *s, size_t len, uint32_t *cp)
         *cp = u[0];
         return 1;
     }
-    size_t n = u[0] >= 0xF0 ? 4 : u[0] >= 0xE0 ? 3 : u[0] >= 0xC0 ? 2 : 1;
+    size_t n = inf__utf8_len(u[0]);
     if (n == 1 || n > len) {
         *cp = 0xFFFD;
         return 1;
@@ -113,31 +81,6 @@ size_t inf__tpl_utf8_decode(const char *s, size_t len, uint32_t *cp)
     }
     *cp = c;
     return n;
-}
-
-size_t inf__tpl_utf8_encode(uint32_t cp, char *out)
-{
-    unsigned char *o = (unsigned char *)out;
-    if (cp < 0x80) {
-        o[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (unsigned char)(0xC0 | (cp >> 6));
-        o[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (unsigned char)(0xE0 | (cp >> 12));
-        o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (unsigned char)(0xF0 | (cp >> 18));
-    o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 4;
 }
 
 bool inf__tpl_is_space(uint32_t cp)
@@ -158,11 +101,11 @@ static size_t count_chars(const char *s, size_t len)
     return n;
 }
 
-struct tpl_str *inf__tpl_str_arena(struct tpl_arena *a, const char *s, size_t len)
+struct tpl_str *inf__tpl_str_arena(struct inf__arena *a, const char *s, size_t len)
 {
     if (len > SIZE_MAX / 2)
         return NULL;
-    struct tpl_str *str = inf__tpl_alloc(a, sizeof(*str) + len + 1);
+    struct tpl_str *str = inf__arena_alloc(a, sizeof(*str) + len + 1);
     if (!str)
         return NULL;
     if (len)
@@ -363,17 +306,24 @@ size_t *inf__tpl_str_offsets(struct tpl_render *r, const struct tpl_str *s)
 
 /* ---- lists and dicts -------------------------------------------------------------------- */
 
+/* Room for cap values in the render arena; NULL past max_cap ("<what> is too large") or when
+ * the arena fails. */
+static struct tpl_val *vals_new(struct tpl_render *r, size_t cap, size_t max_cap, const char *what)
+{
+    if (cap > max_cap) {
+        inf__tpl_fail(r, INF_ELIMIT, "%s is too large", what);
+        return NULL;
+    }
+    return inf__tpl_ralloc(r, cap * sizeof(struct tpl_val));
+}
+
 struct tpl_list *inf__tpl_list_new(struct tpl_render *r, size_t cap)
 {
     struct tpl_list *l = inf__tpl_ralloc(r, sizeof(*l));
     if (!l)
         return NULL;
     if (cap) {
-        if (cap > SIZE_MAX / sizeof(struct tpl_val) / 2) {
-            inf__tpl_fail(r, INF_ELIMIT, "list is too large");
-            return NULL;
-        }
-        l->v = inf__tpl_ralloc(r, cap * sizeof(struct tpl_val));
+        l->v = vals_new(r, cap, SIZE_MAX / sizeof(struct tpl_val) / 2, "list");
         if (!l->v)
             return NULL;
         l->cap = cap;
@@ -383,18 +333,8 @@ struct tpl_list *inf__tpl_list_new(struct tpl_render *r, size_t cap)
 
 int inf__tpl_list_push(struct tpl_render *r, struct tpl_list *l, struct tpl_val v)
 {
-    if (l->n == l->cap) {
-        size_t ncap = l->cap ? l->cap * 2 : 4;
-        if (ncap > SIZE_MAX / sizeof(struct tpl_val) / 2)
-            return inf__tpl_fail(r, INF_ELIMIT, "list is too large");
-        struct tpl_val *nv = inf__tpl_ralloc(r, ncap * sizeof(*nv));
-        if (!nv)
-            return -1;
-        if (l->n)
-            memcpy(nv, l->v, l->n * sizeof(*nv));
-        l->v = nv;
-        l->cap = ncap;
-    }
+    TPL_TRY(inf__tpl_rgrow(r, &l->v, l->n, &l->cap, sizeof(*l->v), 4,
+                           SIZE_MAX / sizeof(struct tpl_val) / 2, "list"));
     l->v[l->n++] = v;
     return 0;
 }
@@ -415,12 +355,8 @@ struct tpl_dict *inf__tpl_dict_new(struct tpl_render *r, size_t cap)
     if (!d)
         return NULL;
     if (cap) {
-        if (cap > SIZE_MAX / sizeof(struct tpl_val) / 4) {
-            inf__tpl_fail(r, INF_ELIMIT, "dict is too large");
-            return NULL;
-        }
-        d->k = inf__tpl_ralloc(r, cap * sizeof(struct tpl_val));
-        d->v = inf__tpl_ralloc(r, cap * sizeof(struct tpl_val));
+        d->k = vals_new(r, cap, SIZE_MAX / sizeof(struct tpl_val) / 4, "dict");
+        d->v = vals_new(r, cap, SIZE_MAX / sizeof(struct tpl_val) / 4, "dict");
         if (!d->k || !d->v)
             return NULL;
         d->cap = cap;
@@ -596,22 +532,11 @@ int inf__tpl_dict_set(struct tpl_render *r, struct tpl_dict *d, struct tpl_val k
         *slot = v;
         return 0;
     }
-    if (d->n == d->cap) {
-        size_t ncap = d->cap ? d->cap * 2 : 4;
-        if (ncap > UINT32_MAX / 2)
-            return inf__tpl_fail(r, INF_ELIMIT, "dict is too large");
-        struct tpl_val *nk = inf__tpl_ralloc(r, ncap * sizeof(*nk));
-        struct tpl_val *nv = nk ? inf__tpl_ralloc(r, ncap * sizeof(*nv)) : NULL;
-        if (!nk || !nv)
-            return -1;
-        if (d->n) {
-            memcpy(nk, d->k, d->n * sizeof(*nk));
-            memcpy(nv, d->v, d->n * sizeof(*nv));
-        }
-        d->k = nk;
-        d->v = nv;
-        d->cap = ncap;
-    }
+    /* keys and values grow in step: the values get the room the keys reached */
+    size_t kcap = d->cap, vcap = d->cap;
+    TPL_TRY(inf__tpl_rgrow(r, &d->k, d->n, &kcap, sizeof(*d->k), 4, UINT32_MAX / 2, "dict"));
+    TPL_TRY(inf__tpl_rgrow(r, &d->v, d->n, &vcap, sizeof(*d->v), 4, UINT32_MAX / 2, "dict"));
+    d->cap = kcap;
     d->k[d->n] = key;
     d->v[d->n] = v;
     d->n++;

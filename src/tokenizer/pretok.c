@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "tokenizer/tok_internal.h"
 
 /* ---- the patterns ----------------------------------------------------------------------- */
@@ -373,14 +374,8 @@ void inf__spans_release(struct inf__spans *s)
 
 inf_status inf__spans_push(struct inf__spans *s, size_t off, size_t len)
 {
-    if (s->n == s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 64;
-        struct inf__span *nv = realloc(s->v, nc * sizeof(*nv));
-        if (!nv)
-            return INF_ENOMEM;
-        s->v = nv;
-        s->cap = nc;
-    }
+    if (!inf__grow(&s->v, &s->cap, s->n + 1, sizeof(*s->v), 64))
+        return INF_ENOMEM;
     s->v[s->n].off = (uint32_t)off;
     s->v[s->n].len = (uint32_t)len;
     s->n++;

@@ -27,57 +27,12 @@ struct bigram {
     int32_t result;
 };
 
-struct heap {
-    struct bigram *v;
-    size_t n, cap;
-};
-
 static bool before(const struct bigram *a, const struct bigram *b)
 {
     return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
 }
 
-static inf_status heap_push(struct heap *h, struct bigram b)
-{
-    if (h->n == h->cap) {
-        size_t nc = h->cap ? h->cap * 2 : 64;
-        struct bigram *nv = realloc(h->v, nc * sizeof(*nv));
-        if (!nv)
-            return INF_ENOMEM;
-        h->v = nv;
-        h->cap = nc;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!before(&b, &h->v[p]))
-            break;
-        h->v[i] = h->v[p];
-        i = p;
-    }
-    h->v[i] = b;
-    return INF_OK;
-}
-
-static struct bigram heap_pop(struct heap *h)
-{
-    struct bigram top = h->v[0], last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n)
-            break;
-        if (c + 1 < h->n && before(&h->v[c + 1], &h->v[c]))
-            c++;
-        if (!before(&h->v[c], &last))
-            break;
-        h->v[i] = h->v[c];
-        i = c;
-    }
-    if (h->n)
-        h->v[i] = last;
-    return top;
-}
+#include "tokenizer/tok_heap.h"
 
 static inf_status try_add(const struct inf_tokenizer *tok, const struct sym *syms, int32_t left,
                           int32_t right, struct heap *h)
@@ -102,21 +57,6 @@ struct work {
     size_t syms_cap;
     struct heap heap;
 };
-
-static inf_status grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return INF_OK;
-    size_t nc = *cap ? *cap : 64;
-    while (nc < need)
-        nc *= 2;
-    void *np = realloc(*p, nc * elem);
-    if (!np)
-        return INF_ENOMEM;
-    *p = np;
-    *cap = nc;
-    return INF_OK;
-}
 
 static inf_status emit_piece(const struct inf_tokenizer *tok, const struct sym *s, const char *enc,
                              struct inf_tokens *out)
@@ -147,8 +87,8 @@ static inf_status encode_word(const struct inf_tokenizer *tok, const char *word,
 {
     size_t enc_len = 0, n_syms = 0;
 
-    if (grow((void **)&w->enc, &w->enc_cap, 2 * wl + 1, 1) != INF_OK ||
-        grow((void **)&w->syms, &w->syms_cap, wl + 1, sizeof(struct sym)) != INF_OK)
+    if (!inf__grow(&w->enc, &w->enc_cap, 2 * wl + 1, 1, 64) ||
+        !inf__grow(&w->syms, &w->syms_cap, wl + 1, sizeof(struct sym), 64))
         return INF_ENOMEM;
     if (tok->byte_encode) {
         for (size_t i = 0; i < wl; i++) {
@@ -192,12 +132,8 @@ static inf_status encode_word(const struct inf_tokenizer *tok, const char *word,
         struct sym *l = &w->syms[b.left], *r = &w->syms[b.right];
         if (l->n == 0 || r->n == 0 || l->id != b.lid || r->id != b.rid)
             continue; /* stale */
-        l->n += r->n;
+        join_pair(w->syms, &b);
         l->id = b.result;
-        r->n = 0;
-        l->next = r->next;
-        if (r->next >= 0)
-            w->syms[r->next].prev = b.left;
         if (try_add(tok, w->syms, l->prev, b.left, &w->heap) != INF_OK ||
             try_add(tok, w->syms, b.left, l->next, &w->heap) != INF_OK)
             return INF_ENOMEM;
@@ -245,7 +181,7 @@ inf_status inf__bpe_encode(const struct inf_tokenizer *tok, const char *text, si
     goto cleanup;
 
 oom:
-    st = inf_error_set(err, INF_ENOMEM, "out of memory tokenizing %zu bytes", len);
+    st = inf__tok_oom(err, len);
 cleanup:
     free(esc);
     free(clean);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "tokenizer/tok_internal.h"
 #include "tokenizer/unicode.h"
 
@@ -17,38 +18,13 @@ struct buf {
 
 static inf_status buf_put(struct buf *b, const void *s, size_t n)
 {
-    if (b->n + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 256;
-        while (nc < b->n + n + 1)
-            nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (!np)
-            return INF_ENOMEM;
-        b->p = np;
-        b->cap = nc;
-    }
-    if (n)
-        memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-    return INF_OK;
-}
-
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    return inf__append(&b->p, &b->n, &b->cap, s, n, 256) ? INF_OK : INF_ENOMEM;
 }
 
 /* The byte of a "<0xNN>" token; llama.cpp reads the two characters after "<0x". */
 static unsigned char byte_of(const char *s, size_t n)
 {
-    int hi = n >= 5 ? hex_val(s[3]) : -1, lo = n >= 5 ? hex_val(s[4]) : -1;
+    int hi = n >= 5 ? inf__hex_digit(s[3]) : -1, lo = n >= 5 ? inf__hex_digit(s[4]) : -1;
     if (hi < 0)
         return 0;
     return (unsigned char)(lo < 0 ? hi : hi * 16 + lo);
@@ -265,17 +241,7 @@ void inf_tok_stream_release(struct inf_tok_stream *s)
 
 static inf_status out_reserve(struct inf_tok_stream *s, size_t need)
 {
-    if (need <= s->cap)
-        return INF_OK;
-    size_t nc = s->cap ? s->cap : 64;
-    while (nc < need)
-        nc *= 2;
-    char *nb = realloc(s->buf, nc);
-    if (!nb)
-        return INF_ENOMEM;
-    s->buf = nb;
-    s->cap = nc;
-    return INF_OK;
+    return inf__grow(&s->buf, &s->cap, need, 1, 64) ? INF_OK : INF_ENOMEM;
 }
 
 /* Append one invalid byte (raw or U+FFFD) at s->buf[*o]. */

@@ -1,10 +1,15 @@
 /*
  * tok_encode.c - inf_tok_encode: split special tokens out of the text, run the vocabulary's
  * algorithm on the text between them, add BOS/EOS.
+ *
+ * src/tokenizer/ owns tokenization only: vocabularies (vocab.c, tok_gguf.c), text to tokens
+ * (this file; SentencePiece tok_spm.c, byte-level BPE tok_bpe.c and pretok.c, WordPiece
+ * tok_wpm.c) and tokens back to text (tok_decode.c). Chat templates live in src/template/.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "tokenizer/tok_internal.h"
 
 void inf_tokens_init(struct inf_tokens *t)
@@ -20,14 +25,8 @@ void inf_tokens_release(struct inf_tokens *t)
 
 inf_status inf_tokens_push(struct inf_tokens *t, inf_token id)
 {
-    if (t->n == t->cap) {
-        size_t nc = t->cap ? t->cap * 2 : 64;
-        inf_token *ni = realloc(t->ids, nc * sizeof(*ni));
-        if (!ni)
-            return INF_ENOMEM;
-        t->ids = ni;
-        t->cap = nc;
-    }
+    if (!inf__grow(&t->ids, &t->cap, t->n + 1, sizeof(*t->ids), 64))
+        return INF_ENOMEM;
     t->ids[t->n++] = id;
     return INF_OK;
 }
@@ -45,14 +44,8 @@ struct frags {
 
 static inf_status frags_push(struct frags *f, int32_t token, size_t off, size_t len)
 {
-    if (f->n == f->cap) {
-        size_t nc = f->cap ? f->cap * 2 : 16;
-        struct frag *nv = realloc(f->v, nc * sizeof(*nv));
-        if (!nv)
-            return INF_ENOMEM;
-        f->v = nv;
-        f->cap = nc;
-    }
+    if (!inf__grow(&f->v, &f->cap, f->n + 1, sizeof(*f->v), 16))
+        return INF_ENOMEM;
     f->v[f->n].token = token;
     f->v[f->n].off = (uint32_t)off;
     f->v[f->n].len = (uint32_t)len;
@@ -245,11 +238,16 @@ static inf_status encode(const struct inf_tokenizer *tok, const char *text, size
     return INF_OK;
 
 oom:
-    st = inf_error_set(err, INF_ENOMEM, "out of memory tokenizing %zu bytes", len);
+    st = inf__tok_oom(err, len);
 fail:
     free(frags.v);
     out->n = n0;
     return st;
+}
+
+inf_status inf__tok_oom(struct inf_error *err, size_t len)
+{
+    return inf_error_set(err, INF_ENOMEM, "out of memory tokenizing %zu bytes", len);
 }
 
 inf_status inf_tok_encode(const struct inf_tokenizer *tok, const char *text, size_t len,

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "tokenizer/tok_internal.h"
 
 uint64_t inf__hash_bytes(const void *p, size_t n)
@@ -82,33 +83,19 @@ inf_status inf__strtab_add(struct inf__strtab *t, const char *s, size_t n, bool 
     if ((t->n + 1) * 2 > t->n_slots && strtab_grow_slots(t) != INF_OK)
         return INF_ENOMEM;
     if (t->n == t->cap) {
-        size_t nc = t->cap ? t->cap * 2 : 1024;
-        uint32_t *no = realloc(t->off, nc * sizeof(*no));
-        if (!no)
+        /* off and len grow in step: len gets the capacity that off reached */
+        size_t off_cap = t->cap, len_cap = t->cap;
+        if (!inf__grow(&t->off, &off_cap, t->n + 1, sizeof(*t->off), 1024) ||
+            !inf__grow(&t->len, &len_cap, off_cap, sizeof(*t->len), 1024))
             return INF_ENOMEM;
-        t->off = no;
-        uint32_t *nl = realloc(t->len, nc * sizeof(*nl));
-        if (!nl)
-            return INF_ENOMEM;
-        t->len = nl;
-        t->cap = nc;
+        t->cap = off_cap;
     }
-    if (t->blob_len + n + 1 > t->blob_cap) {
-        size_t nc = t->blob_cap ? t->blob_cap : 4096;
-        while (nc < t->blob_len + n + 1)
-            nc *= 2;
-        char *nb = realloc(t->blob, nc);
-        if (!nb)
-            return INF_ENOMEM;
-        t->blob = nb;
-        t->blob_cap = nc;
-    }
-    if (n)
-        memcpy(t->blob + t->blob_len, s, n);
-    t->blob[t->blob_len + n] = '\0'; /* handy for debugging and for NUL-terminated callers */
     t->off[t->n] = (uint32_t)t->blob_len;
     t->len[t->n] = (uint32_t)n;
-    t->blob_len += n + 1;
+    /* each string keeps its NUL: handy for debugging and for NUL-terminated callers */
+    if (!inf__append(&t->blob, &t->blob_len, &t->blob_cap, s, n, 4096))
+        return INF_ENOMEM;
+    t->blob_len++;
     size_t slot = strtab_slot(t, s, n);
     if (!t->slots[slot] || replace)
         t->slots[slot] = (uint32_t)t->n + 1;

@@ -179,6 +179,8 @@ inf_status inf__bpe_encode(const struct inf_tokenizer *tok, const char *text, si
                            struct inf_tokens *out, struct inf_error *err);
 inf_status inf__wpm_encode(const struct inf_tokenizer *tok, const char *text, size_t len,
                            struct inf_tokens *out, struct inf_error *err);
+/* The encoders' error when memory runs out on len bytes of text: INF_ENOMEM. */
+inf_status inf__tok_oom(struct inf_error *err, size_t len);
 
 /* Build the piece cache (tok_decode.c). */
 inf_status inf__build_pieces(struct inf_tokenizer *tok, struct inf_error *err);

@@ -24,58 +24,13 @@ struct bigram {
     uint32_t size;
 };
 
-struct heap {
-    struct bigram *v;
-    size_t n, cap;
-};
-
 /* a comes out before b: higher score, then the leftmost */
 static bool before(const struct bigram *a, const struct bigram *b)
 {
     return a->score > b->score || (a->score == b->score && a->left < b->left);
 }
 
-static inf_status heap_push(struct heap *h, struct bigram b)
-{
-    if (h->n == h->cap) {
-        size_t nc = h->cap ? h->cap * 2 : 64;
-        struct bigram *nv = realloc(h->v, nc * sizeof(*nv));
-        if (!nv)
-            return INF_ENOMEM;
-        h->v = nv;
-        h->cap = nc;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!before(&b, &h->v[p]))
-            break;
-        h->v[i] = h->v[p];
-        i = p;
-    }
-    h->v[i] = b;
-    return INF_OK;
-}
-
-static struct bigram heap_pop(struct heap *h)
-{
-    struct bigram top = h->v[0], last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n)
-            break;
-        if (c + 1 < h->n && before(&h->v[c + 1], &h->v[c]))
-            c++;
-        if (!before(&h->v[c], &last))
-            break;
-        h->v[i] = h->v[c];
-        i = c;
-    }
-    if (h->n)
-        h->v[i] = last;
-    return top;
-}
+#include "tokenizer/tok_heap.h"
 
 static inf_status try_add(const struct inf_tokenizer *tok, const char *text, const struct sym *syms,
                           int32_t left, int32_t right, struct heap *h)
@@ -120,11 +75,7 @@ static inf_status merge_run(const struct inf_tokenizer *tok, const char *esc, st
         struct sym *l = &syms[b.left], *r = &syms[b.right];
         if (l->n == 0 || r->n == 0 || l->n + r->n != b.size)
             continue; /* stale: one side has merged since */
-        l->n += r->n;
-        r->n = 0;
-        l->next = r->next;
-        if (r->next >= 0)
-            syms[r->next].prev = b.left;
+        join_pair(syms, &b);
         if (try_add(tok, esc, syms, l->prev, b.left, h) != INF_OK ||
             try_add(tok, esc, syms, b.left, l->next, h) != INF_OK)
             return INF_ENOMEM;
@@ -203,7 +154,7 @@ inf_status inf__spm_encode(const struct inf_tokenizer *tok, const char *text, si
     goto cleanup;
 
 oom:
-    st = inf_error_set(err, INF_ENOMEM, "out of memory tokenizing %zu bytes", len);
+    st = inf__tok_oom(err, len);
 cleanup:
     free(esc);
     free(syms);

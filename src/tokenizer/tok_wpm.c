@@ -55,7 +55,7 @@ inf_status inf__wpm_encode(const struct inf_tokenizer *tok, const char *text, si
     inf_status st = INF_OK;
 
     if (!word)
-        return inf_error_set(err, INF_ENOMEM, "out of memory tokenizing %zu bytes", len);
+        return inf__tok_oom(err, len);
     memcpy(word, "\xe2\x96\x81", 3);
     while (pos < len && st == INF_OK) {
         uint32_t cp = inf__utf8_decode(text, len, &pos);
@@ -88,6 +88,6 @@ inf_status inf__wpm_encode(const struct inf_tokenizer *tok, const char *text, si
         st = cover_word(tok, word, wl, out);
     free(word);
     if (st != INF_OK)
-        return inf_error_set(err, INF_ENOMEM, "out of memory tokenizing %zu bytes", len);
+        return inf__tok_oom(err, len);
     return INF_OK;
 }

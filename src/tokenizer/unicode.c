@@ -58,31 +58,6 @@ uint32_t inf__utf8_decode(const char *str, size_t n, size_t *pos)
     return cp;
 }
 
-size_t inf__utf8_encode(uint32_t cp, char *out)
-{
-    unsigned char *o = (unsigned char *)out;
-    if (cp < 0x80) {
-        o[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (unsigned char)(0xC0 | (cp >> 6));
-        o[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (unsigned char)(0xE0 | (cp >> 12));
-        o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (unsigned char)(0xF0 | (cp >> 18));
-    o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 size_t inf__utf8_sanitize(const char *s, size_t n, char *out, char *masked)
 {
     size_t pos = 0, o = 0;
@@ -203,18 +178,32 @@ bool inf__ucd_is_whitespace(uint32_t cp)
     }
 }
 
-uint32_t inf__ucd_tolower(uint32_t cp)
+/*
+ * The first of the n entries of table (stride bytes apart, sorted by the uint32_t key at offset
+ * key_off) whose key is not below cp; n when there is none.
+ */
+static size_t lower_bound(const void *table, size_t n, size_t stride, size_t key_off, uint32_t cp)
 {
-    size_t lo = 0, hi = inf__ucd_n_lower;
-    if (cp < 0x80)
-        return (cp >= 'A' && cp <= 'Z') ? cp + 32 : cp;
+    const unsigned char *t = (const unsigned char *)table + key_off;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (inf__ucd_lower[mid].from < cp)
+        uint32_t key;
+        memcpy(&key, t + mid * stride, sizeof(key));
+        if (key < cp)
             lo = mid + 1;
         else
             hi = mid;
     }
+    return lo;
+}
+
+uint32_t inf__ucd_tolower(uint32_t cp)
+{
+    if (cp < 0x80)
+        return (cp >= 'A' && cp <= 'Z') ? cp + 32 : cp;
+    size_t lo = lower_bound(inf__ucd_lower, inf__ucd_n_lower, sizeof(inf__ucd_lower[0]),
+                            offsetof(struct inf__ucd_pair, from), cp);
     if (lo < inf__ucd_n_lower && inf__ucd_lower[lo].from == cp)
         return inf__ucd_lower[lo].to;
     return cp;
@@ -222,16 +211,10 @@ uint32_t inf__ucd_tolower(uint32_t cp)
 
 uint32_t inf__ucd_nfd_base(uint32_t cp)
 {
-    size_t lo = 0, hi = inf__ucd_n_nfd;
     if (cp < 0xC0)
         return cp;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (inf__ucd_nfd[mid].last < cp)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo = lower_bound(inf__ucd_nfd, inf__ucd_n_nfd, sizeof(inf__ucd_nfd[0]),
+                            offsetof(struct inf__ucd_nfd, last), cp);
     if (lo < inf__ucd_n_nfd && inf__ucd_nfd[lo].first <= cp && cp <= inf__ucd_nfd[lo].last)
         return inf__ucd_nfd[lo].base;
     return cp;

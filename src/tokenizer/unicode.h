@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/utf8.h" /* inf__utf8_len, inf__utf8_encode */
+
 /* General-category groups, one bit each (a code point has exactly one). */
 enum {
     INF__UCD_UNDEFINED = 0x01, /* Cn */
@@ -46,21 +48,11 @@ extern const size_t inf__ucd_n_nfd;
 
 #define INF__UTF8_REPLACEMENT 0xFFFDu
 
-/* Bytes in the sequence that lead byte c starts (1 for continuation and invalid bytes). */
-static inline size_t inf__utf8_len(unsigned char c)
-{
-    static const unsigned char lookup[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
-    return lookup[c >> 4];
-}
-
 /*
  * Decode one code point from s[*pos..n) (requires *pos < n) and advance *pos. Invalid input
  * yields INF__UTF8_REPLACEMENT and advances one byte.
  */
 uint32_t inf__utf8_decode(const char *s, size_t n, size_t *pos);
-
-/* Encode cp (<= 0x10FFFF, not a surrogate) into out[0..4); returns the byte count. */
-size_t inf__utf8_encode(uint32_t cp, char *out);
 
 /*
  * Re-encode s[0..n) code point by code point as llama.cpp does before its regexes: what

@@ -587,19 +587,21 @@ enum inf_token_type inf_tok_type(const struct inf_tokenizer *tok, inf_token id)
 {
     if (id < 0 || (size_t)id >= tok->n_tokens)
         return INF_TOKEN_TYPE_UNDEFINED;
-    uint16_t a = tok->attr[id];
-    if (a & INF__ATTR_CONTROL)
-        return INF_TOKEN_TYPE_CONTROL;
-    if (a & INF__ATTR_USER_DEFINED)
-        return INF_TOKEN_TYPE_USER_DEFINED;
-    if (a & INF__ATTR_UNKNOWN)
-        return INF_TOKEN_TYPE_UNKNOWN;
-    if (a & INF__ATTR_BYTE)
-        return INF_TOKEN_TYPE_BYTE;
-    if (a & INF__ATTR_UNUSED)
-        return INF_TOKEN_TYPE_UNUSED;
-    if (a & INF__ATTR_NORMAL)
-        return INF_TOKEN_TYPE_NORMAL;
+    /* the first attribute the token has, in this order, gives its type */
+    static const struct {
+        uint16_t attr;
+        enum inf_token_type type;
+    } order[] = {
+        {INF__ATTR_CONTROL, INF_TOKEN_TYPE_CONTROL},
+        {INF__ATTR_USER_DEFINED, INF_TOKEN_TYPE_USER_DEFINED},
+        {INF__ATTR_UNKNOWN, INF_TOKEN_TYPE_UNKNOWN},
+        {INF__ATTR_BYTE, INF_TOKEN_TYPE_BYTE},
+        {INF__ATTR_UNUSED, INF_TOKEN_TYPE_UNUSED},
+        {INF__ATTR_NORMAL, INF_TOKEN_TYPE_NORMAL},
+    };
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+        if (tok->attr[id] & order[i].attr)
+            return order[i].type;
     return INF_TOKEN_TYPE_UNDEFINED;
 }
 
