@@ -224,6 +224,13 @@ def main():
         check(out.get("generated_ids") == ref_b, "run: llama.cpp's greedy ids (run [B])")
         check(out.get("finish_reason") == "length", "run: finish reason length")
         check("prompt_tokens_per_s" in out.get("timings", {}), "run: timings")
+        # reading a whole file is bounded: /dev/zero is refused, not read until memory runs out
+        for args in (["perplexity", "-m", stories, "-f", "/dev/zero"],
+                     ["tokenize", "-m", stories, "-f", "/dev/zero"],
+                     ["run", "-m", stories, "-f", "/dev/zero", "-n", "1"]):
+            p = run(*args)
+            check(p.returncode == 1 and ("larger than" in p.stderr or "longer than" in p.stderr),
+                  f"{args[0]} -f /dev/zero stops with an error: {p.stderr[-200:]!r}")
         # #14 item 19: a context beyond the trained length (128 for stories260K) is warned of
         p = run("run", "-m", stories, "-p", "Hi", "-n", "1", "--ctx", "256")
         check(p.returncode == 0 and "beyond the model's trained length of 128" in p.stderr,

@@ -166,6 +166,36 @@ static void test_mkdir_parents(void)
     lng[sizeof(lng) - 1] = 0;
     T_EQ_INT(inf__mkdir_parents(lng), -1);
     T_EQ_INT(errno, ENAMETOOLONG);
+    /* read_stream: exact bytes, NUL-terminated, bounded */
+    FILE *f = fopen("/dev/zero", "rb");
+    size_t n = 12345;
+    T_OK(f != NULL);
+    errno = 0;
+    T_OK(inf__read_stream(f, 100000, &n) == NULL);
+    T_EQ_INT(errno, EFBIG);
+    T_EQ_INT((long long)n, 12345); /* untouched on failure */
+    fclose(f);
+    snprintf(check, sizeof(check), "%s/a/b/c/data", dir);
+    f = fopen(check, "wb");
+    T_OK(f != NULL);
+    for (int i = 0; i < 10000; i++)
+        fputc('a' + i % 26, f);
+    fclose(f);
+    for (size_t max = 9999; max <= 10001; max++) {
+        f = fopen(check, "rb");
+        char *got = inf__read_stream(f, max, &n);
+        fclose(f);
+        if (max < 10000) {
+            T_OK(got == NULL && errno == EFBIG);
+        } else {
+            T_OK(got != NULL && n == 10000 && got[n] == 0 && got[9999] == 'a' + 9999 % 26);
+        }
+        free(got);
+    }
+    f = fopen(check, "rb");
+    char *got = inf__read_stream(f, 0, &n); /* max 0 with data: too big */
+    T_OK(got == NULL && errno == EFBIG);
+    fclose(f);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     T_EQ_INT(system(cmd), 0);

@@ -15,8 +15,12 @@
 
 #include "cli/cli.h"
 #include "cli/cli_engine.h"
+#include "core/files.h"
 #include "inferno/engine.h"
 #include "inferno/tokenizer.h"
+
+/* The text file is read whole: bounded, so that -f /dev/zero stops (wiki.test.raw is 1.3 MB). */
+#define PERPLEXITY_FILE_MAX ((size_t)1 << 30)
 
 const struct inf_cli_opt inf_cmd_perplexity_opts[] = {
     {"model", 'm', INF_OPT_VALUE, "MODEL", "GGUF model (path or name in models_dir)", NULL},
@@ -68,27 +72,16 @@ int inf_cmd_perplexity(struct inf_cli *cli, struct inf_cli_args *args)
         inf_cli_errorf(cli, "cannot open '%s': %s", path, strerror(errno));
         return INF_EXIT_FAIL;
     }
-    size_t cap = 1 << 16, len = 0;
-    text = malloc(cap);
-    while (text) {
-        size_t r = fread(text + len, 1, cap - len, f);
-        len += r;
-        if (r == 0)
-            break;
-        if (len == cap) {
-            char *nt = realloc(text, cap * 2);
-            if (!nt) {
-                free(text);
-                text = NULL;
-                break;
-            }
-            text = nt;
-            cap *= 2;
-        }
-    }
+    size_t len = 0;
+    text = inf__read_stream(f, PERPLEXITY_FILE_MAX, &len);
+    int e = errno;
     fclose(f);
+    if (!text && e == EFBIG) {
+        inf_cli_errorf(cli, "'%s' is larger than %zu MiB", path, PERPLEXITY_FILE_MAX >> 20);
+        return INF_EXIT_FAIL;
+    }
     if (!text) {
-        inf_cli_errorf(cli, "out of memory reading '%s'", path);
+        inf_cli_errorf(cli, "cannot read '%s': %s", path, strerror(e));
         return INF_EXIT_FAIL;
     }
     if ((rc = inf_cli_load_model(cli, args, &model)))

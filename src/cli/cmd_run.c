@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "cli/cli_engine.h"
 #include "core/clock.h"
+#include "core/files.h"
 #include "inferno/engine.h"
 #include "inferno/log.h"
 #include "inferno/tokenizer.h"
@@ -69,39 +70,6 @@ static void on_sigint(int sig)
 /* A prompt file (or stdin) may hold at most this much: far more than any context takes, but a
  * bound, so that `-f /dev/zero` stops instead of growing without end. */
 #define PROMPT_FILE_MAX ((size_t)64 << 20)
-
-/* All of f up to max bytes; NULL when out of memory, or with *too_big when f holds more. */
-static char *read_all(FILE *f, size_t max, size_t *len, bool *too_big)
-{
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    *too_big = false;
-    while (buf) {
-        size_t r = fread(buf + n, 1, cap - n - 1, f);
-        n += r;
-        if (r == 0)
-            break;
-        if (n > max) {
-            *too_big = true;
-            free(buf);
-            return NULL;
-        }
-        if (n + 1 == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                return NULL;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    if (buf) {
-        buf[n] = '\0';
-        *len = n;
-    }
-    return buf;
-}
 
 /*
  * Generated text on its way out: bytes that may still turn into a stop string are held back;
@@ -222,13 +190,18 @@ int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args)
         }
         if (!path && isatty(fileno(stdin)))
             fprintf(stderr, "(reading the prompt from stdin; end it with Ctrl-D)\n");
-        bool too_big;
-        prompt = read_all(f, PROMPT_FILE_MAX, &prompt_len, &too_big);
+        prompt = inf__read_stream(f, PROMPT_FILE_MAX, &prompt_len);
+        int e = errno;
         if (path)
             fclose(f);
-        if (too_big) {
+        if (!prompt && e == EFBIG) {
             inf_cli_errorf(cli, "the prompt file '%s' is larger than %zu MiB",
                            path ? path : "stdin", PROMPT_FILE_MAX >> 20);
+            return INF_EXIT_FAIL;
+        }
+        if (!prompt) {
+            inf_cli_errorf(cli, "cannot read the prompt from '%s': %s", path ? path : "stdin",
+                           strerror(e));
             return INF_EXIT_FAIL;
         }
     }

@@ -18,6 +18,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_engine.h"
+#include "core/files.h"
 #include "inferno/gguf.h"
 #include "inferno/log.h"
 #include "inferno/template.h"
@@ -45,37 +46,17 @@ const struct inf_cli_opt inf_cmd_template_opts[] = {
 static char *read_file(struct inf_cli *cli, const char *path, size_t max, size_t *len)
 {
     FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    long size;
-
     if (!f) {
         inf_cli_errorf(cli, "cannot open '%s': %s", path, strerror(errno));
         return NULL;
     }
-    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        inf_cli_errorf(cli, "cannot read '%s': %s", path, strerror(errno));
-        goto fail;
-    }
-    if ((unsigned long)size > max) {
-        inf_cli_errorf(cli, "'%s' is too large (%ld bytes, the limit is %zu)", path, size, max);
-        goto fail;
-    }
-    buf = malloc((size_t)size + 1);
-    if (!buf) {
-        inf_cli_errorf(cli, "out of memory reading '%s'", path);
-        goto fail;
-    }
-    if (fread(buf, 1, (size_t)size, f) != (size_t)size) {
-        inf_cli_errorf(cli, "cannot read '%s': %s", path,
-                       ferror(f) ? strerror(errno) : "short read");
-        free(buf);
-        buf = NULL;
-        goto fail;
-    }
-    buf[size] = '\0';
-    *len = (size_t)size;
-fail:
+    char *buf = inf__read_stream(f, max, len);
+    int e = errno;
     fclose(f);
+    if (!buf && e == EFBIG)
+        inf_cli_errorf(cli, "'%s' is too large (the limit is %zu bytes)", path, max);
+    else if (!buf)
+        inf_cli_errorf(cli, "cannot read '%s': %s", path, strerror(e));
     return buf;
 }
 

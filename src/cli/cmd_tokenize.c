@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "core/files.h"
 #include "inferno/config.h"
 #include "inferno/tokenizer.h"
 
@@ -98,36 +99,13 @@ static struct inf_tokenizer *open_model(struct inf_cli *cli, struct inf_cli_args
 /* Read all of f (at most INF_TOK_MAX_INPUT bytes). */
 static char *read_all(struct inf_cli *cli, FILE *f, const char *name, size_t *len)
 {
-    size_t cap = 1 << 16, n = 0, r;
-    char *buf = malloc(cap);
-    if (!buf) {
-        inf_cli_errorf(cli, "out of memory");
-        return NULL;
-    }
-    while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += r;
-        if (n == cap) {
-            if (cap >= INF_TOK_MAX_INPUT) {
-                inf_cli_errorf(cli, "'%s' is longer than %zu bytes", name, INF_TOK_MAX_INPUT);
-                free(buf);
-                return NULL;
-            }
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                inf_cli_errorf(cli, "out of memory reading '%s'", name);
-                free(buf);
-                return NULL;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    if (ferror(f)) {
+    char *buf = inf__read_stream(f, INF_TOK_MAX_INPUT, len);
+    if (!buf && errno == EFBIG)
+        inf_cli_errorf(cli, "'%s' is longer than %zu bytes", name, (size_t)INF_TOK_MAX_INPUT);
+    else if (!buf && errno == ENOMEM)
+        inf_cli_errorf(cli, "out of memory reading '%s'", name);
+    else if (!buf)
         inf_cli_errorf(cli, "cannot read '%s': %s", name, strerror(errno));
-        free(buf);
-        return NULL;
-    }
-    *len = n;
     return buf;
 }
 
