@@ -6,6 +6,7 @@
  */
 #include <math.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,7 @@
 #include "inferno/log.h"
 #include "inferno/template.h"
 #include "inferno/tokenizer.h"
-#include "server/http_internal.h"
+#include "server/handlers.h"
 
 #define WAIT_SLICE_MS 100 /* longest wait between two checks of the client's socket */
 
@@ -89,7 +90,7 @@ static bool eng_acquire(struct http_req *r, const char *model, struct eng *g)
 {
     struct inf_error err = {0};
     memset(g, 0, sizeof(*g));
-    g->models = r->srv->p.models;
+    g->models = r->params->models;
     inf_status st = srv_models_acquire(g->models, model, &g->e, &err);
     if (st == INF_ENOTFOUND) {
         http_reply_errorf(r, 404, "model", "model_not_found", "the model '%.200s' does not exist",
@@ -615,8 +616,10 @@ static void stream_unref(struct http_stream *s)
     free(s);
 }
 
-void api_stream_abort(struct http_stream *s, bool cancel)
+/* r->on_end: the tasks are cancelled (client gone) and the stream loses the request's reference. */
+static void stream_end(void *ctx, bool cancel)
 {
+    struct http_stream *s = ctx;
     if (cancel) {
         atomic_store(&s->aborted, true);
         for (size_t i = 0; i < s->n; i++)
@@ -964,11 +967,9 @@ static bool start_stream(struct http_req *r, struct eng *g, struct choice *c, si
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-    if (r->resp)
-        MHD_destroy_response(r->resp);
-    r->resp = resp;
-    r->status = 200;
-    r->stream = s;
+    http_reply_response(r, 200, resp);
+    r->on_end = stream_end;
+    r->on_end_ctx = s;
     return true;
 }
 
@@ -1002,7 +1003,7 @@ void api_chat(struct http_req *r)
         goto out;
     /* special tokens in the rendered text are the template's markers; text from the messages
        never becomes one (unless server.parse_special_in_content asks for the old behaviour) */
-    bool all = r->srv->p.parse_special_in_content;
+    bool all = r->params->parse_special_in_content;
     if (!tokenize_spans(r, &g, prompt.text, prompt.len, INF_TOK_ADD_SPECIAL | INF_TOK_PARSE_SPECIAL,
                         true, all ? NULL : prompt.untrusted, all ? 0 : prompt.n_untrusted, &toks))
         goto out;
@@ -1365,7 +1366,7 @@ void api_models(struct http_req *r)
     struct srv_model_entry *m = NULL;
     size_t n = 0;
     struct inf_error err = {0};
-    if (srv_models_list(r->srv->p.models, &m, &n, &err)) {
+    if (srv_models_list(r->params->models, &m, &n, &err)) {
         http_reply_errorf(r, 500, NULL, NULL, "%s", inf_error_message(&err));
         return;
     }
@@ -1385,7 +1386,7 @@ void api_model(struct http_req *r)
     struct srv_model_entry *m = NULL;
     size_t n = 0;
     struct inf_error err = {0};
-    if (srv_models_list(r->srv->p.models, &m, &n, &err)) {
+    if (srv_models_list(r->params->models, &m, &n, &err)) {
         http_reply_errorf(r, 500, NULL, NULL, "%s", inf_error_message(&err));
         return;
     }
@@ -1424,9 +1425,9 @@ static void health_each(struct srv_engine *e, void *user)
 
 void api_health(struct http_req *r)
 {
-    enum srv_health hs = srv_models_health(r->srv->p.models);
+    enum srv_health hs = srv_models_health(r->params->models);
     struct health_acc h = {json_array(), 0, 0};
-    srv_models_each_loaded(r->srv->p.models, health_each, &h);
+    srv_models_each_loaded(r->params->models, health_each, &h);
     json_t *o = json_object();
     const char *status = hs == SRV_HEALTH_OK        ? "ok"
                          : hs == SRV_HEALTH_LOADING ? "loading"
@@ -1435,7 +1436,7 @@ void api_health(struct http_req *r)
     json_object_set_new(o, "slots_idle", json_integer(h.idle));
     json_object_set_new(o, "slots_busy", json_integer(h.busy));
     int loaded = 0, max_loaded = 0;
-    srv_models_counts(r->srv->p.models, &loaded, &max_loaded);
+    srv_models_counts(r->params->models, &loaded, &max_loaded);
     json_object_set_new(o, "loaded_models", json_integer(loaded));
     json_object_set_new(o, "max_loaded_models", json_integer(max_loaded));
     json_object_set_new(o, "models", h.models);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "inferno/log.h"
+#include "server/handlers.h"
 #include "server/http_internal.h"
 
 #define RATE_MAX_BUCKETS 4096
@@ -60,140 +61,10 @@ const char *const http_route_label[ROUTE_COUNT] = {
     [ROUTE_OTHER] = "other",
 };
 
-struct http_task_ref {
-    struct srv_task *task;
-    struct http_task_ref *next;
-};
-
 struct rate_bucket {
     char key[72];
     double tokens, last;
 };
-
-double http_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* ---- responses ------------------------------------------------------------------------------ */
-
-static void set_response(struct http_req *r, int status, struct MHD_Response *resp)
-{
-    if (r->resp)
-        MHD_destroy_response(r->resp);
-    r->status = status;
-    r->resp = resp;
-}
-
-void http_reply_text(struct http_req *r, int status, const char *content_type, const char *text,
-                     size_t len)
-{
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
-    if (!resp)
-        return;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    set_response(r, status, resp);
-}
-
-void http_reply_json(struct http_req *r, int status, json_t *body)
-{
-    char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    if (!s) {
-        static const char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":"
-                                  "\"server_error\",\"param\":null,\"code\":null}}";
-        http_reply_text(r, 500, "application/json", oom, sizeof(oom) - 1);
-        return;
-    }
-    size_t n = strlen(s);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(s);
-        return;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    set_response(r, status, resp);
-}
-
-void http_reply_error(struct http_req *r, const struct api_error *e)
-{
-    int status = e->status ? e->status : 500;
-    if (status >= 500)
-        INF_LOG_WARN("http", "request %s: %d %s", r->req_id, status, e->message);
-    http_reply_json(r, status, api_error_json(e));
-    if (r->resp && (status == 503 || status == 429))
-        MHD_add_response_header(r->resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-}
-
-void http_reply_errorf(struct http_req *r, int status, const char *param, const char *code,
-                       const char *fmt, ...)
-{
-    struct api_error e = {0};
-    va_list ap;
-    e.status = status;
-    e.type = api_error_type(status);
-    e.code = code;
-    snprintf(e.param, sizeof(e.param), "%s", param ? param : "");
-    va_start(ap, fmt);
-    vsnprintf(e.message, sizeof(e.message), fmt, ap);
-    va_end(ap);
-    http_reply_error(r, &e);
-}
-
-/* ---- connections ---------------------------------------------------------------------------- */
-
-int http_conn_fd(struct MHD_Connection *c)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    return ci ? ci->connect_fd : -1;
-}
-
-bool http_fd_gone(struct http_server *s, int fd)
-{
-    if (fd < 0)
-        return false;
-    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
-    if (poll(&p, 1, 0) <= 0)
-        return false;
-    if (p.revents & (POLLHUP | POLLERR | POLLNVAL))
-        return true;
-    return (p.revents & POLLRDHUP) && !http_guard_half_close(s, fd);
-}
-
-bool http_conn_gone(struct http_req *r)
-{
-    return http_fd_gone(r->srv, http_conn_fd(r->conn));
-}
-
-void http_track_task(struct http_server *s, struct srv_task *t)
-{
-    struct http_task_ref *ref = malloc(sizeof(*ref));
-    if (!ref)
-        return;
-    ref->task = t;
-    pthread_mutex_lock(&s->lock);
-    ref->next = s->tasks;
-    s->tasks = ref;
-    pthread_mutex_unlock(&s->lock);
-}
-
-void http_untrack_task(struct http_server *s, struct srv_task *t)
-{
-    pthread_mutex_lock(&s->lock);
-    for (struct http_task_ref **p = &s->tasks; *p; p = &(*p)->next) {
-        if ((*p)->task == t) {
-            struct http_task_ref *dead = *p;
-            *p = dead->next;
-            free(dead);
-            break;
-        }
-    }
-    pthread_mutex_unlock(&s->lock);
-}
 
 /* ---- checks --------------------------------------------------------------------------------- */
 
@@ -522,6 +393,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         *con_cls = r;
         r->srv = s;
+        r->params = &s->p;
         r->conn = conn;
         r->method = method;
         r->url = url;
@@ -731,8 +603,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         http_guard_phase(s, http_guard_conn(conn), HTTP_PHASE_HEADERS); /* keep-alive: next one */
     if (!r || r == (void *)&bad_uri_marker)
         return;
-    if (r->stream)
-        api_stream_abort(r->stream, toe != MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    if (r->on_end)
+        r->on_end(r->on_end_ctx, toe != MHD_REQUEST_TERMINATED_COMPLETED_OK);
     if (r->resp)
         MHD_destroy_response(r->resp);
     INF_LOG_INFO("http", "%s %s %d %.1f ms%s id=%s", r->method, r->url, r->status,

@@ -1,6 +1,20 @@
 /*
- * server/http.h - the HTTP side of `inferno serve`: libmicrohttpd, the route table, auth, rate
- * limits, CORS, request ids, metrics, and the OpenAI endpoints (api_handlers.c).
+ * server/http.h - `inferno serve`: the OpenAI-compatible HTTP server, and the entry point of
+ * src/server/, which owns everything between a socket and the engines: libmicrohttpd, the
+ * route table, auth, rate limits, CORS, request ids, connection limits, the endpoints, request
+ * validation, metrics, the loaded models and their engine threads.
+ *
+ * Layers (each file calls only the ones below it):
+ *   http.c, http_conn.c   router: set-up, the route table (the one place that names every
+ *                         endpoint), the checks before a handler runs, the connection guard;
+ *                         it reaches the handlers only through the route table's rows
+ *   api_handlers.c,       handlers (handlers.h): one function per route; they validate with
+ *   metrics.c             api_parse.c (api.h) and answer through response.h
+ *   response.c            replies, client-gone checks, the task registry (response.h); knows
+ *                         nothing of the routes
+ *   sched.c, models.c     engines and models (sched.h, inferno/models.h): no sockets
+ * A new endpoint needs one handler, one row in the route table and its validation in
+ * api_parse.c.
  *
  * Threading: libmicrohttpd runs one thread per connection (MHD_USE_THREAD_PER_CONNECTION).
  * That thread parses and validates the request, renders the chat template, tokenizes, submits

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/handlers.h"
 #include "server/http_internal.h"
 
 struct out {
