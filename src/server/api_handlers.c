@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "build_info.h"
+#include "core/buf.h"
 #include "inferno/engine.h"
 #include "inferno/log.h"
 #include "inferno/template.h"
@@ -30,20 +31,7 @@ struct buf {
 
 static bool buf_add(struct buf *b, const char *s, size_t n)
 {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *d = realloc(b->d, cap);
-        if (!d)
-            return false;
-        b->d = d;
-        b->cap = cap;
-    }
-    memcpy(b->d + b->n, s, n);
-    b->n += n;
-    b->d[b->n] = '\0';
-    return true;
+    return inf__append(&b->d, &b->n, &b->cap, s, n, 256);
 }
 
 static const char *fingerprint(void)
@@ -85,6 +73,19 @@ struct eng {
     int32_t n_vocab, n_embd;
     const char *id;
 };
+
+/*
+ * The end of parsing a request: body (api_parse_body's, NULL when that failed) is dropped and,
+ * unless ok, the error e is answered. Returns ok. The request struct (zeroed by its
+ * initializer, then by its api_parse_*) is released at the handler's end either way.
+ */
+static bool parsed(struct http_req *r, json_t *body, bool ok, const struct api_error *e)
+{
+    json_decref(body);
+    if (!ok)
+        http_reply_error(r, e);
+    return ok;
+}
 
 static bool eng_acquire(struct http_req *r, const char *model, struct eng *g)
 {
@@ -357,16 +358,9 @@ static void absorb(struct choice *c, struct srv_event *ev)
     case SRV_EV_TEXT:
         buf_add(&c->text, ev->text ? ev->text : "", ev->text_len);
         if (ev->n_tokens > 0) {
-            if (c->n_toks + (size_t)ev->n_tokens > c->cap_toks) {
-                size_t cap = c->cap_toks ? c->cap_toks * 2 : 64;
-                while (cap < c->n_toks + (size_t)ev->n_tokens)
-                    cap *= 2;
-                struct srv_token_info *t = realloc(c->toks, cap * sizeof(*t));
-                if (!t)
-                    break;
-                c->toks = t;
-                c->cap_toks = cap;
-            }
+            if (!inf__grow(&c->toks, &c->cap_toks, c->n_toks + (size_t)ev->n_tokens,
+                           sizeof(*c->toks), 64))
+                break;
             memcpy(c->toks + c->n_toks, ev->tokens, (size_t)ev->n_tokens * sizeof(*ev->tokens));
             c->n_toks += (size_t)ev->n_tokens;
         }
@@ -978,7 +972,7 @@ static bool start_stream(struct http_req *r, struct eng *g, struct choice *c, si
 void api_chat(struct http_req *r)
 {
     struct api_error e = {0};
-    struct api_chat_req q;
+    struct api_chat_req q = {0};
     struct eng g = {0};
     struct choice *c = NULL;
     struct inf_tokens toks = {0};
@@ -987,14 +981,8 @@ void api_chat(struct http_req *r)
     int n = 0;
 
     json_t *body = api_parse_body(r->body, r->len, &e);
-    if (!body || !api_parse_chat(body, &q, &e)) {
-        if (body)
-            api_chat_release(&q);
-        json_decref(body);
-        http_reply_error(r, &e);
-        return;
-    }
-    json_decref(body);
+    if (!parsed(r, body, body && api_parse_chat(body, &q, &e), &e))
+        goto out;
     if (!eng_acquire(r, q.gen.model, &g))
         goto out;
     if (!check_logit_bias(r, &q.gen, &g))
@@ -1078,7 +1066,7 @@ out:
 void api_completions(struct http_req *r)
 {
     struct api_error e = {0};
-    struct api_completion_req q;
+    struct api_completion_req q = {0};
     struct eng g = {0};
     struct choice *c = NULL;
     struct inf_tokens *toks = NULL;
@@ -1088,14 +1076,8 @@ void api_completions(struct http_req *r)
     size_t n = 0, np = 0;
 
     json_t *body = api_parse_body(r->body, r->len, &e);
-    if (!body || !api_parse_completion(body, &q, &e)) {
-        if (body)
-            api_completion_release(&q);
-        json_decref(body);
-        http_reply_error(r, &e);
-        return;
-    }
-    json_decref(body);
+    if (!parsed(r, body, body && api_parse_completion(body, &q, &e), &e))
+        goto out;
     np = q.n_prompts;
     if (np * (size_t)q.gen.n > API_MAX_INPUTS) {
         http_reply_errorf(r, 400, "n", NULL, "%zu prompts x n %d is more than %d choices", np,
@@ -1240,7 +1222,7 @@ out:
 void api_embeddings(struct http_req *r)
 {
     struct api_error e = {0};
-    struct api_embedding_req q;
+    struct api_embedding_req q = {0};
     struct eng g = {0};
     struct choice *c = NULL;
     struct inf_tokens *toks = NULL;
@@ -1248,14 +1230,8 @@ void api_embeddings(struct http_req *r)
     size_t n = 0;
 
     json_t *body = api_parse_body(r->body, r->len, &e);
-    if (!body || !api_parse_embedding(body, &q, &e)) {
-        if (body)
-            api_embedding_release(&q);
-        json_decref(body);
-        http_reply_error(r, &e);
-        return;
-    }
-    json_decref(body);
+    if (!parsed(r, body, body && api_parse_embedding(body, &q, &e), &e))
+        goto out;
     if (!eng_acquire(r, q.model, &g))
         goto out;
     if (q.dimensions && q.dimensions != g.n_embd) {
@@ -1448,18 +1424,12 @@ void api_health(struct http_req *r)
 void api_tokenize(struct http_req *r)
 {
     struct api_error e = {0};
-    struct api_tokenize_req q;
+    struct api_tokenize_req q = {0};
     struct eng g = {0};
     struct inf_tokens toks = {0};
     json_t *body = api_parse_body(r->body, r->len, &e);
-    if (!body || !api_parse_tokenize(body, &q, &e)) {
-        if (body)
-            api_tokenize_release(&q);
-        json_decref(body);
-        http_reply_error(r, &e);
-        return;
-    }
-    json_decref(body);
+    if (!parsed(r, body, body && api_parse_tokenize(body, &q, &e), &e))
+        goto out;
     if (!eng_acquire(r, q.model, &g))
         goto out;
     unsigned flags =
@@ -1495,17 +1465,11 @@ out:
 void api_detokenize(struct http_req *r)
 {
     struct api_error e = {0};
-    struct api_detokenize_req q;
+    struct api_detokenize_req q = {0};
     struct eng g = {0};
     json_t *body = api_parse_body(r->body, r->len, &e);
-    if (!body || !api_parse_detokenize(body, &q, &e)) {
-        if (body)
-            api_detokenize_release(&q);
-        json_decref(body);
-        http_reply_error(r, &e);
-        return;
-    }
-    json_decref(body);
+    if (!parsed(r, body, body && api_parse_detokenize(body, &q, &e), &e))
+        goto out;
     if (!eng_acquire(r, q.model, &g))
         goto out;
     if (!check_ids(r, &g, q.ids, q.n_ids, "tokens"))
@@ -1529,17 +1493,11 @@ out:
 void api_apply_template(struct http_req *r)
 {
     struct api_error e = {0};
-    struct api_template_req q;
+    struct api_template_req q = {0};
     struct eng g = {0};
     json_t *body = api_parse_body(r->body, r->len, &e);
-    if (!body || !api_parse_template(body, &q, &e)) {
-        if (body)
-            api_template_release(&q);
-        json_decref(body);
-        http_reply_error(r, &e);
-        return;
-    }
-    json_decref(body);
+    if (!parsed(r, body, body && api_parse_template(body, &q, &e), &e))
+        goto out;
     if (!eng_acquire(r, q.model, &g))
         goto out;
     struct inf_rendered prompt;

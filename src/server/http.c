@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "inferno/log.h"
 #include "server/handlers.h"
 #include "server/http_internal.h"
@@ -563,20 +564,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             r->len = r->cap = 0;
             return MHD_YES;
         }
-        if (r->len + n + 1 > r->cap) {
-            size_t cap = r->cap ? r->cap : 4096;
-            while (cap < r->len + n + 1)
-                cap *= 2;
-            char *b = realloc(r->body, cap);
-            if (!b)
-                return MHD_NO;
-            r->body = b;
-            r->cap = cap;
-        }
-        memcpy(r->body + r->len, upload_data, n);
-        r->len += n;
-        r->body[r->len] = '\0';
-        return MHD_YES;
+        return inf__append(&r->body, &r->len, &r->cap, upload_data, n, 4096) ? MHD_YES : MHD_NO;
     }
 
     if (r->resp) /* refused before the body: answer now */
@@ -640,26 +628,16 @@ static char *read_file(const char *path, struct inf_error *err)
     size_t len = 0, cap = 0, n;
     char tmp[4096];
     while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0) {
-        if (len + n + 1 > cap) {
-            cap = (len + n + 1) * 2;
-            char *b = realloc(buf, cap);
-            if (!b) {
-                free(buf);
-                fclose(f);
-                inf_error_set(err, INF_ENOMEM, "out of memory reading '%s'", path);
-                return NULL;
-            }
-            buf = b;
+        if (!inf__append(&buf, &len, &cap, tmp, n, 0)) {
+            free(buf);
+            fclose(f);
+            inf_error_set(err, INF_ENOMEM, "out of memory reading '%s'", path);
+            return NULL;
         }
-        memcpy(buf + len, tmp, n);
-        len += n;
     }
     fclose(f);
-    if (!buf) {
+    if (!buf)
         inf_error_set(err, INF_EFORMAT, "'%s' is empty", path);
-        return NULL;
-    }
-    buf[len] = '\0';
     return buf;
 }
 

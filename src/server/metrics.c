@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "server/handlers.h"
 #include "server/http_internal.h"
 
@@ -31,17 +32,12 @@ static void outf(struct out *o, const char *fmt, ...)
             o->n += (size_t)k;
             return;
         }
-        size_t cap = o->cap ? o->cap * 2 : 8192;
-        if (k > 0)
-            while (cap < o->n + (size_t)k + 1)
-                cap *= 2;
-        char *d = realloc(o->d, cap);
-        if (!d) {
+        /* k < 0 (no buffer yet, or an output error): grow anyway, as a bound on the tries */
+        size_t need = k >= 0 ? o->n + (size_t)k + 1 : o->cap + 1;
+        if (!inf__grow(&o->d, &o->cap, need, 1, 8192)) {
             o->oom = true;
             return;
         }
-        o->d = d;
-        o->cap = cap;
     }
 }
 
@@ -76,14 +72,8 @@ struct snaps {
 static void collect(struct srv_engine *e, void *user)
 {
     struct snaps *ss = user;
-    if (ss->n == ss->cap) {
-        size_t cap = ss->cap ? ss->cap * 2 : 4;
-        struct engine_snap *s = realloc(ss->s, cap * sizeof(*s));
-        if (!s)
-            return;
-        ss->s = s;
-        ss->cap = cap;
-    }
+    if (!inf__grow(&ss->s, &ss->cap, ss->n + 1, sizeof(*ss->s), 4))
+        return;
     label(ss->s[ss->n].model, sizeof(ss->s[ss->n].model), srv_engine_model_id(e));
     srv_engine_stats(e, &ss->s[ss->n].st);
     ss->n++;
