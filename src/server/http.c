@@ -35,32 +35,19 @@ const int http_metric_status[HTTP_N_STATUS - 1] = {200, 204, 400, 401, 403, 404,
 static char bad_uri_marker;
 
 static const struct http_route routes[] = {
-    {"/v1/chat/completions", false, "POST", ROUTE_CHAT, true, api_chat},
-    {"/v1/completions", false, "POST", ROUTE_COMPLETIONS, true, api_completions},
-    {"/v1/embeddings", false, "POST", ROUTE_EMBEDDINGS, true, api_embeddings},
-    {"/v1/models", false, "GET", ROUTE_MODELS, true, api_models},
-    {"/v1/models/", true, "GET", ROUTE_MODEL, true, api_model},
-    {"/health", false, "GET", ROUTE_HEALTH, false, api_health}, /* no key: for load balancers */
-    {"/metrics", false, "GET", ROUTE_METRICS, true, api_metrics},
-    {"/tokenize", false, "POST", ROUTE_TOKENIZE, true, api_tokenize},
-    {"/detokenize", false, "POST", ROUTE_DETOKENIZE, true, api_detokenize},
-    {"/apply-template", false, "POST", ROUTE_TEMPLATE, true, api_apply_template},
+    {"/v1/chat/completions", false, "POST", false, api_chat},
+    {"/v1/completions", false, "POST", false, api_completions},
+    {"/v1/embeddings", false, "POST", false, api_embeddings},
+    {"/v1/models", false, "GET", false, api_models},
+    {"/v1/models/", true, "GET", false, api_model},
+    {"/health", false, "GET", true, api_health},
+    {"/metrics", false, "GET", false, api_metrics},
+    {"/tokenize", false, "POST", false, api_tokenize},
+    {"/detokenize", false, "POST", false, api_detokenize},
+    {"/apply-template", false, "POST", false, api_apply_template},
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
-
-const char *const http_route_label[ROUTE_COUNT] = {
-    [ROUTE_CHAT] = "/v1/chat/completions",
-    [ROUTE_COMPLETIONS] = "/v1/completions",
-    [ROUTE_EMBEDDINGS] = "/v1/embeddings",
-    [ROUTE_MODELS] = "/v1/models",
-    [ROUTE_MODEL] = "/v1/models/{id}",
-    [ROUTE_HEALTH] = "/health",
-    [ROUTE_METRICS] = "/metrics",
-    [ROUTE_TOKENIZE] = "/tokenize",
-    [ROUTE_DETOKENIZE] = "/detokenize",
-    [ROUTE_TEMPLATE] = "/apply-template",
-    [ROUTE_OTHER] = "other",
-};
+_Static_assert(N_ROUTES <= HTTP_MAX_ROUTES, "HTTP_MAX_ROUTES is too small for the route table");
 
 struct rate_bucket {
     char key[72];
@@ -348,7 +335,7 @@ static enum MHD_Result send_response(struct http_req *r)
     if (atomic_load(&r->srv->stopping) || r->close || http_guard_reserve(r->hc))
         MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONNECTION, "close");
     http_guard_phase(r->srv, r->hc, HTTP_PHASE_BUSY);
-    int route = r->route ? (int)r->route->id : ROUTE_OTHER;
+    size_t route = r->route ? (size_t)(r->route - routes) : N_ROUTES;
     atomic_fetch_add(&r->srv->requests[route][status_slot(r->status)], 1);
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned int)r->status, r->resp);
     MHD_destroy_response(r->resp);
@@ -463,7 +450,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return reject(r);
         }
         r->route = find_route(url, method, &path_known);
-        if (r->route && r->route->id != ROUTE_HEALTH && http_guard_reserve(r->hc)) {
+        if (r->route && !r->route->probe && http_guard_reserve(r->hc)) {
             http_reply_errorf(r, 503, NULL, "server_busy",
                               "every connection is in use (server.max_connections); only "
                               "/health is answered on this one");
@@ -481,7 +468,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return reject(r);
         }
         int key = -1;
-        if (s->n_keys && r->route->auth) {
+        if (s->n_keys && !r->route->probe) {
             key = check_key(s, r);
             if (key == -1) {
                 http_reply_errorf(r, 401, NULL, "invalid_api_key",
@@ -506,7 +493,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 return reject(r);
             }
         }
-        if (s->p.rate_limit_rpm > 0 && r->route->id != ROUTE_HEALTH) {
+        if (s->p.rate_limit_rpm > 0 && !r->route->probe) {
             char rk[72];
             if (key >= 0)
                 snprintf(rk, sizeof(rk), "key:%d", key);
@@ -683,6 +670,8 @@ inf_status http_server_start(const struct http_server_params *p, struct http_ser
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->conn_lock, NULL);
     s->p = *p;
+    s->routes = routes;
+    s->n_routes = N_ROUTES;
     s->buckets = calloc(RATE_MAX_BUCKETS, sizeof(*s->buckets));
     s->key_hash = calloc(p->n_api_keys + 1, sizeof(*s->key_hash));
     if (!s->buckets || !s->key_hash) {

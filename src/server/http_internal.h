@@ -16,21 +16,6 @@
 #include "server/http.h"
 #include "server/response.h"
 
-enum http_route_id {
-    ROUTE_CHAT,
-    ROUTE_COMPLETIONS,
-    ROUTE_EMBEDDINGS,
-    ROUTE_MODELS,
-    ROUTE_MODEL,
-    ROUTE_HEALTH,
-    ROUTE_METRICS,
-    ROUTE_TOKENIZE,
-    ROUTE_DETOKENIZE,
-    ROUTE_TEMPLATE,
-    ROUTE_OTHER, /* 404s, 405s... */
-    ROUTE_COUNT
-};
-
 /* Status codes counted per route in /metrics; the last slot is "other". */
 #define HTTP_N_STATUS 15
 extern const int http_metric_status[HTTP_N_STATUS - 1];
@@ -38,15 +23,15 @@ extern const int http_metric_status[HTTP_N_STATUS - 1];
 struct http_req;
 typedef void (*http_handler_fn)(struct http_req *r);
 
+/* A row of the route table (http.c), the one place that names every endpoint. */
 struct http_route {
-    const char *path; /* exact, or a prefix ending in '/' when prefix is set */
+    const char *path; /* exact, or a prefix ending in '/' (then /metrics shows path + "{id}") */
     bool prefix;
     const char *method; /* "GET" or "POST" */
-    enum http_route_id id;
-    bool auth; /* false: reachable without an API key (/health) */
+    bool probe; /* for load balancers (/health): no API key, no rate limit, reserved connections */
     http_handler_fn fn;
 };
-extern const char *const http_route_label[ROUTE_COUNT];
+#define HTTP_MAX_ROUTES 31 /* rows of the route table at most; counters keep one more: other */
 
 /* Every submitted, unfinished task, to cancel at the end of a drain (response.c keeps it). */
 struct http_task_ref {
@@ -89,8 +74,10 @@ struct http_server {
     bool guard_started;
     atomic_bool guard_stop;
 
-    /* metrics: requests by route and status */
-    atomic_uint_least64_t requests[ROUTE_COUNT][HTTP_N_STATUS];
+    /* metrics: requests by route (a row of routes, then n_routes: 404s, 405s...) and status */
+    const struct http_route *routes;
+    size_t n_routes;
+    atomic_uint_least64_t requests[HTTP_MAX_ROUTES + 1][HTTP_N_STATUS];
 };
 
 /* The connection guard (http_conn.c): limits per address, deadlines, a reserve for /health. */

@@ -109,7 +109,8 @@ void api_metrics(struct http_req *r)
 
     outf(&o, "# HELP inferno_requests_total HTTP requests answered, by route and status.\n"
              "# TYPE inferno_requests_total counter\n");
-    for (int rt = 0; rt < ROUTE_COUNT; rt++)
+    for (size_t rt = 0; rt <= s->n_routes; rt++) {
+        const struct http_route *route = rt < s->n_routes ? &s->routes[rt] : NULL;
         for (int k = 0; k < HTTP_N_STATUS; k++) {
             uint64_t v = atomic_load(&s->requests[rt][k]);
             if (!v)
@@ -119,9 +120,11 @@ void api_metrics(struct http_req *r)
                 snprintf(st, sizeof(st), "%d", http_metric_status[k]);
             else
                 snprintf(st, sizeof(st), "other");
-            outf(&o, "inferno_requests_total{route=\"%s\",status=\"%s\"} %llu\n",
-                 http_route_label[rt], st, (unsigned long long)v);
+            outf(&o, "inferno_requests_total{route=\"%s%s\",status=\"%s\"} %llu\n",
+                 route ? route->path : "other", route && route->prefix ? "{id}" : "", st,
+                 (unsigned long long)v);
         }
+    }
     outf(&o,
          "# HELP inferno_requests_in_flight HTTP requests being handled now.\n"
          "# TYPE inferno_requests_in_flight gauge\ninferno_requests_in_flight %d\n",

@@ -693,28 +693,17 @@ static void emb_chunk(struct srv_engine *e, int32_t n)
 
 /* ---- the loop -------------------------------------------------------------------------- */
 
+/* Room for n tokens in the batch arrays, which share one capacity (b_cap). */
 static bool batch_reserve(struct srv_engine *e, int32_t n)
 {
-    if (n <= e->b_cap)
-        return true;
-    int32_t cap = e->b_cap ? e->b_cap : 256;
-    while (cap < n)
-        cap *= 2;
-    inf_token *a = realloc(e->b_tok, (size_t)cap * sizeof(*a));
-    if (a)
-        e->b_tok = a;
-    int32_t *b = realloc(e->b_pos, (size_t)cap * sizeof(*b));
-    if (b)
-        e->b_pos = b;
-    int32_t *c = realloc(e->b_seq, (size_t)cap * sizeof(*c));
-    if (c)
-        e->b_seq = c;
-    int8_t *d = realloc(e->b_logits, (size_t)cap);
-    if (d)
-        e->b_logits = d;
-    if (!a || !b || !c || !d)
+    size_t need = n > 0 ? (size_t)n : 0, c = e->b_cap > 0 ? (size_t)e->b_cap : 0;
+    size_t cap[4] = {c, c, c, c};
+    if (!inf__grow(&e->b_tok, &cap[0], need, sizeof(*e->b_tok), 256) ||
+        !inf__grow(&e->b_pos, &cap[1], need, sizeof(*e->b_pos), 256) ||
+        !inf__grow(&e->b_seq, &cap[2], need, sizeof(*e->b_seq), 256) ||
+        !inf__grow(&e->b_logits, &cap[3], need, sizeof(*e->b_logits), 256) || cap[0] > INT32_MAX)
         return false;
-    e->b_cap = cap;
+    e->b_cap = (int32_t)cap[0];
     return true;
 }
 
