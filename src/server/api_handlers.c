@@ -42,6 +42,27 @@ static const char *fingerprint(void)
     return fp;
 }
 
+/* A response id: prefix, then 29 random characters. */
+static void new_id(char out[64], const char *prefix)
+{
+    size_t k = strlen(prefix);
+    memcpy(out, prefix, k);
+    api_random_id(out + k, 29);
+}
+
+/* The fields every completion object opens with, streamed chunks included. */
+static json_t *completion_object(const char *id, const char *object, int64_t created,
+                                 const char *model)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "object", json_string(object));
+    json_object_set_new(o, "created", json_integer((json_int_t)created));
+    json_object_set_new(o, "model", json_string(model));
+    json_object_set_new(o, "system_fingerprint", json_string(fingerprint()));
+    return o;
+}
+
 /* Characters (code points) in s[0..n): what clients index strings by. */
 static size_t n_chars(const char *s, size_t n)
 {
@@ -392,33 +413,6 @@ static void absorb(struct choice *c, struct srv_event *ev)
     srv_event_clear(ev);
 }
 
-/*
- * Wait until every choice is done, checking the client's socket between waits. Returns false
- * (tasks cancelled) when the client went away.
- */
-static bool wait_all(struct http_req *r, struct choice *c, size_t n)
-{
-    double next_check = http_now() + WAIT_SLICE_MS / 1000.0;
-    for (size_t i = 0; i < n; i++) {
-        while (!c[i].done) {
-            struct srv_event ev;
-            memset(&ev, 0, sizeof(ev));
-            if (srv_task_next(c[i].task, &ev, WAIT_SLICE_MS)) {
-                absorb(&c[i], &ev);
-                if (http_now() < next_check)
-                    continue;
-            }
-            next_check = http_now() + WAIT_SLICE_MS / 1000.0;
-            if (http_conn_gone(r)) {
-                INF_LOG_INFO("http", "request %s: client disconnected; cancelling", r->req_id);
-                cancel_all(c, n);
-                return false;
-            }
-        }
-    }
-    return true;
-}
-
 /* Reply with the first failure among the choices; true when there was one. */
 static bool reply_failure(struct http_req *r, struct choice *c, size_t n)
 {
@@ -437,6 +431,35 @@ static bool reply_failure(struct http_req *r, struct choice *c, size_t n)
         }
     }
     return false;
+}
+
+/*
+ * Wait until every choice is done, checking the client's socket between waits. Returns false
+ * after answering: 499 when the client went away (the tasks are cancelled), else the first
+ * failure among the choices.
+ */
+static bool wait_all(struct http_req *r, struct choice *c, size_t n)
+{
+    double next_check = http_now() + WAIT_SLICE_MS / 1000.0;
+    for (size_t i = 0; i < n; i++) {
+        while (!c[i].done) {
+            struct srv_event ev;
+            memset(&ev, 0, sizeof(ev));
+            if (srv_task_next(c[i].task, &ev, WAIT_SLICE_MS)) {
+                absorb(&c[i], &ev);
+                if (http_now() < next_check)
+                    continue;
+            }
+            next_check = http_now() + WAIT_SLICE_MS / 1000.0;
+            if (http_conn_gone(r)) {
+                INF_LOG_INFO("http", "request %s: client disconnected; cancelling", r->req_id);
+                cancel_all(c, n);
+                http_reply_errorf(r, 499, NULL, NULL, "client closed the connection");
+                return false;
+            }
+        }
+    }
+    return !reply_failure(r, c, n);
 }
 
 /* ---- logprob shapes ------------------------------------------------------------------------- */
@@ -637,13 +660,8 @@ static void sse_data(struct http_stream *s, json_t *o)
 
 static json_t *chunk_base(struct http_stream *s)
 {
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(s->id));
-    json_object_set_new(o, "object",
-                        json_string(s->chat ? "chat.completion.chunk" : "text_completion"));
-    json_object_set_new(o, "created", json_integer(s->created));
-    json_object_set_new(o, "model", json_string(s->model));
-    json_object_set_new(o, "system_fingerprint", json_string(fingerprint()));
+    json_t *o = completion_object(s->id, s->chat ? "chat.completion.chunk" : "text_completion",
+                                  s->created, s->model);
     if (s->include_usage)
         json_object_set_new(o, "usage", json_null());
     return o;
@@ -921,8 +939,7 @@ static bool start_stream(struct http_req *r, struct eng *g, struct choice *c, si
     s->include_usage = gen->include_usage;
     s->logprobs = gen->logprobs;
     s->legacy_k = legacy_k;
-    memcpy(s->id, prefix, strlen(prefix));
-    api_random_id(s->id + strlen(prefix), 29);
+    new_id(s->id, prefix);
     snprintf(s->model, sizeof(s->model), "%s", g->id);
     s->created = (int64_t)time(NULL);
     atomic_init(&s->refs, 2);
@@ -1015,21 +1032,12 @@ void api_chat(struct http_req *r)
         start_stream(r, &g, c, (size_t)n, true, &q.gen, -1, "chatcmpl-", NULL, NULL);
         goto out;
     }
-    if (!wait_all(r, c, (size_t)n)) {
-        http_reply_errorf(r, 499, NULL, NULL, "client closed the connection");
-        goto out;
-    }
-    if (reply_failure(r, c, (size_t)n))
+    if (!wait_all(r, c, (size_t)n))
         goto out;
 
-    char id[64] = "chatcmpl-";
-    api_random_id(id + 9, 29);
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(id));
-    json_object_set_new(o, "object", json_string("chat.completion"));
-    json_object_set_new(o, "created", json_integer((json_int_t)time(NULL)));
-    json_object_set_new(o, "model", json_string(g.id));
-    json_object_set_new(o, "system_fingerprint", json_string(fingerprint()));
+    char id[64];
+    new_id(id, "chatcmpl-");
+    json_t *o = completion_object(id, "chat.completion", (int64_t)time(NULL), g.id);
     json_t *choices = json_array();
     int32_t completion = 0;
     for (int i = 0; i < n; i++) {
@@ -1143,21 +1151,12 @@ void api_completions(struct http_req *r)
                      text_lens);
         goto out;
     }
-    if (!wait_all(r, c, n)) {
-        http_reply_errorf(r, 499, NULL, NULL, "client closed the connection");
-        goto out;
-    }
-    if (reply_failure(r, c, n))
+    if (!wait_all(r, c, n))
         goto out;
 
-    char id[64] = "cmpl-";
-    api_random_id(id + 5, 29);
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(id));
-    json_object_set_new(o, "object", json_string("text_completion"));
-    json_object_set_new(o, "created", json_integer((json_int_t)time(NULL)));
-    json_object_set_new(o, "model", json_string(g.id));
-    json_object_set_new(o, "system_fingerprint", json_string(fingerprint()));
+    char id[64];
+    new_id(id, "cmpl-");
+    json_t *o = completion_object(id, "text_completion", (int64_t)time(NULL), g.id);
     json_t *choices = json_array();
     int32_t prompt_tokens = 0, cached = 0, completion = 0;
     for (size_t k = 0; k < n; k++) {
@@ -1274,11 +1273,7 @@ void api_embeddings(struct http_req *r)
     }
     if (!submit_all(r, &g, tps, n, c))
         goto out;
-    if (!wait_all(r, c, n)) {
-        http_reply_errorf(r, 499, NULL, NULL, "client closed the connection");
-        goto out;
-    }
-    if (reply_failure(r, c, n))
+    if (!wait_all(r, c, n))
         goto out;
     json_t *data = json_array();
     for (size_t i = 0; i < n; i++) {
