@@ -5,14 +5,16 @@
  * validation, metrics, the loaded models and their engine threads.
  *
  * Layers (each file calls only the ones below it):
- *   http.c, http_conn.c   router: set-up, the route table (the one place that names every
- *                         endpoint), the checks before a handler runs, the connection guard;
- *                         it reaches the handlers only through the route table's rows
- *   api_handlers.c,       handlers (handlers.h): one function per route; they validate with
- *   metrics.c             api_parse.c (api.h) and answer through response.h
- *   response.c            replies, client-gone checks, the task registry (response.h); knows
- *                         nothing of the routes
- *   sched.c, models.c     engines and models (sched.h, inferno/models.h): no sockets
+ *   http.c            router: set-up, the route table (the one place that names an endpoint),
+ *                     the checks before a handler runs; reaches the handlers only through the
+ *                     table's rows (handlers.h)
+ *   api_handlers.c,   handlers: one function per route; they validate with api_parse.c
+ *   metrics.c         (api.h) and answer through response.h (metrics.c also reads the router's
+ *                     request counters, http_internal.h)
+ *   response.c,       response.h: the request as a handler sees it, replies, the task registry
+ *   http_conn.c       (response.c); the clock, client-gone checks and the connection guard
+ *                     (http_conn.c); neither knows the routes nor calls up
+ *   sched.c, models.c engines and models (sched.h, inferno/models.h): no sockets
  * A new endpoint needs one handler, one row in the route table and its validation in
  * api_parse.c.
  *

@@ -2,7 +2,7 @@
  * server/http_internal.h - the router's state: the route table's row type, the server struct,
  * the connection guard (http_conn.c). Shared by http.c, http_conn.c, response.c (the server's
  * lock and task list) and metrics.c (the request counters); the endpoint handlers see only
- * response.h. Internal to src/server.
+ * handlers.h and response.h. Internal to src/server.
  */
 #ifndef INFERNO_SERVER_HTTP_INTERNAL_H
 #define INFERNO_SERVER_HTTP_INTERNAL_H

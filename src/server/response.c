@@ -1,27 +1,18 @@
 /*
- * response.c - the replies a handler produces (r->status, r->resp), whether the client is still
- * connected, and the registry of submitted tasks (see response.h). Knows nothing of the routes.
+ * response.c - the replies a handler produces (r->status, r->resp) and the registry of submitted
+ * tasks (see response.h). Knows nothing of the routes.
  */
 #include "server/response.h"
 
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "inferno/log.h"
 #include "server/http_internal.h"
 
-double http_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* ---- responses ------------------------------------------------------------------------------ */
+/* ---- responses ------------------------------------------------------------------------------- */
 
 void http_reply_response(struct http_req *r, int status, struct MHD_Response *resp)
 {
@@ -87,31 +78,7 @@ void http_reply_errorf(struct http_req *r, int status, const char *param, const 
     http_reply_error(r, &e);
 }
 
-/* ---- connections ---------------------------------------------------------------------------- */
-
-int http_conn_fd(struct MHD_Connection *c)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    return ci ? ci->connect_fd : -1;
-}
-
-bool http_fd_gone(struct http_server *s, int fd)
-{
-    if (fd < 0)
-        return false;
-    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
-    if (poll(&p, 1, 0) <= 0)
-        return false;
-    if (p.revents & (POLLHUP | POLLERR | POLLNVAL))
-        return true;
-    return (p.revents & POLLRDHUP) && !http_guard_half_close(s, fd);
-}
-
-bool http_conn_gone(struct http_req *r)
-{
-    return http_fd_gone(r->srv, http_conn_fd(r->conn));
-}
+/* ---- the task registry ----------------------------------------------------------------------- */
 
 void http_track_task(struct http_server *s, struct srv_task *t)
 {

@@ -1,9 +1,9 @@
 /*
  * server/response.h - the layer under the endpoint handlers: the request as a handler sees it,
- * the replies it can produce, whether its client is still there, and the registry of the tasks
- * it submitted (cancelled together at the end of a drain). Knows nothing of the routes: the
- * router (http.c) fills a struct http_req, runs the route's handler, then sends r->resp.
- * Internal to src/server.
+ * the replies it can produce (response.c), whether its client is still there (http_conn.c), and
+ * the registry of the tasks it submitted (response.c; cancelled together at the end of a drain).
+ * Knows nothing of the routes: the router (http.c) fills a struct http_req, runs the route's
+ * handler, then sends r->resp. Internal to src/server.
  */
 #ifndef INFERNO_SERVER_RESPONSE_H
 #define INFERNO_SERVER_RESPONSE_H
@@ -47,6 +47,8 @@ struct http_req {
     void *on_end_ctx;
 };
 
+/* ---- defined in response.c ------------------------------------------------------------------- */
+
 /* Responses (the handler sets r->status and r->resp through these). */
 void http_reply_json(struct http_req *r, int status, json_t *body); /* steals body */
 void http_reply_error(struct http_req *r, const struct api_error *e);
@@ -58,6 +60,12 @@ void http_reply_response(struct http_req *r, int status, struct MHD_Response *re
 void http_reply_errorf(struct http_req *r, int status, const char *param, const char *code,
                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* Task registry: cancelled together at the end of a drain. */
+void http_track_task(struct http_server *s, struct srv_task *t);
+void http_untrack_task(struct http_server *s, struct srv_task *t);
+
+/* ---- defined in http_conn.c (the guard knows the half-closes) -------------------------------- */
+
 /*
  * true when the client has gone away: its connection was reset, or it closed its side later than
  * HTTP_HALF_CLOSE_GRACE_S after its request was complete. A close seen sooner is taken for a
@@ -67,10 +75,6 @@ void http_reply_errorf(struct http_req *r, int status, const char *param, const 
 bool http_conn_gone(struct http_req *r);
 int http_conn_fd(struct MHD_Connection *c);
 bool http_fd_gone(struct http_server *s, int fd);
-
-/* Task registry: cancelled together at the end of a drain. */
-void http_track_task(struct http_server *s, struct srv_task *t);
-void http_untrack_task(struct http_server *s, struct srv_task *t);
 
 /* Monotonic clock, in seconds. */
 double http_now(void);
