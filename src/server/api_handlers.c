@@ -1332,15 +1332,24 @@ static json_t *model_json(const struct srv_model_entry *m)
     return o;
 }
 
+/* The servable models (*m to free): false after answering 500. */
+static bool list_models(struct http_req *r, struct srv_model_entry **m, size_t *n)
+{
+    struct inf_error err = {0};
+    *m = NULL;
+    *n = 0;
+    if (!srv_models_list(r->params->models, m, n, &err))
+        return true;
+    http_reply_errorf(r, 500, NULL, NULL, "%s", inf_error_message(&err));
+    return false;
+}
+
 void api_models(struct http_req *r)
 {
-    struct srv_model_entry *m = NULL;
-    size_t n = 0;
-    struct inf_error err = {0};
-    if (srv_models_list(r->params->models, &m, &n, &err)) {
-        http_reply_errorf(r, 500, NULL, NULL, "%s", inf_error_message(&err));
+    struct srv_model_entry *m;
+    size_t n;
+    if (!list_models(r, &m, &n))
         return;
-    }
     json_t *data = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(data, model_json(&m[i]));
@@ -1354,13 +1363,10 @@ void api_models(struct http_req *r)
 void api_model(struct http_req *r)
 {
     const char *id = r->url + strlen("/v1/models/");
-    struct srv_model_entry *m = NULL;
-    size_t n = 0;
-    struct inf_error err = {0};
-    if (srv_models_list(r->params->models, &m, &n, &err)) {
-        http_reply_errorf(r, 500, NULL, NULL, "%s", inf_error_message(&err));
+    struct srv_model_entry *m;
+    size_t n;
+    if (!list_models(r, &m, &n))
         return;
-    }
     for (size_t i = 0; i < n; i++)
         if (strcmp(m[i].id, id) == 0) {
             http_reply_json(r, 200, model_json(&m[i]));
