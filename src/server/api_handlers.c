@@ -6,17 +6,19 @@
  */
 #include <math.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "build_info.h"
+#include "core/buf.h"
 #include "inferno/engine.h"
 #include "inferno/log.h"
 #include "inferno/template.h"
 #include "inferno/tokenizer.h"
-#include "server/http_internal.h"
+#include "server/handlers.h"
 
 #define WAIT_SLICE_MS 100 /* longest wait between two checks of the client's socket */
 
@@ -29,20 +31,7 @@ struct buf {
 
 static bool buf_add(struct buf *b, const char *s, size_t n)
 {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *d = realloc(b->d, cap);
-        if (!d)
-            return false;
-        b->d = d;
-        b->cap = cap;
-    }
-    memcpy(b->d + b->n, s, n);
-    b->n += n;
-    b->d[b->n] = '\0';
-    return true;
+    return inf__append(&b->d, &b->n, &b->cap, s, n, 256);
 }
 
 static const char *fingerprint(void)
@@ -51,6 +40,27 @@ static const char *fingerprint(void)
     if (!fp[0])
         snprintf(fp, sizeof(fp), "fp_%.10s", INFERNO_GIT_COMMIT);
     return fp;
+}
+
+/* A response id: prefix, then 29 random characters. */
+static void new_id(char out[64], const char *prefix)
+{
+    size_t k = strlen(prefix);
+    memcpy(out, prefix, k);
+    api_random_id(out + k, 29);
+}
+
+/* The fields every completion object opens with, streamed chunks included. */
+static json_t *completion_object(const char *id, const char *object, int64_t created,
+                                 const char *model)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "object", json_string(object));
+    json_object_set_new(o, "created", json_integer((json_int_t)created));
+    json_object_set_new(o, "model", json_string(model));
+    json_object_set_new(o, "system_fingerprint", json_string(fingerprint()));
+    return o;
 }
 
 /* Characters (code points) in s[0..n): what clients index strings by. */
@@ -85,11 +95,24 @@ struct eng {
     const char *id;
 };
 
+/*
+ * The end of parsing a request: body (api_parse_body's, NULL when that failed) is dropped and,
+ * unless ok, the error e is answered. Returns ok. The request struct (zeroed by its
+ * initializer, then by its api_parse_*) is released at the handler's end either way.
+ */
+static bool parsed(struct http_req *r, json_t *body, bool ok, const struct api_error *e)
+{
+    json_decref(body);
+    if (!ok)
+        http_reply_error(r, e);
+    return ok;
+}
+
 static bool eng_acquire(struct http_req *r, const char *model, struct eng *g)
 {
     struct inf_error err = {0};
     memset(g, 0, sizeof(*g));
-    g->models = r->srv->p.models;
+    g->models = r->params->models;
     inf_status st = srv_models_acquire(g->models, model, &g->e, &err);
     if (st == INF_ENOTFOUND) {
         http_reply_errorf(r, 404, "model", "model_not_found", "the model '%.200s' does not exist",
@@ -356,16 +379,9 @@ static void absorb(struct choice *c, struct srv_event *ev)
     case SRV_EV_TEXT:
         buf_add(&c->text, ev->text ? ev->text : "", ev->text_len);
         if (ev->n_tokens > 0) {
-            if (c->n_toks + (size_t)ev->n_tokens > c->cap_toks) {
-                size_t cap = c->cap_toks ? c->cap_toks * 2 : 64;
-                while (cap < c->n_toks + (size_t)ev->n_tokens)
-                    cap *= 2;
-                struct srv_token_info *t = realloc(c->toks, cap * sizeof(*t));
-                if (!t)
-                    break;
-                c->toks = t;
-                c->cap_toks = cap;
-            }
+            if (!inf__grow(&c->toks, &c->cap_toks, c->n_toks + (size_t)ev->n_tokens,
+                           sizeof(*c->toks), 64))
+                break;
             memcpy(c->toks + c->n_toks, ev->tokens, (size_t)ev->n_tokens * sizeof(*ev->tokens));
             c->n_toks += (size_t)ev->n_tokens;
         }
@@ -397,33 +413,6 @@ static void absorb(struct choice *c, struct srv_event *ev)
     srv_event_clear(ev);
 }
 
-/*
- * Wait until every choice is done, checking the client's socket between waits. Returns false
- * (tasks cancelled) when the client went away.
- */
-static bool wait_all(struct http_req *r, struct choice *c, size_t n)
-{
-    double next_check = http_now() + WAIT_SLICE_MS / 1000.0;
-    for (size_t i = 0; i < n; i++) {
-        while (!c[i].done) {
-            struct srv_event ev;
-            memset(&ev, 0, sizeof(ev));
-            if (srv_task_next(c[i].task, &ev, WAIT_SLICE_MS)) {
-                absorb(&c[i], &ev);
-                if (http_now() < next_check)
-                    continue;
-            }
-            next_check = http_now() + WAIT_SLICE_MS / 1000.0;
-            if (http_conn_gone(r)) {
-                INF_LOG_INFO("http", "request %s: client disconnected; cancelling", r->req_id);
-                cancel_all(c, n);
-                return false;
-            }
-        }
-    }
-    return true;
-}
-
 /* Reply with the first failure among the choices; true when there was one. */
 static bool reply_failure(struct http_req *r, struct choice *c, size_t n)
 {
@@ -442,6 +431,35 @@ static bool reply_failure(struct http_req *r, struct choice *c, size_t n)
         }
     }
     return false;
+}
+
+/*
+ * Wait until every choice is done, checking the client's socket between waits. Returns false
+ * after answering: 499 when the client went away (the tasks are cancelled), else the first
+ * failure among the choices.
+ */
+static bool wait_all(struct http_req *r, struct choice *c, size_t n)
+{
+    double next_check = http_now() + WAIT_SLICE_MS / 1000.0;
+    for (size_t i = 0; i < n; i++) {
+        while (!c[i].done) {
+            struct srv_event ev;
+            memset(&ev, 0, sizeof(ev));
+            if (srv_task_next(c[i].task, &ev, WAIT_SLICE_MS)) {
+                absorb(&c[i], &ev);
+                if (http_now() < next_check)
+                    continue;
+            }
+            next_check = http_now() + WAIT_SLICE_MS / 1000.0;
+            if (http_conn_gone(r)) {
+                INF_LOG_INFO("http", "request %s: client disconnected; cancelling", r->req_id);
+                cancel_all(c, n);
+                http_reply_errorf(r, 499, NULL, NULL, "client closed the connection");
+                return false;
+            }
+        }
+    }
+    return !reply_failure(r, c, n);
 }
 
 /* ---- logprob shapes ------------------------------------------------------------------------- */
@@ -615,8 +633,10 @@ static void stream_unref(struct http_stream *s)
     free(s);
 }
 
-void api_stream_abort(struct http_stream *s, bool cancel)
+/* r->on_end: the tasks are cancelled (client gone) and the stream loses the request's reference. */
+static void stream_end(void *ctx, bool cancel)
 {
+    struct http_stream *s = ctx;
     if (cancel) {
         atomic_store(&s->aborted, true);
         for (size_t i = 0; i < s->n; i++)
@@ -640,13 +660,8 @@ static void sse_data(struct http_stream *s, json_t *o)
 
 static json_t *chunk_base(struct http_stream *s)
 {
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(s->id));
-    json_object_set_new(o, "object",
-                        json_string(s->chat ? "chat.completion.chunk" : "text_completion"));
-    json_object_set_new(o, "created", json_integer(s->created));
-    json_object_set_new(o, "model", json_string(s->model));
-    json_object_set_new(o, "system_fingerprint", json_string(fingerprint()));
+    json_t *o = completion_object(s->id, s->chat ? "chat.completion.chunk" : "text_completion",
+                                  s->created, s->model);
     if (s->include_usage)
         json_object_set_new(o, "usage", json_null());
     return o;
@@ -924,8 +939,7 @@ static bool start_stream(struct http_req *r, struct eng *g, struct choice *c, si
     s->include_usage = gen->include_usage;
     s->logprobs = gen->logprobs;
     s->legacy_k = legacy_k;
-    memcpy(s->id, prefix, strlen(prefix));
-    api_random_id(s->id + strlen(prefix), 29);
+    new_id(s->id, prefix);
     snprintf(s->model, sizeof(s->model), "%s", g->id);
     s->created = (int64_t)time(NULL);
     atomic_init(&s->refs, 2);
@@ -964,11 +978,9 @@ static bool start_stream(struct http_req *r, struct eng *g, struct choice *c, si
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-    if (r->resp)
-        MHD_destroy_response(r->resp);
-    r->resp = resp;
-    r->status = 200;
-    r->stream = s;
+    http_reply_response(r, 200, resp);
+    r->on_end = stream_end;
+    r->on_end_ctx = s;
     return true;
 }
 
@@ -977,7 +989,7 @@ static bool start_stream(struct http_req *r, struct eng *g, struct choice *c, si
 void api_chat(struct http_req *r)
 {
     struct api_error e = {0};
-    struct api_chat_req q;
+    struct api_chat_req q = {0};
     struct eng g = {0};
     struct choice *c = NULL;
     struct inf_tokens toks = {0};
@@ -986,14 +998,8 @@ void api_chat(struct http_req *r)
     int n = 0;
 
     json_t *body = api_parse_body(r->body, r->len, &e);
-    if (!body || !api_parse_chat(body, &q, &e)) {
-        if (body)
-            api_chat_release(&q);
-        json_decref(body);
-        http_reply_error(r, &e);
-        return;
-    }
-    json_decref(body);
+    if (!parsed(r, body, body && api_parse_chat(body, &q, &e), &e))
+        goto out;
     if (!eng_acquire(r, q.gen.model, &g))
         goto out;
     if (!check_logit_bias(r, &q.gen, &g))
@@ -1002,7 +1008,7 @@ void api_chat(struct http_req *r)
         goto out;
     /* special tokens in the rendered text are the template's markers; text from the messages
        never becomes one (unless server.parse_special_in_content asks for the old behaviour) */
-    bool all = r->srv->p.parse_special_in_content;
+    bool all = r->params->parse_special_in_content;
     if (!tokenize_spans(r, &g, prompt.text, prompt.len, INF_TOK_ADD_SPECIAL | INF_TOK_PARSE_SPECIAL,
                         true, all ? NULL : prompt.untrusted, all ? 0 : prompt.n_untrusted, &toks))
         goto out;
@@ -1026,21 +1032,12 @@ void api_chat(struct http_req *r)
         start_stream(r, &g, c, (size_t)n, true, &q.gen, -1, "chatcmpl-", NULL, NULL);
         goto out;
     }
-    if (!wait_all(r, c, (size_t)n)) {
-        http_reply_errorf(r, 499, NULL, NULL, "client closed the connection");
-        goto out;
-    }
-    if (reply_failure(r, c, (size_t)n))
+    if (!wait_all(r, c, (size_t)n))
         goto out;
 
-    char id[64] = "chatcmpl-";
-    api_random_id(id + 9, 29);
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(id));
-    json_object_set_new(o, "object", json_string("chat.completion"));
-    json_object_set_new(o, "created", json_integer((json_int_t)time(NULL)));
-    json_object_set_new(o, "model", json_string(g.id));
-    json_object_set_new(o, "system_fingerprint", json_string(fingerprint()));
+    char id[64];
+    new_id(id, "chatcmpl-");
+    json_t *o = completion_object(id, "chat.completion", (int64_t)time(NULL), g.id);
     json_t *choices = json_array();
     int32_t completion = 0;
     for (int i = 0; i < n; i++) {
@@ -1077,7 +1074,7 @@ out:
 void api_completions(struct http_req *r)
 {
     struct api_error e = {0};
-    struct api_completion_req q;
+    struct api_completion_req q = {0};
     struct eng g = {0};
     struct choice *c = NULL;
     struct inf_tokens *toks = NULL;
@@ -1087,14 +1084,8 @@ void api_completions(struct http_req *r)
     size_t n = 0, np = 0;
 
     json_t *body = api_parse_body(r->body, r->len, &e);
-    if (!body || !api_parse_completion(body, &q, &e)) {
-        if (body)
-            api_completion_release(&q);
-        json_decref(body);
-        http_reply_error(r, &e);
-        return;
-    }
-    json_decref(body);
+    if (!parsed(r, body, body && api_parse_completion(body, &q, &e), &e))
+        goto out;
     np = q.n_prompts;
     if (np * (size_t)q.gen.n > API_MAX_INPUTS) {
         http_reply_errorf(r, 400, "n", NULL, "%zu prompts x n %d is more than %d choices", np,
@@ -1160,21 +1151,12 @@ void api_completions(struct http_req *r)
                      text_lens);
         goto out;
     }
-    if (!wait_all(r, c, n)) {
-        http_reply_errorf(r, 499, NULL, NULL, "client closed the connection");
-        goto out;
-    }
-    if (reply_failure(r, c, n))
+    if (!wait_all(r, c, n))
         goto out;
 
-    char id[64] = "cmpl-";
-    api_random_id(id + 5, 29);
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(id));
-    json_object_set_new(o, "object", json_string("text_completion"));
-    json_object_set_new(o, "created", json_integer((json_int_t)time(NULL)));
-    json_object_set_new(o, "model", json_string(g.id));
-    json_object_set_new(o, "system_fingerprint", json_string(fingerprint()));
+    char id[64];
+    new_id(id, "cmpl-");
+    json_t *o = completion_object(id, "text_completion", (int64_t)time(NULL), g.id);
     json_t *choices = json_array();
     int32_t prompt_tokens = 0, cached = 0, completion = 0;
     for (size_t k = 0; k < n; k++) {
@@ -1239,7 +1221,7 @@ out:
 void api_embeddings(struct http_req *r)
 {
     struct api_error e = {0};
-    struct api_embedding_req q;
+    struct api_embedding_req q = {0};
     struct eng g = {0};
     struct choice *c = NULL;
     struct inf_tokens *toks = NULL;
@@ -1247,14 +1229,8 @@ void api_embeddings(struct http_req *r)
     size_t n = 0;
 
     json_t *body = api_parse_body(r->body, r->len, &e);
-    if (!body || !api_parse_embedding(body, &q, &e)) {
-        if (body)
-            api_embedding_release(&q);
-        json_decref(body);
-        http_reply_error(r, &e);
-        return;
-    }
-    json_decref(body);
+    if (!parsed(r, body, body && api_parse_embedding(body, &q, &e), &e))
+        goto out;
     if (!eng_acquire(r, q.model, &g))
         goto out;
     if (q.dimensions && q.dimensions != g.n_embd) {
@@ -1297,11 +1273,7 @@ void api_embeddings(struct http_req *r)
     }
     if (!submit_all(r, &g, tps, n, c))
         goto out;
-    if (!wait_all(r, c, n)) {
-        http_reply_errorf(r, 499, NULL, NULL, "client closed the connection");
-        goto out;
-    }
-    if (reply_failure(r, c, n))
+    if (!wait_all(r, c, n))
         goto out;
     json_t *data = json_array();
     for (size_t i = 0; i < n; i++) {
@@ -1360,15 +1332,24 @@ static json_t *model_json(const struct srv_model_entry *m)
     return o;
 }
 
+/* The servable models (*m to free): false after answering 500. */
+static bool list_models(struct http_req *r, struct srv_model_entry **m, size_t *n)
+{
+    struct inf_error err = {0};
+    *m = NULL;
+    *n = 0;
+    if (!srv_models_list(r->params->models, m, n, &err))
+        return true;
+    http_reply_errorf(r, 500, NULL, NULL, "%s", inf_error_message(&err));
+    return false;
+}
+
 void api_models(struct http_req *r)
 {
-    struct srv_model_entry *m = NULL;
-    size_t n = 0;
-    struct inf_error err = {0};
-    if (srv_models_list(r->srv->p.models, &m, &n, &err)) {
-        http_reply_errorf(r, 500, NULL, NULL, "%s", inf_error_message(&err));
+    struct srv_model_entry *m;
+    size_t n;
+    if (!list_models(r, &m, &n))
         return;
-    }
     json_t *data = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(data, model_json(&m[i]));
@@ -1382,13 +1363,10 @@ void api_models(struct http_req *r)
 void api_model(struct http_req *r)
 {
     const char *id = r->url + strlen("/v1/models/");
-    struct srv_model_entry *m = NULL;
-    size_t n = 0;
-    struct inf_error err = {0};
-    if (srv_models_list(r->srv->p.models, &m, &n, &err)) {
-        http_reply_errorf(r, 500, NULL, NULL, "%s", inf_error_message(&err));
+    struct srv_model_entry *m;
+    size_t n;
+    if (!list_models(r, &m, &n))
         return;
-    }
     for (size_t i = 0; i < n; i++)
         if (strcmp(m[i].id, id) == 0) {
             http_reply_json(r, 200, model_json(&m[i]));
@@ -1424,9 +1402,9 @@ static void health_each(struct srv_engine *e, void *user)
 
 void api_health(struct http_req *r)
 {
-    enum srv_health hs = srv_models_health(r->srv->p.models);
+    enum srv_health hs = srv_models_health(r->params->models);
     struct health_acc h = {json_array(), 0, 0};
-    srv_models_each_loaded(r->srv->p.models, health_each, &h);
+    srv_models_each_loaded(r->params->models, health_each, &h);
     json_t *o = json_object();
     const char *status = hs == SRV_HEALTH_OK        ? "ok"
                          : hs == SRV_HEALTH_LOADING ? "loading"
@@ -1435,7 +1413,7 @@ void api_health(struct http_req *r)
     json_object_set_new(o, "slots_idle", json_integer(h.idle));
     json_object_set_new(o, "slots_busy", json_integer(h.busy));
     int loaded = 0, max_loaded = 0;
-    srv_models_counts(r->srv->p.models, &loaded, &max_loaded);
+    srv_models_counts(r->params->models, &loaded, &max_loaded);
     json_object_set_new(o, "loaded_models", json_integer(loaded));
     json_object_set_new(o, "max_loaded_models", json_integer(max_loaded));
     json_object_set_new(o, "models", h.models);
@@ -1447,18 +1425,12 @@ void api_health(struct http_req *r)
 void api_tokenize(struct http_req *r)
 {
     struct api_error e = {0};
-    struct api_tokenize_req q;
+    struct api_tokenize_req q = {0};
     struct eng g = {0};
     struct inf_tokens toks = {0};
     json_t *body = api_parse_body(r->body, r->len, &e);
-    if (!body || !api_parse_tokenize(body, &q, &e)) {
-        if (body)
-            api_tokenize_release(&q);
-        json_decref(body);
-        http_reply_error(r, &e);
-        return;
-    }
-    json_decref(body);
+    if (!parsed(r, body, body && api_parse_tokenize(body, &q, &e), &e))
+        goto out;
     if (!eng_acquire(r, q.model, &g))
         goto out;
     unsigned flags =
@@ -1494,17 +1466,11 @@ out:
 void api_detokenize(struct http_req *r)
 {
     struct api_error e = {0};
-    struct api_detokenize_req q;
+    struct api_detokenize_req q = {0};
     struct eng g = {0};
     json_t *body = api_parse_body(r->body, r->len, &e);
-    if (!body || !api_parse_detokenize(body, &q, &e)) {
-        if (body)
-            api_detokenize_release(&q);
-        json_decref(body);
-        http_reply_error(r, &e);
-        return;
-    }
-    json_decref(body);
+    if (!parsed(r, body, body && api_parse_detokenize(body, &q, &e), &e))
+        goto out;
     if (!eng_acquire(r, q.model, &g))
         goto out;
     if (!check_ids(r, &g, q.ids, q.n_ids, "tokens"))
@@ -1528,17 +1494,11 @@ out:
 void api_apply_template(struct http_req *r)
 {
     struct api_error e = {0};
-    struct api_template_req q;
+    struct api_template_req q = {0};
     struct eng g = {0};
     json_t *body = api_parse_body(r->body, r->len, &e);
-    if (!body || !api_parse_template(body, &q, &e)) {
-        if (body)
-            api_template_release(&q);
-        json_decref(body);
-        http_reply_error(r, &e);
-        return;
-    }
-    json_decref(body);
+    if (!parsed(r, body, body && api_parse_template(body, &q, &e), &e))
+        goto out;
     if (!eng_acquire(r, q.model, &g))
         goto out;
     struct inf_rendered prompt;

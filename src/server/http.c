@@ -20,7 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "inferno/log.h"
+#include "server/handlers.h"
 #include "server/http_internal.h"
 
 #define RATE_MAX_BUCKETS 4096
@@ -33,167 +35,24 @@ const int http_metric_status[HTTP_N_STATUS - 1] = {200, 204, 400, 401, 403, 404,
 static char bad_uri_marker;
 
 static const struct http_route routes[] = {
-    {"/v1/chat/completions", false, "POST", ROUTE_CHAT, true, api_chat},
-    {"/v1/completions", false, "POST", ROUTE_COMPLETIONS, true, api_completions},
-    {"/v1/embeddings", false, "POST", ROUTE_EMBEDDINGS, true, api_embeddings},
-    {"/v1/models", false, "GET", ROUTE_MODELS, true, api_models},
-    {"/v1/models/", true, "GET", ROUTE_MODEL, true, api_model},
-    {"/health", false, "GET", ROUTE_HEALTH, false, api_health}, /* no key: for load balancers */
-    {"/metrics", false, "GET", ROUTE_METRICS, true, api_metrics},
-    {"/tokenize", false, "POST", ROUTE_TOKENIZE, true, api_tokenize},
-    {"/detokenize", false, "POST", ROUTE_DETOKENIZE, true, api_detokenize},
-    {"/apply-template", false, "POST", ROUTE_TEMPLATE, true, api_apply_template},
+    {"/v1/chat/completions", false, "POST", false, api_chat},
+    {"/v1/completions", false, "POST", false, api_completions},
+    {"/v1/embeddings", false, "POST", false, api_embeddings},
+    {"/v1/models", false, "GET", false, api_models},
+    {"/v1/models/", true, "GET", false, api_model},
+    {"/health", false, "GET", true, api_health},
+    {"/metrics", false, "GET", false, api_metrics},
+    {"/tokenize", false, "POST", false, api_tokenize},
+    {"/detokenize", false, "POST", false, api_detokenize},
+    {"/apply-template", false, "POST", false, api_apply_template},
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
-
-const char *const http_route_label[ROUTE_COUNT] = {
-    [ROUTE_CHAT] = "/v1/chat/completions",
-    [ROUTE_COMPLETIONS] = "/v1/completions",
-    [ROUTE_EMBEDDINGS] = "/v1/embeddings",
-    [ROUTE_MODELS] = "/v1/models",
-    [ROUTE_MODEL] = "/v1/models/{id}",
-    [ROUTE_HEALTH] = "/health",
-    [ROUTE_METRICS] = "/metrics",
-    [ROUTE_TOKENIZE] = "/tokenize",
-    [ROUTE_DETOKENIZE] = "/detokenize",
-    [ROUTE_TEMPLATE] = "/apply-template",
-    [ROUTE_OTHER] = "other",
-};
-
-struct http_task_ref {
-    struct srv_task *task;
-    struct http_task_ref *next;
-};
+_Static_assert(N_ROUTES <= HTTP_MAX_ROUTES, "HTTP_MAX_ROUTES is too small for the route table");
 
 struct rate_bucket {
     char key[72];
     double tokens, last;
 };
-
-double http_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* ---- responses ------------------------------------------------------------------------------ */
-
-static void set_response(struct http_req *r, int status, struct MHD_Response *resp)
-{
-    if (r->resp)
-        MHD_destroy_response(r->resp);
-    r->status = status;
-    r->resp = resp;
-}
-
-void http_reply_text(struct http_req *r, int status, const char *content_type, const char *text,
-                     size_t len)
-{
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
-    if (!resp)
-        return;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    set_response(r, status, resp);
-}
-
-void http_reply_json(struct http_req *r, int status, json_t *body)
-{
-    char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    if (!s) {
-        static const char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":"
-                                  "\"server_error\",\"param\":null,\"code\":null}}";
-        http_reply_text(r, 500, "application/json", oom, sizeof(oom) - 1);
-        return;
-    }
-    size_t n = strlen(s);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(s);
-        return;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    set_response(r, status, resp);
-}
-
-void http_reply_error(struct http_req *r, const struct api_error *e)
-{
-    int status = e->status ? e->status : 500;
-    if (status >= 500)
-        INF_LOG_WARN("http", "request %s: %d %s", r->req_id, status, e->message);
-    http_reply_json(r, status, api_error_json(e));
-    if (r->resp && (status == 503 || status == 429))
-        MHD_add_response_header(r->resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-}
-
-void http_reply_errorf(struct http_req *r, int status, const char *param, const char *code,
-                       const char *fmt, ...)
-{
-    struct api_error e = {0};
-    va_list ap;
-    e.status = status;
-    e.type = api_error_type(status);
-    e.code = code;
-    snprintf(e.param, sizeof(e.param), "%s", param ? param : "");
-    va_start(ap, fmt);
-    vsnprintf(e.message, sizeof(e.message), fmt, ap);
-    va_end(ap);
-    http_reply_error(r, &e);
-}
-
-/* ---- connections ---------------------------------------------------------------------------- */
-
-int http_conn_fd(struct MHD_Connection *c)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    return ci ? ci->connect_fd : -1;
-}
-
-bool http_fd_gone(struct http_server *s, int fd)
-{
-    if (fd < 0)
-        return false;
-    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
-    if (poll(&p, 1, 0) <= 0)
-        return false;
-    if (p.revents & (POLLHUP | POLLERR | POLLNVAL))
-        return true;
-    return (p.revents & POLLRDHUP) && !http_guard_half_close(s, fd);
-}
-
-bool http_conn_gone(struct http_req *r)
-{
-    return http_fd_gone(r->srv, http_conn_fd(r->conn));
-}
-
-void http_track_task(struct http_server *s, struct srv_task *t)
-{
-    struct http_task_ref *ref = malloc(sizeof(*ref));
-    if (!ref)
-        return;
-    ref->task = t;
-    pthread_mutex_lock(&s->lock);
-    ref->next = s->tasks;
-    s->tasks = ref;
-    pthread_mutex_unlock(&s->lock);
-}
-
-void http_untrack_task(struct http_server *s, struct srv_task *t)
-{
-    pthread_mutex_lock(&s->lock);
-    for (struct http_task_ref **p = &s->tasks; *p; p = &(*p)->next) {
-        if ((*p)->task == t) {
-            struct http_task_ref *dead = *p;
-            *p = dead->next;
-            free(dead);
-            break;
-        }
-    }
-    pthread_mutex_unlock(&s->lock);
-}
 
 /* ---- checks --------------------------------------------------------------------------------- */
 
@@ -476,7 +335,7 @@ static enum MHD_Result send_response(struct http_req *r)
     if (atomic_load(&r->srv->stopping) || r->close || http_guard_reserve(r->hc))
         MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONNECTION, "close");
     http_guard_phase(r->srv, r->hc, HTTP_PHASE_BUSY);
-    int route = r->route ? (int)r->route->id : ROUTE_OTHER;
+    size_t route = r->route ? (size_t)(r->route - routes) : N_ROUTES;
     atomic_fetch_add(&r->srv->requests[route][status_slot(r->status)], 1);
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned int)r->status, r->resp);
     MHD_destroy_response(r->resp);
@@ -522,6 +381,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         *con_cls = r;
         r->srv = s;
+        r->params = &s->p;
         r->conn = conn;
         r->method = method;
         r->url = url;
@@ -590,7 +450,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return reject(r);
         }
         r->route = find_route(url, method, &path_known);
-        if (r->route && r->route->id != ROUTE_HEALTH && http_guard_reserve(r->hc)) {
+        if (r->route && !r->route->probe && http_guard_reserve(r->hc)) {
             http_reply_errorf(r, 503, NULL, "server_busy",
                               "every connection is in use (server.max_connections); only "
                               "/health is answered on this one");
@@ -608,7 +468,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return reject(r);
         }
         int key = -1;
-        if (s->n_keys && r->route->auth) {
+        if (s->n_keys && !r->route->probe) {
             key = check_key(s, r);
             if (key == -1) {
                 http_reply_errorf(r, 401, NULL, "invalid_api_key",
@@ -633,7 +493,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 return reject(r);
             }
         }
-        if (s->p.rate_limit_rpm > 0 && r->route->id != ROUTE_HEALTH) {
+        if (s->p.rate_limit_rpm > 0 && !r->route->probe) {
             char rk[72];
             if (key >= 0)
                 snprintf(rk, sizeof(rk), "key:%d", key);
@@ -691,20 +551,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             r->len = r->cap = 0;
             return MHD_YES;
         }
-        if (r->len + n + 1 > r->cap) {
-            size_t cap = r->cap ? r->cap : 4096;
-            while (cap < r->len + n + 1)
-                cap *= 2;
-            char *b = realloc(r->body, cap);
-            if (!b)
-                return MHD_NO;
-            r->body = b;
-            r->cap = cap;
-        }
-        memcpy(r->body + r->len, upload_data, n);
-        r->len += n;
-        r->body[r->len] = '\0';
-        return MHD_YES;
+        return inf__append(&r->body, &r->len, &r->cap, upload_data, n, 4096) ? MHD_YES : MHD_NO;
     }
 
     if (r->resp) /* refused before the body: answer now */
@@ -731,8 +578,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         http_guard_phase(s, http_guard_conn(conn), HTTP_PHASE_HEADERS); /* keep-alive: next one */
     if (!r || r == (void *)&bad_uri_marker)
         return;
-    if (r->stream)
-        api_stream_abort(r->stream, toe != MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    if (r->on_end)
+        r->on_end(r->on_end_ctx, toe != MHD_REQUEST_TERMINATED_COMPLETED_OK);
     if (r->resp)
         MHD_destroy_response(r->resp);
     INF_LOG_INFO("http", "%s %s %d %.1f ms%s id=%s", r->method, r->url, r->status,
@@ -768,26 +615,16 @@ static char *read_file(const char *path, struct inf_error *err)
     size_t len = 0, cap = 0, n;
     char tmp[4096];
     while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0) {
-        if (len + n + 1 > cap) {
-            cap = (len + n + 1) * 2;
-            char *b = realloc(buf, cap);
-            if (!b) {
-                free(buf);
-                fclose(f);
-                inf_error_set(err, INF_ENOMEM, "out of memory reading '%s'", path);
-                return NULL;
-            }
-            buf = b;
+        if (!inf__append(&buf, &len, &cap, tmp, n, 0)) {
+            free(buf);
+            fclose(f);
+            inf_error_set(err, INF_ENOMEM, "out of memory reading '%s'", path);
+            return NULL;
         }
-        memcpy(buf + len, tmp, n);
-        len += n;
     }
     fclose(f);
-    if (!buf) {
+    if (!buf)
         inf_error_set(err, INF_EFORMAT, "'%s' is empty", path);
-        return NULL;
-    }
-    buf[len] = '\0';
     return buf;
 }
 
@@ -833,6 +670,8 @@ inf_status http_server_start(const struct http_server_params *p, struct http_ser
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->conn_lock, NULL);
     s->p = *p;
+    s->routes = routes;
+    s->n_routes = N_ROUTES;
     s->buckets = calloc(RATE_MAX_BUCKETS, sizeof(*s->buckets));
     s->key_hash = calloc(p->n_api_keys + 1, sizeof(*s->key_hash));
     if (!s->buckets || !s->key_hash) {

@@ -1,6 +1,22 @@
 /*
- * server/http.h - the HTTP side of `inferno serve`: libmicrohttpd, the route table, auth, rate
- * limits, CORS, request ids, metrics, and the OpenAI endpoints (api_handlers.c).
+ * server/http.h - `inferno serve`: the OpenAI-compatible HTTP server, and the entry point of
+ * src/server/, which owns everything between a socket and the engines: libmicrohttpd, the
+ * route table, auth, rate limits, CORS, request ids, connection limits, the endpoints, request
+ * validation, metrics, the loaded models and their engine threads.
+ *
+ * Layers (each file calls only the ones below it):
+ *   http.c            router: set-up, the route table (the one place that names an endpoint),
+ *                     the checks before a handler runs; reaches the handlers only through the
+ *                     table's rows (handlers.h)
+ *   api_handlers.c,   handlers: one function per route; they validate with api_parse.c
+ *   metrics.c         (api.h) and answer through response.h (metrics.c also reads the router's
+ *                     request counters, http_internal.h)
+ *   response.c,       response.h: the request as a handler sees it, replies, the task registry
+ *   http_conn.c       (response.c); the clock, client-gone checks and the connection guard
+ *                     (http_conn.c); neither knows the routes nor calls up
+ *   sched.c, models.c engines and models (sched.h, inferno/models.h): no sockets
+ * A new endpoint needs one handler, one row in the route table and its validation in
+ * api_parse.c.
  *
  * Threading: libmicrohttpd runs one thread per connection (MHD_USE_THREAD_PER_CONNECTION).
  * That thread parses and validates the request, renders the chat template, tokenizes, submits

@@ -1,6 +1,8 @@
 /*
- * http_conn.c - the connection guard: every open connection in a registry with the phase its
- * current request is in, so that slow or idle clients cannot hold the pool.
+ * http_conn.c - connections: whether a request's client is still there (http_conn_gone and
+ * friends, declared in response.h for the handlers), the server's clock, and the connection
+ * guard: every open connection in a registry with the phase its current request is in, so that
+ * slow or idle clients cannot hold the pool.
  *
  *  - a client address (other than those in server.per_ip_exempt) may hold at most
  *    server.max_connections_per_ip connections; more are closed at accept;
@@ -20,9 +22,11 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "inferno/log.h"
@@ -44,6 +48,41 @@ struct http_conn {
     enum http_phase phase;
     double since; /* when the phase began */
 };
+
+/* ---- the clock and the client-gone checks (response.h) --------------------------------------- */
+
+double http_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int http_conn_fd(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return ci ? ci->connect_fd : -1;
+}
+
+bool http_fd_gone(struct http_server *s, int fd)
+{
+    if (fd < 0)
+        return false;
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0)
+        return false;
+    if (p.revents & (POLLHUP | POLLERR | POLLNVAL))
+        return true;
+    return (p.revents & POLLRDHUP) && !http_guard_half_close(s, fd);
+}
+
+bool http_conn_gone(struct http_req *r)
+{
+    return http_fd_gone(r->srv, http_conn_fd(r->conn));
+}
+
+/* ---- the guard ------------------------------------------------------------------------------- */
 
 /* The numeric form of an address, IPv4-mapped IPv6 written as IPv4. false if not IP. */
 static bool addr_text(const struct sockaddr *sa, char out[INET6_ADDRSTRLEN])

@@ -1,6 +1,8 @@
 /*
- * server/http_internal.h - what http.c (connections, routing, auth) shares with the endpoint
- * handlers (api_handlers.c) and the metrics (metrics.c). Internal to src/server.
+ * server/http_internal.h - the router's state: the route table's row type, the server struct,
+ * the connection guard (http_conn.c). Shared by http.c, http_conn.c, response.c (the server's
+ * lock and task list) and metrics.c (the request counters); the endpoint handlers see only
+ * handlers.h and response.h. Internal to src/server.
  */
 #ifndef INFERNO_SERVER_HTTP_INTERNAL_H
 #define INFERNO_SERVER_HTTP_INTERNAL_H
@@ -12,21 +14,7 @@
 
 #include "server/api.h"
 #include "server/http.h"
-
-enum http_route_id {
-    ROUTE_CHAT,
-    ROUTE_COMPLETIONS,
-    ROUTE_EMBEDDINGS,
-    ROUTE_MODELS,
-    ROUTE_MODEL,
-    ROUTE_HEALTH,
-    ROUTE_METRICS,
-    ROUTE_TOKENIZE,
-    ROUTE_DETOKENIZE,
-    ROUTE_TEMPLATE,
-    ROUTE_OTHER, /* 404s, 405s... */
-    ROUTE_COUNT
-};
+#include "server/response.h"
 
 /* Status codes counted per route in /metrics; the last slot is "other". */
 #define HTTP_N_STATUS 15
@@ -35,18 +23,21 @@ extern const int http_metric_status[HTTP_N_STATUS - 1];
 struct http_req;
 typedef void (*http_handler_fn)(struct http_req *r);
 
+/* A row of the route table (http.c), the one place that names every endpoint. */
 struct http_route {
-    const char *path; /* exact, or a prefix ending in '/' when prefix is set */
+    const char *path; /* exact, or a prefix ending in '/' (then /metrics shows path + "{id}") */
     bool prefix;
     const char *method; /* "GET" or "POST" */
-    enum http_route_id id;
-    bool auth; /* false: reachable without an API key (/health) */
+    bool probe; /* for load balancers (/health): no API key, no rate limit, reserved connections */
     http_handler_fn fn;
 };
-extern const char *const http_route_label[ROUTE_COUNT];
+#define HTTP_MAX_ROUTES 31 /* rows of the route table at most; counters keep one more: other */
 
-struct http_stream;
-struct http_conn; /* http_conn.c: one per open connection */
+/* Every submitted, unfinished task, to cancel at the end of a drain (response.c keeps it). */
+struct http_task_ref {
+    struct srv_task *task;
+    struct http_task_ref *next;
+};
 
 /* Where a connection's current request is; the guard's deadlines apply to the first two. */
 enum http_phase {
@@ -83,55 +74,11 @@ struct http_server {
     bool guard_started;
     atomic_bool guard_stop;
 
-    /* metrics: requests by route and status */
-    atomic_uint_least64_t requests[ROUTE_COUNT][HTTP_N_STATUS];
+    /* metrics: requests by route (a row of routes, then n_routes: 404s, 405s...) and status */
+    const struct http_route *routes;
+    size_t n_routes;
+    atomic_uint_least64_t requests[HTTP_MAX_ROUTES + 1][HTTP_N_STATUS];
 };
-
-struct http_req {
-    struct http_server *srv;
-    struct MHD_Connection *conn;
-    const struct http_route *route;
-    const char *method, *url;
-    char req_id[72];
-    char *body;
-    size_t len, cap;
-    bool too_large;
-    unsigned long long discarded; /* body bytes received in all */
-    bool counted;                 /* in_flight incremented */
-    bool close;                   /* close the connection after the response */
-    struct http_conn *hc;
-    double t0;
-    const char *cors_origin; /* origin to allow in the response, or NULL */
-    /* the response the handler produced */
-    int status;
-    struct MHD_Response *resp;
-    struct http_stream *stream; /* SSE in progress: cancelled if the connection ends early */
-};
-
-/* Responses (the handler sets r->status and r->resp through these). */
-void http_reply_json(struct http_req *r, int status, json_t *body); /* steals body */
-void http_reply_error(struct http_req *r, const struct api_error *e);
-void http_reply_text(struct http_req *r, int status, const char *content_type, const char *text,
-                     size_t len);
-/* printf-style shortcut for http_reply_error. */
-void http_reply_errorf(struct http_req *r, int status, const char *param, const char *code,
-                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-/*
- * true when the client has gone away: its connection was reset, or it closed its side later than
- * HTTP_HALF_CLOSE_GRACE_S after its request was complete. A close seen sooner is taken for a
- * half-close (shutdown(SHUT_WR) after sending, as nc -N and some HTTP/1.1 clients do): that
- * client still gets its answer, and only a reset or a failed write ends the request early.
- */
-bool http_conn_gone(struct http_req *r);
-int http_conn_fd(struct MHD_Connection *c);
-bool http_fd_gone(struct http_server *s, int fd);
-
-/* Task registry: cancelled together at the end of a drain. */
-void http_track_task(struct http_server *s, struct srv_task *t);
-void http_untrack_task(struct http_server *s, struct srv_task *t);
-
-double http_now(void);
 
 /* The connection guard (http_conn.c): limits per address, deadlines, a reserve for /health. */
 inf_status http_guard_start(struct http_server *s, struct inf_error *err);
@@ -145,20 +92,5 @@ void http_guard_phase(struct http_server *s, struct http_conn *c, enum http_phas
 bool http_guard_reserve(const struct http_conn *c);
 /* The client of connection fd closed its side: true when that is a half-close (see above). */
 bool http_guard_half_close(struct http_server *s, int fd);
-
-/* Endpoint handlers (api_handlers.c). */
-void api_chat(struct http_req *r);
-void api_completions(struct http_req *r);
-void api_embeddings(struct http_req *r);
-void api_models(struct http_req *r);
-void api_model(struct http_req *r);
-void api_health(struct http_req *r);
-void api_tokenize(struct http_req *r);
-void api_detokenize(struct http_req *r);
-void api_apply_template(struct http_req *r);
-/* metrics.c */
-void api_metrics(struct http_req *r);
-/* The stream's tasks are cancelled (client gone) and the stream loses the request's reference. */
-void api_stream_abort(struct http_stream *s, bool cancel);
 
 #endif

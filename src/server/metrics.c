@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
+#include "server/handlers.h"
 #include "server/http_internal.h"
 
 struct out {
@@ -30,17 +32,12 @@ static void outf(struct out *o, const char *fmt, ...)
             o->n += (size_t)k;
             return;
         }
-        size_t cap = o->cap ? o->cap * 2 : 8192;
-        if (k > 0)
-            while (cap < o->n + (size_t)k + 1)
-                cap *= 2;
-        char *d = realloc(o->d, cap);
-        if (!d) {
+        /* k < 0 (no buffer yet, or an output error): grow anyway, as a bound on the tries */
+        size_t need = k >= 0 ? o->n + (size_t)k + 1 : o->cap + 1;
+        if (!inf__grow(&o->d, &o->cap, need, 1, 8192)) {
             o->oom = true;
             return;
         }
-        o->d = d;
-        o->cap = cap;
     }
 }
 
@@ -75,14 +72,8 @@ struct snaps {
 static void collect(struct srv_engine *e, void *user)
 {
     struct snaps *ss = user;
-    if (ss->n == ss->cap) {
-        size_t cap = ss->cap ? ss->cap * 2 : 4;
-        struct engine_snap *s = realloc(ss->s, cap * sizeof(*s));
-        if (!s)
-            return;
-        ss->s = s;
-        ss->cap = cap;
-    }
+    if (!inf__grow(&ss->s, &ss->cap, ss->n + 1, sizeof(*ss->s), 4))
+        return;
     label(ss->s[ss->n].model, sizeof(ss->s[ss->n].model), srv_engine_model_id(e));
     srv_engine_stats(e, &ss->s[ss->n].st);
     ss->n++;
@@ -118,7 +109,8 @@ void api_metrics(struct http_req *r)
 
     outf(&o, "# HELP inferno_requests_total HTTP requests answered, by route and status.\n"
              "# TYPE inferno_requests_total counter\n");
-    for (int rt = 0; rt < ROUTE_COUNT; rt++)
+    for (size_t rt = 0; rt <= s->n_routes; rt++) {
+        const struct http_route *route = rt < s->n_routes ? &s->routes[rt] : NULL;
         for (int k = 0; k < HTTP_N_STATUS; k++) {
             uint64_t v = atomic_load(&s->requests[rt][k]);
             if (!v)
@@ -128,9 +120,11 @@ void api_metrics(struct http_req *r)
                 snprintf(st, sizeof(st), "%d", http_metric_status[k]);
             else
                 snprintf(st, sizeof(st), "other");
-            outf(&o, "inferno_requests_total{route=\"%s\",status=\"%s\"} %llu\n",
-                 http_route_label[rt], st, (unsigned long long)v);
+            outf(&o, "inferno_requests_total{route=\"%s%s\",status=\"%s\"} %llu\n",
+                 route ? route->path : "other", route && route->prefix ? "{id}" : "", st,
+                 (unsigned long long)v);
         }
+    }
     outf(&o,
          "# HELP inferno_requests_in_flight HTTP requests being handled now.\n"
          "# TYPE inferno_requests_in_flight gauge\ninferno_requests_in_flight %d\n",

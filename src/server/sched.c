@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/buf.h"
 #include "inferno/gguf.h"
 #include "inferno/log.h"
 #include "inferno/tokenizer.h"
@@ -239,12 +240,18 @@ static void engine_free(struct srv_engine *e)
     free(e);
 }
 
+/* Drop one of the references *refs (guarded by mu) counts: true when it was the last. */
+static bool ref_drop(pthread_mutex_t *mu, int *refs)
+{
+    pthread_mutex_lock(mu);
+    int left = --*refs;
+    pthread_mutex_unlock(mu);
+    return left == 0;
+}
+
 static void engine_unref(struct srv_engine *e)
 {
-    pthread_mutex_lock(&e->mu);
-    int left = --e->refs;
-    pthread_mutex_unlock(&e->mu);
-    if (left == 0)
+    if (ref_drop(&e->mu, &e->refs))
         engine_free(e);
 }
 
@@ -271,10 +278,7 @@ static void task_free(struct srv_task *t)
 
 static void task_unref(struct srv_task *t)
 {
-    pthread_mutex_lock(&t->mu);
-    int left = --t->refs;
-    pthread_mutex_unlock(&t->mu);
-    if (left == 0)
+    if (ref_drop(&t->mu, &t->refs))
         task_free(t);
 }
 
@@ -332,20 +336,7 @@ void srv_engine_stats(struct srv_engine *e, struct srv_engine_stats *out)
 
 static bool held_append(struct slot *s, const char *text, size_t len)
 {
-    if (s->n_held + len + 1 > s->cap_held) {
-        size_t cap = s->cap_held ? s->cap_held * 2 : 256;
-        while (cap < s->n_held + len + 1)
-            cap *= 2;
-        char *p = realloc(s->held, cap);
-        if (!p)
-            return false;
-        s->held = p;
-        s->cap_held = cap;
-    }
-    memcpy(s->held + s->n_held, text, len);
-    s->n_held += len;
-    s->held[s->n_held] = 0;
-    return true;
+    return inf__append(&s->held, &s->n_held, &s->cap_held, text, len, 256);
 }
 
 /* Find the first stop string in held; returns its offset or -1. */
@@ -702,28 +693,17 @@ static void emb_chunk(struct srv_engine *e, int32_t n)
 
 /* ---- the loop -------------------------------------------------------------------------- */
 
+/* Room for n tokens in the batch arrays, which share one capacity (b_cap). */
 static bool batch_reserve(struct srv_engine *e, int32_t n)
 {
-    if (n <= e->b_cap)
-        return true;
-    int32_t cap = e->b_cap ? e->b_cap : 256;
-    while (cap < n)
-        cap *= 2;
-    inf_token *a = realloc(e->b_tok, (size_t)cap * sizeof(*a));
-    if (a)
-        e->b_tok = a;
-    int32_t *b = realloc(e->b_pos, (size_t)cap * sizeof(*b));
-    if (b)
-        e->b_pos = b;
-    int32_t *c = realloc(e->b_seq, (size_t)cap * sizeof(*c));
-    if (c)
-        e->b_seq = c;
-    int8_t *d = realloc(e->b_logits, (size_t)cap);
-    if (d)
-        e->b_logits = d;
-    if (!a || !b || !c || !d)
+    size_t need = n > 0 ? (size_t)n : 0, c = e->b_cap > 0 ? (size_t)e->b_cap : 0;
+    size_t cap[4] = {c, c, c, c};
+    if (!inf__grow(&e->b_tok, &cap[0], need, sizeof(*e->b_tok), 256) ||
+        !inf__grow(&e->b_pos, &cap[1], need, sizeof(*e->b_pos), 256) ||
+        !inf__grow(&e->b_seq, &cap[2], need, sizeof(*e->b_seq), 256) ||
+        !inf__grow(&e->b_logits, &cap[3], need, sizeof(*e->b_logits), 256) || cap[0] > INT32_MAX)
         return false;
-    e->b_cap = cap;
+    e->b_cap = (int32_t)cap[0];
     return true;
 }
 
@@ -812,6 +792,21 @@ static void queue_unlink(struct srv_engine *e, struct srv_task *prev, struct srv
 }
 
 /*
+ * End a task taken off the wait queue as cancelled: its DONE event, and the queue's reference
+ * dropped. Under e->mu, which is released meanwhile.
+ */
+static void queued_cancelled(struct srv_engine *e, struct srv_task *t)
+{
+    e->st.tasks_cancelled++;
+    pthread_mutex_unlock(&e->mu);
+    struct srv_event ev = {.type = SRV_EV_DONE, .finish = SRV_FINISH_CANCELLED};
+    ev.usage.prompt_tokens = t->p.n_prompt;
+    task_push(t, &ev);
+    task_unref(t);
+    pthread_mutex_lock(&e->mu);
+}
+
+/*
  * Admit queued tasks, oldest first: completions into free slots, the oldest embedding as the one
  * in progress when none is; drop cancelled ones. A completion waiting for a slot does not hold
  * back an embedding behind it, nor the other way round. Under e->mu (dropped around the set-up;
@@ -825,13 +820,7 @@ static void admit(struct srv_engine *e)
         struct srv_task *next = t->qnext;
         if (atomic_load(&t->cancel)) {
             queue_unlink(e, prev, t);
-            e->st.tasks_cancelled++;
-            pthread_mutex_unlock(&e->mu);
-            struct srv_event ev = {.type = SRV_EV_DONE, .finish = SRV_FINISH_CANCELLED};
-            ev.usage.prompt_tokens = t->p.n_prompt;
-            task_push(t, &ev);
-            task_unref(t);
-            pthread_mutex_lock(&e->mu);
+            queued_cancelled(e, t);
         } else if (t->p.kind == SRV_TASK_EMBEDDING) {
             if (e->emb) {
                 prev = t;
@@ -1081,13 +1070,7 @@ static void *engine_main(void *arg)
                 struct srv_task *t = e->q_head;
                 e->q_head = t->qnext;
                 e->q_len--;
-                e->st.tasks_cancelled++;
-                pthread_mutex_unlock(&e->mu);
-                struct srv_event ev = {.type = SRV_EV_DONE, .finish = SRV_FINISH_CANCELLED};
-                ev.usage.prompt_tokens = t->p.n_prompt;
-                task_push(t, &ev);
-                task_unref(t);
-                pthread_mutex_lock(&e->mu);
+                queued_cancelled(e, t);
             }
             e->q_tail = NULL;
             pthread_mutex_unlock(&e->mu);
