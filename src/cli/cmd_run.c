@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_engine.h"
+#include "core/buf.h"
 #include "core/clock.h"
 #include "core/files.h"
 #include "inferno/engine.h"
@@ -94,33 +95,15 @@ static void stopper_emit(struct stopper *s, const char *p, size_t n)
         fwrite(p, 1, n, stdout);
         fflush(stdout);
     }
-    if (s->keep) {
-        if (s->text_len + n > s->text_cap) {
-            size_t cap = (s->text_len + n) * 2;
-            char *nt = realloc(s->text, cap);
-            if (!nt)
-                return;
-            s->text = nt;
-            s->text_cap = cap;
-        }
-        memcpy(s->text + s->text_len, p, n);
-        s->text_len += n;
-    }
+    if (s->keep)
+        (void)inf__append(&s->text, &s->text_len, &s->text_cap, p, n, 256); /* best effort */
 }
 
 /* Add text; emit what can no longer be part of a stop string. */
 static void stopper_feed(struct stopper *s, const char *text, size_t len)
 {
-    if (s->len + len + 1 > s->cap) {
-        size_t cap = (s->len + len + 1) * 2;
-        char *nb = realloc(s->buf, cap);
-        if (!nb)
-            return;
-        s->buf = nb;
-        s->cap = cap;
-    }
-    memcpy(s->buf + s->len, text, len);
-    s->len += len;
+    if (!inf__append(&s->buf, &s->len, &s->cap, text, len, 256))
+        return;
     size_t emit = s->len;
     for (int i = 0; i < s->n_stops && !s->hit; i++) {
         size_t sl = strlen(s->stops[i]);

@@ -22,34 +22,33 @@ static FILE *log_stream;
 static const char *const level_names[] = {"trace", "debug", "info", "warn", "error", "off"};
 static const char *const format_names[] = {"pretty", "compact", "json"};
 
+/* The index of s in names[0..n) (ASCII case ignored), or -1. */
+static int name_index(const char *const *names, int n, const char *s)
+{
+    for (int i = 0; s && i < n; i++)
+        if (strcasecmp(s, names[i]) == 0)
+            return i;
+    return -1;
+}
+
 inf_status inf_log_level_parse(const char *s, enum inf_log_level *out)
 {
-    if (!s)
+    int i = name_index(level_names, INF_LOG_OFF + 1, s);
+    if (i < 0 && s && strcasecmp(s, "warning") == 0)
+        i = INF_LOG_WARN;
+    if (i < 0)
         return INF_EINVAL;
-    for (int i = 0; i <= INF_LOG_OFF; i++) {
-        if (strcasecmp(s, level_names[i]) == 0) {
-            *out = (enum inf_log_level)i;
-            return INF_OK;
-        }
-    }
-    if (strcasecmp(s, "warning") == 0) {
-        *out = INF_LOG_WARN;
-        return INF_OK;
-    }
-    return INF_EINVAL;
+    *out = (enum inf_log_level)i;
+    return INF_OK;
 }
 
 inf_status inf_log_format_parse(const char *s, enum inf_log_format *out)
 {
-    if (!s)
+    int i = name_index(format_names, INF_LOG_JSON + 1, s);
+    if (i < 0)
         return INF_EINVAL;
-    for (int i = 0; i <= INF_LOG_JSON; i++) {
-        if (strcasecmp(s, format_names[i]) == 0) {
-            *out = (enum inf_log_format)i;
-            return INF_OK;
-        }
-    }
-    return INF_EINVAL;
+    *out = (enum inf_log_format)i;
+    return INF_OK;
 }
 
 const char *inf_log_level_name(enum inf_log_level level)

@@ -15,16 +15,13 @@
 
 struct inf_context_params inf_context_default_params(void)
 {
-    struct inf_context_params p;
-    memset(&p, 0, sizeof(p));
-    p.n_ctx = 0;
-    p.n_batch = 512;
-    p.n_seq_max = 1;
-    p.n_threads = 0;
-    p.kv_type = INF_KV_F16;
-    p.embeddings = false;
-    p.pooling = INF_POOL_MEAN;
-    return p;
+    /* n_ctx 0: the model's training context; n_threads 0: physical cores */
+    return (struct inf_context_params){
+        .n_batch = 512,
+        .n_seq_max = 1,
+        .kv_type = INF_KV_F16,
+        .pooling = INF_POOL_MEAN,
+    };
 }
 
 void inf_context_free(struct inf_context *ctx)

@@ -21,11 +21,7 @@
 
 struct inf_model_params inf_model_default_params(void)
 {
-    struct inf_model_params p;
-    memset(&p, 0, sizeof(p));
-    p.use_mmap = true;
-    p.huge_pages = true;
-    return p;
+    return (struct inf_model_params){.use_mmap = true, .huge_pages = true};
 }
 
 /* Metadata key "<arch>.<suffix>". */

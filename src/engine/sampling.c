@@ -28,17 +28,16 @@ struct inf_sampler {
 
 struct inf_sampler_params inf_sampler_default_params(void)
 {
-    struct inf_sampler_params p;
-    memset(&p, 0, sizeof(p));
-    p.temperature = 0.8f;
-    p.top_k = 40;
-    p.top_p = 0.95f;
-    p.min_p = 0.05f;
-    p.typical_p = 1.0f;
-    p.repeat_penalty = 1.0f;
-    p.penalty_last_n = 64;
-    p.seed = 0x1234;
-    return p;
+    return (struct inf_sampler_params){
+        .temperature = 0.8f,
+        .top_k = 40,
+        .top_p = 0.95f,
+        .min_p = 0.05f,
+        .typical_p = 1.0f,
+        .repeat_penalty = 1.0f,
+        .penalty_last_n = 64,
+        .seed = 0x1234,
+    }; /* the rest zero: off */
 }
 
 /* xoshiro256** seeded through splitmix64: fast, good, and the same on every platform. */
