@@ -36,10 +36,7 @@ const struct inf_cli_opt inf_cmd_perplexity_opts[] = {
 /* -log softmax(logits)[tok], in double as llama.cpp computes it. */
 static double nll_of(const float *logits, int n_vocab, int tok)
 {
-    float mx = logits[0];
-    for (int i = 1; i < n_vocab; i++)
-        if (logits[i] > mx)
-            mx = logits[i];
+    const float mx = logits[inf_argmax(logits, n_vocab)];
     double sum = 0.0;
     for (int i = 0; i < n_vocab; i++)
         sum += expf(logits[i] - mx);

@@ -375,10 +375,7 @@ static void token_logprobs(struct srv_engine *e, const float *logits, inf_token 
                            struct srv_token_info *out)
 {
     const int32_t V = e->n_vocab;
-    float mx = logits[0];
-    for (int32_t i = 1; i < V; i++)
-        if (logits[i] > mx)
-            mx = logits[i];
+    const float mx = logits[inf_argmax(logits, V)];
     double sum = 0;
     for (int32_t i = 0; i < V; i++)
         sum += exp((double)logits[i] - (double)mx);
