@@ -204,40 +204,20 @@ inf_status inf_gguf_writer_set(struct inf_gguf_writer *w, const char *key,
     return set_kv(w, key, key ? strlen(key) : 0, value, err);
 }
 
-inf_status inf_gguf_writer_set_u32(struct inf_gguf_writer *w, const char *key, uint32_t v,
-                                   struct inf_error *err)
-{
-    struct inf_gguf_value val = {.type = INF_GGUF_TYPE_UINT32, .u32 = v};
-    return inf_gguf_writer_set(w, key, &val, err);
-}
+/* The typed setters (gguf.h): one value of one type, then inf_gguf_writer_set. */
+#define TYPED_SETTER(suffix, ctype, gtype, field, expr)                                            \
+    inf_status inf_gguf_writer_set_##suffix(struct inf_gguf_writer *w, const char *key, ctype v,   \
+                                            struct inf_error *err)                                 \
+    {                                                                                              \
+        struct inf_gguf_value val = {.type = gtype, .field = expr};                                \
+        return inf_gguf_writer_set(w, key, &val, err);                                             \
+    }
 
-inf_status inf_gguf_writer_set_i32(struct inf_gguf_writer *w, const char *key, int32_t v,
-                                   struct inf_error *err)
-{
-    struct inf_gguf_value val = {.type = INF_GGUF_TYPE_INT32, .i32 = v};
-    return inf_gguf_writer_set(w, key, &val, err);
-}
-
-inf_status inf_gguf_writer_set_u64(struct inf_gguf_writer *w, const char *key, uint64_t v,
-                                   struct inf_error *err)
-{
-    struct inf_gguf_value val = {.type = INF_GGUF_TYPE_UINT64, .u64 = v};
-    return inf_gguf_writer_set(w, key, &val, err);
-}
-
-inf_status inf_gguf_writer_set_f32(struct inf_gguf_writer *w, const char *key, float v,
-                                   struct inf_error *err)
-{
-    struct inf_gguf_value val = {.type = INF_GGUF_TYPE_FLOAT32, .f32 = v};
-    return inf_gguf_writer_set(w, key, &val, err);
-}
-
-inf_status inf_gguf_writer_set_bool(struct inf_gguf_writer *w, const char *key, bool v,
-                                    struct inf_error *err)
-{
-    struct inf_gguf_value val = {.type = INF_GGUF_TYPE_BOOL, .b = v ? 1 : 0};
-    return inf_gguf_writer_set(w, key, &val, err);
-}
+TYPED_SETTER(u32, uint32_t, INF_GGUF_TYPE_UINT32, u32, v)
+TYPED_SETTER(i32, int32_t, INF_GGUF_TYPE_INT32, i32, v)
+TYPED_SETTER(u64, uint64_t, INF_GGUF_TYPE_UINT64, u64, v)
+TYPED_SETTER(f32, float, INF_GGUF_TYPE_FLOAT32, f32, v)
+TYPED_SETTER(bool, bool, INF_GGUF_TYPE_BOOL, b, v ? 1 : 0)
 
 inf_status inf_gguf_writer_set_str(struct inf_gguf_writer *w, const char *key, const char *v,
                                    struct inf_error *err)

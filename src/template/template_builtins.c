@@ -700,6 +700,12 @@ static size_t *sorted_order(struct tpl_render *r, const struct tpl_val *keys, si
 #define METHOD(name)                                                                               \
     static int name(struct tpl_render *r, struct tpl_val self, const struct tpl_args *a,           \
                     struct tpl_val *out)
+/* a method that is one call of a shared body */
+#define METHOD_VIA(name, call)                                                                     \
+    METHOD(name)                                                                                   \
+    {                                                                                              \
+        return call;                                                                               \
+    }
 
 static int opt_str_arg(struct tpl_render *r, const struct tpl_args *a, size_t i, const char *name,
                        const struct tpl_str **out)
@@ -768,10 +774,7 @@ METHOD(m_rsplit)
     return do_split(r, self.u.s, sep, maxsplit, true, out);
 }
 
-METHOD(m_splitlines)
-{
-    return do_splitlines(r, self.u.s, arg_bool(a, 0, "keepends", false), out);
-}
+METHOD_VIA(m_splitlines, do_splitlines(r, self.u.s, arg_bool(a, 0, "keepends", false), out))
 
 static int starts_ends(struct tpl_render *r, struct tpl_val self, const struct tpl_args *a,
                        bool suffix, struct tpl_val *out)
@@ -801,15 +804,9 @@ static int starts_ends(struct tpl_render *r, struct tpl_val self, const struct t
                          suffix ? "endswith" : "startswith", inf__tpl_type_name(*p));
 }
 
-METHOD(m_startswith)
-{
-    return starts_ends(r, self, a, false, out);
-}
+METHOD_VIA(m_startswith, starts_ends(r, self, a, false, out))
 
-METHOD(m_endswith)
-{
-    return starts_ends(r, self, a, true, out);
-}
+METHOD_VIA(m_endswith, starts_ends(r, self, a, true, out))
 
 METHOD(m_str_replace)
 {
@@ -821,30 +818,15 @@ METHOD(m_str_replace)
     return do_replace(r, self.u.s, old, new_, count, out);
 }
 
-METHOD(m_upper)
-{
-    return convert_case(r, self.u.s, CASE_UPPER, out);
-}
+METHOD_VIA(m_upper, convert_case(r, self.u.s, CASE_UPPER, out))
 
-METHOD(m_lower)
-{
-    return convert_case(r, self.u.s, CASE_LOWER, out);
-}
+METHOD_VIA(m_lower, convert_case(r, self.u.s, CASE_LOWER, out))
 
-METHOD(m_title)
-{
-    return convert_case(r, self.u.s, CASE_TITLE, out);
-}
+METHOD_VIA(m_title, convert_case(r, self.u.s, CASE_TITLE, out))
 
-METHOD(m_capitalize)
-{
-    return convert_case(r, self.u.s, CASE_CAPITALIZE, out);
-}
+METHOD_VIA(m_capitalize, convert_case(r, self.u.s, CASE_CAPITALIZE, out))
 
-METHOD(m_swapcase)
-{
-    return convert_case(r, self.u.s, CASE_SWAP, out);
-}
+METHOD_VIA(m_swapcase, convert_case(r, self.u.s, CASE_SWAP, out))
 
 static int find_common(struct tpl_render *r, struct tpl_val self, const struct tpl_args *a,
                        bool right, bool raise, struct tpl_val *out)
@@ -864,20 +846,11 @@ static int find_common(struct tpl_render *r, struct tpl_val self, const struct t
     return 0;
 }
 
-METHOD(m_find)
-{
-    return find_common(r, self, a, false, false, out);
-}
+METHOD_VIA(m_find, find_common(r, self, a, false, false, out))
 
-METHOD(m_rfind)
-{
-    return find_common(r, self, a, true, false, out);
-}
+METHOD_VIA(m_rfind, find_common(r, self, a, true, false, out))
 
-METHOD(m_str_index)
-{
-    return find_common(r, self, a, false, true, out);
-}
+METHOD_VIA(m_str_index, find_common(r, self, a, false, true, out))
 
 METHOD(m_str_count)
 {
@@ -1044,20 +1017,11 @@ fail:
     return -1;
 }
 
-METHOD(m_center)
-{
-    return pad(r, self, a, 0, out);
-}
+METHOD_VIA(m_center, pad(r, self, a, 0, out))
 
-METHOD(m_ljust)
-{
-    return pad(r, self, a, 1, out);
-}
+METHOD_VIA(m_ljust, pad(r, self, a, 1, out))
 
-METHOD(m_rjust)
-{
-    return pad(r, self, a, 2, out);
-}
+METHOD_VIA(m_rjust, pad(r, self, a, 2, out))
 
 METHOD(m_removeprefix)
 {
@@ -1113,15 +1077,9 @@ static int partition(struct tpl_render *r, struct tpl_val self, const struct tpl
     return 0;
 }
 
-METHOD(m_partition)
-{
-    return partition(r, self, a, false, out);
-}
+METHOD_VIA(m_partition, partition(r, self, a, false, out))
 
-METHOD(m_rpartition)
-{
-    return partition(r, self, a, true, out);
-}
+METHOD_VIA(m_rpartition, partition(r, self, a, true, out))
 
 /* str.format: {} {0} {name} {name.attr} {0[key]}, {{ }}; !r / !s; format specs ignored beyond
  * a plain width. */
@@ -1454,20 +1412,11 @@ static int dict_view(struct tpl_render *r, const struct tpl_dict *d, int which, 
     return 0;
 }
 
-METHOD(m_keys)
-{
-    return dict_view(r, self.u.d, 0, out);
-}
+METHOD_VIA(m_keys, dict_view(r, self.u.d, 0, out))
 
-METHOD(m_values)
-{
-    return dict_view(r, self.u.d, 1, out);
-}
+METHOD_VIA(m_values, dict_view(r, self.u.d, 1, out))
 
-METHOD(m_items)
-{
-    return dict_view(r, self.u.d, 2, out);
-}
+METHOD_VIA(m_items, dict_view(r, self.u.d, 2, out))
 
 METHOD(m_setdefault)
 {
@@ -1750,6 +1699,12 @@ int inf__tpl_getitem(struct tpl_render *r, struct tpl_val obj, struct tpl_val ke
 #define FILTER(name)                                                                               \
     static int name(struct tpl_render *r, struct tpl_val v, const struct tpl_args *a,              \
                     struct tpl_val *out)
+/* a filter that is one call of a shared body */
+#define FILTER_VIA(name, call)                                                                     \
+    FILTER(name)                                                                                   \
+    {                                                                                              \
+        return call;                                                                               \
+    }
 
 FILTER(f_safe)
 {
@@ -1757,10 +1712,7 @@ FILTER(f_safe)
     return 0;
 }
 
-FILTER(f_string)
-{
-    return inf__tpl_to_str(r, v, out);
-}
+FILTER_VIA(f_string, inf__tpl_to_str(r, v, out))
 
 FILTER(f_trim)
 {
@@ -1856,10 +1808,7 @@ fail:
     return -1;
 }
 
-FILTER(f_list)
-{
-    return to_list(r, v, out);
-}
+FILTER_VIA(f_list, to_list(r, v, out))
 
 FILTER(f_items)
 {
@@ -2183,25 +2132,13 @@ static int select_common(struct tpl_render *r, struct tpl_val v, const struct tp
     return 0;
 }
 
-FILTER(f_select)
-{
-    return select_common(r, v, a, false, true, out);
-}
+FILTER_VIA(f_select, select_common(r, v, a, false, true, out))
 
-FILTER(f_reject)
-{
-    return select_common(r, v, a, false, false, out);
-}
+FILTER_VIA(f_reject, select_common(r, v, a, false, false, out))
 
-FILTER(f_selectattr)
-{
-    return select_common(r, v, a, true, true, out);
-}
+FILTER_VIA(f_selectattr, select_common(r, v, a, true, true, out))
 
-FILTER(f_rejectattr)
-{
-    return select_common(r, v, a, true, false, out);
-}
+FILTER_VIA(f_rejectattr, select_common(r, v, a, true, false, out))
 
 FILTER(f_map)
 {
@@ -2311,15 +2248,9 @@ static int min_max(struct tpl_render *r, struct tpl_val v, const struct tpl_args
     return 0;
 }
 
-FILTER(f_min)
-{
-    return min_max(r, v, a, false, out);
-}
+FILTER_VIA(f_min, min_max(r, v, a, false, out))
 
-FILTER(f_max)
-{
-    return min_max(r, v, a, true, out);
-}
+FILTER_VIA(f_max, min_max(r, v, a, true, out))
 
 FILTER(f_sort)
 {
@@ -2694,12 +2625,18 @@ static const struct filter FILTERS[] = {
 
 #define N_FILTERS (sizeof(FILTERS) / sizeof(FILTERS[0]))
 
-int inf__tpl_filter_find(const char *name)
+/* The index of name in a table of n rows of stride bytes, each starting with its name; -1. */
+static int table_find(const void *table, size_t n, size_t stride, const char *name)
 {
-    for (size_t i = 0; i < N_FILTERS; i++)
-        if (strcmp(FILTERS[i].name, name) == 0)
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(*(const char *const *)((const char *)table + i * stride), name) == 0)
             return (int)i;
     return -1;
+}
+
+int inf__tpl_filter_find(const char *name)
+{
+    return table_find(FILTERS, N_FILTERS, sizeof(FILTERS[0]), name);
 }
 
 int inf__tpl_filter_call(struct tpl_render *r, int fid, const char *name, struct tpl_val v,
@@ -2740,6 +2677,12 @@ typedef int (*tpl_test_fn)(struct tpl_render *r, struct tpl_val v, const struct 
 
 #define TEST(name)                                                                                 \
     static int name(struct tpl_render *r, struct tpl_val v, const struct tpl_args *a, bool *out)
+/* a test that is one call of a shared body */
+#define TEST_VIA(name, call)                                                                       \
+    TEST(name)                                                                                     \
+    {                                                                                              \
+        return call;                                                                               \
+    }
 
 TEST(t_defined)
 {
@@ -2869,25 +2812,13 @@ static int test_order(struct tpl_render *r, struct tpl_val v, const struct tpl_a
     return 0;
 }
 
-TEST(t_lt)
-{
-    return test_order(r, v, a, "<", out);
-}
+TEST_VIA(t_lt, test_order(r, v, a, "<", out))
 
-TEST(t_le)
-{
-    return test_order(r, v, a, "<=", out);
-}
+TEST_VIA(t_le, test_order(r, v, a, "<=", out))
 
-TEST(t_gt)
-{
-    return test_order(r, v, a, ">", out);
-}
+TEST_VIA(t_gt, test_order(r, v, a, ">", out))
 
-TEST(t_ge)
-{
-    return test_order(r, v, a, ">=", out);
-}
+TEST_VIA(t_ge, test_order(r, v, a, ">=", out))
 
 TEST(t_sameas)
 {
@@ -3054,10 +2985,7 @@ static const struct test TESTS[] = {
 
 int inf__tpl_test_find(const char *name)
 {
-    for (size_t i = 0; i < N_TESTS; i++)
-        if (strcmp(TESTS[i].name, name) == 0)
-            return (int)i;
-    return -1;
+    return table_find(TESTS, N_TESTS, sizeof(TESTS[0]), name);
 }
 
 int inf__tpl_test_call(struct tpl_render *r, int fid, const char *name, struct tpl_val v,
@@ -3131,15 +3059,9 @@ static int kwargs_dict(struct tpl_render *r, const struct tpl_args *a, uint8_t t
     return 0;
 }
 
-METHOD(g_namespace)
-{
-    return kwargs_dict(r, a, TPL_NS, out);
-}
+METHOD_VIA(g_namespace, kwargs_dict(r, a, TPL_NS, out))
 
-METHOD(g_dict)
-{
-    return kwargs_dict(r, a, TPL_DICT, out);
-}
+METHOD_VIA(g_dict, kwargs_dict(r, a, TPL_DICT, out))
 
 METHOD(g_raise_exception)
 {
