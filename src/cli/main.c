@@ -1,6 +1,9 @@
 /*
  * main.c - the `inferno` executable: the command table, generic option parsing, the
  * configuration cascade, and dispatch. This is the only file that may call exit().
+ *
+ * src/cli/ owns the command line: this table, option helpers (cli.c), model and sampler set-up
+ * from the configuration (cli_engine.c), and one cmd_<name>.c per command.
  */
 #include <stdio.h>
 #include <stdlib.h>

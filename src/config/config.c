@@ -1,4 +1,10 @@
-/* config.c - the configuration schema and the cascade defaults < files < env < flags. */
+/*
+ * config.c - the configuration schema and the cascade defaults < files < env < flags.
+ *
+ * src/config/ owns configuration: the TOML 1.0 parser (toml.c; Debian has no C TOML library)
+ * and every key Inferno reads, with its type, default and limits (schema[] here). Only the CLI
+ * reads it; the library takes parameter structs.
+ */
 #include "inferno/config.h"
 
 #include <ctype.h>

@@ -1,4 +1,11 @@
-/* status.c - status codes and error contexts. */
+/*
+ * status.c - status codes and error contexts.
+ *
+ * src/core/ owns what every layer may use and nothing that knows of models: status codes and
+ * error contexts (status.c), logging (log.c), CPU features (cpu.c), and small shared helpers —
+ * growable buffers (buf.c), the bump arena (arena.c), UTF-8 (utf8.c), the clock (clock.h), JSON
+ * escaping (escape.c), files (files.c), edit distance (text.c).
+ */
 #include "inferno/status.h"
 
 #include <stdio.h>

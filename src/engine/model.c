@@ -1,6 +1,10 @@
 /*
  * model.c - building a model from a GGUF file: hyper-parameters from the metadata, weights as
  * views into the mapped file, checked against the shapes the architecture needs.
+ *
+ * src/engine/ owns running models: loading per architecture (model.c, gguf_adapter.c), contexts
+ * with the KV cache and batches (context.c), the forward pass (forward.c, attention.c, ops.c)
+ * and the sampler chain (sampling.c).
  */
 #include <fcntl.h>
 #include <math.h>

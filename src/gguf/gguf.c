@@ -6,6 +6,10 @@
  * for its bytes first and fails, naming the offset and the field, when they are not there.
  * Counts are checked against the bytes that remain (at the smallest size an element can take)
  * before anything is allocated for them, so a hostile count costs nothing.
+ *
+ * src/gguf/ owns model file formats: this reader, the writer (gguf_writer.c), the ggml type
+ * table and checked tensor sizes (types.c), deep value checks (check.c), safetensors
+ * (safetensors.c), format detection (detect.c) and file mapping (util.c).
  */
 #include "inferno/gguf.h"
 

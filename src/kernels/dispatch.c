@@ -1,6 +1,10 @@
 /*
  * dispatch.c - choosing a SIMD level at run time, and the public entry points that route
  * through the chosen level's table.
+ *
+ * src/kernels/ owns tensor formats and every numeric kernel: the type traits (types.c), block
+ * layouts (blocks.h), scalar reference kernels (ref_*.c, the ground truth), AVX2 and AVX-512
+ * versions (x86/), this dispatch, and the threaded matrix products (matmul.c).
  */
 #include <math.h>
 #include <pthread.h>

@@ -1,5 +1,6 @@
 /*
- * quantize.c - re-quantize a GGUF model tensor by tensor.
+ * quantize.c - re-quantize a GGUF model tensor by tensor. src/quant/ owns whole-model
+ * quantization (`inferno quantize`, byte-identical to llama-quantize).
  *
  * The plan (which type each tensor gets) is made first, over the tensors in llama-quantize's
  * order (layer number, then name), because some rules count attn_v / ffn_down tensors as they

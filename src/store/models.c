@@ -1,4 +1,7 @@
-/* models.c - model discovery under models_dir and its SQLite metadata cache. */
+/*
+ * models.c - model discovery under models_dir and its SQLite metadata cache. src/store/ owns
+ * what is known about model files on disk (discovery, the metadata cache, probe.c's summaries).
+ */
 #include "inferno/models.h"
 
 #include <dirent.h>

@@ -1,5 +1,6 @@
 /*
- * threadpool.c - persistent workers, a spin-then-sleep barrier, row splitting.
+ * threadpool.c - persistent workers, a spin-then-sleep barrier, row splitting. src/threadpool/
+ * owns the worker threads every parallel kernel runs on.
  *
  * Waiting is on a 32-bit generation counter: a waiter spins (with PAUSE) until the counter moves
  * or its spin budget runs out, then sleeps in futex(FUTEX_WAIT) on the counter. The waker bumps
