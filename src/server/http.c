@@ -630,11 +630,17 @@ static char *read_file(const char *path, struct inf_error *err)
 
 static bool is_loopback(const struct sockaddr *sa)
 {
-    if (sa->sa_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    /* copies, not casts: a struct sockaddr carries no alignment promise */
+    if (sa->sa_family == AF_INET) {
+        struct sockaddr_in in4;
+        memcpy(&in4, sa, sizeof(in4));
+        return (ntohl(in4.sin_addr.s_addr) >> 24) == 127;
+    }
     if (sa->sa_family != AF_INET6)
         return false;
-    const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    struct sockaddr_in6 in6;
+    memcpy(&in6, sa, sizeof(in6));
+    const struct in6_addr *a = &in6.sin6_addr;
     return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
 }
 

@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "inferno/log.h"
 #include "server/http_internal.h"
 
@@ -53,9 +54,7 @@ struct http_conn {
 
 double http_now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    return inf__now_ms() * 1e-3;
 }
 
 int http_conn_fd(struct MHD_Connection *c)
@@ -89,12 +88,17 @@ static bool addr_text(const struct sockaddr *sa, char out[INET6_ADDRSTRLEN])
 {
     if (!sa)
         return false;
-    if (sa->sa_family == AF_INET)
-        return inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out,
-                         INET6_ADDRSTRLEN) != NULL;
+    /* copies, not casts: a struct sockaddr carries no alignment promise */
+    if (sa->sa_family == AF_INET) {
+        struct sockaddr_in in4;
+        memcpy(&in4, sa, sizeof(in4));
+        return inet_ntop(AF_INET, &in4.sin_addr, out, INET6_ADDRSTRLEN) != NULL;
+    }
     if (sa->sa_family != AF_INET6)
         return false;
-    const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    struct sockaddr_in6 in6;
+    memcpy(&in6, sa, sizeof(in6));
+    const struct in6_addr *a6 = &in6.sin6_addr;
     if (IN6_IS_ADDR_V4MAPPED(a6))
         return inet_ntop(AF_INET, &a6->s6_addr[12], out, INET6_ADDRSTRLEN) != NULL;
     return inet_ntop(AF_INET6, a6, out, INET6_ADDRSTRLEN) != NULL;
