@@ -21,7 +21,33 @@ struct model_slot {
     uint64_t last_used;
     bool loading;
     bool failed; /* the last load failed */
+    /* the failed load: its error, and the file as it was then (size, mtime); the same file is
+       not loaded again — every request would pay for mapping and checking it — until it
+       changes */
+    struct inf_error fail_err;
+    off_t fail_size;
+    struct timespec fail_mtime;
 };
+
+/* The file's size and modification time; false when it cannot be stat'ed. */
+static bool file_sig(const char *path, off_t *size, struct timespec *mtime)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return false;
+    *size = st.st_size;
+    *mtime = st.st_mtim;
+    return true;
+}
+
+/* The last load of s failed and the file has not changed since. */
+static bool failed_unchanged(const struct model_slot *s)
+{
+    off_t size;
+    struct timespec mt;
+    return s->failed && file_sig(s->entry.path, &size, &mt) && size == s->fail_size &&
+           mt.tv_sec == s->fail_mtime.tv_sec && mt.tv_nsec == s->fail_mtime.tv_nsec;
+}
 
 struct srv_models {
     pthread_mutex_t mu;
@@ -239,6 +265,12 @@ inf_status srv_models_acquire(struct srv_models *m, const char *id, struct srv_e
             return inf_error_set(err, INF_EINTERNAL, "loading the model '%s' failed", s->entry.id);
         }
     }
+    if (failed_unchanged(s)) {
+        inf_status rc = s->fail_err.code ? s->fail_err.code : INF_EINTERNAL;
+        inf_error_set(err, rc, "%s", inf_error_message(&s->fail_err));
+        pthread_mutex_unlock(&m->mu);
+        return rc;
+    }
     /*
      * Room: at most max_loaded engines, and one more only while memory allows. The new engine is
      * loaded before the one it replaces is unloaded, so that a load that fails changes nothing;
@@ -258,8 +290,15 @@ inf_status srv_models_acquire(struct srv_models *m, const char *id, struct srv_e
     ep.model_id = s->entry.id;
     pthread_mutex_unlock(&m->mu);
 
+    off_t size = 0;
+    struct timespec mtime = {0};
+    bool have_sig = file_sig(ep.model_path, &size, &mtime); /* before: a change during the load
+                                                               makes the next request retry */
     struct srv_engine *e = NULL;
-    inf_status rc = srv_engine_start(&ep, &e, err);
+    struct inf_error lerr = {0};
+    inf_status rc = srv_engine_start(&ep, &e, &lerr);
+    if (rc != INF_OK)
+        inf_error_set(err, rc, "%s", inf_error_message(&lerr));
 
     pthread_mutex_lock(&m->mu);
     s->loading = false;
@@ -275,7 +314,11 @@ inf_status srv_models_acquire(struct srv_models *m, const char *id, struct srv_e
         }
     } else {
         INF_LOG_WARN("server", "loading the model '%s' failed: %s", s->entry.id,
-                     inf_error_message(err));
+                     inf_error_message(&lerr));
+        s->fail_err = lerr;
+        s->fail_err.code = rc;
+        s->fail_size = have_sig ? size : -1; /* -1: never equal, so the next request retries */
+        s->fail_mtime = mtime;
     }
     pthread_cond_broadcast(&m->cv);
     pthread_mutex_unlock(&m->mu);

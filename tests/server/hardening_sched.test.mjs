@@ -108,11 +108,13 @@ const complete = (srv, model) => postJSON(`${srv.base}/completions`, { model, pr
 
 describe('item 9: a failed load changes nothing; models used in turn stay loaded', () => {
   let srv;
+  let brokenPath;
   before(async () => {
     const dir = modelsDir(['alpha', 'beta', 'broken']);
     srv = await startServer({ model: path.join(dir, 'alpha.gguf'), args: ['--models-dir', dir, '--log-level', 'info'] });
     // listed at start-up, then cut short (a copy that did not finish): its load fails
-    fs.truncateSync(path.join(dir, 'broken.gguf'), fs.statSync(STORIES).size >> 1);
+    brokenPath = path.join(dir, 'broken.gguf');
+    fs.truncateSync(brokenPath, fs.statSync(STORIES).size >> 1);
   });
   after(async () => { if (srv) assert.equal(await srv.stop(), 0); });
 
@@ -141,6 +143,22 @@ describe('item 9: a failed load changes nothing; models used in turn stay loaded
     assert.deepEqual(h.json.models.map((m) => m.id).sort(), ['alpha', 'beta']);
     assert.ok(h.json.max_loaded_models >= 2, JSON.stringify(h.json));
     assert.equal(h.json.loaded_models, 2);
+  });
+
+  test('a broken file is not loaded again until it changes; then it is', async () => {
+    const failures = () => (srv.log().match(/loading the model 'broken' failed/g) || []).length;
+    const before = failures();
+    for (let i = 0; i < 3; i++) {
+      const r = await complete(srv, 'broken');
+      assert.equal(r.status, 500, r.text);
+      assert.match(r.json.error.message, /broken/, 'the remembered error names the file');
+    }
+    assert.equal(failures(), before, 'the unchanged file was not loaded again');
+    // repaired (a complete copy): the next request loads it
+    fs.copyFileSync(STORIES, brokenPath);
+    const ok = await complete(srv, 'broken');
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal(loads(srv, 'broken'), 1);
   });
 });
 
