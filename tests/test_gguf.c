@@ -1383,8 +1383,24 @@ static void test_file_errors(void)
     snprintf(path, sizeof(path), "%s/no/such/dir.gguf", dir);
     T_EQ_INT(inf_gguf_writer_write_file(w, path, &err), INF_EIO);
     T_CONTAINS(err.msg, "cannot create");
+    /* a target that exists and is not a regular file is refused, nothing is left behind */
+    snprintf(path, sizeof(path), "%s/adir.gguf", dir);
+    T_EQ_INT(mkdir(path, 0755), 0);
+    T_EQ_INT(inf_gguf_writer_write_file(w, path, &err), INF_EINVAL);
+    T_CONTAINS(err.msg, "not a regular file");
+    T_EQ_INT(rmdir(path), 0);
     snprintf(path, sizeof(path), "%s/w.gguf", dir);
     T_EQ_INT(inf_gguf_writer_write_file(w, path, &err), INF_OK);
+    {
+        /* only the file itself: no temporary left */
+        DIR *d = opendir(dir);
+        int n_tmp = 0;
+        for (struct dirent *e; d && (e = readdir(d));)
+            n_tmp += strstr(e->d_name, ".tmp") != NULL;
+        if (d)
+            closedir(d);
+        T_EQ_INT(n_tmp, 0);
+    }
     T_EQ_INT(inf_gguf_open_file(path, &g, &err), INF_OK);
     if (g) {
         T_EQ_INT(inf_gguf_n_tensors(g), 1);

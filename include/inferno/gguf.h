@@ -415,7 +415,11 @@ inf_status inf_gguf_writer_add_all(struct inf_gguf_writer *w, const struct inf_g
 /* The file's size in bytes as it would be written now. */
 uint64_t inf_gguf_writer_size(const struct inf_gguf_writer *w);
 
-/* Write to path (via path.tmp and rename, so a failed write leaves no partial file). */
+/*
+ * Write to path: into an unnamed temporary file in path's directory, linked and renamed over
+ * path only when complete, so a failed or killed write leaves no partial file. An existing
+ * path that is not a regular file (device, FIFO, directory) is refused (INF_EINVAL).
+ */
 inf_status inf_gguf_writer_write_file(struct inf_gguf_writer *w, const char *path,
                                       struct inf_error *err);
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/files.h"
 #include "gguf/internal.h"
 #include "inferno/gguf.h"
 
@@ -575,20 +576,20 @@ inf_status inf_gguf_writer_write_file(struct inf_gguf_writer *w, const char *pat
                                       struct inf_error *err)
 {
     struct sink s = {0};
-    inf_status rc = INF_OK;
-    size_t n = strlen(path) + 5;
-    char *tmp = malloc(n);
-
-    if (!tmp)
-        return inf_error_set(err, INF_ENOMEM, "out of memory");
-    rc = check_data(w, err);
+    struct inf__outfile o = {.fd = -1};
+    inf_status rc = check_data(w, err);
     if (rc != INF_OK)
-        goto out_free;
-    snprintf(tmp, n, "%s.tmp", path);
-    s.f = fopen(tmp, "wb");
+        return rc;
+    /* written unnamed and put in place when complete: a killed run leaves no partial file */
+    rc = inf__outfile_open(path, &o, err);
+    if (rc != INF_OK)
+        return rc;
+    s.f = fdopen(o.fd, "wb");
     if (!s.f) {
-        rc = inf_error_set(err, INF_EIO, "cannot create '%s': %s", tmp, strerror(errno));
-        goto out_free;
+        rc = inf_error_set(err, INF_EIO, "cannot write '%s': %s", path, strerror(errno));
+        close(o.fd);
+        inf__outfile_abandon(&o);
+        return rc;
     }
     emit(w, &s, false);
     if (s.rc == INF_OK && fflush(s.f) != 0) {
@@ -599,21 +600,16 @@ inf_status inf_gguf_writer_write_file(struct inf_gguf_writer *w, const char *pat
         s.rc = INF_EIO;
         s.saved_errno = errno;
     }
-    if (fclose(s.f) != 0 && s.rc == INF_OK) {
-        s.rc = INF_EIO;
-        s.saved_errno = errno;
-    }
     if (s.rc == INF_ELIMIT)
         rc = inf_error_set(err, INF_ELIMIT, "the tensor data is too large to lay out");
     else if (s.rc != INF_OK)
-        rc = inf_error_set(err, INF_EIO, "cannot write '%s': %s", tmp, strerror(s.saved_errno));
-    else if (rename(tmp, path) != 0)
-        rc = inf_error_set(err, INF_EIO, "cannot rename '%s' to '%s': %s", tmp, path,
-                           strerror(errno));
+        rc = inf_error_set(err, INF_EIO, "cannot write '%s': %s", path, strerror(s.saved_errno));
+    else
+        rc = inf__outfile_commit(&o, path, err); /* while the descriptor is open */
+    if (fclose(s.f) != 0 && rc == INF_OK)
+        rc = inf_error_set(err, INF_EIO, "cannot write '%s': %s", path, strerror(errno));
     if (rc != INF_OK)
-        unlink(tmp);
-out_free:
-    free(tmp);
+        inf__outfile_abandon(&o);
     return rc;
 }
 

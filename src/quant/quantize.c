@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/files.h"
 #include "inferno/cpu.h"
 #include "inferno/gguf.h"
 #include "inferno/kernels.h"
@@ -601,172 +602,6 @@ static inf_status check_override(int type, const char *what, struct inf_error *e
     return INF_OK;
 }
 
-/* ---- the output file -------------------------------------------------------------------- */
-
-/*
- * The output is written to a temporary file and put in place only when complete. The file is
- * created unnamed (O_TMPFILE) in OUT's directory and linked as OUT.tmp.XXXXXX only at the end,
- * then renamed over OUT, so a run killed by SIGKILL (or a crash) leaves nothing behind. Where
- * the filesystem has no O_TMPFILE, the file is created named (mkstemp) instead. Either way the
- * run holds an exclusive flock on it; every run first removes the OUT.tmp.XXXXXX files that no
- * live run holds (left by a run that was killed), so none accumulate.
- */
-struct out_file {
-    int fd;
-    bool unnamed; /* O_TMPFILE: no name until linked */
-    char *tmp;    /* OUT.tmp.XXXXXX: the name it has (named) or will get (unnamed) */
-};
-
-/* OUT must be a regular file when it exists (following links): never replace a device, FIFO,
- * directory or socket, --force or not. */
-static inf_status check_output(const char *out_path, struct inf_error *err)
-{
-    struct stat sb;
-    if (stat(out_path, &sb) == 0 && !S_ISREG(sb.st_mode))
-        return inf_error_set(err, INF_EINVAL,
-                             "'%s' exists and is not a regular file; refusing to replace it",
-                             out_path);
-    return INF_OK;
-}
-
-static char *dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return strdup(".");
-    if (slash == path)
-        return strdup("/");
-    return strndup(path, (size_t)(slash - path));
-}
-
-/* Remove OUT.tmp.XXXXXX files that no run holds locked: leftovers of killed runs. */
-static void sweep_stale(const char *out_path)
-{
-    char *dir = dir_of(out_path);
-    const char *slash = strrchr(out_path, '/');
-    const char *base = slash ? slash + 1 : out_path;
-    size_t blen = strlen(base);
-    DIR *d = dir ? opendir(dir) : NULL;
-    struct dirent *e;
-
-    while (d && (e = readdir(d))) {
-        if (strncmp(e->d_name, base, blen) != 0 || strncmp(e->d_name + blen, ".tmp.", 5) != 0 ||
-            strlen(e->d_name + blen + 5) != 6)
-            continue;
-        int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
-        if (fd < 0)
-            continue;
-        struct stat sb;
-        if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0)
-            (void)unlinkat(dirfd(d), e->d_name, 0);
-        close(fd);
-    }
-    if (d)
-        closedir(d);
-    free(dir);
-}
-
-static void tmp_name(char *tmp, size_t size, const char *out_path)
-{
-    static const char abc[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t x = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 40);
-    char suffix[7];
-    for (int i = 0; i < 6; i++) {
-        x = x * 6364136223846793005u + 1442695040888963407u;
-        suffix[i] = abc[(x >> 33) % (sizeof(abc) - 1)];
-    }
-    suffix[6] = '\0';
-    snprintf(tmp, size, "%s.tmp.%s", out_path, suffix);
-}
-
-static inf_status out_open(const char *out_path, struct out_file *o, struct inf_error *err)
-{
-    size_t tlen = strlen(out_path) + 16;
-    mode_t mask = umask(0);
-    umask(mask);
-
-    o->fd = -1;
-    o->unnamed = false;
-    o->tmp = malloc(tlen);
-    if (!o->tmp)
-        return inf_error_set(err, INF_ENOMEM, "out of memory");
-    sweep_stale(out_path);
-#ifdef O_TMPFILE
-    char *dir = dir_of(out_path);
-    if (!dir)
-        return inf_error_set(err, INF_ENOMEM, "out of memory");
-    o->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666 & ~mask);
-    free(dir);
-    if (o->fd >= 0) {
-        /* the file is linked at the end through /proc/self/fd: without /proc, use a name */
-        char proc[64];
-        struct stat sb;
-        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", o->fd);
-        if (stat(proc, &sb) == 0) {
-            o->unnamed = true;
-            tmp_name(o->tmp, tlen, out_path);
-        } else {
-            close(o->fd);
-            o->fd = -1;
-        }
-    }
-#endif
-    if (o->fd < 0) {
-        snprintf(o->tmp, tlen, "%s.tmp.XXXXXX", out_path);
-        o->fd = mkostemp(o->tmp, O_CLOEXEC);
-        if (o->fd < 0) {
-            inf_status rc =
-                inf_error_set(err, INF_EIO, "cannot create '%s': %s", o->tmp, strerror(errno));
-            free(o->tmp);
-            o->tmp = NULL;
-            return rc;
-        }
-        fchmod(o->fd, 0666 & ~mask); /* mkstemp makes 0600; give the file the usual mode */
-    }
-    (void)flock(o->fd, LOCK_EX | LOCK_NB); /* marks it live for sweep_stale */
-    return INF_OK;
-}
-
-/* Give the finished (flushed, synced) file its name: link it as tmp if unnamed, then rename. */
-static inf_status out_commit(struct out_file *o, const char *out_path, struct inf_error *err)
-{
-    inf_status rc = check_output(out_path, err);
-    if (rc != INF_OK)
-        return rc;
-    if (o->unnamed) {
-        char proc[64];
-        int tries = 0, r;
-        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", o->fd);
-        for (;;) {
-            r = linkat(AT_FDCWD, proc, AT_FDCWD, o->tmp, AT_SYMLINK_FOLLOW);
-            if (r == 0 || errno != EEXIST || ++tries == 16)
-                break;
-            tmp_name(o->tmp, strlen(out_path) + 16, out_path);
-        }
-        if (r != 0)
-            return inf_error_set(err, INF_EIO, "cannot link the output as '%s': %s", o->tmp,
-                                 strerror(errno));
-        o->unnamed = false;
-    }
-    if (rename(o->tmp, out_path) != 0)
-        return inf_error_set(err, INF_EIO, "cannot rename '%s' to '%s': %s", o->tmp, out_path,
-                             strerror(errno));
-    free(o->tmp);
-    o->tmp = NULL;
-    return INF_OK;
-}
-
-/* Remove what a failed run created (an unnamed file goes away with its descriptor). */
-static void out_abandon(struct out_file *o)
-{
-    if (o->tmp && !o->unnamed)
-        unlink(o->tmp);
-    free(o->tmp);
-    o->tmp = NULL;
-}
-
 inf_status inf_quantize_file(const char *in_path, const char *out_path,
                              const struct inf_quant_params *p, struct inf_quant_stats *stats,
                              struct inf_error *err)
@@ -779,7 +614,7 @@ inf_status inf_quantize_file(const char *in_path, const char *out_path,
     struct inf_quant_stats st = {0};
     float *fbuf = NULL;
     void *qbuf = NULL;
-    struct out_file of = {.fd = -1};
+    struct inf__outfile of = {.fd = -1};
     const char *tmp = NULL;
     FILE *f = NULL;
     double t_start = (inf__now_ms() * 1e-3);
@@ -797,7 +632,7 @@ inf_status inf_quantize_file(const char *in_path, const char *out_path,
         same_file(in_path, out_path, &same);
         if (same || strcmp(in_path, out_path) == 0)
             return inf_error_set(err, INF_EINVAL, "the output '%s' is the input file", out_path);
-        rc = check_output(out_path, err);
+        rc = inf__outfile_check_target(out_path, err);
         if (rc != INF_OK)
             return rc;
         if (!p->force && access(out_path, F_OK) == 0)
@@ -882,7 +717,7 @@ inf_status inf_quantize_file(const char *in_path, const char *out_path,
         rc = inf_error_set(err, INF_ENOMEM, "out of memory");
         goto out;
     }
-    rc = out_open(out_path, &of, err);
+    rc = inf__outfile_open(out_path, &of, err);
     if (rc != INF_OK)
         goto out;
     tmp = of.tmp;
@@ -921,7 +756,7 @@ inf_status inf_quantize_file(const char *in_path, const char *out_path,
     if (rc == INF_OK && (fflush(f) != 0 || fsync(fileno(f)) != 0))
         rc = inf_error_set(err, INF_EIO, "cannot write '%s': %s", tmp, strerror(errno));
     if (rc == INF_OK)
-        rc = out_commit(&of, out_path, err);
+        rc = inf__outfile_commit(&of, out_path, err);
 
 out:
     if (f)
@@ -929,7 +764,7 @@ out:
     else if (of.fd >= 0)
         close(of.fd);
     if (rc != INF_OK)
-        out_abandon(&of);
+        inf__outfile_abandon(&of);
     st.seconds = (inf__now_ms() * 1e-3) - t_start;
     if (stats)
         *stats = st;
