@@ -181,6 +181,79 @@ static INF__ALWAYS_INLINE void z_leg_tile(const int T, const int NR, const int N
         }
 }
 
+/*
+ * Matrix-vector Q4_0 / Q8_0 with VNNI: one block per 256-bit register, NR rows. On CPUs that
+ * split 512-bit operations in two (Zen 4) the work per block, not the register width, is the
+ * limit, and this form needs the fewest operations: the unsigned levels (Q4_0: the nibbles by
+ * one shift and one mask; Q8_0: the levels + 128, one XOR) go straight into VPDPBUSD, whose
+ * int32 sums never saturate, starting from -off * (sum of each 4 activations), computed once per
+ * block for the NR rows; then one conversion and two multiplies per block and row.
+ */
+/* Rows per matrix-vector tile: the activation side of a block is shared by all of them. */
+#define Z_MV_NR 8
+
+/* NB (1 or 2) consecutive blocks of NR rows into acc. */
+static INF__ALWAYS_INLINE void z_mv_step(const int T, const int NR, const int NB, const uint8_t *w,
+                                         size_t ldw, const uint8_t *a, size_t pf, __m256 *acc)
+{
+    const size_t wbs = x86_wbytes(T), abs_ = sizeof(struct inf_block_q8_0);
+    /* Q4_0: the high nibbles stay in place (16x their level), so the offset and the scale of
+     * the upper 128-bit half are 16x and 1/16 (both exact) */
+    const __m256i off = T == INF_TYPE_Q8_0 ? _mm256_set1_epi8((char)0x80)
+                                           : _mm256_inserti128_si256(_mm256_set1_epi8(8),
+                                                                     _mm_set1_epi8((char)128), 1);
+    const __m256 dscale = T == INF_TYPE_Q8_0
+                              ? _mm256_set1_ps(1.0f)
+                              : _mm256_setr_ps(1, 1, 1, 1, 0.0625f, 0.0625f, 0.0625f, 0.0625f);
+    const __m256i nib =
+        _mm256_inserti128_si256(_mm256_set1_epi8(0x0f), _mm_set1_epi8((char)0xf0), 1);
+    __m256i y[2], oy[2];
+    __m256 dy[2];
+    for (int b = 0; b < NB; b++) {
+        const uint8_t *ab = a + (size_t)b * abs_;
+        y[b] = x86_load256(ab + 2);
+        dy[b] = x86_f16_bcast(ab);
+        if (T != INF_TYPE_Q8_0)
+            dy[b] = _mm256_mul_ps(dy[b], dscale);
+        oy[b] = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                 _mm256_dpbusd_epi32(_mm256_setzero_si256(), off, y[b]));
+    }
+    for (int r = 0; r < NR; r++) {
+        const uint8_t *wr = w + (size_t)r * ldw;
+        for (size_t o = 0; o < (size_t)NB * wbs; o += 64)
+            _mm_prefetch((const char *)wr + o + pf, X86_PF_HINT);
+        for (int b = 0; b < NB; b++) {
+            const uint8_t *wb = wr + (size_t)b * wbs;
+            __m256i u;
+            if (T == INF_TYPE_Q8_0)
+                u = _mm256_xor_si256(x86_load256(wb + 2), _mm256_set1_epi8((char)0x80));
+            else
+                u = _mm256_and_si256(_mm256_broadcastsi128_si256(x86_load128(wb + 2)), nib);
+            const __m256i p = _mm256_dpbusd_epi32(oy[b], u, y[b]);
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(x86_f16_bcast(wb), dy[b]),
+                                     acc[r]);
+        }
+    }
+}
+
+static INF__ALWAYS_INLINE void z_mv_tile(const int T, const int NR, int64_t nb, const uint8_t *w,
+                                         size_t ldw, const uint8_t *a, float *s)
+{
+    const size_t wbs = x86_wbytes(T), abs_ = sizeof(struct inf_block_q8_0);
+    const size_t pf = x86_pf_dist(NR, ldw);
+    __m256 acc[Z_MV_NR];
+    for (int r = 0; r < NR; r++)
+        acc[r] = _mm256_setzero_ps();
+    int64_t ib = 0;
+    /* two blocks per step: Q4_0's pair (36 bytes) needs one prefetch per row, Q8_0's two */
+    for (; ib + 2 <= nb; ib += 2)
+        z_mv_step(T, NR, 2, w + (size_t)ib * wbs, ldw, a + (size_t)ib * abs_, pf, acc);
+    if (ib < nb)
+        z_mv_step(T, NR, 1, w + (size_t)ib * wbs, ldw, a + (size_t)ib * abs_, pf, acc);
+    for (int r = 0; r < NR; r++)
+        s[r] = x86_hsum_ps(acc[r]);
+}
+
 /* ---- K-quants ---------------------------------------------------------------------------- */
 
 struct z_khead {
@@ -414,7 +487,12 @@ static INF__ALWAYS_INLINE void z_f_tile(const int T, const int NR, const int NC,
 #define LEG_TILE(T, NR, NC, nb, w, ldw, a, lda, s, lds)                                            \
     z_leg_tile(T, NR, NC, nb, w, ldw, a, lda, s, lds, 0)
 #define LEG_TILE_V(T, NR, NC, nb, w, ldw, a, lda, s, lds)                                          \
-    z_leg_tile(T, NR, NC, nb, w, ldw, a, lda, s, lds, 1)
+    do {                                                                                           \
+        if ((NC) == 1 && ((T) == INF_TYPE_Q4_0 || (T) == INF_TYPE_Q8_0))                           \
+            z_mv_tile(T, NR, nb, w, ldw, a, s);                                                    \
+        else                                                                                       \
+            z_leg_tile(T, NR, NC, nb, w, ldw, a, lda, s, lds, 1);                                  \
+    } while (0)
 #define K_TILE(T, NR, NC, nb, w, ldw, a, lda, s, lds)                                              \
     z_k_tile(T, NR, NC, nb, w, ldw, a, lda, s, lds, 0)
 #define K_TILE_V(T, NR, NC, nb, w, ldw, a, lda, s, lds)                                            \
@@ -424,7 +502,9 @@ static INF__ALWAYS_INLINE void z_f_tile(const int T, const int NR, const int NC,
 
 #define LEG(t, T)                                                                                  \
     X86_GEMM_DISPATCH(gemm_##t, LEG_TILE, T, 4, 2, 2, n / 32)                                      \
-    X86_GEMM_DISPATCH(gemm_##t##_vnni, LEG_TILE_V, T, 4, 2, 2, n / 32)
+    X86_GEMM_DISPATCH(gemm_##t##_vnni, LEG_TILE_V, T, (LEG_MV_NR(T)), 2, 2, n / 32)
+/* VNNI Q4_0 / Q8_0: matrix-vector tiles of Z_MV_NR rows (z_mv_tile) */
+#define LEG_MV_NR(T) ((T) == INF_TYPE_Q4_0 || (T) == INF_TYPE_Q8_0 ? Z_MV_NR : 4)
 #define KQ(t, T)                                                                                   \
     X86_GEMM_DISPATCH(gemm_##t, K_TILE, T, 4, 1, 4, n / 256)                                       \
     X86_GEMM_DISPATCH(gemm_##t##_vnni, K_TILE_V, T, 4, 1, 4, n / 256)
@@ -637,6 +717,8 @@ void inf__kern_init_avx512(struct inf__kern *k, int have_vnni)
     k->w[T] = (struct inf__wkern){.gemm = have_vnni ? fn##_vnni : fn, .max_nr = mr, .max_nc = mc};
     X86_QUANT_GEMMS(W)
 #undef W
+    if (have_vnni) /* as many rows per call as z_mv_tile takes */
+        k->w[INF_TYPE_Q4_0].max_nr = k->w[INF_TYPE_Q8_0].max_nr = Z_MV_NR;
     k->w[INF_TYPE_Q4_0].panel = gemm_q4_0_panel;
     k->w[INF_TYPE_Q4_0].panel_min_nc = 8;
     k->w[INF_TYPE_Q8_0].panel = gemm_q8_0_panel;
