@@ -23,7 +23,9 @@ def main():
     for d in (home, xdg, work):
         os.makedirs(d)
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("INFERNO_")}
-    base_env.update(HOME=home, XDG_CONFIG_HOME=xdg, NO_COLOR="1")
+    cache = os.path.join(tmp, "cache")
+    base_env.update(HOME=home, XDG_CONFIG_HOME=xdg, XDG_CACHE_HOME=cache, NO_COLOR="1",
+                    INFERNO_KERNELS="fixed")
 
     def run(*args, env=None, stdin=None):
         e = dict(base_env)
@@ -42,8 +44,21 @@ def main():
         check(f"\n  {c} " in p.stdout, f"--help lists {c}")
     p = run("--version")
     check(p.returncode == 0, "--version exits 0")
-    for field in ["inferno 0.", "commit:", "build type:", "compiler:", "cpu features:"]:
+    for field in ["inferno 0.", "commit:", "build type:", "compiler:", "cpu features:",
+                  "cpu model:", "kernels:      f32 ", " q4_K ", "chosen by:    fixed table"]:
         check(field in p.stdout, f"--version shows {field!r}: {p.stdout!r}")
+    # the measured choice: written under XDG_CACHE_HOME, read back by the next run
+    p = run("--version", env={"INFERNO_KERNELS": "auto"})
+    check(p.returncode == 0 and ("chosen by:    measured now, cached in " + cache in p.stdout or
+                                 "nothing to choose" in p.stdout), f"--version measures: {p.stdout!r}")
+    p2 = run("--version", env={"INFERNO_KERNELS": "auto"})
+    check("measured earlier, read from " + cache in p2.stdout or "nothing to choose" in p2.stdout,
+          f"--version reads the cache: {p2.stdout!r}")
+    kl = [ln for ln in p.stdout.splitlines() if ln.startswith("kernels:")]
+    check(kl and kl == [ln for ln in p2.stdout.splitlines() if ln.startswith("kernels:")],
+          "the cached choice is the measured one")
+    p = run("--version", env={"INFERNO_CPU": "avx2"})
+    check("one level for every type (INFERNO_CPU=avx2)" in p.stdout, f"INFERNO_CPU: {p.stdout!r}")
     p = run("help", "config")
     check(p.returncode == 0 and "Usage: inferno config" in p.stdout and "--origin" in p.stdout,
           "help config")

@@ -647,13 +647,37 @@ static void test_gemm_panels(void)
 }
 
 /* inf_matmul (with and without threads, one token and batches) against the reference. */
+/* The tables test_matmul runs: each level, then (with AVX2 and AVX-512) two mixed ones as a
+ * measurement may choose: every type's gemm from AVX2 or AVX-512 in turn, the panels the top
+ * level's (see struct inf__kchoice). */
+static int n_configs(void)
+{
+    const bool two =
+        inf_cpu_level_supported(INF_CPU_AVX2) && inf_cpu_level_supported(INF_CPU_AVX512);
+    return n_levels + (two ? 2 : 0);
+}
+
+static const char *use_config(int ci)
+{
+    if (ci < n_levels) {
+        inf_kernels_set_level(levels[ci]->level, NULL);
+        return inf_cpu_level_name(levels[ci]->level);
+    }
+    struct inf__kchoice c;
+    memset(&c, 0, sizeof(c));
+    for (int t = 0; t < INF_TYPE_COUNT; t++)
+        c.level[t] = (int8_t)((t + ci) % 2 ? INF_CPU_AVX2 : INF_CPU_AVX512);
+    inf__kern_use_choice(&c);
+    return ci == n_levels ? "mixed-a" : "mixed-b";
+}
+
 static void test_matmul(void)
 {
     struct inf_threadpool *pool = new_pool2();
     static const int64_t shapes[][3] = {{256, 1, 1},  {512, 7, 1},  {1024, 64, 1}, {768, 130, 1},
                                         {512, 33, 2}, {256, 17, 5}, {1024, 40, 16}};
-    for (int li = 0; li < n_levels; li++) {
-        inf_kernels_set_level(levels[li]->level, NULL);
+    for (int li = 0; li < n_configs(); li++) {
+        const char *cname = use_config(li);
         for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
             const enum inf_type wt = weight_types[ti];
             const struct inf_type_traits *t = inf_type_get(wt);
@@ -689,9 +713,8 @@ static void test_matmul(void)
                             if (!(fabs((double)got - ref) <= tol + 1e-30) && !bad++)
                                 T__FAIL("%s pool=%d n=%lld rows=%lld tokens=%lld [%lld,%lld]: "
                                         "%.9g vs %.9g",
-                                        inf_cpu_level_name(levels[li]->level), use_pool,
-                                        (long long)n, (long long)n_rows, (long long)n_tok,
-                                        (long long)tk, (long long)r, got, ref);
+                                        cname, use_pool, (long long)n, (long long)n_rows,
+                                        (long long)n_tok, (long long)tk, (long long)r, got, ref);
                         }
                     }
                 }
@@ -704,8 +727,7 @@ static void test_matmul(void)
                     if (memcmp(y + tk * (n_rows + 1), y2 + tk * (n_rows + 1),
                                (size_t)n_rows * sizeof(float)) != 0 &&
                         !bad++)
-                        T__FAIL("%s: inf_matmul_pre differs from inf_matmul",
-                                inf_cpu_level_name(levels[li]->level));
+                        T__FAIL("%s: inf_matmul_pre differs from inf_matmul", cname);
                 if (!bad)
                     t__passed++;
                 free(y2);
@@ -1183,8 +1205,233 @@ static void test_env_level(void)
     }
 }
 
+/* ---- the per-type choice and its cache file (calibrate.c) ----------------------------------- */
+
+/* Stand-in gemms: the parser only compares pointers to find the types with a choice. */
+static void fake_gemm_a(int64_t n, const void *w, size_t ldw, const void *a, size_t lda, float *s,
+                        size_t lds, int nr, int nc)
+{
+    (void)n, (void)w, (void)ldw, (void)a, (void)lda, (void)s, (void)lds, (void)nr, (void)nc;
+}
+
+static void fake_gemm_b(int64_t n, const void *w, size_t ldw, const void *a, size_t lda, float *s,
+                        size_t lds, int nr, int nc)
+{
+    fake_gemm_a(n, w, ldw, a, lda, s, lds, nr, nc);
+}
+
+/* Three levels, all usable, where only q8_0 and q4_K differ between AVX2 and AVX-512: the
+ * same on every machine. */
+static struct inf__kern fake[INF_CPU_LEVEL_COUNT];
+static const bool fake_ok[INF_CPU_LEVEL_COUNT] = {true, true, true};
+
+static void make_fake_tables(void)
+{
+    inf__kern_init_ref(&fake[0]);
+    fake[1] = fake[0];
+    fake[2] = fake[0];
+    fake[1].w[INF_TYPE_Q4_K].gemm = fake_gemm_a;
+    fake[2].w[INF_TYPE_Q4_K].gemm = fake_gemm_b;
+    fake[2].w[INF_TYPE_Q8_0].gemm = fake_gemm_b;
+}
+
+static bool parse(const char *text, size_t len, const char *key, struct inf__kchoice *c)
+{
+    return inf__kchoice_parse(text, len, fake, fake_ok, key, c);
+}
+
+static void test_kchoice_file(void)
+{
+    static const char key[] = "cpu=Test CPU (family 1 model 2 stepping 3); features=avx2; vnni=0";
+    make_fake_tables();
+    T_OK(inf__kchoice_candidate(fake, fake_ok, INF_TYPE_Q4_K));
+    T_OK(inf__kchoice_candidate(fake, fake_ok, INF_TYPE_Q8_0));
+    T_OK(!inf__kchoice_candidate(fake, fake_ok, INF_TYPE_Q4_0));
+
+    /* round trip */
+    struct inf__kchoice c, d;
+    memset(&c, 0, sizeof(c));
+    for (int t = 0; t < INF_TYPE_COUNT; t++)
+        c.level[t] = -1;
+    c.level[INF_TYPE_Q4_K] = INF_CPU_AVX2;
+    c.gbps[INF_TYPE_Q4_K][INF_CPU_AVX2] = 19.9f;
+    c.gbps[INF_TYPE_Q4_K][INF_CPU_AVX512] = 15.25f;
+    c.level[INF_TYPE_Q8_0] = INF_CPU_AVX512;
+    char text[4096];
+    const size_t len = inf__kchoice_format(&c, fake, fake_ok, key, text, sizeof(text));
+    T_OK(len > 0 && len == strlen(text));
+    T_OK(inf__kchoice_format(&c, fake, fake_ok, key, text, 20) == 0); /* does not fit */
+    inf__kchoice_format(&c, fake, fake_ok, key, text, sizeof(text));
+    T_OK(parse(text, len, key, &d));
+    T_EQ_INT(d.level[INF_TYPE_Q4_K], INF_CPU_AVX2);
+    T_EQ_INT(d.level[INF_TYPE_Q8_0], INF_CPU_AVX512);
+    T_EQ_INT(d.level[INF_TYPE_Q4_0], -1);
+    T_OK(fabsf(d.gbps[INF_TYPE_Q4_K][INF_CPU_AVX512] - 15.25f) < 1e-3f);
+    printf("%s", text);
+
+    /* another CPU's (or build's) file: ignored */
+    T_OK(!parse(text, len, "cpu=Other CPU; features=avx2; vnni=0", &d));
+
+    /* every truncation before "end" is rejected; CRLF line ends are accepted */
+    const char *end = strstr(text, "\nend\n");
+    T_OK(end != NULL);
+    const size_t whole = end ? (size_t)(end - text) + 4 : len;
+    int bad = 0;
+    for (size_t k = 0; k <= len; k++)
+        if (parse(text, k, key, &d) != (k >= whole) && !bad++)
+            T__FAIL("truncated to %zu of %zu bytes: %s", k, len, k >= whole ? "rejected" : "taken");
+    if (!bad)
+        t__passed++;
+
+    /* hand-made files: each breaks one rule */
+    static const char *const broken[] = {
+        "",
+        "inferno-kernels 2\nkey K\nq4_K avx2\nq8_0 avx512\nend\n",            /* version */
+        "inferno-kernels 1\nkey K\nq4_K avx2\nend\n",                         /* q8_0 missing */
+        "inferno-kernels 1\nkey K\nq4_K avx2\nq4_K avx2\nq8_0 avx512\nend\n", /* twice */
+        "inferno-kernels 1\nkey K\nq4_K scalar\nq8_0 avx512\nend\n",          /* not a SIMD level */
+        "inferno-kernels 1\nkey K\nq4_K avx9\nq8_0 avx512\nend\n",            /* no such level */
+        "inferno-kernels 1\nkey K\nq4_0 avx2\nq4_K avx2\nq8_0 avx512\nend\n", /* no choice */
+        "inferno-kernels 1\nkey K\nq4_K avx2 avx2=x\nq8_0 avx512\nend\n",     /* number */
+        "inferno-kernels 1\nkey K\nq4_K avx2 avx2=nan\nq8_0 avx512\nend\n",
+        "inferno-kernels 1\nkey K\nq4_K avx2 avx2=-1\nq8_0 avx512\nend\n",
+        "inferno-kernels 1\nkey K\nq4_K avx2 avx3=1\nq8_0 avx512\nend\n",
+        "inferno-kernels 1\nkey K\nq4_K avx2 avx2=\nq8_0 avx512\nend\n",
+        "inferno-kernels 1\nkey K\nq4_K\nq8_0 avx512\nend\n",
+        "inferno-kernels 1\nkey KK\nq4_K avx2\nq8_0 avx512\nend\n", /* key */
+        "key K\ninferno-kernels 1\nq4_K avx2\nq8_0 avx512\nend\n",  /* order */
+    };
+    static const char good[] =
+        "inferno-kernels 1\nkey K\n# c\n\nq4_K avx2 avx2=1.5\r\nq8_0 avx512\nend";
+    T_OK(parse(good, strlen(good), "K", &d));
+    for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++)
+        if (parse(broken[i], strlen(broken[i]), "K", &d)) {
+            T__FAIL("accepted: %s", broken[i]);
+        } else {
+            t__passed++;
+        }
+    char nul[] = "inferno-kernels 1\nkey K\nq4_K avx2\nq8_0 avx512\nend\n";
+    nul[30] = '\0';
+    T_OK(!parse(nul, sizeof(nul) - 1, "K", &d));
+    char *longline = xalloc(5000);
+    memset(longline, 'a', 4999);
+    longline[4999] = '\0';
+    T_OK(!parse(longline, 4999, "K", &d));
+    free(longline);
+
+    /* random bytes, and random changes to a good file: no crash, and whatever is accepted names
+     * usable levels */
+    char buf[4096];
+    bad = 0;
+    for (int it = 0; it < 20000; it++) {
+        size_t n;
+        if (it % 2) {
+            n = (size_t)(t_rng() % 600);
+            for (size_t i = 0; i < n; i++)
+                buf[i] = it % 4 == 1 ? (char)t_rng() : " \nq4_K8avx2512=.end"[t_rng() % 19];
+        } else {
+            memcpy(buf, text, len);
+            n = len;
+            for (int m = 1 + (int)(t_rng() % 4); m > 0; m--)
+                buf[t_rng() % n] = (char)t_rng();
+            if (t_rng() % 3 == 0)
+                n = (size_t)(t_rng() % (n + 1));
+        }
+        if (parse(buf, n, key, &d))
+            for (int t = 0; t < INF_TYPE_COUNT; t++)
+                if (inf__kchoice_candidate(fake, fake_ok, (enum inf_type)t) &&
+                    (d.level[t] < INF_CPU_AVX2 || d.level[t] >= INF_CPU_LEVEL_COUNT) && !bad++)
+                    T__FAIL("accepted a bad level %d for type %d", d.level[t], t);
+    }
+    if (!bad)
+        t__passed++;
+
+    /* the file on disk: directories made, the file replaced whole, garbage ignored */
+    char dir[] = "/tmp/inferno-kchoice-XXXXXX", path[512];
+    T_OK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof(path), "%s/a/b/kernels.txt", dir);
+    T_OK(!inf__kchoice_load(path, fake, fake_ok, key, &d));
+    T_OK(inf__kchoice_save(path, &c, fake, fake_ok, key));
+    T_OK(inf__kchoice_load(path, fake, fake_ok, key, &d));
+    T_EQ_INT(d.level[INF_TYPE_Q4_K], INF_CPU_AVX2);
+    FILE *f = fopen(path, "wb");
+    T_OK(f != NULL);
+    if (f) {
+        fputs("garbage\n", f);
+        fclose(f);
+    }
+    T_OK(!inf__kchoice_load(path, fake, fake_ok, key, &d));
+    T_OK(inf__kchoice_save(path, &c, fake, fake_ok, key));
+    T_OK(inf__kchoice_load(path, fake, fake_ok, key, &d));
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    T_EQ_INT(system(cmd), 0);
+
+    /* the path: XDG_CACHE_HOME, else ~/.cache, one file per key */
+    char p1[512], p2[512];
+    T_OK(inf__kchoice_path("k1", p1, sizeof(p1)) == (getenv("XDG_CACHE_HOME") || getenv("HOME")));
+    T_OK(inf__kchoice_path("k2", p2, sizeof(p2)) == inf__kchoice_path("k1", p1, sizeof(p1)));
+    T_OK(strcmp(p1, p2) != 0 || !getenv("HOME"));
+}
+
+/* INFERNO_KERNELS in a child process (the choice is made once per process): fixed, then a
+ * measurement written to the cache, read back, a corrupt file measured and written again. */
+static void test_env_kernels(void)
+{
+    char dir[] = "/tmp/inferno-kenv-XXXXXX";
+    T_OK(mkdtemp(dir) != NULL);
+    static const struct {
+        const char *mode, *want;
+    } runs[] = {
+        {"fixed", "fixed table"},
+        {"auto", "measured now, cached in "},
+        {"auto", "measured earlier, read from "},
+        {"corrupt", "measured now, cached in "},
+        {"calibrate", "measured now, cached in "},
+        {"auto", "measured earlier, read from "},
+    };
+    char line[4600] = "";
+    for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+        if (strcmp(runs[i].mode, "corrupt") == 0) {
+            const char *p = strstr(line, dir);
+            FILE *f = p ? fopen(p, "wb") : NULL; /* cut short */
+            T_OK(f != NULL);
+            if (f) {
+                fputs("inferno-kernels 1\nkey cpu=", f);
+                fclose(f);
+            }
+        }
+        char cmd[1024];
+        snprintf(cmd, sizeof(cmd), "INFERNO_KERNELS=%s XDG_CACHE_HOME='%s' '%s' --print-origin",
+                 strcmp(runs[i].mode, "corrupt") ? runs[i].mode : "auto", dir, argv0);
+        FILE *f = popen(cmd, "r");
+        T_OK(f != NULL);
+        if (!f)
+            continue;
+        if (!fgets(line, sizeof(line), f))
+            line[0] = 0;
+        pclose(f);
+        line[strcspn(line, "\n")] = 0;
+        if (strstr(line, "nothing to choose")) { /* one SIMD level here */
+            t__passed++;
+            break;
+        }
+        if (strncmp(line, runs[i].want, strlen(runs[i].want)) != 0)
+            T__FAIL("INFERNO_KERNELS=%s: '%s', want '%s...'", runs[i].mode, line, runs[i].want);
+        else
+            t__passed++;
+    }
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    T_EQ_INT(system(cmd), 0);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--print-origin") == 0) {
+        printf("%s\n", inf_kernels_choice_origin());
+        return 0;
+    }
     if (argc > 1 && strcmp(argv[1], "--print-level") == 0) {
         printf("%s\n", inf_cpu_level_name(inf_kernels_level()));
         return 0;
@@ -1207,5 +1454,7 @@ int main(int argc, char **argv)
     T_RUN(test_attention);
     T_RUN(test_rope_cache);
     T_RUN(test_env_level);
+    T_RUN(test_kchoice_file);
+    T_RUN(test_env_kernels);
     T_DONE();
 }

@@ -7,8 +7,12 @@
  * (inf_type_get) with its block size, bytes per block, and the activation format its dot product
  * pairs with. Every kernel has a plain C reference ("scalar" level) that is the ground truth; the
  * AVX2 and AVX-512 versions are tested against it. The level is chosen once from the CPU's
- * features; the environment variable INFERNO_CPU=scalar|avx2|avx512 forces one (a level the CPU
- * lacks falls back to the best one it has).
+ * features; the environment variable INFERNO_CPU=scalar|avx2|avx512 forces one for everything (a
+ * level the CPU lacks falls back to the best one it has). Otherwise, where two levels implement a
+ * weight type's matrix-vector kernel, the faster one on this CPU is used: measured once (~50 ms,
+ * at the first kernel call) and cached in $XDG_CACHE_HOME/inferno/kernels-<hash>.txt (~/.cache
+ * when unset) per CPU model and build. INFERNO_KERNELS=fixed turns that off (the top level for
+ * every type, no file read or written); INFERNO_KERNELS=calibrate measures again and rewrites it.
  *
  * Threading: the matrix products take an optional struct inf_threadpool (NULL = the calling
  * thread only). Nothing here allocates memory after inf_kernels_init(); scratch space is the
@@ -111,17 +115,30 @@ const char *inf_cpu_level_name(enum inf_cpu_level level);
 /* Whether this build and this CPU can run a level. */
 bool inf_cpu_level_supported(enum inf_cpu_level level);
 
-/* The level in use: the best supported one, or INFERNO_CPU's when set and supported. */
+/* The level in use: the best supported one, or INFERNO_CPU's when set and supported (some weight
+ * types may use another level's matrix-vector kernel: see inf_kernels_describe). */
 enum inf_cpu_level inf_kernels_level(void);
 
 /*
- * Use another level from now on (tests and benchmarks); not thread-safe with kernels running.
+ * Use another level from now on, for every type (tests and benchmarks); not thread-safe with
+ * kernels running.
  * Fails with INF_EUNSUPPORTED when the level is not supported here.
  */
 inf_status inf_kernels_set_level(enum inf_cpu_level level, struct inf_error *err);
 
 /* Whether the AVX-512 level uses the VNNI instructions on this CPU. */
 bool inf_kernels_have_vnni(void);
+
+/*
+ * The matrix-vector kernel in use per weight type, for `inferno --version`, into buf:
+ * "f32 avx512, ..., q4_0 avx512-vnni, ..., q4_K avx2 (measured), ...", "(measured)" where the
+ * measurement on this CPU replaced the top level's kernel. Truncated to size.
+ */
+void inf_kernels_describe(char *buf, size_t size);
+
+/* How the kernels were chosen, e.g. "measured now, cached in PATH", "measured earlier, read from
+ * PATH", "fixed table (INFERNO_KERNELS=fixed)"; valid for the life of the program. */
+const char *inf_kernels_choice_origin(void);
 
 /* ---- Dot products ------------------------------------------------------------------------ */
 

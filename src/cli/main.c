@@ -14,6 +14,7 @@
 #include "core/text.h"
 #include "inferno/config.h"
 #include "inferno/cpu.h"
+#include "inferno/kernels.h"
 #include "inferno/log.h"
 
 /* Options every command accepts (before or after the command name). */
@@ -161,7 +162,12 @@ static void print_version(void)
     printf("build type:   %s\n", INFERNO_BUILD_TYPE);
     printf("compiler:     %s\n", INFERNO_COMPILER);
     printf("cpu features: %s\n", feats);
+    printf("cpu model:    %s\n", inf_cpu_model());
     printf("cores:        %d physical\n", inf_cpu_physical_cores());
+    char kernels[1024];
+    inf_kernels_describe(kernels, sizeof(kernels));
+    printf("kernels:      %s\n", kernels);
+    printf("chosen by:    %s\n", inf_kernels_choice_origin());
 }
 
 /* The closest of names[0..n) to s, or NULL when nothing is close. */

@@ -21,6 +21,8 @@ static uint64_t xgetbv0(void)
 
 static struct inf_cpu_features features;
 static pthread_once_t features_once = PTHREAD_ONCE_INIT;
+static char model[128] = "unknown";
+static pthread_once_t model_once = PTHREAD_ONCE_INIT;
 
 static void detect(void)
 {
@@ -95,6 +97,44 @@ void inf_cpu_features_string(const struct inf_cpu_features *f, char *buf, size_t
     }
     if (o == 0)
         snprintf(buf, size, "(none)");
+}
+
+/* The brand string (cpuid 0x80000002..4, spaces squeezed) and family/model/stepping (cpuid 1):
+ * virtual machines often shorten the brand to "AMD EPYC", which the numbers tell apart. */
+static void detect_model(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d, regs[12] = {0};
+    char brand[49] = {0}, squeezed[49];
+    if (__get_cpuid_max(0x80000000u, NULL) >= 0x80000004u) {
+        for (unsigned i = 0; i < 3; i++)
+            __get_cpuid(0x80000002u + i, &regs[4 * i], &regs[4 * i + 1], &regs[4 * i + 2],
+                        &regs[4 * i + 3]);
+        memcpy(brand, regs, 48);
+    }
+    size_t o = 0;
+    for (const char *p = brand; *p; p++)
+        if (*p != ' ' || (o && squeezed[o - 1] != ' '))
+            squeezed[o++] = *p;
+    while (o && squeezed[o - 1] == ' ')
+        o--;
+    squeezed[o] = '\0';
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        a = 0;
+    unsigned family = (a >> 8) & 0xf, mdl = (a >> 4) & 0xf;
+    if (family == 0xf)
+        family += (a >> 20) & 0xff;
+    if (family == 0x6 || family >= 0xf)
+        mdl |= ((a >> 16) & 0xf) << 4;
+    snprintf(model, sizeof(model), "%s (family %u model %u stepping %u)", o ? squeezed : "unknown",
+             family, mdl, a & 0xf);
+#endif
+}
+
+const char *inf_cpu_model(void)
+{
+    pthread_once(&model_once, detect_model);
+    return model;
 }
 
 int inf_cpu_physical_cores(void)

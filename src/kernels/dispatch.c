@@ -9,6 +9,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,11 @@ static bool table_ok[INF_CPU_LEVEL_COUNT];
 static bool have_vnni;
 static _Atomic(const struct inf__kern *) current;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+/* the top level's table with some types' gemm from another level (calibrate.c), and why */
+static struct inf__kern chosen;
+static struct inf__kchoice choice;
+static enum inf_cpu_level top_level = INF_CPU_SCALAR;
+static char choice_origin[4400] = "fixed table";
 
 float inf__fp16_table[65536];
 
@@ -29,6 +35,65 @@ static const char *const level_names[INF_CPU_LEVEL_COUNT] = {"scalar", "avx2", "
 const char *inf_cpu_level_name(enum inf_cpu_level level)
 {
     return (unsigned)level < INF_CPU_LEVEL_COUNT ? level_names[level] : "?";
+}
+
+static void build_chosen(const struct inf__kchoice *c)
+{
+    chosen = tables[top_level];
+    choice = *c;
+    for (int t = 0; t < INF_TYPE_COUNT; t++) {
+        const int l = c->level[t];
+        if (l < 0 || l >= INF_CPU_LEVEL_COUNT || !table_ok[l] || l == (int)top_level)
+            continue;
+        /* the gemm and its tile bounds; the panel stays the top level's (see internal.h) */
+        chosen.w[t].gemm = tables[l].w[t].gemm;
+        chosen.w[t].max_nr = tables[l].w[t].max_nr;
+        chosen.w[t].max_nc = tables[l].w[t].max_nc;
+    }
+}
+
+/* INFERNO_KERNELS=auto (default) | fixed | calibrate: the per-type choice of calibrate.c, read
+ * from its cache file or measured and written there; the top level for every type; or measured
+ * again now and the file rewritten. */
+static void choose(void)
+{
+    const char *mode = getenv("INFERNO_KERNELS");
+    bool any = false;
+    for (int t = 0; t < INF_TYPE_COUNT && !any; t++)
+        any = inf__kchoice_candidate(tables, table_ok, (enum inf_type)t);
+    if (mode && strcmp(mode, "fixed") == 0) {
+        snprintf(choice_origin, sizeof(choice_origin), "fixed table (INFERNO_KERNELS=fixed)");
+        return;
+    }
+    if (!any) {
+        snprintf(choice_origin, sizeof(choice_origin), "fixed table (nothing to choose here)");
+        return;
+    }
+    const bool again = mode && strcmp(mode, "calibrate") == 0;
+    char key[1024], path[4096];
+    struct inf__kchoice c;
+    inf__kchoice_key(have_vnni, key, sizeof(key));
+    const bool have_path = inf__kchoice_path(key, path, sizeof(path));
+    if (!again && have_path && inf__kchoice_load(path, tables, table_ok, key, &c)) {
+        build_chosen(&c);
+        atomic_store(&current, &chosen);
+        snprintf(choice_origin, sizeof(choice_origin), "measured earlier, read from %s", path);
+        return;
+    }
+    if (!inf__kchoice_measure(tables, table_ok, &c)) {
+        snprintf(choice_origin, sizeof(choice_origin), "fixed table (no memory to measure)");
+        return;
+    }
+    build_chosen(&c);
+    atomic_store(&current, &chosen);
+    if (!have_path)
+        snprintf(choice_origin, sizeof(choice_origin),
+                 "measured now, not cached (neither XDG_CACHE_HOME nor HOME is set)");
+    else if (inf__kchoice_save(path, &c, tables, table_ok, key))
+        snprintf(choice_origin, sizeof(choice_origin), "measured now, cached in %s", path);
+    else
+        snprintf(choice_origin, sizeof(choice_origin), "measured now, not cached (cannot write %s)",
+                 path);
 }
 
 static void init_tables(void)
@@ -51,17 +116,64 @@ static void init_tables(void)
         }
     }
 #endif
-    enum inf_cpu_level best = INF_CPU_SCALAR;
     for (int l = 0; l < INF_CPU_LEVEL_COUNT; l++)
         if (table_ok[l])
-            best = (enum inf_cpu_level)l;
+            top_level = (enum inf_cpu_level)l;
+    for (int t = 0; t < INF_TYPE_COUNT; t++)
+        choice.level[t] = -1;
+    atomic_store(&current, &tables[top_level]);
     const char *want = getenv("INFERNO_CPU");
     if (want) {
+        enum inf_cpu_level forced = top_level;
         for (int l = 0; l < INF_CPU_LEVEL_COUNT; l++)
             if (strcmp(want, level_names[l]) == 0 && table_ok[l])
-                best = (enum inf_cpu_level)l;
+                forced = (enum inf_cpu_level)l;
+        atomic_store(&current, &tables[forced]);
+        snprintf(choice_origin, sizeof(choice_origin), "one level for every type (INFERNO_CPU=%s)",
+                 want);
+        return;
     }
-    atomic_store(&current, &tables[best]);
+    choose();
+}
+
+void inf__kern_use_choice(const struct inf__kchoice *c)
+{
+    pthread_once(&init_once, init_tables);
+    build_chosen(c);
+    atomic_store(&current, &chosen);
+    snprintf(choice_origin, sizeof(choice_origin), "set by the program");
+}
+
+void inf_kernels_describe(char *buf, size_t size)
+{
+    const struct inf__kern *k = inf__kern();
+    size_t o = 0;
+    if (!size)
+        return;
+    buf[0] = '\0';
+    for (int t = 0; t < INF_TYPE_COUNT; t++) {
+        const struct inf_type_traits *tr = inf_type_get((enum inf_type)t);
+        if (!tr || !tr->is_weight || !k->w[t].gemm)
+            continue;
+        int l = 0; /* the lowest level whose table holds this gemm: the one that implements it */
+        while (l < INF_CPU_LEVEL_COUNT && !(table_ok[l] && tables[l].w[t].gemm == k->w[t].gemm))
+            l++;
+        const bool vnni = l == INF_CPU_AVX512 && have_vnni && tr->is_quantized;
+        const bool measured =
+            k == &chosen && choice.level[t] >= 0 && choice.level[t] != (int)top_level;
+        const int n = snprintf(buf + o, size - o, "%s%s %s%s%s", o ? ", " : "", tr->name,
+                               l < INF_CPU_LEVEL_COUNT ? level_names[l] : "?", vnni ? "-vnni" : "",
+                               measured ? " (measured)" : "");
+        if (n < 0 || (size_t)n >= size - o)
+            break;
+        o += (size_t)n;
+    }
+}
+
+const char *inf_kernels_choice_origin(void)
+{
+    pthread_once(&init_once, init_tables);
+    return choice_origin;
 }
 
 const struct inf__kern *inf__kern_get(enum inf_cpu_level level)

@@ -9,6 +9,7 @@
 #ifndef INFERNO_KERNELS_INTERNAL_H
 #define INFERNO_KERNELS_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -99,6 +100,66 @@ void inf__kern_init_avx512_f16(struct inf__kern *k);
 /* The K-quant panels (kern_avx512_kq.c), over a table filled by inf__kern_init_avx512. */
 void inf__kern_init_avx512_kq(struct inf__kern *k);
 #endif
+
+/* ---- Choosing a level per weight type (calibrate.c) ----------------------------------------
+ *
+ * Where two SIMD levels implement a weight type's matrix-vector kernel, the faster one on the
+ * running CPU wins (issue #16: on Zen 4 the AVX2 q4_K kernel beats the AVX-512 one). What moves
+ * between levels is a type's gemm with its tile bounds (gemm, max_nr, max_nc): the activation
+ * quantizers of every level write the same bytes and the activation format is the type's
+ * vec_dot_type, not the level's, so the top level's quantize_act serves every gemm. The panel
+ * (batches of panel_min_nc tokens or more) stays the top level's: it is a separate kernel for
+ * prompts, which the matrix-vector measurement says nothing about.
+ */
+#define INF__KCHOICE_VERSION 1
+
+struct inf__kchoice {
+    int8_t level[INF_TYPE_COUNT];                    /* the gemm's level; -1 = the base table's */
+    float gbps[INF_TYPE_COUNT][INF_CPU_LEVEL_COUNT]; /* matrix-vector GB/s measured; 0 = none */
+};
+
+/* Whether a weight type's gemm differs between two levels >= AVX2 that this CPU runs: the types
+ * worth measuring. ok[l]: level l is usable; tables[l] is read only where ok[l]. */
+bool inf__kchoice_candidate(const struct inf__kern *tables, const bool *ok, enum inf_type type);
+
+/* The cache key: CPU model, features, VNNI use, and this build (a new build re-measures, as its
+ * kernels may have changed), into buf; one line, no newline. */
+void inf__kchoice_key(bool vnni, char *buf, size_t size);
+
+/* Measure every candidate type at every usable level >= AVX2 (single thread; passes over 8 MiB
+ * slices of a 64 MiB matrix, so from memory, not cache; best of 5 per level, the levels
+ * alternating) and pick per type: the top level unless another is more than 5 % faster. Types
+ * that are not candidates get -1. Returns false when out of memory. */
+bool inf__kchoice_measure(const struct inf__kern *tables, const bool *ok, struct inf__kchoice *c);
+
+/* The cache file's text for c under key into buf (NUL-terminated); returns the length, or 0 when
+ * it does not fit. */
+size_t inf__kchoice_format(const struct inf__kchoice *c, const struct inf__kern *tables,
+                           const bool *ok, const char *key, char *buf, size_t size);
+
+/*
+ * Parse a cache file's text (len bytes, outside input: any bytes). Succeeds only when the
+ * version line, the key (exactly key) and one line for every candidate type are there, each
+ * naming a level ok[] allows, followed by the "end" line; otherwise returns false and c is
+ * undefined.
+ */
+bool inf__kchoice_parse(const char *text, size_t len, const struct inf__kern *tables,
+                        const bool *ok, const char *key, struct inf__kchoice *c);
+
+/* The cache file for key: "$XDG_CACHE_HOME/inferno/kernels-<hash>.txt" (XDG_CACHE_HOME when
+ * absolute, else $HOME/.cache), into buf; false when neither variable gives a directory. */
+bool inf__kchoice_path(const char *key, char *buf, size_t size);
+
+/* Read / write the cache file (write: creates the directories, writes a temporary file and
+ * renames it, so readers see a whole file or none). Both return false on any failure. */
+bool inf__kchoice_load(const char *path, const struct inf__kern *tables, const bool *ok,
+                       const char *key, struct inf__kchoice *c);
+bool inf__kchoice_save(const char *path, const struct inf__kchoice *c,
+                       const struct inf__kern *tables, const bool *ok, const char *key);
+
+/* Make a table from the choice and use it from now on (tests: a forced choice); like
+ * inf_kernels_set_level, not thread-safe with kernels running. */
+void inf__kern_use_choice(const struct inf__kchoice *c);
 
 /* ---- Reference kernels (ref_quants.c, ref_dot.c, ref_ops.c) -------------------------------- */
 
