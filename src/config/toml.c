@@ -602,6 +602,20 @@ static bool sb_finish(struct sbuf *b, char **out, size_t *out_len)
     return true;
 }
 
+/* The end of a string parser: on rc == INF_OK hand the text over (out of memory is still
+   possible), otherwise free it; INF_ENOMEM becomes the parser's out-of-memory error. */
+static inf_status string_done(struct parser *p, struct sbuf *b, inf_status rc, char **out,
+                              size_t *out_len)
+{
+    if (rc == INF_OK && !sb_finish(b, out, out_len))
+        rc = INF_ENOMEM;
+    if (rc == INF_ENOMEM)
+        rc = nomem(p);
+    if (rc != INF_OK)
+        free(b->p);
+    return rc;
+}
+
 static bool sb_put_utf8(struct sbuf *b, uint32_t cp)
 {
     char u[4];
@@ -721,15 +735,12 @@ static inf_status parse_basic(struct parser *p, char **out, size_t *out_len)
             rc = perr(p, p->pos, "unterminated string: a basic string cannot span lines");
         goto out_fail;
     }
-    if (!sb_finish(&b, out, out_len))
-        goto out_nomem;
-    return INF_OK;
+    return string_done(p, &b, INF_OK, out, out_len);
 
 out_nomem:
-    rc = nomem(p);
+    rc = INF_ENOMEM;
 out_fail:
-    free(b.p);
-    return rc;
+    return string_done(p, &b, rc, out, out_len);
 }
 
 /* A single-line literal string '...' at p->pos. */
@@ -832,15 +843,12 @@ static inf_status parse_multiline(struct parser *p, char **out, size_t *out_len)
             goto out_nomem;
         p->pos++;
     }
-    if (!sb_finish(&b, out, out_len))
-        goto out_nomem;
-    return INF_OK;
+    return string_done(p, &b, INF_OK, out, out_len);
 
 out_nomem:
-    rc = nomem(p);
+    rc = INF_ENOMEM;
 out_fail:
-    free(b.p);
-    return rc;
+    return string_done(p, &b, rc, out, out_len);
 }
 
 /* ---- keys -------------------------------------------------------------------------------- */
