@@ -21,11 +21,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "build_info.h"
 #include "core/clock.h"
+#include "core/files.h"
 #include "inferno/cpu.h"
 #include "kernels/internal.h"
 
@@ -313,50 +313,26 @@ bool inf__kchoice_load(const char *path, const struct inf__kern *tables, const b
     FILE *f = fopen(path, "rb");
     if (!f)
         return false;
-    char *text = malloc(MAX_FILE + 1);
-    size_t n = text ? fread(text, 1, MAX_FILE + 1, f) : 0;
-    const bool read_ok = text && !ferror(f) && n <= MAX_FILE;
+    size_t n = 0;
+    char *text = inf__read_stream(f, MAX_FILE, &n);
     fclose(f);
-    const bool good = read_ok && inf__kchoice_parse(text, n, tables, ok, key, c);
+    const bool good = text && inf__kchoice_parse(text, n, tables, ok, key, c);
     free(text);
     return good;
-}
-
-/* mkdir -p of path's directory (every component but the last). */
-static bool make_parents(const char *path)
-{
-    char dir[4096];
-    const size_t n = strlen(path);
-    if (n >= sizeof(dir))
-        return false;
-    memcpy(dir, path, n + 1);
-    for (char *p = dir + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-            return false;
-        *p = '/';
-    }
-    return true;
 }
 
 bool inf__kchoice_save(const char *path, const struct inf__kchoice *c,
                        const struct inf__kern *tables, const bool *ok, const char *key)
 {
-    char text[MAX_FILE], tmp[4200];
+    char text[MAX_FILE];
     const size_t len = inf__kchoice_format(c, tables, ok, key, text, sizeof(text));
-    const int n = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-    if (!len || n < 0 || (size_t)n >= sizeof(tmp) || !make_parents(path))
+    struct inf__outfile o = {.fd = -1};
+    if (!len || inf__mkdir_parents(path) != 0 || inf__outfile_open(path, &o, NULL) != INF_OK)
         return false;
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return false;
-    bool good = fwrite(text, 1, len, f) == len;
-    good = fclose(f) == 0 && good;
-    if (good)
-        good = rename(tmp, path) == 0;
+    bool good =
+        write(o.fd, text, len) == (ssize_t)len && inf__outfile_commit(&o, path, NULL) == INF_OK;
+    close(o.fd);
     if (!good)
-        remove(tmp);
+        inf__outfile_abandon(&o);
     return good;
 }
