@@ -241,12 +241,6 @@ inf_token inf_sampler_sample(struct inf_sampler *s, const float *logits)
     for (size_t i = 0; i < n; i++) {
         c[i].id = (inf_token)i;
         c[i].logit = logits[i];
-        /* NaN or +inf from the model: no token can be chosen honestly */
-        if (isnan(logits[i]) || (isinf(logits[i]) && logits[i] > 0)) {
-            snprintf(s->errmsg, sizeof(s->errmsg), "sampler: the logit of token %zu is %s", i,
-                     isnan(logits[i]) ? "NaN" : "infinite");
-            return INF_TOKEN_NONE;
-        }
     }
     for (size_t i = 0; i < p->n_logit_bias; i++)
         if (p->logit_bias[i].token >= 0 && p->logit_bias[i].token < s->n_vocab)
@@ -275,13 +269,13 @@ inf_token inf_sampler_sample(struct inf_sampler *s, const float *logits)
         }
     }
 
-    /* after the bias and the penalties: a bias or penalty may not make a logit NaN, and
-       at least one token must be left */
+    /* one pass after the bias and the penalties finds the best token and refuses what no
+       honest choice can come from: a NaN or +inf logit (from the model, or made by them) and a
+       vocabulary where every token is banned */
     size_t best = 0;
     for (size_t i = 0; i < n; i++) {
         if (isnan(c[i].logit)) {
-            snprintf(s->errmsg, sizeof(s->errmsg),
-                     "sampler: the logit of token %zu is NaN after bias and penalties", i);
+            snprintf(s->errmsg, sizeof(s->errmsg), "sampler: the logit of token %zu is NaN", i);
             return INF_TOKEN_NONE;
         }
         if (c[i].logit > c[best].logit)
@@ -293,8 +287,7 @@ inf_token inf_sampler_sample(struct inf_sampler *s, const float *logits)
         return INF_TOKEN_NONE;
     }
     if (isinf(c[best].logit)) {
-        snprintf(s->errmsg, sizeof(s->errmsg),
-                 "sampler: the logit of token %zu is infinite after bias and penalties", best);
+        snprintf(s->errmsg, sizeof(s->errmsg), "sampler: the logit of token %zu is infinite", best);
         return INF_TOKEN_NONE;
     }
     if (p->temperature < INF_SAMPLER_GREEDY_BELOW)
