@@ -273,6 +273,7 @@ int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args)
         .stops = stops, .n_stops = n_stops, .show = !json && !ids, .keep = json};
     int32_t n_past = (int32_t)prompt_ids.n;
     double t_gen0 = inf__now_ms();
+    bool failed = false; /* sampling or decoding failed: what came before is shown, exit 1 */
     for (long long i = 0; n_predict < 0 || i < n_predict; i++) {
         if (interrupted) {
             finish = "interrupted";
@@ -281,7 +282,9 @@ int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args)
         inf_token t = inf_sampler_sample(smp, logits);
         if (t == INF_TOKEN_NONE) {
             inf_cli_errorf(cli, "%s", inf_sampler_errmsg(smp));
-            goto out_sig;
+            failed = true;
+            finish = "error";
+            break;
         }
         if (inf_tok_is_eog(tok, t) && !inf_cli_has(args, "ignore-eos")) {
             finish = "stop";
@@ -309,6 +312,8 @@ int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args)
         struct inf_batch next = {1, &t, &n_past, NULL, &one};
         if (inf_decode(ctx, &next, &err) != INF_OK) {
             inf_cli_errorf(cli, "%s", inf_error_message(&err));
+            failed = true;
+            finish = "error";
             break;
         }
         n_past++;
@@ -365,7 +370,7 @@ int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args)
             "(%.2f t/s) | load %.0f ms | finish: %s\n",
             (long long)tm.n_prompt, tm.prompt_ms, pp_ts, (long long)tm.n_gen, tm.gen_ms, tg_ts,
             tm.load_ms, finish);
-    rc = INF_EXIT_OK;
+    rc = failed ? INF_EXIT_FAIL : INF_EXIT_OK;
 out_sig:
     sigaction(SIGINT, &old_sa, NULL);
 out:
