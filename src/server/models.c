@@ -249,6 +249,7 @@ inf_status srv_models_acquire(struct srv_models *m, const char *id, struct srv_e
         pthread_mutex_unlock(&m->mu);
         return inf_error_set(err, INF_ENOTFOUND, "the model '%s' does not exist", id);
     }
+    bool waited_for_failure = false;
     for (;;) {
         if (s->engine) {
             s->pins++;
@@ -260,12 +261,11 @@ inf_status srv_models_acquire(struct srv_models *m, const char *id, struct srv_e
         if (!s->loading)
             break;
         pthread_cond_wait(&m->cv, &m->mu);
-        if (!s->engine && !s->loading && s->failed) {
-            pthread_mutex_unlock(&m->mu);
-            return inf_error_set(err, INF_EINTERNAL, "loading the model '%s' failed", s->entry.id);
-        }
+        waited_for_failure = !s->engine && !s->loading && s->failed;
+        if (waited_for_failure)
+            break; /* another request's load failed: its error, below */
     }
-    if (failed_unchanged(s)) {
+    if (waited_for_failure || failed_unchanged(s)) {
         inf_status rc = s->fail_err.code ? s->fail_err.code : INF_EINTERNAL;
         inf_error_set(err, rc, "%s", inf_error_message(&s->fail_err));
         pthread_mutex_unlock(&m->mu);
