@@ -8,15 +8,18 @@
  * pairs with. Every kernel has a plain C reference ("scalar" level) that is the ground truth; the
  * AVX2 and AVX-512 versions are tested against it. The level is chosen once from the CPU's
  * features; the environment variable INFERNO_CPU=scalar|avx2|avx512 forces one for everything (a
- * level the CPU lacks falls back to the best one it has). Otherwise, where two levels implement a
- * weight type's matrix-vector kernel, the faster one on this CPU is used: measured once (~50 ms,
- * at the first kernel call) and cached in $XDG_CACHE_HOME/inferno/kernels-<hash>.txt (~/.cache
- * when unset) per CPU model and build. INFERNO_KERNELS=fixed turns that off (the top level for
- * every type, no file read or written); INFERNO_KERNELS=calibrate measures again and rewrites it.
+ * level the CPU lacks falls back to the best one it has). By default every type uses the top
+ * level's kernels (INFERNO_KERNELS=fixed). INFERNO_KERNELS=auto opts in to choosing, where two
+ * levels implement a weight type's gemm, the faster one on this CPU: measured once at the first
+ * kernel call (single thread, 64 MiB, about 0.2-0.3 s; the measurement uses one token, the
+ * choice also serves small batches of types without a panel kernel) and cached in
+ * $XDG_CACHE_HOME/inferno/kernels-<hash>.txt (~/.cache when unset) per CPU model and build;
+ * INFERNO_KERNELS=calibrate measures again and rewrites it. Opt-in because on the machines
+ * measured so far it brought no gain beyond noise (docs/performance.md).
  *
  * Threading: the matrix products take an optional struct inf_threadpool (NULL = the calling
- * thread only). Nothing here allocates memory after inf_kernels_init(); scratch space is the
- * caller's (see inf_matmul_act_size).
+ * thread only). Nothing here allocates memory after inf_kernels_init() (but for the opt-in
+ * measurement above); scratch space is the caller's (see inf_matmul_act_size).
  */
 #ifndef INFERNO_KERNELS_H
 #define INFERNO_KERNELS_H

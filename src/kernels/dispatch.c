@@ -52,19 +52,20 @@ static void build_chosen(const struct inf__kchoice *c)
     }
 }
 
-/* INFERNO_KERNELS=auto (default) | fixed | calibrate: the per-type choice of calibrate.c, read
- * from its cache file or measured and written there; the top level for every type; or measured
- * again now and the file rewritten. */
+/* INFERNO_KERNELS=fixed (default) | auto | calibrate: the top level for every type; the
+ * per-type choice of calibrate.c, read from its cache file or measured and written there; or
+ * measured again now and the file rewritten. */
 static void choose(void)
 {
     const char *mode = getenv("INFERNO_KERNELS");
+    if (!mode || (strcmp(mode, "auto") != 0 && strcmp(mode, "calibrate") != 0)) {
+        snprintf(choice_origin, sizeof(choice_origin), "fixed table (INFERNO_KERNELS=%s)",
+                 mode ? mode : "fixed, the default");
+        return;
+    }
     bool any = false;
     for (int t = 0; t < INF_TYPE_COUNT && !any; t++)
         any = inf__kchoice_candidate(tables, table_ok, (enum inf_type)t);
-    if (mode && strcmp(mode, "fixed") == 0) {
-        snprintf(choice_origin, sizeof(choice_origin), "fixed table (INFERNO_KERNELS=fixed)");
-        return;
-    }
     if (!any) {
         snprintf(choice_origin, sizeof(choice_origin), "fixed table (nothing to choose here)");
         return;
@@ -121,7 +122,6 @@ static void init_tables(void)
             top_level = (enum inf_cpu_level)l;
     for (int t = 0; t < INF_TYPE_COUNT; t++)
         choice.level[t] = -1;
-    atomic_store(&current, &tables[top_level]);
     const char *want = getenv("INFERNO_CPU");
     if (want) {
         enum inf_cpu_level forced = top_level;
@@ -134,6 +134,10 @@ static void init_tables(void)
         return;
     }
     choose();
+    /* published last: callers that arrive during a measurement wait in pthread_once instead of
+       running kernels beside it (and skewing it) */
+    if (!atomic_load(&current))
+        atomic_store(&current, &tables[top_level]);
 }
 
 void inf__kern_use_choice(const struct inf__kchoice *c)
