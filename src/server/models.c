@@ -317,7 +317,11 @@ inf_status srv_models_acquire(struct srv_models *m, const char *id, struct srv_e
                      inf_error_message(&lerr));
         s->fail_err = lerr;
         s->fail_err.code = rc;
-        s->fail_size = have_sig ? size : -1; /* -1: never equal, so the next request retries */
+        /* only what the file itself decides is remembered: out of memory, I/O errors and the
+           like may pass, so the next request tries again (-1 never equals a size) */
+        const bool of_the_file = rc == INF_EFORMAT || rc == INF_EPARSE || rc == INF_EUNSUPPORTED ||
+                                 rc == INF_ERANGE || rc == INF_ETYPE || rc == INF_EINVAL;
+        s->fail_size = have_sig && of_the_file ? size : -1;
         s->fail_mtime = mtime;
     }
     pthread_cond_broadcast(&m->cv);
