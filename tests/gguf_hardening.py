@@ -180,7 +180,8 @@ def main():
                   "rc=%r %s" % (rc, out))
         rc, out, err = run(base + ["validate", "--deep", zero], env=env)
         if sane(rc, out, err, "zero: validate --deep"):
-            check(rc in (1, 4) and ("not runnable" in out or "invalid" in out),
+            # the value check passes (no elements, no division); the tensor set is incomplete
+            check(rc == 1 and "invalid:" in out and "is missing" in out,
                   "zero: validate --deep: rc=%r %s" % (rc, out))
 
         # 3. valid but not runnable: no tensors; a tensor type the kernels lack
@@ -197,6 +198,13 @@ def main():
         if sane(rc, out, err, "iq: validate --deep"):
             check(rc == 4 and "not runnable" in out and "IQ2_XXS" in out,
                   "iq: validate --deep must exit 4 (not runnable): rc=%r %s" % (rc, out))
+        hdr = json.dumps({"t": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
+        st = write(os.path.join(work, "one.safetensors"),
+                   struct.pack("<Q", len(hdr)) + hdr + b"\0" * 4)
+        rc, out, err = run(base + ["validate", "--deep", st], env=env)
+        if sane(rc, out, err, "safetensors: validate --deep"):
+            check(rc == 4 and "not runnable" in out and "GGUF files only" in out,
+                  "safetensors: validate --deep must exit 4 (not runnable): rc=%r %s" % (rc, out))
         rc, out, err = run(base + ["validate", "--help"], env=env)
         check("4" in out and "not runnable" in out, "validate --help documents exit 4: %s" % out)
         if have_stories:

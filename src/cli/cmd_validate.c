@@ -210,6 +210,8 @@ int inf_cmd_validate(struct inf_cli *cli, struct inf_cli_args *args)
         }
         printf("details: safetensors, %zu tensors\n", inf_safetensors_n_tensors(st));
         inf_safetensors_free(st);
+        if (inf_cli_has(args, "deep"))
+            snprintf(not_runnable, sizeof(not_runnable), "the engine runs GGUF files only");
     } else {
         printf("details: %s (%s); only the format was checked\n", inf_model_format_name(fi.format),
                fi.detail);
