@@ -288,6 +288,12 @@ def main():
             check(rc == 1 and "'blk.0.attn_q.weight': row 0 element 5 is nan" in err,
                   "quantize nan: rc=%r %s" % (rc, err))
         check(not [f for f in os.listdir(work) if f.startswith("nan-q")], "quantize nan: no output")
+        # a float target carries NaN as it is: nothing to refuse
+        rc, out, err = run(base + ["quantize", nanf, os.path.join(work, "nan-f16.gguf"), "--type",
+                                   "f16"], env=env)
+        if sane(rc, out, err, "quantize nan to f16"):
+            check(rc == 0 and os.path.exists(os.path.join(work, "nan-f16.gguf")),
+                  "quantize nan to f16 is not refused: rc=%r %s" % (rc, err))
 
         # 19. quantize killed by SIGKILL leaves no OUT.tmp.* behind
         big = os.path.join(work, "big.gguf")

@@ -531,9 +531,10 @@ static inf_status convert_tensor(struct inf_threadpool *pool, const struct inf_g
             inf_threadpool_run(pool, dequant_fn, &d);
             x = fbuf;
         }
-        /* NaN or infinity has no quantized form (converting it to an integer is undefined) */
+        /* NaN or infinity has no quantized form (converting it to an integer is undefined);
+           F16, BF16 and F32 targets carry them as they are */
         bool tiny = false;
-        for (int64_t i = 0; i < nr * n_per_row; i++) {
+        for (int64_t i = 0; quantized && i < nr * n_per_row; i++) {
             if (!isfinite(x[i]))
                 return inf_error_set(err, INF_EFORMAT,
                                      "tensor '%s': row %" PRId64 " element %" PRId64
@@ -542,7 +543,7 @@ static inf_status convert_tensor(struct inf_threadpool *pool, const struct inf_g
                                      t->name.data, r + i / n_per_row, i % n_per_row, (double)x[i]);
             tiny |= x[i] != 0.0f && fabsf(x[i]) < QUANT_TINY;
         }
-        if (tiny && quantized) {
+        if (tiny) {
             if (x != fbuf)
                 memcpy(fbuf, x, (size_t)(nr * n_per_row) * sizeof(float));
             for (int64_t i = 0; i < nr * n_per_row; i++)
