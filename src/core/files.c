@@ -137,10 +137,9 @@ static void tmp_name(char *tmp, size_t size, const char *out_path)
 
 inf_status inf__outfile_open(const char *out_path, struct inf__outfile *o, struct inf_error *err)
 {
+    /* mode 0666 everywhere: the kernel applies the umask (no process-wide umask() dance, which
+       would race with other threads creating files) */
     size_t tlen = strlen(out_path) + 16;
-    mode_t mask = umask(0);
-    umask(mask);
-
     o->fd = -1;
     o->unnamed = false;
     o->tmp = malloc(tlen);
@@ -149,9 +148,7 @@ inf_status inf__outfile_open(const char *out_path, struct inf__outfile *o, struc
     sweep_stale(out_path);
 #ifdef O_TMPFILE
     char *dir = dir_of(out_path);
-    if (!dir)
-        return inf_error_set(err, INF_ENOMEM, "out of memory");
-    o->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666 & ~mask);
+    o->fd = dir ? open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666) : -1;
     free(dir);
     if (o->fd >= 0) {
         /* the file is linked at the end through /proc/self/fd: without /proc, use a name */
@@ -167,17 +164,18 @@ inf_status inf__outfile_open(const char *out_path, struct inf__outfile *o, struc
         }
     }
 #endif
+    for (int tries = 0; o->fd < 0 && tries < 16; tries++) {
+        tmp_name(o->tmp, tlen, out_path);
+        o->fd = open(o->tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0666);
+        if (o->fd < 0 && errno != EEXIST)
+            break;
+    }
     if (o->fd < 0) {
-        snprintf(o->tmp, tlen, "%s.tmp.XXXXXX", out_path);
-        o->fd = mkostemp(o->tmp, O_CLOEXEC);
-        if (o->fd < 0) {
-            inf_status rc =
-                inf_error_set(err, INF_EIO, "cannot create '%s': %s", o->tmp, strerror(errno));
-            free(o->tmp);
-            o->tmp = NULL;
-            return rc;
-        }
-        fchmod(o->fd, 0666 & ~mask); /* mkstemp makes 0600; give the file the usual mode */
+        inf_status rc =
+            inf_error_set(err, INF_EIO, "cannot create '%s': %s", o->tmp, strerror(errno));
+        free(o->tmp);
+        o->tmp = NULL;
+        return rc;
     }
     (void)flock(o->fd, LOCK_EX | LOCK_NB); /* marks it live for sweep_stale */
     return INF_OK;
