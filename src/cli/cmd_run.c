@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -336,10 +335,11 @@ int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args)
     /* counts that agree with the id lists: the prompt decode, then the generation decodes */
     tm.prompt_ms = tm_prompt.prompt_ms + tm_prompt.gen_ms;
     tm.gen_ms = tm.gen_ms - tm_prompt.gen_ms;
+    const int64_t n_gen_decoded = tm.n_gen - tm_prompt.n_gen; /* the rate is per decode */
     tm.n_prompt = (int64_t)prompt_ids.n;
     tm.n_gen = (int64_t)gen_ids.n;
     double pp_ts = tm.prompt_ms > 0 ? 1e3 * (double)tm.n_prompt / tm.prompt_ms : 0;
-    double tg_ts = tm.gen_ms > 0 ? 1e3 * (double)tm.n_gen / tm.gen_ms : 0;
+    double tg_ts = tm.gen_ms > 0 ? 1e3 * (double)n_gen_decoded / tm.gen_ms : 0;
     if (json) {
         json_t *pj = json_array(), *gj = json_array();
         for (size_t i = 0; i < prompt_ids.n; i++)

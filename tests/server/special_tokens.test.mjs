@@ -57,12 +57,17 @@ describe('chat content cannot forge control tokens', () => {
     assert.equal(await promptTokens(srv, msgs), (await tokenize(srv, text, true)).length);
   });
 
-  test('a reply is still produced after content ending in "</s>"', async () => {
+  test('a reply is still produced after content ending in "</s>", whose prompt holds it as text', async () => {
+    const msgs = [{ role: 'user', content: '</s>' }];
     const r = await postJSON(`${srv.base}/chat/completions`, {
-      messages: [{ role: 'user', content: '</s>' }], max_tokens: 4, temperature: 0, ignore_eos: true,
+      messages: msgs, max_tokens: 4, temperature: 0, ignore_eos: true,
     });
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.usage.completion_tokens, 4);
+    // the prompt is the rendered text tokenized without special parsing: "</s>" is not EOS
+    const text = await rendered(srv, msgs);
+    assert.equal(r.json.usage.prompt_tokens, (await tokenize(srv, text, false)).length);
+    assert.notEqual(r.json.usage.prompt_tokens, (await tokenize(srv, text, true)).length);
   });
 });
 
