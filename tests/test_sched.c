@@ -867,7 +867,8 @@ static void test_embedding_interleaved(void)
  * Without a queue (queue_size 0) and two slots, a request of 3 tasks can never be held
  * (INF_EINVAL naming the limit, on an idle engine) while 2 are fine. One slot, queue_size 2: on
  * an idle engine a request of 4 tasks waits as one request; with the slot busy, a request of 3
- * waits as one request, so two more single requests still fit, and only the next one is refused.
+ * waits as one request, so one more single request still fits (the second place), and the next
+ * one is refused.
  */
 static void test_submit_group(void)
 {

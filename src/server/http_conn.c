@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -42,7 +41,6 @@ struct http_conn {
     struct http_conn *prev, *next;
     int fd;
     char addr[INET6_ADDRSTRLEN];
-    bool exempt;      /* not counted by the per-address limit */
     bool reserve;     /* admitted beyond max_connections: /health only */
     bool closing;     /* shut down by the guard; no longer counted */
     bool half_closed; /* the client shut its side just after its request (see http_conn_gone) */
@@ -207,7 +205,6 @@ void http_guard_notify(void *cls, struct MHD_Connection *conn, void **socket_con
         c->phase = HTTP_PHASE_HEADERS;
         c->since = http_now();
         pthread_mutex_lock(&s->conn_lock);
-        c->exempt = exempt(s, c->addr);
         c->reserve = s->pending_reserve;
         s->pending_reserve = false;
         if (c->reserve)

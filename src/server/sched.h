@@ -193,8 +193,9 @@ inf_status srv_task_submit(struct srv_engine *e, const struct srv_task_params *p
 /*
  * Queue the n tasks of one request (p[0..n), out[0..n)) together: all or none. The queue bound
  * counts requests, not tasks: a request that has to wait takes one of queue_size places however
- * many tasks it has (INF_ELIMIT when none is left). A request with more tasks than
- * queue_size + n_parallel could never be held: INF_EINVAL, the message naming that limit.
+ * many tasks it has (INF_ELIMIT when none is left). With queue_size 0 nothing may wait, and a
+ * request with more tasks than n_parallel could never be held: INF_EINVAL, the message naming
+ * that limit.
  */
 inf_status srv_task_submit_n(struct srv_engine *e, const struct srv_task_params *p, size_t n,
                              struct srv_task **out, struct inf_error *err);
