@@ -49,15 +49,21 @@ inf_status inf_grammar_from_gbnf(const char *text, size_t len, const char *root,
 
 /* Options of the JSON Schema compiler (zero-initialise, then set what differs). */
 struct inf_json_schema_opts {
-    /* Free whitespace allowed between JSON tokens: 0 = none (compact JSON, the default),
-       n > 0 = at most n whitespace bytes at each place JSON allows them. */
-    int32_t max_whitespace;
+    /* Free whitespace where JSON allows it: 0 = the default small bound (nothing, one space, or
+       a newline and at most 20 spaces/tabs of indentation, so a model cannot loop on spaces),
+       -1 = none (compact JSON), n > 0 = at most n bytes of any JSON whitespace. */
+    int32_t whitespace;
     /* OpenAI's strict mode: every property in `properties` is required and
        additionalProperties is false unless the schema says otherwise. */
     bool strict;
     /* Property order: false keeps the order of `properties` (required and optional properties
        in schema order; optional ones may be left out). */
     bool any_order;
+    /* Resolves a $ref to another document (an absolute URI without the fragment): put its JSON
+       text (malloc'd) in *json / *len and return INF_OK, or INF_ENOTFOUND. NULL: such refs are
+       refused with INF_EUNSUPPORTED naming the URI. */
+    inf_status (*load_document)(void *ctx, const char *uri, char **json, size_t *len);
+    void *load_ctx;
 };
 
 /*
@@ -90,7 +96,8 @@ inf_status inf_grammar_vocab_new(const struct inf_tokenizer *tok, struct inf_gra
 void inf_grammar_vocab_free(struct inf_grammar_vocab *v);
 int32_t inf_grammar_vocab_size(const struct inf_grammar_vocab *v);
 
-/* A matcher at the start of g. g and v must outlive it. */
+/* A matcher at the start of g. g and v must outlive it. v may be NULL for a matcher that is
+   only fed bytes (inf_matcher_accept_bytes, inf_matcher_can_end). */
 inf_status inf_matcher_new(const struct inf_grammar *g, const struct inf_grammar_vocab *v,
                            struct inf_matcher **out, struct inf_error *err);
 void inf_matcher_free(struct inf_matcher *m);
