@@ -33,4 +33,38 @@ inf_status inf__json_schema_to_gbnf(const char *json, size_t len,
 inf_status inf__regex_to_gbnf(const char *re, size_t len, const char *rule_name, bool anchored,
                               struct inf__gstr *out, struct inf_error *err);
 
+/* ---- the compiled grammar (gbnf.c) ---------------------------------------------------------
+ * Byte level: every character class of the GBNF text became byte sets (UTF-8 sequences split
+ * into per-byte ranges), every repetition and group a rule. An alternative is a run of elements
+ * in elems[] closed by an END element; a rule is a list of alternative start positions. */
+#include <stdint.h>
+
+enum inf__gel_kind { INF__GEL_END = 0, INF__GEL_BYTES = 1, INF__GEL_REF = 2 };
+
+struct inf__gel {
+    uint32_t kind; /* enum inf__gel_kind */
+    uint32_t arg;  /* BYTES: index into sets[]; REF: rule index */
+};
+
+struct inf__byteset {
+    uint64_t w[4];
+};
+
+static inline bool inf__byteset_has(const struct inf__byteset *s, unsigned b)
+{
+    return (s->w[b >> 6] >> (b & 63)) & 1u;
+}
+
+struct inf_grammar {
+    struct inf__gel *elems;
+    uint32_t n_elems;
+    struct inf__byteset *sets;
+    uint32_t n_sets;
+    uint32_t *alts; /* start positions in elems, rule r's are alts[rule_alt[r] .. rule_alt[r+1]) */
+    uint32_t *rule_alt;
+    uint32_t n_rules;
+    uint32_t root;
+    char *source; /* the GBNF text */
+};
+
 #endif

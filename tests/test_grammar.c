@@ -1,0 +1,331 @@
+/*
+ * test_grammar.c - the GBNF compiler and the matcher.
+ *
+ * References: PCRE2 (an independent regex engine, with partial matching) says for every
+ * regular test grammar which byte strings are complete sentences and which are viable
+ * prefixes; random strings over each grammar's alphabet are fed to both. Token masks are
+ * checked against committing every token one by one, on the real Llama 3 vocabulary.
+ */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inferno/grammar.h"
+#include "inferno/tokenizer.h"
+#include "t.h"
+
+static struct inf_grammar *compile(const char *gbnf)
+{
+    struct inf_grammar *g = NULL;
+    struct inf_error err = {0};
+    inf_status rc = inf_grammar_from_gbnf(gbnf, strlen(gbnf), NULL, &g, &err);
+    if (rc != INF_OK)
+        printf("  compile failed: %s\n", err.msg);
+    T_EQ_INT(rc, INF_OK);
+    return g;
+}
+
+/* 1 complete, 0 viable prefix, -1 rejected */
+static int feed(struct inf_grammar *g, const char *s, size_t n)
+{
+    struct inf_matcher *m = NULL;
+    struct inf_error err = {0};
+    T_EQ_INT(inf_matcher_new(g, NULL, &m, &err), INF_OK);
+    int r = !inf_matcher_accept_bytes(m, s, n) ? -1 : inf_matcher_can_end(m) ? 1 : 0;
+    inf_matcher_free(m);
+    return r;
+}
+
+static void expect(struct inf_grammar *g, const char *s, int want)
+{
+    int got = feed(g, s, strlen(s));
+    if (got != want)
+        printf("  '%s': got %d, want %d\n", s, got, want);
+    T_EQ_INT(got, want);
+}
+
+static void test_basics(void)
+{
+    struct inf_grammar *g = compile("root ::= \"a\" [b-d]+ \"e\"?\n");
+    expect(g, "abcd", 1);
+    expect(g, "abcde", 1);
+    expect(g, "a", 0);
+    expect(g, "ae", -1);
+    expect(g, "abcdee", -1);
+    expect(g, "", 0);
+    inf_grammar_free(g);
+
+    g = compile("root ::= \"x\"{2,4}");
+    expect(g, "x", 0);
+    expect(g, "xx", 1);
+    expect(g, "xxxx", 1);
+    expect(g, "xxxxx", -1);
+    inf_grammar_free(g);
+
+    g = compile("root ::= \"x\"{3,} # at least three\n");
+    expect(g, "xx", 0);
+    expect(g, "xxxxxxxxxx", 1);
+    inf_grammar_free(g);
+
+    /* newlines inside groups; a line starting with | continues the rule; comments */
+    g = compile("# header\nroot ::= (\n  \"ab\"\n  | \"cd\" ) tail\n  | \"z\"\ntail ::= [0-9]?\n");
+    expect(g, "ab", 1);
+    expect(g, "cd7", 1);
+    expect(g, "z", 1);
+    expect(g, "z1", -1);
+    inf_grammar_free(g);
+
+    /* tail recursion is not left recursion, and nested stars terminate */
+    g = compile("root ::= \"a\" root | \"\"\n");
+    expect(g, "aaaa", 1);
+    inf_grammar_free(g);
+    g = compile("root ::= (\"a\"*)* \"b\"\n");
+    expect(g, "aaab", 1);
+    expect(g, "b", 1);
+    inf_grammar_free(g);
+
+    /* balanced brackets: not regular */
+    g = compile("root ::= item*\nitem ::= \"(\" root \")\" | \"[\" root \"]\"\n");
+    expect(g, "([])[()]", 1);
+    expect(g, "([)]", -1);
+    expect(g, "((", 0);
+    inf_grammar_free(g);
+}
+
+static void test_unicode(void)
+{
+    struct inf_grammar *g = compile("root ::= [α-ω]+ \"!\"");
+    expect(g, "αβγ!", 1);
+    expect(g, "\xCE", 0); /* half of a character is a viable prefix */
+    expect(g, "a!", -1);
+    inf_grammar_free(g);
+
+    g = compile("root ::= \"\\\"\" [^\"\\\\]* \"\\\"\"");
+    expect(g, "\"h\xC3\xA9llo \xF0\x9F\x98\x80\"", 1);
+    expect(g, "\"a\"b", -1);
+    expect(g, "\"\xED\xA0\x80\"", -1); /* a UTF-8 encoded surrogate is not a character */
+    expect(g, "\"\xC0\xAF\"", -1);     /* overlong */
+    inf_grammar_free(g);
+
+    g = compile("root ::= . \"\\u00e9\" \"\\x41\"");
+    expect(g,
+           "\xF4\x8F\xBF\xBF\xC3\xA9"
+           "A",
+           1);
+    expect(g, "\xF4\x90\x80\x80", -1); /* above U+10FFFF */
+    inf_grammar_free(g);
+}
+
+static void expect_error(const char *gbnf, inf_status code, const char *needle)
+{
+    struct inf_grammar *g = NULL;
+    struct inf_error err = {0};
+    inf_status rc = inf_grammar_from_gbnf(gbnf, strlen(gbnf), NULL, &g, &err);
+    T_EQ_INT(rc, code);
+    T_OK(g == NULL);
+    T_CONTAINS(err.msg, needle);
+}
+
+static void test_errors(void)
+{
+    expect_error("root ::= root \"a\" | \"b\"", INF_EPARSE, "left-recursive");
+    expect_error("root ::= a \"x\"\na ::= b\nb ::= \"\" root \"y\" | \"z\"", INF_EPARSE,
+                 "left-recursive");
+    expect_error("root ::= (\"a\"?)* root \"b\" | \"c\"", INF_EPARSE, "left-recursive");
+    expect_error("root ::= undefined-rule", INF_EPARSE, "'undefined-rule' is used but not defined");
+    expect_error("root ::= \"a\"\nroot ::= \"b\"", INF_EPARSE, "defined twice");
+    expect_error("root ::= (\"a\"", INF_EPARSE, "expected ')'");
+    expect_error("root ::= \"a\")", INF_EPARSE, "unbalanced ')'");
+    expect_error("root ::= \"abc", INF_EPARSE, "unterminated literal");
+    expect_error("root ::= [abc", INF_EPARSE, "unterminated character class");
+    expect_error("root ::= [z-a]", INF_EPARSE, "end before its start");
+    expect_error("root ::= \"a\"{3,2}", INF_EPARSE, "n < m");
+    expect_error("root ::= \"a\"{100000}", INF_EPARSE, "above 10000");
+    expect_error("root ::= \"\\q\"", INF_EPARSE, "line 1, column 11: unknown escape");
+    expect_error("start ::= \"a\"", INF_EPARSE, "no rule named 'root'");
+    expect_error("root ::= <think>", INF_EPARSE, "token references");
+    expect_error("root := \"a\"", INF_EPARSE, "expected '::='");
+    expect_error("root ::= [^\\x00-\\U0010FFFF]", INF_EPARSE, "matches no character");
+    expect_error("root ::= \"\xFF\"", INF_EPARSE, "invalid UTF-8");
+    /* deep nesting of groups is bounded, not a stack overflow */
+    char *deep = malloc(20000);
+    strcpy(deep, "root ::= ");
+    size_t n = strlen(deep);
+    for (int i = 0; i < 5000; i++)
+        deep[n++] = '(';
+    deep[n] = '\0';
+    expect_error(deep, INF_EPARSE, "nested more than 256");
+    free(deep);
+}
+
+/* ---- PCRE2 as the reference for regular grammars ----------------------------------------------
+ */
+
+struct regular_case {
+    const char *gbnf, *regex, *alphabet;
+};
+
+static const struct regular_case regular[] = {
+    {"root ::= \"a\" [b-d]+ \"e\"?", "a[b-d]+e?", "abcde"},
+    {"root ::= (\"ab\" | \"a\")* \"c\"", "(?:ab|a)*c", "abc"},
+    {"root ::= [0-9]{2,3} (\".\" [0-9]+)?", "[0-9]{2,3}(?:\\.[0-9]+)?", "019."},
+    {"root ::= \"-\"? (\"0\" | [1-9] [0-9]{0,3})", "-?(?:0|[1-9][0-9]{0,3})", "-0159"},
+    {"root ::= [^a-c]{1,2} \"x\"", "[^a-c]{1,2}x", "abxy\xC3\xA9\xE2\x82\xAC"},
+    {"root ::= ([αβ] | \"ab\")+", "(?:[αβ]|ab)+", "ab\xCE\xB1\xCE\xB2\xCE"},
+    {"root ::= \"\\\"\" ([^\"\\\\] | \"\\\\\" [\"\\\\nt])* \"\\\"\"",
+     "\"(?:[^\"\\\\]|\\\\[\"\\\\nt])*\"", "\"\\nta\xC3\xA9"},
+    {"root ::= x y?\nx ::= \"a\"+ | \"b\"\ny ::= (\"c\" x)*", "(?:a+|b)(?:(?:ca+|cb)*)?", "abc"},
+};
+
+/* PCRE2 verdict: 1 full match, 0 partial (viable prefix), -1 no match */
+static int pcre_verdict(pcre2_code *re, pcre2_match_data *md, const char *s, size_t n)
+{
+    if (pcre2_match(re, (PCRE2_SPTR)s, n, 0, 0, md, NULL) >= 0)
+        return 1;
+    int rc = pcre2_match(re, (PCRE2_SPTR)s, n, 0, PCRE2_PARTIAL_HARD, md, NULL);
+    return rc >= 0 || rc == PCRE2_ERROR_PARTIAL ? 0 : -1;
+}
+
+static void test_against_pcre(void)
+{
+    for (size_t c = 0; c < sizeof(regular) / sizeof(regular[0]); c++) {
+        struct inf_grammar *g = compile(regular[c].gbnf);
+        char pat[256];
+        snprintf(pat, sizeof(pat), "^(?:%s)$", regular[c].regex);
+        int ec;
+        PCRE2_SIZE eo;
+        /* no PCRE2_UTF: bytes, so a partial character is a partial match like ours; the
+           classes in these cases are spelled so that byte semantics agree */
+        pcre2_code *re =
+            pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ec, &eo, NULL);
+        T_OK(re != NULL);
+        if (!re || !g) {
+            inf_grammar_free(g);
+            pcre2_code_free(re);
+            continue;
+        }
+        pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+        const char *alpha = regular[c].alphabet;
+        size_t na = strlen(alpha);
+        int mismatches = 0;
+        for (int trial = 0; trial < 3000; trial++) {
+            char s[16];
+            size_t n = 1 + (size_t)(t_rng() % 8); /* PCRE2 gives no partial match on "" */
+            for (size_t i = 0; i < n; i++)
+                s[i] = alpha[t_rng() % na];
+            /* PCRE2 in UTF mode refuses invalid UTF-8 subjects (error), except a truncated last
+               character, which it treats as partial: compare only where it gives a verdict */
+            int rc = pcre2_match(re, (PCRE2_SPTR)s, n, 0, PCRE2_PARTIAL_HARD, md, NULL);
+            if (rc < 0 && rc != PCRE2_ERROR_PARTIAL && rc != PCRE2_ERROR_NOMATCH)
+                continue;
+            int want = pcre_verdict(re, md, s, n);
+            int got = feed(g, s, n);
+            if (got != want && mismatches++ < 5)
+                printf("  case %zu: '%.*s' got %d, pcre2 %d\n", c, (int)n, s, got, want);
+        }
+        T_EQ_INT(mismatches, 0);
+        pcre2_match_data_free(md);
+        pcre2_code_free(re);
+        inf_grammar_free(g);
+    }
+}
+
+/* ---- token masks on a real vocabulary ----------------------------------------------------------
+ */
+
+static bool bit(const uint32_t *mask, int32_t i)
+{
+    return (mask[i >> 5] >> (i & 31)) & 1u;
+}
+
+/* The mask after prefix[0..n) compared with committing each token to a matcher at that prefix. */
+static int check_mask(struct inf_grammar *g, struct inf_grammar_vocab *v,
+                      const struct inf_tokenizer *tok, struct inf_matcher *m, const char *prefix,
+                      size_t n)
+{
+    int32_t nv = inf_grammar_vocab_size(v);
+    uint32_t *mask = calloc(((size_t)nv + 31) / 32, sizeof(uint32_t));
+    inf_matcher_mask(m, mask);
+    struct inf_matcher *b = NULL;
+    T_EQ_INT(inf_matcher_new(g, v, &b, NULL), INF_OK);
+    int bad = 0, allowed = 0;
+    for (int32_t t = 0; t < nv; t++) {
+        inf_matcher_reset(b);
+        T_OK(inf_matcher_accept_bytes(b, prefix, n));
+        bool ok = inf_matcher_accept_token(b, t);
+        allowed += ok;
+        if (ok != bit(mask, t) && bad++ < 5) {
+            size_t pl;
+            const char *p = inf_tok_piece(tok, t, false, &pl);
+            printf("  after '%.*s': token %d '%.*s' accept %d mask %d\n", (int)n, prefix, t,
+                   (int)pl, p ? p : "", ok, bit(mask, t));
+        }
+    }
+    inf_matcher_free(b);
+    free(mask);
+    T_EQ_INT(bad, 0);
+    return allowed;
+}
+
+static void test_masks(void)
+{
+    char path[1024];
+    t_shared_file(path, sizeof(path), "tokenizers/ggml-vocab-llama-bpe.gguf");
+    struct inf_tokenizer *tok = NULL;
+    struct inf_error err = {0};
+    T_EQ_INT(inf_tokenizer_load_gguf(path, &tok, &err), INF_OK);
+    struct inf_grammar_vocab *v = NULL;
+    T_EQ_INT(inf_grammar_vocab_new(tok, &v, &err), INF_OK);
+    static const char *gbnf =
+        "root ::= \"{\" ws pair (\",\" ws pair)* \"}\"\n"
+        "pair ::= str \":\" ws (num | str | \"true\" | \"null\")\n"
+        "str ::= \"\\\"\" ([^\"\\\\\\x00-\\x1f] | \"\\\\\" [\"\\\\/nt])* \"\\\"\"\n"
+        "num ::= \"-\"? [0-9]+\n"
+        "ws ::= \" \"?\n";
+    struct inf_grammar *g = compile(gbnf);
+    const char *text = "{\"name\": \"Zo\xC3\xAB \\\"x\\\"\", \"age\":-42, \"ok\": true}";
+    struct inf_tokens ids = {0};
+    T_EQ_INT(inf_tok_encode(tok, text, strlen(text), 0, &ids, &err), INF_OK);
+    struct inf_matcher *m = NULL;
+    T_EQ_INT(inf_matcher_new(g, v, &m, &err), INF_OK);
+    size_t done = 0;
+    uint32_t *mask = calloc(((size_t)inf_grammar_vocab_size(v) + 31) / 32, sizeof(uint32_t));
+    for (size_t i = 0; i < ids.n; i++) {
+        int allowed = check_mask(g, v, tok, m, text, done);
+        T_OK(allowed > 0);
+        inf_matcher_mask(m, mask);
+        T_OK(bit(mask, ids.ids[i]));
+        T_OK(inf_matcher_accept_token(m, ids.ids[i]));
+        size_t pl;
+        inf_tok_piece(tok, ids.ids[i], false, &pl);
+        done += pl;
+    }
+    T_EQ_INT((int64_t)done, (int64_t)strlen(text));
+    T_OK(inf_matcher_can_end(m));
+    const struct inf_tok_info *info = inf_tok_info(tok);
+    inf_matcher_mask(m, mask);
+    T_OK(bit(mask, info->eos));
+    T_OK(inf_matcher_accept_token(m, info->eos));
+    T_OK(inf_matcher_is_done(m));
+    /* a rejected token leaves the state alone */
+    inf_matcher_reset(m);
+    T_OK(!inf_matcher_accept_token(m, info->eos));
+    T_OK(inf_matcher_accept_bytes(m, "{", 1));
+    inf_tokens_release(&ids);
+    free(mask);
+    inf_matcher_free(m);
+    inf_grammar_free(g);
+    inf_grammar_vocab_free(v);
+    inf_tokenizer_free(tok);
+}
+
+int main(void)
+{
+    T_RUN(test_basics);
+    T_RUN(test_unicode);
+    T_RUN(test_errors);
+    T_RUN(test_against_pcre);
+    T_RUN(test_masks);
+    T_DONE();
+}
