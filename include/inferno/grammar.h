@@ -35,7 +35,7 @@ struct inf_matcher;
 
 /* Limits on what a grammar may be (checked at compile time; exceeding one is INF_ELIMIT). */
 #define INF_GRAMMAR_MAX_SOURCE (8u << 20) /* bytes of GBNF, schema or regex text */
-#define INF_GRAMMAR_MAX_RULES 200000      /* rules after expansion of repetitions */
+#define INF_GRAMMAR_MAX_RULES  200000     /* rules after expansion of repetitions */
 #define INF_GRAMMAR_MAX_REPEAT 10000      /* the m/n of {m,n} */
 
 /*
