@@ -1421,8 +1421,8 @@ static int dec_cmp(const struct dec *a, const struct dec *b)
 }
 
 /* The tighter of minimum / exclusiveMinimum (lower) or maximum / exclusiveMaximum. */
-static inf_status get_bound(struct js *c, const json_t *node, bool lower, struct dec *d,
-                            bool *strict, bool *has)
+static inf_status get_bound(struct js *c, const json_t *node, bool lower, bool number,
+                            struct dec *d, bool *strict, bool *has)
 {
     const char *k1 = lower ? "minimum" : "maximum";
     const char *k2 = lower ? "exclusiveMinimum" : "exclusiveMaximum";
@@ -1439,10 +1439,21 @@ static inf_status get_bound(struct js *c, const json_t *node, bool lower, struct
             return refuse(c, k2, "the draft-04 boolean form");
         if (!json_is_number(v2) || !dec_from_json(v2, &t))
             return invalid(c, k2, "must be a finite number of at most 400 digits");
+        bool st = true;
+        if (number) {
+            /* a text that reads back as the bound itself is not beyond it: the bound becomes
+               the next double, inclusive (a text at or beyond it reads as a larger double) */
+            json_t *nb = json_real(nextafter(num_of(v2), lower ? INFINITY : -INFINITY));
+            bool okb = nb && dec_from_json(nb, &t);
+            json_decref(nb);
+            if (!okb)
+                return invalid(c, k2, "must be a finite number of at most 400 digits");
+            st = false;
+        }
         int r = *has ? dec_cmp(&t, d) : 0;
         if (!*has || (lower ? r >= 0 : r <= 0)) {
             *d = t;
-            *strict = true;
+            *strict = st;
             *has = true;
         }
     }
@@ -1456,8 +1467,8 @@ static inf_status gen_integer(struct js *c, const json_t *node, struct inf__gstr
     bool sl = false, su = false, hl, hu, any = false;
     inf_status rc;
 
-    if ((rc = get_bound(c, node, true, &L, &sl, &hl)) ||
-        (rc = get_bound(c, node, false, &U, &su, &hu)))
+    if ((rc = get_bound(c, node, true, false, &L, &sl, &hl)) ||
+        (rc = get_bound(c, node, false, false, &U, &su, &hu)))
         return rc;
     if (!hl && !hu) {
         c->used |= U_INTEGER;
@@ -1542,8 +1553,8 @@ static inf_status gen_number(struct js *c, const json_t *node, struct inf__gstr 
     struct inf__gstr t = {0};
 
     strcpy(zero.ip, "0");
-    if ((rc = get_bound(c, node, true, &L, &sl, &hl)) ||
-        (rc = get_bound(c, node, false, &U, &su, &hu)))
+    if ((rc = get_bound(c, node, true, true, &L, &sl, &hl)) ||
+        (rc = get_bound(c, node, false, true, &U, &su, &hu)))
         return rc;
     if (!hl && !hu) {
         c->used |= U_NUMBER;
@@ -1942,6 +1953,86 @@ static bool json_int_of(const json_t *v, json_int_t *out)
     return false;
 }
 
+/* The states of an object's members: a position in schema order (p = next declared index)
+   or, with any_order or dependentRequired, the set of declared members used (p = bit mask);
+   n = members so far (capped at cap unless maxProperties bounds it). */
+struct ostate {
+    size_t k, cap, req;
+    bool any, any_order, addl;
+    json_int_t maxp, minp;
+    const size_t *deps;
+    const struct member *m;
+    const unsigned char *ok;
+};
+
+struct otrans {
+    int member; /* declared member taken, -1 for none */
+    bool addl;  /* an additional member */
+    size_t p, n;
+};
+
+static bool ostate_end(const struct ostate *o, size_t p, size_t n)
+{
+    if ((json_int_t)n < o->minp)
+        return false;
+    if (!o->any)
+        return p == o->k;
+    if ((p & o->req) != o->req)
+        return false;
+    for (size_t i = 0; i < o->k; i++)
+        if ((p & ((size_t)1 << i)) && (p & o->deps[i]) != o->deps[i])
+            return false;
+    return true;
+}
+
+/* The moves out of (p, n) whose targets can complete (o->ok filled for them already). */
+static size_t ostate_trans(const struct ostate *o, size_t p, size_t n, struct otrans *t)
+{
+    size_t nt = 0, nx = o->maxp >= 0 ? n + 1 : (n + 1 > o->cap ? o->cap : n + 1);
+    bool can_add = (o->maxp < 0 || (json_int_t)n + 1 <= o->maxp) && nx <= o->cap;
+    size_t C = o->cap + 1;
+    for (size_t i = 0; i < o->k && can_add; i++) {
+        size_t np;
+        if (o->any) {
+            size_t bit = (size_t)1 << i;
+            if ((p & bit) || (!o->any_order && p >= bit))
+                continue;
+            np = p | bit;
+        } else {
+            if (i != p)
+                continue;
+            np = p + 1;
+        }
+        if (o->ok[np * C + nx])
+            t[nt++] = (struct otrans){(int)i, false, np, nx};
+    }
+    if (!o->any && p < o->k && !o->m[p].required && o->ok[(p + 1) * C + n])
+        t[nt++] = (struct otrans){-1, false, p + 1, n};
+    if (o->addl && can_add && (o->any || p == o->k) && (nx == n || o->ok[p * C + nx]))
+        t[nt++] = (struct otrans){-1, true, p, nx};
+    return nt;
+}
+
+static unsigned char ostate_ok(const struct ostate *o, size_t p, size_t n)
+{
+    struct otrans t[JS_MAX_ANY_ORDER + 3];
+    size_t nt = ostate_trans(o, p, n, t);
+    bool end = ostate_end(o, p, n), more = false;
+    for (size_t i = 0; i < nt; i++) {
+        if (t[i].addl && t[i].p == p && t[i].n == n)
+            continue; /* the capped loop: non-empty when the state completes otherwise */
+        unsigned char v = o->ok[t[i].p * (o->cap + 1) + t[i].n];
+        if (t[i].member < 0 && !t[i].addl)
+            more |= v == 2, end |= v == 1;
+        else
+            more = true;
+    }
+    for (size_t i = 0; i < nt; i++)
+        if (t[i].addl && t[i].p == p && t[i].n == n && (end || more))
+            more = true;
+    return more ? 2 : end ? 1 : 0;
+}
+
 static inf_status gen_object(struct js *c, json_t *node, const char *hint, struct inf__gstr *g,
                              bool *never)
 {
@@ -1973,17 +2064,6 @@ static inf_status gen_object(struct js *c, json_t *node, const char *hint, struc
     if (req && !json_is_array(req)) {
         rc = invalid(c, "required", "must be an array");
         goto out;
-    }
-    if (json_object_get(node, "dependentRequired")) {
-        json_t *dr = json_object_get(node, "dependentRequired");
-        const char *dk;
-        json_t *dv;
-        bool trivial = json_is_object(dr);
-        json_object_foreach(dr, dk, dv) trivial &= json_is_array(dv) && json_array_size(dv) == 0;
-        if (!trivial) {
-            rc = refuse(c, "dependentRequired", NULL);
-            goto out;
-        }
     }
     if ((minp && !json_int_of(minp, &minP)) || (maxp && !json_int_of(maxp, &maxP)) || minP < 0 ||
         (maxp && maxP < 0)) {
@@ -2024,6 +2104,12 @@ static inf_status gen_object(struct js *c, json_t *node, const char *hint, struc
     }
     /* the declared members, then names only `required` mentions */
     n_props = (props ? json_object_size(props) : 0) + (req ? json_array_size(req) : 0);
+    json_t *drq = json_object_get(node, "dependentRequired");
+    if (json_is_object(drq)) {
+        const char *dk;
+        json_t *dv;
+        json_object_foreach(drq, dk, dv) n_props += 1 + json_array_size(dv);
+    }
     m = calloc(n_props ? n_props : 1, sizeof *m);
     if (!m) {
         rc = oom(c);
@@ -2105,6 +2191,42 @@ static inf_status gen_object(struct js *c, json_t *node, const char *hint, struc
             k++;
         }
     }
+    /* names dependentRequired mentions: optional members under additionalProperties */
+    if (json_is_object(drq) && (!ap || !json_is_false(ap)) && !pp && !pn) {
+        const char *dk;
+        json_t *dv;
+        json_object_foreach(drq, dk, dv)
+        {
+            if (!json_is_array(dv) || !json_array_size(dv))
+                continue;
+            for (size_t i = 0; i <= json_array_size(dv); i++) {
+                const char *nm = i == 0 ? dk : json_string_value(json_array_get(dv, i - 1));
+                bool known = !nm || (props && json_object_get(props, nm)), nv = false;
+                char h[256];
+                for (size_t j = 0; j < k && !known; j++)
+                    known = !strcmp(m[j].name, nm);
+                if (known)
+                    continue;
+                snprintf(h, sizeof h, "%s-%s", base, nm);
+                if (json_array_append_new(names, json_string(nm))) {
+                    rc = oom(c);
+                    goto out;
+                }
+                if (ap)
+                    rc = gen_child(c, ap, "additionalProperties", NULL, h, m[k].rule,
+                                   sizeof m[k].rule, &nv);
+                else
+                    rc = gen_rule(c, json_true(), h, m[k].rule, sizeof m[k].rule, &nv);
+                if (rc)
+                    goto out;
+                if (nv)
+                    continue;
+                m[k].name = nm;
+                m[k].required = false;
+                k++;
+            }
+        }
+    }
     /* the additional members */
     if (pp) {
         const char *pk;
@@ -2170,8 +2292,65 @@ static inf_status gen_object(struct js *c, json_t *node, const char *hint, struc
         *never = true;
         goto out;
     }
-    /* states: (declared index or set of used members, members so far) */
-    bool any = c->o.any_order && k > 1;
+    /* dependentRequired: bit masks over the declared members */
+    size_t deps[JS_MAX_ANY_ORDER] = {0};
+    bool has_deps = false;
+    json_t *dr = json_object_get(node, "dependentRequired");
+    if (dr) {
+        const char *dk;
+        json_t *dv;
+        if (!json_is_object(dr)) {
+            rc = invalid(c, "dependentRequired", "must be an object");
+            goto out;
+        }
+        json_object_foreach(dr, dk, dv)
+        {
+            size_t ti = k, i;
+            json_t *e;
+            if (!json_is_array(dv)) {
+                rc = invalid(c, "dependentRequired", "must hold arrays");
+                goto out;
+            }
+            if (!json_array_size(dv))
+                continue;
+            for (i = 0; i < k; i++)
+                if (!strcmp(m[i].name, dk))
+                    ti = i;
+            if (ti == k) {
+                /* a trigger that cannot appear beside others, or one we do not track */
+                if (!addl)
+                    continue;
+                rc = refuse(c, "dependentRequired", "a property not declared in 'properties'");
+                goto out;
+            }
+            if (k > JS_MAX_ANY_ORDER) {
+                rc = refuse(c, "dependentRequired", "with more than 10 declared properties");
+                goto out;
+            }
+            json_array_foreach(dv, i, e)
+            {
+                size_t di = k;
+                for (size_t j = 0; j < k && json_is_string(e); j++)
+                    if (!strcmp(m[j].name, json_string_value(e)))
+                        di = j;
+                if (di == k) {
+                    if (json_is_string(e) && !addl &&
+                        !(props && json_object_get(props, json_string_value(e)))) {
+                        /* the dependency can never be present: so neither can the trigger */
+                        m[ti].required = false;
+                        deps[ti] |= (size_t)1 << k; /* a bit no state holds */
+                        continue;
+                    }
+                    rc = refuse(c, "dependentRequired", "a property not declared in 'properties'");
+                    goto out;
+                }
+                deps[ti] |= (size_t)1 << di;
+            }
+            has_deps = true;
+        }
+    }
+    /* states: (declared index, or the set of members used so far; members so far) */
+    bool any = (c->o.any_order && k > 1) || has_deps;
     if (any && k > JS_MAX_ANY_ORDER) {
         rc = inf_error_set(c->err, INF_ELIMIT,
                            "json schema: any_order with more than %d properties at '#%s'",
@@ -2189,143 +2368,102 @@ static inf_status gen_object(struct js *c, json_t *node, const char *hint, struc
                            where(c), JS_MAX_COUNT_STATES);
         goto out;
     }
-    /* ok[s]: 0 = no completion, 1 = only the empty completion, 2 = non-empty ones (maybe empty) */
     ok = calloc(n_pos * (cap + 1), 1);
     if (!ok) {
         rc = oom(c);
         goto out;
     }
-#define ST(p, n) ((p) * (cap + 1) + (n))
-    size_t req_mask = 0;
-    for (size_t i = 0; i < k && any; i++)
-        req_mask |= m[i].required ? (size_t)1 << i : 0;
-    /* fill ok[] from the end states back */
-    for (size_t pi = n_pos; pi-- > 0;) {
-        size_t p = any ? pi : pi;
-        for (size_t n = cap + 1; n-- > 0;) {
-            bool end, more = false;
-            size_t nx = maxp ? n + 1 : (n + 1 > cap ? cap : n + 1);
-            bool can_add = !maxp || n + 1 <= (size_t)maxP;
-            if (any) {
-                end = (p & req_mask) == req_mask && (json_int_t)n >= minP;
-                for (size_t i = 0; i < k; i++)
-                    if (!(p & ((size_t)1 << i)) && can_add && nx <= cap &&
-                        ok[ST(p | ((size_t)1 << i), nx)])
-                        more = true;
-                if (addl && can_add && nx <= cap && nx != n && ok[ST(p, nx)])
-                    more = true;
-                if (addl && can_add && nx == n && (end || more))
-                    more = true;
-            } else if (p == k) {
-                end = (json_int_t)n >= minP;
-                if (addl && can_add && nx <= cap &&
-                    ((nx != n && ok[ST(p, nx)]) || (nx == n && end)))
-                    more = true;
-            } else {
-                end = false;
-                if (can_add && nx <= cap && ok[ST(p + 1, nx)])
-                    more = true;
-                if (!m[p].required && ok[ST(p + 1, n)])
-                    more |= ok[ST(p + 1, n)] == 2, end = ok[ST(p + 1, n)] == 1 || end;
-            }
-            ok[ST(p, n)] = more ? 2 : end ? 1 : 0;
-        }
-    }
-    if (!ok[ST(0, 0)]) {
+    struct ostate os = {.k = k,
+                        .any = any,
+                        .any_order = c->o.any_order,
+                        .addl = addl,
+                        .cap = cap,
+                        .maxp = maxp ? maxP : -1,
+                        .minp = minP,
+                        .deps = deps,
+                        .m = m,
+                        .ok = ok};
+    for (size_t i = 0; i < k; i++)
+        os.req |= m[i].required ? (size_t)1 << i : 0;
+    /* ok[]: 0 = no completion, 1 = only the empty one, 2 = non-empty ones (and maybe empty) */
+    for (size_t p = n_pos; p-- > 0;)
+        for (size_t n = cap + 1; n-- > 0;)
+            ok[p * (cap + 1) + n] = ostate_ok(&os, p, n);
+    if (!ok[0]) {
         *never = true;
         goto out;
     }
-    /* one rule per state with non-empty completions */
-    for (size_t p = 0; p < n_pos; p++) {
-        for (size_t n = 0; n <= cap; n++) {
-            if (ok[ST(p, n)] != 2)
-                continue;
-            size_t nx = maxp ? n + 1 : (n + 1 > cap ? cap : n + 1);
-            bool can_add = !maxp || n + 1 <= (size_t)maxP;
-            bool first = true, empty_ok = false;
-            char sep[32];
-            snprintf(sep, sizeof sep, "%s", n ? "\",\"" : "");
-            body.len = 0;
-            rc = gput(&body, "", 0);
-#define ALT()                                                                                      \
-    do {                                                                                           \
-        if (!first)                                                                                \
-            rc = rc ? rc : gputs(&body, " | ");                                                    \
-        first = false;                                                                             \
-    } while (0)
-#define NEXT(ps, ns)                                                                               \
-    do {                                                                                           \
-        if (ok[ST(ps, ns)] == 2)                                                                   \
-            rc = rc ? rc : gprintf(&body, " %s--%zu-%zu", base, (size_t)(ps), (size_t)(ns));       \
-    } while (0)
-            for (size_t i = 0; i < k; i++) {
-                size_t np;
-                if (any) {
-                    if (p & ((size_t)1 << i))
-                        continue;
-                    np = p | ((size_t)1 << i);
-                } else {
-                    if (i != p)
-                        continue;
-                    np = p + 1;
-                }
-                if (!can_add || nx > cap || !ok[ST(np, nx)])
-                    continue;
-                ALT();
-                rc = rc ? rc : gprintf(&body, "%s%s", sep, n ? ws : "");
-                rc = rc ? rc : put_key_literal(c, &body, m[i].name);
-                rc = rc ? rc
-                        : gprintf(&body, "%s\":\"%s%s%s", ws, ws, m[i].rule,
-                                  c->o.whitespace < 0 ? "" : " ws");
-                NEXT(np, nx);
-            }
-            if (!any && p < k && !m[p].required && ok[ST(p + 1, n)]) {
-                if (ok[ST(p + 1, n)] == 2) {
-                    ALT();
-                    NEXT(p + 1, n);
-                } else {
+    /* one rule per reachable state with non-empty completions */
+    unsigned char *reach = calloc(n_pos * (cap + 1), 1);
+    size_t *stack = malloc(n_pos * (cap + 1) * sizeof *stack + 1);
+    size_t sp = 0;
+    if (!reach || !stack) {
+        free(reach);
+        free(stack);
+        rc = oom(c);
+        goto out;
+    }
+    if (ok[0] == 2)
+        reach[0] = 1, stack[sp++] = 0;
+    while (sp && !rc) {
+        size_t st = stack[--sp], p = st / (cap + 1), n = st % (cap + 1);
+        struct otrans tr[JS_MAX_ANY_ORDER + 3];
+        size_t nt = ostate_trans(&os, p, n, tr);
+        bool empty_ok = ostate_end(&os, p, n), first = true;
+        body.len = 0;
+        rc = gput(&body, "", 0);
+        for (size_t t = 0; t < nt && !rc; t++) {
+            size_t to = tr[t].p * (cap + 1) + tr[t].n;
+            if (tr[t].member < 0 && tr[t].p != p) { /* a skip (schema order) */
+                if (ok[to] == 1)
                     empty_ok = true;
+                if (ok[to] != 2)
+                    continue;
+            }
+            if (!first)
+                rc = gputs(&body, " | ");
+            first = false;
+            if (tr[t].member >= 0 || tr[t].addl) {
+                rc = rc ? rc : gprintf(&body, "%s%s", n ? "\",\"" : "", n ? ws : "");
+                if (tr[t].addl)
+                    rc = rc ? rc : gputs(&body, addl_key);
+                else
+                    rc = rc ? rc : put_key_literal(c, &body, m[tr[t].member].name);
+                rc = rc ? rc
+                        : gprintf(&body, "%s\":\"%s%s%s", ws, ws,
+                                  tr[t].addl ? addl_val : m[tr[t].member].rule,
+                                  c->o.whitespace < 0 ? "" : " ws");
+            }
+            if (ok[to] == 2) {
+                rc = rc ? rc : gprintf(&body, " %s--%zu-%zu", base, tr[t].p, tr[t].n);
+                if (!reach[to]) {
+                    reach[to] = 1;
+                    stack[sp++] = to;
                 }
             }
-            if ((any || p == k) && addl && can_add && nx <= cap &&
-                ((nx != n && ok[ST(p, nx)]) || nx == n)) {
-                ALT();
-                rc = rc ? rc
-                        : gprintf(&body, "%s%s%s%s\":\"%s%s%s", sep, n ? ws : "", addl_key, ws, ws,
-                                  addl_val, c->o.whitespace < 0 ? "" : " ws");
-                if (nx == n)
-                    rc = rc ? rc : gprintf(&body, " %s--%zu-%zu", base, p, n);
-                else
-                    NEXT(p, nx);
-            }
-            if (any ? ((p & req_mask) == req_mask && (json_int_t)n >= minP)
-                    : (p == k && (json_int_t)n >= minP))
-                empty_ok = true;
-#undef ALT
-#undef NEXT
-            if (rc) {
-                rc = oom(c);
-                goto out;
-            }
+        }
+        if (!rc) {
             char rn[256];
-            struct inf__gstr wrapped = {0};
             snprintf(rn, sizeof rn, "%s--%zu-%zu", base, p, n);
             if (empty_ok) {
-                if (gputs(&wrapped, "(") || gput(&wrapped, body.p, body.len) ||
-                    gputs(&wrapped, ")?")) {
-                    free(wrapped.p);
+                struct inf__gstr w = {0};
+                if (gputs(&w, "(") || gput(&w, body.p, body.len) || gputs(&w, ")?"))
                     rc = oom(c);
-                    goto out;
-                }
-                rc = add_rule(c, rn, wrapped.p);
-                free(wrapped.p);
+                else
+                    rc = add_rule(c, rn, w.p);
+                free(w.p);
             } else {
                 rc = add_rule(c, rn, body.p);
             }
-            if (rc)
-                goto out;
+        } else if (rc != INF_ELIMIT) {
+            rc = oom(c);
         }
     }
+    free(reach);
+    free(stack);
+    if (rc)
+        goto out;
+#define ST(p, n) ((p) * (cap + 1) + (n))
     rc = gputs(g, "\"{\"");
     rc = rc ? rc : gputs(g, c->o.whitespace < 0 ? "" : " ws");
     if (ok[ST(0, 0)] == 2)
@@ -2554,8 +2692,6 @@ static inf_status merge_ref(struct js *c, json_t *dst, const json_t *ref)
         return invalid(c, "$ref", "must be a string");
     if ((rc = resolve_ref(c, json_string_value(ref), &t)))
         return rc;
-    if (strcmp(base_of(c, t), c->base))
-        return refuse(c, "allOf", "a $ref beside other keywords into another schema resource");
     if (++c->merge_depth > JS_MAX_MERGE_DEPTH) {
         c->merge_depth--;
         return refuse(c, "allOf", "a recursive $ref beside other keywords");
@@ -2565,7 +2701,20 @@ static inf_status merge_ref(struct js *c, json_t *dst, const json_t *ref)
     return rc;
 }
 
+static inf_status merge_body(struct js *c, json_t *dst, json_t *src, bool branch);
+
+/* Merge src's keywords into dst. The $refs src holds resolve against src's own base URI; its
+   subschemas keep theirs (base_of looks them up by node). */
 static inf_status merge_into(struct js *c, json_t *dst, json_t *src, bool branch)
+{
+    const char *saved = c->base;
+    c->base = base_of(c, src);
+    inf_status rc = merge_body(c, dst, src, branch);
+    c->base = saved;
+    return rc;
+}
+
+static inf_status merge_body(struct js *c, json_t *dst, json_t *src, bool branch)
 {
     const char *k;
     json_t *v;
@@ -2583,8 +2732,6 @@ static inf_status merge_into(struct js *c, json_t *dst, json_t *src, bool branch
                       json_object_get(src, "unevaluatedProperties") ? "unevaluatedProperties"
                                                                     : "unevaluatedItems",
                       "inside allOf or beside $ref");
-    if (json_object_get(src, "$id") && strcmp(base_of(c, src), c->base))
-        return refuse(c, "allOf", "a subschema with its own $id");
     /* object keywords together */
     json_t *sP = json_object_get(src, "properties"),
            *sA = json_object_get(src, "additionalProperties");
