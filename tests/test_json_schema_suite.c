@@ -63,7 +63,9 @@ struct totals {
 static void refused_keyword(const char *msg, char *kw, size_t n)
 {
     const char *a = strchr(msg, '\''), *b = a ? strchr(a + 1, '\'') : NULL;
-    if (!a || !b || (size_t)(b - a - 1) >= n)
+    if (strstr(msg, "accepts no JSON value"))
+        snprintf(kw, n, "(accepts nothing)");
+    else if (!a || !b || (size_t)(b - a - 1) >= n)
         snprintf(kw, n, "?");
     else
         snprintf(kw, n, "%.*s", (int)(b - a - 1), a + 1);

@@ -1612,6 +1612,124 @@ static inf_status gen_number(struct js *c, const json_t *node, struct inf__gstr 
     return rc ? (rc == INF_ENOMEM ? oom(c) : rc) : INF_OK;
 }
 
+/* Numbers with a non-zero fraction digit (not integers), without bounds. */
+static inf_status gen_fraction(struct js *c, const json_t *node, struct inf__gstr *g)
+{
+    if (json_object_get(node, "minimum") || json_object_get(node, "maximum") ||
+        json_object_get(node, "exclusiveMinimum") || json_object_get(node, "exclusiveMaximum"))
+        return refuse(c, "not", "'integer' excluded from bounded numbers");
+    return gputs(g, "(\"-\"? (\"0\" | [1-9] [0-9]*) \".\" [0-9]* [1-9] [0-9]*)") ? oom(c) : INF_OK;
+}
+
+/* Integers divisible by k: the remainder of the digits read so far, one rule per value. */
+static inf_status gen_multiple(struct js *c, json_int_t k, struct inf__gstr *g)
+{
+    char base[96], rn[160];
+    struct inf__gstr b = {0};
+    inf_status rc = new_name(c, "multiple", base, sizeof base);
+    for (json_int_t r = 0; r < k && !rc; r++) {
+        bool first = true;
+        b.len = 0;
+        rc = gput(&b, "", 0);
+        for (json_int_t t = 0; t < k && !rc; t++) {
+            /* the digits d with (10 r + d) mod k == t */
+            char cls[32];
+            size_t n = 0;
+            for (int d = 0; d < 10; d++)
+                if ((10 * r + d) % k == t)
+                    cls[n++] = (char)('0' + d);
+            if (!n)
+                continue;
+            cls[n] = 0;
+            rc = gprintf(&b, "%s[%s] %s--m%lld", first ? "" : " | ", cls, base, (long long)t);
+            first = false;
+        }
+        snprintf(rn, sizeof rn, "%s--m%lld", base, (long long)r);
+        if (!rc) {
+            if (r == 0) {
+                struct inf__gstr w = {0};
+                rc = gputs(&w, "(") || gput(&w, b.p, b.len) || gputs(&w, ")?")
+                         ? INF_ENOMEM
+                         : add_rule(c, rn, w.p);
+                free(w.p);
+            } else {
+                rc = add_rule(c, rn, b.p);
+            }
+        }
+    }
+    /* "0", or a first digit 1-9 then the rest */
+    rc = rc ? rc : gputs(g, "(\"-\"? (\"0\"");
+    for (int d = 1; d < 10 && !rc; d++)
+        rc = gprintf(g, " | \"%d\" %s--m%lld", d, base, (long long)(d % k));
+    rc = rc ? rc : gputs(g, "))");
+    free(b.p);
+    return rc == INF_ENOMEM ? oom(c) : rc;
+}
+
+/* A JSON value as GBNF: compact, an integral number as an integer, another number in its
+   shortest spelling or jansson's. */
+static inf_status put_value_literal(struct js *c, struct inf__gstr *g, const json_t *v)
+{
+    inf_status rc = INF_OK;
+    if (json_is_real(v)) {
+        struct dec d;
+        if (!dec_from_json(v, &d))
+            return put_json_literal(c, g, v);
+        struct inf__gstr t = {0};
+        if (gprintf(&t, "%s%s%s%s", d.neg ? "-" : "", d.ip, d.fp[0] ? "." : "", d.fp))
+            return oom(c);
+        char *j = json_dumps(v, JSON_ENCODE_ANY);
+        if (!j) {
+            free(t.p);
+            return oom(c);
+        }
+        if (d.fp[0] && strcmp(j, t.p))
+            rc = gprintf(g, "(\"%s\" | \"%s\")", t.p, j);
+        else
+            rc = gprintf(g, "\"%s\"", t.p);
+        free(j);
+        free(t.p);
+        return rc ? oom(c) : INF_OK;
+    }
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        rc = gputs(g, "\"[\"");
+        json_array_foreach(v, i, e)
+        {
+            if (!rc && i)
+                rc = gputs(g, " \",\"");
+            if (!rc)
+                rc = gputs(g, " ");
+            if (!rc)
+                rc = put_value_literal(c, g, e);
+        }
+        return rc ? rc : gputs(g, " \"]\"") ? oom(c) : INF_OK;
+    }
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *e;
+        bool first = true;
+        rc = gputs(g, "\"{\"");
+        json_object_foreach((json_t *)v, k, e)
+        {
+            if (!rc && !first)
+                rc = gputs(g, " \",\"");
+            first = false;
+            if (!rc)
+                rc = gputs(g, " ");
+            if (!rc)
+                rc = put_key_literal(c, g, k);
+            if (!rc)
+                rc = gputs(g, " \":\" ");
+            if (!rc)
+                rc = put_value_literal(c, g, e);
+        }
+        return rc ? rc : gputs(g, " \"}\"") ? oom(c) : INF_OK;
+    }
+    return put_json_literal(c, g, v);
+}
+
 /* ---- strings -------------------------------------------------------------------------------- */
 
 /* Formats as GBNF over the string's content (no escapes needed: none contains `"` or `\`). */
@@ -3328,7 +3446,7 @@ static inf_status gen_schema(struct js *c, json_t *node, const char *hint, struc
             }
             if (!r)
                 continue;
-            if ((n_alts && gputs(&alts, " | ")) || put_json_literal(c, &alts, v)) {
+            if ((n_alts && gputs(&alts, " | ")) || put_value_literal(c, &alts, v)) {
                 json_decref(vals);
                 free(alts.p);
                 return oom(c);
@@ -3342,24 +3460,46 @@ static inf_status gen_schema(struct js *c, json_t *node, const char *hint, struc
     }
     if ((rc = type_mask(c, json_object_get(node, "type"), &mask)))
         return rc;
-    if ((notmask & T_INT) && !(notmask & T_NUM) && (mask & T_NUM))
-        return refuse(c, "not", "'integer' excluded from numbers");
-    mask &= ~notmask;
+    if ((notmask & T_INT) && !(notmask & T_NUM) && (mask & T_NUM)) {
+        /* numbers that are not integers: a non-zero fraction digit, no exponent */
+        mask &= ~notmask;
+        mask |= T_NUM;
+    } else {
+        mask &= ~notmask;
+        notmask = 0;
+    }
     const json_t *mo = json_object_get(node, "multipleOf");
+    json_int_t mult = 0;  /* integers: a multiple of mult (> 1) */
+    int frac_digits = -1; /* numbers: at most this many fraction digits (multipleOf 10^-p) */
     if (mo && (mask & (T_NUM | T_INT))) {
-        if (!json_is_number(mo) || num_of(mo) <= 0)
+        struct dec d;
+        if (!json_is_number(mo) || num_of(mo) <= 0 || !dec_from_json(mo, &d))
             return invalid(c, "multipleOf", "must be a number above 0");
-        if (num_of(mo) == 1.0)
-            mask &= ~T_NUM;
-        else
-            return refuse(c, "multipleOf", "only 1 is supported");
+        bool bounded = json_object_get(node, "minimum") || json_object_get(node, "maximum") ||
+                       json_object_get(node, "exclusiveMinimum") ||
+                       json_object_get(node, "exclusiveMaximum");
+        size_t nf = strlen(d.fp);
+        if (!d.fp[0] && json_int_of(mo, &mult) && mult <= 1000) {
+            mask &= ~T_NUM; /* a multiple of an integer is an integer */
+            if (mult > 1 && bounded)
+                return refuse(c, "multipleOf", "beside minimum/maximum");
+        } else if (!strcmp(d.ip, "0") && nf && d.fp[nf - 1] == '1' && strspn(d.fp, "0") == nf - 1 &&
+                   nf <= 20) {
+            /* 10^-p: integers all qualify, other numbers have at most p fraction digits */
+            if ((mask & T_NUM) && bounded)
+                return refuse(c, "multipleOf", "beside minimum/maximum");
+            frac_digits = (int)nf;
+            mult = 1;
+        } else {
+            return refuse(c, "multipleOf", "only integers up to 1000 and powers of 1/10");
+        }
     }
     static const unsigned order[] = {T_NULL, T_BOOL, T_OBJ, T_ARR, T_STR, T_NUM, T_INT};
     for (size_t i = 0; i < 7 && !rc; i++) {
         unsigned t = order[i];
         struct inf__gstr e = {0};
         bool nv = false;
-        if (!(mask & t) || (t == T_INT && (mask & T_NUM)))
+        if (!(mask & t) || (t == T_INT && (mask & T_NUM)) || (t == T_NUM && !(mask & T_NUM)))
             continue;
         switch (t) {
         case T_NULL:
@@ -3378,10 +3518,18 @@ static inf_status gen_schema(struct js *c, json_t *node, const char *hint, struc
             rc = gen_string(c, node, &e, &nv, &fmt_used);
             break;
         case T_NUM:
-            rc = gen_number(c, node, &e, &nv);
+            if (frac_digits >= 0)
+                rc =
+                    gprintf(&e, "(\"-\"? (\"0\" | [1-9] [0-9]*) (\".\" [0-9]{1,%d})?)", frac_digits)
+                        ? oom(c)
+                        : INF_OK;
+            else if (notmask & T_INT)
+                rc = gen_fraction(c, node, &e);
+            else
+                rc = gen_number(c, node, &e, &nv);
             break;
         case T_INT:
-            rc = gen_integer(c, node, &e, &nv);
+            rc = mult > 1 ? gen_multiple(c, mult, &e) : gen_integer(c, node, &e, &nv);
             break;
         }
         if (!rc && !nv) {
