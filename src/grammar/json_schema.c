@@ -2006,7 +2006,12 @@ static inf_status gen_key_notin(struct js *c, json_t *names, const char *base, c
         rc = rc ? rc : gprintf(&body, "] %s--kf", base);
         /* escapes other than the children's */
         static const char *const esc[] = {"\\\"", "\\\\", "\\b", "\\f", "\\n", "\\r", "\\t"};
-        for (size_t e = 0; e < 7 + 32 && !rc; e++) {
+        bool esc_child = false;
+        for (size_t k = t[i].first; k; k = t[k].next)
+            esc_child |= t[k].unit[0] == '\\';
+        if (!esc_child)
+            rc = rc ? rc : gprintf(&body, " | json-kesc %s--kf", base);
+        for (size_t e = 0; e < 7 + 32 && !rc && esc_child; e++) {
             char u[8];
             if (e < 7)
                 snprintf(u, sizeof u, "%s", esc[e]);
@@ -3615,7 +3620,8 @@ static inf_status put_builtins(struct js *c, struct inf__gstr *o)
         rc = rc ? rc : gputs(o, "json-integer ::= \"-\"? (\"0\" | [1-9] [0-9]*)\n");
     if (u & U_KCHAR)
         rc = rc ? rc
-                : gputs(o, "json-kchar ::= [^\\x22\\x5C\\x00-\\x1F] | \"\\\\\" [\"\\\\bfnrt] | "
+                : gputs(o, "json-kchar ::= [^\\x22\\x5C\\x00-\\x1F] | json-kesc\n"
+                           "json-kesc ::= \"\\\\\" [\"\\\\bfnrt] | "
                            "\"\\\\u00\" (\"0\" [0-7BEF] | \"1\" [0-9A-F])\n");
     if (u & U_FORMAT)
         rc = rc ? rc : gputs(o, format_rules);
@@ -3666,7 +3672,7 @@ inf_status inf__json_schema_to_gbnf(const char *json, size_t len,
     }
     static const char *const reserved[] = {
         "root",      "ws",          "json-value",   "json-object", "json-array", "json-string",
-        "json-char", "json-number", "json-integer", "json-kchar",  NULL};
+        "json-char", "json-number", "json-integer", "json-kchar",  "json-kesc",  NULL};
     for (size_t i = 0; reserved[i]; i++)
         json_object_set_new(c.names, reserved[i], json_true());
     if ((rc = reg_put(&c, "", root)) || (rc = index_schema(&c, root, "", 0)))
