@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/utf8.h"
 #include "grammar/grammar_internal.h"
 
 #define JS_MAX_DEPTH        512  /* nesting of subschemas while compiling */
@@ -1664,6 +1665,81 @@ static inf_status gen_multiple(struct js *c, json_int_t k, struct inf__gstr *g)
     rc = rc ? rc : gputs(g, "))");
     free(b.p);
     return rc == INF_ENOMEM ? oom(c) : rc;
+}
+
+static int cmp_cstr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * The sorted, distinct texts txt[0..n) from byte offset at on, as one GBNF expression sharing
+ * common prefixes (split at UTF-8 character boundaries). A text that ends here makes the rest
+ * optional.
+ */
+static inf_status put_literal_trie(struct js *c, struct inf__gstr *g, const char **txt, size_t n,
+                                   size_t at)
+{
+    inf_status rc = INF_OK;
+    bool ends = false, first = true;
+    size_t i = 0, groups = 0;
+
+    while (i < n && !txt[i][at])
+        ends = true, i++;
+    for (size_t j = i; j < n;) {
+        size_t cl = inf__utf8_len((unsigned char)txt[j][at]), k = j + 1;
+        while (k < n && !strncmp(txt[k] + at, txt[j] + at, cl))
+            k++;
+        groups++;
+        j = k;
+    }
+    if (groups == 0)
+        return INF_OK;
+    if ((groups > 1 || ends) && gputs(g, "("))
+        return oom(c);
+    while (i < n && !rc) {
+        size_t cl = inf__utf8_len((unsigned char)txt[i][at]), k = i + 1;
+        while (k < n && !strncmp(txt[k] + at, txt[i] + at, cl))
+            k++;
+        /* the longest run all of txt[i..k) share */
+        size_t run = cl;
+        for (;;) {
+            unsigned char b = (unsigned char)txt[i][at + run];
+            size_t l = inf__utf8_len(b);
+            if (!b || !txt[k - 1][at + run])
+                break;
+            bool same = !strncmp(txt[i] + at + run, txt[k - 1] + at + run, l);
+            if (!same)
+                break;
+            run += l;
+        }
+        if (!first && gputs(g, " | "))
+            return oom(c);
+        first = false;
+        if (gputs(g, "\"") || put_gbnf_text(g, txt[i] + at, run) || gputs(g, "\""))
+            return oom(c);
+        if (k - i > 1 || txt[i][at + run]) {
+            /* drop exact duplicates for the recursion */
+            const char **sub = malloc((k - i) * sizeof *sub);
+            size_t ns = 0;
+            if (!sub)
+                return oom(c);
+            for (size_t j = i; j < k; j++)
+                if (!ns || strcmp(sub[ns - 1], txt[j]))
+                    sub[ns++] = txt[j];
+            if (ns > 1 || sub[0][at + run]) {
+                if (gputs(g, " "))
+                    rc = oom(c);
+                else
+                    rc = put_literal_trie(c, g, sub, ns, at + run);
+            }
+            free(sub);
+        }
+        i = k;
+    }
+    if (!rc && (groups > 1 || ends) && gputs(g, ends ? ")?" : ")"))
+        return oom(c);
+    return rc;
 }
 
 /* A JSON value as GBNF: compact, an integral number as an integer, another number in its
@@ -3439,18 +3515,36 @@ static inf_status gen_schema(struct js *c, json_t *node, const char *hint, struc
         const char *skip = cv ? "const" : "enum";
         size_t i;
         json_t *v;
+        json_t *plain = json_array(); /* texts of the values written as plain literals */
+        if (!plain) {
+            json_decref(vals);
+            return oom(c);
+        }
         if (ev && !json_is_array(ev))
-            return json_decref(vals), invalid(c, "enum", "must be an array");
+            return json_decref(vals), json_decref(plain), invalid(c, "enum", "must be an array");
         json_array_foreach(vals, i, v)
         {
             const char *kw = NULL;
             int r = check_value(node, v, skip, &kw);
             if (r < 0) {
                 json_decref(vals);
+                json_decref(plain);
                 return refuse(c, kw, "beside enum/const");
             }
             if (!r)
                 continue;
+            if (!json_is_real(v) && !json_is_array(v) && !json_is_object(v)) {
+                char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+                if (!t || json_array_append_new(plain, json_stringn(t, strlen(t)))) {
+                    free(t);
+                    json_decref(vals);
+                    free(alts.p);
+                    json_decref(plain);
+                    return oom(c);
+                }
+                free(t);
+                continue;
+            }
             if ((n_alts && gputs(&alts, " | ")) || put_value_literal(c, &alts, v)) {
                 json_decref(vals);
                 free(alts.p);
@@ -3459,7 +3553,27 @@ static inf_status gen_schema(struct js *c, json_t *node, const char *hint, struc
             n_alts++;
         }
         json_decref(vals);
-        rc = join_alts(c, g, &alts, n_alts, never);
+        if (json_array_size(plain)) {
+            /* strings, integers and the constants: one trie, so a long enum stays cheap to
+               match */
+            size_t np = json_array_size(plain);
+            const char **txt = malloc(np * sizeof *txt);
+            if (!txt) {
+                json_decref(plain);
+                free(alts.p);
+                return oom(c);
+            }
+            for (size_t j = 0; j < np; j++)
+                txt[j] = json_string_value(json_array_get(plain, j));
+            qsort(txt, np, sizeof *txt, cmp_cstr);
+            if (n_alts)
+                rc = gputs(&alts, " | ") ? oom(c) : INF_OK;
+            rc = rc ? rc : put_literal_trie(c, &alts, txt, np, 0);
+            n_alts++;
+            free(txt);
+        }
+        json_decref(plain);
+        rc = rc ? rc : join_alts(c, g, &alts, n_alts, never);
         free(alts.p);
         return rc;
     }
