@@ -601,6 +601,17 @@ static void test_arrays(void)
     inf_grammar_free(g);
     expect_error("{\"type\":\"array\",\"uniqueItems\":true}", INF_EUNSUPPORTED, "'uniqueItems'",
                  NULL);
+    /* unique items drawn from an enum: every subset in every order, nothing twice */
+    g = compile("{\"type\":\"array\",\"uniqueItems\":true,\"minItems\":1,"
+                "\"items\":{\"enum\":[\"a\",\"b\",1.5,1]}}");
+    ACCEPT(g, "[\"a\"]");
+    ACCEPT(g, "[\"b\",1.5,1,\"a\"]");
+    ACCEPT(g, "[1.5,\"b\"]");
+    REJECT(g, "[]");
+    REJECT(g, "[\"a\",\"a\"]");
+    REJECT(g, "[1,1.5,1]");
+    REJECT(g, "[\"c\"]");
+    inf_grammar_free(g);
 }
 
 static void test_combinators(void)

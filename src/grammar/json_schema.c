@@ -10,13 +10,38 @@
  * Exactness: a keyword is either enforced exactly or refused with INF_EUNSUPPORTED naming it
  * and its JSON pointer. Where JSON has several spellings of one value, the grammar may accept
  * fewer spellings (never a value the schema rejects): bounded numbers take no exponent, an
- * integer is written without a fraction, object keys that must differ from the declared
- * property names are written in jansson's canonical escaping.
+ * integer is written without a fraction (1, not 1.0), an enum/const number as the value's
+ * shortest spelling or jansson's, object keys that must differ from the declared property names
+ * in jansson's canonical escaping, strings matched by `pattern` with their characters written
+ * literally (escapes only for what JSON must escape).
+ *
+ * Supported: type (and arrays of types), enum/const (any JSON value; checked against the sibling
+ * keywords), properties/required/additionalProperties (default: allowed; strict mode: every
+ * property required and additionalProperties false), property order of `properties` with
+ * optional ones skippable (opts.any_order: any order, up to JS_MAX_ANY_ORDER properties),
+ * min/maxProperties, dependentRequired, propertyNames (without `properties`), patternProperties
+ * (one pattern, no `properties`, additionalProperties false), items/prefixItems/min/maxItems,
+ * contains/minContains (without items or maxItems), uniqueItems (items from an enum of at most
+ * 10 values, or at most one item), string
+ * min/maxLength (code points; an escape is one) or pattern or format (date, time, date-time,
+ * uuid, email, ipv4, ipv6, uri, hostname; asserted, not just annotated), integer and number
+ * bounds exactly (digit-range rules over arbitrary-length decimals), multipleOf (integers up to
+ * 1000 without bounds, powers of 1/10), anyOf, oneOf (see below), allOf (merged), not (of a
+ * type, of true/false, or beside enum/const), $ref/$defs/definitions/$id/$anchor with local
+ * JSON pointers (~0 ~1 %25) and other documents through opts->load_document, unevaluated*
+ * where they act as additionalProperties/items.
+ *
+ * Refused: $dynamicRef, $recursiveRef, if/then/else, dependentSchemas, dependencies,
+ * maxContains, uniqueItems on longer arrays, formats not listed, pattern beside length or
+ * format, the cases of the keywords above outside what is listed, a schema that accepts nothing.
+ * Annotations (title, description, default, examples, $comment, deprecated, readOnly, ...) and
+ * unknown keywords are ignored, as the spec says.
  *
  * oneOf is compiled as anyOf only when its branches are provably disjoint (different JSON types,
- * different const/enum values, or a common required property with different const values);
- * otherwise it is refused. allOf (and $ref beside other keywords) is merged keyword by keyword
- * where that is exact; a pair of keywords that cannot be merged is refused naming allOf.
+ * different const/enum values, or a property every object branch requires with different
+ * const/enum values); otherwise it is refused. allOf (and $ref beside other keywords) is merged
+ * keyword by keyword where that is exact; a pair of keywords that cannot be merged is refused
+ * naming allOf.
  */
 #include <jansson.h>
 #include <math.h>
@@ -2705,6 +2730,142 @@ static inf_status put_rep(struct js *c, struct inf__gstr *g, json_int_t lo, json
     return rc ? oom(c) : INF_OK;
 }
 
+#define JS_MAX_UNIQUE 10 /* values of a uniqueItems array: 2^n rules */
+
+/*
+ * uniqueItems over an array whose items are drawn from a small enum (or const): one rule per
+ * set of values used so far, so no value comes twice.
+ */
+static inf_status gen_unique(struct js *c, json_t *node, json_t *items, json_int_t m, json_int_t M,
+                             struct inf__gstr *g, bool *never)
+{
+    const char *ws = c->o.whitespace < 0 ? "" : " ws";
+    json_t *vals, *ev, *cv, *uniq = json_array();
+    const char *k;
+    json_t *v;
+    size_t i, n;
+    inf_status rc = INF_OK;
+    char base[96];
+    struct inf__gstr b = {0};
+    struct inf__gstr *lit = NULL;
+    unsigned char *ok = NULL;
+
+    if (!uniq)
+        return oom(c);
+    if (json_object_get(node, "prefixItems") || json_object_get(node, "contains") || !items ||
+        !json_is_object(items) ||
+        (!(ev = json_object_get(items, "enum")) && !(cv = json_object_get(items, "const")))) {
+        json_decref(uniq);
+        return refuse(c, "uniqueItems", "only over items that are an enum or a const");
+    }
+    json_object_foreach(items, k, v)
+    {
+        if (is_constraint(k) && strcmp(k, "enum") && strcmp(k, "const") && strcmp(k, "type")) {
+            json_decref(uniq);
+            return refuse(c, "uniqueItems", "only over items that are an enum or a const");
+        }
+    }
+    ev = json_object_get(items, "enum");
+    cv = json_object_get(items, "const");
+    vals = cv ? json_pack("[O]", cv) : json_incref(ev);
+    json_array_foreach(vals, i, v)
+    {
+        const char *kw = NULL;
+        bool dup = false;
+        size_t j;
+        json_t *u;
+        if (check_value(items, v, cv ? "const" : "enum", &kw) != 1)
+            continue;
+        json_array_foreach(uniq, j, u) dup |= json_equal(u, v);
+        if (!dup)
+            json_array_append(uniq, v);
+    }
+    json_decref(vals);
+    n = json_array_size(uniq);
+    if (n > JS_MAX_UNIQUE) {
+        json_decref(uniq);
+        return refuse(c, "uniqueItems", "over more than 10 values");
+    }
+    if (M < 0 || M > (json_int_t)n)
+        M = (json_int_t)n;
+    if (m > M) {
+        json_decref(uniq);
+        *never = true;
+        return INF_OK;
+    }
+    size_t ns = (size_t)1 << n;
+    lit = calloc(n ? n : 1, sizeof *lit);
+    ok = calloc(ns, 1);
+    if (!lit || !ok) {
+        rc = oom(c);
+        goto out;
+    }
+    for (i = 0; i < n && !rc; i++)
+        rc = put_value_literal(c, &lit[i], json_array_get(uniq, i));
+    if (rc || (rc = new_name(c, "unique", base, sizeof base - 24)))
+        goto out;
+    /* ok: 1 = only the end, 2 = non-empty continuations */
+    for (size_t s = ns; s-- > 0;) {
+        json_int_t pc = __builtin_popcountll((unsigned long long)s);
+        bool end = pc >= m, more = false;
+        for (i = 0; i < n && pc < M; i++)
+            if (!(s & ((size_t)1 << i)) && ok[s | ((size_t)1 << i)])
+                more = true;
+        ok[s] = more ? 2 : end ? 1 : 0;
+    }
+    for (size_t s = 0; s < ns && !rc; s++) {
+        json_int_t pc = __builtin_popcountll((unsigned long long)s);
+        bool first = true;
+        if (ok[s] != 2)
+            continue;
+        b.len = 0;
+        rc = gput(&b, "", 0);
+        for (i = 0; i < n && pc < M && !rc; i++) {
+            size_t t = s | ((size_t)1 << i);
+            if ((s & ((size_t)1 << i)) || !ok[t])
+                continue;
+            rc = gprintf(&b, "%s%s", first ? "" : " | ", s ? "\",\"" : "");
+            rc = rc ? rc : gputs(&b, s ? ws : "");
+            rc = rc ? rc : gprintf(&b, " %s%s", lit[i].p, ws);
+            if (!rc && ok[t] == 2)
+                rc = gprintf(&b, " %s--u%zu", base, t);
+            first = false;
+        }
+        char rn[160];
+        snprintf(rn, sizeof rn, "%s--u%zu", base, s);
+        if (!rc) {
+            struct inf__gstr w = {0};
+            if (pc >= m) {
+                rc =
+                    gputs(&w, "(") || gput(&w, b.p, b.len) || gputs(&w, ")?") ? INF_ENOMEM : INF_OK;
+                rc = rc ? rc : add_rule(c, rn, w.p);
+            } else {
+                rc = add_rule(c, rn, b.p);
+            }
+            free(w.p);
+        }
+    }
+    if (rc)
+        goto out;
+    if (!ok[0]) {
+        *never = true;
+        goto out;
+    }
+    if (ok[0] == 2)
+        rc = gprintf(g, "\"[\"%s %s--u0 \"]\"", ws, base);
+    else
+        rc = gprintf(g, "\"[\"%s \"]\"", ws);
+    if (rc)
+        rc = oom(c);
+out:
+    for (i = 0; lit && i < n; i++)
+        free(lit[i].p);
+    free(lit);
+    free(ok);
+    free(b.p);
+    json_decref(uniq);
+    return rc == INF_ENOMEM ? oom(c) : rc;
+}
 static inf_status gen_array(struct js *c, json_t *node, const char *hint, struct inf__gstr *g,
                             bool *never)
 {
@@ -2739,7 +2900,7 @@ static inf_status gen_array(struct js *c, json_t *node, const char *hint, struct
     if (items && (json_is_true(items) || (json_is_object(items) && !json_object_size(items))))
         items = NULL;
     if (json_is_true(uniq) && !(jmax && M <= 1))
-        return refuse(c, "uniqueItems", NULL);
+        return gen_unique(c, node, items, m, M, g, never);
     if (M >= 0 && m > M) {
         *never = true;
         return INF_OK;
@@ -3364,6 +3525,22 @@ static bool branches_disjoint(struct js *c, json_t *arr)
 
 /* -- one schema object -- */
 
+static const char *const object_kw[] = {"properties",           "required",
+                                        "additionalProperties", "unevaluatedProperties",
+                                        "patternProperties",    "propertyNames",
+                                        "minProperties",        "maxProperties",
+                                        "dependentRequired",    NULL};
+static const char *const array_kw[] = {"items",    "prefixItems", "unevaluatedItems", "contains",
+                                       "minItems", "maxItems",    "uniqueItems",      NULL};
+
+static bool has_any(const json_t *node, const char *const *kw)
+{
+    for (size_t i = 0; kw[i]; i++)
+        if (json_object_get(node, kw[i]))
+            return true;
+    return false;
+}
+
 static inf_status join_alts(struct js *c, struct inf__gstr *g, struct inf__gstr *alts, size_t n,
                             bool *never)
 {
@@ -3628,10 +3805,20 @@ static inf_status gen_schema(struct js *c, json_t *node, const char *hint, struc
             rc = gputs(&e, "(\"true\" | \"false\")");
             break;
         case T_OBJ:
-            rc = gen_object(c, node, hint, &e, &nv);
+            if (!c->o.strict && !has_any(node, object_kw)) {
+                c->used |= U_VALUE;
+                rc = gputs(&e, "json-object") ? oom(c) : INF_OK;
+            } else {
+                rc = gen_object(c, node, hint, &e, &nv);
+            }
             break;
         case T_ARR:
-            rc = gen_array(c, node, hint, &e, &nv);
+            if (!has_any(node, array_kw)) {
+                c->used |= U_VALUE;
+                rc = gputs(&e, "json-array") ? oom(c) : INF_OK;
+            } else {
+                rc = gen_array(c, node, hint, &e, &nv);
+            }
             break;
         case T_STR:
             rc = gen_string(c, node, &e, &nv, &fmt_used);
