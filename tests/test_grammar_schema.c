@@ -530,6 +530,18 @@ static void test_objects(void)
     ACCEPT(g, "{\"a\":null,\"b\":[1,{\"c\":\"d\"}]}");
     REJECT(g, "{\"a\":1}");
     inf_grammar_free(g);
+    /* patternProperties: one pattern no declared name matches, nothing else allowed */
+    g = compile("{\"properties\":{\"id\":{\"type\":\"integer\"}},\"required\":[\"id\"],"
+                "\"patternProperties\":{\"^x-\":{\"type\":\"string\"}},"
+                "\"additionalProperties\":false}");
+    ACCEPT(g, "{\"id\":1}");
+    ACCEPT(g, "{\"id\":1,\"x-a\":\"s\",\"x-\":\"t\"}");
+    REJECT(g, "{\"id\":1,\"x-a\":1}");
+    REJECT(g, "{\"id\":1,\"y\":\"s\"}");
+    inf_grammar_free(g);
+    expect_error("{\"properties\":{\"x-id\":{}},\"patternProperties\":{\"^x-\":{}},"
+                 "\"additionalProperties\":false}",
+                 INF_EUNSUPPORTED, "'patternProperties'", NULL);
     /* counts and dependencies */
     g = compile("{\"type\":\"object\",\"minProperties\":2,\"maxProperties\":3}");
     REJECT(g, "{\"a\":1}");

@@ -20,7 +20,8 @@
  * property required and additionalProperties false), property order of `properties` with
  * optional ones skippable (opts.any_order: any order, up to JS_MAX_ANY_ORDER properties),
  * min/maxProperties, dependentRequired, propertyNames (without `properties`), patternProperties
- * (one pattern, no `properties`, additionalProperties false), items/prefixItems/min/maxItems,
+ * (one pattern matching no name of `properties`, additionalProperties false),
+ * items/prefixItems/min/maxItems,
  * contains/minContains (without items or maxItems), uniqueItems (items from an enum of at most
  * 10 values, or at most one item), string
  * min/maxLength (code points; an escape is one) or pattern or format (date, time, date-time,
@@ -2177,6 +2178,32 @@ static bool json_int_of(const json_t *v, json_int_t *out)
     return false;
 }
 
+/* Whether the unanchored pattern re matches s: through its own grammar, so the answer is the
+   one the compiled schema would give. */
+static inf_status regex_matches(struct js *c, const char *re, const char *s, bool *match)
+{
+    struct inf__gstr g = {0};
+    struct inf_grammar *gr = NULL;
+    struct inf_matcher *m = NULL;
+    struct inf_error e = {0};
+    inf_status rc = inf__regex_to_gbnf_json(re, strlen(re), "re", false, false, &g, &e);
+    if (!rc)
+        rc = inf_grammar_from_gbnf(g.p, g.len, "re", &gr, &e);
+    if (!rc)
+        rc = inf_matcher_new(gr, NULL, &m, &e);
+    if (!rc)
+        *match = inf_matcher_accept_bytes(m, s, strlen(s)) && inf_matcher_can_end(m);
+    inf_matcher_free(m);
+    inf_grammar_free(gr);
+    free(g.p);
+    if (rc == INF_ENOMEM)
+        return oom(c);
+    if (rc)
+        return inf_error_set(c->err, rc == INF_EPARSE ? INF_EINVAL : rc,
+                             "json schema: 'patternProperties' at '#%s': %s", where(c), e.msg);
+    return INF_OK;
+}
+
 /* The states of an object's members: a position in schema order (p = next declared index)
    or, with any_order or dependentRequired, the set of declared members used (p = bit mask);
    n = members so far (capped at cap unless maxProperties bounds it). */
@@ -2308,10 +2335,23 @@ static inf_status gen_object(struct js *c, json_t *node, const char *hint, struc
         json_object_foreach(pp, pk, pv) all_true &=
             json_is_true(pv) || (json_is_object(pv) && !json_object_size(pv));
         if (!(all_true && (!ap || json_is_true(ap)))) {
-            if (json_object_size(pp) != 1 || (props && json_object_size(props)) ||
-                !json_is_false(ap ? ap : json_true()) || pn) {
+            bool clash = false;
+            if (json_object_size(pp) == 1 && props) {
+                /* a declared name the pattern matches would need both schemas */
+                const char *pat = json_object_iter_key(json_object_iter(pp)), *dk;
+                json_t *dv;
+                json_object_foreach(props, dk, dv)
+                {
+                    bool hit = false;
+                    if ((rc = regex_matches(c, pat, dk, &hit)))
+                        goto out;
+                    clash |= hit;
+                }
+            }
+            if (json_object_size(pp) != 1 || clash || !json_is_false(ap ? ap : json_true()) || pn) {
                 rc = refuse(c, "patternProperties",
-                            "only one pattern with no 'properties' and additionalProperties false");
+                            "only one pattern, matching no name in 'properties', with "
+                            "additionalProperties false");
                 goto out;
             }
         } else {
