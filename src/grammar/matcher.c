@@ -200,6 +200,7 @@ oom:
 /* ---- the matcher ----------------------------------------------------------------------------- */
 
 #define NO_CLOSURE     UINT32_MAX
+#define MAX_LEAVES     65536 /* positions one closure may reach */
 #define MASK_CACHE_MAX 1024
 #define MARK_POS       (UINT32_MAX - 1) /* a cut node: its parent field is the cut's index */
 /* Masks are computed on the state cut below the frames of the rule being matched (a string
@@ -215,9 +216,14 @@ oom:
 #define ST_END        1u /* the state holds the empty stack: the grammar may end */
 #define ST_MARK       2u /* the state holds a cut node */
 /* When the interned tables pass these, they are rebuilt from the current state alone. */
-#define MAX_NODES  (4u << 20)
-#define MAX_STATES (1u << 20)
-#define MAX_POOL   (64u << 20)
+static size_t max_nodes = 4u << 20, max_states = 1u << 20, max_pool = 64u << 20;
+
+void inf__matcher_set_limits(size_t nodes, size_t states, size_t pool)
+{
+    max_nodes = nodes;
+    max_states = states;
+    max_pool = pool;
+}
 
 struct u64map { /* open addressing: key -> value; keys are never 0 (callers add 1) */
     uint64_t *k;
@@ -266,6 +272,7 @@ struct inf_matcher {
     size_t n_cuts, cap_cuts;
     uint32_t start, cur;
     bool done, failed;
+    const char *why; /* set with failed when the cause is not memory */
 };
 
 static bool map_grow(struct u64map *m)
@@ -446,6 +453,10 @@ static bool closure(struct inf_matcher *m, uint32_t x)
         }
         if (m->failed)
             return false;
+    }
+    if (n_out > MAX_LEAVES) {
+        m->why = "the grammar is too ambiguous: one step reaches more than 65536 positions";
+        return false;
     }
     if (!inf__grow(&m->pool, &m->cap_pool, m->n_pool + n_out, sizeof(uint32_t), 4096))
         return false;
@@ -681,8 +692,7 @@ static void tables_release(struct inf_matcher *m)
 static bool tables_init(struct inf_matcher *m)
 {
     m->failed = false;
-    uint32_t zero = 0;
-    (void)zero;
+    m->why = NULL;
     /* node 0: the empty stack (its position is never read) */
     size_t c = 0;
     if (!inf__grow(&m->npos, &c, 1, sizeof(uint32_t), 1024))
@@ -755,8 +765,11 @@ inf_status inf_matcher_new(const struct inf_grammar *g, const struct inf_grammar
         }
     }
     if (!tables_init(m)) {
+        inf_status rc =
+            m->why ? inf_error_set(err, INF_ELIMIT, "grammar: %s", m->why)
+                   : inf_error_set(err, INF_ENOMEM, "grammar: out of memory starting the matcher");
         inf_matcher_free(m);
-        return inf_error_set(err, INF_ENOMEM, "grammar: out of memory starting the matcher");
+        return rc;
     }
     m->cur = m->start;
     *out = m;
@@ -775,7 +788,7 @@ void inf_matcher_reset(struct inf_matcher *m)
  */
 static void maybe_compact(struct inf_matcher *m)
 {
-    if (m->n_nodes < MAX_NODES && m->n_states < MAX_STATES && m->n_pool < MAX_POOL)
+    if (m->n_nodes < max_nodes && m->n_states < max_states && m->n_pool < max_pool)
         return;
     uint32_t s = m->cur;
     size_t n_leaves = m->st_n[s];
@@ -839,6 +852,13 @@ bool inf_matcher_accept_bytes(struct inf_matcher *m, const char *bytes, size_t l
     m->cur = s;
     maybe_compact(m);
     return true;
+}
+
+const char *inf_matcher_errmsg(const struct inf_matcher *m)
+{
+    if (!m->failed)
+        return "";
+    return m->why ? m->why : "out of memory";
 }
 
 bool inf_matcher_can_end(const struct inf_matcher *m)
