@@ -1136,7 +1136,9 @@ inf_status inf_grammar_from_gbnf(const char *text, size_t len, const char *root,
         g->rule_alt[i] = al;
         for (size_t a = 0; a < ps.rules[i].n_alts; a++) {
             g->alts[al++] = e;
-            memcpy(g->elems + e, ps.rules[i].alts[a].e, ps.rules[i].alts[a].n * sizeof(*g->elems));
+            if (ps.rules[i].alts[a].n) /* an empty alternative has no array */
+                memcpy(g->elems + e, ps.rules[i].alts[a].e,
+                       ps.rules[i].alts[a].n * sizeof(*g->elems));
             e += (uint32_t)ps.rules[i].alts[a].n;
             g->elems[e++] = (struct inf__gel){INF__GEL_END, 0};
         }

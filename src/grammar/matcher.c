@@ -197,6 +197,13 @@ oom:
     return inf_error_set(err, INF_ENOMEM, "grammar: out of memory building the token trie");
 }
 
+/* memcpy of n ids, where n may be 0 and the arrays not yet allocated */
+static inline void copy_ids(uint32_t *dst, const uint32_t *src, size_t n)
+{
+    if (n)
+        memcpy(dst, src, n * sizeof(uint32_t));
+}
+
 /* ---- the matcher ----------------------------------------------------------------------------- */
 
 #define NO_CLOSURE     UINT32_MAX
@@ -460,7 +467,7 @@ static bool closure(struct inf_matcher *m, uint32_t x)
     }
     if (!inf__grow(&m->pool, &m->cap_pool, m->n_pool + n_out, sizeof(uint32_t), 4096))
         return false;
-    memcpy(m->pool + m->n_pool, m->ctmp, n_out * sizeof(uint32_t));
+    copy_ids(m->pool + m->n_pool, m->ctmp, n_out);
     m->ncl_off[x] = (uint32_t)m->n_pool;
     m->ncl_n[x] = (uint32_t)n_out;
     m->n_pool += n_out;
@@ -526,7 +533,7 @@ static uint32_t state_intern(struct inf_matcher *m, size_t n)
         if (m->npos[t[i]] == MARK_POS)
             fl |= ST_MARK;
     m->st_flags[id] = fl;
-    memcpy(m->pool + m->n_pool, t, n * sizeof(uint32_t));
+    copy_ids(m->pool + m->n_pool, t, n);
     m->st_off[id] = (uint32_t)m->n_pool;
     m->st_n[id] = (uint32_t)n;
     m->n_pool += n;
@@ -605,7 +612,7 @@ static uint32_t step_slow(struct inf_matcher *m, uint32_t s, unsigned b)
             m->failed = true;
             return 0;
         }
-        memcpy(m->tmp + n_out, m->pool + off, cn * sizeof(uint32_t));
+        copy_ids(m->tmp + n_out, m->pool + off, cn);
         n_out += cn;
     }
     r = state_intern(m, n_out);
@@ -642,7 +649,7 @@ static uint32_t start_state(struct inf_matcher *m)
             m->failed = true;
             return 0;
         }
-        memcpy(m->tmp + n_out, m->pool + off, cn * sizeof(uint32_t));
+        copy_ids(m->tmp + n_out, m->pool + off, cn);
         n_out += cn;
     }
     return state_intern(m, n_out);
@@ -835,7 +842,7 @@ static void maybe_compact(struct inf_matcher *m)
         m->failed = true;
         return;
     }
-    memcpy(m->tmp, leaves, n_out * sizeof(uint32_t));
+    copy_ids(m->tmp, leaves, n_out);
     free(leaves);
     m->cur = state_intern(m, n_out);
 }
@@ -995,7 +1002,7 @@ static uint32_t cut_state(struct inf_matcher *m, uint32_t s)
     }
     if (!inf__grow(&m->tmp, &m->cap_tmp, n_out + 1, sizeof(uint32_t), 64))
         goto oom;
-    memcpy(m->tmp, m->ctmp, n_out * sizeof(uint32_t));
+    copy_ids(m->tmp, m->ctmp, n_out);
     return state_intern(m, n_out);
 oom:
     m->failed = true;
@@ -1014,7 +1021,7 @@ static uint32_t node_state(struct inf_matcher *m, uint32_t x)
         m->failed = true;
         return 0;
     }
-    memcpy(m->tmp, m->pool + off, cn * sizeof(uint32_t));
+    copy_ids(m->tmp, m->pool + off, cn);
     return state_intern(m, cn);
 }
 
@@ -1080,8 +1087,8 @@ static bool shared_get(struct inf_matcher *m, const uint64_t sig[2], uint32_t *b
             continue;
         if (!inf__grow(&m->esc, &m->cap_esc, m->n_esc + p->n_esc, sizeof(uint32_t), 256))
             break;
-        memcpy(bits, p->bits, m->words * sizeof(uint32_t));
-        memcpy(m->esc + m->n_esc, p->esc, p->n_esc * sizeof(uint32_t));
+        copy_ids(bits, p->bits, m->words);
+        copy_ids(m->esc + m->n_esc, p->esc, p->n_esc);
         m->n_esc += p->n_esc;
         found = true;
         break;
@@ -1100,8 +1107,8 @@ static void shared_put(struct inf_matcher *m, const uint64_t sig[2], const uint3
         free(e);
         return;
     }
-    memcpy(b, bits, m->words * sizeof(uint32_t));
-    memcpy(e, esc, n_esc * sizeof(uint32_t));
+    copy_ids(b, bits, m->words);
+    copy_ids(e, esc, n_esc);
     pthread_mutex_lock(&v->lock);
     uint32_t i = v->n_shared < SHARED_MAX ? v->n_shared++ : v->next_evict++ % SHARED_MAX;
     if (i < v->n_shared && v->shared[i].bits) {
@@ -1148,7 +1155,7 @@ static void compute_mask(struct inf_matcher *m, uint32_t s, uint32_t *mask)
         }
         m->n_parts++;
     }
-    memcpy(mask, m->parts + (size_t)slot * w, w * sizeof(uint32_t));
+    copy_ids(mask, m->parts + (size_t)slot * w, w);
     if (state_can_end(m, s))
         for (uint32_t i = 0; i < v->n_eog; i++)
             mask[v->eog[i] >> 5] |= 1u << (v->eog[i] & 31);
@@ -1175,7 +1182,7 @@ void inf_matcher_mask(struct inf_matcher *m, uint32_t *mask)
     }
     uint32_t slot;
     if (map_get(&m->mask_map, (uint64_t)m->cur + 1, &slot)) {
-        memcpy(mask, m->masks + (size_t)slot * m->words, m->words * sizeof(uint32_t));
+        copy_ids(mask, m->masks + (size_t)slot * m->words, m->words);
         return;
     }
     compute_mask(m, m->cur, mask);
@@ -1190,7 +1197,7 @@ void inf_matcher_mask(struct inf_matcher *m, uint32_t *mask)
     if (!inf__grow(&m->masks, &m->cap_masks, (m->n_masks + 1) * m->words, sizeof(uint32_t),
                    8 * m->words))
         return;
-    memcpy(m->masks + m->n_masks * m->words, mask, m->words * sizeof(uint32_t));
+    copy_ids(m->masks + m->n_masks * m->words, mask, m->words);
     if (map_put(&m->mask_map, (uint64_t)m->cur + 1, (uint32_t)m->n_masks))
         m->n_masks++;
 }
