@@ -147,6 +147,8 @@ static void test_errors(void)
     expect_error("start ::= \"a\"", INF_EPARSE, "no rule named 'root'");
     expect_error("root ::= <think>", INF_EPARSE, "token references");
     expect_error("root := \"a\"", INF_EPARSE, "expected '::='");
+    expect_error("root ::= root # no way out", INF_EPARSE, "can never be completed");
+    expect_error("root ::= \"a\" x\nx ::= \"b\" x", INF_EPARSE, "can never be completed");
     expect_error("root ::= [^\\x00-\\U0010FFFF]", INF_EPARSE, "matches no character");
     expect_error("root ::= \"\xFF\"", INF_EPARSE, "invalid UTF-8");
     /* deep nesting of groups is bounded, not a stack overflow */

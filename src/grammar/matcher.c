@@ -465,7 +465,7 @@ static bool closure(struct inf_matcher *m, uint32_t x)
         m->why = "the grammar is too ambiguous: one step reaches more than 65536 positions";
         return false;
     }
-    if (!inf__grow(&m->pool, &m->cap_pool, m->n_pool + n_out, sizeof(uint32_t), 4096))
+    if (!inf__grow(&m->pool, &m->cap_pool, m->n_pool + n_out + 1, sizeof(uint32_t), 4096))
         return false;
     copy_ids(m->pool + m->n_pool, m->ctmp, n_out);
     m->ncl_off[x] = (uint32_t)m->n_pool;
@@ -608,7 +608,7 @@ static uint32_t step_slow(struct inf_matcher *m, uint32_t s, unsigned b)
             return 0;
         }
         uint32_t off = m->ncl_off[nx], cn = m->ncl_n[nx];
-        if (!inf__grow(&m->tmp, &m->cap_tmp, n_out + cn, sizeof(uint32_t), 64)) {
+        if (!inf__grow(&m->tmp, &m->cap_tmp, n_out + cn + 1, sizeof(uint32_t), 64)) {
             m->failed = true;
             return 0;
         }
@@ -645,7 +645,7 @@ static uint32_t start_state(struct inf_matcher *m)
             return 0;
         }
         uint32_t off = m->ncl_off[x], cn = m->ncl_n[x];
-        if (!inf__grow(&m->tmp, &m->cap_tmp, n_out + cn, sizeof(uint32_t), 64)) {
+        if (!inf__grow(&m->tmp, &m->cap_tmp, n_out + cn + 1, sizeof(uint32_t), 64)) {
             m->failed = true;
             return 0;
         }
@@ -851,6 +851,8 @@ bool inf_matcher_accept_bytes(struct inf_matcher *m, const char *bytes, size_t l
 {
     if (m->done || m->failed)
         return false;
+    if (len == 0)
+        return true;
     uint32_t s = m->cur;
     for (size_t i = 0; i < len && s; i++)
         s = step(m, s, (unsigned char)bytes[i]);
@@ -1085,7 +1087,7 @@ static bool shared_get(struct inf_matcher *m, const uint64_t sig[2], uint32_t *b
         struct shared_part *p = &v->shared[i];
         if (p->sig[0] != sig[0] || p->sig[1] != sig[1])
             continue;
-        if (!inf__grow(&m->esc, &m->cap_esc, m->n_esc + p->n_esc, sizeof(uint32_t), 256))
+        if (!inf__grow(&m->esc, &m->cap_esc, m->n_esc + p->n_esc + 1, sizeof(uint32_t), 256))
             break;
         copy_ids(bits, p->bits, m->words);
         copy_ids(m->esc + m->n_esc, p->esc, p->n_esc);
