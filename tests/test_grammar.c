@@ -339,7 +339,12 @@ static void test_masks(void)
     static const char *c = "root ::= value\n"
                            "value ::= \"[\" (value (\",\" value)*)? \"]\" | str | [0-9]+\n"
                            "str ::= \"\\\"\" [^\"]* \"\\\"\"\n";
-    struct inf_grammar *ga = compile(a), *gb = compile(b), *gc = compile(c);
+    /* counted repetitions: runs of bytes taken whole (x{0,n} counts down) */
+    static const char *d =
+        "root ::= \"{\\\"s\\\": \\\"\" [a-z ]{0,12} \"\\\", \\\"n\\\": \" [0-9]{1,4} \"}\"\n";
+    struct inf_grammar *ga = compile(a), *gb = compile(b), *gc = compile(c), *gd = compile(d);
+    run_text(gd, v, tok, "{\"s\": \"hello world\", \"n\": 1234}");
+    run_text(gd, v, tok, "{\"s\": \"\", \"n\": 7}");
     run_text(ga, v, tok, "{\"name\": \"Zo\xC3\xAB \\\"x\\\"\", \"age\":-42, \"ok\": true}");
     full_check = false;
     run_text(gb, v, tok, "[\"a b\", {\"k\": \"x\\\\\"}, 12, \"\xE4\xB8\xAD\xE6\x96\x87\"]");
@@ -353,6 +358,7 @@ static void test_masks(void)
     inf_grammar_free(ga);
     inf_grammar_free(gb);
     inf_grammar_free(gc);
+    inf_grammar_free(gd);
     inf_grammar_vocab_free(v);
     inf_tokenizer_free(tok);
 }

@@ -35,6 +35,7 @@ struct inf_grammar_vocab {
                                  tok_first[i+1]); a subtree's tokens are toks[tok_first[i] ..
                                  tok_first[next[i]]) */
     struct inf__byteset *sub; /* [n_nodes] the bytes on the paths into the node's subtree */
+    uint32_t *height;         /* [n_nodes] bytes from the parent to the deepest node below */
     int32_t *toks;
     int32_t *eog;
     uint32_t n_eog;
@@ -83,6 +84,7 @@ void inf_grammar_vocab_free(struct inf_grammar_vocab *v)
     free(v->next);
     free(v->tok_first);
     free(v->sub);
+    free(v->height);
     free(v->toks);
     free(v->eog);
     for (uint32_t i = 0; i < v->n_shared; i++) {
@@ -178,11 +180,16 @@ inf_status inf_grammar_vocab_new(const struct inf_tokenizer *tok, struct inf_gra
     v->n_nodes = nn;
     free(path);
     v->sub = calloc(nn, sizeof(*v->sub));
-    if (!v->sub) {
+    v->height = calloc(nn, sizeof(uint32_t));
+    if (!v->sub || !v->height) {
         free(parent);
         goto oom;
     }
     for (uint32_t i = nn; i-- > 1;) {
+        if (v->height[i] == 0)
+            v->height[i] = 1;
+        if (v->height[i] + 1 > v->height[parent[i]])
+            v->height[parent[i]] = v->height[i] + 1;
         v->sub[i].w[v->byte[i] >> 6] |= 1ull << (v->byte[i] & 63);
         for (int k = 0; k < 4; k++)
             v->sub[parent[i]].w[k] |= v->sub[i].w[k];
@@ -219,6 +226,8 @@ static inline void copy_ids(uint32_t *dst, const uint32_t *src, size_t n)
 #define NO_DENSE      UINT32_MAX
 #define UNKNOWN_STEP  UINT32_MAX
 #define DENSE_AFTER   48 /* hash lookups before a state gets a dense row */
+#define RUN_INF       UINT32_MAX
+#define RUN_CAP       24 /* runs are followed this far (tokens longer are walked byte by byte) */
 #define DENSE_MAX     (64u << 20) / (256 * sizeof(uint32_t)) /* rows: 64 MiB */
 #define ST_END        1u /* the state holds the empty stack: the grammar may end */
 #define ST_MARK       2u /* the state holds a cut node */
@@ -249,12 +258,17 @@ struct inf_matcher {
     /* closures and states share one pool of leaf ids */
     uint32_t *pool;
     size_t n_pool, cap_pool;
-    uint32_t *st_off, *st_n;    /* state 0 is the empty (dead) set */
-    uint8_t *st_flags;          /* ST_END | ST_MARK */
-    uint32_t *st_dense;         /* per state: its row in dense[] or NO_DENSE */
-    uint32_t *dense;            /* rows of 256 transitions (UNKNOWN_STEP where not computed) */
-    struct inf__byteset *loops; /* per row: the bytes that lead back to the same state */
-    size_t cap_loops;
+    uint32_t *st_off, *st_n; /* state 0 is the empty (dead) set */
+    uint8_t *st_flags;       /* ST_END | ST_MARK */
+    uint32_t *st_dense;      /* per state: its row in dense[] or NO_DENSE */
+    uint32_t *dense;         /* rows of 256 transitions (UNKNOWN_STEP where not computed) */
+    /* per row: the state most bytes lead to (succ), those bytes (u), and how many bytes of u in
+       a row the state takes (run: RUN_INF for a loop, 0 not yet known) */
+    struct rowinfo {
+        struct inf__byteset u;
+        uint32_t succ, run;
+    } * rinfo;
+    size_t cap_rinfo;
     size_t n_dense, cap_dense;
     uint16_t *st_uses; /* hash lookups so far; a busy state gets a dense row */
     size_t n_states, cap_states;
@@ -562,26 +576,76 @@ static inline uint32_t step(struct inf_matcher *m, uint32_t s, unsigned b)
     return step_slow(m, s, b);
 }
 
-/* Give a busy state a dense row, every byte's transition computed, and its loop set. */
+/* Give a busy state a dense row: every byte's transition computed, the state most bytes lead
+   to and those bytes. */
 static void make_dense(struct inf_matcher *m, uint32_t s)
 {
-    size_t cap = m->cap_loops;
+    size_t cap = m->cap_rinfo;
     if (!inf__grow(&m->dense, &m->cap_dense, (m->n_dense + 1) * 256, sizeof(uint32_t), 256 * 64) ||
-        !inf__grow(&m->loops, &cap, m->n_dense + 1, sizeof(*m->loops), 64))
+        !inf__grow(&m->rinfo, &cap, m->n_dense + 1, sizeof(*m->rinfo), 64))
         return;
-    m->cap_loops = cap;
+    m->cap_rinfo = cap;
     uint32_t row = (uint32_t)m->n_dense++;
     memset(m->dense + (size_t)row * 256, 0xFF, 256 * sizeof(uint32_t));
     m->st_dense[s] = row;
-    struct inf__byteset loop = {{0, 0, 0, 0}};
+    uint32_t to[256];
     for (unsigned b = 0; b < 256; b++) {
-        uint32_t r = step_slow(m, s, b); /* writes the row (m->dense may move) */
+        to[b] = step_slow(m, s, b); /* writes the row (m->dense may move) */
         if (m->failed)
             return;
-        if (r == s)
-            loop.w[b >> 6] |= 1ull << (b & 63);
     }
-    m->loops[row] = loop;
+    /* the most frequent non-dead target (a loop counts first) */
+    uint32_t best = 0, best_n = 0;
+    for (unsigned b = 0; b < 256; b++) {
+        if (!to[b] || to[b] == best)
+            continue;
+        uint32_t n = 0;
+        for (unsigned c = 0; c < 256; c++)
+            n += to[c] == to[b];
+        if (n > best_n || (n == best_n && to[b] == s)) {
+            best = to[b];
+            best_n = n;
+        }
+    }
+    struct rowinfo ri = {{{0, 0, 0, 0}}, best, best == s && best ? RUN_INF : 0};
+    for (unsigned b = 0; best && b < 256; b++)
+        if (to[b] == best)
+            ri.u.w[b >> 6] |= 1ull << (b & 63);
+    m->rinfo[row] = ri;
+}
+
+static bool byteset_within(const struct inf__byteset *a, const struct inf__byteset *b)
+{
+    return !((a->w[0] & ~b->w[0]) | (a->w[1] & ~b->w[1]) | (a->w[2] & ~b->w[2]) |
+             (a->w[3] & ~b->w[3]));
+}
+
+/* How many bytes of its u set state s (which has a row) takes one after another: a chain of
+   successors each taking every byte of u to one state (x{0,n} counts down like this). */
+static uint32_t state_run(struct inf_matcher *m, uint32_t s)
+{
+    uint32_t row = m->st_dense[s];
+    if (m->rinfo[row].run)
+        return m->rinfo[row].run;
+    struct inf__byteset u = m->rinfo[row].u;
+    uint32_t n = 1, cur = m->rinfo[row].succ;
+    while (n < RUN_CAP && cur) {
+        if (m->st_dense[cur] == NO_DENSE)
+            make_dense(m, cur);
+        if (m->failed || m->st_dense[cur] == NO_DENSE)
+            break;
+        const struct rowinfo *r2 = &m->rinfo[m->st_dense[cur]];
+        if (!byteset_within(&u, &r2->u))
+            break;
+        n++;
+        if (r2->succ == cur) {
+            n = RUN_INF;
+            break;
+        }
+        cur = r2->succ;
+    }
+    m->rinfo[row].run = n;
+    return n;
 }
 
 static uint32_t step_slow(struct inf_matcher *m, uint32_t s, unsigned b)
@@ -670,9 +734,9 @@ static void tables_release(struct inf_matcher *m)
     free(m->st_dense);
     free(m->st_uses);
     free(m->dense);
-    free(m->loops);
-    m->loops = NULL;
-    m->cap_loops = 0;
+    free(m->rinfo);
+    m->rinfo = NULL;
+    m->cap_rinfo = 0;
     m->st_dense = m->dense = NULL;
     m->st_uses = NULL;
     m->n_dense = m->cap_dense = 0;
@@ -931,20 +995,14 @@ static void walk(struct inf_matcher *m, uint32_t root, uint32_t s, uint32_t *mas
     uint32_t i = root + 1, end = next[root];
     while (i < end) {
         uint32_t ps = st[depth[i] - 1], row = m->st_dense[ps];
-        if (row != NO_DENSE) {
-            /* every byte below i loops back to ps: the whole subtree is allowed as it is */
-            const struct inf__byteset *l = &m->loops[row], *b = &v->sub[i];
-            if (!((b->w[0] & ~l->w[0]) | (b->w[1] & ~l->w[1]) | (b->w[2] & ~l->w[2]) |
-                  (b->w[3] & ~l->w[3]))) {
-                if (record && (m->st_flags[ps] & ST_MARK) && !record_escapes(m, i, ps)) {
-                    m->failed = true;
-                    return;
-                }
-                for (uint32_t k = tf[i]; k < tf[next[i]]; k++)
-                    mask[toks[k] >> 5] |= 1u << (toks[k] & 31);
-                i = next[i];
-                continue;
-            }
+        if (row != NO_DENSE && byteset_within(&v->sub[i], &m->rinfo[row].u) &&
+            v->height[i] <= state_run(m, ps)) {
+            /* every token below i is bytes of u, no longer than the run: all allowed (and
+               none needs a cut's continuation: the tokens it could add are these) */
+            for (uint32_t k = tf[i]; k < tf[next[i]]; k++)
+                mask[toks[k] >> 5] |= 1u << (toks[k] & 31);
+            i = next[i];
+            continue;
         }
         uint32_t t = step(m, ps, byte[i]);
         if (!t) {
