@@ -952,6 +952,38 @@ out:
     return ok;
 }
 
+/* A rule is productive when some alternative is all bytes and productive rules; a root that is
+   not accepts no text at all (root ::= root), which is refused rather than matched. */
+static bool check_productive(struct parser *ps, uint32_t root)
+{
+    size_t n = ps->n_rules;
+    bool *prod = calloc(n ? n : 1, sizeof(bool));
+    if (!prod)
+        return oom(ps);
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (size_t r = 0; r < n; r++) {
+            for (size_t a = 0; a < ps->rules[r].n_alts && !prod[r]; a++) {
+                const struct galt *al = &ps->rules[r].alts[a];
+                size_t i = 0;
+                while (i < al->n && (al->e[i].kind != INF__GEL_REF || prod[al->e[i].arg]))
+                    i++;
+                if (i == al->n) {
+                    prod[r] = true;
+                    changed = true;
+                }
+            }
+        }
+    }
+    bool ok = prod[root];
+    free(prod);
+    if (!ok)
+        ps->rc = inf_error_set(ps->err, INF_EPARSE,
+                               "grammar: rule '%s' can never be completed (it accepts no text)",
+                               ps->rules[root].name);
+    return ok;
+}
+
 static void parser_release(struct parser *ps)
 {
     for (size_t i = 0; i < ps->n_rules; i++) {
@@ -1108,7 +1140,7 @@ inf_status inf_grammar_from_gbnf(const char *text, size_t len, const char *root,
             inf_error_set(err, INF_EPARSE, "grammar: no rule named '%s' (the start rule)", root);
         goto fail;
     }
-    if (!check_left_recursion(&ps))
+    if (!check_left_recursion(&ps) || !check_productive(&ps, (uint32_t)r_root))
         goto fail;
     g = calloc(1, sizeof(*g));
     if (!g) {
@@ -1136,7 +1168,9 @@ inf_status inf_grammar_from_gbnf(const char *text, size_t len, const char *root,
         g->rule_alt[i] = al;
         for (size_t a = 0; a < ps.rules[i].n_alts; a++) {
             g->alts[al++] = e;
-            memcpy(g->elems + e, ps.rules[i].alts[a].e, ps.rules[i].alts[a].n * sizeof(*g->elems));
+            if (ps.rules[i].alts[a].n) /* an empty alternative has no array */
+                memcpy(g->elems + e, ps.rules[i].alts[a].e,
+                       ps.rules[i].alts[a].n * sizeof(*g->elems));
             e += (uint32_t)ps.rules[i].alts[a].n;
             g->elems[e++] = (struct inf__gel){INF__GEL_END, 0};
         }

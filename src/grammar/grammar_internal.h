@@ -92,4 +92,8 @@ struct inf_grammar {
     uint32_t *el_rule, *el_off;
 };
 
+/* Tests: the table sizes past which a matcher rebuilds its tables from the current state
+   (defaults 4M nodes, 1M states, 64M pool entries). Not thread-safe; call before matching. */
+void inf__matcher_set_limits(size_t nodes, size_t states, size_t pool);
+
 #endif

@@ -35,6 +35,7 @@ struct inf_grammar_vocab {
                                  tok_first[i+1]); a subtree's tokens are toks[tok_first[i] ..
                                  tok_first[next[i]]) */
     struct inf__byteset *sub; /* [n_nodes] the bytes on the paths into the node's subtree */
+    uint32_t *height;         /* [n_nodes] bytes from the parent to the deepest node below */
     int32_t *toks;
     int32_t *eog;
     uint32_t n_eog;
@@ -83,6 +84,7 @@ void inf_grammar_vocab_free(struct inf_grammar_vocab *v)
     free(v->next);
     free(v->tok_first);
     free(v->sub);
+    free(v->height);
     free(v->toks);
     free(v->eog);
     for (uint32_t i = 0; i < v->n_shared; i++) {
@@ -178,11 +180,16 @@ inf_status inf_grammar_vocab_new(const struct inf_tokenizer *tok, struct inf_gra
     v->n_nodes = nn;
     free(path);
     v->sub = calloc(nn, sizeof(*v->sub));
-    if (!v->sub) {
+    v->height = calloc(nn, sizeof(uint32_t));
+    if (!v->sub || !v->height) {
         free(parent);
         goto oom;
     }
     for (uint32_t i = nn; i-- > 1;) {
+        if (v->height[i] == 0)
+            v->height[i] = 1;
+        if (v->height[i] + 1 > v->height[parent[i]])
+            v->height[parent[i]] = v->height[i] + 1;
         v->sub[i].w[v->byte[i] >> 6] |= 1ull << (v->byte[i] & 63);
         for (int k = 0; k < 4; k++)
             v->sub[parent[i]].w[k] |= v->sub[i].w[k];
@@ -197,9 +204,17 @@ oom:
     return inf_error_set(err, INF_ENOMEM, "grammar: out of memory building the token trie");
 }
 
+/* memcpy of n ids, where n may be 0 and the arrays not yet allocated */
+static inline void copy_ids(uint32_t *dst, const uint32_t *src, size_t n)
+{
+    if (n)
+        memcpy(dst, src, n * sizeof(uint32_t));
+}
+
 /* ---- the matcher ----------------------------------------------------------------------------- */
 
 #define NO_CLOSURE     UINT32_MAX
+#define MAX_LEAVES     65536 /* positions one closure may reach */
 #define MASK_CACHE_MAX 1024
 #define MARK_POS       (UINT32_MAX - 1) /* a cut node: its parent field is the cut's index */
 /* Masks are computed on the state cut below the frames of the rule being matched (a string
@@ -211,13 +226,20 @@ oom:
 #define NO_DENSE      UINT32_MAX
 #define UNKNOWN_STEP  UINT32_MAX
 #define DENSE_AFTER   48 /* hash lookups before a state gets a dense row */
+#define RUN_INF       UINT32_MAX
+#define RUN_CAP       24 /* runs are followed this far (tokens longer are walked byte by byte) */
 #define DENSE_MAX     (64u << 20) / (256 * sizeof(uint32_t)) /* rows: 64 MiB */
 #define ST_END        1u /* the state holds the empty stack: the grammar may end */
 #define ST_MARK       2u /* the state holds a cut node */
 /* When the interned tables pass these, they are rebuilt from the current state alone. */
-#define MAX_NODES  (4u << 20)
-#define MAX_STATES (1u << 20)
-#define MAX_POOL   (64u << 20)
+static size_t max_nodes = 4u << 20, max_states = 1u << 20, max_pool = 64u << 20;
+
+void inf__matcher_set_limits(size_t nodes, size_t states, size_t pool)
+{
+    max_nodes = nodes;
+    max_states = states;
+    max_pool = pool;
+}
 
 struct u64map { /* open addressing: key -> value; keys are never 0 (callers add 1) */
     uint64_t *k;
@@ -236,12 +258,17 @@ struct inf_matcher {
     /* closures and states share one pool of leaf ids */
     uint32_t *pool;
     size_t n_pool, cap_pool;
-    uint32_t *st_off, *st_n;    /* state 0 is the empty (dead) set */
-    uint8_t *st_flags;          /* ST_END | ST_MARK */
-    uint32_t *st_dense;         /* per state: its row in dense[] or NO_DENSE */
-    uint32_t *dense;            /* rows of 256 transitions (UNKNOWN_STEP where not computed) */
-    struct inf__byteset *loops; /* per row: the bytes that lead back to the same state */
-    size_t cap_loops;
+    uint32_t *st_off, *st_n; /* state 0 is the empty (dead) set */
+    uint8_t *st_flags;       /* ST_END | ST_MARK */
+    uint32_t *st_dense;      /* per state: its row in dense[] or NO_DENSE */
+    uint32_t *dense;         /* rows of 256 transitions (UNKNOWN_STEP where not computed) */
+    /* per row: the state most bytes lead to (succ), those bytes (u), and how many bytes of u in
+       a row the state takes (run: RUN_INF for a loop, 0 not yet known) */
+    struct rowinfo {
+        struct inf__byteset u;
+        uint32_t succ, run;
+    } * rinfo;
+    size_t cap_rinfo;
     size_t n_dense, cap_dense;
     uint16_t *st_uses; /* hash lookups so far; a busy state gets a dense row */
     size_t n_states, cap_states;
@@ -266,6 +293,7 @@ struct inf_matcher {
     size_t n_cuts, cap_cuts;
     uint32_t start, cur;
     bool done, failed;
+    const char *why; /* set with failed when the cause is not memory */
 };
 
 static bool map_grow(struct u64map *m)
@@ -447,9 +475,13 @@ static bool closure(struct inf_matcher *m, uint32_t x)
         if (m->failed)
             return false;
     }
-    if (!inf__grow(&m->pool, &m->cap_pool, m->n_pool + n_out, sizeof(uint32_t), 4096))
+    if (n_out > MAX_LEAVES) {
+        m->why = "the grammar is too ambiguous: one step reaches more than 65536 positions";
         return false;
-    memcpy(m->pool + m->n_pool, m->ctmp, n_out * sizeof(uint32_t));
+    }
+    if (!inf__grow(&m->pool, &m->cap_pool, m->n_pool + n_out + 1, sizeof(uint32_t), 4096))
+        return false;
+    copy_ids(m->pool + m->n_pool, m->ctmp, n_out);
     m->ncl_off[x] = (uint32_t)m->n_pool;
     m->ncl_n[x] = (uint32_t)n_out;
     m->n_pool += n_out;
@@ -515,7 +547,7 @@ static uint32_t state_intern(struct inf_matcher *m, size_t n)
         if (m->npos[t[i]] == MARK_POS)
             fl |= ST_MARK;
     m->st_flags[id] = fl;
-    memcpy(m->pool + m->n_pool, t, n * sizeof(uint32_t));
+    copy_ids(m->pool + m->n_pool, t, n);
     m->st_off[id] = (uint32_t)m->n_pool;
     m->st_n[id] = (uint32_t)n;
     m->n_pool += n;
@@ -544,26 +576,76 @@ static inline uint32_t step(struct inf_matcher *m, uint32_t s, unsigned b)
     return step_slow(m, s, b);
 }
 
-/* Give a busy state a dense row, every byte's transition computed, and its loop set. */
+/* Give a busy state a dense row: every byte's transition computed, the state most bytes lead
+   to and those bytes. */
 static void make_dense(struct inf_matcher *m, uint32_t s)
 {
-    size_t cap = m->cap_loops;
+    size_t cap = m->cap_rinfo;
     if (!inf__grow(&m->dense, &m->cap_dense, (m->n_dense + 1) * 256, sizeof(uint32_t), 256 * 64) ||
-        !inf__grow(&m->loops, &cap, m->n_dense + 1, sizeof(*m->loops), 64))
+        !inf__grow(&m->rinfo, &cap, m->n_dense + 1, sizeof(*m->rinfo), 64))
         return;
-    m->cap_loops = cap;
+    m->cap_rinfo = cap;
     uint32_t row = (uint32_t)m->n_dense++;
     memset(m->dense + (size_t)row * 256, 0xFF, 256 * sizeof(uint32_t));
     m->st_dense[s] = row;
-    struct inf__byteset loop = {{0, 0, 0, 0}};
+    uint32_t to[256];
     for (unsigned b = 0; b < 256; b++) {
-        uint32_t r = step_slow(m, s, b); /* writes the row (m->dense may move) */
+        to[b] = step_slow(m, s, b); /* writes the row (m->dense may move) */
         if (m->failed)
             return;
-        if (r == s)
-            loop.w[b >> 6] |= 1ull << (b & 63);
     }
-    m->loops[row] = loop;
+    /* the most frequent non-dead target (a loop counts first) */
+    uint32_t best = 0, best_n = 0;
+    for (unsigned b = 0; b < 256; b++) {
+        if (!to[b] || to[b] == best)
+            continue;
+        uint32_t n = 0;
+        for (unsigned c = 0; c < 256; c++)
+            n += to[c] == to[b];
+        if (n > best_n || (n == best_n && to[b] == s)) {
+            best = to[b];
+            best_n = n;
+        }
+    }
+    struct rowinfo ri = {{{0, 0, 0, 0}}, best, best == s && best ? RUN_INF : 0};
+    for (unsigned b = 0; best && b < 256; b++)
+        if (to[b] == best)
+            ri.u.w[b >> 6] |= 1ull << (b & 63);
+    m->rinfo[row] = ri;
+}
+
+static bool byteset_within(const struct inf__byteset *a, const struct inf__byteset *b)
+{
+    return !((a->w[0] & ~b->w[0]) | (a->w[1] & ~b->w[1]) | (a->w[2] & ~b->w[2]) |
+             (a->w[3] & ~b->w[3]));
+}
+
+/* How many bytes of its u set state s (which has a row) takes one after another: a chain of
+   successors each taking every byte of u to one state (x{0,n} counts down like this). */
+static uint32_t state_run(struct inf_matcher *m, uint32_t s)
+{
+    uint32_t row = m->st_dense[s];
+    if (m->rinfo[row].run)
+        return m->rinfo[row].run;
+    struct inf__byteset u = m->rinfo[row].u;
+    uint32_t n = 1, cur = m->rinfo[row].succ;
+    while (n < RUN_CAP && cur) {
+        if (m->st_dense[cur] == NO_DENSE)
+            make_dense(m, cur);
+        if (m->failed || m->st_dense[cur] == NO_DENSE)
+            break;
+        const struct rowinfo *r2 = &m->rinfo[m->st_dense[cur]];
+        if (!byteset_within(&u, &r2->u))
+            break;
+        n++;
+        if (r2->succ == cur) {
+            n = RUN_INF;
+            break;
+        }
+        cur = r2->succ;
+    }
+    m->rinfo[row].run = n;
+    return n;
 }
 
 static uint32_t step_slow(struct inf_matcher *m, uint32_t s, unsigned b)
@@ -590,11 +672,11 @@ static uint32_t step_slow(struct inf_matcher *m, uint32_t s, unsigned b)
             return 0;
         }
         uint32_t off = m->ncl_off[nx], cn = m->ncl_n[nx];
-        if (!inf__grow(&m->tmp, &m->cap_tmp, n_out + cn, sizeof(uint32_t), 64)) {
+        if (!inf__grow(&m->tmp, &m->cap_tmp, n_out + cn + 1, sizeof(uint32_t), 64)) {
             m->failed = true;
             return 0;
         }
-        memcpy(m->tmp + n_out, m->pool + off, cn * sizeof(uint32_t));
+        copy_ids(m->tmp + n_out, m->pool + off, cn);
         n_out += cn;
     }
     r = state_intern(m, n_out);
@@ -627,11 +709,11 @@ static uint32_t start_state(struct inf_matcher *m)
             return 0;
         }
         uint32_t off = m->ncl_off[x], cn = m->ncl_n[x];
-        if (!inf__grow(&m->tmp, &m->cap_tmp, n_out + cn, sizeof(uint32_t), 64)) {
+        if (!inf__grow(&m->tmp, &m->cap_tmp, n_out + cn + 1, sizeof(uint32_t), 64)) {
             m->failed = true;
             return 0;
         }
-        memcpy(m->tmp + n_out, m->pool + off, cn * sizeof(uint32_t));
+        copy_ids(m->tmp + n_out, m->pool + off, cn);
         n_out += cn;
     }
     return state_intern(m, n_out);
@@ -652,9 +734,9 @@ static void tables_release(struct inf_matcher *m)
     free(m->st_dense);
     free(m->st_uses);
     free(m->dense);
-    free(m->loops);
-    m->loops = NULL;
-    m->cap_loops = 0;
+    free(m->rinfo);
+    m->rinfo = NULL;
+    m->cap_rinfo = 0;
     m->st_dense = m->dense = NULL;
     m->st_uses = NULL;
     m->n_dense = m->cap_dense = 0;
@@ -681,8 +763,7 @@ static void tables_release(struct inf_matcher *m)
 static bool tables_init(struct inf_matcher *m)
 {
     m->failed = false;
-    uint32_t zero = 0;
-    (void)zero;
+    m->why = NULL;
     /* node 0: the empty stack (its position is never read) */
     size_t c = 0;
     if (!inf__grow(&m->npos, &c, 1, sizeof(uint32_t), 1024))
@@ -755,8 +836,11 @@ inf_status inf_matcher_new(const struct inf_grammar *g, const struct inf_grammar
         }
     }
     if (!tables_init(m)) {
+        inf_status rc =
+            m->why ? inf_error_set(err, INF_ELIMIT, "grammar: %s", m->why)
+                   : inf_error_set(err, INF_ENOMEM, "grammar: out of memory starting the matcher");
         inf_matcher_free(m);
-        return inf_error_set(err, INF_ENOMEM, "grammar: out of memory starting the matcher");
+        return rc;
     }
     m->cur = m->start;
     *out = m;
@@ -775,7 +859,7 @@ void inf_matcher_reset(struct inf_matcher *m)
  */
 static void maybe_compact(struct inf_matcher *m)
 {
-    if (m->n_nodes < MAX_NODES && m->n_states < MAX_STATES && m->n_pool < MAX_POOL)
+    if (m->n_nodes < max_nodes && m->n_states < max_states && m->n_pool < max_pool)
         return;
     uint32_t s = m->cur;
     size_t n_leaves = m->st_n[s];
@@ -822,7 +906,7 @@ static void maybe_compact(struct inf_matcher *m)
         m->failed = true;
         return;
     }
-    memcpy(m->tmp, leaves, n_out * sizeof(uint32_t));
+    copy_ids(m->tmp, leaves, n_out);
     free(leaves);
     m->cur = state_intern(m, n_out);
 }
@@ -831,6 +915,8 @@ bool inf_matcher_accept_bytes(struct inf_matcher *m, const char *bytes, size_t l
 {
     if (m->done || m->failed)
         return false;
+    if (len == 0)
+        return true;
     uint32_t s = m->cur;
     for (size_t i = 0; i < len && s; i++)
         s = step(m, s, (unsigned char)bytes[i]);
@@ -839,6 +925,13 @@ bool inf_matcher_accept_bytes(struct inf_matcher *m, const char *bytes, size_t l
     m->cur = s;
     maybe_compact(m);
     return true;
+}
+
+const char *inf_matcher_errmsg(const struct inf_matcher *m)
+{
+    if (!m->failed)
+        return "";
+    return m->why ? m->why : "out of memory";
 }
 
 bool inf_matcher_can_end(const struct inf_matcher *m)
@@ -902,20 +995,14 @@ static void walk(struct inf_matcher *m, uint32_t root, uint32_t s, uint32_t *mas
     uint32_t i = root + 1, end = next[root];
     while (i < end) {
         uint32_t ps = st[depth[i] - 1], row = m->st_dense[ps];
-        if (row != NO_DENSE) {
-            /* every byte below i loops back to ps: the whole subtree is allowed as it is */
-            const struct inf__byteset *l = &m->loops[row], *b = &v->sub[i];
-            if (!((b->w[0] & ~l->w[0]) | (b->w[1] & ~l->w[1]) | (b->w[2] & ~l->w[2]) |
-                  (b->w[3] & ~l->w[3]))) {
-                if (record && (m->st_flags[ps] & ST_MARK) && !record_escapes(m, i, ps)) {
-                    m->failed = true;
-                    return;
-                }
-                for (uint32_t k = tf[i]; k < tf[next[i]]; k++)
-                    mask[toks[k] >> 5] |= 1u << (toks[k] & 31);
-                i = next[i];
-                continue;
-            }
+        if (row != NO_DENSE && byteset_within(&v->sub[i], &m->rinfo[row].u) &&
+            v->height[i] <= state_run(m, ps)) {
+            /* every token below i is bytes of u, no longer than the run: all allowed (and
+               none needs a cut's continuation: the tokens it could add are these) */
+            for (uint32_t k = tf[i]; k < tf[next[i]]; k++)
+                mask[toks[k] >> 5] |= 1u << (toks[k] & 31);
+            i = next[i];
+            continue;
         }
         uint32_t t = step(m, ps, byte[i]);
         if (!t) {
@@ -975,7 +1062,7 @@ static uint32_t cut_state(struct inf_matcher *m, uint32_t s)
     }
     if (!inf__grow(&m->tmp, &m->cap_tmp, n_out + 1, sizeof(uint32_t), 64))
         goto oom;
-    memcpy(m->tmp, m->ctmp, n_out * sizeof(uint32_t));
+    copy_ids(m->tmp, m->ctmp, n_out);
     return state_intern(m, n_out);
 oom:
     m->failed = true;
@@ -994,7 +1081,7 @@ static uint32_t node_state(struct inf_matcher *m, uint32_t x)
         m->failed = true;
         return 0;
     }
-    memcpy(m->tmp, m->pool + off, cn * sizeof(uint32_t));
+    copy_ids(m->tmp, m->pool + off, cn);
     return state_intern(m, cn);
 }
 
@@ -1058,10 +1145,10 @@ static bool shared_get(struct inf_matcher *m, const uint64_t sig[2], uint32_t *b
         struct shared_part *p = &v->shared[i];
         if (p->sig[0] != sig[0] || p->sig[1] != sig[1])
             continue;
-        if (!inf__grow(&m->esc, &m->cap_esc, m->n_esc + p->n_esc, sizeof(uint32_t), 256))
+        if (!inf__grow(&m->esc, &m->cap_esc, m->n_esc + p->n_esc + 1, sizeof(uint32_t), 256))
             break;
-        memcpy(bits, p->bits, m->words * sizeof(uint32_t));
-        memcpy(m->esc + m->n_esc, p->esc, p->n_esc * sizeof(uint32_t));
+        copy_ids(bits, p->bits, m->words);
+        copy_ids(m->esc + m->n_esc, p->esc, p->n_esc);
         m->n_esc += p->n_esc;
         found = true;
         break;
@@ -1080,8 +1167,8 @@ static void shared_put(struct inf_matcher *m, const uint64_t sig[2], const uint3
         free(e);
         return;
     }
-    memcpy(b, bits, m->words * sizeof(uint32_t));
-    memcpy(e, esc, n_esc * sizeof(uint32_t));
+    copy_ids(b, bits, m->words);
+    copy_ids(e, esc, n_esc);
     pthread_mutex_lock(&v->lock);
     uint32_t i = v->n_shared < SHARED_MAX ? v->n_shared++ : v->next_evict++ % SHARED_MAX;
     if (i < v->n_shared && v->shared[i].bits) {
@@ -1128,7 +1215,7 @@ static void compute_mask(struct inf_matcher *m, uint32_t s, uint32_t *mask)
         }
         m->n_parts++;
     }
-    memcpy(mask, m->parts + (size_t)slot * w, w * sizeof(uint32_t));
+    copy_ids(mask, m->parts + (size_t)slot * w, w);
     if (state_can_end(m, s))
         for (uint32_t i = 0; i < v->n_eog; i++)
             mask[v->eog[i] >> 5] |= 1u << (v->eog[i] & 31);
@@ -1155,7 +1242,7 @@ void inf_matcher_mask(struct inf_matcher *m, uint32_t *mask)
     }
     uint32_t slot;
     if (map_get(&m->mask_map, (uint64_t)m->cur + 1, &slot)) {
-        memcpy(mask, m->masks + (size_t)slot * m->words, m->words * sizeof(uint32_t));
+        copy_ids(mask, m->masks + (size_t)slot * m->words, m->words);
         return;
     }
     compute_mask(m, m->cur, mask);
@@ -1170,7 +1257,7 @@ void inf_matcher_mask(struct inf_matcher *m, uint32_t *mask)
     if (!inf__grow(&m->masks, &m->cap_masks, (m->n_masks + 1) * m->words, sizeof(uint32_t),
                    8 * m->words))
         return;
-    memcpy(m->masks + m->n_masks * m->words, mask, m->words * sizeof(uint32_t));
+    copy_ids(m->masks + m->n_masks * m->words, mask, m->words);
     if (map_put(&m->mask_map, (uint64_t)m->cur + 1, (uint32_t)m->n_masks))
         m->n_masks++;
 }
