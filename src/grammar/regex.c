@@ -511,18 +511,20 @@ static int64_t parse_count(struct rx *x)
 static bool parse_braces(struct rx *x, int64_t *min, int64_t *max)
 {
     size_t save = x->pos;
+    int64_t lo, hi;
     x->pos++;
-    *min = parse_count(x);
-    if (*min < 0)
+    lo = parse_count(x);
+    if (lo < 0)
         goto literal;
-    *max = *min;
+    hi = lo;
     if (rx_peek(x) == ',') {
         x->pos++;
-        *max = parse_count(x);
+        hi = parse_count(x);
     }
     if (rx_peek(x) != '}')
         goto literal;
     x->pos++;
+    *min = lo, *max = hi; /* outputs only for a quantifier */
     return true;
 literal:
     x->pos = save;
