@@ -725,6 +725,12 @@ static void test_refs(void)
     inf_grammar_free(g);
     expect_error("{\"$ref\":\"http://example.com/int.json#/$defs/small\"}", INF_EUNSUPPORTED,
                  "http://example.com/int.json", "loader");
+    /* a $ref target that accepts nothing, seen only after it is referenced */
+    g = compile("{\"$defs\":{\"a\":{\"type\":\"string\",\"minLength\":3,\"maxLength\":1}},"
+                "\"anyOf\":[{\"$ref\":\"#/$defs/a\"},{\"type\":\"null\"}]}");
+    ACCEPT(g, "null");
+    REJECT(g, "\"ab\"");
+    inf_grammar_free(g);
     expect_error("{\"$ref\":\"#/$defs/missing\"}", INF_ENOTFOUND, "#/$defs/missing", NULL);
     expect_error("{\"$defs\":{\"a\":{\"$ref\":\"#/$defs/b\"},\"b\":{\"$ref\":\"#/$defs/a\"}},"
                  "\"$ref\":\"#/$defs/a\"}",

@@ -4046,8 +4046,14 @@ inf_status inf__json_schema_to_gbnf(const char *json, size_t len,
             goto out;
         }
         rc = gen(&c, w->node, w->name, &body, &nv);
+        if (!rc && nv) {
+            /* a $ref target that accepts nothing, found after rules refer to it: a rule that
+               never completes ("x" r), so no text matches it */
+            body.len = 0;
+            rc = gprintf(&body, "\"\\x00\" %s", c.work[i].name) ? oom(&c) : INF_OK;
+        }
         if (!rc)
-            rc = add_rule(&c, w->name, nv ? "[^\\x00-\\U0010FFFF]" : body.p);
+            rc = add_rule(&c, c.work[i].name, body.p);
         free(body.p);
         if (rc)
             goto out;
