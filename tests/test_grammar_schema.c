@@ -793,6 +793,37 @@ static void test_limits(void)
     T_EQ_INT(rc, INF_ELIMIT);
     T_OK(err.msg[0] != 0);
     free(s);
+    /* 200 nested objects compile; 300 exceed the compiler's nesting limit, named */
+    for (int depth = 200; depth <= 300; depth += 100) {
+        cap = (size_t)depth * 64 + 64, len = 0;
+        s = malloc(cap);
+        for (int i = 0; i < depth; i++)
+            len += (size_t)snprintf(
+                s + len, cap - len,
+                "{\"type\":\"object\",\"required\":[\"a\"],\"properties\":{\"a\":");
+        len += (size_t)snprintf(s + len, cap - len, "{\"type\":\"integer\"}");
+        for (int i = 0; i < depth; i++)
+            len += (size_t)snprintf(s + len, cap - len, "}}");
+        g = compile_opts(s, &o, &rc, &err);
+        if (depth == 200) {
+            T_EQ_INT(rc, INF_OK);
+            char *text = malloc((size_t)depth * 8 + 8);
+            size_t tl = 0;
+            for (int i = 0; i < depth; i++)
+                tl += (size_t)sprintf(text + tl, "{\"a\":");
+            tl += (size_t)sprintf(text + tl, "7");
+            for (int i = 0; i < depth; i++)
+                text[tl++] = '}';
+            text[tl] = 0;
+            ACCEPT(g, text);
+            free(text);
+        } else {
+            T_EQ_INT(rc, INF_ELIMIT);
+            T_CONTAINS(err.msg, "nested deeper");
+        }
+        inf_grammar_free(g);
+        free(s);
+    }
     /* a 5 MB schema: 100,000 enum strings compile */
     cap = 6u << 20, len = 0;
     s = malloc(cap);

@@ -55,7 +55,7 @@
 #include "core/utf8.h"
 #include "grammar/grammar_internal.h"
 
-#define JS_MAX_DEPTH        512  /* nesting of subschemas while compiling */
+#define JS_MAX_DEPTH        256  /* nesting of subschemas while compiling */
 #define JS_MAX_REF_DEPTH    1000 /* rules reached through chains of $ref */
 #define JS_MAX_MERGE_DEPTH  32   /* $ref expanded inside allOf */
 #define JS_MAX_ANY_ORDER    10   /* declared properties in any order: 2^n rules */
@@ -596,7 +596,6 @@ static json_t *walk_pointer(json_t *node, char *ptr)
             node = NULL;
         }
         *p = save;
-        (void)save;
     }
     return *p ? NULL : node;
 }
@@ -4018,11 +4017,6 @@ inf_status inf__json_schema_to_gbnf(const char *json, size_t len,
         json_object_set_new(c.names, reserved[i], json_true());
     if ((rc = reg_put(&c, "", root)) || (rc = index_schema(&c, root, "", 0)))
         goto out;
-    {
-        /* the root document is also known by its own $id */
-        const json_t *id = json_is_object(root) ? json_object_get(root, "$id") : NULL;
-        (void)id;
-    }
     if ((rc = gput(&c.path, "", 0)) != INF_OK) {
         rc = oom(&c);
         goto out;
