@@ -650,6 +650,17 @@ static void test_combinators(void)
     inf_grammar_free(g);
     expect_error("{\"oneOf\":[{\"type\":\"integer\"},{\"minimum\":2}]}", INF_EUNSUPPORTED,
                  "'oneOf'", "disjoint");
+    /* disjoint objects: one requires what the other forbids */
+    g = compile("{\"oneOf\":[{\"type\":\"object\",\"properties\":{\"url\":{\"type\":\"string\"}},"
+                "\"required\":[\"url\"],\"additionalProperties\":false},{\"type\":\"object\","
+                "\"properties\":{\"file\":{\"type\":\"string\"}},\"required\":[\"file\"]}]}");
+    ACCEPT(g, "{\"url\":\"u\"}");
+    ACCEPT(g, "{\"file\":\"f\",\"x\":1}");
+    REJECT(g, "{\"url\":\"u\",\"x\":1}");
+    inf_grammar_free(g);
+    expect_error("{\"oneOf\":[{\"type\":\"object\",\"required\":[\"url\"]},{\"type\":\"object\","
+                 "\"required\":[\"file\"]}]}",
+                 INF_EUNSUPPORTED, "'oneOf'", NULL);
     g = compile("{\"anyOf\":[{\"type\":\"string\",\"maxLength\":1},{\"type\":\"null\"}]}");
     ACCEPT(g, "\"x\"");
     ACCEPT(g, "null");

@@ -38,9 +38,10 @@
  * Annotations (title, description, default, examples, $comment, deprecated, readOnly, ...) and
  * unknown keywords are ignored, as the spec says.
  *
- * oneOf is compiled as anyOf only when its branches are provably disjoint (different JSON types,
- * different const/enum values, or a property every object branch requires with different
- * const/enum values); otherwise it is refused. allOf (and $ref beside other keywords) is merged
+ * oneOf is compiled as anyOf only when every pair of its branches is provably disjoint
+ * (different JSON types, different const/enum values, or object-only branches with a property
+ * both require with different const/enum values, or one requires a property the other forbids);
+ * otherwise it is refused. allOf (and $ref beside other keywords) is merged
  * keyword by keyword where that is exact; a pair of keywords that cannot be merged is refused
  * naming allOf.
  */
@@ -3489,72 +3490,78 @@ static bool values_disjoint(json_t *a, json_t *b)
     return true;
 }
 
+static bool requires(const json_t *b, const char *name)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(b, "required"), i,
+                       r) if (json_is_string(r) && !strcmp(json_string_value(r), name)) return true;
+    return false;
+}
+
+/* Object branch b allows no member called name. */
+static bool forbids(const json_t *b, const char *name)
+{
+    const json_t *props = json_object_get(b, "properties");
+    const json_t *p = json_object_get(props, name);
+    if (p)
+        return json_is_false(p);
+    return !json_object_get(b, "patternProperties") &&
+           json_is_false(json_object_get(b, "additionalProperties"));
+}
+
+/* No instance satisfies both object-only branches a and b: a discriminating property (required
+   by both, different const/enum values) or one that a requires and b forbids. */
+static bool objects_disjoint(json_t *a, json_t *b)
+{
+    const char *k;
+    json_t *v;
+    json_t *pa = json_object_get(a, "properties");
+    json_object_foreach(pa, k, v)
+    {
+        json_t *oa, *ob, *va, *vb;
+        if (!requires(a, k) || !requires(b, k))
+            continue;
+        va = branch_values(v, &oa);
+        vb = branch_values(json_object_get(json_object_get(b, "properties"), k), &ob);
+        bool d = va && vb && values_disjoint(va, vb);
+        json_decref(oa);
+        json_decref(ob);
+        if (d)
+            return true;
+    }
+    for (int side = 0; side < 2; side++) {
+        json_t *x = side ? b : a, *y = side ? a : b;
+        size_t i;
+        json_t *r;
+        json_array_foreach(json_object_get(x, "required"), i,
+                           r) if (json_is_string(r) &&
+                                  forbids(y, json_string_value(r))) return true;
+    }
+    return false;
+}
+
+/* Every pair of branches is disjoint by type, by const/enum values, or as objects. */
 static bool branches_disjoint(struct js *c, json_t *arr)
 {
     size_t n = json_array_size(arr);
     unsigned *mask = calloc(n ? n : 1, sizeof *mask);
     json_t **res = calloc(n ? n : 1, sizeof *res);
-    bool ok = true;
-    if (!mask || !res) {
-        free(mask);
-        free(res);
-        return false;
-    }
-    for (size_t i = 0; i < n; i++)
+    bool ok = mask && res;
+    for (size_t i = 0; ok && i < n; i++)
         mask[i] = branch_types(c, json_array_get(arr, i), &res[i]);
-    for (size_t i = 0; i < n && ok; i++)
-        for (size_t j = i + 1; j < n && ok; j++)
-            ok = !(mask[i] & mask[j]);
-    if (!ok) {
-        /* all const/enum with pairwise different values */
-        ok = true;
-        for (size_t i = 0; i < n && ok; i++) {
-            json_t *oi, *vi = branch_values(res[i], &oi);
-            ok = vi != NULL;
-            for (size_t j = i + 1; j < n && ok; j++) {
-                json_t *oj, *vj = branch_values(res[j], &oj);
-                ok = vj && (!(mask[i] & mask[j]) || values_disjoint(vi, vj));
-                json_decref(oj);
-            }
+    for (size_t i = 0; ok && i < n; i++) {
+        for (size_t j = i + 1; ok && j < n; j++) {
+            if (!(mask[i] & mask[j]))
+                continue;
+            json_t *oi, *oj, *vi = branch_values(res[i], &oi), *vj = branch_values(res[j], &oj);
+            bool d = vi && vj && values_disjoint(vi, vj);
             json_decref(oi);
-        }
-    }
-    if (!ok && n > 0 && json_is_object(res[0])) {
-        /* a discriminator: a property every (object-only) branch requires, with different
-           const/enum values */
-        json_t *p0 = json_object_get(res[0], "properties");
-        const char *pk;
-        json_t *pv;
-        json_object_foreach(p0, pk, pv)
-        {
-            bool good = true;
-            for (size_t i = 0; i < n && good; i++) {
-                json_t *b = res[i], *rq = json_object_get(b, "required");
-                size_t ri;
-                json_t *r;
-                bool required = false;
-                json_array_foreach(rq, ri, r) required |=
-                    json_is_string(r) && !strcmp(json_string_value(r), pk);
-                good = json_is_object(b) && mask[i] == T_OBJ && required &&
-                       json_object_get(json_object_get(b, "properties"), pk);
-            }
-            for (size_t i = 0; i < n && good; i++) {
-                json_t *oi, *vi = branch_values(
-                                json_object_get(json_object_get(res[i], "properties"), pk), &oi);
-                good = vi != NULL;
-                for (size_t j = i + 1; j < n && good; j++) {
-                    json_t *oj,
-                        *vj = branch_values(
-                            json_object_get(json_object_get(res[j], "properties"), pk), &oj);
-                    good = vj && values_disjoint(vi, vj);
-                    json_decref(oj);
-                }
-                json_decref(oi);
-            }
-            if (good) {
-                ok = true;
-                break;
-            }
+            json_decref(oj);
+            if (!d && mask[i] == T_OBJ && mask[j] == T_OBJ && json_is_object(res[i]) &&
+                json_is_object(res[j]))
+                d = objects_disjoint(res[i], res[j]);
+            ok = d;
         }
     }
     free(mask);
