@@ -576,6 +576,12 @@ static void test_whitespace(void)
     REJECT(g, "{  \"a\":[]}");
     REJECT(g, "{\n                     \"a\":[]}"); /* 21 spaces */
     inf_grammar_free(g);
+    /* around the value, and inside enum/const objects and arrays */
+    g = compile_opts("{\"const\":{\"a\":[1,2],\"b\":{}}}", &o, &rc, NULL);
+    ACCEPT(g, "{\"a\":[1,2],\"b\":{}}");
+    ACCEPT(g, " { \"a\": [ 1, 2 ], \"b\": { } }\n");
+    REJECT(g, "{\"a\":[1,2],\"b\":{}  }");
+    inf_grammar_free(g);
     o.whitespace = -1;
     g = compile_opts(s, &o, &rc, NULL);
     REJECT(g, "{ \"a\":[]}");

@@ -1802,10 +1802,12 @@ static inf_status put_value_literal(struct js *c, struct inf__gstr *g, const jso
             if (!rc && i)
                 rc = gputs(g, " \",\"");
             if (!rc)
-                rc = gputs(g, " ");
+                rc = gputs(g, WS(c));
             if (!rc)
                 rc = put_value_literal(c, g, e);
         }
+        if (!rc)
+            rc = gputs(g, WS(c)); /* after the last item, or inside [ ] */
         return rc ? rc : gputs(g, " \"]\"") ? oom(c) : INF_OK;
     }
     if (json_is_object(v)) {
@@ -1819,14 +1821,16 @@ static inf_status put_value_literal(struct js *c, struct inf__gstr *g, const jso
                 rc = gputs(g, " \",\"");
             first = false;
             if (!rc)
-                rc = gputs(g, " ");
+                rc = gputs(g, WS(c));
             if (!rc)
                 rc = put_key_literal(c, g, k);
             if (!rc)
-                rc = gputs(g, " \":\" ");
+                rc = gprintf(g, "%s\":\"%s", WS(c), WS(c));
             if (!rc)
                 rc = put_value_literal(c, g, e);
         }
+        if (!rc)
+            rc = gputs(g, WS(c)); /* after the last member, or inside { } */
         return rc ? rc : gputs(g, " \"}\"") ? oom(c) : INF_OK;
     }
     return put_json_literal(c, g, v);
@@ -4059,7 +4063,12 @@ inf_status inf__json_schema_to_gbnf(const char *json, size_t len,
         if (rc)
             goto out;
     }
-    if ((rc = gputs(out, "root ::= ")) || (rc = gput(out, expr.p, expr.len)) ||
+    /* a JSON text: whitespace around the value too */
+    const char *rws = c.o.whitespace < 0 ? "" : "ws ";
+    if (c.o.whitespace >= 0)
+        c.used |= U_WS;
+    if ((rc = gputs(out, "root ::= ")) || (rc = gputs(out, rws)) ||
+        (rc = gput(out, expr.p, expr.len)) || (rc = gputs(out, c.o.whitespace < 0 ? "" : " ws")) ||
         (rc = gputs(out, "\n")) || (c.rules.len && (rc = gput(out, c.rules.p, c.rules.len)))) {
         rc = oom(&c);
         goto out;
