@@ -245,7 +245,8 @@ static int cmp_range(const void *a, const void *b)
 /* Sort and merge; with negate, the complement in [0, 0x10FFFF]; surrogates removed. */
 static bool class_normalize(struct parser *ps, struct cpclass *c, bool negate)
 {
-    qsort(c->r, c->n, sizeof(*c->r), cmp_range);
+    if (c->n > 1)
+        qsort(c->r, c->n, sizeof(*c->r), cmp_range);
     size_t m = 0;
     for (size_t i = 0; i < c->n; i++) {
         if (m && c->r[i].lo <= c->r[m - 1].hi + 1) {
