@@ -14,6 +14,7 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -294,6 +295,8 @@ struct inf_matcher {
     uint32_t start, cur;
     bool done, failed;
     const char *why; /* set with failed when the cause is not memory */
+    bool trace;      /* INFERNO_GRAMMAR_TRACE set: one line per computed mask on stderr */
+    size_t visited, walked, split;
 };
 
 static bool map_grow(struct u64map *m)
@@ -827,6 +830,7 @@ inf_status inf_matcher_new(const struct inf_grammar *g, const struct inf_grammar
         return inf_error_set(err, INF_ENOMEM, "grammar: out of memory");
     m->g = g;
     m->voc = v;
+    m->trace = getenv("INFERNO_GRAMMAR_TRACE") != NULL;
     if (v) {
         m->words = ((size_t)v->n_vocab + 31) / 32;
         m->walk = malloc(((size_t)v->max_depth + 1) * sizeof(uint32_t));
@@ -993,7 +997,9 @@ static void walk(struct inf_matcher *m, uint32_t root, uint32_t s, uint32_t *mas
         return;
     }
     uint32_t i = root + 1, end = next[root];
+    m->walked++;
     while (i < end) {
+        m->visited++;
         uint32_t ps = st[depth[i] - 1], row = m->st_dense[ps];
         if (row != NO_DENSE && byteset_within(&v->sub[i], &m->rinfo[row].u) &&
             v->height[i] <= state_run(m, ps)) {
@@ -1024,17 +1030,22 @@ static void walk(struct inf_matcher *m, uint32_t root, uint32_t s, uint32_t *mas
    kept, the node at that level becomes a cut marker (index j); m->cuts gets the real nodes the
    markers stand for. A string body's leaves sit a few frames above the string's caller, its
    closing quote one frame above: all are cut at the caller, whatever the caller is. */
-static uint32_t cut_state(struct inf_matcher *m, uint32_t s)
+static uint32_t cut_level(const struct inf_matcher *m, uint32_t s)
 {
-    size_t n_out = 0;
     uint32_t level = UINT32_MAX;
-    m->n_cuts = 0;
     for (uint32_t k = 0; k < m->st_n[s]; k++) {
         uint32_t x = m->pool[m->st_off[s] + k];
         if (x != 0 && m->ndep[x] < level)
             level = m->ndep[x];
     }
-    level = level == UINT32_MAX || level == 0 ? 0 : level - 1;
+    return level == UINT32_MAX || level == 0 ? 0 : level - 1;
+}
+
+static uint32_t cut_state(struct inf_matcher *m, uint32_t s)
+{
+    size_t n_out = 0;
+    uint32_t level = cut_level(m, s);
+    m->n_cuts = 0;
     for (uint32_t k = 0; k < m->st_n[s]; k++) {
         uint32_t x = m->pool[m->st_off[s] + k], y = x;
         if (x != 0 && level > 0) {
@@ -1179,13 +1190,15 @@ static void shared_put(struct inf_matcher *m, const uint64_t sig[2], const uint3
     pthread_mutex_unlock(&v->lock);
 }
 
-static void compute_mask(struct inf_matcher *m, uint32_t s, uint32_t *mask)
+/* OR into mask the tokens state s allows (end tokens aside): the part of its cut state, cached
+   and shared, then the continuations of the part's escapes. */
+static void add_state(struct inf_matcher *m, uint32_t s, uint32_t *mask)
 {
-    const struct inf_grammar_vocab *v = m->voc;
     size_t w = m->words;
     uint32_t t = cut_state(m, s), slot;
     if (m->failed)
         return;
+    /* the cut list is m->cuts until the next cut_state; escapes only walk */
     if (!map_get(&m->part_map, (uint64_t)t + 1, &slot)) {
         if (m->n_parts >= CUT_CACHE_MAX) {
             map_clear(&m->part_map);
@@ -1215,12 +1228,9 @@ static void compute_mask(struct inf_matcher *m, uint32_t s, uint32_t *mask)
         }
         m->n_parts++;
     }
-    copy_ids(mask, m->parts + (size_t)slot * w, w);
-    if (state_can_end(m, s))
-        for (uint32_t i = 0; i < v->n_eog; i++)
-            mask[v->eog[i] >> 5] |= 1u << (v->eog[i] & 31);
-    /* the cuts' continuations; the cut list is copied: node_state may cut nothing, but walk
-       interns states and the escape pool is stable while no part is added */
+    const uint32_t *bits = m->parts + (size_t)slot * w;
+    for (size_t k = 0; k < w; k++)
+        mask[k] |= bits[k];
     uint32_t off = m->part_esc_off[slot], n = m->part_esc_n[slot];
     for (uint32_t k = 0; k < n; k += 2) {
         uint32_t node = m->esc[off + k], j = m->esc[off + k + 1];
@@ -1230,6 +1240,110 @@ static void compute_mask(struct inf_matcher *m, uint32_t s, uint32_t *mask)
         if (c)
             walk(m, node, c, mask, false);
     }
+}
+
+static bool has_leaf(const struct inf_matcher *m, uint32_t s, uint32_t x)
+{
+    const uint32_t *l = m->pool + m->st_off[s];
+    size_t lo = 0, hi = m->st_n[s];
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (l[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < m->st_n[s] && l[lo] == x;
+}
+
+#define MAX_GROUPS 8
+
+/*
+ * Split s when its cut state is new: the stacks that pass through a frame just above the cut
+ * (F) which is not itself a leaf form a group per F, cut at F; the rest stay together. An
+ * object's optional properties and its other keys give one such state per place in the
+ * object: the other keys' string (a group) is then the same at every place and its walk is
+ * done once, while the declared keys (the rest) are narrow. A string body is not split: its
+ * frame above the cut is the closing quote, a leaf. Returns the number of states put in
+ * out[] (0: no split).
+ */
+static size_t split_state(struct inf_matcher *m, uint32_t s, uint32_t *out)
+{
+    uint32_t level = cut_level(m, s);
+    if (level == 0 || m->st_n[s] < 2)
+        return 0;
+    uint32_t keys[MAX_GROUPS];
+    size_t n_keys = 0, n = m->st_n[s];
+    uint32_t *grp = malloc(n * sizeof(uint32_t));
+    if (!grp)
+        return 0;
+    for (size_t k = 0; k < n; k++) {
+        uint32_t x = m->pool[m->st_off[s] + k], f = x;
+        grp[k] = MAX_GROUPS; /* the rest */
+        if (x == 0 || m->ndep[x] <= level + 1)
+            continue;
+        while (m->ndep[f] > level + 1)
+            f = m->npar[f];
+        if (has_leaf(m, s, f))
+            continue;
+        size_t g = 0;
+        while (g < n_keys && keys[g] != f)
+            g++;
+        if (g == n_keys) {
+            if (n_keys == MAX_GROUPS) {
+                free(grp);
+                return 0;
+            }
+            keys[n_keys++] = f;
+        }
+        grp[k] = (uint32_t)g;
+    }
+    size_t n_out = 0;
+    for (size_t g = 0; n_keys && g <= n_keys; g++) {
+        size_t cnt = 0;
+        for (size_t k = 0; k < n; k++) {
+            if ((g < n_keys ? grp[k] == g : grp[k] == MAX_GROUPS) &&
+                !push_u32(&m->ctmp, &cnt, &m->cap_ctmp, m->pool[m->st_off[s] + k])) {
+                m->failed = true;
+                break;
+            }
+        }
+        if (m->failed || !inf__grow(&m->tmp, &m->cap_tmp, cnt + 1, sizeof(uint32_t), 64)) {
+            m->failed = true;
+            break;
+        }
+        copy_ids(m->tmp, m->ctmp, cnt);
+        uint32_t st = state_intern(m, cnt);
+        if (st)
+            out[n_out++] = st;
+    }
+    free(grp);
+    return m->failed ? 0 : n_out;
+}
+
+static void compute_mask(struct inf_matcher *m, uint32_t s, uint32_t *mask)
+{
+    const struct inf_grammar_vocab *v = m->voc;
+    memset(mask, 0, m->words * sizeof(uint32_t));
+    uint32_t t = cut_state(m, s), slot, parts[MAX_GROUPS + 1];
+    size_t n = 0;
+    if (!m->failed && !map_get(&m->part_map, (uint64_t)t + 1, &slot))
+        n = split_state(m, s, parts);
+    m->visited = m->walked = 0;
+    m->split = n;
+    if (n == 0)
+        add_state(m, s, mask);
+    for (size_t k = 0; k < n && !m->failed; k++)
+        add_state(m, parts[k], mask);
+    if (state_can_end(m, s))
+        for (uint32_t i = 0; i < v->n_eog; i++)
+            mask[v->eog[i] >> 5] |= 1u << (v->eog[i] & 31);
+    if (m->trace)
+        fprintf(stderr,
+                "grammar: mask of state %u (%u stacks, cut %u stacks, split %zu): %zu walks, "
+                "%zu trie nodes; tables %zu nodes %zu states %zu rows\n",
+                s, m->st_n[s], m->st_n[t], m->split, m->walked, m->visited, m->n_nodes, m->n_states,
+                m->n_dense);
 }
 
 void inf_matcher_mask(struct inf_matcher *m, uint32_t *mask)
