@@ -504,7 +504,19 @@ static uint32_t state_intern(struct inf_matcher *m, size_t n)
         return 0;
     uint32_t *t = m->tmp;
     if (n > 1) {
-        qsort(t, n, sizeof(uint32_t), cmp_u32);
+        if (n <= 24) { /* the usual size: insertion sort beats qsort's calls */
+            for (size_t i = 1; i < n; i++) {
+                uint32_t x = t[i];
+                size_t j = i;
+                while (j > 0 && t[j - 1] > x) {
+                    t[j] = t[j - 1];
+                    j--;
+                }
+                t[j] = x;
+            }
+        } else {
+            qsort(t, n, sizeof(uint32_t), cmp_u32);
+        }
         size_t k = 1;
         for (size_t i = 1; i < n; i++)
             if (t[i] != t[k - 1])
