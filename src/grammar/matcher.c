@@ -225,23 +225,25 @@ static inline void copy_ids(uint32_t *dst, const uint32_t *src, size_t n)
    completed by walking, from each cut's real continuation, the trie subtrees whose prefixes pop
    out of the kept frames. The same cut state recurs in every context, so a wide walk (a string
    body allows most of the vocabulary) is done once per grammar rather than once per place. */
-#define CUT_CACHE_MAX 256
-#define NO_DENSE      UINT32_MAX
-#define UNKNOWN_STEP  UINT32_MAX
-#define DENSE_AFTER   48 /* hash lookups before a state gets a dense row */
-#define RUN_INF       UINT32_MAX
-#define RUN_CAP       24 /* runs are followed this far (tokens longer are walked byte by byte) */
-#define DENSE_MAX     (64u << 20) / (256 * sizeof(uint32_t)) /* rows: 64 MiB */
-#define ST_END        1u /* the state holds the empty stack: the grammar may end */
-#define ST_MARK       2u /* the state holds a cut node */
+#define NO_DENSE     UINT32_MAX
+#define UNKNOWN_STEP UINT32_MAX
+#define DENSE_AFTER  48 /* hash lookups before a state gets a dense row */
+#define RUN_INF      UINT32_MAX
+#define RUN_CAP      24 /* runs are followed this far (tokens longer are walked byte by byte) */
+#define DENSE_MAX    (64u << 20) / (256 * sizeof(uint32_t)) /* rows: 64 MiB */
+#define ST_END       1u /* the state holds the empty stack: the grammar may end */
+#define ST_MARK      2u /* the state holds a cut node */
 /* When the interned tables pass these, they are rebuilt from the current state alone. */
 static size_t max_nodes = 4u << 20, max_states = 1u << 20, max_pool = 64u << 20;
+#define CUT_CACHE_MAX 256
+static size_t max_parts = CUT_CACHE_MAX; /* cached cut-state masks per matcher */
 
-void inf__matcher_set_limits(size_t nodes, size_t states, size_t pool)
+void inf__matcher_set_limits(size_t nodes, size_t states, size_t pool, size_t parts)
 {
     max_nodes = nodes;
     max_states = states;
     max_pool = pool;
+    max_parts = parts < 2 ? 2 : parts > CUT_CACHE_MAX ? CUT_CACHE_MAX : parts;
 }
 
 struct u64map { /* open addressing: key -> value; keys are never 0 (callers add 1) */
@@ -1291,7 +1293,7 @@ static void add_state(struct inf_matcher *m, uint32_t s, uint32_t *mask)
         return;
     /* the cut list is m->cuts until the next cut_state; escapes only walk */
     if (!map_get(&m->part_map, (uint64_t)t + 1, &slot)) {
-        if (m->n_parts >= CUT_CACHE_MAX)
+        if (m->n_parts >= max_parts)
             evict_parts(m);
         if (!inf__grow(&m->parts, &m->cap_parts, (m->n_parts + 1) * w, sizeof(uint32_t), 8 * w)) {
             m->failed = true;
