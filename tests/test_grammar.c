@@ -351,10 +351,14 @@ static void test_masks(void)
     run_text(ga, v, tok, "{\"k\": \"v\"}");
     run_text(gc, v, tok, "[[\"a\",[1,2]],\"\",[[]]]");
     /* tiny table limits: the matcher rebuilds its tables from the current state as it goes */
-    inf__matcher_set_limits(64, 32, 4096);
+    inf__matcher_set_limits(64, 32, 4096, 256);
     run_text(ga, v, tok, "{\"name\": \"Zo\xC3\xAB\", \"n\": 1}");
     run_text(gc, v, tok, "[[\"a\",[1,2]],\"b\"]");
-    inf__matcher_set_limits(4u << 20, 1u << 20, 64u << 20);
+    /* a cache of two cut-state masks: evicted all the time */
+    inf__matcher_set_limits(4u << 20, 1u << 20, 64u << 20, 2);
+    run_text(ga, v, tok, "{\"name\": \"Zo\xC3\xAB\", \"n\": 1, \"k\": null}");
+    run_text(gb, v, tok, "[\"a b\", {\"k\": \"x\"}, 12]");
+    inf__matcher_set_limits(4u << 20, 1u << 20, 64u << 20, 256);
     inf_grammar_free(ga);
     inf_grammar_free(gb);
     inf_grammar_free(gc);
