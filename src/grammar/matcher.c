@@ -226,6 +226,7 @@ static inline void copy_ids(uint32_t *dst, const uint32_t *src, size_t n)
    out of the kept frames. The same cut state recurs in every context, so a wide walk (a string
    body allows most of the vocabulary) is done once per grammar rather than once per place. */
 #define NO_DENSE     UINT32_MAX
+#define NO_CUT       UINT32_MAX
 #define UNKNOWN_STEP UINT32_MAX
 #define DENSE_AFTER  48 /* hash lookups before a state gets a dense row */
 #define RUN_INF      UINT32_MAX
@@ -275,7 +276,11 @@ struct inf_matcher {
     } * rinfo;
     size_t cap_rinfo;
     size_t n_dense, cap_dense;
-    uint16_t *st_uses; /* hash lookups so far; a busy state gets a dense row */
+    uint16_t *st_uses;     /* hash lookups so far; a busy state gets a dense row */
+    uint32_t *st_cut;      /* per state: its cut state (NO_CUT: not computed), and the real */
+    uint32_t *st_cuts_off; /* nodes its markers stand for: cut_pool[st_cuts_off ..] */
+    uint32_t *cut_pool;
+    size_t n_cut_pool, cap_cut_pool;
     size_t n_states, cap_states;
     struct u64map state_map; /* content hash -> state (chained by linear probing on collision) */
     struct u64map trans;     /* (state << 8 | byte) + 1 -> state */
@@ -564,7 +569,14 @@ static uint32_t state_intern(struct inf_matcher *m, size_t n)
     c = m->cap_states;
     if (!inf__grow(&m->st_uses, &c, m->n_states + 1, sizeof(uint16_t), 256))
         goto oom;
+    c = m->cap_states;
+    if (!inf__grow(&m->st_cut, &c, m->n_states + 1, sizeof(uint32_t), 256))
+        goto oom;
+    c = m->cap_states;
+    if (!inf__grow(&m->st_cuts_off, &c, m->n_states + 1, sizeof(uint32_t), 256))
+        goto oom;
     m->cap_states = c;
+    m->st_cut[m->n_states] = NO_CUT;
     m->st_dense[m->n_states] = NO_DENSE;
     m->st_uses[m->n_states] = 0;
     uint32_t id = (uint32_t)m->n_states++;
@@ -763,6 +775,11 @@ static void tables_release(struct inf_matcher *m)
     free(m->st_off);
     free(m->st_n);
     free(m->st_flags);
+    free(m->st_cut);
+    free(m->st_cuts_off);
+    free(m->cut_pool);
+    m->st_cut = m->st_cuts_off = m->cut_pool = NULL;
+    m->n_cut_pool = m->cap_cut_pool = 0;
     free(m->st_dense);
     free(m->st_uses);
     free(m->dense);
@@ -824,8 +841,11 @@ static bool tables_init(struct inf_matcher *m)
         !inf__grow(&m->st_n, &(size_t){0}, c, sizeof(uint32_t), 256) ||
         !inf__grow(&m->st_flags, &(size_t){0}, c, sizeof(uint8_t), 256) ||
         !inf__grow(&m->st_dense, &(size_t){0}, c, sizeof(uint32_t), 256) ||
-        !inf__grow(&m->st_uses, &(size_t){0}, c, sizeof(uint16_t), 256))
+        !inf__grow(&m->st_uses, &(size_t){0}, c, sizeof(uint16_t), 256) ||
+        !inf__grow(&m->st_cut, &(size_t){0}, c, sizeof(uint32_t), 256) ||
+        !inf__grow(&m->st_cuts_off, &(size_t){0}, c, sizeof(uint32_t), 256))
         return false;
+    m->st_cut[0] = NO_CUT;
     m->st_dense[0] = NO_DENSE;
     m->st_uses[0] = 0;
     m->cap_states = c;
@@ -1083,7 +1103,7 @@ static uint32_t cut_level(const struct inf_matcher *m, uint32_t s)
     return level == UINT32_MAX || level == 0 ? 0 : level - 1;
 }
 
-static uint32_t cut_state(struct inf_matcher *m, uint32_t s)
+static uint32_t cut_state_compute(struct inf_matcher *m, uint32_t s)
 {
     size_t n_out = 0;
     uint32_t level = cut_level(m, s);
@@ -1120,6 +1140,35 @@ static uint32_t cut_state(struct inf_matcher *m, uint32_t s)
 oom:
     m->failed = true;
     return 0;
+}
+
+/* cut_state_compute, remembered per state: the cut state, and m->cuts / m->n_cuts set. */
+static uint32_t cut_state(struct inf_matcher *m, uint32_t s)
+{
+    if (m->st_cut[s] != NO_CUT) {
+        uint32_t off = m->st_cuts_off[s], n = m->cut_pool[off];
+        if (!inf__grow(&m->cuts, &m->cap_cuts, (size_t)n + 1, sizeof(uint32_t), 16)) {
+            m->failed = true;
+            return 0;
+        }
+        copy_ids(m->cuts, m->cut_pool + off + 1, n);
+        m->n_cuts = n;
+        return m->st_cut[s];
+    }
+    uint32_t t = cut_state_compute(m, s);
+    if (m->failed)
+        return 0;
+    if (!inf__grow(&m->cut_pool, &m->cap_cut_pool, m->n_cut_pool + m->n_cuts + 1, sizeof(uint32_t),
+                   1024)) {
+        m->failed = true;
+        return 0;
+    }
+    m->st_cuts_off[s] = (uint32_t)m->n_cut_pool;
+    m->cut_pool[m->n_cut_pool++] = (uint32_t)m->n_cuts;
+    copy_ids(m->cut_pool + m->n_cut_pool, m->cuts, m->n_cuts);
+    m->n_cut_pool += m->n_cuts;
+    m->st_cut[s] = t;
+    return t;
 }
 
 /* The state of node x's closure (the continuation a cut stands for). */
