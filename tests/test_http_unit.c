@@ -443,6 +443,29 @@ static void test_tool_calls(void)
     out = tool_prompt_messages(TOOL_HERMES, msgs, tools, API_TOOLS_AUTO, NULL, &pass);
     T_OK(pass && out == msgs);
     json_decref(out);
+    /* no tools in this request: the earlier calls are still written out for a generic template */
+    out = tool_prompt_messages(TOOL_GENERIC, msgs, NULL, API_TOOLS_NONE, NULL, &pass);
+    T_OK(!pass);
+    T_EQ_INT((int)json_array_size(out), 2);
+    T_EQ_STR(json_string_value(json_object_get(json_array_get(out, 1), "content")),
+             "{\"tool_calls\":[{\"name\":\"f\",\"arguments\":{\"a\":1}}]}");
+    json_decref(out);
+    /* Mistral: call ids become 9 alphanumerics, the same in the call and in the answer */
+    json_t *mm = json_loads("[{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"id\":"
+                            "\"call_xyz\",\"type\":\"function\",\"function\":{\"name\":\"f\","
+                            "\"arguments\":{}}}]},{\"role\":\"tool\",\"tool_call_id\":\"call_xyz\","
+                            "\"content\":\"1\"},{\"role\":\"tool\",\"tool_call_id\":\"abcDEF123\","
+                            "\"content\":\"2\"}]",
+                            0, NULL);
+    out = tool_prompt_messages(TOOL_MISTRAL, mm, tools, API_TOOLS_AUTO, NULL, &pass);
+    const char *id0 = json_string_value(json_object_get(
+        json_array_get(json_object_get(json_array_get(out, 0), "tool_calls"), 0), "id"));
+    T_OK(pass && strlen(id0) == 9);
+    T_EQ_STR(json_string_value(json_object_get(json_array_get(out, 1), "tool_call_id")), id0);
+    T_EQ_STR(json_string_value(json_object_get(json_array_get(out, 2), "tool_call_id")),
+             "abcDEF123");
+    json_decref(out);
+    json_decref(mm);
     json_decref(msgs);
     json_decref(tools);
 }

@@ -325,7 +325,11 @@ static struct srv_grammar *compile_format(struct http_req *r, const struct api_f
     }
     if (st != INF_OK) {
         *ok = false;
-        http_reply_errorf(r, st == INF_ENOMEM ? 500 : 400, f->param, NULL, "%s: %s",
+        http_reply_errorf(r,
+                          st == INF_ENOMEM     ? 500
+                          : st == INF_ENOTIMPL ? 501
+                                               : 400,
+                          f->param, NULL, "%s: %s",
                           f->kind == API_FMT_GBNF ? "the grammar cannot be used"
                                                   : "the JSON schema cannot be used",
                           inf_error_message(&err));
@@ -353,8 +357,11 @@ static struct srv_grammar *compile_tools(struct http_req *r, const struct api_ch
                      q->parallel_tool_calls, &g, &err);
     if (st != INF_OK) {
         *ok = false;
-        http_reply_errorf(r, st == INF_ENOMEM ? 500 : 400, "tools", NULL,
-                          "the tools' parameter schemas cannot be used: %s",
+        http_reply_errorf(r,
+                          st == INF_ENOMEM     ? 500
+                          : st == INF_ENOTIMPL ? 501
+                                               : 400,
+                          "tools", NULL, "the tools' parameter schemas cannot be used: %s",
                           inf_error_message(&err));
         return NULL;
     }
@@ -1170,11 +1177,10 @@ void api_chat(struct http_req *r)
     const bool tools = q.tools && q.tool_choice != API_TOOLS_NONE;
     const bool calls_only = q.tool_choice == API_TOOLS_REQUIRED || q.tool_choice == API_TOOLS_NAMED;
     const char *tpl = chat_template(&g, tools);
-    const enum tool_family family = tool_family_of(tpl);
+    const enum tool_family family = tool_family_of(tpl ? tpl : inf_template_default_chatml());
     bool pass_tools = false;
-    msgs = tools ? tool_prompt_messages(family, q.messages, q.tools, q.tool_choice, q.tool_name,
-                                        &pass_tools)
-                 : json_incref(q.messages);
+    msgs = tool_prompt_messages(family, q.messages, tools ? q.tools : NULL, q.tool_choice,
+                                q.tool_name, &pass_tools);
     if (!msgs) {
         http_reply_errorf(r, 500, NULL, NULL, "out of memory");
         goto out;

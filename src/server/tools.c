@@ -4,6 +4,7 @@
  */
 #include "server/tools.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,22 +95,60 @@ static char *calls_as_json(json_t *calls)
     return s;
 }
 
+/* Mistral's templates accept only call ids of 9 letters and digits: any other id becomes 9 such
+   characters derived from it (FNV-1a), the same in the call and in the tool's answer. */
+static void mistral_id(json_t *o, const char *key)
+{
+    const char *id = json_string_value(json_object_get(o, key));
+    if (!id)
+        return;
+    size_t n = strlen(id);
+    bool ok = n == 9;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') ||
+             (id[i] >= '0' && id[i] <= '9');
+    if (ok)
+        return;
+    static const char a62[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)id[i]) * 1099511628211ull;
+    char out[10];
+    for (int i = 0; i < 9; i++, h /= 62)
+        out[i] = a62[h % 62];
+    out[9] = 0;
+    json_object_set_new(o, key, json_string(out));
+}
+
 json_t *tool_prompt_messages(enum tool_family f, json_t *messages, json_t *tools,
                              enum api_tool_choice choice, const char *only, bool *pass_tools)
 {
-    *pass_tools = f != TOOL_GENERIC;
+    *pass_tools = f != TOOL_GENERIC && tools;
+    if (f == TOOL_MISTRAL) {
+        json_t *out = json_deep_copy(messages);
+        size_t i, k;
+        json_t *m, *c;
+        json_array_foreach(out, i, m)
+        {
+            mistral_id(m, "tool_call_id");
+            json_array_foreach(json_object_get(m, "tool_calls"), k, c) mistral_id(c, "id");
+        }
+        return out;
+    }
     if (f != TOOL_GENERIC)
         return json_incref(messages);
     json_t *out = json_deep_copy(messages);
     char *d = NULL;
     size_t n = 0, cap = 0;
     bool ok = out != NULL;
+    if (!tools)
+        goto calls; /* only the calls of earlier turns to write out */
     ok = ok && sb_add(&d, &n, &cap,
                       "You can call the following tools; `parameters` is the JSON Schema of a "
                       "tool's arguments:\n");
-    size_t i;
+    size_t ti;
     json_t *t;
-    json_array_foreach(tools, i, t)
+    json_array_foreach(tools, ti, t)
     {
         char *fn = json_dumps(json_object_get(t, "function"), JSON_COMPACT);
         ok = ok && fn && sb_add(&d, &n, &cap, fn) && sb_add(&d, &n, &cap, "\n");
@@ -128,7 +167,9 @@ json_t *tool_prompt_messages(enum tool_family f, json_t *messages, json_t *tools
         ok =
             ok && sb_add(&d, &n, &cap, "When no tool is needed, answer the user normally instead.");
     }
+calls:;
     json_t *m;
+    size_t i;
     json_array_foreach(out, i, m)
     {
         json_t *calls = json_object_get(m, "tool_calls");
@@ -149,8 +190,11 @@ json_t *tool_prompt_messages(enum tool_family f, json_t *messages, json_t *tools
         free(nc);
         free(js);
     }
-    json_t *first = ok ? json_array_get(out, 0) : NULL;
-    if (ok && first && !strcmp(json_string_value(json_object_get(first, "role")), "system")) {
+    json_t *first = ok && tools ? json_array_get(out, 0) : NULL;
+    if (!tools) {
+        /* nothing to describe */
+    } else if (ok && first &&
+               !strcmp(json_string_value(json_object_get(first, "role")), "system")) {
         const char *c = json_string_value(json_object_get(first, "content"));
         size_t cl = strlen(c ? c : "");
         char *nc = malloc(cl + n + 3);

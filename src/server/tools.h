@@ -30,11 +30,13 @@ enum tool_family tool_family_of(const char *template_src);
 const char *tool_family_name(enum tool_family f);
 
 /*
- * The messages to render for a chat with tools (a new reference). HERMES, LLAMA3 and MISTRAL
- * templates render `tools` and tool calls themselves: the messages are returned as they are and
- * *pass_tools is set. GENERIC: a system message (the first one, extended, or a new one) lists
- * the tools and the JSON form of a call, and assistant tool_calls become that JSON in their
- * content. NULL when out of memory.
+ * The messages to render (a new reference), tools NULL when the request has none (or
+ * tool_choice none). HERMES, LLAMA3 and MISTRAL templates render `tools` and tool calls
+ * themselves: *pass_tools is set when there are tools, and MISTRAL gets call ids of the 9
+ * alphanumerics its templates require (derived from the ids given). GENERIC: a system message
+ * (the first one, extended, or a new one) lists the tools and the JSON form of a call, and
+ * assistant tool_calls of earlier turns become that JSON in their content. NULL when out of
+ * memory.
  */
 json_t *tool_prompt_messages(enum tool_family f, json_t *messages, json_t *tools,
                              enum api_tool_choice choice, const char *only, bool *pass_tools);
