@@ -388,7 +388,8 @@ static void test_tool_calls(void)
         {TOOL_HERMES,
          "Let me look.\n<tool_call>\n{\"name\": \"get\", \"arguments\": {\"city\": \"Oslo\"}}\n"
          "</tool_call>\n<tool_call>\n{\"name\": \"t\", \"arguments\": {}}\n</tool_call>",
-         "Let me look.\n", "get({\"city\":\"Oslo\"});t({});"},
+         "Let me look.", "get({\"city\":\"Oslo\"});t({});"},
+        {TOOL_HERMES, "a  b \n", "a  b \n", ""},
         {TOOL_HERMES, "no calls < here <tool", "no calls < here <tool", ""},
         {TOOL_HERMES, "<tool_call>{\"arguments\": {}}</tool_call>",
          "<tool_call>{\"arguments\": {}}</tool_call>", ""},

@@ -1041,7 +1041,7 @@ static void stream_free_cb(void *cls)
 static bool start_stream(struct http_req *r, struct eng *g, struct choice *c, size_t n, bool chat,
                          const struct api_gen *gen, int legacy_k, const char *prefix,
                          char *const *echo_texts, const size_t *echo_lens,
-                         const enum tool_family *tools, bool calls_only)
+                         const enum tool_family *tools, bool content_null)
 {
     struct http_stream *s = calloc(1, sizeof(*s));
     if (!s) {
@@ -1116,8 +1116,8 @@ static bool start_stream(struct http_req *r, struct eng *g, struct choice *c, si
         if (chat) {
             json_t *d = json_object();
             json_object_set_new(d, "role", json_string("assistant"));
-            /* content null when the output can only be tool calls, as OpenAI sends it */
-            json_object_set_new(d, "content", calls_only ? json_null() : json_string(""));
+            /* content null when the output may be tool calls, as OpenAI sends it then */
+            json_object_set_new(d, "content", content_null ? json_null() : json_string(""));
             json_object_set_new(d, "refusal", json_null());
             json_object_set_new(ch, "delta", d);
         } else if (echo_texts) { /* completions' echo: each choice's own prompt */
@@ -1188,7 +1188,8 @@ void api_chat(struct http_req *r)
     if (!render_chat(r, &g, tpl, msgs, pass_tools ? q.tools : NULL, &prompt))
         goto out;
     bool ok = true;
-    grammar = tools ? compile_tools(r, &q, family, &ok) : compile_format(r, &q.gen.format, &ok);
+    grammar =
+        calls_only ? compile_tools(r, &q, family, &ok) : compile_format(r, &q.gen.format, &ok);
     if (!ok)
         goto out;
     if (tools)
@@ -1219,7 +1220,7 @@ void api_chat(struct http_req *r)
         goto out;
     if (q.gen.stream) {
         start_stream(r, &g, c, (size_t)n, true, &q.gen, -1, "chatcmpl-", NULL, NULL,
-                     tools ? &family : NULL, calls_only);
+                     tools ? &family : NULL, tools);
         goto out;
     }
     if (!wait_all(r, c, (size_t)n))

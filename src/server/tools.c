@@ -350,6 +350,11 @@ inf_status tool_grammar(enum tool_family f, json_t *tools, const char *only, boo
 
 /* ---- recognising calls ---------------------------------------------------------------------- */
 
+static bool is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
 static size_t skip_ws(const char *d, size_t n, size_t p, const char *also)
 {
     while (p < n && (d[p] == ' ' || d[p] == '\t' || d[p] == '\n' || d[p] == '\r' ||
@@ -574,9 +579,14 @@ bool tool_stream_feed(struct tool_stream *s, const char *text, size_t len, struc
             const char *at = memmem(s->acc + s->sent, s->len - s->sent, m, strlen(m));
             size_t upto = at ? (size_t)(at - s->acc)
                              : s->len - marker_tail(s->acc + s->sent, s->len - s->sent, m);
+            /* whitespace is held back too: before a call it is dropped (as the whole response
+               drops it), so streamed and whole content agree */
+            size_t keep = upto;
+            while (keep > s->sent && is_ws(s->acc[keep - 1]))
+                keep--;
             out->content = s->acc + s->sent;
-            out->content_len = upto - s->sent;
-            s->sent = upto;
+            out->content_len = keep - s->sent;
+            s->sent = at ? upto : keep;
             if (at) {
                 s->in_calls = true;
                 s->calls_from = upto;
