@@ -305,10 +305,48 @@ static bool render_chat(struct http_req *r, struct eng *g, const char *tpl, json
 
 /* ---- constrained output --------------------------------------------------------------------- */
 
-/* The request's output format compiled (here, on the connection's thread, never on the engine's):
- * NULL with *ok true when the output is free text; a failure is answered (400 naming the field,
- * with the compiler's message). */
-static struct srv_grammar *compile_format(struct http_req *r, const struct api_format *f, bool *ok)
+/* The HTTP status of a compiler's failure: the request's fault (400) unless out of memory or
+ * not built yet. */
+static int compile_status(inf_status st)
+{
+    return st == INF_ENOMEM ? 500 : st == INF_ENOTIMPL ? 501 : 400;
+}
+
+/* The engine's cached grammar for the key prefix + text (a new reference), or NULL. The key is
+ * left in *key (malloc'd) for grammar_cached. */
+static struct srv_grammar *grammar_lookup(struct eng *e, const char *prefix, const char *text,
+                                          char **key, size_t *key_len)
+{
+    size_t pl = strlen(prefix), tl = strlen(text);
+    *key = malloc(pl + tl + 1);
+    if (!*key)
+        return NULL;
+    memcpy(*key, prefix, pl);
+    memcpy(*key + pl, text, tl + 1);
+    *key_len = pl + tl;
+    return srv_engine_grammar_get(e->e, *key, *key_len);
+}
+
+/* A freshly compiled grammar, wrapped and remembered by the engine under key (freed here). */
+static struct srv_grammar *grammar_cached(struct http_req *r, struct eng *e, struct inf_grammar *g,
+                                          char *key, size_t key_len, bool *ok)
+{
+    struct srv_grammar *sg = srv_grammar_new(g);
+    if (!sg) {
+        *ok = false;
+        http_reply_errorf(r, 500, NULL, NULL, "out of memory");
+    } else if (key) {
+        srv_engine_grammar_put(e->e, key, key_len, sg);
+    }
+    free(key);
+    return sg;
+}
+
+/* The request's output format compiled (here, on the connection's thread, never on the engine's)
+ * or found in the engine's cache: NULL with *ok true when the output is free text; a failure is
+ * answered (400 naming the field, with the compiler's message). */
+static struct srv_grammar *compile_format(struct http_req *r, struct eng *e,
+                                          const struct api_format *f, bool *ok)
 {
     struct inf_grammar *g = NULL;
     struct inf_error err = {0};
@@ -316,6 +354,17 @@ static struct srv_grammar *compile_format(struct http_req *r, const struct api_f
     *ok = true;
     if (f->kind == API_FMT_TEXT)
         return NULL;
+    char *key = NULL;
+    size_t key_len = 0;
+    struct srv_grammar *sg = grammar_lookup(e,
+                                            f->kind == API_FMT_GBNF ? "gbnf:"
+                                            : f->strict             ? "schema-strict:"
+                                                                    : "schema:",
+                                            f->text, &key, &key_len);
+    if (sg) {
+        free(key);
+        return sg;
+    }
     if (f->kind == API_FMT_GBNF) {
         st = inf_grammar_from_gbnf(f->text, f->len, NULL, &g, &err);
     } else {
@@ -324,53 +373,49 @@ static struct srv_grammar *compile_format(struct http_req *r, const struct api_f
         st = inf_grammar_from_json_schema(f->text, f->len, &o, &g, &err);
     }
     if (st != INF_OK) {
+        free(key);
         *ok = false;
-        http_reply_errorf(r,
-                          st == INF_ENOMEM     ? 500
-                          : st == INF_ENOTIMPL ? 501
-                                               : 400,
-                          f->param, NULL, "%s: %s",
+        http_reply_errorf(r, compile_status(st), f->param, NULL, "%s: %s",
                           f->kind == API_FMT_GBNF ? "the grammar cannot be used"
                                                   : "the JSON schema cannot be used",
                           inf_error_message(&err));
         return NULL;
     }
-    struct srv_grammar *sg = srv_grammar_new(g);
-    if (!sg) {
-        *ok = false;
-        http_reply_errorf(r, 500, NULL, NULL, "out of memory");
-    }
-    return sg;
+    return grammar_cached(r, e, g, key, key_len, ok);
 }
 
-/* The grammar of forced tool calls (tool_choice required or named); failures are answered. */
-static struct srv_grammar *compile_tools(struct http_req *r, const struct api_chat_req *q,
-                                         enum tool_family f, bool *ok)
+/* The grammar of forced tool calls (tool_choice required or named), compiled or cached; failures
+ * are answered. */
+static struct srv_grammar *compile_tools(struct http_req *r, struct eng *e,
+                                         const struct api_chat_req *q, enum tool_family f, bool *ok)
 {
     struct inf_grammar *g = NULL;
     struct inf_error err = {0};
     *ok = true;
     if (q->tool_choice != API_TOOLS_REQUIRED && q->tool_choice != API_TOOLS_NAMED)
         return NULL;
+    char prefix[128], *key = NULL, *tools = json_dumps(q->tools, JSON_COMPACT);
+    size_t key_len = 0;
+    snprintf(prefix, sizeof(prefix), "tools:%s:%d:%s:", tool_family_name(f),
+             (int)q->parallel_tool_calls, q->tool_choice == API_TOOLS_NAMED ? q->tool_name : "");
+    struct srv_grammar *sg = tools ? grammar_lookup(e, prefix, tools, &key, &key_len) : NULL;
+    free(tools);
+    if (sg) {
+        free(key);
+        return sg;
+    }
     inf_status st =
         tool_grammar(f, q->tools, q->tool_choice == API_TOOLS_NAMED ? q->tool_name : NULL,
                      q->parallel_tool_calls, &g, &err);
     if (st != INF_OK) {
+        free(key);
         *ok = false;
-        http_reply_errorf(r,
-                          st == INF_ENOMEM     ? 500
-                          : st == INF_ENOTIMPL ? 501
-                                               : 400,
-                          "tools", NULL, "the tools' parameter schemas cannot be used: %s",
+        http_reply_errorf(r, compile_status(st), "tools", NULL,
+                          "the tools' parameter schemas cannot be used: %s",
                           inf_error_message(&err));
         return NULL;
     }
-    struct srv_grammar *sg = srv_grammar_new(g);
-    if (!sg) {
-        *ok = false;
-        http_reply_errorf(r, 500, NULL, NULL, "out of memory");
-    }
-    return sg;
+    return grammar_cached(r, e, g, key, key_len, ok);
 }
 
 /* A tool call as OpenAI's message.tool_calls[] entry (index >= 0: a streamed delta's). */
@@ -1188,8 +1233,8 @@ void api_chat(struct http_req *r)
     if (!render_chat(r, &g, tpl, msgs, pass_tools ? q.tools : NULL, &prompt))
         goto out;
     bool ok = true;
-    grammar =
-        calls_only ? compile_tools(r, &q, family, &ok) : compile_format(r, &q.gen.format, &ok);
+    grammar = calls_only ? compile_tools(r, &g, &q, family, &ok)
+                         : compile_format(r, &g, &q.gen.format, &ok);
     if (!ok)
         goto out;
     if (tools)
@@ -1332,7 +1377,7 @@ void api_completions(struct http_req *r)
     if (!check_logit_bias(r, &q.gen, &g))
         goto out;
     bool ok = true;
-    grammar = compile_format(r, &q.gen.format, &ok);
+    grammar = compile_format(r, &g, &q.gen.format, &ok);
     if (!ok)
         goto out;
     toks = calloc(np, sizeof(*toks));

@@ -52,18 +52,56 @@ static void hist_add(struct srv_hist *h, double seconds)
 struct srv_grammar {
     atomic_int refs;
     struct inf_grammar *g;
+    /* matchers of finished tasks, kept (reset) for the next ones: their memoized transitions
+       and masks stay, so a grammar used again costs little (pooled only while in an engine's
+       cache: max_idle 0 otherwise) */
+    pthread_mutex_t mu;
+    struct inf_matcher **idle;
+    int n_idle, max_idle;
+    char *key; /* the engine cache's key (NULL: not cached) */
+    size_t key_len;
 };
 
 struct srv_grammar *srv_grammar_new(struct inf_grammar *g)
 {
-    struct srv_grammar *sg = malloc(sizeof(*sg));
+    struct srv_grammar *sg = calloc(1, sizeof(*sg));
     if (!sg) {
         inf_grammar_free(g);
         return NULL;
     }
     atomic_init(&sg->refs, 1);
     sg->g = g;
+    pthread_mutex_init(&sg->mu, NULL);
     return sg;
+}
+
+/* A matcher at the start of sg: an idle one reset, else a new one. */
+static inf_status grammar_take(struct srv_grammar *sg, const struct inf_grammar_vocab *v,
+                               struct inf_matcher **out, struct inf_error *err)
+{
+    pthread_mutex_lock(&sg->mu);
+    struct inf_matcher *m = sg->n_idle > 0 ? sg->idle[--sg->n_idle] : NULL;
+    pthread_mutex_unlock(&sg->mu);
+    if (m) {
+        inf_matcher_reset(m);
+        *out = m;
+        return INF_OK;
+    }
+    return inf_matcher_new(sg->g, v, out, err);
+}
+
+/* Give a task's matcher back (kept when the pool has room, else freed). */
+static void grammar_give(struct srv_grammar *sg, struct inf_matcher *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&sg->mu);
+    if (sg->n_idle < sg->max_idle) {
+        sg->idle[sg->n_idle++] = m;
+        m = NULL;
+    }
+    pthread_mutex_unlock(&sg->mu);
+    inf_matcher_free(m);
 }
 
 static struct srv_grammar *grammar_ref(struct srv_grammar *sg)
@@ -76,6 +114,11 @@ void srv_grammar_unref(struct srv_grammar *sg)
 {
     if (!sg || atomic_fetch_sub(&sg->refs, 1) != 1)
         return;
+    for (int i = 0; i < sg->n_idle; i++)
+        inf_matcher_free(sg->idle[i]);
+    free(sg->idle);
+    free(sg->key);
+    pthread_mutex_destroy(&sg->mu);
     inf_grammar_free(sg->g);
     free(sg);
 }
@@ -259,6 +302,8 @@ struct srv_engine {
     pthread_mutex_t gv_mu;
     struct inf_grammar_vocab *gvocab;
     int32_t gv_size;
+    struct srv_grammar *gcache[SRV_GRAMMAR_CACHE]; /* compiled grammars by key (under gv_mu) */
+    uint64_t gcache_used[SRV_GRAMMAR_CACHE], gcache_tick;
     pthread_mutex_t mw_mu;
     pthread_cond_t mw_cv;
     pthread_t mw_thread;
@@ -292,6 +337,8 @@ static void engine_free(struct srv_engine *e)
             free(e->slots[i].masked);
         }
     free(e->slots);
+    for (int i = 0; i < SRV_GRAMMAR_CACHE; i++)
+        srv_grammar_unref(e->gcache[i]);
     inf_grammar_vocab_free(e->gvocab);
     pthread_mutex_destroy(&e->gv_mu);
     pthread_mutex_destroy(&e->mw_mu);
@@ -335,7 +382,10 @@ static void task_free(struct srv_task *t)
     free(t->bias);
     for (int i = 0; i < SRV_MAX_STOP; i++)
         free(t->stop[i]);
-    inf_matcher_free(t->matcher);
+    if (t->p.grammar)
+        grammar_give(t->p.grammar, t->matcher);
+    else
+        inf_matcher_free(t->matcher);
     srv_grammar_unref(t->p.grammar);
     pthread_mutex_destroy(&t->mu);
     pthread_cond_destroy(&t->cv);
@@ -817,6 +867,44 @@ static const float *masked_row(struct srv_engine *e, struct slot *s, const float
     return out;
 }
 
+/*
+ * Greedy decoding without bias or penalties (what the sampler would do: the first best logit)
+ * over the allowed tokens only, read from the mask's set bits: no masked copy of the row and no
+ * pass of the sampler over the whole vocabulary. INF_TOKEN_NONE when no allowed token has a
+ * finite logit.
+ */
+static bool plain_greedy(const struct inf_sampler_params *p)
+{
+    return p->temperature < INF_SAMPLER_GREEDY_BELOW && p->n_logit_bias == 0 &&
+           p->repeat_penalty == 1.0f && p->frequency_penalty == 0.0f && p->presence_penalty == 0.0f;
+}
+
+static inf_token masked_argmax(struct srv_engine *e, struct slot *s, const float *logits)
+{
+    if (!s->mask_ready) {
+        inf_matcher_mask(s->matcher, s->mask);
+        s->mask_ready = true;
+    }
+    const int32_t G = e->gv_size < e->n_vocab ? e->gv_size : e->n_vocab;
+    inf_token best = INF_TOKEN_NONE;
+    float bx = -INFINITY;
+    for (int32_t w = 0; w < (G + 31) / 32; w++) {
+        for (uint32_t m = s->mask[w]; m; m &= m - 1) {
+            int32_t i = w * 32 + __builtin_ctz(m);
+            if (i >= G)
+                break;
+            float x = logits[i];
+            if (isnan(x) || (isinf(x) && x > 0))
+                return INF_TOKEN_NONE;
+            if (best == INF_TOKEN_NONE ? x > -INFINITY : x > bx) {
+                best = i;
+                bx = x;
+            }
+        }
+    }
+    return best;
+}
+
 /* The mask worker: computes the masks of the slots in mw_jobs, then clears it. */
 static void *mask_worker_main(void *arg)
 {
@@ -894,8 +982,11 @@ static void masks_wait(struct srv_engine *e)
 static bool slot_token(struct srv_engine *e, struct slot *s, const float *logits)
 {
     struct srv_task *t = s->task;
-    const float *row = s->matcher ? masked_row(e, s, logits) : logits;
-    inf_token id = inf_sampler_sample(s->smp, row);
+    inf_token id;
+    if (s->matcher && plain_greedy(&t->p.sampling))
+        id = masked_argmax(e, s, logits);
+    else
+        id = inf_sampler_sample(s->smp, s->matcher ? masked_row(e, s, logits) : logits);
     if (id == INF_TOKEN_NONE) {
         /* NaN logits, or every token banned by bias and penalties: an error, never a pick */
         slot_fail(e, s, 500,
@@ -1453,6 +1544,58 @@ static inf_status grammar_vocab(struct srv_engine *e, const struct inf_grammar_v
     return rc;
 }
 
+struct srv_grammar *srv_engine_grammar_get(struct srv_engine *e, const char *key, size_t len)
+{
+    struct srv_grammar *found = NULL;
+    pthread_mutex_lock(&e->gv_mu);
+    for (int i = 0; i < SRV_GRAMMAR_CACHE && !found; i++) {
+        struct srv_grammar *sg = e->gcache[i];
+        if (sg && sg->key_len == len && memcmp(sg->key, key, len) == 0) {
+            found = grammar_ref(sg);
+            e->gcache_used[i] = ++e->gcache_tick;
+        }
+    }
+    pthread_mutex_unlock(&e->gv_mu);
+    return found;
+}
+
+void srv_engine_grammar_put(struct srv_engine *e, const char *key, size_t len,
+                            struct srv_grammar *sg)
+{
+    if (sg->key) /* already cached (by another request) */
+        return;
+    char *k = malloc(len + 1);
+    struct inf_matcher **idle = calloc((size_t)e->p.n_parallel, sizeof(*idle));
+    if (!k || !idle) {
+        free(k);
+        free(idle);
+        return;
+    }
+    memcpy(k, key, len);
+    k[len] = 0;
+    pthread_mutex_lock(&sg->mu);
+    sg->key = k;
+    sg->key_len = len;
+    sg->idle = idle;
+    sg->max_idle = e->p.n_parallel;
+    pthread_mutex_unlock(&sg->mu);
+    pthread_mutex_lock(&e->gv_mu);
+    int victim = 0;
+    for (int i = 0; i < SRV_GRAMMAR_CACHE; i++) {
+        if (!e->gcache[i]) {
+            victim = i;
+            break;
+        }
+        if (e->gcache_used[i] < e->gcache_used[victim])
+            victim = i;
+    }
+    struct srv_grammar *old = e->gcache[victim];
+    e->gcache[victim] = grammar_ref(sg);
+    e->gcache_used[victim] = ++e->gcache_tick;
+    pthread_mutex_unlock(&e->gv_mu);
+    srv_grammar_unref(old);
+}
+
 /* A task with owned copies of p's buffers (not queued; t->e NULL). */
 static inf_status task_new(struct srv_engine *e, const struct srv_task_params *p,
                            struct srv_task **out, struct inf_error *err)
@@ -1507,7 +1650,7 @@ static inf_status task_new(struct srv_engine *e, const struct srv_task_params *p
         const struct inf_grammar_vocab *v = NULL;
         inf_status rc = grammar_vocab(e, &v, err);
         if (rc == INF_OK)
-            rc = inf_matcher_new(p->grammar->g, v, &t->matcher, err);
+            rc = grammar_take(p->grammar, v, &t->matcher, err);
         if (rc != INF_OK) {
             task_free(t);
             return rc;

@@ -50,6 +50,19 @@ struct srv_grammar;
 struct srv_grammar *srv_grammar_new(struct inf_grammar *g);
 void srv_grammar_unref(struct srv_grammar *g);
 
+/*
+ * Each engine keeps the SRV_GRAMMAR_CACHE grammars used last, by a key the caller makes (the
+ * kind of grammar and its source text), with the matchers of their finished tasks (at most
+ * n_parallel each): a request that sends the same schema again skips the compilation, and its
+ * matchers come with the transitions and masks that earlier requests computed. get: a new
+ * reference, or NULL. put: the cache takes its own reference (the least recently used entry
+ * goes); any thread.
+ */
+#define SRV_GRAMMAR_CACHE 8
+struct srv_grammar *srv_engine_grammar_get(struct srv_engine *e, const char *key, size_t len);
+void srv_engine_grammar_put(struct srv_engine *e, const char *key, size_t len,
+                            struct srv_grammar *g);
+
 /* ---- engine ---------------------------------------------------------------------------- */
 
 struct srv_engine_params {
