@@ -125,6 +125,11 @@ bool inf_matcher_accept_token(struct inf_matcher *m, inf_token tok);
    grammar does not allow all of them. */
 bool inf_matcher_accept_bytes(struct inf_matcher *m, const char *bytes, size_t len);
 
+/* Why the matcher stopped accepting anything ("" while it works): out of memory, or a grammar
+   so ambiguous that one step reaches more than 65536 positions. A failed matcher allows no
+   token. */
+const char *inf_matcher_errmsg(const struct inf_matcher *m);
+
 /* True when the text so far is a complete sentence of the grammar (an end token may come). */
 bool inf_matcher_can_end(const struct inf_matcher *m);
 

@@ -109,5 +109,7 @@ int inf_cmd_quantize(struct inf_cli *cli, struct inf_cli_args *args);
 int inf_cmd_convert(struct inf_cli *cli, struct inf_cli_args *args);
 extern const struct inf_cli_opt inf_cmd_quantize_opts[];
 extern const struct inf_cli_opt inf_cmd_convert_opts[];
+int inf_cmd_grammar(struct inf_cli *cli, struct inf_cli_args *args);
+extern const struct inf_cli_opt inf_cmd_grammar_opts[];
 
 #endif

@@ -2,12 +2,15 @@
  * parameters from the configuration, sampler parameters from options, chat prompts. */
 #include "cli/cli_engine.h"
 
+#include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/files.h"
 #include "inferno/cpu.h"
 #include "inferno/log.h"
 #include "inferno/models.h"
@@ -204,4 +207,100 @@ int inf_cli_tokenize_chat(struct inf_cli *cli, const struct inf_model *model,
         return tokenize(cli, model, prompt->text, prompt->len, true, true, NULL, 0, out);
     return tokenize(cli, model, prompt->text, prompt->len, true, true, prompt->untrusted,
                     prompt->n_untrusted, out);
+}
+
+/* ---- constrained output ------------------------------------------------------------------- */
+
+int inf_cli_grammar_open(struct inf_cli *cli, const struct inf_cli_args *args,
+                         const struct inf_tokenizer *tok, int32_t n_vocab,
+                         struct inf_cli_grammar *out)
+{
+    memset(out, 0, sizeof(*out));
+    const char *gf = inf_cli_value(args, "grammar-file"), *js = inf_cli_value(args, "json-schema");
+    bool jm = inf_cli_has(args, "json-mode");
+    if (!!gf + !!js + jm > 1) {
+        inf_cli_errorf(cli, "give one of --grammar-file, --json-schema and --json-mode");
+        return INF_EXIT_USAGE;
+    }
+    if (!gf && !js && !jm)
+        return 0;
+    struct inf_error err = {0};
+    inf_status rc;
+    char *text = NULL;
+    size_t len = 0;
+    const char *path = gf ? gf
+                       : (js && js[strspn(js, " \t\r\n")] != '{' &&
+                          js[strspn(js, " \t\r\n")] != '[' && strcmp(js, "true") != 0)
+                           ? js
+                           : NULL;
+    if (path) {
+        FILE *f = fopen(path, "rb");
+        if (!f) {
+            inf_cli_errorf(cli, "cannot open '%s': %s", path, strerror(errno));
+            return INF_EXIT_FAIL;
+        }
+        text = inf__read_stream(f, INF_GRAMMAR_MAX_SOURCE, &len);
+        fclose(f);
+        if (!text) {
+            inf_cli_errorf(cli, "cannot read '%s': %s", path,
+                           errno == EFBIG ? "larger than the 8 MiB limit" : strerror(errno));
+            return INF_EXIT_FAIL;
+        }
+    }
+    if (gf) {
+        rc = inf_grammar_from_gbnf(text, len, NULL, &out->g, &err);
+    } else {
+        const char *schema = jm ? "{\"type\": \"object\"}" : text ? text : js;
+        size_t slen = text ? len : strlen(schema);
+        rc = inf_grammar_from_json_schema(schema, slen, NULL, &out->g, &err);
+    }
+    free(text);
+    if (rc == INF_OK)
+        rc = inf_grammar_vocab_new(tok, &out->v, &err);
+    if (rc == INF_OK)
+        rc = inf_matcher_new(out->g, out->v, &out->m, &err);
+    if (rc == INF_OK) {
+        out->n_vocab = n_vocab;
+        out->buf = malloc((size_t)(n_vocab > 0 ? n_vocab : 1) * sizeof(float));
+        if (!out->buf)
+            rc = inf_error_set(&err, INF_ENOMEM, "out of memory");
+    }
+    if (rc != INF_OK) {
+        inf_cli_errorf(cli, "%s", err.msg);
+        inf_cli_grammar_close(out);
+        return INF_EXIT_FAIL;
+    }
+    return 0;
+}
+
+const float *inf_cli_grammar_mask(struct inf_cli_grammar *g, const float *logits)
+{
+    if (!g->m)
+        return logits;
+    int32_t nt = inf_grammar_vocab_size(g->v);
+    memcpy(g->buf, logits, (size_t)g->n_vocab * sizeof(float));
+    /* model rows past the tokenizer's vocabulary (padding) are never text */
+    for (int32_t i = nt; i < g->n_vocab; i++)
+        g->buf[i] = -INFINITY;
+    inf_matcher_apply(g->m, g->buf);
+    return g->buf;
+}
+
+bool inf_cli_grammar_accept(struct inf_cli_grammar *g, inf_token t)
+{
+    return !g->m || inf_matcher_accept_token(g->m, t);
+}
+
+bool inf_cli_grammar_done(const struct inf_cli_grammar *g)
+{
+    return g->m && inf_matcher_is_done(g->m);
+}
+
+void inf_cli_grammar_close(struct inf_cli_grammar *g)
+{
+    inf_matcher_free(g->m);
+    inf_grammar_vocab_free(g->v);
+    inf_grammar_free(g->g);
+    free(g->buf);
+    memset(g, 0, sizeof(*g));
 }

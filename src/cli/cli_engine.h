@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "inferno/engine.h"
+#include "inferno/grammar.h"
 #include "inferno/sampling.h"
 #include "inferno/template.h"
 #include "inferno/tokenizer.h"
@@ -35,5 +36,39 @@ int inf_cli_tokenize_prompt(struct inf_cli *cli, const struct inf_model *model, 
 int inf_cli_tokenize_chat(struct inf_cli *cli, const struct inf_model *model,
                           const struct inf_rendered *prompt, bool parse_special_in_content,
                           struct inf_tokens *out);
+
+/*
+ * Constrained output (--grammar-file FILE, --json-schema FILE|JSON, --json-mode): the grammar,
+ * the vocabulary's trie and a matcher. m is NULL when no such option was given.
+ */
+struct inf_cli_grammar {
+    struct inf_grammar *g;
+    struct inf_grammar_vocab *v;
+    struct inf_matcher *m;
+    float *buf; /* [n_vocab] the masked copy of the logits */
+    int32_t n_vocab;
+};
+#define INF_CLI_GRAMMAR_OPTS                                                                       \
+    {"grammar-file", 0, INF_OPT_VALUE, "FILE", "constrain the output to a GBNF grammar", NULL},    \
+        {"json-schema",                                                                            \
+         0,                                                                                        \
+         INF_OPT_VALUE,                                                                            \
+         "SCHEMA",                                                                                 \
+         "constrain the output to JSON valid for a schema (a file or inline JSON)",                \
+         NULL},                                                                                    \
+    {                                                                                              \
+        "json-mode", 0, INF_OPT_FLAG, NULL, "constrain the output to a JSON object", NULL          \
+    }
+/* Compile what the options ask for; returns an exit code (0: ok, also when none asked). */
+int inf_cli_grammar_open(struct inf_cli *cli, const struct inf_cli_args *args,
+                         const struct inf_tokenizer *tok, int32_t n_vocab,
+                         struct inf_cli_grammar *out);
+/* logits with every token the grammar refuses at -inf (logits itself when there is none). */
+const float *inf_cli_grammar_mask(struct inf_cli_grammar *g, const float *logits);
+/* Commit a sampled token; false when the grammar refuses it. */
+bool inf_cli_grammar_accept(struct inf_cli_grammar *g, inf_token t);
+/* True when the grammar allows nothing more. */
+bool inf_cli_grammar_done(const struct inf_cli_grammar *g);
+void inf_cli_grammar_close(struct inf_cli_grammar *g);
 
 #endif

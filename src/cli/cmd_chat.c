@@ -39,6 +39,7 @@ const struct inf_cli_opt inf_cmd_chat_opts[] = {
     {"kv-type", 0, INF_OPT_VALUE, "TYPE", "KV cache type", "backend.kv_type"},
     {"parse-special", 0, INF_OPT_FLAG, NULL,
      "control tokens typed in messages act as control tokens (unsafe)", NULL},
+    INF_CLI_GRAMMAR_OPTS,
     {NULL, 0, 0, NULL, NULL, NULL},
 };
 
@@ -56,6 +57,7 @@ struct chat {
     struct inf_context *ctx;
     const struct inf_tokenizer *tok;
     struct inf_sampler *smp;
+    struct inf_cli_grammar grammar; /* every reply starts at the grammar's start */
     json_t *messages;
     bool parse_special;       /* --parse-special: control tokens in messages are honoured */
     struct inf_tokens cached; /* the tokens whose K/V are in the cache, in order */
@@ -121,6 +123,8 @@ static int reply(struct chat *c)
     }
     if (sync_cache(c, ids.ids, ids.n, &logits))
         goto out;
+    if (c->grammar.m)
+        inf_matcher_reset(c->grammar.m);
 
     struct inf_tok_stream stream;
     inf_tok_stream_init(&stream, c->tok, INF_TOK_STREAM_STRIP_FIRST_SPACE);
@@ -130,14 +134,18 @@ static int reply(struct chat *c)
     for (long long i = 0; i < c->n_predict && text; i++) {
         if (stop_reply)
             break;
-        inf_token t = inf_sampler_sample(c->smp, logits);
+        inf_token t = inf_sampler_sample(c->smp, inf_cli_grammar_mask(&c->grammar, logits));
         if (t == INF_TOKEN_NONE) {
             /* the reply so far is kept */
-            inf_cli_errorf(c->cli, "%s", inf_sampler_errmsg(c->smp));
+            inf_cli_errorf(c->cli, "%s",
+                           c->grammar.m && *inf_matcher_errmsg(c->grammar.m)
+                               ? inf_matcher_errmsg(c->grammar.m)
+                               : inf_sampler_errmsg(c->smp));
             break;
         }
         if (inf_tok_is_eog(c->tok, t))
             break;
+        inf_cli_grammar_accept(&c->grammar, t);
         inf_sampler_accept(c->smp, t);
         const char *piece;
         size_t plen;
@@ -165,6 +173,8 @@ static int reply(struct chat *c)
         }
         inf_tokens_push(&c->cached, t);
         logits = inf_get_logits_ith(c->ctx, 0);
+        if (inf_cli_grammar_done(&c->grammar))
+            break;
     }
     const char *piece;
     size_t plen;
@@ -260,6 +270,10 @@ int inf_cmd_chat(struct inf_cli *cli, struct inf_cli_args *args)
         inf_cli_errorf(cli, "%s", inf_error_message(&err));
         goto out;
     }
+    if ((rc = inf_cli_grammar_open(cli, args, c.tok, info.n_vocab, &c.grammar))) {
+        goto out;
+    }
+    rc = INF_EXIT_FAIL;
     c.messages = json_array();
     if (inf_cli_has(args, "system"))
         set_system(&c, inf_cli_value(args, "system"));
@@ -332,6 +346,7 @@ int inf_cmd_chat(struct inf_cli *cli, struct inf_cli_args *args)
     rc = INF_EXIT_OK;
 out:
     json_decref(c.messages);
+    inf_cli_grammar_close(&c.grammar);
     inf_sampler_free(c.smp);
     inf_context_free(c.ctx);
     inf_model_free(c.model);

@@ -56,6 +56,7 @@ const struct inf_cli_opt inf_cmd_run_opts[] = {
     {"json", 0, INF_OPT_FLAG, NULL, "print one JSON object (ids, text, finish reason, timings)",
      NULL},
     {"ids", 0, INF_OPT_FLAG, NULL, "print the generated token ids instead of text", NULL},
+    INF_CLI_GRAMMAR_OPTS,
     {NULL, 0, 0, NULL, NULL, NULL},
 };
 
@@ -138,6 +139,7 @@ int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args)
     struct inf_model *model = NULL;
     struct inf_context *ctx = NULL;
     struct inf_sampler *smp = NULL;
+    struct inf_cli_grammar grammar = {0};
     struct inf_tokens prompt_ids, gen_ids;
     struct inf_error err = {0};
     struct inf_sampler_params sp;
@@ -234,6 +236,8 @@ int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args)
     }
     for (size_t i = 0; i < prompt_ids.n; i++)
         inf_sampler_accept(smp, prompt_ids.ids[i]);
+    if (inf_cli_grammar_open(cli, args, tok, info.n_vocab, &grammar))
+        goto out;
 
     /* the prompt in one call (split into n_batch chunks inside), logits for the last token */
     int32_t *pos = malloc(prompt_ids.n * sizeof(int32_t));
@@ -278,14 +282,18 @@ int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args)
             finish = "interrupted";
             break;
         }
-        inf_token t = inf_sampler_sample(smp, logits);
+        inf_token t = inf_sampler_sample(smp, inf_cli_grammar_mask(&grammar, logits));
         if (t == INF_TOKEN_NONE) {
-            inf_cli_errorf(cli, "%s", inf_sampler_errmsg(smp));
+            inf_cli_errorf(cli, "%s",
+                           grammar.m && *inf_matcher_errmsg(grammar.m)
+                               ? inf_matcher_errmsg(grammar.m)
+                               : inf_sampler_errmsg(smp));
             failed = true;
             finish = "error";
             break;
         }
-        if (inf_tok_is_eog(tok, t) && !inf_cli_has(args, "ignore-eos")) {
+        inf_cli_grammar_accept(&grammar, t);
+        if (inf_tok_is_eog(tok, t) && (grammar.m || !inf_cli_has(args, "ignore-eos"))) {
             finish = "stop";
             break;
         }
@@ -299,7 +307,7 @@ int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args)
         size_t plen;
         if (inf_tok_stream_push(&stream, t, &piece, &plen, &err) == INF_OK && plen)
             stopper_feed(&stopper, piece, plen);
-        if (stopper.hit) {
+        if (stopper.hit || inf_cli_grammar_done(&grammar)) {
             finish = "stop";
             break;
         }
@@ -374,6 +382,7 @@ int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args)
 out_sig:
     sigaction(SIGINT, &old_sa, NULL);
 out:
+    inf_cli_grammar_close(&grammar);
     inf_sampler_free(smp);
     inf_context_free(ctx);
     inf_model_free(model);

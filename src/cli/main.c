@@ -106,6 +106,14 @@ static const struct inf_cli_command commands[] = {
      "            {\"messages\": [...]}; --var K=V (V is JSON when it parses);\n"
      "            --now SECONDS fixes strftime_now's clock.\n",
      1, 1},
+    {"grammar", inf_cmd_grammar, inf_cmd_grammar_opts,
+     "bench -m MODEL --cases FILE | compile (--schema F | --gbnf F | --regex RE)",
+     "compile grammars and measure constrained decoding",
+     "  bench     JSON lines {\"id\", \"schema\"|\"grammar\"|\"regex\", \"texts\"} in; one JSON\n"
+     "            line per case out (compile time, acceptance, time of every mask); summary\n"
+     "            on stderr. Each case runs in its own process under --timeout-ms.\n"
+     "  compile   print the GBNF that a JSON Schema or regex compiles to\n",
+     1, 1},
     {"tui", NULL, NULL, "", "terminal user interface", NULL, 0, -1},
 };
 

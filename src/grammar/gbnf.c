@@ -974,7 +974,106 @@ void inf_grammar_free(struct inf_grammar *g)
     free(g->alts);
     free(g->rule_alt);
     free(g->source);
+    free(g->rule_hash);
+    free(g->el_rule);
+    free(g->el_off);
     free(g);
+}
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+    h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+    h *= 0xFF51AFD7ED558CCDull;
+    return h ^ (h >> 33);
+}
+
+/* rule_hash by depth-first search; a rule that refers to itself directly hashes that reference
+   as SELF; a rule on the search path met again from another rule closes a longer cycle, and
+   every rule on the path from it gets 0. */
+static bool hash_rules(struct inf_grammar *g)
+{
+    uint32_t n = g->n_rules;
+    uint8_t *state = calloc(n ? n : 1, 1); /* 0 new, 1 on path, 2 done */
+    struct frame {
+        uint32_t r, a, e;
+        bool bad;
+    } *stack = malloc(((size_t)n + 1) * sizeof(*stack));
+    g->rule_hash = calloc(n ? n : 1, sizeof(uint64_t));
+    if (!state || !stack || !g->rule_hash) {
+        free(state);
+        free(stack);
+        return false;
+    }
+    for (uint32_t root = 0; root < n; root++) {
+        if (state[root])
+            continue;
+        size_t sp = 0;
+        stack[sp++] = (struct frame){root, g->rule_alt[root], 0, false};
+        state[root] = 1;
+        while (sp) {
+            struct frame *f = &stack[sp - 1];
+            /* find the next reference not yet hashed */
+            bool pushed = false;
+            while (f->a < g->rule_alt[f->r + 1] && !pushed) {
+                const struct inf__gel *el = &g->elems[g->alts[f->a] + f->e];
+                if (el->kind == INF__GEL_END) {
+                    f->a++;
+                    f->e = 0;
+                    continue;
+                }
+                f->e++;
+                if (el->kind != INF__GEL_REF)
+                    continue;
+                uint32_t t = el->arg;
+                if (t == f->r)
+                    continue; /* a rule's reference to itself (repetitions) hashes as SELF */
+                if (state[t] == 1) {
+                    f->bad = true; /* recursion: this rule and those below it on the path */
+                    for (size_t k = 0; k < sp; k++)
+                        if (stack[k].r == t)
+                            for (size_t q = k; q < sp; q++)
+                                stack[q].bad = true;
+                } else if (state[t] == 0) {
+                    state[t] = 1;
+                    stack[sp++] = (struct frame){t, g->rule_alt[t], 0, false};
+                    pushed = true;
+                } else if (g->rule_hash[t] == 0) {
+                    f->bad = true;
+                }
+            }
+            if (pushed)
+                continue;
+            uint32_t r = f->r;
+            uint64_t h = 0;
+            if (!f->bad) {
+                h = mix(0x51ED27F4A1B2C3D5ull, g->rule_alt[r + 1] - g->rule_alt[r]);
+                for (uint32_t a = g->rule_alt[r]; a < g->rule_alt[r + 1]; a++) {
+                    for (uint32_t p = g->alts[a];; p++) {
+                        const struct inf__gel *el = &g->elems[p];
+                        h = mix(h, el->kind);
+                        if (el->kind == INF__GEL_END)
+                            break;
+                        if (el->kind == INF__GEL_REF) {
+                            h = mix(h,
+                                    el->arg == r ? 0x5E1F5E1F5E1F5E1Full : g->rule_hash[el->arg]);
+                        } else {
+                            for (int k = 0; k < 4; k++)
+                                h = mix(h, g->sets[el->arg].w[k]);
+                        }
+                    }
+                }
+                h |= 1;
+            }
+            g->rule_hash[r] = h;
+            state[r] = 2;
+            sp--;
+            if (sp && !h)
+                stack[sp - 1].bad = true;
+        }
+    }
+    free(state);
+    free(stack);
+    return true;
 }
 
 const char *inf_grammar_gbnf(const struct inf_grammar *g)
@@ -1037,7 +1136,9 @@ inf_status inf_grammar_from_gbnf(const char *text, size_t len, const char *root,
         g->rule_alt[i] = al;
         for (size_t a = 0; a < ps.rules[i].n_alts; a++) {
             g->alts[al++] = e;
-            memcpy(g->elems + e, ps.rules[i].alts[a].e, ps.rules[i].alts[a].n * sizeof(*g->elems));
+            if (ps.rules[i].alts[a].n) /* an empty alternative has no array */
+                memcpy(g->elems + e, ps.rules[i].alts[a].e,
+                       ps.rules[i].alts[a].n * sizeof(*g->elems));
             e += (uint32_t)ps.rules[i].alts[a].n;
             g->elems[e++] = (struct inf__gel){INF__GEL_END, 0};
         }
@@ -1049,6 +1150,23 @@ inf_status inf_grammar_from_gbnf(const char *text, size_t len, const char *root,
     g->sets = ps.sets;
     g->n_sets = (uint32_t)ps.n_sets;
     ps.sets = NULL;
+    g->el_rule = malloc(((size_t)e + 1) * sizeof(uint32_t));
+    g->el_off = malloc(((size_t)e + 1) * sizeof(uint32_t));
+    if (!g->el_rule || !g->el_off || !hash_rules(g)) {
+        oom(&ps);
+        goto fail;
+    }
+    for (uint32_t r = 0; r < g->n_rules; r++) {
+        uint32_t first = g->alts[g->rule_alt[r]];
+        for (uint32_t a = g->rule_alt[r]; a < g->rule_alt[r + 1]; a++) {
+            for (uint32_t p = g->alts[a];; p++) {
+                g->el_rule[p] = r;
+                g->el_off[p] = p - first;
+                if (g->elems[p].kind == INF__GEL_END)
+                    break;
+            }
+        }
+    }
     parser_release(&ps);
     *out = g;
     return INF_OK;

@@ -65,6 +65,16 @@ struct inf_grammar {
     uint32_t n_rules;
     uint32_t root;
     char *source; /* the GBNF text */
+    /* Structure, for sharing work between grammars: a rule's hash covers its alternatives'
+       elements (byte sets by content, references by the target's hash), 0 when the rule can
+       reach itself (no such hash). Per element: its rule and its offset from the rule's first
+       element. */
+    uint64_t *rule_hash;
+    uint32_t *el_rule, *el_off;
 };
+
+/* Tests: the table sizes past which a matcher rebuilds its tables from the current state
+   (defaults 4M nodes, 1M states, 64M pool entries). Not thread-safe; call before matching. */
+void inf__matcher_set_limits(size_t nodes, size_t states, size_t pool);
 
 #endif

@@ -13,11 +13,14 @@
  * to the same state, so most steps are a copy).
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/buf.h"
 #include "grammar/grammar_internal.h"
+
+#define SHARED_MAX 64
 
 /* ---- the vocabulary trie --------------------------------------------------------------------- */
 
@@ -25,15 +28,27 @@ struct inf_grammar_vocab {
     const struct inf_tokenizer *tok;
     int32_t n_vocab;
     uint32_t n_nodes;
-    uint8_t *byte;       /* [n_nodes] the byte leading into the node (root: 0) */
-    uint32_t *depth;     /* [n_nodes] */
-    uint32_t *next;      /* [n_nodes] first node after this node's subtree */
-    uint32_t *tok_first; /* [n_nodes + 1] tokens ending at node i: toks[tok_first[i] ..
-                            tok_first[i+1]) */
+    uint8_t *byte;            /* [n_nodes] the byte leading into the node (root: 0) */
+    uint32_t *depth;          /* [n_nodes] */
+    uint32_t *next;           /* [n_nodes] first node after this node's subtree */
+    uint32_t *tok_first;      /* [n_nodes + 1] tokens ending at node i: toks[tok_first[i] ..
+                                 tok_first[i+1]); a subtree's tokens are toks[tok_first[i] ..
+                                 tok_first[next[i]]) */
+    struct inf__byteset *sub; /* [n_nodes] the bytes on the paths into the node's subtree */
     int32_t *toks;
     int32_t *eog;
     uint32_t n_eog;
     uint32_t max_depth;
+    /* Masks of cut states shared by every matcher on this vocabulary, keyed by the structure
+       of the state (so two grammars with the same string rule share its walk); see
+       compute_mask. Round-robin replacement. */
+    pthread_mutex_t lock;
+    struct shared_part {
+        uint64_t sig[2];
+        uint32_t *bits, *esc;
+        uint32_t n_esc;
+    } shared[SHARED_MAX];
+    uint32_t n_shared, next_evict;
 };
 
 struct ventry {
@@ -67,8 +82,14 @@ void inf_grammar_vocab_free(struct inf_grammar_vocab *v)
     free(v->depth);
     free(v->next);
     free(v->tok_first);
+    free(v->sub);
     free(v->toks);
     free(v->eog);
+    for (uint32_t i = 0; i < v->n_shared; i++) {
+        free(v->shared[i].bits);
+        free(v->shared[i].esc);
+    }
+    pthread_mutex_destroy(&v->lock);
     free(v);
 }
 
@@ -87,6 +108,7 @@ inf_status inf_grammar_vocab_new(const struct inf_tokenizer *tok, struct inf_gra
         goto oom;
     v->tok = tok;
     v->n_vocab = n;
+    pthread_mutex_init(&v->lock, NULL);
     v->eog = malloc(((size_t)n + 1) * sizeof(int32_t));
     if (!v->eog)
         goto oom;
@@ -112,10 +134,13 @@ inf_status inf_grammar_vocab_new(const struct inf_tokenizer *tok, struct inf_gra
     v->tok_first = malloc((total + 1) * sizeof(uint32_t));
     v->toks = malloc((n_ent + 1) * sizeof(int32_t));
     uint32_t *path = malloc((total + 1) * sizeof(uint32_t));
-    if (!v->byte || !v->depth || !v->next || !v->tok_first || !v->toks || !path) {
+    uint32_t *parent = malloc(total * sizeof(uint32_t));
+    if (!v->byte || !v->depth || !v->next || !v->tok_first || !v->toks || !path || !parent) {
         free(path);
+        free(parent);
         goto oom;
     }
+    parent[0] = 0;
     uint32_t nn = 1, nt = 0, sd = 0; /* nodes, tokens, path depth */
     v->byte[0] = 0;
     v->depth[0] = 0;
@@ -133,6 +158,7 @@ inf_status inf_grammar_vocab_new(const struct inf_tokenizer *tok, struct inf_gra
         while (sd > l)
             v->next[path[sd--]] = nn;
         for (uint32_t d = l; d < e->len; d++) {
+            parent[nn] = path[sd];
             v->byte[nn] = e->p[d];
             v->depth[nn] = d + 1;
             v->tok_first[nn] = nt;
@@ -151,6 +177,17 @@ inf_status inf_grammar_vocab_new(const struct inf_tokenizer *tok, struct inf_gra
        node i owns toks[tok_first[i] .. tok_first[i+1]) */
     v->n_nodes = nn;
     free(path);
+    v->sub = calloc(nn, sizeof(*v->sub));
+    if (!v->sub) {
+        free(parent);
+        goto oom;
+    }
+    for (uint32_t i = nn; i-- > 1;) {
+        v->sub[i].w[v->byte[i] >> 6] |= 1ull << (v->byte[i] & 63);
+        for (int k = 0; k < 4; k++)
+            v->sub[parent[i]].w[k] |= v->sub[i].w[k];
+    }
+    free(parent);
     free(ent);
     *out = v;
     return INF_OK;
@@ -160,14 +197,40 @@ oom:
     return inf_error_set(err, INF_ENOMEM, "grammar: out of memory building the token trie");
 }
 
+/* memcpy of n ids, where n may be 0 and the arrays not yet allocated */
+static inline void copy_ids(uint32_t *dst, const uint32_t *src, size_t n)
+{
+    if (n)
+        memcpy(dst, src, n * sizeof(uint32_t));
+}
+
 /* ---- the matcher ----------------------------------------------------------------------------- */
 
 #define NO_CLOSURE     UINT32_MAX
+#define MAX_LEAVES     65536 /* positions one closure may reach */
 #define MASK_CACHE_MAX 1024
+#define MARK_POS       (UINT32_MAX - 1) /* a cut node: its parent field is the cut's index */
+/* Masks are computed on the state cut below the frames of the rule being matched (a string
+   body, a number, a keyword: see cut_state), cached per cut state, and
+   completed by walking, from each cut's real continuation, the trie subtrees whose prefixes pop
+   out of the kept frames. The same cut state recurs in every context, so a wide walk (a string
+   body allows most of the vocabulary) is done once per grammar rather than once per place. */
+#define CUT_CACHE_MAX 256
+#define NO_DENSE      UINT32_MAX
+#define UNKNOWN_STEP  UINT32_MAX
+#define DENSE_AFTER   48 /* hash lookups before a state gets a dense row */
+#define DENSE_MAX     (64u << 20) / (256 * sizeof(uint32_t)) /* rows: 64 MiB */
+#define ST_END        1u /* the state holds the empty stack: the grammar may end */
+#define ST_MARK       2u /* the state holds a cut node */
 /* When the interned tables pass these, they are rebuilt from the current state alone. */
-#define MAX_NODES  (4u << 20)
-#define MAX_STATES (1u << 20)
-#define MAX_POOL   (64u << 20)
+static size_t max_nodes = 4u << 20, max_states = 1u << 20, max_pool = 64u << 20;
+
+void inf__matcher_set_limits(size_t nodes, size_t states, size_t pool)
+{
+    max_nodes = nodes;
+    max_states = states;
+    max_pool = pool;
+}
 
 struct u64map { /* open addressing: key -> value; keys are never 0 (callers add 1) */
     uint64_t *k;
@@ -179,15 +242,21 @@ struct inf_matcher {
     const struct inf_grammar *g;
     const struct inf_grammar_vocab *voc;
     /* nodes: 0 is the empty stack */
-    uint32_t *npos, *npar, *ncl_off, *ncl_n, *stamp;
+    uint32_t *npos, *npar, *ndep, *ncl_off, *ncl_n, *stamp; /* ndep: frames down to the bottom */
     size_t n_nodes, cap_nodes, cap_stamp;
     struct u64map node_map; /* (pos << 32 | parent) + 1 -> node */
     uint32_t gen;
     /* closures and states share one pool of leaf ids */
     uint32_t *pool;
     size_t n_pool, cap_pool;
-    uint32_t *st_off, *st_n; /* state 0 is the empty (dead) set */
-    uint64_t *st_hash;
+    uint32_t *st_off, *st_n;    /* state 0 is the empty (dead) set */
+    uint8_t *st_flags;          /* ST_END | ST_MARK */
+    uint32_t *st_dense;         /* per state: its row in dense[] or NO_DENSE */
+    uint32_t *dense;            /* rows of 256 transitions (UNKNOWN_STEP where not computed) */
+    struct inf__byteset *loops; /* per row: the bytes that lead back to the same state */
+    size_t cap_loops;
+    size_t n_dense, cap_dense;
+    uint16_t *st_uses; /* hash lookups so far; a busy state gets a dense row */
     size_t n_states, cap_states;
     struct u64map state_map; /* content hash -> state (chained by linear probing on collision) */
     struct u64map trans;     /* (state << 8 | byte) + 1 -> state */
@@ -198,9 +267,19 @@ struct inf_matcher {
     /* mask cache */
     struct u64map mask_map; /* state + 1 -> slot */
     uint32_t *masks;
-    size_t n_masks, words;
+    size_t n_masks, cap_masks, words;
+    /* cut states: their masks (without end tokens) and their escapes, (trie node, cut index)
+       pairs where a prefix pops into the cut */
+    struct u64map part_map; /* cut state + 1 -> slot */
+    uint32_t *parts;        /* [CUT_CACHE_MAX][words] */
+    uint32_t *part_esc_off, *part_esc_n;
+    uint32_t *esc; /* pairs */
+    size_t n_parts, cap_parts, n_esc, cap_esc;
+    uint32_t *cuts; /* the real nodes the current cut state's markers stand for */
+    size_t n_cuts, cap_cuts;
     uint32_t start, cur;
     bool done, failed;
+    const char *why; /* set with failed when the cause is not memory */
 };
 
 static bool map_grow(struct u64map *m)
@@ -297,6 +376,9 @@ static uint32_t node_intern(struct inf_matcher *m, uint32_t pos, uint32_t parent
     if (!inf__grow(&m->npar, &c, m->n_nodes + 1, sizeof(uint32_t), 1024))
         goto oom;
     c = m->cap_nodes;
+    if (!inf__grow(&m->ndep, &c, m->n_nodes + 1, sizeof(uint32_t), 1024))
+        goto oom;
+    c = m->cap_nodes;
     if (!inf__grow(&m->ncl_off, &c, m->n_nodes + 1, sizeof(uint32_t), 1024))
         goto oom;
     c = m->cap_nodes;
@@ -306,6 +388,7 @@ static uint32_t node_intern(struct inf_matcher *m, uint32_t pos, uint32_t parent
     id = (uint32_t)m->n_nodes++;
     m->npos[id] = pos;
     m->npar[id] = parent;
+    m->ndep[id] = pos == MARK_POS ? 0 : m->ndep[parent] + 1;
     m->ncl_off[id] = NO_CLOSURE;
     m->ncl_n[id] = 0;
     if (!map_put(&m->node_map, key, id))
@@ -354,6 +437,11 @@ static bool closure(struct inf_matcher *m, uint32_t x)
             continue;
         }
         uint32_t pos = m->npos[y], par = m->npar[y];
+        if (pos == MARK_POS) { /* a cut: the stack below is not known here */
+            if (!push_u32(&m->ctmp, &n_out, &m->cap_ctmp, y))
+                return false;
+            continue;
+        }
         const struct inf__gel *e = &g->elems[pos];
         if (e->kind == INF__GEL_BYTES) {
             if (!push_u32(&m->ctmp, &n_out, &m->cap_ctmp, y))
@@ -373,9 +461,13 @@ static bool closure(struct inf_matcher *m, uint32_t x)
         if (m->failed)
             return false;
     }
+    if (n_out > MAX_LEAVES) {
+        m->why = "the grammar is too ambiguous: one step reaches more than 65536 positions";
+        return false;
+    }
     if (!inf__grow(&m->pool, &m->cap_pool, m->n_pool + n_out, sizeof(uint32_t), 4096))
         return false;
-    memcpy(m->pool + m->n_pool, m->ctmp, n_out * sizeof(uint32_t));
+    copy_ids(m->pool + m->n_pool, m->ctmp, n_out);
     m->ncl_off[x] = (uint32_t)m->n_pool;
     m->ncl_n[x] = (uint32_t)n_out;
     m->n_pool += n_out;
@@ -423,9 +515,25 @@ static uint32_t state_intern(struct inf_matcher *m, size_t n)
     c = m->cap_states;
     if (!inf__grow(&m->st_n, &c, m->n_states + 1, sizeof(uint32_t), 256))
         goto oom;
+    c = m->cap_states;
+    if (!inf__grow(&m->st_flags, &c, m->n_states + 1, sizeof(uint8_t), 256))
+        goto oom;
+    c = m->cap_states;
+    if (!inf__grow(&m->st_dense, &c, m->n_states + 1, sizeof(uint32_t), 256))
+        goto oom;
+    c = m->cap_states;
+    if (!inf__grow(&m->st_uses, &c, m->n_states + 1, sizeof(uint16_t), 256))
+        goto oom;
     m->cap_states = c;
+    m->st_dense[m->n_states] = NO_DENSE;
+    m->st_uses[m->n_states] = 0;
     uint32_t id = (uint32_t)m->n_states++;
-    memcpy(m->pool + m->n_pool, t, n * sizeof(uint32_t));
+    uint8_t fl = t[0] == 0 ? ST_END : 0;
+    for (size_t i = 0; i < n && !(fl & ST_MARK); i++)
+        if (m->npos[t[i]] == MARK_POS)
+            fl |= ST_MARK;
+    m->st_flags[id] = fl;
+    copy_ids(m->pool + m->n_pool, t, n);
     m->st_off[id] = (uint32_t)m->n_pool;
     m->st_n[id] = (uint32_t)n;
     m->n_pool += n;
@@ -438,14 +546,50 @@ oom:
 }
 
 /* The state after byte b from state s (0: rejected). */
-static uint32_t step(struct inf_matcher *m, uint32_t s, unsigned b)
+static uint32_t step_slow(struct inf_matcher *m, uint32_t s, unsigned b);
+static void make_dense(struct inf_matcher *m, uint32_t s);
+
+static inline uint32_t step(struct inf_matcher *m, uint32_t s, unsigned b)
 {
     if (s == 0)
         return 0;
+    uint32_t row = m->st_dense[s];
+    if (row != NO_DENSE) {
+        uint32_t r = m->dense[(size_t)row * 256 + b];
+        if (r != UNKNOWN_STEP)
+            return r;
+    }
+    return step_slow(m, s, b);
+}
+
+/* Give a busy state a dense row, every byte's transition computed, and its loop set. */
+static void make_dense(struct inf_matcher *m, uint32_t s)
+{
+    size_t cap = m->cap_loops;
+    if (!inf__grow(&m->dense, &m->cap_dense, (m->n_dense + 1) * 256, sizeof(uint32_t), 256 * 64) ||
+        !inf__grow(&m->loops, &cap, m->n_dense + 1, sizeof(*m->loops), 64))
+        return;
+    m->cap_loops = cap;
+    uint32_t row = (uint32_t)m->n_dense++;
+    memset(m->dense + (size_t)row * 256, 0xFF, 256 * sizeof(uint32_t));
+    m->st_dense[s] = row;
+    struct inf__byteset loop = {{0, 0, 0, 0}};
+    for (unsigned b = 0; b < 256; b++) {
+        uint32_t r = step_slow(m, s, b); /* writes the row (m->dense may move) */
+        if (m->failed)
+            return;
+        if (r == s)
+            loop.w[b >> 6] |= 1ull << (b & 63);
+    }
+    m->loops[row] = loop;
+}
+
+static uint32_t step_slow(struct inf_matcher *m, uint32_t s, unsigned b)
+{
     uint64_t key = (((uint64_t)s << 8) | b) + 1;
     uint32_t r;
     if (map_get(&m->trans, key, &r))
-        return r;
+        goto done;
     const struct inf_grammar *g = m->g;
     size_t n_out = 0;
     uint32_t n_leaves = m->st_n[s];
@@ -454,6 +598,8 @@ static uint32_t step(struct inf_matcher *m, uint32_t s, unsigned b)
         if (leaf == 0)
             continue;
         uint32_t pos = m->npos[leaf];
+        if (pos == MARK_POS)
+            continue;
         if (!inf__byteset_has(&g->sets[g->elems[pos].arg], b))
             continue;
         uint32_t nx = node_intern(m, pos + 1, m->npar[leaf]);
@@ -466,18 +612,26 @@ static uint32_t step(struct inf_matcher *m, uint32_t s, unsigned b)
             m->failed = true;
             return 0;
         }
-        memcpy(m->tmp + n_out, m->pool + off, cn * sizeof(uint32_t));
+        copy_ids(m->tmp + n_out, m->pool + off, cn);
         n_out += cn;
     }
     r = state_intern(m, n_out);
-    if (!map_put(&m->trans, key, r))
+    if (!map_put(&m->trans, key, r)) {
         m->failed = true;
+        return 0;
+    }
+done:
+    if (m->st_dense[s] != NO_DENSE) {
+        m->dense[(size_t)m->st_dense[s] * 256 + b] = r;
+    } else if (++m->st_uses[s] >= DENSE_AFTER && m->n_dense < DENSE_MAX) {
+        make_dense(m, s);
+    }
     return r;
 }
 
 static bool state_can_end(const struct inf_matcher *m, uint32_t s)
 {
-    return s != 0 && m->pool[m->st_off[s]] == 0; /* sorted: the empty stack comes first */
+    return (m->st_flags[s] & ST_END) != 0;
 }
 
 static uint32_t start_state(struct inf_matcher *m)
@@ -495,7 +649,7 @@ static uint32_t start_state(struct inf_matcher *m)
             m->failed = true;
             return 0;
         }
-        memcpy(m->tmp + n_out, m->pool + off, cn * sizeof(uint32_t));
+        copy_ids(m->tmp + n_out, m->pool + off, cn);
         n_out += cn;
     }
     return state_intern(m, n_out);
@@ -505,17 +659,36 @@ static void tables_release(struct inf_matcher *m)
 {
     free(m->npos);
     free(m->npar);
+    free(m->ndep);
     free(m->ncl_off);
     free(m->ncl_n);
     free(m->stamp);
     free(m->pool);
     free(m->st_off);
     free(m->st_n);
+    free(m->st_flags);
+    free(m->st_dense);
+    free(m->st_uses);
+    free(m->dense);
+    free(m->loops);
+    m->loops = NULL;
+    m->cap_loops = 0;
+    m->st_dense = m->dense = NULL;
+    m->st_uses = NULL;
+    m->n_dense = m->cap_dense = 0;
+    free(m->part_esc_off);
+    free(m->part_esc_n);
+    free(m->esc);
+    map_free(&m->part_map);
+    m->st_flags = NULL;
+    m->part_esc_off = m->part_esc_n = m->esc = NULL;
+    m->n_parts = m->n_esc = m->cap_esc = 0;
     map_free(&m->node_map);
     map_free(&m->state_map);
     map_free(&m->trans);
     map_free(&m->mask_map);
-    m->npos = m->npar = m->ncl_off = m->ncl_n = m->stamp = m->pool = m->st_off = m->st_n = NULL;
+    m->npos = m->npar = m->ndep = m->ncl_off = m->ncl_n = m->stamp = m->pool = m->st_off = m->st_n =
+        NULL;
     m->n_nodes = m->cap_nodes = m->cap_stamp = m->n_pool = m->cap_pool = 0;
     m->n_states = m->cap_states = 0;
     m->n_masks = 0;
@@ -526,8 +699,7 @@ static void tables_release(struct inf_matcher *m)
 static bool tables_init(struct inf_matcher *m)
 {
     m->failed = false;
-    uint32_t zero = 0;
-    (void)zero;
+    m->why = NULL;
     /* node 0: the empty stack (its position is never read) */
     size_t c = 0;
     if (!inf__grow(&m->npos, &c, 1, sizeof(uint32_t), 1024))
@@ -536,20 +708,32 @@ static bool tables_init(struct inf_matcher *m)
     m->cap_nodes = c;
     c = 0;
     if (!inf__grow(&m->npar, &c, m->cap_nodes, sizeof(uint32_t), 1024) ||
+        !inf__grow(&m->ndep, &(size_t){0}, m->cap_nodes, sizeof(uint32_t), 1024) ||
         !inf__grow(&m->ncl_off, &(size_t){0}, m->cap_nodes, sizeof(uint32_t), 1024) ||
         !inf__grow(&m->ncl_n, &(size_t){0}, m->cap_nodes, sizeof(uint32_t), 1024))
         return false;
     m->npar[0] = 0;
+    m->ndep[0] = 0;
     m->ncl_off[0] = NO_CLOSURE;
     m->n_nodes = 1;
     /* state 0: dead */
     c = 0;
     if (!inf__grow(&m->st_off, &c, 1, sizeof(uint32_t), 256) ||
-        !inf__grow(&m->st_n, &(size_t){0}, c, sizeof(uint32_t), 256))
+        !inf__grow(&m->st_n, &(size_t){0}, c, sizeof(uint32_t), 256) ||
+        !inf__grow(&m->st_flags, &(size_t){0}, c, sizeof(uint8_t), 256) ||
+        !inf__grow(&m->st_dense, &(size_t){0}, c, sizeof(uint32_t), 256) ||
+        !inf__grow(&m->st_uses, &(size_t){0}, c, sizeof(uint16_t), 256))
         return false;
+    m->st_dense[0] = NO_DENSE;
+    m->st_uses[0] = 0;
     m->cap_states = c;
     m->st_off[0] = 0;
     m->st_n[0] = 0;
+    m->st_flags[0] = 0;
+    m->part_esc_off = malloc(CUT_CACHE_MAX * sizeof(uint32_t));
+    m->part_esc_n = malloc(CUT_CACHE_MAX * sizeof(uint32_t));
+    if (!m->part_esc_off || !m->part_esc_n)
+        return false;
     m->n_states = 1;
     m->start = start_state(m);
     return !m->failed;
@@ -565,6 +749,8 @@ void inf_matcher_free(struct inf_matcher *m)
     free(m->dfs);
     free(m->walk);
     free(m->masks);
+    free(m->parts);
+    free(m->cuts);
     free(m);
 }
 
@@ -586,8 +772,11 @@ inf_status inf_matcher_new(const struct inf_grammar *g, const struct inf_grammar
         }
     }
     if (!tables_init(m)) {
+        inf_status rc =
+            m->why ? inf_error_set(err, INF_ELIMIT, "grammar: %s", m->why)
+                   : inf_error_set(err, INF_ENOMEM, "grammar: out of memory starting the matcher");
         inf_matcher_free(m);
-        return inf_error_set(err, INF_ENOMEM, "grammar: out of memory starting the matcher");
+        return rc;
     }
     m->cur = m->start;
     *out = m;
@@ -606,7 +795,7 @@ void inf_matcher_reset(struct inf_matcher *m)
  */
 static void maybe_compact(struct inf_matcher *m)
 {
-    if (m->n_nodes < MAX_NODES && m->n_states < MAX_STATES && m->n_pool < MAX_POOL)
+    if (m->n_nodes < max_nodes && m->n_states < max_states && m->n_pool < max_pool)
         return;
     uint32_t s = m->cur;
     size_t n_leaves = m->st_n[s];
@@ -653,7 +842,7 @@ static void maybe_compact(struct inf_matcher *m)
         m->failed = true;
         return;
     }
-    memcpy(m->tmp, leaves, n_out * sizeof(uint32_t));
+    copy_ids(m->tmp, leaves, n_out);
     free(leaves);
     m->cur = state_intern(m, n_out);
 }
@@ -670,6 +859,13 @@ bool inf_matcher_accept_bytes(struct inf_matcher *m, const char *bytes, size_t l
     m->cur = s;
     maybe_compact(m);
     return true;
+}
+
+const char *inf_matcher_errmsg(const struct inf_matcher *m)
+{
+    if (!m->failed)
+        return "";
+    return m->why ? m->why : "out of memory";
 }
 
 bool inf_matcher_can_end(const struct inf_matcher *m)
@@ -699,28 +895,280 @@ bool inf_matcher_accept_token(struct inf_matcher *m, inf_token tok)
     return inf_matcher_accept_bytes(m, p, len);
 }
 
-static void compute_mask(struct inf_matcher *m, uint32_t s, uint32_t *mask)
+static bool record_escapes(struct inf_matcher *m, uint32_t node, uint32_t t)
+{
+    for (uint32_t k = 0; k < m->st_n[t]; k++) {
+        uint32_t leaf = m->pool[m->st_off[t] + k];
+        if (leaf == 0 || m->npos[leaf] != MARK_POS)
+            continue;
+        if (!inf__grow(&m->esc, &m->cap_esc, m->n_esc + 2, sizeof(uint32_t), 256))
+            return false;
+        m->esc[m->n_esc++] = node;
+        m->esc[m->n_esc++] = m->npar[leaf];
+    }
+    return true;
+}
+
+/*
+ * Walk the trie below node root (exclusive) from state s, the state at root: set the tokens
+ * allowed. With record, note where a state holds cut nodes (and the node has children).
+ */
+static void walk(struct inf_matcher *m, uint32_t root, uint32_t s, uint32_t *mask, bool record)
 {
     const struct inf_grammar_vocab *v = m->voc;
-    memset(mask, 0, m->words * sizeof(uint32_t));
-    if (state_can_end(m, s))
-        for (uint32_t i = 0; i < v->n_eog; i++)
-            mask[v->eog[i] >> 5] |= 1u << (v->eog[i] & 31);
     uint32_t *st = m->walk;
-    st[0] = s;
     const uint8_t *byte = v->byte;
     const uint32_t *depth = v->depth, *next = v->next, *tf = v->tok_first;
-    uint32_t i = 1, n = v->n_nodes;
-    while (i < n) {
-        uint32_t t = step(m, st[depth[i] - 1], byte[i]);
+    const int32_t *toks = v->toks;
+    st[depth[root]] = s;
+    if (record && (m->st_flags[s] & ST_MARK) && next[root] > root + 1 &&
+        !record_escapes(m, root, s)) {
+        m->failed = true;
+        return;
+    }
+    uint32_t i = root + 1, end = next[root];
+    while (i < end) {
+        uint32_t ps = st[depth[i] - 1], row = m->st_dense[ps];
+        if (row != NO_DENSE) {
+            /* every byte below i loops back to ps: the whole subtree is allowed as it is */
+            const struct inf__byteset *l = &m->loops[row], *b = &v->sub[i];
+            if (!((b->w[0] & ~l->w[0]) | (b->w[1] & ~l->w[1]) | (b->w[2] & ~l->w[2]) |
+                  (b->w[3] & ~l->w[3]))) {
+                if (record && (m->st_flags[ps] & ST_MARK) && !record_escapes(m, i, ps)) {
+                    m->failed = true;
+                    return;
+                }
+                for (uint32_t k = tf[i]; k < tf[next[i]]; k++)
+                    mask[toks[k] >> 5] |= 1u << (toks[k] & 31);
+                i = next[i];
+                continue;
+            }
+        }
+        uint32_t t = step(m, ps, byte[i]);
         if (!t) {
             i = next[i];
             continue;
         }
         st[depth[i]] = t;
         for (uint32_t k = tf[i]; k < tf[i + 1]; k++)
-            mask[v->toks[k] >> 5] |= 1u << (v->toks[k] & 31);
+            mask[toks[k] >> 5] |= 1u << (toks[k] & 31);
+        if (record && (m->st_flags[t] & ST_MARK) && next[i] > i + 1 && !record_escapes(m, i, t)) {
+            m->failed = true;
+            return;
+        }
         i++;
+    }
+}
+
+/* s with every stack cut at one level: the frames deeper than the shallowest leaf's parent are
+   kept, the node at that level becomes a cut marker (index j); m->cuts gets the real nodes the
+   markers stand for. A string body's leaves sit a few frames above the string's caller, its
+   closing quote one frame above: all are cut at the caller, whatever the caller is. */
+static uint32_t cut_state(struct inf_matcher *m, uint32_t s)
+{
+    size_t n_out = 0;
+    uint32_t level = UINT32_MAX;
+    m->n_cuts = 0;
+    for (uint32_t k = 0; k < m->st_n[s]; k++) {
+        uint32_t x = m->pool[m->st_off[s] + k];
+        if (x != 0 && m->ndep[x] < level)
+            level = m->ndep[x];
+    }
+    level = level == UINT32_MAX || level == 0 ? 0 : level - 1;
+    for (uint32_t k = 0; k < m->st_n[s]; k++) {
+        uint32_t x = m->pool[m->st_off[s] + k], y = x;
+        if (x != 0 && level > 0) {
+            uint32_t r = x, n_keep = 0;
+            while (m->ndep[r] > level) {
+                if (!push_u32(&m->dfs, &(size_t){n_keep}, &m->cap_dfs, r))
+                    goto oom;
+                n_keep++;
+                r = m->npar[r];
+            }
+            uint32_t j = 0;
+            while (j < m->n_cuts && m->cuts[j] != r)
+                j++;
+            if (j == m->n_cuts && !push_u32(&m->cuts, &m->n_cuts, &m->cap_cuts, r))
+                goto oom;
+            y = node_intern(m, MARK_POS, j);
+            for (uint32_t q = n_keep; q > 0; q--)
+                y = node_intern(m, m->npos[m->dfs[q - 1]], y);
+            if (m->failed)
+                return 0;
+        }
+        /* built in ctmp: state_intern sorts tmp */
+        if (!push_u32(&m->ctmp, &n_out, &m->cap_ctmp, y))
+            goto oom;
+    }
+    if (!inf__grow(&m->tmp, &m->cap_tmp, n_out + 1, sizeof(uint32_t), 64))
+        goto oom;
+    copy_ids(m->tmp, m->ctmp, n_out);
+    return state_intern(m, n_out);
+oom:
+    m->failed = true;
+    return 0;
+}
+
+/* The state of node x's closure (the continuation a cut stands for). */
+static uint32_t node_state(struct inf_matcher *m, uint32_t x)
+{
+    if (!closure(m, x)) {
+        m->failed = true;
+        return 0;
+    }
+    uint32_t off = m->ncl_off[x], cn = m->ncl_n[x];
+    if (!inf__grow(&m->tmp, &m->cap_tmp, cn + 1, sizeof(uint32_t), 64)) {
+        m->failed = true;
+        return 0;
+    }
+    copy_ids(m->tmp, m->pool + off, cn);
+    return state_intern(m, cn);
+}
+
+static uint64_t mix64(uint64_t h, uint64_t v)
+{
+    h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+    h *= 0xFF51AFD7ED558CCDull;
+    return h ^ (h >> 33);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The structure of cut state t (rule hashes and offsets along each kept chain, cut indices), as
+   two independent 64-bit hashes; false when a chain passes a recursive rule (no hash). */
+static bool cut_signature(struct inf_matcher *m, uint32_t t, uint64_t sig[2])
+{
+    const struct inf_grammar *g = m->g;
+    uint32_t n = m->st_n[t];
+    uint64_t *ls = malloc(2 * (size_t)n * sizeof(uint64_t) + 1);
+    if (!ls)
+        return false;
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t y = m->pool[m->st_off[t] + k];
+        uint64_t h1 = 0x243F6A8885A308D3ull, h2 = 0x13198A2E03707344ull;
+        for (; y != 0 && m->npos[y] != MARK_POS; y = m->npar[y]) {
+            uint32_t pos = m->npos[y], r = g->el_rule[pos];
+            if (!g->rule_hash[r]) {
+                free(ls);
+                return false;
+            }
+            h1 = mix64(mix64(h1, g->rule_hash[r]), g->el_off[pos]);
+            h2 = mix64(mix64(h2 ^ 0xA5A5A5A5u, g->el_off[pos]), g->rule_hash[r]);
+        }
+        uint64_t end = y == 0 ? 0xFFFFFFFFFFull : m->npar[y];
+        ls[k] = mix64(h1, end);
+        ls[n + k] = mix64(h2, end + 7);
+    }
+    qsort(ls, n, sizeof(uint64_t), cmp_u64);
+    qsort(ls + n, n, sizeof(uint64_t), cmp_u64);
+    sig[0] = mix64(0x452821E638D01377ull, n);
+    sig[1] = mix64(0xBE5466CF34E90C6Cull, n);
+    for (uint32_t k = 0; k < n; k++) {
+        sig[0] = mix64(sig[0], ls[k]);
+        sig[1] = mix64(sig[1], ls[n + k]);
+    }
+    free(ls);
+    return true;
+}
+
+/* Copy a shared part into the current slot's bits and escapes; false when absent. */
+static bool shared_get(struct inf_matcher *m, const uint64_t sig[2], uint32_t *bits)
+{
+    struct inf_grammar_vocab *v = (struct inf_grammar_vocab *)m->voc;
+    bool found = false;
+    pthread_mutex_lock(&v->lock);
+    for (uint32_t i = 0; i < v->n_shared; i++) {
+        struct shared_part *p = &v->shared[i];
+        if (p->sig[0] != sig[0] || p->sig[1] != sig[1])
+            continue;
+        if (!inf__grow(&m->esc, &m->cap_esc, m->n_esc + p->n_esc, sizeof(uint32_t), 256))
+            break;
+        copy_ids(bits, p->bits, m->words);
+        copy_ids(m->esc + m->n_esc, p->esc, p->n_esc);
+        m->n_esc += p->n_esc;
+        found = true;
+        break;
+    }
+    pthread_mutex_unlock(&v->lock);
+    return found;
+}
+
+static void shared_put(struct inf_matcher *m, const uint64_t sig[2], const uint32_t *bits,
+                       const uint32_t *esc, uint32_t n_esc)
+{
+    struct inf_grammar_vocab *v = (struct inf_grammar_vocab *)m->voc;
+    uint32_t *b = malloc(m->words * sizeof(uint32_t)), *e = malloc((n_esc + 1) * sizeof(uint32_t));
+    if (!b || !e) {
+        free(b);
+        free(e);
+        return;
+    }
+    copy_ids(b, bits, m->words);
+    copy_ids(e, esc, n_esc);
+    pthread_mutex_lock(&v->lock);
+    uint32_t i = v->n_shared < SHARED_MAX ? v->n_shared++ : v->next_evict++ % SHARED_MAX;
+    if (i < v->n_shared && v->shared[i].bits) {
+        free(v->shared[i].bits);
+        free(v->shared[i].esc);
+    }
+    v->shared[i] = (struct shared_part){{sig[0], sig[1]}, b, e, n_esc};
+    pthread_mutex_unlock(&v->lock);
+}
+
+static void compute_mask(struct inf_matcher *m, uint32_t s, uint32_t *mask)
+{
+    const struct inf_grammar_vocab *v = m->voc;
+    size_t w = m->words;
+    uint32_t t = cut_state(m, s), slot;
+    if (m->failed)
+        return;
+    if (!map_get(&m->part_map, (uint64_t)t + 1, &slot)) {
+        if (m->n_parts >= CUT_CACHE_MAX) {
+            map_clear(&m->part_map);
+            m->n_parts = 0;
+            m->n_esc = 0;
+        }
+        if (!inf__grow(&m->parts, &m->cap_parts, (m->n_parts + 1) * w, sizeof(uint32_t), 8 * w)) {
+            m->failed = true;
+            return;
+        }
+        slot = (uint32_t)m->n_parts;
+        uint32_t *bits = m->parts + (size_t)slot * w;
+        memset(bits, 0, w * sizeof(uint32_t));
+        m->part_esc_off[slot] = (uint32_t)m->n_esc;
+        uint64_t sig[2];
+        bool sharable = cut_signature(m, t, sig);
+        if (!sharable || !shared_get(m, sig, bits)) {
+            walk(m, 0, t, bits, true);
+            if (sharable && !m->failed)
+                shared_put(m, sig, bits, m->esc + m->part_esc_off[slot],
+                           (uint32_t)(m->n_esc - m->part_esc_off[slot]));
+        }
+        m->part_esc_n[slot] = (uint32_t)(m->n_esc - m->part_esc_off[slot]);
+        if (m->failed || !map_put(&m->part_map, (uint64_t)t + 1, slot)) {
+            m->failed = true;
+            return;
+        }
+        m->n_parts++;
+    }
+    copy_ids(mask, m->parts + (size_t)slot * w, w);
+    if (state_can_end(m, s))
+        for (uint32_t i = 0; i < v->n_eog; i++)
+            mask[v->eog[i] >> 5] |= 1u << (v->eog[i] & 31);
+    /* the cuts' continuations; the cut list is copied: node_state may cut nothing, but walk
+       interns states and the escape pool is stable while no part is added */
+    uint32_t off = m->part_esc_off[slot], n = m->part_esc_n[slot];
+    for (uint32_t k = 0; k < n; k += 2) {
+        uint32_t node = m->esc[off + k], j = m->esc[off + k + 1];
+        uint32_t c = node_state(m, m->cuts[j]);
+        if (m->failed)
+            return;
+        if (c)
+            walk(m, node, c, mask, false);
     }
 }
 
@@ -734,7 +1182,7 @@ void inf_matcher_mask(struct inf_matcher *m, uint32_t *mask)
     }
     uint32_t slot;
     if (map_get(&m->mask_map, (uint64_t)m->cur + 1, &slot)) {
-        memcpy(mask, m->masks + (size_t)slot * m->words, m->words * sizeof(uint32_t));
+        copy_ids(mask, m->masks + (size_t)slot * m->words, m->words);
         return;
     }
     compute_mask(m, m->cur, mask);
@@ -746,12 +1194,10 @@ void inf_matcher_mask(struct inf_matcher *m, uint32_t *mask)
         map_clear(&m->mask_map);
         m->n_masks = 0;
     }
-    if (!m->masks) {
-        m->masks = malloc(MASK_CACHE_MAX * m->words * sizeof(uint32_t));
-        if (!m->masks)
-            return;
-    }
-    memcpy(m->masks + m->n_masks * m->words, mask, m->words * sizeof(uint32_t));
+    if (!inf__grow(&m->masks, &m->cap_masks, (m->n_masks + 1) * m->words, sizeof(uint32_t),
+                   8 * m->words))
+        return;
+    copy_ids(m->masks + m->n_masks * m->words, mask, m->words);
     if (map_put(&m->mask_map, (uint64_t)m->cur + 1, (uint32_t)m->n_masks))
         m->n_masks++;
 }
