@@ -851,13 +851,20 @@ static const float *masked_row(struct srv_engine *e, struct slot *s, const float
     const int32_t V = e->n_vocab, G = e->gv_size < V ? e->gv_size : V;
     float *out = s->masked;
     int32_t i = 0;
+    /* branch-free per word (the compiler vectorises these loops): most words of a grammar's
+       mask are all zero or all one */
     for (; i + 32 <= G; i += 32) {
         uint32_t m = s->mask[i / 32];
-        if (m == 0xFFFFFFFFu) {
+        if (m == 0) {
+            for (int b = 0; b < 32; b++)
+                out[i + b] = -INFINITY;
+        } else if (m == 0xFFFFFFFFu) {
             memcpy(out + i, logits + i, 32 * sizeof(float));
         } else {
-            for (int b = 0; b < 32; b++)
-                out[i + b] = (m >> b) & 1u ? logits[i + b] : -INFINITY;
+            for (int b = 0; b < 32; b++) {
+                const float x = logits[i + b];
+                out[i + b] = (m >> b) & 1u ? x : -INFINITY;
+            }
         }
     }
     for (; i < G; i++)
@@ -989,10 +996,16 @@ static bool slot_token(struct srv_engine *e, struct slot *s, const float *logits
         id = inf_sampler_sample(s->smp, s->matcher ? masked_row(e, s, logits) : logits);
     if (id == INF_TOKEN_NONE) {
         /* NaN logits, or every token banned by bias and penalties: an error, never a pick */
-        slot_fail(e, s, 500,
-                  s->matcher ? "no token the grammar allows here can be sampled (all banned by "
-                               "logit_bias or penalties, or the grammar allows none)"
-                             : inf_sampler_errmsg(s->smp));
+        char msg[INF_ERROR_MSG_MAX];
+        if (s->matcher && inf_matcher_errmsg(s->matcher)[0])
+            snprintf(msg, sizeof(msg), "the grammar failed: %s", inf_matcher_errmsg(s->matcher));
+        else if (s->matcher)
+            snprintf(msg, sizeof(msg),
+                     "no token the grammar allows here can be sampled (all "
+                     "banned by logit_bias or penalties, or none allowed)");
+        else
+            snprintf(msg, sizeof(msg), "%s", inf_sampler_errmsg(s->smp));
+        slot_fail(e, s, 500, msg);
         return false;
     }
     if (s->matcher) {
