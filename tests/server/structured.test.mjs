@@ -158,6 +158,21 @@ describe('structured output and tool calls', () => {
     assert.equal(finish, 'stop');
   });
 
+  test('greedy decoding under a grammar: valid, and the same twice; sampling with penalties too', async (t) => {
+    if (!need(t, false)) return;
+    const body = { model: 'syn-generic', prompt: 'Once upon a time', max_tokens: 200, temperature: 0, grammar: GBNF };
+    const a = await client.completions.create(body);
+    const b = await client.completions.create(body);
+    assert.match(a.choices[0].text, GBNF_RE);
+    assert.equal(a.choices[0].finish_reason, 'stop');
+    assert.equal(b.choices[0].text, a.choices[0].text);
+    // greedy with a bias and a penalty goes through the sampler on the masked row
+    const c = await client.completions.create({ ...body, frequency_penalty: 1, logit_bias: { 5: 3 }, logprobs: 2 });
+    assert.match(c.choices[0].text, GBNF_RE);
+    assert.equal(c.choices[0].finish_reason, 'stop');
+    assert.equal(c.choices[0].logprobs.tokens.length, c.usage.completion_tokens);
+  });
+
   test('a grammar that does not compile is a 400 naming grammar, with the compiler\'s message', async (t) => {
     if (!need(t, false)) return;
     const r = await postJSON(`${srv.base}/completions`, { model: 'syn-generic', prompt: 'x', grammar: 'root ::= item' });
