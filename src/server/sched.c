@@ -20,8 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/buf.h"
+#include "inferno/cpu.h"
 #include "inferno/gguf.h"
 #include "inferno/grammar.h"
 #include "inferno/log.h"
@@ -943,8 +945,8 @@ static void *mask_worker_main(void *arg)
  * After a step's sampling: hand the slots whose grammar moved on to the mask worker, so that
  * their next masks are computed while the next forward pass runs, off the critical path. Until
  * masks_wait() the engine thread must not touch those slots' matchers or masks (nor free them).
- * Without a worker (it could not start, or INFERNO_GRAMMAR_MASKS=sync) the masks are computed
- * here, still before the next pass. Engine thread.
+ * Without a worker (no CPU to spare for it, INFERNO_GRAMMAR_MASKS=sync, or it could not start)
+ * the masks are computed here, still before the next pass. Engine thread.
  */
 static void masks_post(struct srv_engine *e)
 {
@@ -1452,8 +1454,14 @@ inf_status srv_engine_start(const struct srv_engine_params *p, struct srv_engine
     pthread_mutex_init(&e->gv_mu, NULL);
     pthread_mutex_init(&e->mw_mu, NULL);
     pthread_cond_init(&e->mw_cv, NULL);
+    /* the mask worker only helps when a core is free while the pass runs: with as many
+       inference threads as CPUs it would take one from them (INFERNO_GRAMMAR_MASKS=worker or
+       sync overrides the choice) */
     const char *mw = getenv("INFERNO_GRAMMAR_MASKS");
-    e->mw_sync = mw && strcmp(mw, "sync") == 0;
+    const int threads = p->n_threads > 0 ? p->n_threads : inf_cpu_physical_cores();
+    e->mw_sync = mw && !strcmp(mw, "sync")     ? true
+                 : mw && !strcmp(mw, "worker") ? false
+                                               : sysconf(_SC_NPROCESSORS_ONLN) <= threads;
     e->refs = 1;
     const char *id = p->model_id ? p->model_id : p->model_path;
     e->model_id = strdup(id);
