@@ -147,6 +147,8 @@ static void test_errors(void)
     expect_error("start ::= \"a\"", INF_EPARSE, "no rule named 'root'");
     expect_error("root ::= <think>", INF_EPARSE, "token references");
     expect_error("root := \"a\"", INF_EPARSE, "expected '::='");
+    expect_error("root ::= root # no way out", INF_EPARSE, "can never be completed");
+    expect_error("root ::= \"a\" x\nx ::= \"b\" x", INF_EPARSE, "can never be completed");
     expect_error("root ::= [^\\x00-\\U0010FFFF]", INF_EPARSE, "matches no character");
     expect_error("root ::= \"\xFF\"", INF_EPARSE, "invalid UTF-8");
     /* deep nesting of groups is bounded, not a stack overflow */
@@ -337,20 +339,30 @@ static void test_masks(void)
     static const char *c = "root ::= value\n"
                            "value ::= \"[\" (value (\",\" value)*)? \"]\" | str | [0-9]+\n"
                            "str ::= \"\\\"\" [^\"]* \"\\\"\"\n";
-    struct inf_grammar *ga = compile(a), *gb = compile(b), *gc = compile(c);
+    /* counted repetitions: runs of bytes taken whole (x{0,n} counts down) */
+    static const char *d =
+        "root ::= \"{\\\"s\\\": \\\"\" [a-z ]{0,12} \"\\\", \\\"n\\\": \" [0-9]{1,4} \"}\"\n";
+    struct inf_grammar *ga = compile(a), *gb = compile(b), *gc = compile(c), *gd = compile(d);
+    run_text(gd, v, tok, "{\"s\": \"hello world\", \"n\": 1234}");
+    run_text(gd, v, tok, "{\"s\": \"\", \"n\": 7}");
     run_text(ga, v, tok, "{\"name\": \"Zo\xC3\xAB \\\"x\\\"\", \"age\":-42, \"ok\": true}");
     full_check = false;
     run_text(gb, v, tok, "[\"a b\", {\"k\": \"x\\\\\"}, 12, \"\xE4\xB8\xAD\xE6\x96\x87\"]");
     run_text(ga, v, tok, "{\"k\": \"v\"}");
     run_text(gc, v, tok, "[[\"a\",[1,2]],\"\",[[]]]");
     /* tiny table limits: the matcher rebuilds its tables from the current state as it goes */
-    inf__matcher_set_limits(64, 32, 4096);
+    inf__matcher_set_limits(64, 32, 4096, 256);
     run_text(ga, v, tok, "{\"name\": \"Zo\xC3\xAB\", \"n\": 1}");
     run_text(gc, v, tok, "[[\"a\",[1,2]],\"b\"]");
-    inf__matcher_set_limits(4u << 20, 1u << 20, 64u << 20);
+    /* a cache of two cut-state masks: evicted all the time */
+    inf__matcher_set_limits(4u << 20, 1u << 20, 64u << 20, 2);
+    run_text(ga, v, tok, "{\"name\": \"Zo\xC3\xAB\", \"n\": 1, \"k\": null}");
+    run_text(gb, v, tok, "[\"a b\", {\"k\": \"x\"}, 12]");
+    inf__matcher_set_limits(4u << 20, 1u << 20, 64u << 20, 256);
     inf_grammar_free(ga);
     inf_grammar_free(gb);
     inf_grammar_free(gc);
+    inf_grammar_free(gd);
     inf_grammar_vocab_free(v);
     inf_tokenizer_free(tok);
 }

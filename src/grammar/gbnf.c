@@ -27,8 +27,8 @@ struct galt {
 };
 
 struct grule {
-    char *name; /* NULL for the rules groups and repetitions make */
-    uint32_t line, col;
+    char *name;     /* NULL for the rules groups and repetitions make */
+    const char *at; /* where it was first mentioned (line and column computed on error) */
     bool defined;
     struct galt *alts;
     size_t n_alts, cap_alts;
@@ -245,7 +245,8 @@ static int cmp_range(const void *a, const void *b)
 /* Sort and merge; with negate, the complement in [0, 0x10FFFF]; surrogates removed. */
 static bool class_normalize(struct parser *ps, struct cpclass *c, bool negate)
 {
-    qsort(c->r, c->n, sizeof(*c->r), cmp_range);
+    if (c->n > 1)
+        qsort(c->r, c->n, sizeof(*c->r), cmp_range);
     size_t m = 0;
     for (size_t i = 0; i < c->n; i++) {
         if (m && c->r[i].lo <= c->r[m - 1].hi + 1) {
@@ -714,8 +715,8 @@ static bool parse_sequence(struct parser *ps, struct galt *seq, bool nested)
                 ps->p++;
             int64_t r = rule_by_name(ps, n0, (size_t)(ps->p - n0));
             ok = r >= 0;
-            if (ok && !ps->rules[r].line)
-                where(ps, n0, &ps->rules[r].line, &ps->rules[r].col);
+            if (ok && !ps->rules[r].at)
+                ps->rules[r].at = n0;
             ok = ok && push_el(ps, &frag, INF__GEL_REF, (uint32_t)r);
         } else if (c == '<') {
             ok = fail_at(ps, at, "token references (<...>) are not supported; write the text");
@@ -787,7 +788,7 @@ static bool parse_rules(struct parser *ps)
             return fail_at(ps, at, msg);
         }
         ps->rules[r].defined = true;
-        where(ps, at, &ps->rules[r].line, &ps->rules[r].col);
+        ps->rules[r].at = at;
         if (!parse_alternates(ps, (uint32_t)r, false))
             return false;
         if (ps->p < ps->end && *ps->p != '\n' && *ps->p != '\r')
@@ -803,13 +804,89 @@ static bool check_defined(struct parser *ps)
 {
     for (size_t i = 0; i < ps->n_rules; i++) {
         if (!ps->rules[i].defined) {
+            uint32_t line, col;
+            where(ps, ps->rules[i].at, &line, &col);
             ps->rc = inf_error_set(ps->err, INF_EPARSE,
                                    "grammar: line %u, column %u: rule '%s' is used but not defined",
-                                   ps->rules[i].line, ps->rules[i].col, ps->rules[i].name);
+                                   line, col, ps->rules[i].name);
             return false;
         }
     }
     return true;
+}
+
+/*
+ * The rules for which some alternative has all its elements satisfied, where a byte set is
+ * satisfied when bytes_ok and a reference when its rule is in the set (nullable: bytes_ok
+ * false; productive: true). A worklist over reference counts: linear in the grammar's size.
+ * Returns a malloc'd flag per rule, NULL when out of memory.
+ */
+static bool *rule_fixpoint(struct parser *ps, bool bytes_ok)
+{
+    size_t n = ps->n_rules, n_alts = 0, n_refs = 0;
+    for (size_t r = 0; r < n; r++) {
+        n_alts += ps->rules[r].n_alts;
+        for (size_t a = 0; a < ps->rules[r].n_alts; a++)
+            for (size_t i = 0; i < ps->rules[r].alts[a].n; i++)
+                n_refs += ps->rules[r].alts[a].e[i].kind == INF__GEL_REF;
+    }
+    bool *flag = calloc(n + 1, sizeof(bool));
+    uint32_t *need = malloc((n_alts + 1) * sizeof(uint32_t)), *owner = malloc((n_alts + 1) * 4);
+    uint32_t *first = calloc(n + 2, sizeof(uint32_t)), *occ = malloc((n_refs + 1) * 4);
+    uint32_t *queue = malloc((n + 1) * sizeof(uint32_t));
+    if (!flag || !need || !owner || !first || !occ || !queue) {
+        free(flag);
+        flag = NULL;
+        goto out;
+    }
+    /* occurrences of each rule, grouped by rule (counting sort) */
+    for (size_t r = 0; r < n; r++)
+        for (size_t a = 0; a < ps->rules[r].n_alts; a++)
+            for (size_t i = 0; i < ps->rules[r].alts[a].n; i++)
+                if (ps->rules[r].alts[a].e[i].kind == INF__GEL_REF)
+                    first[ps->rules[r].alts[a].e[i].arg + 2]++;
+    for (size_t r = 0; r < n; r++)
+        first[r + 2] += first[r + 1];
+    size_t qn = 0, al = 0;
+    for (size_t r = 0; r < n; r++) {
+        for (size_t a = 0; a < ps->rules[r].n_alts; a++, al++) {
+            const struct galt *x = &ps->rules[r].alts[a];
+            uint32_t k = 0;
+            bool dead = false;
+            for (size_t i = 0; i < x->n; i++) {
+                if (x->e[i].kind == INF__GEL_REF) {
+                    occ[first[x->e[i].arg + 1]++] = (uint32_t)al;
+                    k++;
+                } else if (!bytes_ok) {
+                    dead = true;
+                }
+            }
+            owner[al] = (uint32_t)r;
+            need[al] = dead ? UINT32_MAX : k;
+            if (k == 0 && !dead && !flag[r]) {
+                flag[r] = true;
+                queue[qn++] = (uint32_t)r;
+            }
+        }
+    }
+    /* first[r] .. first[r+1] are now rule r's occurrences */
+    for (size_t qi = 0; qi < qn; qi++) {
+        uint32_t r = queue[qi];
+        for (uint32_t o = first[r]; o < first[r + 1]; o++) {
+            uint32_t a = occ[o];
+            if (need[a] == UINT32_MAX || --need[a] != 0 || flag[owner[a]])
+                continue;
+            flag[owner[a]] = true;
+            queue[qn++] = owner[a];
+        }
+    }
+out:
+    free(need);
+    free(owner);
+    free(first);
+    free(occ);
+    free(queue);
+    return flag;
 }
 
 /* Left recursion: a cycle of references reached without consuming a byte, with at least one
@@ -817,26 +894,9 @@ static bool check_defined(struct parser *ps)
 static bool check_left_recursion(struct parser *ps)
 {
     size_t n = ps->n_rules;
-    bool *nullable = calloc(n ? n : 1, sizeof(bool));
+    bool *nullable = rule_fixpoint(ps, false);
     if (!nullable)
         return oom(ps);
-    for (bool changed = true; changed;) {
-        changed = false;
-        for (size_t r = 0; r < n; r++) {
-            if (nullable[r])
-                continue;
-            for (size_t a = 0; a < ps->rules[r].n_alts && !nullable[r]; a++) {
-                const struct galt *al = &ps->rules[r].alts[a];
-                size_t i = 0;
-                while (i < al->n && al->e[i].kind == INF__GEL_REF && nullable[al->e[i].arg])
-                    i++;
-                if (i == al->n) {
-                    nullable[r] = true;
-                    changed = true;
-                }
-            }
-        }
-    }
     /* edges: r -> s for each left-corner reference; tail flag */
     struct edge {
         uint32_t to;
@@ -949,6 +1009,22 @@ out:
     free(first);
     free(edges);
     free(nullable);
+    return ok;
+}
+
+/* A rule is productive when some alternative is all bytes and productive rules; a root that is
+   not accepts no text at all (root ::= root), which is refused rather than matched. */
+static bool check_productive(struct parser *ps, uint32_t root)
+{
+    bool *prod = rule_fixpoint(ps, true);
+    if (!prod)
+        return oom(ps);
+    bool ok = prod[root];
+    free(prod);
+    if (!ok)
+        ps->rc = inf_error_set(ps->err, INF_EPARSE,
+                               "grammar: rule '%s' can never be completed (it accepts no text)",
+                               ps->rules[root].name);
     return ok;
 }
 
@@ -1108,7 +1184,7 @@ inf_status inf_grammar_from_gbnf(const char *text, size_t len, const char *root,
             inf_error_set(err, INF_EPARSE, "grammar: no rule named '%s' (the start rule)", root);
         goto fail;
     }
-    if (!check_left_recursion(&ps))
+    if (!check_left_recursion(&ps) || !check_productive(&ps, (uint32_t)r_root))
         goto fail;
     g = calloc(1, sizeof(*g));
     if (!g) {

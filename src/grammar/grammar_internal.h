@@ -74,7 +74,8 @@ struct inf_grammar {
 };
 
 /* Tests: the table sizes past which a matcher rebuilds its tables from the current state
-   (defaults 4M nodes, 1M states, 64M pool entries). Not thread-safe; call before matching. */
-void inf__matcher_set_limits(size_t nodes, size_t states, size_t pool);
+   (defaults 4M nodes, 1M states, 64M pool entries) and the cached cut-state masks (2..256,
+   default 256). Not thread-safe; call before matching. */
+void inf__matcher_set_limits(size_t nodes, size_t states, size_t pool, size_t parts);
 
 #endif

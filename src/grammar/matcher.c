@@ -14,13 +14,14 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/buf.h"
 #include "grammar/grammar_internal.h"
 
-#define SHARED_MAX 64
+#define SHARED_MAX 128
 
 /* ---- the vocabulary trie --------------------------------------------------------------------- */
 
@@ -35,6 +36,7 @@ struct inf_grammar_vocab {
                                  tok_first[i+1]); a subtree's tokens are toks[tok_first[i] ..
                                  tok_first[next[i]]) */
     struct inf__byteset *sub; /* [n_nodes] the bytes on the paths into the node's subtree */
+    uint32_t *height;         /* [n_nodes] bytes from the parent to the deepest node below */
     int32_t *toks;
     int32_t *eog;
     uint32_t n_eog;
@@ -47,8 +49,10 @@ struct inf_grammar_vocab {
         uint64_t sig[2];
         uint32_t *bits, *esc;
         uint32_t n_esc;
+        uint64_t used; /* tick of the last use: the least recent is replaced */
     } shared[SHARED_MAX];
-    uint32_t n_shared, next_evict;
+    uint32_t n_shared;
+    uint64_t tick;
 };
 
 struct ventry {
@@ -83,6 +87,7 @@ void inf_grammar_vocab_free(struct inf_grammar_vocab *v)
     free(v->next);
     free(v->tok_first);
     free(v->sub);
+    free(v->height);
     free(v->toks);
     free(v->eog);
     for (uint32_t i = 0; i < v->n_shared; i++) {
@@ -178,11 +183,16 @@ inf_status inf_grammar_vocab_new(const struct inf_tokenizer *tok, struct inf_gra
     v->n_nodes = nn;
     free(path);
     v->sub = calloc(nn, sizeof(*v->sub));
-    if (!v->sub) {
+    v->height = calloc(nn, sizeof(uint32_t));
+    if (!v->sub || !v->height) {
         free(parent);
         goto oom;
     }
     for (uint32_t i = nn; i-- > 1;) {
+        if (v->height[i] == 0)
+            v->height[i] = 1;
+        if (v->height[i] + 1 > v->height[parent[i]])
+            v->height[parent[i]] = v->height[i] + 1;
         v->sub[i].w[v->byte[i] >> 6] |= 1ull << (v->byte[i] & 63);
         for (int k = 0; k < 4; k++)
             v->sub[parent[i]].w[k] |= v->sub[i].w[k];
@@ -215,21 +225,25 @@ static inline void copy_ids(uint32_t *dst, const uint32_t *src, size_t n)
    completed by walking, from each cut's real continuation, the trie subtrees whose prefixes pop
    out of the kept frames. The same cut state recurs in every context, so a wide walk (a string
    body allows most of the vocabulary) is done once per grammar rather than once per place. */
-#define CUT_CACHE_MAX 256
-#define NO_DENSE      UINT32_MAX
-#define UNKNOWN_STEP  UINT32_MAX
-#define DENSE_AFTER   48 /* hash lookups before a state gets a dense row */
-#define DENSE_MAX     (64u << 20) / (256 * sizeof(uint32_t)) /* rows: 64 MiB */
-#define ST_END        1u /* the state holds the empty stack: the grammar may end */
-#define ST_MARK       2u /* the state holds a cut node */
+#define NO_DENSE     UINT32_MAX
+#define UNKNOWN_STEP UINT32_MAX
+#define DENSE_AFTER  48 /* hash lookups before a state gets a dense row */
+#define RUN_INF      UINT32_MAX
+#define RUN_CAP      24 /* runs are followed this far (tokens longer are walked byte by byte) */
+#define DENSE_MAX    (64u << 20) / (256 * sizeof(uint32_t)) /* rows: 64 MiB */
+#define ST_END       1u /* the state holds the empty stack: the grammar may end */
+#define ST_MARK      2u /* the state holds a cut node */
 /* When the interned tables pass these, they are rebuilt from the current state alone. */
 static size_t max_nodes = 4u << 20, max_states = 1u << 20, max_pool = 64u << 20;
+#define CUT_CACHE_MAX 256
+static size_t max_parts = CUT_CACHE_MAX; /* cached cut-state masks per matcher */
 
-void inf__matcher_set_limits(size_t nodes, size_t states, size_t pool)
+void inf__matcher_set_limits(size_t nodes, size_t states, size_t pool, size_t parts)
 {
     max_nodes = nodes;
     max_states = states;
     max_pool = pool;
+    max_parts = parts < 2 ? 2 : parts > CUT_CACHE_MAX ? CUT_CACHE_MAX : parts;
 }
 
 struct u64map { /* open addressing: key -> value; keys are never 0 (callers add 1) */
@@ -249,12 +263,17 @@ struct inf_matcher {
     /* closures and states share one pool of leaf ids */
     uint32_t *pool;
     size_t n_pool, cap_pool;
-    uint32_t *st_off, *st_n;    /* state 0 is the empty (dead) set */
-    uint8_t *st_flags;          /* ST_END | ST_MARK */
-    uint32_t *st_dense;         /* per state: its row in dense[] or NO_DENSE */
-    uint32_t *dense;            /* rows of 256 transitions (UNKNOWN_STEP where not computed) */
-    struct inf__byteset *loops; /* per row: the bytes that lead back to the same state */
-    size_t cap_loops;
+    uint32_t *st_off, *st_n; /* state 0 is the empty (dead) set */
+    uint8_t *st_flags;       /* ST_END | ST_MARK */
+    uint32_t *st_dense;      /* per state: its row in dense[] or NO_DENSE */
+    uint32_t *dense;         /* rows of 256 transitions (UNKNOWN_STEP where not computed) */
+    /* per row: the state most bytes lead to (succ), those bytes (u), and how many bytes of u in
+       a row the state takes (run: RUN_INF for a loop, 0 not yet known) */
+    struct rowinfo {
+        struct inf__byteset u;
+        uint32_t succ, run;
+    } * rinfo;
+    size_t cap_rinfo;
     size_t n_dense, cap_dense;
     uint16_t *st_uses; /* hash lookups so far; a busy state gets a dense row */
     size_t n_states, cap_states;
@@ -270,16 +289,25 @@ struct inf_matcher {
     size_t n_masks, cap_masks, words;
     /* cut states: their masks (without end tokens) and their escapes, (trie node, cut index)
        pairs where a prefix pops into the cut */
-    struct u64map part_map; /* cut state + 1 -> slot */
-    uint32_t *parts;        /* [CUT_CACHE_MAX][words] */
-    uint32_t *part_esc_off, *part_esc_n;
-    uint32_t *esc; /* pairs */
+    struct u64map part_map;                         /* cut state + 1 -> slot */
+    uint32_t *parts;                                /* [CUT_CACHE_MAX][words] */
+    uint32_t *part_esc_off, *part_esc_n, *part_key; /* per slot; key: the cut state */
+    uint64_t *part_tick, tick;                      /* last use, for eviction */
+    uint32_t *esc;                                  /* pairs */
     size_t n_parts, cap_parts, n_esc, cap_esc;
+    /* continuation walks below one trie node from one cut state: the tokens they allow and
+       their own escapes, so that the same continuation in another place is a list replay */
+    struct u64map cont_map; /* (cut state << 32 | trie node) + 1 -> entry */
+    uint32_t *cont_ent;     /* 4 per entry: token offset, count, escape offset, count */
+    uint32_t *cont_toks, *cont_esc, *scratch;
+    size_t n_cont, cap_cont, n_ctoks, cap_ctoks, n_cesc, cap_cesc;
     uint32_t *cuts; /* the real nodes the current cut state's markers stand for */
     size_t n_cuts, cap_cuts;
     uint32_t start, cur;
     bool done, failed;
     const char *why; /* set with failed when the cause is not memory */
+    bool trace;      /* INFERNO_GRAMMAR_TRACE set: one line per computed mask on stderr */
+    size_t visited, walked, split;
 };
 
 static bool map_grow(struct u64map *m)
@@ -465,7 +493,7 @@ static bool closure(struct inf_matcher *m, uint32_t x)
         m->why = "the grammar is too ambiguous: one step reaches more than 65536 positions";
         return false;
     }
-    if (!inf__grow(&m->pool, &m->cap_pool, m->n_pool + n_out, sizeof(uint32_t), 4096))
+    if (!inf__grow(&m->pool, &m->cap_pool, m->n_pool + n_out + 1, sizeof(uint32_t), 4096))
         return false;
     copy_ids(m->pool + m->n_pool, m->ctmp, n_out);
     m->ncl_off[x] = (uint32_t)m->n_pool;
@@ -487,7 +515,19 @@ static uint32_t state_intern(struct inf_matcher *m, size_t n)
         return 0;
     uint32_t *t = m->tmp;
     if (n > 1) {
-        qsort(t, n, sizeof(uint32_t), cmp_u32);
+        if (n <= 24) { /* the usual size: insertion sort beats qsort's calls */
+            for (size_t i = 1; i < n; i++) {
+                uint32_t x = t[i];
+                size_t j = i;
+                while (j > 0 && t[j - 1] > x) {
+                    t[j] = t[j - 1];
+                    j--;
+                }
+                t[j] = x;
+            }
+        } else {
+            qsort(t, n, sizeof(uint32_t), cmp_u32);
+        }
         size_t k = 1;
         for (size_t i = 1; i < n; i++)
             if (t[i] != t[k - 1])
@@ -562,26 +602,76 @@ static inline uint32_t step(struct inf_matcher *m, uint32_t s, unsigned b)
     return step_slow(m, s, b);
 }
 
-/* Give a busy state a dense row, every byte's transition computed, and its loop set. */
+/* Give a busy state a dense row: every byte's transition computed, the state most bytes lead
+   to and those bytes. */
 static void make_dense(struct inf_matcher *m, uint32_t s)
 {
-    size_t cap = m->cap_loops;
+    size_t cap = m->cap_rinfo;
     if (!inf__grow(&m->dense, &m->cap_dense, (m->n_dense + 1) * 256, sizeof(uint32_t), 256 * 64) ||
-        !inf__grow(&m->loops, &cap, m->n_dense + 1, sizeof(*m->loops), 64))
+        !inf__grow(&m->rinfo, &cap, m->n_dense + 1, sizeof(*m->rinfo), 64))
         return;
-    m->cap_loops = cap;
+    m->cap_rinfo = cap;
     uint32_t row = (uint32_t)m->n_dense++;
     memset(m->dense + (size_t)row * 256, 0xFF, 256 * sizeof(uint32_t));
     m->st_dense[s] = row;
-    struct inf__byteset loop = {{0, 0, 0, 0}};
+    uint32_t to[256];
     for (unsigned b = 0; b < 256; b++) {
-        uint32_t r = step_slow(m, s, b); /* writes the row (m->dense may move) */
+        to[b] = step_slow(m, s, b); /* writes the row (m->dense may move) */
         if (m->failed)
             return;
-        if (r == s)
-            loop.w[b >> 6] |= 1ull << (b & 63);
     }
-    m->loops[row] = loop;
+    /* the most frequent non-dead target (a loop counts first) */
+    uint32_t best = 0, best_n = 0;
+    for (unsigned b = 0; b < 256; b++) {
+        if (!to[b] || to[b] == best)
+            continue;
+        uint32_t n = 0;
+        for (unsigned c = 0; c < 256; c++)
+            n += to[c] == to[b];
+        if (n > best_n || (n == best_n && to[b] == s)) {
+            best = to[b];
+            best_n = n;
+        }
+    }
+    struct rowinfo ri = {{{0, 0, 0, 0}}, best, best == s && best ? RUN_INF : 0};
+    for (unsigned b = 0; best && b < 256; b++)
+        if (to[b] == best)
+            ri.u.w[b >> 6] |= 1ull << (b & 63);
+    m->rinfo[row] = ri;
+}
+
+static bool byteset_within(const struct inf__byteset *a, const struct inf__byteset *b)
+{
+    return !((a->w[0] & ~b->w[0]) | (a->w[1] & ~b->w[1]) | (a->w[2] & ~b->w[2]) |
+             (a->w[3] & ~b->w[3]));
+}
+
+/* How many bytes of its u set state s (which has a row) takes one after another: a chain of
+   successors each taking every byte of u to one state (x{0,n} counts down like this). */
+static uint32_t state_run(struct inf_matcher *m, uint32_t s)
+{
+    uint32_t row = m->st_dense[s];
+    if (m->rinfo[row].run)
+        return m->rinfo[row].run;
+    struct inf__byteset u = m->rinfo[row].u;
+    uint32_t n = 1, cur = m->rinfo[row].succ;
+    while (n < RUN_CAP && cur) {
+        if (m->st_dense[cur] == NO_DENSE)
+            make_dense(m, cur);
+        if (m->failed || m->st_dense[cur] == NO_DENSE)
+            break;
+        const struct rowinfo *r2 = &m->rinfo[m->st_dense[cur]];
+        if (!byteset_within(&u, &r2->u))
+            break;
+        n++;
+        if (r2->succ == cur) {
+            n = RUN_INF;
+            break;
+        }
+        cur = r2->succ;
+    }
+    m->rinfo[row].run = n;
+    return n;
 }
 
 static uint32_t step_slow(struct inf_matcher *m, uint32_t s, unsigned b)
@@ -608,7 +698,7 @@ static uint32_t step_slow(struct inf_matcher *m, uint32_t s, unsigned b)
             return 0;
         }
         uint32_t off = m->ncl_off[nx], cn = m->ncl_n[nx];
-        if (!inf__grow(&m->tmp, &m->cap_tmp, n_out + cn, sizeof(uint32_t), 64)) {
+        if (!inf__grow(&m->tmp, &m->cap_tmp, n_out + cn + 1, sizeof(uint32_t), 64)) {
             m->failed = true;
             return 0;
         }
@@ -645,7 +735,7 @@ static uint32_t start_state(struct inf_matcher *m)
             return 0;
         }
         uint32_t off = m->ncl_off[x], cn = m->ncl_n[x];
-        if (!inf__grow(&m->tmp, &m->cap_tmp, n_out + cn, sizeof(uint32_t), 64)) {
+        if (!inf__grow(&m->tmp, &m->cap_tmp, n_out + cn + 1, sizeof(uint32_t), 64)) {
             m->failed = true;
             return 0;
         }
@@ -670,16 +760,22 @@ static void tables_release(struct inf_matcher *m)
     free(m->st_dense);
     free(m->st_uses);
     free(m->dense);
-    free(m->loops);
-    m->loops = NULL;
-    m->cap_loops = 0;
+    free(m->rinfo);
+    m->rinfo = NULL;
+    m->cap_rinfo = 0;
     m->st_dense = m->dense = NULL;
     m->st_uses = NULL;
     m->n_dense = m->cap_dense = 0;
     free(m->part_esc_off);
     free(m->part_esc_n);
+    free(m->part_key);
+    free(m->part_tick);
+    m->part_key = NULL;
+    m->part_tick = NULL;
     free(m->esc);
     map_free(&m->part_map);
+    map_clear(&m->cont_map);
+    m->n_cont = m->n_ctoks = m->n_cesc = 0;
     m->st_flags = NULL;
     m->part_esc_off = m->part_esc_n = m->esc = NULL;
     m->n_parts = m->n_esc = m->cap_esc = 0;
@@ -732,7 +828,9 @@ static bool tables_init(struct inf_matcher *m)
     m->st_flags[0] = 0;
     m->part_esc_off = malloc(CUT_CACHE_MAX * sizeof(uint32_t));
     m->part_esc_n = malloc(CUT_CACHE_MAX * sizeof(uint32_t));
-    if (!m->part_esc_off || !m->part_esc_n)
+    m->part_key = malloc(CUT_CACHE_MAX * sizeof(uint32_t));
+    m->part_tick = malloc(CUT_CACHE_MAX * sizeof(uint64_t));
+    if (!m->part_esc_off || !m->part_esc_n || !m->part_key || !m->part_tick)
         return false;
     m->n_states = 1;
     m->start = start_state(m);
@@ -751,6 +849,11 @@ void inf_matcher_free(struct inf_matcher *m)
     free(m->masks);
     free(m->parts);
     free(m->cuts);
+    map_free(&m->cont_map);
+    free(m->cont_ent);
+    free(m->cont_toks);
+    free(m->cont_esc);
+    free(m->scratch);
     free(m);
 }
 
@@ -763,6 +866,7 @@ inf_status inf_matcher_new(const struct inf_grammar *g, const struct inf_grammar
         return inf_error_set(err, INF_ENOMEM, "grammar: out of memory");
     m->g = g;
     m->voc = v;
+    m->trace = getenv("INFERNO_GRAMMAR_TRACE") != NULL;
     if (v) {
         m->words = ((size_t)v->n_vocab + 31) / 32;
         m->walk = malloc(((size_t)v->max_depth + 1) * sizeof(uint32_t));
@@ -851,6 +955,8 @@ bool inf_matcher_accept_bytes(struct inf_matcher *m, const char *bytes, size_t l
 {
     if (m->done || m->failed)
         return false;
+    if (len == 0)
+        return true;
     uint32_t s = m->cur;
     for (size_t i = 0; i < len && s; i++)
         s = step(m, s, (unsigned char)bytes[i]);
@@ -927,22 +1033,18 @@ static void walk(struct inf_matcher *m, uint32_t root, uint32_t s, uint32_t *mas
         return;
     }
     uint32_t i = root + 1, end = next[root];
+    m->walked++;
     while (i < end) {
+        m->visited++;
         uint32_t ps = st[depth[i] - 1], row = m->st_dense[ps];
-        if (row != NO_DENSE) {
-            /* every byte below i loops back to ps: the whole subtree is allowed as it is */
-            const struct inf__byteset *l = &m->loops[row], *b = &v->sub[i];
-            if (!((b->w[0] & ~l->w[0]) | (b->w[1] & ~l->w[1]) | (b->w[2] & ~l->w[2]) |
-                  (b->w[3] & ~l->w[3]))) {
-                if (record && (m->st_flags[ps] & ST_MARK) && !record_escapes(m, i, ps)) {
-                    m->failed = true;
-                    return;
-                }
-                for (uint32_t k = tf[i]; k < tf[next[i]]; k++)
-                    mask[toks[k] >> 5] |= 1u << (toks[k] & 31);
-                i = next[i];
-                continue;
-            }
+        if (row != NO_DENSE && byteset_within(&v->sub[i], &m->rinfo[row].u) &&
+            v->height[i] <= state_run(m, ps)) {
+            /* every token below i is bytes of u, no longer than the run: all allowed (and
+               none needs a cut's continuation: the tokens it could add are these) */
+            for (uint32_t k = tf[i]; k < tf[next[i]]; k++)
+                mask[toks[k] >> 5] |= 1u << (toks[k] & 31);
+            i = next[i];
+            continue;
         }
         uint32_t t = step(m, ps, byte[i]);
         if (!t) {
@@ -964,17 +1066,22 @@ static void walk(struct inf_matcher *m, uint32_t root, uint32_t s, uint32_t *mas
    kept, the node at that level becomes a cut marker (index j); m->cuts gets the real nodes the
    markers stand for. A string body's leaves sit a few frames above the string's caller, its
    closing quote one frame above: all are cut at the caller, whatever the caller is. */
-static uint32_t cut_state(struct inf_matcher *m, uint32_t s)
+static uint32_t cut_level(const struct inf_matcher *m, uint32_t s)
 {
-    size_t n_out = 0;
     uint32_t level = UINT32_MAX;
-    m->n_cuts = 0;
     for (uint32_t k = 0; k < m->st_n[s]; k++) {
         uint32_t x = m->pool[m->st_off[s] + k];
         if (x != 0 && m->ndep[x] < level)
             level = m->ndep[x];
     }
-    level = level == UINT32_MAX || level == 0 ? 0 : level - 1;
+    return level == UINT32_MAX || level == 0 ? 0 : level - 1;
+}
+
+static uint32_t cut_state(struct inf_matcher *m, uint32_t s)
+{
+    size_t n_out = 0;
+    uint32_t level = cut_level(m, s);
+    m->n_cuts = 0;
     for (uint32_t k = 0; k < m->st_n[s]; k++) {
         uint32_t x = m->pool[m->st_off[s] + k], y = x;
         if (x != 0 && level > 0) {
@@ -1085,8 +1192,9 @@ static bool shared_get(struct inf_matcher *m, const uint64_t sig[2], uint32_t *b
         struct shared_part *p = &v->shared[i];
         if (p->sig[0] != sig[0] || p->sig[1] != sig[1])
             continue;
-        if (!inf__grow(&m->esc, &m->cap_esc, m->n_esc + p->n_esc, sizeof(uint32_t), 256))
+        if (!inf__grow(&m->esc, &m->cap_esc, m->n_esc + p->n_esc + 1, sizeof(uint32_t), 256))
             break;
+        p->used = ++v->tick;
         copy_ids(bits, p->bits, m->words);
         copy_ids(m->esc + m->n_esc, p->esc, p->n_esc);
         m->n_esc += p->n_esc;
@@ -1110,28 +1218,83 @@ static void shared_put(struct inf_matcher *m, const uint64_t sig[2], const uint3
     copy_ids(b, bits, m->words);
     copy_ids(e, esc, n_esc);
     pthread_mutex_lock(&v->lock);
-    uint32_t i = v->n_shared < SHARED_MAX ? v->n_shared++ : v->next_evict++ % SHARED_MAX;
-    if (i < v->n_shared && v->shared[i].bits) {
+    uint32_t i = 0;
+    if (v->n_shared < SHARED_MAX) {
+        i = v->n_shared++;
+    } else {
+        for (uint32_t k = 1; k < SHARED_MAX; k++)
+            if (v->shared[k].used < v->shared[i].used)
+                i = k;
+    }
+    if (v->shared[i].bits) {
         free(v->shared[i].bits);
         free(v->shared[i].esc);
     }
-    v->shared[i] = (struct shared_part){{sig[0], sig[1]}, b, e, n_esc};
+    v->shared[i] = (struct shared_part){{sig[0], sig[1]}, b, e, n_esc, ++v->tick};
     pthread_mutex_unlock(&v->lock);
 }
 
-static void compute_mask(struct inf_matcher *m, uint32_t s, uint32_t *mask)
+/* OR into mask the tokens state s allows (end tokens aside): the part of its cut state, cached
+   and shared, then the continuations of the part's escapes. */
+static void walk_cont(struct inf_matcher *m, uint32_t node, uint32_t c, uint32_t *mask, int depth);
+
+/* The part cache is full: keep the half used most recently (slots and escapes compacted). */
+static void evict_parts(struct inf_matcher *m)
 {
-    const struct inf_grammar_vocab *v = m->voc;
+    size_t n = m->n_parts, w = m->words, kept = 0, esc = 0;
+    uint64_t *ticks = malloc(n * sizeof(uint64_t));
+    uint32_t *e2 = malloc((m->n_esc + 1) * sizeof(uint32_t));
+    map_clear(&m->part_map);
+    if (!ticks || !e2) {
+        free(ticks);
+        free(e2);
+        m->n_parts = m->n_esc = 0;
+        return;
+    }
+    copy_ids(e2, m->esc, m->n_esc);
+    for (size_t i = 0; i < n; i++)
+        ticks[i] = m->part_tick[i];
+    /* the median tick by selection on a copy: sort is fine at this size */
+    for (size_t i = 1; i < n; i++) {
+        uint64_t x = ticks[i];
+        size_t j = i;
+        while (j > 0 && ticks[j - 1] > x) {
+            ticks[j] = ticks[j - 1];
+            j--;
+        }
+        ticks[j] = x;
+    }
+    uint64_t keep_from = ticks[n / 2];
+    for (size_t i = 0; i < n; i++) {
+        if (m->part_tick[i] < keep_from)
+            continue;
+        if (kept != i)
+            memmove(m->parts + kept * w, m->parts + i * w, w * sizeof(uint32_t));
+        copy_ids(m->esc + esc, e2 + m->part_esc_off[i], m->part_esc_n[i]);
+        m->part_esc_off[kept] = (uint32_t)esc;
+        m->part_esc_n[kept] = m->part_esc_n[i];
+        esc += m->part_esc_n[i];
+        m->part_key[kept] = m->part_key[i];
+        m->part_tick[kept] = m->part_tick[i];
+        map_put(&m->part_map, (uint64_t)m->part_key[kept] + 1, (uint32_t)kept);
+        kept++;
+    }
+    m->n_parts = kept;
+    m->n_esc = esc;
+    free(ticks);
+    free(e2);
+}
+
+static void add_state(struct inf_matcher *m, uint32_t s, uint32_t *mask)
+{
     size_t w = m->words;
     uint32_t t = cut_state(m, s), slot;
     if (m->failed)
         return;
+    /* the cut list is m->cuts until the next cut_state; escapes only walk */
     if (!map_get(&m->part_map, (uint64_t)t + 1, &slot)) {
-        if (m->n_parts >= CUT_CACHE_MAX) {
-            map_clear(&m->part_map);
-            m->n_parts = 0;
-            m->n_esc = 0;
-        }
+        if (m->n_parts >= max_parts)
+            evict_parts(m);
         if (!inf__grow(&m->parts, &m->cap_parts, (m->n_parts + 1) * w, sizeof(uint32_t), 8 * w)) {
             m->failed = true;
             return;
@@ -1149,27 +1312,219 @@ static void compute_mask(struct inf_matcher *m, uint32_t s, uint32_t *mask)
                            (uint32_t)(m->n_esc - m->part_esc_off[slot]));
         }
         m->part_esc_n[slot] = (uint32_t)(m->n_esc - m->part_esc_off[slot]);
+        m->part_key[slot] = t;
         if (m->failed || !map_put(&m->part_map, (uint64_t)t + 1, slot)) {
             m->failed = true;
             return;
         }
         m->n_parts++;
     }
-    copy_ids(mask, m->parts + (size_t)slot * w, w);
+    m->part_tick[slot] = ++m->tick;
+    const uint32_t *bits = m->parts + (size_t)slot * w;
+    for (size_t k = 0; k < w; k++)
+        mask[k] |= bits[k];
+    /* the escapes: each cut's continuation state once, then the cached walks below each node */
+    uint32_t off = m->part_esc_off[slot], n = m->part_esc_n[slot];
+    size_t n_cuts = m->n_cuts;
+    uint32_t *cs = malloc((2 * n_cuts + 1) * sizeof(uint32_t));
+    if (!cs) {
+        m->failed = true;
+        return;
+    }
+    for (size_t j = 0; j < n_cuts; j++) {
+        cs[j] = m->cuts[j];
+        cs[n_cuts + j] = UINT32_MAX;
+    }
+    for (uint32_t k = 0; k < n && !m->failed; k += 2) {
+        uint32_t node = m->esc[off + k], j = m->esc[off + k + 1];
+        if (cs[n_cuts + j] == UINT32_MAX)
+            cs[n_cuts + j] = node_state(m, cs[j]);
+        if (cs[n_cuts + j])
+            walk_cont(m, node, cs[n_cuts + j], mask, 0);
+    }
+    free(cs);
+}
+
+#define CONT_MAX_TOKS (4u << 20)
+
+/* OR into mask what state c allows below trie node `node` (exclusive): from the cut of c, through
+   the continuation cache, then the cache's own escapes from c's real cuts. */
+static void walk_cont(struct inf_matcher *m, uint32_t node, uint32_t c, uint32_t *mask, int depth)
+{
+    const struct inf_grammar_vocab *v = m->voc;
+    uint32_t ct = cut_state(m, c), e;
+    if (m->failed)
+        return;
+    if (depth > 64) { /* continuations of continuations: a token is not that long; walk */
+        walk(m, node, c, mask, false);
+        return;
+    }
+    size_t n_cuts = m->n_cuts;
+    uint32_t lc_small[16], *lc = n_cuts <= 16 ? lc_small : malloc(n_cuts * sizeof(uint32_t));
+    if (!lc) {
+        m->failed = true;
+        return;
+    }
+    copy_ids(lc, m->cuts, n_cuts);
+    uint64_t key = (((uint64_t)ct << 32) | node) + 1;
+    if (!map_get(&m->cont_map, key, &e)) {
+        if (m->n_ctoks > CONT_MAX_TOKS) {
+            map_clear(&m->cont_map);
+            m->n_cont = m->n_ctoks = m->n_cesc = 0;
+        }
+        if (!m->scratch && !(m->scratch = calloc(m->words, sizeof(uint32_t))))
+            goto oom;
+        size_t esc0 = m->n_esc;
+        walk(m, node, ct, m->scratch, true);
+        if (m->failed)
+            goto out;
+        if (!inf__grow(&m->cont_ent, &m->cap_cont, 4 * (m->n_cont + 1), sizeof(uint32_t), 256))
+            goto oom;
+        uint32_t *ent = m->cont_ent + 4 * m->n_cont;
+        ent[0] = (uint32_t)m->n_ctoks;
+        for (uint32_t k = v->tok_first[node + 1]; k < v->tok_first[v->next[node]]; k++) {
+            int32_t t = v->toks[k];
+            if (!((m->scratch[t >> 5] >> (t & 31)) & 1u))
+                continue;
+            m->scratch[t >> 5] &= ~(1u << (t & 31));
+            if (!push_u32(&m->cont_toks, &m->n_ctoks, &m->cap_ctoks, (uint32_t)t))
+                goto oom;
+        }
+        ent = m->cont_ent + 4 * m->n_cont; /* cont_toks grew, cont_ent did not move */
+        ent[1] = (uint32_t)m->n_ctoks - ent[0];
+        ent[2] = (uint32_t)m->n_cesc;
+        for (size_t k = esc0; k < m->n_esc; k++)
+            if (!push_u32(&m->cont_esc, &m->n_cesc, &m->cap_cesc, m->esc[k]))
+                goto oom;
+        ent = m->cont_ent + 4 * m->n_cont;
+        ent[3] = (uint32_t)m->n_cesc - ent[2];
+        m->n_esc = esc0;
+        e = (uint32_t)m->n_cont++;
+        if (!map_put(&m->cont_map, key, e))
+            goto oom;
+    }
+    const uint32_t *ent = m->cont_ent + 4 * (size_t)e;
+    for (uint32_t k = 0; k < ent[1]; k++) {
+        uint32_t t = m->cont_toks[ent[0] + k];
+        mask[t >> 5] |= 1u << (t & 31);
+    }
+    uint32_t eo = ent[2], en = ent[3];
+    for (uint32_t k = 0; k < en && !m->failed; k += 2) {
+        uint32_t n2 = m->cont_esc[eo + k], j = m->cont_esc[eo + k + 1];
+        uint32_t c2 = node_state(m, lc[j]);
+        if (c2)
+            walk_cont(m, n2, c2, mask, depth + 1);
+    }
+    goto out;
+oom:
+    m->failed = true;
+out:
+    if (lc != lc_small)
+        free(lc);
+}
+
+static bool has_leaf(const struct inf_matcher *m, uint32_t s, uint32_t x)
+{
+    const uint32_t *l = m->pool + m->st_off[s];
+    size_t lo = 0, hi = m->st_n[s];
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (l[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < m->st_n[s] && l[lo] == x;
+}
+
+#define MAX_GROUPS 8
+
+/*
+ * Split s when its cut state is new: the stacks that pass through a frame just above the cut
+ * (F) which is not itself a leaf form a group per F, cut at F; the rest stay together. An
+ * object's optional properties and its other keys give one such state per place in the
+ * object: the other keys' string (a group) is then the same at every place and its walk is
+ * done once, while the declared keys (the rest) are narrow. A string body is not split: its
+ * frame above the cut is the closing quote, a leaf. Returns the number of states put in
+ * out[] (0: no split).
+ */
+static size_t split_state(struct inf_matcher *m, uint32_t s, uint32_t *out)
+{
+    uint32_t level = cut_level(m, s);
+    if (level == 0 || m->st_n[s] < 2)
+        return 0;
+    uint32_t keys[MAX_GROUPS];
+    size_t n_keys = 0, n = m->st_n[s];
+    uint32_t *grp = malloc(n * sizeof(uint32_t));
+    if (!grp)
+        return 0;
+    for (size_t k = 0; k < n; k++) {
+        uint32_t x = m->pool[m->st_off[s] + k], f = x;
+        grp[k] = MAX_GROUPS; /* the rest */
+        if (x == 0 || m->ndep[x] <= level + 1)
+            continue;
+        while (m->ndep[f] > level + 1)
+            f = m->npar[f];
+        if (has_leaf(m, s, f))
+            continue;
+        size_t g = 0;
+        while (g < n_keys && keys[g] != f)
+            g++;
+        if (g == n_keys) {
+            if (n_keys == MAX_GROUPS) {
+                free(grp);
+                return 0;
+            }
+            keys[n_keys++] = f;
+        }
+        grp[k] = (uint32_t)g;
+    }
+    size_t n_out = 0;
+    for (size_t g = 0; n_keys && g <= n_keys; g++) {
+        size_t cnt = 0;
+        for (size_t k = 0; k < n; k++) {
+            if ((g < n_keys ? grp[k] == g : grp[k] == MAX_GROUPS) &&
+                !push_u32(&m->ctmp, &cnt, &m->cap_ctmp, m->pool[m->st_off[s] + k])) {
+                m->failed = true;
+                break;
+            }
+        }
+        if (m->failed || !inf__grow(&m->tmp, &m->cap_tmp, cnt + 1, sizeof(uint32_t), 64)) {
+            m->failed = true;
+            break;
+        }
+        copy_ids(m->tmp, m->ctmp, cnt);
+        uint32_t st = state_intern(m, cnt);
+        if (st)
+            out[n_out++] = st;
+    }
+    free(grp);
+    return m->failed ? 0 : n_out;
+}
+
+static void compute_mask(struct inf_matcher *m, uint32_t s, uint32_t *mask)
+{
+    const struct inf_grammar_vocab *v = m->voc;
+    memset(mask, 0, m->words * sizeof(uint32_t));
+    uint32_t t = cut_state(m, s), slot, parts[MAX_GROUPS + 1];
+    size_t n = 0;
+    if (!m->failed && !map_get(&m->part_map, (uint64_t)t + 1, &slot))
+        n = split_state(m, s, parts);
+    m->visited = m->walked = 0;
+    m->split = n;
+    if (n == 0)
+        add_state(m, s, mask);
+    for (size_t k = 0; k < n && !m->failed; k++)
+        add_state(m, parts[k], mask);
     if (state_can_end(m, s))
         for (uint32_t i = 0; i < v->n_eog; i++)
             mask[v->eog[i] >> 5] |= 1u << (v->eog[i] & 31);
-    /* the cuts' continuations; the cut list is copied: node_state may cut nothing, but walk
-       interns states and the escape pool is stable while no part is added */
-    uint32_t off = m->part_esc_off[slot], n = m->part_esc_n[slot];
-    for (uint32_t k = 0; k < n; k += 2) {
-        uint32_t node = m->esc[off + k], j = m->esc[off + k + 1];
-        uint32_t c = node_state(m, m->cuts[j]);
-        if (m->failed)
-            return;
-        if (c)
-            walk(m, node, c, mask, false);
-    }
+    if (m->trace)
+        fprintf(stderr,
+                "grammar: mask of state %u (%u stacks, cut %u stacks, split %zu): %zu walks, "
+                "%zu trie nodes; tables %zu nodes %zu states %zu rows\n",
+                s, m->st_n[s], m->st_n[t], m->split, m->walked, m->visited, m->n_nodes, m->n_states,
+                m->n_dense);
 }
 
 void inf_matcher_mask(struct inf_matcher *m, uint32_t *mask)
