@@ -78,6 +78,12 @@ static void test_basics(void)
     inf_grammar_free(g);
 
     /* tail recursion is not left recursion, and nested stars terminate */
+    /* an alternative through a rule that can never complete is dropped: nothing enters it */
+    g = compile("root ::= \"a\" | dead \"b\"\ndead ::= \"\\x00\" dead\n");
+    expect(g, "a", 1);
+    T_EQ_INT(feed(g, "\0", 1), -1);
+    inf_grammar_free(g);
+
     g = compile("root ::= \"a\" root | \"\"\n");
     expect(g, "aaaa", 1);
     inf_grammar_free(g);

@@ -1012,19 +1012,38 @@ out:
     return ok;
 }
 
-/* A rule is productive when some alternative is all bytes and productive rules; a root that is
-   not accepts no text at all (root ::= root), which is refused rather than matched. */
+/* A rule is productive when some alternative is all bytes and productive rules. An alternative
+   that refers to an unproductive rule can never be completed: it is dropped, so that no mask
+   ever lets a model into it (the JSON Schema compiler writes a $ref target that accepts nothing
+   as such a rule). A root that is not productive accepts no text at all (root ::= root) and is
+   refused rather than matched. */
 static bool check_productive(struct parser *ps, uint32_t root)
 {
     bool *prod = rule_fixpoint(ps, true);
     if (!prod)
         return oom(ps);
     bool ok = prod[root];
-    free(prod);
     if (!ok)
         ps->rc = inf_error_set(ps->err, INF_EPARSE,
                                "grammar: rule '%s' can never be completed (it accepts no text)",
                                ps->rules[root].name);
+    for (size_t r = 0; ok && r < ps->n_rules; r++) {
+        struct grule *g = &ps->rules[r];
+        size_t kept = 0;
+        for (size_t a = 0; a < g->n_alts; a++) {
+            bool dead = false;
+            for (size_t i = 0; i < g->alts[a].n && !dead; i++)
+                dead = g->alts[a].e[i].kind == INF__GEL_REF && !prod[g->alts[a].e[i].arg];
+            if (dead) {
+                ps->n_elems -= g->alts[a].n;
+                free(g->alts[a].e);
+            } else {
+                g->alts[kept++] = g->alts[a];
+            }
+        }
+        g->n_alts = kept;
+    }
+    free(prod);
     return ok;
 }
 

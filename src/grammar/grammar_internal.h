@@ -33,6 +33,25 @@ inf_status inf__json_schema_to_gbnf(const char *json, size_t len,
 inf_status inf__regex_to_gbnf(const char *re, size_t len, const char *rule_name, bool anchored,
                               struct inf__gstr *out, struct inf_error *err);
 
+/*
+ * One character of JSON string content, as GBNF: a raw code point other than `"`, `\` and the
+ * controls, or an escape; a \uXXXX escape is one code point (a surrogate pair counts once, lone
+ * surrogates are refused), so a repetition of it counts characters as JSON Schema does.
+ */
+#define INF__JSON_CHAR                                                                             \
+    "[^\\x22\\x5C\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfnrt] | \"u\" ([0-9a-cA-C] [0-9a-fA-F]{3} | "   \
+    "[dD] "                                                                                        \
+    "[0-7] [0-9a-fA-F]{2} | [eEfF] [0-9a-fA-F]{3}) | \"u\" [dD] [89abAB] [0-9a-fA-F]{2} "          \
+    "\"\\\\u\" "                                                                                   \
+    "[dD] [c-fC-F] [0-9a-fA-F]{2})"
+
+/*
+ * inf__regex_to_gbnf with json_string true writes the language as the content of a JSON string
+ * (json_schema.c's `pattern`): characters JSON must escape appear as their escape sequences.
+ */
+inf_status inf__regex_to_gbnf_json(const char *re, size_t len, const char *rule_name, bool anchored,
+                                   bool json_string, struct inf__gstr *out, struct inf_error *err);
+
 /* ---- the compiled grammar (gbnf.c) ---------------------------------------------------------
  * Byte level: every character class of the GBNF text became byte sets (UTF-8 sequences split
  * into per-byte ranges), every repetition and group a rule. An alternative is a run of elements

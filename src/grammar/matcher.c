@@ -698,6 +698,12 @@ static uint32_t step_slow(struct inf_matcher *m, uint32_t s, unsigned b)
             return 0;
         }
         uint32_t off = m->ncl_off[nx], cn = m->ncl_n[nx];
+        if (n_out + cn > 4 * MAX_LEAVES) {
+            /* ("a"?){2000}: every position reaches all the later ones, quadratic per byte */
+            m->why = "the grammar is too ambiguous: one step reaches more than 65536 positions";
+            m->failed = true;
+            return 0;
+        }
         if (!inf__grow(&m->tmp, &m->cap_tmp, n_out + cn + 1, sizeof(uint32_t), 64)) {
             m->failed = true;
             return 0;
