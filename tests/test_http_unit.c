@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "inferno/grammar.h"
 #include "server/api.h"
 #include "server/tools.h"
 
@@ -471,6 +472,75 @@ static void test_tool_calls(void)
     json_decref(tools);
 }
 
+/* The grammar of forced calls accepts each family's syntax with valid arguments, and only that */
+static bool gaccepts(struct inf_grammar *g, const char *text)
+{
+    struct inf_matcher *m = NULL;
+    if (inf_matcher_new(g, NULL, &m, NULL) != INF_OK)
+        return false;
+    bool ok = inf_matcher_accept_bytes(m, text, strlen(text)) && inf_matcher_can_end(m);
+    inf_matcher_free(m);
+    return ok;
+}
+
+static void test_tool_grammar(void)
+{
+    json_t *tools = json_loads(
+        "[{\"type\":\"function\",\"function\":{\"name\":\"get\",\"strict\":true,\"parameters\":"
+        "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\",\"maxLength\":4},"
+        "\"n\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":3}},\"required\":[\"city\",\"n\"],"
+        "\"additionalProperties\":false}}},{\"type\":\"function\",\"function\":{\"name\":\"t\","
+        "\"strict\":true,\"parameters\":{\"type\":\"object\",\"properties\":{},"
+        "\"additionalProperties\":false}}}]",
+        0, NULL);
+    static const struct {
+        enum tool_family f;
+        const char *only;
+        bool parallel;
+        const char *good, *bad;
+    } cases[] = {
+        {TOOL_HERMES, NULL, true,
+         "<tool_call>\n{\"name\":\"get\",\"arguments\":{\"city\":\"Oslo\",\"n\":2}}\n</tool_call>\n"
+         "<tool_call>\n{\"name\":\"t\",\"arguments\":{}}\n</tool_call>",
+         "<tool_call>\n{\"name\":\"get\",\"arguments\":{\"city\":\"Oslo\",\"n\":4}}\n</tool_call>"},
+        {TOOL_HERMES, NULL, false, "<tool_call>\n{\"name\":\"t\",\"arguments\":{}}\n</tool_call>",
+         "<tool_call>\n{\"name\":\"t\",\"arguments\":{}}\n</tool_call>\n<tool_call>\n{\"name\":"
+         "\"t\",\"arguments\":{}}\n</tool_call>"},
+        {TOOL_LLAMA3, "get", false, "{\"name\":\"get\",\"parameters\":{\"city\":\"a\",\"n\":1}}",
+         "{\"name\":\"t\",\"parameters\":{}}"},
+        {TOOL_MISTRAL, NULL, true,
+         "[TOOL_CALLS][{\"name\":\"t\",\"arguments\":{}}, {\"name\":\"get\",\"arguments\":"
+         "{\"city\":\"\",\"n\":3}}]",
+         "[TOOL_CALLS][{\"name\":\"get\",\"arguments\":{\"city\":\"Osloo\",\"n\":3}}]"},
+        {TOOL_GENERIC, "t", true, "{\"tool_calls\": [{\"name\":\"t\",\"arguments\":{}}]}",
+         "{\"tool_calls\": []}"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct inf_grammar *g = NULL;
+        struct inf_error err = {0};
+        T_EQ_INT(tool_grammar(cases[i].f, tools, cases[i].only, cases[i].parallel, &g, &err),
+                 INF_OK);
+        if (!g) {
+            fprintf(stderr, "case %zu: %s\n", i, inf_error_message(&err));
+            continue;
+        }
+        T_OK(gaccepts(g, cases[i].good));
+        T_OK(!gaccepts(g, cases[i].bad));
+        inf_grammar_free(g);
+    }
+    /* a parameter schema the compiler refuses names the keyword */
+    json_t *bad =
+        json_loads("[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":"
+                   "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"strnig\"}}}}}]",
+                   0, NULL);
+    struct inf_grammar *g = NULL;
+    struct inf_error err = {0};
+    T_OK(tool_grammar(TOOL_HERMES, bad, NULL, true, &g, &err) != INF_OK);
+    T_OK(strstr(inf_error_message(&err), "type") != NULL);
+    json_decref(bad);
+    json_decref(tools);
+}
+
 static void test_embeddings_and_tools(void)
 {
     struct api_error e = {0};
@@ -567,6 +637,7 @@ int main(void)
     T_RUN(test_embeddings_and_tools);
     T_RUN(test_structured_parse);
     T_RUN(test_tool_calls);
+    T_RUN(test_tool_grammar);
     T_RUN(test_helpers);
     T_DONE();
 }
