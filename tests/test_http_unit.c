@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "inferno/grammar.h"
 #include "server/api.h"
+#include "server/tools.h"
 
 static json_t *body(const char *s)
 {
@@ -98,7 +100,14 @@ static void test_chat_refusals(void)
         {"{\"messages\":{}}", "messages", 400},
         {"{\"messages\":[1]}", "messages[0]", 400},
         {"{\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}", "messages[0].role", 400},
-        {"{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}", "messages[0].role", 400},
+        {"{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}", "messages[0].tool_call_id", 400},
+        {"{\"messages\":[{\"role\":\"function\",\"content\":\"x\"}]}", "messages[0].role", 400},
+        {"{\"messages\":[{\"role\":\"tool\",\"content\":\"x\",\"tool_call_id\":\"a\",\"tool_"
+         "calls\":[{}]}]}",
+         "messages[0].tool_calls", 400},
+        {"{\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"a\",\"function\":"
+         "{\"name\":\"f\"}}]}]}",
+         "messages[0].tool_calls", 400},
         {"{\"messages\":[{\"role\":\"user\"}]}", "messages[0].content", 400},
         {"{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\"}]}]}",
          "messages[0].content", 400},
@@ -108,8 +117,46 @@ static void test_chat_refusals(void)
         {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tool_choice\":\"auto\"}",
          "tool_choice", 400},
         {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":"
-         "{\"type\":\"json_object\"}}",
+         "{\"type\":\"xml\"}}",
          "response_format", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":"
+         "{\"type\":\"json_schema\",\"json_schema\":{\"schema\":{}}}}",
+         "response_format", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":"
+         "{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"a b\",\"schema\":{}}}}",
+         "response_format", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":"
+         "{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"a\",\"schema\":[]}}}",
+         "response_format", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"grammar\":1}", "grammar", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"grammar\":\"root ::= \\\"a\\\"\","
+         "\"json_schema\":{}}",
+         "json_schema", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"grammar\":\"root ::= \\\"a\\\"\","
+         "\"response_format\":{\"type\":\"json_object\"}}",
+         "grammar", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\","
+         "\"function\":{\"name\":\"a b\"}}]}",
+         "tools", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\","
+         "\"function\":{\"name\":\"f\",\"parameters\":1}}]}",
+         "tools", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\","
+         "\"function\":{\"name\":\"f\"}},{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]}",
+         "tools", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\","
+         "\"function\":{\"name\":\"f\"}}],\"tool_choice\":{\"type\":\"function\",\"function\":"
+         "{\"name\":\"g\"}}}",
+         "tool_choice", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\","
+         "\"function\":{\"name\":\"f\"}}],\"tool_choice\":\"always\"}",
+         "tool_choice", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\","
+         "\"function\":{\"name\":\"f\"}}],\"tool_choice\":\"required\",\"response_format\":"
+         "{\"type\":\"json_object\"}}",
+         "tool_choice", 400},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"parallel_tool_calls\":1}",
+         "parallel_tool_calls", 400},
         {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"functions\":[]}", "functions",
          400},
         {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"audio\":{}}", "audio", 400},
@@ -141,6 +188,17 @@ static void test_chat_refusals(void)
         {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[],\"tool_choice\":"
          "\"none\",\"response_format\":{\"type\":\"text\"},\"parallel_tool_calls\":null,"
          "\"service_tier\":\"auto\"}",
+         "", 200},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":"
+         "{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"a\",\"strict\":true,\"schema\":"
+         "{\"type\":\"object\"}}}}",
+         "", 200},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\","
+         "\"content\":null,\"tool_calls\":[{\"id\":\"call_1\",\"type\":\"function\",\"function\":"
+         "{\"name\":\"f\",\"arguments\":\"{\\\"a\\\":1}\"}}]},{\"role\":\"tool\",\"tool_call_id\":"
+         "\"call_1\",\"content\":\"2\"}],\"tools\":[{\"type\":\"function\",\"function\":"
+         "{\"name\":\"f\",\"parameters\":{\"type\":\"object\"},\"strict\":true}}],\"tool_choice\":"
+         "{\"type\":\"function\",\"function\":{\"name\":\"f\"}},\"parallel_tool_calls\":false}",
          "", 200},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -212,6 +270,275 @@ static void test_completion_prompts(void)
     T_EQ_STR(e.param, "suffix");
     api_completion_release(&r);
     json_decref(j);
+}
+
+/* response_format, grammar, json_schema, tools and tool messages, normalised */
+static void test_structured_parse(void)
+{
+    struct api_error e = {0};
+    struct api_chat_req r;
+    json_t *j = body("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                     "\"response_format\":{\"type\":\"json_object\"}}");
+    T_OK(api_parse_chat(j, &r, &e));
+    T_EQ_INT(r.gen.format.kind, API_FMT_JSON_SCHEMA);
+    T_EQ_STR(r.gen.format.text, "{\"type\":\"object\"}");
+    T_EQ_STR(r.gen.format.param, "response_format");
+    T_EQ_INT(r.tool_choice, API_TOOLS_NONE);
+    api_chat_release(&r);
+    json_decref(j);
+
+    j = body("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":{\"type\":"
+             "\"json_schema\",\"json_schema\":{\"name\":\"n\",\"strict\":true,\"schema\":"
+             "{\"enum\":[1,2]}}}}");
+    T_OK(api_parse_chat(j, &r, &e));
+    T_OK(r.gen.format.strict);
+    T_EQ_STR(r.gen.format.text, "{\"enum\":[1,2]}");
+    api_chat_release(&r);
+    json_decref(j);
+
+    struct api_completion_req c;
+    j = body("{\"prompt\":\"x\",\"grammar\":\"root ::= [a-z]+\"}");
+    T_OK(api_parse_completion(j, &c, &e));
+    T_EQ_INT(c.gen.format.kind, API_FMT_GBNF);
+    T_EQ_STR(c.gen.format.text, "root ::= [a-z]+");
+    T_EQ_STR(c.gen.format.param, "grammar");
+    api_completion_release(&c);
+    json_decref(j);
+    j = body("{\"prompt\":\"x\",\"json_schema\":{\"type\":\"integer\"}}");
+    T_OK(api_parse_completion(j, &c, &e));
+    T_EQ_INT(c.gen.format.kind, API_FMT_JSON_SCHEMA);
+    T_EQ_STR(c.gen.format.param, "json_schema");
+    api_completion_release(&c);
+    json_decref(j);
+
+    /* a tool round trip: arguments become an object, tool_call_id stays */
+    j = body("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\","
+             "\"content\":null,\"tool_calls\":[{\"id\":\"call_1\",\"type\":\"function\","
+             "\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\":1}\"}}]},{\"role\":\"tool\","
+             "\"tool_call_id\":\"call_1\",\"content\":\"2\"}],\"tools\":[{\"type\":\"function\","
+             "\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\"}}},{\"type\":"
+             "\"function\",\"function\":{\"name\":\"g\"}}],\"tool_choice\":{\"type\":\"function\","
+             "\"function\":{\"name\":\"g\"}},\"parallel_tool_calls\":false}");
+    T_OK(api_parse_chat(j, &r, &e));
+    T_EQ_INT(r.tool_choice, API_TOOLS_NAMED);
+    T_EQ_STR(r.tool_name, "g");
+    T_OK(!r.parallel_tool_calls);
+    T_EQ_INT((int)json_array_size(r.tools), 2);
+    char *m = json_dumps(r.messages, JSON_COMPACT);
+    T_EQ_STR(m, "[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":\"\","
+                "\"tool_calls\":[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":"
+                "\"f\",\"arguments\":{\"a\":1}}}]},{\"role\":\"tool\",\"content\":\"2\","
+                "\"tool_call_id\":\"call_1\"}]");
+    free(m);
+    api_chat_release(&r);
+    json_decref(j);
+
+    j = body(
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\","
+        "\"function\":{\"name\":\"f\"}}]}");
+    T_OK(api_parse_chat(j, &r, &e));
+    T_EQ_INT(r.tool_choice, API_TOOLS_AUTO);
+    T_OK(r.parallel_tool_calls);
+    api_chat_release(&r);
+    json_decref(j);
+}
+
+/* Feed text in pieces of `step` bytes; collect content and calls ("name(args);" per call). */
+static void tool_run(enum tool_family f, const char *text, size_t step, char *content, char *calls)
+{
+    struct tool_stream ts;
+    struct tool_out o;
+    content[0] = calls[0] = 0;
+    tool_stream_init(&ts, f);
+    size_t n = strlen(text);
+    for (size_t i = 0; i <= n; i += step) {
+        bool last = i + step > n;
+        size_t k = last ? n - i : step;
+        tool_stream_feed(&ts, text + i, k, &o);
+        for (int pass = 0; pass < 2; pass++) {
+            strncat(content, o.content ? o.content : "", o.content_len);
+            for (size_t c = 0; c < o.n_calls; c++) {
+                T_OK(strncmp(o.calls[c].id, "call_", 5) == 0 && strlen(o.calls[c].id) == 29);
+                strcat(calls, o.calls[c].name);
+                strcat(calls, "(");
+                strcat(calls, o.calls[c].arguments);
+                strcat(calls, ");");
+            }
+            tool_out_release(&o);
+            if (!last)
+                break;
+            if (pass == 0)
+                tool_stream_finish(&ts, &o);
+        }
+    }
+    tool_stream_release(&ts);
+}
+
+static void test_tool_calls(void)
+{
+    T_EQ_INT(tool_family_of(NULL), TOOL_GENERIC);
+    T_EQ_INT(tool_family_of("{% for m in messages %}<tool_call>{% endfor %}"), TOOL_HERMES);
+    T_EQ_INT(tool_family_of("[TOOL_CALLS] {{ tools }}"), TOOL_MISTRAL);
+    T_EQ_INT(tool_family_of("<|start_header_id|>ipython<|end_header_id|>"), TOOL_LLAMA3);
+    T_EQ_INT(tool_family_of("<|im_start|>{{ m.content }}"), TOOL_GENERIC);
+
+    static const struct {
+        enum tool_family f;
+        const char *text, *content, *calls;
+    } cases[] = {
+        {TOOL_HERMES,
+         "Let me look.\n<tool_call>\n{\"name\": \"get\", \"arguments\": {\"city\": \"Oslo\"}}\n"
+         "</tool_call>\n<tool_call>\n{\"name\": \"t\", \"arguments\": {}}\n</tool_call>",
+         "Let me look.", "get({\"city\":\"Oslo\"});t({});"},
+        {TOOL_HERMES, "a  b \n", "a  b \n", ""},
+        {TOOL_HERMES, "no calls < here <tool", "no calls < here <tool", ""},
+        {TOOL_HERMES, "<tool_call>{\"arguments\": {}}</tool_call>",
+         "<tool_call>{\"arguments\": {}}</tool_call>", ""},
+        {TOOL_LLAMA3, "<|python_tag|>{\"name\": \"f\", \"parameters\": {\"x\": [1, \"}\"]}}", "",
+         "f({\"x\":[1,\"}\"]});"},
+        {TOOL_LLAMA3,
+         "  {\"type\": \"function\", \"name\": \"f\", \"parameters\": {}}; {\"name\": "
+         "\"g\", \"parameters\": {\"a\": \"b\"}}",
+         "", "f({});g({\"a\":\"b\"});"},
+        {TOOL_LLAMA3, "{\"answer\": 42}", "{\"answer\": 42}", ""},
+        {TOOL_LLAMA3, "Hello {world}", "Hello {world}", ""},
+        {TOOL_MISTRAL,
+         "[TOOL_CALLS][{\"name\": \"f\", \"arguments\": {\"q\": 1}, \"id\": \"abc\"}, "
+         "{\"name\": \"g\", \"arguments\": \"{}\"}]",
+         "", "f({\"q\":1});g({});"},
+        {TOOL_MISTRAL, "[{\"name\": \"f\", \"arguments\": {}}]", "", "f({});"},
+        {TOOL_MISTRAL, "[link](x)", "[link](x)", ""},
+        {TOOL_GENERIC, "{\"tool_calls\": [{\"name\": \"f\", \"arguments\": {\"a\": \"\\\"}\"}}]}",
+         "", "f({\"a\":\"\\\"}\"});"},
+        {TOOL_GENERIC, "{\"a\": 1}", "{\"a\": 1}", ""},
+        {TOOL_GENERIC, "plain {text}", "plain {text}", ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (size_t step = 1; step <= 64; step *= 4) {
+            char content[512], calls[512];
+            tool_run(cases[i].f, cases[i].text, step, content, calls);
+            if (strcmp(content, cases[i].content) || strcmp(calls, cases[i].calls))
+                fprintf(stderr, "case %zu step %zu: '%s' '%s'\n", i, step, content, calls);
+            T_EQ_STR(content, cases[i].content);
+            T_EQ_STR(calls, cases[i].calls);
+        }
+    }
+
+    /* templates without tools: a system message describes them; calls become content */
+    json_t *msgs =
+        json_loads("[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\","
+                   "\"content\":\"\",\"tool_calls\":[{\"id\":\"c\",\"type\":\"function\","
+                   "\"function\":{\"name\":\"f\",\"arguments\":{\"a\":1}}}]}]",
+                   0, NULL);
+    json_t *tools = json_loads("[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]", 0, NULL);
+    bool pass = true;
+    json_t *out = tool_prompt_messages(TOOL_GENERIC, msgs, tools, API_TOOLS_REQUIRED, NULL, &pass);
+    T_OK(!pass);
+    T_EQ_INT((int)json_array_size(out), 3);
+    T_EQ_STR(json_string_value(json_object_get(json_array_get(out, 0), "role")), "system");
+    T_OK(strstr(json_string_value(json_object_get(json_array_get(out, 0), "content")),
+                "{\"name\":\"f\"}") != NULL);
+    T_EQ_STR(json_string_value(json_object_get(json_array_get(out, 2), "content")),
+             "{\"tool_calls\":[{\"name\":\"f\",\"arguments\":{\"a\":1}}]}");
+    T_OK(!json_object_get(json_array_get(out, 2), "tool_calls"));
+    json_decref(out);
+    out = tool_prompt_messages(TOOL_HERMES, msgs, tools, API_TOOLS_AUTO, NULL, &pass);
+    T_OK(pass && out == msgs);
+    json_decref(out);
+    /* no tools in this request: the earlier calls are still written out for a generic template */
+    out = tool_prompt_messages(TOOL_GENERIC, msgs, NULL, API_TOOLS_NONE, NULL, &pass);
+    T_OK(!pass);
+    T_EQ_INT((int)json_array_size(out), 2);
+    T_EQ_STR(json_string_value(json_object_get(json_array_get(out, 1), "content")),
+             "{\"tool_calls\":[{\"name\":\"f\",\"arguments\":{\"a\":1}}]}");
+    json_decref(out);
+    /* Mistral: call ids become 9 alphanumerics, the same in the call and in the answer */
+    json_t *mm = json_loads("[{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"id\":"
+                            "\"call_xyz\",\"type\":\"function\",\"function\":{\"name\":\"f\","
+                            "\"arguments\":{}}}]},{\"role\":\"tool\",\"tool_call_id\":\"call_xyz\","
+                            "\"content\":\"1\"},{\"role\":\"tool\",\"tool_call_id\":\"abcDEF123\","
+                            "\"content\":\"2\"}]",
+                            0, NULL);
+    out = tool_prompt_messages(TOOL_MISTRAL, mm, tools, API_TOOLS_AUTO, NULL, &pass);
+    const char *id0 = json_string_value(json_object_get(
+        json_array_get(json_object_get(json_array_get(out, 0), "tool_calls"), 0), "id"));
+    T_OK(pass && strlen(id0) == 9);
+    T_EQ_STR(json_string_value(json_object_get(json_array_get(out, 1), "tool_call_id")), id0);
+    T_EQ_STR(json_string_value(json_object_get(json_array_get(out, 2), "tool_call_id")),
+             "abcDEF123");
+    json_decref(out);
+    json_decref(mm);
+    json_decref(msgs);
+    json_decref(tools);
+}
+
+/* The grammar of forced calls accepts each family's syntax with valid arguments, and only that */
+static bool gaccepts(struct inf_grammar *g, const char *text)
+{
+    struct inf_matcher *m = NULL;
+    if (inf_matcher_new(g, NULL, &m, NULL) != INF_OK)
+        return false;
+    bool ok = inf_matcher_accept_bytes(m, text, strlen(text)) && inf_matcher_can_end(m);
+    inf_matcher_free(m);
+    return ok;
+}
+
+static void test_tool_grammar(void)
+{
+    json_t *tools = json_loads(
+        "[{\"type\":\"function\",\"function\":{\"name\":\"get\",\"strict\":true,\"parameters\":"
+        "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\",\"maxLength\":4},"
+        "\"n\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":3}},\"required\":[\"city\",\"n\"],"
+        "\"additionalProperties\":false}}},{\"type\":\"function\",\"function\":{\"name\":\"t\","
+        "\"strict\":true,\"parameters\":{\"type\":\"object\",\"properties\":{},"
+        "\"additionalProperties\":false}}}]",
+        0, NULL);
+    static const struct {
+        enum tool_family f;
+        const char *only;
+        bool parallel;
+        const char *good, *bad;
+    } cases[] = {
+        {TOOL_HERMES, NULL, true,
+         "<tool_call>\n{\"name\":\"get\",\"arguments\":{\"city\":\"Oslo\",\"n\":2}}\n</tool_call>\n"
+         "<tool_call>\n{\"name\":\"t\",\"arguments\":{}}\n</tool_call>",
+         "<tool_call>\n{\"name\":\"get\",\"arguments\":{\"city\":\"Oslo\",\"n\":4}}\n</tool_call>"},
+        {TOOL_HERMES, NULL, false, "<tool_call>\n{\"name\":\"t\",\"arguments\":{}}\n</tool_call>",
+         "<tool_call>\n{\"name\":\"t\",\"arguments\":{}}\n</tool_call>\n<tool_call>\n{\"name\":"
+         "\"t\",\"arguments\":{}}\n</tool_call>"},
+        {TOOL_LLAMA3, "get", false, "{\"name\":\"get\",\"parameters\":{\"city\":\"a\",\"n\":1}}",
+         "{\"name\":\"t\",\"parameters\":{}}"},
+        {TOOL_MISTRAL, NULL, true,
+         "[TOOL_CALLS][{\"name\":\"t\",\"arguments\":{}}, {\"name\":\"get\",\"arguments\":"
+         "{\"city\":\"\",\"n\":3}}]",
+         "[TOOL_CALLS][{\"name\":\"get\",\"arguments\":{\"city\":\"Osloo\",\"n\":3}}]"},
+        {TOOL_GENERIC, "t", true, "{\"tool_calls\": [{\"name\":\"t\",\"arguments\":{}}]}",
+         "{\"tool_calls\": []}"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct inf_grammar *g = NULL;
+        struct inf_error err = {0};
+        T_EQ_INT(tool_grammar(cases[i].f, tools, cases[i].only, cases[i].parallel, &g, &err),
+                 INF_OK);
+        if (!g) {
+            fprintf(stderr, "case %zu: %s\n", i, inf_error_message(&err));
+            continue;
+        }
+        T_OK(gaccepts(g, cases[i].good));
+        T_OK(!gaccepts(g, cases[i].bad));
+        inf_grammar_free(g);
+    }
+    /* a parameter schema the compiler refuses names the keyword */
+    json_t *bad =
+        json_loads("[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":"
+                   "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"strnig\"}}}}}]",
+                   0, NULL);
+    struct inf_grammar *g = NULL;
+    struct inf_error err = {0};
+    T_OK(tool_grammar(TOOL_HERMES, bad, NULL, true, &g, &err) != INF_OK);
+    T_OK(strstr(inf_error_message(&err), "type") != NULL);
+    json_decref(bad);
+    json_decref(tools);
 }
 
 static void test_embeddings_and_tools(void)
@@ -308,6 +635,9 @@ int main(void)
     T_RUN(test_chat_refusals);
     T_RUN(test_completion_prompts);
     T_RUN(test_embeddings_and_tools);
+    T_RUN(test_structured_parse);
+    T_RUN(test_tool_calls);
+    T_RUN(test_tool_grammar);
     T_RUN(test_helpers);
     T_DONE();
 }

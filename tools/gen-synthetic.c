@@ -7,7 +7,10 @@
  *                 [--shape tiny|small-110m|tinyllama-1.1b] [--n-embd N] [--n-layer N]
  *                 [--n-head N] [--n-head-kv N] [--n-ff N] [--head-dim N] [--ctx N]
  *                 [--rope-theta X] [--type f32|f16] [--std X] [--out-std X] [--seed N]
+ *                 [--chat-template FILE]
  *
+ * --chat-template sets tokenizer.chat_template to the file's text (replacing the vocabulary
+ * file's), so that server tests can run a real model family's template on a tiny model.
  * Weights are normal with std --std (0.08), the output matrix --out-std (0.3): with the usual
  * 0.02 the logits of a random model are nearly uniform and greedy parity tests would compare
  * near-ties. Norm weights are 1 + N(0, 0.05); biases N(0, 0.05).
@@ -178,9 +181,31 @@ int main(int argc, char **argv)
     /* vocabulary size: the length of tokenizer.ggml.tokens */
     uint64_t V = 0;
     size_t n_copy = 0;
+    const char *tpl_path = opt_str(argc, argv, "--chat-template", NULL);
+    char *tpl = NULL;
+    if (tpl_path) {
+        FILE *tf = fopen(tpl_path, "rb");
+        long tl = -1;
+        if (tf && fseek(tf, 0, SEEK_END) == 0)
+            tl = ftell(tf);
+        if (tl >= 0 && fseek(tf, 0, SEEK_SET) == 0 && (tpl = calloc((size_t)tl + 1, 1)) &&
+            fread(tpl, 1, (size_t)tl, tf) != (size_t)tl) {
+            free(tpl);
+            tpl = NULL;
+        }
+        if (tf)
+            fclose(tf);
+        if (!tpl) {
+            fprintf(stderr, "gen-synthetic: cannot read '%s'\n", tpl_path);
+            return 1;
+        }
+    }
+#define IS_TPL_KEY(kv)                                                                             \
+    ((kv)->key.len == 23 && memcmp((kv)->key.data, "tokenizer.chat_template", 23) == 0)
     for (size_t i = 0; i < inf_gguf_n_kv(g); i++) {
         const struct inf_gguf_kv *kv = inf_gguf_kv_at(g, i);
-        if (kv->key.len > 10 && memcmp(kv->key.data, "tokenizer.", 10) == 0) {
+        if (kv->key.len > 10 && memcmp(kv->key.data, "tokenizer.", 10) == 0 &&
+            !(tpl && IS_TPL_KEY(kv))) {
             n_copy++;
             if (kv->key.len == 21 && memcmp(kv->key.data, "tokenizer.ggml.tokens", 21) == 0 &&
                 kv->value.type == INF_GGUF_TYPE_ARRAY)
@@ -251,7 +276,7 @@ int main(int argc, char **argv)
     fwrite("GGUF", 1, 4, f);
     w_u32(f, 3);
     w_u64(f, (uint64_t)n);
-    w_u64(f, 11 + (qwen3 ? 2 : 0) + n_copy);
+    w_u64(f, 11 + (qwen3 ? 2 : 0) + n_copy + (tpl ? 1 : 0));
     kv_str(f, "general.architecture", arch);
     kv_str(f, "general.name", "synthetic");
     kv_u32(f, "general.file_type", wtype == INF_TYPE_F16 ? 1 : 0);
@@ -270,13 +295,17 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < inf_gguf_n_kv(g); i++) {
         const struct inf_gguf_kv *kv = inf_gguf_kv_at(g, i);
-        if (kv->key.len > 10 && memcmp(kv->key.data, "tokenizer.", 10) == 0) {
+        if (kv->key.len > 10 && memcmp(kv->key.data, "tokenizer.", 10) == 0 &&
+            !(tpl && IS_TPL_KEY(kv))) {
             w_u64(f, kv->key.len);
             fwrite(kv->key.data, 1, (size_t)kv->key.len, f);
             w_u32(f, (uint32_t)kv->value.type);
             w_value(f, &kv->value);
         }
     }
+    if (tpl)
+        kv_str(f, "tokenizer.chat_template", tpl);
+    free(tpl);
     for (int i = 0; i < n; i++) {
         w_str(f, ts[i].name);
         w_u32(f, (uint32_t)ts[i].n_dims);

@@ -40,6 +40,22 @@ json_t *api_error_json(const struct api_error *e);
 /* The OpenAI error "type" for a status (400 -> invalid_request_error ...). */
 const char *api_error_type(int status);
 
+/* Constrained output (response_format, or llama.cpp's `grammar` / `json_schema` extensions). The
+   text is compiled on the connection's thread once the model is known (api_handlers.c). */
+enum api_format_kind {
+    API_FMT_TEXT,        /* unconstrained */
+    API_FMT_JSON_SCHEMA, /* text: a JSON Schema (json_object: {"type":"object"}) */
+    API_FMT_GBNF,        /* text: GBNF (the `grammar` extension) */
+};
+
+struct api_format {
+    enum api_format_kind kind;
+    char *text; /* malloc'd, NUL-terminated; NULL for TEXT */
+    size_t len;
+    bool strict;       /* json_schema.strict (OpenAI's strict mode) */
+    const char *param; /* the request field it came from, for errors */
+};
+
 /* Sampling and output options shared by chat and completions. */
 struct api_gen {
     int32_t max_tokens; /* -1: until end of generation or the slot's end */
@@ -55,6 +71,7 @@ struct api_gen {
     int top_logprobs;
     bool ignore_eos;
     char model[256]; /* "" = the default model */
+    struct api_format format;
 };
 
 /* One prompt: text, or token ids given by the client. */
@@ -65,9 +82,25 @@ struct api_prompt {
     size_t n_ids;
 };
 
+enum api_tool_choice {
+    API_TOOLS_NONE,     /* no tools, or tool_choice "none": plain text */
+    API_TOOLS_AUTO,     /* the model decides (calls are recognised in its output) */
+    API_TOOLS_REQUIRED, /* at least one call: the output is constrained to the call syntax */
+    API_TOOLS_NAMED,    /* exactly the function tool_name */
+};
+
 struct api_chat_req {
     struct api_gen gen;
-    json_t *messages; /* normalised: [{role, content: string, name?}], roles as templates expect */
+    /* normalised: [{role, content: string, name?}]; assistant messages may carry tool_calls
+       [{id, type: "function", function: {name, arguments}}] (arguments as an object when the
+       string held one, as templates expect) and tool messages tool_call_id; roles as templates
+       expect */
+    json_t *messages;
+    json_t *tools; /* [{type: "function", function: {name, description?, parameters, strict?}}]
+                      as given (validated), or NULL */
+    enum api_tool_choice tool_choice;
+    char tool_name[72];       /* API_TOOLS_NAMED */
+    bool parallel_tool_calls; /* default true */
 };
 
 struct api_completion_req {

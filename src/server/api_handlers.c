@@ -15,10 +15,12 @@
 #include "build_info.h"
 #include "core/buf.h"
 #include "inferno/engine.h"
+#include "inferno/grammar.h"
 #include "inferno/log.h"
 #include "inferno/template.h"
 #include "inferno/tokenizer.h"
 #include "server/handlers.h"
+#include "server/tools.h"
 
 #define WAIT_SLICE_MS 100 /* longest wait between two checks of the client's socket */
 
@@ -70,6 +72,11 @@ static size_t n_chars(const char *s, size_t n)
     for (size_t i = 0; i < n; i++)
         c += ((unsigned char)s[i] & 0xC0) != 0x80;
     return c;
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
 static json_t *lp_json(float lp)
@@ -249,13 +256,20 @@ static bool check_fits(struct http_req *r, struct eng *g, size_t n_prompt, const
     return true;
 }
 
-/* Render the chat template (ChatML when the model has none); out->untrusted says which bytes
- * came from the messages. */
-static bool render_chat(struct http_req *r, struct eng *g, json_t *messages,
-                        struct inf_rendered *out)
+/* The chat template to render with: the model's (its `tool_use` variant when the request has
+ * tools and the model ships one), NULL when it has none. */
+static const char *chat_template(const struct eng *g, bool tools)
+{
+    const char *tpl = tools ? inf_model_chat_template(g->model, "tool_use") : NULL;
+    return tpl ? tpl : inf_model_chat_template(g->model, NULL);
+}
+
+/* Render the chat template tpl (ChatML when NULL) with the messages and, when given, the tools;
+ * out->untrusted says which bytes came from the messages and tools. */
+static bool render_chat(struct http_req *r, struct eng *g, const char *tpl, json_t *messages,
+                        json_t *tools, struct inf_rendered *out)
 {
     const struct inf_tok_info *ti = inf_tok_info(g->tok);
-    const char *tpl = inf_model_chat_template(g->model, NULL);
     struct inf_error err = {0};
     memset(out, 0, sizeof(*out));
     if (!tpl) {
@@ -264,17 +278,22 @@ static bool render_chat(struct http_req *r, struct eng *g, json_t *messages,
         tpl = inf_template_default_chatml();
     }
     char *msgs = json_dumps(messages, JSON_COMPACT);
-    if (!msgs) {
+    char *tls = tools ? json_dumps(tools, JSON_COMPACT) : NULL;
+    if (!msgs || (tools && !tls)) {
+        free(msgs);
+        free(tls);
         http_reply_errorf(r, 500, NULL, NULL, "out of memory");
         return false;
     }
     struct inf_chat_params cp = {0};
     cp.messages_json = msgs;
+    cp.tools_json = tls;
     cp.add_generation_prompt = true;
     cp.bos_token = ti->bos >= 0 ? inf_tok_text(g->tok, ti->bos, NULL) : "";
     cp.eos_token = ti->eos >= 0 ? inf_tok_text(g->tok, ti->eos, NULL) : "";
     inf_status st = inf_chat_render(tpl, strlen(tpl), &cp, NULL, out, &err);
     free(msgs);
+    free(tls);
     if (st) {
         /* raise_exception in a template is the template refusing the conversation */
         http_reply_errorf(r, st == INF_EINVAL ? 400 : 500, "messages", NULL,
@@ -282,6 +301,136 @@ static bool render_chat(struct http_req *r, struct eng *g, json_t *messages,
         return false;
     }
     return true;
+}
+
+/* ---- constrained output --------------------------------------------------------------------- */
+
+/* The HTTP status of a compiler's failure: the request's fault (400) unless out of memory or
+ * not built yet. */
+static int compile_status(inf_status st)
+{
+    return st == INF_ENOMEM ? 500 : st == INF_ENOTIMPL ? 501 : 400;
+}
+
+/* The engine's cached grammar for the key prefix + text (a new reference), or NULL. The key is
+ * left in *key (malloc'd) for grammar_cached. */
+static struct srv_grammar *grammar_lookup(struct eng *e, const char *prefix, const char *text,
+                                          char **key, size_t *key_len)
+{
+    size_t pl = strlen(prefix), tl = strlen(text);
+    *key = malloc(pl + tl + 1);
+    if (!*key)
+        return NULL;
+    memcpy(*key, prefix, pl);
+    memcpy(*key + pl, text, tl + 1);
+    *key_len = pl + tl;
+    return srv_engine_grammar_get(e->e, *key, *key_len);
+}
+
+/* A freshly compiled grammar, wrapped and remembered by the engine under key (freed here). */
+static struct srv_grammar *grammar_cached(struct http_req *r, struct eng *e, struct inf_grammar *g,
+                                          char *key, size_t key_len, bool *ok)
+{
+    struct srv_grammar *sg = srv_grammar_new(g);
+    if (!sg) {
+        *ok = false;
+        http_reply_errorf(r, 500, NULL, NULL, "out of memory");
+    } else if (key) {
+        srv_engine_grammar_put(e->e, key, key_len, sg);
+    }
+    free(key);
+    return sg;
+}
+
+/* The request's output format compiled (here, on the connection's thread, never on the engine's)
+ * or found in the engine's cache: NULL with *ok true when the output is free text; a failure is
+ * answered (400 naming the field, with the compiler's message). */
+static struct srv_grammar *compile_format(struct http_req *r, struct eng *e,
+                                          const struct api_format *f, bool *ok)
+{
+    struct inf_grammar *g = NULL;
+    struct inf_error err = {0};
+    inf_status st;
+    *ok = true;
+    if (f->kind == API_FMT_TEXT)
+        return NULL;
+    char *key = NULL;
+    size_t key_len = 0;
+    struct srv_grammar *sg = grammar_lookup(e,
+                                            f->kind == API_FMT_GBNF ? "gbnf:"
+                                            : f->strict             ? "schema-strict:"
+                                                                    : "schema:",
+                                            f->text, &key, &key_len);
+    if (sg) {
+        free(key);
+        return sg;
+    }
+    if (f->kind == API_FMT_GBNF) {
+        st = inf_grammar_from_gbnf(f->text, f->len, NULL, &g, &err);
+    } else {
+        struct inf_json_schema_opts o = {0};
+        o.strict = f->strict;
+        st = inf_grammar_from_json_schema(f->text, f->len, &o, &g, &err);
+    }
+    if (st != INF_OK) {
+        free(key);
+        *ok = false;
+        http_reply_errorf(r, compile_status(st), f->param, NULL, "%s: %s",
+                          f->kind == API_FMT_GBNF ? "the grammar cannot be used"
+                                                  : "the JSON schema cannot be used",
+                          inf_error_message(&err));
+        return NULL;
+    }
+    return grammar_cached(r, e, g, key, key_len, ok);
+}
+
+/* The grammar of forced tool calls (tool_choice required or named), compiled or cached; failures
+ * are answered. */
+static struct srv_grammar *compile_tools(struct http_req *r, struct eng *e,
+                                         const struct api_chat_req *q, enum tool_family f, bool *ok)
+{
+    struct inf_grammar *g = NULL;
+    struct inf_error err = {0};
+    *ok = true;
+    if (q->tool_choice != API_TOOLS_REQUIRED && q->tool_choice != API_TOOLS_NAMED)
+        return NULL;
+    char prefix[128], *key = NULL, *tools = json_dumps(q->tools, JSON_COMPACT);
+    size_t key_len = 0;
+    snprintf(prefix, sizeof(prefix), "tools:%s:%d:%s:", tool_family_name(f),
+             (int)q->parallel_tool_calls, q->tool_choice == API_TOOLS_NAMED ? q->tool_name : "");
+    struct srv_grammar *sg = tools ? grammar_lookup(e, prefix, tools, &key, &key_len) : NULL;
+    free(tools);
+    if (sg) {
+        free(key);
+        return sg;
+    }
+    inf_status st =
+        tool_grammar(f, q->tools, q->tool_choice == API_TOOLS_NAMED ? q->tool_name : NULL,
+                     q->parallel_tool_calls, &g, &err);
+    if (st != INF_OK) {
+        free(key);
+        *ok = false;
+        http_reply_errorf(r, compile_status(st), "tools", NULL,
+                          "the tools' parameter schemas cannot be used: %s",
+                          inf_error_message(&err));
+        return NULL;
+    }
+    return grammar_cached(r, e, g, key, key_len, ok);
+}
+
+/* A tool call as OpenAI's message.tool_calls[] entry (index >= 0: a streamed delta's). */
+static json_t *tool_call_json(const struct tool_call *c, int index, bool with_args)
+{
+    json_t *o = json_object();
+    if (index >= 0)
+        json_object_set_new(o, "index", json_integer(index));
+    json_object_set_new(o, "id", json_string(c->id));
+    json_object_set_new(o, "type", json_string("function"));
+    json_object_set_new(
+        o, "function",
+        json_pack("{s:o,s:o}", "name", api_json_str(c->name, strlen(c->name)), "arguments",
+                  with_args ? api_json_str(c->arguments, strlen(c->arguments)) : json_string("")));
+    return o;
 }
 
 /* ---- tasks and their results ---------------------------------------------------------------- */
@@ -318,7 +467,8 @@ static void choices_free(struct http_server *s, struct choice *c, size_t n)
     free(c);
 }
 
-static void task_params_from_gen(const struct api_gen *g, struct srv_task_params *tp, int i)
+static void task_params_from_gen(const struct api_gen *g, struct srv_task_params *tp, int i,
+                                 struct srv_grammar *grammar)
 {
     memset(tp, 0, sizeof(*tp));
     tp->kind = SRV_TASK_COMPLETION;
@@ -332,6 +482,7 @@ static void task_params_from_gen(const struct api_gen *g, struct srv_task_params
     tp->n_stop = g->n_stop;
     tp->logprobs = g->logprobs;
     tp->top_logprobs = g->top_logprobs;
+    tp->grammar = grammar;
 }
 
 /* Submit a request's n tasks together (srv_task_submit_n: all or none; the queue counts the
@@ -590,6 +741,8 @@ struct stream_choice {
     int prompt_index;
     size_t offset; /* characters sent (legacy text_offset) */
     int32_t prompt_tokens, cached, completion;
+    struct tool_stream ts; /* chat with tools: calls recognised in the text */
+    int n_calls;           /* tool calls sent */
 };
 
 struct http_stream {
@@ -601,6 +754,7 @@ struct http_stream {
     const struct inf_tokenizer *tok;
     int fd;
     bool chat, include_usage, logprobs;
+    bool tools;   /* chat with tools: text goes through each choice's tool_stream */
     int legacy_k; /* completions: top-k of legacy logprobs (-1: none) */
     char id[64];
     char model[256];
@@ -619,6 +773,7 @@ static void stream_unref(struct http_stream *s)
     if (atomic_fetch_sub(&s->refs, 1) != 1)
         return;
     for (size_t i = 0; i < s->n; i++) {
+        tool_stream_release(&s->c[i].ts);
         if (s->c[i].have_first)
             srv_event_clear(&s->c[i].first);
         if (s->c[i].task) {
@@ -693,11 +848,55 @@ static void emit_error(struct http_stream *s, int status, const char *code, cons
     free(j);
 }
 
+/* What a choice's tool_stream released: content (with this event's logprobs, if any), then each
+ * new call as OpenAI streams them: index, id, type and name first, then the arguments. */
+static void emit_tool_out(struct http_stream *s, struct stream_choice *c, const struct tool_out *to,
+                          const struct srv_event *lp_ev)
+{
+    if (to->content_len > 0 || lp_ev) {
+        json_t *ch = json_object();
+        json_object_set_new(ch, "index", json_integer(c->index));
+        json_object_set_new(
+            ch, "delta", json_pack("{s:o}", "content", api_json_str(to->content, to->content_len)));
+        json_object_set_new(ch, "logprobs",
+                            lp_ev ? chat_logprobs(s->tok, lp_ev->tokens, (size_t)lp_ev->n_tokens)
+                                  : json_null());
+        json_object_set_new(ch, "finish_reason", json_null());
+        emit_choice(s, ch);
+    }
+    for (size_t k = 0; k < to->n_calls; k++) {
+        const struct tool_call *tc = &to->calls[k];
+        for (int part = 0; part < 2; part++) {
+            json_t *call;
+            if (part == 0) {
+                call = tool_call_json(tc, c->n_calls, false);
+            } else {
+                call = json_pack("{s:i,s:{s:o}}", "index", c->n_calls, "function", "arguments",
+                                 api_json_str(tc->arguments, strlen(tc->arguments)));
+            }
+            json_t *ch = json_object();
+            json_object_set_new(ch, "index", json_integer(c->index));
+            json_object_set_new(ch, "delta", json_pack("{s:[o]}", "tool_calls", call));
+            json_object_set_new(ch, "logprobs", json_null());
+            json_object_set_new(ch, "finish_reason", json_null());
+            emit_choice(s, ch);
+        }
+        c->n_calls++;
+    }
+}
+
 static void stream_event(struct http_stream *s, struct stream_choice *c, struct srv_event *ev)
 {
     switch (ev->type) {
     case SRV_EV_TEXT: {
         bool has_lp = s->logprobs && ev->n_tokens > 0;
+        if (s->tools) {
+            struct tool_out to;
+            tool_stream_feed(&c->ts, ev->text ? ev->text : "", ev->text_len, &to);
+            emit_tool_out(s, c, &to, has_lp ? ev : NULL);
+            tool_out_release(&to);
+            break;
+        }
         if (ev->text_len == 0 && !has_lp)
             break;
         json_t *ch = json_object();
@@ -736,6 +935,15 @@ static void stream_event(struct http_stream *s, struct stream_choice *c, struct 
             s->finished = true;
             break;
         }
+        const char *finish = finish_name(ev->finish);
+        if (s->tools) {
+            struct tool_out to;
+            tool_stream_finish(&c->ts, &to);
+            emit_tool_out(s, c, &to, NULL);
+            tool_out_release(&to);
+            if (c->n_calls > 0 && ev->finish == SRV_FINISH_STOP)
+                finish = "tool_calls";
+        }
         json_t *ch = json_object();
         json_object_set_new(ch, "index", json_integer(c->index));
         if (s->chat)
@@ -743,7 +951,7 @@ static void stream_event(struct http_stream *s, struct stream_choice *c, struct 
         else
             json_object_set_new(ch, "text", json_string(""));
         json_object_set_new(ch, "logprobs", json_null());
-        json_object_set_new(ch, "finish_reason", json_string(finish_name(ev->finish)));
+        json_object_set_new(ch, "finish_reason", json_string(finish));
         emit_choice(s, ch);
         break;
     }
@@ -877,7 +1085,8 @@ static void stream_free_cb(void *cls)
  */
 static bool start_stream(struct http_req *r, struct eng *g, struct choice *c, size_t n, bool chat,
                          const struct api_gen *gen, int legacy_k, const char *prefix,
-                         char *const *echo_texts, const size_t *echo_lens)
+                         char *const *echo_texts, const size_t *echo_lens,
+                         const enum tool_family *tools, bool content_null)
 {
     struct http_stream *s = calloc(1, sizeof(*s));
     if (!s) {
@@ -895,6 +1104,7 @@ static bool start_stream(struct http_req *r, struct eng *g, struct choice *c, si
         struct stream_choice *sc = &s->c[i];
         sc->index = (int)i;
         sc->prompt_index = c[i].prompt_index;
+        tool_stream_init(&sc->ts, tools ? *tools : TOOL_GENERIC);
         while (!sc->have_first) {
             if (srv_task_next(c[i].task, &sc->first, WAIT_SLICE_MS)) {
                 sc->have_first = true;
@@ -938,6 +1148,7 @@ static bool start_stream(struct http_req *r, struct eng *g, struct choice *c, si
     s->chat = chat;
     s->include_usage = gen->include_usage;
     s->logprobs = gen->logprobs;
+    s->tools = chat && tools;
     s->legacy_k = legacy_k;
     new_id(s->id, prefix);
     snprintf(s->model, sizeof(s->model), "%s", g->id);
@@ -950,7 +1161,8 @@ static bool start_stream(struct http_req *r, struct eng *g, struct choice *c, si
         if (chat) {
             json_t *d = json_object();
             json_object_set_new(d, "role", json_string("assistant"));
-            json_object_set_new(d, "content", json_string(""));
+            /* content null when the output may be tool calls, as OpenAI sends it then */
+            json_object_set_new(d, "content", content_null ? json_null() : json_string(""));
             json_object_set_new(d, "refusal", json_null());
             json_object_set_new(ch, "delta", d);
         } else if (echo_texts) { /* completions' echo: each choice's own prompt */
@@ -995,6 +1207,8 @@ void api_chat(struct http_req *r)
     struct inf_tokens toks = {0};
     struct inf_rendered prompt = {0};
     struct srv_task_params *tps = NULL;
+    struct srv_grammar *grammar = NULL;
+    json_t *msgs = NULL;
     int n = 0;
 
     json_t *body = api_parse_body(r->body, r->len, &e);
@@ -1004,8 +1218,29 @@ void api_chat(struct http_req *r)
         goto out;
     if (!check_logit_bias(r, &q.gen, &g))
         goto out;
-    if (!render_chat(r, &g, q.messages, &prompt))
+    /* tools: the template's family decides how they are shown and how calls look */
+    const bool tools = q.tools && q.tool_choice != API_TOOLS_NONE;
+    const bool calls_only = q.tool_choice == API_TOOLS_REQUIRED || q.tool_choice == API_TOOLS_NAMED;
+    const char *tpl = chat_template(&g, tools);
+    const enum tool_family family = tool_family_of(tpl ? tpl : inf_template_default_chatml());
+    bool pass_tools = false;
+    msgs = tool_prompt_messages(family, q.messages, tools ? q.tools : NULL, q.tool_choice,
+                                q.tool_name, &pass_tools);
+    if (!msgs) {
+        http_reply_errorf(r, 500, NULL, NULL, "out of memory");
         goto out;
+    }
+    if (!render_chat(r, &g, tpl, msgs, pass_tools ? q.tools : NULL, &prompt))
+        goto out;
+    bool ok = true;
+    grammar = calls_only ? compile_tools(r, &g, &q, family, &ok)
+                         : compile_format(r, &g, &q.gen.format, &ok);
+    if (!ok)
+        goto out;
+    if (tools)
+        INF_LOG_DEBUG("http", "request %s: %zu tools, %s syntax%s", r->req_id,
+                      json_array_size(q.tools), tool_family_name(family),
+                      grammar ? ", calls forced" : "");
     /* special tokens in the rendered text are the template's markers; text from the messages
        never becomes one (unless server.parse_special_in_content asks for the old behaviour) */
     bool all = r->params->parse_special_in_content;
@@ -1022,14 +1257,15 @@ void api_chat(struct http_req *r)
         goto out;
     }
     for (int i = 0; i < n; i++) {
-        task_params_from_gen(&q.gen, &tps[i], i);
+        task_params_from_gen(&q.gen, &tps[i], i, grammar);
         tps[i].prompt = toks.ids;
         tps[i].n_prompt = (int32_t)toks.n;
     }
     if (!submit_all(r, &g, tps, (size_t)n, c))
         goto out;
     if (q.gen.stream) {
-        start_stream(r, &g, c, (size_t)n, true, &q.gen, -1, "chatcmpl-", NULL, NULL);
+        start_stream(r, &g, c, (size_t)n, true, &q.gen, -1, "chatcmpl-", NULL, NULL,
+                     tools ? &family : NULL, tools);
         goto out;
     }
     if (!wait_all(r, c, (size_t)n))
@@ -1043,16 +1279,57 @@ void api_chat(struct http_req *r)
     for (int i = 0; i < n; i++) {
         json_t *ch = json_object();
         json_t *msg = json_object();
+        const char *finish = finish_name(c[i].finish);
         json_object_set_new(ch, "index", json_integer(i));
         json_object_set_new(msg, "role", json_string("assistant"));
-        json_object_set_new(msg, "content",
-                            api_json_str(c[i].text.d ? c[i].text.d : "", c[i].text.n));
+        if (tools) {
+            /* the calls recognised in the text; content is what came before them (null when
+               only calls or only whitespace) */
+            struct tool_stream ts;
+            struct tool_out a, b;
+            tool_stream_init(&ts, family);
+            tool_stream_feed(&ts, c[i].text.d ? c[i].text.d : "", c[i].text.n, &a);
+            struct buf content = {0};
+            buf_add(&content, a.content ? a.content : "", a.content_len);
+            tool_stream_finish(&ts, &b);
+            buf_add(&content, b.content ? b.content : "", b.content_len);
+            json_t *calls = json_array();
+            for (size_t k = 0; k < a.n_calls; k++)
+                json_array_append_new(calls, tool_call_json(&a.calls[k], -1, true));
+            for (size_t k = 0; k < b.n_calls; k++)
+                json_array_append_new(calls, tool_call_json(&b.calls[k], -1, true));
+            size_t lead = 0, end = content.n;
+            while (lead < end && is_space(content.d[lead]))
+                lead++;
+            while (json_array_size(calls) > 0 && end > lead && is_space(content.d[end - 1]))
+                end--;
+            bool blank = lead == end;
+            json_object_set_new(msg, "content",
+                                blank && (json_array_size(calls) > 0 || calls_only)
+                                    ? json_null()
+                                    : api_json_str(content.d ? content.d : "",
+                                                   json_array_size(calls) ? end : content.n));
+            if (json_array_size(calls) > 0) {
+                json_object_set_new(msg, "tool_calls", calls);
+                if (c[i].finish == SRV_FINISH_STOP)
+                    finish = "tool_calls";
+            } else {
+                json_decref(calls);
+            }
+            free(content.d);
+            tool_out_release(&a);
+            tool_out_release(&b);
+            tool_stream_release(&ts);
+        } else {
+            json_object_set_new(msg, "content",
+                                api_json_str(c[i].text.d ? c[i].text.d : "", c[i].text.n));
+        }
         json_object_set_new(msg, "refusal", json_null());
         json_object_set_new(ch, "message", msg);
         json_object_set_new(ch, "logprobs",
                             q.gen.logprobs ? chat_logprobs(g.tok, c[i].toks, c[i].n_toks)
                                            : json_null());
-        json_object_set_new(ch, "finish_reason", json_string(finish_name(c[i].finish)));
+        json_object_set_new(ch, "finish_reason", json_string(finish));
         json_array_append_new(choices, ch);
         completion += c[i].usage.completion_tokens;
     }
@@ -1063,6 +1340,8 @@ void api_chat(struct http_req *r)
 out:
     choices_free(r->srv, c, (size_t)n);
     free(tps);
+    srv_grammar_unref(grammar);
+    json_decref(msgs);
     inf_tokens_release(&toks);
     inf_rendered_release(&prompt);
     eng_release(&g);
@@ -1082,6 +1361,7 @@ void api_completions(struct http_req *r)
     char **texts = NULL; /* each prompt's text (for echo and text_offset) */
     size_t *text_lens = NULL;
     size_t n = 0, np = 0;
+    struct srv_grammar *grammar = NULL;
 
     json_t *body = api_parse_body(r->body, r->len, &e);
     if (!parsed(r, body, body && api_parse_completion(body, &q, &e), &e))
@@ -1095,6 +1375,10 @@ void api_completions(struct http_req *r)
     if (!eng_acquire(r, q.gen.model, &g))
         goto out;
     if (!check_logit_bias(r, &q.gen, &g))
+        goto out;
+    bool ok = true;
+    grammar = compile_format(r, &g, &q.gen.format, &ok);
+    if (!ok)
         goto out;
     toks = calloc(np, sizeof(*toks));
     texts = calloc(np, sizeof(*texts));
@@ -1138,7 +1422,7 @@ void api_completions(struct http_req *r)
     for (size_t p = 0; p < np; p++)
         for (int i = 0; i < q.gen.n; i++) {
             size_t k = p * (size_t)q.gen.n + (size_t)i;
-            task_params_from_gen(&q.gen, &tps[k], i);
+            task_params_from_gen(&q.gen, &tps[k], i, grammar);
             tps[k].prompt = toks[p].ids;
             tps[k].n_prompt = (int32_t)toks[p].n;
             tps[k].prompt_logprobs = q.echo && q.logprobs >= 0;
@@ -1148,7 +1432,7 @@ void api_completions(struct http_req *r)
         goto out;
     if (q.gen.stream) {
         start_stream(r, &g, c, n, false, &q.gen, q.logprobs, "cmpl-", q.echo ? texts : NULL,
-                     text_lens);
+                     text_lens, NULL, false);
         goto out;
     }
     if (!wait_all(r, c, n))
@@ -1212,6 +1496,7 @@ out:
     free(toks);
     free(texts);
     free(text_lens);
+    srv_grammar_unref(grammar);
     eng_release(&g);
     api_completion_release(&q);
 }
@@ -1502,7 +1787,7 @@ void api_apply_template(struct http_req *r)
     if (!eng_acquire(r, q.model, &g))
         goto out;
     struct inf_rendered prompt;
-    if (render_chat(r, &g, q.messages, &prompt)) {
+    if (render_chat(r, &g, chat_template(&g, false), q.messages, NULL, &prompt)) {
         json_t *o = json_object();
         json_object_set_new(o, "prompt", api_json_str(prompt.text, prompt.len));
         inf_rendered_release(&prompt);

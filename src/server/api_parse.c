@@ -454,6 +454,165 @@ static bool parse_logit_bias(json_t *o, struct api_gen *g, struct api_error *e)
     return true;
 }
 
+/* ---- constrained output -------------------------------------------------------------------- */
+
+/* A JSON Schema name as OpenAI accepts it: a-z, A-Z, 0-9, '_' and '-', at most 64. */
+static bool valid_name(const char *s, size_t len)
+{
+    if (len == 0 || len > 64)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* f takes the schema v as its JSON text. */
+static bool format_schema(struct api_format *f, json_t *v, bool strict, const char *param,
+                          struct api_error *e)
+{
+    f->text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!f->text)
+        return api_fail(e, 500, NULL, "out of memory");
+    f->len = strlen(f->text);
+    f->kind = API_FMT_JSON_SCHEMA;
+    f->strict = strict;
+    f->param = param;
+    return true;
+}
+
+/* response_format: {type: text | json_object | json_schema, json_schema: {name, schema, strict,
+   description}}; llama.cpp's {type: json_object, schema} too. */
+static bool parse_response_format(json_t *v, struct api_format *f, struct api_error *e)
+{
+    static const char *const P = "response_format";
+    if (!json_is_object(v))
+        return api_fail(e, 400, P, "'response_format' must be an object, not %s",
+                        json_type_name(v));
+    json_t *type = json_object_get(v, "type");
+    if (!json_is_string(type))
+        return api_fail(e, 400, P, "'response_format.type' must be a string");
+    const char *t = json_string_value(type);
+    const char *key;
+    json_t *m;
+    if (!strcmp(t, "text")) {
+        json_object_foreach(v, key, m) if (strcmp(key, "type") != 0) return api_fail(
+            e, 400, P, "unrecognized member 'response_format.%.40s'", key);
+        return true;
+    }
+    if (!strcmp(t, "json_object")) {
+        json_t *schema = NULL;
+        json_object_foreach(v, key, m)
+        {
+            if (!strcmp(key, "schema"))
+                schema = m;
+            else if (strcmp(key, "type") != 0)
+                return api_fail(e, 400, P, "unrecognized member 'response_format.%.40s'", key);
+        }
+        if (schema && !json_is_object(schema) && !json_is_boolean(schema))
+            return api_fail(e, 400, P, "'response_format.schema' must be an object");
+        if (schema)
+            return format_schema(f, schema, false, P, e);
+        /* JSON mode: any JSON object */
+        json_t *obj = json_pack("{s:s}", "type", "object");
+        bool ok = obj && format_schema(f, obj, false, P, e);
+        json_decref(obj);
+        return ok || api_fail(e, 500, NULL, "out of memory");
+    }
+    if (strcmp(t, "json_schema") != 0)
+        return api_fail(e, 400, P,
+                        "'response_format.type' must be 'text', 'json_object' or 'json_schema', "
+                        "not '%.40s'",
+                        t);
+    json_object_foreach(
+        v, key,
+        m) if (strcmp(key, "type") &&
+               strcmp(key,
+                      "json_schema")) return api_fail(e, 400, P,
+                                                      "unrecognized member 'response_format.%.40s'",
+                                                      key);
+    json_t *js = json_object_get(v, "json_schema");
+    if (!json_is_object(js))
+        return api_fail(e, 400, P, "'response_format.json_schema' must be an object");
+    json_t *schema = NULL, *name = NULL;
+    bool strict = false;
+    json_object_foreach(js, key, m)
+    {
+        if (!strcmp(key, "name"))
+            name = m;
+        else if (!strcmp(key, "schema"))
+            schema = m;
+        else if (!strcmp(key, "strict")) {
+            if (!json_is_boolean(m) && !json_is_null(m))
+                return api_fail(e, 400, P,
+                                "'response_format.json_schema.strict' must be a boolean");
+            strict = json_is_true(m);
+        } else if (!strcmp(key, "description")) {
+            if (!json_is_string(m))
+                return api_fail(e, 400, P,
+                                "'response_format.json_schema.description' must be a string");
+        } else {
+            return api_fail(e, 400, P, "unrecognized member 'response_format.json_schema.%.40s'",
+                            key);
+        }
+    }
+    if (!json_is_string(name))
+        return api_fail(e, 400, P, "'response_format.json_schema.name' is required (a string)");
+    if (!valid_name(json_string_value(name), json_string_length(name)))
+        return api_fail(e, 400, P,
+                        "'response_format.json_schema.name' must be 1 to 64 characters of a-z, "
+                        "A-Z, 0-9, '_' and '-'");
+    if (schema && !json_is_object(schema) && !json_is_boolean(schema))
+        return api_fail(e, 400, P, "'response_format.json_schema.schema' must be an object");
+    if (!schema) { /* OpenAI: no schema means any JSON value */
+        json_t *any = json_object();
+        bool ok = any && format_schema(f, any, strict, P, e);
+        json_decref(any);
+        return ok || api_fail(e, 500, NULL, "out of memory");
+    }
+    return format_schema(f, schema, strict, P, e);
+}
+
+/* response_format, and llama.cpp's `grammar` (GBNF text) and `json_schema` (a schema): at most
+   one of them constrains the output. */
+static bool parse_format(json_t *o, struct api_format *f, struct api_error *e)
+{
+    json_t *rf = opt(o, "response_format"), *gr = opt(o, "grammar"), *js = opt(o, "json_schema");
+    if (rf && !parse_response_format(rf, f, e))
+        return false;
+    if (gr) {
+        if (!json_is_string(gr))
+            return api_fail(e, 400, "grammar", "'grammar' must be a string (GBNF), not %s",
+                            json_type_name(gr));
+        if (f->kind != API_FMT_TEXT)
+            return api_fail(
+                e, 400, "grammar",
+                "'grammar' cannot be combined with a 'response_format' other than text");
+        if (json_string_length(gr) > 0) {
+            f->text = strdup(json_string_value(gr));
+            if (!f->text)
+                return api_fail(e, 500, NULL, "out of memory");
+            f->len = json_string_length(gr);
+            f->kind = API_FMT_GBNF;
+            f->param = "grammar";
+        }
+    }
+    if (js) {
+        if (!json_is_object(js) && !json_is_boolean(js))
+            return api_fail(e, 400, "json_schema", "'json_schema' must be an object, not %s",
+                            json_type_name(js));
+        if (f->kind != API_FMT_TEXT)
+            return api_fail(e, 400, "json_schema",
+                            "'json_schema' cannot be combined with 'grammar' or a "
+                            "'response_format' other than text");
+        return format_schema(f, js, false, "json_schema", e);
+    }
+    return true;
+}
+
 /*
  * Fields common to chat and completions. legacy: completions (max_tokens defaults to 16 and
  * `logprobs` is an integer there, handled by the caller).
@@ -554,7 +713,7 @@ static bool parse_gen(json_t *o, struct api_gen *g, bool legacy, struct api_erro
         return api_fail(e, 400, "user", "'user' must be a string");
     if (!parse_stop(o, g, e) || !parse_logit_bias(o, g, e))
         return false;
-    return true;
+    return parse_format(o, &g->format, e);
 }
 
 static void gen_release(struct api_gen *g)
@@ -562,6 +721,7 @@ static void gen_release(struct api_gen *g)
     for (int i = 0; i < g->n_stop; i++)
         free(g->stop[i]);
     free(g->bias);
+    free(g->format.text);
     memset(g, 0, sizeof(*g));
 }
 
@@ -571,34 +731,24 @@ static const char *const chat_known[] = {
     "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
     "presence_penalty", "frequency_penalty", "logit_bias", "seed", "stop", "n", "logprobs",
     "top_logprobs", "stream", "stream_options", "user", "top_k", "min_p", "repeat_penalty",
-    "ignore_eos",
+    "ignore_eos", "response_format", "grammar", "json_schema", "tools", "tool_choice",
+    "parallel_tool_calls",
     /* accepted, changing nothing here: */
-    "metadata", "store", "service_tier", "parallel_tool_calls", "prompt_cache_key",
-    "safety_identifier",
+    "metadata", "store", "service_tier", "prompt_cache_key", "safety_identifier",
     /* checked below: refused unless neutral */
-    "tools", "tool_choice", "functions", "function_call", "response_format", "audio", "modalities",
-    "prediction", "reasoning_effort", "web_search_options", "verbosity", NULL};
+    "functions", "function_call", "audio", "modalities", "prediction", "reasoning_effort",
+    "web_search_options", "verbosity", NULL};
 
 /* Parameters refused unless absent, null or neutral. */
 static bool chat_unsupported(json_t *o, struct api_error *e)
 {
     json_t *v;
-    if ((v = opt(o, "tools")) && !(json_is_array(v) && json_array_size(v) == 0))
-        return api_fail(e, 400, "tools", "'tools' is not supported by this server yet");
-    if ((v = opt(o, "tool_choice")) &&
-        !(json_is_string(v) && !strcmp(json_string_value(v), "none")))
-        return api_fail(e, 400, "tool_choice", "'tool_choice' is not supported by this server yet");
     if (opt(o, "functions"))
-        return api_fail(e, 400, "functions", "'functions' is not supported by this server");
+        return api_fail(e, 400, "functions",
+                        "'functions' (deprecated) is not supported; use 'tools'");
     if (opt(o, "function_call"))
-        return api_fail(e, 400, "function_call", "'function_call' is not supported by this server");
-    if ((v = opt(o, "response_format"))) {
-        json_t *t = json_is_object(v) ? json_object_get(v, "type") : NULL;
-        if (!json_is_string(t) || strcmp(json_string_value(t), "text") != 0)
-            return api_fail(e, 400, "response_format",
-                            "'response_format' other than {\"type\": \"text\"} is not supported "
-                            "yet (no JSON mode or structured outputs)");
-    }
+        return api_fail(e, 400, "function_call",
+                        "'function_call' (deprecated) is not supported; use 'tool_choice'");
     if (opt(o, "audio"))
         return api_fail(e, 400, "audio", "'audio' output is not supported");
     if ((v = opt(o, "modalities"))) {
@@ -618,15 +768,139 @@ static bool chat_unsupported(json_t *o, struct api_error *e)
         return api_fail(e, 400, "web_search_options", "'web_search_options' is not supported");
     if (opt(o, "verbosity"))
         return api_fail(e, 400, "verbosity", "'verbosity' is not supported");
-    json_t *ptc = opt(o, "parallel_tool_calls");
-    if (ptc && !json_is_boolean(ptc))
-        return api_fail(e, 400, "parallel_tool_calls", "'parallel_tool_calls' must be a boolean");
     json_t *md = opt(o, "metadata");
     if (md && !json_is_object(md))
         return api_fail(e, 400, "metadata", "'metadata' must be an object");
     json_t *st = opt(o, "store");
     if (st && !json_is_boolean(st))
         return api_fail(e, 400, "store", "'store' must be a boolean");
+    return true;
+}
+
+/* A function name as OpenAI accepts it (the same alphabet as schema names). */
+static bool check_function(json_t *fn, size_t i, struct api_error *e)
+{
+    char param[64];
+    snprintf(param, sizeof(param), "tools[%zu].function", i);
+    if (!json_is_object(fn))
+        return api_fail(e, 400, "tools", "'%s' must be an object", param);
+    const char *key;
+    json_t *m;
+    json_object_foreach(fn, key, m)
+    {
+        if (!strcmp(key, "name") || !strcmp(key, "parameters"))
+            continue;
+        if (!strcmp(key, "description") && json_is_string(m))
+            continue;
+        if (!strcmp(key, "strict") && (json_is_boolean(m) || json_is_null(m)))
+            continue;
+        if (!strcmp(key, "description") || !strcmp(key, "strict"))
+            return api_fail(e, 400, "tools", "'%s.%s' has the wrong type (%s)", param, key,
+                            json_type_name(m));
+        return api_fail(e, 400, "tools", "unrecognized member '%s.%.40s'", param, key);
+    }
+    json_t *name = json_object_get(fn, "name");
+    if (!json_is_string(name))
+        return api_fail(e, 400, "tools", "'%s.name' is required (a string)", param);
+    if (!valid_name(json_string_value(name), json_string_length(name)))
+        return api_fail(e, 400, "tools",
+                        "'%s.name' must be 1 to 64 characters of a-z, A-Z, 0-9, '_' and '-'",
+                        param);
+    json_t *params = json_object_get(fn, "parameters");
+    if (params && !json_is_object(params) && !json_is_null(params))
+        return api_fail(e, 400, "tools", "'%s.parameters' must be an object (a JSON Schema)",
+                        param);
+    return true;
+}
+
+/* tools, tool_choice and parallel_tool_calls (see api_chat_req). */
+static bool parse_tools(json_t *o, struct api_chat_req *r, struct api_error *e)
+{
+    json_t *tools = opt(o, "tools"), *choice = opt(o, "tool_choice");
+    r->parallel_tool_calls = true;
+    if (!get_bool(o, "parallel_tool_calls", &r->parallel_tool_calls, e))
+        return false;
+    if (tools && !json_is_array(tools))
+        return api_fail(e, 400, "tools", "'tools' must be an array of tools");
+    if (tools && json_array_size(tools) > 128)
+        return api_fail(e, 400, "tools", "'tools' has %zu entries; at most 128 are supported",
+                        json_array_size(tools));
+    size_t i;
+    json_t *t;
+    json_array_foreach(tools, i, t)
+    {
+        json_t *type = json_is_object(t) ? json_object_get(t, "type") : NULL;
+        if (!json_is_string(type))
+            return api_fail(e, 400, "tools", "'tools[%zu]' must be an object with a 'type'", i);
+        if (strcmp(json_string_value(type), "function") != 0)
+            return api_fail(e, 400, "tools",
+                            "'tools[%zu].type' '%.40s' is not supported (only 'function')", i,
+                            json_string_value(type));
+        const char *key;
+        json_t *m;
+        json_object_foreach(
+            t, key,
+            m) if (strcmp(key, "type") &&
+                   strcmp(key,
+                          "function")) return api_fail(e, 400, "tools",
+                                                       "unrecognized member 'tools[%zu].%.40s'", i,
+                                                       key);
+        json_t *fn = json_object_get(t, "function");
+        if (!check_function(fn, i, e))
+            return false;
+        const char *name = json_string_value(json_object_get(fn, "name"));
+        for (size_t k = 0; k < i; k++)
+            if (!strcmp(name, json_string_value(json_object_get(
+                                  json_object_get(json_array_get(tools, k), "function"), "name"))))
+                return api_fail(e, 400, "tools", "two tools are named '%s'", name);
+    }
+    bool have = tools && json_array_size(tools) > 0;
+    r->tool_choice = have ? API_TOOLS_AUTO : API_TOOLS_NONE;
+    if (choice) {
+        if (!have && !(json_is_string(choice) && !strcmp(json_string_value(choice), "none")))
+            return api_fail(e, 400, "tool_choice",
+                            "'tool_choice' is only allowed when 'tools' are specified");
+        if (json_is_string(choice)) {
+            const char *c = json_string_value(choice);
+            if (!strcmp(c, "none"))
+                r->tool_choice = API_TOOLS_NONE;
+            else if (!strcmp(c, "auto"))
+                r->tool_choice = API_TOOLS_AUTO;
+            else if (!strcmp(c, "required"))
+                r->tool_choice = API_TOOLS_REQUIRED;
+            else
+                return api_fail(e, 400, "tool_choice",
+                                "'tool_choice' must be 'none', 'auto', 'required' or "
+                                "{\"type\": \"function\", \"function\": {\"name\": ...}}");
+        } else {
+            json_t *type = json_is_object(choice) ? json_object_get(choice, "type") : NULL;
+            json_t *fn = json_is_object(choice) ? json_object_get(choice, "function") : NULL;
+            json_t *name = json_is_object(fn) ? json_object_get(fn, "name") : NULL;
+            if (!json_is_string(type) || strcmp(json_string_value(type), "function") != 0 ||
+                !json_is_string(name))
+                return api_fail(e, 400, "tool_choice",
+                                "'tool_choice' must be 'none', 'auto', 'required' or "
+                                "{\"type\": \"function\", \"function\": {\"name\": ...}}");
+            bool found = false;
+            json_array_foreach(tools, i, t) found =
+                found ||
+                !strcmp(json_string_value(json_object_get(json_object_get(t, "function"), "name")),
+                        json_string_value(name));
+            if (!found)
+                return api_fail(e, 400, "tool_choice",
+                                "'tool_choice' names the function '%.64s', which is not in 'tools'",
+                                json_string_value(name));
+            r->tool_choice = API_TOOLS_NAMED;
+            snprintf(r->tool_name, sizeof(r->tool_name), "%s", json_string_value(name));
+        }
+    }
+    if (have)
+        r->tools = json_incref(tools);
+    if (r->tool_choice != API_TOOLS_NONE && r->gen.format.kind != API_FMT_TEXT &&
+        r->tool_choice != API_TOOLS_AUTO)
+        return api_fail(e, 400, "tool_choice",
+                        "'tool_choice' '%s' cannot be combined with a constrained output format",
+                        r->tool_choice == API_TOOLS_NAMED ? r->tool_name : "required");
     return true;
 }
 
@@ -688,6 +962,60 @@ static bool message_content(json_t *c, size_t idx, const char *role, json_t **ou
     return *out != NULL || api_fail(e, 500, NULL, "out of memory");
 }
 
+/*
+ * An assistant message's tool_calls, normalised to [{id, type: "function", function: {name,
+ * arguments}}]: arguments become the object their JSON text holds (chat templates print them
+ * with tojson), or stay a string when they hold something else. *out NULL when absent or empty.
+ */
+static bool message_tool_calls(json_t *v, size_t idx, json_t **out, struct api_error *e)
+{
+    char param[96];
+    *out = NULL;
+    snprintf(param, sizeof(param), "messages[%zu].tool_calls", idx);
+    if (!v)
+        return true;
+    if (!json_is_array(v))
+        return api_fail(e, 400, param, "'%s' must be an array", param);
+    if (json_array_size(v) == 0)
+        return true;
+    json_t *a = json_array();
+    size_t i;
+    json_t *c;
+    json_array_foreach(v, i, c)
+    {
+        json_t *id = json_is_object(c) ? json_object_get(c, "id") : NULL;
+        json_t *type = json_is_object(c) ? json_object_get(c, "type") : NULL;
+        json_t *fn = json_is_object(c) ? json_object_get(c, "function") : NULL;
+        json_t *name = json_is_object(fn) ? json_object_get(fn, "name") : NULL;
+        json_t *args = json_is_object(fn) ? json_object_get(fn, "arguments") : NULL;
+        if (!json_is_string(id) || !json_is_string(name) || !json_is_string(args) ||
+            (type && !json_is_null(type) &&
+             !(json_is_string(type) && !strcmp(json_string_value(type), "function")))) {
+            json_decref(a);
+            return api_fail(e, 400, param,
+                            "'%s[%zu]' must be {\"id\": string, \"type\": \"function\", "
+                            "\"function\": {\"name\": string, \"arguments\": string}}",
+                            param, i);
+        }
+        json_t *parsed =
+            json_loadb(json_string_value(args), json_string_length(args), JSON_DECODE_ANY, NULL);
+        if (!json_is_object(parsed)) {
+            json_decref(parsed);
+            parsed = json_copy(args);
+        }
+        json_t *nf = json_object();
+        json_object_set(nf, "name", name);
+        json_object_set_new(nf, "arguments", parsed);
+        json_t *nc = json_object();
+        json_object_set(nc, "id", id);
+        json_object_set_new(nc, "type", json_string("function"));
+        json_object_set_new(nc, "function", nf);
+        json_array_append_new(a, nc);
+    }
+    *out = a;
+    return true;
+}
+
 /* Validate messages and return them normalised (see api_chat_req). */
 static json_t *parse_messages(json_t *o, struct api_error *e)
 {
@@ -727,23 +1055,24 @@ static json_t *parse_messages(json_t *o, struct api_error *e)
         }
         const char *r = json_string_value(role);
         const char *norm = NULL;
-        if (!strcmp(r, "system") || !strcmp(r, "user") || !strcmp(r, "assistant"))
+        if (!strcmp(r, "system") || !strcmp(r, "user") || !strcmp(r, "assistant") ||
+            !strcmp(r, "tool"))
             norm = r;
         else if (!strcmp(r, "developer"))
             norm = "system"; /* OpenAI's newer name for system instructions */
         snprintf(param, sizeof(param), "messages[%zu].role", i);
-        if (!norm && (!strcmp(r, "tool") || !strcmp(r, "function"))) {
+        if (!norm && !strcmp(r, "function")) {
             api_fail(e, 400, param,
-                     "messages with role '%s' are not supported (no tool calling "
-                     "yet)",
-                     r);
+                     "messages with role 'function' (deprecated) are not supported; use 'tool'");
             goto fail;
         }
         if (!norm) {
             api_fail(e, 400, param,
-                     "invalid role '%.64s': expected system, developer, user or assistant", r);
+                     "invalid role '%.64s': expected system, developer, user, assistant or tool",
+                     r);
             goto fail;
         }
+        const bool assistant = !strcmp(norm, "assistant"), tool = !strcmp(norm, "tool");
         const char *key;
         json_t *v;
         json_object_foreach(m, key, v)
@@ -752,22 +1081,45 @@ static json_t *parse_messages(json_t *o, struct api_error *e)
                 continue;
             if (!strcmp(key, "refusal") && json_is_null(v))
                 continue;
+            if ((assistant && !strcmp(key, "tool_calls")) || (tool && !strcmp(key, "tool_call_id")))
+                continue;
             snprintf(param, sizeof(param), "messages[%zu].%.40s", i, key);
             if (json_is_null(v))
                 continue;
-            if (!strcmp(key, "tool_calls") || !strcmp(key, "function_call") ||
-                !strcmp(key, "audio") || !strcmp(key, "tool_call_id") || !strcmp(key, "refusal"))
+            if (!strcmp(key, "tool_calls") || !strcmp(key, "tool_call_id"))
+                api_fail(e, 400, param, "'%s' is only allowed in %s messages", param,
+                         key[5] == 'c' ? "assistant" : "tool");
+            else if (!strcmp(key, "function_call") || !strcmp(key, "audio") ||
+                     !strcmp(key, "refusal"))
                 api_fail(e, 400, param, "'%s' is not supported", param);
             else
                 api_fail(e, 400, param, "unrecognized message field '%s'", param);
             goto fail;
         }
-        json_t *content = NULL;
-        if (!message_content(opt(m, "content"), i, norm, &content, e))
+        json_t *calls = NULL;
+        if (assistant && !message_tool_calls(opt(m, "tool_calls"), i, &calls, e))
             goto fail;
+        json_t *content = NULL;
+        /* an assistant message that only calls tools has no content */
+        if (!message_content(opt(m, "content"), i, norm, &content, e)) {
+            json_decref(calls);
+            goto fail;
+        }
         json_t *nm = json_object();
         json_object_set_new(nm, "role", json_string(norm));
         json_object_set_new(nm, "content", content);
+        if (calls)
+            json_object_set_new(nm, "tool_calls", calls);
+        if (tool) {
+            json_t *id = opt(m, "tool_call_id");
+            if (!json_is_string(id)) {
+                json_decref(nm);
+                snprintf(param, sizeof(param), "messages[%zu].tool_call_id", i);
+                api_fail(e, 400, param, "'%s' is required in tool messages (a string)", param);
+                goto fail;
+            }
+            json_object_set(nm, "tool_call_id", id);
+        }
         json_t *name = opt(m, "name");
         if (name) {
             if (!json_is_string(name)) {
@@ -803,6 +1155,8 @@ bool api_parse_chat(json_t *o, struct api_chat_req *r, struct api_error *e)
     if (opt(o, "top_logprobs") && !r->gen.logprobs)
         return api_fail(e, 400, "top_logprobs", "'top_logprobs' requires 'logprobs' to be true");
     r->gen.top_logprobs = (int)k;
+    if (!parse_tools(o, r, e))
+        return false;
     r->messages = parse_messages(o, e);
     return r->messages != NULL;
 }
@@ -811,7 +1165,9 @@ void api_chat_release(struct api_chat_req *r)
 {
     gen_release(&r->gen);
     json_decref(r->messages);
+    json_decref(r->tools);
     r->messages = NULL;
+    r->tools = NULL;
 }
 
 /* ---- prompts: string | [string] | [int] | [[int]] ------------------------------------------- */
@@ -931,6 +1287,9 @@ static const char *const completion_known[] = {"model",
                                                "ignore_eos",
                                                "metadata",
                                                "store",
+                                               "response_format",
+                                               "grammar",
+                                               "json_schema",
                                                NULL};
 
 bool api_parse_completion(json_t *o, struct api_completion_req *r, struct api_error *e)

@@ -20,9 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/buf.h"
+#include "inferno/cpu.h"
 #include "inferno/gguf.h"
+#include "inferno/grammar.h"
 #include "inferno/log.h"
 #include "inferno/tokenizer.h"
 
@@ -44,6 +47,82 @@ static void hist_add(struct srv_hist *h, double seconds)
     h->count[b]++;
     h->sum += seconds;
     h->n++;
+}
+
+/* ---- grammars -------------------------------------------------------------------------- */
+
+struct srv_grammar {
+    atomic_int refs;
+    struct inf_grammar *g;
+    /* matchers of finished tasks, kept (reset) for the next ones: their memoized transitions
+       and masks stay, so a grammar used again costs little (pooled only while in an engine's
+       cache: max_idle 0 otherwise) */
+    pthread_mutex_t mu;
+    struct inf_matcher **idle;
+    int n_idle, max_idle;
+    char *key; /* the engine cache's key (NULL: not cached) */
+    size_t key_len;
+};
+
+struct srv_grammar *srv_grammar_new(struct inf_grammar *g)
+{
+    struct srv_grammar *sg = calloc(1, sizeof(*sg));
+    if (!sg) {
+        inf_grammar_free(g);
+        return NULL;
+    }
+    atomic_init(&sg->refs, 1);
+    sg->g = g;
+    pthread_mutex_init(&sg->mu, NULL);
+    return sg;
+}
+
+/* A matcher at the start of sg: an idle one reset, else a new one. */
+static inf_status grammar_take(struct srv_grammar *sg, const struct inf_grammar_vocab *v,
+                               struct inf_matcher **out, struct inf_error *err)
+{
+    pthread_mutex_lock(&sg->mu);
+    struct inf_matcher *m = sg->n_idle > 0 ? sg->idle[--sg->n_idle] : NULL;
+    pthread_mutex_unlock(&sg->mu);
+    if (m) {
+        inf_matcher_reset(m);
+        *out = m;
+        return INF_OK;
+    }
+    return inf_matcher_new(sg->g, v, out, err);
+}
+
+/* Give a task's matcher back (kept when the pool has room, else freed). */
+static void grammar_give(struct srv_grammar *sg, struct inf_matcher *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&sg->mu);
+    if (sg->n_idle < sg->max_idle) {
+        sg->idle[sg->n_idle++] = m;
+        m = NULL;
+    }
+    pthread_mutex_unlock(&sg->mu);
+    inf_matcher_free(m);
+}
+
+static struct srv_grammar *grammar_ref(struct srv_grammar *sg)
+{
+    atomic_fetch_add(&sg->refs, 1);
+    return sg;
+}
+
+void srv_grammar_unref(struct srv_grammar *sg)
+{
+    if (!sg || atomic_fetch_sub(&sg->refs, 1) != 1)
+        return;
+    for (int i = 0; i < sg->n_idle; i++)
+        inf_matcher_free(sg->idle[i]);
+    free(sg->idle);
+    free(sg->key);
+    pthread_mutex_destroy(&sg->mu);
+    inf_grammar_free(sg->g);
+    free(sg);
 }
 
 /* ---- tasks ----------------------------------------------------------------------------- */
@@ -68,6 +147,7 @@ struct srv_task {
     struct inf_logit_bias *bias;
     char *stop[SRV_MAX_STOP];
     size_t stop_len[SRV_MAX_STOP];
+    struct inf_matcher *matcher; /* made by submit when p.grammar is set; engine thread after */
 
     double t_submit, t_first, t_last;
     uint64_t step_submit; /* e->st.steps_total at submit */
@@ -175,6 +255,13 @@ struct slot {
     size_t n_held, cap_held;
     struct srv_token_info *plp;   /* prompt logprobs, [n_prompt] */
     int32_t batch_first, batch_n; /* this step's tokens in the batch */
+
+    /* constrained output: the task's matcher (NULL: none) and the mask of the tokens it allows
+       next, computed by the mask worker while the forward pass runs (see masks_post) */
+    struct inf_matcher *matcher;
+    uint32_t *mask;  /* [(grammar vocabulary + 31) / 32] bits, allocated on first use */
+    float *masked;   /* [n_vocab] the logits row with the disallowed tokens at -inf */
+    bool mask_ready; /* mask is the matcher's current state's (written by the worker) */
 };
 
 struct srv_engine {
@@ -212,6 +299,19 @@ struct srv_engine {
 
     struct srv_engine_stats st;
 
+    /* grammars: the token table (built on first use by a submitting thread, under gv_mu) and
+       the mask worker, which computes the next masks while the engine thread decodes */
+    pthread_mutex_t gv_mu;
+    struct inf_grammar_vocab *gvocab;
+    int32_t gv_size;
+    struct srv_grammar *gcache[SRV_GRAMMAR_CACHE]; /* compiled grammars by key (under gv_mu) */
+    uint64_t gcache_used[SRV_GRAMMAR_CACHE], gcache_tick;
+    pthread_mutex_t mw_mu;
+    pthread_cond_t mw_cv;
+    pthread_t mw_thread;
+    bool mw_started, mw_quit, mw_sync;
+    uint64_t mw_jobs; /* slots whose mask is being computed (bit = slot id) */
+
     /* batch storage, engine thread only */
     inf_token *b_tok;
     int32_t *b_pos, *b_seq;
@@ -221,14 +321,30 @@ struct srv_engine {
 
 static void engine_free(struct srv_engine *e)
 {
+    if (e->mw_started) {
+        pthread_mutex_lock(&e->mw_mu);
+        e->mw_quit = true;
+        pthread_cond_broadcast(&e->mw_cv);
+        pthread_mutex_unlock(&e->mw_mu);
+        pthread_join(e->mw_thread, NULL);
+    }
     for (int i = 0; i < 4; i++)
         inf_context_free(e->embd_ctx[i]);
     inf_context_free(e->ctx);
     inf_model_free(e->model);
     if (e->slots)
-        for (int i = 0; i < e->p.n_parallel; i++)
+        for (int i = 0; i < e->p.n_parallel; i++) {
             free(e->slots[i].cache);
+            free(e->slots[i].mask);
+            free(e->slots[i].masked);
+        }
     free(e->slots);
+    for (int i = 0; i < SRV_GRAMMAR_CACHE; i++)
+        srv_grammar_unref(e->gcache[i]);
+    inf_grammar_vocab_free(e->gvocab);
+    pthread_mutex_destroy(&e->gv_mu);
+    pthread_mutex_destroy(&e->mw_mu);
+    pthread_cond_destroy(&e->mw_cv);
     free(e->b_tok);
     free(e->b_pos);
     free(e->b_seq);
@@ -268,6 +384,11 @@ static void task_free(struct srv_task *t)
     free(t->bias);
     for (int i = 0; i < SRV_MAX_STOP; i++)
         free(t->stop[i]);
+    if (t->p.grammar)
+        grammar_give(t->p.grammar, t->matcher);
+    else
+        inf_matcher_free(t->matcher);
+    srv_grammar_unref(t->p.grammar);
     pthread_mutex_destroy(&t->mu);
     pthread_cond_destroy(&t->cv);
     struct srv_engine *e = t->e;
@@ -423,6 +544,8 @@ static void slot_reset_task_state(struct slot *s)
     s->plp = NULL;
     s->pending = -1;
     s->n_gen = 0;
+    s->matcher = NULL; /* the task's, freed with it */
+    s->mask_ready = false;
 }
 
 /* Finish the slot's task with DONE (engine thread; takes e->mu to free the slot). */
@@ -533,6 +656,18 @@ static bool slot_start(struct srv_engine *e, struct slot *s, int32_t lcp)
         inf_sampler_accept(s->smp, t->prompt[i]);
     inf_tok_stream_init(&s->stream, e->tok, INF_TOK_STREAM_REPLACE_INVALID);
     s->stream_live = true;
+    if (t->matcher) {
+        if (!s->mask)
+            s->mask = calloc(((size_t)e->gv_size + 31) / 32, sizeof(uint32_t));
+        if (!s->masked)
+            s->masked = malloc((size_t)e->n_vocab * sizeof(float));
+        if (!s->mask || !s->masked) {
+            slot_fail(e, s, 500, "out of memory for the grammar's mask");
+            return false;
+        }
+        s->matcher = t->matcher;
+        s->mask_ready = false;
+    }
     if (t->p.prompt_logprobs) {
         s->plp = calloc((size_t)t->p.n_prompt, sizeof(*s->plp));
         if (!s->plp) {
@@ -704,15 +839,183 @@ static bool batch_reserve(struct srv_engine *e, int32_t n)
     return true;
 }
 
+/*
+ * The logits row with every token the slot's grammar does not allow now at -inf (tokens past
+ * the grammar's vocabulary are never allowed). The mask is the worker's when it is ready, else
+ * computed here (a slot whose prompt ended in the step that admitted it).
+ */
+static const float *masked_row(struct srv_engine *e, struct slot *s, const float *logits)
+{
+    if (!s->mask_ready) {
+        inf_matcher_mask(s->matcher, s->mask);
+        s->mask_ready = true;
+    }
+    const int32_t V = e->n_vocab, G = e->gv_size < V ? e->gv_size : V;
+    float *out = s->masked;
+    int32_t i = 0;
+    /* branch-free per word (the compiler vectorises these loops): most words of a grammar's
+       mask are all zero or all one */
+    for (; i + 32 <= G; i += 32) {
+        uint32_t m = s->mask[i / 32];
+        if (m == 0) {
+            for (int b = 0; b < 32; b++)
+                out[i + b] = -INFINITY;
+        } else if (m == 0xFFFFFFFFu) {
+            memcpy(out + i, logits + i, 32 * sizeof(float));
+        } else {
+            for (int b = 0; b < 32; b++) {
+                const float x = logits[i + b];
+                out[i + b] = (m >> b) & 1u ? x : -INFINITY;
+            }
+        }
+    }
+    for (; i < G; i++)
+        out[i] = (s->mask[i / 32] >> (i % 32)) & 1u ? logits[i] : -INFINITY;
+    for (; i < V; i++)
+        out[i] = -INFINITY;
+    return out;
+}
+
+/*
+ * Greedy decoding without bias or penalties (what the sampler would do: the first best logit)
+ * over the allowed tokens only, read from the mask's set bits: no masked copy of the row and no
+ * pass of the sampler over the whole vocabulary. INF_TOKEN_NONE when no allowed token has a
+ * finite logit.
+ */
+static bool plain_greedy(const struct inf_sampler_params *p)
+{
+    return p->temperature < INF_SAMPLER_GREEDY_BELOW && p->n_logit_bias == 0 &&
+           p->repeat_penalty == 1.0f && p->frequency_penalty == 0.0f && p->presence_penalty == 0.0f;
+}
+
+static inf_token masked_argmax(struct srv_engine *e, struct slot *s, const float *logits)
+{
+    if (!s->mask_ready) {
+        inf_matcher_mask(s->matcher, s->mask);
+        s->mask_ready = true;
+    }
+    const int32_t G = e->gv_size < e->n_vocab ? e->gv_size : e->n_vocab;
+    inf_token best = INF_TOKEN_NONE;
+    float bx = -INFINITY;
+    for (int32_t w = 0; w < (G + 31) / 32; w++) {
+        for (uint32_t m = s->mask[w]; m; m &= m - 1) {
+            int32_t i = w * 32 + __builtin_ctz(m);
+            if (i >= G)
+                break;
+            float x = logits[i];
+            if (isnan(x) || (isinf(x) && x > 0))
+                return INF_TOKEN_NONE;
+            if (best == INF_TOKEN_NONE ? x > -INFINITY : x > bx) {
+                best = i;
+                bx = x;
+            }
+        }
+    }
+    return best;
+}
+
+/* The mask worker: computes the masks of the slots in mw_jobs, then clears it. */
+static void *mask_worker_main(void *arg)
+{
+    struct srv_engine *e = arg;
+    pthread_mutex_lock(&e->mw_mu);
+    for (;;) {
+        while (!e->mw_jobs && !e->mw_quit)
+            pthread_cond_wait(&e->mw_cv, &e->mw_mu);
+        if (e->mw_quit)
+            break;
+        uint64_t jobs = e->mw_jobs;
+        pthread_mutex_unlock(&e->mw_mu);
+        /* the engine thread leaves these slots alone until masks_wait() */
+        for (int i = 0; i < e->p.n_parallel; i++)
+            if (jobs >> i & 1u) {
+                struct slot *s = &e->slots[i];
+                inf_matcher_mask(s->matcher, s->mask);
+                s->mask_ready = true;
+            }
+        pthread_mutex_lock(&e->mw_mu);
+        e->mw_jobs = 0;
+        pthread_cond_broadcast(&e->mw_cv);
+    }
+    pthread_mutex_unlock(&e->mw_mu);
+    return NULL;
+}
+
+/*
+ * After a step's sampling: hand the slots whose grammar moved on to the mask worker, so that
+ * their next masks are computed while the next forward pass runs, off the critical path. Until
+ * masks_wait() the engine thread must not touch those slots' matchers or masks (nor free them).
+ * Without a worker (no CPU to spare for it, INFERNO_GRAMMAR_MASKS=sync, or it could not start)
+ * the masks are computed here, still before the next pass. Engine thread.
+ */
+static void masks_post(struct srv_engine *e)
+{
+    uint64_t jobs = 0;
+    for (int i = 0; i < e->p.n_parallel; i++)
+        if (e->slots[i].task && e->slots[i].matcher && !e->slots[i].mask_ready)
+            jobs |= (uint64_t)1 << i;
+    if (!jobs)
+        return;
+    if (!e->mw_started && !e->mw_sync) {
+        if (pthread_create(&e->mw_thread, NULL, mask_worker_main, e) == 0)
+            e->mw_started = true;
+        else
+            e->mw_sync = true;
+    }
+    if (e->mw_sync) {
+        for (int i = 0; i < e->p.n_parallel; i++)
+            if (jobs >> i & 1u) {
+                inf_matcher_mask(e->slots[i].matcher, e->slots[i].mask);
+                e->slots[i].mask_ready = true;
+            }
+        return;
+    }
+    pthread_mutex_lock(&e->mw_mu);
+    e->mw_jobs = jobs;
+    pthread_cond_broadcast(&e->mw_cv);
+    pthread_mutex_unlock(&e->mw_mu);
+}
+
+/* Wait until the mask worker is done with what masks_post gave it. Engine thread. */
+static void masks_wait(struct srv_engine *e)
+{
+    if (!e->mw_started)
+        return;
+    pthread_mutex_lock(&e->mw_mu);
+    while (e->mw_jobs)
+        pthread_cond_wait(&e->mw_cv, &e->mw_mu);
+    pthread_mutex_unlock(&e->mw_mu);
+}
+
 /* Handle a sampled token for slot s (logits = its row). Returns false when the task ended. */
 static bool slot_token(struct srv_engine *e, struct slot *s, const float *logits)
 {
     struct srv_task *t = s->task;
-    inf_token id = inf_sampler_sample(s->smp, logits);
+    inf_token id;
+    if (s->matcher && plain_greedy(&t->p.sampling))
+        id = masked_argmax(e, s, logits);
+    else
+        id = inf_sampler_sample(s->smp, s->matcher ? masked_row(e, s, logits) : logits);
     if (id == INF_TOKEN_NONE) {
         /* NaN logits, or every token banned by bias and penalties: an error, never a pick */
-        slot_fail(e, s, 500, inf_sampler_errmsg(s->smp));
+        char msg[INF_ERROR_MSG_MAX];
+        if (s->matcher && inf_matcher_errmsg(s->matcher)[0])
+            snprintf(msg, sizeof(msg), "the grammar failed: %s", inf_matcher_errmsg(s->matcher));
+        else if (s->matcher)
+            snprintf(msg, sizeof(msg),
+                     "no token the grammar allows here can be sampled (all "
+                     "banned by logit_bias or penalties, or none allowed)");
+        else
+            snprintf(msg, sizeof(msg), "%s", inf_sampler_errmsg(s->smp));
+        slot_fail(e, s, 500, msg);
         return false;
+    }
+    if (s->matcher) {
+        s->mask_ready = false;
+        if (!inf_matcher_accept_token(s->matcher, id)) {
+            slot_fail(e, s, 500, "the grammar refused the sampled token");
+            return false;
+        }
     }
     inf_sampler_accept(s->smp, id);
     double now = now_ms();
@@ -756,6 +1059,15 @@ static bool slot_token(struct srv_engine *e, struct slot *s, const float *logits
     long at = find_stop(t, s->held, s->n_held);
     if (at >= 0) {
         slot_emit(s, (size_t)at, &ti);
+        slot_done(e, s, SRV_FINISH_STOP);
+        return false;
+    }
+    if (s->matcher && inf_matcher_is_done(s->matcher)) {
+        /* the grammar is complete and allows nothing more: the text is whole */
+        if (inf_tok_stream_flush(&s->stream, &txt, &len, NULL) == INF_OK)
+            held_append(s, txt, len);
+        at = find_stop(t, s->held, s->n_held);
+        slot_emit(s, at >= 0 ? (size_t)at : s->n_held, &ti);
         slot_done(e, s, SRV_FINISH_STOP);
         return false;
     }
@@ -856,6 +1168,7 @@ static void admit(struct srv_engine *e)
 
 static void cancel_slots(struct srv_engine *e, bool all)
 {
+    masks_wait(e);
     for (int i = 0; i < e->p.n_parallel; i++) {
         struct slot *s = &e->slots[i];
         if (s->task && (all || atomic_load(&s->task->cancel)))
@@ -945,7 +1258,9 @@ static void step(struct srv_engine *e)
                           .logits = e->b_logits};
     struct inf_error err = {0};
     double t_step = now_ms();
-    if (inf_decode(e->ctx, &b, &err) != INF_OK) {
+    inf_status rc = inf_decode(e->ctx, &b, &err);
+    masks_wait(e); /* the masks computed during the pass */
+    if (rc != INF_OK) {
         INF_LOG_ERROR("server", "decode failed: %s", inf_error_message(&err));
         for (int i = 0; i < e->p.n_parallel; i++)
             if (e->slots[i].task && e->slots[i].batch_n > 0)
@@ -994,6 +1309,7 @@ static void step(struct srv_engine *e)
         }
         slot_token(e, s, last);
     }
+    masks_post(e);
     INF_LOG_DEBUG("server", "step: %d generated + %llu prompt tokens, %.0f ms", (int)n_gen_tokens,
                   (unsigned long long)n_prompt_tokens, now_ms() - t_step);
     pthread_mutex_lock(&e->mu);
@@ -1135,6 +1451,17 @@ inf_status srv_engine_start(const struct srv_engine_params *p, struct srv_engine
         e->p.queue_size = 0;
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
+    pthread_mutex_init(&e->gv_mu, NULL);
+    pthread_mutex_init(&e->mw_mu, NULL);
+    pthread_cond_init(&e->mw_cv, NULL);
+    /* the mask worker only helps when a core is free while the pass runs: with as many
+       inference threads as CPUs it would take one from them (INFERNO_GRAMMAR_MASKS=worker or
+       sync overrides the choice) */
+    const char *mw = getenv("INFERNO_GRAMMAR_MASKS");
+    const int threads = p->n_threads > 0 ? p->n_threads : inf_cpu_physical_cores();
+    e->mw_sync = mw && !strcmp(mw, "sync")     ? true
+                 : mw && !strcmp(mw, "worker") ? false
+                                               : sysconf(_SC_NPROCESSORS_ONLN) <= threads;
     e->refs = 1;
     const char *id = p->model_id ? p->model_id : p->model_path;
     e->model_id = strdup(id);
@@ -1218,6 +1545,78 @@ void srv_engine_stop(struct srv_engine *e, int drain_ms)
 
 /* ---- submit / cancel ------------------------------------------------------------------- */
 
+/* The engine's token table for grammars, built by the first thread that needs it. */
+static inf_status grammar_vocab(struct srv_engine *e, const struct inf_grammar_vocab **out,
+                                struct inf_error *err)
+{
+    inf_status rc = INF_OK;
+    pthread_mutex_lock(&e->gv_mu);
+    if (!e->gvocab) {
+        double t0 = now_ms();
+        rc = inf_grammar_vocab_new(e->tok, &e->gvocab, err);
+        if (rc == INF_OK) {
+            e->gv_size = inf_grammar_vocab_size(e->gvocab);
+            INF_LOG_INFO("server", "grammar token table for '%s': %d tokens in %.0f ms",
+                         e->model_id, (int)e->gv_size, now_ms() - t0);
+        }
+    }
+    *out = e->gvocab;
+    pthread_mutex_unlock(&e->gv_mu);
+    return rc;
+}
+
+struct srv_grammar *srv_engine_grammar_get(struct srv_engine *e, const char *key, size_t len)
+{
+    struct srv_grammar *found = NULL;
+    pthread_mutex_lock(&e->gv_mu);
+    for (int i = 0; i < SRV_GRAMMAR_CACHE && !found; i++) {
+        struct srv_grammar *sg = e->gcache[i];
+        if (sg && sg->key_len == len && memcmp(sg->key, key, len) == 0) {
+            found = grammar_ref(sg);
+            e->gcache_used[i] = ++e->gcache_tick;
+        }
+    }
+    pthread_mutex_unlock(&e->gv_mu);
+    return found;
+}
+
+void srv_engine_grammar_put(struct srv_engine *e, const char *key, size_t len,
+                            struct srv_grammar *sg)
+{
+    if (sg->key) /* already cached (by another request) */
+        return;
+    char *k = malloc(len + 1);
+    struct inf_matcher **idle = calloc((size_t)e->p.n_parallel, sizeof(*idle));
+    if (!k || !idle) {
+        free(k);
+        free(idle);
+        return;
+    }
+    memcpy(k, key, len);
+    k[len] = 0;
+    pthread_mutex_lock(&sg->mu);
+    sg->key = k;
+    sg->key_len = len;
+    sg->idle = idle;
+    sg->max_idle = e->p.n_parallel;
+    pthread_mutex_unlock(&sg->mu);
+    pthread_mutex_lock(&e->gv_mu);
+    int victim = 0;
+    for (int i = 0; i < SRV_GRAMMAR_CACHE; i++) {
+        if (!e->gcache[i]) {
+            victim = i;
+            break;
+        }
+        if (e->gcache_used[i] < e->gcache_used[victim])
+            victim = i;
+    }
+    struct srv_grammar *old = e->gcache[victim];
+    e->gcache[victim] = grammar_ref(sg);
+    e->gcache_used[victim] = ++e->gcache_tick;
+    pthread_mutex_unlock(&e->gv_mu);
+    srv_grammar_unref(old);
+}
+
 /* A task with owned copies of p's buffers (not queued; t->e NULL). */
 static inf_status task_new(struct srv_engine *e, const struct srv_task_params *p,
                            struct srv_task **out, struct inf_error *err)
@@ -1240,7 +1639,8 @@ static inf_status task_new(struct srv_engine *e, const struct srv_task_params *p
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
     t->p = *p;
-    t->refs = 2; /* the caller and the engine */
+    t->p.grammar = NULL; /* referenced below */
+    t->refs = 2;         /* the caller and the engine */
     t->prompt = malloc((size_t)p->n_prompt * sizeof(inf_token));
     bool oom = !t->prompt;
     if (!oom)
@@ -1265,6 +1665,17 @@ static inf_status task_new(struct srv_engine *e, const struct srv_task_params *p
     if (oom) {
         task_free(t);
         return inf_error_set(err, INF_ENOMEM, "out of memory");
+    }
+    if (p->grammar && p->kind == SRV_TASK_COMPLETION) {
+        t->p.grammar = grammar_ref(p->grammar);
+        const struct inf_grammar_vocab *v = NULL;
+        inf_status rc = grammar_vocab(e, &v, err);
+        if (rc == INF_OK)
+            rc = grammar_take(p->grammar, v, &t->matcher, err);
+        if (rc != INF_OK) {
+            task_free(t);
+            return rc;
+        }
     }
     t->t_submit = now_ms();
     *out = t;

@@ -37,6 +37,31 @@
 
 struct srv_engine;
 struct srv_task;
+struct inf_grammar;
+
+/* ---- grammars -------------------------------------------------------------------------- */
+
+/*
+ * A compiled grammar shared by the tasks of one request (reference counted: the request and
+ * every task holding it). srv_grammar_new takes g over (and frees it when out of memory:
+ * NULL); the last srv_grammar_unref frees it, from whichever thread drops it.
+ */
+struct srv_grammar;
+struct srv_grammar *srv_grammar_new(struct inf_grammar *g);
+void srv_grammar_unref(struct srv_grammar *g);
+
+/*
+ * Each engine keeps the SRV_GRAMMAR_CACHE grammars used last, by a key the caller makes (the
+ * kind of grammar and its source text), with the matchers of their finished tasks (at most
+ * n_parallel each): a request that sends the same schema again skips the compilation, and its
+ * matchers come with the transitions and masks that earlier requests computed. get: a new
+ * reference, or NULL. put: the cache takes its own reference (the least recently used entry
+ * goes); any thread.
+ */
+#define SRV_GRAMMAR_CACHE 8
+struct srv_grammar *srv_engine_grammar_get(struct srv_engine *e, const char *key, size_t len);
+void srv_engine_grammar_put(struct srv_engine *e, const char *key, size_t len,
+                            struct srv_grammar *g);
 
 /* ---- engine ---------------------------------------------------------------------------- */
 
@@ -125,6 +150,12 @@ struct srv_task_params {
     bool prompt_logprobs;     /* also the prompt tokens' logprobs (completions echo); disables
                                  prefix reuse for this task, since every position is scored */
     enum inf_pooling pooling; /* EMBEDDING: INF_POOL_NONE = the model's (mean when undeclared) */
+    /* COMPLETION: constrain the output to this grammar (NULL: free text). Submit takes a
+       reference and makes the task's matcher (building the engine's token table for grammars
+       on first use); each step then samples only among the tokens the grammar allows, an end
+       token only where it may end, and the task finishes with SRV_FINISH_STOP once the grammar
+       is complete. */
+    struct srv_grammar *grammar;
 };
 
 enum srv_event_type {
@@ -136,7 +167,7 @@ enum srv_event_type {
 };
 
 enum srv_finish {
-    SRV_FINISH_STOP,      /* end-of-generation token or a stop string */
+    SRV_FINISH_STOP,      /* end-of-generation token, a stop string or a complete grammar */
     SRV_FINISH_LENGTH,    /* max_tokens or the slot's context end */
     SRV_FINISH_CANCELLED, /* srv_task_cancel or engine stop */
 };

@@ -74,13 +74,15 @@ export async function startServer({ model = STORIES, args = [], env = {}, readyM
 }
 
 // A synthetic random-weight model (gen-synthetic, tiny shape, stories260K's vocabulary), made once
-// per test run in a temp dir; null when gen-synthetic is not available.
-export function syntheticModel({ ctx = 4096 } = {}) {
+// per test run in a temp dir; null when gen-synthetic is not available. template: a chat template
+// file to give it (tokenizer.chat_template), name: its file stem (the model id).
+export function syntheticModel({ ctx = 4096, template = null, name = 'syn-tiny' } = {}) {
   const gen = process.env.INFERNO_GEN;
   if (!gen || !fs.existsSync(gen)) return null;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferno-serve-test-'));
-  const out = path.join(dir, 'syn-tiny.gguf');
-  execFileSync(gen, ['--arch', 'llama', '--vocab', STORIES, '--out', out, '--shape', 'tiny', '--ctx', String(ctx)], { stdio: 'pipe' });
+  const out = path.join(dir, `${name}.gguf`);
+  const extra = template ? ['--chat-template', template] : [];
+  execFileSync(gen, ['--arch', 'llama', '--vocab', STORIES, '--out', out, '--shape', 'tiny', '--ctx', String(ctx), ...extra], { stdio: 'pipe' });
   process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   return out;
 }
