@@ -76,7 +76,15 @@ struct inf_context_params inf_cli_context_params(const struct inf_cli *cli)
     cp.kv_type = strcmp(kv, "f32") == 0    ? INF_KV_F32
                  : strcmp(kv, "q8_0") == 0 ? INF_KV_Q8_0
                                            : INF_KV_F16;
+    cp.deterministic = strcmp(inf_config_get_str(cli->config, "backend.deterministic"), "on") == 0;
     return cp;
+}
+
+bool inf_cli_deterministic_for(const struct inf_cli *cli, float temperature)
+{
+    const char *mode = inf_config_get_str(cli->config, "backend.deterministic");
+    return strcmp(mode, "on") == 0 ||
+           (strcmp(mode, "auto") == 0 && temperature < INF_SAMPLER_GREEDY_BELOW);
 }
 
 static bool opt_float(struct inf_cli *cli, const struct inf_cli_args *a, const char *name, float lo,
