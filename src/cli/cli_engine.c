@@ -80,13 +80,6 @@ struct inf_context_params inf_cli_context_params(const struct inf_cli *cli)
     return cp;
 }
 
-bool inf_cli_deterministic_for(const struct inf_cli *cli, float temperature)
-{
-    const char *mode = inf_config_get_str(cli->config, "backend.deterministic");
-    return strcmp(mode, "on") == 0 ||
-           (strcmp(mode, "auto") == 0 && temperature < INF_SAMPLER_GREEDY_BELOW);
-}
-
 static bool opt_float(struct inf_cli *cli, const struct inf_cli_args *a, const char *name, float lo,
                       float hi, float *out)
 {

@@ -20,9 +20,6 @@ int inf_cli_load_model(struct inf_cli *cli, const struct inf_cli_args *args,
 struct inf_model_params inf_cli_model_params(const struct inf_cli *cli);
 /* Context parameters from backend.* (after flags were applied to the configuration). */
 struct inf_context_params inf_cli_context_params(const struct inf_cli *cli);
-/* backend.deterministic for a generation at this temperature: "on", or "auto" and greedy
- * (inf_cli_context_params alone turns it on only for "on"). */
-bool inf_cli_deterministic_for(const struct inf_cli *cli, float temperature);
 /* Sampler parameters from --temp, --top-k, … (options that are absent keep the defaults). */
 int inf_cli_sampler_params(struct inf_cli *cli, const struct inf_cli_args *a,
                            struct inf_sampler_params *p);

@@ -38,7 +38,7 @@ const struct inf_cli_opt inf_cmd_chat_opts[] = {
     {"threads", 't', INF_OPT_VALUE, "N", "threads", "backend.threads"},
     {"kv-type", 0, INF_OPT_VALUE, "TYPE", "KV cache type", "backend.kv_type"},
     {"deterministic", 0, INF_OPT_VALUE, "MODE",
-     "batch-invariant logits: on, off, auto (on at temperature 0)", "backend.deterministic"},
+     "batch-invariant logits: on, or off/auto (off: one sequence)", "backend.deterministic"},
     {"parse-special", 0, INF_OPT_FLAG, NULL,
      "control tokens typed in messages act as control tokens (unsafe)", NULL},
     {NULL, 0, 0, NULL, NULL, NULL},
@@ -255,7 +255,6 @@ int inf_cmd_chat(struct inf_cli *cli, struct inf_cli_args *args)
     rc = INF_EXIT_FAIL;
     c.tok = inf_model_tokenizer(c.model);
     struct inf_context_params cp = inf_cli_context_params(cli);
-    cp.deterministic = inf_cli_deterministic_for(cli, sp.temperature);
     struct inf_model_info info;
     inf_model_get_info(c.model, &info);
     if (inf_context_new(c.model, &cp, &c.ctx, &err) != INF_OK ||

@@ -54,7 +54,7 @@ const struct inf_cli_opt inf_cmd_run_opts[] = {
     {"batch-size", 'b', INF_OPT_VALUE, "N", "prompt tokens per forward pass", "backend.batch_size"},
     {"kv-type", 0, INF_OPT_VALUE, "TYPE", "KV cache type: f16, f32, q8_0", "backend.kv_type"},
     {"deterministic", 0, INF_OPT_VALUE, "MODE",
-     "batch-invariant logits: on, off, auto (on at temperature 0)", "backend.deterministic"},
+     "batch-invariant logits: on, or off/auto (off: one sequence)", "backend.deterministic"},
     {"json", 0, INF_OPT_FLAG, NULL, "print one JSON object (ids, text, finish reason, timings)",
      NULL},
     {"ids", 0, INF_OPT_FLAG, NULL, "print the generated token ids instead of text", NULL},
@@ -219,7 +219,6 @@ int inf_cmd_run(struct inf_cli *cli, struct inf_cli_args *args)
         goto out;
     }
     struct inf_context_params cp = inf_cli_context_params(cli);
-    cp.deterministic = inf_cli_deterministic_for(cli, sp.temperature);
     if (inf_context_new(model, &cp, &ctx, &err) != INF_OK) {
         inf_cli_errorf(cli, "%s", inf_error_message(&err));
         goto out;

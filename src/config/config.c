@@ -46,8 +46,9 @@ static const struct inf_config_key schema[] = {
     {"backend.kv_type", INF_CFG_STRING, "\"f16\"", "KV cache element type: f16, f32 or q8_0", 0, 0,
      kv_types},
     {"backend.deterministic", INF_CFG_STRING, "\"auto\"",
-     "batch-invariant logits (costs prompt speed): on, off, or auto = on for temperature 0", 0, 0,
-     det_modes},
+     "batch-invariant logits (costs prompt speed): on, off, or auto = on for the server's "
+     "temperature-0 requests",
+     0, 0, det_modes},
     {"backend.use_mmap", INF_CFG_BOOL, "true", "map model files instead of reading them", 0, 0,
      NULL},
     {"backend.use_mlock", INF_CFG_BOOL, "false", "lock model weights in RAM", 0, 0, NULL},
