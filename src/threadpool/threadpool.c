@@ -15,7 +15,8 @@
  * it only burnt the CPU share the late thread needs: the budget is quartered, down to MIN_SPIN_US.
  * On an idle machine the waits are short and the budget stays at spin_us; under contention it
  * falls to a few microseconds within a few waits, and generation at 2 threads on 2 busy cores
- * runs 2-4x faster than with a fixed 100 us spin (docs/performance.md).
+ * runs 1.2-1.8x faster than with a fixed 100 us spin (docs/performance.md; still slower than one
+ * thread there: a fallback to the calling thread alone under contention is the next step).
  */
 #include <errno.h>
 #include <pthread.h>
