@@ -267,7 +267,7 @@ int main(int argc, char **argv)
                             bw = b;
                         const double t0 = now_s();
                         inf_matmul(pool, wt, buf + m * mat, ldw, rows, n, x, (size_t)n, 1, y,
-                                   (size_t)rows, act);
+                                   (size_t)rows, act, 0);
                         const double dt = now_s() - t0;
                         if (dt < best_mv)
                             best_mv = dt;
@@ -282,8 +282,8 @@ int main(int argc, char **argv)
                                                              : o.reps);
                      rep++) {
                     const double t0 = now_s();
-                    inf_matmul(pool, wt, buf, ldw, rows, n, x, (size_t)n, tok, y, (size_t)rows,
-                               act);
+                    inf_matmul(pool, wt, buf, ldw, rows, n, x, (size_t)n, tok, y, (size_t)rows, act,
+                               0);
                     const double dt = now_s() - t0;
                     if (dt < best_mm)
                         best_mm = dt;

@@ -239,6 +239,14 @@ def main():
         check(out.get("generated_ids") == ref_b, "run: llama.cpp's greedy ids (run [B])")
         check(out.get("finish_reason") == "length", "run: finish reason length")
         check("prompt_tokens_per_s" in out.get("timings", {}), "run: timings")
+        # batch-invariant kernels (#16 item 3) give llama.cpp's greedy ids too
+        p = run("run", "-m", stories, "-p", "Once upon a time", "-n", "32", "--temp", "0",
+                "--kv-type", "f32", "--json", "--ignore-eos", "--deterministic", "on")
+        out = json.loads(p.stdout) if p.returncode == 0 else {}
+        check(out.get("generated_ids") == ref_b, "run --deterministic on: llama.cpp's greedy ids")
+        p = run("run", "-m", stories, "-p", "Hi", "-n", "1", "--deterministic", "maybe")
+        check(p.returncode == 2 and "auto, on, off" in p.stderr,
+              f"--deterministic takes auto, on or off: {p.stderr[-200:]!r}")
         # reading a whole file is bounded: /dev/zero is refused, not read until memory runs out
         for args in (["perplexity", "-m", stories, "-f", "/dev/zero"],
                      ["tokenize", "-m", stories, "-f", "/dev/zero"],

@@ -702,7 +702,7 @@ static void test_matmul(void)
                 for (int use_pool = 0; use_pool < 2; use_pool++) {
                     memset(y, 0xff, (size_t)(n_tok * (n_rows + 1)) * sizeof(float));
                     inf_matmul(use_pool ? pool : NULL, wt, w, ldw, n_rows, n, x, (size_t)(n + 3),
-                               n_tok, y, (size_t)(n_rows + 1), act);
+                               n_tok, y, (size_t)(n_rows + 1), act, 0);
                     for (int64_t tk = 0; tk < n_tok; tk++) {
                         inf_type_get(t->vec_dot_type)->from_float_ref(x + tk * (n + 3), aref, n);
                         for (int64_t r = 0; r < n_rows; r++) {
@@ -740,6 +740,99 @@ static void test_matmul(void)
                 free(tw);
                 free(ta);
             }
+        }
+    }
+    inf_kernels_set_level(levels[n_levels - 1]->level, NULL);
+    inf_threadpool_free(pool);
+}
+
+/*
+ * INF_MATMUL_INVARIANT: at every level (and the mixed tables a measurement may choose), each
+ * token's row of a batched product is bit for bit the row the matrix-vector product gives for
+ * that token alone, for batch sizes across the gemm tiles' and the panels' ranges, with and
+ * without threads, and with inf_matmul_multi (swiglu too). The contract the engine's
+ * deterministic contexts rest on (test_invariance checks whole models).
+ */
+static void test_matmul_invariant(void)
+{
+    struct inf_threadpool *pool = new_pool2();
+    static const int64_t toks[] = {2, 3, 5, 8, 17, 33};
+    const int64_t n_rows = 37, nt_max = 33;
+    for (int li = 0; li < n_configs(); li++) {
+        const char *cname = use_config(li);
+        for (size_t k2 = 0; k2 < 2 * N_WEIGHT_TYPES; k2++) {
+            const enum inf_type wt = weight_types[k2 / 2];
+            const struct inf_type_traits *t = inf_type_get(wt);
+            const int64_t n = k2 % 2 ? 800 : 512; /* 800: an odd count of 32-value blocks */
+            if (n % t->blck_size)
+                continue;
+            t__current = t->name;
+            const size_t ldw = inf_type_row_size(wt, n);
+            uint8_t *w = xalloc(ldw * (size_t)n_rows * 2);
+            float *x = xalloc((size_t)(nt_max * n) * sizeof(float));
+            float *xr = xalloc((size_t)n * sizeof(float));
+            float *one = xalloc((size_t)(nt_max * n_rows) * sizeof(float));
+            float *one2 = xalloc((size_t)(nt_max * n_rows) * sizeof(float));
+            float *y = xalloc((size_t)(nt_max * n_rows) * sizeof(float));
+            float *y2 = xalloc((size_t)(nt_max * n_rows) * sizeof(float));
+            void *act = xalloc(inf_matmul_act_size(wt, n, nt_max));
+            for (int64_t r = 0; r < 2 * n_rows; r++) {
+                fill_random(xr, n);
+                t->from_float_ref(xr, w + (size_t)r * ldw, n);
+            }
+            fill_random(x, nt_max * n);
+            /* each token alone: the matrix-vector product (and silu(gate) * up) */
+            for (int64_t tk = 0; tk < nt_max; tk++) {
+                inf_matmul(pool, wt, w, ldw, n_rows, n, x + tk * n, (size_t)n, 1, one + tk * n_rows,
+                           (size_t)n_rows, act, INF_MATMUL_INVARIANT);
+                inf_matmul(pool, wt, w + (size_t)n_rows * ldw, ldw, n_rows, n, x + tk * n,
+                           (size_t)n, 1, one2 + tk * n_rows, (size_t)n_rows, act,
+                           INF_MATMUL_INVARIANT);
+            }
+            int bad = 0;
+            for (size_t k = 0; k < sizeof(toks) / sizeof(toks[0]); k++) {
+                const int64_t nt = toks[k];
+                for (int use_pool = 0; use_pool < 2; use_pool++) {
+                    inf_matmul(use_pool ? pool : NULL, wt, w, ldw, n_rows, n, x, (size_t)n, nt, y,
+                               (size_t)n_rows, act, INF_MATMUL_INVARIANT);
+                    for (int64_t tk = 0; tk < nt; tk++)
+                        if (memcmp(y + tk * n_rows, one + tk * n_rows,
+                                   (size_t)n_rows * sizeof(float)) != 0 &&
+                            !bad++)
+                            T__FAIL("%s: %lld tokens, pool=%d: token %lld differs from alone",
+                                    cname, (long long)nt, use_pool, (long long)tk);
+                }
+                const struct inf_matmul_op ops[2] = {
+                    {wt, w, ldw, n_rows, y, (size_t)n_rows},
+                    {wt, w + (size_t)n_rows * ldw, ldw, n_rows, y2, (size_t)n_rows}};
+                inf_matmul_multi(pool, 2, ops, n, x, (size_t)n, nt, act, false,
+                                 INF_MATMUL_INVARIANT);
+                if ((memcmp(y, one, (size_t)(nt * n_rows) * sizeof(float)) != 0 ||
+                     memcmp(y2, one2, (size_t)(nt * n_rows) * sizeof(float)) != 0) &&
+                    !bad++)
+                    T__FAIL("%s: inf_matmul_multi, %lld tokens: differs from alone", cname,
+                            (long long)nt);
+                inf_matmul_multi(pool, 2, ops, n, x, (size_t)n, nt, act, true,
+                                 INF_MATMUL_INVARIANT);
+                for (int64_t tk = 0; tk < nt; tk++) {
+                    float g[64];
+                    memcpy(g, one + tk * n_rows, (size_t)n_rows * sizeof(float));
+                    inf_swiglu(n_rows, g, one2 + tk * n_rows);
+                    if (memcmp(y + tk * n_rows, g, (size_t)n_rows * sizeof(float)) != 0 && !bad++)
+                        T__FAIL("%s: swiglu, %lld tokens: token %lld differs from alone", cname,
+                                (long long)nt, (long long)tk);
+                }
+            }
+            if (!bad)
+                t__passed++;
+            free(w);
+            free(x);
+            free(xr);
+            free(one);
+            free(one2);
+            free(y);
+            free(y2);
+            free(act);
         }
     }
     inf_kernels_set_level(levels[n_levels - 1]->level, NULL);
@@ -1141,9 +1234,9 @@ static void test_matmul_multi(void)
                         sets[si][i], w[i],  inf_type_row_size(sets[si][i], n),
                         rows[i],     ya[i], (size_t)rows[i]};
                     inf_matmul(pool, sets[si][i], w[i], ops[i].w_row_bytes, rows[i], n, x,
-                               (size_t)n, nt, yb[i], (size_t)rows[i], act);
+                               (size_t)n, nt, yb[i], (size_t)rows[i], act, 0);
                 }
-                inf_matmul_multi(pool, 3, ops, n, x, (size_t)n, nt, act, false);
+                inf_matmul_multi(pool, 3, ops, n, x, (size_t)n, nt, act, false, 0);
                 int bad = 0;
                 for (int i = 0; i < 3; i++)
                     bad |= (memcmp(ya[i], yb[i], (size_t)(nt * rows[i]) * sizeof(float)) != 0) << i;
@@ -1154,9 +1247,9 @@ static void test_matmul_multi(void)
                     ops[i].n_rows = gr;
                     ops[i].y_stride = (size_t)gr;
                     inf_matmul(pool, sets[si][i], w[i], ops[i].w_row_bytes, gr, n, x, (size_t)n, nt,
-                               yb[i], (size_t)gr, act);
+                               yb[i], (size_t)gr, act, 0);
                 }
-                inf_matmul_multi(pool, 2, ops, n, x, (size_t)n, nt, act, true);
+                inf_matmul_multi(pool, 2, ops, n, x, (size_t)n, nt, act, true, 0);
                 for (int64_t t = 0; t < nt; t++)
                     inf_swiglu(gr, yb[0] + t * gr, yb[1] + t * gr);
                 for (int64_t i = 0; i < nt * gr; i++)
@@ -1452,6 +1545,7 @@ int main(int argc, char **argv)
     T_RUN(test_attn_tile);
     T_RUN(test_matmul_multi);
     T_RUN(test_matmul);
+    T_RUN(test_matmul_invariant);
     T_RUN(test_ops_levels);
     T_RUN(test_attention);
     T_RUN(test_rope_cache);

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "inferno/threadpool.h"
 #include "t.h"
@@ -88,6 +89,43 @@ static void test_barrier(void)
         T_EQ_INT(atomic_load(&t.errors), 0);
         inf_threadpool_free(pool);
     }
+}
+
+/* One thread arrives late (by 1 ms, far over 4 * spin_us) at every other barrier, as on a loaded
+ * machine where its core went to another process: the others' spin budgets shrink to the minimum,
+ * then the late thread stops being late; every phase must still see all threads' data (no lost
+ * wake-up when the budgets are small, nor when they grow back). */
+static void late_fn(void *arg, int ith, int nth)
+{
+    struct phase_task *t = arg;
+    for (int k = 1; k <= t->rounds; k++) {
+        if (ith == nth - 1 && k <= t->rounds / 2 && k % 2) {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+        __atomic_store_n(&t->data[ith], k, __ATOMIC_RELAXED);
+        inf_threadpool_barrier(t->pool);
+        for (int j = 0; j < nth; j++)
+            if (__atomic_load_n(&t->data[j], __ATOMIC_RELAXED) != k)
+                atomic_fetch_add(&t->errors, 1);
+        inf_threadpool_barrier(t->pool);
+    }
+}
+
+static void test_barrier_late_thread(void)
+{
+    struct inf_threadpool_params p;
+    inf_threadpool_params_init(&p);
+    p.n_threads = 3;
+    p.spin_us = 20;
+    struct inf_threadpool *pool = NULL;
+    T_EQ_INT(inf_threadpool_new(&p, &pool, NULL), INF_OK);
+    for (int run = 0; run < 3; run++) {
+        struct phase_task t = {.pool = pool, .rounds = 200};
+        inf_threadpool_run(pool, late_fn, &t);
+        T_EQ_INT(atomic_load(&t.errors), 0);
+    }
+    inf_threadpool_free(pool);
 }
 
 struct chunk_task {
@@ -284,6 +322,7 @@ int main(void)
 {
     T_RUN(test_run_all_threads);
     T_RUN(test_barrier);
+    T_RUN(test_barrier_late_thread);
     T_RUN(test_chunks);
     T_RUN(test_ranges);
     T_RUN(test_split_rows);

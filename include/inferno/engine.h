@@ -84,6 +84,15 @@ struct inf_context_params {
     enum inf_kv_type kv_type;
     bool embeddings; /* keep pooled embeddings instead of logits */
     enum inf_pooling pooling;
+    /*
+     * Batch invariance: the logits of a token are bit for bit the same whatever else is in its
+     * batch, however its sequence's tokens were split into inf_decode calls and chunks, whether
+     * its prefix was decoded earlier (or copied with inf_kv_seq_cp), and whatever n_threads is;
+     * only the weights, the token's own sequence, n_batch-independent settings (kv_type) and the
+     * CPU's kernel level matter. Costs prompt throughput (docs/performance.md); generation of one
+     * sequence is unchanged. Off by default; see inf_context_set_deterministic.
+     */
+    bool deterministic;
 };
 
 struct inf_context_params inf_context_default_params(void);
@@ -91,6 +100,15 @@ struct inf_context_params inf_context_default_params(void);
 inf_status inf_context_new(struct inf_model *model, const struct inf_context_params *params,
                            struct inf_context **out, struct inf_error *err);
 void inf_context_free(struct inf_context *ctx);
+/*
+ * Switch batch invariance (inf_context_params.deterministic) on or off for the following
+ * inf_decode calls. A token's logits are invariant when every call that computed its sequence's
+ * cells (its prefix included) ran with it on: a server turns it on for the passes that carry a
+ * temperature-0 request, and reuses a cached prefix for such a request only when it was computed
+ * that way.
+ */
+void inf_context_set_deterministic(struct inf_context *ctx, bool on);
+bool inf_context_deterministic(const struct inf_context *ctx);
 uint32_t inf_context_n_ctx(const struct inf_context *ctx);
 
 /*

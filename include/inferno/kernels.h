@@ -163,16 +163,27 @@ void inf_quantize_act(enum inf_type act_type, const float *src, void *dst, int64
 size_t inf_matmul_act_size(enum inf_type wtype, int64_t n, int64_t n_tokens);
 
 /*
+ * Flags of inf_matmul and inf_matmul_multi. INF_MATMUL_INVARIANT: batch invariance: y[t][r] is
+ * computed by the same operations, bit for bit the same, whatever n_tokens and the other rows of
+ * x are and however many threads the pool has (the register-tiled kernels only; the panel kernels
+ * that batches of many tokens otherwise use sum in another order). Costs prompt throughput where
+ * the weight type has a panel kernel at this level (docs/performance.md). Without the flag the
+ * result of a token may change in the last bits with n_tokens.
+ */
+#define INF_MATMUL_INVARIANT 1u
+
+/*
  * y[t][r] = sum_k W[r][k] * x[t][k] for r < n_rows, t < n_tokens: the weight W (n_rows rows of n
  * values of wtype, rows w_row_bytes apart: normally inf_type_row_size(wtype, n)) times n_tokens
  * activation rows x (floats, x_stride floats apart) into y (rows y_stride floats apart).
  * n_tokens == 1 is the memory-bound matrix-vector product, larger batches use register-tiled
  * integer kernels. act is caller scratch of inf_matmul_act_size(wtype, n, n_tokens) bytes,
- * 64-byte aligned. pool may be NULL. n must be a multiple of wtype's block size.
+ * 64-byte aligned. pool may be NULL. n must be a multiple of wtype's block size. flags: 0 or
+ * INF_MATMUL_INVARIANT.
  */
 void inf_matmul(struct inf_threadpool *pool, enum inf_type wtype, const void *w, size_t w_row_bytes,
                 int64_t n_rows, int64_t n, const float *x, size_t x_stride, int64_t n_tokens,
-                float *y, size_t y_stride, void *act);
+                float *y, size_t y_stride, void *act, unsigned flags);
 
 /* The two halves of inf_matmul, for weights that share their input (Q, K, V; gate and up):
  * quantize the activations once into act (same size), then multiply any number of weights of
@@ -199,11 +210,11 @@ struct inf_matmul_op {
  * so the threads meet at one barrier instead of one per weight. With swiglu (two ops of equal
  * n_rows and y_stride: gate then up), each chunk of rows also computes
  * y0 = silu(y0) * y1 on its columns once both are done. The weights' types must share one
- * vec_dot_type (else the products run one after another); act as for inf_matmul.
+ * vec_dot_type (else the products run one after another); act and flags as for inf_matmul.
  */
 void inf_matmul_multi(struct inf_threadpool *pool, int n_ops, const struct inf_matmul_op *ops,
                       int64_t n, const float *x, size_t x_stride, int64_t n_tokens, void *act,
-                      bool swiglu);
+                      bool swiglu, unsigned flags);
 
 /*
  * For code already running inside a thread-pool task: rows [r0, r1) of the product with

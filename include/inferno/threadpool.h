@@ -34,7 +34,9 @@ struct inf_threadpool;
 struct inf_threadpool_params {
     int n_threads; /* total threads including the caller; 0 = physical cores */
     bool pin;      /* pin worker i to CPU i (the caller's thread is left alone) */
-    int spin_us;   /* how long an idle thread spins before sleeping; < 0 = default (100) */
+    int spin_us;   /* the longest an idle thread spins before sleeping; the spin shrinks to 2 us
+                      when waits show other threads descheduled (threadpool.c); < 0 = default
+                      (100); 0 = never spin */
 };
 
 /* Defaults: physical cores, no pinning, default spin. */

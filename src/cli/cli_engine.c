@@ -79,6 +79,7 @@ struct inf_context_params inf_cli_context_params(const struct inf_cli *cli)
     cp.kv_type = strcmp(kv, "f32") == 0    ? INF_KV_F32
                  : strcmp(kv, "q8_0") == 0 ? INF_KV_Q8_0
                                            : INF_KV_F16;
+    cp.deterministic = strcmp(inf_config_get_str(cli->config, "backend.deterministic"), "on") == 0;
     return cp;
 }
 

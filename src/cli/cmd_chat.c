@@ -37,6 +37,8 @@ const struct inf_cli_opt inf_cmd_chat_opts[] = {
     {"ctx", 'c', INF_OPT_VALUE, "N", "context size", "backend.context_size"},
     {"threads", 't', INF_OPT_VALUE, "N", "threads", "backend.threads"},
     {"kv-type", 0, INF_OPT_VALUE, "TYPE", "KV cache type", "backend.kv_type"},
+    {"deterministic", 0, INF_OPT_VALUE, "MODE",
+     "batch-invariant logits: on, or off/auto (off: one sequence)", "backend.deterministic"},
     {"parse-special", 0, INF_OPT_FLAG, NULL,
      "control tokens typed in messages act as control tokens (unsafe)", NULL},
     INF_CLI_GRAMMAR_OPTS,

@@ -30,6 +30,8 @@ const struct inf_cli_opt inf_cmd_perplexity_opts[] = {
     {"chunks", 0, INF_OPT_VALUE, "N", "score at most N chunks (default all)", NULL},
     {"threads", 't', INF_OPT_VALUE, "N", "threads", "backend.threads"},
     {"kv-type", 0, INF_OPT_VALUE, "TYPE", "KV cache type: f16, f32, q8_0", "backend.kv_type"},
+    {"deterministic", 0, INF_OPT_VALUE, "MODE", "batch-invariant kernels: on, or off/auto (off)",
+     "backend.deterministic"},
     {NULL, 0, 0, NULL, NULL, NULL},
 };
 

@@ -53,6 +53,8 @@ const struct inf_cli_opt inf_cmd_run_opts[] = {
     {"threads", 't', INF_OPT_VALUE, "N", "threads", "backend.threads"},
     {"batch-size", 'b', INF_OPT_VALUE, "N", "prompt tokens per forward pass", "backend.batch_size"},
     {"kv-type", 0, INF_OPT_VALUE, "TYPE", "KV cache type: f16, f32, q8_0", "backend.kv_type"},
+    {"deterministic", 0, INF_OPT_VALUE, "MODE",
+     "batch-invariant logits: on, or off/auto (off: one sequence)", "backend.deterministic"},
     {"json", 0, INF_OPT_FLAG, NULL, "print one JSON object (ids, text, finish reason, timings)",
      NULL},
     {"ids", 0, INF_OPT_FLAG, NULL, "print the generated token ids instead of text", NULL},

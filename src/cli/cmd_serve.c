@@ -37,6 +37,8 @@ const struct inf_cli_opt inf_cmd_serve_opts[] = {
     {"threads", 't', INF_OPT_VALUE, "N", "inference threads (0 = physical cores)",
      "backend.threads"},
     {"batch", 'b', INF_OPT_VALUE, "N", "most tokens per forward pass", "backend.batch_size"},
+    {"deterministic", 0, INF_OPT_VALUE, "MODE",
+     "batch-invariant results: auto (temperature-0 requests), on, off", "backend.deterministic"},
     {"api-key", 0, INF_OPT_LIST, "KEY", "accept this bearer token (repeatable)", NULL},
     {"api-key-file", 0, INF_OPT_VALUE, "FILE", "file of bearer tokens, one per line",
      "server.api_key_file"},
@@ -255,6 +257,10 @@ int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args)
     mp.engine.use_mmap = inf_config_get_bool(cfg, "backend.use_mmap");
     mp.engine.use_mlock = inf_config_get_bool(cfg, "backend.use_mlock");
     mp.engine.huge_pages = inf_config_get_bool(cfg, "backend.huge_pages");
+    const char *det = inf_config_get_str(cfg, "backend.deterministic");
+    mp.engine.determinism = strcmp(det, "on") == 0    ? SRV_DET_ON
+                            : strcmp(det, "off") == 0 ? SRV_DET_OFF
+                                                      : SRV_DET_AUTO;
     if (mp.engine.n_parallel > INF_SERVER_MAX_PARALLEL) {
         inf_cli_errorf(cli, "server.parallel is %d; at most %d slots are supported",
                        mp.engine.n_parallel, INF_SERVER_MAX_PARALLEL);

@@ -24,6 +24,7 @@
 #include "inferno/threadpool.h"
 
 static const char *const kv_types[] = {"f16", "f32", "q8_0", NULL};
+static const char *const det_modes[] = {"auto", "on", "off", NULL};
 static const char *const log_levels[] = {"trace", "debug", "info", "warn", "error", "off", NULL};
 static const char *const log_formats[] = {"auto", "pretty", "compact", "json", NULL};
 
@@ -44,6 +45,10 @@ static const struct inf_config_key schema[] = {
      1 << 16, NULL},
     {"backend.kv_type", INF_CFG_STRING, "\"f16\"", "KV cache element type: f16, f32 or q8_0", 0, 0,
      kv_types},
+    {"backend.deterministic", INF_CFG_STRING, "\"auto\"",
+     "batch-invariant logits (costs prompt speed): on, off, or auto = on for the server's "
+     "temperature-0 requests",
+     0, 0, det_modes},
     {"backend.use_mmap", INF_CFG_BOOL, "true", "map model files instead of reading them", 0, 0,
      NULL},
     {"backend.use_mlock", INF_CFG_BOOL, "false", "lock model weights in RAM", 0, 0, NULL},

@@ -283,10 +283,12 @@ static void attn_task(void *arg, int ith, int nth)
                     w->nv[b * group + h] = v;
             }
             bool done = false;
-            if (nr >= 16) {
+            if (nr >= 16 || ctx->params.deterministic) {
                 /* many rows (prompts): K transposed, the scores of 16 cells per vector; the
                  * transposition costs about what 4 to 8 rows save, so not for one token's
-                 * grouped heads */
+                 * grouped heads. Deterministic contexts take this path for every row count: the
+                 * two kernels sum a score in different orders, and a row's result must not
+                 * depend on how many tokens share its block. */
                 for (int j = 0; j < nt; j++)
                     for (int d = 0; d < hd; d++)
                         w->ktt[(size_t)d * NT + (size_t)j] =

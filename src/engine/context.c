@@ -24,6 +24,17 @@ struct inf_context_params inf_context_default_params(void)
     };
 }
 
+void inf_context_set_deterministic(struct inf_context *ctx, bool on)
+{
+    if (ctx)
+        ctx->params.deterministic = on;
+}
+
+bool inf_context_deterministic(const struct inf_context *ctx)
+{
+    return ctx && ctx->params.deterministic;
+}
+
 void inf_context_free(struct inf_context *ctx)
 {
     if (!ctx)

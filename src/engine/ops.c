@@ -7,11 +7,17 @@
 
 #include "inferno/kernels.h"
 
+/* INF_MATMUL_INVARIANT for a deterministic context (inf_context_params.deterministic) */
+static unsigned mm_flags(const struct inf_context *ctx)
+{
+    return ctx->params.deterministic ? INF_MATMUL_INVARIANT : 0;
+}
+
 void inf__matmul(struct inf_context *ctx, const struct inf__tensor *w, const float *x, int n,
                  float *y)
 {
     inf_matmul(ctx->pool, (enum inf_type)w->type, w->data, w->row_bytes, w->ne[1], w->ne[0], x,
-               (size_t)w->ne[0], n, y, (size_t)w->ne[1], ctx->scratch.act);
+               (size_t)w->ne[0], n, y, (size_t)w->ne[1], ctx->scratch.act, mm_flags(ctx));
 }
 
 static struct inf_matmul_op mm_op(const struct inf__tensor *w, float *y)
@@ -25,7 +31,7 @@ void inf__matmul_qkv(struct inf_context *ctx, const struct inf__layer *L, const 
 {
     const struct inf_matmul_op ops[3] = {mm_op(&L->wq, q), mm_op(&L->wk, k), mm_op(&L->wv, v)};
     inf_matmul_multi(ctx->pool, 3, ops, L->wq.ne[0], x, (size_t)L->wq.ne[0], n, ctx->scratch.act,
-                     false);
+                     false, mm_flags(ctx));
 }
 
 void inf__matmul_gate_up(struct inf_context *ctx, const struct inf__layer *L, const float *x, int n,
@@ -33,7 +39,7 @@ void inf__matmul_gate_up(struct inf_context *ctx, const struct inf__layer *L, co
 {
     const struct inf_matmul_op ops[2] = {mm_op(&L->w_gate, gate), mm_op(&L->w_up, up)};
     inf_matmul_multi(ctx->pool, 2, ops, L->w_gate.ne[0], x, (size_t)L->w_gate.ne[0], n,
-                     ctx->scratch.act, true);
+                     ctx->scratch.act, true, mm_flags(ctx));
 }
 
 void inf__get_row(const struct inf__tensor *w, int64_t r, float *out)

@@ -45,8 +45,10 @@ static void build_chosen(const struct inf__kchoice *c)
         const int l = c->level[t];
         if (l < 0 || l >= INF_CPU_LEVEL_COUNT || !table_ok[l] || l == (int)top_level)
             continue;
-        /* the gemm and its tile bounds; the panel stays the top level's (see internal.h) */
+        /* the gemm (with its gemm_inv) and its tile bounds; the panel stays the top level's (see
+         * internal.h) */
         chosen.w[t].gemm = tables[l].w[t].gemm;
+        chosen.w[t].gemm_inv = tables[l].w[t].gemm_inv;
         chosen.w[t].max_nr = tables[l].w[t].max_nr;
         chosen.w[t].max_nc = tables[l].w[t].max_nc;
     }

@@ -34,12 +34,20 @@ typedef void (*inf__gemm_fn)(int64_t n, const void *w, size_t ldw, const void *a
  * panel (optional): the same product for any nr and nc, used by the batched path for chunks of
  * rows times at least panel_min_nc tokens. It repacks the chunk's weights once into a layout
  * where one activation load feeds many rows, so it pays off only for many tokens.
+ *
+ * Batch invariance (INF_MATMUL_INVARIANT): gemm_inv, or gemm where it is NULL, must compute
+ * every output s[c][r] with exactly the operations its nc == 1 case uses for that row and
+ * column, whatever nr, nc and the tile shapes are (test_kernels: test_matmul_invariant). Most
+ * gemm entries do so themselves (one accumulator per output, the same steps for every tile);
+ * gemm_inv exists where the fastest batch tile sums in another order than the matrix-vector
+ * tile (AVX-512 VNNI Q4_0/Q8_0, AVX-512 F16/BF16). Same tile bounds as gemm.
  */
 struct inf__wkern {
     inf__gemm_fn gemm;
     int max_nr, max_nc;
     inf__gemm_fn panel;
     int panel_min_nc;
+    inf__gemm_fn gemm_inv;
 };
 
 struct inf__kern {

@@ -12,6 +12,12 @@
  * Batches: each chunk of rows is multiplied by all tokens, MR rows x MC tokens per kernel call,
  * so a weight block is unpacked once per MC tokens and the chunk's weights are re-read from the
  * L1/L2 cache, not from memory, for every further tile of tokens.
+ *
+ * INF_MATMUL_INVARIANT: only the gemm tiles (gemm_inv where a level has one), whose every shape
+ * computes an output with the same operations as the matrix-vector tile (the contract in
+ * kernels/internal.h, tested by test_kernels), never the panels (a different summation order);
+ * a row is always whole in one thread, so neither the batch nor the thread count changes a
+ * result.
  */
 #include <string.h>
 
@@ -53,30 +59,38 @@ struct mm_task {
     float *y;
     size_t y_stride;
     bool quantize, multiply;
+    bool invariant; /* INF_MATMUL_INVARIANT: no panels */
     int64_t chunk_rows;
     struct inf_ranges units;
 };
 
+/* Whether a product of n_tokens takes the panel kernel. */
+static bool use_panel(const struct inf__wkern *wk, int64_t n_tokens, bool invariant)
+{
+    return wk->panel && n_tokens >= wk->panel_min_nc && !invariant;
+}
+
 /* Rows [r0, r1) times all tokens. */
 static void mm_rows(const struct inf__kern *k, enum inf_type wtype, const void *w, size_t ldw,
                     int64_t r0, int64_t r1, int64_t n, const void *act, size_t lda,
-                    int64_t n_tokens, float *y, size_t y_stride)
+                    int64_t n_tokens, float *y, size_t y_stride, bool invariant)
 {
     const struct inf__wkern *wk = &k->w[wtype];
     const int mr = wk->max_nr, mc = wk->max_nc;
-    if (wk->panel && n_tokens >= wk->panel_min_nc) {
+    if (use_panel(wk, n_tokens, invariant)) {
         if (r1 > r0)
             wk->panel(n, (const char *)w + (size_t)r0 * ldw, ldw, act, lda, y + (size_t)r0,
                       y_stride, (int)(r1 - r0), (int)n_tokens);
         return;
     }
+    const inf__gemm_fn gemm = invariant && wk->gemm_inv ? wk->gemm_inv : wk->gemm;
     for (int64_t r = r0; r < r1; r += mr) {
         const int nr = (int)(r1 - r < mr ? r1 - r : mr);
         const char *wr = (const char *)w + (size_t)r * ldw;
         for (int64_t t = 0; t < n_tokens; t += mc) {
             const int nc = (int)(n_tokens - t < mc ? n_tokens - t : mc);
-            wk->gemm(n, wr, ldw, (const char *)act + (size_t)t * lda, lda,
-                     y + (size_t)t * y_stride + (size_t)r, y_stride, nr, nc);
+            gemm(n, wr, ldw, (const char *)act + (size_t)t * lda, lda,
+                 y + (size_t)t * y_stride + (size_t)r, y_stride, nr, nc);
         }
     }
 }
@@ -122,15 +136,15 @@ static void mm_task_fn(void *arg, int ith, int nth)
         const int64_t r0 = c * m->chunk_rows;
         const int64_t r1 = r0 + m->chunk_rows < m->n_rows ? r0 + m->chunk_rows : m->n_rows;
         mm_rows(m->k, m->wtype, m->w, m->ldw, r0, r1, m->n, m->act, m->lda, m->n_tokens, m->y,
-                m->y_stride);
+                m->y_stride, m->invariant);
     }
 }
 
 static int64_t chunk_rows_for(const struct inf__kern *k, enum inf_type wtype, size_t ldw,
-                              int64_t n_rows, int64_t n_tokens, int nth)
+                              int64_t n_rows, int64_t n_tokens, int nth, bool invariant)
 {
     const struct inf__wkern *wk = &k->w[wtype];
-    if (wk->panel && n_tokens >= wk->panel_min_nc) {
+    if (use_panel(wk, n_tokens, invariant)) {
         /* whole 16-row panels, up to PANEL_ROWS per chunk, ~4 chunks per thread for balance */
         int64_t per = n_rows / (4 * (int64_t)nth);
         per = per < 16 ? 16 : per > PANEL_ROWS ? PANEL_ROWS : per;
@@ -152,17 +166,17 @@ static int64_t chunk_rows_for(const struct inf__kern *k, enum inf_type wtype, si
 /* F32 activations (F32, F16, BF16 weights) are read in place by the matrix-vector kernels: no
  * copy, and no barrier between the copy and the product. The panel kernels keep the copy, whose
  * row stride is an odd number of cache lines. */
-static bool act_in_place(const struct inf__kern *k, enum inf_type wtype, int64_t n_tokens)
+static bool act_in_place(const struct inf__kern *k, enum inf_type wtype, int64_t n_tokens,
+                         bool invariant)
 {
-    const struct inf__wkern *wk = &k->w[wtype];
     return inf_type_get(wtype)->vec_dot_type == INF_TYPE_F32 &&
-           !(wk->panel && n_tokens >= wk->panel_min_nc);
+           !use_panel(&k->w[wtype], n_tokens, invariant);
 }
 
 static void mm_run(struct inf_threadpool *pool, enum inf_type wtype, const void *w,
                    size_t w_row_bytes, int64_t n_rows, int64_t n, const float *x, size_t x_stride,
                    const void *act_in, void *act, int64_t n_tokens, float *y, size_t y_stride,
-                   bool quantize, bool multiply)
+                   bool quantize, bool multiply, bool invariant)
 {
     struct mm_task m = {
         .k = inf__kern(),
@@ -181,30 +195,32 @@ static void mm_run(struct inf_threadpool *pool, enum inf_type wtype, const void 
         .y_stride = y_stride,
         .quantize = quantize,
         .multiply = multiply,
+        .invariant = invariant,
     };
-    if (quantize && multiply && act_in_place(m.k, wtype, n_tokens)) {
+    if (quantize && multiply && act_in_place(m.k, wtype, n_tokens, invariant)) {
         m.act = (void *)(uintptr_t)x;
         m.lda = x_stride * sizeof(float);
         m.quantize = false;
     }
     const int nth = inf_threadpool_n_threads(pool);
-    m.chunk_rows = chunk_rows_for(m.k, wtype, w_row_bytes, n_rows, n_tokens, nth);
+    m.chunk_rows = chunk_rows_for(m.k, wtype, w_row_bytes, n_rows, n_tokens, nth, invariant);
     inf_ranges_init(&m.units, m.chunk_rows ? (n_rows + m.chunk_rows - 1) / m.chunk_rows : 0, nth);
     inf_threadpool_run(pool, mm_task_fn, &m);
 }
 
 void inf_matmul(struct inf_threadpool *pool, enum inf_type wtype, const void *w, size_t w_row_bytes,
                 int64_t n_rows, int64_t n, const float *x, size_t x_stride, int64_t n_tokens,
-                float *y, size_t y_stride, void *act)
+                float *y, size_t y_stride, void *act, unsigned flags)
 {
     mm_run(pool, wtype, w, w_row_bytes, n_rows, n, x, x_stride, NULL, act, n_tokens, y, y_stride,
-           true, true);
+           true, true, (flags & INF_MATMUL_INVARIANT) != 0);
 }
 
 void inf_matmul_quantize(struct inf_threadpool *pool, enum inf_type wtype, const float *x,
                          size_t x_stride, int64_t n, int64_t n_tokens, void *act)
 {
-    mm_run(pool, wtype, NULL, 0, 0, n, x, x_stride, NULL, act, n_tokens, NULL, 0, true, false);
+    mm_run(pool, wtype, NULL, 0, 0, n, x, x_stride, NULL, act, n_tokens, NULL, 0, true, false,
+           false);
 }
 
 void inf_matmul_pre(struct inf_threadpool *pool, enum inf_type wtype, const void *w,
@@ -212,14 +228,14 @@ void inf_matmul_pre(struct inf_threadpool *pool, enum inf_type wtype, const void
                     int64_t n_tokens, float *y, size_t y_stride)
 {
     mm_run(pool, wtype, w, w_row_bytes, n_rows, n, NULL, 0, act, NULL, n_tokens, y, y_stride, false,
-           true);
+           true, false);
 }
 
 void inf_matmul_rows(enum inf_type wtype, const void *w, size_t w_row_bytes, int64_t r0, int64_t r1,
                      int64_t n, const void *act, int64_t n_tokens, float *y, size_t y_stride)
 {
     mm_rows(inf__kern(), wtype, w, w_row_bytes, r0, r1, n, act, act_row_bytes(wtype, n), n_tokens,
-            y, y_stride);
+            y, y_stride, false);
 }
 
 /* ---- several weights, one input ------------------------------------------------------------ */
@@ -252,11 +268,11 @@ static void mm_multi_fn(void *arg, int ith, int nth)
         const int64_t r1 =
             r0 + mm->chunk_rows[i] < op->n_rows ? r0 + mm->chunk_rows[i] : op->n_rows;
         mm_rows(m->k, op->wtype, op->w, op->w_row_bytes, r0, r1, m->n, m->act, m->lda, m->n_tokens,
-                op->y, op->y_stride);
+                op->y, op->y_stride, m->invariant);
         if (mm->swiglu) {
             const struct inf_matmul_op *up = &mm->ops[1];
             mm_rows(m->k, up->wtype, up->w, up->w_row_bytes, r0, r1, m->n, m->act, m->lda,
-                    m->n_tokens, up->y, up->y_stride);
+                    m->n_tokens, up->y, up->y_stride, m->invariant);
             for (int64_t t = 0; t < m->n_tokens; t++)
                 m->k->swiglu(r1 - r0, op->y + (size_t)t * op->y_stride + (size_t)r0,
                              up->y + (size_t)t * up->y_stride + (size_t)r0);
@@ -266,8 +282,9 @@ static void mm_multi_fn(void *arg, int ith, int nth)
 
 void inf_matmul_multi(struct inf_threadpool *pool, int n_ops, const struct inf_matmul_op *ops,
                       int64_t n, const float *x, size_t x_stride, int64_t n_tokens, void *act,
-                      bool swiglu)
+                      bool swiglu, unsigned flags)
 {
+    const bool invariant = (flags & INF_MATMUL_INVARIANT) != 0;
     bool same = n_ops >= 1 && n_ops <= 4;
     for (int i = 1; i < n_ops && same; i++)
         same = inf_type_get(ops[i].wtype)->vec_dot_type == inf_type_get(ops[0].wtype)->vec_dot_type;
@@ -277,7 +294,7 @@ void inf_matmul_multi(struct inf_threadpool *pool, int n_ops, const struct inf_m
     if (!same) {
         for (int i = 0; i < n_ops; i++)
             inf_matmul(pool, ops[i].wtype, ops[i].w, ops[i].w_row_bytes, ops[i].n_rows, n, x,
-                       x_stride, n_tokens, ops[i].y, ops[i].y_stride, act);
+                       x_stride, n_tokens, ops[i].y, ops[i].y_stride, act, flags);
         if (swiglu && n_ops == 2)
             for (int64_t t = 0; t < n_tokens; t++)
                 inf_swiglu(ops[0].n_rows, ops[0].y + (size_t)t * ops[0].y_stride,
@@ -297,6 +314,7 @@ void inf_matmul_multi(struct inf_threadpool *pool, int n_ops, const struct inf_m
                 .lda = act_row_bytes(ops[0].wtype, n),
                 .n_tokens = n_tokens,
                 .quantize = true,
+                .invariant = invariant,
             },
         .n_ops = swiglu ? 1 : n_ops, /* with swiglu a unit covers the rows of both */
         .ops = ops,
@@ -304,7 +322,7 @@ void inf_matmul_multi(struct inf_threadpool *pool, int n_ops, const struct inf_m
     };
     bool in_place = true;
     for (int i = 0; i < n_ops; i++)
-        in_place = in_place && act_in_place(mm.base.k, ops[i].wtype, n_tokens);
+        in_place = in_place && act_in_place(mm.base.k, ops[i].wtype, n_tokens, invariant);
     if (in_place) {
         mm.base.act = (void *)(uintptr_t)x;
         mm.base.lda = x_stride * sizeof(float);
@@ -316,8 +334,8 @@ void inf_matmul_multi(struct inf_threadpool *pool, int n_ops, const struct inf_m
         int64_t total = 0;
         for (int j = 0; j < n_ops; j++)
             total += ops[j].n_rows;
-        int64_t c =
-            chunk_rows_for(mm.base.k, ops[i].wtype, ops[i].w_row_bytes, total, n_tokens, nth);
+        int64_t c = chunk_rows_for(mm.base.k, ops[i].wtype, ops[i].w_row_bytes, total, n_tokens,
+                                   nth, invariant);
         if (c > ops[i].n_rows)
             c = ops[i].n_rows;
         mm.chunk_rows[i] = c > 0 ? c : 1;

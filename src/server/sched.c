@@ -262,6 +262,7 @@ struct slot {
     uint32_t *mask;  /* [(grammar vocabulary + 31) / 32] bits, allocated on first use */
     float *masked;   /* [n_vocab] the logits row with the disallowed tokens at -inf */
     bool mask_ready; /* mask is the matcher's current state's (written by the worker) */
+    bool cache_det;  /* every cell of the cache came from a deterministic pass (srv_determinism) */
 };
 
 struct srv_engine {
@@ -609,7 +610,15 @@ static void slot_emit(struct slot *s, size_t n, const struct srv_token_info *ti)
     task_push(s->task, &ev);
 }
 
-/* Pick a free slot for t: longest common prefix, then least recently used. Under e->mu. */
+/* Whether t's tokens are decoded in deterministic passes (srv_determinism). */
+static bool task_det(const struct srv_engine *e, const struct srv_task *t)
+{
+    return e->p.determinism == SRV_DET_ON || (e->p.determinism == SRV_DET_AUTO &&
+                                              t->p.sampling.temperature < INF_SAMPLER_GREEDY_BELOW);
+}
+
+/* Pick a free slot for t: longest common prefix (for a deterministic task, only of a cache
+ * computed deterministically), then least recently used. Under e->mu. */
 static struct slot *pick_slot(struct srv_engine *e, const struct srv_task *t, int32_t *lcp_out)
 {
     struct slot *best = NULL;
@@ -619,7 +628,8 @@ static struct slot *pick_slot(struct srv_engine *e, const struct srv_task *t, in
         if (s->task)
             continue;
         int32_t l = 0;
-        if (t->p.kind == SRV_TASK_COMPLETION && !t->p.prompt_logprobs) {
+        if (t->p.kind == SRV_TASK_COMPLETION && !t->p.prompt_logprobs &&
+            (s->cache_det || !task_det(e, t))) {
             int32_t n = s->n_cache < t->p.n_prompt ? s->n_cache : t->p.n_prompt;
             while (l < n && s->cache[l] == t->prompt[l])
                 l++;
@@ -640,6 +650,8 @@ static bool slot_start(struct srv_engine *e, struct slot *s, int32_t lcp)
     if (lcp > t->p.n_prompt - 1)
         lcp = t->p.n_prompt - 1; /* the last prompt token is always decoded for its logits */
     inf_kv_seq_rm(e->ctx, s->id, lcp, -1);
+    if (lcp == 0)
+        s->cache_det = true; /* nothing cached */
     s->n_cache = lcp;
     s->n_cached = lcp;
     s->n_prompt_done = lcp;
@@ -1256,6 +1268,13 @@ static void step(struct srv_engine *e)
                           .pos = e->b_pos,
                           .seq_id = e->b_seq,
                           .logits = e->b_logits};
+    bool det = e->p.determinism == SRV_DET_ON;
+    for (int i = 0; i < e->p.n_parallel && !det; i++)
+        det = e->slots[i].task && e->slots[i].batch_n > 0 && task_det(e, e->slots[i].task);
+    inf_context_set_deterministic(e->ctx, det);
+    for (int i = 0; i < e->p.n_parallel; i++)
+        if (e->slots[i].task && e->slots[i].batch_n > 0)
+            e->slots[i].cache_det = e->slots[i].cache_det && det;
     struct inf_error err = {0};
     double t_step = now_ms();
     inf_status rc = inf_decode(e->ctx, &b, &err);

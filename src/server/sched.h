@@ -65,6 +65,15 @@ void srv_engine_grammar_put(struct srv_engine *e, const char *key, size_t len,
 
 /* ---- engine ---------------------------------------------------------------------------- */
 
+/* Batch invariance (backend.deterministic): the forward passes that run deterministic (see
+ * inf_context_set_deterministic). AUTO: those carrying tokens of a temperature-0 task; such a
+ * task reuses a slot's cached prefix only when every pass that computed it was deterministic. */
+enum srv_determinism {
+    SRV_DET_OFF,
+    SRV_DET_AUTO,
+    SRV_DET_ON,
+};
+
 struct srv_engine_params {
     const char *model_path;
     const char *model_id; /* the name clients use in "model" */
@@ -80,6 +89,7 @@ struct srv_engine_params {
        0 = never wait. */
     int batch_wait_ms;
     bool use_mmap, use_mlock, huge_pages;
+    enum srv_determinism determinism;
 };
 
 /* Load the model, create the context and start the engine thread. */

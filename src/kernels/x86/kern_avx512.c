@@ -108,25 +108,42 @@ static __attribute__((noinline)) void z_leg_tail(const int T, const int NR, cons
     }
 }
 
+/*
+ * inv (the gemm_inv entry of VNNI Q4_0 / Q8_0, whose matrix-vector tile is z_mv_tile): every
+ * block's eight products go into one 8-lane accumulator in block order, as z_mv_tile sums them
+ * (an odd last block too), so that a token's result is the same in a batch and alone (batch
+ * invariance, see docs/performance.md). The block's lanes hold the same integers in both
+ * (z_mv_tile's 16x high nibbles meet a 1/16 scale: powers of two, so each FMA rounds the same
+ * value). It costs an extraction and a second FMA per block pair (4 tokens: about -20 %), so the
+ * plain gemm keeps two blocks per 512-bit FMA.
+ */
 static INF__ALWAYS_INLINE void z_leg_tile(const int T, const int NR, const int NC, int64_t nb,
                                           const uint8_t *w, size_t ldw, const uint8_t *a,
-                                          size_t lda, float *s, size_t lds, const int vnni)
+                                          size_t lda, float *s, size_t lds, const int vnni,
+                                          const int inv)
 {
     const size_t wbs = x86_wbytes(T);
     const size_t pf = x86_pf_dist(NR, ldw);
     const int has_min = X86_LEG_HAS_MIN(T), off = X86_LEG_OFFSET(T);
+    const int seq8 = inv && vnni && (T == INF_TYPE_Q4_0 || T == INF_TYPE_Q8_0);
     const size_t abs_ = has_min ? sizeof(struct inf_block_q8_1) : sizeof(struct inf_block_q8_0);
     const size_t aqs = has_min ? 4 : 2;
     __m512 acc[4][4], macc[4][4];
+    __m256 acc8[4][4];
     for (int r = 0; r < NR; r++)
-        for (int c = 0; c < NC; c++)
+        for (int c = 0; c < NC; c++) {
             acc[r][c] = macc[r][c] = _mm512_setzero_ps();
+            acc8[r][c] = _mm256_setzero_ps();
+        }
     int64_t ib = 0;
-    for (; ib + 2 <= nb; ib += 2) {
+    for (; ib + 2 <= nb || (seq8 && ib < nb); ib += 2) {
+        /* two blocks; seq8's odd last block is read twice and its second copy not summed */
+        const int two = ib + 2 <= nb;
+        const size_t next = two ? 1 : 0;
         __m512i y[4], oy[4];
         __m512 dy[4], sy[4];
         for (int c = 0; c < NC; c++) {
-            const uint8_t *a0 = a + (size_t)c * lda + (size_t)ib * abs_, *a1 = a0 + abs_;
+            const uint8_t *a0 = a + (size_t)c * lda + (size_t)ib * abs_, *a1 = a0 + next * abs_;
             y[c] = z_load2x256(a0 + aqs, a1 + aqs);
             dy[c] = z_f16_pair(a0, a1);
             if (off) {
@@ -139,7 +156,7 @@ static INF__ALWAYS_INLINE void z_leg_tile(const int T, const int NR, const int N
                 sy[c] = _mm512_mul_ps(z_f16_pair(a0 + 2, a1 + 2), _mm512_set1_ps(0.125f));
         }
         for (int r = 0; r < NR; r++) {
-            const uint8_t *b0 = w + (size_t)r * ldw + (size_t)ib * wbs, *b1 = b0 + wbs;
+            const uint8_t *b0 = w + (size_t)r * ldw + (size_t)ib * wbs, *b1 = b0 + next * wbs;
             for (size_t o = 0; o < 2 * wbs; o += 64)
                 _mm_prefetch((const char *)b0 + o + pf, X86_PF_HINT);
             const __m512i xq = z_leg_unpack2(T, b0, b1);
@@ -162,12 +179,27 @@ static INF__ALWAYS_INLINE void z_leg_tile(const int T, const int NR, const int N
                 } else {
                     p = z_dot_u8s8(off ? oy[c] : _mm512_setzero_si512(), ax, y[c], vnni);
                 }
-                acc[r][c] =
-                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dx, dy[c]), acc[r][c]);
+                if (seq8) {
+                    const __m512 pf32 = _mm512_cvtepi32_ps(p), d = _mm512_mul_ps(dx, dy[c]);
+                    acc8[r][c] = _mm256_fmadd_ps(_mm512_castps512_ps256(pf32),
+                                                 _mm512_castps512_ps256(d), acc8[r][c]);
+                    if (two)
+                        acc8[r][c] = _mm256_fmadd_ps(_mm512_extractf32x8_ps(pf32, 1),
+                                                     _mm512_extractf32x8_ps(d, 1), acc8[r][c]);
+                } else {
+                    acc[r][c] =
+                        _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dx, dy[c]), acc[r][c]);
+                }
                 if (has_min) /* m * s in all 8 lanes of a block: s was scaled by 1/8 */
                     macc[r][c] = _mm512_fmadd_ps(mx, sy[c], macc[r][c]);
             }
         }
+    }
+    if (seq8) {
+        for (int r = 0; r < NR; r++)
+            for (int c = 0; c < NC; c++)
+                s[(size_t)c * lds + (size_t)r] = x86_hsum_ps(acc8[r][c]);
+        return;
     }
     float tail[16] = {0};
     if (ib < nb) /* an odd block count: the last block with the 256-bit kernel */
@@ -485,13 +517,21 @@ static INF__ALWAYS_INLINE void z_f_tile(const int T, const int NR, const int NC,
 /* ---- instantiation ----------------------------------------------------------------------- */
 
 #define LEG_TILE(T, NR, NC, nb, w, ldw, a, lda, s, lds)                                            \
-    z_leg_tile(T, NR, NC, nb, w, ldw, a, lda, s, lds, 0)
+    z_leg_tile(T, NR, NC, nb, w, ldw, a, lda, s, lds, 0, 0)
 #define LEG_TILE_V(T, NR, NC, nb, w, ldw, a, lda, s, lds)                                          \
     do {                                                                                           \
         if ((NC) == 1 && ((T) == INF_TYPE_Q4_0 || (T) == INF_TYPE_Q8_0))                           \
             z_mv_tile(T, NR, nb, w, ldw, a, s);                                                    \
         else                                                                                       \
-            z_leg_tile(T, NR, NC, nb, w, ldw, a, lda, s, lds, 1);                                  \
+            z_leg_tile(T, NR, NC, nb, w, ldw, a, lda, s, lds, 1, 0);                               \
+    } while (0)
+/* the gemm_inv of VNNI Q4_0 / Q8_0: batches summed in z_mv_tile's order */
+#define LEG_TILE_VI(T, NR, NC, nb, w, ldw, a, lda, s, lds)                                         \
+    do {                                                                                           \
+        if ((NC) == 1 && ((T) == INF_TYPE_Q4_0 || (T) == INF_TYPE_Q8_0))                           \
+            z_mv_tile(T, NR, nb, w, ldw, a, s);                                                    \
+        else                                                                                       \
+            z_leg_tile(T, NR, NC, nb, w, ldw, a, lda, s, lds, 1, 1);                               \
     } while (0)
 #define K_TILE(T, NR, NC, nb, w, ldw, a, lda, s, lds)                                              \
     z_k_tile(T, NR, NC, nb, w, ldw, a, lda, s, lds, 0)
@@ -508,6 +548,8 @@ static INF__ALWAYS_INLINE void z_f_tile(const int T, const int NR, const int NC,
 #define KQ(t, T)                                                                                   \
     X86_GEMM_DISPATCH(gemm_##t, K_TILE, T, 4, 1, 4, n / 256)                                       \
     X86_GEMM_DISPATCH(gemm_##t##_vnni, K_TILE_V, T, 4, 1, 4, n / 256)
+X86_GEMM_DISPATCH(gemm_q4_0_vnni_inv, LEG_TILE_VI, INF_TYPE_Q4_0, Z_MV_NR, 2, 2, n / 32)
+X86_GEMM_DISPATCH(gemm_q8_0_vnni_inv, LEG_TILE_VI, INF_TYPE_Q8_0, Z_MV_NR, 2, 2, n / 32)
 LEG(q4_0, INF_TYPE_Q4_0)
 LEG(q4_1, INF_TYPE_Q4_1)
 LEG(q5_0, INF_TYPE_Q5_0)
@@ -717,8 +759,11 @@ void inf__kern_init_avx512(struct inf__kern *k, int have_vnni)
     k->w[T] = (struct inf__wkern){.gemm = have_vnni ? fn##_vnni : fn, .max_nr = mr, .max_nc = mc};
     X86_QUANT_GEMMS(W)
 #undef W
-    if (have_vnni) /* as many rows per call as z_mv_tile takes */
+    if (have_vnni) { /* as many rows per call as z_mv_tile takes */
         k->w[INF_TYPE_Q4_0].max_nr = k->w[INF_TYPE_Q8_0].max_nr = Z_MV_NR;
+        k->w[INF_TYPE_Q4_0].gemm_inv = gemm_q4_0_vnni_inv;
+        k->w[INF_TYPE_Q8_0].gemm_inv = gemm_q8_0_vnni_inv;
+    }
     k->w[INF_TYPE_Q4_0].panel = gemm_q4_0_panel;
     k->w[INF_TYPE_Q4_0].panel_min_nc = 8;
     k->w[INF_TYPE_Q8_0].panel = gemm_q8_0_panel;

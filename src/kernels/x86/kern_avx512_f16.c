@@ -51,10 +51,12 @@ static inline float zf_hsum(__m512 v)
 
 static INF__ALWAYS_INLINE void zf_tile(const int T, const int NR, const int NC, int64_t n,
                                        const uint8_t *w, size_t ldw, const uint8_t *a, size_t lda,
-                                       float *s, size_t lds)
+                                       float *s, size_t lds, const int inv)
 {
-    /* one token: two vectors (64 bytes of each row) per step, for more FMAs in flight */
-    const int U = NC == 1 ? 2 : 1;
+    /* one token: two vectors (64 bytes of each row) per step, for more FMAs in flight; inv (the
+     * gemm_inv entry) does the same for every NC, so that a token's result does not depend on
+     * the batch it is in (batch invariance) */
+    const int U = NC == 1 || inv ? 2 : 1;
     const size_t pf = x86_pf_dist(NR, ldw);
     __m512 acc[8][4][2];
     for (int r = 0; r < NR; r++)
@@ -100,9 +102,15 @@ static INF__ALWAYS_INLINE void zf_tile(const int T, const int NR, const int NC, 
         }
 }
 
-#define ZF_TILE(T, NR, NC, n, w, ldw, a, lda, s, lds) zf_tile(T, NR, NC, n, w, ldw, a, lda, s, lds)
+#define ZF_TILE(T, NR, NC, n, w, ldw, a, lda, s, lds)                                              \
+    zf_tile(T, NR, NC, n, w, ldw, a, lda, s, lds, 0)
+#define ZF_TILE_INV(T, NR, NC, n, w, ldw, a, lda, s, lds)                                          \
+    zf_tile(T, NR, NC, n, w, ldw, a, lda, s, lds, 1)
 X86_GEMM_DISPATCH(zf_gemm_f16, ZF_TILE, INF_TYPE_F16, 8, 4, 4, n)
 X86_GEMM_DISPATCH(zf_gemm_bf16, ZF_TILE, INF_TYPE_BF16, 8, 4, 4, n)
+/* gemm_inv: 4 x 2 tiles, 8 accumulators of two vectors (U) each */
+X86_GEMM_DISPATCH(zf_gemm_f16_inv, ZF_TILE_INV, INF_TYPE_F16, 8, 4, 2, n)
+X86_GEMM_DISPATCH(zf_gemm_bf16_inv, ZF_TILE_INV, INF_TYPE_BF16, 8, 4, 2, n)
 
 /* ---- panels: 16 rows in the lanes, for batches ------------------------------------------- */
 
@@ -352,10 +360,18 @@ ZF_PANEL(bf16, INF_TYPE_BF16)
  */
 void inf__kern_init_avx512_f16(struct inf__kern *k)
 {
-    k->w[INF_TYPE_F16] = (struct inf__wkern){
-        .gemm = zf_gemm_f16, .max_nr = 8, .max_nc = 4, .panel = zf_panel_f16, .panel_min_nc = 16};
-    k->w[INF_TYPE_BF16] = (struct inf__wkern){
-        .gemm = zf_gemm_bf16, .max_nr = 8, .max_nc = 4, .panel = zf_panel_bf16, .panel_min_nc = 16};
+    k->w[INF_TYPE_F16] = (struct inf__wkern){.gemm = zf_gemm_f16,
+                                             .max_nr = 8,
+                                             .max_nc = 4,
+                                             .panel = zf_panel_f16,
+                                             .panel_min_nc = 16,
+                                             .gemm_inv = zf_gemm_f16_inv};
+    k->w[INF_TYPE_BF16] = (struct inf__wkern){.gemm = zf_gemm_bf16,
+                                              .max_nr = 8,
+                                              .max_nc = 4,
+                                              .panel = zf_panel_bf16,
+                                              .panel_min_nc = 16,
+                                              .gemm_inv = zf_gemm_bf16_inv};
 }
 
 #else
