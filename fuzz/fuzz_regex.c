@@ -28,22 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size = FUZZ_MAX_INPUT;
     rc = inf__regex_to_gbnf_json((const char *)data, size, "re", anchored, json, &g, &err);
     if (rc == INF_OK) {
-        struct inf_grammar *gr = NULL;
         CHECK(g.p != NULL && strncmp(g.p, "re ::= ", 7) == 0);
-        rc = inf_grammar_from_gbnf(g.p, g.len, "re", &gr, &err);
-        if (rc != INF_OK && rc != INF_ELIMIT && rc != INF_ENOMEM)
-            fprintf(stderr, "bad GBNF (%s):\n%s\n", err.msg, g.p);
-        CHECK(rc == INF_OK || rc == INF_ELIMIT || rc == INF_ENOMEM);
-        if (rc == INF_OK) {
-            struct inf_matcher *m = NULL;
-            CHECK(inf_matcher_new(gr, NULL, &m, &err) == INF_OK);
-            for (size_t i = 0; i < size && i < 256; i++)
-                if (!inf_matcher_accept_bytes(m, (const char *)data + i, 1))
-                    break;
-            (void)inf_matcher_can_end(m);
-            inf_matcher_free(m);
-            inf_grammar_free(gr);
-        }
+        fuzz_check_gbnf(g.p, g.len, "re", data, size);
     } else {
         CHECK(rc == INF_EUNSUPPORTED || rc == INF_EPARSE || rc == INF_ELIMIT || rc == INF_ENOMEM);
         CHECK(err.code == rc);
