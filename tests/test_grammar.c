@@ -164,7 +164,7 @@ static void test_errors(void)
     for (int i = 0; i < 5000; i++)
         deep[n++] = '(';
     deep[n] = '\0';
-    expect_error(deep, INF_EPARSE, "nested more than 256");
+    expect_error(deep, INF_EPARSE, "nested more than 1024");
     free(deep);
 }
 

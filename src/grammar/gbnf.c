@@ -17,7 +17,9 @@
 #include "core/utf8.h"
 #include "grammar/grammar_internal.h"
 
-#define MAX_NESTING   256         /* ( ) groups inside one another */
+#define MAX_NESTING                                                                                \
+    1024                          /* ( ) groups inside one another (the JSON Schema compiler       \
+                                     writes about 330 for a bound of 0.0 on a number) */
 #define MAX_ELEMS     (16u << 20) /* elements after expansion */
 #define MAX_CODEPOINT 0x10FFFFu
 
@@ -692,7 +694,7 @@ static bool parse_sequence(struct parser *ps, struct galt *seq, bool nested)
         } else if (c == '(') {
             ps->p++;
             if (++ps->depth > MAX_NESTING) {
-                ok = fail_at(ps, at, "groups nested more than 256 deep");
+                ok = fail_at(ps, at, "groups nested more than 1024 deep");
             } else {
                 int64_t r = new_rule(ps, NULL, 0);
                 ok = r >= 0;
