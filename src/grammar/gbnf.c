@@ -1077,13 +1077,6 @@ void inf_grammar_free(struct inf_grammar *g)
     free(g);
 }
 
-static uint64_t mix(uint64_t h, uint64_t v)
-{
-    h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
-    h *= 0xFF51AFD7ED558CCDull;
-    return h ^ (h >> 33);
-}
-
 /* rule_hash by depth-first search; a rule that refers to itself directly hashes that reference
    as SELF; a rule on the search path met again from another rule closes a longer cycle, and
    every rule on the path from it gets 0. */
@@ -1143,19 +1136,19 @@ static bool hash_rules(struct inf_grammar *g)
             uint32_t r = f->r;
             uint64_t h = 0;
             if (!f->bad) {
-                h = mix(0x51ED27F4A1B2C3D5ull, g->rule_alt[r + 1] - g->rule_alt[r]);
+                h = inf__mix64(0x51ED27F4A1B2C3D5ull, g->rule_alt[r + 1] - g->rule_alt[r]);
                 for (uint32_t a = g->rule_alt[r]; a < g->rule_alt[r + 1]; a++) {
                     for (uint32_t p = g->alts[a];; p++) {
                         const struct inf__gel *el = &g->elems[p];
-                        h = mix(h, el->kind);
+                        h = inf__mix64(h, el->kind);
                         if (el->kind == INF__GEL_END)
                             break;
                         if (el->kind == INF__GEL_REF) {
-                            h = mix(h,
-                                    el->arg == r ? 0x5E1F5E1F5E1F5E1Full : g->rule_hash[el->arg]);
+                            h = inf__mix64(h, el->arg == r ? 0x5E1F5E1F5E1F5E1Full
+                                                           : g->rule_hash[el->arg]);
                         } else {
                             for (int k = 0; k < 4; k++)
-                                h = mix(h, g->sets[el->arg].w[k]);
+                                h = inf__mix64(h, g->sets[el->arg].w[k]);
                         }
                     }
                 }

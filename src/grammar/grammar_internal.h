@@ -92,6 +92,14 @@ struct inf_grammar {
     uint32_t *el_rule, *el_off;
 };
 
+/* The hash mixer of the structure hashes (gbnf.c rule hashes, matcher.c cut signatures). */
+static inline uint64_t inf__mix64(uint64_t h, uint64_t v)
+{
+    h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+    h *= 0xFF51AFD7ED558CCDull;
+    return h ^ (h >> 33);
+}
+
 /* Tests: the table sizes past which a matcher rebuilds its tables from the current state
    (defaults 4M nodes, 1M states, 64M pool entries) and the cached cut-state masks (2..256,
    default 256). Not thread-safe; call before matching. */

@@ -305,6 +305,7 @@ struct inf_matcher {
     struct u64map cont_map; /* (cut state << 32 | trie node) + 1 -> entry */
     uint32_t *cont_ent;     /* 4 per entry: token offset, count, escape offset, count */
     uint32_t *cont_toks, *cont_esc, *scratch;
+    uint32_t *apply_mask; /* inf_matcher_apply's mask, allocated on first use */
     size_t n_cont, cap_cont, n_ctoks, cap_ctoks, n_cesc, cap_cesc;
     uint32_t *cuts; /* the real nodes the current cut state's markers stand for */
     size_t n_cuts, cap_cuts;
@@ -880,6 +881,7 @@ void inf_matcher_free(struct inf_matcher *m)
     free(m->cont_toks);
     free(m->cont_esc);
     free(m->scratch);
+    free(m->apply_mask);
     free(m);
 }
 
@@ -1187,13 +1189,6 @@ static uint32_t node_state(struct inf_matcher *m, uint32_t x)
     return state_intern(m, cn);
 }
 
-static uint64_t mix64(uint64_t h, uint64_t v)
-{
-    h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
-    h *= 0xFF51AFD7ED558CCDull;
-    return h ^ (h >> 33);
-}
-
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -1218,20 +1213,20 @@ static bool cut_signature(struct inf_matcher *m, uint32_t t, uint64_t sig[2])
                 free(ls);
                 return false;
             }
-            h1 = mix64(mix64(h1, g->rule_hash[r]), g->el_off[pos]);
-            h2 = mix64(mix64(h2 ^ 0xA5A5A5A5u, g->el_off[pos]), g->rule_hash[r]);
+            h1 = inf__mix64(inf__mix64(h1, g->rule_hash[r]), g->el_off[pos]);
+            h2 = inf__mix64(inf__mix64(h2 ^ 0xA5A5A5A5u, g->el_off[pos]), g->rule_hash[r]);
         }
         uint64_t end = y == 0 ? 0xFFFFFFFFFFull : m->npar[y];
-        ls[k] = mix64(h1, end);
-        ls[n + k] = mix64(h2, end + 7);
+        ls[k] = inf__mix64(h1, end);
+        ls[n + k] = inf__mix64(h2, end + 7);
     }
     qsort(ls, n, sizeof(uint64_t), cmp_u64);
     qsort(ls + n, n, sizeof(uint64_t), cmp_u64);
-    sig[0] = mix64(0x452821E638D01377ull, n);
-    sig[1] = mix64(0xBE5466CF34E90C6Cull, n);
+    sig[0] = inf__mix64(0x452821E638D01377ull, n);
+    sig[1] = inf__mix64(0xBE5466CF34E90C6Cull, n);
     for (uint32_t k = 0; k < n; k++) {
-        sig[0] = mix64(sig[0], ls[k]);
-        sig[1] = mix64(sig[1], ls[n + k]);
+        sig[0] = inf__mix64(sig[0], ls[k]);
+        sig[1] = inf__mix64(sig[1], ls[n + k]);
     }
     free(ls);
     return true;
@@ -1616,15 +1611,14 @@ void inf_matcher_apply(struct inf_matcher *m, float *logits)
 {
     if (!m->voc)
         return;
-    uint32_t *mask = malloc(m->words * sizeof(uint32_t));
-    if (!mask) {
+    if (!m->apply_mask && !(m->apply_mask = malloc(m->words * sizeof(uint32_t)))) {
         for (int32_t i = 0; i < m->voc->n_vocab; i++)
             logits[i] = -INFINITY;
         return;
     }
+    uint32_t *mask = m->apply_mask;
     inf_matcher_mask(m, mask);
     for (int32_t i = 0; i < m->voc->n_vocab; i++)
         if (!((mask[i >> 5] >> (i & 31)) & 1u))
             logits[i] = -INFINITY;
-    free(mask);
 }
