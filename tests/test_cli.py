@@ -285,7 +285,7 @@ def main():
         check(len(prof) == 2 and "multi-token chunks (prompts, batched sequences), 1 chunks, 5 tokens" in prof[0]
               and any(f"generation (1-token chunks), {k} chunks, {k} tokens" in prof[1]
                       for k in (7, 8)), f"INFERNO_PROFILE headers: {prof!r}")
-        for stage in ["qkv", "attention", "wo", "gate_up", "down", "output"]:
+        for stage in ["qkv", "attention", "wo", "ffn", "output"]:
             check(p.stderr.count(f"\n  {stage} ") == 2, f"INFERNO_PROFILE stage {stage}")
         p = run("run", "-m", stories, "-p", "Once upon a time", "-n", "8", "--temp", "0",
                 "--stop", "pp")

@@ -3,11 +3,18 @@
  * random weights, the vocabulary copied from another GGUF file. For benchmarks and parity
  * tests on realistic shapes; quantize the result with `inferno quantize` or llama-quantize.
  *
- *   gen-synthetic --arch llama|qwen2|qwen3 --vocab FROM.gguf --out OUT.gguf
- *                 [--shape tiny|small-110m|tinyllama-1.1b] [--n-embd N] [--n-layer N]
- *                 [--n-head N] [--n-head-kv N] [--n-ff N] [--head-dim N] [--ctx N]
- *                 [--rope-theta X] [--type f32|f16] [--std X] [--out-std X] [--seed N]
- *                 [--chat-template FILE]
+ *   gen-synthetic --arch ARCH --vocab FROM.gguf --out OUT.gguf
+ *                 [--shape tiny|small-110m|tinyllama-1.1b|gemma-2-2b|gemma-3-1b|phi-3-mini|
+ *                          qwen3-30b-a3b|olmoe-1b-7b|mixtral|granite-3-2b]
+ *                 [--n-embd N] [--n-layer N] [--n-head N] [--n-head-kv N] [--n-ff N]
+ *                 [--head-dim N] [--ctx N] [--rope-theta X] [--n-expert N] [--n-expert-used N]
+ *                 [--n-ff-exp N] [--n-swa N] [--type f32|f16] [--std X] [--out-std X]
+ *                 [--seed N] [--chat-template FILE]
+ *
+ * ARCH: llama (with --n-expert: Mixtral-style experts), qwen2, qwen3, qwen2moe (with a shared
+ * expert), qwen3moe, olmoe, gemma2, gemma3, phi3 (fused QKV and gate-up), granite (its four
+ * multipliers). The shapes are those of the named models (layers cut down where noted in
+ * docs/parity.md); the vocabulary is always the one of FROM.gguf.
  *
  * --chat-template sets tokenizer.chat_template to the file's text (replacing the vocabulary
  * file's), so that server tests can run a real model family's template on a tiny model.
@@ -29,7 +36,7 @@ enum { T_U32 = 4, T_F32 = 6, T_STR = 8, T_ARR = 9 };
 struct tensor {
     char name[64];
     int n_dims;
-    uint64_t ne[2];
+    uint64_t ne[3];
     int kind; /* 0 matrix, 1 output matrix, 2 norm, 3 bias */
     uint32_t type;
     uint64_t offset, bytes;
@@ -76,8 +83,11 @@ static void w_str(FILE *f, const char *s)
     fwrite(s, 1, strlen(s), f);
 }
 
+static unsigned n_kv_written; /* metadata pairs written by kv_* */
+
 static void kv_u32(FILE *f, const char *k, uint32_t v)
 {
+    n_kv_written++;
     w_str(f, k);
     w_u32(f, T_U32);
     w_u32(f, v);
@@ -85,6 +95,7 @@ static void kv_u32(FILE *f, const char *k, uint32_t v)
 
 static void kv_f32(FILE *f, const char *k, float v)
 {
+    n_kv_written++;
     w_str(f, k);
     w_u32(f, T_F32);
     fwrite(&v, 4, 1, f);
@@ -92,6 +103,7 @@ static void kv_f32(FILE *f, const char *k, float v)
 
 static void kv_str(FILE *f, const char *k, const char *v)
 {
+    n_kv_written++;
     w_str(f, k);
     w_u32(f, T_STR);
     w_str(f, v);
@@ -143,20 +155,68 @@ int main(int argc, char **argv)
     const char *out = opt_str(argc, argv, "--out", NULL);
     const char *shape = opt_str(argc, argv, "--shape", "tiny");
     const char *type = opt_str(argc, argv, "--type", "f32");
-    long long E = 256, L = 4, H = 8, HKV = 4, F = 704, ctx = 2048;
-    if (!vocab || !out ||
-        (strcmp(arch, "llama") && strcmp(arch, "qwen2") && strcmp(arch, "qwen3"))) {
-        fprintf(stderr, "usage: gen-synthetic --arch llama|qwen2|qwen3 --vocab FROM.gguf --out "
-                        "OUT.gguf [--shape tiny|small-110m|tinyllama-1.1b] [options]\n");
+    long long E = 256, L = 4, H = 8, HKV = 4, F = 704, ctx = 2048, HD = 0, X = 0, XU = 0, FX = 0,
+              SWA = 0;
+    static const char *const archs[] = {"llama", "qwen2",  "qwen3",  "qwen2moe", "qwen3moe",
+                                        "olmoe", "gemma2", "gemma3", "phi3",     "granite"};
+    bool known = false;
+    for (size_t i = 0; i < sizeof(archs) / sizeof(archs[0]); i++)
+        known |= strcmp(arch, archs[i]) == 0;
+    if (!vocab || !out || !known) {
+        fprintf(stderr, "usage: gen-synthetic --arch llama|qwen2|qwen3|qwen2moe|qwen3moe|olmoe|"
+                        "gemma2|gemma3|phi3|granite --vocab FROM.gguf --out OUT.gguf [--shape "
+                        "NAME] [options]\n");
         return 2;
     }
+    const bool is_moe_arch =
+        !strcmp(arch, "qwen2moe") || !strcmp(arch, "qwen3moe") || !strcmp(arch, "olmoe");
+    const bool gemma2 = !strcmp(arch, "gemma2"), gemma3 = !strcmp(arch, "gemma3");
+    const bool phi3 = !strcmp(arch, "phi3"), granite = !strcmp(arch, "granite");
+    const bool olmoe = !strcmp(arch, "olmoe"), qwen2moe = !strcmp(arch, "qwen2moe");
+    if (is_moe_arch) /* tiny experts: 8, 2 used, of width 128 */
+        X = 8, XU = 2, FX = 128;
+    if (gemma2)
+        SWA = 64; /* small, so that short tests cross the window */
+    if (gemma3)
+        SWA = 32, L = 6;
     if (strcmp(shape, "small-110m") == 0) {
         E = 768, L = 12, H = 12, HKV = 12, F = 2048;
     } else if (strcmp(shape, "tinyllama-1.1b") == 0) {
         E = 2048, L = 22, H = 32, HKV = 4, F = 5632;
+    } else if (strcmp(shape, "gemma-2-2b") == 0) {
+        E = 2304, L = 26, H = 8, HKV = 4, HD = 256, F = 9216, ctx = 8192, SWA = 4096;
+    } else if (strcmp(shape, "gemma-3-1b") == 0) {
+        E = 1152, L = 26, H = 4, HKV = 1, HD = 256, F = 6912, ctx = 32768, SWA = 512;
+    } else if (strcmp(shape, "phi-3-mini") == 0) {
+        E = 3072, L = 32, H = 32, HKV = 32, F = 8192, ctx = 4096;
+    } else if (strcmp(shape, "qwen3-30b-a3b") == 0) { /* 48 layers in the real model */
+        E = 2048, L = 12, H = 32, HKV = 4, HD = 128, F = 6144, X = 128, XU = 8, FX = 768;
+        ctx = 40960;
+    } else if (strcmp(shape, "olmoe-1b-7b") == 0) {
+        E = 2048, L = 16, H = 16, HKV = 16, F = 1024, X = 64, XU = 8, FX = 1024, ctx = 4096;
+    } else if (strcmp(shape, "mixtral") == 0) { /* Mixtral 8x7B cut to 4 layers of 1024 */
+        E = 1024, L = 4, H = 8, HKV = 2, F = 3584, X = 8, XU = 2, FX = 3584, ctx = 4096;
+    } else if (strcmp(shape, "granite-3-2b") == 0) {
+        E = 2048, L = 40, H = 32, HKV = 8, F = 8192, ctx = 4096;
     } else if (strcmp(shape, "tiny") != 0) {
         fprintf(stderr, "gen-synthetic: unknown shape '%s'\n", shape);
         return 2;
+    }
+    X = opt_int(argc, argv, "--n-expert", X);
+    XU = opt_int(argc, argv, "--n-expert-used", XU ? XU : (X ? 2 : 0));
+    FX = opt_int(argc, argv, "--n-ff-exp", FX ? FX : F);
+    SWA = opt_int(argc, argv, "--n-swa", SWA);
+    if (is_moe_arch && X == 0) {
+        fprintf(stderr, "gen-synthetic: %s needs experts (--n-expert)\n", arch);
+        return 2;
+    }
+    if (X > 0 && !is_moe_arch && strcmp(arch, "llama") && !granite) {
+        fprintf(stderr, "gen-synthetic: experts are for llama, granite and the moe archs\n");
+        return 2;
+    }
+    if (olmoe) {
+        FX = F;  /* olmoe's experts use feed_forward_length */
+        HKV = H; /* and its K norm spans n_embd: no grouped-query attention */
     }
     E = opt_int(argc, argv, "--n-embd", E);
     L = opt_int(argc, argv, "--n-layer", L);
@@ -164,13 +224,15 @@ int main(int argc, char **argv)
     HKV = opt_int(argc, argv, "--n-head-kv", HKV);
     F = opt_int(argc, argv, "--n-ff", F);
     ctx = opt_int(argc, argv, "--ctx", ctx);
-    long long HD = opt_int(argc, argv, "--head-dim", E / H);
+    HD = opt_int(argc, argv, "--head-dim", HD ? HD : E / H);
     float theta = (float)atof(opt_str(argc, argv, "--rope-theta", "10000"));
     float std = (float)atof(opt_str(argc, argv, "--std", "0.08"));
     float out_std = (float)atof(opt_str(argc, argv, "--out-std", "0.3"));
     rng ^= (uint64_t)opt_int(argc, argv, "--seed", 1) * 0x9e3779b97f4a7c15ULL;
     uint32_t wtype = strcmp(type, "f16") == 0 ? INF_TYPE_F16 : INF_TYPE_F32;
-    bool qwen2 = strcmp(arch, "qwen2") == 0, qwen3 = strcmp(arch, "qwen3") == 0;
+    bool qwen2 = strcmp(arch, "qwen2") == 0 || qwen2moe;
+    bool qwen3 = strcmp(arch, "qwen3") == 0 || strcmp(arch, "qwen3moe") == 0 || gemma3;
+    const long long FS = qwen2moe ? FX * 2 : 0; /* the shared expert's width */
 
     struct inf_error err = {0};
     struct inf_gguf *g;
@@ -218,21 +280,24 @@ int main(int argc, char **argv)
     }
 
     /* the tensor list */
-    struct tensor *ts = calloc((size_t)(3 + L * 16), sizeof(*ts));
+    struct tensor *ts = calloc((size_t)(3 + L * 24), sizeof(*ts));
     int n = 0;
-#define ADD(nm, d0, d1, kind_)                                                                     \
+#define ADD3(nm, d0, d1, d2, kind_)                                                                \
     do {                                                                                           \
         snprintf(ts[n].name, sizeof(ts[n].name), "%s", nm);                                        \
         ts[n].ne[0] = (uint64_t)(d0);                                                              \
         ts[n].ne[1] = (uint64_t)(d1);                                                              \
-        ts[n].n_dims = ((d1) != 0) ? 2 : 1;                                                        \
+        ts[n].ne[2] = (uint64_t)(d2);                                                              \
+        ts[n].n_dims = (d2) != 0 ? 3 : ((d1) != 0) ? 2 : 1;                                        \
         ts[n].kind = kind_;                                                                        \
         ts[n].type = (kind_) <= 1 ? wtype : INF_TYPE_F32;                                          \
         n++;                                                                                       \
     } while (0)
+#define ADD(nm, d0, d1, kind_) ADD3(nm, d0, d1, 0, kind_)
     ADD("token_embd.weight", E, V, 0);
     ADD("output_norm.weight", E, 0, 2);
-    ADD("output.weight", E, V, 1);
+    if (!gemma2) /* gemma2's output matrix is always the embedding (llama.cpp reads no other) */
+        ADD("output.weight", E, V, 1);
     for (long long l = 0; l < L; l++) {
         char nm[64];
 #define LADD(sfx, d0, d1, kind_)                                                                   \
@@ -240,10 +305,19 @@ int main(int argc, char **argv)
         snprintf(nm, sizeof(nm), "blk.%lld.%s", l, sfx);                                           \
         ADD(nm, d0, d1, kind_);                                                                    \
     } while (0)
+#define LADD3(sfx, d0, d1, d2, kind_)                                                              \
+    do {                                                                                           \
+        snprintf(nm, sizeof(nm), "blk.%lld.%s", l, sfx);                                           \
+        ADD3(nm, d0, d1, d2, kind_);                                                               \
+    } while (0)
         LADD("attn_norm.weight", E, 0, 2);
-        LADD("attn_q.weight", E, H * HD, 0);
-        LADD("attn_k.weight", E, HKV * HD, 0);
-        LADD("attn_v.weight", E, HKV * HD, 0);
+        if (phi3) {
+            LADD("attn_qkv.weight", E, (H + 2 * HKV) * HD, 0);
+        } else {
+            LADD("attn_q.weight", E, H * HD, 0);
+            LADD("attn_k.weight", E, HKV * HD, 0);
+            LADD("attn_v.weight", E, HKV * HD, 0);
+        }
         if (qwen2) {
             LADD("attn_q.bias", H * HD, 0, 3);
             LADD("attn_k.bias", HKV * HD, 0, 3);
@@ -253,15 +327,40 @@ int main(int argc, char **argv)
             LADD("attn_q_norm.weight", HD, 0, 2);
             LADD("attn_k_norm.weight", HD, 0, 2);
         }
+        if (olmoe) {
+            LADD("attn_q_norm.weight", H * HD, 0, 2);
+            LADD("attn_k_norm.weight", HKV * HD, 0, 2);
+        }
         LADD("attn_output.weight", H * HD, E, 0);
+        if (gemma2 || gemma3)
+            LADD("post_attention_norm.weight", E, 0, 2);
         LADD("ffn_norm.weight", E, 0, 2);
-        LADD("ffn_gate.weight", E, F, 0);
-        LADD("ffn_up.weight", E, F, 0);
-        LADD("ffn_down.weight", F, E, 0);
+        if (X > 0) {
+            LADD("ffn_gate_inp.weight", E, X, 4); /* F32, as converters keep it */
+            LADD3("ffn_gate_exps.weight", E, FX, X, 0);
+            LADD3("ffn_up_exps.weight", E, FX, X, 0);
+            LADD3("ffn_down_exps.weight", FX, E, X, 0);
+            if (qwen2moe) {
+                LADD("ffn_gate_inp_shexp.weight", E, 0, 4);
+                LADD("ffn_gate_shexp.weight", E, FS, 0);
+                LADD("ffn_up_shexp.weight", E, FS, 0);
+                LADD("ffn_down_shexp.weight", FS, E, 0);
+            }
+        } else if (phi3) {
+            LADD("ffn_up.weight", E, 2 * F, 0);
+            LADD("ffn_down.weight", F, E, 0);
+        } else {
+            LADD("ffn_gate.weight", E, F, 0);
+            LADD("ffn_up.weight", E, F, 0);
+            LADD("ffn_down.weight", F, E, 0);
+        }
+        if (gemma2 || gemma3)
+            LADD("post_ffw_norm.weight", E, 0, 2);
     }
     uint64_t off = 0;
     for (int i = 0; i < n; i++) {
-        uint64_t elems = ts[i].ne[0] * (ts[i].ne[1] ? ts[i].ne[1] : 1);
+        uint64_t elems =
+            ts[i].ne[0] * (ts[i].ne[1] ? ts[i].ne[1] : 1) * (ts[i].ne[2] ? ts[i].ne[2] : 1);
         ts[i].offset = off;
         ts[i].bytes = elems * (ts[i].type == INF_TYPE_F16 ? 2 : 4);
         off += (ts[i].bytes + 31) / 32 * 32;
@@ -273,26 +372,65 @@ int main(int argc, char **argv)
         return 1;
     }
     char key[128];
+    /* the architecture's metadata, counted, into a buffer file first */
+    FILE *kf = tmpfile();
+    if (!kf) {
+        perror("tmpfile");
+        return 1;
+    }
+    kv_str(kf, "general.architecture", arch);
+    kv_str(kf, "general.name", "synthetic");
+    kv_u32(kf, "general.file_type", wtype == INF_TYPE_F16 ? 1 : 0);
+#define AKEY(s) (snprintf(key, sizeof(key), "%s.%s", arch, s), key)
+    kv_u32(kf, AKEY("context_length"), (uint32_t)ctx);
+    kv_u32(kf, AKEY("embedding_length"), (uint32_t)E);
+    kv_u32(kf, AKEY("block_count"), (uint32_t)L);
+    kv_u32(kf, AKEY("feed_forward_length"), (uint32_t)F);
+    kv_u32(kf, AKEY("attention.head_count"), (uint32_t)H);
+    kv_u32(kf, AKEY("attention.head_count_kv"), (uint32_t)HKV);
+    kv_f32(kf, AKEY("attention.layer_norm_rms_epsilon"), 1e-5f);
+    kv_f32(kf, AKEY("rope.freq_base"),
+           gemma3 && !opt_str(argc, argv, "--rope-theta", NULL) ? 1000000.0f : theta);
+    if (HD != E / H || qwen3) {
+        kv_u32(kf, AKEY("attention.key_length"), (uint32_t)HD);
+        kv_u32(kf, AKEY("attention.value_length"), (uint32_t)HD);
+    }
+    if (X > 0) {
+        kv_u32(kf, AKEY("expert_count"), (uint32_t)X);
+        kv_u32(kf, AKEY("expert_used_count"), (uint32_t)XU);
+        if (!olmoe)
+            kv_u32(kf, AKEY("expert_feed_forward_length"), (uint32_t)FX);
+        if (qwen2moe)
+            kv_u32(kf, AKEY("expert_shared_feed_forward_length"), (uint32_t)FS);
+    }
+    if (gemma2) {
+        kv_f32(kf, AKEY("attn_logit_softcapping"), 50.0f);
+        kv_f32(kf, AKEY("final_logit_softcapping"), 30.0f);
+    }
+    if ((gemma2 || gemma3) && SWA > 0)
+        kv_u32(kf, AKEY("attention.sliding_window"), (uint32_t)SWA);
+    if (gemma3)
+        kv_f32(kf, AKEY("rope.freq_base_swa"), 10000.0f);
+    if (granite) {
+        kv_f32(kf, AKEY("logit_scale"), 8.0f);
+        kv_f32(kf, AKEY("residual_scale"), 0.22f);
+        kv_f32(kf, AKEY("embedding_scale"), 12.0f);
+        kv_f32(kf, AKEY("attention.scale"), 0.015625f);
+    }
+    const long kv_len = ftell(kf);
+    char *kv_bytes = malloc((size_t)kv_len + 1);
+    rewind(kf);
+    if (!kv_bytes || fread(kv_bytes, 1, (size_t)kv_len, kf) != (size_t)kv_len) {
+        fprintf(stderr, "gen-synthetic: cannot read back the metadata\n");
+        return 1;
+    }
+    fclose(kf);
     fwrite("GGUF", 1, 4, f);
     w_u32(f, 3);
     w_u64(f, (uint64_t)n);
-    w_u64(f, 11 + (qwen3 ? 2 : 0) + n_copy + (tpl ? 1 : 0));
-    kv_str(f, "general.architecture", arch);
-    kv_str(f, "general.name", "synthetic");
-    kv_u32(f, "general.file_type", wtype == INF_TYPE_F16 ? 1 : 0);
-#define AKEY(s) (snprintf(key, sizeof(key), "%s.%s", arch, s), key)
-    kv_u32(f, AKEY("context_length"), (uint32_t)ctx);
-    kv_u32(f, AKEY("embedding_length"), (uint32_t)E);
-    kv_u32(f, AKEY("block_count"), (uint32_t)L);
-    kv_u32(f, AKEY("feed_forward_length"), (uint32_t)F);
-    kv_u32(f, AKEY("attention.head_count"), (uint32_t)H);
-    kv_u32(f, AKEY("attention.head_count_kv"), (uint32_t)HKV);
-    kv_f32(f, AKEY("attention.layer_norm_rms_epsilon"), 1e-5f);
-    kv_f32(f, AKEY("rope.freq_base"), theta);
-    if (qwen3) {
-        kv_u32(f, AKEY("attention.key_length"), (uint32_t)HD);
-        kv_u32(f, AKEY("attention.value_length"), (uint32_t)HD);
-    }
+    w_u64(f, n_kv_written + n_copy + (tpl ? 1 : 0));
+    fwrite(kv_bytes, 1, (size_t)kv_len, f);
+    free(kv_bytes);
     for (size_t i = 0; i < inf_gguf_n_kv(g); i++) {
         const struct inf_gguf_kv *kv = inf_gguf_kv_at(g, i);
         if (kv->key.len > 10 && memcmp(kv->key.data, "tokenizer.", 10) == 0 &&
@@ -309,28 +447,31 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; i++) {
         w_str(f, ts[i].name);
         w_u32(f, (uint32_t)ts[i].n_dims);
-        w_u64(f, ts[i].ne[0]);
-        if (ts[i].n_dims == 2)
-            w_u64(f, ts[i].ne[1]);
+        for (int d = 0; d < ts[i].n_dims; d++)
+            w_u64(f, ts[i].ne[d]);
         w_u32(f, ts[i].type);
         w_u64(f, ts[i].offset);
     }
     long pos = ftell(f);
     static const char zeros[32];
     fwrite(zeros, 1, (size_t)((32 - pos % 32) % 32), f);
-    size_t widest = (size_t)(E > F ? E : F);
+    size_t widest = (size_t)(E > 2 * F ? E : 2 * F);
+    if ((size_t)FX > widest)
+        widest = (size_t)FX;
     if ((size_t)(H * HD) > widest)
         widest = (size_t)(H * HD);
     float *row = malloc(widest * sizeof(float));
     uint16_t *row16 = malloc(widest * sizeof(uint16_t));
     for (int i = 0; i < n; i++) {
-        uint64_t rows = ts[i].ne[1] ? ts[i].ne[1] : 1, cols = ts[i].ne[0];
+        uint64_t rows = (ts[i].ne[1] ? ts[i].ne[1] : 1) * (ts[i].ne[2] ? ts[i].ne[2] : 1);
+        uint64_t cols = ts[i].ne[0];
         for (uint64_t r = 0; r < rows; r++) {
             for (uint64_t c = 0; c < cols; c++) {
                 float x = normal();
                 row[c] = ts[i].kind == 0   ? x * std
                          : ts[i].kind == 1 ? x * out_std
                          : ts[i].kind == 2 ? 1.0f + 0.05f * x
+                         : ts[i].kind == 4 ? x * std
                                            : 0.05f * x;
             }
             if (ts[i].type == INF_TYPE_F16) {
@@ -347,8 +488,8 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("wrote %s: %s, n_embd %lld, n_layer %lld, heads %lld/%lld, head_dim %lld, n_ff %lld, "
-           "vocab %llu, %s\n",
-           out, arch, E, L, H, HKV, HD, F, (unsigned long long)V, type);
+           "experts %lld/%lld of %lld, window %lld, vocab %llu, %s\n",
+           out, arch, E, L, H, HKV, HD, F, XU, X, FX, SWA, (unsigned long long)V, type);
     free(row);
     free(row16);
     free(ts);

@@ -44,9 +44,10 @@ inf_status inf__attn_init(struct inf_context *ctx, struct inf_error *err)
     a->n_threads = inf_threadpool_n_threads(ctx->pool);
     a->tok = calloc(nb, sizeof(*a->tok));
     a->nvis = calloc(nb, sizeof(*a->nvis));
+    a->first = calloc(nb, sizeof(*a->first));
     a->items = calloc(nb, sizeof(*a->items));
     a->ws = calloc((size_t)a->n_threads, sizeof(*a->ws));
-    if (!a->tok || !a->nvis || !a->items || !a->ws)
+    if (!a->tok || !a->nvis || !a->first || !a->items || !a->ws)
         return inf_error_set(err, INF_ENOMEM, "out of memory for the attention plan");
     for (int i = 0; i < a->n_threads; i++) {
         struct inf__attn_ws *w = &a->ws[i];
@@ -88,6 +89,7 @@ void inf__attn_free(struct inf_context *ctx)
     free(a->keys);
     free(a->tok);
     free(a->nvis);
+    free(a->first);
     free(a->items);
     memset(a, 0, sizeof(*a));
 }
@@ -183,6 +185,20 @@ inf_status inf__attn_plan(struct inf_context *ctx, int n, struct inf_error *err)
                     hi = mid;
             }
             a->nvis[t] = (int32_t)lo;
+            /* at sliding-window layers it sees from the first cell at a position > pos - n_swa */
+            a->first[t] = 0;
+            if (ctx->model->hp.has_swa && (int64_t)p >= ctx->model->hp.n_swa) {
+                const uint32_t p0 = p - (uint32_t)ctx->model->hp.n_swa + 1;
+                size_t l2 = 0, h2 = lo;
+                while (l2 < h2) {
+                    const size_t mid = (l2 + h2) / 2;
+                    if ((uint32_t)(keys[mid] >> 32) < p0)
+                        l2 = mid + 1;
+                    else
+                        h2 = mid;
+                }
+                a->first[t] = (int32_t)l2;
+            }
         }
         for (int i = 0; i < gcount[g]; i += a->qb) {
             struct inf__attn_item *it = &a->items[a->n_items++];
@@ -190,9 +206,14 @@ inf_status inf__attn_plan(struct inf_context *ctx, int n, struct inf_error *err)
             it->tok0 = gstart[g] + i;
             it->n_tok = gcount[g] - i < a->qb ? gcount[g] - i : a->qb;
             it->max_vis = 0;
+            it->min_first = INT32_MAX;
+            it->max_first = 0;
             for (int j = 0; j < it->n_tok; j++) {
                 const int32_t v = a->nvis[a->tok[it->tok0 + j]];
+                const int32_t f = a->first[a->tok[it->tok0 + j]];
                 it->max_vis = v > it->max_vis ? v : it->max_vis;
+                it->min_first = f < it->min_first ? f : it->min_first;
+                it->max_first = f > it->max_first ? f : it->max_first;
             }
         }
         off += nk;
@@ -238,6 +259,55 @@ static void load_tile(const struct inf_context *ctx, void *cache, const uint64_t
     }
 }
 
+/* q . k over hd floats, in 8 lanes (the compiler vectorizes it) */
+static float dot_hd(const float *q, const float *k, int hd)
+{
+    float acc[8] = {0};
+    int d = 0;
+    for (; d + 8 <= hd; d += 8)
+        for (int i = 0; i < 8; i++)
+            acc[i] += q[d + i] * k[d + i];
+    float sum = 0.0f;
+    for (; d < hd; d++)
+        sum += q[d] * k[d];
+    return sum + ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+/*
+ * One tile for one query row, the general way: the cells [j_lo, j_hi) of the tile, scores
+ * scaled, soft-capped (cap != 0: s -> cap tanh(s / cap)), folded into the row's online softmax
+ * (m, l, acc). For sliding-window layers (a window that starts inside the tile) and gemma2's
+ * capped scores, which the tile kernels do not do.
+ */
+static void tile_row_general(int hd, const float *q, const float *kt, const float *vt, int j_lo,
+                             int j_hi, float scale, float cap, float *m, float *l, float *acc)
+{
+    float sc[NT];
+    float mx = *m;
+    for (int j = j_lo; j < j_hi; j++) {
+        float v = dot_hd(q, kt + (size_t)j * (size_t)hd, hd) * scale;
+        if (cap != 0.0f)
+            v = cap * tanhf(v / cap);
+        sc[j] = v;
+        mx = v > mx ? v : mx;
+    }
+    if (j_lo >= j_hi)
+        return;
+    const float corr = *m == -INFINITY ? 0.0f : expf(*m - mx);
+    float sum = *l * corr;
+    for (int d = 0; d < hd; d++)
+        acc[d] *= corr;
+    for (int j = j_lo; j < j_hi; j++) {
+        const float p = expf(sc[j] - mx);
+        sum += p;
+        const float *vr = vt + (size_t)j * (size_t)hd;
+        for (int d = 0; d < hd; d++)
+            acc[d] += p * vr[d];
+    }
+    *m = mx;
+    *l = sum;
+}
+
 static void attn_task(void *arg, int ith, int nth)
 {
     (void)nth;
@@ -248,7 +318,9 @@ static void attn_task(void *arg, int ith, int nth)
     struct inf__attn_ws *w = &a->ws[ith];
     const int hd = hp->head_dim, n_kvh = hp->n_head_kv, group = hp->n_head / hp->n_head_kv;
     const size_t nq = (size_t)hp->n_head * (size_t)hd;
-    const float scale = 1.0f / sqrtf((float)hd);
+    const float scale = hp->attn_scale;
+    const float cap = hp->attn_softcap;
+    const bool swa = ctx->model->layers[job->il].swa;
     void *kc = ctx->k_cache[job->il], *vc = ctx->v_cache[job->il];
     struct inf__scratch *s = &ctx->scratch;
 
@@ -272,10 +344,26 @@ static void attn_task(void *arg, int ith, int nth)
             }
         }
         const uint64_t *keys = a->keys + it->key0;
-        for (int j0 = 0; j0 < it->max_vis; j0 += NT) {
+        const bool general = cap != 0.0f || (swa && it->max_first > 0);
+        const int j_start = swa ? it->min_first / NT * NT : 0;
+        for (int j0 = j_start; j0 < it->max_vis; j0 += NT) {
             const int nt = it->max_vis - j0 < NT ? it->max_vis - j0 : NT;
             load_tile(ctx, kc, keys + j0, nt, kvh, w->kt);
             load_tile(ctx, vc, keys + j0, nt, kvh, w->vt);
+            if (general) {
+                for (int b = 0; b < it->n_tok; b++) {
+                    const int t = a->tok[it->tok0 + b];
+                    int hi = a->nvis[t] - j0, lo = swa ? a->first[t] - j0 : 0;
+                    hi = hi < 0 ? 0 : hi > nt ? nt : hi;
+                    lo = lo < 0 ? 0 : lo > hi ? hi : lo;
+                    for (int h = 0; h < group; h++) {
+                        const int r = b * group + h;
+                        tile_row_general(hd, w->q[r], w->kt, w->vt, lo, hi, scale, cap, &w->m[r],
+                                         &w->l[r], w->acc[r]);
+                    }
+                }
+                continue;
+            }
             for (int b = 0; b < it->n_tok; b++) {
                 int v = a->nvis[a->tok[it->tok0 + b]] - j0;
                 v = v < 0 ? 0 : v > nt ? nt : v;

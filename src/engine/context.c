@@ -58,6 +58,13 @@ void inf_context_free(struct inf_context *ctx)
     free(s->gate);
     free(s->up);
     free(s->act);
+    free(s->router);
+    free(s->sel);
+    free(s->sel_w);
+    free(s->rows);
+    free(s->moe_in);
+    free(s->moe_out);
+    free(s->shexp);
     free(ctx->b_pos);
     free(ctx->b_seq);
     free(ctx->b_cell);
@@ -150,8 +157,27 @@ inf_status inf_context_new(struct inf_model *model, const struct inf_context_par
     s->k = xcalloc(nb * nkv, sizeof(float), &scratch);
     s->v = xcalloc(nb * nkv, sizeof(float), &scratch);
     s->attn = xcalloc(nb * nq, sizeof(float), &scratch);
-    s->gate = xcalloc(nb * (size_t)hp->n_ff, sizeof(float), &scratch);
-    s->up = xcalloc(nb * (size_t)hp->n_ff, sizeof(float), &scratch);
+    size_t ff = (size_t)hp->n_ff;
+    if (hp->n_expert > 0) {
+        /* the experts' width, the shared expert's (n_ff when not given) */
+        if ((size_t)hp->n_ff_exp > ff)
+            ff = (size_t)hp->n_ff_exp;
+        if ((size_t)hp->n_ff_shexp > ff)
+            ff = (size_t)hp->n_ff_shexp;
+        const size_t X = (size_t)hp->n_expert, K = (size_t)hp->n_expert_used;
+        s->router = xcalloc(nb * X, sizeof(float), &scratch);
+        s->sel = xcalloc(nb * K, sizeof(int32_t), &scratch);
+        s->sel_w = xcalloc(nb * K, sizeof(float), &scratch);
+        s->rows = xcalloc(nb * K, sizeof(int32_t), &scratch);
+        s->moe_in = xcalloc(nb * E, sizeof(float), &scratch);
+        s->moe_out = xcalloc(nb * K * E, sizeof(float), &scratch);
+        s->shexp = xcalloc(nb * E, sizeof(float), &scratch);
+        if (!s->router || !s->sel || !s->sel_w || !s->rows || !s->moe_in || !s->moe_out ||
+            !s->shexp)
+            goto oom;
+    }
+    s->gate = xcalloc(nb * ff, sizeof(float), &scratch);
+    s->up = xcalloc(nb * ff, sizeof(float), &scratch);
     s->act_bytes = inf__act_bytes(model, (int)nb);
     s->act = xcalloc(s->act_bytes, 1, &scratch);
     ctx->b_pos = xcalloc(nb, sizeof(int32_t), &scratch);
@@ -161,6 +187,15 @@ inf_status inf_context_new(struct inf_model *model, const struct inf_context_par
         !ctx->b_pos || !ctx->b_seq || !ctx->b_cell)
         goto oom;
     s->total_bytes = scratch;
+    /* RoPE factors: Llama 3's fixed ones, or LongRoPE's long ones once a sequence may pass the
+     * original context (llama.cpp's rule, on the context size per sequence) */
+    ctx->rope_ff = model->rope_freqs.data ? (const float *)model->rope_freqs.data : NULL;
+    if (model->rope_long.data || model->rope_short.data) {
+        const uint32_t per_seq = ctx->n_ctx / params->n_seq_max;
+        const struct inf__tensor *f =
+            per_seq > (uint32_t)hp->rope_n_ctx_orig ? &model->rope_long : &model->rope_short;
+        ctx->rope_ff = f->data ? (const float *)f->data : NULL;
+    }
     if (params->embeddings) {
         ctx->embd_seq = calloc((size_t)INF__MAX_SEQ * E, sizeof(float));
         if (!ctx->embd_seq)

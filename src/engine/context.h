@@ -15,7 +15,15 @@ struct inf__scratch {
     float *attn;  /* [n_batch][n_head*head_dim] */
     float *gate;  /* [n_batch][n_ff] */
     float *up;    /* [n_batch][n_ff] */
-    void *act;    /* quantized activations for the matrix products */
+    /* mixture of experts (NULL for dense models) */
+    float *router;  /* [n_batch][n_expert] the router's probabilities */
+    int32_t *sel;   /* [n_batch][n_expert_used] the selected experts, best first */
+    float *sel_w;   /* [n_batch][n_expert_used] their weights */
+    int32_t *rows;  /* [n_batch * n_expert_used] (token * n_expert_used + slot) per expert */
+    float *moe_in;  /* [n_batch][n_embd] the rows routed to one expert */
+    float *moe_out; /* [n_batch][n_expert_used][n_embd] each slot's expert output */
+    float *shexp;   /* [n_batch][n_embd] the shared expert's output */
+    void *act;      /* quantized activations for the matrix products */
     size_t act_bytes;
     size_t total_bytes;
 };
@@ -25,6 +33,8 @@ struct inf__attn_item {
     int64_t key0;        /* first of its group's sorted cells in keys */
     int32_t tok0, n_tok; /* its tokens: tok[tok0 .. tok0 + n_tok) */
     int32_t max_vis;     /* the most cells any of them sees */
+    int32_t min_first;   /* at sliding-window layers: the first cell any of them sees, */
+    int32_t max_first;   /* and the last of their first cells */
 };
 struct inf__attn_ws { /* per thread */
     float *kt, *vt;   /* [INF_ATTN_TILE][head_dim] */
@@ -41,6 +51,7 @@ struct inf__attn {
     int32_t *tok;  /* [n_batch] the chunk's tokens grouped by sequence */
     int32_t *nvis; /* [n_batch] cells seen by token t: a prefix of its group's keys */
     struct inf__attn_item *items; /* [n_batch] */
+    int32_t *first;               /* [n_batch] first key token t sees at a sliding-window layer */
     int n_items, qb, rows_max, n_threads;
     struct inf__attn_ws *ws; /* [n_threads] */
 };
@@ -55,8 +66,7 @@ enum inf__stage {
     INF__ST_ATTN,
     INF__ST_WO,
     INF__ST_NORM,
-    INF__ST_GATE_UP,
-    INF__ST_DOWN,
+    INF__ST_FFN,
     INF__ST_OUTPUT,
     INF__ST_COUNT
 };
@@ -75,6 +85,7 @@ struct inf_context {
     size_t kv_head_bytes;       /* one head of one cell */
     size_t kv_bytes;
     struct inf__scratch scratch;
+    const float *rope_ff; /* RoPE frequency factors: Llama 3's, or phi3's long or short ones */
     struct inf__attn attn;
     struct inf_threadpool *pool;
 

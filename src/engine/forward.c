@@ -3,11 +3,13 @@
  * of tokens from any number of sequences, with the KV cache of the context.
  *
  * Per layer: RMS norm -> Q, K, V projections (+ biases for qwen2) -> per-head
- * RMS norm of Q and K (qwen3) -> RoPE -> K and V stored in the cache cells of
+ * RMS norm of Q and K (qwen3, gemma3) -> RoPE -> K and V stored in the cache cells of
  * the batch -> attention of each token over the cells of its own sequence at
- * positions <= its own -> output projection + residual -> RMS norm -> SwiGLU
- * feed-forward + residual. Then the final norm and the output matrix for the
- * tokens whose logits are wanted.
+ * positions <= its own (and within the window at sliding-window layers) -> output
+ * projection (+ post-norm for gemma, x residual_scale for granite) + residual -> RMS
+ * norm -> SwiGLU or GeGLU feed-forward, or the selected experts of a mixture (+ the
+ * shared expert) -> (post-norm) + residual. Then the final norm and the output matrix
+ * for the tokens whose logits are wanted (soft-capped for gemma2, scaled for granite).
  */
 #include <math.h>
 #include <stdio.h>
@@ -23,13 +25,13 @@
 
 /* Rotate Q (n_head heads) and K (n_head_kv heads) of one token at position pos: the cos/sin
  * cache is built once and used for both. */
-static void rope_qk(const struct inf__hparams *hp, const float *freq_factors, float *q, float *k,
-                    int32_t pos, float *cache)
+static void rope_qk(const struct inf__hparams *hp, const struct inf__layer *L,
+                    const float *freq_factors, float *q, float *k, int32_t pos, float *cache)
 {
     struct inf_rope_params p = {
         .n_rot = hp->n_rot,
-        .freq_base = hp->rope_base,
-        .freq_scale = hp->rope_freq_scale,
+        .freq_base = L->rope_base,
+        .freq_scale = L->rope_fscale,
         .freq_factors = freq_factors,
         .n_ctx_orig = hp->rope_n_ctx_orig,
         .ext_factor = hp->yarn_ext_factor,
@@ -51,6 +53,8 @@ struct tok_job {
     const struct inf__layer *L;
     int il, n;
     const float *norm; /* add_norm: the RMS norm weight, NULL for the add alone */
+    const float *post; /* add_norm: a norm of the branch output before the add (gemma) */
+    const float *bias; /* add_norm: a bias of the branch output (granite's attention output) */
 };
 
 static void run_tokens(struct inf_context *ctx, inf_task_fn fn, struct tok_job *job)
@@ -71,7 +75,7 @@ static void qkv_post_task(void *arg, int ith, int nth)
     const struct inf__layer *L = j->L;
     struct inf__scratch *s = &ctx->scratch;
     const int hd = hp->head_dim, nq = hp->n_head * hd, nkv = hp->n_head_kv * hd;
-    const float *ff = m->rope_freqs.data ? (const float *)m->rope_freqs.data : NULL;
+    const float *ff = ctx->rope_ff;
     float *cache = ctx->attn.ws[ith].rope;
     int64_t t0, t1;
     inf_split_rows(j->n, ith, nth, 1, &t0, &t1);
@@ -84,7 +88,11 @@ static void qkv_post_task(void *arg, int ith, int nth)
             inf__add(k, (const float *)L->bk.data, nkv);
         if (L->bv.data)
             inf__add(v, (const float *)L->bv.data, nkv);
-        if (L->q_norm.data) {
+        if (L->q_norm.data && L->q_norm.ne[0] != hd) {
+            /* olmoe: one norm over all heads */
+            inf__rms_norm(q, (const float *)L->q_norm.data, nq, hp->rms_eps, q);
+            inf__rms_norm(k, (const float *)L->k_norm.data, nkv, hp->rms_eps, k);
+        } else if (L->q_norm.data) {
             for (int h = 0; h < hp->n_head; h++)
                 inf__rms_norm(q + (size_t)h * hd, (const float *)L->q_norm.data, hd, hp->rms_eps,
                               q + (size_t)h * hd);
@@ -92,12 +100,13 @@ static void qkv_post_task(void *arg, int ith, int nth)
                 inf__rms_norm(k + (size_t)h * hd, (const float *)L->k_norm.data, hd, hp->rms_eps,
                               k + (size_t)h * hd);
         }
-        rope_qk(hp, ff, q, k, ctx->b_pos[t], cache);
+        rope_qk(hp, L, ff, q, k, ctx->b_pos[t], cache);
         inf__kv_store(ctx, j->il, ctx->b_cell[t], k, v);
     }
 }
 
-/* x += xn (unless il < 0: the first norm), then xn = rms_norm(x) * norm when norm is given */
+/* x += f(xn) (unless il < 0: the first norm), then xn = rms_norm(x) * norm when norm is given;
+ * f adds the bias, applies the post-norm, scales by residual_scale, as the model has them */
 static void add_norm_task(void *arg, int ith, int nth)
 {
     const struct tok_job *j = arg;
@@ -109,10 +118,188 @@ static void add_norm_task(void *arg, int ith, int nth)
     inf_split_rows(j->n, ith, nth, 1, &t0, &t1);
     for (int64_t t = t0; t < t1; t++) {
         float *x = s->x + (size_t)t * E, *xn = s->xn + (size_t)t * E;
-        if (j->il >= 0)
+        if (j->il >= 0) {
+            if (j->bias)
+                inf__add(xn, j->bias, E);
+            if (j->post)
+                inf__rms_norm(xn, j->post, E, hp->rms_eps, xn);
+            if (hp->residual_scale != 0.0f)
+                inf_scale(E, xn, hp->residual_scale);
             inf__add(x, xn, E);
+        }
         if (j->norm)
             inf__rms_norm(x, j->norm, E, hp->rms_eps, xn);
+    }
+}
+
+/* the feed-forward activation over the chunk's rows when it is not fused into the product:
+ * biases of gate and up, then SwiGLU or GeGLU into gate */
+static void ffn_act_task(void *arg, int ith, int nth)
+{
+    const struct tok_job *j = arg;
+    struct inf_context *ctx = j->ctx;
+    const struct inf__hparams *hp = &ctx->model->hp;
+    const struct inf__layer *L = j->L;
+    struct inf__scratch *s = &ctx->scratch;
+    const int F = (int)L->w_gate.ne[1];
+    int64_t t0, t1;
+    inf_split_rows(j->n, ith, nth, 1, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++) {
+        float *g = s->gate + (size_t)t * F, *u = s->up + (size_t)t * F;
+        if (L->b_gate.data)
+            inf__add(g, (const float *)L->b_gate.data, F);
+        if (L->b_up.data)
+            inf__add(u, (const float *)L->b_up.data, F);
+        if (hp->act == INF_FFN_GELU)
+            inf__geglu(g, u, (size_t)F);
+        else
+            inf__swiglu(g, u, (size_t)F);
+    }
+}
+
+/* the dense feed-forward of the rows in s->xn, into s->xn */
+static void ffn_dense(struct inf_context *ctx, const struct inf__layer *L, int n)
+{
+    struct inf__scratch *s = &ctx->scratch;
+    const bool fused = ctx->model->hp.act == INF_FFN_SILU && !L->b_gate.data && !L->b_up.data;
+    inf__matmul_gate_up(ctx, L, s->xn, n, s->gate, s->up, fused);
+    if (!fused) {
+        struct tok_job job = {.ctx = ctx, .L = L, .n = n};
+        run_tokens(ctx, ffn_act_task, &job);
+    }
+    inf__matmul(ctx, &L->w_down, s->gate, n, s->xn);
+    if (L->b_down.data)
+        for (int t = 0; t < n; t++)
+            inf__add(s->xn + (size_t)t * L->w_down.ne[1], (const float *)L->b_down.data,
+                     (int)L->w_down.ne[1]);
+}
+
+/* Expert e's matrix of a stack of n_expert matrices. */
+static struct inf__tensor expert_view(const struct inf__tensor *t, int e)
+{
+    struct inf__tensor v = *t;
+    v.ne[2] = 1;
+    v.data = (const char *)t->data + (size_t)e * (size_t)t->ne[1] * t->row_bytes;
+    return v;
+}
+
+/* The router of one token as llama.cpp computes it: the softmax of its logits (p), the
+ * n_used most probable experts best first (ties to the lower index), their probabilities,
+ * renormalized to sum 1 (clamped away from 0) and scaled where the model says so. */
+static void route(const struct inf__hparams *hp, float *p, int32_t *sel, float *w)
+{
+    const int X = hp->n_expert, K = hp->n_expert_used;
+    float mx = -INFINITY;
+    for (int e = 0; e < X; e++)
+        mx = p[e] > mx ? p[e] : mx;
+    double sum = 0.0;
+    for (int e = 0; e < X; e++) {
+        p[e] = expf(p[e] - mx);
+        sum += (double)p[e];
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int e = 0; e < X; e++)
+        p[e] *= inv;
+    for (int j = 0; j < K; j++) {
+        int best = -1;
+        for (int e = 0; e < X; e++) {
+            bool taken = false;
+            for (int i = 0; i < j && !taken; i++)
+                taken = sel[i] == e;
+            if (!taken && (best < 0 || p[e] > p[best]))
+                best = e;
+        }
+        sel[j] = best;
+        w[j] = p[best];
+    }
+    if (hp->expert_norm_w) {
+        float total = 0.0f;
+        for (int j = 0; j < K; j++)
+            total += w[j];
+        if (total < 6.103515625e-5f)
+            total = 6.103515625e-5f;
+        for (int j = 0; j < K; j++)
+            w[j] /= total;
+    }
+    if (hp->expert_w_scale != 0.0f && hp->expert_w_scale != 1.0f)
+        for (int j = 0; j < K; j++)
+            w[j] *= hp->expert_w_scale;
+}
+
+/*
+ * The mixture-of-experts feed-forward of the rows in s->xn, into s->xn. Each expert that some
+ * row selected runs once over the rows routed to it (gathered), so only the selected experts'
+ * weights are read; each slot's output is weighted, and a row's slots are summed best first (as
+ * llama.cpp adds them). The shared expert, where there is one, runs on every row first.
+ */
+static void ffn_moe(struct inf_context *ctx, const struct inf__layer *L, int n)
+{
+    const struct inf__hparams *hp = &ctx->model->hp;
+    struct inf__scratch *s = &ctx->scratch;
+    const int E = hp->n_embd, X = hp->n_expert, K = hp->n_expert_used;
+    const size_t rowE = (size_t)E * sizeof(float);
+
+    if (L->gate_shexp.data) {
+        const int FS = (int)L->gate_shexp.ne[1];
+        inf__matmul_pair(ctx, &L->gate_shexp, &L->up_shexp, s->xn, n, s->gate, s->up, true);
+        inf__matmul(ctx, &L->down_shexp, s->gate, n, s->shexp);
+        (void)FS;
+        if (L->gate_inp_shexp.data) {
+            /* qwen2moe: scaled by sigmoid(x . w) */
+            struct inf__tensor gi = L->gate_inp_shexp;
+            gi.ne[1] = 1;
+            inf__matmul(ctx, &gi, s->xn, n, s->router);
+            for (int t = 0; t < n; t++) {
+                const float g = 1.0f / (1.0f + expf(-s->router[t]));
+                inf_scale(E, s->shexp + (size_t)t * E, g);
+            }
+        }
+    }
+
+    inf__matmul(ctx, &L->gate_inp, s->xn, n, s->router);
+    int cnt[1024] = {0}, off[1025];
+    for (int t = 0; t < n; t++) {
+        route(hp, s->router + (size_t)t * X, s->sel + (size_t)t * K, s->sel_w + (size_t)t * K);
+        for (int j = 0; j < K; j++)
+            cnt[s->sel[(size_t)t * K + j]]++;
+    }
+    off[0] = 0;
+    for (int e = 0; e < X; e++)
+        off[e + 1] = off[e] + cnt[e];
+    {
+        int fill[1024];
+        memcpy(fill, off, sizeof(int) * (size_t)X);
+        for (int r = 0; r < n * K; r++)
+            s->rows[fill[s->sel[r]]++] = r;
+    }
+    for (int e = 0; e < X; e++) {
+        const int m = cnt[e];
+        if (!m)
+            continue;
+        const int32_t *rows = s->rows + off[e];
+        for (int i = 0; i < m; i++)
+            memcpy(s->moe_in + (size_t)i * E, s->xn + (size_t)(rows[i] / K) * E, rowE);
+        const struct inf__tensor g = expert_view(&L->gate_exps, e);
+        const struct inf__tensor u = expert_view(&L->up_exps, e);
+        const struct inf__tensor d = expert_view(&L->down_exps, e);
+        inf__matmul_pair(ctx, &g, &u, s->moe_in, m, s->gate, s->up, true);
+        inf__matmul(ctx, &d, s->gate, m, s->moe_in);
+        for (int i = 0; i < m; i++) {
+            const float w = s->sel_w[rows[i]];
+            const float *src = s->moe_in + (size_t)i * E;
+            float *dst = s->moe_out + (size_t)rows[i] * E;
+            for (int c = 0; c < E; c++)
+                dst[c] = src[c] * w;
+        }
+    }
+    for (int t = 0; t < n; t++) {
+        float *y = s->xn + (size_t)t * E;
+        const float *o = s->moe_out + (size_t)t * K * E;
+        memcpy(y, o, rowE);
+        for (int j = 1; j < K; j++)
+            inf__add(y, o + (size_t)j * E, E);
+        if (L->gate_shexp.data)
+            inf__add(y, s->shexp + (size_t)t * E, E);
     }
 }
 
@@ -120,8 +307,12 @@ static void add_norm_task(void *arg, int ith, int nth)
 static void embed(struct inf_context *ctx, int n, const inf_token *tokens)
 {
     const int E = ctx->model->hp.n_embd;
-    for (int t = 0; t < n; t++)
+    const float sc = ctx->model->hp.embd_scale;
+    for (int t = 0; t < n; t++) {
         inf__get_row(&ctx->model->tok_embd, tokens[t], ctx->scratch.x + (size_t)t * E);
+        if (sc != 0.0f)
+            inf_scale(E, ctx->scratch.x + (size_t)t * E, sc);
+    }
 }
 
 /* ---- per-stage timers (INFERNO_PROFILE=1) ------------------------------------------------- */
@@ -137,8 +328,8 @@ static void embed(struct inf_context *ctx, int n, const inf_token *tokens)
 
 void inf__prof_report(const struct inf_context *ctx)
 {
-    static const char *const names[INF__ST_COUNT] = {
-        "embed", "qkv", "qkv_post", "attention", "wo", "norm", "gate_up", "down", "output"};
+    static const char *const names[INF__ST_COUNT] = {"embed", "qkv",  "qkv_post", "attention",
+                                                     "wo",    "norm", "ffn",      "output"};
     const struct inf__prof *p = &ctx->prof;
     if (!p->on)
         return;
@@ -191,12 +382,18 @@ void inf__forward_chunk(struct inf_context *ctx, int n, const inf_token *tokens,
         PROF(INF__ST_ATTN, inf__attention(ctx, il));
         PROF(INF__ST_WO, inf__matmul(ctx, &L->wo, s->attn, n, s->xn));
         job.norm = (const float *)L->ffn_norm.data;
+        job.post = (const float *)L->attn_post_norm.data;
+        job.bias = (const float *)L->bo.data;
         PROF(INF__ST_NORM, run_tokens(ctx, add_norm_task, &job));
-        PROF(INF__ST_GATE_UP, inf__matmul_gate_up(ctx, L, s->xn, n, s->gate, s->up));
-        PROF(INF__ST_DOWN, inf__matmul(ctx, &L->w_down, s->gate, n, s->xn));
+        if (hp->n_expert > 0)
+            PROF(INF__ST_FFN, ffn_moe(ctx, L, n));
+        else
+            PROF(INF__ST_FFN, ffn_dense(ctx, L, n));
         /* the residual, and the next layer's input norm (the last layer's is the output norm,
          * applied below to the wanted rows only) */
         job.norm = il + 1 < hp->n_layer ? (const float *)m->layers[il + 1].attn_norm.data : NULL;
+        job.post = (const float *)L->ffn_post_norm.data;
+        job.bias = NULL;
         PROF(INF__ST_NORM, run_tokens(ctx, add_norm_task, &job));
     }
 
@@ -211,4 +408,13 @@ void inf__forward_chunk(struct inf_context *ctx, int n, const inf_token *tokens,
     }
     if (n_out)
         PROF(INF__ST_OUTPUT, inf__matmul(ctx, &m->output, s->xn, n_out, logits_out));
+    if (n_out && (hp->final_softcap != 0.0f || hp->logit_scale != 0.0f)) {
+        const size_t nv = (size_t)n_out * (size_t)hp->n_vocab;
+        const float cap = hp->final_softcap;
+        if (cap != 0.0f)
+            for (size_t i = 0; i < nv; i++)
+                logits_out[i] = tanhf(logits_out[i] * (1.0f / cap)) * cap;
+        if (hp->logit_scale != 0.0f)
+            inf_scale((int64_t)nv, logits_out, 1.0f / hp->logit_scale);
+    }
 }

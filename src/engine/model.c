@@ -101,26 +101,210 @@ static inf_status tensor(const struct inf_gguf *g, const char *name, int64_t ne0
     return INF_OK;
 }
 
+/* A boolean key that older converters wrote as an integer. */
+static void opt_bool(const struct inf_gguf *g, const char *arch, const char *suffix, bool *out)
+{
+    char k[128];
+    akey(k, sizeof(k), arch, suffix);
+    const struct inf_gguf_kv *kv = inf_gguf_find_kv(g, k);
+    uint64_t u;
+    if (!kv)
+        return;
+    if (kv->value.type == INF_GGUF_TYPE_BOOL)
+        *out = kv->value.b;
+    else if (inf_gguf_value_as_u64(&kv->value, &u) == INF_OK)
+        *out = u != 0;
+}
+
+/*
+ * What the architectures beyond llama differ in, with llama.cpp's keys and defaults: the
+ * feed-forward activation, scalings and soft-caps (gemma2, granite), sliding-window layers
+ * (gemma2: every other layer from the first; gemma3: five of every six, with their own RoPE
+ * base), and the experts of mixture-of-experts models.
+ */
+static inf_status load_arch_hparams(struct inf_model *m, const char *arch, struct inf_error *err)
+{
+    struct inf__hparams *hp = &m->hp;
+    const struct inf_gguf *g = m->gguf;
+    const enum inf__arch a = hp->arch;
+
+    hp->act = INF_FFN_SILU;
+    hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
+    if (a == INF_ARCH_GEMMA2 || a == INF_ARCH_GEMMA3) {
+        hp->act = INF_FFN_GELU;
+        hp->embd_scale = sqrtf((float)hp->n_embd);
+        /* gemma's 27B scales queries by the model width per head, the others by the head size */
+        const bool is_27b = hp->n_layer == (a == INF_ARCH_GEMMA2 ? 46 : 62);
+        hp->attn_scale =
+            1.0f / sqrtf(is_27b ? (float)(hp->n_embd / hp->n_head) : (float)hp->head_dim);
+    }
+    if (a == INF_ARCH_GEMMA2) {
+        hp->attn_softcap = 50.0f;
+        hp->final_softcap = 30.0f;
+        opt_f32(g, arch, "attn_logit_softcapping", &hp->attn_softcap);
+        opt_f32(g, arch, "final_logit_softcapping", &hp->final_softcap);
+    } else if (a == INF_ARCH_GEMMA3) {
+        opt_f32(g, arch, "final_logit_softcapping", &hp->final_softcap);
+    }
+    if (a == INF_ARCH_GRANITE) {
+        char k[128];
+        akey(k, sizeof(k), arch, "logit_scale");
+        if (!inf__g_f32(g, k, &hp->logit_scale))
+            return inf_error_set(err, INF_EFORMAT, "metadata '%s' is missing", k);
+        opt_f32(g, arch, "residual_scale", &hp->residual_scale);
+        opt_f32(g, arch, "embedding_scale", &hp->embd_scale);
+        float s = 0.0f;
+        opt_f32(g, arch, "attention.scale", &s);
+        if (s != 0.0f)
+            hp->attn_scale = s;
+    }
+
+    /* sliding windows: gemma2 always (window 4096 unless given), gemma3 when the key is there;
+     * phi3's is ignored as llama.cpp ignores it (its converters do not give the layer pattern) */
+    int pattern = 0;
+    if (a == INF_ARCH_GEMMA2) {
+        hp->n_swa = 4096;
+        opt_u32(g, arch, "attention.sliding_window", &hp->n_swa);
+        pattern = 2;
+    } else if (a == INF_ARCH_GEMMA3) {
+        opt_u32(g, arch, "attention.sliding_window", &hp->n_swa);
+        pattern = hp->n_swa > 0 ? 6 : 0;
+    }
+    for (int il = 0; il < hp->n_layer; il++) {
+        m->layers[il].rope_base = hp->rope_base;
+        m->layers[il].rope_fscale = hp->rope_freq_scale;
+    }
+    if (pattern) {
+        char k[128];
+        akey(k, sizeof(k), arch, "attention.sliding_window_pattern");
+        const struct inf_gguf_kv *kv = inf_gguf_find_kv(g, k);
+        bool per_layer = kv && kv->value.type == INF_GGUF_TYPE_ARRAY;
+        if (per_layer && kv->value.arr.n != (uint64_t)hp->n_layer)
+            return inf_error_set(err, INF_EFORMAT, "metadata '%s' has %llu entries for %d layers",
+                                 k, (unsigned long long)kv->value.arr.n, hp->n_layer);
+        if (!per_layer)
+            opt_u32(g, arch, "attention.sliding_window_pattern", &pattern);
+        /* the local layers' RoPE: gemma2 the same as the global ones; gemma3 base 10000 (or
+         * rope.freq_base_swa) and no scaling */
+        float base_swa = a == INF_ARCH_GEMMA2 ? hp->rope_base : 10000.0f;
+        float fscale_swa = a == INF_ARCH_GEMMA2 ? hp->rope_freq_scale : 1.0f;
+        opt_f32(g, arch, "rope.freq_base_swa", &base_swa);
+        for (int il = 0; il < hp->n_layer; il++) {
+            struct inf__layer *L = &m->layers[il];
+            if (per_layer) {
+                struct inf_gguf_value v;
+                uint64_t u = 0;
+                inf_gguf_array_elem(&kv->value.arr, (uint64_t)il, &v);
+                L->swa = v.type == INF_GGUF_TYPE_BOOL
+                             ? v.b
+                             : inf_gguf_value_as_u64(&v, &u) == INF_OK && u;
+            } else {
+                L->swa = pattern == 0 || il % pattern < pattern - 1;
+            }
+            if (L->swa) {
+                L->rope_base = base_swa;
+                L->rope_fscale = fscale_swa;
+                hp->has_swa = true;
+            }
+        }
+        if (hp->has_swa && hp->n_swa <= 0)
+            return inf_error_set(err, INF_EFORMAT, "sliding-window layers with a window of %d",
+                                 hp->n_swa);
+    }
+
+    /* experts */
+    opt_u32(g, arch, "expert_count", &hp->n_expert);
+    opt_u32(g, arch, "expert_used_count", &hp->n_expert_used);
+    if (hp->n_expert < 0 || hp->n_expert > 1024 || hp->n_expert_used < 0 ||
+        hp->n_expert_used > hp->n_expert || (hp->n_expert > 0) != (hp->n_expert_used > 0))
+        return inf_error_set(err, INF_EFORMAT,
+                             "metadata: %d experts with %d used per token is not a valid "
+                             "mixture of experts",
+                             hp->n_expert, hp->n_expert_used);
+    const bool moe_arch = a == INF_ARCH_QWEN2MOE || a == INF_ARCH_QWEN3MOE || a == INF_ARCH_OLMOE;
+    if (moe_arch && hp->n_expert == 0)
+        return inf_error_set(err, INF_EFORMAT, "'%s' model without '%s.expert_count'", arch, arch);
+    if (hp->n_expert > 0 && a != INF_ARCH_LLAMA && a != INF_ARCH_GRANITE && !moe_arch)
+        return inf_error_set(err, INF_EUNSUPPORTED, "experts in a '%s' model are not supported",
+                             arch);
+    hp->n_ff_exp = hp->n_ff;
+    opt_u32(g, arch, "expert_feed_forward_length", &hp->n_ff_exp);
+    opt_u32(g, arch, "expert_shared_feed_forward_length", &hp->n_ff_shexp);
+    /* renormalized top-k weights: mixtral (llama), granite, qwen3moe; not qwen2moe, olmoe */
+    hp->expert_norm_w = a == INF_ARCH_LLAMA || a == INF_ARCH_GRANITE || a == INF_ARCH_QWEN3MOE;
+    opt_f32(g, arch, "expert_weights_scale", &hp->expert_w_scale);
+    opt_bool(g, arch, "expert_weights_norm", &hp->expert_norm_w);
+    return INF_OK;
+}
+
+/* A stack of n_expert matrices [ne0] x [ne1] (ne[2] = n_expert), for the experts of a layer. */
+static inf_status tensor3(const struct inf_gguf *g, const char *name, int64_t ne0, int64_t ne1,
+                          int64_t ne2, bool optional, struct inf__tensor *out,
+                          struct inf_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!inf__g_tensor(g, name, out)) {
+        if (optional)
+            return INF_OK;
+        return inf_error_set(err, INF_EFORMAT, "tensor '%s' is missing", name);
+    }
+    if (out->ne[0] != ne0 || out->ne[1] != ne1 || out->ne[2] != ne2 || out->ne[3] != 1)
+        return inf_error_set(err, INF_EFORMAT,
+                             "tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, "
+                             "%lld, %lld]",
+                             name, (long long)out->ne[0], (long long)out->ne[1],
+                             (long long)out->ne[2], (long long)out->ne[3], (long long)ne0,
+                             (long long)ne1, (long long)ne2);
+    if (!inf__g_type_computable(out->type))
+        return inf_error_set(err, INF_EUNSUPPORTED, "tensor '%s': type %s is not supported yet",
+                             name, inf__g_type_name(out->type));
+    if (!out->data)
+        return inf_error_set(err, INF_EFORMAT,
+                             "tensor '%s': data range exceeds the file or is misaligned", name);
+    return INF_OK;
+}
+
+/* Rows [r0, r0 + n) of a matrix, as a matrix of its own (the parts of a fused tensor). */
+static struct inf__tensor row_view(const struct inf__tensor *t, int64_t r0, int64_t n)
+{
+    struct inf__tensor v = *t;
+    v.ne[1] = n;
+    v.data = (const char *)t->data + (size_t)r0 * t->row_bytes;
+    return v;
+}
+
 static inf_status load_hparams(struct inf_model *m, const char *arch, struct inf_error *err)
 {
     struct inf__hparams *hp = &m->hp;
     const struct inf_gguf *g = m->gguf;
     inf_status st;
 
-    if (strcmp(arch, "llama") == 0) {
-        hp->arch = INF_ARCH_LLAMA;
-        hp->rope_pairing = INF_ROPE_ADJACENT;
-    } else if (strcmp(arch, "qwen2") == 0) {
-        hp->arch = INF_ARCH_QWEN2;
-        hp->rope_pairing = INF_ROPE_NEOX;
-    } else if (strcmp(arch, "qwen3") == 0) {
-        hp->arch = INF_ARCH_QWEN3;
-        hp->rope_pairing = INF_ROPE_NEOX;
-    } else {
+    static const struct {
+        const char *name;
+        enum inf__arch arch;
+        enum inf__rope_pairing rope;
+    } archs[] = {
+        {"llama", INF_ARCH_LLAMA, INF_ROPE_ADJACENT},
+        {"qwen2", INF_ARCH_QWEN2, INF_ROPE_NEOX},
+        {"qwen3", INF_ARCH_QWEN3, INF_ROPE_NEOX},
+        {"qwen2moe", INF_ARCH_QWEN2MOE, INF_ROPE_NEOX},
+        {"qwen3moe", INF_ARCH_QWEN3MOE, INF_ROPE_NEOX},
+        {"olmoe", INF_ARCH_OLMOE, INF_ROPE_NEOX},
+        {"gemma2", INF_ARCH_GEMMA2, INF_ROPE_NEOX},
+        {"gemma3", INF_ARCH_GEMMA3, INF_ROPE_NEOX},
+        {"phi3", INF_ARCH_PHI3, INF_ROPE_NEOX},
+        {"granite", INF_ARCH_GRANITE, INF_ROPE_ADJACENT},
+    };
+    size_t ai = 0;
+    while (ai < sizeof(archs) / sizeof(archs[0]) && strcmp(arch, archs[ai].name) != 0)
+        ai++;
+    if (ai == sizeof(archs) / sizeof(archs[0]))
         return inf_error_set(err, INF_EUNSUPPORTED,
-                             "architecture '%s' is not supported (supported: llama, qwen2, qwen3)",
+                             "architecture '%s' is not supported (supported: llama, qwen2, qwen3, "
+                             "qwen2moe, qwen3moe, olmoe, gemma2, gemma3, phi3, granite)",
                              arch);
-    }
+    hp->arch = archs[ai].arch;
+    hp->rope_pairing = archs[ai].rope;
     if ((st = req_u32(g, arch, "embedding_length", &hp->n_embd, err)) ||
         (st = req_u32(g, arch, "block_count", &hp->n_layer, err)) ||
         (st = req_u32(g, arch, "attention.head_count", &hp->n_head, err)) ||
@@ -168,6 +352,8 @@ static inf_status load_hparams(struct inf_model *m, const char *arch, struct inf
         hp->rope_scaling = INF_ROPE_SCALING_LINEAR;
     } else if (strcmp(type, "yarn") == 0) {
         hp->rope_scaling = INF_ROPE_SCALING_YARN;
+    } else if (strcmp(type, "longrope") == 0) {
+        hp->rope_scaling = INF_ROPE_SCALING_LONGROPE;
     } else {
         return inf_error_set(err, INF_EUNSUPPORTED, "RoPE scaling type '%s' is not supported",
                              type);
@@ -198,7 +384,14 @@ static inf_status load_hparams(struct inf_model *m, const char *arch, struct inf
 
 static const char *arch_name(int arch)
 {
-    return arch == INF_ARCH_QWEN2 ? "qwen2" : arch == INF_ARCH_QWEN3 ? "qwen3" : "llama";
+    static const char *const names[] = {
+        [INF_ARCH_LLAMA] = "llama",       [INF_ARCH_QWEN2] = "qwen2",
+        [INF_ARCH_QWEN3] = "qwen3",       [INF_ARCH_QWEN2MOE] = "qwen2moe",
+        [INF_ARCH_QWEN3MOE] = "qwen3moe", [INF_ARCH_OLMOE] = "olmoe",
+        [INF_ARCH_GEMMA2] = "gemma2",     [INF_ARCH_GEMMA3] = "gemma3",
+        [INF_ARCH_PHI3] = "phi3",         [INF_ARCH_GRANITE] = "granite",
+    };
+    return names[arch];
 }
 
 static inf_status load_tensors(struct inf_model *m, struct inf_error *err)
@@ -225,8 +418,9 @@ static inf_status load_tensors(struct inf_model *m, struct inf_error *err)
         m->output = m->tok_embd; /* tied embeddings */
 
     /* check block_count against the tensor set before allocating for it: every layer has at
-     * least LAYER_MIN_TENSORS tensors (norms, Q K V O, gate up down), the last one included */
-    enum { LAYER_MIN_TENSORS = 9 };
+     * least LAYER_MIN_TENSORS tensors (two norms, Q K V O or fused QKV and O, gate up down or
+     * fused gate-up and down: 6 for phi3), the last one included */
+    enum { LAYER_MIN_TENSORS = 6 };
     size_t n_tensors = inf_gguf_n_tensors(g);
     if ((uint64_t)hp->n_layer * LAYER_MIN_TENSORS > n_tensors)
         return inf_error_set(err, INF_EFORMAT,
@@ -242,30 +436,90 @@ static inf_status load_tensors(struct inf_model *m, struct inf_error *err)
     m->layers = calloc((size_t)hp->n_layer, sizeof(*m->layers));
     if (!m->layers)
         return inf_error_set(err, INF_ENOMEM, "out of memory");
+    if ((st = load_arch_hparams(m, arch_name(hp->arch), err)))
+        return st;
+    const enum inf__arch a = hp->arch;
+    if (hp->rope_scaling == INF_ROPE_SCALING_LONGROPE &&
+        ((st = tensor(g, "rope_factors_long.weight", hp->n_rot / 2, 0, true, &m->rope_long, err)) ||
+         (st =
+              tensor(g, "rope_factors_short.weight", hp->n_rot / 2, 0, true, &m->rope_short, err))))
+        return st;
+    const bool qkv_bias = a == INF_ARCH_QWEN2 || a == INF_ARCH_QWEN2MOE;
+    const bool qk_norm = a == INF_ARCH_QWEN3 || a == INF_ARCH_QWEN3MOE || a == INF_ARCH_GEMMA3;
+    const bool olmoe = a == INF_ARCH_OLMOE; /* Q/K norms over the whole projection */
+    const bool post_norms = a == INF_ARCH_GEMMA2 || a == INF_ARCH_GEMMA3;
+    const int64_t X = hp->n_expert, FX = hp->n_ff_exp, FS = hp->n_ff_shexp;
     for (int i = 0; i < hp->n_layer; i++) {
         struct inf__layer *L = &m->layers[i];
-        bool qwen2 = hp->arch == INF_ARCH_QWEN2, qwen3 = hp->arch == INF_ARCH_QWEN3;
 #define T(field, suffix, a, b, opt)                                                                \
     do {                                                                                           \
         snprintf(n, sizeof(n), "blk.%d.%s", i, suffix);                                            \
         if ((st = tensor(g, n, a, b, opt, &L->field, err)))                                        \
             return st;                                                                             \
     } while (0)
+#define T3(field, suffix, a, b, c)                                                                 \
+    do {                                                                                           \
+        snprintf(n, sizeof(n), "blk.%d.%s", i, suffix);                                            \
+        if ((st = tensor3(g, n, a, b, c, false, &L->field, err)))                                  \
+            return st;                                                                             \
+    } while (0)
         T(attn_norm, "attn_norm.weight", E, 0, false);
-        T(wq, "attn_q.weight", E, nq, false);
-        T(wk, "attn_k.weight", E, nkv, false);
-        T(wv, "attn_v.weight", E, nkv, false);
+        /* Q, K and V: separate, or fused in one matrix whose rows are Q's, K's, then V's */
+        struct inf__tensor qkv;
+        snprintf(n, sizeof(n), "blk.%d.attn_qkv.weight", i);
+        if ((st = tensor(g, n, E, nq + 2 * nkv, true, &qkv, err)))
+            return st;
+        if (qkv.data) {
+            L->wq = row_view(&qkv, 0, nq);
+            L->wk = row_view(&qkv, nq, nkv);
+            L->wv = row_view(&qkv, nq + nkv, nkv);
+        } else {
+            T(wq, "attn_q.weight", E, nq, false);
+            T(wk, "attn_k.weight", E, nkv, false);
+            T(wv, "attn_v.weight", E, nkv, false);
+        }
         T(wo, "attn_output.weight", nq, E, false);
-        T(bq, "attn_q.bias", nq, 0, !qwen2);
-        T(bk, "attn_k.bias", nkv, 0, !qwen2);
-        T(bv, "attn_v.bias", nkv, 0, !qwen2);
-        T(q_norm, "attn_q_norm.weight", hp->head_dim, 0, !qwen3);
-        T(k_norm, "attn_k_norm.weight", hp->head_dim, 0, !qwen3);
+        T(bo, "attn_output.bias", E, 0, true);
+        T(bq, "attn_q.bias", nq, 0, !qkv_bias);
+        T(bk, "attn_k.bias", nkv, 0, !qkv_bias);
+        T(bv, "attn_v.bias", nkv, 0, !qkv_bias);
+        T(q_norm, "attn_q_norm.weight", olmoe ? nq : hp->head_dim, 0, !qk_norm && !olmoe);
+        T(k_norm, "attn_k_norm.weight", olmoe ? nkv : hp->head_dim, 0, !qk_norm && !olmoe);
+        T(attn_post_norm, "post_attention_norm.weight", E, 0, !post_norms);
         T(ffn_norm, "ffn_norm.weight", E, 0, false);
-        T(w_gate, "ffn_gate.weight", E, F, false);
-        T(w_up, "ffn_up.weight", E, F, false);
-        T(w_down, "ffn_down.weight", F, E, false);
+        T(ffn_post_norm, "post_ffw_norm.weight", E, 0, !post_norms);
+        if (X > 0) {
+            T(gate_inp, "ffn_gate_inp.weight", E, X, false);
+            T3(gate_exps, "ffn_gate_exps.weight", E, FX, X);
+            T3(up_exps, "ffn_up_exps.weight", E, FX, X);
+            T3(down_exps, "ffn_down_exps.weight", FX, E, X);
+            if (a == INF_ARCH_QWEN2MOE || FS > 0) {
+                const int64_t fs = FS > 0 ? FS : F;
+                if (a == INF_ARCH_QWEN2MOE)
+                    T(gate_inp_shexp, "ffn_gate_inp_shexp.weight", E, 0, false);
+                T(gate_shexp, "ffn_gate_shexp.weight", E, fs, false);
+                T(up_shexp, "ffn_up_shexp.weight", E, fs, false);
+                T(down_shexp, "ffn_down_shexp.weight", fs, E, false);
+            }
+        } else if (a == INF_ARCH_PHI3) {
+            /* phi3's ffn_up holds the gate's rows, then the up projection's */
+            struct inf__tensor gu;
+            T(w_down, "ffn_down.weight", F, E, false);
+            snprintf(n, sizeof(n), "blk.%d.ffn_up.weight", i);
+            if ((st = tensor(g, n, E, 2 * F, false, &gu, err)))
+                return st;
+            L->w_gate = row_view(&gu, 0, F);
+            L->w_up = row_view(&gu, F, F);
+        } else {
+            T(w_gate, "ffn_gate.weight", E, F, false);
+            T(w_up, "ffn_up.weight", E, F, false);
+            T(w_down, "ffn_down.weight", F, E, false);
+            T(b_gate, "ffn_gate.bias", F, 0, true);
+            T(b_up, "ffn_up.bias", F, 0, true);
+            T(b_down, "ffn_down.bias", E, 0, true);
+        }
 #undef T
+#undef T3
         if ((L->q_norm.data != NULL) != (L->k_norm.data != NULL))
             return inf_error_set(err, INF_EFORMAT, "layer %d has only one of the Q/K norms", i);
     }
@@ -302,7 +556,23 @@ static int model_tensors(struct inf_model *m, struct inf__tensor **out, int cap)
         ADD(&L->w_gate);
         ADD(&L->w_up);
         ADD(&L->w_down);
+        ADD(&L->bo);
+        ADD(&L->b_gate);
+        ADD(&L->b_up);
+        ADD(&L->b_down);
+        ADD(&L->attn_post_norm);
+        ADD(&L->ffn_post_norm);
+        ADD(&L->gate_inp);
+        ADD(&L->gate_exps);
+        ADD(&L->up_exps);
+        ADD(&L->down_exps);
+        ADD(&L->gate_inp_shexp);
+        ADD(&L->gate_shexp);
+        ADD(&L->up_shexp);
+        ADD(&L->down_shexp);
     }
+    ADD(&m->rope_long);
+    ADD(&m->rope_short);
 #undef ADD
     return n;
 }
@@ -350,7 +620,7 @@ static void *copy_part_main(void *arg)
  */
 static bool weights_to_anon(struct inf_model *m, const char *path, bool huge_pages)
 {
-    const int cap = 8 + 16 * m->hp.n_layer;
+    const int cap = 8 + 32 * m->hp.n_layer;
     struct inf__tensor **ts = malloc((size_t)cap * sizeof(*ts));
     if (!ts)
         return false;
@@ -358,7 +628,8 @@ static bool weights_to_anon(struct inf_model *m, const char *path, bool huge_pag
     uintptr_t lo = UINTPTR_MAX, hi = 0;
     for (int i = 0; i < n; i++) {
         const uintptr_t p = (uintptr_t)ts[i]->data;
-        const uintptr_t e = p + ts[i]->row_bytes * (uintptr_t)ts[i]->ne[1];
+        const uintptr_t e = p + ts[i]->row_bytes * (uintptr_t)ts[i]->ne[1] *
+                                    (uintptr_t)ts[i]->ne[2] * (uintptr_t)ts[i]->ne[3];
         lo = p < lo ? p : lo;
         hi = e > hi ? e : hi;
     }

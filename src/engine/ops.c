@@ -2,6 +2,7 @@
 #include "engine/ops.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -35,11 +36,18 @@ void inf__matmul_qkv(struct inf_context *ctx, const struct inf__layer *L, const 
 }
 
 void inf__matmul_gate_up(struct inf_context *ctx, const struct inf__layer *L, const float *x, int n,
-                         float *gate, float *up)
+                         float *gate, float *up, bool swiglu)
 {
-    const struct inf_matmul_op ops[2] = {mm_op(&L->w_gate, gate), mm_op(&L->w_up, up)};
-    inf_matmul_multi(ctx->pool, 2, ops, L->w_gate.ne[0], x, (size_t)L->w_gate.ne[0], n,
-                     ctx->scratch.act, true, mm_flags(ctx));
+    inf__matmul_pair(ctx, &L->w_gate, &L->w_up, x, n, gate, up, swiglu);
+}
+
+void inf__matmul_pair(struct inf_context *ctx, const struct inf__tensor *w_gate,
+                      const struct inf__tensor *w_up, const float *x, int n, float *gate, float *up,
+                      bool swiglu)
+{
+    const struct inf_matmul_op ops[2] = {mm_op(w_gate, gate), mm_op(w_up, up)};
+    inf_matmul_multi(ctx->pool, 2, ops, w_gate->ne[0], x, (size_t)w_gate->ne[0], n,
+                     ctx->scratch.act, swiglu, mm_flags(ctx));
 }
 
 void inf__get_row(const struct inf__tensor *w, int64_t r, float *out)
@@ -61,6 +69,44 @@ void inf__add(float *x, const float *y, int n)
 void inf__swiglu(float *gate, const float *up, size_t n)
 {
     inf_swiglu((int64_t)n, gate, up);
+}
+
+/* GELU with the tanh approximation, looked up as ggml does: the input rounded to fp16, the
+ * result of every fp16 input precomputed and itself rounded to fp16 (outside [-10, 10] the
+ * function is 0 or x). Matching this rounding is what keeps gemma's tokens equal to llama.cpp's. */
+static float gelu_table[65536];
+static pthread_once_t gelu_once = PTHREAD_ONCE_INIT;
+
+static void gelu_init(void)
+{
+    static uint16_t h[65536];
+    static float f[65536];
+    for (int i = 0; i < 65536; i++)
+        h[i] = (uint16_t)i;
+    inf_f16_to_f32_row(h, f, 65536);
+    for (int i = 0; i < 65536; i++) {
+        const float x = f[i];
+        f[i] = 0.5f * x *
+               (1.0f + tanhf(0.79788456080286535587989211986876f * x * (1.0f + 0.044715f * x * x)));
+    }
+    inf_f32_to_f16_row(f, h, 65536);
+    inf_f16_to_f32_row(h, gelu_table, 65536);
+}
+
+void inf__geglu(float *gate, const float *up, size_t n)
+{
+    uint16_t h[256];
+    pthread_once(&gelu_once, gelu_init);
+    for (size_t i0 = 0; i0 < n; i0 += 256) {
+        const size_t m = n - i0 < 256 ? n - i0 : 256;
+        float *g = gate + i0;
+        inf_f32_to_f16_row(g, h, (int64_t)m);
+        for (size_t i = 0; i < m; i++) {
+            const float x = g[i];
+            const float y = x <= -10.0f ? 0.0f : x >= 10.0f ? x : gelu_table[h[i]];
+            g[i] = y * up[i0 + i];
+        }
+    }
 }
 
 /* Q8_0 rows for the KV cache: blocks of 32 int8 with an fp16 scale (34 bytes), as ggml. */
@@ -109,9 +155,13 @@ size_t inf__act_bytes(const struct inf_model *m, int n_rows_max)
     /* the largest vec_dot_type row over all weight types used, at the widest input */
     for (int i = 0; i < hp->n_layer; i++) {
         const struct inf__layer *L = &m->layers[i];
-        const struct inf__tensor *w[] = {&L->wq,     &L->wk,   &L->wv,    &L->wo,
-                                         &L->w_gate, &L->w_up, &L->w_down};
+        const struct inf__tensor *w[] = {
+            &L->wq,        &L->wk,         &L->wv,       &L->wo,         &L->w_gate,
+            &L->w_up,      &L->w_down,     &L->gate_inp, &L->gate_exps,  &L->up_exps,
+            &L->down_exps, &L->gate_shexp, &L->up_shexp, &L->down_shexp, &L->gate_inp_shexp};
         for (size_t j = 0; j < sizeof(w) / sizeof(w[0]); j++) {
+            if (!w[j]->data)
+                continue;
             size_t s = inf_matmul_act_size((enum inf_type)w[j]->type, w[j]->ne[0], n_rows_max);
             if (s > best)
                 best = s;

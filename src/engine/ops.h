@@ -5,6 +5,7 @@
 #ifndef INFERNO_ENGINE_OPS_H
 #define INFERNO_ENGINE_OPS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,14 +18,20 @@ void inf__matmul(struct inf_context *ctx, const struct inf__tensor *w, const flo
 /* q, k, v = x Wq, x Wk, x Wv in one pass of the pool */
 void inf__matmul_qkv(struct inf_context *ctx, const struct inf__layer *L, const float *x, int n,
                      float *q, float *k, float *v);
-/* gate = silu(x Wgate) * (x Wup), in one pass of the pool */
+/* gate = x Wgate, up = x Wup (gate = silu(gate) * up with swiglu), in one pass of the pool */
 void inf__matmul_gate_up(struct inf_context *ctx, const struct inf__layer *L, const float *x, int n,
-                         float *gate, float *up);
+                         float *gate, float *up, bool swiglu);
+/* gate = x Wgate, up = x Wup in one pass (and gate = silu(gate) * up with swiglu) */
+void inf__matmul_pair(struct inf_context *ctx, const struct inf__tensor *w_gate,
+                      const struct inf__tensor *w_up, const float *x, int n, float *gate, float *up,
+                      bool swiglu);
 void inf__get_row(const struct inf__tensor *w, int64_t r, float *out);
 void inf__rms_norm(const float *x, const float *weight, int n, float eps, float *out);
 void inf__add(float *x, const float *y, int n);
 /* gate[i] = silu(gate[i]) * up[i] */
 void inf__swiglu(float *gate, const float *up, size_t n);
+/* gate[i] = gelu_tanh(gate[i]) * up[i], rounded through fp16 as ggml's table does */
+void inf__geglu(float *gate, const float *up, size_t n);
 
 /* KV cache element access for the context's kv_type. */
 void inf__kv_store(struct inf_context *ctx, int il, int32_t cell, const float *k, const float *v);

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""arch_parity.py - every architecture against llama.cpp's recorded outputs.
+
+tests/data/parity/<name>.ref holds what llama.cpp (scripts/parity/llama-ref.cpp, -fa off, f32 KV
+cache) printed for a synthetic model: the gen-synthetic arguments that make the model (random
+weights from a fixed seed, so the same file here as where the reference was recorded), then per
+prompt the prompt ids and, per generated position, llama.cpp's greedy id and its top-5
+log-probabilities. scripts/parity/record-refs.sh writes these files.
+
+Here the model is made again, Inferno is teacher-forced on llama.cpp's continuation
+(tools/dump-logprobs with a forced-ids file), and per position:
+  * the prompt ids must be llama.cpp's;
+  * the log-probabilities of llama.cpp's top-5 tokens must agree within TOL;
+  * Inferno's argmax must be llama.cpp's id wherever llama.cpp's top two are more than GAP
+    apart (below that, both are near-ties that rounding may flip).
+
+usage: arch_parity.py GEN_SYNTHETIC DUMP_LOGPROBS VOCAB_GGUF REF_DIR [NAME...]
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+TOL = {"f32": 5e-3, "f16": 5e-2}
+GAP = 0.02
+
+
+def parse_ref(path):
+    gen_args, prompts, cur = None, [], None
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if line.startswith("# gen:"):
+                gen_args = line[len("# gen:"):].split()
+            elif line.startswith("# text:"):
+                cur = {"text": line[len("# text: "):], "prompt": None, "rows": []}
+                prompts.append(cur)
+            elif line.startswith("prompt:"):
+                cur["prompt"] = line
+            elif line and not line.startswith("#"):
+                parts = line.split()
+                top = [(int(p.split(":")[0]), float(p.split(":")[1])) for p in parts[1:]]
+                cur["rows"].append((int(parts[0]), top))
+    if gen_args is None or not prompts:
+        raise SystemExit(f"{path}: no '# gen:' line or no prompts")
+    return gen_args, prompts
+
+
+def main():
+    gen, dump, vocab, ref_dir = sys.argv[1:5]
+    names = sys.argv[5:] or sorted(n[:-4] for n in os.listdir(ref_dir) if n.endswith(".ref"))
+    if not os.path.exists(vocab):
+        print(f"SKIP: {vocab} is absent (../shared test data)")
+        return 77
+    failures = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            gen_args, prompts = parse_ref(os.path.join(ref_dir, name + ".ref"))
+            model = os.path.join(tmp, name + ".gguf")
+            subprocess.run([gen, *gen_args, "--vocab", vocab, "--out", model], check=True,
+                           capture_output=True)
+            wtype = gen_args[gen_args.index("--type") + 1] if "--type" in gen_args else "f32"
+            tol = TOL[wtype]
+            worst, n_rows, n_checked, bad = 0.0, 0, 0, []
+            for p in prompts:
+                forced = os.path.join(tmp, "force.txt")
+                with open(forced, "w") as f:
+                    f.write(" ".join(str(r[0]) for r in p["rows"]))
+                out = subprocess.run([dump, model, p["text"], str(len(p["rows"])), "f32", forced],
+                                     capture_output=True, text=True, timeout=600)
+                if out.returncode != 0:
+                    bad.append(f"dump-logprobs failed: {out.stderr[-300:]}")
+                    continue
+                lines = out.stdout.strip().splitlines()
+                if lines[0] != p["prompt"]:
+                    bad.append(f"prompt ids differ for {p['text']!r}: {lines[0]} vs {p['prompt']}")
+                    continue
+                for i, ((ref_id, ref_top), line) in enumerate(zip(p["rows"], lines[1:])):
+                    parts = line.split()
+                    ours = {int(q.split(":")[0]): float(q.split(":")[1]) for q in parts[1:]}
+                    our_best = int(parts[1].split(":")[0])
+                    n_rows += 1
+                    for tok, lp in ref_top:
+                        if tok in ours:
+                            d = abs(ours[tok] - lp)
+                            worst = max(worst, d)
+                            if d > tol:
+                                bad.append(f"{p['text']!r} position {i}: token {tok} log-prob "
+                                           f"{ours[tok]:.6f}, llama.cpp {lp:.6f}")
+                    gap = ref_top[0][1] - ref_top[1][1]
+                    if gap > GAP:
+                        n_checked += 1
+                        if our_best != ref_id:
+                            bad.append(f"{p['text']!r} position {i}: argmax {our_best}, "
+                                       f"llama.cpp {ref_id} (its top-2 gap {gap:.4f})")
+                if len(lines) - 1 != len(p["rows"]):
+                    bad.append(f"{p['text']!r}: {len(lines) - 1} rows for {len(p['rows'])}")
+            status = "ok" if not bad else "FAIL"
+            print(f"{name}: {status}: {n_rows} positions, top-5 log-prob max |diff| {worst:.2e} "
+                  f"(tolerance {tol}), argmax equal at {n_checked} positions with a top-2 gap > "
+                  f"{GAP}")
+            for b in bad[:10]:
+                print(f"  {b}")
+            failures += bool(bad)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
