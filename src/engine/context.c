@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "engine/ops.h"
 #include "inferno/cpu.h"
+#include "inferno/kernels.h"
 #include "inferno/log.h"
 #include "inferno/threadpool.h"
 
@@ -65,6 +66,7 @@ void inf_context_free(struct inf_context *ctx)
     free(s->moe_in);
     free(s->moe_out);
     free(s->shexp);
+    free(s->moe_act);
     free(ctx->b_pos);
     free(ctx->b_seq);
     free(ctx->b_cell);
@@ -172,8 +174,13 @@ inf_status inf_context_new(struct inf_model *model, const struct inf_context_par
         s->moe_in = xcalloc(nb * E, sizeof(float), &scratch);
         s->moe_out = xcalloc(nb * K * E, sizeof(float), &scratch);
         s->shexp = xcalloc(nb * E, sizeof(float), &scratch);
+        /* the widest activation format (F32) of the wider of n_embd and the experts' width */
+        const int64_t w = hp->n_embd > hp->n_ff_exp ? hp->n_embd : hp->n_ff_exp;
+        s->moe_act_stride = (inf_matmul_act_size(INF_TYPE_F32, w, 1) + 63) / 64 * 64;
+        s->moe_act = aligned_alloc(64, s->moe_act_stride * (K + 1));
+        scratch += s->moe_act_stride * (K + 1);
         if (!s->router || !s->sel || !s->sel_w || !s->rows || !s->moe_in || !s->moe_out ||
-            !s->shexp)
+            !s->shexp || !s->moe_act)
             goto oom;
     }
     s->gate = xcalloc(nb * ff, sizeof(float), &scratch);

@@ -23,7 +23,9 @@ struct inf__scratch {
     float *moe_in;  /* [n_batch][n_embd] the rows routed to one expert */
     float *moe_out; /* [n_batch][n_expert_used][n_embd] each slot's expert output */
     float *shexp;   /* [n_batch][n_embd] the shared expert's output */
-    void *act;      /* quantized activations for the matrix products */
+    void *moe_act;  /* one token's activations and its experts' hidden vectors, quantized */
+    size_t moe_act_stride;
+    void *act; /* quantized activations for the matrix products */
     size_t act_bytes;
     size_t total_bytes;
 };
