@@ -32,6 +32,12 @@ int main(int argc, char **argv)
     struct inf_context_params cp = inf_context_default_params();
     cp.n_ctx = 512;
     cp.n_threads = 2;
+    /* INFERNO_DUMP_CTX / INFERNO_DUMP_BATCH: other context and chunk sizes (a large context with
+     * small chunks gives sliding-window models their own smaller cache) */
+    if (getenv("INFERNO_DUMP_CTX"))
+        cp.n_ctx = (uint32_t)atoi(getenv("INFERNO_DUMP_CTX"));
+    if (getenv("INFERNO_DUMP_BATCH"))
+        cp.n_batch = (uint32_t)atoi(getenv("INFERNO_DUMP_BATCH"));
     cp.kv_type = strcmp(argv[4], "f32") == 0    ? INF_KV_F32
                  : strcmp(argv[4], "q8_0") == 0 ? INF_KV_Q8_0
                                                 : INF_KV_F16;

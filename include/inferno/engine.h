@@ -145,6 +145,13 @@ int32_t inf_kv_seq_pos_max(const struct inf_context *ctx, int32_t seq_id);
 int32_t inf_kv_seq_pos_min(const struct inf_context *ctx, int32_t seq_id);
 /* Free cells. */
 uint32_t inf_kv_n_free(const struct inf_context *ctx);
+/*
+ * Where a sequence can go on after keeping positions [0, n_keep) (inf_kv_seq_rm of the rest):
+ * n_keep, or 0 when a sliding-window layer's cache no longer holds the window the token at
+ * n_keep needs (its older slots were given back to other tokens). Use it before reusing a
+ * cached prefix; models without sliding windows always return n_keep.
+ */
+int32_t inf_kv_seq_resume_max(const struct inf_context *ctx, int32_t seq_id, int32_t n_keep);
 
 struct inf_timings {
     double load_ms;

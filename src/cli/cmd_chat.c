@@ -76,6 +76,7 @@ static int sync_cache(struct chat *c, const inf_token *ids, size_t n, const floa
         keep++;
     if (keep == n && keep > 0)
         keep--; /* re-decode the last token to get its logits */
+    keep = (size_t)inf_kv_seq_resume_max(c->ctx, 0, (int32_t)keep);
     inf_kv_seq_rm(c->ctx, 0, (int32_t)keep, -1);
     c->cached.n = keep;
     c->reused += (long long)keep;

@@ -199,6 +199,16 @@ inf_status inf__attn_plan(struct inf_context *ctx, int n, struct inf_error *err)
                 }
                 a->first[t] = (int32_t)l2;
             }
+            /* with a sliding-window cache, every cell in the window must still have its slot */
+            if (ctx->n_swa_cells)
+                for (size_t j = (size_t)a->first[t]; j < lo; j++)
+                    if (ctx->swa_slot[(uint32_t)keys[j]] < 0)
+                        return inf_error_set(
+                            err, INF_EINVAL,
+                            "sequence %d at position %u needs position %u, which the "
+                            "sliding-window cache no longer holds (decode the sequence again "
+                            "from the position inf_kv_seq_resume_max gives)",
+                            gseq[g], p, (unsigned)(keys[j] >> 32));
         }
         for (int i = 0; i < gcount[g]; i += a->qb) {
             struct inf__attn_item *it = &a->items[a->n_items++];
@@ -230,18 +240,26 @@ struct attn_job {
     int64_t n_tasks;
 };
 
-/* K or V rows of KV head kvh for nt cells, as floats, one after another; runs of consecutive
- * cells (the usual case) are converted in one call */
-static void load_tile(const struct inf_context *ctx, void *cache, const uint64_t *keys, int nt,
-                      int kvh, float *dst)
+/* K or V rows of KV head kvh for nt cells at layer il, as floats, one after another; runs of
+ * consecutive cells or slots (the usual case) are converted in one call */
+static void load_tile(const struct inf_context *ctx, int il, void *cache, const uint64_t *keys,
+                      int nt, int kvh, float *dst)
 {
     const int hd = ctx->model->hp.head_dim;
     for (int j = 0; j < nt;) {
-        const uint32_t cell = (uint32_t)keys[j];
+        const int32_t idx = inf__kv_index(ctx, il, (int32_t)(uint32_t)keys[j]);
+        if (idx < 0) {
+            /* a cell whose sliding-window slot was given back: outside every window of the
+             * tile's rows (inf__attn_plan checked), so never weighted; zeros keep it finite */
+            memset(dst + (size_t)j * (size_t)hd, 0, (size_t)hd * sizeof(float));
+            j++;
+            continue;
+        }
         int run = 1;
-        while (j + run < nt && (uint32_t)keys[j + run] == cell + (uint32_t)run)
+        while (j + run < nt &&
+               inf__kv_index(ctx, il, (int32_t)(uint32_t)keys[j + run]) == idx + run)
             run++;
-        const void *src = inf__kv_at(ctx, cache, (int32_t)cell, kvh);
+        const void *src = inf__kv_at(ctx, il, cache, idx, kvh);
         float *d = dst + (size_t)j * (size_t)hd;
         const int64_t len = (int64_t)run * hd;
         switch (ctx->params.kv_type) {
@@ -348,8 +366,8 @@ static void attn_task(void *arg, int ith, int nth)
         const int j_start = swa ? it->min_first / NT * NT : 0;
         for (int j0 = j_start; j0 < it->max_vis; j0 += NT) {
             const int nt = it->max_vis - j0 < NT ? it->max_vis - j0 : NT;
-            load_tile(ctx, kc, keys + j0, nt, kvh, w->kt);
-            load_tile(ctx, vc, keys + j0, nt, kvh, w->vt);
+            load_tile(ctx, job->il, kc, keys + j0, nt, kvh, w->kt);
+            load_tile(ctx, job->il, vc, keys + j0, nt, kvh, w->vt);
             if (general) {
                 for (int b = 0; b < it->n_tok; b++) {
                     const int t = a->tok[it->tok0 + b];

@@ -48,6 +48,8 @@ void inf_context_free(struct inf_context *ctx)
         }
     free(ctx->k_cache);
     free(ctx->v_cache);
+    free(ctx->swa_slot);
+    free(ctx->swa_cell);
     free(ctx->cells);
     struct inf__scratch *s = &ctx->scratch;
     free(s->x);
@@ -144,13 +146,31 @@ inf_status inf_context_new(struct inf_model *model, const struct inf_context_par
     }
     ctx->kv_head_bytes = inf__kv_row_bytes(params->kv_type, hp->head_dim);
     const size_t kv_row_bytes = ctx->kv_head_bytes * (size_t)hp->n_head_kv;
+    /* sliding-window layers: a cache of the window per sequence plus a batch, when smaller */
+    if (hp->has_swa) {
+        const uint64_t need = (uint64_t)hp->n_swa * params->n_seq_max + ctx->params.n_batch;
+        if (need < ctx->n_ctx) {
+            ctx->n_swa_cells = (uint32_t)need;
+            ctx->swa_slot = malloc(ctx->n_ctx * sizeof(int32_t));
+            ctx->swa_cell = malloc(ctx->n_swa_cells * sizeof(int32_t));
+            if (!ctx->swa_slot || !ctx->swa_cell)
+                goto oom;
+            for (uint32_t c = 0; c < ctx->n_ctx; c++)
+                ctx->swa_slot[c] = -1;
+            for (uint32_t c = 0; c < ctx->n_swa_cells; c++)
+                ctx->swa_cell[c] = -1;
+        }
+    }
+    ctx->kv_bytes = 0;
     for (int i = 0; i < hp->n_layer; i++) {
-        ctx->k_cache[i] = calloc(ctx->n_ctx, kv_row_bytes);
-        ctx->v_cache[i] = calloc(ctx->n_ctx, kv_row_bytes);
+        const size_t rows =
+            ctx->n_swa_cells && model->layers[i].swa ? ctx->n_swa_cells : ctx->n_ctx;
+        ctx->k_cache[i] = calloc(rows, kv_row_bytes);
+        ctx->v_cache[i] = calloc(rows, kv_row_bytes);
         if (!ctx->k_cache[i] || !ctx->v_cache[i])
             goto oom;
+        ctx->kv_bytes += 2 * rows * kv_row_bytes;
     }
-    ctx->kv_bytes = 2 * (size_t)hp->n_layer * ctx->n_ctx * kv_row_bytes;
 
     struct inf__scratch *s = &ctx->scratch;
     s->x = xcalloc(nb * E, sizeof(float), &scratch);
@@ -244,6 +264,15 @@ static bool in_range(int32_t pos, int32_t p0, int32_t p1)
     return pos >= (p0 < 0 ? 0 : p0) && (p1 < 0 || pos < p1);
 }
 
+/* A cell freed (or no longer needed by sliding-window layers) gives its slot back. */
+static void swa_release(struct inf_context *ctx, uint32_t c)
+{
+    if (ctx->n_swa_cells && ctx->swa_slot[c] >= 0) {
+        ctx->swa_cell[ctx->swa_slot[c]] = -1;
+        ctx->swa_slot[c] = -1;
+    }
+}
+
 void inf_kv_seq_rm(struct inf_context *ctx, int32_t seq_id, int32_t p0, int32_t p1)
 {
     for (uint32_t c = 0; c < ctx->n_ctx; c++) {
@@ -254,8 +283,10 @@ void inf_kv_seq_rm(struct inf_context *ctx, int32_t seq_id, int32_t p0, int32_t 
             cell->seq = 0; /* all sequences */
         else if (seq_ok(seq_id))
             cell->seq &= ~(1ull << seq_id);
-        if (!cell->seq)
+        if (!cell->seq) {
             cell->pos = -1;
+            swa_release(ctx, c);
+        }
     }
 }
 
@@ -275,8 +306,10 @@ void inf_kv_seq_keep(struct inf_context *ctx, int32_t seq_id)
     for (uint32_t c = 0; c < ctx->n_ctx; c++) {
         struct inf__kv_cell *cell = &ctx->cells[c];
         cell->seq = seq_ok(seq_id) ? cell->seq & (1ull << seq_id) : 0;
-        if (!cell->seq)
+        if (!cell->seq) {
             cell->pos = -1;
+            swa_release(ctx, c);
+        }
     }
 }
 
@@ -285,6 +318,7 @@ void inf_kv_clear(struct inf_context *ctx)
     for (uint32_t c = 0; c < ctx->n_ctx; c++) {
         ctx->cells[c].pos = -1;
         ctx->cells[c].seq = 0;
+        swa_release(ctx, c);
     }
 }
 
@@ -308,6 +342,80 @@ int32_t inf_kv_seq_pos_min(const struct inf_context *ctx, int32_t seq_id)
         if ((ctx->cells[c].seq >> seq_id & 1) && (mn < 0 || ctx->cells[c].pos < mn))
             mn = ctx->cells[c].pos;
     return mn;
+}
+
+int32_t inf_kv_seq_resume_max(const struct inf_context *ctx, int32_t seq_id, int32_t n_keep)
+{
+    if (!ctx->n_swa_cells || n_keep <= 0 || !seq_ok(seq_id))
+        return n_keep < 0 ? 0 : n_keep;
+    /* the next token, at n_keep, sees positions (n_keep - n_swa, n_keep) at sliding-window
+     * layers: all of them must still have their slots */
+    const int32_t n_swa = ctx->model->hp.n_swa;
+    const int32_t lo = n_keep - n_swa + 1 > 0 ? n_keep - n_swa + 1 : 0;
+    int32_t held = 0;
+    for (uint32_t c = 0; c < ctx->n_ctx; c++) {
+        const struct inf__kv_cell *cell = &ctx->cells[c];
+        if ((cell->seq >> seq_id & 1) && cell->pos >= lo && cell->pos < n_keep &&
+            ctx->swa_slot[c] >= 0)
+            held++;
+    }
+    return held == n_keep - lo ? n_keep : 0;
+}
+
+static int cmp_age_desc(const void *x, const void *y)
+{
+    const uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return a < b ? 1 : a > b ? -1 : 0;
+}
+
+/*
+ * A sliding-window slot for cell c. When none is free, give back slots no sequence can see
+ * again: a cell at position p is seen by a later token of sequence s at q only if q - p < n_swa,
+ * and s's next tokens come after done_max[s] (its last position before this chunk). The oldest
+ * go first, a batch's worth at a time, so that recent history stays for prefix reuse
+ * (inf_kv_seq_resume_max).
+ */
+static bool swa_assign(struct inf_context *ctx, uint32_t c, const int32_t *done_max)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t k = 0; k < ctx->n_swa_cells; k++) {
+            const uint32_t slot = (ctx->swa_cursor + k) % ctx->n_swa_cells;
+            if (ctx->swa_cell[slot] < 0) {
+                ctx->swa_cell[slot] = (int32_t)c;
+                ctx->swa_slot[c] = (int32_t)slot;
+                ctx->swa_cursor = slot + 1;
+                return true;
+            }
+        }
+        if (pass)
+            break;
+        /* (age << 32 | slot) of every slot no sequence can see: age = how far past the window */
+        uint64_t *old = malloc(ctx->n_swa_cells * sizeof(*old));
+        if (!old)
+            return false;
+        const int32_t n_swa = ctx->model->hp.n_swa;
+        uint32_t n_old = 0;
+        for (uint32_t slot = 0; slot < ctx->n_swa_cells; slot++) {
+            const int32_t cell = ctx->swa_cell[slot];
+            if (cell < 0 || (uint32_t)cell == c)
+                continue;
+            const struct inf__kv_cell *kc = &ctx->cells[cell];
+            int64_t age = INT32_MAX;
+            for (int s = 0; s < INF__MAX_SEQ; s++)
+                if (kc->seq >> s & 1) {
+                    const int64_t a = (int64_t)done_max[s] + 1 - kc->pos;
+                    age = a < age ? a : age;
+                }
+            if (age >= n_swa)
+                old[n_old++] = (uint64_t)age << 32 | slot;
+        }
+        qsort(old, n_old, sizeof(*old), cmp_age_desc);
+        const uint32_t give = n_old < ctx->params.n_batch ? n_old : ctx->params.n_batch;
+        for (uint32_t i = 0; i < give; i++)
+            swa_release(ctx, (uint32_t)ctx->swa_cell[(uint32_t)old[i]]);
+        free(old);
+    }
+    return false;
 }
 
 uint32_t inf_kv_n_free(const struct inf_context *ctx)
@@ -374,6 +482,12 @@ inf_status inf_decode(struct inf_context *ctx, const struct inf_batch *b, struct
         grow((void **)&ctx->out_index, &ctx->out_index_cap, (size_t)b->n_tokens, sizeof(int32_t)))
         return inf_error_set(err, INF_ENOMEM, "out of memory for %d output rows", n_out);
 
+    /* each sequence's last position before the chunk being placed (sliding-window slots) */
+    int32_t done_max[INF__MAX_SEQ];
+    for (int s = 0; s < INF__MAX_SEQ; s++)
+        done_max[s] = ctx->n_swa_cells && (uint32_t)s < ctx->params.n_seq_max
+                          ? inf_kv_seq_pos_max(ctx, s)
+                          : -1;
     /* a free cell search that starts where the last one ended */
     uint32_t cursor = 0;
     int out_base = 0;
@@ -392,6 +506,18 @@ inf_status inf_decode(struct inf_context *ctx, const struct inf_batch *b, struct
                 cursor++;
             ctx->cells[cursor].pos = b->pos[i];
             ctx->cells[cursor].seq = 1ull << (b->seq_id ? b->seq_id[i] : 0);
+            if (ctx->n_swa_cells && !swa_assign(ctx, cursor, done_max)) {
+                for (int u = 0; u <= t; u++) {
+                    const uint32_t cu = u < t ? (uint32_t)ctx->b_cell[u] : cursor;
+                    ctx->cells[cu].seq = 0;
+                    ctx->cells[cu].pos = -1;
+                    swa_release(ctx, cu);
+                }
+                if (out_rows != rows)
+                    free(out_rows);
+                return inf_error_set(err, INF_ELIMIT, "the sliding-window cache (%u slots) is full",
+                                     ctx->n_swa_cells);
+            }
             ctx->b_cell[t] = (int32_t)cursor;
             ctx->b_pos[t] = b->pos[i];
             ctx->b_seq[t] = b->seq_id ? b->seq_id[i] : 0;
@@ -408,6 +534,7 @@ inf_status inf_decode(struct inf_context *ctx, const struct inf_batch *b, struct
             for (int t = 0; t < n; t++) {
                 ctx->cells[ctx->b_cell[t]].seq = 0;
                 ctx->cells[ctx->b_cell[t]].pos = -1;
+                swa_release(ctx, (uint32_t)ctx->b_cell[t]);
             }
             if (out_rows != rows)
                 free(out_rows);
@@ -415,6 +542,9 @@ inf_status inf_decode(struct inf_context *ctx, const struct inf_batch *b, struct
         }
         inf__forward_chunk(ctx, n, b->token + start, n_rows, out_rows,
                            ctx->logits + (size_t)out_base * row);
+        for (int t = 0; t < n; t++)
+            if (ctx->b_pos[t] > done_max[ctx->b_seq[t]])
+                done_max[ctx->b_seq[t]] = ctx->b_pos[t];
         out_base += n_rows;
         if (out_rows != rows)
             free(out_rows);

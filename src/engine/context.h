@@ -86,6 +86,13 @@ struct inf_context {
     void **k_cache, **v_cache;  /* per layer: [n_head_kv][n_ctx][head_dim] of kv_type */
     size_t kv_head_bytes;       /* one head of one cell */
     size_t kv_bytes;
+    /* Sliding-window layers keep K and V in a smaller cache of n_swa_cells slots (0: no such
+     * cache, every layer uses the cells): a cell gets a slot when it is filled, and gives it back
+     * when no sequence holding it can see it any more, or when it is freed. */
+    uint32_t n_swa_cells;
+    int32_t *swa_slot; /* [n_ctx] the cell's slot, or -1 */
+    int32_t *swa_cell; /* [n_swa_cells] the slot's cell, or -1 */
+    uint32_t swa_cursor;
     struct inf__scratch scratch;
     const float *rope_ff; /* RoPE frequency factors: Llama 3's, or phi3's long or short ones */
     struct inf__attn attn;

@@ -127,9 +127,10 @@ void inf__kv_store(struct inf_context *ctx, int il, int32_t cell, const float *k
 {
     const struct inf__hparams *hp = &ctx->model->hp;
     const int hd = hp->head_dim;
+    const int32_t idx = inf__kv_index(ctx, il, cell);
     for (int h = 0; h < hp->n_head_kv; h++) {
-        void *kd = inf__kv_at(ctx, ctx->k_cache[il], cell, h);
-        void *vd = inf__kv_at(ctx, ctx->v_cache[il], cell, h);
+        void *kd = inf__kv_at(ctx, il, ctx->k_cache[il], idx, h);
+        void *vd = inf__kv_at(ctx, il, ctx->v_cache[il], idx, h);
         const float *kh = k + (size_t)h * (size_t)hd, *vh = v + (size_t)h * (size_t)hd;
         switch (ctx->params.kv_type) {
         case INF_KV_F32:

@@ -36,11 +36,22 @@ void inf__geglu(float *gate, const float *up, size_t n);
 /* KV cache element access for the context's kv_type. */
 void inf__kv_store(struct inf_context *ctx, int il, int32_t cell, const float *k, const float *v);
 size_t inf__kv_row_bytes(enum inf_kv_type type, int n);
-/* The cache is head-major: per layer, KV head h's rows of all cells one after another, so that
- * attention reads one head's cells as one stream. */
-static inline void *inf__kv_at(const struct inf_context *ctx, void *base, int32_t cell, int head)
+/* Where layer il keeps cell's K or V: the cell itself, or at sliding-window layers (with a
+ * sliding-window cache) the cell's slot there. */
+static inline int32_t inf__kv_index(const struct inf_context *ctx, int il, int32_t cell)
 {
-    return (char *)base + ((size_t)head * ctx->n_ctx + (size_t)cell) * ctx->kv_head_bytes;
+    return ctx->n_swa_cells && ctx->model->layers[il].swa ? ctx->swa_slot[cell] : cell;
+}
+
+/* The cache is head-major: per layer, KV head h's rows of all cells (or sliding-window slots)
+ * one after another, so that attention reads one head's cells as one stream. idx comes from
+ * inf__kv_index. */
+static inline void *inf__kv_at(const struct inf_context *ctx, int il, void *base, int32_t idx,
+                               int head)
+{
+    const size_t rows =
+        ctx->n_swa_cells && ctx->model->layers[il].swa ? ctx->n_swa_cells : ctx->n_ctx;
+    return (char *)base + ((size_t)head * rows + (size_t)idx) * ctx->kv_head_bytes;
 }
 
 /* Bytes the matrix products need for quantized activations of n rows of length cols. */

@@ -649,6 +649,8 @@ static bool slot_start(struct srv_engine *e, struct slot *s, int32_t lcp)
     struct srv_task *t = s->task;
     if (lcp > t->p.n_prompt - 1)
         lcp = t->p.n_prompt - 1; /* the last prompt token is always decoded for its logits */
+    /* sliding-window models: only where the window cache still holds what comes next */
+    lcp = inf_kv_seq_resume_max(e->ctx, s->id, lcp);
     inf_kv_seq_rm(e->ctx, s->id, lcp, -1);
     if (lcp == 0)
         s->cache_det = true; /* nothing cached */
