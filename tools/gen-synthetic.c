@@ -8,8 +8,12 @@
  *                          qwen3-30b-a3b|olmoe-1b-7b|mixtral|granite-3-2b]
  *                 [--n-embd N] [--n-layer N] [--n-head N] [--n-head-kv N] [--n-ff N]
  *                 [--head-dim N] [--ctx N] [--rope-theta X] [--n-expert N] [--n-expert-used N]
- *                 [--n-ff-exp N] [--n-swa N] [--type f32|f16] [--std X] [--out-std X]
+ *                 [--n-ff-exp N] [--n-swa N] [--longrope N_CTX_ORIG] [--type f32|f16] [--std X]
+ *                 [--out-std X]
  *                 [--seed N] [--chat-template FILE]
+ *
+ * --longrope (phi3) adds LongRoPE: per-dimension long and short frequency factors, an
+ * attention factor, and the original context length past which the long ones apply.
  *
  * ARCH: llama (with --n-expert: Mixtral-style experts), qwen2, qwen3, qwen2moe (with a shared
  * expert), qwen3moe, olmoe, gemma2, gemma3, phi3 (fused QKV and gate-up), granite (its four
@@ -206,6 +210,7 @@ int main(int argc, char **argv)
     XU = opt_int(argc, argv, "--n-expert-used", XU ? XU : (X ? 2 : 0));
     FX = opt_int(argc, argv, "--n-ff-exp", FX ? FX : F);
     SWA = opt_int(argc, argv, "--n-swa", SWA);
+    const long long longrope = opt_int(argc, argv, "--longrope", 0);
     if (is_moe_arch && X == 0) {
         fprintf(stderr, "gen-synthetic: %s needs experts (--n-expert)\n", arch);
         return 2;
@@ -296,6 +301,10 @@ int main(int argc, char **argv)
 #define ADD(nm, d0, d1, kind_) ADD3(nm, d0, d1, 0, kind_)
     ADD("token_embd.weight", E, V, 0);
     ADD("output_norm.weight", E, 0, 2);
+    if (longrope) {
+        ADD("rope_factors_long.weight", HD / 2, 0, 5);
+        ADD("rope_factors_short.weight", HD / 2, 0, 6);
+    }
     if (!gemma2) /* gemma2's output matrix is always the embedding (llama.cpp reads no other) */
         ADD("output.weight", E, V, 1);
     for (long long l = 0; l < L; l++) {
@@ -411,6 +420,11 @@ int main(int argc, char **argv)
         kv_u32(kf, AKEY("attention.sliding_window"), (uint32_t)SWA);
     if (gemma3)
         kv_f32(kf, AKEY("rope.freq_base_swa"), 10000.0f);
+    if (longrope) {
+        kv_str(kf, AKEY("rope.scaling.type"), "longrope");
+        kv_f32(kf, AKEY("rope.scaling.attn_factor"), 1.19f);
+        kv_u32(kf, AKEY("rope.scaling.original_context_length"), (uint32_t)longrope);
+    }
     if (granite) {
         kv_f32(kf, AKEY("logit_scale"), 8.0f);
         kv_f32(kf, AKEY("residual_scale"), 0.22f);
@@ -472,6 +486,8 @@ int main(int argc, char **argv)
                          : ts[i].kind == 1 ? x * out_std
                          : ts[i].kind == 2 ? 1.0f + 0.05f * x
                          : ts[i].kind == 4 ? x * std
+                         : ts[i].kind == 5 ? 1.0f + 10.0f * fabsf(x) /* LongRoPE long */
+                         : ts[i].kind == 6 ? 1.0f + 0.1f * fabsf(x)  /* and short factors */
                                            : 0.05f * x;
             }
             if (ts[i].type == INF_TYPE_F16) {

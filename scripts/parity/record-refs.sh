@@ -28,6 +28,7 @@ done <<'LIST'
 gemma2|--arch gemma2 --seed 11|80
 gemma3|--arch gemma3 --seed 12|64
 phi3|--arch phi3 --seed 13|32
+phi3-longrope|--arch phi3 --seed 19 --longrope 256|32
 granite|--arch granite --seed 14|32
 qwen2moe|--arch qwen2moe --seed 15|32
 qwen3moe|--arch qwen3moe --seed 16|32
