@@ -59,11 +59,13 @@ inf_status inf__attn_init(struct inf_context *ctx, struct inf_error *err)
         w->l = calloc(r, sizeof(float));
         w->nv = calloc(r, sizeof(int));
         w->rope = calloc((size_t)hp->n_rot + 2, sizeof(float));
+        w->sc = calloc((size_t)group * NT, sizeof(float));
         w->q = calloc(r, sizeof(*w->q));
         w->acc = calloc(r, sizeof(*w->acc));
         if (w->ktt)
             memset(w->ktt, 0, NT * hd * sizeof(float));
-        if (!w->kt || !w->vt || !w->ktt || !w->rope || !w->m || !w->l || !w->nv || !w->q || !w->acc)
+        if (!w->kt || !w->vt || !w->ktt || !w->rope || !w->sc || !w->m || !w->l || !w->nv ||
+            !w->q || !w->acc)
             return inf_error_set(err, INF_ENOMEM, "out of memory for the attention buffers");
     }
     return INF_OK;
@@ -82,6 +84,7 @@ void inf__attn_free(struct inf_context *ctx)
             free(w->l);
             free(w->nv);
             free(w->rope);
+            free(w->sc);
             free(w->q);
             free(w->acc);
         }
@@ -277,53 +280,42 @@ static void load_tile(const struct inf_context *ctx, int il, void *cache, const 
     }
 }
 
-/* q . k over hd floats, in 8 lanes (the compiler vectorizes it) */
-static float dot_hd(const float *q, const float *k, int hd)
-{
-    float acc[8] = {0};
-    int d = 0;
-    for (; d + 8 <= hd; d += 8)
-        for (int i = 0; i < 8; i++)
-            acc[i] += q[d + i] * k[d + i];
-    float sum = 0.0f;
-    for (; d < hd; d++)
-        sum += q[d] * k[d];
-    return sum + ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-}
-
 /*
- * One tile for one query row, the general way: the cells [j_lo, j_hi) of the tile, scores
- * scaled, soft-capped (cap != 0: s -> cap tanh(s / cap)), folded into the row's online softmax
- * (m, l, acc). For sliding-window layers (a window that starts inside the tile) and gemma2's
+ * One tile for one token's query heads (rows r0 .. r0 + group, contiguous in q and acc), the
+ * general way: the scores by inf_attn_qk, soft-capped (cap != 0: s -> cap tanh(s / cap)),
+ * cells outside [j_lo, j_hi) dropped, folded into each row's online softmax (m, l, acc) with
+ * inf_attn_pv. For sliding-window layers (a window that starts inside the tile) and gemma2's
  * capped scores, which the tile kernels do not do.
  */
-static void tile_row_general(int hd, const float *q, const float *kt, const float *vt, int j_lo,
-                             int j_hi, float scale, float cap, float *m, float *l, float *acc)
+static void tile_token_general(int hd, int group, const float *q, const float *kt, int nt,
+                               const float *vt, int j_lo, int j_hi, float scale, float cap,
+                               float *sc, float *m, float *l, float *acc)
 {
-    float sc[NT];
-    float mx = *m;
-    for (int j = j_lo; j < j_hi; j++) {
-        float v = dot_hd(q, kt + (size_t)j * (size_t)hd, hd) * scale;
-        if (cap != 0.0f)
-            v = cap * tanhf(v / cap);
-        sc[j] = v;
-        mx = v > mx ? v : mx;
-    }
     if (j_lo >= j_hi)
         return;
-    const float corr = *m == -INFINITY ? 0.0f : expf(*m - mx);
-    float sum = *l * corr;
-    for (int d = 0; d < hd; d++)
-        acc[d] *= corr;
-    for (int j = j_lo; j < j_hi; j++) {
-        const float p = expf(sc[j] - mx);
-        sum += p;
-        const float *vr = vt + (size_t)j * (size_t)hd;
-        for (int d = 0; d < hd; d++)
-            acc[d] += p * vr[d];
+    inf_attn_qk(group, nt, hd, q, (size_t)hd, INF_TYPE_F32, kt, (size_t)hd, scale, sc, NT);
+    for (int h = 0; h < group; h++) {
+        float *s = sc + (size_t)h * NT, *a = acc + (size_t)h * (size_t)hd;
+        float mx = m[h];
+        for (int j = j_lo; j < j_hi; j++) {
+            if (cap != 0.0f)
+                s[j] = cap * tanhf(s[j] / cap);
+            mx = s[j] > mx ? s[j] : mx;
+        }
+        const float corr = m[h] == -INFINITY ? 0.0f : expf(m[h] - mx);
+        float sum = 0.0f;
+        for (int j = 0; j < nt; j++) {
+            const float p = j >= j_lo && j < j_hi ? expf(s[j] - mx) : 0.0f;
+            s[j] = p;
+            sum += p;
+        }
+        if (corr != 1.0f)
+            for (int d = 0; d < hd; d++)
+                a[d] *= corr;
+        l[h] = l[h] * corr + sum;
+        m[h] = mx;
     }
-    *m = mx;
-    *l = sum;
+    inf_attn_pv(group, nt, hd, sc, NT, INF_TYPE_F32, vt, (size_t)hd, acc, (size_t)hd);
 }
 
 static void attn_task(void *arg, int ith, int nth)
@@ -374,11 +366,9 @@ static void attn_task(void *arg, int ith, int nth)
                     int hi = a->nvis[t] - j0, lo = swa ? a->first[t] - j0 : 0;
                     hi = hi < 0 ? 0 : hi > nt ? nt : hi;
                     lo = lo < 0 ? 0 : lo > hi ? hi : lo;
-                    for (int h = 0; h < group; h++) {
-                        const int r = b * group + h;
-                        tile_row_general(hd, w->q[r], w->kt, w->vt, lo, hi, scale, cap, &w->m[r],
-                                         &w->l[r], w->acc[r]);
-                    }
+                    const int r = b * group;
+                    tile_token_general(hd, group, w->q[r], w->kt, nt, w->vt, lo, hi, scale, cap,
+                                       w->sc, &w->m[r], &w->l[r], w->acc[r]);
                 }
                 continue;
             }

@@ -44,6 +44,7 @@ struct inf__attn_ws { /* per thread */
     float *m, *l;     /* [rows_max] */
     int *nv;          /* [rows_max] */
     float *rope;      /* [n_rot + 2]: this thread's RoPE cos/sin (forward.c) */
+    float *sc;        /* [group][INF_ATTN_TILE]: one token's scores (the general path) */
     const float **q;  /* [rows_max] */
     float **acc;      /* [rows_max] */
 };
