@@ -287,13 +287,15 @@ static void load_tile(const struct inf_context *ctx, int il, void *cache, const 
  * inf_attn_pv. For sliding-window layers (a window that starts inside the tile) and gemma2's
  * capped scores, which the tile kernels do not do.
  */
-static void tile_token_general(int hd, int group, const float *q, const float *kt, int nt,
-                               const float *vt, int j_lo, int j_hi, float scale, float cap,
-                               float *sc, float *m, float *l, float *acc)
+static void tile_token_general(int hd, int group, const float *q, const float *kt, const float *vt,
+                               int j_lo, int j_hi, float scale, float cap, float *sc, float *m,
+                               float *l, float *acc)
 {
     if (j_lo >= j_hi)
         return;
-    inf_attn_qk(group, nt, hd, q, (size_t)hd, INF_TYPE_F32, kt, (size_t)hd, scale, sc, NT);
+    /* cells past j_hi are left out (not zero-weighted), so that a token's sums do not depend on
+     * how far the tile reaches for other tokens of its block (deterministic contexts) */
+    inf_attn_qk(group, j_hi, hd, q, (size_t)hd, INF_TYPE_F32, kt, (size_t)hd, scale, sc, NT);
     for (int h = 0; h < group; h++) {
         float *s = sc + (size_t)h * NT, *a = acc + (size_t)h * (size_t)hd;
         float mx = m[h];
@@ -304,8 +306,8 @@ static void tile_token_general(int hd, int group, const float *q, const float *k
         }
         const float corr = m[h] == -INFINITY ? 0.0f : expf(m[h] - mx);
         float sum = 0.0f;
-        for (int j = 0; j < nt; j++) {
-            const float p = j >= j_lo && j < j_hi ? expf(s[j] - mx) : 0.0f;
+        for (int j = 0; j < j_hi; j++) {
+            const float p = j >= j_lo ? expf(s[j] - mx) : 0.0f;
             s[j] = p;
             sum += p;
         }
@@ -315,7 +317,7 @@ static void tile_token_general(int hd, int group, const float *q, const float *k
         l[h] = l[h] * corr + sum;
         m[h] = mx;
     }
-    inf_attn_pv(group, nt, hd, sc, NT, INF_TYPE_F32, vt, (size_t)hd, acc, (size_t)hd);
+    inf_attn_pv(group, j_hi, hd, sc, NT, INF_TYPE_F32, vt, (size_t)hd, acc, (size_t)hd);
 }
 
 static void attn_task(void *arg, int ith, int nth)
@@ -354,7 +356,10 @@ static void attn_task(void *arg, int ith, int nth)
             }
         }
         const uint64_t *keys = a->keys + it->key0;
-        const bool general = cap != 0.0f || (swa && it->max_first > 0);
+        /* (deterministic contexts: every token of a sliding-window layer the same way, whatever
+         * else shares its block) */
+        const bool general =
+            cap != 0.0f || (swa && (it->max_first > 0 || ctx->params.deterministic));
         const int j_start = swa ? it->min_first / NT * NT : 0;
         for (int j0 = j_start; j0 < it->max_vis; j0 += NT) {
             const int nt = it->max_vis - j0 < NT ? it->max_vis - j0 : NT;
@@ -367,8 +372,8 @@ static void attn_task(void *arg, int ith, int nth)
                     hi = hi < 0 ? 0 : hi > nt ? nt : hi;
                     lo = lo < 0 ? 0 : lo > hi ? hi : lo;
                     const int r = b * group;
-                    tile_token_general(hd, group, w->q[r], w->kt, nt, w->vt, lo, hi, scale, cap,
-                                       w->sc, &w->m[r], &w->l[r], w->acc[r]);
+                    tile_token_general(hd, group, w->q[r], w->kt, w->vt, lo, hi, scale, cap, w->sc,
+                                       &w->m[r], &w->l[r], w->acc[r]);
                 }
                 continue;
             }
