@@ -65,7 +65,7 @@ def main():
             # for the sliding-window layers' own cache, filled in chunks of 4 so that slots are
             # given back and reused while the window moves
             runs = [("", {})]
-            if name.startswith("gemma"):
+            if name.startswith(("gemma", "gpt-oss")):
                 runs.append((" (sliding-window cache)",
                              {"INFERNO_DUMP_CTX": "4096", "INFERNO_DUMP_BATCH": "4"}))
             for label, env in runs:

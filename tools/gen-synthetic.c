@@ -17,8 +17,10 @@
  *
  * ARCH: llama (with --n-expert: Mixtral-style experts), qwen2, qwen3, qwen2moe (with a shared
  * expert), qwen3moe, olmoe, gemma2, gemma3, phi3 (fused QKV and gate-up), granite (its four
- * multipliers). The shapes are those of the named models (layers cut down where noted in
- * docs/parity.md); the vocabulary is always the one of FROM.gguf.
+ * multipliers), gpt-oss (attention sinks, every other layer a sliding window, biased experts
+ * with the clamped SwiGLU, softmax over the selected experts). The shapes are those of the named
+ * models (layers cut down where noted in docs/parity.md); the vocabulary is always the one of
+ * FROM.gguf.
  *
  * --chat-template sets tokenizer.chat_template to the file's text (replacing the vocabulary
  * file's), so that server tests can run a real model family's template on a tiny model.
@@ -161,19 +163,22 @@ int main(int argc, char **argv)
     const char *type = opt_str(argc, argv, "--type", "f32");
     long long E = 256, L = 4, H = 8, HKV = 4, F = 704, ctx = 2048, HD = 0, X = 0, XU = 0, FX = 0,
               SWA = 0;
-    static const char *const archs[] = {"llama", "qwen2",  "qwen3",  "qwen2moe", "qwen3moe",
-                                        "olmoe", "gemma2", "gemma3", "phi3",     "granite"};
+    static const char *const archs[] = {"llama",    "qwen2",   "qwen3",  "qwen2moe",
+                                        "qwen3moe", "olmoe",   "gemma2", "gemma3",
+                                        "phi3",     "granite", "gpt-oss"};
     bool known = false;
     for (size_t i = 0; i < sizeof(archs) / sizeof(archs[0]); i++)
         known |= strcmp(arch, archs[i]) == 0;
     if (!vocab || !out || !known) {
-        fprintf(stderr, "usage: gen-synthetic --arch llama|qwen2|qwen3|qwen2moe|qwen3moe|olmoe|"
-                        "gemma2|gemma3|phi3|granite --vocab FROM.gguf --out OUT.gguf [--shape "
-                        "NAME] [options]\n");
+        fprintf(stderr,
+                "usage: gen-synthetic --arch llama|qwen2|qwen3|qwen2moe|qwen3moe|olmoe|"
+                "gemma2|gemma3|phi3|granite|gpt-oss --vocab FROM.gguf --out OUT.gguf [--shape "
+                "NAME] [options]\n");
         return 2;
     }
-    const bool is_moe_arch =
-        !strcmp(arch, "qwen2moe") || !strcmp(arch, "qwen3moe") || !strcmp(arch, "olmoe");
+    const bool is_moe_arch = !strcmp(arch, "qwen2moe") || !strcmp(arch, "qwen3moe") ||
+                             !strcmp(arch, "olmoe") || !strcmp(arch, "gpt-oss");
+    const bool gptoss = !strcmp(arch, "gpt-oss");
     const bool gemma2 = !strcmp(arch, "gemma2"), gemma3 = !strcmp(arch, "gemma3");
     const bool phi3 = !strcmp(arch, "phi3"), granite = !strcmp(arch, "granite");
     const bool olmoe = !strcmp(arch, "olmoe"), qwen2moe = !strcmp(arch, "qwen2moe");
@@ -183,6 +188,8 @@ int main(int argc, char **argv)
         SWA = 64; /* small, so that short tests cross the window */
     if (gemma3)
         SWA = 32, L = 6;
+    if (gptoss)
+        SWA = 16;
     if (strcmp(shape, "small-110m") == 0) {
         E = 768, L = 12, H = 12, HKV = 12, F = 2048;
     } else if (strcmp(shape, "tinyllama-1.1b") == 0) {
@@ -327,7 +334,7 @@ int main(int argc, char **argv)
             LADD("attn_k.weight", E, HKV * HD, 0);
             LADD("attn_v.weight", E, HKV * HD, 0);
         }
-        if (qwen2) {
+        if (qwen2 || gptoss) {
             LADD("attn_q.bias", H * HD, 0, 3);
             LADD("attn_k.bias", HKV * HD, 0, 3);
             LADD("attn_v.bias", HKV * HD, 0, 3);
@@ -341,14 +348,24 @@ int main(int argc, char **argv)
             LADD("attn_k_norm.weight", HKV * HD, 0, 2);
         }
         LADD("attn_output.weight", H * HD, E, 0);
+        if (gptoss) {
+            LADD("attn_output.bias", E, 0, 3);
+            LADD("attn_sinks.weight", H, 0, 7);
+        }
         if (gemma2 || gemma3)
             LADD("post_attention_norm.weight", E, 0, 2);
-        LADD("ffn_norm.weight", E, 0, 2);
+        LADD(gptoss ? "post_attention_norm.weight" : "ffn_norm.weight", E, 0, 2);
         if (X > 0) {
             LADD("ffn_gate_inp.weight", E, X, 4); /* F32, as converters keep it */
             LADD3("ffn_gate_exps.weight", E, FX, X, 0);
             LADD3("ffn_up_exps.weight", E, FX, X, 0);
             LADD3("ffn_down_exps.weight", FX, E, X, 0);
+            if (gptoss) {
+                LADD("ffn_gate_inp.bias", X, 0, 3);
+                LADD("ffn_gate_exps.bias", FX, X, 3);
+                LADD("ffn_up_exps.bias", FX, X, 3);
+                LADD("ffn_down_exps.bias", E, X, 3);
+            }
             if (qwen2moe) {
                 LADD("ffn_gate_inp_shexp.weight", E, 0, 4);
                 LADD("ffn_gate_shexp.weight", E, FS, 0);
@@ -416,7 +433,7 @@ int main(int argc, char **argv)
         kv_f32(kf, AKEY("attn_logit_softcapping"), 50.0f);
         kv_f32(kf, AKEY("final_logit_softcapping"), 30.0f);
     }
-    if ((gemma2 || gemma3) && SWA > 0)
+    if ((gemma2 || gemma3 || gptoss) && SWA > 0)
         kv_u32(kf, AKEY("attention.sliding_window"), (uint32_t)SWA);
     if (gemma3)
         kv_f32(kf, AKEY("rope.freq_base_swa"), 10000.0f);
@@ -488,6 +505,7 @@ int main(int argc, char **argv)
                          : ts[i].kind == 4 ? x * std
                          : ts[i].kind == 5 ? 1.0f + 10.0f * fabsf(x) /* LongRoPE long */
                          : ts[i].kind == 6 ? 1.0f + 0.1f * fabsf(x)  /* and short factors */
+                         : ts[i].kind == 7 ? x                       /* attention sinks */
                                            : 0.05f * x;
             }
             if (ts[i].type == INF_TYPE_F16) {

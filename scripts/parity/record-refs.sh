@@ -34,6 +34,7 @@ qwen2moe|--arch qwen2moe --seed 15|32
 qwen3moe|--arch qwen3moe --seed 16|32
 olmoe|--arch olmoe --seed 17|32
 mixtral|--arch llama --n-expert 4 --seed 18|32
+gpt-oss|--arch gpt-oss --seed 20|48
 gemma2-f16|--arch gemma2 --seed 21 --type f16|80
 qwen3moe-f16|--arch qwen3moe --seed 26 --type f16|32
 LIST

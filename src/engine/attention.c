@@ -333,6 +333,7 @@ static void attn_task(void *arg, int ith, int nth)
     const float scale = hp->attn_scale;
     const float cap = hp->attn_softcap;
     const bool swa = ctx->model->layers[job->il].swa;
+    const float *sinks = (const float *)ctx->model->layers[job->il].attn_sinks.data;
     void *kc = ctx->k_cache[job->il], *vc = ctx->v_cache[job->il];
     struct inf__scratch *s = &ctx->scratch;
 
@@ -351,8 +352,10 @@ static void attn_task(void *arg, int ith, int nth)
                 w->q[r] = s->q + off;
                 w->acc[r] = s->attn + off;
                 memset(w->acc[r], 0, (size_t)hd * sizeof(float));
-                w->m[r] = -INFINITY;
-                w->l[r] = 0.0f;
+                /* an attention sink (gpt-oss) is one more score with a zero value: the row
+                 * starts as if it had seen it */
+                w->m[r] = sinks ? sinks[kvh * group + h] : -INFINITY;
+                w->l[r] = sinks ? 1.0f : 0.0f;
             }
         }
         const uint64_t *keys = a->keys + it->key0;

@@ -189,6 +189,34 @@ static struct inf__tensor expert_view(const struct inf__tensor *t, int e)
 static void route(const struct inf__hparams *hp, float *p, int32_t *sel, float *w)
 {
     const int X = hp->n_expert, K = hp->n_expert_used;
+    if (hp->expert_softmax_after) {
+        /* gpt-oss: the k largest logits, then the softmax of those k */
+        for (int j = 0; j < K; j++) {
+            int best = -1;
+            for (int e = 0; e < X; e++) {
+                bool taken = false;
+                for (int i = 0; i < j && !taken; i++)
+                    taken = sel[i] == e;
+                if (!taken && (best < 0 || p[e] > p[best]))
+                    best = e;
+            }
+            sel[j] = best;
+            w[j] = p[best];
+        }
+        const float mx = w[0];
+        double sum = 0.0;
+        for (int j = 0; j < K; j++) {
+            w[j] = expf(w[j] - mx);
+            sum += (double)w[j];
+        }
+        const float inv = (float)(1.0 / sum);
+        for (int j = 0; j < K; j++)
+            w[j] *= inv;
+        if (hp->expert_w_scale != 0.0f && hp->expert_w_scale != 1.0f)
+            for (int j = 0; j < K; j++)
+                w[j] *= hp->expert_w_scale;
+        return;
+    }
     float mx = -INFINITY;
     for (int e = 0; e < X; e++)
         mx = p[e] > mx ? p[e] : mx;
@@ -224,6 +252,45 @@ static void route(const struct inf__hparams *hp, float *p, int32_t *sel, float *
     if (hp->expert_w_scale != 0.0f && hp->expert_w_scale != 1.0f)
         for (int j = 0; j < K; j++)
             w[j] *= hp->expert_w_scale;
+}
+
+/* The activation of expert e's gate and up rows [r0, r1) of one token: the experts' biases
+ * (gpt-oss), then SwiGLU, or gpt-oss's clamped form x sigmoid(1.702 x) (y + 1) with
+ * x = min(gate, 7), y = clamp(up, -7, 7), into g. */
+static void expert_act(const struct inf__hparams *hp, const struct inf__layer *L, int e, float *g,
+                       float *u, int64_t r0, int64_t r1)
+{
+    const size_t FX = (size_t)hp->n_ff_exp;
+    if (L->gate_exps_b.data) {
+        const float *b = (const float *)L->gate_exps_b.data + (size_t)e * FX;
+        for (int64_t r = r0; r < r1; r++)
+            g[r] += b[r];
+    }
+    if (L->up_exps_b.data) {
+        const float *b = (const float *)L->up_exps_b.data + (size_t)e * FX;
+        for (int64_t r = r0; r < r1; r++)
+            u[r] += b[r];
+    }
+    if (!hp->expert_oai_act) {
+        inf_swiglu(r1 - r0, g + r0, u + r0);
+        return;
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        const float x = g[r] < 7.0f ? g[r] : 7.0f;
+        const float y = u[r] < -7.0f ? -7.0f : u[r] > 7.0f ? 7.0f : u[r];
+        g[r] = x / (1.0f + expf(1.702f * -x)) * (y + 1.0f);
+    }
+}
+
+/* Expert e's down bias added to rows [r0, r1) of its output (gpt-oss). */
+static void expert_down_bias(const struct inf__hparams *hp, const struct inf__layer *L, int e,
+                             float *y, int64_t r0, int64_t r1)
+{
+    if (!L->down_exps_b.data)
+        return;
+    const float *b = (const float *)L->down_exps_b.data + (size_t)e * (size_t)hp->n_embd;
+    for (int64_t r = r0; r < r1; r++)
+        y[r] += b[r];
 }
 
 /* One token's experts in a single pass of the pool (generation): the token's activations are
@@ -264,7 +331,7 @@ static void moe_decode_task(void *arg, int ith, int nth)
                         (size_t)FX);
         inf_matmul_rows((enum inf_type)up.type, up.data, up.row_bytes, r0, r1, E, j->xact, 1, uy,
                         (size_t)FX);
-        inf_swiglu(r1 - r0, gy + r0, uy + r0);
+        expert_act(hp, L, j->sel[slot], gy, uy, r0, r1);
     }
     inf_threadpool_barrier(j->ctx->pool);
     const enum inf_type dt = inf_type_get((enum inf_type)L->down_exps.type)->vec_dot_type;
@@ -282,6 +349,7 @@ static void moe_decode_task(void *arg, int ith, int nth)
         inf_matmul_rows((enum inf_type)d.type, d.data, d.row_bytes, r0, r1, FX,
                         j->hact + (size_t)slot * j->hstride, 1, j->out + (size_t)slot * E,
                         (size_t)E);
+        expert_down_bias(hp, L, j->sel[slot], j->out + (size_t)slot * E, r0, r1);
     }
 }
 
@@ -336,6 +404,9 @@ static void ffn_moe(struct inf_context *ctx, const struct inf__layer *L, int n)
     }
 
     inf__matmul(ctx, &L->gate_inp, s->xn, n, s->router);
+    if (L->gate_inp_b.data)
+        for (int t = 0; t < n; t++)
+            inf__add(s->router + (size_t)t * X, (const float *)L->gate_inp_b.data, X);
     int cnt[1024] = {0}, off[1025];
     for (int t = 0; t < n; t++) {
         route(hp, s->router + (size_t)t * X, s->sel + (size_t)t * K, s->sel_w + (size_t)t * K);
@@ -366,8 +437,15 @@ static void ffn_moe(struct inf_context *ctx, const struct inf__layer *L, int n)
             const struct inf__tensor g = expert_view(&L->gate_exps, e);
             const struct inf__tensor u = expert_view(&L->up_exps, e);
             const struct inf__tensor d = expert_view(&L->down_exps, e);
-            inf__matmul_pair(ctx, &g, &u, s->moe_in, m, s->gate, s->up, true);
+            const bool fused = !hp->expert_oai_act && !L->gate_exps_b.data && !L->up_exps_b.data;
+            inf__matmul_pair(ctx, &g, &u, s->moe_in, m, s->gate, s->up, fused);
+            if (!fused)
+                for (int i = 0; i < m; i++)
+                    expert_act(hp, L, e, s->gate + (size_t)i * hp->n_ff_exp,
+                               s->up + (size_t)i * hp->n_ff_exp, 0, hp->n_ff_exp);
             inf__matmul(ctx, &d, s->gate, m, s->moe_in);
+            for (int i = 0; i < m; i++)
+                expert_down_bias(hp, L, e, s->moe_in + (size_t)i * E, 0, E);
             for (int i = 0; i < m; i++) {
                 const float w = s->sel_w[rows[i]];
                 const float *src = s->moe_in + (size_t)i * E;

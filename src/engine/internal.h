@@ -24,6 +24,7 @@ enum inf__arch {
     INF_ARCH_GEMMA3,
     INF_ARCH_PHI3,
     INF_ARCH_GRANITE,
+    INF_ARCH_GPTOSS,
 };
 
 /* the feed-forward activation: SwiGLU (silu(gate) * up) or GeGLU (gelu_tanh(gate) * up) */
@@ -69,6 +70,9 @@ struct inf__layer {
     /* the shared expert (qwen2moe): a plain SwiGLU feed-forward scaled by
      * sigmoid(gate_inp_shexp . x) */
     struct inf__tensor gate_inp_shexp, gate_shexp, up_shexp, down_shexp;
+    /* gpt-oss: router and expert biases ([n_expert]; [n_ff_exp] x [n_expert]; down
+     * [n_embd] x [n_expert]), and per-head attention sinks [n_head] */
+    struct inf__tensor gate_inp_b, gate_exps_b, up_exps_b, down_exps_b, attn_sinks;
     bool swa;          /* sliding-window layer */
     float rope_base;   /* this layer's RoPE base and frequency scale (gemma3: local layers */
     float rope_fscale; /* have their own) */
@@ -95,8 +99,10 @@ struct inf__hparams {
     bool has_swa;         /* some layer is a sliding-window layer */
     /* mixture of experts (n_expert == 0: dense) */
     int32_t n_expert, n_expert_used, n_ff_exp, n_ff_shexp;
-    bool expert_norm_w;   /* the selected experts' weights renormalized to sum to 1 */
-    float expert_w_scale; /* and multiplied by this (0 or 1: not) */
+    bool expert_norm_w;        /* the selected experts' weights renormalized to sum to 1 */
+    bool expert_softmax_after; /* gpt-oss: top-k of the logits, then a softmax of those k */
+    bool expert_oai_act;       /* gpt-oss: clamped SwiGLU, x sigmoid(1.702 x) (y + 1) */
+    float expert_w_scale;      /* and multiplied by this (0 or 1: not) */
 };
 
 struct inf_model {

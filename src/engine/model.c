@@ -169,6 +169,11 @@ static inf_status load_arch_hparams(struct inf_model *m, const char *arch, struc
     } else if (a == INF_ARCH_GEMMA3) {
         opt_u32(g, arch, "attention.sliding_window", &hp->n_swa);
         pattern = hp->n_swa > 0 ? 6 : 0;
+    } else if (a == INF_ARCH_GPTOSS) {
+        inf_status st = req_u32(g, arch, "attention.sliding_window", &hp->n_swa, err);
+        if (st)
+            return st;
+        pattern = 2;
     }
     for (int il = 0; il < hp->n_layer; il++) {
         m->layers[il].rope_base = hp->rope_base;
@@ -186,8 +191,9 @@ static inf_status load_arch_hparams(struct inf_model *m, const char *arch, struc
             opt_u32(g, arch, "attention.sliding_window_pattern", &pattern);
         /* the local layers' RoPE: gemma2 the same as the global ones; gemma3 base 10000 (or
          * rope.freq_base_swa) and no scaling */
-        float base_swa = a == INF_ARCH_GEMMA2 ? hp->rope_base : 10000.0f;
-        float fscale_swa = a == INF_ARCH_GEMMA2 ? hp->rope_freq_scale : 1.0f;
+        float base_swa = a == INF_ARCH_GEMMA2 || a == INF_ARCH_GPTOSS ? hp->rope_base : 10000.0f;
+        float fscale_swa =
+            a == INF_ARCH_GEMMA2 || a == INF_ARCH_GPTOSS ? hp->rope_freq_scale : 1.0f;
         opt_f32(g, arch, "rope.freq_base_swa", &base_swa);
         for (int il = 0; il < hp->n_layer; il++) {
             struct inf__layer *L = &m->layers[il];
@@ -221,7 +227,8 @@ static inf_status load_arch_hparams(struct inf_model *m, const char *arch, struc
                              "metadata: %d experts with %d used per token is not a valid "
                              "mixture of experts",
                              hp->n_expert, hp->n_expert_used);
-    const bool moe_arch = a == INF_ARCH_QWEN2MOE || a == INF_ARCH_QWEN3MOE || a == INF_ARCH_OLMOE;
+    const bool moe_arch = a == INF_ARCH_QWEN2MOE || a == INF_ARCH_QWEN3MOE || a == INF_ARCH_OLMOE ||
+                          a == INF_ARCH_GPTOSS;
     if (moe_arch && hp->n_expert == 0)
         return inf_error_set(err, INF_EFORMAT, "'%s' model without '%s.expert_count'", arch, arch);
     if (hp->n_expert > 0 && a != INF_ARCH_LLAMA && a != INF_ARCH_GRANITE && !moe_arch)
@@ -234,6 +241,7 @@ static inf_status load_arch_hparams(struct inf_model *m, const char *arch, struc
     hp->expert_norm_w = a == INF_ARCH_LLAMA || a == INF_ARCH_GRANITE || a == INF_ARCH_QWEN3MOE;
     opt_f32(g, arch, "expert_weights_scale", &hp->expert_w_scale);
     opt_bool(g, arch, "expert_weights_norm", &hp->expert_norm_w);
+    hp->expert_softmax_after = hp->expert_oai_act = a == INF_ARCH_GPTOSS;
     return INF_OK;
 }
 
@@ -294,6 +302,7 @@ static inf_status load_hparams(struct inf_model *m, const char *arch, struct inf
         {"gemma3", INF_ARCH_GEMMA3, INF_ROPE_NEOX},
         {"phi3", INF_ARCH_PHI3, INF_ROPE_NEOX},
         {"granite", INF_ARCH_GRANITE, INF_ROPE_ADJACENT},
+        {"gpt-oss", INF_ARCH_GPTOSS, INF_ROPE_NEOX},
     };
     size_t ai = 0;
     while (ai < sizeof(archs) / sizeof(archs[0]) && strcmp(arch, archs[ai].name) != 0)
@@ -301,7 +310,7 @@ static inf_status load_hparams(struct inf_model *m, const char *arch, struct inf
     if (ai == sizeof(archs) / sizeof(archs[0]))
         return inf_error_set(err, INF_EUNSUPPORTED,
                              "architecture '%s' is not supported (supported: llama, qwen2, qwen3, "
-                             "qwen2moe, qwen3moe, olmoe, gemma2, gemma3, phi3, granite)",
+                             "qwen2moe, qwen3moe, olmoe, gemma2, gemma3, phi3, granite, gpt-oss)",
                              arch);
     hp->arch = archs[ai].arch;
     hp->rope_pairing = archs[ai].rope;
@@ -390,6 +399,7 @@ static const char *arch_name(int arch)
         [INF_ARCH_QWEN3MOE] = "qwen3moe", [INF_ARCH_OLMOE] = "olmoe",
         [INF_ARCH_GEMMA2] = "gemma2",     [INF_ARCH_GEMMA3] = "gemma3",
         [INF_ARCH_PHI3] = "phi3",         [INF_ARCH_GRANITE] = "granite",
+        [INF_ARCH_GPTOSS] = "gpt-oss",
     };
     return names[arch];
 }
@@ -480,19 +490,37 @@ static inf_status load_tensors(struct inf_model *m, struct inf_error *err)
         }
         T(wo, "attn_output.weight", nq, E, false);
         T(bo, "attn_output.bias", E, 0, true);
+        /* Q/K/V biases: required for qwen2, used wherever present (as llama.cpp does) */
         T(bq, "attn_q.bias", nq, 0, !qkv_bias);
         T(bk, "attn_k.bias", nkv, 0, !qkv_bias);
         T(bv, "attn_v.bias", nkv, 0, !qkv_bias);
         T(q_norm, "attn_q_norm.weight", olmoe ? nq : hp->head_dim, 0, !qk_norm && !olmoe);
         T(k_norm, "attn_k_norm.weight", olmoe ? nkv : hp->head_dim, 0, !qk_norm && !olmoe);
-        T(attn_post_norm, "post_attention_norm.weight", E, 0, !post_norms);
-        T(ffn_norm, "ffn_norm.weight", E, 0, false);
-        T(ffn_post_norm, "post_ffw_norm.weight", E, 0, !post_norms);
+        if (post_norms) {
+            T(attn_post_norm, "post_attention_norm.weight", E, 0, false);
+            T(ffn_post_norm, "post_ffw_norm.weight", E, 0, false);
+        }
+        if (a == INF_ARCH_GPTOSS) {
+            /* gpt-oss names its feed-forward norm post_attention_norm; it has attention sinks */
+            T(ffn_norm, "post_attention_norm.weight", E, 0, false);
+            T(attn_sinks, "attn_sinks.weight", hp->n_head, 0, false);
+        } else {
+            T(ffn_norm, "ffn_norm.weight", E, 0, false);
+        }
         if (X > 0) {
             T(gate_inp, "ffn_gate_inp.weight", E, X, false);
             T3(gate_exps, "ffn_gate_exps.weight", E, FX, X);
             T3(up_exps, "ffn_up_exps.weight", E, FX, X);
             T3(down_exps, "ffn_down_exps.weight", FX, E, X);
+            /* biases (gpt-oss): the router's, and each expert's rows */
+            T(gate_inp_b, "ffn_gate_inp.bias", X, 0, true);
+            T(gate_exps_b, "ffn_gate_exps.bias", FX, X, true);
+            T(up_exps_b, "ffn_up_exps.bias", FX, X, true);
+            T(down_exps_b, "ffn_down_exps.bias", E, X, true);
+            if ((L->gate_exps_b.data || L->up_exps_b.data || L->down_exps_b.data) &&
+                (L->gate_exps_b.type != 0 || L->up_exps_b.type != 0 || L->down_exps_b.type != 0))
+                return inf_error_set(err, INF_EUNSUPPORTED, "layer %d: expert biases must be F32",
+                                     i);
             if (a == INF_ARCH_QWEN2MOE || FS > 0) {
                 const int64_t fs = FS > 0 ? FS : F;
                 if (a == INF_ARCH_QWEN2MOE)
@@ -570,6 +598,11 @@ static int model_tensors(struct inf_model *m, struct inf__tensor **out, int cap)
         ADD(&L->gate_shexp);
         ADD(&L->up_shexp);
         ADD(&L->down_shexp);
+        ADD(&L->gate_inp_b);
+        ADD(&L->gate_exps_b);
+        ADD(&L->up_exps_b);
+        ADD(&L->down_exps_b);
+        ADD(&L->attn_sinks);
     }
     ADD(&m->rope_long);
     ADD(&m->rope_short);
