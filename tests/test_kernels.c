@@ -88,9 +88,9 @@ static struct inf_threadpool *new_pool2(void)
 }
 
 static const enum inf_type weight_types[] = {
-    INF_TYPE_F32,  INF_TYPE_F16,  INF_TYPE_BF16, INF_TYPE_Q4_0, INF_TYPE_Q4_1,
-    INF_TYPE_Q5_0, INF_TYPE_Q5_1, INF_TYPE_Q8_0, INF_TYPE_Q2_K, INF_TYPE_Q3_K,
-    INF_TYPE_Q4_K, INF_TYPE_Q5_K, INF_TYPE_Q6_K,
+    INF_TYPE_F32,  INF_TYPE_F16,  INF_TYPE_BF16, INF_TYPE_Q4_0,  INF_TYPE_Q4_1,
+    INF_TYPE_Q5_0, INF_TYPE_Q5_1, INF_TYPE_Q8_0, INF_TYPE_Q2_K,  INF_TYPE_Q3_K,
+    INF_TYPE_Q4_K, INF_TYPE_Q5_K, INF_TYPE_Q6_K, INF_TYPE_MXFP4,
 };
 #define N_WEIGHT_TYPES (sizeof(weight_types) / sizeof(weight_types[0]))
 
@@ -111,7 +111,7 @@ static void test_traits(void)
         {INF_TYPE_Q8_1, 32, 36, INF_TYPE_Q8_1},   {INF_TYPE_Q2_K, 256, 84, INF_TYPE_Q8_K},
         {INF_TYPE_Q3_K, 256, 110, INF_TYPE_Q8_K}, {INF_TYPE_Q4_K, 256, 144, INF_TYPE_Q8_K},
         {INF_TYPE_Q5_K, 256, 176, INF_TYPE_Q8_K}, {INF_TYPE_Q6_K, 256, 210, INF_TYPE_Q8_K},
-        {INF_TYPE_Q8_K, 256, 292, INF_TYPE_Q8_K},
+        {INF_TYPE_Q8_K, 256, 292, INF_TYPE_Q8_K}, {INF_TYPE_MXFP4, 32, 17, INF_TYPE_Q8_0},
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         const struct inf_type_traits *t = inf_type_get(want[i].t);
@@ -245,6 +245,7 @@ static const struct {
     {INF_TYPE_Q4_K, 576, 0xd4eb84337a57d4dfull, 0xc7a0a17cb3e8e98cull},
     {INF_TYPE_Q5_K, 704, 0x1d9702d2ddce0e58ull, 0xe61ff994e8292713ull},
     {INF_TYPE_Q6_K, 840, 0xd195fddf80e3eacaull, 0xd48a4eeee8c9b6f7ull},
+    {INF_TYPE_MXFP4, 544, 0xb26b4bfa1f77467eull, 0xf72538ddb30ccb24ull},
     {INF_TYPE_Q8_1, 1152, 0x751b046128b0a81bull, 0},
     {INF_TYPE_Q8_K, 1168, 0x4c302caa90dd858eull, 0},
 };
@@ -279,6 +280,7 @@ static void test_quant_error(void)
         {INF_TYPE_Q6_K, 0.02},  {INF_TYPE_Q5_0, 0.05},  {INF_TYPE_Q5_1, 0.045},
         {INF_TYPE_Q5_K, 0.04},  {INF_TYPE_Q4_0, 0.1},   {INF_TYPE_Q4_1, 0.09},
         {INF_TYPE_Q4_K, 0.08},  {INF_TYPE_Q3_K, 0.17},  {INF_TYPE_Q2_K, 0.33},
+        {INF_TYPE_MXFP4, 0.2},
     };
     const int64_t n = 8192;
     float *x = xalloc(n * sizeof(float)), *y = xalloc(n * sizeof(float));
@@ -399,6 +401,10 @@ static void sanitize_scales(enum inf_type t, uint8_t *blocks, int64_t n_blocks)
     case INF_TYPE_Q6_K:
         off[0] = 208;
         break;
+    case INF_TYPE_MXFP4: /* the E8M0 exponent: 2^-10 .. 2^5, not infinity */
+        for (int64_t b = 0; b < n_blocks; b++)
+            blocks[(size_t)b * 17] = (uint8_t)(118 + blocks[(size_t)b * 17] % 16);
+        return;
     default:
         return;
     }

@@ -53,7 +53,8 @@ enum inf_type {
     INF_TYPE_Q6_K = 14,
     INF_TYPE_Q8_K = 15, /* activation format only */
     INF_TYPE_BF16 = 30,
-    INF_TYPE_COUNT = 43 /* ggml's GGML_TYPE_COUNT: ids below it may name formats we lack */
+    INF_TYPE_MXFP4 = 39, /* OCP microscaling FP4 (gpt-oss experts) */
+    INF_TYPE_COUNT = 43  /* ggml's GGML_TYPE_COUNT: ids below it may name formats we lack */
 };
 
 /* Row conversion callbacks; n is a multiple of the block size. */

@@ -82,7 +82,7 @@ static const struct inf_ggml_type_info types[INF_GGML_TYPE_COUNT] = {
     /* qs[64], d f16 */
     T(TQ2_0, "TQ2_0", "tq2_0", QK_K, 64 + 2, true, false),
     /* e (E8M0 scale), qs[16] */
-    T(MXFP4, "MXFP4", "mxfp4", 32, 1 + 16, true, false),
+    T(MXFP4, "MXFP4", "mxfp4", 32, 1 + 16, true, true),
     /* d[4] (UE4M3 scales, one per 16 values), qs[32] */
     T(NVFP4, "NVFP4", "nvfp4", 64, 4 + 32, true, false),
     /* d f16, qs[16] (1 bit per value) */
@@ -103,6 +103,7 @@ static_assert(sizeof(struct inf_block_q3_K) == 110, "q3_K");
 static_assert(sizeof(struct inf_block_q4_K) == 144, "q4_K");
 static_assert(sizeof(struct inf_block_q5_K) == 176, "q5_K");
 static_assert(sizeof(struct inf_block_q6_K) == 210, "q6_K");
+static_assert(sizeof(struct inf_block_mxfp4) == 17 && INF_QK_MXFP4 == 32, "mxfp4");
 static_assert(sizeof(struct inf_block_q8_K) == 292, "q8_K");
 
 /* Ids ggml no longer knows; GGUF files that use them must be converted again. */

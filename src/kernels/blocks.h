@@ -58,6 +58,16 @@ struct inf_block_q5_1 {
 };
 static_assert(sizeof(struct inf_block_q5_1) == 24, "q5_1 block layout");
 
+/* MXFP4 (OCP microscaling): x = 2^(e - 128) * v(q), v the FP4 E2M1 values doubled
+ * {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12}, q packed as Q4_0. 4.25 bits/weight.
+ * Dot products with Q8_0 activations. */
+#define INF_QK_MXFP4 32
+struct inf_block_mxfp4 {
+    uint8_t e; /* E8M0 shared exponent */
+    uint8_t qs[INF_QK_MXFP4 / 2];
+};
+static_assert(sizeof(struct inf_block_mxfp4) == 17, "mxfp4 block layout");
+
 /* Q8_0: x = d * q, q in [-127, 127]. Also the activation format of Q4_0, Q5_0 and Q8_0. */
 struct inf_block_q8_0 {
     inf_fp16 d;

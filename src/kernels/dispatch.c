@@ -246,6 +246,7 @@ REF_GEMM(INF_TYPE_Q3_K, q3_K)
 REF_GEMM(INF_TYPE_Q4_K, q4_K)
 REF_GEMM(INF_TYPE_Q5_K, q5_K)
 REF_GEMM(INF_TYPE_Q6_K, q6_K)
+REF_GEMM(INF_TYPE_MXFP4, mxfp4)
 #undef REF_GEMM
 
 void inf__kern_init_ref(struct inf__kern *k)
@@ -266,6 +267,7 @@ void inf__kern_init_ref(struct inf__kern *k)
     W(INF_TYPE_Q4_K, q4_K);
     W(INF_TYPE_Q5_K, q5_K);
     W(INF_TYPE_Q6_K, q6_K);
+    W(INF_TYPE_MXFP4, mxfp4);
 #undef W
     k->quantize_act[INF_TYPE_F32] = inf__from_float_f32_ref;
     k->quantize_act[INF_TYPE_Q8_0] = inf__act_q8_0_ref;

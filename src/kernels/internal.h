@@ -189,7 +189,11 @@ INF__REF_CONV(q4_K)
 INF__REF_CONV(q5_K)
 INF__REF_CONV(q6_K)
 INF__REF_CONV(q8_K)
+INF__REF_CONV(mxfp4)
 #undef INF__REF_CONV
+/* MXFP4's doubled E2M1 values and its scale 2^(e - 128) (half the E8M0 value, as ggml keeps it) */
+extern const int8_t inf__mxfp4_values[16];
+float inf__e8m0_half(uint8_t e);
 
 /* Reference dot product of one weight row with one activation row (vec_dot_type). */
 typedef float (*inf__vec_dot_fn)(int64_t n, const void *w, const void *a);

@@ -88,6 +88,23 @@ static float dot_kq(enum inf_type t, int64_t n, const void *vw, const void *va)
     return sumf;
 }
 
+/* MXFP4 with Q8_0: per block, the integer sum of the values times the activations, scaled by
+ * 2^(e - 128) and the activations' scale. */
+static float dot_mxfp4_q8_0(int64_t n, const void *vw, const void *va)
+{
+    const struct inf_block_mxfp4 *x = vw;
+    const struct inf_block_q8_0 *y = va;
+    float sumf = 0;
+    for (int64_t i = 0; i < n / INF_QK_MXFP4; i++) {
+        int sumi = 0;
+        for (int j = 0; j < INF_QK_MXFP4 / 2; j++)
+            sumi += inf__mxfp4_values[x[i].qs[j] & 0xf] * y[i].qs[j] +
+                    inf__mxfp4_values[x[i].qs[j] >> 4] * y[i].qs[j + INF_QK_MXFP4 / 2];
+        sumf += inf__e8m0_half(x[i].e) * inf_fp16_to_fp32(y[i].d) * (float)sumi;
+    }
+    return sumf;
+}
+
 #define DOT(w, a, family, T)                                                                       \
     static float dot_##w##_##a(int64_t n, const void *vw, const void *va)                          \
     {                                                                                              \
@@ -139,6 +156,8 @@ inf__vec_dot_fn inf__vec_dot_ref(enum inf_type wtype)
         return dot_q5_K_q8_K;
     case INF_TYPE_Q6_K:
         return dot_q6_K_q8_K;
+    case INF_TYPE_MXFP4:
+        return dot_mxfp4_q8_0;
     default:
         return NULL;
     }

@@ -788,3 +788,64 @@ TO_FLOAT(q4_K, kq, Q4_K)
 TO_FLOAT(q5_K, kq, Q5_K)
 TO_FLOAT(q6_K, kq, Q6_K)
 #undef TO_FLOAT
+
+/* ---- MXFP4 ------------------------------------------------------------------------------- */
+
+const int8_t inf__mxfp4_values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
+/* 2^(e - 128) as a binary32: subnormal for e < 2 (NaN, e = 255, is not given a meaning here) */
+float inf__e8m0_half(uint8_t e)
+{
+    const uint32_t bits = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
+    float f;
+    memcpy(&f, &bits, sizeof(f));
+    return f;
+}
+
+void inf__to_float_mxfp4_ref(const void *vx, float *y, int64_t n)
+{
+    const struct inf_block_mxfp4 *x = vx;
+    for (int64_t i = 0; i < n / INF_QK_MXFP4; i++) {
+        const float d = inf__e8m0_half(x[i].e);
+        for (int j = 0; j < INF_QK_MXFP4 / 2; j++) {
+            y[i * INF_QK_MXFP4 + j] = (float)inf__mxfp4_values[x[i].qs[j] & 0xf] * d;
+            y[i * INF_QK_MXFP4 + j + INF_QK_MXFP4 / 2] =
+                (float)inf__mxfp4_values[x[i].qs[j] >> 4] * d;
+        }
+    }
+}
+
+/* the nearest value index (the first of equal errors), as llama.cpp chooses */
+static int mxfp4_index(float x, float d)
+{
+    int best = 0;
+    float best_err = fabsf((float)inf__mxfp4_values[0] * d - x);
+    for (int i = 1; i < 16; i++) {
+        const float err = fabsf((float)inf__mxfp4_values[i] * d - x);
+        if (err < best_err) {
+            best = i;
+            best_err = err;
+        }
+    }
+    return best;
+}
+
+/* The exponent puts the block's largest magnitude in the top binade of the values (6 = 1.5 x 4:
+ * e = floor(log2(amax)) - 2 + 127), then each value is rounded to the nearest. */
+void inf__from_float_mxfp4_ref(const float *x, void *vy, int64_t n)
+{
+    struct inf_block_mxfp4 *y = vy;
+    for (int64_t i = 0; i < n / INF_QK_MXFP4; i++) {
+        const float *b = x + i * INF_QK_MXFP4;
+        float amax = 0.0f;
+        for (int j = 0; j < INF_QK_MXFP4; j++)
+            if (amax < fabsf(b[j]))
+                amax = fabsf(b[j]);
+        const uint8_t e = amax > 0.0f ? (uint8_t)(floorf(log2f(amax)) - 2 + 127) : 0;
+        const float d = inf__e8m0_half(e);
+        y[i].e = e;
+        for (int j = 0; j < INF_QK_MXFP4 / 2; j++)
+            y[i].qs[j] =
+                (uint8_t)(mxfp4_index(b[j], d) | mxfp4_index(b[j + INF_QK_MXFP4 / 2], d) << 4);
+    }
+}

@@ -35,6 +35,7 @@ static const struct inf_type_traits type_traits[INF_TYPE_COUNT] = {
     [INF_TYPE_Q4_K] = QUANT(q4_K, INF_QK_K, struct inf_block_q4_K, INF_TYPE_Q8_K, true),
     [INF_TYPE_Q5_K] = QUANT(q5_K, INF_QK_K, struct inf_block_q5_K, INF_TYPE_Q8_K, true),
     [INF_TYPE_Q6_K] = QUANT(q6_K, INF_QK_K, struct inf_block_q6_K, INF_TYPE_Q8_K, true),
+    [INF_TYPE_MXFP4] = QUANT(mxfp4, INF_QK_MXFP4, struct inf_block_mxfp4, INF_TYPE_Q8_0, true),
     [INF_TYPE_Q8_K] = QUANT(q8_K, INF_QK_K, struct inf_block_q8_K, INF_TYPE_Q8_K, false),
 };
 

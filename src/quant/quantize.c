@@ -51,6 +51,7 @@ enum {
     FT_Q5_K_M = 17,
     FT_Q6_K = 18,
     FT_BF16 = 32,
+    FT_MXFP4_MOE = 38,
 };
 
 static const struct inf_quant_preset presets[] = {
@@ -74,6 +75,7 @@ static const struct inf_quant_preset presets[] = {
     {"F16", FT_F16, INF_GGML_TYPE_F16, "16-bit float"},
     {"BF16", FT_BF16, INF_GGML_TYPE_BF16, "bfloat16"},
     {"F32", FT_F32, INF_GGML_TYPE_F32, "32-bit float"},
+    {"MXFP4_MOE", FT_MXFP4_MOE, INF_GGML_TYPE_Q8_0, "MXFP4 experts, Q8_0 elsewhere"},
 };
 #define N_PRESETS (sizeof(presets) / sizeof(presets[0]))
 
@@ -254,6 +256,17 @@ static inf_status mix_type(struct model_facts *m, const struct inf_quant_params 
 {
     uint32_t nt = *type;
 
+    if (ftype == FT_MXFP4_MOE) {
+        /* experts (stacks of matrices) in MXFP4, everything else (the output too) Q8_0 */
+        if ((cat == CAT_OUTPUT || (m->tied && cat == CAT_TOKEN_EMBD)) && p->output_tensor_type >= 0)
+            nt = (uint32_t)p->output_tensor_type;
+        else if (cat == CAT_TOKEN_EMBD && p->token_embedding_type >= 0)
+            nt = (uint32_t)p->token_embedding_type;
+        else
+            nt = t->n_dims >= 3 && t->ne[2] > 1 ? INF_GGML_TYPE_MXFP4 : INF_GGML_TYPE_Q8_0;
+        *type = nt;
+        return INF_OK;
+    }
     if (cat == CAT_OUTPUT || (m->tied && cat == CAT_TOKEN_EMBD)) {
         if (p->output_tensor_type >= 0)
             nt = (uint32_t)p->output_tensor_type;
