@@ -22,6 +22,7 @@
 #include "inferno/log.h"
 #include "server/handlers.h"
 #include "server/http_internal.h"
+#include "server/ws.h"
 
 #define RATE_MAX_BUCKETS 4096
 #define HTTP_MAX_DISCARD ((unsigned long long)64 << 20) /* body bytes read only to be dropped */
@@ -772,7 +773,7 @@ inf_status http_server_start(const struct http_server_params *p, struct http_ser
     }
     /* poll(), not select(): descriptors above FD_SETSIZE (1024) must work too */
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
-                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (tls)
@@ -832,6 +833,7 @@ void http_server_stop(struct http_server *s, int drain_ms)
         while (atomic_load(&s->in_flight) > 0 && http_now() < deadline)
             usleep(20 * 1000);
     }
+    ws_stop_all(s); /* upgraded connections are the application's to close */
     http_guard_stop(s);
     MHD_stop_daemon(s->daemon);
     server_free(s);
