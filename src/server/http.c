@@ -283,6 +283,7 @@ static bool has_body(struct MHD_Connection *conn)
 static const struct http_route *find_route(const char *url, const char *method, bool *path_known)
 {
     *path_known = false;
+    bool exact = false;
     const struct http_route *hit = NULL;
     for (size_t i = 0; i < N_ROUTES; i++) {
         const struct http_route *rt = &routes[i];
@@ -292,11 +293,13 @@ static const struct http_route *find_route(const char *url, const char *method, 
         if (!match)
             continue;
         *path_known = true;
+        exact = exact || !rt->prefix;
         if (!hit && (strcmp(method, rt->method) == 0 ||
                      (strcmp(method, "HEAD") == 0 && strcmp(rt->method, "GET") == 0)))
             hit = rt; /* the first row that matches */
     }
-    return hit;
+    /* a path of its own with another method is a 405, not the catch-all prefix row */
+    return hit && hit->prefix && exact ? NULL : hit;
 }
 
 /* The sink of the API a path belongs to (the first row of the table that matches it). */
