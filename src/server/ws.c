@@ -515,6 +515,14 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 {
     struct ws_session *ss = user;
     (void)flags;
+    /* libwslay fails some protocol errors (a fragmented control frame) with a close frame that
+       has no status: the client is told 1002 (protocol error) instead, as RFC 6455 7.4.1 has it.
+       An empty close is only libwslay's own when the client sent no close. */
+    static const uint8_t empty_close[2] = {0x88, 0x00}, proto_close[4] = {0x88, 0x02, 0x03, 0xea};
+    if (len == 2 && memcmp(data, empty_close, 2) == 0 && !wslay_event_get_close_received(ctx)) {
+        if (send(ss->fd, proto_close, sizeof(proto_close), MSG_NOSIGNAL) == sizeof(proto_close))
+            return 2;
+    }
     ssize_t k = send(ss->fd, data, len, MSG_NOSIGNAL);
     if (k >= 0)
         return k;
@@ -555,6 +563,33 @@ static void drain_out(struct ws_session *ss)
     }
 }
 
+/* The end of a session: send what libwslay still holds (the close frame), then read and drop
+   what the client still sends until it closes, for up to 2 s, so that closing with unread bytes
+   does not reset the connection before the client has read the close frame. */
+static void linger(struct ws_session *ss)
+{
+    double deadline = http_now() + 2.0;
+    while (wslay_event_want_write(ss->ctx) && http_now() < deadline) {
+        struct pollfd p = {ss->fd, POLLOUT, 0};
+        if (poll(&p, 1, 100) < 0 || (p.revents & (POLLERR | POLLHUP | POLLNVAL)))
+            return;
+        if ((p.revents & POLLOUT) && wslay_event_send(ss->ctx) != 0)
+            break;
+    }
+    shutdown(ss->fd, SHUT_WR);
+    char buf[4096];
+    while (http_now() < deadline) {
+        struct pollfd p = {ss->fd, POLLIN, 0};
+        if (poll(&p, 1, 100) < 0)
+            return;
+        if (!(p.revents & (POLLIN | POLLHUP | POLLERR)))
+            continue;
+        ssize_t k = recv(ss->fd, buf, sizeof(buf), 0);
+        if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR))
+            return;
+    }
+}
+
 static void *session_main(void *arg)
 {
     struct ws_session *ss = arg;
@@ -565,6 +600,7 @@ static void *session_main(void *arg)
         goto done;
     wslay_event_config_set_max_recv_msg_length(ss->ctx, ss->srv->p.max_body_bytes);
     ss->last_rx = ss->last_ping = http_now();
+    bool recv_failed = false;
     for (;;) {
         http_guard_phase(ss->srv, ss->hc, HTTP_PHASE_BUSY); /* no request deadlines on it */
         if (atomic_load(&ss->closing) && !wslay_event_get_close_sent(ss->ctx))
@@ -580,8 +616,10 @@ static void *session_main(void *arg)
         if (!rd && !wr)
             break;
         if (ss->off_extra < ss->n_extra && rd) {
-            if (wslay_event_recv(ss->ctx) != 0)
+            if (wslay_event_recv(ss->ctx) != 0) {
+                recv_failed = true;
                 break;
+            }
             continue;
         }
         struct pollfd p[2] = {{ss->fd, (short)((rd ? POLLIN : 0) | (wr ? POLLOUT : 0)), 0},
@@ -594,8 +632,10 @@ static void *session_main(void *arg)
             ssize_t rr = read(ss->efd, &v, sizeof(v));
             (void)rr;
         }
-        if ((p[0].revents & POLLIN) && wslay_event_recv(ss->ctx) != 0)
+        if ((p[0].revents & POLLIN) && wslay_event_recv(ss->ctx) != 0) {
+            recv_failed = true;
             break;
+        }
         if ((p[0].revents & (POLLERR | POLLHUP | POLLNVAL)) && !(p[0].revents & POLLIN))
             break;
         if (wslay_event_want_write(ss->ctx) && wslay_event_send(ss->ctx) != 0)
@@ -609,6 +649,9 @@ static void *session_main(void *arg)
             ss->last_ping = now;
         }
     }
+    if (recv_failed) /* a frame libwslay refused without queueing a close of its own */
+        wslay_event_queue_close(ss->ctx, WSLAY_CODE_PROTOCOL_ERROR, NULL, 0);
+    linger(ss);
 done:
     /* the requests stop, then the socket goes back to libmicrohttpd, which closes it */
     atomic_store(&ss->closing, true);
