@@ -878,6 +878,12 @@ void ws_upgrade(struct http_req *r)
         MHD_add_response_header(resp, "Sec-WebSocket-Protocol", chosen);
     free(accept);
     http_reply_response(r, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+    /* the socket outlives the request: only its requests count for the server's drain (the
+       session closes with 1001 after it) */
+    if (r->counted) {
+        atomic_fetch_sub(&r->srv->in_flight, 1);
+        r->counted = false;
+    }
 }
 
 /* ---- fuzzing ------------------------------------------------------------------------------------
