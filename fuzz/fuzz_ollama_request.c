@@ -5,8 +5,9 @@
  * Input: one selector byte (mod 4: chat, generate, embed, embeddings), then the request body.
  * The body goes through api_parse_body and Ollama's parsers exactly as the handlers call them:
  * options and keep_alive, then the endpoint's; an accepted chat's OpenAI body is then parsed by
- * api_parse_chat, as the OpenAI handler will parse it. Any status is fine; a crash, a leak, a
- * sanitizer report, or a failure without a message is not.
+ * api_parse_chat, as the OpenAI handler will parse it, and a generate's template override is
+ * rendered (its untrusted spans must lie inside the text, in order). Any status is fine; a crash, a
+ * leak, a sanitizer report, or a failure without a message is not.
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -60,7 +61,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_decref(ob);
     } else if (sel == 1) {
         struct ollama_generate g;
-        check(ollama_parse_generate(body, &g, &e), &e);
+        ok = ollama_parse_generate(body, &g, &e);
+        check(ok, &e);
+        if (ok && g.tmpl) { /* a template override, rendered as the handler does */
+            char *out = NULL;
+            size_t len = 0, n_spans = 0;
+            struct inf_text_span *spans = NULL;
+            struct api_error e2 = {0};
+            bool ok2 = ollama_template_render(g.tmpl, g.system, g.prompt, &out, &len, &spans,
+                                              &n_spans, &e2);
+            check(ok2, &e2);
+            for (size_t i = 0; ok2 && i < n_spans; i++) /* spans inside the text, in order */
+                if (spans[i].off + spans[i].len > len ||
+                    (i && spans[i].off < spans[i - 1].off + spans[i - 1].len))
+                    abort();
+            free(out);
+            free(spans);
+        }
         ollama_generate_release(&g);
     } else {
         struct ollama_embed q;

@@ -751,6 +751,61 @@ static void test_ollama(void)
     json_decref(j);
 }
 
+/* Template overrides: the subset of Go's text/template, checked against what Go writes */
+static void test_ollama_template(void)
+{
+    struct {
+        const char *tpl, *system, *prompt, *want; /* want NULL: refused */
+    } c[] = {
+        {"{{ if .System }}<s>{{ .System }}</s>\n{{ end }}U: {{ .Prompt }}\nA: {{ .Response }}", "S",
+         "P", "<s>S</s>\nU: P\nA: "},
+        {"{{ if .System }}<s>{{ .System }}</s>\n{{ end }}U: {{ .Prompt }}\nA: {{ .Response }}", "",
+         "P", "U: P\nA: "},
+        {"{{ if .System }}x{{ else }}y{{ end }}", "", "P", "y"},
+        {"a  {{- .Prompt -}}  \n b", NULL, "P", "aPb"},
+        {"a {{/* note */}}b", NULL, "P", "a b"},
+        {"{{if .Prompt}}{{if .System}}1{{else}}2{{end}}{{end}}", NULL, "P", "2"},
+        {"no actions", NULL, "P", "no actions"},
+        {"{{ .Prompt", NULL, "P", NULL},
+        {"{{ end }}", NULL, "P", NULL},
+        {"{{ if .System }}x", "S", "P", NULL},
+        {"{{ range .Messages }}{{ .Content }}{{ end }}", NULL, "P", NULL},
+        {"{{ .Prompt | upper }}", NULL, "P", NULL},
+    };
+    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+        char *out = NULL;
+        size_t len = 0, n_spans = 0;
+        struct inf_text_span *spans = NULL;
+        struct api_error e = {0};
+        bool ok = ollama_template_render(c[i].tpl, c[i].system, c[i].prompt, &out, &len, &spans,
+                                         &n_spans, &e);
+        if (!c[i].want) {
+            T_OK(!ok);
+            T_EQ_INT(e.status, 400);
+            T_EQ_STR(e.param, "template");
+        } else {
+            T_OK(ok);
+            T_EQ_STR(out, c[i].want);
+        }
+        free(out);
+        free(spans);
+    }
+    /* the values' bytes are the untrusted spans */
+    char *out = NULL;
+    size_t len = 0, n = 0;
+    struct inf_text_span *sp = NULL;
+    struct api_error e = {0};
+    T_OK(ollama_template_render("<|sys|>{{ .System }}<|u|>{{ .Prompt }}", "sy", "</s>", &out, &len,
+                                &sp, &n, &e));
+    T_EQ_INT((int)n, 2);
+    T_EQ_INT((int)sp[0].off, 7);
+    T_EQ_INT((int)sp[0].len, 2);
+    T_EQ_INT((int)sp[1].off, 14);
+    T_EQ_INT((int)sp[1].len, 4);
+    free(out);
+    free(sp);
+}
+
 /* WebSocket messages: the three request types, cancel, auth; refusals say why */
 static void test_ws_messages(void)
 {
@@ -792,6 +847,7 @@ int main(void)
     T_RUN(test_tool_grammar);
     T_RUN(test_helpers);
     T_RUN(test_ollama);
+    T_RUN(test_ollama_template);
     T_RUN(test_ws_messages);
     T_DONE();
 }

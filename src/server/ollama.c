@@ -718,13 +718,24 @@ static bool generate_tokens(struct http_req *r, struct srv_engine *eng,
         }
         inf_tokens_push(out, g->context[i]);
     }
-    if (g->tmpl && *g->tmpl) {
-        http_reply_errorf(r, 400, "template", NULL,
-                          "a 'template' override is not supported (Ollama's are Go templates); "
-                          "send the formatted prompt with \"raw\": true");
-        goto out;
-    }
-    if (g->raw) { /* the client formatted the prompt: its control tokens count */
+    if (g->tmpl && *g->tmpl) { /* the client's template: its markers count, not the values */
+        char *text = NULL;
+        size_t len = 0, n_spans = 0;
+        struct inf_text_span *spans = NULL;
+        struct api_error e = {0};
+        if (!ollama_template_render(g->tmpl, g->system, prompt, &text, &len, &spans, &n_spans,
+                                    &e)) {
+            http_reply_error(r, &e);
+            goto out;
+        }
+        bool all = r->params->parse_special_in_content;
+        bool enc = encode(r, tok, text, len, INF_TOK_ADD_SPECIAL | INF_TOK_PARSE_SPECIAL,
+                          all ? NULL : spans, all ? 0 : n_spans, &t);
+        free(text);
+        free(spans);
+        if (!enc)
+            goto out;
+    } else if (g->raw) { /* the client formatted the prompt: its control tokens count */
         if (!encode(r, tok, prompt, strlen(prompt), INF_TOK_ADD_SPECIAL | INF_TOK_PARSE_SPECIAL,
                     NULL, 0, &t))
             goto out;

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "inferno/sampling.h"
+#include "inferno/tokenizer.h"
 #include "server/api.h"
 
 /* Ollama's `options`, over its defaults (temperature 0.8, top_k 40, top_p 0.9, repeat_penalty
@@ -77,5 +78,15 @@ struct ollama_embed {
 };
 bool ollama_parse_embed(json_t *in, bool legacy, struct ollama_embed *q, struct api_error *e);
 void ollama_embed_release(struct ollama_embed *q);
+
+/* A /api/generate `template` override, the subset of Go's text/template that legacy Modelfile
+ * templates use: {{ .System }}, {{ .Prompt }}, {{ .Response }} (empty), {{ if .X }} ...
+ * {{ else }} ... {{ end }} on those (nesting at most 16), comments, and the {{- -}} space
+ * trimming. Anything else ({{ range .Messages }}...) is a 400 naming the action. *out (malloc'd,
+ * NUL-terminated) and *spans (malloc'd): the bytes that came from system and prompt, for
+ * inf_tok_encode_untrusted. */
+bool ollama_template_render(const char *tpl, const char *system, const char *prompt, char **out,
+                            size_t *out_len, struct inf_text_span **spans, size_t *n_spans,
+                            struct api_error *e);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "inferno/log.h"
 #include "server/ollama.h"
 
@@ -660,4 +661,159 @@ bool ollama_parse_embed(json_t *in, bool legacy, struct ollama_embed *q, struct 
         return api_fail(e, 400, "input", "'input' must be a string or an array of strings");
     }
     return true;
+}
+
+/* ---- template overrides ---------------------------------------------------------------------- */
+
+#define TPL_MAX_DEPTH 16
+
+struct tpl_out {
+    char *d;
+    size_t n, cap;
+    struct inf_text_span *spans;
+    size_t n_spans, cap_spans;
+    bool oom;
+};
+
+static void tpl_emit(struct tpl_out *o, const char *s, size_t n, bool untrusted)
+{
+    if (n == 0 || o->oom)
+        return;
+    if (untrusted) {
+        if (o->n_spans == o->cap_spans) {
+            size_t cap = o->cap_spans ? o->cap_spans * 2 : 4;
+            struct inf_text_span *p = realloc(o->spans, cap * sizeof(*p));
+            if (!p) {
+                o->oom = true;
+                return;
+            }
+            o->spans = p;
+            o->cap_spans = cap;
+        }
+        o->spans[o->n_spans].off = o->n;
+        o->spans[o->n_spans].len = n;
+        o->n_spans++;
+    }
+    if (!inf__append(&o->d, &o->n, &o->cap, s, n, 256))
+        o->oom = true;
+}
+
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* The action's words: "a" or "a b" (spaces around trimmed) equal to want. */
+static bool action_is(const char *a, size_t n, const char *want)
+{
+    return strlen(want) == n && memcmp(a, want, n) == 0;
+}
+
+bool ollama_template_render(const char *tpl, const char *system, const char *prompt, char **out,
+                            size_t *out_len, struct inf_text_span **spans, size_t *n_spans,
+                            struct api_error *e)
+{
+    struct tpl_out o = {0};
+    bool active[TPL_MAX_DEPTH + 1] = {true}, cond[TPL_MAX_DEPTH + 1] = {true};
+    int depth = 0;
+    size_t n = strlen(tpl), pos = 0;
+    bool trim_next = false;
+    system = system ? system : "";
+    prompt = prompt ? prompt : "";
+    *out = NULL;
+    *spans = NULL;
+    *out_len = *n_spans = 0;
+    while (pos <= n) {
+        const char *open = strstr(tpl + pos, "{{");
+        size_t end = open ? (size_t)(open - tpl) : n;
+        size_t ts = pos, te = end;
+        if (trim_next)
+            while (ts < te && is_blank(tpl[ts]))
+                ts++;
+        bool left_trim = open && open[2] == '-' &&
+                         (open[3] == ' ' || open[3] == '\t' || open[3] == '\n' || open[3] == '\r');
+        if (left_trim)
+            while (te > ts && is_blank(tpl[te - 1]))
+                te--;
+        if (active[depth])
+            tpl_emit(&o, tpl + ts, te - ts, false);
+        if (!open)
+            break;
+        const char *a = open + 2 + (left_trim ? 1 : 0);
+        const char *close = strstr(a, "}}");
+        if (!close) {
+            api_fail(e, 400, "template", "the template has an unclosed action at byte %zu", end);
+            goto fail;
+        }
+        const char *ae = close;
+        trim_next = ae > a && ae[-1] == '-' && ae - 1 > a && is_blank(ae[-2]);
+        if (trim_next)
+            ae--;
+        while (a < ae && is_blank(*a))
+            a++;
+        while (ae > a && is_blank(ae[-1]))
+            ae--;
+        size_t an = (size_t)(ae - a);
+        const char *val = NULL;
+        if (an >= 4 && a[0] == '/' && a[1] == '*' && ae[-2] == '*' && ae[-1] == '/') {
+            /* a comment */
+        } else if (action_is(a, an, ".System")) {
+            val = system;
+        } else if (action_is(a, an, ".Prompt")) {
+            val = prompt;
+        } else if (action_is(a, an, ".Response")) {
+            val = "";
+        } else if (action_is(a, an, "if .System") || action_is(a, an, "if .Prompt") ||
+                   action_is(a, an, "if .Response")) {
+            if (depth == TPL_MAX_DEPTH) {
+                api_fail(e, 400, "template", "the template nests 'if' deeper than %d",
+                         TPL_MAX_DEPTH);
+                goto fail;
+            }
+            bool c = a[4] == 'S' ? *system != '\0' : a[4] == 'P' ? *prompt != '\0' : false;
+            depth++;
+            cond[depth] = c;
+            active[depth] = active[depth - 1] && c;
+        } else if (action_is(a, an, "else")) {
+            if (depth == 0) {
+                api_fail(e, 400, "template", "the template has {{ else }} outside {{ if }}");
+                goto fail;
+            }
+            active[depth] = active[depth - 1] && !cond[depth];
+            cond[depth] = true; /* a second else is inactive */
+        } else if (action_is(a, an, "end")) {
+            if (depth == 0) {
+                api_fail(e, 400, "template", "the template has {{ end }} without {{ if }}");
+                goto fail;
+            }
+            depth--;
+        } else {
+            api_fail(e, 400, "template",
+                     "the template action '{{ %.*s }}' is not supported: a template override may "
+                     "use .System, .Prompt, .Response and if/else/end on them (or send the "
+                     "formatted prompt with \"raw\": true)",
+                     (int)(an > 60 ? 60 : an), a);
+            goto fail;
+        }
+        if (val && active[depth])
+            tpl_emit(&o, val, strlen(val), true);
+        pos = (size_t)(close - tpl) + 2;
+    }
+    if (depth != 0) {
+        api_fail(e, 400, "template", "the template misses %d {{ end }}", depth);
+        goto fail;
+    }
+    if (o.oom || !inf__append(&o.d, &o.n, &o.cap, "", 1, 1)) {
+        api_fail(e, 500, NULL, "out of memory");
+        goto fail;
+    }
+    *out = o.d;
+    *out_len = o.n - 1;
+    *spans = o.spans;
+    *n_spans = o.n_spans;
+    return true;
+fail:
+    free(o.d);
+    free(o.spans);
+    return false;
 }

@@ -141,9 +141,17 @@ describe('generate', () => {
     assert.equal(r.done_reason, 'load');
   });
 
-  test('images, a Go template override and raw with system are refused with 400', async () => {
+  test('a template override: the prompt it writes, as a raw prompt formatted by hand', async () => {
+    const opts = { ...GREEDY, num_predict: 8 };
+    const tpl = '{{ if .System }}[{{ .System }}] {{ end }}Q: {{ .Prompt }}\nA:{{ .Response }}';
+    const t = await ollama.generate({ model: 'stories260K', prompt: 'hi', system: 'be brief', template: tpl, options: opts });
+    const raw = await ollama.generate({ model: 'stories260K', prompt: '[be brief] Q: hi\nA:', raw: true, options: opts });
+    assert.equal(t.response, raw.response);
+    await assert.rejects(ollama.generate({ model: 'stories260K', prompt: 'x', template: '{{ range .Messages }}{{ .Content }}{{ end }}' }), (e) => e.status_code === 400 && /range/.test(e.error));
+  });
+
+  test('images and raw with system are refused with 400', async () => {
     await assert.rejects(ollama.generate({ model: 'stories260K', prompt: 'x', images: ['aGVsbG8='] }), (e) => e.status_code === 400 && /images/.test(e.error));
-    await assert.rejects(ollama.generate({ model: 'stories260K', prompt: 'x', template: '{{ .Prompt }}' }), (e) => e.status_code === 400);
     await assert.rejects(ollama.generate({ model: 'stories260K', prompt: 'x', raw: true, system: 's' }), (e) => e.status_code === 400);
   });
 
