@@ -353,15 +353,17 @@ static void *req_main(void *arg)
     INF_LOG_INFO("http", "ws %s %d %.1f ms id=%s", r.url, r.status, (http_now() - r.t0) * 1e3,
                  r.req_id);
     atomic_fetch_sub(&ss->srv->in_flight, 1);
+    /* the session may be freed as soon as n_reqs reaches 0 and the lock is released: nothing of
+       it is touched after */
     pthread_mutex_lock(&ss->mu);
     for (struct ws_req **p = &ss->reqs; *p; p = &(*p)->next)
         if (*p == q) {
             *p = q->next;
             break;
         }
+    wake(ss);
     ss->n_reqs--;
     pthread_mutex_unlock(&ss->mu);
-    wake(ss);
     free(q->body);
     free(q);
     return NULL;
