@@ -8,7 +8,8 @@
  * connection (r->conn NULL), with this file's sink, whose write() queues the message and wakes
  * the session (an eventfd). Limits: a message larger than server.max_body_bytes closes the
  * connection (1009); at most WS_MAX_IN_FLIGHT requests at once; a client that stops reading
- * lets at most WS_MAX_PENDING bytes queue, then the request that would add more is cancelled.
+ * lets at most server.ws_max_pending_bytes queue (besides WS_SNDBUF in the kernel), then the
+ * request that would add more is cancelled.
  * Frame errors (unmasked client frame, unknown opcode, fragmented control frame, reserved bits)
  * close the connection with 1002, invalid UTF-8 in a text message with 1007, a binary message
  * with 1003 - all by libwslay except the UTF-8 check and the binary refusal.
@@ -34,10 +35,10 @@
 #include "server/handlers.h"
 #include "server/http_internal.h"
 
-#define WS_MAX_PENDING ((size_t)4 << 20) /* bytes queued for a client that does not read */
-#define WS_PING_S      30.0              /* a ping after this long without traffic */
-#define WS_DEAD_S      90.0              /* closed after this long without any frame */
-#define WS_GUID        "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define WS_SNDBUF (256 * 1024) /* the kernel's send buffer of a socket (no autotuning) */
+#define WS_PING_S 30.0         /* a ping after this long without traffic */
+#define WS_DEAD_S 90.0         /* closed after this long without any frame */
+#define WS_GUID   "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 struct ws_session;
 
@@ -167,8 +168,8 @@ static void wake(struct ws_session *ss)
 }
 
 /* Queue a message (taken) for the session thread; false when the client is not reading fast
-   enough (WS_MAX_PENDING) or the session is closing. force: queue past the limit (the last
-   message of a request). */
+   enough (server.ws_max_pending_bytes) or the session is closing. force: queue past the limit (the
+   last message of a request). */
 static bool enqueue(struct ws_session *ss, char *data, size_t len, bool force)
 {
     struct ws_out *o = malloc(sizeof(*o));
@@ -180,7 +181,11 @@ static bool enqueue(struct ws_session *ss, char *data, size_t len, bool force)
     o->len = len;
     o->next = NULL;
     pthread_mutex_lock(&ss->mu);
-    bool ok = !atomic_load(&ss->closing) && (force || ss->pending + len <= WS_MAX_PENDING);
+    /* one message always goes, however large (an embeddings response): the bound is on what
+       waits behind it */
+    size_t limit = ss->srv->p.ws_max_pending_bytes;
+    bool ok =
+        !atomic_load(&ss->closing) && (force || ss->pending == 0 || ss->pending + len <= limit);
     if (ok) {
         *ss->out_tail = o;
         ss->out_tail = &o->next;
@@ -598,6 +603,8 @@ static void *session_main(void *arg)
     struct wslay_event_callbacks cb = {recv_cb, send_cb, NULL, NULL, NULL, NULL, msg_cb};
     int fl = fcntl(ss->fd, F_GETFL, 0);
     fcntl(ss->fd, F_SETFL, fl | O_NONBLOCK);
+    int sndbuf = WS_SNDBUF; /* what a client that stops reading leaves in the kernel is bounded */
+    setsockopt(ss->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     if (wslay_event_context_server_init(&ss->ctx, &cb, ss) != 0)
         goto done;
     wslay_event_config_set_max_recv_msg_length(ss->ctx, ss->srv->p.max_body_bytes);

@@ -4,16 +4,19 @@
 // passes), /health for slots, the RFC's close codes.
 //
 // Instances: A (stories260K, 8 slots, max_body_bytes 65536) for streaming, multiplexing, cancel
-// and bad frames; B (an API key) for authentication and origins.
+// and bad frames; B (an API key) for authentication and origins; C (one long slot,
+// ws_max_pending_bytes 16 KiB) for a client that stops reading.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import net from 'node:net';
+import fs from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
 import WebSocket from 'ws';
 import { startServer, syntheticModel, postJSON, sleep, SLOW } from './harness.mjs';
 
 const KEY = 'ws-test-key-123';
-let A, B, syn;
+let A, B, C, syn;
 
 before(async () => {
   syn = syntheticModel({ ctx: 8192, name: 'syn-ws' });
@@ -22,11 +25,13 @@ before(async () => {
       ...(syn ? ['-m', syn] : [])],
   });
   B = await startServer({ args: ['--api-key', KEY] });
+  C = await startServer({ args: ['--parallel', '1', '--ctx', '16384', '--set', 'server.ws_max_pending_bytes=16384'] });
 });
 
 after(async () => {
   if (A) assert.equal(await A.stop(), 0);
   if (B) assert.equal(await B.stop(), 0);
+  if (C) assert.equal(await C.stop(), 0);
 });
 
 const wsURL = (srv) => srv.url.replace(/^http/, 'ws') + '/v1/ws';
@@ -299,5 +304,50 @@ describe('authentication and origins', () => {
   test('GET /v1/ws without an upgrade is a 400', async () => {
     const r = await fetch(`${A.url}/v1/ws`);
     assert.equal(r.status, 400);
+  });
+});
+
+// A client that stops reading (a Python socket with a 4 KiB receive buffer: Node's sockets take
+// megabytes before the server notices): its request is cancelled, the slot freed, and the
+// server's memory stays put.
+const PY = `
+import socket, os, json, base64, struct, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(('127.0.0.1', int(sys.argv[1])))
+s.sendall(("GET /v1/ws HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\n"
+           "Sec-WebSocket-Version: 13\\r\\nSec-WebSocket-Key: %s\\r\\n\\r\\n" % base64.b64encode(os.urandom(16)).decode()).encode())
+p = json.dumps({"id": "bp", "type": "completions", "body": {"model": "stories260K", "prompt": "Once",
+                "max_tokens": 15000, "ignore_eos": True}}).encode()
+k = os.urandom(4)
+s.sendall(bytes([0x81, 0xfe]) + struct.pack('>H', len(p)) + k + bytes(b ^ k[i % 4] for i, b in enumerate(p)))
+print("sent", flush=True)
+time.sleep(600)
+`;
+const hasPython = spawnSync('python3', ['-c', 'pass']).status === 0;
+
+describe('back-pressure', () => {
+  test('a client that stops reading has its request cancelled; memory stays bounded', { skip: !hasPython }, async () => {
+    const rss = () => Number(fs.readFileSync(`/proc/${C.proc.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1]);
+    const before = rss();
+    const py = spawn('python3', ['-c', PY, new URL(C.url).port], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise((r) => py.stdout.once('data', r));
+      let h, busySeen = false;
+      const t0 = Date.now();
+      while (Date.now() - t0 < 60000 * SLOW) {
+        h = await (await fetch(`${C.url}/health`)).json();
+        busySeen ||= h.slots_busy > 0;
+        if (busySeen && h.slots_busy === 0) break;
+        await sleep(200);
+      }
+      assert.ok(busySeen);
+      assert.equal(h.slots_busy, 0, 'the request was cancelled');
+      assert.match(C.log(), /the client is not reading; cancelled/);
+      // 15000 tokens would be megabytes of messages: far less than that stayed in the server
+      assert.ok(rss() - before < 32 * 1024, `RSS grew by ${rss() - before} KiB`);
+      assert.equal((await fetch(`${C.url}/health`)).status, 200);
+    } finally {
+      py.kill('SIGKILL');
+    }
   });
 });
