@@ -343,8 +343,9 @@ describe('back-pressure', () => {
       assert.ok(busySeen);
       assert.equal(h.slots_busy, 0, 'the request was cancelled');
       assert.match(C.log(), /the client is not reading; cancelled/);
-      // 15000 tokens would be megabytes of messages: far less than that stayed in the server
-      assert.ok(rss() - before < 32 * 1024, `RSS grew by ${rss() - before} KiB`);
+      // the growth is the KV cells the generation touched (and, under ASan, its quarantine),
+      // not the messages: with nothing cancelling them, 15000 tokens of them keep coming
+      assert.ok(rss() - before < 64 * 1024 * SLOW, `RSS grew by ${rss() - before} KiB`);
       assert.equal((await fetch(`${C.url}/health`)).status, 200);
     } finally {
       py.kill('SIGKILL');
