@@ -791,12 +791,11 @@ static bool generate_tokens(struct http_req *r, struct srv_engine *eng,
             goto out;
         }
         bool all = r->params->parse_special_in_content;
-        ok = encode(r, tok, rd.text, rd.len, INF_TOK_ADD_SPECIAL | INF_TOK_PARSE_SPECIAL,
-                    all ? NULL : rd.untrusted, all ? 0 : rd.n_untrusted, &t);
+        bool enc = encode(r, tok, rd.text, rd.len, INF_TOK_ADD_SPECIAL | INF_TOK_PARSE_SPECIAL,
+                          all ? NULL : rd.untrusted, all ? 0 : rd.n_untrusted, &t);
         inf_rendered_release(&rd);
-        if (!ok)
+        if (!enc)
             goto out;
-        ok = false;
         /* a template that writes the BOS text itself must not get a second one */
         if (t.n >= 2 && ti->bos >= 0 && t.ids[0] == ti->bos && t.ids[1] == ti->bos) {
             memmove(t.ids, t.ids + 1, (t.n - 1) * sizeof(*t.ids));

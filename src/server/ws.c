@@ -198,7 +198,7 @@ static bool enqueue(struct ws_session *ss, char *data, size_t len, bool force)
         return false;
     }
     wake(ss);
-    return true;
+    return true; /* cppcheck-suppress memleak ; o is in the session's list */
 }
 
 static bool send_json(struct ws_session *ss, json_t *j, bool force)
