@@ -186,6 +186,7 @@ static bool enqueue(struct ws_session *ss, char *data, size_t len, bool force)
     size_t limit = ss->srv->p.ws_max_pending_bytes;
     bool ok =
         !atomic_load(&ss->closing) && (force || ss->pending == 0 || ss->pending + len <= limit);
+    bool first = ss->out == NULL; /* else the session has been woken for the list already */
     if (ok) {
         *ss->out_tail = o;
         ss->out_tail = &o->next;
@@ -197,7 +198,8 @@ static bool enqueue(struct ws_session *ss, char *data, size_t len, bool force)
         free(o);
         return false;
     }
-    wake(ss);
+    if (first)
+        wake(ss);
     return true; /* cppcheck-suppress memleak ; o is in the session's list */
 }
 
