@@ -744,6 +744,22 @@ static void test_ollama(void)
     api_chat_release(&q);
     json_decref(ob);
     json_decref(j);
+    /* and back: an OpenAI reply's calls in Ollama's shape (as the ollama client types them) */
+    j = body("{\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"id\": \"call_1\", "
+             "\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"arguments\": "
+             "\"{\\\"city\\\": \\\"Paris\\\"}\"}}, {\"id\": \"call_2\", \"type\": \"function\", "
+             "\"function\": {\"name\": \"f\", \"arguments\": \"[1]\"}}]}");
+    json_t *om = ollama_message(j);
+    T_EQ_STR(json_string_value(json_object_get(om, "content")), "");
+    json_t *oc = json_object_get(om, "tool_calls");
+    T_EQ_INT((int)json_array_size(oc), 2);
+    json_t *f0 = json_object_get(json_array_get(oc, 0), "function");
+    T_EQ_STR(json_string_value(json_object_get(f0, "name")), "get_weather");
+    T_EQ_STR(json_string_value(json_object_get(json_object_get(f0, "arguments"), "city")), "Paris");
+    T_OK(json_object_size(json_object_get(json_object_get(json_array_get(oc, 1), "function"),
+                                          "arguments")) == 0);
+    json_decref(om);
+    json_decref(j);
     j = body("{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"x\", "
              "\"images\": [\"aGk=\"]}]}");
     T_OK(!ollama_chat_body(j, "m", &ob, &e));

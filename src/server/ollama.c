@@ -143,17 +143,6 @@ static const char *error_message(json_t *err)
     return json_is_string(m) ? json_string_value(m) : "error";
 }
 
-/* A tool call of OpenAI's shape as Ollama's {function: {name, arguments: {...}}}. */
-static json_t *call_json(const char *name, const char *args)
-{
-    json_t *a = json_loads(args ? args : "{}", JSON_DECODE_ANY, NULL);
-    if (!a || !json_is_object(a)) {
-        json_decref(a);
-        a = json_object();
-    }
-    return json_pack("{s:{s:s,s:o}}", "function", "name", name, "arguments", a);
-}
-
 /* The end of a generation: done, done_reason and the timings (ns); `context` for generate. */
 static void add_final(const struct oll *o, json_t *j, const struct srv_usage *u, const char *reason,
                       const inf_token *ids, size_t n_ids)
@@ -231,24 +220,7 @@ static json_t *chat_reply(struct oll *o, json_t *body)
 {
     json_t *msg = json_object_get(json_array_get(json_object_get(body, "choices"), 0), "message");
     json_t *j = base_json(o);
-    json_t *content = json_object_get(msg, "content");
-    json_t *m = json_pack("{s:s,s:s}", "role", "assistant", "content",
-                          json_is_string(content) ? json_string_value(content) : "");
-    json_t *calls = json_object_get(msg, "tool_calls");
-    if (json_array_size(calls) > 0) {
-        json_t *oc = json_array();
-        size_t i;
-        json_t *c;
-        json_array_foreach(calls, i, c)
-        {
-            json_t *fn = json_object_get(c, "function");
-            json_array_append_new(oc,
-                                  call_json(json_string_value(json_object_get(fn, "name")),
-                                            json_string_value(json_object_get(fn, "arguments"))));
-        }
-        json_object_set_new(m, "tool_calls", oc);
-    }
-    json_object_set_new(j, "message", m);
+    json_object_set_new(j, "message", ollama_message(msg));
     add_final(o, j, o->have_result ? &o->usage : NULL, o->done_reason, o->gen_ids, o->n_gen);
     return j;
 }
@@ -359,7 +331,7 @@ static char *sink_chunk(void *ctx, json_t *chunk, size_t *len)
                 out = base_json(o);
                 json_t *m = json_pack("{s:s,s:s}", "role", "assistant", "content", "");
                 json_t *a = json_array();
-                json_array_append_new(a, call_json(o->call_name, json_string_value(args)));
+                json_array_append_new(a, ollama_tool_call(o->call_name, json_string_value(args)));
                 json_object_set_new(m, "tool_calls", a);
                 json_object_set_new(out, "message", m);
                 json_object_set_new(out, "done", json_false());

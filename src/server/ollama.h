@@ -53,6 +53,12 @@ bool ollama_format(json_t *format, json_t **out, struct api_error *e);
  * the Ollama request. Images are refused; tool results get the ids of the calls they answer. */
 bool ollama_chat_body(json_t *in, const char *model_id, json_t **out, struct api_error *e);
 
+/* Replies: an OpenAI tool call's name and arguments (JSON text) as Ollama's {function: {name,
+ * arguments: {...}}} (arguments that are not a JSON object become {}), and an OpenAI assistant
+ * message as Ollama's {role, content, tool_calls?} (content "" when null). New references. */
+json_t *ollama_tool_call(const char *name, const char *args);
+json_t *ollama_message(json_t *openai_message);
+
 /* /api/generate's fields, checked (strings borrowed from the request). */
 struct ollama_generate {
     const char *model, *prompt, *suffix, *system, *tmpl;

@@ -535,6 +535,40 @@ fail:
     return false;
 }
 
+/* ---- replies: OpenAI's shapes as Ollama's ----------------------------------------------- */
+
+json_t *ollama_tool_call(const char *name, const char *args)
+{
+    json_t *a = args ? json_loads(args, JSON_DECODE_ANY, NULL) : NULL;
+    if (!json_is_object(a)) { /* arguments that are not an object: none */
+        json_decref(a);
+        a = json_object();
+    }
+    return json_pack("{s:{s:s,s:o}}", "function", "name", name ? name : "", "arguments", a);
+}
+
+json_t *ollama_message(json_t *msg)
+{
+    json_t *content = json_object_get(msg, "content");
+    json_t *m = json_pack("{s:s,s:s}", "role", "assistant", "content",
+                          json_is_string(content) ? json_string_value(content) : "");
+    json_t *calls = json_object_get(msg, "tool_calls");
+    if (m && json_array_size(calls) > 0) {
+        json_t *oc = json_array();
+        size_t i;
+        json_t *c;
+        json_array_foreach(calls, i, c)
+        {
+            json_t *fn = json_object_get(c, "function");
+            json_array_append_new(
+                oc, ollama_tool_call(json_string_value(json_object_get(fn, "name")),
+                                     json_string_value(json_object_get(fn, "arguments"))));
+        }
+        json_object_set_new(m, "tool_calls", oc);
+    }
+    return m;
+}
+
 /* ---- generate ------------------------------------------------------------------------------- */
 
 void ollama_generate_release(struct ollama_generate *g)
