@@ -54,7 +54,7 @@ run: build
 # the server suites' npm packages (tests/server/package-lock.json); skipped when npm is absent
 server-test-deps:
 	@if command -v npm >/dev/null 2>&1; then \
-	  [ -d tests/server/node_modules/openai ] || npm ci --prefix tests/server --no-audit --no-fund; \
+	  for m in openai ollama ws; do [ -d tests/server/node_modules/$$m ] || { npm ci --prefix tests/server --no-audit --no-fund; break; }; done; \
 	else echo "(npm not found: the server test suites will be skipped)"; fi
 
 test-release: build server-test-deps

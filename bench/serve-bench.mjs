@@ -6,10 +6,13 @@
 //
 //   node bench/serve-bench.mjs --base http://127.0.0.1:8080/v1 [--model ID] [--clients 8]
 //        [--requests 4] [--max-tokens 128] [--prompt-words 100] [--extra '{"ignore_eos":true}']
-//        [--api-key K] [--label NAME] [--json]
+//        [--api-key K] [--label NAME] [--json] [--transport sse|ollama|ws]
 //
 // Completion tokens come from the stream's usage chunk (stream_options.include_usage), else one
 // per content chunk. Each client's prompts differ (no shared prefix beyond the template).
+// --transport (Inferno): sse (default, POST /v1/chat/completions), ollama (POST /api/chat, NDJSON,
+// tokens from the final eval_count), ws (one WebSocket per client on /v1/ws, tokens from the
+// done message's usage; Node's WebSocket, else the ws package of tests/server).
 const args = Object.fromEntries(process.argv.slice(2).reduce((a, x, i, all) => {
   if (x.startsWith('--')) a.push([x.slice(2), all[i + 1] && !all[i + 1].startsWith('--') ? all[i + 1] : 'true']);
   return a;
@@ -36,7 +39,81 @@ function prompt(client, req) {
   return s;
 }
 
-async function one(id, client, req) {
+const transport = args.transport || 'sse';
+const origin = base.replace(/\/v1$/, '');
+const WS = transport === 'ws'
+  ? (globalThis.WebSocket ?? (await import(new URL('../tests/server/node_modules/ws/wrapper.mjs', import.meta.url))).default)
+  : null;
+
+function body(id, client, req) {
+  return { model: id, messages: [{ role: 'user', content: prompt(client, req) }], max_tokens: maxTokens,
+    temperature: 0, ...extra };
+}
+
+async function oneOllama(id, client, req) {
+  const t0 = performance.now();
+  const res = await fetch(`${origin}/api/chat`, {
+    method: 'POST', headers,
+    body: JSON.stringify({ model: id, messages: [{ role: 'user', content: prompt(client, req) }], stream: true,
+      options: { num_predict: maxTokens, temperature: 0, repeat_penalty: 1, ...(extra.options || {}) } }),
+  });
+  if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+  const dec = new TextDecoder();
+  let buf = '', ttft = null, chunks = 0, n = null, tLast = t0;
+  for await (const b of res.body) {
+    buf += dec.decode(b, { stream: true });
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i); buf = buf.slice(i + 1);
+      if (!line) continue;
+      const j = JSON.parse(line);
+      if (j.error) throw new Error(j.error);
+      if (j.done) n = j.eval_count;
+      else if (j.message?.content) {
+        if (ttft === null) ttft = performance.now() - t0;
+        chunks++;
+        tLast = performance.now();
+      }
+    }
+  }
+  n = n ?? chunks;
+  return { ttft: ttft ?? performance.now() - t0, tokens: n, decodeTps: n > 1 ? (n - 1) / ((tLast - t0 - ttft) / 1000) : 0 };
+}
+
+function wsOpen() {
+  return new Promise((resolve, reject) => {
+    const ws = new WS(`${origin.replace(/^http/, 'ws')}/v1/ws`, args['api-key'] ? ['inferno', `bearer.${args['api-key']}`] : undefined);
+    ws.onopen = () => resolve(ws);
+    ws.onerror = (e) => reject(new Error(`WebSocket: ${e.message || 'error'}`));
+  });
+}
+
+async function oneWs(ws, id, client, req) {
+  const t0 = performance.now();
+  const rid = `${client}-${req}`;
+  return new Promise((resolve, reject) => {
+    let ttft = null, chunks = 0, tLast = t0;
+    ws.onmessage = (ev) => {
+      const m = JSON.parse(typeof ev.data === 'string' ? ev.data : ev.data.toString());
+      if (m.id !== rid) return;
+      if (m.type === 'chunk') {
+        if (m.data.choices?.[0]?.delta?.content) {
+          if (ttft === null) ttft = performance.now() - t0;
+          chunks++;
+          tLast = performance.now();
+        }
+      } else if (m.type === 'done') {
+        const n = m.usage?.completion_tokens ?? chunks;
+        resolve({ ttft: ttft ?? performance.now() - t0, tokens: n, decodeTps: n > 1 ? (n - 1) / ((tLast - t0 - ttft) / 1000) : 0 });
+      } else reject(new Error(JSON.stringify(m.error)));
+    };
+    ws.send(JSON.stringify({ id: rid, type: 'chat.completions', body: body(id, client, req) }));
+  });
+}
+
+async function one(id, client, req, ws) {
+  if (transport === 'ollama') return oneOllama(id, client, req);
+  if (transport === 'ws') return oneWs(ws, id, client, req);
   const t0 = performance.now();
   const res = await fetch(`${base}/chat/completions`, {
     method: 'POST', headers,
@@ -71,17 +148,19 @@ async function one(id, client, req) {
 const pct = (a, p) => { const s = [...a].sort((x, y) => x - y); return s[Math.min(s.length - 1, Math.floor(p * (s.length - 1) + 0.5))]; };
 
 const id = await model();
-await one(id, 99, 99); // warm-up
+const sockets = transport === 'ws' ? await Promise.all(Array.from({ length: C + 1 }, wsOpen)) : [];
+await one(id, 99, 99, sockets[C]); // warm-up
 const t0 = performance.now();
 const results = (await Promise.all(Array.from({ length: C }, async (_, c) => {
   const out = [];
-  for (let r = 0; r < R; r++) out.push(await one(id, c, r));
+  for (let r = 0; r < R; r++) out.push(await one(id, c, r, sockets[c]));
   return out;
 }))).flat();
+for (const s of sockets) s.close();
 const wall = (performance.now() - t0) / 1000;
 const tokens = results.reduce((s, r) => s + r.tokens, 0);
 const summary = {
-  label: args.label || base, model: id, clients: C, requests: results.length, max_tokens: maxTokens,
+  label: args.label || `${base} (${transport})`, transport, model: id, clients: C, requests: results.length, max_tokens: maxTokens,
   completion_tokens: tokens, wall_s: +wall.toFixed(2),
   gen_tok_per_s: +(tokens / wall).toFixed(2),
   ttft_median_ms: +pct(results.map((r) => r.ttft), 0.5).toFixed(1),

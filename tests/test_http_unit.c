@@ -11,7 +11,9 @@
 
 #include "inferno/grammar.h"
 #include "server/api.h"
+#include "server/ollama.h"
 #include "server/tools.h"
+#include "server/ws.h"
 
 static json_t *body(const char *s)
 {
@@ -629,6 +631,227 @@ static void test_helpers(void)
     T_EQ_INT((int)strlen(id), 29);
 }
 
+/* keep_alive as Go's time.ParseDuration reads it (its documented forms), names, options */
+static void test_ollama(void)
+{
+    struct {
+        const char *json;
+        double secs; /* -2: refused */
+    } ka[] = {
+        {"\"5m\"", 300},
+        {"\"1h30m\"", 5400},
+        {"\"1.5h\"", 5400},
+        {"\"300ms\"", 0.3},
+        {"\"2h45m10s\"", 9910},
+        {"\"1us\"", 1e-6},
+        {"\"1\xc2\xb5s\"", 1e-6},
+        {"\"0\"", 0},
+        {"\"-1s\"", -1},
+        {"\"-1\"", -1},
+        {"\"30\"", 30},
+        {"600", 600},
+        {"0", 0},
+        {"-5", -1},
+        {"\"5\"", 5},
+        {"\"1d\"", -2},
+        {"\"m\"", -2},
+        {"\"5m x\"", -2},
+        {"\"1e3s\"", -2},
+        {"\"\"", -2},
+        {"true", -2},
+        {"\"0x10s\"", -2},
+    };
+    for (size_t i = 0; i < sizeof(ka) / sizeof(ka[0]); i++) {
+        json_error_t je;
+        json_t *v = json_loads(ka[i].json, JSON_DECODE_ANY, &je);
+        struct api_error e = {0};
+        double secs = 0;
+        bool given = false;
+        bool ok = ollama_parse_keep_alive(v, &secs, &given, &e);
+        if (ka[i].secs == -2) {
+            T_OK(!ok);
+            T_EQ_INT(e.status, 400);
+        } else {
+            T_OK(ok && given);
+            T_NEAR(secs, ka[i].secs, 1e-9);
+        }
+        json_decref(v);
+    }
+    T_OK(ollama_name_valid("llama3"));
+    T_OK(ollama_name_valid("llama3:8b-instruct-q4_K_M"));
+    T_OK(ollama_name_valid("library/llama3.1:latest"));
+    T_OK(!ollama_name_valid("../x"));
+    T_OK(!ollama_name_valid("a/../b"));
+    T_OK(!ollama_name_valid("a/./b"));
+    T_OK(!ollama_name_valid("/abs"));
+    T_OK(!ollama_name_valid("a:b:c"));
+    T_OK(!ollama_name_valid("a:b/c"));
+    T_OK(!ollama_name_valid("a b"));
+    T_OK(!ollama_name_valid(""));
+
+    /* options: Ollama's defaults, then the values given; wrong types refused */
+    struct ollama_opts o;
+    struct api_error e = {0};
+    T_OK(ollama_parse_options(NULL, &o, &e));
+    T_NEAR(o.sampling.temperature, 0.8, 1e-6);
+    T_EQ_INT(o.sampling.top_k, 40);
+    T_NEAR(o.sampling.top_p, 0.9, 1e-6);
+    T_NEAR(o.sampling.repeat_penalty, 1.1, 1e-6);
+    T_EQ_INT(o.sampling.penalty_last_n, 64);
+    T_EQ_INT(o.max_tokens, -1);
+    ollama_opts_release(&o);
+    json_t *j =
+        body("{\"num_predict\": 7, \"temperature\": 0, \"seed\": 5, \"stop\": [\"a\", \"bb\"], "
+             "\"repeat_last_n\": -1, \"mirostat\": 2}");
+    T_OK(ollama_parse_options(j, &o, &e));
+    T_EQ_INT(o.max_tokens, 7);
+    T_NEAR(o.sampling.temperature, 0, 0);
+    T_OK(o.seed_given && o.sampling.seed == 5);
+    T_EQ_INT(o.n_stop, 2);
+    T_EQ_STR(o.stop[1], "bb");
+    T_EQ_INT(o.sampling.penalty_last_n, -1);
+    ollama_opts_release(&o);
+    json_decref(j);
+    j = body("{\"top_k\": 2.5}");
+    T_OK(!ollama_parse_options(j, &o, &e));
+    T_EQ_STR(e.param, "top_k");
+    ollama_opts_release(&o);
+    json_decref(j);
+
+    /* chat: Ollama's tool calls become OpenAI's, tool results get the ids of their calls */
+    j = body(
+        "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"w?\"}, "
+        "{\"role\": \"assistant\", \"content\": \"\", \"tool_calls\": [{\"function\": {\"name\": "
+        "\"a\", \"arguments\": {\"x\": 1}}}, {\"function\": {\"name\": \"b\", \"arguments\": "
+        "{}}}]}, "
+        "{\"role\": \"tool\", \"content\": \"2\", \"tool_name\": \"b\"}, {\"role\": \"tool\", "
+        "\"content\": \"1\"}], \"format\": \"json\"}");
+    json_t *ob = NULL;
+    T_OK(ollama_chat_body(j, "model-id", &ob, &e));
+    json_t *msgs = json_object_get(ob, "messages");
+    json_t *calls = json_object_get(json_array_get(msgs, 1), "tool_calls");
+    T_EQ_STR(json_string_value(json_object_get(
+                 json_object_get(json_array_get(calls, 0), "function"), "arguments")),
+             "{\"x\":1}");
+    const char *id_b = json_string_value(json_object_get(json_array_get(calls, 1), "id"));
+    const char *id_a = json_string_value(json_object_get(json_array_get(calls, 0), "id"));
+    T_EQ_STR(json_string_value(json_object_get(json_array_get(msgs, 2), "tool_call_id")), id_b);
+    T_EQ_STR(json_string_value(json_object_get(json_array_get(msgs, 3), "tool_call_id")), id_a);
+    T_EQ_STR(json_string_value(json_object_get(json_object_get(ob, "response_format"), "type")),
+             "json_object");
+    struct api_chat_req q;
+    T_OK(api_parse_chat(ob, &q, &e)); /* what the OpenAI handler then takes */
+    api_chat_release(&q);
+    json_decref(ob);
+    json_decref(j);
+    /* and back: an OpenAI reply's calls in Ollama's shape (as the ollama client types them) */
+    j = body("{\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"id\": \"call_1\", "
+             "\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"arguments\": "
+             "\"{\\\"city\\\": \\\"Paris\\\"}\"}}, {\"id\": \"call_2\", \"type\": \"function\", "
+             "\"function\": {\"name\": \"f\", \"arguments\": \"[1]\"}}]}");
+    json_t *om = ollama_message(j);
+    T_EQ_STR(json_string_value(json_object_get(om, "content")), "");
+    json_t *oc = json_object_get(om, "tool_calls");
+    T_EQ_INT((int)json_array_size(oc), 2);
+    json_t *f0 = json_object_get(json_array_get(oc, 0), "function");
+    T_EQ_STR(json_string_value(json_object_get(f0, "name")), "get_weather");
+    T_EQ_STR(json_string_value(json_object_get(json_object_get(f0, "arguments"), "city")), "Paris");
+    T_OK(json_object_size(json_object_get(json_object_get(json_array_get(oc, 1), "function"),
+                                          "arguments")) == 0);
+    json_decref(om);
+    json_decref(j);
+    j = body("{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"x\", "
+             "\"images\": [\"aGk=\"]}]}");
+    T_OK(!ollama_chat_body(j, "m", &ob, &e));
+    T_EQ_STR(e.param, "images");
+    json_decref(j);
+}
+
+/* Template overrides: the subset of Go's text/template, checked against what Go writes */
+static void test_ollama_template(void)
+{
+    struct {
+        const char *tpl, *system, *prompt, *want; /* want NULL: refused */
+    } c[] = {
+        {"{{ if .System }}<s>{{ .System }}</s>\n{{ end }}U: {{ .Prompt }}\nA: {{ .Response }}", "S",
+         "P", "<s>S</s>\nU: P\nA: "},
+        {"{{ if .System }}<s>{{ .System }}</s>\n{{ end }}U: {{ .Prompt }}\nA: {{ .Response }}", "",
+         "P", "U: P\nA: "},
+        {"{{ if .System }}x{{ else }}y{{ end }}", "", "P", "y"},
+        {"a  {{- .Prompt -}}  \n b", NULL, "P", "aPb"},
+        {"a {{/* note */}}b", NULL, "P", "a b"},
+        {"{{if .Prompt}}{{if .System}}1{{else}}2{{end}}{{end}}", NULL, "P", "2"},
+        {"no actions", NULL, "P", "no actions"},
+        {"{{ .Prompt", NULL, "P", NULL},
+        {"{{ end }}", NULL, "P", NULL},
+        {"{{ if .System }}x", "S", "P", NULL},
+        {"{{ range .Messages }}{{ .Content }}{{ end }}", NULL, "P", NULL},
+        {"{{ .Prompt | upper }}", NULL, "P", NULL},
+    };
+    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+        char *out = NULL;
+        size_t len = 0, n_spans = 0;
+        struct inf_text_span *spans = NULL;
+        struct api_error e = {0};
+        bool ok = ollama_template_render(c[i].tpl, c[i].system, c[i].prompt, &out, &len, &spans,
+                                         &n_spans, &e);
+        if (!c[i].want) {
+            T_OK(!ok);
+            T_EQ_INT(e.status, 400);
+            T_EQ_STR(e.param, "template");
+        } else {
+            T_OK(ok);
+            T_EQ_STR(out, c[i].want);
+        }
+        free(out);
+        free(spans);
+    }
+    /* the values' bytes are the untrusted spans */
+    char *out = NULL;
+    size_t len = 0, n = 0;
+    struct inf_text_span *sp = NULL;
+    struct api_error e = {0};
+    T_OK(ollama_template_render("<|sys|>{{ .System }}<|u|>{{ .Prompt }}", "sy", "</s>", &out, &len,
+                                &sp, &n, &e));
+    T_EQ_INT((int)n, 2);
+    T_EQ_INT((int)sp[0].off, 7);
+    T_EQ_INT((int)sp[0].len, 2);
+    T_EQ_INT((int)sp[1].off, 14);
+    T_EQ_INT((int)sp[1].len, 4);
+    free(out);
+    free(sp);
+}
+
+/* WebSocket messages: the three request types, cancel, auth; refusals say why */
+static void test_ws_messages(void)
+{
+    struct ws_msg m;
+    char err[200];
+    const char *ok1 =
+        "{\"id\": \"r1\", \"type\": \"chat.completions\", \"body\": {\"messages\": []}}";
+    T_OK(ws_msg_parse(ok1, strlen(ok1), &m, err, sizeof(err)));
+    T_EQ_INT(m.type, WS_MSG_CHAT);
+    T_EQ_STR(m.id, "r1");
+    T_OK(json_is_object(m.body));
+    json_decref(m.root);
+    const char *c = "{\"id\": \"r1\", \"type\": \"cancel\"}";
+    T_OK(ws_msg_parse(c, strlen(c), &m, err, sizeof(err)) && m.type == WS_MSG_CANCEL);
+    json_decref(m.root);
+    const char *bad[] = {"[]",
+                         "{\"type\": \"cancel\"}",
+                         "{\"id\": 5, \"type\": \"cancel\"}",
+                         "{\"id\": \"a\", \"type\": \"fly\"}",
+                         "{\"id\": \"a\", \"type\": \"completions\"}",
+                         "{\"type\": \"auth\"}",
+                         "{\"id\": \"a\xff\", \"type\": \"cancel\"}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = 0;
+        T_OK(!ws_msg_parse(bad[i], strlen(bad[i]), &m, err, sizeof(err)));
+        T_OK(err[0] != 0);
+        json_decref(m.root);
+    }
+}
+
 int main(void)
 {
     T_RUN(test_chat_defaults);
@@ -639,5 +862,8 @@ int main(void)
     T_RUN(test_tool_calls);
     T_RUN(test_tool_grammar);
     T_RUN(test_helpers);
+    T_RUN(test_ollama);
+    T_RUN(test_ollama_template);
+    T_RUN(test_ws_messages);
     T_DONE();
 }

@@ -318,6 +318,7 @@ int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args)
     hp.tls_cert = inf_config_get_str(cfg, "server.tls_cert");
     hp.tls_key = inf_config_get_str(cfg, "server.tls_key");
     hp.max_body_bytes = (size_t)inf_config_get_int(cfg, "server.max_body_bytes");
+    hp.ws_max_pending_bytes = (size_t)inf_config_get_int(cfg, "server.ws_max_pending_bytes");
     hp.max_header_bytes = (size_t)inf_config_get_int(cfg, "server.max_header_bytes");
     hp.max_connections = (int)inf_config_get_int(cfg, "server.max_connections");
     hp.timeout_seconds = (int)inf_config_get_int(cfg, "server.timeout_seconds");

@@ -65,6 +65,10 @@ static const struct inf_config_key schema[] = {
      "bearer tokens accepted by the API; empty = no authentication", 0, 0, NULL},
     {"server.max_body_bytes", INF_CFG_INT, "8388608", "largest request body accepted", 1024,
      1LL << 32, NULL},
+    {"server.ws_max_pending_bytes", INF_CFG_INT, "4194304",
+     "WebSocket: bytes waiting to be sent to a client that does not read before its request is "
+     "cancelled",
+     1024, 1LL << 32, NULL},
     {"server.parallel", INF_CFG_INT, "4", "concurrent generation slots sharing one context", 1,
      INF_SERVER_MAX_PARALLEL, NULL},
     {"server.max_loaded_models", INF_CFG_INT, "4",

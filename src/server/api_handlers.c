@@ -115,6 +115,27 @@ static bool parsed(struct http_req *r, json_t *body, bool ok, const struct api_e
     return ok;
 }
 
+/* A sink's look at the parsed options (Ollama's `options` land there). */
+static void sink_gen(struct http_req *r, struct api_gen *g)
+{
+    if (r->sink && r->sink->gen)
+        r->sink->gen(r->sink_ctx, g);
+}
+
+/* A sink's look at a non-streamed generation's first choice, before the reply. */
+static void sink_result(struct http_req *r, enum srv_finish finish, const char *reason,
+                        const struct srv_usage *usage, const struct srv_token_info *toks, size_t n)
+{
+    if (!r->sink || !r->sink->result)
+        return;
+    inf_token *ids = malloc((n ? n : 1) * sizeof(*ids));
+    for (size_t i = 0; ids && i < n; i++)
+        ids[i] = toks[i].id;
+    struct http_gen_end end = {finish, reason, *usage, ids, ids ? n : 0};
+    r->sink->result(r->sink_ctx, &end);
+    free(ids);
+}
+
 static bool eng_acquire(struct http_req *r, const char *model, struct eng *g)
 {
     struct inf_error err = {0};
@@ -743,6 +764,11 @@ struct stream_choice {
     int32_t prompt_tokens, cached, completion;
     struct tool_stream ts; /* chat with tools: calls recognised in the text */
     int n_calls;           /* tool calls sent */
+    const char *finish_reason;
+    enum srv_finish finish;
+    struct srv_usage usage;
+    inf_token *ids; /* generated tokens, kept for a sink's end hook */
+    size_t n_ids, cap_ids;
 };
 
 struct http_stream {
@@ -765,7 +791,9 @@ struct http_stream {
     struct buf out;
     size_t out_off;
     bool finished;
-    double next_check; /* next look at the socket while events keep coming */
+    double next_check;            /* next look at the socket while events keep coming */
+    const struct http_sink *sink; /* NULL: OpenAI's SSE */
+    void *sink_ctx;
 };
 
 static void stream_unref(struct http_stream *s)
@@ -774,6 +802,7 @@ static void stream_unref(struct http_stream *s)
         return;
     for (size_t i = 0; i < s->n; i++) {
         tool_stream_release(&s->c[i].ts);
+        free(s->c[i].ids);
         if (s->c[i].have_first)
             srv_event_clear(&s->c[i].first);
         if (s->c[i].task) {
@@ -783,6 +812,8 @@ static void stream_unref(struct http_stream *s)
     }
     if (s->e)
         srv_models_unpin(s->models, s->e);
+    if (s->sink && s->sink->release)
+        s->sink->release(s->sink_ctx);
     free(s->c);
     free(s->out.d);
     free(s);
@@ -801,8 +832,32 @@ static void stream_end(void *ctx, bool cancel)
     stream_unref(s);
 }
 
+/* Bytes a sink made (taken): to the detached client at once, else to the response's buffer. */
+static void stream_put(struct http_stream *s, char *bytes, size_t n)
+{
+    if (!bytes)
+        return;
+    if (s->sink->write) {
+        if (!atomic_load(&s->aborted) && !s->sink->write(s->sink_ctx, bytes, n)) {
+            atomic_store(&s->aborted, true);
+            for (size_t i = 0; i < s->n; i++)
+                if (s->c[i].task)
+                    srv_task_cancel(s->c[i].task);
+        }
+    } else {
+        buf_add(&s->out, bytes, n);
+    }
+    free(bytes);
+}
+
 static void sse_data(struct http_stream *s, json_t *o)
 {
+    if (s->sink) {
+        size_t n = 0;
+        char *b = s->sink->chunk ? s->sink->chunk(s->sink_ctx, o, &n) : (json_decref(o), NULL);
+        stream_put(s, b, n);
+        return;
+    }
     char *j = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (!j)
@@ -839,6 +894,12 @@ static void emit_error(struct http_stream *s, int status, const char *code, cons
     e.code = code;
     snprintf(e.message, sizeof(e.message), "%s", msg);
     json_t *o = api_error_json(&e);
+    if (s->sink) {
+        size_t n = 0;
+        char *b = s->sink->error ? s->sink->error(s->sink_ctx, o, &n) : (json_decref(o), NULL);
+        stream_put(s, b, n);
+        return;
+    }
     char *j = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     buf_add(&s->out, "event: error\ndata: ", 19);
@@ -890,6 +951,10 @@ static void stream_event(struct http_stream *s, struct stream_choice *c, struct 
     switch (ev->type) {
     case SRV_EV_TEXT: {
         bool has_lp = s->logprobs && ev->n_tokens > 0;
+        if (s->sink && ev->n_tokens > 0 &&
+            inf__grow(&c->ids, &c->cap_ids, c->n_ids + (size_t)ev->n_tokens, sizeof(*c->ids), 64))
+            for (int32_t k = 0; k < ev->n_tokens; k++)
+                c->ids[c->n_ids++] = ev->tokens[k].id;
         if (s->tools) {
             struct tool_out to;
             tool_stream_feed(&c->ts, ev->text ? ev->text : "", ev->text_len, &to);
@@ -944,6 +1009,9 @@ static void stream_event(struct http_stream *s, struct stream_choice *c, struct 
             if (c->n_calls > 0 && ev->finish == SRV_FINISH_STOP)
                 finish = "tool_calls";
         }
+        c->finish_reason = finish;
+        c->finish = ev->finish;
+        c->usage = ev->usage;
         json_t *ch = json_object();
         json_object_set_new(ch, "index", json_integer(c->index));
         if (s->chat)
@@ -968,7 +1036,7 @@ static void stream_event(struct http_stream *s, struct stream_choice *c, struct 
 
 static void stream_finish(struct http_stream *s)
 {
-    if (s->include_usage) {
+    if (s->include_usage || s->sink) {
         int32_t completion = 0, prompt = 0, cached = 0;
         int last_prompt = -1;
         for (size_t i = 0; i < s->n; i++) {
@@ -978,6 +1046,18 @@ static void stream_finish(struct http_stream *s)
                 cached += s->c[i].cached;
                 last_prompt = s->c[i].prompt_index;
             }
+        }
+        if (s->sink) {
+            struct stream_choice *c0 = &s->c[0];
+            struct http_gen_end end = {c0->finish, c0->finish_reason, c0->usage, c0->ids,
+                                       c0->n_ids};
+            json_t *u = usage_json(prompt, cached, completion);
+            size_t n = 0;
+            char *b = s->sink->end ? s->sink->end(s->sink_ctx, &end, u, &n) : NULL;
+            json_decref(u);
+            stream_put(s, b, n);
+            s->finished = true;
+            return;
         }
         json_t *o = chunk_base(s);
         json_object_set_new(o, "choices", json_array());
@@ -1144,7 +1224,7 @@ static bool start_stream(struct http_req *r, struct eng *g, struct choice *c, si
     s->e = g->e;
     g->e = NULL;
     s->tok = g->tok;
-    s->fd = http_conn_fd(r->conn);
+    s->fd = r->conn ? http_conn_fd(r->conn) : -1;
     s->chat = chat;
     s->include_usage = gen->include_usage;
     s->logprobs = gen->logprobs;
@@ -1153,6 +1233,10 @@ static bool start_stream(struct http_req *r, struct eng *g, struct choice *c, si
     new_id(s->id, prefix);
     snprintf(s->model, sizeof(s->model), "%s", g->id);
     s->created = (int64_t)time(NULL);
+    s->sink = r->sink;
+    s->sink_ctx = r->sink_ctx;
+    if (s->sink && s->sink->retain)
+        s->sink->retain(s->sink_ctx);
     atomic_init(&s->refs, 2);
     /* the opening chunks: the role (chat) or the echoed prompt (completions) */
     for (size_t i = 0; i < n; i++) {
@@ -1179,6 +1263,20 @@ static bool start_stream(struct http_req *r, struct eng *g, struct choice *c, si
         emit_choice(s, ch);
         s->c[i].role_sent = true;
     }
+    if (s->sink && s->sink->write) { /* detached: the stream runs here, to its end */
+        atomic_store(&s->refs, 1);
+        http_reply_response(r, 200, NULL);
+        while (!s->finished && !atomic_load(&s->aborted)) {
+            if (s->sink->gone && s->sink->gone(s->sink_ctx)) {
+                atomic_store(&s->aborted, true);
+                break;
+            }
+            if (!stream_step(s))
+                break;
+        }
+        stream_end(s, !s->finished || atomic_load(&s->aborted));
+        return true;
+    }
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
                                                                   stream_read, s, stream_free_cb);
     if (!resp) {
@@ -1187,7 +1285,9 @@ static bool start_stream(struct http_req *r, struct eng *g, struct choice *c, si
         http_reply_errorf(r, 500, NULL, NULL, "out of memory");
         return false;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            s->sink && s->sink->content_type ? s->sink->content_type
+                                                             : "text/event-stream");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
     http_reply_response(r, 200, resp);
@@ -1214,6 +1314,7 @@ void api_chat(struct http_req *r)
     json_t *body = api_parse_body(r->body, r->len, &e);
     if (!parsed(r, body, body && api_parse_chat(body, &q, &e), &e))
         goto out;
+    sink_gen(r, &q.gen);
     if (!eng_acquire(r, q.gen.model, &g))
         goto out;
     if (!check_logit_bias(r, &q.gen, &g))
@@ -1332,6 +1433,8 @@ void api_chat(struct http_req *r)
         json_object_set_new(ch, "finish_reason", json_string(finish));
         json_array_append_new(choices, ch);
         completion += c[i].usage.completion_tokens;
+        if (i == 0)
+            sink_result(r, c[i].finish, finish, &c[i].usage, c[i].toks, c[i].n_toks);
     }
     json_object_set_new(o, "choices", choices);
     json_object_set_new(o, "usage",
@@ -1366,6 +1469,7 @@ void api_completions(struct http_req *r)
     json_t *body = api_parse_body(r->body, r->len, &e);
     if (!parsed(r, body, body && api_parse_completion(body, &q, &e), &e))
         goto out;
+    sink_gen(r, &q.gen);
     np = q.n_prompts;
     if (np * (size_t)q.gen.n > API_MAX_INPUTS) {
         http_reply_errorf(r, 400, "n", NULL, "%zu prompts x n %d is more than %d choices", np,
@@ -1475,6 +1579,9 @@ void api_completions(struct http_req *r)
         }
         json_object_set_new(ch, "finish_reason", json_string(finish_name(c[k].finish)));
         json_array_append_new(choices, ch);
+        if (k == 0)
+            sink_result(r, c[k].finish, finish_name(c[k].finish), &c[k].usage, c[k].toks,
+                        c[k].n_toks);
         completion += c[k].usage.completion_tokens;
         if (k % (size_t)q.gen.n == 0) {
             prompt_tokens += c[k].usage.prompt_tokens;

@@ -19,5 +19,24 @@ void api_detokenize(struct http_req *r);
 void api_apply_template(struct http_req *r);
 /* metrics.c */
 void api_metrics(struct http_req *r);
+/* ollama.c: Ollama's API */
+extern const struct http_sink ollama_sink;
+void ollama_root(struct http_req *r);
+void ollama_generate(struct http_req *r);
+void ollama_chat(struct http_req *r);
+void ollama_embed(struct http_req *r);
+void ollama_embeddings(struct http_req *r);
+void ollama_tags(struct http_req *r);
+void ollama_show(struct http_req *r);
+void ollama_ps(struct http_req *r);
+void ollama_version(struct http_req *r);
+void ollama_copy(struct http_req *r);
+void ollama_delete(struct http_req *r);
+void ollama_pull(struct http_req *r);
+void ollama_push(struct http_req *r);
+void ollama_create(struct http_req *r);
+void ollama_unknown(struct http_req *r);
+/* ws.c: WebSocket streaming */
+void ws_upgrade(struct http_req *r);
 
 #endif

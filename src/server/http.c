@@ -22,6 +22,7 @@
 #include "inferno/log.h"
 #include "server/handlers.h"
 #include "server/http_internal.h"
+#include "server/ws.h"
 
 #define RATE_MAX_BUCKETS 4096
 #define HTTP_MAX_DISCARD ((unsigned long long)64 << 20) /* body bytes read only to be dropped */
@@ -33,16 +34,33 @@ const int http_metric_status[HTTP_N_STATUS - 1] = {200, 204, 400, 401, 403, 404,
 static char bad_uri_marker;
 
 static const struct http_route routes[] = {
-    {"/v1/chat/completions", false, "POST", false, api_chat},
-    {"/v1/completions", false, "POST", false, api_completions},
-    {"/v1/embeddings", false, "POST", false, api_embeddings},
-    {"/v1/models", false, "GET", false, api_models},
-    {"/v1/models/", true, "GET", false, api_model},
-    {"/health", false, "GET", true, api_health},
-    {"/metrics", false, "GET", false, api_metrics},
-    {"/tokenize", false, "POST", false, api_tokenize},
-    {"/detokenize", false, "POST", false, api_detokenize},
-    {"/apply-template", false, "POST", false, api_apply_template},
+    {"/v1/chat/completions", false, "POST", false, api_chat, NULL, false},
+    {"/v1/completions", false, "POST", false, api_completions, NULL, false},
+    {"/v1/embeddings", false, "POST", false, api_embeddings, NULL, false},
+    {"/v1/models", false, "GET", false, api_models, NULL, false},
+    {"/v1/models/", true, "GET", false, api_model, NULL, false},
+    {"/health", false, "GET", true, api_health, NULL, false},
+    {"/metrics", false, "GET", false, api_metrics, NULL, false},
+    {"/tokenize", false, "POST", false, api_tokenize, NULL, false},
+    {"/detokenize", false, "POST", false, api_detokenize, NULL, false},
+    {"/apply-template", false, "POST", false, api_apply_template, NULL, false},
+    {"/v1/ws", false, "GET", false, ws_upgrade, NULL, true}, /* WebSocket (ws.c) */
+    /* Ollama's API (ollama.c) */
+    {"/", false, "GET", true, ollama_root, &ollama_sink, false},
+    {"/api/generate", false, "POST", false, ollama_generate, &ollama_sink, false},
+    {"/api/chat", false, "POST", false, ollama_chat, &ollama_sink, false},
+    {"/api/embed", false, "POST", false, ollama_embed, &ollama_sink, false},
+    {"/api/embeddings", false, "POST", false, ollama_embeddings, &ollama_sink, false},
+    {"/api/tags", false, "GET", false, ollama_tags, &ollama_sink, false},
+    {"/api/show", false, "POST", false, ollama_show, &ollama_sink, false},
+    {"/api/ps", false, "GET", false, ollama_ps, &ollama_sink, false},
+    {"/api/version", false, "GET", false, ollama_version, &ollama_sink, false},
+    {"/api/copy", false, "POST", false, ollama_copy, &ollama_sink, false},
+    {"/api/delete", false, "DELETE", false, ollama_delete, &ollama_sink, false},
+    {"/api/pull", false, "POST", false, ollama_pull, &ollama_sink, false},
+    {"/api/push", false, "POST", false, ollama_push, &ollama_sink, false},
+    {"/api/create", false, "POST", false, ollama_create, &ollama_sink, false},
+    {"/api/", true, "POST", false, ollama_unknown, &ollama_sink, false}, /* Ollama's 404 shape */
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 _Static_assert(N_ROUTES <= HTTP_MAX_ROUTES, "HTTP_MAX_ROUTES is too small for the route table");
@@ -77,6 +95,11 @@ static int check_key(struct http_server *s, struct http_req *r)
     h += 7;
     while (*h == ' ')
         h++;
+    return http_key_index(s, h);
+}
+
+int http_key_index(struct http_server *s, const char *h)
+{
     unsigned char d[32];
     sha256(h, strlen(h), d);
     int found = -2;
@@ -260,6 +283,7 @@ static bool has_body(struct MHD_Connection *conn)
 static const struct http_route *find_route(const char *url, const char *method, bool *path_known)
 {
     *path_known = false;
+    bool exact = false;
     const struct http_route *hit = NULL;
     for (size_t i = 0; i < N_ROUTES; i++) {
         const struct http_route *rt = &routes[i];
@@ -269,11 +293,26 @@ static const struct http_route *find_route(const char *url, const char *method, 
         if (!match)
             continue;
         *path_known = true;
-        if (strcmp(method, rt->method) == 0 ||
-            (strcmp(method, "HEAD") == 0 && strcmp(rt->method, "GET") == 0))
-            hit = rt;
+        exact = exact || !rt->prefix;
+        if (!hit && (strcmp(method, rt->method) == 0 ||
+                     (strcmp(method, "HEAD") == 0 && strcmp(rt->method, "GET") == 0)))
+            hit = rt; /* the first row that matches */
     }
-    return hit;
+    /* a path of its own with another method is a 405, not the catch-all prefix row */
+    return hit && hit->prefix && exact ? NULL : hit;
+}
+
+/* The sink of the API a path belongs to (the first row of the table that matches it). */
+static const struct http_sink *sink_for(const char *url)
+{
+    for (size_t i = 0; i < N_ROUTES; i++) {
+        const struct http_route *rt = &routes[i];
+        bool match =
+            rt->prefix ? strncmp(url, rt->path, strlen(rt->path)) == 0 : strcmp(url, rt->path) == 0;
+        if (match)
+            return rt->sink;
+    }
+    return NULL;
 }
 
 static const char *allowed_methods(const char *url, bool cors)
@@ -283,8 +322,9 @@ static const char *allowed_methods(const char *url, bool cors)
         bool match =
             rt->prefix ? strncmp(url, rt->path, strlen(rt->path)) == 0 : strcmp(url, rt->path) == 0;
         if (match)
-            return strcmp(rt->method, "GET") == 0 ? (cors ? "GET, HEAD, OPTIONS" : "GET, HEAD")
-                                                  : (cors ? "POST, OPTIONS" : "POST");
+            return strcmp(rt->method, "GET") == 0      ? (cors ? "GET, HEAD, OPTIONS" : "GET, HEAD")
+                   : strcmp(rt->method, "DELETE") == 0 ? (cors ? "DELETE, OPTIONS" : "DELETE")
+                                                       : (cors ? "POST, OPTIONS" : "POST");
     }
     return "GET";
 }
@@ -427,6 +467,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             find_route(url, "GET", &path_known);
             if (!path_known)
                 find_route(url, "POST", &path_known);
+            if (!path_known)
+                find_route(url, "DELETE", &path_known);
             if (!path_known) {
                 http_reply_errorf(r, 404, NULL, "not_found", "no route for %s %.200s", method, url);
                 return reject(r);
@@ -448,6 +490,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return reject(r);
         }
         r->route = find_route(url, method, &path_known);
+        r->sink = sink_for(url);
         if (r->route && !r->route->probe && http_guard_reserve(r->hc)) {
             http_reply_errorf(r, 503, NULL, "server_busy",
                               "every connection is in use (server.max_connections); only "
@@ -466,7 +509,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return reject(r);
         }
         int key = -1;
-        if (s->n_keys && !r->route->probe) {
+        if (s->n_keys && !r->route->probe && !r->route->own_auth) {
             key = check_key(s, r);
             if (key == -1) {
                 http_reply_errorf(r, 401, NULL, "invalid_api_key",
@@ -479,11 +522,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 return reject(r);
             }
         }
-        if (strcmp(r->route->method, "POST") == 0 && has_body(conn)) {
+        if (strcmp(r->route->method, "GET") != 0 && has_body(conn)) {
             /* a cross-site "simple" request (no CORS preflight) cannot send application/json */
             const char *ct =
                 MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-            if (!is_json_type(ct)) {
+            /* Ollama's clients and docs (curl -d) send bodies without a JSON type: taken on its
+               routes when no browser is involved (browsers send Origin with every POST) */
+            bool lenient =
+                r->route->sink && !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+            if (!is_json_type(ct) && !lenient) {
                 http_reply_errorf(r, 415, NULL, "unsupported_media_type",
                                   "send the JSON body with 'Content-Type: application/json' "
                                   "(got '%.100s')",
@@ -729,7 +776,7 @@ inf_status http_server_start(const struct http_server_params *p, struct http_ser
     }
     /* poll(), not select(): descriptors above FD_SETSIZE (1024) must work too */
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
-                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (tls)
@@ -789,6 +836,7 @@ void http_server_stop(struct http_server *s, int drain_ms)
         while (atomic_load(&s->in_flight) > 0 && http_now() < deadline)
             usleep(20 * 1000);
     }
+    ws_stop_all(s); /* upgraded connections are the application's to close */
     http_guard_stop(s);
     MHD_stop_daemon(s->daemon);
     server_free(s);

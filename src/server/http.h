@@ -61,6 +61,7 @@ struct http_server_params {
     size_t n_cors_origins;
     struct srv_models *models;
     bool parse_special_in_content; /* chat: control tokens typed in messages are honoured */
+    size_t ws_max_pending_bytes;   /* WebSocket: bytes queued for a client before cancelling */
 };
 
 struct http_server;

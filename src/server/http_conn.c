@@ -76,6 +76,8 @@ bool http_fd_gone(struct http_server *s, int fd)
 
 bool http_conn_gone(struct http_req *r)
 {
+    if (!r->conn) /* a detached request (WebSocket): its sink knows */
+        return r->sink && r->sink->gone && r->sink->gone(r->sink_ctx);
     return http_fd_gone(r->srv, http_conn_fd(r->conn));
 }
 
@@ -286,8 +288,11 @@ bool http_guard_reserve(const struct http_conn *c)
 static void *guard_main(void *arg)
 {
     struct http_server *s = arg;
+    unsigned tick = 0;
     while (!atomic_load(&s->guard_stop)) {
         usleep(GUARD_TICK_US);
+        if (++tick % 10 == 0 && s->p.models) /* Ollama's keep_alive: about once a second */
+            srv_models_expire(s->p.models);
         double now = http_now();
         pthread_mutex_lock(&s->conn_lock);
         for (struct http_conn *c = s->conns; c; c = c->next) {

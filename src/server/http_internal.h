@@ -27,9 +27,12 @@ typedef void (*http_handler_fn)(struct http_req *r);
 struct http_route {
     const char *path; /* exact, or a prefix ending in '/' (then /metrics shows path + "{id}") */
     bool prefix;
-    const char *method; /* "GET" or "POST" */
+    const char *method; /* "GET", "POST" or "DELETE" */
     bool probe; /* for load balancers (/health): no API key, no rate limit, reserved connections */
     http_handler_fn fn;
+    /* the output of the routes of a foreign API (Ollama's): errors before the handler too */
+    const struct http_sink *sink;
+    bool own_auth; /* the handler checks the API key itself (WebSocket: a browser sends none) */
 };
 #define HTTP_MAX_ROUTES 31 /* rows of the route table at most; counters keep one more: other */
 
@@ -79,6 +82,9 @@ struct http_server {
     size_t n_routes;
     atomic_uint_least64_t requests[HTTP_MAX_ROUTES + 1][HTTP_N_STATUS];
 };
+
+/* Which API key token (without "Bearer ") is: its index, or -2 when it is none of them. */
+int http_key_index(struct http_server *s, const char *token);
 
 /* The connection guard (http_conn.c): limits per address, deadlines, a reserve for /health. */
 inf_status http_guard_start(struct http_server *s, struct inf_error *err);

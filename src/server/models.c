@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "inferno/log.h"
 #include "server/sched.h"
@@ -27,6 +28,9 @@ struct model_slot {
     struct inf_error fail_err;
     off_t fail_size;
     struct timespec fail_mtime;
+    /* keep_alive (Ollama's API): unloaded once idle at this monotonic time; 0 = no expiry */
+    double expires;
+    int64_t expires_wall; /* the same moment, Unix seconds, for /api/ps */
 };
 
 /* The file's size and modification time; false when it cannot be stat'ed. */
@@ -57,6 +61,7 @@ struct srv_models {
     int max_loaded;
     uint64_t tick;
     struct srv_engine_params engine;
+    char models_dir[4096]; /* "" when none */
 };
 
 static void file_stem(const char *path, char *out, size_t size)
@@ -105,6 +110,7 @@ inf_status srv_models_new(const struct srv_models_params *p, struct srv_models *
     m->engine = p->engine;
     m->engine.model_path = NULL;
     m->engine.model_id = NULL;
+    snprintf(m->models_dir, sizeof(m->models_dir), "%s", p->models_dir ? p->models_dir : "");
     inf_status rc = INF_OK;
     for (int i = 0; i < p->n_model_paths && rc == INF_OK; i++) {
         char id[256];
@@ -305,6 +311,8 @@ inf_status srv_models_acquire(struct srv_models *m, const char *id, struct srv_e
     s->failed = rc != INF_OK;
     if (rc == INF_OK) {
         s->engine = e;
+        s->expires = 0;
+        s->expires_wall = 0;
         s->pins = 1;
         s->last_used = ++m->tick;
         *out = e;
@@ -379,4 +387,134 @@ void srv_models_each_loaded(struct srv_models *m, void (*fn)(struct srv_engine *
         if (m->items[i].engine)
             fn(m->items[i].engine, user);
     pthread_mutex_unlock(&m->mu);
+}
+
+/* ---- keep_alive, names added and removed at run time (Ollama's API) ------------------------ */
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static struct model_slot *find_slot(struct srv_models *m, const char *id)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (strcmp(m->items[i].entry.id, id) == 0)
+            return &m->items[i];
+    return NULL;
+}
+
+/* Unload s when it has expired and is idle and unpinned. Under m->mu (dropped to stop it). */
+static void expire_slot(struct srv_models *m, struct model_slot *s, double now)
+{
+    if (!s->engine || s->expires <= 0 || now < s->expires || s->pins > 0 ||
+        !srv_engine_idle(s->engine))
+        return;
+    struct srv_engine *victim = s->engine;
+    s->engine = NULL;
+    s->expires = 0;
+    s->expires_wall = 0;
+    INF_LOG_INFO("server", "unloading model '%s' (keep_alive expired)", s->entry.id);
+    pthread_mutex_unlock(&m->mu);
+    srv_engine_stop(victim, 0);
+    pthread_mutex_lock(&m->mu);
+}
+
+inf_status srv_models_keep_alive(struct srv_models *m, const char *id, double seconds)
+{
+    pthread_mutex_lock(&m->mu);
+    struct model_slot *s = find_slot(m, id);
+    if (!s) {
+        pthread_mutex_unlock(&m->mu);
+        return INF_ENOTFOUND;
+    }
+    double now = mono_now();
+    if (seconds < 0) {
+        s->expires = 0;
+        s->expires_wall = 0;
+    } else {
+        s->expires = now + (seconds > 0 ? seconds : 1e-9);
+        s->expires_wall = (int64_t)time(NULL) + (int64_t)seconds;
+    }
+    expire_slot(m, s, now + (seconds == 0 ? 1.0 : 0.0));
+    pthread_mutex_unlock(&m->mu);
+    return INF_OK;
+}
+
+void srv_models_expire(struct srv_models *m)
+{
+    pthread_mutex_lock(&m->mu);
+    double now = mono_now();
+    for (size_t i = 0; i < m->n; i++)
+        expire_slot(m, &m->items[i], now);
+    pthread_mutex_unlock(&m->mu);
+}
+
+inf_status srv_models_loaded(struct srv_models *m, struct srv_loaded_model **out, size_t *n,
+                             struct inf_error *err)
+{
+    pthread_mutex_lock(&m->mu);
+    struct srv_loaded_model *a = calloc(m->n ? m->n : 1, sizeof(*a));
+    if (!a) {
+        pthread_mutex_unlock(&m->mu);
+        return inf_error_set(err, INF_ENOMEM, "out of memory");
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        const struct model_slot *s = &m->items[i];
+        if (!s->engine)
+            continue;
+        a[k].entry = s->entry;
+        a[k].entry.loaded = true;
+        a[k].expires_at = s->expires > 0 ? s->expires_wall : 0;
+        a[k].slot_ctx = srv_engine_slot_ctx(s->engine);
+        k++;
+    }
+    pthread_mutex_unlock(&m->mu);
+    *out = a;
+    *n = k;
+    return INF_OK;
+}
+
+const char *srv_models_dir(const struct srv_models *m)
+{
+    return m->models_dir[0] ? m->models_dir : NULL;
+}
+
+inf_status srv_models_add(struct srv_models *m, const char *id, const char *path,
+                          struct inf_error *err)
+{
+    pthread_mutex_lock(&m->mu);
+    inf_status rc = find_slot(m, id) ? inf_error_set(err, INF_EEXIST, "the model '%s' exists", id)
+                                     : add_model(m, id, path, err);
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+inf_status srv_models_remove(struct srv_models *m, const char *id, struct inf_error *err)
+{
+    pthread_mutex_lock(&m->mu);
+    struct model_slot *s = find_slot(m, id);
+    if (!s) {
+        pthread_mutex_unlock(&m->mu);
+        return inf_error_set(err, INF_ENOTFOUND, "the model '%s' does not exist", id);
+    }
+    if (s->loading || s->pins > 0 || (s->engine && !srv_engine_idle(s->engine))) {
+        pthread_mutex_unlock(&m->mu);
+        return inf_error_set(err, INF_ELIMIT, "the model '%s' is in use", id);
+    }
+    if (m->n == 1) {
+        pthread_mutex_unlock(&m->mu);
+        return inf_error_set(err, INF_EINVAL, "the model '%s' is the only one served", id);
+    }
+    struct srv_engine *victim = s->engine;
+    size_t i = (size_t)(s - m->items);
+    memmove(&m->items[i], &m->items[i + 1], (m->n - i - 1) * sizeof(*m->items));
+    m->n--;
+    pthread_mutex_unlock(&m->mu);
+    if (victim)
+        srv_engine_stop(victim, 0);
+    return INF_OK;
 }

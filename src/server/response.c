@@ -35,6 +35,13 @@ void http_reply_text(struct http_req *r, int status, const char *content_type, c
 
 void http_reply_json(struct http_req *r, int status, json_t *body)
 {
+    if (r->sink && r->sink->reply) {
+        body = r->sink->reply(r->sink_ctx, status, body);
+        if (!body) { /* the sink answered (a detached request) */
+            r->status = status;
+            return;
+        }
+    }
     char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (!s) {

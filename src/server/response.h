@@ -20,6 +20,45 @@ struct http_server; /* http_internal.h: the router's state */
 struct http_route;
 struct http_conn; /* http_conn.c: one per open connection */
 
+/* How one choice of a generation ended (http_sink's result and end hooks). */
+struct http_gen_end {
+    enum srv_finish finish;
+    const char *finish_reason; /* as OpenAI names it: "stop", "length", "tool_calls" */
+    struct srv_usage usage;
+    const inf_token *ids; /* the generated tokens [n_ids] (borrowed for the call) */
+    size_t n_ids;
+};
+
+/*
+ * Where a handler's output goes when its client does not speak OpenAI's JSON and SSE: the
+ * Ollama endpoints (ollama.c: NDJSON) and WebSocket messages (ws.c). The OpenAI handlers run
+ * unchanged and pass what they produce through these hooks; every hook is optional.
+ */
+struct http_sink {
+    /* after validation, before anything runs: adjust the parsed options (Ollama's `options`) */
+    void (*gen)(void *ctx, struct api_gen *g);
+    /* a JSON reply about to be sent (a result or an error object {"error": {...}}): returns the
+       body to send instead (takes body), or NULL when the sink has dealt with it (detached) */
+    json_t *(*reply)(void *ctx, int status, json_t *body);
+    /* a non-streamed generation finished (choice 0), just before its reply */
+    void (*result)(void *ctx, const struct http_gen_end *end);
+    /* streams: the bytes to send (malloc'd, *len set; NULL: nothing) for a chunk object as an
+       SSE data line carries it (taken), an error object {"error": {...}} (taken), and the end
+       of the stream (choice 0's end and the request's OpenAI usage object, borrowed) */
+    char *(*chunk)(void *ctx, json_t *chunk, size_t *len);
+    char *(*error)(void *ctx, json_t *error, size_t *len);
+    char *(*end)(void *ctx, const struct http_gen_end *end, json_t *usage, size_t *len);
+    const char *content_type; /* of a streamed response; NULL: text/event-stream */
+    /* a detached request (WebSocket: r->conn is NULL): a stream runs to its end on the
+       handler's thread and each piece goes here at once; false stops it (the tasks are
+       cancelled) */
+    bool (*write)(void *ctx, const char *data, size_t len);
+    bool (*gone)(void *ctx); /* detached: the client has gone away */
+    /* a stream that outlives the handler (an MHD response) holds a reference to ctx */
+    void (*retain)(void *ctx);
+    void (*release)(void *ctx);
+};
+
 struct http_req {
     struct http_server *srv;
     const struct http_server_params *params; /* srv's: the models, the options */
@@ -45,6 +84,9 @@ struct http_req {
      */
     void (*on_end)(void *ctx, bool cancel);
     void *on_end_ctx;
+    /* NULL for OpenAI clients; else where the output goes (see struct http_sink) */
+    const struct http_sink *sink;
+    void *sink_ctx;
 };
 
 /* ---- defined in response.c ------------------------------------------------------------------- */

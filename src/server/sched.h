@@ -303,6 +303,28 @@ enum srv_health srv_models_health(struct srv_models *m);
 /* Engines loaded now, and the most that stay loaded (server.max_loaded_models). */
 void srv_models_counts(struct srv_models *m, int *loaded, int *max_loaded);
 
+/* Ollama's keep_alive for a model: unload it once idle after `seconds` (0: as soon as it is
+   idle; < 0: never, the default). INF_ENOTFOUND for an unknown id. */
+inf_status srv_models_keep_alive(struct srv_models *m, const char *id, double seconds);
+/* Unload the idle models whose keep_alive has passed (called on a timer). */
+void srv_models_expire(struct srv_models *m);
+
+struct srv_loaded_model {
+    struct srv_model_entry entry;
+    int64_t expires_at; /* Unix seconds; 0 = no expiry */
+    uint32_t slot_ctx;
+};
+/* Snapshot of the loaded models (caller frees *out with free()). */
+inf_status srv_models_loaded(struct srv_models *m, struct srv_loaded_model **out, size_t *n,
+                             struct inf_error *err);
+/* The models_dir the set was made from (NULL when none): where /api/copy writes. */
+const char *srv_models_dir(const struct srv_models *m);
+/* A name added (/api/copy; INF_EEXIST when taken) or removed (/api/delete; INF_ELIMIT while in
+   use, INF_EINVAL for the last one). */
+inf_status srv_models_add(struct srv_models *m, const char *id, const char *path,
+                          struct inf_error *err);
+inf_status srv_models_remove(struct srv_models *m, const char *id, struct inf_error *err);
+
 /* Call fn for each loaded engine (for /health and /metrics), under the models lock. */
 void srv_models_each_loaded(struct srv_models *m, void (*fn)(struct srv_engine *e, void *user),
                             void *user);

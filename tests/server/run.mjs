@@ -27,8 +27,10 @@ if (!env.INFERNO_SHARED || !fs.existsSync(model)) {
   console.log(`SKIP: ${model} not found`);
   process.exit(77);
 }
-if (!fs.existsSync(path.join(HERE, 'node_modules/openai/package.json'))) {
-  console.log('SKIP: tests/server/node_modules is absent (run: npm ci --prefix tests/server)');
+const deps = Object.keys(JSON.parse(fs.readFileSync(path.join(HERE, 'package.json'), 'utf8')).dependencies);
+const missing = deps.filter((d) => !fs.existsSync(path.join(HERE, `node_modules/${d}/package.json`)));
+if (missing.length) {
+  console.log(`SKIP: tests/server/node_modules lacks ${missing.join(', ')} (run: npm ci --prefix tests/server)`);
   process.exit(77);
 }
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...nodeArgs, ...files], {
