@@ -23,6 +23,7 @@ X86_GEMM_DISPATCH(gemm_q4_1, LEG_TILE, INF_TYPE_Q4_1, 4, 2, 2, n / 32)
 X86_GEMM_DISPATCH(gemm_q5_0, LEG_TILE, INF_TYPE_Q5_0, 4, 2, 2, n / 32)
 X86_GEMM_DISPATCH(gemm_q5_1, LEG_TILE, INF_TYPE_Q5_1, 4, 2, 2, n / 32)
 X86_GEMM_DISPATCH(gemm_q8_0, LEG_TILE, INF_TYPE_Q8_0, 4, 2, 2, n / 32)
+X86_GEMM_DISPATCH(gemm_mxfp4, LEG_TILE, INF_TYPE_MXFP4, 4, 2, 2, n / 32)
 X86_GEMM_DISPATCH(gemm_q2_K, K_TILE, INF_TYPE_Q2_K, 4, 1, 4, n / 256)
 X86_GEMM_DISPATCH(gemm_q3_K, K_TILE, INF_TYPE_Q3_K, 4, 1, 4, n / 256)
 X86_GEMM_DISPATCH(gemm_q4_K, K_TILE, INF_TYPE_Q4_K, 4, 1, 4, n / 256)
@@ -40,6 +41,7 @@ void inf__kern_init_avx2(struct inf__kern *k)
     W(INF_TYPE_F32, gemm_f32, 4, 4)
     W(INF_TYPE_F16, gemm_f16, 4, 4)
     W(INF_TYPE_BF16, gemm_bf16, 4, 4)
+    W(INF_TYPE_MXFP4, gemm_mxfp4, 4, 2)
 #undef W
     x86_ops_init_256(k);
 }

@@ -560,6 +560,7 @@ KQ(q3_K, INF_TYPE_Q3_K)
 KQ(q4_K, INF_TYPE_Q4_K)
 KQ(q5_K, INF_TYPE_Q5_K)
 KQ(q6_K, INF_TYPE_Q6_K)
+X86_GEMM_DISPATCH(gemm_mxfp4, X86_LEG_TILE, INF_TYPE_MXFP4, 4, 2, 2, n / 32)
 X86_GEMM_DISPATCH(gemm_f32, F_TILE, INF_TYPE_F32, 4, 2, 4, n)
 X86_GEMM_DISPATCH(gemm_f16, F_TILE, INF_TYPE_F16, 4, 2, 4, n)
 X86_GEMM_DISPATCH(gemm_bf16, F_TILE, INF_TYPE_BF16, 4, 2, 4, n)
@@ -771,6 +772,7 @@ void inf__kern_init_avx512(struct inf__kern *k, int have_vnni)
     k->w[INF_TYPE_F32] = (struct inf__wkern){.gemm = gemm_f32, .max_nr = 4, .max_nc = 4};
     k->w[INF_TYPE_F16] = (struct inf__wkern){.gemm = gemm_f16, .max_nr = 4, .max_nc = 4};
     k->w[INF_TYPE_BF16] = (struct inf__wkern){.gemm = gemm_bf16, .max_nr = 4, .max_nc = 4};
+    k->w[INF_TYPE_MXFP4] = (struct inf__wkern){.gemm = gemm_mxfp4, .max_nr = 4, .max_nc = 2};
     inf__kern_init_avx512_f16(k);
     z_ops_init(k);
     inf__kern_init_avx512_kq(k);

@@ -136,24 +136,47 @@ static INF__ALWAYS_INLINE __m256i x86_leg_unpack(const int T, const uint8_t *b)
         const __m256i hb = _mm256_and_si256(x86_bits32(x->qh), _mm256_set1_epi8(0x10));
         return _mm256_or_si256(x86_nibbles32(x->qs), hb);
     }
+    case INF_TYPE_MXFP4: { /* the nibbles looked up in the (doubled) E2M1 values: signed */
+        const __m256i tbl =
+            _mm256_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12, 0, 1, 2, 3, 4,
+                             6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
+        return _mm256_shuffle_epi8(
+            tbl, x86_nibbles32(((const struct inf_block_mxfp4 *)(const void *)b)->qs));
+    }
     default: /* Q8_0 */
         return x86_load256(((const struct inf_block_q8_0 *)(const void *)b)->qs);
     }
 }
 
+/* A weight block's scale: binary16 d, or MXFP4's 2^(e - 128) */
+static INF__ALWAYS_INLINE __m256 x86_leg_scale(const int T, const uint8_t *b)
+{
+    if (T == INF_TYPE_MXFP4) {
+        const uint32_t e = b[0], bits = e < 2 ? 0x00200000u << e : (e - 1) << 23;
+        float f;
+        memcpy(&f, &bits, sizeof(f));
+        return _mm256_set1_ps(f);
+    }
+    return x86_f16_bcast(b);
+}
+
+/* Signed levels (the sign trick of maddubs), as Q8_0's and MXFP4's */
+#define X86_LEG_SIGNED(T) ((T) == INF_TYPE_Q8_0 || (T) == INF_TYPE_MXFP4)
+
 /* The bytes of a block of weight format T (a constant at each instantiation). */
 static INF__ALWAYS_INLINE size_t x86_wbytes(const int T)
 {
-    return T == INF_TYPE_Q4_0   ? sizeof(struct inf_block_q4_0)
-           : T == INF_TYPE_Q4_1 ? sizeof(struct inf_block_q4_1)
-           : T == INF_TYPE_Q5_0 ? sizeof(struct inf_block_q5_0)
-           : T == INF_TYPE_Q5_1 ? sizeof(struct inf_block_q5_1)
-           : T == INF_TYPE_Q8_0 ? sizeof(struct inf_block_q8_0)
-           : T == INF_TYPE_Q2_K ? sizeof(struct inf_block_q2_K)
-           : T == INF_TYPE_Q3_K ? sizeof(struct inf_block_q3_K)
-           : T == INF_TYPE_Q4_K ? sizeof(struct inf_block_q4_K)
-           : T == INF_TYPE_Q5_K ? sizeof(struct inf_block_q5_K)
-                                : sizeof(struct inf_block_q6_K);
+    return T == INF_TYPE_Q4_0    ? sizeof(struct inf_block_q4_0)
+           : T == INF_TYPE_Q4_1  ? sizeof(struct inf_block_q4_1)
+           : T == INF_TYPE_Q5_0  ? sizeof(struct inf_block_q5_0)
+           : T == INF_TYPE_Q5_1  ? sizeof(struct inf_block_q5_1)
+           : T == INF_TYPE_Q8_0  ? sizeof(struct inf_block_q8_0)
+           : T == INF_TYPE_MXFP4 ? sizeof(struct inf_block_mxfp4)
+           : T == INF_TYPE_Q2_K  ? sizeof(struct inf_block_q2_K)
+           : T == INF_TYPE_Q3_K  ? sizeof(struct inf_block_q3_K)
+           : T == INF_TYPE_Q4_K  ? sizeof(struct inf_block_q4_K)
+           : T == INF_TYPE_Q5_K  ? sizeof(struct inf_block_q5_K)
+                                 : sizeof(struct inf_block_q6_K);
 }
 
 /*
@@ -206,11 +229,11 @@ static INF__ALWAYS_INLINE void x86_leg_tile(const int T, const int NR, const int
             const uint8_t *wb = w + (size_t)r * ldw + (size_t)ib * wbs;
             _mm_prefetch((const char *)wb + pf, X86_PF_HINT);
             const __m256i xq = x86_leg_unpack(T, wb);
-            const __m256 dx = x86_f16_bcast(wb);
-            const __m256i ax = T == INF_TYPE_Q8_0 ? _mm256_sign_epi8(xq, xq) : xq;
+            const __m256 dx = x86_leg_scale(T, wb);
+            const __m256i ax = X86_LEG_SIGNED(T) ? _mm256_sign_epi8(xq, xq) : xq;
             for (int c = 0; c < NC; c++) {
                 __m256i p16;
-                if (T == INF_TYPE_Q8_0)
+                if (X86_LEG_SIGNED(T))
                     p16 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(y[c], xq));
                 else
                     p16 = _mm256_maddubs_epi16(ax, y[c]);
@@ -562,6 +585,10 @@ static INF__ALWAYS_INLINE void x86_f_tile(const int T, const int NR, const int N
  * MRV rows, then single rows. Batches: MRG x MC tiles, the ragged edges with 1-row and 1-column
  * ones. Instantiates TILE(T, nr, nc, ...) for each shape used.
  */
+/* The 256-bit tile of the legacy formats, for levels whose own tiles lack a format (MXFP4). */
+#define X86_LEG_TILE(T, NR, NC, nb, w, ldw, a, lda, s, lds)                                        \
+    x86_leg_tile(T, NR, NC, nb, w, ldw, a, lda, s, lds)
+
 #define X86_GEMM_DISPATCH(name, TILE, T, MRV, MRG, MC, NB)                                         \
     static void name(int64_t n, const void *vw, size_t ldw, const void *va, size_t lda, float *s,  \
                      size_t lds, int nr, int nc)                                                   \
