@@ -17,6 +17,9 @@ enum inf__arch {
     INF_ARCH_LLAMA,
     INF_ARCH_QWEN2,
     INF_ARCH_QWEN3,
+    /* encoders (encoder.h, encoder.c) */
+    INF_ARCH_BERT,
+    INF_ARCH_NOMIC_BERT,
 };
 
 enum inf__rope_pairing {
@@ -75,6 +78,7 @@ struct inf_model {
     bool tied_output; /* output is tok_embd */
     void *anon;       /* the weights' copy in anonymous memory, when made */
     size_t anon_len;
+    struct inf__encoder *enc; /* encoder models (bert, nomic-bert: encoder.h), else NULL */
 };
 
 #define INF__MAX_SEQ 64

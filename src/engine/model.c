@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "engine/encoder.h"
 #include "engine/gguf_adapter.h"
 #include "engine/internal.h"
 #include "inferno/gguf.h"
@@ -118,7 +119,8 @@ static inf_status load_hparams(struct inf_model *m, const char *arch, struct inf
         hp->rope_pairing = INF_ROPE_NEOX;
     } else {
         return inf_error_set(err, INF_EUNSUPPORTED,
-                             "architecture '%s' is not supported (supported: llama, qwen2, qwen3)",
+                             "architecture '%s' is not supported (supported: llama, qwen2, qwen3; "
+                             "encoders: bert, nomic-bert)",
                              arch);
     }
     if ((st = req_u32(g, arch, "embedding_length", &hp->n_embd, err)) ||
@@ -275,6 +277,8 @@ static inf_status load_tensors(struct inf_model *m, struct inf_error *err)
 /* Every tensor of the model, for walking them all. */
 static int model_tensors(struct inf_model *m, struct inf__tensor **out, int cap)
 {
+    if (m->enc)
+        return inf__enc_tensors(m, out, cap);
     int n = 0;
 #define ADD(t)                                                                                     \
     do {                                                                                           \
@@ -426,7 +430,11 @@ inf_status inf_model_load(const char *path, const struct inf_model_params *param
         st = inf_error_set(err, INF_EFORMAT, "'%s': no general.architecture in the metadata", path);
         goto fail;
     }
-    if ((st = load_hparams(m, arch, err)) || (st = load_tensors(m, err)))
+    if (inf__enc_arch(arch))
+        st = inf__enc_load(m, arch, err); /* bert, nomic-bert */
+    else if ((st = load_hparams(m, arch, err)) == INF_OK)
+        st = load_tensors(m, err);
+    if (st)
         goto fail_named;
     m->tied_output = m->output.data == m->tok_embd.data;
     if (params->huge_pages || !params->use_mmap) {
@@ -483,6 +491,7 @@ void inf_model_free(struct inf_model *m)
     if (!m)
         return;
     free(m->layers);
+    inf__enc_free(m);
     if (m->anon)
         munmap(m->anon, m->anon_len);
     inf_tokenizer_free(m->tokenizer);
