@@ -288,7 +288,7 @@ static int gen_encoder(int argc, char **argv, const char *arch)
     CHK(inf_gguf_writer_set_u32(w, "tokenizer.ggml.seperator_token_id", 3, &err));
     CHK(inf_gguf_writer_set_u32(w, "tokenizer.ggml.mask_token_id", 4, &err));
 
-    /* the tensors: kind 0 matrix (wtype), 2 norm, 3 bias (F32) */
+    /* the tensors: kind 0 matrix (wtype), 2 norm, 3 bias, 4 F32 matrix */
     struct tensor *ts = calloc((size_t)(8 + L * 20), sizeof(*ts));
     int n = 0;
 #define EADD(nm, d0, d1, kind_)                                                                    \
@@ -302,7 +302,8 @@ static int gen_encoder(int argc, char **argv, const char *arch)
         n++;                                                                                       \
     } while (0)
     EADD("token_embd.weight", E, V, 0);
-    EADD("token_types.weight", E, 2, 0);
+    EADD("token_types.weight", E, 2, 4); /* F32 as converted models have it (llama.cpp adds
+                                             its row to F32 activations, which F16 cannot) */
     if (!nomic)
         EADD("position_embd.weight", E, ctx, 0);
     EADD("token_embd_norm.weight", E, 0, 2);
@@ -362,7 +363,9 @@ static int gen_encoder(int argc, char **argv, const char *arch)
         for (uint64_t r = 0; r < rows; r++) {
             for (uint64_t c = 0; c < cols; c++) {
                 float x = normal();
-                row[c] = ts[i].kind == 0 ? x * std : ts[i].kind == 2 ? 1.0f + 0.05f * x : 0.05f * x;
+                row[c] = ts[i].kind == 0 || ts[i].kind == 4 ? x * std
+                         : ts[i].kind == 2                  ? 1.0f + 0.05f * x
+                                                            : 0.05f * x;
             }
             if (ts[i].type == INF_TYPE_F16) {
                 inf_f32_to_f16_row(row, row16, (int64_t)cols);
