@@ -11,7 +11,7 @@
  *   gen-synthetic --arch bert|nomic-bert --vocab FROM-SPM.gguf --out OUT.gguf
  *                 [--shape tiny|bge-small|nomic-embed-v1.5] [--n-embd N] [--n-layer N]
  *                 [--n-head N] [--n-ff N] [--ctx N] [--pooling none|mean|cls|last]
- *                 [--rope-theta X] [--type f32|f16] [--std X] [--seed N]
+ *                 [--rope-theta X] [--type f32|f16] [--std X] [--seed N] [--vocab-max N]
  *
  * Encoders (bert: bge-small's layout; nomic-bert: fused QKV, SwiGLU, RoPE) get a WordPiece
  * vocabulary derived from an SPM one (see wpm_vocab) and llama.cpp's metadata
@@ -153,7 +153,8 @@ static const char *opt_str(int argc, char **argv, const char *name, const char *
  * is what SPM pieces already are. Returns the number of tokens (strs/types filled, strs borrowed
  * from g except the five specials).
  */
-static uint64_t wpm_vocab(const struct inf_gguf *g, const char ***strs_out, int32_t **types_out)
+static uint64_t wpm_vocab(const struct inf_gguf *g, uint64_t max, const char ***strs_out,
+                          int32_t **types_out)
 {
     static const char *const specials[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
     const struct inf_gguf_array *toks = NULL, *types = NULL;
@@ -169,7 +170,7 @@ static uint64_t wpm_vocab(const struct inf_gguf *g, const char ***strs_out, int3
         strs[n] = specials[i];
         tt[n++] = 3; /* control */
     }
-    for (uint64_t i = 0; i < toks->n; i++) {
+    for (uint64_t i = 0; i < toks->n && n < max; i++) {
         struct inf_gguf_value v;
         if (types) {
             inf_gguf_array_elem(types, i, &v);
@@ -244,7 +245,8 @@ static int gen_encoder(int argc, char **argv, const char *arch)
     }
     const char **strs = NULL;
     int32_t *ttypes = NULL;
-    const uint64_t V = wpm_vocab(g, &strs, &ttypes);
+    const long long vmax = opt_int(argc, argv, "--vocab-max", 0);
+    const uint64_t V = wpm_vocab(g, vmax > 5 ? (uint64_t)vmax : UINT64_MAX, &strs, &ttypes);
     if (V <= 5) {
         fprintf(stderr, "gen-synthetic: '%s' has no usable tokenizer.ggml.tokens\n", vocab);
         return 1;
