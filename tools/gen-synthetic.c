@@ -222,7 +222,12 @@ static int gen_encoder(int argc, char **argv, const char *arch)
     F = opt_int(argc, argv, "--n-ff", F);
     ctx = opt_int(argc, argv, "--ctx", ctx);
     float theta = (float)atof(opt_str(argc, argv, "--rope-theta", nomic ? "1000" : "10000"));
-    float std = (float)atof(opt_str(argc, argv, "--std", "0.08"));
+    /* 0.64 / sqrt(n_embd) (0.08 at the tiny shape's 64): a product's output keeps about the
+       scale of its input, so the 12 post-norm layers of the real shapes stay far from chaos
+       (with 0.08 there, attention is near argmax and llama.cpp's own two attention paths
+       disagree) */
+    const char *std_s = opt_str(argc, argv, "--std", NULL);
+    float std = std_s ? (float)atof(std_s) : (float)(0.64 / sqrt((double)E));
     /* llama.cpp's pooling_type: 1 mean (nomic-embed), 2 cls (bge) */
     const char *pool = opt_str(argc, argv, "--pooling", nomic ? "mean" : "cls");
     uint32_t pooling = strcmp(pool, "none") == 0   ? 0

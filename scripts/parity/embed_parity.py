@@ -12,6 +12,8 @@ reference that the CTest test compares Inferno against.
 
 usage: embed_parity.py --llama-bin DIR --gen GEN_SYNTHETIC --vocab SPM.gguf --out FILE
                        [--inferno BIN] [--threads N]
+       embed_parity.py ... --inferno BIN --real     (bge-small / nomic-embed-v1.5 shapes: the
+                                                     comparison printed, nothing written)
 """
 import argparse
 import json
@@ -62,6 +64,21 @@ MODELS = [
      0.9999),
     ("nomic-tiny-q8_0", ["--arch", "nomic-bert", "--type", "f32", "--seed", "11"], "q8_0", None,
      0.999),
+]
+
+
+# --real: the real shapes, for docs/parity.md (not recorded for the test)
+REAL = [
+    ("bge-small-f32", ["--arch", "bert", "--shape", "bge-small", "--seed", "7"], None, None,
+     0.9999),
+    ("bge-small-f16", ["--arch", "bert", "--shape", "bge-small", "--type", "f16", "--seed", "7"],
+     None, None, 0.9999),
+    ("bge-small-q8_0", ["--arch", "bert", "--shape", "bge-small", "--seed", "7"], "q8_0", None,
+     0.999),
+    ("nomic-v1.5-f16", ["--arch", "nomic-bert", "--shape", "nomic-embed-v1.5", "--type", "f16",
+                        "--seed", "11"], None, None, 0.9999),
+    ("nomic-v1.5-q8_0", ["--arch", "nomic-bert", "--shape", "nomic-embed-v1.5", "--seed", "11"],
+     "q8_0", None, 0.999),
 ]
 
 
@@ -124,7 +141,8 @@ def main():
     ap.add_argument("--llama-bin", required=True)
     ap.add_argument("--gen", required=True)
     ap.add_argument("--vocab", required=True)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out", help="the reference file to write (tests/data/embed_parity.json)")
+    ap.add_argument("--real", action="store_true", help="the real shapes, nothing written")
     ap.add_argument("--inferno")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
@@ -135,7 +153,7 @@ def main():
             "vocab": "testdata/tokenizers/" + os.path.basename(a.vocab),
             "texts": TEXTS, "models": []}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, gen_args, qtype, pooling, min_cos in MODELS:
+        for name, gen_args, qtype, pooling, min_cos in REAL if a.real else MODELS:
             path = os.path.join(tmp, name + ".gguf")
             src = path if not qtype else os.path.join(tmp, name + "-src.gguf")
             run([a.gen, "--vocab", a.vocab, "--out", src] + gen_args)
@@ -167,10 +185,11 @@ def main():
                           f"{cosine(ours[i]['embedding'], r['fa_on']):.8f}  llama fa on vs off "
                           f"{cosine(r['fa_on'], r['fa_off']):.8f}")
             data["models"].append(m)
-    with open(a.out, "w", encoding="utf-8") as f:
-        json.dump(data, f, ensure_ascii=False, indent=1)
-        f.write("\n")
-    print(f"wrote {a.out}")
+    if a.out and not a.real:
+        with open(a.out, "w", encoding="utf-8") as f:
+            json.dump(data, f, ensure_ascii=False, indent=1)
+            f.write("\n")
+        print(f"wrote {a.out}")
 
 
 if __name__ == "__main__":
