@@ -146,8 +146,10 @@ def main():
     ap.add_argument("--inferno")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
-    version = subprocess.run([os.path.join(a.llama_bin, "llama-server"), "--version"],
-                             capture_output=True, text=True).stderr.strip().splitlines()
+    vout = subprocess.run([os.path.join(a.llama_bin, "llama-server"), "--version"],
+                          capture_output=True, text=True)
+    version = [ln for ln in (vout.stdout + vout.stderr).splitlines()
+               if ln.startswith("version:")]
     data = {"generator": "scripts/parity/embed_parity.py",
             "llama_cpp": " ".join(version[:1]),
             "vocab": "testdata/tokenizers/" + os.path.basename(a.vocab),
