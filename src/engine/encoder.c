@@ -342,14 +342,14 @@ inf_status inf__enc_context_new(struct inf_model *model, const struct inf_contex
                                 struct inf_context **out, struct inf_error *err)
 {
     const struct inf__hparams *hp = &model->hp;
-    struct inf_context *ctx = calloc(1, sizeof(*ctx));
-    struct inf__enc_ctx *ec = calloc(1, sizeof(*ec));
     inf_status st;
     if (!params->embeddings)
         return inf_error_set(err, INF_EUNSUPPORTED,
                              "'%s' is an embedding (encoder) model: it has no logits to generate "
                              "text with; use it for embeddings",
                              model->info.architecture[0] ? model->info.architecture : "bert");
+    struct inf_context *ctx = calloc(1, sizeof(*ctx));
+    struct inf__enc_ctx *ec = calloc(1, sizeof(*ec));
     if (!ctx || !ec) {
         free(ctx);
         free(ec);
