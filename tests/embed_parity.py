@@ -7,7 +7,8 @@ the same bytes), Q8_0 ones by `inferno quantize` (byte-identical to llama-quanti
 of a model are embedded by one `inferno embed -f` run (so in batched passes, several sequences
 per pass), and each vector must have a cosine similarity with llama.cpp's (both of its attention
 paths) of at least the recorded bound (0.9999 for F32/F16, 0.999 for Q8_0). Token ids must equal
-llama.cpp's. Skips (77) without ../shared's vocabulary.
+llama.cpp's, for these texts and for llama.cpp's own tokenizer test texts (the .inp file of the
+SPM vocabulary the WordPiece one is derived from). Skips (77) without ../shared's vocabulary.
 
 usage: embed_parity.py INFERNO GEN_SYNTHETIC SHARED_DIR DATA_JSON
 """
@@ -44,6 +45,9 @@ def main():
         print(f"skip: {vocab} is absent")
         return 77
     texts = data["texts"]
+    with open(os.path.join(shared, data["vocab_cases_file"]), encoding="utf-8") as f:
+        cases = f.read().split("\n__ggml_vocab_test__\n")[:-1]
+    check(len(cases) == len(data["vocab_cases"]), "the vocabulary test texts are the recorded ones")
     with tempfile.TemporaryDirectory() as tmp:
         tf = os.path.join(tmp, "texts.txt")
         with open(tf, "w", encoding="utf-8") as f:
@@ -73,6 +77,14 @@ def main():
                     ids = [int(x) for x in run([inferno, "tokenize", "-m", path, "--text",
                                                 texts[i], "--ids"]).split()]
                     check(ids == r["tokens"], f"{name} text {i}: token ids equal llama.cpp's")
+            if m is data["models"][0]:
+                # the WordPiece tokenizer on llama.cpp's test texts (empty, whitespace, Unicode,
+                # code...): ids equal llama.cpp's
+                for k, (text, want) in enumerate(zip(cases, data["vocab_cases"])):
+                    ids = [int(x) for x in run([inferno, "tokenize", "-m", path, "--text", text,
+                                                "--ids"]).split()]
+                    check(ids == want, f"vocabulary test text {k} {text[:40]!r}: {ids[:10]} vs "
+                          f"llama.cpp {want[:10]}")
             # one text alone gives the vector it gets in a batch with the others
             alone = json.loads(run(cmd[:4] + ["-p", texts[2]] + cmd[6:]))["embedding"]
             check(cosine(alone, ours[2]["embedding"]) >= 0.999999,

@@ -129,6 +129,12 @@ class LlamaServer:
         self.proc.wait()
 
 
+def vocab_cases(path):
+    """The texts of a llama.cpp ggml-vocab-*.gguf.inp file (../shared/testdata/tokenizers)."""
+    with open(path, encoding="utf-8") as f:
+        return f.read().split("\n__ggml_vocab_test__\n")[:-1]
+
+
 def cosine(a, b):
     dot = sum(x * y for x, y in zip(a, b))
     na = math.sqrt(sum(x * x for x in a))
@@ -168,6 +174,12 @@ def main():
                 srv = LlamaServer(a.llama_bin, path, fa, pooling, a.threads)
                 try:
                     res[fa] = [srv.embed(text) for text in TEXTS]
+                    if not a.real and "vocab_cases" not in data:
+                        # the tokenizer on llama.cpp's own test texts for the SPM vocabulary
+                        data["vocab_cases_file"] = data["vocab"] + ".inp"
+                        data["vocab_cases"] = [
+                            srv.post("/tokenize", {"content": t, "add_special": True})["tokens"]
+                            for t in vocab_cases(a.vocab + ".inp")]
                 finally:
                     srv.close()
             for (toks, off), (toks_on, on) in zip(res["off"], res["on"]):
