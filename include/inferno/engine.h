@@ -84,7 +84,8 @@ enum inf_pooling {
  * max(n_ctx, n_batch) tokens.
  */
 bool inf_model_is_encoder(const struct inf_model *model);
-/* The pooling the model declares (<arch>.pooling_type of an encoder); INF_POOL_MEAN otherwise. */
+/* The pooling an encoder declares (<arch>.pooling_type; INF_POOL_NONE when it declares none, as
+ * llama.cpp); INF_POOL_MEAN for decoders. */
 enum inf_pooling inf_model_pooling(const struct inf_model *model);
 
 struct inf_context_params {

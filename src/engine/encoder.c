@@ -162,11 +162,15 @@ inf_status inf__enc_load(struct inf_model *m, const char *arch, struct inf_error
     const struct inf_gguf_kv *kv = inf_gguf_find_kv(g, k);
     if (kv && kv->value.type == INF_GGUF_TYPE_BOOL)
         enc->causal = kv->value.b;
-    enc->pooling = INF_POOL_MEAN;
+    /* undeclared (or -1, llama.cpp's "unspecified"): none, as llama.cpp */
+    enc->pooling = INF_POOL_NONE;
     snprintf(k, sizeof(k), "%s.pooling_type", arch);
     kv = inf_gguf_find_kv(g, k);
-    if (kv && (kv->value.type == INF_GGUF_TYPE_UINT32 || kv->value.type == INF_GGUF_TYPE_INT32)) {
-        switch (kv->value.u32) {
+    int64_t pt = -1;
+    if (kv && inf_gguf_value_as_i64(&kv->value, &pt) != INF_OK)
+        return inf_error_set(err, INF_EFORMAT, "'%s' is not an integer", k);
+    if (pt != -1) {
+        switch (pt) {
         case 0:
             enc->pooling = INF_POOL_NONE;
             break;
@@ -184,8 +188,8 @@ inf_status inf__enc_load(struct inf_model *m, const char *arch, struct inf_error
                                  "pooling type 4 (rank: a reranker's classification head) is not "
                                  "supported yet");
         default:
-            return inf_error_set(err, INF_EFORMAT, "'%s' = %u is not a pooling type", k,
-                                 kv->value.u32);
+            return inf_error_set(err, INF_EFORMAT, "'%s' = %lld is not a pooling type", k,
+                                 (long long)pt);
         }
     }
     enc->n_token_types = 0;

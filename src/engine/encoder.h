@@ -32,7 +32,8 @@ struct inf__encoder {
     float norm_eps;           /* <arch>.attention.layer_norm_epsilon */
     bool causal;              /* <arch>.attention.causal (false for these models) */
     bool rope;                /* nomic-bert: RoPE (neox pairing) instead of position rows */
-    enum inf_pooling pooling; /* <arch>.pooling_type (llama.cpp: 0 none, 1 mean, 2 cls, 3 last) */
+    enum inf_pooling pooling; /* <arch>.pooling_type (llama.cpp: 0 none, 1 mean, 2 cls, 3 last;
+                                 undeclared: none) */
     int32_t n_token_types;    /* tokenizer.ggml.token_type_count */
 };
 
