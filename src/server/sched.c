@@ -1859,12 +1859,14 @@ inf_status srv_task_submit_n(struct srv_engine *e, const struct srv_task_params 
        can wait. Without one (queue_size 0) a request must fit in the slots at once: more
        choices than slots could never be admitted, which is the client's error (400), not a
        busy server (503 would be retried forever). */
-    if (e->p.queue_size == 0 && n > (size_t)e->p.n_parallel)
+    /* an encoder takes up to 64 inputs per pass in place of slots */
+    const int room = e->encoder ? 64 : e->p.n_parallel;
+    if (e->p.queue_size == 0 && n > (size_t)room)
         return inf_error_set(err, INF_EINVAL,
                              "the request has %zu choices (prompts x n, or inputs) but at most %d "
                              "fit in the server at once (server.queue_size 0, %d slots); send at "
                              "most %d or raise server.queue_size",
-                             n, e->p.n_parallel, e->p.n_parallel, e->p.n_parallel);
+                             n, room, room, room);
     inf_status rc = INF_OK;
     for (size_t i = 0; i < n && rc == INF_OK; i++)
         rc = task_new(e, &p[i], &out[i], err);
@@ -1880,8 +1882,8 @@ inf_status srv_task_submit_n(struct srv_engine *e, const struct srv_task_params 
     } else if (n_queued > 0) {
         /* a request that will wait counts once against queue_size, however many choices it
            has; one that free slots take at once does not wait */
-        int free_slots = 0;
-        for (int i = 0; i < e->p.n_parallel; i++)
+        int free_slots = e->encoder ? 64 : 0;
+        for (int i = 0; i < e->p.n_parallel && !e->encoder; i++)
             if (!e->slots[i].task)
                 free_slots++;
         int waiting = waiting_requests(e);
