@@ -10,7 +10,7 @@
  *                 [--chat-template FILE]
  *   gen-synthetic --arch bert|nomic-bert --vocab FROM-SPM.gguf --out OUT.gguf
  *                 [--shape tiny|bge-small|nomic-embed-v1.5] [--n-embd N] [--n-layer N]
- *                 [--n-head N] [--n-ff N] [--ctx N] [--pooling none|mean|cls|last]
+ *                 [--n-head N] [--n-ff N] [--ctx N] [--pooling none|mean|cls|last|rank]
  *                 [--rope-theta X] [--type f32|f16] [--std X] [--seed N] [--vocab-max N]
  *
  * Encoders (bert: bge-small's layout; nomic-bert: fused QKV, SwiGLU, RoPE) get a WordPiece
@@ -234,6 +234,7 @@ static int gen_encoder(int argc, char **argv, const char *arch)
                        : strcmp(pool, "mean") == 0 ? 1
                        : strcmp(pool, "cls") == 0  ? 2
                        : strcmp(pool, "last") == 0 ? 3
+                       : strcmp(pool, "rank") == 0 ? 4
                                                    : 99;
     rng ^= (uint64_t)opt_int(argc, argv, "--seed", 1) * 0x9e3779b97f4a7c15ULL;
     uint32_t wtype = strcmp(type, "f16") == 0 ? INF_TYPE_F16 : INF_TYPE_F32;
@@ -315,6 +316,12 @@ static int gen_encoder(int argc, char **argv, const char *arch)
         EADD("position_embd.weight", E, ctx, 0);
     EADD("token_embd_norm.weight", E, 0, 2);
     EADD("token_embd_norm.bias", E, 0, 3);
+    if (pooling == 4) { /* a reranker's classification head, one output */
+        EADD("cls.weight", E, E, 0);
+        EADD("cls.bias", E, 0, 3);
+        EADD("cls.output.weight", E, 1, 4);
+        EADD("cls.output.bias", 1, 0, 3);
+    }
     for (long long l = 0; l < L; l++) {
         char nm[64];
 #define ELADD(sfx, d0, d1, kind_)                                                                  \

@@ -74,6 +74,9 @@ enum inf_pooling {
     INF_POOL_MEAN,
     INF_POOL_LAST,
     INF_POOL_CLS,
+    /* rerankers (encoders with pooling_type rank): the CLS row through the classification head;
+     * inf_get_embeddings_seq's first value is the relevance score (not normalized) */
+    INF_POOL_RANK,
 };
 
 /*

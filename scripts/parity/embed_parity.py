@@ -82,6 +82,14 @@ REAL = [
 ]
 
 
+# a reranker (pooling_type rank, classification head): llama-server's /v1/rerank scores
+RERANK_GEN = ["--arch", "bert", "--pooling", "rank", "--seed", "5"]
+RERANK_QUERY = "What do cats eat?"
+RERANK_DOCS = ["Cats are carnivores: they eat meat and fish.", "The sun is a star.",
+               "Kittens drink milk; adult cats eat meat.", "Paris is the capital of France.",
+               "Ünïcödé 日本語 🎉 ... (yes) [no]"]
+
+
 def run(cmd, **kw):
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kw)
     if out.returncode != 0:
@@ -93,7 +101,7 @@ class LlamaServer:
     """llama-server with --embeddings on a free port (llama-embedding's log output is lost
     at exit for some short prompts, so the server is the reliable way to read full floats)."""
 
-    def __init__(self, bin_dir, model, fa, pooling, threads):
+    def __init__(self, bin_dir, model, fa, pooling, threads, extra=()):
         import socket
         with socket.socket() as sk:
             sk.bind(("127.0.0.1", 0))
@@ -102,6 +110,7 @@ class LlamaServer:
                str(self.port), "-t", str(threads), "-fa", fa, "-c", "4096", "-np", "1"]
         if pooling:
             cmd += ["--pooling", pooling]
+        cmd += list(extra)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(300):
             try:
@@ -199,6 +208,24 @@ def main():
                           f"{cosine(ours[i]['embedding'], r['fa_on']):.8f}  llama fa on vs off "
                           f"{cosine(r['fa_on'], r['fa_off']):.8f}")
             data["models"].append(m)
+    if not a.real:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "rerank.gguf")
+            run([a.gen, "--vocab", a.vocab, "--out", path] + RERANK_GEN)
+            rr = {"gen": RERANK_GEN, "query": RERANK_QUERY, "documents": RERANK_DOCS}
+            for fa in ("off", "on"):
+                srv = LlamaServer(a.llama_bin, path, fa, None, a.threads, ["--reranking"])
+                try:
+                    res = srv.post("/v1/rerank", {"query": RERANK_QUERY, "documents": RERANK_DOCS})
+                finally:
+                    srv.close()
+                scores = [0.0] * len(RERANK_DOCS)
+                for x in res["results"]:
+                    scores[x["index"]] = x["relevance_score"]
+                rr["scores_fa_" + fa] = scores
+                rr["prompt_tokens"] = res["usage"]["prompt_tokens"]
+            data["rerank"] = rr
+            print(f"rerank: llama.cpp scores {rr['scores_fa_off']}")
     if a.out and not a.real:
         with open(a.out, "w", encoding="utf-8") as f:
             json.dump(data, f, ensure_ascii=False, indent=1)

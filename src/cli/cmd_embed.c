@@ -238,6 +238,11 @@ int inf_cmd_embed(struct inf_cli *cli, struct inf_cli_args *args)
     struct inf_model_info info;
     inf_model_get_info(model, &info);
     const bool enc = inf_model_is_encoder(model);
+    if (pool < 0 && inf_model_pooling(model) == INF_POOL_RANK) {
+        inf_cli_errorf(cli, "the model is a reranker (pooling_type rank): serve it and use "
+                            "/v1/rerank, or give --pooling");
+        goto out;
+    }
     const enum inf_pooling pooling = pool >= 0 ? (enum inf_pooling)pool : inf_model_pooling(model);
     const bool per_token = pooling == INF_POOL_NONE;
     size_t longest = 0;

@@ -142,9 +142,15 @@ static int deep_runnable(const struct inf_gguf *g, const char *path, char *why, 
 /* Tensor names the encoder loader (bert, nomic-bert: src/engine/encoder.c) reads. */
 static bool encoder_tensor(const char *name)
 {
-    static const char *const global[] = {"token_embd.weight", "token_types.weight",
-                                         "position_embd.weight", "token_embd_norm.weight",
-                                         "token_embd_norm.bias"};
+    static const char *const global[] = {"token_embd.weight",
+                                         "token_types.weight",
+                                         "position_embd.weight",
+                                         "token_embd_norm.weight",
+                                         "token_embd_norm.bias",
+                                         "cls.weight",
+                                         "cls.bias",
+                                         "cls.output.weight",
+                                         "cls.output.bias"};
     static const char *const layer[] = {"attn_q.weight",
                                         "attn_k.weight",
                                         "attn_v.weight",

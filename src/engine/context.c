@@ -399,6 +399,7 @@ inf_status inf_decode(struct inf_context *ctx, const struct inf_batch *b, struct
             switch (ctx->params.pooling) {
             case INF_POOL_MEAN:
             case INF_POOL_NONE:
+            case INF_POOL_RANK: /* rerankers are encoders (encoder.c): mean here */
                 for (int j = 0; j < E; j++)
                     dst[j] += h[j];
                 counts[s]++;

@@ -184,9 +184,8 @@ inf_status inf__enc_load(struct inf_model *m, const char *arch, struct inf_error
             enc->pooling = INF_POOL_LAST;
             break;
         case 4:
-            return inf_error_set(err, INF_EUNSUPPORTED,
-                                 "pooling type 4 (rank: a reranker's classification head) is not "
-                                 "supported yet");
+            enc->pooling = INF_POOL_RANK;
+            break;
         default:
             return inf_error_set(err, INF_EFORMAT, "'%s' = %lld is not a pooling type", k,
                                  (long long)pt);
@@ -213,8 +212,21 @@ inf_status inf__enc_load(struct inf_model *m, const char *arch, struct inf_error
         (st = tensor(g, "token_embd_norm.weight", E, 0, false, &enc->tok_norm, err)) ||
         (st = tensor(g, "token_embd_norm.bias", E, 0, false, &enc->tok_norm_b, err)))
         return st;
-    if (inf_gguf_find_tensor(g, "cls.weight") || inf_gguf_find_tensor(g, "cls.output.weight"))
-        INF_LOG_WARN("engine", "the classification head (cls.*) is not used: embeddings only");
+    /* the classification head: n_cls_out = the labels' count (<arch>.classifier.output_labels),
+       1 when there are none, as llama.cpp */
+    enc->n_cls_out = 1;
+    snprintf(k, sizeof(k), "%s.classifier.output_labels", arch);
+    kv = inf_gguf_find_kv(g, k);
+    if (kv && kv->value.type == INF_GGUF_TYPE_ARRAY && kv->value.arr.n > 0)
+        enc->n_cls_out = kv->value.arr.n > (uint64_t)E ? (int32_t)E : (int32_t)kv->value.arr.n;
+    if ((st = tensor(g, "cls.weight", E, E, true, &enc->cls_w, err)) ||
+        (st = tensor(g, "cls.bias", E, 0, true, &enc->cls_b, err)) ||
+        (st = tensor(g, "cls.output.weight", E, enc->n_cls_out, true, &enc->cls_out_w, err)) ||
+        (st = tensor(g, "cls.output.bias", enc->n_cls_out, 0, true, &enc->cls_out_b, err)))
+        return st;
+    if (enc->pooling != INF_POOL_RANK && (enc->cls_w.data || enc->cls_out_w.data))
+        INF_LOG_WARN("engine", "the classification head (cls.*) is not used: the pooling type is "
+                               "not rank");
 
     size_t n_tensors = inf_gguf_n_tensors(g);
     if ((uint64_t)hp->n_layer * 8 > n_tensors)
@@ -292,6 +304,10 @@ int inf__enc_tensors(struct inf_model *m, struct inf__tensor **out, int cap)
     ADD(&enc->pos_embd);
     ADD(&enc->tok_norm);
     ADD(&enc->tok_norm_b);
+    ADD(&enc->cls_w);
+    ADD(&enc->cls_b);
+    ADD(&enc->cls_out_w);
+    ADD(&enc->cls_out_b);
     for (int i = 0; enc->layers && i < m->hp.n_layer; i++) {
         struct inf__enc_layer *L = &enc->layers[i];
         struct inf__tensor *ts[] = {&L->wq,    &L->wk,     &L->wv,    &L->bq,   &L->bk,
@@ -402,6 +418,12 @@ inf_status inf__enc_context_new(struct inf_model *model, const struct inf_contex
                 act = s > act ? s : act;
             }
     }
+    const struct inf__tensor *head[] = {&model->enc->cls_w, &model->enc->cls_out_w};
+    for (size_t j = 0; j < 2; j++)
+        if (head[j]->data) {
+            size_t s = inf_matmul_act_size((enum inf_type)head[j]->type, head[j]->ne[0], 64);
+            act = s > act ? s : act;
+        }
     total += act;
     ec->act = aligned_alloc(64, (act + 63) / 64 * 64 + 64);
     for (uint32_t c = 0; ctx->cells && c < ctx->n_ctx; c++)
@@ -747,6 +769,47 @@ static void forward(struct inf_context *ctx, int n)
     }
 }
 
+/*
+ * Rerankers: the pooled CLS rows of the pass's sequences through the classification head, as
+ * llama.cpp's build_pooling (rank): y = tanh(cls x + b), then cls.output y + b; the n_cls_out
+ * results replace the start of each sequence's embd_seq row.
+ */
+static void rank_head(struct inf_context *ctx)
+{
+    const struct inf__encoder *enc = ctx->model->enc;
+    struct inf__enc_ctx *ec = ctx->enc;
+    const int E = ctx->model->hp.n_embd;
+    int seqs[INF__MAX_SEQ], n = 0;
+    for (int s = 0; s < INF__MAX_SEQ; s++)
+        if (ctx->embd_seq_valid >> s & 1) {
+            memcpy(ec->y + (size_t)n * E, ctx->embd_seq + (size_t)s * E, (size_t)E * sizeof(float));
+            seqs[n++] = s;
+        }
+    float *cur = ec->y;
+    if (enc->cls_w.data) {
+        mm(ctx, &enc->cls_w, ec->y, (size_t)E, n, ec->attn, (size_t)E);
+        for (int i = 0; i < n; i++) {
+            float *r = ec->attn + (size_t)i * E;
+            add_bias(r, &enc->cls_b, E);
+            for (int j = 0; j < E; j++)
+                r[j] = tanhf(r[j]);
+        }
+        cur = ec->attn;
+    }
+    int n_out = E;
+    if (enc->cls_out_w.data) {
+        n_out = enc->n_cls_out;
+        float *dst = cur == ec->y ? ec->attn : ec->y;
+        mm(ctx, &enc->cls_out_w, cur, (size_t)E, n, dst, (size_t)E);
+        for (int i = 0; i < n; i++)
+            add_bias(dst + (size_t)i * E, &enc->cls_out_b, n_out);
+        cur = dst;
+    }
+    for (int i = 0; i < n; i++)
+        memcpy(ctx->embd_seq + (size_t)seqs[i] * E, cur + (size_t)i * E,
+               (size_t)n_out * sizeof(float));
+}
+
 static bool grow(void **p, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap)
@@ -824,12 +887,13 @@ inf_status inf__enc_decode(struct inf_context *ctx, const struct inf_batch *b,
             float *dst = ctx->embd_seq + (size_t)s * E;
             if (ns == 0)
                 continue;
-            if (ctx->params.pooling == INF_POOL_CLS || ctx->params.pooling == INF_POOL_LAST) {
-                /* CLS: the first position; last: the last one */
+            const enum inf_pooling pool = ctx->params.pooling;
+            if (pool == INF_POOL_CLS || pool == INF_POOL_LAST || pool == INF_POOL_RANK) {
+                /* CLS (and rank): the first position; last: the last one */
                 int best = t0;
                 for (int t = t0 + 1; t < t0 + ns; t++)
-                    if (ctx->params.pooling == INF_POOL_CLS ? ec->pos[t] < ec->pos[best]
-                                                            : ec->pos[t] >= ec->pos[best])
+                    if (pool != INF_POOL_LAST ? ec->pos[t] < ec->pos[best]
+                                              : ec->pos[t] >= ec->pos[best])
                         best = t;
                 memcpy(dst, ec->x + (size_t)best * E, (size_t)E * sizeof(float));
             } else {
@@ -842,6 +906,8 @@ inf_status inf__enc_decode(struct inf_context *ctx, const struct inf_batch *b,
             }
             ctx->embd_seq_valid |= 1ull << s;
         }
+        if (ctx->params.pooling == INF_POOL_RANK)
+            rank_head(ctx);
     }
     ctx->timings.prompt_ms += inf__now_ms() - t_start;
     ctx->timings.n_prompt += n;

@@ -28,6 +28,10 @@ struct inf__encoder {
     struct inf__tensor type_embd;            /* token_types.weight [E] x [n_types], optional */
     struct inf__tensor pos_embd;             /* position_embd.weight [E] x [n_ctx_train] (bert) */
     struct inf__tensor tok_norm, tok_norm_b; /* token_embd_norm.weight / .bias */
+    /* rerankers' classification head (pooling rank): cls.weight [E] x [E] + cls.bias, tanh,
+       cls.output.weight [E] x [n_cls_out] + cls.output.bias; each optional as in llama.cpp */
+    struct inf__tensor cls_w, cls_b, cls_out_w, cls_out_b;
+    int32_t n_cls_out;
     struct inf__enc_layer *layers;
     float norm_eps;           /* <arch>.attention.layer_norm_epsilon */
     bool causal;              /* <arch>.attention.causal (false for these models) */

@@ -36,6 +36,8 @@ static const struct http_route routes[] = {
     {"/v1/chat/completions", false, "POST", false, api_chat},
     {"/v1/completions", false, "POST", false, api_completions},
     {"/v1/embeddings", false, "POST", false, api_embeddings},
+    {"/v1/rerank", false, "POST", false, api_rerank},
+    {"/rerank", false, "POST", false, api_rerank},
     {"/v1/models", false, "GET", false, api_models},
     {"/v1/models/", true, "GET", false, api_model},
     {"/health", false, "GET", true, api_health},

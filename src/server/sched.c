@@ -1283,7 +1283,8 @@ static void enc_step(struct srv_engine *e)
                 ev.embedding[j] = (float)x;
                 acc_ss += x * x;
             }
-            const double inv = acc_ss > 0 ? 1.0 / sqrt(acc_ss) : 0;
+            /* a reranker's row (its score first) is sent as it is */
+            const double inv = pool == INF_POOL_RANK ? 1.0 : acc_ss > 0 ? 1.0 / sqrt(acc_ss) : 0;
             for (int32_t j = 0; j < E; j++)
                 ev.embedding[j] = (float)(ev.embedding[j] * inv);
             ev.n_embd = E;

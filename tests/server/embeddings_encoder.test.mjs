@@ -3,7 +3,8 @@
 // derived from ../shared's llama SPM vocabulary) whose vectors must equal llama.cpp's, recorded
 // by scripts/parity/embed_parity.py in tests/data/embed_parity.json (llama-server's own
 // /v1/embeddings: an independent reference), alone, several per request, and from concurrent
-// requests batched together. Completions on an embedding model are refused.
+// requests batched together. Completions on an embedding model are refused. Then /v1/rerank on
+// a synthetic reranker against llama-server's recorded scores.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -97,11 +98,69 @@ describe('embeddings on a bert model', { skip: skip && 'gen-synthetic or the SPM
     assert.equal(typeof r.json.error.message, 'string');
   });
 
+  test('rerank on a model that is not a reranker is refused with 400', async () => {
+    const r = await postJSON(`${srv.base}/rerank`, { query: 'q', documents: ['a'] });
+    assert.equal(r.status, 400, r.text);
+    assert.match(r.json.error.message, /not a reranker/);
+  });
+
   test('completions and chat on an embedding model are refused with 400', async () => {
     const c = await postJSON(`${srv.base}/completions`, { prompt: 'hello', max_tokens: 4 });
     assert.equal(c.status, 400, c.text);
     assert.match(c.json.error.message, /embedding model/);
     const ch = await postJSON(`${srv.base}/chat/completions`, { messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 });
     assert.equal(ch.status, 400, ch.text);
+  });
+});
+
+// A reranker: bert with pooling_type rank and a classification head (gen-synthetic --pooling
+// rank); /v1/rerank's scores against llama-server's, recorded by scripts/parity/embed_parity.py.
+const RR = DATA.rerank;
+
+describe('rerank on a bert reranker', { skip: skip && 'gen-synthetic or the SPM vocabulary is absent' }, () => {
+  let rsrv;
+  let rdir;
+  before(async () => {
+    rdir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferno-rerank-test-'));
+    const model = path.join(rdir, 'reranker.gguf');
+    execFileSync(GEN, ['--vocab', VOCAB, '--out', model, ...RR.gen], { stdio: 'pipe' });
+    rsrv = await startServer({ model, args: ['--parallel', '2'] });
+  });
+  after(async () => {
+    if (rsrv) assert.equal(await rsrv.stop('SIGTERM'), 0, 'SIGTERM -> exit 0');
+    if (rdir) fs.rmSync(rdir, { recursive: true, force: true });
+  });
+
+  test('scores and order are llama.cpp\'s', async () => {
+    const r = await postJSON(`${rsrv.base}/rerank`, { query: RR.query, documents: RR.documents });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.object, 'list');
+    assert.equal(r.json.results.length, RR.documents.length);
+    assert.equal(r.json.usage.prompt_tokens, RR.prompt_tokens);
+    for (const x of r.json.results) {
+      assert.ok(Math.abs(x.relevance_score - RR.scores_fa_off[x.index]) < 1e-4,
+        `document ${x.index}: ${x.relevance_score} vs llama.cpp ${RR.scores_fa_off[x.index]}`);
+      assert.ok(Math.abs(x.relevance_score - RR.scores_fa_on[x.index]) < 1e-3);
+    }
+    const want = RR.scores_fa_off.map((s, i) => [s, i]).sort((a, b) => b[0] - a[0]).map((p) => p[1]);
+    assert.deepEqual(r.json.results.map((x) => x.index), want, 'best first, as llama.cpp ranks them');
+  });
+
+  test('top_n, return_documents, /rerank and texts (llama-server\'s aliases)', async () => {
+    const r = await postJSON(`${rsrv.url}/rerank`, { query: RR.query, texts: RR.documents, top_n: 2, return_documents: true });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.results.length, 2);
+    for (const x of r.json.results) assert.equal(x.document, RR.documents[x.index]);
+  });
+
+  test('bad requests and the wrong endpoint are refused with 400', async () => {
+    for (const body of [{ documents: ['a'] }, { query: 'q', documents: [] }, { query: 'q', documents: ['a', 1] },
+      { query: 'q', documents: ['a'], top_n: 0 }, { query: 'q', documents: ['a'], bogus: 1 }]) {
+      const r = await postJSON(`${rsrv.base}/rerank`, body);
+      assert.equal(r.status, 400, `${JSON.stringify(body)}: ${r.text}`);
+    }
+    const e = await postJSON(`${rsrv.base}/embeddings`, { input: 'x' });
+    assert.equal(e.status, 400, e.text);
+    assert.match(e.json.error.message, /reranker/);
   });
 });
