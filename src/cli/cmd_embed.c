@@ -282,9 +282,11 @@ int inf_cmd_embed(struct inf_cli *cli, struct inf_cli_args *args)
         size_t total = in[i0].toks.n;
         while (enc && i1 < n_in && i1 - i0 < (int)cp.n_seq_max && total + in[i1].toks.n <= cp.n_ctx)
             total += in[i1++].toks.n;
-        if ((rc = run_pass(cli, ctx, in, i0, i1, info.n_embd, per_token, normalize)))
+        const int prc = run_pass(cli, ctx, in, i0, i1, info.n_embd, per_token, normalize);
+        if (prc) {
+            rc = prc;
             goto out;
-        rc = INF_EXIT_FAIL;
+        }
         i0 = i1;
     }
 

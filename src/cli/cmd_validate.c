@@ -173,11 +173,15 @@ static bool encoder_tensor(const char *name)
     for (size_t k = 0; k < sizeof(global) / sizeof(global[0]); k++)
         if (strcmp(name, global[k]) == 0)
             return true;
-    int li, off = 0;
-    if (sscanf(name, "blk.%d.%n", &li, &off) == 1 && off > 0)
-        for (size_t k = 0; k < sizeof(layer) / sizeof(layer[0]); k++)
-            if (strcmp(name + off, layer[k]) == 0)
-                return true;
+    if (strncmp(name, "blk.", 4) != 0)
+        return false;
+    char *end;
+    (void)strtol(name + 4, &end, 10);
+    if (end == name + 4 || *end != '.')
+        return false;
+    for (size_t k = 0; k < sizeof(layer) / sizeof(layer[0]); k++)
+        if (strcmp(end + 1, layer[k]) == 0)
+            return true;
     return false;
 }
 

@@ -41,7 +41,7 @@ void inf_context_free(struct inf_context *ctx)
     if (!ctx)
         return;
     inf__prof_report(ctx);
-    if (ctx->k_cache)
+    if (ctx->k_cache && ctx->v_cache)
         for (int i = 0; i < ctx->model->hp.n_layer; i++) {
             free(ctx->k_cache[i]);
             free(ctx->v_cache[i]);

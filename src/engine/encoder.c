@@ -779,7 +779,7 @@ static void rank_head(struct inf_context *ctx)
     const struct inf__encoder *enc = ctx->model->enc;
     struct inf__enc_ctx *ec = ctx->enc;
     const int E = ctx->model->hp.n_embd;
-    int seqs[INF__MAX_SEQ], n = 0;
+    int seqs[INF__MAX_SEQ] = {0}, n = 0;
     for (int s = 0; s < INF__MAX_SEQ; s++)
         if (ctx->embd_seq_valid >> s & 1) {
             memcpy(ec->y + (size_t)n * E, ctx->embd_seq + (size_t)s * E, (size_t)E * sizeof(float));
