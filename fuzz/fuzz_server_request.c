@@ -146,6 +146,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     case 2: {
+        if ((data[0] / 6) % 2) { /* /v1/rerank (selector bytes 8, 20, ...: the old seeds keep
+                                    their meaning) */
+            struct api_rerank_req r;
+            ok = api_parse_rerank(body, &r, &e);
+            if (ok && (r.n_docs < 1 || !r.query || r.top_n < 0))
+                abort();
+            for (size_t i = 0; ok && i < r.n_docs; i++)
+                if (!r.docs[i].text)
+                    abort();
+            api_rerank_release(&r);
+            break;
+        }
         struct api_embedding_req r;
         ok = api_parse_embedding(body, &r, &e);
         if (ok && r.n_inputs < 1)

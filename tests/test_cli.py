@@ -40,7 +40,7 @@ def main():
     p = run("--help")
     check(p.returncode == 0 and "Commands:" in p.stdout, "--help lists commands")
     for c in ["run", "chat", "serve", "models", "bench", "validate", "convert", "quantize",
-              "tokenize", "perplexity", "cache", "audit", "batch", "queue", "config", "tui"]:
+              "tokenize", "perplexity", "embed", "cache", "audit", "batch", "queue", "config", "tui"]:
         check(f"\n  {c} " in p.stdout, f"--help lists {c}")
     p = run("--version")
     check(p.returncode == 0, "--version exits 0")
@@ -325,6 +325,31 @@ def main():
         p = run("perplexity", "-m", stories, "-f", text, "-c", "64")
         check(p.returncode == 0 and "Final estimate: PPL = " in p.stdout,
               f"perplexity: {p.stdout[-200:]!r} {p.stderr[-300:]!r}")
+        # embed (a decoder here: the normed hidden states, mean-pooled; encoders against
+        # llama.cpp in embed_parity.py)
+        p = run("embed", "-m", stories, "-p", "Once upon a time", "--json")
+        e = json.loads(p.stdout) if p.returncode == 0 else {}
+        vec = e.get("embedding", [])
+        check(len(vec) == 64 and abs(sum(x * x for x in vec) - 1) < 1e-4 and
+              e.get("n_tokens") == 5, f"embed --json: {p.stdout[:200]!r} {p.stderr[-300:]!r}")
+        p = run("embed", "-m", stories, "-p", "Once upon a time", "-p", "The dog", "--json",
+                "--normalize", "none", "--pooling", "none")
+        e = json.loads(p.stdout) if p.returncode == 0 else {}
+        d = e.get("data", [])
+        check(len(d) == 2 and len(d[0]["embedding"]) == 5 and len(d[0]["embedding"][0]) == 64
+              and len(d[1]["embedding"]) == d[1]["n_tokens"],
+              f"embed --pooling none, two inputs: {p.stdout[:200]!r} {p.stderr[-300:]!r}")
+        lines = os.path.join(tmp, "lines.txt")
+        with open(lines, "w") as f:
+            f.write("Once upon a time\n\nThe dog\r\n")
+        p = run("embed", "-m", stories, "-f", lines)
+        rows = p.stdout.splitlines()
+        check(p.returncode == 0 and len(rows) == 2 and len(rows[0].split()) == 64,
+              f"embed -f: one line per non-empty input line: {p.stdout[:200]!r}")
+        p = run("embed", "-m", stories, "-p", "x", "--pooling", "max")
+        check(p.returncode == 2 and "--pooling" in p.stderr, f"embed --pooling max: {p.stderr!r}")
+        p = run("embed", "-m", stories)
+        check(p.returncode == 2 and "nothing to embed" in p.stderr, f"embed without input: {p.stderr!r}")
         # models list (with its cache), models info, validate
         mdir = os.path.join(tmp, "models")
         os.makedirs(os.path.join(mdir, "sub"))

@@ -22,6 +22,15 @@
  * models (layers cut down where noted in docs/parity.md); the vocabulary is always the one of
  * FROM.gguf.
  *
+ *   gen-synthetic --arch bert|nomic-bert --vocab FROM-SPM.gguf --out OUT.gguf
+ *                 [--shape tiny|bge-small|nomic-embed-v1.5] [--n-embd N] [--n-layer N]
+ *                 [--n-head N] [--n-ff N] [--ctx N] [--pooling none|mean|cls|last|rank]
+ *                 [--rope-theta X] [--type f32|f16] [--std X] [--seed N] [--vocab-max N]
+ *
+ * Encoders (bert: bge-small's layout; nomic-bert: fused QKV, SwiGLU, RoPE) get a WordPiece
+ * vocabulary derived from an SPM one (see wpm_vocab) and llama.cpp's metadata
+ * (attention.causal false, pooling_type, token_type_count 2, [CLS]/[SEP] ids).
+ *
  * --chat-template sets tokenizer.chat_template to the file's text (replacing the vocabulary
  * file's), so that server tests can run a real model family's template on a tiny model.
  * Weights are normal with std --std (0.08), the output matrix --out-std (0.3): with the usual
@@ -154,6 +163,275 @@ static const char *opt_str(int argc, char **argv, const char *name, const char *
     return def;
 }
 
+/* ---- encoders: bert, nomic-bert ---------------------------------------------------------- */
+
+/*
+ * A WordPiece vocabulary derived from an SPM one (FROM.gguf's tokenizer.ggml.tokens): [PAD]
+ * [UNK] [CLS] [SEP] [MASK] first, then every normal SPM piece in order. llama.cpp's BERT GGUFs
+ * store a word-start piece with the U+2581 prefix and a continuation ("##x") without it, which
+ * is what SPM pieces already are. Returns the number of tokens (strs/types filled, strs borrowed
+ * from g except the five specials).
+ */
+static uint64_t wpm_vocab(const struct inf_gguf *g, uint64_t max, const char ***strs_out,
+                          int32_t **types_out)
+{
+    static const char *const specials[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+    const struct inf_gguf_array *toks = NULL, *types = NULL;
+    if (inf_gguf_get_arr(g, "tokenizer.ggml.tokens", INF_GGUF_TYPE_STRING, &toks, NULL) != INF_OK)
+        return 0;
+    (void)inf_gguf_get_arr(g, "tokenizer.ggml.token_type", INF_GGUF_TYPE_INT32, &types, NULL);
+    const char **strs = calloc((size_t)toks->n + 5, sizeof(*strs));
+    int32_t *tt = calloc((size_t)toks->n + 5, sizeof(*tt));
+    if (!strs || !tt)
+        return 0;
+    uint64_t n = 0;
+    for (int i = 0; i < 5; i++) {
+        strs[n] = specials[i];
+        tt[n++] = 3; /* control */
+    }
+    for (uint64_t i = 0; i < toks->n && n < max; i++) {
+        struct inf_gguf_value v;
+        if (types) {
+            inf_gguf_array_elem(types, i, &v);
+            if (v.i32 != 1) /* normal pieces only: no <unk>, <s>, </s>, <0xNN> */
+                continue;
+        }
+        inf_gguf_array_elem(toks, i, &v);
+        char *str = malloc((size_t)v.str.len + 1);
+        if (!str)
+            return 0;
+        memcpy(str, v.str.data, (size_t)v.str.len);
+        str[v.str.len] = '\0';
+        if (strlen(str) != v.str.len || v.str.len == 0) {
+            free(str);
+            continue;
+        }
+        strs[n] = str;
+        tt[n++] = 1;
+    }
+    *strs_out = strs;
+    *types_out = tt;
+    return n;
+}
+
+static int gen_encoder(int argc, char **argv, const char *arch)
+{
+    const char *vocab = opt_str(argc, argv, "--vocab", NULL);
+    const char *out = opt_str(argc, argv, "--out", NULL);
+    const char *shape = opt_str(argc, argv, "--shape", "tiny");
+    const char *type = opt_str(argc, argv, "--type", "f32");
+    const bool nomic = strcmp(arch, "nomic-bert") == 0;
+    long long E = 64, L = 2, H = 4, F = 128, ctx = 512;
+    if (!vocab || !out) {
+        fprintf(stderr, "usage: gen-synthetic --arch bert|nomic-bert --vocab FROM-SPM.gguf --out "
+                        "OUT.gguf [--shape tiny|bge-small|nomic-embed-v1.5] [options]\n");
+        return 2;
+    }
+    if (strcmp(shape, "bge-small") == 0) {
+        E = 384, L = 12, H = 12, F = 1536, ctx = 512;
+    } else if (strcmp(shape, "nomic-embed-v1.5") == 0) {
+        E = 768, L = 12, H = 12, F = 3072, ctx = 2048;
+    } else if (strcmp(shape, "tiny") != 0) {
+        fprintf(stderr, "gen-synthetic: unknown encoder shape '%s'\n", shape);
+        return 2;
+    }
+    E = opt_int(argc, argv, "--n-embd", E);
+    L = opt_int(argc, argv, "--n-layer", L);
+    H = opt_int(argc, argv, "--n-head", H);
+    F = opt_int(argc, argv, "--n-ff", F);
+    ctx = opt_int(argc, argv, "--ctx", ctx);
+    float theta = (float)atof(opt_str(argc, argv, "--rope-theta", nomic ? "1000" : "10000"));
+    /* 0.64 / sqrt(n_embd) (0.08 at the tiny shape's 64): a product's output keeps about the
+       scale of its input, so the 12 post-norm layers of the real shapes stay far from chaos
+       (with 0.08 there, attention is near argmax and llama.cpp's own two attention paths
+       disagree) */
+    const char *std_s = opt_str(argc, argv, "--std", NULL);
+    float std = std_s ? (float)atof(std_s) : (float)(0.64 / sqrt((double)E));
+    /* llama.cpp's pooling_type: 1 mean (nomic-embed), 2 cls (bge) */
+    const char *pool = opt_str(argc, argv, "--pooling", nomic ? "mean" : "cls");
+    uint32_t pooling = strcmp(pool, "none") == 0   ? 0
+                       : strcmp(pool, "mean") == 0 ? 1
+                       : strcmp(pool, "cls") == 0  ? 2
+                       : strcmp(pool, "last") == 0 ? 3
+                       : strcmp(pool, "rank") == 0 ? 4
+                                                   : 99;
+    rng ^= (uint64_t)opt_int(argc, argv, "--seed", 1) * 0x9e3779b97f4a7c15ULL;
+    uint32_t wtype = strcmp(type, "f16") == 0 ? INF_TYPE_F16 : INF_TYPE_F32;
+    if (pooling == 99 || E <= 0 || L <= 0 || H <= 0 || F <= 0 || ctx <= 0 || E % H) {
+        fprintf(stderr, "gen-synthetic: bad encoder options\n");
+        return 2;
+    }
+
+    struct inf_error err = {0};
+    struct inf_gguf *g;
+    if (inf_gguf_open_file(vocab, &g, &err) != INF_OK) {
+        fprintf(stderr, "gen-synthetic: %s\n", err.msg);
+        return 1;
+    }
+    const char **strs = NULL;
+    int32_t *ttypes = NULL;
+    const long long vmax = opt_int(argc, argv, "--vocab-max", 0);
+    const uint64_t V = wpm_vocab(g, vmax > 5 ? (uint64_t)vmax : UINT64_MAX, &strs, &ttypes);
+    if (V <= 5) {
+        fprintf(stderr, "gen-synthetic: '%s' has no usable tokenizer.ggml.tokens\n", vocab);
+        return 1;
+    }
+
+    struct inf_gguf_writer *w;
+    if (inf_gguf_writer_new(3, &w, &err) != INF_OK) {
+        fprintf(stderr, "gen-synthetic: %s\n", err.msg);
+        return 1;
+    }
+    char key[128];
+    inf_status st = INF_OK;
+#define EKEY(s) (snprintf(key, sizeof(key), "%s.%s", arch, s), key)
+#define CHK(call)                                                                                  \
+    do {                                                                                           \
+        if (st == INF_OK)                                                                          \
+            st = (call);                                                                           \
+    } while (0)
+    CHK(inf_gguf_writer_set_str(w, "general.architecture", arch, &err));
+    CHK(inf_gguf_writer_set_str(w, "general.name", "synthetic", &err));
+    CHK(inf_gguf_writer_set_u32(w, "general.file_type", wtype == INF_TYPE_F16 ? 1 : 0, &err));
+    CHK(inf_gguf_writer_set_u32(w, EKEY("context_length"), (uint32_t)ctx, &err));
+    CHK(inf_gguf_writer_set_u32(w, EKEY("embedding_length"), (uint32_t)E, &err));
+    CHK(inf_gguf_writer_set_u32(w, EKEY("block_count"), (uint32_t)L, &err));
+    CHK(inf_gguf_writer_set_u32(w, EKEY("feed_forward_length"), (uint32_t)F, &err));
+    CHK(inf_gguf_writer_set_u32(w, EKEY("attention.head_count"), (uint32_t)H, &err));
+    CHK(inf_gguf_writer_set_f32(w, EKEY("attention.layer_norm_epsilon"), 1e-12f, &err));
+    CHK(inf_gguf_writer_set_bool(w, EKEY("attention.causal"), false, &err));
+    CHK(inf_gguf_writer_set_u32(w, EKEY("pooling_type"), pooling, &err));
+    if (nomic)
+        CHK(inf_gguf_writer_set_f32(w, EKEY("rope.freq_base"), theta, &err));
+    CHK(inf_gguf_writer_set_str(w, "tokenizer.ggml.model", "bert", &err));
+    CHK(inf_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", strs, V, &err));
+    CHK(inf_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", INF_GGUF_TYPE_INT32, ttypes, V,
+                                &err));
+    CHK(inf_gguf_writer_set_u32(w, "tokenizer.ggml.token_type_count", 2, &err));
+    CHK(inf_gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", 0, &err));
+    CHK(inf_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 1, &err));
+    CHK(inf_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 2, &err));
+    CHK(inf_gguf_writer_set_u32(w, "tokenizer.ggml.cls_token_id", 2, &err));
+    CHK(inf_gguf_writer_set_u32(w, "tokenizer.ggml.seperator_token_id", 3, &err));
+    CHK(inf_gguf_writer_set_u32(w, "tokenizer.ggml.mask_token_id", 4, &err));
+
+    /* the tensors: kind 0 matrix (wtype), 2 norm, 3 bias, 4 F32 matrix */
+    struct tensor *ts = calloc((size_t)(8 + L * 20), sizeof(*ts));
+    int n = 0;
+#define EADD(nm, d0, d1, kind_)                                                                    \
+    do {                                                                                           \
+        snprintf(ts[n].name, sizeof(ts[n].name), "%s", nm);                                        \
+        ts[n].ne[0] = (uint64_t)(d0);                                                              \
+        ts[n].ne[1] = (uint64_t)(d1);                                                              \
+        ts[n].n_dims = ((d1) != 0) ? 2 : 1;                                                        \
+        ts[n].kind = kind_;                                                                        \
+        ts[n].type = (kind_) == 0 ? wtype : INF_TYPE_F32;                                          \
+        n++;                                                                                       \
+    } while (0)
+    EADD("token_embd.weight", E, V, 0);
+    EADD("token_types.weight", E, 2, 4); /* F32 as converted models have it (llama.cpp adds
+                                             its row to F32 activations, which F16 cannot) */
+    if (!nomic)
+        EADD("position_embd.weight", E, ctx, 0);
+    EADD("token_embd_norm.weight", E, 0, 2);
+    EADD("token_embd_norm.bias", E, 0, 3);
+    if (pooling == 4) { /* a reranker's classification head, one output */
+        EADD("cls.weight", E, E, 0);
+        EADD("cls.bias", E, 0, 3);
+        EADD("cls.output.weight", E, 1, 4);
+        EADD("cls.output.bias", 1, 0, 3);
+    }
+    for (long long l = 0; l < L; l++) {
+        char nm[64];
+#define ELADD(sfx, d0, d1, kind_)                                                                  \
+    do {                                                                                           \
+        snprintf(nm, sizeof(nm), "blk.%lld.%s", l, sfx);                                           \
+        EADD(nm, d0, d1, kind_);                                                                   \
+    } while (0)
+        if (nomic) {
+            ELADD("attn_qkv.weight", E, 3 * E, 0);
+        } else {
+            ELADD("attn_q.weight", E, E, 0);
+            ELADD("attn_q.bias", E, 0, 3);
+            ELADD("attn_k.weight", E, E, 0);
+            ELADD("attn_k.bias", E, 0, 3);
+            ELADD("attn_v.weight", E, E, 0);
+            ELADD("attn_v.bias", E, 0, 3);
+        }
+        ELADD("attn_output.weight", E, E, 0);
+        if (!nomic)
+            ELADD("attn_output.bias", E, 0, 3);
+        ELADD("attn_output_norm.weight", E, 0, 2);
+        ELADD("attn_output_norm.bias", E, 0, 3);
+        ELADD("ffn_up.weight", E, F, 0);
+        if (nomic) {
+            ELADD("ffn_gate.weight", E, F, 0);
+        } else {
+            ELADD("ffn_up.bias", F, 0, 3);
+        }
+        ELADD("ffn_down.weight", F, E, 0);
+        if (!nomic)
+            ELADD("ffn_down.bias", E, 0, 3);
+        ELADD("layer_output_norm.weight", E, 0, 2);
+        ELADD("layer_output_norm.bias", E, 0, 3);
+    }
+    for (int i = 0; i < n; i++) {
+        int64_t ne[2] = {(int64_t)ts[i].ne[0], (int64_t)(ts[i].ne[1] ? ts[i].ne[1] : 1)};
+        CHK(inf_gguf_writer_add_tensor_info(w, ts[i].name, ts[i].type, (uint32_t)ts[i].n_dims, ne,
+                                            &err));
+    }
+    FILE *f = st == INF_OK ? fopen(out, "wb") : NULL;
+    if (st != INF_OK || !f) {
+        fprintf(stderr, "gen-synthetic: %s\n", st != INF_OK ? err.msg : out);
+        return 1;
+    }
+    CHK(inf_gguf_writer_write_header(w, f, NULL, &err));
+    const uint32_t align = inf_gguf_writer_alignment(w);
+    size_t widest = (size_t)(3 * E > F ? 3 * E : F);
+    float *row = malloc(widest * sizeof(float));
+    uint16_t *row16 = malloc(widest * sizeof(uint16_t));
+    static const char zeros[64];
+    for (int i = 0; i < n && st == INF_OK; i++) {
+        uint64_t rows = ts[i].ne[1] ? ts[i].ne[1] : 1, cols = ts[i].ne[0], bytes = 0;
+        for (uint64_t r = 0; r < rows; r++) {
+            for (uint64_t c = 0; c < cols; c++) {
+                float x = normal();
+                row[c] = ts[i].kind == 0 || ts[i].kind == 4 ? x * std
+                         : ts[i].kind == 2                  ? 1.0f + 0.05f * x
+                                                            : 0.05f * x;
+            }
+            if (ts[i].type == INF_TYPE_F16) {
+                inf_f32_to_f16_row(row, row16, (int64_t)cols);
+                fwrite(row16, 2, cols, f);
+                bytes += 2 * cols;
+            } else {
+                fwrite(row, 4, cols, f);
+                bytes += 4 * cols;
+            }
+        }
+        fwrite(zeros, 1, (size_t)((align - bytes % align) % align), f);
+    }
+#undef CHK
+#undef EKEY
+    if (fclose(f) != 0 || st != INF_OK) {
+        fprintf(stderr, "gen-synthetic: %s\n", st != INF_OK ? err.msg : out);
+        return 1;
+    }
+    printf("wrote %s: %s, n_embd %lld, n_layer %lld, heads %lld, n_ff %lld, ctx %lld, vocab %llu "
+           "(WordPiece), pooling %s, %s\n",
+           out, arch, E, L, H, F, ctx, (unsigned long long)V, pool, type);
+    for (uint64_t i = 5; i < V; i++)
+        free((void *)strs[i]);
+    free(strs);
+    free(ttypes);
+    free(row);
+    free(row16);
+    free(ts);
+    inf_gguf_writer_free(w);
+    inf_gguf_free(g);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *arch = opt_str(argc, argv, "--arch", "llama");
@@ -166,14 +444,16 @@ int main(int argc, char **argv)
     static const char *const archs[] = {"llama",    "qwen2",   "qwen3",  "qwen2moe",
                                         "qwen3moe", "olmoe",   "gemma2", "gemma3",
                                         "phi3",     "granite", "gpt-oss"};
+    if (strcmp(arch, "bert") == 0 || strcmp(arch, "nomic-bert") == 0)
+        return gen_encoder(argc, argv, arch);
     bool known = false;
     for (size_t i = 0; i < sizeof(archs) / sizeof(archs[0]); i++)
         known |= strcmp(arch, archs[i]) == 0;
     if (!vocab || !out || !known) {
-        fprintf(stderr,
-                "usage: gen-synthetic --arch llama|qwen2|qwen3|qwen2moe|qwen3moe|olmoe|"
-                "gemma2|gemma3|phi3|granite|gpt-oss --vocab FROM.gguf --out OUT.gguf [--shape "
-                "NAME] [options]\n");
+        fprintf(stderr, "usage: gen-synthetic --arch llama|qwen2|qwen3|qwen2moe|qwen3moe|olmoe|"
+                        "gemma2|gemma3|phi3|granite|gpt-oss|bert|nomic-bert --vocab FROM.gguf "
+                        "--out OUT.gguf [--shape "
+                        "NAME] [options]\n");
         return 2;
     }
     const bool is_moe_arch = !strcmp(arch, "qwen2moe") || !strcmp(arch, "qwen3moe") ||

@@ -74,7 +74,22 @@ enum inf_pooling {
     INF_POOL_MEAN,
     INF_POOL_LAST,
     INF_POOL_CLS,
+    /* rerankers (encoders with pooling_type rank): the CLS row through the classification head;
+     * inf_get_embeddings_seq's first value is the relevance score (not normalized) */
+    INF_POOL_RANK,
 };
+
+/*
+ * Encoder (embedding) models: bert (bge, all-MiniLM) and nomic-bert. Their contexts must be
+ * embeddings contexts and keep no KV cache: each inf_decode call is one bidirectional pass over
+ * whole sequences (every token of a sequence sees every other token of it in the same call;
+ * nothing is kept between calls, so a sequence's tokens must all be in one call), of at most
+ * max(n_ctx, n_batch) tokens.
+ */
+bool inf_model_is_encoder(const struct inf_model *model);
+/* The pooling an encoder declares (<arch>.pooling_type; INF_POOL_NONE when it declares none, as
+ * llama.cpp); INF_POOL_MEAN for decoders. */
+enum inf_pooling inf_model_pooling(const struct inf_model *model);
 
 struct inf_context_params {
     uint32_t n_ctx;     /* KV cells; 0 = the model's training context */
@@ -132,8 +147,12 @@ inf_status inf_decode(struct inf_context *ctx, const struct inf_batch *batch,
 
 /* Logits of the i-th token of the last batch (which must have been marked), n_vocab floats. */
 const float *inf_get_logits_ith(const struct inf_context *ctx, int32_t i);
-/* Pooled embedding of a sequence of the last batch (embeddings contexts), n_embd floats. */
+/* Pooled embedding of a sequence of the last batch (embeddings contexts), n_embd floats.
+ * INF_POOL_NONE pools as mean here; the tokens' own vectors are inf_get_embeddings_ith's. */
 const float *inf_get_embeddings_seq(const struct inf_context *ctx, int32_t seq_id);
+/* The output vector (hidden state) of the i-th token of the last batch (embeddings contexts),
+ * n_embd floats: after the final norm for decoders, the last layer's output for encoders. */
+const float *inf_get_embeddings_ith(const struct inf_context *ctx, int32_t i);
 
 /* KV cache per sequence. p1 < 0 means "to the end". */
 void inf_kv_seq_rm(struct inf_context *ctx, int32_t seq_id, int32_t p0, int32_t p1);

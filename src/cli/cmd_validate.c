@@ -73,7 +73,7 @@ out:
     return st;
 }
 
-static int unexpected_tensors(const struct inf_gguf *g);
+static int unexpected_tensors(const struct inf_gguf *g, bool encoder);
 
 static void report_value(void *arg, const struct inf_gguf_tensor *t, uint64_t row, uint64_t col,
                          float value)
@@ -127,7 +127,7 @@ static int deep_runnable(const struct inf_gguf *g, const char *path, char *why, 
     inf_status st = inf_model_load(path, &mp, &m, err);
     inf_log_set_level(lv);
     if (st == INF_OK) {
-        problems += unexpected_tensors(g);
+        problems += unexpected_tensors(g, inf_model_is_encoder(m));
         printf("  tensor set: complete for architecture '%s'\n", arch);
     } else if (st == INF_EUNSUPPORTED) {
         snprintf(why, size, "%s", inf_error_message(err));
@@ -139,8 +139,54 @@ static int deep_runnable(const struct inf_gguf *g, const char *path, char *why, 
     return problems;
 }
 
-/* Tensor names the llama-family loader does not use. */
-static int unexpected_tensors(const struct inf_gguf *g)
+/* Tensor names the encoder loader (bert, nomic-bert: src/engine/encoder.c) reads. */
+static bool encoder_tensor(const char *name)
+{
+    static const char *const global[] = {"token_embd.weight",
+                                         "token_types.weight",
+                                         "position_embd.weight",
+                                         "token_embd_norm.weight",
+                                         "token_embd_norm.bias",
+                                         "cls.weight",
+                                         "cls.bias",
+                                         "cls.output.weight",
+                                         "cls.output.bias"};
+    static const char *const layer[] = {"attn_q.weight",
+                                        "attn_k.weight",
+                                        "attn_v.weight",
+                                        "attn_q.bias",
+                                        "attn_k.bias",
+                                        "attn_v.bias",
+                                        "attn_qkv.weight",
+                                        "attn_qkv.bias",
+                                        "attn_output.weight",
+                                        "attn_output.bias",
+                                        "attn_output_norm.weight",
+                                        "attn_output_norm.bias",
+                                        "ffn_up.weight",
+                                        "ffn_up.bias",
+                                        "ffn_gate.weight",
+                                        "ffn_down.weight",
+                                        "ffn_down.bias",
+                                        "layer_output_norm.weight",
+                                        "layer_output_norm.bias"};
+    for (size_t k = 0; k < sizeof(global) / sizeof(global[0]); k++)
+        if (strcmp(name, global[k]) == 0)
+            return true;
+    if (strncmp(name, "blk.", 4) != 0)
+        return false;
+    char *end;
+    (void)strtol(name + 4, &end, 10);
+    if (end == name + 4 || *end != '.')
+        return false;
+    for (size_t k = 0; k < sizeof(layer) / sizeof(layer[0]); k++)
+        if (strcmp(end + 1, layer[k]) == 0)
+            return true;
+    return false;
+}
+
+/* Tensor names the llama-family loader (or, for an encoder, encoder_tensor) does not use. */
+static int unexpected_tensors(const struct inf_gguf *g, bool encoder)
 {
     static const char *const layer[] = {
         "attn_norm.weight",   "attn_q.weight",      "attn_k.weight",   "attn_v.weight",
@@ -156,8 +202,10 @@ static int unexpected_tensors(const struct inf_gguf *g)
         bool known = strcmp(name, "token_embd.weight") == 0 ||
                      strcmp(name, "output_norm.weight") == 0 ||
                      strcmp(name, "output.weight") == 0 || strcmp(name, "rope_freqs.weight") == 0;
+        if (encoder)
+            known = encoder_tensor(name);
         int li, off = 0;
-        if (!known && sscanf(name, "blk.%d.%n", &li, &off) == 1 && off > 0)
+        if (!known && !encoder && sscanf(name, "blk.%d.%n", &li, &off) == 1 && off > 0)
             for (size_t k = 0; k < sizeof(layer) / sizeof(layer[0]) && !known; k++)
                 known = strcmp(name + off, layer[k]) == 0;
         if (!known) {

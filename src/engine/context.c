@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "core/clock.h"
+#include "engine/encoder.h"
 #include "engine/ops.h"
 #include "inferno/cpu.h"
 #include "inferno/kernels.h"
@@ -41,7 +42,7 @@ void inf_context_free(struct inf_context *ctx)
     if (!ctx)
         return;
     inf__prof_report(ctx);
-    if (ctx->k_cache)
+    if (ctx->k_cache && ctx->v_cache)
         for (int i = 0; i < ctx->model->hp.n_layer; i++) {
             free(ctx->k_cache[i]);
             free(ctx->v_cache[i]);
@@ -75,6 +76,7 @@ void inf_context_free(struct inf_context *ctx)
     free(ctx->logits);
     free(ctx->out_index);
     free(ctx->embd_seq);
+    inf__enc_context_free(ctx);
     inf__attn_free(ctx);
     inf_threadpool_free(ctx->pool);
     free(ctx);
@@ -99,6 +101,8 @@ inf_status inf_context_new(struct inf_model *model, const struct inf_context_par
                              INF__MAX_SEQ);
     if (params->n_batch < 1)
         return inf_error_set(err, INF_EINVAL, "n_batch must be at least 1");
+    if (model->enc)
+        return inf__enc_context_new(model, params, out, err); /* no KV cache */
     if (params->kv_type == INF_KV_Q8_0 && hp->head_dim % 32 != 0)
         return inf_error_set(
             err, INF_EUNSUPPORTED,
@@ -450,6 +454,8 @@ inf_status inf_decode(struct inf_context *ctx, const struct inf_batch *b, struct
     int32_t seq_max[INF__MAX_SEQ];
     double t0 = inf__now_ms();
 
+    if (ctx->enc)
+        return inf__enc_decode(ctx, b, err); /* encoders: whole sequences, no cache */
     if (b->n_tokens <= 0)
         return inf_error_set(err, INF_EINVAL, "empty batch");
     if ((uint32_t)b->n_tokens > inf_kv_n_free(ctx))
@@ -565,6 +571,7 @@ inf_status inf_decode(struct inf_context *ctx, const struct inf_batch *b, struct
             switch (ctx->params.pooling) {
             case INF_POOL_MEAN:
             case INF_POOL_NONE:
+            case INF_POOL_RANK: /* rerankers are encoders (encoder.c): mean here */
                 for (int j = 0; j < E; j++)
                     dst[j] += h[j];
                 counts[s]++;
@@ -609,6 +616,14 @@ const float *inf_get_embeddings_seq(const struct inf_context *ctx, int32_t seq_i
     if (!ctx->params.embeddings || !seq_ok(seq_id) || !(ctx->embd_seq_valid >> seq_id & 1))
         return NULL;
     return ctx->embd_seq + (size_t)seq_id * (size_t)ctx->model->hp.n_embd;
+}
+
+const float *inf_get_embeddings_ith(const struct inf_context *ctx, int32_t i)
+{
+    if (!ctx->params.embeddings || i < 0 || (size_t)i >= ctx->out_index_cap ||
+        ctx->out_index[i] < 0 || ctx->out_index[i] >= ctx->n_outputs)
+        return NULL;
+    return ctx->logits + (size_t)ctx->out_index[i] * (size_t)ctx->model->hp.n_embd;
 }
 
 void inf_context_timings(const struct inf_context *ctx, struct inf_timings *out)

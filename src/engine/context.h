@@ -113,6 +113,7 @@ struct inf_context {
 
     struct inf_timings timings;
     struct inf__prof prof;
+    struct inf__enc_ctx *enc; /* encoder models' pass state (encoder.c), else NULL */
 };
 
 inf_status inf__attn_init(struct inf_context *ctx, struct inf_error *err);

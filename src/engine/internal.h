@@ -25,6 +25,9 @@ enum inf__arch {
     INF_ARCH_PHI3,
     INF_ARCH_GRANITE,
     INF_ARCH_GPTOSS,
+    /* encoders (encoder.h, encoder.c) */
+    INF_ARCH_BERT,
+    INF_ARCH_NOMIC_BERT,
 };
 
 /* the feed-forward activation: SwiGLU (silu(gate) * up) or GeGLU (gelu_tanh(gate) * up) */
@@ -121,6 +124,7 @@ struct inf_model {
     bool tied_output; /* output is tok_embd */
     void *anon;       /* the weights' copy in anonymous memory, when made */
     size_t anon_len;
+    struct inf__encoder *enc; /* encoder models (bert, nomic-bert: encoder.h), else NULL */
 };
 
 #define INF__MAX_SEQ 64

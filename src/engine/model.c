@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "engine/encoder.h"
 #include "engine/gguf_adapter.h"
 #include "engine/internal.h"
 #include "inferno/gguf.h"
@@ -310,7 +311,8 @@ static inf_status load_hparams(struct inf_model *m, const char *arch, struct inf
     if (ai == sizeof(archs) / sizeof(archs[0]))
         return inf_error_set(err, INF_EUNSUPPORTED,
                              "architecture '%s' is not supported (supported: llama, qwen2, qwen3, "
-                             "qwen2moe, qwen3moe, olmoe, gemma2, gemma3, phi3, granite, gpt-oss)",
+                             "qwen2moe, qwen3moe, olmoe, gemma2, gemma3, phi3, granite, gpt-oss; "
+                             "encoders: bert, nomic-bert)",
                              arch);
     hp->arch = archs[ai].arch;
     hp->rope_pairing = archs[ai].rope;
@@ -557,6 +559,8 @@ static inf_status load_tensors(struct inf_model *m, struct inf_error *err)
 /* Every tensor of the model, for walking them all. */
 static int model_tensors(struct inf_model *m, struct inf__tensor **out, int cap)
 {
+    if (m->enc)
+        return inf__enc_tensors(m, out, cap);
     int n = 0;
 #define ADD(t)                                                                                     \
     do {                                                                                           \
@@ -730,7 +734,11 @@ inf_status inf_model_load(const char *path, const struct inf_model_params *param
         st = inf_error_set(err, INF_EFORMAT, "'%s': no general.architecture in the metadata", path);
         goto fail;
     }
-    if ((st = load_hparams(m, arch, err)) || (st = load_tensors(m, err)))
+    if (inf__enc_arch(arch))
+        st = inf__enc_load(m, arch, err); /* bert, nomic-bert */
+    else if ((st = load_hparams(m, arch, err)) == INF_OK)
+        st = load_tensors(m, err);
+    if (st)
         goto fail_named;
     m->tied_output = m->output.data == m->tok_embd.data;
     if (params->huge_pages || !params->use_mmap) {
@@ -787,6 +795,7 @@ void inf_model_free(struct inf_model *m)
     if (!m)
         return;
     free(m->layers);
+    inf__enc_free(m);
     if (m->anon)
         munmap(m->anon, m->anon_len);
     inf_tokenizer_free(m->tokenizer);

@@ -1,6 +1,8 @@
 /*
  * types.c - the type-trait table: one entry per format, indexed by ggml's type id.
  */
+#include <string.h>
+
 #include "inferno/threadpool.h"
 #include "kernels/blocks.h"
 #include "kernels/internal.h"
@@ -82,10 +84,27 @@ static inf_status convert_row(enum inf_type type, bool quantize, const void *src
     inf_status rc = check_row(type, n, &t, err);
     if (rc != INF_OK)
         return rc;
-    if (quantize)
+    if (quantize) {
         t->from_float_ref(src, dst, n);
-    else
+    } else if ((uintptr_t)src % 4 != 0) {
+        /* a GGUF may place a tensor at any offset (general.alignment 1): blocks and halves are
+           read from an aligned copy, a few blocks at a time (found by fuzz_gguf_commands) */
+        _Alignas(64) unsigned char buf[4096];
+        const int64_t per = (int64_t)(sizeof(buf) / t->type_size); /* blocks per copy */
+        const char *s = src;
+        float *d = dst;
+        for (int64_t done = 0; done < n;) {
+            int64_t k = (n - done) / t->blck_size;
+            k = k < per ? k : per;
+            memcpy(buf, s, (size_t)k * t->type_size);
+            t->to_float(buf, d, k * t->blck_size);
+            s += (size_t)k * t->type_size;
+            d += k * t->blck_size;
+            done += k * t->blck_size;
+        }
+    } else {
         t->to_float(src, dst, n);
+    }
     return INF_OK;
 }
 

@@ -121,6 +121,17 @@ struct api_embedding_req {
     int64_t dimensions; /* 0: not given */
 };
 
+/* /v1/rerank (llama-server's and Jina/Cohere's shape) */
+struct api_rerank_req {
+    char model[256];
+    char *query;
+    size_t query_len;
+    struct api_prompt *docs; /* text only */
+    size_t n_docs;
+    int64_t top_n; /* 0: all */
+    bool return_documents;
+};
+
 struct api_tokenize_req {
     char model[256];
     char *content;
@@ -145,6 +156,8 @@ bool api_parse_completion(json_t *body, struct api_completion_req *r, struct api
 void api_completion_release(struct api_completion_req *r);
 bool api_parse_embedding(json_t *body, struct api_embedding_req *r, struct api_error *e);
 void api_embedding_release(struct api_embedding_req *r);
+bool api_parse_rerank(json_t *body, struct api_rerank_req *r, struct api_error *e);
+void api_rerank_release(struct api_rerank_req *r);
 bool api_parse_tokenize(json_t *body, struct api_tokenize_req *r, struct api_error *e);
 void api_tokenize_release(struct api_tokenize_req *r);
 bool api_parse_detokenize(json_t *body, struct api_detokenize_req *r, struct api_error *e);

@@ -1625,6 +1625,11 @@ void api_embeddings(struct http_req *r)
         goto out;
     if (!eng_acquire(r, q.model, &g))
         goto out;
+    if (inf_model_pooling(g.model) == INF_POOL_RANK) {
+        http_reply_errorf(r, 400, "model", NULL,
+                          "the model '%s' is a reranker (pooling type rank): use /v1/rerank", g.id);
+        goto out;
+    }
     if (q.dimensions && q.dimensions != g.n_embd) {
         http_reply_errorf(r, 400, "dimensions", NULL,
                           "this model's embeddings have %d dimensions; 'dimensions' %lld cannot "
@@ -1710,6 +1715,136 @@ out:
     free(tps);
     eng_release(&g);
     api_embedding_release(&q);
+}
+
+/* ---- rerank --------------------------------------------------------------------------------- */
+
+struct ranked {
+    size_t index;
+    float score;
+};
+
+static int ranked_cmp(const void *a, const void *b)
+{
+    const struct ranked *x = a, *y = b;
+    return x->score < y->score   ? 1
+           : x->score > y->score ? -1
+                                 : (x->index > y->index) - (x->index < y->index);
+}
+
+/*
+ * /v1/rerank on a reranker (an encoder whose pooling_type is rank): each document is scored as
+ * llama-server does it, on [CLS] query [SEP] document (the vocabulary's add_bos / add_eos /
+ * add_sep; EOS falling back to SEP), the classification head's first output being the relevance
+ * score; the results are sorted by score, best first, cut to top_n.
+ */
+void api_rerank(struct http_req *r)
+{
+    struct api_error e = {0};
+    struct api_rerank_req q = {0};
+    struct eng g = {0};
+    struct choice *c = NULL;
+    struct inf_tokens *toks = NULL, qt = {0}, dt = {0};
+    struct srv_task_params *tps = NULL;
+    struct ranked *rk = NULL;
+    size_t n = 0;
+
+    json_t *body = api_parse_body(r->body, r->len, &e);
+    if (!parsed(r, body, body && api_parse_rerank(body, &q, &e), &e))
+        goto out;
+    if (!eng_acquire(r, q.model, &g))
+        goto out;
+    if (inf_model_pooling(g.model) != INF_POOL_RANK) {
+        http_reply_errorf(r, 400, "model", NULL,
+                          "the model '%s' is not a reranker (its pooling type is not rank)", g.id);
+        goto out;
+    }
+    n = q.n_docs;
+    c = calloc(n, sizeof(*c));
+    toks = calloc(n, sizeof(*toks));
+    tps = calloc(n, sizeof(*tps));
+    rk = calloc(n, sizeof(*rk));
+    if (!c || !toks || !tps || !rk) {
+        http_reply_errorf(r, 500, NULL, NULL, "out of memory");
+        goto out;
+    }
+    const struct inf_tok_info *ti = inf_tok_info(g.tok);
+    const inf_token eos = ti->eos != INF_TOKEN_NULL ? ti->eos : ti->sep;
+    if (!tokenize(r, &g, q.query, q.query_len, 0, false, &qt))
+        goto out;
+    int32_t prompt_tokens = 0;
+    for (size_t i = 0; i < n; i++) {
+        inf_tokens_release(&dt);
+        if (!tokenize(r, &g, q.docs[i].text, q.docs[i].len, 0, false, &dt))
+            goto out;
+        struct inf_tokens *t = &toks[i];
+        bool ok = true;
+        if (ti->add_bos && ti->bos != INF_TOKEN_NULL)
+            ok = ok && inf_tokens_push(t, ti->bos) == INF_OK;
+        for (size_t k = 0; k < qt.n; k++)
+            ok = ok && inf_tokens_push(t, qt.ids[k]) == INF_OK;
+        if (ti->add_eos && eos != INF_TOKEN_NULL)
+            ok = ok && inf_tokens_push(t, eos) == INF_OK;
+        if (ti->add_sep && ti->sep != INF_TOKEN_NULL)
+            ok = ok && inf_tokens_push(t, ti->sep) == INF_OK;
+        for (size_t k = 0; k < dt.n; k++)
+            ok = ok && inf_tokens_push(t, dt.ids[k]) == INF_OK;
+        if (ti->add_eos && eos != INF_TOKEN_NULL)
+            ok = ok && inf_tokens_push(t, eos) == INF_OK;
+        if (!ok) {
+            http_reply_errorf(r, 500, NULL, NULL, "out of memory");
+            goto out;
+        }
+        if (!check_fits(r, &g, t->n, "documents"))
+            goto out;
+        tps[i].kind = SRV_TASK_EMBEDDING;
+        tps[i].prompt = t->ids;
+        tps[i].n_prompt = (int32_t)t->n;
+        tps[i].sampling = inf_sampler_default_params();
+        tps[i].pooling = INF_POOL_NONE;
+        prompt_tokens += (int32_t)t->n;
+    }
+    if (!submit_all(r, &g, tps, n, c))
+        goto out;
+    if (!wait_all(r, c, n))
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        rk[i].index = i;
+        rk[i].score = c[i].n_embd > 0 ? c[i].emb[0] : -1e6f;
+    }
+    qsort(rk, n, sizeof(*rk), ranked_cmp);
+    const size_t top = q.top_n > 0 && (size_t)q.top_n < n ? (size_t)q.top_n : n;
+    json_t *results = json_array();
+    for (size_t i = 0; i < top; i++) {
+        json_t *o = json_object();
+        json_object_set_new(o, "index", json_integer((json_int_t)rk[i].index));
+        json_object_set_new(o, "relevance_score",
+                            json_real(isfinite(rk[i].score) ? rk[i].score : 0.0));
+        if (q.return_documents)
+            json_object_set_new(o, "document",
+                                json_stringn(q.docs[rk[i].index].text, q.docs[rk[i].index].len));
+        json_array_append_new(results, o);
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "object", json_string("list"));
+    json_object_set_new(o, "model", json_string(g.id));
+    json_t *u = json_object();
+    json_object_set_new(u, "prompt_tokens", json_integer(prompt_tokens));
+    json_object_set_new(u, "total_tokens", json_integer(prompt_tokens));
+    json_object_set_new(o, "usage", u);
+    json_object_set_new(o, "results", results);
+    http_reply_json(r, 200, o);
+out:
+    choices_free(r->srv, c, n);
+    for (size_t i = 0; toks && i < n; i++)
+        inf_tokens_release(&toks[i]);
+    inf_tokens_release(&qt);
+    inf_tokens_release(&dt);
+    free(toks);
+    free(tps);
+    free(rk);
+    eng_release(&g);
+    api_rerank_release(&q);
 }
 
 /* ---- models, health ------------------------------------------------------------------------- */

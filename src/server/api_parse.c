@@ -1369,6 +1369,55 @@ void api_embedding_release(struct api_embedding_req *r)
     r->n_inputs = 0;
 }
 
+/* ---- rerank --------------------------------------------------------------------------------- */
+
+static const char *const rerank_known[] = {
+    "model", "query", "documents", "texts", "top_n", "return_documents", "return_text", NULL};
+
+bool api_parse_rerank(json_t *o, struct api_rerank_req *r, struct api_error *e)
+{
+    memset(r, 0, sizeof(*r));
+    if (!check_known(o, rerank_known, e))
+        return false;
+    if (!get_model(o, r->model, sizeof(r->model), false, e))
+        return false;
+    json_t *q = opt(o, "query");
+    if (!q || !json_is_string(q))
+        return api_fail(e, 400, "query", "'query' must be a string");
+    r->query_len = json_string_length(q);
+    r->query = malloc(r->query_len + 1);
+    if (!r->query)
+        return api_fail(e, 500, NULL, "out of memory");
+    memcpy(r->query, json_string_value(q), r->query_len + 1);
+    const char *key = opt(o, "documents") ? "documents" : "texts";
+    json_t *d = opt(o, key);
+    if (!d || !json_is_array(d) || json_array_size(d) == 0)
+        return api_fail(e, 400, "documents", "'documents' must be a non-empty array of strings");
+    for (size_t i = 0; i < json_array_size(d); i++)
+        if (!json_is_string(json_array_get(d, i)))
+            return api_fail(e, 400, "documents", "'documents[%zu]' must be a string", i);
+    if (!parse_prompts(o, key, false, &r->docs, &r->n_docs, e))
+        return false;
+    long long n = 0;
+    if (!get_int(o, "top_n", 1, 1 << 20, &n, e))
+        return false;
+    r->top_n = n;
+    bool rd = false, rt = false;
+    if (!get_bool(o, "return_documents", &rd, e) || !get_bool(o, "return_text", &rt, e))
+        return false;
+    r->return_documents = rd || rt;
+    return true;
+}
+
+void api_rerank_release(struct api_rerank_req *r)
+{
+    free(r->query);
+    r->query = NULL;
+    prompts_release(r->docs, r->n_docs);
+    r->docs = NULL;
+    r->n_docs = 0;
+}
+
 /* ---- tokenize / detokenize / apply-template ------------------------------------------------- */
 
 bool api_parse_tokenize(json_t *o, struct api_tokenize_req *r, struct api_error *e)

@@ -11,6 +11,7 @@
 void api_chat(struct http_req *r);
 void api_completions(struct http_req *r);
 void api_embeddings(struct http_req *r);
+void api_rerank(struct http_req *r);
 void api_models(struct http_req *r);
 void api_model(struct http_req *r);
 void api_health(struct http_req *r);

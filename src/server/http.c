@@ -37,6 +37,8 @@ static const struct http_route routes[] = {
     {"/v1/chat/completions", false, "POST", false, api_chat, NULL, false},
     {"/v1/completions", false, "POST", false, api_completions, NULL, false},
     {"/v1/embeddings", false, "POST", false, api_embeddings, NULL, false},
+    {"/v1/rerank", false, "POST", false, api_rerank, NULL, false},
+    {"/rerank", false, "POST", false, api_rerank, NULL, false},
     {"/v1/models", false, "GET", false, api_models, NULL, false},
     {"/v1/models/", true, "GET", false, api_model, NULL, false},
     {"/health", false, "GET", true, api_health, NULL, false},

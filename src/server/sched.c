@@ -275,6 +275,10 @@ struct srv_engine {
     int32_t n_vocab, n_embd;
     uint32_t slot_ctx;
     enum inf_pooling model_pooling; /* <arch>.pooling_type from the GGUF; mean when undeclared */
+    /* an encoder model (bert, nomic-bert): ctx is an embeddings context without a KV cache,
+       and queued embeddings are decoded together, whole, one sequence each (enc_step) */
+    bool encoder;
+    uint32_t enc_cap; /* tokens per encoder pass */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -1145,7 +1149,7 @@ static void admit(struct srv_engine *e)
             queue_unlink(e, prev, t);
             queued_cancelled(e, t);
         } else if (t->p.kind == SRV_TASK_EMBEDDING) {
-            if (e->emb) {
+            if (e->emb || e->encoder) { /* encoders: enc_step takes them from the queue */
                 prev = t;
             } else {
                 queue_unlink(e, prev, t);
@@ -1192,9 +1196,119 @@ static void cancel_slots(struct srv_engine *e, bool all)
         emb_cancel(e);
 }
 
+/* ---- encoders ------------------------------------------------------------------------- */
+
+/*
+ * An encoder pass (bert, nomic-bert): the queued embeddings, oldest first, as many as fit in
+ * one pass (enc_cap tokens, 64 sequences), each a whole sequence of its own; each gets its
+ * pooled, L2-normalized vector and DONE. Nothing is kept between passes. e->mu not held.
+ */
+static void enc_step(struct srv_engine *e)
+{
+    struct srv_task *take[64];
+    int n_take = 0;
+    int32_t n = 0;
+    pthread_mutex_lock(&e->mu);
+    struct srv_task *prev = NULL, *t = e->q_head;
+    while (t && n_take < 64) {
+        struct srv_task *next = t->qnext;
+        if (atomic_load(&t->cancel)) {
+            queue_unlink(e, prev, t);
+            queued_cancelled(e, t);
+        } else if (n_take > 0 && (uint32_t)(n + t->p.n_prompt) > e->enc_cap) {
+            break;
+        } else {
+            queue_unlink(e, prev, t);
+            take[n_take++] = t;
+            n += t->p.n_prompt;
+            t = next ? next : (prev ? prev->qnext : e->q_head);
+            continue;
+        }
+        t = next ? next : (prev ? prev->qnext : e->q_head);
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (n_take == 0)
+        return;
+    struct inf_error err = {0};
+    inf_status rc = INF_ENOMEM;
+    if (batch_reserve(e, n)) {
+        int32_t k = 0;
+        for (int i = 0; i < n_take; i++)
+            for (int32_t p = 0; p < take[i]->p.n_prompt; p++, k++) {
+                e->b_tok[k] = take[i]->prompt[p];
+                e->b_pos[k] = p;
+                e->b_seq[k] = i;
+            }
+        struct inf_batch b = {
+            .n_tokens = n, .token = e->b_tok, .pos = e->b_pos, .seq_id = e->b_seq};
+        rc = inf_decode(e->ctx, &b, &err);
+    } else {
+        inf_error_set(&err, INF_ENOMEM, "out of memory");
+    }
+    const int32_t E = e->n_embd;
+    pthread_mutex_lock(&e->mu);
+    e->st.steps_total++;
+    if (rc == INF_OK) {
+        e->st.batch_tokens_total += (uint64_t)n;
+        e->st.prompt_tokens_total += (uint64_t)n;
+    }
+    pthread_mutex_unlock(&e->mu);
+    int32_t k0 = 0;
+    for (int i = 0; i < n_take; i++) {
+        struct srv_task *tk = take[i];
+        struct srv_event ev = {.type = SRV_EV_EMBEDDING};
+        const float *v = rc == INF_OK ? inf_get_embeddings_seq(e->ctx, i) : NULL;
+        ev.embedding = v ? malloc((size_t)E * sizeof(float)) : NULL;
+        if (!ev.embedding) {
+            task_error(tk, 500, "embedding failed: %s",
+                       rc != INF_OK ? inf_error_message(&err) : "out of memory");
+        } else {
+            const enum inf_pooling pool =
+                tk->p.pooling == INF_POOL_NONE ? e->model_pooling : tk->p.pooling;
+            double acc_ss = 0;
+            for (int32_t j = 0; j < E; j++) {
+                double x = v[j];
+                if (pool != e->model_pooling) {
+                    /* another pooling than the context's: from the tokens' own vectors */
+                    const int32_t r = pool == INF_POOL_CLS    ? k0
+                                      : pool == INF_POOL_LAST ? k0 + tk->p.n_prompt - 1
+                                                              : -1;
+                    if (r >= 0) {
+                        x = inf_get_embeddings_ith(e->ctx, r)[j];
+                    } else {
+                        x = 0;
+                        for (int32_t q = 0; q < tk->p.n_prompt; q++)
+                            x += inf_get_embeddings_ith(e->ctx, k0 + q)[j];
+                        x /= tk->p.n_prompt;
+                    }
+                }
+                ev.embedding[j] = (float)x;
+                acc_ss += x * x;
+            }
+            /* a reranker's row (its score first) is sent as it is */
+            const double inv = pool == INF_POOL_RANK ? 1.0 : acc_ss > 0 ? 1.0 / sqrt(acc_ss) : 0;
+            for (int32_t j = 0; j < E; j++)
+                ev.embedding[j] = (float)(ev.embedding[j] * inv);
+            ev.n_embd = E;
+            task_push(tk, &ev);
+            struct srv_event done = {.type = SRV_EV_DONE, .finish = SRV_FINISH_STOP};
+            done.usage.prompt_tokens = tk->p.n_prompt;
+            done.usage.ttft_ms = now_ms() - tk->t_submit;
+            done.usage.ttft_steps = 1;
+            task_push(tk, &done);
+        }
+        k0 += tk->p.n_prompt;
+        task_unref(tk);
+    }
+}
+
 /* One engine step: build the batch, decode, sample. e->mu not held. */
 static void step(struct srv_engine *e)
 {
+    if (e->encoder) {
+        enc_step(e);
+        return;
+    }
     int32_t n = 0;
     /* the slots with prompt tokens to decode, oldest request first (ties: lower slot id) */
     int order[64];
@@ -1342,7 +1456,7 @@ static void step(struct srv_engine *e)
 
 static bool any_active(const struct srv_engine *e)
 {
-    if (e->emb)
+    if (e->emb || (e->encoder && e->q_head))
         return true;
     for (int i = 0; i < e->p.n_parallel; i++)
         if (e->slots[i].task)
@@ -1504,16 +1618,33 @@ inf_status srv_engine_start(const struct srv_engine_params *p, struct srv_engine
     e->n_vocab = info.n_vocab;
     e->n_embd = info.n_embd;
     e->model_pooling = model_pooling(p->model_path, info.architecture);
+    e->encoder = inf_model_is_encoder(e->model);
     struct inf_context_params cp = inf_context_default_params();
     cp.n_ctx = p->n_ctx;
     cp.n_batch = e->p.n_batch;
     cp.n_seq_max = (uint32_t)p->n_parallel;
     cp.n_threads = p->n_threads;
     cp.kv_type = p->kv_type;
+    if (e->encoder) {
+        /* one embeddings context, no KV cache: passes of up to 64 whole inputs, at most
+           max(n_batch, the trained length) tokens in all; an input may be as long as the model
+           was trained for */
+        e->model_pooling = inf_model_pooling(e->model);
+        if (e->model_pooling == INF_POOL_NONE)
+            e->model_pooling = INF_POOL_MEAN;
+        cp.embeddings = true;
+        cp.pooling = e->model_pooling;
+        cp.n_seq_max = 64;
+        e->enc_cap =
+            e->p.n_batch > (uint32_t)info.n_ctx_train ? e->p.n_batch : (uint32_t)info.n_ctx_train;
+        cp.n_ctx = e->enc_cap;
+        cp.n_batch = e->enc_cap;
+    }
     rc = inf_context_new(e->model, &cp, &e->ctx, err);
     if (rc != INF_OK)
         goto fail;
-    e->slot_ctx = inf_context_n_ctx(e->ctx) / (uint32_t)p->n_parallel;
+    e->slot_ctx = e->encoder ? (uint32_t)info.n_ctx_train
+                             : inf_context_n_ctx(e->ctx) / (uint32_t)p->n_parallel;
     if (e->slot_ctx < 2) {
         rc = inf_error_set(err, INF_EINVAL, "context %u is too small for %d slots",
                            inf_context_n_ctx(e->ctx), p->n_parallel);
@@ -1722,16 +1853,23 @@ inf_status srv_task_submit_n(struct srv_engine *e, const struct srv_task_params 
         out[i] = NULL;
     if (n == 0)
         return inf_error_set(err, INF_EINVAL, "no task to submit");
+    for (size_t i = 0; i < n && e->encoder; i++)
+        if (p[i].kind != SRV_TASK_EMBEDDING)
+            return inf_error_set(err, INF_EINVAL,
+                                 "'%s' is an embedding model: it serves /v1/embeddings only",
+                                 e->model_id);
     /* A waiting request counts once against queue_size, so with a queue any number of choices
        can wait. Without one (queue_size 0) a request must fit in the slots at once: more
        choices than slots could never be admitted, which is the client's error (400), not a
        busy server (503 would be retried forever). */
-    if (e->p.queue_size == 0 && n > (size_t)e->p.n_parallel)
+    /* an encoder takes up to 64 inputs per pass in place of slots */
+    const int room = e->encoder ? 64 : e->p.n_parallel;
+    if (e->p.queue_size == 0 && n > (size_t)room)
         return inf_error_set(err, INF_EINVAL,
                              "the request has %zu choices (prompts x n, or inputs) but at most %d "
                              "fit in the server at once (server.queue_size 0, %d slots); send at "
                              "most %d or raise server.queue_size",
-                             n, e->p.n_parallel, e->p.n_parallel, e->p.n_parallel);
+                             n, room, room, room);
     inf_status rc = INF_OK;
     for (size_t i = 0; i < n && rc == INF_OK; i++)
         rc = task_new(e, &p[i], &out[i], err);
@@ -1747,8 +1885,8 @@ inf_status srv_task_submit_n(struct srv_engine *e, const struct srv_task_params 
     } else if (n_queued > 0) {
         /* a request that will wait counts once against queue_size, however many choices it
            has; one that free slots take at once does not wait */
-        int free_slots = 0;
-        for (int i = 0; i < e->p.n_parallel; i++)
+        int free_slots = e->encoder ? 64 : 0;
+        for (int i = 0; i < e->p.n_parallel && !e->encoder; i++)
             if (!e->slots[i].task)
                 free_slots++;
         int waiting = waiting_requests(e);
@@ -1787,10 +1925,15 @@ inf_status srv_task_submit_n(struct srv_engine *e, const struct srv_task_params 
         struct srv_task *t = out[i];
         if ((uint32_t)t->p.n_prompt <= e->slot_ctx)
             continue;
-        task_error(t, 400,
-                   "the prompt has %d tokens but a slot holds at most %u (context %u shared by %d "
-                   "slots)",
-                   (int)t->p.n_prompt, e->slot_ctx, inf_context_n_ctx(e->ctx), e->p.n_parallel);
+        if (e->encoder)
+            task_error(t, 400, "the input has %d tokens; the model takes at most %u",
+                       (int)t->p.n_prompt, e->slot_ctx);
+        else
+            task_error(
+                t, 400,
+                "the prompt has %d tokens but a slot holds at most %u (context %u shared by %d "
+                "slots)",
+                (int)t->p.n_prompt, e->slot_ctx, inf_context_n_ctx(e->ctx), e->p.n_parallel);
         t->refs = 1; /* the engine never holds it */
     }
     return INF_OK;
