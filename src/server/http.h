@@ -61,6 +61,8 @@ struct http_server_params {
     size_t n_cors_origins;
     struct srv_models *models;
     bool parse_special_in_content; /* chat: control tokens typed in messages are honoured */
+    struct srv_cache *cache;       /* response cache (cache_hook.h), or NULL */
+    struct srv_audit *audit;       /* audit log (audit_hook.h), or NULL */
 };
 
 struct http_server;
