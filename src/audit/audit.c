@@ -942,7 +942,7 @@ static char *make_line(struct inf_audit *a, uint64_t seq, const uint8_t prev[32]
             return NULL;
         char ivh[25];
         hexs(iv, IV_BYTES, ivh);
-        size_t el = strlen(b64) + 64;
+        size_t el = strlen(b64) + 96;
         env = malloc(el);
         if (!env) {
             free(b64);
@@ -1137,8 +1137,7 @@ inf_status inf_audit_verify(const char *dir, const struct inf_audit_key *keys, s
     uint8_t prev[32] = {0};
     char *line = NULL;
     size_t cap = 0;
-    /* where each sealed position was seen */
-    bool head_found = hd.seq == 0;
+    bool head_found = hd.seq == 0, seen_encrypted = false;
     for (size_t f = 0; f < n && rep->ok; f++) {
         char path[4200];
         snprintf(path, sizeof(path), "%s/%s", dir, names[f]);
@@ -1179,7 +1178,13 @@ inf_status inf_audit_verify(const char *dir, const struct inf_audit_key *keys, s
                 fail_at(rep, names[f], ln,
                         "its prev hash does not match the record before it: that record was "
                         "replaced, or this one was inserted or moved");
+            } else if (seen_encrypted && !al.encrypted) {
+                /* the writer never goes back to plain records once it has a key */
+                fail_at(rep, names[f], ln,
+                        "a plain record after encrypted ones: written without the key (forged "
+                        "or inserted)");
             }
+            seen_encrypted = seen_encrypted || al.encrypted;
             if (al.encrypted && !al.decrypted)
                 rep->undecrypted++;
             if (rep->ok) {

@@ -325,8 +325,10 @@ static void mem_put(struct inf_cache *c, const uint8_t key[32], const void *data
 /* ---- index rows (under c->mu) ------------------------------------------------------------------
  */
 
-/* Drop an entry: its row, its file, its memory copy. */
-static void drop_entry(struct inf_cache *c, const uint8_t key[32])
+/* Drop an entry's row (in the caller's transaction, if any) and its memory copy. The file goes
+   after the row is committed (unlink_entry): a kill between the two leaves an unindexed file,
+   which recovery removes, never a row without its file. */
+static void drop_row(struct inf_cache *c, const uint8_t key[32])
 {
     sqlite3_stmt *st = prep(c, "DELETE FROM entries WHERE key=?1 RETURNING bytes");
     if (st) {
@@ -337,13 +339,23 @@ static void drop_entry(struct inf_cache *c, const uint8_t key[32])
         }
         sqlite3_finalize(st);
     }
-    char path[4096];
-    entry_path(c, key, path, sizeof(path));
-    unlink(path);
     mem_drop_key(c, key);
 }
 
-/* Remove up to `limit` rows selected by sql (which yields keys); returns how many. */
+static void unlink_entry(struct inf_cache *c, const uint8_t key[32])
+{
+    char path[4096];
+    entry_path(c, key, path, sizeof(path));
+    unlink(path);
+}
+
+static void drop_entry(struct inf_cache *c, const uint8_t key[32])
+{
+    drop_row(c, key);
+    unlink_entry(c, key);
+}
+
+/* Remove the rows selected by sel (which yields keys), then their files; returns how many. */
 static uint64_t drop_selected(struct inf_cache *c, sqlite3_stmt *sel)
 {
     uint8_t(*keys)[32] = NULL;
@@ -364,8 +376,10 @@ static uint64_t drop_selected(struct inf_cache *c, sqlite3_stmt *sel)
     sqlite3_finalize(sel);
     db_exec(c, "BEGIN");
     for (size_t i = 0; i < n; i++)
-        drop_entry(c, keys[i]);
+        drop_row(c, keys[i]);
     db_exec(c, "COMMIT");
+    for (size_t i = 0; i < n; i++)
+        unlink_entry(c, keys[i]);
     free(keys);
     return n;
 }
@@ -686,13 +700,19 @@ static size_t decoded_cap(const struct inf_cache *c)
     return c->p.max_entry_bytes ? (size_t)c->p.max_entry_bytes : (size_t)MAX_DECODED;
 }
 
+/* The largest file an entry can be: the row's size is not trusted (an entry replaced by a
+   write killed before its row was updated keeps the old size). */
+static size_t file_cap(const struct inf_cache *c)
+{
+    return ZSTD_compressBound(decoded_cap(c)) + INF_CACHE_ENTRY_HEADER;
+}
+
 inf_status inf_cache_get(struct inf_cache *c, const uint8_t key[INF_CACHE_KEY_BYTES], void **data,
                          size_t *len, struct inf_error *err)
 {
     *data = NULL;
     *len = 0;
     int64_t now = now_ms(), created = 0, last_used = 0;
-    uint64_t bytes = 0;
     pthread_mutex_lock(&c->mu);
     sqlite3_stmt *st = prep(c, "SELECT bytes, created, last_used FROM entries WHERE key=?1");
     bool found = false;
@@ -700,7 +720,6 @@ inf_status inf_cache_get(struct inf_cache *c, const uint8_t key[INF_CACHE_KEY_BY
         sqlite3_bind_blob(st, 1, key, 32, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW) {
             found = true;
-            bytes = (uint64_t)sqlite3_column_int64(st, 0);
             created = sqlite3_column_int64(st, 1);
             last_used = sqlite3_column_int64(st, 2);
         }
@@ -714,9 +733,7 @@ inf_status inf_cache_get(struct inf_cache *c, const uint8_t key[INF_CACHE_KEY_BY
     }
     if (c->p.ttl_seconds > 0 && created < now - c->p.ttl_seconds * 1000) {
         if (!c->p.read_only) {
-            db_exec(c, "BEGIN");
             drop_entry(c, key);
-            db_exec(c, "COMMIT");
         }
         c->st.expired++;
         c->st.misses++;
@@ -755,7 +772,7 @@ inf_status inf_cache_get(struct inf_cache *c, const uint8_t key[INF_CACHE_KEY_BY
     char path[4096];
     entry_path(c, key, path, sizeof(path));
     size_t n = 0;
-    void *buf = read_all(path, bytes + INF_CACHE_ENTRY_HEADER, &n);
+    void *buf = read_all(path, file_cap(c), &n);
     struct inf_error e2 = {0};
     inf_status rc = INF_OK;
     if (!buf)
@@ -767,9 +784,7 @@ inf_status inf_cache_get(struct inf_cache *c, const uint8_t key[INF_CACHE_KEY_BY
     if (rc != INF_OK) {
         INF_LOG_WARN("cache", "entry dropped, answered as a miss: %s", inf_error_message(&e2));
         if (!c->p.read_only) {
-            db_exec(c, "BEGIN");
             drop_entry(c, key);
-            db_exec(c, "COMMIT");
         }
         c->st.corrupt++;
         c->st.misses++;
@@ -1139,11 +1154,10 @@ inf_status inf_cache_verify(struct inf_cache *c, struct inf_cache_verify_report 
         rep->checked++;
         uint8_t key[32];
         memcpy(key, sqlite3_column_blob(st, 0), 32);
-        uint64_t bytes = (uint64_t)sqlite3_column_int64(st, 1);
         char path[4096];
         entry_path(c, key, path, sizeof(path));
         size_t n = 0;
-        void *buf = read_all(path, bytes + INF_CACHE_ENTRY_HEADER + 1, &n);
+        void *buf = read_all(path, file_cap(c), &n);
         struct inf_error e2 = {0};
         void *data = NULL;
         size_t len = 0;
@@ -1179,8 +1193,10 @@ inf_status inf_cache_verify(struct inf_cache *c, struct inf_cache_verify_report 
     if (!c->p.read_only) {
         db_exec(c, "BEGIN");
         for (size_t i = 0; i < n_bad; i++)
-            drop_entry(c, bad[i]);
+            drop_row(c, bad[i]);
         db_exec(c, "COMMIT");
+        for (size_t i = 0; i < n_bad; i++)
+            unlink_entry(c, bad[i]);
     }
     free(bad);
     /* files: removed only when nobody else may be writing them right now */
