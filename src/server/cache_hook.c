@@ -551,7 +551,7 @@ void cache_req_init(struct cache_req *cq, struct http_req *r)
 {
     memset(cq, 0, sizeof(*cq));
     cq->sc = r->params->cache;
-    cq->state = cq->sc ? CACHE_BYPASS : CACHE_OFF;
+    cq->state = CACHE_OFF; /* until cache_key_begin decides */
 }
 
 static void key_add(struct cache_req *cq, const void *d, size_t n)
@@ -702,7 +702,7 @@ static bool replay(struct cache_req *cq, const uint8_t *blob, size_t len, size_t
 bool cache_lookup(struct http_req *r, struct cache_req *cq, size_t n, struct srv_task **tasks)
 {
     struct srv_cache *sc = cq->sc;
-    if (!sc)
+    if (!sc || cq->state == CACHE_OFF)
         return false;
     if (cq->state != CACHE_MISS || !cq->md) {
         atomic_fetch_add(&sc->bypasses, 1);
