@@ -10,7 +10,7 @@
 //        [--hits 300] [--clients 8] [--requests 6] [--max-tokens 64] [--rounds 2] [--always]
 //
 // The model should have a context of at least 1100 tokens per slot (gen-synthetic --ctx 4096).
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -57,13 +57,24 @@ async function start(extra) {
     proc.stdout.on('data', (d) => { out += d; const m = out.match(/listening on http:\/\/.+:(\d+)/); if (m) resolve(Number(m[1])); });
     proc.on('exit', (c) => reject(new Error(`server exited ${c}`)));
   });
-  return { port, async stop() { proc.kill('SIGTERM'); await new Promise((r) => proc.once('exit', r)); fs.rmSync(dir, { recursive: true, force: true }); } };
+  return { port, pid: proc.pid, dir, async stop() { proc.kill('SIGTERM'); await new Promise((r) => proc.once('exit', r)); fs.rmSync(dir, { recursive: true, force: true }); } };
+}
+
+// CPU seconds the server process has used (user + system), from /proc (Linux)
+function cpuSeconds(pid) {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[11]) + Number(rest[12])) / 100; // utime, stime in ticks (USER_HZ 100)
+  } catch { return NaN; }
 }
 
 const pct = (a, p) => { const s = [...a].sort((x, y) => x - y); return s[Math.min(s.length - 1, Math.floor(p * s.length))]; };
 
 async function hitLatency() {
-  const srv = await start(['--cache']);
+  // the audit log (fsync never) gives the server's own time per request: latency_ms is taken
+  // just before the response is queued
+  const srv = await start(['--cache', '--audit', '--set', 'audit.fsync=never']);
   const body = { prompt: 'Once upon a time', max_tokens: 1000, temperature: 0, ignore_eos: true };
   const miss = await post(srv.port, '/v1/completions', body);
   const usage = JSON.parse(miss.text).usage;
@@ -79,6 +90,13 @@ async function hitLatency() {
     }
     out[stream ? 'sse' : 'json'] = { p50_ms: pct(t, 0.5), p99_ms: pct(t, 0.99), max_ms: Math.max(...t), bytes: (await post(srv.port, '/v1/completions', b)).text.length };
   }
+  const recs = execFileSync(BIN, ['audit', 'query', '--json', '--route', '/v1/completions', '--set', `audit.dir=${srv.dir}/audit`], { encoding: 'utf8' })
+    .trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.cache === 'hit');
+  for (const stream of [false, true]) {
+    const server = recs.filter((r) => !!(r.params && r.params.stream) === stream).map((r) => r.latency_ms);
+    out[stream ? 'sse' : 'json'].server_p50_ms = pct(server, 0.5);
+    out[stream ? 'sse' : 'json'].server_p99_ms = pct(server, 0.99);
+  }
   await srv.stop();
   return out;
 }
@@ -88,6 +106,7 @@ async function throughput(extra) {
   // warm-up: one request per client
   await Promise.all(Array.from({ length: C }, (_, c) => post(srv.port, '/v1/completions', { prompt: `warm ${c}`, max_tokens: 8, temperature: 0.8 })));
   let tokens = 0;
+  const cpu0 = cpuSeconds(srv.pid);
   const t0 = process.hrtime.bigint();
   await Promise.all(Array.from({ length: C }, async (_, c) => {
     for (let i = 0; i < R; i++) {
@@ -97,8 +116,9 @@ async function throughput(extra) {
     }
   }));
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = cpuSeconds(srv.pid) - cpu0;
   await srv.stop();
-  return tokens / s;
+  return { tok_s: tokens / s, cpu_ms_per_token: (1000 * cpu) / tokens };
 }
 
 const result = { cpu: os.cpus()[0]?.model, clients: C };
@@ -111,11 +131,22 @@ for (let r = 0; r < ROUNDS; r++) {
     (result.tok_s[name] ||= []).push(await throughput(extra));
   }
 }
+const median = (a) => pct(a, 0.5);
 for (const [name] of configs) {
   const v = result.tok_s[name];
-  result.tok_s[name] = { runs: v.map((x) => Math.round(x * 10) / 10), mean: v.reduce((a, b) => a + b, 0) / v.length };
+  result.tok_s[name] = {
+    runs: v.map((x) => Math.round(x.tok_s * 10) / 10),
+    median: median(v.map((x) => x.tok_s)),
+    cpu_ms_per_token: v.map((x) => Math.round(x.cpu_ms_per_token * 1000) / 1000),
+    cpu_median: median(v.map((x) => x.cpu_ms_per_token)),
+  };
 }
-result.audit_overhead_pct = { batch: 100 * (1 - result.tok_s.batch.mean / result.tok_s.off.mean) };
-if (result.tok_s.always) result.audit_overhead_pct.always = 100 * (1 - result.tok_s.always.mean / result.tok_s.off.mean);
+result.audit_overhead_pct = {};
+for (const [name] of configs.slice(1)) {
+  result.audit_overhead_pct[name] = {
+    tok_s: 100 * (1 - result.tok_s[name].median / result.tok_s.off.median),
+    cpu_per_token: 100 * (result.tok_s[name].cpu_median / result.tok_s.off.cpu_median - 1),
+  };
+}
 console.log(JSON.stringify(result, null, 2));
 agent.destroy();
