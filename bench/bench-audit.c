@@ -19,7 +19,8 @@
 static const char RECORD[] =
     "{\"type\":\"request\",\"ts\":\"2026-12-06T06:00:00.000Z\",\"request_id\":"
     "\"req-hymUMV297OzO42gqUbNNS8kc\",\"key_id\":\"key-0a1b2c3d4e5f\",\"client\":\"127.0.0.1\","
-    "\"method\":\"POST\",\"route\":\"/v1/chat/completions\",\"model\":\"llama-3.2-1b-instruct-q4_k_m\","
+    "\"method\":\"POST\",\"route\":\"/v1/chat/"
+    "completions\",\"model\":\"llama-3.2-1b-instruct-q4_k_m\","
     "\"status\":200,\"latency_ms\":1234.5,\"prompt_tokens\":512,\"completion_tokens\":256,"
     "\"cache\":\"miss\",\"params\":{\"temperature\":0.7,\"top_p\":0.9,\"max_tokens\":256,"
     "\"seed\":42,\"n\":1,\"stream\":true,\"n_messages\":3}}";
@@ -53,7 +54,8 @@ static double cpu_s(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 int main(int argc, char **argv)
@@ -71,11 +73,11 @@ int main(int argc, char **argv)
             batch_ms = atoi(argv[i + 1]);
     }
     struct inf_audit_key key;
-    inf_audit_key_from_text("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
-                            64, &key, NULL);
+    inf_audit_key_from_text("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", 64,
+                            &key, NULL);
     static const char *const names[] = {"always", "batch", "never"};
-    printf("%-7s %-9s %8s %10s %10s %10s %12s\n", "fsync", "records", "threads", "rec/s",
-           "mean ms", "p99 ms", "cpu us/rec");
+    printf("%-7s %-9s %8s %10s %10s %10s %12s\n", "fsync", "records", "threads", "rec/s", "mean ms",
+           "p99 ms", "cpu us/rec");
     for (int enc = 0; enc < 2; enc++) {
         for (int mode = 0; mode < 3; mode++) {
             char d[512], cmd[600];

@@ -47,8 +47,7 @@ static void test_defaults(void)
     T_EQ_STR(inf_config_get_str(cfg, "audit.key_file"), "");
     T_EQ_INT(inf_config_set(cfg, "audit.fsync", "sometimes", INF_ORIGIN_FLAG, "flag", &err),
              INF_ERANGE);
-    T_EQ_INT(inf_config_set(cfg, "audit.batch_ms", "0", INF_ORIGIN_FLAG, "flag", &err),
-             INF_ERANGE);
+    T_EQ_INT(inf_config_set(cfg, "audit.batch_ms", "0", INF_ORIGIN_FLAG, "flag", &err), INF_ERANGE);
     /* the sections the foundation issue requires */
     const char *required[] = {"models_dir",
                               "backend.threads",

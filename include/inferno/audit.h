@@ -42,7 +42,9 @@ extern "C" {
 
 enum inf_audit_fsync {
     INF_AUDIT_FSYNC_ALWAYS, /* fdatasync after every record, before append returns */
-    INF_AUDIT_FSYNC_BATCH,  /* group commit: append returns once a sync every batch_ms covers it */
+    INF_AUDIT_FSYNC_BATCH,  /* group commit: a background fdatasync every batch_ms covers every
+                               record written since; append returns once its record is written
+                               (a killed process loses nothing; a power cut at most batch_ms) */
     INF_AUDIT_FSYNC_NEVER,  /* written to the kernel only (survives a killed process, not a
                                power cut) */
 };
@@ -80,8 +82,9 @@ inf_status inf_audit_open(const struct inf_audit_params *p, struct inf_audit **o
                           struct inf_error *err);
 /*
  * Append one record: json[0..len) must be one JSON object (no newline needed; it is written
- * compact). Returns once the record is as durable as p->fsync asks. On failure nothing is
- * acknowledged; the message says why.
+ * compact). Returns once the record is written to the file (ALWAYS: and synced). On failure
+ * nothing is acknowledged; the message says why (BATCH: also when the last background sync
+ * failed).
  */
 inf_status inf_audit_append(struct inf_audit *a, const char *json, size_t len,
                             struct inf_error *err);

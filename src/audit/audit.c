@@ -1063,12 +1063,8 @@ inf_status inf_audit_append(struct inf_audit *a, const char *json, size_t len,
             a->synced = seq;
     }
     flock(a->lock_fd, LOCK_UN);
-    if (a->p.fsync == INF_AUDIT_FSYNC_BATCH) {
-        while (a->synced < seq && !a->failed)
-            pthread_cond_wait(&a->cv, &a->mu);
-        if (a->synced < seq)
-            st = inf_error_set(err, INF_EIO, "the audit log could not be synced");
-    }
+    if (a->p.fsync == INF_AUDIT_FSYNC_BATCH && a->failed) /* the last background sync failed */
+        st = inf_error_set(err, INF_EIO, "the audit log could not be synced");
     pthread_mutex_unlock(&a->mu);
     return st;
 }
