@@ -410,7 +410,9 @@ inf_status inf_audit_parse_line(const char *line, size_t len, const struct inf_a
     if (CRYPTO_memcmp(h, out->h, 32) != 0)
         return inf_error_set(err, INF_EFORMAT, "record hash does not match its content (modified)");
     out->seq = seq;
-    /* the body must be one JSON object either way */
+    /* the body must be one JSON object either way, written compact: '{' first, '}' last */
+    if (body_len < 2 || body[0] != '{' || body[body_len - 1] != '}')
+        return inf_error_set(err, INF_EFORMAT, "record body is not a JSON object");
     json_error_t je;
     json_t *j = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, &je);
     bool obj = j && json_is_object(j);
@@ -455,7 +457,7 @@ inf_status inf_audit_parse_line(const char *line, size_t len, const struct inf_a
         }
         size_t pl = ct_len - TAG_BYTES;
         pt[pl] = '\0';
-        j = json_loadb(pt, pl, 0, &je);
+        j = pl >= 2 && pt[0] == '{' && pt[pl - 1] == '}' ? json_loadb(pt, pl, 0, &je) : NULL;
         obj = j && json_is_object(j);
         json_decref(j);
         if (!obj) {
