@@ -4,12 +4,16 @@
  * (cache_blob_decode: the recorded events of a request's tasks).
  *
  * The first byte picks the reader. Entry: decoded output must be what a re-encode of it decodes
- * to again. Blob: every decoded event array must end with DONE, and encoding it again must give
- * the input back byte for byte (the format has one spelling per answer).
+ * to again; and the input with its header fixed up (lengths and checksum of what its frame
+ * decompresses to, computed here with zstd and EVP) must decode, to those bytes. Blob: every
+ * decoded event array must end with DONE, and encoding it again must give the input back byte for
+ * byte (the format has one spelling per answer).
  */
+#include <openssl/evp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zstd.h>
 
 #include "fuzz.h"
 #include "inferno/cache.h"
@@ -46,6 +50,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(err.msg[0] != '\0');
         }
         free(out);
+        /* the fix-up: a header that tells the truth about the frame after it */
+        if (size >= INF_CACHE_ENTRY_HEADER && size <= (1u << 16)) {
+            const uint8_t *frame = data + INF_CACHE_ENTRY_HEADER;
+            size_t fl = size - INF_CACHE_ENTRY_HEADER;
+            unsigned long long fcs = ZSTD_getFrameContentSize(frame, fl);
+            if (fcs == ZSTD_CONTENTSIZE_ERROR || fcs == ZSTD_CONTENTSIZE_UNKNOWN ||
+                fcs > (1u << 20))
+                return 0;
+            uint8_t *raw = malloc(fcs ? (size_t)fcs : 1);
+            size_t got = ZSTD_decompress(raw, (size_t)fcs, frame, fl);
+            if (ZSTD_isError(got) || got != fcs) {
+                free(raw);
+                return 0;
+            }
+            uint8_t *fix = malloc(size);
+            memcpy(fix, data, size);
+            memcpy(fix, "INFCACH1", 8);
+            for (int i = 0; i < 8; i++) {
+                fix[40 + i] = (uint8_t)((uint64_t)got >> (8 * i));
+                fix[48 + i] = (uint8_t)((uint64_t)fl >> (8 * i));
+            }
+            unsigned int dl = 32;
+            EVP_Digest(raw, got, fix + 56, &dl, EVP_sha256(), NULL);
+            void *dec = NULL;
+            size_t dec_len = 0;
+            inf_status st2 =
+                inf_cache_entry_decode(fix, size, fix + 8, 1u << 22, &dec, &dec_len, &err);
+            CHECK(st2 == INF_OK);
+            CHECK(dec_len == got && memcmp(dec, raw, got) == 0);
+            free(dec);
+            free(fix);
+            free(raw);
+        }
         return 0;
     }
     size_t tasks = (size_t)(sel >> 1) % 4 + 1;
