@@ -523,7 +523,7 @@ static bool submit_all(struct http_req *r, struct eng *g, const struct srv_task_
  * as submit_all.
  */
 static bool submit_cached(struct http_req *r, struct eng *g, struct cache_req *cq,
-                          const struct srv_task_params *tp, size_t n, struct choice *c)
+                          struct srv_task_params *tp, size_t n, struct choice *c)
 {
     struct srv_task **t = calloc(n, sizeof(*t));
     if (!t) {
@@ -536,7 +536,13 @@ static bool submit_cached(struct http_req *r, struct eng *g, struct cache_req *c
             c[i].task = t[i];
             http_track_task(r->srv, c[i].task);
         }
-    } else if ((ok = submit_all(r, g, tp, n, c))) {
+    } else {
+        /* an answer that will be stored is computed as one that does not depend on the load */
+        for (size_t i = 0; cq->state == CACHE_MISS && i < n; i++)
+            tp[i].deterministic = true;
+        ok = submit_all(r, g, tp, n, c);
+    }
+    if (ok && cq->state == CACHE_MISS) {
         for (size_t i = 0; i < n; i++)
             t[i] = c[i].task;
         cache_record(cq, t, n);

@@ -647,8 +647,9 @@ static void slot_emit(struct slot *s, size_t n, const struct srv_token_info *ti)
 /* Whether t's tokens are decoded in deterministic passes (srv_determinism). */
 static bool task_det(const struct srv_engine *e, const struct srv_task *t)
 {
-    return e->p.determinism == SRV_DET_ON || (e->p.determinism == SRV_DET_AUTO &&
-                                              t->p.sampling.temperature < INF_SAMPLER_GREEDY_BELOW);
+    return e->p.determinism == SRV_DET_ON ||
+           (e->p.determinism == SRV_DET_AUTO &&
+            (t->p.sampling.temperature < INF_SAMPLER_GREEDY_BELOW || t->p.deterministic));
 }
 
 /* Pick a free slot for t: longest common prefix (for a deterministic task, only of a cache

@@ -167,6 +167,9 @@ struct srv_task_params {
        token only where it may end, and the task finishes with SRV_FINISH_STOP once the grammar
        is complete. */
     struct srv_grammar *grammar;
+    /* under SRV_DET_AUTO, run this task's passes batch-invariant as a temperature-0 task's are
+       (the response cache sets it for the seeded requests it stores) */
+    bool deterministic;
 };
 
 enum srv_event_type {
