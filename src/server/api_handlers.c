@@ -19,6 +19,7 @@
 #include "inferno/log.h"
 #include "inferno/template.h"
 #include "inferno/tokenizer.h"
+#include "server/audit_hook.h"
 #include "server/cache_hook.h"
 #include "server/handlers.h"
 #include "server/tools.h"
@@ -824,22 +825,28 @@ static void stream_unref(struct http_stream *s)
     free(s);
 }
 
+/* The token counts the audit record reports, into the request. */
+static void stream_counts(const struct http_stream *s, struct http_req *r)
+{
+    int32_t prompt = 0, completion = 0;
+    int last_prompt = -1;
+    for (size_t i = 0; i < s->n; i++) {
+        completion += s->c[i].completion;
+        if (s->c[i].prompt_index != last_prompt) {
+            prompt += s->c[i].prompt_tokens;
+            last_prompt = s->c[i].prompt_index;
+        }
+    }
+    r->prompt_tokens = prompt;
+    r->completion_tokens = completion;
+}
+
 /* r->on_end: the tasks are cancelled (client gone) and the stream loses the request's reference. */
 static void stream_end(void *ctx, bool cancel)
 {
     struct http_stream *s = ctx;
-    if (s->req) { /* the counts the audit record reports */
-        int32_t prompt = 0, completion = 0;
-        int last_prompt = -1;
-        for (size_t i = 0; i < s->n; i++) {
-            completion += s->c[i].completion;
-            if (s->c[i].prompt_index != last_prompt) {
-                prompt += s->c[i].prompt_tokens;
-                last_prompt = s->c[i].prompt_index;
-            }
-        }
-        s->req->prompt_tokens = prompt;
-        s->req->completion_tokens = completion;
+    if (s->req) { /* the counts the audit record reports (when the end did not write it) */
+        stream_counts(s, s->req);
         s->req = NULL;
     }
     if (cancel) {
@@ -1033,6 +1040,18 @@ static void stream_finish(struct http_stream *s)
         json_object_set_new(o, "choices", json_array());
         json_object_set_new(o, "usage", usage_json(prompt, cached, completion));
         sse_data(s, o);
+    }
+    /* the audit record goes before the stream's end (as an unstreamed answer's goes before it
+       is sent); with audit.required a record that cannot be written ends it with an error */
+    struct srv_audit *audit = s->req ? s->req->params->audit : NULL;
+    if (audit) {
+        stream_counts(s, s->req);
+        if (!srv_audit_request(audit, s->req) && srv_audit_required(audit)) {
+            emit_error(s, 503, "audit_unavailable",
+                       "the request could not be recorded in the audit log (audit.required)");
+            s->finished = true;
+            return;
+        }
     }
     buf_add(&s->out, "data: [DONE]\n\n", 14);
     s->finished = true;

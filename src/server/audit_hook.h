@@ -2,7 +2,8 @@
  * server/audit_hook.h - the audit log in the server: one record per API request (request id,
  * time, API key id, client address, route, model, the parameters that matter, token counts,
  * cache result, status, latency; the request and response bodies only with include_content),
- * written through inferno/audit.h before the response is queued (after the end for streams).
+ * written through inferno/audit.h before the response is queued (a stream's before its [DONE];
+ * one that ended early: when it ended).
  * Internal to src/server.
  */
 #ifndef INFERNO_SERVER_AUDIT_HOOK_H

@@ -213,6 +213,13 @@ describe('audit log', { skip: !have && 'no stories260K model' }, () => {
       assert.equal(r.status, 200);
       ids.push(r.headers.get('x-request-id'));
     }
+    // a stream: its record is written before its [DONE], so it is there even if the server dies
+    // the moment the client has read the end
+    const st = await fetch(`${srv.base}/completions`, { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: 'Bearer sk-test-1' },
+      body: JSON.stringify({ prompt: 'Streamed', max_tokens: 5, temperature: 0, stream: true }) });
+    assert.equal(st.status, 200);
+    assert.match((await readSSE(st)).raw, /data: \[DONE\]/);
+    ids.push(st.headers.get('x-request-id'));
     const bad = await postJSON(`${srv.base}/completions`, { prompt: 'x' }, { Authorization: 'Bearer wrong' });
     assert.equal(bad.status, 401);
     ids.push(bad.headers.get('x-request-id'));
@@ -220,7 +227,7 @@ describe('audit log', { skip: !have && 'no stories260K model' }, () => {
     await new Promise((r) => srv.proc.once('exit', r));
     const env = { INFERNO_AUDIT_DIR: dir };
     // 8: the harness's GET /health, then ours
-    assert.match(cli(['audit', 'verify'], env), /^intact: 8 records/);
+    assert.match(cli(['audit', 'verify'], env), /^intact: 9 records/);
     const all = cli(['audit', 'query', '--json'], env).trim().split('\n').map((l) => JSON.parse(l));
     assert.equal(all[0].route, '/health');
     const recs = all.slice(1);
@@ -232,12 +239,15 @@ describe('audit log', { skip: !have && 'no stories260K model' }, () => {
     assert.equal(ok.prompt_tokens > 0 && ok.completion_tokens === 4, true);
     assert.match(ok.key_id, /^key-[0-9a-f]{12}$/);
     assert.ok(!JSON.stringify(recs).includes('sk-test-1'), 'the API key itself is never written');
-    assert.equal(recs[6].status, 401);
-    assert.equal(recs[6].key_id, null);
+    assert.equal(recs[6].params.stream, true);
+    assert.equal(recs[6].completion_tokens, 5);
+    assert.equal(recs[6].status, 200);
+    assert.equal(recs[7].status, 401);
+    assert.equal(recs[7].key_id, null);
     const only401 = cli(['audit', 'query', '--json', '--status', '4xx'], env).trim().split('\n');
     assert.equal(only401.length, 1);
     const csv = cli(['audit', 'export', '--format', 'csv'], env).trim().split('\n');
-    assert.equal(csv.length, 9);
+    assert.equal(csv.length, 10);
     assert.match(csv[0], /^seq,ts,type,request_id/);
   });
 
