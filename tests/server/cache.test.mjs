@@ -9,7 +9,7 @@
 // holds no prompt text.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,6 +25,22 @@ const normalize = (text) => text.replace(/"id":"[^"]*"/g, '"id":"X"').replace(/"
 async function metrics(srv) {
   const r = await fetch(`${srv.url}/metrics`);
   return parseMetrics(await r.text());
+}
+
+// `inferno serve` on stories260K without the harness's readiness probe.
+async function startRaw(args) {
+  const proc = spawn(BIN, ['serve', '-m', STORIES, '--host', '127.0.0.1', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  proc.stderr.on('data', (d) => { err += d; });
+  const url = await new Promise((resolve, reject) => {
+    let out = '';
+    proc.stdout.on('data', (d) => { out += d; const m = out.match(/listening on (http:\/\/.+:\d+)/); if (m) resolve(m[1]); });
+    proc.on('exit', (c) => reject(new Error(`server exited ${c}: ${err}`)));
+  });
+  return {
+    url, base: `${url}/v1`, log: () => err,
+    async stop() { proc.kill('SIGTERM'); return new Promise((r) => proc.once('exit', (c) => r(c))); },
+  };
 }
 
 function cli(args, env = {}) {
@@ -276,5 +292,31 @@ describe('audit log', { skip: !have && 'no stories260K model' }, () => {
     const wrong = path.join(tmp, 'wrong.key');
     fs.writeFileSync(wrong, 'b2'.repeat(32));
     assert.throws(() => cli(['audit', 'verify', '--key-file', wrong], env), (e) => e.status === 1 && /audit-\d{6}-\d{8}\.jsonl:1: .*wrong key/.test(e.stdout));
+  });
+
+  test('audit.required: a request whose record cannot be written fails', async () => {
+    // the log's file is /dev/full: every write fails with ENOSPC
+    const day = new Date().toISOString().slice(0, 10).replace(/-/g, '');
+    for (const required of [true, false]) {
+      const dir = path.join(tmp, `audit-full-${required}`);
+      fs.mkdirSync(dir, { recursive: true });
+      fs.symlinkSync('/dev/full', path.join(dir, `audit-000001-${day}.jsonl`));
+      // (the harness's own /health check would fail with audit.required: start it by hand)
+      const srv = await startRaw(['--audit', '--set', `audit.dir=${dir}`, '--set', `audit.required=${required}`]);
+      const r = await postJSON(`${srv.base}/completions`, { prompt: 'x', max_tokens: 2, temperature: 0 });
+      if (required) {
+        assert.equal(r.status, 503);
+        assert.equal(r.json.error.code, 'audit_unavailable');
+        const st = await fetch(`${srv.base}/completions`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ prompt: 'x', max_tokens: 2, temperature: 0, stream: true }) });
+        const sse = await readSSE(st);
+        assert.ok(sse.events.some((e) => e.event === 'error' && /audit_unavailable/.test(e.data)), sse.raw);
+        assert.ok(!/\[DONE\]/.test(sse.raw));
+      } else {
+        assert.equal(r.status, 200);
+      }
+      assert.match(srv.log(), /audit record not written/);
+      assert.equal(await srv.stop(), 0);
+    }
   });
 });
