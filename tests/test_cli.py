@@ -84,10 +84,28 @@ def main():
     check(p.returncode == 2 and "needs a value" in p.stderr, "option missing its value")
 
     # commands not built yet: exit 3 and a plain message, nothing else on stdout
-    for c in ["cache", "audit", "batch", "queue", "tui"]:
+    for c in ["batch", "queue", "tui"]:
         p = run(c, "-m", "x")
         check(p.returncode == 3 and "not available yet" in p.stderr and p.stdout == "",
               f"{c}: not available yet (rc {p.returncode}, {p.stderr!r})")
+    # cache and audit (issue #19): unknown subcommands are usage errors; empty stores are fine
+    for c in ["cache", "audit"]:
+        p = run(c, "bogus")
+        check(p.returncode == 2 and "'bogus'" in p.stderr, f"{c} bogus: exit 2 ({p.stderr!r})")
+    state = {"INFERNO_AUDIT_DIR": os.path.join(tmp, "audit"),
+             "INFERNO_CACHE_DIR": os.path.join(tmp, "responses")}
+    p = run("cache", "stats", "--json", env=state)
+    check(p.returncode == 0 and json.loads(p.stdout)["entries"] == 0, f"cache stats: {p.stdout!r}")
+    p = run("audit", "verify", env=state)
+    check(p.returncode == 0 and p.stdout.startswith("intact: 0 records"), f"audit verify: {p.stdout!r}")
+    p = run("cache", "clear", env=dict(state, INFERNO_AUDIT_ENABLED="true"))
+    check(p.returncode == 0 and "removed 0 entries" in p.stdout, f"cache clear: {p.stdout!r}")
+    p = run("audit", "query", "--json", env=state)
+    rec = json.loads(p.stdout.splitlines()[0]) if p.returncode == 0 and p.stdout else {}
+    check(rec.get("command") == "cache clear" and rec.get("exit") == 0,
+          f"cache clear is recorded in the audit log ({p.stdout!r})")
+    p = run("audit", "query", "--since", "soon", env=state)
+    check(p.returncode == 2 and "'soon'" in p.stderr, "audit query: a bad time is a usage error")
     # serve with a model that does not exist: exit 1, the reason, nothing on stdout
     p = run("serve", "-m", "x")
     check(p.returncode == 1 and "'x'" in p.stderr and p.stdout == "",

@@ -38,6 +38,16 @@ static void test_defaults(void)
     size_t nl = 99;
     inf_config_get_list(cfg, "server.api_keys", &nl);
     T_EQ_INT(nl, 0);
+    /* issue #19: the response cache and the audit log are off by default */
+    T_OK(!inf_config_get_bool(cfg, "cache.enabled"));
+    T_OK(!inf_config_get_bool(cfg, "audit.enabled"));
+    T_EQ_STR(inf_config_get_str(cfg, "audit.fsync"), "batch");
+    T_EQ_INT(inf_config_get_int(cfg, "cache.max_bytes"), 1073741824);
+    T_EQ_INT(inf_config_get_int(cfg, "cache.ttl"), 604800);
+    T_EQ_STR(inf_config_get_str(cfg, "audit.key_file"), "");
+    T_EQ_INT(inf_config_set(cfg, "audit.fsync", "sometimes", INF_ORIGIN_FLAG, "flag", &err),
+             INF_ERANGE);
+    T_EQ_INT(inf_config_set(cfg, "audit.batch_ms", "0", INF_ORIGIN_FLAG, "flag", &err), INF_ERANGE);
     /* the sections the foundation issue requires */
     const char *required[] = {"models_dir",
                               "backend.threads",

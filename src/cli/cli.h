@@ -113,5 +113,20 @@ extern const struct inf_cli_opt inf_cmd_quantize_opts[];
 extern const struct inf_cli_opt inf_cmd_convert_opts[];
 int inf_cmd_grammar(struct inf_cli *cli, struct inf_cli_args *args);
 extern const struct inf_cli_opt inf_cmd_grammar_opts[];
+int inf_cmd_cache(struct inf_cli *cli, struct inf_cli_args *args);
+extern const struct inf_cli_opt inf_cmd_cache_opts[];
+int inf_cmd_audit(struct inf_cli *cli, struct inf_cli_args *args);
+extern const struct inf_cli_opt inf_cmd_audit_opts[];
+
+/* cmd_cache.c: the response cache's parameters from cache.* */
+struct inf_cache_params;
+void inf_cli_cache_params(const struct inf_cli *cli, struct inf_cache_params *p);
+/* cmd_audit.c: open the audit log as audit.* says (key from audit.key_file or
+   INFERNO_AUDIT_KEY); prints the error and returns INF_EXIT_FAIL when it cannot. */
+struct inf_audit;
+int inf_cli_audit_open(struct inf_cli *cli, struct inf_audit **out);
+/* cmd_audit.c: record a state-changing command (audit.enabled); returns rc, or INF_EXIT_FAIL
+   when the record could not be written and audit.required. */
+int inf_cli_audit_command(struct inf_cli *cli, const char *command, int argc, char **argv, int rc);
 
 #endif

@@ -20,7 +20,11 @@
 
 #include "cli/cli.h"
 #include "cli/cli_engine.h"
+#include "inferno/audit.h"
+#include "inferno/cache.h"
 #include "inferno/log.h"
+#include "server/audit_hook.h"
+#include "server/cache_hook.h"
 #include "server/http.h"
 #include "server/sched.h"
 
@@ -44,6 +48,9 @@ const struct inf_cli_opt inf_cmd_serve_opts[] = {
      "server.api_key_file"},
     {"queue-size", 0, INF_OPT_VALUE, "N", "requests waiting for a slot before 503",
      "server.queue_size"},
+    {"cache", 0, INF_OPT_FLAG, NULL,
+     "answer repeated deterministic requests from the response cache (cache.enabled)", NULL},
+    {"audit", 0, INF_OPT_FLAG, NULL, "record every request in the audit log (audit.enabled)", NULL},
     {NULL, 0, 0, NULL, NULL, NULL},
 };
 
@@ -219,6 +226,8 @@ int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args)
     struct strlist models = {0}, keys = {0};
     struct srv_models *m = NULL;
     struct http_server *http = NULL;
+    struct srv_cache *cache = NULL;
+    struct srv_audit *audit = NULL;
     struct inf_error err = {0};
     int rc = INF_EXIT_FAIL;
 
@@ -334,6 +343,40 @@ int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args)
     hp.n_cors_origins = n_cors;
     hp.models = m;
     hp.parse_special_in_content = inf_config_get_bool(cfg, "server.parse_special_in_content");
+    if (inf_cli_has(args, "cache") || inf_config_get_bool(cfg, "cache.enabled")) {
+        struct inf_cache_params cp;
+        struct inf_cache *store = NULL;
+        inf_cli_cache_params(cli, &cp);
+        if (inf_cache_open(&cp, &store, &err) != INF_OK) {
+            inf_cli_errorf(cli, "response cache: %s", inf_error_message(&err));
+            goto out;
+        }
+        if (!(cache = srv_cache_new(store))) {
+            inf_cache_free(store);
+            inf_cli_errorf(cli, "out of memory");
+            goto out;
+        }
+        INF_LOG_INFO("serve", "response cache: %s (at most %lld bytes, ttl %lld s)", cp.dir,
+                     (long long)cp.max_bytes, (long long)cp.ttl_seconds);
+    }
+    if (inf_cli_has(args, "audit") || inf_config_get_bool(cfg, "audit.enabled")) {
+        struct inf_audit *log = NULL;
+        if (inf_cli_audit_open(cli, &log) != INF_EXIT_OK)
+            goto out;
+        audit = srv_audit_new(log, inf_config_get_bool(cfg, "audit.include_content"),
+                              inf_config_get_bool(cfg, "audit.required"),
+                              (const char *const *)keys.v, keys.n);
+        if (!audit) {
+            inf_audit_close(log);
+            inf_cli_errorf(cli, "out of memory");
+            goto out;
+        }
+        INF_LOG_INFO("serve", "audit log: %s (fsync %s%s)", inf_config_get_str(cfg, "audit.dir"),
+                     inf_config_get_str(cfg, "audit.fsync"),
+                     inf_config_get_bool(cfg, "audit.include_content") ? ", with content" : "");
+    }
+    hp.cache = cache;
+    hp.audit = audit;
     raise_fd_limit(hp.max_connections);
     if (http_server_start(&hp, &http, &err) != INF_OK) {
         inf_cli_errorf(cli, "%s", inf_error_message(&err));
@@ -361,6 +404,8 @@ out:
         http_server_stop(http, 0);
     if (m)
         srv_models_free(m, 0);
+    srv_cache_free(cache);
+    srv_audit_free(audit); /* seals the log's head */
     strlist_free(&models);
     strlist_free(&keys);
     if (rc == INF_EXIT_OK)

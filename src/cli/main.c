@@ -88,8 +88,28 @@ static const struct inf_cli_command commands[] = {
     {"embed", inf_cmd_embed, inf_cmd_embed_opts,
      "-m MODEL -p TEXT [-f FILE] [--pooling none|mean|cls|last] [--normalize l2|none] [--json]",
      "print the embedding of texts (pooled and L2-normalized as the model says)", NULL, 0, 0},
-    {"cache", NULL, NULL, "SUBCOMMAND", "manage the model and response caches", NULL, 0, -1},
-    {"audit", NULL, NULL, "SUBCOMMAND", "query the audit log", NULL, 0, -1},
+    {"cache", inf_cmd_cache, inf_cmd_cache_opts,
+     "stats [--json] | list [--model M] [--json] | clear [--model M] | prune | verify",
+     "inspect and maintain the response cache",
+     "  stats     entries, sizes, bounds of the store in cache.dir\n"
+     "  list      entries, most recently used first\n"
+     "  clear     remove every entry (of model M)\n"
+     "  prune     apply cache.ttl and cache.max_bytes now\n"
+     "  verify    read every entry in full; exit 1 when an indexed entry is bad (bad ones are\n"
+     "            dropped; files left by interrupted writes are removed)\n"
+     "The server fills the cache with `inferno serve --cache` (cache.enabled).\n",
+     1, 1},
+    {"audit", inf_cmd_audit, inf_cmd_audit_opts,
+     "verify | query [filters] [--json] | export [--format jsonl|csv] [filters] | tail [-f]",
+     "verify and read the tamper-evident audit log",
+     "  verify    check the hash chain, every record's hash, decryption (with the key) and the\n"
+     "            sealed HEAD; exit 1 naming the first bad record (file:line)\n"
+     "  query     records matching --since/--until/--key-id/--route/--status\n"
+     "  export    the same as JSON lines or CSV\n"
+     "  tail      the last records (-n N); -f waits for new ones\n"
+     "Encrypted logs need the key: --key-file F (repeatable), audit.key_file or\n"
+     "INFERNO_AUDIT_KEY (64 hex digits).\n",
+     1, 1},
     {"batch", NULL, NULL, "FILE", "run a batch of requests from a file", NULL, 0, -1},
     {"queue", NULL, NULL, "SUBCOMMAND", "manage the persistent job queue", NULL, 0, -1},
     {"config", inf_cmd_config, config_opts, "show [--origin] | get KEY | path | init",
@@ -358,6 +378,20 @@ static void early_log_setup(const struct inf_cli_args *a)
         inf_log_set_format(fmt);
 }
 
+/* Commands that change state on disk: each run is recorded in the audit log (audit.enabled). */
+static bool state_changing(const char *name, const struct inf_cli_args *a)
+{
+    const char *sub = a->n_positional ? a->positional[0] : "";
+    if (strcmp(name, "quantize") == 0 || strcmp(name, "convert") == 0 ||
+        strcmp(name, "batch") == 0 || strcmp(name, "queue") == 0)
+        return true;
+    if (strcmp(name, "config") == 0)
+        return strcmp(sub, "init") == 0;
+    if (strcmp(name, "cache") == 0)
+        return strcmp(sub, "clear") == 0 || strcmp(sub, "prune") == 0 || strcmp(sub, "verify") == 0;
+    return false;
+}
+
 static int apply_flags(struct inf_config *cfg, const struct inf_cli_args *a)
 {
     struct inf_error err = {0};
@@ -511,6 +545,12 @@ int main(int argc, char **argv)
     apply_log_config(cli.config);
 
     rc = cmd->handler(&cli, &args);
+    if (state_changing(cmd->name, &args) && rc != INF_EXIT_USAGE) {
+        char what[64];
+        snprintf(what, sizeof(what), "%s%s%s", cmd->name, args.n_positional ? " " : "",
+                 args.n_positional ? args.positional[0] : "");
+        rc = inf_cli_audit_command(&cli, what, n_before + n_rest, all, rc);
+    }
 
 out_config:
     inf_config_free(cli.config);

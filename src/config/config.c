@@ -25,6 +25,7 @@
 
 static const char *const kv_types[] = {"f16", "f32", "q8_0", NULL};
 static const char *const det_modes[] = {"auto", "on", "off", NULL};
+static const char *const audit_fsync_modes[] = {"always", "batch", "never", NULL};
 static const char *const log_levels[] = {"trace", "debug", "info", "warn", "error", "off", NULL};
 static const char *const log_formats[] = {"auto", "pretty", "compact", "json", NULL};
 
@@ -116,23 +117,40 @@ static const struct inf_config_key schema[] = {
     {"server.allowed_hosts", INF_CFG_STRING_LIST, "[]",
      "Host names accepted besides localhost and the bound address (\"*\" = any)", 0, 0, NULL},
 
-    {"cache.dir", INF_CFG_PATH, "\"$XDG_CACHE_HOME/inferno\"",
-     "directory for caches (default ~/.cache/inferno)", 0, 0, NULL},
     {"cache.models_db", INF_CFG_PATH, "\"$XDG_CACHE_HOME/inferno/models.db\"",
      "SQLite cache of model metadata for `models list`", 0, 0, NULL},
-    {"cache.response_cache", INF_CFG_BOOL, "false", "cache responses to identical requests", 0, 0,
-     NULL},
-    {"cache.max_entries", INF_CFG_INT, "1024", "entries kept in the response cache", 0, 1 << 24,
-     NULL},
-    {"cache.ttl_seconds", INF_CFG_INT, "3600", "lifetime of a cached response", 0, 365LL * 86400,
-     NULL},
+    {"cache.enabled", INF_CFG_BOOL, "false",
+     "serve: answer repeated deterministic requests from the response cache (--cache)", 0, 0, NULL},
+    {"cache.dir", INF_CFG_PATH, "\"$XDG_CACHE_HOME/inferno/responses\"",
+     "directory of the response cache (default ~/.cache/inferno/responses)", 0, 0, NULL},
+    {"cache.max_bytes", INF_CFG_INT, "1073741824",
+     "response cache bound on disk (compressed bytes); least recently used entries go; 0 = none", 0,
+     1LL << 50, NULL},
+    {"cache.max_entry_bytes", INF_CFG_INT, "16777216",
+     "larger answers are not cached (bytes before compression)", 1024, 1LL << 31, NULL},
+    {"cache.ttl", INF_CFG_INT, "604800", "seconds a cached answer stays valid; 0 = forever", 0,
+     100LL * 365 * 86400, NULL},
+    {"cache.memory_bytes", INF_CFG_INT, "67108864",
+     "the response cache's in-memory tier (decoded bytes); 0 = disk only", 0, 1LL << 40, NULL},
 
-    {"audit.enabled", INF_CFG_BOOL, "false", "record API and admin operations in the audit log", 0,
+    {"audit.enabled", INF_CFG_BOOL, "false",
+     "record API requests and state-changing commands in the audit log", 0, 0, NULL},
+    {"audit.dir", INF_CFG_PATH, "\"$XDG_STATE_HOME/inferno/audit\"",
+     "directory of the audit log (default ~/.local/state/inferno/audit)", 0, 0, NULL},
+    {"audit.key_file", INF_CFG_PATH, "\"\"",
+     "32-byte key (64 hex digits) encrypting every record (or INFERNO_AUDIT_KEY); empty = plain", 0,
      0, NULL},
-    {"audit.path", INF_CFG_PATH, "\"$XDG_STATE_HOME/inferno/audit.db\"",
-     "SQLite audit log (default ~/.local/state/inferno/audit.db)", 0, 0, NULL},
-    {"audit.retention_days", INF_CFG_INT, "90", "days audit records are kept; 0 = forever", 0,
-     36500, NULL},
+    {"audit.include_content", INF_CFG_BOOL, "false",
+     "also record prompts and completions (request and response bodies)", 0, 0, NULL},
+    {"audit.fsync", INF_CFG_STRING, "\"batch\"",
+     "always, batch (group commit every batch_ms) or never", 0, 0, audit_fsync_modes},
+    {"audit.batch_ms", INF_CFG_INT, "10", "group-commit interval of audit.fsync = batch", 1, 1000,
+     NULL},
+    {"audit.required", INF_CFG_BOOL, "false",
+     "fail a request (503) when its audit record cannot be written", 0, 0, NULL},
+    {"audit.max_file_bytes", INF_CFG_INT, "67108864",
+     "start a new audit file past this size (also at each UTC day); 0 = by day only", 0, 1LL << 40,
+     NULL},
 
     {"queue.path", INF_CFG_PATH, "\"$XDG_STATE_HOME/inferno/queue.db\"",
      "SQLite store of batch jobs", 0, 0, NULL},

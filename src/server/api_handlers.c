@@ -19,6 +19,8 @@
 #include "inferno/log.h"
 #include "inferno/template.h"
 #include "inferno/tokenizer.h"
+#include "server/audit_hook.h"
+#include "server/cache_hook.h"
 #include "server/handlers.h"
 #include "server/tools.h"
 
@@ -537,6 +539,40 @@ static bool submit_all(struct http_req *r, struct eng *g, const struct srv_task_
     return false;
 }
 
+/*
+ * submit_all through the response cache: a hit gives c[] tasks that replay the stored answer
+ * (no engine work); otherwise the tasks are submitted and, on a miss, recorded. Same answers
+ * as submit_all.
+ */
+static bool submit_cached(struct http_req *r, struct eng *g, struct cache_req *cq,
+                          struct srv_task_params *tp, size_t n, struct choice *c)
+{
+    struct srv_task **t = calloc(n, sizeof(*t));
+    if (!t) {
+        http_reply_errorf(r, 500, NULL, NULL, "out of memory");
+        return false;
+    }
+    bool ok = true;
+    if (cache_lookup(r, cq, n, t)) {
+        for (size_t i = 0; i < n; i++) {
+            c[i].task = t[i];
+            http_track_task(r->srv, c[i].task);
+        }
+    } else {
+        /* an answer that will be stored is computed as one that does not depend on the load */
+        for (size_t i = 0; cq->state == CACHE_MISS && i < n; i++)
+            tp[i].deterministic = true;
+        ok = submit_all(r, g, tp, n, c);
+    }
+    if (ok && cq->state == CACHE_MISS) {
+        for (size_t i = 0; i < n; i++)
+            t[i] = c[i].task;
+        cache_record(cq, t, n);
+    }
+    free(t);
+    return ok;
+}
+
 static void cancel_all(struct choice *c, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -794,6 +830,7 @@ struct http_stream {
     double next_check;            /* next look at the socket while events keep coming */
     const struct http_sink *sink; /* NULL: OpenAI's SSE */
     void *sink_ctx;
+    struct http_req *req; /* until on_end: the audit record's token counts */
 };
 
 static void stream_unref(struct http_stream *s)
@@ -819,10 +856,30 @@ static void stream_unref(struct http_stream *s)
     free(s);
 }
 
+/* The token counts the audit record reports, into the request. */
+static void stream_counts(const struct http_stream *s, struct http_req *r)
+{
+    int32_t prompt = 0, completion = 0;
+    int last_prompt = -1;
+    for (size_t i = 0; i < s->n; i++) {
+        completion += s->c[i].completion;
+        if (s->c[i].prompt_index != last_prompt) {
+            prompt += s->c[i].prompt_tokens;
+            last_prompt = s->c[i].prompt_index;
+        }
+    }
+    r->prompt_tokens = prompt;
+    r->completion_tokens = completion;
+}
+
 /* r->on_end: the tasks are cancelled (client gone) and the stream loses the request's reference. */
 static void stream_end(void *ctx, bool cancel)
 {
     struct http_stream *s = ctx;
+    if (s->req) { /* the counts the audit record reports (when the end did not write it) */
+        stream_counts(s, s->req);
+        s->req = NULL;
+    }
     if (cancel) {
         atomic_store(&s->aborted, true);
         for (size_t i = 0; i < s->n; i++)
@@ -1064,6 +1121,18 @@ static void stream_finish(struct http_stream *s)
         json_object_set_new(o, "usage", usage_json(prompt, cached, completion));
         sse_data(s, o);
     }
+    /* the audit record goes before the stream's end (as an unstreamed answer's goes before it
+       is sent); with audit.required a record that cannot be written ends it with an error */
+    struct srv_audit *audit = s->req ? s->req->params->audit : NULL;
+    if (audit) {
+        stream_counts(s, s->req);
+        if (!srv_audit_request(audit, s->req) && srv_audit_required(audit)) {
+            emit_error(s, 503, "audit_unavailable",
+                       "the request could not be recorded in the audit log (audit.required)");
+            s->finished = true;
+            return;
+        }
+    }
     buf_add(&s->out, "data: [DONE]\n\n", 14);
     s->finished = true;
 }
@@ -1232,6 +1301,8 @@ static bool start_stream(struct http_req *r, struct eng *g, struct choice *c, si
     s->legacy_k = legacy_k;
     new_id(s->id, prefix);
     snprintf(s->model, sizeof(s->model), "%s", g->id);
+    snprintf(r->model, sizeof(r->model), "%s", g->id);
+    s->req = r;
     s->created = (int64_t)time(NULL);
     s->sink = r->sink;
     s->sink_ctx = r->sink_ctx;
@@ -1310,6 +1381,8 @@ void api_chat(struct http_req *r)
     struct srv_grammar *grammar = NULL;
     json_t *msgs = NULL;
     int n = 0;
+    struct cache_req cq;
+    cache_req_init(&cq, r);
 
     json_t *body = api_parse_body(r->body, r->len, &e);
     if (!parsed(r, body, body && api_parse_chat(body, &q, &e), &e))
@@ -1362,7 +1435,14 @@ void api_chat(struct http_req *r)
         tps[i].prompt = toks.ids;
         tps[i].n_prompt = (int32_t)toks.n;
     }
-    if (!submit_all(r, &g, tps, (size_t)n, c))
+    /* the cache key: the prompt after templating, and what shapes the answer besides */
+    cache_key_begin(&cq, g.e, g.id, "chat", &q.gen);
+    cache_key_tokens(&cq, toks.ids, toks.n);
+    cache_key_json(&cq, tools ? q.tools : NULL);
+    cache_key_u64(&cq, (uint64_t)q.tool_choice);
+    cache_key_bytes(&cq, q.tool_name, strlen(q.tool_name));
+    cache_key_u64(&cq, q.parallel_tool_calls);
+    if (!submit_cached(r, &g, &cq, tps, (size_t)n, c))
         goto out;
     if (q.gen.stream) {
         start_stream(r, &g, c, (size_t)n, true, &q.gen, -1, "chatcmpl-", NULL, NULL,
@@ -1441,6 +1521,7 @@ void api_chat(struct http_req *r)
                         usage_json(c[0].usage.prompt_tokens, c[0].usage.cached_tokens, completion));
     http_reply_json(r, 200, o);
 out:
+    cache_end(r, &cq);
     choices_free(r->srv, c, (size_t)n);
     free(tps);
     srv_grammar_unref(grammar);
@@ -1465,6 +1546,8 @@ void api_completions(struct http_req *r)
     size_t *text_lens = NULL;
     size_t n = 0, np = 0;
     struct srv_grammar *grammar = NULL;
+    struct cache_req cq;
+    cache_req_init(&cq, r);
 
     json_t *body = api_parse_body(r->body, r->len, &e);
     if (!parsed(r, body, body && api_parse_completion(body, &q, &e), &e))
@@ -1532,7 +1615,15 @@ void api_completions(struct http_req *r)
             tps[k].prompt_logprobs = q.echo && q.logprobs >= 0;
             c[k].prompt_index = (int)p;
         }
-    if (!submit_all(r, &g, tps, n, c))
+    cache_key_begin(&cq, g.e, g.id, "completions", &q.gen);
+    cache_key_u64(&cq, np);
+    for (size_t p = 0; p < np; p++) { /* the tokens, and the text an echo gives back */
+        cache_key_tokens(&cq, toks[p].ids, toks[p].n);
+        cache_key_bytes(&cq, texts[p] ? texts[p] : "", text_lens[p]);
+    }
+    cache_key_u64(&cq, q.echo);
+    cache_key_u64(&cq, (uint64_t)(int64_t)q.logprobs);
+    if (!submit_cached(r, &g, &cq, tps, n, c))
         goto out;
     if (q.gen.stream) {
         start_stream(r, &g, c, n, false, &q.gen, q.logprobs, "cmpl-", q.echo ? texts : NULL,
@@ -1592,6 +1683,7 @@ void api_completions(struct http_req *r)
     json_object_set_new(o, "usage", usage_json(prompt_tokens, cached, completion));
     http_reply_json(r, 200, o);
 out:
+    cache_end(r, &cq);
     choices_free(r->srv, c, n);
     free(tps);
     for (size_t p = 0; p < np; p++) {

@@ -20,6 +20,7 @@
 
 #include "core/buf.h"
 #include "inferno/log.h"
+#include "server/audit_hook.h"
 #include "server/handlers.h"
 #include "server/http_internal.h"
 #include "server/ws.h"
@@ -374,6 +375,13 @@ static enum MHD_Result send_response(struct http_req *r)
     }
     if (atomic_load(&r->srv->stopping) || r->close || http_guard_reserve(r->hc))
         MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    /* the audit record goes before the response (a stream's after its end: on_completed) */
+    if (r->srv->p.audit && !r->on_end && !srv_audit_request(r->srv->p.audit, r) &&
+        srv_audit_required(r->srv->p.audit)) {
+        http_reply_errorf(r, 503, NULL, "audit_unavailable",
+                          "the request could not be recorded in the audit log (audit.required)");
+        MHD_add_response_header(r->resp, "X-Request-Id", r->req_id);
+    }
     http_guard_phase(r->srv, r->hc, HTTP_PHASE_BUSY);
     size_t route = r->route ? (size_t)(r->route - routes) : N_ROUTES;
     atomic_fetch_add(&r->srv->requests[route][status_slot(r->status)], 1);
@@ -426,6 +434,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->method = method;
         r->url = url;
         r->t0 = http_now();
+        r->key_index = -1;
+        r->prompt_tokens = r->completion_tokens = -1;
         r->hc = http_guard_conn(conn);
         http_guard_phase(s, r->hc, HTTP_PHASE_BODY);
         const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
@@ -523,6 +533,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 http_reply_errorf(r, 401, NULL, "invalid_api_key", "incorrect API key provided");
                 return reject(r);
             }
+            r->key_index = key;
         }
         if (strcmp(r->route->method, "GET") != 0 && has_body(conn)) {
             /* a cross-site "simple" request (no CORS preflight) cannot send application/json */
@@ -627,6 +638,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     if (r->on_end)
         r->on_end(r->on_end_ctx, toe != MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    if (s->p.audit && r->status && !r->audited) {
+        if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+            r->status = 499; /* the stream ended before its end */
+        srv_audit_request(s->p.audit, r);
+    }
+    free(r->reply_copy);
     if (r->resp)
         MHD_destroy_response(r->resp);
     INF_LOG_INFO("http", "%s %s %d %.1f ms%s id=%s", r->method, r->url, r->status,

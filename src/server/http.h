@@ -62,6 +62,8 @@ struct http_server_params {
     struct srv_models *models;
     bool parse_special_in_content; /* chat: control tokens typed in messages are honoured */
     size_t ws_max_pending_bytes;   /* WebSocket: bytes queued for a client before cancelling */
+    struct srv_cache *cache;       /* response cache (cache_hook.h), or NULL */
+    struct srv_audit *audit;       /* audit log (audit_hook.h), or NULL */
 };
 
 struct http_server;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "server/cache_hook.h"
 #include "server/handlers.h"
 #include "server/http_internal.h"
 
@@ -166,6 +167,34 @@ void api_metrics(struct http_req *r)
     for (size_t i = 0; i < ss.n; i++)
         hist(&o, "inferno_time_per_output_token_seconds", ss.s[i].model, &ss.s[i].st.per_token);
     free(ss.s);
+
+    if (s->p.cache) {
+        struct srv_cache_counters cc;
+        srv_cache_counters(s->p.cache, &cc);
+#define CACHE_COUNTER(name, help, v)                                                               \
+    outf(&o, "# HELP " name " " help "\n# TYPE " name " counter\n" name " %llu\n",                 \
+         (unsigned long long)(v))
+        CACHE_COUNTER("inferno_cache_hits_total", "Requests answered from the response cache.",
+                      cc.hits);
+        CACHE_COUNTER("inferno_cache_misses_total",
+                      "Cacheable requests computed by the model (then stored).", cc.misses);
+        CACHE_COUNTER("inferno_cache_bypasses_total",
+                      "Requests the response cache does not apply to (not deterministic).",
+                      cc.bypasses);
+        CACHE_COUNTER("inferno_cache_coalesced_total",
+                      "Hits that waited for an identical request in flight (single flight).",
+                      cc.coalesced);
+        CACHE_COUNTER("inferno_cache_stored_total", "Answers written to the response cache.",
+                      cc.stored);
+        CACHE_COUNTER("inferno_cache_stored_bytes_total",
+                      "Bytes of answers written to the response cache (before compression).",
+                      cc.stored_bytes);
+        CACHE_COUNTER("inferno_cache_evictions_total",
+                      "Entries removed by the size bound or the TTL.", cc.evictions);
+        CACHE_COUNTER("inferno_cache_corrupt_total",
+                      "Entries that failed their checks (answered as misses).", cc.corrupt);
+#undef CACHE_COUNTER
+    }
 
     if (o.oom) {
         free(o.d);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "inferno/log.h"
+#include "server/audit_hook.h"
 #include "server/http_internal.h"
 
 /* ---- responses ------------------------------------------------------------------------------- */
@@ -35,6 +36,18 @@ void http_reply_text(struct http_req *r, int status, const char *content_type, c
 
 void http_reply_json(struct http_req *r, int status, json_t *body)
 {
+    /* what the audit record reports: the model and the usage the client sees */
+    json_t *model = json_object_get(body, "model"), *usage = json_object_get(body, "usage");
+    if (json_is_string(model))
+        snprintf(r->model, sizeof(r->model), "%s", json_string_value(model));
+    if (json_is_object(usage)) {
+        json_t *pt = json_object_get(usage, "prompt_tokens");
+        json_t *ct = json_object_get(usage, "completion_tokens");
+        if (json_is_integer(pt))
+            r->prompt_tokens = (int32_t)json_integer_value(pt);
+        if (json_is_integer(ct))
+            r->completion_tokens = (int32_t)json_integer_value(ct);
+    }
     if (r->sink && r->sink->reply) {
         body = r->sink->reply(r->sink_ctx, status, body);
         if (!body) { /* the sink answered (a detached request) */
@@ -44,6 +57,10 @@ void http_reply_json(struct http_req *r, int status, json_t *body)
     }
     char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
+    if (s && srv_audit_content(r->params->audit)) {
+        free(r->reply_copy);
+        r->reply_copy = strdup(s);
+    }
     if (!s) {
         static const char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":"
                                   "\"server_error\",\"param\":null,\"code\":null}}";

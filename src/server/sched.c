@@ -152,8 +152,9 @@ struct srv_task {
     double t_submit, t_first, t_last;
     uint64_t step_submit; /* e->st.steps_total at submit */
     int32_t ttft_steps;
-    uint64_t group;         /* the request it belongs to (srv_task_submit_n) */
-    struct srv_task *qnext; /* wait queue link */
+    uint64_t group;          /* the request it belongs to (srv_task_submit_n) */
+    struct srv_task *qnext;  /* wait queue link */
+    struct srv_task_tap tap; /* srv_task_set_tap: sees each event srv_task_next returns */
 };
 
 static void task_unref(struct srv_task *t);
@@ -230,7 +231,34 @@ bool srv_task_next(struct srv_task *t, struct srv_event *ev, int timeout_ms)
     pthread_mutex_unlock(&t->mu);
     *ev = n->ev;
     free(n);
+    if (t->tap.on_event)
+        t->tap.on_event(t->tap.ctx, t->tap.index, ev);
     return true;
+}
+
+void srv_task_set_tap(struct srv_task *t, const struct srv_task_tap *tap)
+{
+    t->tap = *tap;
+}
+
+inf_status srv_task_replay(struct srv_event *evs, size_t n, struct srv_task **out,
+                           struct inf_error *err)
+{
+    *out = NULL;
+    struct srv_task *t = calloc(1, sizeof(*t));
+    if (!t)
+        return inf_error_set(err, INF_ENOMEM, "out of memory");
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
+    t->refs = 1;
+    atomic_init(&t->cancel, false);
+    for (size_t i = 0; i < n; i++) {
+        task_push(t, &evs[i]);
+        memset(&evs[i], 0, sizeof(evs[i]));
+    }
+    t->finished = true;
+    *out = t;
+    return INF_OK;
 }
 
 /* ---- engine ---------------------------------------------------------------------------- */
@@ -396,6 +424,8 @@ static void task_free(struct srv_task *t)
     srv_grammar_unref(t->p.grammar);
     pthread_mutex_destroy(&t->mu);
     pthread_cond_destroy(&t->cv);
+    if (t->tap.on_free)
+        t->tap.on_free(t->tap.ctx);
     struct srv_engine *e = t->e;
     free(t);
     if (e)
@@ -419,6 +449,10 @@ const struct inf_tokenizer *srv_engine_tokenizer(const struct srv_engine *e)
 const char *srv_engine_model_id(const struct srv_engine *e)
 {
     return e->model_id;
+}
+const char *srv_engine_model_path(const struct srv_engine *e)
+{
+    return e->p.model_path;
 }
 uint32_t srv_engine_slot_ctx(const struct srv_engine *e)
 {
@@ -617,8 +651,9 @@ static void slot_emit(struct slot *s, size_t n, const struct srv_token_info *ti)
 /* Whether t's tokens are decoded in deterministic passes (srv_determinism). */
 static bool task_det(const struct srv_engine *e, const struct srv_task *t)
 {
-    return e->p.determinism == SRV_DET_ON || (e->p.determinism == SRV_DET_AUTO &&
-                                              t->p.sampling.temperature < INF_SAMPLER_GREEDY_BELOW);
+    return e->p.determinism == SRV_DET_ON ||
+           (e->p.determinism == SRV_DET_AUTO &&
+            (t->p.sampling.temperature < INF_SAMPLER_GREEDY_BELOW || t->p.deterministic));
 }
 
 /* Pick a free slot for t: longest common prefix (for a deterministic task, only of a cache
@@ -1955,8 +1990,10 @@ void srv_task_cancel(struct srv_task *t)
     if (finished)
         return;
     atomic_store(&t->cancel, true);
-    /* t holds a reference on its engine, so e is alive here */
+    /* t holds a reference on its engine, so e is alive here (none: a replayed task) */
     struct srv_engine *e = t->e;
+    if (!e)
+        return;
     pthread_mutex_lock(&e->mu);
     pthread_cond_broadcast(&e->cv);
     pthread_mutex_unlock(&e->mu);

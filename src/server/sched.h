@@ -107,7 +107,8 @@ void srv_engine_stop(struct srv_engine *e, int drain_ms);
 const struct inf_model *srv_engine_model(const struct srv_engine *e);
 const struct inf_tokenizer *srv_engine_tokenizer(const struct srv_engine *e);
 const char *srv_engine_model_id(const struct srv_engine *e);
-uint32_t srv_engine_slot_ctx(const struct srv_engine *e); /* cells per slot */
+const char *srv_engine_model_path(const struct srv_engine *e); /* the file it was loaded from */
+uint32_t srv_engine_slot_ctx(const struct srv_engine *e);      /* cells per slot */
 int srv_engine_n_parallel(const struct srv_engine *e);
 /* true while no task is running or queued (used by the LRU unloader). */
 bool srv_engine_idle(const struct srv_engine *e);
@@ -166,6 +167,9 @@ struct srv_task_params {
        token only where it may end, and the task finishes with SRV_FINISH_STOP once the grammar
        is complete. */
     struct srv_grammar *grammar;
+    /* under SRV_DET_AUTO, run this task's passes batch-invariant as a temperature-0 task's are
+       (the response cache sets it for the seeded requests it stores) */
+    bool deterministic;
 };
 
 enum srv_event_type {
@@ -248,6 +252,27 @@ inf_status srv_task_submit_n(struct srv_engine *e, const struct srv_task_params 
  */
 bool srv_task_next(struct srv_task *t, struct srv_event *ev, int timeout_ms);
 void srv_event_clear(struct srv_event *ev);
+
+/*
+ * A tap on a task (the response cache records answers with it): on_event sees every event that
+ * srv_task_next returns, on the reading thread, before the caller uses it (index: the caller's
+ * number for the task); on_free runs once when the task is freed, on whichever thread drops the
+ * last reference. Set it right after submit, before the first srv_task_next.
+ */
+struct srv_task_tap {
+    void (*on_event)(void *ctx, int index, const struct srv_event *ev);
+    void (*on_free)(void *ctx);
+    void *ctx;
+    int index;
+};
+void srv_task_set_tap(struct srv_task *t, const struct srv_task_tap *tap);
+
+/*
+ * A finished task that replays evs[0..n) (a cached answer): srv_task_next returns them in order
+ * and no engine is involved. Takes the events' buffers (evs[] is zeroed). Release as any task.
+ */
+inf_status srv_task_replay(struct srv_event *evs, size_t n, struct srv_task **out,
+                           struct inf_error *err);
 
 /* Ask the engine to drop the task; its slot is freed at the next step. Idempotent, any thread. */
 void srv_task_cancel(struct srv_task *t);
