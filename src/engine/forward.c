@@ -307,7 +307,7 @@ struct moe_job {
     float *gate, *up; /* [K][FX] */
     float *out;       /* [K][E] */
     struct inf_chunker c1, c2;
-    int64_t chunk, units_gu, units_d;
+    int64_t chunk_gu, chunk_d, units_gu, units_d; /* rows per unit of work */
 };
 
 static void moe_decode_task(void *arg, int ith, int nth)
@@ -316,14 +316,15 @@ static void moe_decode_task(void *arg, int ith, int nth)
     const struct inf__hparams *hp = &j->ctx->model->hp;
     const struct inf__layer *L = j->L;
     const int E = hp->n_embd, FX = hp->n_ff_exp, K = hp->n_expert_used;
-    const int64_t per_gu = (FX + j->chunk - 1) / j->chunk, per_d = (E + j->chunk - 1) / j->chunk;
+    const int64_t cg = j->chunk_gu, cd = j->chunk_d;
+    const int64_t per_gu = (FX + cg - 1) / cg, per_d = (E + cd - 1) / cd;
     for (;;) {
         const int64_t u = inf_chunker_next(&j->c1, 1);
         if (u >= j->units_gu)
             break;
         const int slot = (int)(u / per_gu);
-        const int64_t r0 = (u % per_gu) * j->chunk;
-        const int64_t r1 = r0 + j->chunk < FX ? r0 + j->chunk : FX;
+        const int64_t r0 = (u % per_gu) * cg;
+        const int64_t r1 = r0 + cg < FX ? r0 + cg : FX;
         const struct inf__tensor g = expert_view(&L->gate_exps, j->sel[slot]);
         const struct inf__tensor up = expert_view(&L->up_exps, j->sel[slot]);
         float *gy = j->gate + (size_t)slot * FX, *uy = j->up + (size_t)slot * FX;
@@ -343,14 +344,21 @@ static void moe_decode_task(void *arg, int ith, int nth)
         if (u >= j->units_d)
             break;
         const int slot = (int)(u / per_d);
-        const int64_t r0 = (u % per_d) * j->chunk;
-        const int64_t r1 = r0 + j->chunk < E ? r0 + j->chunk : E;
+        const int64_t r0 = (u % per_d) * cd;
+        const int64_t r1 = r0 + cd < E ? r0 + cd : E;
         const struct inf__tensor d = expert_view(&L->down_exps, j->sel[slot]);
         inf_matmul_rows((enum inf_type)d.type, d.data, d.row_bytes, r0, r1, FX,
                         j->hact + (size_t)slot * j->hstride, 1, j->out + (size_t)slot * E,
                         (size_t)E);
         expert_down_bias(hp, L, j->sel[slot], j->out + (size_t)slot * E, r0, r1);
     }
+}
+
+static int64_t moe_rows_per_unit(size_t row_bytes, int64_t rows)
+{
+    int64_t r = (int64_t)((128u << 10) / (row_bytes ? row_bytes : 1)) / 16 * 16;
+    r = r < 16 ? 16 : r;
+    return r < rows ? r : rows;
 }
 
 static void moe_decode(struct inf_context *ctx, const struct inf__layer *L, const float *x,
@@ -365,9 +373,13 @@ static void moe_decode(struct inf_context *ctx, const struct inf__layer *L, cons
     j.hact = (char *)s->moe_act + j.hstride;
     inf_quantize_act(inf_type_get((enum inf_type)L->gate_exps.type)->vec_dot_type, x,
                      (void *)j.xact, E);
-    j.chunk = 32;
-    j.units_gu = (int64_t)K * ((FX + j.chunk - 1) / j.chunk);
-    j.units_d = (int64_t)K * ((E + j.chunk - 1) / j.chunk);
+    /* units of about 128 KiB of weights: smaller ones cost more in per-call set-up and broken
+     * prefetch streams than they gain in balance (olmoe-1b-7b Q4_K_M, 2 threads: 32 rows 27.5,
+     * 16 rows 24.5, 128-256 rows 29.4 t/s) */
+    j.chunk_gu = moe_rows_per_unit(L->gate_exps.row_bytes, FX);
+    j.chunk_d = moe_rows_per_unit(L->down_exps.row_bytes, E);
+    j.units_gu = (int64_t)K * ((FX + j.chunk_gu - 1) / j.chunk_gu);
+    j.units_d = (int64_t)K * ((E + j.chunk_d - 1) / j.chunk_d);
     inf_chunker_init(&j.c1, 0);
     inf_chunker_init(&j.c2, 0);
     inf_threadpool_run(ctx->pool, moe_decode_task, &j);
