@@ -186,23 +186,29 @@ static struct inf__tensor expert_view(const struct inf__tensor *t, int e)
 /* The router of one token as llama.cpp computes it: the softmax of its logits (p), the
  * n_used most probable experts best first (ties to the lower index), their probabilities,
  * renormalized to sum 1 (clamped away from 0) and scaled where the model says so. */
+/* The k largest of p[0..n), best first (ties to the lower index), and their values. */
+static void top_k(const float *p, int n, int k, int32_t *sel, float *w)
+{
+    for (int j = 0; j < k; j++) {
+        int best = -1;
+        for (int e = 0; e < n; e++) {
+            bool taken = false;
+            for (int i = 0; i < j && !taken; i++)
+                taken = sel[i] == e;
+            if (!taken && (best < 0 || p[e] > p[best]))
+                best = e;
+        }
+        sel[j] = best;
+        w[j] = p[best];
+    }
+}
+
 static void route(const struct inf__hparams *hp, float *p, int32_t *sel, float *w)
 {
     const int X = hp->n_expert, K = hp->n_expert_used;
     if (hp->expert_softmax_after) {
         /* gpt-oss: the k largest logits, then the softmax of those k */
-        for (int j = 0; j < K; j++) {
-            int best = -1;
-            for (int e = 0; e < X; e++) {
-                bool taken = false;
-                for (int i = 0; i < j && !taken; i++)
-                    taken = sel[i] == e;
-                if (!taken && (best < 0 || p[e] > p[best]))
-                    best = e;
-            }
-            sel[j] = best;
-            w[j] = p[best];
-        }
+        top_k(p, X, K, sel, w);
         const float mx = w[0];
         double sum = 0.0;
         for (int j = 0; j < K; j++) {
@@ -228,18 +234,7 @@ static void route(const struct inf__hparams *hp, float *p, int32_t *sel, float *
     const float inv = (float)(1.0 / sum);
     for (int e = 0; e < X; e++)
         p[e] *= inv;
-    for (int j = 0; j < K; j++) {
-        int best = -1;
-        for (int e = 0; e < X; e++) {
-            bool taken = false;
-            for (int i = 0; i < j && !taken; i++)
-                taken = sel[i] == e;
-            if (!taken && (best < 0 || p[e] > p[best]))
-                best = e;
-        }
-        sel[j] = best;
-        w[j] = p[best];
-    }
+    top_k(p, X, K, sel, w);
     if (hp->expert_norm_w) {
         float total = 0.0f;
         for (int j = 0; j < K; j++)
