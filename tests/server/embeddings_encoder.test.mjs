@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
+import { Ollama } from 'ollama';
 import { startServer, postJSON, SHARED } from './harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -60,6 +61,16 @@ describe('embeddings on a bert model', { skip: skip && 'gen-synthetic or the SPM
     assert.equal(r.data[0].embedding.length, 64);
     assertRef(r.data[0].embedding, 0, 'text 0');
     assert.equal(r.usage.prompt_tokens, REF.results[0].tokens.length);
+  });
+
+  test('Ollama /api/embed and /api/embeddings on the encoder: llama.cpp\'s vectors', async () => {
+    const ollama = new Ollama({ host: srv.url });
+    const r = await ollama.embed({ model: 'bert-tiny', input: [TEXTS[0], TEXTS[1]] });
+    assert.equal(r.embeddings.length, 2);
+    r.embeddings.forEach((v, i) => assertRef(v, i, `/api/embed input ${i}`));
+    const legacy = await ollama.embeddings({ model: 'bert-tiny', prompt: TEXTS[0] });
+    const c = cosine(legacy.embedding, REF.results[0].fa_off);
+    assert.ok(c >= 0.9999, `/api/embeddings: cosine with llama.cpp ${c}`);
   });
 
   test('several inputs in one request (one pass): each is llama.cpp\'s', async () => {
