@@ -185,11 +185,11 @@ inf_status inf_context_new(struct inf_model *model, const struct inf_context_par
     s->attn = xcalloc(nb * nq, sizeof(float), &scratch);
     size_t ff = (size_t)hp->n_ff;
     if (hp->n_expert > 0) {
-        /* the experts' width, the shared expert's (n_ff when not given) */
-        if ((size_t)hp->n_ff_exp > ff)
-            ff = (size_t)hp->n_ff_exp;
-        if ((size_t)hp->n_ff_shexp > ff)
-            ff = (size_t)hp->n_ff_shexp;
+        /* gate/up hold the experts' rows or the shared expert's, never the dense width */
+        ff = (size_t)hp->n_ff_exp;
+        for (int i = 0; i < hp->n_layer; i++)
+            if ((size_t)model->layers[i].gate_shexp.ne[1] > ff)
+                ff = (size_t)model->layers[i].gate_shexp.ne[1];
         const size_t X = (size_t)hp->n_expert, K = (size_t)hp->n_expert_used;
         s->router = xcalloc(nb * X, sizeof(float), &scratch);
         s->sel = xcalloc(nb * K, sizeof(int32_t), &scratch);

@@ -72,36 +72,10 @@ static inf_status req(const struct inf_gguf *g, const char *arch, const char *sf
     return INF_OK;
 }
 
-/* A tensor of shape [ne0] (ne1 == 0) or [ne0, ne1]: missing is an error unless optional;
- * vectors must be F32 (read directly), matrices of a type the kernels compute. */
 static inf_status tensor(const struct inf_gguf *g, const char *name, int64_t ne0, int64_t ne1,
                          bool optional, struct inf__tensor *out, struct inf_error *err)
 {
-    memset(out, 0, sizeof(*out));
-    if (!inf__g_tensor(g, name, out)) {
-        if (optional)
-            return INF_OK;
-        return inf_error_set(err, INF_EFORMAT, "tensor '%s' is missing", name);
-    }
-    const int64_t want1 = ne1 ? ne1 : 1;
-    if (out->ne[0] != ne0 || out->ne[1] != want1 || out->ne[2] != 1 || out->ne[3] != 1)
-        return inf_error_set(err, INF_EFORMAT,
-                             "tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, "
-                             "%lld]",
-                             name, (long long)out->ne[0], (long long)out->ne[1],
-                             (long long)out->ne[2], (long long)out->ne[3], (long long)ne0,
-                             (long long)want1);
-    if (!inf__g_type_computable(out->type))
-        return inf_error_set(err, INF_EUNSUPPORTED, "tensor '%s': type %s is not supported yet",
-                             name, inf__g_type_name(out->type));
-    if (!out->data)
-        return inf_error_set(err, INF_EFORMAT,
-                             "tensor '%s': data range exceeds the file or is misaligned", name);
-    if (ne1 == 0 && out->type != 0 /* F32 */)
-        return inf_error_set(err, INF_EUNSUPPORTED,
-                             "tensor '%s': 1-D tensors of type %s are not supported (F32 only)",
-                             name, inf__g_type_name(out->type));
-    return INF_OK;
+    return inf__tensor_load(g, name, ne0, ne1, 0, optional, out, err);
 }
 
 inf_status inf__enc_load(struct inf_model *m, const char *arch, struct inf_error *err)

@@ -183,9 +183,6 @@ static struct inf__tensor expert_view(const struct inf__tensor *t, int e)
     return v;
 }
 
-/* The router of one token as llama.cpp computes it: the softmax of its logits (p), the
- * n_used most probable experts best first (ties to the lower index), their probabilities,
- * renormalized to sum 1 (clamped away from 0) and scaled where the model says so. */
 /* The k largest of p[0..n), best first (ties to the lower index), and their values. */
 static void top_k(const float *p, int n, int k, int32_t *sel, float *w)
 {
@@ -203,38 +200,36 @@ static void top_k(const float *p, int n, int k, int32_t *sel, float *w)
     }
 }
 
-static void route(const struct inf__hparams *hp, float *p, int32_t *sel, float *w)
+/* p = softmax(p) over n values as ggml computes it (the sum in double, one scale) */
+static void softmax(float *p, int n)
 {
-    const int X = hp->n_expert, K = hp->n_expert_used;
-    if (hp->expert_softmax_after) {
-        /* gpt-oss: the k largest logits, then the softmax of those k */
-        top_k(p, X, K, sel, w);
-        const float mx = w[0];
-        double sum = 0.0;
-        for (int j = 0; j < K; j++) {
-            w[j] = expf(w[j] - mx);
-            sum += (double)w[j];
-        }
-        const float inv = (float)(1.0 / sum);
-        for (int j = 0; j < K; j++)
-            w[j] *= inv;
-        if (hp->expert_w_scale != 0.0f && hp->expert_w_scale != 1.0f)
-            for (int j = 0; j < K; j++)
-                w[j] *= hp->expert_w_scale;
-        return;
-    }
     float mx = -INFINITY;
-    for (int e = 0; e < X; e++)
+    for (int e = 0; e < n; e++)
         mx = p[e] > mx ? p[e] : mx;
     double sum = 0.0;
-    for (int e = 0; e < X; e++) {
+    for (int e = 0; e < n; e++) {
         p[e] = expf(p[e] - mx);
         sum += (double)p[e];
     }
     const float inv = (float)(1.0 / sum);
-    for (int e = 0; e < X; e++)
+    for (int e = 0; e < n; e++)
         p[e] *= inv;
-    top_k(p, X, K, sel, w);
+}
+
+/* The router of one token as llama.cpp computes it: the softmax of its logits (p), the
+ * n_used most probable experts best first (ties to the lower index) and their probabilities,
+ * renormalized to sum 1 (clamped away from 0) where the model says so; gpt-oss instead takes
+ * the k largest logits and the softmax of those k. Then the model's weight scale. */
+static void route(const struct inf__hparams *hp, float *p, int32_t *sel, float *w)
+{
+    const int X = hp->n_expert, K = hp->n_expert_used;
+    if (hp->expert_softmax_after) {
+        top_k(p, X, K, sel, w);
+        softmax(w, K);
+    } else {
+        softmax(p, X);
+        top_k(p, X, K, sel, w);
+    }
     if (hp->expert_norm_w) {
         float total = 0.0f;
         for (int j = 0; j < K; j++)
@@ -394,10 +389,8 @@ static void ffn_moe(struct inf_context *ctx, const struct inf__layer *L, int n)
     const size_t rowE = (size_t)E * sizeof(float);
 
     if (L->gate_shexp.data) {
-        const int FS = (int)L->gate_shexp.ne[1];
         inf__matmul_pair(ctx, &L->gate_shexp, &L->up_shexp, s->xn, n, s->gate, s->up, true);
         inf__matmul(ctx, &L->down_shexp, s->gate, n, s->shexp);
-        (void)FS;
         if (L->gate_inp_shexp.data) {
             /* qwen2moe: scaled by sigmoid(x . w) */
             struct inf__tensor gi = L->gate_inp_shexp;
@@ -414,26 +407,23 @@ static void ffn_moe(struct inf_context *ctx, const struct inf__layer *L, int n)
     if (L->gate_inp_b.data)
         for (int t = 0; t < n; t++)
             inf__add(s->router + (size_t)t * X, (const float *)L->gate_inp_b.data, X);
-    int cnt[1024] = {0}, off[1025];
-    for (int t = 0; t < n; t++) {
+    for (int t = 0; t < n; t++)
         route(hp, s->router + (size_t)t * X, s->sel + (size_t)t * K, s->sel_w + (size_t)t * K);
-        for (int j = 0; j < K; j++)
-            cnt[s->sel[(size_t)t * K + j]]++;
-    }
-    off[0] = 0;
-    for (int e = 0; e < X; e++)
-        off[e + 1] = off[e] + cnt[e];
-    {
-        int fill[1024];
-        memcpy(fill, off, sizeof(int) * (size_t)X);
-        for (int r = 0; r < n * K; r++)
-            s->rows[fill[s->sel[r]]++] = r;
-    }
     if (n == 1 && !ctx->params.deterministic && L->gate_exps.type == L->up_exps.type) {
         moe_decode(ctx, L, s->xn, s->sel, s->moe_out);
         for (int j = 0; j < K; j++)
             inf_scale(E, s->moe_out + (size_t)j * E, s->sel_w[j]);
     } else {
+        /* the rows (token * K + slot) grouped by expert: a counting sort */
+        int cnt[1024] = {0}, off[1025], fill[1024];
+        for (int r = 0; r < n * K; r++)
+            cnt[s->sel[r]]++;
+        off[0] = 0;
+        for (int e = 0; e < X; e++)
+            off[e + 1] = off[e] + cnt[e];
+        memcpy(fill, off, sizeof(int) * (size_t)X);
+        for (int r = 0; r < n * K; r++)
+            s->rows[fill[s->sel[r]]++] = r;
         for (int e = 0; e < X; e++) {
             const int m = cnt[e];
             if (!m)

@@ -127,6 +127,14 @@ struct inf_model {
     struct inf__encoder *enc; /* encoder models (bert, nomic-bert: encoder.h), else NULL */
 };
 
+struct inf_gguf;
+struct inf_error;
+/* A tensor of the file checked for shape and type (model.c; the loaders of model.c, encoder.c):
+ * [ne0] when ne1 == 0 (F32 only), [ne0, ne1] when ne2 == 0, else [ne0, ne1, ne2]. */
+inf_status inf__tensor_load(const struct inf_gguf *g, const char *name, int64_t ne0, int64_t ne1,
+                            int64_t ne2, bool optional, struct inf__tensor *out,
+                            struct inf_error *err);
+
 #define INF__MAX_SEQ 64
 
 struct inf__kv_cell {

@@ -68,11 +68,14 @@ static void opt_f32(const struct inf_gguf *g, const char *arch, const char *suff
 }
 
 /*
- * Find a tensor and check its shape: ne1 == 0 means a vector of ne0. Missing tensors are an
- * error unless optional; a type the kernels do not compute is an error naming the type.
+ * Find a tensor and check its shape: [ne0] when ne1 == 0 (a vector: F32 only, the forward pass
+ * reads it directly), [ne0, ne1] when ne2 == 0, else a stack [ne0, ne1, ne2] (the experts of a
+ * layer). Missing tensors are an error unless optional; a type the kernels do not compute is an
+ * error naming the type. Shared with encoder.c.
  */
-static inf_status tensor(const struct inf_gguf *g, const char *name, int64_t ne0, int64_t ne1,
-                         bool optional, struct inf__tensor *out, struct inf_error *err)
+inf_status inf__tensor_load(const struct inf_gguf *g, const char *name, int64_t ne0, int64_t ne1,
+                            int64_t ne2, bool optional, struct inf__tensor *out,
+                            struct inf_error *err)
 {
     memset(out, 0, sizeof(*out));
     if (!inf__g_tensor(g, name, out)) {
@@ -80,26 +83,36 @@ static inf_status tensor(const struct inf_gguf *g, const char *name, int64_t ne0
             return INF_OK;
         return inf_error_set(err, INF_EFORMAT, "tensor '%s' is missing", name);
     }
-    int64_t want1 = ne1 ? ne1 : 1;
-    if (out->ne[0] != ne0 || out->ne[1] != want1 || out->ne[2] != 1 || out->ne[3] != 1)
+    const int64_t want1 = ne1 ? ne1 : 1, want2 = ne2 ? ne2 : 1;
+    if (out->ne[0] != ne0 || out->ne[1] != want1 || out->ne[2] != want2 || out->ne[3] != 1) {
+        char want[96];
+        if (ne2)
+            snprintf(want, sizeof(want), "[%lld, %lld, %lld]", (long long)ne0, (long long)want1,
+                     (long long)ne2);
+        else
+            snprintf(want, sizeof(want), "[%lld, %lld]", (long long)ne0, (long long)want1);
         return inf_error_set(err, INF_EFORMAT,
-                             "tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, "
-                             "%lld]",
-                             name, (long long)out->ne[0], (long long)out->ne[1],
-                             (long long)out->ne[2], (long long)out->ne[3], (long long)ne0,
-                             (long long)want1);
+                             "tensor '%s' has shape [%lld, %lld, %lld, %lld], expected %s", name,
+                             (long long)out->ne[0], (long long)out->ne[1], (long long)out->ne[2],
+                             (long long)out->ne[3], want);
+    }
     if (!inf__g_type_computable(out->type))
         return inf_error_set(err, INF_EUNSUPPORTED, "tensor '%s': type %s is not supported yet",
                              name, inf__g_type_name(out->type));
     if (!out->data)
         return inf_error_set(err, INF_EFORMAT,
                              "tensor '%s': data range exceeds the file or is misaligned", name);
-    /* vectors (norms, biases) are read directly as floats by the forward pass */
     if (ne1 == 0 && out->type != 0 /* F32 */)
         return inf_error_set(err, INF_EUNSUPPORTED,
                              "tensor '%s': 1-D tensors of type %s are not supported (F32 only)",
                              name, inf__g_type_name(out->type));
     return INF_OK;
+}
+
+static inf_status tensor(const struct inf_gguf *g, const char *name, int64_t ne0, int64_t ne1,
+                         bool optional, struct inf__tensor *out, struct inf_error *err)
+{
+    return inf__tensor_load(g, name, ne0, ne1, 0, optional, out, err);
 }
 
 /* A boolean key that older converters wrote as an integer. */
@@ -243,33 +256,6 @@ static inf_status load_arch_hparams(struct inf_model *m, const char *arch, struc
     opt_f32(g, arch, "expert_weights_scale", &hp->expert_w_scale);
     opt_bool(g, arch, "expert_weights_norm", &hp->expert_norm_w);
     hp->expert_softmax_after = hp->expert_oai_act = a == INF_ARCH_GPTOSS;
-    return INF_OK;
-}
-
-/* A stack of n_expert matrices [ne0] x [ne1] (ne[2] = n_expert), for the experts of a layer. */
-static inf_status tensor3(const struct inf_gguf *g, const char *name, int64_t ne0, int64_t ne1,
-                          int64_t ne2, bool optional, struct inf__tensor *out,
-                          struct inf_error *err)
-{
-    memset(out, 0, sizeof(*out));
-    if (!inf__g_tensor(g, name, out)) {
-        if (optional)
-            return INF_OK;
-        return inf_error_set(err, INF_EFORMAT, "tensor '%s' is missing", name);
-    }
-    if (out->ne[0] != ne0 || out->ne[1] != ne1 || out->ne[2] != ne2 || out->ne[3] != 1)
-        return inf_error_set(err, INF_EFORMAT,
-                             "tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, "
-                             "%lld, %lld]",
-                             name, (long long)out->ne[0], (long long)out->ne[1],
-                             (long long)out->ne[2], (long long)out->ne[3], (long long)ne0,
-                             (long long)ne1, (long long)ne2);
-    if (!inf__g_type_computable(out->type))
-        return inf_error_set(err, INF_EUNSUPPORTED, "tensor '%s': type %s is not supported yet",
-                             name, inf__g_type_name(out->type));
-    if (!out->data)
-        return inf_error_set(err, INF_EFORMAT,
-                             "tensor '%s': data range exceeds the file or is misaligned", name);
     return INF_OK;
 }
 
@@ -472,7 +458,7 @@ static inf_status load_tensors(struct inf_model *m, struct inf_error *err)
 #define T3(field, suffix, a, b, c)                                                                 \
     do {                                                                                           \
         snprintf(n, sizeof(n), "blk.%d.%s", i, suffix);                                            \
-        if ((st = tensor3(g, n, a, b, c, false, &L->field, err)))                                  \
+        if ((st = inf__tensor_load(g, n, a, b, c, false, &L->field, err)))                         \
             return st;                                                                             \
     } while (0)
         T(attn_norm, "attn_norm.weight", E, 0, false);
