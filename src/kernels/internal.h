@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "inferno/kernels.h"
 
@@ -193,7 +194,14 @@ INF__REF_CONV(mxfp4)
 #undef INF__REF_CONV
 /* MXFP4's doubled E2M1 values and its scale 2^(e - 128) (half the E8M0 value, as ggml keeps it) */
 extern const int8_t inf__mxfp4_values[16];
-float inf__e8m0_half(uint8_t e);
+/* 2^(e - 128) as a binary32: subnormal for e < 2 (NaN, e = 255, is not given a meaning here) */
+static inline float inf__e8m0_half(uint8_t e)
+{
+    const uint32_t bits = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
+    float f;
+    memcpy(&f, &bits, sizeof(f));
+    return f;
+}
 
 /* Reference dot product of one weight row with one activation row (vec_dot_type). */
 typedef float (*inf__vec_dot_fn)(int64_t n, const void *w, const void *a);

@@ -793,15 +793,6 @@ TO_FLOAT(q6_K, kq, Q6_K)
 
 const int8_t inf__mxfp4_values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
 
-/* 2^(e - 128) as a binary32: subnormal for e < 2 (NaN, e = 255, is not given a meaning here) */
-float inf__e8m0_half(uint8_t e)
-{
-    const uint32_t bits = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
-    float f;
-    memcpy(&f, &bits, sizeof(f));
-    return f;
-}
-
 void inf__to_float_mxfp4_ref(const void *vx, float *y, int64_t n)
 {
     const struct inf_block_mxfp4 *x = vx;

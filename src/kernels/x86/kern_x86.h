@@ -137,9 +137,7 @@ static INF__ALWAYS_INLINE __m256i x86_leg_unpack(const int T, const uint8_t *b)
         return _mm256_or_si256(x86_nibbles32(x->qs), hb);
     }
     case INF_TYPE_MXFP4: { /* the nibbles looked up in the (doubled) E2M1 values: signed */
-        const __m256i tbl =
-            _mm256_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12, 0, 1, 2, 3, 4,
-                             6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
+        const __m256i tbl = _mm256_broadcastsi128_si256(x86_load128(inf__mxfp4_values));
         return _mm256_shuffle_epi8(
             tbl, x86_nibbles32(((const struct inf_block_mxfp4 *)(const void *)b)->qs));
     }
@@ -151,12 +149,8 @@ static INF__ALWAYS_INLINE __m256i x86_leg_unpack(const int T, const uint8_t *b)
 /* A weight block's scale: binary16 d, or MXFP4's 2^(e - 128) */
 static INF__ALWAYS_INLINE __m256 x86_leg_scale(const int T, const uint8_t *b)
 {
-    if (T == INF_TYPE_MXFP4) {
-        const uint32_t e = b[0], bits = e < 2 ? 0x00200000u << e : (e - 1) << 23;
-        float f;
-        memcpy(&f, &bits, sizeof(f));
-        return _mm256_set1_ps(f);
-    }
+    if (T == INF_TYPE_MXFP4)
+        return _mm256_set1_ps(inf__e8m0_half(b[0]));
     return x86_f16_bcast(b);
 }
 
