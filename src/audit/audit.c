@@ -826,6 +826,19 @@ out:
     return st;
 }
 
+/* The lock, the synchronisation, the directory name and the key of a writer, then the writer
+ * (its log file is closed by the caller, which may seal it first). */
+static void release(struct inf_audit *a)
+{
+    if (a->lock_fd >= 0)
+        close(a->lock_fd);
+    pthread_mutex_destroy(&a->mu);
+    pthread_cond_destroy(&a->cv);
+    free(a->dir);
+    OPENSSL_cleanse(&a->key, sizeof(a->key));
+    free(a);
+}
+
 /* Another process appended or rotated since this handle last wrote: position again. */
 static inf_status resync(struct inf_audit *a, struct inf_error *err)
 {
@@ -911,13 +924,7 @@ fail:
     free_names(names, n);
     if (a->fd >= 0)
         close(a->fd);
-    if (a->lock_fd >= 0)
-        close(a->lock_fd);
-    pthread_mutex_destroy(&a->mu);
-    pthread_cond_destroy(&a->cv);
-    free(a->dir);
-    OPENSSL_cleanse(&a->key, sizeof(a->key));
-    free(a);
+    release(a);
     return st;
 }
 
@@ -1090,13 +1097,7 @@ void inf_audit_close(struct inf_audit *a)
         flock(a->lock_fd, LOCK_UN);
         close(a->fd);
     }
-    if (a->lock_fd >= 0)
-        close(a->lock_fd);
-    pthread_mutex_destroy(&a->mu);
-    pthread_cond_destroy(&a->cv);
-    free(a->dir);
-    OPENSSL_cleanse(&a->key, sizeof(a->key));
-    free(a);
+    release(a);
 }
 
 /* ---- verification
