@@ -228,7 +228,9 @@ describe('chat', () => {
     assert.deepEqual(Object.keys(JSON.parse(g.response)).sort(), ['age', 'name']);
   });
 
-  test('tools: accepted, history with calls and results rendered, calls in Ollama\'s shape', { skip: !synPath }, async () => {
+  // (random models never emit a call, so the shape loop below checks nothing yet: a forced call
+  // through this API is still owed, see the closing note of #22)
+  test('tools: accepted with a history of calls and results, streaming and not; any calls in Ollama\'s shape', { skip: !synPath }, async () => {
     const tools = [{ type: 'function', function: { name: 'get_weather', description: 'Weather of a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
     const history = [
       { role: 'user', content: 'Weather in Paris?' },
@@ -248,9 +250,6 @@ describe('chat', () => {
         }
       }
     }
-    // the rendered prompt holds the call and its result, as the template writes them
-    const tok = await postJSON(`${srv.base}/chat/completions`, { model: 'syn-chat', messages: [{ role: 'user', content: 'x' }], max_tokens: 1 });
-    assert.equal(tok.status, 200);
   });
 
   test('an empty message list loads the model', async () => {
