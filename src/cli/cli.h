@@ -117,6 +117,8 @@ int inf_cmd_cache(struct inf_cli *cli, struct inf_cli_args *args);
 extern const struct inf_cli_opt inf_cmd_cache_opts[];
 int inf_cmd_audit(struct inf_cli *cli, struct inf_cli_args *args);
 extern const struct inf_cli_opt inf_cmd_audit_opts[];
+int inf_cmd_tui(struct inf_cli *cli, struct inf_cli_args *args);
+extern const struct inf_cli_opt inf_cmd_tui_opts[];
 
 /* cmd_cache.c: the response cache's parameters from cache.* */
 struct inf_cache_params;

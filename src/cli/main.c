@@ -137,7 +137,14 @@ static const struct inf_cli_command commands[] = {
      "            on stderr. Each case runs in its own process under --timeout-ms.\n"
      "  compile   print the GBNF that a JSON Schema or regex compiles to\n",
      1, 1},
-    {"tui", NULL, NULL, "", "terminal user interface", NULL, 0, -1},
+    {"tui", inf_cmd_tui, inf_cmd_tui_opts, "[-m MODEL] [--url URL] [--screen NAME]",
+     "terminal user interface: models, chat, a live server's dashboard, its batches",
+     "  Screens (1-4, F1-F4, Alt-1..4): Models (details, validate, benchmark, delete, open in\n"
+     "  chat), Chat (streaming replies, Esc stops; settings with Ctrl-P; Ctrl-S/Ctrl-O save\n"
+     "  and load conversations as `chat`'s /save does), Server (/health and /metrics of --url\n"
+     "  once a second) and Jobs (its batches; c cancels). ? shows every key; q quits.\n"
+     "  NO_COLOR=1 turns colours off. Needs a terminal of at least 40x10.\n",
+     0, 0},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
