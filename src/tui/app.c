@@ -4,7 +4,7 @@
  *
  * One thread draws and reads keys; the chat engine and the dashboard's poller run in their own
  * threads and hand results over under a mutex, so nothing here waits for a model or the
- * network. get_wch() waits at most one frame (33 ms): while a reply is generated the screen is
+ * network. get_wch() waits at most one frame (FRAME_MS): while a reply is generated the screen is
  * redrawn every frame (30 fps or more).
  */
 #define NCURSES_WIDECHAR 1
@@ -27,6 +27,10 @@
 #include "tui/internal.h"
 
 enum mode { MODE_NONE, MODE_CONFIRM, MODE_PROMPT };
+
+/* The longest a frame waits for a key: 40 frames a second, so that drawing (a few ms) and a
+ * loaded machine still leave 30 or more. */
+#define FRAME_MS 25
 
 struct tui_app {
     const struct inf_tui_options *opt;
@@ -616,7 +620,7 @@ static bool read_key(int *key, bool *is_char)
         timeout(0);
         wint_t c2;
         int r2 = get_wch(&c2);
-        timeout(33);
+        timeout(FRAME_MS);
         if (r2 == OK) {
             *key = TUI_KEY_ALT((int)c2);
             *is_char = false;
@@ -697,7 +701,7 @@ int inf_tui_run(const struct inf_tui_options *opt)
     nonl();
     keypad(stdscr, TRUE);
     set_escdelay(25);
-    timeout(33);
+    timeout(FRAME_MS);
     const char *nc = getenv("NO_COLOR");
     a->color = has_colors() && !(nc && *nc);
     if (a->color) {
