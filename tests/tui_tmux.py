@@ -69,13 +69,21 @@ def screen(escapes=False):
     return tmux("capture-pane", "-p", "-t", "t", *(["-e"] if escapes else []))
 
 
-def wait_for(pred, timeout=20.0):
+def wait_for(pred, timeout=20.0, stable=True):
+    """Wait until the screen satisfies pred; with stable, also until two captures 0.15 s apart
+    are the same (tmux may be read between two writes of one frame)."""
     end = time.time() + timeout
     s = screen()
     while time.time() < end:
         s = screen()
         if pred(s):
-            return True, s
+            if not stable:
+                return True, s
+            time.sleep(0.15)
+            s2 = screen()
+            if s2 == s:
+                return True, s
+            continue
         time.sleep(0.1)
     return False, s
 
@@ -157,8 +165,8 @@ try:
     check(ok, "Enter opens the model in Chat", s)
     tmux("send-keys", "-t", "t", "-l", "Once upon a time")
     tmux("send-keys", "-t", "t", "Enter")
-    ok, s = wait_for(lambda s: re.search(r"\d+\.\d tok/s \| (\d+) tokens", s) is not None and
-                     "generating" not in s)
+    ok, s = wait_for(lambda s: re.search(r"tok/s \| [1-9]\d* tokens \| (done|max tokens)", s)
+                     is not None and "generating" not in s)
     check(ok, "the status line shows tok/s once the reply is done", s)
     m = re.search(r"ctx (\d+)/(\d+) \| ([\d.]+) tok/s \| (\d+) tokens", s)
     check(m is not None and float(m.group(3)) > 0 and int(m.group(4)) > 0,
@@ -261,7 +269,8 @@ try:
     # ---- resize to 80x24 keeps the layout ----
     tmux("send-keys", "-t", "t", "1")
     tmux("resize-window", "-t", "t", "-x", "80", "-y", "24")
-    ok, s = wait_for(lambda s: len(s.splitlines()) <= 24 and "NAME" in s and "tiny-chat" in s)
+    ok, s = wait_for(lambda s: len(s.splitlines()) <= 24 and "NAME" in s and "tiny-chat" in s
+                     and "q:quit" in s.splitlines()[0])
     rows = s.splitlines()
     check(ok, "after a resize to 80x24 the model list is drawn again", s)
     check(all(len(r) <= 80 for r in rows), "no line is wider than 80 columns", s)
@@ -279,7 +288,7 @@ try:
     check(ok, "-m opens the model in Chat at start", s)
     tmux("send-keys", "-t", "t", "-l", "tell me a long story")
     tmux("send-keys", "-t", "t", "Enter")
-    ok, s = wait_for(lambda s: "generating (Esc stops)" in s, 30)
+    ok, s = wait_for(lambda s: "generating (Esc stops)" in s, 30, stable=False)
     check(ok, "the status line says a reply is being generated", s)
     if ok:
         tmux("send-keys", "-t", "t", "Escape")

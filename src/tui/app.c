@@ -730,27 +730,36 @@ int inf_tui_run(const struct inf_tui_options *opt)
 
     double t0 = tui_now();
     a->last_frame = t0;
+    bool dirty = true;
     for (;;) {
         if (quit_signal)
             break;
         log_capture_poll(a);
-        tui_chat_poll(a->chat);
-        tui_dash_poll(a->dash);
-        draw(a);
+        bool generating = tui_chat_generating(a->chat);
+        dirty |= tui_chat_poll(a->chat);
+        dirty |= tui_dash_poll(a->dash);
         double now = tui_now();
-        a->frames++;
-        if (tui_chat_generating(a->chat)) {
-            double gap = now - a->last_frame;
-            a->gen_frames++;
-            a->gen_time += gap;
-            if (gap > a->worst_gap)
-                a->worst_gap = gap;
+        /* every frame while a reply streams or after a key; else four times a second, which
+         * shows the dashboard's snapshots, workers' results and expired messages */
+        if (dirty || generating || now - a->last_frame >= 0.25) {
+            draw(a);
+            now = tui_now();
+            a->frames++;
+            if (generating) {
+                double gap = now - a->last_frame;
+                a->gen_frames++;
+                a->gen_time += gap;
+                if (gap > a->worst_gap)
+                    a->worst_gap = gap;
+            }
+            a->last_frame = now;
+            dirty = false;
         }
-        a->last_frame = now;
         int key;
         bool is_char;
         if (!read_key(&key, &is_char))
             continue;
+        dirty = true;
         if (!is_char && key == KEY_RESIZE)
             continue;
         if (!handle_key(a, key, is_char))

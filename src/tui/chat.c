@@ -69,6 +69,15 @@ struct tui_chat {
 
     /* ---- screen only ---- */
     json_t *messages;
+    /* each message's wrapped lines, kept while its length and the width stay the same (a
+     * reply being streamed is the only message that changes between frames) */
+    struct wrapped {
+        size_t len;
+        int w;
+        size_t n;
+        struct tui_span *sp;
+    } *wrap;
+    size_t n_wrap;
     char *input;
     size_t input_len, input_cap, cursor;
     int scroll; /* lines scrolled up from the bottom of the history */
@@ -79,6 +88,8 @@ struct tui_chat {
     int max_tokens;
     char path[4096];
 };
+
+static void wrap_reset(struct tui_chat *c);
 
 /* ---- engine thread -------------------------------------------------------------------------- */
 
@@ -457,6 +468,7 @@ void tui_chat_free(struct tui_chat *c)
     free(c->pending);
     free(c->gen_json);
     free(c->input);
+    wrap_reset(c);
     json_decref(c->messages);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
@@ -476,6 +488,7 @@ void tui_chat_open(struct tui_chat *c, const char *path)
     pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
     json_array_clear(c->messages);
+    wrap_reset(c);
     c->scroll = 0;
     c->replying = false;
 }
@@ -543,8 +556,10 @@ bool tui_chat_poll(struct tui_chat *c)
             tui_flash(c->app, true, "%s", c->err);
         json_t *m = last_assistant(c);
         /* a reply that produced nothing (stopped at once, or failed) is not kept */
-        if (m && json_string_length(json_object_get(m, "content")) == 0)
+        if (m && json_string_length(json_object_get(m, "content")) == 0) {
             json_array_remove(c->messages, json_array_size(c->messages) - 1);
+            wrap_reset(c);
+        }
     }
     pthread_mutex_unlock(&c->mu);
     return changed;
@@ -564,6 +579,7 @@ static void send_turn(struct tui_chat *c)
     }
     if (!c->input_len)
         return;
+    wrap_reset(c); /* the system message may change, and indexes with it */
     json_t *u = json_pack("{s:s, s:s%}", "role", "user", "content", c->input, c->input_len);
     json_array_append_new(c->messages, u);
     c->input_len = c->cursor = 0;
@@ -766,6 +782,7 @@ void tui_chat_answer(struct tui_chat *c, const char *tag, const char *text)
         }
         json_decref(c->messages);
         c->messages = m;
+        wrap_reset(c);
         json_t *first = json_array_get(m, 0);
         const char *r0 = json_string_value(json_object_get(first, "role"));
         const char *s0 = json_string_value(json_object_get(first, "content"));
@@ -844,6 +861,7 @@ bool tui_chat_key(struct tui_chat *c, int key, bool is_char)
             return true;
         }
         json_array_clear(c->messages);
+        wrap_reset(c);
         c->scroll = 0;
         tui_flash(c->app, false, "new conversation");
         return true;
@@ -915,33 +933,64 @@ struct hline {
     struct tui_span sp;
 };
 
+static void wrap_reset(struct tui_chat *c)
+{
+    for (size_t i = 0; i < c->n_wrap; i++)
+        free(c->wrap[i].sp);
+    free(c->wrap);
+    c->wrap = NULL;
+    c->n_wrap = 0;
+}
+
+/* Message i's lines at width w, from the cache when it still holds them; NULL on no memory. */
+static const struct wrapped *wrapped_msg(struct tui_chat *c, size_t i, int w)
+{
+    if (i >= c->n_wrap) {
+        size_t n = json_array_size(c->messages);
+        struct wrapped *p = realloc(c->wrap, n * sizeof(*p));
+        if (!p)
+            return NULL;
+        memset(p + c->n_wrap, 0, (n - c->n_wrap) * sizeof(*p));
+        c->wrap = p;
+        c->n_wrap = n;
+    }
+    struct wrapped *e = &c->wrap[i];
+    json_t *content = json_object_get(json_array_get(c->messages, i), "content");
+    const char *text = json_string_value(content);
+    size_t len = text ? json_string_length(content) : 0;
+    if (!text)
+        text = "";
+    if (e->sp && e->len == len && e->w == w)
+        return e;
+    size_t nl = tui_wrap(text, len, w, NULL, 0);
+    struct tui_span *sp = malloc(nl * sizeof(*sp));
+    if (!sp)
+        return NULL;
+    tui_wrap(text, len, w, sp, nl);
+    free(e->sp);
+    *e = (struct wrapped){len, w, nl, sp};
+    return e;
+}
+
 static size_t layout(struct tui_chat *c, int w, struct hline **out)
 {
     size_t n = 0, cap = 0;
     struct hline *L = NULL;
     size_t nm = json_array_size(c->messages);
     for (size_t i = 0; i < nm; i++) {
-        json_t *m = json_array_get(c->messages, i);
-        const char *text = json_string_value(json_object_get(m, "content"));
-        size_t len = json_string_length(json_object_get(m, "content"));
-        if (!text)
-            text = "", len = 0;
-        size_t nl = tui_wrap(text, len, w, NULL, 0);
-        if (n + nl + 2 > cap) {
-            cap = (n + nl + 2) * 2;
+        const struct wrapped *e = wrapped_msg(c, i, w);
+        if (!e)
+            break;
+        if (n + e->n + 2 > cap) {
+            cap = (n + e->n + 2) * 2;
             struct hline *p = realloc(L, cap * sizeof(*p));
             if (!p)
                 break;
             L = p;
         }
         L[n++] = (struct hline){(int)i, true, {0, 0, 0}};
-        struct tui_span *sp = malloc(nl * sizeof(*sp));
-        if (!sp)
-            break;
-        tui_wrap(text, len, w, sp, nl);
-        for (size_t k = 0; k < nl; k++)
-            L[n++] = (struct hline){(int)i, false, sp[k]};
-        free(sp);
+        for (size_t k = 0; k < e->n; k++)
+            L[n++] = (struct hline){(int)i, false, e->sp[k]};
         L[n++] = (struct hline){-1, false, {0, 0, 0}};
     }
     *out = L;
