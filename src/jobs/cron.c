@@ -68,6 +68,9 @@ static inf_status parse_field(const struct field *f, const char *s, size_t len, 
     buf[len] = '\0';
     *bits = 0;
     *any = strcmp(buf, "*") == 0 || strcmp(buf, "?") == 0;
+    if (buf[0] == ',' || buf[len - 1] == ',' || strstr(buf, ",,"))
+        return inf_error_set(err, INF_EPARSE, "the %s field: an empty list item in '%s'",
+                             f->name, buf);
     char *save = NULL;
     for (char *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
         const char *p = item;
@@ -235,12 +238,13 @@ inf_status inf_cron_next(const struct inf_cron *c, const char *tz, int64_t after
             t += 60 - tm.tm_sec;
             continue;
         }
-        /* the second pass through a repeated local hour (autumn) does not fire again */
+        /* the second pass through a repeated local hour (autumn) does not fire again, unless
+           the expression runs every hour (then each real hour fires) */
         time_t back = t - 3600;
         struct tm b;
         localtime_r(&back, &b);
-        if (b.tm_hour == tm.tm_hour && b.tm_min == tm.tm_min && b.tm_mday == tm.tm_mday &&
-            b.tm_isdst != tm.tm_isdst) {
+        if (c->hour != 0xffffffu && b.tm_hour == tm.tm_hour && b.tm_min == tm.tm_min &&
+            b.tm_mday == tm.tm_mday && b.tm_isdst != tm.tm_isdst) {
             t += 60;
             continue;
         }
