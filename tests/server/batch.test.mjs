@@ -122,6 +122,33 @@ describe('Files and Batch API', { skip: !model && 'gen-synthetic not available' 
     assert.equal((await client.batches.cancel(b0.id)).status, 'cancelled'); // idempotent
   });
 
+  test('live requests preempt batch work: they never wait behind it, and the batch still completes', async () => {
+    const reqs = Array.from({ length: 120 }, (_, i) => chatLine(5000 + i, { max_tokens: 64 }));
+    const f = await upload(client, jsonl(reqs));
+    const b0 = await client.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    const end = Date.now() + 60000 * SLOW;
+    for (;;) { // every slot busy with batch work
+      const b = await client.batches.retrieve(b0.id);
+      if (b.status === 'in_progress' && b.request_counts.completed >= 4) break;
+      assert.ok(Date.now() < end && b.status !== 'completed', b.status);
+      await sleep(20);
+    }
+    const metric = async (name) => {
+      const text = await (await fetch(`${srv.url}/metrics`)).text();
+      return text.split('\n').filter((l) => l.startsWith(name)).reduce((a, l) => a + Number(l.split(' ').pop()), 0);
+    };
+    const before = await metric('inferno_tasks_preempted_total');
+    const live = await Promise.all([0, 1, 2, 3].map((k) => client.chat.completions.create({ model: 'syn-batch', messages: [{ role: 'user', content: `live ${k}` }], max_tokens: 4, temperature: 0 })));
+    for (const r of live) assert.equal(r.choices.length, 1);
+    assert.ok((await metric('inferno_tasks_preempted_total')) > before, 'no batch task was preempted');
+    assert.notEqual((await client.batches.retrieve(b0.id)).status, 'completed', 'the batch ended before the live requests');
+    const b = await waitFor(client, b0.id, ['completed']);
+    assert.deepEqual(b.request_counts, { total: 120, completed: 120, failed: 0 });
+    const out = lines(await (await client.files.content(b.output_file_id)).text());
+    assert.equal(new Set(out.map((o) => o.custom_id)).size, 120);
+    assert.equal(out.length, 120);
+  });
+
   // each kind of bad input, the line it is on, and words its message must have
   const bad = [
     ['not JSON', [chatLine(1), '{"custom_id": "x", "method": "POST",'], 2, /not valid JSON/],
