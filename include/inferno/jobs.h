@@ -127,6 +127,9 @@ inf_status inf_jobs_file_list(struct inf_jobs *j, const char *purpose, const cha
                               struct inf_error *err);
 inf_status inf_jobs_file_content(struct inf_jobs *j, const char *id, char **data, size_t *len,
                                  struct inf_error *err);
+/* The file's bytes as an open descriptor (the caller closes it) and its size. */
+inf_status inf_jobs_file_open(struct inf_jobs *j, const char *id, int *fd, size_t *len,
+                              struct inf_error *err);
 inf_status inf_jobs_file_delete(struct inf_jobs *j, const char *id, struct inf_error *err);
 
 /* ---- batches ----------------------------------------------------------------------------------

@@ -276,6 +276,29 @@ inf_status inf_jobs_file_content(struct inf_jobs *j, const char *id, char **data
     return INF_OK;
 }
 
+inf_status inf_jobs_file_open(struct inf_jobs *j, const char *id, int *fd, size_t *len,
+                              struct inf_error *err)
+{
+    struct inf_jobs_file f;
+    *fd = -1;
+    *len = 0;
+    if (inf_jobs_file_get(j, id, &f, err) != INF_OK)
+        return err->code;
+    char path[4200];
+    file_path(j, f.id, path, sizeof(path));
+    int d = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (d < 0 || fstat(d, &st) != 0 || !S_ISREG(st.st_mode)) {
+        inf_error_set(err, INF_EIO, "cannot open '%s': %s", path, strerror(errno));
+        if (d >= 0)
+            close(d);
+        return err->code;
+    }
+    *fd = d;
+    *len = (size_t)st.st_size;
+    return INF_OK;
+}
+
 inf_status inf_jobs_file_delete(struct inf_jobs *j, const char *id, struct inf_error *err)
 {
     if (!id_ok(id))

@@ -92,8 +92,8 @@ struct inf__store_ops {
     inf_status (*job_purge)(struct inf__store *s, int64_t before, int64_t *n,
                             struct inf_error *err);
     /* expire the leases of running jobs whose owner dead(owner) says is gone */
-    inf_status (*job_reap)(struct inf__store *s, bool (*dead)(const char *owner),
-                           struct inf_error *err);
+    inf_status (*job_reap)(struct inf__store *s, bool (*dead)(void *ctx, const char *owner),
+                           void *ctx, struct inf_error *err);
     inf_status (*sched_add)(struct inf__store *s, const struct inf_schedule *sc, int64_t *id,
                             struct inf_error *err);
     inf_status (*sched_list)(struct inf__store *s, struct inf_schedule **out, size_t *n,

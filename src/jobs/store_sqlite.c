@@ -648,8 +648,8 @@ static inf_status sq_job_purge(struct inf__store *s, int64_t before, int64_t *n,
     return rc;
 }
 
-static inf_status sq_job_reap(struct inf__store *s, bool (*dead)(const char *owner),
-                              struct inf_error *err)
+static inf_status sq_job_reap(struct inf__store *s, bool (*dead)(void *ctx, const char *owner),
+                              void *ctx, struct inf_error *err)
 {
     struct sq *q = (struct sq *)s;
     sqlite3_stmt *st = prep(
@@ -660,7 +660,7 @@ static inf_status sq_job_reap(struct inf__store *s, bool (*dead)(const char *own
     int n = 0;
     while (n < 64 && sqlite3_step(st) == SQLITE_ROW) {
         const char *o = (const char *)sqlite3_column_text(st, 1);
-        if (o && dead(o))
+        if (o && dead(ctx, o))
             ids[n++] = sqlite3_column_int64(st, 0);
     }
     sqlite3_finalize(st);

@@ -105,11 +105,10 @@ inf_status inf_jobs_purge(struct inf_jobs *j, int64_t before, int64_t *n, struct
 
 /* ---- the worker ------------------------------------------------------------------------------ */
 
-static char my_host[64];
-
-/* A lease owner "host:pid:tag" on this host whose process is gone. */
-static bool owner_dead(const char *owner)
+/* A lease owner "host:pid:tag" on this host (ctx: the jobs handle) whose process is gone. */
+static bool owner_dead(void *ctx, const char *owner)
 {
+    const char *my_host = ((const struct inf_jobs *)ctx)->host;
     const char *c1 = strchr(owner, ':');
     if (!c1 || (size_t)(c1 - owner) != strlen(my_host) ||
         strncmp(owner, my_host, (size_t)(c1 - owner)) != 0)
@@ -194,7 +193,6 @@ static inf_status run_request(const struct inf_job *job, const struct inf_jobs_e
 inf_status inf_jobs_worker_run(struct inf_jobs *j, const struct inf_jobs_worker_params *p,
                                struct inf_error *err)
 {
-    snprintf(my_host, sizeof(my_host), "%s", j->host);
     const int lease_ms = p->lease_ms > 0 ? p->lease_ms : 15000;
     const int poll_ms = p->poll_ms > 0 ? p->poll_ms : 500;
     const double backoff = p->backoff_s > 0 ? p->backoff_s : 2.0;
@@ -205,7 +203,7 @@ inf_status inf_jobs_worker_run(struct inf_jobs *j, const struct inf_jobs_worker_
             INF_LOG_WARN("jobs", "schedules: %s", inf_error_message(&e));
         struct inf_job job;
         pthread_mutex_lock(&j->mu);
-        inf_status rc = OPS(j)->job_reap(j->s, owner_dead, &e);
+        inf_status rc = OPS(j)->job_reap(j->s, owner_dead, j, &e);
         if (rc == INF_OK)
             rc = OPS(j)->job_claim(j->s, j->owner, now_s(), now_ms() + lease_ms, &job, &e);
         pthread_mutex_unlock(&j->mu);

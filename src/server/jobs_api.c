@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "server/handlers.h"
 #include "server/http_internal.h"
@@ -182,16 +183,22 @@ void api_file_get(struct http_req *r)
         return;
     }
     struct inf_error err = {0};
-    if (content) {
-        char *data = NULL;
+    if (content) { /* streamed from the file by libmicrohttpd, which closes it */
+        int fd = -1;
         size_t len = 0;
-        inf_status st = inf_jobs_file_content(j, id, &data, &len, &err);
+        inf_status st = inf_jobs_file_open(j, id, &fd, &len, &err);
         if (st != INF_OK) {
             reply_status(r, st, &err);
             return;
         }
-        http_reply_text(r, 200, "application/octet-stream", data, len);
-        free(data);
+        struct MHD_Response *resp = MHD_create_response_from_fd64(len, fd);
+        if (!resp) {
+            close(fd);
+            http_reply_errorf(r, 500, NULL, NULL, "out of memory");
+            return;
+        }
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+        http_reply_response(r, 200, resp);
         return;
     }
     struct inf_jobs_file f;
