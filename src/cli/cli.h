@@ -127,6 +127,20 @@ void inf_cli_cache_params(const struct inf_cli *cli, struct inf_cache_params *p)
    INFERNO_AUDIT_KEY); prints the error and returns INF_EXIT_FAIL when it cannot. */
 struct inf_audit;
 int inf_cli_audit_open(struct inf_cli *cli, struct inf_audit **out);
+/* cmd_queue.c: open the jobs store as queue.url / queue.path / files.dir say, job events to
+   on_event (NULL: none); prints the error and returns INF_EXIT_FAIL when it cannot. */
+struct inf_jobs;
+int inf_cli_jobs_open(struct inf_cli *cli, void (*on_event)(void *, const char *, size_t),
+                      void *event_ctx, struct inf_jobs **out);
+int inf_cmd_batch(struct inf_cli *cli, struct inf_cli_args *args);
+extern const struct inf_cli_opt inf_cmd_batch_opts[];
+int inf_cmd_queue(struct inf_cli *cli, struct inf_cli_args *args);
+extern const struct inf_cli_opt inf_cmd_queue_opts[];
+/* cmd_batch.c: load -m models (or server.models) and make a socket-less server over them */
+struct srv_models;
+struct http_server;
+int inf_cli_offline_server(struct inf_cli *cli, const struct inf_cli_args *args,
+                           struct srv_models **m, struct http_server **s);
 /* cmd_audit.c: record a state-changing command (audit.enabled); returns rc, or INF_EXIT_FAIL
    when the record could not be written and audit.required. */
 int inf_cli_audit_command(struct inf_cli *cli, const char *command, int argc, char **argv, int rc);

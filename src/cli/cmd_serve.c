@@ -26,6 +26,7 @@
 #include "server/audit_hook.h"
 #include "server/cache_hook.h"
 #include "server/http.h"
+#include "server/jobs_exec.h"
 #include "server/sched.h"
 
 const struct inf_cli_opt inf_cmd_serve_opts[] = {
@@ -228,6 +229,8 @@ int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args)
     struct http_server *http = NULL;
     struct srv_cache *cache = NULL;
     struct srv_audit *audit = NULL;
+    struct inf_jobs *jobs = NULL;
+    struct srv_jobs *worker = NULL;
     struct inf_error err = {0};
     int rc = INF_EXIT_FAIL;
 
@@ -375,12 +378,31 @@ int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args)
                      inf_config_get_str(cfg, "audit.fsync"),
                      inf_config_get_bool(cfg, "audit.include_content") ? ", with content" : "");
     }
+    if (inf_config_get_bool(cfg, "queue.enabled")) {
+        if (inf_cli_jobs_open(cli, audit ? srv_jobs_audit_event : NULL, audit, &jobs) !=
+            INF_EXIT_OK)
+            goto out;
+        hp.jobs = jobs;
+        hp.max_upload_bytes = (size_t)inf_config_get_int(cfg, "files.max_bytes");
+    }
     hp.cache = cache;
     hp.audit = audit;
     raise_fd_limit(hp.max_connections);
     if (http_server_start(&hp, &http, &err) != INF_OK) {
         inf_cli_errorf(cli, "%s", inf_error_message(&err));
         goto out;
+    }
+    if (jobs && inf_config_get_bool(cfg, "queue.worker")) {
+        int conc = (int)inf_config_get_int(cfg, "queue.batch_concurrency");
+        struct srv_jobs_params jp = {
+            .workers = (int)inf_config_get_int(cfg, "queue.max_concurrent"),
+            .concurrency = conc > 0 ? conc : (int)inf_config_get_int(cfg, "server.parallel"),
+            .lease_ms = (int)inf_config_get_int(cfg, "queue.lease_seconds") * 1000,
+        };
+        if (!(worker = srv_jobs_start(http, jobs, &jp))) {
+            inf_cli_errorf(cli, "cannot start the queue worker");
+            goto out;
+        }
     }
     bool tls = hp.tls_cert && *hp.tls_cert;
     bool v6 = strchr(hp.host, ':') != NULL;
@@ -396,15 +418,19 @@ int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args)
     int drain = (int)inf_config_get_int(cfg, "server.drain_seconds");
     INF_LOG_INFO("serve", "%s: stopping; running requests have %d s to finish",
                  sig == SIGINT ? "SIGINT" : "SIGTERM", drain);
+    srv_jobs_stop(worker); /* its running batch is left to be taken up again */
+    worker = NULL;
     http_server_stop(http, drain * 1000);
     http = NULL;
     rc = INF_EXIT_OK;
 out:
+    srv_jobs_stop(worker);
     if (http)
         http_server_stop(http, 0);
     if (m)
         srv_models_free(m, 0);
     srv_cache_free(cache);
+    inf_jobs_close(jobs);
     srv_audit_free(audit); /* seals the log's head */
     strlist_free(&models);
     strlist_free(&keys);

@@ -110,8 +110,23 @@ static const struct inf_cli_command commands[] = {
      "Encrypted logs need the key: --key-file F (repeatable), audit.key_file or\n"
      "INFERNO_AUDIT_KEY (64 hex digits).\n",
      1, 1},
-    {"batch", NULL, NULL, "FILE", "run a batch of requests from a file", NULL, 0, -1},
-    {"queue", NULL, NULL, "SUBCOMMAND", "manage the persistent job queue", NULL, 0, -1},
+    {"batch", inf_cmd_batch, inf_cmd_batch_opts, "run IN.jsonl -o OUT.jsonl -m MODEL",
+     "run a batch file (OpenAI's batch format) offline",
+     "  run       every request of IN through the model, one output line each into OUT\n"
+     "            (resumable: run again with the same arguments to continue; SIGINT stops\n"
+     "            after the running requests, exit 130). See docs/jobs.md.\n",
+     1, 2},
+    {"queue", inf_cmd_queue, inf_cmd_queue_opts,
+     "add|list|show|cancel|retry|purge|worker|schedule ...",
+     "manage the durable job queue and its schedules",
+     "  add       --batch FILE | --request LINE | --requests FILE [--priority N]\n"
+     "            [--max-attempts N] [--not-before T|+S] [-m MODEL]\n"
+     "  list      [--state S] [--json];  show ID;  cancel ID;  retry ID;  purge [--older-than S]\n"
+     "  worker    -m MODEL [--once]: run queued jobs (serve runs one in-process)\n"
+     "  schedule  add \"EXPR\" --batch FILE [--tz ZONE] [--skip-missed] | list | rm ID |\n"
+     "            pause ID | resume ID   (EXPR: 5-field cron, @hourly, @daily, @weekly)\n"
+     "The store is queue.url (sqlite:PATH; default sqlite:<queue.path>), files in files.dir.\n",
+     1, 4},
     {"config", inf_cmd_config, config_opts, "show [--origin] | get KEY | path | init",
      "show and initialise the configuration",
      "  show      the effective configuration as TOML (--origin: where each value came from)\n"

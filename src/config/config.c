@@ -152,8 +152,22 @@ static const struct inf_config_key schema[] = {
      "start a new audit file past this size (also at each UTC day); 0 = by day only", 0, 1LL << 40,
      NULL},
 
+    {"queue.enabled", INF_CFG_BOOL, "true",
+     "serve: the Files and Batch API and an in-process queue worker", 0, 0, NULL},
+    {"queue.url", INF_CFG_STRING, "\"\"",
+     "the jobs store: sqlite:PATH (empty: sqlite:<queue.path>)", 0, 0, NULL},
     {"queue.path", INF_CFG_PATH, "\"$XDG_STATE_HOME/inferno/queue.db\"",
-     "SQLite store of batch jobs", 0, 0, NULL},
+     "SQLite store of batch jobs (when queue.url is empty)", 0, 0, NULL},
+    {"queue.worker", INF_CFG_BOOL, "true",
+     "serve runs queued jobs itself (else: inferno queue worker)", 0, 0, NULL},
+    {"queue.batch_concurrency", INF_CFG_INT, "0",
+     "requests of a batch in flight at once (0: server.parallel)", 0, 256, NULL},
+    {"queue.lease_seconds", INF_CFG_INT, "15",
+     "a claimed job's lease; a worker that stops renewing it loses the job", 2, 3600, NULL},
+    {"files.dir", INF_CFG_PATH, "\"$XDG_DATA_HOME/inferno/files\"",
+     "uploaded batch files and batch results", 0, 0, NULL},
+    {"files.max_bytes", INF_CFG_INT, "209715200", "largest file upload (POST /v1/files)", 1024,
+     209715200, NULL},
     {"queue.max_concurrent", INF_CFG_INT, "1", "batch jobs run at once", 1, 256, NULL},
     {"queue.max_retries", INF_CFG_INT, "3", "attempts before a failed job is given up", 0, 100,
      NULL},
@@ -239,7 +253,8 @@ void inf_config_free(struct inf_config *cfg)
     free(cfg);
 }
 
-/* ~/x -> $HOME/x; $XDG_CACHE_HOME / $XDG_STATE_HOME / $XDG_CONFIG_HOME with their defaults. */
+/* ~/x -> $HOME/x; $XDG_CACHE_HOME / $XDG_STATE_HOME / $XDG_CONFIG_HOME / $XDG_DATA_HOME with
+   their defaults. */
 static char *expand_path(const char *s)
 {
     static const struct {
@@ -248,6 +263,7 @@ static char *expand_path(const char *s)
         {"$XDG_CACHE_HOME", "/.cache"},
         {"$XDG_STATE_HOME", "/.local/state"},
         {"$XDG_CONFIG_HOME", "/.config"},
+        {"$XDG_DATA_HOME", "/.local/share"},
     };
     const char *home = getenv("HOME");
     char buf[4096];

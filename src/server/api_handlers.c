@@ -510,10 +510,12 @@ static void task_params_from_gen(const struct api_gen *g, struct srv_task_params
 
 /* Submit a request's n tasks together (srv_task_submit_n: all or none; the queue counts the
    request once); c[i].task gets tp[i]'s task. */
-static bool submit_all(struct http_req *r, struct eng *g, const struct srv_task_params *tp,
-                       size_t n, struct choice *c)
+static bool submit_all(struct http_req *r, struct eng *g, struct srv_task_params *tp, size_t n,
+                       struct choice *c)
 {
     struct inf_error err = {0};
+    for (size_t i = 0; i < n; i++)
+        tp[i].background = r->background;
     struct srv_task **t = calloc(n, sizeof(*t));
     if (!t) {
         http_reply_errorf(r, 500, NULL, NULL, "out of memory");

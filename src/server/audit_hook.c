@@ -184,3 +184,23 @@ bool srv_audit_request(struct srv_audit *a, struct http_req *r)
     }
     return true;
 }
+
+bool srv_audit_append_raw(struct srv_audit *a, const char *json, size_t len)
+{
+    json_t *o = json_loadb(json, len, 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return false;
+    }
+    char ts[40];
+    iso_now(ts, sizeof(ts));
+    json_object_set_new(o, "ts", json_string(ts));
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    struct inf_error err = {0};
+    inf_status st = text ? inf_audit_append(a->log, text, strlen(text), &err) : INF_ENOMEM;
+    free(text);
+    if (st)
+        INF_LOG_ERROR("audit", "job event not written: %s", inf_error_message(&err));
+    return st == INF_OK;
+}

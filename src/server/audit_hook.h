@@ -28,5 +28,7 @@ bool srv_audit_required(const struct srv_audit *a);
 void srv_audit_key_id(const char *key, char *out, size_t size);
 /* Write r's record (once). false when it could not be written (logged). */
 bool srv_audit_request(struct srv_audit *a, struct http_req *r);
+/* Write another record (a job event: one JSON object), with "ts" added. */
+bool srv_audit_append_raw(struct srv_audit *a, const char *json, size_t len);
 
 #endif

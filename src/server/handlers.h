@@ -37,6 +37,15 @@ void ollama_pull(struct http_req *r);
 void ollama_push(struct http_req *r);
 void ollama_create(struct http_req *r);
 void ollama_unknown(struct http_req *r);
+/* jobs_api.c: the Files and Batch API */
+void api_files_create(struct http_req *r);
+void api_files_list(struct http_req *r);
+void api_file_get(struct http_req *r);
+void api_file_delete(struct http_req *r);
+void api_batches_create(struct http_req *r);
+void api_batches_list(struct http_req *r);
+void api_batch_get(struct http_req *r);
+void api_batch_cancel(struct http_req *r);
 /* ws.c: WebSocket streaming */
 void ws_upgrade(struct http_req *r);
 

@@ -35,35 +35,46 @@ const int http_metric_status[HTTP_N_STATUS - 1] = {200, 204, 400, 401, 403, 404,
 static char bad_uri_marker;
 
 static const struct http_route routes[] = {
-    {"/v1/chat/completions", false, "POST", false, api_chat, NULL, false},
-    {"/v1/completions", false, "POST", false, api_completions, NULL, false},
-    {"/v1/embeddings", false, "POST", false, api_embeddings, NULL, false},
-    {"/v1/rerank", false, "POST", false, api_rerank, NULL, false},
-    {"/rerank", false, "POST", false, api_rerank, NULL, false},
-    {"/v1/models", false, "GET", false, api_models, NULL, false},
-    {"/v1/models/", true, "GET", false, api_model, NULL, false},
-    {"/health", false, "GET", true, api_health, NULL, false},
-    {"/metrics", false, "GET", false, api_metrics, NULL, false},
-    {"/tokenize", false, "POST", false, api_tokenize, NULL, false},
-    {"/detokenize", false, "POST", false, api_detokenize, NULL, false},
-    {"/apply-template", false, "POST", false, api_apply_template, NULL, false},
-    {"/v1/ws", false, "GET", false, ws_upgrade, NULL, true}, /* WebSocket (ws.c) */
+    {"/v1/chat/completions", false, "POST", false, api_chat, NULL, false, false},
+    {"/v1/completions", false, "POST", false, api_completions, NULL, false, false},
+    {"/v1/embeddings", false, "POST", false, api_embeddings, NULL, false, false},
+    {"/v1/rerank", false, "POST", false, api_rerank, NULL, false, false},
+    {"/rerank", false, "POST", false, api_rerank, NULL, false, false},
+    {"/v1/models", false, "GET", false, api_models, NULL, false, false},
+    {"/v1/models/", true, "GET", false, api_model, NULL, false, false},
+    {"/health", false, "GET", true, api_health, NULL, false, false},
+    {"/metrics", false, "GET", false, api_metrics, NULL, false, false},
+    {"/tokenize", false, "POST", false, api_tokenize, NULL, false, false},
+    {"/detokenize", false, "POST", false, api_detokenize, NULL, false, false},
+    {"/apply-template", false, "POST", false, api_apply_template, NULL, false, false},
+    /* WebSocket (ws.c) */
+    {"/v1/ws", false, "GET", false, ws_upgrade, NULL, true, false},
+    /* the Files and Batch API (jobs_api.c) */
+    {"/v1/files", false, "POST", false, api_files_create, NULL, false, true},
+    {"/v1/files", false, "GET", false, api_files_list, NULL, false, false},
+    {"/v1/files/", true, "GET", false, api_file_get, NULL, false, false},
+    {"/v1/files/", true, "DELETE", false, api_file_delete, NULL, false, false},
+    {"/v1/batches", false, "POST", false, api_batches_create, NULL, false, false},
+    {"/v1/batches", false, "GET", false, api_batches_list, NULL, false, false},
+    {"/v1/batches/", true, "GET", false, api_batch_get, NULL, false, false},
+    {"/v1/batches/", true, "POST", false, api_batch_cancel, NULL, false, false},
     /* Ollama's API (ollama.c) */
-    {"/", false, "GET", true, ollama_root, &ollama_sink, false},
-    {"/api/generate", false, "POST", false, ollama_generate, &ollama_sink, false},
-    {"/api/chat", false, "POST", false, ollama_chat, &ollama_sink, false},
-    {"/api/embed", false, "POST", false, ollama_embed, &ollama_sink, false},
-    {"/api/embeddings", false, "POST", false, ollama_embeddings, &ollama_sink, false},
-    {"/api/tags", false, "GET", false, ollama_tags, &ollama_sink, false},
-    {"/api/show", false, "POST", false, ollama_show, &ollama_sink, false},
-    {"/api/ps", false, "GET", false, ollama_ps, &ollama_sink, false},
-    {"/api/version", false, "GET", false, ollama_version, &ollama_sink, false},
-    {"/api/copy", false, "POST", false, ollama_copy, &ollama_sink, false},
-    {"/api/delete", false, "DELETE", false, ollama_delete, &ollama_sink, false},
-    {"/api/pull", false, "POST", false, ollama_pull, &ollama_sink, false},
-    {"/api/push", false, "POST", false, ollama_push, &ollama_sink, false},
-    {"/api/create", false, "POST", false, ollama_create, &ollama_sink, false},
-    {"/api/", true, "POST", false, ollama_unknown, &ollama_sink, false}, /* Ollama's 404 shape */
+    {"/", false, "GET", true, ollama_root, &ollama_sink, false, false},
+    {"/api/generate", false, "POST", false, ollama_generate, &ollama_sink, false, false},
+    {"/api/chat", false, "POST", false, ollama_chat, &ollama_sink, false, false},
+    {"/api/embed", false, "POST", false, ollama_embed, &ollama_sink, false, false},
+    {"/api/embeddings", false, "POST", false, ollama_embeddings, &ollama_sink, false, false},
+    {"/api/tags", false, "GET", false, ollama_tags, &ollama_sink, false, false},
+    {"/api/show", false, "POST", false, ollama_show, &ollama_sink, false, false},
+    {"/api/ps", false, "GET", false, ollama_ps, &ollama_sink, false, false},
+    {"/api/version", false, "GET", false, ollama_version, &ollama_sink, false, false},
+    {"/api/copy", false, "POST", false, ollama_copy, &ollama_sink, false, false},
+    {"/api/delete", false, "DELETE", false, ollama_delete, &ollama_sink, false, false},
+    {"/api/pull", false, "POST", false, ollama_pull, &ollama_sink, false, false},
+    {"/api/push", false, "POST", false, ollama_push, &ollama_sink, false, false},
+    {"/api/create", false, "POST", false, ollama_create, &ollama_sink, false, false},
+    /* Ollama's 404 shape */
+    {"/api/", true, "POST", false, ollama_unknown, &ollama_sink, false, false},
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 _Static_assert(N_ROUTES <= HTTP_MAX_ROUTES, "HTTP_MAX_ROUTES is too small for the route table");
@@ -281,6 +292,14 @@ static bool has_body(struct MHD_Connection *conn)
     if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
         return true;
     return cl && strspn(cl, " 0") != strlen(cl);
+}
+
+/* The largest body a request may send: uploads have their own bound. */
+static size_t body_limit(const struct http_server *s, const struct http_req *r)
+{
+    if (r->route && r->route->upload && s->p.max_upload_bytes > s->p.max_body_bytes)
+        return s->p.max_upload_bytes;
+    return s->p.max_body_bytes;
 }
 
 static const struct http_route *find_route(const char *url, const char *method, bool *path_known)
@@ -535,7 +554,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             }
             r->key_index = key;
         }
-        if (strcmp(r->route->method, "GET") != 0 && has_body(conn)) {
+        if (strcmp(r->route->method, "GET") != 0 && has_body(conn) && !r->route->upload) {
             /* a cross-site "simple" request (no CORS preflight) cannot send application/json */
             const char *ct =
                 MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -550,6 +569,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   ct ? ct : "no Content-Type");
                 return reject(r);
             }
+        }
+        if (r->route->upload && MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin") &&
+            !r->cors_origin) {
+            /* a form upload needs no CORS preflight: only origins allowed by CORS may send one */
+            http_reply_errorf(r, 403, NULL, "origin_not_allowed",
+                              "uploads from a web page need its origin in server.cors_origins");
+            return reject(r);
         }
         if (s->p.rate_limit_rpm > 0 && !r->route->probe) {
             char rk[72];
@@ -584,10 +610,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > s->p.max_body_bytes) {
+        if (cl && strtoull(cl, NULL, 10) > body_limit(s, r)) {
             http_reply_errorf(r, 413, NULL, "request_too_large",
                               "the request body is %s bytes; at most %zu are accepted", cl,
-                              s->p.max_body_bytes);
+                              body_limit(s, r));
             return reject(r);
         }
         return MHD_YES;
@@ -597,7 +623,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         r->discarded += n;
-        if (r->resp || r->too_large || r->len + n > s->p.max_body_bytes) {
+        if (r->resp || r->too_large || r->len + n > body_limit(s, r)) {
             /* refused already, or a chunked upload past the limit: drop the rest and answer
                at its end (libmicrohttpd cannot answer in the middle of a body); the body
                deadline (server.body_timeout_seconds) bounds how long that may take */
@@ -619,7 +645,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     http_guard_phase(s, r->hc, HTTP_PHASE_BUSY);
     if (r->too_large) {
         http_reply_errorf(r, 413, NULL, "request_too_large",
-                          "the request body is larger than %zu bytes", s->p.max_body_bytes);
+                          "the request body is larger than %zu bytes", body_limit(s, r));
         return send_response(r);
     }
     r->route->fn(r);

@@ -36,6 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "inferno/jobs.h"
 #include "inferno/status.h"
 #include "server/sched.h"
 
@@ -64,6 +65,8 @@ struct http_server_params {
     size_t ws_max_pending_bytes;   /* WebSocket: bytes queued for a client before cancelling */
     struct srv_cache *cache;       /* response cache (cache_hook.h), or NULL */
     struct srv_audit *audit;       /* audit log (audit_hook.h), or NULL */
+    struct inf_jobs *jobs;         /* the Files and Batch API's store (inferno/jobs.h), or NULL */
+    size_t max_upload_bytes;       /* largest file upload (POST /v1/files) */
 };
 
 struct http_server;

@@ -33,8 +33,10 @@ struct http_route {
     /* the output of the routes of a foreign API (Ollama's): errors before the handler too */
     const struct http_sink *sink;
     bool own_auth; /* the handler checks the API key itself (WebSocket: a browser sends none) */
+    /* the body is a multipart/form-data upload (POST /v1/files), up to max_upload_bytes */
+    bool upload;
 };
-#define HTTP_MAX_ROUTES 31 /* rows of the route table at most; counters keep one more: other */
+#define HTTP_MAX_ROUTES 47 /* rows of the route table at most; counters keep one more: other */
 
 /* Every submitted, unfinished task, to cancel at the end of a drain (response.c keeps it). */
 struct http_task_ref {

@@ -150,6 +150,9 @@ void api_metrics(struct http_req *r)
                    st->tasks_total);
     ENGINE_COUNTER("inferno_tasks_cancelled_total", "Tasks cancelled (client gone or shutdown).",
                    "counter", st->tasks_cancelled);
+    ENGINE_COUNTER("inferno_tasks_preempted_total",
+                   "Batch tasks ended to free a slot for a live request (run again later).",
+                   "counter", st->tasks_preempted);
     ENGINE_COUNTER("inferno_queue_depth", "Tasks waiting for a slot.", "gauge", st->queue_depth);
     ENGINE_COUNTER("inferno_slots_busy", "Slots running a task.", "gauge", st->slots_busy);
     ENGINE_COUNTER("inferno_slots_total", "Slots (parallel sequences).", "gauge", st->slots_total);

@@ -84,6 +84,8 @@ struct http_req {
      */
     void (*on_end)(void *ctx, bool cancel);
     void *on_end_ctx;
+    /* a request of a batch (jobs_exec.c): its tasks run at the engine's lower priority */
+    bool background;
     /* NULL for OpenAI clients; else where the output goes (see struct http_sink) */
     const struct http_sink *sink;
     void *sink_ctx;

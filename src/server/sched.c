@@ -1174,13 +1174,15 @@ static void queued_cancelled(struct srv_engine *e, struct srv_task *t)
  * back an embedding behind it, nor the other way round. Under e->mu (dropped around the set-up;
  * meanwhile only submit touches the queue, and only at its tail).
  */
-static void admit(struct srv_engine *e)
+static bool admit_pass(struct srv_engine *e, bool background)
 {
     struct srv_task *prev = NULL, *t = e->q_head;
-    bool slots_full = false;
+    bool slots_full = false, waiting = false;
     while (t) {
         struct srv_task *next = t->qnext;
-        if (atomic_load(&t->cancel)) {
+        if (t->p.background != background) {
+            prev = t;
+        } else if (atomic_load(&t->cancel)) {
             queue_unlink(e, prev, t);
             queued_cancelled(e, t);
         } else if (t->p.kind == SRV_TASK_EMBEDDING) {
@@ -1198,6 +1200,7 @@ static void admit(struct srv_engine *e)
             struct slot *s = slots_full ? NULL : pick_slot(e, t, &lcp);
             if (!s) {
                 slots_full = true;
+                waiting = true;
                 prev = t;
             } else {
                 queue_unlink(e, prev, t);
@@ -1217,6 +1220,45 @@ static void admit(struct srv_engine *e)
         /* t was the tail when next was read: a task submitted meanwhile follows prev */
         t = next ? next : (prev ? prev->qnext : e->q_head);
     }
+    return waiting;
+}
+
+/*
+ * Admit live tasks first, then background ones (batch work) only when no live completion is
+ * left waiting for a slot. Returns true when a live completion still waits: the caller then
+ * preempts a background slot (preempt_background), so that live work never queues behind
+ * batch work. Under e->mu (see admit_pass).
+ */
+static bool admit(struct srv_engine *e)
+{
+    if (admit_pass(e, false))
+        return true;
+    admit_pass(e, true);
+    return false;
+}
+
+/*
+ * A live completion waits and every slot is taken: end the background task that started last
+ * with a 503 ERROR (its submitter runs it again later), freeing its slot for the next admit.
+ * Engine thread, e->mu not held.
+ */
+static void preempt_background(struct srv_engine *e)
+{
+    masks_wait(e);
+    struct slot *victim = NULL;
+    for (int i = 0; i < e->p.n_parallel; i++) {
+        struct slot *s = &e->slots[i];
+        if (s->task && s->task->p.background &&
+            (!victim || s->task->t_submit > victim->task->t_submit))
+            victim = s;
+    }
+    if (!victim)
+        return;
+    INF_LOG_DEBUG("server", "slot %d: background task preempted by a live request", victim->id);
+    pthread_mutex_lock(&e->mu);
+    e->st.tasks_preempted++;
+    pthread_mutex_unlock(&e->mu);
+    slot_fail(e, victim, 503, "preempted by a live request; run it again");
 }
 
 static void cancel_slots(struct srv_engine *e, bool all)
@@ -1560,10 +1602,12 @@ static void *engine_main(void *arg)
             cancel_slots(e, true);
             return NULL;
         }
-        admit(e);
+        bool live_waiting = admit(e);
         if (e->p.batch_wait_ms > 0)
             batch_wait(e);
         pthread_mutex_unlock(&e->mu);
+        if (live_waiting)
+            preempt_background(e);
         cancel_slots(e, false);
         pthread_mutex_lock(&e->mu);
         if (!any_active(e)) {
@@ -1876,7 +1920,7 @@ static int waiting_requests(const struct srv_engine *e)
     int k = 0;
     const struct srv_task *prev = NULL;
     for (const struct srv_task *t = e->q_head; t; prev = t, t = t->qnext)
-        if (!prev || prev->group != t->group)
+        if ((!prev || prev->group != t->group) && !t->p.background)
             k++;
     return k;
 }
@@ -1925,7 +1969,8 @@ inf_status srv_task_submit_n(struct srv_engine *e, const struct srv_task_params 
             if (!e->slots[i].task)
                 free_slots++;
         int waiting = waiting_requests(e);
-        if ((size_t)e->q_len + n_queued > (size_t)free_slots && waiting >= e->p.queue_size)
+        if (!p[0].background && (size_t)e->q_len + n_queued > (size_t)free_slots &&
+            waiting >= e->p.queue_size)
             rc = inf_error_set(err, INF_ELIMIT, "the queue is full (%d requests waiting)", waiting);
     }
     if (rc != INF_OK) {

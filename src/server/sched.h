@@ -132,6 +132,7 @@ struct srv_engine_stats {
     uint64_t steps_total;        /* forward passes (inf_decode calls) of the slots' context */
     uint64_t batch_tokens_total; /* tokens those passes carried (generation + prompt) */
     uint64_t tasks_total, tasks_cancelled;
+    uint64_t tasks_preempted; /* background tasks ended to free a slot for a live one */
     double load_ms;
     struct srv_hist ttft;      /* submit -> first generated token */
     struct srv_hist per_token; /* between generated tokens of one task */
@@ -170,6 +171,10 @@ struct srv_task_params {
     /* under SRV_DET_AUTO, run this task's passes batch-invariant as a temperature-0 task's are
        (the response cache sets it for the seeded requests it stores) */
     bool deterministic;
+    /* batch work (the Batch API, the job queue): admitted only while no live task waits for a
+       slot, preempted when one does (the task ends with SRV_EV_ERROR, http_status 503, and its
+       submitter runs it again later); not counted against queue_size */
+    bool background;
 };
 
 enum srv_event_type {

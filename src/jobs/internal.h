@@ -1,0 +1,62 @@
+/*
+ * jobs/internal.h - the jobs handle and helpers shared by jobs.c (files, batches) and
+ * worker.c (the queue, its worker, schedules). Internal to src/jobs.
+ */
+#ifndef INFERNO_JOBS_INTERNAL_H
+#define INFERNO_JOBS_INTERNAL_H
+
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "jobs/store.h"
+
+struct inf_jobs {
+    struct inf__store *s;
+    pthread_mutex_t mu; /* every store call is made under it */
+    char files_dir[4096];
+    char owner[128]; /* host:pid:random, the lease owner of this process's workers */
+    char host[64];
+    void (*on_event)(void *ctx, const char *json, size_t len);
+    void *event_ctx;
+};
+
+#define OPS(j) ((j)->s->ops)
+
+static inline int64_t now_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+static inline int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* n_hex random hexadecimal digits and a NUL into out. */
+static inline void random_hex(char *out, size_t n_hex)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char b[32];
+    size_t nb = (n_hex + 1) / 2 > sizeof(b) ? sizeof(b) : (n_hex + 1) / 2;
+    if (RAND_bytes(b, (int)nb) != 1)
+        for (size_t i = 0; i < nb; i++)
+            b[i] = (unsigned char)(rand() & 0xff);
+    for (size_t i = 0; i < n_hex && i / 2 < nb; i++)
+        out[i] = hex[(b[i / 2] >> (i % 2 ? 0 : 4)) & 15];
+    out[n_hex] = '\0';
+}
+
+/* An event for the audit log: {"type": "job", "event": name, "time", ...extra}. */
+void inf__jobs_event(struct inf_jobs *j, const char *name, const char *extra_json);
+void inf__jobs_job_event(struct inf_jobs *j, const char *name, int64_t id, const char *ref,
+                         int attempts, const char *error);
+/* Store an uploaded file under a given id (jobs.c). */
+inf_status inf__jobs_file_store(struct inf_jobs *j, const char *id, const char *filename,
+                                const char *purpose, const void *data, size_t len,
+                                struct inf_jobs_file *out, struct inf_error *err);
+
+#endif
