@@ -262,9 +262,61 @@ try:
             urllib.request.urlopen(url + "/v1/models", timeout=10).read()
         ok, s = wait_for(lambda s: re.search(r"2xx ([1-9]\d*)", s) is not None, 10)
         check(ok, "requests by status are counted", s)
+        # a batch through the Batch API: the Jobs screen shows it, finished, with its counts
+        lines = "".join(json.dumps({"custom_id": f"r{i}", "method": "POST",
+                                    "url": "/v1/chat/completions",
+                                    "body": {"model": "tiny-chat", "max_tokens": 4,
+                                             "messages": [{"role": "user", "content": f"hi {i}"}]}})
+                        + "\n" for i in range(3))
+        bnd = "----tui-test-boundary"
+        body = (f"--{bnd}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n"
+                f"--{bnd}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"b.jsonl\"\r\n"
+                f"Content-Type: application/jsonl\r\n\r\n{lines}\r\n--{bnd}--\r\n").encode()
+        req = urllib.request.Request(url + "/v1/files", data=body, method="POST", headers={
+            "Content-Type": f"multipart/form-data; boundary={bnd}"})
+        fid = json.load(urllib.request.urlopen(req, timeout=30))["id"]
+        req = urllib.request.Request(url + "/v1/batches", method="POST",
+                                     headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"input_file_id": fid,
+                                                      "endpoint": "/v1/chat/completions",
+                                                      "completion_window": "24h"}).encode())
+        bid = json.load(urllib.request.urlopen(req, timeout=30))["id"]
         tmux("send-keys", "-t", "t", "4")
-        ok, s = wait_for(lambda s: "Batch" in s or "BATCH" in s or "batches" in s)
-        check(ok, "the Jobs screen answers (batches, or that the server has none)", s)
+        ok, s = wait_for(lambda s: bid[:30] in s and "completed" in s and
+                         re.search(r"\[#{20}\]\s+3/3", s) is not None, 60)
+        check(ok, "the Jobs screen shows the server's batch, completed, 3/3, with a full bar", s)
+
+    # ---- the local queue: a job added with `inferno queue add`, cancelled from the Jobs screen
+    r = subprocess.run([BIN, "queue", "add", "--request", json.dumps(
+        {"custom_id": "q1", "method": "POST", "url": "/v1/chat/completions",
+         "body": {"model": "tiny-chat", "messages": [{"role": "user", "content": "hi"}]}}),
+        "--not-before", "+3600"], env=env_base, capture_output=True, text=True)
+    check(r.returncode == 0, f"inferno queue add: {r.stderr}")
+    jid = r.stdout.strip().split()[-1] if r.returncode == 0 else "?"
+    tmux("send-keys", "-t", "t", "4")
+    row = re.compile(r"^\s*" + re.escape(jid) + r"\s+request\s+(\w+)", re.M)
+    ok, s = wait_for(lambda s: (m := row.search(s)) is not None and m.group(1) == "queued", 20)
+    check(ok, f"the queue section lists job {jid}, queued", s)
+    if ok:
+        # the selection runs through the batches, then the queue's rows, in screen order
+        top, bottom = s.split("queue (queue.url", 1)
+        n_batches = len(re.findall(r"^ batch_\S+", top, re.M))
+        rows = re.findall(r"^\s*(\d+)\s+(?:batch|request)\s", bottom, re.M)
+        target = n_batches + rows.index(jid)
+        for _ in range(n_batches + len(rows)):
+            tmux("send-keys", "-t", "t", "Up")
+        for _ in range(target):
+            tmux("send-keys", "-t", "t", "Down")
+        tmux("send-keys", "-t", "t", "c")
+        ok, s = wait_for(lambda s: "(y/N)" in s, 10)
+        check(f"cancel job {jid}" in s, "c asks to cancel the selected job", s)
+        tmux("send-keys", "-t", "t", "y")
+        ok, s = wait_for(lambda s: (m := row.search(s)) is not None and m.group(1) == "cancelled",
+                         15)
+        check(ok, "the job is cancelled in the queue", s)
+        r = subprocess.run([BIN, "queue", "show", jid, "--json"], env=env_base,
+                           capture_output=True, text=True)
+        check('"cancelled"' in r.stdout, f"inferno queue show agrees: {r.stdout[:200]}")
 
     # ---- resize to 80x24 keeps the layout ----
     tmux("send-keys", "-t", "t", "1")

@@ -63,6 +63,14 @@ int inf_cmd_tui(struct inf_cli *cli, struct inf_cli_args *args)
     o.api_key =
         inf_cli_has(args, "api-key") ? inf_cli_value(args, "api-key") : getenv("INFERNO_API_KEY");
     o.stats_path = inf_cli_value(args, "stats");
+    char qurl[4200];
+    const char *url = inf_config_get_str(cli->config, "queue.url");
+    if (!url || !*url) {
+        snprintf(qurl, sizeof(qurl), "sqlite:%s", inf_config_get_str(cli->config, "queue.path"));
+        url = qurl;
+    }
+    o.queue_url = url;
+    o.files_dir = inf_config_get_str(cli->config, "files.dir");
     o.model_params = inf_cli_model_params(cli);
     o.context_params = inf_cli_context_params(cli);
     char path[4096];

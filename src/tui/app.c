@@ -370,8 +370,8 @@ static const char *help_lines[] = {
     "  PgUp/PgDn  scroll      Ctrl-P  settings   Ctrl-S save  Ctrl-O load",
     "  Ctrl-L  new chat       settings: Up/Down choose, Enter edit",
     "Server / Jobs",
-    "  u  attach to a URL     r  refresh now     Up/Down select a job",
-    "  c  cancel the job      t  retry the job (queue jobs)",
+    "  u  attach to a URL     r  refresh now     Up/Down select a batch or job",
+    "  c  cancel it           t  retry a queue job (dead, failed or cancelled)",
 };
 
 static void draw_help(struct tui_app *a, int y0, int rows)

@@ -76,7 +76,7 @@ struct tui_chat {
         int w;
         size_t n;
         struct tui_span *sp;
-    } *wrap;
+    } * wrap;
     size_t n_wrap;
     char *input;
     size_t input_len, input_cap, cursor;

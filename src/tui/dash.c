@@ -15,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "inferno/jobs.h"
 #include "tui/internal.h"
 
 #define HIST 120 /* samples kept for the sparklines */
@@ -30,6 +32,16 @@ struct batch_row {
     long total, completed, failed;
     long long created;
 };
+
+struct queue_row {
+    int64_t id;
+    char kind[8], state[16], ref[64], err[96];
+    int attempts, max_attempts;
+    long done, total; /* a batch job's progress (-1: unknown) */
+};
+
+/* a change asked for on the Jobs screen, done by the poller */
+enum action { ACT_NONE, ACT_BATCH_CANCEL, ACT_JOB_CANCEL, ACT_JOB_RETRY };
 
 struct snapshot {
     bool ok;
@@ -55,8 +67,16 @@ struct tui_dash {
     bool quit, wake;
     char url[512];
     char key[512];
-    char cancel_id[96];  /* a cancel to send, under mu */
-    char confirm_id[96]; /* the batch a confirmation asks about (screen only) */
+    enum action act;     /* to do, under mu */
+    char act_id[96];     /* its batch id or job id */
+    enum action confirm; /* what a confirmation asks about (screen only) */
+    char confirm_id[96];
+    /* the local queue (queue.url), read with the public jobs API by the poller */
+    struct inf_jobs *jobs;
+    bool queue_ok;
+    char queue_err[256];
+    struct queue_row queue[64];
+    int n_queue;
     struct snapshot cur, prev;
     float tps[HIST], ttft[HIST];
     int n_hist;
@@ -244,6 +264,93 @@ static void parse_batches(struct tui_dash *d, const char *text)
     json_decref(o);
 }
 
+/* The local queue: open it when its database exists (never create one just to look), list
+ * the newest jobs with their batches' progress, and do a cancel or retry asked for. */
+static void poll_queue(struct tui_dash *d, enum action act, const char *job_id)
+{
+    const struct inf_tui_options *o = tui_options(d->app);
+    struct inf_error err = {0};
+    char msg[256] = "";
+    bool msg_err = false;
+    if (!d->jobs) {
+        const char *u = o->queue_url;
+        if (!u || !*u)
+            return;
+        if (strncmp(u, "sqlite:", 7) == 0 && access(u + 7, F_OK) != 0) {
+            pthread_mutex_lock(&d->mu);
+            snprintf(d->queue_err, sizeof(d->queue_err), "no queue yet (%s)", u + 7);
+            pthread_mutex_unlock(&d->mu);
+            return;
+        }
+        struct inf_jobs_params p = {.url = u, .files_dir = o->files_dir};
+        if (inf_jobs_open(&p, &d->jobs, &err) != INF_OK) {
+            pthread_mutex_lock(&d->mu);
+            snprintf(d->queue_err, sizeof(d->queue_err), "%s", inf_error_message(&err));
+            pthread_mutex_unlock(&d->mu);
+            d->jobs = NULL;
+            return;
+        }
+    }
+    if (act == ACT_JOB_CANCEL || act == ACT_JOB_RETRY) {
+        int64_t id = strtoll(job_id, NULL, 10);
+        inf_status st = act == ACT_JOB_CANCEL ? inf_jobs_cancel(d->jobs, id, &err)
+                                              : inf_jobs_retry(d->jobs, id, &err);
+        msg_err = st != INF_OK;
+        if (st == INF_OK)
+            snprintf(msg, sizeof(msg), "job %s %s", job_id,
+                     act == ACT_JOB_CANCEL ? "cancelled" : "queued again");
+        else
+            snprintf(msg, sizeof(msg), "job %s: %s", job_id, inf_error_message(&err));
+    }
+    struct inf_job *v = NULL;
+    size_t n = 0;
+    struct queue_row rows[64];
+    int nr = 0;
+    inf_status st = inf_jobs_list(d->jobs, NULL, 64, &v, &n, &err);
+    for (size_t i = 0; st == INF_OK && i < n && nr < 64; i++) {
+        struct queue_row *r = &rows[nr++];
+        memset(r, 0, sizeof(*r));
+        r->id = v[i].id;
+        snprintf(r->kind, sizeof(r->kind), "%s", v[i].kind == INF_JOB_BATCH ? "batch" : "request");
+        snprintf(r->state, sizeof(r->state), "%s", v[i].state);
+        snprintf(r->ref, sizeof(r->ref), "%s", v[i].ref);
+        snprintf(r->err, sizeof(r->err), "%s", v[i].last_error ? v[i].last_error : "");
+        r->attempts = v[i].attempts;
+        r->max_attempts = v[i].max_attempts;
+        r->done = r->total = -1;
+        char *obj = NULL;
+        struct inf_error e2 = {0};
+        if (v[i].kind == INF_JOB_BATCH && v[i].ref[0] &&
+            inf_jobs_batch_get(d->jobs, v[i].ref, &obj, &e2) == INF_OK) {
+            json_t *b = json_loads(obj, 0, NULL);
+            json_t *rc = json_object_get(b, "request_counts");
+            r->total = (long)json_integer_value(json_object_get(rc, "total"));
+            r->done = (long)(json_integer_value(json_object_get(rc, "completed")) +
+                             json_integer_value(json_object_get(rc, "failed")));
+            json_decref(b);
+        }
+        free(obj);
+    }
+    for (size_t i = 0; i < n; i++)
+        inf_job_release(&v[i]);
+    free(v);
+    pthread_mutex_lock(&d->mu);
+    d->queue_ok = st == INF_OK;
+    if (st == INF_OK) {
+        memcpy(d->queue, rows, sizeof(rows[0]) * (size_t)nr);
+        d->n_queue = nr;
+        d->queue_err[0] = '\0';
+    } else {
+        snprintf(d->queue_err, sizeof(d->queue_err), "%s", inf_error_message(&err));
+    }
+    if (msg[0]) {
+        snprintf(d->action_msg, sizeof(d->action_msg), "%s", msg);
+        d->action_err = msg_err;
+        d->action_done = true;
+    }
+    pthread_mutex_unlock(&d->mu);
+}
+
 static void *poller(void *arg)
 {
     struct tui_dash *d = arg;
@@ -252,12 +359,17 @@ static void *poller(void *arg)
     int tick = 0;
     pthread_mutex_lock(&d->mu);
     while (!d->quit) {
-        char url[512], key[512], cancel[96];
+        char url[512], key[512], cancel[96] = "", job_id[96] = "";
         snprintf(url, sizeof(url), "%s", d->url);
         snprintf(key, sizeof(key), "%s", d->key);
-        snprintf(cancel, sizeof(cancel), "%s", d->cancel_id);
-        d->cancel_id[0] = '\0';
+        enum action act = d->act;
+        if (act == ACT_BATCH_CANCEL)
+            snprintf(cancel, sizeof(cancel), "%s", d->act_id);
+        else if (act != ACT_NONE)
+            snprintf(job_id, sizeof(job_id), "%s", d->act_id);
+        d->act = ACT_NONE;
         pthread_mutex_unlock(&d->mu);
+        poll_queue(d, act, job_id);
 
         struct snapshot s = {0};
         char jerr[256] = "";
@@ -353,6 +465,8 @@ static void *poller(void *arg)
     free(b.d);
     if (h)
         curl_easy_cleanup(h);
+    inf_jobs_close(d->jobs);
+    d->jobs = NULL;
     return NULL;
 }
 
@@ -525,67 +639,116 @@ void tui_dash_draw(struct tui_dash *d, int y0, int rows, int cols)
              cols - 2);
 }
 
+static void progress_bar(int y, int x, int bw, long done, long total)
+{
+    int fill = total > 0 ? (int)(done * bw / total) : 0;
+    mvaddch(y, x, '[');
+    for (int k = 0; k < bw; k++)
+        mvaddch(y, x + 1 + k, k < fill ? '#' : '.');
+    mvaddch(y, x + 1 + bw, ']');
+}
+
+/* The Jobs screen: the attached server's batches, then the local queue's jobs; one selection
+ * runs through both lists (batches first). */
 void tui_jobs_draw(struct tui_dash *d, int y0, int rows, int cols)
 {
     struct tui_app *a = d->app;
     pthread_mutex_lock(&d->mu);
     bool has_url = d->url[0] != '\0';
-    bool ok = d->jobs_ok, seen = d->jobs_seen;
-    char err[256];
+    bool ok = d->jobs_ok, seen = d->jobs_seen, qok = d->queue_ok;
+    char err[256], qerr[256];
     snprintf(err, sizeof(err), "%s", d->jobs_err);
-    int n = d->n_batches;
-    struct batch_row rows_[64];
-    memcpy(rows_, d->batches, sizeof(rows_[0]) * (size_t)n);
+    snprintf(qerr, sizeof(qerr), "%s", d->queue_err);
+    int n = ok ? d->n_batches : 0, nq = qok ? d->n_queue : 0;
+    struct batch_row br[64];
+    struct queue_row qr[64];
+    memcpy(br, d->batches, sizeof(br[0]) * (size_t)n);
+    memcpy(qr, d->queue, sizeof(qr[0]) * (size_t)nq);
     pthread_mutex_unlock(&d->mu);
-    if (!has_url) {
-        attron(tui_attr(a, ST_DIM));
-        tui_puts(y0 + 1, 1, "Not attached to a server: press u on the Server screen (3).",
-                 cols - 2);
-        attroff(tui_attr(a, ST_DIM));
-        return;
-    }
-    if (!ok) {
-        attron(tui_attr(a, seen ? ST_ERR : ST_DIM));
-        tui_puts(y0 + 1, 1, seen ? err : "loading...", cols - 2);
-        attroff(tui_attr(a, seen ? ST_ERR : ST_DIM));
-        return;
-    }
-    int wid = cols - 62 > 20 ? cols - 62 : 20;
-    attron(tui_attr(a, ST_ACCENT));
-    tui_putf(y0, 1, cols - 2, "%-*s %-11s %-22s %11s %6s", wid, "BATCH", "STATUS", "PROGRESS",
-             "DONE/TOTAL", "FAILED");
-    attroff(tui_attr(a, ST_ACCENT));
-    if (!n) {
-        attron(tui_attr(a, ST_DIM));
-        tui_puts(y0 + 2, 1, "no batches", cols - 2);
-        attroff(tui_attr(a, ST_DIM));
-        return;
-    }
-    if (d->sel >= n)
-        d->sel = n - 1;
+    if (d->sel >= n + nq)
+        d->sel = n + nq - 1;
     if (d->sel < 0)
         d->sel = 0;
-    for (int i = 0; i < n && i < rows - 2; i++) {
-        struct batch_row *r = &rows_[i];
-        int y = y0 + 1 + i;
-        bool sel = i == d->sel;
+    int half = nq || qerr[0] ? rows / 2 : rows;
+    int y = y0;
+
+    /* batches */
+    tui_rule(a, y++, 0, cols, has_url ? "batches on the server (Batch API)" : "batches");
+    if (!has_url || !ok) {
+        const char *m = !has_url ? "not attached to a server: press u on the Server screen (3)"
+                        : seen   ? err
+                                 : "loading...";
+        attron(tui_attr(a, has_url && seen ? ST_ERR : ST_DIM));
+        tui_puts(y++, 1, m, cols - 2);
+        attroff(tui_attr(a, has_url && seen ? ST_ERR : ST_DIM));
+    } else {
+        int wid = cols - 62 > 20 ? cols - 62 : 20;
+        attron(tui_attr(a, ST_ACCENT));
+        tui_putf(y++, 1, cols - 2, "%-*s %-11s %-22s %11s %6s", wid, "BATCH", "STATUS", "PROGRESS",
+                 "DONE/TOTAL", "FAILED");
+        attroff(tui_attr(a, ST_ACCENT));
+        if (!n)
+            tui_puts(y++, 1, "no batches", cols - 2);
+        for (int i = 0; i < n && y < y0 + half; i++, y++) {
+            struct batch_row *r = &br[i];
+            bool sel = i == d->sel;
+            if (sel) {
+                attron(tui_attr(a, ST_SELECTED));
+                tui_clear_row(y, 0, cols);
+            }
+            tui_put(y, 1, r->id, strlen(r->id), wid);
+            int x = 2 + wid;
+            tui_put(y, x, r->status, strlen(r->status), 11);
+            x += 12;
+            long done = r->completed + r->failed;
+            progress_bar(y, x, 20, done, r->total);
+            x += 23;
+            tui_putf(y, x, cols - x - 1, "%5ld/%-5ld %6ld", done, r->total, r->failed);
+            if (sel)
+                attroff(tui_attr(a, ST_SELECTED));
+        }
+    }
+
+    /* the local queue */
+    y = y0 + half;
+    if (y >= y0 + rows)
+        return;
+    tui_rule(a, y++, 0, cols, "queue (queue.url on this machine)");
+    if (!qok) {
+        attron(tui_attr(a, ST_DIM));
+        tui_puts(y, 1, qerr[0] ? qerr : "loading...", cols - 2);
+        attroff(tui_attr(a, ST_DIM));
+        return;
+    }
+    attron(tui_attr(a, ST_ACCENT));
+    tui_putf(y++, 1, cols - 2, "%6s %-7s %-9s %-8s %-22s %s", "JOB", "KIND", "STATE", "TRIES",
+             "PROGRESS", "BATCH / LAST ERROR");
+    attroff(tui_attr(a, ST_ACCENT));
+    if (!nq)
+        tui_puts(y++, 1, "no jobs", cols - 2);
+    for (int i = 0; i < nq && y < y0 + rows; i++, y++) {
+        struct queue_row *r = &qr[i];
+        bool sel = n + i == d->sel;
         if (sel) {
             attron(tui_attr(a, ST_SELECTED));
             tui_clear_row(y, 0, cols);
         }
-        tui_put(y, 1, r->id, strlen(r->id), wid);
-        int x = 2 + wid;
-        tui_put(y, x, r->status, strlen(r->status), 11);
-        x += 12;
-        long done = r->completed + r->failed;
-        int bw = 20;
-        int fill = r->total > 0 ? (int)(done * bw / r->total) : 0;
-        mvaddch(y, x, '[');
-        for (int k = 0; k < bw; k++)
-            mvaddch(y, x + 1 + k, k < fill ? '#' : '.');
-        mvaddch(y, x + 1 + bw, ']');
-        x += bw + 3;
-        tui_putf(y, x, cols - x - 1, "%5ld/%-5ld %6ld", done, r->total, r->failed);
+        int st = strcmp(r->state, "dead") == 0 || strcmp(r->state, "failed") == 0 ? ST_ERR
+                 : strcmp(r->state, "done") == 0                                  ? ST_OK
+                                                                                  : ST_NORMAL;
+        tui_putf(y, 1, 16, "%6lld %-7s", (long long)r->id, r->kind);
+        if (!sel)
+            attron(tui_attr(a, st));
+        tui_put(y, 16, r->state, strlen(r->state), 9);
+        if (!sel)
+            attroff(tui_attr(a, st));
+        tui_putf(y, 26, 8, "%d/%d", r->attempts, r->max_attempts);
+        int x = 35;
+        if (r->total >= 0)
+            progress_bar(y, x, 20, r->done, r->total);
+        x += 23;
+        const char *tail = r->err[0] ? r->err : r->ref;
+        tui_put(y, x, tail, strlen(tail), cols - x - 1);
         if (sel)
             attroff(tui_attr(a, ST_SELECTED));
     }
@@ -625,6 +788,28 @@ bool tui_dash_key(struct tui_dash *d, int key, bool is_char)
     return false;
 }
 
+/* What the selection points at: a batch (its id) or a queue job (its id as text). */
+static enum action selected(struct tui_dash *d, char *id, size_t cap, const char **state)
+{
+    pthread_mutex_lock(&d->mu);
+    int n = d->jobs_ok ? d->n_batches : 0, nq = d->queue_ok ? d->n_queue : 0;
+    enum action what = ACT_NONE;
+    static char st[16];
+    st[0] = '\0';
+    if (d->sel >= 0 && d->sel < n) {
+        snprintf(id, cap, "%s", d->batches[d->sel].id);
+        snprintf(st, sizeof(st), "%s", d->batches[d->sel].status);
+        what = ACT_BATCH_CANCEL;
+    } else if (d->sel >= n && d->sel < n + nq) {
+        snprintf(id, cap, "%lld", (long long)d->queue[d->sel - n].id);
+        snprintf(st, sizeof(st), "%s", d->queue[d->sel - n].state);
+        what = ACT_JOB_CANCEL;
+    }
+    pthread_mutex_unlock(&d->mu);
+    *state = st;
+    return what;
+}
+
 bool tui_jobs_key(struct tui_dash *d, int key, bool is_char)
 {
     if (!is_char && key == KEY_UP) {
@@ -635,23 +820,25 @@ bool tui_jobs_key(struct tui_dash *d, int key, bool is_char)
         d->sel++;
         return true;
     }
-    if (is_char && key == 'c') {
-        pthread_mutex_lock(&d->mu);
-        bool ok = d->sel >= 0 && d->sel < d->n_batches;
-        char id[96] = "";
-        if (ok)
-            snprintf(id, sizeof(id), "%s", d->batches[d->sel].id);
-        pthread_mutex_unlock(&d->mu);
-        if (ok) {
-            snprintf(d->confirm_id, sizeof(d->confirm_id), "%s", id);
-            tui_confirm(d->app, "cancel", "cancel batch %s?", id);
+    if (is_char && (key == 'c' || key == 't')) {
+        char id[96];
+        const char *state;
+        enum action what = selected(d, id, sizeof(id), &state);
+        if (what == ACT_NONE) {
+            tui_flash(d->app, true, "nothing selected");
+            return true;
         }
-        return true;
-    }
-    if (is_char && key == 't') {
-        tui_flash(d->app, true,
-                  "retry: the Batch API has none; queue jobs are retried with `inferno queue "
-                  "retry ID`");
+        if (key == 't') {
+            if (what != ACT_JOB_CANCEL) {
+                tui_flash(d->app, true, "batches have no retry in the Batch API: create it again");
+                return true;
+            }
+            what = ACT_JOB_RETRY;
+        }
+        d->confirm = what;
+        snprintf(d->confirm_id, sizeof(d->confirm_id), "%s", id);
+        tui_confirm(d->app, "jobs", "%s %s %s (%s)?", what == ACT_JOB_RETRY ? "retry" : "cancel",
+                    what == ACT_BATCH_CANCEL ? "batch" : "job", id, state);
         return true;
     }
     return tui_dash_key(d, key, is_char);
@@ -664,9 +851,10 @@ void tui_dash_answer(struct tui_dash *d, const char *tag, const char *text)
             set_url(d, text);
         return;
     }
-    if (strcmp(tag, "cancel") == 0 && strcmp(text, "y") == 0) {
+    if (strcmp(tag, "jobs") == 0 && strcmp(text, "y") == 0) {
         pthread_mutex_lock(&d->mu);
-        snprintf(d->cancel_id, sizeof(d->cancel_id), "%s", d->confirm_id);
+        d->act = d->confirm;
+        snprintf(d->act_id, sizeof(d->act_id), "%s", d->confirm_id);
         d->wake = true;
         pthread_cond_signal(&d->cv);
         pthread_mutex_unlock(&d->mu);
@@ -677,9 +865,10 @@ void tui_dash_status(struct tui_dash *d, char *buf, size_t cap)
 {
     pthread_mutex_lock(&d->mu);
     if (!d->url[0])
-        snprintf(buf, cap, "u attach to a server");
+        snprintf(buf, cap, "u attach to a server%s",
+                 d->queue_ok ? " | c cancel  t retry a job" : "");
     else
         snprintf(buf, cap, "%s | polled every second | u change URL  r refresh%s", d->url,
-                 d->jobs_ok ? "  c cancel a batch" : "");
+                 d->jobs_ok || d->queue_ok ? "  c cancel  t retry" : "");
     pthread_mutex_unlock(&d->mu);
 }

@@ -18,6 +18,8 @@ struct inf_tui_options {
     const char *screen;     /* models | chat | server | jobs (NULL: models, or chat with model) */
     const char *url;        /* the server the dashboard attaches to (NULL: none) */
     const char *api_key;    /* its bearer token, or NULL; never shown */
+    const char *queue_url;  /* the jobs store the Jobs screen shows ("sqlite:PATH", ...) */
+    const char *files_dir;  /* its files directory */
     const char *stats_path; /* write frame/generation statistics as JSON here at exit, or NULL */
     struct inf_model_params model_params;
     struct inf_context_params context_params;
