@@ -115,6 +115,23 @@ static json_t *params_of(json_t *body)
     return p;
 }
 
+void srv_audit_client(const struct http_req *r, char *out, size_t size)
+{
+    out[0] = '\0';
+    if (!r->conn) {
+        if (r->client)
+            snprintf(out, size, "%s", r->client);
+        return;
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr)
+        getnameinfo(ci->client_addr,
+                    ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                           : sizeof(struct sockaddr_in),
+                    out, (socklen_t)size, NULL, 0, NI_NUMERICHOST);
+}
+
 bool srv_audit_request(struct srv_audit *a, struct http_req *r)
 {
     if (!a || r->audited)
@@ -122,14 +139,8 @@ bool srv_audit_request(struct srv_audit *a, struct http_req *r)
     r->audited = true;
     char ts[40];
     iso_now(ts, sizeof(ts));
-    char client[64] = "";
-    const union MHD_ConnectionInfo *ci =
-        r->conn ? MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS) : NULL;
-    if (ci && ci->client_addr)
-        getnameinfo(ci->client_addr,
-                    ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                           : sizeof(struct sockaddr_in),
-                    client, sizeof(client), NULL, 0, NI_NUMERICHOST);
+    char client[64];
+    srv_audit_client(r, client, sizeof(client));
     json_t *o = json_object();
     json_object_set_new(o, "type", json_string("request"));
     json_object_set_new(o, "ts", json_string(ts));
