@@ -794,7 +794,7 @@ static enum action selected(struct tui_dash *d, char *id, size_t cap, const char
     pthread_mutex_lock(&d->mu);
     int n = d->jobs_ok ? d->n_batches : 0, nq = d->queue_ok ? d->n_queue : 0;
     enum action what = ACT_NONE;
-    static char st[16];
+    static char st[32];
     st[0] = '\0';
     if (d->sel >= 0 && d->sel < n) {
         snprintf(id, cap, "%s", d->batches[d->sel].id);
