@@ -331,8 +331,9 @@ try:
     tmux("send-keys", "-t", "t", "q")
     restored("q")
     st = json.load(open(stats)) if os.path.exists(stats) else {}
-    check(st.get("gen_frames", 0) > 0 and st.get("gen_fps", 0) >= 30,
-          f"frames while generating at 30 fps or more ({st})")
+    # (the frame rate is measured by bench/tui-overhead.py, not asserted here)
+    check(st.get("gen_frames", 0) > 1 and st.get("tokens", 0) > 0,
+          f"--stats: frames were drawn while the reply was generated ({st})")
 
     # ---- Esc stops a reply (a model slow enough to be caught generating) ----
     start(["-m", slow, "-c", "2048", "--temp", "0", "-n", "0"])
