@@ -64,9 +64,14 @@ struct http_server_params {
     size_t ws_max_pending_bytes;   /* WebSocket: bytes queued for a client before cancelling */
     struct srv_cache *cache;       /* response cache (cache_hook.h), or NULL */
     struct srv_audit *audit;       /* audit log (audit_hook.h), or NULL */
+    /* /api/pull: the hub settings (models_dir, endpoints, token; NULL = pulling refused) and
+       the model database the pulled names are registered in */
+    const struct inf_hub_params *hub;
+    const char *models_db;
 };
 
 struct http_server;
+struct inf_hub_params;
 
 /* Start listening (the server runs on its own threads). */
 inf_status http_server_start(const struct http_server_params *p, struct http_server **out,

@@ -379,8 +379,20 @@ const struct http_sink ollama_sink = {
 /* ---- models ---------------------------------------------------------------------------------- */
 
 /* The id of the model an Ollama name means: the id itself, the name without ":latest", or
-   the bare name with ":latest". false when none is served. */
+   the bare name with ":latest"; then the same without a hub's host (hf.co/OWNER/REPO:QUANT is
+   registered as OWNER/REPO:QUANT). false when none is served. */
+static bool resolve_exact(struct http_req *r, const char *name, char *id, size_t size);
+
 static bool resolve(struct http_req *r, const char *name, char *id, size_t size)
+{
+    char norm[300];
+    if (resolve_exact(r, name, id, size))
+        return true;
+    inf_models_name_normalize(name, norm, sizeof(norm));
+    return strcmp(norm, name) != 0 && resolve_exact(r, norm, id, size);
+}
+
+static bool resolve_exact(struct http_req *r, const char *name, char *id, size_t size)
 {
     struct srv_model_entry *m = NULL;
     size_t n = 0;
@@ -1320,13 +1332,6 @@ out:
 
 /* ---- not (yet) served -------------------------------------------------------------------------
  */
-
-void ollama_pull(struct http_req *r)
-{
-    http_reply_errorf(r, 501, NULL, NULL,
-                      "pulling models is not available yet in Inferno: put GGUF files in "
-                      "models_dir");
-}
 
 void ollama_push(struct http_req *r)
 {
