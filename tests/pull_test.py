@@ -367,8 +367,9 @@ def serve_checks(env, stories, hub, mdir):
               and any(x.get("completed") == x.get("total") and x.get("total") for x in lines),
               f"/api/pull streams progress and success: {text[-400:]!r}")
         with urllib.request.urlopen(base + "/api/tags", timeout=30) as r:
-            tags = [m["name"] for m in json.loads(r.read())["models"]]
-        check("acme/fresh:Q4_K_M" in tags, f"a pulled model is served at once: {tags}")
+            models = {m["name"]: m for m in json.loads(r.read())["models"]}
+        check(models.get("acme/fresh:Q4_K_M", {}).get("digest") == sha_file(stories),
+              f"a pulled model is served at once, with the hub's digest: {list(models)}")
         st, text = post(base + "/api/generate", {"model": "hf.co/acme/fresh:Q4_K_M",
                                                  "prompt": "Once upon", "stream": False,
                                                  "options": {"temperature": 0, "num_predict": 4}})

@@ -27,6 +27,7 @@
 
 #define BACKOFF_MAX_S   30.0
 #define MAX_CONNECT_TRY 2 /* retries of a refused connection: a server that is down stays down */
+#define WRITEBEHIND     (16u << 20)
 
 struct inf__hub_http {
     CURL *curl;
@@ -376,12 +377,13 @@ struct dl {
     const struct inf__hub_fetch *f;
     int fd;
     EVP_MD_CTX *md;
-    uint64_t have;  /* bytes in the partial file (all hashed) */
-    uint64_t start; /* have when this transfer began */
-    uint64_t got;   /* bytes received in this pull (all transfers) */
-    bool checked;   /* the response status has been looked at */
-    bool writing;   /* the response is the file's bytes */
-    bool too_long;  /* more bytes than the expected size */
+    uint64_t have;    /* bytes in the partial file (all hashed) */
+    uint64_t start;   /* have when this transfer began */
+    uint64_t got;     /* bytes received in this pull (all transfers) */
+    uint64_t flushed; /* bytes whose write-back has been started */
+    bool checked;     /* the response status has been looked at */
+    bool writing;     /* the response is the file's bytes */
+    bool too_long;    /* more bytes than the expected size */
     bool io_error;
     int io_errno;
     char errbody[512]; /* an error response's first bytes */
@@ -412,6 +414,7 @@ static bool restart(struct dl *d)
         return false;
     }
     d->have = 0;
+    d->flushed = 0;
     return md_reset(d);
 }
 
@@ -480,6 +483,13 @@ static size_t dl_write(char *ptr, size_t size, size_t nmemb, void *user)
     }
     d->have += n;
     d->got += n;
+    /* write-behind: start the disk writes of every WRITEBEHIND bytes as they come, so the
+       fsync before the rename has little left to do (and dirty pages do not pile up) */
+    if (d->have - d->flushed >= WRITEBEHIND) {
+        sync_file_range(d->fd, (off_t)d->flushed, (off_t)(d->have - d->flushed),
+                        SYNC_FILE_RANGE_WRITE);
+        d->flushed = d->have;
+    }
     emit_progress(d, false);
     return d->h->canceled ? 0 : n;
 }
@@ -666,7 +676,7 @@ inf_status inf__hub_fetch_file(struct inf__hub_http *h, const struct inf__hub_fe
         st = inf_error_set(err, INF_EIO, "'%s': %s", partial, strerror(errno));
         goto out;
     }
-    d.have = (uint64_t)sb.st_size;
+    d.have = d.flushed = (uint64_t)sb.st_size;
     if (d.have > f->size && !restart(&d)) {
         st = inf_error_set(err, INF_EIO, "'%s': %s", partial, strerror(d.io_errno));
         goto out;

@@ -49,8 +49,8 @@ bool inf__hub_path_valid(const char *p);
 
 /*
  * The quantization a GGUF file name carries ("Q4_K_M", "IQ4_XS", "F16", "BF16", "MXFP4"...),
- * upper-case, as the rightmost known name delimited by '-', '.', '_' or the ends of the stem;
- * false when none.
+ * upper-case, as the rightmost known name preceded by '-', '.', '_', '/' or the start of the
+ * stem and followed by '-', '.', '/' or its end; false when none.
  */
 bool inf__hub_quant_of(const char *file, char *out, size_t size);
 

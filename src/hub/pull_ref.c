@@ -186,7 +186,9 @@ inf_status inf_hub_ref_parse(const char *text, struct inf_hub_ref *out, struct i
 
 /* ---- quantizations and shards ---------------------------------------------------------------- */
 
-/* Known quantization names, longest first within a family so that Q4_K_M wins over Q4_K. */
+/* Known quantization names, longest first within a family so that Q4_K_M wins over Q4_K (a name
+   must end at '-', '.', '/' or the end of the stem, never at '_', so Q4_K never matches the
+   start of Q4_K_XXL). */
 static const char *const quants[] = {
     "IQ1_S",   "IQ1_M",   "IQ2_XXS", "IQ2_XS", "IQ2_S",     "IQ2_M",    "IQ3_XXS",  "IQ3_XS",
     "IQ3_S",   "IQ3_M",   "IQ4_XS",  "IQ4_NL", "Q2_K_S",    "Q2_K_L",   "Q2_K",     "Q3_K_XL",
@@ -249,7 +251,7 @@ bool inf__hub_quant_of(const char *file, char *out, size_t size)
         for (size_t q = 0; q < sizeof(quants) / sizeof(quants[0]); q++) {
             size_t ql = strlen(quants[q]);
             if (pos + ql <= n && memcmp(up + pos, quants[q], ql) == 0 &&
-                (pos + ql == n || delim(up[pos + ql]))) {
+                (pos + ql == n || (delim(up[pos + ql]) && up[pos + ql] != '_'))) {
                 const char *name = quants[q];
                 if (strcmp(name, "FP16") == 0)
                     name = "F16";

@@ -481,7 +481,7 @@ static json_t *details_json(const struct inf_model_summary *s)
 }
 
 /* {name, model, modified_at, size, digest, details} for /api/tags and /api/ps. */
-static json_t *model_entry_json(const struct srv_model_entry *m)
+static json_t *model_entry_json(const struct http_req *r, const struct srv_model_entry *m)
 {
     struct inf_model_summary s;
     struct inf_error err = {0};
@@ -489,7 +489,15 @@ static json_t *model_entry_json(const struct srv_model_entry *m)
     if (inf_model_probe(m->path, &s, &err) != INF_OK)
         INF_LOG_DEBUG("http", "ollama: '%s': %s", m->path, inf_error_message(&err));
     char dg[65];
-    digest_of(m->path, dg);
+    struct inf_model_reg reg;
+    const char *db = r->params->models_db;
+    /* a pulled model's digest is the hub's SHA-256 of its bytes */
+    if (db && *db && inf_models_lookup(db, m->id, &reg, NULL) == INF_OK &&
+        strcmp(reg.path, m->path) == 0 && strncmp(reg.digest, "sha256:", 7) == 0 &&
+        strlen(reg.digest) == 71)
+        snprintf(dg, sizeof(dg), "%.64s", reg.digest + 7);
+    else
+        digest_of(m->path, dg);
     json_t *o = json_object();
     json_object_set_new(o, "name", name_json(m->id));
     json_object_set_new(o, "model", name_json(m->id));
@@ -989,7 +997,7 @@ void ollama_tags(struct http_req *r)
     }
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(a, model_entry_json(&m[i]));
+        json_array_append_new(a, model_entry_json(r, &m[i]));
     free(m);
     http_reply_json(r, 200, json_pack("{s:o}", "models", a));
 }
@@ -1005,7 +1013,7 @@ void ollama_ps(struct http_req *r)
     }
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++) {
-        json_t *o = model_entry_json(&m[i].entry);
+        json_t *o = model_entry_json(r, &m[i].entry);
         json_object_del(o, "modified_at");
         /* no expiry: far in the future, as Ollama shows a negative keep_alive */
         int64_t exp = m[i].expires_at ? m[i].expires_at : (int64_t)time(NULL) + 100LL * 365 * 86400;
