@@ -375,6 +375,14 @@ def serve_checks(env, stories, hub, mdir):
                                                  "options": {"temperature": 0, "num_predict": 4}})
         check(st == 200 and json.loads(text).get("done") is True,
               f"/api/generate with the pulled model (hf.co/ name): {st} {text[:200]!r}")
+        req = urllib.request.Request(base + "/api/delete", method="DELETE",
+                                     data=json.dumps({"model": "acme/fresh:Q4_K_M"}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            st = r.status
+        fresh = os.path.join(mdir, "hf.co/acme/fresh/fresh-Q4_K_M.gguf")
+        check(st == 200 and not os.path.exists(fresh) and "acme/fresh:Q4_K_M" not in listing(env),
+              "/api/delete removes a pulled model's file and its name")
         st, text = post(base + "/api/pull", {"model": "hf.co/acme/nope", "stream": False})
         check(st in (401, 404) and "error" in json.loads(text), f"/api/pull failure: {st} {text!r}")
         st, text = post(base + "/api/pull", {"model": "bad name"})

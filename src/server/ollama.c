@@ -1332,6 +1332,10 @@ void ollama_delete(struct http_req *r)
         http_reply_errorf(r, 500, NULL, NULL, "cannot delete '%s': %s", me.path, strerror(errno));
         goto out;
     }
+    /* a pulled (registered) name goes from the model database too */
+    const char *db = r->params->models_db;
+    if (db && *db)
+        inf_models_unregister(db, id, NULL);
     INF_LOG_INFO("http", "ollama: deleted '%s' (%s)", id, me.path);
     http_reply_text(r, 200, "application/json", "", 0);
 out:
