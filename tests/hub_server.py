@@ -172,7 +172,8 @@ class Hub:
                 code = hub._fault_status(path)
                 if code:
                     return self.reply(code, {"error": "injected %d" % code})
-                parts = path.strip("/").split("/")
+                # split before unquoting: a revision "refs/pr/1" travels as one segment
+                parts = [urllib.parse.unquote(x) for x in u.path.strip("/").split("/")]
                 if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "tree":
                     return self.tree(parts[2], parts[3], "/".join(parts[5:]), u.query)
                 if len(parts) >= 5 and parts[2] == "resolve":

@@ -90,6 +90,8 @@ def main():
         "tiny-Q4_K_M.gguf": q4, "tiny-Q8_0.gguf": q8, "README.md": b"# tiny\n",
         "mmproj-tiny-f16.gguf": f16, "config.json": b"{}"})
     hub.add_hf("acme", "tiny-GGUF", {"tiny-Q8_0.gguf": q8_v2}, rev="v2")
+    q8_pr = hs.gguf(file_type=7, n_floats=2200)
+    hub.add_hf("acme", "tiny-GGUF", {"tiny-Q8_0.gguf": q8_pr}, rev="refs/pr/1")
     hub.add_hf("acme", "multi", {"m-Q8_0.gguf": q8, "m-F16.gguf": f16, "sub/m-BF16.gguf": f16},
                page_size=2)
     shards = [hs.gguf(file_type=15, n_floats=1000)] + [bytes([k]) * 70_000 for k in (2, 3)]
@@ -152,6 +154,12 @@ def main():
         p = run(env, "pull", "hf.co/acme/tiny-GGUF@v2:Q8_0")
         check(p.returncode == 0 and sha_file(q8_path) == hs.sha256(q8_v2),
               f"a revision replaces the file: {p.stderr!r}")
+        p = run(env, "pull", "hf.co/acme/tiny-GGUF:Q8_0", "--revision", "refs/pr/1")
+        check(p.returncode == 0 and sha_file(q8_path) == hs.sha256(q8_pr),
+              f"--revision refs/pr/1 (escaped as one segment): {p.stderr[-300:]!r}")
+        p = run(env, "pull", "hf.co/acme/tiny-GGUF:Q8_0", "--revision", "../x")
+        check(p.returncode == 1 and "invalid revision" in p.stderr, f"--revision ../x: {p.stderr!r}")
+        p = run(env, "pull", "hf.co/acme/tiny-GGUF@v2:Q8_0")
         p = run(env, "pull", "hf.co/acme/big")
         big = [os.path.join(mdir, "hf.co/acme/big/Q4_K_M/big-Q4_K_M-%05d-of-00003.gguf" % (i + 1))
                for i in range(3)]

@@ -829,8 +829,13 @@ inf_status inf_hub_pull(const char *text, const struct inf_hub_params *p,
         return st;
     if (!p->models_dir || !*p->models_dir)
         return inf_error_set(err, INF_EINVAL, "no models directory configured (models_dir)");
-    if (ref.kind == INF_HUB_HF && p->revision && *p->revision)
+    if (ref.kind == INF_HUB_HF && p->revision && *p->revision) {
+        /* a branch, tag or commit; '/' allowed between parts (refs/pr/1), escaped in URLs */
+        if (strlen(p->revision) >= sizeof(ref.revision) || !inf__hub_path_valid(p->revision) ||
+            strchr(p->revision, '+'))
+            return inf_error_set(err, INF_EINVAL, "invalid revision '%.200s'", p->revision);
         snprintf(ref.revision, sizeof(ref.revision), "%s", p->revision);
+    }
     if ((st = inf__hub_http_new(p, &h, err)) != INF_OK)
         return st;
     st = ref.kind == INF_HUB_HF ? inf__hub_pull_hf(h, &ref, out, err)

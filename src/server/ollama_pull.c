@@ -109,6 +109,11 @@ static void run_pull(struct pull_job *j, struct srv_models *models)
     if (j->models_db && *j->models_db && inf_models_register(j->models_db, &reg, &rerr) != INF_OK)
         INF_LOG_WARN("http", "ollama: pulled '%s' but cannot register it: %s", j->res.name,
                      inf_error_message(&rerr));
+    pthread_mutex_lock(&j->mu);
+    bool gone = j->gone && j->models; /* streamed, and the connection (or the server) closed */
+    pthread_mutex_unlock(&j->mu);
+    if (gone)
+        return;
     struct inf_error aerr = {0};
     inf_status st = srv_models_add(models, j->res.name, j->res.path, &aerr);
     if (st != INF_OK && st != INF_EEXIST)
