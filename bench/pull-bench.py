@@ -8,7 +8,8 @@ tests/hub_server.py (sendfile from disk, HTTP/1.1 on 127.0.0.1). Each round down
 hf.co/bench/model-GGUF/FILE.gguf` (listing, redirect, SHA-256 while receiving, fsync, rename),
 alternating, into the same directory; page cache dropped between runs is not attempted (both
 read the source from the cache after the first round). Prints the median MB/s of each and
-their ratio (the target: pull >= 80 % of curl).
+their ratio (the target: pull >= 80 % of curl), the best of each, and the CPU seconds (user +
+sys) each client process used (less sensitive than wall time to a busy machine).
 
 --kills N: then N times, a pull of a throttled transfer (--rate bytes/s) killed with SIGKILL
 after a random delay, and resumed until it completes; each final file's SHA-256 is checked
@@ -21,6 +22,7 @@ import hashlib
 import json
 import os
 import random
+import resource
 import shutil
 import signal
 import statistics
@@ -66,18 +68,27 @@ def main():
                    INFERNO_MODELS_DIR=os.path.join(tmp, "models"),
                    INFERNO_CACHE_MODELS_DB=os.path.join(tmp, "models.db"))
         size = os.path.getsize(src)
-        curl_r, pull_r = [], []
+        curl_r, pull_r, curl_cpu, pull_cpu = [], [], [], []
+
+        def cpu():
+            u = resource.getrusage(resource.RUSAGE_CHILDREN)
+            return u.ru_utime + u.ru_stime
+
         for r in range(a.rounds):
             out = os.path.join(tmp, "curl.out")
+            c0 = cpu()
             t0 = time.monotonic()
             subprocess.run(["curl", "-s", "-o", out, url], check=True)
             curl_r.append(size / (time.monotonic() - t0) / 1e6)
+            curl_cpu.append(cpu() - c0)
             os.unlink(out)
             shutil.rmtree(os.path.join(tmp, "models"), ignore_errors=True)
+            c0 = cpu()
             t0 = time.monotonic()
             p = subprocess.run([a.bin, "pull", "hf.co/bench/model-GGUF/model-Q4_K_M.gguf", "-q"],
                                env=env, capture_output=True, text=True)
             dt = time.monotonic() - t0
+            pull_cpu.append(cpu() - c0)
             if p.returncode != 0:
                 print("pull failed:", p.stderr, file=sys.stderr)
                 return 1
@@ -86,7 +97,10 @@ def main():
                   flush=True)
         c, p_ = statistics.median(curl_r), statistics.median(pull_r)
         result = {"mib": a.mb, "curl_mb_s": round(c), "pull_mb_s": round(p_),
-                  "ratio": round(p_ / c, 3)}
+                  "ratio": round(p_ / c, 3), "best_curl_mb_s": round(max(curl_r)),
+                  "best_pull_mb_s": round(max(pull_r)),
+                  "curl_cpu_s": round(statistics.median(curl_cpu), 3),
+                  "pull_cpu_s": round(statistics.median(pull_cpu), 3)}
         if a.kills:
             shutil.rmtree(os.path.join(tmp, "models"), ignore_errors=True)
             hub.rate = a.rate

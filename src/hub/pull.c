@@ -372,11 +372,98 @@ inf_status inf__hub_get(struct inf__hub_http *h, const char *url, const char *ac
 
 /* ---- one file -------------------------------------------------------------------------------- */
 
+/*
+ * The digest is computed on a thread of its own that reads back (from the page cache) the bytes
+ * the transfer has written, so hashing overlaps receiving instead of adding to it, and a resumed
+ * download re-hashes its .partial while the rest arrives.
+ */
+struct hasher {
+    pthread_t thread;
+    bool running;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t avail;  /* bytes written (to hash) */
+    uint64_t hashed; /* bytes hashed */
+    bool stop, failed;
+    bool abort; /* read and written with __atomic: stop without hashing the rest */
+    int fd;
+    EVP_MD_CTX *md;
+    char *buf; /* HASH_CHUNK */
+};
+
+#define HASH_CHUNK (4u << 20)
+
+static void *hasher_main(void *arg)
+{
+    struct hasher *hs = arg;
+    pthread_mutex_lock(&hs->mu);
+    for (;;) {
+        while (hs->hashed == hs->avail && !hs->stop)
+            pthread_cond_wait(&hs->cv, &hs->mu);
+        if (hs->hashed == hs->avail)
+            break; /* stopped, and everything is hashed */
+        uint64_t from = hs->hashed, to = hs->avail;
+        pthread_mutex_unlock(&hs->mu);
+        bool ok = true;
+        while (from < to && ok && !__atomic_load_n(&hs->abort, __ATOMIC_RELAXED)) {
+            size_t want = to - from < HASH_CHUNK ? (size_t)(to - from) : HASH_CHUNK;
+            ssize_t r = pread(hs->fd, hs->buf, want, (off_t)from);
+            if (r < 0 && errno == EINTR)
+                continue;
+            ok = r > 0 && EVP_DigestUpdate(hs->md, hs->buf, (size_t)r);
+            if (ok)
+                from += (uint64_t)r;
+        }
+        pthread_mutex_lock(&hs->mu);
+        hs->hashed = from;
+        if (!ok || __atomic_load_n(&hs->abort, __ATOMIC_RELAXED)) {
+            hs->failed = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&hs->mu);
+    return NULL;
+}
+
+/* Start hashing from byte 0 of fd, avail bytes being there already. */
+static bool hasher_start(struct hasher *hs, uint64_t avail)
+{
+    hs->avail = avail;
+    hs->hashed = 0;
+    hs->stop = hs->failed = false;
+    __atomic_store_n(&hs->abort, false, __ATOMIC_RELAXED);
+    hs->running = pthread_create(&hs->thread, NULL, hasher_main, hs) == 0;
+    return hs->running;
+}
+
+static void hasher_publish(struct hasher *hs, uint64_t avail)
+{
+    pthread_mutex_lock(&hs->mu);
+    hs->avail = avail;
+    pthread_cond_signal(&hs->cv);
+    pthread_mutex_unlock(&hs->mu);
+}
+
+/* Wait until everything published is hashed and end the thread; false when a read failed. */
+static bool hasher_finish(struct hasher *hs)
+{
+    if (!hs->running)
+        return false;
+    pthread_mutex_lock(&hs->mu);
+    hs->stop = true;
+    pthread_cond_signal(&hs->cv);
+    pthread_mutex_unlock(&hs->mu);
+    pthread_join(hs->thread, NULL);
+    hs->running = false;
+    return !hs->failed && hs->hashed == hs->avail;
+}
+
 struct dl {
     struct inf__hub_http *h;
     const struct inf__hub_fetch *f;
     int fd;
     EVP_MD_CTX *md;
+    struct hasher hs; /* owns md while running */
     uint64_t have;    /* bytes in the partial file (all hashed) */
     uint64_t start;   /* have when this transfer began */
     uint64_t got;     /* bytes received in this pull (all transfers) */
@@ -408,6 +495,8 @@ static bool md_reset(struct dl *d)
 
 static bool restart(struct dl *d)
 {
+    __atomic_store_n(&d->hs.abort, true, __ATOMIC_RELAXED);
+    hasher_finish(&d->hs);
     if (ftruncate(d->fd, 0) != 0 || lseek(d->fd, 0, SEEK_SET) != 0) {
         d->io_error = true;
         d->io_errno = errno;
@@ -415,7 +504,12 @@ static bool restart(struct dl *d)
     }
     d->have = 0;
     d->flushed = 0;
-    return md_reset(d);
+    if (!md_reset(d) || !hasher_start(&d->hs, 0)) {
+        d->io_error = true;
+        d->io_errno = ENOMEM;
+        return false;
+    }
+    return true;
 }
 
 static void emit_progress(struct dl *d, bool force)
@@ -476,13 +570,9 @@ static size_t dl_write(char *ptr, size_t size, size_t nmemb, void *user)
         }
         off += (size_t)w;
     }
-    if (!EVP_DigestUpdate(d->md, ptr, n)) {
-        d->io_error = true;
-        d->io_errno = ENOMEM;
-        return 0;
-    }
     d->have += n;
     d->got += n;
+    hasher_publish(&d->hs, d->have);
     /* write-behind: start the disk writes of every WRITEBEHIND bytes as they come, so the
        fsync before the rename has little left to do (and dirty pages do not pile up) */
     if (d->have - d->flushed >= WRITEBEHIND) {
@@ -492,33 +582,6 @@ static size_t dl_write(char *ptr, size_t size, size_t nmemb, void *user)
     }
     emit_progress(d, false);
     return d->h->canceled ? 0 : n;
-}
-
-/* Hash the bytes already in the partial file (a resumed download). */
-static inf_status hash_prefix(struct dl *d, struct inf_error *err)
-{
-    char *buf = malloc(1 << 20);
-    if (!buf)
-        return inf_error_set(err, INF_ENOMEM, "out of memory");
-    uint64_t off = 0;
-    inf_status st = INF_OK;
-    while (off < d->have) {
-        size_t want = d->have - off < (1u << 20) ? (size_t)(d->have - off) : (1u << 20);
-        ssize_t r = pread(d->fd, buf, want, (off_t)off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            st = inf_error_set(err, INF_EIO, "reading '%s.partial': %s", d->f->rel,
-                               r < 0 ? strerror(errno) : "short file");
-            break;
-        }
-        EVP_DigestUpdate(d->md, buf, (size_t)r);
-        off += (uint64_t)r;
-    }
-    free(buf);
-    if (st == INF_OK && lseek(d->fd, (off_t)d->have, SEEK_SET) < 0)
-        st = inf_error_set(err, INF_EIO, "'%s.partial': %s", d->f->rel, strerror(errno));
-    return st;
 }
 
 /* The digest a finished file must have, lowercase hex. */
@@ -668,7 +731,12 @@ inf_status inf__hub_fetch_file(struct inf__hub_http *h, const struct inf__hub_fe
         return st;
     }
     d.md = EVP_MD_CTX_new();
-    if (!d.md || !md_reset(&d)) {
+    d.hs.buf = malloc(HASH_CHUNK);
+    pthread_mutex_init(&d.hs.mu, NULL);
+    pthread_cond_init(&d.hs.cv, NULL);
+    d.hs.fd = d.fd;
+    d.hs.md = d.md;
+    if (!d.md || !d.hs.buf || !md_reset(&d)) {
         st = inf_error_set(err, INF_ENOMEM, "out of memory");
         goto out;
     }
@@ -677,12 +745,18 @@ inf_status inf__hub_fetch_file(struct inf__hub_http *h, const struct inf__hub_fe
         goto out;
     }
     d.have = d.flushed = (uint64_t)sb.st_size;
-    if (d.have > f->size && !restart(&d)) {
-        st = inf_error_set(err, INF_EIO, "'%s': %s", partial, strerror(d.io_errno));
+    if (d.have > f->size) {
+        d.have = 0;
+        if (ftruncate(d.fd, 0) != 0) {
+            st = inf_error_set(err, INF_EIO, "'%s': %s", partial, strerror(errno));
+            goto out;
+        }
+    }
+    /* the bytes already there are hashed while the rest arrives; writes go after them */
+    if (lseek(d.fd, (off_t)d.have, SEEK_SET) < 0 || !hasher_start(&d.hs, d.have)) {
+        st = inf_error_set(err, INF_EIO, "'%s': %s", partial, strerror(errno));
         goto out;
     }
-    if (d.have > 0 && (st = hash_prefix(&d, err)) != INF_OK)
-        goto out;
     bool resumed = d.have > 0, started_over = false;
     if (resumed)
         INF_LOG_INFO("hub", "resuming '%s' at byte %llu of %llu", f->rel,
@@ -716,6 +790,11 @@ inf_status inf__hub_fetch_file(struct inf__hub_http *h, const struct inf__hub_fe
             inf__hub_emit(h, &ev);
             unsigned char md[EVP_MAX_MD_SIZE];
             unsigned int mdlen = 0;
+            if (!hasher_finish(&d.hs)) {
+                st = inf_error_set(err, INF_EIO, "reading back '%s': %s", partial,
+                                   strerror(errno));
+                goto out;
+            }
             EVP_DigestFinal_ex(d.md, md, &mdlen);
             for (unsigned int i = 0; i < mdlen; i++)
                 snprintf(hex + 2 * i, 3, "%02x", md[i]);
@@ -772,8 +851,15 @@ out:
         struct stat psb;
         if (st != INF_OK && fstat(d.fd, &psb) == 0 && psb.st_size == 0)
             unlink(partial);
-        close(d.fd);
     }
+    if (st != INF_OK)
+        __atomic_store_n(&d.hs.abort, true, __ATOMIC_RELAXED); /* the digest is not needed */
+    hasher_finish(&d.hs); /* before the descriptor it reads goes */
+    if (d.fd >= 0)
+        close(d.fd);
+    pthread_mutex_destroy(&d.hs.mu);
+    pthread_cond_destroy(&d.hs.cv);
+    free(d.hs.buf);
     EVP_MD_CTX_free(d.md);
     return st;
 }
