@@ -309,9 +309,18 @@ def main():
         hub.rate = 1_000_000
         kill_target = os.path.join(mdir, "hf.co/acme/slow/slow-Q4_K_M.gguf")
         kills = 0
+        partial = kill_target + ".partial"
         for attempt in range(15):
             proc = subprocess.Popen([BIN, "pull", "hf.co/acme/slow"], env=env,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if attempt % 2:
+                # every other time, once bytes flow (a slow start must not make every kill
+                # land before the transfer)
+                t_end = time.monotonic() + 10
+                size0 = os.path.getsize(partial) if os.path.exists(partial) else 0
+                while time.monotonic() < t_end and proc.poll() is None and \
+                        (os.path.getsize(partial) if os.path.exists(partial) else 0) <= size0:
+                    time.sleep(0.01)
             try:
                 proc.wait(timeout=rnd.uniform(0.05, 0.6))
                 break
@@ -327,6 +336,34 @@ def main():
         check(p.returncode == 0 and sha_file(kill_target) == hs.sha256(slow) and not leftovers(mdir)
               and kills >= 3 and ranged, f"{kills} kills, then complete and verified "
               f"({len(ranged)} ranged requests)")
+
+        # ---- the progress bar on a terminal; --json on failure ---------------------------------
+        import pty
+        master, slave = pty.openpty()
+        hub.rate = 2_000_000
+        run(env, "models", "rm", "acme/slow:Q4_K_M")
+        proc = subprocess.Popen([BIN, "pull", "hf.co/acme/slow"], env=env, stdout=subprocess.PIPE,
+                                stderr=slave)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                b = os.read(master, 65536)
+            except OSError:
+                break
+            if not b:
+                break
+            chunks.append(b)
+        proc.wait()
+        os.close(master)
+        hub.rate = 0
+        tty = b"".join(chunks).decode(errors="replace")
+        check(proc.returncode == 0 and "\r" in tty and "ETA" in tty and "MiB/s" in tty and "%" in tty,
+              f"a terminal gets a progress bar (bytes, rate, ETA): {tty[-300:]!r}")
+        p = run(env, "pull", "hf.co/acme/tiny-GGUF:Q3_K_S", "--json")
+        last = json.loads(p.stdout.splitlines()[-1]) if p.stdout else {}
+        check(p.returncode == 1 and last.get("status") == "error" and "Q3_K_S" in last.get("error", ""),
+              f"--json: a failure ends with an error object: {p.stdout[-300:]!r}")
 
         # ---- run -m NAME and the server's /api/pull --------------------------------------------
         if stories:

@@ -791,8 +791,7 @@ inf_status inf__hub_fetch_file(struct inf__hub_http *h, const struct inf__hub_fe
             unsigned char md[EVP_MAX_MD_SIZE];
             unsigned int mdlen = 0;
             if (!hasher_finish(&d.hs)) {
-                st = inf_error_set(err, INF_EIO, "reading back '%s': %s", partial,
-                                   strerror(errno));
+                st = inf_error_set(err, INF_EIO, "reading back '%s': %s", partial, strerror(errno));
                 goto out;
             }
             EVP_DigestFinal_ex(d.md, md, &mdlen);
