@@ -84,8 +84,14 @@ static int models_list(struct inf_cli *cli, bool json)
             const char *colon = strchr(m->digest, ':');
             if (colon)
                 snprintf(dg, sizeof(dg), "%.12s", colon + 1);
-            printf("%-36s %10s %-8s %-10s %9s %7llu %-14s  %s\n", m->name, size,
-                   m->dominant_type[0] ? m->dominant_type : "-",
+            /* the quantization as the file names it (MOSTLY_Q4_K_M: Q4_K_M), else the tensor
+               type holding most bytes */
+            const char *q = m->file_type[0] ? m->file_type : m->dominant_type;
+            if (strncmp(q, "MOSTLY_", 7) == 0)
+                q += 7;
+            else if (strncmp(q, "ALL_", 4) == 0)
+                q += 4;
+            printf("%-36s %10s %-8s %-10s %9s %7llu %-14s  %s\n", m->name, size, q[0] ? q : "-",
                    m->architecture[0] ? m->architecture : "-", params,
                    (unsigned long long)m->context_length, dg, m->source[0] ? m->source : m->path);
         }
