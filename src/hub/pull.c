@@ -375,7 +375,8 @@ inf_status inf__hub_get(struct inf__hub_http *h, const char *url, const char *ac
 /*
  * The digest is computed on a thread of its own that reads back (from the page cache) the bytes
  * the transfer has written, so hashing overlaps receiving instead of adding to it, and a resumed
- * download re-hashes its .partial while the rest arrives.
+ * download re-hashes its .partial while the rest arrives. The same thread starts the disk
+ * writes behind it. The transfer's callback only writes to the page cache, as curl -o does.
  */
 struct hasher {
     pthread_t thread;
@@ -396,6 +397,7 @@ struct hasher {
 static void *hasher_main(void *arg)
 {
     struct hasher *hs = arg;
+    uint64_t flushed = 0; /* bytes whose write-back has been started */
     pthread_mutex_lock(&hs->mu);
     for (;;) {
         while (hs->hashed == hs->avail && !hs->stop)
@@ -413,6 +415,13 @@ static void *hasher_main(void *arg)
             ok = r > 0 && EVP_DigestUpdate(hs->md, hs->buf, (size_t)r);
             if (ok)
                 from += (uint64_t)r;
+        }
+        /* write-behind: start the disk writes of what is hashed every WRITEBEHIND bytes, so
+           the fsync before the rename has little left to do and dirty pages do not pile up;
+           here, not in the transfer's callback, where a busy disk would stall receiving */
+        if (from - flushed >= WRITEBEHIND) {
+            sync_file_range(hs->fd, (off_t)flushed, (off_t)(from - flushed), SYNC_FILE_RANGE_WRITE);
+            flushed = from;
         }
         pthread_mutex_lock(&hs->mu);
         hs->hashed = from;
@@ -467,7 +476,6 @@ struct dl {
     uint64_t have;    /* bytes in the partial file (all hashed) */
     uint64_t start;   /* have when this transfer began */
     uint64_t got;     /* bytes received in this pull (all transfers) */
-    uint64_t flushed; /* bytes whose write-back has been started */
     bool checked;     /* the response status has been looked at */
     bool writing;     /* the response is the file's bytes */
     bool too_long;    /* more bytes than the expected size */
@@ -503,7 +511,6 @@ static bool restart(struct dl *d)
         return false;
     }
     d->have = 0;
-    d->flushed = 0;
     if (!md_reset(d) || !hasher_start(&d->hs, 0)) {
         d->io_error = true;
         d->io_errno = ENOMEM;
@@ -573,13 +580,6 @@ static size_t dl_write(char *ptr, size_t size, size_t nmemb, void *user)
     d->have += n;
     d->got += n;
     hasher_publish(&d->hs, d->have);
-    /* write-behind: start the disk writes of every WRITEBEHIND bytes as they come, so the
-       fsync before the rename has little left to do (and dirty pages do not pile up) */
-    if (d->have - d->flushed >= WRITEBEHIND) {
-        sync_file_range(d->fd, (off_t)d->flushed, (off_t)(d->have - d->flushed),
-                        SYNC_FILE_RANGE_WRITE);
-        d->flushed = d->have;
-    }
     emit_progress(d, false);
     return d->h->canceled ? 0 : n;
 }
@@ -744,7 +744,7 @@ inf_status inf__hub_fetch_file(struct inf__hub_http *h, const struct inf__hub_fe
         st = inf_error_set(err, INF_EIO, "'%s': %s", partial, strerror(errno));
         goto out;
     }
-    d.have = d.flushed = (uint64_t)sb.st_size;
+    d.have = (uint64_t)sb.st_size;
     if (d.have > f->size) {
         d.have = 0;
         if (ftruncate(d.fd, 0) != 0) {
