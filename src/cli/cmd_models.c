@@ -373,7 +373,7 @@ static int delete_model_files(struct inf_cli *cli, const char *path, const char 
     int count = 0;
     if (bl > 20 && strcmp(base + bl - 5, ".gguf") == 0 && strncmp(base + bl - 14, "-of-", 4) == 0 &&
         strncmp(base + bl - 20, "-00001", 6) == 0)
-        count = atoi(base + bl - 10);
+        count = (int)strtol(base + bl - 10, NULL, 10);
     if (count > 1) {
         for (int k = 1; k <= count; k++) {
             snprintf(p, sizeof(p), "%.*s%05d-of-%05d.gguf", (int)(n - 19), path, k, count);

@@ -182,7 +182,7 @@ void inf_cli_hub_params(const struct inf_cli *cli, struct inf_hub_params *p)
     p->stall_seconds = (int)inf_config_get_int(cli->config, "hub.stall_seconds");
     const char *b = getenv("INFERNO_HUB_BACKOFF"); /* tests: retries without the waits */
     if (b && *b)
-        p->backoff_seconds = atof(b);
+        p->backoff_seconds = strtod(b, NULL);
 }
 
 int inf_cmd_pull(struct inf_cli *cli, struct inf_cli_args *args)

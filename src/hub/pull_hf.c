@@ -81,6 +81,10 @@ inf_status inf__hub_pull_hf(struct inf__hub_http *h, const struct inf_hub_ref *r
         goto out;
     if ((st = inf__hub_choose(&l, ref, &ch, err)) != INF_OK)
         goto out;
+    if (ch.n < 1 || !l.files) {
+        st = inf_error_set(err, INF_EINTERNAL, "no file chosen");
+        goto out;
+    }
 
     char rev[3 * INF_HUB_REV_MAX];
     inf__hub_url_escape(ref->revision, false, rev, sizeof(rev));

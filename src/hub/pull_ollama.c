@@ -64,12 +64,13 @@ inf_status inf__hub_pull_ollama(struct inf__hub_http *h, const struct inf_hub_re
                  ext[k]);
         if (asprintf(&url, "%s/v2/%s/%s/blobs/%s", ep, ref->owner, ref->repo, ly->digest) < 0)
             return inf_error_set(err, INF_ENOMEM, "out of memory");
+        index++;
         struct inf__hub_fetch fe = {.url = url,
                                     .rel = rel,
                                     .size = ly->size,
                                     .sha256 = ly->digest + 7,
                                     .auth = false,
-                                    .index = ++index,
+                                    .index = index,
                                     .count = count};
         uint64_t got = 0;
         st = inf__hub_fetch_file(h, &fe, &got, err);

@@ -248,8 +248,8 @@ static bool split_gguf_name(const char *name, int *index, int *count, size_t *st
     for (int i = 1; i <= 5; i++)
         if (p[i] < '0' || p[i] > '9' || p[i + 9] < '0' || p[i + 9] > '9')
             return false;
-    *index = atoi(p + 1);
-    *count = atoi(p + 10);
+    *index = (int)strtol(p + 1, NULL, 10);
+    *count = (int)strtol(p + 10, NULL, 10);
     *stem_len = (size_t)(p - name);
     return *index >= 1 && *count >= 1 && *index <= *count;
 }
