@@ -270,6 +270,18 @@ def main():
         check(p.returncode == 0 and api_auth and all(a == "Bearer " + TOKEN for a in api_auth) and
               cdn_auth == [None], f"the token goes to the hub only ({api_auth}, {cdn_auth})")
         check(TOKEN not in p.stdout + p.stderr, "the token is never printed (debug log)")
+        audit = os.path.join(tmp, "audit")
+        run(env, "models", "rm", "acme/gated:Q4_K_M")
+        env_audit = dict(env, INFERNO_AUDIT_ENABLED="true", INFERNO_AUDIT_DIR=audit,
+                         INFERNO_AUDIT_FSYNC="never")
+        p1 = run(env_audit, "pull", "hf.co/acme/gated", "--token", TOKEN)
+        run(env, "models", "rm", "acme/gated:Q4_K_M")
+        p2 = run(env_audit, "pull", "hf.co/acme/gated", "--token=" + TOKEN)
+        logs = "".join(open(os.path.join(audit, f)).read() for f in os.listdir(audit)
+                       if f.endswith(".jsonl")) if os.path.isdir(audit) else ""
+        check(p1.returncode == 0 and p2.returncode == 0 and TOKEN not in logs and
+              logs.count("[redacted]") == 2 and '"pull' in logs,
+              f"--token works and the audit log records the pull without it: {logs[-300:]!r}")
         os.makedirs(os.path.join(tmp, "a", "hfhome"), exist_ok=True)
         with open(os.path.join(tmp, "a", "hfhome", "token"), "w") as f:
             f.write(TOKEN + "\n")
