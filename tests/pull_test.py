@@ -295,6 +295,14 @@ def main():
         env2["HF_ENDPOINT"] = hub.endpoint
         p = run(env2, "pull", "hf.co/acme/tiny-GGUF:Q8_0", "-q")
         check(p.returncode == 0 and not p.stderr, f"HF_ENDPOINT (mirror), -q: {p.stderr!r}")
+        # a proxy from the environment (libcurl's conventions): the hub's host does not
+        # resolve, so only the proxy (the local hub, which takes absolute URLs) can answer
+        env4, mdir4 = make_env(tmp, hub, "d")
+        n0 = len(hub.log)
+        p = run(dict(env4, INFERNO_HUB_ENDPOINT="http://hub.invalid", http_proxy=hub.endpoint,
+                     no_proxy="127.0.0.1"), "pull", "acme/tiny-GGUF:Q8_0")
+        proxied = [e[2] for e in hub.log[n0:] if e[2].startswith("http://hub.invalid/")]
+        check(p.returncode == 0 and proxied, f"http_proxy is used: {proxied[:2]} {p.stderr[-200:]!r}")
         env3, mdir3 = make_env(tmp, hub, "c")
         t0 = time.monotonic()
         p = run(dict(env3, INFERNO_HUB_ENDPOINT="http://127.0.0.1:9"), "pull", "acme/tiny-GGUF")
