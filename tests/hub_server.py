@@ -18,7 +18,8 @@ CDN: GET /blob/HEX                                     the bytes; Range: bytes=N
 
 Faults, set per test in Hub.faults (the attribute names below): `status` {route substring:
 [codes...]} answers the next requests matching with those codes; `drop` {hex: [nbytes...]} cuts
-the next transfers of a blob after that many bytes (Content-Length promises all); `no_range`
+the next transfers of a blob after that many bytes (Content-Length promises all); `stall`
+{hex: [(nbytes, seconds)...]} sends that many bytes, then nothing for that long, then hangs up; `no_range`
 ignores Range (200 with everything); `rate` bytes/s for every blob; `wrong` {hex: bytes} serves
 other bytes than the listed digest; `wrong_listing` {path} lists a wrong sha256 for a file. Every request is logged (method, path, headers).
 
@@ -83,6 +84,7 @@ class Hub:
         self.rate = 0
         self.wrong = {}
         self.wrong_listing = set()
+        self.stall = {}
 
     def close(self):
         for s in (self.api, self.cdn):
@@ -301,6 +303,13 @@ class Hub:
                 with hub.lock:
                     cut = hub.drop[b.sha].pop(0) if hub.drop.get(b.sha) else None
                     wrong = hub.wrong.get(b.sha)
+                    stall = hub.stall[b.sha].pop(0) if hub.stall.get(b.sha) else None
+                if stall is not None:
+                    # send some bytes, then nothing for stall[1] seconds, then hang up
+                    self.send_bytes(b, start, min(n, stall[0]), None, wrong)
+                    time.sleep(stall[1])
+                    self.close_connection = True
+                    return
                 self.send_bytes(b, start, n, cut, wrong)
                 if cut is not None:
                     self.close_connection = True

@@ -217,6 +217,14 @@ def main():
               and not leftovers(mdir),
               f"dropped mid-body: resumed with Range from the bytes kept ({ranges[-3:]}, "
               f"{p.stderr[-300:]!r})")
+        hub.stall[hs.sha256(q4)] = [(300_000, 4)]
+        os.unlink(target)
+        t0 = time.monotonic()
+        p = run(env, "pull", "hf.co/acme/tiny-GGUF:Q4_K_M", "--set", "hub.stall_seconds=1")
+        ranges = [r[3].get("Range") for r in hub.requests("cdn", hs.sha256(q4))]
+        check(p.returncode == 0 and sha_file(target) == hs.sha256(q4) and "bytes=300000-" in ranges
+              and time.monotonic() - t0 < 4 and "retrying" in p.stderr,
+              f"a stalled transfer times out and resumes ({ranges[-2:]}, {p.stderr[-300:]!r})")
         hub.status["/acme/broken/resolve"] = [500, 502]
         p = run(env, "pull", "hf.co/acme/broken")
         check(p.returncode == 0 and "retrying" in p.stderr, f"500, 502, then OK: {p.stderr[-300:]!r}")
