@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -394,6 +395,32 @@ struct hasher {
 
 #define HASH_CHUNK (4u << 20)
 
+/* Hash [from, from + want) of the file through a read-only mapping of the page cache (no copy);
+   pread when it cannot be mapped. The range is written (the file is at least that long, and
+   only restart() truncates it, after this thread has ended). */
+static bool hash_range(struct hasher *hs, uint64_t from, size_t want)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t base = from - from % page;
+    size_t len = want + (size_t)(from - base);
+    void *m = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, hs->fd, (off_t)base);
+    if (m != MAP_FAILED) {
+        bool ok = EVP_DigestUpdate(hs->md, (const char *)m + (from - base), want) != 0;
+        munmap(m, len);
+        return ok;
+    }
+    while (want > 0) {
+        ssize_t r = pread(hs->fd, hs->buf, want < HASH_CHUNK ? want : HASH_CHUNK, (off_t)from);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 || !EVP_DigestUpdate(hs->md, hs->buf, (size_t)r))
+            return false;
+        from += (uint64_t)r;
+        want -= (size_t)r;
+    }
+    return true;
+}
+
 static void *hasher_main(void *arg)
 {
     struct hasher *hs = arg;
@@ -409,12 +436,9 @@ static void *hasher_main(void *arg)
         bool ok = true;
         while (from < to && ok && !__atomic_load_n(&hs->abort, __ATOMIC_RELAXED)) {
             size_t want = to - from < HASH_CHUNK ? (size_t)(to - from) : HASH_CHUNK;
-            ssize_t r = pread(hs->fd, hs->buf, want, (off_t)from);
-            if (r < 0 && errno == EINTR)
-                continue;
-            ok = r > 0 && EVP_DigestUpdate(hs->md, hs->buf, (size_t)r);
+            ok = hash_range(hs, from, want);
             if (ok)
-                from += (uint64_t)r;
+                from += want;
         }
         /* write-behind: start the disk writes of what is hashed every WRITEBEHIND bytes, so
            the fsync before the rename has little left to do and dirty pages do not pile up;
