@@ -21,7 +21,8 @@ Faults, set per test in Hub.faults (the attribute names below): `status` {route 
 the next transfers of a blob after that many bytes (Content-Length promises all); `stall`
 {hex: [(nbytes, seconds)...]} sends that many bytes, then nothing for that long, then hangs up; `no_range`
 ignores Range (200 with everything); `rate` bytes/s for every blob; `wrong` {hex: bytes} serves
-other bytes than the listed digest; `wrong_listing` {path} lists a wrong sha256 for a file. Every request is logged (method, path, headers).
+other bytes than the listed digest; `wrong_listing` {path} lists a wrong sha256 for a file;
+`bad_range` N answers the next N Range requests with a 206 from byte 0. Every request is logged (method, path, headers).
 
 As a program: hub_server.py --file PATH [--owner O --repo R] serves one file as an HF repository
 and prints the endpoint, for benchmarks.
@@ -85,6 +86,7 @@ class Hub:
         self.wrong = {}
         self.wrong_listing = set()
         self.stall = {}
+        self.bad_range = 0
 
     def close(self):
         for s in (self.api, self.cdn):
@@ -291,6 +293,10 @@ class Hub:
                     if start >= b.size:
                         return self.reply(416, b"", headers=[("Content-Range", "bytes */%d" % b.size)])
                     partial = True
+                    with hub.lock:
+                        if hub.bad_range:
+                            hub.bad_range -= 1
+                            start = 0  # a 206 for other bytes than asked for
                 n = end - start + 1
                 self.send_response(206 if partial else 200)
                 self.send_header("Content-Type", "application/octet-stream")

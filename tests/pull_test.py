@@ -217,6 +217,13 @@ def main():
               and not leftovers(mdir),
               f"dropped mid-body: resumed with Range from the bytes kept ({ranges[-3:]}, "
               f"{p.stderr[-300:]!r})")
+        hub.drop[hs.sha256(q4)] = [500_000]
+        hub.bad_range = 1
+        os.unlink(target)
+        p = run(env, "pull", "hf.co/acme/tiny-GGUF:Q4_K_M")
+        check(p.returncode == 0 and sha_file(target) == hs.sha256(q4) and "other bytes" in p.stderr,
+              f"a 206 for other bytes than asked for: started over: {p.stderr[-300:]!r}")
+        hub.reset_faults()
         hub.stall[hs.sha256(q4)] = [(300_000, 4)]
         os.unlink(target)
         t0 = time.monotonic()

@@ -496,13 +496,15 @@ struct dl {
     const struct inf__hub_fetch *f;
     int fd;
     EVP_MD_CTX *md;
-    struct hasher hs; /* owns md while running */
-    uint64_t have;    /* bytes in the partial file (all hashed) */
-    uint64_t start;   /* have when this transfer began */
-    uint64_t got;     /* bytes received in this pull (all transfers) */
-    bool checked;     /* the response status has been looked at */
-    bool writing;     /* the response is the file's bytes */
-    bool too_long;    /* more bytes than the expected size */
+    struct hasher hs;    /* owns md while running */
+    uint64_t have;       /* bytes in the partial file (all hashed) */
+    uint64_t start;      /* have when this transfer began */
+    uint64_t got;        /* bytes received in this pull (all transfers) */
+    bool checked;        /* the response status has been looked at */
+    bool writing;        /* the response is the file's bytes */
+    bool too_long;       /* more bytes than the expected size */
+    bool bad_range;      /* a 206 for other bytes than those asked for */
+    int64_t range_start; /* the 206's Content-Range start, -1 none */
     bool io_error;
     int io_errno;
     char errbody[512]; /* an error response's first bytes */
@@ -561,6 +563,21 @@ static void emit_progress(struct dl *d, bool force)
     inf__hub_emit(d->h, &ev);
 }
 
+/* Content-Range: bytes START-END/SIZE of a 206 (the last response's, after redirects). */
+static size_t dl_header(char *ptr, size_t size, size_t nmemb, void *user)
+{
+    struct dl *d = user;
+    size_t n = size * nmemb;
+    if (n > 20 && strncasecmp(ptr, "content-range:", 14) == 0) {
+        char line[128];
+        snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) - 1 ? n : sizeof(line) - 1),
+                 ptr);
+        unsigned long long start;
+        d->range_start = sscanf(line + 14, " bytes %llu-", &start) == 1 ? (int64_t)start : -1;
+    }
+    return n;
+}
+
 static size_t dl_write(char *ptr, size_t size, size_t nmemb, void *user)
 {
     struct dl *d = user;
@@ -570,6 +587,12 @@ static size_t dl_write(char *ptr, size_t size, size_t nmemb, void *user)
         curl_easy_getinfo(d->h->curl, CURLINFO_RESPONSE_CODE, &status);
         d->checked = true;
         if (status == 206) {
+            if (d->range_start != (int64_t)d->have) {
+                /* not the bytes asked for: start over (the digest would catch it anyway) */
+                d->bad_range = true;
+                restart(d);
+                return 0;
+            }
             d->writing = true;
         } else if (status == 200) {
             /* the whole file (the server ignored the range, or none was asked) */
@@ -661,7 +684,8 @@ static inf_status transfer(struct dl *d, bool *retry, struct inf_error *err)
     char ebuf[CURL_ERROR_SIZE] = "", range[64];
     *retry = false;
     setup(h, d->f->url, d->f->auth);
-    d->checked = d->writing = d->too_long = false;
+    d->checked = d->writing = d->too_long = d->bad_range = false;
+    d->range_start = -1;
     d->n_errbody = 0;
     d->errbody[0] = '\0';
     d->start = d->have;
@@ -671,6 +695,8 @@ static inf_status transfer(struct dl *d, bool *retry, struct inf_error *err)
     }
     curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, dl_write);
     curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, d);
+    curl_easy_setopt(h->curl, CURLOPT_HEADERFUNCTION, dl_header);
+    curl_easy_setopt(h->curl, CURLOPT_HEADERDATA, d);
     curl_easy_setopt(h->curl, CURLOPT_ERRORBUFFER, ebuf);
     curl_easy_setopt(h->curl, CURLOPT_BUFFERSIZE, 512L * 1024);
     INF_LOG_DEBUG("hub", "GET %s (from byte %llu)", d->f->url, (unsigned long long)d->have);
@@ -682,6 +708,13 @@ static inf_status transfer(struct dl *d, bool *retry, struct inf_error *err)
     if (d->io_error)
         return inf_error_set(err, INF_EIO, "writing '%s.partial': %s", d->f->rel,
                              strerror(d->io_errno));
+    if (d->bad_range) {
+        *retry = !d->io_error;
+        return inf_error_set(err, INF_EIO,
+                             "'%s': the server answered other bytes than those "
+                             "asked for; starting over",
+                             d->f->rel);
+    }
     if (d->too_long)
         return inf_error_set(err, INF_EIO,
                              "'%s': the server sent more than the %llu bytes the "
