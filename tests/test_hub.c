@@ -269,6 +269,11 @@ static void test_choose(void)
     T_EQ_INT(inf__hub_choose(&l, &ref, &ch, &err), INF_ENOTFOUND);
     T_CONTAINS(err.msg, "no GGUF");
     inf__hub_listing_release(&l);
+    static const char *const st[] = {"model.safetensors", "config.json"};
+    T_EQ_INT(parse_files(st, 2, &l), INF_OK);
+    T_EQ_INT(inf__hub_choose(&l, &ref, &ch, &err), INF_ENOTFOUND);
+    T_CONTAINS(err.msg, "inferno convert");
+    inf__hub_listing_release(&l);
 
     /* two models of one quantization: name the file */
     static const char *const dup[] = {"a-Q8_0.gguf", "b-Q8_0.gguf"};

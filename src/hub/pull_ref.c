@@ -526,9 +526,18 @@ inf_status inf__hub_choose(const struct inf__hub_listing *l, const struct inf_hu
         }
     }
     list_choices(l, choices, sizeof(choices));
-    if (n_groups == 0)
-        return inf_error_set(err, INF_ENOTFOUND, "%s/%s@%s has no GGUF file", ref->owner, ref->repo,
-                             ref->revision);
+    if (n_groups == 0) {
+        bool st_files = false;
+        for (size_t i = 0; i < l->n && !st_files; i++) {
+            size_t n = strlen(l->files[i].path);
+            st_files = n > 12 && strcasecmp(l->files[i].path + n - 12, ".safetensors") == 0;
+        }
+        return inf_error_set(err, INF_ENOTFOUND, "%s/%s@%s has no GGUF file%s", ref->owner,
+                             ref->repo, ref->revision,
+                             st_files ? " (it has safetensors: download the directory and "
+                                        "use inferno convert)"
+                                      : "");
+    }
     if (ref->tag[0]) {
         if (n_match == 0)
             return inf_error_set(err, INF_ENOTFOUND,
