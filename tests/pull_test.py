@@ -467,6 +467,33 @@ def serve_checks(env, stories, hub, mdir):
         check(st in (401, 404) and "error" in json.loads(text), f"/api/pull failure: {st} {text!r}")
         st, text = post(base + "/api/pull", {"model": "bad name"})
         check(st == 400, f"/api/pull: an invalid name is 400: {st} {text!r}")
+        # the server stopping during a streamed pull: it does not wait for the download, and
+        # the .partial is resumed by the next pull
+        slow = hs.gguf(file_type=15, n_floats=1_500_000)
+        hub.add_hf("acme", "late", {"late-Q4_K_M.gguf": slow})
+        hub.rate = 500_000
+        req = urllib.request.Request(base + "/api/pull", data=b'{"model": "acme/late"}',
+                                     headers={"Content-Type": "application/json"})
+        resp = urllib.request.urlopen(req, timeout=30)
+        first = resp.readline()
+        partial = os.path.join(mdir, "hf.co/acme/late/late-Q4_K_M.gguf.partial")
+        t_end = time.monotonic() + 10
+        while time.monotonic() < t_end and not (os.path.exists(partial) and
+                                                os.path.getsize(partial) > 0):
+            time.sleep(0.05)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=30)
+        took = time.monotonic() - t0
+        resp.close()
+        hub.rate = 0
+        check(first.startswith(b"{") and rc == 0 and took < 10 and os.path.exists(partial),
+              f"SIGTERM during /api/pull: exit {rc} in {took:.1f} s, the .partial kept")
+        n0 = len(hub.log)
+        p = run(env, "pull", "acme/late")
+        ranged = [e for e in hub.log[n0:] if e[0] == "cdn" and e[3].get("Range")]
+        check(p.returncode == 0 and ranged and sha_file(partial[:-8]) == hs.sha256(slow),
+              f"the next pull resumes it: {p.stderr[-200:]!r}")
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

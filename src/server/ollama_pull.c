@@ -7,8 +7,8 @@
  * Ollama library) or any reference `inferno pull` takes (hf.co/OWNER/REPO:QUANT).
  *
  * A streamed pull runs on a thread of its own; the connection's thread blocks in the content
- * reader until lines arrive. A client that goes away cancels the pull at its next progress
- * event (the .partial file stays, so the next pull resumes it).
+ * reader until lines arrive. A client that goes away, or the server stopping, cancels the pull at
+ * its next progress event (the .partial file stays, so the next pull resumes it).
  */
 #include <jansson.h>
 #include <microhttpd.h>
@@ -22,6 +22,7 @@
 #include "inferno/log.h"
 #include "inferno/models.h"
 #include "server/handlers.h"
+#include "server/http_internal.h"
 
 struct pull_job {
     pthread_mutex_t mu;
@@ -34,6 +35,8 @@ struct pull_job {
     struct inf_hub_params hub;
     const char *models_db;
     struct srv_models *models;
+    struct http_server *srv; /* read only by the connection's thread (pull_read), which the
+                                server joins before it is freed */
     struct inf_hub_result res;
     struct inf_error err;
     inf_status st;
@@ -109,13 +112,14 @@ static void run_pull(struct pull_job *j, struct srv_models *models)
     if (j->models_db && *j->models_db && inf_models_register(j->models_db, &reg, &rerr) != INF_OK)
         INF_LOG_WARN("http", "ollama: pulled '%s' but cannot register it: %s", j->res.name,
                      inf_error_message(&rerr));
+    /* streamed, and the connection (or the server) closed: the models may be freed soon. The
+       check and the add are one step under j->mu, which pull_read and pull_free take to set
+       gone before the server can free them. */
     pthread_mutex_lock(&j->mu);
-    bool gone = j->gone && j->models; /* streamed, and the connection (or the server) closed */
-    pthread_mutex_unlock(&j->mu);
-    if (gone)
-        return;
+    bool gone = j->gone && j->models;
     struct inf_error aerr = {0};
-    inf_status st = srv_models_add(models, j->res.name, j->res.path, &aerr);
+    inf_status st = gone ? INF_OK : srv_models_add(models, j->res.name, j->res.path, &aerr);
+    pthread_mutex_unlock(&j->mu);
     if (st != INF_OK && st != INF_EEXIST)
         INF_LOG_WARN("http", "ollama: cannot serve '%s': %s", j->res.name,
                      inf_error_message(&aerr));
@@ -155,7 +159,16 @@ static ssize_t pull_read(void *cls, uint64_t pos, char *out, size_t max)
     struct pull_job *j = cls;
     (void)pos;
     pthread_mutex_lock(&j->mu);
-    while (j->off == j->n && !j->done) {
+    for (;;) {
+        if (atomic_load(&j->srv->stopping) && !j->done) {
+            /* the server is stopping: the pull is cancelled at its next event (its .partial
+               stays for the next pull); the stream ends now */
+            j->gone = true;
+            pthread_mutex_unlock(&j->mu);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        if (j->off < j->n || j->done)
+            break;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 1;
@@ -248,6 +261,7 @@ void ollama_pull(struct http_req *r)
         goto out;
     }
     j->models = r->params->models; /* streamed: events are queued */
+    j->srv = r->srv;
     struct thread_arg *a = malloc(sizeof(*a));
     struct MHD_Response *resp =
         a ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, pull_read, j, pull_free)
