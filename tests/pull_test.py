@@ -408,6 +408,11 @@ def main():
                       "--temp", "0")
             check(p.returncode == 0 and got.returncode == 0 and got.stdout == ref.stdout,
                   f"run -m NAME generates as the original file: {got.stdout!r} vs {ref.stdout!r}")
+            ref = run(env, "tokenize", "-m", stories, "--text", "Once upon a time", "--ids")
+            got = run(env, "tokenize", "-m", "hf.co/karpathy/stories-GGUF:F32", "--text",
+                      "Once upon a time", "--ids")
+            check(got.returncode == 0 and got.stdout == ref.stdout and ref.stdout.strip(),
+                  f"tokenize -m NAME: {got.stdout!r} {got.stderr!r}")
             serve_checks(env, stories, hub, mdir)
     finally:
         hub.close()
