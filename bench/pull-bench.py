@@ -15,7 +15,10 @@ sys) each client process used (less sensitive than wall time to a busy machine).
 after a random delay, and resumed until it completes; each final file's SHA-256 is checked
 against the source, and the report says how many resumptions it took.
 
-usage: pull-bench.py INFERNO_BIN [--mb 512] [--rounds 3] [--kills 20] [--rate 20000000]
+--link B: the hub sends at most B bytes/s in the curl/pull rounds (a network link's speed).
+
+usage: pull-bench.py INFERNO_BIN [--mb 512] [--rounds 3] [--link 0] [--kills 20]
+                     [--rate 20000000]
 """
 import argparse
 import hashlib
@@ -51,6 +54,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--kills", type=int, default=0)
     ap.add_argument("--rate", type=int, default=20_000_000)
+    ap.add_argument("--link", type=int, default=0,
+                    help="bytes/s the hub sends at in the curl/pull rounds (0: as fast as it can)")
     ap.add_argument("--dir", default=None, help="where to write (default: a temporary directory)")
     a = ap.parse_args()
 
@@ -68,6 +73,7 @@ def main():
                    INFERNO_MODELS_DIR=os.path.join(tmp, "models"),
                    INFERNO_CACHE_MODELS_DB=os.path.join(tmp, "models.db"))
         size = os.path.getsize(src)
+        hub.rate = a.link
         curl_r, pull_r, curl_cpu, pull_cpu = [], [], [], []
 
         def cpu():
@@ -96,7 +102,7 @@ def main():
             print("round %d: curl %.0f MB/s, inferno pull %.0f MB/s" % (r + 1, curl_r[-1], pull_r[-1]),
                   flush=True)
         c, p_ = statistics.median(curl_r), statistics.median(pull_r)
-        result = {"mib": a.mb, "curl_mb_s": round(c), "pull_mb_s": round(p_),
+        result = {"mib": a.mb, "link_bytes_s": a.link, "curl_mb_s": round(c), "pull_mb_s": round(p_),
                   "ratio": round(p_ / c, 3), "best_curl_mb_s": round(max(curl_r)),
                   "best_pull_mb_s": round(max(pull_r)),
                   "curl_cpu_s": round(statistics.median(curl_cpu), 3),
