@@ -224,7 +224,7 @@ def main():
     check(p.returncode == 0 and os.path.exists(target), "config init writes")
     text = open(target).read()
     check(tomllib.loads(text) == {"server": {}, "backend": {}, "cache": {}, "audit": {},
-                                  "queue": {}, "log": {}}, "init file: every key commented")
+                                  "queue": {}, "hub": {}, "log": {}}, "init file: every key commented")
     p = run("config", "init", "--path", target)
     check(p.returncode == 1 and "already exists" in p.stderr, "config init never overwrites")
     check(open(target).read() == text, "config init left the file as it was")

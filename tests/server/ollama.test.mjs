@@ -26,7 +26,11 @@ before(async () => {
   genericPath = syntheticModel({ ctx: 2048, name: 'syn-generic' });
   if (genericPath) fs.symlinkSync(genericPath, path.join(dir, 'syn-generic.gguf'));
   srv = await startServer({
-    args: ['--parallel', '4', '--ctx', '4096', '--set', `models_dir=${dir}`, '--set', 'server.max_loaded_models=2'],
+    // the hubs point at a closed port: no test ever reaches a real one (pull itself:
+    // tests/pull_test.py, against a local hub)
+    args: ['--parallel', '4', '--ctx', '4096', '--set', `models_dir=${dir}`, '--set', 'server.max_loaded_models=2',
+           '--set', 'hub.endpoint=http://127.0.0.1:9', '--set', 'hub.ollama_endpoint=http://127.0.0.1:9',
+           '--set', 'hub.retries=0'],
   });
   ollama = new Ollama({ host: srv.url });
 });
@@ -389,8 +393,11 @@ describe('model management', () => {
     assert.ok(fs.existsSync(STORIES));
   });
 
-  test('pull, push and create answer a clear error', async () => {
-    await assert.rejects(ollama.pull({ model: 'llama3' }), (e) => e.status_code === 501 && /pull/.test(e.error));
+  test('pull reports an unreachable registry; push and create answer a clear error', async () => {
+    await assert.rejects(ollama.pull({ model: 'llama3', stream: false }),
+      (e) => e.status_code === 500 && /cannot reach 127\.0\.0\.1:9/.test(e.error));
+    const r = await postJSON(`${srv.url}/api/pull`, { model: 'no good name' });
+    assert.equal(r.status, 400, r.text);
     await assert.rejects(ollama.push({ model: 'llama3' }), (e) => e.status_code === 501);
   });
 });
