@@ -4,6 +4,7 @@
  * tests on realistic shapes; quantize the result with `inferno quantize` or llama-quantize.
  *
  *   gen-synthetic --arch ARCH --vocab FROM.gguf --out OUT.gguf
+ *                 [--router-std S: spread of MoE routers (default: --std)]
  *                 [--shape tiny|small-110m|tinyllama-1.1b|gemma-2-2b|gemma-3-1b|phi-3-mini|
  *                          qwen3-30b-a3b|olmoe-1b-7b|mixtral|granite-3-2b]
  *                 [--n-embd N] [--n-layer N] [--n-head N] [--n-head-kv N] [--n-ff N]
@@ -520,6 +521,10 @@ int main(int argc, char **argv)
     float theta = (float)atof(opt_str(argc, argv, "--rope-theta", "10000"));
     float std = (float)atof(opt_str(argc, argv, "--std", "0.08"));
     float out_std = (float)atof(opt_str(argc, argv, "--out-std", "0.3"));
+    /* the routers' spread: larger makes each token's expert choice clear-cut (random routers of
+       --std give near-uniform choices, where the last bits of any computation flip experts) */
+    const char *rs = opt_str(argc, argv, "--router-std", "");
+    float router_std = *rs ? (float)atof(rs) : std;
     rng ^= (uint64_t)opt_int(argc, argv, "--seed", 1) * 0x9e3779b97f4a7c15ULL;
     uint32_t wtype = strcmp(type, "f16") == 0 ? INF_TYPE_F16 : INF_TYPE_F32;
     bool qwen2 = strcmp(arch, "qwen2") == 0 || qwen2moe;
@@ -782,7 +787,7 @@ int main(int argc, char **argv)
                 row[c] = ts[i].kind == 0   ? x * std
                          : ts[i].kind == 1 ? x * out_std
                          : ts[i].kind == 2 ? 1.0f + 0.05f * x
-                         : ts[i].kind == 4 ? x * std
+                         : ts[i].kind == 4 ? x * router_std
                          : ts[i].kind == 5 ? 1.0f + 10.0f * fabsf(x) /* LongRoPE long */
                          : ts[i].kind == 6 ? 1.0f + 0.1f * fabsf(x)  /* and short factors */
                          : ts[i].kind == 7 ? x                       /* attention sinks */
