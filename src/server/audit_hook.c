@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <netdb.h>
 #include <openssl/evp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,14 @@ struct srv_audit {
     bool include_content, required;
     char (*key_ids)[20];
     size_t n_keys;
+    atomic_ullong written, failed; /* records, for /metrics */
 };
+
+void srv_audit_counters(const struct srv_audit *a, uint64_t *written, uint64_t *failed)
+{
+    *written = atomic_load(&((struct srv_audit *)a)->written);
+    *failed = atomic_load(&((struct srv_audit *)a)->failed);
+}
 
 void srv_audit_key_id(const char *key, char *out, size_t size)
 {
@@ -189,10 +197,12 @@ bool srv_audit_request(struct srv_audit *a, struct http_req *r)
     inf_status st = inf_audit_append(a->log, text, strlen(text), &err);
     free(text);
     if (st) {
+        atomic_fetch_add(&a->failed, 1);
         INF_LOG_ERROR("audit", "request %s: audit record not written: %s", r->req_id,
                       inf_error_message(&err));
         return false;
     }
+    atomic_fetch_add(&a->written, 1);
     return true;
 }
 
@@ -211,6 +221,7 @@ bool srv_audit_append_raw(struct srv_audit *a, const char *json, size_t len)
     struct inf_error err = {0};
     inf_status st = text ? inf_audit_append(a->log, text, strlen(text), &err) : INF_ENOMEM;
     free(text);
+    atomic_fetch_add(st == INF_OK ? &a->written : &a->failed, 1);
     if (st)
         INF_LOG_ERROR("audit", "job event not written: %s", inf_error_message(&err));
     return st == INF_OK;
