@@ -10,7 +10,8 @@
  *                 [--head-dim N] [--ctx N] [--rope-theta X] [--n-expert N] [--n-expert-used N]
  *                 [--n-ff-exp N] [--n-swa N] [--longrope N_CTX_ORIG] [--type f32|f16] [--std X]
  *                 [--out-std X]
- *                 [--seed N] [--chat-template FILE]
+ *                 [--seed N] [--chat-template FILE] [--n-vocab N]
+ *                 [--hf-out DIR [--hf-shards N] [--hf-dtype bf16]]
  *
  * --longrope (phi3) adds LongRoPE: per-dimension long and short frequency factors, an
  * attention factor, and the original context length past which the long ones apply.
@@ -33,7 +34,8 @@
  *
  * --hf-out DIR also writes the same weights as a Hugging Face directory (config.json and
  * model.safetensors, or --hf-shards N files with model.safetensors.index.json; tokenizer files
- * are the caller's to add), in transformers' names and layouts (see export_hf), so that
+ * are the caller's to add), in transformers' names and layouts (see export_hf), with
+ * --hf-dtype bf16 every tensor rounded to BF16 (to nearest even, as torch does), so that
  * `inferno convert DIR` can be checked against the GGUF written here.
  *
  * --chat-template sets tokenizer.chat_template to the file's text (replacing the vocabulary
@@ -459,6 +461,15 @@ struct hf_tensor {
     uint64_t bytes, offset;
 };
 
+static float inf_fp16_to_fp32_row_one(const uint8_t *p)
+{
+    uint16_t h;
+    float x;
+    memcpy(&h, p, 2);
+    inf_f16_to_f32_row(&h, &x, 1);
+    return x;
+}
+
 static int cmp_hf(const void *a, const void *b)
 {
     return strcmp(((const struct hf_tensor *)a)->name, ((const struct hf_tensor *)b)->name);
@@ -478,7 +489,7 @@ static bool gf32(const struct inf_gguf *g, const char *arch, const char *k, floa
     return inf_gguf_get_f32(g, key, v, NULL) == INF_OK;
 }
 
-static int export_hf(const char *gguf_path, const char *dir, int n_shards)
+static int export_hf(const char *gguf_path, const char *dir, int n_shards, bool bf16)
 {
     struct inf_error err = {0};
     struct inf_gguf *g;
@@ -734,11 +745,14 @@ static int export_hf(const char *gguf_path, const char *dir, int n_shards)
             for (int d = 0; d < h->n_dims; d++)
                 elems *= (uint64_t)h->shape[d];
             const bool f16 = h->t->type == INF_TYPE_F16;
-            h->bytes = elems * (f16 ? 2 : 4);
+            h->bytes = elems * (f16 || bf16 ? 2 : 4);
             h->offset = off;
             off += h->bytes;
             hl += (size_t)snprintf(hdr + hl, hcap - hl, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[",
-                                   h->name, f16 ? "F16" : "F32");
+                                   h->name,
+                                   bf16  ? "BF16"
+                                   : f16 ? "F16"
+                                         : "F32");
             for (int d = 0; d < h->n_dims; d++)
                 hl += (size_t)snprintf(hdr + hl, hcap - hl, "%s%lld", d ? "," : "",
                                        (long long)h->shape[d]);
@@ -765,27 +779,42 @@ static int export_hf(const char *gguf_path, const char *dir, int n_shards)
             const struct hf_tensor *h = &ts[i];
             const size_t esz = h->t->type == INF_TYPE_F16 ? 2 : 4;
             const uint8_t *data = h->t->data;
+            int64_t rows = h->shape[0], cols = h->n_dims == 1 ? 1 : h->shape[1];
             if (h->expert >= 0)
-                data += h->bytes * (uint64_t)h->expert;
-            if (h->xform == 0) {
-                fwrite(data, 1, (size_t)h->bytes, f);
-                continue;
-            }
-            int64_t rows = h->n_dims == 1 ? h->shape[0] : h->shape[0];
-            int64_t cols = h->n_dims == 1 ? 1 : h->shape[1];
-            if (h->xform == 2) { /* gemma: w - 1 (F32 norms) */
-                for (int64_t k = 0; k < rows * cols; k++) {
-                    float x = ((const float *)(const void *)data)[k] - 1.0f;
-                    fwrite(&x, 4, 1, f);
-                }
-                continue;
-            }
+                data += (uint64_t)(rows * cols) * esz * (uint64_t)h->expert;
             /* row o of the transformers layout is GGUF row h*hd + 2i + j, o = h*hd + j*half + i */
-            int64_t hd = rows / h->perm_heads, half = hd / 2;
+            int64_t hd = h->xform == 1 ? rows / h->perm_heads : 1, half = hd / 2;
             for (int64_t o = 0; o < rows; o++) {
-                int64_t hh = o / hd, rem = o % hd, j = rem / half, ii = rem % half;
-                int64_t src = hh * hd + 2 * ii + j;
-                fwrite(data + (size_t)(src * cols) * esz, esz, (size_t)cols, f);
+                int64_t src = o;
+                if (h->xform == 1) {
+                    int64_t hh = o / hd, rem = o % hd, j = rem / half, ii = rem % half;
+                    src = hh * hd + 2 * ii + j;
+                }
+                const uint8_t *row = data + (size_t)(src * cols) * esz;
+                if (h->xform != 2 && !bf16) {
+                    fwrite(row, esz, (size_t)cols, f);
+                    continue;
+                }
+                for (int64_t c = 0; c < cols; c++) {
+                    float x = esz == 2 ? inf_fp16_to_fp32_row_one(row + 2 * c)
+                                       : ((const float *)(const void *)row)[c];
+                    if (h->xform == 2) /* gemma: w - 1 */
+                        x -= 1.0f;
+                    if (bf16) {
+                        uint32_t u;
+                        memcpy(&u, &x, 4);
+                        uint16_t b = (u & 0x7fffffff) > 0x7f800000
+                                         ? (uint16_t)((u >> 16) | 64)
+                                         : (uint16_t)((u + (0x7fff + ((u >> 16) & 1))) >> 16);
+                        fwrite(&b, 2, 1, f);
+                    } else if (esz == 2) {
+                        uint16_t hbits;
+                        inf_f32_to_f16_row(&x, &hbits, 1);
+                        fwrite(&hbits, 2, 1, f);
+                    } else {
+                        fwrite(&x, 4, 1, f);
+                    }
+                }
             }
         }
         if (fclose(f) != 0) {
@@ -942,6 +971,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "gen-synthetic: '%s' has no tokenizer.ggml.tokens\n", vocab);
         return 1;
     }
+    /* --n-vocab: embedding rows other than the vocabulary's (for --hf-out directories that
+       take another tokenizer; the GGUF itself is then not runnable) */
+    V = (uint64_t)opt_int(argc, argv, "--n-vocab", (long long)V);
 
     /* the tensor list */
     struct tensor *ts = calloc((size_t)(3 + L * 24), sizeof(*ts));
@@ -1141,6 +1173,8 @@ int main(int argc, char **argv)
     size_t widest = (size_t)(E > 2 * F ? E : 2 * F);
     if ((size_t)FX > widest)
         widest = (size_t)FX;
+    if ((size_t)FS > widest) /* qwen2moe's shared expert (ffn_down_shexp rows) */
+        widest = (size_t)FS;
     if ((size_t)(H * HD) > widest)
         widest = (size_t)(H * HD);
     float *row = malloc(widest * sizeof(float));
@@ -1182,6 +1216,7 @@ int main(int argc, char **argv)
     inf_gguf_free(g);
     const char *hf_out = opt_str(argc, argv, "--hf-out", NULL);
     if (hf_out)
-        return export_hf(out, hf_out, (int)opt_int(argc, argv, "--hf-shards", 1));
+        return export_hf(out, hf_out, (int)opt_int(argc, argv, "--hf-shards", 1),
+                         strcmp(opt_str(argc, argv, "--hf-dtype", "same"), "bf16") == 0);
     return 0;
 }

@@ -514,11 +514,10 @@ static inf_status write_metadata(struct inf__conv_json *j, const struct hp *h, c
     if (rc == INF_OK) {
         j->arch = h->arch;
         j->n_vocab = h->n_vocab;
+        /* llama.cpp's LlamaModel: granite's small vocabularies add no BOS */
+        j->no_bos = h->id == A_GRANITE && h->n_vocab == 49152;
         rc = inf__conv_vocab(j, w, err);
     }
-    /* llama.cpp's LlamaModel: granite's small vocabularies add no BOS */
-    if (rc == INF_OK && h->id == A_GRANITE && h->n_vocab == 49152)
-        rc = inf_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", false, err);
     if (rc == INF_OK)
         rc = inf_gguf_writer_set_u32(w, "general.quantization_version", 2, err);
     return rc;
@@ -1003,8 +1002,8 @@ static inf_status make_plan(const struct inf_safetensors *st, const json_t *cfg,
             continue;
         }
         if (!strcmp(name, "lm_head.weight")) {
-            if (h->id == A_GEMMA2 || h->id == A_GEMMA3)
-                continue; /* tied to the embedding; llama.cpp drops it */
+            if (h->id == A_GEMMA2)
+                continue; /* tied to the embedding; llama.cpp's Gemma2Model drops it */
             rc = add_single(p, h, t, "output.weight", X_NONE, 0, outtype, err);
             if (rc == INF_OK && (t->n_dims != 2 || t->shape[1] != h->n_embd))
                 rc = inf_error_set(err, INF_EFORMAT,

@@ -13,7 +13,7 @@
 /* Caps on the JSON files read (bytes), checked before anything is parsed. */
 #define INF__CONV_MAX_CONFIG    (16u << 20)
 #define INF__CONV_MAX_TOKENIZER (512u << 20)
-#define INF__CONV_MAX_VOCAB     (1u << 24) /* tokens */
+#define INF__CONV_MAX_VOCAB     (1u << 21) /* tokens (the largest published: ~262k) */
 
 /* llama.cpp's token types (gguf-py TokenType) */
 enum {
@@ -35,6 +35,7 @@ struct inf__conv_json {
     const char *arch; /* the GGUF architecture ("llama") */
     int64_t n_vocab;  /* config.json vocab_size (0 when absent) */
     int64_t n_tokens; /* set by inf__conv_vocab: tokens written */
+    bool no_bos;      /* add_bos_token false whatever the files say (granite's small vocab) */
 };
 
 /* Write the tokenizer.ggml.* keys (and the chat template) for j. */

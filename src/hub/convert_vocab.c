@@ -603,6 +603,8 @@ static void find_specials(const struct inf__conv_json *j, int64_t n_tokens, stru
         if (j->tok && cfg)
             set_special(s, t, added_id(j->tok, names[t]), n_tokens);
     }
+    if (j->no_bos)
+        set_add(s, 0, false);
     /* config.json's ids for what is still unset */
     for (int t = 0; t < 7; t++) {
         char key[32];
