@@ -3,14 +3,16 @@
  * tokenizer.json and tokenizer_config.json (inf_convert_metadata_from_memory), and the sharded
  * checkpoint index (inf_safetensors_open_index).
  *
- * Input (capped at 1 MiB): the first byte selects the mode. Even: the rest is up to three parts
- * separated by a line "\n#--\n": config.json, tokenizer.json, tokenizer_config.json (a missing
- * part is NULL). The metadata is converted into a GGUF writer; on success the GGUF is written to
+ * Input (capped at 1 MiB): the first byte selects the mode. 0 mod 3: the rest is up to three
+ * parts separated by a line "\n#--\n": config.json, tokenizer.json, tokenizer_config.json (a
+ * missing part is NULL); 2 mod 3: the same with a tokenizer.model (SentencePiece protobuf) as
+ * the second part. The metadata is converted into a GGUF writer; on success the GGUF is written to
  * memory and must parse, and a tokenizer built from it must load or refuse with an error (never
- * crash); on failure the error needs a message. Odd: the rest is written as
+ * crash); on failure the error needs a message. 1 mod 3: the rest is written as
  * model.safetensors.index.json in a private temporary directory and opened; its shards do not
  * exist, so only refusals are expected, each with a message. A broken invariant aborts.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +28,7 @@
 #define FUZZ_MAX_INPUT (1u << 20)
 #define SEP            "\n#--\n"
 
-static void check_metadata(const char *p, size_t n)
+static void check_metadata(const char *p, size_t n, bool sp)
 {
     const char *part[3] = {NULL, NULL, NULL};
     size_t len[3] = {0, 0, 0};
@@ -45,8 +47,14 @@ static void check_metadata(const char *p, size_t n)
     struct inf_gguf_writer *w = NULL;
     struct inf_error err = {0};
     CHECK(inf_gguf_writer_new(3, &w, &err) == INF_OK);
-    inf_status rc = inf_convert_metadata_from_memory(part[0], len[0], part[1], len[1], part[2],
-                                                     len[2], w, &err);
+    struct inf_convert_files in = {part[0], len[0], part[1], len[1], part[2], len[2], NULL, 0};
+    if (sp) { /* the second part is a tokenizer.model */
+        in.sp_model = part[1];
+        in.sp_model_len = len[1];
+        in.tokenizer = NULL;
+        in.tokenizer_len = 0;
+    }
+    inf_status rc = inf_convert_metadata_from_memory(&in, w, &err);
     if (rc != INF_OK) {
         CHECK(err.code == rc && err.msg[0] != '\0');
         inf_gguf_writer_free(w);
@@ -98,8 +106,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size = FUZZ_MAX_INPUT;
     if (size < 1)
         return 0;
-    if (data[0] % 2 == 0)
-        check_metadata((const char *)data + 1, size - 1);
+    if (data[0] % 3 == 0)
+        check_metadata((const char *)data + 1, size - 1, false);
+    else if (data[0] % 3 == 2) /* the second part is a tokenizer.model */
+        check_metadata((const char *)data + 1, size - 1, true);
     else
         check_index(data + 1, size - 1);
     return 0;

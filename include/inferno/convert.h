@@ -76,16 +76,24 @@ struct inf_convert_stats {
 inf_status inf_convert_hf(const char *dir, const char *out_path, const struct inf_convert_params *p,
                           struct inf_convert_stats *stats, struct inf_error *err);
 
+/* The files of a model directory that become metadata, in memory (NULL when absent). */
+struct inf_convert_files {
+    const char *config; /* config.json (required) */
+    size_t config_len;
+    const char *tokenizer; /* tokenizer.json */
+    size_t tokenizer_len;
+    const char *tokenizer_config; /* tokenizer_config.json */
+    size_t tokenizer_config_len;
+    const void *sp_model; /* tokenizer.model (SentencePiece protobuf; preferred when present) */
+    size_t sp_model_len;
+};
+
 /*
- * The metadata part of a conversion, from memory, for tests and fuzzing: config.json (required),
- * tokenizer.json and tokenizer_config.json (each may be NULL) give the architecture's
+ * The metadata part of a conversion, from memory, for tests and fuzzing: the architecture's
  * hyperparameters and the tokenizer.ggml.* keys, added to w. Errors as inf_convert_hf's.
  */
-inf_status inf_convert_metadata_from_memory(const char *config, size_t config_len,
-                                            const char *tokenizer, size_t tokenizer_len,
-                                            const char *tokenizer_config,
-                                            size_t tokenizer_config_len, struct inf_gguf_writer *w,
-                                            struct inf_error *err);
+inf_status inf_convert_metadata_from_memory(const struct inf_convert_files *files,
+                                            struct inf_gguf_writer *w, struct inf_error *err);
 
 #ifdef __cplusplus
 }

@@ -523,24 +523,24 @@ static inf_status write_metadata(struct inf__conv_json *j, const struct hp *h, c
     return rc;
 }
 
-inf_status inf_convert_metadata_from_memory(const char *config, size_t config_len,
-                                            const char *tokenizer, size_t tokenizer_len,
-                                            const char *tokenizer_config,
-                                            size_t tokenizer_config_len, struct inf_gguf_writer *w,
-                                            struct inf_error *err)
+inf_status inf_convert_metadata_from_memory(const struct inf_convert_files *in,
+                                            struct inf_gguf_writer *w, struct inf_error *err)
 {
     struct inf__conv_json j = {0};
     struct hp h;
     enum arch_id id;
     const char *arch;
-    inf_status rc = inf__conv_parse_json(config, config_len, "config.json", &j.config, err);
+    inf_status rc = inf__conv_parse_json(in->config ? in->config : "", in->config_len,
+                                         "config.json", &j.config, err);
     if (rc == INF_OK)
         rc = flatten_config(j.config, err);
-    if (rc == INF_OK && tokenizer)
-        rc = inf__conv_parse_json(tokenizer, tokenizer_len, "tokenizer.json", &j.tok, err);
-    if (rc == INF_OK && tokenizer_config)
-        rc = inf__conv_parse_json(tokenizer_config, tokenizer_config_len, "tokenizer_config.json",
-                                  &j.tok_cfg, err);
+    if (rc == INF_OK && in->tokenizer)
+        rc = inf__conv_parse_json(in->tokenizer, in->tokenizer_len, "tokenizer.json", &j.tok, err);
+    if (rc == INF_OK && in->tokenizer_config)
+        rc = inf__conv_parse_json(in->tokenizer_config, in->tokenizer_config_len,
+                                  "tokenizer_config.json", &j.tok_cfg, err);
+    j.sp_model = in->sp_model;
+    j.sp_model_len = in->sp_model_len;
     if (rc == INF_OK)
         rc = find_arch(j.config, &id, &arch, err);
     if (rc == INF_OK)
@@ -1401,8 +1401,8 @@ inf_status inf_convert_hf(const char *dir, const char *out_path, const struct in
     uint32_t otype;
     bool quant = false;
     int tfd = -1;
-    char *jinja = NULL, nbuf[256];
-    size_t jlen;
+    char *jinja = NULL, *spm = NULL, nbuf[256];
+    size_t jlen, spm_len = 0;
     double t0 = inf__now_ms() * 1e-3;
     inf_status rc;
 
@@ -1439,17 +1439,16 @@ inf_status inf_convert_hf(const char *dir, const char *out_path, const struct in
                         err)) ||
         (rc = load_json(dir, "generation_config.json", INF__CONV_MAX_CONFIG, false, &j.gen_cfg,
                         err)) ||
-        (rc = read_file(dir, "chat_template.jinja", INF__CONV_MAX_CONFIG, &jinja, &jlen, err)))
+        (rc = read_file(dir, "chat_template.jinja", INF__CONV_MAX_CONFIG, &jinja, &jlen, err)) ||
+        (rc = read_file(dir, "tokenizer.model", INF__CONV_MAX_TOKENIZER, &spm, &spm_len, err)) ||
+        (rc = load_json(dir, "added_tokens.json", INF__CONV_MAX_CONFIG, false, &j.added_tokens,
+                        err)))
         goto out;
     j.chat_jinja = jinja;
-    if (!j.tok) {
-        char *tm = path_join(dir, "tokenizer.model");
-        bool has_tm = tm && access(tm, F_OK) == 0;
-        free(tm);
-        rc = inf_error_set(err, has_tm ? INF_EUNSUPPORTED : INF_ENOTFOUND,
-                           has_tm ? "'%s' has only tokenizer.model; converting SentencePiece "
-                                    "protobufs is not supported yet (tokenizer.json is)"
-                                  : "'%s' has no tokenizer.json",
+    j.sp_model = (const uint8_t *)spm;
+    j.sp_model_len = spm_len;
+    if (!j.tok && !spm) {
+        rc = inf_error_set(err, INF_ENOTFOUND, "'%s' has no tokenizer.json nor tokenizer.model",
                            dir);
         goto out;
     }
@@ -1582,7 +1581,9 @@ out:
     json_decref(j.tok);
     json_decref(j.tok_cfg);
     json_decref(j.gen_cfg);
+    json_decref(j.added_tokens);
     free(jinja);
+    free(spm);
     s.seconds = inf__now_ms() * 1e-3 - t0;
     if (stats)
         *stats = s;

@@ -27,15 +27,18 @@ enum {
 
 /* What the vocabulary step needs to know and what it tells the tensor step. */
 struct inf__conv_json {
-    json_t *config;   /* config.json with text_config's keys merged in (owned) */
-    json_t *tok;      /* tokenizer.json, or NULL */
-    json_t *tok_cfg;  /* tokenizer_config.json, or NULL */
-    json_t *gen_cfg;  /* generation_config.json, or NULL */
-    char *chat_jinja; /* chat_template.jinja, or NULL */
-    const char *arch; /* the GGUF architecture ("llama") */
-    int64_t n_vocab;  /* config.json vocab_size (0 when absent) */
-    int64_t n_tokens; /* set by inf__conv_vocab: tokens written */
-    bool no_bos;      /* add_bos_token false whatever the files say (granite's small vocab) */
+    json_t *config;          /* config.json with text_config's keys merged in (owned) */
+    json_t *tok;             /* tokenizer.json, or NULL */
+    json_t *tok_cfg;         /* tokenizer_config.json, or NULL */
+    json_t *gen_cfg;         /* generation_config.json, or NULL */
+    char *chat_jinja;        /* chat_template.jinja, or NULL */
+    const uint8_t *sp_model; /* tokenizer.model (SentencePiece protobuf), or NULL */
+    size_t sp_model_len;
+    json_t *added_tokens; /* added_tokens.json (read with tokenizer.model), or NULL */
+    const char *arch;     /* the GGUF architecture ("llama") */
+    int64_t n_vocab;      /* config.json vocab_size (0 when absent) */
+    int64_t n_tokens;     /* set by inf__conv_vocab: tokens written */
+    bool no_bos;          /* add_bos_token false whatever the files say (granite's small vocab) */
 };
 
 /* Write the tokenizer.ggml.* keys (and the chat template) for j. */

@@ -449,6 +449,213 @@ static bool spm_space_prefix(const json_t *tok)
     return false;
 }
 
+/* ---- SentencePiece tokenizer.model ------------------------------------------------------- */
+
+/*
+ * A tokenizer.model is a protobuf ModelProto: field 1 repeats SentencePiece {1: piece (string),
+ * 2: score (float), 3: type (enum: 1 NORMAL, 2 UNKNOWN, 3 CONTROL, 4 USER_DEFINED, 5 UNUSED,
+ * 6 BYTE)}; the other fields (trainer and normalizer specs) are skipped. Every length and varint
+ * is checked against the bytes that remain.
+ */
+struct pb {
+    const uint8_t *p, *end;
+};
+
+static bool pb_varint(struct pb *b, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (b->p >= b->end)
+            return false;
+        uint8_t c = *b->p++;
+        v |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *out = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Skip one field of wire type wt; false when it runs past the end or the type is unknown. */
+static bool pb_skip(struct pb *b, unsigned wt)
+{
+    uint64_t n;
+    switch (wt) {
+    case 0:
+        return pb_varint(b, &n);
+    case 1:
+        n = 8;
+        break;
+    case 2:
+        if (!pb_varint(b, &n))
+            return false;
+        break;
+    case 5:
+        n = 4;
+        break;
+    default:
+        return false;
+    }
+    if (n > (uint64_t)(b->end - b->p))
+        return false;
+    b->p += n;
+    return true;
+}
+
+/* One SentencePiece message: its text (malloc'd), score and type. */
+static inf_status pb_piece(struct pb *m, size_t index, char **text, float *score, int *type,
+                           struct inf_error *err)
+{
+    *text = NULL;
+    *score = 0.0f;
+    *type = 1;
+    while (m->p < m->end) {
+        uint64_t key, n;
+        if (!pb_varint(m, &key))
+            goto bad;
+        unsigned field = (unsigned)(key >> 3), wt = (unsigned)(key & 7);
+        if (field == 1 && wt == 2) {
+            if (!pb_varint(m, &n) || n > (uint64_t)(m->end - m->p))
+                goto bad;
+            free(*text);
+            if (!(*text = malloc((size_t)n + 1)))
+                return inf_error_set(err, INF_ENOMEM, "out of memory");
+            memcpy(*text, m->p, (size_t)n);
+            (*text)[n] = '\0';
+            if (strlen(*text) != (size_t)n) {
+                free(*text);
+                *text = NULL;
+                return inf_error_set(err, INF_EFORMAT,
+                                     "tokenizer.model: piece %zu holds a NUL byte", index);
+            }
+            m->p += n;
+        } else if (field == 2 && wt == 5) {
+            if (m->end - m->p < 4)
+                goto bad;
+            uint32_t u = (uint32_t)m->p[0] | (uint32_t)m->p[1] << 8 | (uint32_t)m->p[2] << 16 |
+                         (uint32_t)m->p[3] << 24;
+            memcpy(score, &u, 4);
+            m->p += 4;
+        } else if (field == 3 && wt == 0) {
+            if (!pb_varint(m, &n))
+                goto bad;
+            *type = n >= 1 && n <= 6 ? (int)n : 1;
+        } else if (!pb_skip(m, wt)) {
+            goto bad;
+        }
+    }
+    if (!*text)
+        return inf_error_set(err, INF_EFORMAT, "tokenizer.model: piece %zu has no text", index);
+    return INF_OK;
+bad:
+    free(*text);
+    *text = NULL;
+    return inf_error_set(err, INF_EFORMAT, "tokenizer.model: piece %zu is truncated or malformed",
+                         index);
+}
+
+/* The pieces of a tokenizer.model, as llama.cpp's _create_vocab_sentencepiece reads them:
+   types UNKNOWN, CONTROL, UNUSED and BYTE kept, every other piece NORMAL; ids up to
+   config.json's vocab_size filled with "[PAD<id>]" (UNUSED, score -10000); then
+   added_tokens.json and tokenizer_config.json's added_tokens_decoder (score -1000). */
+static inf_status read_sp_model(const struct inf__conv_json *j, struct vocab *v,
+                                struct inf_error *err)
+{
+    struct pb b = {j->sp_model, j->sp_model + j->sp_model_len};
+    size_t n_pieces = 0;
+    inf_status rc = INF_OK;
+    while (b.p < b.end) { /* count first */
+        uint64_t key;
+        if (!pb_varint(&b, &key) || !pb_skip(&b, (unsigned)(key & 7)))
+            return inf_error_set(err, INF_EFORMAT,
+                                 "tokenizer.model: not a SentencePiece model (malformed protobuf "
+                                 "at byte %zu)",
+                                 (size_t)(b.p - j->sp_model));
+        if ((key >> 3) == 1 && (key & 7) == 2 && ++n_pieces > INF__CONV_MAX_VOCAB)
+            return inf_error_set(err, INF_ELIMIT, "tokenizer.model: more than %u pieces",
+                                 INF__CONV_MAX_VOCAB);
+    }
+    if (n_pieces == 0)
+        return inf_error_set(err, INF_EFORMAT, "tokenizer.model: no pieces");
+    v->n = j->n_vocab > 0 ? j->n_vocab : (int64_t)n_pieces;
+    v->text = calloc((size_t)v->n, sizeof(*v->text));
+    v->type = calloc((size_t)v->n, sizeof(*v->type));
+    v->score = calloc((size_t)v->n, sizeof(*v->score));
+    v->added = calloc((size_t)v->n, 1);
+    if (!v->text || !v->type || !v->score || !v->added)
+        return inf_error_set(err, INF_ENOMEM, "out of memory");
+    b.p = j->sp_model;
+    size_t id = 0;
+    while (b.p < b.end && rc == INF_OK) {
+        uint64_t key = 0, len = 0;
+        pb_varint(&b, &key); /* checked above */
+        if ((key >> 3) != 1 || (key & 7) != 2) {
+            pb_skip(&b, (unsigned)(key & 7));
+            continue;
+        }
+        pb_varint(&b, &len);
+        struct pb m = {b.p, b.p + len};
+        b.p += len;
+        if ((int64_t)id >= v->n) { /* llama.cpp ignores pieces past vocab_size */
+            id++;
+            continue;
+        }
+        int type;
+        rc = pb_piece(&m, id, &v->text[id], &v->score[id], &type, err);
+        v->type[id] = type == 2 || type == 3 || type == 5 || type == 6 ? type : INF__TT_NORMAL;
+        id++;
+    }
+    for (int64_t i = 0; rc == INF_OK && i < v->n; i++) {
+        if (v->text[i])
+            continue;
+        char pad[32];
+        snprintf(pad, sizeof(pad), "[PAD%" PRId64 "]", i);
+        if (!(v->text[i] = strdup(pad)))
+            rc = inf_error_set(err, INF_ENOMEM, "out of memory");
+        v->type[i] = INF__TT_UNUSED;
+        v->score[i] = -10000.0f;
+    }
+    const char *key;
+    const json_t *val;
+    json_object_foreach((json_t *)j->added_tokens, key, val)
+    {
+        if (rc != INF_OK)
+            break;
+        if (!json_is_integer(val) || json_integer_value(val) < 0 || json_integer_value(val) >= v->n)
+            continue; /* out of range: ignored, as llama.cpp does */
+        int64_t i = json_integer_value(val);
+        free(v->text[i]);
+        if (!(v->text[i] = strdup(key)))
+            rc = inf_error_set(err, INF_ENOMEM, "out of memory");
+        v->score[i] = -1000.0f;
+        v->type[i] = INF__TT_USER_DEFINED;
+    }
+    json_object_foreach(json_object_get(j->tok_cfg, "added_tokens_decoder"), key, val)
+    {
+        if (rc != INF_OK)
+            break;
+        char *endp;
+        long long i = strtoll(key, &endp, 10);
+        const char *content = json_string_value(json_object_get(val, "content"));
+        if (*endp || endp == key || i < 0 || i >= v->n || !content)
+            continue;
+        free(v->text[i]);
+        if (!(v->text[i] = strdup(content))) {
+            rc = inf_error_set(err, INF_ENOMEM, "out of memory");
+            break;
+        }
+        if (json_is_true(json_object_get(val, "special")) || looks_special(content)) {
+            v->type[i] = INF__TT_CONTROL;
+        } else {
+            unescape_spaces(v->text[i]);
+            v->type[i] = INF__TT_USER_DEFINED;
+        }
+        v->score[i] = -1000.0f;
+    }
+    return rc;
+}
+
 /* ---- special tokens ------------------------------------------------------------------------- */
 
 #define N_SPECIAL 9
@@ -702,18 +909,76 @@ static inf_status write_chat_template(const struct inf__conv_json *j, struct inf
     return INF_OK;
 }
 
+/* Special ids, add_* flags, the chat template and the normalizer flags. */
+static inf_status write_specials(struct inf__conv_json *j, int64_t n_tokens,
+                                 struct inf_gguf_writer *w, struct inf_error *err)
+{
+    struct specials sp;
+    inf_status rc = INF_OK;
+    find_specials(j, n_tokens, &sp);
+    for (int k = 0; k < sp.n_order && rc == INF_OK; k++)
+        rc = inf_gguf_writer_set_u32(w, special_keys[sp.order[k]], (uint32_t)sp.id[sp.order[k]],
+                                     err);
+    static const char *const add_keys[3] = {"tokenizer.ggml.add_bos_token",
+                                            "tokenizer.ggml.add_eos_token",
+                                            "tokenizer.ggml.add_sep_token"};
+    for (int k = 0; k < sp.n_add && rc == INF_OK; k++)
+        rc = inf_gguf_writer_set_bool(w, add_keys[sp.add_order[k]], sp.add[sp.add_order[k]] != 0,
+                                      err);
+    if (rc == INF_OK)
+        rc = write_chat_template(j, w, err);
+    int lower = -1, strip = -1;
+    parse_normalizer(json_object_get(j->tok, "normalizer"), &lower, &strip);
+    if (rc == INF_OK && lower >= 0)
+        rc = inf_gguf_writer_set_bool(w, "tokenizer.ggml.normalizer.lowercase", lower != 0, err);
+    if (rc == INF_OK && strip >= 0)
+        rc =
+            inf_gguf_writer_set_bool(w, "tokenizer.ggml.normalizer.strip_accents", strip != 0, err);
+    return rc;
+}
+
+/* The vocabulary of a tokenizer.model (model "llama", pre "default", scores as stored). */
+static inf_status sp_vocab(struct inf__conv_json *j, struct inf_gguf_writer *w,
+                           struct inf_error *err)
+{
+    struct vocab v = {0};
+    inf_status rc = read_sp_model(j, &v, err);
+    if (rc == INF_OK)
+        rc = inf_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama", err);
+    if (rc == INF_OK)
+        rc = inf_gguf_writer_set_str(w, "tokenizer.ggml.pre", "default", err);
+    if (rc == INF_OK)
+        rc = inf_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v.text,
+                                         (uint64_t)v.n, err);
+    if (rc == INF_OK)
+        rc = inf_gguf_writer_set_arr(w, "tokenizer.ggml.scores", INF_GGUF_TYPE_FLOAT32, v.score,
+                                     (uint64_t)v.n, err);
+    if (rc == INF_OK)
+        rc = inf_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", INF_GGUF_TYPE_INT32, v.type,
+                                     (uint64_t)v.n, err);
+    if (rc == INF_OK) {
+        j->n_tokens = v.n;
+        rc = write_specials(j, v.n, w, err);
+    }
+    /* Gemma2Model / Gemma3Model: no space prefix */
+    if (rc == INF_OK && j->arch && !strncmp(j->arch, "gemma", 5))
+        rc = inf_gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", false, err);
+    vocab_release(&v);
+    return rc;
+}
+
 inf_status inf__conv_vocab(struct inf__conv_json *j, struct inf_gguf_writer *w,
                            struct inf_error *err)
 {
     struct vocab v = {0};
-    struct specials sp;
     inf_status rc;
     const json_t *model = json_object_get(j->tok, "model");
     const char *mtype = json_string_value(json_object_get(model, "type"));
 
+    if (j->sp_model) /* llama.cpp's converters try tokenizer.model first */
+        return sp_vocab(j, w, err);
     if (!j->tok)
-        return inf_error_set(err, INF_ENOTFOUND,
-                             "no tokenizer.json (a tokenizer.model alone is not supported yet)");
+        return inf_error_set(err, INF_ENOTFOUND, "no tokenizer.json nor tokenizer.model");
     if (!mtype && json_is_array(json_object_get(model, "merges")))
         mtype = "BPE";
     if (!mtype)
@@ -767,26 +1032,7 @@ inf_status inf__conv_vocab(struct inf__conv_json *j, struct inf_gguf_writer *w,
     if (rc != INF_OK)
         goto out;
     j->n_tokens = v.n;
-
-    find_specials(j, v.n, &sp);
-    for (int k = 0; k < sp.n_order && rc == INF_OK; k++)
-        rc = inf_gguf_writer_set_u32(w, special_keys[sp.order[k]], (uint32_t)sp.id[sp.order[k]],
-                                     err);
-    static const char *const add_keys[3] = {"tokenizer.ggml.add_bos_token",
-                                            "tokenizer.ggml.add_eos_token",
-                                            "tokenizer.ggml.add_sep_token"};
-    for (int k = 0; k < sp.n_add && rc == INF_OK; k++)
-        rc = inf_gguf_writer_set_bool(w, add_keys[sp.add_order[k]], sp.add[sp.add_order[k]] != 0,
-                                      err);
-    if (rc == INF_OK)
-        rc = write_chat_template(j, w, err);
-    int lower = -1, strip = -1;
-    parse_normalizer(json_object_get(j->tok, "normalizer"), &lower, &strip);
-    if (rc == INF_OK && lower >= 0)
-        rc = inf_gguf_writer_set_bool(w, "tokenizer.ggml.normalizer.lowercase", lower != 0, err);
-    if (rc == INF_OK && strip >= 0)
-        rc =
-            inf_gguf_writer_set_bool(w, "tokenizer.ggml.normalizer.strip_accents", strip != 0, err);
+    rc = write_specials(j, v.n, w, err);
 out:
     vocab_release(&v);
     return rc;
