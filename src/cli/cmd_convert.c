@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "inferno/convert.h"
@@ -58,6 +59,14 @@ int inf_cmd_convert(struct inf_cli *cli, struct inf_cli_args *args)
         !out) {
         inf_cli_errorf(cli, "expected HF_DIR and -o OUT.gguf\nUsage: inferno convert HF_DIR -o "
                             "OUT.gguf [--outtype f32|f16|bf16|q8_0|...]");
+        return INF_EXIT_USAGE;
+    }
+    struct stat sb;
+    if (stat(args->positional[0], &sb) == 0 && S_ISREG(sb.st_mode)) {
+        inf_cli_errorf(cli,
+                       "'%s' is a file, not a Hugging Face model directory (to re-quantize a GGUF "
+                       "file: inferno convert IN.gguf OUT.gguf --quantize TYPE)",
+                       args->positional[0]);
         return INF_EXIT_USAGE;
     }
     struct inf_convert_params p;
