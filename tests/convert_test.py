@@ -466,6 +466,109 @@ def test_sentencepiece(c, shared, spm):
           "tokenizer.model: a truncated file is refused (%s)" % r.stderr.strip()[-120:])
 
 
+def bert_tokenizer_files(d, ref_gguf, pooling):
+    """tokenizer.json (WordPiece, BERT's normalizer and pre-tokenizer), tokenizer_config.json
+    and sentence-transformers' pooling files for a gen-synthetic encoder's vocabulary: llama.cpp
+    stores word starts as "\u2581x" and continuations as "x"; transformers has "x" and "##x"."""
+    kv = gguf_kv(ref_gguf)
+    toks, types = arr(kv["tokenizer.ggml.tokens"]), arr(kv["tokenizer.ggml.token_type"])
+    vocab, unnamed = {}, set()
+    for i, (t, ty) in enumerate(zip(toks, types)):
+        w = t if ty == 3 else (t[1:] if t.startswith("\u2581") else "##" + t)
+        if w in vocab or not w or (t.startswith("\u2581") and w.startswith("##")):
+            unnamed.add(i)  # no WordPiece spelling ("\u2581", "\u2581##..."): left unnamed
+            continue
+        vocab[w] = i
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    st = lambda t, k=0: {"SpecialToken": {"id": t, "type_id": k}}  # noqa: E731
+    sq = lambda t, k=0: {"Sequence": {"id": t, "type_id": k}}  # noqa: E731
+    tj = {
+        "version": "1.0",
+        "added_tokens": [{"id": vocab[t], "content": t, "single_word": False, "lstrip": False,
+                          "rstrip": False, "normalized": False, "special": True} for t in specials],
+        "normalizer": {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True,
+                       "strip_accents": None, "lowercase": True},
+        "pre_tokenizer": {"type": "BertPreTokenizer"},
+        "post_processor": {"type": "TemplateProcessing",
+                           "single": [st("[CLS]"), sq("A"), st("[SEP]")],
+                           "pair": [st("[CLS]"), sq("A"), st("[SEP]"), sq("B", 1), st("[SEP]", 1)],
+                           "special_tokens": {t: {"id": t, "ids": [vocab[t]], "tokens": [t]}
+                                              for t in ("[CLS]", "[SEP]")}},
+        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": True},
+        "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                  "max_input_chars_per_word": 100, "vocab": vocab},
+    }
+    with open(os.path.join(d, "tokenizer.json"), "w") as f:
+        json.dump(tj, f, ensure_ascii=False)
+    with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+        json.dump({"cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]",
+                   "unk_token": "[UNK]", "mask_token": "[MASK]", "do_lower_case": True,
+                   "tokenizer_class": "BertTokenizer"}, f)
+    with open(os.path.join(d, "modules.json"), "w") as f:
+        json.dump([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                   {"idx": 1, "name": "1", "path": "1_Pooling",
+                    "type": "sentence_transformers.models.Pooling"}], f)
+    os.makedirs(os.path.join(d, "1_Pooling"), exist_ok=True)
+    with open(os.path.join(d, "1_Pooling", "config.json"), "w") as f:
+        json.dump({"pooling_mode_cls_token": pooling == "cls",
+                   "pooling_mode_mean_tokens": pooling == "mean"}, f)
+    return unnamed
+
+
+def test_encoders(c, spm):
+    """bert and nomic-bert: WordPiece vocabularies, exact tensors, equal embeddings."""
+    for arch, pooling, ptype in (("bert", "cls", 2), ("nomic-bert", "mean", 1)):
+        d = os.path.join(c.tmp, "enc-" + arch)
+        ref = d + ".ref.gguf"
+        r = run([c.gen, "--arch", arch, "--vocab", spm, "--out", ref, "--hf-out", d,
+                 "--vocab-max", "4000", "--pooling", pooling])
+        check(r.returncode == 0, "%s: gen-synthetic --hf-out (%s)" % (arch, r.stderr[-200:]))
+        if r.returncode != 0:
+            continue
+        unnamed = bert_tokenizer_files(d, ref, pooling)
+        out = d + ".gguf"
+        r = c.convert(d, out, "--outtype", "f32")
+        check(r.returncode == 0, "%s: convert exits 0 (%s)" % (arch, r.stderr[-300:]))
+        if r.returncode != 0:
+            continue
+        _, a, _ = read_tensors(ref)
+        _, b, _ = read_tensors(out)
+        check(a == b, "%s: every tensor equals the source (differ: %s)"
+              % (arch, [k for k in a if a.get(k) != b.get(k)][:4]))
+        ka, kb = gguf_kv(ref), gguf_kv(out)
+        ta, tb = arr(ka["tokenizer.ggml.tokens"]), arr(kb["tokenizer.ggml.tokens"])
+        diff = [i for i in range(len(ta)) if ta[i] != tb[i] and i not in unnamed]
+        check(len(ta) == len(tb) and not diff and len(unnamed) <= 8,
+              "%s: WordPiece tokens back in llama.cpp's phantom-space form (differ: %s)"
+              % (arch, diff[:4]))
+        for k in ("tokenizer.ggml.model", "tokenizer.ggml.cls_token_id",
+                  "tokenizer.ggml.seperator_token_id", "tokenizer.ggml.padding_token_id",
+                  "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.mask_token_id",
+                  "tokenizer.ggml.bos_token_id", "tokenizer.ggml.token_type_count",
+                  "%s.attention.causal" % arch, "%s.pooling_type" % arch):
+            check(ka.get(k) == kb.get(k), "%s: %s %r equals gen-synthetic's %r"
+                  % (arch, k, kb.get(k), ka.get(k)))
+        check(kb.get("tokenizer.ggml.add_bos_token") == 1 and
+              kb.get("tokenizer.ggml.add_eos_token") == 1 and
+              kb.get("tokenizer.ggml.add_sep_token") == 0,
+              "%s: [CLS] A [SEP] template: add_bos, add_eos, no add_sep" % arch)
+
+        def embed(m):
+            r = run([c.inferno, "embed", "-m", m, "-p", "a cat sat on the mat", "--json"])
+            return r.stdout if r.returncode == 0 else "error " + r.stderr[-200:]
+        e1, e2 = embed(ref), embed(out)
+        check(e1 == e2 and not e1.startswith("error"),
+              "%s: embeddings from the converted GGUF equal the reference's" % arch)
+        texts = [t.lower() for t in TEXTS[:8]] + ["Hello World", "unaffable Ünïcödé"]
+        tf = os.path.join(c.tmp, "enc-texts.json")
+        with open(tf, "w") as f:
+            json.dump(texts, f)
+        want = c.node("tokenize", d, tf)
+        bad = [t[:20] for i, t in enumerate(texts) if tokenize_ours(c, out, t, True) != want["special"][i]]
+        check(not bad, "%s: %d texts tokenize as tokenizers.js ([CLS] ... [SEP]; differ: %s)"
+              % (arch, len(texts), bad[:3]))
+
+
 def test_refusals(c, spm):
     d, _ = c.hf_dir("e-base", "llama", spm, "llama2", SMALL)
     out = os.path.join(c.tmp, "e-out", "x.gguf")
@@ -534,6 +637,7 @@ def main(argv):
         test_weights(c, spm)
         test_vocab_and_tokens(c, shared, spm)
         test_sentencepiece(c, shared, spm)
+        test_encoders(c, spm)
         test_refusals(c, spm)
     return summary()
 

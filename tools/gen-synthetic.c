@@ -173,6 +173,8 @@ static const char *opt_str(int argc, char **argv, const char *name, const char *
     return def;
 }
 
+static int export_hf(const char *gguf_path, const char *dir, int n_shards, bool bf16);
+
 /* ---- encoders: bert, nomic-bert ---------------------------------------------------------- */
 
 /*
@@ -427,6 +429,10 @@ static int gen_encoder(int argc, char **argv, const char *arch)
         fprintf(stderr, "gen-synthetic: %s\n", st != INF_OK ? err.msg : out);
         return 1;
     }
+    const char *hf_out = opt_str(argc, argv, "--hf-out", NULL);
+    if (hf_out && export_hf(out, hf_out, (int)opt_int(argc, argv, "--hf-shards", 1),
+                            strcmp(opt_str(argc, argv, "--hf-dtype", "same"), "bf16") == 0) != 0)
+        return 1;
     printf("wrote %s: %s, n_embd %lld, n_layer %lld, heads %lld, n_ff %lld, ctx %lld, vocab %llu "
            "(WordPiece), pooling %s, %s\n",
            out, arch, E, L, H, F, ctx, (unsigned long long)V, pool, type);
@@ -508,7 +514,9 @@ static int export_hf(const char *gguf_path, const char *dir, int n_shards, bool 
         {"qwen3", "Qwen3ForCausalLM"},       {"qwen2moe", "Qwen2MoeForCausalLM"},
         {"qwen3moe", "Qwen3MoeForCausalLM"}, {"gemma2", "Gemma2ForCausalLM"},
         {"gemma3", "Gemma3ForCausalLM"},     {"phi3", "Phi3ForCausalLM"},
-        {"granite", "GraniteForCausalLM"}};
+        {"granite", "GraniteForCausalLM"},   {"bert", "BertModel"},
+        {"nomic-bert", "NomicBertModel"}};
+    const bool bert = !strcmp(arch, "bert"), nomic = !strcmp(arch, "nomic-bert");
     const char *cls = NULL;
     for (size_t i = 0; i < sizeof(hf_arch) / sizeof(hf_arch[0]); i++)
         if (!strcmp(arch, hf_arch[i][0]))
@@ -554,6 +562,33 @@ static int export_hf(const char *gguf_path, const char *dir, int n_shards, bool 
     if (!cf) {
         perror(path);
         return 1;
+    }
+    if (bert || nomic) {
+        float lne = 1e-12f;
+        const struct inf_gguf_tensor *tt = inf_gguf_find_tensor(g, "token_types.weight");
+        long long ntt = tt ? (long long)tt->ne[1] : 2, nv = (long long)embd->ne[1];
+        gf32(g, arch, "attention.layer_norm_epsilon", &lne);
+        if (bert)
+            fprintf(cf,
+                    "{\"architectures\": [\"BertModel\"], \"model_type\": \"bert\", "
+                    "\"hidden_size\": %u, \"num_hidden_layers\": %u, \"num_attention_heads\": %u, "
+                    "\"intermediate_size\": %u, \"max_position_embeddings\": %u, "
+                    "\"layer_norm_eps\": %.9g, \"type_vocab_size\": %lld, \"vocab_size\": %lld}\n",
+                    E, L, H, F, ctx, (double)lne, ntt, nv);
+        else /* n_positions as nomic-embed's, so that llama.cpp's rule gives ctx back */
+            fprintf(cf,
+                    "{\"architectures\": [\"NomicBertModel\"], \"model_type\": \"nomic_bert\", "
+                    "\"n_embd\": %u, \"n_layer\": %u, \"n_head\": %u, \"n_inner\": %u, "
+                    "\"n_positions\": %u, \"max_trained_positions\": 2048, "
+                    "\"layer_norm_epsilon\": %.9g, \"rotary_emb_base\": %.9g, "
+                    "\"rotary_emb_fraction\": 1.0, \"type_vocab_size\": %lld, \"vocab_size\": "
+                    "%lld, \"activation_function\": \"swiglu\", \"causal\": false}\n",
+                    E, L, H, F,
+                    ctx == 2048  ? 8192
+                    : ctx == 512 ? 2048
+                                 : ctx,
+                    (double)lne, (double)theta, ntt, nv);
+        goto config_done;
     }
     fprintf(cf, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n", cls, arch);
     fprintf(cf, "  \"hidden_size\": %u,\n  \"num_hidden_layers\": %u,\n", E, L);
@@ -608,6 +643,7 @@ static int export_hf(const char *gguf_path, const char *dir, int n_shards, bool 
         }
     }
     fprintf(cf, "  \"torch_dtype\": \"float32\"\n}\n");
+config_done:
     if (fclose(cf) != 0) {
         perror(path);
         return 1;
@@ -630,6 +666,53 @@ static int export_hf(const char *gguf_path, const char *dir, int n_shards, bool 
             h->shape[d] = t->ne[h->n_dims - 1 - d];
         if (!strcmp(nm, "rope_factors_long.weight") || !strcmp(nm, "rope_factors_short.weight"))
             continue; /* in config.json */
+        if (bert || nomic) {
+            static const char *const eg[][3] = {
+                /* GGUF, bert, nomic-bert */
+                {"token_embd.weight", "embeddings.word_embeddings.weight", NULL},
+                {"position_embd.weight", "embeddings.position_embeddings.weight", NULL},
+                {"token_types.weight", "embeddings.token_type_embeddings.weight", NULL},
+                {"token_embd_norm.weight", "embeddings.LayerNorm.weight", "emb_ln.weight"},
+                {"token_embd_norm.bias", "embeddings.LayerNorm.bias", "emb_ln.bias"},
+                {"attn_q.weight", "attention.self.query.weight", NULL},
+                {"attn_q.bias", "attention.self.query.bias", NULL},
+                {"attn_k.weight", "attention.self.key.weight", NULL},
+                {"attn_k.bias", "attention.self.key.bias", NULL},
+                {"attn_v.weight", "attention.self.value.weight", NULL},
+                {"attn_v.bias", "attention.self.value.bias", NULL},
+                {"attn_qkv.weight", NULL, "attn.Wqkv.weight"},
+                {"attn_output.weight", "attention.output.dense.weight", "attn.out_proj.weight"},
+                {"attn_output.bias", "attention.output.dense.bias", NULL},
+                {"attn_output_norm.weight", "attention.output.LayerNorm.weight", "norm1.weight"},
+                {"attn_output_norm.bias", "attention.output.LayerNorm.bias", "norm1.bias"},
+                {"ffn_up.weight", "intermediate.dense.weight", "mlp.fc11.weight"},
+                {"ffn_up.bias", "intermediate.dense.bias", NULL},
+                {"ffn_gate.weight", NULL, "mlp.fc12.weight"},
+                {"ffn_down.weight", "output.dense.weight", "mlp.fc2.weight"},
+                {"ffn_down.bias", "output.dense.bias", NULL},
+                {"layer_output_norm.weight", "output.LayerNorm.weight", "norm2.weight"},
+                {"layer_output_norm.bias", "output.LayerNorm.bias", "norm2.bias"},
+            };
+            int eb = -1, eo = 0;
+            const char *part = nm;
+            if (sscanf(nm, "blk.%d.%n", &eb, &eo) == 1 && eo > 0)
+                part = nm + eo;
+            const char *hfn = NULL;
+            for (size_t k = 0; k < sizeof(eg) / sizeof(eg[0]) && !hfn; k++)
+                if (!strcmp(part, eg[k][0]) && (eb >= 0) == (k >= 5))
+                    hfn = nomic && eg[k][2] ? eg[k][2] : eg[k][1];
+            if (!hfn) {
+                fprintf(stderr, "gen-synthetic: --hf-out: no transformers name for '%s'\n", nm);
+                return 1;
+            }
+            if (eb >= 0)
+                snprintf(h->name, sizeof(h->name), "encoder.%s.%d.%s", nomic ? "layers" : "layer",
+                         eb, hfn);
+            else
+                snprintf(h->name, sizeof(h->name), "%s", hfn);
+            n++;
+            continue;
+        }
         if (!strcmp(nm, "token_embd.weight")) {
             snprintf(h->name, sizeof(h->name), "model.embed_tokens.weight");
         } else if (!strcmp(nm, "output_norm.weight")) {

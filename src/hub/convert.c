@@ -48,7 +48,9 @@ enum arch_id {
     A_GEMMA2,
     A_GEMMA3,
     A_PHI3,
-    A_GRANITE
+    A_GRANITE,
+    A_BERT,
+    A_NOMIC
 };
 
 static const struct {
@@ -69,6 +71,9 @@ static const struct {
     {"Gemma3ForConditionalGeneration", A_GEMMA3, "gemma3"},
     {"Phi3ForCausalLM", A_PHI3, "phi3"},
     {"GraniteForCausalLM", A_GRANITE, "granite"},
+    {"BertModel", A_BERT, "bert"},
+    {"BertForMaskedLM", A_BERT, "bert"},
+    {"NomicBertModel", A_NOMIC, "nomic-bert"},
 };
 #define N_ARCHS (sizeof(archs) / sizeof(archs[0]))
 
@@ -146,7 +151,7 @@ static void read_rope(const json_t *cfg, struct rope *r)
         r->sliding = json_object_get(rp, "sliding_attention");
     }
     r->has_theta = hp_num(r->params, KEYS("rope_theta"), &r->theta) ||
-                   hp_num(cfg, KEYS("rope_theta"), &r->theta);
+                   hp_num(cfg, KEYS("rope_theta", "rotary_emb_base"), &r->theta);
     r->has_theta_swa = hp_num(r->sliding, KEYS("rope_theta"), &r->theta_swa) ||
                        hp_num(cfg,
                               KEYS("local_rope_theta", "rope_local_theta", "rope_theta_local",
@@ -184,6 +189,13 @@ static void put_f32(struct kw *k, const char *sfx, double v)
     char key[128];
     if (k->rc == INF_OK)
         k->rc = inf_gguf_writer_set_f32(k->w, akey(k, sfx, key, sizeof(key)), (float)v, k->err);
+}
+
+static void put_bool(struct kw *k, const char *sfx, bool v)
+{
+    char key[128];
+    if (k->rc == INF_OK)
+        k->rc = inf_gguf_writer_set_bool(k->w, akey(k, sfx, key, sizeof(key)), v, k->err);
 }
 
 static void put_str(struct kw *k, const char *sfx, const char *v)
@@ -261,6 +273,15 @@ static void common_params(struct kw *k, const json_t *cfg, const struct hp *h, c
         int64_t ctx = 131072;
         hp_int(cfg, KEYS("max_position_embeddings"), 0, UINT32_MAX, 131072, false, &ctx, NULL);
         put_u32(k, "context_length", ctx);
+    } else if (h->id == A_NOMIC) {
+        /* NomicBertModel: nomic-embed-text v1/v1.5 are trained for 2048 positions */
+        int64_t npos = 0, mtp = 2048;
+        hp_int(cfg, KEYS("n_positions"), 0, UINT32_MAX, 0, false, &npos, NULL);
+        hp_int(cfg, KEYS("max_trained_positions"), 0, UINT32_MAX, 2048, false, &mtp, NULL);
+        put_u32(k, "context_length",
+                npos == 8192 && mtp == 2048   ? 2048
+                : npos == 2048 && mtp == 2048 ? 512
+                                              : npos);
     } else {
         opt_u32(k, cfg,
                 KEYS("max_position_embeddings", "n_ctx", "n_positions", "max_length",
@@ -315,7 +336,7 @@ static void common_params(struct kw *k, const json_t *cfg, const struct hp *h, c
 }
 
 static inf_status arch_params(struct kw *k, const json_t *cfg, const struct hp *h, uint32_t ftype,
-                              struct inf_error *err)
+                              int pooling, struct inf_error *err)
 {
     struct rope r;
     read_rope(cfg, &r);
@@ -411,6 +432,11 @@ static inf_status arch_params(struct kw *k, const json_t *cfg, const struct hp *
         if (h->n_vocab)
             put_u32(k, "vocab_size", h->n_vocab);
         put_u32(k, "rope.dimension_count", h->head_dim);
+    }
+    if (h->id == A_BERT || h->id == A_NOMIC) {
+        put_bool(k, "attention.causal", false);
+        if (pooling >= 0)
+            put_u32(k, "pooling_type", pooling);
     }
     if (h->id == A_QWEN2MOE || h->id == A_QWEN3MOE) {
         opt_u32(k, cfg, KEYS("moe_intermediate_size"), "expert_feed_forward_length");
@@ -510,7 +536,7 @@ static inf_status write_metadata(struct inf__conv_json *j, const struct hp *h, c
     if (rc == INF_OK)
         rc = inf_gguf_writer_set_str(w, "general.name", name, err);
     if (rc == INF_OK)
-        rc = arch_params(&k, j->config, h, ftype, err);
+        rc = arch_params(&k, j->config, h, ftype, j->pooling, err);
     if (rc == INF_OK) {
         j->arch = h->arch;
         j->n_vocab = h->n_vocab;
@@ -526,7 +552,7 @@ static inf_status write_metadata(struct inf__conv_json *j, const struct hp *h, c
 inf_status inf_convert_metadata_from_memory(const struct inf_convert_files *in,
                                             struct inf_gguf_writer *w, struct inf_error *err)
 {
-    struct inf__conv_json j = {0};
+    struct inf__conv_json j = {.pooling = -1};
     struct hp h;
     enum arch_id id;
     const char *arch;
@@ -625,6 +651,7 @@ static bool ends_with(const char *s, const char *sfx)
 static uint32_t out_type(const char *name, uint32_t n_dims, uint32_t outtype, uint32_t src)
 {
     if (n_dims <= 1 || ends_with(name, "_norm.weight") || strstr(name, "ffn_gate_inp") ||
+        !strcmp(name, "position_embd.weight") || !strcmp(name, "token_types.weight") ||
         !ends_with(name, ".weight"))
         return INF_GGML_TYPE_F32;
     return outtype == UINT32_MAX ? src : outtype;
@@ -959,6 +986,83 @@ static inf_status generated_tensors(struct plan *p, const json_t *cfg, const str
     return INF_OK;
 }
 
+/* BERT's and nomic-bert's names (after "bert." is stripped, gamma/beta renamed). */
+static const struct {
+    const char *hf, *gguf;
+} enc_global[] =
+    {
+        {"embeddings.word_embeddings.weight", "token_embd.weight"},
+        {"embeddings.position_embeddings.weight", "position_embd.weight"},
+        {"embeddings.token_type_embeddings.weight", "token_types.weight"},
+        {"embeddings.LayerNorm.weight", "token_embd_norm.weight"},
+        {"embeddings.LayerNorm.bias", "token_embd_norm.bias"},
+        {"emb_ln.weight", "token_embd_norm.weight"},
+        {"emb_ln.bias", "token_embd_norm.bias"},
+},
+  enc_layer[] = {
+      {"attention.self.query.weight", "attn_q.weight"},
+      {"attention.self.query.bias", "attn_q.bias"},
+      {"attention.self.key.weight", "attn_k.weight"},
+      {"attention.self.key.bias", "attn_k.bias"},
+      {"attention.self.value.weight", "attn_v.weight"},
+      {"attention.self.value.bias", "attn_v.bias"},
+      {"attention.output.dense.weight", "attn_output.weight"},
+      {"attention.output.dense.bias", "attn_output.bias"},
+      {"attention.output.LayerNorm.weight", "attn_output_norm.weight"},
+      {"attention.output.LayerNorm.bias", "attn_output_norm.bias"},
+      {"intermediate.dense.weight", "ffn_up.weight"},
+      {"intermediate.dense.bias", "ffn_up.bias"},
+      {"output.dense.weight", "ffn_down.weight"},
+      {"output.dense.bias", "ffn_down.bias"},
+      {"output.LayerNorm.weight", "layer_output_norm.weight"},
+      {"output.LayerNorm.bias", "layer_output_norm.bias"},
+      {"attn.Wqkv.weight", "attn_qkv.weight"},
+      {"attn.out_proj.weight", "attn_output.weight"},
+      {"norm1.weight", "attn_output_norm.weight"},
+      {"norm1.bias", "attn_output_norm.bias"},
+      {"mlp.fc11.weight", "ffn_up.weight"},
+      {"mlp.fc12.weight", "ffn_gate.weight"},
+      {"mlp.fc2.weight", "ffn_down.weight"},
+      {"norm2.weight", "layer_output_norm.weight"},
+      {"norm2.bias", "layer_output_norm.bias"},
+};
+
+/* An encoder tensor's GGUF name into g: 1 mapped, 0 skipped (pooler, MLM head), -1 unknown.
+ *bid gets the layer (-1 for global tensors). */
+static int encoder_name(const char *name, char *g, size_t n, int *bid)
+{
+    char buf[512];
+    *bid = -1;
+    if (!strncmp(name, "bert.", 5))
+        name += 5;
+    snprintf(buf, sizeof(buf), "%s", name);
+    size_t len = strlen(buf);
+    if (len > 6 && !strcmp(buf + len - 6, ".gamma"))
+        snprintf(buf + len - 6, sizeof(buf) - (len - 6), ".weight");
+    else if (len > 5 && !strcmp(buf + len - 5, ".beta"))
+        snprintf(buf + len - 5, sizeof(buf) - (len - 5), ".bias");
+    if (!strcmp(buf, "embeddings.position_ids") || !strncmp(buf, "pooler.", 7) ||
+        !strncmp(buf, "cls.predictions", 15) || !strncmp(buf, "cls.seq_relationship", 20))
+        return 0;
+    for (size_t i = 0; i < sizeof(enc_global) / sizeof(enc_global[0]); i++)
+        if (!strcmp(buf, enc_global[i].hf)) {
+            snprintf(g, n, "%s", enc_global[i].gguf);
+            return 1;
+        }
+    int off = 0;
+    if ((sscanf(buf, "encoder.layer.%d.%n", bid, &off) == 1 ||
+         sscanf(buf, "encoder.layers.%d.%n", bid, &off) == 1) &&
+        off > 0 && *bid >= 0) {
+        for (size_t i = 0; i < sizeof(enc_layer) / sizeof(enc_layer[0]); i++)
+            if (!strcmp(buf + off, enc_layer[i].hf)) {
+                snprintf(g, n, "blk.%d.%s", *bid, enc_layer[i].gguf);
+                return 1;
+            }
+    }
+    *bid = -1;
+    return -1;
+}
+
 static inf_status make_plan(const struct inf_safetensors *st, const json_t *cfg, const struct hp *h,
                             int64_t n_tokens, uint32_t outtype, struct plan *p,
                             struct inf_error *err)
@@ -979,6 +1083,39 @@ static inf_status make_plan(const struct inf_safetensors *st, const json_t *cfg,
         const struct inf_st_tensor *t = inf_safetensors_tensor_at(st, i);
         if (used[i])
             continue;
+        if (h->id == A_BERT || h->id == A_NOMIC) {
+            char g[160];
+            int bid, m = encoder_name(t->name, g, sizeof(g), &bid);
+            if (m == 0)
+                continue;
+            if (m < 0) {
+                rc = inf_error_set(err, INF_EUNSUPPORTED,
+                                   "tensor '%s' has no GGUF name for architecture '%s'", t->name,
+                                   h->arch);
+                break;
+            }
+            if (bid >= h->n_layer) {
+                rc =
+                    inf_error_set(err, INF_EFORMAT,
+                                  "tensor '%s': layer %d, but config.json gives %" PRId64 " layers",
+                                  t->name, bid, h->n_layer);
+                break;
+            }
+            if (!strcmp(g, "token_embd.weight")) {
+                have_embd = true;
+                if (t->n_dims != 2 || t->shape[1] != h->n_embd) {
+                    rc = inf_error_set(err, INF_EFORMAT,
+                                       "tensor '%s': not a matrix of hidden_size %" PRId64
+                                       " columns",
+                                       t->name, h->n_embd);
+                    break;
+                }
+            }
+            if (bid >= 0 && ends_with(g, ".attn_output_norm.weight"))
+                layer_seen[bid] = 1;
+            rc = add_single(p, h, t, g, X_NONE, 0, outtype, err);
+            continue;
+        }
         const char *name = normalize_name(t->name, buf, sizeof(buf));
         if (!name)
             continue;
@@ -1084,16 +1221,19 @@ static inf_status make_plan(const struct inf_safetensors *st, const json_t *cfg,
                            "converter would refuse it too)",
                            t->name, h->arch);
     }
+    const bool enc = h->id == A_BERT || h->id == A_NOMIC;
     if (rc == INF_OK && !have_embd)
-        rc = inf_error_set(err, INF_EFORMAT,
-                           "no tensor 'model.embed_tokens.weight' in the "
-                           "safetensors");
+        rc = inf_error_set(err, INF_EFORMAT, "no tensor '%s' in the safetensors",
+                           enc ? "embeddings.word_embeddings.weight" : "model.embed_tokens.weight");
     for (int64_t l = 0; rc == INF_OK && l < h->n_layer; l++)
         if (!layer_seen[l])
             rc = inf_error_set(err, INF_EFORMAT,
-                               "no tensor 'model.layers.%" PRId64
-                               ".input_layernorm.weight': config.json gives %" PRId64 " layers",
-                               l, h->n_layer);
+                               "no tensor '%s%" PRId64 "%s': config.json gives %" PRId64 " layers",
+                               enc ? "encoder.layer." : "model.layers.", l,
+                               enc ? h->id == A_NOMIC ? ".norm1.weight"
+                                                      : ".attention.output.LayerNorm.weight"
+                                   : ".input_layernorm.weight",
+                               h->n_layer);
     /* duplicate GGUF names (two HF spellings of one tensor) */
     for (size_t a = 0; rc == INF_OK && a < p->n; a++)
         for (size_t b = a + 1; rc == INF_OK && b < p->n; b++)
@@ -1319,6 +1459,60 @@ static inf_status load_json(const char *dir, const char *name, size_t max, bool 
     return rc;
 }
 
+/* sentence-transformers' pooling (modules.json -> the Pooling module's config.json), as
+   llama.cpp's _try_set_pooling_type reads it: 1 mean, 2 cls, 3 last; -1 when absent. */
+static inf_status read_pooling(const char *dir, int *pooling, struct inf_error *err)
+{
+    json_t *mods = NULL, *pc = NULL;
+    size_t i;
+    const json_t *m;
+    const char *path = NULL;
+    *pooling = -1;
+    char *text;
+    size_t len;
+    inf_status rc = read_file(dir, "modules.json", INF__CONV_MAX_CONFIG, &text, &len, err);
+    if (rc != INF_OK || !text)
+        return rc;
+    json_error_t je;
+    mods = json_loadb(text, len, 0, &je);
+    free(text);
+    json_array_foreach(mods, i, m)
+    {
+        const char *type = json_string_value(json_object_get(m, "type"));
+        if (type && ends_with(type, "Pooling")) {
+            path = json_string_value(json_object_get(m, "path"));
+            break;
+        }
+    }
+    if (path && !strstr(path, "..") && path[0] != '/') {
+        char sub[512];
+        snprintf(sub, sizeof(sub), "%s/config.json", path);
+        rc = load_json(dir, sub, INF__CONV_MAX_CONFIG, false, &pc, err);
+        if (rc == INF_OK && pc) {
+            const char *mode = json_string_value(json_object_get(pc, "pooling_mode"));
+            if (json_is_true(json_object_get(pc, "pooling_mode_mean_tokens")))
+                *pooling = 1;
+            else if (json_is_true(json_object_get(pc, "pooling_mode_cls_token")))
+                *pooling = 2;
+            else if (json_is_true(json_object_get(pc, "pooling_mode_lasttoken")))
+                *pooling = 3;
+            else if (mode && !strcmp(mode, "mean"))
+                *pooling = 1;
+            else if (mode && !strcmp(mode, "cls"))
+                *pooling = 2;
+            else if (mode && !strcmp(mode, "lasttoken"))
+                *pooling = 3;
+            else
+                rc = inf_error_set(err, INF_EUNSUPPORTED,
+                                   "'%s/%s': only mean, cls and last-token pooling are supported",
+                                   dir, sub);
+        }
+    }
+    json_decref(pc);
+    json_decref(mods);
+    return rc;
+}
+
 static inf_status open_weights(const char *dir, struct inf_safetensors **st, struct inf_error *err)
 {
     char *p = path_join(dir, "model.safetensors.index.json");
@@ -1387,7 +1581,7 @@ static uint32_t ftype_of(uint32_t type)
 inf_status inf_convert_hf(const char *dir, const char *out_path, const struct inf_convert_params *p,
                           struct inf_convert_stats *stats, struct inf_error *err)
 {
-    struct inf__conv_json j = {0};
+    struct inf__conv_json j = {.pooling = -1};
     struct inf_safetensors *st = NULL;
     struct inf_gguf_writer *w = NULL;
     struct plan plan = {0};
@@ -1443,6 +1637,8 @@ inf_status inf_convert_hf(const char *dir, const char *out_path, const struct in
         (rc = read_file(dir, "tokenizer.model", INF__CONV_MAX_TOKENIZER, &spm, &spm_len, err)) ||
         (rc = load_json(dir, "added_tokens.json", INF__CONV_MAX_CONFIG, false, &j.added_tokens,
                         err)))
+        goto out;
+    if ((id == A_BERT || id == A_NOMIC) && (rc = read_pooling(dir, &j.pooling, err)) != INF_OK)
         goto out;
     j.chat_jinja = jinja;
     j.sp_model = (const uint8_t *)spm;

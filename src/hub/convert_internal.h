@@ -39,6 +39,7 @@ struct inf__conv_json {
     int64_t n_vocab;      /* config.json vocab_size (0 when absent) */
     int64_t n_tokens;     /* set by inf__conv_vocab: tokens written */
     bool no_bos;          /* add_bos_token false whatever the files say (granite's small vocab) */
+    int pooling;          /* pooling_type from modules.json (sentence-transformers), or -1 */
 };
 
 /* Write the tokenizer.ggml.* keys (and the chat template) for j. */

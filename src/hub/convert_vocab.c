@@ -793,6 +793,32 @@ static void find_specials(const struct inf__conv_json *j, int64_t n_tokens, stru
                     }
                     set_add(s, 1, true);
                 }
+                /* the pair template: a separator between A and B (gguf-py's add_sep rule) */
+                const json_t *pair = json_object_get(proc, "pair");
+                size_t np2 = json_array_size(pair), a = 0, b = np2;
+                if (np2 && first && template_special(json_array_get(pair, 0)) &&
+                    !strcmp(template_special(json_array_get(pair, 0)), first))
+                    a = 1;
+                if (np2 && last && template_special(json_array_get(pair, np2 - 1)) &&
+                    !strcmp(template_special(json_array_get(pair, np2 - 1)), last))
+                    b = np2 - 1;
+                if (b > a + 1) {
+                    const char *sa = json_string_value(json_object_get(
+                        json_object_get(json_array_get(pair, a), "Sequence"), "id"));
+                    const char *sb = json_string_value(json_object_get(
+                        json_object_get(json_array_get(pair, b - 1), "Sequence"), "id"));
+                    if (sa && sb && !strcmp(sa, "A") && !strcmp(sb, "B") && b - a > 2) {
+                        bool add_sep = false;
+                        for (size_t q = a + 1; q < b - 1 && q < a + 3; q++) {
+                            const char *e = template_special(json_array_get(pair, q));
+                            bool is_sep = e && ((names[3] && !strcmp(e, names[3])) ||
+                                                (names[1] && !strcmp(e, names[1])));
+                            if (is_sep && (q == a + 2 ? b - a - 2 == 2 : !last))
+                                add_sep = true;
+                        }
+                        set_add(s, 2, add_sep);
+                    }
+                }
             }
         }
     }
@@ -967,6 +993,54 @@ static inf_status sp_vocab(struct inf__conv_json *j, struct inf_gguf_writer *w,
     return rc;
 }
 
+/* BERT's WordPiece vocabulary as llama.cpp's BertModel.set_vocab writes it: control tokens as
+   they are, "##x" continuation pieces as "x", every other token with the U+2581 phantom space. */
+static inf_status wpm_vocab(struct inf__conv_json *j, struct inf_gguf_writer *w,
+                            struct inf_error *err)
+{
+    struct vocab v = {0};
+    inf_status rc = read_tokens(j->tok, j->n_vocab, false, &v, err);
+    for (int64_t i = 0; rc == INF_OK && i < v.n; i++) {
+        if (v.type[i] == INF__TT_CONTROL)
+            continue;
+        const char *t = v.text[i];
+        size_t n = strlen(t);
+        char *nt = malloc(n + 4);
+        if (!nt) {
+            rc = inf_error_set(err, INF_ENOMEM, "out of memory");
+            break;
+        }
+        if (n >= 2 && t[0] == '#' && t[1] == '#')
+            memcpy(nt, t + 2, n - 1);
+        else
+            snprintf(nt, n + 4, "\xe2\x96\x81%s", t);
+        free(v.text[i]);
+        v.text[i] = nt;
+    }
+    int64_t ttc = 1;
+    const json_t *tv = json_object_get(j->config, "type_vocab_size");
+    if (json_is_integer(tv) && json_integer_value(tv) >= 0 && json_integer_value(tv) <= 1 << 20)
+        ttc = json_integer_value(tv);
+    if (rc == INF_OK)
+        rc = inf_gguf_writer_set_u32(w, "tokenizer.ggml.token_type_count", (uint32_t)ttc, err);
+    if (rc == INF_OK)
+        rc = inf_gguf_writer_set_str(w, "tokenizer.ggml.model", "bert", err);
+    if (rc == INF_OK)
+        rc = inf_gguf_writer_set_str(w, "tokenizer.ggml.pre", "default", err);
+    if (rc == INF_OK)
+        rc = inf_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v.text,
+                                         (uint64_t)v.n, err);
+    if (rc == INF_OK)
+        rc = inf_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", INF_GGUF_TYPE_INT32, v.type,
+                                     (uint64_t)v.n, err);
+    if (rc == INF_OK) {
+        j->n_tokens = v.n;
+        rc = write_specials(j, v.n, w, err);
+    }
+    vocab_release(&v);
+    return rc;
+}
+
 inf_status inf__conv_vocab(struct inf__conv_json *j, struct inf_gguf_writer *w,
                            struct inf_error *err)
 {
@@ -983,10 +1057,14 @@ inf_status inf__conv_vocab(struct inf__conv_json *j, struct inf_gguf_writer *w,
         mtype = "BPE";
     if (!mtype)
         return inf_error_set(err, INF_EFORMAT, "tokenizer.json: model.type is missing");
+    if (strcmp(mtype, "WordPiece") == 0)
+        return wpm_vocab(j, w, err);
     if (strcmp(mtype, "BPE") != 0)
-        return inf_error_set(err, INF_EUNSUPPORTED,
-                             "tokenizer.json: model type '%.32s' is not supported yet (BPE is)",
-                             mtype);
+        return inf_error_set(
+            err, INF_EUNSUPPORTED,
+            "tokenizer.json: model type '%.32s' is not supported yet (BPE and WordPiece "
+            "are)",
+            mtype);
     const json_t *merges = json_object_get(model, "merges");
     if (!json_is_array(merges))
         return inf_error_set(err, INF_EFORMAT, "tokenizer.json: model.merges is not an array");
