@@ -15,6 +15,11 @@
  *    tokens CONTROL / USER_DEFINED. llama.cpp's LlamaHfVocab gives every token the score -1000,
  *    which leaves the SentencePiece merge order to chance; we give a token the negated rank of
  *    the first merge that makes it, so merging by score is the BPE merge order.
+ *  - WordPiece (BERT): model "bert", tokens in llama.cpp's phantom-space form (control tokens
+ *    kept, "##x" as "x", others as U+2581 + token), token_type_count.
+ *  - a tokenizer.model (SentencePiece protobuf), preferred when present as llama.cpp's
+ *    converters prefer it: pieces, scores and types as _create_vocab_sentencepiece reads them,
+ *    then added_tokens.json and tokenizer_config.json's added_tokens_decoder.
  *  - special ids from tokenizer_config.json's *_token names looked up among the added tokens,
  *    the post-processor's template (add_bos / add_eos), then config.json's *_token_id;
  *    add_bos_token / add_eos_token flags; normalizer lowercase / strip_accents; chat_template
