@@ -467,6 +467,20 @@ struct hf_tensor {
     uint64_t bytes, offset;
 };
 
+/* "blk.<n>." at the start of s: n and what follows; false otherwise. */
+static bool blk_index(const char *s, int *idx, const char **rest)
+{
+    char *end;
+    if (strncmp(s, "blk.", 4) != 0 || s[4] < '0' || s[4] > '9')
+        return false;
+    long v = strtol(s + 4, &end, 10);
+    if (v < 0 || v > 1 << 20 || *end != '.')
+        return false;
+    *idx = (int)v;
+    *rest = end + 1;
+    return true;
+}
+
 static float inf_fp16_to_fp32_row_one(const uint8_t *p)
 {
     uint16_t h;
@@ -657,7 +671,8 @@ config_done:
         const char *nm = t->name.data;
         struct hf_tensor *h = &ts[n];
         char sfx[96];
-        int bid = -1, off = 0;
+        int bid = -1;
+        const char *bsfx = NULL;
         memset(h, 0, sizeof(*h));
         h->t = t;
         h->expert = -1;
@@ -693,10 +708,10 @@ config_done:
                 {"layer_output_norm.weight", "output.LayerNorm.weight", "norm2.weight"},
                 {"layer_output_norm.bias", "output.LayerNorm.bias", "norm2.bias"},
             };
-            int eb = -1, eo = 0;
+            int eb = -1;
             const char *part = nm;
-            if (sscanf(nm, "blk.%d.%n", &eb, &eo) == 1 && eo > 0)
-                part = nm + eo;
+            if (!blk_index(nm, &eb, &part))
+                part = nm;
             const char *hfn = NULL;
             for (size_t k = 0; k < sizeof(eg) / sizeof(eg[0]) && !hfn; k++)
                 if (!strcmp(part, eg[k][0]) && (eb >= 0) == (k >= 5))
@@ -720,7 +735,8 @@ config_done:
             h->xform = gemma ? 2 : 0;
         } else if (!strcmp(nm, "output.weight")) {
             snprintf(h->name, sizeof(h->name), "lm_head.weight");
-        } else if (sscanf(nm, "blk.%d.%95s%n", &bid, sfx, &off) == 2) {
+        } else if (blk_index(nm, &bid, &bsfx) && strlen(bsfx) < sizeof(sfx)) {
+            snprintf(sfx, sizeof(sfx), "%s", bsfx);
             static const char *const m[][2] = {
                 {"attn_norm.weight", "input_layernorm.weight"},
                 {"attn_q.weight", "self_attn.q_proj.weight"},
@@ -841,7 +857,7 @@ config_done:
                                        (long long)h->shape[d]);
             hl += (size_t)snprintf(hdr + hl, hcap - hl, "],\"data_offsets\":[%llu,%llu]}",
                                    (unsigned long long)h->offset,
-                                   (unsigned long long)(h->offset + h->bytes));
+                                   (unsigned long long)h->offset + (unsigned long long)h->bytes);
             if (idx)
                 fprintf(idx, "%s\"%s\": \"%s\"", i ? ", " : "", h->name, fname);
         }

@@ -209,7 +209,7 @@ static void put_str(struct kw *k, const char *sfx, const char *v)
 static void opt_u32(struct kw *k, const json_t *cfg, const char *const *keys, const char *sfx)
 {
     const json_t *v = cfg_get(cfg, keys);
-    if (v && json_is_integer(v) && json_integer_value(v) >= 0 &&
+    if (json_is_integer(v) && json_integer_value(v) >= 0 &&
         json_integer_value(v) <= (json_int_t)UINT32_MAX)
         put_u32(k, sfx, json_integer_value(v));
 }
@@ -831,7 +831,7 @@ static inf_status add_single(struct plan *p, const struct hp *h, const struct in
     if (!it)
         return INF_ENOMEM;
     snprintf(it->name, sizeof(it->name), "%s", gname);
-    const struct inf_st_tensor **one = malloc(sizeof(*one));
+    const struct inf_st_tensor **one = malloc(sizeof(const struct inf_st_tensor *));
     if (!one) {
         p->n--;
         return inf_error_set(err, INF_ENOMEM, "out of memory");
@@ -854,7 +854,7 @@ static inf_status add_experts(struct plan *p, const struct hp *h, const struct i
                               uint8_t *used, struct inf_error *err)
 {
     size_t n = (size_t)h->n_expert;
-    const struct inf_st_tensor **src = calloc(n ? n : 1, sizeof(*src));
+    const struct inf_st_tensor **src = calloc(n ? n : 1, sizeof(const struct inf_st_tensor *));
     char nm[256];
     if (!src)
         return inf_error_set(err, INF_ENOMEM, "out of memory");
@@ -975,7 +975,10 @@ static inf_status generated_tensors(struct plan *p, const json_t *cfg, const str
             float *f = malloc(n * sizeof(float));
             if (!f)
                 return inf_error_set(err, INF_ENOMEM, "out of memory");
-            json_array_foreach(arr, i, el) f[i] = (float)json_number_value(el);
+            json_array_foreach(arr, i, el)
+            {
+                f[i] = (float)json_number_value(el);
+            }
             inf_status rc =
                 add_generated(p, which ? "rope_factors_short.weight" : "rope_factors_long.weight",
                               f, (int64_t)n, err);
@@ -1027,6 +1030,22 @@ static const struct {
       {"norm2.bias", "layer_output_norm.bias"},
 };
 
+/* "<prefix><digits>." at the start of s: the number (below 2^20) and what follows the dot. */
+static bool parse_index(const char *s, const char *prefix, int *idx, const char **rest)
+{
+    size_t n = strlen(prefix);
+    char *end;
+    if (strncmp(s, prefix, n) != 0 || s[n] < '0' || s[n] > '9')
+        return false;
+    errno = 0;
+    long v = strtol(s + n, &end, 10);
+    if (errno || v < 0 || v >= (1L << 20) || *end != '.')
+        return false;
+    *idx = (int)v;
+    *rest = end + 1;
+    return true;
+}
+
 /* An encoder tensor's GGUF name into g: 1 mapped, 0 skipped (pooler, MLM head), -1 unknown.
  *bid gets the layer (-1 for global tensors). */
 static int encoder_name(const char *name, char *g, size_t n, int *bid)
@@ -1049,12 +1068,11 @@ static int encoder_name(const char *name, char *g, size_t n, int *bid)
             snprintf(g, n, "%s", enc_global[i].gguf);
             return 1;
         }
-    int off = 0;
-    if ((sscanf(buf, "encoder.layer.%d.%n", bid, &off) == 1 ||
-         sscanf(buf, "encoder.layers.%d.%n", bid, &off) == 1) &&
-        off > 0 && *bid >= 0) {
+    const char *rest;
+    if (parse_index(buf, "encoder.layer.", bid, &rest) ||
+        parse_index(buf, "encoder.layers.", bid, &rest)) {
         for (size_t i = 0; i < sizeof(enc_layer) / sizeof(enc_layer[0]); i++)
-            if (!strcmp(buf + off, enc_layer[i].hf)) {
+            if (!strcmp(rest, enc_layer[i].hf)) {
                 snprintf(g, n, "blk.%d.%s", *bid, enc_layer[i].gguf);
                 return 1;
             }
@@ -1147,8 +1165,9 @@ static inf_status make_plan(const struct inf_safetensors *st, const json_t *cfg,
                                    "tensor '%s': not a matrix of hidden_size columns", t->name);
             continue;
         }
-        int bid = -1, off = 0;
-        if (sscanf(name, "model.layers.%d.%n", &bid, &off) == 1 && off > 0) {
+        int bid = -1;
+        const char *rest;
+        if (parse_index(name, "model.layers.", &bid, &rest)) {
             if (bid < 0 || bid >= h->n_layer) {
                 rc =
                     inf_error_set(err, INF_EFORMAT,
@@ -1156,16 +1175,13 @@ static inf_status make_plan(const struct inf_safetensors *st, const json_t *cfg,
                                   t->name, bid, h->n_layer);
                 break;
             }
-            const char *rest = name + off;
             char g[128];
             bool mapped = false;
             for (size_t e = 0; e < sizeof(expert_map) / sizeof(expert_map[0]) && !mapped; e++) {
-                size_t bl = strlen(expert_map[e].base);
-                unsigned x;
-                int o2 = 0;
-                if (strncmp(rest, expert_map[e].base, bl) == 0 &&
-                    sscanf(rest + bl, "%u.%n", &x, &o2) == 1 && o2 > 0 &&
-                    !strcmp(rest + bl + o2, expert_map[e].proj)) {
+                int x;
+                const char *proj;
+                if (parse_index(rest, expert_map[e].base, &x, &proj) &&
+                    !strcmp(proj, expert_map[e].proj)) {
                     mapped = true;
                     if (h->n_expert == 0) {
                         rc = inf_error_set(err, INF_EFORMAT,
@@ -1174,9 +1190,9 @@ static inf_status make_plan(const struct inf_safetensors *st, const json_t *cfg,
                                            t->name);
                         break;
                     }
-                    if (x >= (unsigned)h->n_expert) {
+                    if (x >= h->n_expert) {
                         rc = inf_error_set(err, INF_EFORMAT,
-                                           "tensor '%s': expert %u, but config.json gives %" PRId64
+                                           "tensor '%s': expert %d, but config.json gives %" PRId64
                                            " experts",
                                            t->name, x, h->n_expert);
                         break;
@@ -1279,22 +1295,21 @@ static inf_status w_direct(struct writer *w, const void *p, size_t n, struct inf
 static void drop_pages(const void *p, size_t n)
 {
     long pg = sysconf(_SC_PAGESIZE);
-    uintptr_t a = (uintptr_t)p, e = a + n;
     if (pg <= 0 || n == 0)
         return;
-    a &= ~(uintptr_t)(pg - 1);
-    (void)madvise((void *)a, e - a, MADV_DONTNEED);
+    size_t lead = (size_t)((uintptr_t)p % (uintptr_t)pg);
+    (void)madvise((char *)(const char *)p - lead, n + lead, MADV_DONTNEED);
 }
 
 static void prefetch_pages(const void *p, size_t n)
 {
     long pg = sysconf(_SC_PAGESIZE);
-    uintptr_t a = (uintptr_t)p, e = a + n;
     if (pg <= 0 || n == 0)
         return;
-    a &= ~(uintptr_t)(pg - 1);
-    (void)madvise((void *)a, e - a, MADV_SEQUENTIAL);
-    (void)madvise((void *)a, e - a, MADV_WILLNEED);
+    size_t lead = (size_t)((uintptr_t)p % (uintptr_t)pg);
+    char *a = (char *)(const char *)p - lead;
+    (void)madvise(a, n + lead, MADV_SEQUENTIAL);
+    (void)madvise(a, n + lead, MADV_WILLNEED);
 }
 
 /* The source row for output row r of a permuted Q (heads = n_head) or K (n_head_kv) tensor:

@@ -92,7 +92,10 @@ static void collect_pre(const json_t *pt, const char **regex, int *n_regex, bool
         const json_t *arr = json_object_get(pt, "pretokenizers");
         size_t i;
         const json_t *el;
-        json_array_foreach(arr, i, el) collect_pre(el, regex, n_regex, bytelevel_regex, n_other);
+        json_array_foreach(arr, i, el)
+        {
+            collect_pre(el, regex, n_regex, bytelevel_regex, n_other);
+        }
     } else if (strcmp(type, "Split") == 0) {
         const char *re =
             json_string_value(json_object_get(json_object_get(pt, "pattern"), "Regex"));
@@ -351,8 +354,8 @@ static inf_status write_merges(const json_t *merges, struct inf_gguf_writer *w,
     if (!strs)
         return inf_error_set(err, INF_ENOMEM, "out of memory");
     for (i = 0; i < n && rc == INF_OK; i++) {
-        const char *a, *b;
-        size_t la, lb;
+        const char *a = NULL, *b = NULL;
+        size_t la = 0, lb = 0;
         strs[i] = merge_text(json_array_get(merges, i), &a, &b, &la, &lb);
         if (!strs[i])
             rc = inf_error_set(err, INF_EFORMAT,
@@ -381,16 +384,17 @@ static inf_status spm_scores(const json_t *tok, struct vocab *v, struct inf_erro
     if (!seen)
         return inf_error_set(err, INF_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        const char *a, *b;
-        size_t la, lb;
+        const char *a = NULL, *b = NULL;
+        size_t la = 0, lb = 0;
         char *m = merge_text(json_array_get(merges, i), &a, &b, &la, &lb);
-        if (!m) {
+        if (!m || !a || !b) {
+            free(m);
             free(buf);
             free(seen);
             return inf_error_set(err, INF_EFORMAT,
                                  "tokenizer.json: model.merges[%zu] is not a pair of tokens", i);
         }
-        if (la + lb + 1 > cap) {
+        if (!buf || la + lb + 1 > cap) {
             cap = la + lb + 64;
             char *nb = realloc(buf, cap);
             if (!nb) {
@@ -873,7 +877,9 @@ static void parse_normalizer(const json_t *norm, int *lower, int *strip)
         size_t i;
         const json_t *el;
         json_array_foreach(json_object_get(norm, "normalizers"), i, el)
+        {
             parse_normalizer(el, lower, strip);
+        }
     }
 }
 

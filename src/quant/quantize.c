@@ -577,11 +577,10 @@ static inf_status convert_tensor(struct inf_threadpool *pool, const struct inf_g
 static void drop_pages(const void *p, uint64_t n)
 {
     long pg = sysconf(_SC_PAGESIZE);
-    uintptr_t a = (uintptr_t)p, e = a + (uintptr_t)n;
     if (pg <= 0 || n == 0)
         return;
-    a &= ~(uintptr_t)(pg - 1);
-    (void)madvise((void *)a, e - a, MADV_DONTNEED);
+    size_t lead = (size_t)((uintptr_t)p % (uintptr_t)pg);
+    (void)madvise((char *)(const char *)p - lead, (size_t)n + lead, MADV_DONTNEED);
 }
 
 static inf_status same_file(const char *a, const char *b, bool *same)
