@@ -19,7 +19,8 @@ and layouts). Checked:
       Llama 2's) converts to the same tokens, scores and types, and tokenizes llama.cpp's test
       vectors for that vocabulary as expected (so do the Llama 3 and Qwen3 conversions);
   (d) converted tensors equal the GGUF gen-synthetic wrote for the same weights, byte for byte
-      (F32, F16; BF16 against Python's own round-to-nearest-even), for every architecture, with
+      (F32, F16; BF16 and F16 against Python's own rounding, gemma's 1 + w in F16 as torch adds
+      it), for every architecture, with
       sharded checkpoints; greedy generation from both files gives the same ids; --outtype q8_0
       equals `inferno quantize --type q8_0` of the reference;
   and refusals: missing files, unknown architecture, shape mismatch, unknown outtype, existing
@@ -240,6 +241,35 @@ def test_weights(c, spm):
     q_b = sorted(b["blk.0.attn_q.weight"][2])
     check(len(q_b) == len(q_a), "bf16: attn_q has the source's size")
     check(gguf_kv(out).get("general.file_type") == 32, "bf16: general.file_type 32")
+
+    # gemma3 from an F16 checkpoint: matrices keep their F16 bits; every norm is stored 1 + w,
+    # added in F16 as torch does for F16 tensors (round(w + 1) to half), then widened to F32
+    d, ref = c.hf_dir("w-g3f16", "gemma3", spm, "llama2", SMALL, 1, dtype="f16")
+    out = d + ".gguf"
+    r = c.convert(d, out, "--outtype", "f16")
+    check(r.returncode == 0, "gemma3 F16 checkpoint converts (%s)" % r.stderr[-200:])
+    _, a, _ = read_tensors(ref)
+    _, b, _ = read_tensors(out)
+
+    def half(x):
+        return struct.unpack("<e", struct.pack("<e", x))[0]
+    bad = []
+    for k, (ta, sa, da) in a.items():
+        tb, sb, db = b.get(k, (None, None, None))
+        vals = [v for (v,) in struct.iter_unpack("<f", da)] if ta == 0 else None
+        if k.endswith("norm.weight"):
+            # the checkpoint holds half(w - 1); the converter must give f32(half(half(w - 1) + 1))
+            hs = [half(struct.unpack("<f", struct.pack("<f", v - 1.0))[0]) for v in vals]
+            want = b"".join(struct.pack("<f", half(h + 1.0)) for h in hs)
+            ok = tb == 0 and db == want
+        elif ta == 0 and len(sa) >= 2:
+            ok = tb == 1 and db == b"".join(struct.pack("<e", v) for v in vals)
+        else:
+            ok = (tb, db) == (ta, da) or (tb == 0 and db == da)
+        if not ok:
+            bad.append(k)
+    check(not bad, "gemma3 F16: matrices as half, norms as half(half(w - 1) + 1) (differ: %s)"
+          % bad[:4])
 
     # --outtype q8_0: as `inferno quantize --type q8_0` of the reference
     d, ref = c.hf_dir("w-q8", "llama", spm, "llama2", SMALL, 1)

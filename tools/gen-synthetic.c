@@ -11,7 +11,7 @@
  *                 [--n-ff-exp N] [--n-swa N] [--longrope N_CTX_ORIG] [--type f32|f16] [--std X]
  *                 [--out-std X]
  *                 [--seed N] [--chat-template FILE] [--n-vocab N]
- *                 [--hf-out DIR [--hf-shards N] [--hf-dtype bf16]]
+ *                 [--hf-out DIR [--hf-shards N] [--hf-dtype bf16|f16]]
  *
  * --longrope (phi3) adds LongRoPE: per-dimension long and short frequency factors, an
  * attention factor, and the original context length past which the long ones apply.
@@ -35,8 +35,8 @@
  * --hf-out DIR also writes the same weights as a Hugging Face directory (config.json and
  * model.safetensors, or --hf-shards N files with model.safetensors.index.json; tokenizer files
  * are the caller's to add), in transformers' names and layouts (see export_hf), with
- * --hf-dtype bf16 every tensor rounded to BF16 (to nearest even, as torch does), so that
- * `inferno convert DIR` can be checked against the GGUF written here.
+ * --hf-dtype bf16 or f16 every tensor rounded to that type (to nearest even, as torch does), so
+ * that `inferno convert DIR` can be checked against the GGUF written here.
  *
  * --chat-template sets tokenizer.chat_template to the file's text (replacing the vocabulary
  * file's), so that server tests can run a real model family's template on a tiny model.
@@ -173,7 +173,7 @@ static const char *opt_str(int argc, char **argv, const char *name, const char *
     return def;
 }
 
-static int export_hf(const char *gguf_path, const char *dir, int n_shards, bool bf16);
+static int export_hf(const char *gguf_path, const char *dir, int n_shards, const char *dtype);
 
 /* ---- encoders: bert, nomic-bert ---------------------------------------------------------- */
 
@@ -431,7 +431,7 @@ static int gen_encoder(int argc, char **argv, const char *arch)
     }
     const char *hf_out = opt_str(argc, argv, "--hf-out", NULL);
     if (hf_out && export_hf(out, hf_out, (int)opt_int(argc, argv, "--hf-shards", 1),
-                            strcmp(opt_str(argc, argv, "--hf-dtype", "same"), "bf16") == 0) != 0)
+                            opt_str(argc, argv, "--hf-dtype", "same")) != 0)
         return 1;
     printf("wrote %s: %s, n_embd %lld, n_layer %lld, heads %lld, n_ff %lld, ctx %lld, vocab %llu "
            "(WordPiece), pooling %s, %s\n",
@@ -509,8 +509,9 @@ static bool gf32(const struct inf_gguf *g, const char *arch, const char *k, floa
     return inf_gguf_get_f32(g, key, v, NULL) == INF_OK;
 }
 
-static int export_hf(const char *gguf_path, const char *dir, int n_shards, bool bf16)
+static int export_hf(const char *gguf_path, const char *dir, int n_shards, const char *dtype)
 {
+    const bool bf16 = !strcmp(dtype, "bf16"), to_f16 = !strcmp(dtype, "f16");
     struct inf_error err = {0};
     struct inf_gguf *g;
     const char *arch;
@@ -844,14 +845,14 @@ config_done:
             for (int d = 0; d < h->n_dims; d++)
                 elems *= (uint64_t)h->shape[d];
             const bool f16 = h->t->type == INF_TYPE_F16;
-            h->bytes = elems * (f16 || bf16 ? 2 : 4);
+            h->bytes = elems * (f16 || bf16 || to_f16 ? 2 : 4);
             h->offset = off;
             off += h->bytes;
             hl += (size_t)snprintf(hdr + hl, hcap - hl, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[",
                                    h->name,
-                                   bf16  ? "BF16"
-                                   : f16 ? "F16"
-                                         : "F32");
+                                   bf16            ? "BF16"
+                                   : f16 || to_f16 ? "F16"
+                                                   : "F32");
             for (int d = 0; d < h->n_dims; d++)
                 hl += (size_t)snprintf(hdr + hl, hcap - hl, "%s%lld", d ? "," : "",
                                        (long long)h->shape[d]);
@@ -890,7 +891,7 @@ config_done:
                     src = hh * hd + 2 * ii + j;
                 }
                 const uint8_t *row = data + (size_t)(src * cols) * esz;
-                if (h->xform != 2 && !bf16) {
+                if (h->xform != 2 && !bf16 && !(to_f16 && esz == 4)) {
                     fwrite(row, esz, (size_t)cols, f);
                     continue;
                 }
@@ -906,7 +907,7 @@ config_done:
                                          ? (uint16_t)((u >> 16) | 64)
                                          : (uint16_t)((u + (0x7fff + ((u >> 16) & 1))) >> 16);
                         fwrite(&b, 2, 1, f);
-                    } else if (esz == 2) {
+                    } else if (esz == 2 || to_f16) {
                         uint16_t hbits;
                         inf_f32_to_f16_row(&x, &hbits, 1);
                         fwrite(&hbits, 2, 1, f);
@@ -1316,6 +1317,6 @@ int main(int argc, char **argv)
     const char *hf_out = opt_str(argc, argv, "--hf-out", NULL);
     if (hf_out)
         return export_hf(out, hf_out, (int)opt_int(argc, argv, "--hf-shards", 1),
-                         strcmp(opt_str(argc, argv, "--hf-dtype", "same"), "bf16") == 0);
+                         opt_str(argc, argv, "--hf-dtype", "same"));
     return 0;
 }

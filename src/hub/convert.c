@@ -1366,9 +1366,18 @@ static inf_status write_source(struct writer *w, const struct item *it,
                 memcpy(w->fbuf, src, (size_t)cols * sizeof(float));
             else
                 rc = inf_dequantize_row((enum inf_type)st, src, w->fbuf, cols, err);
-            if (it->xform == X_ADD1)
-                for (int64_t c = 0; c < cols; c++)
+            if (it->xform == X_ADD1) {
+                /* llama.cpp adds the 1 in torch with the checkpoint's type: BF16 is widened to
+                   F32 first, F16 is not, so an F16 sum is rounded to F16 */
+                for (int64_t c = 0; c < cols; c++) {
                     w->fbuf[c] += 1.0f;
+                    if (st == INF_GGML_TYPE_F16) {
+                        uint16_t hv;
+                        inf_f32_to_f16_row(&w->fbuf[c], &hv, 1);
+                        inf_f16_to_f32_row(&hv, &w->fbuf[c], 1);
+                    }
+                }
+            }
             if (rc == INF_OK)
                 rc = inf_quantize_row((enum inf_type)it->type, w->fbuf, dst, cols, err);
         }
