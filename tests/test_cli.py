@@ -110,10 +110,10 @@ def main():
     p = run("serve", "-m", "x")
     check(p.returncode == 1 and "'x'" in p.stderr and p.stdout == "",
           f"serve: missing model (rc {p.returncode}, {p.stderr!r})")
-    # convert works only as an alias of quantize (--quantize TYPE)
-    p = run("convert", "in.safetensors", "out.gguf")
-    check(p.returncode == 3 and "not available yet" in p.stderr and p.stdout == "",
-          f"convert: not available yet (rc {p.returncode}, {p.stderr!r})")
+    # convert takes a Hugging Face directory (tests/convert_test.py); a missing one is named
+    p = run("convert", "no-such-dir", "-o", "out.gguf")
+    check(p.returncode == 1 and "no-such-dir" in p.stderr and p.stdout == "",
+          f"convert: a missing directory is named (rc {p.returncode}, {p.stderr!r})")
 
     # config show --origin over the cascade
     os.makedirs(os.path.join(xdg, "inferno"))

@@ -109,6 +109,8 @@ int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args);
 extern const struct inf_cli_opt inf_cmd_serve_opts[];
 int inf_cmd_quantize(struct inf_cli *cli, struct inf_cli_args *args);
 int inf_cmd_convert(struct inf_cli *cli, struct inf_cli_args *args);
+/* `convert IN OUT --quantize TYPE`: the quantize command under convert's name (cmd_quantize.c) */
+int inf_cli_quantize_as_convert(struct inf_cli *cli, struct inf_cli_args *args);
 extern const struct inf_cli_opt inf_cmd_quantize_opts[];
 extern const struct inf_cli_opt inf_cmd_convert_opts[];
 int inf_cmd_grammar(struct inf_cli *cli, struct inf_cli_args *args);

@@ -88,8 +88,15 @@ static const struct inf_cli_command commands[] = {
      "runnable (no tensors, a tensor type the kernels lack, an unsupported architecture, not\n"
      "GGUF): 'valid but not runnable: PATH: why'.\n",
      1, 1},
-    {"convert", inf_cmd_convert, inf_cmd_convert_opts, "IN OUT --quantize TYPE [options]",
-     "convert models between formats (only --quantize for now)", NULL, 0, -1},
+    {"convert", inf_cmd_convert, inf_cmd_convert_opts,
+     "HF_DIR -o OUT.gguf [--outtype TYPE] [options] | IN.gguf OUT.gguf --quantize TYPE",
+     "convert a Hugging Face safetensors model to GGUF",
+     "HF_DIR holds config.json, model.safetensors (or model.safetensors.index.json and its\n"
+     "shards; F32, F16 or BF16), tokenizer.json and usually tokenizer_config.json. The GGUF is\n"
+     "written as llama.cpp's convert_hf_to_gguf.py writes it (see docs/models.md).\n"
+     "--outtype: f32, f16 (default), bf16, or a quantize type (q8_0, q4_k_m, ...).\n"
+     "With --quantize TYPE, re-quantize a GGUF model instead (as 'inferno quantize').",
+     0, -1},
     {"quantize", inf_cmd_quantize, inf_cmd_quantize_opts, "IN.gguf OUT.gguf --type TYPE [options]",
      "re-quantize a GGUF model",
      "Types follow llama-quantize: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q6_K F16 BF16 F32, the mixes\n"
