@@ -1237,6 +1237,15 @@ static bool admit(struct srv_engine *e)
     return false;
 }
 
+/* A live (not background) completion is waiting in the queue. Under e->mu. */
+static bool live_queued(const struct srv_engine *e)
+{
+    for (const struct srv_task *t = e->q_head; t; t = t->qnext)
+        if (!t->p.background && t->p.kind == SRV_TASK_COMPLETION && !atomic_load(&t->cancel))
+            return true;
+    return false;
+}
+
 /*
  * A live completion waits and every slot is taken: end the background task that started last
  * with a 503 ERROR (its submitter runs it again later), freeing its slot for the next admit.
@@ -1605,6 +1614,7 @@ static void *engine_main(void *arg)
         bool live_waiting = admit(e);
         if (e->p.batch_wait_ms > 0)
             batch_wait(e);
+        live_waiting = live_waiting && live_queued(e); /* batch_wait may have admitted it */
         pthread_mutex_unlock(&e->mu);
         if (live_waiting)
             preempt_background(e);
