@@ -83,8 +83,13 @@ def main():
     p = run("config", "show", "--log-level")
     check(p.returncode == 2 and "needs a value" in p.stderr, "option missing its value")
 
+    # batch and queue (issue #20): without a subcommand, a usage error naming the usage
+    for c in ["batch", "queue"]:
+        p = run(c)
+        check(p.returncode == 2 and "Usage: inferno " + c in p.stderr and p.stdout == "",
+              f"{c}: usage error (rc {p.returncode}, {p.stderr!r})")
     # commands not built yet: exit 3 and a plain message, nothing else on stdout
-    for c in ["batch", "queue", "tui"]:
+    for c in ["tui"]:
         p = run(c, "-m", "x")
         check(p.returncode == 3 and "not available yet" in p.stderr and p.stdout == "",
               f"{c}: not available yet (rc {p.returncode}, {p.stderr!r})")
@@ -224,7 +229,8 @@ def main():
     check(p.returncode == 0 and os.path.exists(target), "config init writes")
     text = open(target).read()
     check(tomllib.loads(text) == {"server": {}, "backend": {}, "cache": {}, "audit": {},
-                                  "queue": {}, "log": {}}, "init file: every key commented")
+                                  "queue": {}, "files": {}, "log": {}},
+          "init file: every key commented")
     p = run("config", "init", "--path", target)
     check(p.returncode == 1 and "already exists" in p.stderr, "config init never overwrites")
     check(open(target).read() == text, "config init left the file as it was")

@@ -397,9 +397,12 @@ static void early_log_setup(const struct inf_cli_args *a)
 static bool state_changing(const char *name, const struct inf_cli_args *a)
 {
     const char *sub = a->n_positional ? a->positional[0] : "";
-    if (strcmp(name, "quantize") == 0 || strcmp(name, "convert") == 0 ||
-        strcmp(name, "batch") == 0 || strcmp(name, "queue") == 0)
+    if (strcmp(name, "quantize") == 0 || strcmp(name, "convert") == 0 || strcmp(name, "batch") == 0)
         return true;
+    if (strcmp(name, "queue") == 0) /* all but the ones that only read */
+        return strcmp(sub, "list") != 0 && strcmp(sub, "show") != 0 &&
+               !(strcmp(sub, "schedule") == 0 && a->n_positional > 1 &&
+                 strcmp(a->positional[1], "list") == 0);
     if (strcmp(name, "config") == 0)
         return strcmp(sub, "init") == 0;
     if (strcmp(name, "cache") == 0)
