@@ -278,6 +278,7 @@ static void test_claims_and_leases(void)
     host[sizeof(host) - 1] = '\0';
     snprintf(dead, sizeof(dead), "%s:%d:abc", host, 4194303); /* above pid_max's default */
     T_EQ_INT(j->s->ops->job_finish(j->s, x.id, "w1", "queued", 0, 0, NULL, NULL, t, &err), INF_OK);
+    inf_job_release(&x);
     T_EQ_INT(j->s->ops->job_claim(j->s, dead, t, now_ms() + 600000, &x, &err), INF_OK);
     inf_job_release(&x);
     inf_job_release(&y);
