@@ -268,6 +268,13 @@ inf_status inf_jobs_worker_run(struct inf_jobs *j, const struct inf_jobs_worker_
                                      &fe);
         pthread_mutex_unlock(&j->mu);
         free(result);
+        if (frc == INF_OK && job.kind == INF_JOB_BATCH && strcmp(state, "dead") == 0) {
+            char msg[700];
+            snprintf(msg, sizeof(msg), "the batch's job failed %d times; last: %s", attempts,
+                     inf_error_message(&je));
+            if (inf__jobs_batch_fail(j, job.ref, msg, &fe) != INF_OK)
+                INF_LOG_WARN("jobs", "batch %s: %s", job.ref, inf_error_message(&fe));
+        }
         if (frc != INF_OK)
             INF_LOG_WARN("jobs", "job %lld: not recorded: %s", (long long)job.id,
                          frc == INF_ENOTFOUND ? "another worker took it over"
