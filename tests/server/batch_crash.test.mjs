@@ -15,9 +15,9 @@ import path from 'node:path';
 import OpenAI, { toFile } from 'openai';
 import { startServer, syntheticModel, sleep, SLOW, BIN } from './harness.mjs';
 
-// the sanitizer build (SLOW > 1) runs each scenario on 60 requests with 2 kills
+// the sanitizer build (SLOW > 1) runs each scenario on 30-40 requests with 2 kills
 const KILLS = Number(process.env.INFERNO_BATCH_KILLS || (SLOW > 1 ? 2 : 5));
-const TOTAL = SLOW > 1 ? 60 : 500;
+const TOTAL = SLOW > 1 ? 40 : 500;
 const model = syntheticModel({ name: 'syn-crash' });
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'inferno-batch-crash-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -134,7 +134,7 @@ describe(`kill -9 during a ${TOTAL}-request batch`, { skip: !model && 'gen-synth
 });
 
 describe('inferno batch run, interrupted', { skip: !model && 'gen-synthetic not available' }, () => {
-  const N = SLOW > 1 ? 60 : Math.max(300, 25 * KILLS);
+  const N = SLOW > 1 ? 30 : Math.max(300, 25 * KILLS);
   const input = path.join(tmp, 'run-in.jsonl');
   fs.writeFileSync(input, jsonl(Array.from({ length: N }, (_, i) => chatLine(i, 24))));
   const runArgs = (out) => ['batch', 'run', input, '-o', out, '-m', model, '--parallel', '4', '--no-progress'];
