@@ -222,6 +222,15 @@ describe('Files and Batch API', { skip: !model && 'gen-synthetic not available' 
     assert.equal(d.deleted, true);
     await assert.rejects(client.files.retrieve(f.id), (e) => e.status === 404);
     await assert.rejects(client.files.create({ file: await toFile(Buffer.from('x'), 'x.jsonl'), purpose: 'fine-tune' }), (e) => e.status === 400);
+    // a web page's form upload (no CORS preflight) from an origin CORS does not allow
+    const fd = new FormData();
+    fd.append('purpose', 'batch');
+    fd.append('file', new Blob([text]), 'x.jsonl');
+    const evil = await fetch(`${srv.base}/files`, { method: 'POST', body: fd, headers: { Origin: 'http://evil.example' } });
+    assert.equal(evil.status, 403);
+    // not multipart
+    const j = await fetch(`${srv.base}/files`, { method: 'POST', body: '{}', headers: { 'Content-Type': 'application/json' } });
+    assert.equal(j.status, 415);
   });
 
   test('job events are in the audit log', async () => {
