@@ -395,30 +395,37 @@ inf_status inf_jobs_schedule_tick(struct inf_jobs *j, int64_t now, int *n_fired,
         struct inf_schedule *s = &v[i];
         if (s->paused || s->next_run > now)
             continue;
-        /* a run missed while down (more than a minute late) is run once or skipped */
-        bool missed = now - s->next_run > 60;
-        struct inf_error fe = {0};
-        if (!missed || s->catch_up) {
-            if (schedule_fire(j, s, &fe) == INF_OK) {
-                (*n_fired)++;
-                char extra[160];
-                snprintf(extra, sizeof(extra), "\"schedule_id\":%lld,\"missed\":%s",
-                         (long long)s->id, missed ? "true" : "false");
-                inf__jobs_event(j, "scheduled", extra);
-            } else {
-                INF_LOG_WARN("jobs", "%s", inf_error_message(&fe));
-            }
-        }
         struct inf_cron c;
+        int64_t next = 0;
         if (inf_cron_parse(s->expr, &c, err) != INF_OK ||
-            inf_cron_next(&c, s->tz, now, &s->next_run, err) != INF_OK) {
+            inf_cron_next(&c, s->tz, now, &next, err) != INF_OK) {
             rc = err->code;
             break;
         }
-        s->last_run = now;
+        /* take this run first: of several workers ticking at once, one fires it */
         pthread_mutex_lock(&j->mu);
-        rc = OPS(j)->sched_update(j->s, s, err);
+        inf_status ar = OPS(j)->sched_advance(j->s, s->id, s->next_run, next, now, err);
         pthread_mutex_unlock(&j->mu);
+        if (ar == INF_EEXIST)
+            continue;
+        if (ar != INF_OK) {
+            rc = ar;
+            break;
+        }
+        /* a run missed while down (more than a minute late) is run once or skipped */
+        bool missed = now - s->next_run > 60;
+        struct inf_error fe = {0};
+        if (missed && !s->catch_up)
+            continue;
+        if (schedule_fire(j, s, &fe) == INF_OK) {
+            (*n_fired)++;
+            char extra[160];
+            snprintf(extra, sizeof(extra), "\"schedule_id\":%lld,\"missed\":%s", (long long)s->id,
+                     missed ? "true" : "false");
+            inf__jobs_event(j, "scheduled", extra);
+        } else {
+            INF_LOG_WARN("jobs", "%s", inf_error_message(&fe));
+        }
     }
     free(v);
     return rc;
