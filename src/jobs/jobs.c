@@ -570,7 +570,6 @@ static inf_status batch_validate(struct inf_jobs *j, json_t *o, const struct inf
             goto out;
         add_error(&el, 0, "invalid_file", inf_error_message(err));
         *err = (struct inf_error){0};
-        rc = INF_OK;
     }
     int64_t line = 0;
     for (size_t pos = 0; data && pos < len;) {

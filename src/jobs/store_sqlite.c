@@ -191,8 +191,7 @@ static inf_status sq_file_list(struct inf__store *s, const char *purpose, const 
     bind_text(st, 2, after);
     sqlite3_bind_int(st, 3, limit + 1);
     struct inf_jobs_file *v = calloc((size_t)limit + 1, sizeof(*v));
-    int rc;
-    while (v && (rc = sqlite3_step(st)) == SQLITE_ROW)
+    while (v && sqlite3_step(st) == SQLITE_ROW)
         file_row(st, &v[(*n)++]);
     sqlite3_finalize(st);
     if (!v)

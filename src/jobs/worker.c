@@ -176,7 +176,7 @@ static inf_status run_request(const struct inf_job *job, const struct inf_jobs_e
     } else {
         char *resp = NULL, rid[80] = "";
         int status = x->run(x->ctx, bl.endpoint, bl.body, bl.body_len, &resp, rid, sizeof(rid));
-        if (status == 503 || status >= 500)
+        if (status >= 500) /* 503 too: busy or stopping, tried again later */
             rc = inf_error_set(err, INF_EIO, "the request answered %d", status);
         else {
             char id[32];
