@@ -83,7 +83,10 @@ async function main() {
   let liveTokens = 0;
   const t0 = now();
   await Promise.all(Array.from({ length: C }, async (_, c) => {
-    for (let r = 0; r < R; r++) liveTokens += (await streamed(model, `live-${c}-${r}`)).tokens;
+    for (let r = 0; r < R; r++) {
+      const { tokens } = await streamed(model, `live-${c}-${r}`); // (not `x += await`: lost updates)
+      liveTokens += tokens;
+    }
   }));
   const liveSec = (now() - t0) / 1000;
   // the batch, with the lone client probing TTFT meanwhile

@@ -143,6 +143,21 @@ check(f"{bad}:4: the model 'nope' is not served here" in r.stderr, "line 4 named
 check("duplicate custom_id 'x'" in r.stderr, "duplicate named")
 check(not os.path.exists(out), "nothing written")
 
+# job events in the audit log (audit.enabled), and the log verifies
+aud = ["--set", "audit.enabled=true", "--set", f"audit.dir={tmp}/audit"]
+check(run("queue", "add", "--request", line("audited"), *aud).returncode == 0, "add, audited")
+check(run("queue", "worker", "-m", model, "--once", *aud).returncode == 0, "worker, audited")
+check(run("queue", "list", *aud).returncode == 0, "list, audited")
+recs = [json.loads(x) for x in run("audit", "export", *aud).stdout.splitlines()]
+events = [r["event"] for r in recs if r.get("type") == "job"]
+check(events[:1] == ["created"] and "started" in events and "completed" in events,
+      f"job events: {events}")
+check(any(r.get("type") == "command" and r.get("command") == "queue worker" for r in recs),
+      "the worker command is recorded")
+check(not any(r.get("command") == "queue list" for r in recs if r.get("type") == "command"),
+      "queue list is not")
+check(run("audit", "verify", *aud).returncode == 0, "audit verify")
+
 print(f"{passed} passed, {failures} failed")
 subprocess.run(["rm", "-rf", tmp])
 sys.exit(1 if failures else 0)

@@ -83,11 +83,16 @@ def main():
     p = run("config", "show", "--log-level")
     check(p.returncode == 2 and "needs a value" in p.stderr, "option missing its value")
 
-    # commands not built yet: exit 3 and a plain message, nothing else on stdout
-    for c in ["batch", "queue", "tui"]:
-        p = run(c, "-m", "x")
-        check(p.returncode == 3 and "not available yet" in p.stderr and p.stdout == "",
-              f"{c}: not available yet (rc {p.returncode}, {p.stderr!r})")
+    # batch and queue (issue #20): without a subcommand, a usage error naming the usage
+    for c in ["batch", "queue"]:
+        p = run(c)
+        check(p.returncode == 2 and "Usage: inferno " + c in p.stderr and p.stdout == "",
+              f"{c}: usage error (rc {p.returncode}, {p.stderr!r})")
+    # tui (issue #25): a model it cannot find is named before any screen opens; no terminal: exit 1
+    p = run("tui", "-m", "x")
+    check(p.returncode == 1 and "'x'" in p.stderr and p.stdout == "", f"tui -m x: {p.stderr!r}")
+    p = run("tui")
+    check(p.returncode == 1 and "needs a terminal" in p.stderr, f"tui without a tty: {p.stderr!r}")
     # cache and audit (issue #19): unknown subcommands are usage errors; empty stores are fine
     for c in ["cache", "audit"]:
         p = run(c, "bogus")
@@ -224,7 +229,8 @@ def main():
     check(p.returncode == 0 and os.path.exists(target), "config init writes")
     text = open(target).read()
     check(tomllib.loads(text) == {"server": {}, "backend": {}, "cache": {}, "audit": {},
-                                  "queue": {}, "hub": {}, "log": {}}, "init file: every key commented")
+                                  "queue": {}, "files": {}, "hub": {}, "log": {}},
+          "init file: every key commented")
     p = run("config", "init", "--path", target)
     check(p.returncode == 1 and "already exists" in p.stderr, "config init never overwrites")
     check(open(target).read() == text, "config init left the file as it was")

@@ -584,6 +584,54 @@ static void test_cancel_and_queue(void)
 }
 
 /*
+ * Background (batch) tasks: they wait while a live task waits; a live task that finds every
+ * slot busy with background work takes the slot of the background task that started last,
+ * which ends with a 503 ERROR (its submitter runs it again); background tasks do not count
+ * against queue_size. The live task's answer equals the reference.
+ */
+static void test_background_priority(void)
+{
+    inf_token p[64];
+    int np = encode("Once upon a time", p, 64);
+    struct srv_engine *e = start(4096, 2, 64, 1);
+    struct srv_task_params bg = greedy_params(p, np, -1);
+    bg.ignore_eos = true;
+    bg.background = true;
+    struct srv_task *b[4] = {0}, *live = NULL;
+    /* four background tasks: two run, two wait; none is refused by queue_size 1 */
+    for (int i = 0; i < 4; i++)
+        T_EQ_INT(srv_task_submit(e, &bg, &b[i], NULL), INF_OK);
+    wait_first_text(b[0]);
+    wait_first_text(b[1]);
+    struct srv_engine_stats st;
+    srv_engine_stats(e, &st);
+    T_EQ_INT(st.slots_busy, 2);
+    T_EQ_INT(st.queue_depth, 2);
+    struct srv_task_params lp = greedy_params(p, np, 5);
+    T_EQ_INT(srv_task_submit(e, &lp, &live, NULL), INF_OK); /* queue_size 1 still has room */
+    struct result rl, rb;
+    collect(live, &rl);
+    T_OK(rl.done);
+    inf_token want[8];
+    int k = ref_greedy(p, np, 5, false, want, NULL);
+    T_EQ_INT(rl.n, k);
+    T_OK(k > 0 && memcmp(rl.toks, want, (size_t)k * sizeof(inf_token)) == 0);
+    /* the later of the two running background tasks was preempted */
+    collect(b[1], &rb);
+    T_OK(rb.error);
+    T_EQ_INT(rb.http_status, 503);
+    T_CONTAINS(rb.message, "preempted");
+    srv_engine_stats(e, &st);
+    T_EQ_U64(st.tasks_preempted, 1);
+    for (int i = 0; i < 4; i++)
+        srv_task_release(b[i]); /* cancels the others */
+    srv_task_release(live);
+    srv_engine_stop(e, 0);
+    result_free(&rl);
+    result_free(&rb);
+}
+
+/*
  * Prompts are scheduled oldest first, each taking what it needs of n_batch: two requests that
  * arrive together at an idle engine (the batch wait puts both in its first step; it ends as soon
  * as both slots are taken) with 40-token prompts and n_batch 16: the older one's prompt takes
@@ -1093,6 +1141,7 @@ int main(void)
     T_RUN(test_stop_strings);
     T_RUN(test_lengths_and_overflow);
     T_RUN(test_cancel_and_queue);
+    T_RUN(test_background_priority);
     T_RUN(test_oldest_prompt_first);
     T_RUN(test_late_request_joins_next_step);
     T_RUN(test_logprobs);

@@ -19,7 +19,9 @@
 #include "cli/cli.h"
 #include "core/buf.h"
 #include "core/files.h"
+#include "inferno/audit.h"
 #include "inferno/jobs.h"
+#include "server/audit_hook.h"
 #include "server/jobs_exec.h"
 
 const struct inf_cli_opt inf_cmd_queue_opts[] = {
@@ -407,10 +409,24 @@ int inf_cmd_queue(struct inf_cli *cli, struct inf_cli_args *args)
                        sub);
         return INF_EXIT_USAGE;
     }
+    /* with audit.enabled, job events (created, started, completed, ...) go to the audit log */
+    struct srv_audit *audit = NULL;
+    if (inf_config_get_bool(cli->config, "audit.enabled")) {
+        struct inf_audit *log = NULL;
+        if (inf_cli_audit_open(cli, &log) != INF_EXIT_OK)
+            return INF_EXIT_FAIL;
+        if (!(audit = srv_audit_new(log, false, false, NULL, 0))) {
+            inf_audit_close(log);
+            inf_cli_errorf(cli, "out of memory");
+            return INF_EXIT_FAIL;
+        }
+    }
     struct inf_jobs *j = NULL;
-    int rc = inf_cli_jobs_open(cli, NULL, NULL, &j);
-    if (rc != INF_EXIT_OK)
+    int rc = inf_cli_jobs_open(cli, audit ? srv_jobs_audit_event : NULL, audit, &j);
+    if (rc != INF_EXIT_OK) {
+        srv_audit_free(audit);
         return rc;
+    }
     struct inf_error err = {0};
     int64_t id = 0;
     if (strcmp(sub, "add") == 0) {
@@ -479,5 +495,6 @@ int inf_cmd_queue(struct inf_cli *cli, struct inf_cli_args *args)
         rc = queue_schedule(cli, args, j);
     }
     inf_jobs_close(j);
+    srv_audit_free(audit); /* seals the log's head before main records the command */
     return rc;
 }

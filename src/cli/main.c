@@ -433,8 +433,12 @@ static bool state_changing(const char *name, const struct inf_cli_args *a)
     if (strcmp(name, "models") == 0)
         return strcmp(sub, "rm") == 0 || strcmp(sub, "tag") == 0;
     if (strcmp(name, "quantize") == 0 || strcmp(name, "convert") == 0 ||
-        strcmp(name, "pull") == 0 || strcmp(name, "batch") == 0 || strcmp(name, "queue") == 0)
+        strcmp(name, "pull") == 0 || strcmp(name, "batch") == 0)
         return true;
+    if (strcmp(name, "queue") == 0) /* all but the ones that only read */
+        return strcmp(sub, "list") != 0 && strcmp(sub, "show") != 0 &&
+               !(strcmp(sub, "schedule") == 0 && a->n_positional > 1 &&
+                 strcmp(a->positional[1], "list") == 0);
     if (strcmp(name, "config") == 0)
         return strcmp(sub, "init") == 0;
     if (strcmp(name, "cache") == 0)

@@ -166,13 +166,14 @@ static const struct inf_config_key schema[] = {
      "requests of a batch in flight at once (0: server.parallel)", 0, 256, NULL},
     {"queue.lease_seconds", INF_CFG_INT, "15",
      "a claimed job's lease; a worker that stops renewing it loses the job", 2, 3600, NULL},
+    {"queue.max_concurrent", INF_CFG_INT, "1", "batch jobs run at once", 1, 256, NULL},
+    {"queue.max_retries", INF_CFG_INT, "3",
+     "retries before a failed job is dead (max attempts = this + 1)", 0, 100, NULL},
+
     {"files.dir", INF_CFG_PATH, "\"$XDG_DATA_HOME/inferno/files\"",
      "uploaded batch files and batch results", 0, 0, NULL},
     {"files.max_bytes", INF_CFG_INT, "209715200", "largest file upload (POST /v1/files)", 1024,
      209715200, NULL},
-    {"queue.max_concurrent", INF_CFG_INT, "1", "batch jobs run at once", 1, 256, NULL},
-    {"queue.max_retries", INF_CFG_INT, "3", "attempts before a failed job is given up", 0, 100,
-     NULL},
 
     {"hub.endpoint", INF_CFG_STRING, "\"https://huggingface.co\"",
      "Hugging Face Hub endpoint for pull (a mirror; HF_ENDPOINT when this is not set)", 0, 0, NULL},

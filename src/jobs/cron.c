@@ -211,7 +211,8 @@ inf_status inf_cron_next(const struct inf_cron *c, const char *tz, int64_t after
         return inf_error_set(err, INF_EINVAL, "unknown time zone '%.64s' (not in the tz database)",
                              tz);
     pthread_mutex_lock(&tz_lock);
-    char *old = getenv("TZ") ? strdup(getenv("TZ")) : NULL;
+    const char *cur = getenv("TZ");
+    char *old = cur ? strdup(cur) : NULL;
     setenv("TZ", tz && *tz ? tz : "UTC", 1);
     tzset();
     inf_status st = INF_ENOTFOUND;

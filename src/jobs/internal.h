@@ -59,4 +59,8 @@ inf_status inf__jobs_file_store(struct inf_jobs *j, const char *id, const char *
                                 const char *purpose, const void *data, size_t len,
                                 struct inf_jobs_file *out, struct inf_error *err);
 
+/* A batch whose job is dead: "failed" with one error naming why (a finished batch: as it is). */
+inf_status inf__jobs_batch_fail(struct inf_jobs *j, const char *id, const char *message,
+                                struct inf_error *err);
+
 #endif

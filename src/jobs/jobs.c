@@ -585,7 +585,6 @@ static inf_status batch_validate(struct inf_jobs *j, json_t *o, const struct inf
             goto out;
         add_error(&el, 0, "invalid_file", inf_error_message(err));
         *err = (struct inf_error){0};
-        rc = INF_OK;
     }
     int64_t line = 0;
     for (size_t pos = 0; data && pos < len;) {
@@ -988,4 +987,26 @@ inf_status inf_jobs_batch_process(struct inf_jobs *j, const char *batch_id,
         return batch_finalize(j, batch_id, "cancelled", err);
     }
     return INF_OK; /* failed, or already finished */
+}
+
+inf_status inf__jobs_batch_fail(struct inf_jobs *j, const char *id, const char *message,
+                                struct inf_error *err)
+{
+    json_t *o = NULL;
+    pthread_mutex_lock(&j->mu);
+    inf_status rc = batch_load(j, id, &o, err);
+    if (rc == INF_OK && !is_terminal(obj_status(o))) {
+        struct err_list el = {json_array(), 0};
+        add_error(&el, 0, "batch_failed", message);
+        json_t *errs = json_object();
+        json_object_set_new(errs, "object", json_string("list"));
+        json_object_set_new(errs, "data", el.data);
+        json_object_set_new(o, "errors", errs);
+        json_object_set_new(o, "status", json_string("failed"));
+        json_object_set_new(o, "failed_at", json_integer(now_s()));
+        rc = batch_save(j, o, err);
+    }
+    pthread_mutex_unlock(&j->mu);
+    json_decref(o);
+    return rc;
 }

@@ -101,6 +101,10 @@ struct inf__store_ops {
     inf_status (*sched_del)(struct inf__store *s, int64_t id, struct inf_error *err);
     inf_status (*sched_update)(struct inf__store *s, const struct inf_schedule *sc,
                                struct inf_error *err);
+    /* move a schedule's next run from `from` to `to` (last_run = now), atomically: INF_EEXIST
+       when its next run is no longer `from` (another worker took this run) */
+    inf_status (*sched_advance)(struct inf__store *s, int64_t id, int64_t from, int64_t to,
+                                int64_t now, struct inf_error *err);
 };
 
 struct inf__store {

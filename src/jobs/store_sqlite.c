@@ -191,8 +191,7 @@ static inf_status sq_file_list(struct inf__store *s, const char *purpose, const 
     bind_text(st, 2, after);
     sqlite3_bind_int(st, 3, limit + 1);
     struct inf_jobs_file *v = calloc((size_t)limit + 1, sizeof(*v));
-    int rc;
-    while (v && (rc = sqlite3_step(st)) == SQLITE_ROW)
+    while (v && sqlite3_step(st) == SQLITE_ROW)
         file_row(st, &v[(*n)++]);
     sqlite3_finalize(st);
     if (!v)
@@ -781,6 +780,26 @@ static inf_status sq_sched_update(struct inf__store *s, const struct inf_schedul
     return rc;
 }
 
+static inf_status sq_sched_advance(struct inf__store *s, int64_t id, int64_t from, int64_t to,
+                                   int64_t now, struct inf_error *err)
+{
+    struct sq *q = (struct sq *)s;
+    sqlite3_stmt *st =
+        prep(q, "UPDATE schedules SET next_run = ?1, last_run = ?2 WHERE id = ?3 AND next_run = ?4",
+             err);
+    if (st) {
+        sqlite3_bind_int64(st, 1, to);
+        sqlite3_bind_int64(st, 2, now);
+        sqlite3_bind_int64(st, 3, id);
+        sqlite3_bind_int64(st, 4, from);
+    }
+    int ch = 0;
+    inf_status rc = run(q, st, &ch, err);
+    if (rc == INF_OK && ch == 0)
+        return INF_EEXIST;
+    return rc;
+}
+
 static const struct inf__store_ops sq_ops = {
     .close = sq_close,
     .begin = sq_begin,
@@ -811,6 +830,7 @@ static const struct inf__store_ops sq_ops = {
     .sched_list = sq_sched_list,
     .sched_del = sq_sched_del,
     .sched_update = sq_sched_update,
+    .sched_advance = sq_sched_advance,
 };
 
 inf_status inf__store_sqlite_open(const char *path, struct inf__store **out, struct inf_error *err)

@@ -176,7 +176,7 @@ static inf_status run_request(const struct inf_job *job, const struct inf_jobs_e
     } else {
         char *resp = NULL, rid[80] = "";
         int status = x->run(x->ctx, bl.endpoint, bl.body, bl.body_len, &resp, rid, sizeof(rid));
-        if (status == 503 || status >= 500)
+        if (status >= 500) /* 503 too: busy or stopping, tried again later */
             rc = inf_error_set(err, INF_EIO, "the request answered %d", status);
         else {
             char id[32];
@@ -268,6 +268,13 @@ inf_status inf_jobs_worker_run(struct inf_jobs *j, const struct inf_jobs_worker_
                                      &fe);
         pthread_mutex_unlock(&j->mu);
         free(result);
+        if (frc == INF_OK && job.kind == INF_JOB_BATCH && strcmp(state, "dead") == 0) {
+            char msg[700];
+            snprintf(msg, sizeof(msg), "the batch's job failed %d times; last: %s", attempts,
+                     inf_error_message(&je));
+            if (inf__jobs_batch_fail(j, job.ref, msg, &fe) != INF_OK)
+                INF_LOG_WARN("jobs", "batch %s: %s", job.ref, inf_error_message(&fe));
+        }
         if (frc != INF_OK)
             INF_LOG_WARN("jobs", "job %lld: not recorded: %s", (long long)job.id,
                          frc == INF_ENOTFOUND ? "another worker took it over"
@@ -388,30 +395,37 @@ inf_status inf_jobs_schedule_tick(struct inf_jobs *j, int64_t now, int *n_fired,
         struct inf_schedule *s = &v[i];
         if (s->paused || s->next_run > now)
             continue;
-        /* a run missed while down (more than a minute late) is run once or skipped */
-        bool missed = now - s->next_run > 60;
-        struct inf_error fe = {0};
-        if (!missed || s->catch_up) {
-            if (schedule_fire(j, s, &fe) == INF_OK) {
-                (*n_fired)++;
-                char extra[160];
-                snprintf(extra, sizeof(extra), "\"schedule_id\":%lld,\"missed\":%s",
-                         (long long)s->id, missed ? "true" : "false");
-                inf__jobs_event(j, "scheduled", extra);
-            } else {
-                INF_LOG_WARN("jobs", "%s", inf_error_message(&fe));
-            }
-        }
         struct inf_cron c;
+        int64_t next = 0;
         if (inf_cron_parse(s->expr, &c, err) != INF_OK ||
-            inf_cron_next(&c, s->tz, now, &s->next_run, err) != INF_OK) {
+            inf_cron_next(&c, s->tz, now, &next, err) != INF_OK) {
             rc = err->code;
             break;
         }
-        s->last_run = now;
+        /* take this run first: of several workers ticking at once, one fires it */
         pthread_mutex_lock(&j->mu);
-        rc = OPS(j)->sched_update(j->s, s, err);
+        inf_status ar = OPS(j)->sched_advance(j->s, s->id, s->next_run, next, now, err);
         pthread_mutex_unlock(&j->mu);
+        if (ar == INF_EEXIST)
+            continue;
+        if (ar != INF_OK) {
+            rc = ar;
+            break;
+        }
+        /* a run missed while down (more than a minute late) is run once or skipped */
+        bool missed = now - s->next_run > 60;
+        struct inf_error fe = {0};
+        if (missed && !s->catch_up)
+            continue;
+        if (schedule_fire(j, s, &fe) == INF_OK) {
+            (*n_fired)++;
+            char extra[160];
+            snprintf(extra, sizeof(extra), "\"schedule_id\":%lld,\"missed\":%s", (long long)s->id,
+                     missed ? "true" : "false");
+            inf__jobs_event(j, "scheduled", extra);
+        } else {
+            INF_LOG_WARN("jobs", "%s", inf_error_message(&fe));
+        }
     }
     free(v);
     return rc;

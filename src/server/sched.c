@@ -1237,6 +1237,15 @@ static bool admit(struct srv_engine *e)
     return false;
 }
 
+/* A live (not background) completion is waiting in the queue. Under e->mu. */
+static bool live_queued(const struct srv_engine *e)
+{
+    for (const struct srv_task *t = e->q_head; t; t = t->qnext)
+        if (!t->p.background && t->p.kind == SRV_TASK_COMPLETION && !atomic_load(&t->cancel))
+            return true;
+    return false;
+}
+
 /*
  * A live completion waits and every slot is taken: end the background task that started last
  * with a 503 ERROR (its submitter runs it again later), freeing its slot for the next admit.
@@ -1387,13 +1396,24 @@ static void step(struct srv_engine *e)
         return;
     }
     int32_t n = 0;
+    /* a live prompt still reading (no first token yet) runs without the background slots: a
+       step carrying only live work is as short as it would be without the batch, so batch work
+       never lengthens a live request's time to first token (the background slots just skip
+       this step) */
+    bool live_prefill = false;
+    for (int i = 0; i < e->p.n_parallel && !live_prefill; i++) {
+        const struct slot *s = &e->slots[i];
+        live_prefill = s->task && !s->task->p.background && s->pending < 0 &&
+                       s->n_prompt_done < s->task->p.n_prompt;
+    }
     /* the slots with prompt tokens to decode, oldest request first (ties: lower slot id) */
     int order[64];
     int n_prompting = 0;
     for (int i = 0; i < e->p.n_parallel; i++) {
         struct slot *s = &e->slots[i];
         s->batch_n = 0;
-        if (!s->task || s->pending >= 0 || s->n_prompt_done >= s->task->p.n_prompt)
+        if (!s->task || s->pending >= 0 || s->n_prompt_done >= s->task->p.n_prompt ||
+            (live_prefill && s->task->p.background))
             continue;
         int k = n_prompting++;
         while (k > 0 && e->slots[order[k - 1]].task->t_submit > s->task->t_submit) {
@@ -1407,7 +1427,7 @@ static void step(struct srv_engine *e)
     /* the next token of every generating slot */
     for (int i = 0; i < e->p.n_parallel; i++) {
         struct slot *s = &e->slots[i];
-        if (!s->task || s->pending < 0)
+        if (!s->task || s->pending < 0 || (live_prefill && s->task->p.background))
             continue;
         s->batch_first = n;
         s->batch_n = 1;
@@ -1605,6 +1625,7 @@ static void *engine_main(void *arg)
         bool live_waiting = admit(e);
         if (e->p.batch_wait_ms > 0)
             batch_wait(e);
+        live_waiting = live_waiting && live_queued(e); /* batch_wait may have admitted it */
         pthread_mutex_unlock(&e->mu);
         if (live_waiting)
             preempt_background(e);

@@ -15,7 +15,9 @@ import path from 'node:path';
 import OpenAI, { toFile } from 'openai';
 import { startServer, syntheticModel, sleep, SLOW, BIN } from './harness.mjs';
 
-const KILLS = Number(process.env.INFERNO_BATCH_KILLS || 5);
+// the sanitizer build (SLOW > 1) runs each scenario on 30-40 requests with 2 kills
+const KILLS = Number(process.env.INFERNO_BATCH_KILLS || (SLOW > 1 ? 2 : 5));
+const TOTAL = SLOW > 1 ? 40 : 500;
 const model = syntheticModel({ name: 'syn-crash' });
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'inferno-batch-crash-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -65,18 +67,18 @@ async function waitDone(client, id, ms) {
   }
 }
 
-describe('kill -9 during a 500-request batch', { skip: !model && 'gen-synthetic not available' }, () => {
+describe(`kill -9 during a ${TOTAL}-request batch`, { skip: !model && 'gen-synthetic not available' }, () => {
   test(`the server, ${KILLS} times`, async () => {
     const env = { INFERNO_QUEUE_URL: `sqlite:${tmp}/srv/queue.db`, INFERNO_FILES_DIR: `${tmp}/srv/files` };
     const args = ['--parallel', '4'];
     let srv = await startServer({ model, args, env });
     let client = new OpenAI({ baseURL: srv.base, apiKey: 'none', maxRetries: 0 });
-    const f = await client.files.create({ file: await toFile(Buffer.from(jsonl(Array.from({ length: 500 }, (_, i) => chatLine(i)))), 'b.jsonl'), purpose: 'batch' });
+    const f = await client.files.create({ file: await toFile(Buffer.from(jsonl(Array.from({ length: TOTAL }, (_, i) => chatLine(i)))), 'b.jsonl'), purpose: 'batch' });
     const b0 = await client.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
     let kills = 0;
     const progress = [];
     while (kills < KILLS) {
-      const b = await killPoint(client, b0.id, 500);
+      const b = await killPoint(client, b0.id, TOTAL);
       if (!b) break;
       progress.push(b.request_counts.completed);
       srv.proc.kill('SIGKILL');
@@ -87,10 +89,10 @@ describe('kill -9 during a 500-request batch', { skip: !model && 'gen-synthetic 
     }
     const b = await waitDone(client, b0.id, 300000);
     assert.equal(b.status, 'completed');
-    assert.deepEqual(b.request_counts, { total: 500, completed: 500, failed: 0 });
-    checkComplete(parseLines(await (await client.files.content(b.output_file_id)).text()), 500);
+    assert.deepEqual(b.request_counts, { total: TOTAL, completed: TOTAL, failed: 0 });
+    checkComplete(parseLines(await (await client.files.content(b.output_file_id)).text()), TOTAL);
     assert.equal(await srv.stop(), 0);
-    console.log(`server: ${kills} kills at completed counts ${progress.join(', ')}; 500 lines, no duplicates`);
+    console.log(`server: ${kills} kills at completed counts ${progress.join(', ')}; ${TOTAL} lines, no duplicates`);
     assert.equal(kills, KILLS, 'the batch finished before every kill');
   });
 
@@ -98,7 +100,7 @@ describe('kill -9 during a 500-request batch', { skip: !model && 'gen-synthetic 
     const env = { INFERNO_QUEUE_URL: `sqlite:${tmp}/wk/queue.db`, INFERNO_FILES_DIR: `${tmp}/wk/files` };
     const srv = await startServer({ model, args: ['--set', 'queue.worker=false'], env });
     const client = new OpenAI({ baseURL: srv.base, apiKey: 'none', maxRetries: 0 });
-    const f = await client.files.create({ file: await toFile(Buffer.from(jsonl(Array.from({ length: 500 }, (_, i) => chatLine(i)))), 'b.jsonl'), purpose: 'batch' });
+    const f = await client.files.create({ file: await toFile(Buffer.from(jsonl(Array.from({ length: TOTAL }, (_, i) => chatLine(i)))), 'b.jsonl'), purpose: 'batch' });
     const b0 = await client.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
     const startWorker = () => {
       const p = spawn(BIN, ['queue', 'worker', '-m', model, '--parallel', '4'], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -110,7 +112,7 @@ describe('kill -9 during a 500-request batch', { skip: !model && 'gen-synthetic 
     const progress = [];
     try {
       while (kills < KILLS) {
-        const b = await killPoint(client, b0.id, 500);
+        const b = await killPoint(client, b0.id, TOTAL);
         if (!b) break;
         progress.push(b.request_counts.completed);
         w.kill('SIGKILL');
@@ -120,19 +122,19 @@ describe('kill -9 during a 500-request batch', { skip: !model && 'gen-synthetic 
       }
       const b = await waitDone(client, b0.id, 300000);
       assert.equal(b.status, 'completed');
-      assert.deepEqual(b.request_counts, { total: 500, completed: 500, failed: 0 });
-      checkComplete(parseLines(await (await client.files.content(b.output_file_id)).text()), 500);
+      assert.deepEqual(b.request_counts, { total: TOTAL, completed: TOTAL, failed: 0 });
+      checkComplete(parseLines(await (await client.files.content(b.output_file_id)).text()), TOTAL);
     } finally {
       w.kill('SIGTERM');
       await srv.stop();
     }
-    console.log(`worker: ${kills} kills at completed counts ${progress.join(', ')}; 500 lines, no duplicates`);
+    console.log(`worker: ${kills} kills at completed counts ${progress.join(', ')}; ${TOTAL} lines, no duplicates`);
     assert.equal(kills, KILLS, 'the batch finished before every kill');
   });
 });
 
 describe('inferno batch run, interrupted', { skip: !model && 'gen-synthetic not available' }, () => {
-  const N = Math.max(300, 25 * KILLS);
+  const N = SLOW > 1 ? 30 : Math.max(300, 25 * KILLS);
   const input = path.join(tmp, 'run-in.jsonl');
   fs.writeFileSync(input, jsonl(Array.from({ length: N }, (_, i) => chatLine(i, 24))));
   const runArgs = (out) => ['batch', 'run', input, '-o', out, '-m', model, '--parallel', '4', '--no-progress'];

@@ -30,8 +30,13 @@ process.on('exit', () => {
 // Start `inferno serve -m MODEL --port 0 ...args`. Resolves { url, base, proc, log(), stop() }.
 export async function startServer({ model = STORIES, args = [], env = {}, readyMs = 60000 } = {}) {
   if (!BIN) throw new Error('INFERNO_BIN is not set');
+  // the jobs store (Files and Batch API) of each server in a temp dir of its own, never the
+  // user's; a suite that restarts a server on the same store passes INFERNO_QUEUE_URL itself
+  const jobsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferno-serve-jobs-'));
+  process.on('exit', () => fs.rmSync(jobsDir, { recursive: true, force: true }));
+  const jobsEnv = { INFERNO_QUEUE_URL: `sqlite:${jobsDir}/queue.db`, INFERNO_FILES_DIR: `${jobsDir}/files` };
   const proc = spawn(BIN, ['serve', '-m', model, '--host', '127.0.0.1', '--port', '0', ...args], {
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...jobsEnv, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(proc);
