@@ -693,6 +693,7 @@ struct run_state {
     pthread_mutex_t mu;
     atomic_bool halt; /* cancel, expiry or stop: take no more */
     atomic_bool *stop;
+    int64_t expires; /* Unix s: no request starts after it */
     inf_status rc;
     struct inf_error err;
 };
@@ -701,7 +702,7 @@ static void *run_main(void *arg)
 {
     struct run_state *r = arg;
     for (;;) {
-        if (atomic_load(&r->halt) || (r->stop && atomic_load(r->stop)))
+        if (atomic_load(&r->halt) || (r->stop && atomic_load(r->stop)) || now_s() >= r->expires)
             return NULL;
         pthread_mutex_lock(&r->mu);
         size_t i = r->next < r->n ? r->next++ : r->n;
@@ -899,7 +900,8 @@ inf_status inf_jobs_batch_process(struct inf_jobs *j, const char *batch_id,
     if (rc != INF_OK || (rc = batch_status(j, batch_id, st, sizeof(st), &expires, err)) != INF_OK)
         return rc;
     if (strcmp(st, "in_progress") == 0) {
-        struct run_state r = {.j = j, .x = exec, .batch_id = batch_id, .ep = ep, .stop = stop};
+        struct run_state r = {
+            .j = j, .x = exec, .batch_id = batch_id, .ep = ep, .stop = stop, .expires = expires};
         pthread_mutex_init(&r.mu, NULL);
         pthread_mutex_lock(&j->mu);
         rc = OPS(j)->req_pending(j->s, batch_id, &r.reqs, &r.n, err);
@@ -919,7 +921,7 @@ inf_status inf_jobs_batch_process(struct inf_jobs *j, const char *batch_id,
             pthread_mutex_lock(&r.mu);
             bool all_taken = r.next >= r.n;
             pthread_mutex_unlock(&r.mu);
-            if (all_taken || atomic_load(&r.halt))
+            if (all_taken || atomic_load(&r.halt) || now_s() >= expires)
                 break;
             usleep(100 * 1000);
             struct inf_error e2 = {0};
