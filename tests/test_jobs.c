@@ -427,6 +427,44 @@ static void test_batch_idempotent(void)
     fake_runs = 0;
     T_EQ_INT(inf_jobs_batch_process(j, id, &fake, &stop, &err), INF_OK);
     T_EQ_INT(fake_runs, 0);
+
+    /* a batch past its expires_at: nothing runs, every request gets a batch_expired line */
+    T_EQ_INT(inf_jobs_batch_create(j, f.id, "/v1/completions", "24h", NULL, 0, &obj, &err), INF_OK);
+    char id2[64] = "";
+    p = obj ? strstr(obj, "\"id\":\"") : NULL;
+    if (p)
+        sscanf(p + 6, "%63[^\"]", id2);
+    char *old = obj;
+    char *at = old ? strstr(old, "\"expires_at\":") : NULL;
+    if (at) { /* rewrite the stored object with expires_at in the past */
+        char *fixed = NULL;
+        char *end = at + strlen("\"expires_at\":");
+        while (*end >= '0' && *end <= '9')
+            end++;
+        if (asprintf(&fixed, "%.*s\"expires_at\":1%s", (int)(at - old), old, end) > 0) {
+            T_EQ_INT(j->s->ops->batch_put(j->s, id2, "validating", fixed, &err), INF_OK);
+            free(fixed);
+        }
+    }
+    free(obj);
+    fake_runs = 0;
+    T_EQ_INT(inf_jobs_batch_process(j, id2, &fake, &stop, &err), INF_OK);
+    T_EQ_INT(fake_runs, 0);
+    T_EQ_INT(inf_jobs_batch_get(j, id2, &b, &err), INF_OK);
+    T_CONTAINS(b ? b : "", "\"status\":\"expired\"");
+    T_CONTAINS(b ? b : "", "\"request_counts\":{\"total\":50,\"completed\":0,\"failed\":50}");
+    char err_id[64] = "";
+    p = b ? strstr(b, "\"error_file_id\":\"") : NULL;
+    if (p)
+        sscanf(p + 17, "%63[^\"]", err_id);
+    free(b);
+    T_EQ_INT(inf_jobs_file_content(j, err_id, &data, &n, &err), INF_OK);
+    lines = 0;
+    for (size_t i = 0; data && i < n; i++)
+        lines += data[i] == '\n';
+    T_EQ_INT(lines, N);
+    T_CONTAINS(data ? data : "", "\"code\":\"batch_expired\"");
+    free(data);
     inf_jobs_close(j);
 }
 

@@ -20,7 +20,14 @@ struct inf_jobs {
     char host[64];
     void (*on_event)(void *ctx, const char *json, size_t len);
     void *event_ctx;
+    /* wakes this process's idle workers when it queues a job (others find it by polling) */
+    pthread_mutex_t wake_mu;
+    pthread_cond_t wake_cv;
+    uint64_t wake_seq;
 };
+
+/* Wake the idle workers of this handle (a job was queued). */
+void inf__jobs_wake(struct inf_jobs *j);
 
 #define OPS(j) ((j)->s->ops)
 

@@ -33,6 +33,14 @@
 #define MAX_LINES  50000
 #define MAX_ERRORS 1000
 
+void inf__jobs_wake(struct inf_jobs *j)
+{
+    pthread_mutex_lock(&j->wake_mu);
+    j->wake_seq++;
+    pthread_cond_broadcast(&j->wake_cv);
+    pthread_mutex_unlock(&j->wake_mu);
+}
+
 void inf__req_free(struct inf__req *r, size_t n)
 {
     for (size_t i = 0; r && i < n; i++) {
@@ -105,6 +113,8 @@ inf_status inf_jobs_open(const struct inf_jobs_params *p, struct inf_jobs **out,
         return err->code;
     }
     pthread_mutex_init(&j->mu, NULL);
+    pthread_mutex_init(&j->wake_mu, NULL);
+    pthread_cond_init(&j->wake_cv, NULL);
     if (gethostname(j->host, sizeof(j->host)) != 0)
         snprintf(j->host, sizeof(j->host), "localhost");
     j->host[sizeof(j->host) - 1] = '\0';
@@ -123,6 +133,8 @@ void inf_jobs_close(struct inf_jobs *j)
         return;
     OPS(j)->close(j->s);
     pthread_mutex_destroy(&j->mu);
+    pthread_mutex_destroy(&j->wake_mu);
+    pthread_cond_destroy(&j->wake_cv);
     free(j);
 }
 
@@ -436,6 +448,7 @@ inf_status inf_jobs_batch_create(struct inf_jobs *j, const char *input_file_id,
     if (rc == INF_OK) {
         *obj = dump(o);
         inf__jobs_job_event(j, "created", job_id, id, 0, NULL);
+        inf__jobs_wake(j);
     }
     json_decref(o);
     return rc;
@@ -695,6 +708,7 @@ struct run_state {
     pthread_mutex_t mu;
     atomic_bool halt; /* cancel, expiry or stop: take no more */
     atomic_bool *stop;
+    int64_t expires; /* Unix s: no request starts after it */
     inf_status rc;
     struct inf_error err;
 };
@@ -703,7 +717,7 @@ static void *run_main(void *arg)
 {
     struct run_state *r = arg;
     for (;;) {
-        if (atomic_load(&r->halt) || (r->stop && atomic_load(r->stop)))
+        if (atomic_load(&r->halt) || (r->stop && atomic_load(r->stop)) || now_s() >= r->expires)
             return NULL;
         pthread_mutex_lock(&r->mu);
         size_t i = r->next < r->n ? r->next++ : r->n;
@@ -901,7 +915,8 @@ inf_status inf_jobs_batch_process(struct inf_jobs *j, const char *batch_id,
     if (rc != INF_OK || (rc = batch_status(j, batch_id, st, sizeof(st), &expires, err)) != INF_OK)
         return rc;
     if (strcmp(st, "in_progress") == 0) {
-        struct run_state r = {.j = j, .x = exec, .batch_id = batch_id, .ep = ep, .stop = stop};
+        struct run_state r = {
+            .j = j, .x = exec, .batch_id = batch_id, .ep = ep, .stop = stop, .expires = expires};
         pthread_mutex_init(&r.mu, NULL);
         pthread_mutex_lock(&j->mu);
         rc = OPS(j)->req_pending(j->s, batch_id, &r.reqs, &r.n, err);
@@ -921,7 +936,7 @@ inf_status inf_jobs_batch_process(struct inf_jobs *j, const char *batch_id,
             pthread_mutex_lock(&r.mu);
             bool all_taken = r.next >= r.n;
             pthread_mutex_unlock(&r.mu);
-            if (all_taken || atomic_load(&r.halt))
+            if (all_taken || atomic_load(&r.halt) || now_s() >= expires)
                 break;
             usleep(100 * 1000);
             struct inf_error e2 = {0};

@@ -34,6 +34,8 @@ inf_status inf_jobs_add_many(struct inf_jobs *j, const struct inf_job_spec *s, s
     if (rc == INF_OK && n <= 16)
         for (size_t i = 0; i < n; i++)
             inf__jobs_job_event(j, "created", ids ? ids[i] : 0, s[i].ref, 0, NULL);
+    if (rc == INF_OK)
+        inf__jobs_wake(j);
     return rc;
 }
 
@@ -210,8 +212,23 @@ inf_status inf_jobs_worker_run(struct inf_jobs *j, const struct inf_jobs_worker_
         if (rc == INF_ENOTFOUND) {
             if (p->once)
                 return INF_OK;
-            for (int t = 0; t < poll_ms && !(p->stop && atomic_load(p->stop)); t += 20)
-                usleep(20 * 1000);
+            /* until this process queues a job, or poll_ms (other processes' jobs, due
+               not_before times, schedules), checking the stop flag every 20 ms */
+            pthread_mutex_lock(&j->wake_mu);
+            uint64_t seen = j->wake_seq;
+            for (int t = 0;
+                 t < poll_ms && j->wake_seq == seen && !(p->stop && atomic_load(p->stop));
+                 t += 20) {
+                struct timespec dl;
+                clock_gettime(CLOCK_REALTIME, &dl);
+                dl.tv_nsec += 20 * 1000000L;
+                if (dl.tv_nsec >= 1000000000L) {
+                    dl.tv_sec++;
+                    dl.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&j->wake_cv, &j->wake_mu, &dl);
+            }
+            pthread_mutex_unlock(&j->wake_mu);
             continue;
         }
         if (rc != INF_OK) {
