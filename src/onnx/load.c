@@ -325,7 +325,6 @@ static inf_status parse_node(struct loader *L, const uint8_t *p, size_t n)
     }
     struct inf__onnx_node *nd = &m->nodes[m->n_nodes++];
     memset(nd, 0, sizeof(*nd));
-    nd->fuse_add = -1;
     /* outputs are created after inputs are resolved (see resolve_node) */
     while (inf__pb_next(&b, &f, &bad)) {
         if (f.wt != INF__PB_LEN)
@@ -767,97 +766,209 @@ static inf_status fold_constants(struct loader *L)
     return INF_OK;
 }
 
-/* Conv (constant W, B) -> BatchNormalization (constant, inference) -> [Relu]: BN folded into
-   W and B, Relu into the Conv's epilogue. */
+/* A new constant value named after a node; -1 when out of memory (t is released then). */
+static int new_const(struct loader *L, const char *node, const char *what,
+                     struct inf_onnx_tensor *t)
+{
+    char name[MAX_NAME + 64];
+    bool o = false;
+    for (int k = 0;; k++) {
+        snprintf(name, sizeof(name), "%s/fused_%s_%d", node, what, k);
+        if (names_find(&L->names, L->m, name) < 0)
+            break;
+    }
+    int id = value_id(L, name, true, &o);
+    if (id < 0) {
+        inf_onnx_tensor_release(t);
+        return -1;
+    }
+    free(t->name);
+    t->name = NULL;
+    L->m->values[id].is_const = true;
+    L->m->values[id].konst = *t;
+    return id;
+}
+
+/* A float constant holding C per-channel values for an input of rank R (channel axis 1):
+   shape [C, 1, ...] of rank R - 1, or [1, C, 1, ...] of rank R. */
+static const float *channel_const(const struct inf_onnx_model *m, int id, int64_t C, int R)
+{
+    if (id < 0 || !m->values[id].is_const)
+        return NULL;
+    const struct inf_onnx_tensor *t = &m->values[id].konst;
+    if (t->dtype != INF_ONNX_FLOAT || t->n != C)
+        return NULL;
+    if (C == 1 && t->ndim <= R)
+        return t->data;
+    int ax = t->ndim == R ? 1 : t->ndim == R - 1 ? 0 : -1;
+    if (ax < 0)
+        return NULL;
+    for (int d = 0; d < t->ndim; d++)
+        if (t->dims[d] != (d == ax ? C : 1))
+            return NULL;
+    return t->data;
+}
+
+/*
+ * Per-channel affine ops after a Conv or an inference BatchNormalization: following
+ * BatchNormalization, Mul and Add by per-channel constants, then Relu, are absorbed:
+ * y = relu(x * s + t) with s, t folded into the Conv's weights and bias, or into the
+ * BatchNormalization's parameters (rewritten as scale s, bias t, mean 0, var 1 - eps).
+ */
 static inf_status fuse(struct loader *L)
 {
     struct inf_onnx_model *m = L->m;
     for (int p = 0; p < m->n_plan; p++) {
         struct inf__onnx_node *c = &m->nodes[m->plan[p]];
-        if (c->dead || strcmp(c->op_type, "Conv") || c->n_out != 1 || c->n_in < 2)
+        bool conv = !strcmp(c->op_type, "Conv"), bn = !strcmp(c->op_type, "BatchNormalization");
+        if (c->dead || (!conv && !bn) || c->n_out != 1)
             continue;
-        int w_id = c->in[1], b_id = c->n_in > 2 ? c->in[2] : -1, only = -1;
-        if (w_id < 0 || !m->values[w_id].is_const ||
-            m->values[w_id].konst.dtype != INF_ONNX_FLOAT || m->values[w_id].konst.ndim < 3)
-            continue;
-        if (b_id >= 0 && !m->values[b_id].is_const)
-            continue;
-        if (n_consumers(m, c->out[0], &only) == 1) {
-            struct inf__onnx_node *bn = &m->nodes[only];
-            bool ok = !strcmp(bn->op_type, "BatchNormalization") && bn->n_in == 5 &&
-                      bn->n_out == 1 && bn->in[0] == c->out[0] &&
-                      !inf__onnx_attr_i(bn, "training_mode", 0);
+        int64_t C;
+        int R;
+        if (conv) {
+            int w_id = c->in[1], b_id = c->n_in > 2 ? c->in[2] : -1;
+            if (w_id < 0 || !m->values[w_id].is_const ||
+                m->values[w_id].konst.dtype != INF_ONNX_FLOAT || m->values[w_id].konst.ndim < 3)
+                continue;
+            if (b_id >= 0 &&
+                (!m->values[b_id].is_const || m->values[b_id].konst.dtype != INF_ONNX_FLOAT ||
+                 m->values[b_id].konst.n != m->values[w_id].konst.dims[0]))
+                continue;
+            C = m->values[w_id].konst.dims[0];
+            R = m->values[w_id].konst.ndim;
+        } else {
+            if (c->n_in != 5 || inf__onnx_attr_i(c, "training_mode", 0))
+                continue;
+            bool ok = true;
             for (int k = 1; ok && k < 5; k++)
-                ok = bn->in[k] >= 0 && m->values[bn->in[k]].is_const &&
-                     m->values[bn->in[k]].konst.dtype == INF_ONNX_FLOAT;
-            const struct inf_onnx_tensor *w = &m->values[w_id].konst;
-            int64_t oc = w->dims[0];
-            for (int k = 1; ok && k < 5; k++)
-                ok = m->values[bn->in[k]].konst.n == oc;
-            if (ok) {
-                float eps = inf__onnx_attr_f(bn, "epsilon", 1e-5f);
-                const float *sc = m->values[bn->in[1]].konst.data,
-                            *sh = m->values[bn->in[2]].konst.data,
-                            *mu = m->values[bn->in[3]].konst.data,
-                            *var = m->values[bn->in[4]].konst.data;
-                struct inf_onnx_tensor nw, nb;
-                int64_t bdim = oc;
-                inf_status rc = inf_onnx_tensor_copy(&nw, w, L->err);
-                if (rc)
-                    return rc;
-                rc = inf_onnx_tensor_alloc(&nb, INF_ONNX_FLOAT, 1, &bdim, 0, L->err);
-                if (rc) {
-                    inf_onnx_tensor_release(&nw);
-                    return rc;
+                ok = c->in[k] >= 0 && m->values[c->in[k]].is_const &&
+                     m->values[c->in[k]].konst.dtype == INF_ONNX_FLOAT &&
+                     m->values[c->in[k]].konst.ndim == 1;
+            if (!ok)
+                continue;
+            C = m->values[c->in[1]].konst.n;
+            R = 4; /* checked at run time (fuse_rank) */
+        }
+        float *s = malloc(sizeof(float) * (size_t)C), *t = malloc(sizeof(float) * (size_t)C);
+        if (!s || !t) {
+            free(s);
+            free(t);
+            return oom(L);
+        }
+        for (int64_t i = 0; i < C; i++)
+            s[i] = 1.f, t[i] = 0.f;
+        int absorbed = 0, only = -1;
+        bool relu = false;
+        while (!relu && n_consumers(m, c->out[0], &only) == 1) {
+            struct inf__onnx_node *f = &m->nodes[only];
+            const float *v = NULL;
+            if (!strcmp(f->op_type, "BatchNormalization") && f->n_in == 5 && f->n_out == 1 &&
+                f->in[0] == c->out[0] && !inf__onnx_attr_i(f, "training_mode", 0)) {
+                const float *sc = channel_const(m, f->in[1], C, 2),
+                            *sh = channel_const(m, f->in[2], C, 2),
+                            *mu = channel_const(m, f->in[3], C, 2),
+                            *var = channel_const(m, f->in[4], C, 2);
+                if (!sc || !sh || !mu || !var)
+                    break;
+                float eps = inf__onnx_attr_f(f, "epsilon", 1e-5f);
+                for (int64_t i = 0; i < C; i++) {
+                    float k = sc[i] / sqrtf(var[i] + eps);
+                    s[i] *= k;
+                    t[i] = (t[i] - mu[i]) * k + sh[i];
                 }
-                int64_t per = w->n / oc;
-                for (int64_t o = 0; o < oc; o++) {
-                    float s = sc[o] / sqrtf(var[o] + eps);
+            } else if ((!strcmp(f->op_type, "Mul") || !strcmp(f->op_type, "Add")) && f->n_in == 2 &&
+                       f->n_out == 1 &&
+                       (v = channel_const(m, f->in[f->in[0] == c->out[0] ? 1 : 0], C, R))) {
+                bool mul = f->op_type[0] == 'M';
+                for (int64_t i = 0; i < C; i++) {
+                    if (mul) {
+                        s[i] *= v[i];
+                        t[i] *= v[i];
+                    } else {
+                        t[i] += v[i];
+                    }
+                }
+            } else if (!strcmp(f->op_type, "Relu") && f->n_out == 1) {
+                relu = true;
+            } else {
+                break;
+            }
+            /* c now writes f's output */
+            m->values[c->out[0]].producer = -1;
+            c->out[0] = f->out[0];
+            m->values[f->out[0]].producer = m->plan[p];
+            drop_node(f);
+            absorbed++;
+        }
+        c->fuse_relu = relu;
+        if (bn && absorbed)
+            c->fuse_rank = R;
+        bool affine = false;
+        for (int64_t i = 0; i < C && !affine; i++)
+            affine = s[i] != 1.f || t[i] != 0.f;
+        inf_status rc = INF_OK;
+        if (affine && conv) {
+            const struct inf_onnx_tensor *w = &m->values[c->in[1]].konst;
+            int b_id = c->n_in > 2 ? c->in[2] : -1;
+            struct inf_onnx_tensor nw, nb;
+            rc = inf_onnx_tensor_copy(&nw, w, L->err);
+            if (!rc && (rc = inf_onnx_tensor_alloc(&nb, INF_ONNX_FLOAT, 1, &C, 0, L->err)))
+                inf_onnx_tensor_release(&nw);
+            if (!rc) {
+                int64_t per = w->n / C;
+                for (int64_t o = 0; o < C; o++) {
                     float b0 = b_id >= 0 ? ((float *)m->values[b_id].konst.data)[o] : 0.f;
                     for (int64_t j = 0; j < per; j++)
-                        ((float *)nw.data)[o * per + j] *= s;
-                    ((float *)nb.data)[o] = (b0 - mu[o]) * s + sh[o];
+                        ((float *)nw.data)[o * per + j] *= s[o];
+                    ((float *)nb.data)[o] = b0 * s[o] + t[o];
                 }
-                /* new constant values for the fused weights */
-                char name[MAX_NAME + 32];
-                bool o = false;
-                snprintf(name, sizeof(name), "%s/fused_W", c->name);
-                int nwid = value_id(L, name, true, &o);
-                snprintf(name, sizeof(name), "%s/fused_B", c->name);
-                int nbid = o ? -1 : value_id(L, name, true, &o);
-                if (o || nwid < 0 || nbid < 0) {
-                    inf_onnx_tensor_release(&nw);
-                    inf_onnx_tensor_release(&nb);
-                    return oom(L);
-                }
-                free(nw.name);
-                nw.name = NULL;
-                m->values[nwid].is_const = true;
-                m->values[nwid].konst = nw;
-                m->values[nbid].is_const = true;
-                m->values[nbid].konst = nb;
-                if (c->n_in < 3) {
-                    if (!push_int(&c->in, &c->n_in, nbid))
-                        return oom(L);
-                } else {
+                int nwid = new_const(L, c->name, "W", &nw);
+                int nbid = nwid < 0 ? -1 : new_const(L, c->name, "B", &nb);
+                if (nbid < 0)
+                    rc = oom(L);
+                else if (c->n_in < 3 && !push_int(&c->in, &c->n_in, nbid))
+                    rc = oom(L);
+                else {
+                    c->in[1] = nwid;
                     c->in[2] = nbid;
                 }
-                c->in[1] = nwid;
-                /* the Conv now writes the BN's output */
-                m->values[c->out[0]].producer = -1;
-                c->out[0] = bn->out[0];
-                m->values[bn->out[0]].producer = m->plan[p];
-                drop_node(bn);
+            }
+        } else if (affine && bn) {
+            /* BN(x) = x * k + (sh - mu * k); then * s + t */
+            const float *sc = m->values[c->in[1]].konst.data, *sh = m->values[c->in[2]].konst.data,
+                        *mu = m->values[c->in[3]].konst.data, *var = m->values[c->in[4]].konst.data;
+            float eps = inf__onnx_attr_f(c, "epsilon", 1e-5f);
+            struct inf_onnx_tensor q[4];
+            int ids[4];
+            for (int k = 0; k < 4 && !rc; k++)
+                rc = inf_onnx_tensor_alloc(&q[k], INF_ONNX_FLOAT, 1, &C, 0, L->err);
+            if (!rc) {
+                for (int64_t i = 0; i < C; i++) {
+                    float k = sc[i] / sqrtf(var[i] + eps);
+                    ((float *)q[0].data)[i] = k * s[i];
+                    ((float *)q[1].data)[i] = (sh[i] - mu[i] * k) * s[i] + t[i];
+                    ((float *)q[2].data)[i] = 0.f;
+                    ((float *)q[3].data)[i] = 1.f - eps;
+                }
+                for (int k = 0; k < 4; k++) {
+                    ids[k] = rc ? -1 : new_const(L, c->name, "bn", &q[k]);
+                    if (ids[k] < 0) {
+                        if (!rc)
+                            rc = oom(L);
+                        for (int j = k + 1; j < 4; j++)
+                            inf_onnx_tensor_release(&q[j]);
+                        break;
+                    }
+                }
+                if (!rc)
+                    for (int k = 0; k < 4; k++)
+                        c->in[1 + k] = ids[k];
             }
         }
-        if (n_consumers(m, c->out[0], &only) == 1 && !strcmp(m->nodes[only].op_type, "Relu")) {
-            struct inf__onnx_node *r = &m->nodes[only];
-            c->fuse_relu = true;
-            m->values[c->out[0]].producer = -1;
-            c->out[0] = r->out[0];
-            m->values[r->out[0]].producer = m->plan[p];
-            drop_node(r);
-        }
+        free(s);
+        free(t);
+        if (rc)
+            return rc;
     }
     return INF_OK;
 }

@@ -123,10 +123,12 @@ struct inf__onnx_node {
     struct inf__onnx_attr *attrs;
     int n_attrs;
     const struct inf__onnx_op *op;
-    /* fused epilogue (Conv, Gemm, MatMul): per-channel scale/shift (BN folded) and an activation */
+    /* fusions (load.c, fuse): per-channel affine ops folded into a Conv's weights or a
+       BatchNormalization's parameters, and a ReLU applied in the same pass */
     bool fuse_relu;
-    int fuse_add; /* value id of a following Add's other operand (MatMul+Add), or -1 */
-    bool dead;    /* removed by folding or fusion */
+    int fuse_rank; /* BatchNormalization that absorbed per-channel ops: the input rank their
+                      constants assumed (checked at run time); 0 = none */
+    bool dead;     /* removed by folding or fusion */
 };
 
 struct inf__onnx_value {

@@ -293,6 +293,29 @@ static void pack_b_conv(const void *ctx, int64_t k0, int64_t kc, int64_t j0, int
             }
             continue;
         }
+        int64_t p0 = j0 + jp;
+        if (nr == 16 && c->sw == 1 && p0 / c->OW == (p0 + 15) / c->OW) {
+            /* 16 pixels of one output row: each k reads 16 consecutive inputs */
+            int64_t oy = p0 / c->OW, ox = p0 % c->OW;
+            for (int64_t k = 0; k < kc; k++) {
+                int64_t kk = k0 + k, ch = kk / khw, r = kk % khw;
+                int64_t iy = oy * c->sh - c->pt + (r / c->kw) * c->dh;
+                int64_t ix = ox - c->pl + (r % c->kw) * c->dw;
+                float *dk = d + k * 16;
+                if (iy < 0 || iy >= c->H) {
+                    memset(dk, 0, 16 * sizeof(float));
+                    continue;
+                }
+                const float *row = c->x + ch * HW + iy * c->W;
+                if (ix >= 0 && ix + 16 <= c->W) {
+                    memcpy(dk, row + ix, 16 * sizeof(float));
+                } else {
+                    for (int j = 0; j < 16; j++)
+                        dk[j] = ix + j >= 0 && ix + j < c->W ? row[ix + j] : 0.f;
+                }
+            }
+            continue;
+        }
         int64_t iy0[16], ix0[16];
         for (int j = 0; j < 16; j++) {
             int64_t p = j0 + jp + (j < nr ? j : 0);
@@ -541,6 +564,10 @@ static inf_status op_batchnorm(struct inf__onnx_exec *x, const struct inf__onnx_
         sz *= X->dims[i];
     if (S->n != C || B->n != C || Mu->n != C || V->n != C)
         return inf__onnx_fail(x, n, INF_EINVAL, "parameters must have %" PRId64 " values", C);
+    if (n->fuse_rank && X->ndim != n->fuse_rank)
+        return inf__onnx_fail(x, n, INF_EUNSUPPORTED,
+                              "input of rank %d, the fused per-channel constants assumed %d",
+                              X->ndim, n->fuse_rank);
     double eps = inf__onnx_attr_f(n, "epsilon", 1e-5f);
     double mom = inf__onnx_attr_f(n, "momentum", 0.9f);
     bool train = x->opset >= 14 && inf__onnx_attr_i(n, "training_mode", 0) != 0;
@@ -581,12 +608,19 @@ static inf_status op_batchnorm(struct inf__onnx_exec *x, const struct inf__onnx_
             if (X->dtype == INF_ONNX_FLOAT) {
                 const float *xi = (const float *)X->data + base;
                 float *yo = (float *)out[0].data + base, fs = (float)scale, fb = (float)shift;
-                for (int64_t i = 0; i < sz; i++)
-                    yo[i] = xi[i] * fs + fb;
+                if (n->fuse_relu)
+                    for (int64_t i = 0; i < sz; i++) {
+                        float v = xi[i] * fs + fb;
+                        yo[i] = v > 0.f ? v : 0.f;
+                    }
+                else
+                    for (int64_t i = 0; i < sz; i++)
+                        yo[i] = xi[i] * fs + fb;
             } else {
-                for (int64_t i = 0; i < sz; i++)
-                    inf__onnx_set_f64(&out[0], base + i,
-                                      inf__onnx_get_f64(X, base + i) * scale + shift, true);
+                for (int64_t i = 0; i < sz; i++) {
+                    double v = inf__onnx_get_f64(X, base + i) * scale + shift;
+                    inf__onnx_set_f64(&out[0], base + i, n->fuse_relu && v < 0 ? 0 : v, true);
+                }
             }
         }
     }
