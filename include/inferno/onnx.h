@@ -134,6 +134,8 @@ struct inf_onnx_params {
     size_t max_tensor_bytes; /* largest tensor a run may create; 0 = 16 GiB */
     bool no_fold;            /* skip constant folding (tests) */
     bool no_fuse;            /* skip the Conv+BatchNormalization+Relu fusions (tests) */
+    size_t cache_bytes;      /* freed intermediate buffers kept for reuse by later runs;
+                                0 = 256 MiB */
 };
 
 /*

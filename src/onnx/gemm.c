@@ -81,28 +81,42 @@ __attribute__((target("avx2,fma"))) static void ukr_avx2(int64_t kc, const float
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    for (int64_t k = 0; k < kc; k++) {
-        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), x;
-        x = _mm256_broadcast_ss(a + 0);
-        c00 = _mm256_fmadd_ps(x, b0, c00);
-        c01 = _mm256_fmadd_ps(x, b1, c01);
-        x = _mm256_broadcast_ss(a + 1);
-        c10 = _mm256_fmadd_ps(x, b0, c10);
-        c11 = _mm256_fmadd_ps(x, b1, c11);
-        x = _mm256_broadcast_ss(a + 2);
-        c20 = _mm256_fmadd_ps(x, b0, c20);
-        c21 = _mm256_fmadd_ps(x, b1, c21);
-        x = _mm256_broadcast_ss(a + 3);
-        c30 = _mm256_fmadd_ps(x, b0, c30);
-        c31 = _mm256_fmadd_ps(x, b1, c31);
-        x = _mm256_broadcast_ss(a + 4);
-        c40 = _mm256_fmadd_ps(x, b0, c40);
-        c41 = _mm256_fmadd_ps(x, b1, c41);
-        x = _mm256_broadcast_ss(a + 5);
-        c50 = _mm256_fmadd_ps(x, b0, c50);
-        c51 = _mm256_fmadd_ps(x, b1, c51);
-        a += MR;
-        b += NR;
+    if (nr <= 8) { /* a narrow last panel: half the work */
+        for (int64_t k = 0; k < kc; k++) {
+            __m256 b0 = _mm256_loadu_ps(b);
+            c00 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 0), b0, c00);
+            c10 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 1), b0, c10);
+            c20 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2), b0, c20);
+            c30 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3), b0, c30);
+            c40 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 4), b0, c40);
+            c50 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 5), b0, c50);
+            a += MR;
+            b += NR;
+        }
+    } else {
+        for (int64_t k = 0; k < kc; k++) {
+            __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), x;
+            x = _mm256_broadcast_ss(a + 0);
+            c00 = _mm256_fmadd_ps(x, b0, c00);
+            c01 = _mm256_fmadd_ps(x, b1, c01);
+            x = _mm256_broadcast_ss(a + 1);
+            c10 = _mm256_fmadd_ps(x, b0, c10);
+            c11 = _mm256_fmadd_ps(x, b1, c11);
+            x = _mm256_broadcast_ss(a + 2);
+            c20 = _mm256_fmadd_ps(x, b0, c20);
+            c21 = _mm256_fmadd_ps(x, b1, c21);
+            x = _mm256_broadcast_ss(a + 3);
+            c30 = _mm256_fmadd_ps(x, b0, c30);
+            c31 = _mm256_fmadd_ps(x, b1, c31);
+            x = _mm256_broadcast_ss(a + 4);
+            c40 = _mm256_fmadd_ps(x, b0, c40);
+            c41 = _mm256_fmadd_ps(x, b1, c41);
+            x = _mm256_broadcast_ss(a + 5);
+            c50 = _mm256_fmadd_ps(x, b0, c50);
+            c51 = _mm256_fmadd_ps(x, b1, c51);
+            a += MR;
+            b += NR;
+        }
     }
     if (mr == MR && nr == NR) {
         __m256 r[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
@@ -188,14 +202,15 @@ static void gemm_worker(void *arg, int ith, int nth)
             int64_t kc = p->K - k0 < KC ? p->K - k0 : KC;
             bool last = k0 + kc >= p->K;
             p->pack_b(p->bctx, k0, kc, j0, nc, bp);
-            for (int64_t m = m0; m < m1; m += MR) {
-                const float *ap = p->Ap + (m / MR) * p->K * MR + k0 * MR;
-                int mr = m1 - m < MR ? (int)(m1 - m) : MR;
-                for (int64_t jp = 0; jp < nc; jp += NR) {
-                    int nr = nc - jp < NR ? (int)(nc - jp) : NR;
-                    t->ukr(kc, ap, bp + jp * kc, p->C + m * p->ldc + j0 + jp, p->ldc, mr, nr,
-                           k0 > 0 || p->accumulate, last && p->row_bias ? p->row_bias + m : NULL,
-                           last && p->relu);
+            /* one B panel (kc x 16, in L1) against every A panel of the block */
+            for (int64_t jp = 0; jp < nc; jp += NR) {
+                int nr = nc - jp < NR ? (int)(nc - jp) : NR;
+                for (int64_t m = m0; m < m1; m += MR) {
+                    const float *ap = p->Ap + (m / MR) * p->K * MR + k0 * MR;
+                    int mr = m1 - m < MR ? (int)(m1 - m) : MR;
+                    t->ukr(kc, ap, bp + (jp / NR) * INF__PANEL_STRIDE(kc),
+                           p->C + m * p->ldc + j0 + jp, p->ldc, mr, nr, k0 > 0 || p->accumulate,
+                           last && p->row_bias ? p->row_bias + m : NULL, last && p->relu);
                 }
             }
         }
@@ -230,7 +245,7 @@ bool inf__gemm_run(struct inf_threadpool *pool, const struct inf__gemm_plan *p)
     }
     t.mblock = ((m_panels + t.n_mblocks - 1) / t.n_mblocks) * MR;
     t.n_mblocks = (p->M + t.mblock - 1) / t.mblock;
-    t.buf_floats = (size_t)KC * ((NC + NR - 1) / NR * NR) + 16;
+    t.buf_floats = (size_t)INF__PANEL_STRIDE(KC) * ((NC + NR - 1) / NR) + 16;
     t.bufs = aligned_alloc(64, ((size_t)nth * t.buf_floats * sizeof(float) + 63) / 64 * 64);
     if (!t.bufs)
         return false;
@@ -258,7 +273,7 @@ static void pack_b_matrix(const void *ctx, int64_t k0, int64_t kc, int64_t j0, i
 {
     const struct mat_b *m = ctx;
     for (int64_t jp = 0; jp < nc; jp += NR) {
-        float *d = dst + jp * kc;
+        float *d = dst + (jp / NR) * INF__PANEL_STRIDE(kc);
         int nr = nc - jp < NR ? (int)(nc - jp) : NR;
         for (int64_t k = 0; k < kc; k++) {
             float *dk = d + k * NR;

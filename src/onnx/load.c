@@ -973,6 +973,31 @@ static inf_status fuse(struct loader *L)
     return INF_OK;
 }
 
+/* Pack each Conv's constant weights once (the GEMM's A operand). */
+static inf_status prepack(struct loader *L)
+{
+    struct inf_onnx_model *m = L->m;
+    for (int p = 0; p < m->n_plan; p++) {
+        struct inf__onnx_node *c = &m->nodes[m->plan[p]];
+        if (c->dead || strcmp(c->op_type, "Conv") || c->n_in < 2 || c->in[1] < 0 ||
+            !m->values[c->in[1]].is_const)
+            continue;
+        const struct inf_onnx_tensor *w = &m->values[c->in[1]].konst;
+        int64_t group = inf__onnx_attr_i(c, "group", 1);
+        if (w->dtype != INF_ONNX_FLOAT || w->ndim < 3 || group < 1 || w->dims[0] % group || !w->n)
+            continue;
+        int64_t Mg = w->dims[0] / group, K = w->n / w->dims[0];
+        size_t per = inf__sgemm_packed_a_size(Mg, K);
+        c->packed_w = malloc(sizeof(float) * (per * (size_t)group + 1));
+        if (!c->packed_w)
+            return oom(L);
+        for (int64_t g = 0; g < group; g++)
+            inf__sgemm_pack_a((const float *)w->data + g * Mg * K, K, false, Mg, K, 1.f,
+                              c->packed_w + (size_t)g * per);
+    }
+    return INF_OK;
+}
+
 static void finish_plan(struct inf_onnx_model *m)
 {
     int k = 0;
@@ -1025,6 +1050,8 @@ void inf_onnx_free(struct inf_onnx_model *m)
 {
     if (!m)
         return;
+    inf__onnx_cache_clear(m);
+    pthread_mutex_destroy(&m->cache.mu);
     for (int i = 0; i < m->n_values; i++) {
         free(m->values[i].name);
         for (int k = 0; k < INF_ONNX_MAX_DIMS; k++)
@@ -1041,6 +1068,7 @@ void inf_onnx_free(struct inf_onnx_model *m)
         for (int k = 0; k < nd->n_attrs; k++)
             attr_release(&nd->attrs[k]);
         free(nd->attrs);
+        free(nd->packed_w);
     }
     free(m->values);
     free(m->nodes);
@@ -1063,6 +1091,8 @@ inf_status inf_onnx_load_memory(const void *data, size_t n, const char *base_dir
     *out = NULL;
     if (!m)
         return inf_error_set(err, INF_ENOMEM, "out of memory");
+    pthread_mutex_init(&m->cache.mu, NULL);
+    m->cache.max_bytes = p && p->cache_bytes ? p->cache_bytes : (size_t)256 << 20;
     struct loader L = {.m = m, .dir = base_dir, .err = err};
     L.max_bytes = p && p->max_tensor_bytes ? p->max_tensor_bytes : INF__ONNX_DEFAULT_MAX_BYTES;
     m->max_bytes = L.max_bytes;
@@ -1077,6 +1107,8 @@ inf_status inf_onnx_load_memory(const void *data, size_t n, const char *base_dir
         rc = fold_constants(&L);
     if (!rc && !(p && p->no_fuse))
         rc = fuse(&L);
+    if (!rc)
+        rc = prepack(&L);
     if (!rc) {
         finish_plan(m);
         drop_unused_consts(m);

@@ -5,6 +5,7 @@
 #ifndef INFERNO_ONNX_INTERNAL_H
 #define INFERNO_ONNX_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -126,9 +127,11 @@ struct inf__onnx_node {
     /* fusions (load.c, fuse): per-channel affine ops folded into a Conv's weights or a
        BatchNormalization's parameters, and a ReLU applied in the same pass */
     bool fuse_relu;
-    int fuse_rank; /* BatchNormalization that absorbed per-channel ops: the input rank their
-                      constants assumed (checked at run time); 0 = none */
-    bool dead;     /* removed by folding or fusion */
+    int fuse_rank;   /* BatchNormalization that absorbed per-channel ops: the input rank their
+                        constants assumed (checked at run time); 0 = none */
+    bool dead;       /* removed by folding or fusion */
+    float *packed_w; /* Conv with constant float weights: each group's A packed at load time
+                        (inf__sgemm_pack_a), groups inf__sgemm_packed_a_size(M/g, K) apart */
 };
 
 struct inf__onnx_value {
@@ -142,7 +145,21 @@ struct inf__onnx_value {
     char *dim_param_store[INF_ONNX_MAX_DIMS];
 };
 
+/* Buffers of freed intermediate tensors kept for the next allocations of a similar size, so
+   that runs after the first reuse memory instead of faulting in fresh pages (run.c). */
+#define INF__ONNX_CACHE_SLOTS 64
+struct inf__onnx_bufcache {
+    pthread_mutex_t mu;
+    struct {
+        void *p;
+        size_t cap;
+    } slot[INF__ONNX_CACHE_SLOTS];
+    int n;
+    size_t bytes, max_bytes;
+};
+
 struct inf_onnx_model {
+    struct inf__onnx_bufcache cache;
     int64_t ir_version, opset;
     char *producer_name, *producer_version, *graph_name;
     struct inf__onnx_value *values;
@@ -177,7 +194,14 @@ struct inf__onnx_exec {
     size_t max_bytes;
 };
 
-/* Allocate an op's output (checked against the run's tensor limit). */
+/* inf_onnx_tensor_alloc without zeroing numeric data (strings are still NULL-filled): for
+   outputs the op writes in full. */
+inf_status inf__onnx_tensor_alloc_uninit(struct inf_onnx_tensor *t, int dtype, int ndim,
+                                         const int64_t *dims, size_t max_bytes,
+                                         struct inf_error *err);
+
+/* Allocate an op's output, uninitialised (checked against the run's tensor limit): every op
+   writes all of its outputs' elements. */
 inf_status inf__onnx_out(struct inf__onnx_exec *x, struct inf_onnx_tensor *t, int dtype, int ndim,
                          const int64_t *dims);
 
@@ -186,6 +210,11 @@ inf_status inf__onnx_fail(struct inf__onnx_exec *x, const struct inf__onnx_node 
                           const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 #define INF__ONNX_MAX_OUTS 16
+
+/* Give an intermediate tensor's buffer to the model's cache (or free it); t is zeroed. */
+void inf__onnx_recycle(const struct inf_onnx_model *m, struct inf_onnx_tensor *t);
+/* Free every cached buffer (inf_onnx_free). */
+void inf__onnx_cache_clear(struct inf_onnx_model *m);
 
 /* Run one node with the given inputs; outs must have INF__ONNX_MAX_OUTS entries (used by the
  * executor and by constant folding). */
@@ -200,11 +229,15 @@ size_t inf__sgemm_packed_a_size(int64_t M, int64_t K);
 void inf__sgemm_pack_a(const float *A, int64_t lda, bool ta, int64_t M, int64_t K, float alpha,
                        float *dst);
 
+/* Floats from one packed B panel to the next: kc rows of 16 plus one cache line, so that the
+   panels a pack writes for one k do not all fall in the same L1 set. */
+#define INF__PANEL_STRIDE(kc) ((kc)*16 + 16)
+
 /*
  * C[M][N] (row stride ldc) = Ap * B (+ C when accumulate), then + row_bias[m] and ReLU. B is
  * supplied tile by tile: pack_b writes rows [k0, k0+kc) of columns [j0, j0+nc) as 16-column
- * panels ([panel][k][16], the last panel zero padded). Threads of pool split the work. False
- * when out of memory.
+ * panels ([panel][k][16], INF__PANEL_STRIDE(kc) floats apart, the last panel zero padded). Threads
+ * of pool split the work. False when out of memory.
  */
 struct inf__gemm_plan {
     int64_t M, N, K;

@@ -272,6 +272,35 @@ static inf_status spatial_init(struct inf__onnx_exec *x, const struct inf__onnx_
 
 /* ---- Conv ---- */
 
+/* Short copies (one panel row, <= 16 floats) inline: a libc call costs more than the copy. */
+static inline void copy_short(float *restrict d, const float *restrict s, int n)
+{
+    if (n == 16) {
+        memcpy(d, s, 64);
+        return;
+    }
+    if (n >= 8) {
+        memcpy(d, s, 32);
+        d += 8, s += 8, n -= 8;
+    }
+    if (n >= 4) {
+        memcpy(d, s, 16);
+        d += 4, s += 4, n -= 4;
+    }
+    if (n >= 2) {
+        memcpy(d, s, 8);
+        d += 2, s += 2, n -= 2;
+    }
+    if (n)
+        *d = *s;
+}
+
+static inline void zero_short(float *d, int n)
+{
+    static const float z[16];
+    copy_short(d, z, n);
+}
+
 struct conv_b {
     const float *x; /* this image, first channel of the group */
     int64_t H, W, kh, kw, sh, sw, dh, dw, pt, pl, OW;
@@ -282,37 +311,103 @@ static void pack_b_conv(const void *ctx, int64_t k0, int64_t kc, int64_t j0, int
 {
     const struct conv_b *c = ctx;
     const int64_t HW = c->H * c->W, khw = c->kh * c->kw;
+    /* per k of this block: channel plane offset and kernel offsets (no division per panel) */
+    int64_t kplane[256], kdy[256], kdx[256];
+    if (!c->pointwise && kc <= 256)
+        for (int64_t k = 0, ch = k0 / khw, r = k0 % khw; k < kc; k++) {
+            kplane[k] = ch * HW;
+            kdy[k] = (r / c->kw) * c->dh;
+            kdx[k] = (r % c->kw) * c->dw;
+            if (++r == khw)
+                r = 0, ch++;
+        }
+    if ((c->pointwise || c->sw == 1) && kc <= 256 && nc <= 256) {
+        /* k outer: each k reads its input rows once for the whole tile, a few pages, and
+           scatters them into the panels (k inner would touch a page per channel per panel) */
+        int64_t ch_oy[256], ch_ox[256];
+        int ch_j[256], ch_len[256], n_ch = 0;
+        for (int64_t j = 0; j < nc;) {
+            int64_t p = j0 + j, oy = p / c->OW, ox = p % c->OW;
+            int64_t len = c->OW - ox;
+            if (len > nc - j)
+                len = nc - j;
+            if (len > 16 - (j & 15))
+                len = 16 - (j & 15);
+            ch_oy[n_ch] = oy;
+            ch_ox[n_ch] = ox;
+            ch_j[n_ch] = (int)j;
+            ch_len[n_ch++] = (int)len;
+            j += len;
+        }
+        int tail = (int)(nc & 15);
+        float *last = dst + (nc >> 4) * INF__PANEL_STRIDE(kc);
+        for (int64_t k = 0; k < kc; k++) {
+            if (tail)
+                zero_short(last + k * 16 + tail, 16 - tail);
+            for (int q = 0; q < n_ch; q++) {
+                int j = ch_j[q], len = ch_len[q];
+                float *dk = dst + (j >> 4) * INF__PANEL_STRIDE(kc) + k * 16 + (j & 15);
+                if (c->pointwise) {
+                    copy_short(dk, c->x + (k0 + k) * HW + ch_oy[q] * c->OW + ch_ox[q], len);
+                    continue;
+                }
+                int64_t iy = ch_oy[q] * c->sh - c->pt + kdy[k], ix = ch_ox[q] - c->pl + kdx[k];
+                if (iy < 0 || iy >= c->H) {
+                    zero_short(dk, len);
+                    continue;
+                }
+                const float *row = c->x + kplane[k] + iy * c->W;
+                int lo = ix < 0 ? (int)(-ix < len ? -ix : len) : 0;
+                int hi = ix + len > c->W ? (int)(c->W - ix > lo ? c->W - ix : lo) : len;
+                zero_short(dk, lo);
+                copy_short(dk + lo, row + ix + lo, hi - lo);
+                zero_short(dk + hi, len - hi);
+            }
+        }
+        return;
+    }
     for (int64_t jp = 0; jp < nc; jp += 16) {
-        float *d = dst + jp * kc;
+        float *d = dst + (jp / 16) * INF__PANEL_STRIDE(kc);
         int nr = nc - jp < 16 ? (int)(nc - jp) : 16;
         if (c->pointwise) {
             for (int64_t k = 0; k < kc; k++) {
-                memcpy(d + k * 16, c->x + (k0 + k) * HW + j0 + jp, sizeof(float) * (size_t)nr);
-                for (int j = nr; j < 16; j++)
-                    d[k * 16 + j] = 0.f;
+                copy_short(d + k * 16, c->x + (k0 + k) * HW + j0 + jp, nr);
+                zero_short(d + k * 16 + nr, 16 - nr);
             }
             continue;
         }
-        int64_t p0 = j0 + jp;
-        if (nr == 16 && c->sw == 1 && p0 / c->OW == (p0 + 15) / c->OW) {
-            /* 16 pixels of one output row: each k reads 16 consecutive inputs */
-            int64_t oy = p0 / c->OW, ox = p0 % c->OW;
+        if (c->sw == 1 && kc <= 256) {
+            /* the panel's pixels as runs within one output row: each k reads each run's
+               inputs consecutively */
+            int64_t seg_oy[16], seg_ox[16];
+            int seg_j[17], n_seg = 0;
+            for (int j = 0; j < nr;) {
+                int64_t p = j0 + jp + j, oy = p / c->OW, ox = p % c->OW;
+                int len = (int)(c->OW - ox < nr - j ? c->OW - ox : nr - j);
+                seg_oy[n_seg] = oy * c->sh - c->pt;
+                seg_ox[n_seg] = ox - c->pl;
+                seg_j[n_seg++] = j;
+                j += len;
+            }
+            seg_j[n_seg] = nr;
             for (int64_t k = 0; k < kc; k++) {
-                int64_t kk = k0 + k, ch = kk / khw, r = kk % khw;
-                int64_t iy = oy * c->sh - c->pt + (r / c->kw) * c->dh;
-                int64_t ix = ox - c->pl + (r % c->kw) * c->dw;
+                int64_t dy = kdy[k], dx = kdx[k];
                 float *dk = d + k * 16;
-                if (iy < 0 || iy >= c->H) {
-                    memset(dk, 0, 16 * sizeof(float));
-                    continue;
+                for (int sg = 0; sg < n_seg; sg++) {
+                    int j = seg_j[sg], len = seg_j[sg + 1] - j;
+                    int64_t iy = seg_oy[sg] + dy, ix = seg_ox[sg] + dx;
+                    if (iy < 0 || iy >= c->H) {
+                        zero_short(dk + j, len);
+                        continue;
+                    }
+                    const float *row = c->x + kplane[k] + iy * c->W;
+                    int lo = ix < 0 ? (int)(-ix < len ? -ix : len) : 0;
+                    int hi = ix + len > c->W ? (int)(c->W - ix > lo ? c->W - ix : lo) : len;
+                    zero_short(dk + j, lo);
+                    copy_short(dk + j + lo, row + ix + lo, hi - lo);
+                    zero_short(dk + j + hi, len - hi);
                 }
-                const float *row = c->x + ch * HW + iy * c->W;
-                if (ix >= 0 && ix + 16 <= c->W) {
-                    memcpy(dk, row + ix, 16 * sizeof(float));
-                } else {
-                    for (int j = 0; j < 16; j++)
-                        dk[j] = ix + j >= 0 && ix + j < c->W ? row[ix + j] : 0.f;
-                }
+                zero_short(dk + nr, 16 - nr);
             }
             continue;
         }
@@ -389,17 +484,19 @@ static inf_status op_conv(struct inf__onnx_exec *x, const struct inf__onnx_node 
     cb.pointwise = cb.kh == 1 && cb.kw == 1 && cb.sh == 1 && cb.sw == 1 && cb.pt == 0 &&
                    cb.pl == 0 && (two ? sp.pe[0] == 0 : 1) && sp.pe[two] == 0;
     int64_t Cg = C / group, Mg = M / group, K = Cg * cb.kh * cb.kw;
-    float *ap = malloc(sizeof(float) * (inf__sgemm_packed_a_size(Mg, K) + 1));
-    if (!ap)
+    size_t per = inf__sgemm_packed_a_size(Mg, K);
+    float *ap = n->packed_w ? NULL : malloc(sizeof(float) * (per + 1));
+    if (!n->packed_w && !ap)
         return inf_error_set(x->err, INF_ENOMEM, "out of memory");
     for (int64_t g = 0; g < group; g++) {
-        inf__sgemm_pack_a((const float *)Wt->data + g * Mg * K, K, false, Mg, K, 1.f, ap);
+        if (!n->packed_w)
+            inf__sgemm_pack_a((const float *)Wt->data + g * Mg * K, K, false, Mg, K, 1.f, ap);
         for (int64_t b = 0; b < N; b++) {
             cb.x = (const float *)X->data + (b * C + g * Cg) * HW;
             struct inf__gemm_plan p = {.M = Mg,
                                        .N = P,
                                        .K = K,
-                                       .Ap = ap,
+                                       .Ap = n->packed_w ? n->packed_w + (size_t)g * per : ap,
                                        .pack_b = pack_b_conv,
                                        .bctx = &cb,
                                        .C = (float *)out->data + (b * M + g * Mg) * P,
@@ -457,6 +554,53 @@ static inf_status pool(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
     }
     int64_t planes = X->dims[0] * X->dims[1], isz = I[0] * I[1] * I[2], osz = O[0] * O[1] * O[2];
     bool f32 = X->dtype == INF_ONNX_FLOAT;
+    if (f32 && !out[1].data) {
+        /* windows clamped to the input once per output position: no test per element */
+        for (int64_t pl = 0; pl < planes; pl++) {
+            const float *xp = (const float *)X->data + pl * isz;
+            float *yp = (float *)out[0].data + pl * osz;
+            for (int64_t o0 = 0; o0 < O[0]; o0++)
+                for (int64_t o1 = 0; o1 < O[1]; o1++)
+                    for (int64_t o2 = 0; o2 < O[2]; o2++) {
+                        int64_t o[3] = {o0, o1, o2}, lo[3], hi[3], cnt = 1;
+                        for (int d = 0; d < 3; d++) {
+                            int64_t st = o[d] * S[d] - PB[d];
+                            /* k in [lo, hi): 0 <= st + k * D < I */
+                            lo[d] = st >= 0 ? 0 : (-st + D[d] - 1) / D[d];
+                            hi[d] = I[d] - st <= 0 ? 0 : (I[d] - st + D[d] - 1) / D[d];
+                            if (hi[d] > K[d])
+                                hi[d] = K[d];
+                            if (hi[d] < lo[d])
+                                hi[d] = lo[d];
+                            if (include_pad) {
+                                /* positions inside [-PB, I + PE) */
+                                int64_t e = I[d] + PE[d] + PB[d] - (st + PB[d]);
+                                int64_t h = e <= 0 ? 0 : (e + D[d] - 1) / D[d];
+                                cnt *= h > K[d] ? K[d] : h;
+                            } else {
+                                cnt *= hi[d] - lo[d];
+                            }
+                        }
+                        float best = -INFINITY, sum = 0.f;
+                        for (int64_t k0 = lo[0]; k0 < hi[0]; k0++)
+                            for (int64_t k1 = lo[1]; k1 < hi[1]; k1++) {
+                                const float *r = xp +
+                                                 ((o0 * S[0] - PB[0] + k0 * D[0]) * I[1] +
+                                                  (o1 * S[1] - PB[1] + k1 * D[1])) *
+                                                     I[2] +
+                                                 (o2 * S[2] - PB[2]);
+                                for (int64_t k2 = lo[2]; k2 < hi[2]; k2++) {
+                                    float v = r[k2 * D[2]];
+                                    best = v > best ? v : best;
+                                    sum += v;
+                                }
+                            }
+                        yp[(o0 * O[1] + o1) * O[2] + o2] =
+                            is_max ? best : (cnt ? sum / (float)cnt : NAN);
+                    }
+        }
+        return INF_OK;
+    }
     for (int64_t pl = 0; pl < planes; pl++)
         for (int64_t o0 = 0; o0 < O[0]; o0++)
             for (int64_t o1 = 0; o1 < O[1]; o1++)

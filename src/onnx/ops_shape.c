@@ -628,8 +628,13 @@ static inf_status op_constant_of_shape(struct inf__onnx_exec *x, const struct in
         if (dims[i] < 0)
             return inf__onnx_fail(x, n, INF_EINVAL, "negative dim");
     inf_status rc = inf__onnx_out(x, out, dtype, nd, dims);
-    if (rc || !a)
+    if (rc)
         return rc;
+    if (!a) { /* float 0 */
+        if (out->n)
+            memset(out->data, 0, (size_t)out->n * sizeof(float));
+        return INF_OK;
+    }
     for (int64_t i = 0; i < out->n && !rc; i++)
         rc = copy_elems(x, out, i, &a->t, 0, 1);
     return rc;

@@ -35,10 +35,73 @@ inf_status inf__onnx_fail(struct inf__onnx_exec *x, const struct inf__onnx_node 
     return inf_error_set(x->err, code, "node '%s' (%s): %s", n->name, n->op_type, msg);
 }
 
+/* A cached buffer of at least need bytes and at most twice that, or NULL. */
+static void *cache_take(const struct inf_onnx_model *cm, size_t need)
+{
+    struct inf__onnx_bufcache *c = (struct inf__onnx_bufcache *)&cm->cache;
+    void *p = NULL;
+    if (need < 4096)
+        return NULL;
+    pthread_mutex_lock(&c->mu);
+    int best = -1;
+    for (int i = 0; i < c->n; i++)
+        if (c->slot[i].cap >= need && c->slot[i].cap / 2 <= need &&
+            (best < 0 || c->slot[i].cap < c->slot[best].cap))
+            best = i;
+    if (best >= 0) {
+        p = c->slot[best].p;
+        c->bytes -= c->slot[best].cap;
+        c->slot[best] = c->slot[--c->n];
+    }
+    pthread_mutex_unlock(&c->mu);
+    return p;
+}
+
+void inf__onnx_recycle(const struct inf_onnx_model *cm, struct inf_onnx_tensor *t)
+{
+    struct inf__onnx_bufcache *c = (struct inf__onnx_bufcache *)&cm->cache;
+    size_t bytes = (size_t)t->n * inf_onnx_dtype_size(t->dtype);
+    if (t->borrowed || t->dtype == INF_ONNX_STRING || !t->data || bytes < 4096) {
+        inf_onnx_tensor_release(t);
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    if (c->n < INF__ONNX_CACHE_SLOTS && c->bytes + bytes <= c->max_bytes) {
+        c->slot[c->n].p = t->data;
+        c->slot[c->n++].cap = bytes;
+        c->bytes += bytes;
+        t->data = NULL;
+    }
+    pthread_mutex_unlock(&c->mu);
+    inf_onnx_tensor_release(t);
+}
+
+void inf__onnx_cache_clear(struct inf_onnx_model *m)
+{
+    for (int i = 0; i < m->cache.n; i++)
+        free(m->cache.slot[i].p);
+    m->cache.n = 0;
+    m->cache.bytes = 0;
+}
+
 inf_status inf__onnx_out(struct inf__onnx_exec *x, struct inf_onnx_tensor *t, int dtype, int ndim,
                          const int64_t *dims)
 {
-    return inf_onnx_tensor_alloc(t, dtype, ndim, dims, x->max_bytes, x->err);
+    int64_t n = inf__onnx_numel(ndim, dims);
+    size_t es = inf_onnx_dtype_size(dtype);
+    void *p = dtype != INF_ONNX_STRING && n > 0 && es && (uint64_t)n <= x->max_bytes / es
+                  ? cache_take(x->m, (size_t)n * es)
+                  : NULL;
+    if (p) {
+        memset(t, 0, sizeof(*t));
+        t->dtype = dtype;
+        t->ndim = ndim;
+        memcpy(t->dims, dims, sizeof(int64_t) * (size_t)ndim);
+        t->n = n;
+        t->data = p;
+        return INF_OK;
+    }
+    return inf__onnx_tensor_alloc_uninit(t, dtype, ndim, dims, x->max_bytes, x->err);
 }
 
 inf_status inf__onnx_run_node(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
@@ -140,7 +203,7 @@ inf_status inf_onnx_run(const struct inf_onnx_model *m, struct inf_threadpool *p
             int id = n->in[k];
             if (id >= 0 && m->values[id].last_use == p && !m->values[id].is_const &&
                 cur[id] == &slots[id]) {
-                inf_onnx_tensor_release(&slots[id]);
+                inf__onnx_recycle(m, &slots[id]);
                 cur[id] = NULL;
             }
         }

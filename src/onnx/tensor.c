@@ -140,8 +140,24 @@ void inf_onnx_tensor_release(struct inf_onnx_tensor *t)
     memset(t, 0, sizeof(*t));
 }
 
+static inf_status tensor_alloc(struct inf_onnx_tensor *t, int dtype, int ndim, const int64_t *dims,
+                               size_t max_bytes, bool zero, struct inf_error *err);
+
 inf_status inf_onnx_tensor_alloc(struct inf_onnx_tensor *t, int dtype, int ndim,
                                  const int64_t *dims, size_t max_bytes, struct inf_error *err)
+{
+    return tensor_alloc(t, dtype, ndim, dims, max_bytes, true, err);
+}
+
+inf_status inf__onnx_tensor_alloc_uninit(struct inf_onnx_tensor *t, int dtype, int ndim,
+                                         const int64_t *dims, size_t max_bytes,
+                                         struct inf_error *err)
+{
+    return tensor_alloc(t, dtype, ndim, dims, max_bytes, dtype == INF_ONNX_STRING, err);
+}
+
+static inf_status tensor_alloc(struct inf_onnx_tensor *t, int dtype, int ndim, const int64_t *dims,
+                               size_t max_bytes, bool zero, struct inf_error *err)
 {
     memset(t, 0, sizeof(*t));
     if (ndim < 0 || ndim > INF_ONNX_MAX_DIMS)
@@ -161,7 +177,7 @@ inf_status inf_onnx_tensor_alloc(struct inf_onnx_tensor *t, int dtype, int ndim,
         t->dims[i] = dims[i];
     t->n = n;
     if (n) {
-        t->data = calloc((size_t)n, es);
+        t->data = zero ? calloc((size_t)n, es) : malloc((size_t)n * es);
         if (!t->data)
             return inf_error_set(err, INF_ENOMEM,
                                  "out of memory for a tensor of %" PRId64 " elements", n);
