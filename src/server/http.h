@@ -64,6 +64,8 @@ struct http_server_params {
     size_t ws_max_pending_bytes;   /* WebSocket: bytes queued for a client before cancelling */
     struct srv_cache *cache;       /* response cache (cache_hook.h), or NULL */
     struct srv_audit *audit;       /* audit log (audit_hook.h), or NULL */
+    struct srv_onnx *onnx;         /* ONNX models on /v2 (kserve.h), or NULL; with models NULL
+                                      only the /v2 routes answer */
 };
 
 struct http_server;

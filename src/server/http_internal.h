@@ -34,7 +34,7 @@ struct http_route {
     const struct http_sink *sink;
     bool own_auth; /* the handler checks the API key itself (WebSocket: a browser sends none) */
 };
-#define HTTP_MAX_ROUTES 31 /* rows of the route table at most; counters keep one more: other */
+#define HTTP_MAX_ROUTES 40 /* rows of the route table at most; counters keep one more: other */
 
 /* Every submitted, unfinished task, to cancel at the end of a drain (response.c keeps it). */
 struct http_task_ref {
