@@ -84,7 +84,7 @@ void inf_onnx_tensor_release(struct inf_onnx_tensor *t);
 
 /*
  * Allocate t: dtype and dims (ndim <= INF_ONNX_MAX_DIMS, each >= 0), zeroed data. Fails with
- * INF_ELIMIT when the element count or byte size overflows or exceeds max_bytes (0 = 16 GiB).
+ * INF_ELIMIT when the element count or byte size overflows or exceeds max_bytes (0 = 4 GiB).
  */
 inf_status inf_onnx_tensor_alloc(struct inf_onnx_tensor *t, int dtype, int ndim,
                                  const int64_t *dims, size_t max_bytes, struct inf_error *err);
@@ -131,7 +131,7 @@ struct inf_onnx_value_info {
 struct inf_onnx_model;
 
 struct inf_onnx_params {
-    size_t max_tensor_bytes; /* largest tensor a run may create; 0 = 16 GiB */
+    size_t max_tensor_bytes; /* largest tensor a run may create; 0 = 4 GiB */
     bool no_fold;            /* skip constant folding (tests) */
     bool no_fuse;            /* skip the Conv+BatchNormalization+Relu fusions (tests) */
     size_t cache_bytes;      /* freed intermediate buffers kept for reuse by later runs;

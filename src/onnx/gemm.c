@@ -11,6 +11,7 @@
  * Epilogue on the last K block: a per-row bias (Conv's bias, BatchNormalization folded in),
  * then ReLU.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -217,11 +218,17 @@ static void gemm_worker(void *arg, int ith, int nth)
     }
 }
 
+static ukr_fn ukr;
+static pthread_once_t ukr_once = PTHREAD_ONCE_INIT;
+
+static void ukr_init(void)
+{
+    ukr = pick_ukr();
+}
+
 bool inf__gemm_run(struct inf_threadpool *pool, const struct inf__gemm_plan *p)
 {
-    static ukr_fn ukr;
-    if (!ukr)
-        ukr = pick_ukr();
+    pthread_once(&ukr_once, ukr_init);
     if (p->M <= 0 || p->N <= 0)
         return true;
     if (p->K == 0) {
@@ -238,7 +245,7 @@ bool inf__gemm_run(struct inf_threadpool *pool, const struct inf__gemm_plan *p)
     t.n_tiles = (p->N + NC - 1) / NC;
     int64_t m_panels = (p->M + MR - 1) / MR;
     t.n_mblocks = 1;
-    if (t.n_tiles < 2 * nth && m_panels > 1) {
+    if (nth > 1 && t.n_tiles < 2 * nth && m_panels > 1) {
         t.n_mblocks = (2 * nth + t.n_tiles - 1) / t.n_tiles;
         if (t.n_mblocks > m_panels)
             t.n_mblocks = m_panels;

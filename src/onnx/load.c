@@ -411,18 +411,22 @@ static inf_status parse_graph(struct loader *L, const uint8_t *p, size_t n)
     while (inf__pb_next(&b, &f, &bad)) {
         if (f.number == 2 && f.wt == INF__PB_LEN) {
             free(m->graph_name);
-            if (!(m->graph_name = inf__pb_strdup(&f)))
+            if (!(m->graph_name = inf__pb_strdup(&f))) {
+                free(fs);
                 return oom(L);
+            }
             continue;
         }
-        if (f.number == 15)
-            return inf_error_set(L->err, INF_EUNSUPPORTED,
-                                 "sparse initializers are not "
-                                 "supported");
+        if (f.number == 15) {
+            free(fs);
+            return inf_error_set(L->err, INF_EUNSUPPORTED, "sparse initializers are not supported");
+        }
         if ((f.number == 1 || f.number == 5 || f.number == 11 || f.number == 12 ||
              f.number == 13) &&
-            f.wt != INF__PB_LEN)
+            f.wt != INF__PB_LEN) {
+            free(fs);
             return malformed(L, "GraphProto");
+        }
         if (f.number == 1 || f.number == 5 || f.number == 11 || f.number == 12 || f.number == 13) {
             if (n_fs == c_fs) {
                 size_t nc = c_fs ? 2 * c_fs : 64;

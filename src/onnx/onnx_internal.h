@@ -47,7 +47,7 @@ char *inf__pb_strdup(const struct inf__pb_field *f);
 
 /* ---- tensors (tensor.c) --------------------------------------------------------------------- */
 
-#define INF__ONNX_DEFAULT_MAX_BYTES ((size_t)16 << 30)
+#define INF__ONNX_DEFAULT_MAX_BYTES ((size_t)4 << 30)
 
 /* Element count of dims, or -1 on overflow past 2^62 / a negative dim. */
 int64_t inf__onnx_numel(int ndim, const int64_t *dims);

@@ -553,6 +553,9 @@ static inf_status pool(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
         O[j] = sp.out[i];
     }
     int64_t planes = X->dims[0] * X->dims[1], isz = I[0] * I[1] * I[2], osz = O[0] * O[1] * O[2];
+    /* windows of up to 2^20 per dim over a padded input: bound the work, not just the sizes */
+    if ((double)out[0].n * (double)K[0] * (double)K[1] * (double)K[2] > 68719476736.0)
+        return inf__onnx_fail(x, n, INF_ELIMIT, "pooling would take over 2^36 steps");
     bool f32 = X->dtype == INF_ONNX_FLOAT;
     if (f32 && !out[1].data) {
         /* windows clamped to the input once per output position: no test per element */
