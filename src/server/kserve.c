@@ -21,12 +21,31 @@
 #include "inferno/onnx.h"
 #include "inferno/threadpool.h"
 
+/* A request waiting for (or taken into) a run. */
+struct pending {
+    struct inf_onnx_tensor *ins, *outs;
+    int64_t batch; /* dim 0 of its inputs; -1 when they disagree (never batched) */
+    inf_status rc;
+    char err[INF_ERROR_MSG_MAX];
+    int batched; /* requests in the run that answered it */
+    bool done;
+    struct pending *next;
+};
+
 struct onnx_entry {
     char *name, *path;
     struct inf_onnx_model *model;
     struct inf_threadpool *pool;
-    pthread_mutex_t mu; /* one run at a time on the pool */
+    /* one run at a time on the pool; requests arriving meanwhile queue and the thread that
+       holds the pool runs them together, concatenated along the batch dimension when every
+       input and output has the same symbolic dim 0 (batchable), else one after another */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool busy, batchable;
+    struct pending *head, *tail;
 };
+
+#define MAX_BATCH_REQUESTS 32
 
 struct srv_onnx {
     struct onnx_entry *e;
@@ -41,6 +60,7 @@ void srv_onnx_free(struct srv_onnx *o)
         inf_onnx_free(o->e[i].model);
         inf_threadpool_free(o->e[i].pool);
         pthread_mutex_destroy(&o->e[i].mu);
+        pthread_cond_destroy(&o->e[i].cv);
         free(o->e[i].name);
         free(o->e[i].path);
     }
@@ -65,6 +85,7 @@ inf_status srv_onnx_new(const char *const *names, const char *const *paths, size
                 return inf_error_set(err, INF_EEXIST, "two ONNX models are named '%s'", names[i]);
             }
         pthread_mutex_init(&e->mu, NULL);
+        pthread_cond_init(&e->cv, NULL);
         o->n++;
         if (!(e->name = strdup(names[i])) || !(e->path = strdup(paths[i]))) {
             srv_onnx_free(o);
@@ -80,6 +101,21 @@ inf_status srv_onnx_new(const char *const *names, const char *const *paths, size
             srv_onnx_free(o);
             return rc;
         }
+        /* batchable: every input and output has the same symbolic first dim, no strings */
+        const char *param = NULL;
+        bool ok = inf_onnx_n_inputs(e->model) > 0 && inf_onnx_n_outputs(e->model) > 0;
+        for (int io = 0; io < 2 && ok; io++) {
+            int cnt = io ? inf_onnx_n_outputs(e->model) : inf_onnx_n_inputs(e->model);
+            for (int k = 0; k < cnt && ok; k++) {
+                const struct inf_onnx_value_info *v =
+                    io ? inf_onnx_output(e->model, k) : inf_onnx_input(e->model, k);
+                ok = v->ndim >= 1 && v->dim_param[0] && v->dtype != INF_ONNX_STRING &&
+                     (!param || !strcmp(param, v->dim_param[0]));
+                if (ok)
+                    param = v->dim_param[0];
+            }
+        }
+        e->batchable = ok;
     }
     *out = o;
     return INF_OK;
@@ -431,6 +467,148 @@ static json_t *tensor_data(const struct inf_onnx_tensor *t)
     return a;
 }
 
+/* Run one request alone. */
+static void run_one(struct onnx_entry *e, struct pending *p)
+{
+    struct inf_error err = {0};
+    p->rc = inf_onnx_run(e->model, e->pool, p->ins, p->outs, &err);
+    snprintf(p->err, sizeof(p->err), "%s", err.msg);
+    p->batched = 1;
+}
+
+/* Both batchable, with the same shape after dim 0, input by input. */
+static bool same_rows(const struct onnx_entry *e, const struct pending *a, const struct pending *b)
+{
+    if (a->batch < 0 || b->batch < 0)
+        return false;
+    for (int i = 0; i < inf_onnx_n_inputs(e->model); i++) {
+        if (a->ins[i].ndim != b->ins[i].ndim)
+            return false;
+        for (int d = 1; d < a->ins[i].ndim; d++)
+            if (a->ins[i].dims[d] != b->ins[i].dims[d])
+                return false;
+    }
+    return true;
+}
+
+/* Run ps[0..n) as one batch (concatenated along dim 0), or one by one when the outputs do not
+   keep the batch in dim 0. */
+static void run_batch(struct onnx_entry *e, struct pending **ps, int n)
+{
+    if (n == 1) {
+        run_one(e, ps[0]);
+        return;
+    }
+    const struct inf_onnx_model *m = e->model;
+    int ni = inf_onnx_n_inputs(m), no = inf_onnx_n_outputs(m);
+    struct inf_onnx_tensor *ins = calloc((size_t)ni, sizeof(*ins)),
+                           *outs = calloc((size_t)no, sizeof(*outs));
+    struct inf_error err = {0};
+    int64_t total = 0;
+    bool ok = ins && outs;
+    for (int k = 0; k < n; k++)
+        total += ps[k]->batch;
+    for (int i = 0; ok && i < ni; i++) {
+        int64_t dims[INF_ONNX_MAX_DIMS];
+        memcpy(dims, ps[0]->ins[i].dims, sizeof(dims));
+        dims[0] = total;
+        ok = inf_onnx_tensor_alloc(&ins[i], ps[0]->ins[i].dtype, ps[0]->ins[i].ndim, dims, 0,
+                                   &err) == INF_OK;
+        size_t es = inf_onnx_dtype_size(ps[0]->ins[i].dtype), off = 0;
+        for (int k = 0; ok && k < n; k++) {
+            size_t bytes = (size_t)ps[k]->ins[i].n * es;
+            if (bytes)
+                memcpy((char *)ins[i].data + off, ps[k]->ins[i].data, bytes);
+            off += bytes;
+        }
+    }
+    inf_status rc = ok ? inf_onnx_run(m, e->pool, ins, outs, &err) : INF_ENOMEM;
+    for (int j = 0; ok && !rc && j < no; j++)
+        ok = outs[j].ndim >= 1 && outs[j].dims[0] == total;
+    if (ok && !rc) {
+        for (int j = 0; j < no; j++) {
+            size_t es = inf_onnx_dtype_size(outs[j].dtype), off = 0;
+            size_t row = total ? (size_t)(outs[j].n / total) : 0;
+            for (int k = 0; k < n; k++) {
+                int64_t dims[INF_ONNX_MAX_DIMS];
+                memcpy(dims, outs[j].dims, sizeof(dims));
+                dims[0] = ps[k]->batch;
+                struct inf_error e2 = {0};
+                size_t bytes = row * (size_t)ps[k]->batch * es;
+                if (inf_onnx_tensor_alloc(&ps[k]->outs[j], outs[j].dtype, outs[j].ndim, dims, 0,
+                                          &e2) == INF_OK) {
+                    if (bytes)
+                        memcpy(ps[k]->outs[j].data, (char *)outs[j].data + off, bytes);
+                } else {
+                    ps[k]->rc = e2.code;
+                    snprintf(ps[k]->err, sizeof(ps[k]->err), "%s", e2.msg);
+                }
+                off += bytes;
+            }
+        }
+        for (int k = 0; k < n; k++)
+            ps[k]->batched = n;
+    } else {
+        for (int k = 0; k < n; k++)
+            run_one(e, ps[k]);
+    }
+    for (int i = 0; ins && i < ni; i++)
+        inf_onnx_tensor_release(&ins[i]);
+    for (int j = 0; outs && j < no; j++)
+        inf_onnx_tensor_release(&outs[j]);
+    free(ins);
+    free(outs);
+}
+
+/*
+ * Run p on e's pool. The first request to find the pool idle runs it and then every request
+ * that queued meanwhile, in batches of same-shaped requests; the others wait until it has
+ * done theirs.
+ */
+static void submit(struct onnx_entry *e, struct pending *p)
+{
+    pthread_mutex_lock(&e->mu);
+    p->next = NULL;
+    if (e->tail)
+        e->tail->next = p;
+    else
+        e->head = p;
+    e->tail = p;
+    if (e->busy) {
+        while (!p->done)
+            pthread_cond_wait(&e->cv, &e->mu);
+        pthread_mutex_unlock(&e->mu);
+        return;
+    }
+    e->busy = true;
+    while (e->head) {
+        /* the head and the queued requests that batch with it */
+        struct pending *ps[MAX_BATCH_REQUESTS], **link;
+        int n = 0;
+        ps[n++] = e->head;
+        e->head = e->head->next;
+        for (link = &e->head; e->batchable && *link && n < MAX_BATCH_REQUESTS;) {
+            if (same_rows(e, ps[0], *link)) {
+                ps[n++] = *link;
+                *link = (*link)->next;
+            } else {
+                link = &(*link)->next;
+            }
+        }
+        e->tail = NULL;
+        for (struct pending *q = e->head; q; q = q->next)
+            e->tail = q;
+        pthread_mutex_unlock(&e->mu);
+        run_batch(e, ps, n);
+        pthread_mutex_lock(&e->mu);
+        for (int k = 0; k < n; k++)
+            ps[k]->done = true;
+        pthread_cond_broadcast(&e->cv);
+    }
+    e->busy = false;
+    pthread_mutex_unlock(&e->mu);
+}
+
 void kserve_model_post(struct http_req *r)
 {
     struct model_url u;
@@ -569,12 +747,15 @@ void kserve_model_post(struct http_req *r)
         }
         keep[slot] = true;
     }
-    struct inf_error err = {0};
-    pthread_mutex_lock(&u.e->mu);
-    inf_status rc = inf_onnx_run(m, u.e->pool, ins, outs, &err);
-    pthread_mutex_unlock(&u.e->mu);
-    if (rc) {
-        reply_error(r, rc == INF_ENOMEM || rc == INF_EINTERNAL ? 500 : 400, "%s", err.msg);
+    struct pending pd = {.ins = ins, .outs = outs, .batch = -1};
+    if (ni && ins[0].ndim)
+        pd.batch = ins[0].dims[0];
+    for (int i = 0; i < ni; i++)
+        if (!ins[i].ndim || ins[i].dims[0] != pd.batch)
+            pd.batch = -1;
+    submit(u.e, &pd);
+    if (pd.rc) {
+        reply_error(r, pd.rc == INF_ENOMEM || pd.rc == INF_EINTERNAL ? 500 : 400, "%s", pd.err);
         goto out;
     }
     json_t *res = json_array();
@@ -590,8 +771,8 @@ void kserve_model_post(struct http_req *r)
                                         "datatype", dt ? dt : "UNSUPPORTED", "shape", shape, "data",
                                         dt ? tensor_data(&outs[j]) : json_array()));
     }
-    json_t *body =
-        json_pack("{s:s,s:s,s:o}", "model_name", u.name, "model_version", "1", "outputs", res);
+    json_t *body = json_pack("{s:s,s:s,s:o,s:{s:i}}", "model_name", u.name, "model_version", "1",
+                             "outputs", res, "parameters", "batched_requests", pd.batched);
     if (id)
         json_object_set(body, "id", id);
     http_reply_json(r, 200, body);

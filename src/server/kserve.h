@@ -12,8 +12,9 @@
  *        -> {"model_name", "model_version", "id"?, "outputs": [{"name", "datatype", "shape",
  *        "data"}]}; data row-major, flat or nested. Errors: {"error": "message"}.
  *
- * Each model runs on its own thread pool, one request at a time (a mutex per model); requests
- * to different models run in parallel on their connections' threads.
+ * Each model runs on its own thread pool, one run at a time; requests to different models run
+ * in parallel on their connections' threads. Requests that queue while a model is busy are run
+ * by the thread that holds it, concatenated along a symbolic batch dim when the model has one.
  */
 #ifndef INFERNO_SERVER_KSERVE_H
 #define INFERNO_SERVER_KSERVE_H

@@ -112,6 +112,29 @@ test('a symbolic batch dimension takes the request\'s size', async () => {
   assert.equal(mismatch(o.data, want.data, 1e-3, 1e-4), null);
 });
 
+test('concurrent requests to a model with a symbolic batch dim are batched', async () => {
+  const t = readTensorProto(path.join(MODELS, 'super-resolution-10/test_data_set_0/input_0.pb'));
+  const want = readTensorProto(path.join(MODELS, 'super-resolution-10/test_data_set_0/output_0.pb'));
+  const scaled = Array.from(t.data, (v) => v * 0.5); // a second input: its output must differ
+  const reqs = [];
+  for (let i = 0; i < 6; i++) {
+    reqs.push(post('/v2/models/sr/infer', { id: `sr-${i}`, inputs: [{ name: 'input', shape: [1, 1, 224, 224], datatype: 'FP32', data: i % 2 ? scaled : Array.from(t.data) }] }));
+  }
+  const bodies = await Promise.all((await Promise.all(reqs)).map((r) => r.json()));
+  let maxBatch = 0;
+  let scaledOut = null;
+  bodies.forEach((b, i) => {
+    assert.equal(b.id, `sr-${i}`);
+    assert.deepEqual(b.outputs[0].shape, [1, 1, 672, 672]);
+    maxBatch = Math.max(maxBatch, b.parameters.batched_requests);
+    if (i % 2 === 0) assert.equal(mismatch(b.outputs[0].data, want.data, 1e-3, 1e-4), null);
+    else if (scaledOut) assert.equal(mismatch(b.outputs[0].data, scaledOut, 1e-5, 1e-6), null);
+    else scaledOut = b.outputs[0].data;
+  });
+  assert.notEqual(mismatch(scaledOut, want.data, 1e-3, 1e-4), null); // not another request's answer
+  assert.ok(maxBatch > 1, `requests were batched (largest batch ${maxBatch})`);
+});
+
 test('bad requests are refused with a message', async () => {
   const cases = [
     ['/v2/models/nope/infer', mnistRequest(0), 404, /not served/],
