@@ -312,8 +312,8 @@ static void pack_b_conv(const void *ctx, int64_t k0, int64_t kc, int64_t j0, int
     const struct conv_b *c = ctx;
     const int64_t HW = c->H * c->W, khw = c->kh * c->kw;
     /* per k of this block: channel plane offset and kernel offsets (no division per panel) */
-    int64_t kplane[256], kdy[256], kdx[256];
-    if (!c->pointwise && kc <= 256)
+    int64_t kplane[512], kdy[512], kdx[512];
+    if (!c->pointwise && kc <= 512)
         for (int64_t k = 0, ch = k0 / khw, r = k0 % khw; k < kc; k++) {
             kplane[k] = ch * HW;
             kdy[k] = (r / c->kw) * c->dh;
@@ -321,11 +321,11 @@ static void pack_b_conv(const void *ctx, int64_t k0, int64_t kc, int64_t j0, int
             if (++r == khw)
                 r = 0, ch++;
         }
-    if ((c->pointwise || c->sw == 1) && kc <= 256 && nc <= 256) {
+    if (kc <= 512 && nc <= 512) {
         /* k outer: each k reads its input rows once for the whole tile, a few pages, and
            scatters them into the panels (k inner would touch a page per channel per panel) */
-        int64_t ch_oy[256], ch_ox[256];
-        int ch_j[256], ch_len[256], n_ch = 0;
+        int64_t ch_oy[512], ch_ox[512];
+        int ch_j[512], ch_len[512], n_ch = 0;
         for (int64_t j = 0; j < nc;) {
             int64_t p = j0 + j, oy = p / c->OW, ox = p % c->OW;
             int64_t len = c->OW - ox;
@@ -351,17 +351,26 @@ static void pack_b_conv(const void *ctx, int64_t k0, int64_t kc, int64_t j0, int
                     copy_short(dk, c->x + (k0 + k) * HW + ch_oy[q] * c->OW + ch_ox[q], len);
                     continue;
                 }
-                int64_t iy = ch_oy[q] * c->sh - c->pt + kdy[k], ix = ch_ox[q] - c->pl + kdx[k];
+                int64_t iy = ch_oy[q] * c->sh - c->pt + kdy[k],
+                        ix = ch_ox[q] * c->sw - c->pl + kdx[k];
                 if (iy < 0 || iy >= c->H) {
                     zero_short(dk, len);
                     continue;
                 }
                 const float *row = c->x + kplane[k] + iy * c->W;
-                int lo = ix < 0 ? (int)(-ix < len ? -ix : len) : 0;
-                int hi = ix + len > c->W ? (int)(c->W - ix > lo ? c->W - ix : lo) : len;
-                zero_short(dk, lo);
-                copy_short(dk + lo, row + ix + lo, hi - lo);
-                zero_short(dk + hi, len - hi);
+                if (c->sw == 1) {
+                    int lo = ix < 0 ? (int)(-ix < len ? -ix : len) : 0;
+                    int hi = ix + len > c->W ? (int)(c->W - ix > lo ? c->W - ix : lo) : len;
+                    zero_short(dk, lo);
+                    copy_short(dk + lo, row + ix + lo, hi - lo);
+                    zero_short(dk + hi, len - hi);
+                } else {
+                    /* q-th pixel reads ix + q * sw */
+                    for (int t = 0; t < len; t++) {
+                        int64_t xx = ix + t * c->sw;
+                        dk[t] = xx >= 0 && xx < c->W ? row[xx] : 0.f;
+                    }
+                }
             }
         }
         return;
@@ -369,48 +378,7 @@ static void pack_b_conv(const void *ctx, int64_t k0, int64_t kc, int64_t j0, int
     for (int64_t jp = 0; jp < nc; jp += 16) {
         float *d = dst + (jp / 16) * INF__PANEL_STRIDE(kc);
         int nr = nc - jp < 16 ? (int)(nc - jp) : 16;
-        if (c->pointwise) {
-            for (int64_t k = 0; k < kc; k++) {
-                copy_short(d + k * 16, c->x + (k0 + k) * HW + j0 + jp, nr);
-                zero_short(d + k * 16 + nr, 16 - nr);
-            }
-            continue;
-        }
-        if (c->sw == 1 && kc <= 256) {
-            /* the panel's pixels as runs within one output row: each k reads each run's
-               inputs consecutively */
-            int64_t seg_oy[16], seg_ox[16];
-            int seg_j[17], n_seg = 0;
-            for (int j = 0; j < nr;) {
-                int64_t p = j0 + jp + j, oy = p / c->OW, ox = p % c->OW;
-                int len = (int)(c->OW - ox < nr - j ? c->OW - ox : nr - j);
-                seg_oy[n_seg] = oy * c->sh - c->pt;
-                seg_ox[n_seg] = ox - c->pl;
-                seg_j[n_seg++] = j;
-                j += len;
-            }
-            seg_j[n_seg] = nr;
-            for (int64_t k = 0; k < kc; k++) {
-                int64_t dy = kdy[k], dx = kdx[k];
-                float *dk = d + k * 16;
-                for (int sg = 0; sg < n_seg; sg++) {
-                    int j = seg_j[sg], len = seg_j[sg + 1] - j;
-                    int64_t iy = seg_oy[sg] + dy, ix = seg_ox[sg] + dx;
-                    if (iy < 0 || iy >= c->H) {
-                        zero_short(dk + j, len);
-                        continue;
-                    }
-                    const float *row = c->x + kplane[k] + iy * c->W;
-                    int lo = ix < 0 ? (int)(-ix < len ? -ix : len) : 0;
-                    int hi = ix + len > c->W ? (int)(c->W - ix > lo ? c->W - ix : lo) : len;
-                    zero_short(dk + j, lo);
-                    copy_short(dk + j + lo, row + ix + lo, hi - lo);
-                    zero_short(dk + j + hi, len - hi);
-                }
-                zero_short(dk + nr, 16 - nr);
-            }
-            continue;
-        }
+        /* tiles wider or deeper than the tables above (not with KC and NC as they are) */
         int64_t iy0[16], ix0[16];
         for (int j = 0; j < 16; j++) {
             int64_t p = j0 + jp + (j < nr ? j : 0);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "onnx/onnx_internal.h"
 
@@ -143,6 +144,14 @@ static inf_status check_input(const struct inf_onnx_value_info *vi, const struct
     return INF_OK;
 }
 
+/* CPU time of the calling thread (the profile's clock: a busy machine does not inflate it) */
+static double cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 inf_status inf_onnx_run(const struct inf_onnx_model *m, struct inf_threadpool *pool,
                         const struct inf_onnx_tensor *inputs, struct inf_onnx_tensor *outputs,
                         struct inf_error *err)
@@ -167,6 +176,11 @@ inf_status inf_onnx_run(const struct inf_onnx_model *m, struct inf_threadpool *p
         slots[m->inputs[i]].borrowed = true;
         cur[m->inputs[i]] = &slots[m->inputs[i]];
     }
+    /* INFERNO_ONNX_PROFILE=1: one line per node on stderr (op, node, CPU ms of the calling
+       thread, output shape) */
+    static int prof = -1;
+    if (prof < 0)
+        prof = getenv("INFERNO_ONNX_PROFILE") != NULL;
     struct inf__onnx_exec x = {
         .m = m, .pool = pool, .err = err, .opset = m->opset, .max_bytes = m->max_bytes};
     for (int p = 0; p < m->n_plan; p++) {
@@ -186,9 +200,16 @@ inf_status inf_onnx_run(const struct inf_onnx_model *m, struct inf_threadpool *p
                 goto out;
             }
         }
+        double t0 = prof ? cpu_ms() : 0;
         rc = inf__onnx_run_node(&x, n, ins, outs);
         if (rc)
             goto out;
+        if (prof) {
+            fprintf(stderr, "onnx-profile\t%s\t%s\t%.3f\t[", n->op_type, n->name, cpu_ms() - t0);
+            for (int d = 0; n->n_out && d < outs[0].ndim; d++)
+                fprintf(stderr, "%s%lld", d ? "," : "", (long long)outs[0].dims[d]);
+            fprintf(stderr, "]\n");
+        }
         for (int k = 0; k < n->n_out; k++) {
             if (n->out[k] < 0) {
                 inf_onnx_tensor_release(&outs[k]);
