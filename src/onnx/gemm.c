@@ -240,7 +240,10 @@ bool inf__gemm_run(struct inf_threadpool *pool, const struct inf__gemm_plan *p)
             }
         return true;
     }
-    int nth = inf_threadpool_n_threads(pool);
+    /* small products on one thread: waking the pool costs more than it saves */
+    int nth = (double)p->M * (double)p->N * (double)p->K >= 2097152.0
+                  ? inf_threadpool_n_threads(pool)
+                  : 1;
     struct gemm_task t = {.p = p, .ukr = ukr};
     t.n_tiles = (p->N + NC - 1) / NC;
     int64_t m_panels = (p->M + MR - 1) / MR;
@@ -252,13 +255,14 @@ bool inf__gemm_run(struct inf_threadpool *pool, const struct inf__gemm_plan *p)
     }
     t.mblock = ((m_panels + t.n_mblocks - 1) / t.n_mblocks) * MR;
     t.n_mblocks = (p->M + t.mblock - 1) / t.mblock;
-    t.buf_floats = (size_t)INF__PANEL_STRIDE(KC) * ((NC + NR - 1) / NR) + 16;
+    /* B tile buffers as large as this product needs (a small one stays off mmap) */
+    int64_t kc_max = p->K < KC ? p->K : KC, nc_max = p->N < NC ? p->N : NC;
+    t.buf_floats = (size_t)INF__PANEL_STRIDE(kc_max) * (size_t)((nc_max + NR - 1) / NR) + 16;
     t.bufs = aligned_alloc(64, ((size_t)nth * t.buf_floats * sizeof(float) + 63) / 64 * 64);
     if (!t.bufs)
         return false;
     inf_chunker_init(&t.next, 0);
-    if (nth > 1 && t.n_tiles * t.n_mblocks > 1 &&
-        (double)p->M * (double)p->N * (double)p->K > 32768.0)
+    if (nth > 1 && t.n_tiles * t.n_mblocks > 1)
         inf_threadpool_run(pool, gemm_worker, &t);
     else
         gemm_worker(&t, 0, 1);

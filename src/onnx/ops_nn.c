@@ -526,41 +526,48 @@ static inf_status pool(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
         return inf__onnx_fail(x, n, INF_ELIMIT, "pooling would take over 2^36 steps");
     bool f32 = X->dtype == INF_ONNX_FLOAT;
     if (f32 && !out[1].data) {
-        /* windows clamped to the input once per output position: no test per element */
+        /* windows clamped to the input, per dim and output index once per call: no test
+           per element, no division per output */
+        int64_t *tab = malloc(sizeof(int64_t) * 3 * (size_t)(O[0] + O[1] + O[2]));
+        if (!tab)
+            return inf_error_set(x->err, INF_ENOMEM, "out of memory");
+        int64_t *lo[3], *hi[3], *cn[3];
+        for (int d = 0, off = 0; d < 3; off += (int)(3 * O[d]), d++) {
+            lo[d] = tab + off;
+            hi[d] = lo[d] + O[d];
+            cn[d] = hi[d] + O[d];
+            for (int64_t o = 0; o < O[d]; o++) {
+                int64_t st = o * S[d] - PB[d];
+                /* k in [lo, hi): 0 <= st + k * D < I */
+                int64_t l = st >= 0 ? 0 : (-st + D[d] - 1) / D[d];
+                int64_t h = I[d] - st <= 0 ? 0 : (I[d] - st + D[d] - 1) / D[d];
+                h = h > K[d] ? K[d] : h < l ? l : h;
+                lo[d][o] = l;
+                hi[d][o] = h;
+                if (include_pad) { /* positions inside [-PB, I + PE) */
+                    int64_t e = I[d] + PE[d] - st, c = e <= 0 ? 0 : (e + D[d] - 1) / D[d];
+                    cn[d][o] = c > K[d] ? K[d] : c;
+                } else {
+                    cn[d][o] = h - l;
+                }
+            }
+        }
         for (int64_t pl = 0; pl < planes; pl++) {
             const float *xp = (const float *)X->data + pl * isz;
             float *yp = (float *)out[0].data + pl * osz;
             for (int64_t o0 = 0; o0 < O[0]; o0++)
                 for (int64_t o1 = 0; o1 < O[1]; o1++)
                     for (int64_t o2 = 0; o2 < O[2]; o2++) {
-                        int64_t o[3] = {o0, o1, o2}, lo[3], hi[3], cnt = 1;
-                        for (int d = 0; d < 3; d++) {
-                            int64_t st = o[d] * S[d] - PB[d];
-                            /* k in [lo, hi): 0 <= st + k * D < I */
-                            lo[d] = st >= 0 ? 0 : (-st + D[d] - 1) / D[d];
-                            hi[d] = I[d] - st <= 0 ? 0 : (I[d] - st + D[d] - 1) / D[d];
-                            if (hi[d] > K[d])
-                                hi[d] = K[d];
-                            if (hi[d] < lo[d])
-                                hi[d] = lo[d];
-                            if (include_pad) {
-                                /* positions inside [-PB, I + PE) */
-                                int64_t e = I[d] + PE[d] + PB[d] - (st + PB[d]);
-                                int64_t h = e <= 0 ? 0 : (e + D[d] - 1) / D[d];
-                                cnt *= h > K[d] ? K[d] : h;
-                            } else {
-                                cnt *= hi[d] - lo[d];
-                            }
-                        }
+                        int64_t cnt = cn[0][o0] * cn[1][o1] * cn[2][o2];
                         float best = -INFINITY, sum = 0.f;
-                        for (int64_t k0 = lo[0]; k0 < hi[0]; k0++)
-                            for (int64_t k1 = lo[1]; k1 < hi[1]; k1++) {
+                        for (int64_t k0 = lo[0][o0]; k0 < hi[0][o0]; k0++)
+                            for (int64_t k1 = lo[1][o1]; k1 < hi[1][o1]; k1++) {
                                 const float *r = xp +
                                                  ((o0 * S[0] - PB[0] + k0 * D[0]) * I[1] +
                                                   (o1 * S[1] - PB[1] + k1 * D[1])) *
                                                      I[2] +
                                                  (o2 * S[2] - PB[2]);
-                                for (int64_t k2 = lo[2]; k2 < hi[2]; k2++) {
+                                for (int64_t k2 = lo[2][o2]; k2 < hi[2][o2]; k2++) {
                                     float v = r[k2 * D[2]];
                                     best = v > best ? v : best;
                                     sum += v;
@@ -570,6 +577,7 @@ static inf_status pool(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
                             is_max ? best : (cnt ? sum / (float)cnt : NAN);
                     }
         }
+        free(tab);
         return INF_OK;
     }
     for (int64_t pl = 0; pl < planes; pl++)
