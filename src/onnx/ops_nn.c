@@ -400,6 +400,71 @@ static void pack_b_conv(const void *ctx, int64_t k0, int64_t kc, int64_t j0, int
     }
 }
 
+/*
+ * Stride-1 convolutions over a zero-padded copy of the input, computed on a virtual output grid
+ * as wide as the padded input: column j of B for kernel tap (c, ky, kx) is then padded[c][j +
+ * ky * Wp + kx], so every k of a tile is one contiguous run and packing is a fixed 64-byte copy
+ * per panel. The Wp - OW extra columns per row are computed and dropped when the result is
+ * compacted into the output.
+ */
+struct conv_pad {
+    const float *xp; /* [Cg][Hp][Wp] and zeroed slack after it */
+    int64_t plane, Wp, kh, kw;
+};
+
+static void pack_b_pad(const void *ctx, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float *dst)
+{
+    const struct conv_pad *c = ctx;
+    const int64_t khw = c->kh * c->kw;
+    int64_t np = (nc + 15) / 16;
+    for (int64_t k = 0, ch = k0 / khw, r = k0 % khw; k < kc; k++) {
+        const float *src = c->xp + ch * c->plane + (r / c->kw) * c->Wp + r % c->kw + j0;
+        float *dk = dst + k * 16;
+        for (int64_t p = 0; p < np; p++)
+            memcpy(dk + p * INF__PANEL_STRIDE(kc), src + p * 16, 64);
+        if (++r == khw)
+            r = 0, ch++;
+    }
+}
+
+static inf_status conv_padded(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
+                              const float *X, int64_t Cg, int64_t H, int64_t W, int64_t pt,
+                              int64_t pl, int64_t Hp, int64_t Wp, int64_t kh, int64_t kw,
+                              const float *Ap, int64_t Mg, const float *bias, float *out,
+                              int64_t OH, int64_t OW)
+{
+    int64_t plane = Hp * Wp, slack = 2 * Wp + 64, Np = OH * Wp;
+    float *xp = calloc((size_t)(Cg * plane + slack), sizeof(float));
+    float *tmp = malloc(sizeof(float) * (size_t)(Mg * Np + 1));
+    if (!xp || !tmp) {
+        free(xp);
+        free(tmp);
+        return inf_error_set(x->err, INF_ENOMEM, "out of memory");
+    }
+    for (int64_t c = 0; c < Cg; c++)
+        for (int64_t y = 0; y < H; y++)
+            memcpy(xp + c * plane + (y + pt) * Wp + pl, X + (c * H + y) * W,
+                   sizeof(float) * (size_t)W);
+    struct conv_pad cp = {.xp = xp, .plane = plane, .Wp = Wp, .kh = kh, .kw = kw};
+    struct inf__gemm_plan p = {.M = Mg,
+                               .N = Np,
+                               .K = Cg * kh * kw,
+                               .Ap = Ap,
+                               .pack_b = pack_b_pad,
+                               .bctx = &cp,
+                               .C = tmp,
+                               .ldc = Np,
+                               .row_bias = bias,
+                               .relu = n->fuse_relu};
+    bool ok = inf__gemm_run(x->pool, &p);
+    for (int64_t m = 0; ok && m < Mg; m++)
+        for (int64_t y = 0; y < OH; y++)
+            memcpy(out + (m * OH + y) * OW, tmp + m * Np + y * Wp, sizeof(float) * (size_t)OW);
+    free(xp);
+    free(tmp);
+    return ok ? INF_OK : inf_error_set(x->err, INF_ENOMEM, "out of memory");
+}
+
 static inf_status op_conv(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
                           struct inf_onnx_tensor *const *in, struct inf_onnx_tensor *out)
 {
@@ -452,6 +517,13 @@ static inf_status op_conv(struct inf__onnx_exec *x, const struct inf__onnx_node 
     cb.pointwise = cb.kh == 1 && cb.kw == 1 && cb.sh == 1 && cb.sw == 1 && cb.pt == 0 &&
                    cb.pl == 0 && (two ? sp.pe[0] == 0 : 1) && sp.pe[two] == 0;
     int64_t Cg = C / group, Mg = M / group, K = Cg * cb.kh * cb.kw;
+    /* stride 1, no dilation, a real kernel, small planes (short rows make many short copies in
+       pack_b_conv; on large planes the padded copy and the wider result cost more than they
+       save): the padded-grid form (conv_padded) when the extra columns cost under a third */
+    int64_t pb_h = two ? sp.pe[0] : 0, pe_w = sp.pe[two];
+    int64_t Wp = cb.W + cb.pl + pe_w;
+    bool padded = !cb.pointwise && cb.sh == 1 && cb.sw == 1 && cb.dh == 1 && cb.dw == 1 &&
+                  cb.kh * cb.kw > 1 && Wp * 3 <= cb.OW * 4 && Wp * (cb.H + cb.pt + pb_h) <= 4096;
     size_t per = inf__sgemm_packed_a_size(Mg, K);
     float *ap = n->packed_w ? NULL : malloc(sizeof(float) * (per + 1));
     if (!n->packed_w && !ap)
@@ -461,6 +533,18 @@ static inf_status op_conv(struct inf__onnx_exec *x, const struct inf__onnx_node 
             inf__sgemm_pack_a((const float *)Wt->data + g * Mg * K, K, false, Mg, K, 1.f, ap);
         for (int64_t b = 0; b < N; b++) {
             cb.x = (const float *)X->data + (b * C + g * Cg) * HW;
+            if (padded) {
+                inf_status rc2 = conv_padded(x, n, cb.x, Cg, cb.H, cb.W, cb.pt, cb.pl,
+                                             cb.H + cb.pt + pb_h, cb.W + cb.pl + pe_w, cb.kh, cb.kw,
+                                             n->packed_w ? n->packed_w + (size_t)g * per : ap, Mg,
+                                             B ? (const float *)B->data + g * Mg : NULL,
+                                             (float *)out->data + (b * M + g * Mg) * P, OH, cb.OW);
+                if (rc2) {
+                    free(ap);
+                    return rc2;
+                }
+                continue;
+            }
             struct inf__gemm_plan p = {.M = Mg,
                                        .N = P,
                                        .K = K,
