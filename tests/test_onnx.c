@@ -17,7 +17,7 @@
 /* ---- a protobuf writer ---- */
 
 struct w {
-    uint8_t b[8192];
+    uint8_t b[65536];
     size_t n;
 };
 
@@ -329,6 +329,125 @@ static void test_matmul_values(void)
     inf_onnx_free(model);
 }
 
+/* ints attribute */
+static void w_attr_ints(struct w *nd, const char *name, const int64_t *v, int n)
+{
+    struct w a = {0};
+    w_str(&a, 1, name);
+    for (int i = 0; i < n; i++)
+        w_int(&a, 8, v[i]);
+    w_int(&a, 20, 7);
+    w_msg(nd, 5, &a);
+}
+
+static void w_f32_init(struct w *g, const char *name, int ndim, const int64_t *dims, const float *v,
+                       int64_t n)
+{
+    struct w t = {0};
+    for (int i = 0; i < ndim; i++)
+        w_int(&t, 1, dims[i]);
+    w_int(&t, 2, INF_ONNX_FLOAT);
+    w_str(&t, 8, name);
+    w_bytes(&t, 9, v, sizeof(float) * (size_t)n);
+    w_msg(g, 5, &t);
+}
+
+/*
+ * Conv (+ Relu) against the definition computed here with plain loops, over the shapes that take
+ * each path of the convolution: the padded grid (stride 1, small planes), row runs (stride 2),
+ * 1x1, asymmetric pads, dilations, groups.
+ */
+static void conv_case(int64_t C, int64_t H, int64_t W, int64_t M, int64_t kh, int64_t kw,
+                      const int64_t pads[4], int64_t s, int64_t dil, int64_t group, bool relu)
+{
+    static float wv[4096], bv[64], xv[8192];
+    int64_t Cg = C / group, Mg = M / group;
+    int64_t wd[] = {M, Cg, kh, kw}, bd[] = {M}, xd[] = {1, C, H, W};
+    for (int64_t i = 0; i < M * Cg * kh * kw; i++)
+        wv[i] = (float)((i * 7) % 13) / 6.f - 1.f;
+    for (int64_t i = 0; i < M; i++)
+        bv[i] = (float)i / 8.f - 0.5f;
+    for (int64_t i = 0; i < C * H * W; i++)
+        xv[i] = (float)((i * 5) % 17) / 8.f - 1.f;
+    struct w g = {0}, m = {0}, nd = {0};
+    w_f32_init(&g, "W", 4, wd, wv, M * Cg * kh * kw);
+    w_f32_init(&g, "B", 1, bd, bv, M);
+    w_str(&nd, 1, "x");
+    w_str(&nd, 1, "W");
+    w_str(&nd, 1, "B");
+    w_str(&nd, 2, relu ? "c" : "y");
+    w_str(&nd, 3, "conv0");
+    w_str(&nd, 4, "Conv");
+    int64_t st[] = {s, s}, dl[] = {dil, dil};
+    w_attr_ints(&nd, "pads", pads, 4);
+    w_attr_ints(&nd, "strides", st, 2);
+    w_attr_ints(&nd, "dilations", dl, 2);
+    struct w ga = {0};
+    w_str(&ga, 1, "group");
+    w_int(&ga, 3, group);
+    w_int(&ga, 20, 2);
+    w_msg(&nd, 5, &ga);
+    w_msg(&g, 1, &nd);
+    if (relu) {
+        const char *ri[] = {"c"}, *ro[] = {"y"};
+        w_node(&g, "Relu", "relu0", ri, 1, ro, 1);
+    }
+    w_value_info(&g, 11, "x", 4, xd);
+    w_value_info(&g, 12, "y", -1, NULL);
+    w_model(&m, &g, 13);
+    struct inf_onnx_model *model = NULL;
+    struct inf_error err = {0};
+    T_EQ_INT(inf_onnx_load_memory(m.b, m.n, NULL, NULL, &model, &err), INF_OK);
+    if (!model) {
+        fprintf(stderr, "%s\n", err.msg);
+        return;
+    }
+    struct inf_onnx_tensor in = f32_tensor(4, xd, xv), out = {0};
+    T_EQ_INT(inf_onnx_run(model, NULL, &in, &out, &err), INF_OK);
+    int64_t OH = (H + pads[0] + pads[2] - ((kh - 1) * dil + 1)) / s + 1;
+    int64_t OW = (W + pads[1] + pads[3] - ((kw - 1) * dil + 1)) / s + 1;
+    T_EQ_INT(out.ndim, 4);
+    T_EQ_INT(out.dims[2], OH);
+    T_EQ_INT(out.dims[3], OW);
+    int bad = 0;
+    for (int64_t o = 0; out.data && o < M; o++)
+        for (int64_t y = 0; y < OH; y++)
+            for (int64_t xx = 0; xx < OW; xx++) {
+                double acc = bv[o];
+                int64_t gi = o / Mg;
+                for (int64_t c = 0; c < Cg; c++)
+                    for (int64_t i = 0; i < kh; i++)
+                        for (int64_t j = 0; j < kw; j++) {
+                            int64_t iy = y * s - pads[0] + i * dil, ix = xx * s - pads[1] + j * dil;
+                            if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+                                acc += (double)wv[((o * Cg + c) * kh + i) * kw + j] *
+                                       xv[((gi * Cg + c) * H + iy) * W + ix];
+                        }
+                if (relu && acc < 0)
+                    acc = 0;
+                float got = ((float *)out.data)[(o * OH + y) * OW + xx];
+                bad += fabs(got - acc) > 1e-4 * (1 + fabs(acc));
+            }
+    T_EQ_INT(bad, 0);
+    inf_onnx_tensor_release(&in);
+    inf_onnx_tensor_release(&out);
+    inf_onnx_free(model);
+}
+
+static void test_conv_paths(void)
+{
+    const int64_t p1[] = {1, 1, 1, 1}, p0[] = {0, 0, 0, 0}, p2[] = {2, 2, 2, 2},
+                  pa[] = {0, 1, 2, 1};
+    conv_case(3, 10, 12, 8, 3, 3, p1, 1, 1, 1, false); /* padded grid */
+    conv_case(4, 14, 14, 20, 5, 5, p2, 1, 1, 1, true); /* padded grid, M not a multiple of 6 */
+    conv_case(3, 9, 7, 5, 3, 3, pa, 1, 1, 1, true);    /* asymmetric pads */
+    conv_case(3, 11, 13, 7, 3, 3, p1, 2, 1, 1, false); /* stride 2: row runs */
+    conv_case(16, 6, 6, 12, 1, 1, p0, 1, 1, 1, true);  /* pointwise */
+    conv_case(4, 12, 12, 6, 3, 3, p2, 1, 2, 1, false); /* dilation 2 */
+    conv_case(4, 8, 8, 8, 3, 3, p1, 1, 1, 2, false);   /* two groups */
+    conv_case(2, 40, 40, 3, 3, 3, p1, 1, 1, 1, false); /* a larger plane: row runs */
+}
+
 static void test_mutations(void)
 {
     struct w base = {0};
@@ -403,6 +522,7 @@ int main(void)
     T_RUN(test_truncated);
     T_RUN(test_bad_graphs);
     T_RUN(test_matmul_values);
+    T_RUN(test_conv_paths);
     T_RUN(test_mutations);
     T_RUN(test_roundtrips);
     T_DONE();
