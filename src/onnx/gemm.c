@@ -283,20 +283,38 @@ static void pack_b_matrix(const void *ctx, int64_t k0, int64_t kc, int64_t j0, i
                           float *dst)
 {
     const struct mat_b *m = ctx;
+    int64_t full = nc / NR * NR;
+    if (!m->tb) {
+        /* k outer: each k reads one contiguous run of its row for the whole tile */
+        for (int64_t k = 0; k < kc; k++) {
+            const float *s = m->B + (k0 + k) * m->ldb + j0;
+            float *dk = dst + k * NR;
+            for (int64_t jp = 0; jp < full; jp += NR)
+                memcpy(dk + (jp / NR) * INF__PANEL_STRIDE(kc), s + jp, NR * sizeof(float));
+            if (full < nc) {
+                float *t = dk + (full / NR) * INF__PANEL_STRIDE(kc);
+                int64_t j = 0;
+                for (; full + j < nc; j++)
+                    t[j] = s[full + j];
+                for (; j < NR; j++)
+                    t[j] = 0.f;
+            }
+        }
+        return;
+    }
+    /* B given as [N][K]: each column of the tile is a contiguous run of k */
     for (int64_t jp = 0; jp < nc; jp += NR) {
         float *d = dst + (jp / NR) * INF__PANEL_STRIDE(kc);
         int nr = nc - jp < NR ? (int)(nc - jp) : NR;
-        for (int64_t k = 0; k < kc; k++) {
-            float *dk = d + k * NR;
-            if (!m->tb) {
-                const float *s = m->B + (k0 + k) * m->ldb + j0 + jp;
-                memcpy(dk, s, sizeof(float) * (size_t)nr);
-            } else {
-                for (int j = 0; j < nr; j++)
-                    dk[j] = m->B[(j0 + jp + j) * m->ldb + k0 + k];
+        for (int j = 0; j < NR; j++) {
+            if (j >= nr) {
+                for (int64_t k = 0; k < kc; k++)
+                    d[k * NR + j] = 0.f;
+                continue;
             }
-            for (int j = nr; j < NR; j++)
-                dk[j] = 0.f;
+            const float *s = m->B + (j0 + jp + j) * m->ldb + k0;
+            for (int64_t k = 0; k < kc; k++)
+                d[k * NR + j] = s[k];
         }
     }
 }
