@@ -120,7 +120,10 @@ static inf_status op_flatten(struct inf__onnx_exec *x, const struct inf__onnx_no
 static inf_status op_identity(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
                               struct inf_onnx_tensor *const *in, struct inf_onnx_tensor *out)
 {
-    (void)n;
+    /* Dropout: inference only (training_mode, opset 12+, drops at random) */
+    if (n->n_in > 2 && in[2] && in[2]->n && inf__onnx_get_i64(in[2], 0) &&
+        !strcmp(n->op_type, "Dropout"))
+        return inf__onnx_fail(x, n, INF_EUNSUPPORTED, "training mode is not supported");
     inf_status rc = reshaped(x, in[0], in[0]->ndim, in[0]->dims, &out[0]);
     if (!rc && n->n_out > 1 && n->out[1] >= 0) { /* Dropout's mask: all kept */
         rc = inf__onnx_out(x, &out[1], INF_ONNX_BOOL, in[0]->ndim, in[0]->dims);

@@ -555,8 +555,16 @@ void inf__onnx_set_f64(struct inf_onnx_tensor *t, int64_t i, double v, bool sat)
                                                           : (uint64_t)v;
         return;
     case INF_ONNX_STRING: {
+        /* the shortest text that reads back as the same value (as NumPy prints it): float
+           precision when v is a float value, else double */
         char buf[64];
-        snprintf(buf, sizeof(buf), "%.9g", v);
+        bool is_f32 = (double)(float)v == v || isnan(v);
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(buf, sizeof(buf), "%.*g", prec, v);
+            double back = strtod(buf, NULL);
+            if (is_f32 ? (float)back == (float)v : back == v)
+                break;
+        }
         char **s = &((char **)d)[i];
         free(*s);
         *s = strdup(buf);
