@@ -448,6 +448,59 @@ static void test_conv_paths(void)
     conv_case(2, 40, 40, 3, 3, 3, p1, 1, 1, 1, false); /* a larger plane: row runs */
 }
 
+/* MatMul by a constant [K, N] then Add of a constant [N] (fused into one pass) and Relu,
+   on a batch of rows [2, 5, K], against loops here; and the same graph unfused. */
+static void test_matmul_add(void)
+{
+    enum { K = 37, N = 29 };
+    static float wv[K * N], bv[N], xv[2 * 5 * K];
+    for (int i = 0; i < K * N; i++)
+        wv[i] = (float)((i * 11) % 19) / 9.f - 1.f;
+    for (int i = 0; i < N; i++)
+        bv[i] = (float)i / 10.f - 1.4f;
+    for (int i = 0; i < 2 * 5 * K; i++)
+        xv[i] = (float)((i * 3) % 23) / 11.f - 1.f;
+    int64_t wd[] = {K, N}, bd[] = {N}, xd[] = {2, 5, K};
+    struct w g = {0}, m = {0};
+    w_f32_init(&g, "W", 2, wd, wv, K * N);
+    w_f32_init(&g, "b", 1, bd, bv, N);
+    const char *i1[] = {"x", "W"}, *o1[] = {"h"}, *i2[] = {"h", "b"}, *o2[] = {"s"}, *i3[] = {"s"},
+               *o3[] = {"y"};
+    w_node(&g, "MatMul", "mm", i1, 2, o1, 1);
+    w_node(&g, "Add", "add", i2, 2, o2, 1);
+    w_node(&g, "Relu", "relu", i3, 1, o3, 1);
+    w_value_info(&g, 11, "x", 3, xd);
+    w_value_info(&g, 12, "y", -1, NULL);
+    w_model(&m, &g, 13);
+    for (int fused = 0; fused < 2; fused++) {
+        struct inf_onnx_params p = {.no_fuse = !fused};
+        struct inf_onnx_model *model = NULL;
+        struct inf_error err = {0};
+        T_EQ_INT(inf_onnx_load_memory(m.b, m.n, NULL, &p, &model, &err), INF_OK);
+        if (!model)
+            return;
+        struct inf_onnx_model_info mi;
+        inf_onnx_get_info(model, &mi);
+        T_EQ_INT(mi.n_nodes_planned, fused ? 2 : 3);
+        struct inf_onnx_tensor in = f32_tensor(3, xd, xv), out = {0};
+        T_EQ_INT(inf_onnx_run(model, NULL, &in, &out, &err), INF_OK);
+        T_EQ_INT(out.n, 2 * 5 * N);
+        int bad = 0;
+        for (int r = 0; out.data && r < 10; r++)
+            for (int j = 0; j < N; j++) {
+                double acc = bv[j];
+                for (int k = 0; k < K; k++)
+                    acc += (double)xv[r * K + k] * wv[k * N + j];
+                acc = acc < 0 ? 0 : acc;
+                bad += fabs(((float *)out.data)[r * N + j] - acc) > 1e-4 * (1 + fabs(acc));
+            }
+        T_EQ_INT(bad, 0);
+        inf_onnx_tensor_release(&in);
+        inf_onnx_tensor_release(&out);
+        inf_onnx_free(model);
+    }
+}
+
 static void test_mutations(void)
 {
     struct w base = {0};
@@ -523,6 +576,7 @@ int main(void)
     T_RUN(test_bad_graphs);
     T_RUN(test_matmul_values);
     T_RUN(test_conv_paths);
+    T_RUN(test_matmul_add);
     T_RUN(test_mutations);
     T_RUN(test_roundtrips);
     T_DONE();

@@ -211,10 +211,20 @@ static void gemm_worker(void *arg, int ith, int nth)
                     int mr = m1 - m < MR ? (int)(m1 - m) : MR;
                     t->ukr(kc, ap, bp + (jp / NR) * INF__PANEL_STRIDE(kc),
                            p->C + m * p->ldc + j0 + jp, p->ldc, mr, nr, k0 > 0 || p->accumulate,
-                           last && p->row_bias ? p->row_bias + m : NULL, last && p->relu);
+                           last && p->row_bias ? p->row_bias + m : NULL,
+                           last && p->relu && !p->col_bias);
                 }
             }
         }
+        if (p->col_bias) /* MatMul+Add: the bias of each column, then ReLU, on the hot block */
+            for (int64_t m = m0; m < m1; m++) {
+                float *c = p->C + m * p->ldc + j0;
+                const float *cb = p->col_bias + j0;
+                for (int64_t j = 0; j < nc; j++) {
+                    float v = c[j] + cb[j];
+                    c[j] = p->relu && v < 0.f ? 0.f : v;
+                }
+            }
     }
 }
 
@@ -335,6 +345,7 @@ bool inf__sgemm(struct inf_threadpool *pool, const struct inf__sgemm_args *a)
                                .C = a->C,
                                .ldc = a->ldc,
                                .row_bias = a->row_bias,
+                               .col_bias = a->col_bias,
                                .relu = a->relu,
                                .accumulate = a->accumulate};
     bool ok = inf__gemm_run(pool, &p);

@@ -325,6 +325,7 @@ static inf_status parse_node(struct loader *L, const uint8_t *p, size_t n)
     }
     struct inf__onnx_node *nd = &m->nodes[m->n_nodes++];
     memset(nd, 0, sizeof(*nd));
+    nd->fuse_bias = -1;
     /* outputs are created after inputs are resolved (see resolve_node) */
     while (inf__pb_next(&b, &f, &bad)) {
         if (f.wt != INF__PB_LEN)
@@ -977,6 +978,37 @@ static inf_status fuse(struct loader *L)
     return INF_OK;
 }
 
+/* MatMul (constant float 2-D B [K, N]) -> Add of a constant float [N] (or [1, N]) row, the
+   MatMul's only consumer: the bias is added in the GEMM's pass over its output. */
+static void fuse_matmul_add(struct inf_onnx_model *m)
+{
+    for (int p = 0; p < m->n_plan; p++) {
+        struct inf__onnx_node *mm = &m->nodes[m->plan[p]];
+        int only = -1;
+        if (mm->dead || strcmp(mm->op_type, "MatMul") || mm->n_in != 2 || mm->n_out != 1 ||
+            mm->in[1] < 0 || !m->values[mm->in[1]].is_const)
+            continue;
+        const struct inf_onnx_tensor *b = &m->values[mm->in[1]].konst;
+        if (b->dtype != INF_ONNX_FLOAT || b->ndim != 2 || n_consumers(m, mm->out[0], &only) != 1)
+            continue;
+        struct inf__onnx_node *ad = &m->nodes[only];
+        if (strcmp(ad->op_type, "Add") || ad->n_in != 2 || ad->n_out != 1)
+            continue;
+        int other = ad->in[0] == mm->out[0] ? ad->in[1] : ad->in[0];
+        if (other < 0 || !m->values[other].is_const)
+            continue;
+        const struct inf_onnx_tensor *c = &m->values[other].konst;
+        if (c->dtype != INF_ONNX_FLOAT || c->n != b->dims[1] || c->ndim < 1 || c->ndim > 2 ||
+            c->dims[c->ndim - 1] != b->dims[1])
+            continue;
+        mm->fuse_bias = other;
+        m->values[mm->out[0]].producer = -1;
+        mm->out[0] = ad->out[0];
+        m->values[ad->out[0]].producer = m->plan[p];
+        drop_node(ad);
+    }
+}
+
 /* Pack each Conv's constant weights once (the GEMM's A operand). */
 static inf_status prepack(struct loader *L)
 {
@@ -1016,6 +1048,8 @@ static void finish_plan(struct inf_onnx_model *m)
         for (int j = 0; j < nd->n_in; j++)
             if (nd->in[j] >= 0)
                 m->values[nd->in[j]].last_use = p;
+        if (nd->fuse_bias >= 0) /* a constant the node reads without an input for it */
+            m->values[nd->fuse_bias].last_use = p;
     }
     for (int j = 0; j < m->n_outputs; j++)
         m->values[m->outputs[j]].last_use = INT_MAX;
@@ -1111,6 +1145,8 @@ inf_status inf_onnx_load_memory(const void *data, size_t n, const char *base_dir
         rc = fold_constants(&L);
     if (!rc && !(p && p->no_fuse))
         rc = fuse(&L);
+    if (!rc && !(p && p->no_fuse))
+        fuse_matmul_add(m);
     if (!rc)
         rc = prepack(&L);
     if (!rc) {

@@ -129,6 +129,8 @@ struct inf__onnx_node {
     bool fuse_relu;
     int fuse_rank;   /* BatchNormalization that absorbed per-channel ops: the input rank their
                         constants assumed (checked at run time); 0 = none */
+    int fuse_bias;   /* MatMul with a constant 2-D B that absorbed the following Add of a constant
+                        [N] row: that constant's value id; -1 = none */
     bool dead;       /* removed by folding or fusion */
     float *packed_w; /* Conv with constant float weights: each group's A packed at load time
                         (inf__sgemm_pack_a), groups inf__sgemm_packed_a_size(M/g, K) apart */
@@ -247,6 +249,7 @@ struct inf__gemm_plan {
     float *C;
     int64_t ldc;
     const float *row_bias;
+    const float *col_bias; /* + col_bias[n] after the product (before ReLU), or NULL */
     bool relu, accumulate;
 };
 bool inf__gemm_run(struct inf_threadpool *pool, const struct inf__gemm_plan *p);
@@ -263,7 +266,7 @@ struct inf__sgemm_args {
     float *C;
     int64_t ldc;
     float alpha;
-    const float *row_bias;
+    const float *row_bias, *col_bias;
     bool relu, accumulate;
 };
 bool inf__sgemm(struct inf_threadpool *pool, const struct inf__sgemm_args *a);

@@ -85,7 +85,11 @@ static inf_status op_matmul(struct inf__onnx_exec *x, const struct inf__onnx_nod
     bool f32 = A->dtype == INF_ONNX_FLOAT;
     /* B without batch dims: the batch folds into M */
     if (f32 && bn == 2) {
-        struct inf__sgemm_args g = {.M = M * (an == 2 ? 1 : inf__onnx_numel(an - 2, ad)),
+        /* the fused Add's row (load.c, fuse_matmul_add): B is constant and 2-D, so here */
+        const float *cb =
+            n->fuse_bias >= 0 ? (const float *)x->m->values[n->fuse_bias].konst.data : NULL;
+        struct inf__sgemm_args g = {.col_bias = cb,
+                                    .M = M * (an == 2 ? 1 : inf__onnx_numel(an - 2, ad)),
                                     .N = N,
                                     .K = K,
                                     .A = A->data,
