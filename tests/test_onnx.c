@@ -269,14 +269,51 @@ static void test_bad_graphs(void)
         T_EQ_INT(inf_onnx_load_memory(m.b, m.n, "/tmp", NULL, &model, &err), INF_EFORMAT);
         T_OK(strstr(err.msg, "leaves the model's directory") != NULL);
     }
-    /* shapes that only meet at run time: MatMul [2,3] x [2,3] names the node */
+    /* wrong shapes known at load: refused then, naming the node and the shapes */
+    {
+        struct w g = {0}, m = {0};
+        int64_t d23[] = {2, 3}, d4[] = {4};
+        const char *i1[] = {"a", "b"}, *o1[] = {"c"}, *i2[] = {"c", "d"}, *o2[] = {"e"};
+        w_node(&g, "MatMul", "mm0", i1, 2, o1, 1);
+        w_node(&g, "Add", "add0", i2, 2, o2, 1);
+        w_value_info(&g, 11, "a", 2, d23);
+        int64_t d34[] = {3, 4};
+        w_value_info(&g, 11, "b", 2, d34);
+        w_value_info(&g, 11, "d", 1, d4 + 0);
+        w_value_info(&g, 12, "e", -1, NULL);
+        w_model(&m, &g, 13);
+        T_EQ_INT(inf_onnx_load_memory(m.b, m.n, NULL, NULL, &model, &err), INF_OK);
+        inf_onnx_free(model);
+        model = NULL;
+        struct w g2 = {0}, m2 = {0};
+        int64_t d5[] = {5};
+        w_node(&g2, "MatMul", "mm0", i1, 2, o1, 1);
+        w_node(&g2, "Add", "add0", i2, 2, o2, 1);
+        w_value_info(&g2, 11, "a", 2, d23);
+        w_value_info(&g2, 11, "b", 2, d34);
+        w_value_info(&g2, 11, "d", 1, d5); /* [2,4] + [5] */
+        w_value_info(&g2, 12, "e", -1, NULL);
+        w_model(&m2, &g2, 13);
+        T_EQ_INT(inf_onnx_load_memory(m2.b, m2.n, NULL, NULL, &model, &err), INF_EINVAL);
+        T_OK(strstr(err.msg, "'add0'") && strstr(err.msg, "[2,4] and [5]"));
+        struct w g3 = {0}, m3 = {0};
+        w_node(&g3, "MatMul", "mm0", i1, 2, o1, 1);
+        w_value_info(&g3, 11, "a", 2, d23);
+        w_value_info(&g3, 11, "b", 2, d23); /* inner dims 3 and 2 */
+        w_value_info(&g3, 12, "c", -1, NULL);
+        w_model(&m3, &g3, 13);
+        T_EQ_INT(inf_onnx_load_memory(m3.b, m3.n, NULL, NULL, &model, &err), INF_EINVAL);
+        T_OK(strstr(err.msg, "'mm0'") && strstr(err.msg, "inner dims"));
+    }
+    /* shapes that only meet at run time (inputs declared without shapes): the run names the
+       node */
     {
         struct w g = {0}, m = {0};
         int64_t d23[] = {2, 3};
         const char *i1[] = {"a", "b"}, *o1[] = {"c"};
         w_node(&g, "MatMul", "mm0", i1, 2, o1, 1);
-        w_value_info(&g, 11, "a", 2, d23);
-        w_value_info(&g, 11, "b", 2, d23);
+        w_value_info(&g, 11, "a", -1, NULL);
+        w_value_info(&g, 11, "b", -1, NULL);
         w_value_info(&g, 12, "c", -1, NULL);
         w_model(&m, &g, 13);
         T_EQ_INT(inf_onnx_load_memory(m.b, m.n, NULL, NULL, &model, &err), INF_OK);

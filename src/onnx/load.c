@@ -1148,6 +1148,8 @@ inf_status inf_onnx_load_memory(const void *data, size_t n, const char *base_dir
     if (!rc && !(p && p->no_fuse))
         fuse_matmul_add(m);
     if (!rc)
+        rc = inf__onnx_infer_shapes(m, err);
+    if (!rc)
         rc = prepack(&L);
     if (!rc) {
         finish_plan(m);

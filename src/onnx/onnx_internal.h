@@ -271,6 +271,10 @@ struct inf__sgemm_args {
 };
 bool inf__sgemm(struct inf_threadpool *pool, const struct inf__sgemm_args *a);
 
+/* Static shape inference over the plan (infer.c): refuses what cannot work with the shapes
+   known at load, naming the node; fills in graph outputs declared without a shape. */
+inf_status inf__onnx_infer_shapes(struct inf_onnx_model *m, struct inf_error *err);
+
 /* Ops tables (ops_*.c). */
 extern const struct inf__onnx_op inf__onnx_ops_elem[];
 extern const struct inf__onnx_op inf__onnx_ops_shape[];
