@@ -41,7 +41,7 @@ bool inf__pb_next(struct inf__pb *b, struct inf__pb_field *f, bool *bad)
         goto malformed;
     f->number = (uint32_t)(key >> 3);
     f->wt = (unsigned)(key & 7);
-    f->data = NULL;
+    f->data = b->p; /* a valid pointer with len 0 for the fields that are not LEN */
     f->len = 0;
     f->v = 0;
     switch (f->wt) {

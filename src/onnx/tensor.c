@@ -768,6 +768,8 @@ inf_status inf__onnx_tensor_decode_ext(const void *pbuf, size_t n, const char *e
         case 13: {
             /* StringStringEntryProto {key=1, value=2} */
             ok = f.wt == INF__PB_LEN;
+            if (!ok)
+                break;
             struct inf__pb e = {f.data, f.data + f.len};
             struct inf__pb_field g;
             const uint8_t *k = NULL, *v = NULL;
