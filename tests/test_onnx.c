@@ -590,6 +590,14 @@ static void test_roundtrips(void)
     T_OK(inf_onnx_npy_decode(buf, n - 1, &back, &err) != INF_OK);
     free(buf);
     inf_onnx_tensor_release(&t);
+    /* a STRING tensor whose elements come in raw_data (never valid): refused, not read */
+    {
+        struct w st = {0};
+        w_int(&st, 1, 2);
+        w_int(&st, 2, INF_ONNX_STRING);
+        w_bytes(&st, 9, "0123456789abcdef", 16);
+        T_EQ_INT(inf_onnx_tensor_decode(st.b, st.n, &back, &err), INF_EFORMAT);
+    }
     /* typed fields and packed/unpacked dims */
     struct w tp = {0};
     w_int(&tp, 1, 3);

@@ -841,10 +841,10 @@ inf_status inf__onnx_tensor_decode_ext(const void *pbuf, size_t n, const char *e
     uint64_t have;
     if (external)
         have = (uint64_t)numel;
+    else if (dtype == INF_ONNX_STRING) /* never in raw_data */
+        have = n_str;
     else if (has_raw)
         have = (uint64_t)raw_len * 8 / (uint64_t)raw_bits((int)dtype);
-    else if (dtype == INF_ONNX_STRING)
-        have = n_str;
     else
         have = n_f32 + n_i64 + n_f64;
     if (dtype == INF_ONNX_F4E2M1 || dtype == INF_ONNX_INT4 || dtype == INF_ONNX_UINT4 ||
