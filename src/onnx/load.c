@@ -596,6 +596,13 @@ static inf_status check_nodes(struct loader *L)
                                  "takes %d-%d and gives %d-%d",
                                  nd->name, nd->op_type, nd->n_in, nd->n_out, nd->op->min_in,
                                  nd->op->max_in, nd->op->min_out, nd->op->max_out);
+        /* inputs an operator needs may not be "" (variadic ones need them all) */
+        int required = nd->op->max_in >= 64 ? nd->n_in : nd->op->min_in;
+        for (int k = 0; k < required && k < nd->n_in; k++)
+            if (nd->in[k] < 0)
+                return inf_error_set(L->err, INF_EFORMAT,
+                                     "node '%s' (%s): required input %d is empty", nd->name,
+                                     nd->op_type, k);
         for (int k = 0; k < nd->n_out; k++) {
             int id = nd->out[k];
             if (id < 0)

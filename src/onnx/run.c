@@ -110,6 +110,10 @@ inf_status inf__onnx_run_node(struct inf__onnx_exec *x, const struct inf__onnx_n
 {
     /* outs has room for INF__ONNX_MAX_OUTS: ops test outs[k].data for optional outputs */
     memset(outs, 0, sizeof(*outs) * INF__ONNX_MAX_OUTS);
+    int required = n->op->max_in >= 64 ? n->n_in : n->op->min_in;
+    for (int k = 0; k < required && k < n->n_in; k++)
+        if (!ins[k])
+            return inf__onnx_fail(x, n, INF_EFORMAT, "required input %d is missing", k);
     inf_status rc = n->op->fn(x, n, ins, outs);
     if (rc) {
         for (int k = 0; k < n->n_out; k++)
