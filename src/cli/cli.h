@@ -120,6 +120,8 @@ extern const struct inf_cli_opt inf_cmd_cache_opts[];
 int inf_cmd_audit(struct inf_cli *cli, struct inf_cli_args *args);
 int inf_cmd_pull(struct inf_cli *cli, struct inf_cli_args *args);
 extern const struct inf_cli_opt inf_cmd_pull_opts[];
+int inf_cmd_onnx(struct inf_cli *cli, struct inf_cli_args *args);
+extern const struct inf_cli_opt inf_cmd_onnx_opts[];
 extern const struct inf_cli_opt inf_cmd_audit_opts[];
 int inf_cmd_tui(struct inf_cli *cli, struct inf_cli_args *args);
 extern const struct inf_cli_opt inf_cmd_tui_opts[];

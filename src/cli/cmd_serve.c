@@ -24,16 +24,20 @@
 #include "inferno/cache.h"
 #include "inferno/hub.h"
 #include "inferno/log.h"
+#include "inferno/model_file.h"
 #include "inferno/models.h"
 #include "server/audit_hook.h"
 #include "server/cache_hook.h"
 #include "server/http.h"
 #include "server/jobs_exec.h"
+#include "server/kserve.h"
 #include "server/sched.h"
 
 const struct inf_cli_opt inf_cmd_serve_opts[] = {
     {"model", 'm', INF_OPT_LIST, "MODEL",
-     "model to serve (path or name under models_dir; repeatable, the first is the default)", NULL},
+     "model to serve (path or name under models_dir; repeatable, the first is the default); "
+     "[NAME=]FILE.onnx serves an ONNX model on /v2 (KServe v2)",
+     NULL},
     {"host", 0, INF_OPT_VALUE, "ADDR", "address to bind (default 127.0.0.1: loopback only)",
      "server.host"},
     {"port", 0, INF_OPT_VALUE, "N", "TCP port (0 = any free port)", "server.port"},
@@ -226,7 +230,8 @@ static void raise_fd_limit(int max_connections)
 int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args)
 {
     const struct inf_config *cfg = cli->config;
-    struct strlist models = {0}, keys = {0};
+    struct strlist models = {0}, keys = {0}, onnx_names = {0}, onnx_paths = {0};
+    struct srv_onnx *onnx = NULL;
     struct srv_models *m = NULL;
     struct http_server *http = NULL;
     struct srv_cache *cache = NULL;
@@ -252,6 +257,33 @@ int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args)
     for (size_t i = 0; i < n_req; i++) {
         char path[4096];
         const char *arg = n_flag ? flag_models[i] : cfg_models[i];
+        /* ONNX: [NAME=]FILE, served on /v2 */
+        const char *eq = strchr(arg, '='), *file = eq ? eq + 1 : arg;
+        struct inf_model_format_info fi = {0};
+        struct inf_error derr = {0};
+        if (inf_model_detect_file(file, &fi, &derr) == INF_OK &&
+            fi.format == INF_MODEL_FORMAT_ONNX) {
+            char name[256];
+            if (eq) {
+                snprintf(name, sizeof(name), "%.*s", (int)(eq - arg), arg);
+            } else {
+                /* the file's stem; "model.onnx" takes its directory's name */
+                const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+                size_t len = strcspn(base, ".");
+                if (len == 5 && !strncmp(base, "model", 5) && base != file) {
+                    const char *end = base - 1, *start = end;
+                    while (start > file && start[-1] != '/')
+                        start--;
+                    len = (size_t)(end - start);
+                    base = start;
+                }
+                snprintf(name, sizeof(name), "%.*s", (int)len, base);
+            }
+            if (!strlist_add(&onnx_names, name, strlen(name)) ||
+                !strlist_add(&onnx_paths, file, strlen(file)))
+                goto out;
+            continue;
+        }
         if (inf_models_resolve_cli(cli, arg, path, sizeof(path)) != 0)
             goto out;
         strlist_add(&models, path, strlen(path));
@@ -259,6 +291,17 @@ int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args)
         struct inf_model_reg reg;
         if (strcmp(path, arg) != 0 && inf_models_lookup(models_db, arg, &reg, NULL) == INF_OK)
             ids[i] = strdup(reg.name);
+    }
+    if (onnx_paths.n) {
+        int threads = (int)inf_config_get_int(cfg, "backend.threads");
+        if (srv_onnx_new((const char *const *)onnx_names.v, (const char *const *)onnx_paths.v,
+                         onnx_paths.n, threads, &onnx, &err) != INF_OK) {
+            inf_cli_errorf(cli, "%s", inf_error_message(&err));
+            goto out;
+        }
+        for (size_t i = 0; i < onnx_paths.n; i++)
+            INF_LOG_INFO("serve", "serving ONNX model '%s' (%s) on /v2/models/%s", onnx_names.v[i],
+                         onnx_paths.v[i], onnx_names.v[i]);
     }
     if ((rc = collect_keys(cli, args, &keys)) != INF_EXIT_OK)
         goto out;
@@ -301,32 +344,37 @@ int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args)
         rc = INF_EXIT_USAGE;
         goto out;
     }
-    if (srv_models_new(&mp, &m, &err) != INF_OK) {
+    bool onnx_only = onnx && !models.n;
+    if (!onnx_only && srv_models_new(&mp, &m, &err) != INF_OK) {
         inf_cli_errorf(cli, "%s", inf_error_message(&err));
         goto out;
     }
 
     /* load the default model now, so that "listening" means ready */
     struct srv_engine *e = NULL;
-    if (srv_models_acquire(m, NULL, &e, &err) != INF_OK) {
+    if (onnx_only) {
+        /* only ONNX models: no GGUF engine */
+    } else if (srv_models_acquire(m, NULL, &e, &err) != INF_OK) {
         inf_cli_errorf(cli, "%s", inf_error_message(&err));
         goto out;
     }
-    uint32_t slot = srv_engine_slot_ctx(e);
-    int np = srv_engine_n_parallel(e);
-    if (!inf_model_chat_template(srv_engine_model(e), NULL))
-        INF_LOG_WARN("serve", "model '%s' has no chat template; chat requests use ChatML",
-                     srv_engine_model_id(e));
-    INF_LOG_INFO("serve", "model '%s': %d slots x %u tokens (context %u)", srv_engine_model_id(e),
-                 np, slot, slot * (uint32_t)np);
-    srv_models_unpin(m, e);
-    struct srv_model_entry *list = NULL;
-    size_t n_list = 0;
-    if (srv_models_list(m, &list, &n_list, &err) == INF_OK) {
-        for (size_t i = 0; i < n_list; i++)
-            INF_LOG_INFO("serve", "serving '%s' (%s)%s", list[i].id, list[i].path,
-                         i == 0 ? " [default]" : "");
-        free(list);
+    if (e) {
+        uint32_t slot = srv_engine_slot_ctx(e);
+        int np = srv_engine_n_parallel(e);
+        if (!inf_model_chat_template(srv_engine_model(e), NULL))
+            INF_LOG_WARN("serve", "model '%s' has no chat template; chat requests use ChatML",
+                         srv_engine_model_id(e));
+        INF_LOG_INFO("serve", "model '%s': %d slots x %u tokens (context %u)",
+                     srv_engine_model_id(e), np, slot, slot * (uint32_t)np);
+        srv_models_unpin(m, e);
+        struct srv_model_entry *list = NULL;
+        size_t n_list = 0;
+        if (srv_models_list(m, &list, &n_list, &err) == INF_OK) {
+            for (size_t i = 0; i < n_list; i++)
+                INF_LOG_INFO("serve", "serving '%s' (%s)%s", list[i].id, list[i].path,
+                             i == 0 ? " [default]" : "");
+            free(list);
+        }
     }
 
     /* SIGINT/SIGTERM are taken by sigwait below: block them before any thread starts */
@@ -360,6 +408,7 @@ int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args)
     hp.cors_origins = cors;
     hp.n_cors_origins = n_cors;
     hp.models = m;
+    hp.onnx = onnx;
     hp.parse_special_in_content = inf_config_get_bool(cfg, "server.parse_special_in_content");
     if (inf_cli_has(args, "cache") || inf_config_get_bool(cfg, "cache.enabled")) {
         struct inf_cache_params cp;
@@ -453,6 +502,9 @@ out:
     srv_cache_free(cache);
     inf_jobs_close(jobs);
     srv_audit_free(audit); /* seals the log's head */
+    srv_onnx_free(onnx);
+    strlist_free(&onnx_names);
+    strlist_free(&onnx_paths);
     strlist_free(&models);
     strlist_free(&keys);
     for (size_t i = 0; ids && i < n_req; i++)

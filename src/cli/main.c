@@ -136,6 +136,19 @@ static const struct inf_cli_command commands[] = {
      "Encrypted logs need the key: --key-file F (repeatable), audit.key_file or\n"
      "INFERNO_AUDIT_KEY (64 hex digits).\n",
      1, 1},
+    {"onnx", inf_cmd_onnx, inf_cmd_onnx_opts,
+     "info -m M [--json] | run -m M --input [NAME=]FILE... --output-dir DIR | bench -m M "
+     "[--threads N] [--reps R] | test DIR...",
+     "load, run, benchmark and test ONNX models",
+     "  info      inputs and outputs (names, types, shapes), opset, op histogram, parameters\n"
+     "  run       run on TensorProto (.pb) or NumPy (.npy) inputs; without NAME= the files fill\n"
+     "            the inputs that are not initializers, in order; writes DIR/output_<i>.pb\n"
+     "            (--format npy: .npy)\n"
+     "  bench     one warm-up run, then --reps timed runs (random inputs of the declared\n"
+     "            shapes unless --input); prints JSON with median_ms and min_ms\n"
+     "  test      run ONNX test directories (model.onnx + test_data_set_*); a DIR without\n"
+     "            model.onnx runs every test directory under it. Exit 1 when any fails.\n",
+     1, -1},
     {"batch", inf_cmd_batch, inf_cmd_batch_opts, "run IN.jsonl -o OUT.jsonl -m MODEL",
      "run a batch file (OpenAI's batch format) offline",
      "  run       every request of IN through the model, one output line each into OUT\n"

@@ -23,6 +23,7 @@
 #include "server/audit_hook.h"
 #include "server/handlers.h"
 #include "server/http_internal.h"
+#include "server/kserve.h"
 #include "server/ws.h"
 
 #define RATE_MAX_BUCKETS 4096
@@ -75,6 +76,11 @@ static const struct http_route routes[] = {
     {"/api/create", false, "POST", false, ollama_create, &ollama_sink, false, false},
     /* Ollama's 404 shape */
     {"/api/", true, "POST", false, ollama_unknown, &ollama_sink, false, false},
+    /* the Open Inference Protocol for ONNX models (kserve.c) */
+    {"/v2", false, "GET", false, kserve_server, NULL, false, false},
+    {"/v2/health/", true, "GET", true, kserve_health, NULL, false, false},
+    {"/v2/models/", true, "GET", false, kserve_model_get, NULL, false, false},
+    {"/v2/models/", true, "POST", false, kserve_model_post, NULL, false, false},
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 _Static_assert(N_ROUTES <= HTTP_MAX_ROUTES, "HTTP_MAX_ROUTES is too small for the route table");
@@ -654,6 +660,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (r->too_large) {
         http_reply_errorf(r, 413, NULL, "request_too_large",
                           "the request body is larger than %zu bytes", body_limit(s, r));
+        return send_response(r);
+    }
+    if (!s->p.models && strncmp(r->route->path, "/v2", 3) != 0) {
+        /* only ONNX models are served: the GGUF endpoints have nothing to answer with */
+        http_reply_errorf(r, 404, NULL, "model_not_found",
+                          "this server has no GGUF model; its ONNX models answer on /v2");
         return send_response(r);
     }
     r->route->fn(r);

@@ -36,7 +36,7 @@ struct http_route {
     /* the body is a multipart/form-data upload (POST /v1/files), up to max_upload_bytes */
     bool upload;
 };
-#define HTTP_MAX_ROUTES 47 /* rows of the route table at most; counters keep one more: other */
+#define HTTP_MAX_ROUTES 52 /* rows of the route table at most; counters keep one more: other */
 
 /* Every submitted, unfinished task, to cancel at the end of a drain (response.c keeps it). */
 struct http_task_ref {

@@ -1,0 +1,851 @@
+/*
+ * ops_nn.c - the neural-network operators: MatMul, Gemm, Conv (im2col packed straight into
+ * the GEMM's B tiles, bias + fused BatchNormalization + ReLU in its epilogue), MaxPool,
+ * AveragePool, GlobalAveragePool/GlobalMaxPool, BatchNormalization.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnx/onnx_internal.h"
+
+/* ---- MatMul / Gemm ---- */
+
+static inf_status matmul_generic(struct inf__onnx_exec *x, const struct inf_onnx_tensor *A,
+                                 int64_t aoff, const struct inf_onnx_tensor *B, int64_t boff,
+                                 struct inf_onnx_tensor *C, int64_t coff, int64_t M, int64_t K,
+                                 int64_t N)
+{
+    (void)x;
+    bool isint = !inf__onnx_is_float(C->dtype);
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            if (isint) {
+                int64_t s = 0;
+                for (int64_t k = 0; k < K; k++)
+                    s += inf__onnx_get_i64(A, aoff + i * K + k) *
+                         inf__onnx_get_i64(B, boff + k * N + j);
+                inf__onnx_set_i64(C, coff + i * N + j, s);
+            } else {
+                double s = 0;
+                for (int64_t k = 0; k < K; k++)
+                    s += inf__onnx_get_f64(A, aoff + i * K + k) *
+                         inf__onnx_get_f64(B, boff + k * N + j);
+                inf__onnx_set_f64(C, coff + i * N + j, s, true);
+            }
+        }
+    return INF_OK;
+}
+
+static inf_status op_matmul(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
+                            struct inf_onnx_tensor *const *in, struct inf_onnx_tensor *out)
+{
+    const struct inf_onnx_tensor *A = in[0], *B = in[1];
+    if (A->dtype != B->dtype)
+        return inf__onnx_fail(x, n, INF_ETYPE, "operand types differ");
+    if (A->ndim < 1 || B->ndim < 1)
+        return inf__onnx_fail(x, n, INF_EINVAL, "scalar operand");
+    int64_t ad[INF_ONNX_MAX_DIMS + 1], bd[INF_ONNX_MAX_DIMS + 1];
+    int an = A->ndim, bn = B->ndim;
+    memcpy(ad, A->dims, sizeof(int64_t) * (size_t)an);
+    memcpy(bd, B->dims, sizeof(int64_t) * (size_t)bn);
+    bool a1 = an == 1, b1 = bn == 1;
+    if (a1) {
+        ad[1] = ad[0];
+        ad[0] = 1;
+        an = 2;
+    }
+    if (b1) {
+        bd[1] = 1;
+        bn = 2;
+    }
+    int64_t M = ad[an - 2], K = ad[an - 1], N = bd[bn - 1];
+    if (bd[bn - 2] != K)
+        return inf__onnx_fail(x, n, INF_EINVAL, "inner dims %" PRId64 " and %" PRId64 " differ", K,
+                              bd[bn - 2]);
+    int nb;
+    int64_t batch[INF_ONNX_MAX_DIMS];
+    if (!inf__onnx_broadcast(an - 2, ad, bn - 2, bd, &nb, batch))
+        return inf__onnx_fail(x, n, INF_EINVAL, "batch dims do not broadcast");
+    int64_t od[INF_ONNX_MAX_DIMS + 2];
+    int ond = 0;
+    for (int i = 0; i < nb; i++)
+        od[ond++] = batch[i];
+    if (!a1)
+        od[ond++] = M;
+    if (!b1)
+        od[ond++] = N;
+    if (ond > INF_ONNX_MAX_DIMS)
+        return inf__onnx_fail(x, n, INF_ELIMIT, "too many dims");
+    inf_status rc = inf__onnx_out(x, out, A->dtype, ond, od);
+    if (rc || !out->n)
+        return rc;
+    int64_t nbatch = inf__onnx_numel(nb, batch);
+    bool f32 = A->dtype == INF_ONNX_FLOAT;
+    /* B without batch dims: the batch folds into M */
+    if (f32 && bn == 2) {
+        /* the fused Add's row (load.c, fuse_matmul_add): B is constant and 2-D, so here */
+        const float *cb =
+            n->fuse_bias >= 0 ? (const float *)x->m->values[n->fuse_bias].konst.data : NULL;
+        struct inf__sgemm_args g = {.col_bias = cb,
+                                    .M = M * (an == 2 ? 1 : inf__onnx_numel(an - 2, ad)),
+                                    .N = N,
+                                    .K = K,
+                                    .A = A->data,
+                                    .lda = K,
+                                    .B = B->data,
+                                    .ldb = N,
+                                    .C = out->data,
+                                    .ldc = N,
+                                    .alpha = 1.f};
+        if (!inf__sgemm(x->pool, &g))
+            return inf_error_set(x->err, INF_ENOMEM, "out of memory");
+        return INF_OK;
+    }
+    for (int64_t bi = 0; bi < nbatch; bi++) {
+        /* offsets of this batch element in A and B (broadcast) */
+        int64_t rem = bi, ao = 0, bo = 0, as = M * K, bs = K * N;
+        for (int d = nb - 1; d >= 0; d--) {
+            int64_t i = rem % batch[d];
+            rem /= batch[d];
+            int da = d - (nb - (an - 2)), db = d - (nb - (bn - 2));
+            if (da >= 0) {
+                if (ad[da] != 1)
+                    ao += i * as;
+                as *= ad[da];
+            }
+            if (db >= 0) {
+                if (bd[db] != 1)
+                    bo += i * bs;
+                bs *= bd[db];
+            }
+        }
+        if (f32) {
+            struct inf__sgemm_args g = {.M = M,
+                                        .N = N,
+                                        .K = K,
+                                        .A = (const float *)A->data + ao,
+                                        .lda = K,
+                                        .B = (const float *)B->data + bo,
+                                        .ldb = N,
+                                        .C = (float *)out->data + bi * M * N,
+                                        .ldc = N,
+                                        .alpha = 1.f};
+            if (!inf__sgemm(x->pool, &g))
+                return inf_error_set(x->err, INF_ENOMEM, "out of memory");
+        } else {
+            matmul_generic(x, A, ao, B, bo, out, bi * M * N, M, K, N);
+        }
+    }
+    return INF_OK;
+}
+
+static inf_status op_gemm(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
+                          struct inf_onnx_tensor *const *in, struct inf_onnx_tensor *out)
+{
+    const struct inf_onnx_tensor *A = in[0], *B = in[1], *C = n->n_in > 2 ? in[2] : NULL;
+    bool ta = inf__onnx_attr_i(n, "transA", 0) != 0, tb = inf__onnx_attr_i(n, "transB", 0) != 0;
+    float alpha = inf__onnx_attr_f(n, "alpha", 1.f), beta = inf__onnx_attr_f(n, "beta", 1.f);
+    if (A->ndim != 2 || B->ndim != 2)
+        return inf__onnx_fail(x, n, INF_EINVAL, "A and B must be 2-D");
+    if (A->dtype != INF_ONNX_FLOAT || B->dtype != INF_ONNX_FLOAT ||
+        (C && C->dtype != INF_ONNX_FLOAT))
+        return inf__onnx_fail(x, n, INF_EUNSUPPORTED, "only float Gemm is supported");
+    int64_t M = ta ? A->dims[1] : A->dims[0], K = ta ? A->dims[0] : A->dims[1];
+    int64_t K2 = tb ? B->dims[1] : B->dims[0], N = tb ? B->dims[0] : B->dims[1];
+    if (K != K2)
+        return inf__onnx_fail(x, n, INF_EINVAL, "inner dims %" PRId64 " and %" PRId64 " differ", K,
+                              K2);
+    int64_t od[2] = {M, N};
+    inf_status rc = inf__onnx_out(x, out, INF_ONNX_FLOAT, 2, od);
+    if (rc || !out->n)
+        return rc;
+    bool acc = false;
+    if (C && beta != 0.f) {
+        int nd;
+        int64_t bd[INF_ONNX_MAX_DIMS];
+        if (C->ndim > 2 || !inf__onnx_broadcast(2, od, C->ndim, C->dims, &nd, bd) || bd[0] != M ||
+            bd[1] != N)
+            return inf__onnx_fail(x, n, INF_EINVAL, "C does not broadcast to [M, N]");
+        int64_t cm = C->ndim == 2 ? C->dims[0] : 1, cn = C->ndim >= 1 ? C->dims[C->ndim - 1] : 1;
+        float *o = out->data;
+        const float *c = C->data;
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++)
+                o[i * N + j] = beta * c[(cm == 1 ? 0 : i) * cn + (cn == 1 ? 0 : j)];
+        acc = true;
+    }
+    struct inf__sgemm_args g = {.M = M,
+                                .N = N,
+                                .K = K,
+                                .A = A->data,
+                                .lda = A->dims[1],
+                                .ta = ta,
+                                .B = B->data,
+                                .ldb = B->dims[1],
+                                .tb = tb,
+                                .C = out->data,
+                                .ldc = N,
+                                .alpha = alpha,
+                                .accumulate = acc};
+    if (!inf__sgemm(x->pool, &g))
+        return inf_error_set(x->err, INF_ENOMEM, "out of memory");
+    return INF_OK;
+}
+
+/* ---- spatial attributes shared by Conv and the pools ---- */
+
+struct spatial {
+    int nd; /* spatial dims, 1..3 */
+    int64_t in[3], k[3], s[3], d[3], pb[3], pe[3], out[3];
+};
+
+static inf_status spatial_init(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
+                               const struct inf_onnx_tensor *X, const int64_t *kernel, bool ceil,
+                               struct spatial *sp)
+{
+    int nd = X->ndim - 2;
+    if (nd < 1 || nd > 3)
+        return inf__onnx_fail(x, n, INF_EUNSUPPORTED, "%d spatial dims (1 to 3 are supported)", nd);
+    sp->nd = nd;
+    const int64_t *v;
+    int c;
+    for (int i = 0; i < nd; i++) {
+        sp->in[i] = X->dims[2 + i];
+        sp->k[i] = kernel[i];
+        sp->s[i] = sp->d[i] = 1;
+        sp->pb[i] = sp->pe[i] = 0;
+        if (kernel[i] < 1)
+            return inf__onnx_fail(x, n, INF_EINVAL, "kernel dim < 1");
+    }
+    if ((c = inf__onnx_attr_ints(n, "strides", &v)) >= 0) {
+        if (c != nd)
+            return inf__onnx_fail(x, n, INF_EINVAL, "strides has %d values for %d dims", c, nd);
+        for (int i = 0; i < nd; i++)
+            sp->s[i] = v[i];
+    }
+    if ((c = inf__onnx_attr_ints(n, "dilations", &v)) >= 0) {
+        if (c != nd)
+            return inf__onnx_fail(x, n, INF_EINVAL, "dilations has %d values for %d dims", c, nd);
+        for (int i = 0; i < nd; i++)
+            sp->d[i] = v[i];
+    }
+    for (int i = 0; i < nd; i++)
+        if (sp->s[i] < 1 || sp->d[i] < 1 || sp->s[i] > (1 << 20) || sp->d[i] > (1 << 20) ||
+            sp->k[i] > (1 << 20))
+            return inf__onnx_fail(x, n, INF_EINVAL, "stride, dilation or kernel out of range");
+    const char *ap = inf__onnx_attr_s(n, "auto_pad", "NOTSET");
+    if (!strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER")) {
+        for (int i = 0; i < nd; i++) {
+            int64_t o = (sp->in[i] + sp->s[i] - 1) / sp->s[i];
+            int64_t ext = (sp->k[i] - 1) * sp->d[i] + 1;
+            int64_t pad = (o - 1) * sp->s[i] + ext - sp->in[i];
+            if (pad < 0)
+                pad = 0;
+            sp->pb[i] = !strcmp(ap, "SAME_UPPER") ? pad / 2 : pad - pad / 2;
+            sp->pe[i] = pad - sp->pb[i];
+            sp->out[i] = o;
+        }
+        return INF_OK;
+    }
+    if (strcmp(ap, "NOTSET") && strcmp(ap, "VALID"))
+        return inf__onnx_fail(x, n, INF_EINVAL, "auto_pad '%s'", ap);
+    if (!strcmp(ap, "NOTSET") && (c = inf__onnx_attr_ints(n, "pads", &v)) >= 0) {
+        if (c != 2 * nd)
+            return inf__onnx_fail(x, n, INF_EINVAL, "pads has %d values for %d dims", c, nd);
+        for (int i = 0; i < nd; i++) {
+            sp->pb[i] = v[i];
+            sp->pe[i] = v[nd + i];
+            if (v[i] < 0 || v[nd + i] < 0 || v[i] > (1 << 20) || v[nd + i] > (1 << 20))
+                return inf__onnx_fail(x, n, INF_EINVAL, "pads out of range");
+        }
+    }
+    for (int i = 0; i < nd; i++) {
+        int64_t ext = (sp->k[i] - 1) * sp->d[i] + 1;
+        int64_t span = sp->in[i] + sp->pb[i] + sp->pe[i] - ext;
+        if (span < 0)
+            return inf__onnx_fail(x, n, INF_EINVAL, "kernel larger than the padded input");
+        int64_t o = ceil ? (span + sp->s[i] - 1) / sp->s[i] + 1 : span / sp->s[i] + 1;
+        if (ceil && (o - 1) * sp->s[i] >= sp->in[i] + sp->pb[i])
+            o--;
+        sp->out[i] = o;
+    }
+    return INF_OK;
+}
+
+/* ---- Conv ---- */
+
+/* Short copies (one panel row, <= 16 floats) inline: a libc call costs more than the copy. */
+static inline void copy_short(float *restrict d, const float *restrict s, int n)
+{
+    if (n == 16) {
+        memcpy(d, s, 64);
+        return;
+    }
+    if (n >= 8) {
+        memcpy(d, s, 32);
+        d += 8, s += 8, n -= 8;
+    }
+    if (n >= 4) {
+        memcpy(d, s, 16);
+        d += 4, s += 4, n -= 4;
+    }
+    if (n >= 2) {
+        memcpy(d, s, 8);
+        d += 2, s += 2, n -= 2;
+    }
+    if (n)
+        *d = *s;
+}
+
+static inline void zero_short(float *d, int n)
+{
+    static const float z[16];
+    copy_short(d, z, n);
+}
+
+struct conv_b {
+    const float *x; /* this image, first channel of the group */
+    int64_t H, W, kh, kw, sh, sw, dh, dw, pt, pl, OW;
+    bool pointwise; /* 1x1, stride 1, no padding: B rows are the input planes */
+};
+
+static void pack_b_conv(const void *ctx, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float *dst)
+{
+    const struct conv_b *c = ctx;
+    const int64_t HW = c->H * c->W, khw = c->kh * c->kw;
+    /* per k of this block: channel plane offset and kernel offsets (no division per panel) */
+    int64_t kplane[512], kdy[512], kdx[512];
+    if (!c->pointwise && kc <= 512)
+        for (int64_t k = 0, ch = k0 / khw, r = k0 % khw; k < kc; k++) {
+            kplane[k] = ch * HW;
+            kdy[k] = (r / c->kw) * c->dh;
+            kdx[k] = (r % c->kw) * c->dw;
+            if (++r == khw)
+                r = 0, ch++;
+        }
+    if (kc <= 512 && nc <= 512) {
+        /* k outer: each k reads its input rows once for the whole tile, a few pages, and
+           scatters them into the panels (k inner would touch a page per channel per panel) */
+        int64_t ch_oy[512], ch_ox[512];
+        int ch_j[512], ch_len[512], n_ch = 0;
+        for (int64_t j = 0; j < nc;) {
+            int64_t p = j0 + j, oy = p / c->OW, ox = p % c->OW;
+            int64_t len = c->OW - ox;
+            if (len > nc - j)
+                len = nc - j;
+            if (len > 16 - (j & 15))
+                len = 16 - (j & 15);
+            ch_oy[n_ch] = oy;
+            ch_ox[n_ch] = ox;
+            ch_j[n_ch] = (int)j;
+            ch_len[n_ch++] = (int)len;
+            j += len;
+        }
+        int tail = (int)(nc & 15);
+        float *last = dst + (nc >> 4) * INF__PANEL_STRIDE(kc);
+        for (int64_t k = 0; k < kc; k++) {
+            if (tail)
+                zero_short(last + k * 16 + tail, 16 - tail);
+            for (int q = 0; q < n_ch; q++) {
+                int j = ch_j[q], len = ch_len[q];
+                float *dk = dst + (j >> 4) * INF__PANEL_STRIDE(kc) + k * 16 + (j & 15);
+                if (c->pointwise) {
+                    copy_short(dk, c->x + (k0 + k) * HW + ch_oy[q] * c->OW + ch_ox[q], len);
+                    continue;
+                }
+                int64_t iy = ch_oy[q] * c->sh - c->pt + kdy[k],
+                        ix = ch_ox[q] * c->sw - c->pl + kdx[k];
+                if (iy < 0 || iy >= c->H) {
+                    zero_short(dk, len);
+                    continue;
+                }
+                const float *row = c->x + kplane[k] + iy * c->W;
+                if (c->sw == 1) {
+                    int lo = ix < 0 ? (int)(-ix < len ? -ix : len) : 0;
+                    int hi = ix + len > c->W ? (int)(c->W - ix > lo ? c->W - ix : lo) : len;
+                    zero_short(dk, lo);
+                    copy_short(dk + lo, row + ix + lo, hi - lo);
+                    zero_short(dk + hi, len - hi);
+                } else {
+                    /* q-th pixel reads ix + q * sw */
+                    for (int t = 0; t < len; t++) {
+                        int64_t xx = ix + t * c->sw;
+                        dk[t] = xx >= 0 && xx < c->W ? row[xx] : 0.f;
+                    }
+                }
+            }
+        }
+        return;
+    }
+    for (int64_t jp = 0; jp < nc; jp += 16) {
+        float *d = dst + (jp / 16) * INF__PANEL_STRIDE(kc);
+        int nr = nc - jp < 16 ? (int)(nc - jp) : 16;
+        /* tiles wider or deeper than the tables above (not with KC and NC as they are) */
+        int64_t iy0[16], ix0[16];
+        for (int j = 0; j < 16; j++) {
+            int64_t p = j0 + jp + (j < nr ? j : 0);
+            iy0[j] = (p / c->OW) * c->sh - c->pt;
+            ix0[j] = (p % c->OW) * c->sw - c->pl;
+        }
+        for (int64_t k = 0; k < kc; k++) {
+            int64_t kk = k0 + k, ch = kk / khw, r = kk % khw;
+            int64_t dy = (r / c->kw) * c->dh, dx = (r % c->kw) * c->dw;
+            const float *plane = c->x + ch * HW;
+            float *dk = d + k * 16;
+            for (int j = 0; j < 16; j++) {
+                int64_t iy = iy0[j] + dy, ix = ix0[j] + dx;
+                dk[j] = j < nr && iy >= 0 && iy < c->H && ix >= 0 && ix < c->W
+                            ? plane[iy * c->W + ix]
+                            : 0.f;
+            }
+        }
+    }
+}
+
+/*
+ * Stride-1 convolutions over a zero-padded copy of the input, computed on a virtual output grid
+ * as wide as the padded input: column j of B for kernel tap (c, ky, kx) is then padded[c][j +
+ * ky * Wp + kx], so every k of a tile is one contiguous run and packing is a fixed 64-byte copy
+ * per panel. The Wp - OW extra columns per row are computed and dropped when the result is
+ * compacted into the output.
+ */
+struct conv_pad {
+    const float *xp; /* [Cg][Hp][Wp] and zeroed slack after it */
+    int64_t plane, Wp, kh, kw;
+};
+
+static void pack_b_pad(const void *ctx, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float *dst)
+{
+    const struct conv_pad *c = ctx;
+    const int64_t khw = c->kh * c->kw;
+    int64_t np = (nc + 15) / 16;
+    for (int64_t k = 0, ch = k0 / khw, r = k0 % khw; k < kc; k++) {
+        const float *src = c->xp + ch * c->plane + (r / c->kw) * c->Wp + r % c->kw + j0;
+        float *dk = dst + k * 16;
+        for (int64_t p = 0; p < np; p++)
+            memcpy(dk + p * INF__PANEL_STRIDE(kc), src + p * 16, 64);
+        if (++r == khw)
+            r = 0, ch++;
+    }
+}
+
+static inf_status conv_padded(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
+                              const float *X, int64_t Cg, int64_t H, int64_t W, int64_t pt,
+                              int64_t pl, int64_t Hp, int64_t Wp, int64_t kh, int64_t kw,
+                              const float *Ap, int64_t Mg, const float *bias, float *out,
+                              int64_t OH, int64_t OW)
+{
+    int64_t plane = Hp * Wp, slack = 2 * Wp + 64, Np = OH * Wp;
+    float *xp = calloc((size_t)(Cg * plane + slack), sizeof(float));
+    float *tmp = malloc(sizeof(float) * (size_t)(Mg * Np + 1));
+    if (!xp || !tmp) {
+        free(xp);
+        free(tmp);
+        return inf_error_set(x->err, INF_ENOMEM, "out of memory");
+    }
+    for (int64_t c = 0; c < Cg; c++)
+        for (int64_t y = 0; y < H; y++)
+            memcpy(xp + c * plane + (y + pt) * Wp + pl, X + (c * H + y) * W,
+                   sizeof(float) * (size_t)W);
+    struct conv_pad cp = {.xp = xp, .plane = plane, .Wp = Wp, .kh = kh, .kw = kw};
+    struct inf__gemm_plan p = {.M = Mg,
+                               .N = Np,
+                               .K = Cg * kh * kw,
+                               .Ap = Ap,
+                               .pack_b = pack_b_pad,
+                               .bctx = &cp,
+                               .C = tmp,
+                               .ldc = Np,
+                               .row_bias = bias,
+                               .relu = n->fuse_relu};
+    bool ok = inf__gemm_run(x->pool, &p);
+    for (int64_t m = 0; ok && m < Mg; m++)
+        for (int64_t y = 0; y < OH; y++)
+            memcpy(out + (m * OH + y) * OW, tmp + m * Np + y * Wp, sizeof(float) * (size_t)OW);
+    free(xp);
+    free(tmp);
+    return ok ? INF_OK : inf_error_set(x->err, INF_ENOMEM, "out of memory");
+}
+
+static inf_status op_conv(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
+                          struct inf_onnx_tensor *const *in, struct inf_onnx_tensor *out)
+{
+    const struct inf_onnx_tensor *X = in[0], *Wt = in[1], *B = n->n_in > 2 ? in[2] : NULL;
+    if (X->dtype != INF_ONNX_FLOAT || Wt->dtype != INF_ONNX_FLOAT ||
+        (B && B->dtype != INF_ONNX_FLOAT))
+        return inf__onnx_fail(x, n, INF_EUNSUPPORTED, "only float Conv is supported");
+    if (X->ndim < 3 || X->ndim > 4 || Wt->ndim != X->ndim)
+        return inf__onnx_fail(x, n, INF_EUNSUPPORTED, "Conv supports 1-D and 2-D inputs");
+    int64_t group = inf__onnx_attr_i(n, "group", 1);
+    int64_t N = X->dims[0], C = X->dims[1], M = Wt->dims[0];
+    if (group < 1 || C % group || M % group || Wt->dims[1] != C / group)
+        return inf__onnx_fail(x, n, INF_EINVAL,
+                              "channels %" PRId64 " / group %" PRId64 " do not match W", C, group);
+    if (B && B->n != M)
+        return inf__onnx_fail(x, n, INF_EINVAL,
+                              "bias has %" PRId64 " values for %" PRId64 " channels", B->n, M);
+    int64_t kernel[3];
+    const int64_t *ks;
+    int nk = inf__onnx_attr_ints(n, "kernel_shape", &ks);
+    for (int i = 0; i < X->ndim - 2; i++) {
+        kernel[i] = Wt->dims[2 + i];
+        if (nk == X->ndim - 2 && ks[i] != kernel[i])
+            return inf__onnx_fail(x, n, INF_EINVAL, "kernel_shape does not match W");
+    }
+    struct spatial sp;
+    inf_status rc = spatial_init(x, n, X, kernel, false, &sp);
+    if (rc)
+        return rc;
+    int64_t od[INF_ONNX_MAX_DIMS] = {N, M};
+    for (int i = 0; i < sp.nd; i++)
+        od[2 + i] = sp.out[i];
+    rc = inf__onnx_out(x, out, INF_ONNX_FLOAT, X->ndim, od);
+    if (rc || !out->n)
+        return rc;
+    /* as 2-D: a 1-D conv has H = 1 */
+    bool two = sp.nd == 2;
+    struct conv_b cb = {.H = two ? sp.in[0] : 1,
+                        .W = sp.in[two],
+                        .kh = two ? sp.k[0] : 1,
+                        .kw = sp.k[two],
+                        .sh = two ? sp.s[0] : 1,
+                        .sw = sp.s[two],
+                        .dh = two ? sp.d[0] : 1,
+                        .dw = sp.d[two],
+                        .pt = two ? sp.pb[0] : 0,
+                        .pl = sp.pb[two],
+                        .OW = sp.out[two]};
+    int64_t OH = two ? sp.out[0] : 1, P = OH * cb.OW, HW = cb.H * cb.W;
+    cb.pointwise = cb.kh == 1 && cb.kw == 1 && cb.sh == 1 && cb.sw == 1 && cb.pt == 0 &&
+                   cb.pl == 0 && (two ? sp.pe[0] == 0 : 1) && sp.pe[two] == 0;
+    int64_t Cg = C / group, Mg = M / group, K = Cg * cb.kh * cb.kw;
+    /* stride 1, no dilation, a real kernel, small planes (short rows make many short copies in
+       pack_b_conv; on large planes the padded copy and the wider result cost more than they
+       save): the padded-grid form (conv_padded) when the extra columns cost under a third */
+    int64_t pb_h = two ? sp.pe[0] : 0, pe_w = sp.pe[two];
+    int64_t Wp = cb.W + cb.pl + pe_w;
+    bool padded = !cb.pointwise && cb.sh == 1 && cb.sw == 1 && cb.dh == 1 && cb.dw == 1 &&
+                  cb.kh * cb.kw > 1 && Wp * 3 <= cb.OW * 4 && Wp * (cb.H + cb.pt + pb_h) <= 4096;
+    size_t per = inf__sgemm_packed_a_size(Mg, K);
+    float *ap = n->packed_w ? NULL : malloc(sizeof(float) * (per + 1));
+    if (!n->packed_w && !ap)
+        return inf_error_set(x->err, INF_ENOMEM, "out of memory");
+    for (int64_t g = 0; g < group; g++) {
+        if (!n->packed_w)
+            inf__sgemm_pack_a((const float *)Wt->data + g * Mg * K, K, false, Mg, K, 1.f, ap);
+        for (int64_t b = 0; b < N; b++) {
+            cb.x = (const float *)X->data + (b * C + g * Cg) * HW;
+            if (padded) {
+                inf_status rc2 = conv_padded(x, n, cb.x, Cg, cb.H, cb.W, cb.pt, cb.pl,
+                                             cb.H + cb.pt + pb_h, cb.W + cb.pl + pe_w, cb.kh, cb.kw,
+                                             n->packed_w ? n->packed_w + (size_t)g * per : ap, Mg,
+                                             B ? (const float *)B->data + g * Mg : NULL,
+                                             (float *)out->data + (b * M + g * Mg) * P, OH, cb.OW);
+                if (rc2) {
+                    free(ap);
+                    return rc2;
+                }
+                continue;
+            }
+            struct inf__gemm_plan p = {.M = Mg,
+                                       .N = P,
+                                       .K = K,
+                                       .Ap = n->packed_w ? n->packed_w + (size_t)g * per : ap,
+                                       .pack_b = pack_b_conv,
+                                       .bctx = &cb,
+                                       .C = (float *)out->data + (b * M + g * Mg) * P,
+                                       .ldc = P,
+                                       .row_bias = B ? (const float *)B->data + g * Mg : NULL,
+                                       .relu = n->fuse_relu};
+            if (!inf__gemm_run(x->pool, &p)) {
+                free(ap);
+                return inf_error_set(x->err, INF_ENOMEM, "out of memory");
+            }
+        }
+    }
+    free(ap);
+    return INF_OK;
+}
+
+/* ---- pools ---- */
+
+static inf_status pool(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
+                       struct inf_onnx_tensor *const *in, struct inf_onnx_tensor *out, bool is_max)
+{
+    const struct inf_onnx_tensor *X = in[0];
+    const int64_t *ks;
+    int nk = inf__onnx_attr_ints(n, "kernel_shape", &ks);
+    if (X->ndim < 3 || nk != X->ndim - 2)
+        return inf__onnx_fail(x, n, INF_EINVAL, "kernel_shape must give every spatial dim");
+    if (!inf__onnx_is_float(X->dtype) && !(is_max && inf__onnx_is_integer(X->dtype)))
+        return inf__onnx_fail(x, n, INF_ETYPE, "unsupported input type");
+    struct spatial sp;
+    inf_status rc = spatial_init(x, n, X, ks, inf__onnx_attr_i(n, "ceil_mode", 0) != 0, &sp);
+    if (rc)
+        return rc;
+    int64_t od[INF_ONNX_MAX_DIMS] = {X->dims[0], X->dims[1]};
+    for (int i = 0; i < sp.nd; i++)
+        od[2 + i] = sp.out[i];
+    rc = inf__onnx_out(x, &out[0], X->dtype, X->ndim, od);
+    if (!rc && n->n_out > 1 && n->out[1] >= 0)
+        rc = inf__onnx_out(x, &out[1], INF_ONNX_INT64, X->ndim, od);
+    if (rc || !out[0].n)
+        return rc;
+    bool include_pad = inf__onnx_attr_i(n, "count_include_pad", 0) != 0;
+    bool col_major = inf__onnx_attr_i(n, "storage_order", 0) != 0;
+    /* pad to 3 spatial dims */
+    int64_t I[3] = {1, 1, 1}, K[3] = {1, 1, 1}, S[3] = {1, 1, 1}, D[3] = {1, 1, 1}, PB[3] = {0},
+            PE[3] = {0}, O[3] = {1, 1, 1};
+    for (int i = 0; i < sp.nd; i++) {
+        int j = 3 - sp.nd + i;
+        I[j] = sp.in[i];
+        K[j] = sp.k[i];
+        S[j] = sp.s[i];
+        D[j] = sp.d[i];
+        PB[j] = sp.pb[i];
+        PE[j] = sp.pe[i];
+        O[j] = sp.out[i];
+    }
+    int64_t planes = X->dims[0] * X->dims[1], isz = I[0] * I[1] * I[2], osz = O[0] * O[1] * O[2];
+    /* windows of up to 2^20 per dim over a padded input: bound the work, not just the sizes */
+    if ((double)out[0].n * (double)K[0] * (double)K[1] * (double)K[2] > 68719476736.0)
+        return inf__onnx_fail(x, n, INF_ELIMIT, "pooling would take over 2^36 steps");
+    bool f32 = X->dtype == INF_ONNX_FLOAT;
+    if (f32 && !out[1].data) {
+        /* windows clamped to the input, per dim and output index once per call: no test
+           per element, no division per output */
+        int64_t *tab = malloc(sizeof(int64_t) * 3 * (size_t)(O[0] + O[1] + O[2]));
+        if (!tab)
+            return inf_error_set(x->err, INF_ENOMEM, "out of memory");
+        int64_t *lo[3], *hi[3], *cn[3];
+        for (int d = 0, off = 0; d < 3; off += (int)(3 * O[d]), d++) {
+            lo[d] = tab + off;
+            hi[d] = lo[d] + O[d];
+            cn[d] = hi[d] + O[d];
+            for (int64_t o = 0; o < O[d]; o++) {
+                int64_t st = o * S[d] - PB[d];
+                /* k in [lo, hi): 0 <= st + k * D < I */
+                int64_t l = st >= 0 ? 0 : (-st + D[d] - 1) / D[d];
+                int64_t h = I[d] - st <= 0 ? 0 : (I[d] - st + D[d] - 1) / D[d];
+                h = h > K[d] ? K[d] : h < l ? l : h;
+                lo[d][o] = l;
+                hi[d][o] = h;
+                if (include_pad) { /* positions inside [-PB, I + PE) */
+                    int64_t e = I[d] + PE[d] - st, c = e <= 0 ? 0 : (e + D[d] - 1) / D[d];
+                    cn[d][o] = c > K[d] ? K[d] : c;
+                } else {
+                    cn[d][o] = h - l;
+                }
+            }
+        }
+        for (int64_t pl = 0; pl < planes; pl++) {
+            const float *xp = (const float *)X->data + pl * isz;
+            float *yp = (float *)out[0].data + pl * osz;
+            for (int64_t o0 = 0; o0 < O[0]; o0++)
+                for (int64_t o1 = 0; o1 < O[1]; o1++)
+                    for (int64_t o2 = 0; o2 < O[2]; o2++) {
+                        int64_t cnt = cn[0][o0] * cn[1][o1] * cn[2][o2];
+                        float best = -INFINITY, sum = 0.f;
+                        for (int64_t k0 = lo[0][o0]; k0 < hi[0][o0]; k0++)
+                            for (int64_t k1 = lo[1][o1]; k1 < hi[1][o1]; k1++) {
+                                const float *r = xp +
+                                                 ((o0 * S[0] - PB[0] + k0 * D[0]) * I[1] +
+                                                  (o1 * S[1] - PB[1] + k1 * D[1])) *
+                                                     I[2] +
+                                                 (o2 * S[2] - PB[2]);
+                                for (int64_t k2 = lo[2][o2]; k2 < hi[2][o2]; k2++) {
+                                    float v = r[k2 * D[2]];
+                                    best = v > best ? v : best;
+                                    sum += v;
+                                }
+                            }
+                        yp[(o0 * O[1] + o1) * O[2] + o2] =
+                            is_max ? best : (cnt ? sum / (float)cnt : NAN);
+                    }
+        }
+        free(tab);
+        return INF_OK;
+    }
+    for (int64_t pl = 0; pl < planes; pl++)
+        for (int64_t o0 = 0; o0 < O[0]; o0++)
+            for (int64_t o1 = 0; o1 < O[1]; o1++)
+                for (int64_t o2 = 0; o2 < O[2]; o2++) {
+                    double best = -INFINITY, sum = 0;
+                    int64_t cnt = 0, best_i = -1;
+                    for (int64_t k0 = 0; k0 < K[0]; k0++) {
+                        int64_t i0 = o0 * S[0] - PB[0] + k0 * D[0];
+                        for (int64_t k1 = 0; k1 < K[1]; k1++) {
+                            int64_t i1 = o1 * S[1] - PB[1] + k1 * D[1];
+                            for (int64_t k2 = 0; k2 < K[2]; k2++) {
+                                int64_t i2 = o2 * S[2] - PB[2] + k2 * D[2];
+                                bool inside = i0 >= 0 && i0 < I[0] && i1 >= 0 && i1 < I[1] &&
+                                              i2 >= 0 && i2 < I[2];
+                                if (!inside) {
+                                    if (include_pad && i0 >= -PB[0] && i0 < I[0] + PE[0] &&
+                                        i1 >= -PB[1] && i1 < I[1] + PE[1] && i2 >= -PB[2] &&
+                                        i2 < I[2] + PE[2])
+                                        cnt++;
+                                    continue;
+                                }
+                                int64_t idx = pl * isz + (i0 * I[1] + i1) * I[2] + i2;
+                                double v =
+                                    f32 ? ((const float *)X->data)[idx] : inf__onnx_get_f64(X, idx);
+                                if (v > best || best_i < 0) {
+                                    best = v;
+                                    best_i =
+                                        col_major ? pl * isz + (i2 * I[1] + i1) * I[0] + i0 : idx;
+                                }
+                                sum += v;
+                                cnt++;
+                            }
+                        }
+                    }
+                    int64_t oi = pl * osz + (o0 * O[1] + o1) * O[2] + o2;
+                    double v = is_max ? best : (cnt ? sum / (double)cnt : NAN);
+                    if (f32)
+                        ((float *)out[0].data)[oi] = (float)v;
+                    else if (inf__onnx_is_integer(X->dtype))
+                        inf__onnx_set_i64(&out[0], oi, (int64_t)v);
+                    else
+                        inf__onnx_set_f64(&out[0], oi, v, true);
+                    if (out[1].data)
+                        ((int64_t *)out[1].data)[oi] = best_i;
+                }
+    return INF_OK;
+}
+
+static inf_status op_maxpool(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
+                             struct inf_onnx_tensor *const *in, struct inf_onnx_tensor *out)
+{
+    return pool(x, n, in, out, true);
+}
+
+static inf_status op_avgpool(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
+                             struct inf_onnx_tensor *const *in, struct inf_onnx_tensor *out)
+{
+    return pool(x, n, in, out, false);
+}
+
+static inf_status global_pool(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
+                              const struct inf_onnx_tensor *X, struct inf_onnx_tensor *out,
+                              bool is_max)
+{
+    if (X->ndim < 3 || !inf__onnx_is_float(X->dtype))
+        return inf__onnx_fail(x, n, INF_EINVAL, "wants a float input with spatial dims");
+    int64_t od[INF_ONNX_MAX_DIMS];
+    for (int i = 0; i < X->ndim; i++)
+        od[i] = i < 2 ? X->dims[i] : 1;
+    inf_status rc = inf__onnx_out(x, out, X->dtype, X->ndim, od);
+    if (rc)
+        return rc;
+    int64_t planes = X->dims[0] * X->dims[1], sz = planes ? X->n / planes : 0;
+    for (int64_t p = 0; p < planes; p++) {
+        double acc = is_max ? -INFINITY : 0;
+        for (int64_t i = 0; i < sz; i++) {
+            double v = inf__onnx_get_f64(X, p * sz + i);
+            acc = is_max ? (v > acc ? v : acc) : acc + v;
+        }
+        inf__onnx_set_f64(out, p, is_max ? acc : acc / (double)sz, true);
+    }
+    return INF_OK;
+}
+
+static inf_status op_gap(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
+                         struct inf_onnx_tensor *const *in, struct inf_onnx_tensor *out)
+{
+    return global_pool(x, n, in[0], out, false);
+}
+
+static inf_status op_gmp(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
+                         struct inf_onnx_tensor *const *in, struct inf_onnx_tensor *out)
+{
+    return global_pool(x, n, in[0], out, true);
+}
+
+static inf_status op_batchnorm(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
+                               struct inf_onnx_tensor *const *in, struct inf_onnx_tensor *out)
+{
+    const struct inf_onnx_tensor *X = in[0], *S = in[1], *B = in[2], *Mu = in[3], *V = in[4];
+    if (X->ndim < 2)
+        return inf__onnx_fail(x, n, INF_EINVAL, "input needs a channel dim");
+    int64_t C = X->dims[1], N = X->dims[0], sz = 1;
+    for (int i = 2; i < X->ndim; i++)
+        sz *= X->dims[i];
+    if (S->n != C || B->n != C || Mu->n != C || V->n != C)
+        return inf__onnx_fail(x, n, INF_EINVAL, "parameters must have %" PRId64 " values", C);
+    if (n->fuse_rank && X->ndim != n->fuse_rank)
+        return inf__onnx_fail(x, n, INF_EUNSUPPORTED,
+                              "input of rank %d, the fused per-channel constants assumed %d",
+                              X->ndim, n->fuse_rank);
+    double eps = inf__onnx_attr_f(n, "epsilon", 1e-5f);
+    double mom = inf__onnx_attr_f(n, "momentum", 0.9f);
+    bool train = x->opset >= 14 && inf__onnx_attr_i(n, "training_mode", 0) != 0;
+    inf_status rc = inf__onnx_out(x, &out[0], X->dtype, X->ndim, X->dims);
+    if (rc)
+        return rc;
+    if (train && n->n_out > 1 && n->out[1] >= 0)
+        rc = inf__onnx_out(x, &out[1], Mu->dtype, 1, &C);
+    if (!rc && train && n->n_out > 2 && n->out[2] >= 0)
+        rc = inf__onnx_out(x, &out[2], V->dtype, 1, &C);
+    if (rc)
+        return rc;
+    for (int64_t c = 0; c < C; c++) {
+        double mean = inf__onnx_get_f64(Mu, c), var = inf__onnx_get_f64(V, c);
+        if (train) {
+            double s = 0, s2 = 0, cnt = (double)(N * sz);
+            for (int64_t b = 0; b < N; b++)
+                for (int64_t i = 0; i < sz; i++)
+                    s += inf__onnx_get_f64(X, (b * C + c) * sz + i);
+            double bm = s / cnt;
+            for (int64_t b = 0; b < N; b++)
+                for (int64_t i = 0; i < sz; i++) {
+                    double d = inf__onnx_get_f64(X, (b * C + c) * sz + i) - bm;
+                    s2 += d * d;
+                }
+            double bv = s2 / cnt;
+            if (out[1].data)
+                inf__onnx_set_f64(&out[1], c, mean * mom + bm * (1 - mom), true);
+            if (out[2].data)
+                inf__onnx_set_f64(&out[2], c, var * mom + bv * (1 - mom), true);
+            mean = bm;
+            var = bv;
+        }
+        double scale = inf__onnx_get_f64(S, c) / sqrt(var + eps);
+        double shift = inf__onnx_get_f64(B, c) - mean * scale;
+        for (int64_t b = 0; b < N; b++) {
+            int64_t base = (b * C + c) * sz;
+            if (X->dtype == INF_ONNX_FLOAT) {
+                const float *xi = (const float *)X->data + base;
+                float *yo = (float *)out[0].data + base, fs = (float)scale, fb = (float)shift;
+                if (n->fuse_relu)
+                    for (int64_t i = 0; i < sz; i++) {
+                        float v = xi[i] * fs + fb;
+                        yo[i] = v > 0.f ? v : 0.f;
+                    }
+                else
+                    for (int64_t i = 0; i < sz; i++)
+                        yo[i] = xi[i] * fs + fb;
+            } else {
+                for (int64_t i = 0; i < sz; i++) {
+                    double v = inf__onnx_get_f64(X, base + i) * scale + shift;
+                    inf__onnx_set_f64(&out[0], base + i, n->fuse_relu && v < 0 ? 0 : v, true);
+                }
+            }
+        }
+    }
+    return INF_OK;
+}
+
+const struct inf__onnx_op inf__onnx_ops_nn[] = {
+    {"MatMul", 1, 2, 2, 1, 1, op_matmul},
+    {"Gemm", 7, 2, 3, 1, 1, op_gemm},
+    {"Conv", 1, 2, 3, 1, 1, op_conv},
+    {"MaxPool", 1, 1, 1, 1, 2, op_maxpool},
+    {"AveragePool", 1, 1, 1, 1, 1, op_avgpool},
+    {"GlobalAveragePool", 1, 1, 1, 1, 1, op_gap},
+    {"GlobalMaxPool", 1, 1, 1, 1, 1, op_gmp},
+    {"BatchNormalization", 7, 5, 5, 1, 5, op_batchnorm},
+    {NULL, 0, 0, 0, 0, 0, NULL},
+};

@@ -1,0 +1,628 @@
+/*
+ * test_onnx.c - the ONNX backend on models built here byte by byte (a small protobuf writer):
+ * loading and running, and bad models refused cleanly (truncated at every length, a cyclic
+ * graph, an unknown op, an unsupported opset, absurd dims, external data leaving the model's
+ * directory, wrong input shapes), random byte flips, TensorProto and .npy round trips.
+ * Expected values are computed independently in the test (max(0, x), x + y, a matrix product
+ * written out by hand), never by the code under test.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inferno/onnx.h"
+#include "t.h"
+
+/* ---- a protobuf writer ---- */
+
+struct w {
+    uint8_t b[65536];
+    size_t n;
+};
+
+static void w_byte(struct w *w, uint8_t c)
+{
+    if (w->n < sizeof(w->b))
+        w->b[w->n++] = c;
+}
+
+static void w_varint(struct w *w, uint64_t v)
+{
+    do {
+        w_byte(w, (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0)));
+        v >>= 7;
+    } while (v);
+}
+
+static void w_int(struct w *w, unsigned field, int64_t v)
+{
+    w_varint(w, (uint64_t)field << 3);
+    w_varint(w, (uint64_t)v);
+}
+
+static void w_bytes(struct w *w, unsigned field, const void *p, size_t n)
+{
+    w_varint(w, (uint64_t)field << 3 | 2);
+    w_varint(w, n);
+    for (size_t i = 0; i < n; i++)
+        w_byte(w, ((const uint8_t *)p)[i]);
+}
+
+static void w_str(struct w *w, unsigned field, const char *s)
+{
+    w_bytes(w, field, s, strlen(s));
+}
+
+static void w_msg(struct w *w, unsigned field, const struct w *m)
+{
+    w_bytes(w, field, m->b, m->n);
+}
+
+/* ValueInfoProto: name, float tensor of the given dims (ndim < 0: no shape) */
+static void w_value_info(struct w *g, unsigned field, const char *name, int ndim,
+                         const int64_t *dims)
+{
+    struct w vi = {0}, type = {0}, tt = {0}, shape = {0};
+    for (int i = 0; i < ndim; i++) {
+        struct w dim = {0};
+        w_int(&dim, 1, dims[i]);
+        w_msg(&shape, 1, &dim);
+    }
+    w_int(&tt, 1, INF_ONNX_FLOAT);
+    if (ndim >= 0)
+        w_msg(&tt, 2, &shape);
+    w_msg(&type, 1, &tt);
+    w_str(&vi, 1, name);
+    w_msg(&vi, 2, &type);
+    w_msg(g, field, &vi);
+}
+
+static void w_node(struct w *g, const char *op, const char *name, const char *const *in, int n_in,
+                   const char *const *out, int n_out)
+{
+    struct w nd = {0};
+    for (int i = 0; i < n_in; i++)
+        w_str(&nd, 1, in[i]);
+    for (int i = 0; i < n_out; i++)
+        w_str(&nd, 2, out[i]);
+    w_str(&nd, 3, name);
+    w_str(&nd, 4, op);
+    w_msg(g, 1, &nd);
+}
+
+static void w_model(struct w *m, const struct w *graph, int64_t opset)
+{
+    struct w os = {0};
+    w_int(m, 1, 8);
+    w_str(&os, 1, "");
+    w_int(&os, 2, opset);
+    w_msg(m, 8, &os);
+    w_msg(m, 7, graph);
+}
+
+/* y = Relu(x), x float[2, 3] */
+static void relu_model(struct w *m, int64_t opset)
+{
+    struct w g = {0};
+    const char *in[] = {"x"}, *out[] = {"y"};
+    int64_t dims[] = {2, 3};
+    w_node(&g, "Relu", "relu0", in, 1, out, 1);
+    w_str(&g, 2, "g");
+    w_value_info(&g, 11, "x", 2, dims);
+    w_value_info(&g, 12, "y", 2, dims);
+    w_model(m, &g, opset);
+}
+
+static struct inf_onnx_tensor f32_tensor(int ndim, const int64_t *dims, const float *v)
+{
+    struct inf_onnx_tensor t;
+    inf_onnx_tensor_alloc(&t, INF_ONNX_FLOAT, ndim, dims, 0, NULL);
+    memcpy(t.data, v, sizeof(float) * (size_t)t.n);
+    return t;
+}
+
+static void test_relu_runs(void)
+{
+    struct w m = {0};
+    relu_model(&m, 13);
+    struct inf_onnx_model *model = NULL;
+    struct inf_error err = {0};
+    T_EQ_INT(inf_onnx_load_memory(m.b, m.n, NULL, NULL, &model, &err), INF_OK);
+    if (!model)
+        return;
+    T_EQ_INT(inf_onnx_n_inputs(model), 1);
+    T_EQ_INT(inf_onnx_n_outputs(model), 1);
+    T_EQ_STR(inf_onnx_input(model, 0)->name, "x");
+    T_EQ_INT(inf_onnx_input(model, 0)->dims[1], 3);
+    int64_t dims[] = {2, 3};
+    float x[] = {-1.5f, 0.f, 2.f, 3.25f, -0.f, -7.f};
+    struct inf_onnx_tensor in = f32_tensor(2, dims, x), out = {0};
+    T_EQ_INT(inf_onnx_run(model, NULL, &in, &out, &err), INF_OK);
+    T_EQ_INT(out.n, 6);
+    for (int i = 0; out.data && i < 6; i++)
+        T_OK(((float *)out.data)[i] == (x[i] > 0 ? x[i] : 0.f));
+    inf_onnx_tensor_release(&out);
+    /* wrong shape and type are refused before anything runs */
+    int64_t bad[] = {3, 2};
+    struct inf_onnx_tensor in2 = f32_tensor(2, bad, x);
+    T_EQ_INT(inf_onnx_run(model, NULL, &in2, &out, &err), INF_EINVAL);
+    T_OK(strstr(err.msg, "'x'") != NULL);
+    in2.dtype = INF_ONNX_INT32;
+    T_EQ_INT(inf_onnx_run(model, NULL, &in2, &out, &err), INF_ETYPE);
+    inf_onnx_tensor_release(&in);
+    inf_onnx_tensor_release(&in2);
+    inf_onnx_free(model);
+}
+
+static void test_truncated(void)
+{
+    struct w m = {0};
+    relu_model(&m, 13);
+    int refused = 0;
+    for (size_t len = 0; len < m.n; len++) {
+        struct inf_onnx_model *model = NULL;
+        struct inf_error err = {0};
+        inf_status rc = inf_onnx_load_memory(m.b, len, NULL, NULL, &model, &err);
+        if (rc != INF_OK) {
+            refused++;
+            T_OK(err.msg[0] != 0);
+        }
+        inf_onnx_free(model);
+    }
+    /* every proper prefix that cuts a field is refused; the few that end between fields
+       lose the graph or a node's output and are refused for that */
+    T_EQ_INT(refused, (long long)m.n);
+}
+
+static void test_bad_graphs(void)
+{
+    struct inf_onnx_model *model = NULL;
+    struct inf_error err = {0};
+    int64_t dims[] = {2};
+    /* cyclic: a = Add(x, b); b = Relu(a) */
+    {
+        struct w g = {0}, m = {0};
+        const char *i1[] = {"x", "b"}, *o1[] = {"a"}, *i2[] = {"a"}, *o2[] = {"b"};
+        w_node(&g, "Add", "add0", i1, 2, o1, 1);
+        w_node(&g, "Relu", "relu0", i2, 1, o2, 1);
+        w_value_info(&g, 11, "x", 1, dims);
+        w_value_info(&g, 12, "b", 1, dims);
+        w_model(&m, &g, 13);
+        T_EQ_INT(inf_onnx_load_memory(m.b, m.n, NULL, NULL, &model, &err), INF_EFORMAT);
+        T_OK(strstr(err.msg, "cycle") != NULL);
+        T_OK(model == NULL);
+    }
+    /* unknown op: named with its node */
+    {
+        struct w g = {0}, m = {0};
+        const char *i1[] = {"x"}, *o1[] = {"y"};
+        w_node(&g, "FrobnicateV7", "weird_node", i1, 1, o1, 1);
+        w_value_info(&g, 11, "x", 1, dims);
+        w_value_info(&g, 12, "y", 1, dims);
+        w_model(&m, &g, 13);
+        T_EQ_INT(inf_onnx_load_memory(m.b, m.n, NULL, NULL, &model, &err), INF_EUNSUPPORTED);
+        T_OK(strstr(err.msg, "'FrobnicateV7'") && strstr(err.msg, "'weird_node'"));
+    }
+    /* an input nobody produces */
+    {
+        struct w g = {0}, m = {0};
+        const char *i1[] = {"ghost"}, *o1[] = {"y"};
+        w_node(&g, "Relu", "r", i1, 1, o1, 1);
+        w_value_info(&g, 11, "x", 1, dims);
+        w_value_info(&g, 12, "y", 1, dims);
+        w_model(&m, &g, 13);
+        T_EQ_INT(inf_onnx_load_memory(m.b, m.n, NULL, NULL, &model, &err), INF_EFORMAT);
+        T_OK(strstr(err.msg, "'ghost'") != NULL);
+    }
+    /* opsets outside 7..25 */
+    {
+        struct w m = {0};
+        relu_model(&m, 99);
+        T_EQ_INT(inf_onnx_load_memory(m.b, m.n, NULL, NULL, &model, &err), INF_EUNSUPPORTED);
+        T_OK(strstr(err.msg, "opset 99") != NULL);
+    }
+    /* an op newer than the model's opset: Gelu is opset 20 */
+    {
+        struct w g = {0}, m = {0};
+        const char *i1[] = {"x"}, *o1[] = {"y"};
+        w_node(&g, "Gelu", "gelu0", i1, 1, o1, 1);
+        w_value_info(&g, 11, "x", 1, dims);
+        w_value_info(&g, 12, "y", 1, dims);
+        w_model(&m, &g, 13);
+        T_EQ_INT(inf_onnx_load_memory(m.b, m.n, NULL, NULL, &model, &err), INF_EUNSUPPORTED);
+        T_OK(strstr(err.msg, "'Gelu'") && strstr(err.msg, "opset 13"));
+    }
+    /* absurd dims: an initializer claiming 2^40 x 2^40 elements with 4 bytes of data */
+    {
+        struct w g = {0}, m = {0}, t = {0};
+        w_int(&t, 1, INT64_C(1) << 40);
+        w_int(&t, 1, INT64_C(1) << 40);
+        w_int(&t, 2, INF_ONNX_FLOAT);
+        w_str(&t, 8, "w");
+        w_bytes(&t, 9, "\0\0\0\0", 4);
+        w_msg(&g, 5, &t);
+        const char *i1[] = {"x", "w"}, *o1[] = {"y"};
+        w_node(&g, "Add", "add0", i1, 2, o1, 1);
+        w_value_info(&g, 11, "x", 1, dims);
+        w_value_info(&g, 12, "y", 1, dims);
+        w_model(&m, &g, 13);
+        inf_status rc = inf_onnx_load_memory(m.b, m.n, NULL, NULL, &model, &err);
+        T_OK(rc == INF_EFORMAT || rc == INF_ELIMIT);
+    }
+    /* external data that leaves the model's directory */
+    {
+        struct w g = {0}, m = {0}, t = {0}, kv = {0};
+        w_int(&t, 1, 2);
+        w_int(&t, 2, INF_ONNX_FLOAT);
+        w_str(&t, 8, "w");
+        w_str(&kv, 1, "location");
+        w_str(&kv, 2, "../../etc/passwd");
+        w_msg(&t, 13, &kv);
+        w_int(&t, 14, 1);
+        w_msg(&g, 5, &t);
+        const char *i1[] = {"x", "w"}, *o1[] = {"y"};
+        w_node(&g, "Add", "add0", i1, 2, o1, 1);
+        w_value_info(&g, 11, "x", 1, dims);
+        w_value_info(&g, 12, "y", 1, dims);
+        w_model(&m, &g, 13);
+        T_EQ_INT(inf_onnx_load_memory(m.b, m.n, "/tmp", NULL, &model, &err), INF_EFORMAT);
+        T_OK(strstr(err.msg, "leaves the model's directory") != NULL);
+    }
+    /* wrong shapes known at load: refused then, naming the node and the shapes */
+    {
+        struct w g = {0}, m = {0};
+        int64_t d23[] = {2, 3}, d4[] = {4};
+        const char *i1[] = {"a", "b"}, *o1[] = {"c"}, *i2[] = {"c", "d"}, *o2[] = {"e"};
+        w_node(&g, "MatMul", "mm0", i1, 2, o1, 1);
+        w_node(&g, "Add", "add0", i2, 2, o2, 1);
+        w_value_info(&g, 11, "a", 2, d23);
+        int64_t d34[] = {3, 4};
+        w_value_info(&g, 11, "b", 2, d34);
+        w_value_info(&g, 11, "d", 1, d4 + 0);
+        w_value_info(&g, 12, "e", -1, NULL);
+        w_model(&m, &g, 13);
+        T_EQ_INT(inf_onnx_load_memory(m.b, m.n, NULL, NULL, &model, &err), INF_OK);
+        inf_onnx_free(model);
+        model = NULL;
+        struct w g2 = {0}, m2 = {0};
+        int64_t d5[] = {5};
+        w_node(&g2, "MatMul", "mm0", i1, 2, o1, 1);
+        w_node(&g2, "Add", "add0", i2, 2, o2, 1);
+        w_value_info(&g2, 11, "a", 2, d23);
+        w_value_info(&g2, 11, "b", 2, d34);
+        w_value_info(&g2, 11, "d", 1, d5); /* [2,4] + [5] */
+        w_value_info(&g2, 12, "e", -1, NULL);
+        w_model(&m2, &g2, 13);
+        T_EQ_INT(inf_onnx_load_memory(m2.b, m2.n, NULL, NULL, &model, &err), INF_EINVAL);
+        T_OK(strstr(err.msg, "'add0'") && strstr(err.msg, "[2,4] and [5]"));
+        struct w g3 = {0}, m3 = {0};
+        w_node(&g3, "MatMul", "mm0", i1, 2, o1, 1);
+        w_value_info(&g3, 11, "a", 2, d23);
+        w_value_info(&g3, 11, "b", 2, d23); /* inner dims 3 and 2 */
+        w_value_info(&g3, 12, "c", -1, NULL);
+        w_model(&m3, &g3, 13);
+        T_EQ_INT(inf_onnx_load_memory(m3.b, m3.n, NULL, NULL, &model, &err), INF_EINVAL);
+        T_OK(strstr(err.msg, "'mm0'") && strstr(err.msg, "inner dims"));
+    }
+    /* shapes that only meet at run time (inputs declared without shapes): the run names the
+       node */
+    {
+        struct w g = {0}, m = {0};
+        int64_t d23[] = {2, 3};
+        const char *i1[] = {"a", "b"}, *o1[] = {"c"};
+        w_node(&g, "MatMul", "mm0", i1, 2, o1, 1);
+        w_value_info(&g, 11, "a", -1, NULL);
+        w_value_info(&g, 11, "b", -1, NULL);
+        w_value_info(&g, 12, "c", -1, NULL);
+        w_model(&m, &g, 13);
+        T_EQ_INT(inf_onnx_load_memory(m.b, m.n, NULL, NULL, &model, &err), INF_OK);
+        float v[6] = {0};
+        struct inf_onnx_tensor in[2] = {f32_tensor(2, d23, v), f32_tensor(2, d23, v)}, out = {0};
+        T_EQ_INT(inf_onnx_run(model, NULL, in, &out, &err), INF_EINVAL);
+        T_OK(strstr(err.msg, "'mm0'") != NULL);
+        inf_onnx_tensor_release(&in[0]);
+        inf_onnx_tensor_release(&in[1]);
+        inf_onnx_free(model);
+        model = NULL;
+    }
+    inf_onnx_free(model);
+}
+
+/* C = A B for a 7x33 by 33x21 product with 2 threads' worth of tiles, against a plain loop */
+static void test_matmul_values(void)
+{
+    struct w g = {0}, m = {0};
+    int64_t da[] = {7, 33}, db[] = {33, 21};
+    const char *i1[] = {"a", "b"}, *o1[] = {"c"};
+    w_node(&g, "MatMul", "mm0", i1, 2, o1, 1);
+    w_value_info(&g, 11, "a", 2, da);
+    w_value_info(&g, 11, "b", 2, db);
+    w_value_info(&g, 12, "c", -1, NULL);
+    w_model(&m, &g, 13);
+    struct inf_onnx_model *model = NULL;
+    struct inf_error err = {0};
+    T_EQ_INT(inf_onnx_load_memory(m.b, m.n, NULL, NULL, &model, &err), INF_OK);
+    float a[7 * 33], b[33 * 21];
+    for (int i = 0; i < 7 * 33; i++)
+        a[i] = (float)((i * 37) % 19) / 7.f - 1.f;
+    for (int i = 0; i < 33 * 21; i++)
+        b[i] = (float)((i * 11) % 23) / 5.f - 2.f;
+    struct inf_onnx_tensor in[2] = {f32_tensor(2, da, a), f32_tensor(2, db, b)}, out = {0};
+    T_EQ_INT(inf_onnx_run(model, NULL, in, &out, &err), INF_OK);
+    T_EQ_INT(out.n, 7 * 21);
+    int bad = 0;
+    for (int i = 0; out.data && i < 7; i++)
+        for (int j = 0; j < 21; j++) {
+            double s = 0;
+            for (int k = 0; k < 33; k++)
+                s += (double)a[i * 33 + k] * b[k * 21 + j];
+            bad += fabs(((float *)out.data)[i * 21 + j] - s) > 1e-4 * (1 + fabs(s));
+        }
+    T_EQ_INT(bad, 0);
+    inf_onnx_tensor_release(&out);
+    inf_onnx_tensor_release(&in[0]);
+    inf_onnx_tensor_release(&in[1]);
+    inf_onnx_free(model);
+}
+
+/* ints attribute */
+static void w_attr_ints(struct w *nd, const char *name, const int64_t *v, int n)
+{
+    struct w a = {0};
+    w_str(&a, 1, name);
+    for (int i = 0; i < n; i++)
+        w_int(&a, 8, v[i]);
+    w_int(&a, 20, 7);
+    w_msg(nd, 5, &a);
+}
+
+static void w_f32_init(struct w *g, const char *name, int ndim, const int64_t *dims, const float *v,
+                       int64_t n)
+{
+    struct w t = {0};
+    for (int i = 0; i < ndim; i++)
+        w_int(&t, 1, dims[i]);
+    w_int(&t, 2, INF_ONNX_FLOAT);
+    w_str(&t, 8, name);
+    w_bytes(&t, 9, v, sizeof(float) * (size_t)n);
+    w_msg(g, 5, &t);
+}
+
+/*
+ * Conv (+ Relu) against the definition computed here with plain loops, over the shapes that take
+ * each path of the convolution: the padded grid (stride 1, small planes), row runs (stride 2),
+ * 1x1, asymmetric pads, dilations, groups.
+ */
+static void conv_case(int64_t C, int64_t H, int64_t W, int64_t M, int64_t kh, int64_t kw,
+                      const int64_t pads[4], int64_t s, int64_t dil, int64_t group, bool relu)
+{
+    static float wv[4096], bv[64], xv[8192];
+    int64_t Cg = C / group, Mg = M / group;
+    int64_t wd[] = {M, Cg, kh, kw}, bd[] = {M}, xd[] = {1, C, H, W};
+    for (int64_t i = 0; i < M * Cg * kh * kw; i++)
+        wv[i] = (float)((i * 7) % 13) / 6.f - 1.f;
+    for (int64_t i = 0; i < M; i++)
+        bv[i] = (float)i / 8.f - 0.5f;
+    for (int64_t i = 0; i < C * H * W; i++)
+        xv[i] = (float)((i * 5) % 17) / 8.f - 1.f;
+    struct w g = {0}, m = {0}, nd = {0};
+    w_f32_init(&g, "W", 4, wd, wv, M * Cg * kh * kw);
+    w_f32_init(&g, "B", 1, bd, bv, M);
+    w_str(&nd, 1, "x");
+    w_str(&nd, 1, "W");
+    w_str(&nd, 1, "B");
+    w_str(&nd, 2, relu ? "c" : "y");
+    w_str(&nd, 3, "conv0");
+    w_str(&nd, 4, "Conv");
+    int64_t st[] = {s, s}, dl[] = {dil, dil};
+    w_attr_ints(&nd, "pads", pads, 4);
+    w_attr_ints(&nd, "strides", st, 2);
+    w_attr_ints(&nd, "dilations", dl, 2);
+    struct w ga = {0};
+    w_str(&ga, 1, "group");
+    w_int(&ga, 3, group);
+    w_int(&ga, 20, 2);
+    w_msg(&nd, 5, &ga);
+    w_msg(&g, 1, &nd);
+    if (relu) {
+        const char *ri[] = {"c"}, *ro[] = {"y"};
+        w_node(&g, "Relu", "relu0", ri, 1, ro, 1);
+    }
+    w_value_info(&g, 11, "x", 4, xd);
+    w_value_info(&g, 12, "y", -1, NULL);
+    w_model(&m, &g, 13);
+    struct inf_onnx_model *model = NULL;
+    struct inf_error err = {0};
+    T_EQ_INT(inf_onnx_load_memory(m.b, m.n, NULL, NULL, &model, &err), INF_OK);
+    if (!model) {
+        fprintf(stderr, "%s\n", err.msg);
+        return;
+    }
+    struct inf_onnx_tensor in = f32_tensor(4, xd, xv), out = {0};
+    T_EQ_INT(inf_onnx_run(model, NULL, &in, &out, &err), INF_OK);
+    int64_t OH = (H + pads[0] + pads[2] - ((kh - 1) * dil + 1)) / s + 1;
+    int64_t OW = (W + pads[1] + pads[3] - ((kw - 1) * dil + 1)) / s + 1;
+    T_EQ_INT(out.ndim, 4);
+    T_EQ_INT(out.dims[2], OH);
+    T_EQ_INT(out.dims[3], OW);
+    int bad = 0;
+    for (int64_t o = 0; out.data && o < M; o++)
+        for (int64_t y = 0; y < OH; y++)
+            for (int64_t xx = 0; xx < OW; xx++) {
+                double acc = bv[o];
+                int64_t gi = o / Mg;
+                for (int64_t c = 0; c < Cg; c++)
+                    for (int64_t i = 0; i < kh; i++)
+                        for (int64_t j = 0; j < kw; j++) {
+                            int64_t iy = y * s - pads[0] + i * dil, ix = xx * s - pads[1] + j * dil;
+                            if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+                                acc += (double)wv[((o * Cg + c) * kh + i) * kw + j] *
+                                       xv[((gi * Cg + c) * H + iy) * W + ix];
+                        }
+                if (relu && acc < 0)
+                    acc = 0;
+                float got = ((float *)out.data)[(o * OH + y) * OW + xx];
+                bad += fabs(got - acc) > 1e-4 * (1 + fabs(acc));
+            }
+    T_EQ_INT(bad, 0);
+    inf_onnx_tensor_release(&in);
+    inf_onnx_tensor_release(&out);
+    inf_onnx_free(model);
+}
+
+static void test_conv_paths(void)
+{
+    const int64_t p1[] = {1, 1, 1, 1}, p0[] = {0, 0, 0, 0}, p2[] = {2, 2, 2, 2},
+                  pa[] = {0, 1, 2, 1};
+    conv_case(3, 10, 12, 8, 3, 3, p1, 1, 1, 1, false); /* padded grid */
+    conv_case(4, 14, 14, 20, 5, 5, p2, 1, 1, 1, true); /* padded grid, M not a multiple of 6 */
+    conv_case(3, 9, 7, 5, 3, 3, pa, 1, 1, 1, true);    /* asymmetric pads */
+    conv_case(3, 11, 13, 7, 3, 3, p1, 2, 1, 1, false); /* stride 2: row runs */
+    conv_case(16, 6, 6, 12, 1, 1, p0, 1, 1, 1, true);  /* pointwise */
+    conv_case(4, 12, 12, 6, 3, 3, p2, 1, 2, 1, false); /* dilation 2 */
+    conv_case(4, 8, 8, 8, 3, 3, p1, 1, 1, 2, false);   /* two groups */
+    conv_case(2, 40, 40, 3, 3, 3, p1, 1, 1, 1, false); /* a larger plane: row runs */
+}
+
+/* MatMul by a constant [K, N] then Add of a constant [N] (fused into one pass) and Relu,
+   on a batch of rows [2, 5, K], against loops here; and the same graph unfused. */
+static void test_matmul_add(void)
+{
+    enum { K = 37, N = 29 };
+    static float wv[K * N], bv[N], xv[2 * 5 * K];
+    for (int i = 0; i < K * N; i++)
+        wv[i] = (float)((i * 11) % 19) / 9.f - 1.f;
+    for (int i = 0; i < N; i++)
+        bv[i] = (float)i / 10.f - 1.4f;
+    for (int i = 0; i < 2 * 5 * K; i++)
+        xv[i] = (float)((i * 3) % 23) / 11.f - 1.f;
+    int64_t wd[] = {K, N}, bd[] = {N}, xd[] = {2, 5, K};
+    struct w g = {0}, m = {0};
+    w_f32_init(&g, "W", 2, wd, wv, K * N);
+    w_f32_init(&g, "b", 1, bd, bv, N);
+    const char *i1[] = {"x", "W"}, *o1[] = {"h"}, *i2[] = {"h", "b"}, *o2[] = {"s"}, *i3[] = {"s"},
+               *o3[] = {"y"};
+    w_node(&g, "MatMul", "mm", i1, 2, o1, 1);
+    w_node(&g, "Add", "add", i2, 2, o2, 1);
+    w_node(&g, "Relu", "relu", i3, 1, o3, 1);
+    w_value_info(&g, 11, "x", 3, xd);
+    w_value_info(&g, 12, "y", -1, NULL);
+    w_model(&m, &g, 13);
+    for (int fused = 0; fused < 2; fused++) {
+        struct inf_onnx_params p = {.no_fuse = !fused};
+        struct inf_onnx_model *model = NULL;
+        struct inf_error err = {0};
+        T_EQ_INT(inf_onnx_load_memory(m.b, m.n, NULL, &p, &model, &err), INF_OK);
+        if (!model)
+            return;
+        struct inf_onnx_model_info mi;
+        inf_onnx_get_info(model, &mi);
+        T_EQ_INT(mi.n_nodes_planned, fused ? 2 : 3);
+        struct inf_onnx_tensor in = f32_tensor(3, xd, xv), out = {0};
+        T_EQ_INT(inf_onnx_run(model, NULL, &in, &out, &err), INF_OK);
+        T_EQ_INT(out.n, 2 * 5 * N);
+        int bad = 0;
+        for (int r = 0; out.data && r < 10; r++)
+            for (int j = 0; j < N; j++) {
+                double acc = bv[j];
+                for (int k = 0; k < K; k++)
+                    acc += (double)xv[r * K + k] * wv[k * N + j];
+                acc = acc < 0 ? 0 : acc;
+                bad += fabs(((float *)out.data)[r * N + j] - acc) > 1e-4 * (1 + fabs(acc));
+            }
+        T_EQ_INT(bad, 0);
+        inf_onnx_tensor_release(&in);
+        inf_onnx_tensor_release(&out);
+        inf_onnx_free(model);
+    }
+}
+
+static void test_mutations(void)
+{
+    struct w base = {0};
+    relu_model(&base, 13);
+    uint64_t s = 12345;
+    int loaded = 0;
+    for (int it = 0; it < 3000; it++) {
+        struct w m = base;
+        int flips = 1 + it % 4;
+        for (int f = 0; f < flips; f++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            m.b[(s >> 33) % m.n] ^= (uint8_t)(1u << ((s >> 20) & 7));
+        }
+        struct inf_onnx_model *model = NULL;
+        struct inf_error err = {0};
+        if (inf_onnx_load_memory(m.b, m.n, NULL, NULL, &model, &err) == INF_OK) {
+            loaded++;
+            inf_onnx_free(model);
+        }
+    }
+    T_OK(loaded < 3000); /* most mutations are refused; none may crash (ASan build) */
+}
+
+static void test_roundtrips(void)
+{
+    int64_t dims[] = {2, 2};
+    float v[] = {1.5f, -2.f, 0.f, 1e30f};
+    struct inf_onnx_tensor t = f32_tensor(2, dims, v), back = {0};
+    t.name = strdup("t0");
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    struct inf_error err = {0};
+    T_EQ_INT(inf_onnx_tensor_encode(&t, &buf, &n, &err), INF_OK);
+    T_EQ_INT(inf_onnx_tensor_decode(buf, n, &back, &err), INF_OK);
+    char why[128];
+    T_OK(inf_onnx_tensor_close(&back, &t, 0, 0, why, sizeof(why)));
+    T_EQ_STR(back.name, "t0");
+    inf_onnx_tensor_release(&back);
+    for (size_t k = 0; k + 1 < n; k++) /* every truncation refused or shorter-shaped */
+        if (inf_onnx_tensor_decode(buf, k, &back, &err) == INF_OK) {
+            T_OK(back.n <= t.n);
+            inf_onnx_tensor_release(&back);
+        }
+    free(buf);
+    T_EQ_INT(inf_onnx_npy_encode(&t, &buf, &n, &err), INF_OK);
+    T_EQ_INT(n % 64, 16); /* 64-byte aligned header + 16 data bytes */
+    T_EQ_INT(inf_onnx_npy_decode(buf, n, &back, &err), INF_OK);
+    T_OK(inf_onnx_tensor_close(&back, &t, 0, 0, why, sizeof(why)));
+    inf_onnx_tensor_release(&back);
+    T_OK(inf_onnx_npy_decode(buf, n - 1, &back, &err) != INF_OK);
+    free(buf);
+    inf_onnx_tensor_release(&t);
+    /* a STRING tensor whose elements come in raw_data (never valid): refused, not read */
+    {
+        struct w st = {0};
+        w_int(&st, 1, 2);
+        w_int(&st, 2, INF_ONNX_STRING);
+        w_bytes(&st, 9, "0123456789abcdef", 16);
+        T_EQ_INT(inf_onnx_tensor_decode(st.b, st.n, &back, &err), INF_EFORMAT);
+    }
+    /* typed fields and packed/unpacked dims */
+    struct w tp = {0};
+    w_int(&tp, 1, 3);
+    w_int(&tp, 2, INF_ONNX_INT64);
+    uint8_t packed[] = {0x05, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x00};
+    w_bytes(&tp, 7, packed, sizeof(packed));
+    T_EQ_INT(inf_onnx_tensor_decode(tp.b, tp.n, &back, &err), INF_OK);
+    T_EQ_INT(back.n, 3);
+    if (back.data) {
+        T_EQ_INT(((int64_t *)back.data)[0], 5);
+        T_EQ_INT(((int64_t *)back.data)[1], -1);
+        T_EQ_INT(((int64_t *)back.data)[2], 0);
+    }
+    inf_onnx_tensor_release(&back);
+}
+
+int main(void)
+{
+    T_RUN(test_relu_runs);
+    T_RUN(test_truncated);
+    T_RUN(test_bad_graphs);
+    T_RUN(test_matmul_values);
+    T_RUN(test_conv_paths);
+    T_RUN(test_matmul_add);
+    T_RUN(test_mutations);
+    T_RUN(test_roundtrips);
+    T_DONE();
+}
