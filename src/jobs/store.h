@@ -101,6 +101,18 @@ struct inf__store_ops {
     inf_status (*sched_del)(struct inf__store *s, int64_t id, struct inf_error *err);
     inf_status (*sched_update)(struct inf__store *s, const struct inf_schedule *sc,
                                struct inf_error *err);
+
+    /* Optional (NULL: not offered). Called without the jobs handle's lock. */
+    /* wait up to timeout_ms for a job to be added anywhere (true: woken by one) */
+    bool (*wait_work)(struct inf__store *s, int timeout_ms);
+    /* file contents kept in the database instead of files_dir (a store for several machines):
+       put replaces, get returns malloc'd bytes (INF_ENOTFOUND), del ignores a missing id.
+       Taken under the jobs handle's lock like every other operation. */
+    inf_status (*blob_put)(struct inf__store *s, const char *id, const void *data, size_t len,
+                           struct inf_error *err);
+    inf_status (*blob_get)(struct inf__store *s, const char *id, char **data, size_t *len,
+                           struct inf_error *err);
+    inf_status (*blob_del)(struct inf__store *s, const char *id, struct inf_error *err);
 };
 
 struct inf__store {
@@ -109,5 +121,7 @@ struct inf__store {
 
 /* store_sqlite.c: "sqlite:PATH" */
 inf_status inf__store_sqlite_open(const char *path, struct inf__store **out, struct inf_error *err);
+/* store_pg.c: "postgresql://..." or "postgres://..." (a libpq connection URI) */
+inf_status inf__store_pg_open(const char *url, struct inf__store **out, struct inf_error *err);
 
 #endif

@@ -210,6 +210,18 @@ inf_status inf_jobs_worker_run(struct inf_jobs *j, const struct inf_jobs_worker_
         if (rc == INF_ENOTFOUND) {
             if (p->once)
                 return INF_OK;
+            if (OPS(j)->wait_work) { /* woken at once when a job is added (PostgreSQL) */
+                for (int t = 0; t < poll_ms && !(p->stop && atomic_load(p->stop)); t += 200)
+                    if (OPS(j)->wait_work(j->s, poll_ms - t < 200 ? poll_ms - t : 200))
+                        break;
+                continue;
+            }
+            for (int t = 0; t < poll_ms && !(p->stop && atomic_load(p->stop)); t += 20)
+                usleep(20 * 1000);
+            continue;
+        }
+        if (rc == INF_EIO && !p->once) { /* the database is away: keep trying */
+            INF_LOG_WARN("jobs", "claim: %s", inf_error_message(&e));
             for (int t = 0; t < poll_ms && !(p->stop && atomic_load(p->stop)); t += 20)
                 usleep(20 * 1000);
             continue;
