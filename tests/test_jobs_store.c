@@ -759,7 +759,7 @@ static void test_pg_migrations_at_once(void)
     T_EQ_INT(PQresultStatus(r), PGRES_TUPLES_OK);
     if (PQresultStatus(r) == PGRES_TUPLES_OK) {
         T_EQ_STR(PQgetvalue(r, 0, 0), "1");
-        T_EQ_STR(PQgetvalue(r, 0, 1), "1");
+        T_EQ_STR(PQgetvalue(r, 0, 1), "2");
     }
     PQclear(r);
     /* a schema newer than the build is refused with a clear message */
@@ -844,6 +844,137 @@ static void test_pg_notify_and_restart(void)
     inf_jobs_close(a);
 }
 
+/* one batch, two workers (two handles: two replicas), a dead helper's lease taken over */
+
+static int slow_run(void *ctx, enum inf_batch_endpoint ep, const char *body, size_t len,
+                    char **resp, char *rid, size_t rid_size)
+{
+    __atomic_add_fetch((int *)ctx, 1, __ATOMIC_SEQ_CST);
+    usleep(20 * 1000);
+    return fake_run(NULL, ep, body, len, resp, rid, rid_size);
+}
+
+struct bg_worker {
+    struct inf_jobs *j;
+    struct inf_jobs_exec x;
+    atomic_bool stop;
+};
+
+static void *bg_worker_main(void *arg)
+{
+    struct bg_worker *w = arg;
+    struct inf_jobs_worker_params wp = {.exec = &w->x, .poll_ms = 100, .stop = &w->stop};
+    struct inf_error err = {0};
+    inf_jobs_worker_run(w->j, &wp, &err);
+    return NULL;
+}
+
+static void test_pg_shared_batch(void)
+{
+    struct inf_jobs *a = open_fresh();
+    struct inf_jobs *b = a ? open_url(url_buf) : NULL;
+    T_OK(a && b);
+    if (!a || !b) {
+        inf_jobs_close(a);
+        return;
+    }
+    struct inf_error err = {0};
+    enum { N = 120 };
+    static char in[N * 128];
+    in[0] = '\0';
+    for (int i = 0; i < N; i++) {
+        size_t k = strlen(in);
+        snprintf(in + k, sizeof(in) - k,
+                 "{\"custom_id\":\"r%03d\",\"method\":\"POST\",\"url\":\"/v1/completions\","
+                 "\"body\":{\"prompt\":\"p%d\"}}\n",
+                 i, i);
+    }
+    struct inf_jobs_file f;
+    T_EQ_INT(inf_jobs_file_create(a, "in.jsonl", "batch", in, strlen(in), &f, &err), INF_OK);
+    char *obj = NULL;
+    T_EQ_INT(inf_jobs_batch_create(a, f.id, "/v1/completions", "24h", NULL, 0, &obj, &err), INF_OK);
+    char id[64] = "";
+    const char *p = obj ? strstr(obj, "\"id\":\"") : NULL;
+    if (p)
+        sscanf(p + 6, "%63[^\"]", id);
+    free(obj);
+    /* a helper that died holding two requests: its leases are long, its process is gone */
+    char host[64], dead[128];
+    gethostname(host, sizeof(host));
+    host[sizeof(host) - 1] = '\0';
+    snprintf(dead, sizeof(dead), "%s:%d:abc", host, 4194303);
+    int runs_a = 0, runs_b = 0;
+    struct bg_worker wa = {.j = a, .x = {fake_check, slow_run, &runs_a, 2}};
+    struct bg_worker wb = {.j = b, .x = {fake_check, slow_run, &runs_b, 2}};
+    atomic_init(&wa.stop, false);
+    atomic_init(&wb.stop, false);
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, bg_worker_main, &wa);
+    /* once the batch is in progress, the dead helper's claim, then the second worker */
+    for (int i = 0; i < 200; i++) {
+        T_EQ_INT(inf_jobs_batch_get(a, id, &obj, &err), INF_OK);
+        bool going = obj && strstr(obj, "\"status\":\"in_progress\"");
+        free(obj);
+        if (going)
+            break;
+        usleep(20 * 1000);
+    }
+    struct inf__req *q = NULL;
+    size_t nq = 0;
+    pthread_mutex_lock(&b->mu);
+    T_EQ_INT(O(b)->req_claim(S(b), id, dead, 2, now_ms(), now_ms() + 3600000, &q, &nq, &err),
+             INF_OK);
+    pthread_mutex_unlock(&b->mu);
+    T_EQ_INT((int)nq, 2);
+    inf__req_free(q, nq);
+    pthread_create(&tb, NULL, bg_worker_main, &wb);
+    const char *st = "";
+    for (int i = 0; i < 600; i++) {
+        T_EQ_INT(inf_jobs_batch_get(a, id, &obj, &err), INF_OK);
+        st = obj && strstr(obj, "\"status\":\"completed\"") ? "completed" : "";
+        free(obj);
+        if (*st)
+            break;
+        usleep(50 * 1000);
+    }
+    T_EQ_STR(st, "completed");
+    atomic_store(&wa.stop, true);
+    atomic_store(&wb.stop, true);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    /* every request ran once (the dead helper's two by a live worker), on both workers */
+    printf("  [postgresql] one batch of %d on two workers: %d and %d requests\n", N, runs_a,
+           runs_b);
+    T_EQ_INT(runs_a + runs_b, N);
+    T_OK(runs_a > 10 && runs_b > 10);
+    T_EQ_INT(inf_jobs_batch_get(b, id, &obj, &err), INF_OK);
+    char out_id[64] = "";
+    p = obj ? strstr(obj, "\"output_file_id\":\"") : NULL;
+    if (p)
+        sscanf(p + 18, "%63[^\"]", out_id);
+    free(obj);
+    char *data = NULL;
+    size_t len = 0;
+    T_EQ_INT(inf_jobs_file_content(b, out_id, &data, &len, &err), INF_OK);
+    int lines = 0, seen[N] = {0};
+    for (char *s = data, *nl; s && (nl = memchr(s, '\n', len - (size_t)(s - data))); s = nl + 1) {
+        lines++;
+        char *cid = inf_batch_output_custom_id(s, (size_t)(nl - s));
+        int k = cid && cid[0] == 'r' ? atoi(cid + 1) : -1;
+        if (k >= 0 && k < N)
+            seen[k]++;
+        free(cid);
+    }
+    int once = 0;
+    for (int i = 0; i < N; i++)
+        once += seen[i] == 1;
+    T_EQ_INT(lines, N);
+    T_EQ_INT(once, N);
+    free(data);
+    inf_jobs_close(b);
+    inf_jobs_close(a);
+}
+
 static void run_suite(const char *name)
 {
     printf("-- %s\n", name);
@@ -876,6 +1007,7 @@ int main(void)
         run_suite("postgresql");
         T_RUN(test_pg_migrations_at_once);
         T_RUN(test_pg_notify_and_restart);
+        T_RUN(test_pg_shared_batch);
     }
     pg_stop();
     sh("rm -rf '%s'", root);

@@ -938,6 +938,13 @@ inf_status inf_jobs_batch_process(struct inf_jobs *j, const char *batch_id,
     json_decref(o);
     if (rc != INF_OK || (rc = batch_status(j, batch_id, st, sizeof(st), &expires, err)) != INF_OK)
         return rc;
+    if (strcmp(st, "in_progress") == 0 && OPS(j)->req_claim) {
+        /* a store shared by several workers: requests claimed one at a time (share.c), so idle
+           workers elsewhere help; what follows then finds nothing left to run */
+        if ((rc = inf__jobs_batch_share_run(j, batch_id, ep, exec, stop, true, err)) != INF_OK ||
+            (rc = batch_status(j, batch_id, st, sizeof(st), &expires, err)) != INF_OK)
+            return rc;
+    }
     if (strcmp(st, "in_progress") == 0) {
         struct run_state r = {.j = j, .x = exec, .batch_id = batch_id, .ep = ep, .stop = stop};
         pthread_mutex_init(&r.mu, NULL);

@@ -113,6 +113,20 @@ struct inf__store_ops {
     inf_status (*blob_get)(struct inf__store *s, const char *id, char **data, size_t *len,
                            struct inf_error *err);
     inf_status (*blob_del)(struct inf__store *s, const char *id, struct inf_error *err);
+    /* a batch shared by several workers (share.c): claim up to max requests of the batch that
+       have no output and no live lease (lease_until < now_ms), leasing them to owner until
+       lease_until_ms, in line order; one owner per request, like job_claim (*n may be 0) */
+    inf_status (*req_claim)(struct inf__store *s, const char *batch, const char *owner, int max,
+                            int64_t now_ms, int64_t lease_until_ms, struct inf__req **out,
+                            size_t *n, struct inf_error *err);
+    /* expire the request leases of owners that dead(owner) says are gone */
+    inf_status (*req_reap)(struct inf__store *s, const char *batch,
+                           bool (*dead)(void *ctx, const char *owner), void *ctx,
+                           struct inf_error *err);
+    /* a batch that another worker runs (its job is running, the batch in_progress) with
+       requests free to claim; INF_ENOTFOUND when none */
+    inf_status (*batch_to_help)(struct inf__store *s, int64_t now_ms, char *id, size_t size,
+                                struct inf_error *err);
 };
 
 struct inf__store {

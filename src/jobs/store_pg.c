@@ -72,6 +72,10 @@ static const char *const migrations[] = {
     "CREATE TABLE schedules(id bigserial PRIMARY KEY, expr text NOT NULL, tz text NOT NULL,"
     " batch_path text NOT NULL, endpoint text NOT NULL, paused boolean NOT NULL,"
     " catch_up boolean NOT NULL, next_run bigint NOT NULL, last_run bigint NOT NULL);",
+    /* 2: request leases, so that several workers share one batch (share.c) */
+    "ALTER TABLE batch_requests ADD COLUMN lease_owner text NOT NULL DEFAULT '';"
+    "ALTER TABLE batch_requests ADD COLUMN lease_until bigint NOT NULL DEFAULT 0;"
+    "CREATE INDEX batch_requests_line ON batch_requests(batch_id, line);",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 #define MIGRATE_LOCK "7425610021" /* the advisory lock's key: any constant of our own */
@@ -903,6 +907,93 @@ static inf_status pg_sched_update(struct inf__store *s, const struct inf_schedul
     return rc;
 }
 
+/* ---- one batch, several workers ---------------------------------------------------------- */
+
+static inf_status pg_req_claim(struct inf__store *s, const char *batch, const char *owner, int max,
+                               int64_t now_ms, int64_t lease_until_ms, struct inf__req **out,
+                               size_t *n, struct inf_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    char b[3][24];
+    const char *v[] = {batch, owner, I64(b[0], lease_until_ms), I64(b[1], now_ms), I64(b[2], max)};
+    PGresult *r = pq((struct pg *)s,
+                     "UPDATE batch_requests r SET lease_owner = $2, lease_until = $3 WHERE"
+                     " r.batch_id = $1 AND r.custom_id IN (SELECT q.custom_id FROM batch_requests q"
+                     " WHERE q.batch_id = $1 AND q.lease_until < $4 AND NOT EXISTS (SELECT 1 FROM"
+                     " batch_outputs o WHERE o.batch_id = $1 AND o.custom_id = q.custom_id) ORDER"
+                     " BY q.line LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING r.line, r.custom_id,"
+                     " r.body",
+                     5, v, NULL, NULL, 0, err);
+    if (!r)
+        return err->code;
+    int rows = PQntuples(r);
+    struct inf__req *a = rows ? calloc((size_t)rows, sizeof(*a)) : NULL;
+    bool oom = rows && !a;
+    for (int i = 0; a && i < rows; i++) {
+        a[i].line = get_i64(r, i, 0);
+        a[i].custom_id = get_dup(r, i, 1);
+        a[i].body = get_dup(r, i, 2);
+        oom = oom || !a[i].custom_id || !a[i].body;
+    }
+    PQclear(r);
+    if (oom) {
+        inf__req_free(a, a ? (size_t)rows : 0);
+        return inf_error_set(err, INF_ENOMEM, "out of memory");
+    }
+    *out = a;
+    *n = (size_t)rows;
+    return INF_OK;
+}
+
+static inf_status pg_req_reap(struct inf__store *s, const char *batch,
+                              bool (*dead)(void *ctx, const char *owner), void *ctx,
+                              struct inf_error *err)
+{
+    struct pg *p = (struct pg *)s;
+    const char *v[] = {batch};
+    PGresult *r = pq(p,
+                     "SELECT DISTINCT lease_owner FROM batch_requests WHERE batch_id = $1 AND"
+                     " lease_until > 0 AND lease_owner <> ''",
+                     1, v, NULL, NULL, 0, err);
+    if (!r)
+        return err->code;
+    inf_status rc = INF_OK;
+    for (int i = 0; rc == INF_OK && i < PQntuples(r); i++) {
+        const char *owner = PQgetvalue(r, i, 0);
+        if (!dead(ctx, owner))
+            continue;
+        const char *w[] = {batch, owner};
+        rc = cmd(p,
+                 "UPDATE batch_requests SET lease_until = 0 WHERE batch_id = $1 AND lease_owner ="
+                 " $2",
+                 2, w, NULL, err);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static inf_status pg_batch_to_help(struct inf__store *s, int64_t now_ms, char *id, size_t size,
+                                   struct inf_error *err)
+{
+    char b[24];
+    const char *v[] = {I64(b, now_ms)};
+    PGresult *r = pq((struct pg *)s,
+                     "SELECT j.ref FROM jobs j JOIN batches b ON b.id = j.ref WHERE j.kind = 0 AND"
+                     " j.state = 'running' AND b.status = 'in_progress' AND EXISTS (SELECT 1 FROM"
+                     " batch_requests q WHERE q.batch_id = j.ref AND q.lease_until < $1 AND NOT"
+                     " EXISTS (SELECT 1 FROM batch_outputs o WHERE o.batch_id = q.batch_id AND"
+                     " o.custom_id = q.custom_id)) ORDER BY j.priority DESC, j.id LIMIT 1",
+                     1, v, NULL, NULL, 0, err);
+    if (!r)
+        return err->code;
+    bool got = PQntuples(r) == 1;
+    if (got)
+        get_copy(r, 0, 0, id, size);
+    PQclear(r);
+    return got ? INF_OK : INF_ENOTFOUND;
+}
+
 /* ---- waking idle workers ----------------------------------------------------------------- */
 
 /* Under lmu: make sure lc is connected and listening (one try: the caller polls again). */
@@ -1003,6 +1094,9 @@ static const struct inf__store_ops pg_ops = {
     .blob_put = pg_blob_put,
     .blob_get = pg_blob_get,
     .blob_del = pg_blob_del,
+    .req_claim = pg_req_claim,
+    .req_reap = pg_req_reap,
+    .batch_to_help = pg_batch_to_help,
 };
 
 /* Apply the migrations past the stored version, in one transaction under an advisory lock. */

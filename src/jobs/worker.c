@@ -210,6 +210,8 @@ inf_status inf_jobs_worker_run(struct inf_jobs *j, const struct inf_jobs_worker_
         if (rc == INF_ENOTFOUND) {
             if (p->once)
                 return INF_OK;
+            if (inf__jobs_batch_help(j, p->exec, p->stop))
+                continue;            /* ran requests of a batch another worker holds */
             if (OPS(j)->wait_work) { /* woken at once when a job is added (PostgreSQL) */
                 for (int t = 0; t < poll_ms && !(p->stop && atomic_load(p->stop)); t += 200)
                     if (OPS(j)->wait_work(j->s, poll_ms - t < 200 ? poll_ms - t : 200))
