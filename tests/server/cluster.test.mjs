@@ -4,6 +4,10 @@
 // official openai client (plain and SSE), the ollama client (NDJSON), WebSocket, streams not
 // buffered, least-connections spreading load over both replicas, affinity by X-Session-Id, and a
 // replica killed with SIGKILL and restarted. Skips (with the reason) where nginx is absent.
+// Then the queue on PostgreSQL (a throwaway cluster made by the test): two replicas with the same
+// queue.url behind nginx share a 300-request batch, one of them killed with SIGKILL mid-way and
+// restarted, then PostgreSQL restarted mid-batch; a batch made through one replica is read and
+// downloaded through the other. Skips where the PostgreSQL binaries are absent.
 // (Streams are unbuffered twice over: the replicas send X-Accel-Buffering: no, and the
 // configuration turns proxy buffering off; the test checks what arrives when.)
 import { test, before, after, describe } from 'node:test';
@@ -15,8 +19,9 @@ import { execFileSync } from 'node:child_process';
 import OpenAI from 'openai';
 import { Ollama } from 'ollama';
 import WebSocket from 'ws';
-import { startServer, postJSON, sleep, STORIES } from './harness.mjs';
-import { NGINX, startNginx, routeCount, accessLog } from './cluster_harness.mjs';
+import { toFile } from 'openai';
+import { startServer, postJSON, sleep, STORIES, syntheticModel, SLOW } from './harness.mjs';
+import { NGINX, startNginx, routeCount, accessLog, PG_BIN, startPostgres, batchCount } from './cluster_harness.mjs';
 
 const skip = NGINX ? false : 'nginx is not installed (apt-get install nginx-light)';
 
@@ -156,5 +161,109 @@ describe('through nginx', { skip }, () => {
     const before1 = await routeCount(R[1], '/v1/chat/completions');
     await Promise.all(Array.from({ length: 8 }, () => postJSON(`${front}/v1/chat/completions`, { ...CHAT, max_tokens: 16 })));
     assert.ok((await routeCount(R[1], '/v1/chat/completions')) - before1 > 0, 'the restarted replica got no requests');
+  });
+});
+
+// ---- the queue on PostgreSQL ------------------------------------------------------------------
+
+const pgSkip = skip || (PG_BIN ? false : 'PostgreSQL is not installed (apt-get install postgresql)');
+const pgModel = pgSkip ? null : syntheticModel({ name: 'syn-pg' });
+
+const pgLine = (i, maxTokens) => ({
+  custom_id: `q-${i}`, method: 'POST', url: '/v1/chat/completions',
+  body: { model: 'syn-pg', messages: [{ role: 'user', content: `item ${i}: tell me about it` }], max_tokens: maxTokens, temperature: 0 },
+});
+const jsonl = (lines) => lines.map((l) => JSON.stringify(l)).join('\n') + '\n';
+const parseLines = (text) => text.split('\n').filter((l) => l.length).map((l) => JSON.parse(l));
+
+function checkLines(out, n) {
+  const ids = out.map((o) => o.custom_id);
+  assert.equal(out.length, n, `${out.length} lines for ${n} requests`);
+  assert.equal(new Set(ids).size, n, 'a custom_id twice');
+  for (let i = 0; i < n; i++) assert.ok(ids.includes(`q-${i}`), `q-${i} missing`);
+  for (const o of out) assert.equal(o.response.status_code, 200, JSON.stringify(o));
+}
+
+async function waitFor(client, id, pred, ms) {
+  const end = Date.now() + ms * SLOW;
+  for (;;) {
+    let b = null;
+    try { b = await client.batches.retrieve(id); } catch { /* a replica restarting behind nginx */ }
+    if (b && pred(b)) return b;
+    if (b && ['failed', 'cancelled', 'expired'].includes(b.status)) throw new Error(`batch ${id}: ${b.status} ${JSON.stringify(b.errors)}`);
+    if (Date.now() > end) throw new Error(`batch ${id}: still ${b?.status} ${JSON.stringify(b?.request_counts)}`);
+    await sleep(50);
+  }
+}
+
+describe('a queue on PostgreSQL shared by two replicas', { skip: pgSkip }, () => {
+  let pdir, pg, P = [], pngx, penv;
+  const args = () => ['-m', pgModel, '--parallel', '4'];
+  const startReplica = (i, port) => startServer({ model: pgModel, args: [...args(), ...(port ? ['--port', String(port)] : [])], env: penv(i) });
+
+  before(async () => {
+    pdir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferno-cluster-pg-'));
+    pg = await startPostgres(pdir);
+    // the same queue.url; files.dir apart (with PostgreSQL the files live in the database)
+    penv = (i) => ({ INFERNO_QUEUE_URL: pg.url, INFERNO_FILES_DIR: path.join(pdir, `files${i}`) });
+    P = [await startReplica(0), await startReplica(1)];
+    pngx = await startNginx(path.join(pdir, 'nginx'), P.map((r) => Number(new URL(r.url).port)));
+  });
+
+  after(async () => {
+    if (pngx) { pngx.proc.kill('SIGQUIT'); await new Promise((r) => pngx.proc.once('exit', r)); }
+    for (const r of P) if (r) await r.stop();
+    if (pg) pg.stop();
+    if (pdir) fs.rmSync(pdir, { recursive: true, force: true });
+  });
+
+  test('a batch made through one replica is read and downloaded through the other', async () => {
+    const a = new OpenAI({ baseURL: P[0].base, apiKey: 'none', maxRetries: 0 });
+    const b = new OpenAI({ baseURL: P[1].base, apiKey: 'none', maxRetries: 0 });
+    const f = await a.files.create({ file: await toFile(Buffer.from(jsonl(Array.from({ length: 12 }, (_, i) => pgLine(i, 4)))), 'x.jsonl'), purpose: 'batch' });
+    // the uploaded file itself, through the other replica
+    assert.equal((await b.files.retrieve(f.id)).bytes, f.bytes);
+    assert.equal(await (await b.files.content(f.id)).text(), jsonl(Array.from({ length: 12 }, (_, i) => pgLine(i, 4))));
+    const made = await a.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    const done = await waitFor(b, made.id, (x) => x.status === 'completed', 120000);
+    assert.deepEqual(done.request_counts, { total: 12, completed: 12, failed: 0 });
+    assert.ok((await b.batches.list()).data.some((x) => x.id === made.id));
+    const viaA = await (await a.files.content(done.output_file_id)).text();
+    const viaB = await (await b.files.content(done.output_file_id)).text();
+    assert.equal(viaA, viaB);
+    checkLines(parseLines(viaB), 12);
+    // each line is what the live endpoint answers for its request
+    const live = await postJSON(`${P[1].base}/chat/completions`, pgLine(3, 4).body);
+    const line = parseLines(viaB).find((o) => o.custom_id === 'q-3');
+    assert.equal(line.response.body.choices[0].message.content, live.json.choices[0].message.content);
+  });
+
+  test('300 requests through nginx: a replica SIGKILLed mid-way and restarted, PostgreSQL restarted; 300 unique lines, both replicas served', async () => {
+    const client = new OpenAI({ baseURL: `${pngx.url}/v1`, apiKey: 'none', maxRetries: 3 });
+    const N = 300;
+    const f = await client.files.create({ file: await toFile(Buffer.from(jsonl(Array.from({ length: N }, (_, i) => pgLine(i, 24)))), 'b.jsonl'), purpose: 'batch' });
+    const b0 = await client.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    const t0 = Date.now();
+    // a replica killed at a random point of the first third
+    const killAt = 20 + Math.floor(Math.random() * 80);
+    const b1 = await waitFor(client, b0.id, (x) => x.request_counts.completed >= killAt, 120000);
+    const before = [await batchCount(P[0]), await batchCount(P[1])];
+    const port = Number(new URL(P[0].url).port);
+    P[0].proc.kill('SIGKILL');
+    await new Promise((r) => (P[0].proc.exitCode !== null || P[0].proc.signalCode !== null ? r() : P[0].proc.once('exit', r)));
+    P[0] = await startReplica(0, port);
+    // PostgreSQL restarted at a later point
+    const b2 = await waitFor(client, b0.id, (x) => x.request_counts.completed >= Math.min(N - 40, b1.request_counts.completed + 60), 120000);
+    pg.restart();
+    const b = await waitFor(client, b0.id, (x) => x.status === 'completed', 300000);
+    assert.deepEqual(b.request_counts, { total: N, completed: N, failed: 0 });
+    checkLines(parseLines(await (await client.files.content(b.output_file_id)).text()), N);
+    // both replicas ran batch requests: the survivor, and the restarted one after its restart
+    const after = [await batchCount(P[0]), await batchCount(P[1])];
+    console.log(`# batch of ${N}: killed replica 0 at ${b1.request_counts.completed} done, restarted PostgreSQL at ${b2.request_counts.completed};` +
+      ` ${((Date.now() - t0) / 1000).toFixed(1)} s; requests run before the kill ${before}, after (restarted 0, survivor 1) ${after}`);
+    assert.ok(before[0] > 0 && before[1] > 0, `before the kill, replicas ran ${before}`);
+    assert.ok(after[0] > 0, 'the restarted replica ran no batch request');
+    assert.ok(after[1] > before[1], 'the surviving replica ran no batch request after the kill');
   });
 });
