@@ -6,8 +6,9 @@
  * Storage is behind a small interface (src/jobs/store.h): SQLite in WAL mode ("sqlite:PATH"),
  * uploaded files and batch results as files in files_dir; or PostgreSQL ("postgresql://..."),
  * files and results as bytea rows, for several servers on one queue (docs/jobs.md). The store
- * never runs a model: requests go to a caller-given executor (struct inf_jobs_exec), which the server and the CLI
- * implement with the server's own handlers, so a batch answers exactly as the live endpoint.
+ * never runs a model: requests go to a caller-given executor (struct inf_jobs_exec), which the
+ * server and the CLI implement with the server's own handlers, so a batch answers exactly as
+ * the live endpoint.
  *
  * Crash safety: a job is claimed with a lease that a heartbeat extends; a worker that dies
  * (kill -9) leaves a lease that expires, or that a worker on the same host retakes at once when
