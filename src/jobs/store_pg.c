@@ -413,10 +413,14 @@ static inf_status pg_batch_put(struct inf__store *s, const char *id, const char 
                                const char *obj, struct inf_error *err)
 {
     const char *v[] = {id, status, obj};
-    return cmd((struct pg *)s,
-               "INSERT INTO batches(id, status, obj) VALUES($1, $2, $3) ON CONFLICT(id) DO UPDATE"
-               " SET status = $2, obj = $3",
-               3, v, NULL, err);
+    inf_status rc = cmd((struct pg *)s,
+                        "INSERT INTO batches(id, status, obj) VALUES($1, $2, $3) ON CONFLICT(id) DO"
+                        " UPDATE SET status = $2, obj = $3",
+                        3, v, NULL, err);
+    /* a batch with requests to run: idle workers wake to help (share.c) */
+    if (rc == INF_OK && strcmp(status, "in_progress") == 0)
+        rc = cmd((struct pg *)s, "NOTIFY inferno_jobs", 0, NULL, NULL, err);
+    return rc;
 }
 
 static inf_status pg_batch_get(struct inf__store *s, const char *id, char **obj,

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import OpenAI from 'openai';
 import { Ollama } from 'ollama';
 import WebSocket from 'ws';
@@ -166,6 +166,7 @@ describe('through nginx', { skip }, () => {
 
 // ---- the queue on PostgreSQL ------------------------------------------------------------------
 
+const KILLS = Number(process.env.INFERNO_CLUSTER_KILLS || 3);
 const pgSkip = skip || (PG_BIN ? false : 'PostgreSQL is not installed (apt-get install postgresql)');
 const pgModel = pgSkip ? null : syntheticModel({ name: 'syn-pg' });
 
@@ -265,5 +266,64 @@ describe('a queue on PostgreSQL shared by two replicas', { skip: pgSkip }, () =>
     assert.ok(before[0] > 0 && before[1] > 0, `before the kill, replicas ran ${before}`);
     assert.ok(after[0] > 0, 'the restarted replica ran no batch request');
     assert.ok(after[1] > before[1], 'the surviving replica ran no batch request after the kill');
+  });
+
+  // INFERNO_CLUSTER_KILLS kills (default 3; the `slow` CTest entry server_cluster_kill20 runs
+  // 20), each after a random 0.3-2.5 s, of a replica, the external queue worker or PostgreSQL
+  // in turn (SIGKILL each, PostgreSQL's postmaster and its backends), each restarted at once;
+  // batches of 300 are submitted through nginx one after another while the kills go on, and every
+  // one must end with 300 lines, no custom_id lost or repeated.
+  test(`kills at random moments (${KILLS}): a replica, a queue worker, PostgreSQL; no line lost or repeated`, async () => {
+    const client = new OpenAI({ baseURL: `${pngx.url}/v1`, apiKey: 'none', maxRetries: 5 });
+    const N = 300;
+    const input = jsonl(Array.from({ length: N }, (_, i) => pgLine(i, 12)));
+    const startWorker = () => {
+      const w = spawn(process.env.INFERNO_BIN, ['queue', 'worker', '-m', pgModel, '--parallel', '2'], { env: { ...process.env, ...penv(2) }, stdio: ['ignore', 'ignore', 'pipe'] });
+      w.stderr.on('data', () => {});
+      return w;
+    };
+    let worker = startWorker();
+    const submit = async () => {
+      for (let i = 0; ; i++) {
+        try {
+          const f = await client.files.create({ file: await toFile(Buffer.from(input), 'k.jsonl'), purpose: 'batch' });
+          return (await client.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h' })).id;
+        } catch (e) { if (i > 50) throw e; await sleep(200); }
+      }
+    };
+    const batches = [await submit()];
+    const log = [];
+    for (let k = 0; k < KILLS; k++) {
+      await sleep(300 + Math.random() * 2200);
+      let cur = null;
+      try { cur = await client.batches.retrieve(batches[batches.length - 1]); } catch { /* restarting */ }
+      const fresh = cur?.status === 'completed';
+      if (fresh) batches.push(await submit());
+      const what = ['replica', 'worker', 'postgresql'][k % 3];
+      log.push(`${what}@${fresh ? 'a new batch' : cur?.request_counts?.completed ?? '?'}`);
+      if (what === 'replica') {
+        const i = Math.floor(Math.random() * 2);
+        const port = Number(new URL(P[i].url).port);
+        P[i].proc.kill('SIGKILL');
+        await new Promise((r) => (P[i].proc.exitCode !== null || P[i].proc.signalCode !== null ? r() : P[i].proc.once('exit', r)));
+        P[i] = await startReplica(i, port);
+      } else if (what === 'worker') {
+        worker.kill('SIGKILL');
+        await new Promise((r) => (worker.exitCode !== null || worker.signalCode !== null ? r() : worker.once('exit', r)));
+        worker = startWorker();
+      } else {
+        pg.kill9();
+        await sleep(200);
+        pg.start();
+      }
+    }
+    for (const id of batches) {
+      const b = await waitFor(client, id, (x) => x.status === 'completed', 600000);
+      assert.deepEqual(b.request_counts, { total: N, completed: N, failed: 0 });
+      checkLines(parseLines(await (await client.files.content(b.output_file_id)).text()), N);
+    }
+    worker.kill('SIGTERM');
+    await new Promise((r) => (worker.exitCode !== null ? r() : worker.once('exit', r)));
+    console.log(`# ${KILLS} kills (${log.join(', ')}) over ${batches.length} batches of ${N}: every batch ${N} lines, none lost or repeated`);
   });
 });

@@ -103,17 +103,27 @@ export async function startPostgres(dir) {
     url: `postgresql://inferno@127.0.0.1:${port}/postgres`,
     port,
     restart() { const r = ctl('-m', 'fast', 'restart'); assert.equal(r.status, 0, `pg_ctl restart: ${r.stderr}`); },
-    // SIGKILL of the postmaster (its backends exit when they see it gone), then a start
+    // a crash: SIGKILL to the postmaster and every process it started (by pid, from /proc)
     kill9() {
-      try { process.kill(pid(), 'SIGKILL'); } catch { /* gone */ }
+      const pm = pid();
+      const kids = [];
+      for (const d of fs.readdirSync('/proc')) {
+        if (!/^\d+$/.test(d)) continue;
+        try {
+          const st = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+          if (Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]) === pm) kids.push(Number(d));
+        } catch { /* gone */ }
+      }
+      for (const p of [pm, ...kids]) { try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } }
     },
+    // start again after kill9 (crash recovery replays the WAL)
     start() {
       for (let i = 0; i < 50; i++) {
         const r = ctl('start');
         if (r.status === 0) return;
         spawnSync('sleep', ['0.2']);
       }
-      assert.fail('postgres did not start again');
+      assert.fail(`postgres did not start again: ${fs.readFileSync(path.join(root, 'log'), 'utf8').slice(-2000)}`);
     },
     stop() { ctl('-m', 'immediate', 'stop'); },
   };
