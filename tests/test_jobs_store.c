@@ -975,6 +975,89 @@ static void test_pg_shared_batch(void)
     inf_jobs_close(a);
 }
 
+/* request claims under contention: 8 workers, one row per claim, each request claimed once */
+
+struct req_claimer {
+    const char *url;
+    int index;
+    int64_t *claims; /* [N_JOBS] by line */
+    int over, errors;
+};
+
+static void *req_claimer_main(void *arg)
+{
+    struct req_claimer *c = arg;
+    struct inf_jobs *j = open_url(c->url);
+    if (!j) {
+        c->errors++;
+        return NULL;
+    }
+    char owner[32];
+    snprintf(owner, sizeof(owner), "rw-%d", c->index);
+    for (;;) {
+        struct inf_error err = {0};
+        struct inf__req *q = NULL;
+        size_t n = 0;
+        if (O(j)->req_claim(S(j), "batch_rc", owner, 1, now_ms(), now_ms() + 600000, &q, &n,
+                            &err) != INF_OK) {
+            c->errors++;
+            break;
+        }
+        if (n == 0)
+            break;
+        c->over += n > 1;
+        for (size_t i = 0; i < n; i++) {
+            if (q[i].line >= 1 && q[i].line <= N_JOBS)
+                __atomic_add_fetch(&c->claims[q[i].line - 1], 1, __ATOMIC_SEQ_CST);
+            if (O(j)->out_put(S(j), "batch_rc", q[i].custom_id, q[i].line, 200, "x", &err) !=
+                INF_OK)
+                c->errors++;
+        }
+        inf__req_free(q, n);
+    }
+    inf_jobs_close(j);
+    return NULL;
+}
+
+static void test_pg_req_claim_contention(void)
+{
+    struct inf_jobs *j = open_fresh();
+    T_OK(j != NULL);
+    if (!j)
+        return;
+    char url[600];
+    snprintf(url, sizeof(url), "%s", url_buf);
+    struct inf_error err = {0};
+    static struct inf__req rq[N_JOBS];
+    static char ids[N_JOBS][16];
+    for (int i = 0; i < N_JOBS; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "c%d", i);
+        rq[i] = (struct inf__req){.line = i + 1, .custom_id = ids[i], .body = ids[i]};
+    }
+    T_EQ_INT(O(j)->req_put(S(j), "batch_rc", rq, N_JOBS, &err), INF_OK);
+    static int64_t claims[N_JOBS];
+    memset(claims, 0, sizeof(claims));
+    struct req_claimer c[N_WORKERS];
+    pthread_t th[N_WORKERS];
+    for (int i = 0; i < N_WORKERS; i++) {
+        c[i] = (struct req_claimer){.url = url, .index = i, .claims = claims};
+        pthread_create(&th[i], NULL, req_claimer_main, &c[i]);
+    }
+    int over = 0, errors = 0;
+    for (int i = 0; i < N_WORKERS; i++) {
+        pthread_join(th[i], NULL);
+        over += c[i].over;
+        errors += c[i].errors;
+    }
+    T_EQ_INT(errors, 0);
+    T_EQ_INT(over, 0);
+    int once = 0;
+    for (int i = 0; i < N_JOBS; i++)
+        once += claims[i] == 1;
+    T_EQ_INT(once, N_JOBS);
+    inf_jobs_close(j);
+}
+
 static void run_suite(const char *name)
 {
     printf("-- %s\n", name);
@@ -1008,6 +1091,7 @@ int main(void)
         T_RUN(test_pg_migrations_at_once);
         T_RUN(test_pg_notify_and_restart);
         T_RUN(test_pg_shared_batch);
+        T_RUN(test_pg_req_claim_contention);
     }
     pg_stop();
     sh("rm -rf '%s'", root);

@@ -68,6 +68,38 @@ static bool share_halted(struct share *s)
     return atomic_load(&s->halt) || (s->stop && atomic_load(s->stop));
 }
 
+/* Run one claimed request and store its output; INF_ECANCELED when stopping left it unrun. */
+static inf_status share_one(struct share *s, const struct inf__req *q, struct inf_error *e)
+{
+    struct inf_jobs *j = s->j;
+    char *resp = NULL, rid[80] = "";
+    int status;
+    for (int waits = 0;; waits++) {
+        free(resp);
+        resp = NULL;
+        status = s->x->run(s->x->ctx, s->ep, q->body, strlen(q->body), &resp, rid, sizeof(rid));
+        if (status != 503 || share_halted(s))
+            break;
+        usleep(waits < 20 ? 20000 : 100000); /* busy or preempted by live traffic */
+    }
+    if (status == 503) { /* stopping: left to whoever continues (the lease is reaped) */
+        free(resp);
+        return INF_ECANCELED;
+    }
+    char *line = inf_batch_output_line(s->batch_id, q->custom_id, status, rid, resp ? resp : "{}",
+                                       NULL, NULL);
+    free(resp);
+    pthread_mutex_lock(&j->mu);
+    inf_status rc = line ? OPS(j)->out_put(j->s, s->batch_id, q->custom_id, q->line, status,
+                                           line, e)
+                         : inf_error_set(e, INF_ENOMEM, "out of memory");
+    pthread_mutex_unlock(&j->mu);
+    free(line);
+    if (rc == INF_OK)
+        atomic_fetch_add(&s->ran, 1);
+    return rc;
+}
+
 static void *share_main(void *arg)
 {
     struct share *s = arg;
@@ -87,35 +119,16 @@ static void *share_main(void *arg)
         }
         if (n == 0)
             break; /* nothing free: done, or every rest leased to someone */
-        char *resp = NULL, rid[80] = "";
-        int status;
-        for (int waits = 0;; waits++) {
-            free(resp);
-            resp = NULL;
-            status = s->x->run(s->x->ctx, s->ep, q->body, strlen(q->body), &resp, rid, sizeof(rid));
-            if (status != 503 || share_halted(s))
-                break;
-            usleep(waits < 20 ? 20000 : 100000); /* busy or preempted by live traffic */
-        }
-        if (status == 503) { /* stopping: leave it to whoever continues (the lease is reaped) */
-            free(resp);
-            inf__req_free(q, n);
-            break;
-        }
-        char *line = inf_batch_output_line(s->batch_id, q->custom_id, status, rid,
-                                           resp ? resp : "{}", NULL, NULL);
-        free(resp);
-        pthread_mutex_lock(&j->mu);
-        rc = line ? OPS(j)->out_put(j->s, s->batch_id, q->custom_id, q->line, status, line, &e)
-                  : inf_error_set(&e, INF_ENOMEM, "out of memory");
-        pthread_mutex_unlock(&j->mu);
-        free(line);
+        /* every request claimed is run (or, stopping, left to its lease) */
+        for (size_t i = 0; i < n && rc == INF_OK; i++)
+            rc = share_one(s, &q[i], &e);
         inf__req_free(q, n);
+        if (rc == INF_ECANCELED)
+            break;
         if (rc != INF_OK) {
             share_fail(s, rc, &e);
             break;
         }
-        atomic_fetch_add(&s->ran, 1);
     }
     atomic_fetch_sub(&s->live, 1);
     return NULL;

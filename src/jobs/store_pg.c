@@ -594,6 +594,10 @@ static inf_status pg_out_all(struct inf__store *s, const char *batch, struct inf
     "id, kind, state, priority, attempts, max_attempts, not_before, created_at, updated_at, "      \
     "lease_until, ref, lease_owner, payload, result, last_error"
 
+#define JOB_COLS_J                                                                                 \
+    "j.id, j.kind, j.state, j.priority, j.attempts, j.max_attempts, j.not_before, j.created_at, " \
+    "j.updated_at, j.lease_until, j.ref, j.lease_owner, j.payload, j.result, j.last_error"
+
 static void job_row(const PGresult *r, int i, struct inf_job *j)
 {
     memset(j, 0, sizeof(*j));
@@ -648,12 +652,15 @@ static inf_status pg_job_claim(struct inf__store *s, const char *owner, int64_t 
     char b[3][24];
     const char *v[] = {owner, I64(b[0], lease_until_ms), I64(b[1], now), I64(b[2], now * 1000)};
     /* one statement: the row is chosen and locked (skipping rows other claims hold) and its
-       lease written before the lock is released at the statement's commit */
+       lease written before the lock is released at the statement's commit. The choice is a
+       CTE: evaluated once (a subquery in the WHERE may be run again for a row's recheck and
+       then lock, and update, a second row) */
     PGresult *r = pq((struct pg *)s,
-                     "UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = $2,"
-                     " updated_at = $3 WHERE id = (SELECT id FROM jobs WHERE (state = 'queued' AND"
-                     " not_before <= $3) OR (state = 'running' AND lease_until < $4) ORDER BY"
-                     " priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING " JOB_COLS,
+                     "WITH c AS (SELECT id FROM jobs WHERE (state = 'queued' AND not_before <= $3)"
+                     " OR (state = 'running' AND lease_until < $4) ORDER BY priority DESC, id LIMIT"
+                     " 1 FOR UPDATE SKIP LOCKED) UPDATE jobs j SET state = 'running', lease_owner ="
+                     " $1, lease_until = $2, updated_at = $3 FROM c WHERE j.id = c.id RETURNING "
+                     JOB_COLS_J,
                      4, v, NULL, NULL, 0, err);
     if (!r)
         return err->code;
@@ -922,12 +929,12 @@ static inf_status pg_req_claim(struct inf__store *s, const char *batch, const ch
     char b[3][24];
     const char *v[] = {batch, owner, I64(b[0], lease_until_ms), I64(b[1], now_ms), I64(b[2], max)};
     PGresult *r = pq((struct pg *)s,
-                     "UPDATE batch_requests r SET lease_owner = $2, lease_until = $3 WHERE"
-                     " r.batch_id = $1 AND r.custom_id IN (SELECT q.custom_id FROM batch_requests q"
-                     " WHERE q.batch_id = $1 AND q.lease_until < $4 AND NOT EXISTS (SELECT 1 FROM"
-                     " batch_outputs o WHERE o.batch_id = $1 AND o.custom_id = q.custom_id) ORDER"
-                     " BY q.line LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING r.line, r.custom_id,"
-                     " r.body",
+                     "WITH c AS (SELECT q.custom_id FROM batch_requests q WHERE q.batch_id = $1"
+                     " AND q.lease_until < $4 AND NOT EXISTS (SELECT 1 FROM batch_outputs o WHERE"
+                     " o.batch_id = $1 AND o.custom_id = q.custom_id) ORDER BY q.line LIMIT $5 FOR"
+                     " UPDATE SKIP LOCKED) UPDATE batch_requests r SET lease_owner = $2,"
+                     " lease_until = $3 FROM c WHERE r.batch_id = $1 AND r.custom_id = c.custom_id"
+                     " RETURNING r.line, r.custom_id, r.body",
                      5, v, NULL, NULL, 0, err);
     if (!r)
         return err->code;
