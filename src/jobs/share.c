@@ -7,9 +7,11 @@
  * Outputs are still written first-write-wins per (batch, custom_id), so a request leased to a
  * worker that died and then run again by another never makes a second line.
  *
- * Request leases: REQ_LEASE_MS past the claim (long enough for a long generation; a shorter
- * one would only cost a duplicate run, never a duplicate line). A lease whose owner's process
- * is gone on this host is expired at once (the same check as the queue's job_reap).
+ * Request leases: REQ_LEASE_MS past the claim, renewed every REQ_RENEW_MS while this process
+ * runs the batch, so a long generation keeps its request; a worker that dies (or stops running
+ * the batch) lets its leases run out, and one whose process is gone on this host loses them at
+ * once (the same check as the queue's job_reap). A lease that ran out on a request still
+ * running costs a duplicate run at worst, never a duplicate line.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -21,7 +23,8 @@
 #include "inferno/log.h"
 #include "jobs/internal.h"
 
-#define REQ_LEASE_MS (10 * 60 * 1000)
+#define REQ_LEASE_MS (30 * 1000)
+#define REQ_RENEW_MS (10 * 1000)
 
 /* A lease owner "host:pid:tag" on this host whose process is gone (as worker.c's owner_dead). */
 static bool share_owner_dead(void *ctx, const char *owner)
@@ -168,8 +171,19 @@ static inf_status share_round(struct share *s, int64_t expires, struct inf_error
             started++;
         else
             atomic_fetch_sub(&s->live, 1);
+    int64_t renewed = now_ms();
     while (atomic_load(&s->live) > 0) {
         usleep(100 * 1000);
+        if (now_ms() - renewed >= REQ_RENEW_MS) {
+            struct inf_error e1 = {0};
+            renewed = now_ms();
+            pthread_mutex_lock(&s->j->mu);
+            if (OPS(s->j)->req_renew(s->j->s, s->batch_id, s->j->owner, renewed + REQ_LEASE_MS,
+                                     &e1) != INF_OK)
+                INF_LOG_WARN("jobs", "batch %s: renewing leases: %s", s->batch_id,
+                             inf_error_message(&e1));
+            pthread_mutex_unlock(&s->j->mu);
+        }
         char st[32];
         struct inf_error e2 = {0};
         if (share_status(s->j, s->batch_id, st, sizeof(st), NULL, &e2) == INF_OK &&

@@ -119,6 +119,9 @@ struct inf__store_ops {
     inf_status (*req_claim)(struct inf__store *s, const char *batch, const char *owner, int max,
                             int64_t now_ms, int64_t lease_until_ms, struct inf__req **out,
                             size_t *n, struct inf_error *err);
+    /* extend owner's request leases in the batch (those still without an output) */
+    inf_status (*req_renew)(struct inf__store *s, const char *batch, const char *owner,
+                            int64_t lease_until_ms, struct inf_error *err);
     /* expire the request leases of owners that dead(owner) says are gone */
     inf_status (*req_reap)(struct inf__store *s, const char *batch,
                            bool (*dead)(void *ctx, const char *owner), void *ctx,

@@ -957,6 +957,18 @@ static inf_status pg_req_claim(struct inf__store *s, const char *batch, const ch
     return INF_OK;
 }
 
+static inf_status pg_req_renew(struct inf__store *s, const char *batch, const char *owner,
+                               int64_t lease_until_ms, struct inf_error *err)
+{
+    char b[24];
+    const char *v[] = {batch, owner, I64(b, lease_until_ms)};
+    return cmd((struct pg *)s,
+               "UPDATE batch_requests r SET lease_until = $3 WHERE r.batch_id = $1 AND"
+               " r.lease_owner = $2 AND r.lease_until > 0 AND NOT EXISTS (SELECT 1 FROM"
+               " batch_outputs o WHERE o.batch_id = $1 AND o.custom_id = r.custom_id)",
+               3, v, NULL, err);
+}
+
 static inf_status pg_req_reap(struct inf__store *s, const char *batch,
                               bool (*dead)(void *ctx, const char *owner), void *ctx,
                               struct inf_error *err)
@@ -1106,6 +1118,7 @@ static const struct inf__store_ops pg_ops = {
     .blob_get = pg_blob_get,
     .blob_del = pg_blob_del,
     .req_claim = pg_req_claim,
+    .req_renew = pg_req_renew,
     .req_reap = pg_req_reap,
     .batch_to_help = pg_batch_to_help,
 };
