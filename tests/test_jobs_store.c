@@ -1058,6 +1058,83 @@ static void test_pg_req_claim_contention(void)
     inf_jobs_close(j);
 }
 
+/* a schedule due on two replicas: exactly one fires it */
+
+struct ticker {
+    struct inf_jobs *j;
+    int64_t now;
+    int fired;
+    inf_status rc;
+};
+
+static void *ticker_main(void *arg)
+{
+    struct ticker *t = arg;
+    struct inf_error err = {0};
+    t->rc = inf_jobs_schedule_tick(t->j, t->now, &t->fired, &err);
+    return NULL;
+}
+
+static void test_pg_schedule_once(void)
+{
+    struct inf_jobs *a = open_fresh();
+    struct inf_jobs *b = a ? open_url(url_buf) : NULL;
+    T_OK(a && b);
+    if (!a || !b) {
+        inf_jobs_close(a);
+        return;
+    }
+    struct inf_error err = {0};
+    char path[400];
+    snprintf(path, sizeof(path), "%s/sched.jsonl", root);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs("{\"custom_id\":\"s1\",\"method\":\"POST\",\"url\":\"/v1/completions\","
+              "\"body\":{\"prompt\":\"x\"}}\n",
+              f);
+        fclose(f);
+    }
+    struct inf_schedule sc = {.catch_up = true};
+    snprintf(sc.expr, sizeof(sc.expr), "* * * * *");
+    snprintf(sc.tz, sizeof(sc.tz), "UTC");
+    snprintf(sc.batch_path, sizeof(sc.batch_path), "%s", path);
+    snprintf(sc.endpoint, sizeof(sc.endpoint), "/v1/completions");
+    int64_t id = 0;
+    T_EQ_INT(inf_jobs_schedule_add(a, &sc, &id, &err), INF_OK);
+    struct inf_schedule *v = NULL;
+    size_t n = 0;
+    T_EQ_INT(inf_jobs_schedule_list(a, &v, &n, &err), INF_OK);
+    int64_t due = n == 1 ? v[0].next_run : 0;
+    free(v);
+    /* the store's claim: the first call moves next_run on, a second with the same due does not */
+    bool won = false;
+    T_EQ_INT(O(a)->sched_claim(S(a), id, due, due + 60, due, &won, &err), INF_OK);
+    T_OK(won);
+    T_EQ_INT(O(b)->sched_claim(S(b), id, due, due + 60, due, &won, &err), INF_OK);
+    T_OK(!won);
+    /* two replicas ticking at once at the next due time: one batch */
+    for (int round = 0; round < 5; round++) {
+        int64_t at = due + 60 * (round + 1);
+        struct ticker ta = {.j = a, .now = at}, tb = {.j = b, .now = at};
+        pthread_t x, y;
+        pthread_create(&x, NULL, ticker_main, &ta);
+        pthread_create(&y, NULL, ticker_main, &tb);
+        pthread_join(x, NULL);
+        pthread_join(y, NULL);
+        T_EQ_INT(ta.rc, INF_OK);
+        T_EQ_INT(tb.rc, INF_OK);
+        T_EQ_INT(ta.fired + tb.fired, 1);
+    }
+    struct inf_job *jobs = NULL;
+    T_EQ_INT(inf_jobs_list(a, NULL, 100, &jobs, &n, &err), INF_OK);
+    T_EQ_INT((int)n, 5); /* one batch job per round */
+    for (size_t i = 0; i < n; i++)
+        inf_job_release(&jobs[i]);
+    free(jobs);
+    inf_jobs_close(b);
+    inf_jobs_close(a);
+}
+
 static void run_suite(const char *name)
 {
     printf("-- %s\n", name);
@@ -1092,6 +1169,7 @@ int main(void)
         T_RUN(test_pg_notify_and_restart);
         T_RUN(test_pg_shared_batch);
         T_RUN(test_pg_req_claim_contention);
+        T_RUN(test_pg_schedule_once);
     }
     pg_stop();
     sh("rm -rf '%s'", root);

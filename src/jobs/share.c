@@ -93,9 +93,9 @@ static inf_status share_one(struct share *s, const struct inf__req *q, struct in
                                        NULL, NULL);
     free(resp);
     pthread_mutex_lock(&j->mu);
-    inf_status rc = line ? OPS(j)->out_put(j->s, s->batch_id, q->custom_id, q->line, status,
-                                           line, e)
-                         : inf_error_set(e, INF_ENOMEM, "out of memory");
+    inf_status rc = line
+                        ? OPS(j)->out_put(j->s, s->batch_id, q->custom_id, q->line, status, line, e)
+                        : inf_error_set(e, INF_ENOMEM, "out of memory");
     pthread_mutex_unlock(&j->mu);
     free(line);
     if (rc == INF_OK)
@@ -178,8 +178,8 @@ static inf_status share_round(struct share *s, int64_t expires, struct inf_error
             struct inf_error e1 = {0};
             renewed = now_ms();
             pthread_mutex_lock(&s->j->mu);
-            if (OPS(s->j)->req_renew(s->j->s, s->batch_id, s->j->owner, renewed + REQ_LEASE_MS,
-                                     &e1) != INF_OK)
+            if (OPS(s->j)->req_renew && OPS(s->j)->req_renew(s->j->s, s->batch_id, s->j->owner,
+                                                             renewed + REQ_LEASE_MS, &e1) != INF_OK)
                 INF_LOG_WARN("jobs", "batch %s: renewing leases: %s", s->batch_id,
                              inf_error_message(&e1));
             pthread_mutex_unlock(&s->j->mu);
@@ -265,4 +265,19 @@ bool inf__jobs_batch_help(struct inf_jobs *j, const struct inf_jobs_exec *exec, 
     if (rc != INF_OK && rc != INF_ECANCELED)
         INF_LOG_WARN("jobs", "batch %s: %s", id, inf_error_message(&err));
     return true;
+}
+
+inf_status inf__jobs_schedule_take(struct inf_jobs *j, const struct inf_schedule *sc, int64_t now,
+                                   bool *won, struct inf_error *err)
+{
+    struct inf_cron c;
+    int64_t next = 0;
+    *won = false;
+    if (inf_cron_parse(sc->expr, &c, err) != INF_OK ||
+        inf_cron_next(&c, sc->tz, now, &next, err) != INF_OK)
+        return err->code;
+    pthread_mutex_lock(&j->mu);
+    inf_status rc = OPS(j)->sched_claim(j->s, sc->id, sc->next_run, next, now, won, err);
+    pthread_mutex_unlock(&j->mu);
+    return rc;
 }

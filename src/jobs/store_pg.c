@@ -595,7 +595,7 @@ static inf_status pg_out_all(struct inf__store *s, const char *batch, struct inf
     "lease_until, ref, lease_owner, payload, result, last_error"
 
 #define JOB_COLS_J                                                                                 \
-    "j.id, j.kind, j.state, j.priority, j.attempts, j.max_attempts, j.not_before, j.created_at, " \
+    "j.id, j.kind, j.state, j.priority, j.attempts, j.max_attempts, j.not_before, j.created_at, "  \
     "j.updated_at, j.lease_until, j.ref, j.lease_owner, j.payload, j.result, j.last_error"
 
 static void job_row(const PGresult *r, int i, struct inf_job *j)
@@ -655,13 +655,13 @@ static inf_status pg_job_claim(struct inf__store *s, const char *owner, int64_t 
        lease written before the lock is released at the statement's commit. The choice is a
        CTE: evaluated once (a subquery in the WHERE may be run again for a row's recheck and
        then lock, and update, a second row) */
-    PGresult *r = pq((struct pg *)s,
-                     "WITH c AS (SELECT id FROM jobs WHERE (state = 'queued' AND not_before <= $3)"
-                     " OR (state = 'running' AND lease_until < $4) ORDER BY priority DESC, id LIMIT"
-                     " 1 FOR UPDATE SKIP LOCKED) UPDATE jobs j SET state = 'running', lease_owner ="
-                     " $1, lease_until = $2, updated_at = $3 FROM c WHERE j.id = c.id RETURNING "
-                     JOB_COLS_J,
-                     4, v, NULL, NULL, 0, err);
+    PGresult *r =
+        pq((struct pg *)s,
+           "WITH c AS (SELECT id FROM jobs WHERE (state = 'queued' AND not_before <= $3)"
+           " OR (state = 'running' AND lease_until < $4) ORDER BY priority DESC, id LIMIT"
+           " 1 FOR UPDATE SKIP LOCKED) UPDATE jobs j SET state = 'running', lease_owner ="
+           " $1, lease_until = $2, updated_at = $3 FROM c WHERE j.id = c.id RETURNING " JOB_COLS_J,
+           4, v, NULL, NULL, 0, err);
     if (!r)
         return err->code;
     bool got = PQntuples(r) == 1;
@@ -1017,6 +1017,20 @@ static inf_status pg_batch_to_help(struct inf__store *s, int64_t now_ms, char *i
     return got ? INF_OK : INF_ENOTFOUND;
 }
 
+static inf_status pg_sched_claim(struct inf__store *s, int64_t id, int64_t due, int64_t next,
+                                 int64_t now, bool *won, struct inf_error *err)
+{
+    char b[4][24];
+    const char *v[] = {I64(b[0], id), I64(b[1], due), I64(b[2], next), I64(b[3], now)};
+    int ch = 0;
+    inf_status rc = cmd((struct pg *)s,
+                        "UPDATE schedules SET next_run = $3, last_run = $4 WHERE id = $1 AND"
+                        " next_run = $2 AND NOT paused",
+                        4, v, &ch, err);
+    *won = rc == INF_OK && ch == 1;
+    return rc;
+}
+
 /* ---- waking idle workers ----------------------------------------------------------------- */
 
 /* Under lmu: make sure lc is connected and listening (one try: the caller polls again). */
@@ -1121,6 +1135,7 @@ static const struct inf__store_ops pg_ops = {
     .req_renew = pg_req_renew,
     .req_reap = pg_req_reap,
     .batch_to_help = pg_batch_to_help,
+    .sched_claim = pg_sched_claim,
 };
 
 /* Apply the migrations past the stored version, in one transaction under an advisory lock. */

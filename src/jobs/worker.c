@@ -404,6 +404,13 @@ inf_status inf_jobs_schedule_tick(struct inf_jobs *j, int64_t now, int *n_fired,
             continue;
         /* a run missed while down (more than a minute late) is run once or skipped */
         bool missed = now - s->next_run > 60;
+        if (OPS(j)->sched_claim) { /* a store shared by several processes: one fires it */
+            bool won = false;
+            if ((rc = inf__jobs_schedule_take(j, s, now, &won, err)) != INF_OK)
+                break;
+            if (!won)
+                continue;
+        }
         struct inf_error fe = {0};
         if (!missed || s->catch_up) {
             if (schedule_fire(j, s, &fe) == INF_OK) {
