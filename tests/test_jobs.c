@@ -51,7 +51,7 @@ static void test_cron_table(void)
         {"30 2 * * *", "America/New_York", "2026-03-07T12:00Z", "2026-03-09T06:30Z"}, /* gap */
         {"30 1 * * *", "America/New_York", "2026-10-31T12:00Z", "2026-11-01T05:30Z"},
         {"30 1 * * *", "America/New_York", "2026-11-01T05:30Z", "2026-11-02T06:30Z"}, /* once */
-        {"0 * * * *", "America/New_York", "2026-11-01T05:30Z", "2026-11-01T06:00Z"}, /* hourly */
+        {"0 * * * *", "America/New_York", "2026-11-01T05:30Z", "2026-11-01T06:00Z"},  /* hourly */
         {"0 * * * *", "America/New_York", "2026-03-08T06:30Z", "2026-03-08T07:00Z"},
         /* Europe/Berlin: CET (+1) -> CEST (+2) on 2026-03-29 02:00, back on 2026-10-25 03:00 */
         {"30 2 * * *", "Europe/Berlin", "2026-03-28T12:00Z", "2026-03-30T00:30Z"},
@@ -69,9 +69,9 @@ static void test_cron_table(void)
         if (st == INF_OK)
             st = inf_cron_next(&c, rows[i].tz, utc(rows[i].after), &next, &err);
         if (st != INF_OK || next != utc(rows[i].next))
-            fprintf(stderr, "row %zu: '%s' %s after %s: got %lld (%s), want %s\n", i,
-                    rows[i].expr, rows[i].tz, rows[i].after, (long long)next,
-                    inf_error_message(&err), rows[i].next);
+            fprintf(stderr, "row %zu: '%s' %s after %s: got %lld (%s), want %s\n", i, rows[i].expr,
+                    rows[i].tz, rows[i].after, (long long)next, inf_error_message(&err),
+                    rows[i].next);
         T_EQ_INT(st, INF_OK);
         T_OK(next == utc(rows[i].next));
     }
@@ -91,10 +91,26 @@ static void test_cron_table(void)
 static void test_cron_bad(void)
 {
     static const char *const bad[] = {
-        "",           "* * * *",      "* * * * * *", "60 * * * *",  "* 24 * * *",
-        "* * 0 * *",  "* * 32 * *",   "* * * 13 *",  "* * * * 8",   "5-1 * * * *",
-        "*/0 * * * *", "*/61 * * * *", "1,,2 * * * *", ",1 * * * *", "a b c d e",
-        "@every 5m",  "1- * * * *",   "* * * foo *", "1000 * * * *", "-1 * * * *",
+        "",
+        "* * * *",
+        "* * * * * *",
+        "60 * * * *",
+        "* 24 * * *",
+        "* * 0 * *",
+        "* * 32 * *",
+        "* * * 13 *",
+        "* * * * 8",
+        "5-1 * * * *",
+        "*/0 * * * *",
+        "*/61 * * * *",
+        "1,,2 * * * *",
+        ",1 * * * *",
+        "a b c d e",
+        "@every 5m",
+        "1- * * * *",
+        "* * * foo *",
+        "1000 * * * *",
+        "-1 * * * *",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct inf_cron c;
@@ -230,7 +246,10 @@ static void test_claims_and_leases(void)
     struct inf_job_spec s[3] = {
         {.kind = INF_JOB_REQUEST, .payload = "a", .priority = 0, .max_attempts = 1},
         {.kind = INF_JOB_REQUEST, .payload = "b", .priority = 5, .max_attempts = 1},
-        {.kind = INF_JOB_REQUEST, .payload = "c", .priority = 0, .max_attempts = 1,
+        {.kind = INF_JOB_REQUEST,
+         .payload = "c",
+         .priority = 0,
+         .max_attempts = 1,
          .not_before = now_s() + 3600},
     };
     int64_t ids[3];
@@ -258,8 +277,7 @@ static void test_claims_and_leases(void)
     gethostname(host, sizeof(host));
     host[sizeof(host) - 1] = '\0';
     snprintf(dead, sizeof(dead), "%s:%d:abc", host, 4194303); /* above pid_max's default */
-    T_EQ_INT(j->s->ops->job_finish(j->s, x.id, "w1", "queued", 0, 0, NULL, NULL, t, &err),
-             INF_OK);
+    T_EQ_INT(j->s->ops->job_finish(j->s, x.id, "w1", "queued", 0, 0, NULL, NULL, t, &err), INF_OK);
     T_EQ_INT(j->s->ops->job_claim(j->s, dead, t, now_ms() + 600000, &x, &err), INF_OK);
     inf_job_release(&x);
     inf_job_release(&y);
@@ -303,8 +321,7 @@ static void test_retry_backoff_dead(void)
     int64_t ids[2];
     T_EQ_INT(inf_jobs_add_many(j, s, 2, ids, &err), INF_OK);
     atomic_bool stop = false;
-    struct inf_jobs_worker_params wp = {
-        .exec = &fake, .once = true, .stop = &stop, .backoff_s = 1};
+    struct inf_jobs_worker_params wp = {.exec = &fake, .once = true, .stop = &stop, .backoff_s = 1};
     int64_t t0 = now_s();
     T_EQ_INT(inf_jobs_worker_run(j, &wp, &err), INF_OK);
     struct inf_job g;
@@ -365,8 +382,7 @@ static void test_batch_idempotent(void)
     T_EQ_INT(inf_jobs_file_create(j, "in.jsonl", "batch", text, len, &f, &err), INF_OK);
     free(text);
     char *obj = NULL;
-    T_EQ_INT(inf_jobs_batch_create(j, f.id, "/v1/completions", "24h", NULL, 0, &obj, &err),
-             INF_OK);
+    T_EQ_INT(inf_jobs_batch_create(j, f.id, "/v1/completions", "24h", NULL, 0, &obj, &err), INF_OK);
     char id[64] = "";
     const char *p = obj ? strstr(obj, "\"id\":\"") : NULL;
     if (p)
@@ -377,9 +393,9 @@ static void test_batch_idempotent(void)
     atomic_bool stop = false;
     T_EQ_INT(j->s->ops->out_put(j->s, id, "q3", 4, 200, "{\"custom_id\":\"q3\",\"first\":1}", &err),
              INF_OK);
-    T_EQ_INT(j->s->ops->out_put(j->s, id, "q3", 4, 200, "{\"custom_id\":\"q3\",\"second\":1}",
-                                &err),
-             INF_OK);
+    T_EQ_INT(
+        j->s->ops->out_put(j->s, id, "q3", 4, 200, "{\"custom_id\":\"q3\",\"second\":1}", &err),
+        INF_OK);
     fake_runs = 0;
     T_EQ_INT(inf_jobs_batch_process(j, id, &fake, &stop, &err), INF_OK);
     T_EQ_INT(fake_runs, N - 1);
@@ -456,8 +472,7 @@ static void test_schedules(void)
     FILE *f = fopen(path, "w");
     if (!f)
         return;
-    fputs("{\"custom_id\":\"a\",\"method\":\"POST\",\"url\":\"/v1/completions\",\"body\":{}}\n",
-          f);
+    fputs("{\"custom_id\":\"a\",\"method\":\"POST\",\"url\":\"/v1/completions\",\"body\":{}}\n", f);
     fclose(f);
     struct inf_schedule s = {0};
     snprintf(s.expr, sizeof(s.expr), "@hourly");

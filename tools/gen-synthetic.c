@@ -4,13 +4,15 @@
  * tests on realistic shapes; quantize the result with `inferno quantize` or llama-quantize.
  *
  *   gen-synthetic --arch ARCH --vocab FROM.gguf --out OUT.gguf
+ *                 [--router-std S: spread of MoE routers (default: --std)]
  *                 [--shape tiny|small-110m|tinyllama-1.1b|gemma-2-2b|gemma-3-1b|phi-3-mini|
  *                          qwen3-30b-a3b|olmoe-1b-7b|mixtral|granite-3-2b]
  *                 [--n-embd N] [--n-layer N] [--n-head N] [--n-head-kv N] [--n-ff N]
  *                 [--head-dim N] [--ctx N] [--rope-theta X] [--n-expert N] [--n-expert-used N]
  *                 [--n-ff-exp N] [--n-swa N] [--longrope N_CTX_ORIG] [--type f32|f16] [--std X]
  *                 [--out-std X]
- *                 [--seed N] [--chat-template FILE]
+ *                 [--seed N] [--chat-template FILE] [--n-vocab N]
+ *                 [--hf-out DIR [--hf-shards N] [--hf-dtype bf16|f16]]
  *
  * --longrope (phi3) adds LongRoPE: per-dimension long and short frequency factors, an
  * attention factor, and the original context length past which the long ones apply.
@@ -31,17 +33,26 @@
  * vocabulary derived from an SPM one (see wpm_vocab) and llama.cpp's metadata
  * (attention.causal false, pooling_type, token_type_count 2, [CLS]/[SEP] ids).
  *
+ * --hf-out DIR also writes the same weights as a Hugging Face directory (config.json and
+ * model.safetensors, or --hf-shards N files with model.safetensors.index.json; tokenizer files
+ * are the caller's to add), in transformers' names and layouts (see export_hf), with
+ * --hf-dtype bf16 or f16 every tensor rounded to that type (to nearest even, as torch does), so
+ * that `inferno convert DIR` can be checked against the GGUF written here.
+ *
  * --chat-template sets tokenizer.chat_template to the file's text (replacing the vocabulary
  * file's), so that server tests can run a real model family's template on a tiny model.
  * Weights are normal with std --std (0.08), the output matrix --out-std (0.3): with the usual
  * 0.02 the logits of a random model are nearly uniform and greedy parity tests would compare
  * near-ties. Norm weights are 1 + N(0, 0.05); biases N(0, 0.05).
  */
+#include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "inferno/gguf.h"
 #include "inferno/kernels.h"
@@ -162,6 +173,8 @@ static const char *opt_str(int argc, char **argv, const char *name, const char *
             return argv[i + 1];
     return def;
 }
+
+static int export_hf(const char *gguf_path, const char *dir, int n_shards, const char *dtype);
 
 /* ---- encoders: bert, nomic-bert ---------------------------------------------------------- */
 
@@ -417,6 +430,10 @@ static int gen_encoder(int argc, char **argv, const char *arch)
         fprintf(stderr, "gen-synthetic: %s\n", st != INF_OK ? err.msg : out);
         return 1;
     }
+    const char *hf_out = opt_str(argc, argv, "--hf-out", NULL);
+    if (hf_out && export_hf(out, hf_out, (int)opt_int(argc, argv, "--hf-shards", 1),
+                            opt_str(argc, argv, "--hf-dtype", "same")) != 0)
+        return 1;
     printf("wrote %s: %s, n_embd %lld, n_layer %lld, heads %lld, n_ff %lld, ctx %lld, vocab %llu "
            "(WordPiece), pooling %s, %s\n",
            out, arch, E, L, H, F, ctx, (unsigned long long)V, pool, type);
@@ -428,6 +445,491 @@ static int gen_encoder(int argc, char **argv, const char *arch)
     free(row16);
     free(ts);
     inf_gguf_writer_free(w);
+    inf_gguf_free(g);
+    return 0;
+}
+
+/* ---- the same weights as a Hugging Face directory (--hf-out) ------------------------------ */
+
+/*
+ * What llama.cpp's converter undoes, done here: GGUF names back to transformers' names, llama's
+ * and granite's Q/K rows back to the halves layout (the inverse of the permutation
+ * convert_hf_to_gguf.py applies), gemma's norms stored as w - 1, experts one tensor each, and
+ * the hyperparameters as config.json. So `inferno convert DIR` must give back the GGUF's tensors.
+ */
+struct hf_tensor {
+    char name[128];
+    const struct inf_gguf_tensor *t;
+    int expert; /* -1, or the expert taken from a stacked tensor */
+    int xform;  /* 0 copy, 1 unpermute (heads in perm_heads), 2 minus one */
+    int64_t perm_heads;
+    int n_dims;
+    int64_t shape[3]; /* outermost first */
+    uint64_t bytes, offset;
+};
+
+/* "blk.<n>." at the start of s: n and what follows; false otherwise. */
+static bool blk_index(const char *s, int *idx, const char **rest)
+{
+    char *end;
+    if (strncmp(s, "blk.", 4) != 0 || s[4] < '0' || s[4] > '9')
+        return false;
+    long v = strtol(s + 4, &end, 10);
+    if (v < 0 || v > 1 << 20 || *end != '.')
+        return false;
+    *idx = (int)v;
+    *rest = end + 1;
+    return true;
+}
+
+static float inf_fp16_to_fp32_row_one(const uint8_t *p)
+{
+    uint16_t h;
+    float x;
+    memcpy(&h, p, 2);
+    inf_f16_to_f32_row(&h, &x, 1);
+    return x;
+}
+
+static int cmp_hf(const void *a, const void *b)
+{
+    return strcmp(((const struct hf_tensor *)a)->name, ((const struct hf_tensor *)b)->name);
+}
+
+static bool gu32(const struct inf_gguf *g, const char *arch, const char *k, uint32_t *v)
+{
+    char key[128];
+    snprintf(key, sizeof(key), "%s.%s", arch, k);
+    return inf_gguf_get_u32(g, key, v, NULL) == INF_OK;
+}
+
+static bool gf32(const struct inf_gguf *g, const char *arch, const char *k, float *v)
+{
+    char key[128];
+    snprintf(key, sizeof(key), "%s.%s", arch, k);
+    return inf_gguf_get_f32(g, key, v, NULL) == INF_OK;
+}
+
+static int export_hf(const char *gguf_path, const char *dir, int n_shards, const char *dtype)
+{
+    const bool bf16 = !strcmp(dtype, "bf16"), to_f16 = !strcmp(dtype, "f16");
+    struct inf_error err = {0};
+    struct inf_gguf *g;
+    const char *arch;
+    if (inf_gguf_open_file(gguf_path, &g, &err) != INF_OK ||
+        inf_gguf_get_str(g, "general.architecture", &arch, NULL, &err) != INF_OK) {
+        fprintf(stderr, "gen-synthetic: %s\n", err.msg);
+        return 1;
+    }
+    const bool llama = !strcmp(arch, "llama"), granite = !strcmp(arch, "granite");
+    const bool gemma = !strcmp(arch, "gemma2") || !strcmp(arch, "gemma3");
+    const bool phi3 = !strcmp(arch, "phi3"),
+               qmoe = !strncmp(arch, "qwen", 4) && strstr(arch, "moe");
+    static const char *const hf_arch[][2] = {
+        {"llama", "LlamaForCausalLM"},       {"qwen2", "Qwen2ForCausalLM"},
+        {"qwen3", "Qwen3ForCausalLM"},       {"qwen2moe", "Qwen2MoeForCausalLM"},
+        {"qwen3moe", "Qwen3MoeForCausalLM"}, {"gemma2", "Gemma2ForCausalLM"},
+        {"gemma3", "Gemma3ForCausalLM"},     {"phi3", "Phi3ForCausalLM"},
+        {"granite", "GraniteForCausalLM"},   {"bert", "BertModel"},
+        {"nomic-bert", "NomicBertModel"}};
+    const bool bert = !strcmp(arch, "bert"), nomic = !strcmp(arch, "nomic-bert");
+    const char *cls = NULL;
+    for (size_t i = 0; i < sizeof(hf_arch) / sizeof(hf_arch[0]); i++)
+        if (!strcmp(arch, hf_arch[i][0]))
+            cls = hf_arch[i][1];
+    if (!cls) {
+        fprintf(stderr, "gen-synthetic: --hf-out does not know architecture '%s'\n", arch);
+        return 2;
+    }
+    uint32_t E = 0, L = 0, H = 0, HKV = 0, F = 0, ctx = 0, HD = 0, X = 0, XU = 0, FX = 0, FS = 0,
+             SWA = 0, orig = 0;
+    float eps = 1e-5f, theta = 10000.0f, theta_swa = 0, v;
+    gu32(g, arch, "embedding_length", &E);
+    gu32(g, arch, "block_count", &L);
+    gu32(g, arch, "attention.head_count", &H);
+    gu32(g, arch, "attention.head_count_kv", &HKV);
+    gu32(g, arch, "feed_forward_length", &F);
+    gu32(g, arch, "context_length", &ctx);
+    if (!gu32(g, arch, "attention.key_length", &HD))
+        HD = E / H;
+    gu32(g, arch, "expert_count", &X);
+    gu32(g, arch, "expert_used_count", &XU);
+    gu32(g, arch, "expert_feed_forward_length", &FX);
+    gu32(g, arch, "expert_shared_feed_forward_length", &FS);
+    gu32(g, arch, "attention.sliding_window", &SWA);
+    gu32(g, arch, "rope.scaling.original_context_length", &orig);
+    gf32(g, arch, "attention.layer_norm_rms_epsilon", &eps);
+    gf32(g, arch, "rope.freq_base", &theta);
+    gf32(g, arch, "rope.freq_base_swa", &theta_swa);
+    const struct inf_gguf_tensor *embd = inf_gguf_find_tensor(g, "token_embd.weight");
+    if (!embd) {
+        fprintf(stderr, "gen-synthetic: no token_embd.weight\n");
+        return 1;
+    }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        perror(dir);
+        return 1;
+    }
+
+    /* config.json */
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    FILE *cf = fopen(path, "w");
+    if (!cf) {
+        perror(path);
+        return 1;
+    }
+    if (bert || nomic) {
+        float lne = 1e-12f;
+        const struct inf_gguf_tensor *tt = inf_gguf_find_tensor(g, "token_types.weight");
+        long long ntt = tt ? (long long)tt->ne[1] : 2, nv = (long long)embd->ne[1];
+        gf32(g, arch, "attention.layer_norm_epsilon", &lne);
+        if (bert)
+            fprintf(cf,
+                    "{\"architectures\": [\"BertModel\"], \"model_type\": \"bert\", "
+                    "\"hidden_size\": %u, \"num_hidden_layers\": %u, \"num_attention_heads\": %u, "
+                    "\"intermediate_size\": %u, \"max_position_embeddings\": %u, "
+                    "\"layer_norm_eps\": %.9g, \"type_vocab_size\": %lld, \"vocab_size\": %lld}\n",
+                    E, L, H, F, ctx, (double)lne, ntt, nv);
+        else /* n_positions as nomic-embed's, so that llama.cpp's rule gives ctx back */
+            fprintf(cf,
+                    "{\"architectures\": [\"NomicBertModel\"], \"model_type\": \"nomic_bert\", "
+                    "\"n_embd\": %u, \"n_layer\": %u, \"n_head\": %u, \"n_inner\": %u, "
+                    "\"n_positions\": %u, \"max_trained_positions\": 2048, "
+                    "\"layer_norm_epsilon\": %.9g, \"rotary_emb_base\": %.9g, "
+                    "\"rotary_emb_fraction\": 1.0, \"type_vocab_size\": %lld, \"vocab_size\": "
+                    "%lld, \"activation_function\": \"swiglu\", \"causal\": false}\n",
+                    E, L, H, F,
+                    ctx == 2048  ? 8192
+                    : ctx == 512 ? 2048
+                                 : ctx,
+                    (double)lne, (double)theta, ntt, nv);
+        goto config_done;
+    }
+    fprintf(cf, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n", cls, arch);
+    fprintf(cf, "  \"hidden_size\": %u,\n  \"num_hidden_layers\": %u,\n", E, L);
+    fprintf(cf, "  \"num_attention_heads\": %u,\n  \"num_key_value_heads\": %u,\n", H, HKV);
+    fprintf(cf, "  \"intermediate_size\": %u,\n  \"max_position_embeddings\": %u,\n", F, ctx);
+    fprintf(cf, "  \"rms_norm_eps\": %.9g,\n  \"rope_theta\": %.9g,\n", (double)eps, (double)theta);
+    fprintf(cf, "  \"vocab_size\": %lld,\n  \"tie_word_embeddings\": false,\n",
+            (long long)embd->ne[1]);
+    if (!granite && (HD != E / H || !strcmp(arch, "qwen3") || !strcmp(arch, "qwen3moe") || gemma))
+        fprintf(cf, "  \"head_dim\": %u,\n", HD);
+    if (X) {
+        fprintf(cf, "  \"%s\": %u,\n  \"num_experts_per_tok\": %u,\n",
+                qmoe ? "num_experts" : "num_local_experts", X, XU);
+        if (qmoe)
+            fprintf(cf, "  \"moe_intermediate_size\": %u,\n", FX);
+        if (FS)
+            fprintf(cf, "  \"shared_expert_intermediate_size\": %u,\n", FS);
+    }
+    if (gemma) {
+        fprintf(cf, "  \"sliding_window\": %u,\n", SWA);
+        if (gf32(g, arch, "attn_logit_softcapping", &v))
+            fprintf(cf, "  \"attn_logit_softcapping\": %.9g,\n", (double)v);
+        if (gf32(g, arch, "final_logit_softcapping", &v))
+            fprintf(cf, "  \"final_logit_softcapping\": %.9g,\n", (double)v);
+        if (theta_swa > 0)
+            fprintf(cf, "  \"rope_local_base_freq\": %.9g,\n", (double)theta_swa);
+        if (!strcmp(arch, "gemma3") && SWA == 0)
+            fprintf(cf, "  \"sliding_window_pattern\": 1,\n");
+    }
+    if (granite) {
+        if (gf32(g, arch, "attention.scale", &v))
+            fprintf(cf, "  \"attention_multiplier\": %.9g,\n", (double)v);
+        if (gf32(g, arch, "embedding_scale", &v))
+            fprintf(cf, "  \"embedding_multiplier\": %.9g,\n", (double)v);
+        if (gf32(g, arch, "residual_scale", &v))
+            fprintf(cf, "  \"residual_multiplier\": %.9g,\n", (double)v);
+        if (gf32(g, arch, "logit_scale", &v))
+            fprintf(cf, "  \"logits_scaling\": %.9g,\n", (double)v);
+    }
+    if (phi3) {
+        const struct inf_gguf_tensor *lf = inf_gguf_find_tensor(g, "rope_factors_long.weight");
+        const struct inf_gguf_tensor *sf = inf_gguf_find_tensor(g, "rope_factors_short.weight");
+        fprintf(cf, "  \"original_max_position_embeddings\": %u,\n", orig ? orig : ctx);
+        if (lf && sf) {
+            fprintf(cf, "  \"rope_scaling\": {\"type\": \"longrope\", \"long_factor\": [");
+            for (int64_t i = 0; i < lf->ne[0]; i++)
+                fprintf(cf, "%s%.9g", i ? ", " : "", (double)((const float *)lf->data)[i]);
+            fprintf(cf, "], \"short_factor\": [");
+            for (int64_t i = 0; i < sf->ne[0]; i++)
+                fprintf(cf, "%s%.9g", i ? ", " : "", (double)((const float *)sf->data)[i]);
+            fprintf(cf, "]},\n");
+        }
+    }
+    fprintf(cf, "  \"torch_dtype\": \"float32\"\n}\n");
+config_done:
+    if (fclose(cf) != 0) {
+        perror(path);
+        return 1;
+    }
+
+    /* the tensor list, in transformers' names */
+    size_t nt = inf_gguf_n_tensors(g), n = 0;
+    struct hf_tensor *ts = calloc(nt * (X ? X : 1) + 1, sizeof(*ts));
+    for (size_t i = 0; i < nt; i++) {
+        const struct inf_gguf_tensor *t = inf_gguf_tensor_at(g, i);
+        const char *nm = t->name.data;
+        struct hf_tensor *h = &ts[n];
+        char sfx[96];
+        int bid = -1;
+        const char *bsfx = NULL;
+        memset(h, 0, sizeof(*h));
+        h->t = t;
+        h->expert = -1;
+        h->n_dims = (int)t->n_dims;
+        for (int d = 0; d < h->n_dims; d++)
+            h->shape[d] = t->ne[h->n_dims - 1 - d];
+        if (!strcmp(nm, "rope_factors_long.weight") || !strcmp(nm, "rope_factors_short.weight"))
+            continue; /* in config.json */
+        if (bert || nomic) {
+            static const char *const eg[][3] = {
+                /* GGUF, bert, nomic-bert */
+                {"token_embd.weight", "embeddings.word_embeddings.weight", NULL},
+                {"position_embd.weight", "embeddings.position_embeddings.weight", NULL},
+                {"token_types.weight", "embeddings.token_type_embeddings.weight", NULL},
+                {"token_embd_norm.weight", "embeddings.LayerNorm.weight", "emb_ln.weight"},
+                {"token_embd_norm.bias", "embeddings.LayerNorm.bias", "emb_ln.bias"},
+                {"attn_q.weight", "attention.self.query.weight", NULL},
+                {"attn_q.bias", "attention.self.query.bias", NULL},
+                {"attn_k.weight", "attention.self.key.weight", NULL},
+                {"attn_k.bias", "attention.self.key.bias", NULL},
+                {"attn_v.weight", "attention.self.value.weight", NULL},
+                {"attn_v.bias", "attention.self.value.bias", NULL},
+                {"attn_qkv.weight", NULL, "attn.Wqkv.weight"},
+                {"attn_output.weight", "attention.output.dense.weight", "attn.out_proj.weight"},
+                {"attn_output.bias", "attention.output.dense.bias", NULL},
+                {"attn_output_norm.weight", "attention.output.LayerNorm.weight", "norm1.weight"},
+                {"attn_output_norm.bias", "attention.output.LayerNorm.bias", "norm1.bias"},
+                {"ffn_up.weight", "intermediate.dense.weight", "mlp.fc11.weight"},
+                {"ffn_up.bias", "intermediate.dense.bias", NULL},
+                {"ffn_gate.weight", NULL, "mlp.fc12.weight"},
+                {"ffn_down.weight", "output.dense.weight", "mlp.fc2.weight"},
+                {"ffn_down.bias", "output.dense.bias", NULL},
+                {"layer_output_norm.weight", "output.LayerNorm.weight", "norm2.weight"},
+                {"layer_output_norm.bias", "output.LayerNorm.bias", "norm2.bias"},
+            };
+            int eb = -1;
+            const char *part = nm;
+            if (!blk_index(nm, &eb, &part))
+                part = nm;
+            const char *hfn = NULL;
+            for (size_t k = 0; k < sizeof(eg) / sizeof(eg[0]) && !hfn; k++)
+                if (!strcmp(part, eg[k][0]) && (eb >= 0) == (k >= 5))
+                    hfn = nomic && eg[k][2] ? eg[k][2] : eg[k][1];
+            if (!hfn) {
+                fprintf(stderr, "gen-synthetic: --hf-out: no transformers name for '%s'\n", nm);
+                return 1;
+            }
+            if (eb >= 0)
+                snprintf(h->name, sizeof(h->name), "encoder.%s.%d.%s", nomic ? "layers" : "layer",
+                         eb, hfn);
+            else
+                snprintf(h->name, sizeof(h->name), "%s", hfn);
+            n++;
+            continue;
+        }
+        if (!strcmp(nm, "token_embd.weight")) {
+            snprintf(h->name, sizeof(h->name), "model.embed_tokens.weight");
+        } else if (!strcmp(nm, "output_norm.weight")) {
+            snprintf(h->name, sizeof(h->name), "model.norm.weight");
+            h->xform = gemma ? 2 : 0;
+        } else if (!strcmp(nm, "output.weight")) {
+            snprintf(h->name, sizeof(h->name), "lm_head.weight");
+        } else if (blk_index(nm, &bid, &bsfx) && strlen(bsfx) < sizeof(sfx)) {
+            snprintf(sfx, sizeof(sfx), "%s", bsfx);
+            static const char *const m[][2] = {
+                {"attn_norm.weight", "input_layernorm.weight"},
+                {"attn_q.weight", "self_attn.q_proj.weight"},
+                {"attn_q.bias", "self_attn.q_proj.bias"},
+                {"attn_k.weight", "self_attn.k_proj.weight"},
+                {"attn_k.bias", "self_attn.k_proj.bias"},
+                {"attn_v.weight", "self_attn.v_proj.weight"},
+                {"attn_v.bias", "self_attn.v_proj.bias"},
+                {"attn_output.weight", "self_attn.o_proj.weight"},
+                {"attn_qkv.weight", "self_attn.qkv_proj.weight"},
+                {"attn_q_norm.weight", "self_attn.q_norm.weight"},
+                {"attn_k_norm.weight", "self_attn.k_norm.weight"},
+                {"post_attention_norm.weight", "post_attention_layernorm.weight"},
+                {"post_ffw_norm.weight", "post_feedforward_layernorm.weight"},
+                {"ffn_gate.weight", "mlp.gate_proj.weight"},
+                {"ffn_down.weight", "mlp.down_proj.weight"},
+                {"ffn_gate_shexp.weight", "mlp.shared_expert.gate_proj.weight"},
+                {"ffn_up_shexp.weight", "mlp.shared_expert.up_proj.weight"},
+                {"ffn_down_shexp.weight", "mlp.shared_expert.down_proj.weight"},
+                {"ffn_gate_inp_shexp.weight", "mlp.shared_expert_gate.weight"},
+            };
+            const char *hf = NULL;
+            for (size_t k = 0; k < sizeof(m) / sizeof(m[0]) && !hf; k++)
+                if (!strcmp(sfx, m[k][0]))
+                    hf = m[k][1];
+            if (!strcmp(sfx, "ffn_norm.weight"))
+                hf = gemma ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight";
+            if (!strcmp(sfx, "ffn_up.weight"))
+                hf = phi3 ? "mlp.gate_up_proj.weight" : "mlp.up_proj.weight";
+            if (!strcmp(sfx, "ffn_gate_inp.weight"))
+                hf = qmoe ? "mlp.gate.weight" : "block_sparse_moe.gate.weight";
+            if (!strcmp(sfx, "ffn_gate_inp_shexp.weight")) { /* [1, n_embd] in transformers */
+                h->n_dims = 2;
+                h->shape[0] = 1;
+                h->shape[1] = t->ne[0];
+            }
+            const char *exps = !strcmp(sfx, "ffn_gate_exps.weight")   ? (qmoe ? "gate_proj" : "w1")
+                               : !strcmp(sfx, "ffn_up_exps.weight")   ? (qmoe ? "up_proj" : "w3")
+                               : !strcmp(sfx, "ffn_down_exps.weight") ? (qmoe ? "down_proj" : "w2")
+                                                                      : NULL;
+            if (exps) {
+                for (uint32_t x = 0; x < X; x++) {
+                    struct hf_tensor *e = &ts[n++];
+                    memset(e, 0, sizeof(*e));
+                    e->t = t;
+                    e->expert = (int)x;
+                    e->n_dims = 2;
+                    e->shape[0] = t->ne[1];
+                    e->shape[1] = t->ne[0];
+                    snprintf(e->name, sizeof(e->name), "model.layers.%d.%s.%u.%s.weight", bid,
+                             qmoe ? "mlp.experts" : "block_sparse_moe.experts", x, exps);
+                }
+                continue;
+            }
+            if (!hf) {
+                fprintf(stderr, "gen-synthetic: --hf-out: no transformers name for '%s'\n", nm);
+                return 1;
+            }
+            snprintf(h->name, sizeof(h->name), "model.layers.%d.%s", bid, hf);
+            if ((llama || granite) && !strncmp(sfx, "attn_q.", 7))
+                h->xform = 1, h->perm_heads = H;
+            if ((llama || granite) && !strncmp(sfx, "attn_k.", 7))
+                h->xform = 1, h->perm_heads = HKV;
+            if (gemma && strstr(sfx, "norm.weight"))
+                h->xform = 2;
+        } else {
+            fprintf(stderr, "gen-synthetic: --hf-out: no transformers name for '%s'\n", nm);
+            return 1;
+        }
+        n++;
+    }
+    qsort(ts, n, sizeof(*ts), cmp_hf);
+    if (n_shards < 1)
+        n_shards = 1;
+    if ((size_t)n_shards > n)
+        n_shards = (int)n;
+
+    /* shards: contiguous runs of the sorted list */
+    FILE *idx = NULL;
+    if (n_shards > 1) {
+        snprintf(path, sizeof(path), "%s/model.safetensors.index.json", dir);
+        idx = fopen(path, "w");
+        if (!idx) {
+            perror(path);
+            return 1;
+        }
+        fprintf(idx, "{\"metadata\": {\"total_size\": 0}, \"weight_map\": {");
+    }
+    size_t first = 0;
+    for (int s = 0; s < n_shards; s++) {
+        size_t last = n * (size_t)(s + 1) / (size_t)n_shards;
+        char fname[128];
+        if (n_shards > 1)
+            snprintf(fname, sizeof(fname), "model-%05d-of-%05d.safetensors", s + 1, n_shards);
+        else
+            snprintf(fname, sizeof(fname), "model.safetensors");
+        /* the header */
+        size_t hcap = 4096 + (last - first) * 256, hl = 0;
+        char *hdr = malloc(hcap);
+        uint64_t off = 0;
+        hl += (size_t)snprintf(hdr + hl, hcap - hl, "{\"__metadata__\":{\"format\":\"pt\"}");
+        for (size_t i = first; i < last; i++) {
+            struct hf_tensor *h = &ts[i];
+            uint64_t elems = 1;
+            for (int d = 0; d < h->n_dims; d++)
+                elems *= (uint64_t)h->shape[d];
+            const bool f16 = h->t->type == INF_TYPE_F16;
+            h->bytes = elems * (f16 || bf16 || to_f16 ? 2 : 4);
+            h->offset = off;
+            off += h->bytes;
+            hl += (size_t)snprintf(hdr + hl, hcap - hl, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[",
+                                   h->name,
+                                   bf16            ? "BF16"
+                                   : f16 || to_f16 ? "F16"
+                                                   : "F32");
+            for (int d = 0; d < h->n_dims; d++)
+                hl += (size_t)snprintf(hdr + hl, hcap - hl, "%s%lld", d ? "," : "",
+                                       (long long)h->shape[d]);
+            hl += (size_t)snprintf(hdr + hl, hcap - hl, "],\"data_offsets\":[%llu,%llu]}",
+                                   (unsigned long long)h->offset,
+                                   (unsigned long long)h->offset + (unsigned long long)h->bytes);
+            if (idx)
+                fprintf(idx, "%s\"%s\": \"%s\"", i ? ", " : "", h->name, fname);
+        }
+        hl += (size_t)snprintf(hdr + hl, hcap - hl, "}");
+        while (hl % 8)
+            hdr[hl++] = ' ';
+        snprintf(path, sizeof(path), "%s/%s", dir, fname);
+        FILE *f = fopen(path, "wb");
+        if (!f) {
+            perror(path);
+            return 1;
+        }
+        uint64_t hlen = hl;
+        fwrite(&hlen, 8, 1, f);
+        fwrite(hdr, 1, hl, f);
+        free(hdr);
+        for (size_t i = first; i < last; i++) {
+            const struct hf_tensor *h = &ts[i];
+            const size_t esz = h->t->type == INF_TYPE_F16 ? 2 : 4;
+            const uint8_t *data = h->t->data;
+            int64_t rows = h->shape[0], cols = h->n_dims == 1 ? 1 : h->shape[1];
+            if (h->expert >= 0)
+                data += (uint64_t)(rows * cols) * esz * (uint64_t)h->expert;
+            /* row o of the transformers layout is GGUF row h*hd + 2i + j, o = h*hd + j*half + i */
+            int64_t hd = h->xform == 1 ? rows / h->perm_heads : 1, half = hd / 2;
+            for (int64_t o = 0; o < rows; o++) {
+                int64_t src = o;
+                if (h->xform == 1) {
+                    int64_t hh = o / hd, rem = o % hd, j = rem / half, ii = rem % half;
+                    src = hh * hd + 2 * ii + j;
+                }
+                const uint8_t *row = data + (size_t)(src * cols) * esz;
+                if (h->xform != 2 && !bf16 && !(to_f16 && esz == 4)) {
+                    fwrite(row, esz, (size_t)cols, f);
+                    continue;
+                }
+                for (int64_t c = 0; c < cols; c++) {
+                    float x = esz == 2 ? inf_fp16_to_fp32_row_one(row + 2 * c)
+                                       : ((const float *)(const void *)row)[c];
+                    if (h->xform == 2) /* gemma: w - 1 */
+                        x -= 1.0f;
+                    if (bf16) {
+                        uint32_t u;
+                        memcpy(&u, &x, 4);
+                        uint16_t b = (u & 0x7fffffff) > 0x7f800000
+                                         ? (uint16_t)((u >> 16) | 64)
+                                         : (uint16_t)((u + (0x7fff + ((u >> 16) & 1))) >> 16);
+                        fwrite(&b, 2, 1, f);
+                    } else if (esz == 2 || to_f16) {
+                        uint16_t hbits;
+                        inf_f32_to_f16_row(&x, &hbits, 1);
+                        fwrite(&hbits, 2, 1, f);
+                    } else {
+                        fwrite(&x, 4, 1, f);
+                    }
+                }
+            }
+        }
+        if (fclose(f) != 0) {
+            perror(path);
+            return 1;
+        }
+        first = last;
+    }
+    if (idx) {
+        fprintf(idx, "}}\n");
+        fclose(idx);
+    }
+    printf("wrote %s: %zu tensors in %d file(s), config.json\n", dir, n, n_shards);
+    free(ts);
     inf_gguf_free(g);
     return 0;
 }
@@ -520,6 +1022,10 @@ int main(int argc, char **argv)
     float theta = (float)atof(opt_str(argc, argv, "--rope-theta", "10000"));
     float std = (float)atof(opt_str(argc, argv, "--std", "0.08"));
     float out_std = (float)atof(opt_str(argc, argv, "--out-std", "0.3"));
+    /* the routers' spread: larger makes each token's expert choice clear-cut (random routers of
+       --std give near-uniform choices, where the last bits of any computation flip experts) */
+    const char *rs = opt_str(argc, argv, "--router-std", "");
+    float router_std = *rs ? (float)atof(rs) : std;
     rng ^= (uint64_t)opt_int(argc, argv, "--seed", 1) * 0x9e3779b97f4a7c15ULL;
     uint32_t wtype = strcmp(type, "f16") == 0 ? INF_TYPE_F16 : INF_TYPE_F32;
     bool qwen2 = strcmp(arch, "qwen2") == 0 || qwen2moe;
@@ -570,6 +1076,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "gen-synthetic: '%s' has no tokenizer.ggml.tokens\n", vocab);
         return 1;
     }
+    /* --n-vocab: embedding rows other than the vocabulary's (for --hf-out directories that
+       take another tokenizer; the GGUF itself is then not runnable) */
+    V = (uint64_t)opt_int(argc, argv, "--n-vocab", (long long)V);
 
     /* the tensor list */
     struct tensor *ts = calloc((size_t)(3 + L * 24), sizeof(*ts));
@@ -769,6 +1278,8 @@ int main(int argc, char **argv)
     size_t widest = (size_t)(E > 2 * F ? E : 2 * F);
     if ((size_t)FX > widest)
         widest = (size_t)FX;
+    if ((size_t)FS > widest) /* qwen2moe's shared expert (ffn_down_shexp rows) */
+        widest = (size_t)FS;
     if ((size_t)(H * HD) > widest)
         widest = (size_t)(H * HD);
     float *row = malloc(widest * sizeof(float));
@@ -782,7 +1293,7 @@ int main(int argc, char **argv)
                 row[c] = ts[i].kind == 0   ? x * std
                          : ts[i].kind == 1 ? x * out_std
                          : ts[i].kind == 2 ? 1.0f + 0.05f * x
-                         : ts[i].kind == 4 ? x * std
+                         : ts[i].kind == 4 ? x * router_std
                          : ts[i].kind == 5 ? 1.0f + 10.0f * fabsf(x) /* LongRoPE long */
                          : ts[i].kind == 6 ? 1.0f + 0.1f * fabsf(x)  /* and short factors */
                          : ts[i].kind == 7 ? x                       /* attention sinks */
@@ -808,5 +1319,9 @@ int main(int argc, char **argv)
     free(row16);
     free(ts);
     inf_gguf_free(g);
+    const char *hf_out = opt_str(argc, argv, "--hf-out", NULL);
+    if (hf_out)
+        return export_hf(out, hf_out, (int)opt_int(argc, argv, "--hf-shards", 1),
+                         opt_str(argc, argv, "--hf-dtype", "same"));
     return 0;
 }

@@ -236,7 +236,8 @@ inf_status inf_cron_parse(const char *expr, struct inf_cron *out, struct inf_err
  * The first time strictly after `after` (Unix s) at which c fires in time zone tz (an IANA
  * name from the system's tz database, "UTC" or NULL). Local times that a DST jump skips never
  * fire; a local time that occurs twice (the hour repeated in autumn) fires once, the first
- * time, unless the hour field is "*" (then every real hour fires). INF_ENOTFOUND when nothing fires within 5 years, INF_EINVAL for an unknown zone.
+ * time, unless the hour field is "*" (then every real hour fires). INF_ENOTFOUND when nothing fires
+ * within 5 years, INF_EINVAL for an unknown zone.
  */
 inf_status inf_cron_next(const struct inf_cron *c, const char *tz, int64_t after, int64_t *next,
                          struct inf_error *err);

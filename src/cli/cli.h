@@ -109,6 +109,8 @@ int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args);
 extern const struct inf_cli_opt inf_cmd_serve_opts[];
 int inf_cmd_quantize(struct inf_cli *cli, struct inf_cli_args *args);
 int inf_cmd_convert(struct inf_cli *cli, struct inf_cli_args *args);
+/* `convert IN OUT --quantize TYPE`: the quantize command under convert's name (cmd_quantize.c) */
+int inf_cli_quantize_as_convert(struct inf_cli *cli, struct inf_cli_args *args);
 extern const struct inf_cli_opt inf_cmd_quantize_opts[];
 extern const struct inf_cli_opt inf_cmd_convert_opts[];
 int inf_cmd_grammar(struct inf_cli *cli, struct inf_cli_args *args);
@@ -116,6 +118,8 @@ extern const struct inf_cli_opt inf_cmd_grammar_opts[];
 int inf_cmd_cache(struct inf_cli *cli, struct inf_cli_args *args);
 extern const struct inf_cli_opt inf_cmd_cache_opts[];
 int inf_cmd_audit(struct inf_cli *cli, struct inf_cli_args *args);
+int inf_cmd_pull(struct inf_cli *cli, struct inf_cli_args *args);
+extern const struct inf_cli_opt inf_cmd_pull_opts[];
 extern const struct inf_cli_opt inf_cmd_audit_opts[];
 int inf_cmd_tui(struct inf_cli *cli, struct inf_cli_args *args);
 extern const struct inf_cli_opt inf_cmd_tui_opts[];
@@ -144,5 +148,14 @@ int inf_cli_offline_server(struct inf_cli *cli, const struct inf_cli_args *args,
 /* cmd_audit.c: record a state-changing command (audit.enabled); returns rc, or INF_EXIT_FAIL
    when the record could not be written and audit.required. */
 int inf_cli_audit_command(struct inf_cli *cli, const char *command, int argc, char **argv, int rc);
+
+/* cmd_pull.c: the hub parameters from hub.* and models_dir (no token, no callback), and the
+   Hugging Face endpoint (hub.endpoint when set anywhere, else HF_ENDPOINT). */
+struct inf_hub_params;
+void inf_cli_hub_params(const struct inf_cli *cli, struct inf_hub_params *p);
+const char *inf_cli_hf_endpoint(const struct inf_cli *cli);
+/* cmd_pull.c: the Hugging Face token (malloc'd, NULL when none): pull's --token (args NULL:
+   skipped), HF_TOKEN, HUGGING_FACE_HUB_TOKEN, huggingface-cli's token file. */
+char *inf_cli_hf_token(const struct inf_cli_args *args);
 
 #endif

@@ -129,8 +129,26 @@ int inf_cli_audit_command(struct inf_cli *cli, const char *command, int argc, ch
     json_object_set_new(o, "ts", json_string(ts));
     json_object_set_new(o, "command", json_string(command));
     json_t *av = json_array();
-    for (int i = 0; i < argc; i++)
-        json_array_append_new(av, json_string(argv[i]));
+    /* secrets given as options (pull --token) are not recorded: their values are redacted */
+    static const char *const secret[] = {"--token", "--api-key"};
+    for (int i = 0; i < argc; i++) {
+        const char *v = argv[i];
+        bool redact = false, inline_value = false;
+        for (size_t k = 0; k < sizeof(secret) / sizeof(secret[0]); k++) {
+            size_t n = strlen(secret[k]);
+            if (strncmp(v, secret[k], n) == 0 && v[n] == '=')
+                inline_value = true;
+            if (i > 0 && strcmp(argv[i - 1], secret[k]) == 0)
+                redact = true;
+        }
+        if (inline_value) {
+            char b[64];
+            snprintf(b, sizeof(b), "%.*s=[redacted]", (int)(strchr(v, '=') - v), v);
+            json_array_append_new(av, json_string(b));
+        } else {
+            json_array_append_new(av, json_string(redact ? "[redacted]" : v));
+        }
+    }
     json_object_set_new(o, "args", av);
     json_object_set_new(o, "exit", json_integer(rc));
     const char *user = getenv("USER");

@@ -1,12 +1,17 @@
 /*
- * cmd_models.c - `inferno models list` (models under models_dir, with a SQLite metadata cache)
- * and `inferno models info MODEL` (what a user wants to know before loading a GGUF file).
+ * cmd_models.c - `inferno models list` (models under models_dir, with a SQLite metadata cache,
+ * and registered names), `inferno models info MODEL` (what a user wants to know before loading a
+ * GGUF file), `models rm NAME` and `models tag MODEL NAME` (the registry, src/store/registry.c).
  */
+#include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/cli_engine.h"
@@ -52,22 +57,23 @@ static int models_list(struct inf_cli *cli, bool json)
             const struct inf_model_summary *m = &list.items[i];
             json_array_append_new(
                 arr,
-                json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:I, s:i, s:s}", "name", m->name,
-                          "format", m->format, "architecture", m->architecture, "n_params",
+                json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:I, s:i, s:s, s:s, s:s}", "name",
+                          m->name, "format", m->format, "architecture", m->architecture, "n_params",
                           (json_int_t)m->n_params, "quantization", m->dominant_type, "file_type",
                           m->file_type, "size_bytes", (json_int_t)m->size_bytes, "context_length",
-                          (json_int_t)m->context_length, "n_shards", m->n_shards, "path", m->path));
+                          (json_int_t)m->context_length, "n_shards", m->n_shards, "path", m->path,
+                          "source", m->source, "digest", m->digest));
         }
         char *s = json_dumps(arr, JSON_INDENT(2));
         printf("%s\n", s ? s : "[]");
         free(s);
         json_decref(arr);
     } else {
-        printf("%-32s %-11s %-8s %9s %-8s %-16s %10s %7s  %s\n", "NAME", "FORMAT", "ARCH", "PARAMS",
-               "QUANT", "FILE TYPE", "SIZE", "CTX", "PATH");
+        printf("%-36s %10s %-8s %-10s %9s %7s %-14s  %s\n", "NAME", "SIZE", "QUANT", "ARCH",
+               "PARAMS", "CTX", "DIGEST", "SOURCE");
         for (size_t i = 0; i < list.n; i++) {
             const struct inf_model_summary *m = &list.items[i];
-            char size[32], params[32];
+            char size[32], params[32], dg[16] = "-";
             human(m->size_bytes, size, sizeof(size));
             if (m->n_params >= 1000000000ull)
                 snprintf(params, sizeof(params), "%.2fB", (double)m->n_params / 1e9);
@@ -75,11 +81,19 @@ static int models_list(struct inf_cli *cli, bool json)
                 snprintf(params, sizeof(params), "%.2fM", (double)m->n_params / 1e6);
             else
                 snprintf(params, sizeof(params), "-");
-            printf("%-32s %-11s %-8s %9s %-8s %-16s %10s %7llu  %s\n", m->name, m->format,
+            const char *colon = strchr(m->digest, ':');
+            if (colon)
+                snprintf(dg, sizeof(dg), "%.12s", colon + 1);
+            /* the quantization as the file names it (MOSTLY_Q4_K_M: Q4_K_M), else the tensor
+               type holding most bytes */
+            const char *q = m->file_type[0] ? m->file_type : m->dominant_type;
+            if (strncmp(q, "MOSTLY_", 7) == 0)
+                q += 7;
+            else if (strncmp(q, "ALL_", 4) == 0)
+                q += 4;
+            printf("%-36s %10s %-8s %-10s %9s %7llu %-14s  %s\n", m->name, size, q[0] ? q : "-",
                    m->architecture[0] ? m->architecture : "-", params,
-                   m->dominant_type[0] ? m->dominant_type : "-",
-                   m->file_type[0] ? m->file_type : "-", size,
-                   (unsigned long long)m->context_length, m->path);
+                   (unsigned long long)m->context_length, dg, m->source[0] ? m->source : m->path);
         }
         fprintf(stderr, "%zu models in %s (%zu files read, %zu from the cache) in %.1f ms\n",
                 list.n, dir, list.n_probed, list.n_cached,
@@ -337,6 +351,158 @@ static int models_info(struct inf_cli *cli, struct inf_cli_args *args, const cha
     return INF_EXIT_OK;
 }
 
+/* Whether path lies inside directory dir (both resolved). */
+static bool inside(const char *path, const char *dir)
+{
+    char rp[PATH_MAX], rd[PATH_MAX];
+    if (!dir || !*dir || !realpath(path, rp) || !realpath(dir, rd))
+        return false;
+    size_t n = strlen(rd);
+    return strncmp(rp, rd, n) == 0 && rp[n] == '/';
+}
+
+/* Delete a model's files: the file (every shard of NAME-00001-of-0000N.gguf), what a pull kept
+   beside it (TAG.template, TAG.params.json), and the directories left empty up to dir. */
+static int delete_model_files(struct inf_cli *cli, const char *path, const char *dir)
+{
+    char p[PATH_MAX + 64];
+    size_t n = strlen(path);
+    int rc = INF_EXIT_OK;
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    size_t bl = strlen(base);
+    int count = 0;
+    if (bl > 20 && strcmp(base + bl - 5, ".gguf") == 0 && strncmp(base + bl - 14, "-of-", 4) == 0 &&
+        strncmp(base + bl - 20, "-00001", 6) == 0)
+        count = (int)strtol(base + bl - 10, NULL, 10);
+    if (count > 1) {
+        for (int k = 1; k <= count; k++) {
+            snprintf(p, sizeof(p), "%.*s%05d-of-%05d.gguf", (int)(n - 19), path, k, count);
+            if (unlink(p) != 0 && errno != ENOENT) {
+                inf_cli_errorf(cli, "cannot delete '%s': %s", p, strerror(errno));
+                rc = INF_EXIT_FAIL;
+            }
+        }
+    } else if (unlink(path) != 0) {
+        inf_cli_errorf(cli, "cannot delete '%s': %s", path, strerror(errno));
+        return INF_EXIT_FAIL;
+    }
+    if (n > 5 && strcmp(path + n - 5, ".gguf") == 0) {
+        static const char *const sides[] = {".template", ".params.json", ".gguf.partial"};
+        for (size_t i = 0; i < sizeof(sides) / sizeof(sides[0]); i++) {
+            snprintf(p, sizeof(p), "%.*s%s", (int)(n - 5), path, sides[i]);
+            unlink(p);
+        }
+    }
+    /* empty directories up to models_dir */
+    char rd[PATH_MAX], cur[PATH_MAX];
+    if (!realpath(dir, rd))
+        return rc;
+    snprintf(cur, sizeof(cur), "%s", path);
+    for (char *s; (s = strrchr(cur, '/')) != NULL;) {
+        *s = '\0';
+        char rc2[PATH_MAX];
+        if (!realpath(cur, rc2) || strcmp(rc2, rd) == 0 || strncmp(rc2, rd, strlen(rd)) != 0 ||
+            rmdir(cur) != 0)
+            break;
+    }
+    return rc;
+}
+
+static int models_rm(struct inf_cli *cli, struct inf_cli_args *args)
+{
+    const char *db = inf_config_get_str(cli->config, "cache.models_db");
+    const char *dir = inf_config_get_str(cli->config, "models_dir");
+    int rc = INF_EXIT_OK;
+    for (int i = 1; i < args->n_positional; i++) {
+        const char *arg = args->positional[i];
+        struct inf_model_reg reg;
+        struct inf_error err = {0};
+        char path[4096];
+        inf_status st = inf_models_lookup(db, arg, &reg, &err);
+        if (st == INF_EINVAL) {
+            inf_cli_errorf(cli, "%s", inf_error_message(&err));
+            rc = INF_EXIT_FAIL;
+            continue;
+        }
+        if (st == INF_OK) {
+            if (inf_models_unregister(db, reg.name, &err) != INF_OK) {
+                inf_cli_errorf(cli, "%s", inf_error_message(&err));
+                rc = INF_EXIT_FAIL;
+                continue;
+            }
+            /* the files go when no other name uses them and they are ours (in models_dir) */
+            struct inf_model_reg *all = NULL;
+            size_t n = 0;
+            bool used = false;
+            struct stat a, b;
+            if (inf_models_registered(db, &all, &n, &err) == INF_OK && stat(reg.path, &a) == 0)
+                for (size_t k = 0; k < n && !used; k++)
+                    used =
+                        stat(all[k].path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+            free(all);
+            if (!used && inside(reg.path, dir)) {
+                if (delete_model_files(cli, reg.path, dir) != INF_EXIT_OK)
+                    rc = INF_EXIT_FAIL;
+                else
+                    fprintf(stderr, "deleted '%s'\n", reg.path);
+            }
+            printf("removed %s\n", reg.name);
+            continue;
+        }
+        /* not registered: a model of models_dir by its listed name */
+        if (inf_models_resolve(arg, dir, db, path, sizeof(path), &err) != INF_OK ||
+            strcmp(path, arg) == 0) {
+            inf_cli_errorf(cli, "no model named '%s' (see inferno models list)", arg);
+            rc = INF_EXIT_FAIL;
+            continue;
+        }
+        if (!inside(path, dir)) {
+            inf_cli_errorf(cli, "'%s' is not in models_dir; not deleting it", path);
+            rc = INF_EXIT_FAIL;
+            continue;
+        }
+        if (delete_model_files(cli, path, dir) != INF_EXIT_OK) {
+            rc = INF_EXIT_FAIL;
+            continue;
+        }
+        printf("removed %s (%s)\n", arg, path);
+    }
+    return rc;
+}
+
+static int models_tag(struct inf_cli *cli, const char *src, const char *dst)
+{
+    const char *db = inf_config_get_str(cli->config, "cache.models_db");
+    struct inf_model_reg reg = {0}, from;
+    struct inf_error err = {0};
+    char path[4096], name[256];
+    inf_models_name_normalize(dst, name, sizeof(name));
+    if (!inf_models_name_valid(name)) {
+        inf_cli_errorf(cli,
+                       "invalid model name '%s' ([NAMESPACE/]NAME[:TAG] of letters, digits, "
+                       "'.', '_', '-')",
+                       dst);
+        return INF_EXIT_USAGE;
+    }
+    if (inf_models_resolve_cli(cli, src, path, sizeof(path)) != 0)
+        return INF_EXIT_FAIL;
+    char real[PATH_MAX];
+    snprintf(reg.path, sizeof(reg.path), "%s", realpath(path, real) ? real : path);
+    snprintf(reg.name, sizeof(reg.name), "%s", name);
+    if (inf_models_lookup(db, src, &from, &err) == INF_OK) {
+        snprintf(reg.source, sizeof(reg.source), "%s", from.source);
+        snprintf(reg.digest, sizeof(reg.digest), "%s", from.digest);
+    } else {
+        snprintf(reg.source, sizeof(reg.source), "local");
+    }
+    if (inf_models_register(db, &reg, &err) != INF_OK) {
+        inf_cli_errorf(cli, "%s", inf_error_message(&err));
+        return INF_EXIT_FAIL;
+    }
+    printf("%s -> %s\n", name, reg.path);
+    return INF_EXIT_OK;
+}
+
 int inf_cmd_models(struct inf_cli *cli, struct inf_cli_args *args)
 {
     const char *sub = args->n_positional ? args->positional[0] : "list";
@@ -344,7 +510,11 @@ int inf_cmd_models(struct inf_cli *cli, struct inf_cli_args *args)
         return models_list(cli, inf_cli_has(args, "json"));
     if (strcmp(sub, "info") == 0 && args->n_positional == 2)
         return models_info(cli, args, args->positional[1]);
+    if (strcmp(sub, "rm") == 0 && args->n_positional >= 2)
+        return models_rm(cli, args);
+    if (strcmp(sub, "tag") == 0 && args->n_positional == 3)
+        return models_tag(cli, args->positional[1], args->positional[2]);
     inf_cli_errorf(cli, "usage: inferno models list [--json] | info MODEL [--json] [--tensors] "
-                        "[--metadata]");
+                        "[--metadata] | rm NAME... | tag MODEL NAME");
     return INF_EXIT_USAGE;
 }

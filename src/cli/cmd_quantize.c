@@ -1,7 +1,8 @@
 /*
  * cmd_quantize.c - `inferno quantize IN.gguf OUT.gguf --type TYPE` and its alias
- * `inferno convert IN OUT --quantize TYPE`. SIGINT/SIGTERM stop the run between slabs; the
- * library then removes its temporary file, so nothing half-written is left behind.
+ * `inferno convert IN OUT --quantize TYPE` (inf_cli_quantize_as_convert; cmd_convert.c).
+ * SIGINT/SIGTERM stop the run between slabs; the library then removes its temporary file, so
+ * nothing half-written is left behind.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -30,8 +31,6 @@
 const struct inf_cli_opt inf_cmd_quantize_opts[] = {
     QUANT_OPTS("type", "Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K_S/M/L Q4_K_S/M Q5_K_S/M Q6_K F16 BF16 "
                        "F32 (required)")};
-const struct inf_cli_opt inf_cmd_convert_opts[] = {
-    QUANT_OPTS("quantize", "re-quantize a GGUF model to TYPE (as 'inferno quantize --type')")};
 
 static volatile sig_atomic_t interrupted;
 
@@ -189,13 +188,8 @@ int inf_cmd_quantize(struct inf_cli *cli, struct inf_cli_args *args)
     return quantize(cli, args, "type");
 }
 
-int inf_cmd_convert(struct inf_cli *cli, struct inf_cli_args *args)
+int inf_cli_quantize_as_convert(struct inf_cli *cli, struct inf_cli_args *args)
 {
-    if (!inf_cli_has(args, "quantize")) {
-        inf_cli_errorf(cli, "converting between formats is not available yet; only "
-                            "'--quantize TYPE' (re-quantize a GGUF model) is");
-        return INF_EXIT_NOTIMPL;
-    }
     if (args->n_positional != 2) {
         inf_cli_errorf(cli, "expected IN and OUT\nUsage: inferno convert IN OUT --quantize TYPE");
         return INF_EXIT_USAGE;

@@ -22,7 +22,9 @@
 #include "cli/cli_engine.h"
 #include "inferno/audit.h"
 #include "inferno/cache.h"
+#include "inferno/hub.h"
 #include "inferno/log.h"
+#include "inferno/models.h"
 #include "server/audit_hook.h"
 #include "server/cache_hook.h"
 #include "server/http.h"
@@ -233,6 +235,7 @@ int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args)
     struct srv_jobs *worker = NULL;
     struct inf_error err = {0};
     int rc = INF_EXIT_FAIL;
+    char **ids = NULL, *hub_token = NULL;
 
     /* models: -m (repeatable) replaces server.models */
     int n_flag = 0;
@@ -240,12 +243,22 @@ int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args)
     size_t n_cfg = 0;
     const char *const *cfg_models = inf_config_get_list(cfg, "server.models", &n_cfg);
     size_t n_req = n_flag ? (size_t)n_flag : n_cfg;
+    const char *models_db = inf_config_get_str(cfg, "cache.models_db");
+    ids = n_req ? calloc(n_req, sizeof(*ids)) : NULL;
+    if (n_req && !ids) {
+        inf_cli_errorf(cli, "out of memory");
+        goto out;
+    }
     for (size_t i = 0; i < n_req; i++) {
         char path[4096];
         const char *arg = n_flag ? flag_models[i] : cfg_models[i];
         if (inf_models_resolve_cli(cli, arg, path, sizeof(path)) != 0)
             goto out;
         strlist_add(&models, path, strlen(path));
+        /* a registered name is served under that name, a path under its file's stem */
+        struct inf_model_reg reg;
+        if (strcmp(path, arg) != 0 && inf_models_lookup(models_db, arg, &reg, NULL) == INF_OK)
+            ids[i] = strdup(reg.name);
     }
     if ((rc = collect_keys(cli, args, &keys)) != INF_EXIT_OK)
         goto out;
@@ -255,7 +268,9 @@ int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args)
     struct srv_models_params mp = {0};
     mp.model_paths = (const char *const *)models.v;
     mp.n_model_paths = (int)models.n;
+    mp.model_ids = (const char *const *)ids;
     mp.models_dir = inf_config_get_str(cfg, "models_dir");
+    mp.models_db = models_db;
     mp.max_loaded = (int)inf_config_get_int(cfg, "server.max_loaded_models");
     mp.engine.n_ctx = (uint32_t)inf_config_get_int(cfg, "backend.context_size");
     mp.engine.n_parallel = (int)inf_config_get_int(cfg, "server.parallel");
@@ -387,6 +402,12 @@ int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args)
     }
     hp.cache = cache;
     hp.audit = audit;
+    struct inf_hub_params hub;
+    inf_cli_hub_params(cli, &hub);
+    hub_token = inf_cli_hf_token(NULL);
+    hub.token = hub_token;
+    hp.hub = inf_config_get_bool(cfg, "server.allow_pull") ? &hub : NULL;
+    hp.models_db = models_db;
     raise_fd_limit(hp.max_connections);
     if (http_server_start(&hp, &http, &err) != INF_OK) {
         inf_cli_errorf(cli, "%s", inf_error_message(&err));
@@ -434,6 +455,10 @@ out:
     srv_audit_free(audit); /* seals the log's head */
     strlist_free(&models);
     strlist_free(&keys);
+    for (size_t i = 0; ids && i < n_req; i++)
+        free(ids[i]);
+    free(ids);
+    free(hub_token);
     if (rc == INF_EXIT_OK)
         INF_LOG_INFO("serve", "stopped");
     return rc;

@@ -24,6 +24,7 @@
 #include "cli/cli.h"
 #include "core/files.h"
 #include "inferno/config.h"
+#include "inferno/models.h"
 #include "inferno/tokenizer.h"
 
 /* Declared in cli.h once the commands are in the table; repeated so this file stands alone. */
@@ -53,13 +54,14 @@ const struct inf_cli_opt inf_cmd_detokenize_opts[] = {
 };
 
 /*
- * MODEL as a path, else as models_dir/MODEL or models_dir/MODEL.gguf. (The name search of
- * inf_models_resolve() needs the model prober, which is not built yet.)
+ * MODEL as a path, else as models_dir/MODEL or models_dir/MODEL.gguf, else as a name
+ * (inf_models_resolve: registered names such as OWNER/REPO:QUANT, names under models_dir).
  */
 static bool resolve_model(struct inf_cli *cli, const char *arg, char *path, size_t size)
 {
     const char *dir = inf_config_get_str(cli->config, "models_dir");
     struct stat sb;
+    struct inf_error err = {0};
     if (stat(arg, &sb) == 0) {
         snprintf(path, size, "%s", arg);
         return true;
@@ -72,7 +74,10 @@ static bool resolve_model(struct inf_cli *cli, const char *arg, char *path, size
         if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode))
             return true;
     }
-    inf_cli_errorf(cli, "model '%s' is neither a file nor a model in models_dir", arg);
+    if (inf_models_resolve(arg, dir, inf_config_get_str(cli->config, "cache.models_db"), path, size,
+                           &err) == INF_OK)
+        return true;
+    inf_cli_errorf(cli, "%s", inf_error_message(&err));
     return false;
 }
 

@@ -55,11 +55,30 @@ static const struct inf_cli_command commands[] = {
      "server.api_key_file and --api-key; /health never needs one. SIGINT/SIGTERM stop\n"
      "accepting, let running requests finish for server.drain_seconds, then cancel them.\n",
      0, 0},
-    {"models", inf_cmd_models, inf_cmd_models_opts, "list [--json] | info MODEL [--json]",
-     "list and inspect model files",
-     "  list          models under models_dir (metadata cached in cache.models_db)\n"
-     "  info MODEL    architecture, tokenizer, tensor types, memory estimate\n",
-     0, 2},
+    {"pull", inf_cmd_pull, inf_cmd_pull_opts,
+     "hf.co/OWNER/REPO[:QUANT] | hf.co/OWNER/REPO/FILE.gguf | ollama.com/NAME[:TAG] [--json]",
+     "download a model from Hugging Face or the Ollama registry",
+     "Downloads into models_dir and registers the model's name (OWNER/REPO:QUANT, NAME:TAG),\n"
+     "usable wherever a model path is. Resumes an interrupted download (FILE.partial), checks\n"
+     "the hub's SHA-256 before putting the file in place, retries 5xx/timeouts (hub.retries).\n"
+     "  hf.co/OWNER/REPO[@REV][:QUANT]   the GGUF of that quantization (default Q4_K_M, or the\n"
+     "                                   only one); the choices are listed when ambiguous\n"
+     "  hf.co/OWNER/REPO[@REV]/FILE.gguf one file (all shards of a sharded one)\n"
+     "  ollama.com/[NS/]NAME[:TAG]       an Ollama model (NAME[:TAG] alone: the library)\n"
+     "Token: --token, HF_TOKEN, or huggingface-cli's token file. Endpoint: hub.endpoint or\n"
+     "HF_ENDPOINT (mirrors); hub.ollama_endpoint. Proxies: http_proxy/https_proxy/no_proxy.\n"
+     "See docs/models.md.\n",
+     1, 1},
+    {"models", inf_cmd_models, inf_cmd_models_opts,
+     "list [--json] | info MODEL [--json] | rm NAME... | tag MODEL NAME",
+     "list, inspect, remove and name models",
+     "  list          models under models_dir and registered ones: name, size, quantization,\n"
+     "                architecture, source, digest (metadata cached in cache.models_db)\n"
+     "  info MODEL    architecture, tokenizer, tensor types, memory estimate\n"
+     "  rm NAME...    forget a registered name; its files in models_dir are deleted when no\n"
+     "                other name uses them (an unregistered model in models_dir: its file)\n"
+     "  tag MODEL NAME  give a model (a name or a path) another name\n",
+     0, -1},
     {"bench", inf_cmd_bench, inf_cmd_bench_opts, "-m MODEL [-p N] [-n N] [-d N] [-r N] [-t N]",
      "measure prompt and generation speed (as llama-bench)", NULL, 0, 0},
     {"validate", inf_cmd_validate, inf_cmd_validate_opts,
@@ -69,8 +88,15 @@ static const struct inf_cli_command commands[] = {
      "runnable (no tensors, a tensor type the kernels lack, an unsupported architecture, not\n"
      "GGUF): 'valid but not runnable: PATH: why'.\n",
      1, 1},
-    {"convert", inf_cmd_convert, inf_cmd_convert_opts, "IN OUT --quantize TYPE [options]",
-     "convert models between formats (only --quantize for now)", NULL, 0, -1},
+    {"convert", inf_cmd_convert, inf_cmd_convert_opts,
+     "HF_DIR -o OUT.gguf [--outtype TYPE] [options] | IN.gguf OUT.gguf --quantize TYPE",
+     "convert a Hugging Face safetensors model to GGUF",
+     "HF_DIR holds config.json, model.safetensors (or model.safetensors.index.json and its\n"
+     "shards; F32, F16 or BF16), tokenizer.json and usually tokenizer_config.json. The GGUF is\n"
+     "written as llama.cpp's convert_hf_to_gguf.py writes it (see docs/models.md).\n"
+     "--outtype: f32, f16 (default), bf16, or a quantize type (q8_0, q4_k_m, ...).\n"
+     "With --quantize TYPE, re-quantize a GGUF model instead (as 'inferno quantize').",
+     0, -1},
     {"quantize", inf_cmd_quantize, inf_cmd_quantize_opts, "IN.gguf OUT.gguf --type TYPE [options]",
      "re-quantize a GGUF model",
      "Types follow llama-quantize: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q6_K F16 BF16 F32, the mixes\n"
@@ -405,8 +431,10 @@ static void early_log_setup(const struct inf_cli_args *a)
 static bool state_changing(const char *name, const struct inf_cli_args *a)
 {
     const char *sub = a->n_positional ? a->positional[0] : "";
+    if (strcmp(name, "models") == 0)
+        return strcmp(sub, "rm") == 0 || strcmp(sub, "tag") == 0;
     if (strcmp(name, "quantize") == 0 || strcmp(name, "convert") == 0 ||
-        strcmp(name, "batch") == 0 || strcmp(name, "queue") == 0)
+        strcmp(name, "pull") == 0 || strcmp(name, "batch") == 0 || strcmp(name, "queue") == 0)
         return true;
     if (strcmp(name, "config") == 0)
         return strcmp(sub, "init") == 0;

@@ -101,6 +101,8 @@ static const struct inf_config_key schema[] = {
      "memory for one connection's request line and headers (larger: 431)", 4096, 1 << 20, NULL},
     {"server.max_connections", INF_CFG_INT, "256", "open client connections at once", 1, 65536,
      NULL},
+    {"server.allow_pull", INF_CFG_BOOL, "true",
+     "Ollama's /api/pull may download models into models_dir (hub.* settings)", 0, 0, NULL},
     {"server.parse_special_in_content", INF_CFG_BOOL, "false",
      "chat: control tokens typed in messages (</s>, <|im_start|>...) act as control tokens "
      "(unsafe: users can forge turns)",
@@ -172,6 +174,14 @@ static const struct inf_config_key schema[] = {
     {"queue.max_retries", INF_CFG_INT, "3", "attempts before a failed job is given up", 0, 100,
      NULL},
 
+    {"hub.endpoint", INF_CFG_STRING, "\"https://huggingface.co\"",
+     "Hugging Face Hub endpoint for pull (a mirror; HF_ENDPOINT when this is not set)", 0, 0, NULL},
+    {"hub.ollama_endpoint", INF_CFG_STRING, "\"https://registry.ollama.ai\"",
+     "Ollama registry endpoint for pull", 0, 0, NULL},
+    {"hub.retries", INF_CFG_INT, "5",
+     "pull: retries of a file after 5xx, 429, timeouts or dropped connections", 0, 100, NULL},
+    {"hub.stall_seconds", INF_CFG_INT, "30",
+     "pull: a transfer that receives nothing for this long is retried", 1, 3600, NULL},
     {"log.level", INF_CFG_STRING, "\"info\"", "trace, debug, info, warn, error or off", 0, 0,
      log_levels},
     {"log.format", INF_CFG_STRING, "\"auto\"",

@@ -69,8 +69,8 @@ static inf_status parse_field(const struct field *f, const char *s, size_t len, 
     *bits = 0;
     *any = strcmp(buf, "*") == 0 || strcmp(buf, "?") == 0;
     if (buf[0] == ',' || buf[len - 1] == ',' || strstr(buf, ",,"))
-        return inf_error_set(err, INF_EPARSE, "the %s field: an empty list item in '%s'",
-                             f->name, buf);
+        return inf_error_set(err, INF_EPARSE, "the %s field: an empty list item in '%s'", f->name,
+                             buf);
     char *save = NULL;
     for (char *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
         const char *p = item;

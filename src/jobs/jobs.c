@@ -498,19 +498,29 @@ inf_status inf_jobs_batch_create(struct inf_jobs *j, const char *input_file_id,
     return rc;
 }
 
+/* A batch that is still running: its request counts as of now (the stored object has them as of
+   its last state change). Called with j->mu held. */
+static void live_counts(struct inf_jobs *j, json_t *o)
+{
+    if (is_terminal(obj_status(o)))
+        return;
+    int64_t ok = 0, failed = 0;
+    struct inf_error e2 = {0};
+    json_t *c = json_object_get(o, "request_counts");
+    int64_t total = json_integer_value(json_object_get(c, "total"));
+    const char *id = json_string_value(json_object_get(o, "id"));
+    if (id && OPS(j)->out_counts(j->s, id, &ok, &failed, &e2) == INF_OK)
+        set_counts(o, total, ok, failed);
+}
+
 inf_status inf_jobs_batch_get(struct inf_jobs *j, const char *id, char **obj, struct inf_error *err)
 {
     json_t *o = NULL;
     *obj = NULL;
     pthread_mutex_lock(&j->mu);
     inf_status rc = batch_load(j, id, &o, err);
-    if (rc == INF_OK && !is_terminal(obj_status(o))) { /* live progress */
-        int64_t ok = 0, failed = 0;
-        json_t *c = json_object_get(o, "request_counts");
-        int64_t total = json_integer_value(json_object_get(c, "total"));
-        if (OPS(j)->out_counts(j->s, id, &ok, &failed, err) == INF_OK)
-            set_counts(o, total, ok, failed);
-    }
+    if (rc == INF_OK)
+        live_counts(j, o);
     pthread_mutex_unlock(&j->mu);
     if (rc == INF_OK && !(*obj = dump(o)))
         rc = inf_error_set(err, INF_ENOMEM, "out of memory");
@@ -529,17 +539,22 @@ inf_status inf_jobs_batch_list(struct inf_jobs *j, const char *after, int limit,
     bool more = false;
     pthread_mutex_lock(&j->mu);
     inf_status rc = OPS(j)->batch_list(j->s, after, limit, &v, &n, &more, err);
-    pthread_mutex_unlock(&j->mu);
-    if (rc != INF_OK)
-        return rc;
     json_t *list = json_object(), *data = json_array();
     for (size_t i = 0; i < n; i++) {
         json_t *b = v[i] ? json_loads(v[i], 0, NULL) : NULL;
-        if (b)
+        if (b) {
+            live_counts(j, b); /* as GET /v1/batches/{id} gives them */
             json_array_append_new(data, b);
+        }
         free(v[i]);
     }
+    pthread_mutex_unlock(&j->mu);
     free(v);
+    if (rc != INF_OK) {
+        json_decref(list);
+        json_decref(data);
+        return rc;
+    }
     json_object_set_new(list, "object", json_string("list"));
     size_t m = json_array_size(data);
     json_object_set(list, "first_id",

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -571,6 +572,17 @@ static inf_status convert_tensor(struct inf_threadpool *pool, const struct inf_g
     return rc;
 }
 
+/* Drop the input mapping's pages of a tensor already written (the page cache keeps them), so
+   that the resident set stays at the slab buffers however large the model. */
+static void drop_pages(const void *p, uint64_t n)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0 || n == 0)
+        return;
+    size_t lead = (size_t)((uintptr_t)p % (uintptr_t)pg);
+    (void)madvise((char *)(const char *)p - lead, (size_t)n + lead, MADV_DONTNEED);
+}
+
 static inf_status same_file(const char *a, const char *b, bool *same)
 {
     struct stat sa, sb;
@@ -759,6 +771,7 @@ inf_status inf_quantize_file(const char *in_path, const char *out_path,
         }
         if (rc == INF_OK)
             rc = put_bytes(f, zeros, (size_t)pad, tmp, err);
+        drop_pages(t->data, t->n_bytes);
         st.out_bytes += items[k].bytes + pad;
         if (rc == INF_OK && p->progress) {
             struct inf_quant_event ev = {

@@ -173,6 +173,14 @@ json_t *api_parse_body(const char *data, size_t len, struct api_error *e);
 /* Copy s[0..len) replacing invalid UTF-8 with U+FFFD; result NUL-terminated, *out_len set. */
 char *api_utf8_sanitize(const char *s, size_t len, size_t *out_len);
 bool api_utf8_valid(const char *s, size_t len);
+/*
+ * s[0..len) (valid UTF-8 without NUL bytes) as the inside of a JSON string, exactly as jansson's
+ * json_dumps writes it without JSON_ENSURE_ASCII / JSON_ESCAPE_SLASH: \" \\ \b \f \n \r \t,
+ * \u00XX (upper-case hex) for the other bytes below 0x20, everything else as it is. out needs
+ * room for 6 * len bytes; returns the bytes written. The streaming fast path uses it to write
+ * the chunks jansson would, without building them as objects.
+ */
+size_t api_json_escape(const char *s, size_t len, char *out);
 /* A JSON string from arbitrary bytes (invalid UTF-8 replaced). Never NULL except on ENOMEM. */
 json_t *api_json_str(const char *s, size_t len);
 /* Random lower-case alphanumerics (n chars + NUL) from the OS random source. */

@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <netdb.h>
 #include <openssl/evp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,14 @@ struct srv_audit {
     bool include_content, required;
     char (*key_ids)[20];
     size_t n_keys;
+    atomic_ullong written, failed; /* records, for /metrics */
 };
+
+void srv_audit_counters(const struct srv_audit *a, uint64_t *written, uint64_t *failed)
+{
+    *written = atomic_load(&((struct srv_audit *)a)->written);
+    *failed = atomic_load(&((struct srv_audit *)a)->failed);
+}
 
 void srv_audit_key_id(const char *key, char *out, size_t size)
 {
@@ -115,6 +123,23 @@ static json_t *params_of(json_t *body)
     return p;
 }
 
+void srv_audit_client(const struct http_req *r, char *out, size_t size)
+{
+    out[0] = '\0';
+    if (!r->conn) {
+        if (r->client)
+            snprintf(out, size, "%s", r->client);
+        return;
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr)
+        getnameinfo(ci->client_addr,
+                    ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                           : sizeof(struct sockaddr_in),
+                    out, (socklen_t)size, NULL, 0, NI_NUMERICHOST);
+}
+
 bool srv_audit_request(struct srv_audit *a, struct http_req *r)
 {
     if (!a || r->audited)
@@ -122,14 +147,8 @@ bool srv_audit_request(struct srv_audit *a, struct http_req *r)
     r->audited = true;
     char ts[40];
     iso_now(ts, sizeof(ts));
-    char client[64] = "";
-    const union MHD_ConnectionInfo *ci =
-        r->conn ? MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS) : NULL;
-    if (ci && ci->client_addr)
-        getnameinfo(ci->client_addr,
-                    ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                           : sizeof(struct sockaddr_in),
-                    client, sizeof(client), NULL, 0, NI_NUMERICHOST);
+    char client[64];
+    srv_audit_client(r, client, sizeof(client));
     json_t *o = json_object();
     json_object_set_new(o, "type", json_string("request"));
     json_object_set_new(o, "ts", json_string(ts));
@@ -178,10 +197,12 @@ bool srv_audit_request(struct srv_audit *a, struct http_req *r)
     inf_status st = inf_audit_append(a->log, text, strlen(text), &err);
     free(text);
     if (st) {
+        atomic_fetch_add(&a->failed, 1);
         INF_LOG_ERROR("audit", "request %s: audit record not written: %s", r->req_id,
                       inf_error_message(&err));
         return false;
     }
+    atomic_fetch_add(&a->written, 1);
     return true;
 }
 
@@ -200,6 +221,7 @@ bool srv_audit_append_raw(struct srv_audit *a, const char *json, size_t len)
     struct inf_error err = {0};
     inf_status st = text ? inf_audit_append(a->log, text, strlen(text), &err) : INF_ENOMEM;
     free(text);
+    atomic_fetch_add(st == INF_OK ? &a->written : &a->failed, 1);
     if (st)
         INF_LOG_ERROR("audit", "job event not written: %s", inf_error_message(&err));
     return st == INF_OK;

@@ -26,6 +26,10 @@ bool srv_audit_content(const struct srv_audit *a);
 bool srv_audit_required(const struct srv_audit *a);
 /* The fingerprint of an API key: "key-" and 12 hex digits (out: at least 17 bytes). */
 void srv_audit_key_id(const char *key, char *out, size_t size);
+/* The client's numeric address of r's connection ("" when it has none); out: 64 bytes. */
+void srv_audit_client(const struct http_req *r, char *out, size_t size);
+/* Records written and records that could not be written, since start (for /metrics). */
+void srv_audit_counters(const struct srv_audit *a, uint64_t *written, uint64_t *failed);
 /* Write r's record (once). false when it could not be written (logged). */
 bool srv_audit_request(struct srv_audit *a, struct http_req *r);
 /* Write another record (a job event: one JSON object), with "ts" added. */

@@ -302,6 +302,14 @@ static size_t body_limit(const struct http_server *s, const struct http_req *r)
     return s->p.max_body_bytes;
 }
 
+static const struct http_route *find_route(const char *url, const char *method, bool *path_known);
+
+const struct http_route *http_route_lookup(const char *url, const char *method)
+{
+    bool known;
+    return find_route(url, method, &known);
+}
+
 static const struct http_route *find_route(const char *url, const char *method, bool *path_known)
 {
     *path_known = false;

@@ -67,9 +67,14 @@ struct http_server_params {
     struct srv_audit *audit;       /* audit log (audit_hook.h), or NULL */
     struct inf_jobs *jobs;         /* the Files and Batch API's store (inferno/jobs.h), or NULL */
     size_t max_upload_bytes;       /* largest file upload (POST /v1/files) */
+    /* /api/pull: the hub settings (models_dir, endpoints, token; NULL = pulling refused) and
+       the model database the pulled names are registered in */
+    const struct inf_hub_params *hub;
+    const char *models_db;
 };
 
 struct http_server;
+struct inf_hub_params;
 
 /* Start listening (the server runs on its own threads). */
 inf_status http_server_start(const struct http_server_params *p, struct http_server **out,

@@ -90,6 +90,8 @@ struct http_server {
 
 /* Which API key token (without "Bearer ") is: its index, or -2 when it is none of them. */
 int http_key_index(struct http_server *s, const char *token);
+/* The route row for a path and method (NULL: none), as the router finds it. */
+const struct http_route *http_route_lookup(const char *url, const char *method);
 
 /* The connection guard (http_conn.c): limits per address, deadlines, a reserve for /health. */
 inf_status http_guard_start(struct http_server *s, struct inf_error *err);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "server/audit_hook.h"
 #include "server/cache_hook.h"
 #include "server/handlers.h"
 #include "server/http_internal.h"
@@ -178,6 +179,16 @@ void api_metrics(struct http_req *r)
         hist(&o, "inferno_time_per_output_token_seconds", ss.s[i].model, &ss.s[i].st.per_token);
     free(ss.s);
 
+    if (s->p.audit) {
+        uint64_t w, f;
+        srv_audit_counters(s->p.audit, &w, &f);
+        outf(&o,
+             "# HELP inferno_audit_records_total Records written to the audit log.\n"
+             "# TYPE inferno_audit_records_total counter\ninferno_audit_records_total %llu\n"
+             "# HELP inferno_audit_errors_total Records the audit log could not take.\n"
+             "# TYPE inferno_audit_errors_total counter\ninferno_audit_errors_total %llu\n",
+             (unsigned long long)w, (unsigned long long)f);
+    }
     if (s->p.cache) {
         struct srv_cache_counters cc;
         srv_cache_counters(s->p.cache, &cc);

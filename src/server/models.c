@@ -114,13 +114,16 @@ inf_status srv_models_new(const struct srv_models_params *p, struct srv_models *
     inf_status rc = INF_OK;
     for (int i = 0; i < p->n_model_paths && rc == INF_OK; i++) {
         char id[256];
-        file_stem(p->model_paths[i], id, sizeof(id));
+        if (p->model_ids && p->model_ids[i])
+            snprintf(id, sizeof(id), "%s", p->model_ids[i]);
+        else
+            file_stem(p->model_paths[i], id, sizeof(id));
         rc = add_model(m, id, p->model_paths[i], err);
     }
     if (rc == INF_OK && p->models_dir && p->models_dir[0]) {
         struct inf_model_list list = {0};
         struct inf_error serr = {0};
-        if (inf_models_scan(p->models_dir, NULL, &list, &serr) == INF_OK) {
+        if (inf_models_scan(p->models_dir, p->models_db, &list, &serr) == INF_OK) {
             for (size_t i = 0; i < list.n && rc == INF_OK; i++)
                 if (strcmp(list.items[i].format, "gguf") == 0)
                     rc = add_model(m, list.items[i].name, list.items[i].path, err);
@@ -249,6 +252,12 @@ inf_status srv_models_acquire(struct srv_models *m, const char *id, struct srv_e
     } else {
         for (size_t i = 0; i < m->n; i++)
             if (strcmp(m->items[i].entry.id, id) == 0)
+                s = &m->items[i];
+        /* hf.co/OWNER/REPO:QUANT names what was registered as OWNER/REPO:QUANT */
+        char norm[300];
+        inf_models_name_normalize(id, norm, sizeof(norm));
+        for (size_t i = 0; i < m->n && !s && strcmp(norm, id) != 0; i++)
+            if (strcmp(m->items[i].entry.id, norm) == 0)
                 s = &m->items[i];
     }
     if (!s) {

@@ -379,8 +379,20 @@ const struct http_sink ollama_sink = {
 /* ---- models ---------------------------------------------------------------------------------- */
 
 /* The id of the model an Ollama name means: the id itself, the name without ":latest", or
-   the bare name with ":latest". false when none is served. */
+   the bare name with ":latest"; then the same without a hub's host (hf.co/OWNER/REPO:QUANT is
+   registered as OWNER/REPO:QUANT). false when none is served. */
+static bool resolve_exact(struct http_req *r, const char *name, char *id, size_t size);
+
 static bool resolve(struct http_req *r, const char *name, char *id, size_t size)
+{
+    char norm[300];
+    if (resolve_exact(r, name, id, size))
+        return true;
+    inf_models_name_normalize(name, norm, sizeof(norm));
+    return strcmp(norm, name) != 0 && resolve_exact(r, norm, id, size);
+}
+
+static bool resolve_exact(struct http_req *r, const char *name, char *id, size_t size)
 {
     struct srv_model_entry *m = NULL;
     size_t n = 0;
@@ -469,7 +481,7 @@ static json_t *details_json(const struct inf_model_summary *s)
 }
 
 /* {name, model, modified_at, size, digest, details} for /api/tags and /api/ps. */
-static json_t *model_entry_json(const struct srv_model_entry *m)
+static json_t *model_entry_json(const struct http_req *r, const struct srv_model_entry *m)
 {
     struct inf_model_summary s;
     struct inf_error err = {0};
@@ -477,7 +489,15 @@ static json_t *model_entry_json(const struct srv_model_entry *m)
     if (inf_model_probe(m->path, &s, &err) != INF_OK)
         INF_LOG_DEBUG("http", "ollama: '%s': %s", m->path, inf_error_message(&err));
     char dg[65];
-    digest_of(m->path, dg);
+    struct inf_model_reg reg;
+    const char *db = r->params->models_db;
+    /* a pulled model's digest is the hub's SHA-256 of its bytes */
+    if (db && *db && inf_models_lookup(db, m->id, &reg, NULL) == INF_OK &&
+        strcmp(reg.path, m->path) == 0 && strncmp(reg.digest, "sha256:", 7) == 0 &&
+        strlen(reg.digest) == 71)
+        snprintf(dg, sizeof(dg), "%.64s", reg.digest + 7);
+    else
+        digest_of(m->path, dg);
     json_t *o = json_object();
     json_object_set_new(o, "name", name_json(m->id));
     json_object_set_new(o, "model", name_json(m->id));
@@ -977,7 +997,7 @@ void ollama_tags(struct http_req *r)
     }
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(a, model_entry_json(&m[i]));
+        json_array_append_new(a, model_entry_json(r, &m[i]));
     free(m);
     http_reply_json(r, 200, json_pack("{s:o}", "models", a));
 }
@@ -993,7 +1013,7 @@ void ollama_ps(struct http_req *r)
     }
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++) {
-        json_t *o = model_entry_json(&m[i].entry);
+        json_t *o = model_entry_json(r, &m[i].entry);
         json_object_del(o, "modified_at");
         /* no expiry: far in the future, as Ollama shows a negative keep_alive */
         int64_t exp = m[i].expires_at ? m[i].expires_at : (int64_t)time(NULL) + 100LL * 365 * 86400;
@@ -1312,6 +1332,10 @@ void ollama_delete(struct http_req *r)
         http_reply_errorf(r, 500, NULL, NULL, "cannot delete '%s': %s", me.path, strerror(errno));
         goto out;
     }
+    /* a pulled (registered) name goes from the model database too */
+    const char *db = r->params->models_db;
+    if (db && *db)
+        inf_models_unregister(db, id, NULL);
     INF_LOG_INFO("http", "ollama: deleted '%s' (%s)", id, me.path);
     http_reply_text(r, 200, "application/json", "", 0);
 out:
@@ -1320,13 +1344,6 @@ out:
 
 /* ---- not (yet) served -------------------------------------------------------------------------
  */
-
-void ollama_pull(struct http_req *r)
-{
-    http_reply_errorf(r, 501, NULL, NULL,
-                      "pulling models is not available yet in Inferno: put GGUF files in "
-                      "models_dir");
-}
 
 void ollama_push(struct http_req *r)
 {

@@ -90,9 +90,10 @@ struct http_req {
     const struct http_sink *sink;
     void *sink_ctx;
     /* for the audit record (audit_hook.c) */
-    int key_index;                            /* the API key used: its index, -1 none */
-    const char *cache_state;                  /* "hit", "miss", "bypass"; NULL: no cache */
-    char model[256];                          /* the model that answered ("" none) */
+    int key_index;           /* the API key used: its index, -1 none */
+    const char *client;      /* the client's address when there is no conn (WebSocket requests) */
+    const char *cache_state; /* "hit", "miss", "bypass"; NULL: no cache */
+    char model[256];         /* the model that answered ("" none) */
     int32_t prompt_tokens, completion_tokens; /* -1: not known */
     char *reply_copy; /* audit.include_content: the JSON body answered (malloc'd) */
     bool audited;

@@ -305,7 +305,9 @@ struct srv_model_entry {
 struct srv_models_params {
     const char *const *model_paths; /* from -m / config, served under their file stem */
     int n_model_paths;
-    const char *models_dir; /* any model found there (may be NULL) */
+    const char *const *model_ids; /* their ids, or NULL (an entry NULL): the file stem */
+    const char *models_dir;       /* any model found there (may be NULL) */
+    const char *models_db; /* the model database: registered names become ids (may be NULL) */
     int max_loaded;
     struct srv_engine_params engine; /* template: model_path / model_id are filled per model */
 };

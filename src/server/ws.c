@@ -32,6 +32,7 @@
 #include <wslay/wslay.h>
 
 #include "inferno/log.h"
+#include "server/audit_hook.h"
 #include "server/handlers.h"
 #include "server/http_internal.h"
 
@@ -67,6 +68,8 @@ struct ws_session {
     char *extra; /* bytes read past the handshake */
     size_t n_extra, off_extra;
     bool authed;
+    int key_index;   /* the API key the socket authenticated with (-1: none), for the audit log */
+    char client[64]; /* the client's address, for the audit log */
     pthread_mutex_t mu;
     struct ws_out *out, **out_tail; /* queued by the requests, sent by the session */
     size_t pending;                 /* bytes in out and in libwslay's queue */
@@ -343,6 +346,11 @@ static void *req_main(void *arg)
     r.t0 = http_now();
     r.sink = &ws_sink;
     r.sink_ctx = q;
+    /* for the audit log: one record per request, as over HTTP (a stream writes it at its end) */
+    r.route = http_route_lookup(r.url, "POST");
+    r.key_index = ss->key_index;
+    r.client = ss->client;
+    r.prompt_tokens = r.completion_tokens = -1;
     if (atomic_load(&ss->srv->stopping)) {
         send_error(ss, q->id, 503, "shutting_down", "the server is shutting down");
     } else {
@@ -355,6 +363,9 @@ static void *req_main(void *arg)
         if (atomic_load(&q->cancelled) && !atomic_load(&ss->closing))
             send_error(ss, q->id, 499, "cancelled", "the request was cancelled");
     }
+    if (ss->srv->p.audit && r.status && !r.audited)
+        srv_audit_request(ss->srv->p.audit, &r);
+    free(r.reply_copy);
     if (r.resp)
         MHD_destroy_response(r.resp);
     INF_LOG_INFO("http", "ws %s %d %.1f ms id=%s", r.url, r.status, (http_now() - r.t0) * 1e3,
@@ -481,7 +492,7 @@ static void on_message(wslay_event_context_ptr ctx, const struct wslay_event_on_
         if (ss->authed || (ss->srv->n_keys == 0)) {
             send_json(ss, json_pack("{s:s}", "type", "authenticated"), true);
             ss->authed = true;
-        } else if (http_key_index(ss->srv, m.token) >= 0) {
+        } else if ((ss->key_index = http_key_index(ss->srv, m.token)) >= 0) {
             ss->authed = true;
             send_json(ss, json_pack("{s:s}", "type", "authenticated"), true);
         } else {
@@ -819,6 +830,7 @@ void ws_upgrade(struct http_req *r)
     /* authentication: the Authorization header, a "bearer.KEY" subprotocol, or a first
        {"type": "auth"} message */
     bool authed = r->srv->n_keys == 0;
+    int key_index = -1;
     const char *chosen = NULL;
     char bearer[600] = "";
     if (protos && has_token(protos, "inferno"))
@@ -826,7 +838,8 @@ void ws_upgrade(struct http_req *r)
     const char *ah =
         MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!authed && ah) {
-        if (strncasecmp(ah, "Bearer ", 7) != 0 || http_key_index(r->srv, ah + 7) < 0) {
+        if (strncasecmp(ah, "Bearer ", 7) != 0 ||
+            (key_index = http_key_index(r->srv, ah + 7)) < 0) {
             http_reply_errorf(r, 401, NULL, "invalid_api_key", "incorrect API key provided");
             return;
         }
@@ -842,7 +855,7 @@ void ws_upgrade(struct http_req *r)
         if (n > 7 && n < sizeof(bearer) && strncmp(p, "bearer.", 7) == 0) {
             memcpy(bearer, p, n);
             bearer[n] = '\0';
-            if (http_key_index(r->srv, bearer + 7) < 0) {
+            if ((key_index = http_key_index(r->srv, bearer + 7)) < 0) {
                 http_reply_errorf(r, 401, NULL, "invalid_api_key", "incorrect API key provided");
                 return;
             }
@@ -868,6 +881,8 @@ void ws_upgrade(struct http_req *r)
     ss->srv = r->srv;
     ss->hc = r->hc;
     ss->authed = authed;
+    ss->key_index = key_index;
+    srv_audit_client(r, ss->client, sizeof(ss->client));
     ss->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_init(&ss->mu, NULL);
     ss->out_tail = &ss->out;
@@ -888,6 +903,7 @@ void ws_upgrade(struct http_req *r)
     if (chosen)
         MHD_add_response_header(resp, "Sec-WebSocket-Protocol", chosen);
     free(accept);
+    r->key_index = key_index; /* the upgrade's own audit record */
     http_reply_response(r, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
     /* the socket outlives the request: only its requests count for the server's drain (the
        session closes with 1001 after it) */

@@ -18,6 +18,7 @@
 
 #include "core/files.h"
 #include "inferno/log.h"
+#include "store/store_internal.h"
 
 #define SCAN_MAX_DEPTH       32
 #define SCAN_MAX_FILES       1000000
@@ -64,7 +65,8 @@ static bool cache_try_open(struct cache *c, const char *path)
         goto out;
     sqlite3_finalize(st);
     st = NULL;
-    if (sqlite3_exec(c->db, ddl, NULL, NULL, NULL) != SQLITE_OK)
+    if (sqlite3_exec(c->db, ddl, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(c->db, inf__registry_ddl, NULL, NULL, NULL) != SQLITE_OK)
         goto out;
     if (sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE key='schema_version'", -1, &st,
                            NULL) != SQLITE_OK)
@@ -246,8 +248,8 @@ static bool split_gguf_name(const char *name, int *index, int *count, size_t *st
     for (int i = 1; i <= 5; i++)
         if (p[i] < '0' || p[i] > '9' || p[i + 9] < '0' || p[i + 9] > '9')
             return false;
-    *index = atoi(p + 1);
-    *count = atoi(p + 10);
+    *index = (int)strtol(p + 1, NULL, 10);
+    *count = (int)strtol(p + 10, NULL, 10);
     *stem_len = (size_t)(p - name);
     return *index >= 1 && *count >= 1 && *index <= *count;
 }
@@ -327,7 +329,7 @@ static inf_status consider_file(struct scan *s, const char *path, const char *ba
     if (split) {
         /* the other shards' sizes: NAME-0000k-of-0000n.gguf beside this one */
         char other[4200];
-        size_t dir_len = (size_t)(base - path);
+        size_t dir_len = strlen(path) - strlen(base); /* base is the entry's name, not in path */
         m.n_shards = count;
         m.size_bytes = (uint64_t)sb->st_size;
         for (int k = 2; k <= count; k++) {
@@ -451,6 +453,82 @@ static inf_status walk(struct scan *s, const char *dir, int depth)
     return st;
 }
 
+/*
+ * Registered names: a file of the walk that has one is listed under it (a second name adds a
+ * row); a registered file outside the directory is summarised and added. Files are matched by
+ * device and inode, so models_dir may be written differently than when the model was pulled.
+ */
+static inf_status merge_registry(struct scan *s)
+{
+    struct inf_model_reg *regs = NULL;
+    size_t n_regs = 0;
+    struct inf_error rerr = {0};
+    inf_status st = INF_OK;
+    if (!s->cache.db)
+        return INF_OK;
+    if (inf__registry_read(s->cache.db, &regs, &n_regs, &rerr) != INF_OK) {
+        INF_LOG_WARN("models", "cannot read the model registry: %s", inf_error_message(&rerr));
+        return INF_OK;
+    }
+    size_t n_walked = s->list->n;
+    struct dir_id *ids = n_walked ? calloc(n_walked, sizeof(*ids)) : NULL;
+    bool *claimed = n_walked ? calloc(n_walked, sizeof(*claimed)) : NULL;
+    if (n_walked && (!ids || !claimed)) {
+        st = inf_error_set(s->err, INF_ENOMEM, "out of memory listing models");
+        goto out;
+    }
+    for (size_t i = 0; i < n_walked; i++) {
+        struct stat sb;
+        if (stat(s->list->items[i].path, &sb) == 0) {
+            ids[i].dev = sb.st_dev;
+            ids[i].ino = sb.st_ino;
+        }
+    }
+    for (size_t r = 0; r < n_regs && st == INF_OK; r++) {
+        struct stat sb;
+        const struct inf_model_reg *g = &regs[r];
+        if (stat(g->path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+            INF_LOG_WARN("models", "registered model '%s': '%s' is missing (inferno models rm %s)",
+                         g->name, g->path, g->name);
+            continue;
+        }
+        struct inf_model_summary m;
+        size_t hit = (size_t)-1;
+        for (size_t i = 0; i < n_walked && hit == (size_t)-1; i++)
+            if (ids[i].ino == sb.st_ino && ids[i].dev == sb.st_dev)
+                hit = i;
+        if (hit != (size_t)-1) {
+            m = s->list->items[hit];
+        } else {
+            struct inf_error perr = {0};
+            memset(&m, 0, sizeof(m));
+            int c = cache_get(&s->cache, g->path, &sb, &m);
+            if (c == 0 || (c < 0 && inf_model_probe(g->path, &m, &perr) != INF_OK)) {
+                INF_LOG_WARN("models", "registered model '%s': '%s' is not a model", g->name,
+                             g->path);
+                continue;
+            }
+            if (c < 0)
+                cache_put(&s->cache, g->path, &sb, &m);
+            snprintf(m.path, sizeof(m.path), "%s", g->path);
+        }
+        snprintf(m.name, sizeof(m.name), "%s", g->name);
+        snprintf(m.source, sizeof(m.source), "%s", g->source);
+        snprintf(m.digest, sizeof(m.digest), "%s", g->digest);
+        if (hit != (size_t)-1 && !claimed[hit]) {
+            claimed[hit] = true;
+            s->list->items[hit] = m;
+        } else {
+            st = push(s, &m);
+        }
+    }
+out:
+    free(ids);
+    free(claimed);
+    free(regs);
+    return st;
+}
+
 static int by_name(const void *a, const void *b)
 {
     const struct inf_model_summary *x = a, *y = b;
@@ -485,6 +563,8 @@ inf_status inf_models_scan(const char *dir, const char *cache_db, struct inf_mod
     s.err = err;
     cache_open(&s.cache, cache_db);
     st = walk(&s, root, 0);
+    if (st == INF_OK)
+        st = merge_registry(&s);
     cache_close(&s.cache);
     free(s.visited);
     if (st) {
@@ -514,6 +594,22 @@ inf_status inf_models_resolve(const char *arg, const char *dir, const char *cach
     if (stat(arg, &sb) == 0) {
         snprintf(out, size, "%s", arg);
         return INF_OK;
+    }
+    if (cache_db && *cache_db && stat(cache_db, &sb) == 0) {
+        struct inf_model_reg reg;
+        struct inf_error lerr = {0};
+        st = inf_models_lookup(cache_db, arg, &reg, &lerr);
+        if (st == INF_OK) {
+            if (stat(reg.path, &sb) != 0)
+                return inf_error_set(err, INF_ENOTFOUND,
+                                     "model '%s' is registered as '%s', which is missing (pull it "
+                                     "again, or inferno models rm %s)",
+                                     arg, reg.path, reg.name);
+            snprintf(out, size, "%s", reg.path);
+            return INF_OK;
+        }
+        if (st == INF_EINVAL)
+            return inf_error_set(err, st, "%s", inf_error_message(&lerr));
     }
     if (!dir || !*dir || stat(dir, &sb) != 0)
         return inf_error_set(err, INF_ENOTFOUND,

@@ -1099,13 +1099,13 @@ void tui_chat_draw(struct tui_chat *c, int y0, int rows, int cols)
     for (int r = 0; r < in_h && top + (size_t)r < nl; r++) {
         struct tui_span *s = &sp[top + (size_t)r];
         mvaddstr(iy + 1 + r, 0, r == 0 && top == 0 ? ">" : " ");
-        tui_put(iy + 1 + r, 2, c->input + s->off, s->len, in_w);
+        tui_put(iy + 1 + r, 2, c->input ? c->input + s->off : "", s->len, in_w);
         if (top + (size_t)r == cur_line) {
             size_t upto = c->cursor - s->off;
             if (upto > s->len)
                 upto = s->len;
             cy = iy + 1 + r;
-            cx = 2 + tui_text_width(c->input + s->off, upto);
+            cx = 2 + (c->input ? tui_text_width(c->input + s->off, upto) : 0);
         }
     }
     if (nl == 0 || !c->input_len)

@@ -55,6 +55,7 @@ struct snapshot {
     double gen_tokens, prompt_tokens, ttft_sum, ttft_count;
     bool has_cache, has_audit;
     double cache_hits, cache_misses;
+    double audit_records, audit_errors;
     double queue_depth;
 };
 
@@ -229,8 +230,10 @@ static void parse_metrics(const char *text, struct snapshot *s)
                 s->has_cache = true, s->cache_misses += v;
             } else if (strcmp(name, "inferno_queue_depth") == 0) {
                 s->queue_depth += v;
-            } else if (strncmp(name, "inferno_audit_", 14) == 0) {
-                s->has_audit = true;
+            } else if (strcmp(name, "inferno_audit_records_total") == 0) {
+                s->has_audit = true, s->audit_records += v;
+            } else if (strcmp(name, "inferno_audit_errors_total") == 0) {
+                s->has_audit = true, s->audit_errors += v;
             }
         }
         if (!e)
@@ -635,8 +638,15 @@ void tui_dash_draw(struct tui_dash *d, int y0, int rows, int cols)
     } else {
         tui_puts(y++, 1, "cache     off", cols - 2);
     }
-    tui_puts(y++, 1, s.has_audit ? "audit     on" : "audit     not reported by the server",
-             cols - 2);
+    if (s.has_audit) {
+        int st_a = s.audit_errors > 0 ? ST_ERR : ST_NORMAL;
+        attron(tui_attr(a, st_a));
+        tui_putf(y++, 1, cols - 2, "audit     on   records %.0f   errors %.0f", s.audit_records,
+                 s.audit_errors);
+        attroff(tui_attr(a, st_a));
+    } else {
+        tui_puts(y++, 1, "audit     off", cols - 2);
+    }
 }
 
 static void progress_bar(int y, int x, int bw, long done, long total)
@@ -794,7 +804,7 @@ static enum action selected(struct tui_dash *d, char *id, size_t cap, const char
     pthread_mutex_lock(&d->mu);
     int n = d->jobs_ok ? d->n_batches : 0, nq = d->queue_ok ? d->n_queue : 0;
     enum action what = ACT_NONE;
-    static char st[16];
+    static char st[32];
     st[0] = '\0';
     if (d->sel >= 0 && d->sel < n) {
         snprintf(id, cap, "%s", d->batches[d->sel].id);

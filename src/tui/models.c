@@ -139,6 +139,10 @@ static void load_details(struct tui_models *m, const struct inf_model_summary *s
     add_line(d, "%-16s %s in %d file%s", "size", size, s->n_shards, s->n_shards == 1 ? "" : "s");
     if (s->n_params)
         add_line(d, "%-16s %.2f B", "parameters", (double)s->n_params / 1e9);
+    if (s->source[0]) /* a pulled (registered) model */
+        add_line(d, "%-16s %s", "pulled from", s->source);
+    if (s->digest[0])
+        add_line(d, "%-16s %.30s...", "digest", s->digest);
     if (strcmp(s->format, "gguf") != 0)
         return;
     struct inf_gguf *g = NULL;
@@ -476,6 +480,11 @@ static void delete_model(struct tui_models *m, const struct inf_model_summary *s
         tui_flash(m->app, true, "cannot delete '%s': %s", s->path, strerror(errno));
         return;
     }
+    /* a pulled model's name goes with its file (as `inferno models rm` does) */
+    const struct inf_tui_options *o = tui_options(m->app);
+    struct inf_error err = {0};
+    if (s->source[0] && o->cache_db && *o->cache_db)
+        inf_models_unregister(o->cache_db, s->name, &err);
     tui_flash(m->app, false, "deleted %s", s->path);
     scan(m);
 }

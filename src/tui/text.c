@@ -166,14 +166,18 @@ size_t tui_fit(const char *s, size_t n, int width, char *out, size_t cap, int *c
         cut_cols = whole ? cols : 0;
         if (len >= cap)
             len = 0, cut_cols = 0;
-        if (cap)
-            memcpy(out, s, len), out[len] = '\0';
+        if (cap) {
+            if (len)
+                memcpy(out, s, len);
+            out[len] = '\0';
+        }
     } else {
         len = cut;
         if (len + sizeof(ell) > cap)
             len = 0, cut_cols = -1;
         if (cap) {
-            memcpy(out, s, len);
+            if (len)
+                memcpy(out, s, len);
             if (len + sizeof(ell) <= cap) {
                 memcpy(out + len, ell, sizeof(ell));
                 len += sizeof(ell) - 1;

@@ -16,13 +16,21 @@ import { startServer, syntheticModel, postJSON, SHARED, STORIES, sleep } from '.
 const QWEN = path.join(SHARED, 'testdata/chat-templates/Qwen-Qwen2.5-7B-Instruct.jinja');
 const GREEDY = { temperature: 0, repeat_penalty: 1 };
 
-let srv, ollama, dir, synPath;
+let srv, ollama, dir, synPath, genericPath;
 
 before(async () => {
   synPath = syntheticModel({ ctx: 2048, template: fs.existsSync(QWEN) ? QWEN : null, name: 'syn-chat' });
   dir = synPath ? path.dirname(synPath) : fs.mkdtempSync('/tmp/inferno-ollama-');
+  // no chat template: ChatML and the generic tool format (a call is a JSON object), which a
+  // JSON Schema in `format` can force
+  genericPath = syntheticModel({ ctx: 2048, name: 'syn-generic' });
+  if (genericPath) fs.symlinkSync(genericPath, path.join(dir, 'syn-generic.gguf'));
   srv = await startServer({
-    args: ['--parallel', '4', '--ctx', '4096', '--set', `models_dir=${dir}`, '--set', 'server.max_loaded_models=2'],
+    // the hubs point at a closed port: no test ever reaches a real one (pull itself:
+    // tests/pull_test.py, against a local hub)
+    args: ['--parallel', '4', '--ctx', '4096', '--set', `models_dir=${dir}`, '--set', 'server.max_loaded_models=2',
+           '--set', 'hub.endpoint=http://127.0.0.1:9', '--set', 'hub.ollama_endpoint=http://127.0.0.1:9',
+           '--set', 'hub.retries=0'],
   });
   ollama = new Ollama({ host: srv.url });
 });
@@ -228,8 +236,8 @@ describe('chat', () => {
     assert.deepEqual(Object.keys(JSON.parse(g.response)).sort(), ['age', 'name']);
   });
 
-  // (random models never emit a call, so the shape loop below checks nothing yet: a forced call
-  // through this API is still owed, see the closing note of #22)
+  // (random models never emit a call of their own, so the shape loop below may check nothing;
+  // the forced call after it is the end-to-end check)
   test('tools: accepted with a history of calls and results, streaming and not; any calls in Ollama\'s shape', { skip: !synPath }, async () => {
     const tools = [{ type: 'function', function: { name: 'get_weather', description: 'Weather of a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
     const history = [
@@ -250,6 +258,61 @@ describe('chat', () => {
         }
       }
     }
+  });
+
+  test('tools: a call forced by a JSON Schema in `format` comes back as message.tool_calls, equal to the OpenAI endpoint\'s', { skip: !genericPath }, async () => {
+    const tools = [{ type: 'function', function: { name: 'get_weather', description: 'Weather of a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
+    const callSchema = {
+      type: 'object', additionalProperties: false, required: ['tool_calls'],
+      properties: {
+        tool_calls: {
+          type: 'array', minItems: 1, maxItems: 1,
+          items: {
+            type: 'object', additionalProperties: false, required: ['name', 'arguments'],
+            properties: {
+              name: { const: 'get_weather' },
+              arguments: { type: 'object', additionalProperties: false, required: ['city'], properties: { city: { type: 'string', maxLength: 12 } } },
+            },
+          },
+        },
+      },
+    };
+    const messages = [{ role: 'user', content: 'What is the weather in Paris?' }];
+    const opts = { ...GREEDY, num_predict: 400 };
+    const r = await ollama.chat({ model: 'syn-generic', messages, tools, format: callSchema, options: opts });
+    assert.equal(r.done, true);
+    assert.equal(r.done_reason, 'stop');
+    assert.equal(r.message.content, '');
+    assert.equal(r.message.tool_calls?.length, 1, JSON.stringify(r.message));
+    const call = r.message.tool_calls[0];
+    assert.equal(call.function.name, 'get_weather');
+    assert.deepEqual(Object.keys(call.function.arguments), ['city']);
+    assert.equal(typeof call.function.arguments.city, 'string');
+    assert.ok([...call.function.arguments.city].length <= 12);
+    // streamed: the same call, in the last parts
+    const parts = [];
+    for await (const p of await ollama.chat({ model: 'syn-generic', messages, tools, format: callSchema, options: opts, stream: true })) parts.push(p);
+    const streamed = parts.flatMap((p) => p.message?.tool_calls || []);
+    assert.deepEqual(streamed, r.message.tool_calls);
+    assert.equal(parts.map((p) => p.message?.content || '').join(''), '');
+    // the OpenAI endpoint, same request: the same call (arguments as a JSON string there)
+    const o = await postJSON(`${srv.base}/chat/completions`, {
+      model: 'syn-generic', messages, tools, temperature: 0, max_tokens: 400,
+      response_format: { type: 'json_schema', json_schema: { name: 'call', schema: callSchema } },
+    });
+    assert.equal(o.status, 200, o.text);
+    const oc = o.json.choices[0].message.tool_calls;
+    assert.equal(o.json.choices[0].finish_reason, 'tool_calls');
+    assert.equal(oc.length, 1);
+    assert.equal(oc[0].function.name, 'get_weather');
+    assert.deepEqual(JSON.parse(oc[0].function.arguments), call.function.arguments);
+    // the call and the tool's answer sent back: the model answers (no format this time)
+    const next = await ollama.chat({
+      model: 'syn-generic', tools, options: { temperature: 0, num_predict: 16 },
+      messages: [...messages, r.message, { role: 'tool', content: '{"temp": 21}', tool_name: 'get_weather' }],
+    });
+    assert.equal(next.done, true);
+    assert.equal(next.message.role, 'assistant');
   });
 
   test('an empty message list loads the model', async () => {
@@ -330,8 +393,11 @@ describe('model management', () => {
     assert.ok(fs.existsSync(STORIES));
   });
 
-  test('pull, push and create answer a clear error', async () => {
-    await assert.rejects(ollama.pull({ model: 'llama3' }), (e) => e.status_code === 501 && /pull/.test(e.error));
+  test('pull reports an unreachable registry; push and create answer a clear error', async () => {
+    await assert.rejects(ollama.pull({ model: 'llama3', stream: false }),
+      (e) => e.status_code === 500 && /cannot reach 127\.0\.0\.1:9/.test(e.error));
+    const r = await postJSON(`${srv.url}/api/pull`, { model: 'no good name' });
+    assert.equal(r.status, 400, r.text);
     await assert.rejects(ollama.push({ model: 'llama3' }), (e) => e.status_code === 501);
   });
 });

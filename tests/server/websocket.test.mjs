@@ -352,3 +352,53 @@ describe('back-pressure', () => {
     }
   });
 });
+
+describe('audit log', () => {
+  test('every request on a socket has its own audit record, with the key id HTTP requests get', async () => {
+    const { BIN } = await import('./harness.mjs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferno-ws-audit-'));
+    const D = await startServer({ args: ['--audit', '--set', `audit.dir=${dir}`, '--api-key', KEY] });
+    try {
+      const ws = await open(D, { headers: { Authorization: `Bearer ${KEY}` } });
+      const c = collector(ws);
+      const chat = { model: 'stories260K', messages: [{ role: 'user', content: 'Tell me a story.' }], max_tokens: 8, temperature: 0 };
+      ws.send(JSON.stringify({ id: 'a1', type: 'chat.completions', body: chat }));
+      ws.send(JSON.stringify({ id: 'e1', type: 'embeddings', body: { model: 'stories260K', input: 'A cat.' } }));
+      ws.send(JSON.stringify({ id: 'b1', type: 'chat.completions', body: { ...chat, model: 'nope' } }));
+      const [a, e, b] = await Promise.all([c.wait('a1'), c.wait('e1'), c.wait('b1')]);
+      ws.close(1000);
+      assert.equal(a.end.type, 'done');
+      assert.equal(e.end.type, 'done');
+      assert.equal(b.end.type, 'error');
+      const h = await postJSON(`${D.base}/chat/completions`, chat, { Authorization: `Bearer ${KEY}` });
+      assert.equal(h.status, 200);
+      await D.stop();
+      const q = spawnSync(BIN, ['audit', 'query', '--json', '--set', `audit.dir=${dir}`], { encoding: 'utf8' });
+      assert.equal(q.status, 0, q.stderr);
+      const recs = q.stdout.trim().split('\n').map((l) => JSON.parse(l));
+      const by = (id) => recs.find((r) => r.request_id === id);
+      const http = recs.find((r) => r.route === '/v1/chat/completions' && !r.request_id.startsWith('ws-'));
+      assert.ok(http, 'the HTTP request has a record');
+      for (const [id, route, status] of [['ws-a1', '/v1/chat/completions', 200], ['ws-e1', '/v1/embeddings', 200], ['ws-b1', '/v1/chat/completions', 404]]) {
+        const r = by(id);
+        assert.ok(r, `no record for ${id}: ${q.stdout}`);
+        assert.equal(r.route, route);
+        assert.equal(r.status, status);
+        assert.equal(r.key_id, http.key_id, `${id}'s key id`);
+        assert.equal(r.client, '127.0.0.1');
+      }
+      assert.equal(by('ws-a1').completion_tokens, a.end.usage.completion_tokens);
+      assert.equal(by('ws-a1').completion_tokens, h.json.usage.completion_tokens);
+      assert.equal(by('ws-a1').model, 'stories260K');
+      const up = recs.find((r) => r.route === '/v1/ws');
+      assert.equal(up?.status, 101);
+      assert.equal(up.key_id, http.key_id);
+      const v = spawnSync(BIN, ['audit', 'verify', '--set', `audit.dir=${dir}`], { encoding: 'utf8' });
+      assert.equal(v.status, 0, v.stdout + v.stderr);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

