@@ -176,6 +176,8 @@ const KILLS = Number(process.env.INFERNO_CLUSTER_KILLS || 3);
 const pgSkip = skip || (PG_BIN ? false : 'PostgreSQL is not installed (apt-get install postgresql)');
 const pgModel = pgSkip ? null : syntheticModel({ name: 'syn-pg' });
 
+// shorter answers under the sanitizers (SLOW > 1), where the model runs several times slower
+const pgTokens = (n) => (SLOW > 1 ? Math.max(2, Math.round(n / 3)) : n);
 const pgLine = (i, maxTokens) => ({
   custom_id: `q-${i}`, method: 'POST', url: '/v1/chat/completions',
   body: { model: 'syn-pg', messages: [{ role: 'user', content: `item ${i}: tell me about it` }], max_tokens: maxTokens, temperature: 0 },
@@ -248,7 +250,7 @@ describe('a queue on PostgreSQL shared by two replicas', { skip: pgSkip }, () =>
   test('300 requests through nginx: a replica SIGKILLed mid-way and restarted, PostgreSQL restarted; 300 unique lines, both replicas served', async () => {
     const client = new OpenAI({ baseURL: `${pngx.url}/v1`, apiKey: 'none', maxRetries: 3 });
     const N = 300;
-    const f = await client.files.create({ file: await toFile(Buffer.from(jsonl(Array.from({ length: N }, (_, i) => pgLine(i, 24)))), 'b.jsonl'), purpose: 'batch' });
+    const f = await client.files.create({ file: await toFile(Buffer.from(jsonl(Array.from({ length: N }, (_, i) => pgLine(i, pgTokens(24))))), 'b.jsonl'), purpose: 'batch' });
     const b0 = await client.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
     const t0 = Date.now();
     // a replica killed at a random point of the first third
@@ -277,12 +279,12 @@ describe('a queue on PostgreSQL shared by two replicas', { skip: pgSkip }, () =>
   // INFERNO_CLUSTER_KILLS kills (default 3; the `slow` CTest entry server_cluster_kill20 runs
   // 20), each after a random 0.3-2.5 s, of a replica, the external queue worker or PostgreSQL
   // in turn (SIGKILL each, PostgreSQL's postmaster and its backends), each restarted at once;
-  // batches of 300 are submitted through nginx one after another while the kills go on, and every
+  // batches of 300 (100 under the sanitizers) are submitted through nginx one after another while the kills go on, and every
   // one must end with 300 lines, no custom_id lost or repeated.
   test(`kills at random moments (${KILLS}): a replica, a queue worker, PostgreSQL; no line lost or repeated`, async () => {
     const client = new OpenAI({ baseURL: `${pngx.url}/v1`, apiKey: 'none', maxRetries: 5 });
-    const N = 300;
-    const input = jsonl(Array.from({ length: N }, (_, i) => pgLine(i, 12)));
+    const N = SLOW > 1 ? 100 : 300; // batches of 100 under the sanitizers
+    const input = jsonl(Array.from({ length: N }, (_, i) => pgLine(i, pgTokens(12))));
     const startWorker = () => {
       const w = spawn(process.env.INFERNO_BIN, ['queue', 'worker', '-m', pgModel, '--parallel', '2'], { env: { ...process.env, ...penv(2) }, stdio: ['ignore', 'ignore', 'pipe'] });
       w.stderr.on('data', () => {});
