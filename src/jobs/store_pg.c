@@ -76,6 +76,11 @@ static const char *const migrations[] = {
     "ALTER TABLE batch_requests ADD COLUMN lease_owner text NOT NULL DEFAULT '';"
     "ALTER TABLE batch_requests ADD COLUMN lease_until bigint NOT NULL DEFAULT 0;"
     "CREATE INDEX batch_requests_line ON batch_requests(batch_id, line);",
+    /* 3: a request with an output is marked (lease_until = -1) by out_put, so that claims find
+       the next free request through a partial index instead of passing every finished one */
+    "UPDATE batch_requests r SET lease_until = -1 WHERE EXISTS (SELECT 1 FROM batch_outputs o"
+    " WHERE o.batch_id = r.batch_id AND o.custom_id = r.custom_id);"
+    "CREATE INDEX batch_requests_open ON batch_requests(batch_id, line) WHERE lease_until >= 0;",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 #define MIGRATE_LOCK "7425610021" /* the advisory lock's key: any constant of our own */
@@ -532,9 +537,11 @@ static inf_status pg_out_put(struct inf__store *s, const char *batch, const char
 {
     char b[2][24];
     const char *v[] = {batch, custom_id, I64(b[0], line), I64(b[1], status), text};
+    /* one statement: the output (first write wins) and its request marked finished */
     return cmd((struct pg *)s,
-               "INSERT INTO batch_outputs(batch_id, custom_id, line, status, text)"
-               " VALUES($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING",
+               "WITH o AS (INSERT INTO batch_outputs(batch_id, custom_id, line, status, text)"
+               " VALUES($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING RETURNING 1) UPDATE batch_requests"
+               " SET lease_until = -1 WHERE batch_id = $1 AND custom_id = $2",
                5, v, NULL, err);
 }
 
@@ -930,7 +937,7 @@ static inf_status pg_req_claim(struct inf__store *s, const char *batch, const ch
     const char *v[] = {batch, owner, I64(b[0], lease_until_ms), I64(b[1], now_ms), I64(b[2], max)};
     PGresult *r = pq((struct pg *)s,
                      "WITH c AS (SELECT q.custom_id FROM batch_requests q WHERE q.batch_id = $1"
-                     " AND q.lease_until < $4 AND NOT EXISTS (SELECT 1 FROM batch_outputs o WHERE"
+                     " AND q.lease_until >= 0 AND q.lease_until < $4 AND NOT EXISTS (SELECT 1 FROM batch_outputs o WHERE"
                      " o.batch_id = $1 AND o.custom_id = q.custom_id) ORDER BY q.line LIMIT $5 FOR"
                      " UPDATE SKIP LOCKED) UPDATE batch_requests r SET lease_owner = $2,"
                      " lease_until = $3 FROM c WHERE r.batch_id = $1 AND r.custom_id = c.custom_id"
@@ -1004,7 +1011,8 @@ static inf_status pg_batch_to_help(struct inf__store *s, int64_t now_ms, char *i
     PGresult *r = pq((struct pg *)s,
                      "SELECT j.ref FROM jobs j JOIN batches b ON b.id = j.ref WHERE j.kind = 0 AND"
                      " j.state = 'running' AND b.status = 'in_progress' AND EXISTS (SELECT 1 FROM"
-                     " batch_requests q WHERE q.batch_id = j.ref AND q.lease_until < $1 AND NOT"
+                     " batch_requests q WHERE q.batch_id = j.ref AND q.lease_until >= 0 AND"
+                     " q.lease_until < $1 AND NOT"
                      " EXISTS (SELECT 1 FROM batch_outputs o WHERE o.batch_id = q.batch_id AND"
                      " o.custom_id = q.custom_id)) ORDER BY j.priority DESC, j.id LIMIT 1",
                      1, v, NULL, NULL, 0, err);
