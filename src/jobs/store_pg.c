@@ -937,9 +937,10 @@ static inf_status pg_req_claim(struct inf__store *s, const char *batch, const ch
     const char *v[] = {batch, owner, I64(b[0], lease_until_ms), I64(b[1], now_ms), I64(b[2], max)};
     PGresult *r = pq((struct pg *)s,
                      "WITH c AS (SELECT q.custom_id FROM batch_requests q WHERE q.batch_id = $1"
-                     " AND q.lease_until >= 0 AND q.lease_until < $4 AND NOT EXISTS (SELECT 1 FROM batch_outputs o WHERE"
-                     " o.batch_id = $1 AND o.custom_id = q.custom_id) ORDER BY q.line LIMIT $5 FOR"
-                     " UPDATE SKIP LOCKED) UPDATE batch_requests r SET lease_owner = $2,"
+                     " AND q.lease_until >= 0 AND q.lease_until < $4 AND NOT EXISTS (SELECT 1"
+                     " FROM batch_outputs o WHERE o.batch_id = $1 AND o.custom_id = q.custom_id)"
+                     " ORDER BY q.line LIMIT $5 FOR UPDATE SKIP LOCKED) UPDATE batch_requests r"
+                     " SET lease_owner = $2,"
                      " lease_until = $3 FROM c WHERE r.batch_id = $1 AND r.custom_id = c.custom_id"
                      " RETURNING r.line, r.custom_id, r.body",
                      5, v, NULL, NULL, 0, err);
