@@ -762,6 +762,36 @@ static void test_pg_migrations_at_once(void)
         T_EQ_STR(PQgetvalue(r, 0, 1), "3");
     }
     PQclear(r);
+    /* an upgrade from version 2: migration 3 marks the requests that have an output */
+    {
+        struct inf_jobs_params p2 = {.url = url, .files_dir = root};
+        struct inf_jobs *j2 = NULL;
+        struct inf_error e2 = {0};
+        T_EQ_INT(inf_jobs_open(&p2, &j2, &e2), INF_OK);
+        char a_[] = "a", b_[] = "b", body[] = "{}";
+        struct inf__req rq[2] = {{1, a_, body}, {2, b_, body}};
+        if (j2) {
+            T_EQ_INT(O(j2)->req_put(S(j2), "batch_m", rq, 2, &e2), INF_OK);
+            T_EQ_INT(O(j2)->out_put(S(j2), "batch_m", "a", 1, 200, "x", &e2), INF_OK);
+            inf_jobs_close(j2);
+        }
+        PQclear(PQexec(c, "UPDATE batch_requests SET lease_until = 0; DROP INDEX "
+                          "batch_requests_open; UPDATE inferno_schema SET version = 2"));
+        j2 = NULL;
+        T_EQ_INT(inf_jobs_open(&p2, &j2, &e2), INF_OK);
+        inf_jobs_close(j2);
+        r = PQexec(c, "SELECT string_agg(custom_id || '=' || lease_until, ',' ORDER BY line), "
+                      "(SELECT max(version) FROM inferno_schema), (SELECT count(*) FROM "
+                      "pg_indexes WHERE indexname = 'batch_requests_open') FROM batch_requests "
+                      "WHERE batch_id = 'batch_m'");
+        T_EQ_INT(PQresultStatus(r), PGRES_TUPLES_OK);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+            T_EQ_STR(PQgetvalue(r, 0, 0), "a=-1,b=0");
+            T_EQ_STR(PQgetvalue(r, 0, 1), "3");
+            T_EQ_STR(PQgetvalue(r, 0, 2), "1");
+        }
+        PQclear(r);
+    }
     /* a schema newer than the build is refused with a clear message */
     PQclear(PQexec(c, "UPDATE inferno_schema SET version = 99"));
     PQfinish(c);
