@@ -1,8 +1,10 @@
 /*
  * jobs/store.h - the storage interface under inferno/jobs.h: every row the jobs layer keeps
  * (files, batches, a batch's requests and outputs, queue jobs, schedules) goes through these
- * operations, so that another database (PostgreSQL, for several machines) is one more table of
- * them. store_sqlite.c implements them on SQLite in WAL mode. Internal to src/jobs.
+ * operations. store_sqlite.c implements them on SQLite in WAL mode, store_pg.c on PostgreSQL
+ * (several processes and machines on one store; it also offers the optional operations at the
+ * end of the table). tests/test_jobs_store.c checks every contract on both. Internal to
+ * src/jobs.
  *
  * Contracts every implementation keeps:
  *   - begin/commit/rollback group operations into one atomic transaction (nesting not needed);
@@ -102,12 +104,12 @@ struct inf__store_ops {
     inf_status (*sched_update)(struct inf__store *s, const struct inf_schedule *sc,
                                struct inf_error *err);
 
-    /* Optional (NULL: not offered). Called without the jobs handle's lock. */
+    /* Optional (NULL: not offered). wait_work is called without the jobs handle's lock, the
+       others under it. */
     /* wait up to timeout_ms for a job to be added anywhere (true: woken by one) */
     bool (*wait_work)(struct inf__store *s, int timeout_ms);
     /* file contents kept in the database instead of files_dir (a store for several machines):
-       put replaces, get returns malloc'd bytes (INF_ENOTFOUND), del ignores a missing id.
-       Taken under the jobs handle's lock like every other operation. */
+       put replaces, get returns malloc'd bytes (INF_ENOTFOUND), del ignores a missing id */
     inf_status (*blob_put)(struct inf__store *s, const char *id, const void *data, size_t len,
                            struct inf_error *err);
     inf_status (*blob_get)(struct inf__store *s, const char *id, char **data, size_t *len,
