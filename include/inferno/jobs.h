@@ -3,10 +3,12 @@
  * the batch-line format, a durable job queue (leases, heartbeats, retries with backoff, a
  * dead-letter state) and recurring schedules (cron). See docs/jobs.md.
  *
- * Storage is behind a small interface (src/jobs/store.h): SQLite in WAL mode ("sqlite:PATH");
- * uploaded files and batch results live as files in files_dir. The store never runs a model:
- * requests go to a caller-given executor (struct inf_jobs_exec), which the server and the CLI
- * implement with the server's own handlers, so a batch answers exactly as the live endpoint.
+ * Storage is behind a small interface (src/jobs/store.h): SQLite in WAL mode ("sqlite:PATH"),
+ * uploaded files and batch results as files in files_dir; or PostgreSQL ("postgresql://..."),
+ * files and results as bytea rows, for several servers on one queue (docs/jobs.md). The store
+ * never runs a model: requests go to a caller-given executor (struct inf_jobs_exec), which the
+ * server and the CLI implement with the server's own handlers, so a batch answers exactly as
+ * the live endpoint.
  *
  * Crash safety: a job is claimed with a lease that a heartbeat extends; a worker that dies
  * (kill -9) leaves a lease that expires, or that a worker on the same host retakes at once when
@@ -32,8 +34,10 @@ extern "C" {
 struct inf_jobs;
 
 struct inf_jobs_params {
-    const char *url;       /* "sqlite:PATH" (PATH's directory is created) */
-    const char *files_dir; /* uploaded files and batch results; created */
+    /* "sqlite:PATH" (PATH's directory is created), or "postgresql://..." / "postgres://..."
+       (a libpq URI: several servers share the queue; file contents are kept in the database) */
+    const char *url;
+    const char *files_dir; /* uploaded files and batch results (SQLite); created */
     /* job events (a JSON object per event: created, started, completed, failed, retried, dead,
        cancelled) for the audit log; NULL: none. Called without the store's lock. */
     void (*on_event)(void *ctx, const char *json, size_t len);

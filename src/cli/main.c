@@ -164,7 +164,8 @@ static const struct inf_cli_command commands[] = {
      "  worker    -m MODEL [--once]: run queued jobs (serve runs one in-process)\n"
      "  schedule  add \"EXPR\" --batch FILE [--tz ZONE] [--skip-missed] | list | rm ID |\n"
      "            pause ID | resume ID   (EXPR: 5-field cron, @hourly, @daily, @weekly)\n"
-     "The store is queue.url (sqlite:PATH; default sqlite:<queue.path>), files in files.dir.\n",
+     "The store is queue.url (sqlite:PATH or postgresql://...; default sqlite:<queue.path>),\n"
+     "files in files.dir (in the database with postgresql).\n",
      1, 4},
     {"config", inf_cmd_config, config_opts, "show [--origin] | get KEY | path | init",
      "show and initialise the configuration",

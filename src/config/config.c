@@ -157,7 +157,7 @@ static const struct inf_config_key schema[] = {
     {"queue.enabled", INF_CFG_BOOL, "true",
      "serve: the Files and Batch API and an in-process queue worker", 0, 0, NULL},
     {"queue.url", INF_CFG_STRING, "\"\"",
-     "the jobs store: sqlite:PATH (empty: sqlite:<queue.path>)", 0, 0, NULL},
+     "the jobs store: sqlite:PATH or postgresql://... (empty: sqlite:<queue.path>)", 0, 0, NULL},
     {"queue.path", INF_CFG_PATH, "\"$XDG_STATE_HOME/inferno/queue.db\"",
      "SQLite store of batch jobs (when queue.url is empty)", 0, 0, NULL},
     {"queue.worker", INF_CFG_BOOL, "true",

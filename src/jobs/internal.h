@@ -70,4 +70,20 @@ inf_status inf__jobs_file_store(struct inf_jobs *j, const char *id, const char *
 inf_status inf__jobs_batch_fail(struct inf_jobs *j, const char *id, const char *message,
                                 struct inf_error *err);
 
+/*
+ * share.c: a batch run by several workers, on a store with request claims (OPS(j)->req_claim).
+ * Run the in_progress batch's requests, claimed one at a time, until none is free; the owner
+ * (the holder of the batch's job) also waits for those leased to others and retakes those of
+ * dead owners, so it returns when every request has an output, or the batch stops being
+ * in_progress or expires. INF_ECANCELED when *stop was set.
+ */
+inf_status inf__jobs_batch_share_run(struct inf_jobs *j, const char *batch_id,
+                                     enum inf_batch_endpoint ep, const struct inf_jobs_exec *exec,
+                                     atomic_bool *stop, bool owner, struct inf_error *err);
+/* An idle worker helps with a batch another worker runs; false when there was none. */
+bool inf__jobs_batch_help(struct inf_jobs *j, const struct inf_jobs_exec *exec, atomic_bool *stop);
+/* A shared store (OPS(j)->sched_claim): take the schedule's due run; *won: this process fires it.
+ */
+inf_status inf__jobs_schedule_take(struct inf_jobs *j, const struct inf_schedule *sc, int64_t now,
+                                   bool *won, struct inf_error *err);
 #endif

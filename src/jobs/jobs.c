@@ -89,10 +89,12 @@ inf_status inf_jobs_open(const struct inf_jobs_params *p, struct inf_jobs **out,
                          struct inf_error *err)
 {
     *out = NULL;
-    if (!p->url || strncmp(p->url, "sqlite:", 7) != 0 || !p->url[7])
+    bool pg = p->url && (strncmp(p->url, "postgresql://", 13) == 0 ||
+                         strncmp(p->url, "postgres://", 11) == 0);
+    if (!pg && (!p->url || strncmp(p->url, "sqlite:", 7) != 0 || !p->url[7]))
         return inf_error_set(err, INF_EINVAL,
-                             "queue.url '%.200s' is not supported: use sqlite:PATH (postgres "
-                             "comes later)",
+                             "queue.url '%.200s' is not supported: use sqlite:PATH or "
+                             "postgresql://...",
                              p->url ? p->url : "");
     if (!p->files_dir || !*p->files_dir)
         return inf_error_set(err, INF_EINVAL, "files.dir is empty");
@@ -108,7 +110,8 @@ inf_status inf_jobs_open(const struct inf_jobs_params *p, struct inf_jobs **out,
         free(j);
         return err->code;
     }
-    if (inf__store_sqlite_open(p->url + 7, &j->s, err) != INF_OK) {
+    if ((pg ? inf__store_pg_open(p->url, &j->s, err)
+            : inf__store_sqlite_open(p->url + 7, &j->s, err)) != INF_OK) {
         free(j);
         return err->code;
     }
@@ -162,7 +165,7 @@ static void file_path(const struct inf_jobs *j, const char *id, char *out, size_
 /* Write data to PATH whole: a temporary file, fsync, rename, fsync of the directory. */
 static inf_status write_whole(const char *path, const void *data, size_t len, struct inf_error *err)
 {
-    char tmp[4200];
+    char tmp[4300];
     snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
@@ -206,6 +209,30 @@ static inf_status write_whole(const char *path, const void *data, size_t len, st
     return INF_OK;
 }
 
+/* A file's contents: in the store when it keeps them (blob_put), else a file in files_dir. */
+static inf_status content_put(struct inf_jobs *j, const char *id, const void *data, size_t len,
+                              struct inf_error *err)
+{
+    if (!OPS(j)->blob_put) {
+        char path[4200];
+        file_path(j, id, path, sizeof(path));
+        return write_whole(path, data, len, err);
+    }
+    pthread_mutex_lock(&j->mu);
+    inf_status rc = OPS(j)->blob_put(j->s, id, data, len, err);
+    pthread_mutex_unlock(&j->mu);
+    return rc;
+}
+
+static inf_status content_get(struct inf_jobs *j, const char *id, char **data, size_t *len,
+                              struct inf_error *err)
+{
+    pthread_mutex_lock(&j->mu);
+    inf_status rc = OPS(j)->blob_get(j->s, id, data, len, err);
+    pthread_mutex_unlock(&j->mu);
+    return rc;
+}
+
 inf_status inf__jobs_file_store(struct inf_jobs *j, const char *id, const char *filename,
                                 const char *purpose, const void *data, size_t len,
                                 struct inf_jobs_file *out, struct inf_error *err)
@@ -218,13 +245,18 @@ inf_status inf__jobs_file_store(struct inf_jobs *j, const char *id, const char *
     f.created_at = now_s();
     char path[4200];
     file_path(j, f.id, path, sizeof(path));
-    if (write_whole(path, data, len, err) != INF_OK)
+    if (content_put(j, f.id, data, len, err) != INF_OK)
         return err->code;
     pthread_mutex_lock(&j->mu);
     inf_status rc = OPS(j)->file_put(j->s, &f, err);
+    if (rc != INF_OK && OPS(j)->blob_del) {
+        struct inf_error e2 = {0};
+        OPS(j)->blob_del(j->s, f.id, &e2);
+    }
     pthread_mutex_unlock(&j->mu);
     if (rc != INF_OK) {
-        unlink(path);
+        if (!OPS(j)->blob_put)
+            unlink(path);
         return rc;
     }
     if (out)
@@ -275,6 +307,8 @@ inf_status inf_jobs_file_content(struct inf_jobs *j, const char *id, char **data
     *len = 0;
     if (inf_jobs_file_get(j, id, &f, err) != INF_OK)
         return err->code;
+    if (OPS(j)->blob_get)
+        return content_get(j, f.id, data, len, err);
     char path[4200];
     file_path(j, f.id, path, sizeof(path));
     FILE *fp = fopen(path, "rb");
@@ -296,6 +330,27 @@ inf_status inf_jobs_file_open(struct inf_jobs *j, const char *id, int *fd, size_
     *len = 0;
     if (inf_jobs_file_get(j, id, &f, err) != INF_OK)
         return err->code;
+    if (OPS(j)->blob_get) { /* contents in the database: handed over as an anonymous file */
+        char *data = NULL;
+        size_t n = 0;
+        if (content_get(j, f.id, &data, &n, err) != INF_OK)
+            return err->code;
+        FILE *tf = tmpfile();
+        int d = tf ? dup(fileno(tf)) : -1;
+        bool ok = d >= 0 && (n == 0 || fwrite(data, 1, n, tf) == n) && fflush(tf) == 0 &&
+                  lseek(d, 0, SEEK_SET) == 0;
+        free(data);
+        if (tf)
+            fclose(tf);
+        if (!ok) {
+            if (d >= 0)
+                close(d);
+            return inf_error_set(err, INF_EIO, "cannot stage file '%s': %s", f.id, strerror(errno));
+        }
+        *fd = d;
+        *len = n;
+        return INF_OK;
+    }
     char path[4200];
     file_path(j, f.id, path, sizeof(path));
     int d = open(path, O_RDONLY | O_CLOEXEC);
@@ -317,8 +372,10 @@ inf_status inf_jobs_file_delete(struct inf_jobs *j, const char *id, struct inf_e
         return inf_error_set(err, INF_ENOTFOUND, "no file with id '%.64s'", id ? id : "");
     pthread_mutex_lock(&j->mu);
     inf_status rc = OPS(j)->file_del(j->s, id, err);
+    if (rc == INF_OK && OPS(j)->blob_del)
+        rc = OPS(j)->blob_del(j->s, id, err);
     pthread_mutex_unlock(&j->mu);
-    if (rc == INF_OK) {
+    if (rc == INF_OK && !OPS(j)->blob_del) {
         char path[4200];
         file_path(j, id, path, sizeof(path));
         unlink(path);
@@ -798,15 +855,10 @@ static inf_status batch_finalize(struct inf_jobs *j, const char *id, const char 
     char out_id[64], err_id[64];
     snprintf(out_id, sizeof(out_id), "file-%.40s-output", id + 6);
     snprintf(err_id, sizeof(err_id), "file-%.40s-errors", id + 6);
-    char path[4200];
-    if (rc == INF_OK && n_ok) {
-        file_path(j, out_id, path, sizeof(path));
-        rc = write_whole(path, ok, n_ok, err);
-    }
-    if (rc == INF_OK && n_bad) {
-        file_path(j, err_id, path, sizeof(path));
-        rc = write_whole(path, bad, n_bad, err);
-    }
+    if (rc == INF_OK && n_ok)
+        rc = content_put(j, out_id, ok, n_ok, err);
+    if (rc == INF_OK && n_bad)
+        rc = content_put(j, err_id, bad, n_bad, err);
     free(ok);
     free(bad);
     if (rc != INF_OK)
@@ -914,6 +966,13 @@ inf_status inf_jobs_batch_process(struct inf_jobs *j, const char *batch_id,
     json_decref(o);
     if (rc != INF_OK || (rc = batch_status(j, batch_id, st, sizeof(st), &expires, err)) != INF_OK)
         return rc;
+    if (strcmp(st, "in_progress") == 0 && OPS(j)->req_claim) {
+        /* a store shared by several workers: requests claimed one at a time (share.c), so idle
+           workers elsewhere help; what follows then finds nothing left to run */
+        if ((rc = inf__jobs_batch_share_run(j, batch_id, ep, exec, stop, true, err)) != INF_OK ||
+            (rc = batch_status(j, batch_id, st, sizeof(st), &expires, err)) != INF_OK)
+            return rc;
+    }
     if (strcmp(st, "in_progress") == 0) {
         struct run_state r = {
             .j = j, .x = exec, .batch_id = batch_id, .ep = ep, .stop = stop, .expires = expires};

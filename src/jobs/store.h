@@ -1,8 +1,10 @@
 /*
  * jobs/store.h - the storage interface under inferno/jobs.h: every row the jobs layer keeps
  * (files, batches, a batch's requests and outputs, queue jobs, schedules) goes through these
- * operations, so that another database (PostgreSQL, for several machines) is one more table of
- * them. store_sqlite.c implements them on SQLite in WAL mode. Internal to src/jobs.
+ * operations. store_sqlite.c implements them on SQLite in WAL mode, store_pg.c on PostgreSQL
+ * (several processes and machines on one store; it also offers the optional operations at the
+ * end of the table). tests/test_jobs_store.c checks every contract on both. Internal to
+ * src/jobs.
  *
  * Contracts every implementation keeps:
  *   - begin/commit/rollback group operations into one atomic transaction (nesting not needed);
@@ -105,6 +107,40 @@ struct inf__store_ops {
        when its next run is no longer `from` (another worker took this run) */
     inf_status (*sched_advance)(struct inf__store *s, int64_t id, int64_t from, int64_t to,
                                 int64_t now, struct inf_error *err);
+
+    /* Optional (NULL: not offered). wait_work is called without the jobs handle's lock, the
+       others under it. */
+    /* wait up to timeout_ms for a job to be added anywhere (true: woken by one) */
+    bool (*wait_work)(struct inf__store *s, int timeout_ms);
+    /* file contents kept in the database instead of files_dir (a store for several machines):
+       put replaces, get returns malloc'd bytes (INF_ENOTFOUND), del ignores a missing id */
+    inf_status (*blob_put)(struct inf__store *s, const char *id, const void *data, size_t len,
+                           struct inf_error *err);
+    inf_status (*blob_get)(struct inf__store *s, const char *id, char **data, size_t *len,
+                           struct inf_error *err);
+    inf_status (*blob_del)(struct inf__store *s, const char *id, struct inf_error *err);
+    /* a batch shared by several workers (share.c): claim up to max requests of the batch that
+       have no output and no live lease (lease_until < now_ms), leasing them to owner until
+       lease_until_ms, in line order; one owner per request, like job_claim (*n may be 0) */
+    inf_status (*req_claim)(struct inf__store *s, const char *batch, const char *owner, int max,
+                            int64_t now_ms, int64_t lease_until_ms, struct inf__req **out,
+                            size_t *n, struct inf_error *err);
+    /* extend owner's request leases in the batch (those still without an output) */
+    inf_status (*req_renew)(struct inf__store *s, const char *batch, const char *owner,
+                            int64_t lease_until_ms, struct inf_error *err);
+    /* expire the request leases of owners that dead(owner) says are gone */
+    inf_status (*req_reap)(struct inf__store *s, const char *batch,
+                           bool (*dead)(void *ctx, const char *owner), void *ctx,
+                           struct inf_error *err);
+    /* take a schedule's due run: next_run moves from `due` to `next` (last_run = now) only if
+       it is still `due` and the schedule not paused; *won tells whether this call moved it, so
+       that of several processes sharing the store exactly one fires the run */
+    inf_status (*sched_claim)(struct inf__store *s, int64_t id, int64_t due, int64_t next,
+                              int64_t now, bool *won, struct inf_error *err);
+    /* a batch that another worker runs (its job is running, the batch in_progress) with
+       requests free to claim; INF_ENOTFOUND when none */
+    inf_status (*batch_to_help)(struct inf__store *s, int64_t now_ms, char *id, size_t size,
+                                struct inf_error *err);
 };
 
 struct inf__store {
@@ -113,5 +149,7 @@ struct inf__store {
 
 /* store_sqlite.c: "sqlite:PATH" */
 inf_status inf__store_sqlite_open(const char *path, struct inf__store **out, struct inf_error *err);
+/* store_pg.c: "postgresql://..." or "postgres://..." (a libpq connection URI) */
+inf_status inf__store_pg_open(const char *url, struct inf__store **out, struct inf_error *err);
 
 #endif

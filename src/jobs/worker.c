@@ -212,6 +212,14 @@ inf_status inf_jobs_worker_run(struct inf_jobs *j, const struct inf_jobs_worker_
         if (rc == INF_ENOTFOUND) {
             if (p->once)
                 return INF_OK;
+            if (inf__jobs_batch_help(j, p->exec, p->stop))
+                continue;            /* ran requests of a batch another worker holds */
+            if (OPS(j)->wait_work) { /* woken at once when a job is added (PostgreSQL) */
+                for (int t = 0; t < poll_ms && !(p->stop && atomic_load(p->stop)); t += 200)
+                    if (OPS(j)->wait_work(j->s, poll_ms - t < 200 ? poll_ms - t : 200))
+                        break;
+                continue;
+            }
             /* until this process queues a job, or poll_ms (other processes' jobs, due
                not_before times, schedules), checking the stop flag every 20 ms */
             pthread_mutex_lock(&j->wake_mu);
@@ -229,6 +237,12 @@ inf_status inf_jobs_worker_run(struct inf_jobs *j, const struct inf_jobs_worker_
                 pthread_cond_timedwait(&j->wake_cv, &j->wake_mu, &dl);
             }
             pthread_mutex_unlock(&j->wake_mu);
+            continue;
+        }
+        if (rc == INF_EIO && !p->once) { /* the database is away: keep trying */
+            INF_LOG_WARN("jobs", "claim: %s", inf_error_message(&e));
+            for (int t = 0; t < poll_ms && !(p->stop && atomic_load(p->stop)); t += 20)
+                usleep(20 * 1000);
             continue;
         }
         if (rc != INF_OK) {

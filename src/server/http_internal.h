@@ -83,6 +83,9 @@ struct http_server {
     const struct http_route *routes;
     size_t n_routes;
     atomic_uint_least64_t requests[HTTP_MAX_ROUTES + 1][HTTP_N_STATUS];
+    /* batch requests this process ran (jobs_exec.c), by endpoint (enum inf_batch_endpoint)
+       and outcome (0: status 200, 1: any other); 503 retries are not counted */
+    atomic_uint_least64_t batch_requests[3][2];
 };
 
 /* Which API key token (without "Bearer ") is: its index, or -2 when it is none of them. */

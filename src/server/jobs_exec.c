@@ -137,6 +137,8 @@ static int exec_run(void *ctx, enum inf_batch_endpoint ep, const char *body, siz
                         "\"server_error\",\"param\":null,\"code\":null}}");
     snprintf(request_id, rid_size, "%s", r.req_id);
     *resp = c.body;
+    if (c.status != 503 && (unsigned)ep < 3)
+        atomic_fetch_add(&s->batch_requests[ep][c.status == 200 ? 0 : 1], 1);
     return c.status;
 }
 

@@ -131,6 +131,13 @@ void api_metrics(struct http_req *r)
          "# HELP inferno_requests_in_flight HTTP requests being handled now.\n"
          "# TYPE inferno_requests_in_flight gauge\ninferno_requests_in_flight %d\n",
          atomic_load(&s->in_flight));
+    outf(&o, "# HELP inferno_batch_requests_total Batch API and queue requests this replica ran, "
+             "by endpoint and outcome.\n# TYPE inferno_batch_requests_total counter\n");
+    for (int ep = 0; ep < 3; ep++)
+        for (int k = 0; k < 2; k++)
+            outf(&o, "inferno_batch_requests_total{endpoint=\"%s\",outcome=\"%s\"} %llu\n",
+                 inf_batch_endpoint_path((enum inf_batch_endpoint)ep), k ? "error" : "ok",
+                 (unsigned long long)atomic_load(&s->batch_requests[ep][k]));
 
     struct snaps ss = {0};
     srv_models_each_loaded(s->p.models, collect, &ss);
