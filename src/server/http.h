@@ -71,8 +71,8 @@ struct http_server_params {
        the model database the pulled names are registered in */
     const struct inf_hub_params *hub;
     const char *models_db;
-    struct srv_onnx *onnx;         /* ONNX models on /v2 (kserve.h), or NULL; with models NULL
-                                      only the /v2 routes answer */
+    struct srv_onnx *onnx; /* ONNX models on /v2 (kserve.h), or NULL; with models NULL
+                              only the /v2 routes answer */
 };
 
 struct http_server;
