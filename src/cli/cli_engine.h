@@ -21,6 +21,26 @@ int inf_cli_load_model(struct inf_cli *cli, const struct inf_cli_args *args,
 struct inf_model_params inf_cli_model_params(const struct inf_cli *cli);
 /* Context parameters from backend.* (after flags were applied to the configuration). */
 struct inf_context_params inf_cli_context_params(const struct inf_cli *cli);
+/* The options inf_cli_sampler_params reads (run, chat, tui). */
+#define INF_CLI_SAMPLER_OPTS                                                                         \
+    {"temp", 0, INF_OPT_VALUE, "T", "temperature; 0 = greedy (default 0.8)", NULL},                  \
+        {"top-k", 0, INF_OPT_VALUE, "N", "keep the N most likely tokens (default 40; 0 off)", NULL}, \
+        {"top-p", 0, INF_OPT_VALUE, "P", "nucleus sampling mass (default 0.95; 1 off)", NULL},       \
+        {"min-p", 0, INF_OPT_VALUE, "P", "drop tokens below P x the best (default 0.05)", NULL},     \
+        {"typical-p", 0, INF_OPT_VALUE, "P", "locally typical sampling (default 1 = off)", NULL},    \
+        {"repeat-penalty",                                                                           \
+         0,                                                                                          \
+         INF_OPT_VALUE,                                                                              \
+         "X",                                                                                        \
+         "penalise repeated tokens (default 1 = off)",                                               \
+         NULL},                                                                                      \
+        {"repeat-last-n", 0, INF_OPT_VALUE, "N", "tokens the penalties look at (default 64)", NULL}, \
+        {"presence-penalty", 0, INF_OPT_VALUE, "X", "default 0", NULL},                              \
+        {"frequency-penalty", 0, INF_OPT_VALUE, "X", "default 0", NULL},                             \
+    {                                                                                                \
+        "seed", 's', INF_OPT_VALUE, "N", "random seed", NULL                                         \
+    }
+
 /* Sampler parameters from --temp, --top-k, … (options that are absent keep the defaults). */
 int inf_cli_sampler_params(struct inf_cli *cli, const struct inf_cli_args *a,
                            struct inf_sampler_params *p);

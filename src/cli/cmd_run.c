@@ -16,32 +16,13 @@
 #include "inferno/log.h"
 #include "inferno/tokenizer.h"
 
-#define SAMPLER_OPTS                                                                                 \
-    {"temp", 0, INF_OPT_VALUE, "T", "temperature; 0 = greedy (default 0.8)", NULL},                  \
-        {"top-k", 0, INF_OPT_VALUE, "N", "keep the N most likely tokens (default 40; 0 off)", NULL}, \
-        {"top-p", 0, INF_OPT_VALUE, "P", "nucleus sampling mass (default 0.95; 1 off)", NULL},       \
-        {"min-p", 0, INF_OPT_VALUE, "P", "drop tokens below P x the best (default 0.05)", NULL},     \
-        {"typical-p", 0, INF_OPT_VALUE, "P", "locally typical sampling (default 1 = off)", NULL},    \
-        {"repeat-penalty",                                                                           \
-         0,                                                                                          \
-         INF_OPT_VALUE,                                                                              \
-         "X",                                                                                        \
-         "penalise repeated tokens (default 1 = off)",                                               \
-         NULL},                                                                                      \
-        {"repeat-last-n", 0, INF_OPT_VALUE, "N", "tokens the penalties look at (default 64)", NULL}, \
-        {"presence-penalty", 0, INF_OPT_VALUE, "X", "default 0", NULL},                              \
-        {"frequency-penalty", 0, INF_OPT_VALUE, "X", "default 0", NULL},                             \
-    {                                                                                                \
-        "seed", 's', INF_OPT_VALUE, "N", "random seed", NULL                                         \
-    }
-
 const struct inf_cli_opt inf_cmd_run_opts[] = {
     {"model", 'm', INF_OPT_VALUE, "MODEL", "GGUF model (path or name in models_dir)", NULL},
     {"prompt", 'p', INF_OPT_VALUE, "TEXT", "the prompt", NULL},
     {"file", 'f', INF_OPT_VALUE, "FILE", "read the prompt from FILE (at most 64 MiB)", NULL},
     {"n-predict", 'n', INF_OPT_VALUE, "N", "tokens to generate (default 256; -1 = until the end)",
      NULL},
-    SAMPLER_OPTS,
+    INF_CLI_SAMPLER_OPTS,
     {"chat", 0, INF_OPT_FLAG, NULL, "apply the chat template to the prompt as a user message",
      NULL},
     {"system", 0, INF_OPT_VALUE, "TEXT", "system message (with --chat)", NULL},

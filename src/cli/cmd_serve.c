@@ -488,7 +488,8 @@ int inf_cmd_serve(struct inf_cli *cli, struct inf_cli_args *args)
     int drain = (int)inf_config_get_int(cfg, "server.drain_seconds");
     INF_LOG_INFO("serve", "%s: stopping; running requests have %d s to finish",
                  sig == SIGINT ? "SIGINT" : "SIGTERM", drain);
-    srv_jobs_stop(worker); /* its running batch is left to be taken up again */
+    http_server_quiesce(http); /* no new requests from here on */
+    srv_jobs_stop(worker);     /* its running batch is left to be taken up again */
     worker = NULL;
     http_server_stop(http, drain * 1000);
     http = NULL;

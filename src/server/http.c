@@ -879,14 +879,20 @@ int http_server_port(const struct http_server *s)
     return s->port;
 }
 
+void http_server_quiesce(struct http_server *s)
+{
+    if (!s || atomic_exchange(&s->stopping, true))
+        return;
+    MHD_socket lfd = MHD_quiesce_daemon(s->daemon);
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd);
+}
+
 void http_server_stop(struct http_server *s, int drain_ms)
 {
     if (!s)
         return;
-    atomic_store(&s->stopping, true);
-    MHD_socket lfd = MHD_quiesce_daemon(s->daemon);
-    if (lfd != MHD_INVALID_SOCKET)
-        close(lfd);
+    http_server_quiesce(s);
     double deadline = http_now() + drain_ms / 1000.0;
     while (atomic_load(&s->in_flight) > 0 && http_now() < deadline)
         usleep(20 * 1000);

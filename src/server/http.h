@@ -83,6 +83,9 @@ inf_status http_server_start(const struct http_server_params *p, struct http_ser
                              struct inf_error *err);
 /* The port actually bound (useful with port 0). */
 int http_server_port(const struct http_server *s);
+/* Stop accepting: the listening socket closes, requests still arriving on open connections get
+   503 (http_server_stop does this first; call it earlier to stop intake before other teardown). */
+void http_server_quiesce(struct http_server *s);
 /*
  * Graceful stop: stop accepting connections, answer new requests on open connections with 503,
  * let running requests finish for up to drain_ms, cancel what is still running, then close
