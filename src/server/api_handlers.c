@@ -1409,7 +1409,7 @@ static bool start_stream(struct http_req *r, struct eng *g, struct choice *c, si
         stream_end(s, !s->finished || atomic_load(&s->aborted));
         return true;
     }
-    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
                                                                   stream_read, s, stream_free_cb);
     if (!resp) {
         atomic_store(&s->refs, 1);
