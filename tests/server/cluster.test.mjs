@@ -76,8 +76,10 @@ describe('through nginx', { skip }, () => {
     assert.equal(text, direct.json.choices[0].message.content);
     assert.ok(times.length > 10, `${times.length} chunks`);
     const span = times[times.length - 1] - times[0];
-    // buffered by a proxy, every chunk would arrive together at the end
-    assert.ok(span > 300, `chunks arrived within ${span} ms of each other (${times.length} chunks, ${times[times.length - 1]} ms in all)`);
+    // buffered by a proxy, every chunk would arrive together at the end; streamed, they spread
+    // over most of the request's time (whatever the machine's speed)
+    const total = times[times.length - 1];
+    assert.ok(span > 0.5 * total, `chunks arrived within ${span} ms of each other (${times.length} chunks, ${total} ms in all)`);
   });
 
   test('NDJSON (the ollama client) streams through nginx too', async () => {
@@ -91,7 +93,8 @@ describe('through nginx', { skip }, () => {
       text += part.message?.content ?? '';
     }
     assert.ok(text.length > 0);
-    assert.ok(times.length > 10 && times[times.length - 1] - times[0] > 300, `NDJSON lines arrived at ${times.slice(0, 3)}…${times.slice(-2)} ms`);
+    const total = times[times.length - 1];
+    assert.ok(times.length > 10 && total - times[0] > 0.5 * total, `NDJSON lines arrived at ${times.slice(0, 3)}…${times.slice(-2)} ms`);
   });
 
   test('WebSocket: /v1/ws upgrades through nginx and streams a chat equal to HTTP', async () => {
