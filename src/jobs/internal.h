@@ -82,8 +82,4 @@ inf_status inf__jobs_batch_share_run(struct inf_jobs *j, const char *batch_id,
                                      atomic_bool *stop, bool owner, struct inf_error *err);
 /* An idle worker helps with a batch another worker runs; false when there was none. */
 bool inf__jobs_batch_help(struct inf_jobs *j, const struct inf_jobs_exec *exec, atomic_bool *stop);
-/* A shared store (OPS(j)->sched_claim): take the schedule's due run; *won: this process fires it.
- */
-inf_status inf__jobs_schedule_take(struct inf_jobs *j, const struct inf_schedule *sc, int64_t now,
-                                   bool *won, struct inf_error *err);
 #endif

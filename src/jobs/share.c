@@ -266,18 +266,3 @@ bool inf__jobs_batch_help(struct inf_jobs *j, const struct inf_jobs_exec *exec, 
         INF_LOG_WARN("jobs", "batch %s: %s", id, inf_error_message(&err));
     return true;
 }
-
-inf_status inf__jobs_schedule_take(struct inf_jobs *j, const struct inf_schedule *sc, int64_t now,
-                                   bool *won, struct inf_error *err)
-{
-    struct inf_cron c;
-    int64_t next = 0;
-    *won = false;
-    if (inf_cron_parse(sc->expr, &c, err) != INF_OK ||
-        inf_cron_next(&c, sc->tz, now, &next, err) != INF_OK)
-        return err->code;
-    pthread_mutex_lock(&j->mu);
-    inf_status rc = OPS(j)->sched_claim(j->s, sc->id, sc->next_run, next, now, won, err);
-    pthread_mutex_unlock(&j->mu);
-    return rc;
-}

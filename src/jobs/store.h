@@ -132,11 +132,6 @@ struct inf__store_ops {
     inf_status (*req_reap)(struct inf__store *s, const char *batch,
                            bool (*dead)(void *ctx, const char *owner), void *ctx,
                            struct inf_error *err);
-    /* take a schedule's due run: next_run moves from `due` to `next` (last_run = now) only if
-       it is still `due` and the schedule not paused; *won tells whether this call moved it, so
-       that of several processes sharing the store exactly one fires the run */
-    inf_status (*sched_claim)(struct inf__store *s, int64_t id, int64_t due, int64_t next,
-                              int64_t now, bool *won, struct inf_error *err);
     /* a batch that another worker runs (its job is running, the batch in_progress) with
        requests free to claim; INF_ENOTFOUND when none */
     inf_status (*batch_to_help)(struct inf__store *s, int64_t now_ms, char *id, size_t size,

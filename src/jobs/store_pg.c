@@ -1156,7 +1156,6 @@ static const struct inf__store_ops pg_ops = {
     .req_renew = pg_req_renew,
     .req_reap = pg_req_reap,
     .batch_to_help = pg_batch_to_help,
-    .sched_claim = pg_sched_claim,
     .sched_advance = pg_sched_advance,
 };
 
