@@ -80,6 +80,15 @@ static void test_utf8_decoding(void)
     T_EQ_INT((int)tui_utf8_next("\xFF", 1, &cp), 1);
     T_EQ_INT((int)cp, 0xFFFD);
     T_EQ_INT(tui_text_width("\xFF\xFE", 2), 2); /* each bad byte: one replacement column */
+    /* encoding: the bytes of RFC 3629's examples */
+    char u[5] = {0};
+    T_EQ_INT((int)tui_utf8_encode('A', u), 1);
+    T_EQ_INT((int)tui_utf8_encode(0xE9, u), 2);
+    T_OK(memcmp(u, "\xC3\xA9", 2) == 0);
+    T_EQ_INT((int)tui_utf8_encode(0x4E2D, u), 3);
+    T_OK(memcmp(u, "\xE4\xB8\xAD", 3) == 0);
+    T_EQ_INT((int)tui_utf8_encode(0x1F600, u), 4);
+    T_OK(memcmp(u, "\xF0\x9F\x98\x80", 4) == 0);
 }
 
 static void test_wrap(void)

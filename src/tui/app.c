@@ -531,17 +531,7 @@ static void prompt_key(struct tui_app *a, int key, bool is_char)
         a->input[a->input_len] = '\0';
     } else if (is_char && key >= 0x20 && key < 0x110000 && key != 127) {
         char u[4];
-        size_t k;
-        if (key < 0x80)
-            u[0] = (char)key, k = 1;
-        else if (key < 0x800)
-            u[0] = (char)(0xC0 | (key >> 6)), u[1] = (char)(0x80 | (key & 0x3F)), k = 2;
-        else if (key < 0x10000)
-            u[0] = (char)(0xE0 | (key >> 12)), u[1] = (char)(0x80 | ((key >> 6) & 0x3F)),
-            u[2] = (char)(0x80 | (key & 0x3F)), k = 3;
-        else
-            u[0] = (char)(0xF0 | (key >> 18)), u[1] = (char)(0x80 | ((key >> 12) & 0x3F)),
-            u[2] = (char)(0x80 | ((key >> 6) & 0x3F)), u[3] = (char)(0x80 | (key & 0x3F)), k = 4;
+        size_t k = tui_utf8_encode((uint32_t)key, u);
         if (a->input_len + k < sizeof(a->input)) {
             memcpy(a->input + a->input_len, u, k);
             a->input_len += k;

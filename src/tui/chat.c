@@ -645,18 +645,7 @@ static void input_key(struct tui_chat *c, int key, bool is_char)
 {
     if (is_char && key >= 0x20 && key != 127) {
         char u[4];
-        size_t k;
-        unsigned v = (unsigned)key;
-        if (v < 0x80)
-            u[0] = (char)v, k = 1;
-        else if (v < 0x800)
-            u[0] = (char)(0xC0 | (v >> 6)), u[1] = (char)(0x80 | (v & 0x3F)), k = 2;
-        else if (v < 0x10000)
-            u[0] = (char)(0xE0 | (v >> 12)), u[1] = (char)(0x80 | ((v >> 6) & 0x3F)),
-            u[2] = (char)(0x80 | (v & 0x3F)), k = 3;
-        else
-            u[0] = (char)(0xF0 | (v >> 18)), u[1] = (char)(0x80 | ((v >> 12) & 0x3F)),
-            u[2] = (char)(0x80 | ((v >> 6) & 0x3F)), u[3] = (char)(0x80 | (v & 0x3F)), k = 4;
+        size_t k = tui_utf8_encode((uint32_t)key, u);
         input_insert(c, u, k);
         return;
     }

@@ -45,6 +45,26 @@ size_t tui_utf8_next(const char *s, size_t n, uint32_t *cp)
     return len;
 }
 
+size_t tui_utf8_encode(uint32_t v, char u[4])
+{
+    if (v < 0x80) {
+        u[0] = (char)v;
+        return 1;
+    }
+    if (v < 0x800) {
+        u[0] = (char)(0xC0 | (v >> 6)), u[1] = (char)(0x80 | (v & 0x3F));
+        return 2;
+    }
+    if (v < 0x10000) {
+        u[0] = (char)(0xE0 | (v >> 12)), u[1] = (char)(0x80 | ((v >> 6) & 0x3F));
+        u[2] = (char)(0x80 | (v & 0x3F));
+        return 3;
+    }
+    u[0] = (char)(0xF0 | (v >> 18)), u[1] = (char)(0x80 | ((v >> 12) & 0x3F));
+    u[2] = (char)(0x80 | ((v >> 6) & 0x3F)), u[3] = (char)(0x80 | (v & 0x3F));
+    return 4;
+}
+
 bool tui_cp_replaced(uint32_t cp)
 {
     if (cp < 0x20 || (cp >= 0x7F && cp < 0xA0))

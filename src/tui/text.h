@@ -25,6 +25,9 @@ struct tui_span {
  * truncated sequence, which then takes one byte); returns the bytes it takes (>= 1). */
 size_t tui_utf8_next(const char *s, size_t n, uint32_t *cp);
 
+/* The UTF-8 bytes of code point cp (< 0x110000) into out[4]; returns how many (1-4). */
+size_t tui_utf8_encode(uint32_t cp, char out[4]);
+
 /* Columns a character takes: 0 for combining marks, 2 for wide (CJK, emoji), 1 otherwise;
  * control characters and unassigned code points count as the one column of a replacement. */
 int tui_cp_width(uint32_t cp);
