@@ -10,10 +10,10 @@
  * 5632 weights by ggml's naming). To measure memory, not cache, the program keeps enough copies
  * of W to fill --mib MiB and multiplies them in turn, as a model's layers would be; GB/s is the
  * bytes of weights streamed per second, and "%bw" that figure over the read bandwidth of the same
- * threads summing a region of the same size, measured call by call in between. Matrix-matrix: Y = W
+ * threads summing the same bytes, measured pass by pass in between. Matrix-matrix: Y = W
  * X for --tokens tokens on one W; GOPS = 2 * rows * cols * tokens / time. Every figure is the best
- * call over --reps passes: the machine is shared, and the best call is the one least disturbed by
- * other work.
+ * over --reps passes (a matrix-vector or bandwidth pass reads all the copies of W, timed as a
+ * whole): the machine is shared, and the best pass is the one least disturbed by other work.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -254,24 +254,25 @@ int main(int argc, char **argv)
             for (int l = 0; l < INF_CPU_LEVEL_COUNT; l++) {
                 if (!o.levels[l] || inf_kernels_set_level((enum inf_cpu_level)l, NULL) != INF_OK)
                     continue;
-                /* read bandwidth and matrix-vector products interleaved call by call, each on a
-                 * region of the same size not read since (from memory, not cache), so both see
-                 * the same machine; the best call of each */
+                /* read bandwidth and matrix-vector products pass by pass: a pass reads every
+                 * copy of W back to back (as generation reads a model's layers), timed as a
+                 * whole; the bandwidth pass reads the same bytes the same way; the best pass of
+                 * each. (Timing single calls with a bandwidth read between them, as this program
+                 * did before, flattered row-interleaved kernels: their best call ran at twice
+                 * their streaming rate, until a matrix-matrix product had run.) */
                 double bw = 0, best_mv = 1e30;
                 for (int rep = 0; rep < o.reps; rep++) {
-                    for (size_t m = 0; m < n_mats; m++) {
-                        const size_t other = (m + n_mats / 2) % n_mats;
-                        const double b = read_bandwidth(
-                            pool, (const uint64_t *)(const void *)(buf + other * mat), mat, 1);
-                        if (b > bw)
-                            bw = b;
-                        const double t0 = now_s();
+                    const double b =
+                        read_bandwidth(pool, (const uint64_t *)(const void *)buf, n_mats * mat, 1);
+                    if (b > bw)
+                        bw = b;
+                    const double t0 = now_s();
+                    for (size_t m = 0; m < n_mats; m++)
                         inf_matmul(pool, wt, buf + m * mat, ldw, rows, n, x, (size_t)n, 1, y,
                                    (size_t)rows, act, 0);
-                        const double dt = now_s() - t0;
-                        if (dt < best_mv)
-                            best_mv = dt;
-                    }
+                    const double dt = (now_s() - t0) / (double)n_mats;
+                    if (dt < best_mv)
+                        best_mv = dt;
                 }
                 const double mv_gbs = (double)mat / best_mv / 1e9;
                 /* matrix-matrix: fewer tokens for the reference level (it is slow) */

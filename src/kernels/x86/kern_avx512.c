@@ -109,13 +109,14 @@ static __attribute__((noinline)) void z_leg_tail(const int T, const int NR, cons
 }
 
 /*
- * inv (the gemm_inv entry of VNNI Q4_0 / Q8_0, whose matrix-vector tile is z_mv_tile): every
- * block's eight products go into one 8-lane accumulator in block order, as z_mv_tile sums them
- * (an odd last block too), so that a token's result is the same in a batch and alone (batch
- * invariance, see docs/performance.md). The block's lanes hold the same integers in both
- * (z_mv_tile's 16x high nibbles meet a 1/16 scale: powers of two, so each FMA rounds the same
- * value). It costs an extraction and a second FMA per block pair (4 tokens: about -20 %), so the
- * plain gemm keeps two blocks per 512-bit FMA.
+ * inv (the gemm_inv entry of VNNI Q4_0 / Q8_0, whose matrix-vector tile is z_mv_tile): the even
+ * blocks' eight products go into the low half of a 16-lane accumulator and the odd blocks' into
+ * the high half, each in block order, and the halves are added before the horizontal sum, as
+ * z_mv_tile sums them (an odd last block into the low half only), so that a token's result is
+ * the same in a batch and alone (batch invariance, see docs/performance.md). The block's lanes
+ * hold the same integers in both (z_mv_tile's 16x high nibbles meet a 1/16 scale: powers of two,
+ * so each FMA rounds the same value). That is the plain gemm's own order but for the odd last
+ * block, which the plain gemm sums apart.
  */
 static INF__ALWAYS_INLINE void z_leg_tile(const int T, const int NR, const int NC, int64_t nb,
                                           const uint8_t *w, size_t ldw, const uint8_t *a,
@@ -129,12 +130,9 @@ static INF__ALWAYS_INLINE void z_leg_tile(const int T, const int NR, const int N
     const size_t abs_ = has_min ? sizeof(struct inf_block_q8_1) : sizeof(struct inf_block_q8_0);
     const size_t aqs = has_min ? 4 : 2;
     __m512 acc[4][4], macc[4][4];
-    __m256 acc8[4][4];
     for (int r = 0; r < NR; r++)
-        for (int c = 0; c < NC; c++) {
+        for (int c = 0; c < NC; c++)
             acc[r][c] = macc[r][c] = _mm512_setzero_ps();
-            acc8[r][c] = _mm256_setzero_ps();
-        }
     int64_t ib = 0;
     for (; ib + 2 <= nb || (seq8 && ib < nb); ib += 2) {
         /* two blocks; seq8's odd last block is read twice and its second copy not summed */
@@ -179,17 +177,9 @@ static INF__ALWAYS_INLINE void z_leg_tile(const int T, const int NR, const int N
                 } else {
                     p = z_dot_u8s8(off ? oy[c] : _mm512_setzero_si512(), ax, y[c], vnni);
                 }
-                if (seq8) {
-                    const __m512 pf32 = _mm512_cvtepi32_ps(p), d = _mm512_mul_ps(dx, dy[c]);
-                    acc8[r][c] = _mm256_fmadd_ps(_mm512_castps512_ps256(pf32),
-                                                 _mm512_castps512_ps256(d), acc8[r][c]);
-                    if (two)
-                        acc8[r][c] = _mm256_fmadd_ps(_mm512_extractf32x8_ps(pf32, 1),
-                                                     _mm512_extractf32x8_ps(d, 1), acc8[r][c]);
-                } else {
-                    acc[r][c] =
-                        _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dx, dy[c]), acc[r][c]);
-                }
+                const __m512 pf32 = _mm512_cvtepi32_ps(p), d = _mm512_mul_ps(dx, dy[c]);
+                acc[r][c] = two ? _mm512_fmadd_ps(pf32, d, acc[r][c])
+                                : _mm512_mask3_fmadd_ps(pf32, d, acc[r][c], (__mmask16)0x00ff);
                 if (has_min) /* m * s in all 8 lanes of a block: s was scaled by 1/8 */
                     macc[r][c] = _mm512_fmadd_ps(mx, sy[c], macc[r][c]);
             }
@@ -198,7 +188,7 @@ static INF__ALWAYS_INLINE void z_leg_tile(const int T, const int NR, const int N
     if (seq8) {
         for (int r = 0; r < NR; r++)
             for (int c = 0; c < NC; c++)
-                s[(size_t)c * lds + (size_t)r] = x86_hsum_ps(acc8[r][c]);
+                s[(size_t)c * lds + (size_t)r] = z_hsum(acc[r][c]);
         return;
     }
     float tail[16] = {0};
@@ -219,14 +209,17 @@ static INF__ALWAYS_INLINE void z_leg_tile(const int T, const int NR, const int N
  * limit, and this form needs the fewest operations: the unsigned levels (Q4_0: the nibbles by
  * one shift and one mask; Q8_0: the levels + 128, one XOR) go straight into VPDPBUSD, whose
  * int32 sums never saturate, starting from -off * (sum of each 4 activations), computed once per
- * block for the NR rows; then one conversion and two multiplies per block and row.
+ * block for the NR rows; then one conversion and two multiplies per block and row. Each row sums
+ * its even blocks and its odd blocks in two accumulators (two chains of FMAs), added at the end.
+ * The matrix-vector product calls it a row at a time (see X86_GEMM_DISPATCH): NR > 1 only for
+ * the ragged edge of an invariant batch (LEG_TILE_VI).
  */
-/* Rows per matrix-vector tile: the activation side of a block is shared by all of them. */
+/* Rows per gemm call (max_nr) of VNNI Q4_0 / Q8_0, and the most z_mv_tile takes. */
 #define Z_MV_NR 8
 
-/* NB (1 or 2) consecutive blocks of NR rows into acc. */
+/* NB (1 or 2) consecutive blocks of NR rows into acc: block b of the step into acc[r][b]. */
 static INF__ALWAYS_INLINE void z_mv_step(const int T, const int NR, const int NB, const uint8_t *w,
-                                         size_t ldw, const uint8_t *a, size_t pf, __m256 *acc)
+                                         size_t ldw, const uint8_t *a, size_t pf, __m256 (*acc)[2])
 {
     const size_t wbs = x86_wbytes(T), abs_ = sizeof(struct inf_block_q8_0);
     /* Q4_0: the high nibbles stay in place (16x their level), so the offset and the scale of
@@ -262,8 +255,8 @@ static INF__ALWAYS_INLINE void z_mv_step(const int T, const int NR, const int NB
             else
                 u = _mm256_and_si256(_mm256_broadcastsi128_si256(x86_load128(wb + 2)), nib);
             const __m256i p = _mm256_dpbusd_epi32(oy[b], u, y[b]);
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(x86_f16_bcast(wb), dy[b]),
-                                     acc[r]);
+            acc[r][b] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p),
+                                        _mm256_mul_ps(x86_f16_bcast(wb), dy[b]), acc[r][b]);
         }
     }
 }
@@ -273,9 +266,9 @@ static INF__ALWAYS_INLINE void z_mv_tile(const int T, const int NR, int64_t nb, 
 {
     const size_t wbs = x86_wbytes(T), abs_ = sizeof(struct inf_block_q8_0);
     const size_t pf = x86_pf_dist(NR, ldw);
-    __m256 acc[Z_MV_NR];
+    __m256 acc[Z_MV_NR][2];
     for (int r = 0; r < NR; r++)
-        acc[r] = _mm256_setzero_ps();
+        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     int64_t ib = 0;
     /* two blocks per step: Q4_0's pair (36 bytes) needs one prefetch per row, Q8_0's two */
     for (; ib + 2 <= nb; ib += 2)
@@ -283,7 +276,7 @@ static INF__ALWAYS_INLINE void z_mv_tile(const int T, const int NR, int64_t nb, 
     if (ib < nb)
         z_mv_step(T, NR, 1, w + (size_t)ib * wbs, ldw, a + (size_t)ib * abs_, pf, acc);
     for (int r = 0; r < NR; r++)
-        s[r] = x86_hsum_ps(acc[r]);
+        s[r] = x86_hsum_ps(_mm256_add_ps(acc[r][0], acc[r][1]));
 }
 
 /* ---- K-quants ---------------------------------------------------------------------------- */
@@ -541,15 +534,13 @@ static INF__ALWAYS_INLINE void z_f_tile(const int T, const int NR, const int NC,
     z_f_tile(T, NR, NC, n, w, ldw, a, lda, s, lds, 0)
 
 #define LEG(t, T)                                                                                  \
-    X86_GEMM_DISPATCH(gemm_##t, LEG_TILE, T, 4, 2, 2, n / 32)                                      \
-    X86_GEMM_DISPATCH(gemm_##t##_vnni, LEG_TILE_V, T, (LEG_MV_NR(T)), 2, 2, n / 32)
-/* VNNI Q4_0 / Q8_0: matrix-vector tiles of Z_MV_NR rows (z_mv_tile) */
-#define LEG_MV_NR(T) ((T) == INF_TYPE_Q4_0 || (T) == INF_TYPE_Q8_0 ? Z_MV_NR : 4)
+    X86_GEMM_DISPATCH(gemm_##t, LEG_TILE, T, 1, 2, 2, n / 32)                                      \
+    X86_GEMM_DISPATCH(gemm_##t##_vnni, LEG_TILE_V, T, 1, 2, 2, n / 32)
 #define KQ(t, T)                                                                                   \
-    X86_GEMM_DISPATCH(gemm_##t, K_TILE, T, 4, 1, 4, n / 256)                                       \
-    X86_GEMM_DISPATCH(gemm_##t##_vnni, K_TILE_V, T, 4, 1, 4, n / 256)
-X86_GEMM_DISPATCH(gemm_q4_0_vnni_inv, LEG_TILE_VI, INF_TYPE_Q4_0, Z_MV_NR, 2, 2, n / 32)
-X86_GEMM_DISPATCH(gemm_q8_0_vnni_inv, LEG_TILE_VI, INF_TYPE_Q8_0, Z_MV_NR, 2, 2, n / 32)
+    X86_GEMM_DISPATCH(gemm_##t, K_TILE, T, 1, 1, 4, n / 256)                                       \
+    X86_GEMM_DISPATCH(gemm_##t##_vnni, K_TILE_V, T, 1, 1, 4, n / 256)
+X86_GEMM_DISPATCH(gemm_q4_0_vnni_inv, LEG_TILE_VI, INF_TYPE_Q4_0, 1, 2, 2, n / 32)
+X86_GEMM_DISPATCH(gemm_q8_0_vnni_inv, LEG_TILE_VI, INF_TYPE_Q8_0, 1, 2, 2, n / 32)
 LEG(q4_0, INF_TYPE_Q4_0)
 LEG(q4_1, INF_TYPE_Q4_1)
 LEG(q5_0, INF_TYPE_Q5_0)
@@ -560,10 +551,10 @@ KQ(q3_K, INF_TYPE_Q3_K)
 KQ(q4_K, INF_TYPE_Q4_K)
 KQ(q5_K, INF_TYPE_Q5_K)
 KQ(q6_K, INF_TYPE_Q6_K)
-X86_GEMM_DISPATCH(gemm_mxfp4, X86_LEG_TILE, INF_TYPE_MXFP4, 4, 2, 2, n / 32)
-X86_GEMM_DISPATCH(gemm_f32, F_TILE, INF_TYPE_F32, 4, 2, 4, n)
-X86_GEMM_DISPATCH(gemm_f16, F_TILE, INF_TYPE_F16, 4, 2, 4, n)
-X86_GEMM_DISPATCH(gemm_bf16, F_TILE, INF_TYPE_BF16, 4, 2, 4, n)
+X86_GEMM_DISPATCH(gemm_mxfp4, X86_LEG_TILE, INF_TYPE_MXFP4, 1, 2, 2, n / 32)
+X86_GEMM_DISPATCH(gemm_f32, F_TILE, INF_TYPE_F32, 1, 2, 4, n)
+X86_GEMM_DISPATCH(gemm_f16, F_TILE, INF_TYPE_F16, 1, 2, 4, n)
+X86_GEMM_DISPATCH(gemm_bf16, F_TILE, INF_TYPE_BF16, 1, 2, 4, n)
 
 /* ---- Q4_0 / Q8_0 panels: 16 rows interleaved, for batches
  * ---------------------------------------- */
