@@ -677,6 +677,56 @@ def ugm_vocab_checks(name, out, pieces, n_vocab, prefix, remove_ws, charsmap):
           "%s: eos </s> 2 (added: the key or t5's default), unk 0" % name)
 
 
+def test_xlmr(c, vocab_gguf, pieces, cm):
+    """XLMRobertaModel (bge-m3's layout): gen-synthetic's bert with the Unigram vocabulary, its
+    weights as transformers writes them (two padding rows in front of the position embeddings),
+    a Unigram tokenizer.json: the converted GGUF is llama.cpp's "bert" with the rows dropped,
+    every tensor equal to the reference's and the same embeddings."""
+    d = os.path.join(c.tmp, "x-xlmr")
+    ref = d + ".ref.gguf"
+    r = run([c.gen, "--arch", "bert", "--vocab", vocab_gguf, "--out", ref, "--hf-out", d,
+             "--pooling", "cls"])
+    check(r.returncode == 0, "xlm-roberta: gen-synthetic --hf-out (%s)" % r.stderr[-200:])
+    if r.returncode != 0:
+        return
+    with open(os.path.join(d, "config.json")) as f:
+        conf = json.load(f)
+    check(conf["architectures"] == ["XLMRobertaModel"] and conf["max_position_embeddings"] == 514,
+          "xlm-roberta: config.json of XLMRobertaModel, 512 + 2 positions")
+    with open(os.path.join(d, "tokenizer.json"), "w") as f:
+        json.dump(unigram_json(pieces, cm), f, ensure_ascii=False)
+    with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+        json.dump({"eos_token": "</s>", "unk_token": "<unk>", "clean_up_tokenization_spaces": True}, f)
+    with open(os.path.join(d, "modules.json"), "w") as f:
+        json.dump([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                   {"idx": 1, "name": "1", "path": "1_Pooling",
+                    "type": "sentence_transformers.models.Pooling"}], f)
+    os.makedirs(os.path.join(d, "1_Pooling"), exist_ok=True)
+    with open(os.path.join(d, "1_Pooling", "config.json"), "w") as f:
+        json.dump({"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}, f)
+    out = d + ".gguf"
+    r = c.convert(d, out, "--outtype", "f32")
+    check(r.returncode == 0, "xlm-roberta: convert exits 0 (%s)" % r.stderr[-300:])
+    if r.returncode != 0:
+        return
+    _, a, _ = read_tensors(ref)
+    _, b, _ = read_tensors(out)
+    check(a == b, "xlm-roberta: every tensor equals the source, position_embd without its two "
+          "padding rows (differ: %s)" % [k for k in a if a.get(k) != b.get(k)][:4])
+    ka, kb = gguf_kv(ref), gguf_kv(out)
+    for k in ("general.architecture", "bert.context_length", "bert.pooling_type", "tokenizer.ggml.model",
+              "tokenizer.ggml.token_type_count", "tokenizer.ggml.precompiled_charsmap"):
+        check(ka.get(k) == kb.get(k) and kb.get(k) is not None,
+              "xlm-roberta: %s equals the reference's" % k)
+
+    def embed(m):
+        r = run([c.inferno, "embed", "-m", m, "-p", "\uff21 cat sat on the mat\u3000\ufb01ne", "--json"])
+        return r.stdout if r.returncode == 0 else "error " + r.stderr[-200:]
+    e1, e2 = embed(ref), embed(out)
+    check(e1 == e2 and not e1.startswith("error"),
+          "xlm-roberta: embeddings from the converted GGUF equal the reference's (%s)" % e2[:60])
+
+
 def test_unigram(c, shared, spm, record=None):
     """Unigram (T5, XLM-RoBERTa) tokenizers: tokenizer.json and tokenizer.model convert to
     llama.cpp's "t5" keys, and the converted GGUF tokenizes as
@@ -753,6 +803,8 @@ def test_unigram(c, shared, spm, record=None):
         bad = [t[:16] for i, t in enumerate(texts) if tokenize_ours(c, out, t, False) != want[i]]
         check(not bad, "unigram Precompiled: %d texts tokenize as SentencePiece does with the "
               "same charsmap (differ: %s)" % (len(texts), bad[:2]))
+
+    test_xlmr(c, spm_out, pieces, cm)
 
     # llama.cpp's ids for the tokenizer.model conversion
     digest = hashlib.sha256(model).hexdigest()

@@ -1349,6 +1349,13 @@ static inf_status ugm_vocab(struct inf__conv_json *j, struct inf_gguf_writer *w,
                                      (uint64_t)v.n, err);
     if (rc == INF_OK)
         rc = write_ugm_flags(w, prefix, remove_ws, charsmap, charsmap_len, err);
+    if (rc == INF_OK && j->arch && !strcmp(j->arch, "bert")) { /* XLMRobertaModel */
+        int64_t ttc = 1;
+        const json_t *tv = json_object_get(j->config, "type_vocab_size");
+        if (json_is_integer(tv) && json_integer_value(tv) >= 0 && json_integer_value(tv) <= 1 << 20)
+            ttc = json_integer_value(tv);
+        rc = inf_gguf_writer_set_u32(w, "tokenizer.ggml.token_type_count", (uint32_t)ttc, err);
+    }
     if (rc == INF_OK) {
         j->n_tokens = v.n;
         rc = write_specials(j, v.n, w, err);
