@@ -638,6 +638,17 @@ static void test_ugm(void)
     CHECK_ENCODE(tok, "abqqb", 0, 3, 9, 2, 11);
     /* a user-defined token is split out before the model runs, whatever the charsmap says */
     CHECK_ENCODE(tok, "x<ud>x", 0, 4, 12, 4);
+    /* decoding as llama.cpp's token_to_piece: U+2581 as spaces, the prefix space dropped, the
+       trailing EOS with REMOVE_SPECIAL, the unknown token only with SPECIAL */
+    static const inf_token ids[] = {3, 9, 3, 10, 2, 12, 1};
+    char *text = NULL;
+    size_t tl = 0;
+    T_EQ_INT(inf_tok_decode(tok, ids, 7, INF_TOK_DECODE_REMOVE_SPECIAL, &text, &tl, &err), INF_OK);
+    T_EQ_STR(text, "ab a<ud>");
+    free(text);
+    T_EQ_INT(inf_tok_decode(tok, ids, 7, INF_TOK_DECODE_SPECIAL, &text, &tl, &err), INF_OK);
+    T_EQ_STR(text, "ab a<unk><ud></s>");
+    free(text);
     inf_tokenizer_free(tok);
 
     /* remove_extra_whitespaces: no leading, trailing or repeated spaces, one before each word */
