@@ -25,7 +25,9 @@ and layouts). Checked:
       equals `inferno quantize --type q8_0` of the reference;
   (f) Unigram (T5, XLM-RoBERTa): tokenizer.json and tokenizer.model give llama.cpp's "t5" keys,
       and tokenize as tokenizers.js, SentencePiece (WebAssembly build of its C++) and llama.cpp
-      (recorded in tests/data/ugm_llama.json) do, with a precompiled charsmap built here;
+      (recorded in tests/data/ugm_llama.json) do, with a precompiled charsmap built here; an
+      XLMRobertaModel converts to llama.cpp's bert layout, with tensors and embeddings equal to
+      gen-synthetic's reference and the embedding llama.cpp's llama-embedding gave;
   and refusals: missing files, unknown architecture, shape mismatch, unknown outtype, existing
   output, non-safetensors weights; a failed run leaves nothing behind.
 """
@@ -677,6 +679,9 @@ def ugm_vocab_checks(name, out, pieces, n_vocab, prefix, remove_ws, charsmap):
           "%s: eos </s> 2 (added: the key or t5's default), unk 0" % name)
 
 
+XLMR_TEXT = "\uff21 cat sat on the mat\u3000\ufb01ne"
+
+
 def test_xlmr(c, vocab_gguf, pieces, cm):
     """XLMRobertaModel (bge-m3's layout): gen-synthetic's bert with the Unigram vocabulary, its
     weights as transformers writes them (two padding rows in front of the position embeddings),
@@ -688,7 +693,7 @@ def test_xlmr(c, vocab_gguf, pieces, cm):
              "--pooling", "cls"])
     check(r.returncode == 0, "xlm-roberta: gen-synthetic --hf-out (%s)" % r.stderr[-200:])
     if r.returncode != 0:
-        return
+        return None, None
     with open(os.path.join(d, "config.json")) as f:
         conf = json.load(f)
     check(conf["architectures"] == ["XLMRobertaModel"] and conf["max_position_embeddings"] == 514,
@@ -708,7 +713,7 @@ def test_xlmr(c, vocab_gguf, pieces, cm):
     r = c.convert(d, out, "--outtype", "f32")
     check(r.returncode == 0, "xlm-roberta: convert exits 0 (%s)" % r.stderr[-300:])
     if r.returncode != 0:
-        return
+        return None, None
     _, a, _ = read_tensors(ref)
     _, b, _ = read_tensors(out)
     check(a == b, "xlm-roberta: every tensor equals the source, position_embd without its two "
@@ -720,11 +725,12 @@ def test_xlmr(c, vocab_gguf, pieces, cm):
               "xlm-roberta: %s equals the reference's" % k)
 
     def embed(m):
-        r = run([c.inferno, "embed", "-m", m, "-p", "\uff21 cat sat on the mat\u3000\ufb01ne", "--json"])
+        r = run([c.inferno, "embed", "-m", m, "-p", XLMR_TEXT, "--json"])
         return r.stdout if r.returncode == 0 else "error " + r.stderr[-200:]
     e1, e2 = embed(ref), embed(out)
     check(e1 == e2 and not e1.startswith("error"),
           "xlm-roberta: embeddings from the converted GGUF equal the reference's (%s)" % e2[:60])
+    return out, None if e2.startswith("error") else json.loads(e2)["embedding"]
 
 
 def test_unigram(c, shared, spm, record=None):
@@ -804,7 +810,7 @@ def test_unigram(c, shared, spm, record=None):
         check(not bad, "unigram Precompiled: %d texts tokenize as SentencePiece does with the "
               "same charsmap (differ: %s)" % (len(texts), bad[:2]))
 
-    test_xlmr(c, spm_out, pieces, cm)
+    xlmr_out, xlmr_emb = test_xlmr(c, spm_out, pieces, cm)
 
     # llama.cpp's ids for the tokenizer.model conversion
     digest = hashlib.sha256(model).hexdigest()
@@ -815,11 +821,20 @@ def test_unigram(c, shared, spm, record=None):
         with open(inp, "w") as f:
             f.write("".join(t + "\n__ggml_vocab_test__\n" for t in lt))
         rec = {"about": "llama.cpp's ids (scripts/parity/llama-tokenize-ref.cpp) for the Unigram "
-                        "GGUF tests/convert_test.py converts from the tokenizer.model it writes",
+                        "GGUF tests/convert_test.py converts from the tokenizer.model it writes, "
+                        "and llama-embedding's vector for the converted XLM-R model",
                "model_sha256": digest, "texts": lt}
         for key, flags in (("plain", ["0", "0"]), ("special", ["1", "1"])):
             rr = run([record, spm_out, inp] + flags)
             rec[key] = [[int(x) for x in line.split()] for line in rr.stdout.splitlines()]
+        # llama-embedding (beside llama.cpp's libraries) on the converted XLM-R model
+        emb = os.environ.get("LLAMA_EMBEDDING", "/opt/llama/src/build/bin/llama-embedding")
+        rr = run([emb, "-m", xlmr_out, "-p", XLMR_TEXT, "--pooling", "cls", "--embd-normalize",
+                  "2", "--embd-output-format", "json"])
+        with open(xlmr_out, "rb") as f:
+            rec["xlmr_sha256"] = hashlib.sha256(f.read()).hexdigest()
+        rec["xlmr_text"] = XLMR_TEXT
+        rec["xlmr_embedding"] = json.loads(rr.stdout)["data"][0]["embedding"]
         with open(ref_path, "w") as f:
             json.dump(rec, f, ensure_ascii=False, indent=0)
         print("wrote", ref_path)
@@ -833,6 +848,16 @@ def test_unigram(c, shared, spm, record=None):
     bad = [t[:16] for i, t in enumerate(lt) if tokenize_ours(c, spm_out, t, True) != ref["special"][i]]
     check(not bad, "unigram: with special tokens (parsed, </s> added) as llama.cpp (differ: %s)"
           % bad[:3])
+    if xlmr_out:
+        with open(xlmr_out, "rb") as f:
+            same = hashlib.sha256(f.read()).hexdigest() == ref["xlmr_sha256"]
+        check(same, "xlm-roberta: the converted GGUF is the one llama.cpp embedded")
+        want = ref["xlmr_embedding"]
+        diff = max(abs(a - b) for a, b in zip(xlmr_emb, want)) if xlmr_emb else 1.0
+        dot = sum(a * b for a, b in zip(xlmr_emb or [], want))
+        check(xlmr_emb is not None and len(xlmr_emb) == len(want) and dot > 0.9999 and diff < 1e-3,
+              "xlm-roberta: our embedding equals llama-embedding's on the converted GGUF (cosine "
+              "%.6f, max difference %.2g)" % (dot, diff))
 
 
 def bert_tokenizer_files(d, ref_gguf, pooling):
