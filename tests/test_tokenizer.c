@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/files.h"
+#include "inferno/gguf.h"
 #include "inferno/log.h"
 #include "inferno/template.h"
 #include "inferno/tokenizer.h"
@@ -610,6 +611,40 @@ static void check_encode_fails(struct inf_tokenizer *tok, const char *s, inf_sta
     inf_tokens_release(&t);
 }
 
+/* A t5 vocabulary in a GGUF image whose charsmap key has type arr_type; NULL on failure. */
+static struct inf_tokenizer *ugm_gguf(const void *cm, size_t n, enum inf_gguf_type arr_type,
+                                      struct inf_error *err, inf_status *st)
+{
+    static const char *const toks[] = {"<pad>", "</s>", "<unk>", "\xe2\x96\x81", "\xe2\x96\x81yz"};
+    static const float scores[] = {0, 0, 0, -2.0f, -1.0f};
+    static const int32_t types[] = {3, 3, 2, 1, 1};
+    struct inf_gguf_writer *w = NULL;
+    struct inf_gguf *g = NULL;
+    struct inf_tokenizer *tok = NULL;
+    void *img = NULL;
+    size_t len = 0;
+    *st = INF_EINVAL;
+    if (inf_gguf_writer_new(3, &w, err) != INF_OK)
+        return NULL;
+    if (inf_gguf_writer_set_str(w, "general.architecture", "t5", err) == INF_OK &&
+        inf_gguf_writer_set_str(w, "tokenizer.ggml.model", "t5", err) == INF_OK &&
+        inf_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 5, err) == INF_OK &&
+        inf_gguf_writer_set_arr(w, "tokenizer.ggml.scores", INF_GGUF_TYPE_FLOAT32, scores, 5,
+                                err) == INF_OK &&
+        inf_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", INF_GGUF_TYPE_INT32, types, 5,
+                                err) == INF_OK &&
+        inf_gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", true, err) == INF_OK &&
+        inf_gguf_writer_set_arr(w, "tokenizer.ggml.precompiled_charsmap", arr_type, cm,
+                                arr_type == INF_GGUF_TYPE_INT32 ? n / 4 : n, err) == INF_OK &&
+        inf_gguf_writer_write_memory(w, &img, &len, err) == INF_OK &&
+        inf_gguf_open_memory(img, len, &g, err) == INF_OK)
+        *st = inf_tokenizer_from_gguf(g, &tok, err);
+    inf_gguf_free(g);
+    free(img);
+    inf_gguf_writer_free(w);
+    return tok;
+}
+
 static void test_ugm(void)
 {
     static unsigned char cm[4 + 768 * 4 + 16];
@@ -663,6 +698,25 @@ static void test_ugm(void)
         CHECK_ENCODE(tok, "x x", 0, 8, 7);
         inf_tokenizer_free(tok);
     }
+
+    /* through a GGUF: the charsmap key must be an array of bytes (UINT8 or INT8) */
+    n = ugm_charsmap(cm, 376 ^ 512, 0, "yz\0", 3);
+    if ((tok = ugm_gguf(cm, n, INF_GGUF_TYPE_UINT8, &err, &st))) {
+        CHECK_ENCODE(tok, "x", 0, 4);
+        inf_tokenizer_free(tok);
+    } else {
+        T__FAIL("ugm gguf: %s", inf_error_message(&err));
+    }
+    if ((tok = ugm_gguf(cm, n, INF_GGUF_TYPE_INT8, &err, &st))) {
+        CHECK_ENCODE(tok, "x", 0, 4);
+        inf_tokenizer_free(tok);
+    }
+    T_OK(ugm_gguf(cm, n - 3, INF_GGUF_TYPE_INT32, &err, &st) == NULL);
+    T_EQ_INT(st, INF_EFORMAT);
+    T_CONTAINS(err.msg, "precompiled_charsmap is not an array of bytes");
+    T_OK(ugm_gguf(cm, 4 + 768 * 4, INF_GGUF_TYPE_UINT8, &err, &st) == NULL);
+    T_EQ_INT(st, INF_EFORMAT);
+    T_CONTAINS(err.msg, "does not fit");
 
     /* the charsmap's header: refused when building */
     T_OK(ugm_vocab(cm, 3, 1, 0, &err, &st) == NULL);
