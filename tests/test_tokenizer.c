@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/files.h"
+#include "inferno/gguf.h"
 #include "inferno/log.h"
 #include "inferno/template.h"
 #include "inferno/tokenizer.h"
@@ -545,6 +546,218 @@ static void test_wpm(void)
     inf_tokenizer_free(tok);
 }
 
+/* ---- Unigram (UGM) ------------------------------------------------------------------------- */
+
+/*
+ * A precompiled charsmap written by hand from SentencePiece's format (Darts-clone units: label in
+ * bits 0-7, leaf flag bit 8, offset in bits 10-30; value units have bit 31): one rule, "x" ->
+ * "yz". Root (unit 0) offset 256; "x" (0x78) at 256 ^ 0x78 = 376, a leaf whose offset 376 ^ 512
+ * puts its value unit at 512 ^ 0 = 512; value 0 (the string at offset 0). 768 units: every
+ * BASE ^ c stays inside.
+ */
+static size_t ugm_charsmap(unsigned char *out, uint32_t leaf_offset, uint32_t value,
+                           const char *strs, size_t strs_len)
+{
+    uint32_t units[768] = {0};
+    units[0] = 256u << 10;
+    units[376] = 0x78u | (1u << 8) | (leaf_offset << 10);
+    units[512] = value | (1u << 31);
+    uint32_t size = sizeof(units);
+    for (int i = 0; i < 4; i++)
+        out[i] = (unsigned char)(size >> (8 * i));
+    for (size_t k = 0; k < 768; k++)
+        for (int i = 0; i < 4; i++)
+            out[4 + 4 * k + (size_t)i] = (unsigned char)(units[k] >> (8 * i));
+    memcpy(out + 4 + size, strs, strs_len);
+    return 4 + size + strs_len;
+}
+
+static struct inf_tokenizer *ugm_vocab(const void *charsmap, size_t charsmap_len, int prefix,
+                                       int remove_ws, struct inf_error *err, inf_status *st)
+{
+    /* T5's layout: <pad> 0, </s> 1, <unk> 2 */
+    static const char *const toks[] = {
+        "<pad>", "</s>", "<unk>", "\xe2\x96\x81", "\xe2\x96\x81yz", "y", "z", "\xe2\x96\x81x", "x",
+        "ab",    "a",    "b",     "<ud>",
+    };
+    static const float scores[] = {0,     0,     0,     -2.0f, -1.0f, -3.0f, -3.0f,
+                                   -1.5f, -4.0f, -2.5f, -2.0f, -2.0f, 0};
+    static const int32_t types[] = {3, 3, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 4};
+    struct inf_vocab_desc d;
+    struct inf_tokenizer *tok = NULL;
+    inf_vocab_desc_init(&d);
+    d.model = "t5";
+    d.n_tokens = 13;
+    d.tokens = toks;
+    d.scores = scores;
+    d.token_types = types;
+    d.add_space_prefix = prefix;
+    d.remove_extra_whitespaces = remove_ws;
+    d.precompiled_charsmap = charsmap;
+    d.precompiled_charsmap_len = charsmap_len;
+    *st = inf_tokenizer_new(&d, &tok, err);
+    return tok;
+}
+
+static void check_encode_fails(struct inf_tokenizer *tok, const char *s, inf_status want,
+                               const char *needle)
+{
+    struct inf_tokens t = {0};
+    struct inf_error err = {0};
+    T_OK(inf_tokens_push(&t, 7) == INF_OK);
+    T_EQ_INT(inf_tok_encode(tok, s, strlen(s), 0, &t, &err), want);
+    T_CONTAINS(err.msg, needle);
+    T_EQ_U64(t.n, 1); /* the ids it had */
+    inf_tokens_release(&t);
+}
+
+/* A t5 vocabulary in a GGUF image whose charsmap key has type arr_type; NULL on failure. */
+static struct inf_tokenizer *ugm_gguf(const void *cm, size_t n, enum inf_gguf_type arr_type,
+                                      struct inf_error *err, inf_status *st)
+{
+    static const char *const toks[] = {"<pad>", "</s>", "<unk>", "\xe2\x96\x81", "\xe2\x96\x81yz"};
+    static const float scores[] = {0, 0, 0, -2.0f, -1.0f};
+    static const int32_t types[] = {3, 3, 2, 1, 1};
+    struct inf_gguf_writer *w = NULL;
+    struct inf_gguf *g = NULL;
+    struct inf_tokenizer *tok = NULL;
+    void *img = NULL;
+    size_t len = 0;
+    *st = INF_EINVAL;
+    if (inf_gguf_writer_new(3, &w, err) != INF_OK)
+        return NULL;
+    if (inf_gguf_writer_set_str(w, "general.architecture", "t5", err) == INF_OK &&
+        inf_gguf_writer_set_str(w, "tokenizer.ggml.model", "t5", err) == INF_OK &&
+        inf_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 5, err) == INF_OK &&
+        inf_gguf_writer_set_arr(w, "tokenizer.ggml.scores", INF_GGUF_TYPE_FLOAT32, scores, 5,
+                                err) == INF_OK &&
+        inf_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", INF_GGUF_TYPE_INT32, types, 5,
+                                err) == INF_OK &&
+        inf_gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", true, err) == INF_OK &&
+        inf_gguf_writer_set_arr(w, "tokenizer.ggml.precompiled_charsmap", arr_type, cm,
+                                arr_type == INF_GGUF_TYPE_INT32 ? n / 4 : n, err) == INF_OK &&
+        inf_gguf_writer_write_memory(w, &img, &len, err) == INF_OK &&
+        inf_gguf_open_memory(img, len, &g, err) == INF_OK)
+        *st = inf_tokenizer_from_gguf(g, &tok, err);
+    inf_gguf_free(g);
+    free(img);
+    inf_gguf_writer_free(w);
+    return tok;
+}
+
+static void test_ugm(void)
+{
+    static unsigned char cm[4 + 768 * 4 + 16];
+    struct inf_error err = {0};
+    inf_status st;
+    size_t n = ugm_charsmap(cm, 376 ^ 512, 0, "yz\0", 3);
+    struct inf_tokenizer *tok = ugm_vocab(cm, n, 1, 0, &err, &st);
+    if (!tok) {
+        T__FAIL("ugm vocab: %s", inf_error_message(&err));
+        return;
+    }
+    const struct inf_tok_info *in = inf_tok_info(tok);
+    T_EQ_INT(in->type, INF_VOCAB_UGM);
+    T_EQ_INT(in->eos, 1); /* t5 defaults: eos 1, unk 2, pad 0, no bos; add_eos */
+    T_EQ_INT(in->unk, 2);
+    T_EQ_INT(in->pad, 0);
+    T_EQ_INT(in->bos, INF_TOKEN_NULL);
+    T_OK(in->add_eos && !in->add_bos);
+    /* "x" -> "yz" by the charsmap, then U+2581 in front: "\u2581yz" (-1) beats
+       "\u2581" "y" "z" (-8) */
+    CHECK_ENCODE(tok, "x", 0, 4);
+    CHECK_ENCODE(tok, "x", INF_TOK_ADD_SPECIAL, 4, 1);
+    /* "ab" (-2.5) beats "a" "b" (-4); each space is U+2581 */
+    CHECK_ENCODE(tok, "ab a", 0, 3, 9, 3, 10);
+    /* q is no token: one unknown for the run "qq" (min normal score -4, minus 10 each) */
+    CHECK_ENCODE(tok, "abqqb", 0, 3, 9, 2, 11);
+    /* a user-defined token is split out before the model runs, whatever the charsmap says */
+    CHECK_ENCODE(tok, "x<ud>x", 0, 4, 12, 4);
+    /* decoding as llama.cpp's token_to_piece: U+2581 as spaces, the prefix space dropped, the
+       trailing EOS with REMOVE_SPECIAL, the unknown token only with SPECIAL */
+    static const inf_token ids[] = {3, 9, 3, 10, 2, 12, 1};
+    char *text = NULL;
+    size_t tl = 0;
+    T_EQ_INT(inf_tok_decode(tok, ids, 7, INF_TOK_DECODE_REMOVE_SPECIAL, &text, &tl, &err), INF_OK);
+    T_EQ_STR(text, "ab a<ud>");
+    free(text);
+    T_EQ_INT(inf_tok_decode(tok, ids, 7, INF_TOK_DECODE_SPECIAL, &text, &tl, &err), INF_OK);
+    T_EQ_STR(text, "ab a<unk><ud></s>");
+    free(text);
+    inf_tokenizer_free(tok);
+
+    /* remove_extra_whitespaces: no leading, trailing or repeated spaces, one before each word */
+    tok = ugm_vocab(cm, n, 0, 1, &err, &st);
+    if (tok) {
+        CHECK_ENCODE(tok, "  ab   a  ", 0, 3, 9, 3, 10);
+        inf_tokenizer_free(tok);
+    }
+    /* no prefix, no charsmap: "x" stays "x" (-4), "\u2581x" (-1.5) for " x" */
+    tok = ugm_vocab(NULL, 0, 0, 0, &err, &st);
+    if (tok) {
+        CHECK_ENCODE(tok, "x x", 0, 8, 7);
+        inf_tokenizer_free(tok);
+    }
+
+    /* through a GGUF: the charsmap key must be an array of bytes (UINT8 or INT8) */
+    n = ugm_charsmap(cm, 376 ^ 512, 0, "yz\0", 3);
+    if ((tok = ugm_gguf(cm, n, INF_GGUF_TYPE_UINT8, &err, &st))) {
+        CHECK_ENCODE(tok, "x", 0, 4);
+        inf_tokenizer_free(tok);
+    } else {
+        T__FAIL("ugm gguf: %s", inf_error_message(&err));
+    }
+    if ((tok = ugm_gguf(cm, n, INF_GGUF_TYPE_INT8, &err, &st))) {
+        CHECK_ENCODE(tok, "x", 0, 4);
+        inf_tokenizer_free(tok);
+    }
+    T_OK(ugm_gguf(cm, n - 3, INF_GGUF_TYPE_INT32, &err, &st) == NULL);
+    T_EQ_INT(st, INF_EFORMAT);
+    T_CONTAINS(err.msg, "precompiled_charsmap is not an array of bytes");
+    T_OK(ugm_gguf(cm, 4 + 768 * 4, INF_GGUF_TYPE_UINT8, &err, &st) == NULL);
+    T_EQ_INT(st, INF_EFORMAT);
+    T_CONTAINS(err.msg, "does not fit");
+
+    /* the charsmap's header: refused when building */
+    T_OK(ugm_vocab(cm, 3, 1, 0, &err, &st) == NULL);
+    T_EQ_INT(st, INF_EFORMAT);
+    T_CONTAINS(err.msg, "4-byte header");
+    T_OK(ugm_vocab(cm, 4 + 768 * 4, 1, 0, &err, &st) == NULL); /* no replacement strings */
+    T_EQ_INT(st, INF_EFORMAT);
+    T_CONTAINS(err.msg, "does not fit");
+    unsigned char big[8] = {0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4};
+    T_OK(ugm_vocab(big, sizeof(big), 1, 0, &err, &st) == NULL);
+    T_CONTAINS(err.msg, "4294967295 bytes");
+
+    /* indices inside it: the encode that reaches them fails, naming the problem */
+    n = ugm_charsmap(cm, 376 ^ 4096, 0, "yz\0", 3); /* the value unit past the array */
+    if ((tok = ugm_vocab(cm, n, 1, 0, &err, &st))) {
+        check_encode_fails(tok, "ax", INF_EFORMAT, "past the 768 units");
+        CHECK_ENCODE(tok, "ab", 0, 3, 9); /* texts that do not reach it still work */
+        inf_tokenizer_free(tok);
+    }
+    n = ugm_charsmap(cm, 376 ^ 512, 100, "yz\0", 3); /* a replacement past the strings */
+    if ((tok = ugm_vocab(cm, n, 1, 0, &err, &st))) {
+        check_encode_fails(tok, "x", INF_EFORMAT, "offset 100 is past its 3 bytes");
+        inf_tokenizer_free(tok);
+    }
+    n = ugm_charsmap(cm, 376 ^ 512, 0, "yz", 2); /* no NUL after the string */
+    if ((tok = ugm_vocab(cm, n, 1, 0, &err, &st))) {
+        check_encode_fails(tok, "x", INF_EFORMAT, "no terminating NUL");
+        inf_tokenizer_free(tok);
+    }
+    /* a charsmap that expands every byte 4000 times: refused past 32 times the input */
+    static unsigned char wide[4 + 768 * 4 + 4001];
+    char many[4001];
+    memset(many, 'y', 4000);
+    many[4000] = '\0';
+    n = ugm_charsmap(wide, 376 ^ 512, 0, many, 4001);
+    if ((tok = ugm_vocab(wide, n, 1, 0, &err, &st))) {
+        check_encode_fails(tok, "xxxx", INF_ELIMIT, "more than");
+        inf_tokenizer_free(tok);
+    }
+}
+
 /* ---- errors and hostile input ------------------------------------------------------------- */
 
 static void test_errors(void)
@@ -554,11 +767,11 @@ static void test_errors(void)
     struct inf_error err = {0};
     const char *toks[] = {"a", "b"};
     inf_vocab_desc_init(&d);
-    d.model = "t5";
+    d.model = "rwkv";
     d.n_tokens = 2;
     d.tokens = toks;
     T_EQ_INT(inf_tokenizer_new(&d, &tok, &err), INF_EUNSUPPORTED);
-    T_CONTAINS(err.msg, "'t5'");
+    T_CONTAINS(err.msg, "'rwkv'");
     d.model = "gpt2";
     T_EQ_INT(inf_tokenizer_new(&d, &tok, &err), INF_EFORMAT); /* no merges */
     T_OK(tok == NULL);
@@ -1086,6 +1299,7 @@ int main(void)
     inf_log_set_level(INF_LOG_ERROR);
     T_RUN(test_stream);
     T_RUN(test_wpm);
+    T_RUN(test_ugm);
     T_RUN(test_pretok_names);
     snprintf(vec_dir, sizeof(vec_dir), "%s/testdata/tokenizers", shared ? shared : "../shared");
     char probe[4200];

@@ -31,7 +31,10 @@
  *
  * Encoders (bert: bge-small's layout; nomic-bert: fused QKV, SwiGLU, RoPE) get a WordPiece
  * vocabulary derived from an SPM one (see wpm_vocab) and llama.cpp's metadata
- * (attention.causal false, pooling_type, token_type_count 2, [CLS]/[SEP] ids).
+ * (attention.causal false, pooling_type, token_type_count 2, [CLS]/[SEP] ids). bert with a
+ * Unigram FROM.gguf ("t5": XLM-RoBERTa, bge-m3) keeps that vocabulary's tokenizer keys as they
+ * are, with token_type_count 1, and --hf-out writes it as XLMRobertaModel (position embeddings
+ * with pad_token_id + 1 = 2 rows in front).
  *
  * --hf-out DIR also writes the same weights as a Hugging Face directory (config.json and
  * model.safetensors, or --hf-shards N files with model.safetensors.index.json; tokenizer files
@@ -284,7 +287,19 @@ static int gen_encoder(int argc, char **argv, const char *arch)
     const char **strs = NULL;
     int32_t *ttypes = NULL;
     const long long vmax = opt_int(argc, argv, "--vocab-max", 0);
-    const uint64_t V = wpm_vocab(g, vmax > 5 ? (uint64_t)vmax : UINT64_MAX, &strs, &ttypes);
+    /* a Unigram ("t5") vocabulary is kept as it is: an XLM-RoBERTa model (bge-m3's layout) */
+    const char *src_model = NULL;
+    (void)inf_gguf_get_str(g, "tokenizer.ggml.model", &src_model, NULL, NULL);
+    const bool xlmr = !nomic && src_model && strcmp(src_model, "t5") == 0;
+    const struct inf_gguf_array *src_toks = NULL;
+    uint64_t V;
+    if (xlmr)
+        V = inf_gguf_get_arr(g, "tokenizer.ggml.tokens", INF_GGUF_TYPE_STRING, &src_toks, NULL) ==
+                    INF_OK
+                ? src_toks->n
+                : 0;
+    else
+        V = wpm_vocab(g, vmax > 5 ? (uint64_t)vmax : UINT64_MAX, &strs, &ttypes);
     if (V <= 5) {
         fprintf(stderr, "gen-synthetic: '%s' has no usable tokenizer.ggml.tokens\n", vocab);
         return 1;
@@ -316,17 +331,27 @@ static int gen_encoder(int argc, char **argv, const char *arch)
     CHK(inf_gguf_writer_set_u32(w, EKEY("pooling_type"), pooling, &err));
     if (nomic)
         CHK(inf_gguf_writer_set_f32(w, EKEY("rope.freq_base"), theta, &err));
-    CHK(inf_gguf_writer_set_str(w, "tokenizer.ggml.model", "bert", &err));
-    CHK(inf_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", strs, V, &err));
-    CHK(inf_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", INF_GGUF_TYPE_INT32, ttypes, V,
-                                &err));
-    CHK(inf_gguf_writer_set_u32(w, "tokenizer.ggml.token_type_count", 2, &err));
-    CHK(inf_gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", 0, &err));
-    CHK(inf_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 1, &err));
-    CHK(inf_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 2, &err));
-    CHK(inf_gguf_writer_set_u32(w, "tokenizer.ggml.cls_token_id", 2, &err));
-    CHK(inf_gguf_writer_set_u32(w, "tokenizer.ggml.seperator_token_id", 3, &err));
-    CHK(inf_gguf_writer_set_u32(w, "tokenizer.ggml.mask_token_id", 4, &err));
+    for (size_t i = 0; xlmr && i < inf_gguf_n_kv(g); i++) {
+        const struct inf_gguf_kv *kv = inf_gguf_kv_at(g, i);
+        if (kv->key.len > 10 && !memcmp(kv->key.data, "tokenizer.", 10) &&
+            strcmp(kv->key.data, "tokenizer.ggml.token_type_count") != 0)
+            CHK(inf_gguf_writer_set(w, kv->key.data, &kv->value, &err));
+    }
+    if (xlmr)
+        CHK(inf_gguf_writer_set_u32(w, "tokenizer.ggml.token_type_count", 1, &err));
+    if (!xlmr) {
+        CHK(inf_gguf_writer_set_str(w, "tokenizer.ggml.model", "bert", &err));
+        CHK(inf_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", strs, V, &err));
+        CHK(inf_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", INF_GGUF_TYPE_INT32, ttypes, V,
+                                    &err));
+        CHK(inf_gguf_writer_set_u32(w, "tokenizer.ggml.token_type_count", 2, &err));
+        CHK(inf_gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", 0, &err));
+        CHK(inf_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 1, &err));
+        CHK(inf_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 2, &err));
+        CHK(inf_gguf_writer_set_u32(w, "tokenizer.ggml.cls_token_id", 2, &err));
+        CHK(inf_gguf_writer_set_u32(w, "tokenizer.ggml.seperator_token_id", 3, &err));
+        CHK(inf_gguf_writer_set_u32(w, "tokenizer.ggml.mask_token_id", 4, &err));
+    }
 
     /* the tensors: kind 0 matrix (wtype), 2 norm, 3 bias, 4 F32 matrix */
     struct tensor *ts = calloc((size_t)(8 + L * 20), sizeof(*ts));
@@ -342,8 +367,8 @@ static int gen_encoder(int argc, char **argv, const char *arch)
         n++;                                                                                       \
     } while (0)
     EADD("token_embd.weight", E, V, 0);
-    EADD("token_types.weight", E, 2, 4); /* F32 as converted models have it (llama.cpp adds
-                                             its row to F32 activations, which F16 cannot) */
+    EADD("token_types.weight", E, xlmr ? 1 : 2, 4); /* F32 as converted models have it (llama.cpp
+                                             adds its row to F32 activations, which F16 cannot) */
     if (!nomic)
         EADD("position_embd.weight", E, ctx, 0);
     EADD("token_embd_norm.weight", E, 0, 2);
@@ -435,9 +460,10 @@ static int gen_encoder(int argc, char **argv, const char *arch)
                             opt_str(argc, argv, "--hf-dtype", "same")) != 0)
         return 1;
     printf("wrote %s: %s, n_embd %lld, n_layer %lld, heads %lld, n_ff %lld, ctx %lld, vocab %llu "
-           "(WordPiece), pooling %s, %s\n",
-           out, arch, E, L, H, F, ctx, (unsigned long long)V, pool, type);
-    for (uint64_t i = 5; i < V; i++)
+           "(%s), pooling %s, %s\n",
+           out, arch, E, L, H, F, ctx, (unsigned long long)V, xlmr ? "Unigram" : "WordPiece", pool,
+           type);
+    for (uint64_t i = 5; strs && i < V; i++)
         free((void *)strs[i]);
     free(strs);
     free(ttypes);
@@ -461,7 +487,7 @@ struct hf_tensor {
     char name[128];
     const struct inf_gguf_tensor *t;
     int expert; /* -1, or the expert taken from a stacked tensor */
-    int xform;  /* 0 copy, 1 unpermute (heads in perm_heads), 2 minus one */
+    int xform;  /* 0 copy, 1 unpermute (heads in perm_heads), 2 minus one, 3 two rows in front */
     int64_t perm_heads;
     int n_dims;
     int64_t shape[3]; /* outermost first */
@@ -533,6 +559,11 @@ static int export_hf(const char *gguf_path, const char *dir, int n_shards, const
         {"granite", "GraniteForCausalLM"},   {"bert", "BertModel"},
         {"nomic-bert", "NomicBertModel"}};
     const bool bert = !strcmp(arch, "bert"), nomic = !strcmp(arch, "nomic-bert");
+    const char *tok_model = NULL;
+    (void)inf_gguf_get_str(g, "tokenizer.ggml.model", &tok_model, NULL, NULL);
+    /* a bert GGUF with a Unigram vocabulary: XLMRobertaModel, whose position embeddings have
+       pad_token_id + 1 = 2 rows in front that llama.cpp's converter drops */
+    const bool xlmr = bert && tok_model && !strcmp(tok_model, "t5");
     const char *cls = NULL;
     for (size_t i = 0; i < sizeof(hf_arch) / sizeof(hf_arch[0]); i++)
         if (!strcmp(arch, hf_arch[i][0]))
@@ -584,7 +615,15 @@ static int export_hf(const char *gguf_path, const char *dir, int n_shards, const
         const struct inf_gguf_tensor *tt = inf_gguf_find_tensor(g, "token_types.weight");
         long long ntt = tt ? (long long)tt->ne[1] : 2, nv = (long long)embd->ne[1];
         gf32(g, arch, "attention.layer_norm_epsilon", &lne);
-        if (bert)
+        if (xlmr)
+            fprintf(cf,
+                    "{\"architectures\": [\"XLMRobertaModel\"], \"model_type\": \"xlm-roberta\", "
+                    "\"hidden_size\": %u, \"num_hidden_layers\": %u, \"num_attention_heads\": %u, "
+                    "\"intermediate_size\": %u, \"max_position_embeddings\": %u, "
+                    "\"layer_norm_eps\": %.9g, \"type_vocab_size\": %lld, \"vocab_size\": %lld, "
+                    "\"pad_token_id\": 1, \"bos_token_id\": 0, \"eos_token_id\": 2}\n",
+                    E, L, H, F, ctx + 2, (double)lne, ntt, nv);
+        else if (bert)
             fprintf(cf,
                     "{\"architectures\": [\"BertModel\"], \"model_type\": \"bert\", "
                     "\"hidden_size\": %u, \"num_hidden_layers\": %u, \"num_attention_heads\": %u, "
@@ -727,6 +766,10 @@ config_done:
                          eb, hfn);
             else
                 snprintf(h->name, sizeof(h->name), "%s", hfn);
+            if (xlmr && !strcmp(nm, "position_embd.weight")) {
+                h->xform = 3; /* two padding rows in front (copies of row 0) */
+                h->shape[0] += 2;
+            }
             n++;
             continue;
         }
@@ -890,6 +933,8 @@ config_done:
                 if (h->xform == 1) {
                     int64_t hh = o / hd, rem = o % hd, j = rem / half, ii = rem % half;
                     src = hh * hd + 2 * ii + j;
+                } else if (h->xform == 3) {
+                    src = o < 2 ? 0 : o - 2;
                 }
                 const uint8_t *row = data + (size_t)(src * cols) * esz;
                 if (h->xform != 2 && !bf16 && !(to_f16 && esz == 4)) {

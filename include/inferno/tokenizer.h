@@ -11,6 +11,9 @@
  *   "bert"   WPM: BERT's normaliser (lower-casing, accent stripping, punctuation and CJK
  *            splitting), then greedy longest-match WordPiece.
  *   "gemma4" BPE on raw UTF-8 with spaces written as U+2581 and <0xNN> byte fallback.
+ *   "t5"     UGM: SentencePiece's Unigram model (T5, XLM-RoBERTa): the text normalized by the
+ *            precompiled charsmap, spaces written as U+2581, then the segmentation with the
+ *            highest sum of token scores (Viterbi); unknown text becomes the unknown token.
  *
  * Special tokens (control, user-defined and unknown types) are split out of the text before
  * the algorithm runs: user-defined tokens always, control and unknown tokens only with
@@ -40,6 +43,7 @@ enum inf_vocab_type {
     INF_VOCAB_SPM = 1, /* tokenizer.ggml.model = "llama" */
     INF_VOCAB_BPE = 2, /* "gpt2", "gemma4" */
     INF_VOCAB_WPM = 3, /* "bert" */
+    INF_VOCAB_UGM = 4, /* "t5" */
 };
 
 /* tokenizer.ggml.token_type values. */
@@ -69,7 +73,7 @@ enum inf_token_type {
  * (or unmapped) afterwards.
  */
 struct inf_vocab_desc {
-    const char *model; /* tokenizer.ggml.model: "llama", "gpt2", "bert" or "gemma4" */
+    const char *model; /* tokenizer.ggml.model: "llama", "gpt2", "bert", "gemma4" or "t5" */
     const char *pre;   /* tokenizer.ggml.pre; NULL or "" for "default" */
     const char *name;  /* general.name, for per-model token attribute rules; may be NULL */
 
@@ -92,8 +96,16 @@ struct inf_vocab_desc {
     /* Booleans: 0, 1 or INF_VOCAB_FLAG_DEFAULT. */
     int add_bos, add_eos, add_sep;
     int add_space_prefix;         /* SPM: a space before the text and after each special token */
-    int remove_extra_whitespaces; /* recorded; llama.cpp applies it to UGM models only */
+    int remove_extra_whitespaces; /* UGM only (as in llama.cpp): no leading, trailing or
+                                     repeated spaces */
     int lowercase, strip_accents; /* WPM normaliser; default on */
+
+    /* UGM: tokenizer.ggml.precompiled_charsmap, SentencePiece's normalization rules (a Darts
+     * double array and replacement strings); NULL/0 for none. Copied. A blob whose header
+     * does not fit is refused (INF_EFORMAT); an index inside it that points outside fails the
+     * encode that reaches it with INF_EFORMAT. */
+    const void *precompiled_charsmap;
+    size_t precompiled_charsmap_len;
 };
 
 void inf_vocab_desc_init(struct inf_vocab_desc *desc);
@@ -102,7 +114,7 @@ struct inf_tokenizer;
 
 /*
  * Build a tokenizer from a vocabulary description. Fails with INF_EUNSUPPORTED for an
- * unknown model ("t5", "rwkv"...), INF_EFORMAT for inconsistent arrays (a BPE vocabulary
+ * unknown model ("rwkv"...), INF_EFORMAT for inconsistent arrays (a BPE vocabulary
  * without merges, counts past the INF_VOCAB_MAX_* limits, a token longer than
  * INF_VOCAB_MAX_TOKEN_LEN), INF_ENOMEM. Warnings (unknown pre-tokenizer, out-of-range special
  * ids) go to the log, module "tokenizer". Free the result with inf_tokenizer_free().
@@ -129,7 +141,7 @@ void inf_tokenizer_free(struct inf_tokenizer *tok);
 /* What a tokenizer was built with, after defaults. Borrowed; valid until the tokenizer is freed. */
 struct inf_tok_info {
     enum inf_vocab_type type;
-    const char *model; /* "llama", "gpt2", "bert", "gemma4" */
+    const char *model; /* "llama", "gpt2", "bert", "gemma4", "t5" */
     const char *pre;   /* the pre-tokenizer in use ("default" after a fallback) */
     size_t n_tokens;   /* ids run 0 .. n_tokens-1 */
     size_t n_merges;   /* merges kept (BPE) */
@@ -178,8 +190,10 @@ struct inf_text_span {
 
 /*
  * Tokenize text[0..len) (any bytes; invalid UTF-8 is handled as llama.cpp does) and append
- * the ids to out. Time is O(len log len). INF_ELIMIT when len exceeds INF_TOK_MAX_INPUT;
- * INF_ENOMEM. On failure out keeps the ids it had before the call.
+ * the ids to out. Time is O(len log len). INF_ELIMIT when len exceeds INF_TOK_MAX_INPUT (UGM:
+ * or when normalization makes it more than 32 times longer); INF_EFORMAT when a UGM
+ * vocabulary's precompiled charsmap points outside itself; INF_ENOMEM. On failure out keeps
+ * the ids it had before the call.
  */
 inf_status inf_tok_encode(const struct inf_tokenizer *tok, const char *text, size_t len,
                           unsigned flags, struct inf_tokens *out, struct inf_error *err);

@@ -50,7 +50,8 @@ enum arch_id {
     A_PHI3,
     A_GRANITE,
     A_BERT,
-    A_NOMIC
+    A_NOMIC,
+    A_XLMR /* XLMRobertaModel: "bert" with position rows shifted past the padding id */
 };
 
 static const struct {
@@ -74,8 +75,10 @@ static const struct {
     {"BertModel", A_BERT, "bert"},
     {"BertForMaskedLM", A_BERT, "bert"},
     {"NomicBertModel", A_NOMIC, "nomic-bert"},
+    {"XLMRobertaModel", A_XLMR, "bert"},
 };
-#define N_ARCHS (sizeof(archs) / sizeof(archs[0]))
+#define IS_ENCODER(id) ((id) == A_BERT || (id) == A_NOMIC || (id) == A_XLMR)
+#define N_ARCHS        (sizeof(archs) / sizeof(archs[0]))
 
 /* The hyperparameters the tensors are checked against. */
 struct hp {
@@ -84,6 +87,7 @@ struct hp {
     int64_t n_layer, n_embd, n_head, n_head_kv, head_dim, n_ff, n_expert, n_vocab;
     bool permute; /* llama's Q/K rows reordered for the adjacent-pair RoPE */
     bool norm_plus1;
+    int64_t pos_offset; /* XLM-R: position rows dropped in front (pad_token_id + 1) */
 };
 
 static const json_t *cfg_get(const json_t *cfg, const char *const *keys)
@@ -246,6 +250,12 @@ static inf_status read_hp(const json_t *cfg, enum arch_id id, const char *arch, 
                      false, &h->n_expert, err)) ||
         (rc = hp_int(cfg, KEYS("vocab_size"), 1, INF__CONV_MAX_VOCAB, 0, false, &h->n_vocab, err)))
         return rc;
+    /* XLMRobertaModel: positions start after the padding id (XLMRobertaModel's
+       _position_offset); without pad_token_id llama.cpp keeps every row */
+    if (id == A_XLMR &&
+        (rc = hp_int(cfg, KEYS("pad_token_id"), 0, 1 << 20, -1, false, &h->pos_offset, err)))
+        return rc;
+    h->pos_offset = id == A_XLMR ? h->pos_offset + 1 : 0;
     int64_t hd_dflt = id == A_GEMMA3 ? 256 : h->n_embd / h->n_head;
     if (id == A_GRANITE) /* llama.cpp drops head_dim for granite */
         h->head_dim = hd_dflt;
@@ -282,6 +292,12 @@ static void common_params(struct kw *k, const json_t *cfg, const struct hp *h, c
                 npos == 8192 && mtp == 2048   ? 2048
                 : npos == 2048 && mtp == 2048 ? 512
                                               : npos);
+    } else if (h->pos_offset > 0) {
+        int64_t npos = 0;
+        if (hp_int(cfg, KEYS("max_position_embeddings"), 0, UINT32_MAX, 0, false, &npos, NULL) ==
+                INF_OK &&
+            npos > h->pos_offset)
+            put_u32(k, "context_length", npos - h->pos_offset);
     } else {
         opt_u32(k, cfg,
                 KEYS("max_position_embeddings", "n_ctx", "n_positions", "max_length",
@@ -433,7 +449,7 @@ static inf_status arch_params(struct kw *k, const json_t *cfg, const struct hp *
             put_u32(k, "vocab_size", h->n_vocab);
         put_u32(k, "rope.dimension_count", h->head_dim);
     }
-    if (h->id == A_BERT || h->id == A_NOMIC) {
+    if (IS_ENCODER(h->id)) {
         put_bool(k, "attention.causal", false);
         if (pooling >= 0)
             put_u32(k, "pooling_type", pooling);
@@ -591,6 +607,7 @@ struct item {
     const struct inf_st_tensor **src; /* n_src sources stacked (experts), or one */
     size_t n_src;
     int64_t rows; /* rows taken from each source (gemma3 cuts token_embd to the vocabulary) */
+    int64_t skip; /* rows skipped in front of them (XLM-R's position embeddings) */
     enum xform xform;
     float *gen; /* generated F32 data (rope factors), owned */
     uint64_t bytes;
@@ -1054,6 +1071,8 @@ static int encoder_name(const char *name, char *g, size_t n, int *bid)
     *bid = -1;
     if (!strncmp(name, "bert.", 5))
         name += 5;
+    else if (!strncmp(name, "roberta.", 8))
+        name += 8;
     snprintf(buf, sizeof(buf), "%s", name);
     size_t len = strlen(buf);
     if (len > 6 && !strcmp(buf + len - 6, ".gamma"))
@@ -1101,7 +1120,7 @@ static inf_status make_plan(const struct inf_safetensors *st, const json_t *cfg,
         const struct inf_st_tensor *t = inf_safetensors_tensor_at(st, i);
         if (used[i])
             continue;
-        if (h->id == A_BERT || h->id == A_NOMIC) {
+        if (IS_ENCODER(h->id)) {
             char g[160];
             int bid, m = encoder_name(t->name, g, sizeof(g), &bid);
             if (m == 0)
@@ -1132,6 +1151,18 @@ static inf_status make_plan(const struct inf_safetensors *st, const json_t *cfg,
             if (bid >= 0 && ends_with(g, ".attn_output_norm.weight"))
                 layer_seen[bid] = 1;
             rc = add_single(p, h, t, g, X_NONE, 0, outtype, err);
+            if (rc == INF_OK && h->pos_offset > 0 && !strcmp(g, "position_embd.weight")) {
+                if (t->n_dims != 2 || t->shape[0] <= h->pos_offset) {
+                    rc = inf_error_set(err, INF_EFORMAT,
+                                       "tensor '%s': %" PRId64 " rows, not more than the %" PRId64
+                                       " padding positions (pad_token_id + 1)",
+                                       t->name, t->shape[0], h->pos_offset);
+                    break;
+                }
+                struct item *it = &p->items[p->n - 1];
+                set_shape(it, t, t->shape[0] - h->pos_offset, 1);
+                it->skip = h->pos_offset;
+            }
             continue;
         }
         const char *name = normalize_name(t->name, buf, sizeof(buf));
@@ -1237,7 +1268,7 @@ static inf_status make_plan(const struct inf_safetensors *st, const json_t *cfg,
                            "converter would refuse it too)",
                            t->name, h->arch);
     }
-    const bool enc = h->id == A_BERT || h->id == A_NOMIC;
+    const bool enc = IS_ENCODER(h->id);
     if (rc == INF_OK && !have_embd)
         rc = inf_error_set(err, INF_EFORMAT, "no tensor '%s' in the safetensors",
                            enc ? "embeddings.word_embeddings.weight" : "model.embed_tokens.weight");
@@ -1335,7 +1366,7 @@ static inf_status write_source(struct writer *w, const struct item *it,
         rows = t->shape[0];
     }
     const size_t in_row = (size_t)cols * esz;
-    const uint8_t *data = t->data;
+    const uint8_t *data = (const uint8_t *)t->data + (size_t)it->skip * in_row;
     inf_status rc = INF_OK;
 
     prefetch_pages(data, (size_t)rows * in_row);
@@ -1662,7 +1693,7 @@ inf_status inf_convert_hf(const char *dir, const char *out_path, const struct in
         (rc = load_json(dir, "added_tokens.json", INF__CONV_MAX_CONFIG, false, &j.added_tokens,
                         err)))
         goto out;
-    if ((id == A_BERT || id == A_NOMIC) && (rc = read_pooling(dir, &j.pooling, err)) != INF_OK)
+    if ((IS_ENCODER(id)) && (rc = read_pooling(dir, &j.pooling, err)) != INF_OK)
         goto out;
     j.chat_jinja = jinja;
     j.sp_model = (const uint8_t *)spm;

@@ -17,9 +17,13 @@
  *    the first merge that makes it, so merging by score is the BPE merge order.
  *  - WordPiece (BERT): model "bert", tokens in llama.cpp's phantom-space form (control tokens
  *    kept, "##x" as "x", others as U+2581 + token), token_type_count.
+ *  - Unigram (T5, XLM-RoBERTa: bge-m3, multilingual-e5): model "t5", pieces and scores by id,
+ *    the unknown, added and byte tokens typed, the space flags and the Precompiled normalizer's
+ *    charsmap (tokenizer.ggml.precompiled_charsmap), as XLMRobertaModel writes them.
  *  - a tokenizer.model (SentencePiece protobuf), preferred when present as llama.cpp's
  *    converters prefer it: pieces, scores and types as _create_vocab_sentencepiece reads them,
- *    then added_tokens.json and tokenizer_config.json's added_tokens_decoder.
+ *    then added_tokens.json and tokenizer_config.json's added_tokens_decoder; a Unigram model
+ *    ("t5") as T5Model.set_vocab writes it, with its normalizer spec's flags and charsmap.
  *  - special ids from tokenizer_config.json's *_token names looked up among the added tokens,
  *    the post-processor's template (add_bos / add_eos), then config.json's *_token_id;
  *    add_bos_token / add_eos_token flags; normalizer lowercase / strip_accents; chat_template
@@ -584,11 +588,72 @@ bad:
                          index);
 }
 
+/* What a tokenizer.model says beside its pieces: TrainerSpec (field 2) {3: model_type, 1
+   UNIGRAM (the default), 2 BPE...}; NormalizerSpec (field 3) {2: precompiled_charsmap, 3:
+   add_dummy_prefix, 4: remove_extra_whitespaces (both default true)}. */
+struct sp_specs {
+    uint64_t model_type;
+    const uint8_t *charsmap;
+    size_t charsmap_len;
+    bool add_dummy_prefix, remove_extra_whitespaces;
+};
+
+static inf_status sp_read_specs(const struct inf__conv_json *j, struct sp_specs *sp,
+                                struct inf_error *err)
+{
+    struct pb b = {j->sp_model, j->sp_model + j->sp_model_len};
+    *sp = (struct sp_specs){1, NULL, 0, true, true};
+    while (b.p < b.end) { /* the whole message was checked by read_sp_model */
+        uint64_t key = 0, len = 0, v;
+        pb_varint(&b, &key);
+        if ((key >> 3) != 2 && (key >> 3) != 3) {
+            pb_skip(&b, (unsigned)(key & 7));
+            continue;
+        }
+        if ((key & 7) != 2)
+            return inf_error_set(err, INF_EFORMAT, "tokenizer.model: its %s spec is not a message",
+                                 (key >> 3) == 2 ? "trainer" : "normalizer");
+        pb_varint(&b, &len);
+        struct pb m = {b.p, b.p + len};
+        unsigned spec = (unsigned)(key >> 3);
+        b.p += len;
+        while (m.p < m.end) {
+            if (!pb_varint(&m, &key))
+                goto bad;
+            unsigned field = (unsigned)(key >> 3), wt = (unsigned)(key & 7);
+            if (spec == 2 && field == 3 && wt == 0) {
+                if (!pb_varint(&m, &sp->model_type))
+                    goto bad;
+            } else if (spec == 3 && field == 2 && wt == 2) {
+                if (!pb_varint(&m, &v) || v > (uint64_t)(m.end - m.p))
+                    goto bad;
+                sp->charsmap = m.p;
+                sp->charsmap_len = (size_t)v;
+                m.p += v;
+            } else if (spec == 3 && (field == 3 || field == 4) && wt == 0) {
+                if (!pb_varint(&m, &v))
+                    goto bad;
+                if (field == 3)
+                    sp->add_dummy_prefix = v != 0;
+                else
+                    sp->remove_extra_whitespaces = v != 0;
+            } else if (!pb_skip(&m, wt)) {
+                goto bad;
+            }
+        }
+        continue;
+    bad:
+        return inf_error_set(err, INF_EFORMAT, "tokenizer.model: its %s spec is malformed",
+                             spec == 2 ? "trainer" : "normalizer");
+    }
+    return INF_OK;
+}
+
 /* The pieces of a tokenizer.model, as llama.cpp's _create_vocab_sentencepiece reads them:
    types UNKNOWN, CONTROL, UNUSED and BYTE kept, every other piece NORMAL; ids up to
    config.json's vocab_size filled with "[PAD<id>]" (UNUSED, score -10000); then
    added_tokens.json and tokenizer_config.json's added_tokens_decoder (score -1000). */
-static inf_status read_sp_model(const struct inf__conv_json *j, struct vocab *v,
+static inf_status read_sp_model(const struct inf__conv_json *j, struct vocab *v, bool t5,
                                 struct inf_error *err)
 {
     struct pb b = {j->sp_model, j->sp_model + j->sp_model_len};
@@ -660,7 +725,7 @@ static inf_status read_sp_model(const struct inf__conv_json *j, struct vocab *v,
         v->score[i] = -1000.0f;
         v->type[i] = INF__TT_USER_DEFINED;
     }
-    json_object_foreach(json_object_get(j->tok_cfg, "added_tokens_decoder"), key, val)
+    json_object_foreach(json_object_get(t5 ? NULL : j->tok_cfg, "added_tokens_decoder"), key, val)
     {
         if (rc != INF_OK)
             break;
@@ -994,14 +1059,39 @@ static inf_status write_specials(struct inf__conv_json *j, int64_t n_tokens,
     return rc;
 }
 
-/* The vocabulary of a tokenizer.model (model "llama", pre "default", scores as stored). */
+/* The Unigram keys (T5Model.set_vocab, XLMRobertaModel): the space flags and the charsmap. */
+static inf_status write_ugm_flags(struct inf_gguf_writer *w, bool prefix, bool remove_ws,
+                                  const void *charsmap, size_t charsmap_len, struct inf_error *err)
+{
+    inf_status rc = inf_gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", prefix, err);
+    if (rc == INF_OK)
+        rc = inf_gguf_writer_set_bool(w, "tokenizer.ggml.remove_extra_whitespaces", remove_ws, err);
+    if (rc == INF_OK && charsmap_len)
+        rc = inf_gguf_writer_set_arr(w, "tokenizer.ggml.precompiled_charsmap", INF_GGUF_TYPE_UINT8,
+                                     charsmap, charsmap_len, err);
+    return rc;
+}
+
+/* The vocabulary of a tokenizer.model, scores as stored: model "llama" (SentencePiece BPE), or
+   "t5" for a Unigram model as T5Model.set_vocab writes it (add_dummy_prefix,
+   remove_extra_whitespaces and the precompiled charsmap of its normalizer spec). llama.cpp's
+   Llama-family converters write "llama" whatever the model type; a Unigram model tokenized as
+   BPE merges is not the model's tokenization, so "t5" is written for every architecture. */
 static inf_status sp_vocab(struct inf__conv_json *j, struct inf_gguf_writer *w,
                            struct inf_error *err)
 {
     struct vocab v = {0};
-    inf_status rc = read_sp_model(j, &v, err);
+    struct sp_specs sp;
+    inf_status rc = read_sp_model(j, &v, false, err);
     if (rc == INF_OK)
-        rc = inf_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama", err);
+        rc = sp_read_specs(j, &sp, err);
+    bool t5 = rc == INF_OK && sp.model_type == 1;
+    if (t5) { /* again, without added_tokens_decoder */
+        vocab_release(&v);
+        rc = read_sp_model(j, &v, true, err);
+    }
+    if (rc == INF_OK)
+        rc = inf_gguf_writer_set_str(w, "tokenizer.ggml.model", t5 ? "t5" : "llama", err);
     if (rc == INF_OK)
         rc = inf_gguf_writer_set_str(w, "tokenizer.ggml.pre", "default", err);
     if (rc == INF_OK)
@@ -1013,13 +1103,288 @@ static inf_status sp_vocab(struct inf__conv_json *j, struct inf_gguf_writer *w,
     if (rc == INF_OK)
         rc = inf_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", INF_GGUF_TYPE_INT32, v.type,
                                      (uint64_t)v.n, err);
+    if (rc == INF_OK && t5)
+        rc = write_ugm_flags(w, sp.add_dummy_prefix, sp.remove_extra_whitespaces, sp.charsmap,
+                             sp.charsmap_len, err);
     if (rc == INF_OK) {
         j->n_tokens = v.n;
         rc = write_specials(j, v.n, w, err);
     }
     /* Gemma2Model / Gemma3Model: no space prefix */
-    if (rc == INF_OK && j->arch && !strncmp(j->arch, "gemma", 5))
+    if (rc == INF_OK && !t5 && j->arch && !strncmp(j->arch, "gemma", 5))
         rc = inf_gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", false, err);
+    vocab_release(&v);
+    return rc;
+}
+
+/* ---- Unigram tokenizer.json ------------------------------------------------------------------ */
+
+/* Strict base64 (RFC 4648, padding optional); NULL when s is not base64. */
+static uint8_t *base64_decode(const char *s, size_t n, size_t *out_len)
+{
+    uint8_t *out = malloc(n / 4 * 3 + 3);
+    uint32_t acc = 0;
+    size_t o = 0, k = 0, pad = 0;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        int d = c >= 'A' && c <= 'Z'   ? c - 'A'
+                : c >= 'a' && c <= 'z' ? c - 'a' + 26
+                : c >= '0' && c <= '9' ? c - '0' + 52
+                : c == '+'             ? 62
+                : c == '/'             ? 63
+                : c == '='             ? -2
+                                       : -1;
+        if (d == -1 || (pad && d != -2))
+            goto bad;
+        if (d == -2) {
+            pad++;
+            continue;
+        }
+        acc = acc << 6 | (uint32_t)d;
+        if (++k == 4) {
+            out[o++] = (uint8_t)(acc >> 16), out[o++] = (uint8_t)(acc >> 8),
+            out[o++] = (uint8_t)acc;
+            acc = 0, k = 0;
+        }
+    }
+    if (k == 1 || pad > 2 || (pad && (k + pad) % 4))
+        goto bad;
+    if (k == 2)
+        out[o++] = (uint8_t)(acc >> 4);
+    else if (k == 3)
+        out[o++] = (uint8_t)(acc >> 10), out[o++] = (uint8_t)(acc >> 2);
+    *out_len = o;
+    return out;
+bad:
+    free(out);
+    return NULL;
+}
+
+/* The first normalizer of type `type` (at the top or in a Sequence), or NULL. */
+static const json_t *find_normalizer(const json_t *norm, const char *type, int depth)
+{
+    const char *t = json_string_value(json_object_get(norm, "type"));
+    if (!t || depth > 8)
+        return NULL;
+    if (strcmp(t, type) == 0)
+        return norm;
+    if (strcmp(t, "Sequence") == 0) {
+        size_t i;
+        const json_t *el, *found;
+        json_array_foreach(json_object_get(norm, "normalizers"), i, el)
+        {
+            if ((found = find_normalizer(el, type, depth + 1)))
+                return found;
+        }
+    }
+    return NULL;
+}
+
+/* Whether the normalizer squeezes runs of spaces (Replace of the regex " {2,}"). */
+static bool squeezes_spaces(const json_t *norm, int depth)
+{
+    const char *t = json_string_value(json_object_get(norm, "type"));
+    if (!t || depth > 8)
+        return false;
+    if (strcmp(t, "Replace") == 0) {
+        const char *re =
+            json_string_value(json_object_get(json_object_get(norm, "pattern"), "Regex"));
+        return re && strcmp(re, " {2,}") == 0;
+    }
+    if (strcmp(t, "Sequence") == 0) {
+        size_t i;
+        const json_t *el;
+        json_array_foreach(json_object_get(norm, "normalizers"), i, el)
+        {
+            if (squeezes_spaces(el, depth + 1))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* The Metaspace pre-tokenizer (at the top or in a Sequence), or NULL. */
+static const json_t *find_metaspace(const json_t *pt)
+{
+    const char *t = json_string_value(json_object_get(pt, "type"));
+    if (t && strcmp(t, "Metaspace") == 0)
+        return pt;
+    if (t && strcmp(t, "Sequence") == 0) {
+        size_t i;
+        const json_t *el;
+        json_array_foreach(json_object_get(pt, "pretokenizers"), i, el)
+        {
+            const char *et = json_string_value(json_object_get(el, "type"));
+            if (et && strcmp(et, "Metaspace") == 0)
+                return el;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * A Unigram tokenizer.json as XLMRobertaModel._xlmroberta_set_vocab writes it: model "t5", pre
+ * "default", model.vocab's pieces and scores by id, the unknown token (model.unk_id) UNKNOWN,
+ * added tokens CONTROL when special (or looking special) else USER_DEFINED, with byte_fallback
+ * the <0xXX> pieces BYTE, ids up to config.json's vocab_size "[PAD<id>]" (UNUSED, -10000);
+ * add_space_prefix from the Metaspace pre-tokenizer (prepend_scheme other than "never"),
+ * remove_extra_whitespaces from tokenizer_config.json's clean_up_tokenization_spaces (what
+ * llama.cpp reads) or, without it, the normalizer's squeezing of repeated spaces; the
+ * Precompiled normalizer's charsmap.
+ */
+static inf_status ugm_vocab(struct inf__conv_json *j, struct inf_gguf_writer *w,
+                            struct inf_error *err)
+{
+    const json_t *model = json_object_get(j->tok, "model");
+    const json_t *pieces = json_object_get(model, "vocab");
+    const json_t *added = json_object_get(j->tok, "added_tokens");
+    const json_t *norm = json_object_get(j->tok, "normalizer");
+    struct vocab v = {0};
+    uint8_t *charsmap = NULL;
+    size_t charsmap_len = 0, i;
+    const json_t *el;
+    int64_t max_id = -1, id;
+    inf_status rc = INF_OK;
+
+    if (!json_is_array(pieces) || json_array_size(pieces) == 0)
+        return inf_error_set(err, INF_EFORMAT,
+                             "tokenizer.json: the Unigram model.vocab is not a non-empty array");
+    if (json_array_size(pieces) > INF__CONV_MAX_VOCAB)
+        return inf_error_set(err, INF_ELIMIT, "tokenizer.json: more than %u Unigram pieces",
+                             INF__CONV_MAX_VOCAB);
+    if (added && !json_is_array(added))
+        return inf_error_set(err, INF_EFORMAT, "tokenizer.json: added_tokens is not an array");
+    json_array_foreach(pieces, i, el)
+    {
+        if (!json_is_array(el) || json_array_size(el) != 2 ||
+            !json_is_string(json_array_get(el, 0)) || !json_is_number(json_array_get(el, 1)))
+            return inf_error_set(err, INF_EFORMAT,
+                                 "tokenizer.json: model.vocab[%zu] is not a [piece, score] pair",
+                                 i);
+        if (strlen(json_string_value(json_array_get(el, 0))) !=
+            json_string_length(json_array_get(el, 0)))
+            return inf_error_set(err, INF_EFORMAT,
+                                 "tokenizer.json: model.vocab[%zu] holds a NUL character", i);
+    }
+    json_array_foreach(added, i, el)
+    {
+        const char *content = json_string_value(json_object_get(el, "content"));
+        if (!content)
+            return inf_error_set(err, INF_EFORMAT,
+                                 "tokenizer.json: added_tokens[%zu] has no content", i);
+        if ((rc = get_id(json_object_get(el, "id"), "added token", content, &id, err)) != INF_OK)
+            return rc;
+        max_id = id > max_id ? id : max_id;
+    }
+    v.n = (int64_t)json_array_size(pieces);
+    if (max_id >= v.n)
+        v.n = max_id + 1;
+    if (j->n_vocab > v.n)
+        v.n = j->n_vocab;
+    v.text = calloc((size_t)v.n, sizeof(*v.text));
+    v.type = calloc((size_t)v.n, sizeof(*v.type));
+    v.score = calloc((size_t)v.n, sizeof(*v.score));
+    v.added = calloc((size_t)v.n, 1);
+    if (!v.text || !v.type || !v.score || !v.added)
+        goto oom;
+    json_array_foreach(pieces, i, el)
+    {
+        if (!(v.text[i] = strdup(json_string_value(json_array_get(el, 0)))))
+            goto oom;
+        v.score[i] = (float)json_number_value(json_array_get(el, 1));
+        v.type[i] = INF__TT_NORMAL;
+    }
+    bool byte_fallback = json_is_true(json_object_get(model, "byte_fallback"));
+    for (id = 0; byte_fallback && id < (int64_t)json_array_size(pieces); id++)
+        if (is_byte_token(v.text[id]))
+            v.type[id] = INF__TT_BYTE;
+    json_array_foreach(added, i, el)
+    {
+        const char *content = json_string_value(json_object_get(el, "content"));
+        id = json_integer_value(json_object_get(el, "id"));
+        free(v.text[id]);
+        if (!(v.text[id] = strdup(content)))
+            goto oom;
+        v.added[id] = 1;
+        bool special = json_is_true(json_object_get(el, "special"));
+        v.type[id] = special || looks_special(content) ? INF__TT_CONTROL : INF__TT_USER_DEFINED;
+    }
+    const json_t *unk = json_object_get(model, "unk_id");
+    if (json_is_integer(unk) && json_integer_value(unk) >= 0 && json_integer_value(unk) < v.n)
+        v.type[json_integer_value(unk)] = INF__TT_UNKNOWN;
+    for (id = 0; id < v.n; id++) {
+        if (v.text[id])
+            continue;
+        char pad[32];
+        snprintf(pad, sizeof(pad), "[PAD%" PRId64 "]", id);
+        if (!(v.text[id] = strdup(pad)))
+            goto oom;
+        v.type[id] = INF__TT_UNUSED;
+        v.score[id] = -10000.0f;
+    }
+
+    const json_t *pc = find_normalizer(norm, "Precompiled", 0);
+    if (pc) {
+        const json_t *b64 = json_object_get(pc, "precompiled_charsmap");
+        if (!json_is_string(b64) ||
+            !(charsmap =
+                  base64_decode(json_string_value(b64), json_string_length(b64), &charsmap_len))) {
+            rc = inf_error_set(err, INF_EFORMAT,
+                               "tokenizer.json: the Precompiled normalizer's "
+                               "precompiled_charsmap is not base64");
+            goto out;
+        }
+    }
+    const json_t *ms = find_metaspace(json_object_get(j->tok, "pre_tokenizer"));
+    const char *repl = json_string_value(json_object_get(ms, "replacement"));
+    if (ms && repl && strcmp(repl, "\xe2\x96\x81") != 0) {
+        rc = inf_error_set(err, INF_EUNSUPPORTED,
+                           "tokenizer.json: Metaspace replacement '%.16s' (llama.cpp's Unigram "
+                           "tokenizer writes spaces as U+2581)",
+                           repl);
+        goto out;
+    }
+    bool prefix = spm_space_prefix(j->tok);
+    if (!prefix && ms) {
+        const char *scheme = json_string_value(json_object_get(ms, "prepend_scheme"));
+        prefix = scheme ? strcmp(scheme, "never") != 0
+                        : json_is_true(json_object_get(ms, "add_prefix_space"));
+    }
+    const json_t *clean = json_object_get(j->tok_cfg, "clean_up_tokenization_spaces");
+    bool remove_ws = json_is_boolean(clean) ? json_is_true(clean) : squeezes_spaces(norm, 0);
+
+    rc = inf_gguf_writer_set_str(w, "tokenizer.ggml.model", "t5", err);
+    if (rc == INF_OK)
+        rc = inf_gguf_writer_set_str(w, "tokenizer.ggml.pre", "default", err);
+    if (rc == INF_OK)
+        rc = inf_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v.text,
+                                         (uint64_t)v.n, err);
+    if (rc == INF_OK)
+        rc = inf_gguf_writer_set_arr(w, "tokenizer.ggml.scores", INF_GGUF_TYPE_FLOAT32, v.score,
+                                     (uint64_t)v.n, err);
+    if (rc == INF_OK)
+        rc = inf_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", INF_GGUF_TYPE_INT32, v.type,
+                                     (uint64_t)v.n, err);
+    if (rc == INF_OK)
+        rc = write_ugm_flags(w, prefix, remove_ws, charsmap, charsmap_len, err);
+    if (rc == INF_OK && j->arch && !strcmp(j->arch, "bert")) { /* XLMRobertaModel */
+        int64_t ttc = 1;
+        const json_t *tv = json_object_get(j->config, "type_vocab_size");
+        if (json_is_integer(tv) && json_integer_value(tv) >= 0 && json_integer_value(tv) <= 1 << 20)
+            ttc = json_integer_value(tv);
+        rc = inf_gguf_writer_set_u32(w, "tokenizer.ggml.token_type_count", (uint32_t)ttc, err);
+    }
+    if (rc == INF_OK) {
+        j->n_tokens = v.n;
+        rc = write_specials(j, v.n, w, err);
+    }
+    goto out;
+oom:
+    rc = inf_error_set(err, INF_ENOMEM, "out of memory");
+out:
+    free(charsmap);
     vocab_release(&v);
     return rc;
 }
@@ -1090,12 +1455,13 @@ inf_status inf__conv_vocab(struct inf__conv_json *j, struct inf_gguf_writer *w,
         return inf_error_set(err, INF_EFORMAT, "tokenizer.json: model.type is missing");
     if (strcmp(mtype, "WordPiece") == 0)
         return wpm_vocab(j, w, err);
+    if (strcmp(mtype, "Unigram") == 0)
+        return ugm_vocab(j, w, err);
     if (strcmp(mtype, "BPE") != 0)
-        return inf_error_set(
-            err, INF_EUNSUPPORTED,
-            "tokenizer.json: model type '%.32s' is not supported yet (BPE and WordPiece "
-            "are)",
-            mtype);
+        return inf_error_set(err, INF_EUNSUPPORTED,
+                             "tokenizer.json: model type '%.32s' is not supported (BPE, "
+                             "WordPiece and Unigram are)",
+                             mtype);
     const json_t *merges = json_object_get(model, "merges");
     if (!json_is_array(merges))
         return inf_error_set(err, INF_EFORMAT, "tokenizer.json: model.merges is not an array");

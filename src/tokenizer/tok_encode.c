@@ -4,7 +4,8 @@
  *
  * src/tokenizer/ owns tokenization only: vocabularies (vocab.c, tok_gguf.c), text to tokens
  * (this file; SentencePiece tok_spm.c, byte-level BPE tok_bpe.c and pretok.c, WordPiece
- * tok_wpm.c) and tokens back to text (tok_decode.c). Chat templates live in src/template/.
+ * tok_wpm.c, Unigram tok_ugm.c) and tokens back to text (tok_decode.c). Chat templates live in
+ * src/template/.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -220,6 +221,9 @@ static inf_status encode(const struct inf_tokenizer *tok, const char *text, size
             break;
         case INF_VOCAB_WPM:
             st = inf__wpm_encode(tok, text + f->off, f->len, out, err);
+            break;
+        case INF_VOCAB_UGM:
+            st = inf__ugm_encode(tok, text + f->off, f->len, out, err);
             break;
         }
         if (st != INF_OK)

@@ -149,6 +149,18 @@ inf_status inf_tokenizer_from_gguf(const struct inf_gguf *g, struct inf_tokenize
     d.remove_extra_whitespaces = get_flag(g, "tokenizer.ggml.remove_extra_whitespaces");
     d.lowercase = get_flag(g, "tokenizer.ggml.normalizer.lowercase");
     d.strip_accents = get_flag(g, "tokenizer.ggml.normalizer.strip_accents");
+    const struct inf_gguf_kv *pc = inf_gguf_find_kv(g, "tokenizer.ggml.precompiled_charsmap");
+    if (pc) {
+        if (pc->value.type != INF_GGUF_TYPE_ARRAY || (pc->value.arr.type != INF_GGUF_TYPE_UINT8 &&
+                                                      pc->value.arr.type != INF_GGUF_TYPE_INT8)) {
+            st = inf_error_set(err, INF_EFORMAT,
+                               "tokenizer.ggml.precompiled_charsmap is not an array of bytes");
+            goto cleanup;
+        }
+        arr = &pc->value.arr;
+        d.precompiled_charsmap = arr->data;
+        d.precompiled_charsmap_len = (size_t)arr->n;
+    }
 
     st = inf_tokenizer_new(&d, out, err);
     goto cleanup;

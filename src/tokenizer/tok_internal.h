@@ -128,6 +128,26 @@ inf_status inf__spans_push(struct inf__spans *s, size_t off, size_t len);
 inf_status inf__regex_split(const struct inf__regex_set *rs, const char *text, size_t len,
                             struct inf__spans *out, struct inf_error *err);
 
+/* ---- Unigram (tok_ugm.c) ---------------------------------------------------------------- */
+
+struct inf__ugm {
+    uint32_t *xcda; /* [n_xcda] the precompiled charsmap's double array, host order */
+    size_t n_xcda;
+    char *repl; /* [n_repl] its NUL-terminated replacement strings */
+    size_t n_repl;
+    struct inf__u64map trie; /* (node << 8 | byte) -> child over the matchable tokens */
+    int32_t *node_token;     /* [n_nodes] the token ending at a node, or -1; node 0: root */
+    size_t n_nodes, cap_nodes;
+    struct inf__u64map ud_trie; /* the same over user-defined tokens (paths only) */
+    float unk_score;            /* the unknown token's score: lowest normal score - 10 */
+};
+
+/* Read a precompiled charsmap (n == 0: none) into u, replacing what it had. INF_EFORMAT names
+   what does not fit; the indices inside are checked when used. */
+inf_status inf__ugm_charsmap_parse(struct inf__ugm *u, const void *data, size_t n,
+                                   struct inf_error *err);
+void inf__ugm_release(struct inf__ugm *u);
+
 /* ---- the tokenizer ---------------------------------------------------------------------- */
 
 struct inf_tokenizer {
@@ -167,6 +187,8 @@ struct inf_tokenizer {
     uint8_t special_first[32]; /* bitmap of first bytes */
     size_t n_trie_nodes;
 
+    struct inf__ugm ugm; /* UGM only */
+
     /* Decoded pieces (special = true form), for inf_tok_piece. */
     char *piece_blob;
     uint32_t *piece_off, *piece_len;
@@ -179,6 +201,11 @@ inf_status inf__bpe_encode(const struct inf_tokenizer *tok, const char *text, si
                            struct inf_tokens *out, struct inf_error *err);
 inf_status inf__wpm_encode(const struct inf_tokenizer *tok, const char *text, size_t len,
                            struct inf_tokens *out, struct inf_error *err);
+inf_status inf__ugm_encode(const struct inf_tokenizer *tok, const char *text, size_t len,
+                           struct inf_tokens *out, struct inf_error *err);
+/* Build the Unigram tries and read the charsmap (after the tokens and their attributes). */
+inf_status inf__ugm_setup(struct inf_tokenizer *tok, const struct inf_vocab_desc *d,
+                          struct inf_error *err);
 /* The encoders' error when memory runs out on len bytes of text: INF_ENOMEM. */
 inf_status inf__tok_oom(struct inf_error *err, size_t len);
 

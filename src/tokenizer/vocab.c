@@ -30,6 +30,7 @@ void inf_tokenizer_free(struct inf_tokenizer *tok)
     inf__strtab_release(&tok->strs);
     inf__u64map_release(&tok->merges);
     inf__u64map_release(&tok->trie);
+    inf__ugm_release(&tok->ugm);
     free(tok->pre_name);
     free(tok->scores);
     free(tok->attr);
@@ -477,6 +478,11 @@ inf_status inf_tokenizer_new(const struct inf_vocab_desc *d, struct inf_tokenize
     } else if (strcmp(d->model, "gemma4") == 0) {
         in->type = INF_VOCAB_BPE;
         def_bos = def_eos = def_unk = def_sep = def_pad = def_mask = INF_TOKEN_NULL;
+    } else if (strcmp(d->model, "t5") == 0) {
+        in->type = INF_VOCAB_UGM;
+        def_bos = def_sep = def_mask = INF_TOKEN_NULL;
+        def_eos = 1, def_unk = 2, def_pad = 0;
+        def_add_eos = true;
     } else {
         st = inf_error_set(err, INF_EUNSUPPORTED, "unsupported tokenizer model '%s'", d->model);
         goto fail;
@@ -532,6 +538,8 @@ inf_status inf_tokenizer_new(const struct inf_vocab_desc *d, struct inf_tokenize
     if (in->type == INF_VOCAB_SPM)
         tok->spm_split_words = !marker_inside_token(tok);
     detect_special(tok, d->eot >= 0, d->eom >= 0);
+    if (in->type == INF_VOCAB_UGM && (st = inf__ugm_setup(tok, d, err)) != INF_OK)
+        goto fail;
     st = build_special(tok, err);
     if (st != INF_OK)
         goto fail;

@@ -6,6 +6,9 @@
 //                                             {"plain": [[ids]...], "special": [[ids]...]}
 //                                             (plain: no special tokens added; special: the
 //                                             tokenizer's own add_special_tokens)
+//   node reference.mjs spm MODEL TEXTS        ids of each text with SentencePiece itself (its C++
+//                                             compiled to WebAssembly, @sctg/sentencepiece-js)
+//                                             on the tokenizer.model MODEL: [[ids]...]
 //   node reference.mjs render DIR CASES       each case {messages, add_generation_prompt, ...}
 //                                             rendered with @huggingface/jinja from DIR's
 //                                             tokenizer_config.json chat_template (bos_token and
@@ -32,6 +35,11 @@ if (mode === "tokenize") {
     const plain = texts.map((t) => tok.encode(t, { add_special_tokens: false }).ids);
     const special = texts.map((t) => tok.encode(t).ids);
     process.stdout.write(JSON.stringify({ plain, special }) + "\n");
+} else if (mode === "spm") {
+    const { SentencePieceProcessor } = await import("@sctg/sentencepiece-js");
+    const spp = new SentencePieceProcessor();
+    await spp.load(a);
+    process.stdout.write(JSON.stringify(readJson(b).map((t) => spp.encodeIds(t))) + "\n");
 } else if (mode === "render") {
     const cfg = readJson(path.join(a, "tokenizer_config.json"));
     let src = cfg.chat_template;
@@ -46,6 +54,6 @@ if (mode === "tokenize") {
     );
     process.stdout.write(JSON.stringify(out) + "\n");
 } else {
-    process.stderr.write("usage: node reference.mjs tokenize|render ...\n");
+    process.stderr.write("usage: node reference.mjs tokenize|spm|render ...\n");
     process.exit(2);
 }
