@@ -186,6 +186,25 @@ static void vocab_release(struct vocab *v)
     memset(v, 0, sizeof(*v));
 }
 
+/* tokenizer.ggml.model (a SentencePiece kind), pre "default", and the tokens, scores and types. */
+static inf_status write_scored_vocab(struct inf_gguf_writer *w, const char *model,
+                                     const struct vocab *v, struct inf_error *err)
+{
+    inf_status rc = inf_gguf_writer_set_str(w, "tokenizer.ggml.model", model, err);
+    if (rc == INF_OK)
+        rc = inf_gguf_writer_set_str(w, "tokenizer.ggml.pre", "default", err);
+    if (rc == INF_OK)
+        rc = inf_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v->text,
+                                         (uint64_t)v->n, err);
+    if (rc == INF_OK)
+        rc = inf_gguf_writer_set_arr(w, "tokenizer.ggml.scores", INF_GGUF_TYPE_FLOAT32, v->score,
+                                     (uint64_t)v->n, err);
+    if (rc == INF_OK)
+        rc = inf_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", INF_GGUF_TYPE_INT32, v->type,
+                                     (uint64_t)v->n, err);
+    return rc;
+}
+
 static bool looks_special(const char *s)
 {
     size_t n = strlen(s);
@@ -1091,18 +1110,7 @@ static inf_status sp_vocab(struct inf__conv_json *j, struct inf_gguf_writer *w,
         rc = read_sp_model(j, &v, true, err);
     }
     if (rc == INF_OK)
-        rc = inf_gguf_writer_set_str(w, "tokenizer.ggml.model", t5 ? "t5" : "llama", err);
-    if (rc == INF_OK)
-        rc = inf_gguf_writer_set_str(w, "tokenizer.ggml.pre", "default", err);
-    if (rc == INF_OK)
-        rc = inf_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v.text,
-                                         (uint64_t)v.n, err);
-    if (rc == INF_OK)
-        rc = inf_gguf_writer_set_arr(w, "tokenizer.ggml.scores", INF_GGUF_TYPE_FLOAT32, v.score,
-                                     (uint64_t)v.n, err);
-    if (rc == INF_OK)
-        rc = inf_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", INF_GGUF_TYPE_INT32, v.type,
-                                     (uint64_t)v.n, err);
+        rc = write_scored_vocab(w, t5 ? "t5" : "llama", &v, err);
     if (rc == INF_OK && t5)
         rc = write_ugm_flags(w, sp.add_dummy_prefix, sp.remove_extra_whitespaces, sp.charsmap,
                              sp.charsmap_len, err);
@@ -1355,18 +1363,7 @@ static inf_status ugm_vocab(struct inf__conv_json *j, struct inf_gguf_writer *w,
     const json_t *clean = json_object_get(j->tok_cfg, "clean_up_tokenization_spaces");
     bool remove_ws = json_is_boolean(clean) ? json_is_true(clean) : squeezes_spaces(norm, 0);
 
-    rc = inf_gguf_writer_set_str(w, "tokenizer.ggml.model", "t5", err);
-    if (rc == INF_OK)
-        rc = inf_gguf_writer_set_str(w, "tokenizer.ggml.pre", "default", err);
-    if (rc == INF_OK)
-        rc = inf_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v.text,
-                                         (uint64_t)v.n, err);
-    if (rc == INF_OK)
-        rc = inf_gguf_writer_set_arr(w, "tokenizer.ggml.scores", INF_GGUF_TYPE_FLOAT32, v.score,
-                                     (uint64_t)v.n, err);
-    if (rc == INF_OK)
-        rc = inf_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", INF_GGUF_TYPE_INT32, v.type,
-                                     (uint64_t)v.n, err);
+    rc = write_scored_vocab(w, "t5", &v, err);
     if (rc == INF_OK)
         rc = write_ugm_flags(w, prefix, remove_ws, charsmap, charsmap_len, err);
     if (rc == INF_OK && j->arch && !strcmp(j->arch, "bert")) { /* XLMRobertaModel */
