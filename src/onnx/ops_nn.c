@@ -489,6 +489,28 @@ static inf_status conv_padded(struct inf__onnx_exec *x, const struct inf__onnx_n
     return ok ? INF_OK : inf_error_set(x->err, INF_ENOMEM, "out of memory");
 }
 
+/* A 1x1 convolution of a 1x1 plane (a classifier head): one dot product per output channel,
+   where the GEMM would fill a 16-column panel for one column. Sixteen partial sums per row,
+   which the compiler vectorises. */
+static void conv_vector(const float *X, const float *W, int64_t K, int64_t Mg, const float *bias,
+                        bool relu, float *out)
+{
+    for (int64_t m = 0; m < Mg; m++) {
+        const float *w = W + m * K;
+        float s[16] = {0};
+        int64_t k = 0;
+        for (; k + 16 <= K; k += 16)
+            for (int l = 0; l < 16; l++)
+                s[l] += w[k + l] * X[k + l];
+        float v = bias ? bias[m] : 0.f;
+        for (; k < K; k++)
+            v += w[k] * X[k];
+        for (int l = 0; l < 16; l++)
+            v += s[l];
+        out[m] = relu && v < 0.f ? 0.f : v;
+    }
+}
+
 static inf_status op_conv(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
                           struct inf_onnx_tensor *const *in, struct inf_onnx_tensor *out)
 {
@@ -563,6 +585,12 @@ static inf_status op_conv(struct inf__onnx_exec *x, const struct inf__onnx_node 
             inf__sgemm_pack_a((const float *)Wt->data + g * Mg * K, K, false, Mg, K, 1.f, ap);
         for (int64_t b = 0; b < N; b++) {
             cb.x = (const float *)X->data + (b * C + g * Cg) * HW;
+            if (cb.pointwise && P == 1) {
+                conv_vector(cb.x, (const float *)Wt->data + g * Mg * K, K, Mg,
+                            B ? (const float *)B->data + g * Mg : NULL, n->fuse_relu,
+                            (float *)out->data + (b * M + g * Mg) * P);
+                continue;
+            }
             if (padded) {
                 inf_status rc2 = conv_padded(x, n, &cb, Cg, Hp, Wp,
                                              n->packed_w ? n->packed_w + (size_t)g * per : ap, Mg,
