@@ -4,6 +4,7 @@
  * ConstantOfShape, Identity, Dropout (inference).
  */
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -274,9 +275,15 @@ static inf_status op_concat(struct inf__onnx_exec *x, const struct inf__onnx_nod
         take = n->in[k] != n->in[0];
     int64_t total = inf__onnx_numel(A->ndim, dims);
     size_t es = inf_onnx_dtype_size(A->dtype);
-    void *grown = take && es && (uint64_t)total <= x->max_bytes / es
-                      ? realloc(A->data, (size_t)total * es)
-                      : NULL;
+    /* grown with room for half as much again when it must move: the next Concat of the chain
+       then finds its room (glibc's mremap would map fresh pages, a fault each, every run) */
+    void *grown = NULL;
+    if (take && es && (uint64_t)total <= x->max_bytes / es) {
+        size_t need = (size_t)total * es;
+        grown = malloc_usable_size(A->data) >= need ? A->data
+                : need <= SIZE_MAX / 3              ? realloc(A->data, need / 2 * 3)
+                                                    : NULL;
+    }
     if (grown) {
         memset(out, 0, sizeof(*out));
         out->dtype = A->dtype;
