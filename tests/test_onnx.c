@@ -486,11 +486,16 @@ static void test_conv_paths(void)
     /* pointwise over more rows than one K block, a plane of a whole panel and a narrow one */
     conv_case(160, 4, 5, 20, 1, 1, p0, 1, 1, 1, true);
     conv_case(20, 10, 12, 16, 3, 3, p1, 1, 1, 1, true); /* 3x3 over more than one K block */
-    conv_case(40, 1, 1, 20, 1, 1, p0, 1, 1, 1, true);   /* a 1x1 plane: dot products */
-    conv_case(36, 1, 1, 6, 1, 1, p0, 1, 1, 2, false);   /* the same in two groups */
-    conv_case(4, 12, 12, 6, 3, 3, p2, 1, 2, 1, false);  /* dilation 2: row runs */
-    conv_case(4, 8, 8, 8, 3, 3, p1, 1, 1, 2, false);    /* two groups */
-    conv_case(2, 40, 40, 3, 3, 3, p1, 1, 1, 1, false);  /* a larger plane */
+    /* output rows written in place (a row's panels no wider than the padded row): two blocks
+       of K, two panels a row, stride 2 */
+    conv_case(32, 14, 14, 12, 3, 3, p1, 1, 1, 1, true);
+    conv_case(3, 9, 32, 10, 3, 3, p1, 1, 1, 1, false);
+    conv_case(3, 31, 30, 10, 7, 7, p3, 2, 1, 1, true);
+    conv_case(40, 1, 1, 20, 1, 1, p0, 1, 1, 1, true);  /* a 1x1 plane: dot products */
+    conv_case(36, 1, 1, 6, 1, 1, p0, 1, 1, 2, false);  /* the same in two groups */
+    conv_case(4, 12, 12, 6, 3, 3, p2, 1, 2, 1, false); /* dilation 2: row runs */
+    conv_case(4, 8, 8, 8, 3, 3, p1, 1, 1, 2, false);   /* two groups */
+    conv_case(2, 40, 40, 3, 3, 3, p1, 1, 1, 1, false); /* a larger plane */
 }
 
 /* An int attribute on a node being written. */

@@ -196,8 +196,8 @@ ukr_avx2(int64_t kc, const float *a, const float *b, const int64_t *off, int64_t
          int64_t ldc, int mr, int nr, bool accumulate, const float *bias, bool relu)
 {
     (void)bstep;
-    if (off) /* in place: always a whole panel */
-        ukr_avx2_body(kc, a, b, off, c, ldc, mr, NR, accumulate, bias, relu);
+    if (off)
+        ukr_avx2_body(kc, a, b, off, c, ldc, mr, nr, accumulate, bias, relu);
     else
         ukr_avx2_body(kc, a, b, NULL, c, ldc, mr, nr, accumulate, bias, relu);
 }
@@ -293,12 +293,13 @@ static void tiles_init(void)
 
 /* ---- the driver ---- */
 
-/* Rows [k0, k0+kc) of in-place B's columns [j, j+nr) as one zero-padded 16-column panel. */
-static void pack_b_direct(const struct inf__gemm_plan *p, int64_t k0, int64_t kc, int64_t j, int nr,
-                          float *dst)
+/* Rows [k0, k0+kc) of in-place B's columns [j, j+nr) (from base) as one zero-padded 16-column
+   panel. */
+static void pack_b_direct(const struct inf__gemm_plan *p, const float *base, int64_t k0, int64_t kc,
+                          int64_t j, int nr, float *dst)
 {
     for (int64_t k = 0; k < kc; k++) {
-        const float *s = p->b_base + p->b_off[k0 + k] + j;
+        const float *s = base + p->b_off[k0 + k] + j;
         float *d = dst + k * NR;
         int q = 0;
         for (; q < nr; q++)
@@ -313,7 +314,8 @@ struct gemm_task {
     int64_t kc_max;
     struct inf_chunker next;
     int64_t n_tiles, n_mblocks, mblock;
-    float *bufs; /* one B tile buffer per thread */
+    int64_t tiles_per_row, nc; /* column tiles of one row, and their width */
+    float *bufs;               /* one B tile buffer per thread */
     size_t buf_floats;
 };
 
@@ -330,8 +332,11 @@ static void gemm_worker(void *arg, int ith, int nth)
         if (w >= t->n_tiles * t->n_mblocks)
             break;
         int64_t tile = w / t->n_mblocks, mb = w % t->n_mblocks;
-        int64_t j0 = tile * NC, nc = p->N - j0 < NC ? p->N - j0 : NC;
+        int64_t y = tile / t->tiles_per_row, j0 = (tile % t->tiles_per_row) * t->nc;
+        int64_t nc = p->N - j0 < t->nc ? p->N - j0 : t->nc;
         int64_t m0 = mb * t->mblock, m1 = m0 + t->mblock < p->M ? m0 + t->mblock : p->M;
+        const float *bb = direct ? p->b_base + y * p->b_row : NULL;
+        float *C = p->C + y * p->c_row;
         for (int64_t k0 = 0; k0 < p->K; k0 += t->kc_max) {
             int64_t kc = p->K - k0 < t->kc_max ? p->K - k0 : t->kc_max;
             bool last = k0 + kc >= p->K;
@@ -344,27 +349,26 @@ static void gemm_worker(void *arg, int ith, int nth)
                 const float *b = bp + (jp / NR) * INF__PANEL_STRIDE(kc);
                 const int64_t *off = NULL;
                 int64_t bstep = INF__PANEL_STRIDE(kc);
-                if (direct && nr >= NR) { /* a whole panel in place */
-                    nr = NR;
-                    b = p->b_base + j0 + jp;
+                if (direct && (nr >= NR || p->b_tail_ok)) { /* a panel in place */
+                    nr = nr < NR ? nr : NR;
+                    b = bb + j0 + jp;
                     off = p->b_off + k0;
                     bstep = NR;
                 } else if (direct) { /* the narrow last one copied */
-                    pack_b_direct(p, k0, kc, j0 + jp, nr, bp);
+                    pack_b_direct(p, bb, k0, kc, j0 + jp, nr, bp);
                     b = bp;
                 }
                 for (int64_t m = m0; m < m1; m += MR)
                     tiles.fn(kc, p->Ap + (m / MR) * p->K * MR + k0 * MR, b, off, bstep,
-                             p->C + m * p->ldc + j0 + jp, p->ldc, m1 - m < MR ? (int)(m1 - m) : MR,
-                             nr, k0 > 0 || p->accumulate,
-                             last && p->row_bias ? p->row_bias + m : NULL,
+                             C + m * p->ldc + j0 + jp, p->ldc, m1 - m < MR ? (int)(m1 - m) : MR, nr,
+                             k0 > 0 || p->accumulate, last && p->row_bias ? p->row_bias + m : NULL,
                              last && p->relu && !p->col_bias);
                 jp += nr;
             }
         }
         if (p->col_bias) /* MatMul+Add: the bias of each column, then ReLU, on the hot block */
             for (int64_t m = m0; m < m1; m++) {
-                float *c = p->C + m * p->ldc + j0;
+                float *c = C + m * p->ldc + j0;
                 const float *cb = p->col_bias + j0;
                 for (int64_t j = 0; j < nc; j++) {
                     float v = c[j] + cb[j];
@@ -377,26 +381,31 @@ static void gemm_worker(void *arg, int ith, int nth)
 bool inf__gemm_run(struct inf_threadpool *pool, const struct inf__gemm_plan *p)
 {
     pthread_once(&tiles_once, tiles_init);
+    const int64_t rows = p->rows > 1 && p->b_base ? p->rows : 1;
     if (p->M <= 0 || p->N <= 0)
         return true;
     if (p->K == 0) {
-        for (int64_t m = 0; m < p->M; m++)
-            for (int64_t j = 0; j < p->N; j++) {
-                float v = (p->accumulate ? p->C[m * p->ldc + j] : 0.f) +
-                          (p->row_bias ? p->row_bias[m] : 0.f);
-                p->C[m * p->ldc + j] = p->relu && v < 0 ? 0 : v;
-            }
+        for (int64_t y = 0; y < rows; y++)
+            for (int64_t m = 0; m < p->M; m++)
+                for (int64_t j = 0; j < p->N; j++) {
+                    float *c = p->C + (rows > 1 ? y * p->c_row : 0) + m * p->ldc + j;
+                    float v = (p->accumulate ? *c : 0.f) + (p->row_bias ? p->row_bias[m] : 0.f);
+                    *c = p->relu && v < 0 ? 0 : v;
+                }
         return true;
     }
     /* small products on one thread: waking the pool costs more than it saves */
-    int nth = (double)p->M * (double)p->N * (double)p->K >= 2097152.0
+    int nth = (double)p->M * (double)p->N * (double)rows * (double)p->K >= 2097152.0
                   ? inf_threadpool_n_threads(pool)
                   : 1;
     /* in-place B: KC rows per block whatever the tile (on light-densenet121 64 rows cost 4 ms
        more than 256; 192 to 1200 were within the noise of 256) */
     struct gemm_task t = {.p = p, .kc_max = p->b_base ? KC : tiles.kcp};
     const int MR = tiles.mr;
-    t.n_tiles = (p->N + NC - 1) / NC;
+    /* a row's column tiles of (nearly) equal width: 224 columns as 112 + 112, not 192 + 32 */
+    t.tiles_per_row = (p->N + NC - 1) / NC;
+    t.nc = ((p->N + t.tiles_per_row - 1) / t.tiles_per_row + NR - 1) / NR * NR;
+    t.n_tiles = rows * t.tiles_per_row;
     int64_t m_panels = (p->M + MR - 1) / MR;
     t.n_mblocks = 1;
     if (nth > 1 && t.n_tiles < 2 * nth && m_panels > 1) {
@@ -407,7 +416,7 @@ bool inf__gemm_run(struct inf_threadpool *pool, const struct inf__gemm_plan *p)
     t.mblock = ((m_panels + t.n_mblocks - 1) / t.n_mblocks) * MR;
     t.n_mblocks = (p->M + t.mblock - 1) / t.mblock;
     /* B tile buffers as large as this product needs (a small one stays off mmap) */
-    int64_t kc_max = p->K < t.kc_max ? p->K : t.kc_max, nc_max = p->N < NC ? p->N : NC;
+    int64_t kc_max = p->K < t.kc_max ? p->K : t.kc_max, nc_max = p->N < t.nc ? p->N : t.nc;
     t.buf_floats = (size_t)INF__PANEL_STRIDE(kc_max) * (size_t)((nc_max + NR - 1) / NR) + 16;
     t.bufs = aligned_alloc(64, ((size_t)nth * t.buf_floats * sizeof(float) + 63) / 64 * 64);
     if (!t.bufs)

@@ -262,6 +262,12 @@ struct inf__gemm_plan {
        the last, narrower panel is copied. */
     const float *b_base;
     const int64_t *b_off;
+    /* rows > 1 (in-place B only): the product repeats over rows of N columns each, row y
+       reading B from b_base + y * b_row and writing C from C + y * c_row (a convolution's
+       output rows, straight into the output). b_tail_ok: B is readable 16 columns past each
+       row's end, so the narrow last panel is read in place too. */
+    int64_t rows, b_row, c_row;
+    bool b_tail_ok;
 };
 bool inf__gemm_run(struct inf_threadpool *pool, const struct inf__gemm_plan *p);
 

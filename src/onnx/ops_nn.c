@@ -423,12 +423,16 @@ static inf_status conv_padded(struct inf__onnx_exec *x, const struct inf__onnx_n
                   kw = cb->kw, OW = cb->OW;
     const int64_t Hq = (Hp + st - 1) / st, Wq = (Wp + st - 1) / st, plane = Hq * Wq;
     const int64_t phase = Cg * plane, slack = 2 * Wq + 64, Np = OH * Wq, K = Cg * kh * kw;
+    /* row by row straight into the output when a row's 16-column panels are no wider than the
+       grid's row (224 columns: 14 panels against 226): no wasted columns to compute and drop */
+    const bool by_rows = (OW + 15) / 16 * 16 <= Wq;
     size_t xp_bytes = sizeof(float) * (size_t)(st * st * phase + slack),
-           tmp_bytes = sizeof(float) * (size_t)(Mg * Np + 1),
+           tmp_bytes = by_rows ? 0 : sizeof(float) * (size_t)(Mg * Np + 1),
            off_bytes = sizeof(int64_t) * (size_t)K;
-    float *xp = inf__onnx_scratch(x, xp_bytes), *tmp = inf__onnx_scratch(x, tmp_bytes);
+    float *xp = inf__onnx_scratch(x, xp_bytes),
+          *tmp = by_rows ? NULL : inf__onnx_scratch(x, tmp_bytes);
     int64_t *off = malloc(off_bytes);
-    if (!xp || !tmp || !off) {
+    if (!xp || (!by_rows && !tmp) || !off) {
         inf__onnx_scratch_free(x, xp, xp_bytes);
         inf__onnx_scratch_free(x, tmp, tmp_bytes);
         free(off);
@@ -479,8 +483,17 @@ static inf_status conv_padded(struct inf__onnx_exec *x, const struct inf__onnx_n
                                .ldc = Np,
                                .row_bias = bias,
                                .relu = n->fuse_relu};
+    if (by_rows) { /* the slack covers reads up to 16 columns past a row */
+        p.N = OW;
+        p.rows = OH;
+        p.b_row = Wq;
+        p.C = out;
+        p.c_row = OW;
+        p.ldc = OH * OW;
+        p.b_tail_ok = true;
+    }
     bool ok = inf__gemm_run(x->pool, &p);
-    for (int64_t m = 0; ok && m < Mg; m++)
+    for (int64_t m = 0; ok && !by_rows && m < Mg; m++)
         for (int64_t y = 0; y < OH; y++)
             memcpy(out + (m * OH + y) * OW, tmp + m * Np + y * Wq, sizeof(float) * (size_t)OW);
     inf__onnx_scratch_free(x, xp, xp_bytes);
