@@ -215,7 +215,7 @@ ukr_avx2(int64_t kc, const float *a, const float *b, const int64_t *off, int64_t
 __attribute__((target("avx512f,avx512vl,fma"), always_inline)) static inline void
 ukr_avx512_body(int64_t kc, const float *a, const float *b, const int64_t *off, int64_t bstep,
                 float *c, int64_t ldc, int mr, int nr, bool accumulate, const float *bias,
-                bool relu, const int nv)
+                bool relu, const int nv, const int rows)
 {
     __m512 acc[MR8][2];
 #pragma GCC unroll 8
@@ -225,7 +225,7 @@ ukr_avx512_body(int64_t kc, const float *a, const float *b, const int64_t *off, 
         const float *bk = off ? b + off[k] : b + k * NR;
         __m512 b0 = _mm512_loadu_ps(bk), b1 = nv > 1 ? _mm512_loadu_ps(bk + bstep) : b0;
 #pragma GCC unroll 8
-        for (int i = 0; i < MR8; i++) {
+        for (int i = 0; i < rows; i++) {
             __m512 x = _mm512_set1_ps(a[i]);
             acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
             if (nv > 1)
@@ -257,12 +257,16 @@ __attribute__((target("avx512f,avx512vl,fma"))) static void
 ukr_avx512(int64_t kc, const float *a, const float *b, const int64_t *off, int64_t bstep, float *c,
            int64_t ldc, int mr, int nr, bool accumulate, const float *bias, bool relu)
 {
-    if (off) /* in place: 16 columns */
-        ukr_avx512_body(kc, a, b, off, 0, c, ldc, mr, nr, accumulate, bias, relu, 1);
+    if (off && mr <= 2) /* the last rows of a panel (9 output channels: 8 + 1) */
+        ukr_avx512_body(kc, a, b, off, 0, c, ldc, mr, nr, accumulate, bias, relu, 1, 2);
+    else if (off && mr <= 4)
+        ukr_avx512_body(kc, a, b, off, 0, c, ldc, mr, nr, accumulate, bias, relu, 1, 4);
+    else if (off) /* in place: 16 columns */
+        ukr_avx512_body(kc, a, b, off, 0, c, ldc, mr, nr, accumulate, bias, relu, 1, MR8);
     else if (nr > 16)
-        ukr_avx512_body(kc, a, b, NULL, bstep, c, ldc, mr, nr, accumulate, bias, relu, 2);
+        ukr_avx512_body(kc, a, b, NULL, bstep, c, ldc, mr, nr, accumulate, bias, relu, 2, MR8);
     else
-        ukr_avx512_body(kc, a, b, NULL, bstep, c, ldc, mr, nr, accumulate, bias, relu, 1);
+        ukr_avx512_body(kc, a, b, NULL, bstep, c, ldc, mr, nr, accumulate, bias, relu, 1, MR8);
 }
 #endif
 
