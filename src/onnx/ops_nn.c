@@ -576,6 +576,16 @@ static inf_status op_conv(struct inf__onnx_exec *x, const struct inf__onnx_node 
     cb.pointwise = cb.kh == 1 && cb.kw == 1 && cb.sh == 1 && cb.sw == 1 && cb.pt == 0 &&
                    cb.pl == 0 && (two ? sp.pe[0] == 0 : 1) && sp.pe[two] == 0;
     int64_t Cg = C / group, Mg = M / group, K = Cg * cb.kh * cb.kw;
+    if (K == 0 || X->n == 0) { /* no input elements (no channels, or an empty plane with
+                                   padding): every tap reads zero, the bias alone, then ReLU */
+        for (int64_t b = 0; b < N; b++)
+            for (int64_t m = 0; m < M; m++)
+                for (int64_t q = 0; q < P; q++) {
+                    float v = B ? ((const float *)B->data)[m] : 0.f;
+                    ((float *)out->data)[(b * M + m) * P + q] = n->fuse_relu && v < 0.f ? 0.f : v;
+                }
+        return INF_OK;
+    }
     /* no dilation, the same stride across and down, a real kernel: the padded-grid form
        (conv_padded) when the grid's extra columns cost under a third */
     int64_t pb_h = two ? sp.pe[0] : 0, pe_w = sp.pe[two];
