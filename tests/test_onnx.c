@@ -474,15 +474,106 @@ static void conv_case(int64_t C, int64_t H, int64_t W, int64_t M, int64_t kh, in
 static void test_conv_paths(void)
 {
     const int64_t p1[] = {1, 1, 1, 1}, p0[] = {0, 0, 0, 0}, p2[] = {2, 2, 2, 2},
-                  pa[] = {0, 1, 2, 1};
+                  pa[] = {0, 1, 2, 1}, p3[] = {3, 3, 3, 3};
     conv_case(3, 10, 12, 8, 3, 3, p1, 1, 1, 1, false); /* padded grid */
     conv_case(4, 14, 14, 20, 5, 5, p2, 1, 1, 1, true); /* padded grid, M not a multiple of 6 */
     conv_case(3, 9, 7, 5, 3, 3, pa, 1, 1, 1, true);    /* asymmetric pads */
-    conv_case(3, 11, 13, 7, 3, 3, p1, 2, 1, 1, false); /* stride 2: row runs */
+    conv_case(3, 11, 13, 7, 3, 3, p1, 2, 1, 1, false); /* stride 2: phase planes */
+    conv_case(3, 20, 18, 16, 7, 7, p3, 2, 1, 1, true); /* DenseNet's stem, scaled down */
+    conv_case(2, 17, 16, 9, 3, 3, p1, 3, 1, 1, false); /* stride 3: phase planes */
+    conv_case(2, 23, 21, 4, 2, 2, p0, 5, 1, 1, false); /* stride 5: row runs */
     conv_case(16, 6, 6, 12, 1, 1, p0, 1, 1, 1, true);  /* pointwise */
-    conv_case(4, 12, 12, 6, 3, 3, p2, 1, 2, 1, false); /* dilation 2 */
+    /* pointwise over more rows than one K block, a plane of a whole panel and a narrow one */
+    conv_case(160, 4, 5, 20, 1, 1, p0, 1, 1, 1, true);
+    conv_case(20, 10, 12, 16, 3, 3, p1, 1, 1, 1, true); /* 3x3 over more than one K block */
+    /* output rows written in place (a row's panels no wider than the padded row): two blocks
+       of K, two panels a row, stride 2 */
+    conv_case(32, 14, 14, 12, 3, 3, p1, 1, 1, 1, true);
+    conv_case(3, 9, 32, 10, 3, 3, p1, 1, 1, 1, false);
+    conv_case(3, 31, 30, 10, 7, 7, p3, 2, 1, 1, true);
+    conv_case(40, 1, 1, 20, 1, 1, p0, 1, 1, 1, true);  /* a 1x1 plane: dot products */
+    conv_case(36, 1, 1, 6, 1, 1, p0, 1, 1, 2, false);  /* the same in two groups */
+    conv_case(4, 12, 12, 6, 3, 3, p2, 1, 2, 1, false); /* dilation 2: row runs */
     conv_case(4, 8, 8, 8, 3, 3, p1, 1, 1, 2, false);   /* two groups */
-    conv_case(2, 40, 40, 3, 3, 3, p1, 1, 1, 1, false); /* a larger plane: row runs */
+    conv_case(2, 40, 40, 3, 3, 3, p1, 1, 1, 1, false); /* a larger plane */
+}
+
+/* An int attribute on a node being written. */
+static void w_attr_int(struct w *nd, const char *name, int64_t v)
+{
+    struct w a = {0};
+    w_str(&a, 1, name);
+    w_int(&a, 3, v);
+    w_int(&a, 20, 2);
+    w_msg(nd, 5, &a);
+}
+
+static void w_concat(struct w *g, const char *name, const char *a, const char *b, const char *out,
+                     int64_t axis)
+{
+    struct w nd = {0};
+    w_str(&nd, 1, a);
+    w_str(&nd, 1, b);
+    w_str(&nd, 2, out);
+    w_str(&nd, 3, name);
+    w_str(&nd, 4, "Concat");
+    w_attr_int(&nd, "axis", axis);
+    w_msg(g, 1, &nd);
+}
+
+/*
+ * Concat whose first input no later node reads takes that input's buffer (ops_shape.c): a chain
+ * of two such Concats along the channels, as in DenseNet; the same with the first input read
+ * again afterwards (it must stay intact), and along an axis with something outside it (copied).
+ * Checked against the values built here.
+ */
+static void test_concat_in_place(void)
+{
+    enum { C = 3, HW = 20 };
+    static float xv[C * HW];
+    for (int i = 0; i < C * HW; i++)
+        xv[i] = (float)((i * 7) % 11) / 5.f - 1.f;
+    for (int variant = 0; variant < 3; variant++) {
+        int64_t axis = variant == 2 ? 2 : 1;
+        int64_t xd[] = {1, C, 4, 5};
+        struct w g = {0}, m = {0};
+        const char *ri[] = {"x"}, *ro[] = {"r"}, *ai[] = {"r", "r"}, *ao[] = {"z"};
+        w_node(&g, "Relu", "relu", ri, 1, ro, 1);
+        w_concat(&g, "cat1", "r", "x", "c1", axis);
+        w_concat(&g, "cat2", "c1", "x", "y", axis);
+        if (variant == 1)
+            w_node(&g, "Add", "add", ai, 2, ao, 1); /* r read after cat1 */
+        w_value_info(&g, 11, "x", 4, xd);
+        w_value_info(&g, 12, "y", -1, NULL);
+        if (variant == 1)
+            w_value_info(&g, 12, "z", -1, NULL);
+        w_model(&m, &g, 13);
+        struct inf_onnx_model *model = NULL;
+        struct inf_error err = {0};
+        T_EQ_INT(inf_onnx_load_memory(m.b, m.n, NULL, NULL, &model, &err), INF_OK);
+        if (!model)
+            return;
+        struct inf_onnx_tensor in = f32_tensor(4, xd, xv), out[2] = {{0}};
+        for (int run = 0; run < 2; run++) { /* the second run on recycled buffers */
+            T_EQ_INT(inf_onnx_run(model, NULL, &in, out, &err), INF_OK);
+            T_EQ_INT(out[0].n, 3 * C * HW);
+            int bad = 0;
+            for (int64_t i = 0; out[0].data && i < 3 * C * HW; i++) {
+                /* [1][3C][HW] along the channels; [1][C][3 * 4][5] along the rows */
+                int64_t part = axis == 1 ? i / (C * HW) : (i / 5) % 12 / 4;
+                int64_t src = axis == 1 ? i % (C * HW) : (i / 60) * HW + (i % 20);
+                float want = part == 0 && xv[src] < 0 ? 0.f : xv[src];
+                bad += ((float *)out[0].data)[i] != want;
+            }
+            for (int64_t i = 0; variant == 1 && out[1].data && i < C * HW; i++)
+                bad += ((float *)out[1].data)[i] != 2.f * (xv[i] < 0 ? 0.f : xv[i]);
+            T_EQ_INT(bad, 0);
+            inf_onnx_tensor_release(&out[0]);
+            inf_onnx_tensor_release(&out[1]);
+        }
+        inf_onnx_tensor_release(&in);
+        inf_onnx_free(model);
+    }
 }
 
 /* MatMul by a constant [K, N] then Add of a constant [N] (fused into one pass) and Relu,
@@ -621,6 +712,7 @@ int main(void)
     T_RUN(test_bad_graphs);
     T_RUN(test_matmul_values);
     T_RUN(test_conv_paths);
+    T_RUN(test_concat_in_place);
     T_RUN(test_matmul_add);
     T_RUN(test_mutations);
     T_RUN(test_roundtrips);

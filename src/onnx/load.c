@@ -874,6 +874,8 @@ static inf_status fuse(struct loader *L)
         while (!relu && n_consumers(m, c->out[0], &only) == 1) {
             struct inf__onnx_node *f = &m->nodes[only];
             const float *v = NULL;
+            if (f->n_out < 1 || f->out[0] < 0) /* its output unnamed: nothing to take over */
+                break;
             if (!strcmp(f->op_type, "BatchNormalization") && f->n_in == 5 && f->n_out == 1 &&
                 f->in[0] == c->out[0] && !inf__onnx_attr_i(f, "training_mode", 0)) {
                 const float *sc = channel_const(m, f->in[1], C, 2),

@@ -194,6 +194,8 @@ struct inf__onnx_exec {
     struct inf_error *err;
     int64_t opset;
     size_t max_bytes;
+    bool in_run; /* inside inf_onnx_run (not constant folding at load): pos is meaningful */
+    int pos;     /* the running node's position in the plan */
 };
 
 /* inf_onnx_tensor_alloc without zeroing numeric data (strings are still NULL-filled): for
@@ -215,6 +217,10 @@ inf_status inf__onnx_fail(struct inf__onnx_exec *x, const struct inf__onnx_node 
 
 /* Give an intermediate tensor's buffer to the model's cache (or free it); t is zeroed. */
 void inf__onnx_recycle(const struct inf_onnx_model *m, struct inf_onnx_tensor *t);
+/* Scratch memory for an op (uninitialised, NULL when out of memory), from the same cache, and
+   back to it: large temporaries reuse pages across runs instead of faulting in fresh ones. */
+void *inf__onnx_scratch(struct inf__onnx_exec *x, size_t bytes);
+void inf__onnx_scratch_free(struct inf__onnx_exec *x, void *p, size_t bytes);
 /* Free every cached buffer (inf_onnx_free). */
 void inf__onnx_cache_clear(struct inf_onnx_model *m);
 
@@ -251,6 +257,17 @@ struct inf__gemm_plan {
     const float *row_bias;
     const float *col_bias; /* + col_bias[n] after the product (before ReLU), or NULL */
     bool relu, accumulate;
+    /* B read in place instead of packed (pack_b unused): B[k][j] = b_base[b_off[k] + j], every
+       element with j < N readable. Whole 16-column panels go to the tile straight from there;
+       the last, narrower panel is copied. */
+    const float *b_base;
+    const int64_t *b_off;
+    /* rows > 1 (in-place B only): the product repeats over rows of N columns each, row y
+       reading B from b_base + y * b_row and writing C from C + y * c_row (a convolution's
+       output rows, straight into the output). b_tail_ok: B is readable 16 columns past each
+       row's end, so the narrow last panel is read in place too. */
+    int64_t rows, b_row, c_row;
+    bool b_tail_ok;
 };
 bool inf__gemm_run(struct inf_threadpool *pool, const struct inf__gemm_plan *p);
 

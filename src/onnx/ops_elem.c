@@ -629,7 +629,7 @@ static inf_status op_softmax(struct inf__onnx_exec *x, const struct inf__onnx_no
             in_sz *= A->dims[d];
     }
     inf_status rc = inf__onnx_out(x, out, A->dtype, A->ndim, A->dims);
-    if (rc)
+    if (rc || !out->n) /* an empty input: nothing to normalise (and no buffer to index) */
         return rc;
     for (int64_t o = 0; o < outer; o++)
         for (int64_t j = 0; j < in_sz; j++) {

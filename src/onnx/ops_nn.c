@@ -405,68 +405,123 @@ static void pack_b_conv(const void *ctx, int64_t k0, int64_t kc, int64_t j0, int
 }
 
 /*
- * Stride-1 convolutions over a zero-padded copy of the input, computed on a virtual output grid
- * as wide as the padded input: column j of B for kernel tap (c, ky, kx) is then padded[c][j +
- * ky * Wp + kx], so every k of a tile is one contiguous run and packing is a fixed 64-byte copy
- * per panel. The Wp - OW extra columns per row are computed and dropped when the result is
- * compacted into the output.
+ * Convolutions without dilation over a zero-padded copy of the input, computed on a virtual
+ * output grid as wide as the padded input: column j of B for kernel tap (c, ky, kx) is then
+ * padded[c][j + ky * Wp + kx], so every row of B is one contiguous run that the GEMM reads in
+ * place (b_off[k] = c * plane + ky * Wp + kx, no packing). With stride s the padded input is
+ * split into s x s phase planes (phase (py, px) holds padded[c][s i + py][s j + px]), and tap
+ * (ky, kx) reads phase (ky % s, kx % s) shifted by (ky / s, kx / s): the same contiguous runs.
+ * The extra columns per row (the grid's width minus OW) are computed and dropped when the
+ * result is compacted into the output.
  */
-struct conv_pad {
-    const float *xp; /* [Cg][Hp][Wp] and zeroed slack after it */
-    int64_t plane, Wp, kh, kw;
-};
-
-static void pack_b_pad(const void *ctx, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float *dst)
-{
-    const struct conv_pad *c = ctx;
-    const int64_t khw = c->kh * c->kw;
-    int64_t np = (nc + 15) / 16;
-    for (int64_t k = 0, ch = k0 / khw, r = k0 % khw; k < kc; k++) {
-        const float *src = c->xp + ch * c->plane + (r / c->kw) * c->Wp + r % c->kw + j0;
-        float *dk = dst + k * 16;
-        for (int64_t p = 0; p < np; p++)
-            memcpy(dk + p * INF__PANEL_STRIDE(kc), src + p * 16, 64);
-        if (++r == khw)
-            r = 0, ch++;
-    }
-}
-
 static inf_status conv_padded(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
-                              const float *X, int64_t Cg, int64_t H, int64_t W, int64_t pt,
-                              int64_t pl, int64_t Hp, int64_t Wp, int64_t kh, int64_t kw,
+                              const struct conv_b *cb, int64_t Cg, int64_t Hp, int64_t Wp,
                               const float *Ap, int64_t Mg, const float *bias, float *out,
-                              int64_t OH, int64_t OW)
+                              int64_t OH)
 {
-    int64_t plane = Hp * Wp, slack = 2 * Wp + 64, Np = OH * Wp;
-    float *xp = calloc((size_t)(Cg * plane + slack), sizeof(float));
-    float *tmp = malloc(sizeof(float) * (size_t)(Mg * Np + 1));
-    if (!xp || !tmp) {
-        free(xp);
-        free(tmp);
+    const int64_t st = cb->sh, H = cb->H, W = cb->W, pt = cb->pt, pl = cb->pl, kh = cb->kh,
+                  kw = cb->kw, OW = cb->OW;
+    const int64_t Hq = (Hp + st - 1) / st, Wq = (Wp + st - 1) / st, plane = Hq * Wq;
+    const int64_t phase = Cg * plane, slack = 2 * Wq + 64, Np = OH * Wq, K = Cg * kh * kw;
+    /* row by row straight into the output when a row's 16-column panels are no wider than the
+       grid's row (224 columns: 14 panels against 226): no wasted columns to compute and drop */
+    const bool by_rows = (OW + 15) / 16 * 16 <= Wq;
+    size_t xp_bytes = sizeof(float) * (size_t)(st * st * phase + slack),
+           tmp_bytes = by_rows ? 0 : sizeof(float) * (size_t)(Mg * Np + 1),
+           off_bytes = sizeof(int64_t) * (size_t)K;
+    float *xp = inf__onnx_scratch(x, xp_bytes),
+          *tmp = by_rows ? NULL : inf__onnx_scratch(x, tmp_bytes);
+    int64_t *off = malloc(off_bytes);
+    if (!xp || (!by_rows && !tmp) || !off) {
+        inf__onnx_scratch_free(x, xp, xp_bytes);
+        inf__onnx_scratch_free(x, tmp, tmp_bytes);
+        free(off);
         return inf_error_set(x->err, INF_ENOMEM, "out of memory");
     }
-    for (int64_t c = 0; c < Cg; c++)
-        for (int64_t y = 0; y < H; y++)
-            memcpy(xp + c * plane + (y + pt) * Wp + pl, X + (c * H + y) * W,
-                   sizeof(float) * (size_t)W);
-    struct conv_pad cp = {.xp = xp, .plane = plane, .Wp = Wp, .kh = kh, .kw = kw};
+    if (st == 1) {
+        /* the copy, and zeros only where the copy does not write (borders and slack) */
+        int64_t pr = Wp - pl - W;
+        for (int64_t c = 0; c < Cg; c++) {
+            float *pc = xp + c * plane;
+            memset(pc, 0, sizeof(float) * (size_t)(pt * Wp + pl));
+            for (int64_t y = 0; y < H; y++) {
+                float *row = pc + (y + pt) * Wp + pl;
+                memcpy(row, cb->x + (c * H + y) * W, sizeof(float) * (size_t)W);
+                /* the right border of this row and the left border of the next one */
+                memset(row + W, 0, sizeof(float) * (size_t)(pr + (y + 1 < H ? pl : 0)));
+            }
+            memset(pc + (pt + H) * Wp, 0, sizeof(float) * (size_t)((Hp - pt - H) * Wp));
+        }
+    } else {
+        for (int64_t py = 0; py < st; py++)
+            for (int64_t px = 0; px < st; px++)
+                for (int64_t c = 0; c < Cg; c++)
+                    for (int64_t i = 0; i < Hq; i++) {
+                        float *d = xp + (py * st + px) * phase + c * plane + i * Wq;
+                        int64_t y = st * i + py - pt;
+                        const float *row = y >= 0 && y < H ? cb->x + (c * H + y) * W : NULL;
+                        for (int64_t j = 0; j < Wq; j++) {
+                            int64_t xx = st * j + px - pl;
+                            d[j] = row && xx >= 0 && xx < W ? row[xx] : 0.f;
+                        }
+                    }
+    }
+    memset(xp + st * st * phase, 0, sizeof(float) * (size_t)slack);
+    for (int64_t k = 0, ch = 0, r = 0; k < K; k++) {
+        int64_t ky = r / kw, kx = r % kw;
+        off[k] = ((ky % st) * st + kx % st) * phase + ch * plane + (ky / st) * Wq + kx / st;
+        if (++r == kh * kw)
+            r = 0, ch++;
+    }
     struct inf__gemm_plan p = {.M = Mg,
                                .N = Np,
-                               .K = Cg * kh * kw,
+                               .K = K,
                                .Ap = Ap,
-                               .pack_b = pack_b_pad,
-                               .bctx = &cp,
+                               .b_base = xp,
+                               .b_off = off,
                                .C = tmp,
                                .ldc = Np,
                                .row_bias = bias,
                                .relu = n->fuse_relu};
+    if (by_rows) { /* the slack covers reads up to 16 columns past a row */
+        p.N = OW;
+        p.rows = OH;
+        p.b_row = Wq;
+        p.C = out;
+        p.c_row = OW;
+        p.ldc = OH * OW;
+        p.b_tail_ok = true;
+    }
     bool ok = inf__gemm_run(x->pool, &p);
-    for (int64_t m = 0; ok && m < Mg; m++)
+    for (int64_t m = 0; ok && !by_rows && m < Mg; m++)
         for (int64_t y = 0; y < OH; y++)
-            memcpy(out + (m * OH + y) * OW, tmp + m * Np + y * Wp, sizeof(float) * (size_t)OW);
-    free(xp);
-    free(tmp);
+            memcpy(out + (m * OH + y) * OW, tmp + m * Np + y * Wq, sizeof(float) * (size_t)OW);
+    inf__onnx_scratch_free(x, xp, xp_bytes);
+    inf__onnx_scratch_free(x, tmp, tmp_bytes);
+    free(off);
     return ok ? INF_OK : inf_error_set(x->err, INF_ENOMEM, "out of memory");
+}
+
+/* A 1x1 convolution of a 1x1 plane (a classifier head): one dot product per output channel,
+   where the GEMM would fill a 16-column panel for one column. Sixteen partial sums per row,
+   which the compiler vectorises. */
+static void conv_vector(const float *X, const float *W, int64_t K, int64_t Mg, const float *bias,
+                        bool relu, float *out)
+{
+    for (int64_t m = 0; m < Mg; m++) {
+        const float *w = W + m * K;
+        float s[16] = {0};
+        int64_t k = 0;
+        for (; k + 16 <= K; k += 16)
+            for (int l = 0; l < 16; l++)
+                s[l] += w[k + l] * X[k + l];
+        float v = bias ? bias[m] : 0.f;
+        for (; k < K; k++)
+            v += w[k] * X[k];
+        for (int l = 0; l < 16; l++)
+            v += s[l];
+        out[m] = relu && v < 0.f ? 0.f : v;
+    }
 }
 
 static inf_status op_conv(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
@@ -521,30 +576,52 @@ static inf_status op_conv(struct inf__onnx_exec *x, const struct inf__onnx_node 
     cb.pointwise = cb.kh == 1 && cb.kw == 1 && cb.sh == 1 && cb.sw == 1 && cb.pt == 0 &&
                    cb.pl == 0 && (two ? sp.pe[0] == 0 : 1) && sp.pe[two] == 0;
     int64_t Cg = C / group, Mg = M / group, K = Cg * cb.kh * cb.kw;
-    /* stride 1, no dilation, a real kernel, small planes (short rows make many short copies in
-       pack_b_conv; on large planes the padded copy and the wider result cost more than they
-       save): the padded-grid form (conv_padded) when the extra columns cost under a third */
+    if (K == 0 || X->n == 0) { /* no input elements (no channels, or an empty plane with
+                                   padding): every tap reads zero, the bias alone, then ReLU */
+        for (int64_t b = 0; b < N; b++)
+            for (int64_t m = 0; m < M; m++)
+                for (int64_t q = 0; q < P; q++) {
+                    float v = B ? ((const float *)B->data)[m] : 0.f;
+                    ((float *)out->data)[(b * M + m) * P + q] = n->fuse_relu && v < 0.f ? 0.f : v;
+                }
+        return INF_OK;
+    }
+    /* no dilation, the same stride across and down, a real kernel: the padded-grid form
+       (conv_padded) when the grid's extra columns cost under a third */
     int64_t pb_h = two ? sp.pe[0] : 0, pe_w = sp.pe[two];
-    int64_t Wp = cb.W + cb.pl + pe_w;
-    bool padded = !cb.pointwise && cb.sh == 1 && cb.sw == 1 && cb.dh == 1 && cb.dw == 1 &&
-                  cb.kh * cb.kw > 1 && Wp * 3 <= cb.OW * 4 && Wp * (cb.H + cb.pt + pb_h) <= 4096;
+    int64_t Hp = cb.H + cb.pt + pb_h, Wp = cb.W + cb.pl + pe_w, Wq = (Wp + cb.sw - 1) / cb.sw;
+    bool padded = !cb.pointwise && cb.sh == cb.sw && cb.sh <= 4 && cb.dh == 1 && cb.dw == 1 &&
+                  cb.kh * cb.kw > 1 && Wq * 3 <= cb.OW * 4;
     size_t per = inf__sgemm_packed_a_size(Mg, K);
     float *ap = n->packed_w ? NULL : malloc(sizeof(float) * (per + 1));
-    if (!n->packed_w && !ap)
+    /* 1x1: row k of B is input plane k, read in place */
+    int64_t *poff = cb.pointwise ? malloc(sizeof(int64_t) * (size_t)K) : NULL;
+    if ((!n->packed_w && !ap) || (cb.pointwise && !poff)) {
+        free(ap);
+        free(poff);
         return inf_error_set(x->err, INF_ENOMEM, "out of memory");
+    }
+    for (int64_t k = 0; poff && k < K; k++)
+        poff[k] = k * HW;
     for (int64_t g = 0; g < group; g++) {
         if (!n->packed_w)
             inf__sgemm_pack_a((const float *)Wt->data + g * Mg * K, K, false, Mg, K, 1.f, ap);
         for (int64_t b = 0; b < N; b++) {
             cb.x = (const float *)X->data + (b * C + g * Cg) * HW;
+            if (cb.pointwise && P == 1) {
+                conv_vector(cb.x, (const float *)Wt->data + g * Mg * K, K, Mg,
+                            B ? (const float *)B->data + g * Mg : NULL, n->fuse_relu,
+                            (float *)out->data + (b * M + g * Mg) * P);
+                continue;
+            }
             if (padded) {
-                inf_status rc2 = conv_padded(x, n, cb.x, Cg, cb.H, cb.W, cb.pt, cb.pl,
-                                             cb.H + cb.pt + pb_h, cb.W + cb.pl + pe_w, cb.kh, cb.kw,
+                inf_status rc2 = conv_padded(x, n, &cb, Cg, Hp, Wp,
                                              n->packed_w ? n->packed_w + (size_t)g * per : ap, Mg,
                                              B ? (const float *)B->data + g * Mg : NULL,
-                                             (float *)out->data + (b * M + g * Mg) * P, OH, cb.OW);
+                                             (float *)out->data + (b * M + g * Mg) * P, OH);
                 if (rc2) {
                     free(ap);
+                    free(poff);
                     return rc2;
                 }
                 continue;
@@ -558,14 +635,18 @@ static inf_status op_conv(struct inf__onnx_exec *x, const struct inf__onnx_node 
                                        .C = (float *)out->data + (b * M + g * Mg) * P,
                                        .ldc = P,
                                        .row_bias = B ? (const float *)B->data + g * Mg : NULL,
-                                       .relu = n->fuse_relu};
+                                       .relu = n->fuse_relu,
+                                       .b_base = poff ? cb.x : NULL,
+                                       .b_off = poff};
             if (!inf__gemm_run(x->pool, &p)) {
                 free(ap);
+                free(poff);
                 return inf_error_set(x->err, INF_ENOMEM, "out of memory");
             }
         }
     }
     free(ap);
+    free(poff);
     return INF_OK;
 }
 
@@ -640,12 +721,56 @@ static inf_status pool(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
                 }
             }
         }
+        /* 2-D, no dilation: the outputs whose window lies inside the row in x, [ia, ib), a
+           whole row at a time (per tap, one pass over the row: vectorised), the rest below */
+        int64_t ia = 0, ib = 0;
+        float *racc = NULL;
+        if (O[0] == 1 && K[0] == 1 && D[1] == 1 && D[2] == 1) {
+            while (ia < O[2] && (lo[2][ia] != 0 || hi[2][ia] != K[2]))
+                ia++;
+            ib = ia;
+            while (ib < O[2] && lo[2][ib] == 0 && hi[2][ib] == K[2])
+                ib++;
+            if (ib > ia && !(racc = malloc(sizeof(float) * (size_t)O[2]))) {
+                free(tab);
+                return inf_error_set(x->err, INF_ENOMEM, "out of memory");
+            }
+            if (!racc)
+                ia = ib = 0;
+        }
         for (int64_t pl = 0; pl < planes; pl++) {
             const float *xp = (const float *)X->data + pl * isz;
             float *yp = (float *)out[0].data + pl * osz;
+            for (int64_t o1 = 0; racc && o1 < O[1]; o1++) {
+                for (int64_t o2 = ia; o2 < ib; o2++)
+                    racc[o2] = is_max ? -INFINITY : 0.f;
+                for (int64_t k1 = lo[1][o1]; k1 < hi[1][o1]; k1++) {
+                    const float *r = xp + (o1 * S[1] - PB[1] + k1) * I[2] - PB[2];
+                    for (int64_t k2 = 0; k2 < K[2]; k2++) {
+                        const float *q = r + k2;
+                        if (is_max)
+                            for (int64_t o2 = ia; o2 < ib; o2++) {
+                                float v = q[o2 * S[2]];
+                                racc[o2] = v > racc[o2] ? v : racc[o2];
+                            }
+                        else
+                            for (int64_t o2 = ia; o2 < ib; o2++)
+                                racc[o2] += q[o2 * S[2]];
+                    }
+                }
+                float *yr = yp + o1 * O[2];
+                for (int64_t o2 = ia; o2 < ib; o2++) {
+                    int64_t cnt = cn[1][o1] * cn[2][o2];
+                    yr[o2] = is_max ? racc[o2] : (cnt ? racc[o2] / (float)cnt : NAN);
+                }
+            }
             for (int64_t o0 = 0; o0 < O[0]; o0++)
                 for (int64_t o1 = 0; o1 < O[1]; o1++)
                     for (int64_t o2 = 0; o2 < O[2]; o2++) {
+                        if (o2 == ia && ib > ia)
+                            o2 = ib; /* done above */
+                        if (o2 >= O[2])
+                            break;
                         int64_t cnt = cn[0][o0] * cn[1][o1] * cn[2][o2];
                         float best = -INFINITY, sum = 0.f;
                         for (int64_t k0 = lo[0][o0]; k0 < hi[0][o0]; k0++)
@@ -665,6 +790,7 @@ static inf_status pool(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
                             is_max ? best : (cnt ? sum / (float)cnt : NAN);
                     }
         }
+        free(racc);
         free(tab);
         return INF_OK;
     }

@@ -4,6 +4,7 @@
  * ConstantOfShape, Identity, Dropout (inference).
  */
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -256,19 +257,53 @@ static inf_status op_concat(struct inf__onnx_exec *x, const struct inf__onnx_nod
                 return inf__onnx_fail(x, n, INF_EINVAL, "inputs differ in dim %d", d);
         dims[axis] += B->dims[axis];
     }
-    inf_status rc = inf__onnx_out(x, out, A->dtype, A->ndim, dims);
-    if (rc)
-        return rc;
     int64_t outer = 1, inner = 1;
     for (int d = 0; d < axis; d++)
         outer *= A->dims[d];
     for (int d = axis + 1; d < A->ndim; d++)
         inner *= A->dims[d];
     int64_t pos = 0;
-    for (int k = 0; k < n->n_in; k++) {
+    int k0 = 0;
+    /* The first input is the output's prefix (nothing outside the axis) and no later node reads
+       it: its buffer, grown, becomes the output, and only the other inputs are copied. DenseNet
+       concatenates its running feature map with 32 new channels in every layer; this keeps it
+       from copying the whole map each time. */
+    const struct inf__onnx_value *v0 = n->in[0] >= 0 ? &x->m->values[n->in[0]] : NULL;
+    bool take = x->in_run && outer == 1 && v0 && !v0->is_const && v0->last_use == x->pos &&
+                !A->borrowed && A->data && A->dtype != INF_ONNX_STRING;
+    for (int k = 1; take && k < n->n_in; k++)
+        take = n->in[k] != n->in[0];
+    int64_t total = inf__onnx_numel(A->ndim, dims);
+    size_t es = inf_onnx_dtype_size(A->dtype);
+    /* grown with room for half as much again when it must move: the next Concat of the chain
+       then finds its room (glibc's mremap would map fresh pages, a fault each, every run) */
+    void *grown = NULL;
+    if (take && es && (uint64_t)total <= x->max_bytes / es) {
+        size_t need = (size_t)total * es;
+        grown = malloc_usable_size(A->data) >= need ? A->data
+                : need <= SIZE_MAX / 3              ? realloc(A->data, need / 2 * 3)
+                                                    : NULL;
+    }
+    if (grown) {
+        memset(out, 0, sizeof(*out));
+        out->dtype = A->dtype;
+        out->ndim = A->ndim;
+        memcpy(out->dims, dims, sizeof(int64_t) * (size_t)A->ndim);
+        out->n = total;
+        out->data = grown;
+        pos = A->n;
+        in[0]->data = NULL; /* the buffer moved to out: nothing left to free or recycle */
+        in[0]->n = 0;
+        k0 = 1;
+    } else {
+        inf_status rc = inf__onnx_out(x, out, A->dtype, A->ndim, dims);
+        if (rc)
+            return rc;
+    }
+    for (int k = k0; k < n->n_in; k++) {
         int64_t blk = in[k]->dims[axis] * inner;
         for (int64_t o = 0; o < outer; o++) {
-            rc = copy_elems(x, out, o * dims[axis] * inner + pos, in[k], o * blk, blk);
+            inf_status rc = copy_elems(x, out, o * dims[axis] * inner + pos, in[k], o * blk, blk);
             if (rc)
                 return rc;
         }

@@ -58,23 +58,42 @@ static void *cache_take(const struct inf_onnx_model *cm, size_t need)
     return p;
 }
 
-void inf__onnx_recycle(const struct inf_onnx_model *cm, struct inf_onnx_tensor *t)
+/* Keep p (cap bytes) in the cache when there is room; false when the caller still owns it. */
+static bool cache_give(const struct inf_onnx_model *cm, void *p, size_t cap)
 {
     struct inf__onnx_bufcache *c = (struct inf__onnx_bufcache *)&cm->cache;
-    size_t bytes = (size_t)t->n * inf_onnx_dtype_size(t->dtype);
-    if (t->borrowed || t->dtype == INF_ONNX_STRING || !t->data || bytes < 4096) {
-        inf_onnx_tensor_release(t);
-        return;
-    }
+    bool kept = false;
+    if (cap < 4096)
+        return false;
     pthread_mutex_lock(&c->mu);
-    if (c->n < INF__ONNX_CACHE_SLOTS && c->bytes + bytes <= c->max_bytes) {
-        c->slot[c->n].p = t->data;
-        c->slot[c->n++].cap = bytes;
-        c->bytes += bytes;
-        t->data = NULL;
+    if (c->n < INF__ONNX_CACHE_SLOTS && c->bytes + cap <= c->max_bytes) {
+        c->slot[c->n].p = p;
+        c->slot[c->n++].cap = cap;
+        c->bytes += cap;
+        kept = true;
     }
     pthread_mutex_unlock(&c->mu);
+    return kept;
+}
+
+void inf__onnx_recycle(const struct inf_onnx_model *cm, struct inf_onnx_tensor *t)
+{
+    size_t bytes = (size_t)t->n * inf_onnx_dtype_size(t->dtype);
+    if (!t->borrowed && t->dtype != INF_ONNX_STRING && t->data && cache_give(cm, t->data, bytes))
+        t->data = NULL;
     inf_onnx_tensor_release(t);
+}
+
+void *inf__onnx_scratch(struct inf__onnx_exec *x, size_t bytes)
+{
+    void *p = cache_take(x->m, bytes);
+    return p ? p : malloc(bytes ? bytes : 1);
+}
+
+void inf__onnx_scratch_free(struct inf__onnx_exec *x, void *p, size_t bytes)
+{
+    if (p && !cache_give(x->m, p, bytes))
+        free(p);
 }
 
 void inf__onnx_cache_clear(struct inf_onnx_model *m)
@@ -185,8 +204,12 @@ inf_status inf_onnx_run(const struct inf_onnx_model *m, struct inf_threadpool *p
     static int prof = -1;
     if (prof < 0)
         prof = getenv("INFERNO_ONNX_PROFILE") != NULL;
-    struct inf__onnx_exec x = {
-        .m = m, .pool = pool, .err = err, .opset = m->opset, .max_bytes = m->max_bytes};
+    struct inf__onnx_exec x = {.m = m,
+                               .pool = pool,
+                               .err = err,
+                               .opset = m->opset,
+                               .max_bytes = m->max_bytes,
+                               .in_run = true};
     for (int p = 0; p < m->n_plan; p++) {
         const struct inf__onnx_node *n = &m->nodes[m->plan[p]];
         struct inf_onnx_tensor *ins[64] = {0}, outs[INF__ONNX_MAX_OUTS];
@@ -205,6 +228,7 @@ inf_status inf_onnx_run(const struct inf_onnx_model *m, struct inf_threadpool *p
             }
         }
         double t0 = prof ? cpu_ms() : 0;
+        x.pos = p;
         rc = inf__onnx_run_node(&x, n, ins, outs);
         if (rc)
             goto out;

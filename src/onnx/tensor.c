@@ -419,7 +419,8 @@ double inf__onnx_get_f64(const struct inf_onnx_tensor *t, int64_t i)
     case INF_ONNX_UINT64:
         return (double)((const uint64_t *)d)[i];
     case INF_ONNX_STRING:
-        return strtod(((char *const *)d)[i], NULL);
+        /* a string element not set (an op's output left empty) reads as 0 */
+        return ((char *const *)d)[i] ? strtod(((char *const *)d)[i], NULL) : 0.0;
     default:
         return (double)inf__onnx_get_i64(t, i);
     }
@@ -451,7 +452,7 @@ int64_t inf__onnx_get_i64(const struct inf_onnx_tensor *t, int64_t i)
     case INF_ONNX_UINT64:
         return (int64_t)((const uint64_t *)d)[i];
     case INF_ONNX_STRING:
-        return strtoll(((char *const *)d)[i], NULL, 10);
+        return ((char *const *)d)[i] ? strtoll(((char *const *)d)[i], NULL, 10) : 0;
     default: {
         double v = inf__onnx_get_f64(t, i);
         if (isnan(v))

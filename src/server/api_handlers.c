@@ -22,6 +22,7 @@
 #include "server/audit_hook.h"
 #include "server/cache_hook.h"
 #include "server/handlers.h"
+#include "server/kserve.h"
 #include "server/tools.h"
 
 #define WAIT_SLICE_MS 100 /* longest wait between two checks of the client's socket */
@@ -2080,8 +2081,34 @@ static void health_each(struct srv_engine *e, void *user)
     h->busy += st.slots_busy;
 }
 
+/* /health of a server with ONNX models only: they are loaded before it listens, so it is ok;
+   no slots, one entry per model. */
+static void health_onnx_only(struct http_req *r)
+{
+    const struct srv_onnx *ox = r->params->onnx;
+    size_t n = ox ? srv_onnx_count(ox) : 0;
+    json_t *o = json_object(), *models = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = json_object();
+        json_object_set_new(m, "id", json_string(srv_onnx_name(ox, i)));
+        json_object_set_new(m, "format", json_string("onnx"));
+        json_array_append_new(models, m);
+    }
+    json_object_set_new(o, "status", json_string("ok"));
+    json_object_set_new(o, "slots_idle", json_integer(0));
+    json_object_set_new(o, "slots_busy", json_integer(0));
+    json_object_set_new(o, "loaded_models", json_integer((json_int_t)n));
+    json_object_set_new(o, "max_loaded_models", json_integer((json_int_t)n));
+    json_object_set_new(o, "models", models);
+    http_reply_json(r, 200, o);
+}
+
 void api_health(struct http_req *r)
 {
+    if (!r->params->models) {
+        health_onnx_only(r);
+        return;
+    }
     enum srv_health hs = srv_models_health(r->params->models);
     struct health_acc h = {json_array(), 0, 0};
     srv_models_each_loaded(r->params->models, health_each, &h);

@@ -662,8 +662,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                           "the request body is larger than %zu bytes", body_limit(s, r));
         return send_response(r);
     }
-    if (!s->p.models && strncmp(r->route->path, "/v2", 3) != 0) {
-        /* only ONNX models are served: the GGUF endpoints have nothing to answer with */
+    if (!s->p.models && strncmp(r->route->path, "/v2", 3) != 0 && r->route->fn != api_health &&
+        r->route->fn != api_metrics) {
+        /* only ONNX models are served: the GGUF endpoints have nothing to answer with (the
+           server's own /health and /metrics still answer) */
         http_reply_errorf(r, 404, NULL, "model_not_found",
                           "this server has no GGUF model; its ONNX models answer on /v2");
         return send_response(r);

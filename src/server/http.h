@@ -72,7 +72,7 @@ struct http_server_params {
     const struct inf_hub_params *hub;
     const char *models_db;
     struct srv_onnx *onnx; /* ONNX models on /v2 (kserve.h), or NULL; with models NULL
-                              only the /v2 routes answer */
+                              only the /v2 routes, /health and /metrics answer */
 };
 
 struct http_server;

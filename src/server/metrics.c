@@ -140,7 +140,8 @@ void api_metrics(struct http_req *r)
                  (unsigned long long)atomic_load(&s->batch_requests[ep][k]));
 
     struct snaps ss = {0};
-    srv_models_each_loaded(s->p.models, collect, &ss);
+    if (s->p.models) /* none on a server of ONNX models only */
+        srv_models_each_loaded(s->p.models, collect, &ss);
     ENGINE_COUNTER("inferno_prompt_tokens_total",
                    "Prompt tokens processed (cached prefix tokens not included).", "counter",
                    st->prompt_tokens_total);

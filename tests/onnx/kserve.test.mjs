@@ -159,3 +159,20 @@ test('bad requests are refused with a message', async () => {
   const r = await get('/v1/models');
   assert.equal(r.status, 404); // no GGUF model: only /v2 answers
 });
+
+test('/health and /metrics answer on a server of ONNX models only', async () => {
+  let r = await get('/health');
+  assert.equal(r.status, 200);
+  const h = await r.json();
+  assert.equal(h.status, 'ok');
+  assert.equal(h.loaded_models, 2);
+  assert.deepEqual(h.models.map((m) => m.id), ['mnist-8', 'sr']);
+  r = await get('/metrics');
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get('content-type'), /text\/plain/);
+  const text = await r.text();
+  // the requests this test suite made so far are counted, /health's among them
+  assert.match(text, /^inferno_requests_total\{route="\/health",status="200"\} 1$/m);
+  assert.match(text, /^inferno_requests_total\{route="\/v2\/models\/\{id\}",status="200"\} \d+$/m);
+  assert.match(text, /^inferno_requests_in_flight \d+$/m);
+});
