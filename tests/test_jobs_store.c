@@ -470,10 +470,11 @@ static void test_reap_and_expiry(void)
     struct inf_job a, b, c;
     int64_t t = now_s();
     T_EQ_INT(O(j)->job_claim(S(j), "w3", t, now_ms() + 600000, &a, &err), INF_OK);
-    /* a short lease, in real time: retaken once it has run out */
-    T_EQ_INT(O(j)->job_claim(S(j), "w4", t, now_ms() + 300, &b, &err), INF_OK);
+    /* a short lease, in real time: retaken once it has run out (a second long, so that a slow
+       sanitizer run does not reach its end before the next claim) */
+    T_EQ_INT(O(j)->job_claim(S(j), "w4", t, now_ms() + 1000, &b, &err), INF_OK);
     T_EQ_INT(O(j)->job_claim(S(j), "w5", now_s(), now_ms() + 60000, &c, &err), INF_ENOTFOUND);
-    usleep(1300 * 1000); /* past the lease and into the next second (claims compare to now) */
+    usleep(2100 * 1000); /* past the lease and into the next second (claims compare to now) */
     T_EQ_INT(O(j)->job_claim(S(j), "w5", now_s(), now_ms() + 60000, &c, &err), INF_OK);
     T_EQ_INT((int)c.id, (int)b.id);
     inf_job_release(&c);
