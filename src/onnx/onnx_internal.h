@@ -127,10 +127,16 @@ struct inf__onnx_node {
     /* fusions (load.c, fuse): per-channel affine ops folded into a Conv's weights or a
        BatchNormalization's parameters, and a ReLU applied in the same pass */
     bool fuse_relu;
-    int fuse_rank;   /* BatchNormalization that absorbed per-channel ops: the input rank their
-                        constants assumed (checked at run time); 0 = none */
-    int fuse_bias;   /* MatMul with a constant 2-D B that absorbed the following Add of a constant
-                        [N] row: that constant's value id; -1 = none */
+    int fuse_rank; /* BatchNormalization that absorbed per-channel ops: the input rank their
+                      constants assumed (checked at run time); 0 = none */
+    int fuse_bias; /* MatMul with a constant 2-D B that absorbed the following Add of a constant
+                      [N] row: that constant's value id; -1 = none */
+    float *pre_ss; /* Conv (1x1, stride 1, no padding, one group) that absorbed the
+                      inference BatchNormalization (+ Relu) before it: per input channel c,
+                      x * pre_ss[c] + pre_ss[C + c] (then ReLU when pre_relu) is applied as
+                      the GEMM's B panels are packed (ops_nn.c); NULL = none */
+    int64_t pre_c; /* C: the input channels pre_ss holds */
+    bool pre_relu;
     bool dead;       /* removed by folding or fusion */
     float *packed_w; /* Conv with constant float weights: each group's A packed at load time
                         (inf__sgemm_pack_a), groups inf__sgemm_packed_a_size(M/g, K) apart */
