@@ -740,6 +740,92 @@ static void test_bn_conv(void)
     bn_conv_case(6, 5, 4, 3, false, 2);   /* the normalised tensor is an output: not absorbed */
 }
 
+/*
+ * A 1x1 Conv then an AveragePool (DenseNet's transitions): with non-overlapping windows the
+ * pool runs first (load.c, swap_conv_avgpool); checked against loops here for odd planes
+ * (floor drops the last row and column), groups, and shapes that must keep their order
+ * (overlapping windows, a Relu between them).
+ */
+static void conv_pool_case(int64_t C, int64_t H, int64_t W, int64_t M, int64_t group, int64_t k,
+                           int64_t st, bool relu)
+{
+    static float xv[16 * 63], wv[64], bv[8];
+    const int64_t HW = H * W, Cg = C / group, Mg = M / group;
+    const int64_t OH = (H - k) / st + 1, OW = (W - k) / st + 1;
+    for (int64_t i = 0; i < C * HW; i++)
+        xv[i] = (float)((i * 5) % 17) / 8.f - 1.f;
+    for (int64_t i = 0; i < M * Cg; i++)
+        wv[i] = (float)((i * 7) % 13) / 6.f - 1.f;
+    for (int64_t i = 0; i < M; i++)
+        bv[i] = (float)i / 8.f - 0.5f;
+    int64_t xd[] = {1, C, H, W}, wd[] = {M, Cg, 1, 1}, bd[] = {M};
+    struct w g = {0}, m = {0}, cv = {0}, pl = {0};
+    w_f32_init(&g, "W", 4, wd, wv, M * Cg);
+    w_f32_init(&g, "B", 1, bd, bv, M);
+    w_str(&cv, 1, "x");
+    w_str(&cv, 1, "W");
+    w_str(&cv, 1, "B");
+    w_str(&cv, 2, relu ? "c0" : "c");
+    w_str(&cv, 3, "conv");
+    w_str(&cv, 4, "Conv");
+    w_attr_int(&cv, "group", group);
+    w_msg(&g, 1, &cv);
+    if (relu) {
+        const char *ri[] = {"c0"}, *ro[] = {"c"};
+        w_node(&g, "Relu", "relu", ri, 1, ro, 1);
+    }
+    const int64_t ks[] = {k, k}, ss[] = {st, st};
+    w_str(&pl, 1, "c");
+    w_str(&pl, 2, "y");
+    w_str(&pl, 3, "pool");
+    w_str(&pl, 4, "AveragePool");
+    w_attr_ints(&pl, "kernel_shape", ks, 2);
+    w_attr_ints(&pl, "strides", ss, 2);
+    w_msg(&g, 1, &pl);
+    w_value_info(&g, 11, "x", 4, xd);
+    w_value_info(&g, 12, "y", -1, NULL);
+    w_model(&m, &g, 13);
+    struct inf_onnx_model *model = NULL;
+    struct inf_error err = {0};
+    T_EQ_INT(inf_onnx_load_memory(m.b, m.n, NULL, NULL, &model, &err), INF_OK);
+    if (!model) {
+        fprintf(stderr, "%s\n", err.msg);
+        return;
+    }
+    struct inf_onnx_tensor in = f32_tensor(4, xd, xv), out = {0};
+    T_EQ_INT(inf_onnx_run(model, NULL, &in, &out, &err), INF_OK);
+    T_EQ_INT(out.n, M * OH * OW);
+    int bad = 0;
+    for (int64_t o = 0; out.data && o < M; o++)
+        for (int64_t y = 0; y < OH; y++)
+            for (int64_t xx = 0; xx < OW; xx++) {
+                double sum = 0;
+                for (int64_t i = 0; i < k; i++)
+                    for (int64_t j = 0; j < k; j++) {
+                        double acc = bv[o];
+                        for (int64_t c = 0; c < Cg; c++)
+                            acc += (double)wv[o * Cg + c] *
+                                   xv[((o / Mg) * Cg + c) * HW + (y * st + i) * W + xx * st + j];
+                        sum += relu && acc < 0 ? 0 : acc;
+                    }
+                double want = sum / (double)(k * k),
+                       got = ((float *)out.data)[(o * OH + y) * OW + xx];
+                bad += fabs(got - want) > 1e-4 * (1 + fabs(want));
+            }
+    T_EQ_INT(bad, 0);
+    inf_onnx_tensor_release(&in);
+    inf_onnx_tensor_release(&out);
+    inf_onnx_free(model);
+}
+
+static void test_conv_pool(void)
+{
+    conv_pool_case(6, 7, 9, 4, 1, 2, 2, false);  /* swapped; odd plane */
+    conv_pool_case(16, 8, 6, 8, 2, 3, 3, false); /* swapped; two groups, 3x3 windows */
+    conv_pool_case(6, 7, 9, 4, 1, 3, 2, false);  /* overlapping windows: kept */
+    conv_pool_case(6, 7, 9, 4, 1, 2, 2, true);   /* a Relu between: kept */
+}
+
 static void test_mutations(void)
 {
     struct w base = {0};
@@ -826,6 +912,7 @@ int main(void)
     T_RUN(test_concat_in_place);
     T_RUN(test_matmul_add);
     T_RUN(test_bn_conv);
+    T_RUN(test_conv_pool);
     T_RUN(test_mutations);
     T_RUN(test_roundtrips);
     T_DONE();

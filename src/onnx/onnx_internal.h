@@ -263,6 +263,10 @@ struct inf__gemm_plan {
     const float *row_bias;
     const float *col_bias; /* + col_bias[n] after the product (before ReLU), or NULL */
     bool relu, accumulate;
+    /* rows of packed B per K block; 0 = the tile's default (AVX-512: 128, two 16-column panels
+       in 16 KiB). A pointwise convolution with a BatchNormalization absorbed asks for 256: its
+       K (64 to 1024 channels) in fewer blocks, fewer passes over C (DenseNet 1x1s 0.3-0.5 ms) */
+    int64_t kc;
     /* B read in place instead of packed (pack_b unused): B[k][j] = b_base[b_off[k] + j], every
        element with j < N readable. Whole 16-column panels go to the tile straight from there;
        the last, narrower panel is copied. */

@@ -719,6 +719,7 @@ static inf_status op_conv(struct inf__onnx_exec *x, const struct inf__onnx_node 
                                        .ldc = P,
                                        .row_bias = B ? (const float *)B->data + g * Mg : NULL,
                                        .relu = n->fuse_relu,
+                                       .kc = cb.ss ? 256 : 0,
                                        .b_base = poff ? cb.x : NULL,
                                        .b_off = poff};
             if (!inf__gemm_run(x->pool, &p)) {
