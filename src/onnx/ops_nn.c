@@ -1024,7 +1024,7 @@ static inf_status op_batchnorm(struct inf__onnx_exec *x, const struct inf__onnx_
         }
         double scale = inf__onnx_get_f64(S, c) / sqrt(var + eps);
         double shift = inf__onnx_get_f64(B, c) - mean * scale;
-        for (int64_t b = 0; b < N; b++) {
+        for (int64_t b = 0; b < N && sz > 0; b++) { /* an empty plane: no data pointers */
             int64_t base = (b * C + c) * sz;
             if (X->dtype == INF_ONNX_FLOAT) {
                 const float *xi = (const float *)X->data + base;
