@@ -629,6 +629,203 @@ static void test_matmul_add(void)
     }
 }
 
+/*
+ * BatchNormalization (+ Relu) then a 1x1 Conv, as in DenseNet: the Conv absorbs the
+ * normalisation and applies it while packing its input (load.c, fuse_bn_conv), against loops
+ * here; the same graph unfused; and shapes it must not absorb (padding, the normalised tensor
+ * also a graph output), which still compute the same.
+ */
+static void bn_conv_case(int64_t C, int64_t H, int64_t W, int64_t M, bool relu, int variant)
+{
+    static float xv[300 * 195], wv[24 * 300], bv[24], sc[300], sh[300], mu[300], var[300];
+    const int64_t HW = H * W, pad = variant == 1 ? 1 : 0, OH = H + 2 * pad, OW = W + 2 * pad;
+    for (int64_t i = 0; i < C * HW; i++)
+        xv[i] = (float)((i * 5) % 17) / 8.f - 1.f;
+    for (int64_t i = 0; i < M * C; i++)
+        wv[i] = (float)((i * 7) % 13) / 6.f - 1.f;
+    for (int64_t i = 0; i < M; i++)
+        bv[i] = (float)i / 8.f - 0.5f;
+    for (int64_t c = 0; c < C; c++) {
+        sc[c] = 0.5f + (float)(c % 5) / 4.f;
+        sh[c] = (float)(c % 7) / 7.f - 0.4f;
+        mu[c] = (float)(c % 3) / 3.f - 0.2f;
+        var[c] = 0.3f + (float)(c % 4) / 2.f;
+    }
+    int64_t xd[] = {1, C, H, W}, wd[] = {M, C, 1, 1}, bd[] = {M}, cd[] = {C};
+    struct w g = {0}, m = {0}, bn = {0}, cv = {0};
+    w_f32_init(&g, "W", 4, wd, wv, M * C);
+    w_f32_init(&g, "B", 1, bd, bv, M);
+    w_f32_init(&g, "s", 1, cd, sc, C);
+    w_f32_init(&g, "t", 1, cd, sh, C);
+    w_f32_init(&g, "mu", 1, cd, mu, C);
+    w_f32_init(&g, "var", 1, cd, var, C);
+    const char *bi[] = {"x", "s", "t", "mu", "var"};
+    for (int i = 0; i < 5; i++)
+        w_str(&bn, 1, bi[i]);
+    w_str(&bn, 2, relu ? "n" : "r");
+    w_str(&bn, 3, "bn");
+    w_str(&bn, 4, "BatchNormalization");
+    struct w ea = {0};
+    w_str(&ea, 1, "epsilon");
+    float eps = 1e-3f;
+    w_byte(&ea, 2 << 3 | 5); /* f: fixed32 */
+    for (int i = 0; i < 4; i++)
+        w_byte(&ea, ((const uint8_t *)&eps)[i]);
+    w_int(&ea, 20, 1);
+    w_msg(&bn, 5, &ea);
+    w_msg(&g, 1, &bn);
+    if (relu) {
+        const char *ri[] = {"n"}, *ro[] = {"r"};
+        w_node(&g, "Relu", "relu", ri, 1, ro, 1);
+    }
+    w_str(&cv, 1, "r");
+    w_str(&cv, 1, "W");
+    w_str(&cv, 1, "B");
+    w_str(&cv, 2, "y");
+    w_str(&cv, 3, "conv");
+    w_str(&cv, 4, "Conv");
+    if (pad) {
+        const int64_t pads[] = {1, 1, 1, 1};
+        w_attr_ints(&cv, "pads", pads, 4);
+    }
+    w_msg(&g, 1, &cv);
+    w_value_info(&g, 11, "x", 4, xd);
+    w_value_info(&g, 12, "y", -1, NULL);
+    if (variant == 2)
+        w_value_info(&g, 12, "r", -1, NULL);
+    w_model(&m, &g, 13);
+    for (int fused = 0; fused < 2; fused++) {
+        struct inf_onnx_params p = {.no_fuse = !fused};
+        struct inf_onnx_model *model = NULL;
+        struct inf_error err = {0};
+        T_EQ_INT(inf_onnx_load_memory(m.b, m.n, NULL, &p, &model, &err), INF_OK);
+        if (!model) {
+            fprintf(stderr, "%s\n", err.msg);
+            return;
+        }
+        struct inf_onnx_model_info mi;
+        inf_onnx_get_info(model, &mi);
+        T_EQ_INT(mi.n_nodes_planned, !fused ? 2 + relu : variant ? 2 : 1);
+        struct inf_onnx_tensor in = f32_tensor(4, xd, xv), out[2] = {{0}};
+        T_EQ_INT(inf_onnx_run(model, NULL, &in, out, &err), INF_OK);
+        T_EQ_INT(out[0].n, M * OH * OW);
+        int bad = 0;
+        for (int64_t o = 0; out[0].data && o < M; o++)
+            for (int64_t y = 0; y < OH; y++)
+                for (int64_t xx = 0; xx < OW; xx++) {
+                    double acc = bv[o];
+                    int64_t iy = y - pad, ix = xx - pad;
+                    for (int64_t c = 0; iy >= 0 && iy < H && ix >= 0 && ix < W && c < C; c++) {
+                        double k = sc[c] / sqrt((double)var[c] + eps);
+                        double v = (xv[c * HW + iy * W + ix] - mu[c]) * k + sh[c];
+                        acc += (double)wv[o * C + c] * (relu && v < 0 ? 0 : v);
+                    }
+                    double got = ((float *)out[0].data)[(o * OH + y) * OW + xx];
+                    bad += fabs(got - acc) > 1e-4 * (1 + fabs(acc));
+                }
+        T_EQ_INT(bad, 0);
+        inf_onnx_tensor_release(&in);
+        inf_onnx_tensor_release(&out[0]);
+        inf_onnx_tensor_release(&out[1]);
+        inf_onnx_free(model);
+    }
+}
+
+static void test_bn_conv(void)
+{
+    bn_conv_case(300, 7, 7, 24, true, 0); /* three K blocks, a narrow last panel */
+    bn_conv_case(5, 13, 15, 9, false, 0); /* 195 columns: two tiles, no Relu */
+    bn_conv_case(16, 16, 16, 8, true, 0); /* whole panels */
+    bn_conv_case(6, 5, 4, 3, true, 1);    /* padding: not absorbed */
+    bn_conv_case(6, 5, 4, 3, false, 2);   /* the normalised tensor is an output: not absorbed */
+}
+
+/*
+ * A 1x1 Conv then an AveragePool (DenseNet's transitions): with non-overlapping windows the
+ * pool runs first (load.c, swap_conv_avgpool); checked against loops here for odd planes
+ * (floor drops the last row and column), groups, and shapes that must keep their order
+ * (overlapping windows, a Relu between them).
+ */
+static void conv_pool_case(int64_t C, int64_t H, int64_t W, int64_t M, int64_t group, int64_t k,
+                           int64_t st, bool relu)
+{
+    static float xv[16 * 63], wv[64], bv[8];
+    const int64_t HW = H * W, Cg = C / group, Mg = M / group;
+    const int64_t OH = (H - k) / st + 1, OW = (W - k) / st + 1;
+    for (int64_t i = 0; i < C * HW; i++)
+        xv[i] = (float)((i * 5) % 17) / 8.f - 1.f;
+    for (int64_t i = 0; i < M * Cg; i++)
+        wv[i] = (float)((i * 7) % 13) / 6.f - 1.f;
+    for (int64_t i = 0; i < M; i++)
+        bv[i] = (float)i / 8.f - 0.5f;
+    int64_t xd[] = {1, C, H, W}, wd[] = {M, Cg, 1, 1}, bd[] = {M};
+    struct w g = {0}, m = {0}, cv = {0}, pl = {0};
+    w_f32_init(&g, "W", 4, wd, wv, M * Cg);
+    w_f32_init(&g, "B", 1, bd, bv, M);
+    w_str(&cv, 1, "x");
+    w_str(&cv, 1, "W");
+    w_str(&cv, 1, "B");
+    w_str(&cv, 2, relu ? "c0" : "c");
+    w_str(&cv, 3, "conv");
+    w_str(&cv, 4, "Conv");
+    w_attr_int(&cv, "group", group);
+    w_msg(&g, 1, &cv);
+    if (relu) {
+        const char *ri[] = {"c0"}, *ro[] = {"c"};
+        w_node(&g, "Relu", "relu", ri, 1, ro, 1);
+    }
+    const int64_t ks[] = {k, k}, ss[] = {st, st};
+    w_str(&pl, 1, "c");
+    w_str(&pl, 2, "y");
+    w_str(&pl, 3, "pool");
+    w_str(&pl, 4, "AveragePool");
+    w_attr_ints(&pl, "kernel_shape", ks, 2);
+    w_attr_ints(&pl, "strides", ss, 2);
+    w_msg(&g, 1, &pl);
+    w_value_info(&g, 11, "x", 4, xd);
+    w_value_info(&g, 12, "y", -1, NULL);
+    w_model(&m, &g, 13);
+    struct inf_onnx_model *model = NULL;
+    struct inf_error err = {0};
+    T_EQ_INT(inf_onnx_load_memory(m.b, m.n, NULL, NULL, &model, &err), INF_OK);
+    if (!model) {
+        fprintf(stderr, "%s\n", err.msg);
+        return;
+    }
+    struct inf_onnx_tensor in = f32_tensor(4, xd, xv), out = {0};
+    T_EQ_INT(inf_onnx_run(model, NULL, &in, &out, &err), INF_OK);
+    T_EQ_INT(out.n, M * OH * OW);
+    int bad = 0;
+    for (int64_t o = 0; out.data && o < M; o++)
+        for (int64_t y = 0; y < OH; y++)
+            for (int64_t xx = 0; xx < OW; xx++) {
+                double sum = 0;
+                for (int64_t i = 0; i < k; i++)
+                    for (int64_t j = 0; j < k; j++) {
+                        double acc = bv[o];
+                        for (int64_t c = 0; c < Cg; c++)
+                            acc += (double)wv[o * Cg + c] *
+                                   xv[((o / Mg) * Cg + c) * HW + (y * st + i) * W + xx * st + j];
+                        sum += relu && acc < 0 ? 0 : acc;
+                    }
+                double want = sum / (double)(k * k),
+                       got = ((float *)out.data)[(o * OH + y) * OW + xx];
+                bad += fabs(got - want) > 1e-4 * (1 + fabs(want));
+            }
+    T_EQ_INT(bad, 0);
+    inf_onnx_tensor_release(&in);
+    inf_onnx_tensor_release(&out);
+    inf_onnx_free(model);
+}
+
+static void test_conv_pool(void)
+{
+    conv_pool_case(6, 7, 9, 4, 1, 2, 2, false);  /* swapped; odd plane */
+    conv_pool_case(16, 8, 6, 8, 2, 3, 3, false); /* swapped; two groups, 3x3 windows */
+    conv_pool_case(6, 7, 9, 4, 1, 3, 2, false);  /* overlapping windows: kept */
+    conv_pool_case(6, 7, 9, 4, 1, 2, 2, true);   /* a Relu between: kept */
+}
+
 static void test_mutations(void)
 {
     struct w base = {0};
@@ -714,6 +911,8 @@ int main(void)
     T_RUN(test_conv_paths);
     T_RUN(test_concat_in_place);
     T_RUN(test_matmul_add);
+    T_RUN(test_bn_conv);
+    T_RUN(test_conv_pool);
     T_RUN(test_mutations);
     T_RUN(test_roundtrips);
     T_DONE();

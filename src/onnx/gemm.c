@@ -404,7 +404,7 @@ bool inf__gemm_run(struct inf_threadpool *pool, const struct inf__gemm_plan *p)
                   : 1;
     /* in-place B: KC rows per block whatever the tile (on light-densenet121 64 rows cost 4 ms
        more than 256; 192 to 1200 were within the noise of 256) */
-    struct gemm_task t = {.p = p, .kc_max = p->b_base ? KC : tiles.kcp};
+    struct gemm_task t = {.p = p, .kc_max = p->b_base ? KC : p->kc > 0 ? p->kc : tiles.kcp};
     const int MR = tiles.mr;
     /* a row's column tiles of (nearly) equal width: 224 columns as 112 + 112, not 192 + 32 */
     t.tiles_per_row = (p->N + NC - 1) / NC;

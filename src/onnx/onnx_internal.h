@@ -127,10 +127,16 @@ struct inf__onnx_node {
     /* fusions (load.c, fuse): per-channel affine ops folded into a Conv's weights or a
        BatchNormalization's parameters, and a ReLU applied in the same pass */
     bool fuse_relu;
-    int fuse_rank;   /* BatchNormalization that absorbed per-channel ops: the input rank their
-                        constants assumed (checked at run time); 0 = none */
-    int fuse_bias;   /* MatMul with a constant 2-D B that absorbed the following Add of a constant
-                        [N] row: that constant's value id; -1 = none */
+    int fuse_rank; /* BatchNormalization that absorbed per-channel ops: the input rank their
+                      constants assumed (checked at run time); 0 = none */
+    int fuse_bias; /* MatMul with a constant 2-D B that absorbed the following Add of a constant
+                      [N] row: that constant's value id; -1 = none */
+    float *pre_ss; /* Conv (1x1, stride 1, no padding, one group) that absorbed the
+                      inference BatchNormalization (+ Relu) before it: per input channel c,
+                      x * pre_ss[c] + pre_ss[C + c] (then ReLU when pre_relu) is applied as
+                      the GEMM's B panels are packed (ops_nn.c); NULL = none */
+    int64_t pre_c; /* C: the input channels pre_ss holds */
+    bool pre_relu;
     bool dead;       /* removed by folding or fusion */
     float *packed_w; /* Conv with constant float weights: each group's A packed at load time
                         (inf__sgemm_pack_a), groups inf__sgemm_packed_a_size(M/g, K) apart */
@@ -257,6 +263,10 @@ struct inf__gemm_plan {
     const float *row_bias;
     const float *col_bias; /* + col_bias[n] after the product (before ReLU), or NULL */
     bool relu, accumulate;
+    /* rows of packed B per K block; 0 = the tile's default (AVX-512: 128, two 16-column panels
+       in 16 KiB). A pointwise convolution with a BatchNormalization absorbed asks for 256: its
+       K (64 to 1024 channels) in fewer blocks, fewer passes over C (DenseNet 1x1s 0.3-0.5 ms) */
+    int64_t kc;
     /* B read in place instead of packed (pack_b unused): B[k][j] = b_base[b_off[k] + j], every
        element with j < N readable. Whole 16-column panels go to the tile straight from there;
        the last, narrower panel is copied. */

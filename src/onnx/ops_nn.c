@@ -8,7 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "inferno/cpu.h"
 #include "onnx/onnx_internal.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 /* ---- MatMul / Gemm ---- */
 
@@ -308,12 +313,79 @@ static inline void zero_short(float *d, int n)
 struct conv_b {
     const float *x; /* this image, first channel of the group */
     int64_t H, W, kh, kw, sh, sw, dh, dw, pt, pl, OW;
-    bool pointwise; /* 1x1, stride 1, no padding: B rows are the input planes */
+    bool pointwise;  /* 1x1, stride 1, no padding: B rows are the input planes */
+    const float *ss; /* pointwise only: the absorbed BatchNormalization's per-channel scales,
+                        then shifts (node pre_ss, from this group's first channel; C apart) */
+    int64_t ssC;
+    bool srelu;
 };
+
+/* One row of a pointwise tile's B panels with the absorbed BatchNormalization (+ ReLU):
+   v = x * sc + sh (a product then a sum, as op_batchnorm rounds), n columns from src into
+   16-column panels stride floats apart, the last one zero padded. */
+static void affine_row(float *dk, int64_t stride, const float *src, int64_t n, float sc, float sh,
+                       bool relu)
+{
+    int64_t jp = 0;
+    for (; jp + 16 <= n; jp += 16, dk += stride)
+        for (int t = 0; t < 16; t++) {
+            float v = src[jp + t] * sc + sh;
+            dk[t] = !relu || v > 0.f ? v : 0.f;
+        }
+    if (jp < n) {
+        int t = 0;
+        for (; jp + t < n; t++) {
+            float v = src[jp + t] * sc + sh;
+            dk[t] = !relu || v > 0.f ? v : 0.f;
+        }
+        for (; t < 16; t++)
+            dk[t] = 0.f;
+    }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) static void affine_row_avx512(float *dk, int64_t stride,
+                                                                 const float *src, int64_t n,
+                                                                 float sc, float sh, bool relu)
+{
+    const __m512 vs = _mm512_set1_ps(sc), vh = _mm512_set1_ps(sh), zero = _mm512_setzero_ps();
+    int64_t jp = 0;
+    for (; jp + 16 <= n; jp += 16, dk += stride) {
+        __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(src + jp), vs), vh);
+        _mm512_store_ps(dk, relu ? _mm512_max_ps(v, zero) : v); /* NaN -> 0, as v > 0 ? v : 0 */
+    }
+    if (jp < n) {
+        __mmask16 m = (__mmask16)((1u << (n - jp)) - 1u);
+        __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + jp), vs), vh);
+        _mm512_store_ps(dk, relu ? _mm512_maskz_max_ps(m, v, zero) : _mm512_maskz_mov_ps(m, v));
+    }
+}
+#endif
+
+/* A pointwise tile's B panels with the absorbed BatchNormalization (+ ReLU) applied: rows
+   [k0, k0 + kc) are input planes, columns [j0, j0 + nc) one contiguous run of each. */
+static void pack_b_affine(const struct conv_b *c, int64_t k0, int64_t kc, int64_t j0, int64_t nc,
+                          float *dst)
+{
+    const int64_t HW = c->H * c->W;
+    void (*row)(float *, int64_t, const float *, int64_t, float, float, bool) = affine_row;
+#if defined(__x86_64__)
+    /* the panels are 64-byte aligned (the GEMM's buffers, panel strides a multiple of 16) */
+    if (inf_cpu_features()->avx512f && !((uintptr_t)dst & 63))
+        row = affine_row_avx512;
+#endif
+    for (int64_t k = 0; k < kc; k++)
+        row(dst + k * 16, INF__PANEL_STRIDE(kc), c->x + (k0 + k) * HW + j0, nc, c->ss[k0 + k],
+            c->ss[c->ssC + k0 + k], c->srelu);
+}
 
 static void pack_b_conv(const void *ctx, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float *dst)
 {
     const struct conv_b *c = ctx;
+    if (c->ss) {
+        pack_b_affine(c, k0, kc, j0, nc, dst);
+        return;
+    }
     const int64_t HW = c->H * c->W, khw = c->kh * c->kw;
     /* per k of this block: channel plane offset and kernel offsets (no division per panel) */
     int64_t kplane[512], kdy[512], kdx[512];
@@ -576,6 +648,16 @@ static inf_status op_conv(struct inf__onnx_exec *x, const struct inf__onnx_node 
     cb.pointwise = cb.kh == 1 && cb.kw == 1 && cb.sh == 1 && cb.sw == 1 && cb.pt == 0 &&
                    cb.pl == 0 && (two ? sp.pe[0] == 0 : 1) && sp.pe[two] == 0;
     int64_t Cg = C / group, Mg = M / group, K = Cg * cb.kh * cb.kw;
+    if (n->pre_ss) { /* load.c (fuse_bn_conv) checked these on the weights and attributes */
+        if (!cb.pointwise || group != 1 || C != n->pre_c)
+            return inf__onnx_fail(x, n, INF_EINVAL,
+                                  "the absorbed BatchNormalization needs a 1x1 convolution of "
+                                  "%" PRId64 " channels",
+                                  n->pre_c);
+        cb.ss = n->pre_ss;
+        cb.ssC = n->pre_c;
+        cb.srelu = n->pre_relu;
+    }
     if (K == 0 || X->n == 0) { /* no input elements (no channels, or an empty plane with
                                    padding): every tap reads zero, the bias alone, then ReLU */
         for (int64_t b = 0; b < N; b++)
@@ -595,8 +677,9 @@ static inf_status op_conv(struct inf__onnx_exec *x, const struct inf__onnx_node 
     size_t per = inf__sgemm_packed_a_size(Mg, K);
     float *ap = n->packed_w ? NULL : malloc(sizeof(float) * (per + 1));
     /* 1x1: row k of B is input plane k, read in place */
-    int64_t *poff = cb.pointwise ? malloc(sizeof(int64_t) * (size_t)K) : NULL;
-    if ((!n->packed_w && !ap) || (cb.pointwise && !poff)) {
+    const bool in_place = cb.pointwise && !cb.ss;
+    int64_t *poff = in_place ? malloc(sizeof(int64_t) * (size_t)K) : NULL;
+    if ((!n->packed_w && !ap) || (in_place && !poff)) {
         free(ap);
         free(poff);
         return inf_error_set(x->err, INF_ENOMEM, "out of memory");
@@ -608,7 +691,7 @@ static inf_status op_conv(struct inf__onnx_exec *x, const struct inf__onnx_node 
             inf__sgemm_pack_a((const float *)Wt->data + g * Mg * K, K, false, Mg, K, 1.f, ap);
         for (int64_t b = 0; b < N; b++) {
             cb.x = (const float *)X->data + (b * C + g * Cg) * HW;
-            if (cb.pointwise && P == 1) {
+            if (in_place && P == 1) {
                 conv_vector(cb.x, (const float *)Wt->data + g * Mg * K, K, Mg,
                             B ? (const float *)B->data + g * Mg : NULL, n->fuse_relu,
                             (float *)out->data + (b * M + g * Mg) * P);
@@ -636,6 +719,7 @@ static inf_status op_conv(struct inf__onnx_exec *x, const struct inf__onnx_node 
                                        .ldc = P,
                                        .row_bias = B ? (const float *)B->data + g * Mg : NULL,
                                        .relu = n->fuse_relu,
+                                       .kc = cb.ss ? 256 : 0,
                                        .b_base = poff ? cb.x : NULL,
                                        .b_off = poff};
             if (!inf__gemm_run(x->pool, &p)) {
@@ -940,7 +1024,7 @@ static inf_status op_batchnorm(struct inf__onnx_exec *x, const struct inf__onnx_
         }
         double scale = inf__onnx_get_f64(S, c) / sqrt(var + eps);
         double shift = inf__onnx_get_f64(B, c) - mean * scale;
-        for (int64_t b = 0; b < N; b++) {
+        for (int64_t b = 0; b < N && sz > 0; b++) { /* an empty plane: no data pointers */
             int64_t base = (b * C + c) * sz;
             if (X->dtype == INF_ONNX_FLOAT) {
                 const float *xi = (const float *)X->data + base;

@@ -19,8 +19,9 @@ static inf_status copy_elems(struct inf__onnx_exec *x, struct inf_onnx_tensor *d
     if (src->dtype == INF_ONNX_STRING) {
         for (int64_t i = 0; i < count; i++) {
             char **d = &((char **)dst->data)[di + i];
+            const char *sv = ((char *const *)src->data)[si + i]; /* NULL: an element not set */
             free(*d);
-            if (!(*d = strdup(((char *const *)src->data)[si + i])))
+            if (!(*d = strdup(sv ? sv : "")))
                 return inf_error_set(x->err, INF_ENOMEM, "out of memory");
         }
         return INF_OK;
