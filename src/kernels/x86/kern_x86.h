@@ -577,16 +577,13 @@ static INF__ALWAYS_INLINE void x86_f_tile(const int T, const int NR, const int N
 
 /*
  * The dispatcher every tile kernel gets. One activation row (the matrix-vector product): tiles of
- * MRV rows, then single rows; MRV is 1 but for the F16/BF16 tiles of kern_avx512_f16.c. A tile
- * that reads NR rows side by side is NR interleaved streams, with several of them in each 4 KiB
- * page, which the hardware prefetchers follow badly; rows read one after the other are one
- * sequential stream. On Zen 4, one thread, weights streamed from memory (bench-kernels'
- * matrix-vector pass): Q4_K 12.8 -> 15.1 GB/s, Q6_K 14.2 -> 18.3 going from 4-row tiles to single
- * rows; the activation side, which the rows of a tile shared, is in L1 anyway. (In a model,
- * tinyllama shape, one thread, the AVX-512 F16 tile was about 8 % slower with single rows, so it
- * keeps 8-row tiles: its rows are 4 KiB or more, a page each.) Batches: MRG x MC tiles, the
- * ragged edges with 1-row and 1-column ones. Instantiates TILE(T, nr, nc, ...) for each shape
- * used.
+ * MRV rows, then single rows; every instance has MRV 1. A tile that reads NR rows side by side
+ * is NR interleaved streams, with several of them in each 4 KiB page, which the hardware
+ * prefetchers follow badly; rows read one after the other are one sequential stream. On Zen 4,
+ * one thread, weights streamed from memory (bench-kernels' matrix-vector pass): Q4_K 12.8 -> 15.1
+ * GB/s, Q6_K 14.2 -> 18.3 going from 4-row tiles to single rows; the activation side, which the
+ * rows of a tile shared, is in L1 anyway. Batches: MRG x MC tiles, the ragged edges with 1-row
+ * and 1-column ones. Instantiates TILE(T, nr, nc, ...) for each shape used.
  */
 /* The 256-bit tile of the legacy formats, for levels whose own tiles lack a format (MXFP4). */
 #define X86_LEG_TILE(T, NR, NC, nb, w, ldw, a, lda, s, lds)                                        \
