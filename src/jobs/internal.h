@@ -29,6 +29,10 @@ struct inf_jobs {
 /* Wake the idle workers of this handle (a job was queued). */
 void inf__jobs_wake(struct inf_jobs *j);
 
+/* worker.c: a lease owner "host:pid:tag" on this host (ctx: the jobs handle) whose process is
+   gone; the reap callback of job and request leases alike. */
+bool inf__jobs_owner_dead(void *ctx, const char *owner);
+
 #define OPS(j) ((j)->s->ops)
 
 static inline int64_t now_s(void)

@@ -26,21 +26,6 @@
 #define REQ_LEASE_MS (30 * 1000)
 #define REQ_RENEW_MS (10 * 1000)
 
-/* A lease owner "host:pid:tag" on this host whose process is gone (as worker.c's owner_dead). */
-static bool share_owner_dead(void *ctx, const char *owner)
-{
-    const char *my_host = ((const struct inf_jobs *)ctx)->host;
-    const char *c1 = strchr(owner, ':');
-    if (!c1 || (size_t)(c1 - owner) != strlen(my_host) ||
-        strncmp(owner, my_host, (size_t)(c1 - owner)) != 0)
-        return false;
-    char *end;
-    long pid = strtol(c1 + 1, &end, 10);
-    if (end == c1 + 1 || *end != ':' || pid <= 0 || pid == (long)getpid())
-        return false;
-    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
-}
-
 struct share {
     struct inf_jobs *j;
     const struct inf_jobs_exec *x;
@@ -219,7 +204,7 @@ inf_status inf__jobs_batch_share_run(struct inf_jobs *j, const char *batch_id,
         pthread_mutex_lock(&j->mu);
         rc = OPS(j)->req_pending(j->s, batch_id, &left, &n_left, err);
         if (rc == INF_OK && n_left)
-            rc = OPS(j)->req_reap(j->s, batch_id, share_owner_dead, j, err);
+            rc = OPS(j)->req_reap(j->s, batch_id, inf__jobs_owner_dead, j, err);
         pthread_mutex_unlock(&j->mu);
         inf__req_free(left, n_left);
         if (rc != INF_OK || n_left == 0)

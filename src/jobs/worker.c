@@ -108,7 +108,7 @@ inf_status inf_jobs_purge(struct inf_jobs *j, int64_t before, int64_t *n, struct
 /* ---- the worker ------------------------------------------------------------------------------ */
 
 /* A lease owner "host:pid:tag" on this host (ctx: the jobs handle) whose process is gone. */
-static bool owner_dead(void *ctx, const char *owner)
+bool inf__jobs_owner_dead(void *ctx, const char *owner)
 {
     const char *my_host = ((const struct inf_jobs *)ctx)->host;
     const char *c1 = strchr(owner, ':');
@@ -205,7 +205,7 @@ inf_status inf_jobs_worker_run(struct inf_jobs *j, const struct inf_jobs_worker_
             INF_LOG_WARN("jobs", "schedules: %s", inf_error_message(&e));
         struct inf_job job;
         pthread_mutex_lock(&j->mu);
-        inf_status rc = OPS(j)->job_reap(j->s, owner_dead, j, &e);
+        inf_status rc = OPS(j)->job_reap(j->s, inf__jobs_owner_dead, j, &e);
         if (rc == INF_OK)
             rc = OPS(j)->job_claim(j->s, j->owner, now_s(), now_ms() + lease_ms, &job, &e);
         pthread_mutex_unlock(&j->mu);
