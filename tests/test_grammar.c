@@ -348,7 +348,50 @@ static void test_masks(void)
     /* counted repetitions: runs of bytes taken whole (x{0,n} counts down) */
     static const char *d =
         "root ::= \"{\\\"s\\\": \\\"\" [a-z ]{0,12} \"\\\", \\\"n\\\": \" [0-9]{1,4} \"}\"\n";
+    /* long bounds: counts above the longest token (128 bytes here) share one mask, counts
+       below it count down; text with multibyte characters is taken whole where the state
+       takes any character (the string loop, the chains of counts) */
+    static const char *e =
+        "root ::= \"[\" (str (\", \" str){0,200})? \"]\"\n"
+        "str ::= \"\\\"\" ([^\"\\\\\\x00-\\x1f] | \"\\\\\" [\"\\\\/nt]){0,300} \"\\\"\"\n";
+    static const char *f = "root ::= \"\\\"\" [^\"]{2,10} \"\\\" \" [^\"]* \"!\"\n";
     struct inf_grammar *ga = compile(a), *gb = compile(b), *gc = compile(c), *gd = compile(d);
+    struct inf_grammar *ge = compile(e), *gf = compile(f);
+    run_text(gf, v, tok,
+             "\"\xD0\x9F\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82\" \xE4\xB8\xAD\xE6\x96\x87 ok!");
+    run_text(gf, v, tok,
+             "\"\xE4\xB8\xAD\xE6\x96\x87\xE4\xB8\xAD\xE6\x96\x87\xE4\xB8\xAD\xE6\x96\x87\xE4\xB8"
+             "\xAD\xE6\x96\x87\xE4\xB8\xAD\xE6\x96\x87\" !");
+    {
+        /* a string of 300 characters exactly (ASCII, Cyrillic, CJK, emoji, escapes), then
+           one more is refused */
+        char text[2048];
+        size_t n = 0;
+        const char *unit = "ab \xD0\xB6\xE4\xB8\xAD\xF0\x9F\x98\x80\\n "; /* 8 characters */
+        text[n++] = '[';
+        text[n++] = '"';
+        for (int i = 0; i < 37; i++) {
+            memcpy(text + n, unit, strlen(unit));
+            n += strlen(unit);
+        }
+        memcpy(text + n, "xyzw", 4); /* 296 + 4 */
+        n += 4;
+        const char *tail = "\", \"\xC3\xA9t\xC3\xA9\"]";
+        size_t body = n;
+        memcpy(text + n, tail, strlen(tail) + 1);
+        n += strlen(tail);
+        full_check = false;
+        run_text(ge, v, tok, text);
+        struct inf_matcher *m = NULL;
+        T_EQ_INT(inf_matcher_new(ge, v, &m, NULL), INF_OK);
+        T_OK(inf_matcher_accept_bytes(m, text, body));
+        T_OK(!inf_matcher_accept_bytes(m, "a", 1));
+        T_OK(!inf_matcher_accept_bytes(m, "\xC3\xA9", 2));
+        T_OK(inf_matcher_accept_bytes(m, "\"]", 2));
+        T_OK(inf_matcher_can_end(m));
+        inf_matcher_free(m);
+        full_check = true;
+    }
     run_text(gd, v, tok, "{\"s\": \"hello world\", \"n\": 1234}");
     run_text(gd, v, tok, "{\"s\": \"\", \"n\": 7}");
     run_text(ga, v, tok, "{\"name\": \"Zo\xC3\xAB \\\"x\\\"\", \"age\":-42, \"ok\": true}");
@@ -369,6 +412,8 @@ static void test_masks(void)
     inf_grammar_free(gb);
     inf_grammar_free(gc);
     inf_grammar_free(gd);
+    inf_grammar_free(ge);
+    inf_grammar_free(gf);
     inf_grammar_vocab_free(v);
     inf_tokenizer_free(tok);
 }

@@ -1074,6 +1074,7 @@ void inf_grammar_free(struct inf_grammar *g)
     free(g->rule_hash);
     free(g->el_rule);
     free(g->el_off);
+    free(g->chain_i);
     free(g);
 }
 
@@ -1163,6 +1164,58 @@ static bool hash_rules(struct inf_grammar *g)
     }
     free(state);
     free(stack);
+    return true;
+}
+
+/* True when every string rule r matches is at least one byte long: each alternative starts
+   with a byte set or with a reference to such a rule (looked through `depth` levels; false
+   where not known). */
+static bool starts_with_byte(const struct inf_grammar *g, uint32_t r, int depth)
+{
+    if (depth == 0)
+        return false;
+    for (uint32_t a = g->rule_alt[r]; a < g->rule_alt[r + 1]; a++) {
+        const struct inf__gel *e = &g->elems[g->alts[a]];
+        if (e->kind == INF__GEL_BYTES)
+            continue;
+        if (e->kind != INF__GEL_REF || !starts_with_byte(g, e->arg, depth - 1))
+            return false;
+    }
+    return true;
+}
+
+/* g->chain_i (see grammar_internal.h): a link is a rule of two alternatives, X then
+   optionally the previous rule's reference (which must be a link on the same X), and the
+   empty one. */
+static bool find_chains(struct inf_grammar *g)
+{
+    bool any = false;
+    uint32_t *ci = calloc(g->n_rules + 1, sizeof(uint32_t));
+    if (!ci)
+        return false;
+    for (uint32_t r = 0; r < g->n_rules; r++) {
+        if (g->rule_alt[r + 1] - g->rule_alt[r] != 2)
+            continue;
+        const struct inf__gel *a0 = &g->elems[g->alts[g->rule_alt[r]]];
+        const struct inf__gel *a1 = &g->elems[g->alts[g->rule_alt[r] + 1]];
+        if (a1->kind != INF__GEL_END || a0->kind == INF__GEL_END)
+            continue;
+        if (a0->kind == INF__GEL_REF && !starts_with_byte(g, a0->arg, 4))
+            continue;
+        if (a0[1].kind == INF__GEL_END) {
+            ci[r] = 1;
+        } else if (a0[1].kind == INF__GEL_REF && a0[2].kind == INF__GEL_END && r > 0 &&
+                   a0[1].arg == r - 1 && ci[r - 1]) {
+            const struct inf__gel *p0 = &g->elems[g->alts[g->rule_alt[r - 1]]];
+            if (p0->kind == a0->kind && p0->arg == a0->arg)
+                ci[r] = ci[r - 1] + 1;
+        }
+        any |= ci[r] > 1;
+    }
+    if (any)
+        g->chain_i = ci;
+    else
+        free(ci);
     return true;
 }
 
@@ -1256,6 +1309,10 @@ inf_status inf_grammar_from_gbnf(const char *text, size_t len, const char *root,
                     break;
             }
         }
+    }
+    if (!find_chains(g)) {
+        oom(&ps);
+        goto fail;
     }
     parser_release(&ps);
     *out = g;

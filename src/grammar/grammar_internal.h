@@ -90,6 +90,12 @@ struct inf_grammar {
        element. */
     uint64_t *rule_hash;
     uint32_t *el_rule, *el_off;
+    /* Counted repetitions: X{0,n} is a chain of rules R_i ::= X R_(i-1) | "" (R_1 ::= X | ""),
+       made one after another. chain_i[r] is i for such a link whose X consumes at least one
+       byte (0 otherwise); R_j of the same chain is rule r - (i - j). Two links i, j >= D
+       accept the same strings of up to D bytes, which the matcher uses to share the masks of
+       long bounds (D: the longest token). NULL when the grammar has no chain. */
+    uint32_t *chain_i;
 };
 
 /* The hash mixer of the structure hashes (gbnf.c rule hashes, matcher.c cut signatures). */

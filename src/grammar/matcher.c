@@ -22,6 +22,7 @@
 #include "grammar/grammar_internal.h"
 
 #define SHARED_MAX 128
+#define ESC_DIRECT 4096 /* escapes of a cut state's part past which the state is walked whole */
 
 /* ---- the vocabulary trie --------------------------------------------------------------------- */
 
@@ -37,6 +38,8 @@ struct inf_grammar_vocab {
                                  tok_first[next[i]]) */
     struct inf__byteset *sub; /* [n_nodes] the bytes on the paths into the node's subtree */
     uint32_t *height;         /* [n_nodes] bytes from the parent to the deepest node below */
+    uint8_t *u8ok;            /* [n_nodes] 1: every path from the node's byte down is UTF-8 (a
+                                 prefix of it) when it starts at a character boundary */
     int32_t *toks;
     int32_t *eog;
     uint32_t n_eog;
@@ -54,6 +57,46 @@ struct inf_grammar_vocab {
     uint32_t n_shared;
     uint64_t tick;
 };
+
+/* UTF-8 as a small automaton: 0 at a character boundary, 1..3 continuation bytes still due,
+   4..7 the restricted second bytes after E0, ED, F0 and F4 (no overlongs, surrogates or code
+   points above U+10FFFF). */
+#define U8_STATES 8
+#define U8_REJECT 8
+
+static inline unsigned u8_next(unsigned q, unsigned b)
+{
+    switch (q) {
+    case 0:
+        if (b < 0x80)
+            return 0;
+        if (b >= 0xC2 && b <= 0xDF)
+            return 1;
+        if (b == 0xE0)
+            return 4;
+        if (b == 0xED)
+            return 5;
+        if (b >= 0xE1 && b <= 0xEF)
+            return 2;
+        if (b == 0xF0)
+            return 6;
+        if (b >= 0xF1 && b <= 0xF3)
+            return 3;
+        if (b == 0xF4)
+            return 7;
+        return U8_REJECT;
+    case 4:
+        return b >= 0xA0 && b <= 0xBF ? 1 : U8_REJECT;
+    case 5:
+        return b >= 0x80 && b <= 0x9F ? 1 : U8_REJECT;
+    case 6:
+        return b >= 0x90 && b <= 0xBF ? 2 : U8_REJECT;
+    case 7:
+        return b >= 0x80 && b <= 0x8F ? 2 : U8_REJECT;
+    default: /* 1..3 */
+        return b >= 0x80 && b <= 0xBF ? q - 1 : U8_REJECT;
+    }
+}
 
 struct ventry {
     const unsigned char *p;
@@ -88,6 +131,7 @@ void inf_grammar_vocab_free(struct inf_grammar_vocab *v)
     free(v->tok_first);
     free(v->sub);
     free(v->height);
+    free(v->u8ok);
     free(v->toks);
     free(v->eog);
     for (uint32_t i = 0; i < v->n_shared; i++) {
@@ -184,11 +228,23 @@ inf_status inf_grammar_vocab_new(const struct inf_tokenizer *tok, struct inf_gra
     free(path);
     v->sub = calloc(nn, sizeof(*v->sub));
     v->height = calloc(nn, sizeof(uint32_t));
-    if (!v->sub || !v->height) {
+    v->u8ok = malloc(nn);
+    uint8_t *kids = malloc(nn); /* per node: the UTF-8 states its children are all valid from */
+    if (!v->sub || !v->height || !v->u8ok || !kids) {
+        free(kids);
         free(parent);
         goto oom;
     }
-    for (uint32_t i = nn; i-- > 1;) {
+    memset(kids, 0xFF, nn);
+    for (uint32_t i = nn; i-- > 1;) { /* children come after their parent */
+        uint8_t ok = 0;
+        for (unsigned q = 0; q < U8_STATES; q++) {
+            unsigned q2 = u8_next(q, v->byte[i]);
+            if (q2 != U8_REJECT && ((kids[i] >> q2) & 1u))
+                ok |= (uint8_t)(1u << q);
+        }
+        v->u8ok[i] = ok & 1u;
+        kids[parent[i]] &= ok;
         if (v->height[i] == 0)
             v->height[i] = 1;
         if (v->height[i] + 1 > v->height[parent[i]])
@@ -198,6 +254,7 @@ inf_status inf_grammar_vocab_new(const struct inf_tokenizer *tok, struct inf_gra
             v->sub[parent[i]].w[k] |= v->sub[i].w[k];
     }
     free(parent);
+    free(kids);
     free(ent);
     *out = v;
     return INF_OK;
@@ -227,10 +284,13 @@ static inline void copy_ids(uint32_t *dst, const uint32_t *src, size_t n)
    body allows most of the vocabulary) is done once per grammar rather than once per place. */
 #define NO_DENSE     UINT32_MAX
 #define NO_CUT       UINT32_MAX
+#define NO_STATE     UINT32_MAX
 #define UNKNOWN_STEP UINT32_MAX
 #define DENSE_AFTER  48 /* hash lookups before a state gets a dense row */
 #define RUN_INF      UINT32_MAX
 #define RUN_CAP      24 /* runs are followed this far (tokens longer are walked byte by byte) */
+#define U8_NONE      (UINT32_MAX - 1)
+#define U8_CHAIN     8 /* successors u8_run examines before it settles for a shorter run */
 #define DENSE_MAX    (64u << 20) / (256 * sizeof(uint32_t)) /* rows: 64 MiB */
 #define ST_END       1u /* the state holds the empty stack: the grammar may end */
 #define ST_MARK      2u /* the state holds a cut node */
@@ -258,6 +318,8 @@ struct inf_matcher {
     const struct inf_grammar_vocab *voc;
     /* nodes: 0 is the empty stack */
     uint32_t *npos, *npar, *ndep, *ncl_off, *ncl_n, *stamp; /* ndep: frames down to the bottom */
+    uint32_t *ncanon; /* per node: the node with long counted bounds shortened (canon_node) */
+    uint32_t *nstate; /* per node: the state of its closure (node_state), NO_STATE unknown */
     size_t n_nodes, cap_nodes, cap_stamp;
     struct u64map node_map; /* (pos << 32 | parent) + 1 -> node */
     uint32_t gen;
@@ -274,9 +336,14 @@ struct inf_matcher {
         struct inf__byteset u;
         uint32_t succ, run;
     } * rinfo;
+    /* per state, text: how many characters it takes one after another (U8_NONE: it does not
+       take every multibyte one alike; 0 not yet known), and the ASCII ones among them */
+    uint32_t *st_u8run;
+    uint64_t *st_a8; /* [2 per state] */
     size_t cap_rinfo;
     size_t n_dense, cap_dense;
     uint16_t *st_uses;     /* hash lookups so far; a busy state gets a dense row */
+    uint32_t *st_canon;    /* per state: canon_state, NO_STATE when not computed */
     uint32_t *st_cut;      /* per state: its cut state (NO_CUT: not computed), and the real */
     uint32_t *st_cuts_off; /* nodes its markers stand for: cut_pool[st_cuts_off ..] */
     uint32_t *cut_pool;
@@ -418,6 +485,12 @@ static uint32_t node_intern(struct inf_matcher *m, uint32_t pos, uint32_t parent
     c = m->cap_nodes;
     if (!inf__grow(&m->ncl_n, &c, m->n_nodes + 1, sizeof(uint32_t), 1024))
         goto oom;
+    c = m->cap_nodes;
+    if (!inf__grow(&m->ncanon, &c, m->n_nodes + 1, sizeof(uint32_t), 1024))
+        goto oom;
+    c = m->cap_nodes;
+    if (!inf__grow(&m->nstate, &c, m->n_nodes + 1, sizeof(uint32_t), 1024))
+        goto oom;
     m->cap_nodes = c;
     id = (uint32_t)m->n_nodes++;
     m->npos[id] = pos;
@@ -425,6 +498,8 @@ static uint32_t node_intern(struct inf_matcher *m, uint32_t pos, uint32_t parent
     m->ndep[id] = pos == MARK_POS ? 0 : m->ndep[parent] + 1;
     m->ncl_off[id] = NO_CLOSURE;
     m->ncl_n[id] = 0;
+    m->ncanon[id] = NO_STATE;
+    m->nstate[id] = NO_STATE;
     if (!map_put(&m->node_map, key, id))
         goto oom;
     return id;
@@ -574,10 +649,21 @@ static uint32_t state_intern(struct inf_matcher *m, size_t n)
     if (!inf__grow(&m->st_cut, &c, m->n_states + 1, sizeof(uint32_t), 256))
         goto oom;
     c = m->cap_states;
+    if (!inf__grow(&m->st_canon, &c, m->n_states + 1, sizeof(uint32_t), 256))
+        goto oom;
+    c = m->cap_states;
+    if (!inf__grow(&m->st_u8run, &c, m->n_states + 1, sizeof(uint32_t), 256))
+        goto oom;
+    c = m->cap_states;
+    if (!inf__grow(&m->st_a8, &c, m->n_states + 1, 2 * sizeof(uint64_t), 256))
+        goto oom;
+    c = m->cap_states;
     if (!inf__grow(&m->st_cuts_off, &c, m->n_states + 1, sizeof(uint32_t), 256))
         goto oom;
     m->cap_states = c;
     m->st_cut[m->n_states] = NO_CUT;
+    m->st_canon[m->n_states] = NO_STATE;
+    m->st_u8run[m->n_states] = 0;
     m->st_dense[m->n_states] = NO_DENSE;
     m->st_uses[m->n_states] = 0;
     uint32_t id = (uint32_t)m->n_states++;
@@ -687,6 +773,145 @@ static uint32_t state_run(struct inf_matcher *m, uint32_t s)
     return n;
 }
 
+/* Bytes lo..hi-1 of state s in classes that lead to one state each: the leaves (at most 64)
+   that take a byte are its class. reps[] gets one byte per class, cls[b - lo] the class of b;
+   returns the number of classes, or 0 when s has too many leaves to tell. */
+static unsigned byte_classes(const struct inf_matcher *m, uint32_t s, unsigned lo, unsigned hi,
+                             uint8_t *reps, uint8_t *cls)
+{
+    const struct inf_grammar *g = m->g;
+    uint32_t n = m->st_n[s];
+    if (n > 64)
+        return 0;
+    uint64_t sig[256], keys[256];
+    for (unsigned b = lo; b < hi; b++)
+        sig[b] = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t leaf = m->pool[m->st_off[s] + k];
+        if (leaf == 0 || m->npos[leaf] == MARK_POS)
+            continue;
+        const struct inf__byteset *set = &g->sets[g->elems[m->npos[leaf]].arg];
+        for (unsigned b = lo; b < hi; b++)
+            if (inf__byteset_has(set, b))
+                sig[b] |= 1ull << k;
+    }
+    unsigned nc = 0;
+    for (unsigned b = lo; b < hi; b++) {
+        unsigned c = 0;
+        while (c < nc && keys[c] != sig[b])
+            c++;
+        if (c == nc) {
+            keys[nc] = sig[b];
+            reps[nc++] = (uint8_t)b;
+        }
+        cls[b - lo] = (uint8_t)c;
+    }
+    return nc;
+}
+
+/* The state every character leads to from s when all multibyte characters lead to one
+   (through live states), with the ASCII bytes that lead there too in a8; 0 otherwise. */
+static uint32_t u8_succ(struct inf_matcher *m, uint32_t s, uint64_t a8[2])
+{
+    uint32_t qs[24], xs[24], y = 0;
+    uint8_t reps[256], cls[256];
+    uint32_t to[256];
+    size_t n = 0;
+    for (size_t k = 0;; k++) {
+        /* k == 0: the lead bytes from s; then the continuation bytes of pair k - 1 */
+        uint32_t x = k == 0 ? s : xs[k - 1];
+        unsigned q0 = k == 0 ? 0 : qs[k - 1], lo = k == 0 ? 0xC2 : 0x80, hi = k == 0 ? 0xF5 : 0xC0;
+        unsigned nc = byte_classes(m, x, lo, hi, reps, cls);
+        if (nc == 0)
+            return 0;
+        for (unsigned c = 0; c < nc; c++) {
+            to[c] = step(m, x, reps[c]);
+            if (m->failed)
+                return 0;
+        }
+        for (unsigned b = lo; b < hi; b++) {
+            unsigned q = u8_next(q0, b);
+            if (q == U8_REJECT)
+                continue;
+            uint32_t x2 = to[cls[b - lo]];
+            if (!x2)
+                return 0;
+            if (q == 0) {
+                if (y && x2 != y)
+                    return 0;
+                y = x2;
+                continue;
+            }
+            size_t j = 0;
+            while (j < n && (qs[j] != q || xs[j] != x2))
+                j++;
+            if (j == n) {
+                if (n == 24)
+                    return 0;
+                qs[n] = q;
+                xs[n++] = x2;
+            }
+        }
+        if (k == n)
+            break;
+    }
+    a8[0] = a8[1] = 0;
+    unsigned nc = y ? byte_classes(m, s, 0, 0x80, reps, cls) : 0;
+    for (unsigned c = 0; c < nc; c++) {
+        to[c] = step(m, s, reps[c]);
+        if (m->failed)
+            return 0;
+    }
+    for (unsigned b = 0; b < 0x80 && nc; b++)
+        if (to[cls[b]] == y)
+            a8[b >> 6] |= 1ull << (b & 63);
+    return nc ? y : 0;
+}
+
+/* How many characters state s takes one after another, any multibyte one or an ASCII one of
+   st_a8 (U8_NONE: not so); see u8_succ. */
+static uint32_t u8_run(struct inf_matcher *m, uint32_t s)
+{
+    if (m->st_u8run[s])
+        return m->st_u8run[s];
+    uint64_t a[2], a2[2];
+    uint32_t n = U8_NONE, y = u8_succ(m, s, a);
+    if (y && !m->failed) {
+        n = 1;
+        uint32_t cur = y;
+        while (n < U8_CHAIN && cur != s) {
+            if (m->st_u8run[cur]) { /* known: join it */
+                uint32_t r2 = m->st_u8run[cur];
+                if (r2 != U8_NONE) {
+                    a[0] &= m->st_a8[2 * cur];
+                    a[1] &= m->st_a8[2 * cur + 1];
+                    n = r2 == RUN_INF ? RUN_INF : n + r2;
+                }
+                break;
+            }
+            uint32_t y2 = u8_succ(m, cur, a2);
+            if (!y2 || m->failed)
+                break;
+            a[0] &= a2[0];
+            a[1] &= a2[1];
+            n++;
+            if (y2 == cur) {
+                n = RUN_INF;
+                break;
+            }
+            cur = y2;
+        }
+        if (y == s)
+            n = RUN_INF;
+    }
+    if (m->failed)
+        return U8_NONE;
+    m->st_u8run[s] = n;
+    m->st_a8[2 * s] = n == U8_NONE ? 0 : a[0];
+    m->st_a8[2 * s + 1] = n == U8_NONE ? 0 : a[1];
+    return n;
+}
+
 static uint32_t step_slow(struct inf_matcher *m, uint32_t s, unsigned b)
 {
     uint64_t key = (((uint64_t)s << 8) | b) + 1;
@@ -771,6 +996,13 @@ static void tables_release(struct inf_matcher *m)
     free(m->ndep);
     free(m->ncl_off);
     free(m->ncl_n);
+    free(m->ncanon);
+    free(m->nstate);
+    free(m->st_canon);
+    free(m->st_u8run);
+    free(m->st_a8);
+    m->st_a8 = NULL;
+    m->ncanon = m->nstate = m->st_canon = m->st_u8run = NULL;
     free(m->stamp);
     free(m->pool);
     free(m->st_off);
@@ -830,8 +1062,12 @@ static bool tables_init(struct inf_matcher *m)
     if (!inf__grow(&m->npar, &c, m->cap_nodes, sizeof(uint32_t), 1024) ||
         !inf__grow(&m->ndep, &(size_t){0}, m->cap_nodes, sizeof(uint32_t), 1024) ||
         !inf__grow(&m->ncl_off, &(size_t){0}, m->cap_nodes, sizeof(uint32_t), 1024) ||
-        !inf__grow(&m->ncl_n, &(size_t){0}, m->cap_nodes, sizeof(uint32_t), 1024))
+        !inf__grow(&m->ncl_n, &(size_t){0}, m->cap_nodes, sizeof(uint32_t), 1024) ||
+        !inf__grow(&m->ncanon, &(size_t){0}, m->cap_nodes, sizeof(uint32_t), 1024) ||
+        !inf__grow(&m->nstate, &(size_t){0}, m->cap_nodes, sizeof(uint32_t), 1024))
         return false;
+    m->ncanon[0] = 0;
+    m->nstate[0] = NO_STATE;
     m->npar[0] = 0;
     m->ndep[0] = 0;
     m->ncl_off[0] = NO_CLOSURE;
@@ -844,9 +1080,14 @@ static bool tables_init(struct inf_matcher *m)
         !inf__grow(&m->st_dense, &(size_t){0}, c, sizeof(uint32_t), 256) ||
         !inf__grow(&m->st_uses, &(size_t){0}, c, sizeof(uint16_t), 256) ||
         !inf__grow(&m->st_cut, &(size_t){0}, c, sizeof(uint32_t), 256) ||
+        !inf__grow(&m->st_canon, &(size_t){0}, c, sizeof(uint32_t), 256) ||
+        !inf__grow(&m->st_u8run, &(size_t){0}, c, sizeof(uint32_t), 256) ||
+        !inf__grow(&m->st_a8, &(size_t){0}, c, 2 * sizeof(uint64_t), 256) ||
         !inf__grow(&m->st_cuts_off, &(size_t){0}, c, sizeof(uint32_t), 256))
         return false;
     m->st_cut[0] = NO_CUT;
+    m->st_canon[0] = 0;
+    m->st_u8run[0] = U8_NONE;
     m->st_dense[0] = NO_DENSE;
     m->st_uses[0] = 0;
     m->cap_states = c;
@@ -1074,6 +1315,20 @@ static void walk(struct inf_matcher *m, uint32_t root, uint32_t s, uint32_t *mas
             i = next[i];
             continue;
         }
+        if (row != NO_DENSE && v->u8ok[i] && (v->sub[i].w[2] | v->sub[i].w[3])) {
+            uint32_t r8 = u8_run(m, ps);
+            if (m->failed)
+                return;
+            if (r8 != U8_NONE && v->height[i] <= r8 && !(v->sub[i].w[0] & ~m->st_a8[2 * ps]) &&
+                !(v->sub[i].w[1] & ~m->st_a8[2 * ps + 1])) {
+                /* the same for text: every path below is characters the state takes, as
+                   many as it takes in a row */
+                for (uint32_t k = tf[i]; k < tf[next[i]]; k++)
+                    mask[toks[k] >> 5] |= 1u << (toks[k] & 31);
+                i = next[i];
+                continue;
+            }
+        }
         uint32_t t = step(m, ps, byte[i]);
         if (!t) {
             i = next[i];
@@ -1176,6 +1431,8 @@ static uint32_t cut_state(struct inf_matcher *m, uint32_t s)
 /* The state of node x's closure (the continuation a cut stands for). */
 static uint32_t node_state(struct inf_matcher *m, uint32_t x)
 {
+    if (m->nstate[x] != NO_STATE)
+        return m->nstate[x];
     if (!closure(m, x)) {
         m->failed = true;
         return 0;
@@ -1186,7 +1443,10 @@ static uint32_t node_state(struct inf_matcher *m, uint32_t x)
         return 0;
     }
     copy_ids(m->tmp, m->pool + off, cn);
-    return state_intern(m, cn);
+    uint32_t st = state_intern(m, cn);
+    if (!m->failed)
+        m->nstate[x] = st;
+    return st;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -1370,6 +1630,13 @@ static void add_state(struct inf_matcher *m, uint32_t s, uint32_t *mask)
         m->n_parts++;
     }
     m->part_tick[slot] = ++m->tick;
+    if (m->part_esc_n[slot] > 2 * ESC_DIRECT) {
+        /* a cut inside a pattern's rules rather than at the string's caller: prefixes pop
+           out of the kept frames almost everywhere, and the continuation walks, new in every
+           place, would cost more than one walk of the whole state */
+        walk(m, 0, s, mask, false);
+        return;
+    }
     const uint32_t *bits = m->parts + (size_t)slot * w;
     for (size_t k = 0; k < w; k++)
         mask[k] |= bits[k];
@@ -1395,7 +1662,8 @@ static void add_state(struct inf_matcher *m, uint32_t s, uint32_t *mask)
     free(cs);
 }
 
-#define CONT_MAX_TOKS (4u << 20)
+#define CONT_MAX_TOKS   (4u << 20)
+#define CONT_ESC_DIRECT 16 /* a continuation's escapes past which its subtree is walked whole */
 
 /* OR into mask what state c allows below trie node `node` (exclusive): from the cut of c, through
    the continuation cache, then the cache's own escapes from c's real cuts. */
@@ -1454,6 +1722,12 @@ static void walk_cont(struct inf_matcher *m, uint32_t node, uint32_t c, uint32_t
             goto oom;
     }
     const uint32_t *ent = m->cont_ent + 4 * (size_t)e;
+    if (ent[3] > 2 * CONT_ESC_DIRECT) {
+        /* escapes of escapes, each new where the continuation is: one plain walk of the
+           subtree from the real state costs less */
+        walk(m, node, c, mask, false);
+        goto out;
+    }
     for (uint32_t k = 0; k < ent[1]; k++) {
         uint32_t t = m->cont_toks[ent[0] + k];
         mask[t >> 5] |= 1u << (t & 31);
@@ -1552,6 +1826,85 @@ static size_t split_state(struct inf_matcher *m, uint32_t s, uint32_t *out)
     return m->failed ? 0 : n_out;
 }
 
+/* ---- long counted bounds --------------------------------------------------------------------
+ * X{0,5000} is a chain of 5000 rules (grammar_internal.h), so a string with a long maxLength
+ * is a new state at every character, each with a wide walk. No token is longer than D =
+ * max_depth bytes and every X takes a byte at least, so link i > D accepts the same strings
+ * of up to D bytes as link D: the mask of a state is the mask of the state with every such
+ * link replaced by link D (the canonical state), and it is computed and cached once for all
+ * the counts above D. */
+
+static inline uint32_t canon_pos(const struct inf_matcher *m, uint32_t pos)
+{
+    const struct inf_grammar *g = m->g;
+    uint32_t r = g->el_rule[pos], i = g->chain_i[r];
+    uint32_t d = m->voc->max_depth < 2 ? 2 : m->voc->max_depth;
+    if (i <= d)
+        return pos;
+    /* links 2.. share one layout: X, the reference, END; then the empty alternative's END */
+    return g->alts[g->rule_alt[r - (i - d)]] + g->el_off[pos];
+}
+
+static uint32_t canon_node(struct inf_matcher *m, uint32_t x)
+{
+    size_t n = 0;
+    uint32_t y = x;
+    while (m->ncanon[y] == NO_STATE) {
+        if (m->npos[y] == MARK_POS) {
+            m->ncanon[y] = y;
+            break;
+        }
+        if (!push_u32(&m->dfs, &n, &m->cap_dfs, y)) {
+            m->failed = true;
+            return 0;
+        }
+        y = m->npar[y];
+    }
+    uint32_t c = m->ncanon[y];
+    while (n) {
+        uint32_t z = m->dfs[--n], p = canon_pos(m, m->npos[z]);
+        uint32_t r = p == m->npos[z] && c == m->npar[z] ? z : node_intern(m, p, c);
+        if (m->failed)
+            return 0;
+        m->ncanon[z] = r;
+        m->ncanon[r] = r;
+        c = r;
+    }
+    return c;
+}
+
+static uint32_t canon_state(struct inf_matcher *m, uint32_t s)
+{
+    if (!m->g->chain_i || m->st_canon[s] == s)
+        return s;
+    if (m->st_canon[s] != NO_STATE)
+        return m->st_canon[s];
+    size_t n = m->st_n[s], k = 0;
+    bool same = true;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t x = m->pool[m->st_off[s] + i], y = canon_node(m, x);
+        if (m->failed || !push_u32(&m->ctmp, &k, &m->cap_ctmp, y)) {
+            m->failed = true;
+            return 0;
+        }
+        same &= x == y;
+    }
+    uint32_t t = s;
+    if (!same) {
+        if (!inf__grow(&m->tmp, &m->cap_tmp, n + 1, sizeof(uint32_t), 64)) {
+            m->failed = true;
+            return 0;
+        }
+        copy_ids(m->tmp, m->ctmp, n);
+        t = state_intern(m, n);
+        if (m->failed)
+            return 0;
+    }
+    m->st_canon[s] = t;
+    m->st_canon[t] = t;
+    return t;
+}
+
 static void compute_mask(struct inf_matcher *m, uint32_t s, uint32_t *mask)
 {
     const struct inf_grammar_vocab *v = m->voc;
@@ -1585,12 +1938,16 @@ void inf_matcher_mask(struct inf_matcher *m, uint32_t *mask)
         memset(mask, 0, m->words * sizeof(uint32_t));
         return;
     }
-    uint32_t slot;
-    if (map_get(&m->mask_map, (uint64_t)m->cur + 1, &slot)) {
+    uint32_t slot, cs = canon_state(m, m->cur);
+    if (m->failed) {
+        memset(mask, 0, m->words * sizeof(uint32_t));
+        return;
+    }
+    if (map_get(&m->mask_map, (uint64_t)cs + 1, &slot)) {
         copy_ids(mask, m->masks + (size_t)slot * m->words, m->words);
         return;
     }
-    compute_mask(m, m->cur, mask);
+    compute_mask(m, cs, mask);
     if (m->failed) {
         memset(mask, 0, m->words * sizeof(uint32_t));
         return;
@@ -1603,7 +1960,7 @@ void inf_matcher_mask(struct inf_matcher *m, uint32_t *mask)
                    8 * m->words))
         return;
     copy_ids(m->masks + m->n_masks * m->words, mask, m->words);
-    if (map_put(&m->mask_map, (uint64_t)m->cur + 1, (uint32_t)m->n_masks))
+    if (map_put(&m->mask_map, (uint64_t)cs + 1, (uint32_t)m->n_masks))
         m->n_masks++;
 }
 
