@@ -687,6 +687,8 @@ oom:
 /* The state after byte b from state s (0: rejected). */
 static uint32_t step_slow(struct inf_matcher *m, uint32_t s, unsigned b);
 static void make_dense(struct inf_matcher *m, uint32_t s);
+static unsigned byte_classes(const struct inf_matcher *m, uint32_t s, unsigned lo, unsigned hi,
+                             uint8_t *reps, uint8_t *cls);
 
 static inline uint32_t step(struct inf_matcher *m, uint32_t s, unsigned b)
 {
@@ -713,23 +715,44 @@ static void make_dense(struct inf_matcher *m, uint32_t s)
     uint32_t row = (uint32_t)m->n_dense++;
     memset(m->dense + (size_t)row * 256, 0xFF, 256 * sizeof(uint32_t));
     m->st_dense[s] = row;
-    uint32_t to[256];
-    for (unsigned b = 0; b < 256; b++) {
-        to[b] = step_slow(m, s, b); /* writes the row (m->dense may move) */
-        if (m->failed)
-            return;
+    uint32_t to[256], cto[256];
+    uint8_t reps[256], cls[256];
+    unsigned nc = byte_classes(m, s, 0, 256, reps, cls);
+    if (nc) { /* one step per class of bytes the same leaves take */
+        for (unsigned c = 0; c < nc; c++) {
+            cto[c] = step_slow(m, s, reps[c]);
+            if (m->failed)
+                return;
+        }
+        uint32_t *d = m->dense + (size_t)row * 256;
+        for (unsigned b = 0; b < 256; b++)
+            d[b] = to[b] = cto[cls[b]];
+    } else {
+        for (unsigned b = 0; b < 256; b++) {
+            to[b] = step_slow(m, s, b); /* writes the row (m->dense may move) */
+            if (m->failed)
+                return;
+        }
     }
     /* the most frequent non-dead target (a loop counts first) */
-    uint32_t best = 0, best_n = 0;
+    uint32_t best = 0, best_n = 0, tg[256], tn[256];
+    unsigned nt = 0;
     for (unsigned b = 0; b < 256; b++) {
-        if (!to[b] || to[b] == best)
+        if (!to[b])
             continue;
-        uint32_t n = 0;
-        for (unsigned c = 0; c < 256; c++)
-            n += to[c] == to[b];
-        if (n > best_n || (n == best_n && to[b] == s)) {
-            best = to[b];
-            best_n = n;
+        unsigned j = 0;
+        while (j < nt && tg[j] != to[b])
+            j++;
+        if (j == nt) {
+            tg[nt] = to[b];
+            tn[nt++] = 0;
+        }
+        tn[j]++;
+    }
+    for (unsigned j = 0; j < nt; j++) {
+        if (tn[j] > best_n || (tn[j] == best_n && tg[j] == s)) {
+            best = tg[j];
+            best_n = tn[j];
         }
     }
     struct rowinfo ri = {{{0, 0, 0, 0}}, best, best == s && best ? RUN_INF : 0};
@@ -915,7 +938,16 @@ static uint32_t u8_run(struct inf_matcher *m, uint32_t s)
 static uint32_t step_slow(struct inf_matcher *m, uint32_t s, unsigned b)
 {
     uint64_t key = (((uint64_t)s << 8) | b) + 1;
-    uint32_t r;
+    uint32_t r = 0;
+    if (m->st_n[s] <= 16) { /* a byte no leaf takes: dead, without the table */
+        const uint32_t *lv = m->pool + m->st_off[s];
+        bool any = false;
+        for (uint32_t i = 0; i < m->st_n[s] && !any; i++)
+            any = lv[i] != 0 && m->npos[lv[i]] != MARK_POS &&
+                  inf__byteset_has(&m->g->sets[m->g->elems[m->npos[lv[i]]].arg], b);
+        if (!any)
+            goto done;
+    }
     if (map_get(&m->trans, key, &r))
         goto done;
     const struct inf_grammar *g = m->g;
