@@ -26,8 +26,49 @@
 
 /* ---- the vocabulary trie --------------------------------------------------------------------- */
 
+/* Byte buckets: a node's subtree summarized as the buckets its bytes fall in (16 bits, read
+   with the node) against the buckets a state takes whole or not at all; only a node in a
+   bucket the state takes in part needs its full byte set (sub) read. 0..11 ASCII (the
+   controls, the quote, the backslash, digits and letters apart), 12..15 the rest. */
+#define BUCKET_HI 0xF000u
+static const uint8_t bucket_lo[16] = {0x00, 0x20, 0x22, 0x23, 0x30, 0x3A, 0x41, 0x5B,
+                                      0x5C, 0x5D, 0x61, 0x7B, 0x80, 0xC0, 0xE0, 0xF0};
+
+static inline unsigned bucket_of(unsigned b)
+{
+    unsigned j = 15;
+    while (b < bucket_lo[j])
+        j--;
+    return j;
+}
+
+/* For byte set u: the buckets wholly in it (low 16 bits) and those wholly out (high 16). */
+static uint32_t bucket_cover(const struct inf__byteset *u)
+{
+    uint32_t full = 0, none = 0;
+    for (unsigned j = 0; j < 16; j++) {
+        unsigned hi = j == 15 ? 256 : bucket_lo[j + 1], in = 0;
+        for (unsigned b = bucket_lo[j]; b < hi; b++)
+            in += inf__byteset_has(u, b);
+        if (in == hi - bucket_lo[j])
+            full |= 1u << j;
+        else if (in == 0)
+            none |= 1u << j;
+    }
+    return full | none << 16;
+}
+
+/* What walk reads of a trie node, in one record. */
+struct tnode {
+    uint32_t next, tf; /* as next[] and tok_first[] */
+    uint16_t sig;      /* the buckets of the bytes on the paths into the subtree */
+    uint16_t depth, height;
+    uint8_t byte, u8ok;
+};
+
 struct inf_grammar_vocab {
     const struct inf_tokenizer *tok;
+    struct tnode *nodes;
     int32_t n_vocab;
     uint32_t n_nodes;
     uint8_t *byte;            /* [n_nodes] the byte leading into the node (root: 0) */
@@ -125,6 +166,7 @@ void inf_grammar_vocab_free(struct inf_grammar_vocab *v)
 {
     if (!v)
         return;
+    free(v->nodes);
     free(v->byte);
     free(v->depth);
     free(v->next);
@@ -256,6 +298,31 @@ inf_status inf_grammar_vocab_new(const struct inf_tokenizer *tok, struct inf_gra
     free(parent);
     free(kids);
     free(ent);
+    if (v->max_depth > UINT16_MAX) {
+        inf_grammar_vocab_free(v);
+        return inf_error_set(err, INF_ELIMIT, "grammar: a token of more than %u bytes",
+                             (unsigned)UINT16_MAX);
+    }
+    v->nodes = malloc(((size_t)nn + 1) * sizeof(*v->nodes));
+    if (!v->nodes) {
+        inf_grammar_vocab_free(v);
+        return inf_error_set(err, INF_ENOMEM, "grammar: out of memory building the token trie");
+    }
+    for (uint32_t i = 0; i <= nn; i++) {
+        struct tnode *x = &v->nodes[i];
+        memset(x, 0, sizeof(*x));
+        x->tf = v->tok_first[i];
+        if (i == nn)
+            break;
+        x->next = v->next[i];
+        x->depth = (uint16_t)v->depth[i];
+        x->height = (uint16_t)v->height[i];
+        x->byte = v->byte[i];
+        x->u8ok = v->u8ok[i];
+        for (unsigned b = 0; b < 256; b++)
+            if (inf__byteset_has(&v->sub[i], b))
+                x->sig |= (uint16_t)(1u << bucket_of(b));
+    }
     *out = v;
     return INF_OK;
 oom:
@@ -282,18 +349,19 @@ static inline void copy_ids(uint32_t *dst, const uint32_t *src, size_t n)
    completed by walking, from each cut's real continuation, the trie subtrees whose prefixes pop
    out of the kept frames. The same cut state recurs in every context, so a wide walk (a string
    body allows most of the vocabulary) is done once per grammar rather than once per place. */
-#define NO_DENSE     UINT32_MAX
-#define NO_CUT       UINT32_MAX
-#define NO_STATE     UINT32_MAX
-#define UNKNOWN_STEP UINT32_MAX
-#define DENSE_AFTER  48 /* hash lookups before a state gets a dense row */
-#define RUN_INF      UINT32_MAX
-#define RUN_CAP      24 /* runs are followed this far (tokens longer are walked byte by byte) */
-#define U8_NONE      (UINT32_MAX - 1)
-#define U8_CHAIN     8 /* successors u8_run examines before it settles for a shorter run */
-#define DENSE_MAX    (64u << 20) / (256 * sizeof(uint32_t)) /* rows: 64 MiB */
-#define ST_END       1u /* the state holds the empty stack: the grammar may end */
-#define ST_MARK      2u /* the state holds a cut node */
+#define NO_DENSE      UINT32_MAX
+#define NO_CUT        UINT32_MAX
+#define NO_STATE      UINT32_MAX
+#define UNKNOWN_STEP  UINT32_MAX
+#define DENSE_AFTER   48 /* hash lookups before a state gets a dense row */
+#define DENSE_SUBTREE 64 /* or a walk reaching it above a subtree of more nodes than this */
+#define RUN_INF       UINT32_MAX
+#define RUN_CAP       24 /* runs are followed this far (tokens longer are walked byte by byte) */
+#define U8_NONE       (UINT32_MAX - 1)
+#define U8_CHAIN      8 /* successors u8_run examines before it settles for a shorter run */
+#define DENSE_MAX     (64u << 20) / (256 * sizeof(uint32_t)) /* rows: 64 MiB */
+#define ST_END        1u /* the state holds the empty stack: the grammar may end */
+#define ST_MARK       2u /* the state holds a cut node */
 /* When the interned tables pass these, they are rebuilt from the current state alone. */
 static size_t max_nodes = 4u << 20, max_states = 1u << 20, max_pool = 64u << 20;
 #define CUT_CACHE_MAX 256
@@ -335,11 +403,13 @@ struct inf_matcher {
     struct rowinfo {
         struct inf__byteset u;
         uint32_t succ, run;
+        uint32_t cover; /* bucket_cover(u) */
     } * rinfo;
     /* per state, text: how many characters it takes one after another (U8_NONE: it does not
        take every multibyte one alike; 0 not yet known), and the ASCII ones among them */
     uint32_t *st_u8run;
-    uint64_t *st_a8; /* [2 per state] */
+    uint64_t *st_a8;     /* [2 per state] */
+    uint32_t *st_cover8; /* per state: bucket_cover of st_a8 (valid with st_u8run) */
     size_t cap_rinfo;
     size_t n_dense, cap_dense;
     uint16_t *st_uses;     /* hash lookups so far; a busy state gets a dense row */
@@ -658,6 +728,9 @@ static uint32_t state_intern(struct inf_matcher *m, size_t n)
     if (!inf__grow(&m->st_a8, &c, m->n_states + 1, 2 * sizeof(uint64_t), 256))
         goto oom;
     c = m->cap_states;
+    if (!inf__grow(&m->st_cover8, &c, m->n_states + 1, sizeof(uint32_t), 256))
+        goto oom;
+    c = m->cap_states;
     if (!inf__grow(&m->st_cuts_off, &c, m->n_states + 1, sizeof(uint32_t), 256))
         goto oom;
     m->cap_states = c;
@@ -755,10 +828,11 @@ static void make_dense(struct inf_matcher *m, uint32_t s)
             best_n = tn[j];
         }
     }
-    struct rowinfo ri = {{{0, 0, 0, 0}}, best, best == s && best ? RUN_INF : 0};
+    struct rowinfo ri = {{{0, 0, 0, 0}}, best, best == s && best ? RUN_INF : 0, 0};
     for (unsigned b = 0; best && b < 256; b++)
         if (to[b] == best)
             ri.u.w[b >> 6] |= 1ull << (b & 63);
+    ri.cover = bucket_cover(&ri.u);
     m->rinfo[row] = ri;
 }
 
@@ -932,6 +1006,8 @@ static uint32_t u8_run(struct inf_matcher *m, uint32_t s)
     m->st_u8run[s] = n;
     m->st_a8[2 * s] = n == U8_NONE ? 0 : a[0];
     m->st_a8[2 * s + 1] = n == U8_NONE ? 0 : a[1];
+    struct inf__byteset u = {{m->st_a8[2 * s], m->st_a8[2 * s + 1], 0, 0}};
+    m->st_cover8[s] = bucket_cover(&u);
     return n;
 }
 
@@ -1033,7 +1109,9 @@ static void tables_release(struct inf_matcher *m)
     free(m->st_canon);
     free(m->st_u8run);
     free(m->st_a8);
+    free(m->st_cover8);
     m->st_a8 = NULL;
+    m->st_cover8 = NULL;
     m->ncanon = m->nstate = m->st_canon = m->st_u8run = NULL;
     free(m->stamp);
     free(m->pool);
@@ -1115,6 +1193,7 @@ static bool tables_init(struct inf_matcher *m)
         !inf__grow(&m->st_canon, &(size_t){0}, c, sizeof(uint32_t), 256) ||
         !inf__grow(&m->st_u8run, &(size_t){0}, c, sizeof(uint32_t), 256) ||
         !inf__grow(&m->st_a8, &(size_t){0}, c, 2 * sizeof(uint64_t), 256) ||
+        !inf__grow(&m->st_cover8, &(size_t){0}, c, sizeof(uint32_t), 256) ||
         !inf__grow(&m->st_cuts_off, &(size_t){0}, c, sizeof(uint32_t), 256))
         return false;
     m->st_cut[0] = NO_CUT;
@@ -1324,52 +1403,65 @@ static void walk(struct inf_matcher *m, uint32_t root, uint32_t s, uint32_t *mas
 {
     const struct inf_grammar_vocab *v = m->voc;
     uint32_t *st = m->walk;
-    const uint8_t *byte = v->byte;
-    const uint32_t *depth = v->depth, *next = v->next, *tf = v->tok_first;
+    const struct tnode *nd = v->nodes;
     const int32_t *toks = v->toks;
-    st[depth[root]] = s;
-    if (record && (m->st_flags[s] & ST_MARK) && next[root] > root + 1 &&
+    st[nd[root].depth] = s;
+    if (record && (m->st_flags[s] & ST_MARK) && nd[root].next > root + 1 &&
         !record_escapes(m, root, s)) {
         m->failed = true;
         return;
     }
-    uint32_t i = root + 1, end = next[root];
+    uint32_t i = root + 1, end = nd[root].next;
     m->walked++;
     while (i < end) {
         m->visited++;
-        uint32_t ps = st[depth[i] - 1], row = m->st_dense[ps];
-        if (row != NO_DENSE && byteset_within(&v->sub[i], &m->rinfo[row].u) &&
-            v->height[i] <= state_run(m, ps)) {
-            /* every token below i is bytes of u, no longer than the run: all allowed (and
-               none needs a cut's continuation: the tokens it could add are these) */
-            for (uint32_t k = tf[i]; k < tf[next[i]]; k++)
-                mask[toks[k] >> 5] |= 1u << (toks[k] & 31);
-            i = next[i];
-            continue;
-        }
-        if (row != NO_DENSE && v->u8ok[i] && (v->sub[i].w[2] | v->sub[i].w[3])) {
-            uint32_t r8 = u8_run(m, ps);
+        const struct tnode *x = &nd[i];
+        uint32_t ps = st[x->depth - 1], row = m->st_dense[ps];
+        if (row == NO_DENSE && x->next - i > DENSE_SUBTREE && m->n_dense < DENSE_MAX) {
+            /* a wide subtree ahead: the row's shortcuts pay for it at once */
+            make_dense(m, ps);
             if (m->failed)
                 return;
-            if (r8 != U8_NONE && v->height[i] <= r8 && !(v->sub[i].w[0] & ~m->st_a8[2 * ps]) &&
-                !(v->sub[i].w[1] & ~m->st_a8[2 * ps + 1])) {
-                /* the same for text: every path below is characters the state takes, as
-                   many as it takes in a row */
-                for (uint32_t k = tf[i]; k < tf[next[i]]; k++)
+            row = m->st_dense[ps];
+        }
+        if (row != NO_DENSE) {
+            uint32_t cover = m->rinfo[row].cover, sg = x->sig;
+            if (!(sg & (cover >> 16)) &&
+                (!(sg & ~cover) || byteset_within(&v->sub[i], &m->rinfo[row].u)) &&
+                x->height <= state_run(m, ps)) {
+                /* every token below i is bytes of u, no longer than the run: all allowed
+                   (and none needs a cut's continuation: the tokens it could add are these) */
+                for (uint32_t k = x->tf; k < nd[x->next].tf; k++)
                     mask[toks[k] >> 5] |= 1u << (toks[k] & 31);
-                i = next[i];
+                i = x->next;
                 continue;
             }
+            if (x->u8ok && (sg & BUCKET_HI)) {
+                uint32_t r8 = u8_run(m, ps);
+                if (m->failed)
+                    return;
+                uint32_t c8 = m->st_cover8[ps], sa = sg & ~BUCKET_HI;
+                if (r8 != U8_NONE && x->height <= r8 && !(sa & (c8 >> 16)) &&
+                    (!(sa & ~c8) || (!(v->sub[i].w[0] & ~m->st_a8[2 * ps]) &&
+                                     !(v->sub[i].w[1] & ~m->st_a8[2 * ps + 1])))) {
+                    /* the same for text: every path below is characters the state takes,
+                       as many as it takes in a row */
+                    for (uint32_t k = x->tf; k < nd[x->next].tf; k++)
+                        mask[toks[k] >> 5] |= 1u << (toks[k] & 31);
+                    i = x->next;
+                    continue;
+                }
+            }
         }
-        uint32_t t = step(m, ps, byte[i]);
+        uint32_t t = step(m, ps, x->byte);
         if (!t) {
-            i = next[i];
+            i = x->next;
             continue;
         }
-        st[depth[i]] = t;
-        for (uint32_t k = tf[i]; k < tf[i + 1]; k++)
+        st[x->depth] = t;
+        for (uint32_t k = x->tf; k < nd[i + 1].tf; k++)
             mask[toks[k] >> 5] |= 1u << (toks[k] & 31);
-        if (record && (m->st_flags[t] & ST_MARK) && next[i] > i + 1 && !record_escapes(m, i, t)) {
+        if (record && (m->st_flags[t] & ST_MARK) && x->next > i + 1 && !record_escapes(m, i, t)) {
             m->failed = true;
             return;
         }
