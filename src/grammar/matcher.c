@@ -10,7 +10,9 @@
  * A mask is a walk over the vocabulary trie, laid out in depth-first order so that a subtree
  * the grammar rejects is skipped by one jump; the state at each depth comes from the memoized
  * transitions, and the finished mask is cached per state (a string body or a number loops back
- * to the same state, so most steps are a copy).
+ * to the same state, so most steps are a copy). A subtree whose every path the state takes is
+ * accepted at once: bytes of one loop (rinfo.u), or text, any UTF-8 characters (u8_run). Long
+ * counted bounds are masked as the bound of the longest token (canon_state).
  */
 #include <math.h>
 #include <pthread.h>
