@@ -24,6 +24,7 @@
 #include "grammar/grammar_internal.h"
 
 #define SHARED_MAX 128
+#define CLEAN_MAX  16   /* text sets per vocabulary */
 #define ESC_DIRECT 4096 /* escapes of a cut state's part past which the state is walked whole */
 
 /* ---- the vocabulary trie --------------------------------------------------------------------- */
@@ -99,6 +100,18 @@ struct inf_grammar_vocab {
     } shared[SHARED_MAX];
     uint32_t n_shared;
     uint64_t tick;
+    /* Text sets, per ASCII set A (see clean_get): the tokens that are UTF-8 from a character
+       boundary with every ASCII byte in A (bits), and the trie of the other tokens, the main
+       trie's nodes with such a token below (nodes, toks; orig: the main trie's node). Made on
+       first use, kept until the vocabulary is freed (entries are read without the lock). */
+    struct clean_set {
+        uint64_t a[2];
+        uint32_t *bits;
+        struct tnode *nodes;
+        int32_t *toks;
+        uint32_t *orig;
+    } clean[CLEAN_MAX];
+    uint32_t n_clean;
 };
 
 /* UTF-8 as a small automaton: 0 at a character boundary, 1..3 continuation bytes still due,
@@ -181,6 +194,12 @@ void inf_grammar_vocab_free(struct inf_grammar_vocab *v)
     for (uint32_t i = 0; i < v->n_shared; i++) {
         free(v->shared[i].bits);
         free(v->shared[i].esc);
+    }
+    for (uint32_t i = 0; i < v->n_clean; i++) {
+        free(v->clean[i].bits);
+        free(v->clean[i].nodes);
+        free(v->clean[i].toks);
+        free(v->clean[i].orig);
     }
     pthread_mutex_destroy(&v->lock);
     free(v);
@@ -331,6 +350,106 @@ oom:
     free(ent);
     inf_grammar_vocab_free(v);
     return inf_error_set(err, INF_ENOMEM, "grammar: out of memory building the token trie");
+}
+
+/* Build the text set of ASCII set a into c (see struct clean_set); false when out of memory. */
+static bool clean_build(const struct inf_grammar_vocab *v, const uint64_t a[2], struct clean_set *c)
+{
+    uint32_t nn = v->n_nodes, nt = v->tok_first[nn];
+    uint8_t *ok = malloc((size_t)v->max_depth + 2), *q = malloc((size_t)v->max_depth + 2);
+    uint32_t *dcount = malloc(((size_t)nt + 1) * sizeof(uint32_t));
+    uint32_t *newid = malloc(((size_t)nn + 1) * sizeof(uint32_t));
+    c->bits = calloc(((size_t)v->n_vocab + 31) / 32, sizeof(uint32_t));
+    bool good = ok && q && dcount && newid && c->bits;
+    if (!good)
+        goto out;
+    /* clean tokens: one pass down the trie with the UTF-8 state and the verdict per depth */
+    ok[0] = 1;
+    q[0] = 0;
+    uint32_t nd = 0;
+    dcount[0] = 0;
+    for (uint32_t i = 1; i < nn; i++) {
+        uint32_t d = v->depth[i];
+        unsigned b = v->byte[i], q2 = u8_next(q[d - 1], b);
+        q[d] = (uint8_t)q2;
+        ok[d] = ok[d - 1] && q2 != U8_REJECT && (b >= 0x80 || ((a[b >> 6] >> (b & 63)) & 1u));
+        for (uint32_t k = v->tok_first[i]; k < v->tok_first[i + 1]; k++) {
+            int32_t t = v->toks[k];
+            if (ok[d])
+                c->bits[t >> 5] |= 1u << (t & 31);
+            else
+                nd++;
+            dcount[k + 1] = dcount[k] + !ok[d];
+        }
+    }
+    /* the other tokens' trie: the nodes with one below (the root always), in the same order */
+    uint32_t nk = 0;
+    for (uint32_t i = 0; i < nn; i++) {
+        bool keep = i == 0 || dcount[v->tok_first[v->next[i]]] > dcount[v->tok_first[i]];
+        newid[i] = keep ? nk++ : UINT32_MAX;
+    }
+    c->nodes = malloc(((size_t)nk + 1) * sizeof(*c->nodes));
+    c->orig = malloc(((size_t)nk + 1) * sizeof(uint32_t));
+    c->toks = malloc(((size_t)nd + 1) * sizeof(int32_t));
+    good = c->nodes && c->orig && c->toks;
+    if (!good)
+        goto out;
+    /* next of a kept node: the first kept node at or after the main next; filled backwards */
+    uint32_t after = nk; /* the first kept node at or after position i */
+    newid[nn] = nk;
+    uint32_t *first_kept = dcount; /* reused below once toks are copied: copy toks first */
+    for (uint32_t k = 0, j = 0; k < nt; k++)
+        if (dcount[k + 1] > dcount[k])
+            c->toks[j++] = v->toks[k];
+    for (uint32_t i = 0; i < nn; i++) {
+        if (newid[i] == UINT32_MAX)
+            continue;
+        struct tnode *x = &c->nodes[newid[i]];
+        *x = v->nodes[i];
+        x->tf = dcount[v->tok_first[i]];
+        c->orig[newid[i]] = i;
+    }
+    c->nodes[nk] = (struct tnode){0};
+    c->nodes[nk].tf = nd;
+    (void)first_kept;
+    for (uint32_t i = nn; i-- > 0;) { /* newid[i] := the first kept node at or after i */
+        if (newid[i] != UINT32_MAX)
+            after = newid[i];
+        else
+            newid[i] = after;
+    }
+    for (uint32_t j = 0; j < nk; j++)
+        c->nodes[j].next = newid[v->next[c->orig[j]]];
+    c->a[0] = a[0];
+    c->a[1] = a[1];
+out:
+    free(ok);
+    free(q);
+    free(dcount);
+    free(newid);
+    if (!good) {
+        free(c->bits);
+        free(c->nodes);
+        free(c->orig);
+        free(c->toks);
+        memset(c, 0, sizeof(*c));
+    }
+    return good;
+}
+
+/* The text set of ASCII set a, made on first use; NULL when the table is full or out of
+   memory (the caller walks the whole trie). */
+static const struct clean_set *clean_get(struct inf_grammar_vocab *v, const uint64_t a[2])
+{
+    const struct clean_set *r = NULL;
+    pthread_mutex_lock(&v->lock);
+    for (uint32_t i = 0; i < v->n_clean && !r; i++)
+        if (v->clean[i].a[0] == a[0] && v->clean[i].a[1] == a[1])
+            r = &v->clean[i];
+    if (!r && v->n_clean < CLEAN_MAX && clean_build(v, a, &v->clean[v->n_clean]))
+        r = &v->clean[v->n_clean++];
+    pthread_mutex_unlock(&v->lock);
+    return r;
 }
 
 /* memcpy of n ids, where n may be 0 and the arrays not yet allocated */
@@ -1401,15 +1520,14 @@ static bool record_escapes(struct inf_matcher *m, uint32_t node, uint32_t t)
  * Walk the trie below node root (exclusive) from state s, the state at root: set the tokens
  * allowed. With record, note where a state holds cut nodes (and the node has children).
  */
-static void walk(struct inf_matcher *m, uint32_t root, uint32_t s, uint32_t *mask, bool record)
+static void walk_in(struct inf_matcher *m, const struct tnode *nd, const int32_t *toks,
+                    const uint32_t *orig, uint32_t root, uint32_t s, uint32_t *mask, bool record)
 {
     const struct inf_grammar_vocab *v = m->voc;
     uint32_t *st = m->walk;
-    const struct tnode *nd = v->nodes;
-    const int32_t *toks = v->toks;
     st[nd[root].depth] = s;
     if (record && (m->st_flags[s] & ST_MARK) && nd[root].next > root + 1 &&
-        !record_escapes(m, root, s)) {
+        !record_escapes(m, orig ? orig[root] : root, s)) {
         m->failed = true;
         return;
     }
@@ -1429,7 +1547,7 @@ static void walk(struct inf_matcher *m, uint32_t root, uint32_t s, uint32_t *mas
         if (row != NO_DENSE) {
             uint32_t cover = m->rinfo[row].cover, sg = x->sig;
             if (!(sg & (cover >> 16)) &&
-                (!(sg & ~cover) || byteset_within(&v->sub[i], &m->rinfo[row].u)) &&
+                (!(sg & ~cover) || byteset_within(&v->sub[orig ? orig[i] : i], &m->rinfo[row].u)) &&
                 x->height <= state_run(m, ps)) {
                 /* every token below i is bytes of u, no longer than the run: all allowed
                    (and none needs a cut's continuation: the tokens it could add are these) */
@@ -1442,10 +1560,10 @@ static void walk(struct inf_matcher *m, uint32_t root, uint32_t s, uint32_t *mas
                 uint32_t r8 = u8_run(m, ps);
                 if (m->failed)
                     return;
-                uint32_t c8 = m->st_cover8[ps], sa = sg & ~BUCKET_HI;
+                uint32_t c8 = m->st_cover8[ps], sa = sg & ~BUCKET_HI, oi = orig ? orig[i] : i;
                 if (r8 != U8_NONE && x->height <= r8 && !(sa & (c8 >> 16)) &&
-                    (!(sa & ~c8) || (!(v->sub[i].w[0] & ~m->st_a8[2 * ps]) &&
-                                     !(v->sub[i].w[1] & ~m->st_a8[2 * ps + 1])))) {
+                    (!(sa & ~c8) || (!(v->sub[oi].w[0] & ~m->st_a8[2 * ps]) &&
+                                     !(v->sub[oi].w[1] & ~m->st_a8[2 * ps + 1])))) {
                     /* the same for text: every path below is characters the state takes,
                        as many as it takes in a row */
                     for (uint32_t k = x->tf; k < nd[x->next].tf; k++)
@@ -1463,12 +1581,38 @@ static void walk(struct inf_matcher *m, uint32_t root, uint32_t s, uint32_t *mas
         st[x->depth] = t;
         for (uint32_t k = x->tf; k < nd[i + 1].tf; k++)
             mask[toks[k] >> 5] |= 1u << (toks[k] & 31);
-        if (record && (m->st_flags[t] & ST_MARK) && x->next > i + 1 && !record_escapes(m, i, t)) {
+        if (record && (m->st_flags[t] & ST_MARK) && x->next > i + 1 &&
+            !record_escapes(m, orig ? orig[i] : i, t)) {
             m->failed = true;
             return;
         }
         i++;
     }
+}
+
+static void walk(struct inf_matcher *m, uint32_t root, uint32_t s, uint32_t *mask, bool record)
+{
+    walk_in(m, m->voc->nodes, m->voc->toks, NULL, root, s, mask, record);
+}
+
+/* walk from the trie's root; a state that takes any text of some ASCII set A takes the
+   vocabulary's text set of A at once, and only the other tokens are walked. */
+static void walk_root(struct inf_matcher *m, uint32_t s, uint32_t *mask, bool record)
+{
+    uint32_t r8 = s ? u8_run(m, s) : U8_NONE;
+    if (m->failed)
+        return;
+    if (r8 == RUN_INF) {
+        uint64_t a[2] = {m->st_a8[2 * s], m->st_a8[2 * s + 1]};
+        const struct clean_set *c = clean_get((struct inf_grammar_vocab *)m->voc, a);
+        if (c) {
+            for (size_t k = 0; k < m->words; k++)
+                mask[k] |= c->bits[k];
+            walk_in(m, c->nodes, c->toks, c->orig, 0, s, mask, record);
+            return;
+        }
+    }
+    walk(m, 0, s, mask, record);
 }
 
 /* s with every stack cut at one level: the frames deeper than the shallowest leaf's parent are
@@ -1706,7 +1850,8 @@ static void evict_parts(struct inf_matcher *m)
             continue;
         if (kept != i)
             memmove(m->parts + kept * w, m->parts + i * w, w * sizeof(uint32_t));
-        copy_ids(m->esc + esc, e2 + m->part_esc_off[i], m->part_esc_n[i]);
+        if (m->part_esc_n[i])
+            copy_ids(m->esc + esc, e2 + m->part_esc_off[i], m->part_esc_n[i]);
         m->part_esc_off[kept] = (uint32_t)esc;
         m->part_esc_n[kept] = m->part_esc_n[i];
         esc += m->part_esc_n[i];
@@ -1742,9 +1887,9 @@ static void add_state(struct inf_matcher *m, uint32_t s, uint32_t *mask)
         uint64_t sig[2];
         bool sharable = cut_signature(m, t, sig);
         if (!sharable || !shared_get(m, sig, bits)) {
-            walk(m, 0, t, bits, true);
+            walk_root(m, t, bits, true);
             if (sharable && !m->failed)
-                shared_put(m, sig, bits, m->esc + m->part_esc_off[slot],
+                shared_put(m, sig, bits, m->esc ? m->esc + m->part_esc_off[slot] : NULL,
                            (uint32_t)(m->n_esc - m->part_esc_off[slot]));
         }
         m->part_esc_n[slot] = (uint32_t)(m->n_esc - m->part_esc_off[slot]);
@@ -1760,7 +1905,7 @@ static void add_state(struct inf_matcher *m, uint32_t s, uint32_t *mask)
         /* a cut inside a pattern's rules rather than at the string's caller: prefixes pop
            out of the kept frames almost everywhere, and the continuation walks, new in every
            place, would cost more than one walk of the whole state */
-        walk(m, 0, s, mask, false);
+        walk_root(m, s, mask, false);
         return;
     }
     const uint32_t *bits = m->parts + (size_t)slot * w;
