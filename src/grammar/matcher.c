@@ -545,6 +545,8 @@ struct inf_matcher {
     /* scratch */
     uint32_t *tmp, *dfs, *ctmp; /* tmp: a state being built; ctmp: a closure being built */
     size_t cap_tmp, cap_dfs, cap_ctmp;
+    uint32_t *sortbuf; /* radix_sort's other half */
+    size_t cap_sortbuf;
     uint32_t *walk; /* [max_depth + 1] states along the trie path */
     /* mask cache */
     struct u64map mask_map; /* state + 1 -> slot */
@@ -780,6 +782,36 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Sort t[0..n) by its 32-bit values, least significant byte first (a state of an ambiguous
+   grammar has thousands of leaves, built again at every new step); false when out of memory. */
+static bool radix_sort(struct inf_matcher *m, uint32_t *t, size_t n)
+{
+    if (!inf__grow(&m->sortbuf, &m->cap_sortbuf, n, sizeof(uint32_t), 1024))
+        return false;
+    uint32_t cnt[4][256] = {{0}};
+    for (size_t i = 0; i < n; i++)
+        for (int d = 0; d < 4; d++)
+            cnt[d][(t[i] >> (8 * d)) & 0xFF]++;
+    uint32_t *src = t, *dst = m->sortbuf;
+    for (int d = 0; d < 4; d++) {
+        if (cnt[d][(t[0] >> (8 * d)) & 0xFF] == n)
+            continue; /* every value has the same byte here */
+        uint32_t pos[256], sum = 0;
+        for (int b = 0; b < 256; b++) {
+            pos[b] = sum;
+            sum += cnt[d][b];
+        }
+        for (size_t i = 0; i < n; i++)
+            dst[pos[(src[i] >> (8 * d)) & 0xFF]++] = src[i];
+        uint32_t *x = src;
+        src = dst;
+        dst = x;
+    }
+    if (src != t)
+        memcpy(t, src, n * sizeof(uint32_t));
+    return true;
+}
+
 /* Intern the leaf set tmp[0..n) (sorted here); 0 for the empty set. */
 static uint32_t state_intern(struct inf_matcher *m, size_t n)
 {
@@ -797,7 +829,7 @@ static uint32_t state_intern(struct inf_matcher *m, size_t n)
                 }
                 t[j] = x;
             }
-        } else {
+        } else if (n < 256 || !radix_sort(m, t, n)) {
             qsort(t, n, sizeof(uint32_t), cmp_u32);
         }
         size_t k = 1;
@@ -1343,6 +1375,7 @@ void inf_matcher_free(struct inf_matcher *m)
         return;
     tables_release(m);
     free(m->tmp);
+    free(m->sortbuf);
     free(m->ctmp);
     free(m->dfs);
     free(m->walk);
