@@ -1,5 +1,6 @@
 /* test_sampling.c - the sampler chain against hand-computed distributions. */
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,14 @@ static struct inf_sampler *make(struct inf_sampler_params p)
     struct inf_sampler *s = NULL;
     struct inf_error err = {0};
     T_EQ_INT(inf_sampler_new(&p, NV, &s, &err), INF_OK);
+    return s;
+}
+
+static struct inf_sampler *make_n(struct inf_sampler_params p, int32_t nv)
+{
+    struct inf_sampler *s = NULL;
+    struct inf_error err = {0};
+    T_EQ_INT(inf_sampler_new(&p, nv, &s, &err), INF_OK);
     return s;
 }
 
@@ -215,6 +224,79 @@ static void test_determinism(void)
     T_OK(bad == NULL);
 }
 
+/* inf_sampler_sample_masked against inf_sampler_sample on the row with the other tokens at
+   -inf: the same token at every draw, for sparse and dense masks, every truncation; the
+   refusals (nothing allowed, NaN allowed, bias or penalties asked). */
+static void test_masked(void)
+{
+    enum { V = 1000, W = (V + 31) / 32 };
+    float *l = malloc(V * sizeof(float)), *row = malloc(V * sizeof(float));
+    uint32_t mask[W];
+    uint64_t rng = 0x9E3779B97F4A7C15ull;
+    struct inf_sampler_params ps[6];
+    for (int k = 0; k < 6; k++)
+        ps[k] = neutral();
+    ps[1].top_k = 40;
+    ps[2].top_k = 40, ps[2].top_p = 0.9f, ps[2].min_p = 0.05f, ps[2].temperature = 0.8f;
+    ps[3].typical_p = 0.7f;
+    ps[4].top_k = 5000; /* above the vocabulary */
+    ps[5].temperature = 0;
+    int mismatches = 0, draws = 0;
+    for (int k = 0; k < 6; k++) {
+        for (int density = 0; density < 4; density++) {
+            /* density: 1 in 500 (fewer than top_k), 1 in 10, 1 in 2, all */
+            for (int i = 0; i < W; i++)
+                mask[i] = 0;
+            for (int i = 0; i < V; i++) {
+                rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+                uint32_t r = (uint32_t)(rng >> 33);
+                bool on = density == 3 || r % (density == 0 ? 500 : density == 1 ? 10 : 2) == 0;
+                if (i == 0 || on)
+                    mask[i / 32] |= 1u << (i % 32);
+                l[i] = (float)((r >> 8) % 20000) / 1000.0f - 10.0f;
+            }
+            for (int i = 0; i < V; i++)
+                row[i] = (mask[i / 32] >> (i % 32)) & 1u ? l[i] : -INFINITY;
+            ps[k].seed = 7 + (uint64_t)k;
+            struct inf_sampler *a = make_n(ps[k], V), *b = make_n(ps[k], V);
+            for (int d = 0; d < 300; d++) {
+                inf_token x = inf_sampler_sample(a, row),
+                          y = inf_sampler_sample_masked(b, l, mask, V);
+                mismatches += x != y;
+                T_OK(x != INF_TOKEN_NONE && ((mask[x / 32] >> (x % 32)) & 1u));
+                draws++;
+            }
+            inf_sampler_free(a);
+            inf_sampler_free(b);
+        }
+    }
+    T_EQ_INT(mismatches, 0);
+    T_EQ_INT(draws, 6 * 4 * 300);
+    /* refusals */
+    struct inf_sampler *s = make_n(ps[0], V);
+    for (int i = 0; i < W; i++)
+        mask[i] = 0;
+    T_EQ_INT(inf_sampler_sample_masked(s, l, mask, V), INF_TOKEN_NONE);
+    T_OK(strstr(inf_sampler_errmsg(s), "banned") != NULL);
+    mask[0] = 1u << 3;
+    l[3] = NAN;
+    l[4] = NAN; /* not allowed: not looked at */
+    T_EQ_INT(inf_sampler_sample_masked(s, l, mask, V), INF_TOKEN_NONE);
+    T_OK(strstr(inf_sampler_errmsg(s), "token 3 is NaN") != NULL);
+    l[3] = 1.0f;
+    T_EQ_INT(inf_sampler_sample_masked(s, l, mask, V), 3);
+    T_EQ_INT(inf_sampler_sample_masked(s, l, mask, 3), INF_TOKEN_NONE); /* past n_mask */
+    inf_sampler_free(s);
+    struct inf_sampler_params pb = ps[0];
+    pb.repeat_penalty = 1.1f;
+    s = make_n(pb, V);
+    T_EQ_INT(inf_sampler_sample_masked(s, l, mask, V), INF_TOKEN_NONE);
+    T_OK(strstr(inf_sampler_errmsg(s), "no logit bias or penalties") != NULL);
+    inf_sampler_free(s);
+    free(l);
+    free(row);
+}
+
 /* #14 item 17: tiny temperatures, all tokens banned, NaN logits. */
 static void test_degenerate(void)
 {
@@ -297,5 +379,6 @@ int main(void)
     T_RUN(test_penalties_and_bias);
     T_RUN(test_determinism);
     T_RUN(test_degenerate);
+    T_RUN(test_masked);
     T_DONE();
 }

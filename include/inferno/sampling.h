@@ -66,6 +66,15 @@ void inf_sampler_free(struct inf_sampler *s);
  */
 inf_token inf_sampler_sample(struct inf_sampler *s, const float *logits);
 
+/*
+ * inf_sampler_sample over the tokens whose bit is set in mask (bit i % 32 of mask[i / 32];
+ * tokens at or past n_mask never): the choice inf_sampler_sample makes on the row with every
+ * other logit at -inf, without that copy or a pass over the whole vocabulary. The parameters
+ * must have no logit bias and no penalties (INF_TOKEN_NONE with a message otherwise).
+ */
+inf_token inf_sampler_sample_masked(struct inf_sampler *s, const float *logits,
+                                    const uint32_t *mask, int32_t n_mask);
+
 /* Why the last inf_sampler_sample returned INF_TOKEN_NONE ("" otherwise); valid until the next
    call on s. */
 const char *inf_sampler_errmsg(const struct inf_sampler *s);

@@ -231,6 +231,33 @@ const char *inf_sampler_errmsg(const struct inf_sampler *s)
     return s->errmsg;
 }
 
+static inf_token sample_cands(struct inf_sampler *s, size_t n);
+
+inf_token inf_sampler_sample_masked(struct inf_sampler *s, const float *logits,
+                                    const uint32_t *mask, int32_t n_mask)
+{
+    const struct inf_sampler_params *p = &s->p;
+    s->errmsg[0] = 0;
+    if (p->n_logit_bias || p->repeat_penalty != 1.0f || p->frequency_penalty != 0.0f ||
+        p->presence_penalty != 0.0f) {
+        snprintf(s->errmsg, sizeof(s->errmsg),
+                 "sampler: a masked draw takes no logit bias or penalties");
+        return INF_TOKEN_NONE;
+    }
+    struct cand *c = s->cands;
+    int32_t lim = n_mask < s->n_vocab ? n_mask : s->n_vocab;
+    size_t n = 0;
+    for (int32_t w = 0; w < (lim + 31) / 32; w++)
+        for (uint32_t m = mask[w]; m; m &= m - 1) {
+            int32_t i = w * 32 + __builtin_ctz(m);
+            if (i >= lim)
+                break;
+            c[n].id = i;
+            c[n++].logit = logits[i];
+        }
+    return sample_cands(s, n);
+}
+
 inf_token inf_sampler_sample(struct inf_sampler *s, const float *logits)
 {
     struct cand *c = s->cands;
@@ -269,13 +296,27 @@ inf_token inf_sampler_sample(struct inf_sampler *s, const float *logits)
         }
     }
 
+    return sample_cands(s, n);
+}
+
+/* The choice among cands[0..n) once the bias and the penalties are in (inf_sampler_sample). */
+static inf_token sample_cands(struct inf_sampler *s, size_t n)
+{
+    struct cand *c = s->cands;
+    const struct inf_sampler_params *p = &s->p;
+    if (n == 0) {
+        snprintf(s->errmsg, sizeof(s->errmsg),
+                 "sampler: every token is banned (logit bias -100 or -inf logits)");
+        return INF_TOKEN_NONE;
+    }
     /* one pass after the bias and the penalties finds the best token and refuses what no
        honest choice can come from: a NaN or +inf logit (from the model, or made by them) and a
        vocabulary where every token is banned */
     size_t best = 0;
     for (size_t i = 0; i < n; i++) {
         if (isnan(c[i].logit)) {
-            snprintf(s->errmsg, sizeof(s->errmsg), "sampler: the logit of token %zu is NaN", i);
+            snprintf(s->errmsg, sizeof(s->errmsg), "sampler: the logit of token %d is NaN",
+                     (int)c[i].id);
             return INF_TOKEN_NONE;
         }
         if (c[i].logit > c[best].logit)
@@ -287,7 +328,8 @@ inf_token inf_sampler_sample(struct inf_sampler *s, const float *logits)
         return INF_TOKEN_NONE;
     }
     if (isinf(c[best].logit)) {
-        snprintf(s->errmsg, sizeof(s->errmsg), "sampler: the logit of token %zu is infinite", best);
+        snprintf(s->errmsg, sizeof(s->errmsg), "sampler: the logit of token %d is infinite",
+                 (int)c[best].id);
         return INF_TOKEN_NONE;
     }
     if (p->temperature < INF_SAMPLER_GREEDY_BELOW)

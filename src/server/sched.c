@@ -967,6 +967,24 @@ static inf_token masked_argmax(struct srv_engine *e, struct slot *s, const float
     return best;
 }
 
+/* Sampling without bias or penalties: the sampler draws from the allowed tokens themselves
+   (inf_sampler_sample_masked), the same choice as from the masked row, without the copy. */
+static bool plain_sampling(const struct inf_sampler_params *p)
+{
+    return p->n_logit_bias == 0 && p->repeat_penalty == 1.0f && p->frequency_penalty == 0.0f &&
+           p->presence_penalty == 0.0f;
+}
+
+static inf_token masked_sample(struct srv_engine *e, struct slot *s, const float *logits)
+{
+    if (!s->mask_ready) {
+        inf_matcher_mask(s->matcher, s->mask);
+        s->mask_ready = true;
+    }
+    const int32_t G = e->gv_size < e->n_vocab ? e->gv_size : e->n_vocab;
+    return inf_sampler_sample_masked(s->smp, logits, s->mask, G);
+}
+
 /* The mask worker: computes the masks of the slots in mw_jobs, then clears it. */
 static void *mask_worker_main(void *arg)
 {
@@ -1047,6 +1065,8 @@ static bool slot_token(struct srv_engine *e, struct slot *s, const float *logits
     inf_token id;
     if (s->matcher && plain_greedy(&t->p.sampling))
         id = masked_argmax(e, s, logits);
+    else if (s->matcher && plain_sampling(&t->p.sampling))
+        id = masked_sample(e, s, logits);
     else
         id = inf_sampler_sample(s->smp, s->matcher ? masked_row(e, s, logits) : logits);
     if (id == INF_TOKEN_NONE) {
