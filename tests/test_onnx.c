@@ -122,6 +122,25 @@ static struct inf_onnx_tensor f32_tensor(int ndim, const int64_t *dims, const fl
     return t;
 }
 
+/* Load model bytes m (p may be NULL) and run them on one 4-d float input; the outputs in out.
+   NULL, with the error printed, when the model does not load. */
+static struct inf_onnx_model *load_run4(const struct w *m, const struct inf_onnx_params *p,
+                                        const int64_t *xd, const float *xv,
+                                        struct inf_onnx_tensor *out)
+{
+    struct inf_onnx_model *model = NULL;
+    struct inf_error err = {0};
+    T_EQ_INT(inf_onnx_load_memory(m->b, m->n, NULL, p, &model, &err), INF_OK);
+    if (!model) {
+        fprintf(stderr, "%s\n", err.msg);
+        return NULL;
+    }
+    struct inf_onnx_tensor in = f32_tensor(4, xd, xv);
+    T_EQ_INT(inf_onnx_run(model, NULL, &in, out, &err), INF_OK);
+    inf_onnx_tensor_release(&in);
+    return model;
+}
+
 static void test_relu_runs(void)
 {
     struct w m = {0};
@@ -432,15 +451,10 @@ static void conv_case(int64_t C, int64_t H, int64_t W, int64_t M, int64_t kh, in
     w_value_info(&g, 11, "x", 4, xd);
     w_value_info(&g, 12, "y", -1, NULL);
     w_model(&m, &g, 13);
-    struct inf_onnx_model *model = NULL;
-    struct inf_error err = {0};
-    T_EQ_INT(inf_onnx_load_memory(m.b, m.n, NULL, NULL, &model, &err), INF_OK);
-    if (!model) {
-        fprintf(stderr, "%s\n", err.msg);
+    struct inf_onnx_tensor out = {0};
+    struct inf_onnx_model *model = load_run4(&m, NULL, xd, xv, &out);
+    if (!model)
         return;
-    }
-    struct inf_onnx_tensor in = f32_tensor(4, xd, xv), out = {0};
-    T_EQ_INT(inf_onnx_run(model, NULL, &in, &out, &err), INF_OK);
     int64_t OH = (H + pads[0] + pads[2] - ((kh - 1) * dil + 1)) / s + 1;
     int64_t OW = (W + pads[1] + pads[3] - ((kw - 1) * dil + 1)) / s + 1;
     T_EQ_INT(out.ndim, 4);
@@ -466,7 +480,6 @@ static void conv_case(int64_t C, int64_t H, int64_t W, int64_t M, int64_t kh, in
                 bad += fabs(got - acc) > 1e-4 * (1 + fabs(acc));
             }
     T_EQ_INT(bad, 0);
-    inf_onnx_tensor_release(&in);
     inf_onnx_tensor_release(&out);
     inf_onnx_free(model);
 }
@@ -696,18 +709,13 @@ static void bn_conv_case(int64_t C, int64_t H, int64_t W, int64_t M, bool relu, 
     w_model(&m, &g, 13);
     for (int fused = 0; fused < 2; fused++) {
         struct inf_onnx_params p = {.no_fuse = !fused};
-        struct inf_onnx_model *model = NULL;
-        struct inf_error err = {0};
-        T_EQ_INT(inf_onnx_load_memory(m.b, m.n, NULL, &p, &model, &err), INF_OK);
-        if (!model) {
-            fprintf(stderr, "%s\n", err.msg);
+        struct inf_onnx_tensor out[2] = {{0}};
+        struct inf_onnx_model *model = load_run4(&m, &p, xd, xv, out);
+        if (!model)
             return;
-        }
         struct inf_onnx_model_info mi;
         inf_onnx_get_info(model, &mi);
         T_EQ_INT(mi.n_nodes_planned, !fused ? 2 + relu : variant ? 2 : 1);
-        struct inf_onnx_tensor in = f32_tensor(4, xd, xv), out[2] = {{0}};
-        T_EQ_INT(inf_onnx_run(model, NULL, &in, out, &err), INF_OK);
         T_EQ_INT(out[0].n, M * OH * OW);
         int bad = 0;
         for (int64_t o = 0; out[0].data && o < M; o++)
@@ -724,7 +732,6 @@ static void bn_conv_case(int64_t C, int64_t H, int64_t W, int64_t M, bool relu, 
                     bad += fabs(got - acc) > 1e-4 * (1 + fabs(acc));
                 }
         T_EQ_INT(bad, 0);
-        inf_onnx_tensor_release(&in);
         inf_onnx_tensor_release(&out[0]);
         inf_onnx_tensor_release(&out[1]);
         inf_onnx_free(model);
@@ -785,15 +792,10 @@ static void conv_pool_case(int64_t C, int64_t H, int64_t W, int64_t M, int64_t g
     w_value_info(&g, 11, "x", 4, xd);
     w_value_info(&g, 12, "y", -1, NULL);
     w_model(&m, &g, 13);
-    struct inf_onnx_model *model = NULL;
-    struct inf_error err = {0};
-    T_EQ_INT(inf_onnx_load_memory(m.b, m.n, NULL, NULL, &model, &err), INF_OK);
-    if (!model) {
-        fprintf(stderr, "%s\n", err.msg);
+    struct inf_onnx_tensor out = {0};
+    struct inf_onnx_model *model = load_run4(&m, NULL, xd, xv, &out);
+    if (!model)
         return;
-    }
-    struct inf_onnx_tensor in = f32_tensor(4, xd, xv), out = {0};
-    T_EQ_INT(inf_onnx_run(model, NULL, &in, &out, &err), INF_OK);
     T_EQ_INT(out.n, M * OH * OW);
     int bad = 0;
     for (int64_t o = 0; out.data && o < M; o++)
@@ -813,7 +815,6 @@ static void conv_pool_case(int64_t C, int64_t H, int64_t W, int64_t M, int64_t g
                 bad += fabs(got - want) > 1e-4 * (1 + fabs(want));
             }
     T_EQ_INT(bad, 0);
-    inf_onnx_tensor_release(&in);
     inf_onnx_tensor_release(&out);
     inf_onnx_free(model);
 }

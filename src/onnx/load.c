@@ -821,6 +821,20 @@ static const float *channel_const(const struct inf_onnx_model *m, int id, int64_
     return t->data;
 }
 
+/* An inference BatchNormalization whose scale, bias, mean and variance are constant float
+   vectors (the fusions below fold them at load time). */
+static bool bn_const_inference(const struct inf_onnx_model *m, const struct inf__onnx_node *bn)
+{
+    if (bn->n_in != 5 || inf__onnx_attr_i(bn, "training_mode", 0))
+        return false;
+    for (int k = 1; k < 5; k++)
+        if (bn->in[k] < 0 || !m->values[bn->in[k]].is_const ||
+            m->values[bn->in[k]].konst.dtype != INF_ONNX_FLOAT ||
+            m->values[bn->in[k]].konst.ndim != 1)
+            return false;
+    return true;
+}
+
 /*
  * Per-channel affine ops after a Conv or an inference BatchNormalization: following
  * BatchNormalization, Mul and Add by per-channel constants, then Relu, are absorbed:
@@ -849,14 +863,7 @@ static inf_status fuse(struct loader *L)
             C = m->values[w_id].konst.dims[0];
             R = m->values[w_id].konst.ndim;
         } else {
-            if (c->n_in != 5 || inf__onnx_attr_i(c, "training_mode", 0))
-                continue;
-            bool ok = true;
-            for (int k = 1; ok && k < 5; k++)
-                ok = c->in[k] >= 0 && m->values[c->in[k]].is_const &&
-                     m->values[c->in[k]].konst.dtype == INF_ONNX_FLOAT &&
-                     m->values[c->in[k]].konst.ndim == 1;
-            if (!ok)
+            if (!bn_const_inference(m, c))
                 continue;
             C = m->values[c->in[1]].konst.n;
             R = 4; /* checked at run time (fuse_rank) */
@@ -1029,6 +1036,24 @@ static bool attr_all(const struct inf__onnx_node *n, const char *name, int64_t v
     return true;
 }
 
+/* A Conv with constant 1x1 weights, stride 1 and no padding: per pixel, a product over the
+   channels (its weights in *w). */
+static bool pointwise_conv(const struct inf_onnx_model *m, const struct inf__onnx_node *cv,
+                           const struct inf_onnx_tensor **w)
+{
+    if (cv->n_in < 2 || cv->in[1] < 0 || !m->values[cv->in[1]].is_const)
+        return false;
+    *w = &m->values[cv->in[1]].konst;
+    if ((*w)->ndim < 3)
+        return false;
+    for (int d = 2; d < (*w)->ndim; d++)
+        if ((*w)->dims[d] != 1)
+            return false;
+    const char *ap = inf__onnx_attr_s(cv, "auto_pad", "NOTSET");
+    return attr_all(cv, "strides", 1) && attr_all(cv, "pads", 0) &&
+           (!strcmp(ap, "NOTSET") || !strcmp(ap, "VALID"));
+}
+
 /*
  * A pointwise Conv (1x1, stride 1, no padding, no ReLU absorbed) whose only reader is an
  * AveragePool with non-overlapping windows (kernel = strides, no padding, floor, no dilation):
@@ -1041,18 +1066,12 @@ static void swap_conv_avgpool(struct inf_onnx_model *m)
     for (int p = 0; p < m->n_plan; p++) {
         struct inf__onnx_node *cv = &m->nodes[m->plan[p]];
         int only = -1;
+        const struct inf_onnx_tensor *w;
         if (cv->dead || strcmp(cv->op_type, "Conv") || cv->n_out != 1 || cv->out[0] < 0 ||
-            cv->in[0] < 0 || cv->fuse_relu || cv->n_in < 2 || cv->in[1] < 0 ||
-            !m->values[cv->in[1]].is_const || n_consumers(m, cv->out[0], &only) != 1)
+            cv->in[0] < 0 || cv->fuse_relu || !pointwise_conv(m, cv, &w) ||
+            n_consumers(m, cv->out[0], &only) != 1)
             continue;
-        const struct inf_onnx_tensor *w = &m->values[cv->in[1]].konst;
-        bool ok = w->ndim >= 3;
-        for (int d = 2; ok && d < w->ndim; d++)
-            ok = w->dims[d] == 1;
-        const char *ap = inf__onnx_attr_s(cv, "auto_pad", "NOTSET");
-        if (!ok || !attr_all(cv, "strides", 1) || !attr_all(cv, "pads", 0) ||
-            (strcmp(ap, "NOTSET") && strcmp(ap, "VALID")))
-            continue;
+        bool ok = true;
         struct inf__onnx_node *pl = &m->nodes[only];
         const int64_t *ks, *st;
         int nk, ns;
@@ -1099,34 +1118,21 @@ static inf_status fuse_bn_conv(struct loader *L)
     for (int p = 0; p < m->n_plan; p++) {
         struct inf__onnx_node *bn = &m->nodes[m->plan[p]];
         int only = -1;
-        if (bn->dead || strcmp(bn->op_type, "BatchNormalization") || bn->n_in != 5 ||
-            bn->n_out != 1 || bn->out[0] < 0 || bn->in[0] < 0 ||
-            inf__onnx_attr_i(bn, "training_mode", 0) || n_consumers(m, bn->out[0], &only) != 1)
-            continue;
-        bool ok = true;
-        for (int k = 1; ok && k < 5; k++)
-            ok = bn->in[k] >= 0 && m->values[bn->in[k]].is_const &&
-                 m->values[bn->in[k]].konst.dtype == INF_ONNX_FLOAT &&
-                 m->values[bn->in[k]].konst.ndim == 1;
-        if (!ok)
+        if (bn->dead || strcmp(bn->op_type, "BatchNormalization") || bn->n_out != 1 ||
+            bn->out[0] < 0 || bn->in[0] < 0 || !bn_const_inference(m, bn) ||
+            n_consumers(m, bn->out[0], &only) != 1)
             continue;
         int64_t C = m->values[bn->in[1]].konst.n;
+        bool ok = true;
         for (int k = 2; ok && k < 5; k++)
             ok = m->values[bn->in[k]].konst.n == C;
         struct inf__onnx_node *cv = &m->nodes[only];
-        if (!ok || cv->dead || strcmp(cv->op_type, "Conv") || cv->n_in < 2 ||
-            cv->in[0] != bn->out[0] || cv->in[1] < 0 || !m->values[cv->in[1]].is_const ||
-            cv->pre_ss)
+        const struct inf_onnx_tensor *w;
+        if (!ok || cv->dead || strcmp(cv->op_type, "Conv") || cv->in[0] != bn->out[0] ||
+            cv->pre_ss || !pointwise_conv(m, cv, &w) || inf__onnx_attr_i(cv, "group", 1) != 1)
             continue;
-        const struct inf_onnx_tensor *w = &m->values[cv->in[1]].konst;
-        if (w->dtype != INF_ONNX_FLOAT || w->ndim < 3 || w->dims[1] != C ||
+        if (w->dtype != INF_ONNX_FLOAT || w->dims[1] != C ||
             (bn->fuse_rank && bn->fuse_rank != w->ndim))
-            continue;
-        for (int d = 2; ok && d < w->ndim; d++)
-            ok = w->dims[d] == 1;
-        const char *ap = inf__onnx_attr_s(cv, "auto_pad", "NOTSET");
-        if (!ok || inf__onnx_attr_i(cv, "group", 1) != 1 || !attr_all(cv, "strides", 1) ||
-            !attr_all(cv, "pads", 0) || (strcmp(ap, "NOTSET") && strcmp(ap, "VALID")))
             continue;
         float *ss = malloc(sizeof(float) * (size_t)(2 * C + 1));
         if (!ss)
