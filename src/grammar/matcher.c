@@ -61,29 +61,25 @@ static uint32_t bucket_cover(const struct inf__byteset *u)
     return full | none << 16;
 }
 
-/* What walk reads of a trie node, in one record. */
+/* A trie node, as walk reads it: one record. */
 struct tnode {
-    uint32_t next, tf; /* as next[] and tok_first[] */
-    uint16_t sig;      /* the buckets of the bytes on the paths into the subtree */
-    uint16_t depth, height;
-    uint8_t byte, u8ok;
+    uint32_t next; /* the first node after this node's subtree */
+    uint32_t tf;   /* tokens ending here: toks[tf .. next record's tf); the subtree's: toks[tf ..
+                      nodes[next].tf) */
+    uint16_t sig;  /* the buckets of the bytes on the paths into the subtree */
+    uint16_t depth, height; /* bytes from the root; from the parent to the deepest node below */
+    uint8_t byte;           /* the byte leading into the node (root: 0) */
+    uint8_t u8ok; /* 1: every path from the node's byte down is UTF-8 (a prefix of it) when it
+                     starts at a character boundary */
 };
 
 struct inf_grammar_vocab {
     const struct inf_tokenizer *tok;
-    struct tnode *nodes;
+    struct tnode *nodes; /* [n_nodes + 1] in depth-first order; the last only holds tf, the
+                            token count */
     int32_t n_vocab;
     uint32_t n_nodes;
-    uint8_t *byte;            /* [n_nodes] the byte leading into the node (root: 0) */
-    uint32_t *depth;          /* [n_nodes] */
-    uint32_t *next;           /* [n_nodes] first node after this node's subtree */
-    uint32_t *tok_first;      /* [n_nodes + 1] tokens ending at node i: toks[tok_first[i] ..
-                                 tok_first[i+1]); a subtree's tokens are toks[tok_first[i] ..
-                                 tok_first[next[i]]) */
     struct inf__byteset *sub; /* [n_nodes] the bytes on the paths into the node's subtree */
-    uint32_t *height;         /* [n_nodes] bytes from the parent to the deepest node below */
-    uint8_t *u8ok;            /* [n_nodes] 1: every path from the node's byte down is UTF-8 (a
-                                 prefix of it) when it starts at a character boundary */
     int32_t *toks;
     int32_t *eog;
     uint32_t n_eog;
@@ -182,13 +178,7 @@ void inf_grammar_vocab_free(struct inf_grammar_vocab *v)
     if (!v)
         return;
     free(v->nodes);
-    free(v->byte);
-    free(v->depth);
-    free(v->next);
-    free(v->tok_first);
     free(v->sub);
-    free(v->height);
-    free(v->u8ok);
     free(v->toks);
     free(v->eog);
     for (uint32_t i = 0; i < v->n_shared; i++) {
@@ -215,6 +205,8 @@ inf_status inf_grammar_vocab_new(const struct inf_tokenizer *tok, struct inf_gra
     int32_t n = (int32_t)info->n_tokens;
     struct inf_grammar_vocab *v = calloc(1, sizeof(*v));
     struct ventry *ent = malloc(((size_t)n + 1) * sizeof(*ent));
+    uint32_t *path = NULL, *parent = NULL;
+    uint8_t *kids = NULL;
     size_t total = 1, n_ent = 0;
     if (!v || !ent)
         goto oom;
@@ -233,30 +225,27 @@ inf_status inf_grammar_vocab_new(const struct inf_tokenizer *tok, struct inf_gra
         const char *p = inf_tok_piece(tok, i, false, &len);
         if (!p || len == 0)
             continue;
+        if (len > UINT16_MAX) {
+            free(ent);
+            inf_grammar_vocab_free(v);
+            return inf_error_set(err, INF_ELIMIT, "grammar: token %d is more than %u bytes", i,
+                                 (unsigned)UINT16_MAX);
+        }
         ent[n_ent++] = (struct ventry){(const unsigned char *)p, (uint32_t)len, i};
         total += len;
     }
     qsort(ent, n_ent, sizeof(*ent), cmp_ventry);
-    /* at most one node per byte of every piece, plus the root */
+    /* at most one node per byte of every piece, plus the root (and the end record) */
     if (total > UINT32_MAX / 2)
         goto oom;
-    v->byte = malloc(total);
-    v->depth = malloc(total * sizeof(uint32_t));
-    v->next = malloc(total * sizeof(uint32_t));
-    v->tok_first = malloc((total + 1) * sizeof(uint32_t));
+    struct tnode *nd = v->nodes = calloc(total + 1, sizeof(*v->nodes));
     v->toks = malloc((n_ent + 1) * sizeof(int32_t));
-    uint32_t *path = malloc((total + 1) * sizeof(uint32_t));
-    uint32_t *parent = malloc(total * sizeof(uint32_t));
-    if (!v->byte || !v->depth || !v->next || !v->tok_first || !v->toks || !path || !parent) {
-        free(path);
-        free(parent);
+    path = malloc((total + 1) * sizeof(uint32_t));
+    parent = malloc(total * sizeof(uint32_t));
+    if (!nd || !v->toks || !path || !parent)
         goto oom;
-    }
     parent[0] = 0;
     uint32_t nn = 1, nt = 0, sd = 0; /* nodes, tokens, path depth */
-    v->byte[0] = 0;
-    v->depth[0] = 0;
-    v->tok_first[0] = 0;
     path[0] = 0;
     const struct ventry *prev = NULL;
     for (size_t k = 0; k < n_ent; k++) {
@@ -268,12 +257,12 @@ inf_status inf_grammar_vocab_new(const struct inf_tokenizer *tok, struct inf_gra
                 l++;
         }
         while (sd > l)
-            v->next[path[sd--]] = nn;
+            nd[path[sd--]].next = nn;
         for (uint32_t d = l; d < e->len; d++) {
             parent[nn] = path[sd];
-            v->byte[nn] = e->p[d];
-            v->depth[nn] = d + 1;
-            v->tok_first[nn] = nt;
+            nd[nn].byte = e->p[d];
+            nd[nn].depth = (uint16_t)(d + 1);
+            nd[nn].tf = nt;
             path[++sd] = nn++;
         }
         v->toks[nt++] = e->id;
@@ -282,71 +271,50 @@ inf_status inf_grammar_vocab_new(const struct inf_tokenizer *tok, struct inf_gra
         prev = e;
     }
     while (sd > 0)
-        v->next[path[sd--]] = nn;
-    v->next[0] = nn;
-    v->tok_first[nn] = nt;
-    /* tok_first[i] was set when node i was made; tokens are appended right after their node, so
-       node i owns toks[tok_first[i] .. tok_first[i+1]) */
+        nd[path[sd--]].next = nn;
+    nd[0].next = nn;
+    nd[nn].tf = nt;
+    /* tf was set when node i was made; tokens are appended right after their node, so node i
+       owns toks[nd[i].tf .. nd[i+1].tf) */
     v->n_nodes = nn;
-    free(path);
+    struct tnode *fit = realloc(nd, ((size_t)nn + 1) * sizeof(*nd)); /* total is a bound */
+    if (fit)
+        nd = v->nodes = fit;
     v->sub = calloc(nn, sizeof(*v->sub));
-    v->height = calloc(nn, sizeof(uint32_t));
-    v->u8ok = malloc(nn);
-    uint8_t *kids = malloc(nn); /* per node: the UTF-8 states its children are all valid from */
-    if (!v->sub || !v->height || !v->u8ok || !kids) {
-        free(kids);
-        free(parent);
+    kids = malloc(nn); /* per node: the UTF-8 states its children are all valid from */
+    if (!v->sub || !kids)
         goto oom;
-    }
     memset(kids, 0xFF, nn);
     for (uint32_t i = nn; i-- > 1;) { /* children come after their parent */
+        struct tnode *x = &nd[i], *up = &nd[parent[i]];
         uint8_t ok = 0;
         for (unsigned q = 0; q < U8_STATES; q++) {
-            unsigned q2 = u8_next(q, v->byte[i]);
+            unsigned q2 = u8_next(q, x->byte);
             if (q2 != U8_REJECT && ((kids[i] >> q2) & 1u))
                 ok |= (uint8_t)(1u << q);
         }
-        v->u8ok[i] = ok & 1u;
+        x->u8ok = ok & 1u;
         kids[parent[i]] &= ok;
-        if (v->height[i] == 0)
-            v->height[i] = 1;
-        if (v->height[i] + 1 > v->height[parent[i]])
-            v->height[parent[i]] = v->height[i] + 1;
-        v->sub[i].w[v->byte[i] >> 6] |= 1ull << (v->byte[i] & 63);
+        if (x->height == 0)
+            x->height = 1;
+        if (x->height + 1 > up->height)
+            up->height = (uint16_t)(x->height + 1);
+        x->sig |= (uint16_t)(1u << bucket_of(x->byte));
+        up->sig |= x->sig;
+        v->sub[i].w[x->byte >> 6] |= 1ull << (x->byte & 63);
         for (int k = 0; k < 4; k++)
             v->sub[parent[i]].w[k] |= v->sub[i].w[k];
     }
+    free(path);
     free(parent);
     free(kids);
     free(ent);
-    if (v->max_depth > UINT16_MAX) {
-        inf_grammar_vocab_free(v);
-        return inf_error_set(err, INF_ELIMIT, "grammar: a token of more than %u bytes",
-                             (unsigned)UINT16_MAX);
-    }
-    v->nodes = malloc(((size_t)nn + 1) * sizeof(*v->nodes));
-    if (!v->nodes) {
-        inf_grammar_vocab_free(v);
-        return inf_error_set(err, INF_ENOMEM, "grammar: out of memory building the token trie");
-    }
-    for (uint32_t i = 0; i <= nn; i++) {
-        struct tnode *x = &v->nodes[i];
-        memset(x, 0, sizeof(*x));
-        x->tf = v->tok_first[i];
-        if (i == nn)
-            break;
-        x->next = v->next[i];
-        x->depth = (uint16_t)v->depth[i];
-        x->height = (uint16_t)v->height[i];
-        x->byte = v->byte[i];
-        x->u8ok = v->u8ok[i];
-        for (unsigned b = 0; b < 256; b++)
-            if (inf__byteset_has(&v->sub[i], b))
-                x->sig |= (uint16_t)(1u << bucket_of(b));
-    }
     *out = v;
     return INF_OK;
 oom:
+    free(path);
+    free(parent);
+    free(kids);
     free(ent);
     inf_grammar_vocab_free(v);
     return inf_error_set(err, INF_ENOMEM, "grammar: out of memory building the token trie");
@@ -355,7 +323,8 @@ oom:
 /* Build the text set of ASCII set a into c (see struct clean_set); false when out of memory. */
 static bool clean_build(const struct inf_grammar_vocab *v, const uint64_t a[2], struct clean_set *c)
 {
-    uint32_t nn = v->n_nodes, nt = v->tok_first[nn];
+    const struct tnode *vn = v->nodes;
+    uint32_t nn = v->n_nodes, nt = vn[nn].tf;
     uint8_t *ok = malloc((size_t)v->max_depth + 2), *q = malloc((size_t)v->max_depth + 2);
     uint32_t *dcount = malloc(((size_t)nt + 1) * sizeof(uint32_t));
     uint32_t *newid = malloc(((size_t)nn + 1) * sizeof(uint32_t));
@@ -369,11 +338,11 @@ static bool clean_build(const struct inf_grammar_vocab *v, const uint64_t a[2], 
     uint32_t nd = 0;
     dcount[0] = 0;
     for (uint32_t i = 1; i < nn; i++) {
-        uint32_t d = v->depth[i];
-        unsigned b = v->byte[i], q2 = u8_next(q[d - 1], b);
+        uint32_t d = vn[i].depth;
+        unsigned b = vn[i].byte, q2 = u8_next(q[d - 1], b);
         q[d] = (uint8_t)q2;
         ok[d] = ok[d - 1] && q2 != U8_REJECT && (b >= 0x80 || ((a[b >> 6] >> (b & 63)) & 1u));
-        for (uint32_t k = v->tok_first[i]; k < v->tok_first[i + 1]; k++) {
+        for (uint32_t k = vn[i].tf; k < vn[i + 1].tf; k++) {
             int32_t t = v->toks[k];
             if (ok[d])
                 c->bits[t >> 5] |= 1u << (t & 31);
@@ -385,7 +354,7 @@ static bool clean_build(const struct inf_grammar_vocab *v, const uint64_t a[2], 
     /* the other tokens' trie: the nodes with one below (the root always), in the same order */
     uint32_t nk = 0;
     for (uint32_t i = 0; i < nn; i++) {
-        bool keep = i == 0 || dcount[v->tok_first[v->next[i]]] > dcount[v->tok_first[i]];
+        bool keep = i == 0 || dcount[vn[vn[i].next].tf] > dcount[vn[i].tf];
         newid[i] = keep ? nk++ : UINT32_MAX;
     }
     c->nodes = malloc(((size_t)nk + 1) * sizeof(*c->nodes));
@@ -394,10 +363,6 @@ static bool clean_build(const struct inf_grammar_vocab *v, const uint64_t a[2], 
     good = c->nodes && c->orig && c->toks;
     if (!good)
         goto out;
-    /* next of a kept node: the first kept node at or after the main next; filled backwards */
-    uint32_t after = nk; /* the first kept node at or after position i */
-    newid[nn] = nk;
-    uint32_t *first_kept = dcount; /* reused below once toks are copied: copy toks first */
     for (uint32_t k = 0, j = 0; k < nt; k++)
         if (dcount[k + 1] > dcount[k])
             c->toks[j++] = v->toks[k];
@@ -405,13 +370,15 @@ static bool clean_build(const struct inf_grammar_vocab *v, const uint64_t a[2], 
         if (newid[i] == UINT32_MAX)
             continue;
         struct tnode *x = &c->nodes[newid[i]];
-        *x = v->nodes[i];
-        x->tf = dcount[v->tok_first[i]];
+        *x = vn[i];
+        x->tf = dcount[vn[i].tf];
         c->orig[newid[i]] = i;
     }
     c->nodes[nk] = (struct tnode){0};
     c->nodes[nk].tf = nd;
-    (void)first_kept;
+    /* next of a kept node: the first kept node at or after the main next */
+    uint32_t after = nk;
+    newid[nn] = nk;
     for (uint32_t i = nn; i-- > 0;) { /* newid[i] := the first kept node at or after i */
         if (newid[i] != UINT32_MAX)
             after = newid[i];
@@ -419,7 +386,7 @@ static bool clean_build(const struct inf_grammar_vocab *v, const uint64_t a[2], 
             newid[i] = after;
     }
     for (uint32_t j = 0; j < nk; j++)
-        c->nodes[j].next = newid[v->next[c->orig[j]]];
+        c->nodes[j].next = newid[vn[c->orig[j]].next];
     c->a[0] = a[0];
     c->a[1] = a[1];
 out:
@@ -2004,7 +1971,7 @@ static void walk_cont(struct inf_matcher *m, uint32_t node, uint32_t c, uint32_t
             goto oom;
         uint32_t *ent = m->cont_ent + 4 * m->n_cont;
         ent[0] = (uint32_t)m->n_ctoks;
-        for (uint32_t k = v->tok_first[node + 1]; k < v->tok_first[v->next[node]]; k++) {
+        for (uint32_t k = v->nodes[node + 1].tf; k < v->nodes[v->nodes[node].next].tf; k++) {
             int32_t t = v->toks[k];
             if (!((m->scratch[t >> 5] >> (t & 31)) & 1u))
                 continue;
