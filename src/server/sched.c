@@ -892,6 +892,16 @@ static bool batch_reserve(struct srv_engine *e, int32_t n)
     return true;
 }
 
+/* The slot's mask for this step: the worker's when it is ready, else computed here (a slot whose
+   prompt ended in the step that admitted it). */
+static void slot_mask_ready(struct slot *s)
+{
+    if (!s->mask_ready) {
+        inf_matcher_mask(s->matcher, s->mask);
+        s->mask_ready = true;
+    }
+}
+
 /*
  * The logits row with every token the slot's grammar does not allow now at -inf (tokens past
  * the grammar's vocabulary are never allowed). The mask is the worker's when it is ready, else
@@ -899,10 +909,7 @@ static bool batch_reserve(struct srv_engine *e, int32_t n)
  */
 static const float *masked_row(struct srv_engine *e, struct slot *s, const float *logits)
 {
-    if (!s->mask_ready) {
-        inf_matcher_mask(s->matcher, s->mask);
-        s->mask_ready = true;
-    }
+    slot_mask_ready(s);
     const int32_t V = e->n_vocab, G = e->gv_size < V ? e->gv_size : V;
     float *out = s->masked;
     int32_t i = 0;
@@ -929,24 +936,27 @@ static const float *masked_row(struct srv_engine *e, struct slot *s, const float
     return out;
 }
 
+/* No logit bias and no penalties: nothing that indexes the whole vocabulary. */
+static bool plain_sampling(const struct inf_sampler_params *p)
+{
+    return p->n_logit_bias == 0 && p->repeat_penalty == 1.0f && p->frequency_penalty == 0.0f &&
+           p->presence_penalty == 0.0f;
+}
+
+static bool plain_greedy(const struct inf_sampler_params *p)
+{
+    return p->temperature < INF_SAMPLER_GREEDY_BELOW && plain_sampling(p);
+}
+
 /*
  * Greedy decoding without bias or penalties (what the sampler would do: the first best logit)
  * over the allowed tokens only, read from the mask's set bits: no masked copy of the row and no
  * pass of the sampler over the whole vocabulary. INF_TOKEN_NONE when no allowed token has a
  * finite logit.
  */
-static bool plain_greedy(const struct inf_sampler_params *p)
-{
-    return p->temperature < INF_SAMPLER_GREEDY_BELOW && p->n_logit_bias == 0 &&
-           p->repeat_penalty == 1.0f && p->frequency_penalty == 0.0f && p->presence_penalty == 0.0f;
-}
-
 static inf_token masked_argmax(struct srv_engine *e, struct slot *s, const float *logits)
 {
-    if (!s->mask_ready) {
-        inf_matcher_mask(s->matcher, s->mask);
-        s->mask_ready = true;
-    }
+    slot_mask_ready(s);
     const int32_t G = e->gv_size < e->n_vocab ? e->gv_size : e->n_vocab;
     inf_token best = INF_TOKEN_NONE;
     float bx = -INFINITY;
@@ -969,18 +979,9 @@ static inf_token masked_argmax(struct srv_engine *e, struct slot *s, const float
 
 /* Sampling without bias or penalties: the sampler draws from the allowed tokens themselves
    (inf_sampler_sample_masked), the same choice as from the masked row, without the copy. */
-static bool plain_sampling(const struct inf_sampler_params *p)
-{
-    return p->n_logit_bias == 0 && p->repeat_penalty == 1.0f && p->frequency_penalty == 0.0f &&
-           p->presence_penalty == 0.0f;
-}
-
 static inf_token masked_sample(struct srv_engine *e, struct slot *s, const float *logits)
 {
-    if (!s->mask_ready) {
-        inf_matcher_mask(s->matcher, s->mask);
-        s->mask_ready = true;
-    }
+    slot_mask_ready(s);
     const int32_t G = e->gv_size < e->n_vocab ? e->gv_size : e->n_vocab;
     return inf_sampler_sample_masked(s->smp, logits, s->mask, G);
 }
