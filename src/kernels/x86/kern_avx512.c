@@ -534,13 +534,13 @@ static INF__ALWAYS_INLINE void z_f_tile(const int T, const int NR, const int NC,
     z_f_tile(T, NR, NC, n, w, ldw, a, lda, s, lds, 0)
 
 #define LEG(t, T)                                                                                  \
-    X86_GEMM_DISPATCH(gemm_##t, LEG_TILE, T, 1, 2, 2, n / 32)                                      \
-    X86_GEMM_DISPATCH(gemm_##t##_vnni, LEG_TILE_V, T, 1, 2, 2, n / 32)
+    X86_GEMM_DISPATCH(gemm_##t, LEG_TILE, T, 2, 2, n / 32)                                         \
+    X86_GEMM_DISPATCH(gemm_##t##_vnni, LEG_TILE_V, T, 2, 2, n / 32)
 #define KQ(t, T)                                                                                   \
-    X86_GEMM_DISPATCH(gemm_##t, K_TILE, T, 1, 1, 4, n / 256)                                       \
-    X86_GEMM_DISPATCH(gemm_##t##_vnni, K_TILE_V, T, 1, 1, 4, n / 256)
-X86_GEMM_DISPATCH(gemm_q4_0_vnni_inv, LEG_TILE_VI, INF_TYPE_Q4_0, 1, 2, 2, n / 32)
-X86_GEMM_DISPATCH(gemm_q8_0_vnni_inv, LEG_TILE_VI, INF_TYPE_Q8_0, 1, 2, 2, n / 32)
+    X86_GEMM_DISPATCH(gemm_##t, K_TILE, T, 1, 4, n / 256)                                          \
+    X86_GEMM_DISPATCH(gemm_##t##_vnni, K_TILE_V, T, 1, 4, n / 256)
+X86_GEMM_DISPATCH(gemm_q4_0_vnni_inv, LEG_TILE_VI, INF_TYPE_Q4_0, 2, 2, n / 32)
+X86_GEMM_DISPATCH(gemm_q8_0_vnni_inv, LEG_TILE_VI, INF_TYPE_Q8_0, 2, 2, n / 32)
 LEG(q4_0, INF_TYPE_Q4_0)
 LEG(q4_1, INF_TYPE_Q4_1)
 LEG(q5_0, INF_TYPE_Q5_0)
@@ -551,10 +551,10 @@ KQ(q3_K, INF_TYPE_Q3_K)
 KQ(q4_K, INF_TYPE_Q4_K)
 KQ(q5_K, INF_TYPE_Q5_K)
 KQ(q6_K, INF_TYPE_Q6_K)
-X86_GEMM_DISPATCH(gemm_mxfp4, X86_LEG_TILE, INF_TYPE_MXFP4, 1, 2, 2, n / 32)
-X86_GEMM_DISPATCH(gemm_f32, F_TILE, INF_TYPE_F32, 1, 2, 4, n)
-X86_GEMM_DISPATCH(gemm_f16, F_TILE, INF_TYPE_F16, 1, 2, 4, n)
-X86_GEMM_DISPATCH(gemm_bf16, F_TILE, INF_TYPE_BF16, 1, 2, 4, n)
+X86_GEMM_DISPATCH(gemm_mxfp4, X86_LEG_TILE, INF_TYPE_MXFP4, 2, 2, n / 32)
+X86_GEMM_DISPATCH(gemm_f32, F_TILE, INF_TYPE_F32, 2, 4, n)
+X86_GEMM_DISPATCH(gemm_f16, F_TILE, INF_TYPE_F16, 2, 4, n)
+X86_GEMM_DISPATCH(gemm_bf16, F_TILE, INF_TYPE_BF16, 2, 4, n)
 
 /* ---- Q4_0 / Q8_0 panels: 16 rows interleaved, for batches
  * ---------------------------------------- */

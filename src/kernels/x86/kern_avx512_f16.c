@@ -106,11 +106,11 @@ static INF__ALWAYS_INLINE void zf_tile(const int T, const int NR, const int NC, 
     zf_tile(T, NR, NC, n, w, ldw, a, lda, s, lds, 0)
 #define ZF_TILE_INV(T, NR, NC, n, w, ldw, a, lda, s, lds)                                          \
     zf_tile(T, NR, NC, n, w, ldw, a, lda, s, lds, 1)
-X86_GEMM_DISPATCH(zf_gemm_f16, ZF_TILE, INF_TYPE_F16, 1, 4, 4, n)
-X86_GEMM_DISPATCH(zf_gemm_bf16, ZF_TILE, INF_TYPE_BF16, 1, 4, 4, n)
+X86_GEMM_DISPATCH(zf_gemm_f16, ZF_TILE, INF_TYPE_F16, 4, 4, n)
+X86_GEMM_DISPATCH(zf_gemm_bf16, ZF_TILE, INF_TYPE_BF16, 4, 4, n)
 /* gemm_inv: 4 x 2 tiles, 8 accumulators of two vectors (U) each */
-X86_GEMM_DISPATCH(zf_gemm_f16_inv, ZF_TILE_INV, INF_TYPE_F16, 1, 4, 2, n)
-X86_GEMM_DISPATCH(zf_gemm_bf16_inv, ZF_TILE_INV, INF_TYPE_BF16, 1, 4, 2, n)
+X86_GEMM_DISPATCH(zf_gemm_f16_inv, ZF_TILE_INV, INF_TYPE_F16, 4, 2, n)
+X86_GEMM_DISPATCH(zf_gemm_bf16_inv, ZF_TILE_INV, INF_TYPE_BF16, 4, 2, n)
 
 /* ---- panels: 16 rows in the lanes, for batches ------------------------------------------- */
 

@@ -576,10 +576,10 @@ static INF__ALWAYS_INLINE void x86_f_tile(const int T, const int NR, const int N
     }
 
 /*
- * The dispatcher every tile kernel gets. One activation row (the matrix-vector product): tiles of
- * MRV rows, then single rows; every instance has MRV 1. A tile that reads NR rows side by side
- * is NR interleaved streams, with several of them in each 4 KiB page, which the hardware
- * prefetchers follow badly; rows read one after the other are one sequential stream. On Zen 4,
+ * The dispatcher every tile kernel gets. One activation row (the matrix-vector product): single
+ * rows, one after the other. A tile that reads NR rows side by side is NR interleaved streams,
+ * with several of them in each 4 KiB page, which the hardware prefetchers follow badly; rows
+ * read one after the other are one sequential stream. On Zen 4,
  * one thread, weights streamed from memory (bench-kernels' matrix-vector pass): Q4_K 12.8 -> 15.1
  * GB/s, Q6_K 14.2 -> 18.3 going from 4-row tiles to single rows; the activation side, which the
  * rows of a tile shared, is in L1 anyway. Batches: MRG x MC tiles, the ragged edges with 1-row
@@ -589,7 +589,7 @@ static INF__ALWAYS_INLINE void x86_f_tile(const int T, const int NR, const int N
 #define X86_LEG_TILE(T, NR, NC, nb, w, ldw, a, lda, s, lds)                                        \
     x86_leg_tile(T, NR, NC, nb, w, ldw, a, lda, s, lds)
 
-#define X86_GEMM_DISPATCH(name, TILE, T, MRV, MRG, MC, NB)                                         \
+#define X86_GEMM_DISPATCH(name, TILE, T, MRG, MC, NB)                                              \
     static void name(int64_t n, const void *vw, size_t ldw, const void *va, size_t lda, float *s,  \
                      size_t lds, int nr, int nc)                                                   \
     {                                                                                              \
@@ -597,8 +597,6 @@ static INF__ALWAYS_INLINE void x86_f_tile(const int T, const int NR, const int N
         const int64_t nb = (NB);                                                                   \
         int r = 0;                                                                                 \
         if (nc == 1) {                                                                             \
-            for (; r + (MRV) <= nr; r += (MRV))                                                    \
-                TILE(T, MRV, 1, nb, w + (size_t)r * ldw, ldw, a, lda, s + r, lds);                 \
             for (; r < nr; r++)                                                                    \
                 TILE(T, 1, 1, nb, w + (size_t)r * ldw, ldw, a, lda, s + r, lds);                   \
             return;                                                                                \
