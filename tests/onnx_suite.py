@@ -7,13 +7,15 @@
   directory runs; the pass rate must be >= 98 % and every failure must be listed, with its
   reason, in KNOWN_FAILURES (a listed test that passes is reported, so the list stays true).
 * The three models of SHARED/testdata/onnx-models against their expected outputs (rtol 1e-3,
-  light-densenet121 2e-3 as upstream), with 1 and 2 threads.
+  light-densenet121 2e-3 as upstream), with 1 and 2 threads; and the outputs of 1 and 2
+  threads byte-identical (the work is split between threads, never summed in another order).
 Skips (77) without the shared data.
 """
 import json
 import os
 import subprocess
 import sys
+import tempfile
 
 from checks import check, summary
 
@@ -59,6 +61,20 @@ def main():
             check(rc == 0 and len(rows) == 1 and rows[0]["pass"],
                   "%s (%s threads) matches its expected outputs: %s" %
                   (model, threads, rows[0]["error"] if rows else "no result"))
+    for model in ("mnist-8", "super-resolution-10", "light-densenet121"):
+        d = os.path.join(models_dir, model)
+        outs = []
+        for threads in ("1", "2"):
+            with tempfile.TemporaryDirectory() as od:
+                p = subprocess.run([bin_, "onnx", "run", "-m", os.path.join(d, "model.onnx"),
+                                    "--input", os.path.join(d, "test_data_set_0", "input_0.pb"),
+                                    "--output-dir", od, "--threads", threads],
+                                   capture_output=True, text=True, timeout=600)
+                path = os.path.join(od, "output_0.pb")
+                outs.append(open(path, "rb").read() if p.returncode == 0 and
+                            os.path.exists(path) else None)
+        check(outs[0] is not None and outs[0] == outs[1],
+              "%s: 1 and 2 threads give byte-identical outputs" % model)
     return summary()
 
 

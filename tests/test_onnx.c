@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "inferno/onnx.h"
+#include "inferno/threadpool.h"
 #include "t.h"
 
 /* ---- a protobuf writer ---- */
@@ -827,6 +828,116 @@ static void test_conv_pool(void)
     conv_pool_case(6, 7, 9, 4, 1, 2, 2, true);   /* a Relu between: kept */
 }
 
+/*
+ * The element-wise and pooling ops split over a pool's threads (BatchNormalization + Relu, then
+ * MaxPool and AveragePool 3x3 / stride 2 / pads 1, then a Concat of the two), on a plane large
+ * enough that each takes its threaded path: against loops here, and byte-identical without a pool.
+ */
+static void test_threaded_planes(void)
+{
+    enum { C = 64, H = 72, W = 72, O = 36 };
+    static float xv[C * H * W], r[C * H * W];
+    float sc[C], sh[C], mu[C], var[C];
+    for (int64_t i = 0; i < C * H * W; i++)
+        xv[i] = (float)((i * 7) % 23) / 11.f - 1.f;
+    for (int c = 0; c < C; c++) {
+        sc[c] = 0.5f + (float)(c % 5) / 4.f;
+        sh[c] = (float)(c % 7) / 7.f - 0.4f;
+        mu[c] = (float)(c % 3) / 3.f - 0.2f;
+        var[c] = 0.3f + (float)(c % 4) / 2.f;
+    }
+    int64_t xd[] = {1, C, H, W}, cd[] = {C};
+    struct w g = {0}, m = {0}, bn = {0}, mp = {0}, ap = {0}, cc = {0};
+    w_f32_init(&g, "s", 1, cd, sc, C);
+    w_f32_init(&g, "t", 1, cd, sh, C);
+    w_f32_init(&g, "mu", 1, cd, mu, C);
+    w_f32_init(&g, "var", 1, cd, var, C);
+    const char *bi[] = {"x", "s", "t", "mu", "var"};
+    for (int i = 0; i < 5; i++)
+        w_str(&bn, 1, bi[i]);
+    w_str(&bn, 2, "n");
+    w_str(&bn, 3, "bn");
+    w_str(&bn, 4, "BatchNormalization");
+    w_msg(&g, 1, &bn);
+    const char *ri[] = {"n"}, *ro[] = {"r"};
+    w_node(&g, "Relu", "relu", ri, 1, ro, 1);
+    const int64_t ks[] = {3, 3}, ss[] = {2, 2}, pads[] = {1, 1, 1, 1};
+    struct w *pools[] = {&mp, &ap};
+    const char *pout[] = {"a", "b"}, *pop[] = {"MaxPool", "AveragePool"};
+    for (int k = 0; k < 2; k++) {
+        w_str(pools[k], 1, "r");
+        w_str(pools[k], 2, pout[k]);
+        w_str(pools[k], 3, pout[k]);
+        w_str(pools[k], 4, pop[k]);
+        w_attr_ints(pools[k], "kernel_shape", ks, 2);
+        w_attr_ints(pools[k], "strides", ss, 2);
+        w_attr_ints(pools[k], "pads", pads, 4);
+        w_msg(&g, 1, pools[k]);
+    }
+    w_str(&cc, 1, "a");
+    w_str(&cc, 1, "b");
+    w_str(&cc, 2, "y");
+    w_str(&cc, 3, "cat");
+    w_str(&cc, 4, "Concat");
+    w_attr_int(&cc, "axis", 1);
+    w_msg(&g, 1, &cc);
+    w_value_info(&g, 11, "x", 4, xd);
+    w_value_info(&g, 12, "y", -1, NULL);
+    w_model(&m, &g, 13);
+    struct inf_onnx_model *model = NULL;
+    struct inf_error err = {0};
+    T_EQ_INT(inf_onnx_load_memory(m.b, m.n, NULL, NULL, &model, &err), INF_OK);
+    struct inf_threadpool_params tp;
+    inf_threadpool_params_init(&tp);
+    tp.n_threads = 2;
+    struct inf_threadpool *pool = NULL;
+    T_EQ_INT(inf_threadpool_new(&tp, &pool, &err), INF_OK);
+    if (!model || !pool) {
+        inf_onnx_free(model);
+        inf_threadpool_free(pool);
+        return;
+    }
+    struct inf_onnx_tensor in = f32_tensor(4, xd, xv), out[2] = {{0}};
+    T_EQ_INT(inf_onnx_run(model, pool, &in, &out[0], &err), INF_OK);
+    T_EQ_INT(inf_onnx_run(model, NULL, &in, &out[1], &err), INF_OK);
+    T_EQ_INT(out[0].n, 2 * C * O * O);
+    T_EQ_INT(out[1].n, 2 * C * O * O);
+    for (int c = 0; c < C; c++) {
+        double k = sc[c] / sqrt((double)var[c] + 1e-5);
+        for (int64_t i = 0; i < H * W; i++) {
+            double v = (xv[c * H * W + i] - mu[c]) * k + sh[c];
+            r[c * H * W + i] = v > 0 ? (float)v : 0.f;
+        }
+    }
+    int bad = 0;
+    for (int c = 0; out[0].n == 2 * C * O * O && c < C; c++)
+        for (int y = 0; y < O; y++)
+            for (int xx = 0; xx < O; xx++) {
+                double best = -INFINITY, sum = 0;
+                int cnt = 0;
+                for (int i = 2 * y - 1; i <= 2 * y + 1; i++)
+                    for (int j = 2 * xx - 1; j <= 2 * xx + 1; j++)
+                        if (i >= 0 && i < H && j >= 0 && j < W) {
+                            double v = r[(c * H + i) * W + j];
+                            best = v > best ? v : best;
+                            sum += v;
+                            cnt++;
+                        }
+                const float *got = out[0].data;
+                double gm = got[(c * O + y) * O + xx], ga = got[((C + c) * O + y) * O + xx];
+                bad += fabs(gm - best) > 1e-5 * (1 + fabs(best));
+                bad += fabs(ga - sum / cnt) > 1e-5 * (1 + fabs(sum / cnt));
+            }
+    T_EQ_INT(bad, 0);
+    T_OK(out[0].data && out[1].data &&
+         !memcmp(out[0].data, out[1].data, sizeof(float) * (size_t)out[0].n));
+    inf_onnx_tensor_release(&in);
+    inf_onnx_tensor_release(&out[0]);
+    inf_onnx_tensor_release(&out[1]);
+    inf_onnx_free(model);
+    inf_threadpool_free(pool);
+}
+
 static void test_mutations(void)
 {
     struct w base = {0};
@@ -914,6 +1025,7 @@ int main(void)
     T_RUN(test_matmul_add);
     T_RUN(test_bn_conv);
     T_RUN(test_conv_pool);
+    T_RUN(test_threaded_planes);
     T_RUN(test_mutations);
     T_RUN(test_roundtrips);
     T_DONE();

@@ -9,8 +9,9 @@
  * out as 16-column panels ([panel][k][16]), so a convolution packs its im2col columns straight
  * from the input image (no K x pixels buffer) and a MatMul copies its B tile; or, where every
  * row of B is a contiguous run (1x1 convolutions, the padded-grid 3x3 ones), reads B in place
- * through a table of row offsets. Work items are (column tile, row block) pairs handed out by an
- * atomic counter; each keeps its B tile in its own buffer. Epilogue on the last K block: a
+ * through a table of row offsets. Work items are (column tile, row block) pairs, split into one
+ * contiguous range per thread that the others take from once their own is done (inf_ranges);
+ * each keeps its B tile in its own buffer. Epilogue on the last K block: a
  * per-row bias (Conv's bias, BatchNormalization folded in), then ReLU.
  */
 #include <pthread.h>
@@ -316,7 +317,7 @@ static void pack_b_direct(const struct inf__gemm_plan *p, const float *base, int
 struct gemm_task {
     const struct inf__gemm_plan *p;
     int64_t kc_max;
-    struct inf_chunker next;
+    struct inf_ranges next;
     int64_t n_tiles, n_mblocks, mblock;
     int64_t tiles_per_row, nc; /* column tiles of one row, and their width */
     float *bufs;               /* one B tile buffer per thread */
@@ -332,8 +333,8 @@ static void gemm_worker(void *arg, int ith, int nth)
     const int MR = tiles.mr;
     (void)nth;
     for (;;) {
-        int64_t w = inf_chunker_next(&t->next, 1);
-        if (w >= t->n_tiles * t->n_mblocks)
+        int64_t w = inf_ranges_next(&t->next, ith);
+        if (w < 0)
             break;
         int64_t tile = w / t->n_mblocks, mb = w % t->n_mblocks;
         int64_t y = tile / t->tiles_per_row, j0 = (tile % t->tiles_per_row) * t->nc;
@@ -425,7 +426,7 @@ bool inf__gemm_run(struct inf_threadpool *pool, const struct inf__gemm_plan *p)
     t.bufs = aligned_alloc(64, ((size_t)nth * t.buf_floats * sizeof(float) + 63) / 64 * 64);
     if (!t.bufs)
         return false;
-    inf_chunker_init(&t.next, 0);
+    inf_ranges_init(&t.next, t.n_tiles * t.n_mblocks, nth);
     if (nth > 1 && t.n_tiles * t.n_mblocks > 1)
         inf_threadpool_run(pool, gemm_worker, &t);
     else

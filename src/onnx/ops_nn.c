@@ -476,6 +476,98 @@ static void pack_b_conv(const void *ctx, int64_t k0, int64_t kc, int64_t j0, int
     }
 }
 
+struct pad_task {
+    const struct conv_b *cb;
+    float *xp;
+    int64_t Cg, Hp, Wp, Hq, Wq, plane, phase;
+};
+
+#if defined(__x86_64__)
+/* pad_worker's stride-1 copy, a padded row at a time in 16-float pieces: each piece loads the
+   input columns it covers under a mask (lanes outside the row are not read) and stores zeros
+   elsewhere, where memcpy + memset per row cost a call each on 7- to 56-float rows */
+__attribute__((target("avx512f"))) static void pad_rows_avx512(const struct pad_task *t, int64_t c0,
+                                                               int64_t c1)
+{
+    const struct conv_b *cb = t->cb;
+    const int64_t H = cb->H, W = cb->W, pt = cb->pt, pl = cb->pl, Wp = t->Wp, Hp = t->Hp;
+    const __m512 zero = _mm512_setzero_ps();
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    for (int64_t c = c0; c < c1; c++) {
+        float *pc = t->xp + c * t->plane;
+        const float *src = cb->x + c * H * W;
+        for (int64_t y = 0; y < Hp; y++) {
+            float *d = pc + y * Wp;
+            int64_t iy = y - pt;
+            if (iy < 0 || iy >= H) {
+                for (int64_t j = 0; j < Wp; j += 16) {
+                    int64_t n = Wp - j < 16 ? Wp - j : 16;
+                    _mm512_mask_storeu_ps(d + j, (__mmask16)((1u << n) - 1u), zero);
+                }
+                continue;
+            }
+            /* padded column j reads input column j - pl (as an address: j - pl may be < 0) */
+            const uintptr_t row = (uintptr_t)(src + iy * W) - (uintptr_t)pl * sizeof(float);
+            for (int64_t j = 0; j < Wp; j += 16) {
+                int64_t n = Wp - j < 16 ? Wp - j : 16;
+                /* lanes q with pl <= j + q < pl + W hold input */
+                __m512i col = _mm512_add_epi32(lane, _mm512_set1_epi32((int)(j - pl)));
+                __mmask16 in = _mm512_cmpge_epi32_mask(col, _mm512_setzero_si512()) &
+                               _mm512_cmplt_epi32_mask(col, _mm512_set1_epi32((int)W));
+                __m512 v = _mm512_maskz_loadu_ps(in, (const void *)(row + (uintptr_t)j * 4));
+                _mm512_mask_storeu_ps(d + j, (__mmask16)((1u << n) - 1u), v);
+            }
+        }
+    }
+}
+#endif
+
+/* conv_padded's zero-padded (stride > 1: phase-split) copy of channels of the input, thread
+   ith's contiguous share of them */
+static void pad_worker(void *arg, int ith, int nth)
+{
+    const struct pad_task *t = arg;
+    const struct conv_b *cb = t->cb;
+    const int64_t st = cb->sh, H = cb->H, W = cb->W, pt = cb->pt, pl = cb->pl, Wp = t->Wp,
+                  Hp = t->Hp, Hq = t->Hq, Wq = t->Wq, plane = t->plane, phase = t->phase;
+    int64_t c0, c1;
+    inf_split_rows(t->Cg, ith, nth, 1, &c0, &c1);
+    if (st == 1) {
+#if defined(__x86_64__)
+        if (inf_cpu_features()->avx512f) {
+            pad_rows_avx512(t, c0, c1);
+            return;
+        }
+#endif
+        /* the copy, and zeros only where the copy does not write (borders) */
+        int64_t pr = Wp - pl - W;
+        for (int64_t c = c0; c < c1; c++) {
+            float *pc = t->xp + c * plane;
+            memset(pc, 0, sizeof(float) * (size_t)(pt * Wp + pl));
+            for (int64_t y = 0; y < H; y++) {
+                float *row = pc + (y + pt) * Wp + pl;
+                memcpy(row, cb->x + (c * H + y) * W, sizeof(float) * (size_t)W);
+                /* the right border of this row and the left border of the next one */
+                memset(row + W, 0, sizeof(float) * (size_t)(pr + (y + 1 < H ? pl : 0)));
+            }
+            memset(pc + (pt + H) * Wp, 0, sizeof(float) * (size_t)((Hp - pt - H) * Wp));
+        }
+        return;
+    }
+    for (int64_t py = 0; py < st; py++)
+        for (int64_t px = 0; px < st; px++)
+            for (int64_t c = c0; c < c1; c++)
+                for (int64_t i = 0; i < Hq; i++) {
+                    float *d = t->xp + (py * st + px) * phase + c * plane + i * Wq;
+                    int64_t y = st * i + py - pt;
+                    const float *row = y >= 0 && y < H ? cb->x + (c * H + y) * W : NULL;
+                    for (int64_t j = 0; j < Wq; j++) {
+                        int64_t xx = st * j + px - pl;
+                        d[j] = row && xx >= 0 && xx < W ? row[xx] : 0.f;
+                    }
+                }
+}
+
 /*
  * Convolutions without dilation over a zero-padded copy of the input, computed on a virtual
  * output grid as wide as the padded input: column j of B for kernel tap (c, ky, kx) is then
@@ -491,8 +583,7 @@ static inf_status conv_padded(struct inf__onnx_exec *x, const struct inf__onnx_n
                               const float *Ap, int64_t Mg, const float *bias, float *out,
                               int64_t OH)
 {
-    const int64_t st = cb->sh, H = cb->H, W = cb->W, pt = cb->pt, pl = cb->pl, kh = cb->kh,
-                  kw = cb->kw, OW = cb->OW;
+    const int64_t st = cb->sh, kh = cb->kh, kw = cb->kw, OW = cb->OW;
     const int64_t Hq = (Hp + st - 1) / st, Wq = (Wp + st - 1) / st, plane = Hq * Wq;
     const int64_t phase = Cg * plane, slack = 2 * Wq + 64, Np = OH * Wq, K = Cg * kh * kw;
     /* row by row straight into the output when a row's 16-column panels are no wider than the
@@ -510,34 +601,12 @@ static inf_status conv_padded(struct inf__onnx_exec *x, const struct inf__onnx_n
         free(off);
         return inf_error_set(x->err, INF_ENOMEM, "out of memory");
     }
-    if (st == 1) {
-        /* the copy, and zeros only where the copy does not write (borders and slack) */
-        int64_t pr = Wp - pl - W;
-        for (int64_t c = 0; c < Cg; c++) {
-            float *pc = xp + c * plane;
-            memset(pc, 0, sizeof(float) * (size_t)(pt * Wp + pl));
-            for (int64_t y = 0; y < H; y++) {
-                float *row = pc + (y + pt) * Wp + pl;
-                memcpy(row, cb->x + (c * H + y) * W, sizeof(float) * (size_t)W);
-                /* the right border of this row and the left border of the next one */
-                memset(row + W, 0, sizeof(float) * (size_t)(pr + (y + 1 < H ? pl : 0)));
-            }
-            memset(pc + (pt + H) * Wp, 0, sizeof(float) * (size_t)((Hp - pt - H) * Wp));
-        }
-    } else {
-        for (int64_t py = 0; py < st; py++)
-            for (int64_t px = 0; px < st; px++)
-                for (int64_t c = 0; c < Cg; c++)
-                    for (int64_t i = 0; i < Hq; i++) {
-                        float *d = xp + (py * st + px) * phase + c * plane + i * Wq;
-                        int64_t y = st * i + py - pt;
-                        const float *row = y >= 0 && y < H ? cb->x + (c * H + y) * W : NULL;
-                        for (int64_t j = 0; j < Wq; j++) {
-                            int64_t xx = st * j + px - pl;
-                            d[j] = row && xx >= 0 && xx < W ? row[xx] : 0.f;
-                        }
-                    }
-    }
+    struct pad_task pt_ = {cb, xp, Cg, Hp, Wp, Hq, Wq, plane, phase};
+    /* on two threads the copy reads an input the other core wrote half of: split by channel */
+    if (x->pool && Cg * Hq * Wq * st * st >= 65536)
+        inf_threadpool_run(x->pool, pad_worker, &pt_);
+    else
+        pad_worker(&pt_, 0, 1);
     memset(xp + st * st * phase, 0, sizeof(float) * (size_t)slack);
     for (int64_t k = 0, ch = 0, r = 0; k < K; k++) {
         int64_t ky = r / kw, kx = r % kw;
@@ -736,6 +805,87 @@ static inf_status op_conv(struct inf__onnx_exec *x, const struct inf__onnx_node 
 
 /* ---- pools ---- */
 
+struct pool_task {
+    const void *X;
+    void *Y;
+    int64_t isz, osz, planes;
+    int64_t O[3], S[3], PB[3], I[3], D[3];
+    const int64_t *lo[3], *hi[3], *cn[3]; /* per dim and output index: taps [lo, hi), count */
+    int64_t ia, ib, K2; /* outputs (in x) whose window lies inside the row; K2 its taps */
+    bool is_max;
+    _Atomic bool oom;
+};
+
+/* The float pool of planes [p0, p1) (thread ith's share). */
+static void pool_worker(void *arg, int ith, int nth)
+{
+    struct pool_task *t = arg;
+    const int64_t *O = t->O, *S = t->S, *PB = t->PB, *I = t->I, *D = t->D;
+    const int64_t *const *lo = t->lo, *const *hi = t->hi, *const *cn = t->cn;
+    const int64_t ia = t->ia, ib = t->ib;
+    const bool is_max = t->is_max;
+    int64_t p0, p1;
+    inf_split_rows(t->planes, ith, nth, 1, &p0, &p1);
+    float *racc = NULL;
+    if (ib > ia && p1 > p0 && !(racc = malloc(sizeof(float) * (size_t)O[2]))) {
+        t->oom = true;
+        return;
+    }
+    for (int64_t pl = p0; pl < p1; pl++) {
+        const float *xp = (const float *)t->X + pl * t->isz;
+        float *yp = (float *)t->Y + pl * t->osz;
+        for (int64_t o1 = 0; racc && o1 < O[1]; o1++) {
+            for (int64_t o2 = ia; o2 < ib; o2++)
+                racc[o2] = is_max ? -INFINITY : 0.f;
+            for (int64_t k1 = lo[1][o1]; k1 < hi[1][o1]; k1++) {
+                const float *r = xp + (o1 * S[1] - PB[1] + k1) * I[2] - PB[2];
+                for (int64_t k2 = 0; k2 < t->K2; k2++) {
+                    const float *q = r + k2;
+                    if (is_max)
+                        for (int64_t o2 = ia; o2 < ib; o2++) {
+                            float v = q[o2 * S[2]];
+                            racc[o2] = v > racc[o2] ? v : racc[o2];
+                        }
+                    else
+                        for (int64_t o2 = ia; o2 < ib; o2++)
+                            racc[o2] += q[o2 * S[2]];
+                }
+            }
+            float *yr = yp + o1 * O[2];
+            for (int64_t o2 = ia; o2 < ib; o2++) {
+                int64_t cnt = cn[1][o1] * cn[2][o2];
+                yr[o2] = is_max ? racc[o2] : (cnt ? racc[o2] / (float)cnt : NAN);
+            }
+        }
+        for (int64_t o0 = 0; o0 < O[0]; o0++)
+            for (int64_t o1 = 0; o1 < O[1]; o1++)
+                for (int64_t o2 = 0; o2 < O[2]; o2++) {
+                    if (o2 == ia && ib > ia)
+                        o2 = ib; /* done above */
+                    if (o2 >= O[2])
+                        break;
+                    int64_t cnt = cn[0][o0] * cn[1][o1] * cn[2][o2];
+                    float best = -INFINITY, sum = 0.f;
+                    for (int64_t k0 = lo[0][o0]; k0 < hi[0][o0]; k0++)
+                        for (int64_t k1 = lo[1][o1]; k1 < hi[1][o1]; k1++) {
+                            const float *r = xp +
+                                             ((o0 * S[0] - PB[0] + k0 * D[0]) * I[1] +
+                                              (o1 * S[1] - PB[1] + k1 * D[1])) *
+                                                 I[2] +
+                                             (o2 * S[2] - PB[2]);
+                            for (int64_t k2 = lo[2][o2]; k2 < hi[2][o2]; k2++) {
+                                float v = r[k2 * D[2]];
+                                best = v > best ? v : best;
+                                sum += v;
+                            }
+                        }
+                    yp[(o0 * O[1] + o1) * O[2] + o2] =
+                        is_max ? best : (cnt ? sum / (float)cnt : NAN);
+                }
+    }
+    free(racc);
+}
+
 static inf_status pool(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
                        struct inf_onnx_tensor *const *in, struct inf_onnx_tensor *out, bool is_max)
 {
@@ -807,76 +957,33 @@ static inf_status pool(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
         }
         /* 2-D, no dilation: the outputs whose window lies inside the row in x, [ia, ib), a
            whole row at a time (per tap, one pass over the row: vectorised), the rest below */
-        int64_t ia = 0, ib = 0;
-        float *racc = NULL;
+        struct pool_task pt = {.X = X->data,
+                               .Y = out[0].data,
+                               .isz = isz,
+                               .osz = osz,
+                               .is_max = is_max,
+                               .planes = planes};
+        for (int d = 0; d < 3; d++) {
+            pt.O[d] = O[d], pt.S[d] = S[d], pt.PB[d] = PB[d], pt.I[d] = I[d], pt.D[d] = D[d];
+            pt.lo[d] = lo[d], pt.hi[d] = hi[d], pt.cn[d] = cn[d];
+        }
         if (O[0] == 1 && K[0] == 1 && D[1] == 1 && D[2] == 1) {
+            int64_t ia = 0, ib;
             while (ia < O[2] && (lo[2][ia] != 0 || hi[2][ia] != K[2]))
                 ia++;
             ib = ia;
             while (ib < O[2] && lo[2][ib] == 0 && hi[2][ib] == K[2])
                 ib++;
-            if (ib > ia && !(racc = malloc(sizeof(float) * (size_t)O[2]))) {
-                free(tab);
-                return inf_error_set(x->err, INF_ENOMEM, "out of memory");
-            }
-            if (!racc)
-                ia = ib = 0;
+            if (ib > ia)
+                pt.ia = ia, pt.ib = ib, pt.K2 = K[2];
         }
-        for (int64_t pl = 0; pl < planes; pl++) {
-            const float *xp = (const float *)X->data + pl * isz;
-            float *yp = (float *)out[0].data + pl * osz;
-            for (int64_t o1 = 0; racc && o1 < O[1]; o1++) {
-                for (int64_t o2 = ia; o2 < ib; o2++)
-                    racc[o2] = is_max ? -INFINITY : 0.f;
-                for (int64_t k1 = lo[1][o1]; k1 < hi[1][o1]; k1++) {
-                    const float *r = xp + (o1 * S[1] - PB[1] + k1) * I[2] - PB[2];
-                    for (int64_t k2 = 0; k2 < K[2]; k2++) {
-                        const float *q = r + k2;
-                        if (is_max)
-                            for (int64_t o2 = ia; o2 < ib; o2++) {
-                                float v = q[o2 * S[2]];
-                                racc[o2] = v > racc[o2] ? v : racc[o2];
-                            }
-                        else
-                            for (int64_t o2 = ia; o2 < ib; o2++)
-                                racc[o2] += q[o2 * S[2]];
-                    }
-                }
-                float *yr = yp + o1 * O[2];
-                for (int64_t o2 = ia; o2 < ib; o2++) {
-                    int64_t cnt = cn[1][o1] * cn[2][o2];
-                    yr[o2] = is_max ? racc[o2] : (cnt ? racc[o2] / (float)cnt : NAN);
-                }
-            }
-            for (int64_t o0 = 0; o0 < O[0]; o0++)
-                for (int64_t o1 = 0; o1 < O[1]; o1++)
-                    for (int64_t o2 = 0; o2 < O[2]; o2++) {
-                        if (o2 == ia && ib > ia)
-                            o2 = ib; /* done above */
-                        if (o2 >= O[2])
-                            break;
-                        int64_t cnt = cn[0][o0] * cn[1][o1] * cn[2][o2];
-                        float best = -INFINITY, sum = 0.f;
-                        for (int64_t k0 = lo[0][o0]; k0 < hi[0][o0]; k0++)
-                            for (int64_t k1 = lo[1][o1]; k1 < hi[1][o1]; k1++) {
-                                const float *r = xp +
-                                                 ((o0 * S[0] - PB[0] + k0 * D[0]) * I[1] +
-                                                  (o1 * S[1] - PB[1] + k1 * D[1])) *
-                                                     I[2] +
-                                                 (o2 * S[2] - PB[2]);
-                                for (int64_t k2 = lo[2][o2]; k2 < hi[2][o2]; k2++) {
-                                    float v = r[k2 * D[2]];
-                                    best = v > best ? v : best;
-                                    sum += v;
-                                }
-                            }
-                        yp[(o0 * O[1] + o1) * O[2] + o2] =
-                            is_max ? best : (cnt ? sum / (float)cnt : NAN);
-                    }
-        }
-        free(racc);
+        /* planes split over the pool when there is enough to split */
+        if (x->pool && (double)out[0].n * (double)(K[0] * K[1] * K[2]) >= 262144.0)
+            inf_threadpool_run(x->pool, pool_worker, &pt);
+        else
+            pool_worker(&pt, 0, 1);
         free(tab);
-        return INF_OK;
+        return pt.oom ? inf_error_set(x->err, INF_ENOMEM, "out of memory") : INF_OK;
     }
     for (int64_t pl = 0; pl < planes; pl++)
         for (int64_t o0 = 0; o0 < O[0]; o0++)
@@ -974,6 +1081,35 @@ static inf_status op_gmp(struct inf__onnx_exec *x, const struct inf__onnx_node *
     return global_pool(x, n, in[0], out, true);
 }
 
+struct bn_task {
+    const float *X;
+    float *Y;
+    const float *ss; /* per channel: scales, then shifts (C apart) */
+    int64_t planes, C, sz;
+    bool relu;
+};
+
+/* BatchNormalization's inference on floats, planes [p0, p1) (thread ith's share): v = x * scale
+   + shift as the serial path rounds it (a product, then a sum), then ReLU when fused. */
+static void bn_worker(void *arg, int ith, int nth)
+{
+    const struct bn_task *t = arg;
+    int64_t p0, p1;
+    inf_split_rows(t->planes, ith, nth, 1, &p0, &p1);
+    for (int64_t p = p0; p < p1; p++) {
+        const float *xi = t->X + p * t->sz;
+        float *yo = t->Y + p * t->sz, fs = t->ss[p % t->C], fb = t->ss[t->C + p % t->C];
+        if (t->relu)
+            for (int64_t i = 0; i < t->sz; i++) {
+                float v = xi[i] * fs + fb;
+                yo[i] = v > 0.f ? v : 0.f;
+            }
+        else
+            for (int64_t i = 0; i < t->sz; i++)
+                yo[i] = xi[i] * fs + fb;
+    }
+}
+
 static inf_status op_batchnorm(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
                                struct inf_onnx_tensor *const *in, struct inf_onnx_tensor *out)
 {
@@ -1001,6 +1137,21 @@ static inf_status op_batchnorm(struct inf__onnx_exec *x, const struct inf__onnx_
         rc = inf__onnx_out(x, &out[2], V->dtype, 1, &C);
     if (rc)
         return rc;
+    if (!train && X->dtype == INF_ONNX_FLOAT && N * C * sz >= 65536 && x->pool) {
+        /* inference on floats: per-channel constants, then the channels split over the pool */
+        float *ss = malloc(sizeof(float) * 2 * (size_t)C);
+        if (!ss)
+            return inf_error_set(x->err, INF_ENOMEM, "out of memory");
+        for (int64_t c = 0; c < C; c++) {
+            double scale = inf__onnx_get_f64(S, c) / sqrt(inf__onnx_get_f64(V, c) + eps);
+            ss[c] = (float)scale;
+            ss[C + c] = (float)(inf__onnx_get_f64(B, c) - inf__onnx_get_f64(Mu, c) * scale);
+        }
+        struct bn_task t = {X->data, out[0].data, ss, N * C, C, sz, n->fuse_relu};
+        inf_threadpool_run(x->pool, bn_worker, &t);
+        free(ss);
+        return INF_OK;
+    }
     for (int64_t c = 0; c < C; c++) {
         double mean = inf__onnx_get_f64(Mu, c), var = inf__onnx_get_f64(V, c);
         if (train) {

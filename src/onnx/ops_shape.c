@@ -11,6 +11,23 @@
 #include "onnx/onnx_internal.h"
 
 /* Copy count elements from src[si..] to dst[di..]; strings are duplicated. */
+struct copy_task {
+    char *d;
+    const char *s;
+    size_t bytes;
+};
+
+/* thread ith's share of a copy, in 64-byte lines */
+static void copy_worker(void *arg, int ith, int nth)
+{
+    const struct copy_task *t = arg;
+    int64_t l0, l1, lines = (int64_t)((t->bytes + 63) / 64);
+    inf_split_rows(lines, ith, nth, 1, &l0, &l1);
+    size_t b0 = (size_t)l0 * 64, b1 = (size_t)l1 * 64 < t->bytes ? (size_t)l1 * 64 : t->bytes;
+    if (b1 > b0)
+        memcpy(t->d + b0, t->s + b0, b1 - b0);
+}
+
 static inf_status copy_elems(struct inf__onnx_exec *x, struct inf_onnx_tensor *dst, int64_t di,
                              const struct inf_onnx_tensor *src, int64_t si, int64_t count)
 {
@@ -27,8 +44,14 @@ static inf_status copy_elems(struct inf__onnx_exec *x, struct inf_onnx_tensor *d
         return INF_OK;
     }
     size_t es = inf_onnx_dtype_size(src->dtype);
-    memcpy((char *)dst->data + (size_t)di * es, (const char *)src->data + (size_t)si * es,
-           (size_t)count * es);
+    struct copy_task t = {(char *)dst->data + (size_t)di * es,
+                          (const char *)src->data + (size_t)si * es, (size_t)count * es};
+    /* large copies (a DenseNet layer's new channels into its Concat) split over the pool: the
+       source was written by every thread of it */
+    if (x->pool && x->in_run && t.bytes >= 262144)
+        inf_threadpool_run(x->pool, copy_worker, &t);
+    else
+        memcpy(t.d, t.s, t.bytes);
     return INF_OK;
 }
 
