@@ -414,10 +414,12 @@ static void w_f32_init(struct w *g, const char *name, int ndim, const int64_t *d
  * each path of the convolution: the padded grid (stride 1, small planes), row runs (stride 2),
  * 1x1, asymmetric pads, dilations, groups.
  */
+static struct inf_threadpool *conv_pool; /* test_conv_paths' 2 threads */
+
 static void conv_case(int64_t C, int64_t H, int64_t W, int64_t M, int64_t kh, int64_t kw,
                       const int64_t pads[4], int64_t s, int64_t dil, int64_t group, bool relu)
 {
-    static float wv[4096], bv[64], xv[8192];
+    static float wv[32768], bv[64], xv[16384];
     int64_t Cg = C / group, Mg = M / group;
     int64_t wd[] = {M, Cg, kh, kw}, bd[] = {M}, xd[] = {1, C, H, W};
     for (int64_t i = 0; i < M * Cg * kh * kw; i++)
@@ -481,6 +483,15 @@ static void conv_case(int64_t C, int64_t H, int64_t W, int64_t M, int64_t kh, in
                 bad += fabs(got - acc) > 1e-4 * (1 + fabs(acc));
             }
     T_EQ_INT(bad, 0);
+    if (conv_pool) { /* the work split over two threads: the same bytes */
+        struct inf_onnx_tensor in = f32_tensor(4, xd, xv), out2 = {0};
+        struct inf_error err = {0};
+        T_EQ_INT(inf_onnx_run(model, conv_pool, &in, &out2, &err), INF_OK);
+        T_OK(out.data && out2.data && out2.n == out.n &&
+             !memcmp(out.data, out2.data, sizeof(float) * (size_t)out.n));
+        inf_onnx_tensor_release(&in);
+        inf_onnx_tensor_release(&out2);
+    }
     inf_onnx_tensor_release(&out);
     inf_onnx_free(model);
 }
@@ -488,7 +499,20 @@ static void conv_case(int64_t C, int64_t H, int64_t W, int64_t M, int64_t kh, in
 static void test_conv_paths(void)
 {
     const int64_t p1[] = {1, 1, 1, 1}, p0[] = {0, 0, 0, 0}, p2[] = {2, 2, 2, 2},
-                  pa[] = {0, 1, 2, 1}, p3[] = {3, 3, 3, 3};
+                  pa[] = {0, 1, 2, 1}, p3[] = {3, 3, 3, 3}, pw[] = {2, 0, 1, 2};
+    struct inf_threadpool_params tp;
+    inf_threadpool_params_init(&tp);
+    tp.n_threads = 2;
+    struct inf_error err = {0};
+    T_EQ_INT(inf_threadpool_new(&tp, &conv_pool, &err), INF_OK);
+    /* 3x3, stride 1 (Winograd F(2x2, 3x3) where the padded grid is taken): odd output rows and
+       columns (tiles cut off), pads of 0 to 2 on each side, C over one K block (260 channels,
+       M = 5: a part panel of rows), tile rows narrower than a panel (tiles of one panel from
+       several rows), many items over two threads */
+    conv_case(260, 5, 7, 5, 3, 3, p1, 1, 1, 1, true);
+    conv_case(6, 13, 15, 10, 3, 3, pw, 1, 1, 1, false);
+    conv_case(5, 7, 7, 8, 3, 3, p1, 1, 1, 1, false);
+    conv_case(4, 61, 37, 3, 3, 3, p1, 1, 1, 1, true);
     conv_case(3, 10, 12, 8, 3, 3, p1, 1, 1, 1, false); /* padded grid */
     conv_case(4, 14, 14, 20, 5, 5, p2, 1, 1, 1, true); /* padded grid, M not a multiple of 6 */
     conv_case(3, 9, 7, 5, 3, 3, pa, 1, 1, 1, true);    /* asymmetric pads */
@@ -510,6 +534,8 @@ static void test_conv_paths(void)
     conv_case(4, 12, 12, 6, 3, 3, p2, 1, 2, 1, false); /* dilation 2: row runs */
     conv_case(4, 8, 8, 8, 3, 3, p1, 1, 1, 2, false);   /* two groups */
     conv_case(2, 40, 40, 3, 3, 3, p1, 1, 1, 1, false); /* a larger plane */
+    inf_threadpool_free(conv_pool);
+    conv_pool = NULL;
 }
 
 /* An int attribute on a node being written. */

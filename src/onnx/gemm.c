@@ -410,6 +410,14 @@ bool inf__gemm_run(struct inf_threadpool *pool, const struct inf__gemm_plan *p)
     /* a row's column tiles of (nearly) equal width: 224 columns as 112 + 112, not 192 + 32 */
     t.tiles_per_row = (p->N + NC - 1) / NC;
     t.nc = ((p->N + t.tiles_per_row - 1) / t.tiles_per_row + NR - 1) / NR * NR;
+    if (nth > 1 && rows == 1 && t.tiles_per_row % nth && t.tiles_per_row < 4 * nth) {
+        /* a multiple of the threads where the width allows: 840 columns on 2 threads as 6
+           tiles of 144, not 5 of 168 (3 against 2) */
+        int64_t tp = (t.tiles_per_row + nth - 1) / nth * nth;
+        int64_t nc = ((p->N + tp - 1) / tp + NR - 1) / NR * NR;
+        if ((p->N + nc - 1) / nc == tp)
+            t.tiles_per_row = tp, t.nc = nc;
+    }
     t.n_tiles = rows * t.tiles_per_row;
     int64_t m_panels = (p->M + MR - 1) / MR;
     t.n_mblocks = 1;
@@ -433,6 +441,37 @@ bool inf__gemm_run(struct inf_threadpool *pool, const struct inf__gemm_plan *p)
         gemm_worker(&t, 0, 1);
     free(t.bufs);
     return true;
+}
+
+/* Whether the AVX-512 tile is in use (INFERNO_ONNX_GEMM=avx2 or =ref turns it off): the
+   convolutions' other AVX-512 code follows the same choice. */
+bool inf__gemm_avx512(void)
+{
+    pthread_once(&tiles_once, tiles_init);
+#if defined(__x86_64__)
+    return tiles.fn == ukr_avx512;
+#else
+    return false;
+#endif
+}
+
+/* C[M][N] (row stride ldc) = A (packed, K columns) * B given as 16-column panels of K rows each,
+   bstride floats apart, on the calling thread: the Winograd convolution's small products. */
+void inf__gemm_panels(int64_t M, int64_t N, int64_t K, const float *Ap, const float *Bp,
+                      int64_t bstride, float *C, int64_t ldc)
+{
+    pthread_once(&tiles_once, tiles_init);
+    const int MR = tiles.mr;
+    for (int64_t k0 = 0; k0 < K; k0 += KC) {
+        int64_t kc = K - k0 < KC ? K - k0 : KC;
+        for (int64_t jp = 0; jp < N; jp += tiles.nr) {
+            int nr = N - jp < tiles.nr ? (int)(N - jp) : tiles.nr;
+            const float *b = Bp + (jp / NR) * bstride + k0 * NR;
+            for (int64_t m = 0; m < M; m += MR)
+                tiles.fn(kc, Ap + (m / MR) * K * MR + k0 * MR, b, NULL, bstride, C + m * ldc + jp,
+                         ldc, M - m < MR ? (int)(M - m) : MR, nr, k0 > 0, NULL, false);
+        }
+    }
 }
 
 /* ---- B from a strided matrix ---- */

@@ -1155,6 +1155,55 @@ static inf_status fuse_bn_conv(struct loader *L)
     return INF_OK;
 }
 
+/* Whether the node's ints attribute `name` is absent or every value is v. */
+static bool ints_all(const struct inf__onnx_node *n, const char *name, int64_t v)
+{
+    const int64_t *p;
+    int k = inf__onnx_attr_ints(n, name, &p);
+    for (int i = 0; i < k; i++)
+        if (p[i] != v)
+            return false;
+    return true;
+}
+
+/* The 16 Winograd F(2x2, 3x3) weight transforms of each group (U = G g G^T per output and input
+   channel, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], in double then rounded), packed as
+   ops_nn.c's conv_winograd reads them (onnx_internal.h, wino_w). */
+static inf_status wino_weights(struct inf__onnx_node *c, const float *w, int64_t group, int64_t Mg,
+                               int64_t Cg)
+{
+    size_t per = inf__sgemm_packed_a_size(Mg, Cg);
+    float *u = malloc(sizeof(float) * 16 * (size_t)(Mg * Cg) + 1);
+    c->wino_w = malloc(sizeof(float) * (16 * per * (size_t)group + 1));
+    if (!u || !c->wino_w) {
+        free(u);
+        free(c->wino_w);
+        c->wino_w = NULL;
+        return INF_ENOMEM;
+    }
+    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    for (int64_t g = 0; g < group; g++) {
+        for (int64_t m = 0; m < Mg; m++)
+            for (int64_t ch = 0; ch < Cg; ch++) {
+                const float *k = w + ((g * Mg + m) * Cg + ch) * 9;
+                double gk[4][3]; /* G k */
+                for (int i = 0; i < 4; i++)
+                    for (int j = 0; j < 3; j++)
+                        gk[i][j] = G[i][0] * k[j] + G[i][1] * k[3 + j] + G[i][2] * k[6 + j];
+                for (int i = 0; i < 4; i++)
+                    for (int j = 0; j < 4; j++)
+                        u[((size_t)(4 * i + j) * (size_t)Mg + (size_t)m) * (size_t)Cg +
+                          (size_t)ch] =
+                            (float)(gk[i][0] * G[j][0] + gk[i][1] * G[j][1] + gk[i][2] * G[j][2]);
+            }
+        for (int xi = 0; xi < 16; xi++)
+            inf__sgemm_pack_a(u + (size_t)xi * (size_t)(Mg * Cg), Cg, false, Mg, Cg, 1.f,
+                              c->wino_w + ((size_t)g * 16 + (size_t)xi) * per);
+    }
+    free(u);
+    return INF_OK;
+}
+
 /* Pack each Conv's constant weights once (the GEMM's A operand). */
 static inf_status prepack(struct loader *L)
 {
@@ -1176,6 +1225,12 @@ static inf_status prepack(struct loader *L)
         for (int64_t g = 0; g < group; g++)
             inf__sgemm_pack_a((const float *)w->data + g * Mg * K, K, false, Mg, K, 1.f,
                               c->packed_w + (size_t)g * per);
+        if (w->ndim == 4 && w->dims[2] == 3 && w->dims[3] == 3 && ints_all(c, "strides", 1) &&
+            ints_all(c, "dilations", 1)) {
+            inf_status rc = wino_weights(c, (const float *)w->data, group, Mg, K / 9);
+            if (rc)
+                return rc == INF_ENOMEM ? oom(L) : rc;
+        }
     }
     return INF_OK;
 }
@@ -1253,6 +1308,7 @@ void inf_onnx_free(struct inf_onnx_model *m)
             attr_release(&nd->attrs[k]);
         free(nd->attrs);
         free(nd->packed_w);
+        free(nd->wino_w);
         free(nd->pre_ss);
     }
     free(m->values);

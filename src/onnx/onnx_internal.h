@@ -140,6 +140,10 @@ struct inf__onnx_node {
     bool dead;       /* removed by folding or fusion */
     float *packed_w; /* Conv with constant float weights: each group's A packed at load time
                         (inf__sgemm_pack_a), groups inf__sgemm_packed_a_size(M/g, K) apart */
+    float *wino_w;   /* a 2-D 3x3 Conv of stride 1 and dilation 1 with constant float weights:
+                        per group, the 16 Winograd F(2x2, 3x3) transforms of its weights
+                        (G g G^T, element xi = 4 i + j of each 4x4) as packed A operands of
+                        M/g rows and C/g columns, inf__sgemm_packed_a_size(M/g, C/g) apart */
 };
 
 struct inf__onnx_value {
@@ -280,6 +284,12 @@ struct inf__gemm_plan {
     bool b_tail_ok;
 };
 bool inf__gemm_run(struct inf_threadpool *pool, const struct inf__gemm_plan *p);
+/* C[M][N] (row stride ldc) = A (packed by inf__sgemm_pack_a, K columns) * B given as 16-column
+   panels ([panel][k][16], bstride floats apart, the last one zero padded or its extra columns
+   ignored), on the calling thread. */
+bool inf__gemm_avx512(void); /* the AVX-512 tile is in use (not capped by INFERNO_ONNX_GEMM) */
+void inf__gemm_panels(int64_t M, int64_t N, int64_t K, const float *Ap, const float *Bp,
+                      int64_t bstride, float *C, int64_t ldc);
 
 /* The same for a B given as a matrix (row-major, stride ldb; [N][K] when tb). */
 struct inf__sgemm_args {

@@ -569,6 +569,235 @@ static void pad_worker(void *arg, int ith, int nth)
 }
 
 /*
+ * Winograd F(2x2, 3x3) for 3x3 convolutions of stride 1 (Lavin and Gray, "Fast Algorithms for
+ * Convolutional Neural Networks", 2016): each 2x2 block of outputs ("tile") comes from a 4x4
+ * patch d of the zero-padded input as A^T [sum over c of (G g G^T) .* (B^T d B)] A, 16
+ * products per tile and channel pair instead of 36. Per work item (a run of tiles), for every
+ * channel the patches' transforms go into 16 matrices V[xi] laid out as the GEMM's 16-column
+ * panels (one lane per tile), then 16 products M[xi] = U[xi] V[xi] (U: the weights' transforms,
+ * packed at load time, load.c), then the output transform, bias and ReLU, scattered into the
+ * output. Tiles past the output's last row or column compute values that are dropped.
+ */
+struct wino_task {
+    const float *xp; /* the zero-padded input: C planes of `plane` floats, Wp wide */
+    int64_t Wp, plane, C, M, OH, OW, TW, T; /* T tiles, TW to a row of them */
+    const float *U;                         /* 16 packed A operands, `per` floats apart */
+    size_t per;
+    const float *bias;
+    bool relu;
+    float *out;                          /* [M][OH][OW] */
+    int64_t tiles_per_item, n_items, np; /* np: 16-tile panels of the largest item */
+    struct inf_ranges items;
+    bool avx512; /* the input transform with AVX-512 (as the GEMM's tile) */
+    float *bufs; /* per thread: V then M, buf_floats apart */
+    size_t buf_floats;
+};
+
+#if defined(__x86_64__)
+/*
+ * wino_worker's input transform with AVX-512, for the tiles [t0, t0 + nt) of an item: a panel's
+ * 16 lanes are runs of consecutive tiles of one tile row ("segments"; a panel crosses a row end
+ * or, for narrow images, several). Per segment and patch row, two 32-float windows of the input
+ * row (at the first tile's column and two further on) are loaded under a mask covering only the
+ * segment's lanes and split into even and odd floats: patch columns 0 and 1, then 2 and 3, for
+ * every lane at once, where the plain loop loads 256 floats one by one per channel and panel.
+ * Same arithmetic in the same order as the plain loop.
+ */
+__attribute__((target("avx512f"))) static void wino_in_avx512(const struct wino_task *t, int64_t t0,
+                                                              int64_t nt, float *V, int64_t vstride)
+{
+    const int64_t C = t->C, Wp = t->Wp, TW = t->TW, bs = INF__PANEL_STRIDE(C);
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0),
+                  od = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    for (int64_t p = 0; p * 16 < nt; p++) {
+        int64_t soff[16];
+        __mmask16 slanes[16], slo[16], shi[16];
+        int nseg = 0;
+        const int lanes = nt - p * 16 < 16 ? (int)(nt - p * 16) : 16;
+        for (int l = 0; l < lanes;) {
+            int64_t q = t0 + p * 16 + l, ty = q / TW, tx = q % TW;
+            int cnt = TW - tx < lanes - l ? (int)(TW - tx) : lanes - l;
+            /* lane k of the segment reads columns 2 (tx + k - l) + j: the window starts at
+               column 2 tx - 2 l (floats before it are masked off) */
+            soff[nseg] = 2 * ty * Wp + 2 * tx - 2 * l;
+            uint32_t fm = (cnt == 16 ? 0xffffffffu : ((1u << (2 * cnt)) - 1u)) << (2 * l);
+            slanes[nseg] = (__mmask16)(((1u << cnt) - 1u) << l);
+            slo[nseg] = (__mmask16)(fm & 0xffffu);
+            shi[nseg] = (__mmask16)(fm >> 16);
+            nseg++;
+            l += cnt;
+        }
+        for (int64_t c = 0; c < C; c++) {
+            const intptr_t xc = (intptr_t)(t->xp + c * t->plane);
+            __m512 d[4][4];
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++)
+                    d[i][j] = _mm512_setzero_ps();
+            for (int sg = 0; sg < nseg; sg++)
+                for (int i = 0; i < 4; i++) {
+                    const intptr_t r = xc + (intptr_t)(soff[sg] + i * Wp) * (intptr_t)sizeof(float);
+                    __m512 a0 = _mm512_maskz_loadu_ps(slo[sg], (const void *)r),
+                           a1 = _mm512_maskz_loadu_ps(shi[sg], (const void *)(r + 64)),
+                           b0 = _mm512_maskz_loadu_ps(slo[sg], (const void *)(r + 8)),
+                           b1 = _mm512_maskz_loadu_ps(shi[sg], (const void *)(r + 72));
+                    __m512 e[4] = {
+                        _mm512_permutex2var_ps(a0, ev, a1), _mm512_permutex2var_ps(a0, od, a1),
+                        _mm512_permutex2var_ps(b0, ev, b1), _mm512_permutex2var_ps(b0, od, b1)};
+                    for (int j = 0; j < 4; j++)
+                        d[i][j] = _mm512_mask_mov_ps(d[i][j], slanes[sg], e[j]);
+                }
+            float *vp = V + p * bs + c * 16;
+            for (int j = 0; j < 4; j++) { /* B^T d */
+                __m512 d0 = d[0][j], d1 = d[1][j], d2 = d[2][j], d3 = d[3][j];
+                d[0][j] = _mm512_sub_ps(d0, d2);
+                d[1][j] = _mm512_add_ps(d1, d2);
+                d[2][j] = _mm512_sub_ps(d2, d1);
+                d[3][j] = _mm512_sub_ps(d1, d3);
+            }
+            for (int i = 0; i < 4; i++) { /* (B^T d) B */
+                _mm512_store_ps(vp + (4 * i + 0) * vstride, _mm512_sub_ps(d[i][0], d[i][2]));
+                _mm512_store_ps(vp + (4 * i + 1) * vstride, _mm512_add_ps(d[i][1], d[i][2]));
+                _mm512_store_ps(vp + (4 * i + 2) * vstride, _mm512_sub_ps(d[i][2], d[i][1]));
+                _mm512_store_ps(vp + (4 * i + 3) * vstride, _mm512_sub_ps(d[i][1], d[i][3]));
+            }
+        }
+    }
+}
+#endif
+
+static void wino_worker(void *arg, int ith, int nth)
+{
+    struct wino_task *t = arg;
+    (void)nth;
+    const int64_t C = t->C, M = t->M, np = t->np, bs = INF__PANEL_STRIDE(C), Wp = t->Wp;
+    const int64_t vstride = np * bs, mstride = M * np * 16; /* per xi */
+    float *V = t->bufs + (size_t)ith * t->buf_floats, *Mo = V + 16 * vstride;
+    for (;;) {
+        int64_t w = inf_ranges_next(&t->items, ith);
+        if (w < 0)
+            break;
+        const int64_t t0 = w * t->tiles_per_item,
+                      nt = t->T - t0 < t->tiles_per_item ? t->T - t0 : t->tiles_per_item,
+                      npw = (nt + 15) / 16;
+#if defined(__x86_64__)
+        if (t->avx512)
+            wino_in_avx512(t, t0, nt, V, vstride);
+        else
+#endif
+            for (int64_t p = 0; p < npw; p++) {
+                int64_t off[16];
+                for (int l = 0; l < 16; l++) {
+                    int64_t q = p * 16 + l < nt ? t0 + p * 16 + l : t0; /* lanes past the end: a
+                                                                            real tile, dropped */
+                    off[l] = 2 * (q / t->TW) * Wp + 2 * (q % t->TW);
+                }
+                for (int64_t c = 0; c < C; c++) {
+                    const float *xc = t->xp + c * t->plane;
+                    float d[4][4][16], e[4][4][16];
+                    for (int i = 0; i < 4; i++)
+                        for (int j = 0; j < 4; j++)
+                            for (int l = 0; l < 16; l++)
+                                d[i][j][l] = xc[off[l] + i * Wp + j];
+                    /* B^T d: rows d0 - d2, d1 + d2, d2 - d1, d1 - d3 */
+                    for (int j = 0; j < 4; j++)
+                        for (int l = 0; l < 16; l++) {
+                            e[0][j][l] = d[0][j][l] - d[2][j][l];
+                            e[1][j][l] = d[1][j][l] + d[2][j][l];
+                            e[2][j][l] = d[2][j][l] - d[1][j][l];
+                            e[3][j][l] = d[1][j][l] - d[3][j][l];
+                        }
+                    /* (B^T d) B: the same on columns, into V[4 i + j], panel p, row c */
+                    float *vp = V + p * bs + c * 16;
+                    for (int i = 0; i < 4; i++)
+                        for (int l = 0; l < 16; l++) {
+                            vp[(4 * i + 0) * vstride + l] = e[i][0][l] - e[i][2][l];
+                            vp[(4 * i + 1) * vstride + l] = e[i][1][l] + e[i][2][l];
+                            vp[(4 * i + 2) * vstride + l] = e[i][2][l] - e[i][1][l];
+                            vp[(4 * i + 3) * vstride + l] = e[i][1][l] - e[i][3][l];
+                        }
+                }
+            }
+        const int64_t ld = npw * 16;
+        for (int xi = 0; xi < 16; xi++)
+            inf__gemm_panels(M, nt, C, t->U + (size_t)xi * t->per, V + xi * vstride, bs,
+                             Mo + xi * mstride, ld);
+        /* A^T m A: rows m0 + m1 + m2, m1 - m2 - m3; then the same on columns */
+        for (int64_t m = 0; m < M; m++) {
+            const float b = t->bias ? t->bias[m] : 0.f;
+            float *om = t->out + m * t->OH * t->OW;
+            for (int64_t p = 0; p < npw; p++) {
+                const float *mp = Mo + m * ld + p * 16;
+                float s[2][4][16], y[2][2][16];
+                for (int j = 0; j < 4; j++)
+                    for (int l = 0; l < 16; l++) {
+                        float m0 = mp[(0 + j) * mstride + l], m1 = mp[(4 + j) * mstride + l],
+                              m2 = mp[(8 + j) * mstride + l], m3 = mp[(12 + j) * mstride + l];
+                        s[0][j][l] = m0 + m1 + m2;
+                        s[1][j][l] = m1 - m2 - m3;
+                    }
+                for (int i = 0; i < 2; i++)
+                    for (int l = 0; l < 16; l++) {
+                        float v0 = s[i][0][l] + s[i][1][l] + s[i][2][l] + b,
+                              v1 = s[i][1][l] - s[i][2][l] - s[i][3][l] + b;
+                        y[i][0][l] = t->relu && v0 < 0.f ? 0.f : v0;
+                        y[i][1][l] = t->relu && v1 < 0.f ? 0.f : v1;
+                    }
+                for (int l = 0; l < 16 && p * 16 + l < nt; l++) {
+                    int64_t q = t0 + p * 16 + l, oy = 2 * (q / t->TW), ox = 2 * (q % t->TW);
+                    for (int i = 0; i < 2 && oy + i < t->OH; i++)
+                        for (int j = 0; j < 2 && ox + j < t->OW; j++)
+                            om[(oy + i) * t->OW + ox + j] = y[i][j][l];
+                }
+            }
+        }
+    }
+}
+
+/* The Winograd form of conv_padded's product (stride 1, 3x3) over its padded input xp. */
+static inf_status conv_winograd(struct inf__onnx_exec *x, const float *xp, int64_t Cg, int64_t Wp,
+                                int64_t plane, const float *U, int64_t Mg, const float *bias,
+                                bool relu, float *out, int64_t OH, int64_t OW)
+{
+    struct wino_task t = {.xp = xp,
+                          .Wp = Wp,
+                          .plane = plane,
+                          .C = Cg,
+                          .M = Mg,
+                          .OH = OH,
+                          .OW = OW,
+                          .TW = (OW + 1) / 2,
+                          .U = U,
+                          .per = inf__sgemm_packed_a_size(Mg, Cg),
+                          .bias = bias,
+                          .relu = relu,
+                          .out = out,
+                          .avx512 = inf__gemm_avx512()};
+    t.T = t.TW * ((OH + 1) / 2);
+    const int nth = inf_threadpool_n_threads(x->pool);
+    /* items of two panels (32 tiles) where there are plenty, else of one; the tiles spread
+       evenly over the items (49 tiles: 4 items of 13, not 3 of 16 and one of 1) */
+    int64_t panels = (t.T + 15) / 16, per_item = panels >= 16 * nth ? 2 : 1;
+    t.n_items = (panels + per_item - 1) / per_item;
+    t.tiles_per_item = (t.T + t.n_items - 1) / t.n_items;
+    t.n_items = (t.T + t.tiles_per_item - 1) / t.tiles_per_item;
+    t.np = (t.tiles_per_item + 15) / 16;
+    /* 64-byte aligned per thread (every stride is a multiple of 16 floats) */
+    t.buf_floats = (size_t)16 * (size_t)(t.np * INF__PANEL_STRIDE(Cg) + Mg * t.np * 16);
+    size_t bytes = sizeof(float) * ((size_t)nth * t.buf_floats + 16);
+    float *raw = inf__onnx_scratch(x, bytes);
+    if (!raw)
+        return inf_error_set(x->err, INF_ENOMEM, "out of memory");
+    t.bufs = (float *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
+    inf_ranges_init(&t.items, t.n_items, nth);
+    if (nth > 1 && t.n_items > 1)
+        inf_threadpool_run(x->pool, wino_worker, &t);
+    else
+        wino_worker(&t, 0, 1);
+    inf__onnx_scratch_free(x, raw, bytes);
+    return INF_OK;
+}
+
+/*
  * Convolutions without dilation over a zero-padded copy of the input, computed on a virtual
  * output grid as wide as the padded input: column j of B for kernel tap (c, ky, kx) is then
  * padded[c][j + ky * Wp + kx], so every row of B is one contiguous run that the GEMM reads in
@@ -580,8 +809,8 @@ static void pad_worker(void *arg, int ith, int nth)
  */
 static inf_status conv_padded(struct inf__onnx_exec *x, const struct inf__onnx_node *n,
                               const struct conv_b *cb, int64_t Cg, int64_t Hp, int64_t Wp,
-                              const float *Ap, int64_t Mg, const float *bias, float *out,
-                              int64_t OH)
+                              const float *Ap, const float *U, int64_t Mg, const float *bias,
+                              float *out, int64_t OH)
 {
     const int64_t st = cb->sh, kh = cb->kh, kw = cb->kw, OW = cb->OW;
     const int64_t Hq = (Hp + st - 1) / st, Wq = (Wp + st - 1) / st, plane = Hq * Wq;
@@ -590,12 +819,12 @@ static inf_status conv_padded(struct inf__onnx_exec *x, const struct inf__onnx_n
        grid's row (224 columns: 14 panels against 226): no wasted columns to compute and drop */
     const bool by_rows = (OW + 15) / 16 * 16 <= Wq;
     size_t xp_bytes = sizeof(float) * (size_t)(st * st * phase + slack),
-           tmp_bytes = by_rows ? 0 : sizeof(float) * (size_t)(Mg * Np + 1),
+           tmp_bytes = by_rows || U ? 0 : sizeof(float) * (size_t)(Mg * Np + 1),
            off_bytes = sizeof(int64_t) * (size_t)K;
     float *xp = inf__onnx_scratch(x, xp_bytes),
-          *tmp = by_rows ? NULL : inf__onnx_scratch(x, tmp_bytes);
-    int64_t *off = malloc(off_bytes);
-    if (!xp || (!by_rows && !tmp) || !off) {
+          *tmp = tmp_bytes ? inf__onnx_scratch(x, tmp_bytes) : NULL;
+    int64_t *off = U ? NULL : malloc(off_bytes);
+    if (!xp || (tmp_bytes && !tmp) || (!U && !off)) {
         inf__onnx_scratch_free(x, xp, xp_bytes);
         inf__onnx_scratch_free(x, tmp, tmp_bytes);
         free(off);
@@ -608,6 +837,14 @@ static inf_status conv_padded(struct inf__onnx_exec *x, const struct inf__onnx_n
     else
         pad_worker(&pt_, 0, 1);
     memset(xp + st * st * phase, 0, sizeof(float) * (size_t)slack);
+    if (U) { /* the last tile's patch reads one row and column past the plane: the next
+                plane's first row, or the slack after the last */
+        inf_status rc = conv_winograd(x, xp, Cg, Wp, plane, U, Mg, bias, n->fuse_relu, out, OH, OW);
+        inf__onnx_scratch_free(x, xp, xp_bytes);
+        inf__onnx_scratch_free(x, tmp, tmp_bytes);
+        free(off);
+        return rc;
+    }
     for (int64_t k = 0, ch = 0, r = 0; k < K; k++) {
         int64_t ky = r / kw, kx = r % kw;
         off[k] = ((ky % st) * st + kx % st) * phase + ch * plane + (ky / st) * Wq + kx / st;
@@ -743,7 +980,12 @@ static inf_status op_conv(struct inf__onnx_exec *x, const struct inf__onnx_node 
     int64_t Hp = cb.H + cb.pt + pb_h, Wp = cb.W + cb.pl + pe_w, Wq = (Wp + cb.sw - 1) / cb.sw;
     bool padded = !cb.pointwise && cb.sh == cb.sw && cb.sh <= 4 && cb.dh == 1 && cb.dw == 1 &&
                   cb.kh * cb.kw > 1 && Wq * 3 <= cb.OW * 4;
-    size_t per = inf__sgemm_packed_a_size(Mg, K);
+    size_t per = inf__sgemm_packed_a_size(Mg, K), wper = inf__sgemm_packed_a_size(Mg, Cg);
+    /* Winograd where load.c transformed the weights (3x3, stride 1, no dilation, 2-D);
+       INFERNO_ONNX_WINOGRAD=0 turns it off (for comparisons) */
+    const char *wenv = getenv("INFERNO_ONNX_WINOGRAD");
+    const bool wino = padded && n->wino_w && two && cb.sh == 1 && cb.sw == 1 && cb.kh == 3 &&
+                      cb.kw == 3 && cb.dh == 1 && cb.dw == 1 && !(wenv && !strcmp(wenv, "0"));
     float *ap = n->packed_w ? NULL : malloc(sizeof(float) * (per + 1));
     /* 1x1: row k of B is input plane k, read in place */
     const bool in_place = cb.pointwise && !cb.ss;
@@ -768,7 +1010,8 @@ static inf_status op_conv(struct inf__onnx_exec *x, const struct inf__onnx_node 
             }
             if (padded) {
                 inf_status rc2 = conv_padded(x, n, &cb, Cg, Hp, Wp,
-                                             n->packed_w ? n->packed_w + (size_t)g * per : ap, Mg,
+                                             n->packed_w ? n->packed_w + (size_t)g * per : ap,
+                                             wino ? n->wino_w + (size_t)g * 16 * wper : NULL, Mg,
                                              B ? (const float *)B->data + g * Mg : NULL,
                                              (float *)out->data + (b * M + g * Mg) * P, OH);
                 if (rc2) {
