@@ -669,6 +669,31 @@ static void test_matmul_add(void)
     }
 }
 
+/* A BatchNormalization of C channels reading "x" into bn (its inputs, out, name and op): its
+   parameters filled with a fixed pattern (sc, sh, mu, var: C each) and added to g as
+   initializers "s", "t", "mu", "var". */
+static void bn_node(struct w *g, struct w *bn, int64_t C, float *sc, float *sh, float *mu,
+                    float *var, const char *out)
+{
+    for (int64_t c = 0; c < C; c++) {
+        sc[c] = 0.5f + (float)(c % 5) / 4.f;
+        sh[c] = (float)(c % 7) / 7.f - 0.4f;
+        mu[c] = (float)(c % 3) / 3.f - 0.2f;
+        var[c] = 0.3f + (float)(c % 4) / 2.f;
+    }
+    int64_t cd[] = {C};
+    w_f32_init(g, "s", 1, cd, sc, C);
+    w_f32_init(g, "t", 1, cd, sh, C);
+    w_f32_init(g, "mu", 1, cd, mu, C);
+    w_f32_init(g, "var", 1, cd, var, C);
+    const char *bi[] = {"x", "s", "t", "mu", "var"};
+    for (int i = 0; i < 5; i++)
+        w_str(bn, 1, bi[i]);
+    w_str(bn, 2, out);
+    w_str(bn, 3, "bn");
+    w_str(bn, 4, "BatchNormalization");
+}
+
 /*
  * BatchNormalization (+ Relu) then a 1x1 Conv, as in DenseNet: the Conv absorbs the
  * normalisation and applies it while packing its input (load.c, fuse_bn_conv), against loops
@@ -685,26 +710,11 @@ static void bn_conv_case(int64_t C, int64_t H, int64_t W, int64_t M, bool relu, 
         wv[i] = (float)((i * 7) % 13) / 6.f - 1.f;
     for (int64_t i = 0; i < M; i++)
         bv[i] = (float)i / 8.f - 0.5f;
-    for (int64_t c = 0; c < C; c++) {
-        sc[c] = 0.5f + (float)(c % 5) / 4.f;
-        sh[c] = (float)(c % 7) / 7.f - 0.4f;
-        mu[c] = (float)(c % 3) / 3.f - 0.2f;
-        var[c] = 0.3f + (float)(c % 4) / 2.f;
-    }
-    int64_t xd[] = {1, C, H, W}, wd[] = {M, C, 1, 1}, bd[] = {M}, cd[] = {C};
+    int64_t xd[] = {1, C, H, W}, wd[] = {M, C, 1, 1}, bd[] = {M};
     struct w g = {0}, m = {0}, bn = {0}, cv = {0};
     w_f32_init(&g, "W", 4, wd, wv, M * C);
     w_f32_init(&g, "B", 1, bd, bv, M);
-    w_f32_init(&g, "s", 1, cd, sc, C);
-    w_f32_init(&g, "t", 1, cd, sh, C);
-    w_f32_init(&g, "mu", 1, cd, mu, C);
-    w_f32_init(&g, "var", 1, cd, var, C);
-    const char *bi[] = {"x", "s", "t", "mu", "var"};
-    for (int i = 0; i < 5; i++)
-        w_str(&bn, 1, bi[i]);
-    w_str(&bn, 2, relu ? "n" : "r");
-    w_str(&bn, 3, "bn");
-    w_str(&bn, 4, "BatchNormalization");
+    bn_node(&g, &bn, C, sc, sh, mu, var, relu ? "n" : "r");
     struct w ea = {0};
     w_str(&ea, 1, "epsilon");
     float eps = 1e-3f;
@@ -866,24 +876,9 @@ static void test_threaded_planes(void)
     float sc[C], sh[C], mu[C], var[C];
     for (int64_t i = 0; i < C * H * W; i++)
         xv[i] = (float)((i * 7) % 23) / 11.f - 1.f;
-    for (int c = 0; c < C; c++) {
-        sc[c] = 0.5f + (float)(c % 5) / 4.f;
-        sh[c] = (float)(c % 7) / 7.f - 0.4f;
-        mu[c] = (float)(c % 3) / 3.f - 0.2f;
-        var[c] = 0.3f + (float)(c % 4) / 2.f;
-    }
-    int64_t xd[] = {1, C, H, W}, cd[] = {C};
+    int64_t xd[] = {1, C, H, W};
     struct w g = {0}, m = {0}, bn = {0}, mp = {0}, ap = {0}, cc = {0};
-    w_f32_init(&g, "s", 1, cd, sc, C);
-    w_f32_init(&g, "t", 1, cd, sh, C);
-    w_f32_init(&g, "mu", 1, cd, mu, C);
-    w_f32_init(&g, "var", 1, cd, var, C);
-    const char *bi[] = {"x", "s", "t", "mu", "var"};
-    for (int i = 0; i < 5; i++)
-        w_str(&bn, 1, bi[i]);
-    w_str(&bn, 2, "n");
-    w_str(&bn, 3, "bn");
-    w_str(&bn, 4, "BatchNormalization");
+    bn_node(&g, &bn, C, sc, sh, mu, var, "n");
     w_msg(&g, 1, &bn);
     const char *ri[] = {"n"}, *ro[] = {"r"};
     w_node(&g, "Relu", "relu", ri, 1, ro, 1);
