@@ -482,6 +482,7 @@ static INF__ALWAYS_INLINE void z_f_tile(const int T, const int NR, const int NC,
                                         float *s, size_t lds, const int vnni)
 {
     (void)vnni;
+    const size_t pf = NC == 1 ? 0 : x86_pf_dist(NR, ldw); /* none for one token (kern_x86.h) */
     __m512 acc[4][4];
     for (int r = 0; r < NR; r++)
         for (int c = 0; c < NC; c++)
@@ -490,9 +491,10 @@ static INF__ALWAYS_INLINE void z_f_tile(const int T, const int NR, const int NC,
         const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
         __m512 wv[4];
         for (int r = 0; r < NR; r++) {
-            _mm_prefetch((const char *)(w + (size_t)r * ldw) + (T == INF_TYPE_F32 ? 4 : 2) * i +
-                             x86_pf_dist(NR, ldw),
-                         X86_PF_HINT);
+            if (pf)
+                _mm_prefetch((const char *)(w + (size_t)r * ldw) + (T == INF_TYPE_F32 ? 4 : 2) * i +
+                                 pf,
+                             X86_PF_HINT);
             wv[r] = z_load_w16(T, w + (size_t)r * ldw, i, m);
         }
         for (int c = 0; c < NC; c++) {

@@ -57,7 +57,7 @@ static INF__ALWAYS_INLINE void zf_tile(const int T, const int NR, const int NC, 
      * gemm_inv entry) does the same for every NC, so that a token's result does not depend on
      * the batch it is in (batch invariance) */
     const int U = NC == 1 || inv ? 2 : 1;
-    const size_t pf = x86_pf_dist(NR, ldw);
+    const size_t pf = NC == 1 ? 0 : x86_pf_dist(NR, ldw); /* none for one token (kern_x86.h) */
     __m512 acc[8][4][2];
     for (int r = 0; r < NR; r++)
         for (int c = 0; c < NC; c++)
@@ -68,7 +68,8 @@ static INF__ALWAYS_INLINE void zf_tile(const int T, const int NR, const int NC, 
         __m512 wv[8][2];
         for (int r = 0; r < NR; r++) {
             const uint8_t *wr = w + (size_t)r * ldw;
-            _mm_prefetch((const char *)wr + 2 * i + pf, X86_PF_HINT);
+            if (pf)
+                _mm_prefetch((const char *)wr + 2 * i + pf, X86_PF_HINT);
             for (int u = 0; u < U; u++)
                 wv[r][u] = zf_load16(T, wr, i + 16 * u);
         }
