@@ -541,8 +541,8 @@ static INF__ALWAYS_INLINE void z_f_tile(const int T, const int NR, const int NC,
 #define KQ(t, T)                                                                                   \
     X86_GEMM_DISPATCH(gemm_##t, K_TILE, T, 1, 4, n / 256)                                          \
     X86_GEMM_DISPATCH(gemm_##t##_vnni, K_TILE_V, T, 1, 4, n / 256)
-X86_GEMM_DISPATCH(gemm_q4_0_vnni_inv, LEG_TILE_VI, INF_TYPE_Q4_0, 2, 2, n / 32)
-X86_GEMM_DISPATCH(gemm_q8_0_vnni_inv, LEG_TILE_VI, INF_TYPE_Q8_0, 2, 2, n / 32)
+X86_GEMM_DISPATCH(gemm_q4_0_vnni_inv, LEG_TILE_VI, INF_TYPE_Q4_0, 4, 4, n / 32)
+X86_GEMM_DISPATCH(gemm_q8_0_vnni_inv, LEG_TILE_VI, INF_TYPE_Q8_0, 2, 4, n / 32)
 LEG(q4_0, INF_TYPE_Q4_0)
 LEG(q4_1, INF_TYPE_Q4_1)
 LEG(q5_0, INF_TYPE_Q5_0)
@@ -755,6 +755,7 @@ void inf__kern_init_avx512(struct inf__kern *k, int have_vnni)
 #undef W
     if (have_vnni) { /* as many rows per call as z_mv_tile takes */
         k->w[INF_TYPE_Q4_0].max_nr = k->w[INF_TYPE_Q8_0].max_nr = Z_MV_NR;
+        k->w[INF_TYPE_Q4_0].max_nc = k->w[INF_TYPE_Q8_0].max_nc = 4;
         k->w[INF_TYPE_Q4_0].gemm_inv = gemm_q4_0_vnni_inv;
         k->w[INF_TYPE_Q8_0].gemm_inv = gemm_q8_0_vnni_inv;
     }
