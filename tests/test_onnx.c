@@ -416,6 +416,18 @@ static void w_f32_init(struct w *g, const char *name, int ndim, const int64_t *d
  */
 static struct inf_threadpool *conv_pool; /* test_conv_paths' 2 threads */
 
+/* A pool of two threads (NULL, with the failure counted, if it cannot start). */
+static struct inf_threadpool *two_threads(void)
+{
+    struct inf_threadpool_params tp;
+    inf_threadpool_params_init(&tp);
+    tp.n_threads = 2;
+    struct inf_threadpool *pool = NULL;
+    struct inf_error err = {0};
+    T_EQ_INT(inf_threadpool_new(&tp, &pool, &err), INF_OK);
+    return pool;
+}
+
 static void conv_case(int64_t C, int64_t H, int64_t W, int64_t M, int64_t kh, int64_t kw,
                       const int64_t pads[4], int64_t s, int64_t dil, int64_t group, bool relu)
 {
@@ -500,11 +512,7 @@ static void test_conv_paths(void)
 {
     const int64_t p1[] = {1, 1, 1, 1}, p0[] = {0, 0, 0, 0}, p2[] = {2, 2, 2, 2},
                   pa[] = {0, 1, 2, 1}, p3[] = {3, 3, 3, 3}, pw[] = {2, 0, 1, 2};
-    struct inf_threadpool_params tp;
-    inf_threadpool_params_init(&tp);
-    tp.n_threads = 2;
-    struct inf_error err = {0};
-    T_EQ_INT(inf_threadpool_new(&tp, &conv_pool, &err), INF_OK);
+    conv_pool = two_threads();
     /* 3x3, stride 1 (Winograd F(2x2, 3x3) where the padded grid is taken): odd output rows and
        columns (tiles cut off), pads of 0 to 2 on each side, C over one K block (260 channels,
        M = 5: a part panel of rows), tile rows narrower than a panel (tiles of one panel from
@@ -908,11 +916,7 @@ static void test_threaded_planes(void)
     struct inf_onnx_model *model = NULL;
     struct inf_error err = {0};
     T_EQ_INT(inf_onnx_load_memory(m.b, m.n, NULL, NULL, &model, &err), INF_OK);
-    struct inf_threadpool_params tp;
-    inf_threadpool_params_init(&tp);
-    tp.n_threads = 2;
-    struct inf_threadpool *pool = NULL;
-    T_EQ_INT(inf_threadpool_new(&tp, &pool, &err), INF_OK);
+    struct inf_threadpool *pool = two_threads();
     if (!model || !pool) {
         inf_onnx_free(model);
         inf_threadpool_free(pool);

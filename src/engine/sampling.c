@@ -304,9 +304,8 @@ static inf_token sample_cands(struct inf_sampler *s, size_t n)
 {
     struct cand *c = s->cands;
     const struct inf_sampler_params *p = &s->p;
-    if (n == 0) {
-        snprintf(s->errmsg, sizeof(s->errmsg),
-                 "sampler: every token is banned (logit bias -100 or -inf logits)");
+    if (n == 0) { /* only a masked draw gets here with none */
+        snprintf(s->errmsg, sizeof(s->errmsg), "sampler: the mask allows no token");
         return INF_TOKEN_NONE;
     }
     /* one pass after the bias and the penalties finds the best token and refuses what no

@@ -1155,22 +1155,11 @@ static inf_status fuse_bn_conv(struct loader *L)
     return INF_OK;
 }
 
-/* Whether the node's ints attribute `name` is absent or every value is v. */
-static bool ints_all(const struct inf__onnx_node *n, const char *name, int64_t v)
-{
-    const int64_t *p;
-    int k = inf__onnx_attr_ints(n, name, &p);
-    for (int i = 0; i < k; i++)
-        if (p[i] != v)
-            return false;
-    return true;
-}
-
 /* The 16 Winograd F(2x2, 3x3) weight transforms of each group (U = G g G^T per output and input
    channel, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], in double then rounded), packed as
-   ops_nn.c's conv_winograd reads them (onnx_internal.h, wino_w). */
-static inf_status wino_weights(struct inf__onnx_node *c, const float *w, int64_t group, int64_t Mg,
-                               int64_t Cg)
+   ops_nn.c's conv_winograd reads them (onnx_internal.h, wino_w). False when out of memory. */
+static bool wino_weights(struct inf__onnx_node *c, const float *w, int64_t group, int64_t Mg,
+                         int64_t Cg)
 {
     size_t per = inf__sgemm_packed_a_size(Mg, Cg);
     float *u = malloc(sizeof(float) * 16 * (size_t)(Mg * Cg) + 1);
@@ -1179,7 +1168,7 @@ static inf_status wino_weights(struct inf__onnx_node *c, const float *w, int64_t
         free(u);
         free(c->wino_w);
         c->wino_w = NULL;
-        return INF_ENOMEM;
+        return false;
     }
     static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
     for (int64_t g = 0; g < group; g++) {
@@ -1201,13 +1190,16 @@ static inf_status wino_weights(struct inf__onnx_node *c, const float *w, int64_t
                               c->wino_w + ((size_t)g * 16 + (size_t)xi) * per);
     }
     free(u);
-    return INF_OK;
+    return true;
 }
 
-/* Pack each Conv's constant weights once (the GEMM's A operand). */
+/* Pack each Conv's constant weights once (the GEMM's A operand), and the Winograd transforms of
+   3x3 / stride 1 ones (INFERNO_ONNX_WINOGRAD=0: none, so ops_nn.c convolves them directly). */
 static inf_status prepack(struct loader *L)
 {
     struct inf_onnx_model *m = L->m;
+    const char *wenv = getenv("INFERNO_ONNX_WINOGRAD");
+    const bool wino = !(wenv && !strcmp(wenv, "0"));
     for (int p = 0; p < m->n_plan; p++) {
         struct inf__onnx_node *c = &m->nodes[m->plan[p]];
         if (c->dead || strcmp(c->op_type, "Conv") || c->n_in < 2 || c->in[1] < 0 ||
@@ -1225,12 +1217,10 @@ static inf_status prepack(struct loader *L)
         for (int64_t g = 0; g < group; g++)
             inf__sgemm_pack_a((const float *)w->data + g * Mg * K, K, false, Mg, K, 1.f,
                               c->packed_w + (size_t)g * per);
-        if (w->ndim == 4 && w->dims[2] == 3 && w->dims[3] == 3 && ints_all(c, "strides", 1) &&
-            ints_all(c, "dilations", 1)) {
-            inf_status rc = wino_weights(c, (const float *)w->data, group, Mg, K / 9);
-            if (rc)
-                return rc == INF_ENOMEM ? oom(L) : rc;
-        }
+        if (wino && w->ndim == 4 && w->dims[2] == 3 && w->dims[3] == 3 &&
+            attr_all(c, "strides", 1) && attr_all(c, "dilations", 1) &&
+            !wino_weights(c, (const float *)w->data, group, Mg, K / 9))
+            return oom(L);
     }
     return INF_OK;
 }

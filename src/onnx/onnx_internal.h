@@ -284,10 +284,10 @@ struct inf__gemm_plan {
     bool b_tail_ok;
 };
 bool inf__gemm_run(struct inf_threadpool *pool, const struct inf__gemm_plan *p);
+bool inf__gemm_avx512(void); /* the AVX-512 tile is in use (not capped by INFERNO_ONNX_GEMM) */
 /* C[M][N] (row stride ldc) = A (packed by inf__sgemm_pack_a, K columns) * B given as 16-column
    panels ([panel][k][16], bstride floats apart, the last one zero padded or its extra columns
    ignored), on the calling thread. */
-bool inf__gemm_avx512(void); /* the AVX-512 tile is in use (not capped by INFERNO_ONNX_GEMM) */
 void inf__gemm_panels(int64_t M, int64_t N, int64_t K, const float *Ap, const float *Bp,
                       int64_t bstride, float *C, int64_t ldc);
 

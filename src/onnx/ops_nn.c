@@ -981,11 +981,9 @@ static inf_status op_conv(struct inf__onnx_exec *x, const struct inf__onnx_node 
     bool padded = !cb.pointwise && cb.sh == cb.sw && cb.sh <= 4 && cb.dh == 1 && cb.dw == 1 &&
                   cb.kh * cb.kw > 1 && Wq * 3 <= cb.OW * 4;
     size_t per = inf__sgemm_packed_a_size(Mg, K), wper = inf__sgemm_packed_a_size(Mg, Cg);
-    /* Winograd where load.c transformed the weights (3x3, stride 1, no dilation, 2-D);
-       INFERNO_ONNX_WINOGRAD=0 turns it off (for comparisons) */
-    const char *wenv = getenv("INFERNO_ONNX_WINOGRAD");
+    /* Winograd where load.c transformed the weights (3x3, stride 1, no dilation, 2-D) */
     const bool wino = padded && n->wino_w && two && cb.sh == 1 && cb.sw == 1 && cb.kh == 3 &&
-                      cb.kw == 3 && cb.dh == 1 && cb.dw == 1 && !(wenv && !strcmp(wenv, "0"));
+                      cb.kw == 3 && cb.dh == 1 && cb.dw == 1;
     float *ap = n->packed_w ? NULL : malloc(sizeof(float) * (per + 1));
     /* 1x1: row k of B is input plane k, read in place */
     const bool in_place = cb.pointwise && !cb.ss;
@@ -1332,8 +1330,9 @@ struct bn_task {
     bool relu;
 };
 
-/* BatchNormalization's inference on floats, planes [p0, p1) (thread ith's share): v = x * scale
-   + shift as the serial path rounds it (a product, then a sum), then ReLU when fused. */
+/* BatchNormalization on floats, planes [p0, p1) (thread ith's share): v = x * scale + shift (a
+   product, then a sum: as a BatchNormalization absorbed by a Conv rounds it), then ReLU when
+   fused. */
 static void bn_worker(void *arg, int ith, int nth)
 {
     const struct bn_task *t = arg;
@@ -1380,21 +1379,12 @@ static inf_status op_batchnorm(struct inf__onnx_exec *x, const struct inf__onnx_
         rc = inf__onnx_out(x, &out[2], V->dtype, 1, &C);
     if (rc)
         return rc;
-    if (!train && X->dtype == INF_ONNX_FLOAT && N * C * sz >= 65536 && x->pool) {
-        /* inference on floats: per-channel constants, then the channels split over the pool */
-        float *ss = malloc(sizeof(float) * 2 * (size_t)C);
-        if (!ss)
-            return inf_error_set(x->err, INF_ENOMEM, "out of memory");
-        for (int64_t c = 0; c < C; c++) {
-            double scale = inf__onnx_get_f64(S, c) / sqrt(inf__onnx_get_f64(V, c) + eps);
-            ss[c] = (float)scale;
-            ss[C + c] = (float)(inf__onnx_get_f64(B, c) - inf__onnx_get_f64(Mu, c) * scale);
-        }
-        struct bn_task t = {X->data, out[0].data, ss, N * C, C, sz, n->fuse_relu};
-        inf_threadpool_run(x->pool, bn_worker, &t);
-        free(ss);
-        return INF_OK;
-    }
+    /* floats: the per-channel constants first, then the planes (split over the pool when
+       large); other types element by element in double */
+    const bool f32 = X->dtype == INF_ONNX_FLOAT;
+    float *ss = f32 ? malloc(sizeof(float) * (2 * (size_t)C + 1)) : NULL;
+    if (f32 && !ss)
+        return inf_error_set(x->err, INF_ENOMEM, "out of memory");
     for (int64_t c = 0; c < C; c++) {
         double mean = inf__onnx_get_f64(Mu, c), var = inf__onnx_get_f64(V, c);
         if (train) {
@@ -1418,27 +1408,26 @@ static inf_status op_batchnorm(struct inf__onnx_exec *x, const struct inf__onnx_
         }
         double scale = inf__onnx_get_f64(S, c) / sqrt(var + eps);
         double shift = inf__onnx_get_f64(B, c) - mean * scale;
-        for (int64_t b = 0; b < N && sz > 0; b++) { /* an empty plane: no data pointers */
-            int64_t base = (b * C + c) * sz;
-            if (X->dtype == INF_ONNX_FLOAT) {
-                const float *xi = (const float *)X->data + base;
-                float *yo = (float *)out[0].data + base, fs = (float)scale, fb = (float)shift;
-                if (n->fuse_relu)
-                    for (int64_t i = 0; i < sz; i++) {
-                        float v = xi[i] * fs + fb;
-                        yo[i] = v > 0.f ? v : 0.f;
-                    }
-                else
-                    for (int64_t i = 0; i < sz; i++)
-                        yo[i] = xi[i] * fs + fb;
-            } else {
-                for (int64_t i = 0; i < sz; i++) {
-                    double v = inf__onnx_get_f64(X, base + i) * scale + shift;
-                    inf__onnx_set_f64(&out[0], base + i, n->fuse_relu && v < 0 ? 0 : v, true);
-                }
-            }
+        if (f32) {
+            ss[c] = (float)scale;
+            ss[C + c] = (float)shift;
+            continue;
         }
+        for (int64_t b = 0; b < N; b++)
+            for (int64_t i = 0; i < sz; i++) {
+                int64_t k = (b * C + c) * sz + i;
+                double v = inf__onnx_get_f64(X, k) * scale + shift;
+                inf__onnx_set_f64(&out[0], k, n->fuse_relu && v < 0 ? 0 : v, true);
+            }
     }
+    if (f32 && N * C * sz > 0) { /* an empty plane: no data pointers */
+        struct bn_task t = {X->data, out[0].data, ss, N * C, C, sz, n->fuse_relu};
+        if (x->pool && N * C * sz >= 65536)
+            inf_threadpool_run(x->pool, bn_worker, &t);
+        else
+            bn_worker(&t, 0, 1);
+    }
+    free(ss);
     return INF_OK;
 }
 

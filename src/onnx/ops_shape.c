@@ -10,7 +10,6 @@
 
 #include "onnx/onnx_internal.h"
 
-/* Copy count elements from src[si..] to dst[di..]; strings are duplicated. */
 struct copy_task {
     char *d;
     const char *s;
@@ -28,6 +27,7 @@ static void copy_worker(void *arg, int ith, int nth)
         memcpy(t->d + b0, t->s + b0, b1 - b0);
 }
 
+/* Copy count elements from src[si..] to dst[di..]; strings are duplicated. */
 static inf_status copy_elems(struct inf__onnx_exec *x, struct inf_onnx_tensor *dst, int64_t di,
                              const struct inf_onnx_tensor *src, int64_t si, int64_t count)
 {
