@@ -886,6 +886,14 @@ static void test_refusals(void)
                  "#/properties/a");
     expect_error("{\"if\":{\"type\":\"string\"},\"then\":{\"minLength\":1}}", INF_EUNSUPPORTED,
                  "'if'", NULL);
+    /* inside allOf too (MaskBench's shopware schema: 'then' was dropped by the merge and the
+       'if' kept alone, which accepted what the 'then' forbids) */
+    expect_error("{\"type\":\"object\",\"allOf\":[{\"if\":{\"properties\":{\"t\":{\"const\":"
+                 "\"m\"}}},\"then\":{\"required\":[\"q\"]}}]}",
+                 INF_EUNSUPPORTED, "'if'", "#/allOf/0");
+    expect_error("{\"$ref\":\"#/$defs/a\",\"minProperties\":1,\"$defs\":{\"a\":{\"if\":true,"
+                 "\"else\":false}}}",
+                 INF_EUNSUPPORTED, "'if'", NULL);
     expect_error("{\"items\":{\"$dynamicRef\":\"#x\"}}", INF_EUNSUPPORTED, "'$dynamicRef'",
                  "#/items");
     expect_error("{\"dependentSchemas\":{\"a\":{\"required\":[\"b\"]}}}", INF_EUNSUPPORTED,

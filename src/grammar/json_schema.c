@@ -3130,6 +3130,11 @@ static inf_status merge_body(struct js *c, json_t *dst, json_t *src, bool branch
         return set_new(c, dst, NEVER_KEY, json_true());
     if (!json_is_object(src))
         return invalid(c, "allOf", "items must be schemas");
+    /* 'then' and 'else' are not constraints by themselves: without this the merge would keep
+       'if' alone, which constrains nothing */
+    if (json_object_get(src, "if") &&
+        (json_object_get(src, "then") || json_object_get(src, "else")))
+        return refuse(c, "if", "if/then/else");
     if (branch &&
         (json_object_get(src, "unevaluatedProperties") || json_object_get(src, "unevaluatedItems")))
         return refuse(c,
