@@ -360,8 +360,33 @@ static void test_masks(void)
         "root ::= \"[\" (str (\", \" str){0,200})? \"]\"\n"
         "str ::= \"\\\"\" ([^\"\\\\\\x00-\\x1f] | \"\\\\\" [\"\\\\/nt]){0,300} \"\\\"\"\n";
     static const char *f = "root ::= \"\\\"\" [^\"]{2,10} \"\\\" \" [^\"]* \"!\"\n";
+    /* an object key that is not a declared name ("ab..."): after the quote any character but
+       'a' goes to the key loop, 'a' goes on with the name; the tokens of the loop's text set
+       are taken but for those starting with 'a', which are walked */
+    static const char *g = "root ::= \"{\\\"\" k0 \":1}\"\n"
+                           "k0 ::= \"\\\"\" | [^\"\\\\\\x00-\\x1fa] kf | \"a\" k1\n"
+                           "k1 ::= \"\\\"\" | [^\"\\\\\\x00-\\x1fb] kf | \"b\" k2\n"
+                           "k2 ::= [^\"\\\\\\x00-\\x1f] kf\n"
+                           "kf ::= [^\"\\\\\\x00-\\x1f]* \"\\\"\"\n";
+    /* the same where one part holds both: 'a' goes on to [b-z], and the tokens starting with
+       'a' (walked in the main trie) are the only ones that may hold "a" then a non-letter */
+    static const char *g2 =
+        "root ::= \"{\\\"\" key \":1}\"\n"
+        "key ::= ([^\"\\\\\\x00-\\x1fa] | \"a\" [b-z]) [^\"\\\\\\x00-\\x1f]* \"\\\"\"\n";
+    /* a cut one byte in (a one-letter item): the continuations are below most of the
+       vocabulary, so the state is walked whole */
+    static const char *h = "root ::= \"[\" v (\",\" v)* \"]\"\n"
+                           "v ::= [a-z] | \"\\\"\" [^\"\\\\]* \"\\\"\"\n";
     struct inf_grammar *ga = compile(a), *gb = compile(b), *gc = compile(c), *gd = compile(d);
-    struct inf_grammar *ge = compile(e), *gf = compile(f);
+    struct inf_grammar *ge = compile(e), *gf = compile(f), *gg = compile(g), *gh = compile(h);
+    run_text(gg, v, tok, "{\"xyz ab\":1}");
+    run_text(gg, v, tok, "{\"abc\":1}");
+    run_text(gg, v, tok, "{\"a\":1}");
+    run_text(gh, v, tok, "[a,b,\"xy z\",c]");
+    struct inf_grammar *gg2 = compile(g2);
+    run_text(gg2, v, tok, "{\"ab c\":1}");
+    run_text(gg2, v, tok, "{\"xa\":1}");
+    inf_grammar_free(gg2);
     run_text(gf, v, tok,
              "\"\xD0\x9F\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82\" \xE4\xB8\xAD\xE6\x96\x87 ok!");
     run_text(gf, v, tok,
@@ -419,6 +444,8 @@ static void test_masks(void)
     inf_grammar_free(gd);
     inf_grammar_free(ge);
     inf_grammar_free(gf);
+    inf_grammar_free(gg);
+    inf_grammar_free(gh);
     inf_grammar_vocab_free(v);
     inf_tokenizer_free(tok);
 }

@@ -21,11 +21,15 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "grammar/grammar_internal.h"
 
 #define SHARED_MAX 128
 #define CLEAN_MAX  16   /* text sets per vocabulary */
 #define ESC_DIRECT 4096 /* escapes of a cut state's part past which the state is walked whole */
+#define ESC_DIRECT_SHARE                                                                           \
+    8 /* ... or when the tokens below its escapes are 1/8 of the vocabulary                        \
+       */
 
 /* ---- the vocabulary trie --------------------------------------------------------------------- */
 
@@ -80,6 +84,10 @@ struct inf_grammar_vocab {
     int32_t n_vocab;
     uint32_t n_nodes;
     struct inf__byteset *sub; /* [n_nodes] the bytes on the paths into the node's subtree */
+    uint32_t *shape; /* [n_nodes] nodes whose descendants are laid out alike (the same bytes,
+                        token counts and shapes below, so the same relative node and token
+                        positions) share a shape: a continuation walked below one is known
+                        below the others (walk_cont) */
     int32_t *toks;
     int32_t *eog;
     uint32_t n_eog;
@@ -179,6 +187,7 @@ void inf_grammar_vocab_free(struct inf_grammar_vocab *v)
         return;
     free(v->nodes);
     free(v->sub);
+    free(v->shape);
     free(v->toks);
     free(v->eog);
     for (uint32_t i = 0; i < v->n_shared; i++) {
@@ -193,6 +202,78 @@ void inf_grammar_vocab_free(struct inf_grammar_vocab *v)
     }
     pthread_mutex_destroy(&v->lock);
     free(v);
+}
+
+/* Children of node i as compared for shapes: byte, tokens ending there, and shape below. */
+static bool same_children(const struct inf_grammar_vocab *v, uint32_t a, uint32_t b)
+{
+    const struct tnode *nd = v->nodes;
+    uint32_t x = a + 1, y = b + 1;
+    while (x < nd[a].next && y < nd[b].next) {
+        if (nd[x].byte != nd[y].byte || nd[x + 1].tf - nd[x].tf != nd[y + 1].tf - nd[y].tf ||
+            v->shape[x] != v->shape[y])
+            return false;
+        x = nd[x].next;
+        y = nd[y].next;
+    }
+    return x == nd[a].next && y == nd[b].next;
+}
+
+/* v->shape by hash-consing from the leaves up (children come after their parent): shape 0 is
+   "no descendants". */
+static bool shapes_build(struct inf_grammar_vocab *v)
+{
+    const struct tnode *nd = v->nodes;
+    uint32_t nn = v->n_nodes;
+    size_t cap = 1024;
+    while (cap < 2 * (size_t)nn)
+        cap *= 2;
+    uint32_t *slot = malloc(cap * sizeof(uint32_t)),
+             *rep = malloc(((size_t)nn + 1) * sizeof(uint32_t));
+    uint64_t *hash = malloc(((size_t)nn + 1) * sizeof(uint64_t));
+    v->shape = malloc((size_t)nn * sizeof(uint32_t));
+    if (!slot || !rep || !hash || !v->shape) {
+        free(slot);
+        free(rep);
+        free(hash);
+        return false;
+    }
+    memset(slot, 0xFF, cap * sizeof(uint32_t));
+    uint32_t n_shapes = 1;
+    rep[0] = UINT32_MAX;
+    hash[0] = 0;
+    for (uint32_t i = nn; i-- > 0;) {
+        if (nd[i].next == i + 1) {
+            v->shape[i] = 0;
+            continue;
+        }
+        uint64_t h = 0x9E3779B97F4A7C15ull;
+        for (uint32_t c = i + 1; c < nd[i].next; c = nd[c].next)
+            h = (h ^ ((uint64_t)nd[c].byte << 40 ^ (uint64_t)(nd[c + 1].tf - nd[c].tf) << 32 ^
+                      v->shape[c])) *
+                0x100000001B3ull;
+        size_t k = (size_t)(h ^ h >> 29) & (cap - 1);
+        uint32_t id = UINT32_MAX;
+        while (slot[k] != UINT32_MAX) {
+            uint32_t sh = slot[k];
+            if (hash[sh] == h && same_children(v, rep[sh], i)) {
+                id = sh;
+                break;
+            }
+            k = (k + 1) & (cap - 1);
+        }
+        if (id == UINT32_MAX) {
+            id = n_shapes++;
+            rep[id] = i;
+            hash[id] = h;
+            slot[k] = id;
+        }
+        v->shape[i] = id;
+    }
+    free(slot);
+    free(rep);
+    free(hash);
+    return true;
 }
 
 inf_status inf_grammar_vocab_new(const struct inf_tokenizer *tok, struct inf_grammar_vocab **out,
@@ -305,6 +386,8 @@ inf_status inf_grammar_vocab_new(const struct inf_tokenizer *tok, struct inf_gra
         for (int k = 0; k < 4; k++)
             v->sub[parent[i]].w[k] |= v->sub[i].w[k];
     }
+    if (!shapes_build(v))
+        goto oom;
     free(path);
     free(parent);
     free(kids);
@@ -413,8 +496,18 @@ static const struct clean_set *clean_get(struct inf_grammar_vocab *v, const uint
     for (uint32_t i = 0; i < v->n_clean && !r; i++)
         if (v->clean[i].a[0] == a[0] && v->clean[i].a[1] == a[1])
             r = &v->clean[i];
-    if (!r && v->n_clean < CLEAN_MAX && clean_build(v, a, &v->clean[v->n_clean]))
-        r = &v->clean[v->n_clean++];
+    if (!r && v->n_clean < CLEAN_MAX) {
+        uint64_t t0 = inf__now_ns();
+        if (clean_build(v, a, &v->clean[v->n_clean]))
+            r = &v->clean[v->n_clean++];
+        if (getenv("INFERNO_GRAMMAR_TRACE"))
+            fprintf(stderr, "grammar: text set %016llx%016llx built in %.1f us\n",
+                    (unsigned long long)a[1], (unsigned long long)a[0],
+                    (double)(inf__now_ns() - t0) / 1e3);
+    }
+    if (!r && getenv("INFERNO_GRAMMAR_TRACE"))
+        fprintf(stderr, "grammar: text set %016llx%016llx refused (table full)\n",
+                (unsigned long long)a[1], (unsigned long long)a[0]);
     pthread_mutex_unlock(&v->lock);
     return r;
 }
@@ -446,7 +539,8 @@ static inline void copy_ids(uint32_t *dst, const uint32_t *src, size_t n)
 #define RUN_INF       UINT32_MAX
 #define RUN_CAP       24 /* runs are followed this far (tokens longer are walked byte by byte) */
 #define U8_NONE       (UINT32_MAX - 1)
-#define U8_CHAIN      8 /* successors u8_run examines before it settles for a shorter run */
+#define U8_CHAIN      8 /* successors u8_run examines at least before it settles for a shorter run */
+#define U8_CHAIN_MAX  256 /* ... and at most (the longest token's length between) */
 #define DENSE_MAX     (64u << 20) / (256 * sizeof(uint32_t)) /* rows: 64 MiB */
 #define ST_END        1u /* the state holds the empty stack: the grammar may end */
 #define ST_MARK       2u /* the state holds a cut node */
@@ -540,7 +634,7 @@ struct inf_matcher {
     bool done, failed;
     const char *why; /* set with failed when the cause is not memory */
     bool trace;      /* INFERNO_GRAMMAR_TRACE set: one line per computed mask on stderr */
-    size_t visited, walked, split;
+    size_t visited, walked, split, cont_new, cont_hit; /* trace counters of one mask */
 };
 
 static bool map_grow(struct u64map *m)
@@ -1091,44 +1185,78 @@ static uint32_t u8_run(struct inf_matcher *m, uint32_t s)
 {
     if (m->st_u8run[s])
         return m->st_u8run[s];
-    uint64_t a[2], a2[2];
-    uint32_t n = U8_NONE, y = u8_succ(m, s, a);
+    /* The chain s, y, y2, ...: each member takes one character (an ASCII one of its set or
+       any multibyte one) to the next. It is followed as far as the longest token: a run that
+       long takes every token's characters, as a loop does (RUN_INF), so a counted string
+       (json-char{1,255}) gets the text sets of a loop. The members met on the way get their
+       own runs, so that the next state of the count joins the chain at once. */
+    uint32_t lim = m->voc->max_depth < U8_CHAIN ? U8_CHAIN : m->voc->max_depth;
+    if (lim > U8_CHAIN_MAX)
+        lim = U8_CHAIN_MAX;
+    uint32_t ch[U8_CHAIN_MAX], len = 0, tail = 0;
+    uint64_t ca[2 * U8_CHAIN_MAX], ta[2] = {~0ull, ~0ull}, a[2];
+    bool inf = false;
+    uint32_t y = u8_succ(m, s, a);
     if (y && !m->failed) {
-        n = 1;
+        ch[0] = s;
+        ca[0] = a[0];
+        ca[1] = a[1];
+        len = 1;
         uint32_t cur = y;
-        while (n < U8_CHAIN && cur != s) {
+        while (len < lim && cur != s) {
             if (m->st_u8run[cur]) { /* known: join it */
                 uint32_t r2 = m->st_u8run[cur];
                 if (r2 != U8_NONE) {
-                    a[0] &= m->st_a8[2 * cur];
-                    a[1] &= m->st_a8[2 * cur + 1];
-                    n = r2 == RUN_INF ? RUN_INF : n + r2;
+                    ta[0] = m->st_a8[2 * cur];
+                    ta[1] = m->st_a8[2 * cur + 1];
+                    if (r2 == RUN_INF)
+                        inf = true;
+                    else
+                        tail = r2;
                 }
                 break;
             }
+            uint64_t a2[2];
             uint32_t y2 = u8_succ(m, cur, a2);
             if (!y2 || m->failed)
                 break;
-            a[0] &= a2[0];
-            a[1] &= a2[1];
-            n++;
+            ch[len] = cur;
+            ca[2 * len] = a2[0];
+            ca[2 * len + 1] = a2[1];
+            len++;
             if (y2 == cur) {
-                n = RUN_INF;
+                inf = true;
                 break;
             }
             cur = y2;
         }
         if (y == s)
-            n = RUN_INF;
+            inf = true;
     }
     if (m->failed)
         return U8_NONE;
-    m->st_u8run[s] = n;
-    m->st_a8[2 * s] = n == U8_NONE ? 0 : a[0];
-    m->st_a8[2 * s + 1] = n == U8_NONE ? 0 : a[1];
-    struct inf__byteset u = {{m->st_a8[2 * s], m->st_a8[2 * s + 1], 0, 0}};
-    m->st_cover8[s] = bucket_cover(&u);
-    return n;
+    if (len == 0) {
+        m->st_u8run[s] = U8_NONE;
+        m->st_a8[2 * s] = m->st_a8[2 * s + 1] = 0;
+        m->st_cover8[s] = bucket_cover(&(struct inf__byteset){{0, 0, 0, 0}});
+        return U8_NONE;
+    }
+    /* member k takes len - k characters and then the joined run (a lower bound where the
+       chain was cut short), of the characters all of its successors take */
+    uint64_t s0 = ta[0], s1 = ta[1];
+    for (uint32_t k = len; k-- > 0;) {
+        s0 &= ca[2 * k];
+        s1 &= ca[2 * k + 1];
+        uint32_t x = ch[k], r = inf ? RUN_INF : len - k + tail;
+        if (r >= m->voc->max_depth && m->voc->max_depth > 0)
+            r = RUN_INF; /* as long as any token: a loop to the walk */
+        m->st_u8run[x] = r;
+        m->st_a8[2 * x] = s0;
+        m->st_a8[2 * x + 1] = s1;
+        struct inf__byteset u = {{s0, s1, 0, 0}};
+        m->st_cover8[x] = bucket_cover(&u);
+    }
+    return m->st_u8run[s];
 }
 
 static uint32_t step_slow(struct inf_matcher *m, uint32_t s, unsigned b)
@@ -1521,7 +1649,8 @@ static bool record_escapes(struct inf_matcher *m, uint32_t node, uint32_t t)
  * allowed. With record, note where a state holds cut nodes (and the node has children).
  */
 static void walk_in(struct inf_matcher *m, const struct tnode *nd, const int32_t *toks,
-                    const uint32_t *orig, uint32_t root, uint32_t s, uint32_t *mask, bool record)
+                    const uint32_t *orig, uint32_t root, uint32_t s, uint32_t *mask, bool record,
+                    const uint64_t *first)
 {
     const struct inf_grammar_vocab *v = m->voc;
     uint32_t *st = m->walk;
@@ -1533,9 +1662,14 @@ static void walk_in(struct inf_matcher *m, const struct tnode *nd, const int32_t
     }
     uint32_t i = root + 1, end = nd[root].next;
     m->walked++;
+    const unsigned d1 = nd[root].depth + 1u;
     while (i < end) {
         m->visited++;
         const struct tnode *x = &nd[i];
+        if (first && x->depth == d1 && !((first[x->byte >> 6] >> (x->byte & 63)) & 1u)) {
+            i = x->next; /* not a first byte this walk takes */
+            continue;
+        }
         uint32_t ps = st[x->depth - 1], row = m->st_dense[ps];
         if (row == NO_DENSE && x->next - i > DENSE_SUBTREE && m->n_dense < DENSE_MAX) {
             /* a wide subtree ahead: the row's shortcuts pay for it at once */
@@ -1592,7 +1726,7 @@ static void walk_in(struct inf_matcher *m, const struct tnode *nd, const int32_t
 
 static void walk(struct inf_matcher *m, uint32_t root, uint32_t s, uint32_t *mask, bool record)
 {
-    walk_in(m, m->voc->nodes, m->voc->toks, NULL, root, s, mask, record);
+    walk_in(m, m->voc->nodes, m->voc->toks, NULL, root, s, mask, record, NULL);
 }
 
 /* walk from the trie's root; a state that takes any text of some ASCII set A takes the
@@ -1603,12 +1737,47 @@ static void walk_root(struct inf_matcher *m, uint32_t s, uint32_t *mask, bool re
     if (m->failed)
         return;
     if (r8 == RUN_INF) {
-        uint64_t a[2] = {m->st_a8[2 * s], m->st_a8[2 * s + 1]};
+        uint64_t a[2] = {m->st_a8[2 * s], m->st_a8[2 * s + 1]}, a1[2];
+        /* s takes the first character of a set and then goes to a loop y of a wider set
+           (a key that is not a declared name: any character but the names' first ones, then
+           any): the tokens of y's text set, but for those whose first byte s does not take
+           to y, which are walked in the main trie (y's set is the common one; s's own would
+           be a new text set with every token holding such a byte outside it) */
+        uint32_t y = u8_succ(m, s, a1);
+        if (m->failed)
+            return;
+        if (y && y != s && u8_run(m, y) == RUN_INF && !m->failed &&
+            ((a[0] & ~m->st_a8[2 * y]) | (a[1] & ~m->st_a8[2 * y + 1])) == 0 &&
+            (a[0] != m->st_a8[2 * y] || a[1] != m->st_a8[2 * y + 1])) {
+            uint64_t ay[2] = {m->st_a8[2 * y], m->st_a8[2 * y + 1]};
+            const struct clean_set *c = clean_get((struct inf_grammar_vocab *)m->voc, ay);
+            if (c && (m->scratch || (m->scratch = calloc(m->words, sizeof(uint32_t))))) {
+                const struct tnode *nd = m->voc->nodes;
+                const int32_t *toks = m->voc->toks;
+                /* the first bytes s takes elsewhere: ay but not a1 */
+                uint64_t ex[4] = {ay[0] & ~a1[0], ay[1] & ~a1[1], 0, 0}, rest[4];
+                for (int k = 0; k < 4; k++)
+                    rest[k] = ~ex[k];
+                uint32_t *sc = m->scratch;
+                copy_ids(sc, c->bits, m->words);
+                for (uint32_t i = 1; i < nd[0].next; i = nd[i].next)
+                    if ((ex[nd[i].byte >> 6] >> (nd[i].byte & 63)) & 1u)
+                        for (uint32_t k = nd[i].tf; k < nd[nd[i].next].tf; k++)
+                            sc[toks[k] >> 5] &= ~(1u << (toks[k] & 31));
+                for (size_t k = 0; k < m->words; k++) {
+                    mask[k] |= sc[k];
+                    sc[k] = 0;
+                }
+                walk_in(m, c->nodes, c->toks, c->orig, 0, s, mask, record, rest);
+                walk_in(m, nd, toks, NULL, 0, s, mask, record, ex);
+                return;
+            }
+        }
         const struct clean_set *c = clean_get((struct inf_grammar_vocab *)m->voc, a);
         if (c) {
             for (size_t k = 0; k < m->words; k++)
                 mask[k] |= c->bits[k];
-            walk_in(m, c->nodes, c->toks, c->orig, 0, s, mask, record);
+            walk_in(m, c->nodes, c->toks, c->orig, 0, s, mask, record, NULL);
             return;
         }
     }
@@ -1908,11 +2077,23 @@ static void add_state(struct inf_matcher *m, uint32_t s, uint32_t *mask)
         walk_root(m, s, mask, false);
         return;
     }
+    /* the escapes: each cut's continuation state once, then the cached walks below each node */
+    uint32_t off = m->part_esc_off[slot], n = m->part_esc_n[slot];
+    const struct tnode *nd = m->voc->nodes;
+    uint64_t below = 0;
+    for (uint32_t k = 0; k < n; k += 2) {
+        uint32_t node = m->esc[off + k];
+        below += nd[nd[node].next].tf - nd[node + 1].tf;
+    }
+    if (below > (uint64_t)m->voc->n_vocab / ESC_DIRECT_SHARE) {
+        /* the cut comes within the first bytes of most tokens: the continuations are most of
+           the walk, and new wherever the state is */
+        walk_root(m, s, mask, false);
+        return;
+    }
     const uint32_t *bits = m->parts + (size_t)slot * w;
     for (size_t k = 0; k < w; k++)
         mask[k] |= bits[k];
-    /* the escapes: each cut's continuation state once, then the cached walks below each node */
-    uint32_t off = m->part_esc_off[slot], n = m->part_esc_n[slot];
     size_t n_cuts = m->n_cuts;
     uint32_t *cs = malloc((2 * n_cuts + 1) * sizeof(uint32_t));
     if (!cs) {
@@ -1955,8 +2136,13 @@ static void walk_cont(struct inf_matcher *m, uint32_t node, uint32_t c, uint32_t
         return;
     }
     copy_ids(lc, m->cuts, n_cuts);
-    uint64_t key = (((uint64_t)ct << 32) | node) + 1;
-    if (!map_get(&m->cont_map, key, &e)) {
+    /* keyed by the shape below node: tokens and escapes are kept relative to node */
+    uint64_t key = (((uint64_t)ct << 32) | v->shape[node]) + 1;
+    uint32_t base = v->nodes[node + 1].tf;
+    if (map_get(&m->cont_map, key, &e)) {
+        m->cont_hit++;
+    } else {
+        m->cont_new++;
         if (m->n_ctoks > CONT_MAX_TOKS) {
             map_clear(&m->cont_map);
             m->n_cont = m->n_ctoks = m->n_cesc = 0;
@@ -1976,14 +2162,15 @@ static void walk_cont(struct inf_matcher *m, uint32_t node, uint32_t c, uint32_t
             if (!((m->scratch[t >> 5] >> (t & 31)) & 1u))
                 continue;
             m->scratch[t >> 5] &= ~(1u << (t & 31));
-            if (!push_u32(&m->cont_toks, &m->n_ctoks, &m->cap_ctoks, (uint32_t)t))
+            if (!push_u32(&m->cont_toks, &m->n_ctoks, &m->cap_ctoks, k - base))
                 goto oom;
         }
         ent = m->cont_ent + 4 * m->n_cont; /* cont_toks grew, cont_ent did not move */
         ent[1] = (uint32_t)m->n_ctoks - ent[0];
         ent[2] = (uint32_t)m->n_cesc;
         for (size_t k = esc0; k < m->n_esc; k++)
-            if (!push_u32(&m->cont_esc, &m->n_cesc, &m->cap_cesc, m->esc[k]))
+            if (!push_u32(&m->cont_esc, &m->n_cesc, &m->cap_cesc,
+                          (k - esc0) % 2 ? m->esc[k] : m->esc[k] - node))
                 goto oom;
         ent = m->cont_ent + 4 * m->n_cont;
         ent[3] = (uint32_t)m->n_cesc - ent[2];
@@ -2000,12 +2187,12 @@ static void walk_cont(struct inf_matcher *m, uint32_t node, uint32_t c, uint32_t
         goto out;
     }
     for (uint32_t k = 0; k < ent[1]; k++) {
-        uint32_t t = m->cont_toks[ent[0] + k];
+        int32_t t = v->toks[base + m->cont_toks[ent[0] + k]];
         mask[t >> 5] |= 1u << (t & 31);
     }
     uint32_t eo = ent[2], en = ent[3];
     for (uint32_t k = 0; k < en && !m->failed; k += 2) {
-        uint32_t n2 = m->cont_esc[eo + k], j = m->cont_esc[eo + k + 1];
+        uint32_t n2 = node + m->cont_esc[eo + k], j = m->cont_esc[eo + k + 1];
         uint32_t c2 = node_state(m, lc[j]);
         if (c2)
             walk_cont(m, n2, c2, mask, depth + 1);
@@ -2184,8 +2371,10 @@ static void compute_mask(struct inf_matcher *m, uint32_t s, uint32_t *mask)
     size_t n = 0;
     if (!m->failed && !map_get(&m->part_map, (uint64_t)t + 1, &slot))
         n = split_state(m, s, parts);
-    m->visited = m->walked = 0;
+    m->visited = m->walked = m->cont_new = m->cont_hit = 0;
     m->split = n;
+    uint64_t t0 = m->trace ? inf__now_ns() : 0;
+    size_t states0 = m->n_states, nodes0 = m->n_nodes;
     if (n == 0)
         add_state(m, s, mask);
     for (size_t k = 0; k < n && !m->failed; k++)
@@ -2194,11 +2383,14 @@ static void compute_mask(struct inf_matcher *m, uint32_t s, uint32_t *mask)
         for (uint32_t i = 0; i < v->n_eog; i++)
             mask[v->eog[i] >> 5] |= 1u << (v->eog[i] & 31);
     if (m->trace)
-        fprintf(stderr,
-                "grammar: mask of state %u (%u stacks, cut %u stacks, split %zu): %zu walks, "
-                "%zu trie nodes; tables %zu nodes %zu states %zu rows\n",
-                s, m->st_n[s], m->st_n[t], m->split, m->walked, m->visited, m->n_nodes, m->n_states,
-                m->n_dense);
+        fprintf(
+            stderr,
+            "grammar: mask of state %u (%u stacks, cut %u stacks, split %zu): %.1f us, %zu walks, "
+            "%zu trie nodes, continuations %zu new %zu cached, new %zu states %zu nodes; "
+            "tables %zu nodes %zu states %zu rows\n",
+            s, m->st_n[s], m->st_n[t], m->split, (double)(inf__now_ns() - t0) / 1e3, m->walked,
+            m->visited, m->cont_new, m->cont_hit, m->n_states - states0, m->n_nodes - nodes0,
+            m->n_nodes, m->n_states, m->n_dense);
 }
 
 void inf_matcher_mask(struct inf_matcher *m, uint32_t *mask)
