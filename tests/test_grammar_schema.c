@@ -916,6 +916,36 @@ static void test_refusals(void)
     inf_grammar_free(g);
 }
 
+static size_t count_of(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* Strings with the same length bounds, or the same pattern, share one rule (one chain of
+   positions, so the matcher's states and masks are the same for all of them). */
+static void test_shared_rules(void)
+{
+    struct inf_grammar *g = compile(
+        "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"maxLength\":5},"
+        "\"b\":{\"type\":\"string\",\"maxLength\":5},\"c\":{\"type\":\"string\",\"maxLength\":6},"
+        "\"d\":{\"pattern\":\"^x+$\"},\"e\":{\"pattern\":\"^x+$\"}},"
+        "\"required\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}");
+    T_OK(g != NULL);
+    if (!g)
+        return;
+    const char *t = inf_grammar_gbnf(g);
+    T_EQ_INT((int64_t)count_of(t, "json-char{0,5}"), 1);
+    T_EQ_INT((int64_t)count_of(t, "json-char{0,6}"), 1);
+    T_EQ_INT((int64_t)count_of(t, "--re ::="), 1);
+    ACCEPT(g, "{\"a\":\"12345\",\"b\":\"\",\"c\":\"123456\",\"d\":\"x\",\"e\":\"xx\"}");
+    REJECT(g, "{\"a\":\"12345\",\"b\":\"123456\",\"c\":\"1\",\"d\":\"x\",\"e\":\"x\"}");
+    REJECT(g, "{\"a\":\"1\",\"b\":\"1\",\"c\":\"1\",\"d\":\"x\",\"e\":\"y\"}");
+    inf_grammar_free(g);
+}
+
 /* Output is deterministic: the same schema gives the same GBNF text. */
 static void test_deterministic(void)
 {
@@ -946,6 +976,7 @@ int main(void)
     T_RUN(test_refs);
     T_RUN(test_limits);
     T_RUN(test_refusals);
+    T_RUN(test_shared_rules);
     T_RUN(test_deterministic);
     T_DONE();
 }

@@ -84,6 +84,8 @@ struct js {
     json_t *bases;          /* "%p" of a schema node -> its base URI */
     json_t *registry;       /* absolute URI or URI#anchor -> node address */
     json_t *keep;           /* documents and merged nodes kept alive */
+    json_t *shared; /* "len LO HI" / "re PATTERN" -> the rule every such string uses: one chain
+                       of positions for all, so their states (and masks) are the same */
     struct work *work;
     size_t n_work, cap_work;
     const char *base;      /* base URI of the node being compiled */
@@ -1923,19 +1925,35 @@ static inf_status gen_string(struct js *c, const json_t *node, struct inf__gstr 
         char name[96];
         if (!json_is_string(pat))
             return invalid(c, "pattern", "must be a string");
-        if ((rc = new_name(c, "pattern", name, sizeof name - 8)))
+        json_t *key = json_sprintf("re %s", json_string_value(pat)), *have;
+        if (!key)
+            return oom(c);
+        have = json_object_get(c->shared, json_string_value(key));
+        if (have) {
+            json_decref(key);
+            return gprintf(g, "\"\\\"\" %s \"\\\"\"", json_string_value(have)) ? oom(c) : INF_OK;
+        }
+        if ((rc = new_name(c, "pattern", name, sizeof name - 8))) {
+            json_decref(key);
             return rc;
+        }
         strcat(name, "--re");
         rc = inf__regex_to_gbnf_json(json_string_value(pat), json_string_length(pat), name, false,
                                      true, &c->rules, c->err);
         if (rc) {
             char msg[INF_ERROR_MSG_MAX];
             snprintf(msg, sizeof msg, "%s", c->err ? c->err->msg : "");
+            json_decref(key);
             if (rc == INF_EUNSUPPORTED || rc == INF_EPARSE || rc == INF_ELIMIT)
                 return inf_error_set(c->err, rc == INF_EPARSE ? INF_EINVAL : rc,
                                      "json schema: 'pattern' at '#%s': %s", where(c), msg);
             return rc;
         }
+        if (json_object_set_new(c->shared, json_string_value(key), json_string(name))) {
+            json_decref(key);
+            return oom(c);
+        }
+        json_decref(key);
         return gprintf(g, "\"\\\"\" %s \"\\\"\"", name) ? oom(c) : INF_OK;
     }
     if (fmt) {
@@ -1961,10 +1979,25 @@ static inf_status gen_string(struct js *c, const json_t *node, struct inf__gstr 
                              hi > INF_GRAMMAR_MAX_REPEAT ? "maxLength" : "minLength", where(c),
                              INF_GRAMMAR_MAX_REPEAT);
     c->used |= U_STRING;
-    if (hi < 0)
-        rc = gprintf(g, "\"\\\"\" json-char{%lld,} \"\\\"\"", (long long)lo);
-    else
-        rc = gprintf(g, "\"\\\"\" json-char{%lld,%lld} \"\\\"\"", (long long)lo, (long long)hi);
+    /* one rule per pair of bounds, shared by every string that has them */
+    char key[64], body[64], name[96];
+    if (hi < 0) {
+        snprintf(key, sizeof key, "len %lld", (long long)lo);
+        snprintf(body, sizeof body, "json-char{%lld,}", (long long)lo);
+    } else {
+        snprintf(key, sizeof key, "len %lld %lld", (long long)lo, (long long)hi);
+        snprintf(body, sizeof body, "json-char{%lld,%lld}", (long long)lo, (long long)hi);
+    }
+    json_t *have = json_object_get(c->shared, key);
+    if (have) {
+        snprintf(name, sizeof name, "%s", json_string_value(have));
+    } else {
+        if ((rc = new_name(c, "json-chars", name, sizeof name)) || (rc = add_rule(c, name, body)))
+            return rc;
+        if (json_object_set_new(c->shared, key, json_string(name)))
+            return oom(c);
+    }
+    rc = gprintf(g, "\"\\\"\" %s \"\\\"\"", name);
     return rc ? oom(c) : INF_OK;
 }
 
@@ -4021,7 +4054,8 @@ inf_status inf__json_schema_to_gbnf(const char *json, size_t len,
     c.bases = json_object();
     c.registry = json_object();
     c.keep = json_array();
-    if (!c.names || !c.refrules || !c.bases || !c.registry || !c.keep ||
+    c.shared = json_object();
+    if (!c.names || !c.refrules || !c.bases || !c.registry || !c.keep || !c.shared ||
         json_array_append_new(c.keep, root)) {
         rc = oom(&c);
         goto out;
@@ -4097,5 +4131,6 @@ out:
     json_decref(c.bases);
     json_decref(c.registry);
     json_decref(c.keep);
+    json_decref(c.shared);
     return rc;
 }

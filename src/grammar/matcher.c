@@ -541,6 +541,7 @@ static inline void copy_ids(uint32_t *dst, const uint32_t *src, size_t n)
 #define U8_NONE       (UINT32_MAX - 1)
 #define U8_CHAIN      8 /* successors u8_run examines at least before it settles for a shorter run */
 #define U8_CHAIN_MAX  256 /* ... and at most (the longest token's length between) */
+#define U8_NEW_STATES 256 /* ... while it has made no more states than this */
 #define DENSE_MAX     (64u << 20) / (256 * sizeof(uint32_t)) /* rows: 64 MiB */
 #define ST_END        1u /* the state holds the empty stack: the grammar may end */
 #define ST_MARK       2u /* the state holds a cut node */
@@ -1203,7 +1204,8 @@ static uint32_t u8_run(struct inf_matcher *m, uint32_t s)
         ca[1] = a[1];
         len = 1;
         uint32_t cur = y;
-        while (len < lim && cur != s) {
+        size_t states0 = m->n_states;
+        while (len < lim && cur != s && m->n_states - states0 <= U8_NEW_STATES) {
             if (m->st_u8run[cur]) { /* known: join it */
                 uint32_t r2 = m->st_u8run[cur];
                 if (r2 != U8_NONE) {
