@@ -383,6 +383,14 @@ static void test_masks(void)
     run_text(gg, v, tok, "{\"abc\":1}");
     run_text(gg, v, tok, "{\"a\":1}");
     run_text(gh, v, tok, "[a,b,\"xy z\",c]");
+    /* a chain of two-byte items longer than a token can span: its links from
+       (128 - 1) / 2 + 2 = 65 on share one canonical state; a 64-byte token of '=' spans 32
+       items (a canonical link that allowed fewer would reject it) */
+    struct inf_grammar *gq = compile("root ::= \"x\" (\"==\"){0,80} \"y\"\n");
+    run_text(gq, v, tok,
+             "x================================================================"
+             "================================y");
+    inf_grammar_free(gq);
     struct inf_grammar *gg2 = compile(g2);
     run_text(gg2, v, tok, "{\"ab c\":1}");
     run_text(gg2, v, tok, "{\"xa\":1}");

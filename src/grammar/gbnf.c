@@ -1075,6 +1075,7 @@ void inf_grammar_free(struct inf_grammar *g)
     free(g->el_rule);
     free(g->el_off);
     free(g->chain_i);
+    free(g->chain_len);
     free(g);
 }
 
@@ -1184,6 +1185,36 @@ static bool starts_with_byte(const struct inf_grammar *g, uint32_t r, int depth)
     return true;
 }
 
+/* The fewest bytes each rule matches (a fixpoint from "unknown": a rule that matches nothing
+   finite stays at the cap), capped at 1 << 20. */
+static uint32_t *min_lengths(const struct inf_grammar *g)
+{
+    const uint32_t cap = 1u << 20;
+    uint32_t *ml = malloc(((size_t)g->n_rules + 1) * sizeof(uint32_t));
+    if (!ml)
+        return NULL;
+    for (uint32_t r = 0; r < g->n_rules; r++)
+        ml[r] = cap;
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (uint32_t r = 0; r < g->n_rules; r++) {
+            uint32_t best = ml[r];
+            for (uint32_t a = g->rule_alt[r]; a < g->rule_alt[r + 1]; a++) {
+                uint64_t len = 0;
+                for (const struct inf__gel *e = &g->elems[g->alts[a]]; e->kind != INF__GEL_END; e++)
+                    len += e->kind == INF__GEL_BYTES ? 1 : ml[e->arg];
+                if (len < best)
+                    best = (uint32_t)len;
+            }
+            if (best < ml[r]) {
+                ml[r] = best;
+                changed = true;
+            }
+        }
+    }
+    return ml;
+}
+
 /* g->chain_i (see grammar_internal.h): a link is a rule of two alternatives, X then
    optionally the previous rule's reference (which must be a link on the same X), and the
    empty one. */
@@ -1212,10 +1243,28 @@ static bool find_chains(struct inf_grammar *g)
         }
         any |= ci[r] > 1;
     }
-    if (any)
-        g->chain_i = ci;
-    else
+    if (!any) {
         free(ci);
+        return true;
+    }
+    /* the fewest bytes of each link's X */
+    uint32_t *ml = min_lengths(g), *cl = calloc(g->n_rules + 1, sizeof(uint32_t));
+    if (!ml || !cl) {
+        free(ml);
+        free(cl);
+        free(ci);
+        return false;
+    }
+    for (uint32_t r = 0; r < g->n_rules; r++) {
+        if (!ci[r])
+            continue;
+        const struct inf__gel *a0 = &g->elems[g->alts[g->rule_alt[r]]];
+        uint32_t x = a0->kind == INF__GEL_BYTES ? 1 : ml[a0->arg];
+        cl[r] = x ? x : 1;
+    }
+    free(ml);
+    g->chain_i = ci;
+    g->chain_len = cl;
     return true;
 }
 

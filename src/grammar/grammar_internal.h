@@ -94,8 +94,12 @@ struct inf_grammar {
        made one after another. chain_i[r] is i for such a link whose X consumes at least one
        byte (0 otherwise); R_j of the same chain is rule r - (i - j). Two links i, j >= D
        accept the same strings of up to D bytes, which the matcher uses to share the masks of
-       long bounds (D: the longest token). NULL when the grammar has no chain. */
+       long bounds (D: the longest token; see chain_len). NULL when the grammar has no chain. */
     uint32_t *chain_i;
+    /* Per link: the fewest bytes its X matches (at least 1). A token of at most D bytes then
+       goes through at most D / chain_len + 1 links, so all links from there on accept the
+       same strings of up to D bytes. */
+    uint32_t *chain_len;
 };
 
 /* The hash mixer of the structure hashes (gbnf.c rule hashes, matcher.c cut signatures). */

@@ -2288,17 +2288,25 @@ static size_t split_state(struct inf_matcher *m, uint32_t s, uint32_t *out)
 
 /* ---- long counted bounds --------------------------------------------------------------------
  * X{0,5000} is a chain of 5000 rules (grammar_internal.h), so a string with a long maxLength
- * is a new state at every character, each with a wide walk. No token is longer than D =
- * max_depth bytes and every X takes a byte at least, so link i > D accepts the same strings
- * of up to D bytes as link D: the mask of a state is the mask of the state with every such
- * link replaced by link D (the canonical state), and it is computed and cached once for all
- * the counts above D. */
+ * is a new state at every character, each with a wide walk, and every item of an array with
+ * maxItems is a new state for all its contents. No token is longer than D = max_depth bytes
+ * and every X takes len bytes at least, so the links from d (canon_pos) on accept the same
+ * strings of up to D bytes: the mask of a state is the mask of the state with every such link
+ * replaced by link d (the canonical state), and it is computed and cached once for all the
+ * counts above d. */
 
 static inline uint32_t canon_pos(const struct inf_matcher *m, uint32_t pos)
 {
     const struct inf_grammar *g = m->g;
     uint32_t r = g->el_rule[pos], i = g->chain_i[r];
-    uint32_t d = m->voc->max_depth < 2 ? 2 : m->voc->max_depth;
+    if (i <= 2)
+        return pos;
+    /* to tell link i from a longer one, a string finishes the X under way (perhaps with no
+       byte), takes i - 1 more X of at least len bytes each (the fewest an X matches) and
+       starts one more: (i - 1) len + 1 bytes. No token is longer than D, so all links from
+       d = (D - 1) / len + 2 on accept the same strings of up to D bytes. */
+    uint32_t D = m->voc->max_depth < 2 ? 2 : m->voc->max_depth;
+    uint32_t d = (D - 1) / g->chain_len[r] + 2;
     if (i <= d)
         return pos;
     /* links 2.. share one layout: X, the reference, END; then the empty alternative's END */
