@@ -391,6 +391,23 @@ static void test_masks(void)
              "x================================================================"
              "================================y");
     inf_grammar_free(gq);
+    /* rules alike are one rule to the matcher (a, b and their chains); rules that differ in
+       a byte set only (c) stay apart */
+    struct inf_grammar *gu = compile("root ::= \"[\" a \",\" b \",\" c \"]\"\n"
+                                     "a ::= [0-9]{1,3} | \"x\"\nb ::= [0-9]{1,3} | \"x\"\n"
+                                     "c ::= [0-8]{1,3} | \"x\"\n");
+    run_text(gu, v, tok, "[12,345,x]");
+    run_text(gu, v, tok, "[x,9,88]");
+    {
+        struct inf_matcher *m = NULL;
+        T_EQ_INT(inf_matcher_new(gu, v, &m, NULL), INF_OK);
+        T_OK(inf_matcher_accept_bytes(m, "[1,2,", 5));
+        T_OK(!inf_matcher_accept_bytes(m, "9", 1));
+        T_OK(inf_matcher_accept_bytes(m, "888", 3));
+        T_OK(!inf_matcher_accept_bytes(m, "8", 1));
+        inf_matcher_free(m);
+    }
+    inf_grammar_free(gu);
     struct inf_grammar *gg2 = compile(g2);
     run_text(gg2, v, tok, "{\"ab c\":1}");
     run_text(gg2, v, tok, "{\"xa\":1}");

@@ -1268,6 +1268,123 @@ static bool find_chains(struct inf_grammar *g)
     return true;
 }
 
+/* Rules a and b alike: the same alternatives, element by element (byte sets by content,
+   references by their targets' representatives, a rule's reference to itself as such). */
+static bool same_rule(const struct inf_grammar *g, uint32_t a, uint32_t b, const uint32_t *rep)
+{
+    if (g->rule_alt[a + 1] - g->rule_alt[a] != g->rule_alt[b + 1] - g->rule_alt[b])
+        return false;
+    for (uint32_t k = 0; k < g->rule_alt[a + 1] - g->rule_alt[a]; k++) {
+        const struct inf__gel *x = &g->elems[g->alts[g->rule_alt[a] + k]];
+        const struct inf__gel *y = &g->elems[g->alts[g->rule_alt[b] + k]];
+        for (;; x++, y++) {
+            if (x->kind != y->kind)
+                return false;
+            if (x->kind == INF__GEL_END)
+                break;
+            if (x->kind == INF__GEL_BYTES) {
+                if (x->arg != y->arg &&
+                    memcmp(&g->sets[x->arg], &g->sets[y->arg], sizeof(struct inf__byteset)))
+                    return false;
+            } else if ((x->arg == a) != (y->arg == b) ||
+                       (x->arg != a && rep[x->arg] != rep[y->arg])) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/*
+ * References to a rule that another, earlier rule matches alike (the same elements; both not
+ * recursive but through themselves) go to the earlier one: a JSON schema with twenty string
+ * properties of the same maxLength, or the same array items, has twenty such rules, and with
+ * one the matcher's states (and the masks cached on them) are the same wherever they occur.
+ * Run after find_chains (a chain's links still refer to each other where they are the first
+ * of their kind); the rules left unreferenced stay in the tables.
+ */
+static bool dedupe_rules(struct inf_grammar *g)
+{
+    uint32_t n = g->n_rules;
+    size_t cap = 64;
+    while (cap < 2 * (size_t)n)
+        cap *= 2;
+    uint32_t *rep = malloc(((size_t)n + 1) * sizeof(uint32_t));
+    uint32_t *slot = malloc(cap * sizeof(uint32_t));
+    uint32_t *stack = malloc(((size_t)n + 1) * 2 * sizeof(uint32_t));
+    uint8_t *done = calloc(n + 1, 1);
+    if (!rep || !slot || !stack || !done) {
+        free(rep);
+        free(slot);
+        free(stack);
+        free(done);
+        return false;
+    }
+    memset(slot, 0xFF, cap * sizeof(uint32_t));
+    for (uint32_t r = 0; r < n; r++)
+        rep[r] = r;
+    /* representatives children first (rules with a hash reach no cycle but themselves) */
+    for (uint32_t root = 0; root < n; root++) {
+        if (done[root] || !g->rule_hash[root])
+            continue;
+        size_t sp = 0;
+        stack[sp++] = root;
+        stack[sp++] = 0; /* the next element position to look at, as an offset */
+        while (sp) {
+            uint32_t r = stack[sp - 2], off = stack[sp - 1];
+            bool pushed = false;
+            /* a rule's alternatives lie one after another, each ending in END */
+            uint32_t first = g->rule_alt[r + 1] > g->rule_alt[r] ? g->alts[g->rule_alt[r]] : 0;
+            uint32_t end = first;
+            if (g->rule_alt[r + 1] > g->rule_alt[r]) {
+                end = g->alts[g->rule_alt[r + 1] - 1];
+                while (g->elems[end].kind != INF__GEL_END)
+                    end++;
+            }
+            for (uint32_t p = first + off; p < end; p++) {
+                const struct inf__gel *e = &g->elems[p];
+                if (e->kind == INF__GEL_REF && e->arg != r && !done[e->arg] &&
+                    g->rule_hash[e->arg]) {
+                    stack[sp - 1] = p + 1 - first;
+                    stack[sp++] = e->arg;
+                    stack[sp++] = 0;
+                    pushed = true;
+                    break;
+                }
+            }
+            if (pushed)
+                continue;
+            sp -= 2;
+            if (done[r])
+                continue;
+            done[r] = 1;
+            size_t h = (size_t)(g->rule_hash[r] >> 7) & (cap - 1);
+            while (slot[h] != UINT32_MAX) {
+                uint32_t c = slot[h];
+                if (g->rule_hash[c] == g->rule_hash[r] && same_rule(g, r, c, rep)) {
+                    rep[r] = c;
+                    break;
+                }
+                h = (h + 1) & (cap - 1);
+            }
+            if (rep[r] == r)
+                slot[h] = r;
+        }
+    }
+    for (uint32_t p = 0; p < g->n_elems; p++) {
+        struct inf__gel *e = &g->elems[p];
+        if (e->kind == INF__GEL_REF && rep[e->arg] != e->arg)
+            e->arg = rep[e->arg];
+    }
+    if (rep[g->root] != g->root)
+        g->root = rep[g->root];
+    free(rep);
+    free(slot);
+    free(stack);
+    free(done);
+    return true;
+}
+
 const char *inf_grammar_gbnf(const struct inf_grammar *g)
 {
     return g->source;
@@ -1359,7 +1476,7 @@ inf_status inf_grammar_from_gbnf(const char *text, size_t len, const char *root,
             }
         }
     }
-    if (!find_chains(g)) {
+    if (!find_chains(g) || !dedupe_rules(g)) {
         oom(&ps);
         goto fail;
     }
