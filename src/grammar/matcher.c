@@ -638,6 +638,15 @@ struct inf_matcher {
     size_t visited, walked, split, cont_new, cont_hit; /* trace counters of one mask */
 };
 
+/* Keys are (position << 32 | parent) and the like: both halves mixed into the low bits (a
+   multiply alone left nodes of one parent in a few slots of a small table). */
+static inline uint64_t map_hash(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xFF51AFD7ED558CCDull;
+    return x ^ (x >> 33);
+}
+
 static bool map_grow(struct u64map *m)
 {
     size_t cap = m->cap ? m->cap * 2 : 1024;
@@ -651,7 +660,7 @@ static bool map_grow(struct u64map *m)
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->k[i])
             continue;
-        size_t h = (size_t)(m->k[i] * 0x9E3779B97F4A7C15ull >> 20) & (cap - 1);
+        size_t h = map_hash(m->k[i]) & (cap - 1);
         while (k[h])
             h = (h + 1) & (cap - 1);
         k[h] = m->k[i];
@@ -681,7 +690,7 @@ static void map_clear(struct u64map *m)
 
 static inline size_t map_slot(const struct u64map *m, uint64_t key)
 {
-    return (size_t)(key * 0x9E3779B97F4A7C15ull >> 20) & (m->cap - 1);
+    return (size_t)map_hash(key) & (m->cap - 1);
 }
 
 static inline bool map_get(const struct u64map *m, uint64_t key, uint32_t *val)
@@ -725,6 +734,8 @@ static uint32_t node_intern(struct inf_matcher *m, uint32_t pos, uint32_t parent
         return id;
     if (m->n_nodes >= UINT32_MAX - 1)
         goto oom;
+    if (m->n_nodes + 1 <= m->cap_nodes)
+        goto room;
     size_t c = m->cap_nodes;
     if (!inf__grow(&m->npos, &c, m->n_nodes + 1, sizeof(uint32_t), 1024))
         goto oom;
@@ -747,6 +758,7 @@ static uint32_t node_intern(struct inf_matcher *m, uint32_t pos, uint32_t parent
     if (!inf__grow(&m->nstate, &c, m->n_nodes + 1, sizeof(uint32_t), 1024))
         goto oom;
     m->cap_nodes = c;
+room:
     id = (uint32_t)m->n_nodes++;
     m->npos[id] = pos;
     m->npar[id] = parent;
@@ -763,9 +775,9 @@ oom:
     return 0;
 }
 
-static bool push_u32(uint32_t **p, size_t *n, size_t *cap, uint32_t v)
+static inline bool push_u32(uint32_t **p, size_t *n, size_t *cap, uint32_t v)
 {
-    if (!inf__grow(p, cap, *n + 1, sizeof(uint32_t), 64))
+    if (*n + 1 > *cap && !inf__grow(p, cap, *n + 1, sizeof(uint32_t), 64))
         return false;
     (*p)[(*n)++] = v;
     return true;
@@ -915,6 +927,8 @@ static uint32_t state_intern(struct inf_matcher *m, size_t n)
     }
     if (!inf__grow(&m->pool, &m->cap_pool, m->n_pool + n, sizeof(uint32_t), 4096))
         goto oom;
+    if (m->n_states + 1 <= m->cap_states)
+        goto room;
     size_t c = m->cap_states;
     if (!inf__grow(&m->st_off, &c, m->n_states + 1, sizeof(uint32_t), 256))
         goto oom;
@@ -949,6 +963,7 @@ static uint32_t state_intern(struct inf_matcher *m, size_t n)
     if (!inf__grow(&m->st_cuts_off, &c, m->n_states + 1, sizeof(uint32_t), 256))
         goto oom;
     m->cap_states = c;
+room:
     m->st_cut[m->n_states] = NO_CUT;
     m->st_canon[m->n_states] = NO_STATE;
     m->st_u8run[m->n_states] = 0;
