@@ -1333,14 +1333,10 @@ static bool dedupe_rules(struct inf_grammar *g)
         while (sp) {
             uint32_t r = stack[sp - 2], off = stack[sp - 1];
             bool pushed = false;
-            /* a rule's alternatives lie one after another, each ending in END */
-            uint32_t first = g->rule_alt[r + 1] > g->rule_alt[r] ? g->alts[g->rule_alt[r]] : 0;
-            uint32_t end = first;
-            if (g->rule_alt[r + 1] > g->rule_alt[r]) {
-                end = g->alts[g->rule_alt[r + 1] - 1];
-                while (g->elems[end].kind != INF__GEL_END)
-                    end++;
-            }
+            /* rules' elements lie one after another, in rule order */
+            uint32_t na = g->rule_alt[n];
+            uint32_t first = g->rule_alt[r] < na ? g->alts[g->rule_alt[r]] : g->n_elems;
+            uint32_t end = g->rule_alt[r + 1] < na ? g->alts[g->rule_alt[r + 1]] : g->n_elems;
             for (uint32_t p = first + off; p < end; p++) {
                 const struct inf__gel *e = &g->elems[p];
                 if (e->kind == INF__GEL_REF && e->arg != r && !done[e->arg] &&

@@ -96,9 +96,9 @@ struct inf_grammar {
        accept the same strings of up to D bytes, which the matcher uses to share the masks of
        long bounds (D: the longest token; see chain_len). NULL when the grammar has no chain. */
     uint32_t *chain_i;
-    /* Per link: the fewest bytes its X matches (at least 1). A token of at most D bytes then
-       goes through at most D / chain_len + 1 links, so all links from there on accept the
-       same strings of up to D bytes. */
+    /* Per link: the fewest bytes its X matches (at least 1): the links from
+       (D - 1) / chain_len + 2 on accept the same strings of up to D bytes (matcher.c
+       canon_pos). */
     uint32_t *chain_len;
 };
 

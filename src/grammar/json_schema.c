@@ -84,8 +84,9 @@ struct js {
     json_t *bases;          /* "%p" of a schema node -> its base URI */
     json_t *registry;       /* absolute URI or URI#anchor -> node address */
     json_t *keep;           /* documents and merged nodes kept alive */
-    json_t *shared; /* "len LO HI" / "re PATTERN" -> the rule every such string uses: one chain
-                       of positions for all, so their states (and masks) are the same */
+    json_t *shared;         /* "len LO HI" / "re PATTERN" -> the rule every such string uses: one
+                               chain of maxLength rules or one compiled regex for all (the GBNF loader
+                               would merge the copies for the matcher, but not shrink the grammar) */
     struct work *work;
     size_t n_work, cap_work;
     const char *base;      /* base URI of the node being compiled */

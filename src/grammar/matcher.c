@@ -27,9 +27,8 @@
 #define SHARED_MAX 128
 #define CLEAN_MAX  16   /* text sets per vocabulary */
 #define ESC_DIRECT 4096 /* escapes of a cut state's part past which the state is walked whole */
-#define ESC_DIRECT_SHARE                                                                           \
-    8 /* ... or when the tokens below its escapes are 1/8 of the vocabulary                        \
-       */
+/* ... or when the tokens below its escapes are more than 1/ESC_DIRECT_SHARE of the vocabulary */
+#define ESC_DIRECT_SHARE 8
 
 /* ---- the vocabulary trie --------------------------------------------------------------------- */
 
@@ -496,18 +495,16 @@ static const struct clean_set *clean_get(struct inf_grammar_vocab *v, const uint
     for (uint32_t i = 0; i < v->n_clean && !r; i++)
         if (v->clean[i].a[0] == a[0] && v->clean[i].a[1] == a[1])
             r = &v->clean[i];
-    if (!r && v->n_clean < CLEAN_MAX) {
+    if (!r) { /* a miss: rare, so the trace switch is read here */
+        bool trace = getenv("INFERNO_GRAMMAR_TRACE") != NULL;
         uint64_t t0 = inf__now_ns();
-        if (clean_build(v, a, &v->clean[v->n_clean]))
+        if (v->n_clean < CLEAN_MAX && clean_build(v, a, &v->clean[v->n_clean]))
             r = &v->clean[v->n_clean++];
-        if (getenv("INFERNO_GRAMMAR_TRACE"))
-            fprintf(stderr, "grammar: text set %016llx%016llx built in %.1f us\n",
+        if (trace)
+            fprintf(stderr, "grammar: text set %016llx%016llx %s in %.1f us\n",
                     (unsigned long long)a[1], (unsigned long long)a[0],
-                    (double)(inf__now_ns() - t0) / 1e3);
+                    r ? "built" : "refused (table full)", (double)(inf__now_ns() - t0) / 1e3);
     }
-    if (!r && getenv("INFERNO_GRAMMAR_TRACE"))
-        fprintf(stderr, "grammar: text set %016llx%016llx refused (table full)\n",
-                (unsigned long long)a[1], (unsigned long long)a[0]);
     pthread_mutex_unlock(&v->lock);
     return r;
 }
