@@ -39,12 +39,13 @@ static bool buf_add(struct buf *b, const char *s, size_t n)
     return inf__append(&b->d, &b->n, &b->cap, s, n, 256);
 }
 
-static const char *fingerprint(void)
+/* "fp_" and the first 10 characters of the build's commit. A constant: the lazily filled static
+ * buffer this was raced between request threads (glibc's snprintf stores a NUL at the start
+ * first), and a response copied in that instant carried "\u0000p_..." */
+static json_t *fingerprint(void)
 {
-    static char fp[32];
-    if (!fp[0])
-        snprintf(fp, sizeof(fp), "fp_%.10s", INFERNO_GIT_COMMIT);
-    return fp;
+    static const char fp[] = "fp_" INFERNO_GIT_COMMIT;
+    return json_stringn(fp, sizeof(fp) - 1 < 13 ? sizeof(fp) - 1 : 13);
 }
 
 /* A response id: prefix, then 29 random characters. */
@@ -64,7 +65,7 @@ static json_t *completion_object(const char *id, const char *object, int64_t cre
     json_object_set_new(o, "object", json_string(object));
     json_object_set_new(o, "created", json_integer((json_int_t)created));
     json_object_set_new(o, "model", json_string(model));
-    json_object_set_new(o, "system_fingerprint", json_string(fingerprint()));
+    json_object_set_new(o, "system_fingerprint", fingerprint());
     return o;
 }
 
