@@ -100,9 +100,9 @@ struct opts {
 };
 
 static const enum inf_type all_types[] = {
-    INF_TYPE_F32,  INF_TYPE_F16,  INF_TYPE_BF16, INF_TYPE_Q8_0, INF_TYPE_Q6_K,
-    INF_TYPE_Q5_1, INF_TYPE_Q5_0, INF_TYPE_Q5_K, INF_TYPE_Q4_1, INF_TYPE_Q4_0,
-    INF_TYPE_Q4_K, INF_TYPE_Q3_K, INF_TYPE_Q2_K,
+    INF_TYPE_F32,  INF_TYPE_F16,  INF_TYPE_BF16, INF_TYPE_Q8_0,     INF_TYPE_Q6_K,
+    INF_TYPE_Q5_1, INF_TYPE_Q5_0, INF_TYPE_Q5_K, INF_TYPE_Q4_1,     INF_TYPE_Q4_0,
+    INF_TYPE_Q4_K, INF_TYPE_Q3_K, INF_TYPE_Q2_K, INF_TYPE_Q4_0_X16,
 };
 #define N_ALL_TYPES (sizeof(all_types) / sizeof(all_types[0]))
 
@@ -229,7 +229,9 @@ int main(int argc, char **argv)
         const enum inf_type wt = all_types[ti];
         if (!o.types[wt])
             continue;
-        const size_t ldw = inf_type_row_size(wt, n);
+        /* a packed layout (q4_0x16): quantized as its source type, then repacked */
+        const enum inf_type qt = wt == INF_TYPE_Q4_0_X16 ? INF_TYPE_Q4_0 : wt;
+        const size_t ldw = inf_type_row_size(qt, n);
         const size_t mat = ldw * (size_t)rows;
         const size_t n_mats = big / mat >= 1 ? big / mat : 1;
         if (mat > big) {
@@ -242,9 +244,13 @@ int main(int argc, char **argv)
         for (int64_t r = 0; r < rows; r++) {
             for (int64_t i = 0; i < n; i++)
                 row[i] = (float)sin((double)(r * 131 + i) * 0.731) * (float)(1 + (i / 32) % 3);
-            inf_quantize_row(wt, row, buf + (size_t)r * ldw, n, NULL);
+            inf_quantize_row(qt, row, buf + (size_t)r * ldw, n, NULL);
         }
         free(row);
+        if (qt != wt && !inf_weight_pack(qt, wt, buf, ldw, rows, n)) {
+            fprintf(stderr, "bench-kernels: %s needs rows in groups of 16\n", inf_type_name(wt));
+            continue;
+        }
         for (size_t m = 1; m < n_mats; m++)
             memcpy(buf + m * mat, buf, mat);
 

@@ -21,6 +21,7 @@
 #include "engine/gguf_adapter.h"
 #include "engine/internal.h"
 #include "inferno/gguf.h"
+#include "inferno/kernels.h"
 #include "inferno/log.h"
 #include "inferno/tokenizer.h"
 
@@ -701,6 +702,62 @@ static bool weights_to_anon(struct inf_model *m, const char *path, bool huge_pag
     return true;
 }
 
+/*
+ * The matrix-product weights rewritten, in the private copy of the weights, into the layout the
+ * kernels in use multiply fastest (inf_weight_pack_type: Q4_0 in 16-row groups on AVX-512 VNNI,
+ * docs/performance.md "Weights repacked at load"); the copy is the only one, so memory does not
+ * grow. Only tensors read by the matrix products alone: not the token embeddings (rows are
+ * looked up) nor an output tied to them, not the experts' stacked matrices (products of row
+ * ranges). INFERNO_REPACK=0 turns it off (for measuring).
+ */
+static void repack_weights(struct inf_model *m)
+{
+    const char *e = getenv("INFERNO_REPACK");
+    if (!m->anon || m->enc || (e && *e == '0'))
+        return;
+    const int cap = 1 + 10 * m->hp.n_layer;
+    struct inf__tensor **ts = malloc((size_t)cap * sizeof(*ts));
+    if (!ts)
+        return;
+    int n = 0;
+    if (!m->tied_output && m->output.data && m->output.data != m->tok_embd.data)
+        ts[n++] = &m->output;
+    for (int i = 0; i < m->hp.n_layer; i++) {
+        struct inf__layer *L = &m->layers[i];
+        struct inf__tensor *lt[] = {&L->wq,       &L->wk,        &L->wv,     &L->wo,
+                                    &L->w_gate,   &L->w_up,      &L->w_down, &L->gate_shexp,
+                                    &L->up_shexp, &L->down_shexp};
+        for (size_t j = 0; j < sizeof(lt) / sizeof(lt[0]); j++)
+            if (lt[j]->data)
+                ts[n++] = lt[j];
+    }
+    if (mprotect(m->anon, m->anon_len, PROT_READ | PROT_WRITE) != 0) {
+        free(ts);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        struct inf__tensor *t = ts[i];
+        if (t->ne[2] != 1 || t->ne[3] != 1)
+            continue;
+        const enum inf_type to = inf_weight_pack_type((enum inf_type)t->type, t->ne[1], t->ne[0]);
+        if ((int)to == t->type)
+            continue;
+        int seen = -1; /* the same bytes under two names are packed once */
+        for (int j = 0; j < i && seen < 0; j++)
+            if (ts[j]->data == t->data)
+                seen = j;
+        if (seen >= 0) {
+            t->type = ts[seen]->type;
+            continue;
+        }
+        if (inf_weight_pack((enum inf_type)t->type, to, (void *)(uintptr_t)t->data, t->row_bytes,
+                            t->ne[1], t->ne[0]))
+            t->type = (int)to;
+    }
+    (void)mprotect(m->anon, m->anon_len, PROT_READ);
+    free(ts);
+}
+
 inf_status inf_model_load(const char *path, const struct inf_model_params *params,
                           struct inf_model **out, struct inf_error *err)
 {
@@ -734,6 +791,7 @@ inf_status inf_model_load(const char *path, const struct inf_model_params *param
         if ((huge || !params->use_mmap) && !weights_to_anon(m, path, huge))
             INF_LOG_WARN("engine", "could not copy the weights of '%s' into memory; mapping them",
                          path);
+        repack_weights(m);
     }
     if (params->progress && !params->progress(0.5f, params->progress_user)) {
         st = inf_error_set(err, INF_ECANCELED, "loading canceled");

@@ -39,7 +39,8 @@
 
 bool inf__kchoice_candidate(const struct inf__kern *tables, const bool *ok, enum inf_type type)
 {
-    if ((unsigned)type >= INF_TYPE_COUNT)
+    const struct inf_type_traits *tr = inf_type_get(type);
+    if (!tr || !tr->is_weight) /* activation formats, packed layouts */
         return false;
     inf__gemm_fn first = NULL;
     for (int l = INF_CPU_AVX2; l < INF_CPU_LEVEL_COUNT; l++) {

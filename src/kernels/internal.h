@@ -53,7 +53,8 @@ struct inf__wkern {
 
 struct inf__kern {
     enum inf_cpu_level level;
-    struct inf__wkern w[INF_TYPE_COUNT];            /* per weight type */
+    struct inf__wkern w[INF_TYPE_COUNT]; /* per weight type */
+    uint8_t packed[INF_TYPE_COUNT]; /* the layout a weight type is repacked into at load; 0: none */
     inf_from_float_fn quantize_act[INF_TYPE_COUNT]; /* per activation type */
     inf_to_float_fn to_float[INF_TYPE_COUNT];       /* per type */
 
@@ -86,6 +87,34 @@ struct inf__kern {
                          float *const *acc);
 };
 
+/*
+ * INF_TYPE_Q4_0_X16 (packed.c): Q4_0 rows in groups of 16 consecutive rows; group g keeps the
+ * 16 * row_bytes bytes at 16 * row_bytes * g, block by block: block b of the group (INF__X16_BLOCK
+ * bytes at INF__X16_BLOCK * b) is the 16 rows' fp16 scales d (32 bytes), then 4 vectors of 64
+ * bytes, vector j holding bytes qs[4j..4j+3] of row r in its 32-bit lane r (low nibbles: values
+ * 4j..4j+3 of the block; high nibbles: values 16+4j..16+4j+3).
+ * The activations of such a weight (Q8_0 rows) carry after their blocks, at
+ * inf__x16_sums_offset(n), one int32 per block: -8 times the sum of its 32 levels, the Q4_0 offset
+ * as an integer (matmul.c writes them when it quantizes for a weight with inf__type_act_sums).
+ * Every output is then, block by block in order, acc = fma(float(dot + sums[b]), dx * dy, acc)
+ * with dot the exact integer sum: one operation sequence per output whatever the tile, so
+ * batches and single tokens agree bit for bit at every level that implements it that way.
+ */
+#define INF__X16_ROWS  16
+#define INF__X16_BLOCK 288
+static inline size_t inf__x16_sums_offset(int64_t n)
+{
+    return ((size_t)(n / 32) * 34 + 3) / 4 * 4;
+}
+/* Whether activations for weights of type t carry block sums, and writing them for blocks
+ * [b0, b1) of one Q8_0 row. */
+bool inf__type_act_sums(enum inf_type t);
+void inf__act_sums_q8_0(void *act_row, int64_t n, int64_t b0, int64_t b1);
+/* The reference product of a Q4_0_X16 matrix (any level's fallback; gemm contract above, rows
+ * of w in whole groups from a group's start). */
+void inf__gemm_ref_q4_0_x16(int64_t n, const void *w, size_t ldw, const void *a, size_t lda,
+                            float *s, size_t lds, int nr, int nc);
+
 /* This thread's scratch for the panel kernels: 64-byte aligned, at least bytes long, reused by
  * every later call on the thread (so one product at a time); NULL when out of memory. */
 void *inf__thread_scratch(size_t bytes);
@@ -108,6 +137,8 @@ void inf__kern_init_avx512(struct inf__kern *k, int have_vnni);
 void inf__kern_init_avx512_f16(struct inf__kern *k);
 /* The K-quant panels (kern_avx512_kq.c), over a table filled by inf__kern_init_avx512. */
 void inf__kern_init_avx512_kq(struct inf__kern *k);
+/* The Q4_0_X16 kernels (kern_avx512_x16.c): VNNI only; they turn the repacking of Q4_0 on. */
+void inf__kern_init_avx512_x16(struct inf__kern *k);
 #endif
 
 /* ---- Choosing a level per weight type (calibrate.c) ----------------------------------------

@@ -33,7 +33,10 @@ static size_t act_row_bytes(enum inf_type wtype, int64_t n)
     const struct inf_type_traits *t = inf_type_get(wtype);
     if (!t)
         return 0;
-    const size_t b = (inf_type_row_size(t->vec_dot_type, n) + ACT_ALIGN - 1) / ACT_ALIGN;
+    size_t row = inf_type_row_size(t->vec_dot_type, n);
+    if (inf__type_act_sums(wtype)) /* the block sums after the blocks (kernels/internal.h) */
+        row = inf__x16_sums_offset(n) + (size_t)(n / 32) * sizeof(int32_t);
+    const size_t b = (row + ACT_ALIGN - 1) / ACT_ALIGN;
     /* an odd number of cache lines: rows a multiple of 4 KiB apart fall in the same L1 set, and
      * the batched kernels read up to a dozen rows at once (F16 panels, n = 2048: 2x slower) */
     return (b | 1) * ACT_ALIGN;
@@ -59,6 +62,7 @@ struct mm_task {
     float *y;
     size_t y_stride;
     bool quantize, multiply;
+    bool sums;      /* the activations carry block sums (a packed weight reads them) */
     bool invariant; /* INF_MATMUL_INVARIANT: no panels */
     int64_t chunk_rows;
     struct inf_ranges units;
@@ -104,8 +108,11 @@ static void mm_quantize_part(const struct mm_task *m, int ith, int nth)
     if (m->n_tokens >= nth) {
         int64_t t0, t1;
         inf_split_rows(m->n_tokens, ith, nth, 1, &t0, &t1);
-        for (int64_t tk = t0; tk < t1; tk++)
+        for (int64_t tk = t0; tk < t1; tk++) {
             q(m->x + (size_t)tk * m->x_stride, (char *)m->act + (size_t)tk * m->lda, m->n);
+            if (m->sums)
+                inf__act_sums_q8_0((char *)m->act + (size_t)tk * m->lda, m->n, 0, m->n / 32);
+        }
     } else {
         /* few tokens: split each row into whole activation blocks */
         const int64_t blk = att->blck_size;
@@ -113,9 +120,12 @@ static void mm_quantize_part(const struct mm_task *m, int ith, int nth)
         inf_split_rows(m->n / blk, ith, nth, 1, &b0, &b1);
         if (b1 <= b0)
             return;
-        for (int64_t tk = 0; tk < m->n_tokens; tk++)
+        for (int64_t tk = 0; tk < m->n_tokens; tk++) {
             q(m->x + (size_t)tk * m->x_stride + (size_t)(b0 * blk),
               (char *)m->act + (size_t)tk * m->lda + (size_t)b0 * att->type_size, (b1 - b0) * blk);
+            if (m->sums) /* Q8_0 activations: blocks of 32, as the sums */
+                inf__act_sums_q8_0((char *)m->act + (size_t)tk * m->lda, m->n, b0, b1);
+        }
     }
 }
 
@@ -195,6 +205,7 @@ static void mm_run(struct inf_threadpool *pool, enum inf_type wtype, const void 
         .y_stride = y_stride,
         .quantize = quantize,
         .multiply = multiply,
+        .sums = inf__type_act_sums(wtype),
         .invariant = invariant,
     };
     if (quantize && multiply && act_in_place(m.k, wtype, n_tokens, invariant)) {
@@ -320,6 +331,14 @@ void inf_matmul_multi(struct inf_threadpool *pool, int n_ops, const struct inf_m
         .ops = ops,
         .swiglu = swiglu,
     };
+    for (int i = 0; i < n_ops; i++) { /* one activation layout for all: the largest rows */
+        const size_t lda = act_row_bytes(ops[i].wtype, n);
+        if (lda > mm.base.lda) {
+            mm.base.lda = lda;
+            mm.base.wtype = ops[i].wtype;
+        }
+        mm.base.sums = mm.base.sums || inf__type_act_sums(ops[i].wtype);
+    }
     bool in_place = true;
     for (int i = 0; i < n_ops; i++)
         in_place = in_place && act_in_place(mm.base.k, ops[i].wtype, n_tokens, invariant);

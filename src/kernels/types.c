@@ -39,6 +39,13 @@ static const struct inf_type_traits type_traits[INF_TYPE_COUNT] = {
     [INF_TYPE_Q6_K] = QUANT(q6_K, INF_QK_K, struct inf_block_q6_K, INF_TYPE_Q8_K, true),
     [INF_TYPE_MXFP4] = QUANT(mxfp4, INF_QK_MXFP4, struct inf_block_mxfp4, INF_TYPE_Q8_0, true),
     [INF_TYPE_Q8_K] = QUANT(q8_K, INF_QK_K, struct inf_block_q8_K, INF_TYPE_Q8_K, false),
+    /* an in-memory layout of Q4_0 (internal.h): the same bytes per row, no row functions */
+    [INF_TYPE_Q4_0_X16] = {.name = "q4_0x16",
+                           .blck_size = INF_QK4_0,
+                           .type_size = sizeof(struct inf_block_q4_0),
+                           .is_quantized = true,
+                           .is_weight = false,
+                           .vec_dot_type = INF_TYPE_Q8_0},
 };
 
 const struct inf_type_traits *inf_type_get(enum inf_type type)

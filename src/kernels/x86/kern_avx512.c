@@ -770,6 +770,8 @@ void inf__kern_init_avx512(struct inf__kern *k, int have_vnni)
     inf__kern_init_avx512_f16(k);
     z_ops_init(k);
     inf__kern_init_avx512_kq(k);
+    if (have_vnni)
+        inf__kern_init_avx512_x16(k);
 }
 
 #else
