@@ -1528,24 +1528,31 @@ static void test_env_kernels(void)
 }
 
 /*
- * Q4_0 repacked in 16-row groups (INF_TYPE_Q4_0_X16): at every level, the product equals the
- * reference dot product of the plain rows (within rounding); a batch gives each token bit for
- * bit what the token gives alone, at every level the same bits as the reference packed kernel
- * (one FMA chain per output, block by block); inf_matmul_multi mixing a packed and a plain weight
- * matches the separate products; the packing refuses what it cannot hold.
+ * Q4_0 and Q4_K repacked in 16-row groups (INF_TYPE_Q4_0_X16, INF_TYPE_Q4_K_X16): at every level,
+ * the product equals the reference dot product of the plain rows (within rounding); a batch gives
+ * each token bit for bit what the token gives alone, at every level the same bits as the reference
+ * packed kernel (one FMA chain per output, block by block); inf_matmul_multi mixing a packed and a
+ * plain weight matches the separate products; the packing refuses what it cannot hold.
  */
 static void test_matmul_packed(void)
 {
     struct inf_threadpool *pool = new_pool2();
-    static const int64_t shapes[][2] = {{512, 16}, {800, 48}, {2048, 160}};
+    /* the plain type, its packed layout, a plain type with the same activations */
+    static const enum inf_type kinds[][3] = {{INF_TYPE_Q4_0, INF_TYPE_Q4_0_X16, INF_TYPE_Q8_0},
+                                             {INF_TYPE_Q4_K, INF_TYPE_Q4_K_X16, INF_TYPE_Q6_K}};
+    static const int64_t shapes[][2] = {{512, 16}, {800, 48}, {768, 32}, {2048, 160}};
     static const int64_t toks[] = {1, 2, 3, 5, 8, 17, 33};
     const int64_t nt_max = 33;
-    t__current = "q4_0x16";
-    for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
-        const int64_t n = shapes[si][0], n_rows = shapes[si][1];
-        const size_t ldw = inf_type_row_size(INF_TYPE_Q4_0, n);
+    for (size_t ki = 0; ki < 2 * (sizeof(shapes) / sizeof(shapes[0])); ki++) {
+        const enum inf_type PT = kinds[ki % 2][0], XT = kinds[ki % 2][1], OT = kinds[ki % 2][2];
+        const enum inf_type AT = inf_type_get(PT)->vec_dot_type;
+        const int64_t n = shapes[ki / 2][0], n_rows = shapes[ki / 2][1];
+        if (n % inf_type_get(PT)->blck_size)
+            continue;
+        t__current = inf_type_name(XT);
+        const size_t ldw = inf_type_row_size(PT, n);
         uint8_t *w = xalloc(ldw * (size_t)n_rows), *wp = xalloc(ldw * (size_t)n_rows);
-        uint8_t *w8 = xalloc(inf_type_row_size(INF_TYPE_Q8_0, n) * (size_t)n_rows);
+        uint8_t *w8 = xalloc(inf_type_row_size(OT, n) * (size_t)n_rows);
         float *xr = xalloc((size_t)n * sizeof(float)), *x = xalloc((size_t)(nt_max * n) * 4);
         float *one = xalloc((size_t)(nt_max * n_rows) * 4),
               *y = xalloc((size_t)(nt_max * n_rows) * 4);
@@ -1554,38 +1561,38 @@ static void test_matmul_packed(void)
         float *y8m = xalloc((size_t)(nt_max * n_rows) * 4),
               *ym = xalloc((size_t)(nt_max * n_rows) * 4);
         float *tw = xalloc((size_t)n * 4), *ta = xalloc((size_t)n * 4);
-        void *aref = xalloc(inf_type_row_size(INF_TYPE_Q8_0, n));
-        size_t act_bytes = inf_matmul_act_size(INF_TYPE_Q4_0_X16, n, nt_max);
-        if (inf_matmul_act_size(INF_TYPE_Q8_0, n, nt_max) > act_bytes)
-            act_bytes = inf_matmul_act_size(INF_TYPE_Q8_0, n, nt_max);
+        void *aref = xalloc(inf_type_row_size(AT, n));
+        size_t act_bytes = inf_matmul_act_size(XT, n, nt_max);
+        if (inf_matmul_act_size(OT, n, nt_max) > act_bytes)
+            act_bytes = inf_matmul_act_size(OT, n, nt_max);
         void *act = xalloc(act_bytes);
         for (int64_t r = 0; r < n_rows; r++) {
             fill_random(xr, n);
-            inf_type_get(INF_TYPE_Q4_0)->from_float_ref(xr, w + (size_t)r * ldw, n);
-            inf_type_get(INF_TYPE_Q8_0)
-                ->from_float_ref(xr, w8 + (size_t)r * inf_type_row_size(INF_TYPE_Q8_0, n), n);
+            inf_type_get(PT)->from_float_ref(xr, w + (size_t)r * ldw, n);
+            inf_type_get(OT)->from_float_ref(xr, w8 + (size_t)r * inf_type_row_size(OT, n), n);
         }
         memcpy(wp, w, ldw * (size_t)n_rows);
         /* refusals leave the bytes as they were */
-        T_OK(!inf_weight_pack(INF_TYPE_Q4_0, INF_TYPE_Q4_0_X16, wp, ldw, n_rows - 1, n));
-        T_OK(!inf_weight_pack(INF_TYPE_Q8_0, INF_TYPE_Q4_0_X16, wp, ldw, n_rows, n));
-        T_OK(!inf_weight_pack(INF_TYPE_Q4_0, INF_TYPE_Q4_0_X16, wp, ldw + 1, n_rows, n));
+        T_OK(!inf_weight_pack(PT, XT, wp, ldw, n_rows - 1, n));
+        T_OK(!inf_weight_pack(OT, XT, wp, ldw, n_rows, n));
+        T_OK(!inf_weight_pack(PT, kinds[(ki + 1) % 2][1], wp, ldw, n_rows, n));
+        T_OK(!inf_weight_pack(PT, XT, wp, ldw + 1, n_rows, n));
         T_OK(memcmp(wp, w, ldw * (size_t)n_rows) == 0);
-        T_OK(inf_weight_pack(INF_TYPE_Q4_0, INF_TYPE_Q4_0_X16, wp, ldw, n_rows, n));
+        T_OK(inf_weight_pack(PT, XT, wp, ldw, n_rows, n));
         T_OK(memcmp(wp, w, ldw * (size_t)n_rows) != 0);
         fill_random(x, nt_max * n);
         int bad = 0;
         for (int li = 0; li < n_configs(); li++) {
             const char *cname = use_config(li);
             for (int64_t tk = 0; tk < nt_max; tk++) /* each token alone */
-                inf_matmul(tk % 2 ? pool : NULL, INF_TYPE_Q4_0_X16, wp, ldw, n_rows, n, x + tk * n,
-                           (size_t)n, 1, one + tk * n_rows, (size_t)n_rows, act, 0);
+                inf_matmul(tk % 2 ? pool : NULL, XT, wp, ldw, n_rows, n, x + tk * n, (size_t)n, 1,
+                           one + tk * n_rows, (size_t)n_rows, act, 0);
             for (int64_t tk = 0; tk < nt_max; tk++) {
-                inf_type_get(INF_TYPE_Q8_0)->from_float_ref(x + tk * n, aref, n);
+                inf_type_get(AT)->from_float_ref(x + tk * n, aref, n);
                 for (int64_t r = 0; r < n_rows; r++) {
                     const void *wr = w + (size_t)r * ldw;
-                    const float ref = inf__vec_dot_ref(INF_TYPE_Q4_0)(n, wr, aref);
-                    const double tol = 2e-5 * abs_dot(INF_TYPE_Q4_0, wr, aref, n, tw, ta);
+                    const float ref = inf__vec_dot_ref(PT)(n, wr, aref);
+                    const double tol = 2e-5 * abs_dot(PT, wr, aref, n, tw, ta);
                     const float got = one[tk * n_rows + r];
                     if (!(fabs((double)got - ref) <= tol + 1e-30) && !bad++)
                         T__FAIL("%s n=%lld rows=%lld [%lld,%lld]: %.9g vs %.9g", cname,
@@ -1600,20 +1607,19 @@ static void test_matmul_packed(void)
             for (size_t k = 0; k < sizeof(toks) / sizeof(toks[0]); k++) {
                 const int64_t nt = toks[k];
                 for (int use_pool = 0; use_pool < 2; use_pool++) {
-                    inf_matmul(use_pool ? pool : NULL, INF_TYPE_Q4_0_X16, wp, ldw, n_rows, n, x,
-                               (size_t)n, nt, y, (size_t)n_rows, act, 0);
+                    inf_matmul(use_pool ? pool : NULL, XT, wp, ldw, n_rows, n, x, (size_t)n, nt, y,
+                               (size_t)n_rows, act, 0);
                     if (memcmp(y, one, (size_t)(nt * n_rows) * 4) != 0 && !bad++)
                         T__FAIL("%s n=%lld: a batch of %lld differs from each token alone", cname,
                                 (long long)n, (long long)nt);
                 }
                 /* with a plain Q8_0 weight beside it: one activation layout for both */
                 const struct inf_matmul_op ops[2] = {
-                    {INF_TYPE_Q8_0, w8, inf_type_row_size(INF_TYPE_Q8_0, n), n_rows, y8m,
-                     (size_t)n_rows},
-                    {INF_TYPE_Q4_0_X16, wp, ldw, n_rows, ym, (size_t)n_rows}};
+                    {OT, w8, inf_type_row_size(OT, n), n_rows, y8m, (size_t)n_rows},
+                    {XT, wp, ldw, n_rows, ym, (size_t)n_rows}};
                 inf_matmul_multi(pool, 2, ops, n, x, (size_t)n, nt, act, false, 0);
-                inf_matmul(pool, INF_TYPE_Q8_0, w8, inf_type_row_size(INF_TYPE_Q8_0, n), n_rows, n,
-                           x, (size_t)n, nt, y8, (size_t)n_rows, act, 0);
+                inf_matmul(pool, OT, w8, inf_type_row_size(OT, n), n_rows, n, x, (size_t)n, nt, y8,
+                           (size_t)n_rows, act, 0);
                 if ((memcmp(ym, one, (size_t)(nt * n_rows) * 4) != 0 ||
                      memcmp(y8m, y8, (size_t)(nt * n_rows) * 4) != 0) &&
                     !bad++)
@@ -1627,13 +1633,16 @@ static void test_matmul_packed(void)
         free(w), free(wp), free(w8), free(xr), free(x), free(one), free(y), free(first);
         free(y8), free(y8m), free(ym), free(tw), free(ta), free(aref), free(act);
     }
-    /* which levels pack: those that registered a kernel for the layout */
+    /* which levels pack: AVX-512 with VNNI (the kernels there), no other */
     for (int l = 0; l < n_levels; l++) {
         inf_kernels_set_level(levels[l]->level, NULL);
-        const bool packs = levels[l]->packed[INF_TYPE_Q4_0] == INF_TYPE_Q4_0_X16;
-        T_EQ_INT(inf_weight_pack_type(INF_TYPE_Q4_0, 64, 256),
-                 packs ? INF_TYPE_Q4_0_X16 : INF_TYPE_Q4_0);
-        T_EQ_INT(inf_weight_pack_type(INF_TYPE_Q4_0, 72, 256), INF_TYPE_Q4_0);
+        for (int k = 0; k < 2; k++) {
+            const enum inf_type pt = kinds[k][0], xt = kinds[k][1];
+            const bool packs = levels[l]->level == INF_CPU_AVX512 && inf_kernels_have_vnni();
+            T_EQ_INT(inf_weight_pack_type(pt, 64, 256), packs ? xt : pt);
+            T_EQ_INT(inf_weight_pack_type(pt, 72, 256), pt);
+            T_EQ_INT(inf_weight_pack_type(pt, 64, 250), pt);
+        }
         T_EQ_INT(inf_weight_pack_type(INF_TYPE_Q8_0, 64, 256), INF_TYPE_Q8_0);
     }
     inf_kernels_set_level(levels[n_levels - 1]->level, NULL);

@@ -57,7 +57,8 @@ enum inf_type {
     /* ids below 43 (ggml's GGML_TYPE_COUNT) may name file formats we lack; the ids from 43 on
      * are in-memory layouts of the kernels, never in a file (see inf_weight_pack) */
     INF_TYPE_Q4_0_X16 = 43, /* Q4_0 rows repacked in groups of 16, block by block */
-    INF_TYPE_COUNT = 44
+    INF_TYPE_Q4_K_X16 = 44, /* Q4_K likewise, superblock by superblock */
+    INF_TYPE_COUNT = 45
 };
 
 /* Row conversion callbacks; n is a multiple of the block size. */
@@ -229,15 +230,16 @@ void inf_matmul_rows(enum inf_type wtype, const void *w, size_t w_row_bytes, int
 
 /*
  * Weights repacked at load. Some levels multiply a weight type faster from another in-memory
- * layout of the same bytes: Q4_0 as INF_TYPE_Q4_0_X16, whose 16-row groups let one activation
- * load feed 16 rows (docs/performance.md "Weights repacked at load"). inf_weight_pack_type says
- * which layout the kernels in use want for a matrix of n_rows rows of n values of type (type
- * itself when none, or when the shape does not fit: n_rows a multiple of 16); inf_weight_pack
- * rewrites the matrix in place (w: n_rows rows of row_bytes = inf_type_row_size(type, n)) into
- * that layout and returns false, leaving w unchanged, when to is not a layout of type or the
- * shape does not fit. A packed matrix keeps its size and row_bytes; it is a weight only for the
- * matrix products (inf_matmul*, whole 16-row groups), never a row source (dequantize, get-rows),
- * and every level multiplies it, so a later inf_kernels_set_level stays correct.
+ * layout of the same bytes: Q4_0 as INF_TYPE_Q4_0_X16 and Q4_K as INF_TYPE_Q4_K_X16, whose
+ * 16-row groups let one activation load feed 16 rows (docs/performance.md "Weights repacked at
+ * load"). inf_weight_pack_type says which layout the kernels in use want for a matrix of n_rows
+ * rows of n values of type (type itself when none, or when the shape does not fit: n_rows a
+ * multiple of 16); inf_weight_pack rewrites the matrix in place (w: n_rows rows of row_bytes =
+ * inf_type_row_size(type, n)) into that layout and returns false, leaving w unchanged, when to is
+ * not a layout of type or the shape does not fit. A packed matrix keeps its size and row_bytes; it
+ * is a weight only for the matrix products (inf_matmul*, whole 16-row groups), never a row source
+ * (dequantize, get-rows), and every level multiplies it, so a later inf_kernels_set_level stays
+ * correct.
  */
 enum inf_type inf_weight_pack_type(enum inf_type type, int64_t n_rows, int64_t n);
 bool inf_weight_pack(enum inf_type type, enum inf_type to, void *w, size_t row_bytes,

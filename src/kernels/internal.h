@@ -102,6 +102,17 @@ struct inf__kern {
  */
 #define INF__X16_ROWS  16
 #define INF__X16_BLOCK 288
+/*
+ * INF_TYPE_Q4_K_X16: Q4_K rows in groups of 16 the same way, superblock by superblock
+ * (INF__K16_SB bytes each): the 16 rows' fp16 d (32 bytes), their fp16 dmin (32 bytes), then 3
+ * vectors of the 12 scale bytes (vector k: bytes 4k..4k+3 of row r in lane r), then 32 vectors of
+ * qs (vector v: bytes 4v..4v+3 of row r in lane r; v = 8i + g holds values 64i + 4g..4g+3 in its
+ * low nibbles, sub-block 2i, and 64i + 32 + 4g.. in its high nibbles, sub-block 2i+1).
+ * An output is acc - accm, where superblock by superblock acc = fma(float(sum_j sc_j dot_j),
+ * d dy, acc) and accm = fma(float(sum_j m_j bsum_j), dmin dy, accm) (integer sums exact), at
+ * every level that implements it.
+ */
+#define INF__K16_SB 2304
 static inline size_t inf__x16_sums_offset(int64_t n)
 {
     return ((size_t)(n / 32) * 34 + 3) / 4 * 4;
@@ -113,6 +124,8 @@ void inf__act_sums_q8_0(void *act_row, int64_t n, int64_t b0, int64_t b1);
 /* The reference product of a Q4_0_X16 matrix (any level's fallback; gemm contract above, rows
  * of w in whole groups from a group's start). */
 void inf__gemm_ref_q4_0_x16(int64_t n, const void *w, size_t ldw, const void *a, size_t lda,
+                            float *s, size_t lds, int nr, int nc);
+void inf__gemm_ref_q4_K_x16(int64_t n, const void *w, size_t ldw, const void *a, size_t lda,
                             float *s, size_t lds, int nr, int nc);
 
 /* This thread's scratch for the panel kernels: 64-byte aligned, at least bytes long, reused by
@@ -137,7 +150,8 @@ void inf__kern_init_avx512(struct inf__kern *k, int have_vnni);
 void inf__kern_init_avx512_f16(struct inf__kern *k);
 /* The K-quant panels (kern_avx512_kq.c), over a table filled by inf__kern_init_avx512. */
 void inf__kern_init_avx512_kq(struct inf__kern *k);
-/* The Q4_0_X16 kernels (kern_avx512_x16.c): VNNI only; they turn the repacking of Q4_0 on. */
+/* The Q4_0_X16 / Q4_K_X16 kernels (kern_avx512_x16.c): VNNI only; they turn the repacking of
+ * Q4_0 and Q4_K on. */
 void inf__kern_init_avx512_x16(struct inf__kern *k);
 #endif
 

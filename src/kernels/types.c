@@ -14,6 +14,12 @@
         .from_float_ref = inf__from_float_##t##_ref,                                               \
     }
 
+#define PACKED(t, blck, block, dot_type)                                                           \
+    {                                                                                              \
+        .name = #t, .blck_size = (blck), .type_size = sizeof(block), .is_quantized = true,         \
+        .is_weight = false, .vec_dot_type = (dot_type),                                            \
+    }
+
 /* The unquantized weight formats: products with F32 activations. */
 #define FLOAT(t, ctype)                                                                            \
     {                                                                                              \
@@ -39,13 +45,10 @@ static const struct inf_type_traits type_traits[INF_TYPE_COUNT] = {
     [INF_TYPE_Q6_K] = QUANT(q6_K, INF_QK_K, struct inf_block_q6_K, INF_TYPE_Q8_K, true),
     [INF_TYPE_MXFP4] = QUANT(mxfp4, INF_QK_MXFP4, struct inf_block_mxfp4, INF_TYPE_Q8_0, true),
     [INF_TYPE_Q8_K] = QUANT(q8_K, INF_QK_K, struct inf_block_q8_K, INF_TYPE_Q8_K, false),
-    /* an in-memory layout of Q4_0 (internal.h): the same bytes per row, no row functions */
-    [INF_TYPE_Q4_0_X16] = {.name = "q4_0x16",
-                           .blck_size = INF_QK4_0,
-                           .type_size = sizeof(struct inf_block_q4_0),
-                           .is_quantized = true,
-                           .is_weight = false,
-                           .vec_dot_type = INF_TYPE_Q8_0},
+    /* in-memory layouts of the kernels (internal.h): a source type's bytes per row, no row
+     * functions, not a weight format of files */
+    [INF_TYPE_Q4_0_X16] = PACKED(q4_0x16, INF_QK4_0, struct inf_block_q4_0, INF_TYPE_Q8_0),
+    [INF_TYPE_Q4_K_X16] = PACKED(q4_Kx16, INF_QK_K, struct inf_block_q4_K, INF_TYPE_Q8_K),
 };
 
 const struct inf_type_traits *inf_type_get(enum inf_type type)
