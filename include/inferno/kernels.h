@@ -58,7 +58,9 @@ enum inf_type {
      * are in-memory layouts of the kernels, never in a file (see inf_weight_pack) */
     INF_TYPE_Q4_0_X16 = 43, /* Q4_0 rows repacked in groups of 16, block by block */
     INF_TYPE_Q4_K_X16 = 44, /* Q4_K likewise, superblock by superblock */
-    INF_TYPE_COUNT = 45
+    INF_TYPE_Q8_0_X16 = 45, /* Q8_0 likewise, its levels + 128 */
+    INF_TYPE_Q6_K_X16 = 46, /* Q6_K likewise, superblock by superblock */
+    INF_TYPE_COUNT = 47
 };
 
 /* Row conversion callbacks; n is a multiple of the block size. */
@@ -223,23 +225,28 @@ void inf_matmul_multi(struct inf_threadpool *pool, int n_ops, const struct inf_m
 
 /*
  * For code already running inside a thread-pool task: rows [r0, r1) of the product with
- * activations already quantized by inf_matmul_quantize. No synchronisation.
+ * activations already quantized by inf_matmul_quantize (or inf_matmul_quantize_row). No
+ * synchronisation. A packed layout (inf_weight_pack) takes r0 and r1 in whole 16-row groups.
  */
 void inf_matmul_rows(enum inf_type wtype, const void *w, size_t w_row_bytes, int64_t r0, int64_t r1,
                      int64_t n, const void *act, int64_t n_tokens, float *y, size_t y_stride);
+/* One activation row of n values for weights of type wtype, as inf_matmul_quantize writes it
+ * (the vec_dot_type's blocks, and what a packed layout reads beside them), single-threaded; act
+ * holds inf_matmul_act_size(wtype, n, 1) bytes. */
+void inf_matmul_quantize_row(enum inf_type wtype, const float *x, void *act, int64_t n);
 
 /*
  * Weights repacked at load. Some levels multiply a weight type faster from another in-memory
- * layout of the same bytes: Q4_0 as INF_TYPE_Q4_0_X16 and Q4_K as INF_TYPE_Q4_K_X16, whose
- * 16-row groups let one activation load feed 16 rows (docs/performance.md "Weights repacked at
- * load"). inf_weight_pack_type says which layout the kernels in use want for a matrix of n_rows
- * rows of n values of type (type itself when none, or when the shape does not fit: n_rows a
- * multiple of 16); inf_weight_pack rewrites the matrix in place (w: n_rows rows of row_bytes =
- * inf_type_row_size(type, n)) into that layout and returns false, leaving w unchanged, when to is
- * not a layout of type or the shape does not fit. A packed matrix keeps its size and row_bytes; it
- * is a weight only for the matrix products (inf_matmul*, whole 16-row groups), never a row source
- * (dequantize, get-rows), and every level multiplies it, so a later inf_kernels_set_level stays
- * correct.
+ * layout of the same bytes: Q4_0, Q4_K, Q6_K and Q8_0 as INF_TYPE_Q4_0_X16, INF_TYPE_Q4_K_X16,
+ * INF_TYPE_Q6_K_X16 and INF_TYPE_Q8_0_X16, whose 16-row groups let one activation load feed 16 rows
+ * (docs/performance.md "Weights repacked at load"). inf_weight_pack_type says which layout the
+ * kernels in use want for a matrix of n_rows rows of n values of type (type itself when none, or
+ * when the shape does not fit: n_rows a multiple of 16); inf_weight_pack rewrites the matrix in
+ * place (w: n_rows rows of row_bytes = inf_type_row_size(type, n)) into that layout and returns
+ * false, leaving w unchanged, when to is not a layout of type or the shape does not fit. A packed
+ * matrix keeps its size and row_bytes; it is a weight only for the matrix products (inf_matmul*,
+ * whole 16-row groups), never a row source (dequantize, get-rows), and every level multiplies it,
+ * so a later inf_kernels_set_level stays correct.
  */
 enum inf_type inf_weight_pack_type(enum inf_type type, int64_t n_rows, int64_t n);
 bool inf_weight_pack(enum inf_type type, enum inf_type to, void *w, size_t row_bytes,

@@ -325,9 +325,9 @@ static void moe_decode_task(void *arg, int ith, int nth)
         expert_act(hp, L, j->sel[slot], gy, uy, r0, r1);
     }
     inf_threadpool_barrier(j->ctx->pool);
-    const enum inf_type dt = inf_type_get((enum inf_type)L->down_exps.type)->vec_dot_type;
     for (int slot = ith; slot < K; slot += nth)
-        inf_quantize_act(dt, j->gate + (size_t)slot * FX, j->hact + (size_t)slot * j->hstride, FX);
+        inf_matmul_quantize_row((enum inf_type)L->down_exps.type, j->gate + (size_t)slot * FX,
+                                j->hact + (size_t)slot * j->hstride, FX);
     inf_threadpool_barrier(j->ctx->pool);
     for (;;) {
         const int64_t u = inf_chunker_next(&j->c2, 1);
@@ -361,8 +361,7 @@ static void moe_decode(struct inf_context *ctx, const struct inf__layer *L, cons
     j.hstride = s->moe_act_stride;
     j.xact = s->moe_act;
     j.hact = (char *)s->moe_act + j.hstride;
-    inf_quantize_act(inf_type_get((enum inf_type)L->gate_exps.type)->vec_dot_type, x,
-                     (void *)j.xact, E);
+    inf_matmul_quantize_row((enum inf_type)L->gate_exps.type, x, (void *)j.xact, E);
     /* units of about 128 KiB of weights: smaller ones cost more in per-call set-up and broken
      * prefetch streams than they gain in balance (olmoe-1b-7b Q4_K_M, 2 threads: 32 rows 27.5,
      * 16 rows 24.5, 128-256 rows 29.4 t/s) */

@@ -707,15 +707,15 @@ static bool weights_to_anon(struct inf_model *m, const char *path, bool huge_pag
  * kernels in use multiply fastest (inf_weight_pack_type: Q4_0 in 16-row groups on AVX-512 VNNI,
  * docs/performance.md "Weights repacked at load"); the copy is the only one, so memory does not
  * grow. Only tensors read by the matrix products alone: not the token embeddings (rows are
- * looked up) nor an output tied to them, not the experts' stacked matrices (products of row
- * ranges). INFERNO_REPACK=0 turns it off (for measuring).
+ * looked up) nor an output tied to them; the experts' stacked matrices expert by expert (their
+ * products take whole 16-row groups). INFERNO_REPACK=0 turns it off (for measuring).
  */
 static void repack_weights(struct inf_model *m)
 {
     const char *e = getenv("INFERNO_REPACK");
     if (!m->anon || m->enc || (e && *e == '0'))
         return;
-    const int cap = 1 + 10 * m->hp.n_layer;
+    const int cap = 1 + 13 * m->hp.n_layer;
     struct inf__tensor **ts = malloc((size_t)cap * sizeof(*ts));
     if (!ts)
         return;
@@ -724,9 +724,10 @@ static void repack_weights(struct inf_model *m)
         ts[n++] = &m->output;
     for (int i = 0; i < m->hp.n_layer; i++) {
         struct inf__layer *L = &m->layers[i];
-        struct inf__tensor *lt[] = {&L->wq,       &L->wk,        &L->wv,     &L->wo,
-                                    &L->w_gate,   &L->w_up,      &L->w_down, &L->gate_shexp,
-                                    &L->up_shexp, &L->down_shexp};
+        struct inf__tensor *lt[] = {&L->wq,       &L->wk,         &L->wv,        &L->wo,
+                                    &L->w_gate,   &L->w_up,       &L->w_down,    &L->gate_shexp,
+                                    &L->up_shexp, &L->down_shexp, &L->gate_exps, &L->up_exps,
+                                    &L->down_exps};
         for (size_t j = 0; j < sizeof(lt) / sizeof(lt[0]); j++)
             if (lt[j]->data)
                 ts[n++] = lt[j];
@@ -735,9 +736,11 @@ static void repack_weights(struct inf_model *m)
         free(ts);
         return;
     }
+    int n_packed = 0;
+    size_t packed_bytes = 0;
     for (int i = 0; i < n; i++) {
         struct inf__tensor *t = ts[i];
-        if (t->ne[2] != 1 || t->ne[3] != 1)
+        if (t->ne[3] != 1) /* matrices, or experts' matrices stacked along ne[2] */
             continue;
         const enum inf_type to = inf_weight_pack_type((enum inf_type)t->type, t->ne[1], t->ne[0]);
         if ((int)to == t->type)
@@ -750,11 +753,17 @@ static void repack_weights(struct inf_model *m)
             t->type = ts[seen]->type;
             continue;
         }
+        /* a stack of experts whose matrices are whole 16-row groups is one matrix of groups */
         if (inf_weight_pack((enum inf_type)t->type, to, (void *)(uintptr_t)t->data, t->row_bytes,
-                            t->ne[1], t->ne[0]))
+                            t->ne[1] * t->ne[2], t->ne[0])) {
             t->type = (int)to;
+            n_packed++;
+            packed_bytes += t->row_bytes * (size_t)(t->ne[1] * t->ne[2]);
+        }
     }
     (void)mprotect(m->anon, m->anon_len, PROT_READ);
+    INF_LOG_DEBUG("engine", "repacked %d weight tensors (%zu bytes) for the kernels in use",
+                  n_packed, packed_bytes);
     free(ts);
 }
 

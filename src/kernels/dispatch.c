@@ -167,9 +167,10 @@ void inf_kernels_describe(char *buf, size_t size)
         const bool vnni = l == INF_CPU_AVX512 && have_vnni && tr->is_quantized;
         const bool measured =
             k == &chosen && choice.level[t] >= 0 && choice.level[t] != (int)top_level;
-        const int n = snprintf(buf + o, size - o, "%s%s %s%s%s", o ? ", " : "", tr->name,
+        const int n = snprintf(buf + o, size - o, "%s%s %s%s%s%s", o ? ", " : "", tr->name,
                                l < INF_CPU_LEVEL_COUNT ? level_names[l] : "?", vnni ? "-vnni" : "",
-                               measured ? " (measured)" : "");
+                               measured ? " (measured)" : "",
+                               k->packed[t] ? " (repacked in 16-row groups)" : "");
         if (n < 0 || (size_t)n >= size - o)
             break;
         o += (size_t)n;
@@ -273,6 +274,10 @@ void inf__kern_init_ref(struct inf__kern *k)
         (struct inf__wkern){.gemm = inf__gemm_ref_q4_0_x16, .max_nr = INF__X16_ROWS, .max_nc = 4};
     k->w[INF_TYPE_Q4_K_X16] =
         (struct inf__wkern){.gemm = inf__gemm_ref_q4_K_x16, .max_nr = INF__X16_ROWS, .max_nc = 4};
+    k->w[INF_TYPE_Q8_0_X16] =
+        (struct inf__wkern){.gemm = inf__gemm_ref_q8_0_x16, .max_nr = INF__X16_ROWS, .max_nc = 4};
+    k->w[INF_TYPE_Q6_K_X16] =
+        (struct inf__wkern){.gemm = inf__gemm_ref_q6_K_x16, .max_nr = INF__X16_ROWS, .max_nc = 4};
     k->quantize_act[INF_TYPE_F32] = inf__from_float_f32_ref;
     k->quantize_act[INF_TYPE_Q8_0] = inf__act_q8_0_ref;
     k->quantize_act[INF_TYPE_Q8_1] = inf__act_q8_1_ref;

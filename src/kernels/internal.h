@@ -113,6 +113,18 @@ struct inf__kern {
  * every level that implements it.
  */
 #define INF__K16_SB 2304
+/* INF_TYPE_Q8_0_X16: as Q4_0_X16 with 8 vectors per block (INF__Q8X16_BLOCK bytes: the 32 bytes
+ * of scales, then vector j holding qs[4j..4j+3] of row r, each byte XOR 0x80: the level + 128,
+ * unsigned); the activations' block sums (-8 sum) times 16 take the 128 off. */
+#define INF__Q8X16_BLOCK 544
+/*
+ * INF_TYPE_Q6_K_X16: Q6_K rows in groups of 16, superblock by superblock (INF__Q6X16_SB bytes):
+ * 4 vectors of the 16 int8 scales (vector k: scales[4k..4k+3] of row r in lane r), 32 vectors of
+ * ql (vector u: ql[4u..4u+3]), 16 vectors of qh (vector t: qh[4t..4t+3]), then the 16 rows' fp16
+ * d (32 bytes). An output is acc = fma(float(sum_g sc_g (dot_g - 32 bsum_g)), d dy, acc)
+ * superblock by superblock, dot_g over the unsigned 6-bit levels of group g (16 values).
+ */
+#define INF__Q6X16_SB 3360
 static inline size_t inf__x16_sums_offset(int64_t n)
 {
     return ((size_t)(n / 32) * 34 + 3) / 4 * 4;
@@ -126,6 +138,10 @@ void inf__act_sums_q8_0(void *act_row, int64_t n, int64_t b0, int64_t b1);
 void inf__gemm_ref_q4_0_x16(int64_t n, const void *w, size_t ldw, const void *a, size_t lda,
                             float *s, size_t lds, int nr, int nc);
 void inf__gemm_ref_q4_K_x16(int64_t n, const void *w, size_t ldw, const void *a, size_t lda,
+                            float *s, size_t lds, int nr, int nc);
+void inf__gemm_ref_q8_0_x16(int64_t n, const void *w, size_t ldw, const void *a, size_t lda,
+                            float *s, size_t lds, int nr, int nc);
+void inf__gemm_ref_q6_K_x16(int64_t n, const void *w, size_t ldw, const void *a, size_t lda,
                             float *s, size_t lds, int nr, int nc);
 
 /* This thread's scratch for the panel kernels: 64-byte aligned, at least bytes long, reused by

@@ -249,6 +249,14 @@ void inf_matmul_rows(enum inf_type wtype, const void *w, size_t w_row_bytes, int
             y, y_stride, false);
 }
 
+void inf_matmul_quantize_row(enum inf_type wtype, const float *x, void *act, int64_t n)
+{
+    const struct inf__kern *k = inf__kern();
+    k->quantize_act[inf_type_get(wtype)->vec_dot_type](x, act, n);
+    if (inf__type_act_sums(wtype))
+        inf__act_sums_q8_0(act, n, 0, n / 32);
+}
+
 /* ---- several weights, one input ------------------------------------------------------------ */
 
 struct mm_multi {

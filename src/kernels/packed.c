@@ -29,19 +29,32 @@ enum inf_type inf_weight_pack_type(enum inf_type type, int64_t n_rows, int64_t n
     return (enum inf_type)k->packed[type];
 }
 
-/* Group g of 16 Q4_0 rows (src, rows row_bytes apart) into dst. */
-static void pack_q4_0(const uint8_t *src, size_t row_bytes, int64_t nb, uint8_t *dst)
+/* 16 Q4_0 (q8 false) or Q8_0 (q8 true: the levels + 128) rows (src, rows row_bytes apart) into
+ * one group at dst. */
+static void pack_legacy(bool q8, const uint8_t *src, size_t row_bytes, int64_t nb, uint8_t *dst)
 {
+    const size_t bs = q8 ? sizeof(struct inf_block_q8_0) : sizeof(struct inf_block_q4_0);
+    const uint8_t flip = q8 ? 0x80 : 0x00;
     for (int64_t b = 0; b < nb; b++) {
-        uint8_t *pb = dst + (size_t)b * INF__X16_BLOCK;
+        uint8_t *pb = dst + (size_t)b * (q8 ? INF__Q8X16_BLOCK : INF__X16_BLOCK);
         for (int r = 0; r < INF__X16_ROWS; r++) {
-            const uint8_t *blk =
-                src + (size_t)r * row_bytes + (size_t)b * sizeof(struct inf_block_q4_0);
+            const uint8_t *blk = src + (size_t)r * row_bytes + (size_t)b * bs;
             memcpy(pb + 2 * r, blk, 2); /* d */
-            for (int j = 0; j < 4; j++)
-                memcpy(pb + 32 + 64 * j + 4 * r, blk + 2 + 4 * j, 4);
+            for (int j = 0; j < (q8 ? 8 : 4); j++)
+                for (int k = 0; k < 4; k++)
+                    pb[32 + 64 * j + 4 * r + k] = blk[2 + 4 * j + k] ^ flip;
         }
     }
+}
+
+static void pack_q4_0(const uint8_t *src, size_t row_bytes, int64_t nb, uint8_t *dst)
+{
+    pack_legacy(false, src, row_bytes, nb, dst);
+}
+
+static void pack_q8_0(const uint8_t *src, size_t row_bytes, int64_t nb, uint8_t *dst)
+{
+    pack_legacy(true, src, row_bytes, nb, dst);
 }
 
 static void pack_q4_K(const uint8_t *src, size_t row_bytes, int64_t nsb, uint8_t *dst)
@@ -62,14 +75,37 @@ static void pack_q4_K(const uint8_t *src, size_t row_bytes, int64_t nsb, uint8_t
     }
 }
 
+static void pack_q6_K(const uint8_t *src, size_t row_bytes, int64_t nsb, uint8_t *dst)
+{
+    for (int64_t b = 0; b < nsb; b++) {
+        uint8_t *pb = dst + (size_t)b * INF__Q6X16_SB;
+        for (int r = 0; r < INF__X16_ROWS; r++) {
+            const struct inf_block_q6_K *x =
+                (const void *)(src + (size_t)r * row_bytes +
+                               (size_t)b * sizeof(struct inf_block_q6_K));
+            for (int k = 0; k < 4; k++)
+                memcpy(pb + 64 * k + 4 * r, x->scales + 4 * k, 4);
+            for (int u = 0; u < 32; u++)
+                memcpy(pb + 256 + 64 * u + 4 * r, x->ql + 4 * u, 4);
+            for (int t = 0; t < 16; t++)
+                memcpy(pb + 2304 + 64 * t + 4 * r, x->qh + 4 * t, 4);
+            memcpy(pb + 3328 + 2 * r, &x->d, 2);
+        }
+    }
+}
+
 bool inf_weight_pack(enum inf_type type, enum inf_type to, void *w, size_t row_bytes,
                      int64_t n_rows, int64_t n)
 {
-    const bool q4_0 = type == INF_TYPE_Q4_0 && to == INF_TYPE_Q4_0_X16;
-    const bool q4_K = type == INF_TYPE_Q4_K && to == INF_TYPE_Q4_K_X16;
-    const int64_t blk = q4_0 ? 32 : INF_QK_K;
-    if ((!q4_0 && !q4_K) || !w || n_rows <= 0 || n_rows % INF__X16_ROWS != 0 || n <= 0 ||
-        n % blk != 0 || row_bytes != inf_type_row_size(type, n))
+    void (*pack)(const uint8_t *, size_t, int64_t, uint8_t *) =
+        type == INF_TYPE_Q4_0 && to == INF_TYPE_Q4_0_X16   ? pack_q4_0
+        : type == INF_TYPE_Q4_K && to == INF_TYPE_Q4_K_X16 ? pack_q4_K
+        : type == INF_TYPE_Q8_0 && to == INF_TYPE_Q8_0_X16 ? pack_q8_0
+        : type == INF_TYPE_Q6_K && to == INF_TYPE_Q6_K_X16 ? pack_q6_K
+                                                           : NULL;
+    const int64_t blk = type == INF_TYPE_Q4_K || type == INF_TYPE_Q6_K ? INF_QK_K : 32;
+    if (!pack || !w || n_rows <= 0 || n_rows % INF__X16_ROWS != 0 || n <= 0 || n % blk != 0 ||
+        row_bytes != inf_type_row_size(type, n))
         return false;
     const size_t group = INF__X16_ROWS * row_bytes;
     uint8_t *tmp = malloc(group);
@@ -78,10 +114,7 @@ bool inf_weight_pack(enum inf_type type, enum inf_type to, void *w, size_t row_b
     for (int64_t g = 0; g < n_rows / INF__X16_ROWS; g++) {
         uint8_t *dst = (uint8_t *)w + (size_t)g * group;
         memcpy(tmp, dst, group);
-        if (q4_0)
-            pack_q4_0(tmp, row_bytes, n / blk, dst);
-        else
-            pack_q4_K(tmp, row_bytes, n / blk, dst);
+        pack(tmp, row_bytes, n / blk, dst);
     }
     free(tmp);
     return true;
@@ -89,7 +122,7 @@ bool inf_weight_pack(enum inf_type type, enum inf_type to, void *w, size_t row_b
 
 bool inf__type_act_sums(enum inf_type t)
 {
-    return t == INF_TYPE_Q4_0_X16;
+    return t == INF_TYPE_Q4_0_X16 || t == INF_TYPE_Q8_0_X16;
 }
 
 void inf__act_sums_q8_0(void *act_row, int64_t n, int64_t b0, int64_t b1)
@@ -105,36 +138,52 @@ void inf__act_sums_q8_0(void *act_row, int64_t n, int64_t b0, int64_t b1)
     }
 }
 
-void inf__gemm_ref_q4_0_x16(int64_t n, const void *vw, size_t ldw, const void *va, size_t lda,
-                            float *s, size_t lds, int nr, int nc)
+/* Q4_0_X16 (q8 false) and Q8_0_X16 (q8 true): the same loop, their levels and offsets apart. */
+static void gemm_ref_q8act_x16(bool q8, int64_t n, const uint8_t *w, const uint8_t *a, size_t lda,
+                               float *s, size_t lds, int nr, int nc)
 {
-    (void)ldw;
     const int64_t nb = n / 32;
-    const size_t so = inf__x16_sums_offset(n);
-    const uint8_t *w = vw, *a = va;
+    const size_t so = inf__x16_sums_offset(n), bb = q8 ? INF__Q8X16_BLOCK : INF__X16_BLOCK;
     for (int c = 0; c < nc; c++) {
         const uint8_t *ac = a + (size_t)c * lda;
         const int32_t *sums = (const int32_t *)(const void *)(ac + so);
         for (int r = 0; r < nr; r++) {
             float acc = 0.0f;
             for (int64_t b = 0; b < nb; b++) {
-                const uint8_t *pb = w + (size_t)b * INF__X16_BLOCK;
+                const uint8_t *pb = w + (size_t)b * bb;
                 const uint8_t *y = ac + (size_t)b * sizeof(struct inf_block_q8_0);
                 inf_fp16 hx, hy;
                 memcpy(&hx, pb + 2 * r, 2);
                 memcpy(&hy, y, 2);
-                int32_t dot = sums[b];
-                for (int j = 0; j < 4; j++)
+                int32_t dot = q8 ? sums[b] * 16 : sums[b]; /* -128 or -8 times sum(y) */
+                for (int j = 0; j < (q8 ? 8 : 4); j++)
                     for (int k = 0; k < 4; k++) {
                         const uint8_t q = pb[32 + 64 * j + 4 * r + k];
-                        dot += (q & 0x0f) * (int8_t)y[2 + 4 * j + k] +
-                               (q >> 4) * (int8_t)y[2 + 16 + 4 * j + k];
+                        if (q8)
+                            dot += q * (int8_t)y[2 + 4 * j + k];
+                        else
+                            dot += (q & 0x0f) * (int8_t)y[2 + 4 * j + k] +
+                                   (q >> 4) * (int8_t)y[2 + 16 + 4 * j + k];
                     }
                 acc = fmaf((float)dot, inf_fp16_to_fp32(hx) * inf_fp16_to_fp32(hy), acc);
             }
             s[(size_t)c * lds + (size_t)r] = acc;
         }
     }
+}
+
+void inf__gemm_ref_q4_0_x16(int64_t n, const void *w, size_t ldw, const void *a, size_t lda,
+                            float *s, size_t lds, int nr, int nc)
+{
+    (void)ldw;
+    gemm_ref_q8act_x16(false, n, w, a, lda, s, lds, nr, nc);
+}
+
+void inf__gemm_ref_q8_0_x16(int64_t n, const void *w, size_t ldw, const void *a, size_t lda,
+                            float *s, size_t lds, int nr, int nc)
+{
+    (void)ldw;
+    gemm_ref_q8act_x16(true, n, w, a, lda, s, lds, nr, nc);
 }
 
 /* Scale and min j (0..7) of row r in a Q4_K_X16 superblock: the packed bytes as Q4_K has them. */
@@ -152,41 +201,78 @@ static void k16_scale_min(const uint8_t *pb, int r, int j, int *sc, int *m)
     }
 }
 
-void inf__gemm_ref_q4_K_x16(int64_t n, const void *vw, size_t ldw, const void *va, size_t lda,
+/* One superblock of row r of a Q4_K_X16 group: acc[0] += sumi d dy, acc[1] += summ dmin dy. */
+static void ref_sb_q4_K(const uint8_t *pb, const struct inf_block_q8_K *y, int r, float acc[2])
+{
+    inf_fp16 hd, hm;
+    memcpy(&hd, pb + 2 * r, 2);
+    memcpy(&hm, pb + 32 + 2 * r, 2);
+    int32_t sumi = 0, summ = 0;
+    for (int j = 0; j < 8; j++) {
+        int sc, m;
+        k16_scale_min(pb, r, j, &sc, &m);
+        const int i = j / 2, hi = j % 2;
+        int32_t dot = 0;
+        for (int g = 0; g < 8; g++)
+            for (int k = 0; k < 4; k++) {
+                const uint8_t q = pb[256 + 64 * (8 * i + g) + 4 * r + k];
+                dot += (hi ? q >> 4 : q & 0x0f) * y->qs[64 * i + 32 * hi + 4 * g + k];
+            }
+        sumi += sc * dot;
+        summ += m * (y->bsums[2 * j] + y->bsums[2 * j + 1]);
+    }
+    acc[0] = fmaf((float)sumi, inf_fp16_to_fp32(hd) * y->d, acc[0]);
+    acc[1] = fmaf((float)summ, inf_fp16_to_fp32(hm) * y->d, acc[1]);
+}
+
+/* One superblock of row r of a Q6_K_X16 group: acc[0] += sum_g sc_g (dot_g - 32 bsum_g) d dy. */
+static void ref_sb_q6_K(const uint8_t *pb, const struct inf_block_q8_K *y, int r, float acc[2])
+{
+    inf_fp16 hd;
+    memcpy(&hd, pb + 3328 + 2 * r, 2);
+    int32_t sumi = 0;
+    for (int g = 0; g < 16; g++) {
+        const int8_t sc = (int8_t)pb[64 * (g / 4) + 4 * r + g % 4];
+        int32_t dot = -32 * y->bsums[g];
+        for (int k = 0; k < 16; k++) {
+            const int v = 16 * g + k, h = v / 128, s4 = (v % 128) / 32, l = v % 32;
+            const int bq = 64 * h + 32 * (s4 & 1) + l, bh = 32 * h + l;
+            const uint8_t lb = pb[256 + 64 * (bq / 4) + 4 * r + bq % 4];
+            const uint8_t hb = pb[2304 + 64 * (bh / 4) + 4 * r + bh % 4];
+            const int q = ((s4 & 2) ? lb >> 4 : lb & 0x0f) | (((hb >> (2 * s4)) & 3) << 4);
+            dot += q * y->qs[v];
+        }
+        sumi += sc * dot;
+    }
+    acc[0] = fmaf((float)sumi, inf_fp16_to_fp32(hd) * y->d, acc[0]);
+}
+
+/* The K-quant layouts: each output acc[0] - acc[1] over the superblocks in order. */
+static void gemm_ref_k_x16(int64_t n, const uint8_t *w, size_t sb_bytes, const uint8_t *a,
+                           size_t lda, float *s, size_t lds, int nr, int nc,
+                           void (*sb)(const uint8_t *, const struct inf_block_q8_K *, int, float *))
+{
+    for (int c = 0; c < nc; c++)
+        for (int r = 0; r < nr; r++) {
+            float acc[2] = {0.0f, 0.0f};
+            for (int64_t b = 0; b < n / INF_QK_K; b++)
+                sb(w + (size_t)b * sb_bytes,
+                   (const void *)(a + (size_t)c * lda + (size_t)b * sizeof(struct inf_block_q8_K)),
+                   r, acc);
+            s[(size_t)c * lds + (size_t)r] = acc[0] - acc[1];
+        }
+}
+
+void inf__gemm_ref_q4_K_x16(int64_t n, const void *w, size_t ldw, const void *a, size_t lda,
                             float *s, size_t lds, int nr, int nc)
 {
     (void)ldw;
-    const int64_t nsb = n / INF_QK_K;
-    const uint8_t *w = vw, *a = va;
-    for (int c = 0; c < nc; c++) {
-        const uint8_t *ac = a + (size_t)c * lda;
-        for (int r = 0; r < nr; r++) {
-            float acc = 0.0f, accm = 0.0f;
-            for (int64_t b = 0; b < nsb; b++) {
-                const uint8_t *pb = w + (size_t)b * INF__K16_SB;
-                const struct inf_block_q8_K *y =
-                    (const void *)(ac + (size_t)b * sizeof(struct inf_block_q8_K));
-                inf_fp16 hd, hm;
-                memcpy(&hd, pb + 2 * r, 2);
-                memcpy(&hm, pb + 32 + 2 * r, 2);
-                int32_t sumi = 0, summ = 0;
-                for (int j = 0; j < 8; j++) {
-                    int sc, m;
-                    k16_scale_min(pb, r, j, &sc, &m);
-                    const int i = j / 2, hi = j % 2;
-                    int32_t dot = 0;
-                    for (int g = 0; g < 8; g++)
-                        for (int k = 0; k < 4; k++) {
-                            const uint8_t q = pb[256 + 64 * (8 * i + g) + 4 * r + k];
-                            dot += (hi ? q >> 4 : q & 0x0f) * y->qs[64 * i + 32 * hi + 4 * g + k];
-                        }
-                    sumi += sc * dot;
-                    summ += m * (y->bsums[2 * j] + y->bsums[2 * j + 1]);
-                }
-                acc = fmaf((float)sumi, inf_fp16_to_fp32(hd) * y->d, acc);
-                accm = fmaf((float)summ, inf_fp16_to_fp32(hm) * y->d, accm);
-            }
-            s[(size_t)c * lds + (size_t)r] = acc - accm;
-        }
-    }
+    gemm_ref_k_x16(n, w, INF__K16_SB, a, lda, s, lds, nr, nc, ref_sb_q4_K);
+}
+
+void inf__gemm_ref_q6_K_x16(int64_t n, const void *w, size_t ldw, const void *a, size_t lda,
+                            float *s, size_t lds, int nr, int nc)
+{
+    (void)ldw;
+    gemm_ref_k_x16(n, w, INF__Q6X16_SB, a, lda, s, lds, nr, nc, ref_sb_q6_K);
 }
