@@ -1,7 +1,7 @@
 /*
- * kern_avx512_x16.c - AVX-512 VNNI products of Q4_0, Q4_K and Q8_0 weights repacked in 16-row
- * groups (INF_TYPE_Q4_0_X16, INF_TYPE_Q4_K_X16, INF_TYPE_Q8_0_X16, layouts in kernels/internal.h),
- * for one token and for batches alike.
+ * kern_avx512_x16.c - AVX-512 VNNI products of Q4_0, Q4_K, Q6_K and Q8_0 weights repacked in
+ * 16-row groups (INF_TYPE_*_X16, layouts in kernels/internal.h), for one token and for batches
+ * alike. Q4_0 first; the others below follow the same plan.
  *
  * Each 64-byte vector of a block holds 4 packed bytes of each of the 16 rows: AND 0x0f gives
  * the levels of values 4j..4j+3, AND 0xf0 those of values 16+4j..16+4j+3 times 16; one
