@@ -100,10 +100,10 @@ struct opts {
 };
 
 static const enum inf_type all_types[] = {
-    INF_TYPE_F32,      INF_TYPE_F16,      INF_TYPE_BF16, INF_TYPE_Q8_0,     INF_TYPE_Q6_K,
-    INF_TYPE_Q5_1,     INF_TYPE_Q5_0,     INF_TYPE_Q5_K, INF_TYPE_Q4_1,     INF_TYPE_Q4_0,
-    INF_TYPE_Q4_K,     INF_TYPE_Q3_K,     INF_TYPE_Q2_K, INF_TYPE_Q4_0_X16, INF_TYPE_Q4_K_X16,
-    INF_TYPE_Q8_0_X16, INF_TYPE_Q6_K_X16,
+    INF_TYPE_F32,      INF_TYPE_F16,      INF_TYPE_BF16,     INF_TYPE_Q8_0,     INF_TYPE_Q6_K,
+    INF_TYPE_Q5_1,     INF_TYPE_Q5_0,     INF_TYPE_Q5_K,     INF_TYPE_Q4_1,     INF_TYPE_Q4_0,
+    INF_TYPE_Q4_K,     INF_TYPE_Q3_K,     INF_TYPE_Q2_K,     INF_TYPE_Q4_0_X16, INF_TYPE_Q4_K_X16,
+    INF_TYPE_Q8_0_X16, INF_TYPE_Q6_K_X16, INF_TYPE_Q4_1_X16,
 };
 #define N_ALL_TYPES (sizeof(all_types) / sizeof(all_types[0]))
 
@@ -235,6 +235,7 @@ int main(int argc, char **argv)
                                  : wt == INF_TYPE_Q4_K_X16 ? INF_TYPE_Q4_K
                                  : wt == INF_TYPE_Q8_0_X16 ? INF_TYPE_Q8_0
                                  : wt == INF_TYPE_Q6_K_X16 ? INF_TYPE_Q6_K
+                                 : wt == INF_TYPE_Q4_1_X16 ? INF_TYPE_Q4_1
                                                            : wt;
         const size_t ldw = inf_type_row_size(qt, n);
         const size_t mat = ldw * (size_t)rows;

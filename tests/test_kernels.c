@@ -1541,7 +1541,8 @@ static void test_matmul_packed(void)
     static const enum inf_type kinds[][3] = {{INF_TYPE_Q4_0, INF_TYPE_Q4_0_X16, INF_TYPE_Q8_0},
                                              {INF_TYPE_Q4_K, INF_TYPE_Q4_K_X16, INF_TYPE_Q6_K},
                                              {INF_TYPE_Q8_0, INF_TYPE_Q8_0_X16, INF_TYPE_Q4_0},
-                                             {INF_TYPE_Q6_K, INF_TYPE_Q6_K_X16, INF_TYPE_Q4_K}};
+                                             {INF_TYPE_Q6_K, INF_TYPE_Q6_K_X16, INF_TYPE_Q4_K},
+                                             {INF_TYPE_Q4_1, INF_TYPE_Q4_1_X16, INF_TYPE_Q5_1}};
     const size_t n_kinds = sizeof(kinds) / sizeof(kinds[0]);
     static const int64_t shapes[][2] = {{512, 16}, {800, 48}, {768, 32}, {2048, 160}};
     static const int64_t toks[] = {1, 2, 3, 5, 8, 17, 33};

@@ -60,7 +60,8 @@ enum inf_type {
     INF_TYPE_Q4_K_X16 = 44, /* Q4_K likewise, superblock by superblock */
     INF_TYPE_Q8_0_X16 = 45, /* Q8_0 likewise, its levels + 128 */
     INF_TYPE_Q6_K_X16 = 46, /* Q6_K likewise, superblock by superblock */
-    INF_TYPE_COUNT = 47
+    INF_TYPE_Q4_1_X16 = 47, /* Q4_1 likewise */
+    INF_TYPE_COUNT = 48
 };
 
 /* Row conversion callbacks; n is a multiple of the block size. */
@@ -237,16 +238,17 @@ void inf_matmul_quantize_row(enum inf_type wtype, const float *x, void *act, int
 
 /*
  * Weights repacked at load. Some levels multiply a weight type faster from another in-memory
- * layout of the same bytes: Q4_0, Q4_K, Q6_K and Q8_0 as INF_TYPE_Q4_0_X16, INF_TYPE_Q4_K_X16,
- * INF_TYPE_Q6_K_X16 and INF_TYPE_Q8_0_X16, whose 16-row groups let one activation load feed 16 rows
- * (docs/performance.md "Weights repacked at load"). inf_weight_pack_type says which layout the
- * kernels in use want for a matrix of n_rows rows of n values of type (type itself when none, or
- * when the shape does not fit: n_rows a multiple of 16); inf_weight_pack rewrites the matrix in
- * place (w: n_rows rows of row_bytes = inf_type_row_size(type, n)) into that layout and returns
- * false, leaving w unchanged, when to is not a layout of type or the shape does not fit. A packed
- * matrix keeps its size and row_bytes; it is a weight only for the matrix products (inf_matmul*,
- * whole 16-row groups), never a row source (dequantize, get-rows), and every level multiplies it,
- * so a later inf_kernels_set_level stays correct.
+ * layout of the same bytes: Q4_0, Q4_1, Q4_K, Q6_K and Q8_0 as INF_TYPE_Q4_0_X16,
+ * INF_TYPE_Q4_1_X16, INF_TYPE_Q4_K_X16, INF_TYPE_Q6_K_X16 and INF_TYPE_Q8_0_X16, whose 16-row
+ * groups let one activation load feed 16 rows (docs/performance.md "Weights repacked at load").
+ * inf_weight_pack_type says which layout the kernels in use want for a matrix of n_rows rows of n
+ * values of type (type itself when none, or when the shape does not fit: n_rows a multiple of 16);
+ * inf_weight_pack rewrites the matrix in place (w: n_rows rows of row_bytes =
+ * inf_type_row_size(type, n)) into that layout and returns false, leaving w unchanged, when to is
+ * not a layout of type or the shape does not fit. A packed matrix keeps its size and row_bytes; it
+ * is a weight only for the matrix products (inf_matmul*, whole 16-row groups), never a row source
+ * (dequantize, get-rows), and every level multiplies it, so a later inf_kernels_set_level stays
+ * correct.
  */
 enum inf_type inf_weight_pack_type(enum inf_type type, int64_t n_rows, int64_t n);
 bool inf_weight_pack(enum inf_type type, enum inf_type to, void *w, size_t row_bytes,

@@ -278,6 +278,8 @@ void inf__kern_init_ref(struct inf__kern *k)
         (struct inf__wkern){.gemm = inf__gemm_ref_q8_0_x16, .max_nr = INF__X16_ROWS, .max_nc = 4};
     k->w[INF_TYPE_Q6_K_X16] =
         (struct inf__wkern){.gemm = inf__gemm_ref_q6_K_x16, .max_nr = INF__X16_ROWS, .max_nc = 4};
+    k->w[INF_TYPE_Q4_1_X16] =
+        (struct inf__wkern){.gemm = inf__gemm_ref_q4_1_x16, .max_nr = INF__X16_ROWS, .max_nc = 4};
     k->quantize_act[INF_TYPE_F32] = inf__from_float_f32_ref;
     k->quantize_act[INF_TYPE_Q8_0] = inf__act_q8_0_ref;
     k->quantize_act[INF_TYPE_Q8_1] = inf__act_q8_1_ref;

@@ -117,6 +117,10 @@ struct inf__kern {
  * of scales, then vector j holding qs[4j..4j+3] of row r, each byte XOR 0x80: the level + 128,
  * unsigned); the activations' block sums (-8 sum) times 16 take the 128 off. */
 #define INF__Q8X16_BLOCK 544
+/* INF_TYPE_Q4_1_X16: as Q4_0_X16 with the 16 rows' fp16 mins after their scales (INF__Q41X16_BLOCK
+ * bytes a block); its activations are Q8_1, whose s (d times the sum of the levels) meets the
+ * mins: acc = fma(float(dot), d dy, acc), then acc = fma(m, s, acc), block by block. */
+#define INF__Q41X16_BLOCK 320
 /*
  * INF_TYPE_Q6_K_X16: Q6_K rows in groups of 16, superblock by superblock (INF__Q6X16_SB bytes):
  * 4 vectors of the 16 int8 scales (vector k: scales[4k..4k+3] of row r in lane r), 32 vectors of
@@ -142,6 +146,8 @@ void inf__gemm_ref_q4_K_x16(int64_t n, const void *w, size_t ldw, const void *a,
 void inf__gemm_ref_q8_0_x16(int64_t n, const void *w, size_t ldw, const void *a, size_t lda,
                             float *s, size_t lds, int nr, int nc);
 void inf__gemm_ref_q6_K_x16(int64_t n, const void *w, size_t ldw, const void *a, size_t lda,
+                            float *s, size_t lds, int nr, int nc);
+void inf__gemm_ref_q4_1_x16(int64_t n, const void *w, size_t ldw, const void *a, size_t lda,
                             float *s, size_t lds, int nr, int nc);
 
 /* This thread's scratch for the panel kernels: 64-byte aligned, at least bytes long, reused by

@@ -29,32 +29,42 @@ enum inf_type inf_weight_pack_type(enum inf_type type, int64_t n_rows, int64_t n
     return (enum inf_type)k->packed[type];
 }
 
-/* 16 Q4_0 (q8 false) or Q8_0 (q8 true: the levels + 128) rows (src, rows row_bytes apart) into
- * one group at dst. */
-static void pack_legacy(bool q8, const uint8_t *src, size_t row_bytes, int64_t nb, uint8_t *dst)
+/* 16 rows of a legacy type into one group: Q4_0 (d, 4 vectors), Q4_1 (d, m, 4 vectors) or Q8_0
+ * (d, 8 vectors of the levels + 128); rows row_bytes apart in src. */
+static void pack_legacy(enum inf_type t, const uint8_t *src, size_t row_bytes, int64_t nb,
+                        uint8_t *dst)
 {
-    const size_t bs = q8 ? sizeof(struct inf_block_q8_0) : sizeof(struct inf_block_q4_0);
+    const bool q8 = t == INF_TYPE_Q8_0, q41 = t == INF_TYPE_Q4_1;
+    const size_t bs = inf_type_get(t)->type_size, hdr = q41 ? 64 : 32, qoff = q41 ? 4 : 2;
+    const size_t bb = q8 ? INF__Q8X16_BLOCK : q41 ? INF__Q41X16_BLOCK : INF__X16_BLOCK;
     const uint8_t flip = q8 ? 0x80 : 0x00;
     for (int64_t b = 0; b < nb; b++) {
-        uint8_t *pb = dst + (size_t)b * (q8 ? INF__Q8X16_BLOCK : INF__X16_BLOCK);
+        uint8_t *pb = dst + (size_t)b * bb;
         for (int r = 0; r < INF__X16_ROWS; r++) {
             const uint8_t *blk = src + (size_t)r * row_bytes + (size_t)b * bs;
             memcpy(pb + 2 * r, blk, 2); /* d */
+            if (q41)
+                memcpy(pb + 32 + 2 * r, blk + 2, 2); /* m */
             for (int j = 0; j < (q8 ? 8 : 4); j++)
                 for (int k = 0; k < 4; k++)
-                    pb[32 + 64 * j + 4 * r + k] = blk[2 + 4 * j + k] ^ flip;
+                    pb[hdr + 64 * j + 4 * r + k] = blk[qoff + 4 * j + k] ^ flip;
         }
     }
 }
 
 static void pack_q4_0(const uint8_t *src, size_t row_bytes, int64_t nb, uint8_t *dst)
 {
-    pack_legacy(false, src, row_bytes, nb, dst);
+    pack_legacy(INF_TYPE_Q4_0, src, row_bytes, nb, dst);
+}
+
+static void pack_q4_1(const uint8_t *src, size_t row_bytes, int64_t nb, uint8_t *dst)
+{
+    pack_legacy(INF_TYPE_Q4_1, src, row_bytes, nb, dst);
 }
 
 static void pack_q8_0(const uint8_t *src, size_t row_bytes, int64_t nb, uint8_t *dst)
 {
-    pack_legacy(true, src, row_bytes, nb, dst);
+    pack_legacy(INF_TYPE_Q8_0, src, row_bytes, nb, dst);
 }
 
 static void pack_q4_K(const uint8_t *src, size_t row_bytes, int64_t nsb, uint8_t *dst)
@@ -102,6 +112,7 @@ bool inf_weight_pack(enum inf_type type, enum inf_type to, void *w, size_t row_b
         : type == INF_TYPE_Q4_K && to == INF_TYPE_Q4_K_X16 ? pack_q4_K
         : type == INF_TYPE_Q8_0 && to == INF_TYPE_Q8_0_X16 ? pack_q8_0
         : type == INF_TYPE_Q6_K && to == INF_TYPE_Q6_K_X16 ? pack_q6_K
+        : type == INF_TYPE_Q4_1 && to == INF_TYPE_Q4_1_X16 ? pack_q4_1
                                                            : NULL;
     const int64_t blk = type == INF_TYPE_Q4_K || type == INF_TYPE_Q6_K ? INF_QK_K : 32;
     if (!pack || !w || n_rows <= 0 || n_rows % INF__X16_ROWS != 0 || n <= 0 || n % blk != 0 ||
@@ -138,12 +149,16 @@ void inf__act_sums_q8_0(void *act_row, int64_t n, int64_t b0, int64_t b1)
     }
 }
 
-/* Q4_0_X16 (q8 false) and Q8_0_X16 (q8 true): the same loop, their levels and offsets apart. */
-static void gemm_ref_q8act_x16(bool q8, int64_t n, const uint8_t *w, const uint8_t *a, size_t lda,
-                               float *s, size_t lds, int nr, int nc)
+/* Q4_0_X16, Q4_1_X16 and Q8_0_X16 (t the plain type): the same loop, their levels, offsets and
+ * mins apart. */
+static void gemm_ref_legacy_x16(enum inf_type t, int64_t n, const uint8_t *w, const uint8_t *a,
+                                size_t lda, float *s, size_t lds, int nr, int nc)
 {
+    const bool q8 = t == INF_TYPE_Q8_0, q41 = t == INF_TYPE_Q4_1;
     const int64_t nb = n / 32;
-    const size_t so = inf__x16_sums_offset(n), bb = q8 ? INF__Q8X16_BLOCK : INF__X16_BLOCK;
+    const size_t so = inf__x16_sums_offset(n), hdr = q41 ? 64 : 32, yq = q41 ? 4 : 2;
+    const size_t bb = q8 ? INF__Q8X16_BLOCK : q41 ? INF__Q41X16_BLOCK : INF__X16_BLOCK;
+    const size_t abs_ = q41 ? sizeof(struct inf_block_q8_1) : sizeof(struct inf_block_q8_0);
     for (int c = 0; c < nc; c++) {
         const uint8_t *ac = a + (size_t)c * lda;
         const int32_t *sums = (const int32_t *)(const void *)(ac + so);
@@ -151,21 +166,28 @@ static void gemm_ref_q8act_x16(bool q8, int64_t n, const uint8_t *w, const uint8
             float acc = 0.0f;
             for (int64_t b = 0; b < nb; b++) {
                 const uint8_t *pb = w + (size_t)b * bb;
-                const uint8_t *y = ac + (size_t)b * sizeof(struct inf_block_q8_0);
+                const uint8_t *y = ac + (size_t)b * abs_;
                 inf_fp16 hx, hy;
                 memcpy(&hx, pb + 2 * r, 2);
                 memcpy(&hy, y, 2);
-                int32_t dot = q8 ? sums[b] * 16 : sums[b]; /* -128 or -8 times sum(y) */
+                /* -128 or -8 times sum(y) (Q4_1: no offset, its min below) */
+                int32_t dot = q41 ? 0 : q8 ? sums[b] * 16 : sums[b];
                 for (int j = 0; j < (q8 ? 8 : 4); j++)
                     for (int k = 0; k < 4; k++) {
-                        const uint8_t q = pb[32 + 64 * j + 4 * r + k];
+                        const uint8_t q = pb[hdr + 64 * j + 4 * r + k];
                         if (q8)
-                            dot += q * (int8_t)y[2 + 4 * j + k];
+                            dot += q * (int8_t)y[yq + 4 * j + k];
                         else
-                            dot += (q & 0x0f) * (int8_t)y[2 + 4 * j + k] +
-                                   (q >> 4) * (int8_t)y[2 + 16 + 4 * j + k];
+                            dot += (q & 0x0f) * (int8_t)y[yq + 4 * j + k] +
+                                   (q >> 4) * (int8_t)y[yq + 16 + 4 * j + k];
                     }
                 acc = fmaf((float)dot, inf_fp16_to_fp32(hx) * inf_fp16_to_fp32(hy), acc);
+                if (q41) {
+                    inf_fp16 hm, hs;
+                    memcpy(&hm, pb + 32 + 2 * r, 2);
+                    memcpy(&hs, y + 2, 2);
+                    acc = fmaf(inf_fp16_to_fp32(hm), inf_fp16_to_fp32(hs), acc);
+                }
             }
             s[(size_t)c * lds + (size_t)r] = acc;
         }
@@ -176,14 +198,21 @@ void inf__gemm_ref_q4_0_x16(int64_t n, const void *w, size_t ldw, const void *a,
                             float *s, size_t lds, int nr, int nc)
 {
     (void)ldw;
-    gemm_ref_q8act_x16(false, n, w, a, lda, s, lds, nr, nc);
+    gemm_ref_legacy_x16(INF_TYPE_Q4_0, n, w, a, lda, s, lds, nr, nc);
 }
 
 void inf__gemm_ref_q8_0_x16(int64_t n, const void *w, size_t ldw, const void *a, size_t lda,
                             float *s, size_t lds, int nr, int nc)
 {
     (void)ldw;
-    gemm_ref_q8act_x16(true, n, w, a, lda, s, lds, nr, nc);
+    gemm_ref_legacy_x16(INF_TYPE_Q8_0, n, w, a, lda, s, lds, nr, nc);
+}
+
+void inf__gemm_ref_q4_1_x16(int64_t n, const void *w, size_t ldw, const void *a, size_t lda,
+                            float *s, size_t lds, int nr, int nc)
+{
+    (void)ldw;
+    gemm_ref_legacy_x16(INF_TYPE_Q4_1, n, w, a, lda, s, lds, nr, nc);
 }
 
 /* Scale and min j (0..7) of row r in a Q4_K_X16 superblock: the packed bytes as Q4_K has them. */

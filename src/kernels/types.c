@@ -51,6 +51,7 @@ static const struct inf_type_traits type_traits[INF_TYPE_COUNT] = {
     [INF_TYPE_Q4_K_X16] = PACKED(q4_Kx16, INF_QK_K, struct inf_block_q4_K, INF_TYPE_Q8_K),
     [INF_TYPE_Q8_0_X16] = PACKED(q8_0x16, INF_QK8_0, struct inf_block_q8_0, INF_TYPE_Q8_0),
     [INF_TYPE_Q6_K_X16] = PACKED(q6_Kx16, INF_QK_K, struct inf_block_q6_K, INF_TYPE_Q8_K),
+    [INF_TYPE_Q4_1_X16] = PACKED(q4_1x16, INF_QK4_1, struct inf_block_q4_1, INF_TYPE_Q8_1),
 };
 
 const struct inf_type_traits *inf_type_get(enum inf_type type)

@@ -1,5 +1,5 @@
 /*
- * kern_avx512_x16.c - AVX-512 VNNI products of Q4_0, Q4_K, Q6_K and Q8_0 weights repacked in
+ * kern_avx512_x16.c - AVX-512 VNNI products of Q4_0, Q4_1, Q4_K, Q6_K and Q8_0 weights repacked in
  * 16-row groups (INF_TYPE_*_X16, layouts in kernels/internal.h), for one token and for batches
  * alike. Q4_0 first; the others below follow the same plan.
  *
@@ -26,34 +26,33 @@ static INF__ALWAYS_INLINE int32_t x16_load32(const uint8_t *p)
     return v;
 }
 
-static INF__ALWAYS_INLINE void x16_tile(const int NC, int64_t n, const uint8_t *g, const uint8_t *a,
-                                        size_t lda, float *s, size_t lds, int nr)
+/* Q41: Q4_1_X16 (its mins; Q8_1 activations, no block sums), else Q4_0_X16 */
+static INF__ALWAYS_INLINE void x16_tile(const int Q41, const int NC, int64_t n, const uint8_t *g,
+                                        const uint8_t *a, size_t lda, float *s, size_t lds, int nr)
 {
     const int64_t nb = n / 32;
-    const size_t so = inf__x16_sums_offset(n);
+    const size_t so = inf__x16_sums_offset(n), bb = Q41 ? INF__Q41X16_BLOCK : INF__X16_BLOCK;
+    const size_t hdr = Q41 ? 64 : 32, yq = Q41 ? 4 : 2;
     const __m512i m_lo = _mm512_set1_epi8(0x0f), m_hi = _mm512_set1_epi8((char)0xf0);
-    const size_t abs_ = sizeof(struct inf_block_q8_0);
+    const size_t abs_ = Q41 ? sizeof(struct inf_block_q8_1) : sizeof(struct inf_block_q8_0);
     __m512 acc[X16_NC];
     for (int c = 0; c < NC; c++)
         acc[c] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *pb = g + (size_t)b * INF__X16_BLOCK;
-        _mm_prefetch((const char *)pb + 8 * INF__X16_BLOCK, _MM_HINT_T0);
-        _mm_prefetch((const char *)pb + 8 * INF__X16_BLOCK + 64, _MM_HINT_T0);
-        _mm_prefetch((const char *)pb + 8 * INF__X16_BLOCK + 128, _MM_HINT_T0);
-        _mm_prefetch((const char *)pb + 8 * INF__X16_BLOCK + 192, _MM_HINT_T0);
-        _mm_prefetch((const char *)pb + 8 * INF__X16_BLOCK + 256, _MM_HINT_T0);
+        const uint8_t *pb = g + (size_t)b * bb;
+        for (size_t k = 0; k < bb; k += 64)
+            _mm_prefetch((const char *)pb + 8 * bb + k, _MM_HINT_T0);
         __m512i lo[X16_NC], hi[X16_NC];
         for (int c = 0; c < NC; c++) {
             const int32_t *sums = (const int32_t *)(const void *)(a + (size_t)c * lda + so);
-            lo[c] = _mm512_set1_epi32(sums[b]);
+            lo[c] = Q41 ? _mm512_setzero_si512() : _mm512_set1_epi32(sums[b]);
             hi[c] = _mm512_setzero_si512();
         }
         for (int j = 0; j < 4; j++) {
-            const __m512i v = _mm512_loadu_si512((const void *)(pb + 32 + 64 * j));
+            const __m512i v = _mm512_loadu_si512((const void *)(pb + hdr + 64 * j));
             const __m512i l = _mm512_and_si512(v, m_lo), h = _mm512_and_si512(v, m_hi);
             for (int c = 0; c < NC; c++) {
-                const uint8_t *y = a + (size_t)c * lda + (size_t)b * abs_ + 2;
+                const uint8_t *y = a + (size_t)c * lda + (size_t)b * abs_ + yq;
                 lo[c] = _mm512_dpbusd_epi32(lo[c], l, _mm512_set1_epi32(x16_load32(y + 4 * j)));
                 hi[c] =
                     _mm512_dpbusd_epi32(hi[c], h, _mm512_set1_epi32(x16_load32(y + 16 + 4 * j)));
@@ -66,6 +65,13 @@ static INF__ALWAYS_INLINE void x16_tile(const int NC, int64_t n, const uint8_t *
             const __m512i d32 = _mm512_add_epi32(lo[c], _mm512_srai_epi32(hi[c], 4));
             acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d32),
                                      _mm512_mul_ps(dx, _mm512_set1_ps(x86_f16(hy))), acc[c]);
+            if (Q41) { /* + m s: the mins against the activations' scaled sums */
+                inf_fp16 hs;
+                memcpy(&hs, a + (size_t)c * lda + (size_t)b * abs_ + 2, 2);
+                acc[c] = _mm512_fmadd_ps(
+                    _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(pb + 32))),
+                    _mm512_set1_ps(x86_f16(hs)), acc[c]);
+            }
         }
     }
     const __mmask16 m = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
@@ -310,7 +316,10 @@ static INF__ALWAYS_INLINE void q6_tile(const int NC, int64_t n, const uint8_t *g
             }                                                                                      \
         }                                                                                          \
     }
-X16_GEMM(gemm_q4_0_x16, x16_tile)
+#define Q40_TILE(NC, ...) x16_tile(0, NC, __VA_ARGS__)
+#define Q41_TILE(NC, ...) x16_tile(1, NC, __VA_ARGS__)
+X16_GEMM(gemm_q4_0_x16, Q40_TILE)
+X16_GEMM(gemm_q4_1_x16, Q41_TILE)
 X16_GEMM(gemm_q4_K_x16, k16_tile)
 X16_GEMM(gemm_q8_0_x16, q16_tile)
 X16_GEMM(gemm_q6_K_x16, q6_tile)
@@ -329,6 +338,9 @@ void inf__kern_init_avx512_x16(struct inf__kern *k)
     k->w[INF_TYPE_Q6_K_X16] =
         (struct inf__wkern){.gemm = gemm_q6_K_x16, .max_nr = INF__X16_ROWS, .max_nc = X16_NC};
     k->packed[INF_TYPE_Q6_K] = INF_TYPE_Q6_K_X16;
+    k->w[INF_TYPE_Q4_1_X16] =
+        (struct inf__wkern){.gemm = gemm_q4_1_x16, .max_nr = INF__X16_ROWS, .max_nc = X16_NC};
+    k->packed[INF_TYPE_Q4_1] = INF_TYPE_Q4_1_X16;
 }
 
 #else
