@@ -1,7 +1,7 @@
 /*
  * packed.c - weights repacked at load into the layouts some levels multiply faster
- * (INF_TYPE_Q4_0_X16: see kernels/internal.h), the block sums their activations carry, and the
- * reference product every level falls back to.
+ * (INF_TYPE_Q4_0_X16, _Q4_1_X16, _Q4_K_X16, _Q6_K_X16, _Q8_0_X16: see kernels/internal.h), the
+ * block sums their activations carry, and the reference products every level falls back to.
  *
  * Why: a matrix-vector product of plain Q4_0 rows prepares each activation block once per row
  * (its offset and scale), and on CPUs with much bandwidth per core that work, not memory, is the
@@ -104,20 +104,28 @@ static void pack_q6_K(const uint8_t *src, size_t row_bytes, int64_t nsb, uint8_t
     }
 }
 
+/* Each layout with its source type and the function packing one group of 16 rows. */
+static const struct {
+    enum inf_type from, to;
+    void (*pack)(const uint8_t *src, size_t row_bytes, int64_t n_blocks, uint8_t *dst);
+} layouts[] = {
+    {INF_TYPE_Q4_0, INF_TYPE_Q4_0_X16, pack_q4_0}, {INF_TYPE_Q4_1, INF_TYPE_Q4_1_X16, pack_q4_1},
+    {INF_TYPE_Q8_0, INF_TYPE_Q8_0_X16, pack_q8_0}, {INF_TYPE_Q4_K, INF_TYPE_Q4_K_X16, pack_q4_K},
+    {INF_TYPE_Q6_K, INF_TYPE_Q6_K_X16, pack_q6_K},
+};
+
 bool inf_weight_pack(enum inf_type type, enum inf_type to, void *w, size_t row_bytes,
                      int64_t n_rows, int64_t n)
 {
-    void (*pack)(const uint8_t *, size_t, int64_t, uint8_t *) =
-        type == INF_TYPE_Q4_0 && to == INF_TYPE_Q4_0_X16   ? pack_q4_0
-        : type == INF_TYPE_Q4_K && to == INF_TYPE_Q4_K_X16 ? pack_q4_K
-        : type == INF_TYPE_Q8_0 && to == INF_TYPE_Q8_0_X16 ? pack_q8_0
-        : type == INF_TYPE_Q6_K && to == INF_TYPE_Q6_K_X16 ? pack_q6_K
-        : type == INF_TYPE_Q4_1 && to == INF_TYPE_Q4_1_X16 ? pack_q4_1
-                                                           : NULL;
-    const int64_t blk = type == INF_TYPE_Q4_K || type == INF_TYPE_Q6_K ? INF_QK_K : 32;
-    if (!pack || !w || n_rows <= 0 || n_rows % INF__X16_ROWS != 0 || n <= 0 || n % blk != 0 ||
+    size_t li = 0;
+    while (li < sizeof(layouts) / sizeof(layouts[0]) &&
+           !(layouts[li].from == type && layouts[li].to == to))
+        li++;
+    if (li == sizeof(layouts) / sizeof(layouts[0]) || !w || n_rows <= 0 ||
+        n_rows % INF__X16_ROWS != 0 || n <= 0 || n % inf_type_get(type)->blck_size != 0 ||
         row_bytes != inf_type_row_size(type, n))
         return false;
+    const int64_t blk = inf_type_get(type)->blck_size;
     const size_t group = INF__X16_ROWS * row_bytes;
     uint8_t *tmp = malloc(group);
     if (!tmp)
@@ -125,7 +133,7 @@ bool inf_weight_pack(enum inf_type type, enum inf_type to, void *w, size_t row_b
     for (int64_t g = 0; g < n_rows / INF__X16_ROWS; g++) {
         uint8_t *dst = (uint8_t *)w + (size_t)g * group;
         memcpy(tmp, dst, group);
-        pack(tmp, row_bytes, n / blk, dst);
+        layouts[li].pack(tmp, row_bytes, n / blk, dst);
     }
     free(tmp);
     return true;

@@ -59,6 +59,9 @@ static INF__ALWAYS_INLINE void x16_tile(const int Q41, const int NC, int64_t n, 
             }
         }
         const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)pb));
+        const __m512 mx =
+            Q41 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(pb + 32)))
+                : _mm512_setzero_ps();
         for (int c = 0; c < NC; c++) {
             inf_fp16 hy;
             memcpy(&hy, a + (size_t)c * lda + (size_t)b * abs_, 2);
@@ -68,9 +71,7 @@ static INF__ALWAYS_INLINE void x16_tile(const int Q41, const int NC, int64_t n, 
             if (Q41) { /* + m s: the mins against the activations' scaled sums */
                 inf_fp16 hs;
                 memcpy(&hs, a + (size_t)c * lda + (size_t)b * abs_ + 2, 2);
-                acc[c] = _mm512_fmadd_ps(
-                    _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(pb + 32))),
-                    _mm512_set1_ps(x86_f16(hs)), acc[c]);
+                acc[c] = _mm512_fmadd_ps(mx, _mm512_set1_ps(x86_f16(hs)), acc[c]);
             }
         }
     }
