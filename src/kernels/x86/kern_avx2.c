@@ -29,9 +29,9 @@ X86_GEMM_DISPATCH(gemm_q3_K, K_TILE, INF_TYPE_Q3_K, 1, 4, n / 256)
 X86_GEMM_DISPATCH(gemm_q4_K, K_TILE, INF_TYPE_Q4_K, 1, 4, n / 256)
 X86_GEMM_DISPATCH(gemm_q5_K, K_TILE, INF_TYPE_Q5_K, 1, 4, n / 256)
 X86_GEMM_DISPATCH(gemm_q6_K, K_TILE, INF_TYPE_Q6_K, 1, 4, n / 256)
-X86_GEMM_DISPATCH(gemm_f32, F_TILE, INF_TYPE_F32, 2, 4, n)
-X86_GEMM_DISPATCH(gemm_f16, F_TILE, INF_TYPE_F16, 2, 4, n)
-X86_GEMM_DISPATCH(gemm_bf16, F_TILE, INF_TYPE_BF16, 2, 4, n)
+X86_GEMM_DISPATCH_MV(gemm_f32, F_TILE, INF_TYPE_F32, 2, 4, n, 4)
+X86_GEMM_DISPATCH_MV(gemm_f16, F_TILE, INF_TYPE_F16, 2, 4, n, 4)
+X86_GEMM_DISPATCH_MV(gemm_bf16, F_TILE, INF_TYPE_BF16, 2, 4, n, 4)
 
 void inf__kern_init_avx2(struct inf__kern *k)
 {
@@ -44,6 +44,7 @@ void inf__kern_init_avx2(struct inf__kern *k)
     W(INF_TYPE_MXFP4, gemm_mxfp4, 4, 2)
 #undef W
     x86_ops_init_256(k);
+    inf__kern_init_avx2_x16(k);
 }
 
 #else

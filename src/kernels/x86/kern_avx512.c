@@ -772,6 +772,9 @@ void inf__kern_init_avx512(struct inf__kern *k, int have_vnni)
     inf__kern_init_avx512_kq(k);
     if (have_vnni)
         inf__kern_init_avx512_x16(k);
+    else /* AVX-512 without VNNI (Skylake): its row kernels, measured there; the AVX2 16-row
+          * kernels this table inherits have not been */
+        memset(k->packed, 0, sizeof(k->packed));
 }
 
 #else
