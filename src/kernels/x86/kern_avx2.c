@@ -45,6 +45,7 @@ void inf__kern_init_avx2(struct inf__kern *k)
 #undef W
     x86_ops_init_256(k);
     inf__kern_init_avx2_x16(k);
+    inf__kern_init_avx2_f16(k);
 }
 
 #else
