@@ -126,11 +126,15 @@ def tui_pids():
 
 
 def restored(what):
+    # stty -a's local-modes line (icanon or -icanon) comes after "min =": wait for it, not for an
+    # earlier line (under load the capture once came between the two)
+    def done(s):
+        return "TUI-EXITED" in s and "min =" in s and "icanon" in s
     end, s = time.time() + 15, history()
-    while time.time() < end and not ("TUI-EXITED" in s and "min =" in s):
+    while time.time() < end and not done(s):
         time.sleep(0.1)
         s = history()
-    ok = "TUI-EXITED" in s and "min =" in s
+    ok = done(s)
     check(ok, f"{what}: the shell runs again after the TUI", s)
     check(alt_screen() == "0", f"{what}: the alternate screen is left")
     # stty -a after the TUI: canonical mode and echo are back
