@@ -1177,8 +1177,8 @@ static void test_attn_tile(void)
                 }
                 for (int j = 0; j < vis[r]; j++)
                     sum += (s[j] = exp(s[j] - mx));
-                double err =
-                    0; /* relative to 1 + the weighted sum of |v| (float rounding's scale) */
+                /* the error relative to 1 + the weighted sum of |v| (float rounding's scale) */
+                double err = 0;
                 for (int i = 0; i < hd; i++) {
                     double o = 0, oabs = 0;
                     for (int j = 0; j < vis[r]; j++) {

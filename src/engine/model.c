@@ -706,11 +706,10 @@ static bool weights_to_anon(struct inf_model *m, const char *path, bool huge_pag
  * The matrix-product weights rewritten, in the private copy of the weights, into the layout the
  * kernels in use multiply fastest (inf_weight_pack_type: Q4_0, Q4_1, Q4_K, Q6_K, Q8_0 in 16-row
  * groups on AVX-512 VNNI, the same but Q6_K on AVX2; docs/performance.md "Weights repacked at
- * load"); the copy is the only
- * one, so memory does not grow. Only tensors read by the matrix products alone: not the token
- * embeddings (rows are looked up) nor an output tied to them; the experts' stacks too (each
- * expert's rows are whole groups, so a stack is one matrix of groups). INFERNO_REPACK=0 turns it
- * off (for measuring).
+ * load"); the copy is the only one, so memory does not grow. Only tensors read by the matrix
+ * products alone: not the token embeddings (rows are looked up) nor an output tied to them; the
+ * experts' stacks too (each expert's rows are whole groups, so a stack is one matrix of groups).
+ * INFERNO_REPACK=0 turns it off (for measuring).
  */
 static void repack_weights(struct inf_model *m)
 {

@@ -92,15 +92,11 @@ static INF__ALWAYS_INLINE void af_micro(const int NP, const int NC, int64_t n, c
         }
     }
     /* unrolled (as every loop over acc here), so that acc stays in registers */
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
 #pragma GCC unroll 2
-    for (int p = 0; p < NP; p++) {
-        const int rn = nr - 8 * p >= 8 ? 8 : nr - 8 * p;
-        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(rn), lane);
+    for (int p = 0; p < NP; p++)
 #pragma GCC unroll 6
         for (int c = 0; c < NC; c++)
-            _mm256_maskstore_ps(s + (size_t)c * lds + 8 * p, m, acc[p][c]);
-    }
+            x86_store_rows8(s + (size_t)c * lds + 8 * p, acc[p][c], nr - 8 * p);
 }
 
 /* Each token count 1..AF_NC as a constant; kept out of line, a loop nest per count. */

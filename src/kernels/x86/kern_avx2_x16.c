@@ -72,17 +72,6 @@ static INF__ALWAYS_INLINE __m256i a16_byte16(__m256i v, int k, int U)
     return _mm256_srai_epi16(_mm256_shuffle_epi8(v, idx), 8);
 }
 
-/* Rows 8h.. of an output column: cnt = nr - 8h of them (none when cnt <= 0). */
-static INF__ALWAYS_INLINE void a16_store(float *s, __m256 v, int cnt)
-{
-    if (cnt >= 8) {
-        _mm256_storeu_ps(s, v);
-    } else if (cnt > 0) {
-        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        _mm256_maskstore_ps(s, _mm256_cmpgt_epi32(_mm256_set1_epi32(cnt), lane), v);
-    }
-}
-
 /* ---- Q4_0_X16 and Q4_1_X16 (Q41: its mins, Q8_1 activations and no block sums) ------------
  * Per block, half and token: 8 VPMADDUBSW added in int16, one VPMADDWD, the block sum (-8
  * sum(y), the Q4_0 offset), then the reference's FMA with d(row) d(token) (and Q4_1's m s). */
@@ -142,7 +131,7 @@ static INF__ALWAYS_INLINE void a16_x16_tile(const int Q41, const int NC, const i
     }
     for (int h = 0; h < NH; h++)
         for (int c = 0; c < NC; c++)
-            a16_store(s + (size_t)c * lds + 8 * (H0 + h), acc[h][c], nr - 8 * (H0 + h));
+            x86_store_rows8(s + (size_t)c * lds + 8 * (H0 + h), acc[h][c], nr - 8 * (H0 + h));
 }
 
 /* ---- Q4_K_X16: per superblock, half and token, each sub-block's 32 values in 8 VPMADDUBSW
@@ -234,8 +223,8 @@ static INF__ALWAYS_INLINE void a16_k16_tile(const int NC, const int H0, const in
     }
     for (int h = 0; h < NH; h++)
         for (int c = 0; c < NC; c++)
-            a16_store(s + (size_t)c * lds + 8 * (H0 + h), _mm256_sub_ps(acc[h][c], accm[h][c]),
-                      nr - 8 * (H0 + h));
+            x86_store_rows8(s + (size_t)c * lds + 8 * (H0 + h),
+                            _mm256_sub_ps(acc[h][c], accm[h][c]), nr - 8 * (H0 + h));
 }
 
 /* ---- Q8_0_X16: the bytes (level + 128) as two nibbles, each in 8 VPMADDUBSW added in int16;
@@ -291,7 +280,7 @@ static INF__ALWAYS_INLINE void a16_q16_tile(const int NC, const int H0, const in
     }
     for (int h = 0; h < NH; h++)
         for (int c = 0; c < NC; c++)
-            a16_store(s + (size_t)c * lds + 8 * (H0 + h), acc[h][c], nr - 8 * (H0 + h));
+            x86_store_rows8(s + (size_t)c * lds + 8 * (H0 + h), acc[h][c], nr - 8 * (H0 + h));
 }
 
 /* ---- Q6_K_X16: per group of 16 values (one int8 scale), half and token, the unsigned 6-bit
@@ -395,7 +384,7 @@ static INF__ALWAYS_INLINE void a16_q6_tile(const int NC, const int H0, const int
     }
     for (int h = 0; h < NH; h++)
         for (int c = 0; c < NC; c++)
-            a16_store(s + (size_t)c * lds + 8 * (H0 + h), acc[h][c], nr - 8 * (H0 + h));
+            x86_store_rows8(s + (size_t)c * lds + 8 * (H0 + h), acc[h][c], nr - 8 * (H0 + h));
 }
 
 /* One tile of NC tokens: both halves in one pass when NC <= ONE_PASS, else a pass per half. */

@@ -55,6 +55,18 @@ static inline size_t x86_pf_dist(int nr, size_t ldw)
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
+/* The first cnt of the 8 floats of v to s (all when cnt >= 8, none when cnt <= 0): the rows of a
+ * tile that keeps 8 rows in a vector's lanes, where fewer are asked for. */
+static inline void x86_store_rows8(float *s, __m256 v, int cnt)
+{
+    if (cnt >= 8) {
+        _mm256_storeu_ps(s, v);
+    } else if (cnt > 0) {
+        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        _mm256_maskstore_ps(s, _mm256_cmpgt_epi32(_mm256_set1_epi32(cnt), lane), v);
+    }
+}
+
 static inline float x86_hsum_ps(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
