@@ -408,6 +408,60 @@ static void test_masks(void)
         inf_matcher_free(m);
     }
     inf_grammar_free(gu);
+    {
+        /* text loops: an unanchored pattern (JSON Schema's `pattern` matches anywhere) keeps
+           its leading loop over all text beside the count in every state, so every text token
+           is allowed at once and only tokens with a quote, a backslash or a partial character
+           are walked; the masks must still be exact where the count decides (a quote after 8
+           hex digits, not before). The second loop takes ASCII only: not a text loop, so
+           multibyte tokens must stay out. */
+        struct inf_grammar *gl = compile("root ::= \"\\\"\" any* [0-9a-f]{8} any* \"\\\"\"\n"
+                                         "any ::= [^\"\\\\\\x00-\\x1f] | \"\\\\\" [\"\\\\/nt]\n");
+        run_text(gl, v, tok, "\"x \xC3\xA9 0123abcd\"");
+        run_text(gl, v, tok, "\"deadbeef00 \\\"q\\\" \xE4\xB8\xAD\xF0\x9F\x98\x80 z\"");
+        run_text(gl, v, tok, "\"ab12345 and 9abcdef01\"");
+        {
+            struct inf_matcher *m = NULL;
+            T_EQ_INT(inf_matcher_new(gl, v, &m, NULL), INF_OK);
+            T_OK(inf_matcher_accept_bytes(m, "\"cafe 1234567", 13));
+            T_OK(!inf_matcher_accept_bytes(m, "\"", 1));
+            T_OK(inf_matcher_accept_bytes(m, "f\"", 2));
+            T_OK(inf_matcher_can_end(m));
+            inf_matcher_free(m);
+        }
+        inf_grammar_free(gl);
+        struct inf_grammar *ga8 = compile("root ::= \"\\\"\" a8* [0-9a-f]{4} a8* \"\\\"\"\n"
+                                          "a8 ::= [\\x20-\\x21\\x23-\\x5b\\x5d-\\x7f]\n");
+        run_text(ga8, v, tok, "\"ok 12ab then text\"");
+        inf_grammar_free(ga8);
+    }
+    {
+        /* counted items with a comma each: no token of this vocabulary holds more than 8
+           commas, so the links from 8 + 2 on are alike (chain_links), far below the bound
+           from token length; a token of 8 commas must still be refused where 7 are left */
+        struct inf_grammar *gk = compile("root ::= \"[\" (\",\"){0,30} \"]\"\n");
+        run_text(gk, v, tok, "[,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,]");
+        run_text(gk, v, tok, "[,,,,,,,,,,,,,,,,,,,,,,,]");
+        {
+            struct inf_matcher *m = NULL;
+            T_EQ_INT(inf_matcher_new(gk, v, &m, NULL), INF_OK);
+            T_OK(inf_matcher_accept_bytes(m, "[,,,,,,,,,,,,,,,,,,,,,,,", 24));
+            T_OK(!inf_matcher_accept_bytes(m, ",,,,,,,,", 8));
+            T_OK(inf_matcher_accept_bytes(m, ",,,,,,,]", 8));
+            inf_matcher_free(m);
+        }
+        inf_grammar_free(gk);
+        /* counted strings as the values of an object: each string's first character cut at
+           its own links pops out after every character, so the cut moves down to the
+           string's rule (its end and closing quote inside), the same part for every value */
+        struct inf_grammar *gs = compile(
+            "root ::= \"{\" ws \"\\\"a\\\":\" ws s ws \",\" ws \"\\\"b\\\":\" ws s ws \"}\"\n"
+            "s ::= \"\\\"\" [^\"\\\\\\x00-\\x1f]{1,20} \"\\\"\"\n"
+            "ws ::= \" \"?\n");
+        run_text(gs, v, tok, "{\"a\": \"x y\", \"b\": \"\xC3\xA9t\xC3\xA9 ok\"}");
+        run_text(gs, v, tok, "{ \"a\":\"12345678901234567890\" ,\"b\": \"q\"}");
+        inf_grammar_free(gs);
+    }
     struct inf_grammar *gg2 = compile(g2);
     run_text(gg2, v, tok, "{\"ab c\":1}");
     run_text(gg2, v, tok, "{\"xa\":1}");

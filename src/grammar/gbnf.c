@@ -1076,6 +1076,7 @@ void inf_grammar_free(struct inf_grammar *g)
     free(g->el_off);
     free(g->chain_i);
     free(g->chain_len);
+    free(g->chain_must);
     free(g);
 }
 
@@ -1215,6 +1216,52 @@ static uint32_t *min_lengths(const struct inf_grammar *g)
     return ml;
 }
 
+static bool single_set(const struct inf__byteset *x)
+{
+    unsigned n = 0;
+    for (int k = 0; k < 4; k++)
+        n += (unsigned)__builtin_popcountll(x->w[k]);
+    return n == 1;
+}
+
+/* The bytes every string of each rule holds: the greatest solution of must(r) = the
+   intersection over r's alternatives of the union of their elements' (a one-byte set: that
+   byte; a wider set: none), from "every byte" down. Any solution is sound: by induction on
+   a derivation, a string of r holds the bytes its alternative's elements must hold. */
+static struct inf__byteset *must_bytes(const struct inf_grammar *g)
+{
+    struct inf__byteset *mb = malloc(((size_t)g->n_rules + 1) * sizeof(*mb));
+    if (!mb)
+        return NULL;
+    for (uint32_t r = 0; r < g->n_rules; r++)
+        mb[r] = (struct inf__byteset){{~0ull, ~0ull, ~0ull, ~0ull}};
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (uint32_t r = 0; r < g->n_rules; r++) {
+            struct inf__byteset all = {{~0ull, ~0ull, ~0ull, ~0ull}};
+            for (uint32_t a = g->rule_alt[r]; a < g->rule_alt[r + 1]; a++) {
+                struct inf__byteset u = {{0, 0, 0, 0}};
+                for (const struct inf__gel *e = &g->elems[g->alts[a]]; e->kind != INF__GEL_END;
+                     e++) {
+                    const struct inf__byteset *x =
+                        e->kind == INF__GEL_REF ? &mb[e->arg] : &g->sets[e->arg];
+                    if (e->kind == INF__GEL_BYTES && !single_set(x))
+                        continue;
+                    for (int k = 0; k < 4; k++)
+                        u.w[k] |= x->w[k];
+                }
+                for (int k = 0; k < 4; k++)
+                    all.w[k] &= u.w[k];
+            }
+            if (memcmp(&all, &mb[r], sizeof all)) {
+                mb[r] = all;
+                changed = true;
+            }
+        }
+    }
+    return mb;
+}
+
 /* g->chain_i (see grammar_internal.h): a link is a rule of two alternatives, X then
    optionally the previous rule's reference (which must be a link on the same X), and the
    empty one. */
@@ -1249,9 +1296,12 @@ static bool find_chains(struct inf_grammar *g)
     }
     /* the fewest bytes of each link's X */
     uint32_t *ml = min_lengths(g), *cl = calloc(g->n_rules + 1, sizeof(uint32_t));
-    if (!ml || !cl) {
+    struct inf__byteset *mb = must_bytes(g), *cm = calloc(g->n_rules + 1, sizeof(*cm));
+    if (!ml || !cl || !mb || !cm) {
         free(ml);
         free(cl);
+        free(mb);
+        free(cm);
         free(ci);
         return false;
     }
@@ -1261,10 +1311,16 @@ static bool find_chains(struct inf_grammar *g)
         const struct inf__gel *a0 = &g->elems[g->alts[g->rule_alt[r]]];
         uint32_t x = a0->kind == INF__GEL_BYTES ? 1 : ml[a0->arg];
         cl[r] = x ? x : 1;
+        if (a0->kind == INF__GEL_REF)
+            cm[r] = mb[a0->arg];
+        else if (single_set(&g->sets[a0->arg]))
+            cm[r] = g->sets[a0->arg];
     }
     free(ml);
+    free(mb);
     g->chain_i = ci;
     g->chain_len = cl;
+    g->chain_must = cm;
     return true;
 }
 

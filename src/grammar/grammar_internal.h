@@ -100,6 +100,10 @@ struct inf_grammar {
        (D - 1) / chain_len + 2 on accept the same strings of up to D bytes (matcher.c
        canon_pos). */
     uint32_t *chain_len;
+    /* Per link: bytes every string of its X holds (an array item's comma, its braces), so
+       that a token holds each at least i - 1 times to tell link i from a longer one
+       (matcher.c chain_links). */
+    struct inf__byteset *chain_must;
 };
 
 /* The hash mixer of the structure hashes (gbnf.c rule hashes, matcher.c cut signatures). */

@@ -26,9 +26,11 @@
 
 #define SHARED_MAX 128
 #define CLEAN_MAX  16   /* text sets per vocabulary */
-#define ESC_DIRECT 4096 /* escapes of a cut state's part past which the state is walked whole */
-/* ... or when the tokens below its escapes are more than 1/ESC_DIRECT_SHARE of the vocabulary */
+#define ESC_DIRECT 4096 /* escapes of a cut state's part past which the state is cut lower ... */
+/* ... or when there are more than ESC_FEW and the tokens below them are more than
+   1/ESC_DIRECT_SHARE of the vocabulary (add_state) */
 #define ESC_DIRECT_SHARE 8
+#define ESC_FEW          64
 
 /* ---- the vocabulary trie --------------------------------------------------------------------- */
 
@@ -91,6 +93,7 @@ struct inf_grammar_vocab {
     int32_t *eog;
     uint32_t n_eog;
     uint32_t max_depth;
+    uint16_t byte_max[256]; /* the most times a byte occurs in one token */
     /* Masks of cut states shared by every matcher on this vocabulary, keyed by the structure
        of the state (so two grammars with the same string rule share its walk); see
        compute_mask. Round-robin replacement. */
@@ -348,6 +351,12 @@ inf_status inf_grammar_vocab_new(const struct inf_tokenizer *tok, struct inf_gra
         v->toks[nt++] = e->id;
         if (e->len > v->max_depth)
             v->max_depth = e->len;
+        uint16_t cnt[256] = {0};
+        for (uint32_t d = 0; d < e->len; d++) {
+            unsigned b = (uint8_t)e->p[d];
+            if (++cnt[b] > v->byte_max[b])
+                v->byte_max[b] = cnt[b];
+        }
         prev = e;
     }
     while (sd > 0)
@@ -542,6 +551,8 @@ static inline void copy_ids(uint32_t *dst, const uint32_t *src, size_t n)
 #define DENSE_MAX     (64u << 20) / (256 * sizeof(uint32_t)) /* rows: 64 MiB */
 #define ST_END        1u /* the state holds the empty stack: the grammar may end */
 #define ST_MARK       2u /* the state holds a cut node */
+#define ST_LCHK       4u /* text_loop has looked at the state ... */
+#define ST_LOOP       8u /* ... and found it a text loop */
 /* When the interned tables pass these, they are rebuilt from the current state alone. */
 static size_t max_nodes = 4u << 20, max_states = 1u << 20, max_pool = 64u << 20;
 #define CUT_CACHE_MAX 256
@@ -566,8 +577,9 @@ struct inf_matcher {
     const struct inf_grammar_vocab *voc;
     /* nodes: 0 is the empty stack */
     uint32_t *npos, *npar, *ndep, *ncl_off, *ncl_n, *stamp; /* ndep: frames down to the bottom */
-    uint32_t *ncanon; /* per node: the node with long counted bounds shortened (canon_node) */
-    uint32_t *nstate; /* per node: the state of its closure (node_state), NO_STATE unknown */
+    uint32_t *ncanon;  /* per node: the node with long counted bounds shortened (canon_node) */
+    uint32_t *chain_d; /* per chain link: the link from which on all are alike (chain_links) */
+    uint32_t *nstate;  /* per node: the state of its closure (node_state), NO_STATE unknown */
     size_t n_nodes, cap_nodes, cap_stamp;
     struct u64map node_map; /* (pos << 32 | parent) + 1 -> node */
     uint32_t gen;
@@ -575,7 +587,7 @@ struct inf_matcher {
     uint32_t *pool;
     size_t n_pool, cap_pool;
     uint32_t *st_off, *st_n; /* state 0 is the empty (dead) set */
-    uint8_t *st_flags;       /* ST_END | ST_MARK */
+    uint8_t *st_flags;       /* ST_END | ST_MARK | ST_LCHK | ST_LOOP */
     uint32_t *st_dense;      /* per state: its row in dense[] or NO_DENSE */
     uint32_t *dense;         /* rows of 256 transitions (UNKNOWN_STEP where not computed) */
     /* per row: the state most bytes lead to (succ), those bytes (u), and how many bytes of u in
@@ -1497,8 +1509,11 @@ void inf_matcher_free(struct inf_matcher *m)
     free(m->cont_esc);
     free(m->scratch);
     free(m->apply_mask);
+    free(m->chain_d);
     free(m);
 }
+
+static bool chain_links(struct inf_matcher *m);
 
 inf_status inf_matcher_new(const struct inf_grammar *g, const struct inf_grammar_vocab *v,
                            struct inf_matcher **out, struct inf_error *err)
@@ -1517,6 +1532,10 @@ inf_status inf_matcher_new(const struct inf_grammar *g, const struct inf_grammar
             inf_matcher_free(m);
             return inf_error_set(err, INF_ENOMEM, "grammar: out of memory");
         }
+    }
+    if (!chain_links(m)) {
+        inf_matcher_free(m);
+        return inf_error_set(err, INF_ENOMEM, "grammar: out of memory");
     }
     if (!tables_init(m)) {
         inf_status rc =
@@ -1743,6 +1762,150 @@ static void walk(struct inf_matcher *m, uint32_t root, uint32_t s, uint32_t *mas
     walk_in(m, m->voc->nodes, m->voc->toks, NULL, root, s, mask, record, NULL);
 }
 
+/* ---- text loops -----------------------------------------------------------------------------
+ * A state is a set of stacks, each stepping on its own: the state after a byte is the union of
+ * what each stack leads to, so a token is allowed when one part of the state allows it. A part
+ * c that takes every character of JSON string text (an unescaped ASCII one or any multibyte one)
+ * and holds all of c again after it allows every text token, whatever the rest of the state
+ * does. An unanchored pattern (`any* [0-9a-f]{64} any*`) has such a part, its leading `any*`,
+ * in every state of the count, while the state as a whole takes hex digits and other
+ * characters to different states (so it has no u8_run): its mask is the text set and a walk of
+ * the other tokens, not a walk of the whole trie at each of the 64 places. */
+
+/* The ASCII bytes JSON string text takes unescaped: 0x20..0x7F but the quote and backslash. */
+static const uint64_t text_a8[2] = {0xFFFFFFFB00000000ull, 0xFFFFFFFFEFFFFFFFull};
+
+/* Whether state t holds every leaf of state c (both sorted). */
+static bool state_holds(const struct inf_matcher *m, uint32_t t, uint32_t c)
+{
+    const uint32_t *a = m->pool + m->st_off[t], *b = m->pool + m->st_off[c];
+    uint32_t na = m->st_n[t], nb = m->st_n[c], i = 0;
+    for (uint32_t j = 0; j < nb; j++) {
+        while (i < na && a[i] < b[j])
+            i++;
+        if (i == na || a[i] != b[j])
+            return false;
+    }
+    return true;
+}
+
+/* Whether c takes every text character (see above) and holds all of c after each; cached in
+   the state's flags. Multibyte characters are followed through their (UTF-8 state, state)
+   pairs, at most 24 of them, as in u8_succ. */
+static bool text_loop(struct inf_matcher *m, uint32_t c)
+{
+    if (m->st_flags[c] & ST_LCHK)
+        return (m->st_flags[c] & ST_LOOP) != 0;
+    uint32_t qs[24], xs[24], to[256];
+    uint8_t reps[256], cls[256];
+    size_t n = 0;
+    bool ok = true;
+    for (size_t k = 0; ok; k++) {
+        /* k == 0: the ASCII and lead bytes from c; then the continuation bytes of pair k - 1 */
+        uint32_t x = k == 0 ? c : xs[k - 1];
+        unsigned q0 = k == 0 ? 0 : qs[k - 1], lo = k == 0 ? 0x20 : 0x80, hi = k == 0 ? 0xF5 : 0xC0;
+        unsigned nc = byte_classes(m, x, lo, hi, reps, cls);
+        if (nc == 0) {
+            ok = false;
+            break;
+        }
+        for (unsigned j = 0; j < nc; j++) {
+            to[j] = step(m, x, reps[j]);
+            if (m->failed)
+                return false;
+        }
+        for (unsigned b = lo; b < hi && ok; b++) {
+            if (b < 0x80 && !((text_a8[b >> 6] >> (b & 63)) & 1u))
+                continue;
+            unsigned q = u8_next(q0, b);
+            if (q == U8_REJECT)
+                continue;
+            uint32_t x2 = to[cls[b - lo]];
+            if (!x2) {
+                ok = false;
+            } else if (q == 0) {
+                ok = state_holds(m, x2, c);
+            } else {
+                size_t j = 0;
+                while (j < n && (qs[j] != q || xs[j] != x2))
+                    j++;
+                if (j == n) {
+                    if (n == 24) {
+                        ok = false;
+                    } else {
+                        qs[n] = q;
+                        xs[n++] = x2;
+                    }
+                }
+            }
+        }
+        if (k == n)
+            break;
+    }
+    m->st_flags[c] |= ST_LCHK | (ok ? ST_LOOP : 0);
+    return ok;
+}
+
+/* A text loop among the stacks of s: the leaves with one parent, for each parent of a leaf that
+   takes every text byte (a loop's character class); 0 when none is. */
+static uint32_t text_loop_in(struct inf_matcher *m, uint32_t s)
+{
+    const struct inf_grammar *g = m->g;
+    uint32_t tried[8], n_tried = 0, n = m->st_n[s];
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t x = m->pool[m->st_off[s] + k];
+        if (x == 0 || m->npos[x] == MARK_POS)
+            continue;
+        const struct inf__byteset *set = &g->sets[g->elems[m->npos[x]].arg];
+        if ((text_a8[0] & ~set->w[0]) | (text_a8[1] & ~set->w[1]))
+            continue;
+        uint32_t p = m->npar[x], j = 0;
+        while (j < n_tried && tried[j] != p)
+            j++;
+        if (j < n_tried)
+            continue;
+        if (n_tried == 8)
+            break;
+        tried[n_tried++] = p;
+        size_t cnt = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t y = m->pool[m->st_off[s] + i];
+            if (y && m->npos[y] != MARK_POS && m->npar[y] == p &&
+                !push_u32(&m->ctmp, &cnt, &m->cap_ctmp, y)) {
+                m->failed = true;
+                return 0;
+            }
+        }
+        if (!inf__grow(&m->tmp, &m->cap_tmp, cnt + 1, sizeof(uint32_t), 64)) {
+            m->failed = true;
+            return 0;
+        }
+        copy_ids(m->tmp, m->ctmp, cnt);
+        uint32_t c = state_intern(m, cnt);
+        if (m->failed)
+            return 0;
+        if (c && text_loop(m, c))
+            return c;
+        if (m->failed)
+            return 0;
+    }
+    return 0;
+}
+
+/* The tokens of the text set of ASCII set a, and a walk of the others from s; false when the
+   set cannot be made (the table is full). */
+static bool take_text_set(struct inf_matcher *m, const uint64_t a[2], uint32_t s, uint32_t *mask,
+                          bool record)
+{
+    const struct clean_set *c = clean_get((struct inf_grammar_vocab *)m->voc, a);
+    if (!c)
+        return false;
+    for (size_t k = 0; k < m->words; k++)
+        mask[k] |= c->bits[k];
+    walk_in(m, c->nodes, c->toks, c->orig, 0, s, mask, record, NULL);
+    return true;
+}
+
 /* walk from the trie's root; a state that takes any text of some ASCII set A takes the
    vocabulary's text set of A at once, and only the other tokens are walked. */
 static void walk_root(struct inf_matcher *m, uint32_t s, uint32_t *mask, bool record)
@@ -1750,6 +1913,14 @@ static void walk_root(struct inf_matcher *m, uint32_t s, uint32_t *mask, bool re
     uint32_t r8 = s ? u8_run(m, s) : U8_NONE;
     if (m->failed)
         return;
+    if (s &&
+        (r8 != RUN_INF || (text_a8[0] & ~m->st_a8[2 * s]) || (text_a8[1] & ~m->st_a8[2 * s + 1]))) {
+        /* no loop over all of text: a text loop among the stacks takes its set at once */
+        if (text_loop_in(m, s) && take_text_set(m, text_a8, s, mask, record))
+            return;
+        if (m->failed)
+            return;
+    }
     if (r8 == RUN_INF) {
         uint64_t a[2] = {m->st_a8[2 * s], m->st_a8[2 * s + 1]}, a1[2];
         /* s takes the first character of a set and then goes to a loop y of a wider set
@@ -1787,13 +1958,8 @@ static void walk_root(struct inf_matcher *m, uint32_t s, uint32_t *mask, bool re
                 return;
             }
         }
-        const struct clean_set *c = clean_get((struct inf_grammar_vocab *)m->voc, a);
-        if (c) {
-            for (size_t k = 0; k < m->words; k++)
-                mask[k] |= c->bits[k];
-            walk_in(m, c->nodes, c->toks, c->orig, 0, s, mask, record, NULL);
+        if (take_text_set(m, a, s, mask, record))
             return;
-        }
     }
     walk(m, 0, s, mask, record);
 }
@@ -1813,10 +1979,9 @@ static uint32_t cut_level(const struct inf_matcher *m, uint32_t s)
     return level == UINT32_MAX || level == 0 ? 0 : level - 1;
 }
 
-static uint32_t cut_state_compute(struct inf_matcher *m, uint32_t s)
+static uint32_t cut_state_compute(struct inf_matcher *m, uint32_t s, uint32_t level)
 {
     size_t n_out = 0;
-    uint32_t level = cut_level(m, s);
     m->n_cuts = 0;
     for (uint32_t k = 0; k < m->st_n[s]; k++) {
         uint32_t x = m->pool[m->st_off[s] + k], y = x;
@@ -1852,20 +2017,10 @@ oom:
     return 0;
 }
 
-/* cut_state_compute, remembered per state: the cut state, and m->cuts / m->n_cuts set. */
-static uint32_t cut_state(struct inf_matcher *m, uint32_t s)
+/* s cut at `level`, remembered as s's cut state (cut_state's). */
+static uint32_t cut_state_set(struct inf_matcher *m, uint32_t s, uint32_t level)
 {
-    if (m->st_cut[s] != NO_CUT) {
-        uint32_t off = m->st_cuts_off[s], n = m->cut_pool[off];
-        if (!inf__grow(&m->cuts, &m->cap_cuts, (size_t)n + 1, sizeof(uint32_t), 16)) {
-            m->failed = true;
-            return 0;
-        }
-        copy_ids(m->cuts, m->cut_pool + off + 1, n);
-        m->n_cuts = n;
-        return m->st_cut[s];
-    }
-    uint32_t t = cut_state_compute(m, s);
+    uint32_t t = cut_state_compute(m, s, level);
     if (m->failed)
         return 0;
     if (!inf__grow(&m->cut_pool, &m->cap_cut_pool, m->n_cut_pool + m->n_cuts + 1, sizeof(uint32_t),
@@ -1879,6 +2034,23 @@ static uint32_t cut_state(struct inf_matcher *m, uint32_t s)
     m->n_cut_pool += m->n_cuts;
     m->st_cut[s] = t;
     return t;
+}
+
+/* cut_state_compute at cut_level, remembered per state: the cut state, and m->cuts /
+   m->n_cuts set. */
+static uint32_t cut_state(struct inf_matcher *m, uint32_t s)
+{
+    if (m->st_cut[s] != NO_CUT) {
+        uint32_t off = m->st_cuts_off[s], n = m->cut_pool[off];
+        if (!inf__grow(&m->cuts, &m->cap_cuts, (size_t)n + 1, sizeof(uint32_t), 16)) {
+            m->failed = true;
+            return 0;
+        }
+        copy_ids(m->cuts, m->cut_pool + off + 1, n);
+        m->n_cuts = n;
+        return m->st_cut[s];
+    }
+    return cut_state_set(m, s, cut_level(m, s));
 }
 
 /* The state of node x's closure (the continuation a cut stands for). */
@@ -2049,19 +2221,17 @@ static void evict_parts(struct inf_matcher *m)
     free(e2);
 }
 
-static void add_state(struct inf_matcher *m, uint32_t s, uint32_t *mask)
+/* The cached part of cut state t (walked now when not cached); UINT32_MAX on failure. */
+static uint32_t part_slot(struct inf_matcher *m, uint32_t t)
 {
     size_t w = m->words;
-    uint32_t t = cut_state(m, s), slot;
-    if (m->failed)
-        return;
-    /* the cut list is m->cuts until the next cut_state; escapes only walk */
+    uint32_t slot;
     if (!map_get(&m->part_map, (uint64_t)t + 1, &slot)) {
         if (m->n_parts >= max_parts)
             evict_parts(m);
         if (!inf__grow(&m->parts, &m->cap_parts, (m->n_parts + 1) * w, sizeof(uint32_t), 8 * w)) {
             m->failed = true;
-            return;
+            return UINT32_MAX;
         }
         slot = (uint32_t)m->n_parts;
         uint32_t *bits = m->parts + (size_t)slot * w;
@@ -2079,31 +2249,49 @@ static void add_state(struct inf_matcher *m, uint32_t s, uint32_t *mask)
         m->part_key[slot] = t;
         if (m->failed || !map_put(&m->part_map, (uint64_t)t + 1, slot)) {
             m->failed = true;
-            return;
+            return UINT32_MAX;
         }
         m->n_parts++;
     }
     m->part_tick[slot] = ++m->tick;
-    if (m->part_esc_n[slot] > 2 * ESC_DIRECT) {
-        /* a cut inside a pattern's rules rather than at the string's caller: prefixes pop
-           out of the kept frames almost everywhere, and the continuation walks, new in every
-           place, would cost more than one walk of the whole state */
-        walk_root(m, s, mask, false);
-        return;
-    }
-    /* the escapes: each cut's continuation state once, then the cached walks below each node */
-    uint32_t off = m->part_esc_off[slot], n = m->part_esc_n[slot];
+    return slot;
+}
+
+#define CUT_RETRIES 3 /* shallower cuts add_state tries before it walks a state whole */
+
+static void add_state(struct inf_matcher *m, uint32_t s, uint32_t *mask)
+{
+    size_t w = m->words;
+    uint32_t t = cut_state(m, s), slot, off, n;
     const struct tnode *nd = m->voc->nodes;
-    uint64_t below = 0;
-    for (uint32_t k = 0; k < n; k += 2) {
-        uint32_t node = m->esc[off + k];
-        below += nd[nd[node].next].tf - nd[node + 1].tf;
-    }
-    if (below > (uint64_t)m->voc->n_vocab / ESC_DIRECT_SHARE) {
-        /* the cut comes within the first bytes of most tokens: the continuations are most of
-           the walk, and new wherever the state is */
-        walk_root(m, s, mask, false);
-        return;
+    for (int tries = 0;; tries++) {
+        /* the cut list is m->cuts until the next cut_state; escapes only walk */
+        if (m->failed || (slot = part_slot(m, t)) == UINT32_MAX)
+            return;
+        off = m->part_esc_off[slot];
+        n = m->part_esc_n[slot];
+        /* many escapes: a cut inside a pattern's rules or a counted string's links rather
+           than at the string's caller, so prefixes pop out of the kept frames almost
+           everywhere, and the continuation walks, new in every place, would cost more than
+           a walk of the whole state. A few escapes below most of the vocabulary (the space
+           before a value) are continuations like any other: cached by the trie's shape. */
+        bool wide = n > 2 * ESC_DIRECT;
+        uint64_t below = 0;
+        for (uint32_t k = 0; k < n && !wide; k += 2) {
+            uint32_t node = m->esc[off + k];
+            below += nd[nd[node].next].tf - nd[node + 1].tf;
+        }
+        wide |= n > 2 * ESC_FEW && below > (uint64_t)m->voc->n_vocab / ESC_DIRECT_SHARE;
+        if (!wide)
+            break;
+        /* a frame further down may hold what pops out (a counted string's end and closing
+           quote, both in the string's rule): that cut is the same wherever the string is */
+        uint32_t level = m->n_cuts ? m->ndep[m->cuts[0]] : 0;
+        if (tries == CUT_RETRIES || level <= 1) {
+            walk_root(m, s, mask, false);
+            return;
+        }
+        t = cut_state_set(m, s, level - 1);
     }
     const uint32_t *bits = m->parts + (size_t)slot * w;
     for (size_t k = 0; k < w; k++)
@@ -2307,18 +2495,42 @@ static size_t split_state(struct inf_matcher *m, uint32_t s, uint32_t *out)
  * replaced by link d (the canonical state), and it is computed and cached once for all the
  * counts above d. */
 
+/* Per link, the d of canon_pos. To tell link i from a longer one, a string finishes the X
+   under way (perhaps with no byte), takes i - 1 more X and starts one more. Each X is at
+   least len bytes (the fewest an X matches): (i - 1) len + 1 bytes, and no token is longer
+   than D, so all links from (D - 1) / len + 2 on accept the same tokens. Each X also holds
+   every byte of chain_must (an array item's comma and braces): no token holds byte b more
+   than byte_max[b] times, so the links from byte_max[b] + 2 on are alike too. */
+static bool chain_links(struct inf_matcher *m)
+{
+    const struct inf_grammar *g = m->g;
+    if (!g->chain_i || !m->voc)
+        return true;
+    m->chain_d = malloc(((size_t)g->n_rules + 1) * sizeof(uint32_t));
+    if (!m->chain_d)
+        return false;
+    uint32_t D = m->voc->max_depth < 2 ? 2 : m->voc->max_depth;
+    for (uint32_t r = 0; r < g->n_rules; r++) {
+        if (!g->chain_i[r]) {
+            m->chain_d[r] = UINT32_MAX;
+            continue;
+        }
+        uint32_t d = (D - 1) / g->chain_len[r] + 2;
+        for (unsigned b = 0; b < 256; b++)
+            if (inf__byteset_has(&g->chain_must[r], b) && m->voc->byte_max[b] + 2u < d)
+                d = m->voc->byte_max[b] + 2u;
+        m->chain_d[r] = d;
+    }
+    return true;
+}
+
 static inline uint32_t canon_pos(const struct inf_matcher *m, uint32_t pos)
 {
     const struct inf_grammar *g = m->g;
     uint32_t r = g->el_rule[pos], i = g->chain_i[r];
     if (i <= 2)
         return pos;
-    /* to tell link i from a longer one, a string finishes the X under way (perhaps with no
-       byte), takes i - 1 more X of at least len bytes each (the fewest an X matches) and
-       starts one more: (i - 1) len + 1 bytes. No token is longer than D, so all links from
-       d = (D - 1) / len + 2 on accept the same strings of up to D bytes. */
-    uint32_t D = m->voc->max_depth < 2 ? 2 : m->voc->max_depth;
-    uint32_t d = (D - 1) / g->chain_len[r] + 2;
+    uint32_t d = m->chain_d[r]; /* chain_links */
     if (i <= d)
         return pos;
     /* links 2.. share one layout: X, the reference, END; then the empty alternative's END */
@@ -2397,10 +2609,15 @@ static void compute_mask(struct inf_matcher *m, uint32_t s, uint32_t *mask)
     m->split = n;
     uint64_t t0 = m->trace ? inf__now_ns() : 0;
     size_t states0 = m->n_states, nodes0 = m->n_nodes;
-    if (n == 0)
-        add_state(m, s, mask);
-    for (size_t k = 0; k < n && !m->failed; k++)
-        add_state(m, parts[k], mask);
+    if (text_loop_in(m, s)) {
+        /* a text loop the cut would split from its frame: the whole state, by its text set */
+        walk_root(m, s, mask, false);
+    } else {
+        if (n == 0 && !m->failed)
+            add_state(m, s, mask);
+        for (size_t k = 0; k < n && !m->failed; k++)
+            add_state(m, parts[k], mask);
+    }
     if (state_can_end(m, s))
         for (uint32_t i = 0; i < v->n_eog; i++)
             mask[v->eog[i] >> 5] |= 1u << (v->eog[i] & 31);
