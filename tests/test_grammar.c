@@ -462,6 +462,49 @@ static void test_masks(void)
         run_text(gs, v, tok, "{ \"a\":\"12345678901234567890\" ,\"b\": \"q\"}");
         inf_grammar_free(gs);
     }
+    {
+        /* the last characters of a count: a state that takes n more characters of text and
+           then none (a closing quote) allows the text set's tokens of at most n characters;
+           in a rule of its own the count's end pops into the caller's cut, whose continuation
+           (the quote) takes no text, so the longer tokens are refused. Where the continuation
+           does take text ([a-z]* after [a-z]{3}), the longer tokens are its: the state is
+           walked whole. A count that may end early (c14) holds a cut inside the run. A
+           vocabulary of their own: the 16 text sets of the shared one are taken by now. */
+        struct inf_grammar_vocab *vr = NULL;
+        T_EQ_INT(inf_grammar_vocab_new(tok, &vr, &err), INF_OK);
+        struct inf_grammar *gc5 =
+            compile("root ::= \"{\\\"a\\\": \\\"\" c5 \"\\\", \\\"b\\\": \\\"\" c5 \"\\\"}\"\n"
+                    "c5 ::= [^\"\\\\\\x00-\\x1f]{5}\n");
+        run_text(gc5, vr, tok, "{\"a\": \"hello\", \"b\": \"\xC3\xA9t\xC3\xA9s!\"}");
+        run_text(gc5, vr, tok, "{\"a\": \"12345\", \"b\": \"a b c\"}");
+        inf_grammar_free(gc5);
+        struct inf_grammar *gc3 = compile("root ::= \"<\" c3 [^<>]* \">\"\nc3 ::= [^<>]{3}\n");
+        run_text(gc3, vr, tok,
+                 "<abc d\xC3\xA9"
+                 "fghijklmnop>");
+        run_text(gc3, vr, tok, "<abc>");
+        inf_grammar_free(gc3);
+        struct inf_grammar *gc14 =
+            compile("root ::= \"[\\\"\" c14 \"\\\",\\\"\" c14 \"\\\"]\"\nc14 ::= [a-z ]{1,4}\n");
+        run_text(gc14, vr, tok, "[\"ab\",\"c de\"]");
+        inf_grammar_free(gc14);
+        /* a count whose end takes text two ways (not one run): its longer tokens go on there
+           (classes of any character: a run is text, multibyte characters included) */
+        struct inf_grammar *gcx =
+            compile("root ::= \"<\" [^<>]{3} ([a-m] \"x\" | [^a-m<>] \"y\") \">\"\n");
+        run_text(gcx, vr, tok, "<abcdx>");
+        run_text(gcx, vr, tok,
+                 "<a\xC3\xA9"
+                 "cny>");
+        inf_grammar_free(gcx);
+        /* a run whose rule may end inside it: the caller's letters take the longer tokens */
+        struct inf_grammar *gcm =
+            compile("root ::= \"<\" c [^<>!]* \">\"\nc ::= [^<>!] [^<>!] ([^<>!] [^<>!] \"!\")?\n");
+        run_text(gcm, vr, tok, "<abcdefghij>");
+        run_text(gcm, vr, tok, "<abcd!>");
+        inf_grammar_free(gcm);
+        inf_grammar_vocab_free(vr);
+    }
     struct inf_grammar *gg2 = compile(g2);
     run_text(gg2, v, tok, "{\"ab c\":1}");
     run_text(gg2, v, tok, "{\"xa\":1}");

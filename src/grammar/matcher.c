@@ -113,6 +113,9 @@ struct inf_grammar_vocab {
     struct clean_set {
         uint64_t a[2];
         uint32_t *bits;
+        uint8_t *nch;       /* [n_vocab] per token of the set: its characters (at most 255) */
+        uint32_t **lenbits; /* [max_depth + 1] per n: the tokens of at most n characters (made
+                               on first use, under the lock: len_bits) */
         struct tnode *nodes;
         int32_t *toks;
         uint32_t *orig;
@@ -198,6 +201,10 @@ void inf_grammar_vocab_free(struct inf_grammar_vocab *v)
     }
     for (uint32_t i = 0; i < v->n_clean; i++) {
         free(v->clean[i].bits);
+        free(v->clean[i].nch);
+        for (uint32_t n = 0; v->clean[i].lenbits && n <= v->max_depth; n++)
+            free(v->clean[i].lenbits[n]);
+        free(v->clean[i].lenbits);
         free(v->clean[i].nodes);
         free(v->clean[i].toks);
         free(v->clean[i].orig);
@@ -417,15 +424,21 @@ static bool clean_build(const struct inf_grammar_vocab *v, const uint64_t a[2], 
     const struct tnode *vn = v->nodes;
     uint32_t nn = v->n_nodes, nt = vn[nn].tf;
     uint8_t *ok = malloc((size_t)v->max_depth + 2), *q = malloc((size_t)v->max_depth + 2);
+    uint8_t *nc = malloc((size_t)v->max_depth + 2);
     uint32_t *dcount = malloc(((size_t)nt + 1) * sizeof(uint32_t));
     uint32_t *newid = malloc(((size_t)nn + 1) * sizeof(uint32_t));
     c->bits = calloc(((size_t)v->n_vocab + 31) / 32, sizeof(uint32_t));
-    bool good = ok && q && dcount && newid && c->bits;
+    c->nch = malloc((size_t)v->n_vocab + 1);
+    c->lenbits = calloc((size_t)v->max_depth + 1, sizeof(uint32_t *));
+    bool good = ok && q && nc && dcount && newid && c->bits && c->nch && c->lenbits;
     if (!good)
         goto out;
-    /* clean tokens: one pass down the trie with the UTF-8 state and the verdict per depth */
+    memset(c->nch, 0xFF, (size_t)v->n_vocab);
+    /* clean tokens: one pass down the trie with the UTF-8 state, the characters begun and the
+       verdict per depth */
     ok[0] = 1;
     q[0] = 0;
+    nc[0] = 0;
     uint32_t nd = 0;
     dcount[0] = 0;
     for (uint32_t i = 1; i < nn; i++) {
@@ -433,12 +446,15 @@ static bool clean_build(const struct inf_grammar_vocab *v, const uint64_t a[2], 
         unsigned b = vn[i].byte, q2 = u8_next(q[d - 1], b);
         q[d] = (uint8_t)q2;
         ok[d] = ok[d - 1] && q2 != U8_REJECT && (b >= 0x80 || ((a[b >> 6] >> (b & 63)) & 1u));
+        nc[d] = (uint8_t)(nc[d - 1] + (q[d - 1] == 0 && nc[d - 1] < 255));
         for (uint32_t k = vn[i].tf; k < vn[i + 1].tf; k++) {
             int32_t t = v->toks[k];
-            if (ok[d])
+            if (ok[d]) {
                 c->bits[t >> 5] |= 1u << (t & 31);
-            else
+                c->nch[t] = nc[d];
+            } else {
                 nd++;
+            }
             dcount[k + 1] = dcount[k] + !ok[d];
         }
     }
@@ -483,10 +499,13 @@ static bool clean_build(const struct inf_grammar_vocab *v, const uint64_t a[2], 
 out:
     free(ok);
     free(q);
+    free(nc);
     free(dcount);
     free(newid);
     if (!good) {
         free(c->bits);
+        free(c->nch);
+        free(c->lenbits);
         free(c->nodes);
         free(c->orig);
         free(c->toks);
@@ -513,6 +532,22 @@ static const struct clean_set *clean_get(struct inf_grammar_vocab *v, const uint
             fprintf(stderr, "grammar: text set %016llx%016llx %s in %.1f us\n",
                     (unsigned long long)a[1], (unsigned long long)a[0],
                     r ? "built" : "refused (table full)", (double)(inf__now_ns() - t0) / 1e3);
+    }
+    pthread_mutex_unlock(&v->lock);
+    return r;
+}
+
+/* The tokens of text set c of at most n characters (n <= max_depth), made on first use;
+   NULL when out of memory. */
+static const uint32_t *len_bits(struct inf_grammar_vocab *v, const struct clean_set *c, uint32_t n)
+{
+    pthread_mutex_lock(&v->lock);
+    uint32_t *r = c->lenbits[n];
+    if (!r && (r = calloc(((size_t)v->n_vocab + 31) / 32, sizeof(uint32_t)))) {
+        for (int32_t t = 0; t < v->n_vocab; t++)
+            if (c->nch[t] <= n)
+                r[t >> 5] |= 1u << (t & 31);
+        c->lenbits[n] = r;
     }
     pthread_mutex_unlock(&v->lock);
     return r;
@@ -628,8 +663,14 @@ struct inf_matcher {
     struct u64map part_map;                         /* cut state + 1 -> slot */
     uint32_t *parts;                                /* [CUT_CACHE_MAX][words] */
     uint32_t *part_esc_off, *part_esc_n, *part_key; /* per slot; key: the cut state */
-    uint64_t *part_tick, tick;                      /* last use, for eviction */
-    uint32_t *esc;                                  /* pairs */
+    /* per slot: a run of text that ends where the state pops into cut j (j + 1; 0: none),
+       with the run's ASCII set: its longer tokens are the continuation's (walk_run) */
+    struct part_run {
+        uint32_t j1;
+        uint64_t a[2];
+    } * part_run, run;         /* run: what walk_root found for the part being walked */
+    uint64_t *part_tick, tick; /* last use, for eviction */
+    uint32_t *esc;             /* pairs */
     size_t n_parts, cap_parts, n_esc, cap_esc;
     /* continuation walks below one trie node from one cut state: the tokens they allow and
        their own escapes, so that the same continuation in another place is a list replay */
@@ -1408,6 +1449,8 @@ static void tables_release(struct inf_matcher *m)
     m->n_dense = m->cap_dense = 0;
     free(m->part_esc_off);
     free(m->part_esc_n);
+    free(m->part_run);
+    m->part_run = NULL;
     free(m->part_key);
     free(m->part_tick);
     m->part_key = NULL;
@@ -1483,7 +1526,8 @@ static bool tables_init(struct inf_matcher *m)
     m->part_esc_n = malloc(CUT_CACHE_MAX * sizeof(uint32_t));
     m->part_key = malloc(CUT_CACHE_MAX * sizeof(uint32_t));
     m->part_tick = malloc(CUT_CACHE_MAX * sizeof(uint64_t));
-    if (!m->part_esc_off || !m->part_esc_n || !m->part_key || !m->part_tick)
+    m->part_run = malloc(CUT_CACHE_MAX * sizeof(*m->part_run));
+    if (!m->part_esc_off || !m->part_esc_n || !m->part_key || !m->part_tick || !m->part_run)
         return false;
     m->n_states = 1;
     m->start = start_state(m);
@@ -1906,6 +1950,66 @@ static bool take_text_set(struct inf_matcher *m, const uint64_t a[2], uint32_t s
     return true;
 }
 
+/* Whether state y takes a character of text: an ASCII byte of a or a multibyte lead byte. */
+static bool takes_text(struct inf_matcher *m, uint32_t y, const uint64_t a[2])
+{
+    for (unsigned b = 0; b < 0xF5; b++) {
+        if (b < 0x80 ? !((a[b >> 6] >> (b & 63)) & 1u) : b < 0xC2)
+            continue;
+        if (step(m, y, b) || m->failed)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * Where the runs from s end (u8_run, one after another): the characters n, their ASCII set a
+ * (what every state on the way takes), and whether text stops there: the state after them
+ * takes no character of a nor a multibyte one, no state before it holds a cut, and it holds
+ * at most one (whose index + 1 goes to *j1). A token of a's text set is then allowed exactly
+ * when it has at most n characters, but for those the cut's continuation takes further
+ * (add_state asks it). False otherwise, or past 254 characters.
+ */
+static bool run_end(struct inf_matcher *m, uint32_t s, uint32_t *n, uint64_t a[2], uint32_t *j1)
+{
+    uint32_t y = s, total = 0;
+    a[0] = a[1] = ~0ull;
+    for (;;) {
+        uint32_t r = u8_run(m, y);
+        if (m->failed || r == RUN_INF)
+            return false;
+        if (r == U8_NONE)
+            break;
+        a[0] &= m->st_a8[2 * y];
+        a[1] &= m->st_a8[2 * y + 1];
+        if (!a[0] && !a[1])
+            return false;
+        unsigned rep =
+            a[0] ? (unsigned)__builtin_ctzll(a[0]) : 64 + (unsigned)__builtin_ctzll(a[1]);
+        for (uint32_t k = 0; k < r; k++) {
+            if (m->st_flags[y] & ST_MARK)
+                return false;
+            if (!(y = step(m, y, rep)) || m->failed)
+                return false;
+        }
+        if ((total += r) >= 255)
+            return false;
+    }
+    if (total == 0 || takes_text(m, y, a) || m->failed)
+        return false;
+    *j1 = 0;
+    for (uint32_t k = 0; k < m->st_n[y]; k++) {
+        uint32_t x = m->pool[m->st_off[y] + k];
+        if (x && m->npos[x] == MARK_POS) {
+            if (*j1)
+                return false;
+            *j1 = m->npar[x] + 1;
+        }
+    }
+    *n = total;
+    return true;
+}
+
 /* walk from the trie's root; a state that takes any text of some ASCII set A takes the
    vocabulary's text set of A at once, and only the other tokens are walked. */
 static void walk_root(struct inf_matcher *m, uint32_t s, uint32_t *mask, bool record)
@@ -1921,6 +2025,28 @@ static void walk_root(struct inf_matcher *m, uint32_t s, uint32_t *mask, bool re
         if (m->failed)
             return;
     }
+    uint32_t n, j1;
+    uint64_t ra[2];
+    if (s && r8 != RUN_INF && r8 != U8_NONE && run_end(m, s, &n, ra, &j1) && (record || !j1)) {
+        /* the last characters of a count: the text set's tokens of at most n of them */
+        struct inf_grammar_vocab *v = (struct inf_grammar_vocab *)m->voc;
+        const struct clean_set *c = clean_get(v, ra);
+        /* (no token has more characters than bytes: max_depth at most) */
+        const uint32_t *bits = c ? len_bits(v, c, n < v->max_depth ? n : v->max_depth) : NULL;
+        if (bits) {
+            for (size_t k = 0; k < m->words; k++)
+                mask[k] |= bits[k];
+            walk_in(m, c->nodes, c->toks, c->orig, 0, s, mask, record, NULL);
+            if (j1) {
+                m->run.j1 = j1;
+                m->run.a[0] = ra[0];
+                m->run.a[1] = ra[1];
+            }
+            return;
+        }
+    }
+    if (m->failed)
+        return;
     if (r8 == RUN_INF) {
         uint64_t a[2] = {m->st_a8[2 * s], m->st_a8[2 * s + 1]}, a1[2];
         /* s takes the first character of a set and then goes to a loop y of a wider set
@@ -2209,6 +2335,7 @@ static void evict_parts(struct inf_matcher *m)
             copy_ids(m->esc + esc, e2 + m->part_esc_off[i], m->part_esc_n[i]);
         m->part_esc_off[kept] = (uint32_t)esc;
         m->part_esc_n[kept] = m->part_esc_n[i];
+        m->part_run[kept] = m->part_run[i];
         esc += m->part_esc_n[i];
         m->part_key[kept] = m->part_key[i];
         m->part_tick[kept] = m->part_tick[i];
@@ -2239,13 +2366,16 @@ static uint32_t part_slot(struct inf_matcher *m, uint32_t t)
         m->part_esc_off[slot] = (uint32_t)m->n_esc;
         uint64_t sig[2];
         bool sharable = cut_signature(m, t, sig);
+        m->run.j1 = 0;
         if (!sharable || !shared_get(m, sig, bits)) {
             walk_root(m, t, bits, true);
-            if (sharable && !m->failed)
+            /* (a part with a run's end is not shared: the shared entries keep escapes only) */
+            if (sharable && !m->failed && !m->run.j1)
                 shared_put(m, sig, bits, m->esc ? m->esc + m->part_esc_off[slot] : NULL,
                            (uint32_t)(m->n_esc - m->part_esc_off[slot]));
         }
         m->part_esc_n[slot] = (uint32_t)(m->n_esc - m->part_esc_off[slot]);
+        m->part_run[slot] = m->run;
         m->part_key[slot] = t;
         if (m->failed || !map_put(&m->part_map, (uint64_t)t + 1, slot)) {
             m->failed = true;
@@ -2292,6 +2422,18 @@ static void add_state(struct inf_matcher *m, uint32_t s, uint32_t *mask)
             return;
         }
         t = cut_state_set(m, s, level - 1);
+    }
+    if (m->part_run[slot].j1) {
+        /* the part's run ends in cut j: its tokens longer than the run go on there, with a
+           character of the run's set, so the continuation must take none (a closing quote) */
+        struct part_run pr = m->part_run[slot];
+        uint32_t c = pr.j1 - 1 < m->n_cuts ? node_state(m, m->cuts[pr.j1 - 1]) : 0;
+        if (m->failed)
+            return;
+        if (c && takes_text(m, c, pr.a)) {
+            walk_root(m, s, mask, false);
+            return;
+        }
     }
     const uint32_t *bits = m->parts + (size_t)slot * w;
     for (size_t k = 0; k < w; k++)
