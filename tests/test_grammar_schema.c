@@ -542,6 +542,10 @@ static void test_objects(void)
     expect_error("{\"properties\":{\"x-id\":{}},\"patternProperties\":{\"^x-\":{}},"
                  "\"additionalProperties\":false}",
                  INF_EUNSUPPORTED, "'patternProperties'", NULL);
+    /* a bad pattern there is named as the schema's (fuzz_json_schema found it bare) */
+    expect_error("{\"type\":\"object\",\"patternProperties\":{\"^x)\":{\"type\":\"integer\"}},"
+                 "\"additionalProperties\":false}",
+                 INF_EINVAL, "json schema: 'patternProperties' at '#'", "unmatched ')'");
     /* counts and dependencies */
     g = compile("{\"type\":\"object\",\"minProperties\":2,\"maxProperties\":3}");
     REJECT(g, "{\"a\":1}");

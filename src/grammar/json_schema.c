@@ -2544,6 +2544,13 @@ static inf_status gen_object(struct js *c, json_t *node, const char *hint, struc
         if (!nv) {
             snprintf(addl_key, sizeof addl_key, "%s--pk", base);
             rc = inf__regex_to_gbnf_json(pk, strlen(pk), addl_key, false, true, &c->rules, c->err);
+            if (rc == INF_EUNSUPPORTED || rc == INF_EPARSE || rc == INF_ELIMIT) {
+                /* the regex's message, named as the schema's ('pattern' does the same) */
+                char msg[INF_ERROR_MSG_MAX];
+                snprintf(msg, sizeof msg, "%s", c->err ? c->err->msg : "");
+                rc = inf_error_set(c->err, rc == INF_EPARSE ? INF_EINVAL : rc,
+                                   "json schema: 'patternProperties' at '#%s': %s", where(c), msg);
+            }
             if (rc)
                 goto out;
             snprintf(addl_key, sizeof addl_key, "\"\\\"\" %s--pk \"\\\"\"", base);
