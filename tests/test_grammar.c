@@ -451,6 +451,12 @@ static void test_masks(void)
             inf_matcher_free(m);
         }
         inf_grammar_free(gk);
+        /* the same through a group (X a rule of its own: the bytes every string of it holds
+           are found by must_bytes, here ',' and 'a') */
+        struct inf_grammar *gka = compile("root ::= \"[\" (\",\" [ ]? \"a\"){0,30} \"]\"\n");
+        run_text(gka, v, tok, "[,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a]");
+        run_text(gka, v, tok, "[,a, a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a]");
+        inf_grammar_free(gka);
         /* counted strings as the values of an object: each string's first character cut at
            its own links pops out after every character, so the cut moves down to the
            string's rule (its end and closing quote inside), the same part for every value */

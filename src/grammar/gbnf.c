@@ -1216,39 +1216,87 @@ static uint32_t *min_lengths(const struct inf_grammar *g)
     return ml;
 }
 
-static bool single_set(const struct inf__byteset *x)
+/* 1 + the byte of a set of one byte; 0 for another set. */
+static unsigned single_byte(const struct inf__byteset *x)
 {
-    unsigned n = 0;
-    for (int k = 0; k < 4; k++)
-        n += (unsigned)__builtin_popcountll(x->w[k]);
-    return n == 1;
+    unsigned b = 0;
+    for (int k = 0; k < 4; k++) {
+        if (!x->w[k])
+            continue;
+        if (b || (x->w[k] & (x->w[k] - 1)))
+            return 0;
+        b = 64u * (unsigned)k + (unsigned)__builtin_ctzll(x->w[k]) + 1;
+    }
+    return b;
 }
 
-/* The bytes every string of each rule holds: the greatest solution of must(r) = the
-   intersection over r's alternatives of the union of their elements' (a one-byte set: that
-   byte; a wider set: none), from "every byte" down. Any solution is sound: by induction on
-   a derivation, a string of r holds the bytes its alternative's elements must hold. */
-static struct inf__byteset *must_bytes(const struct inf_grammar *g)
+/*
+ * The bytes every string of each rule reachable from roots[0..n_roots) holds: the greatest
+ * solution of must(r) = the intersection over r's alternatives of the union of their
+ * elements' (a one-byte set: that byte; a wider set: none), from "every byte" down. Any
+ * solution is sound: by induction on a derivation, a string of r holds the bytes its
+ * alternative's elements must hold. Rules are visited children first (a depth-first
+ * post-order), so a grammar without recursion settles in one pass and the next confirms it.
+ * Unreached rules keep "every byte" (never read).
+ */
+static struct inf__byteset *must_bytes(const struct inf_grammar *g, const uint32_t *roots,
+                                       size_t n_roots)
 {
     struct inf__byteset *mb = malloc(((size_t)g->n_rules + 1) * sizeof(*mb));
-    if (!mb)
-        return NULL;
+    uint32_t *order = malloc(((size_t)g->n_rules + 1) * sizeof(uint32_t));
+    uint8_t *seen = calloc((size_t)g->n_rules + 1, 1);
+    struct frame {
+        uint32_t r, a, e; /* rule, its alternative and the next element of it to look at */
+    } *st = malloc(((size_t)g->n_rules + 1) * sizeof(*st));
+    size_t n_order = 0;
+    if (!mb || !order || !seen || !st)
+        goto fail;
     for (uint32_t r = 0; r < g->n_rules; r++)
         mb[r] = (struct inf__byteset){{~0ull, ~0ull, ~0ull, ~0ull}};
+    for (size_t i = 0; i < n_roots; i++) {
+        if (seen[roots[i]])
+            continue;
+        size_t sp = 0;
+        seen[roots[i]] = 1;
+        st[sp++] = (struct frame){roots[i], g->rule_alt[roots[i]], g->alts[g->rule_alt[roots[i]]]};
+        while (sp) {
+            struct frame *f = &st[sp - 1];
+            bool pushed = false;
+            while (!pushed && f->a < g->rule_alt[f->r + 1]) {
+                const struct inf__gel *e = &g->elems[f->e++];
+                if (e->kind == INF__GEL_END) {
+                    if (++f->a < g->rule_alt[f->r + 1])
+                        f->e = g->alts[f->a];
+                } else if (e->kind == INF__GEL_REF && !seen[e->arg]) {
+                    seen[e->arg] = 1;
+                    st[sp++] =
+                        (struct frame){e->arg, g->rule_alt[e->arg], g->alts[g->rule_alt[e->arg]]};
+                    pushed = true;
+                }
+            }
+            if (!pushed) {
+                order[n_order++] = f->r;
+                sp--;
+            }
+        }
+    }
     for (bool changed = true; changed;) {
         changed = false;
-        for (uint32_t r = 0; r < g->n_rules; r++) {
+        for (size_t i = 0; i < n_order; i++) {
+            uint32_t r = order[i];
             struct inf__byteset all = {{~0ull, ~0ull, ~0ull, ~0ull}};
             for (uint32_t a = g->rule_alt[r]; a < g->rule_alt[r + 1]; a++) {
                 struct inf__byteset u = {{0, 0, 0, 0}};
                 for (const struct inf__gel *e = &g->elems[g->alts[a]]; e->kind != INF__GEL_END;
                      e++) {
-                    const struct inf__byteset *x =
-                        e->kind == INF__GEL_REF ? &mb[e->arg] : &g->sets[e->arg];
-                    if (e->kind == INF__GEL_BYTES && !single_set(x))
-                        continue;
-                    for (int k = 0; k < 4; k++)
-                        u.w[k] |= x->w[k];
+                    if (e->kind == INF__GEL_REF) {
+                        for (int k = 0; k < 4; k++)
+                            u.w[k] |= mb[e->arg].w[k];
+                    } else {
+                        unsigned b = single_byte(&g->sets[e->arg]);
+                        if (b)
+                            u.w[(b - 1) >> 6] |= 1ull << ((b - 1) & 63);
+                    }
                 }
                 for (int k = 0; k < 4; k++)
                     all.w[k] &= u.w[k];
@@ -1259,7 +1307,16 @@ static struct inf__byteset *must_bytes(const struct inf_grammar *g)
             }
         }
     }
+    free(order);
+    free(seen);
+    free(st);
     return mb;
+fail:
+    free(mb);
+    free(order);
+    free(seen);
+    free(st);
+    return NULL;
 }
 
 /* g->chain_i (see grammar_internal.h): a link is a rule of two alternatives, X then
@@ -1295,8 +1352,18 @@ static bool find_chains(struct inf_grammar *g)
         return true;
     }
     /* the fewest bytes of each link's X */
+    /* the X of every link whose X is a rule: the roots of must_bytes */
+    uint32_t *roots = malloc((g->n_rules + 1) * sizeof(uint32_t));
+    size_t n_roots = 0;
+    for (uint32_t r = 0; roots && r < g->n_rules; r++) {
+        const struct inf__gel *a0 = &g->elems[g->alts[g->rule_alt[r]]];
+        if (ci[r] && a0->kind == INF__GEL_REF && (!n_roots || roots[n_roots - 1] != a0->arg))
+            roots[n_roots++] = a0->arg;
+    }
     uint32_t *ml = min_lengths(g), *cl = calloc(g->n_rules + 1, sizeof(uint32_t));
-    struct inf__byteset *mb = must_bytes(g), *cm = calloc(g->n_rules + 1, sizeof(*cm));
+    struct inf__byteset *mb = roots ? must_bytes(g, roots, n_roots) : NULL;
+    struct inf__byteset *cm = calloc(g->n_rules + 1, sizeof(*cm));
+    free(roots);
     if (!ml || !cl || !mb || !cm) {
         free(ml);
         free(cl);
@@ -1313,7 +1380,7 @@ static bool find_chains(struct inf_grammar *g)
         cl[r] = x ? x : 1;
         if (a0->kind == INF__GEL_REF)
             cm[r] = mb[a0->arg];
-        else if (single_set(&g->sets[a0->arg]))
+        else if (single_byte(&g->sets[a0->arg]))
             cm[r] = g->sets[a0->arg];
     }
     free(ml);
