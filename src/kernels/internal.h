@@ -171,6 +171,8 @@ void inf__kern_init_avx2(struct inf__kern *k);
 void inf__kern_init_avx2_x16(struct inf__kern *k);
 /* Its F16 and BF16 panels for batches (kern_avx2_f16.c), over the table's gemms. */
 void inf__kern_init_avx2_f16(struct inf__kern *k);
+/* Its K-quant panels for batches (kern_avx2_kq.c). */
+void inf__kern_init_avx2_kq(struct inf__kern *k);
 void inf__kern_init_avx512(struct inf__kern *k, int have_vnni);
 /* Its F16 and BF16 weight kernels (kern_avx512_f16.c), called by inf__kern_init_avx512. */
 void inf__kern_init_avx512_f16(struct inf__kern *k);

@@ -46,6 +46,7 @@ void inf__kern_init_avx2(struct inf__kern *k)
     x86_ops_init_256(k);
     inf__kern_init_avx2_x16(k);
     inf__kern_init_avx2_f16(k);
+    inf__kern_init_avx2_kq(k);
 }
 
 #else

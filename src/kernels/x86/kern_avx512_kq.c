@@ -5,7 +5,7 @@
  * Compiled with the AVX-512 flags; registered by inf__kern_init_avx512 through
  * inf__kern_init_avx512_kq. Needs only AVX-512 F/BW/VL/DQ (no VNNI).
  *
- * A panel superblock (zk_sb_bytes) holds, for 16 rows of one 256-value superblock:
+ * A panel superblock (kq_sb_bytes) holds, for 16 rows of one 256-value superblock:
  *   64 vectors of levels: vector 8j + g = values 32j + 4g .. 32j + 4g + 3 (sub-block j, group g)
  *      of rows 0..15 in its sixteen 32-bit lanes, as unsigned bytes (Q4_K 0..15, Q5_K 0..31);
  *   8 scale vectors: vector j has scale j of row r twice (int16) in lane r;
@@ -28,29 +28,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "kernels/x86/kern_x86.h"
-
-/* tokens per tile: accumulators per token (float, int32, int16) stay in registers */
-#define ZK_NC 4
-
-/* Panel layout of one superblock (16 rows): levels, scale vectors, min vectors, d (and dmin). */
-#define ZK_LEVELS (64 * 64)
-static INF__ALWAYS_INLINE int zk_n_sc(const int T)
-{
-    return T == INF_TYPE_Q6_K ? 16 : 8;
-}
-static INF__ALWAYS_INLINE size_t zk_off_mn(const int T)
-{
-    return ZK_LEVELS + 64 * (size_t)zk_n_sc(T);
-}
-static INF__ALWAYS_INLINE size_t zk_off_d(const int T)
-{
-    return zk_off_mn(T) + 64 * (size_t)zk_n_sc(T) / 2;
-}
-static INF__ALWAYS_INLINE size_t zk_sb_bytes(const int T)
-{
-    return zk_off_d(T) + (T == INF_TYPE_Q6_K ? 64 : 128);
-}
+#include "kernels/x86/kq_panel.h"
 
 /*
  * pshufb controls picking, in every 32-bit lane, its bytes a and b as the two int16 of the
@@ -74,7 +52,7 @@ static INF__ALWAYS_INLINE __m512i zk_bytes0(int a, int b)
 static INF__ALWAYS_INLINE void zk_pack(const int T, const uint8_t *w, size_t ldw, int nr,
                                        int64_t nb, uint8_t *dst)
 {
-    const size_t wbs = x86_wbytes(T), sbb = zk_sb_bytes(T);
+    const size_t wbs = x86_wbytes(T), sbb = kq_sb_bytes(T);
     const __mmask16 rm = (__mmask16)((1u << nr) - 1);
     const __m512i idx =
         _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
@@ -143,17 +121,17 @@ static INF__ALWAYS_INLINE void zk_pack(const int T, const uint8_t *w, size_t ldw
                 const __m512i v = _mm512_mask_i32gather_epi32(zero, rm, idx, sp + 4 * q, 1);
                 for (int j = 0; j < 4; j++)
                     _mm512_store_si512(
-                        pb + ZK_LEVELS + 64 * (4 * q + j),
+                        pb + KQ_LEVELS + 64 * (4 * q + j),
                         _mm512_srai_epi16(_mm512_shuffle_epi8(v, zk_bytes(j, j)), 8));
                 for (int k = 0; k < 2; k++)
                     _mm512_store_si512(
-                        pb + zk_off_mn(T) + 64 * (2 * q + k),
+                        pb + kq_off_mn(T) + 64 * (2 * q + k),
                         _mm512_srai_epi16(_mm512_shuffle_epi8(v, zk_bytes(2 * k, 2 * k + 1)), 3));
             }
             /* d: the high half of the dword ending the block (no read past it) */
             const __m512i dv = _mm512_mask_i32gather_epi32(
                 zero, rm, idx, base + offsetof(struct inf_block_q6_K, d) - 2, 1);
-            _mm512_store_ps(pb + zk_off_d(T),
+            _mm512_store_ps(pb + kq_off_d(T),
                             _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dv, 16))));
         } else {
             /* bytes: S0 = s0..3, S1 = s4..7, S2 = s8..11; for j < 4 sc = S0[j] & 63,
@@ -172,30 +150,18 @@ static INF__ALWAYS_INLINE void zk_pack(const int T, const uint8_t *w, size_t ldw
                 _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(s2, 4), m4),
                                 _mm512_and_si512(_mm512_srli_epi32(s1, 2), m30))};
             for (int j = 0; j < 8; j++)
-                _mm512_store_si512(pb + ZK_LEVELS + 64 * j,
+                _mm512_store_si512(pb + KQ_LEVELS + 64 * j,
                                    _mm512_shuffle_epi8(sc[j / 4], zk_bytes0(j % 4, j % 4)));
             for (int k = 0; k < 4; k++)
                 _mm512_store_si512(
-                    pb + zk_off_mn(T) + 64 * k,
+                    pb + kq_off_mn(T) + 64 * k,
                     _mm512_shuffle_epi8(mn[k / 2], zk_bytes0(2 * (k % 2), 2 * (k % 2) + 1)));
             const __m512i dv = _mm512_mask_i32gather_epi32(zero, rm, idx, base, 1);
-            _mm512_store_ps(pb + zk_off_d(T), _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dv)));
-            _mm512_store_ps(pb + zk_off_d(T) + 64,
+            _mm512_store_ps(pb + kq_off_d(T), _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dv)));
+            _mm512_store_ps(pb + kq_off_d(T) + 64,
                             _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dv, 16))));
         }
     }
-}
-
-/* Q4_K/Q5_K: the activations' sub-block sums (8 int16 per token and superblock), nc tokens. */
-static void zk_act(int nc, int64_t nb, const uint8_t *a, size_t lda, int16_t *bs)
-{
-    for (int c = 0; c < nc; c++)
-        for (int64_t b = 0; b < nb; b++) {
-            const struct inf_block_q8_K *y =
-                (const void *)(a + (size_t)c * lda + (size_t)b * sizeof(struct inf_block_q8_K));
-            _mm_storeu_si128((__m128i *)(void *)(bs + 8 * ((size_t)c * (size_t)nb + (size_t)b)),
-                             x86_bsum_pairs(y->bsums));
-        }
 }
 
 static INF__ALWAYS_INLINE void zk_tile(const int T, const int NC, int64_t nb, const uint8_t *pan,
@@ -204,24 +170,24 @@ static INF__ALWAYS_INLINE void zk_tile(const int T, const int NC, int64_t nb, co
 {
     /* GPS: 4-byte groups per scale; GS: groups summed as int16 before the scale applies (see the
      * exactness bounds above; Q6_K: 2 * 2 * 63 * 128 = 32256) */
-    const int ns = zk_n_sc(T), GPS = 64 / ns;
+    const int ns = kq_n_sc(T), GPS = 64 / ns;
     const int GS = T == INF_TYPE_Q4_K ? 8 : T == INF_TYPE_Q5_K ? 4 : 2;
-    const size_t sbb = zk_sb_bytes(T), off_mn = zk_off_mn(T), off_d = zk_off_d(T);
-    __m512 acc[ZK_NC];
+    const size_t sbb = kq_sb_bytes(T), off_mn = kq_off_mn(T), off_d = kq_off_d(T);
+    __m512 acc[KQ_NC];
     for (int c = 0; c < NC; c++)
         acc[c] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *pb = pan + (size_t)b * sbb;
-        const struct inf_block_q8_K *y[ZK_NC];
+        const struct inf_block_q8_K *y[KQ_NC];
         for (int c = 0; c < NC; c++)
             y[c] = (const void *)(a + (size_t)c * lda + (size_t)b * sizeof(struct inf_block_q8_K));
-        __m512i si[ZK_NC];
+        __m512i si[KQ_NC];
         for (int c = 0; c < NC; c++)
             si[c] = _mm512_setzero_si512();
         for (int j = 0; j < ns; j++) {
-            const __m512i scv = _mm512_load_si512(pb + ZK_LEVELS + 64 * j);
+            const __m512i scv = _mm512_load_si512(pb + KQ_LEVELS + 64 * j);
             for (int g0 = 0; g0 < GPS; g0 += GS) {
-                __m512i a16[ZK_NC];
+                __m512i a16[KQ_NC];
                 for (int c = 0; c < NC; c++)
                     a16[c] = _mm512_setzero_si512();
                 for (int g = g0; g < g0 + GS; g++) {
@@ -265,80 +231,21 @@ static INF__ALWAYS_INLINE void zk_tile(const int T, const int NC, int64_t nb, co
         _mm512_mask_storeu_ps(s + (size_t)c * lds, m, acc[c]);
 }
 
-static INF__ALWAYS_INLINE void zk_gemm(const int T, int64_t n, const uint8_t *w, size_t ldw,
-                                       const uint8_t *a, size_t lda, float *s, size_t lds, int nr,
-                                       int nc, uint8_t *buf)
-{
-    const int64_t nb = n / INF_QK_K;
-    const int np = (nr + 15) / 16;
-    const size_t pan_bytes = (size_t)nb * zk_sb_bytes(T);
-    int16_t *bs = (int16_t *)(void *)(buf + (size_t)np * pan_bytes);
-    for (int p = 0; p < np; p++)
-        zk_pack(T, w + (size_t)p * 16 * ldw, ldw, nr - 16 * p < 16 ? nr - 16 * p : 16, nb,
-                buf + (size_t)p * pan_bytes);
-    for (int c0 = 0; c0 < nc; c0 += ZK_NC) {
-        const int cn = nc - c0 < ZK_NC ? nc - c0 : ZK_NC;
-        const uint8_t *ac = a + (size_t)c0 * lda;
-        if (T != INF_TYPE_Q6_K)
-            zk_act(cn, nb, ac, lda, bs);
-        for (int p = 0; p < np; p++) {
-            const uint8_t *pan = buf + (size_t)p * pan_bytes;
-            float *sp = s + (size_t)c0 * lds + (size_t)p * 16;
-            const int rn = nr - 16 * p < 16 ? nr - 16 * p : 16;
-#define ZK_TILE(NC) zk_tile(T, NC, nb, pan, ac, lda, bs, sp, lds, rn)
-            X86_WITH_NC4(cn, ZK_TILE)
+static INF__ALWAYS_INLINE void zk_tiles(const int T, int64_t nb, int cn, const uint8_t *pan,
+                                        const uint8_t *a, size_t lda, const int16_t *bs, float *s,
+                                        size_t lds, int rn){
+#define ZK_TILE(NC) zk_tile(T, NC, nb, pan, a, lda, bs, s, lds, rn)
+    X86_WITH_NC4(cn, ZK_TILE)
 #undef ZK_TILE
-        }
-    }
 }
 
-/*
- * Scratch for a chunk: its panels, then the activations' sub-block sums for ZK_NC tokens. One
- * grow-only buffer per thread, freed when the thread ends (as the Q4_0/Q8_0 panels' scratch).
- */
+KQ_GEMM(zk_gemm, zk_pack, zk_tiles)
 
-static uint8_t *zk_scratch(const int T, int64_t n, int nr)
+    KQ_PANELS(zk_gemm, ldw <= INT32_MAX / 16) /* (the gathers' offsets are 32-bit) */
+
+    void inf__kern_init_avx512_kq(struct inf__kern *k)
 {
-    const int64_t nb = n / INF_QK_K;
-    if (nb <= 0 || nr <= 0)
-        return NULL;
-    const size_t total = ((size_t)((nr + 15) / 16) * (size_t)nb * zk_sb_bytes(T) +
-                          (size_t)ZK_NC * (size_t)nb * 8 * sizeof(int16_t) + 63) /
-                         64 * 64;
-    return inf__thread_scratch(total);
-}
-
-/*
- * The panel entry, for any nr and nc. Without scratch (out of memory), or with rows too far
- * apart for the 32-bit gather offsets, it falls back to the reference loop (any nr and nc).
- */
-#define ZK_PANEL(t, T)                                                                             \
-    static void gemm_##t##_panel(int64_t n, const void *vw, size_t ldw, const void *va,            \
-                                 size_t lda, float *s, size_t lds, int nr, int nc)                 \
-    {                                                                                              \
-        uint8_t *buf = ldw <= INT32_MAX / 16 ? zk_scratch(T, n, nr) : NULL;                        \
-        if (!buf) {                                                                                \
-            inf__gemm_ref(T, n, vw, ldw, va, lda, s, lds, nr, nc);                                 \
-            return;                                                                                \
-        }                                                                                          \
-        zk_gemm(T, n, vw, ldw, va, lda, s, lds, nr, nc, buf);                                      \
-    }
-ZK_PANEL(q4_K, INF_TYPE_Q4_K)
-ZK_PANEL(q5_K, INF_TYPE_Q5_K)
-ZK_PANEL(q6_K, INF_TYPE_Q6_K)
-
-/*
- * panel_min_nc by bench-kernels (2048 x 2048, 1 thread, against the plain gemm): Q4_K breaks even
- * near 6 tokens, Q6_K (whose plain gemm is faster and whose packing costs more) near 16.
- */
-void inf__kern_init_avx512_kq(struct inf__kern *k)
-{
-    k->w[INF_TYPE_Q4_K].panel = gemm_q4_K_panel;
-    k->w[INF_TYPE_Q4_K].panel_min_nc = 8;
-    k->w[INF_TYPE_Q5_K].panel = gemm_q5_K_panel;
-    k->w[INF_TYPE_Q5_K].panel_min_nc = 8;
-    k->w[INF_TYPE_Q6_K].panel = gemm_q6_K_panel;
-    k->w[INF_TYPE_Q6_K].panel_min_nc = 16;
+    kq_register(k, gemm_q4_K_panel, gemm_q5_K_panel, gemm_q6_K_panel);
 }
 
 #else
