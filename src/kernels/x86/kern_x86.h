@@ -47,6 +47,8 @@
 #ifndef X86_PF_MIN
 #define X86_PF_MIN 0
 #endif
+#define X86_F16_PF 4096 /* bytes ahead the F16 -> F32 conversions prefetch (z_f16_to_f32) */
+
 static inline size_t x86_pf_dist(int nr, size_t ldw)
 {
     const size_t d = (size_t)X86_PF_TILES * (size_t)nr * ldw;

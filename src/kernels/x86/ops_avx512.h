@@ -201,9 +201,20 @@ static inline void z_f32_to_f16(const float *src, uint16_t *dst, int64_t n)
     }
 }
 
+/* The attention's K and V tiles come through here (the F16 cache converted 64 cells at a time,
+   K and V of one head in turn): the hardware prefetcher alone left it at about half the read
+   bandwidth, which at a depth of 1024 was half the time of a small model's token. A line 4 KiB
+   ahead (measured against 1, 2 and 8 KiB on Zen 5) keeps both streams in flight. */
 static inline void z_f16_to_f32(const uint16_t *src, float *dst, int64_t n)
 {
-    for (int64_t i = 0; i < n; i += 16) {
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        _mm_prefetch((const char *)(src + i) + X86_F16_PF, _MM_HINT_T0);
+        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + i))));
+        _mm512_storeu_ps(dst + i + 16,
+                         _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + i + 16))));
+    }
+    for (; i < n; i += 16) {
         const __mmask16 m = z_tail(n - i);
         _mm512_mask_storeu_ps(dst + i, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, src + i)));
     }

@@ -271,6 +271,11 @@ static inline void x86_f32_to_f16(const float *src, uint16_t *dst, int64_t n)
 static inline void x86_f16_to_f32(const uint16_t *src, float *dst, int64_t n)
 {
     int64_t i = 0;
+    for (; i + 32 <= n; i += 32) { /* see z_f16_to_f32 for the prefetch */
+        _mm_prefetch((const char *)(src + i) + X86_F16_PF, _MM_HINT_T0);
+        for (int k = 0; k < 32; k += 8)
+            _mm256_storeu_ps(dst + i + k, _mm256_cvtph_ps(x86_load128(src + i + k)));
+    }
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(x86_load128(src + i)));
     for (; i < n; i++)
