@@ -664,7 +664,7 @@ struct inf_matcher {
     uint32_t *parts;                                /* [CUT_CACHE_MAX][words] */
     uint32_t *part_esc_off, *part_esc_n, *part_key; /* per slot; key: the cut state */
     /* per slot: a run of text that ends where the state pops into cut j (j + 1; 0: none),
-       with the run's ASCII set: its longer tokens are the continuation's (walk_run) */
+       with the run's ASCII set: its longer tokens are the continuation's (run_end, add_state) */
     struct part_run {
         uint32_t j1;
         uint64_t a[2];
@@ -1936,16 +1936,20 @@ static uint32_t text_loop_in(struct inf_matcher *m, uint32_t s)
     return 0;
 }
 
-/* The tokens of the text set of ASCII set a, and a walk of the others from s; false when the
-   set cannot be made (the table is full). */
-static bool take_text_set(struct inf_matcher *m, const uint64_t a[2], uint32_t s, uint32_t *mask,
-                          bool record)
+/* The tokens of the text set of ASCII set a (those of at most n_chars characters; UINT32_MAX:
+   all), and a walk of the others from s; false when the set cannot be made (the table is full,
+   out of memory). */
+static bool take_text_set(struct inf_matcher *m, const uint64_t a[2], uint32_t n_chars, uint32_t s,
+                          uint32_t *mask, bool record)
 {
-    const struct clean_set *c = clean_get((struct inf_grammar_vocab *)m->voc, a);
-    if (!c)
+    struct inf_grammar_vocab *v = (struct inf_grammar_vocab *)m->voc;
+    const struct clean_set *c = clean_get(v, a);
+    /* (no token has more characters than bytes: max_depth at most) */
+    const uint32_t *bits = !c ? NULL : n_chars >= v->max_depth ? c->bits : len_bits(v, c, n_chars);
+    if (!bits)
         return false;
     for (size_t k = 0; k < m->words; k++)
-        mask[k] |= c->bits[k];
+        mask[k] |= bits[k];
     walk_in(m, c->nodes, c->toks, c->orig, 0, s, mask, record, NULL);
     return true;
 }
@@ -2020,30 +2024,19 @@ static void walk_root(struct inf_matcher *m, uint32_t s, uint32_t *mask, bool re
     if (s &&
         (r8 != RUN_INF || (text_a8[0] & ~m->st_a8[2 * s]) || (text_a8[1] & ~m->st_a8[2 * s + 1]))) {
         /* no loop over all of text: a text loop among the stacks takes its set at once */
-        if (text_loop_in(m, s) && take_text_set(m, text_a8, s, mask, record))
+        if (text_loop_in(m, s) && take_text_set(m, text_a8, UINT32_MAX, s, mask, record))
             return;
         if (m->failed)
             return;
     }
     uint32_t n, j1;
     uint64_t ra[2];
-    if (s && r8 != RUN_INF && r8 != U8_NONE && run_end(m, s, &n, ra, &j1) && (record || !j1)) {
+    if (s && r8 != RUN_INF && r8 != U8_NONE && run_end(m, s, &n, ra, &j1) && (record || !j1) &&
+        take_text_set(m, ra, n, s, mask, record)) {
         /* the last characters of a count: the text set's tokens of at most n of them */
-        struct inf_grammar_vocab *v = (struct inf_grammar_vocab *)m->voc;
-        const struct clean_set *c = clean_get(v, ra);
-        /* (no token has more characters than bytes: max_depth at most) */
-        const uint32_t *bits = c ? len_bits(v, c, n < v->max_depth ? n : v->max_depth) : NULL;
-        if (bits) {
-            for (size_t k = 0; k < m->words; k++)
-                mask[k] |= bits[k];
-            walk_in(m, c->nodes, c->toks, c->orig, 0, s, mask, record, NULL);
-            if (j1) {
-                m->run.j1 = j1;
-                m->run.a[0] = ra[0];
-                m->run.a[1] = ra[1];
-            }
-            return;
-        }
+        if (j1)
+            m->run = (struct part_run){j1, {ra[0], ra[1]}};
+        return;
     }
     if (m->failed)
         return;
@@ -2084,7 +2077,7 @@ static void walk_root(struct inf_matcher *m, uint32_t s, uint32_t *mask, bool re
                 return;
             }
         }
-        if (take_text_set(m, a, s, mask, record))
+        if (take_text_set(m, a, UINT32_MAX, s, mask, record))
             return;
     }
     walk(m, 0, s, mask, record);
@@ -2657,6 +2650,11 @@ static bool chain_links(struct inf_matcher *m)
             m->chain_d[r] = UINT32_MAX;
             continue;
         }
+        if (r > 0 && g->chain_i[r - 1] && g->chain_len[r] == g->chain_len[r - 1] &&
+            !memcmp(&g->chain_must[r], &g->chain_must[r - 1], sizeof(g->chain_must[r]))) {
+            m->chain_d[r] = m->chain_d[r - 1]; /* the next link of the same chain */
+            continue;
+        }
         uint32_t d = (D - 1) / g->chain_len[r] + 2;
         for (unsigned b = 0; b < 256; b++)
             if (inf__byteset_has(&g->chain_must[r], b) && m->voc->byte_max[b] + 2u < d)
@@ -2743,23 +2741,23 @@ static void compute_mask(struct inf_matcher *m, uint32_t s, uint32_t *mask)
 {
     const struct inf_grammar_vocab *v = m->voc;
     memset(mask, 0, m->words * sizeof(uint32_t));
-    uint32_t t = cut_state(m, s), slot, parts[MAX_GROUPS + 1];
+    uint32_t t = s, slot, parts[MAX_GROUPS + 1];
     size_t n = 0;
-    if (!m->failed && !map_get(&m->part_map, (uint64_t)t + 1, &slot))
-        n = split_state(m, s, parts);
     m->visited = m->walked = m->cont_new = m->cont_hit = 0;
-    m->split = n;
     uint64_t t0 = m->trace ? inf__now_ns() : 0;
     size_t states0 = m->n_states, nodes0 = m->n_nodes;
-    if (text_loop_in(m, s)) {
-        /* a text loop the cut would split from its frame: the whole state, by its text set */
-        walk_root(m, s, mask, false);
-    } else {
+    /* a text loop that a cut would part from its frame: the whole state, by its text set */
+    if (!(text_loop_in(m, s) && take_text_set(m, text_a8, UINT32_MAX, s, mask, false)) &&
+        !m->failed) {
+        t = cut_state(m, s);
+        if (!m->failed && !map_get(&m->part_map, (uint64_t)t + 1, &slot))
+            n = split_state(m, s, parts);
         if (n == 0 && !m->failed)
             add_state(m, s, mask);
         for (size_t k = 0; k < n && !m->failed; k++)
             add_state(m, parts[k], mask);
     }
+    m->split = n;
     if (state_can_end(m, s))
         for (uint32_t i = 0; i < v->n_eog; i++)
             mask[v->eog[i] >> 5] |= 1u << (v->eog[i] & 31);
