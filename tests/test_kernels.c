@@ -872,6 +872,59 @@ static void check_rows(const char *op, const struct inf__kern *k, const float *g
     t__passed++;
 }
 
+/*
+ * rms_norm as ggml computes it (ggml_compute_forward_rms_norm_f32, written out here): each
+ * square rounded to float, summed in double, the mean rounded to float, scale = 1 / sqrtf(mean
+ * + eps), out = x * scale * w. Every level must give these bits: a last-bit difference here
+ * moves 8-bit activation levels downstream and with them a random model's whole chunk.
+ */
+static void test_rms_norm_ggml(void)
+{
+    static const int64_t sizes[] = {1, 3, 8, 15, 16, 17, 33, 256, 704, 2048, 4096, 5000};
+    float *x = xalloc(5000 * 4), *w = xalloc(5000 * 4), *r = xalloc(5000 * 4);
+    float *want = xalloc(5000 * 4);
+    t__current = "rms_norm = ggml";
+    for (int li = 0; li < n_levels; li++) {
+        const struct inf__kern *k = levels[li];
+        for (int rep = 0; rep < 20; rep++)
+            for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+                const int64_t n = sizes[si];
+                for (int64_t i = 0; i < n; i++) {
+                    x[i] = rng_normal() * (rep % 2 ? 0.01f : 7.0f);
+                    w[i] = 1.0f + 0.1f * rng_normal();
+                }
+                double sum = 0.0;
+                for (int64_t i = 0; i < n; i++) {
+                    const float sq = x[i] * x[i];
+                    sum += (double)sq;
+                }
+                const float mean = (float)(sum / (double)n);
+                const float scale = 1.0f / sqrtf(mean + 1e-6f);
+                for (int64_t i = 0; i < n; i++) {
+                    const float xs = x[i] * scale;
+                    want[i] = xs * w[i];
+                }
+                k->rms_norm(n, x, w, 1e-6f, r);
+                int64_t bad = -1;
+                for (int64_t i = 0; i < n && bad < 0; i++)
+                    if (memcmp(&r[i], &want[i], 4) != 0)
+                        bad = i;
+                if (bad >= 0) {
+                    T__FAIL("%s n=%lld rep %d: [%lld] %.9g, ggml's %.9g",
+                            inf_cpu_level_name(k->level), (long long)n, rep, (long long)bad, r[bad],
+                            want[bad]);
+                    goto out;
+                }
+            }
+        t__passed++;
+    }
+out:
+    free(x);
+    free(w);
+    free(r);
+    free(want);
+}
+
 static void test_ops_levels(void)
 {
     static const int64_t sizes[] = {1, 2, 5, 8, 15, 16, 17, 31, 64, 100, 257, 2048, 5000};
@@ -1696,6 +1749,7 @@ int main(int argc, char **argv)
     T_RUN(test_matmul_invariant);
     T_RUN(test_matmul_packed);
     T_RUN(test_ops_levels);
+    T_RUN(test_rms_norm_ggml);
     T_RUN(test_attention);
     T_RUN(test_rope_cache);
     T_RUN(test_env_level);

@@ -63,9 +63,10 @@ void inf__f16_to_f32_ref(const uint16_t *src, float *dst, int64_t n)
 
 void inf__rms_norm_ref(int64_t n, const float *x, const float *weight, float eps, float *out)
 {
+    /* as ggml: each square rounded to float, summed in double, the mean rounded to float */
     double sum = 0;
     for (int64_t i = 0; i < n; i++)
-        sum += (double)x[i] * (double)x[i];
+        sum += (double)(x[i] * x[i]);
     const float scale = 1.0f / sqrtf((float)(sum / (double)n) + eps);
     for (int64_t i = 0; i < n; i++)
         out[i] = x[i] * scale * (weight ? weight[i] : 1.0f);

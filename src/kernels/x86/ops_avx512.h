@@ -222,20 +222,18 @@ static inline void z_f16_to_f32(const uint16_t *src, float *dst, int64_t n)
 
 static inline void z_rms_norm(int64_t n, const float *x, const float *weight, float eps, float *out)
 {
-    __m512 s0 = _mm512_setzero_ps(), s1 = s0;
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        const __m512 a = _mm512_loadu_ps(x + i), b = _mm512_loadu_ps(x + i + 16);
-        s0 = _mm512_fmadd_ps(a, a, s0);
-        s1 = _mm512_fmadd_ps(b, b, s1);
-    }
-    for (; i < n; i += 16) {
+    /* as ggml: each square rounded to float, summed in double, the mean rounded to float */
+    __m512d s0 = _mm512_setzero_pd(), s1 = s0;
+    for (int64_t i = 0; i < n; i += 16) {
         const __m512 a = _mm512_maskz_loadu_ps(z_tail(n - i), x + i);
-        s0 = _mm512_fmadd_ps(a, a, s0);
+        const __m512 p = _mm512_mul_ps(a, a);
+        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(p)));
+        s1 = _mm512_add_pd(
+            s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p), 1))));
     }
-    const float sum = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
-    const __m512 vs = _mm512_set1_ps(1.0f / sqrtf(sum / (float)n + eps));
-    for (i = 0; i < n; i += 16) {
+    const float mean = (float)(_mm512_reduce_add_pd(_mm512_add_pd(s0, s1)) / (double)n);
+    const __m512 vs = _mm512_set1_ps(1.0f / sqrtf(mean + eps));
+    for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 m = z_tail(n - i);
         __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vs);
         if (weight)

@@ -285,21 +285,22 @@ static inline void x86_f16_to_f32(const uint16_t *src, float *dst, int64_t n)
 static inline void x86_rms_norm(int64_t n, const float *x, const float *weight, float eps,
                                 float *out)
 {
-    __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+    /* as ggml: each square rounded to float, summed in double, the mean rounded to float */
+    __m256d s0 = _mm256_setzero_pd(), s1 = s0;
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(x + i + 8);
-        s0 = _mm256_fmadd_ps(a, a, s0);
-        s1 = _mm256_fmadd_ps(b, b, s1);
-    }
     for (; i + 8 <= n; i += 8) {
         const __m256 a = _mm256_loadu_ps(x + i);
-        s0 = _mm256_fmadd_ps(a, a, s0);
+        const __m256 p = _mm256_mul_ps(a, a);
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(p)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(p, 1)));
     }
-    float sum = x86_hsum_ps(_mm256_add_ps(s0, s1));
+    s0 = _mm256_add_pd(s0, s1);
+    __m128d h = _mm_add_pd(_mm256_castpd256_pd128(s0), _mm256_extractf128_pd(s0, 1));
+    double sum = _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
     for (; i < n; i++)
-        sum += x[i] * x[i];
-    const float scale = 1.0f / sqrtf(sum / (float)n + eps);
+        sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / (double)n);
+    const float scale = 1.0f / sqrtf(mean + eps);
     const __m256 vs = _mm256_set1_ps(scale);
     for (i = 0; i + 8 <= n; i += 8) {
         __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), vs);
