@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "inferno/engine.h"
 #include "inferno/log.h"
@@ -359,6 +360,95 @@ static void test_kv_ops(void)
     inf_model_free(m);
 }
 
+/* Read DIR/NAME into out (want bytes); false when missing or of another size. */
+static bool read_dump(const char *dir, const char *name, void *out, size_t want)
+{
+    char path[1200];
+    snprintf(path, sizeof(path), "%s/%s.bin", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    const size_t got = fread(out, 1, want, f);
+    const bool more = fgetc(f) != EOF;
+    fclose(f);
+    return got == want && !more;
+}
+
+/*
+ * INFERNO_DUMP: a context made with it writes each layer's rows (the prompt's 5 tokens) under
+ * llama.cpp's names, and they are the values the names say: the layer's output is its
+ * feed-forward input plus the feed-forward's output, bit for bit (the residual), and every file
+ * holds exactly 5 rows. A context made without it writes nothing.
+ */
+static void test_dump(void)
+{
+    struct inf_model *m = load();
+    if (!m)
+        return;
+    struct inf_model_info info;
+    inf_model_get_info(m, &info);
+    char dir[] = "/tmp/inferno-dump-XXXXXX";
+    T_OK(mkdtemp(dir) != NULL);
+    setenv("INFERNO_DUMP", dir, 1);
+    struct inf_context *c = new_ctx(m, 64, 1, INF_KV_F32);
+    unsetenv("INFERNO_DUMP");
+    const int n = 5;
+    const size_t E = (size_t)info.n_embd, rows = (size_t)n * E * sizeof(float);
+    float *inp = malloc(rows), *out = malloc(rows), *lo = malloc(rows), *tmp = malloc(rows);
+    const char *names[] = {"attn_norm", "kqv_out", "ffn_inp", "ffn_norm", "ffn_out", "l_out"};
+    char name[64];
+    inf_token gen[4];
+    float gap;
+    T_OK(c != NULL && greedy(c, 0, refs[0].prompt, n, NULL, 1, gen, &gap) >= 0);
+    /* the one generated token's chunk came last: prompt rows are gone, 1 row now */
+    T_OK(read_dump(dir, "l_out-0", tmp, E * sizeof(float)));
+    inf_context_free(c);
+    c = new_ctx(m, 64, 1, INF_KV_F32);
+    setenv("INFERNO_DUMP", dir, 1);
+    struct inf_context *cd = new_ctx(m, 64, 1, INF_KV_F32);
+    unsetenv("INFERNO_DUMP");
+    struct inf_error err = {0};
+    int32_t pos[5] = {0, 1, 2, 3, 4}, seq[5] = {0};
+    int8_t lg[5] = {0, 0, 0, 0, 1};
+    struct inf_batch b = {n, refs[0].prompt, pos, seq, lg};
+    T_OK(inf_decode(cd, &b, &err) == INF_OK);
+    for (int il = 0; il < info.n_layer; il++) {
+        for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+            snprintf(name, sizeof(name), "%s-%d", names[k], il);
+            T_OK(read_dump(dir, name, tmp, rows));
+        }
+        snprintf(name, sizeof(name), "ffn_inp-%d", il);
+        T_OK(read_dump(dir, name, inp, rows));
+        snprintf(name, sizeof(name), "ffn_out-%d", il);
+        T_OK(read_dump(dir, name, out, rows));
+        snprintf(name, sizeof(name), "l_out-%d", il);
+        T_OK(read_dump(dir, name, lo, rows));
+        size_t bad = 0;
+        for (size_t i = 0; i < (size_t)n * E; i++) {
+            const float sum = inp[i] + out[i];
+            bad += memcmp(&sum, &lo[i], sizeof(float)) != 0;
+        }
+        T_OK(bad == 0);
+    }
+    /* nothing from a context made without it */
+    for (int il = 0; il < info.n_layer; il++)
+        for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+            snprintf(name, sizeof(name), "%s/%s-%d.bin", dir, names[k], il);
+            remove(name);
+        }
+    T_OK(inf_decode(c, &b, &err) == INF_OK);
+    snprintf(name, sizeof(name), "l_out-0");
+    T_OK(!read_dump(dir, name, tmp, rows));
+    T_OK(rmdir(dir) == 0);
+    free(inp);
+    free(out);
+    free(lo);
+    free(tmp);
+    inf_context_free(cd);
+    inf_context_free(c);
+    inf_model_free(m);
+}
+
 static void test_bad_models(void)
 {
     struct inf_model *m = NULL;
@@ -383,5 +473,6 @@ int main(void)
     T_RUN(test_chunk_invariance);
     T_RUN(test_kv_ops);
     T_RUN(test_bad_models);
+    T_RUN(test_dump);
     T_DONE();
 }

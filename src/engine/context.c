@@ -42,6 +42,7 @@ void inf_context_free(struct inf_context *ctx)
     if (!ctx)
         return;
     inf__prof_report(ctx);
+    free(ctx->dump_dir);
     if (ctx->k_cache && ctx->v_cache)
         for (int i = 0; i < ctx->model->hp.n_layer; i++) {
             free(ctx->k_cache[i]);
@@ -115,6 +116,11 @@ inf_status inf_context_new(struct inf_model *model, const struct inf_context_par
     {
         const char *e = getenv("INFERNO_PROFILE");
         ctx->prof.on = e && *e && strcmp(e, "0") != 0;
+        const char *d = getenv("INFERNO_DUMP");
+        if (d && *d && !(ctx->dump_dir = strdup(d))) {
+            free(ctx);
+            return inf_error_set(err, INF_ENOMEM, "out of memory");
+        }
     }
     ctx->n_ctx = params->n_ctx ? params->n_ctx : (uint32_t)hp->n_ctx_train;
     if (ctx->n_ctx < 1 || ctx->n_ctx > (1u << 24)) {

@@ -113,6 +113,9 @@ struct inf_context {
 
     struct inf_timings timings;
     struct inf__prof prof;
+    /* INFERNO_DUMP: where each chunk's intermediate rows are written under llama.cpp's graph
+     * names (forward.c, scripts/parity/layer_diff.py), or NULL */
+    char *dump_dir;
     struct inf__enc_ctx *enc; /* encoder models' pass state (encoder.c), else NULL */
 };
 

@@ -21,7 +21,32 @@
 #include "engine/context.h"
 #include "engine/ops.h"
 #include "inferno/kernels.h"
+#include "inferno/log.h"
 #include "inferno/threadpool.h"
+
+/*
+ * INFERNO_DUMP=DIR (debugging parity): the chunk's intermediate rows, each as DIR/NAME-LAYER.bin
+ * (n rows of floats; the router's choices as int32), named as llama.cpp's graph names the same
+ * values so that scripts/parity/layer_diff.py can set them beside scripts/parity/llama-dump.cpp's
+ * files and show the first operation where the two part. Every chunk overwrites the last one's.
+ */
+static void dump(const struct inf_context *ctx, const char *name, int il, const void *p,
+                 size_t bytes)
+{
+    if (!ctx->dump_dir)
+        return;
+    char path[4096];
+    const int k = il >= 0 ? snprintf(path, sizeof(path), "%s/%s-%d.bin", ctx->dump_dir, name, il)
+                          : snprintf(path, sizeof(path), "%s/%s.bin", ctx->dump_dir, name);
+    FILE *f = k > 0 && (size_t)k < sizeof(path) ? fopen(path, "wb") : NULL;
+    if (!f) {
+        INF_LOG_WARN("engine", "INFERNO_DUMP: cannot write %s/%s-%d.bin", ctx->dump_dir, name, il);
+        return;
+    }
+    if (fwrite(p, 1, bytes, f) != bytes)
+        INF_LOG_WARN("engine", "INFERNO_DUMP: short write to %s", path);
+    fclose(f);
+}
 
 /* Rotate Q (n_head heads) and K (n_head_kv heads) of one token at position pos: the cos/sin
  * cache is built once and used for both. */
@@ -380,7 +405,7 @@ static void moe_decode(struct inf_context *ctx, const struct inf__layer *L, cons
  * weights are read; each slot's output is weighted, and a row's slots are summed best first (as
  * llama.cpp adds them). The shared expert, where there is one, runs on every row first.
  */
-static void ffn_moe(struct inf_context *ctx, const struct inf__layer *L, int n)
+static void ffn_moe(struct inf_context *ctx, const struct inf__layer *L, int il, int n)
 {
     const struct inf__hparams *hp = &ctx->model->hp;
     struct inf__scratch *s = &ctx->scratch;
@@ -403,11 +428,13 @@ static void ffn_moe(struct inf_context *ctx, const struct inf__layer *L, int n)
     }
 
     inf__matmul(ctx, &L->gate_inp, s->xn, n, s->router);
+    dump(ctx, "ffn_moe_logits", il, s->router, (size_t)n * (size_t)X * sizeof(float));
     if (L->gate_inp_b.data)
         for (int t = 0; t < n; t++)
             inf__add(s->router + (size_t)t * X, (const float *)L->gate_inp_b.data, X);
     for (int t = 0; t < n; t++)
         route(hp, s->router + (size_t)t * X, s->sel + (size_t)t * K, s->sel_w + (size_t)t * K);
+    dump(ctx, "ffn_moe_topk", il, s->sel, (size_t)n * (size_t)K * sizeof(int32_t));
     if (n == 1 && !ctx->params.deterministic && L->gate_exps.type == L->up_exps.type) {
         moe_decode(ctx, L, s->xn, s->sel, s->moe_out);
         for (int j = 0; j < K; j++)
@@ -531,6 +558,8 @@ void inf__forward_chunk(struct inf_context *ctx, int n, const inf_token *tokens,
     struct tok_job job = {
         .ctx = ctx, .n = n, .il = -1, .norm = (const float *)m->layers[0].attn_norm.data};
     PROF(INF__ST_NORM, run_tokens(ctx, add_norm_task, &job));
+    const size_t rows = (size_t)n * (size_t)E * sizeof(float);
+    dump(ctx, "attn_norm", 0, s->xn, rows);
     for (int il = 0; il < hp->n_layer; il++) {
         const struct inf__layer *L = &m->layers[il];
 
@@ -539,13 +568,16 @@ void inf__forward_chunk(struct inf_context *ctx, int n, const inf_token *tokens,
         job.il = il;
         PROF(INF__ST_QKV_POST, run_tokens(ctx, qkv_post_task, &job));
         PROF(INF__ST_ATTN, inf__attention(ctx, il));
+        dump(ctx, "kqv_out", il, s->attn, (size_t)n * (size_t)L->wo.ne[0] * sizeof(float));
         PROF(INF__ST_WO, inf__matmul(ctx, &L->wo, s->attn, n, s->xn));
         job.norm = (const float *)L->ffn_norm.data;
         job.post = (const float *)L->attn_post_norm.data;
         job.bias = (const float *)L->bo.data;
         PROF(INF__ST_NORM, run_tokens(ctx, add_norm_task, &job));
+        dump(ctx, "ffn_inp", il, s->x, rows);
+        dump(ctx, "ffn_norm", il, s->xn, rows);
         if (hp->n_expert > 0)
-            PROF(INF__ST_FFN, ffn_moe(ctx, L, n));
+            PROF(INF__ST_FFN, ffn_moe(ctx, L, il, n));
         else
             PROF(INF__ST_FFN, ffn_dense(ctx, L, n));
         /* the residual, and the next layer's input norm (the last layer's is the output norm,
@@ -553,7 +585,11 @@ void inf__forward_chunk(struct inf_context *ctx, int n, const inf_token *tokens,
         job.norm = il + 1 < hp->n_layer ? (const float *)m->layers[il + 1].attn_norm.data : NULL;
         job.post = (const float *)L->ffn_post_norm.data;
         job.bias = NULL;
+        dump(ctx, hp->n_expert > 0 ? "ffn_moe_out" : "ffn_out", il, s->xn, rows);
         PROF(INF__ST_NORM, run_tokens(ctx, add_norm_task, &job));
+        dump(ctx, "l_out", il, s->x, rows);
+        if (il + 1 < hp->n_layer)
+            dump(ctx, "attn_norm", il + 1, s->xn, rows);
     }
 
     /* final norm of the rows that are wanted, gathered, then the output matrix */
