@@ -22,15 +22,18 @@ echo "| model | ctx | llama.cpp PPL (plain, f32 KV) | Inferno PPL (f32 KV) | dif
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 for m in "$@"; do
     for c in $(echo "$ctxs" | tr ',' ' '); do
-        "$bin/llama-perplexity" -m "$m" -f "$text" -c "$c" -b "$c" -fa off -ctk f32 -ctv f32 -t 2 >"$tmp/l.$c" 2>&1
-        "$bin/llama-perplexity" -m "$m" -f "$text" -c "$c" -b "$c" -fa on -t 2 >"$tmp/f.$c" 2>&1
+        "$bin/llama-perplexity" -m "$m" -f "$text" -c "$c" -b "$c" -fa off -ctk f32 -ctv f32 -t 2 >"$tmp/l.$c" 2>&1 || echo "exit status $?" >>"$tmp/l.$c"
+        "$bin/llama-perplexity" -m "$m" -f "$text" -c "$c" -b "$c" -fa on -t 2 >"$tmp/f.$c" 2>&1 || echo "exit status $?" >>"$tmp/f.$c"
         "$inferno" perplexity -m "$m" -f "$text" -c "$c" -b "$c" --kv-type f32 -t 2 >"$tmp/i.$c" 2>/dev/null
     done
     python3 - "$m" "$tmp" "$ctxs" <<'PY'
 import math, os, re, sys
 m, tmp, ctxs = sys.argv[1], sys.argv[2], [int(c) for c in sys.argv[3].split(",")]
 def final(f):
-    r = re.search(r"Final estimate: PPL = ([0-9.]+)", open(f, errors="replace").read())
+    text = open(f, errors="replace").read()
+    r = re.search(r"Final estimate: PPL = ([0-9.]+)", text)
+    if not r:
+        sys.stderr.write(f"{f}: no final estimate; it ends: {text[-300:]!r}\n")
     return float(r.group(1)) if r else None
 def chunks(f):
     v = [float(x) for x in re.findall(r"\[\d+\]([0-9.]+)", open(f, errors="replace").read())]
