@@ -24,7 +24,7 @@ for m in "$@"; do
     for c in $(echo "$ctxs" | tr ',' ' '); do
         "$bin/llama-perplexity" -m "$m" -f "$text" -c "$c" -b "$c" -fa off -ctk f32 -ctv f32 -t 2 >"$tmp/l.$c" 2>&1 || echo "exit status $?" >>"$tmp/l.$c"
         "$bin/llama-perplexity" -m "$m" -f "$text" -c "$c" -b "$c" -fa on -t 2 >"$tmp/f.$c" 2>&1 || echo "exit status $?" >>"$tmp/f.$c"
-        "$inferno" perplexity -m "$m" -f "$text" -c "$c" -b "$c" --kv-type f32 -t 2 >"$tmp/i.$c" 2>/dev/null
+        "$inferno" perplexity -m "$m" -f "$text" -c "$c" -b "$c" --kv-type f32 -t 2 >"$tmp/i.$c" 2>/dev/null || echo "exit status $?" >>"$tmp/i.$c"
     done
     python3 - "$m" "$tmp" "$ctxs" <<'PY'
 import math, os, re, sys
