@@ -40,7 +40,7 @@ static void dump(const struct inf_context *ctx, const char *name, int il, const 
                           : snprintf(path, sizeof(path), "%s/%s.bin", ctx->dump_dir, name);
     FILE *f = k > 0 && (size_t)k < sizeof(path) ? fopen(path, "wb") : NULL;
     if (!f) {
-        INF_LOG_WARN("engine", "INFERNO_DUMP: cannot write %s/%s-%d.bin", ctx->dump_dir, name, il);
+        INF_LOG_WARN("engine", "INFERNO_DUMP: cannot write %s", path);
         return;
     }
     if (fwrite(p, 1, bytes, f) != bytes)

@@ -228,8 +228,7 @@ static inline void z_rms_norm(int64_t n, const float *x, const float *weight, fl
         const __m512 a = _mm512_maskz_loadu_ps(z_tail(n - i), x + i);
         const __m512 p = _mm512_mul_ps(a, a);
         s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(p)));
-        s1 = _mm512_add_pd(
-            s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p), 1))));
+        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(p, 1)));
     }
     const float mean = (float)(_mm512_reduce_add_pd(_mm512_add_pd(s0, s1)) / (double)n);
     const __m512 vs = _mm512_set1_ps(1.0f / sqrtf(mean + eps));
